@@ -1,0 +1,49 @@
+# Thin wrapper over CMake (see README.md).
+#   make        build build/bin/secureguard and build/bin/secureguardd
+#   make check  install missing Debian packages, build with -Werror, run every test,
+#               then again under ASan+UBSan
+#   make fuzz   build the libFuzzer targets with clang (build-fuzz/bin/fuzz_*)
+#   make demo   the main job: secureguardd and wireguard-go talking in two namespaces
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_ARGS ?=
+
+.PHONY: all deps check check-normal check-asan fuzz fuzz-run demo format clean
+
+all:
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build -j$(JOBS)
+
+deps:
+	@./scripts/deps.sh
+
+check: deps check-normal check-asan
+
+check-normal:
+	cmake -S . -B build-check -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSG_WERROR=ON >/dev/null
+	cmake --build build-check -j$(JOBS)
+	cd build-check && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+check-asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSG_WERROR=ON -DSG_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+fuzz: deps
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSG_FUZZ=ON >/dev/null
+	cmake --build build-fuzz -j$(JOBS)
+
+# Run every fuzz target for FUZZ_SECONDS each, starting from its seed corpus.
+FUZZ_SECONDS ?= 60
+fuzz-run: fuzz
+	./scripts/fuzz-run.sh build-fuzz/bin $(FUZZ_SECONDS)
+
+demo: deps all
+	./scripts/demo.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-check build-asan build-fuzz

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs the Debian packages SecureGuard needs to build and test.
+# Idempotent: when everything is present it only runs dpkg-query and exits.
+set -eu
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libssl-dev libcmocka-dev
+      wireguard-go wireguard-tools iproute2 iputils-ping socat tcpdump procps"
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,176 @@
+/* SecureGuard crypto module: the single crypto boundary (ARCHITECTURE.md).
+ *
+ * Every cryptographic operation in SecureGuard goes through this header; nothing else includes an
+ * OpenSSL crypto header. Two suites, each a table of functions over OpenSSL 3 EVP:
+ *   classic  X25519, ChaCha20-Poly1305, BLAKE2s (WireGuard)
+ *   fips     ECDH P-384, AES-256-GCM, SHA-384, HMAC/HKDF-SHA-384 (SP 800-56C two-step KDF)
+ * When an OpenSSL FIPS provider is configured and active, the fips suite fetches every algorithm
+ * with the "fips=yes" property query.
+ *
+ * Conventions: functions returning bool return true on success and are warn_unused_result; on
+ * failure, output buffers holding secrets are wiped. Functions are thread-safe after
+ * sg_crypto_init(). Buffers may not overlap unless a function says so.
+ */
+#ifndef SG_CRYPTO_CRYPTO_H
+#define SG_CRYPTO_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+/* Fetches algorithms once per process. Idempotent and thread-safe; every other function calls it
+ * lazily too, but calling it early surfaces a broken OpenSSL install at start-up.
+ * Returns 0 or SG_ECRYPTO. */
+int sg_crypto_init(void) SG_WUR;
+/* True when OpenSSL's FIPS provider is loaded and available (then the fips suite uses it). */
+bool sg_crypto_fips_provider_active(void);
+/* OpenSSL version string, e.g. "OpenSSL 3.0.19 27 Jan 2026". */
+const char *sg_crypto_library_version(void);
+
+/* ---- utilities --------------------------------------------------------------------------- */
+
+/* Wipes n bytes; never optimised away (explicit_bzero). */
+void sg_memzero(void *p, size_t n);
+/* Constant-time comparison: true iff the n bytes are equal. Time depends only on n. */
+bool sg_memeq(const void *a, const void *b, size_t n) SG_WUR;
+/* Constant-time test that n bytes are all zero. */
+bool sg_is_zero(const void *p, size_t n) SG_WUR;
+/* CSPRNG (OpenSSL RAND_bytes / DRBG). */
+bool sg_random_bytes(void *buf, size_t n) SG_WUR;
+/* Uniform random 32-bit value, or 64-bit value (for jitter, indexes). Aborts if the CSPRNG fails:
+ * a process that cannot get randomness must not go on. */
+uint32_t sg_random_u32(void);
+uint64_t sg_random_u64(void);
+
+/* Test hook: replace the CSPRNG behind sg_random_bytes/u32/u64 (NULL restores it).
+ * Only for unit tests that need reproducible runs. */
+typedef bool (*sg_random_fn)(void *ctx, void *buf, size_t n);
+void sg_crypto_set_random(sg_random_fn fn, void *ctx);
+
+/* Scatter list used by the hash/MAC functions below. */
+struct sg_iov {
+	const void *base;
+	size_t len;
+};
+
+/* ---- classic suite (WireGuard) ----------------------------------------------------------- */
+
+#define SG_X25519_KEY_LEN    32
+#define SG_CHACHA_KEY_LEN    32
+#define SG_AEAD_TAG_LEN      16
+#define SG_BLAKE2S_LEN       32
+#define SG_BLAKE2S_MAC_LEN   16
+#define SG_XCHACHA_NONCE_LEN 24
+
+/* RFC 7748 clamping of a private key, in place. */
+void sg_x25519_clamp(uint8_t priv[SG_X25519_KEY_LEN]);
+/* New clamped private key and its public key. */
+bool sg_x25519_generate(uint8_t priv[SG_X25519_KEY_LEN], uint8_t pub[SG_X25519_KEY_LEN]) SG_WUR;
+/* Public key of a private key (the private key is clamped by X25519 itself, not modified). */
+bool sg_x25519_public(uint8_t pub[SG_X25519_KEY_LEN], const uint8_t priv[SG_X25519_KEY_LEN]) SG_WUR;
+/* X25519(priv, pub). Fails (and wipes out) if the result is all zeros (low-order point), as
+ * WireGuard requires. */
+bool sg_x25519(uint8_t out[SG_X25519_KEY_LEN], const uint8_t priv[SG_X25519_KEY_LEN],
+	       const uint8_t pub[SG_X25519_KEY_LEN]) SG_WUR;
+
+/* RFC 8439 ChaCha20-Poly1305 with a 96-bit nonce.
+ * encrypt: dst receives len bytes of ciphertext followed by the 16-byte tag (dst may equal src).
+ * decrypt: src is len bytes of ciphertext+tag (len >= 16), dst receives len-16 bytes of
+ * plaintext (dst may equal src); false on a bad tag, and dst is then wiped. */
+bool sg_chacha20poly1305_encrypt(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
+				 size_t adlen, const uint8_t nonce[12],
+				 const uint8_t key[SG_CHACHA_KEY_LEN]) SG_WUR;
+bool sg_chacha20poly1305_decrypt(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
+				 size_t adlen, const uint8_t nonce[12],
+				 const uint8_t key[SG_CHACHA_KEY_LEN]) SG_WUR;
+/* The WireGuard nonce: 32 zero bits then the 64-bit little-endian counter. */
+void sg_wg_nonce(uint8_t nonce[12], uint64_t counter);
+
+/* HChaCha20 (draft-irtf-cfrg-xchacha section 2.2), built on OpenSSL's ChaCha20 keystream. */
+bool sg_hchacha20(uint8_t out[32], const uint8_t nonce[16], const uint8_t key[32]) SG_WUR;
+/* XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha section 2.3); same conventions as above. Used by
+ * WireGuard's cookie reply. */
+bool sg_xchacha20poly1305_encrypt(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
+				  size_t adlen, const uint8_t nonce[SG_XCHACHA_NONCE_LEN],
+				  const uint8_t key[32]) SG_WUR;
+bool sg_xchacha20poly1305_decrypt(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
+				  size_t adlen, const uint8_t nonce[SG_XCHACHA_NONCE_LEN],
+				  const uint8_t key[32]) SG_WUR;
+
+/* BLAKE2s-256 of the concatenation of the iovs (RFC 7693). */
+bool sg_blake2s(uint8_t out[SG_BLAKE2S_LEN], const struct sg_iov *iov, size_t niov) SG_WUR;
+/* Keyed BLAKE2s with a 16-byte output: WireGuard's MAC(key, input) for mac1/mac2 and the cookie.
+ * keylen 1..32. */
+bool sg_blake2s_mac128(uint8_t out[SG_BLAKE2S_MAC_LEN], const uint8_t *key, size_t keylen,
+		       const struct sg_iov *iov, size_t niov) SG_WUR;
+/* HMAC-BLAKE2s-256 (RFC 2104 over BLAKE2s, block size 64). */
+bool sg_hmac_blake2s(uint8_t out[SG_BLAKE2S_LEN], const uint8_t *key, size_t keylen,
+		     const struct sg_iov *iov, size_t niov) SG_WUR;
+/* WireGuard's KDF_n (whitepaper section 5.4): HKDF over HMAC-BLAKE2s with the chaining key as
+ * salt and an empty info: t0 = HMAC(ck, in); t1 = HMAC(t0, 0x1); t2 = HMAC(t0, t1 || 0x2);
+ * t3 = HMAC(t0, t2 || 0x3). Any of t1..t3 may be NULL (not wanted); t1 may alias ck. */
+bool sg_wg_kdf(uint8_t *t1, uint8_t *t2, uint8_t *t3, const uint8_t ck[SG_BLAKE2S_LEN],
+	       const uint8_t *in, size_t inlen) SG_WUR;
+
+/* ---- fips suite ------------------------------------------------------------------------- */
+
+#define SG_P384_PRIV_LEN   48
+#define SG_P384_PUB_LEN    97 /* SEC1 uncompressed: 0x04 || X || Y */
+#define SG_P384_SHARED_LEN 48
+#define SG_SHA384_LEN      48
+#define SG_AES256_KEY_LEN  32
+
+/* New P-384 key pair; priv is the big-endian scalar, pub is SEC1 uncompressed. */
+bool sg_p384_generate(uint8_t priv[SG_P384_PRIV_LEN], uint8_t pub[SG_P384_PUB_LEN]) SG_WUR;
+bool sg_p384_public(uint8_t pub[SG_P384_PUB_LEN], const uint8_t priv[SG_P384_PRIV_LEN]) SG_WUR;
+/* ECDH (SP 800-56A): the X coordinate of priv * pub. Fails on a point not on the curve, at
+ * infinity, or a scalar out of range. */
+bool sg_p384_ecdh(uint8_t out[SG_P384_SHARED_LEN], const uint8_t priv[SG_P384_PRIV_LEN],
+		  const uint8_t pub[SG_P384_PUB_LEN]) SG_WUR;
+/* AES-256-GCM with a 96-bit IV and 16-byte tag; same conventions as ChaCha20-Poly1305 above. */
+bool sg_aes256gcm_encrypt(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
+			  size_t adlen, const uint8_t iv[12], const uint8_t key[SG_AES256_KEY_LEN]) SG_WUR;
+bool sg_aes256gcm_decrypt(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
+			  size_t adlen, const uint8_t iv[12], const uint8_t key[SG_AES256_KEY_LEN]) SG_WUR;
+bool sg_sha384(uint8_t out[SG_SHA384_LEN], const struct sg_iov *iov, size_t niov) SG_WUR;
+bool sg_hmac_sha384(uint8_t out[SG_SHA384_LEN], const uint8_t *key, size_t keylen,
+		    const struct sg_iov *iov, size_t niov) SG_WUR;
+/* RFC 5869 HKDF-SHA-384 (extract then expand), as SP 800-56C rev2 two-step KDF. outlen <= 255*48. */
+bool sg_hkdf_sha384(uint8_t *out, size_t outlen, const uint8_t *salt, size_t saltlen,
+		    const uint8_t *ikm, size_t ikmlen, const uint8_t *info, size_t infolen) SG_WUR;
+
+/* ---- suite tables ------------------------------------------------------------------------ */
+
+enum sg_suite_id {
+	SG_SUITE_CLASSIC = 0, /* WireGuard: X25519, ChaCha20-Poly1305, BLAKE2s */
+	SG_SUITE_FIPS = 1,    /* P-384, AES-256-GCM, SHA-384 */
+};
+
+/* One table of functions per suite, so protocol code can be written once over both. Lengths are
+ * in bytes. aead_* use a 96-bit nonce. */
+struct sg_suite {
+	enum sg_suite_id id;
+	const char *name; /* "classic" or "fips" */
+	size_t dh_priv_len, dh_pub_len, dh_shared_len;
+	size_t hash_len;     /* also the HMAC output and the KDF block */
+	size_t aead_key_len; /* 32 for both */
+	bool (*dh_generate)(uint8_t *priv, uint8_t *pub);
+	bool (*dh_public)(uint8_t *pub, const uint8_t *priv);
+	bool (*dh)(uint8_t *shared, const uint8_t *priv, const uint8_t *pub);
+	bool (*aead_encrypt)(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
+			     size_t adlen, const uint8_t nonce[12], const uint8_t *key);
+	bool (*aead_decrypt)(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
+			     size_t adlen, const uint8_t nonce[12], const uint8_t *key);
+	bool (*hash)(uint8_t *out, const struct sg_iov *iov, size_t niov);
+	bool (*hmac)(uint8_t *out, const uint8_t *key, size_t keylen, const struct sg_iov *iov,
+		     size_t niov);
+};
+
+/* The table for a suite id, or NULL for an unknown id. */
+const struct sg_suite *sg_suite_get(enum sg_suite_id id);
+
+#endif

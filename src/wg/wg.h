@@ -1,0 +1,188 @@
+/* SecureGuard WireGuard protocol core: the public interface of src/wg, sans-I/O.
+ *
+ * The core implements the whole protocol of the WireGuard whitepaper (Noise_IKpsk2 handshake,
+ * cookies, keypairs, replay window, timers, allowed IPs). It never opens a socket, reads a clock
+ * or sleeps: the caller passes the monotonic time `now` (nanoseconds, any fixed origin) into every
+ * call, and the core reaches the outside only through the upcall table below (as OpenBSD's
+ * if_wg/wg_noise split does). Randomness comes from the crypto module (sg_random_bytes).
+ *
+ * Threading: a wg_device and its peers are not thread-safe; the caller serialises all calls on one
+ * device (the daemon runs one event loop). Upcalls run synchronously inside the call that caused
+ * them; an upcall must not call back into the device except the read-only getters.
+ */
+#ifndef SG_WG_WG_H
+#define SG_WG_WG_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/compiler.h"
+
+#define WG_KEY_LEN 32
+/* Transport overhead: 16-byte header + 16-byte tag; payload padded to 16 bytes. */
+#define WG_DATA_OVERHEAD 32
+/* Largest inner IP packet the core accepts from the caller (bigger than any sane MTU). */
+#define WG_MAX_INNER 65535
+/* Largest datagram the core emits: inner packet padded to 16 + overhead. */
+#define WG_MAX_DATAGRAM (WG_MAX_INNER + 16 + WG_DATA_OVERHEAD)
+
+/* An outer UDP endpoint, IPv4 or IPv6 (sa_family tells which; AF_UNSPEC = none). */
+union wg_sockaddr {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
+struct wg_endpoint {
+	union wg_sockaddr addr;
+};
+/* True if both endpoints have the same family, address and port. */
+bool wg_endpoint_eq(const struct wg_endpoint *a, const struct wg_endpoint *b);
+
+struct wg_device;
+struct wg_peer;
+
+enum wg_event_type {
+	WG_EVENT_HANDSHAKE_INITIATED, /* we sent an initiation (reason: "first", "retry", "rekey") */
+	WG_EVENT_HANDSHAKE_COMPLETE,  /* a new session is confirmed or started with the peer */
+	WG_EVENT_HANDSHAKE_FAILED,    /* a handshake message was rejected (reason says why) */
+	WG_EVENT_HANDSHAKE_GAVE_UP,   /* REKEY_ATTEMPT_TIME passed without an answer */
+	WG_EVENT_ENDPOINT_CHANGED,    /* authenticated packet from a new outer address (roaming) */
+	WG_EVENT_REKEY,               /* a rekey was started (reason: "time" or "messages") */
+	WG_EVENT_KEYS_ZEROED,         /* all session keys wiped after 3 x REJECT_AFTER_TIME */
+	WG_EVENT_COOKIE_SENT,         /* under load: answered a handshake with a cookie reply */
+	WG_EVENT_COOKIE_RECEIVED,     /* a cookie reply was accepted from the peer */
+	WG_EVENT_PACKET_DROPPED,      /* debug level: a datagram was dropped (reason says why) */
+};
+
+struct wg_event {
+	enum wg_event_type type;
+	struct wg_peer *peer;               /* NULL when no peer is known (e.g. garbage) */
+	const char *reason;                 /* static string or NULL */
+	const struct wg_endpoint *endpoint; /* source/destination involved, or NULL */
+};
+
+/* Upcalls from the core to its caller. */
+struct wg_io {
+	void *ctx;
+	/* Send one datagram to `to` (the peer's current endpoint). */
+	void (*send)(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
+		     const uint8_t *buf, size_t len);
+	/* Deliver one decrypted, source-checked inner IP packet to the TUN device. */
+	void (*deliver)(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len);
+	/* Wall clock, nanoseconds since the Unix epoch: only for TAI64N timestamps and
+	 * last_handshake_time. */
+	uint64_t (*realtime_ns)(void *ctx);
+	/* Structured events for logs; may be NULL. */
+	void (*event)(void *ctx, const struct wg_event *ev);
+};
+
+/* Counters for hostile or useless input, per device. */
+struct wg_device_stats {
+	uint64_t rx_datagrams;      /* every datagram passed to wg_device_receive */
+	uint64_t rx_invalid;        /* unknown type, wrong length for its type */
+	uint64_t rx_bad_mac;        /* mac1 (or mac2 when required) did not verify */
+	uint64_t rx_handshake_fail; /* authenticated MACs but Noise failed (unknown peer, replayed
+				       timestamp, decryption) */
+	uint64_t rx_rate_limited;   /* initiations over the per-peer limit */
+	uint64_t rx_cookie_sent;    /* handshakes answered with a cookie reply */
+	uint64_t rx_unknown_index;  /* data/response for no receiver index we know */
+	uint64_t rx_decrypt_fail;   /* data that failed authentication */
+	uint64_t rx_replayed;       /* data whose counter was replayed or too old */
+	uint64_t rx_bad_source;     /* inner source address not in the peer's allowed IPs */
+	uint64_t rx_bad_inner;      /* decrypted payload is not a valid IPv4/IPv6 packet */
+	uint64_t tx_no_route;       /* TUN packets with no peer for their destination */
+	uint64_t tx_no_endpoint;    /* TUN packets to a peer that has no endpoint yet */
+};
+
+struct wg_peer_stats {
+	uint64_t rx_bytes, tx_bytes;      /* outer datagram bytes, as wireguard-go counts */
+	uint64_t last_handshake_real_ns;  /* wall clock of the last completed handshake, 0 = never */
+	uint16_t persistent_keepalive;    /* seconds, 0 = off */
+	bool has_endpoint;
+	struct wg_endpoint endpoint;
+};
+
+/* ---- device ------------------------------------------------------------------------------ */
+
+/* New device with no key and no peers. `io` is copied. NULL on allocation failure. */
+struct wg_device *wg_device_new(const struct wg_io *io);
+/* Frees the device and all its peers, wiping every key. NULL is a no-op. */
+void wg_device_free(struct wg_device *dev);
+
+/* Sets the static private key (NULL or all-zero removes it). Peers whose public key equals the
+ * new public key are removed, as in wireguard-go; all sessions are reset.
+ * Returns 0 or a negative SG_E* code. */
+int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[WG_KEY_LEN]) SG_WUR;
+/* Copies the private/public key; false if none is set. */
+bool wg_device_get_private_key(const struct wg_device *dev, uint8_t key[WG_KEY_LEN]);
+bool wg_device_get_public_key(const struct wg_device *dev, uint8_t key[WG_KEY_LEN]);
+
+/* Process one datagram received on the outer socket from `from`. Never fails: bad input is
+ * dropped and counted. `buf` may be modified (decryption happens in place). */
+void wg_device_receive(struct wg_device *dev, uint64_t now, const struct wg_endpoint *from,
+		       uint8_t *buf, size_t len);
+/* Process one IP packet read from the TUN device: route it to a peer by destination address,
+ * encrypt and send it, or queue it and start a handshake. Returns 0, or SG_ENOROUTE /
+ * SG_EINVAL (not IP) / SG_ENOKEY; the packet is consumed (copied) either way. */
+int wg_device_send(struct wg_device *dev, uint64_t now, const uint8_t *pkt, size_t len);
+/* Fire every timer that is due at `now`. */
+void wg_device_tick(struct wg_device *dev, uint64_t now);
+/* Earliest monotonic time at which wg_device_tick has work, or UINT64_MAX if none. */
+uint64_t wg_device_next_deadline(const struct wg_device *dev);
+
+/* Load detection for cookies: the core counts handshake messages itself (more than
+ * WG_UNDER_LOAD_RATE per second puts the device under load for one second). The caller may also
+ * force it (e.g. when its receive queue of handshake packets is long), and tests use this. */
+#define WG_UNDER_LOAD_RATE 1000
+void wg_device_force_under_load(struct wg_device *dev, bool on);
+
+void wg_device_get_stats(const struct wg_device *dev, struct wg_device_stats *out);
+
+/* ---- peers ------------------------------------------------------------------------------- */
+
+/* Adds a peer. Errors: SG_EEXIST (already a peer), SG_EINVAL (our own public key), SG_ENOMEM. */
+int wg_device_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
+		       struct wg_peer **out) SG_WUR;
+struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN]);
+/* Removes and frees a peer (wiping its keys and its allowed IPs). */
+void wg_device_remove_peer(struct wg_device *dev, struct wg_peer *peer);
+void wg_device_remove_all_peers(struct wg_device *dev);
+/* Iteration in insertion order: for (p = wg_device_first_peer(d); p; p = wg_peer_next(p)). */
+struct wg_peer *wg_device_first_peer(const struct wg_device *dev);
+struct wg_peer *wg_peer_next(const struct wg_peer *peer);
+size_t wg_device_peer_count(const struct wg_device *dev);
+
+const uint8_t *wg_peer_public_key(const struct wg_peer *peer);
+/* Sets the preshared key (NULL or all-zero = none). */
+void wg_peer_set_preshared_key(struct wg_peer *peer, const uint8_t psk[WG_KEY_LEN]);
+/* Copies the PSK (all zeros when none). */
+void wg_peer_get_preshared_key(const struct wg_peer *peer, uint8_t psk[WG_KEY_LEN]);
+void wg_peer_set_endpoint(struct wg_peer *peer, const struct wg_endpoint *ep);
+/* Seconds, 0 = off. Turning it on sends a keepalive at once if the peer has an endpoint and the
+ * device a key, as wireguard-go does. */
+void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t secs, uint64_t now);
+void wg_peer_get_stats(const struct wg_peer *peer, struct wg_peer_stats *out);
+
+/* Allowed IPs. family is AF_INET (addr 4 bytes, cidr <= 32) or AF_INET6 (16 bytes, <= 128).
+ * Host bits are masked; a prefix owned by another peer moves to this one.
+ * Returns 0, SG_EINVAL, or SG_ENOMEM. */
+int wg_peer_add_allowed_ip(struct wg_peer *peer, int family, const void *addr,
+			   uint8_t cidr) SG_WUR;
+int wg_peer_remove_allowed_ip(struct wg_peer *peer, int family, const void *addr,
+			      uint8_t cidr) SG_WUR;
+void wg_peer_clear_allowed_ips(struct wg_peer *peer);
+/* Calls cb for each allowed IP of the peer; stops early and returns cb's value if non-zero. */
+typedef int (*wg_allowed_ip_cb)(void *ctx, int family, const uint8_t *addr, uint8_t cidr);
+int wg_peer_foreach_allowed_ip(const struct wg_peer *peer, wg_allowed_ip_cb cb, void *ctx);
+
+/* Starts a handshake now if none is in flight (used by tests and "wg set ... endpoint"). */
+void wg_peer_initiate(struct wg_peer *peer, uint64_t now);
+
+/* Caller's tag for a peer (the daemon stores its per-peer state here). */
+void wg_peer_set_user(struct wg_peer *peer, void *user);
+void *wg_peer_get_user(const struct wg_peer *peer);
+
+#endif
