@@ -141,6 +141,10 @@ void wg_device_force_under_load(struct wg_device *dev, bool on);
 
 void wg_device_get_stats(const struct wg_device *dev, struct wg_device_stats *out);
 
+/* The TUN MTU: transport payloads are padded to a multiple of 16 but never beyond it
+ * (default 1420; 0 = always pad to 16). */
+void wg_device_set_mtu(struct wg_device *dev, uint16_t mtu);
+
 /* ---- peers ------------------------------------------------------------------------------- */
 
 /* Adds a peer. Errors: SG_EEXIST (already a peer), SG_EINVAL (our own public key), SG_ENOMEM. */

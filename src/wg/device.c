@@ -1,0 +1,448 @@
+/* The device: static identity, peer table, receiver-index table, allowed IPs, and the glue that
+ * turns time into timer events. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/crypto.h"
+#include "wg_int.h"
+
+bool wg_endpoint_eq(const struct wg_endpoint *a, const struct wg_endpoint *b)
+{
+	if (a->addr.sa.sa_family != b->addr.sa.sa_family)
+		return false;
+	if (a->addr.sa.sa_family == AF_INET)
+		return a->addr.in4.sin_port == b->addr.in4.sin_port &&
+		       a->addr.in4.sin_addr.s_addr == b->addr.in4.sin_addr.s_addr;
+	if (a->addr.sa.sa_family == AF_INET6)
+		return a->addr.in6.sin6_port == b->addr.in6.sin6_port &&
+		       memcmp(&a->addr.in6.sin6_addr, &b->addr.in6.sin6_addr, 16) == 0 &&
+		       a->addr.in6.sin6_scope_id == b->addr.in6.sin6_scope_id;
+	return true;
+}
+
+void peer_emit(struct wg_peer *peer, enum wg_event_type type, const char *reason)
+{
+	struct wg_device *dev = peer->dev;
+	if (!dev->io.event)
+		return;
+	struct wg_event ev = {type, peer, reason, peer->has_endpoint ? &peer->endpoint : NULL};
+	dev->io.event(dev->io.ctx, &ev);
+}
+
+/* ---- receiver-index table ----------------------------------------------------------------- */
+
+static unsigned index_bucket(uint32_t index)
+{
+	/* Indexes are random, so their low bits are a fine hash. */
+	return index % INDEX_BUCKETS;
+}
+
+struct index_entry *index_lookup(struct wg_device *dev, uint32_t index)
+{
+	for (struct index_entry *e = dev->index_buckets[index_bucket(index)]; e; e = e->next)
+		if (e->index == index)
+			return e;
+	return NULL;
+}
+
+void index_insert_keep(struct wg_device *dev, struct index_entry *e)
+{
+	unsigned b = index_bucket(e->index);
+	e->next = dev->index_buckets[b];
+	dev->index_buckets[b] = e;
+	e->hashed = true;
+}
+
+void index_insert(struct wg_device *dev, struct index_entry *e)
+{
+	/* A random index, retried until unused (whitepaper 5.4.2: "randomly generated"). */
+	do
+		e->index = sg_random_u32();
+	while (index_lookup(dev, e->index));
+	index_insert_keep(dev, e);
+}
+
+void index_remove(struct wg_device *dev, struct index_entry *e)
+{
+	if (!e->hashed)
+		return;
+	struct index_entry **pp = &dev->index_buckets[index_bucket(e->index)];
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	}
+	e->next = NULL;
+	e->hashed = false;
+}
+
+/* ---- keys and sessions -------------------------------------------------------------------- */
+
+void keypair_destroy(struct wg_device *dev, struct wg_keypair *kp)
+{
+	if (!kp)
+		return;
+	index_remove(dev, &kp->entry);
+	sg_memzero(kp, sizeof(*kp));
+	free(kp);
+}
+
+void keypairs_clear(struct wg_peer *peer)
+{
+	keypair_destroy(peer->dev, peer->kp_next);
+	keypair_destroy(peer->dev, peer->kp_current);
+	keypair_destroy(peer->dev, peer->kp_previous);
+	peer->kp_next = peer->kp_current = peer->kp_previous = NULL;
+}
+
+void handshake_clear(struct wg_peer *peer)
+{
+	struct wg_handshake *hs = &peer->hs;
+	index_remove(peer->dev, &hs->entry);
+	hs->state = HANDSHAKE_ZEROED;
+	noise_symmetric_wipe(&hs->sym);
+	sg_memzero(hs->ephemeral_priv, sizeof(hs->ephemeral_priv));
+	sg_memzero(hs->remote_ephemeral, sizeof(hs->remote_ephemeral));
+	hs->remote_index = 0;
+}
+
+static void peer_precompute(struct wg_peer *peer)
+{
+	struct wg_device *dev = peer->dev;
+	peer->static_static_ok =
+		dev->has_key && sg_x25519(peer->static_static, dev->static_private, peer->public_key);
+	if (!peer->static_static_ok)
+		sg_memzero(peer->static_static, sizeof(peer->static_static));
+}
+
+/* Invalidate the sending side of live sessions so the next packet starts a new handshake. */
+static void peer_expire_sessions(struct wg_peer *peer)
+{
+	if (peer->kp_current)
+		peer->kp_current->send_valid = false;
+	if (peer->kp_next)
+		peer->kp_next->send_valid = false;
+	handshake_clear(peer);
+}
+
+/* ---- device ------------------------------------------------------------------------------- */
+
+struct wg_device *wg_device_new(const struct wg_io *io)
+{
+	struct wg_device *dev;
+
+	if (sg_crypto_init() != 0)
+		return NULL;
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return NULL;
+	dev->io = *io;
+	dev->aips = wg_allowedips_new();
+	dev->ratelimiter = malloc(sizeof(*dev->ratelimiter));
+	if (!dev->aips || !dev->ratelimiter) {
+		wg_allowedips_free(dev->aips);
+		free(dev->ratelimiter);
+		free(dev);
+		return NULL;
+	}
+	ratelimiter_init(dev->ratelimiter);
+	dev->hash_seed = sg_random_u64();
+	dev->mtu = 1420;
+	return dev;
+}
+
+void wg_device_free(struct wg_device *dev)
+{
+	if (!dev)
+		return;
+	wg_device_remove_all_peers(dev);
+	wg_allowedips_free(dev->aips);
+	free(dev->ratelimiter);
+	cookie_checker_wipe(&dev->checker);
+	sg_memzero(dev, sizeof(*dev));
+	free(dev);
+}
+
+void wg_device_set_mtu(struct wg_device *dev, uint16_t mtu)
+{
+	dev->mtu = mtu;
+}
+
+int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[WG_KEY_LEN])
+{
+	uint8_t priv[32], pub[32];
+	struct wg_peer *p, *next;
+
+	if (!key || sg_is_zero(key, WG_KEY_LEN)) {
+		sg_memzero(dev->static_private, 32);
+		memset(dev->static_public, 0, 32);
+		dev->has_key = false;
+		if (!cookie_checker_set_key(&dev->checker, NULL))
+			return SG_ECRYPTO;
+		for (p = dev->peers_head; p; p = p->list_next) {
+			peer_precompute(p);
+			peer_expire_sessions(p);
+		}
+		return 0;
+	}
+	memcpy(priv, key, 32);
+	sg_x25519_clamp(priv);
+	if (!sg_x25519_public(pub, priv)) {
+		sg_memzero(priv, sizeof(priv));
+		return SG_ECRYPTO;
+	}
+	if (dev->has_key && sg_memeq(priv, dev->static_private, 32)) {
+		sg_memzero(priv, sizeof(priv));
+		return 0; /* unchanged: keep the sessions (wireguard-go does the same) */
+	}
+	/* A peer with our own public key cannot exist (wireguard-go removes it). */
+	for (p = dev->peers_head; p; p = next) {
+		next = p->list_next;
+		if (sg_memeq(p->public_key, pub, 32))
+			wg_device_remove_peer(dev, p);
+	}
+	memcpy(dev->static_private, priv, 32);
+	memcpy(dev->static_public, pub, 32);
+	sg_memzero(priv, sizeof(priv));
+	dev->has_key = true;
+	if (!cookie_checker_set_key(&dev->checker, dev->static_public))
+		return SG_ECRYPTO;
+	for (p = dev->peers_head; p; p = p->list_next) {
+		peer_precompute(p);
+		peer_expire_sessions(p);
+	}
+	return 0;
+}
+
+bool wg_device_get_private_key(const struct wg_device *dev, uint8_t key[WG_KEY_LEN])
+{
+	if (dev->has_key)
+		memcpy(key, dev->static_private, 32);
+	return dev->has_key;
+}
+
+bool wg_device_get_public_key(const struct wg_device *dev, uint8_t key[WG_KEY_LEN])
+{
+	if (dev->has_key)
+		memcpy(key, dev->static_public, 32);
+	return dev->has_key;
+}
+
+void wg_device_tick(struct wg_device *dev, uint64_t now)
+{
+	for (struct wg_peer *p = dev->peers_head; p; p = p->list_next)
+		timers_tick(p, now);
+}
+
+uint64_t wg_device_next_deadline(const struct wg_device *dev)
+{
+	uint64_t next = UINT64_MAX;
+	for (const struct wg_peer *p = dev->peers_head; p; p = p->list_next) {
+		uint64_t t = timers_next(p);
+		if (t < next)
+			next = t;
+	}
+	return next;
+}
+
+void wg_device_force_under_load(struct wg_device *dev, bool on)
+{
+	dev->forced_under_load = on;
+}
+
+void wg_device_get_stats(const struct wg_device *dev, struct wg_device_stats *out)
+{
+	*out = dev->stats;
+}
+
+/* ---- peers -------------------------------------------------------------------------------- */
+
+static unsigned peer_bucket(const struct wg_device *dev, const uint8_t pub[32])
+{
+	/* Keys are public, but which bucket they land in is not: seeded FNV-1a. */
+	uint64_t h = dev->hash_seed ^ 0xcbf29ce484222325ULL;
+	for (int i = 0; i < 32; i++)
+		h = (h ^ pub[i]) * 0x100000001b3ULL;
+	return (unsigned)((h ^ (h >> 32)) % PEER_BUCKETS);
+}
+
+struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN])
+{
+	for (struct wg_peer *p = dev->peer_buckets[peer_bucket(dev, pubkey)]; p; p = p->hash_next)
+		if (sg_memeq(p->public_key, pubkey, 32))
+			return p;
+	return NULL;
+}
+
+int wg_device_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
+		       struct wg_peer **out)
+{
+	struct wg_peer *peer;
+
+	*out = NULL;
+	if (dev->has_key && sg_memeq(pubkey, dev->static_public, 32))
+		return SG_EINVAL;
+	if (wg_device_find_peer(dev, pubkey))
+		return SG_EEXIST;
+	peer = calloc(1, sizeof(*peer));
+	if (!peer)
+		return SG_ENOMEM;
+	peer->dev = dev;
+	memcpy(peer->public_key, pubkey, 32);
+	if (!cookie_maker_init(&peer->cookie, pubkey)) {
+		free(peer);
+		return SG_ECRYPTO;
+	}
+	peer_precompute(peer);
+	unsigned b = peer_bucket(dev, pubkey);
+	peer->hash_next = dev->peer_buckets[b];
+	dev->peer_buckets[b] = peer;
+	peer->list_prev = dev->peers_tail;
+	if (dev->peers_tail)
+		dev->peers_tail->list_next = peer;
+	else
+		dev->peers_head = peer;
+	dev->peers_tail = peer;
+	dev->peer_count++;
+	*out = peer;
+	return 0;
+}
+
+void wg_device_remove_peer(struct wg_device *dev, struct wg_peer *peer)
+{
+	struct wg_peer **pp = &dev->peer_buckets[peer_bucket(dev, peer->public_key)];
+	for (; *pp; pp = &(*pp)->hash_next) {
+		if (*pp == peer) {
+			*pp = peer->hash_next;
+			break;
+		}
+	}
+	if (peer->list_prev)
+		peer->list_prev->list_next = peer->list_next;
+	else
+		dev->peers_head = peer->list_next;
+	if (peer->list_next)
+		peer->list_next->list_prev = peer->list_prev;
+	else
+		dev->peers_tail = peer->list_prev;
+	dev->peer_count--;
+	wg_allowedips_remove_by_owner(dev->aips, peer);
+	timers_stop(peer);
+	staged_purge(peer);
+	keypairs_clear(peer);
+	handshake_clear(peer);
+	cookie_maker_wipe(&peer->cookie);
+	sg_memzero(peer, sizeof(*peer));
+	free(peer);
+}
+
+void wg_device_remove_all_peers(struct wg_device *dev)
+{
+	while (dev->peers_head)
+		wg_device_remove_peer(dev, dev->peers_head);
+}
+
+struct wg_peer *wg_device_first_peer(const struct wg_device *dev)
+{
+	return dev->peers_head;
+}
+
+struct wg_peer *wg_peer_next(const struct wg_peer *peer)
+{
+	return peer->list_next;
+}
+
+size_t wg_device_peer_count(const struct wg_device *dev)
+{
+	return dev->peer_count;
+}
+
+const uint8_t *wg_peer_public_key(const struct wg_peer *peer)
+{
+	return peer->public_key;
+}
+
+void wg_peer_set_preshared_key(struct wg_peer *peer, const uint8_t psk[WG_KEY_LEN])
+{
+	if (psk)
+		memcpy(peer->psk, psk, 32);
+	else
+		sg_memzero(peer->psk, 32);
+}
+
+void wg_peer_get_preshared_key(const struct wg_peer *peer, uint8_t psk[WG_KEY_LEN])
+{
+	memcpy(psk, peer->psk, 32);
+}
+
+void wg_peer_set_endpoint(struct wg_peer *peer, const struct wg_endpoint *ep)
+{
+	if (!ep || (ep->addr.sa.sa_family != AF_INET && ep->addr.sa.sa_family != AF_INET6)) {
+		peer->has_endpoint = false;
+		memset(&peer->endpoint, 0, sizeof(peer->endpoint));
+		return;
+	}
+	peer->endpoint = *ep;
+	peer->has_endpoint = true;
+}
+
+void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t secs, uint64_t now)
+{
+	bool was_off = peer->keepalive_interval == 0;
+	peer->keepalive_interval = secs;
+	if (!secs) {
+		peer->timer_armed[TIMER_PERSISTENT_KEEPALIVE] = false;
+		return;
+	}
+	/* Turning it on: say hello now, so a peer behind NAT becomes reachable (wireguard-go). */
+	if (was_off && peer->dev->has_key && peer->has_endpoint)
+		send_keepalive(peer, now);
+}
+
+void wg_peer_get_stats(const struct wg_peer *peer, struct wg_peer_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->rx_bytes = peer->rx_bytes;
+	out->tx_bytes = peer->tx_bytes;
+	out->last_handshake_real_ns = peer->last_handshake_real_ns;
+	out->persistent_keepalive = peer->keepalive_interval;
+	out->has_endpoint = peer->has_endpoint;
+	if (peer->has_endpoint)
+		out->endpoint = peer->endpoint;
+}
+
+int wg_peer_add_allowed_ip(struct wg_peer *peer, int family, const void *addr, uint8_t cidr)
+{
+	return wg_allowedips_insert(peer->dev->aips, family, addr, cidr, peer);
+}
+
+int wg_peer_remove_allowed_ip(struct wg_peer *peer, int family, const void *addr, uint8_t cidr)
+{
+	return wg_allowedips_remove(peer->dev->aips, family, addr, cidr, peer);
+}
+
+void wg_peer_clear_allowed_ips(struct wg_peer *peer)
+{
+	wg_allowedips_remove_by_owner(peer->dev->aips, peer);
+}
+
+int wg_peer_foreach_allowed_ip(const struct wg_peer *peer, wg_allowed_ip_cb cb, void *ctx)
+{
+	return wg_allowedips_walk_owner(peer->dev->aips, peer, cb, ctx);
+}
+
+void wg_peer_initiate(struct wg_peer *peer, uint64_t now)
+{
+	send_handshake_initiation(peer, now, false);
+}
+
+void wg_peer_set_user(struct wg_peer *peer, void *user)
+{
+	peer->user = user;
+}
+
+void *wg_peer_get_user(const struct wg_peer *peer)
+{
+	return peer->user;
+}

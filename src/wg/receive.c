@@ -1,0 +1,285 @@
+/* Inbound path: every datagram from the outer socket (whitepaper 5.4, 6), after the kernel's
+ * receive.c. Nothing here trusts the input: each message type has one exact length (data: a
+ * minimum), and every drop is counted in the device stats. */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "common/bytes.h"
+#include "crypto/crypto.h"
+#include "wg_int.h"
+
+static void drop(struct wg_device *dev, uint64_t *counter, const char *why,
+		 const struct wg_endpoint *from, struct wg_peer *peer)
+{
+	(*counter)++;
+	if (dev->io.event) {
+		struct wg_event ev = {WG_EVENT_PACKET_DROPPED, peer, why, from};
+		dev->io.event(dev->io.ctx, &ev);
+	}
+}
+
+/* The bytes a cookie is bound to: source address then port. */
+static size_t endpoint_bytes(const struct wg_endpoint *ep, uint8_t out[18])
+{
+	if (ep->addr.sa.sa_family == AF_INET) {
+		memcpy(out, &ep->addr.in4.sin_addr, 4);
+		memcpy(out + 4, &ep->addr.in4.sin_port, 2);
+		return 6;
+	}
+	memcpy(out, &ep->addr.in6.sin6_addr, 16);
+	memcpy(out + 16, &ep->addr.in6.sin6_port, 2);
+	return 18;
+}
+
+/* Under load when more than WG_UNDER_LOAD_RATE handshake messages arrived in the current second,
+ * and for one second after (the kernel keeps last_under_load the same way). */
+static bool under_load(struct wg_device *dev, uint64_t now)
+{
+	if (now - dev->load_window_start >= NSEC || now < dev->load_window_start) {
+		dev->load_window_start = now;
+		dev->load_window_count = 0;
+	}
+	dev->load_window_count++;
+	if (dev->forced_under_load || dev->load_window_count > WG_UNDER_LOAD_RATE) {
+		dev->last_under_load = now;
+		dev->was_under_load = true;
+		return true;
+	}
+	if (dev->was_under_load) {
+		if (now - dev->last_under_load < NSEC)
+			return true;
+		dev->was_under_load = false;
+	}
+	return false;
+}
+
+static void update_endpoint(struct wg_peer *peer, const struct wg_endpoint *from)
+{
+	if (peer->has_endpoint && wg_endpoint_eq(&peer->endpoint, from))
+		return;
+	peer->endpoint = *from;
+	peer->has_endpoint = true;
+	struct wg_event ev = {WG_EVENT_ENDPOINT_CHANGED, peer, NULL, &peer->endpoint};
+	if (peer->dev->io.event)
+		peer->dev->io.event(peer->dev->io.ctx, &ev);
+}
+
+static void receive_cookie(struct wg_device *dev, const uint8_t *buf,
+			   const struct wg_endpoint *from, uint64_t now)
+{
+	const struct wg_msg_cookie *m = (const struct wg_msg_cookie *)buf;
+	struct index_entry *e = index_lookup(dev, sg_le32(m->receiver_index));
+	if (!e) {
+		drop(dev, &dev->stats.rx_unknown_index, "cookie_unknown_index", from, NULL);
+		return;
+	}
+	if (!cookie_consume_reply(&e->peer->cookie, buf, now)) {
+		drop(dev, &dev->stats.rx_bad_mac, "cookie_decrypt", from, e->peer);
+		return;
+	}
+	peer_emit(e->peer, WG_EVENT_COOKIE_RECEIVED, NULL);
+}
+
+static void authenticated_received(struct wg_peer *peer, size_t len, uint64_t now)
+{
+	peer->rx_bytes += len;
+	timers_any_authenticated_packet_received(peer);
+	timers_any_authenticated_packet_traversal(peer, now);
+}
+
+static void receive_handshake(struct wg_device *dev, uint8_t *buf, size_t len, uint32_t type,
+			      const struct wg_endpoint *from, uint64_t now)
+{
+	uint8_t src[18];
+	size_t srclen = endpoint_bytes(from, src);
+	bool load = under_load(dev, now);
+	enum cookie_mac_state st = cookie_validate(&dev->checker, buf, len, load, src, srclen, now);
+	struct wg_peer *peer;
+
+	if (st == COOKIE_INVALID_MAC) {
+		drop(dev, &dev->stats.rx_bad_mac, "bad_mac1", from, NULL);
+		return;
+	}
+	if (load && st == COOKIE_VALID_MAC_NO_COOKIE) {
+		/* Under load: prove the source address first (whitepaper 5.3). */
+		uint8_t reply[WG_MSG_COOKIE_LEN];
+		if (cookie_create_reply(&dev->checker, reply, buf, len, sg_le32(buf + 4), src,
+					srclen, now)) {
+			dev->io.send(dev->io.ctx, NULL, from, reply, sizeof(reply));
+			dev->stats.rx_cookie_sent++;
+			struct wg_event ev = {WG_EVENT_COOKIE_SENT, NULL, NULL, from};
+			if (dev->io.event)
+				dev->io.event(dev->io.ctx, &ev);
+		}
+		return;
+	}
+	if (load && !ratelimiter_allow(dev->ratelimiter, src, srclen == 6 ? 4 : 16, now)) {
+		drop(dev, &dev->stats.rx_rate_limited, "source_rate_limited", from, NULL);
+		return;
+	}
+
+	if (type == WG_MSG_INITIATION) {
+		peer = handshake_consume_initiation(dev, buf, now);
+		if (!peer)
+			return;
+		update_endpoint(peer, from);
+		authenticated_received(peer, len, now);
+		send_handshake_response(peer, now);
+	} else {
+		peer = handshake_consume_response(dev, buf);
+		if (!peer)
+			return;
+		update_endpoint(peer, from);
+		/* Before sending: the kernel sends asynchronously, so its data_sent timer event
+		 * comes after this receive event; keep that order. */
+		authenticated_received(peer, len, now);
+		if (handshake_begin_session(peer, now)) {
+			timers_session_derived(peer, now);
+			timers_handshake_complete(peer);
+			peer_emit(peer, WG_EVENT_HANDSHAKE_COMPLETE, "initiator");
+			/* Sends what is staged, or a keepalive to confirm the session at once. */
+			send_keepalive(peer, now);
+		}
+	}
+}
+
+/* Rekey on the receiving side: the initiator renews before the responder would have to. */
+static void keep_key_fresh(struct wg_peer *peer, uint64_t now)
+{
+	struct wg_keypair *kp = peer->kp_current;
+	if (peer->sent_lastminute_handshake || !kp || !kp->send_valid || !kp->initiator)
+		return;
+	if (birthdate_expired(kp->birth, REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT, now)) {
+		peer->sent_lastminute_handshake = true;
+		peer_emit(peer, WG_EVENT_REKEY, "time");
+		send_handshake_initiation(peer, now, false);
+	}
+}
+
+/* Length of the IP packet at the start of the payload, or 0 if it is not a valid one. Also
+ * returns the source address for the allowed-IPs check. */
+static size_t inner_packet(const uint8_t *p, size_t len, int *family, const uint8_t **src)
+{
+	if (len >= 20 && (p[0] >> 4) == 4) {
+		size_t total = (size_t)p[2] << 8 | p[3];
+		if (total < 20 || total > len || (p[0] & 0x0f) < 5)
+			return 0;
+		*family = AF_INET;
+		*src = p + 12;
+		return total;
+	}
+	if (len >= 40 && (p[0] >> 4) == 6) {
+		size_t total = 40 + ((size_t)p[4] << 8 | p[5]);
+		if (total > len)
+			return 0;
+		*family = AF_INET6;
+		*src = p + 8;
+		return total;
+	}
+	return 0;
+}
+
+static void receive_data(struct wg_device *dev, uint8_t *buf, size_t len,
+			 const struct wg_endpoint *from, uint64_t now)
+{
+	struct index_entry *e = index_lookup(dev, sg_le32(buf + 4));
+	uint8_t nonce[12];
+
+	if (!e || e->kind != INDEX_KEYPAIR) {
+		drop(dev, &dev->stats.rx_unknown_index, "data_unknown_index", from, NULL);
+		return;
+	}
+	struct wg_keypair *kp = e->keypair;
+	struct wg_peer *peer = e->peer;
+	if (!kp->recv_valid || birthdate_expired(kp->birth, REJECT_AFTER_TIME, now) ||
+	    kp->replay.greatest >= REJECT_AFTER_MESSAGES) {
+		kp->recv_valid = false;
+		drop(dev, &dev->stats.rx_decrypt_fail, "keypair_expired", from, peer);
+		return;
+	}
+	uint64_t counter = sg_le64(buf + 8);
+	size_t clen = len - WG_MSG_DATA_HEADER_LEN;
+	sg_wg_nonce(nonce, counter);
+	if (!sg_chacha20poly1305_decrypt(buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN,
+					 clen, NULL, 0, nonce, kp->recv_key)) {
+		drop(dev, &dev->stats.rx_decrypt_fail, "decrypt", from, peer);
+		return;
+	}
+	if (!wg_replay_check(&kp->replay, counter)) {
+		drop(dev, &dev->stats.rx_replayed, "replayed", from, peer);
+		return;
+	}
+	/* Authenticated: the source is where the peer is now (roaming, whitepaper 2.1). */
+	update_endpoint(peer, from);
+	if (kp == peer->kp_next) {
+		/* Key confirmation for the responder: next -> current -> previous. */
+		struct wg_keypair *old = peer->kp_previous;
+		peer->kp_previous = peer->kp_current;
+		peer->kp_current = kp;
+		peer->kp_next = NULL;
+		keypair_destroy(dev, old);
+		timers_handshake_complete(peer);
+		peer_emit(peer, WG_EVENT_HANDSHAKE_COMPLETE, "responder");
+		send_staged(peer, now);
+	}
+	keep_key_fresh(peer, now);
+	timers_any_authenticated_packet_received(peer);
+	timers_any_authenticated_packet_traversal(peer, now);
+	peer->rx_bytes += len;
+
+	size_t plen = clen - SG_AEAD_TAG_LEN;
+	if (plen == 0)
+		return; /* keepalive */
+	timers_data_received(peer, now);
+
+	int family;
+	const uint8_t *src;
+	uint8_t *pkt = buf + WG_MSG_DATA_HEADER_LEN;
+	size_t ilen = inner_packet(pkt, plen, &family, &src);
+	if (!ilen) {
+		drop(dev, &dev->stats.rx_bad_inner, "bad_inner_packet", from, peer);
+		return;
+	}
+	if (wg_allowedips_lookup(dev->aips, family, src) != peer) {
+		drop(dev, &dev->stats.rx_bad_source, "source_not_allowed", from, peer);
+		return;
+	}
+	dev->io.deliver(dev->io.ctx, peer, pkt, ilen);
+}
+
+void wg_device_receive(struct wg_device *dev, uint64_t now, const struct wg_endpoint *from,
+		       uint8_t *buf, size_t len)
+{
+	dev->stats.rx_datagrams++;
+	if (len < 4 || (from->addr.sa.sa_family != AF_INET && from->addr.sa.sa_family != AF_INET6)) {
+		drop(dev, &dev->stats.rx_invalid, "short", from, NULL);
+		return;
+	}
+	/* Type and three reserved zero bytes, read as one little-endian word. */
+	uint32_t type = sg_le32(buf);
+	switch (type) {
+	case WG_MSG_INITIATION:
+		if (len != WG_MSG_INITIATION_LEN)
+			break;
+		receive_handshake(dev, buf, len, type, from, now);
+		return;
+	case WG_MSG_RESPONSE:
+		if (len != WG_MSG_RESPONSE_LEN)
+			break;
+		receive_handshake(dev, buf, len, type, from, now);
+		return;
+	case WG_MSG_COOKIE:
+		if (len != WG_MSG_COOKIE_LEN)
+			break;
+		receive_cookie(dev, buf, from, now);
+		return;
+	case WG_MSG_DATA:
+		if (len < WG_MSG_DATA_MIN_LEN)
+			break;
+		receive_data(dev, buf, len, from, now);
+		return;
+	default:
+		break;
+	}
+	drop(dev, &dev->stats.rx_invalid, "bad_type_or_length", from, NULL);
+}

@@ -1,0 +1,245 @@
+/* Outbound path: handshake messages, keepalives and transport data (whitepaper 5.4.6), after the
+ * kernel's send.c. Packets that wait for a session are staged per peer (the only allocation on
+ * the data path, and only before a session exists). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bytes.h"
+#include "crypto/crypto.h"
+#include "wg_int.h"
+
+#define PADDING_MULTIPLE 16
+
+void send_buffer(struct wg_peer *peer, const uint8_t *buf, size_t len)
+{
+	struct wg_device *dev = peer->dev;
+	if (!peer->has_endpoint)
+		return;
+	dev->io.send(dev->io.ctx, peer, &peer->endpoint, buf, len);
+	peer->tx_bytes += len;
+}
+
+void send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry)
+{
+	struct wg_device *dev = peer->dev;
+	uint8_t msg[WG_MSG_INITIATION_LEN];
+
+	if (!is_retry)
+		peer->handshake_attempts = 0;
+	/* At most one initiation per REKEY_TIMEOUT (whitepaper 6.1). */
+	if (peer->has_sent_handshake &&
+	    !birthdate_expired(peer->last_sent_handshake, REKEY_TIMEOUT, now))
+		return;
+	if (!dev->has_key || !peer->has_endpoint)
+		return;
+	peer->last_sent_handshake = now;
+	peer->has_sent_handshake = true;
+	if (!handshake_create_initiation(peer, msg, now) ||
+	    !cookie_add_macs(&peer->cookie, msg, sizeof(msg), now))
+		return;
+	timers_any_authenticated_packet_traversal(peer, now);
+	timers_any_authenticated_packet_sent(peer);
+	send_buffer(peer, msg, sizeof(msg));
+	timers_handshake_initiated(peer, now);
+	peer_emit(peer, WG_EVENT_HANDSHAKE_INITIATED, is_retry ? "retry" : "first");
+}
+
+void send_handshake_response(struct wg_peer *peer, uint64_t now)
+{
+	uint8_t msg[WG_MSG_RESPONSE_LEN];
+
+	peer->last_sent_handshake = now;
+	peer->has_sent_handshake = true;
+	if (!handshake_create_response(peer, msg) ||
+	    !cookie_add_macs(&peer->cookie, msg, sizeof(msg), now))
+		return;
+	if (!handshake_begin_session(peer, now))
+		return;
+	timers_session_derived(peer, now);
+	timers_any_authenticated_packet_traversal(peer, now);
+	timers_any_authenticated_packet_sent(peer);
+	send_buffer(peer, msg, sizeof(msg));
+}
+
+static size_t padded_len(size_t len, uint16_t mtu)
+{
+	size_t last = len;
+	if (mtu == 0)
+		return (len + PADDING_MULTIPLE - 1) & ~(size_t)(PADDING_MULTIPLE - 1);
+	/* Pad to 16 but never beyond the MTU (wireguard-go calculatePaddingSize). */
+	if (last > mtu)
+		last %= mtu;
+	size_t padded = (last + PADDING_MULTIPLE - 1) & ~(size_t)(PADDING_MULTIPLE - 1);
+	if (padded > mtu)
+		padded = mtu;
+	return len + (padded - last);
+}
+
+/* Encrypts one packet with the current keypair and sends it. False if the keypair is used up. */
+static bool encrypt_and_send(struct wg_peer *peer, struct wg_keypair *kp, const uint8_t *pkt,
+			     size_t len, uint64_t now)
+{
+	struct wg_device *dev = peer->dev;
+	uint8_t *buf = dev->scratch;
+	uint8_t nonce[12];
+	size_t plen = padded_len(len, dev->mtu);
+
+	if (kp->send_counter >= REJECT_AFTER_MESSAGES) {
+		kp->send_valid = false;
+		return false;
+	}
+	uint64_t counter = kp->send_counter++;
+	memset(buf, 0, WG_MSG_DATA_HEADER_LEN);
+	buf[0] = WG_MSG_DATA;
+	sg_put_le32(buf + 4, kp->remote_index);
+	sg_put_le64(buf + 8, counter);
+	memcpy(buf + WG_MSG_DATA_HEADER_LEN, pkt, len);
+	memset(buf + WG_MSG_DATA_HEADER_LEN + len, 0, plen - len);
+	sg_wg_nonce(nonce, counter);
+	if (!sg_chacha20poly1305_encrypt(buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN,
+					 plen, NULL, 0, nonce, kp->send_key))
+		return true; /* nothing sent; the counter is burnt, which is harmless */
+	send_buffer(peer, buf, WG_MSG_DATA_HEADER_LEN + plen + SG_AEAD_TAG_LEN);
+	timers_any_authenticated_packet_traversal(peer, now);
+	timers_any_authenticated_packet_sent(peer);
+	if (len)
+		timers_data_sent(peer, now);
+	return true;
+}
+
+/* Rekey on the sending side when the session is old or has sent too much (whitepaper 6.2). */
+static void keep_key_fresh(struct wg_peer *peer, uint64_t now)
+{
+	struct wg_keypair *kp = peer->kp_current;
+	if (!kp || !kp->send_valid)
+		return;
+	if (kp->send_counter > REKEY_AFTER_MESSAGES) {
+		peer_emit(peer, WG_EVENT_REKEY, "messages");
+		send_handshake_initiation(peer, now, false);
+	} else if (kp->initiator && birthdate_expired(kp->birth, REKEY_AFTER_TIME, now)) {
+		peer_emit(peer, WG_EVENT_REKEY, "time");
+		send_handshake_initiation(peer, now, false);
+	}
+}
+
+static struct wg_keypair *usable_keypair(struct wg_peer *peer, uint64_t now)
+{
+	struct wg_keypair *kp = peer->kp_current;
+	if (!kp || !kp->send_valid)
+		return NULL;
+	if (birthdate_expired(kp->birth, REJECT_AFTER_TIME, now) ||
+	    kp->send_counter >= REJECT_AFTER_MESSAGES) {
+		kp->send_valid = false;
+		return NULL;
+	}
+	return kp;
+}
+
+void staged_purge(struct wg_peer *peer)
+{
+	struct wg_staged *q = &peer->staged;
+	while (q->count) {
+		unsigned i = q->head;
+		free(q->pkt[i]);
+		q->pkt[i] = NULL;
+		q->head = (q->head + 1) % MAX_STAGED_PACKETS;
+		q->count--;
+	}
+	q->head = 0;
+}
+
+/* Copies a packet into the peer's staging queue; the oldest is dropped when it is full. */
+static void stage(struct wg_peer *peer, const uint8_t *pkt, size_t len)
+{
+	struct wg_staged *q = &peer->staged;
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!copy)
+		return;
+	memcpy(copy, pkt, len);
+	if (q->count == MAX_STAGED_PACKETS) {
+		free(q->pkt[q->head]);
+		q->pkt[q->head] = NULL;
+		q->head = (q->head + 1) % MAX_STAGED_PACKETS;
+		q->count--;
+	}
+	unsigned tail = (q->head + q->count) % MAX_STAGED_PACKETS;
+	q->pkt[tail] = copy;
+	q->len[tail] = len;
+	q->count++;
+}
+
+void send_staged(struct wg_peer *peer, uint64_t now)
+{
+	struct wg_staged *q = &peer->staged;
+	struct wg_keypair *kp = usable_keypair(peer, now);
+
+	if (!kp) {
+		send_handshake_initiation(peer, now, false);
+		return;
+	}
+	if (!peer->has_endpoint)
+		return;
+	while (q->count) {
+		unsigned i = q->head;
+		if (!encrypt_and_send(peer, kp, q->pkt[i], q->len[i], now)) {
+			send_handshake_initiation(peer, now, false);
+			return;
+		}
+		free(q->pkt[i]);
+		q->pkt[i] = NULL;
+		q->head = (q->head + 1) % MAX_STAGED_PACKETS;
+		q->count--;
+	}
+	keep_key_fresh(peer, now);
+}
+
+void send_keepalive(struct wg_peer *peer, uint64_t now)
+{
+	if (!peer->staged.count)
+		stage(peer, NULL, 0);
+	send_staged(peer, now);
+}
+
+/* Destination address of an IP packet, or NULL if it is not IPv4/IPv6. */
+static const uint8_t *ip_destination(const uint8_t *pkt, size_t len, int *family)
+{
+	if (len >= 20 && (pkt[0] >> 4) == 4) {
+		*family = AF_INET;
+		return pkt + 16;
+	}
+	if (len >= 40 && (pkt[0] >> 4) == 6) {
+		*family = AF_INET6;
+		return pkt + 24;
+	}
+	return NULL;
+}
+
+int wg_device_send(struct wg_device *dev, uint64_t now, const uint8_t *pkt, size_t len)
+{
+	int family;
+	const uint8_t *dst;
+	struct wg_peer *peer;
+
+	if (len > WG_MAX_INNER || !(dst = ip_destination(pkt, len, &family)))
+		return SG_EINVAL;
+	peer = wg_allowedips_lookup(dev->aips, family, dst);
+	if (!peer) {
+		dev->stats.tx_no_route++;
+		return SG_ENOROUTE;
+	}
+	if (!dev->has_key)
+		return SG_ENOKEY;
+	if (!peer->has_endpoint) {
+		dev->stats.tx_no_endpoint++;
+		return SG_ENOROUTE;
+	}
+	/* Fast path: a session exists and nothing waits before this packet. */
+	struct wg_keypair *kp = peer->staged.count ? NULL : usable_keypair(peer, now);
+	if (kp && encrypt_and_send(peer, kp, pkt, len, now)) {
+		keep_key_fresh(peer, now);
+		return 0;
+	}
+	stage(peer, pkt, len);
+	send_staged(peer, now);
+	return 0;
+}

@@ -1,0 +1,190 @@
+/* Internals of the WireGuard core shared by device.c, send.c, receive.c and timers.c, and by the
+ * unit tests (which inspect keypairs and drive timers). Not part of the interface. */
+#ifndef SG_WG_WG_INT_H
+#define SG_WG_WG_INT_H
+
+#include <secureguard/sg_errors.h>
+
+#include "allowedips.h"
+#include "cookie.h"
+#include "messages.h"
+#include "noise.h"
+#include "ratelimiter.h"
+#include "replay.h"
+#include "wg.h"
+
+#define NSEC 1000000000ULL
+
+/* Whitepaper section 6.1 and the kernel's messages.h. */
+#define REKEY_AFTER_MESSAGES     (1ULL << 60)
+#define REJECT_AFTER_MESSAGES    WG_REJECT_AFTER_MESSAGES
+#define REKEY_TIMEOUT            (5 * NSEC)
+#define REKEY_TIMEOUT_JITTER_MAX (NSEC / 3)
+#define REKEY_AFTER_TIME         (120 * NSEC)
+#define REJECT_AFTER_TIME        (180 * NSEC)
+#define REKEY_ATTEMPT_TIME       (90 * NSEC)
+#define KEEPALIVE_TIMEOUT        (10 * NSEC)
+#define MAX_TIMER_HANDSHAKES     (90 / 5)
+#define INITIATIONS_PER_SECOND   50
+#define MAX_STAGED_PACKETS       128
+#define INDEX_BUCKETS            4096
+#define PEER_BUCKETS             1024
+
+enum index_kind { INDEX_HANDSHAKE, INDEX_KEYPAIR };
+
+/* An entry in the receiver-index table: what a received index refers to. */
+struct index_entry {
+	uint32_t index; /* our local index, as it appears on the wire (host order) */
+	enum index_kind kind;
+	bool hashed;
+	struct wg_peer *peer;
+	struct wg_keypair *keypair; /* kind == INDEX_KEYPAIR */
+	struct index_entry *next;
+};
+
+struct wg_keypair {
+	struct index_entry entry;
+	uint8_t send_key[32];
+	uint8_t recv_key[32];
+	uint64_t send_counter;
+	struct wg_replay replay;
+	uint64_t birth;
+	uint32_t remote_index;
+	bool send_valid, recv_valid;
+	bool initiator;
+};
+
+enum handshake_state {
+	HANDSHAKE_ZEROED,
+	HANDSHAKE_CREATED_INITIATION,
+	HANDSHAKE_CONSUMED_INITIATION,
+	HANDSHAKE_CREATED_RESPONSE,
+	HANDSHAKE_CONSUMED_RESPONSE,
+};
+
+struct wg_handshake {
+	enum handshake_state state;
+	struct index_entry entry;
+	struct noise_symmetric sym;
+	uint8_t ephemeral_priv[32];
+	uint8_t remote_ephemeral[32];
+	uint8_t latest_timestamp[NOISE_TIMESTAMP_LEN];
+	uint32_t remote_index;
+	uint64_t last_initiation_consumption;
+	bool has_consumed_initiation;
+};
+
+enum wg_timer_id {
+	TIMER_RETRANSMIT_HANDSHAKE,
+	TIMER_SEND_KEEPALIVE,
+	TIMER_NEW_HANDSHAKE,
+	TIMER_ZERO_KEY_MATERIAL,
+	TIMER_PERSISTENT_KEEPALIVE,
+	TIMER_COUNT,
+};
+
+struct wg_staged {
+	uint8_t *pkt[MAX_STAGED_PACKETS]; /* each malloc'd: only before a session exists */
+	size_t len[MAX_STAGED_PACKETS];
+	unsigned head, count;
+};
+
+struct wg_peer {
+	struct wg_device *dev;
+	struct wg_peer *list_next, *list_prev; /* insertion order */
+	struct wg_peer *hash_next;
+	uint8_t public_key[32];
+	uint8_t psk[32];
+	uint8_t static_static[32]; /* DH(our static, their static), precomputed */
+	bool static_static_ok;
+	struct wg_handshake hs;
+	struct wg_keypair *kp_next, *kp_current, *kp_previous;
+	struct cookie_maker cookie;
+	struct wg_endpoint endpoint;
+	bool has_endpoint;
+	uint16_t keepalive_interval;
+	uint64_t timer_at[TIMER_COUNT];
+	bool timer_armed[TIMER_COUNT];
+	bool need_another_keepalive;
+	bool sent_lastminute_handshake;
+	unsigned handshake_attempts;
+	uint64_t last_sent_handshake;
+	bool has_sent_handshake;
+	uint64_t last_handshake_real_ns;
+	uint64_t rx_bytes, tx_bytes;
+	struct wg_staged staged;
+	void *user;
+};
+
+struct wg_device {
+	struct wg_io io;
+	bool has_key;
+	uint8_t static_private[32];
+	uint8_t static_public[32];
+	struct cookie_checker checker;
+	struct ratelimiter *ratelimiter;
+	struct wg_allowedips *aips;
+	struct wg_peer *peers_head, *peers_tail;
+	size_t peer_count;
+	uint64_t hash_seed;
+	struct wg_peer *peer_buckets[PEER_BUCKETS];
+	struct index_entry *index_buckets[INDEX_BUCKETS];
+	/* Load detection: handshake messages counted per one-second window. */
+	uint64_t load_window_start;
+	uint32_t load_window_count;
+	uint64_t last_under_load;
+	bool was_under_load;
+	bool forced_under_load;
+	uint16_t mtu;
+	struct wg_device_stats stats;
+	uint8_t scratch[WG_MAX_DATAGRAM];
+};
+
+/* device.c */
+/* Gives e a new random index, unique in the table, and inserts it. */
+void index_insert(struct wg_device *dev, struct index_entry *e);
+/* Inserts e under the index it already has (a keypair taking over its handshake's index). */
+void index_insert_keep(struct wg_device *dev, struct index_entry *e);
+void index_remove(struct wg_device *dev, struct index_entry *e);
+struct index_entry *index_lookup(struct wg_device *dev, uint32_t index);
+void peer_emit(struct wg_peer *peer, enum wg_event_type type, const char *reason);
+void keypairs_clear(struct wg_peer *peer);
+void keypair_destroy(struct wg_device *dev, struct wg_keypair *kp); /* NULL ok */
+void handshake_clear(struct wg_peer *peer);
+
+/* send.c */
+void send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry);
+void send_handshake_response(struct wg_peer *peer, uint64_t now);
+void send_keepalive(struct wg_peer *peer, uint64_t now);
+void send_staged(struct wg_peer *peer, uint64_t now);
+void send_buffer(struct wg_peer *peer, const uint8_t *buf, size_t len);
+void staged_purge(struct wg_peer *peer);
+
+/* noise handshake messages, device level (handshake.c) */
+bool handshake_create_initiation(struct wg_peer *peer, uint8_t msg[WG_MSG_INITIATION_LEN],
+				 uint64_t now) SG_WUR;
+struct wg_peer *handshake_consume_initiation(struct wg_device *dev, const uint8_t *msg,
+					     uint64_t now);
+bool handshake_create_response(struct wg_peer *peer, uint8_t msg[WG_MSG_RESPONSE_LEN]) SG_WUR;
+struct wg_peer *handshake_consume_response(struct wg_device *dev, const uint8_t *msg);
+bool handshake_begin_session(struct wg_peer *peer, uint64_t now) SG_WUR;
+
+/* timers.c: named events (the kernel's timers.c) */
+void timers_data_sent(struct wg_peer *peer, uint64_t now);
+void timers_data_received(struct wg_peer *peer, uint64_t now);
+void timers_any_authenticated_packet_sent(struct wg_peer *peer);
+void timers_any_authenticated_packet_received(struct wg_peer *peer);
+void timers_handshake_initiated(struct wg_peer *peer, uint64_t now);
+void timers_handshake_complete(struct wg_peer *peer);
+void timers_session_derived(struct wg_peer *peer, uint64_t now);
+void timers_any_authenticated_packet_traversal(struct wg_peer *peer, uint64_t now);
+void timers_stop(struct wg_peer *peer);
+void timers_tick(struct wg_peer *peer, uint64_t now);
+uint64_t timers_next(const struct wg_peer *peer);
+
+static inline bool birthdate_expired(uint64_t birth, uint64_t age, uint64_t now)
+{
+	return birth + age <= now;
+}
+
+#endif

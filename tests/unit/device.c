@@ -1,0 +1,632 @@
+/* Two instances of the WireGuard core wired together in memory, with a simulated clock: full
+ * handshakes, data both ways, rekeying on time and on message count, expiry, replayed and
+ * reordered packets, cookies under load, timestamp replay, roaming, timers. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "test_util.h"
+
+#include "crypto/crypto.h"
+#include "wg/wg_int.h"
+
+#define MAX_FLIGHT 512
+
+struct datagram {
+	int from; /* index of the sending node */
+	struct wg_endpoint src, dst;
+	size_t len;
+	uint8_t buf[2048];
+};
+
+struct node {
+	int id;
+	struct wg_device *dev;
+	struct wg_endpoint ep; /* our outer address */
+	uint8_t priv[32], pub[32];
+	struct wg_peer *peer;  /* the other node */
+	size_t delivered;
+	uint8_t last_delivered[2048];
+	size_t last_delivered_len;
+	unsigned events[WG_EVENT_PACKET_DROPPED + 1];
+	const char *last_fail_reason;
+};
+
+static struct {
+	struct node n[2];
+	struct datagram flight[MAX_FLIGHT];
+	size_t nflight;
+	uint64_t now;
+	uint64_t real_base;
+	bool drop_all;   /* simulate a dead network */
+} sim;
+
+static void ep4(struct wg_endpoint *ep, const char *ip, uint16_t port)
+{
+	memset(ep, 0, sizeof(*ep));
+	ep->addr.in4.sin_family = AF_INET;
+	ep->addr.in4.sin_port = htons(port);
+	inet_pton(AF_INET, ip, &ep->addr.in4.sin_addr);
+}
+
+static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to, const uint8_t *buf,
+		    size_t len)
+{
+	struct node *n = ctx;
+	if (sim.drop_all)
+		return;
+	assert_true(sim.nflight < MAX_FLIGHT);
+	assert_true(len <= sizeof(sim.flight[0].buf));
+	struct datagram *d = &sim.flight[sim.nflight++];
+	d->from = n->id;
+	d->src = n->ep;
+	d->dst = *to;
+	d->len = len;
+	memcpy(d->buf, buf, len);
+}
+
+static void io_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+{
+	struct node *n = ctx;
+	n->delivered++;
+	memcpy(n->last_delivered, pkt, len);
+	n->last_delivered_len = len;
+}
+
+static uint64_t io_realtime(void *ctx)
+{
+	return sim.real_base + sim.now;
+}
+
+static void io_event(void *ctx, const struct wg_event *ev)
+{
+	struct node *n = ctx;
+	if (getenv("SG_TEST_TRACE"))
+		fprintf(stderr, "t=%.3f node=%d event=%d reason=%s\n", (double)sim.now / NSEC, n->id,
+			ev->type, ev->reason ? ev->reason : "-");
+	n->events[ev->type]++;
+	if (ev->type == WG_EVENT_HANDSHAKE_FAILED)
+		n->last_fail_reason = ev->reason;
+}
+
+/* Delivers every datagram in flight (and what they cause) until the network is quiet. */
+static void pump(void)
+{
+	for (int rounds = 0; sim.nflight && rounds < 64; rounds++) {
+		size_t count = sim.nflight;
+		struct datagram *batch = malloc(count * sizeof(*batch));
+		memcpy(batch, sim.flight, count * sizeof(*batch));
+		sim.nflight = 0;
+		for (size_t i = 0; i < count; i++) {
+			struct node *to = NULL;
+			for (int k = 0; k < 2; k++)
+				if (wg_endpoint_eq(&sim.n[k].ep, &batch[i].dst))
+					to = &sim.n[k];
+			if (to)
+				wg_device_receive(to->dev, sim.now, &batch[i].src, batch[i].buf,
+						  batch[i].len);
+		}
+		free(batch);
+	}
+}
+
+static void advance(uint64_t ns)
+{
+	/* Step through every deadline so timers fire in order, as an event loop would. */
+	uint64_t end = sim.now + ns;
+	for (;;) {
+		uint64_t next = UINT64_MAX;
+		for (int k = 0; k < 2; k++) {
+			uint64_t d = wg_device_next_deadline(sim.n[k].dev);
+			if (d < next)
+				next = d;
+		}
+		if (next > end)
+			break;
+		if (next > sim.now)
+			sim.now = next;
+		for (int k = 0; k < 2; k++)
+			wg_device_tick(sim.n[k].dev, sim.now);
+		pump();
+	}
+	sim.now = end;
+}
+
+/* A minimal IPv4 packet from 10.9.0.(src) to 10.9.0.(dst) with `payload` bytes. */
+static size_t make_ip4(uint8_t *p, int src, int dst, size_t payload, uint8_t fill)
+{
+	size_t len = 20 + payload;
+	memset(p, fill, len);
+	memset(p, 0, 20);
+	p[0] = 0x45;
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+	p[8] = 64;
+	p[9] = 17;
+	p[12] = 10, p[13] = 9, p[14] = 0, p[15] = (uint8_t)src;
+	p[16] = 10, p[17] = 9, p[18] = 0, p[19] = (uint8_t)dst;
+	return len;
+}
+
+static int send_ip(int from, size_t payload, uint8_t fill)
+{
+	uint8_t pkt[1500];
+	size_t len = make_ip4(pkt, from + 1, 2 - from, payload, fill);
+	return wg_device_send(sim.n[from].dev, sim.now, pkt, len);
+}
+
+static int setup(void **state)
+{
+	struct wg_io io = {.send = io_send, .deliver = io_deliver, .realtime_ns = io_realtime,
+			   .event = io_event};
+	memset(&sim, 0, sizeof(sim));
+	sim.now = 1000 * NSEC;
+	sim.real_base = 1700000000ULL * NSEC;
+	for (int k = 0; k < 2; k++) {
+		struct node *n = &sim.n[k];
+		n->id = k;
+		io.ctx = n;
+		n->dev = wg_device_new(&io);
+		assert_non_null(n->dev);
+		assert_true(sg_x25519_generate(n->priv, n->pub));
+		assert_int_equal(wg_device_set_private_key(n->dev, n->priv), 0);
+	}
+	ep4(&sim.n[0].ep, "192.0.2.1", 51820);
+	ep4(&sim.n[1].ep, "192.0.2.2", 51821);
+	for (int k = 0; k < 2; k++) {
+		struct node *n = &sim.n[k], *o = &sim.n[1 - k];
+		assert_int_equal(wg_device_add_peer(n->dev, o->pub, &n->peer), 0);
+		uint8_t addr[4] = {10, 9, 0, (uint8_t)(o->id + 1)};
+		assert_int_equal(wg_peer_add_allowed_ip(n->peer, AF_INET, addr, 32), 0);
+		wg_peer_set_endpoint(n->peer, &o->ep);
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	for (int k = 0; k < 2; k++)
+		wg_device_free(sim.n[k].dev);
+	return 0;
+}
+
+static void handshake(int initiator)
+{
+	assert_int_equal(send_ip(initiator, 100, 0xaa), 0);
+	pump();
+}
+
+static void test_handshake_and_data(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	handshake(0);
+	/* The staged packet went out after the response; B confirmed with it. */
+	assert_int_equal(b->delivered, 1);
+	assert_int_equal(b->last_delivered_len, 120);
+	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_COMPLETE], 1);
+	assert_int_equal(b->events[WG_EVENT_HANDSHAKE_COMPLETE], 1);
+	assert_non_null(a->peer->kp_current);
+	assert_non_null(b->peer->kp_current);
+	assert_null(b->peer->kp_next);
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(send_ip(0, 1000, (uint8_t)i), 0);
+		assert_int_equal(send_ip(1, 10, (uint8_t)i), 0);
+	}
+	pump();
+	assert_int_equal(b->delivered, 51);
+	assert_int_equal(a->delivered, 50);
+	/* Counters: outer bytes, same on both ends. */
+	struct wg_peer_stats sa, sb;
+	wg_peer_get_stats(a->peer, &sa);
+	wg_peer_get_stats(b->peer, &sb);
+	assert_int_equal(sa.tx_bytes, sb.rx_bytes);
+	assert_int_equal(sb.tx_bytes, sa.rx_bytes);
+	assert_true(sa.last_handshake_real_ns > 0);
+	/* A packet to an address nobody owns has no route. */
+	uint8_t pkt[100];
+	size_t len = make_ip4(pkt, 1, 77, 10, 0);
+	assert_int_equal(wg_device_send(a->dev, sim.now, pkt, len), SG_ENOROUTE);
+	/* Not an IP packet. */
+	pkt[0] = 0x10;
+	assert_int_equal(wg_device_send(a->dev, sim.now, pkt, len), SG_EINVAL);
+}
+
+static void test_handshake_from_responder_side(void **state)
+{
+	handshake(1);
+	assert_int_equal(sim.n[0].delivered, 1);
+	assert_int_equal(send_ip(0, 64, 1), 0);
+	pump();
+	assert_int_equal(sim.n[1].delivered, 1);
+}
+
+static void test_simultaneous_initiation(void **state)
+{
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	assert_int_equal(send_ip(1, 10, 2), 0);
+	pump();
+	advance(20 * NSEC);
+	assert_int_equal(send_ip(0, 10, 3), 0);
+	assert_int_equal(send_ip(1, 10, 4), 0);
+	pump();
+	assert_true(sim.n[0].delivered >= 1);
+	assert_true(sim.n[1].delivered >= 1);
+}
+
+static void test_rekey_after_time(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	handshake(0);
+	struct wg_keypair *first = a->peer->kp_current;
+	uint32_t first_index = first->entry.index;
+	/* Traffic both ways every 10 s; past REKEY_AFTER_TIME the initiator rekeys. */
+	for (int t = 0; t < 13; t++) {
+		advance(10 * NSEC);
+		assert_int_equal(send_ip(0, 10, 1), 0);
+		assert_int_equal(send_ip(1, 10, 1), 0);
+		pump();
+	}
+	assert_true(a->events[WG_EVENT_REKEY] >= 1);
+	assert_int_not_equal(a->peer->kp_current->entry.index, first_index);
+	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_COMPLETE], 2);
+	/* The old session is the previous one and still decrypts late packets. */
+	assert_non_null(a->peer->kp_previous);
+	size_t before = b->delivered;
+	assert_int_equal(send_ip(0, 10, 2), 0);
+	pump();
+	assert_int_equal(b->delivered, before + 1);
+}
+
+static void test_rekey_after_messages(void **state)
+{
+	struct node *a = &sim.n[0];
+	handshake(0);
+	uint32_t idx = a->peer->kp_current->entry.index;
+	advance(REKEY_TIMEOUT + NSEC); /* one initiation per REKEY_TIMEOUT at most */
+	a->peer->kp_current->send_counter = REKEY_AFTER_MESSAGES + 1;
+	/* The receiver's window must accept the jump too. */
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	pump();
+	assert_int_equal(a->events[WG_EVENT_REKEY], 1);
+	assert_int_not_equal(a->peer->kp_current->entry.index, idx);
+}
+
+static void test_reject_after_messages(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	handshake(0);
+	a->peer->kp_current->send_counter = REJECT_AFTER_MESSAGES;
+	size_t before = b->delivered;
+	sim.drop_all = true; /* the rekey cannot complete */
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	sim.drop_all = false;
+	pump();
+	assert_int_equal(b->delivered, before); /* nothing sent with an exhausted key */
+	assert_false(a->peer->kp_current->send_valid);
+}
+
+static void test_expiry_and_zeroing(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	handshake(0);
+	/* The network dies: after REJECT_AFTER_TIME nothing is sent with the old keys. */
+	sim.drop_all = true;
+	advance(REJECT_AFTER_TIME + NSEC);
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	sim.drop_all = false;
+	size_t before = b->delivered;
+	sim.nflight = 0;
+	pump();
+	assert_int_equal(b->delivered, before);
+	/* Handshake attempts give up after REKEY_ATTEMPT_TIME... */
+	sim.drop_all = true;
+	advance(REKEY_ATTEMPT_TIME + 20 * NSEC); /* 20 tries of 5 s + jitter */
+	assert_true(a->events[WG_EVENT_HANDSHAKE_GAVE_UP] >= 1);
+	assert_int_equal(a->peer->staged.count, 0);
+	/* ... and every key is wiped after 3 x REJECT_AFTER_TIME. */
+	advance(3 * REJECT_AFTER_TIME + NSEC);
+	assert_true(a->events[WG_EVENT_KEYS_ZEROED] >= 1);
+	assert_null(a->peer->kp_current);
+	assert_null(a->peer->kp_previous);
+	assert_null(b->peer->kp_current);
+	assert_int_equal(a->peer->hs.state, HANDSHAKE_ZEROED);
+	/* And a new session comes up when the network returns. */
+	sim.drop_all = false;
+	handshake(0);
+	assert_int_equal(b->delivered, before + 1);
+}
+
+static void test_replay_and_reorder(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	handshake(0);
+	/* Capture 20 data packets, deliver them in reverse order, then all again. */
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(send_ip(0, 30, (uint8_t)i), 0);
+	size_t count = sim.nflight;
+	assert_int_equal(count, 20);
+	struct datagram *saved = malloc(count * sizeof(*saved));
+	memcpy(saved, sim.flight, count * sizeof(*saved));
+	sim.nflight = 0;
+	size_t before = b->delivered;
+	for (size_t i = count; i-- > 0;) {
+		struct datagram d = saved[i];
+		wg_device_receive(b->dev, sim.now, &d.src, d.buf, d.len);
+	}
+	assert_int_equal(b->delivered, before + count);
+	struct wg_device_stats st;
+	for (size_t i = 0; i < count; i++) {
+		struct datagram d = saved[i];
+		wg_device_receive(b->dev, sim.now, &d.src, d.buf, d.len);
+	}
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_replayed, count);
+	assert_int_equal(b->delivered, before + count);
+	/* A tampered packet fails authentication. */
+	saved[0].buf[40] ^= 1;
+	wg_device_receive(b->dev, sim.now, &saved[0].src, saved[0].buf, saved[0].len);
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_decrypt_fail, 1);
+	free(saved);
+	(void)a;
+}
+
+static void test_timestamp_replay_rejected(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	assert_int_equal(sim.nflight, 1);
+	struct datagram init = sim.flight[0];
+	pump();
+	assert_int_equal(b->events[WG_EVENT_HANDSHAKE_COMPLETE], 1);
+	/* Replay the initiation later: same timestamp, rejected, no new session. */
+	advance(2 * NSEC);
+	struct datagram d = init;
+	wg_device_receive(b->dev, sim.now, &d.src, d.buf, d.len);
+	assert_int_equal(sim.nflight, 0);
+	assert_string_equal(b->last_fail_reason, "timestamp_replayed");
+	struct wg_device_stats st;
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_handshake_fail, 1);
+	(void)a;
+}
+
+static void test_initiation_flood_limited(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	/* Fresh initiations (new timestamps) faster than 50/s: only the first is consumed. */
+	struct datagram inits[3];
+	for (int i = 0; i < 3; i++) {
+		handshake_clear(a->peer);
+		a->peer->has_sent_handshake = false;
+		sim.real_base += NSEC; /* a later wall clock, so timestamps increase */
+		wg_peer_initiate(a->peer, sim.now);
+		assert_int_equal(sim.nflight, 1);
+		inits[i] = sim.flight[0];
+		sim.nflight = 0;
+	}
+	for (int i = 0; i < 3; i++)
+		wg_device_receive(b->dev, sim.now + (uint64_t)i * NSEC / 1000, &inits[i].src,
+				  inits[i].buf, inits[i].len);
+	struct wg_device_stats st;
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_rate_limited, 2);
+	assert_int_equal(sim.nflight, 1); /* one response */
+	sim.nflight = 0;
+}
+
+static void test_cookie_under_load(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	wg_device_force_under_load(b->dev, true);
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	pump();
+	/* B answered with a cookie reply instead of a response. */
+	struct wg_device_stats st;
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_cookie_sent, 1);
+	assert_int_equal(a->events[WG_EVENT_COOKIE_RECEIVED], 1);
+	assert_true(a->peer->cookie.cookie_valid);
+	assert_int_equal(b->events[WG_EVENT_HANDSHAKE_COMPLETE], 0);
+	/* The retry after REKEY_TIMEOUT carries mac2 and is accepted. */
+	advance(REKEY_TIMEOUT + NSEC);
+	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_COMPLETE], 1);
+	assert_int_equal(b->delivered, 1);
+	/* A forged cookie reply (wrong key) is rejected. */
+	uint8_t reply[WG_MSG_COOKIE_LEN] = {WG_MSG_COOKIE};
+	memcpy(reply + 4, &a->peer->kp_current->entry.index, 4);
+	wg_device_receive(a->dev, sim.now, &b->ep, reply, sizeof(reply));
+	wg_device_get_stats(a->dev, &st);
+	assert_int_equal(st.rx_bad_mac, 1);
+	wg_device_force_under_load(b->dev, false);
+}
+
+static void test_under_load_detected_by_rate(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	/* Many initiations with a valid mac1 in one second put B under load by itself. */
+	uint8_t msg[WG_MSG_INITIATION_LEN];
+	assert_true(handshake_create_initiation(a->peer, msg, sim.now));
+	assert_true(cookie_add_macs(&a->peer->cookie, msg, sizeof(msg), sim.now));
+	for (int i = 0; i < WG_UNDER_LOAD_RATE + 10; i++) {
+		uint8_t copy[sizeof(msg)];
+		memcpy(copy, msg, sizeof(msg));
+		wg_device_receive(b->dev, sim.now, &a->ep, copy, sizeof(copy));
+	}
+	struct wg_device_stats st;
+	wg_device_get_stats(b->dev, &st);
+	assert_true(st.rx_cookie_sent >= 9);
+	sim.nflight = 0;
+	/* One second later the load is gone and a handshake goes through normally. */
+	advance(2 * NSEC);
+	handshake_clear(a->peer);
+	a->peer->has_sent_handshake = false;
+	sim.real_base += 10 * NSEC;
+	handshake(0);
+	assert_int_equal(b->delivered, 1);
+}
+
+static void test_roaming(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	handshake(0);
+	/* B moves to a new address and sends: A learns it from the authenticated packet. */
+	ep4(&b->ep, "198.51.100.7", 40000);
+	assert_int_equal(send_ip(1, 10, 1), 0);
+	pump();
+	assert_true(a->events[WG_EVENT_ENDPOINT_CHANGED] >= 1);
+	assert_true(wg_endpoint_eq(&a->peer->endpoint, &b->ep));
+	size_t before = b->delivered;
+	assert_int_equal(send_ip(0, 10, 2), 0);
+	pump();
+	assert_int_equal(b->delivered, before + 1);
+	/* A forged (unauthenticated) packet from elsewhere does not move the endpoint. */
+	struct wg_endpoint evil;
+	ep4(&evil, "203.0.113.66", 666);
+	uint8_t junk[64] = {WG_MSG_DATA};
+	memcpy(junk + 4, &a->peer->kp_current->entry.index, 4);
+	wg_device_receive(a->dev, sim.now, &evil, junk, sizeof(junk));
+	assert_true(wg_endpoint_eq(&a->peer->endpoint, &b->ep));
+}
+
+static void test_keepalive_timers(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	handshake(0);
+	/* B received data and sent nothing: after KEEPALIVE_TIMEOUT it sends a keepalive. */
+	struct wg_peer_stats before, after;
+	wg_peer_get_stats(a->peer, &before);
+	advance(KEEPALIVE_TIMEOUT + NSEC);
+	wg_peer_get_stats(a->peer, &after);
+	assert_int_equal(after.rx_bytes - before.rx_bytes, 32);
+	/* Persistent keepalive: every interval, even when idle; turning it on sends one now. */
+	wg_peer_set_persistent_keepalive(b->peer, 25, sim.now);
+	pump();
+	wg_peer_get_stats(a->peer, &before);
+	assert_int_equal(before.rx_bytes - after.rx_bytes, 32);
+	advance(100 * NSEC);
+	wg_peer_get_stats(a->peer, &after);
+	/* 4 keepalives in 100 s, plus whatever rekeys on the way did not happen (idle). */
+	assert_int_equal((after.rx_bytes - before.rx_bytes) % 32, 0);
+	assert_true(after.rx_bytes - before.rx_bytes >= 4 * 32);
+}
+
+static void test_new_handshake_when_unanswered(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	handshake(0);
+	/* A sends data but hears nothing back (B's keepalives are lost): after
+	 * KEEPALIVE_TIMEOUT + REKEY_TIMEOUT A initiates again. */
+	unsigned before = a->events[WG_EVENT_HANDSHAKE_INITIATED];
+	sim.drop_all = true;
+	advance(KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + NSEC);
+	sim.drop_all = false;
+	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_INITIATED], before + 1);
+	(void)b;
+}
+
+static void test_malformed_messages(void **state)
+{
+	struct node *b = &sim.n[1];
+	uint8_t buf[2048];
+	struct wg_device_stats st;
+	const size_t sizes[] = {0, 1, 3, 4, 31, 32, 63, 64, 65, 91, 92, 93, 147, 148, 149, 2048};
+	/* Every type with every interesting length, random contents. */
+	for (uint32_t type = 0; type < 6; type++) {
+		for (size_t s = 0; s < SG_ARRAY_LEN(sizes); s++) {
+			assert_true(sg_random_bytes(buf, sizeof(buf)));
+			buf[0] = (uint8_t)type;
+			buf[1] = buf[2] = buf[3] = 0;
+			wg_device_receive(b->dev, sim.now, &sim.n[0].ep, buf, sizes[s]);
+		}
+	}
+	/* Non-zero reserved bytes are not WireGuard. */
+	buf[0] = 1;
+	buf[1] = 1;
+	wg_device_receive(b->dev, sim.now, &sim.n[0].ep, buf, 148);
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_datagrams, 6 * SG_ARRAY_LEN(sizes) + 1);
+	uint64_t dropped = st.rx_invalid + st.rx_bad_mac + st.rx_unknown_index;
+	assert_int_equal(dropped, st.rx_datagrams);
+	assert_int_equal(b->delivered, 0);
+	assert_int_equal(sim.nflight, 0);
+}
+
+static void test_source_address_checked(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	handshake(0);
+	/* A packet from A whose inner source is not in A's allowed IPs at B is dropped. */
+	uint8_t pkt[100];
+	size_t len = make_ip4(pkt, 99, 2, 10, 0);
+	assert_int_equal(wg_device_send(a->dev, sim.now, pkt, len), 0);
+	pump();
+	struct wg_device_stats st;
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_bad_source, 1);
+	assert_int_equal(b->delivered, 1);
+}
+
+static void test_psk_mismatch_and_match(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	uint8_t psk[32];
+	assert_true(sg_random_bytes(psk, 32));
+	wg_peer_set_preshared_key(a->peer, psk);
+	handshake(0);
+	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_COMPLETE], 0);
+	wg_peer_set_preshared_key(b->peer, psk);
+	advance(REKEY_TIMEOUT + NSEC);
+	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_COMPLETE], 1);
+	assert_int_equal(b->delivered, 1);
+}
+
+static void test_peer_management(void **state)
+{
+	struct node *a = &sim.n[0];
+	struct wg_peer *p;
+	uint8_t k[32], pub[32];
+	assert_int_equal(wg_device_add_peer(a->dev, sim.n[1].pub, &p), SG_EEXIST);
+	assert_int_equal(wg_device_add_peer(a->dev, a->pub, &p), SG_EINVAL);
+	assert_true(sg_x25519_generate(k, pub));
+	assert_int_equal(wg_device_add_peer(a->dev, pub, &p), 0);
+	assert_int_equal(wg_device_peer_count(a->dev), 2);
+	assert_ptr_equal(wg_device_find_peer(a->dev, pub), p);
+	/* A prefix given to the new peer moves away from the old one. */
+	uint8_t addr[4] = {10, 9, 0, 2};
+	assert_int_equal(wg_peer_add_allowed_ip(p, AF_INET, addr, 32), 0);
+	assert_int_equal(send_ip(0, 10, 1), SG_ENOROUTE); /* p has no endpoint */
+	wg_device_remove_peer(a->dev, p);
+	assert_int_equal(wg_device_peer_count(a->dev), 1);
+	assert_int_equal(send_ip(0, 10, 1), SG_ENOROUTE); /* the prefix left with p */
+	/* Setting our key to the public key of a peer removes that peer. */
+	assert_int_equal(wg_device_set_private_key(a->dev, sim.n[1].priv), 0);
+	assert_int_equal(wg_device_peer_count(a->dev), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_handshake_and_data),
+		T(test_handshake_from_responder_side),
+		T(test_simultaneous_initiation),
+		T(test_rekey_after_time),
+		T(test_rekey_after_messages),
+		T(test_reject_after_messages),
+		T(test_expiry_and_zeroing),
+		T(test_replay_and_reorder),
+		T(test_timestamp_replay_rejected),
+		T(test_initiation_flood_limited),
+		T(test_cookie_under_load),
+		T(test_under_load_detected_by_rate),
+		T(test_roaming),
+		T(test_keepalive_timers),
+		T(test_new_handshake_when_unanswered),
+		T(test_malformed_messages),
+		T(test_source_address_checked),
+		T(test_psk_mismatch_and_match),
+		T(test_peer_management),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
