@@ -1,0 +1,79 @@
+/* Internals of the crypto module, shared by its .c files only (STYLE.md habit 1).
+ *
+ * util.c   lifecycle: fetches every algorithm once (pthread_once), FIPS detection, utilities,
+ *          randomness, suite tables
+ * evp.c    per-thread cached EVP contexts and the AEAD / digest / MAC helpers over them
+ * classic.c X25519, ChaCha20-Poly1305, HChaCha20/XChaCha20-Poly1305, BLAKE2s, WireGuard KDF
+ * fips.c   P-384 ECDH, AES-256-GCM, SHA-384, HMAC-SHA-384, HKDF-SHA-384
+ *
+ * Internal cross-file symbols carry the sg__ prefix so they never collide with the public API.
+ */
+#ifndef SG_CRYPTO_CRYPTO_INT_H
+#define SG_CRYPTO_CRYPTO_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "crypto/crypto.h"
+
+enum sg__cipher_id {
+	SG__CIPHER_CHACHA20_POLY1305, /* classic AEAD */
+	SG__CIPHER_CHACHA20,	      /* raw keystream, for HChaCha20 */
+	SG__CIPHER_AES256_GCM,	      /* fips AEAD */
+	SG__CIPHER_COUNT,
+};
+
+enum sg__md_id {
+	SG__MD_BLAKE2S256,
+	SG__MD_SHA384,
+	SG__MD_COUNT,
+};
+
+enum sg__mac_id {
+	SG__MAC_BLAKE2S128,   /* keyed BLAKE2s, 16-byte output */
+	SG__MAC_HMAC_BLAKE2S, /* HMAC over BLAKE2s-256 */
+	SG__MAC_HMAC_SHA384,  /* HMAC over SHA-384 */
+	SG__MAC_COUNT,
+};
+
+/* Everything fetched once by sg_crypto_init(); read-only afterwards, so shared by all threads. */
+struct sg__algs {
+	EVP_CIPHER *cipher[SG__CIPHER_COUNT];
+	EVP_MD *md[SG__MD_COUNT];
+	EVP_MAC *mac[SG__MAC_COUNT];
+	EVP_KDF *hkdf;
+	/* Property queries: classic uses the default provider, fips uses "fips=yes" when the FIPS
+	 * provider is available. */
+	const char *classic_propq;
+	const char *fips_propq;
+	bool fips_active;
+};
+
+/* The fetched algorithms, or NULL when sg_crypto_init() failed. Calls sg_crypto_init(). */
+const struct sg__algs *sg__algs(void);
+
+/* Per-thread contexts, created on first use in each thread and freed at thread exit. None of
+ * them allocates again once created, which keeps the per-packet path free of malloc. NULL only
+ * when the first allocation fails. */
+EVP_CIPHER_CTX *sg__cipher_ctx(enum sg__cipher_id id);
+EVP_MD_CTX *sg__md_ctx(enum sg__md_id id);
+EVP_MAC_CTX *sg__mac_ctx(enum sg__mac_id id);
+
+/* AEAD seal/open with a 96-bit nonce and 16-byte tag over a cached context; the conventions of
+ * sg_chacha20poly1305_encrypt/_decrypt in crypto.h (dst may equal src; wiped on failure). */
+bool sg__aead_seal(enum sg__cipher_id id, uint8_t *dst, const uint8_t *src, size_t len,
+		   const uint8_t *ad, size_t adlen, const uint8_t nonce[12], const uint8_t *key);
+bool sg__aead_open(enum sg__cipher_id id, uint8_t *dst, const uint8_t *src, size_t len,
+		   const uint8_t *ad, size_t adlen, const uint8_t nonce[12], const uint8_t *key);
+
+/* Digest of the concatenated iovs; outlen must be the digest's size. */
+bool sg__digest_iov(enum sg__md_id id, uint8_t *out, size_t outlen, const struct sg_iov *iov,
+		    size_t niov);
+/* MAC of the concatenated iovs under key; outlen must be the MAC's size. */
+bool sg__mac_iov(enum sg__mac_id id, uint8_t *out, size_t outlen, const uint8_t *key, size_t keylen,
+		 const struct sg_iov *iov, size_t niov);
+
+#endif

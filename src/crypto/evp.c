@@ -1,0 +1,294 @@
+/* Per-thread cached EVP contexts and the AEAD / digest / MAC helpers built on them.
+ *
+ * The AEADs run once per packet, so nothing here may allocate per call: each thread keeps one
+ * context per algorithm, created on first use, and every call only re-keys it
+ * (EVP_CipherInit_ex2 with a NULL cipher resets key and IV but keeps the provider context;
+ * EVP_MAC_init with a key re-keys in place). The contexts are freed by a pthread key destructor
+ * when the thread exits.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+
+#include "crypto/crypto_int.h"
+
+#define TAG_LEN SG_AEAD_TAG_LEN
+
+/* EVP update calls take an int length; feed longer buffers in chunks of this many bytes (a
+ * multiple of every block size, so streaming modes see whole blocks until the last chunk). */
+#define CHUNK ((size_t)1 << 30)
+
+struct tls_ctx {
+	EVP_CIPHER_CTX *cipher[SG__CIPHER_COUNT];
+	EVP_MD_CTX *md[SG__MD_COUNT];
+	EVP_MAC_CTX *mac[SG__MAC_COUNT];
+};
+
+static _Thread_local struct tls_ctx *tls;
+static pthread_key_t tls_key;
+static pthread_once_t tls_key_once = PTHREAD_ONCE_INIT;
+static bool tls_key_ok;
+
+static void tls_free(void *p)
+{
+	struct tls_ctx *t = p;
+
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < SG__CIPHER_COUNT; i++)
+		EVP_CIPHER_CTX_free(t->cipher[i]); /* cleanses key schedules */
+	for (size_t i = 0; i < SG__MD_COUNT; i++)
+		EVP_MD_CTX_free(t->md[i]);
+	for (size_t i = 0; i < SG__MAC_COUNT; i++)
+		EVP_MAC_CTX_free(t->mac[i]);
+	free(t);
+	/* Runs in the exiting thread: a later crypto call from another destructor starts afresh. */
+	if (tls == t)
+		tls = NULL;
+}
+
+static void tls_key_create(void)
+{
+	tls_key_ok = pthread_key_create(&tls_key, tls_free) == 0;
+}
+
+static struct tls_ctx *tls_get(void)
+{
+	struct tls_ctx *t;
+
+	if (likely(tls != NULL))
+		return tls;
+	if (pthread_once(&tls_key_once, tls_key_create) != 0 || !tls_key_ok)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	if (pthread_setspecific(tls_key, t) != 0) {
+		free(t);
+		return NULL;
+	}
+	tls = t;
+	return t;
+}
+
+EVP_CIPHER_CTX *sg__cipher_ctx(enum sg__cipher_id id)
+{
+	struct tls_ctx *t = tls_get();
+
+	if (t == NULL)
+		return NULL;
+	if (unlikely(t->cipher[id] == NULL))
+		t->cipher[id] = EVP_CIPHER_CTX_new();
+	return t->cipher[id];
+}
+
+EVP_MD_CTX *sg__md_ctx(enum sg__md_id id)
+{
+	struct tls_ctx *t = tls_get();
+
+	if (t == NULL)
+		return NULL;
+	if (unlikely(t->md[id] == NULL))
+		t->md[id] = EVP_MD_CTX_new();
+	return t->md[id];
+}
+
+/* A MAC context with its fixed parameters set: the BLAKE2s MAC's 16-byte output size, the HMAC
+ * digests (fetched with the same property query as the suite). */
+static EVP_MAC_CTX *mac_ctx_new(const struct sg__algs *a, enum sg__mac_id id)
+{
+	OSSL_PARAM params[3], *p = params;
+	size_t size = SG_BLAKE2S_MAC_LEN;
+	const char *propq = NULL;
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(a->mac[id]);
+
+	if (ctx == NULL)
+		return NULL;
+	switch (id) {
+	case SG__MAC_BLAKE2S128:
+		*p++ = OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size);
+		break;
+	case SG__MAC_HMAC_BLAKE2S:
+		*p++ = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "BLAKE2S-256", 0);
+		propq = a->classic_propq;
+		break;
+	case SG__MAC_HMAC_SHA384:
+		*p++ = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA384", 0);
+		propq = a->fips_propq;
+		break;
+	case SG__MAC_COUNT:
+		break;
+	}
+	if (propq != NULL)
+		*p++ =
+		    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_PROPERTIES, (char *)propq, 0);
+	*p = OSSL_PARAM_construct_end();
+	if (EVP_MAC_CTX_set_params(ctx, params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+EVP_MAC_CTX *sg__mac_ctx(enum sg__mac_id id)
+{
+	const struct sg__algs *a = sg__algs();
+	struct tls_ctx *t;
+
+	if (a == NULL || (t = tls_get()) == NULL)
+		return NULL;
+	if (unlikely(t->mac[id] == NULL))
+		t->mac[id] = mac_ctx_new(a, id);
+	return t->mac[id];
+}
+
+/* ---- AEAD ---------------------------------------------------------------------------------- */
+
+/* Keys the cached context for one message. The first call binds the cipher; later calls pass a
+ * NULL cipher so OpenSSL keeps its provider context and only resets key, IV and state. */
+static EVP_CIPHER_CTX *aead_begin(enum sg__cipher_id id, const uint8_t *key, const uint8_t *nonce,
+				  int enc)
+{
+	const struct sg__algs *a = sg__algs();
+	EVP_CIPHER_CTX *ctx;
+	const EVP_CIPHER *cipher = NULL;
+
+	/* A NULL key or IV would make EVP_CipherInit_ex2 keep the previous caller's. */
+	if (key == NULL || nonce == NULL || a == NULL || (ctx = sg__cipher_ctx(id)) == NULL)
+		return NULL;
+	if (unlikely(EVP_CIPHER_CTX_get0_cipher(ctx) == NULL))
+		cipher = a->cipher[id];
+	if (EVP_CipherInit_ex2(ctx, cipher, key, nonce, enc, NULL) != 1)
+		return NULL;
+	return ctx;
+}
+
+/* Feeds n bytes (out == NULL: additional data) in int-sized chunks. */
+static bool aead_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in, size_t n)
+{
+	while (n > 0) {
+		size_t chunk = SG_MIN(n, CHUNK);
+		int outl = 0;
+
+		if (EVP_CipherUpdate(ctx, out, &outl, in, (int)chunk) != 1)
+			return false;
+		if (out != NULL) {
+			if ((size_t)outl != chunk)
+				return false;
+			out += chunk;
+		}
+		in += chunk;
+		n -= chunk;
+	}
+	return true;
+}
+
+bool sg__aead_seal(enum sg__cipher_id id, uint8_t *dst, const uint8_t *src, size_t len,
+		   const uint8_t *ad, size_t adlen, const uint8_t nonce[12], const uint8_t *key)
+{
+	EVP_CIPHER_CTX *ctx;
+	int outl = 0;
+
+	if (dst == NULL || (src == NULL && len > 0) || (ad == NULL && adlen > 0) ||
+	    len > SIZE_MAX - TAG_LEN)
+		return false;
+	ctx = aead_begin(id, key, nonce, 1);
+	if (ctx == NULL)
+		goto fail;
+	if (!aead_update(ctx, NULL, ad, adlen) || !aead_update(ctx, dst, src, len))
+		goto fail;
+	if (EVP_CipherFinal_ex(ctx, dst + len, &outl) != 1 || outl != 0)
+		goto fail;
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, dst + len) != 1)
+		goto fail;
+	return true;
+fail:
+	sg_memzero(dst, len + TAG_LEN);
+	return false;
+}
+
+bool sg__aead_open(enum sg__cipher_id id, uint8_t *dst, const uint8_t *src, size_t len,
+		   const uint8_t *ad, size_t adlen, const uint8_t nonce[12], const uint8_t *key)
+{
+	EVP_CIPHER_CTX *ctx;
+	uint8_t tag[TAG_LEN];
+	size_t ctlen;
+	int outl = 0;
+
+	if (dst == NULL || src == NULL || len < TAG_LEN || (ad == NULL && adlen > 0))
+		return false;
+	ctlen = len - TAG_LEN;
+	/* Copy the tag first: with dst == src the plaintext never reaches it, but the copy keeps
+	 * that reasoning out of the correctness argument. */
+	memcpy(tag, src + ctlen, TAG_LEN);
+	ctx = aead_begin(id, key, nonce, 0);
+	if (ctx == NULL)
+		goto fail;
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) != 1)
+		goto fail;
+	if (!aead_update(ctx, NULL, ad, adlen) || !aead_update(ctx, dst, src, ctlen))
+		goto fail;
+	/* The tag comparison (constant time inside OpenSSL) happens here. */
+	if (EVP_CipherFinal_ex(ctx, dst + ctlen, &outl) != 1 || outl != 0)
+		goto fail;
+	return true;
+fail:
+	sg_memzero(dst, ctlen);
+	return false;
+}
+
+/* ---- digests and MACs ---------------------------------------------------------------------- */
+
+bool sg__digest_iov(enum sg__md_id id, uint8_t *out, size_t outlen, const struct sg_iov *iov,
+		    size_t niov)
+{
+	const struct sg__algs *a = sg__algs();
+	EVP_MD_CTX *ctx;
+	unsigned int n = 0;
+
+	if (a == NULL || out == NULL || (iov == NULL && niov > 0) ||
+	    outlen != (size_t)EVP_MD_get_size(a->md[id]))
+		return false;
+	ctx = sg__md_ctx(id);
+	if (ctx == NULL || EVP_DigestInit_ex2(ctx, a->md[id], NULL) != 1)
+		return false;
+	for (size_t i = 0; i < niov; i++) {
+		if (iov[i].len == 0)
+			continue;
+		if (iov[i].base == NULL || EVP_DigestUpdate(ctx, iov[i].base, iov[i].len) != 1)
+			return false;
+	}
+	return EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == outlen;
+}
+
+bool sg__mac_iov(enum sg__mac_id id, uint8_t *out, size_t outlen, const uint8_t *key, size_t keylen,
+		 const struct sg_iov *iov, size_t niov)
+{
+	/* EVP_MAC_init treats a NULL key as "keep the previous key", so an empty key must still be
+	 * a real pointer or a zero-length HMAC key would silently reuse the last caller's key. */
+	static const uint8_t empty_key[1];
+	EVP_MAC_CTX *ctx;
+	size_t n = 0;
+	bool ok = false;
+
+	if (out == NULL || (iov == NULL && niov > 0) || (key == NULL && keylen > 0))
+		return false;
+	ctx = sg__mac_ctx(id);
+	if (ctx == NULL || EVP_MAC_init(ctx, key != NULL ? key : empty_key, keylen, NULL) != 1)
+		goto out;
+	for (size_t i = 0; i < niov; i++) {
+		if (iov[i].len == 0)
+			continue;
+		if (iov[i].base == NULL || EVP_MAC_update(ctx, iov[i].base, iov[i].len) != 1)
+			goto out;
+	}
+	ok = EVP_MAC_final(ctx, out, &n, outlen) == 1 && n == outlen;
+out:
+	if (!ok)
+		sg_memzero(out, outlen);
+	return ok;
+}

@@ -1,0 +1,228 @@
+/* Crypto module lifecycle, utilities, randomness and the suite tables. */
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/kdf.h>
+#include <openssl/provider.h>
+#include <openssl/rand.h>
+
+#include <secureguard/sg_errors.h>
+
+#include "crypto/crypto_int.h"
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_result = SG_ECRYPTO;
+static struct sg__algs algs;
+
+static void free_algs(void)
+{
+	for (size_t i = 0; i < SG__CIPHER_COUNT; i++)
+		EVP_CIPHER_free(algs.cipher[i]);
+	for (size_t i = 0; i < SG__MD_COUNT; i++)
+		EVP_MD_free(algs.md[i]);
+	for (size_t i = 0; i < SG__MAC_COUNT; i++)
+		EVP_MAC_free(algs.mac[i]);
+	EVP_KDF_free(algs.hkdf);
+	memset(&algs, 0, sizeof(algs));
+}
+
+static void do_init(void)
+{
+	const char *cq, *fq;
+
+	/* Load openssl.cnf first: that is where a FIPS provider gets configured and activated. */
+	if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1)
+		return;
+
+	algs.fips_active = OSSL_PROVIDER_available(NULL, "fips") == 1;
+	algs.fips_propq = algs.fips_active ? "fips=yes" : NULL;
+	/* WireGuard's algorithms (ChaCha20, BLAKE2s) are not FIPS-approved, so the classic suite
+	 * always comes from the default provider. If openssl.cnf made "fips=yes" a default
+	 * property, "-fips" drops it from the query (property(7), "-name" override). */
+	algs.classic_propq = EVP_default_properties_is_fips_enabled(NULL) ? "-fips" : NULL;
+	cq = algs.classic_propq;
+	fq = algs.fips_propq;
+
+	algs.cipher[SG__CIPHER_CHACHA20_POLY1305] = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", cq);
+	algs.cipher[SG__CIPHER_CHACHA20] = EVP_CIPHER_fetch(NULL, "ChaCha20", cq);
+	algs.cipher[SG__CIPHER_AES256_GCM] = EVP_CIPHER_fetch(NULL, "AES-256-GCM", fq);
+	algs.md[SG__MD_BLAKE2S256] = EVP_MD_fetch(NULL, "BLAKE2S-256", cq);
+	algs.md[SG__MD_SHA384] = EVP_MD_fetch(NULL, "SHA384", fq);
+	algs.mac[SG__MAC_BLAKE2S128] = EVP_MAC_fetch(NULL, "BLAKE2SMAC", cq);
+	algs.mac[SG__MAC_HMAC_BLAKE2S] = EVP_MAC_fetch(NULL, "HMAC", cq);
+	algs.mac[SG__MAC_HMAC_SHA384] = EVP_MAC_fetch(NULL, "HMAC", fq);
+	algs.hkdf = EVP_KDF_fetch(NULL, "HKDF", fq);
+
+	for (size_t i = 0; i < SG__CIPHER_COUNT; i++)
+		if (algs.cipher[i] == NULL)
+			goto fail;
+	for (size_t i = 0; i < SG__MD_COUNT; i++)
+		if (algs.md[i] == NULL)
+			goto fail;
+	for (size_t i = 0; i < SG__MAC_COUNT; i++)
+		if (algs.mac[i] == NULL)
+			goto fail;
+	if (algs.hkdf == NULL)
+		goto fail;
+
+	init_result = 0;
+	return;
+fail:
+	free_algs();
+}
+
+int sg_crypto_init(void)
+{
+	if (pthread_once(&init_once, do_init) != 0)
+		return SG_ECRYPTO;
+	return init_result;
+}
+
+const struct sg__algs *sg__algs(void)
+{
+	return sg_crypto_init() == 0 ? &algs : NULL;
+}
+
+bool sg_crypto_fips_provider_active(void)
+{
+	return sg_crypto_init() == 0 && algs.fips_active;
+}
+
+const char *sg_crypto_library_version(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION);
+}
+
+/* ---- utilities ----------------------------------------------------------------------------- */
+
+void sg_memzero(void *p, size_t n)
+{
+	if (p != NULL && n > 0)
+		explicit_bzero(p, n);
+}
+
+bool sg_memeq(const void *a, const void *b, size_t n)
+{
+	if (n == 0)
+		return true;
+	return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+bool sg_is_zero(const void *p, size_t n)
+{
+	const volatile uint8_t *b = p;
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= b[i];
+	/* Branch-free: (acc - 1) has bit 8 set only when acc was 0. */
+	return (((unsigned int)acc - 1) >> 8) & 1;
+}
+
+/* ---- randomness ---------------------------------------------------------------------------- */
+
+/* Test hook (sg_crypto_set_random). Set before threads start; not meant to change under load. */
+static sg_random_fn random_hook;
+static void *random_hook_ctx;
+
+void sg_crypto_set_random(sg_random_fn fn, void *ctx)
+{
+	random_hook_ctx = ctx;
+	random_hook = fn;
+}
+
+bool sg_random_bytes(void *buf, size_t n)
+{
+	uint8_t *p = buf;
+
+	if (n == 0)
+		return true;
+	if (buf == NULL)
+		return false;
+	if (random_hook != NULL)
+		return random_hook(random_hook_ctx, buf, n);
+	/* RAND_bytes takes an int length. */
+	while (n > 0) {
+		size_t chunk = SG_MIN(n, (size_t)INT_MAX);
+
+		if (RAND_bytes(p, (int)chunk) != 1) {
+			sg_memzero(buf, (size_t)(p - (uint8_t *)buf));
+			return false;
+		}
+		p += chunk;
+		n -= chunk;
+	}
+	return true;
+}
+
+uint32_t sg_random_u32(void)
+{
+	uint32_t v;
+
+	if (!sg_random_bytes(&v, sizeof(v)))
+		abort(); /* crypto.h: a process without randomness must not go on */
+	return v;
+}
+
+uint64_t sg_random_u64(void)
+{
+	uint64_t v;
+
+	if (!sg_random_bytes(&v, sizeof(v)))
+		abort();
+	return v;
+}
+
+/* ---- suite tables -------------------------------------------------------------------------- */
+
+/* The public functions already have the table's signatures (array parameters decay to
+ * pointers), so the tables point straight at them. */
+static const struct sg_suite suite_classic = {
+    .id = SG_SUITE_CLASSIC,
+    .name = "classic",
+    .dh_priv_len = SG_X25519_KEY_LEN,
+    .dh_pub_len = SG_X25519_KEY_LEN,
+    .dh_shared_len = SG_X25519_KEY_LEN,
+    .hash_len = SG_BLAKE2S_LEN,
+    .aead_key_len = SG_CHACHA_KEY_LEN,
+    .dh_generate = sg_x25519_generate,
+    .dh_public = sg_x25519_public,
+    .dh = sg_x25519,
+    .aead_encrypt = sg_chacha20poly1305_encrypt,
+    .aead_decrypt = sg_chacha20poly1305_decrypt,
+    .hash = sg_blake2s,
+    .hmac = sg_hmac_blake2s,
+};
+
+static const struct sg_suite suite_fips = {
+    .id = SG_SUITE_FIPS,
+    .name = "fips",
+    .dh_priv_len = SG_P384_PRIV_LEN,
+    .dh_pub_len = SG_P384_PUB_LEN,
+    .dh_shared_len = SG_P384_SHARED_LEN,
+    .hash_len = SG_SHA384_LEN,
+    .aead_key_len = SG_AES256_KEY_LEN,
+    .dh_generate = sg_p384_generate,
+    .dh_public = sg_p384_public,
+    .dh = sg_p384_ecdh,
+    .aead_encrypt = sg_aes256gcm_encrypt,
+    .aead_decrypt = sg_aes256gcm_decrypt,
+    .hash = sg_sha384,
+    .hmac = sg_hmac_sha384,
+};
+
+const struct sg_suite *sg_suite_get(enum sg_suite_id id)
+{
+	switch (id) {
+	case SG_SUITE_CLASSIC:
+		return &suite_classic;
+	case SG_SUITE_FIPS:
+		return &suite_fips;
+	}
+	return NULL;
+}
