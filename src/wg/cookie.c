@@ -139,8 +139,10 @@ bool cookie_consume_reply(struct cookie_maker *m, const uint8_t reply[WG_MSG_COO
 	if (!m->have_sent_mac1)
 		return false;
 	if (!sg_xchacha20poly1305_decrypt(cookie, r->encrypted_cookie, sizeof(r->encrypted_cookie),
-					  m->last_mac1, WG_COOKIE_LEN, r->nonce, m->cookie_key))
+					  m->last_mac1, WG_COOKIE_LEN, r->nonce, m->cookie_key)) {
+		sg_memzero(cookie, sizeof(cookie)); /* may hold unauthenticated plaintext */
 		return false;
+	}
 	memcpy(m->cookie, cookie, WG_COOKIE_LEN);
 	sg_memzero(cookie, sizeof(cookie));
 	m->cookie_birth = now;

@@ -124,6 +124,9 @@ static void peer_expire_sessions(struct wg_peer *peer)
 	if (peer->kp_next)
 		peer->kp_next->send_valid = false;
 	handshake_clear(peer);
+	/* The next handshake may go out at once, not REKEY_TIMEOUT after the last one (the
+	 * kernel's wg_noise_reset_last_sent_handshake). */
+	peer->has_sent_handshake = false;
 }
 
 /* ---- device ------------------------------------------------------------------------------- */

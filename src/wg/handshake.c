@@ -212,8 +212,10 @@ bool handshake_begin_session(struct wg_peer *peer, uint64_t now)
 	else
 		return false;
 	kp = calloc(1, sizeof(*kp));
-	if (!kp)
+	if (!kp) {
+		handshake_clear(peer); /* do not leave the chaining key behind */
 		return false;
+	}
 	/* (T_send, T_recv) = KDF2(C, empty): the initiator's send key is the first. */
 	bool ok = initiator ? noise_split(&hs->sym, kp->send_key, kp->recv_key)
 			    : noise_split(&hs->sym, kp->recv_key, kp->send_key);

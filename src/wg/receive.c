@@ -151,8 +151,8 @@ static void keep_key_fresh(struct wg_peer *peer, uint64_t now)
 		return;
 	if (birthdate_expired(kp->birth, REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT, now)) {
 		peer->sent_lastminute_handshake = true;
-		peer_emit(peer, WG_EVENT_REKEY, "time");
-		send_handshake_initiation(peer, now, false);
+		if (send_handshake_initiation(peer, now, false))
+			peer_emit(peer, WG_EVENT_REKEY, "time");
 	}
 }
 

@@ -19,7 +19,7 @@ void send_buffer(struct wg_peer *peer, const uint8_t *buf, size_t len)
 	peer->tx_bytes += len;
 }
 
-void send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry)
+bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry)
 {
 	struct wg_device *dev = peer->dev;
 	uint8_t msg[WG_MSG_INITIATION_LEN];
@@ -29,19 +29,20 @@ void send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry
 	/* At most one initiation per REKEY_TIMEOUT (whitepaper 6.1). */
 	if (peer->has_sent_handshake &&
 	    !birthdate_expired(peer->last_sent_handshake, REKEY_TIMEOUT, now))
-		return;
+		return false;
 	if (!dev->has_key || !peer->has_endpoint)
-		return;
+		return false;
 	peer->last_sent_handshake = now;
 	peer->has_sent_handshake = true;
 	if (!handshake_create_initiation(peer, msg, now) ||
 	    !cookie_add_macs(&peer->cookie, msg, sizeof(msg), now))
-		return;
+		return false;
 	timers_any_authenticated_packet_traversal(peer, now);
 	timers_any_authenticated_packet_sent(peer);
 	send_buffer(peer, msg, sizeof(msg));
 	timers_handshake_initiated(peer, now);
 	peer_emit(peer, WG_EVENT_HANDSHAKE_INITIATED, is_retry ? "retry" : "first");
+	return true;
 }
 
 void send_handshake_response(struct wg_peer *peer, uint64_t now)
@@ -113,12 +114,14 @@ static void keep_key_fresh(struct wg_peer *peer, uint64_t now)
 	struct wg_keypair *kp = peer->kp_current;
 	if (!kp || !kp->send_valid)
 		return;
+	/* Every packet sent past the limit lands here until the new session is up: report the
+	 * rekey only when an initiation went out (one per REKEY_TIMEOUT), not once per packet. */
 	if (kp->send_counter > REKEY_AFTER_MESSAGES) {
-		peer_emit(peer, WG_EVENT_REKEY, "messages");
-		send_handshake_initiation(peer, now, false);
+		if (send_handshake_initiation(peer, now, false))
+			peer_emit(peer, WG_EVENT_REKEY, "messages");
 	} else if (kp->initiator && birthdate_expired(kp->birth, REKEY_AFTER_TIME, now)) {
-		peer_emit(peer, WG_EVENT_REKEY, "time");
-		send_handshake_initiation(peer, now, false);
+		if (send_handshake_initiation(peer, now, false))
+			peer_emit(peer, WG_EVENT_REKEY, "time");
 	}
 }
 
@@ -155,7 +158,8 @@ static void stage(struct wg_peer *peer, const uint8_t *pkt, size_t len)
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy)
 		return;
-	memcpy(copy, pkt, len);
+	if (len) /* a keepalive passes pkt == NULL: memcpy(NULL, 0) is still undefined */
+		memcpy(copy, pkt, len);
 	if (q->count == MAX_STAGED_PACKETS) {
 		free(q->pkt[q->head]);
 		q->pkt[q->head] = NULL;

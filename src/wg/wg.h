@@ -45,7 +45,7 @@ struct wg_device;
 struct wg_peer;
 
 enum wg_event_type {
-	WG_EVENT_HANDSHAKE_INITIATED, /* we sent an initiation (reason: "first", "retry", "rekey") */
+	WG_EVENT_HANDSHAKE_INITIATED, /* we sent an initiation (reason: "first" or "retry") */
 	WG_EVENT_HANDSHAKE_COMPLETE,  /* a new session is confirmed or started with the peer */
 	WG_EVENT_HANDSHAKE_FAILED,    /* a handshake message was rejected (reason says why) */
 	WG_EVENT_HANDSHAKE_GAVE_UP,   /* REKEY_ATTEMPT_TIME passed without an answer */

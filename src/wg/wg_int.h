@@ -153,7 +153,8 @@ void keypair_destroy(struct wg_device *dev, struct wg_keypair *kp); /* NULL ok *
 void handshake_clear(struct wg_peer *peer);
 
 /* send.c */
-void send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry);
+/* True if an initiation was sent (false: rate-limited by REKEY_TIMEOUT, no key or no endpoint). */
+bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry);
 void send_handshake_response(struct wg_peer *peer, uint64_t now);
 void send_keepalive(struct wg_peer *peer, uint64_t now);
 void send_staged(struct wg_peer *peer, uint64_t now);

@@ -26,7 +26,7 @@ static void test_mac1_known_answer(void **state)
 {
 	uint8_t pub[32], msg[148], want_key[32], want_mac[16], want_ck[32];
 	struct cookie_maker m;
-	struct cookie_checker c;
+	struct cookie_checker c = {0};
 	for (int i = 0; i < 32; i++)
 		pub[i] = (uint8_t)i;
 	test_unhex(want_key, "4fb2527ac956001553dc1ad9b55171b7d9daa3de1cdbcd71451830170c7e6cac");
@@ -60,7 +60,7 @@ static void test_cookie_round_trip_and_expiry(void **state)
 {
 	uint8_t priv[32], pub[32], msg[148], reply[64];
 	struct cookie_maker m;
-	struct cookie_checker c;
+	struct cookie_checker c = {0};
 	uint8_t src[6] = {192, 0, 2, 1, 0x30, 0x39}, other[6] = {192, 0, 2, 9, 0x30, 0x39};
 	uint64_t now = 1000 * NS;
 
