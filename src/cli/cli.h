@@ -1,0 +1,76 @@
+/* secureguard command line: the subcommands and the helpers they share. */
+#ifndef SG_CLI_CLI_H
+#define SG_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cli/ipc.h"
+#include "config/wgconf.h"
+
+#define CLI_PROG "secureguard"
+
+/* Subcommands: argv[0] is the subcommand name; the return value is the exit status. */
+int cli_cmd_genkey(int argc, char **argv);
+int cli_cmd_genpsk(int argc, char **argv);
+int cli_cmd_pubkey(int argc, char **argv);
+int cli_cmd_show(int argc, char **argv);
+int cli_cmd_showconf(int argc, char **argv);
+int cli_cmd_setconf(int argc, char **argv); /* also addconf and syncconf */
+int cli_cmd_set(int argc, char **argv);
+int cli_cmd_up(int argc, char **argv);
+int cli_cmd_down(int argc, char **argv);
+int cli_cmd_save(int argc, char **argv);
+int cli_cmd_strip(int argc, char **argv);
+
+/* ---- util.c ---------------------------------------------------------------------------- */
+
+/* A growing text buffer that wipes what it drops (it may hold keys). */
+struct cli_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+void cli_buf_printf(struct cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_buf_free(struct cli_buf *b);
+
+/* Reads a whole file of at most max bytes into a NUL-terminated malloc'd buffer.
+ * 0, or -errno (-EFBIG when larger than max). */
+int cli_read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* Reads a key file as `wg set ... private-key FILE` does: base64 plus trailing whitespace; an
+ * empty file (or /dev/null) gives the all-zero key, which removes the key. 0 or -1 (printed). */
+int cli_read_keyfile(const char *path, uint8_t key[SG_KEY_LEN]);
+
+/* Resolves an endpoint host (name or literal) and port, retrying transient failures as wg(8)
+ * does (WG_ENDPOINT_RESOLUTION_RETRIES, default 15, "infinity"). 0 or -1 (printed). */
+int cli_resolve_endpoint(struct sockaddr_storage *ss, const char *host, uint16_t port);
+
+/* Parsed config to a UAPI request. Without append: replace_peers and reset the unset interface
+ * fields, as `wg setconf`. Every peer replaces its allowed IPs. 0 or -1 (printed). */
+int cli_device_from_conf(const struct sg_wgconf *conf, const char *ifname, bool append,
+			 struct cli_device **out);
+
+/* The running configuration as a parsed config (for showconf and SaveConfig); conf is
+ * initialised here. 0 or -1 (printed). */
+int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf);
+
+/* Reads and parses a config file (wg-quick keys included). 0 or -1 (printed). */
+int cli_load_conf(const char *path, struct sg_wgconf *conf);
+
+#define CLI_RUN_ECHO  1u /* print "[#] cmd" to stderr first, as wg-quick does */
+#define CLI_RUN_QUIET 2u /* the program's stderr goes to /dev/null (a query that may fail) */
+
+/* Runs argv[0] (PATH lookup, no shell) with optional stdin text. With out, stdout is captured
+ * (bounded, NUL-terminated, malloc'd). Returns the exit status (0-255), 128+signal, or -errno
+ * when it could not run. */
+int cli_run(char *const argv[], const char *input, char **out, unsigned int flags);
+/* Runs a shell command line through /bin/sh -c (the wg-quick hooks). Exit status or -errno. */
+int cli_run_shell(const char *cmd);
+
+/* Prints "secureguard: <msg>: <strerror(-err)>" to stderr. Returns 1 (an exit status). */
+int cli_errno(const char *msg, int err);
+
+#endif

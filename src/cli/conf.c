@@ -1,0 +1,288 @@
+/* setconf, addconf, syncconf and set: the wg(8) ways of changing a running interface, sent as
+ * one UAPI set request each. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "crypto/crypto.h"
+
+static int pubkey_cmp(const void *a, const void *b)
+{
+	const struct cli_peer *const *x = a, *const *y = b;
+
+	return memcmp((*x)->public_key, (*y)->public_key, SG_KEY_LEN);
+}
+
+/* syncconf: turn a replace-everything request into the difference from the running state.
+ * Peers only in the running state are removed; peers in both are updated in place, so their
+ * sessions survive; a preshared key or keepalive the file no longer has is cleared. A file
+ * without peers keeps replace_peers and so removes all, as wg(8). */
+static int sync_device(struct cli_device *want)
+{
+	struct cli_device *have = NULL;
+	struct cli_peer **sorted = NULL;
+	bool *gone = NULL;
+	size_t n_want = want->n_peers;
+	int ret;
+
+	if (!n_want)
+		return 0;
+	ret = cli_ipc_get(want->name, &have);
+	if (ret) {
+		cli_errno("Unable to retrieve current interface configuration", ret);
+		return -1;
+	}
+	ret = 0;
+	if (!have->n_peers)
+		goto out;
+	want->flags &= ~CLI_DEV_REPLACE_PEERS;
+	sorted = calloc(n_want, sizeof(*sorted));
+	gone = calloc(have->n_peers, sizeof(*gone));
+	if (!sorted || !gone) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n_want; i++)
+		sorted[i] = &want->peers[i];
+	qsort(sorted, n_want, sizeof(*sorted), pubkey_cmp);
+	for (size_t i = 0; i < have->n_peers; i++) {
+		struct cli_peer *h = &have->peers[i], **found;
+
+		found = bsearch(&h, sorted, n_want, sizeof(*sorted), pubkey_cmp);
+		if (!found) {
+			gone[i] = true;
+			continue;
+		}
+		if ((h->flags & CLI_PEER_HAS_PSK) && !((*found)->flags & CLI_PEER_HAS_PSK)) {
+			memset((*found)->preshared_key, 0, SG_KEY_LEN);
+			(*found)->flags |= CLI_PEER_HAS_PSK;
+		}
+		if (h->keepalive && !((*found)->flags & CLI_PEER_HAS_KEEPALIVE)) {
+			(*found)->keepalive = 0;
+			(*found)->flags |= CLI_PEER_HAS_KEEPALIVE;
+		}
+	}
+	/* Appending may move want->peers, so only now that no pointer into it is kept. */
+	for (size_t i = 0; i < have->n_peers; i++) {
+		struct cli_peer *rm;
+
+		if (!gone[i])
+			continue;
+		rm = cli_device_add_peer(want);
+		if (!rm) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		memcpy(rm->public_key, have->peers[i].public_key, SG_KEY_LEN);
+		rm->flags = CLI_PEER_REMOVE;
+	}
+out:
+	free(sorted);
+	free(gone);
+	cli_device_free(have);
+	if (ret) {
+		cli_errno("syncconf", ret);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_cmd_setconf(int argc, char **argv)
+{
+	struct sg_wgconf conf;
+	struct cli_device *dev = NULL;
+	bool append = !strcmp(argv[0], "addconf"), sync = !strcmp(argv[0], "syncconf");
+	int ret = 1, err;
+
+	if (argc != 3) {
+		fprintf(stderr, "Usage: %s %s <interface> <configuration filename>\n", CLI_PROG,
+			argv[0]);
+		return 1;
+	}
+	if (!cli_ifname_valid(argv[1])) {
+		fprintf(stderr, "%s: invalid interface name `%s'\n", CLI_PROG, argv[1]);
+		return 1;
+	}
+	/* The wg-quick keys (Address, DNS, ...) are parsed and ignored here, so one file serves
+	 * both `up' and these commands (what `wg-quick strip' is for with wg(8)). */
+	if (cli_load_conf(argv[2], &conf))
+		return 1;
+	if (cli_device_from_conf(&conf, argv[1], append, &dev))
+		goto out;
+	if (sync && sync_device(dev))
+		goto out;
+	err = cli_ipc_set(dev);
+	if (err) {
+		fprintf(stderr, "%s: Unable to modify interface %s: %s\n", CLI_PROG, argv[1],
+			strerror(-err));
+		goto out;
+	}
+	ret = 0;
+out:
+	cli_device_free(dev);
+	sg_wgconf_free(&conf);
+	return ret;
+}
+
+static void set_usage(void)
+{
+	fprintf(stderr,
+		"Usage: %s set <interface> [listen-port <port>] [fwmark <mark>] "
+		"[private-key <file path>] [peer <base64 public key> [remove] "
+		"[preshared-key <file path>] [endpoint <ip>:<port>] "
+		"[persistent-keepalive <interval seconds>] "
+		"[allowed-ips <ip1>/<cidr1>[,<ip2>/<cidr2>]...] ]...\n",
+		CLI_PROG);
+}
+
+static int set_allowed_ips(struct cli_peer *peer, const char *arg)
+{
+	char list[SG_WGCONF_MAX_LINE + 1], why[160];
+	size_t n = 0;
+
+	/* Whitespace is ignored inside the list, as in a config file. */
+	for (size_t i = 0; arg[i]; i++) {
+		if (arg[i] == ' ' || arg[i] == '\t' || arg[i] == '\n' || arg[i] == '\r')
+			continue;
+		if (n >= SG_WGCONF_MAX_LINE) {
+			fprintf(stderr, "%s: allowed-ips: longer than %u characters\n", CLI_PROG,
+				SG_WGCONF_MAX_LINE);
+			return -1;
+		}
+		list[n++] = arg[i];
+	}
+	list[n] = '\0';
+	peer->flags |= CLI_PEER_REPLACE_IPS;
+	peer->n_ips = 0;
+	if (!n)
+		return 0;
+	for (char *tok = list;;) {
+		char *comma = strchr(tok, ',');
+		struct sg_wgconf_ip ip;
+
+		if (comma)
+			*comma = '\0';
+		if (sg_wgconf_parse_ip(&ip, tok, why, sizeof(why))) {
+			fprintf(stderr, "%s: allowed-ips: %s\n", CLI_PROG, why);
+			return -1;
+		}
+		if (cli_peer_add_ip(peer, &ip)) {
+			fprintf(stderr, "%s: allowed-ips: more than %u entries\n", CLI_PROG,
+				CLI_MAX_PEER_IPS);
+			return -1;
+		}
+		if (!comma)
+			return 0;
+		tok = comma + 1;
+	}
+}
+
+/* Parses the words after `set IFNAME' into dev. 0 or -1 (printed). */
+static int parse_set_args(struct cli_device *dev, int argc, char **argv)
+{
+	struct cli_peer *peer = NULL;
+	char why[160];
+
+	for (int i = 0; i < argc;) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "remove") && peer) {
+			peer->flags |= CLI_PEER_REMOVE;
+			i++;
+			continue;
+		}
+		if (!v) {
+			fprintf(stderr, "%s: set: `%s' needs a value or is not valid here\n",
+				CLI_PROG, a);
+			return -1;
+		}
+		if (!strcmp(a, "listen-port") && !peer) {
+			if (sg_wgconf_parse_port(&dev->listen_port, v, why, sizeof(why)))
+				goto bad;
+			dev->flags |= CLI_DEV_HAS_LISTEN_PORT;
+		} else if (!strcmp(a, "fwmark") && !peer) {
+			if (sg_wgconf_parse_fwmark(&dev->fwmark, v, why, sizeof(why)))
+				goto bad;
+			dev->flags |= CLI_DEV_HAS_FWMARK;
+		} else if (!strcmp(a, "private-key") && !peer) {
+			if (cli_read_keyfile(v, dev->private_key))
+				return -1;
+			dev->flags |= CLI_DEV_HAS_PRIVATE_KEY;
+		} else if (!strcmp(a, "peer")) {
+			peer = cli_device_add_peer(dev);
+			if (!peer) {
+				fprintf(stderr, "%s: set: too many peers\n", CLI_PROG);
+				return -1;
+			}
+			if (sg_key_from_base64(peer->public_key, v, strlen(v))) {
+				fprintf(stderr,
+					"%s: set: peer: not a base64 key of 44 characters\n",
+					CLI_PROG);
+				return -1;
+			}
+		} else if (!strcmp(a, "endpoint") && peer) {
+			char host[SG_WGCONF_HOST_MAX + 1];
+			uint16_t port;
+
+			if (sg_wgconf_parse_endpoint(host, &port, v, why, sizeof(why)))
+				goto bad;
+			if (cli_resolve_endpoint(&peer->endpoint, host, port))
+				return -1;
+			peer->flags |= CLI_PEER_HAS_ENDPOINT;
+		} else if (!strcmp(a, "allowed-ips") && peer) {
+			if (set_allowed_ips(peer, v))
+				return -1;
+		} else if (!strcmp(a, "persistent-keepalive") && peer) {
+			if (sg_wgconf_parse_keepalive(&peer->keepalive, v, why, sizeof(why)))
+				goto bad;
+			peer->flags |= CLI_PEER_HAS_KEEPALIVE;
+		} else if (!strcmp(a, "preshared-key") && peer) {
+			if (cli_read_keyfile(v, peer->preshared_key))
+				return -1;
+			peer->flags |= CLI_PEER_HAS_PSK;
+		} else {
+			fprintf(stderr, "%s: set: invalid argument: %s\n", CLI_PROG, a);
+			return -1;
+		}
+		i += 2;
+		continue;
+	bad:
+		fprintf(stderr, "%s: set: %s: %s\n", CLI_PROG, a, why);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_cmd_set(int argc, char **argv)
+{
+	struct cli_device *dev;
+	int ret = 1, err;
+
+	if (argc < 3) {
+		set_usage();
+		return 1;
+	}
+	if (!cli_ifname_valid(argv[1])) {
+		fprintf(stderr, "%s: invalid interface name `%s'\n", CLI_PROG, argv[1]);
+		return 1;
+	}
+	dev = cli_device_new(argv[1]);
+	if (!dev) {
+		fprintf(stderr, "%s: out of memory\n", CLI_PROG);
+		return 1;
+	}
+	if (parse_set_args(dev, argc - 2, argv + 2))
+		goto out;
+	err = cli_ipc_set(dev);
+	if (err) {
+		fprintf(stderr, "%s: Unable to modify interface %s: %s\n", CLI_PROG, argv[1],
+			strerror(-err));
+		goto out;
+	}
+	ret = 0;
+out:
+	cli_device_free(dev);
+	return ret;
+}

@@ -1,0 +1,91 @@
+/* Client of the cross-platform WireGuard UAPI (https://www.wireguard.com/xplatform/), spoken by
+ * secureguardd and wireguard-go on the unix socket /var/run/wireguard/IFNAME.sock:
+ *   "get=1\n\n"          -> "key=value\n"... "errno=N\n\n"
+ *   "set=1\nkey=value\n...\n" -> "errno=N\n\n"
+ * Keys travel as 64 hex digits. Functions here return 0 or a negative errno value, because the
+ * daemon reports errno numbers and the messages print them with strerror().
+ */
+#ifndef SG_CLI_IPC_H
+#define SG_CLI_IPC_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/key.h"
+#include "config/wgconf.h"
+
+#define CLI_SOCK_DIR	"/var/run/wireguard"
+#define CLI_SOCK_SUFFIX ".sock"
+
+/* cli_device.flags */
+#define CLI_DEV_HAS_PRIVATE_KEY 0x01u
+#define CLI_DEV_HAS_PUBLIC_KEY	0x02u
+#define CLI_DEV_HAS_LISTEN_PORT 0x04u
+#define CLI_DEV_HAS_FWMARK	0x08u
+#define CLI_DEV_REPLACE_PEERS	0x10u
+
+/* cli_peer.flags */
+#define CLI_PEER_REMOVE	       0x01u
+#define CLI_PEER_HAS_PSK       0x02u
+#define CLI_PEER_HAS_KEEPALIVE 0x04u
+#define CLI_PEER_REPLACE_IPS   0x08u
+#define CLI_PEER_HAS_ENDPOINT  0x10u
+
+struct cli_peer {
+	uint8_t public_key[SG_KEY_LEN];
+	uint8_t preshared_key[SG_KEY_LEN];
+	unsigned int flags;
+	struct sockaddr_storage endpoint;
+	uint16_t keepalive;
+	int64_t handshake_sec, handshake_nsec;
+	uint64_t rx_bytes, tx_bytes;
+	struct sg_wgconf_ip *ips;
+	size_t n_ips, cap_ips;
+};
+
+struct cli_device {
+	char name[IFNAMSIZ];
+	unsigned int flags;
+	uint8_t private_key[SG_KEY_LEN];
+	uint8_t public_key[SG_KEY_LEN];
+	uint16_t listen_port;
+	uint32_t fwmark;
+	struct cli_peer *peers;
+	size_t n_peers, cap_peers;
+};
+
+/* Bounds on what a get reply may hold, so a broken daemon cannot exhaust memory. */
+#define CLI_MAX_PEERS	   SG_WGCONF_MAX_PEERS
+#define CLI_MAX_PEER_IPS   SG_WGCONF_MAX_PEER_IPS
+#define CLI_MAX_REPLY_LINE 4096
+
+/* A zeroed device named ifname, or NULL out of memory. */
+struct cli_device *cli_device_new(const char *ifname);
+/* Wipes the keys and frees. NULL is fine. */
+void cli_device_free(struct cli_device *dev);
+/* Appends a zeroed peer; NULL at CLI_MAX_PEERS or out of memory. */
+struct cli_peer *cli_device_add_peer(struct cli_device *dev);
+/* Appends an allowed IP; -ENOSPC at CLI_MAX_PEER_IPS, -ENOMEM. */
+int cli_peer_add_ip(struct cli_peer *peer, const struct sg_wgconf_ip *ip);
+
+/* True when ifname is a valid interface name (1-15 characters, no '/', not "." or ".."). */
+bool cli_ifname_valid(const char *ifname);
+/* True when the control socket of ifname accepts connections (a stale socket is removed, as
+ * wg(8) does). */
+bool cli_ipc_exists(const char *ifname);
+/* The interfaces with a live control socket, in directory order (as `wg show interfaces`).
+ * *names is a malloc'd array of malloc'd strings; free with cli_ipc_list_free. */
+int cli_ipc_list(char ***names, size_t *n);
+void cli_ipc_list_free(char **names, size_t n);
+/* Reads the running configuration. *out is NULL on failure. */
+int cli_ipc_get(const char *ifname, struct cli_device **out);
+/* Applies dev (only the fields its flags name). */
+int cli_ipc_set(const struct cli_device *dev);
+
+/* Formats an endpoint as wg(8) does: "1.2.3.4:51820" or "[fd00::1]:51820". */
+void cli_endpoint_format(char *buf, size_t len, const struct sockaddr_storage *ss);
+
+#endif

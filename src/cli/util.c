@@ -1,0 +1,554 @@
+/* Helpers shared by the subcommands: text buffers, files, key files, name resolution, turning a
+ * parsed config into a UAPI request, and running programs the way wg-quick(8) does. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <secureguard/sg_errors.h>
+
+#include "cli/cli.h"
+#include "crypto/crypto.h"
+
+/* Captured output of a helper program (`ip route get` and the like) is small; cap it. */
+#define RUN_OUTPUT_MAX (1u << 20)
+/* Config files: 16384 peers with long AllowedIPs lists fit well within this. */
+#define CONF_FILE_MAX (32u << 20)
+
+int cli_errno(const char *msg, int err)
+{
+	fprintf(stderr, "%s: %s: %s\n", CLI_PROG, msg, strerror(err < 0 ? -err : err));
+	return 1;
+}
+
+void cli_buf_printf(struct cli_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->oom = true;
+		return;
+	}
+	if (!b->p || (size_t)n + 1 > b->cap - b->len) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+
+		while ((size_t)n + 1 > cap - b->len)
+			cap *= 2;
+		/* Not realloc: the old block may hold keys, so wipe it ourselves. */
+		p = malloc(cap);
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		if (b->p) {
+			memcpy(p, b->p, b->len);
+			sg_memzero(b->p, b->cap);
+			free(b->p);
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void cli_buf_free(struct cli_buf *b)
+{
+	if (b->p) {
+		sg_memzero(b->p, b->cap);
+		free(b->p);
+	}
+	memset(b, 0, sizeof(*b));
+}
+
+int cli_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	char *buf = NULL;
+	size_t size = 0, cap = 0;
+	int fd, ret = 0;
+
+	*out = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		if (size + 1 >= cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			char *p;
+
+			if (cap > max + 1) {
+				ret = -EFBIG;
+				break;
+			}
+			p = malloc(ncap);
+			if (!p) {
+				ret = -ENOMEM;
+				break;
+			}
+			if (buf) {
+				memcpy(p, buf, size);
+				sg_memzero(buf, cap);
+				free(buf);
+			}
+			buf = p;
+			cap = ncap;
+		}
+		ssize_t n = read(fd, buf + size, cap - size - 1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		size += (size_t)n;
+		if (size > max) {
+			ret = -EFBIG;
+			break;
+		}
+	}
+	close(fd);
+	if (ret) {
+		if (buf)
+			sg_memzero(buf, cap);
+		free(buf);
+		return ret;
+	}
+	buf[size] = '\0';
+	*out = buf;
+	*len = size;
+	return 0;
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+int cli_read_keyfile(const char *path, uint8_t key[SG_KEY_LEN])
+{
+	char *buf;
+	size_t len;
+	int ret = cli_read_file(path, 4096, &buf, &len);
+
+	if (ret) {
+		fprintf(stderr, "%s: %s: %s\n", CLI_PROG, path,
+			ret == -EFBIG ? "not a key file (too large)" : strerror(-ret));
+		return -1;
+	}
+	/* An empty file, like /dev/null, means "no key" (wg(8)). */
+	if (len == 0) {
+		sg_memzero(key, SG_KEY_LEN);
+		free(buf);
+		return 0;
+	}
+	while (len && (is_space(buf[len - 1]) || buf[len - 1] == '\0'))
+		len--;
+	ret = sg_key_from_base64(key, buf, len);
+	sg_memzero(buf, len);
+	free(buf);
+	if (ret) {
+		fprintf(stderr, "%s: %s: not a base64 key of 44 characters\n", CLI_PROG, path);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_resolve_endpoint(struct sockaddr_storage *ss, const char *host, uint16_t port)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_DGRAM,
+				 .ai_protocol = IPPROTO_UDP},
+			*res = NULL;
+	const char *env = getenv("WG_ENDPOINT_RESOLUTION_RETRIES");
+	long retries = 15;
+	char serv[8];
+	unsigned int delay_us = 1000000;
+	int ret;
+
+	if (env) {
+		char *end;
+
+		if (!strcmp(env, "infinity")) {
+			retries = -1;
+		} else {
+			retries = strtol(env, &end, 10);
+			if (*end || retries < 0 || retries > 1000000) {
+				fprintf(stderr,
+					"%s: WG_ENDPOINT_RESOLUTION_RETRIES: not a number: `%s'\n",
+					CLI_PROG, env);
+				return -1;
+			}
+		}
+	}
+	snprintf(serv, sizeof(serv), "%u", (unsigned int)port);
+	for (;;) {
+		ret = getaddrinfo(host, serv, &hints, &res);
+		if (!ret)
+			break;
+		/* EAI_NONAME, EAI_FAIL and EAI_NODATA are permanent: retrying cannot help. */
+		if (ret == EAI_NONAME || ret == EAI_FAIL || ret == EAI_NODATA || retries == 0) {
+			fprintf(stderr, "%s: %s: `%s:%u'\n", CLI_PROG,
+				ret == EAI_SYSTEM ? strerror(errno) : gai_strerror(ret), host,
+				(unsigned int)port);
+			return -1;
+		}
+		if (retries > 0)
+			retries--;
+		fprintf(stderr, "%s: %s: `%s:%u'. Trying again in %.2f seconds...\n", CLI_PROG,
+			ret == EAI_SYSTEM ? strerror(errno) : gai_strerror(ret), host,
+			(unsigned int)port, delay_us / 1000000.0);
+		usleep(delay_us);
+		delay_us = delay_us * 6 / 5 > 20000000 ? 20000000 : delay_us * 6 / 5;
+	}
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+		    ai->ai_addrlen <= sizeof(*ss)) {
+			memset(ss, 0, sizeof(*ss));
+			memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+			freeaddrinfo(res);
+			return 0;
+		}
+	}
+	freeaddrinfo(res);
+	fprintf(stderr, "%s: neither IPv4 nor IPv6 address found: `%s:%u'\n", CLI_PROG, host,
+		(unsigned int)port);
+	return -1;
+}
+
+int cli_device_from_conf(const struct sg_wgconf *conf, const char *ifname, bool append,
+			 struct cli_device **out)
+{
+	struct cli_device *dev = cli_device_new(ifname);
+
+	*out = NULL;
+	if (!dev)
+		goto oom;
+	/* setconf replaces the whole configuration: what the file leaves out is reset. */
+	if (!append)
+		dev->flags |= CLI_DEV_REPLACE_PEERS | CLI_DEV_HAS_PRIVATE_KEY |
+			      CLI_DEV_HAS_LISTEN_PORT | CLI_DEV_HAS_FWMARK;
+	if (conf->has_private_key) {
+		memcpy(dev->private_key, conf->private_key, SG_KEY_LEN);
+		dev->flags |= CLI_DEV_HAS_PRIVATE_KEY;
+	}
+	if (conf->has_listen_port) {
+		dev->listen_port = conf->listen_port;
+		dev->flags |= CLI_DEV_HAS_LISTEN_PORT;
+	}
+	if (conf->has_fwmark) {
+		dev->fwmark = conf->fwmark;
+		dev->flags |= CLI_DEV_HAS_FWMARK;
+	}
+	for (size_t i = 0; i < conf->n_peers; i++) {
+		const struct sg_wgconf_peer *cp = &conf->peers[i];
+		struct cli_peer *p = cli_device_add_peer(dev);
+
+		if (!p)
+			goto oom;
+		memcpy(p->public_key, cp->public_key, SG_KEY_LEN);
+		p->flags = CLI_PEER_REPLACE_IPS;
+		if (cp->has_preshared_key) {
+			memcpy(p->preshared_key, cp->preshared_key, SG_KEY_LEN);
+			p->flags |= CLI_PEER_HAS_PSK;
+		}
+		if (cp->has_keepalive) {
+			p->keepalive = cp->keepalive;
+			p->flags |= CLI_PEER_HAS_KEEPALIVE;
+		}
+		if (cp->has_endpoint) {
+			if (cli_resolve_endpoint(&p->endpoint, cp->endpoint_host,
+						 cp->endpoint_port))
+				goto fail;
+			p->flags |= CLI_PEER_HAS_ENDPOINT;
+		}
+		for (size_t j = 0; j < cp->n_allowed_ips; j++) {
+			if (cli_peer_add_ip(p, &cp->allowed_ips[j]))
+				goto oom;
+		}
+	}
+	*out = dev;
+	return 0;
+oom:
+	fprintf(stderr, "%s: out of memory\n", CLI_PROG);
+fail:
+	cli_device_free(dev);
+	return -1;
+}
+
+int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf)
+{
+	sg_wgconf_init(conf);
+	if (dev->flags & CLI_DEV_HAS_PRIVATE_KEY) {
+		memcpy(conf->private_key, dev->private_key, SG_KEY_LEN);
+		conf->has_private_key = true;
+	}
+	conf->listen_port = dev->listen_port;
+	conf->has_listen_port = dev->listen_port != 0;
+	conf->fwmark = dev->fwmark;
+	conf->has_fwmark = dev->fwmark != 0;
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		const struct cli_peer *p = &dev->peers[i];
+		struct sg_wgconf_peer *cp = sg_wgconf_add_peer(conf);
+
+		if (!cp)
+			goto oom;
+		memcpy(cp->public_key, p->public_key, SG_KEY_LEN);
+		cp->has_public_key = true;
+		if (p->flags & CLI_PEER_HAS_PSK) {
+			memcpy(cp->preshared_key, p->preshared_key, SG_KEY_LEN);
+			cp->has_preshared_key = true;
+		}
+		cp->keepalive = p->keepalive;
+		cp->has_keepalive = p->keepalive != 0;
+		if (p->flags & CLI_PEER_HAS_ENDPOINT) {
+			char serv[NI_MAXSERV];
+			socklen_t slen = p->endpoint.ss_family == AF_INET6
+					     ? sizeof(struct sockaddr_in6)
+					     : sizeof(struct sockaddr_in);
+
+			if (!getnameinfo((const struct sockaddr *)&p->endpoint, slen,
+					 cp->endpoint_host, sizeof(cp->endpoint_host), serv,
+					 sizeof(serv),
+					 NI_DGRAM | NI_NUMERICHOST | NI_NUMERICSERV)) {
+				cp->endpoint_port = (uint16_t)atoi(serv);
+				cp->has_endpoint = true;
+			}
+		}
+		for (size_t j = 0; j < p->n_ips; j++) {
+			if (sg_wgconf_peer_add_ip(conf, cp, &p->ips[j]))
+				goto oom;
+		}
+	}
+	return 0;
+oom:
+	fprintf(stderr, "%s: out of memory (or more than %u peers)\n", CLI_PROG,
+		SG_WGCONF_MAX_PEERS);
+	sg_wgconf_free(conf);
+	return -1;
+}
+
+int cli_load_conf(const char *path, struct sg_wgconf *conf)
+{
+	char *text;
+	size_t len;
+	int ret;
+
+	sg_wgconf_init(conf);
+	ret = cli_read_file(path, CONF_FILE_MAX, &text, &len);
+	if (ret) {
+		fprintf(stderr, "%s: %s: %s\n", CLI_PROG, path,
+			ret == -EFBIG ? "larger than 32 MiB" : strerror(-ret));
+		return -1;
+	}
+	ret = sg_wgconf_parse(conf, text, len);
+	sg_memzero(text, len);
+	free(text);
+	if (ret) {
+		fprintf(stderr, "%s: %s: %s\n", CLI_PROG, path, sg_wgconf_error(conf));
+		sg_wgconf_free(conf);
+		return -1;
+	}
+	return 0;
+}
+
+static void echo_argv(char *const argv[])
+{
+	fputs("[#]", stderr);
+	for (size_t i = 0; argv[i]; i++)
+		fprintf(stderr, " %s", argv[i]);
+	fputc('\n', stderr);
+}
+
+/* Feeds input to the child's stdin and collects its stdout, both at once so neither side can
+ * block the other. */
+static int pump(int in_fd, const char *input, int out_fd, char **out)
+{
+	size_t in_len = input ? strlen(input) : 0, in_off = 0, out_len = 0, out_cap = 0;
+	char *buf = NULL;
+	int ret = 0;
+
+	while (in_fd >= 0 || out_fd >= 0) {
+		struct pollfd pfd[2];
+		nfds_t n = 0;
+		int in_i = -1, out_i = -1;
+
+		if (in_fd >= 0) {
+			pfd[n] = (struct pollfd){.fd = in_fd, .events = POLLOUT};
+			in_i = (int)n++;
+		}
+		if (out_fd >= 0) {
+			pfd[n] = (struct pollfd){.fd = out_fd, .events = POLLIN};
+			out_i = (int)n++;
+		}
+		if (poll(pfd, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			break;
+		}
+		if (in_i >= 0 && pfd[in_i].revents) {
+			ssize_t w =
+			    in_off < in_len ? write(in_fd, input + in_off, in_len - in_off) : 0;
+
+			if (w > 0)
+				in_off += (size_t)w;
+			if (w < 0 || in_off >= in_len) {
+				close(in_fd);
+				in_fd = -1;
+			}
+		}
+		if (out_i >= 0 && pfd[out_i].revents) {
+			if (out_len + 4096 + 1 > out_cap) {
+				size_t cap = out_cap ? out_cap * 2 : 8192;
+				char *p = realloc(buf, cap);
+
+				if (!p) {
+					ret = -ENOMEM;
+					break;
+				}
+				buf = p;
+				out_cap = cap;
+			}
+			ssize_t r = read(out_fd, buf + out_len, 4096);
+
+			if (r > 0 && out_len + (size_t)r <= RUN_OUTPUT_MAX) {
+				out_len += (size_t)r;
+			} else if (r <= 0) {
+				close(out_fd);
+				out_fd = -1;
+			}
+			/* Past the cap the rest is read and dropped, so the child still finishes.
+			 */
+		}
+	}
+	if (in_fd >= 0)
+		close(in_fd);
+	if (out_fd >= 0)
+		close(out_fd);
+	if (out && !ret) {
+		if (!buf)
+			buf = malloc(1);
+		if (!buf)
+			return -ENOMEM;
+		buf[out_len] = '\0';
+		*out = buf;
+		return 0;
+	}
+	free(buf);
+	return ret;
+}
+
+int cli_run(char *const argv[], const char *input, char **out, unsigned int flags)
+{
+	int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+	int status, ret = 0, child_errno;
+	pid_t pid;
+
+	if (out)
+		*out = NULL;
+	if (flags & CLI_RUN_ECHO)
+		echo_argv(argv);
+	fflush(stdout);
+	fflush(stderr);
+	if ((input && pipe2(in_pipe, O_CLOEXEC)) || (out && pipe2(out_pipe, O_CLOEXEC)) ||
+	    pipe2(err_pipe, O_CLOEXEC)) {
+		ret = -errno;
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (pid == 0) {
+		/* main() ignores SIGPIPE; the child should get the default back. */
+		signal(SIGPIPE, SIG_DFL);
+		if (input)
+			dup2(in_pipe[0], STDIN_FILENO);
+		if (out)
+			dup2(out_pipe[1], STDOUT_FILENO);
+		if (flags & CLI_RUN_QUIET) {
+			int null = open("/dev/null", O_WRONLY);
+
+			if (null >= 0)
+				dup2(null, STDERR_FILENO);
+		}
+		execvp(argv[0], argv);
+		child_errno = errno;
+		if (write(err_pipe[1], &child_errno, sizeof(child_errno)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(err_pipe[1]);
+	err_pipe[1] = -1;
+	if (input) {
+		close(in_pipe[0]);
+		in_pipe[0] = -1;
+	}
+	if (out) {
+		close(out_pipe[1]);
+		out_pipe[1] = -1;
+	}
+	ret = pump(input ? in_pipe[1] : -1, input, out ? out_pipe[0] : -1, out);
+	in_pipe[1] = out_pipe[0] = -1;
+	ssize_t got;
+
+	do {
+		got = read(err_pipe[0], &child_errno, sizeof(child_errno));
+	} while (got < 0 && errno == EINTR);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			status = 0x7f00;
+			break;
+		}
+	}
+	if (got == (ssize_t)sizeof(child_errno)) {
+		ret = -child_errno;
+	} else if (!ret) {
+		ret = WIFEXITED(status)	    ? WEXITSTATUS(status)
+		      : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+					    : 1;
+	}
+	if (ret < 0 && out && *out) {
+		free(*out);
+		*out = NULL;
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		if (in_pipe[i] >= 0)
+			close(in_pipe[i]);
+		if (out_pipe[i] >= 0)
+			close(out_pipe[i]);
+		if (err_pipe[i] >= 0)
+			close(err_pipe[i]);
+	}
+	return ret;
+}
+
+int cli_run_shell(const char *cmd)
+{
+	char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+
+	return cli_run(argv, NULL, NULL, 0);
+}

@@ -1,0 +1,156 @@
+/* The wg(8) / wg-quick(8) configuration format.
+ *
+ * [Interface]                        [Peer]
+ *   PrivateKey, ListenPort, FwMark     PublicKey, PresharedKey, AllowedIPs, Endpoint,
+ *   wg-quick: Address, DNS, MTU,       PersistentKeepalive
+ *   Table, PreUp, PostUp, PreDown,
+ *   PostDown, SaveConfig
+ *
+ * The parser is fed one line at a time and does no I/O (no files, no name resolution: Endpoint
+ * hosts are kept as text for the caller to resolve), so it is fuzzed directly. Keys are
+ * case-insensitive, '#' starts a comment, and whitespace inside the values of wg(8) keys is
+ * ignored as wg(8) does. Errors read "line 7: AllowedIPs: bad prefix length 33". Everything is
+ * bounded: line length, peers, allowed IPs per peer and in total, addresses, DNS entries, hooks.
+ *
+ * The serializer writes the layout of `wg showconf`, preceded by the wg-quick keys in the order
+ * wg-quick's SaveConfig writes them.
+ */
+#ifndef SG_CONFIG_WGCONF_H
+#define SG_CONFIG_WGCONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+#include "config/key.h"
+
+#define SG_WGCONF_MAX_LINE	4096 /* characters per line, without the newline */
+#define SG_WGCONF_MAX_PEERS	16384
+#define SG_WGCONF_MAX_PEER_IPS	4096  /* AllowedIPs entries of one peer */
+#define SG_WGCONF_MAX_TOTAL_IPS 65536 /* AllowedIPs entries of all peers together */
+#define SG_WGCONF_MAX_ADDRESSES 64
+#define SG_WGCONF_MAX_DNS	32
+#define SG_WGCONF_MAX_HOOKS	32  /* of each kind */
+#define SG_WGCONF_HOST_MAX	253 /* a DNS name (RFC 1035) or an IPv6 literal with zone */
+#define SG_WGCONF_TABLE_MAX	31
+#define SG_WGCONF_ERR_MAX	256
+/* Longest text of an IP prefix, "ffff:...:255.255.255.255/128" plus NUL. */
+#define SG_WGCONF_PREFIX_STRLEN 50
+
+/* An address with a prefix length; family is AF_INET or AF_INET6. */
+struct sg_wgconf_ip {
+	int family;
+	uint8_t cidr;
+	uint8_t addr[16]; /* network byte order; 4 bytes used for AF_INET */
+};
+
+struct sg_wgconf_dns {
+	bool is_search; /* a search domain rather than a server (wg-quick's rule) */
+	char name[SG_WGCONF_HOST_MAX + 1];
+};
+
+enum sg_wgconf_hook {
+	SG_WGCONF_PRE_UP,
+	SG_WGCONF_POST_UP,
+	SG_WGCONF_PRE_DOWN,
+	SG_WGCONF_POST_DOWN,
+	SG_WGCONF_NHOOKS
+};
+
+struct sg_wgconf_peer {
+	uint8_t public_key[SG_KEY_LEN];
+	uint8_t preshared_key[SG_KEY_LEN];
+	bool has_public_key;
+	bool has_preshared_key;
+	bool has_endpoint;
+	bool has_keepalive;
+	uint16_t keepalive; /* seconds, 0 = off */
+	uint16_t endpoint_port;
+	/* Host as written, without brackets: an IPv4/IPv6 literal or a name to resolve. */
+	char endpoint_host[SG_WGCONF_HOST_MAX + 1];
+	struct sg_wgconf_ip *allowed_ips;
+	size_t n_allowed_ips, cap_allowed_ips;
+	unsigned int line; /* of its [Peer] header, for messages */
+};
+
+struct sg_wgconf {
+	/* [Interface], wg(8) keys */
+	uint8_t private_key[SG_KEY_LEN];
+	bool has_private_key;
+	bool has_listen_port;
+	bool has_fwmark;
+	uint16_t listen_port;
+	uint32_t fwmark; /* 0 = off */
+
+	/* [Interface], wg-quick(8) keys */
+	struct sg_wgconf_ip addresses[SG_WGCONF_MAX_ADDRESSES];
+	size_t n_addresses;
+	struct sg_wgconf_dns dns[SG_WGCONF_MAX_DNS];
+	size_t n_dns;
+	bool has_mtu;
+	bool has_table;
+	bool save_config;
+	uint32_t mtu;
+	char table[SG_WGCONF_TABLE_MAX + 1]; /* "off", "auto", a number or a table name */
+	char *hooks[SG_WGCONF_NHOOKS][SG_WGCONF_MAX_HOOKS];
+	size_t n_hooks[SG_WGCONF_NHOOKS];
+
+	struct sg_wgconf_peer *peers;
+	size_t n_peers, cap_peers;
+	size_t total_ips;
+
+	/* Parser state. */
+	int section;
+	unsigned int line;
+	bool failed;
+	char error[SG_WGCONF_ERR_MAX];
+};
+
+/* An empty configuration, ready to parse into. */
+void sg_wgconf_init(struct sg_wgconf *conf);
+/* Wipes the keys, frees everything and leaves conf as after sg_wgconf_init. */
+void sg_wgconf_free(struct sg_wgconf *conf);
+
+/* Parses one line (len bytes, a trailing "\n" or "\r\n" allowed). Returns 0, SG_EPARSE or
+ * SG_ENOMEM; sg_wgconf_error() then says what and where. After an error every later call fails
+ * too, with the first message kept. */
+int sg_wgconf_parse_line(struct sg_wgconf *conf, const char *line, size_t len) SG_WUR;
+/* Checks what only the whole file can show (every peer has a PublicKey). 0 or SG_EPARSE. */
+int sg_wgconf_parse_finish(struct sg_wgconf *conf) SG_WUR;
+/* Splits text into lines, parses each and finishes. conf must be freshly initialised. */
+int sg_wgconf_parse(struct sg_wgconf *conf, const char *text, size_t len) SG_WUR;
+/* The message of the first error, "" if none. */
+const char *sg_wgconf_error(const struct sg_wgconf *conf);
+
+/* Leaves out the wg-quick keys: the text `wg setconf` and `wg showconf` use. */
+#define SG_WGCONF_WG_ONLY 1u
+
+/* Serializes conf. On success *out is a NUL-terminated malloc'd text of *outlen bytes; it holds
+ * the private and preshared keys, so wipe it (sg_memzero) before free. SG_ENOMEM otherwise. */
+int sg_wgconf_serialize(const struct sg_wgconf *conf, unsigned int flags, char **out,
+			size_t *outlen) SG_WUR;
+
+/* Value parsers shared with the command line (`secureguard set`). Each takes a NUL-terminated
+ * value without surrounding whitespace, returns 0 or SG_EPARSE, and on error writes a reason
+ * (without the key name, and never quoting a key) into why. */
+int sg_wgconf_parse_port(uint16_t *port, const char *s, char *why, size_t whylen) SG_WUR;
+/* "off", decimal, or 0x-prefixed hex, up to 0xffffffff. */
+int sg_wgconf_parse_fwmark(uint32_t *mark, const char *s, char *why, size_t whylen) SG_WUR;
+/* "off" or 0-65535 seconds. */
+int sg_wgconf_parse_keepalive(uint16_t *secs, const char *s, char *why, size_t whylen) SG_WUR;
+/* "ip" or "ip/cidr"; without a length, the full host length (32 or 128). */
+int sg_wgconf_parse_ip(struct sg_wgconf_ip *ip, const char *s, char *why, size_t whylen) SG_WUR;
+/* "host:port" or "[ipv6]:port"; host gets the host without brackets. */
+int sg_wgconf_parse_endpoint(char host[SG_WGCONF_HOST_MAX + 1], uint16_t *port, const char *s,
+			     char *why, size_t whylen) SG_WUR;
+
+/* Formats "addr/cidr" into buf (SG_WGCONF_PREFIX_STRLEN bytes). */
+void sg_wgconf_ip_format(char buf[SG_WGCONF_PREFIX_STRLEN], const struct sg_wgconf_ip *ip);
+/* Appends an allowed IP to a peer, within the limits. 0, SG_EFULL or SG_ENOMEM. */
+int sg_wgconf_peer_add_ip(struct sg_wgconf *conf, struct sg_wgconf_peer *peer,
+			  const struct sg_wgconf_ip *ip) SG_WUR;
+/* Appends an empty peer (line = 0). Returns it, or NULL at the limit or out of memory. */
+struct sg_wgconf_peer *sg_wgconf_add_peer(struct sg_wgconf *conf);
+
+#endif
