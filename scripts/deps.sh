@@ -3,7 +3,7 @@
 # Idempotent: when everything is present it only runs dpkg-query and exits.
 set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libssl-dev libcmocka-dev
-      wireguard-go wireguard-tools iproute2 iputils-ping socat tcpdump procps"
+      wireguard-go wireguard-tools iproute2 iputils-ping socat tcpdump procps python3"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
