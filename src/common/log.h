@@ -1,0 +1,82 @@
+/* Structured logging: one key=value line per event (STYLE.md habit 11).
+ *
+ *   ts=2026-11-21T10:00:00.123Z level=INFO event=handshake_complete dev=wg0 peer=AbCdEfGh…
+ *
+ * `ts` is UTC wall-clock time with milliseconds, `level` one of ERROR WARN INFO DEBUG, `event` a
+ * fixed snake_case name, then the caller's own key=value fields. Lines go to stderr (foreground)
+ * or to syslog with facility LOG_DAEMON (daemonized). Free text must go through sg_log_quote so a
+ * value with spaces or quotes cannot forge extra fields. Secrets are never passed to the logger:
+ * peers are named by sg_log_key_tag, a prefix of their *public* key.
+ *
+ * Not thread-safe by design: SecureGuard daemons log from one event-loop thread.
+ */
+#ifndef SG_COMMON_LOG_H
+#define SG_COMMON_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum sg_log_level {
+	SG_LOG_ERROR = 0,
+	SG_LOG_WARN = 1,
+	SG_LOG_INFO = 2,
+	SG_LOG_DEBUG = 3,
+};
+
+enum sg_log_target {
+	SG_LOG_TO_STDERR = 0,
+	SG_LOG_TO_SYSLOG = 1,
+};
+
+/* Longest line written; longer lines are cut and end in "...". */
+#define SG_LOG_LINE_MAX 1024
+
+/* Selects where lines go. `ident` is the syslog identity (kept by reference, as openlog does).
+ * May be called again to switch target (e.g. after daemonizing). Default: stderr, level INFO. */
+void sg_log_open(const char *ident, enum sg_log_target target);
+void sg_log_close(void);
+void sg_log_set_level(enum sg_log_level level);
+enum sg_log_level sg_log_get_level(void);
+bool sg_log_enabled(enum sg_log_level level);
+
+/* Fields added to every line right after `event=`, e.g. "dev=wg0" (copied; NULL clears). */
+void sg_log_set_context(const char *fields);
+
+/* Test hook: every formatted line (without newline) goes to fn instead of stderr/syslog.
+ * NULL restores the normal target. */
+typedef void (*sg_log_sink_fn)(void *ctx, enum sg_log_level level, const char *line);
+void sg_log_set_sink(sg_log_sink_fn fn, void *ctx);
+
+/* Logs `event` with the key=value fields printed by fmt (may be NULL for none). */
+void sg_log(enum sg_log_level level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The level's name ("ERROR", ...). */
+const char *sg_log_level_name(enum sg_log_level level);
+
+/* Writes s into buf as one safe value: unchanged when it is non-empty and made only of
+ * [A-Za-z0-9._:/@+-,[]%], otherwise in double quotes with \" \\ \n \t and \xNN escapes.
+ * Truncated to fit (ending in "..."). Returns buf. */
+const char *sg_log_quote(char *buf, size_t size, const char *s);
+
+/* Names a peer in logs by the first 8 characters of its base64 public key, followed by an
+ * ellipsis as wireguard-go does ("AbCdEfGh…"). Returns out. */
+#define SG_LOG_KEY_TAG_SIZE 12 /* 8 base64 chars + 3-byte UTF-8 ellipsis + NUL */
+const char *sg_log_key_tag(char out[SG_LOG_KEY_TAG_SIZE], const uint8_t key[32]);
+
+/* Token bucket for noisy events (packet_dropped): `rate` lines per second, bursts of `burst`.
+ * Zero-initialise, then set rate and burst. */
+struct sg_log_ratelimit {
+	uint32_t rate;
+	uint32_t burst;
+	uint32_t tokens;
+	uint64_t suppressed; /* lines refused since the last allowed one */
+	uint64_t last_ns;
+	bool started;
+};
+/* True if a line may be written now; *suppressed receives how many were refused since the last
+ * allowed one (so the caller can say so), and the count restarts. */
+bool sg_log_ratelimit_allow(struct sg_log_ratelimit *rl, uint64_t now_ns, uint64_t *suppressed);
+
+#endif

@@ -1,0 +1,882 @@
+/* secureguardd's event loop; see daemon.h. */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <secureguard/sg_errors.h>
+
+#include "common/log.h"
+#include "net/addr.h"
+#include "net/ctlsock.h"
+#include "net/evloop.h"
+#include "net/netlink.h"
+#include "net/tun.h"
+#include "net/uapi.h"
+#include "net/udp.h"
+#include "wg/wg.h"
+
+/* Work done per readiness event before going back to epoll, so one busy fd cannot starve the
+ * others (epoll is level-triggered: the rest is picked up on the next turn). */
+#define TUN_BUDGET	   256
+#define UDP_BUDGET_BATCHES 8
+/* Largest IP packet a TUN read can return. */
+#define TUN_BUF 65535
+/* UAPI clients served at once; more are refused (the socket is root's, so this only bounds a
+ * misbehaving local tool). */
+#define CTL_MAX_CONNS 64
+#define CTL_INBUF     4096
+/* Fallback checks of the interface and the socket file, in case netlink or inotify missed it. */
+#define HOUSEKEEPING_NS (10ull * 1000000000ull)
+
+struct daemon_ctx;
+
+struct ctl_conn {
+	struct daemon_ctx *d;
+	struct ctl_conn *next;
+	struct evloop_source src;
+	int fd;
+	struct uapi_conn *uapi;
+	uint8_t in[CTL_INBUF];
+	size_t in_off, in_len;
+	bool eof;     /* the client shut down its sending side */
+	bool eof_fed; /* ... and the engine was told */
+	bool dead;    /* closed; freed after the loop turn */
+	bool parked;  /* out of epoll while another connection holds the config lock */
+	uint32_t events;
+};
+
+struct daemon_ctx {
+	char ifname[IF_NAMESIZE];
+	unsigned mtu;
+	struct tun tun;
+	struct udp_sock udp;
+	struct udp_rx rx;
+	struct udp_tx tx;
+	struct ctlsock ctl;
+	struct wg_device *dev;
+	struct evloop *loop;
+	int timer_fd, signal_fd, nl_fd, inotify_fd;
+	struct evloop_source src_tun, src_udp, src_timer, src_signal, src_nl, src_inotify, src_ctl;
+	uint64_t armed_for; /* the core deadline the timerfd is armed for */
+	bool timer_fired;
+	uint8_t *tun_buf;
+
+	struct ctl_conn *conns;
+	unsigned nconns;
+	struct ctl_conn *uapi_owner; /* connection in the middle of a set */
+	bool wake_conns;
+
+	bool link_up;
+	bool stop;
+	int exit_code;
+	const char *stop_reason;
+	uint64_t next_housekeeping;
+
+	struct sg_log_ratelimit drop_rl, fail_rl, err_rl;
+	struct {
+		uint64_t tun_rx, tun_tx, tun_tx_errors, tun_send_refused;
+		uint64_t udp_rx, udp_rx_errors;
+		uint64_t ctl_accepted, ctl_refused;
+	} stats;
+};
+
+static void request_stop(struct daemon_ctx *d, const char *reason, int code)
+{
+	if (d->stop)
+		return;
+	d->stop = true;
+	d->stop_reason = reason;
+	d->exit_code = code;
+}
+
+/* ---- logging of core events ---------------------------------------------------------------- */
+
+static void fmt_endpoint(char *buf, size_t size, const struct wg_endpoint *ep)
+{
+	if (!ep || addr_format_endpoint(buf, size, ep, NULL) < 0)
+		snprintf(buf, size, "none");
+}
+
+static void on_event(void *ctx, const struct wg_event *ev)
+{
+	struct daemon_ctx *d = ctx;
+	char tag[SG_LOG_KEY_TAG_SIZE] = "none", ep[ADDR_ENDPOINT_STRLEN], reason[96];
+	uint64_t suppressed = 0;
+
+	if (ev->peer)
+		sg_log_key_tag(tag, wg_peer_public_key(ev->peer));
+	fmt_endpoint(ep, sizeof(ep), ev->endpoint);
+	sg_log_quote(reason, sizeof(reason), ev->reason ? ev->reason : "none");
+
+	switch (ev->type) {
+	case WG_EVENT_HANDSHAKE_INITIATED:
+		sg_log(SG_LOG_DEBUG, "handshake_initiated", "peer=%s endpoint=%s reason=%s", tag,
+		       ep, reason);
+		break;
+	case WG_EVENT_HANDSHAKE_COMPLETE:
+		sg_log(SG_LOG_INFO, "handshake_complete", "peer=%s endpoint=%s", tag, ep);
+		break;
+	case WG_EVENT_HANDSHAKE_FAILED:
+		/* Needs a valid mac1 (knowledge of our public key) but can still come in floods. */
+		if (sg_log_enabled(SG_LOG_INFO) &&
+		    sg_log_ratelimit_allow(&d->fail_rl, evloop_now_ns(), &suppressed))
+			sg_log(SG_LOG_INFO, "handshake_failed",
+			       "peer=%s endpoint=%s reason=%s suppressed=%llu", tag, ep, reason,
+			       (unsigned long long)suppressed);
+		break;
+	case WG_EVENT_HANDSHAKE_GAVE_UP:
+		sg_log(SG_LOG_INFO, "handshake_failed", "peer=%s endpoint=%s reason=gave_up", tag,
+		       ep);
+		break;
+	case WG_EVENT_ENDPOINT_CHANGED:
+		sg_log(SG_LOG_INFO, "endpoint_changed", "peer=%s endpoint=%s", tag, ep);
+		break;
+	case WG_EVENT_REKEY:
+		sg_log(SG_LOG_INFO, "rekey", "peer=%s reason=%s", tag, reason);
+		break;
+	case WG_EVENT_KEYS_ZEROED:
+		sg_log(SG_LOG_INFO, "keys_zeroed", "peer=%s", tag);
+		break;
+	case WG_EVENT_COOKIE_SENT:
+		if (sg_log_enabled(SG_LOG_INFO) &&
+		    sg_log_ratelimit_allow(&d->fail_rl, evloop_now_ns(), &suppressed))
+			sg_log(SG_LOG_INFO, "cookie_sent", "endpoint=%s suppressed=%llu", ep,
+			       (unsigned long long)suppressed);
+		break;
+	case WG_EVENT_COOKIE_RECEIVED:
+		sg_log(SG_LOG_DEBUG, "cookie_received", "peer=%s", tag);
+		break;
+	case WG_EVENT_PACKET_DROPPED:
+		if (sg_log_enabled(SG_LOG_DEBUG) &&
+		    sg_log_ratelimit_allow(&d->drop_rl, evloop_now_ns(), &suppressed))
+			sg_log(SG_LOG_DEBUG, "packet_dropped",
+			       "peer=%s endpoint=%s reason=%s suppressed=%llu", tag, ep, reason,
+			       (unsigned long long)suppressed);
+		break;
+	}
+}
+
+static void log_counters(struct daemon_ctx *d, const char *event, const char *reason)
+{
+	struct wg_device_stats s;
+	memset(&s, 0, sizeof(s));
+	if (d->dev)
+		wg_device_get_stats(d->dev, &s);
+	sg_log(SG_LOG_INFO, event,
+	       "%s%s%speers=%zu rx_datagrams=%llu rx_invalid=%llu rx_bad_mac=%llu "
+	       "rx_handshake_fail=%llu "
+	       "rx_rate_limited=%llu rx_cookie_sent=%llu rx_unknown_index=%llu "
+	       "rx_decrypt_fail=%llu rx_replayed=%llu rx_bad_source=%llu rx_bad_inner=%llu "
+	       "tx_no_route=%llu tx_no_endpoint=%llu udp_rx=%llu udp_rx_truncated=%llu "
+	       "udp_rx_errors=%llu udp_tx=%llu udp_tx_failed=%llu tun_rx=%llu tun_tx=%llu "
+	       "tun_tx_errors=%llu",
+	       reason ? "reason=" : "", reason ? reason : "", reason ? " " : "",
+	       d->dev ? wg_device_peer_count(d->dev) : (size_t)0,
+	       (unsigned long long)s.rx_datagrams, (unsigned long long)s.rx_invalid,
+	       (unsigned long long)s.rx_bad_mac, (unsigned long long)s.rx_handshake_fail,
+	       (unsigned long long)s.rx_rate_limited, (unsigned long long)s.rx_cookie_sent,
+	       (unsigned long long)s.rx_unknown_index, (unsigned long long)s.rx_decrypt_fail,
+	       (unsigned long long)s.rx_replayed, (unsigned long long)s.rx_bad_source,
+	       (unsigned long long)s.rx_bad_inner, (unsigned long long)s.tx_no_route,
+	       (unsigned long long)s.tx_no_endpoint, (unsigned long long)d->stats.udp_rx,
+	       (unsigned long long)d->rx.truncated, (unsigned long long)d->stats.udp_rx_errors,
+	       (unsigned long long)d->tx.sent, (unsigned long long)d->tx.failed,
+	       (unsigned long long)d->stats.tun_rx, (unsigned long long)d->stats.tun_tx,
+	       (unsigned long long)d->stats.tun_tx_errors);
+}
+
+void daemon_log_stats(struct daemon_ctx *d, const char *event)
+{
+	log_counters(d, event, NULL);
+}
+
+/* ---- upcalls from the core ---------------------------------------------------------------- */
+
+static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
+		    const uint8_t *buf, size_t len)
+{
+	struct daemon_ctx *d = ctx;
+	udp_tx_queue(&d->udp, &d->tx, to, buf, len);
+}
+
+static void io_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+{
+	struct daemon_ctx *d = ctx;
+	int err = tun_write(&d->tun, pkt, len);
+	if (err == 0) {
+		d->stats.tun_tx++;
+		return;
+	}
+	d->stats.tun_tx_errors++;
+	if (err == -EBADFD) {
+		sg_log(SG_LOG_INFO, "tun_closed", "error=%s", strerror(-err));
+		request_stop(d, "interface_gone", 0);
+	}
+}
+
+static uint64_t io_realtime(void *ctx)
+{
+	return evloop_realtime_ns();
+}
+
+/* ---- UAPI host ---------------------------------------------------------------------------- */
+
+static void on_udp(void *ctx, uint32_t events);
+
+static int host_set_listen_port(void *ctx, uint16_t port)
+{
+	struct daemon_ctx *d = ctx;
+	struct udp_sock nu;
+	const char *why = "";
+
+	/* Same port: keep the socket (wireguard-go closes and reopens it to the same effect). */
+	if (port != 0 && d->udp.fd >= 0 && port == d->udp.port)
+		return 0;
+	int err = udp_open(&nu, port, d->udp.fwmark, &why);
+	if (err != 0) {
+		sg_log(SG_LOG_WARN, "listen_port_failed", "port=%u step=%s error=%s", port, why,
+		       strerror(-err));
+		return err;
+	}
+	/* Datagrams queued for the old socket leave through it before it closes. */
+	udp_tx_flush(&d->udp, &d->tx);
+	evloop_del(d->loop, &d->src_udp);
+	err = evloop_add(d->loop, &d->src_udp, nu.fd, EPOLLIN, on_udp, d);
+	if (err != 0) {
+		udp_close(&nu);
+		/* Put the old one back; it was never closed. */
+		if (evloop_add(d->loop, &d->src_udp, d->udp.fd, EPOLLIN, on_udp, d) != 0)
+			request_stop(d, "epoll_failed", 1);
+		return err;
+	}
+	udp_close(&d->udp);
+	d->udp = nu;
+	sg_log(SG_LOG_INFO, "listen_port_changed", "port=%u family=%s", d->udp.port,
+	       d->udp.family == AF_INET6 ? "dual" : "ipv4");
+	return 0;
+}
+
+static uint16_t host_listen_port(void *ctx)
+{
+	struct daemon_ctx *d = ctx;
+	return d->udp.fd >= 0 ? d->udp.port : 0;
+}
+
+static int host_set_fwmark(void *ctx, uint32_t mark)
+{
+	struct daemon_ctx *d = ctx;
+	if (mark == d->udp.fwmark)
+		return 0;
+	int err = udp_set_fwmark(&d->udp, mark);
+	if (err == 0)
+		sg_log(SG_LOG_INFO, "fwmark_changed", "fwmark=%u", mark);
+	return err;
+}
+
+static uint32_t host_fwmark(void *ctx)
+{
+	struct daemon_ctx *d = ctx;
+	return d->udp.fwmark;
+}
+
+static uint64_t host_now(void *ctx)
+{
+	return evloop_now_ns();
+}
+
+static uint32_t host_zone_index(void *ctx, const char *zone)
+{
+	return if_nametoindex(zone);
+}
+
+static bool host_zone_name(void *ctx, uint32_t index, char *name)
+{
+	return if_indextoname(index, name) != NULL;
+}
+
+/* ---- UAPI connections --------------------------------------------------------------------- */
+
+static void conn_event(void *ctx, uint32_t events);
+static void conn_pump(struct ctl_conn *c);
+
+static void conn_close(struct ctl_conn *c)
+{
+	struct daemon_ctx *d = c->d;
+	if (c->dead)
+		return;
+	/* A client gone mid-set: finish it as at end of input (wireguard-go's scanner stops and
+	 * the peer section is completed); the answer has nowhere to go. */
+	if (uapi_conn_busy(c->uapi))
+		uapi_conn_eof(c->uapi);
+	if (c->src.active)
+		evloop_del(d->loop, &c->src);
+	close(c->fd);
+	c->fd = -1;
+	c->dead = true;
+	d->nconns--;
+	if (d->uapi_owner == c) {
+		d->uapi_owner = NULL;
+		d->wake_conns = true;
+	}
+}
+
+static void conn_want(struct ctl_conn *c, uint32_t events)
+{
+	struct daemon_ctx *d = c->d;
+	if (c->parked) {
+		if (evloop_add(d->loop, &c->src, c->fd, events, conn_event, c) != 0) {
+			conn_close(c);
+			return;
+		}
+		c->parked = false;
+		c->events = events;
+		return;
+	}
+	if (c->events == events)
+		return;
+	if (evloop_mod(d->loop, &c->src, events) != 0) {
+		conn_close(c);
+		return;
+	}
+	c->events = events;
+}
+
+/* Waiting for another connection's set to finish: out of epoll, so a client that hangs up
+ * meanwhile does not make us spin on EPOLLHUP. */
+static void conn_park(struct ctl_conn *c)
+{
+	if (c->parked)
+		return;
+	evloop_del(c->d->loop, &c->src);
+	c->parked = true;
+}
+
+/* Moves bytes between the socket buffers and the engine until one side has to wait. */
+static void conn_pump(struct ctl_conn *c)
+{
+	struct daemon_ctx *d = c->d;
+
+	while (!c->dead) {
+		size_t olen;
+		const uint8_t *out = uapi_conn_output(c->uapi, &olen);
+		if (olen > 0) {
+			ssize_t n = send(c->fd, out, olen, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n > 0) {
+				uapi_conn_output_consumed(c->uapi, (size_t)n);
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				conn_want(c, EPOLLOUT);
+				return;
+			}
+			conn_close(c);
+			return;
+		}
+		if (uapi_conn_want_close(c->uapi)) {
+			conn_close(c);
+			return;
+		}
+		if (d->uapi_owner && d->uapi_owner != c) {
+			conn_park(c);
+			return;
+		}
+		if (c->in_off < c->in_len) {
+			size_t used =
+			    uapi_conn_input(c->uapi, c->in + c->in_off, c->in_len - c->in_off);
+			c->in_off += used;
+		} else if (c->eof && !c->eof_fed) {
+			uapi_conn_eof(c->uapi);
+			c->eof_fed = true;
+		} else {
+			conn_want(c, EPOLLIN);
+			return;
+		}
+		if (uapi_conn_busy(c->uapi)) {
+			d->uapi_owner = c;
+		} else if (d->uapi_owner == c) {
+			d->uapi_owner = NULL;
+			d->wake_conns = true;
+		}
+	}
+}
+
+static void conn_event(void *ctx, uint32_t events)
+{
+	struct ctl_conn *c = ctx;
+
+	if (events & EPOLLERR) {
+		conn_close(c);
+		return;
+	}
+	if ((events & (EPOLLIN | EPOLLHUP)) && c->in_off == c->in_len && !c->eof) {
+		ssize_t n = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
+		if (n > 0) {
+			c->in_off = 0;
+			c->in_len = (size_t)n;
+		} else if (n == 0) {
+			c->eof = true;
+		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			conn_close(c);
+			return;
+		}
+	}
+	conn_pump(c);
+}
+
+static const struct uapi_host *uapi_host_for(struct daemon_ctx *d, struct uapi_host *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->ctx = d;
+	h->set_listen_port = host_set_listen_port;
+	h->listen_port = host_listen_port;
+	h->set_fwmark = host_set_fwmark;
+	h->fwmark = host_fwmark;
+	h->now = host_now;
+	h->zone_index = host_zone_index;
+	h->zone_name = host_zone_name;
+	return h;
+}
+
+static void on_ctl(void *ctx, uint32_t events)
+{
+	struct daemon_ctx *d = ctx;
+	struct uapi_host host;
+
+	for (int i = 0; i < 16; i++) {
+		int fd = ctlsock_accept(&d->ctl);
+		if (fd == -EAGAIN)
+			return;
+		if (fd < 0) {
+			uint64_t suppressed;
+			if (sg_log_ratelimit_allow(&d->err_rl, evloop_now_ns(), &suppressed))
+				sg_log(SG_LOG_WARN, "uapi_accept_failed", "error=%s",
+				       strerror(-fd));
+			return;
+		}
+		struct ctl_conn *c = NULL;
+		if (d->nconns < CTL_MAX_CONNS)
+			c = calloc(1, sizeof(*c));
+		if (c)
+			c->uapi = uapi_conn_new(d->dev, uapi_host_for(d, &host));
+		if (!c || !c->uapi) {
+			free(c);
+			close(fd);
+			d->stats.ctl_refused++;
+			uint64_t suppressed;
+			if (sg_log_ratelimit_allow(&d->err_rl, evloop_now_ns(), &suppressed))
+				sg_log(SG_LOG_WARN, "uapi_refused", "connections=%u", d->nconns);
+			continue;
+		}
+		c->d = d;
+		c->fd = fd;
+		if (evloop_add(d->loop, &c->src, fd, EPOLLIN, conn_event, c) != 0) {
+			uapi_conn_free(c->uapi);
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->events = EPOLLIN;
+		c->next = d->conns;
+		d->conns = c;
+		d->nconns++;
+		d->stats.ctl_accepted++;
+	}
+}
+
+/* After a loop turn: give parked connections their turn once the lock is free, then free the
+ * closed ones (their sources may have been in the batch just dispatched). */
+static void conns_after_turn(struct daemon_ctx *d)
+{
+	while (d->wake_conns && !d->uapi_owner) {
+		d->wake_conns = false;
+		for (struct ctl_conn *c = d->conns; c; c = c->next)
+			if (!c->dead && c->parked && !d->uapi_owner)
+				conn_pump(c);
+	}
+	struct ctl_conn **pp = &d->conns;
+	while (*pp) {
+		struct ctl_conn *c = *pp;
+		if (c->dead) {
+			*pp = c->next;
+			uapi_conn_free(c->uapi);
+			free(c);
+		} else {
+			pp = &c->next;
+		}
+	}
+}
+
+/* ---- data path ---------------------------------------------------------------------------- */
+
+static void on_tun(void *ctx, uint32_t events)
+{
+	struct daemon_ctx *d = ctx;
+	uint64_t now = evloop_now_ns();
+
+	for (int i = 0; i < TUN_BUDGET && !d->stop; i++) {
+		ssize_t n = tun_read(&d->tun, d->tun_buf, TUN_BUF);
+		if (n == -EAGAIN)
+			return;
+		if (n < 0) {
+			/* EBADFD: the interface was deleted under us; EIO: the device is gone. */
+			if (n == -EBADFD || n == -EIO) {
+				sg_log(SG_LOG_INFO, "tun_closed", "error=%s", strerror((int)-n));
+				request_stop(d, "interface_gone", 0);
+			} else {
+				sg_log(SG_LOG_ERROR, "tun_read_failed", "error=%s",
+				       strerror((int)-n));
+				request_stop(d, "tun_error", 1);
+			}
+			return;
+		}
+		if (n == 0)
+			continue;
+		d->stats.tun_rx++;
+		/* No route / no key / not IP: the core counts it (tx_no_route, ...). */
+		if (wg_device_send(d->dev, now, d->tun_buf, (size_t)n) != 0)
+			d->stats.tun_send_refused++;
+	}
+}
+
+static void on_udp(void *ctx, uint32_t events)
+{
+	struct daemon_ctx *d = ctx;
+
+	for (int b = 0; b < UDP_BUDGET_BATCHES && !d->stop; b++) {
+		int n = udp_recv_batch(&d->udp, &d->rx);
+		if (n < 0) {
+			uint64_t suppressed;
+			d->stats.udp_rx_errors++;
+			if (sg_log_ratelimit_allow(&d->err_rl, evloop_now_ns(), &suppressed))
+				sg_log(SG_LOG_DEBUG, "udp_recv_failed", "error=%s", strerror(-n));
+			return;
+		}
+		uint64_t now = evloop_now_ns();
+		for (int i = 0; i < n; i++) {
+			size_t len = d->rx.msgs[i].msg_len;
+			if (len == 0)
+				continue;
+			d->stats.udp_rx++;
+			wg_device_receive(d->dev, now, &d->rx.from[i], udp_rx_buf(&d->rx, i), len);
+		}
+		if (n < UDP_BATCH)
+			return;
+	}
+}
+
+static void on_timer(void *ctx, uint32_t events)
+{
+	struct daemon_ctx *d = ctx;
+	evloop_timer_ack(d->timer_fd);
+	d->timer_fired = true; /* one-shot: re-arm whatever the next deadline is */
+	wg_device_tick(d->dev, evloop_now_ns());
+}
+
+static void rearm_timer(struct daemon_ctx *d)
+{
+	uint64_t deadline = wg_device_next_deadline(d->dev);
+	if (deadline == d->armed_for && !d->timer_fired)
+		return;
+	uint64_t at = deadline;
+	/* A deadline a tick just left in the past would make us spin: give it a millisecond. */
+	if (d->timer_fired && deadline != UINT64_MAX) {
+		uint64_t now = evloop_now_ns();
+		if (deadline <= now)
+			at = now + 1000000;
+	}
+	int err = evloop_timer_arm(d->timer_fd, at);
+	if (err != 0) {
+		sg_log(SG_LOG_ERROR, "timer_failed", "error=%s", strerror(-err));
+		request_stop(d, "timer_error", 1);
+		return;
+	}
+	d->armed_for = deadline;
+	d->timer_fired = false;
+}
+
+/* ---- lifecycle events --------------------------------------------------------------------- */
+
+static void on_signal(void *ctx, uint32_t events)
+{
+	struct daemon_ctx *d = ctx;
+	struct signalfd_siginfo si;
+
+	while (read(d->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1) {
+			daemon_log_stats(d, "stats");
+			continue;
+		}
+		sg_log(SG_LOG_INFO, "signal", "signal=%s", strsignal((int)si.ssi_signo));
+		request_stop(d, "signal", 0);
+	}
+}
+
+static bool interface_exists(const struct daemon_ctx *d)
+{
+	char name[IF_NAMESIZE];
+	return if_indextoname((unsigned)d->tun.ifindex, name) != NULL || errno != ENXIO;
+}
+
+static void on_netlink(void *ctx, uint32_t events)
+{
+	struct daemon_ctx *d = ctx;
+	struct linkmon_event ev;
+	memset(&ev, 0, sizeof(ev));
+	int err = linkmon_read(d->nl_fd, d->tun.ifindex, d->tun.name, &ev);
+	if (err == -ENOBUFS && !interface_exists(d))
+		ev.deleted = true;
+	if (ev.deleted) {
+		sg_log(SG_LOG_INFO, "link_deleted", "ifindex=%d", d->tun.ifindex);
+		request_stop(d, "interface_deleted", 0);
+		return;
+	}
+	if (ev.renamed) {
+		/* The socket keeps the name it was created with, as with wireguard-go. */
+		char q[2 * IF_NAMESIZE + 8];
+		sg_log(SG_LOG_WARN, "link_renamed", "name=%s", sg_log_quote(q, sizeof(q), ev.name));
+		memcpy(d->tun.name, ev.name, sizeof(d->tun.name));
+	}
+	/* Unlike wireguard-go the outer socket stays bound while the link is down: the peers keep
+	 * their sessions, and a get reports the same port either way. */
+	if (ev.seen && ev.up != d->link_up) {
+		d->link_up = ev.up;
+		sg_log(SG_LOG_DEBUG, ev.up ? "link_up" : "link_down", NULL);
+	}
+	if (ev.seen && ev.mtu != 0 && ev.mtu != d->mtu && ev.mtu <= 65535) {
+		d->mtu = ev.mtu;
+		wg_device_set_mtu(d->dev, (uint16_t)ev.mtu);
+		sg_log(SG_LOG_INFO, "mtu_changed", "mtu=%u", ev.mtu);
+	}
+}
+
+static void check_socket(struct daemon_ctx *d)
+{
+	if (!ctlsock_still_ours(&d->ctl)) {
+		sg_log(SG_LOG_INFO, "socket_deleted", "path=%s", d->ctl.path);
+		request_stop(d, "socket_deleted", 0);
+	}
+}
+
+static void on_inotify(void *ctx, uint32_t events)
+{
+	struct daemon_ctx *d = ctx;
+	uint8_t buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	/* Which entry changed does not matter: any change in the directory is checked against the
+	 * socket's inode, which also covers a socket replaced by another daemon. */
+	while (read(d->inotify_fd, buf, sizeof(buf)) > 0)
+		;
+	check_socket(d);
+}
+
+static void housekeeping(struct daemon_ctx *d, uint64_t now)
+{
+	if (now < d->next_housekeeping)
+		return;
+	d->next_housekeeping = now + HOUSEKEEPING_NS;
+	check_socket(d);
+	if (!d->stop && !interface_exists(d)) {
+		sg_log(SG_LOG_INFO, "link_deleted", "ifindex=%d", d->tun.ifindex);
+		request_stop(d, "interface_deleted", 0);
+	}
+}
+
+/* ---- init / run / free -------------------------------------------------------------------- */
+
+int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const char **why)
+{
+	struct daemon_ctx *d;
+	sigset_t sigs;
+	int err;
+
+	*out = NULL;
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	d->tun.fd = d->udp.fd = d->ctl.fd = -1;
+	d->timer_fd = d->signal_fd = d->nl_fd = d->inotify_fd = -1;
+	d->mtu = opts->mtu ? opts->mtu : TUN_DEFAULT_MTU;
+	d->drop_rl.rate = 10;
+	d->drop_rl.burst = 20;
+	d->fail_rl.rate = 5;
+	d->fail_rl.burst = 10;
+	d->err_rl.rate = 1;
+	d->err_rl.burst = 5;
+
+	d->tun_buf = malloc(TUN_BUF);
+	if (!d->tun_buf || udp_rx_init(&d->rx) != 0 || udp_tx_init(&d->tx) != 0) {
+		*why = "out of memory";
+		err = -ENOMEM;
+		goto fail;
+	}
+	/* Interface first, then the socket named after it (wireguard-go's order). */
+	err = tun_open(&d->tun, opts->ifname, d->mtu, why);
+	if (err != 0)
+		goto fail;
+	memcpy(d->ifname, d->tun.name, sizeof(d->ifname));
+	err = ctlsock_open(&d->ctl, opts->sock_dir ? opts->sock_dir : CTLSOCK_DIR, d->ifname, why);
+	if (err != 0)
+		goto fail;
+
+	struct wg_io io = {
+	    .ctx = d,
+	    .send = io_send,
+	    .deliver = io_deliver,
+	    .realtime_ns = io_realtime,
+	    .event = on_event,
+	};
+	d->dev = wg_device_new(&io);
+	if (!d->dev) {
+		*why = "wg_device_new";
+		err = -ENOMEM;
+		goto fail;
+	}
+	wg_device_set_mtu(d->dev, (uint16_t)d->mtu);
+	/* Like wireguard-go before any listen_port is set: a random free port. */
+	err = udp_open(&d->udp, 0, 0, why);
+	if (err != 0)
+		goto fail;
+
+	err = evloop_new(&d->loop);
+	if (err != 0) {
+		*why = "epoll_create";
+		goto fail;
+	}
+	d->timer_fd = evloop_timer_new();
+	if (d->timer_fd < 0) {
+		err = d->timer_fd;
+		*why = "timerfd_create";
+		goto fail;
+	}
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	d->signal_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->signal_fd < 0) {
+		err = -errno;
+		*why = "signalfd";
+		goto fail;
+	}
+	/* Link and socket watches are best effort: housekeeping checks both anyway. */
+	d->nl_fd = linkmon_open();
+	if (d->nl_fd < 0)
+		sg_log(SG_LOG_WARN, "netlink_unavailable", "error=%s", strerror(-d->nl_fd));
+	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (d->inotify_fd >= 0 &&
+	    inotify_add_watch(d->inotify_fd, d->ctl.dir,
+			      IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF |
+				  IN_MOVE_SELF | IN_ONLYDIR) < 0) {
+		close(d->inotify_fd);
+		d->inotify_fd = -1;
+	}
+	if (d->inotify_fd < 0)
+		sg_log(SG_LOG_WARN, "inotify_unavailable", "error=%s", strerror(errno));
+
+	if ((err = evloop_add(d->loop, &d->src_tun, d->tun.fd, EPOLLIN, on_tun, d)) != 0 ||
+	    (err = evloop_add(d->loop, &d->src_udp, d->udp.fd, EPOLLIN, on_udp, d)) != 0 ||
+	    (err = evloop_add(d->loop, &d->src_timer, d->timer_fd, EPOLLIN, on_timer, d)) != 0 ||
+	    (err = evloop_add(d->loop, &d->src_signal, d->signal_fd, EPOLLIN, on_signal, d)) != 0 ||
+	    (err = evloop_add(d->loop, &d->src_ctl, d->ctl.fd, EPOLLIN, on_ctl, d)) != 0 ||
+	    (d->nl_fd >= 0 &&
+	     (err = evloop_add(d->loop, &d->src_nl, d->nl_fd, EPOLLIN, on_netlink, d)) != 0) ||
+	    (d->inotify_fd >= 0 && (err = evloop_add(d->loop, &d->src_inotify, d->inotify_fd,
+						     EPOLLIN, on_inotify, d)) != 0)) {
+		*why = "epoll_ctl";
+		goto fail;
+	}
+	d->armed_for = UINT64_MAX; /* the timerfd starts disarmed */
+	d->next_housekeeping = evloop_now_ns() + HOUSEKEEPING_NS;
+	*out = d;
+	return 0;
+fail:
+	daemon_free(d);
+	return err;
+}
+
+int daemon_run(struct daemon_ctx *d)
+{
+	while (!d->stop) {
+		rearm_timer(d);
+		uint64_t now = evloop_now_ns();
+		uint64_t wait_ns = d->next_housekeeping > now ? d->next_housekeeping - now : 0;
+		int timeout_ms = (int)(wait_ns / 1000000ull) + 1;
+		uint64_t failed = d->tx.failed;
+		int n = evloop_run_once(d->loop, timeout_ms);
+		if (n < 0) {
+			sg_log(SG_LOG_ERROR, "epoll_failed", "error=%s", strerror(-n));
+			request_stop(d, "epoll_error", 1);
+		}
+		/* Everything the core sent during this turn goes out in one sendmmsg. */
+		udp_tx_flush(&d->udp, &d->tx);
+		uint64_t suppressed;
+		if (d->tx.failed != failed && sg_log_enabled(SG_LOG_DEBUG) &&
+		    sg_log_ratelimit_allow(&d->drop_rl, evloop_now_ns(), &suppressed))
+			sg_log(SG_LOG_DEBUG, "udp_send_failed",
+			       "count=%llu error=%s suppressed=%llu",
+			       (unsigned long long)(d->tx.failed - failed),
+			       strerror(-d->tx.last_error), (unsigned long long)suppressed);
+		conns_after_turn(d);
+		housekeeping(d, evloop_now_ns());
+	}
+	return d->exit_code;
+}
+
+void daemon_free(struct daemon_ctx *d)
+{
+	if (!d)
+		return;
+	if (d->dev)
+		log_counters(d, "stopping", d->stop_reason ? d->stop_reason : "setup_failed");
+	for (struct ctl_conn *c = d->conns, *next; c; c = next) {
+		next = c->next;
+		if (!c->dead)
+			close(c->fd);
+		uapi_conn_free(c->uapi);
+		free(c);
+	}
+	/* The socket first, so no client talks to a half-freed daemon. */
+	ctlsock_close(&d->ctl);
+	if (d->dev)
+		udp_tx_flush(&d->udp, &d->tx);
+	wg_device_free(d->dev); /* wipes every key */
+	udp_close(&d->udp);
+	tun_close(&d->tun);
+	if (d->inotify_fd >= 0)
+		close(d->inotify_fd);
+	if (d->nl_fd >= 0)
+		close(d->nl_fd);
+	if (d->signal_fd >= 0)
+		close(d->signal_fd);
+	if (d->timer_fd >= 0)
+		close(d->timer_fd);
+	evloop_free(d->loop);
+	udp_rx_free(&d->rx);
+	udp_tx_free(&d->tx);
+	free(d->tun_buf);
+	free(d);
+}
+
+const char *daemon_ifname(const struct daemon_ctx *d)
+{
+	return d->ifname;
+}
+
+uint16_t daemon_listen_port(const struct daemon_ctx *d)
+{
+	return d->udp.port;
+}

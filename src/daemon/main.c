@@ -1,0 +1,188 @@
+/* secureguardd [-f|--foreground] [-v] IFNAME
+ *
+ * A drop-in for wireguard-go: same command line and environment (WG_PROCESS_FOREGROUND=1,
+ * LOG_LEVEL=debug), same control socket, so `wg`, `wg-quick` (WG_QUICK_USERSPACE_IMPLEMENTATION)
+ * and our own CLI drive it. Without -f it daemonizes: fork, setsid, and the parent exits 0 only
+ * once the child reports that the interface and the socket exist (1 otherwise), so a script can
+ * run `wg setconf` right after it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "crypto/crypto.h"
+#include "daemon/daemon.h"
+#include "daemon/privs.h"
+#include "net/tun.h"
+
+static void usage(FILE *f, const char *prog)
+{
+	fprintf(f, "Usage: %s [-f/--foreground] [-v/--verbose] INTERFACE-NAME\n", prog);
+}
+
+/* Forks; returns in the child (with the write end of the readiness pipe) and never in the
+ * parent, which exits with the child's verdict. */
+static int daemonize(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		sg_log(SG_LOG_ERROR, "daemonize_failed", "step=pipe error=%s", strerror(errno));
+		exit(1);
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		sg_log(SG_LOG_ERROR, "daemonize_failed", "step=fork error=%s", strerror(errno));
+		exit(1);
+	}
+	if (pid > 0) {
+		char c = 0;
+		ssize_t n;
+		close(p[1]);
+		do
+			n = read(p[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n == 1 && c == 'R')
+			_exit(0);
+		/* The child failed (and said why on stderr): collect it. */
+		int status;
+		(void)waitpid(pid, &status, 0);
+		_exit(1);
+	}
+	close(p[0]);
+	if (setsid() < 0)
+		sg_log(SG_LOG_WARN, "setsid_failed", "error=%s", strerror(errno));
+	return p[1];
+}
+
+/* The interface and socket exist: release the parent and detach from the terminal. */
+static void detach(int ready_fd)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	if (chdir("/") != 0)
+		sg_log(SG_LOG_WARN, "chdir_failed", "error=%s", strerror(errno));
+	sg_log_open("secureguardd", SG_LOG_TO_SYSLOG);
+	ssize_t n;
+	do
+		n = write(ready_fd, "R", 1);
+	while (n < 0 && errno == EINTR);
+	close(ready_fd);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool foreground = false, verbose = false;
+	const char *why = "";
+	int opt, err;
+
+	/* Before any key exists: no core dump can hold one. */
+	int nodump = privs_no_dump();
+
+	while ((opt = getopt_long(argc, argv, "fvh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			foreground = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage(stdout, argv[0]);
+			return 0;
+		case 'V':
+			printf("secureguardd %s\n\nUserspace WireGuard-compatible daemon "
+			       "(SecureGuard).\n",
+			       SG_VERSION);
+			return 0;
+		default:
+			usage(stderr, argv[0]);
+			return 1;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr, argv[0]);
+		return 1;
+	}
+	const char *ifname = argv[optind];
+	const char *env = getenv("WG_PROCESS_FOREGROUND");
+	if (env && strcmp(env, "1") == 0)
+		foreground = true;
+	env = getenv("LOG_LEVEL");
+	if (env && (strcmp(env, "debug") == 0 || strcmp(env, "verbose") == 0))
+		verbose = true;
+
+	sg_log_open("secureguardd", SG_LOG_TO_STDERR);
+	sg_log_set_level(verbose ? SG_LOG_DEBUG : SG_LOG_INFO);
+	if (!tun_name_valid(ifname)) {
+		sg_log(SG_LOG_ERROR, "invalid_interface_name",
+		       "error=\"1 to 15 bytes without '/', ':', '%%' or spaces\"");
+		return 1;
+	}
+	char context[32];
+	snprintf(context, sizeof(context), "dev=%s", ifname);
+	sg_log_set_context(context);
+	if (nodump != 0)
+		sg_log(SG_LOG_WARN, "no_dump_failed", "error=%s", strerror(-nodump));
+
+	/* Signals arrive through the loop's signalfd; a UAPI client that hangs up must not kill
+	 * us (sends use MSG_NOSIGNAL too). */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int ready_fd = foreground ? -1 : daemonize();
+
+	if (sg_crypto_init() != 0) {
+		sg_log(SG_LOG_ERROR, "crypto_init_failed", "library=%s",
+		       sg_crypto_library_version());
+		return 1;
+	}
+	struct daemon_ctx *d = NULL;
+	struct daemon_opts opts = {.ifname = ifname};
+	err = daemon_init(&d, &opts, &why);
+	if (err != 0) {
+		char q[128];
+		sg_log(SG_LOG_ERROR, "start_failed", "step=%s error=%s",
+		       sg_log_quote(q, sizeof(q), why), strerror(-err));
+		return 1;
+	}
+	err = privs_drop(&why);
+	if (err != 0)
+		sg_log(SG_LOG_WARN, "privilege_drop_incomplete", "step=%s error=%s", why,
+		       strerror(-err));
+	if (ready_fd >= 0)
+		detach(ready_fd);
+	sg_log(SG_LOG_INFO, "started", "version=%s pid=%d ifindex=%d listen_port=%u mode=%s",
+	       SG_VERSION, (int)getpid(), (int)if_nametoindex(daemon_ifname(d)),
+	       daemon_listen_port(d), foreground ? "foreground" : "daemon");
+	int rc = daemon_run(d);
+	daemon_free(d);
+	sg_log_close();
+	return rc;
+}

@@ -1,0 +1,155 @@
+/* UAPI control socket file; see ctlsock.h. */
+#include "net/ctlsock.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int check_dir(const char *dir, const char **why)
+{
+	struct stat st;
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		*why = "mkdir socket directory";
+		return -errno;
+	}
+	if (lstat(dir, &st) != 0) {
+		*why = "stat socket directory";
+		return -errno;
+	}
+	/* Whoever can write the directory can swap our socket for theirs. */
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+		*why = "socket directory is not a directory owned by us and writable only by us";
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Is a daemon answering on path? A full backlog (EAGAIN) also means alive. */
+static bool socket_alive(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true; /* cannot tell: do not remove it */
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int err = errno;
+	close(fd);
+	if (rc == 0)
+		return true;
+	return err != ECONNREFUSED && err != ENOENT;
+}
+
+int ctlsock_open(struct ctlsock *s, const char *dir, const char *name, const char **why)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	int n = snprintf(s->dir, sizeof(s->dir), "%s", dir);
+	int m = snprintf(s->path, sizeof(s->path), "%s/%s.sock", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(s->dir) || m < 0 || (size_t)m >= sizeof(s->path)) {
+		*why = "socket path too long";
+		return -ENAMETOOLONG;
+	}
+	err = check_dir(s->dir, why);
+	if (err != 0)
+		return err;
+	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd < 0) {
+		*why = "socket";
+		return -errno;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, s->path, (size_t)m);
+
+	for (int attempt = 0;; attempt++) {
+		/* umask makes the socket 0600 from its creation on, with no window. */
+		mode_t old = umask(0177);
+		int rc = bind(s->fd, (struct sockaddr *)&sa, sizeof(sa));
+		err = errno;
+		umask(old);
+		if (rc == 0)
+			break;
+		if (err != EADDRINUSE || attempt > 0) {
+			*why = "bind";
+			err = -err;
+			goto fail;
+		}
+		if (socket_alive(s->path)) {
+			*why = "socket in use by another daemon";
+			err = -EADDRINUSE;
+			goto fail;
+		}
+		/* Stale socket of a dead daemon: remove it, but never anything else. */
+		if (lstat(s->path, &st) == 0) {
+			if (!S_ISSOCK(st.st_mode)) {
+				*why = "socket path exists and is not a socket";
+				err = -EEXIST;
+				goto fail;
+			}
+			if (unlink(s->path) != 0 && errno != ENOENT) {
+				*why = "unlink stale socket";
+				err = -errno;
+				goto fail;
+			}
+		}
+	}
+	if (chmod(s->path, 0600) != 0 || lstat(s->path, &st) != 0) {
+		*why = "chmod socket";
+		err = -errno;
+		(void)unlink(s->path);
+		goto fail;
+	}
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	if (listen(s->fd, SOMAXCONN) != 0) {
+		*why = "listen";
+		err = -errno;
+		(void)unlink(s->path);
+		goto fail;
+	}
+	return 0;
+fail:
+	close(s->fd);
+	s->fd = -1;
+	return err;
+}
+
+bool ctlsock_still_ours(const struct ctlsock *s)
+{
+	struct stat st;
+	if (lstat(s->path, &st) != 0)
+		return false;
+	return st.st_dev == s->dev && st.st_ino == s->ino;
+}
+
+int ctlsock_accept(struct ctlsock *s)
+{
+	for (;;) {
+		int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	}
+}
+
+void ctlsock_close(struct ctlsock *s)
+{
+	if (s->fd < 0)
+		return;
+	if (ctlsock_still_ours(s))
+		(void)unlink(s->path);
+	close(s->fd);
+	s->fd = -1;
+}
