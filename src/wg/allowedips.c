@@ -16,6 +16,14 @@
  * masked compare and an indexed load, without branches on the prefix length. Depth is bounded
  * by the address width (at most 129 nodes on a path), and every traversal here is iterative
  * (parent pointers), so no function recurses.
+ *
+ * Per-owner operations (walk_owner, remove_by_owner) must not cost the whole table: a device with
+ * thousands of peers walks every peer for one UAPI `get` and removes every peer on a replacing
+ * `setconf`. So the table also keeps an owner index: an open-addressing hash table (linear
+ * probing, backward-shift deletion, no tombstones) from the owner pointer to the heads of two
+ * doubly linked lists, one per family, threaded through the nodes that owner holds. A node is on
+ * exactly its owner's list while it has an owner, and on none otherwise. Lookups never read the
+ * index or the list pointers.
  */
 #include "wg/allowedips.h"
 
@@ -35,7 +43,25 @@ struct node {
 	uint8_t word, shift; /* address bit `cidr` is (a[word] >> shift) & 1 */
 	uint8_t cidr;	     /* prefix length: 0..32 (IPv4) or 0..128 (IPv6) */
 	struct node *parent; /* NULL for the root */
+	/* The owner's list of nodes in this family (struct owner_slot), after everything a lookup
+	 * reads; both NULL while the node has no owner. */
+	struct node *owned_prev, *owned_next;
 };
+
+/* One owner's prefixes: the first node of each family's list. */
+struct owner_slot {
+	const void *owner;    /* NULL: free slot */
+	struct node *head[2]; /* [0] IPv4, [1] IPv6; never both NULL in a used slot */
+};
+
+/* Open addressing with linear probing. cap is 0 (nothing allocated) or a power of two, and the
+ * load stays at most 3/4, so every probe sequence reaches a free slot. */
+struct owner_index {
+	struct owner_slot *slots;
+	size_t cap, used;
+};
+
+#define OWNER_INDEX_MIN 8
 
 struct trie {
 	struct node *root;
@@ -46,6 +72,7 @@ struct wg_allowedips {
 	struct trie v4, v6;
 	size_t count; /* nodes with an owner */
 	size_t nodes; /* all nodes */
+	struct owner_index owners;
 	struct wg_allowedips_allocator alloc;
 };
 
@@ -235,6 +262,165 @@ static struct node *prune(struct wg_allowedips *t, struct trie *tr, struct node 
 	return child ? NULL : parent;
 }
 
+/* ---- owner index --------------------------------------------------------------------------- */
+
+/* Owners are heap pointers, so their low bits are mostly zero: multiply by an odd constant (the
+ * 64-bit golden ratio) and fold the well-mixed high half down before masking. */
+static size_t owner_hash(const void *owner, size_t cap)
+{
+	uint64_t h = (uint64_t)(uintptr_t)owner * 0x9e3779b97f4a7c15ULL;
+
+	return (size_t)(h ^ h >> 32) & (cap - 1);
+}
+
+static struct owner_slot *index_find(const struct owner_index *ix, const void *owner)
+{
+	size_t i;
+
+	if (!ix->cap)
+		return NULL;
+	for (i = owner_hash(owner, ix->cap); ix->slots[i].owner; i = (i + 1) & (ix->cap - 1)) {
+		if (ix->slots[i].owner == owner)
+			return &ix->slots[i];
+	}
+	return NULL;
+}
+
+/* Adds an absent owner; index_reserve made room for it. */
+static struct owner_slot *index_add(struct owner_index *ix, const void *owner)
+{
+	size_t i = owner_hash(owner, ix->cap);
+
+	while (ix->slots[i].owner)
+		i = (i + 1) & (ix->cap - 1);
+	ix->slots[i].owner = owner;
+	ix->used++;
+	return &ix->slots[i];
+}
+
+/* Rehashes into `cap` slots. On failure the index is unchanged. */
+static int index_resize(struct wg_allowedips *t, size_t cap)
+{
+	struct owner_index *ix = &t->owners;
+	struct owner_slot *old = ix->slots, *slots;
+	size_t old_cap = ix->cap;
+
+	slots = t->alloc.zalloc(t->alloc.ctx, cap * sizeof(*slots));
+	if (!slots)
+		return SG_ENOMEM;
+	ix->slots = slots;
+	ix->cap = cap;
+	for (size_t i = 0; i < old_cap; i++) {
+		size_t j;
+
+		if (!old[i].owner)
+			continue;
+		for (j = owner_hash(old[i].owner, cap); slots[j].owner; j = (j + 1) & (cap - 1))
+			;
+		slots[j] = old[i];
+	}
+	if (old)
+		t->alloc.free(t->alloc.ctx, old);
+	return 0;
+}
+
+/* Makes sure `owner` has a slot or room for one, so that giving it a node afterwards cannot
+ * fail: the only allocation an insert may need besides its nodes. */
+static int index_reserve(struct wg_allowedips *t, const void *owner)
+{
+	struct owner_index *ix = &t->owners;
+
+	if (index_find(ix, owner) || (ix->used + 1) * 4 <= ix->cap * 3)
+		return 0;
+	if (ix->cap > SIZE_MAX / 2 / sizeof(struct owner_slot))
+		return SG_ENOMEM;
+	return index_resize(t, ix->cap ? 2 * ix->cap : OWNER_INDEX_MIN);
+}
+
+/* Empties slot s. Backward-shift deletion: later entries of the same probe run move back into
+ * the hole when their home slot allows it, so lookups never need tombstones. */
+static void index_delete(struct owner_index *ix, struct owner_slot *s)
+{
+	size_t mask = ix->cap - 1, hole = (size_t)(s - ix->slots), i = hole;
+
+	for (;;) {
+		i = (i + 1) & mask;
+		if (!ix->slots[i].owner)
+			break;
+		/* The entry at i may fill the hole if the hole lies on its probe path, i.e.
+		 * between its home slot and i (cyclically). */
+		if (((i - owner_hash(ix->slots[i].owner, ix->cap)) & mask) >= ((i - hole) & mask)) {
+			ix->slots[hole] = ix->slots[i];
+			hole = i;
+		}
+	}
+	ix->slots[hole] = (struct owner_slot){0};
+	ix->used--;
+}
+
+/* After removals: give memory back once the index is mostly empty. Halving below 1/8 load
+ * leaves the new table at most 1/4 full, far from the 3/4 that makes it grow, so the cost
+ * stays amortised O(1). A failed shrink just keeps the larger table. */
+static void index_maybe_shrink(struct wg_allowedips *t)
+{
+	struct owner_index *ix = &t->owners;
+
+	if (!ix->cap)
+		return;
+	if (!ix->used) {
+		t->alloc.free(t->alloc.ctx, ix->slots);
+		*ix = (struct owner_index){0};
+	} else if (ix->cap > OWNER_INDEX_MIN && ix->used * 8 < ix->cap) {
+		(void)index_resize(t, ix->cap / 2);
+	}
+}
+
+/* Takes owned node n off its owner's list; the owner's slot goes with its last node. */
+static void owned_unlink(struct wg_allowedips *t, unsigned fam, struct node *n)
+{
+	if (n->owned_next)
+		n->owned_next->owned_prev = n->owned_prev;
+	if (n->owned_prev) {
+		n->owned_prev->owned_next = n->owned_next;
+	} else {
+		struct owner_slot *s = index_find(&t->owners, n->owner);
+
+		s->head[fam] = n->owned_next;
+		if (!s->head[0] && !s->head[1])
+			index_delete(&t->owners, s);
+	}
+	n->owned_prev = NULL;
+	n->owned_next = NULL;
+}
+
+/* Gives n (owned or not) to `owner`, for which index_reserve succeeded. Allocates nothing. */
+static void node_own(struct wg_allowedips *t, unsigned fam, struct node *n, void *owner)
+{
+	struct owner_slot *s;
+
+	if (n->owner)
+		owned_unlink(t, fam, n);
+	else
+		t->count++;
+	/* Look the slot up only now: unlinking may have deleted a slot and shifted others. */
+	s = index_find(&t->owners, owner);
+	if (!s)
+		s = index_add(&t->owners, owner);
+	n->owned_prev = NULL;
+	n->owned_next = s->head[fam];
+	if (n->owned_next)
+		n->owned_next->owned_prev = n;
+	s->head[fam] = n;
+	n->owner = owner;
+}
+
+static void node_disown(struct wg_allowedips *t, unsigned fam, struct node *n)
+{
+	owned_unlink(t, fam, n);
+	n->owner = NULL;
+	t->count--;
+}
+
 /* ---- API ----------------------------------------------------------------------------------- */
 
 static struct trie *trie_for(struct wg_allowedips *t, int family)
@@ -244,6 +430,12 @@ static struct trie *trie_for(struct wg_allowedips *t, int family)
 	if (family == AF_INET6)
 		return &t->v6;
 	return NULL;
+}
+
+/* Index of tr's lists in struct owner_slot. */
+static unsigned fam_of(const struct wg_allowedips *t, const struct trie *tr)
+{
+	return tr == &t->v6;
 }
 
 struct wg_allowedips *wg_allowedips_new_with_allocator(const struct wg_allowedips_allocator *a)
@@ -287,6 +479,9 @@ void wg_allowedips_clear(struct wg_allowedips *t)
 	trie_free_all(t, &t->v4);
 	trie_free_all(t, &t->v6);
 	t->count = 0;
+	if (t->owners.slots)
+		t->alloc.free(t->alloc.ctx, t->owners.slots);
+	t->owners = (struct owner_index){0};
 }
 
 void wg_allowedips_free(struct wg_allowedips *t)
@@ -305,6 +500,7 @@ int wg_allowedips_insert(struct wg_allowedips *t, int family, const void *addr, 
 	struct trie *tr;
 	uint64_t key[2];
 	uint8_t common;
+	int ret;
 
 	if (!t || !addr || !owner || !(tr = trie_for(t, family)) || cidr > tr->bits)
 		return SG_EINVAL;
@@ -315,21 +511,28 @@ int wg_allowedips_insert(struct wg_allowedips *t, int family, const void *addr, 
 	for (down = tr->root; down && down->cidr <= cidr && prefix_matches(down, key);
 	     down = down->bit[bit_at(key, down->cidr)]) {
 		if (down->cidr == cidr) {
-			/* The prefix exists (possibly as a branch node): (re)assign it. */
-			if (!down->owner)
-				t->count++;
-			down->owner = owner;
+			/* The prefix exists (possibly as a branch node): (re)assign it. A new owner
+			 * may need a slot in the owner index, the one allocation here. */
+			if (down->owner == owner)
+				return 0;
+			ret = index_reserve(t, owner);
+			if (ret)
+				return ret;
+			node_own(t, fam_of(t, tr), down, owner);
 			return 0;
 		}
 		parent = down;
 	}
 
-	/* Allocate everything before touching the trie, so ENOMEM leaves it unchanged. */
+	/* Allocate everything before touching the trie, so ENOMEM leaves it unchanged. (A grown
+	 * owner index followed by a failed node allocation changes nothing observable.) */
+	ret = index_reserve(t, owner);
+	if (ret)
+		return ret;
 	n = node_new(t);
 	if (!n)
 		return SG_ENOMEM;
 	node_set_prefix(n, key, cidr);
-	n->owner = owner;
 
 	slot = parent ? &parent->bit[bit_at(key, parent->cidr)] : &tr->root;
 	if (down) {
@@ -361,7 +564,7 @@ int wg_allowedips_insert(struct wg_allowedips *t, int family, const void *addr, 
 		n->parent = parent;
 		*slot = n;
 	}
-	t->count++;
+	node_own(t, fam_of(t, tr), n, owner);
 	return 0;
 }
 
@@ -384,12 +587,12 @@ int wg_allowedips_remove(struct wg_allowedips *t, int family, const void *addr, 
 	    (owner && n->owner != owner))
 		return SG_ENOENT;
 
-	n->owner = NULL;
-	t->count--;
+	node_disown(t, fam_of(t, tr), n);
 	/* A removed leaf may leave its (ownerless) parent with a single child: prune upwards. At
 	 * most two nodes go, because a pruned node with one child leaves its parent intact. */
 	while (n)
 		n = prune(t, tr, n);
+	index_maybe_shrink(t);
 	return 0;
 }
 
@@ -417,30 +620,36 @@ void *wg_allowedips_lookup(const struct wg_allowedips *t, int family, const void
 	return best;
 }
 
-static void trie_remove_owner(struct wg_allowedips *t, struct trie *tr, const void *owner)
+/* Disowns every node of a list that is already detached from the index, as remove would. */
+static void drop_list(struct wg_allowedips *t, struct trie *tr, struct node *n)
 {
-	struct node *n, *next;
+	struct node *next;
 
-	if (!tr->root)
-		return;
-	/* Post-order, so both subtrees of a node are final when it is visited and pruning only
-	 * ever unlinks the current node (its parent comes later). */
-	for (n = postorder_first(tr->root); n; n = next) {
-		next = postorder_next(n);
-		if (n->owner == owner) {
-			n->owner = NULL;
-			t->count--;
-		}
-		prune(t, tr, n);
+	for (; n; n = next) {
+		/* Pruning frees only ownerless nodes, and the rest of the list is still owned. */
+		next = n->owned_next;
+		n->owned_prev = NULL;
+		n->owned_next = NULL;
+		n->owner = NULL;
+		t->count--;
+		for (struct node *up = n; up;)
+			up = prune(t, tr, up);
 	}
 }
 
 void wg_allowedips_remove_by_owner(struct wg_allowedips *t, void *owner)
 {
-	if (!t || !owner)
+	struct owner_slot *s;
+	struct node *v4, *v6;
+
+	if (!t || !owner || !(s = index_find(&t->owners, owner)))
 		return;
-	trie_remove_owner(t, &t->v4, owner);
-	trie_remove_owner(t, &t->v6, owner);
+	v4 = s->head[0];
+	v6 = s->head[1];
+	index_delete(&t->owners, s);
+	drop_list(t, &t->v4, v4);
+	drop_list(t, &t->v6, v6);
+	index_maybe_shrink(t);
 }
 
 static int trie_walk_owner(const struct trie *tr, int family, const void *owner,
@@ -460,17 +669,69 @@ static int trie_walk_owner(const struct trie *tr, int family, const void *owner,
 	return 0;
 }
 
+/* Ascending (address, cidr): the pre-order of the trie, so the same order trie_walk_owner has. */
+static int cmp_node(const void *pa, const void *pb)
+{
+	const struct node *a = *(const struct node *const *)pa;
+	const struct node *b = *(const struct node *const *)pb;
+
+	if (a->key[0] != b->key[0])
+		return a->key[0] < b->key[0] ? -1 : 1;
+	if (a->key[1] != b->key[1])
+		return a->key[1] < b->key[1] ? -1 : 1;
+	return (int)a->cidr - (int)b->cidr;
+}
+
+/* Most owners are peers with a handful of prefixes: sort that many without allocating. */
+#define WALK_ON_STACK 16
+
+/* Walks one family's list of an owner in trie order. The list is unordered, so the nodes are
+ * sorted in a temporary array; if that cannot be allocated, the whole trie is walked instead,
+ * so a walk never fails for lack of memory. */
+static int list_walk(const struct wg_allowedips *t, const struct trie *tr, int family,
+		     const struct node *head, wg_allowedips_cb cb, void *ctx)
+{
+	const struct node *on_stack[WALK_ON_STACK], **v = on_stack;
+	size_t k = 0, i;
+	uint8_t buf[16];
+	int ret = 0;
+
+	for (const struct node *n = head; n; n = n->owned_next)
+		k++;
+	if (!k)
+		return 0;
+	if (k > WALK_ON_STACK) {
+		v = t->alloc.zalloc(t->alloc.ctx, k * sizeof(*v));
+		if (!v)
+			return trie_walk_owner(tr, family, head->owner, cb, ctx);
+	}
+	i = 0;
+	for (const struct node *n = head; n; n = n->owned_next)
+		v[i++] = n;
+	qsort(v, k, sizeof(*v), cmp_node);
+	for (i = 0; i < k && !ret; i++) {
+		store_addr(buf, v[i]->key, tr->bits);
+		ret = cb(ctx, family, buf, v[i]->cidr);
+	}
+	if (v != on_stack)
+		t->alloc.free(t->alloc.ctx, v);
+	return ret;
+}
+
 int wg_allowedips_walk_owner(const struct wg_allowedips *t, const void *owner, wg_allowedips_cb cb,
 			     void *ctx)
 {
+	const struct owner_slot *s;
+	const struct node *v6;
 	int ret;
 
-	if (!t || !owner || !cb)
+	if (!t || !owner || !cb || !(s = index_find(&t->owners, owner)))
 		return 0;
-	ret = trie_walk_owner(&t->v4, AF_INET, owner, cb, ctx);
+	v6 = s->head[1];
+	ret = list_walk(t, &t->v4, AF_INET, s->head[0], cb, ctx);
 	if (ret)
 		return ret;
-	return trie_walk_owner(&t->v6, AF_INET6, owner, cb, ctx);
+	return list_walk(t, &t->v6, AF_INET6, v6, cb, ctx);
 }
 
 size_t wg_allowedips_count(const struct wg_allowedips *t)
@@ -481,4 +742,102 @@ size_t wg_allowedips_count(const struct wg_allowedips *t)
 size_t wg_allowedips_node_count(const struct wg_allowedips *t)
 {
 	return t ? t->nodes : 0;
+}
+
+/* ---- consistency check (tests) ------------------------------------------------------------- */
+
+/* Fails the check with the line of the condition, so a test names what broke. */
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			return __LINE__;                                                           \
+	} while (0)
+
+/* True if n hangs in tr. Depth is at most 129, so a longer chain means a corrupted parent. */
+static bool in_trie(const struct trie *tr, const struct node *n)
+{
+	for (unsigned depth = 0; depth <= 129; depth++, n = n->parent) {
+		if (!n->parent)
+			return n == tr->root;
+	}
+	return false;
+}
+
+static int check_index(const struct wg_allowedips *t, size_t *listed)
+{
+	const struct owner_index *ix = &t->owners;
+	size_t used = 0;
+
+	CHECK(ix->cap ? (ix->cap & (ix->cap - 1)) == 0 && ix->slots : !ix->slots);
+	for (size_t i = 0; i < ix->cap; i++)
+		used += ix->slots[i].owner != NULL;
+	/* The load bound guarantees a free slot, so index_find below terminates. */
+	CHECK(used == ix->used && used * 4 <= ix->cap * 3);
+	for (size_t i = 0; i < ix->cap; i++) {
+		const struct owner_slot *s = &ix->slots[i];
+
+		if (!s->owner) {
+			CHECK(!s->head[0] && !s->head[1]);
+			continue;
+		}
+		CHECK(index_find(ix, s->owner) == s);
+		CHECK(s->head[0] || s->head[1]);
+		for (unsigned fam = 0; fam < 2; fam++) {
+			const struct trie *tr = fam ? &t->v6 : &t->v4;
+			const struct node *prev = NULL;
+
+			/* Consistent back links from a NULL head pointer rule out repeats, and the
+			 * count bound rules out cycles. */
+			for (const struct node *n = s->head[fam]; n; prev = n, n = n->owned_next) {
+				CHECK(++*listed <= t->count);
+				CHECK(n->owned_prev == prev);
+				CHECK(n->owner == s->owner);
+				CHECK(in_trie(tr, n));
+			}
+		}
+	}
+	return 0;
+}
+
+int wg_allowedips_check(const struct wg_allowedips *t)
+{
+	size_t listed = 0, owned = 0, nodes = 0;
+	int ret;
+
+	if (!t)
+		return 0;
+	ret = check_index(t, &listed);
+	if (ret)
+		return ret;
+	for (unsigned fam = 0; fam < 2; fam++) {
+		const struct trie *tr = fam ? &t->v6 : &t->v4;
+
+		CHECK(!tr->root || !tr->root->parent);
+		/* Children are checked before the walk descends or climbs through them. */
+		for (const struct node *n = tr->root; n; n = preorder_next(n)) {
+			CHECK(++nodes <= t->nodes);
+			CHECK(n->cidr <= tr->bits);
+			CHECK(n->key[0] == (n->key[0] & mask_hi(n->cidr)) &&
+			      n->key[1] == (n->key[1] & mask_lo(n->cidr)));
+			for (unsigned side = 0; side < 2; side++) {
+				const struct node *c = n->bit[side];
+
+				if (!c)
+					continue;
+				CHECK(c->parent == n && c->cidr > n->cidr);
+				CHECK(prefix_matches(n, c->key) && bit_at(c->key, n->cidr) == side);
+			}
+			if (n->owner) {
+				owned++;
+				CHECK(index_find(&t->owners, n->owner));
+			} else {
+				CHECK(n->bit[0] && n->bit[1]);
+				CHECK(!n->owned_prev && !n->owned_next);
+			}
+		}
+	}
+	/* Every listed node is owned, in its trie and listed once; as many are listed as there
+	 * are owned nodes, so every owned node is on exactly its owner's list. */
+	CHECK(nodes == t->nodes && owned == t->count && listed == owned);
+	return 0;
 }

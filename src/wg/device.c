@@ -162,6 +162,7 @@ void wg_device_free(struct wg_device *dev)
 	wg_device_remove_all_peers(dev);
 	wg_allowedips_free(dev->aips);
 	free(dev->ratelimiter);
+	free(dev->heap);
 	cookie_checker_wipe(&dev->checker);
 	sg_memzero(dev, sizeof(*dev));
 	free(dev);
@@ -234,19 +235,12 @@ bool wg_device_get_public_key(const struct wg_device *dev, uint8_t key[WG_KEY_LE
 
 void wg_device_tick(struct wg_device *dev, uint64_t now)
 {
-	for (struct wg_peer *p = dev->peers_head; p; p = p->list_next)
-		timers_tick(p, now);
+	timers_tick_device(dev, now);
 }
 
 uint64_t wg_device_next_deadline(const struct wg_device *dev)
 {
-	uint64_t next = UINT64_MAX;
-	for (const struct wg_peer *p = dev->peers_head; p; p = p->list_next) {
-		uint64_t t = timers_next(p);
-		if (t < next)
-			next = t;
-	}
-	return next;
+	return timers_next_device(dev);
 }
 
 void wg_device_force_under_load(struct wg_device *dev, bool on)
@@ -288,6 +282,8 @@ int wg_device_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
 		return SG_EINVAL;
 	if (wg_device_find_peer(dev, pubkey))
 		return SG_EEXIST;
+	if (timers_reserve(dev, dev->peer_count + 1))
+		return SG_ENOMEM;
 	peer = calloc(1, sizeof(*peer));
 	if (!peer)
 		return SG_ENOMEM;
@@ -395,7 +391,7 @@ void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t secs, uint6
 	bool was_off = peer->keepalive_interval == 0;
 	peer->keepalive_interval = secs;
 	if (!secs) {
-		peer->timer_armed[TIMER_PERSISTENT_KEEPALIVE] = false;
+		timers_disarm_persistent_keepalive(peer);
 		return;
 	}
 	/* Turning it on: say hello now, so a peer behind NAT becomes reachable (wireguard-go). */

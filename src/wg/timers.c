@@ -1,18 +1,121 @@
 /* Per-peer timers as named events, after the kernel's timers.c (whitepaper 6.2-6.5). The data
  * path calls the timers_* events; timers_tick fires what is due at `now`, and timers_next tells the
  * caller when to wake up next. */
+#include <stdlib.h>
+
 #include "crypto/crypto.h"
 #include "wg_int.h"
+
+/* ---- the device's min-heap of peers, keyed by each peer's earliest armed timer ---------- */
+
+static void heap_set(struct wg_device *dev, size_t i, struct wg_peer *p)
+{
+	dev->heap[i] = p;
+	p->heap_pos = i;
+}
+
+static void heap_up(struct wg_device *dev, size_t i)
+{
+	struct wg_peer *p = dev->heap[i];
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (dev->heap[parent]->heap_key <= p->heap_key)
+			break;
+		heap_set(dev, i, dev->heap[parent]);
+		i = parent;
+	}
+	heap_set(dev, i, p);
+}
+
+static void heap_down(struct wg_device *dev, size_t i)
+{
+	struct wg_peer *p = dev->heap[i];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		uint64_t key = p->heap_key;
+		if (l < dev->heap_len && dev->heap[l]->heap_key < key)
+			m = l, key = dev->heap[l]->heap_key;
+		if (r < dev->heap_len && dev->heap[r]->heap_key < key)
+			m = r;
+		if (m == i)
+			break;
+		heap_set(dev, i, dev->heap[m]);
+		i = m;
+	}
+	heap_set(dev, i, p);
+}
+
+int timers_reserve(struct wg_device *dev, size_t n)
+{
+	if (n <= dev->heap_cap)
+		return 0;
+	size_t cap = dev->heap_cap ? dev->heap_cap : 16;
+	while (cap < n)
+		cap *= 2;
+	struct wg_peer **h = realloc(dev->heap, cap * sizeof(*h));
+	if (!h)
+		return SG_ENOMEM;
+	dev->heap = h;
+	dev->heap_cap = cap;
+	return 0;
+}
+
+/* Re-files the peer in the heap after one of its timers changed. */
+void timers_refile(struct wg_peer *peer)
+{
+	struct wg_device *dev = peer->dev;
+	uint64_t key = UINT64_MAX;
+	for (int t = 0; t < TIMER_COUNT; t++)
+		if (peer->timer_armed[t] && peer->timer_at[t] < key)
+			key = peer->timer_at[t];
+	if (peer->in_heap && key == peer->heap_key)
+		return;
+	if (key == UINT64_MAX) {
+		if (!peer->in_heap)
+			return;
+		size_t i = peer->heap_pos;
+		struct wg_peer *last = dev->heap[--dev->heap_len];
+		peer->in_heap = false;
+		if (last != peer) {
+			uint64_t old = peer->heap_key;
+			heap_set(dev, i, last);
+			if (last->heap_key < old)
+				heap_up(dev, i);
+			else
+				heap_down(dev, i);
+		}
+		peer->heap_key = UINT64_MAX;
+		return;
+	}
+	if (!peer->in_heap) {
+		/* Room was reserved when the peer was added (timers_reserve). */
+		peer->heap_key = key;
+		peer->in_heap = true;
+		heap_set(dev, dev->heap_len++, peer);
+		heap_up(dev, peer->heap_pos);
+		return;
+	}
+	uint64_t old = peer->heap_key;
+	peer->heap_key = key;
+	if (key < old)
+		heap_up(dev, peer->heap_pos);
+	else
+		heap_down(dev, peer->heap_pos);
+}
 
 static void arm(struct wg_peer *peer, enum wg_timer_id t, uint64_t at)
 {
 	peer->timer_at[t] = at;
 	peer->timer_armed[t] = true;
+	timers_refile(peer);
 }
 
 static void disarm(struct wg_peer *peer, enum wg_timer_id t)
 {
+	if (!peer->timer_armed[t])
+		return;
 	peer->timer_armed[t] = false;
+	timers_refile(peer);
 }
 
 static uint64_t jitter(void)
@@ -79,6 +182,11 @@ void timers_stop(struct wg_peer *peer)
 	peer->need_another_keepalive = false;
 }
 
+void timers_disarm_persistent_keepalive(struct wg_peer *peer)
+{
+	disarm(peer, TIMER_PERSISTENT_KEEPALIVE);
+}
+
 static void expired_retransmit_handshake(struct wg_peer *peer, uint64_t now)
 {
 	if (peer->handshake_attempts > MAX_TIMER_HANDSHAKES) {
@@ -123,7 +231,7 @@ static void expired_persistent_keepalive(struct wg_peer *peer, uint64_t now)
 		send_keepalive(peer, now);
 }
 
-void timers_tick(struct wg_peer *peer, uint64_t now)
+static void timers_tick(struct wg_peer *peer, uint64_t now)
 {
 	static void (*const handlers[TIMER_COUNT])(struct wg_peer *, uint64_t) = {
 		[TIMER_RETRANSMIT_HANDSHAKE] = expired_retransmit_handshake,
@@ -134,17 +242,24 @@ void timers_tick(struct wg_peer *peer, uint64_t now)
 	};
 	for (int t = 0; t < TIMER_COUNT; t++) {
 		if (peer->timer_armed[t] && peer->timer_at[t] <= now) {
-			peer->timer_armed[t] = false;
+			disarm(peer, (enum wg_timer_id)t);
 			handlers[t](peer, now);
 		}
 	}
 }
 
-uint64_t timers_next(const struct wg_peer *peer)
+void timers_tick_device(struct wg_device *dev, uint64_t now)
 {
-	uint64_t next = UINT64_MAX;
-	for (int t = 0; t < TIMER_COUNT; t++)
-		if (peer->timer_armed[t] && peer->timer_at[t] < next)
-			next = peer->timer_at[t];
-	return next;
+	/* Every handler re-arms strictly after `now`, so each peer leaves the top once its due
+	 * timers have fired; the bound guards against a handler that would not. */
+	for (size_t guard = 0; dev->heap_len && dev->heap[0]->heap_key <= now; guard++) {
+		if (guard > 4 * dev->heap_len + TIMER_COUNT)
+			break;
+		timers_tick(dev->heap[0], now);
+	}
+}
+
+uint64_t timers_next_device(const struct wg_device *dev)
+{
+	return dev->heap_len ? dev->heap[0]->heap_key : UINT64_MAX;
 }

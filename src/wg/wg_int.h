@@ -105,6 +105,9 @@ struct wg_peer {
 	uint16_t keepalive_interval;
 	uint64_t timer_at[TIMER_COUNT];
 	bool timer_armed[TIMER_COUNT];
+	uint64_t heap_key; /* earliest armed timer; the device's timer heap is ordered by it */
+	size_t heap_pos;
+	bool in_heap;
 	bool need_another_keepalive;
 	bool sent_lastminute_handshake;
 	unsigned handshake_attempts;
@@ -128,6 +131,11 @@ struct wg_device {
 	size_t peer_count;
 	uint64_t hash_seed;
 	struct wg_peer *peer_buckets[PEER_BUCKETS];
+	/* Min-heap of peers with an armed timer, by heap_key: next_deadline is O(1) and a tick
+	 * touches only the peers that are due, whatever the number of peers. Capacity is reserved
+	 * when a peer is added, so the data path never allocates for it. */
+	struct wg_peer **heap;
+	size_t heap_len, heap_cap;
 	struct index_entry *index_buckets[INDEX_BUCKETS];
 	/* Load detection: handshake messages counted per one-second window. */
 	uint64_t load_window_start;
@@ -180,8 +188,15 @@ void timers_handshake_complete(struct wg_peer *peer);
 void timers_session_derived(struct wg_peer *peer, uint64_t now);
 void timers_any_authenticated_packet_traversal(struct wg_peer *peer, uint64_t now);
 void timers_stop(struct wg_peer *peer);
-void timers_tick(struct wg_peer *peer, uint64_t now);
-uint64_t timers_next(const struct wg_peer *peer);
+void timers_disarm_persistent_keepalive(struct wg_peer *peer);
+/* Re-files the peer in the device's timer heap after its timer_at/timer_armed changed (the
+ * arm/disarm helpers do this; tests that poke timer_at directly call it). */
+void timers_refile(struct wg_peer *peer);
+/* Fires every due timer of every peer (in deadline order). */
+void timers_tick_device(struct wg_device *dev, uint64_t now);
+uint64_t timers_next_device(const struct wg_device *dev);
+/* Reserves heap room for n peers; SG_ENOMEM on failure. */
+int timers_reserve(struct wg_device *dev, size_t n) SG_WUR;
 
 static inline bool birthdate_expired(uint64_t birth, uint64_t age, uint64_t now)
 {

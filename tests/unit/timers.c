@@ -362,6 +362,7 @@ static void test_next_deadline_is_earliest(void **state)
 	assert_int_equal(wg_device_next_deadline(t.dev), start + 2 * NSEC);
 	/* ... one with an earlier timer does. */
 	p2->timer_at[TIMER_RETRANSMIT_HANDSHAKE] = start + NSEC + NSEC / 2;
+	timers_refile(p2);
 	assert_int_equal(wg_device_next_deadline(t.dev), start + NSEC + NSEC / 2);
 	wg_device_remove_peer(t.dev, p2);
 	assert_int_equal(wg_device_next_deadline(t.dev), start + 2 * NSEC);
@@ -595,6 +596,58 @@ static void test_handshake_complete_stops_retransmit(void **state)
 	sg_memzero(ss, sizeof(ss));
 }
 
+static uint64_t naive_next_deadline(void)
+{
+	uint64_t next = UINT64_MAX;
+	for (struct wg_peer *p = wg_device_first_peer(t.dev); p; p = wg_peer_next(p))
+		for (int i = 0; i < TIMER_COUNT; i++)
+			if (p->timer_armed[i] && p->timer_at[i] < next)
+				next = p->timer_at[i];
+	return next;
+}
+
+/* The device's timer heap against a naive scan, over random timer activity on many peers. */
+static void test_timer_heap_matches_naive_scan(void **state)
+{
+	enum { N = 300 };
+	struct wg_peer *peers[N];
+	uint8_t priv[32], pub[32];
+	for (int i = 0; i < N; i++) {
+		assert_true(sg_x25519_generate(priv, pub));
+		assert_int_equal(wg_device_add_peer(t.dev, pub, &peers[i]), 0);
+		wg_peer_set_endpoint(peers[i], &t.ep);
+	}
+	srand(7);
+	for (int step = 0; step < 4000; step++) {
+		t.nsent = 0;
+		struct wg_peer *p = peers[rand() % N];
+		switch (rand() % 4) {
+		case 0:
+			wg_peer_initiate(p, t.now);
+			break;
+		case 1:
+			wg_peer_set_persistent_keepalive(p, (uint16_t)(1 + rand() % 30), t.now);
+			break;
+		case 2:
+			wg_peer_set_persistent_keepalive(p, 0, t.now);
+			break;
+		default:
+			t.now += (uint64_t)(rand() % 3000) * NSEC / 1000;
+			wg_device_tick(t.dev, t.now);
+			/* Nothing due is left armed. */
+			assert_true(naive_next_deadline() > t.now);
+			break;
+		}
+		assert_int_equal(wg_device_next_deadline(t.dev), naive_next_deadline());
+	}
+	for (int i = 0; i < N; i += 2)
+		wg_device_remove_peer(t.dev, peers[i]);
+	assert_int_equal(wg_device_next_deadline(t.dev), naive_next_deadline());
+	for (int i = 1; i < N; i += 2)
+		wg_device_remove_peer(t.dev, peers[i]);
+	assert_int_equal(wg_device_next_deadline(t.dev), naive_next_deadline());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -609,6 +662,7 @@ int main(void)
 	    T(test_keepalive_after_data_received),
 	    T(test_new_handshake_when_unanswered),
 	    T(test_handshake_complete_stops_retransmit),
+	    T(test_timer_heap_matches_naive_scan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
