@@ -3,8 +3,11 @@
  * - fixed cases: overlaps, defaults, host routes, masking, moves, removal, walks, bad input;
  * - the classic cases of the Linux driver's selftest (drivers/net/wireguard/selftest/
  *   allowedips.c, Jason A. Donenfeld), as facts: which peer each address routes to;
- * - a randomised comparison with a naive linear table (longest match by scanning);
- * - allocation failure injection: SG_ENOMEM leaves the table unchanged, nothing leaks.
+ * - a randomised comparison with a naive linear table (longest match by scanning), also of the
+ *   per-owner walks and removals over hundreds of owners whose prefixes move between them;
+ * - the owner index checked by wg_allowedips_check after every fixture and along the way;
+ * - allocation failure injection: SG_ENOMEM leaves the table unchanged, nothing leaks; the owner
+ *   index growing, shrinking and sorting for a walk under failure.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -48,11 +51,25 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	int bad = wg_allowedips_check(t);
+
 	(void)state;
+	if (bad)
+		print_error("teardown: wg_allowedips_check failed at allowedips.c:%d\n", bad);
 	wg_allowedips_free(t);
 	t = NULL;
-	return 0;
+	return bad ? -1 : 0;
 }
+
+/* The owner index and the tries agree (allowedips.c names the failed check by its line). */
+static void check_consistent(unsigned line)
+{
+	int bad = wg_allowedips_check(t);
+
+	if (bad)
+		fail_msg("line %u: wg_allowedips_check failed at allowedips.c:%d", line, bad);
+}
+#define CHECK_CONSISTENT() check_consistent(__LINE__)
 
 static void ins(int family, const uint8_t *addr, uint8_t cidr, void *owner, unsigned line)
 {
@@ -82,6 +99,7 @@ static void check_node_bound(void)
 
 	assert_true(nodes >= n);
 	assert_true(nodes <= 2 * n);
+	CHECK_CONSISTENT();
 }
 
 /* ---- walk helpers -------------------------------------------------------------------------- */
@@ -691,7 +709,7 @@ static int cmp_entry(const void *pa, const void *pb)
 }
 
 /* Walking each owner yields exactly the reference's entries of that owner, sorted. */
-static void compare_walks(const struct ref *r, size_t nowners)
+static void compare_walks(const struct ref *r, char *owners, size_t nowners)
 {
 	struct ref_entry *sorted = calloc(r->n + 1, sizeof(*sorted));
 
@@ -702,12 +720,12 @@ static void compare_walks(const struct ref *r, size_t nowners)
 
 		assert_non_null(w);
 		for (size_t i = 0; i < r->n; i++) {
-			if (r->e[i].owner == &peers[o])
+			if (r->e[i].owner == &owners[o])
 				sorted[k++] = r->e[i];
 		}
 		assert_true(k <= SG_ARRAY_LEN(w->items));
 		qsort(sorted, k, sizeof(*sorted), cmp_entry);
-		assert_int_equal(wg_allowedips_walk_owner(t, &peers[o], collect, w), 0);
+		assert_int_equal(wg_allowedips_walk_owner(t, &owners[o], collect, w), 0);
 		assert_int_equal(w->n, k);
 		for (size_t i = 0; i < k; i++)
 			assert_walked(&w->items[i], sorted[i].family, sorted[i].addr,
@@ -821,7 +839,7 @@ static void test_random_vs_reference(void **state)
 		assert_int_equal(wg_allowedips_count(t), r.n);
 		if (k % 1000 == 0) {
 			check_node_bound();
-			compare_walks(&r, nowners);
+			compare_walks(&r, peers, nowners);
 		}
 	}
 	/* The comparison must have exercised both answers. */
@@ -831,7 +849,7 @@ static void test_random_vs_reference(void **state)
 	assert_true(nested > lookups / 4);
 
 	/* Drain everything through exact removals: the trie must end empty. */
-	compare_walks(&r, nowners);
+	compare_walks(&r, peers, nowners);
 	while (r.n) {
 		struct ref_entry e = r.e[r.n - 1];
 
@@ -840,6 +858,134 @@ static void test_random_vs_reference(void **state)
 	}
 	assert_int_equal(wg_allowedips_count(t), 0);
 	assert_int_equal(wg_allowedips_node_count(t), 0);
+	free(r.e);
+}
+
+static size_t ref_owned(const struct ref *r, const void *owner)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < r->n; i++)
+		k += r->e[i].owner == owner;
+	return k;
+}
+
+/* Hundreds of owners (a few of them large, so that walks sort both on the stack and in a heap
+ * array), prefixes moving between them one at a time and owner to owner, per-owner walks and
+ * removals compared with the reference, and the owner index checked along the way. */
+static void test_random_many_owners(void **state)
+{
+	static char owners[400];
+	const size_t nowners = SG_ARRAY_LEN(owners);
+	const unsigned rounds = 30000;
+	uint8_t bases[4][16];
+	struct ref r = {0};
+	unsigned moves = 0, bulk = 0, dropped = 0, covering;
+	size_t order[SG_ARRAY_LEN(owners)];
+
+	(void)state;
+	rng_state = 0x0a11ce5ULL;
+	for (size_t i = 0; i < SG_ARRAY_LEN(bases); i++)
+		for (size_t j = 0; j < 16; j++)
+			bases[i][j] = (uint8_t)rnd();
+
+	for (unsigned k = 0; k < rounds; k++) {
+		int family = rnd() % 2 ? AF_INET : AF_INET6;
+		unsigned len = family == AF_INET ? 4 : 16;
+		/* a quarter of the traffic goes to 8 large owners */
+		char *owner = &owners[rnd() % 4 ? rnd() % nowners : rnd() % 8];
+		uint64_t op = rnd() % 100;
+		uint8_t a[16] = {0};
+
+		random_addr(a, len, (const uint8_t(*)[16])bases, SG_ARRAY_LEN(bases));
+		if (op < 30 && r.n < 1500) {
+			uint8_t cidr = random_cidr(8 * len);
+
+			assert_int_equal(wg_allowedips_insert(t, family, a, cidr, owner), 0);
+			ref_insert(&r, family, a, cidr, owner);
+		} else if (op < 50 && r.n) {
+			/* move an existing prefix to another owner, if it has room to be walked */
+			struct ref_entry *e = &r.e[rnd() % r.n];
+
+			if (ref_owned(&r, owner) < 200) {
+				moves += e->owner != owner;
+				assert_int_equal(
+				    wg_allowedips_insert(t, e->family, e->addr, e->cidr, owner), 0);
+				e->owner = owner;
+			}
+		} else if (op < 52) {
+			/* an owner takes over all of another's prefixes, as a re-keyed peer would */
+			char *from = &owners[rnd() % nowners];
+
+			if (from != owner && ref_owned(&r, owner) + ref_owned(&r, from) <= 200) {
+				for (size_t i = 0; i < r.n; i++) {
+					struct ref_entry *e = &r.e[i];
+
+					if (e->owner != from)
+						continue;
+					assert_int_equal(wg_allowedips_insert(t, e->family, e->addr,
+									      e->cidr, owner),
+							 0);
+					e->owner = owner;
+				}
+				bulk++;
+				struct walk_ctx w = {.n = 0};
+				assert_int_equal(wg_allowedips_walk_owner(t, from, collect, &w), 0);
+				assert_int_equal(w.n, 0);
+			}
+		} else if (op < 65 && r.n) {
+			struct ref_entry e = r.e[rnd() % r.n];
+			void *who = rnd() % 2 ? e.owner : owner;
+
+			assert_int_equal(wg_allowedips_remove(t, e.family, e.addr, e.cidr, who),
+					 ref_remove(&r, e.family, e.addr, e.cidr, who));
+		} else if (op < 68) {
+			dropped += ref_owned(&r, owner) != 0;
+			wg_allowedips_remove_by_owner(t, owner);
+			ref_remove_owner(&r, owner);
+			struct walk_ctx w = {.n = 0};
+			assert_int_equal(wg_allowedips_walk_owner(t, owner, collect, &w), 0);
+			assert_int_equal(w.n, 0);
+		} else {
+			void *want = ref_lookup(&r, family, a, &covering);
+
+			assert_ptr_equal(wg_allowedips_lookup(t, family, a), want);
+		}
+		assert_int_equal(wg_allowedips_count(t), r.n);
+		if (k % 100 == 0)
+			CHECK_CONSISTENT();
+		if (k % 3000 == 0)
+			compare_walks(&r, owners, nowners);
+	}
+	assert_true(moves > rounds / 10);
+	assert_true(bulk > rounds / 200);
+	assert_true(dropped > rounds / 100);
+	compare_walks(&r, owners, nowners);
+	check_node_bound();
+
+	/* Remove every owner in a shuffled order, as a replacing setconf does. */
+	for (size_t i = 0; i < nowners; i++)
+		order[i] = i;
+	for (size_t i = nowners - 1; i > 0; i--) {
+		size_t j = rnd() % (i + 1), x = order[i];
+
+		order[i] = order[j];
+		order[j] = x;
+	}
+	for (size_t i = 0; i < nowners; i++) {
+		char *o = &owners[order[i]];
+
+		wg_allowedips_remove_by_owner(t, o);
+		ref_remove_owner(&r, o);
+		assert_int_equal(wg_allowedips_count(t), r.n);
+		if (i % 40 == 0) {
+			check_node_bound();
+			compare_walks(&r, owners, nowners);
+		}
+	}
+	assert_int_equal(wg_allowedips_count(t), 0);
+	assert_int_equal(wg_allowedips_node_count(t), 0);
+	CHECK_CONSISTENT();
 	free(r.e);
 }
 
@@ -964,6 +1110,155 @@ static void test_enomem(void **state)
 	assert_int_equal(fa.live, 0);
 }
 
+/* The table unchanged after a failed insert: same counts, same lookup answers, same walk. */
+struct snapshot {
+	size_t count, nodes;
+	struct walk_ctx walk;
+};
+
+static void snap(struct snapshot *s, const void *owner)
+{
+	s->count = wg_allowedips_count(t);
+	s->nodes = wg_allowedips_node_count(t);
+	memset(&s->walk, 0, sizeof(s->walk));
+	assert_int_equal(wg_allowedips_walk_owner(t, owner, collect, &s->walk), 0);
+}
+
+static void assert_unchanged(const struct snapshot *s, const void *owner)
+{
+	struct snapshot now;
+
+	snap(&now, owner);
+	assert_int_equal(now.count, s->count);
+	assert_int_equal(now.nodes, s->nodes);
+	assert_int_equal(now.walk.n, s->walk.n);
+	for (size_t i = 0; i < s->walk.n; i++)
+		assert_walked(&now.walk.items[i], s->walk.items[i].family, s->walk.items[i].addr,
+			      s->walk.items[i].cidr);
+	CHECK_CONSISTENT();
+}
+
+/* The owner index grows as owners arrive: when it must and cannot, even moving an existing
+ * prefix to a new owner fails cleanly; it shrinks as they leave, ignoring failures; and a walk
+ * that cannot allocate its sort array still answers in order. */
+static void test_enomem_owner_index(void **state)
+{
+	struct fail_alloc fa = {.fail_at = -1};
+	const struct wg_allowedips_allocator alloc = {&fa, fa_zalloc, fa_free};
+	static char owners[60];
+	unsigned growth_failures = 0;
+	struct snapshot before;
+
+	(void)state;
+	wg_allowedips_free(t);
+	t = wg_allowedips_new_with_allocator(&alloc);
+	assert_non_null(t);
+	/* owners[0] holds 10.0.0.i/32 for every i */
+	for (unsigned i = 0; i < SG_ARRAY_LEN(owners); i++)
+		ins(AF_INET, V4(10, 0, 0, (uint8_t)i), 32, &owners[0], __LINE__);
+
+	/* Move 10.0.0.i to owners[i], each the first prefix of a new owner, with no memory at
+	 * all: only a move that needs the index to grow may fail, and then nothing changes. */
+	for (unsigned i = 1; i < SG_ARRAY_LEN(owners); i++) {
+		const uint8_t *a = V4(10, 0, 0, (uint8_t)i);
+		int ret;
+
+		snap(&before, &owners[0]);
+		fa.fail_at = fa.calls;
+		ret = wg_allowedips_insert(t, AF_INET, a, 32, &owners[i]);
+		if (ret) {
+			assert_int_equal(ret, SG_ENOMEM);
+			assert_int_equal(fa.calls, fa.fail_at + 1); /* it did try */
+			growth_failures++;
+			assert_unchanged(&before, &owners[0]);
+			LOOK4(&owners[0], 10, 0, 0, (uint8_t)i);
+			fa.fail_at = -1;
+			ins(AF_INET, a, 32, &owners[i], __LINE__);
+		}
+		LOOK4(&owners[i], 10, 0, 0, (uint8_t)i);
+		assert_int_equal(wg_allowedips_count(t), SG_ARRAY_LEN(owners));
+	}
+	/* 60 owners cannot fit the initial index: it grew more than once. */
+	assert_true(growth_failures >= 2);
+	CHECK_CONSISTENT();
+
+	/* A new prefix for a new owner: fail each allocation in turn until the insert fits. */
+	unsigned failures = 0;
+	char *newcomer = &owners[0];
+
+	wg_allowedips_remove_by_owner(t, newcomer); /* owners[0] now holds only 10.0.0.0 */
+	for (long which = 0;; which++) {
+		int ret;
+
+		snap(&before, newcomer);
+		fa.fail_at = fa.calls + which;
+		ret = wg_allowedips_insert(t, AF_INET, V4(10, 0, 1, 0), 24, newcomer);
+		if (!ret)
+			break;
+		assert_int_equal(ret, SG_ENOMEM);
+		assert_unchanged(&before, newcomer);
+		LOOK4(NULL, 10, 0, 1, 1);
+		failures++;
+		assert_true(which < 8);
+	}
+	assert_true(failures >= 1);
+	LOOK4(newcomer, 10, 0, 1, 1);
+	fa.fail_at = -1;
+
+	/* A walk with more prefixes than it sorts on the stack, with and without memory. */
+	for (unsigned i = 0; i < 40; i++)
+		ins(AF_INET6, V6(0x20010db8, 0, 0, 40 - i), 128, &owners[1], __LINE__);
+	struct walk_ctx *w = calloc(2, sizeof(*w));
+
+	assert_non_null(w);
+	assert_int_equal(wg_allowedips_walk_owner(t, &owners[1], collect, &w[0]), 0);
+	assert_int_equal(w[0].n, 41);
+	assert_walked(&w[0].items[0], AF_INET, V4(10, 0, 0, 1), 32);
+	for (unsigned i = 1; i <= 40; i++)
+		assert_walked(&w[0].items[i], AF_INET6, V6(0x20010db8, 0, 0, i), 128);
+	fa.fail_at = fa.calls;
+	assert_int_equal(wg_allowedips_walk_owner(t, &owners[1], collect, &w[1]), 0);
+	assert_int_equal(fa.calls, fa.fail_at + 1); /* the sort array was refused */
+	assert_int_equal(w[1].n, w[0].n);
+	assert_memory_equal(w[1].items, w[0].items, w[0].n * sizeof(w[0].items[0]));
+	/* and an early stop in the fallback still returns the callback's value */
+	w[1].n = 0;
+	w[1].stop_after = 3;
+	fa.fail_at = fa.calls;
+	assert_int_equal(wg_allowedips_walk_owner(t, &owners[1], collect, &w[1]), 7);
+	assert_int_equal(w[1].n, 3);
+	assert_memory_equal(w[1].items, w[0].items, 3 * sizeof(w[0].items[0]));
+	free(w);
+
+	/* Owners leave one by one with no memory: shrinking the index fails and is skipped. */
+	fa.fail_at = fa.calls;
+	for (unsigned i = SG_ARRAY_LEN(owners) - 1; i >= 30; i--) {
+		wg_allowedips_remove_by_owner(t, &owners[i]);
+		LOOK4(NULL, 10, 0, 0, (uint8_t)i);
+		fa.fail_at = fa.calls;
+	}
+	CHECK_CONSISTENT();
+	/* With memory back the rest leave; an empty table holds no allocation but itself. */
+	fa.fail_at = -1;
+	for (unsigned i = 0; i < 30; i++) {
+		wg_allowedips_remove_by_owner(t, &owners[i]);
+		if (i % 5 == 0)
+			CHECK_CONSISTENT();
+	}
+	assert_int_equal(wg_allowedips_count(t), 0);
+	assert_int_equal(wg_allowedips_node_count(t), 0);
+	assert_int_equal(fa.live, 1);
+	CHECK_CONSISTENT();
+	/* ... and works again from there. */
+	INS4(PA, 10, 0, 0, 0, 8);
+	LOOK4(PA, 10, 1, 1, 1);
+	wg_allowedips_clear(t);
+	assert_int_equal(fa.live, 1);
+	wg_allowedips_free(t);
+	t = NULL;
+	assert_int_equal(fa.live, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -979,8 +1274,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_walk_order_and_stop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kernel_classic, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_random_vs_reference, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_random_many_owners, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_remove_cycles, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_enomem, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_enomem_owner_index, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

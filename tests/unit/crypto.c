@@ -1,59 +1,13 @@
 /* Known-answer tests for the classic (WireGuard) suite and the crypto utilities.
  * Every vector names its source; values computed here with python3 say exactly how. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
 #include <stdlib.h>
 #include <string.h>
+
+#include "test_util.h"
 
 #include "crypto/crypto.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static int nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes hex (spaces ignored) into out; fails the test on a bad digit or overflow. */
-static size_t unhex(uint8_t *out, size_t cap, const char *s)
-{
-	size_t n = 0;
-
-	while (*s != '\0') {
-		int hi, lo;
-
-		if (*s == ' ') {
-			s++;
-			continue;
-		}
-		hi = nibble(s[0]);
-		lo = s[1] != '\0' ? nibble(s[1]) : -1;
-		assert_true(hi >= 0 && lo >= 0);
-		assert_true(n < cap);
-		out[n++] = (uint8_t)(hi << 4 | lo);
-		s += 2;
-	}
-	return n;
-}
-
-/* Fills a fixed-size array and checks the vector has exactly that size. */
-#define HEX(arr, s) assert_int_equal(unhex((arr), sizeof(arr), (s)), sizeof(arr))
-
-static void fill_seq(uint8_t *p, size_t n, uint8_t start)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(start + i);
-}
 
 static int setup(void **state)
 {
@@ -305,7 +259,7 @@ static void test_chacha_rfc8439_2_8_2(void **state)
 	HEX(key, RFC8439_2_8_2_KEY);
 	HEX(nonce, RFC8439_2_8_2_NONCE);
 	HEX(aad, RFC8439_2_8_2_AAD);
-	assert_int_equal(unhex(expect, sizeof(expect), RFC8439_2_8_2_CT RFC8439_2_8_2_TAG),
+	assert_int_equal(test_unhex_cap(expect, sizeof(expect), RFC8439_2_8_2_CT RFC8439_2_8_2_TAG),
 			 sizeof(expect));
 
 	assert_true(sg_chacha20poly1305_encrypt(out, (const uint8_t *)sunscreen, len, aad,

@@ -1,57 +1,12 @@
 /* Known-answer tests for the fips suite (P-384, AES-256-GCM, SHA-384, HMAC/HKDF-SHA-384) and
  * for both suite tables. Every vector names its source. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
 #include <string.h>
+
+#include "test_util.h"
 
 #include "crypto/crypto.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static int nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes hex (spaces ignored) into out; fails the test on a bad digit or overflow. */
-static size_t unhex(uint8_t *out, size_t cap, const char *s)
-{
-	size_t n = 0;
-
-	while (*s != '\0') {
-		int hi, lo;
-
-		if (*s == ' ') {
-			s++;
-			continue;
-		}
-		hi = nibble(s[0]);
-		lo = s[1] != '\0' ? nibble(s[1]) : -1;
-		assert_true(hi >= 0 && lo >= 0);
-		assert_true(n < cap);
-		out[n++] = (uint8_t)(hi << 4 | lo);
-		s += 2;
-	}
-	return n;
-}
-
-#define HEX(arr, s) assert_int_equal(unhex((arr), sizeof(arr), (s)), sizeof(arr))
-
-static void fill_seq(uint8_t *p, size_t n, uint8_t start)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(start + i);
-}
 
 static int setup(void **state)
 {
@@ -207,10 +162,10 @@ static void test_hkdf_sha384_wycheproof(void **state)
 	(void)state;
 	for (size_t v = 0; v < sizeof(vec) / sizeof(vec[0]); v++) {
 		uint8_t ikm[64], salt[64], info[64], okm[64], out[64];
-		size_t ikmlen = unhex(ikm, sizeof(ikm), vec[v].ikm);
-		size_t saltlen = unhex(salt, sizeof(salt), vec[v].salt);
-		size_t infolen = unhex(info, sizeof(info), vec[v].info);
-		size_t okmlen = unhex(okm, sizeof(okm), vec[v].okm);
+		size_t ikmlen = test_unhex_cap(ikm, sizeof(ikm), vec[v].ikm);
+		size_t saltlen = test_unhex_cap(salt, sizeof(salt), vec[v].salt);
+		size_t infolen = test_unhex_cap(info, sizeof(info), vec[v].info);
+		size_t okmlen = test_unhex_cap(okm, sizeof(okm), vec[v].okm);
 
 		print_message("wycheproof hkdf_sha384 tcId %d\n", vec[v].tcid);
 		memset(out, 0, sizeof(out));
@@ -313,11 +268,11 @@ static void test_aes256gcm_vectors(void **state)
 		print_message("GCM test case %d\n", gcm_vec[v].tc);
 		HEX(key, gcm_vec[v].key);
 		HEX(iv, gcm_vec[v].iv);
-		ptlen = unhex(pt, sizeof(pt), gcm_vec[v].pt);
-		aadlen = unhex(aad, sizeof(aad), gcm_vec[v].aad);
-		n = unhex(sealed, sizeof(sealed), gcm_vec[v].ct);
+		ptlen = test_unhex_cap(pt, sizeof(pt), gcm_vec[v].pt);
+		aadlen = test_unhex_cap(aad, sizeof(aad), gcm_vec[v].aad);
+		n = test_unhex_cap(sealed, sizeof(sealed), gcm_vec[v].ct);
 		assert_int_equal(n, ptlen);
-		assert_int_equal(unhex(sealed + n, 16, gcm_vec[v].tag), 16);
+		assert_int_equal(test_unhex_cap(sealed + n, 16, gcm_vec[v].tag), 16);
 
 		assert_true(
 		    sg_aes256gcm_encrypt(out, pt, ptlen, aadlen ? aad : NULL, aadlen, iv, key));
@@ -344,8 +299,8 @@ static void test_aes256gcm_bad_tag(void **state)
 	HEX(key, gcm_vec[3].key);
 	HEX(iv, gcm_vec[3].iv);
 	HEX(aad, gcm_vec[3].aad);
-	assert_int_equal(unhex(sealed, 60, gcm_vec[3].ct), 60);
-	assert_int_equal(unhex(sealed + 60, 16, gcm_vec[3].tag), 16);
+	assert_int_equal(test_unhex_cap(sealed, 60, gcm_vec[3].ct), 60);
+	assert_int_equal(test_unhex_cap(sealed + 60, 16, gcm_vec[3].tag), 16);
 
 	memcpy(bad, sealed, sizeof(bad));
 	bad[sizeof(bad) - 1] ^= 0x01;
@@ -412,8 +367,8 @@ static const struct {
 static void sec1(uint8_t pub[97], const char *x, const char *y)
 {
 	pub[0] = 0x04;
-	assert_int_equal(unhex(pub + 1, 48, x), 48);
-	assert_int_equal(unhex(pub + 49, 48, y), 48);
+	assert_int_equal(test_unhex_cap(pub + 1, 48, x), 48);
+	assert_int_equal(test_unhex_cap(pub + 49, 48, y), 48);
 }
 
 static void test_p384_cavp_cdh(void **state)

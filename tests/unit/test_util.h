@@ -11,16 +11,47 @@
 
 #include <cmocka.h>
 
-/* Decodes a hex string into out (which must hold strlen(hex)/2 bytes); returns the length. */
-static inline size_t test_unhex(uint8_t *out, const char *hex)
+static inline int test_nibble(char c)
 {
-	size_t n = strlen(hex) / 2;
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		sscanf(hex + 2 * i, "%2x", &v);
-		out[i] = (uint8_t)v;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes hex (spaces ignored) into out, which holds cap bytes; fails the test on a bad digit or
+ * overflow. Returns the number of bytes written. */
+static inline size_t test_unhex_cap(uint8_t *out, size_t cap, const char *s)
+{
+	size_t n = 0;
+	while (*s != '\0') {
+		if (*s == ' ') {
+			s++;
+			continue;
+		}
+		int hi = test_nibble(s[0]);
+		int lo = s[1] != '\0' ? test_nibble(s[1]) : -1;
+		assert_true(hi >= 0 && lo >= 0);
+		assert_true(n < cap);
+		out[n++] = (uint8_t)(hi << 4 | lo);
+		s += 2;
 	}
 	return n;
+}
+
+/* As test_unhex_cap for a buffer the caller sized from the string (strlen/2 bytes). */
+#define test_unhex(out, hex) test_unhex_cap((out), strlen(hex) / 2, (hex))
+
+/* Fills an array from hex and checks the string had exactly its size. */
+#define HEX(arr, s) assert_int_equal(test_unhex_cap((arr), sizeof(arr), (s)), sizeof(arr))
+
+static inline void fill_seq(uint8_t *p, size_t n, uint8_t start)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(start + i);
 }
 
 #define assert_bytes_equal(a, b, n) assert_memory_equal((a), (b), (n))
