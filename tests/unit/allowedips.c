@@ -914,7 +914,7 @@ static void test_random_many_owners(void **state)
 				e->owner = owner;
 			}
 		} else if (op < 52) {
-			/* an owner takes over all of another's prefixes, as a re-keyed peer would */
+			/* one owner takes over all of another's prefixes (a re-keyed peer) */
 			char *from = &owners[rnd() % nowners];
 
 			if (from != owner && ref_owned(&r, owner) + ref_owned(&r, from) <= 200) {
@@ -1093,7 +1093,7 @@ static void test_enomem(void **state)
 	LOOK4(NULL, 10, 1, 0, 0);
 	LOOK6(PC, 0x20010db8, 1, 0, 0);
 
-	/* Re-owning an existing prefix or a branch node allocates nothing. */
+	/* Re-owning a prefix or a branch node allocates no node (and PD fits the owner index). */
 	fa.fail_at = fa.calls;
 	INS4(PD, 10, 0, 0, 0, 24);
 	INS4(PD, 10, 0, 0, 0, 23);
