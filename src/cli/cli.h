@@ -67,7 +67,8 @@ int cli_load_conf(const char *path, struct sg_wgconf *conf);
  * (bounded, NUL-terminated, malloc'd). Returns the exit status (0-255), 128+signal, or -errno
  * when it could not run. */
 int cli_run(char *const argv[], const char *input, char **out, unsigned int flags);
-/* Runs a shell command line through /bin/sh -c (the wg-quick hooks). Exit status or -errno. */
+/* Runs a shell command line through bash -c (or /bin/sh -c without bash), as wg-quick runs its
+ * hooks. Exit status or -errno. */
 int cli_run_shell(const char *cmd);
 
 /* Prints "secureguard: <msg>: <strerror(-err)>" to stderr. Returns 1 (an exit status). */

@@ -215,10 +215,12 @@ int cli_ipc_list(char ***names, size_t *n)
 struct reader {
 	int fd;
 	size_t start, end;
+	size_t total; /* bytes read so far, bounded by CLI_MAX_REPLY_BYTES */
 	char buf[16384];
 };
 
-/* Next line without its '\n', NUL-terminated in line. 1 = got a line, 0 = EOF, -errno. */
+/* Next line without its '\n', NUL-terminated in line. 1 = got a line, 0 = EOF, -errno
+ * (-EMSGSIZE past CLI_MAX_REPLY_BYTES). */
 static int read_line(struct reader *r, char line[CLI_MAX_REPLY_LINE + 1])
 {
 	size_t len = 0;
@@ -235,6 +237,8 @@ static int read_line(struct reader *r, char line[CLI_MAX_REPLY_LINE + 1])
 				return -EPROTO;
 			line[len++] = c;
 		}
+		if (r->total >= CLI_MAX_REPLY_BYTES)
+			return -EMSGSIZE;
 		ssize_t got = read(r->fd, r->buf, sizeof(r->buf));
 
 		if (got < 0) {
@@ -244,6 +248,7 @@ static int read_line(struct reader *r, char line[CLI_MAX_REPLY_LINE + 1])
 		}
 		if (got == 0)
 			return len ? -EPROTO : 0;
+		r->total += (size_t)got;
 		r->start = 0;
 		r->end = (size_t)got;
 	}
@@ -447,7 +452,8 @@ static int read_reply(struct reader *r, struct cli_device *dev)
 		if (!strncmp(line, "errno=", 6)) {
 			uint64_t v;
 
-			if (!parse_u64(&v, line + 6, 4095)) {
+			/* One verdict per reply: a second one is a confused daemon. */
+			if (have_errno || !parse_u64(&v, line + 6, 4095)) {
 				ret = -EPROTO;
 				goto out;
 			}

@@ -61,6 +61,10 @@ struct cli_device {
 #define CLI_MAX_PEERS	   SG_WGCONF_MAX_PEERS
 #define CLI_MAX_PEER_IPS   SG_WGCONF_MAX_PEER_IPS
 #define CLI_MAX_REPLY_LINE 4096
+/* The whole reply: the per-peer bounds alone would still allow 16384 x 4096 allowed IPs
+ * (gigabytes), and a daemon streaming unknown keys would keep us reading forever. A full
+ * config file's worth (16384 peers, 65536 allowed IPs) is under 10 MiB. */
+#define CLI_MAX_REPLY_BYTES (64u << 20)
 
 /* A zeroed device named ifname, or NULL out of memory. */
 struct cli_device *cli_device_new(const char *ifname);

@@ -18,7 +18,7 @@
  * can take down what the other brought up.
  *
  * `ip` and friends are run with fork/exec, never through a shell; only the hook commands go
- * through /bin/sh -c, as they are shell snippets by definition.
+ * through bash -c (wg-quick evals them in bash), as they are shell snippets by definition.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -197,12 +197,14 @@ static bool word_after(const char *text, const char *word, char *out, size_t out
 	return false;
 }
 
-/* The MTU a route (`ip route get` / `ip route show default` output) implies, 0 if none. */
+/* The MTU a route (`ip route get` / `ip route show default` output) implies, 0 if none: its
+ * own "mtu N" (not "mtu lock N"), else its device's, as wg-quick's pattern. */
 static unsigned int route_mtu(const char *text)
 {
 	char v[IFNAMSIZ + 8];
 
-	if (word_after(text, "mtu", v, sizeof(v)))
+	if (word_after(text, "mtu", v, sizeof(v)) && v[strspn(v, "0123456789")] == '\0' &&
+	    strlen(v) <= 6)
 		return (unsigned int)strtoul(v, NULL, 10);
 	if (word_after(text, "dev", v, sizeof(v)))
 		return link_mtu(v);
@@ -259,6 +261,12 @@ static int quick_load(struct quick *q, const char *arg)
 	}
 	memcpy(q->ifname, base, blen - 5);
 	q->ifname[blen - 5] = '\0';
+	/* wg-quick's pattern lets "." and ".." through ("..conf"); no link or socket can have
+	 * those names. */
+	if (!cli_ifname_valid(q->ifname)) {
+		fprintf(stderr, "%s: `%s' is not a valid interface name\n", CLI_PROG, q->ifname);
+		return -1;
+	}
 	if (!realpath(cand, q->path)) {
 		fprintf(stderr, "%s: %s: %s\n", CLI_PROG, cand, strerror(errno));
 		return -1;
@@ -811,19 +819,17 @@ static int set_mtu_up(struct quick *q)
 		/* The largest MTU on the paths to the endpoints, else the default route's. */
 		if (!cli_ipc_get(q->ifname, &dev)) {
 			for (size_t i = 0; i < dev->n_peers; i++) {
-				char ep[NI_MAXHOST + NI_MAXSERV + 4], host[NI_MAXHOST];
+				const struct sockaddr_storage *ss = &dev->peers[i].endpoint;
+				char host[NI_MAXHOST];
 
-				if (!(dev->peers[i].flags & CLI_PEER_HAS_ENDPOINT))
+				/* The address alone (a %zone included, as `ip route get` takes). */
+				if (!(dev->peers[i].flags & CLI_PEER_HAS_ENDPOINT) ||
+				    getnameinfo((const struct sockaddr *)ss,
+						ss->ss_family == AF_INET6
+						    ? sizeof(struct sockaddr_in6)
+						    : sizeof(struct sockaddr_in),
+						host, sizeof(host), NULL, 0, NI_NUMERICHOST))
 					continue;
-				cli_endpoint_format(ep, sizeof(ep), &dev->peers[i].endpoint);
-				const char *h = ep[0] == '[' ? ep + 1 : ep;
-				size_t hl =
-				    ep[0] == '[' ? strcspn(h, "]") : (size_t)(strrchr(h, ':') - h);
-
-				if (hl >= sizeof(host))
-					continue;
-				memcpy(host, h, hl);
-				host[hl] = '\0';
 				char *argv[] = {"ip", "route", "get", host, NULL};
 				char *out = capture(argv);
 				unsigned int m = out ? route_mtu(out) : 0;
@@ -1038,7 +1044,9 @@ static int save_config(struct quick *q)
 	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", q->path);
 	old = umask(077);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* No symlink followed; and a stale temp file keeps its old mode under O_TRUNC, so the
+	 * mode is set explicitly: the file holds the private key. */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	umask(old);
 	ret = -1;
 	if (fd < 0) {
@@ -1046,20 +1054,25 @@ static int save_config(struct quick *q)
 		goto out;
 	}
 	size_t off = 0;
+	int err = fchmod(fd, 0600) ? errno : 0;
 
-	while (off < len) {
+	while (!err && off < len) {
 		ssize_t w = write(fd, text + off, len - off);
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
+		if (w <= 0) {
+			err = w < 0 ? errno : EIO;
 			break;
+		}
 		off += (size_t)w;
 	}
-	if (off != len || fsync(fd) || close(fd)) {
-		fprintf(stderr, "%s: could not write %s: %s\n", CLI_PROG, tmp, strerror(errno));
-		if (off != len)
-			close(fd);
+	if (!err && fsync(fd))
+		err = errno;
+	if (close(fd) && !err)
+		err = errno;
+	if (err) {
+		fprintf(stderr, "%s: could not write %s: %s\n", CLI_PROG, tmp, strerror(err));
 		unlink(tmp);
 		goto out;
 	}
@@ -1097,8 +1110,28 @@ static int quick_usage(const char *cmd)
 	return 1;
 }
 
+/* SIGINT, SIGTERM or SIGHUP during `up`: recorded, so that a half-made interface (with policy
+ * rules that may send all traffic into a tunnel that does not work) is taken down again, as
+ * wg-quick's `trap 'del_if; exit' INT TERM EXIT` does. */
+static volatile sig_atomic_t up_signal;
+
+static void on_up_signal(int sig)
+{
+	up_signal = sig;
+}
+
+static bool up_interrupted(void)
+{
+	if (!up_signal)
+		return false;
+	fprintf(stderr, "%s: interrupted by signal %d\n", CLI_PROG, (int)up_signal);
+	return true;
+}
+
 int cli_cmd_up(int argc, char **argv)
 {
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+	struct sigaction sa = {.sa_handler = on_up_signal}; /* no SA_RESTART: waits return */
 	struct quick q;
 	struct cli_device *dev = NULL;
 	int ret = 1, err;
@@ -1113,12 +1146,15 @@ int cli_cmd_up(int argc, char **argv)
 		fprintf(stderr, "%s: `%s' already exists\n", CLI_PROG, q.ifname);
 		goto out;
 	}
-	if (hooks(&q, SG_WGCONF_PRE_UP))
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < SG_ARRAY_LEN(sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
+	if (hooks(&q, SG_WGCONF_PRE_UP) || up_interrupted())
 		goto out;
 	if (start_daemon(&q))
 		goto out;
 	fprintf(stderr, "[#] %s setconf %s\n", CLI_PROG, q.ifname);
-	if (cli_device_from_conf(&q.conf, q.ifname, false, &dev))
+	if (up_interrupted() || cli_device_from_conf(&q.conf, q.ifname, false, &dev))
 		goto fail;
 	err = cli_ipc_set(dev);
 	if (err) {
@@ -1133,10 +1169,12 @@ int cli_cmd_up(int argc, char **argv)
 			      q.ifname,	 NULL};
 
 		sg_wgconf_ip_format(a, &q.conf.addresses[i]);
-		if (run(ip))
+		if (up_interrupted() || run(ip))
 			goto fail;
 	}
-	if (set_mtu_up(&q) || set_dns(&q) || add_routes(&q) || hooks(&q, SG_WGCONF_POST_UP))
+	if (up_interrupted() || set_mtu_up(&q) || up_interrupted() || set_dns(&q) ||
+	    up_interrupted() || add_routes(&q) || up_interrupted() ||
+	    hooks(&q, SG_WGCONF_POST_UP) || up_interrupted())
 		goto fail;
 	ret = 0;
 	goto out;

@@ -43,12 +43,14 @@ static const char *C(const char *code)
 
 /* ---- formatting -------------------------------------------------------------------------- */
 
+/* Holds the last key printed, a private one too (dump, private-key, WG_HIDE_KEYS=never):
+ * finish_output() wipes it. */
+static char b64_buf[SG_KEY_BASE64_LEN + 1];
+
 static const char *b64(const uint8_t key[SG_KEY_LEN])
 {
-	static char buf[SG_KEY_BASE64_LEN + 1];
-
-	sg_key_to_base64(buf, key);
-	return buf;
+	sg_key_to_base64(b64_buf, key);
+	return b64_buf;
 }
 
 static const char *maybe_key(const uint8_t key[SG_KEY_LEN], bool have)
@@ -363,6 +365,7 @@ static void show_usage(void)
 
 static int finish_output(void)
 {
+	sg_memzero(b64_buf, sizeof(b64_buf));
 	if (fflush(stdout) || ferror(stdout)) {
 		perror(CLI_PROG ": writing output");
 		return 1;

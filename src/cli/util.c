@@ -202,21 +202,24 @@ int cli_resolve_endpoint(struct sockaddr_storage *ss, const char *host, uint16_t
 		}
 	}
 	snprintf(serv, sizeof(serv), "%u", (unsigned int)port);
+	/* The endpoint as written, for messages: an IPv6 host in brackets. */
+	const char *lb = strchr(host, ':') ? "[" : "", *rb = *lb ? "]" : "";
+
 	for (;;) {
 		ret = getaddrinfo(host, serv, &hints, &res);
 		if (!ret)
 			break;
 		/* EAI_NONAME, EAI_FAIL and EAI_NODATA are permanent: retrying cannot help. */
 		if (ret == EAI_NONAME || ret == EAI_FAIL || ret == EAI_NODATA || retries == 0) {
-			fprintf(stderr, "%s: %s: `%s:%u'\n", CLI_PROG,
-				ret == EAI_SYSTEM ? strerror(errno) : gai_strerror(ret), host,
-				(unsigned int)port);
+			fprintf(stderr, "%s: %s: `%s%s%s:%u'\n", CLI_PROG,
+				ret == EAI_SYSTEM ? strerror(errno) : gai_strerror(ret), lb, host,
+				rb, (unsigned int)port);
 			return -1;
 		}
 		if (retries > 0)
 			retries--;
-		fprintf(stderr, "%s: %s: `%s:%u'. Trying again in %.2f seconds...\n", CLI_PROG,
-			ret == EAI_SYSTEM ? strerror(errno) : gai_strerror(ret), host,
+		fprintf(stderr, "%s: %s: `%s%s%s:%u'. Trying again in %.2f seconds...\n", CLI_PROG,
+			ret == EAI_SYSTEM ? strerror(errno) : gai_strerror(ret), lb, host, rb,
 			(unsigned int)port, delay_us / 1000000.0);
 		usleep(delay_us);
 		delay_us = delay_us * 6 / 5 > 20000000 ? 20000000 : delay_us * 6 / 5;
@@ -231,8 +234,8 @@ int cli_resolve_endpoint(struct sockaddr_storage *ss, const char *host, uint16_t
 		}
 	}
 	freeaddrinfo(res);
-	fprintf(stderr, "%s: neither IPv4 nor IPv6 address found: `%s:%u'\n", CLI_PROG, host,
-		(unsigned int)port);
+	fprintf(stderr, "%s: neither IPv4 nor IPv6 address found: `%s%s%s:%u'\n", CLI_PROG, lb,
+		host, rb, (unsigned int)port);
 	return -1;
 }
 
@@ -336,7 +339,16 @@ int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf)
 			}
 		}
 		for (size_t j = 0; j < p->n_ips; j++) {
-			if (sg_wgconf_peer_add_ip(conf, cp, &p->ips[j]))
+			int ret = sg_wgconf_peer_add_ip(conf, cp, &p->ips[j]);
+
+			if (ret == SG_EFULL) {
+				fprintf(stderr,
+					"%s: more allowed IPs than a config file can hold: %u per "
+					"peer, %u in all\n",
+					CLI_PROG, SG_WGCONF_MAX_PEER_IPS, SG_WGCONF_MAX_TOTAL_IPS);
+				goto fail;
+			}
+			if (ret)
 				goto oom;
 		}
 	}
@@ -344,6 +356,7 @@ int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf)
 oom:
 	fprintf(stderr, "%s: out of memory (or more than %u peers)\n", CLI_PROG,
 		SG_WGCONF_MAX_PEERS);
+fail:
 	sg_wgconf_free(conf);
 	return -1;
 }
@@ -548,7 +561,10 @@ out:
 
 int cli_run_shell(const char *cmd)
 {
-	char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+	/* wg-quick evaluates hooks in bash, so hooks written for it may use bash syntax; fall back
+	 * to the POSIX shell only where bash is absent. */
+	const char *sh = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
+	char *argv[] = {(char *)sh, "-c", (char *)cmd, NULL};
 
 	return cli_run(argv, NULL, NULL, 0);
 }

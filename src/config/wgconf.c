@@ -91,13 +91,36 @@ static bool is_alnum(char c)
 	return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-/* Copies s into dst for an error message: at most 48 characters, non-printables as '?'. */
+/* A key is 43 base64 characters and a '='. Quoted text with a run of 40 or more of them is
+ * taken to hold one, as after the typo "PrivateKey <key>" (no separating '='). */
+#define KEYLIKE_RUN 40
+
+/* True when s holds KEYLIKE_RUN or more base64 characters in a row (hex keys included). */
+static bool keylike(const char *s)
+{
+	size_t run = 0;
+
+	for (size_t i = 0; s[i]; i++) {
+		run = is_alnum(s[i]) || s[i] == '+' || s[i] == '/' ? run + 1 : 0;
+		if (run >= KEYLIKE_RUN)
+			return true;
+	}
+	return false;
+}
+
+/* Copies s into dst for an error message: at most 48 characters, non-printables as '?'. Text
+ * that may hold a key is not copied at all (STYLE: secrets never in an error message), and wg(8)
+ * would print the whole line here. */
 static void quote(char *dst, size_t dstlen, const char *s)
 {
 	size_t i = 0, o = 0;
 
 	if (!dstlen)
 		return;
+	if (keylike(s)) {
+		snprintf(dst, dstlen, "(%zu characters, not shown: may hold a key)", strlen(s));
+		return;
+	}
 	for (; s[i] && o + 1 < dstlen && i < 48; i++)
 		dst[o++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
 	if (s[i] && o + 4 < dstlen) {
@@ -233,14 +256,17 @@ int sg_wgconf_parse_ip(struct sg_wgconf_ip *ip, const char *s, char *why, size_t
 {
 	const char *slash = strchr(s, '/');
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	char abuf[64];
+	char abuf[64], part[64];
 	uint64_t cidr;
 
 	memset(ip, 0, sizeof(*ip));
 	if (!parse_addr(ip, s, alen)) {
-		quote(abuf, sizeof(abuf), s);
-		if (slash && alen < sizeof(abuf))
-			abuf[alen] = '\0';
+		/* Only the address part, cut before quoting so quote() still marks the cut. */
+		size_t n = alen < sizeof(part) - 1 ? alen : sizeof(part) - 1;
+
+		memcpy(part, s, n);
+		part[n] = '\0';
+		quote(abuf, sizeof(abuf), part);
 		return why_fmt(why, whylen, "bad IP address `%s'", abuf);
 	}
 	unsigned int max = ip->family == AF_INET ? 32 : 128;
@@ -593,8 +619,8 @@ static int parse_table(struct sg_wgconf *conf, const struct key_def *k, const ch
 		return 0;
 	}
 	/* A table number, or a name from /etc/iproute2/rt_tables; `ip` gets it as one argument,
-	 * so this check is about clear errors, not quoting. */
-	bool ok = len > 0 && len <= SG_WGCONF_TABLE_MAX;
+	 * so this check is about clear errors, not quoting. Not "-1": ip(8) cannot take it. */
+	bool ok = len > 0 && len <= SG_WGCONF_TABLE_MAX && value[0] != '-';
 
 	for (size_t i = 0; ok && i < len; i++)
 		ok = is_alnum(value[i]) || value[i] == '_' || value[i] == '-';

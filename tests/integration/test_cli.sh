@@ -115,6 +115,16 @@ if [ -z "${SGCLI_INNER:-}" ]; then
 	sed -i 's|10.0.0.2/32,|10.0.0.2/32|' "$TMP/sgclistrip.conf"
 	want=$(printf '[Interface]\nPrivateKey = %s\n\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.0.0.2/32, fd00::2/128\n' "$k" "$good")
 	same "strip" "$want" "$("$SG" strip "$TMP/sgclistrip.conf")"
+	# wg-quick's name pattern lets "...conf" through; ".." names no possible interface.
+	cp "$TMP/sgclistrip.conf" "$TMP/...conf"
+	"$SG" strip "$TMP/...conf" >/dev/null 2>"$TMP/err" && fail "strip accepted the name '..'"
+	grep -q "\`..' is not a valid interface name" "$TMP/err" ||
+		fail "strip ..conf message: $(cat "$TMP/err")"
+	# A key that lost its '=' separator is never quoted back in the error.
+	printf '[Interface]\nPrivateKey %s\n' "$k" >"$TMP/sgcrkey.conf"
+	"$SG" strip "$TMP/sgcrkey.conf" >/dev/null 2>"$TMP/err" && fail "strip accepted 'PrivateKey KEY'"
+	grep -q "line 2: unknown key .*not shown" "$TMP/err" || fail "key typo message: $(cat "$TMP/err")"
+	grep -qF "${k:0:20}" "$TMP/err" && fail "the private key appears in an error message"
 	[ "$FAILS" -eq 0 ] || die "part A: $FAILS failure(s)"
 	log "part A: ok"
 
@@ -237,6 +247,14 @@ step "set" set "$IFB" listen-port 51830 fwmark 1234 private-key "$TMP/key" \
 	allowed-ips "10.9.0.0/16, fd09::/48" peer "$P4" remove peer "$P3" allowed-ips ""
 step "set clears" set "$IFB" fwmark off private-key /dev/null peer "$P2" preshared-key /dev/null \
 	persistent-keepalive off
+# Every [Peer] of a file replaces that peer's allowed IPs, also under addconf and syncconf and
+# also without an AllowedIPs key: wg(8) sets the replace flag on the section, not on the key.
+step "setconf again" setconf "$IFB" "$TMP/c1.conf"
+printf '[Peer]\nPublicKey = %s\nPersistentKeepalive = 7\n' "$P1" >"$TMP/c4.conf"
+step "addconf without AllowedIPs" addconf "$IFB" "$TMP/c4.conf"
+sed '/^AllowedIPs = 10.1.0.0/d' "$TMP/c1.conf" >"$TMP/c5.conf"
+step "setconf before sync" setconf "$IFB" "$TMP/c1.conf"
+step "syncconf without AllowedIPs" syncconf "$IFB" "$TMP/c5.conf"
 # syncconf also clears a preshared key and keepalive the file no longer has (as wg(8) does
 # since 2023; the wg installed here may predate that, so this is checked on our side only).
 inns "$NSA" "$SG" setconf "$IFA" "$TMP/c1.conf" || fail "setconf c1"
@@ -284,6 +302,39 @@ grep -q "bad.conf: line 5: AllowedIPs: bad prefix length 33" "$TMP/err" ||
 "$SG" set "$IFA" peer "$P1" allowed-ips 10.0.0.0/40 2>/dev/null && fail "set with a bad prefix succeeded"
 "$SG" set "$IFA" listen-port 70000 2>/dev/null && fail "set with a bad port succeeded"
 "$SG" set "$IFA" peer 2>/dev/null && fail "set with a missing key succeeded"
+# A daemon that misbehaves: no errno line, two of them, an endless reply. Each is refused with
+# a clear error, promptly, instead of hanging or eating memory.
+if command -v socat >/dev/null; then
+	FAKE=sgcr$$ FAKE_PIDS=()
+	fake_daemon() { # fake_daemon NAME SHELL-COMMAND (socat mangles backslashes: none in it)
+		socat "UNIX-LISTEN:/run/wireguard/$1.sock,fork" "SYSTEM:$2" 2>/dev/null &
+		FAKE_PIDS+=($!)
+		wait_sock "$1"
+	}
+	printf 'listen_port=1\n\n' >"$TMP/reply.n"
+	printf 'listen_port=1\nerrno=0\nerrno=0\n\n' >"$TMP/reply.e"
+	fake_daemon "${FAKE}n" "cat $TMP/reply.n"
+	fake_daemon "${FAKE}e" "cat $TMP/reply.e"
+	fake_daemon "${FAKE}y" "yes foo=bar"
+	# The same replies with one errno line are fine (the fake daemon itself works).
+	printf 'listen_port=1\nerrno=0\n\n' >"$TMP/reply.e"
+	fake_daemon "${FAKE}g" "cat $TMP/reply.e"
+	"$SG" show "${FAKE}g" listen-port >"$TMP/out" 2>"$TMP/err" || fail "fake daemon g: $(cat "$TMP/err")"
+	[ "$(cat "$TMP/out")" = 1 ] || fail "fake daemon g: listen-port $(cat "$TMP/out")"
+	printf 'listen_port=1\nerrno=0\nerrno=0\n\n' >"$TMP/reply.e"
+	for f in n:"Protocol error" e:"Protocol error" y:"Message too long"; do
+		timeout 60 "$SG" show "$FAKE${f%%:*}" >/dev/null 2>"$TMP/err"
+		rc=$?
+		[ $rc -eq 1 ] || fail "show of fake daemon ${f%%:*}: exit status $rc"
+		grep -q "Unable to access interface $FAKE${f%%:*}: ${f#*:}" "$TMP/err" ||
+			fail "fake daemon ${f%%:*} message: $(cat "$TMP/err")"
+	done
+	kill "${FAKE_PIDS[@]}" 2>/dev/null
+	wait "${FAKE_PIDS[@]}" 2>/dev/null
+	rm -f /run/wireguard/"$FAKE"?.sock
+else
+	log "part B: socat not installed, fake daemon checks skipped"
+fi
 
 # ---- a live tunnel: handshake and transfer formatting ----------------------------------------
 log "part B: live tunnel between $IFA and $IFB"
@@ -382,6 +433,8 @@ inns "$NSD" "$SG" up "$TMP/c/$IFC.conf" 2>/dev/null && fail "up of a name in use
 # SaveConfig: add a peer at run time; down must write it back.
 inns "$NSC" "$SG" set "$IFC" peer "$P2" allowed-ips 10.98.0.0/16 || fail "set on the up interface"
 inns "$NSD" wg set "$IFD" peer "$P2" allowed-ips 10.98.0.0/16
+# A stale world-readable temp file must not pass its mode on to the saved config.
+install -m 644 /dev/null "$TMP/c/$IFC.conf.tmp"
 inns "$NSC" "$SG" down "$TMP/c/$IFC.conf" 2>"$TMP/down.c" || { cat "$TMP/down.c"; fail "secureguard down"; }
 inns "$NSD" wg-quick down "$TMP/d/$IFD.conf" 2>"$TMP/down.d" || { cat "$TMP/down.d"; fail "wg-quick down"; }
 same "state after down" "$(netstate "$NSD" "$IFD")" "$(netstate "$NSC" "$IFC")"
@@ -418,6 +471,13 @@ sed -i 's/^Table = 1234/PostUp = false/' "$TMP/c/$IFC.conf"
 inns "$NSC" "$SG" up "$TMP/c/$IFC.conf" 2>/dev/null && fail "up with a failing hook succeeded"
 inns "$NSC" ip link show "$IFC" >/dev/null 2>&1 && fail "$IFC left behind after a failed up"
 inns "$NSC" "$SG" down "$TMP/c/$IFC.conf" 2>/dev/null && fail "down of a missing interface succeeded"
+# SIGTERM during up (here from the hook, to its parent) also takes everything down, policy rules
+# included, as wg-quick's trap does.
+sed -i 's/^PostUp = false/PostUp = kill -TERM $PPID/' "$TMP/c/$IFC.conf"
+inns "$NSC" "$SG" up "$TMP/c/$IFC.conf" 2>"$TMP/err" && fail "up went on after SIGTERM"
+grep -q "interrupted by signal 15" "$TMP/err" || fail "up SIGTERM message: $(tail -3 "$TMP/err")"
+inns "$NSC" ip link show "$IFC" >/dev/null 2>&1 && fail "$IFC left behind after SIGTERM during up"
+inns "$NSC" ip -4 rule show | grep -q fwmark && fail "fwmark rule left behind after SIGTERM"
 
 # Without WG_QUICK_USERSPACE_IMPLEMENTATION, `up` runs secureguardd from beside the binary.
 if [ -x "$SG_BIN/secureguardd" ]; then

@@ -287,6 +287,8 @@ static const struct error_case error_cases[] = {
      "line 2: Table: neither off, auto, a table number nor a name: `a/b'"},
     {"[Interface]\nTable = 4294967296\n",
      "line 2: Table: neither off, auto, a table number nor a name: `4294967296'"},
+    {"[Interface]\nTable = -1\n",
+     "line 2: Table: neither off, auto, a table number nor a name: `-1'"},
     {"[Interface]\nSaveConfig = yes\n", "line 2: SaveConfig: neither true nor false: `yes'"},
     {"[Interface]\nPostUp =   \n", "line 2: PostUp: empty value"},
     {"[Peer]\nPublicKey = " PUB1 "\nAllowedIPs = 10.0.0.0/8, 10.1.0.0/33\n",
@@ -362,6 +364,40 @@ static void test_errors_hide_keys(void **state)
 	sg_wgconf_init(&c);
 	assert_int_equal(sg_wgconf_parse(&c, t, strlen(t)), SG_EPARSE);
 	assert_null(strstr(sg_wgconf_error(&c), "yAnz5"));
+	sg_wgconf_free(&c);
+
+	/* Typos that turn the key into a key name, a section or an address, which the messages
+	 * quote: the key must not come along (it used to, 38 characters of it). */
+	static const struct {
+		const char *text, *error;
+	} cases[] = {
+	    {"[Interface]\nPrivateKey " PRIV "\n",
+	     "line 2: unknown key `(53 characters, not shown: may hold a key)'"},
+	    {"[Interface]\nPrivateKey: " PRIV "\n",
+	     "line 2: unknown key `(54 characters, not shown: may hold a key)'"},
+	    {"[Interface]\nyAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk\n",
+	     "line 2: expected `Key = Value' or a [Section], got `(43 characters, not shown: may "
+	     "hold a key)'"},
+	    {"[" PRIV "]\n", "line 1: unknown key `(44 characters, not shown: may hold a key)'"},
+	    {"[Peer]\nPublicKey = " PUB1
+	     "\nAllowedIPs = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk\n",
+	     "line 3: AllowedIPs: bad IP address `(43 characters, not shown: may hold a key)'"},
+	};
+
+	for (size_t i = 0; i < SG_ARRAY_LEN(cases); i++) {
+		sg_wgconf_init(&c);
+		assert_int_equal(sg_wgconf_parse(&c, cases[i].text, strlen(cases[i].text)),
+				 SG_EPARSE);
+		if (strcmp(sg_wgconf_error(&c), cases[i].error))
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, sg_wgconf_error(&c),
+				 cases[i].error);
+		sg_wgconf_free(&c);
+	}
+	/* Ordinary long values are still quoted (cut at 48 characters). */
+	sg_wgconf_init(&c);
+	t = "[Interface]\nTable = a-very-long-table-name-that-is-too-long\n";
+	assert_int_equal(sg_wgconf_parse(&c, t, strlen(t)), SG_EPARSE);
+	assert_non_null(strstr(sg_wgconf_error(&c), "`a-very-long-table-name-that-is-too-long'"));
 	sg_wgconf_free(&c);
 }
 
