@@ -20,6 +20,7 @@
 #include "net/ctlsock.h"
 #include "net/evloop.h"
 #include "net/netlink.h"
+#include "net/offload.h"
 #include "net/tun.h"
 #include "net/uapi.h"
 #include "net/udp.h"
@@ -29,8 +30,9 @@
  * others (epoll is level-triggered: the rest is picked up on the next turn). */
 #define TUN_BUDGET	   256
 #define UDP_BUDGET_BATCHES 8
-/* Largest IP packet a TUN read can return. */
-#define TUN_BUF 65535
+/* Largest TUN read: a virtio header and a 64 KiB (super-)packet. */
+#define TUN_BUF TUN_READ_MAX
+_Static_assert(TUN_VNET_HDR_LEN == OFFLOAD_VNET_HDR_LEN, "one virtio_net_hdr size");
 /* UAPI clients served at once; more are refused (the socket is root's, so this only bounds a
  * misbehaving local tool). */
 #define CTL_MAX_CONNS 64
@@ -70,6 +72,11 @@ struct daemon_ctx {
 	uint64_t armed_for; /* the core deadline the timerfd is armed for */
 	bool timer_fired;
 	uint8_t *tun_buf;
+	uint8_t *seg_buf; /* one segment cut from a GSO read */
+	uint8_t *gro_mem; /* the GRO table's flow buffers */
+	struct offload_gro gro;
+	bool gro_off; /* the kernel refused a coalesced write */
+	bool offload; /* offloads allowed (no SG_DISABLE_OFFLOAD) */
 
 	struct ctl_conn *conns;
 	unsigned nconns;
@@ -85,6 +92,7 @@ struct daemon_ctx {
 	struct sg_log_ratelimit drop_rl, fail_rl, err_rl;
 	struct {
 		uint64_t tun_rx, tun_tx, tun_tx_errors, tun_send_refused;
+		uint64_t tun_rx_gso, tun_rx_malformed;
 		uint64_t udp_rx, udp_rx_errors;
 		uint64_t ctl_accepted, ctl_refused;
 	} stats;
@@ -179,7 +187,8 @@ static void log_counters(struct daemon_ctx *d, const char *event, const char *re
 	       "rx_decrypt_fail=%llu rx_replayed=%llu rx_bad_source=%llu rx_bad_inner=%llu "
 	       "tx_no_route=%llu tx_no_endpoint=%llu udp_rx=%llu udp_rx_truncated=%llu "
 	       "udp_rx_errors=%llu udp_tx=%llu udp_tx_failed=%llu tun_rx=%llu tun_tx=%llu "
-	       "tun_tx_errors=%llu",
+	       "tun_tx_errors=%llu tun_rx_gso=%llu tun_rx_malformed=%llu udp_tx_gso=%llu "
+	       "udp_rx_gro=%llu tun_tx_gro_merged=%llu",
 	       reason ? "reason=" : "", reason ? reason : "", reason ? " " : "",
 	       d->dev ? wg_device_peer_count(d->dev) : (size_t)0,
 	       (unsigned long long)s.rx_datagrams, (unsigned long long)s.rx_invalid,
@@ -192,7 +201,9 @@ static void log_counters(struct daemon_ctx *d, const char *event, const char *re
 	       (unsigned long long)d->rx.truncated, (unsigned long long)d->stats.udp_rx_errors,
 	       (unsigned long long)d->tx.sent, (unsigned long long)d->tx.failed,
 	       (unsigned long long)d->stats.tun_rx, (unsigned long long)d->stats.tun_tx,
-	       (unsigned long long)d->stats.tun_tx_errors);
+	       (unsigned long long)d->stats.tun_tx_errors, (unsigned long long)d->stats.tun_rx_gso,
+	       (unsigned long long)d->stats.tun_rx_malformed, (unsigned long long)d->tx.gso_msgs,
+	       (unsigned long long)d->rx.gro_msgs, (unsigned long long)d->gro.merged);
 }
 
 void daemon_log_stats(struct daemon_ctx *d, const char *event)
@@ -209,10 +220,8 @@ static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *t
 	udp_tx_queue(&d->udp, &d->tx, to, buf, len);
 }
 
-static void io_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+static void tun_write_done(struct daemon_ctx *d, int err)
 {
-	struct daemon_ctx *d = ctx;
-	int err = tun_write(&d->tun, pkt, len);
 	if (err == 0) {
 		d->stats.tun_tx++;
 		return;
@@ -222,6 +231,49 @@ static void io_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size
 		sg_log(SG_LOG_INFO, "tun_closed", "error=%s", strerror(-err));
 		request_stop(d, "interface_gone", 0);
 	}
+}
+
+/* What the GRO table lets go: a coalesced super-packet or a packet as it came. */
+static void gro_emit(void *ctx, const uint8_t hdr[OFFLOAD_VNET_HDR_LEN], const uint8_t *pkt,
+		     size_t len)
+{
+	struct daemon_ctx *d = ctx;
+	struct offload_vnet_hdr h;
+	struct offload_tx tx;
+	const char *why = "";
+	const uint8_t *seg;
+	size_t seg_len;
+
+	int err = tun_write_vnet(&d->tun, hdr, pkt, len);
+	offload_vnet_hdr_decode(&h, hdr);
+	if (err != -EINVAL || h.gso_type == OFFLOAD_GSO_NONE) {
+		tun_write_done(d, err);
+		return;
+	}
+	/* The kernel refuses GSO writes: coalesce no more, and write this one's segments
+	 * (tun_buf is free: reads are done and this runs from the receive path). */
+	if (!d->gro_off)
+		sg_log(SG_LOG_WARN, "tun_gro_disabled", "error=%s", strerror(-err));
+	d->gro_off = true;
+	memcpy(d->tun_buf, hdr, OFFLOAD_VNET_HDR_LEN);
+	memcpy(d->tun_buf + OFFLOAD_VNET_HDR_LEN, pkt, len);
+	if (offload_tx_parse(&tx, d->tun_buf, OFFLOAD_VNET_HDR_LEN + len, &why) != 0) {
+		tun_write_done(d, err);
+		return;
+	}
+	while (offload_tx_next(&tx, d->seg_buf, OFFLOAD_MAX_PKT, &seg, &seg_len) > 0)
+		tun_write_done(d, tun_write(&d->tun, seg, seg_len));
+}
+
+static void io_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+{
+	struct daemon_ctx *d = ctx;
+	/* With a virtio header, TCP segments of one flow are held and written as one packet at
+	 * the end of the receive batch (gro_flush). */
+	if (d->tun.vnet_hdr && !d->gro_off)
+		offload_gro_add(&d->gro, pkt, len);
+	else
+		tun_write_done(d, tun_write(&d->tun, pkt, len));
 }
 
 static uint64_t io_realtime(void *ctx)
@@ -242,7 +294,7 @@ static int host_set_listen_port(void *ctx, uint16_t port)
 	/* Same port: keep the socket (wireguard-go closes and reopens it to the same effect). */
 	if (port != 0 && d->udp.fd >= 0 && port == d->udp.port)
 		return 0;
-	int err = udp_open(&nu, port, d->udp.fwmark, &why);
+	int err = udp_open(&nu, port, d->udp.fwmark, d->offload, &why);
 	if (err != 0) {
 		sg_log(SG_LOG_WARN, "listen_port_failed", "port=%u step=%s error=%s", port, why,
 		       strerror(-err));
@@ -261,8 +313,9 @@ static int host_set_listen_port(void *ctx, uint16_t port)
 	}
 	udp_close(&d->udp);
 	d->udp = nu;
-	sg_log(SG_LOG_INFO, "listen_port_changed", "port=%u family=%s", d->udp.port,
-	       d->udp.family == AF_INET6 ? "dual" : "ipv4");
+	sg_log(SG_LOG_INFO, "listen_port_changed", "port=%u family=%s gso=%s gro=%s", d->udp.port,
+	       d->udp.family == AF_INET6 ? "dual" : "ipv4", d->udp.gso ? "on" : "off",
+	       d->udp.gro ? "on" : "off");
 	return 0;
 }
 
@@ -520,6 +573,40 @@ static void conns_after_turn(struct daemon_ctx *d)
 
 /* ---- data path ---------------------------------------------------------------------------- */
 
+/* One packet for the core; a refusal (no route / no key / not IP) is counted by the core too
+ * (tx_no_route ...). */
+static void tun_packet(struct daemon_ctx *d, uint64_t now, const uint8_t *pkt, size_t len)
+{
+	d->stats.tun_rx++;
+	if (wg_device_send(d->dev, now, pkt, len) != 0)
+		d->stats.tun_send_refused++;
+}
+
+/* A read with a virtio header: a plain packet (its partial checksum completed) or a GSO
+ * super-packet, cut into MTU-sized segments here as a NIC would. */
+static void tun_frame(struct daemon_ctx *d, uint64_t now, uint8_t *frame, size_t len)
+{
+	struct offload_tx tx;
+	const char *why = "";
+	const uint8_t *seg;
+	size_t seg_len;
+	int r;
+
+	if (offload_tx_parse(&tx, frame, len, &why) != 0) {
+		uint64_t suppressed;
+		d->stats.tun_rx_malformed++;
+		if (sg_log_ratelimit_allow(&d->err_rl, evloop_now_ns(), &suppressed))
+			sg_log(SG_LOG_WARN, "tun_read_malformed",
+			       "length=%zu error=\"%s\" suppressed=%llu", len, why,
+			       (unsigned long long)suppressed);
+		return;
+	}
+	if (tx.gso)
+		d->stats.tun_rx_gso++;
+	while ((r = offload_tx_next(&tx, d->seg_buf, OFFLOAD_MAX_PKT, &seg, &seg_len)) > 0)
+		tun_packet(d, now, seg, seg_len);
+}
+
 static void on_tun(void *ctx, uint32_t events)
 {
 	struct daemon_ctx *d = ctx;
@@ -543,10 +630,10 @@ static void on_tun(void *ctx, uint32_t events)
 		}
 		if (n == 0)
 			continue;
-		d->stats.tun_rx++;
-		/* No route / no key / not IP: the core counts it (tx_no_route, ...). */
-		if (wg_device_send(d->dev, now, d->tun_buf, (size_t)n) != 0)
-			d->stats.tun_send_refused++;
+		if (d->tun.vnet_hdr)
+			tun_frame(d, now, d->tun_buf, (size_t)n);
+		else
+			tun_packet(d, now, d->tun_buf, (size_t)n);
 	}
 }
 
@@ -565,12 +652,16 @@ static void on_udp(void *ctx, uint32_t events)
 		}
 		uint64_t now = evloop_now_ns();
 		for (int i = 0; i < n; i++) {
-			size_t len = d->rx.msgs[i].msg_len;
-			if (len == 0)
-				continue;
-			d->stats.udp_rx++;
-			wg_device_receive(d->dev, now, &d->rx.from[i], udp_rx_buf(&d->rx, i), len);
+			size_t len = d->rx.msgs[i].msg_len, seg = d->rx.seg_size[i];
+			uint8_t *buf = udp_rx_buf(&d->rx, i);
+			/* One datagram, or several the kernel coalesced (UDP GRO). */
+			for (size_t off = 0; off < len; off += seg) {
+				d->stats.udp_rx++;
+				wg_device_receive(d->dev, now, &d->rx.from[i], buf + off,
+						  SG_MIN(seg, len - off));
+			}
 		}
+		offload_gro_flush(&d->gro);
 		if (n < UDP_BATCH)
 			return;
 	}
@@ -716,14 +807,19 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	d->err_rl.rate = 1;
 	d->err_rl.burst = 5;
 
+	d->offload = !opts->no_offload;
 	d->tun_buf = malloc(TUN_BUF);
-	if (!d->tun_buf || udp_rx_init(&d->rx) != 0 || udp_tx_init(&d->tx) != 0) {
+	d->seg_buf = malloc(OFFLOAD_MAX_PKT);
+	d->gro_mem = malloc((size_t)OFFLOAD_GRO_FLOWS * OFFLOAD_GRO_BUF);
+	if (!d->tun_buf || !d->seg_buf || !d->gro_mem || udp_rx_init(&d->rx) != 0 ||
+	    udp_tx_init(&d->tx) != 0) {
 		*why = "out of memory";
 		err = -ENOMEM;
 		goto fail;
 	}
+	offload_gro_init(&d->gro, d->gro_mem, gro_emit, d);
 	/* Interface first, then the socket named after it (wireguard-go's order). */
-	err = tun_open(&d->tun, opts->ifname, d->mtu, why);
+	err = tun_open(&d->tun, opts->ifname, d->mtu, d->offload, why);
 	if (err != 0)
 		goto fail;
 	memcpy(d->ifname, d->tun.name, sizeof(d->ifname));
@@ -746,9 +842,12 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	}
 	wg_device_set_mtu(d->dev, (uint16_t)d->mtu);
 	/* Like wireguard-go before any listen_port is set: a random free port. */
-	err = udp_open(&d->udp, 0, 0, why);
+	err = udp_open(&d->udp, 0, 0, d->offload, why);
 	if (err != 0)
 		goto fail;
+	sg_log(SG_LOG_INFO, "offload", "tun_vnet_hdr=%s tun_offloads=0x%x udp_gso=%s udp_gro=%s%s",
+	       d->tun.vnet_hdr ? "on" : "off", d->tun.offloads, d->udp.gso ? "on" : "off",
+	       d->udp.gro ? "on" : "off", d->offload ? "" : " reason=SG_DISABLE_OFFLOAD");
 
 	err = evloop_new(&d->loop);
 	if (err != 0) {
@@ -823,6 +922,12 @@ int daemon_run(struct daemon_ctx *d)
 		}
 		/* Everything the core sent during this turn goes out in one sendmmsg. */
 		udp_tx_flush(&d->udp, &d->tx);
+		offload_gro_flush(&d->gro);
+		if (d->tx.gso_error != 0) {
+			sg_log(SG_LOG_WARN, "udp_gso_disabled", "error=%s",
+			       strerror(-d->tx.gso_error));
+			d->tx.gso_error = 0;
+		}
 		uint64_t suppressed;
 		if (d->tx.failed != failed && sg_log_enabled(SG_LOG_DEBUG) &&
 		    sg_log_ratelimit_allow(&d->drop_rl, evloop_now_ns(), &suppressed))
@@ -853,6 +958,8 @@ void daemon_free(struct daemon_ctx *d)
 	ctlsock_close(&d->ctl);
 	if (d->dev)
 		udp_tx_flush(&d->udp, &d->tx);
+	if (d->gro_mem && d->tun.fd >= 0)
+		offload_gro_flush(&d->gro);
 	wg_device_free(d->dev); /* wipes every key */
 	udp_close(&d->udp);
 	tun_close(&d->tun);
@@ -868,6 +975,8 @@ void daemon_free(struct daemon_ctx *d)
 	udp_rx_free(&d->rx);
 	udp_tx_free(&d->tx);
 	free(d->tun_buf);
+	free(d->seg_buf);
+	free(d->gro_mem);
 	free(d);
 }
 

@@ -17,6 +17,7 @@ struct daemon_opts {
 	const char *ifname;
 	unsigned mtu;	      /* TUN MTU, TUN_DEFAULT_MTU if 0 */
 	const char *sock_dir; /* CTLSOCK_DIR if NULL */
+	bool no_offload;      /* no TUN offloads, UDP GSO or GRO (SG_DISABLE_OFFLOAD=1) */
 };
 
 struct daemon_ctx;

@@ -165,6 +165,10 @@ int main(int argc, char **argv)
 	}
 	struct daemon_ctx *d = NULL;
 	struct daemon_opts opts = {.ifname = ifname};
+	/* Offloads are used when the kernel has them; this turns them off, to compare or to work
+	 * around a kernel that gets them wrong. */
+	env = getenv("SG_DISABLE_OFFLOAD");
+	opts.no_offload = env && strcmp(env, "1") == 0;
 	err = daemon_init(&d, &opts, &why);
 	if (err != 0) {
 		char q[128];

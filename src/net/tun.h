@@ -1,6 +1,11 @@
 /* Linux TUN device: layer-3 packets, no packet-information header (IFF_TUN | IFF_NO_PI), as
  * wireguard-go creates it. The interface lives as long as the fd (not persistent), so closing the
- * fd removes it. */
+ * fd removes it.
+ *
+ * With offloads (IFF_VNET_HDR and TUNSETOFFLOAD: checksum, TSO4/6 and, where the kernel has it,
+ * USO4/6) every read and write starts with a struct virtio_net_hdr, reads can be GSO
+ * super-packets of up to 64 KiB and carry partial checksums: see net/offload.h for what to do
+ * with them. Without (asked for, or the kernel refuses), reads and writes are plain packets. */
 #ifndef SG_NET_TUN_H
 #define SG_NET_TUN_H
 
@@ -19,24 +24,36 @@ struct tun {
 	int fd;
 	int ifindex;
 	char name[IF_NAMESIZE];
+	bool vnet_hdr;	   /* reads and writes start with a virtio_net_hdr */
+	unsigned offloads; /* TUN_F_* flags the kernel accepted (0 without vnet_hdr) */
 };
+
+/* sizeof(struct virtio_net_hdr), and the largest read: that header and a 64 KiB packet. */
+#define TUN_VNET_HDR_LEN 10
+#define TUN_READ_MAX	 (TUN_VNET_HDR_LEN + 65535)
 
 /* True if name can be an interface name and a socket file name: 1..15 bytes, no '/', ':', '%'
  * or white space, not "." or "..". */
 bool tun_name_valid(const char *name);
 
-/* Creates the TUN interface `name` (non-blocking fd, close-on-exec) and sets its MTU.
+/* Creates the TUN interface `name` (non-blocking fd, close-on-exec) and sets its MTU. With
+ * `offload`, asks for a virtio_net_hdr and the offloads; if the kernel refuses TUNSETOFFLOAD the
+ * interface is made again without them (t->vnet_hdr says which it got).
  * 0 or a negative errno; *why names the step that failed. */
-int tun_open(struct tun *t, const char *name, unsigned mtu, const char **why) SG_WUR;
+int tun_open(struct tun *t, const char *name, unsigned mtu, bool offload, const char **why) SG_WUR;
 void tun_close(struct tun *t);
 
 /* Sets the interface MTU with SIOCSIFMTU. 0 or a negative errno. */
 int tun_set_mtu(const char *name, unsigned mtu) SG_WUR;
 
-/* One packet: its length, -EAGAIN when none is waiting, or another negative errno (-EBADFD or
- * -EIO once the interface is gone). */
+/* One packet (with t->vnet_hdr: the virtio_net_hdr and the packet): its length, -EAGAIN when
+ * none is waiting, or another negative errno (-EBADFD or -EIO once the interface is gone). */
 ssize_t tun_read(struct tun *t, uint8_t *buf, size_t size);
-/* Writes one packet: 0 or a negative errno. */
+/* Writes one complete packet (with t->vnet_hdr, behind an all-zero virtio_net_hdr): 0 or a
+ * negative errno. */
 int tun_write(struct tun *t, const uint8_t *pkt, size_t len);
+/* Writes a virtio_net_hdr (TUN_VNET_HDR_LEN bytes) and a packet; only with t->vnet_hdr.
+ * 0 or a negative errno. */
+int tun_write_vnet(struct tun *t, const uint8_t *hdr, const uint8_t *pkt, size_t len);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,7 +18,7 @@ static void set_bufsize(int fd, int force_opt, int opt)
 		(void)setsockopt(fd, SOL_SOCKET, opt, &size, sizeof(size));
 }
 
-int udp_open(struct udp_sock *u, uint16_t port, uint32_t fwmark, const char **why)
+int udp_open(struct udp_sock *u, uint16_t port, uint32_t fwmark, bool offload, const char **why)
 {
 	union wg_sockaddr sa;
 	socklen_t salen;
@@ -73,6 +74,16 @@ int udp_open(struct udp_sock *u, uint16_t port, uint32_t fwmark, const char **wh
 		goto fail;
 	}
 	u->port = ntohs(u->family == AF_INET6 ? sa.in6.sin6_port : sa.in4.sin_port);
+	u->gso = u->gro = false;
+	if (offload) {
+		/* The kernel knows UDP_SEGMENT if it can report it (wireguard-go probes the same
+		 * way); whether the route's device can do it shows at the first send. */
+		int v = 0;
+		socklen_t vlen = sizeof(v);
+		u->gso = getsockopt(u->fd, IPPROTO_UDP, UDP_SEGMENT, &v, &vlen) == 0;
+		int one = 1;
+		u->gro = setsockopt(u->fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+	}
 	return 0;
 fail:
 	close(u->fd);
@@ -86,6 +97,7 @@ void udp_close(struct udp_sock *u)
 		close(u->fd);
 	u->fd = -1;
 	u->port = 0;
+	u->gso = u->gro = false;
 }
 
 int udp_set_fwmark(struct udp_sock *u, uint32_t mark)
@@ -126,6 +138,10 @@ int udp_recv_batch(struct udp_sock *u, struct udp_rx *rx)
 		rx->msgs[i].msg_hdr.msg_iovlen = 1;
 		rx->msgs[i].msg_hdr.msg_name = &rx->from[i].addr;
 		rx->msgs[i].msg_hdr.msg_namelen = sizeof(rx->from[i].addr);
+		if (u->gro) {
+			rx->msgs[i].msg_hdr.msg_control = rx->ctrl[i].buf;
+			rx->msgs[i].msg_hdr.msg_controllen = sizeof(rx->ctrl[i].buf);
+		}
 	}
 	int n;
 	do
@@ -139,6 +155,22 @@ int udp_recv_batch(struct udp_sock *u, struct udp_rx *rx)
 			rx->truncated++;
 		}
 		addr_unmap_endpoint(&rx->from[i], &rx->from[i]);
+		rx->seg_size[i] = rx->msgs[i].msg_len;
+		if (!u->gro)
+			continue;
+		struct msghdr *h = &rx->msgs[i].msg_hdr;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+			int seg;
+			if (c->cmsg_level != IPPROTO_UDP || c->cmsg_type != UDP_GRO ||
+			    c->cmsg_len < CMSG_LEN(sizeof(seg)))
+				continue;
+			memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+			/* A size that makes no sense leaves the buffer as one datagram. */
+			if (seg > 0 && (size_t)seg < rx->msgs[i].msg_len) {
+				rx->seg_size[i] = (size_t)seg;
+				rx->gro_msgs++;
+			}
+		}
 	}
 	return n;
 }
@@ -197,52 +229,125 @@ void udp_tx_queue(struct udp_sock *u, struct udp_tx *tx, const struct wg_endpoin
 	}
 	if (tx->count == UDP_TX_SLOTS || tx->used + len > UDP_TX_ARENA)
 		udp_tx_flush(u, tx);
-	unsigned i = tx->count;
-	socklen_t salen = to_sockaddr(u, to, &tx->dst[i]);
-	if (salen == 0) {
+	struct udp_tx_slot *sl = &tx->slots[tx->count];
+	sl->dst_len = to_sockaddr(u, to, &sl->dst);
+	if (sl->dst_len == 0) {
 		tx->failed++;
 		tx->last_error = -EAFNOSUPPORT;
 		return;
 	}
 	memcpy(tx->arena + tx->used, buf, len);
-	tx->iov[i].iov_base = tx->arena + tx->used;
-	tx->iov[i].iov_len = len;
-	memset(&tx->msgs[i], 0, sizeof(tx->msgs[i]));
-	tx->msgs[i].msg_hdr.msg_name = &tx->dst[i];
-	tx->msgs[i].msg_hdr.msg_namelen = salen;
-	tx->msgs[i].msg_hdr.msg_iov = &tx->iov[i];
-	tx->msgs[i].msg_hdr.msg_iovlen = 1;
+	sl->off = tx->used;
+	sl->len = len;
 	tx->used += len;
 	tx->count++;
 }
 
+static bool same_dst(const struct udp_tx_slot *a, const struct udp_tx_slot *b)
+{
+	/* to_sockaddr zeroes the whole union first, so bytes compare. */
+	return a->dst_len == b->dst_len && memcmp(&a->dst, &b->dst, a->dst_len) == 0;
+}
+
+/* Messages for the datagrams from slot `from` on. With GSO a message takes a run of datagrams
+ * for one destination, adjacent in the arena, all of the first one's size except the last,
+ * which may be shorter (the kernel's rule for UDP_SEGMENT). Returns how many messages. */
+static unsigned build_msgs(const struct udp_sock *u, struct udp_tx *tx, unsigned from)
+{
+	unsigned m = 0;
+
+	for (unsigned i = from; i < tx->count; m++) {
+		const struct udp_tx_slot *first = &tx->slots[i];
+		size_t bytes = first->len;
+		unsigned j = i + 1;
+		if (u->gso) {
+			while (j < tx->count && j - i < UDP_GSO_MAX_SEGS) {
+				const struct udp_tx_slot *prev = &tx->slots[j - 1];
+				const struct udp_tx_slot *s = &tx->slots[j];
+				if (prev->len != first->len || s->len > first->len ||
+				    s->off != prev->off + prev->len ||
+				    bytes + s->len > UDP_GSO_MAX_BYTES || !same_dst(first, s))
+					break;
+				bytes += s->len;
+				j++;
+			}
+		}
+		struct msghdr *h = &tx->msgs[m].msg_hdr;
+		memset(&tx->msgs[m], 0, sizeof(tx->msgs[m]));
+		tx->iov[m].iov_base = tx->arena + first->off;
+		tx->iov[m].iov_len = bytes;
+		h->msg_name = (void *)&first->dst;
+		h->msg_namelen = first->dst_len;
+		h->msg_iov = &tx->iov[m];
+		h->msg_iovlen = 1;
+		if (j - i > 1) {
+			uint16_t seg = (uint16_t)first->len;
+			h->msg_control = tx->ctrl[m].buf;
+			h->msg_controllen = sizeof(tx->ctrl[m].buf);
+			struct cmsghdr *c = CMSG_FIRSTHDR(h);
+			c->cmsg_level = IPPROTO_UDP;
+			c->cmsg_type = UDP_SEGMENT;
+			c->cmsg_len = CMSG_LEN(sizeof(seg));
+			memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+		}
+		tx->msg_segs[m] = j - i;
+		i = j;
+	}
+	return m;
+}
+
 void udp_tx_flush(struct udp_sock *u, struct udp_tx *tx)
 {
-	unsigned start = 0;
-	while (start < tx->count) {
+	unsigned done = 0; /* datagrams sent or given up */
+
+	while (done < tx->count) {
 		if (u->fd < 0) {
-			tx->failed += tx->count - start;
+			tx->failed += tx->count - done;
 			tx->last_error = -EBADF;
 			break;
 		}
-		int n = sendmmsg(u->fd, tx->msgs + start, tx->count - start, MSG_DONTWAIT);
-		if (n > 0) {
-			tx->sent += (unsigned)n;
-			start += (unsigned)n;
-			continue;
+		unsigned nmsgs = build_msgs(u, tx, done), k = 0;
+		bool rebuild = false;
+		while (k < nmsgs && !rebuild) {
+			int n = sendmmsg(u->fd, tx->msgs + k, nmsgs - k, MSG_DONTWAIT);
+			if (n > 0) {
+				for (int x = 0; x < n; x++, k++) {
+					tx->sent += tx->msg_segs[k];
+					done += tx->msg_segs[k];
+					if (tx->msg_segs[k] > 1)
+						tx->gso_msgs++;
+				}
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 &&
+			    (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+				/* Socket buffer full: drop the rest rather than stall the loop. */
+				tx->failed += tx->count - done;
+				tx->last_error = -errno;
+				done = tx->count;
+				break;
+			}
+			int err = n < 0 ? errno : EIO;
+			if (tx->msg_segs[k] > 1 &&
+			    (err == EIO || err == EINVAL || err == EMSGSIZE)) {
+				/* The kernel refuses to segment (udp_send_skb): EIO, no checksum
+				 * offload on the route's device; EINVAL or, since Linux 6.x,
+				 * EMSGSIZE: segments larger than the path MTU, which plain sends
+				 * get through by fragmenting. No GSO on this socket from now on;
+				 * the rest goes one datagram per message. */
+				u->gso = false;
+				tx->gso_error = -err;
+				rebuild = true;
+				break;
+			}
+			/* This message cannot go (no route, EMSGSIZE, firewall): skip it only. */
+			tx->failed += tx->msg_segs[k];
+			tx->last_error = -err;
+			done += tx->msg_segs[k];
+			k++;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-			/* Socket buffer full: drop the rest rather than stall the loop. */
-			tx->failed += tx->count - start;
-			tx->last_error = -errno;
-			break;
-		}
-		/* This datagram cannot go (no route, EMSGSIZE, firewall): skip it only. */
-		tx->failed++;
-		tx->last_error = n < 0 ? -errno : -EIO;
-		start++;
 	}
 	/* The queue held ciphertext and handshake messages only, nothing secret: no wipe. */
 	tx->count = 0;

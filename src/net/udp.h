@@ -3,6 +3,14 @@
  * AF_INET socket when the kernel has no IPv6. Datagrams are received with recvmmsg and sent with
  * sendmmsg from a queue the core's send upcall fills (STYLE.md habit 7: no syscall per packet
  * where a batch will do).
+ *
+ * With offloads, consecutive queued datagrams to one endpoint that all have the same size (the
+ * last may be shorter) leave as one message with UDP_SEGMENT (UDP GSO, Linux 4.18): the kernel
+ * builds the datagrams from one buffer in one pass through the stack. If the kernel refuses
+ * (EIO: no checksum offload on the route's device; EINVAL or EMSGSIZE: segments larger than the
+ * path MTU), GSO is turned off for the socket and the datagrams are sent one by one. On
+ * receive, UDP_GRO (Linux 5.0) lets the kernel hand us a run of datagrams of one flow as one
+ * buffer, with their size in a control message.
  */
 #ifndef SG_NET_UDP_H
 #define SG_NET_UDP_H
@@ -18,9 +26,14 @@
 #define UDP_BATCH 32
 /* Larger than any UDP payload, so nothing is ever truncated. */
 #define UDP_RX_BUF 65536
-/* Send queue: up to UDP_TX_SLOTS datagrams or UDP_TX_ARENA bytes before a flush. */
-#define UDP_TX_SLOTS 64
-#define UDP_TX_ARENA (256u * 1024u)
+/* Send queue: up to UDP_TX_SLOTS datagrams or UDP_TX_ARENA bytes before a flush (a few
+ * segmented 64 KiB super-packets from the TUN device). */
+#define UDP_TX_SLOTS 256
+#define UDP_TX_ARENA (512u * 1024u)
+/* One GSO message: at most 64 segments (UDP_MAX_SEGMENTS, 64 in the kernels that have GSO at
+ * all; newer ones allow more) and as many bytes as one IPv4 datagram can carry (65535-20-8). */
+#define UDP_GSO_MAX_SEGS  64
+#define UDP_GSO_MAX_BYTES 65507u
 /* Socket buffers asked for (wireguard-go asks 7 MiB; the kernel caps SO_RCVBUF by rmem_max
  * unless we hold CAP_NET_ADMIN for SO_RCVBUFFORCE). */
 #define UDP_SOCKBUF (4 << 20)
@@ -30,11 +43,15 @@ struct udp_sock {
 	int family;
 	uint16_t port; /* the bound port */
 	uint32_t fwmark;
+	bool gso; /* UDP_SEGMENT is used for sending */
+	bool gro; /* UDP_GRO is on: received buffers may hold several datagrams */
 };
 
-/* Opens and binds a socket on `port` (0 = any free port) with SO_MARK `fwmark` (0 = none).
- * On failure u->fd is -1 and *why names the step. 0 or a negative errno. */
-int udp_open(struct udp_sock *u, uint16_t port, uint32_t fwmark, const char **why) SG_WUR;
+/* Opens and binds a socket on `port` (0 = any free port) with SO_MARK `fwmark` (0 = none);
+ * with `offload`, uses UDP GSO and GRO when the kernel has them. On failure u->fd is -1 and
+ * *why names the step. 0 or a negative errno. */
+int udp_open(struct udp_sock *u, uint16_t port, uint32_t fwmark, bool offload,
+	     const char **why) SG_WUR;
 void udp_close(struct udp_sock *u);
 /* Sets SO_MARK (needs CAP_NET_ADMIN). 0 or a negative errno. */
 int udp_set_fwmark(struct udp_sock *u, uint32_t mark) SG_WUR;
@@ -43,27 +60,49 @@ struct udp_rx {
 	struct mmsghdr msgs[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 	struct wg_endpoint from[UDP_BATCH];
+	size_t seg_size[UDP_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctrl[UDP_BATCH];
 	uint8_t *bufs; /* UDP_BATCH * UDP_RX_BUF */
 	uint64_t truncated;
+	uint64_t gro_msgs; /* buffers that held more than one datagram */
 };
 int udp_rx_init(struct udp_rx *rx) SG_WUR;
 void udp_rx_free(struct udp_rx *rx);
-/* Receives up to UDP_BATCH datagrams. Returns how many (0 if none waiting) or a negative errno.
- * Datagram i is udp_rx_buf(rx, i), rx->msgs[i].msg_len bytes long, from rx->from[i] (IPv4-mapped
- * sources already turned into AF_INET). Truncated datagrams are skipped (length 0). */
+/* Receives up to UDP_BATCH buffers. Returns how many (0 if none waiting) or a negative errno.
+ * Buffer i is udp_rx_buf(rx, i), rx->msgs[i].msg_len bytes long, from rx->from[i] (IPv4-mapped
+ * sources already turned into AF_INET); it holds datagrams of rx->seg_size[i] bytes each, the
+ * last one possibly shorter (just one unless the kernel coalesced them with UDP GRO).
+ * Truncated buffers are skipped (length 0). */
 int udp_recv_batch(struct udp_sock *u, struct udp_rx *rx) SG_WUR;
 uint8_t *udp_rx_buf(struct udp_rx *rx, int i);
 
+struct udp_tx_slot {
+	size_t off, len; /* the datagram in the arena */
+	union wg_sockaddr dst;
+	socklen_t dst_len;
+};
+
 struct udp_tx {
+	struct udp_tx_slot slots[UDP_TX_SLOTS];
+	/* Built at flush: one message per datagram, or per run of datagrams with GSO. */
 	struct mmsghdr msgs[UDP_TX_SLOTS];
 	struct iovec iov[UDP_TX_SLOTS];
-	union wg_sockaddr dst[UDP_TX_SLOTS];
+	unsigned msg_segs[UDP_TX_SLOTS];
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctrl[UDP_TX_SLOTS];
 	uint8_t *arena;
 	size_t used;
 	unsigned count;
 	/* Counters. */
 	uint64_t sent, failed;
-	int last_error; /* last negative errno of a failed datagram */
+	uint64_t gso_msgs; /* messages sent with UDP_SEGMENT */
+	int last_error;	   /* last negative errno of a failed datagram */
+	int gso_error;	   /* what turned GSO off (0: nothing); the caller resets it */
 };
 int udp_tx_init(struct udp_tx *tx) SG_WUR;
 void udp_tx_free(struct udp_tx *tx);
