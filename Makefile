@@ -4,10 +4,11 @@
 #               then again under ASan+UBSan
 #   make fuzz   build the libFuzzer targets with clang (build-fuzz/bin/fuzz_*)
 #   make demo   the main job: secureguardd and wireguard-go talking in two namespaces
+#   make install  binaries and the systemd unit under PREFIX (default /usr/local)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all deps check check-normal check-asan fuzz fuzz-run demo format clean
+.PHONY: all deps check check-normal check-asan fuzz fuzz-run demo install format clean
 
 all:
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -41,6 +42,13 @@ fuzz-run: fuzz
 
 demo: deps all
 	./scripts/demo.sh
+
+# Installs the two binaries and the secureguard@.service unit under PREFIX (default /usr/local).
+PREFIX ?= /usr/local
+install:
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build build -j$(JOBS)
+	cmake --install build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
