@@ -16,6 +16,7 @@
 #include <secureguard/sg_errors.h>
 
 #include "common/log.h"
+#include "crypto/crypto.h"
 #include "net/addr.h"
 #include "net/ctlsock.h"
 #include "net/evloop.h"
@@ -228,7 +229,7 @@ static void tun_write_done(struct daemon_ctx *d, int err)
 	}
 	d->stats.tun_tx_errors++;
 	if (err == -EBADFD) {
-		sg_log(SG_LOG_INFO, "tun_closed", "error=%s", strerror(-err));
+		sg_log(SG_LOG_INFO, "tun_closed", "error=\"%s\"", strerror(-err));
 		request_stop(d, "interface_gone", 0);
 	}
 }
@@ -253,7 +254,7 @@ static void gro_emit(void *ctx, const uint8_t hdr[OFFLOAD_VNET_HDR_LEN], const u
 	/* The kernel refuses GSO writes: coalesce no more, and write this one's segments
 	 * (tun_buf is free: reads are done and this runs from the receive path). */
 	if (!d->gro_off)
-		sg_log(SG_LOG_WARN, "tun_gro_disabled", "error=%s", strerror(-err));
+		sg_log(SG_LOG_WARN, "tun_gro_disabled", "error=\"%s\"", strerror(-err));
 	d->gro_off = true;
 	memcpy(d->tun_buf, hdr, OFFLOAD_VNET_HDR_LEN);
 	memcpy(d->tun_buf + OFFLOAD_VNET_HDR_LEN, pkt, len);
@@ -296,7 +297,7 @@ static int host_set_listen_port(void *ctx, uint16_t port)
 		return 0;
 	int err = udp_open(&nu, port, d->udp.fwmark, d->offload, &why);
 	if (err != 0) {
-		sg_log(SG_LOG_WARN, "listen_port_failed", "port=%u step=%s error=%s", port, why,
+		sg_log(SG_LOG_WARN, "listen_port_failed", "port=%u step=%s error=\"%s\"", port, why,
 		       strerror(-err));
 		return err;
 	}
@@ -361,6 +362,14 @@ static bool host_zone_name(void *ctx, uint32_t index, char *name)
 
 static void conn_event(void *ctx, uint32_t events);
 static void conn_pump(struct ctl_conn *c);
+
+/* Input not fed yet may hold keys: wiped with the rest. */
+static void conn_free(struct ctl_conn *c)
+{
+	uapi_conn_free(c->uapi);
+	sg_memzero(c, sizeof(*c));
+	free(c);
+}
 
 static void conn_close(struct ctl_conn *c)
 {
@@ -449,6 +458,11 @@ static void conn_pump(struct ctl_conn *c)
 			size_t used =
 			    uapi_conn_input(c->uapi, c->in + c->in_off, c->in_len - c->in_off);
 			c->in_off += used;
+			/* The bytes may be a private or preshared key line: wipe them once fed. */
+			if (c->in_off == c->in_len) {
+				sg_memzero(c->in, c->in_len);
+				c->in_off = c->in_len = 0;
+			}
 		} else if (c->eof && !c->eof_fed) {
 			uapi_conn_eof(c->uapi);
 			c->eof_fed = true;
@@ -514,7 +528,7 @@ static void on_ctl(void *ctx, uint32_t events)
 		if (fd < 0) {
 			uint64_t suppressed;
 			if (sg_log_ratelimit_allow(&d->err_rl, evloop_now_ns(), &suppressed))
-				sg_log(SG_LOG_WARN, "uapi_accept_failed", "error=%s",
+				sg_log(SG_LOG_WARN, "uapi_accept_failed", "error=\"%s\"",
 				       strerror(-fd));
 			return;
 		}
@@ -563,8 +577,7 @@ static void conns_after_turn(struct daemon_ctx *d)
 		struct ctl_conn *c = *pp;
 		if (c->dead) {
 			*pp = c->next;
-			uapi_conn_free(c->uapi);
-			free(c);
+			conn_free(c);
 		} else {
 			pp = &c->next;
 		}
@@ -619,10 +632,11 @@ static void on_tun(void *ctx, uint32_t events)
 		if (n < 0) {
 			/* EBADFD: the interface was deleted under us; EIO: the device is gone. */
 			if (n == -EBADFD || n == -EIO) {
-				sg_log(SG_LOG_INFO, "tun_closed", "error=%s", strerror((int)-n));
+				sg_log(SG_LOG_INFO, "tun_closed", "error=\"%s\"",
+				       strerror((int)-n));
 				request_stop(d, "interface_gone", 0);
 			} else {
-				sg_log(SG_LOG_ERROR, "tun_read_failed", "error=%s",
+				sg_log(SG_LOG_ERROR, "tun_read_failed", "error=\"%s\"",
 				       strerror((int)-n));
 				request_stop(d, "tun_error", 1);
 			}
@@ -647,7 +661,8 @@ static void on_udp(void *ctx, uint32_t events)
 			uint64_t suppressed;
 			d->stats.udp_rx_errors++;
 			if (sg_log_ratelimit_allow(&d->err_rl, evloop_now_ns(), &suppressed))
-				sg_log(SG_LOG_DEBUG, "udp_recv_failed", "error=%s", strerror(-n));
+				sg_log(SG_LOG_DEBUG, "udp_recv_failed", "error=\"%s\"",
+				       strerror(-n));
 			return;
 		}
 		uint64_t now = evloop_now_ns();
@@ -689,7 +704,7 @@ static void rearm_timer(struct daemon_ctx *d)
 	}
 	int err = evloop_timer_arm(d->timer_fd, at);
 	if (err != 0) {
-		sg_log(SG_LOG_ERROR, "timer_failed", "error=%s", strerror(-err));
+		sg_log(SG_LOG_ERROR, "timer_failed", "error=\"%s\"", strerror(-err));
 		request_stop(d, "timer_error", 1);
 		return;
 	}
@@ -714,10 +729,11 @@ static void on_signal(void *ctx, uint32_t events)
 	}
 }
 
+/* Asked of the TUN fd, not of the index: a link moved to another network namespace is gone
+ * from ours (RTM_DELLINK, no such index) but still ours to use (see tun_attached). */
 static bool interface_exists(const struct daemon_ctx *d)
 {
-	char name[IF_NAMESIZE];
-	return if_indextoname((unsigned)d->tun.ifindex, name) != NULL || errno != ENXIO;
+	return tun_attached(&d->tun);
 }
 
 static void on_netlink(void *ctx, uint32_t events)
@@ -728,9 +744,19 @@ static void on_netlink(void *ctx, uint32_t events)
 	int err = linkmon_read(d->nl_fd, d->tun.ifindex, d->tun.name, &ev);
 	if (err == -ENOBUFS && !interface_exists(d))
 		ev.deleted = true;
-	if (ev.deleted) {
+	if (ev.deleted && !interface_exists(d)) {
 		sg_log(SG_LOG_INFO, "link_deleted", "ifindex=%d", d->tun.ifindex);
 		request_stop(d, "interface_deleted", 0);
+		return;
+	}
+	if (ev.deleted) {
+		/* Moved to another namespace, where it keeps working, as with wireguard-go. Its
+		 * events no longer reach this socket, and its index here may go to another link
+		 * whose events must not be taken for ours: stop listening. */
+		sg_log(SG_LOG_INFO, "link_left_namespace", "ifindex=%d", d->tun.ifindex);
+		evloop_del(d->loop, &d->src_nl);
+		close(d->nl_fd);
+		d->nl_fd = -1;
 		return;
 	}
 	if (ev.renamed) {
@@ -874,7 +900,7 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	/* Link and socket watches are best effort: housekeeping checks both anyway. */
 	d->nl_fd = linkmon_open();
 	if (d->nl_fd < 0)
-		sg_log(SG_LOG_WARN, "netlink_unavailable", "error=%s", strerror(-d->nl_fd));
+		sg_log(SG_LOG_WARN, "netlink_unavailable", "error=\"%s\"", strerror(-d->nl_fd));
 	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (d->inotify_fd >= 0 &&
 	    inotify_add_watch(d->inotify_fd, d->ctl.dir,
@@ -884,7 +910,7 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 		d->inotify_fd = -1;
 	}
 	if (d->inotify_fd < 0)
-		sg_log(SG_LOG_WARN, "inotify_unavailable", "error=%s", strerror(errno));
+		sg_log(SG_LOG_WARN, "inotify_unavailable", "error=\"%s\"", strerror(errno));
 
 	if ((err = evloop_add(d->loop, &d->src_tun, d->tun.fd, EPOLLIN, on_tun, d)) != 0 ||
 	    (err = evloop_add(d->loop, &d->src_udp, d->udp.fd, EPOLLIN, on_udp, d)) != 0 ||
@@ -917,14 +943,14 @@ int daemon_run(struct daemon_ctx *d)
 		uint64_t failed = d->tx.failed;
 		int n = evloop_run_once(d->loop, timeout_ms);
 		if (n < 0) {
-			sg_log(SG_LOG_ERROR, "epoll_failed", "error=%s", strerror(-n));
+			sg_log(SG_LOG_ERROR, "epoll_failed", "error=\"%s\"", strerror(-n));
 			request_stop(d, "epoll_error", 1);
 		}
 		/* Everything the core sent during this turn goes out in one sendmmsg. */
 		udp_tx_flush(&d->udp, &d->tx);
 		offload_gro_flush(&d->gro);
 		if (d->tx.gso_error != 0) {
-			sg_log(SG_LOG_WARN, "udp_gso_disabled", "error=%s",
+			sg_log(SG_LOG_WARN, "udp_gso_disabled", "error=\"%s\"",
 			       strerror(-d->tx.gso_error));
 			d->tx.gso_error = 0;
 		}
@@ -932,7 +958,7 @@ int daemon_run(struct daemon_ctx *d)
 		if (d->tx.failed != failed && sg_log_enabled(SG_LOG_DEBUG) &&
 		    sg_log_ratelimit_allow(&d->drop_rl, evloop_now_ns(), &suppressed))
 			sg_log(SG_LOG_DEBUG, "udp_send_failed",
-			       "count=%llu error=%s suppressed=%llu",
+			       "count=%llu error=\"%s\" suppressed=%llu",
 			       (unsigned long long)(d->tx.failed - failed),
 			       strerror(-d->tx.last_error), (unsigned long long)suppressed);
 		conns_after_turn(d);
@@ -951,8 +977,7 @@ void daemon_free(struct daemon_ctx *d)
 		next = c->next;
 		if (!c->dead)
 			close(c->fd);
-		uapi_conn_free(c->uapi);
-		free(c);
+		conn_free(c);
 	}
 	/* The socket first, so no client talks to a half-freed daemon. */
 	ctlsock_close(&d->ctl);

@@ -34,12 +34,12 @@ static int daemonize(void)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) != 0) {
-		sg_log(SG_LOG_ERROR, "daemonize_failed", "step=pipe error=%s", strerror(errno));
+		sg_log(SG_LOG_ERROR, "daemonize_failed", "step=pipe error=\"%s\"", strerror(errno));
 		exit(1);
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		sg_log(SG_LOG_ERROR, "daemonize_failed", "step=fork error=%s", strerror(errno));
+		sg_log(SG_LOG_ERROR, "daemonize_failed", "step=fork error=\"%s\"", strerror(errno));
 		exit(1);
 	}
 	if (pid > 0) {
@@ -58,7 +58,7 @@ static int daemonize(void)
 	}
 	close(p[0]);
 	if (setsid() < 0)
-		sg_log(SG_LOG_WARN, "setsid_failed", "error=%s", strerror(errno));
+		sg_log(SG_LOG_WARN, "setsid_failed", "error=\"%s\"", strerror(errno));
 	return p[1];
 }
 
@@ -74,7 +74,7 @@ static void detach(int ready_fd)
 			close(fd);
 	}
 	if (chdir("/") != 0)
-		sg_log(SG_LOG_WARN, "chdir_failed", "error=%s", strerror(errno));
+		sg_log(SG_LOG_WARN, "chdir_failed", "error=\"%s\"", strerror(errno));
 	sg_log_open("secureguardd", SG_LOG_TO_SYSLOG);
 	ssize_t n;
 	do
@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 	snprintf(context, sizeof(context), "dev=%s", ifname);
 	sg_log_set_context(context);
 	if (nodump != 0)
-		sg_log(SG_LOG_WARN, "no_dump_failed", "error=%s", strerror(-nodump));
+		sg_log(SG_LOG_WARN, "no_dump_failed", "error=\"%s\"", strerror(-nodump));
 
 	/* Signals arrive through the loop's signalfd; a UAPI client that hangs up must not kill
 	 * us (sends use MSG_NOSIGNAL too). */
@@ -172,13 +172,13 @@ int main(int argc, char **argv)
 	err = daemon_init(&d, &opts, &why);
 	if (err != 0) {
 		char q[128];
-		sg_log(SG_LOG_ERROR, "start_failed", "step=%s error=%s",
+		sg_log(SG_LOG_ERROR, "start_failed", "step=%s error=\"%s\"",
 		       sg_log_quote(q, sizeof(q), why), strerror(-err));
 		return 1;
 	}
 	err = privs_drop(&why);
 	if (err != 0)
-		sg_log(SG_LOG_WARN, "privilege_drop_incomplete", "step=%s error=%s", why,
+		sg_log(SG_LOG_WARN, "privilege_drop_incomplete", "step=%s error=\"%s\"", why,
 		       strerror(-err));
 	if (ready_fd >= 0)
 		detach(ready_fd);

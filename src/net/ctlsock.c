@@ -127,8 +127,10 @@ fail:
 bool ctlsock_still_ours(const struct ctlsock *s)
 {
 	struct stat st;
+	/* Only a missing entry means gone: a transient failure (ENOMEM, ...) must not stop the
+	 * daemon. */
 	if (lstat(s->path, &st) != 0)
-		return false;
+		return errno != ENOENT && errno != ENOTDIR;
 	return st.st_dev == s->dev && st.st_ino == s->ino;
 }
 

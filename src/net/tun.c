@@ -151,6 +151,15 @@ fail:
 	return err;
 }
 
+bool tun_attached(const struct tun *t)
+{
+	struct ifreq ifr;
+	if (t->fd < 0)
+		return false;
+	memset(&ifr, 0, sizeof(ifr));
+	return ioctl(t->fd, TUNGETIFF, &ifr) == 0 || errno != EBADFD;
+}
+
 void tun_close(struct tun *t)
 {
 	if (t->fd >= 0)

@@ -43,6 +43,12 @@ bool tun_name_valid(const char *name);
 int tun_open(struct tun *t, const char *name, unsigned mtu, bool offload, const char **why) SG_WUR;
 void tun_close(struct tun *t);
 
+/* True while the fd is still attached to its interface (TUNGETIFF does not fail with EBADFD).
+ * This tells a deleted interface from one moved to another network namespace: both send
+ * RTM_DELLINK here, but only deletion detaches the fd (a moved one keeps working, as it does
+ * for wireguard-go). */
+bool tun_attached(const struct tun *t);
+
 /* Sets the interface MTU with SIOCSIFMTU. 0 or a negative errno. */
 int tun_set_mtu(const char *name, unsigned mtu) SG_WUR;
 

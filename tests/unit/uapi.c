@@ -13,6 +13,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "test_util.h"
 
@@ -21,6 +25,7 @@
 #include "common/log.h"
 #include "crypto/crypto.h"
 #include "net/addr.h"
+#include "net/ctlsock.h"
 #include "net/uapi.h"
 #include "wg/wg.h"
 
@@ -817,6 +822,91 @@ static void test_addr_format(void **state)
 	assert_int_equal(un.addr.sa.sa_family, AF_INET6);
 }
 
+/* ---- the control socket file (net/ctlsock.c) -------------------------------------------- */
+
+/* A socket file nobody listens on any more, as a killed daemon leaves it. */
+static void make_dead_socket(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+}
+
+static void test_ctlsock(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/sg_ctlsock.XXXXXX", path[128], other[128], link_dir[160];
+	struct ctlsock a, b;
+	struct stat st;
+	const char *why = "";
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/sgt0.sock", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+
+	/* Owner-only socket, non-blocking listener; nothing waiting yet. */
+	assert_int_equal(ctlsock_open(&a, dir, "sgt0", &why), 0);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_true(ctlsock_still_ours(&a));
+	assert_int_equal(ctlsock_accept(&a), -EAGAIN);
+
+	/* A live daemon's socket is never taken over. */
+	assert_int_equal(ctlsock_open(&b, dir, "sgt0", &why), -EADDRINUSE);
+	assert_int_equal(b.fd, -1);
+	assert_true(ctlsock_still_ours(&a));
+
+	/* Deleted, or replaced by another file: no longer ours, and close leaves the new one. */
+	make_dead_socket(other);
+	assert_int_equal(rename(other, path), 0);
+	assert_false(ctlsock_still_ours(&a));
+	ctlsock_close(&a);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+
+	/* That one is stale (nobody listens): removed and replaced. */
+	assert_int_equal(ctlsock_open(&a, dir, "sgt0", &why), 0);
+	assert_true(ctlsock_still_ours(&a));
+	assert_int_equal(unlink(path), 0);
+	assert_false(ctlsock_still_ours(&a));
+	ctlsock_close(&a);
+
+	/* Only a stale socket is removed: a symlink (even to a stale socket) or a regular file
+	 * at the path stays, and we refuse to start. */
+	make_dead_socket(other);
+	assert_int_equal(symlink(other, path), 0);
+	assert_int_equal(ctlsock_open(&a, dir, "sgt0", &why), -EEXIST);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(unlink(other), 0);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(ctlsock_open(&a, dir, "sgt0", &why), -EEXIST);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(unlink(path), 0);
+
+	/* A directory others may write to (they could swap the socket), or a symlink to one, is
+	 * refused. */
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_int_equal(ctlsock_open(&a, dir, "sgt0", &why), -EPERM);
+	assert_int_equal(chmod(dir, 0700), 0);
+	snprintf(link_dir, sizeof(link_dir), "%s.lnk", dir);
+	assert_int_equal(symlink(dir, link_dir), 0);
+	assert_int_equal(ctlsock_open(&a, link_dir, "sgt0", &why), -EPERM);
+	assert_int_equal(unlink(link_dir), 0);
+	assert_int_equal(lstat(path, &st), -1);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_log_helpers(void **state)
 {
 	(void)state;
@@ -862,6 +952,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_no_secret_in_logs, setup, teardown),
 	    cmocka_unit_test(test_addr_format),
 	    cmocka_unit_test(test_log_helpers),
+	    cmocka_unit_test(test_ctlsock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
