@@ -71,6 +71,7 @@ void sg_log_set_sink(sg_log_sink_fn fn, void *ctx)
 const char *sg_log_level_name(enum sg_log_level level)
 {
 	switch (level) {
+	case SG_LOG_SILENT:
 	case SG_LOG_ERROR:
 		return "ERROR";
 	case SG_LOG_WARN:
@@ -86,6 +87,7 @@ const char *sg_log_level_name(enum sg_log_level level)
 static int syslog_priority(enum sg_log_level level)
 {
 	switch (level) {
+	case SG_LOG_SILENT:
 	case SG_LOG_ERROR:
 		return LOG_ERR;
 	case SG_LOG_WARN:

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 enum sg_log_level {
+	SG_LOG_SILENT = -1, /* only as a threshold: nothing is logged */
 	SG_LOG_ERROR = 0,
 	SG_LOG_WARN = 1,
 	SG_LOG_INFO = 2,

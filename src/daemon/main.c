@@ -128,12 +128,18 @@ int main(int argc, char **argv)
 	const char *env = getenv("WG_PROCESS_FOREGROUND");
 	if (env && strcmp(env, "1") == 0)
 		foreground = true;
+	/* wireguard-go's LOG_LEVEL values: verbose/debug, error, silent. */
+	enum sg_log_level level = SG_LOG_INFO;
 	env = getenv("LOG_LEVEL");
 	if (env && (strcmp(env, "debug") == 0 || strcmp(env, "verbose") == 0))
 		verbose = true;
+	else if (env && strcmp(env, "error") == 0)
+		level = SG_LOG_ERROR;
+	else if (env && strcmp(env, "silent") == 0)
+		level = SG_LOG_SILENT;
 
 	sg_log_open("secureguardd", SG_LOG_TO_STDERR);
-	sg_log_set_level(verbose ? SG_LOG_DEBUG : SG_LOG_INFO);
+	sg_log_set_level(verbose ? SG_LOG_DEBUG : level);
 	if (!tun_name_valid(ifname)) {
 		sg_log(SG_LOG_ERROR, "invalid_interface_name",
 		       "error=\"1 to 15 bytes without '/', ':', '%%' or spaces\"");
