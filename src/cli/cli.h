@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "cli/ipc.h"
+#include "config/strbuf.h"
 #include "config/wgconf.h"
 
 #define CLI_PROG "secureguard"
@@ -28,13 +29,6 @@ int cli_cmd_strip(int argc, char **argv);
 /* ---- util.c ---------------------------------------------------------------------------- */
 
 /* A growing text buffer that wipes what it drops (it may hold keys). */
-struct cli_buf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-void cli_buf_printf(struct cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void cli_buf_free(struct cli_buf *b);
 
 /* Reads a whole file of at most max bytes into a NUL-terminated malloc'd buffer.
  * 0, or -errno (-EFBIG when larger than max). */

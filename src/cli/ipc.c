@@ -511,55 +511,55 @@ out:
 }
 
 /* The set request text into b (which the caller wipes). */
-static void build_set(struct cli_buf *b, const struct cli_device *dev)
+static void build_set(struct sg_strbuf *b, const struct cli_device *dev)
 {
 	char hex[SG_KEY_HEX_LEN + 1], ip[SG_WGCONF_PREFIX_STRLEN], ep[NI_MAXHOST + NI_MAXSERV + 4];
 
-	cli_buf_printf(b, "set=1\n");
+	sg_strbuf_printf(b, "set=1\n");
 	if (dev->flags & CLI_DEV_HAS_PRIVATE_KEY) {
 		sg_key_to_hex(hex, dev->private_key);
-		cli_buf_printf(b, "private_key=%s\n", hex);
+		sg_strbuf_printf(b, "private_key=%s\n", hex);
 	}
 	if (dev->flags & CLI_DEV_HAS_LISTEN_PORT)
-		cli_buf_printf(b, "listen_port=%u\n", (unsigned int)dev->listen_port);
+		sg_strbuf_printf(b, "listen_port=%u\n", (unsigned int)dev->listen_port);
 	if (dev->flags & CLI_DEV_HAS_FWMARK)
-		cli_buf_printf(b, "fwmark=%u\n", (unsigned int)dev->fwmark);
+		sg_strbuf_printf(b, "fwmark=%u\n", (unsigned int)dev->fwmark);
 	if (dev->flags & CLI_DEV_REPLACE_PEERS)
-		cli_buf_printf(b, "replace_peers=true\n");
+		sg_strbuf_printf(b, "replace_peers=true\n");
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct cli_peer *p = &dev->peers[i];
 
 		sg_key_to_hex(hex, p->public_key);
-		cli_buf_printf(b, "public_key=%s\n", hex);
+		sg_strbuf_printf(b, "public_key=%s\n", hex);
 		if (p->flags & CLI_PEER_REMOVE) {
-			cli_buf_printf(b, "remove=true\n");
+			sg_strbuf_printf(b, "remove=true\n");
 			continue;
 		}
 		if (p->flags & CLI_PEER_HAS_PSK) {
 			sg_key_to_hex(hex, p->preshared_key);
-			cli_buf_printf(b, "preshared_key=%s\n", hex);
+			sg_strbuf_printf(b, "preshared_key=%s\n", hex);
 		}
 		if (p->flags & CLI_PEER_HAS_ENDPOINT) {
 			cli_endpoint_format(ep, sizeof(ep), &p->endpoint);
-			cli_buf_printf(b, "endpoint=%s\n", ep);
+			sg_strbuf_printf(b, "endpoint=%s\n", ep);
 		}
 		if (p->flags & CLI_PEER_HAS_KEEPALIVE)
-			cli_buf_printf(b, "persistent_keepalive_interval=%u\n",
+			sg_strbuf_printf(b, "persistent_keepalive_interval=%u\n",
 				       (unsigned int)p->keepalive);
 		if (p->flags & CLI_PEER_REPLACE_IPS)
-			cli_buf_printf(b, "replace_allowed_ips=true\n");
+			sg_strbuf_printf(b, "replace_allowed_ips=true\n");
 		for (size_t j = 0; j < p->n_ips; j++) {
 			sg_wgconf_ip_format(ip, &p->ips[j]);
-			cli_buf_printf(b, "allowed_ip=%s\n", ip);
+			sg_strbuf_printf(b, "allowed_ip=%s\n", ip);
 		}
 	}
-	cli_buf_printf(b, "\n");
+	sg_strbuf_printf(b, "\n");
 	sg_memzero(hex, sizeof(hex));
 }
 
 int cli_ipc_set(const struct cli_device *dev)
 {
-	struct cli_buf req = {0};
+	struct sg_strbuf req = {0};
 	struct reader *r = NULL;
 	int fd, ret;
 
@@ -578,7 +578,7 @@ int cli_ipc_set(const struct cli_device *dev)
 		goto out;
 	ret = read_reply(r, NULL);
 out:
-	cli_buf_free(&req);
+	sg_strbuf_free(&req);
 	free(r);
 	close(fd);
 	return ret;

@@ -132,26 +132,26 @@ static int hooks(struct quick *q, enum sg_wgconf_hook which)
 {
 	for (size_t i = 0; i < q->conf.n_hooks[which]; i++) {
 		const char *h = q->conf.hooks[which][i];
-		struct cli_buf cmd = {0};
+		struct sg_strbuf cmd = {0};
 		int ret;
 
 		/* %i is the interface name, as in wg-quick(8). */
 		for (const char *p = h; *p; p++) {
 			if (p[0] == '%' && p[1] == 'i') {
-				cli_buf_printf(&cmd, "%s", q->ifname);
+				sg_strbuf_printf(&cmd, "%s", q->ifname);
 				p++;
 			} else {
-				cli_buf_printf(&cmd, "%c", *p);
+				sg_strbuf_printf(&cmd, "%c", *p);
 			}
 		}
 		if (cmd.oom) {
-			cli_buf_free(&cmd);
+			sg_strbuf_free(&cmd);
 			fprintf(stderr, "%s: out of memory\n", CLI_PROG);
 			return -1;
 		}
 		fprintf(stderr, "[#] %s\n", cmd.p);
 		ret = cli_run_shell(cmd.p);
-		cli_buf_free(&cmd);
+		sg_strbuf_free(&cmd);
 		if (ret) {
 			fprintf(stderr, "%s: hook failed (%s %d)\n", CLI_PROG,
 				ret < 0 ? "error" : "exit status", ret < 0 ? -ret : ret);
@@ -428,7 +428,7 @@ static size_t dns_servers(const struct quick *q)
 
 static int set_dns(struct quick *q)
 {
-	struct cli_buf in = {0};
+	struct sg_strbuf in = {0};
 	char name[IFNAMSIZ + 140];
 	int ret;
 
@@ -440,23 +440,23 @@ static int set_dns(struct quick *q)
 	}
 	for (size_t i = 0; i < q->conf.n_dns; i++) {
 		if (!q->conf.dns[i].is_search)
-			cli_buf_printf(&in, "nameserver %s\n", q->conf.dns[i].name);
+			sg_strbuf_printf(&in, "nameserver %s\n", q->conf.dns[i].name);
 	}
 	bool first = true;
 
 	for (size_t i = 0; i < q->conf.n_dns; i++) {
 		if (q->conf.dns[i].is_search) {
-			cli_buf_printf(&in, "%s%s", first ? "search " : " ", q->conf.dns[i].name);
+			sg_strbuf_printf(&in, "%s%s", first ? "search " : " ", q->conf.dns[i].name);
 			first = false;
 		}
 	}
 	if (!first)
-		cli_buf_printf(&in, "\n");
+		sg_strbuf_printf(&in, "\n");
 	resolvconf_name(q, name, sizeof(name));
 	char *argv[] = {"resolvconf", "-a", name, "-m", "0", "-x", NULL};
 
 	ret = in.oom ? -ENOMEM : cli_run(argv, in.p, NULL, CLI_RUN_ECHO);
-	cli_buf_free(&in);
+	sg_strbuf_free(&in);
 	if (ret) {
 		fprintf(stderr, "%s: resolvconf failed\n", CLI_PROG);
 		return -1;
@@ -487,7 +487,7 @@ static void remove_firewall(struct quick *q)
 	if (have_program("nft")) {
 		char *argv[] = {"nft", "list", "tables", NULL};
 		char *out = capture(argv);
-		struct cli_buf cmd = {0};
+		struct sg_strbuf cmd = {0};
 
 		for (char *line = out, *next; line && *line; line = next) {
 			next = strchr(line, '\n');
@@ -499,7 +499,7 @@ static void remove_firewall(struct quick *q)
 
 			/* "table ip wg-quick-IF" */
 			if (ll > tl && line[ll - tl - 1] == ' ' && !strcmp(line + ll - tl, tname))
-				cli_buf_printf(&cmd, "delete %s\n", line);
+				sg_strbuf_printf(&cmd, "delete %s\n", line);
 		}
 		free(out);
 		if (cmd.len && !cmd.oom) {
@@ -507,7 +507,7 @@ static void remove_firewall(struct quick *q)
 
 			cli_run(nargv, cmd.p, NULL, CLI_RUN_ECHO);
 		}
-		cli_buf_free(&cmd);
+		sg_strbuf_free(&cmd);
 	}
 	snprintf(marker, sizeof(marker), "-m comment --comment \"wg-quick(8) rule for %s\"",
 		 q->ifname);
@@ -519,7 +519,7 @@ static void remove_firewall(struct quick *q)
 			continue;
 		char *argv[] = {(char *)save, NULL};
 		char *out = capture(argv);
-		struct cli_buf cmd = {0};
+		struct sg_strbuf cmd = {0};
 		bool found = false;
 
 		for (char *line = out, *next; line && *line; line = next) {
@@ -529,9 +529,9 @@ static void remove_firewall(struct quick *q)
 			else
 				next = line + strlen(line);
 			if (line[0] == '*' || !strcmp(line, "COMMIT")) {
-				cli_buf_printf(&cmd, "%s\n", line);
+				sg_strbuf_printf(&cmd, "%s\n", line);
 			} else if (!strncmp(line, "-A ", 3) && strstr(line, marker)) {
-				cli_buf_printf(&cmd, "-D %s\n", line + 3);
+				sg_strbuf_printf(&cmd, "-D %s\n", line + 3);
 				found = true;
 			}
 		}
@@ -541,7 +541,7 @@ static void remove_firewall(struct quick *q)
 
 			cli_run(rargv, cmd.p, NULL, CLI_RUN_ECHO);
 		}
-		cli_buf_free(&cmd);
+		sg_strbuf_free(&cmd);
 	}
 }
 
@@ -551,26 +551,26 @@ static int add_firewall(struct quick *q, int family, unsigned int table)
 	char *argv[] = {"ip",	   "-o", (char *)family_flag(family), "addr", "show", "dev",
 			q->ifname, NULL};
 	char *addrs = capture(argv);
-	struct cli_buf nft = {0}, ipt = {0};
+	struct sg_strbuf nft = {0}, ipt = {0};
 	char marker[128];
 	int ret = 0;
 
 	snprintf(marker, sizeof(marker), "-m comment --comment \"wg-quick(8) rule for %s\"",
 		 q->ifname);
-	cli_buf_printf(&nft, "add table %s wg-quick-%s\n", pf, q->ifname);
-	cli_buf_printf(&nft,
+	sg_strbuf_printf(&nft, "add table %s wg-quick-%s\n", pf, q->ifname);
+	sg_strbuf_printf(&nft,
 		       "add chain %s wg-quick-%s preraw { type filter hook prerouting priority "
 		       "-300; }\n",
 		       pf, q->ifname);
-	cli_buf_printf(&nft,
+	sg_strbuf_printf(&nft,
 		       "add chain %s wg-quick-%s premangle { type filter hook prerouting priority "
 		       "-150; }\n",
 		       pf, q->ifname);
-	cli_buf_printf(&nft,
+	sg_strbuf_printf(&nft,
 		       "add chain %s wg-quick-%s postmangle { type filter hook postrouting "
 		       "priority -150; }\n",
 		       pf, q->ifname);
-	cli_buf_printf(&ipt, "*raw\n");
+	sg_strbuf_printf(&ipt, "*raw\n");
 	/* Drop packets for our tunnel addresses arriving from elsewhere (spoofing them would
 	 * bypass the tunnel's source checks). */
 	for (char *line = addrs, *next; line && *line; line = next) {
@@ -592,26 +592,26 @@ static int add_firewall(struct quick *q, int family, unsigned int table)
 			continue;
 		memcpy(addr, p, n);
 		addr[n] = '\0';
-		cli_buf_printf(&ipt,
+		sg_strbuf_printf(&ipt,
 			       "-I PREROUTING ! -i %s -d %s -m addrtype ! --src-type LOCAL -j DROP "
 			       "%s\n",
 			       q->ifname, addr, marker);
-		cli_buf_printf(&nft,
+		sg_strbuf_printf(&nft,
 			       "add rule %s wg-quick-%s preraw iifname != \"%s\" %s daddr %s fib "
 			       "saddr type != local drop\n",
 			       pf, q->ifname, q->ifname, pf, addr);
 	}
 	free(addrs);
-	cli_buf_printf(
+	sg_strbuf_printf(
 	    &ipt,
 	    "COMMIT\n*mangle\n-I POSTROUTING -m mark --mark %u -p udp -j CONNMARK "
 	    "--save-mark %s\n-I PREROUTING -p udp -j CONNMARK --restore-mark %s\nCOMMIT\n",
 	    table, marker, marker);
-	cli_buf_printf(&nft,
+	sg_strbuf_printf(&nft,
 		       "add rule %s wg-quick-%s postmangle meta l4proto udp mark %u ct mark set "
 		       "mark \n",
 		       pf, q->ifname, table);
-	cli_buf_printf(&nft,
+	sg_strbuf_printf(&nft,
 		       "add rule %s wg-quick-%s premangle meta l4proto udp meta mark set ct "
 		       "mark \n",
 		       pf, q->ifname);
@@ -650,8 +650,8 @@ static int add_firewall(struct quick *q, int family, unsigned int table)
 	if (ret)
 		fprintf(stderr, "%s: setting firewall rules failed\n", CLI_PROG);
 out:
-	cli_buf_free(&nft);
-	cli_buf_free(&ipt);
+	sg_strbuf_free(&nft);
+	sg_strbuf_free(&ipt);
 	return ret;
 }
 

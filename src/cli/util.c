@@ -29,55 +29,6 @@ int cli_errno(const char *msg, int err)
 	return 1;
 }
 
-void cli_buf_printf(struct cli_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = true;
-		return;
-	}
-	if (!b->p || (size_t)n + 1 > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while ((size_t)n + 1 > cap - b->len)
-			cap *= 2;
-		/* Not realloc: the old block may hold keys, so wipe it ourselves. */
-		p = malloc(cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		if (b->p) {
-			memcpy(p, b->p, b->len);
-			sg_memzero(b->p, b->cap);
-			free(b->p);
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-void cli_buf_free(struct cli_buf *b)
-{
-	if (b->p) {
-		sg_memzero(b->p, b->cap);
-		free(b->p);
-	}
-	memset(b, 0, sizeof(*b));
-}
-
 int cli_read_file(const char *path, size_t max, char **out, size_t *len)
 {
 	char *buf = NULL;

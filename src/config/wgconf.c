@@ -17,6 +17,7 @@
 
 #include <secureguard/sg_errors.h>
 
+#include "config/strbuf.h"
 #include "crypto/crypto.h"
 
 enum section { SECTION_NONE, SECTION_INTERFACE, SECTION_PEER };
@@ -901,127 +902,75 @@ int sg_wgconf_parse(struct sg_wgconf *conf, const char *text, size_t len)
 
 /* ---- serializer ------------------------------------------------------------------------- */
 
-struct textbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void tb_printf(struct textbuf *tb, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void tb_printf(struct textbuf *tb, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (tb->oom)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(tb->p + tb->len, tb->cap - tb->len, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		tb->oom = true;
-		return;
-	}
-	if ((size_t)n >= tb->cap - tb->len) {
-		size_t cap = tb->cap;
-		char *p;
-
-		while ((size_t)n >= cap - tb->len)
-			cap *= 2;
-		/* Not realloc: the old block may hold keys and must be wiped. */
-		p = malloc(cap);
-		if (!p) {
-			tb->oom = true;
-			return;
-		}
-		memcpy(p, tb->p, tb->len);
-		sg_memzero(tb->p, tb->cap);
-		free(tb->p);
-		tb->p = p;
-		tb->cap = cap;
-		va_start(ap, fmt);
-		vsnprintf(tb->p + tb->len, tb->cap - tb->len, fmt, ap);
-		va_end(ap);
-	}
-	tb->len += (size_t)n;
-}
-
-static void write_interface_quick(struct textbuf *tb, const struct sg_wgconf *conf)
+static void write_interface_quick(struct sg_strbuf *tb, const struct sg_wgconf *conf)
 {
 	char ip[SG_WGCONF_PREFIX_STRLEN];
 
 	for (size_t i = 0; i < conf->n_addresses; i++) {
 		sg_wgconf_ip_format(ip, &conf->addresses[i]);
-		tb_printf(tb, "Address = %s\n", ip);
+		sg_strbuf_printf(tb, "Address = %s\n", ip);
 	}
 	for (size_t i = 0; i < conf->n_dns; i++)
-		tb_printf(tb, "DNS = %s\n", conf->dns[i].name);
+		sg_strbuf_printf(tb, "DNS = %s\n", conf->dns[i].name);
 	if (conf->has_mtu)
-		tb_printf(tb, "MTU = %u\n", (unsigned int)conf->mtu);
+		sg_strbuf_printf(tb, "MTU = %u\n", (unsigned int)conf->mtu);
 	if (conf->has_table)
-		tb_printf(tb, "Table = %s\n", conf->table);
+		sg_strbuf_printf(tb, "Table = %s\n", conf->table);
 	if (conf->save_config)
-		tb_printf(tb, "SaveConfig = true\n");
+		sg_strbuf_printf(tb, "SaveConfig = true\n");
 	for (int h = 0; h < SG_WGCONF_NHOOKS; h++) {
 		for (size_t i = 0; i < conf->n_hooks[h]; i++)
-			tb_printf(tb, "%s = %s\n", hook_names[h], conf->hooks[h][i]);
+			sg_strbuf_printf(tb, "%s = %s\n", hook_names[h], conf->hooks[h][i]);
 	}
 }
 
 int sg_wgconf_serialize(const struct sg_wgconf *conf, unsigned int flags, char **out,
 			size_t *outlen)
 {
-	struct textbuf tb = {.cap = 1024};
+	struct sg_strbuf tb = {0};
 	char b64[SG_KEY_BASE64_LEN + 1], ip[SG_WGCONF_PREFIX_STRLEN];
 
 	*out = NULL;
 	*outlen = 0;
-	tb.p = malloc(tb.cap);
-	if (!tb.p)
-		return SG_ENOMEM;
-	tb.p[0] = '\0';
-	tb_printf(&tb, "[Interface]\n");
+	sg_strbuf_printf(&tb, "[Interface]\n");
 	if (!(flags & SG_WGCONF_WG_ONLY))
 		write_interface_quick(&tb, conf);
 	if (conf->has_listen_port && conf->listen_port)
-		tb_printf(&tb, "ListenPort = %u\n", (unsigned int)conf->listen_port);
+		sg_strbuf_printf(&tb, "ListenPort = %u\n", (unsigned int)conf->listen_port);
 	if (conf->has_fwmark && conf->fwmark)
-		tb_printf(&tb, "FwMark = 0x%x\n", (unsigned int)conf->fwmark);
+		sg_strbuf_printf(&tb, "FwMark = 0x%x\n", (unsigned int)conf->fwmark);
 	if (conf->has_private_key) {
 		sg_key_to_base64(b64, conf->private_key);
-		tb_printf(&tb, "PrivateKey = %s\n", b64);
+		sg_strbuf_printf(&tb, "PrivateKey = %s\n", b64);
 	}
-	tb_printf(&tb, "\n");
+	sg_strbuf_printf(&tb, "\n");
 	for (size_t i = 0; i < conf->n_peers; i++) {
 		const struct sg_wgconf_peer *peer = &conf->peers[i];
 
 		sg_key_to_base64(b64, peer->public_key);
-		tb_printf(&tb, "[Peer]\nPublicKey = %s\n", b64);
+		sg_strbuf_printf(&tb, "[Peer]\nPublicKey = %s\n", b64);
 		if (peer->has_preshared_key) {
 			sg_key_to_base64(b64, peer->preshared_key);
-			tb_printf(&tb, "PresharedKey = %s\n", b64);
+			sg_strbuf_printf(&tb, "PresharedKey = %s\n", b64);
 		}
 		for (size_t j = 0; j < peer->n_allowed_ips; j++) {
 			sg_wgconf_ip_format(ip, &peer->allowed_ips[j]);
-			tb_printf(&tb, "%s%s%s", j ? "" : "AllowedIPs = ", ip,
+			sg_strbuf_printf(&tb, "%s%s%s", j ? "" : "AllowedIPs = ", ip,
 				  j + 1 < peer->n_allowed_ips ? ", " : "\n");
 		}
 		if (peer->has_endpoint)
-			tb_printf(&tb,
+			sg_strbuf_printf(&tb,
 				  strchr(peer->endpoint_host, ':') ? "Endpoint = [%s]:%u\n"
 								   : "Endpoint = %s:%u\n",
 				  peer->endpoint_host, (unsigned int)peer->endpoint_port);
 		if (peer->has_keepalive && peer->keepalive)
-			tb_printf(&tb, "PersistentKeepalive = %u\n", (unsigned int)peer->keepalive);
+			sg_strbuf_printf(&tb, "PersistentKeepalive = %u\n", (unsigned int)peer->keepalive);
 		if (i + 1 < conf->n_peers)
-			tb_printf(&tb, "\n");
+			sg_strbuf_printf(&tb, "\n");
 	}
 	sg_memzero(b64, sizeof(b64));
 	if (tb.oom) {
-		sg_memzero(tb.p, tb.cap);
-		free(tb.p);
+		sg_strbuf_free(&tb);
 		return SG_ENOMEM;
 	}
 	*out = tb.p;
