@@ -189,7 +189,7 @@ static void log_counters(struct daemon_ctx *d, const char *event, const char *re
 	       "tx_no_route=%llu tx_no_endpoint=%llu udp_rx=%llu udp_rx_truncated=%llu "
 	       "udp_rx_errors=%llu udp_tx=%llu udp_tx_failed=%llu tun_rx=%llu tun_tx=%llu "
 	       "tun_tx_errors=%llu tun_rx_gso=%llu tun_rx_malformed=%llu udp_tx_gso=%llu "
-	       "udp_rx_gro=%llu tun_tx_gro_merged=%llu",
+	       "udp_rx_gro=%llu tun_tx_gro_merged=%llu udp_tx_stale_src=%llu",
 	       reason ? "reason=" : "", reason ? reason : "", reason ? " " : "",
 	       d->dev ? wg_device_peer_count(d->dev) : (size_t)0,
 	       (unsigned long long)s.rx_datagrams, (unsigned long long)s.rx_invalid,
@@ -204,7 +204,8 @@ static void log_counters(struct daemon_ctx *d, const char *event, const char *re
 	       (unsigned long long)d->stats.tun_rx, (unsigned long long)d->stats.tun_tx,
 	       (unsigned long long)d->stats.tun_tx_errors, (unsigned long long)d->stats.tun_rx_gso,
 	       (unsigned long long)d->stats.tun_rx_malformed, (unsigned long long)d->tx.gso_msgs,
-	       (unsigned long long)d->rx.gro_msgs, (unsigned long long)d->gro.merged);
+	       (unsigned long long)d->rx.gro_msgs, (unsigned long long)d->gro.merged,
+	       (unsigned long long)d->tx.stale_src);
 }
 
 void daemon_log_stats(struct daemon_ctx *d, const char *event)

@@ -52,6 +52,15 @@ int udp_open(struct udp_sock *u, uint16_t port, uint32_t fwmark, bool offload, c
 		sa.in4.sin_port = htons(port);
 		salen = sizeof(sa.in4);
 	}
+	/* Where each datagram was sent to, for sticky sources (udp.h). The dual-stack socket gets
+	 * IPV6_PKTINFO for both families, and IP_PKTINFO too for IPv4 datagrams, whose
+	 * ipi_spec_dst is the local address to answer from even for a datagram sent to a
+	 * broadcast address. Both exist since Linux 2.6.14; without them replies simply follow
+	 * routing, so a refusal is not fatal. */
+	int on = 1;
+	if (u->family == AF_INET6)
+		(void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
+	(void)setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on));
 	set_bufsize(u->fd, SO_RCVBUFFORCE, SO_RCVBUF);
 	set_bufsize(u->fd, SO_SNDBUFFORCE, SO_SNDBUF);
 	u->fwmark = 0;
@@ -128,6 +137,64 @@ uint8_t *udp_rx_buf(struct udp_rx *rx, int i)
 	return rx->bufs + (size_t)i * UDP_RX_BUF;
 }
 
+static bool v4mapped(const struct in6_addr *a)
+{
+	static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	return memcmp(a, prefix, sizeof(prefix)) == 0;
+}
+
+/* The control messages of buffer i: the GRO segment size, and the local address the datagram
+ * was sent to as the source of rx->from[i] (already unmapped). CMSG_NXTHDR stops at the end of
+ * what the kernel wrote; each payload is checked for length before it is read. */
+static void parse_ctrl(struct udp_sock *u, struct udp_rx *rx, int i)
+{
+	struct msghdr *h = &rx->msgs[i].msg_hdr;
+	struct wg_endpoint *ep = &rx->from[i];
+	int family = ep->addr.sa.sa_family;
+	bool have_v4 = false;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+		if (u->gro && c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+			int seg;
+			memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+			/* A size that makes no sense leaves the buffer as one datagram. */
+			if (seg > 0 && (size_t)seg < rx->msgs[i].msg_len) {
+				rx->seg_size[i] = (size_t)seg;
+				rx->gro_msgs++;
+			}
+		} else if (family == AF_INET && c->cmsg_level == IPPROTO_IP &&
+			   c->cmsg_type == IP_PKTINFO &&
+			   c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+			struct in_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			if (pi.ipi_spec_dst.s_addr != htonl(INADDR_ANY)) {
+				ep->src4 = pi.ipi_spec_dst;
+				ep->src_ifindex = (uint32_t)pi.ipi_ifindex;
+				ep->has_src = true;
+				have_v4 = true;
+			}
+		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+			   c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+			struct in6_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			if (IN6_IS_ADDR_UNSPECIFIED(&pi.ipi6_addr))
+				continue;
+			if (family == AF_INET6 && !v4mapped(&pi.ipi6_addr)) {
+				ep->src6 = pi.ipi6_addr;
+			} else if (family == AF_INET && v4mapped(&pi.ipi6_addr) && !have_v4) {
+				/* An IPv4 datagram on the dual-stack socket; IP_PKTINFO, when it
+				 * comes too, is preferred (ipi_spec_dst). */
+				memcpy(&ep->src4, (const uint8_t *)&pi.ipi6_addr + 12, 4);
+			} else {
+				continue;
+			}
+			ep->src_ifindex = pi.ipi6_ifindex;
+			ep->has_src = true;
+		}
+	}
+}
+
 int udp_recv_batch(struct udp_sock *u, struct udp_rx *rx)
 {
 	for (int i = 0; i < UDP_BATCH; i++) {
@@ -138,10 +205,9 @@ int udp_recv_batch(struct udp_sock *u, struct udp_rx *rx)
 		rx->msgs[i].msg_hdr.msg_iovlen = 1;
 		rx->msgs[i].msg_hdr.msg_name = &rx->from[i].addr;
 		rx->msgs[i].msg_hdr.msg_namelen = sizeof(rx->from[i].addr);
-		if (u->gro) {
-			rx->msgs[i].msg_hdr.msg_control = rx->ctrl[i].buf;
-			rx->msgs[i].msg_hdr.msg_controllen = sizeof(rx->ctrl[i].buf);
-		}
+		/* Each message its own control buffer: the kernel writes them all in one call. */
+		rx->msgs[i].msg_hdr.msg_control = rx->ctrl[i].buf;
+		rx->msgs[i].msg_hdr.msg_controllen = sizeof(rx->ctrl[i].buf);
 	}
 	int n;
 	do
@@ -155,22 +221,12 @@ int udp_recv_batch(struct udp_sock *u, struct udp_rx *rx)
 			rx->truncated++;
 		}
 		addr_unmap_endpoint(&rx->from[i], &rx->from[i]);
+		/* The slot is reused: no source unless this datagram's control says one. */
+		memset(&rx->from[i].src6, 0, sizeof(rx->from[i].src6));
+		rx->from[i].src_ifindex = 0;
+		rx->from[i].has_src = false;
 		rx->seg_size[i] = rx->msgs[i].msg_len;
-		if (!u->gro)
-			continue;
-		struct msghdr *h = &rx->msgs[i].msg_hdr;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-			int seg;
-			if (c->cmsg_level != IPPROTO_UDP || c->cmsg_type != UDP_GRO ||
-			    c->cmsg_len < CMSG_LEN(sizeof(seg)))
-				continue;
-			memcpy(&seg, CMSG_DATA(c), sizeof(seg));
-			/* A size that makes no sense leaves the buffer as one datagram. */
-			if (seg > 0 && (size_t)seg < rx->msgs[i].msg_len) {
-				rx->seg_size[i] = (size_t)seg;
-				rx->gro_msgs++;
-			}
-		}
+		parse_ctrl(u, rx, i);
 	}
 	return n;
 }
@@ -219,6 +275,35 @@ static socklen_t to_sockaddr(const struct udp_sock *u, const struct wg_endpoint 
 	return sizeof(out->in4);
 }
 
+/* The source control message for `to`, if it has a source the socket can use. On the dual-stack
+ * socket an IPv4 destination goes out mapped, and the kernel's IPv4 path (ip_cmsg_send) takes
+ * its source from an IPV6_PKTINFO with a mapped address, so both families use IPV6_PKTINFO
+ * there. The interface index is left 0 (routing picks the device, as wireguard-go does for IPv4
+ * and the kernel's socket.c for both), except for a link-local source, which is only an address
+ * together with its interface. */
+static void set_src(const struct udp_sock *u, const struct wg_endpoint *to, struct udp_tx_slot *sl)
+{
+	memset(&sl->src, 0, sizeof(sl->src));
+	sl->src_level = 0;
+	if (!to->has_src)
+		return;
+	if (to->addr.sa.sa_family == AF_INET && u->family == AF_INET6) {
+		uint8_t *a = (uint8_t *)&sl->src.v6.ipi6_addr;
+		a[10] = a[11] = 0xff;
+		memcpy(a + 12, &to->src4, 4);
+		sl->src_level = IPPROTO_IPV6;
+	} else if (to->addr.sa.sa_family == AF_INET && u->family == AF_INET) {
+		sl->src.v4.ipi_spec_dst = to->src4;
+		sl->src_level = IPPROTO_IP;
+	} else if (to->addr.sa.sa_family == AF_INET6 && u->family == AF_INET6 &&
+		   !v4mapped(&to->src6)) {
+		sl->src.v6.ipi6_addr = to->src6;
+		if (IN6_IS_ADDR_LINKLOCAL(&to->src6))
+			sl->src.v6.ipi6_ifindex = to->src_ifindex;
+		sl->src_level = IPPROTO_IPV6;
+	}
+}
+
 void udp_tx_queue(struct udp_sock *u, struct udp_tx *tx, const struct wg_endpoint *to,
 		  const uint8_t *buf, size_t len)
 {
@@ -236,6 +321,7 @@ void udp_tx_queue(struct udp_sock *u, struct udp_tx *tx, const struct wg_endpoin
 		tx->last_error = -EAFNOSUPPORT;
 		return;
 	}
+	set_src(u, to, sl);
 	memcpy(tx->arena + tx->used, buf, len);
 	sl->off = tx->used;
 	sl->len = len;
@@ -249,9 +335,27 @@ static bool same_dst(const struct udp_tx_slot *a, const struct udp_tx_slot *b)
 	return a->dst_len == b->dst_len && memcmp(&a->dst, &b->dst, a->dst_len) == 0;
 }
 
+static bool same_src(const struct udp_tx_slot *a, const struct udp_tx_slot *b)
+{
+	/* set_src zeroes the whole union first, so bytes compare. */
+	return a->src_level == b->src_level && memcmp(&a->src, &b->src, sizeof(a->src)) == 0;
+}
+
+/* Appends one control message to a message's buffer (sized UDP_TX_CTRL for the two at most). */
+static void add_cmsg(struct msghdr *h, int level, int type, const void *data, size_t len)
+{
+	struct cmsghdr *c = (struct cmsghdr *)((char *)h->msg_control + h->msg_controllen);
+	c->cmsg_level = level;
+	c->cmsg_type = type;
+	c->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(c), data, len);
+	h->msg_controllen += CMSG_SPACE(len);
+}
+
 /* Messages for the datagrams from slot `from` on. With GSO a message takes a run of datagrams
- * for one destination, adjacent in the arena, all of the first one's size except the last,
- * which may be shorter (the kernel's rule for UDP_SEGMENT). Returns how many messages. */
+ * for one destination and from one source, adjacent in the arena, all of the first one's size
+ * except the last, which may be shorter (the kernel's rule for UDP_SEGMENT). Returns how many
+ * messages. */
 static unsigned build_msgs(const struct udp_sock *u, struct udp_tx *tx, unsigned from)
 {
 	unsigned m = 0;
@@ -266,7 +370,8 @@ static unsigned build_msgs(const struct udp_sock *u, struct udp_tx *tx, unsigned
 				const struct udp_tx_slot *s = &tx->slots[j];
 				if (prev->len != first->len || s->len > first->len ||
 				    s->off != prev->off + prev->len ||
-				    bytes + s->len > UDP_GSO_MAX_BYTES || !same_dst(first, s))
+				    bytes + s->len > UDP_GSO_MAX_BYTES || !same_dst(first, s) ||
+				    !same_src(first, s))
 					break;
 				bytes += s->len;
 				j++;
@@ -280,20 +385,44 @@ static unsigned build_msgs(const struct udp_sock *u, struct udp_tx *tx, unsigned
 		h->msg_namelen = first->dst_len;
 		h->msg_iov = &tx->iov[m];
 		h->msg_iovlen = 1;
+		h->msg_control = tx->ctrl[m].buf;
+		h->msg_controllen = 0;
 		if (j - i > 1) {
 			uint16_t seg = (uint16_t)first->len;
-			h->msg_control = tx->ctrl[m].buf;
-			h->msg_controllen = sizeof(tx->ctrl[m].buf);
-			struct cmsghdr *c = CMSG_FIRSTHDR(h);
-			c->cmsg_level = IPPROTO_UDP;
-			c->cmsg_type = UDP_SEGMENT;
-			c->cmsg_len = CMSG_LEN(sizeof(seg));
-			memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+			add_cmsg(h, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof(seg));
 		}
+		if (first->src_level == IPPROTO_IP)
+			add_cmsg(h, IPPROTO_IP, IP_PKTINFO, &first->src.v4, sizeof(first->src.v4));
+		else if (first->src_level == IPPROTO_IPV6)
+			add_cmsg(h, IPPROTO_IPV6, IPV6_PKTINFO, &first->src.v6,
+				 sizeof(first->src.v6));
+		if (h->msg_controllen == 0)
+			h->msg_control = NULL;
 		tx->msg_segs[m] = j - i;
 		i = j;
 	}
 	return m;
+}
+
+/* What the kernel answers for a source that is no longer a local address: IPv4 routing says
+ * ENETUNREACH (ip_route_output_key_hash_rcu, unless the socket is transparent), IPv6 EINVAL
+ * (ip6_datagram_send_ctl), ENODEV for a vanished interface index, EADDRNOTAVAIL for a source
+ * that cannot be used at all. */
+static bool stale_src_error(int err)
+{
+	return err == EINVAL || err == ENETUNREACH || err == ENODEV || err == EADDRNOTAVAIL;
+}
+
+/* Drops the source of slot `at` and of every later queued datagram with the same source. */
+static void clear_src(struct udp_tx *tx, unsigned at)
+{
+	struct udp_tx_slot stale = tx->slots[at];
+	for (unsigned i = at; i < tx->count; i++) {
+		if (!same_src(&tx->slots[i], &stale))
+			continue;
+		memset(&tx->slots[i].src, 0, sizeof(tx->slots[i].src));
+		tx->slots[i].src_level = 0;
+	}
 }
 
 void udp_tx_flush(struct udp_sock *u, struct udp_tx *tx)
@@ -330,6 +459,19 @@ void udp_tx_flush(struct udp_sock *u, struct udp_tx *tx)
 				break;
 			}
 			int err = n < 0 ? errno : EIO;
+			/* Message k starts at slot `done`: every earlier message was counted. */
+			if (tx->slots[done].src_level != 0 && stale_src_error(err)) {
+				/* The source address (or its interface) is gone: send again and
+				 * let routing pick, as wireguard-go clears a failed source. The
+				 * next datagram from the peer brings the address it now talks to.
+				 * Checked before the GSO refusal below, which may also be EINVAL:
+				 * a stale source must not cost the socket its GSO. A real "no
+				 * route" costs one more attempt and then counts as failed. */
+				clear_src(tx, done);
+				tx->stale_src++;
+				rebuild = true;
+				break;
+			}
 			if (tx->msg_segs[k] > 1 &&
 			    (err == EIO || err == EINVAL || err == EMSGSIZE)) {
 				/* The kernel refuses to segment (udp_send_skb): EIO, no checksum

@@ -11,6 +11,14 @@
  * path MTU), GSO is turned off for the socket and the datagrams are sent one by one. On
  * receive, UDP_GRO (Linux 5.0) lets the kernel hand us a run of datagrams of one flow as one
  * buffer, with their size in a control message.
+ *
+ * Sticky sources: IP_PKTINFO / IPV6_RECVPKTINFO tell, per received datagram, the local address it
+ * was sent to; the endpoint handed to the core carries it, and a datagram queued for an endpoint
+ * with a source leaves from that address (an IP_PKTINFO or IPV6_PKTINFO control message), as the
+ * kernel's WireGuard and wireguard-go do. A multi-homed host thus answers from the address the
+ * peer talks to, which NAT and stateful firewalls on the way require. If the address has gone
+ * away (the kernel answers EINVAL, ENETUNREACH or ENODEV), the datagram is sent again without it
+ * and the kernel picks the source by routing.
  */
 #ifndef SG_NET_UDP_H
 #define SG_NET_UDP_H
@@ -56,13 +64,21 @@ void udp_close(struct udp_sock *u);
 /* Sets SO_MARK (needs CAP_NET_ADMIN). 0 or a negative errno. */
 int udp_set_fwmark(struct udp_sock *u, uint32_t mark) SG_WUR;
 
+/* Control messages per received buffer: the UDP_GRO segment size, IP_PKTINFO and, on the
+ * dual-stack socket, IPV6_PKTINFO (which IPv4 datagrams also get, with a mapped address). */
+#define UDP_RX_CTRL                                                                                \
+	(CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in_pktinfo)) +                         \
+	 CMSG_SPACE(sizeof(struct in6_pktinfo)))
+/* Control messages per sent message: UDP_SEGMENT and one of IP_PKTINFO / IPV6_PKTINFO. */
+#define UDP_TX_CTRL (CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo)))
+
 struct udp_rx {
 	struct mmsghdr msgs[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 	struct wg_endpoint from[UDP_BATCH];
 	size_t seg_size[UDP_BATCH];
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[UDP_RX_CTRL];
 		struct cmsghdr align;
 	} ctrl[UDP_BATCH];
 	uint8_t *bufs; /* UDP_BATCH * UDP_RX_BUF */
@@ -73,7 +89,8 @@ int udp_rx_init(struct udp_rx *rx) SG_WUR;
 void udp_rx_free(struct udp_rx *rx);
 /* Receives up to UDP_BATCH buffers. Returns how many (0 if none waiting) or a negative errno.
  * Buffer i is udp_rx_buf(rx, i), rx->msgs[i].msg_len bytes long, from rx->from[i] (IPv4-mapped
- * sources already turned into AF_INET); it holds datagrams of rx->seg_size[i] bytes each, the
+ * sources already turned into AF_INET; has_src and src4/src6 say which local address it was sent
+ * to, when the kernel told); it holds datagrams of rx->seg_size[i] bytes each, the
  * last one possibly shorter (just one unless the kernel coalesced them with UDP GRO).
  * Truncated buffers are skipped (length 0). */
 int udp_recv_batch(struct udp_sock *u, struct udp_rx *rx) SG_WUR;
@@ -83,6 +100,13 @@ struct udp_tx_slot {
 	size_t off, len; /* the datagram in the arena */
 	union wg_sockaddr dst;
 	socklen_t dst_len;
+	/* The source to send from: 0 (the kernel picks), IPPROTO_IP (src.v4 as IP_PKTINFO) or
+	 * IPPROTO_IPV6 (src.v6 as IPV6_PKTINFO). The union is zeroed first, so bytes compare. */
+	int src_level;
+	union {
+		struct in_pktinfo v4;
+		struct in6_pktinfo v6;
+	} src;
 };
 
 struct udp_tx {
@@ -92,7 +116,7 @@ struct udp_tx {
 	struct iovec iov[UDP_TX_SLOTS];
 	unsigned msg_segs[UDP_TX_SLOTS];
 	union {
-		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		char buf[UDP_TX_CTRL];
 		struct cmsghdr align;
 	} ctrl[UDP_TX_SLOTS];
 	uint8_t *arena;
@@ -100,14 +124,16 @@ struct udp_tx {
 	unsigned count;
 	/* Counters. */
 	uint64_t sent, failed;
-	uint64_t gso_msgs; /* messages sent with UDP_SEGMENT */
-	int last_error;	   /* last negative errno of a failed datagram */
-	int gso_error;	   /* what turned GSO off (0: nothing); the caller resets it */
+	uint64_t gso_msgs;  /* messages sent with UDP_SEGMENT */
+	uint64_t stale_src; /* messages sent again without their source (address gone) */
+	int last_error;	    /* last negative errno of a failed datagram */
+	int gso_error;	    /* what turned GSO off (0: nothing); the caller resets it */
 };
 int udp_tx_init(struct udp_tx *tx) SG_WUR;
 void udp_tx_free(struct udp_tx *tx);
-/* Queues a copy of the datagram for `to`, flushing first when the queue is full. A datagram the
- * socket's family cannot reach is counted as failed. */
+/* Queues a copy of the datagram for `to` (from to's source address if it has one), flushing
+ * first when the queue is full. A datagram the socket's family cannot reach is counted as
+ * failed. */
 void udp_tx_queue(struct udp_sock *u, struct udp_tx *tx, const struct wg_endpoint *to,
 		  const uint8_t *buf, size_t len);
 /* Sends the queue. Datagrams that fail (unreachable, buffer full) are dropped and counted, as

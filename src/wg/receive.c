@@ -53,12 +53,17 @@ static bool under_load(struct wg_device *dev, uint64_t now)
 	return false;
 }
 
+/* Roaming (whitepaper 2.1): the endpoint follows the source of the latest authenticated packet.
+ * The local address it arrived on is refreshed on every one, so replies stay sticky to it even
+ * when only that side moved (e.g. the peer now talks to our second address); only a change of the
+ * remote part is an event worth logging. */
 static void update_endpoint(struct wg_peer *peer, const struct wg_endpoint *from)
 {
-	if (peer->has_endpoint && wg_endpoint_eq(&peer->endpoint, from))
-		return;
+	bool same = peer->has_endpoint && wg_endpoint_eq(&peer->endpoint, from);
 	peer->endpoint = *from;
 	peer->has_endpoint = true;
+	if (same)
+		return;
 	struct wg_event ev = {WG_EVENT_ENDPOINT_CHANGED, peer, NULL, &peer->endpoint};
 	if (peer->dev->io.event)
 		peer->dev->io.event(peer->dev->io.ctx, &ev);

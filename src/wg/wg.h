@@ -35,10 +35,22 @@ union wg_sockaddr {
 	struct sockaddr_in in4;
 	struct sockaddr_in6 in6;
 };
+/* With has_src, also the local address the peer's last datagram arrived on (src4 for an AF_INET
+ * endpoint, src6 for AF_INET6) and the interface it came in on: replies leave from that address
+ * ("sticky sockets", as the kernel's socket.c and wireguard-go do), so a multi-homed host answers
+ * from the address the peer talks to and NAT or a stateful firewall on the way passes them.
+ * Without it (an endpoint set by configuration) the kernel picks the source by routing. */
 struct wg_endpoint {
 	union wg_sockaddr addr;
+	union {
+		struct in_addr src4;
+		struct in6_addr src6;
+	};
+	uint32_t src_ifindex;
+	bool has_src;
 };
-/* True if both endpoints have the same family, address and port. */
+/* True if both endpoints have the same family, remote address and port. The local source is not
+ * compared: it is not part of the peer's identity for roaming. */
 bool wg_endpoint_eq(const struct wg_endpoint *a, const struct wg_endpoint *b);
 
 struct wg_device;

@@ -489,6 +489,60 @@ static void test_roaming(void **state)
 	assert_true(wg_endpoint_eq(&a->peer->endpoint, &b->ep));
 }
 
+/* Sticky sources: the local address B's datagrams arrive on (what the socket layer puts in the
+ * endpoint) is refreshed on every authenticated packet and used for A's replies, but it is no
+ * roaming event, because the remote address and port stayed the same. */
+static void test_sticky_source_refreshed(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	handshake(0);
+	unsigned changed = a->events[WG_EVENT_ENDPOINT_CHANGED];
+	/* io_send stamps each datagram with the sender's ep, so B's datagrams now reach A as
+	 * if sent to A's second address 192.0.2.101 on interface 7. */
+	b->ep.has_src = true;
+	inet_pton(AF_INET, "192.0.2.101", &b->ep.src4);
+	b->ep.src_ifindex = 7;
+	assert_int_equal(send_ip(1, 10, 1), 0);
+	pump();
+	assert_int_equal(a->events[WG_EVENT_ENDPOINT_CHANGED], changed);
+	assert_true(a->peer->endpoint.has_src);
+	assert_int_equal(a->peer->endpoint.src4.s_addr, b->ep.src4.s_addr);
+	assert_int_equal(a->peer->endpoint.src_ifindex, 7);
+	assert_true(wg_endpoint_eq(&a->peer->endpoint, &b->ep));
+	/* A's reply carries that source down to the socket layer. */
+	assert_int_equal(send_ip(0, 10, 2), 0);
+	assert_int_equal(sim.nflight, 1);
+	assert_true(sim.flight[0].dst.has_src);
+	assert_int_equal(sim.flight[0].dst.src4.s_addr, b->ep.src4.s_addr);
+	pump();
+	/* Another local address, same remote: refreshed again, still no event. */
+	inet_pton(AF_INET, "192.0.2.102", &b->ep.src4);
+	b->ep.src_ifindex = 8;
+	assert_int_equal(send_ip(1, 10, 3), 0);
+	pump();
+	assert_int_equal(a->events[WG_EVENT_ENDPOINT_CHANGED], changed);
+	assert_int_equal(a->peer->endpoint.src4.s_addr, b->ep.src4.s_addr);
+	assert_int_equal(a->peer->endpoint.src_ifindex, 8);
+	/* A forged packet with yet another source changes nothing. */
+	struct wg_endpoint forged = b->ep;
+	inet_pton(AF_INET, "192.0.2.103", &forged.src4);
+	uint8_t junk[64] = {WG_MSG_DATA};
+	memcpy(junk + 4, &a->peer->kp_current->entry.index, 4);
+	wg_device_receive(a->dev, sim.now, &forged, junk, sizeof(junk));
+	assert_int_equal(a->peer->endpoint.src4.s_addr, b->ep.src4.s_addr);
+	/* A remote that moves is still an event, and brings its own source. */
+	ep4(&b->ep, "198.51.100.9", 40001);
+	assert_int_equal(send_ip(1, 10, 4), 0);
+	pump();
+	assert_int_equal(a->events[WG_EVENT_ENDPOINT_CHANGED], changed + 1);
+	assert_false(a->peer->endpoint.has_src);
+	/* An endpoint set by configuration has no source: the kernel picks it. */
+	struct wg_endpoint conf;
+	ep4(&conf, "192.0.2.2", 51821);
+	wg_peer_set_endpoint(a->peer, &conf);
+	assert_false(a->peer->endpoint.has_src);
+}
+
 static void test_keepalive_timers(void **state)
 {
 	struct node *a = &sim.n[0], *b = &sim.n[1];
@@ -621,6 +675,7 @@ int main(void)
 		T(test_cookie_under_load),
 		T(test_under_load_detected_by_rate),
 		T(test_roaming),
+		T(test_sticky_source_refreshed),
 		T(test_keepalive_timers),
 		T(test_new_handshake_when_unanswered),
 		T(test_malformed_messages),
