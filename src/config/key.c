@@ -2,6 +2,8 @@
  * the time and memory access pattern depend only on the length of the text, not on the key. */
 #include "config/key.h"
 
+#include <string.h>
+
 #include <secureguard/sg_errors.h>
 
 #include "crypto/crypto.h"
@@ -55,73 +57,94 @@ static unsigned int b64_value(unsigned char c, unsigned int *bad)
 	return v & 63u;
 }
 
-void sg_key_to_base64(char out[SG_KEY_BASE64_LEN + 1], const uint8_t key[SG_KEY_LEN])
+/* Canonical RFC 4648 base64 of n bytes: 4 * ceil(n / 3) characters with '=' padding, and a NUL. */
+static void b64_encode(char *out, const uint8_t *in, size_t n)
 {
 	size_t i, o = 0;
 
-	/* Ten full 3-byte groups, then the last 2 bytes as three symbols and one '='. */
-	for (i = 0; i + 3 <= SG_KEY_LEN; i += 3) {
-		uint32_t w = (uint32_t)key[i] << 16 | (uint32_t)key[i + 1] << 8 | key[i + 2];
+	for (i = 0; i < n; i += 3) {
+		size_t left = n - i;
+		uint32_t w = (uint32_t)in[i] << 16;
 
+		if (left > 1)
+			w |= (uint32_t)in[i + 1] << 8;
+		if (left > 2)
+			w |= in[i + 2];
 		out[o++] = b64_char((w >> 18) & 63);
 		out[o++] = b64_char((w >> 12) & 63);
-		out[o++] = b64_char((w >> 6) & 63);
-		out[o++] = b64_char(w & 63);
+		out[o++] = left > 1 ? b64_char((w >> 6) & 63) : '=';
+		out[o++] = left > 2 ? b64_char(w & 63) : '=';
 	}
-	uint32_t w = (uint32_t)key[30] << 16 | (uint32_t)key[31] << 8;
-
-	out[o++] = b64_char((w >> 18) & 63);
-	out[o++] = b64_char((w >> 12) & 63);
-	out[o++] = b64_char((w >> 6) & 63);
-	out[o++] = '=';
 	out[o] = '\0';
 }
 
-int sg_key_from_base64(uint8_t key[SG_KEY_LEN], const char *in, size_t len)
+/* Decodes exactly the canonical encoding of n bytes (length, alphabet, padding and zero unused
+ * bits all checked; the padding positions depend only on n, never on the data). */
+static int b64_decode(uint8_t *out, size_t n, const char *in, size_t len)
 {
 	unsigned int bad = 0;
 	size_t i, o = 0;
 
-	if (len != SG_KEY_BASE64_LEN) {
-		sg_memzero(key, SG_KEY_LEN);
+	if (len != 4 * ((n + 2) / 3)) {
+		sg_memzero(out, n);
 		return SG_EPARSE;
 	}
-	for (i = 0; i < 40; i += 4) {
+	for (i = 0; o < n; i += 4) {
+		size_t left = n - o;
 		uint32_t w = b64_value((unsigned char)in[i], &bad) << 18 |
-			     b64_value((unsigned char)in[i + 1], &bad) << 12 |
-			     b64_value((unsigned char)in[i + 2], &bad) << 6 |
-			     b64_value((unsigned char)in[i + 3], &bad);
+			     b64_value((unsigned char)in[i + 1], &bad) << 12;
 
-		key[o++] = (uint8_t)(w >> 16);
-		key[o++] = (uint8_t)(w >> 8);
-		key[o++] = (uint8_t)w;
+		if (left > 1)
+			w |= b64_value((unsigned char)in[i + 2], &bad) << 6;
+		else
+			bad |= (((unsigned char)in[i + 2] ^ (unsigned int)'=') + 0xffu) >> 8;
+		if (left > 2)
+			w |= b64_value((unsigned char)in[i + 3], &bad);
+		else
+			bad |= (((unsigned char)in[i + 3] ^ (unsigned int)'=') + 0xffu) >> 8;
+		out[o++] = (uint8_t)(w >> 16);
+		if (left > 1)
+			out[o++] = (uint8_t)(w >> 8);
+		if (left > 2)
+			out[o++] = (uint8_t)w;
+		/* The bits past the last byte must be zero (RFC 4648 section 3.5), so each key has
+		 * exactly one spelling. */
+		if (left == 1)
+			bad |= ((w & 0xffff) + 0xffffu) >> 16;
+		else if (left == 2)
+			bad |= ((w & 0xff) + 0xffu) >> 8;
 	}
-	uint32_t w = b64_value((unsigned char)in[40], &bad) << 18 |
-		     b64_value((unsigned char)in[41], &bad) << 12 |
-		     b64_value((unsigned char)in[42], &bad) << 6;
-
-	key[o++] = (uint8_t)(w >> 16);
-	key[o++] = (uint8_t)(w >> 8);
-	/* The third symbol carries 2 bits past the key; a canonical encoding leaves them zero
-	 * (RFC 4648 section 3.5), so each key has exactly one spelling. */
-	bad |= ((w & 0xff) + 0xffu) >> 8;
-	bad |= (((unsigned char)in[43] ^ (unsigned int)'=') + 0xffu) >> 8;
 	if (bad) {
-		sg_memzero(key, SG_KEY_LEN);
+		sg_memzero(out, n);
 		return SG_EPARSE;
 	}
 	return 0;
 }
 
-void sg_key_to_hex(char out[SG_KEY_HEX_LEN + 1], const uint8_t key[SG_KEY_LEN])
+void sg_key_to_base64(char out[SG_KEY_BASE64_LEN + 1], const uint8_t key[SG_KEY_LEN])
 {
-	for (size_t i = 0; i < SG_KEY_LEN; i++) {
-		unsigned int hi = key[i] >> 4, lo = key[i] & 15u;
+	b64_encode(out, key, SG_KEY_LEN);
+}
+
+int sg_key_from_base64(uint8_t key[SG_KEY_LEN], const char *in, size_t len)
+{
+	return b64_decode(key, SG_KEY_LEN, in, len);
+}
+
+static void hex_encode(char *out, const uint8_t *in, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned int hi = in[i] >> 4, lo = in[i] & 15u;
 
 		out[2 * i] = (char)('0' + hi + at_least(hi, 10) * ('a' - '0' - 10));
 		out[2 * i + 1] = (char)('0' + lo + at_least(lo, 10) * ('a' - '0' - 10));
 	}
-	out[SG_KEY_HEX_LEN] = '\0';
+	out[2 * n] = '\0';
+}
+
+void sg_key_to_hex(char out[SG_KEY_HEX_LEN + 1], const uint8_t key[SG_KEY_LEN])
+{
+	hex_encode(out, key, SG_KEY_LEN);
 }
 
 static unsigned int hex_value(unsigned char c, unsigned int *bad)
@@ -141,25 +164,116 @@ static unsigned int hex_value(unsigned char c, unsigned int *bad)
 	return v & 15u;
 }
 
-int sg_key_from_hex(uint8_t key[SG_KEY_LEN], const char *in, size_t len)
+static int hex_decode(uint8_t *out, size_t n, const char *in, size_t len)
 {
 	unsigned int bad = 0;
 
-	if (len != SG_KEY_HEX_LEN) {
-		sg_memzero(key, SG_KEY_LEN);
+	if (len != 2 * n) {
+		sg_memzero(out, n);
 		return SG_EPARSE;
 	}
-	for (size_t i = 0; i < SG_KEY_LEN; i++)
-		key[i] = (uint8_t)(hex_value((unsigned char)in[2 * i], &bad) << 4 |
+	for (size_t i = 0; i < n; i++)
+		out[i] = (uint8_t)(hex_value((unsigned char)in[2 * i], &bad) << 4 |
 				   hex_value((unsigned char)in[2 * i + 1], &bad));
 	if (bad) {
-		sg_memzero(key, SG_KEY_LEN);
+		sg_memzero(out, n);
 		return SG_EPARSE;
 	}
 	return 0;
 }
 
+int sg_key_from_hex(uint8_t key[SG_KEY_LEN], const char *in, size_t len)
+{
+	return hex_decode(key, SG_KEY_LEN, in, len);
+}
+
 bool sg_key_is_zero(const uint8_t key[SG_KEY_LEN])
 {
 	return sg_is_zero(key, SG_KEY_LEN);
+}
+
+/* ---- FIPS keys ------------------------------------------------------------------------------ */
+
+int sg_fipskey_generate(uint8_t priv[SG_FIPS_PRIV_LEN], uint8_t pub[SG_FIPS_PUB_LEN])
+{
+	return sg_p384_generate(priv, pub) ? 0 : SG_ECRYPTO;
+}
+
+int sg_fipskey_public(uint8_t pub[SG_FIPS_PUB_LEN], const uint8_t priv[SG_FIPS_PRIV_LEN])
+{
+	/* Fails for a scalar outside [1, n-1], so this also validates a private key. */
+	return sg_p384_public(pub, priv) ? 0 : SG_EINVAL;
+}
+
+void sg_fipskey_priv_to_base64(char out[SG_FIPS_PRIV_BASE64_LEN + 1],
+			       const uint8_t priv[SG_FIPS_PRIV_LEN])
+{
+	b64_encode(out, priv, SG_FIPS_PRIV_LEN);
+}
+
+int sg_fipskey_priv_from_base64(uint8_t priv[SG_FIPS_PRIV_LEN], const char *in, size_t len)
+{
+	uint8_t pub[SG_FIPS_PUB_LEN];
+	int ret = b64_decode(priv, SG_FIPS_PRIV_LEN, in, len);
+
+	if (ret == 0 && !sg_p384_public(pub, priv)) {
+		sg_memzero(priv, SG_FIPS_PRIV_LEN);
+		ret = SG_EINVAL;
+	}
+	return ret;
+}
+
+void sg_fipskey_pub_to_base64(char out[SG_FIPS_PUB_BASE64_LEN + 1],
+			      const uint8_t pub[SG_FIPS_PUB_LEN])
+{
+	b64_encode(out, pub, SG_FIPS_PUB_LEN);
+}
+
+int sg_fipskey_pub_from_base64(uint8_t pub[SG_FIPS_PUB_LEN], const char *in, size_t len)
+{
+	int ret = b64_decode(pub, SG_FIPS_PUB_LEN, in, len);
+
+	if (ret == 0 && !sg_fipskey_pub_valid(pub)) {
+		memset(pub, 0, SG_FIPS_PUB_LEN);
+		ret = SG_EINVAL;
+	}
+	return ret;
+}
+
+void sg_fipskey_priv_to_hex(char out[2 * SG_FIPS_PRIV_LEN + 1], const uint8_t priv[SG_FIPS_PRIV_LEN])
+{
+	hex_encode(out, priv, SG_FIPS_PRIV_LEN);
+}
+
+int sg_fipskey_priv_from_hex(uint8_t priv[SG_FIPS_PRIV_LEN], const char *in, size_t len)
+{
+	uint8_t pub[SG_FIPS_PUB_LEN];
+	int ret = hex_decode(priv, SG_FIPS_PRIV_LEN, in, len);
+
+	if (ret == 0 && !sg_is_zero(priv, SG_FIPS_PRIV_LEN) && !sg_p384_public(pub, priv)) {
+		sg_memzero(priv, SG_FIPS_PRIV_LEN);
+		ret = SG_EINVAL;
+	}
+	return ret;
+}
+
+void sg_fipskey_pub_to_hex(char out[2 * SG_FIPS_PUB_LEN + 1], const uint8_t pub[SG_FIPS_PUB_LEN])
+{
+	hex_encode(out, pub, SG_FIPS_PUB_LEN);
+}
+
+int sg_fipskey_pub_from_hex(uint8_t pub[SG_FIPS_PUB_LEN], const char *in, size_t len)
+{
+	int ret = hex_decode(pub, SG_FIPS_PUB_LEN, in, len);
+
+	if (ret == 0 && !sg_fipskey_pub_valid(pub)) {
+		memset(pub, 0, SG_FIPS_PUB_LEN);
+		ret = SG_EINVAL;
+	}
+	return ret;
+}
+
+bool sg_fipskey_pub_valid(const uint8_t pub[SG_FIPS_PUB_LEN])
+{
+	return sg_p384_public_valid(pub);
 }

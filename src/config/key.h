@@ -37,4 +37,30 @@ int sg_key_from_hex(uint8_t key[SG_KEY_LEN], const char *in, size_t len) SG_WUR;
 /* Constant-time: true iff all 32 bytes are zero (an unset key in the UAPI). */
 bool sg_key_is_zero(const uint8_t key[SG_KEY_LEN]) SG_WUR;
 
+/* ---- FIPS keys (ECDH P-384) -------------------------------------------------------------
+ * Private: the 48-byte big-endian scalar in [1, n-1], 64 characters of base64 (no padding).
+ * Public: the 49-byte SEC1 compressed point, 68 characters of base64 ending in "==".
+ * Same canonical base64 rules as above; hex for the UAPI (96 and 98 digits). Decoders of
+ * private keys also check the scalar's range and of public keys that the point is on the curve
+ * (SG_EINVAL), after the encoding itself (SG_EPARSE). */
+#define SG_FIPS_PRIV_LEN	48
+#define SG_FIPS_PUB_LEN		49
+#define SG_FIPS_PRIV_BASE64_LEN 64
+#define SG_FIPS_PUB_BASE64_LEN	68
+
+int sg_fipskey_generate(uint8_t priv[SG_FIPS_PRIV_LEN], uint8_t pub[SG_FIPS_PUB_LEN]) SG_WUR;
+int sg_fipskey_public(uint8_t pub[SG_FIPS_PUB_LEN], const uint8_t priv[SG_FIPS_PRIV_LEN]) SG_WUR;
+bool sg_fipskey_pub_valid(const uint8_t pub[SG_FIPS_PUB_LEN]) SG_WUR;
+void sg_fipskey_priv_to_base64(char out[SG_FIPS_PRIV_BASE64_LEN + 1],
+			       const uint8_t priv[SG_FIPS_PRIV_LEN]);
+int sg_fipskey_priv_from_base64(uint8_t priv[SG_FIPS_PRIV_LEN], const char *in, size_t len) SG_WUR;
+void sg_fipskey_pub_to_base64(char out[SG_FIPS_PUB_BASE64_LEN + 1],
+			      const uint8_t pub[SG_FIPS_PUB_LEN]);
+int sg_fipskey_pub_from_base64(uint8_t pub[SG_FIPS_PUB_LEN], const char *in, size_t len) SG_WUR;
+/* Hex forms for the UAPI. The private decoder accepts all zeros (removes the key in the UAPI). */
+void sg_fipskey_priv_to_hex(char out[2 * SG_FIPS_PRIV_LEN + 1], const uint8_t priv[SG_FIPS_PRIV_LEN]);
+int sg_fipskey_priv_from_hex(uint8_t priv[SG_FIPS_PRIV_LEN], const char *in, size_t len) SG_WUR;
+void sg_fipskey_pub_to_hex(char out[2 * SG_FIPS_PUB_LEN + 1], const uint8_t pub[SG_FIPS_PUB_LEN]);
+int sg_fipskey_pub_from_hex(uint8_t pub[SG_FIPS_PUB_LEN], const char *in, size_t len) SG_WUR;
+
 #endif

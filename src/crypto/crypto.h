@@ -89,6 +89,9 @@ bool sg_chacha20poly1305_decrypt(uint8_t *dst, const uint8_t *src, size_t len, c
 				 const uint8_t key[SG_CHACHA_KEY_LEN]) SG_WUR;
 /* The WireGuard nonce: 32 zero bits then the 64-bit little-endian counter. */
 void sg_wg_nonce(uint8_t nonce[12], uint64_t counter);
+/* The Noise AESGCM nonce (Noise spec 12.4): 32 zero bits then the 64-bit big-endian counter;
+ * used by the fips suite in handshakes and transport data alike. */
+void sg_noise_aesgcm_nonce(uint8_t nonce[12], uint64_t counter);
 
 /* HChaCha20 (draft-irtf-cfrg-xchacha section 2.2), built on OpenSSL's ChaCha20 keystream. */
 bool sg_hchacha20(uint8_t out[32], const uint8_t nonce[16], const uint8_t key[32]) SG_WUR;
@@ -119,16 +122,20 @@ bool sg_wg_kdf(uint8_t *t1, uint8_t *t2, uint8_t *t3, const uint8_t ck[SG_BLAKE2
 /* ---- fips suite ------------------------------------------------------------------------- */
 
 #define SG_P384_PRIV_LEN   48
-#define SG_P384_PUB_LEN    97 /* SEC1 uncompressed: 0x04 || X || Y */
+#define SG_P384_PUB_LEN    49 /* SEC1 compressed: 0x02|0x03 (parity of Y) || X */
 #define SG_P384_SHARED_LEN 48
 #define SG_SHA384_LEN      48
 #define SG_AES256_KEY_LEN  32
 
-/* New P-384 key pair; priv is the big-endian scalar, pub is SEC1 uncompressed. */
+/* New P-384 key pair; priv is the big-endian scalar, pub is a SEC1 compressed point (the only
+ * encoding of public keys in SecureGuard's FIPS mode: 49 bytes on the wire instead of 97). */
 bool sg_p384_generate(uint8_t priv[SG_P384_PRIV_LEN], uint8_t pub[SG_P384_PUB_LEN]) SG_WUR;
 bool sg_p384_public(uint8_t pub[SG_P384_PUB_LEN], const uint8_t priv[SG_P384_PRIV_LEN]) SG_WUR;
-/* ECDH (SP 800-56A): the X coordinate of priv * pub. Fails on a point not on the curve, at
- * infinity, or a scalar out of range. */
+/* True if pub is a compressed point on P-384 (SP 800-56A 5.6.2.3.4 partial validation; the
+ * curve has cofactor 1, so that is full validation). */
+bool sg_p384_public_valid(const uint8_t pub[SG_P384_PUB_LEN]) SG_WUR;
+/* ECDH (SP 800-56A): the X coordinate of priv * pub, pub compressed. Fails on an encoding that
+ * is not a compressed point on the curve, or a scalar out of range. */
 bool sg_p384_ecdh(uint8_t out[SG_P384_SHARED_LEN], const uint8_t priv[SG_P384_PRIV_LEN],
 		  const uint8_t pub[SG_P384_PUB_LEN]) SG_WUR;
 /* AES-256-GCM with a 96-bit IV and 16-byte tag; same conventions as ChaCha20-Poly1305 above. */
@@ -168,6 +175,7 @@ struct sg_suite {
 	bool (*hash)(uint8_t *out, const struct sg_iov *iov, size_t niov);
 	bool (*hmac)(uint8_t *out, const uint8_t *key, size_t keylen, const struct sg_iov *iov,
 		     size_t niov);
+	void (*nonce)(uint8_t nonce[12], uint64_t counter); /* AEAD nonce from a counter */
 };
 
 /* The table for a suite id, or NULL for an unknown id. */

@@ -11,6 +11,7 @@
 #include <openssl/obj_mac.h>
 #include <openssl/params.h>
 
+#include "common/bytes.h"
 #include "crypto/crypto_int.h"
 
 /* ---- P-384 (FIPS 186-4 D.1.2.4, SP 800-56A rev3) ------------------------------------------- */
@@ -75,15 +76,23 @@ static EVP_PKEY *p384_pub_key(const struct sg__algs *a, const uint8_t pub[SG_P38
 {
 	OSSL_PARAM params[3];
 
-	/* Only the uncompressed form is part of our wire format. fromdata decodes the point with
-	 * EC_POINT_oct2point, which refuses points not on the curve. */
-	if (pub[0] != 0x04)
+	/* Only the compressed form is part of our wire format. fromdata decodes the point with
+	 * EC_POINT_oct2point, which recovers Y and refuses an X that is not on the curve or not a
+	 * field element. */
+	if (pub[0] != 0x02 && pub[0] != 0x03)
 		return NULL;
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, "P-384", 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pub,
 						      SG_P384_PUB_LEN);
 	params[2] = OSSL_PARAM_construct_end();
 	return p384_fromdata(a, params, EVP_PKEY_PUBLIC_KEY);
+}
+
+/* SEC1 2.3.3 point compression of an uncompressed point 04 || X || Y. */
+static void p384_compress(uint8_t out[SG_P384_PUB_LEN], const uint8_t in[97])
+{
+	out[0] = (uint8_t)(0x02 | (in[96] & 1));
+	memcpy(out + 1, in + 1, 48);
 }
 
 bool sg_p384_generate(uint8_t priv[SG_P384_PRIV_LEN], uint8_t pub[SG_P384_PUB_LEN])
@@ -94,6 +103,7 @@ bool sg_p384_generate(uint8_t priv[SG_P384_PRIV_LEN], uint8_t pub[SG_P384_PUB_LE
 	const struct sg__algs *a = sg__algs();
 	EVP_PKEY *key = NULL;
 	BIGNUM *d = NULL;
+	uint8_t full[97];
 	size_t n = 0;
 	bool ok = false;
 
@@ -106,10 +116,11 @@ bool sg_p384_generate(uint8_t priv[SG_P384_PRIV_LEN], uint8_t pub[SG_P384_PUB_LE
 		goto out;
 	if (BN_bn2binpad(d, priv, SG_P384_PRIV_LEN) != SG_P384_PRIV_LEN)
 		goto out;
-	if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pub, SG_P384_PUB_LEN,
+	if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, full, sizeof(full),
 					    &n) != 1 ||
-	    n != SG_P384_PUB_LEN || pub[0] != 0x04)
+	    n != sizeof(full) || full[0] != 0x04)
 		goto out;
+	p384_compress(pub, full);
 	ok = true;
 out:
 	if (!ok)
@@ -141,13 +152,25 @@ bool sg_p384_public(uint8_t pub[SG_P384_PUB_LEN], const uint8_t priv[SG_P384_PRI
 	BN_set_flags(d, BN_FLG_CONSTTIME);
 	if (EC_POINT_mul(group, point, d, NULL, NULL, NULL) != 1)
 		goto out;
-	ok = EC_POINT_point2oct(group, point, POINT_CONVERSION_UNCOMPRESSED, pub, SG_P384_PUB_LEN,
+	ok = EC_POINT_point2oct(group, point, POINT_CONVERSION_COMPRESSED, pub, SG_P384_PUB_LEN,
 				NULL) == SG_P384_PUB_LEN;
 out:
 	BN_clear_free(d);
 	EC_POINT_clear_free(point);
 	EC_GROUP_free(group);
 	return ok;
+}
+
+bool sg_p384_public_valid(const uint8_t pub[SG_P384_PUB_LEN])
+{
+	const struct sg__algs *a = sg__algs();
+	EVP_PKEY *key;
+
+	if (a == NULL || pub == NULL)
+		return false;
+	key = p384_pub_key(a, pub);
+	EVP_PKEY_free(key);
+	return key != NULL;
 }
 
 bool sg_p384_ecdh(uint8_t out[SG_P384_SHARED_LEN], const uint8_t priv[SG_P384_PRIV_LEN],
@@ -251,4 +274,11 @@ out:
 		sg_memzero(out, outlen <= 255 * SG_SHA384_LEN ? outlen : 0);
 	EVP_KDF_CTX_free(kctx); /* cleanses the copied key, salt and PRK */
 	return ok;
+}
+
+void sg_noise_aesgcm_nonce(uint8_t nonce[12], uint64_t counter)
+{
+	/* Noise spec 12.4: 32 bits of zeros followed by the big-endian encoding of n. */
+	memset(nonce, 0, 4);
+	sg_put_be64(nonce + 4, counter);
 }

@@ -197,6 +197,7 @@ static const struct sg_suite suite_classic = {
     .aead_decrypt = sg_chacha20poly1305_decrypt,
     .hash = sg_blake2s,
     .hmac = sg_hmac_blake2s,
+    .nonce = sg_wg_nonce,
 };
 
 static const struct sg_suite suite_fips = {
@@ -214,6 +215,7 @@ static const struct sg_suite suite_fips = {
     .aead_decrypt = sg_aes256gcm_decrypt,
     .hash = sg_sha384,
     .hmac = sg_hmac_sha384,
+    .nonce = sg_noise_aesgcm_nonce,
 };
 
 const struct sg_suite *sg_suite_get(enum sg_suite_id id)

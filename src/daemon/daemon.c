@@ -116,6 +116,82 @@ static void fmt_endpoint(char *buf, size_t size, const struct wg_endpoint *ep)
 		snprintf(buf, size, "none");
 }
 
+/* One readable sentence per crypto-mode negotiation event (docs/PROTOCOL.md): an operator must
+ * see why a peer does not come up, on both sides. The core limits per-peer events to one per
+ * 10 s; those without a peer (unauthenticated sources) share the failure rate limit here. */
+static void log_mode_event(struct daemon_ctx *d, const struct wg_event *ev, const char *tag,
+			   const char *ep)
+{
+	const char *r = ev->reason ? ev->reason : "";
+	uint64_t suppressed = 0;
+	char msg[320];
+
+	if (ev->type == WG_EVENT_MODE_FALLBACK) {
+		snprintf(msg, sizeof(msg),
+			 "peer %s: FIPS handshake %s; falling back to classic, FIPS again in 600 s",
+			 tag, !strcmp(r, "timeout") ? "timed out" : "was rejected");
+		sg_log(SG_LOG_WARN, "crypto_fallback", "peer=%s endpoint=%s reason=%s msg=\"%s\"",
+		       tag, ep, r, msg);
+		return;
+	}
+	if (!ev->peer) {
+		if (!sg_log_ratelimit_allow(&d->fail_rl, evloop_now_ns(), &suppressed))
+			return;
+		snprintf(msg, sizeof(msg), "%s handshake from %s refused: %s",
+			 !strcmp(r, "no_fips_key") ? "FIPS" : "classic", ep,
+			 !strcmp(r, "no_fips_key")
+				 ? "this interface has no FipsPrivateKey, it allows classic only"
+				 : "this interface has no PrivateKey, it allows FIPS only");
+		sg_log(SG_LOG_ERROR, "crypto_mode_refused",
+		       "endpoint=%s reason=%s suppressed=%llu msg=\"%s\"", ep, r,
+		       (unsigned long long)suppressed, msg);
+		return;
+	}
+	if (ev->type == WG_EVENT_MODE_REFUSED) {
+		if (!strcmp(r, "peer_offered_classic_fips_required"))
+			snprintf(msg, sizeof(msg),
+				 "peer %s offered classic; CryptoMode = fips allows FIPS only", tag);
+		else if (!strcmp(r, "peer_offered_fips_classic_only"))
+			snprintf(msg, sizeof(msg),
+				 "peer %s offered FIPS; CryptoMode = classic allows classic only", tag);
+		else
+			snprintf(msg, sizeof(msg), "peer %s speaks another protocol version", tag);
+		sg_log(SG_LOG_ERROR, "crypto_mode_refused", "peer=%s endpoint=%s reason=%s msg=\"%s\"",
+		       tag, ep, r, msg);
+		return;
+	}
+	if (ev->type == WG_EVENT_MODE_UNUSABLE) {
+		if (!strcmp(r, "fips_required_no_fips_keys"))
+			snprintf(msg, sizeof(msg),
+				 "peer %s: CryptoMode = fips but %s has no FIPS key", tag,
+				 d->dev && wg_device_get_fips_public_key(d->dev, (uint8_t[49]){0})
+					 ? "the peer"
+					 : "this interface");
+		else if (!strcmp(r, "classic_required_no_classic_keys"))
+			snprintf(msg, sizeof(msg), "peer %s: CryptoMode = classic but a classic key "
+						   "is missing on one side", tag);
+		else
+			snprintf(msg, sizeof(msg), "peer %s: no crypto mode with keys on both sides",
+				 tag);
+		sg_log(SG_LOG_ERROR, "crypto_mode_unusable", "peer=%s reason=%s msg=\"%s\"", tag, r,
+		       msg);
+		return;
+	}
+	/* WG_EVENT_MODE_REJECTED: the peer refused our handshake. */
+	if (!strcmp(r, "peer_requires_fips"))
+		snprintf(msg, sizeof(msg), "peer %s requires FIPS; this interface allows classic "
+					   "only with it", tag);
+	else if (!strcmp(r, "peer_requires_fips_switching"))
+		snprintf(msg, sizeof(msg), "peer %s requires FIPS; switching to FIPS", tag);
+	else if (!strcmp(r, "peer_has_no_fips") || !strcmp(r, "peer_allows_classic_only"))
+		snprintf(msg, sizeof(msg), "peer %s allows classic only; our FIPS handshake was "
+					   "refused", tag);
+	else
+		snprintf(msg, sizeof(msg), "peer %s refused our handshake (%s)", tag, r);
+	sg_log(SG_LOG_ERROR, "crypto_mode_rejected", "peer=%s endpoint=%s reason=%s msg=\"%s\"",
+	       tag, ep, r, msg);
+}
+
 static void on_event(void *ctx, const struct wg_event *ev)
 {
 	struct daemon_ctx *d = ctx;
@@ -132,8 +208,18 @@ static void on_event(void *ctx, const struct wg_event *ev)
 		sg_log(SG_LOG_DEBUG, "handshake_initiated", "peer=%s endpoint=%s reason=%s", tag,
 		       ep, reason);
 		break;
-	case WG_EVENT_HANDSHAKE_COMPLETE:
-		sg_log(SG_LOG_INFO, "handshake_complete", "peer=%s endpoint=%s", tag, ep);
+	case WG_EVENT_HANDSHAKE_COMPLETE: {
+		struct wg_peer_stats ps;
+		wg_peer_get_stats(ev->peer, &ps);
+		sg_log(SG_LOG_INFO, "handshake_complete", "peer=%s endpoint=%s mode=%s", tag, ep,
+		       ps.mode == SG_SUITE_FIPS ? "fips" : "classic");
+		break;
+	}
+	case WG_EVENT_MODE_REFUSED:
+	case WG_EVENT_MODE_REJECTED:
+	case WG_EVENT_MODE_FALLBACK:
+	case WG_EVENT_MODE_UNUSABLE:
+		log_mode_event(d, ev, tag, ep);
 		break;
 	case WG_EVENT_HANDSHAKE_FAILED:
 		/* Needs a valid mac1 (knowledge of our public key) but can still come in floods. */

@@ -110,8 +110,8 @@ void handshake_clear(struct wg_peer *peer)
 static void peer_precompute(struct wg_peer *peer)
 {
 	struct wg_device *dev = peer->dev;
-	peer->static_static_ok =
-		dev->has_key && sg_x25519(peer->static_static, dev->static_private, peer->public_key);
+	peer->static_static_ok = dev->has_key && peer->has_classic &&
+				 sg_x25519(peer->static_static, dev->static_private, peer->public_key);
 	if (!peer->static_static_ok)
 		sg_memzero(peer->static_static, sizeof(peer->static_static));
 }
@@ -143,13 +143,17 @@ struct wg_device *wg_device_new(const struct wg_io *io)
 	dev->io = *io;
 	dev->aips = wg_allowedips_new();
 	dev->ratelimiter = malloc(sizeof(*dev->ratelimiter));
-	if (!dev->aips || !dev->ratelimiter) {
+	dev->reject_limiter = malloc(sizeof(*dev->reject_limiter));
+	if (!dev->aips || !dev->ratelimiter || !dev->reject_limiter) {
 		wg_allowedips_free(dev->aips);
 		free(dev->ratelimiter);
+		free(dev->reject_limiter);
 		free(dev);
 		return NULL;
 	}
 	ratelimiter_init(dev->ratelimiter);
+	ratelimiter_init(dev->reject_limiter);
+	dev->crypto_mode = WG_CRYPTO_AUTO;
 	dev->hash_seed = sg_random_u64();
 	dev->mtu = 1420;
 	return dev;
@@ -162,6 +166,7 @@ void wg_device_free(struct wg_device *dev)
 	wg_device_remove_all_peers(dev);
 	wg_allowedips_free(dev->aips);
 	free(dev->ratelimiter);
+	free(dev->reject_limiter);
 	free(dev->heap);
 	cookie_checker_wipe(&dev->checker);
 	sg_memzero(dev, sizeof(*dev));
@@ -182,7 +187,7 @@ int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[WG_KEY_LE
 		sg_memzero(dev->static_private, 32);
 		memset(dev->static_public, 0, 32);
 		dev->has_key = false;
-		if (!cookie_checker_set_key(&dev->checker, NULL))
+		if (!cookie_checker_set_key(&dev->checker, SG_SUITE_CLASSIC, NULL))
 			return SG_ECRYPTO;
 		for (p = dev->peers_head; p; p = p->list_next) {
 			peer_precompute(p);
@@ -210,7 +215,7 @@ int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[WG_KEY_LE
 	memcpy(dev->static_public, pub, 32);
 	sg_memzero(priv, sizeof(priv));
 	dev->has_key = true;
-	if (!cookie_checker_set_key(&dev->checker, dev->static_public))
+	if (!cookie_checker_set_key(&dev->checker, SG_SUITE_CLASSIC, dev->static_public))
 		return SG_ECRYPTO;
 	for (p = dev->peers_head; p; p = p->list_next) {
 		peer_precompute(p);
@@ -231,6 +236,112 @@ bool wg_device_get_public_key(const struct wg_device *dev, uint8_t key[WG_KEY_LE
 	if (dev->has_key)
 		memcpy(key, dev->static_public, 32);
 	return dev->has_key;
+}
+
+int wg_device_set_fips_private_key(struct wg_device *dev, const uint8_t key[WG_FIPS_PRIV_LEN])
+{
+	uint8_t pub[WG_FIPS_PUB_LEN];
+	struct wg_peer *p, *next;
+
+	if (!key || sg_is_zero(key, WG_FIPS_PRIV_LEN)) {
+		sg_memzero(dev->fips_private, sizeof(dev->fips_private));
+		memset(dev->fips_public, 0, sizeof(dev->fips_public));
+		dev->has_fips_key = false;
+	} else {
+		if (!sg_p384_public(pub, key))
+			return SG_EINVAL;
+		if (dev->has_fips_key && sg_memeq(key, dev->fips_private, WG_FIPS_PRIV_LEN))
+			return 0; /* unchanged: keep the sessions */
+		for (p = dev->peers_head; p; p = next) {
+			next = p->list_next;
+			if (p->has_fips && sg_memeq(p->fips_public, pub, WG_FIPS_PUB_LEN))
+				wg_device_remove_peer(dev, p);
+		}
+		memcpy(dev->fips_private, key, WG_FIPS_PRIV_LEN);
+		memcpy(dev->fips_public, pub, WG_FIPS_PUB_LEN);
+		dev->has_fips_key = true;
+	}
+	if (!cookie_checker_set_key(&dev->checker, SG_SUITE_FIPS,
+				    dev->has_fips_key ? dev->fips_public : NULL))
+		return SG_ECRYPTO;
+	for (p = dev->peers_head; p; p = p->list_next) {
+		sg_memzero(p->fips_static_static, sizeof(p->fips_static_static));
+		p->fips_ss = FIPS_SS_UNKNOWN;
+		peer_expire_sessions(p);
+	}
+	return 0;
+}
+
+bool wg_device_get_fips_private_key(const struct wg_device *dev, uint8_t key[WG_FIPS_PRIV_LEN])
+{
+	if (dev->has_fips_key)
+		memcpy(key, dev->fips_private, WG_FIPS_PRIV_LEN);
+	return dev->has_fips_key;
+}
+
+bool wg_device_get_fips_public_key(const struct wg_device *dev, uint8_t key[WG_FIPS_PUB_LEN])
+{
+	if (dev->has_fips_key)
+		memcpy(key, dev->fips_public, WG_FIPS_PUB_LEN);
+	return dev->has_fips_key;
+}
+
+/* Resets a peer's sessions when its current one is of a mode the policy no longer allows. */
+static void peer_policy_changed(struct wg_peer *peer)
+{
+	struct wg_keypair *kp = peer->kp_current;
+	enum wg_crypto_mode m = peer_effective_mode(peer);
+
+	peer->fallback = false;
+	if (!kp)
+		return;
+	if ((m == WG_CRYPTO_FIPS && kp->wire_mode != WG_MODE_FIPS) ||
+	    (m == WG_CRYPTO_CLASSIC && kp->wire_mode != WG_MODE_CLASSIC)) {
+		keypairs_clear(peer);
+		peer_expire_sessions(peer);
+	}
+}
+
+int wg_device_set_crypto_mode(struct wg_device *dev, enum wg_crypto_mode mode)
+{
+	if (mode != WG_CRYPTO_AUTO && mode != WG_CRYPTO_FIPS && mode != WG_CRYPTO_CLASSIC)
+		return SG_EINVAL;
+	dev->crypto_mode = mode;
+	for (struct wg_peer *p = dev->peers_head; p; p = p->list_next)
+		peer_policy_changed(p);
+	return 0;
+}
+
+enum wg_crypto_mode wg_device_get_crypto_mode(const struct wg_device *dev)
+{
+	return dev->crypto_mode;
+}
+
+const char *wg_crypto_mode_name(enum wg_crypto_mode m)
+{
+	switch (m) {
+	case WG_CRYPTO_AUTO:
+		return "auto";
+	case WG_CRYPTO_FIPS:
+		return "fips";
+	case WG_CRYPTO_CLASSIC:
+		return "classic";
+	default:
+		return "inherit";
+	}
+}
+
+int wg_crypto_mode_parse(const char *s, bool allow_inherit)
+{
+	if (!strcmp(s, "auto"))
+		return WG_CRYPTO_AUTO;
+	if (!strcmp(s, "fips"))
+		return WG_CRYPTO_FIPS;
+	if (!strcmp(s, "classic"))
+		return WG_CRYPTO_CLASSIC;
+	if (allow_inherit && !strcmp(s, "inherit"))
+		return WG_CRYPTO_INHERIT;
+	return -1;
 }
 
 void wg_device_tick(struct wg_device *dev, uint64_t now)
@@ -264,6 +375,113 @@ static unsigned peer_bucket(const struct wg_device *dev, const uint8_t pub[32])
 	return (unsigned)((h ^ (h >> 32)) % PEER_BUCKETS);
 }
 
+static unsigned fips_bucket(const struct wg_device *dev, const uint8_t pub[WG_FIPS_PUB_LEN])
+{
+	/* The x coordinate after the parity byte is as good a source as a whole key. */
+	return peer_bucket(dev, pub + 1);
+}
+
+struct wg_peer *wg_device_find_peer_fips(const struct wg_device *dev,
+					 const uint8_t pub[WG_FIPS_PUB_LEN])
+{
+	for (struct wg_peer *p = dev->fips_buckets[fips_bucket(dev, pub)]; p; p = p->fips_hash_next)
+		if (sg_memeq(p->fips_public, pub, WG_FIPS_PUB_LEN))
+			return p;
+	return NULL;
+}
+
+static void fips_unhash(struct wg_peer *peer)
+{
+	struct wg_device *dev = peer->dev;
+	if (!peer->has_fips)
+		return;
+	struct wg_peer **pp = &dev->fips_buckets[fips_bucket(dev, peer->fips_public)];
+	for (; *pp; pp = &(*pp)->fips_hash_next) {
+		if (*pp == peer) {
+			*pp = peer->fips_hash_next;
+			break;
+		}
+	}
+	peer->fips_hash_next = NULL;
+}
+
+void wg_fips_peer_id(uint8_t id[WG_KEY_LEN], const uint8_t fips_pub[WG_FIPS_PUB_LEN])
+{
+	static const char label[] = "SecureGuard FIPS peer id v1";
+	uint8_t h[SG_SHA384_LEN];
+	struct sg_iov iov[2] = {{label, sizeof(label) - 1}, {fips_pub, WG_FIPS_PUB_LEN}};
+
+	if (!sg_sha384(h, iov, 2))
+		abort(); /* SHA-384 of public data cannot fail short of a broken library */
+	memcpy(id, h, WG_KEY_LEN);
+}
+
+int wg_peer_set_fips_public_key(struct wg_peer *peer, const uint8_t pub[WG_FIPS_PUB_LEN])
+{
+	struct wg_device *dev = peer->dev;
+	uint8_t id[WG_KEY_LEN];
+
+	if (pub) {
+		struct wg_peer *other = wg_device_find_peer_fips(dev, pub);
+		if (other == peer)
+			return 0;
+		if (other)
+			return SG_EEXIST;
+		if (dev->has_fips_key && sg_memeq(pub, dev->fips_public, WG_FIPS_PUB_LEN))
+			return SG_EINVAL;
+		if (!sg_p384_public_valid(pub))
+			return SG_EINVAL;
+	}
+	fips_unhash(peer);
+	keypairs_clear(peer);
+	peer_expire_sessions(peer);
+	sg_memzero(peer->fips_static_static, sizeof(peer->fips_static_static));
+	peer->fips_ss = FIPS_SS_UNKNOWN;
+	peer->fallback = false;
+	peer->remote_caps = 0;
+	if (!pub) {
+		memset(peer->fips_public, 0, WG_FIPS_PUB_LEN);
+		peer->has_fips = false;
+		peer->has_classic = true;
+		peer_precompute(peer);
+		return cookie_maker_set_key(&peer->cookie, SG_SUITE_FIPS, NULL) ? 0 : SG_ECRYPTO;
+	}
+	memcpy(peer->fips_public, pub, WG_FIPS_PUB_LEN);
+	peer->has_fips = true;
+	wg_fips_peer_id(id, pub);
+	peer->has_classic = !sg_memeq(id, peer->public_key, WG_KEY_LEN);
+	peer_precompute(peer);
+	unsigned b = fips_bucket(dev, pub);
+	peer->fips_hash_next = dev->fips_buckets[b];
+	dev->fips_buckets[b] = peer;
+	return cookie_maker_set_key(&peer->cookie, SG_SUITE_FIPS, pub) ? 0 : SG_ECRYPTO;
+}
+
+bool wg_peer_get_fips_public_key(const struct wg_peer *peer, uint8_t pub[WG_FIPS_PUB_LEN])
+{
+	if (peer->has_fips)
+		memcpy(pub, peer->fips_public, WG_FIPS_PUB_LEN);
+	return peer->has_fips;
+}
+
+bool wg_peer_is_fips_only(const struct wg_peer *peer)
+{
+	return !peer->has_classic;
+}
+
+void wg_peer_set_crypto_mode(struct wg_peer *peer, enum wg_crypto_mode mode)
+{
+	if (mode > WG_CRYPTO_CLASSIC)
+		mode = WG_CRYPTO_INHERIT;
+	peer->crypto_mode = mode;
+	peer_policy_changed(peer);
+}
+
+enum wg_crypto_mode wg_peer_get_crypto_mode(const struct wg_peer *peer)
+{
+	return peer->crypto_mode;
+}
+
 struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN])
 {
 	for (struct wg_peer *p = dev->peer_buckets[peer_bucket(dev, pubkey)]; p; p = p->hash_next)
@@ -288,6 +506,7 @@ int wg_device_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
 	if (!peer)
 		return SG_ENOMEM;
 	peer->dev = dev;
+	peer->has_classic = true;
 	memcpy(peer->public_key, pubkey, 32);
 	if (!cookie_maker_init(&peer->cookie, pubkey)) {
 		free(peer);
@@ -326,6 +545,7 @@ void wg_device_remove_peer(struct wg_device *dev, struct wg_peer *peer)
 	else
 		dev->peers_tail = peer->list_prev;
 	dev->peer_count--;
+	fips_unhash(peer);
 	wg_allowedips_remove_by_owner(dev->aips, peer);
 	timers_stop(peer);
 	staged_purge(peer);
@@ -395,7 +615,7 @@ void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t secs, uint6
 		return;
 	}
 	/* Turning it on: say hello now, so a peer behind NAT becomes reachable (wireguard-go). */
-	if (was_off && peer->dev->has_key && peer->has_endpoint)
+	if (was_off && (peer->dev->has_key || peer->dev->has_fips_key) && peer->has_endpoint)
 		send_keepalive(peer, now);
 }
 
@@ -409,6 +629,9 @@ void wg_peer_get_stats(const struct wg_peer *peer, struct wg_peer_stats *out)
 	out->has_endpoint = peer->has_endpoint;
 	if (peer->has_endpoint)
 		out->endpoint = peer->endpoint;
+	out->mode = peer->kp_current ? (int)peer->kp_current->suite->id : -1;
+	out->remote_caps = peer->remote_caps;
+	out->fallback = peer->fallback;
 }
 
 int wg_peer_add_allowed_ip(struct wg_peer *peer, int family, const void *addr, uint8_t cidr)

@@ -8,10 +8,147 @@
 #include "wg_int.h"
 
 
-static bool handshake_init_symmetric(struct wg_handshake *hs, const uint8_t responder_pub[32])
+/* Message layouts by type and mode (messages.h). */
+static const struct wg_hs_layout init_layout[2] = {
+    [SG_SUITE_CLASSIC] = {WG_MSG_INITIATION_LEN, 8, 40, 88, NOISE_TIMESTAMP_LEN},
+    [SG_SUITE_FIPS] = {WG_FIPS_INITIATION_LEN, 8, 8 + 49, 8 + 49 + 49 + 16, WG_FIPS_INIT_PAYLOAD},
+};
+static const struct wg_hs_layout resp_layout[2] = {
+    [SG_SUITE_CLASSIC] = {WG_MSG_RESPONSE_LEN, 12, 0, 44, 0},
+    [SG_SUITE_FIPS] = {WG_FIPS_RESPONSE_LEN, 12, 0, 12 + 49, WG_FIPS_RESP_PAYLOAD},
+};
+
+const struct wg_hs_layout *handshake_layout(int type, enum sg_suite_id mode)
 {
-	return noise_init(&hs->sym, (const uint8_t *)wg_identifier, strlen(wg_identifier),
-			  responder_pub);
+	return type == WG_MSG_INITIATION ? &init_layout[mode] : &resp_layout[mode];
+}
+
+static uint8_t wire_mode(enum sg_suite_id mode)
+{
+	return mode == SG_SUITE_FIPS ? WG_MODE_FIPS : WG_MODE_CLASSIC;
+}
+
+/* ---- negotiation (docs/PROTOCOL.md, "Negotiation") ---------------------------------------- */
+
+enum wg_crypto_mode peer_effective_mode(const struct wg_peer *peer)
+{
+	return peer->crypto_mode != WG_CRYPTO_INHERIT ? peer->crypto_mode : peer->dev->crypto_mode;
+}
+
+static bool fips_ss_ready(struct wg_peer *peer)
+{
+	struct wg_device *dev = peer->dev;
+
+	if (!dev->has_fips_key || !peer->has_fips)
+		return false;
+	if (peer->fips_ss == FIPS_SS_UNKNOWN)
+		peer->fips_ss = sg_p384_ecdh(peer->fips_static_static, dev->fips_private,
+					     peer->fips_public)
+					? FIPS_SS_OK
+					: FIPS_SS_BAD;
+	return peer->fips_ss == FIPS_SS_OK;
+}
+
+bool peer_can_mode(struct wg_peer *peer, enum sg_suite_id mode)
+{
+	if (mode == SG_SUITE_FIPS)
+		return fips_ss_ready(peer);
+	return peer->dev->has_key && peer->has_classic && peer->static_static_ok;
+}
+
+static bool mode_allowed(const struct wg_peer *peer, enum sg_suite_id mode)
+{
+	switch (peer_effective_mode(peer)) {
+	case WG_CRYPTO_FIPS:
+		return mode == SG_SUITE_FIPS;
+	case WG_CRYPTO_CLASSIC:
+		return mode == SG_SUITE_CLASSIC;
+	default:
+		return true;
+	}
+}
+
+int peer_choose_mode(struct wg_peer *peer, uint64_t now)
+{
+	bool fips = mode_allowed(peer, SG_SUITE_FIPS) && peer_can_mode(peer, SG_SUITE_FIPS);
+	bool classic = mode_allowed(peer, SG_SUITE_CLASSIC) && peer_can_mode(peer, SG_SUITE_CLASSIC);
+
+	if (peer->fallback && now >= peer->fallback_until)
+		peer->fallback = false; /* time to try FIPS again */
+	if (fips && !(classic && peer->fallback))
+		return SG_SUITE_FIPS;
+	if (classic)
+		return SG_SUITE_CLASSIC;
+	return -1;
+}
+
+uint16_t device_caps(const struct wg_device *dev)
+{
+	uint16_t caps = WG_CAP_VERSION_BITS;
+
+	if (dev->has_fips_key && dev->crypto_mode != WG_CRYPTO_CLASSIC)
+		caps |= WG_CAP_FIPS;
+	if (dev->has_key && dev->crypto_mode != WG_CRYPTO_FIPS)
+		caps |= WG_CAP_CLASSIC;
+	return caps;
+}
+
+uint16_t peer_local_caps(const struct wg_peer *peer)
+{
+	uint16_t caps = WG_CAP_VERSION_BITS;
+
+	if (peer->dev->has_fips_key && mode_allowed(peer, SG_SUITE_FIPS))
+		caps |= WG_CAP_FIPS;
+	if (peer->dev->has_key && peer->has_classic && mode_allowed(peer, SG_SUITE_CLASSIC))
+		caps |= WG_CAP_CLASSIC;
+	return caps;
+}
+
+void peer_emit_mode(struct wg_peer *peer, enum wg_event_type type, const char *reason,
+		    uint64_t now)
+{
+	if (peer->has_mode_event && now - peer->last_mode_event < MODE_EVENT_INTERVAL)
+		return;
+	peer->has_mode_event = true;
+	peer->last_mode_event = now;
+	peer_emit(peer, type, reason);
+}
+
+void peer_fallback(struct wg_peer *peer, const char *reason, uint64_t now)
+{
+	peer->fallback = true;
+	peer->fallback_until = now + FIPS_RETRY_AFTER;
+	/* Not rate-limited like the other mode events: it happens at most once per retry period. */
+	peer_emit(peer, WG_EVENT_MODE_FALLBACK, reason);
+}
+
+/* ---- messages ----------------------------------------------------------------------------- */
+
+static const uint8_t *static_public(const struct wg_device *dev, enum sg_suite_id mode)
+{
+	return mode == SG_SUITE_FIPS ? dev->fips_public : dev->static_public;
+}
+
+static const uint8_t *static_private(const struct wg_device *dev, enum sg_suite_id mode)
+{
+	return mode == SG_SUITE_FIPS ? dev->fips_private : dev->static_private;
+}
+
+static const uint8_t *peer_static(const struct wg_peer *peer, enum sg_suite_id mode)
+{
+	return mode == SG_SUITE_FIPS ? peer->fips_public : peer->public_key;
+}
+
+static const uint8_t *peer_ss(const struct wg_peer *peer, enum sg_suite_id mode)
+{
+	return mode == SG_SUITE_FIPS ? peer->fips_static_static : peer->static_static;
+}
+
+static bool symmetric_init(struct noise_symmetric *sym, enum sg_suite_id mode,
+			   const uint8_t *responder_pub)
+{
+	const char *id = noise_identifier_of(mode);
+	return noise_init(sym, sg_suite_get(mode), (const uint8_t *)id, strlen(id), responder_pub);
 }
 
 /* A new random local index for the handshake, unique in the device's index table. */
@@ -25,62 +162,102 @@ static void handshake_rehash(struct wg_peer *peer)
 	index_insert(peer->dev, &hs->entry);
 }
 
-bool handshake_create_initiation(struct wg_peer *peer, uint8_t out[WG_MSG_INITIATION_LEN],
-				 uint64_t now)
+size_t handshake_create_initiation(struct wg_peer *peer, enum sg_suite_id mode, uint8_t *out,
+				   uint64_t now)
 {
 	struct wg_device *dev = peer->dev;
 	struct wg_handshake *hs = &peer->hs;
-	struct wg_msg_initiation *m = (struct wg_msg_initiation *)out;
-	uint8_t ts[NOISE_TIMESTAMP_LEN], e_pub[32];
+	const struct sg_suite *su = sg_suite_get(mode);
+	const struct wg_hs_layout *L = &init_layout[mode];
+	uint8_t payload[WG_FIPS_INIT_PAYLOAD], e_pub[NOISE_MAX_PUB];
 	bool ok = false;
 
-	if (!dev->has_key || !peer->static_static_ok)
+	if (!peer_can_mode(peer, mode))
 		goto out;
-	memset(out, 0, WG_MSG_INITIATION_LEN);
-	m->type_reserved[0] = WG_MSG_INITIATION;
-	noise_tai64n(ts, dev->io.realtime_ns(dev->io.ctx));
-	if (!sg_x25519_generate(hs->ephemeral_priv, e_pub) ||
-	    !handshake_init_symmetric(hs, peer->public_key) ||
-	    !noise_write_msg1(&hs->sym, m->ephemeral, m->encrypted_static, m->encrypted_timestamp,
-			      ts, sizeof(ts), hs->ephemeral_priv, dev->static_public,
-			      peer->public_key, peer->static_static))
+	memset(out, 0, L->len);
+	out[0] = WG_MSG_INITIATION;
+	out[1] = wire_mode(mode);
+	noise_tai64n(payload, dev->io.realtime_ns(dev->io.ctx));
+	if (mode == SG_SUITE_FIPS)
+		sg_put_le16(payload + NOISE_TIMESTAMP_LEN, peer_local_caps(peer));
+	if (!su->dh_generate(hs->ephemeral_priv, e_pub) ||
+	    !symmetric_init(&hs->sym, mode, peer_static(peer, mode)) ||
+	    !noise_write_msg1(&hs->sym, out + L->ephemeral, out + L->enc_static, out + L->payload,
+			      payload, L->payload_len, hs->ephemeral_priv,
+			      static_public(dev, mode), peer_static(peer, mode),
+			      peer_ss(peer, mode)))
 		goto out;
 	handshake_rehash(peer);
-	sg_put_le32(m->sender_index, hs->entry.index);
+	sg_put_le32(out + 4, hs->entry.index);
 	hs->state = HANDSHAKE_CREATED_INITIATION;
+	hs->mode = mode;
+	peer->last_init_mode = mode;
 	ok = true;
 out:
 	if (!ok)
 		handshake_clear(peer);
-	return ok;
+	return ok ? L->len : 0;
 }
 
-struct wg_peer *handshake_consume_initiation(struct wg_device *dev, const uint8_t *msg,
-					     uint64_t now)
+static struct wg_peer *find_peer(struct wg_device *dev, enum sg_suite_id mode, const uint8_t *s)
 {
-	const struct wg_msg_initiation *m = (const struct wg_msg_initiation *)msg;
+	struct wg_peer *peer;
+
+	if (mode == SG_SUITE_FIPS)
+		return wg_device_find_peer_fips(dev, s);
+	peer = wg_device_find_peer(dev, s);
+	return peer && peer->has_classic ? peer : NULL;
+}
+
+struct wg_peer *handshake_consume_initiation(struct wg_device *dev, enum sg_suite_id mode,
+					     const uint8_t *msg, uint64_t now,
+					     enum wg_reject_reason *refuse, struct wg_peer **refused)
+{
+	const struct wg_hs_layout *L = &init_layout[mode];
 	struct noise_symmetric sym;
-	uint8_t key[32], s[32], ts[NOISE_TIMESTAMP_LEN];
+	uint8_t key[NOISE_KEY_LEN], s[NOISE_MAX_PUB], payload[WG_FIPS_INIT_PAYLOAD];
 	struct wg_peer *peer = NULL;
 
-	if (!dev->has_key)
+	*refuse = 0;
+	*refused = NULL;
+	if (mode == SG_SUITE_FIPS ? !dev->has_fips_key : !dev->has_key)
 		return NULL;
-	if (!noise_init(&sym, (const uint8_t *)wg_identifier, strlen(wg_identifier),
-			dev->static_public) ||
-	    !noise_read_msg1_static(&sym, key, s, m->ephemeral, m->encrypted_static,
-				    dev->static_private))
+	if (!symmetric_init(&sym, mode, static_public(dev, mode)) ||
+	    !noise_read_msg1_static(&sym, key, s, msg + L->ephemeral, msg + L->enc_static,
+				    static_private(dev, mode)))
 		goto fail;
 	/* Which peer is this? */
-	peer = wg_device_find_peer(dev, s);
-	if (!peer || !peer->static_static_ok)
+	peer = find_peer(dev, mode, s);
+	if (!peer || !peer_can_mode(peer, mode))
 		goto fail;
-	if (!noise_read_msg1_payload(&sym, key, ts, m->encrypted_timestamp,
-				     sizeof(m->encrypted_timestamp), peer->static_static))
+	if (!noise_read_msg1_payload(&sym, key, payload, msg + L->payload, L->payload_len + 16,
+				     peer_ss(peer, mode)))
 		goto fail;
 	struct wg_handshake *hs = &peer->hs;
+	if (mode == SG_SUITE_FIPS) {
+		uint16_t caps = sg_le16(payload + NOISE_TIMESTAMP_LEN);
+		peer->remote_caps = caps;
+		if ((caps >> 8) != WG_CAP_VERSION) {
+			*refuse = WG_REJECT_VERSION;
+			*refused = peer;
+			peer_emit_mode(peer, WG_EVENT_MODE_REFUSED, "version", now);
+			goto fail_peer;
+		}
+	}
+	/* Policy: the mode must be one this peer may use (docs/PROTOCOL.md). Checked after the
+	 * Noise message authenticated the peer, so the refusal names a real peer. */
+	if (!mode_allowed(peer, mode)) {
+		*refuse = mode == SG_SUITE_FIPS ? WG_REJECT_CLASSIC_REQUIRED : WG_REJECT_FIPS_REQUIRED;
+		*refused = peer;
+		peer_emit_mode(peer, WG_EVENT_MODE_REFUSED,
+			       mode == SG_SUITE_FIPS ? "peer_offered_fips_classic_only"
+						     : "peer_offered_classic_fips_required",
+			       now);
+		goto fail_peer;
+	}
 	/* Replay: the timestamp must be greater than any seen from this peer (5.1). Flood: at
 	 * most INITIATIONS_PER_SECOND initiations consumed per peer. */
-	if (memcmp(ts, hs->latest_timestamp, NOISE_TIMESTAMP_LEN) <= 0) {
+	if (memcmp(payload, hs->latest_timestamp, NOISE_TIMESTAMP_LEN) <= 0) {
 		peer_emit(peer, WG_EVENT_HANDSHAKE_FAILED, "timestamp_replayed");
 		goto fail_peer;
 	}
@@ -90,15 +267,20 @@ struct wg_peer *handshake_consume_initiation(struct wg_device *dev, const uint8_
 		dev->stats.rx_rate_limited++;
 		goto fail_peer_counted;
 	}
-	memcpy(hs->remote_ephemeral, m->ephemeral, 32);
-	memcpy(hs->latest_timestamp, ts, NOISE_TIMESTAMP_LEN);
+	/* A FIPS initiation that authenticated: the peer can do FIPS, stop falling back. */
+	if (mode == SG_SUITE_FIPS)
+		peer->fallback = false;
+	memcpy(hs->remote_ephemeral, msg + L->ephemeral, sg_suite_get(mode)->dh_pub_len);
+	memcpy(hs->latest_timestamp, payload, NOISE_TIMESTAMP_LEN);
 	hs->sym = sym;
-	hs->remote_index = sg_le32(m->sender_index);
+	hs->mode = mode;
+	hs->remote_index = sg_le32(msg + 4);
 	hs->last_initiation_consumption = now;
 	hs->has_consumed_initiation = true;
 	hs->state = HANDSHAKE_CONSUMED_INITIATION;
 	sg_memzero(&sym, sizeof(sym));
 	sg_memzero(key, sizeof(key));
+	sg_memzero(payload, sizeof(payload));
 	return peer;
 
 fail:
@@ -109,39 +291,47 @@ fail_peer:
 fail_peer_counted:
 	sg_memzero(&sym, sizeof(sym));
 	sg_memzero(key, sizeof(key));
+	sg_memzero(payload, sizeof(payload));
 	return NULL;
 }
 
-bool handshake_create_response(struct wg_peer *peer, uint8_t out[WG_MSG_RESPONSE_LEN])
+size_t handshake_create_response(struct wg_peer *peer, uint8_t *out)
 {
 	struct wg_handshake *hs = &peer->hs;
-	struct wg_msg_response *m = (struct wg_msg_response *)out;
-	uint8_t e_pub[32];
+	enum sg_suite_id mode = hs->mode;
+	const struct sg_suite *su = sg_suite_get(mode);
+	const struct wg_hs_layout *L = &resp_layout[mode];
+	uint8_t e_pub[NOISE_MAX_PUB], payload[WG_FIPS_RESP_PAYLOAD];
 	bool ok = false;
 
 	if (hs->state != HANDSHAKE_CONSUMED_INITIATION)
 		goto out;
-	memset(out, 0, WG_MSG_RESPONSE_LEN);
-	m->type_reserved[0] = WG_MSG_RESPONSE;
-	sg_put_le32(m->receiver_index, hs->remote_index);
-	if (!sg_x25519_generate(hs->ephemeral_priv, e_pub) ||
-	    !noise_write_msg2(&hs->sym, m->ephemeral, m->encrypted_nothing, NULL, 0,
-			      hs->ephemeral_priv, hs->remote_ephemeral, peer->public_key, peer->psk))
+	memset(out, 0, L->len);
+	out[0] = WG_MSG_RESPONSE;
+	out[1] = wire_mode(mode);
+	sg_put_le32(out + 8, hs->remote_index);
+	sg_put_le16(payload, peer_local_caps(peer));
+	if (!su->dh_generate(hs->ephemeral_priv, e_pub) ||
+	    !noise_write_msg2(&hs->sym, out + L->ephemeral, out + L->payload,
+			      L->payload_len ? payload : NULL, L->payload_len, hs->ephemeral_priv,
+			      hs->remote_ephemeral, peer_static(peer, mode), peer->psk))
 		goto out;
 	handshake_rehash(peer);
-	sg_put_le32(m->sender_index, hs->entry.index);
+	sg_put_le32(out + 4, hs->entry.index);
 	hs->state = HANDSHAKE_CREATED_RESPONSE;
 	ok = true;
 out:
 	if (!ok)
 		handshake_clear(peer);
-	return ok;
+	return ok ? L->len : 0;
 }
 
-struct wg_peer *handshake_consume_response(struct wg_device *dev, const uint8_t *msg)
+struct wg_peer *handshake_consume_response(struct wg_device *dev, enum sg_suite_id mode,
+					   const uint8_t *msg)
 {
-	const struct wg_msg_response *m = (const struct wg_msg_response *)msg;
-	struct index_entry *e = index_lookup(dev, sg_le32(m->receiver_index));
+	const struct wg_hs_layout *L = &resp_layout[mode];
+	struct index_entry *e = index_lookup(dev, sg_le32(msg + 8));
+	uint8_t payload[WG_FIPS_RESP_PAYLOAD];
 	struct noise_symmetric sym;
 
 	if (!e || e->kind != INDEX_HANDSHAKE) {
@@ -150,18 +340,22 @@ struct wg_peer *handshake_consume_response(struct wg_device *dev, const uint8_t 
 	}
 	struct wg_peer *peer = e->peer;
 	struct wg_handshake *hs = &peer->hs;
-	if (hs->state != HANDSHAKE_CREATED_INITIATION || !dev->has_key)
+	if (hs->state != HANDSHAKE_CREATED_INITIATION || hs->mode != mode ||
+	    !peer_can_mode(peer, mode))
 		goto fail;
 	sym = hs->sym;
-	if (!noise_read_msg2(&sym, NULL, m->encrypted_nothing, sizeof(m->encrypted_nothing),
-			     m->ephemeral, hs->ephemeral_priv, dev->static_private, peer->psk)) {
+	if (!noise_read_msg2(&sym, L->payload_len ? payload : NULL, msg + L->payload,
+			     L->payload_len + 16, msg + L->ephemeral, hs->ephemeral_priv,
+			     static_private(dev, mode), peer->psk)) {
 		sg_memzero(&sym, sizeof(sym));
 		goto fail;
 	}
+	if (mode == SG_SUITE_FIPS)
+		peer->remote_caps = sg_le16(payload);
 	hs->sym = sym;
 	sg_memzero(&sym, sizeof(sym));
-	memcpy(hs->remote_ephemeral, m->ephemeral, 32);
-	hs->remote_index = sg_le32(m->sender_index);
+	memcpy(hs->remote_ephemeral, msg + L->ephemeral, sg_suite_get(mode)->dh_pub_len);
+	hs->remote_index = sg_le32(msg + 4);
 	hs->state = HANDSHAKE_CONSUMED_RESPONSE;
 	return peer;
 fail:
@@ -226,6 +420,8 @@ bool handshake_begin_session(struct wg_peer *peer, uint64_t now)
 		return false;
 	}
 	kp->initiator = initiator;
+	kp->suite = sg_suite_get(hs->mode);
+	kp->wire_mode = wire_mode(hs->mode);
 	kp->birth = now;
 	kp->remote_index = hs->remote_index;
 	kp->send_valid = kp->recv_valid = true;

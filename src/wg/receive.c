@@ -69,20 +69,79 @@ static void update_endpoint(struct wg_peer *peer, const struct wg_endpoint *from
 		peer->dev->io.event(peer->dev->io.ctx, &ev);
 }
 
-static void receive_cookie(struct wg_device *dev, const uint8_t *buf,
+static void receive_cookie(struct wg_device *dev, enum sg_suite_id mode, const uint8_t *buf,
 			   const struct wg_endpoint *from, uint64_t now)
 {
-	const struct wg_msg_cookie *m = (const struct wg_msg_cookie *)buf;
-	struct index_entry *e = index_lookup(dev, sg_le32(m->receiver_index));
+	struct index_entry *e = index_lookup(dev, sg_le32(buf + 4));
 	if (!e) {
 		drop(dev, &dev->stats.rx_unknown_index, "cookie_unknown_index", from, NULL);
 		return;
 	}
-	if (!cookie_consume_reply(&e->peer->cookie, buf, now)) {
+	if (!cookie_consume_reply(&e->peer->cookie, mode, buf, now)) {
 		drop(dev, &dev->stats.rx_bad_mac, "cookie_decrypt", from, e->peer);
 		return;
 	}
 	peer_emit(e->peer, WG_EVENT_COOKIE_RECEIVED, NULL);
+}
+
+static const char *reject_reason_name(uint8_t reason)
+{
+	switch (reason) {
+	case WG_REJECT_FIPS_REQUIRED:
+		return "peer_requires_fips";
+	case WG_REJECT_FIPS_UNAVAILABLE:
+		return "peer_has_no_fips";
+	case WG_REJECT_CLASSIC_REQUIRED:
+		return "peer_allows_classic_only";
+	case WG_REJECT_VERSION:
+		return "peer_version_mismatch";
+	default:
+		return "peer_rejected_unknown_reason";
+	}
+}
+
+/* A reject answers one of our initiations (docs/PROTOCOL.md, "Reject"). It is not
+ * authenticated: it is honoured only for the initiation in flight with that index and mode, it
+ * can only move an `auto` peer to the other mode (which dropping FIPS packets would also do),
+ * and a `fips` peer only logs it. */
+static void receive_reject(struct wg_device *dev, const uint8_t *buf,
+			   const struct wg_endpoint *from, uint64_t now)
+{
+	struct index_entry *e = index_lookup(dev, sg_le32(buf + 4));
+	enum sg_suite_id mode = buf[1] == WG_MODE_FIPS ? SG_SUITE_FIPS : SG_SUITE_CLASSIC;
+	uint16_t caps = sg_le16(buf + 8);
+	uint8_t reason = buf[10];
+
+	if (!e || e->kind != INDEX_HANDSHAKE) {
+		drop(dev, &dev->stats.rx_unknown_index, "reject_unknown_index", from, NULL);
+		return;
+	}
+	struct wg_peer *peer = e->peer;
+	if (peer->hs.state != HANDSHAKE_CREATED_INITIATION || peer->hs.mode != mode) {
+		drop(dev, &dev->stats.rx_invalid, "reject_not_in_flight", from, peer);
+		return;
+	}
+	peer->remote_caps = caps;
+	bool is_auto = peer_effective_mode(peer) == WG_CRYPTO_AUTO;
+	bool to_classic = is_auto && mode == SG_SUITE_FIPS &&
+			  peer_can_mode(peer, SG_SUITE_CLASSIC) && (caps & WG_CAP_CLASSIC);
+	bool to_fips = is_auto && mode == SG_SUITE_CLASSIC && reason == WG_REJECT_FIPS_REQUIRED &&
+		       peer_can_mode(peer, SG_SUITE_FIPS);
+	peer_emit_mode(peer, WG_EVENT_MODE_REJECTED,
+		       to_fips ? "peer_requires_fips_switching" : reject_reason_name(reason), now);
+	/* fips or classic peers: a packet never changes the mode. Otherwise the initiation is
+	 * void, and the other mode goes out at once. */
+	if (to_classic) {
+		handshake_clear(peer);
+		peer_fallback(peer, "reject", now);
+	} else if (to_fips) {
+		handshake_clear(peer);
+		peer->fallback = false;
+	} else {
+		return;
+	}
+	peer->has_sent_handshake = false;
+	send_handshake_initiation(peer, now, false);
 }
 
 static void authenticated_received(struct wg_peer *peer, size_t len, uint64_t now)
@@ -92,15 +151,38 @@ static void authenticated_received(struct wg_peer *peer, size_t len, uint64_t no
 	timers_any_authenticated_packet_traversal(peer, now);
 }
 
-static void receive_handshake(struct wg_device *dev, uint8_t *buf, size_t len, uint32_t type,
-			      const struct wg_endpoint *from, uint64_t now)
+static void receive_handshake(struct wg_device *dev, enum sg_suite_id mode, uint8_t *buf,
+			      size_t len, uint32_t type, const struct wg_endpoint *from,
+			      uint64_t now)
 {
 	uint8_t src[18];
 	size_t srclen = endpoint_bytes(from, src);
 	bool load = under_load(dev, now);
-	enum cookie_mac_state st = cookie_validate(&dev->checker, buf, len, load, src, srclen, now);
+	enum cookie_mac_state st;
 	struct wg_peer *peer;
 
+	if (!dev->checker.keys[mode].valid) {
+		/* We have no static key of this mode, so mac1 cannot be checked: answer an
+		 * initiation with an unauthenticated reject (rate-limited per source, smaller than
+		 * what it answers, so no amplification) so the initiator learns why. */
+		if (type == WG_MSG_INITIATION &&
+		    ratelimiter_allow(dev->reject_limiter, src, srclen == 6 ? 4 : 16, now) &&
+		    (dev->has_key || dev->has_fips_key)) {
+			enum wg_reject_reason r = mode == SG_SUITE_FIPS ? WG_REJECT_FIPS_UNAVAILABLE
+									: WG_REJECT_FIPS_REQUIRED;
+			send_reject(dev, from, buf[1], sg_le32(buf + 4), device_caps(dev), r);
+			if (dev->io.event) {
+				struct wg_event ev = {WG_EVENT_MODE_REFUSED, NULL,
+						      mode == SG_SUITE_FIPS ? "no_fips_key"
+									    : "no_classic_key",
+						      from};
+				dev->io.event(dev->io.ctx, &ev);
+			}
+		}
+		drop(dev, &dev->stats.rx_bad_mac, "no_key_for_mode", from, NULL);
+		return;
+	}
+	st = cookie_validate(&dev->checker, mode, buf, len, load, src, srclen, now);
 	if (st == COOKIE_INVALID_MAC) {
 		drop(dev, &dev->stats.rx_bad_mac, "bad_mac1", from, NULL);
 		return;
@@ -108,9 +190,10 @@ static void receive_handshake(struct wg_device *dev, uint8_t *buf, size_t len, u
 	if (load && st == COOKIE_VALID_MAC_NO_COOKIE) {
 		/* Under load: prove the source address first (whitepaper 5.3). */
 		uint8_t reply[WG_MSG_COOKIE_LEN];
-		if (cookie_create_reply(&dev->checker, reply, buf, len, sg_le32(buf + 4), src,
-					srclen, now)) {
-			dev->io.send(dev->io.ctx, NULL, from, reply, sizeof(reply));
+		size_t rlen = cookie_create_reply(&dev->checker, mode, reply, buf, len,
+						  sg_le32(buf + 4), src, srclen, now);
+		if (rlen) {
+			dev->io.send(dev->io.ctx, NULL, from, reply, rlen);
 			dev->stats.rx_cookie_sent++;
 			struct wg_event ev = {WG_EVENT_COOKIE_SENT, NULL, NULL, from};
 			if (dev->io.event)
@@ -124,14 +207,23 @@ static void receive_handshake(struct wg_device *dev, uint8_t *buf, size_t len, u
 	}
 
 	if (type == WG_MSG_INITIATION) {
-		peer = handshake_consume_initiation(dev, buf, now);
+		enum wg_reject_reason refuse;
+		struct wg_peer *refused;
+		peer = handshake_consume_initiation(dev, mode, buf, now, &refuse, &refused);
+		if (refuse) {
+			/* Authenticated peer, refused mode: tell it why. */
+			if (ratelimiter_allow(dev->reject_limiter, src, srclen == 6 ? 4 : 16, now))
+				send_reject(dev, from, buf[1], sg_le32(buf + 4),
+					    peer_local_caps(refused), refuse);
+			return;
+		}
 		if (!peer)
 			return;
 		update_endpoint(peer, from);
 		authenticated_received(peer, len, now);
 		send_handshake_response(peer, now);
 	} else {
-		peer = handshake_consume_response(dev, buf);
+		peer = handshake_consume_response(dev, mode, buf);
 		if (!peer)
 			return;
 		update_endpoint(peer, from);
@@ -196,6 +288,11 @@ static void receive_data(struct wg_device *dev, uint8_t *buf, size_t len,
 	}
 	struct wg_keypair *kp = e->keypair;
 	struct wg_peer *peer = e->peer;
+	if (buf[1] != kp->wire_mode) {
+		/* A classic packet never opens a FIPS session's index, nor the reverse. */
+		drop(dev, &dev->stats.rx_invalid, "data_wrong_mode", from, peer);
+		return;
+	}
 	if (!kp->recv_valid || birthdate_expired(kp->birth, REJECT_AFTER_TIME, now) ||
 	    kp->replay.greatest >= REJECT_AFTER_MESSAGES) {
 		kp->recv_valid = false;
@@ -204,9 +301,9 @@ static void receive_data(struct wg_device *dev, uint8_t *buf, size_t len,
 	}
 	uint64_t counter = sg_le64(buf + 8);
 	size_t clen = len - WG_MSG_DATA_HEADER_LEN;
-	sg_wg_nonce(nonce, counter);
-	if (!sg_chacha20poly1305_decrypt(buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN,
-					 clen, NULL, 0, nonce, kp->recv_key)) {
+	kp->suite->nonce(nonce, counter);
+	if (!kp->suite->aead_decrypt(buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN,
+				     clen, NULL, 0, nonce, kp->recv_key)) {
 		drop(dev, &dev->stats.rx_decrypt_fail, "decrypt", from, peer);
 		return;
 	}
@@ -260,28 +357,40 @@ void wg_device_receive(struct wg_device *dev, uint64_t now, const struct wg_endp
 		drop(dev, &dev->stats.rx_invalid, "short", from, NULL);
 		return;
 	}
-	/* Type and three reserved zero bytes, read as one little-endian word. */
-	uint32_t type = sg_le32(buf);
+	/* Byte 0 is the type, byte 1 the mode (0 = classic, so a WireGuard message reads as type
+	 * and three zero bytes), bytes 2-3 are zero. Each (type, mode) has one exact length. */
+	uint8_t type = buf[0], wmode = buf[1];
+	if (buf[2] != 0 || buf[3] != 0 || (wmode != WG_MODE_CLASSIC && wmode != WG_MODE_FIPS)) {
+		drop(dev, &dev->stats.rx_invalid, "bad_type_or_length", from, NULL);
+		return;
+	}
+	enum sg_suite_id mode = wmode == WG_MODE_FIPS ? SG_SUITE_FIPS : SG_SUITE_CLASSIC;
+	bool fips = mode == SG_SUITE_FIPS;
 	switch (type) {
 	case WG_MSG_INITIATION:
-		if (len != WG_MSG_INITIATION_LEN)
+		if (len != (fips ? WG_FIPS_INITIATION_LEN : WG_MSG_INITIATION_LEN))
 			break;
-		receive_handshake(dev, buf, len, type, from, now);
+		receive_handshake(dev, mode, buf, len, type, from, now);
 		return;
 	case WG_MSG_RESPONSE:
-		if (len != WG_MSG_RESPONSE_LEN)
+		if (len != (fips ? WG_FIPS_RESPONSE_LEN : WG_MSG_RESPONSE_LEN))
 			break;
-		receive_handshake(dev, buf, len, type, from, now);
+		receive_handshake(dev, mode, buf, len, type, from, now);
 		return;
 	case WG_MSG_COOKIE:
-		if (len != WG_MSG_COOKIE_LEN)
+		if (len != (fips ? WG_FIPS_COOKIE_LEN : WG_MSG_COOKIE_LEN))
 			break;
-		receive_cookie(dev, buf, from, now);
+		receive_cookie(dev, mode, buf, from, now);
 		return;
 	case WG_MSG_DATA:
 		if (len < WG_MSG_DATA_MIN_LEN)
 			break;
 		receive_data(dev, buf, len, from, now);
+		return;
+	case WG_MSG_REJECT:
+		if (len != WG_MSG_REJECT_LEN || buf[11] != 0)
+			break;
+		receive_reject(dev, buf, from, now);
 		return;
 	default:
 		break;

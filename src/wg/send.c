@@ -21,8 +21,9 @@ void send_buffer(struct wg_peer *peer, const uint8_t *buf, size_t len)
 
 bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry)
 {
-	struct wg_device *dev = peer->dev;
-	uint8_t msg[WG_MSG_INITIATION_LEN];
+	uint8_t msg[WG_FIPS_INITIATION_LEN];
+	size_t len;
+	int mode;
 
 	if (!is_retry)
 		peer->handshake_attempts = 0;
@@ -30,16 +31,29 @@ bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry
 	if (peer->has_sent_handshake &&
 	    !birthdate_expired(peer->last_sent_handshake, REKEY_TIMEOUT, now))
 		return false;
-	if (!dev->has_key || !peer->has_endpoint)
+	if (!peer->has_endpoint)
 		return false;
+	mode = peer_choose_mode(peer, now);
+	if (mode < 0) {
+		/* Keys or policy leave no mode: say so (rate-limited), never hang silently. */
+		if (peer->dev->has_key || peer->dev->has_fips_key)
+			peer_emit_mode(peer, WG_EVENT_MODE_UNUSABLE,
+				       peer_effective_mode(peer) == WG_CRYPTO_FIPS
+					       ? "fips_required_no_fips_keys"
+				       : peer_effective_mode(peer) == WG_CRYPTO_CLASSIC
+					       ? "classic_required_no_classic_keys"
+					       : "no_common_keys",
+				       now);
+		return false;
+	}
 	peer->last_sent_handshake = now;
 	peer->has_sent_handshake = true;
-	if (!handshake_create_initiation(peer, msg, now) ||
-	    !cookie_add_macs(&peer->cookie, msg, sizeof(msg), now))
+	len = handshake_create_initiation(peer, (enum sg_suite_id)mode, msg, now);
+	if (!len || !cookie_add_macs(&peer->cookie, (enum sg_suite_id)mode, msg, len, now))
 		return false;
 	timers_any_authenticated_packet_traversal(peer, now);
 	timers_any_authenticated_packet_sent(peer);
-	send_buffer(peer, msg, sizeof(msg));
+	send_buffer(peer, msg, len);
 	timers_handshake_initiated(peer, now);
 	peer_emit(peer, WG_EVENT_HANDSHAKE_INITIATED, is_retry ? "retry" : "first");
 	return true;
@@ -47,19 +61,34 @@ bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry
 
 void send_handshake_response(struct wg_peer *peer, uint64_t now)
 {
-	uint8_t msg[WG_MSG_RESPONSE_LEN];
+	uint8_t msg[WG_FIPS_RESPONSE_LEN];
+	enum sg_suite_id mode = peer->hs.mode;
+	size_t len;
 
 	peer->last_sent_handshake = now;
 	peer->has_sent_handshake = true;
-	if (!handshake_create_response(peer, msg) ||
-	    !cookie_add_macs(&peer->cookie, msg, sizeof(msg), now))
+	len = handshake_create_response(peer, msg);
+	if (!len || !cookie_add_macs(&peer->cookie, mode, msg, len, now))
 		return;
 	if (!handshake_begin_session(peer, now))
 		return;
 	timers_session_derived(peer, now);
 	timers_any_authenticated_packet_traversal(peer, now);
 	timers_any_authenticated_packet_sent(peer);
-	send_buffer(peer, msg, sizeof(msg));
+	send_buffer(peer, msg, len);
+}
+
+void send_reject(struct wg_device *dev, const struct wg_endpoint *to, uint8_t wire_mode,
+		 uint32_t index, uint16_t caps, enum wg_reject_reason reason)
+{
+	uint8_t msg[WG_MSG_REJECT_LEN] = {0};
+
+	msg[0] = WG_MSG_REJECT;
+	msg[1] = wire_mode;
+	sg_put_le32(msg + 4, index);
+	sg_put_le16(msg + 8, caps);
+	msg[10] = (uint8_t)reason;
+	dev->io.send(dev->io.ctx, NULL, to, msg, sizeof(msg));
 }
 
 static size_t padded_len(size_t len, uint16_t mtu)
@@ -92,13 +121,14 @@ static bool encrypt_and_send(struct wg_peer *peer, struct wg_keypair *kp, const 
 	uint64_t counter = kp->send_counter++;
 	memset(buf, 0, WG_MSG_DATA_HEADER_LEN);
 	buf[0] = WG_MSG_DATA;
+	buf[1] = kp->wire_mode;
 	sg_put_le32(buf + 4, kp->remote_index);
 	sg_put_le64(buf + 8, counter);
 	memcpy(buf + WG_MSG_DATA_HEADER_LEN, pkt, len);
 	memset(buf + WG_MSG_DATA_HEADER_LEN + len, 0, plen - len);
-	sg_wg_nonce(nonce, counter);
-	if (!sg_chacha20poly1305_encrypt(buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN,
-					 plen, NULL, 0, nonce, kp->send_key))
+	kp->suite->nonce(nonce, counter);
+	if (!kp->suite->aead_encrypt(buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN,
+				     plen, NULL, 0, nonce, kp->send_key))
 		return true; /* nothing sent; the counter is burnt, which is harmless */
 	send_buffer(peer, buf, WG_MSG_DATA_HEADER_LEN + plen + SG_AEAD_TAG_LEN);
 	timers_any_authenticated_packet_traversal(peer, now);
@@ -231,7 +261,7 @@ int wg_device_send(struct wg_device *dev, uint64_t now, const uint8_t *pkt, size
 		dev->stats.tx_no_route++;
 		return SG_ENOROUTE;
 	}
-	if (!dev->has_key)
+	if (!dev->has_key && !dev->has_fips_key)
 		return SG_ENOKEY;
 	if (!peer->has_endpoint) {
 		dev->stats.tx_no_endpoint++;

@@ -200,6 +200,12 @@ static void expired_retransmit_handshake(struct wg_peer *peer, uint64_t now)
 		return;
 	}
 	peer->handshake_attempts++;
+	/* An auto peer whose FIPS initiations go unanswered falls back to classic (a network
+	 * or peer that drops them). Only when the peer has classic keys on both sides. */
+	if (peer->last_init_mode == SG_SUITE_FIPS && !peer->fallback &&
+	    peer->handshake_attempts >= FIPS_FALLBACK_ATTEMPTS &&
+	    peer_effective_mode(peer) == WG_CRYPTO_AUTO && peer_can_mode(peer, SG_SUITE_CLASSIC))
+		peer_fallback(peer, "timeout", now);
 	send_handshake_initiation(peer, now, true);
 }
 

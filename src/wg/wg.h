@@ -22,6 +22,26 @@
 #include "common/compiler.h"
 
 #define WG_KEY_LEN 32
+/* FIPS mode keys: a P-384 private scalar and a SEC1 compressed public point. */
+#define WG_FIPS_PRIV_LEN 48
+#define WG_FIPS_PUB_LEN	 49
+
+/* Crypto mode policy (docs/PROTOCOL.md), per device and per peer:
+ *   auto    FIPS when both sides have FIPS keys, else classic; falls back to classic after a
+ *           reject or a FIPS handshake timeout (the default)
+ *   fips    FIPS only, whatever a packet says
+ *   classic WireGuard only
+ * A peer's WG_CRYPTO_INHERIT takes the device's. */
+enum wg_crypto_mode {
+	WG_CRYPTO_INHERIT = 0,
+	WG_CRYPTO_AUTO,
+	WG_CRYPTO_FIPS,
+	WG_CRYPTO_CLASSIC,
+};
+/* "auto", "fips", "classic", "inherit". */
+const char *wg_crypto_mode_name(enum wg_crypto_mode m);
+/* Parses the three names (and "inherit" when allow_inherit); -1 if unknown. */
+int wg_crypto_mode_parse(const char *s, bool allow_inherit);
 /* Transport overhead: 16-byte header + 16-byte tag; payload padded to 16 bytes. */
 #define WG_DATA_OVERHEAD 32
 /* Largest inner IP packet the core accepts from the caller (bigger than any sane MTU). */
@@ -67,6 +87,10 @@ enum wg_event_type {
 	WG_EVENT_COOKIE_SENT,         /* under load: answered a handshake with a cookie reply */
 	WG_EVENT_COOKIE_RECEIVED,     /* a cookie reply was accepted from the peer */
 	WG_EVENT_PACKET_DROPPED,      /* debug level: a datagram was dropped (reason says why) */
+	WG_EVENT_MODE_REFUSED,  /* we refused a handshake for its crypto mode (peer may be NULL) */
+	WG_EVENT_MODE_REJECTED, /* the peer refused our handshake's mode (reason says why) */
+	WG_EVENT_MODE_FALLBACK, /* an auto peer fell back from FIPS to classic ("reject"/"timeout") */
+	WG_EVENT_MODE_UNUSABLE, /* no mode allowed by policy has keys on both sides */
 };
 
 struct wg_event {
@@ -115,6 +139,9 @@ struct wg_peer_stats {
 	uint16_t persistent_keepalive;    /* seconds, 0 = off */
 	bool has_endpoint;
 	struct wg_endpoint endpoint;
+	int mode;	      /* of the current session: SG_SUITE_CLASSIC, SG_SUITE_FIPS, -1 = none */
+	uint16_t remote_caps; /* capabilities the peer sent in FIPS handshakes, 0 = unknown */
+	bool fallback;	      /* an auto peer that fell back to classic for now */
 };
 
 /* ---- device ------------------------------------------------------------------------------ */
@@ -131,6 +158,18 @@ int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[WG_KEY_LE
 /* Copies the private/public key; false if none is set. */
 bool wg_device_get_private_key(const struct wg_device *dev, uint8_t key[WG_KEY_LEN]);
 bool wg_device_get_public_key(const struct wg_device *dev, uint8_t key[WG_KEY_LEN]);
+
+/* The FIPS static key (P-384 scalar; NULL or all-zero removes it). Peers whose FIPS public key
+ * equals ours are removed; all sessions are reset. 0, SG_EINVAL (scalar out of range),
+ * SG_ECRYPTO. */
+int wg_device_set_fips_private_key(struct wg_device *dev,
+				   const uint8_t key[WG_FIPS_PRIV_LEN]) SG_WUR;
+bool wg_device_get_fips_private_key(const struct wg_device *dev, uint8_t key[WG_FIPS_PRIV_LEN]);
+bool wg_device_get_fips_public_key(const struct wg_device *dev, uint8_t key[WG_FIPS_PUB_LEN]);
+/* The device's policy (WG_CRYPTO_INHERIT is refused with SG_EINVAL). Sessions whose mode the
+ * new policy no longer allows are reset. */
+int wg_device_set_crypto_mode(struct wg_device *dev, enum wg_crypto_mode mode) SG_WUR;
+enum wg_crypto_mode wg_device_get_crypto_mode(const struct wg_device *dev);
 
 /* Process one datagram received on the outer socket from `from`. Never fails: bad input is
  * dropped and counted. `buf` may be modified (decryption happens in place). */
@@ -172,6 +211,21 @@ struct wg_peer *wg_peer_next(const struct wg_peer *peer);
 size_t wg_device_peer_count(const struct wg_device *dev);
 
 const uint8_t *wg_peer_public_key(const struct wg_peer *peer);
+/* The stable 32-byte identifier of a FIPS-only peer: SHA-384("SecureGuard FIPS peer id v1" ||
+ * FIPS public key) truncated to 32 bytes. It stands where the public key does in the UAPI and
+ * in `wg show`. */
+void wg_fips_peer_id(uint8_t id[WG_KEY_LEN], const uint8_t fips_pub[WG_FIPS_PUB_LEN]);
+/* Sets (NULL removes) the peer's FIPS public key. If the peer's public key is the FIPS peer id of
+ * this key, the peer is FIPS-only. SG_EEXIST (another peer has it), SG_EINVAL (not a point on
+ * P-384, or our own key), SG_ECRYPTO. */
+int wg_peer_set_fips_public_key(struct wg_peer *peer, const uint8_t pub[WG_FIPS_PUB_LEN]) SG_WUR;
+bool wg_peer_get_fips_public_key(const struct wg_peer *peer, uint8_t pub[WG_FIPS_PUB_LEN]);
+struct wg_peer *wg_device_find_peer_fips(const struct wg_device *dev,
+					 const uint8_t pub[WG_FIPS_PUB_LEN]);
+/* True when the peer has no classic key (its public key is its FIPS peer id). */
+bool wg_peer_is_fips_only(const struct wg_peer *peer);
+void wg_peer_set_crypto_mode(struct wg_peer *peer, enum wg_crypto_mode mode);
+enum wg_crypto_mode wg_peer_get_crypto_mode(const struct wg_peer *peer);
 /* Sets the preshared key (NULL or all-zero = none). */
 void wg_peer_set_preshared_key(struct wg_peer *peer, const uint8_t psk[WG_KEY_LEN]);
 /* Copies the PSK (all zeros when none). */

@@ -29,6 +29,12 @@
 #define MAX_STAGED_PACKETS       128
 #define INDEX_BUCKETS            4096
 #define PEER_BUCKETS             1024
+/* FIPS negotiation (docs/PROTOCOL.md): an `auto` peer falls back to classic after a reject or
+ * after this many unanswered FIPS initiations, and tries FIPS again after FIPS_RETRY_AFTER. */
+#define FIPS_FALLBACK_ATTEMPTS   2
+#define FIPS_RETRY_AFTER         (600 * NSEC)
+/* At most one mode-negotiation event per peer per this interval (they become log lines). */
+#define MODE_EVENT_INTERVAL      (10 * NSEC)
 
 enum index_kind { INDEX_HANDSHAKE, INDEX_KEYPAIR };
 
@@ -44,6 +50,8 @@ struct index_entry {
 
 struct wg_keypair {
 	struct index_entry entry;
+	const struct sg_suite *suite; /* AEAD and nonce of the mode it was made in */
+	uint8_t wire_mode;	      /* WG_MODE_CLASSIC or WG_MODE_FIPS, byte 1 of its data */
 	uint8_t send_key[32];
 	uint8_t recv_key[32];
 	uint64_t send_counter;
@@ -64,10 +72,11 @@ enum handshake_state {
 
 struct wg_handshake {
 	enum handshake_state state;
+	enum sg_suite_id mode; /* of the handshake in flight */
 	struct index_entry entry;
 	struct noise_symmetric sym;
-	uint8_t ephemeral_priv[32];
-	uint8_t remote_ephemeral[32];
+	uint8_t ephemeral_priv[NOISE_MAX_PRIV];
+	uint8_t remote_ephemeral[NOISE_MAX_PUB];
 	uint8_t latest_timestamp[NOISE_TIMESTAMP_LEN];
 	uint32_t remote_index;
 	uint64_t last_initiation_consumption;
@@ -89,14 +98,30 @@ struct wg_staged {
 	unsigned head, count;
 };
 
+enum fips_ss_state { FIPS_SS_UNKNOWN, FIPS_SS_OK, FIPS_SS_BAD };
+
 struct wg_peer {
 	struct wg_device *dev;
 	struct wg_peer *list_next, *list_prev; /* insertion order */
-	struct wg_peer *hash_next;
-	uint8_t public_key[32];
+	struct wg_peer *hash_next, *fips_hash_next;
+	uint8_t public_key[32]; /* X25519 key, or for a FIPS-only peer wg_fips_peer_id() */
+	bool has_classic;	/* public_key is an X25519 key */
 	uint8_t psk[32];
 	uint8_t static_static[32]; /* DH(our static, their static), precomputed */
 	bool static_static_ok;
+	/* FIPS identity: the P-384 DH of the statics is computed on first use (a scalar
+	 * multiplication per peer would make loading 100,000 peers take minutes). */
+	uint8_t fips_public[WG_FIPS_PUB_LEN];
+	bool has_fips;
+	uint8_t fips_static_static[48];
+	enum fips_ss_state fips_ss;
+	enum wg_crypto_mode crypto_mode; /* WG_CRYPTO_INHERIT: the device's */
+	bool fallback;			 /* an auto peer fell back to classic ... */
+	uint64_t fallback_until;	 /* ... until then */
+	enum sg_suite_id last_init_mode;
+	uint16_t remote_caps; /* from its last FIPS handshake message, 0 = unknown */
+	uint64_t last_mode_event;
+	bool has_mode_event;
 	struct wg_handshake hs;
 	struct wg_keypair *kp_next, *kp_current, *kp_previous;
 	struct cookie_maker cookie;
@@ -121,9 +146,15 @@ struct wg_peer {
 
 struct wg_device {
 	struct wg_io io;
-	bool has_key;
+	bool has_key; /* classic static key */
 	uint8_t static_private[32];
 	uint8_t static_public[32];
+	bool has_fips_key;
+	uint8_t fips_private[WG_FIPS_PRIV_LEN];
+	uint8_t fips_public[WG_FIPS_PUB_LEN];
+	enum wg_crypto_mode crypto_mode; /* WG_CRYPTO_AUTO by default */
+	struct wg_peer *fips_buckets[PEER_BUCKETS];
+	struct ratelimiter *reject_limiter; /* rejects sent to unauthenticated sources */
 	struct cookie_checker checker;
 	struct ratelimiter *ratelimiter;
 	struct wg_allowedips *aips;
@@ -160,9 +191,27 @@ void keypairs_clear(struct wg_peer *peer);
 void keypair_destroy(struct wg_device *dev, struct wg_keypair *kp); /* NULL ok */
 void handshake_clear(struct wg_peer *peer);
 
+/* negotiation (handshake.c) */
+enum wg_crypto_mode peer_effective_mode(const struct wg_peer *peer);
+bool peer_can_mode(struct wg_peer *peer, enum sg_suite_id mode);
+/* The mode for our next initiation to the peer, or -1 if none can be used. */
+int peer_choose_mode(struct wg_peer *peer, uint64_t now);
+/* Our capabilities towards this peer (its effective mode and our keys). */
+uint16_t peer_local_caps(const struct wg_peer *peer);
+uint16_t device_caps(const struct wg_device *dev);
+/* Emits a negotiation event at most once per MODE_EVENT_INTERVAL per peer. */
+void peer_emit_mode(struct wg_peer *peer, enum wg_event_type type, const char *reason,
+		    uint64_t now);
+/* Falls back from FIPS to classic (auto peers only); reason "reject" or "timeout". */
+void peer_fallback(struct wg_peer *peer, const char *reason, uint64_t now);
+const struct wg_hs_layout *handshake_layout(int type, enum sg_suite_id mode);
+
 /* send.c */
 /* True if an initiation was sent (false: rate-limited by REKEY_TIMEOUT, no key or no endpoint). */
 bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry);
+/* Sends a reject to `to` answering the initiation whose sender index is `index`. */
+void send_reject(struct wg_device *dev, const struct wg_endpoint *to, uint8_t wire_mode,
+		 uint32_t index, uint16_t caps, enum wg_reject_reason reason);
 void send_handshake_response(struct wg_peer *peer, uint64_t now);
 void send_keepalive(struct wg_peer *peer, uint64_t now);
 void send_staged(struct wg_peer *peer, uint64_t now);
@@ -170,12 +219,19 @@ void send_buffer(struct wg_peer *peer, const uint8_t *buf, size_t len);
 void staged_purge(struct wg_peer *peer);
 
 /* noise handshake messages, device level (handshake.c) */
-bool handshake_create_initiation(struct wg_peer *peer, uint8_t msg[WG_MSG_INITIATION_LEN],
-				 uint64_t now) SG_WUR;
-struct wg_peer *handshake_consume_initiation(struct wg_device *dev, const uint8_t *msg,
-					     uint64_t now);
-bool handshake_create_response(struct wg_peer *peer, uint8_t msg[WG_MSG_RESPONSE_LEN]) SG_WUR;
-struct wg_peer *handshake_consume_response(struct wg_device *dev, const uint8_t *msg);
+/* Writes an initiation of `mode` into msg (WG_FIPS_INITIATION_LEN bytes of room); returns its
+ * length, 0 on failure. */
+size_t handshake_create_initiation(struct wg_peer *peer, enum sg_suite_id mode, uint8_t *msg,
+				   uint64_t now) SG_WUR;
+/* Returns the authenticated peer, or NULL. When the peer is known but its policy refuses this
+ * mode, returns NULL with *refuse set to the reason to send back (0 otherwise). */
+struct wg_peer *handshake_consume_initiation(struct wg_device *dev, enum sg_suite_id mode,
+					     const uint8_t *msg, uint64_t now,
+					     enum wg_reject_reason *refuse, struct wg_peer **refused);
+/* Writes the response in the mode of the consumed initiation; returns its length or 0. */
+size_t handshake_create_response(struct wg_peer *peer, uint8_t *msg) SG_WUR;
+struct wg_peer *handshake_consume_response(struct wg_device *dev, enum sg_suite_id mode,
+					   const uint8_t *msg);
 bool handshake_begin_session(struct wg_peer *peer, uint64_t now) SG_WUR;
 
 /* timers.c: named events (the kernel's timers.c) */

@@ -33,26 +33,26 @@ static void test_mac1_known_answer(void **state)
 	test_unhex(want_mac, "4467ce3f5a5ca963096642460df1550e");
 	test_unhex(want_ck, "3dd5869c5202e45146936d1644f76ff697061661c181f3fd450eae43932eacec");
 	assert_true(cookie_maker_init(&m, pub));
-	assert_memory_equal(m.mac1_key, want_key, 32);
-	assert_memory_equal(m.cookie_key, want_ck, 32);
+	assert_memory_equal(m.keys[SG_SUITE_CLASSIC].mac1_key, want_key, 32);
+	assert_memory_equal(m.keys[SG_SUITE_CLASSIC].cookie_key, want_ck, 32);
 	fill_msg(msg);
-	assert_true(cookie_add_macs(&m, msg, sizeof(msg), 0));
+	assert_true(cookie_add_macs(&m, SG_SUITE_CLASSIC, msg, sizeof(msg), 0));
 	assert_memory_equal(msg + 116, want_mac, 16);
 	static const uint8_t zero[16];
 	assert_memory_equal(msg + 132, zero, 16); /* no cookie yet: mac2 is zero */
-	assert_true(cookie_checker_set_key(&c, pub));
+	assert_true(cookie_checker_set_key(&c, SG_SUITE_CLASSIC, pub));
 	uint8_t src[6] = {192, 0, 2, 1, 0x30, 0x39};
-	assert_int_equal(cookie_validate(&c, msg, sizeof(msg), false, src, 6, 0),
+	assert_int_equal(cookie_validate(&c, SG_SUITE_CLASSIC, msg, sizeof(msg), false, src, 6, 0),
 			 COOKIE_VALID_MAC_NO_COOKIE);
-	assert_int_equal(cookie_validate(&c, msg, sizeof(msg), true, src, 6, 0),
+	assert_int_equal(cookie_validate(&c, SG_SUITE_CLASSIC, msg, sizeof(msg), true, src, 6, 0),
 			 COOKIE_VALID_MAC_NO_COOKIE);
 	msg[20] ^= 1;
-	assert_int_equal(cookie_validate(&c, msg, sizeof(msg), false, src, 6, 0),
+	assert_int_equal(cookie_validate(&c, SG_SUITE_CLASSIC, msg, sizeof(msg), false, src, 6, 0),
 			 COOKIE_INVALID_MAC);
 	/* No key: nothing validates. */
 	msg[20] ^= 1;
-	assert_true(cookie_checker_set_key(&c, NULL));
-	assert_int_equal(cookie_validate(&c, msg, sizeof(msg), false, src, 6, 0),
+	assert_true(cookie_checker_set_key(&c, SG_SUITE_CLASSIC, NULL));
+	assert_int_equal(cookie_validate(&c, SG_SUITE_CLASSIC, msg, sizeof(msg), false, src, 6, 0),
 			 COOKIE_INVALID_MAC);
 }
 
@@ -66,33 +66,33 @@ static void test_cookie_round_trip_and_expiry(void **state)
 
 	assert_true(sg_x25519_generate(priv, pub));
 	assert_true(cookie_maker_init(&m, pub));
-	assert_true(cookie_checker_set_key(&c, pub));
+	assert_true(cookie_checker_set_key(&c, SG_SUITE_CLASSIC, pub));
 	fill_msg(msg);
-	assert_true(cookie_add_macs(&m, msg, sizeof(msg), now));
+	assert_true(cookie_add_macs(&m, SG_SUITE_CLASSIC, msg, sizeof(msg), now));
 	/* Responder under load answers with a cookie reply bound to the mac1 it got. */
-	assert_true(cookie_create_reply(&c, reply, msg, sizeof(msg), 0x11223344, src, 6, now));
+	assert_true(cookie_create_reply(&c, SG_SUITE_CLASSIC, reply, msg, sizeof(msg), 0x11223344, src, 6, now));
 	assert_int_equal(reply[0], 3);
 	assert_int_equal(reply[4], 0x44);
 	/* A reply that does not match our last mac1 is refused. */
 	struct cookie_maker m2 = m;
 	m2.last_mac1[0] ^= 1;
-	assert_false(cookie_consume_reply(&m2, reply, now));
-	assert_true(cookie_consume_reply(&m, reply, now));
+	assert_false(cookie_consume_reply(&m2, SG_SUITE_CLASSIC, reply, now));
+	assert_true(cookie_consume_reply(&m, SG_SUITE_CLASSIC, reply, now));
 	/* Consumed once: a second copy is refused (have_sent_mac1 cleared). */
-	assert_false(cookie_consume_reply(&m, reply, now));
+	assert_false(cookie_consume_reply(&m, SG_SUITE_CLASSIC, reply, now));
 	/* Retry with mac2 now validates, from the same source only. */
-	assert_true(cookie_add_macs(&m, msg, sizeof(msg), now + NS));
-	assert_int_equal(cookie_validate(&c, msg, sizeof(msg), true, src, 6, now + NS),
+	assert_true(cookie_add_macs(&m, SG_SUITE_CLASSIC, msg, sizeof(msg), now + NS));
+	assert_int_equal(cookie_validate(&c, SG_SUITE_CLASSIC, msg, sizeof(msg), true, src, 6, now + NS),
 			 COOKIE_VALID_MAC_WITH_COOKIE);
-	assert_int_equal(cookie_validate(&c, msg, sizeof(msg), true, other, 6, now + NS),
+	assert_int_equal(cookie_validate(&c, SG_SUITE_CLASSIC, msg, sizeof(msg), true, other, 6, now + NS),
 			 COOKIE_VALID_MAC_NO_COOKIE);
 	/* The sender stops using a cookie after 120 - 5 s. */
-	assert_true(cookie_add_macs(&m, msg, sizeof(msg), now + 116 * NS));
+	assert_true(cookie_add_macs(&m, SG_SUITE_CLASSIC, msg, sizeof(msg), now + 116 * NS));
 	static const uint8_t zero[16];
 	assert_memory_equal(msg + 132, zero, 16);
 	/* The responder's secret rotates every 2 minutes: an old cookie stops validating. */
-	assert_true(cookie_add_macs(&m, msg, sizeof(msg), now + 2 * NS)); /* mac2 with cookie */
-	assert_int_equal(cookie_validate(&c, msg, sizeof(msg), true, src, 6, now + 121 * NS),
+	assert_true(cookie_add_macs(&m, SG_SUITE_CLASSIC, msg, sizeof(msg), now + 2 * NS)); /* mac2 with cookie */
+	assert_int_equal(cookie_validate(&c, SG_SUITE_CLASSIC, msg, sizeof(msg), true, src, 6, now + 121 * NS),
 			 COOKIE_VALID_MAC_NO_COOKIE);
 	cookie_maker_wipe(&m);
 	cookie_checker_wipe(&c);

@@ -363,19 +363,21 @@ static const struct {
      "0c69d2ff"},
 };
 
-/* SEC1 uncompressed point 04 || X || Y from the CAVP coordinates. */
-static void sec1(uint8_t pub[97], const char *x, const char *y)
+/* SEC1 compressed point (02 | parity of Y) || X from the CAVP coordinates (SEC1 2.3.3). */
+static void sec1(uint8_t pub[49], const char *x, const char *y)
 {
-	pub[0] = 0x04;
+	uint8_t ybytes[48];
+
+	assert_int_equal(test_unhex_cap(ybytes, 48, y), 48);
+	pub[0] = (uint8_t)(0x02 | (ybytes[47] & 1));
 	assert_int_equal(test_unhex_cap(pub + 1, 48, x), 48);
-	assert_int_equal(test_unhex_cap(pub + 49, 48, y), 48);
 }
 
 static void test_p384_cavp_cdh(void **state)
 {
 	(void)state;
 	for (size_t v = 0; v < sizeof(cdh_vec) / sizeof(cdh_vec[0]); v++) {
-		uint8_t d[48], qcavs[97], qiut[97], z[48], pub[97], out[48];
+		uint8_t d[48], qcavs[49], qiut[49], z[48], pub[49], out[48];
 
 		print_message("CAVP P-384 COUNT = %zu\n", v);
 		HEX(d, cdh_vec[v].diut);
@@ -384,7 +386,7 @@ static void test_p384_cavp_cdh(void **state)
 		HEX(z, cdh_vec[v].ziut);
 
 		assert_true(sg_p384_public(pub, d));
-		assert_memory_equal(pub, qiut, 97);
+		assert_memory_equal(pub, qiut, 49);
 		assert_true(sg_p384_ecdh(out, d, qcavs));
 		assert_memory_equal(out, z, 48);
 	}
@@ -396,32 +398,38 @@ static void test_p384_invalid_inputs(void **state)
 	static const char order_hex[] =
 	    "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f437"
 	    "2ddf581a0db248b0a77aecec196accc52973";
-	uint8_t d[48], qcavs[97], bad[97], out[48], pub[97], n[48];
+	uint8_t d[48], qcavs[49], bad[49], out[48], pub[49], n[48];
 
 	(void)state;
 	HEX(d, cdh_vec[0].diut);
 	sec1(qcavs, cdh_vec[0].qcavsx, cdh_vec[0].qcavsy);
 
-	/* A point not on the curve: the CAVP point with y changed in its last bit. */
-	memcpy(bad, qcavs, 97);
-	bad[96] ^= 0x01;
+	/* An X with no point on the curve: x = 1 (x^3 - 3x + b is not a square mod p; found with
+	 * EC_POINT_oct2point). The other parity byte of a valid X is a valid point (-Q), so only
+	 * the X coordinate can be wrong in this encoding. */
+	memset(bad, 0, 49);
+	bad[0] = 0x02;
+	bad[48] = 1;
 	memset(out, 0xaa, sizeof(out));
 	assert_false(sg_p384_ecdh(out, d, bad));
 	assert_true(sg_is_zero(out, sizeof(out)));
-	/* (0, 0) is not on the curve either (b != 0); nor is the all-zero encoding. */
-	memset(bad, 0, 97);
+	/* The all-zero encoding and the point at infinity (a lone 0x00) are refused. */
+	memset(bad, 0, 49);
+	assert_false(sg_p384_ecdh(out, d, bad));
+	/* Only the compressed SEC1 form is accepted: prefix 04 (or 06/07 hybrid) is refused. */
+	memcpy(bad, qcavs, 49);
 	bad[0] = 0x04;
 	assert_false(sg_p384_ecdh(out, d, bad));
-	bad[0] = 0x00;
-	assert_false(sg_p384_ecdh(out, d, bad));
-	/* Only the uncompressed SEC1 form is accepted. */
-	memcpy(bad, qcavs, 97);
-	bad[0] = 0x02;
+	bad[0] = 0x06;
 	assert_false(sg_p384_ecdh(out, d, bad));
 	/* A coordinate that is not a field element: x = 2^384 - 1 > p. */
-	memcpy(bad, qcavs, 97);
+	memcpy(bad, qcavs, 49);
 	memset(bad + 1, 0xff, 48);
 	assert_false(sg_p384_ecdh(out, d, bad));
+	/* The other parity is -Q: a valid point, and the shared X coordinate is the same. */
+	memcpy(bad, qcavs, 49);
+	bad[0] ^= 0x01;
+	assert_true(sg_p384_ecdh(out, d, bad));
 
 	/* Private scalars out of [1, n-1] (SP 800-56A 5.6.1.2). */
 	memset(out, 0xaa, sizeof(out));
@@ -451,18 +459,18 @@ static void test_p384_invalid_inputs(void **state)
 
 static void test_p384_generate_agree(void **state)
 {
-	uint8_t a[48], ap[97], b[48], bp[97], pub[97], s1[48], s2[48];
+	uint8_t a[48], ap[49], b[48], bp[49], pub[49], s1[48], s2[48];
 
 	(void)state;
 	assert_true(sg_p384_generate(a, ap));
 	assert_true(sg_p384_generate(b, bp));
-	assert_int_equal(ap[0], 0x04);
+	assert_true(ap[0] == 0x02 || ap[0] == 0x03);
 	assert_false(sg_memeq(a, b, 48));
 	/* The public key recomputed from the private scalar matches the generated one. */
 	assert_true(sg_p384_public(pub, a));
-	assert_memory_equal(pub, ap, 97);
+	assert_memory_equal(pub, ap, 49);
 	assert_true(sg_p384_public(pub, b));
-	assert_memory_equal(pub, bp, 97);
+	assert_memory_equal(pub, bp, 49);
 	/* Both sides agree. */
 	assert_true(sg_p384_ecdh(s1, a, bp));
 	assert_true(sg_p384_ecdh(s2, b, ap));

@@ -446,8 +446,9 @@ static void test_under_load_detected_by_rate(void **state)
 	struct node *a = &sim.n[0], *b = &sim.n[1];
 	/* Many initiations with a valid mac1 in one second put B under load by itself. */
 	uint8_t msg[WG_MSG_INITIATION_LEN];
-	assert_true(handshake_create_initiation(a->peer, msg, sim.now));
-	assert_true(cookie_add_macs(&a->peer->cookie, msg, sizeof(msg), sim.now));
+	assert_int_equal(handshake_create_initiation(a->peer, SG_SUITE_CLASSIC, msg, sim.now),
+			 sizeof(msg));
+	assert_true(cookie_add_macs(&a->peer->cookie, SG_SUITE_CLASSIC, msg, sizeof(msg), sim.now));
 	for (int i = 0; i < WG_UNDER_LOAD_RATE + 10; i++) {
 		uint8_t copy[sizeof(msg)];
 		memcpy(copy, msg, sizeof(msg));

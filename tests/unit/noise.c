@@ -7,6 +7,7 @@
 #include "wg/noise.h"
 
 #include "noise_vector.h"
+#define CLASSIC sg_suite_get(SG_SUITE_CLASSIC)
 
 static void test_vector_handshake_and_transport(void **state)
 {
@@ -29,8 +30,8 @@ static void test_vector_handshake_and_transport(void **state)
 	assert_memory_equal(r_spub, i_rs, 32);
 
 	/* Both sides: InitializeSymmetric, MixHash(prologue), MixHash(rs) (pre-message <- s). */
-	assert_true(noise_init(&si, prologue, prolen, i_rs));
-	assert_true(noise_init(&sr, prologue, prolen, r_spub));
+	assert_true(noise_init(&si, CLASSIC, prologue, prolen, i_rs));
+	assert_true(noise_init(&sr, CLASSIC, prologue, prolen, r_spub));
 
 	/* Message 1: -> e, es, s, ss, {payload} */
 	plen = test_unhex(payload, v_messages[0].payload);
@@ -99,8 +100,8 @@ static void test_tampered_messages_fail(void **state)
 	assert_true(sg_x25519_public(r_spub, r_s));
 	assert_true(sg_x25519(ss, i_s, r_spub));
 	for (size_t flip = 0; flip < sizeof(msg1); flip += 7) {
-		assert_true(noise_init(&si, NULL, 0, r_spub));
-		assert_true(noise_init(&sr, NULL, 0, r_spub));
+		assert_true(noise_init(&si, CLASSIC, NULL, 0, r_spub));
+		assert_true(noise_init(&sr, CLASSIC, NULL, 0, r_spub));
 		assert_true(noise_write_msg1(&si, msg1, msg1 + 32, msg1 + 80, payload, 16, i_e,
 					     i_spub, r_spub, ss));
 		msg1[flip] ^= 0x01;
@@ -110,7 +111,7 @@ static void test_tampered_messages_fail(void **state)
 	}
 	/* A low-order ephemeral (all zero) makes the DH fail. */
 	memset(msg1, 0, 32);
-	assert_true(noise_init(&sr, NULL, 0, r_spub));
+	assert_true(noise_init(&sr, CLASSIC, NULL, 0, r_spub));
 	assert_false(noise_read_msg1_static(&sr, key, rs, msg1, msg1 + 32, r_s));
 }
 

@@ -12,6 +12,8 @@
 #include "crypto/crypto.h"
 #include "wg/wg_int.h"
 
+#define CLASSIC sg_suite_get(SG_SUITE_CLASSIC)
+
 #define MAX_SENT 256
 
 struct sent {
@@ -170,11 +172,11 @@ static void remote_send_initiation(void)
 	assert_true(sg_x25519_generate(t.r.e_priv, e_pub));
 	assert_true(sg_x25519(ss, t.r.priv, dev_pub));
 	assert_true(
-	    noise_init(&t.r.sym, (const uint8_t *)wg_identifier, strlen(wg_identifier), dev_pub));
+	    noise_init(&t.r.sym, CLASSIC, (const uint8_t *)wg_identifier, strlen(wg_identifier), dev_pub));
 	assert_true(noise_write_msg1(&t.r.sym, msg + 8, msg + 40, msg + 88, ts, sizeof(ts),
 				     t.r.e_priv, t.r.pub, dev_pub, ss));
 	assert_true(cookie_maker_init(&m, dev_pub));
-	assert_true(cookie_add_macs(&m, msg, sizeof(msg), t.now));
+	assert_true(cookie_add_macs(&m, SG_SUITE_CLASSIC, msg, sizeof(msg), t.now));
 	sg_memzero(ss, sizeof(ss));
 	cookie_maker_wipe(&m);
 	wg_device_receive(t.dev, t.now, &t.ep, msg, sizeof(msg));
@@ -560,7 +562,7 @@ static void test_handshake_complete_stops_retransmit(void **state)
 	struct cookie_maker m;
 	assert_true(wg_device_get_public_key(t.dev, dev_pub));
 	/* Consume the initiation as the responder would. */
-	assert_true(noise_init(&s, (const uint8_t *)wg_identifier, strlen(wg_identifier), t.r.pub));
+	assert_true(noise_init(&s, CLASSIC, (const uint8_t *)wg_identifier, strlen(wg_identifier), t.r.pub));
 	assert_true(noise_read_msg1_static(&s, key, rs, init->buf + 8, init->buf + 40, t.r.priv));
 	assert_memory_equal(rs, dev_pub, 32);
 	assert_true(sg_x25519(ss, t.r.priv, dev_pub));
@@ -572,7 +574,7 @@ static void test_handshake_complete_stops_retransmit(void **state)
 	assert_true(noise_write_msg2(&s, resp + 12, resp + 44, NULL, 0, t.r.e_priv, init->buf + 8,
 				     dev_pub, psk));
 	assert_true(cookie_maker_init(&m, dev_pub));
-	assert_true(cookie_add_macs(&m, resp, sizeof(resp), t.now));
+	assert_true(cookie_add_macs(&m, SG_SUITE_CLASSIC, resp, sizeof(resp), t.now));
 	t.now += NSEC;
 	wg_device_receive(t.dev, t.now, &t.ep, resp, sizeof(resp));
 	assert_int_equal(t.events[WG_EVENT_HANDSHAKE_COMPLETE], 1);
