@@ -40,6 +40,10 @@ enum key_id {
 	K_ALLOWED_IPS,
 	K_ENDPOINT,
 	K_KEEPALIVE,
+	K_FIPS_PRIVATE_KEY,
+	K_FIPS_PUBLIC_KEY,
+	K_CRYPTO_MODE,
+	K_FIPS_STRICT,
 };
 
 /* How the text after '=' becomes the value. */
@@ -72,6 +76,12 @@ static const struct key_def {
     {"AllowedIPs", K_ALLOWED_IPS, SECTION_PEER, V_COMPACT},
     {"Endpoint", K_ENDPOINT, SECTION_PEER, V_COMPACT},
     {"PersistentKeepalive", K_KEEPALIVE, SECTION_PEER, V_COMPACT},
+    {"FipsPrivateKey", K_FIPS_PRIVATE_KEY, SECTION_INTERFACE, V_COMPACT},
+    {"FipsStrict", K_FIPS_STRICT, SECTION_INTERFACE, V_COMPACT},
+    {"FipsPublicKey", K_FIPS_PUBLIC_KEY, SECTION_PEER, V_COMPACT},
+    /* CryptoMode is valid in both sections; find_key picks by section (see there). */
+    {"CryptoMode", K_CRYPTO_MODE, SECTION_INTERFACE, V_COMPACT},
+    {"CryptoMode", K_CRYPTO_MODE, SECTION_PEER, V_COMPACT},
 };
 
 static const char *const hook_names[SG_WGCONF_NHOOKS] = {"PreUp", "PostUp", "PreDown", "PostDown"};
@@ -469,13 +479,20 @@ static int fail(struct sg_wgconf *conf, int err, const char *fmt, ...)
 	return err;
 }
 
-static const struct key_def *find_key(const char *name)
+/* The definition of a key, preferring the one of the current section (CryptoMode has one in
+ * each); a key of the other section is returned so the caller can say where it belongs. */
+static const struct key_def *find_key(const char *name, int section)
 {
+	const struct key_def *other = NULL;
+
 	for (size_t i = 0; i < SG_ARRAY_LEN(key_defs); i++) {
-		if (!strcasecmp(key_defs[i].name, name))
+		if (strcasecmp(key_defs[i].name, name))
+			continue;
+		if ((int)key_defs[i].section == section)
 			return &key_defs[i];
+		other = &key_defs[i];
 	}
-	return NULL;
+	return other;
 }
 
 static struct sg_wgconf_peer *current_peer(struct sg_wgconf *conf)
@@ -735,6 +752,61 @@ static int parse_key_value(struct sg_wgconf *conf, const struct key_def *k, char
 	}
 	case K_ALLOWED_IPS:
 		return parse_allowed_ips(conf, k, value);
+	case K_FIPS_PRIVATE_KEY: {
+		int r = sg_fipskey_priv_from_base64(conf->fips_private_key, value, strlen(value));
+
+		conf->has_fips_private_key = r == 0;
+		if (r == SG_EPARSE)
+			return fail(conf, SG_EPARSE, "%s: not a base64 key of %u characters", k->name,
+				    SG_FIPS_PRIV_BASE64_LEN);
+		if (r)
+			return fail(conf, SG_EPARSE, "%s: not a P-384 private key (out of range)",
+				    k->name);
+		return 0;
+	}
+	case K_FIPS_PUBLIC_KEY: {
+		struct sg_wgconf_peer *peer = current_peer(conf);
+		int r = sg_fipskey_pub_from_base64(peer->fips_public_key, value, strlen(value));
+
+		peer->has_fips_public_key = r == 0;
+		if (r == SG_EPARSE)
+			return fail(conf, SG_EPARSE, "%s: not a base64 key of %u characters", k->name,
+				    SG_FIPS_PUB_BASE64_LEN);
+		if (r)
+			return fail(conf, SG_EPARSE, "%s: not a point on P-384", k->name);
+		return 0;
+	}
+	case K_CRYPTO_MODE: {
+		enum sg_wgconf_mode m;
+
+		if (!strcasecmp(value, "auto"))
+			m = SG_WGCONF_MODE_AUTO;
+		else if (!strcasecmp(value, "fips"))
+			m = SG_WGCONF_MODE_FIPS;
+		else if (!strcasecmp(value, "classic"))
+			m = SG_WGCONF_MODE_CLASSIC;
+		else {
+			quote(q, sizeof(q), value);
+			return fail(conf, SG_EPARSE, "%s: neither auto, fips nor classic: `%s'",
+				    k->name, q);
+		}
+		if (k->section == SECTION_PEER)
+			current_peer(conf)->crypto_mode = m;
+		else
+			conf->crypto_mode = m;
+		return 0;
+	}
+	case K_FIPS_STRICT:
+		if (!strcasecmp(value, "true")) {
+			conf->fips_strict = true;
+		} else if (!strcasecmp(value, "false")) {
+			conf->fips_strict = false;
+		} else {
+			quote(q, sizeof(q), value);
+			return fail(conf, SG_EPARSE, "%s: neither true nor false: `%s'", k->name,
+				    q);
+		}
+		return 0;
 	case K_ENDPOINT: {
 		struct sg_wgconf_peer *peer = current_peer(conf);
 
@@ -837,7 +909,7 @@ int sg_wgconf_parse_line(struct sg_wgconf *conf, const char *line, size_t len)
 	key = buf;
 	value = eq + 1;
 	compact(key);
-	k = find_key(key);
+	k = find_key(key, conf->section);
 	if (!k) {
 		char q[64];
 
@@ -876,9 +948,17 @@ int sg_wgconf_parse_finish(struct sg_wgconf *conf)
 	if (conf->failed)
 		return SG_EPARSE;
 	for (size_t i = 0; i < conf->n_peers; i++) {
-		if (!conf->peers[i].has_public_key) {
-			conf->line = conf->peers[i].line;
-			return fail(conf, SG_EPARSE, "[Peer] without a PublicKey");
+		struct sg_wgconf_peer *peer = &conf->peers[i];
+
+		if (!peer->has_public_key && peer->has_fips_public_key) {
+			if (!sg_fips_peer_id(peer->public_key, peer->fips_public_key))
+				return fail(conf, SG_EPARSE, "cannot compute a FIPS peer id");
+			peer->has_public_key = true;
+			peer->public_key_derived = true;
+		}
+		if (!peer->has_public_key) {
+			conf->line = peer->line;
+			return fail(conf, SG_EPARSE, "[Peer] without a PublicKey or FipsPublicKey");
 		}
 	}
 	return 0;
@@ -901,6 +981,20 @@ int sg_wgconf_parse(struct sg_wgconf *conf, const char *text, size_t len)
 }
 
 /* ---- serializer ------------------------------------------------------------------------- */
+
+const char *sg_wgconf_mode_name(enum sg_wgconf_mode m)
+{
+	switch (m) {
+	case SG_WGCONF_MODE_AUTO:
+		return "auto";
+	case SG_WGCONF_MODE_FIPS:
+		return "fips";
+	case SG_WGCONF_MODE_CLASSIC:
+		return "classic";
+	default:
+		return NULL;
+	}
+}
 
 static void write_interface_quick(struct sg_strbuf *tb, const struct sg_wgconf *conf)
 {
@@ -929,6 +1023,7 @@ int sg_wgconf_serialize(const struct sg_wgconf *conf, unsigned int flags, char *
 {
 	struct sg_strbuf tb = {0};
 	char b64[SG_KEY_BASE64_LEN + 1], ip[SG_WGCONF_PREFIX_STRLEN];
+	char fb64[SG_FIPS_PUB_BASE64_LEN + 1];
 
 	*out = NULL;
 	*outlen = 0;
@@ -943,12 +1038,30 @@ int sg_wgconf_serialize(const struct sg_wgconf *conf, unsigned int flags, char *
 		sg_key_to_base64(b64, conf->private_key);
 		sg_strbuf_printf(&tb, "PrivateKey = %s\n", b64);
 	}
+	if (conf->has_fips_private_key) {
+		sg_fipskey_priv_to_base64(fb64, conf->fips_private_key);
+		sg_strbuf_printf(&tb, "FipsPrivateKey = %s\n", fb64);
+	}
+	if (conf->crypto_mode)
+		sg_strbuf_printf(&tb, "CryptoMode = %s\n", sg_wgconf_mode_name(conf->crypto_mode));
+	if (conf->fips_strict)
+		sg_strbuf_printf(&tb, "FipsStrict = true\n");
 	sg_strbuf_printf(&tb, "\n");
 	for (size_t i = 0; i < conf->n_peers; i++) {
 		const struct sg_wgconf_peer *peer = &conf->peers[i];
 
-		sg_key_to_base64(b64, peer->public_key);
-		sg_strbuf_printf(&tb, "[Peer]\nPublicKey = %s\n", b64);
+		sg_strbuf_printf(&tb, "[Peer]\n");
+		if (!peer->public_key_derived) {
+			sg_key_to_base64(b64, peer->public_key);
+			sg_strbuf_printf(&tb, "PublicKey = %s\n", b64);
+		}
+		if (peer->has_fips_public_key) {
+			sg_fipskey_pub_to_base64(fb64, peer->fips_public_key);
+			sg_strbuf_printf(&tb, "FipsPublicKey = %s\n", fb64);
+		}
+		if (peer->crypto_mode)
+			sg_strbuf_printf(&tb, "CryptoMode = %s\n",
+					 sg_wgconf_mode_name(peer->crypto_mode));
 		if (peer->has_preshared_key) {
 			sg_key_to_base64(b64, peer->preshared_key);
 			sg_strbuf_printf(&tb, "PresharedKey = %s\n", b64);
@@ -969,6 +1082,7 @@ int sg_wgconf_serialize(const struct sg_wgconf *conf, unsigned int flags, char *
 			sg_strbuf_printf(&tb, "\n");
 	}
 	sg_memzero(b64, sizeof(b64));
+	sg_memzero(fb64, sizeof(fb64));
 	if (tb.oom) {
 		sg_strbuf_free(&tb);
 		return SG_ENOMEM;

@@ -3,8 +3,13 @@
  * [Interface]                        [Peer]
  *   PrivateKey, ListenPort, FwMark     PublicKey, PresharedKey, AllowedIPs, Endpoint,
  *   wg-quick: Address, DNS, MTU,       PersistentKeepalive
- *   Table, PreUp, PostUp, PreDown,
+ *   Table, PreUp, PostUp, PreDown,     SecureGuard: FipsPublicKey, CryptoMode
  *   PostDown, SaveConfig
+ *   SecureGuard: FipsPrivateKey, CryptoMode, FipsStrict
+ *
+ * A peer has a PublicKey, a FipsPublicKey, or both. A FIPS-only peer gets its FIPS peer id
+ * (sg_fips_peer_id) as public_key, with public_key_derived set, so code that identifies peers by
+ * public key works unchanged; the serializer does not write a derived PublicKey.
  *
  * The parser is fed one line at a time and does no I/O (no files, no name resolution: Endpoint
  * hosts are kept as text for the caller to resolve), so it is fuzzed directly. Keys are
@@ -58,7 +63,21 @@ enum sg_wgconf_hook {
 	SG_WGCONF_NHOOKS
 };
 
+/* CryptoMode values; UNSET means the key was not given (a peer then inherits the interface's). */
+enum sg_wgconf_mode {
+	SG_WGCONF_MODE_UNSET = 0,
+	SG_WGCONF_MODE_AUTO,
+	SG_WGCONF_MODE_FIPS,
+	SG_WGCONF_MODE_CLASSIC,
+};
+/* "auto", "fips", "classic" (NULL for UNSET). */
+const char *sg_wgconf_mode_name(enum sg_wgconf_mode m);
+
 struct sg_wgconf_peer {
+	uint8_t fips_public_key[SG_FIPS_PUB_LEN];
+	bool has_fips_public_key;
+	bool public_key_derived; /* FIPS-only: public_key is the FIPS peer id */
+	enum sg_wgconf_mode crypto_mode;
 	uint8_t public_key[SG_KEY_LEN];
 	uint8_t preshared_key[SG_KEY_LEN];
 	bool has_public_key;
@@ -75,6 +94,12 @@ struct sg_wgconf_peer {
 };
 
 struct sg_wgconf {
+	/* [Interface], SecureGuard keys */
+	uint8_t fips_private_key[SG_FIPS_PRIV_LEN];
+	bool has_fips_private_key;
+	enum sg_wgconf_mode crypto_mode;
+	bool fips_strict;
+
 	/* [Interface], wg(8) keys */
 	uint8_t private_key[SG_KEY_LEN];
 	bool has_private_key;
@@ -116,7 +141,8 @@ void sg_wgconf_free(struct sg_wgconf *conf);
  * SG_ENOMEM; sg_wgconf_error() then says what and where. After an error every later call fails
  * too, with the first message kept. */
 int sg_wgconf_parse_line(struct sg_wgconf *conf, const char *line, size_t len) SG_WUR;
-/* Checks what only the whole file can show (every peer has a PublicKey). 0 or SG_EPARSE. */
+/* Checks what only the whole file can show (every peer has a PublicKey or a FipsPublicKey, and
+ * derives the peer id of FIPS-only peers). 0 or SG_EPARSE. */
 int sg_wgconf_parse_finish(struct sg_wgconf *conf) SG_WUR;
 /* Splits text into lines, parses each and finishes. conf must be freshly initialised. */
 int sg_wgconf_parse(struct sg_wgconf *conf, const char *text, size_t len) SG_WUR;

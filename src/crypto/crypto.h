@@ -138,6 +138,14 @@ bool sg_p384_public_valid(const uint8_t pub[SG_P384_PUB_LEN]) SG_WUR;
  * is not a compressed point on the curve, or a scalar out of range. */
 bool sg_p384_ecdh(uint8_t out[SG_P384_SHARED_LEN], const uint8_t priv[SG_P384_PRIV_LEN],
 		  const uint8_t pub[SG_P384_PUB_LEN]) SG_WUR;
+/* Runs the fips suite's known-answer self-tests once per process (later calls return the
+ * cached result). False: FIPS mode must not be used. */
+bool sg_fips_suite_usable(void) SG_WUR;
+/* The stable 32-byte identifier of a FIPS-only peer (where WireGuard has the X25519 public key:
+ * the UAPI, `wg show`): SHA-384("SecureGuard FIPS peer id v1" || compressed public key)
+ * truncated to 32 bytes. */
+#define SG_FIPS_PEER_ID_LABEL "SecureGuard FIPS peer id v1"
+bool sg_fips_peer_id(uint8_t id[32], const uint8_t pub[SG_P384_PUB_LEN]) SG_WUR;
 /* AES-256-GCM with a 96-bit IV and 16-byte tag; same conventions as ChaCha20-Poly1305 above. */
 bool sg_aes256gcm_encrypt(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
 			  size_t adlen, const uint8_t iv[12], const uint8_t key[SG_AES256_KEY_LEN]) SG_WUR;

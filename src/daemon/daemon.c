@@ -97,6 +97,7 @@ struct daemon_ctx {
 		uint64_t udp_rx, udp_rx_errors;
 		uint64_t ctl_accepted, ctl_refused;
 	} stats;
+	bool fips_strict; /* FipsStrict: FIPS keys only on an active FIPS provider */
 };
 
 static void request_stop(struct daemon_ctx *d, const char *reason, int code)
@@ -600,6 +601,7 @@ static const struct uapi_host *uapi_host_for(struct daemon_ctx *d, struct uapi_h
 	h->now = host_now;
 	h->zone_index = host_zone_index;
 	h->zone_name = host_zone_name;
+	h->fips_strict = &d->fips_strict;
 	return h;
 }
 

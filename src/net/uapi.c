@@ -11,6 +11,7 @@
 #include <secureguard/sg_errors.h>
 
 #include "common/log.h"
+#include "config/key.h"
 #include "crypto/crypto.h"
 #include "net/addr.h"
 
@@ -357,6 +358,59 @@ static void handle_device_line(struct uapi_conn *c, const char *k, size_t klen, 
 			set_fail(c, -EADDRINUSE, "fwmark: cannot set: %s", strerror(-err));
 			return;
 		}
+	} else if (value_is(k, klen, "fips_private_key")) {
+		uint8_t sk[WG_FIPS_PRIV_LEN];
+		if (sg_fipskey_priv_from_hex(sk, v, vlen) != 0) {
+			set_fail(c, -EINVAL, "fips_private_key: not %d hex digits of a P-384 scalar",
+				 2 * WG_FIPS_PRIV_LEN);
+			return;
+		}
+		bool zero = sg_is_zero(sk, sizeof(sk));
+		if (!zero && !sg_fips_suite_usable()) {
+			sg_memzero(sk, sizeof(sk));
+			set_fail(c, -EPERM, "fips_private_key: the FIPS suite failed its self-test");
+			return;
+		}
+		err = wg_device_set_fips_private_key(c->dev, zero ? NULL : sk);
+		sg_memzero(sk, sizeof(sk));
+		if (err != 0) {
+			set_fail(c, -EINVAL, "fips_private_key: %s", sg_strerror(err));
+			return;
+		}
+	} else if (value_is(k, klen, "crypto_mode")) {
+		char mv[16] = "";
+		if (vlen < sizeof(mv))
+			memcpy(mv, v, vlen);
+		int m = wg_crypto_mode_parse(mv, false);
+		if (m < 0) {
+			set_fail(c, -EINVAL, "crypto_mode: not auto, fips or classic");
+			return;
+		}
+		err = wg_device_set_crypto_mode(c->dev, (enum wg_crypto_mode)m);
+		if (err != 0) {
+			set_fail(c, -EINVAL, "crypto_mode: %s", sg_strerror(err));
+			return;
+		}
+	} else if (value_is(k, klen, "fips_strict")) {
+		if (!c->host.fips_strict) {
+			set_fail(c, -EINVAL, "fips_strict: not supported by this host");
+			return;
+		}
+		if (value_is(v, vlen, "true")) {
+			/* FipsStrict: FIPS mode only on a validated module (docs/PROTOCOL.md). */
+			if (!sg_crypto_fips_provider_active()) {
+				set_fail(c, -EPERM,
+					 "fips_strict: OpenSSL has no active FIPS provider (see "
+					 "openssl-fipsinstall(1)); refusing FipsStrict");
+				return;
+			}
+			*c->host.fips_strict = true;
+		} else if (value_is(v, vlen, "false")) {
+			*c->host.fips_strict = false;
+		} else {
+			set_fail(c, -EINVAL, "fips_strict: value must be \"true\" or \"false\"");
+			return;
+		}
 	} else if (value_is(k, klen, "replace_peers")) {
 		if (!value_is(v, vlen, "true")) {
 			set_fail(c, -EINVAL, "replace_peers: value must be \"true\"");
@@ -491,6 +545,35 @@ static void handle_peer_line(struct uapi_conn *c, const char *k, size_t klen, co
 			wg_peer_clear_allowed_ips(c->peer);
 	} else if (value_is(k, klen, "allowed_ip")) {
 		handle_allowed_ip(c, v, vlen);
+	} else if (value_is(k, klen, "fips_public_key")) {
+		uint8_t pub[WG_FIPS_PUB_LEN];
+		bool zero = vlen == 2 * WG_FIPS_PUB_LEN;
+		for (size_t i = 0; zero && i < vlen; i++)
+			zero = v[i] == '0';
+		if (!zero && sg_fipskey_pub_from_hex(pub, v, vlen) != 0) {
+			set_fail(c, -EINVAL, "fips_public_key: not %d hex digits of a P-384 point",
+				 2 * WG_FIPS_PUB_LEN);
+			return;
+		}
+		if (c->peer) {
+			int err = wg_peer_set_fips_public_key(c->peer, zero ? NULL : pub);
+			if (err != 0) {
+				set_fail(c, err == SG_EEXIST ? -EEXIST : -EINVAL,
+					 "fips_public_key: %s", sg_strerror(err));
+				return;
+			}
+		}
+	} else if (value_is(k, klen, "crypto_mode")) {
+		char mv[16] = "";
+		if (vlen < sizeof(mv))
+			memcpy(mv, v, vlen);
+		int m = wg_crypto_mode_parse(mv, true);
+		if (m < 0) {
+			set_fail(c, -EINVAL, "crypto_mode: not auto, fips, classic or inherit");
+			return;
+		}
+		if (c->peer)
+			wg_peer_set_crypto_mode(c->peer, (enum wg_crypto_mode)m);
 	} else if (value_is(k, klen, "protocol_version")) {
 		if (!value_is(v, vlen, "1")) {
 			set_fail(c, -EINVAL, "protocol_version: only 1 is supported");
@@ -612,6 +695,22 @@ static void do_get(struct uapi_conn *c)
 	uint32_t mark = c->host.fwmark(c->host.ctx);
 	if (mark != 0)
 		out_printf(c, "fwmark=%u\n", mark);
+	/* SecureGuard's keys (docs/PROTOCOL.md, "UAPI"): wg(8) skips keys it does not know. They
+	 * appear only where FIPS mode is configured, so a classic interface answers exactly what
+	 * wireguard-go does. */
+	uint8_t fk[WG_FIPS_PRIV_LEN];
+	char fhex[2 * WG_FIPS_PUB_LEN + 1];
+	bool fips_dev = wg_device_get_fips_private_key(c->dev, fk);
+	if (fips_dev) {
+		sg_fipskey_priv_to_hex(fhex, fk);
+		out_printf(c, "fips_private_key=%s\n", fhex);
+		sg_memzero(fhex, sizeof(fhex));
+	}
+	sg_memzero(fk, sizeof(fk));
+	if (wg_device_get_crypto_mode(c->dev) != WG_CRYPTO_AUTO)
+		out_printf(c, "crypto_mode=%s\n", wg_crypto_mode_name(wg_device_get_crypto_mode(c->dev)));
+	if (c->host.fips_strict && *c->host.fips_strict)
+		out_printf(c, "fips_strict=true\n");
 
 	for (struct wg_peer *p = wg_device_first_peer(c->dev); p && c->state != ST_CLOSED;
 	     p = wg_peer_next(p)) {
@@ -640,6 +739,24 @@ static void do_get(struct uapi_conn *c)
 		out_printf(c, "tx_bytes=%llu\n", (unsigned long long)st.tx_bytes);
 		out_printf(c, "rx_bytes=%llu\n", (unsigned long long)st.rx_bytes);
 		out_printf(c, "persistent_keepalive_interval=%u\n", st.persistent_keepalive);
+		uint8_t fpub[WG_FIPS_PUB_LEN];
+		bool fips_peer = wg_peer_get_fips_public_key(p, fpub);
+		if (fips_peer) {
+			sg_fipskey_pub_to_hex(fhex, fpub);
+			out_printf(c, "fips_public_key=%s\n", fhex);
+		}
+		if (wg_peer_get_crypto_mode(p) != WG_CRYPTO_INHERIT)
+			out_printf(c, "crypto_mode=%s\n", wg_crypto_mode_name(wg_peer_get_crypto_mode(p)));
+		if (fips_dev || fips_peer) {
+			out_printf(c, "crypto_session=%s\n",
+				   st.mode == SG_SUITE_FIPS	 ? "fips"
+				   : st.mode == SG_SUITE_CLASSIC ? "classic"
+								 : "none");
+			if (st.remote_caps)
+				out_printf(c, "remote_capabilities=0x%04x\n", st.remote_caps);
+			if (st.fallback)
+				out_printf(c, "crypto_fallback=true\n");
+		}
 		struct aip_ctx actx = {c};
 		(void)wg_peer_foreach_allowed_ip(p, put_allowed_ip, &actx);
 	}

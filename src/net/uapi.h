@@ -22,6 +22,9 @@
  *    persistent_keepalive_interval, replace_allowed_ips, allowed_ip [with a leading '-' to remove
  *    one], protocol_version). A public_key equal to our own selects a throw-away peer: its lines
  *    are checked but change nothing.
+ *  - SecureGuard adds device keys fips_private_key, crypto_mode, fips_strict and peer keys
+ *    fips_public_key, crypto_mode; get adds those that are set plus, where FIPS is configured,
+ *    crypto_session, remote_capabilities and crypto_fallback (docs/PROTOCOL.md, "UAPI").
  *  - get answers private_key (if set), listen_port (if not 0), fwmark (if not 0), then per peer
  *    public_key, preshared_key, protocol_version=1, endpoint (if known),
  *    last_handshake_time_sec/_nsec, tx_bytes, rx_bytes, persistent_keepalive_interval,
@@ -70,6 +73,9 @@ struct uapi_host {
 	/* Optional: name for a scope id, written into name (IF_NAMESIZE); false to print it as a
 	 * number. */
 	bool (*zone_name)(void *ctx, uint32_t index, char *name);
+	/* Optional: the interface's FipsStrict flag, owned by the host (NULL: fips_strict is
+	 * refused as unsupported). */
+	bool *fips_strict;
 };
 
 struct uapi_conn;

@@ -407,13 +407,8 @@ static void fips_unhash(struct wg_peer *peer)
 
 void wg_fips_peer_id(uint8_t id[WG_KEY_LEN], const uint8_t fips_pub[WG_FIPS_PUB_LEN])
 {
-	static const char label[] = "SecureGuard FIPS peer id v1";
-	uint8_t h[SG_SHA384_LEN];
-	struct sg_iov iov[2] = {{label, sizeof(label) - 1}, {fips_pub, WG_FIPS_PUB_LEN}};
-
-	if (!sg_sha384(h, iov, 2))
+	if (!sg_fips_peer_id(id, fips_pub))
 		abort(); /* SHA-384 of public data cannot fail short of a broken library */
-	memcpy(id, h, WG_KEY_LEN);
 }
 
 int wg_peer_set_fips_public_key(struct wg_peer *peer, const uint8_t pub[WG_FIPS_PUB_LEN])

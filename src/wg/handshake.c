@@ -107,10 +107,13 @@ uint16_t peer_local_caps(const struct wg_peer *peer)
 void peer_emit_mode(struct wg_peer *peer, enum wg_event_type type, const char *reason,
 		    uint64_t now)
 {
-	if (peer->has_mode_event && now - peer->last_mode_event < MODE_EVENT_INTERVAL)
+	uint64_t *last = &peer->last_mode_event[type - WG_EVENT_MODE_REFUSED];
+
+	/* 0 = never: the simulated and monotonic clocks never start at 0 in practice, and if
+	 * one did the first event would only be emitted one interval late. */
+	if (*last && now - *last < MODE_EVENT_INTERVAL)
 		return;
-	peer->has_mode_event = true;
-	peer->last_mode_event = now;
+	*last = now ? now : 1;
 	peer_emit(peer, type, reason);
 }
 

@@ -211,9 +211,8 @@ struct wg_peer *wg_peer_next(const struct wg_peer *peer);
 size_t wg_device_peer_count(const struct wg_device *dev);
 
 const uint8_t *wg_peer_public_key(const struct wg_peer *peer);
-/* The stable 32-byte identifier of a FIPS-only peer: SHA-384("SecureGuard FIPS peer id v1" ||
- * FIPS public key) truncated to 32 bytes. It stands where the public key does in the UAPI and
- * in `wg show`. */
+/* The stable 32-byte identifier of a FIPS-only peer (sg_fips_peer_id in crypto.h). It stands
+ * where the public key does in the UAPI and in `wg show`. */
 void wg_fips_peer_id(uint8_t id[WG_KEY_LEN], const uint8_t fips_pub[WG_FIPS_PUB_LEN]);
 /* Sets (NULL removes) the peer's FIPS public key. If the peer's public key is the FIPS peer id of
  * this key, the peer is FIPS-only. SG_EEXIST (another peer has it), SG_EINVAL (not a point on

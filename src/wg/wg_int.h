@@ -120,8 +120,8 @@ struct wg_peer {
 	uint64_t fallback_until;	 /* ... until then */
 	enum sg_suite_id last_init_mode;
 	uint16_t remote_caps; /* from its last FIPS handshake message, 0 = unknown */
-	uint64_t last_mode_event;
-	bool has_mode_event;
+	/* per negotiation event type (WG_EVENT_MODE_REFUSED ...), for the log rate limit */
+	uint64_t last_mode_event[WG_EVENT_MODE_UNUSABLE - WG_EVENT_MODE_REFUSED + 1];
 	struct wg_handshake hs;
 	struct wg_keypair *kp_next, *kp_current, *kp_previous;
 	struct cookie_maker cookie;

@@ -511,6 +511,35 @@ static void exercise_suite(const struct sg_suite *s, const uint8_t *hash_abc)
 	assert_false(sg_is_zero(out, s->hash_len));
 }
 
+static void test_selftest_and_peer_id(void **state)
+{
+	uint8_t priv[48], pub[49], id1[32], id2[32];
+
+	(void)state;
+	assert_true(sg_fips_suite_usable());
+	assert_true(sg_fips_suite_usable()); /* cached */
+	assert_true(sg_p384_generate(priv, pub));
+	assert_true(sg_fips_peer_id(id1, pub));
+	assert_true(sg_fips_peer_id(id2, pub));
+	assert_memory_equal(id1, id2, 32);
+	pub[5] ^= 1;
+	assert_true(sg_fips_peer_id(id2, pub));
+	assert_memory_not_equal(id1, id2, 32);
+	/* Public-key validation: a generated point is valid, x = 1 is not on the curve. */
+	pub[5] ^= 1;
+	assert_true(sg_p384_public_valid(pub));
+	memset(pub, 0, sizeof(pub));
+	pub[0] = 0x02;
+	pub[48] = 1;
+	assert_false(sg_p384_public_valid(pub));
+	/* The AES-GCM nonce of the fips suite is big-endian (Noise spec 12.4). */
+	uint8_t n[12];
+	sg_noise_aesgcm_nonce(n, 0x0102030405060708ULL);
+	static const uint8_t want[12] = {0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
+	assert_memory_equal(n, want, 12);
+	sg_memzero(priv, sizeof(priv));
+}
+
 static void test_suite_tables(void **state)
 {
 	const struct sg_suite *fips = sg_suite_get(SG_SUITE_FIPS);
@@ -559,6 +588,7 @@ int main(void)
 	    cmocka_unit_test(test_p384_invalid_inputs),
 	    cmocka_unit_test(test_p384_generate_agree),
 	    cmocka_unit_test(test_suite_tables),
+	    cmocka_unit_test(test_selftest_and_peer_id),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

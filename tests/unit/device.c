@@ -28,8 +28,10 @@ struct node {
 	size_t delivered;
 	uint8_t last_delivered[2048];
 	size_t last_delivered_len;
-	unsigned events[WG_EVENT_PACKET_DROPPED + 1];
+	unsigned events[WG_EVENT_MODE_UNUSABLE + 1];
 	const char *last_fail_reason;
+	const char *last_mode_reason;
+	uint8_t fips_priv[WG_FIPS_PRIV_LEN], fips_pub[WG_FIPS_PUB_LEN];
 };
 
 static struct {
@@ -39,6 +41,7 @@ static struct {
 	uint64_t now;
 	uint64_t real_base;
 	bool drop_all;   /* simulate a dead network */
+	bool drop_fips;  /* a middlebox that drops every FIPS-mode datagram */
 } sim;
 
 static void ep4(struct wg_endpoint *ep, const char *ip, uint16_t port)
@@ -53,7 +56,7 @@ static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *t
 		    size_t len)
 {
 	struct node *n = ctx;
-	if (sim.drop_all)
+	if (sim.drop_all || (sim.drop_fips && len > 1 && buf[1] == WG_MODE_FIPS))
 		return;
 	assert_true(sim.nflight < MAX_FLIGHT);
 	assert_true(len <= sizeof(sim.flight[0].buf));
@@ -87,6 +90,8 @@ static void io_event(void *ctx, const struct wg_event *ev)
 	n->events[ev->type]++;
 	if (ev->type == WG_EVENT_HANDSHAKE_FAILED)
 		n->last_fail_reason = ev->reason;
+	if (ev->type >= WG_EVENT_MODE_REFUSED)
+		n->last_mode_reason = ev->reason;
 }
 
 /* Delivers every datagram in flight (and what they cause) until the network is quiet. */
@@ -659,6 +664,313 @@ static void test_peer_management(void **state)
 	assert_int_equal(wg_device_peer_count(a->dev), 0);
 }
 
+/* ---- FIPS mode (docs/PROTOCOL.md) -------------------------------------------------------- */
+
+/* Gives node k a FIPS key pair, and (when `known`) tells the other node about it. */
+static void fips_key(int k, bool known)
+{
+	struct node *n = &sim.n[k], *o = &sim.n[1 - k];
+	assert_true(sg_p384_generate(n->fips_priv, n->fips_pub));
+	assert_int_equal(wg_device_set_fips_private_key(n->dev, n->fips_priv), 0);
+	if (known)
+		assert_int_equal(wg_peer_set_fips_public_key(o->peer, n->fips_pub), 0);
+}
+
+static int session_mode(int k)
+{
+	struct wg_peer_stats ps;
+	wg_peer_get_stats(sim.n[k].peer, &ps);
+	return ps.mode;
+}
+
+/* Every data message in flight has this mode byte; returns how many there were. */
+static size_t count_data(uint8_t mode)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sim.nflight; i++) {
+		if (sim.flight[i].buf[0] != WG_MSG_DATA)
+			continue;
+		assert_int_equal(sim.flight[i].buf[1], mode);
+		n++;
+	}
+	return n;
+}
+
+static void test_fips_handshake_and_data(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	fips_key(0, true);
+	fips_key(1, true);
+	/* Both auto with both key kinds: FIPS wins. The initiation is the FIPS size. */
+	assert_int_equal(send_ip(0, 100, 0xaa), 0);
+	assert_int_equal(sim.nflight, 1);
+	assert_int_equal(sim.flight[0].len, WG_FIPS_INITIATION_LEN);
+	assert_int_equal(sim.flight[0].buf[1], WG_MODE_FIPS);
+	pump();
+	assert_int_equal(b->delivered, 1);
+	assert_int_equal(session_mode(0), SG_SUITE_FIPS);
+	assert_int_equal(session_mode(1), SG_SUITE_FIPS);
+	struct wg_peer_stats ps;
+	wg_peer_get_stats(a->peer, &ps);
+	assert_int_equal(ps.remote_caps, WG_CAP_FIPS | WG_CAP_CLASSIC | WG_CAP_VERSION_BITS);
+	/* Data both ways carries mode byte 0x01. */
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(send_ip(0, 1000, (uint8_t)i), 0);
+		assert_int_equal(send_ip(1, 30, (uint8_t)i), 0);
+	}
+	assert_int_equal(count_data(WG_MODE_FIPS), 40);
+	/* Replay one FIPS data packet after the others: counted as replayed. */
+	struct datagram again = sim.flight[0];
+	pump();
+	assert_int_equal(b->delivered, 21);
+	assert_int_equal(a->delivered, 20);
+	assert_int_equal(b->last_delivered_len, 1020);
+	wg_device_receive(b->dev, sim.now, &again.src, again.buf, again.len);
+	struct wg_device_stats st;
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_replayed, 1);
+	/* A classic-mode copy of a FIPS data packet is refused by mode, not by decryption. */
+	struct datagram d = sim.flight[0];
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	d = sim.flight[0];
+	sim.nflight = 0;
+	d.buf[1] = WG_MODE_CLASSIC;
+	wg_device_receive(b->dev, sim.now, &d.src, d.buf, d.len);
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_invalid, 1);
+	/* Rekey after time stays in FIPS. */
+	advance(REKEY_AFTER_TIME + NSEC);
+	assert_int_equal(send_ip(0, 10, 2), 0);
+	pump();
+	assert_true(a->events[WG_EVENT_HANDSHAKE_COMPLETE] >= 2);
+	assert_int_equal(session_mode(0), SG_SUITE_FIPS);
+	assert_int_equal(a->events[WG_EVENT_MODE_FALLBACK], 0);
+}
+
+static void test_fips_only_both(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	fips_key(0, true);
+	fips_key(1, true);
+	assert_int_equal(wg_device_set_crypto_mode(a->dev, WG_CRYPTO_FIPS), 0);
+	assert_int_equal(wg_device_set_crypto_mode(b->dev, WG_CRYPTO_FIPS), 0);
+	handshake(1);
+	assert_int_equal(session_mode(0), SG_SUITE_FIPS);
+	assert_int_equal(a->delivered, 1);
+	struct wg_peer_stats ps;
+	wg_peer_get_stats(b->peer, &ps);
+	/* A fips interface advertises FIPS only. */
+	assert_int_equal(ps.remote_caps, WG_CAP_FIPS | WG_CAP_VERSION_BITS);
+}
+
+static void test_auto_falls_back_when_peer_has_no_fips(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	/* A knows a FIPS key for B, but B runs without one (classic only): B answers A's FIPS
+	 * initiation with an unauthenticated reject, A falls back to classic at once. */
+	uint8_t priv[48], pub[49];
+	assert_true(sg_p384_generate(priv, pub));
+	assert_int_equal(wg_peer_set_fips_public_key(a->peer, pub), 0);
+	fips_key(0, false);
+	handshake(0);
+	assert_int_equal(b->events[WG_EVENT_MODE_REFUSED], 1);
+	assert_string_equal(b->last_mode_reason, "no_fips_key");
+	assert_int_equal(a->events[WG_EVENT_MODE_REJECTED], 1);
+	assert_int_equal(a->events[WG_EVENT_MODE_FALLBACK], 1);
+	assert_int_equal(session_mode(0), SG_SUITE_CLASSIC);
+	assert_int_equal(b->delivered, 1);
+	/* Ten minutes later A tries FIPS again and falls back again, without losing the session. */
+	advance(FIPS_RETRY_AFTER + NSEC);
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	pump();
+	assert_int_equal(a->events[WG_EVENT_MODE_FALLBACK], 2);
+	assert_int_equal(session_mode(0), SG_SUITE_CLASSIC);
+}
+
+static void test_classic_policy_refuses_fips_authenticated(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	fips_key(0, true);
+	fips_key(1, true);
+	/* B has a FIPS key but allows classic only with A: it authenticates A's FIPS initiation
+	 * and refuses it by policy; A (auto) falls back. */
+	wg_peer_set_crypto_mode(b->peer, WG_CRYPTO_CLASSIC);
+	handshake(0);
+	assert_int_equal(b->events[WG_EVENT_MODE_REFUSED], 1);
+	assert_string_equal(b->last_mode_reason, "peer_offered_fips_classic_only");
+	assert_string_equal(a->last_mode_reason, "reject");
+	assert_int_equal(session_mode(0), SG_SUITE_CLASSIC);
+	assert_int_equal(session_mode(1), SG_SUITE_CLASSIC);
+}
+
+static void test_fips_only_vs_classic_only_refused(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	/* A: CryptoMode = fips, knows B's FIPS key. B: classic only (no FIPS key). */
+	fips_key(0, false);
+	uint8_t priv[48], pub[49];
+	assert_true(sg_p384_generate(priv, pub));
+	assert_int_equal(wg_peer_set_fips_public_key(a->peer, pub), 0);
+	assert_int_equal(wg_device_set_crypto_mode(a->dev, WG_CRYPTO_FIPS), 0);
+	handshake(0);
+	assert_int_equal(a->events[WG_EVENT_MODE_REJECTED], 1);
+	assert_string_equal(a->last_mode_reason, "peer_has_no_fips");
+	assert_int_equal(a->events[WG_EVENT_MODE_FALLBACK], 0);
+	assert_int_equal(session_mode(0), -1);
+	/* B's classic initiation to A is refused with its reason, and B says so. */
+	handshake(1);
+	assert_int_equal(a->events[WG_EVENT_MODE_REFUSED], 1);
+	assert_string_equal(a->last_mode_reason, "peer_offered_classic_fips_required");
+	assert_int_equal(b->events[WG_EVENT_MODE_REJECTED], 1);
+	assert_string_equal(b->last_mode_reason, "peer_requires_fips");
+	assert_int_equal(session_mode(1), -1);
+	/* Retries never produce a session, and the events stay rate-limited. */
+	advance(30 * NSEC);
+	assert_int_equal(session_mode(0), -1);
+	assert_int_equal(session_mode(1), -1);
+	assert_true(a->events[WG_EVENT_MODE_REJECTED] <= 4);
+	assert_int_equal(a->delivered + b->delivered, 0);
+}
+
+static void test_forged_reject_cannot_downgrade_fips_peer(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	fips_key(0, true);
+	fips_key(1, true);
+	wg_peer_set_crypto_mode(a->peer, WG_CRYPTO_FIPS);
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	assert_int_equal(sim.nflight, 1);
+	struct datagram init = sim.flight[0];
+	sim.nflight = 0;
+	/* An on-path attacker answers with a reject naming A's index: "classic only". */
+	uint8_t rej[WG_MSG_REJECT_LEN] = {WG_MSG_REJECT, WG_MODE_FIPS};
+	memcpy(rej + 4, init.buf + 4, 4);
+	rej[8] = WG_CAP_CLASSIC;
+	rej[9] = WG_CAP_VERSION;
+	rej[10] = WG_REJECT_FIPS_UNAVAILABLE;
+	wg_device_receive(a->dev, sim.now, &b->ep, rej, sizeof(rej));
+	assert_int_equal(a->events[WG_EVENT_MODE_REJECTED], 1);
+	assert_int_equal(a->events[WG_EVENT_MODE_FALLBACK], 0);
+	assert_int_equal(sim.nflight, 0); /* no classic initiation went out */
+	/* The real initiation still completes in FIPS. */
+	wg_device_receive(b->dev, sim.now, &init.src, init.buf, init.len);
+	pump();
+	assert_int_equal(session_mode(0), SG_SUITE_FIPS);
+	assert_int_equal(b->delivered, 1);
+	/* A reject for an index with no initiation in flight is ignored. */
+	wg_device_receive(a->dev, sim.now, &b->ep, rej, sizeof(rej));
+	assert_int_equal(a->events[WG_EVENT_MODE_REJECTED], 1);
+}
+
+static void test_auto_falls_back_on_timeout(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	fips_key(0, true);
+	fips_key(1, true);
+	/* A network that drops FIPS datagrams: after FIPS_FALLBACK_ATTEMPTS retries, classic. */
+	sim.drop_fips = true;
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	pump();
+	assert_int_equal(session_mode(0), -1);
+	advance((FIPS_FALLBACK_ATTEMPTS + 1) * (REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX));
+	assert_int_equal(a->events[WG_EVENT_MODE_FALLBACK], 1);
+	assert_string_equal(a->last_mode_reason, "timeout");
+	assert_int_equal(session_mode(0), SG_SUITE_CLASSIC);
+	assert_int_equal(b->delivered, 1);
+	sim.drop_fips = false;
+}
+
+static void test_fips_cookie_under_load(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	fips_key(0, true);
+	fips_key(1, true);
+	wg_device_force_under_load(b->dev, true);
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	pump();
+	struct wg_device_stats st;
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_cookie_sent, 1);
+	assert_int_equal(a->events[WG_EVENT_COOKIE_RECEIVED], 1);
+	assert_int_equal(a->peer->cookie.cookie_mode, SG_SUITE_FIPS);
+	advance(REKEY_TIMEOUT + NSEC);
+	assert_int_equal(session_mode(0), SG_SUITE_FIPS);
+	assert_int_equal(b->delivered, 1);
+	wg_device_force_under_load(b->dev, false);
+}
+
+static void test_fips_only_peer_identity(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	/* Both sides FIPS only: no classic keys at all; peers known by their FIPS peer id. */
+	assert_int_equal(wg_device_set_private_key(a->dev, NULL), 0);
+	assert_int_equal(wg_device_set_private_key(b->dev, NULL), 0);
+	wg_device_remove_all_peers(a->dev);
+	wg_device_remove_all_peers(b->dev);
+	for (int k = 0; k < 2; k++) {
+		struct node *n = &sim.n[k];
+		assert_true(sg_p384_generate(n->fips_priv, n->fips_pub));
+		assert_int_equal(wg_device_set_fips_private_key(n->dev, n->fips_priv), 0);
+	}
+	for (int k = 0; k < 2; k++) {
+		struct node *n = &sim.n[k], *o = &sim.n[1 - k];
+		uint8_t id[32], id2[32];
+		wg_fips_peer_id(id, o->fips_pub);
+		wg_fips_peer_id(id2, o->fips_pub);
+		assert_memory_equal(id, id2, 32);
+		assert_int_equal(wg_device_add_peer(n->dev, id, &n->peer), 0);
+		assert_int_equal(wg_peer_set_fips_public_key(n->peer, o->fips_pub), 0);
+		assert_true(wg_peer_is_fips_only(n->peer));
+		assert_ptr_equal(wg_device_find_peer_fips(n->dev, o->fips_pub), n->peer);
+		uint8_t addr[4] = {10, 9, 0, (uint8_t)(o->id + 1)};
+		assert_int_equal(wg_peer_add_allowed_ip(n->peer, AF_INET, addr, 32), 0);
+		wg_peer_set_endpoint(n->peer, &o->ep);
+	}
+	/* The same FIPS key on a second peer is refused; so is a point off the curve. */
+	struct wg_peer *p2;
+	uint8_t other[32] = {1}, bad[49] = {0x02};
+	bad[48] = 1;
+	assert_int_equal(wg_device_add_peer(a->dev, other, &p2), 0);
+	assert_int_equal(wg_peer_set_fips_public_key(p2, b->fips_pub), SG_EEXIST);
+	assert_int_equal(wg_peer_set_fips_public_key(p2, bad), SG_EINVAL);
+	assert_int_equal(wg_peer_set_fips_public_key(p2, a->fips_pub), SG_EINVAL);
+	wg_device_remove_peer(a->dev, p2);
+	handshake(0);
+	assert_int_equal(session_mode(0), SG_SUITE_FIPS);
+	assert_int_equal(b->delivered, 1);
+	assert_int_equal(send_ip(1, 10, 3), 0);
+	pump();
+	assert_int_equal(a->delivered, 1);
+}
+
+static void test_fips_malformed(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	fips_key(0, true);
+	fips_key(1, true);
+	uint8_t msg[WG_FIPS_INITIATION_LEN + 1] = {WG_MSG_INITIATION, WG_MODE_FIPS};
+	struct wg_device_stats st;
+	/* Wrong lengths for the FIPS forms, an unknown mode, nonzero reserved bytes. */
+	wg_device_receive(b->dev, sim.now, &a->ep, msg, WG_MSG_INITIATION_LEN);
+	wg_device_receive(b->dev, sim.now, &a->ep, msg, sizeof(msg));
+	msg[1] = 2;
+	wg_device_receive(b->dev, sim.now, &a->ep, msg, WG_FIPS_INITIATION_LEN);
+	msg[1] = WG_MODE_FIPS;
+	msg[2] = 1;
+	wg_device_receive(b->dev, sim.now, &a->ep, msg, WG_FIPS_INITIATION_LEN);
+	msg[0] = WG_MSG_REJECT;
+	msg[2] = 0;
+	wg_device_receive(b->dev, sim.now, &a->ep, msg, WG_MSG_REJECT_LEN + 1);
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_invalid, 5);
+	/* A well-sized FIPS initiation with garbage fails mac1. */
+	msg[0] = WG_MSG_INITIATION;
+	wg_device_receive(b->dev, sim.now, &a->ep, msg, WG_FIPS_INITIATION_LEN);
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_bad_mac, 1);
+	assert_int_equal(sim.nflight, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -683,6 +995,16 @@ int main(void)
 		T(test_source_address_checked),
 		T(test_psk_mismatch_and_match),
 		T(test_peer_management),
+		T(test_fips_handshake_and_data),
+		T(test_fips_only_both),
+		T(test_auto_falls_back_when_peer_has_no_fips),
+		T(test_classic_policy_refuses_fips_authenticated),
+		T(test_fips_only_vs_classic_only_refused),
+		T(test_forged_reject_cannot_downgrade_fips_peer),
+		T(test_auto_falls_back_on_timeout),
+		T(test_fips_cookie_under_load),
+		T(test_fips_only_peer_identity),
+		T(test_fips_malformed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,12 +130,83 @@ static void test_tai64n(void **state)
 	assert_true(memcmp(u, t, 12) > 0);
 }
 
+/* The suite KDF equals RFC 5869 HKDF with an empty info, computed independently: classic against
+ * sg_wg_kdf (checked by the cacophony vector above), fips against OpenSSL's HKDF-SHA-384. */
+static void test_kdf_matches_hkdf(void **state)
+{
+	const struct sg_suite *fips = sg_suite_get(SG_SUITE_FIPS);
+	uint8_t ck[48], in[57], t[3][48], want[144], w1[32], w2[32], w3[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ck); i++)
+		ck[i] = (uint8_t)(i * 7 + 1);
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(0xa0 ^ i);
+	assert_true(noise_kdf(fips, t[0], t[1], t[2], ck, in, sizeof(in)));
+	assert_true(sg_hkdf_sha384(want, sizeof(want), ck, 48, in, sizeof(in), NULL, 0));
+	assert_memory_equal(t, want, sizeof(want));
+	/* Empty input (Split). */
+	assert_true(noise_kdf(fips, t[0], t[1], NULL, ck, NULL, 0));
+	assert_true(sg_hkdf_sha384(want, 96, ck, 48, (const uint8_t *)"", 0, NULL, 0));
+	assert_memory_equal(t, want, 96);
+	assert_true(noise_kdf(CLASSIC, t[0], t[1], t[2], ck, in, sizeof(in)));
+	assert_true(sg_wg_kdf(w1, w2, w3, ck, in, sizeof(in)));
+	assert_memory_equal(t[0], w1, 32);
+	assert_memory_equal(t[1], w2, 32);
+	assert_memory_equal(t[2], w3, 32);
+}
+
+/* The FIPS handshake through the same message operations: both sides derive the same transport
+ * keys, and the construction name is zero-padded into h (Noise spec 5.2: 31 bytes <= 48). */
+static void test_fips_round_trip(void **state)
+{
+	const struct sg_suite *fips = sg_suite_get(SG_SUITE_FIPS);
+	uint8_t i_s[48], i_spub[49], r_s[48], r_spub[49], i_e[48], i_epub[49], r_e[48], r_epub[49];
+	uint8_t ss_i[48], ss_r[48], psk[32] = {9}, key[32], rs[49], got[14];
+	uint8_t msg1[49 + 65 + 30], msg2[49 + 18], payload[14] = {1, 2, 3};
+	uint8_t i_send[32], i_recv[32], r_send[32], r_recv[32];
+	struct noise_symmetric si, sr;
+
+	(void)state;
+	assert_true(sg_p384_generate(i_s, i_spub) && sg_p384_generate(r_s, r_spub));
+	assert_true(sg_p384_generate(i_e, i_epub) && sg_p384_generate(r_e, r_epub));
+	assert_true(sg_p384_ecdh(ss_i, i_s, r_spub) && sg_p384_ecdh(ss_r, r_s, i_spub));
+	assert_true(noise_init(&si, fips, (const uint8_t *)"SecureGuard FIPS v1", 19, r_spub));
+	assert_true(noise_init(&sr, fips, (const uint8_t *)"SecureGuard FIPS v1", 19, r_spub));
+	assert_memory_equal(si.h, sr.h, 48);
+	assert_true(noise_write_msg1(&si, msg1, msg1 + 49, msg1 + 49 + 65, payload, 14, i_e, i_spub,
+				     r_spub, ss_i));
+	assert_memory_equal(msg1, i_epub, 49);
+	assert_true(noise_read_msg1_static(&sr, key, rs, msg1, msg1 + 49, r_s));
+	assert_memory_equal(rs, i_spub, 49);
+	assert_true(noise_read_msg1_payload(&sr, key, got, msg1 + 49 + 65, 30, ss_r));
+	assert_memory_equal(got, payload, 14);
+	assert_true(noise_write_msg2(&sr, msg2, msg2 + 49, payload, 2, r_e, msg1, rs, psk));
+	assert_true(noise_read_msg2(&si, got, msg2 + 49, 18, msg2, i_e, i_s, psk));
+	assert_memory_equal(si.h, sr.h, 48);
+	assert_true(noise_split(&si, i_send, i_recv));
+	assert_true(noise_split(&sr, r_recv, r_send));
+	assert_memory_equal(i_send, r_recv, 32);
+	assert_memory_equal(i_recv, r_send, 32);
+	/* A wrong PSK fails the response. */
+	psk[0] ^= 1;
+	assert_true(noise_init(&si, fips, (const uint8_t *)"SecureGuard FIPS v1", 19, r_spub));
+	assert_true(noise_write_msg1(&si, msg1, msg1 + 49, msg1 + 49 + 65, payload, 14, i_e, i_spub,
+				     r_spub, ss_i));
+	struct noise_symmetric si2 = si;
+	assert_false(noise_read_msg2(&si2, got, msg2 + 49, 18, msg2, i_e, i_s, psk));
+	noise_symmetric_wipe(&si);
+	noise_symmetric_wipe(&sr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vector_handshake_and_transport),
 		cmocka_unit_test(test_tampered_messages_fail),
 		cmocka_unit_test(test_tai64n),
+		cmocka_unit_test(test_kdf_matches_hkdf),
+		cmocka_unit_test(test_fips_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

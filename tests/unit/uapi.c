@@ -321,6 +321,84 @@ static void test_set_every_key(void **state)
 	assert_string_equal(do_get(), "listen_port=51820\nerrno=0\n\n");
 }
 
+static void hexbytes(char *out, const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* SecureGuard's FIPS keys in the UAPI (docs/PROTOCOL.md, "UAPI"). */
+static void test_fips_keys(void **state)
+{
+	(void)state;
+	uint8_t fpriv[48], fpub[49], ppriv[48], ppub[49], id[32];
+	char fsk[97], ppk[99], idhex[65], req[2048], want[4096];
+	bool strict = false;
+
+	host.fips_strict = &strict;
+	assert_true(sg_p384_generate(fpriv, fpub));
+	assert_true(sg_p384_generate(ppriv, ppub));
+	hexbytes(fsk, fpriv, 48);
+	hexbytes(ppk, ppub, 49);
+	assert_true(sg_fips_peer_id(id, ppub));
+	hexbytes(idhex, id, 32);
+	/* A FIPS-only interface with a FIPS-only peer known by its id. */
+	snprintf(req, sizeof(req),
+		 "fips_private_key=%s\ncrypto_mode=fips\npublic_key=%s\nfips_public_key=%s\n"
+		 "crypto_mode=auto\nallowed_ip=10.0.0.2/32\n",
+		 fsk, idhex, ppk);
+	assert_int_equal(do_set(req), 0);
+	struct wg_peer *p = wg_device_first_peer(dev);
+	assert_non_null(p);
+	assert_true(wg_peer_is_fips_only(p));
+	assert_int_equal(wg_device_get_crypto_mode(dev), WG_CRYPTO_FIPS);
+	snprintf(want, sizeof(want),
+		 "fips_private_key=%s\ncrypto_mode=fips\npublic_key=%s\n"
+		 "preshared_key=0000000000000000000000000000000000000000000000000000000000000000\n"
+		 "protocol_version=1\nlast_handshake_time_sec=0\nlast_handshake_time_nsec=0\n"
+		 "tx_bytes=0\nrx_bytes=0\npersistent_keepalive_interval=0\nfips_public_key=%s\n"
+		 "crypto_mode=auto\ncrypto_session=none\nallowed_ip=10.0.0.2/32\nerrno=0\n\n",
+		 fsk, idhex, ppk);
+	assert_string_equal(do_get(), want);
+	/* Errors: bad hex, a point off the curve, a scalar out of range, an unknown mode, the
+	 * same FIPS key on a second peer, FipsStrict without a FIPS provider. */
+	char bad[128];
+	memset(bad, '0', 98);
+	memcpy(bad, "02", 2);
+	bad[97] = '1';
+	bad[98] = '\0';
+	snprintf(req, sizeof(req), "public_key=%s\nfips_public_key=%s\n", idhex, bad);
+	assert_int_equal(do_set(req), -EINVAL);
+	memset(bad, 'f', 96);
+	bad[96] = '\0';
+	snprintf(req, sizeof(req), "fips_private_key=%s\n", bad);
+	assert_int_equal(do_set(req), -EINVAL);
+	assert_int_equal(do_set("fips_private_key=12\n"), -EINVAL);
+	assert_int_equal(do_set("crypto_mode=fast\n"), -EINVAL);
+	assert_int_equal(do_set("crypto_mode=inherit\n"), -EINVAL);
+	char other[65];
+	hexkey(other, 0x33);
+	snprintf(req, sizeof(req), "public_key=%s\nfips_public_key=%s\n", other, ppk);
+	assert_int_equal(do_set(req), -EEXIST);
+	if (!sg_crypto_fips_provider_active()) {
+		assert_int_equal(do_set("fips_strict=true\n"), -EPERM);
+		assert_false(strict);
+	}
+	assert_int_equal(do_set("fips_strict=false\n"), 0);
+	/* The private key never reaches a log line. */
+	for (unsigned i = 0; i < nlog && i < 64; i++)
+		assert_null(strstr(log_lines[i], fsk));
+	/* Removing: all-zero keys. */
+	memset(bad, '0', 96);
+	bad[96] = '\0';
+	snprintf(req, sizeof(req), "fips_private_key=%s\ncrypto_mode=auto\n", bad);
+	assert_int_equal(do_set(req), 0);
+	uint8_t k[48];
+	assert_false(wg_device_get_fips_private_key(dev, k));
+	host.fips_strict = NULL;
+	assert_int_equal(do_set("fips_strict=true\n"), -EINVAL);
+}
+
 static void test_endpoint_forms(void **state)
 {
 	(void)state;
@@ -939,6 +1017,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_get_empty, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_set_every_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fips_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_endpoint_forms, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_errno_values, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_line_by_line, setup, teardown),

@@ -327,7 +327,7 @@ static const struct error_case error_cases[] = {
      "line 2: unknown section `[Peers]' (expected [Interface] or [Peer])"},
     {"[Interface]\nListenPort\n",
      "line 2: expected `Key = Value' or a [Section], got `ListenPort'"},
-    {"[Interface]\n\n[Peer]\nAllowedIPs = 10.0.0.1/32\n", "line 3: [Peer] without a PublicKey"},
+    {"[Interface]\n\n[Peer]\nAllowedIPs = 10.0.0.1/32\n", "line 3: [Peer] without a PublicKey or FipsPublicKey"},
     {"[Interface]\nListenPort = 1\0\n", "line 2: contains a NUL character"},
 };
 
@@ -697,6 +697,95 @@ static void test_round_trip(void **state)
 	}
 }
 
+/* SecureGuard's FIPS keys: parsing, the derived id of a FIPS-only peer, errors, round trip. */
+static void test_fips_keys(void **state)
+{
+	uint8_t priv[SG_FIPS_PRIV_LEN], pub[SG_FIPS_PUB_LEN], id[32];
+	char privb[SG_FIPS_PRIV_BASE64_LEN + 1], pubb[SG_FIPS_PUB_BASE64_LEN + 1], text[1024];
+	struct sg_wgconf c, c2;
+	char *out = NULL;
+	size_t outlen;
+
+	(void)state;
+	assert_int_equal(sg_fipskey_generate(priv, pub), 0);
+	sg_fipskey_priv_to_base64(privb, priv);
+	sg_fipskey_pub_to_base64(pubb, pub);
+	assert_int_equal(strlen(privb), 64);
+	assert_int_equal(strlen(pubb), 68);
+	snprintf(text, sizeof(text),
+		 "[Interface]\nPrivateKey = " PRIV "\nFipsPrivateKey = %s\ncryptomode = FIPS\n"
+		 "FipsStrict = true\n\n[Peer]\nFipsPublicKey = %s\nCryptoMode = auto\n"
+		 "AllowedIPs = 10.0.0.2/32\n\n[Peer]\nPublicKey = " PUB1 "\nFipsPublicKey = %s\n",
+		 privb, pubb, pubb);
+	sg_wgconf_init(&c);
+	/* The same FIPS key on two peers is the daemon's business (SG_EEXIST there). */
+	assert_int_equal(sg_wgconf_parse(&c, text, strlen(text)), 0);
+	assert_true(c.has_fips_private_key);
+	assert_memory_equal(c.fips_private_key, priv, sizeof(priv));
+	assert_int_equal(c.crypto_mode, SG_WGCONF_MODE_FIPS);
+	assert_true(c.fips_strict);
+	assert_int_equal(c.n_peers, 2);
+	assert_true(c.peers[0].public_key_derived);
+	assert_true(sg_fips_peer_id(id, pub));
+	assert_memory_equal(c.peers[0].public_key, id, 32);
+	assert_int_equal(c.peers[0].crypto_mode, SG_WGCONF_MODE_AUTO);
+	assert_false(c.peers[1].public_key_derived);
+	assert_int_equal(c.peers[1].crypto_mode, SG_WGCONF_MODE_UNSET);
+	/* Round trip: no derived PublicKey is written, everything else comes back. */
+	assert_int_equal(sg_wgconf_serialize(&c, 0, &out, &outlen), 0);
+	assert_non_null(strstr(out, "FipsPrivateKey = "));
+	assert_non_null(strstr(out, "CryptoMode = fips\n"));
+	assert_non_null(strstr(out, "[Peer]\nFipsPublicKey = "));
+	sg_wgconf_init(&c2);
+	assert_int_equal(sg_wgconf_parse(&c2, out, outlen), 0);
+	assert_memory_equal(c2.peers[0].public_key, id, 32);
+	assert_memory_equal(c2.peers[1].fips_public_key, pub, sizeof(pub));
+	assert_true(c2.fips_strict);
+	sg_memzero(out, outlen);
+	free(out);
+	sg_wgconf_free(&c2);
+	sg_wgconf_free(&c);
+
+	/* Errors name the key and never quote key text. */
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+	    {"[Interface]\nFipsPrivateKey = abc\n",
+	     "line 2: FipsPrivateKey: not a base64 key of 64 characters"},
+	    {"[Interface]\nCryptoMode = fast\n",
+	     "line 2: CryptoMode: neither auto, fips nor classic: `fast'"},
+	    {"[Interface]\nFipsStrict = yes\n", "line 2: FipsStrict: neither true nor false: `yes'"},
+	    {"[Peer]\nFipsPublicKey = " PUB1 "\n",
+	     "line 2: FipsPublicKey: not a base64 key of 68 characters"},
+	    {"[Interface]\nFipsPublicKey = x\n",
+	     "line 2: FipsPublicKey: only valid in the [Peer] section"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sg_wgconf_init(&c);
+		assert_int_not_equal(sg_wgconf_parse(&c, bad[i].text, strlen(bad[i].text)), 0);
+		assert_string_equal(sg_wgconf_error(&c), bad[i].want);
+		sg_wgconf_free(&c);
+	}
+	/* A well-formed encoding of an X that is not on the curve, and a scalar >= n. */
+	uint8_t off[SG_FIPS_PUB_LEN] = {0x02};
+	off[48] = 1;
+	sg_fipskey_pub_to_base64(pubb, off);
+	snprintf(text, sizeof(text), "[Peer]\nFipsPublicKey = %s\n", pubb);
+	sg_wgconf_init(&c);
+	assert_int_not_equal(sg_wgconf_parse(&c, text, strlen(text)), 0);
+	assert_string_equal(sg_wgconf_error(&c), "line 2: FipsPublicKey: not a point on P-384");
+	sg_wgconf_free(&c);
+	memset(priv, 0xff, sizeof(priv));
+	sg_fipskey_priv_to_base64(privb, priv);
+	snprintf(text, sizeof(text), "[Interface]\nFipsPrivateKey = %s\n", privb);
+	sg_wgconf_init(&c);
+	assert_int_not_equal(sg_wgconf_parse(&c, text, strlen(text)), 0);
+	assert_string_equal(sg_wgconf_error(&c),
+			    "line 2: FipsPrivateKey: not a P-384 private key (out of range)");
+	assert_false(c.has_fips_private_key);
+	sg_wgconf_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -705,7 +794,7 @@ int main(void)
 	    cmocka_unit_test(test_errors_hide_keys), cmocka_unit_test(test_line_limit),
 	    cmocka_unit_test(test_peer_limit),	     cmocka_unit_test(test_allowed_ip_limits),
 	    cmocka_unit_test(test_interface_limits), cmocka_unit_test(test_serialize_layout),
-	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_round_trip),	     cmocka_unit_test(test_fips_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
