@@ -25,6 +25,7 @@ int cli_cmd_up(int argc, char **argv);
 int cli_cmd_down(int argc, char **argv);
 int cli_cmd_save(int argc, char **argv);
 int cli_cmd_strip(int argc, char **argv);
+int cli_cmd_cert(int argc, char **argv); /* cert.c */
 
 /* ---- util.c ---------------------------------------------------------------------------- */
 
@@ -37,6 +38,8 @@ int cli_read_file(const char *path, size_t max, char **out, size_t *len);
 /* Reads a key file as `wg set ... private-key FILE` does: base64 plus trailing whitespace; an
  * empty file (or /dev/null) gives the all-zero key, which removes the key. 0 or -1 (printed). */
 int cli_read_keyfile(const char *path, uint8_t key[SG_KEY_LEN]);
+/* The same for a FIPS private key file (genkey --fips). */
+int cli_read_fips_keyfile(const char *path, uint8_t key[SG_FIPS_PRIV_LEN]);
 
 /* Resolves an endpoint host (name or literal) and port, retrying transient failures as wg(8)
  * does (WG_ENDPOINT_RESOLUTION_RETRIES, default 15, "infinity"). 0 or -1 (printed). */

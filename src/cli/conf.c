@@ -15,6 +15,34 @@ static int pubkey_cmp(const void *a, const void *b)
 	return memcmp((*x)->public_key, (*y)->public_key, SG_KEY_LEN);
 }
 
+/* setconf and syncconf replace the device's settings too: SecureGuard's device keys that the
+ * file leaves out are reset. Only sent when the daemon has them, so a wireguard-go daemon never
+ * sees a key it does not know. */
+static int reset_absent_device_keys(struct cli_device *want)
+{
+	struct cli_device *have = NULL;
+	int ret = cli_ipc_get(want->name, &have);
+
+	if (ret) {
+		cli_errno("Unable to retrieve current interface configuration", ret);
+		return -1;
+	}
+	if ((have->flags & CLI_DEV_HAS_FIPS_KEY) && !(want->flags & CLI_DEV_HAS_FIPS_KEY)) {
+		memset(want->fips_private_key, 0, SG_FIPS_PRIV_LEN);
+		want->flags |= CLI_DEV_HAS_FIPS_KEY;
+	}
+	if ((have->flags & CLI_DEV_HAS_CRYPTO_MODE) && !(want->flags & CLI_DEV_HAS_CRYPTO_MODE)) {
+		want->crypto_mode = SG_WGCONF_MODE_AUTO;
+		want->flags |= CLI_DEV_HAS_CRYPTO_MODE;
+	}
+	if (have->fips_strict && !(want->flags & CLI_DEV_HAS_FIPS_STRICT)) {
+		want->fips_strict = false;
+		want->flags |= CLI_DEV_HAS_FIPS_STRICT;
+	}
+	cli_device_free(have);
+	return 0;
+}
+
 /* syncconf: turn a replace-everything request into the difference from the running state.
  * Peers only in the running state are removed; peers in both are updated in place, so their
  * sessions survive; a preshared key or keepalive the file no longer has is cleared. A file
@@ -62,6 +90,16 @@ static int sync_device(struct cli_device *want)
 		if (h->keepalive && !((*found)->flags & CLI_PEER_HAS_KEEPALIVE)) {
 			(*found)->keepalive = 0;
 			(*found)->flags |= CLI_PEER_HAS_KEEPALIVE;
+		}
+		/* SecureGuard keys the file no longer has: remove the FIPS key, inherit the mode. */
+		if ((h->flags & CLI_PEER_HAS_FIPS_KEY) && !((*found)->flags & CLI_PEER_HAS_FIPS_KEY)) {
+			memset((*found)->fips_public_key, 0, SG_FIPS_PUB_LEN);
+			(*found)->flags |= CLI_PEER_HAS_FIPS_KEY;
+		}
+		if ((h->flags & CLI_PEER_HAS_CRYPTO_MODE) &&
+		    !((*found)->flags & CLI_PEER_HAS_CRYPTO_MODE)) {
+			(*found)->crypto_mode = SG_WGCONF_MODE_UNSET;
+			(*found)->flags |= CLI_PEER_HAS_CRYPTO_MODE;
 		}
 	}
 	/* Appending may move want->peers, so only now that no pointer into it is kept. */
@@ -111,6 +149,8 @@ int cli_cmd_setconf(int argc, char **argv)
 		return 1;
 	if (cli_device_from_conf(&conf, argv[1], append, &dev))
 		goto out;
+	if (!append && reset_absent_device_keys(dev))
+		goto out;
 	if (sync && sync_device(dev))
 		goto out;
 	err = cli_ipc_set(dev);
@@ -130,7 +170,9 @@ static void set_usage(void)
 {
 	fprintf(stderr,
 		"Usage: %s set <interface> [listen-port <port>] [fwmark <mark>] "
-		"[private-key <file path>] [peer <base64 public key> [remove] "
+		"[private-key <file path>] [fips-private-key <file path>] "
+		"[crypto-mode auto|fips|classic] [peer <base64 public key> [remove] "
+		"[fips-public-key <base64>] [crypto-mode auto|fips|classic|inherit] "
 		"[preshared-key <file path>] [endpoint <ip>:<port>] "
 		"[persistent-keepalive <interval seconds>] "
 		"[allowed-ips <ip1>/<cidr1>[,<ip2>/<cidr2>]...] ]...\n",
@@ -210,16 +252,48 @@ static int parse_set_args(struct cli_device *dev, int argc, char **argv)
 			if (cli_read_keyfile(v, dev->private_key))
 				return -1;
 			dev->flags |= CLI_DEV_HAS_PRIVATE_KEY;
+		} else if (!strcmp(a, "fips-private-key") && !peer) {
+			if (cli_read_fips_keyfile(v, dev->fips_private_key))
+				return -1;
+			dev->flags |= CLI_DEV_HAS_FIPS_KEY;
+		} else if (!strcmp(a, "crypto-mode")) {
+			enum sg_wgconf_mode m = cli_mode_parse(v);
+			if (!m && !(peer && !strcmp(v, "inherit"))) {
+				snprintf(why, sizeof(why), "not auto, fips or classic%s",
+					 peer ? " (or inherit)" : "");
+				goto bad;
+			}
+			if (peer) {
+				peer->crypto_mode = m;
+				peer->flags |= CLI_PEER_HAS_CRYPTO_MODE;
+			} else {
+				dev->crypto_mode = m;
+				dev->flags |= CLI_DEV_HAS_CRYPTO_MODE;
+			}
+		} else if (!strcmp(a, "fips-public-key") && peer) {
+			if (sg_fipskey_pub_from_base64(peer->fips_public_key, v, strlen(v))) {
+				snprintf(why, sizeof(why), "not a FIPS public key (%u base64 "
+							   "characters of a P-384 point)",
+					 SG_FIPS_PUB_BASE64_LEN);
+				goto bad;
+			}
+			peer->flags |= CLI_PEER_HAS_FIPS_KEY;
 		} else if (!strcmp(a, "peer")) {
 			peer = cli_device_add_peer(dev);
 			if (!peer) {
 				fprintf(stderr, "%s: set: too many peers\n", CLI_PROG);
 				return -1;
 			}
-			if (sg_key_from_base64(peer->public_key, v, strlen(v))) {
+			/* A FIPS public key names a FIPS-only peer (by its FIPS peer id). */
+			if (strlen(v) == SG_FIPS_PUB_BASE64_LEN &&
+			    !sg_fipskey_pub_from_base64(peer->fips_public_key, v, strlen(v)) &&
+			    sg_fips_peer_id(peer->public_key, peer->fips_public_key)) {
+				peer->flags |= CLI_PEER_HAS_FIPS_KEY;
+			} else if (sg_key_from_base64(peer->public_key, v, strlen(v))) {
 				fprintf(stderr,
-					"%s: set: peer: not a base64 key of 44 characters\n",
-					CLI_PROG);
+					"%s: set: peer: not a base64 key of 44 characters (or a "
+					"FIPS public key of %u)\n",
+					CLI_PROG, SG_FIPS_PUB_BASE64_LEN);
 				return -1;
 			}
 		} else if (!strcmp(a, "endpoint") && peer) {

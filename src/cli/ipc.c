@@ -351,6 +351,17 @@ void cli_endpoint_format(char *buf, size_t len, const struct sockaddr_storage *s
 }
 
 /* One line of a get reply into dev. 0, or -EPROTO on a malformed line. */
+enum sg_wgconf_mode cli_mode_parse(const char *s)
+{
+	if (!strcmp(s, "auto"))
+		return SG_WGCONF_MODE_AUTO;
+	if (!strcmp(s, "fips"))
+		return SG_WGCONF_MODE_FIPS;
+	if (!strcmp(s, "classic"))
+		return SG_WGCONF_MODE_CLASSIC;
+	return SG_WGCONF_MODE_UNSET;
+}
+
 static int apply_get_line(struct cli_device *dev, struct cli_peer **peer, char *line)
 {
 	char *value = strchr(line, '=');
@@ -369,6 +380,34 @@ static int apply_get_line(struct cli_device *dev, struct cli_peer **peer, char *
 				return -EPROTO;
 			dev->flags |= CLI_DEV_HAS_PRIVATE_KEY | CLI_DEV_HAS_PUBLIC_KEY;
 		}
+	} else if (!p && !strcmp(line, "fips_private_key")) {
+		if (sg_fipskey_priv_from_hex(dev->fips_private_key, value, strlen(value)) ||
+		    sg_fipskey_public(dev->fips_public_key, dev->fips_private_key))
+			return -EPROTO;
+		dev->flags |= CLI_DEV_HAS_FIPS_KEY;
+	} else if (!p && !strcmp(line, "crypto_mode")) {
+		dev->crypto_mode = cli_mode_parse(value);
+		if (!dev->crypto_mode)
+			return -EPROTO;
+		dev->flags |= CLI_DEV_HAS_CRYPTO_MODE;
+	} else if (!p && !strcmp(line, "fips_strict")) {
+		dev->fips_strict = !strcmp(value, "true");
+		dev->flags |= CLI_DEV_HAS_FIPS_STRICT;
+	} else if (p && !strcmp(line, "fips_public_key")) {
+		if (sg_fipskey_pub_from_hex(p->fips_public_key, value, strlen(value)))
+			return -EPROTO;
+		p->flags |= CLI_PEER_HAS_FIPS_KEY;
+	} else if (p && !strcmp(line, "crypto_mode")) {
+		p->crypto_mode = cli_mode_parse(value);
+		if (!p->crypto_mode)
+			return -EPROTO;
+		p->flags |= CLI_PEER_HAS_CRYPTO_MODE;
+	} else if (p && !strcmp(line, "crypto_session")) {
+		snprintf(p->session, sizeof(p->session), "%s", value);
+	} else if (p && !strcmp(line, "remote_capabilities")) {
+		p->remote_caps = (uint16_t)strtoul(value, NULL, 16);
+	} else if (p && !strcmp(line, "crypto_fallback")) {
+		p->fallback = !strcmp(value, "true");
 	} else if (!p && !strcmp(line, "listen_port")) {
 		if (!parse_u64(&v, value, 65535))
 			return -EPROTO;
@@ -524,6 +563,17 @@ static void build_set(struct sg_strbuf *b, const struct cli_device *dev)
 		sg_strbuf_printf(b, "listen_port=%u\n", (unsigned int)dev->listen_port);
 	if (dev->flags & CLI_DEV_HAS_FWMARK)
 		sg_strbuf_printf(b, "fwmark=%u\n", (unsigned int)dev->fwmark);
+	if (dev->flags & CLI_DEV_HAS_FIPS_STRICT)
+		sg_strbuf_printf(b, "fips_strict=%s\n", dev->fips_strict ? "true" : "false");
+	if (dev->flags & CLI_DEV_HAS_FIPS_KEY) {
+		char fhex[2 * SG_FIPS_PRIV_LEN + 1];
+		sg_fipskey_priv_to_hex(fhex, dev->fips_private_key);
+		sg_strbuf_printf(b, "fips_private_key=%s\n", fhex);
+		sg_memzero(fhex, sizeof(fhex));
+	}
+	if (dev->flags & CLI_DEV_HAS_CRYPTO_MODE)
+		sg_strbuf_printf(b, "crypto_mode=%s\n",
+				 dev->crypto_mode ? sg_wgconf_mode_name(dev->crypto_mode) : "auto");
 	if (dev->flags & CLI_DEV_REPLACE_PEERS)
 		sg_strbuf_printf(b, "replace_peers=true\n");
 	for (size_t i = 0; i < dev->n_peers; i++) {
@@ -539,6 +589,15 @@ static void build_set(struct sg_strbuf *b, const struct cli_device *dev)
 			sg_key_to_hex(hex, p->preshared_key);
 			sg_strbuf_printf(b, "preshared_key=%s\n", hex);
 		}
+		if (p->flags & CLI_PEER_HAS_FIPS_KEY) {
+			char fhex[2 * SG_FIPS_PUB_LEN + 1];
+			sg_fipskey_pub_to_hex(fhex, p->fips_public_key);
+			sg_strbuf_printf(b, "fips_public_key=%s\n", fhex);
+		}
+		if (p->flags & CLI_PEER_HAS_CRYPTO_MODE)
+			sg_strbuf_printf(b, "crypto_mode=%s\n",
+					 p->crypto_mode ? sg_wgconf_mode_name(p->crypto_mode)
+							: "inherit");
 		if (p->flags & CLI_PEER_HAS_ENDPOINT) {
 			cli_endpoint_format(ep, sizeof(ep), &p->endpoint);
 			sg_strbuf_printf(b, "endpoint=%s\n", ep);

@@ -26,6 +26,9 @@
 #define CLI_DEV_HAS_LISTEN_PORT 0x04u
 #define CLI_DEV_HAS_FWMARK	0x08u
 #define CLI_DEV_REPLACE_PEERS	0x10u
+#define CLI_DEV_HAS_FIPS_KEY	0x20u /* fips_private_key (all zero: remove) */
+#define CLI_DEV_HAS_CRYPTO_MODE 0x40u
+#define CLI_DEV_HAS_FIPS_STRICT 0x80u
 
 /* cli_peer.flags */
 #define CLI_PEER_REMOVE	       0x01u
@@ -33,8 +36,15 @@
 #define CLI_PEER_HAS_KEEPALIVE 0x04u
 #define CLI_PEER_REPLACE_IPS   0x08u
 #define CLI_PEER_HAS_ENDPOINT  0x10u
+#define CLI_PEER_HAS_FIPS_KEY  0x20u /* fips_public_key (all zero: remove) */
+#define CLI_PEER_HAS_CRYPTO_MODE 0x40u /* crypto_mode; SG_WGCONF_MODE_UNSET sends "inherit" */
 
 struct cli_peer {
+	uint8_t fips_public_key[SG_FIPS_PUB_LEN];
+	enum sg_wgconf_mode crypto_mode;
+	char session[8];      /* get only: crypto_session ("fips", "classic", "none"), "" if absent */
+	uint16_t remote_caps; /* get only */
+	bool fallback;	      /* get only */
 	uint8_t public_key[SG_KEY_LEN];
 	uint8_t preshared_key[SG_KEY_LEN];
 	unsigned int flags;
@@ -51,6 +61,10 @@ struct cli_device {
 	unsigned int flags;
 	uint8_t private_key[SG_KEY_LEN];
 	uint8_t public_key[SG_KEY_LEN];
+	uint8_t fips_private_key[SG_FIPS_PRIV_LEN];
+	uint8_t fips_public_key[SG_FIPS_PUB_LEN]; /* derived on get */
+	enum sg_wgconf_mode crypto_mode;
+	bool fips_strict;
 	uint16_t listen_port;
 	uint32_t fwmark;
 	struct cli_peer *peers;
@@ -88,6 +102,9 @@ void cli_ipc_list_free(char **names, size_t n);
 int cli_ipc_get(const char *ifname, struct cli_device **out);
 /* Applies dev (only the fields its flags name). */
 int cli_ipc_set(const struct cli_device *dev);
+
+/* "auto", "fips", "classic"; SG_WGCONF_MODE_UNSET for anything else. */
+enum sg_wgconf_mode cli_mode_parse(const char *s);
 
 /* Formats an endpoint as wg(8) does: "1.2.3.4:51820" or "[fd00::1]:51820". */
 void cli_endpoint_format(char *buf, size_t len, const struct sockaddr_storage *ss);

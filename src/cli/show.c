@@ -45,11 +45,17 @@ static const char *C(const char *code)
 
 /* Holds the last key printed, a private one too (dump, private-key, WG_HIDE_KEYS=never):
  * finish_output() wipes it. */
-static char b64_buf[SG_KEY_BASE64_LEN + 1];
+static char b64_buf[SG_FIPS_PUB_BASE64_LEN + 1];
 
 static const char *b64(const uint8_t key[SG_KEY_LEN])
 {
 	sg_key_to_base64(b64_buf, key);
+	return b64_buf;
+}
+
+static const char *fips_b64(const uint8_t pub[SG_FIPS_PUB_LEN])
+{
+	sg_fipskey_pub_to_base64(b64_buf, pub);
 	return b64_buf;
 }
 
@@ -191,6 +197,16 @@ static void pretty_print(const struct cli_device *dev)
 		printf("  %slistening port%s: %u\n", BOLD, RESET, (unsigned int)dev->listen_port);
 	if (dev->fwmark)
 		printf("  %sfwmark%s: 0x%x\n", BOLD, RESET, (unsigned int)dev->fwmark);
+	/* SecureGuard's lines appear only where FIPS mode is configured, so a classic interface
+	 * prints exactly what wg(8) does. */
+	if (dev->flags & CLI_DEV_HAS_FIPS_KEY) {
+		printf("  %sfips public key%s: %s\n", BOLD, RESET, fips_b64(dev->fips_public_key));
+		printf("  %sfips private key%s: (hidden)\n", BOLD, RESET);
+	}
+	if ((dev->flags & (CLI_DEV_HAS_FIPS_KEY | CLI_DEV_HAS_CRYPTO_MODE)) || dev->fips_strict)
+		printf("  %scrypto mode%s: %s%s\n", BOLD, RESET,
+		       dev->crypto_mode ? sg_wgconf_mode_name(dev->crypto_mode) : "auto",
+		       dev->fips_strict ? " (FIPS provider required)" : "");
 	if (!dev->n_peers)
 		return;
 	printf("\n");
@@ -204,6 +220,19 @@ static void pretty_print(const struct cli_device *dev)
 
 		printf("%s%speer%s: %s%s%s\n", YELLOW, BOLD, RESET, YELLOW, b64(p->public_key),
 		       RESET);
+		if (p->flags & CLI_PEER_HAS_FIPS_KEY)
+			printf("  %sfips public key%s: %s\n", BOLD, RESET,
+			       fips_b64(p->fips_public_key));
+		if (p->session[0]) {
+			/* The negotiated mode of the current session, and the policy behind it. */
+			printf("  %scrypto mode%s: %s", BOLD, RESET,
+			       strcmp(p->session, "none") ? p->session : "(no session)");
+			if (p->flags & CLI_PEER_HAS_CRYPTO_MODE)
+				printf(" (policy %s)", sg_wgconf_mode_name(p->crypto_mode));
+			if (p->fallback)
+				printf(", fell back from FIPS");
+			printf("\n");
+		}
 		if (p->flags & CLI_PEER_HAS_PSK)
 			printf("  %spreshared key%s: %s\n", BOLD, RESET,
 			       masked_key(p->preshared_key));

@@ -125,6 +125,36 @@ int cli_read_keyfile(const char *path, uint8_t key[SG_KEY_LEN])
 	return 0;
 }
 
+int cli_read_fips_keyfile(const char *path, uint8_t key[SG_FIPS_PRIV_LEN])
+{
+	char *buf;
+	size_t len;
+	int ret = cli_read_file(path, 4096, &buf, &len);
+
+	if (ret) {
+		fprintf(stderr, "%s: %s: %s\n", CLI_PROG, path,
+			ret == -EFBIG ? "not a key file (too large)" : strerror(-ret));
+		return -1;
+	}
+	if (len == 0) {
+		sg_memzero(key, SG_FIPS_PRIV_LEN);
+		free(buf);
+		return 0;
+	}
+	while (len && (is_space(buf[len - 1]) || buf[len - 1] == '\0'))
+		len--;
+	ret = sg_fipskey_priv_from_base64(key, buf, len);
+	sg_memzero(buf, len);
+	free(buf);
+	if (ret) {
+		fprintf(stderr, "%s: %s: not a FIPS private key (%u base64 characters of a P-384 "
+				"scalar)\n",
+			CLI_PROG, path, SG_FIPS_PRIV_BASE64_LEN);
+		return -1;
+	}
+	return 0;
+}
+
 int cli_resolve_endpoint(struct sockaddr_storage *ss, const char *host, uint16_t port)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -214,6 +244,20 @@ int cli_device_from_conf(const struct sg_wgconf *conf, const char *ifname, bool 
 		dev->fwmark = conf->fwmark;
 		dev->flags |= CLI_DEV_HAS_FWMARK;
 	}
+	/* FipsStrict first: on a machine without a FIPS provider it must refuse before any FIPS
+	 * key is configured. */
+	if (conf->fips_strict) {
+		dev->fips_strict = true;
+		dev->flags |= CLI_DEV_HAS_FIPS_STRICT;
+	}
+	if (conf->has_fips_private_key) {
+		memcpy(dev->fips_private_key, conf->fips_private_key, SG_FIPS_PRIV_LEN);
+		dev->flags |= CLI_DEV_HAS_FIPS_KEY;
+	}
+	if (conf->crypto_mode) {
+		dev->crypto_mode = conf->crypto_mode;
+		dev->flags |= CLI_DEV_HAS_CRYPTO_MODE;
+	}
 	for (size_t i = 0; i < conf->n_peers; i++) {
 		const struct sg_wgconf_peer *cp = &conf->peers[i];
 		struct cli_peer *p = cli_device_add_peer(dev);
@@ -222,6 +266,14 @@ int cli_device_from_conf(const struct sg_wgconf *conf, const char *ifname, bool 
 			goto oom;
 		memcpy(p->public_key, cp->public_key, SG_KEY_LEN);
 		p->flags = CLI_PEER_REPLACE_IPS;
+		if (cp->has_fips_public_key) {
+			memcpy(p->fips_public_key, cp->fips_public_key, SG_FIPS_PUB_LEN);
+			p->flags |= CLI_PEER_HAS_FIPS_KEY;
+		}
+		if (cp->crypto_mode) {
+			p->crypto_mode = cp->crypto_mode;
+			p->flags |= CLI_PEER_HAS_CRYPTO_MODE;
+		}
 		if (cp->has_preshared_key) {
 			memcpy(p->preshared_key, cp->preshared_key, SG_KEY_LEN);
 			p->flags |= CLI_PEER_HAS_PSK;
@@ -261,6 +313,13 @@ int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf)
 	conf->has_listen_port = dev->listen_port != 0;
 	conf->fwmark = dev->fwmark;
 	conf->has_fwmark = dev->fwmark != 0;
+	if (dev->flags & CLI_DEV_HAS_FIPS_KEY) {
+		memcpy(conf->fips_private_key, dev->fips_private_key, SG_FIPS_PRIV_LEN);
+		conf->has_fips_private_key = true;
+	}
+	if (dev->flags & CLI_DEV_HAS_CRYPTO_MODE)
+		conf->crypto_mode = dev->crypto_mode;
+	conf->fips_strict = dev->fips_strict;
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct cli_peer *p = &dev->peers[i];
 		struct sg_wgconf_peer *cp = sg_wgconf_add_peer(conf);
@@ -269,6 +328,15 @@ int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf)
 			goto oom;
 		memcpy(cp->public_key, p->public_key, SG_KEY_LEN);
 		cp->has_public_key = true;
+		if (p->flags & CLI_PEER_HAS_FIPS_KEY) {
+			uint8_t id[SG_KEY_LEN];
+			memcpy(cp->fips_public_key, p->fips_public_key, SG_FIPS_PUB_LEN);
+			cp->has_fips_public_key = true;
+			cp->public_key_derived = sg_fips_peer_id(id, p->fips_public_key) &&
+						 !memcmp(id, p->public_key, SG_KEY_LEN);
+		}
+		if (p->flags & CLI_PEER_HAS_CRYPTO_MODE)
+			cp->crypto_mode = p->crypto_mode;
 		if (p->flags & CLI_PEER_HAS_PSK) {
 			memcpy(cp->preshared_key, p->preshared_key, SG_KEY_LEN);
 			cp->has_preshared_key = true;

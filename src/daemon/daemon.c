@@ -923,6 +923,7 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	d->err_rl.burst = 5;
 
 	d->offload = !opts->no_offload;
+	d->fips_strict = opts->fips_strict;
 	d->tun_buf = malloc(TUN_BUF);
 	d->seg_buf = malloc(OFFLOAD_MAX_PKT);
 	d->gro_mem = malloc((size_t)OFFLOAD_GRO_FLOWS * OFFLOAD_GRO_BUF);

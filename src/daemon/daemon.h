@@ -18,6 +18,7 @@ struct daemon_opts {
 	unsigned mtu;	      /* TUN MTU, TUN_DEFAULT_MTU if 0 */
 	const char *sock_dir; /* CTLSOCK_DIR if NULL */
 	bool no_offload;      /* no TUN offloads, UDP GSO or GRO (SG_DISABLE_OFFLOAD=1) */
+	bool fips_strict;     /* --fips-strict: checked by main; reported by the UAPI */
 };
 
 struct daemon_ctx;

@@ -1,4 +1,4 @@
-/* secureguardd [-f|--foreground] [-v] IFNAME
+/* secureguardd [-f|--foreground] [-v] [--fips-strict] IFNAME
  *
  * A drop-in for wireguard-go: same command line and environment (WG_PROCESS_FOREGROUND=1,
  * LOG_LEVEL=debug), same control socket, so `wg`, `wg-quick` (WG_QUICK_USERSPACE_IMPLEMENTATION)
@@ -25,7 +25,8 @@
 
 static void usage(FILE *f, const char *prog)
 {
-	fprintf(f, "Usage: %s [-f/--foreground] [-v/--verbose] INTERFACE-NAME\n", prog);
+	fprintf(f, "Usage: %s [-f/--foreground] [-v/--verbose] [--fips-strict] INTERFACE-NAME\n",
+		prog);
 }
 
 /* Forks; returns in the child (with the write end of the readiness pipe) and never in the
@@ -90,9 +91,10 @@ int main(int argc, char **argv)
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
+	    {"fips-strict", no_argument, NULL, 'S'},
 	    {NULL, 0, NULL, 0},
 	};
-	bool foreground = false, verbose = false;
+	bool foreground = false, verbose = false, fips_strict = false;
 	const char *why = "";
 	int opt, err;
 
@@ -110,6 +112,9 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout, argv[0]);
 			return 0;
+		case 'S':
+			fips_strict = true;
+			break;
 		case 'V':
 			printf("secureguardd %s\n\nUserspace WireGuard-compatible daemon "
 			       "(SecureGuard).\n",
@@ -151,6 +156,32 @@ int main(int argc, char **argv)
 	if (nodump != 0)
 		sg_log(SG_LOG_WARN, "no_dump_failed", "error=\"%s\"", strerror(-nodump));
 
+	/* FIPS mode's preconditions, before anything is created (docs/PROTOCOL.md, "FIPS
+	 * provider"): --fips-strict (or SG_FIPS_STRICT=1) refuses to start without an active
+	 * OpenSSL FIPS provider; a failed self-test of the fips suite refuses too. */
+	env = getenv("SG_FIPS_STRICT");
+	if (env && strcmp(env, "1") == 0)
+		fips_strict = true;
+	if (sg_crypto_init() != 0) {
+		sg_log(SG_LOG_ERROR, "crypto_init_failed", "error=\"OpenSSL could not provide the "
+							  "algorithms\"");
+		return 1;
+	}
+	if (fips_strict && !sg_crypto_fips_provider_active()) {
+		sg_log(SG_LOG_ERROR, "fips_provider_missing",
+		       "error=\"--fips-strict: OpenSSL has no active FIPS provider (%s); configure "
+		       "one with openssl-fipsinstall(1) and OPENSSL_CONF\"",
+		       sg_crypto_library_version());
+		return 1;
+	}
+	if (!sg_fips_suite_usable()) {
+		sg_log(fips_strict ? SG_LOG_ERROR : SG_LOG_WARN, "fips_selftest_failed",
+		       "error=\"the FIPS suite failed its known-answer self-test\"%s",
+		       fips_strict ? "" : " action=\"FIPS keys will be refused\"");
+		if (fips_strict)
+			return 1;
+	}
+
 	/* Signals arrive through the loop's signalfd; a UAPI client that hangs up must not kill
 	 * us (sends use MSG_NOSIGNAL too). */
 	sigset_t sigs;
@@ -175,6 +206,7 @@ int main(int argc, char **argv)
 	 * around a kernel that gets them wrong. */
 	env = getenv("SG_DISABLE_OFFLOAD");
 	opts.no_offload = env && strcmp(env, "1") == 0;
+	opts.fips_strict = fips_strict;
 	err = daemon_init(&d, &opts, &why);
 	if (err != 0) {
 		char q[128];
