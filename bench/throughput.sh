@@ -31,9 +31,10 @@ wait_sock() {
 	echo "bench: $1 did not come up" >&2; return 1
 }
 
-# run_pair IMPL_A IMPL_B -> prints Mbit/s
+SGC=$(dirname "$SGD")/secureguard
+# run_pair IMPL_A IMPL_B [fips] -> prints Mbit/s (fips: both secureguardd, FIPS keys, CryptoMode fips)
 run_pair() {
-	local ia=$1 ib=$2 ifa=sgba$ID ifb=sgbb$ID
+	local ia=$1 ib=$2 mode=${3:-classic} ifa=sgba$ID ifb=sgbb$ID
 	ip netns add "$NA"; ip netns add "$NB"
 	ip link add va$ID type veth peer name vb$ID
 	ip link set va$ID netns "$NA"; ip link set vb$ID netns "$NB"
@@ -54,6 +55,14 @@ run_pair() {
 	start "$NA" "$ia" $ifa; start "$NB" "$ib" $ifb
 	ip netns exec "$NA" wg set $ifa listen-port 51820 private-key <(echo "$ka") peer "$pb" allowed-ips 10.77.0.2/32
 	ip netns exec "$NB" wg set $ifb listen-port 51820 private-key <(echo "$kb") peer "$pa" allowed-ips 10.77.0.1/32 endpoint 192.0.2.1:51820
+	if [ "$mode" = fips ]; then
+		local fa fb fpa fpb
+		fa=$("$SGC" genkey --fips); fb=$("$SGC" genkey --fips)
+		fpa=$(echo "$fa" | "$SGC" pubkey --fips); fpb=$(echo "$fb" | "$SGC" pubkey --fips)
+		ip netns exec "$NA" "$SGC" set $ifa fips-private-key <(echo "$fa") crypto-mode fips peer "$pb" fips-public-key "$fpb" &&
+			ip netns exec "$NB" "$SGC" set $ifb fips-private-key <(echo "$fb") crypto-mode fips peer "$pa" fips-public-key "$fpa" ||
+			{ echo "bench: FIPS setup failed" >&2; exit 1; }
+	fi
 	ip -n "$NA" addr add 10.77.0.1/24 dev $ifa; ip -n "$NB" addr add 10.77.0.2/24 dev $ifb
 	ip -n "$NA" link set $ifa up; ip -n "$NB" link set $ifb up
 	ip netns exec "$NB" ping -c 1 -W 5 10.77.0.1 >/dev/null
@@ -72,4 +81,7 @@ sg=$(run_pair sg sg)
 printf '  secureguardd  <-> secureguardd : %6s Mbit/s\n' "$sg"
 mix=$(run_pair sg wg)
 printf '  secureguardd  <-> wireguard-go : %6s Mbit/s\n' "$mix"
+fips=$(run_pair sg sg fips)
+printf '  secureguardd  <-> secureguardd : %6s Mbit/s  (FIPS mode: AES-256-GCM)\n' "$fips"
 python3 -c "print('ratio secureguardd/wireguard-go: %.2f' % ($sg / $wg))"
+python3 -c "print('ratio FIPS/classic (secureguardd): %.2f' % ($fips / $sg))"
