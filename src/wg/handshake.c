@@ -172,7 +172,7 @@ size_t handshake_create_initiation(struct wg_peer *peer, enum sg_suite_id mode, 
 	struct wg_handshake *hs = &peer->hs;
 	const struct sg_suite *su = sg_suite_get(mode);
 	const struct wg_hs_layout *L = &init_layout[mode];
-	uint8_t payload[WG_FIPS_INIT_PAYLOAD], e_pub[NOISE_MAX_PUB];
+	uint8_t payload[WG_FIPS_INIT_PAYLOAD];
 	bool ok = false;
 
 	if (!peer_can_mode(peer, mode))
@@ -183,12 +183,13 @@ size_t handshake_create_initiation(struct wg_peer *peer, enum sg_suite_id mode, 
 	noise_tai64n(payload, dev->io.realtime_ns(dev->io.ctx));
 	if (mode == SG_SUITE_FIPS)
 		sg_put_le16(payload + NOISE_TIMESTAMP_LEN, peer_local_caps(peer));
-	if (!su->dh_generate(hs->ephemeral_priv, e_pub) ||
+	/* The ephemeral goes straight into the message. */
+	if (!su->dh_generate(hs->ephemeral_priv, out + L->ephemeral) ||
 	    !symmetric_init(&hs->sym, mode, peer_static(peer, mode)) ||
-	    !noise_write_msg1(&hs->sym, out + L->ephemeral, out + L->enc_static, out + L->payload,
-			      payload, L->payload_len, hs->ephemeral_priv,
-			      static_public(dev, mode), peer_static(peer, mode),
-			      peer_ss(peer, mode)))
+	    !noise_write_msg1_known(&hs->sym, out + L->ephemeral, out + L->enc_static,
+				    out + L->payload, payload, L->payload_len, hs->ephemeral_priv,
+				    static_public(dev, mode), peer_static(peer, mode),
+				    peer_ss(peer, mode)))
 		goto out;
 	handshake_rehash(peer);
 	sg_put_le32(out + 4, hs->entry.index);
@@ -304,7 +305,7 @@ size_t handshake_create_response(struct wg_peer *peer, uint8_t *out)
 	enum sg_suite_id mode = hs->mode;
 	const struct sg_suite *su = sg_suite_get(mode);
 	const struct wg_hs_layout *L = &resp_layout[mode];
-	uint8_t e_pub[NOISE_MAX_PUB], payload[WG_FIPS_RESP_PAYLOAD];
+	uint8_t payload[WG_FIPS_RESP_PAYLOAD];
 	bool ok = false;
 
 	if (hs->state != HANDSHAKE_CONSUMED_INITIATION)
@@ -314,10 +315,11 @@ size_t handshake_create_response(struct wg_peer *peer, uint8_t *out)
 	out[1] = wire_mode(mode);
 	sg_put_le32(out + 8, hs->remote_index);
 	sg_put_le16(payload, peer_local_caps(peer));
-	if (!su->dh_generate(hs->ephemeral_priv, e_pub) ||
-	    !noise_write_msg2(&hs->sym, out + L->ephemeral, out + L->payload,
-			      L->payload_len ? payload : NULL, L->payload_len, hs->ephemeral_priv,
-			      hs->remote_ephemeral, peer_static(peer, mode), peer->psk))
+	if (!su->dh_generate(hs->ephemeral_priv, out + L->ephemeral) ||
+	    !noise_write_msg2_known(&hs->sym, out + L->ephemeral, out + L->payload,
+				    L->payload_len ? payload : NULL, L->payload_len,
+				    hs->ephemeral_priv, hs->remote_ephemeral, peer_static(peer, mode),
+				    peer->psk))
 		goto out;
 	handshake_rehash(peer);
 	sg_put_le32(out + 4, hs->entry.index);

@@ -185,12 +185,21 @@ bool noise_write_msg1(struct noise_symmetric *s, uint8_t *e_pub, uint8_t *enc_st
 		      const uint8_t *e_priv, const uint8_t *s_pub, const uint8_t *rs_pub,
 		      const uint8_t *ss)
 {
+	return s->suite->dh_public(e_pub, e_priv) &&
+	       noise_write_msg1_known(s, e_pub, enc_static, enc_payload, payload, plen, e_priv,
+				      s_pub, rs_pub, ss);
+}
+
+bool noise_write_msg1_known(struct noise_symmetric *s, const uint8_t *e_pub, uint8_t *enc_static,
+			    uint8_t *enc_payload, const uint8_t *payload, size_t plen,
+			    const uint8_t *e_priv, const uint8_t *s_pub, const uint8_t *rs_pub,
+			    const uint8_t *ss)
+{
 	const struct sg_suite *su = s->suite;
 	uint8_t key[NOISE_KEY_LEN];
 	bool ok =
 		/* e */
-		su->dh_public(e_pub, e_priv) && noise_mix_hash(s, e_pub, su->dh_pub_len) &&
-		noise_mix_key(s, e_pub, su->dh_pub_len) &&
+		noise_mix_hash(s, e_pub, su->dh_pub_len) && noise_mix_key(s, e_pub, su->dh_pub_len) &&
 		/* es */
 		noise_mix_dh(s, key, e_priv, rs_pub) &&
 		/* s */
@@ -230,12 +239,20 @@ bool noise_write_msg2(struct noise_symmetric *s, uint8_t *e_pub, uint8_t *enc_pa
 		      const uint8_t *payload, size_t plen, const uint8_t *e_priv,
 		      const uint8_t *re_pub, const uint8_t *rs_pub, const uint8_t psk[32])
 {
+	return s->suite->dh_public(e_pub, e_priv) &&
+	       noise_write_msg2_known(s, e_pub, enc_payload, payload, plen, e_priv, re_pub, rs_pub,
+				      psk);
+}
+
+bool noise_write_msg2_known(struct noise_symmetric *s, const uint8_t *e_pub, uint8_t *enc_payload,
+			    const uint8_t *payload, size_t plen, const uint8_t *e_priv,
+			    const uint8_t *re_pub, const uint8_t *rs_pub, const uint8_t psk[32])
+{
 	const struct sg_suite *su = s->suite;
 	uint8_t key[NOISE_KEY_LEN];
 	bool ok =
 		/* e */
-		su->dh_public(e_pub, e_priv) && noise_mix_hash(s, e_pub, su->dh_pub_len) &&
-		noise_mix_key(s, e_pub, su->dh_pub_len) &&
+		noise_mix_hash(s, e_pub, su->dh_pub_len) && noise_mix_key(s, e_pub, su->dh_pub_len) &&
 		/* ee */
 		noise_mix_dh(s, NULL, e_priv, re_pub) &&
 		/* se */

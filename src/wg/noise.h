@@ -95,6 +95,12 @@ bool noise_write_msg1(struct noise_symmetric *s, uint8_t *e_pub, uint8_t *enc_st
 		      uint8_t *enc_payload, const uint8_t *payload, size_t plen,
 		      const uint8_t *e_priv, const uint8_t *s_pub, const uint8_t *rs_pub,
 		      const uint8_t *ss) SG_WUR;
+/* As noise_write_msg1 with the ephemeral public key already computed (by the key generation
+ * that made e_priv): saves a scalar multiplication, which is most of a P-384 message's cost. */
+bool noise_write_msg1_known(struct noise_symmetric *s, const uint8_t *e_pub, uint8_t *enc_static,
+			    uint8_t *enc_payload, const uint8_t *payload, size_t plen,
+			    const uint8_t *e_priv, const uint8_t *s_pub, const uint8_t *rs_pub,
+			    const uint8_t *ss) SG_WUR;
 /* Responder, first half: e, es, s. Returns the initiator's static key in `rs_out` (so the caller
  * can look up the peer and its precomputed static-static DH) and the cipher key in `key`. */
 bool noise_read_msg1_static(struct noise_symmetric *s, uint8_t key[NOISE_KEY_LEN],
@@ -108,6 +114,10 @@ bool noise_read_msg1_payload(struct noise_symmetric *s, uint8_t key[NOISE_KEY_LE
 bool noise_write_msg2(struct noise_symmetric *s, uint8_t *e_pub, uint8_t *enc_payload,
 		      const uint8_t *payload, size_t plen, const uint8_t *e_priv,
 		      const uint8_t *re_pub, const uint8_t *rs_pub, const uint8_t psk[32]) SG_WUR;
+/* As noise_write_msg2 with the ephemeral public key already computed. */
+bool noise_write_msg2_known(struct noise_symmetric *s, const uint8_t *e_pub, uint8_t *enc_payload,
+			    const uint8_t *payload, size_t plen, const uint8_t *e_priv,
+			    const uint8_t *re_pub, const uint8_t *rs_pub, const uint8_t psk[32]) SG_WUR;
 /* Initiator reads the response; enc_len includes the tag. */
 bool noise_read_msg2(struct noise_symmetric *s, uint8_t *payload, const uint8_t *enc_payload,
 		     size_t enc_len, const uint8_t *re_pub, const uint8_t *e_priv,
