@@ -29,6 +29,7 @@ static const struct command {
     {"down", cli_cmd_down, "Take down an interface brought up with `up'"},
     {"save", cli_cmd_save, "Write an interface's running configuration back to its file"},
     {"strip", cli_cmd_strip, "Print a config file without the wg-quick keys"},
+    {"cert", cli_cmd_cert, "Make a CA, keys and certificates for the TLS transport"},
     {"version", cmd_version, "Print the versions of secureguard and OpenSSL, and FIPS state"},
     {"help", cmd_help, "Print this help"},
 };

@@ -1,0 +1,53 @@
+/* Certificates for the TLS transport (`secureguard cert`, tests): P-384 ECDSA keys and X.509 v3
+ * certificates signed with ECDSA-SHA-384, usable for both server and client authentication
+ * (docs/TLS.md gives the equivalent openssl commands). Keys are written 0600 as unencrypted
+ * PKCS#8 PEM; no file is ever overwritten. */
+#ifndef SG_NET_TLS_CERT_H
+#define SG_NET_TLS_CERT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+
+/* File names inside a CA directory, and of an issued certificate: <dir>/<name>.crt, .key */
+#define SG_TLS_CA_CERT	     "ca.crt"
+#define SG_TLS_CA_KEY	     "ca.key"
+#define SG_TLS_CERT_NAME_MAX 64 /* X.520 ub-common-name */
+
+#define SG_TLS_PIN_LEN 32 /* SHA-256 of the certificate's DER SubjectPublicKeyInfo */
+
+struct sg_tls_cert_req {
+	const char *name; /* subject CN and file name: [A-Za-z0-9._-], 1..64, not starting '.' */
+	const char *const *dns; /* subjectAltName DNS entries */
+	size_t n_dns;
+	const char *const *ips; /* subjectAltName IP entries (IPv4 or IPv6 literals) */
+	size_t n_ips;
+	int64_t not_before, not_after; /* validity, Unix seconds */
+	bool fips; /* fetch algorithms with "fips=yes" (fails without a FIPS provider) */
+};
+
+/* Creates out_dir (0700) if needed and writes ca.key and a self-signed ca.crt (CA:TRUE,
+ * pathlen 0, keyCertSign and cRLSign). req->dns and req->ips are not used. 0 or a negative
+ * SG_E* code with err set. */
+int sg_tls_cert_make_ca(const char *out_dir, const struct sg_tls_cert_req *req, char *err,
+			size_t errlen) SG_WUR;
+
+/* Issues <out_dir>/<name>.key and .crt signed by the CA in ca_dir: CA:FALSE, digitalSignature,
+ * extendedKeyUsage serverAuth and clientAuth, the given SANs (a DNS SAN for the name itself when
+ * no --dns is given and the name is a host name). 0 or a negative SG_E* code with err set. */
+int sg_tls_cert_issue(const char *ca_dir, const struct sg_tls_cert_req *req, const char *out_dir,
+		      char *err, size_t errlen) SG_WUR;
+
+/* SHA-256 of the SubjectPublicKeyInfo of the first certificate in a PEM file: the value of a
+ * pin (sg_tls_config.pin_sha256; RFC 7469 section 2.4 hashes the same bytes). 0 or SG_ENOENT /
+ * SG_EPARSE / SG_ECRYPTO with err set. */
+int sg_tls_pin_from_cert_file(const char *path, uint8_t pin[SG_TLS_PIN_LEN], char *err,
+			      size_t errlen) SG_WUR;
+
+/* The same for an OpenSSL X509 (for tls.c, which has one in hand). 0 or SG_ECRYPTO. */
+struct x509_st;
+int tls_cert_spki_sha256(struct x509_st *cert, uint8_t pin[SG_TLS_PIN_LEN]) SG_WUR;
+
+#endif
