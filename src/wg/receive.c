@@ -121,7 +121,7 @@ static void receive_reject(struct wg_device *dev, const uint8_t *buf,
 		drop(dev, &dev->stats.rx_invalid, "reject_not_in_flight", from, peer);
 		return;
 	}
-	peer->remote_caps = caps;
+	/* caps are not recorded: a reject is unauthenticated, stats show only handshake caps. */
 	bool is_auto = peer_effective_mode(peer) == WG_CRYPTO_AUTO;
 	bool to_classic = is_auto && mode == SG_SUITE_FIPS &&
 			  peer_can_mode(peer, SG_SUITE_CLASSIC) && (caps & WG_CAP_CLASSIC);

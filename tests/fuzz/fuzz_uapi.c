@@ -213,8 +213,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = size - 1 - nchunks;
 
 	struct host_state hs1 = {0}, hs2 = {0};
-	struct uapi_host h1 = {&hs1, set_port, get_port, set_mark, get_mark, now_ns, NULL, NULL, NULL};
-	struct uapi_host h2 = {&hs2, set_port, get_port, set_mark, get_mark, now_ns, NULL, NULL, NULL};
+	struct uapi_host h1 = {.ctx = &hs1, .set_listen_port = set_port, .listen_port = get_port,
+			      .set_fwmark = set_mark, .fwmark = get_mark, .now = now_ns};
+	struct uapi_host h2 = {.ctx = &hs2, .set_listen_port = set_port, .listen_port = get_port,
+			      .set_fwmark = set_mark, .fwmark = get_mark, .now = now_ns};
 	struct wg_device *a = new_device();
 	struct out o = converse(a, &h1, req, len, chunks, nchunks);
 	check_answers(&o);
