@@ -35,6 +35,9 @@ static int reset_absent_device_keys(struct cli_device *want)
 		want->crypto_mode = SG_WGCONF_MODE_AUTO;
 		want->flags |= CLI_DEV_HAS_CRYPTO_MODE;
 	}
+	/* TLS settings: a file without them turns the listener off. */
+	if ((have->flags & CLI_DEV_HAS_TLS) && !(want->flags & CLI_DEV_HAS_TLS))
+		want->flags |= CLI_DEV_HAS_TLS;
 	if (have->fips_strict && !(want->flags & CLI_DEV_HAS_FIPS_STRICT)) {
 		want->fips_strict = false;
 		want->flags |= CLI_DEV_HAS_FIPS_STRICT;
@@ -100,6 +103,17 @@ static int sync_device(struct cli_device *want)
 		    !((*found)->flags & CLI_PEER_HAS_CRYPTO_MODE)) {
 			(*found)->crypto_mode = SG_WGCONF_MODE_UNSET;
 			(*found)->flags |= CLI_PEER_HAS_CRYPTO_MODE;
+		}
+		if ((h->flags & CLI_PEER_HAS_TRANSPORT) &&
+		    !((*found)->flags & CLI_PEER_HAS_TRANSPORT)) {
+			(*found)->transport = SG_WGCONF_TRANSPORT_UNSET;
+			(*found)->flags |= CLI_PEER_HAS_TRANSPORT;
+		}
+		if ((h->flags & CLI_PEER_HAS_TLS_ENDPOINT) &&
+		    !((*found)->flags & CLI_PEER_HAS_TLS_ENDPOINT)) {
+			memset(&(*found)->tls_endpoint, 0, sizeof((*found)->tls_endpoint));
+			(*found)->tls_server_name[0] = '\0';
+			(*found)->flags |= CLI_PEER_HAS_TLS_ENDPOINT;
 		}
 	}
 	/* Appending may move want->peers, so only now that no pointer into it is kept. */
@@ -171,8 +185,11 @@ static void set_usage(void)
 	fprintf(stderr,
 		"Usage: %s set <interface> [listen-port <port>] [fwmark <mark>] "
 		"[private-key <file path>] [fips-private-key <file path>] "
-		"[crypto-mode auto|fips|classic] [peer <base64 public key> [remove] "
+		"[crypto-mode auto|fips|classic] [tls-listen-port <port>] [tls-certificate <path>] "
+		"[tls-private-key <path>] [tls-ca <path>] [require-client-cert true|false] "
+		"[peer <base64 public key> [remove] "
 		"[fips-public-key <base64>] [crypto-mode auto|fips|classic|inherit] "
+		"[transport udp|tls|auto] [tls-endpoint <host>:<port>] "
 		"[preshared-key <file path>] [endpoint <ip>:<port>] "
 		"[persistent-keepalive <interval seconds>] "
 		"[allowed-ips <ip1>/<cidr1>[,<ip2>/<cidr2>]...] ]...\n",
@@ -270,6 +287,52 @@ static int parse_set_args(struct cli_device *dev, int argc, char **argv)
 				dev->crypto_mode = m;
 				dev->flags |= CLI_DEV_HAS_CRYPTO_MODE;
 			}
+		} else if (!strcmp(a, "tls-listen-port") && !peer) {
+			if (sg_wgconf_parse_port(&dev->tls_listen_port, v, why, sizeof(why)))
+				goto bad;
+			dev->flags |= CLI_DEV_HAS_TLS_PORT;
+		} else if ((!strcmp(a, "tls-certificate") || !strcmp(a, "tls-private-key") ||
+			    !strcmp(a, "tls-ca")) &&
+			   !peer) {
+			char **dst = !strcmp(a, "tls-certificate")   ? &dev->tls_certificate
+				     : !strcmp(a, "tls-private-key") ? &dev->tls_private_key
+								     : &dev->tls_ca;
+			if (v[0] && v[0] != '/') {
+				snprintf(why, sizeof(why), "not an absolute path");
+				goto bad;
+			}
+			free(*dst);
+			*dst = v[0] ? strdup(v) : NULL;
+			dev->flags |= !strcmp(a, "tls-certificate")   ? CLI_DEV_HAS_TLS_CERT
+				      : !strcmp(a, "tls-private-key") ? CLI_DEV_HAS_TLS_KEY
+								      : CLI_DEV_HAS_TLS_CA;
+		} else if (!strcmp(a, "require-client-cert") && !peer) {
+			if (strcmp(v, "true") && strcmp(v, "false")) {
+				snprintf(why, sizeof(why), "neither true nor false");
+				goto bad;
+			}
+			dev->require_client_cert = !strcmp(v, "true");
+			dev->flags |= CLI_DEV_HAS_TLS_RCC;
+		} else if (!strcmp(a, "transport") && peer) {
+			peer->transport = !strcmp(v, "udp")	 ? SG_WGCONF_TRANSPORT_UDP
+					  : !strcmp(v, "tls")	 ? SG_WGCONF_TRANSPORT_TLS
+					  : !strcmp(v, "auto") ? SG_WGCONF_TRANSPORT_AUTO
+								 : SG_WGCONF_TRANSPORT_UNSET;
+			if (!peer->transport) {
+				snprintf(why, sizeof(why), "neither udp, tls nor auto");
+				goto bad;
+			}
+			peer->flags |= CLI_PEER_HAS_TRANSPORT;
+		} else if (!strcmp(a, "tls-endpoint") && peer) {
+			char host[SG_WGCONF_HOST_MAX + 1];
+			uint16_t port;
+
+			if (sg_wgconf_parse_endpoint(host, &port, v, why, sizeof(why)))
+				goto bad;
+			if (cli_resolve_endpoint(&peer->tls_endpoint, host, port))
+				return -1;
+			snprintf(peer->tls_server_name, sizeof(peer->tls_server_name), "%s", host);
+			peer->flags |= CLI_PEER_HAS_TLS_ENDPOINT;
 		} else if (!strcmp(a, "fips-public-key") && peer) {
 			if (sg_fipskey_pub_from_base64(peer->fips_public_key, v, strlen(v))) {
 				snprintf(why, sizeof(why), "not a FIPS public key (%u base64 "

@@ -36,6 +36,9 @@ void cli_device_free(struct cli_device *dev)
 		return;
 	for (size_t i = 0; i < dev->n_peers; i++)
 		free(dev->peers[i].ips);
+	free(dev->tls_certificate);
+	free(dev->tls_private_key);
+	free(dev->tls_ca);
 	if (dev->peers)
 		sg_memzero(dev->peers, dev->cap_peers * sizeof(*dev->peers));
 	free(dev->peers);
@@ -393,6 +396,37 @@ static int apply_get_line(struct cli_device *dev, struct cli_peer **peer, char *
 	} else if (!p && !strcmp(line, "fips_strict")) {
 		dev->fips_strict = !strcmp(value, "true");
 		dev->flags |= CLI_DEV_HAS_FIPS_STRICT;
+	} else if (!p && !strncmp(line, "tls_", 4)) {
+		char **dst = !strcmp(line, "tls_certificate") ? &dev->tls_certificate
+			     : !strcmp(line, "tls_private_key") ? &dev->tls_private_key
+			     : !strcmp(line, "tls_ca")	       ? &dev->tls_ca
+								       : NULL;
+		dev->flags |= CLI_DEV_HAS_TLS;
+		if (dst) {
+			free(*dst);
+			*dst = strdup(value);
+			if (!*dst)
+				return -ENOMEM;
+		} else if (!strcmp(line, "tls_listen_port")) {
+			if (!parse_u64(&v, value, 65535))
+				return -EPROTO;
+			dev->tls_listen_port = (uint16_t)v;
+		} else if (!strcmp(line, "tls_require_client_cert")) {
+			dev->require_client_cert = !strcmp(value, "true");
+		}
+	} else if (p && !strcmp(line, "transport")) {
+		p->transport = !strcmp(value, "tls")	? SG_WGCONF_TRANSPORT_TLS
+			       : !strcmp(value, "auto") ? SG_WGCONF_TRANSPORT_AUTO
+							: SG_WGCONF_TRANSPORT_UDP;
+		p->flags |= CLI_PEER_HAS_TRANSPORT;
+	} else if (p && !strcmp(line, "tls_endpoint")) {
+		if (!parse_sockaddr(&p->tls_endpoint, value))
+			return -EPROTO;
+		p->flags |= CLI_PEER_HAS_TLS_ENDPOINT;
+	} else if (p && !strcmp(line, "tls_server_name")) {
+		snprintf(p->tls_server_name, sizeof(p->tls_server_name), "%s", value);
+	} else if (p && !strcmp(line, "transport_active")) {
+		snprintf(p->transport_active, sizeof(p->transport_active), "%s", value);
 	} else if (p && !strcmp(line, "fips_public_key")) {
 		if (sg_fipskey_pub_from_hex(p->fips_public_key, value, strlen(value)))
 			return -EPROTO;
@@ -574,6 +608,19 @@ static void build_set(struct sg_strbuf *b, const struct cli_device *dev)
 	if (dev->flags & CLI_DEV_HAS_CRYPTO_MODE)
 		sg_strbuf_printf(b, "crypto_mode=%s\n",
 				 dev->crypto_mode ? sg_wgconf_mode_name(dev->crypto_mode) : "auto");
+	if (dev->flags & CLI_DEV_HAS_TLS_PORT)
+		sg_strbuf_printf(b, "tls_listen_port=%u\n", (unsigned int)dev->tls_listen_port);
+	if (dev->flags & CLI_DEV_HAS_TLS_CERT)
+		sg_strbuf_printf(b, "tls_certificate=%s\n",
+				 dev->tls_certificate ? dev->tls_certificate : "");
+	if (dev->flags & CLI_DEV_HAS_TLS_KEY)
+		sg_strbuf_printf(b, "tls_private_key=%s\n",
+				 dev->tls_private_key ? dev->tls_private_key : "");
+	if (dev->flags & CLI_DEV_HAS_TLS_CA)
+		sg_strbuf_printf(b, "tls_ca=%s\n", dev->tls_ca ? dev->tls_ca : "");
+	if (dev->flags & CLI_DEV_HAS_TLS_RCC)
+		sg_strbuf_printf(b, "tls_require_client_cert=%s\n",
+				 dev->require_client_cert ? "true" : "false");
 	if (dev->flags & CLI_DEV_REPLACE_PEERS)
 		sg_strbuf_printf(b, "replace_peers=true\n");
 	for (size_t i = 0; i < dev->n_peers; i++) {
@@ -598,6 +645,19 @@ static void build_set(struct sg_strbuf *b, const struct cli_device *dev)
 			sg_strbuf_printf(b, "crypto_mode=%s\n",
 					 p->crypto_mode ? sg_wgconf_mode_name(p->crypto_mode)
 							: "inherit");
+		if (p->flags & CLI_PEER_HAS_TLS_ENDPOINT) {
+			if (p->tls_endpoint.ss_family)
+				cli_endpoint_format(ep, sizeof(ep), &p->tls_endpoint);
+			else
+				ep[0] = '\0';
+			sg_strbuf_printf(b, "tls_endpoint=%s\n", ep);
+			sg_strbuf_printf(b, "tls_server_name=%s\n", p->tls_server_name);
+		}
+		/* After the endpoint: the transport then starts with what it needs. */
+		if (p->flags & CLI_PEER_HAS_TRANSPORT)
+			sg_strbuf_printf(b, "transport=%s\n",
+					 p->transport ? sg_wgconf_transport_name(p->transport)
+						      : "udp");
 		if (p->flags & CLI_PEER_HAS_ENDPOINT) {
 			cli_endpoint_format(ep, sizeof(ep), &p->endpoint);
 			sg_strbuf_printf(b, "endpoint=%s\n", ep);

@@ -29,6 +29,14 @@
 #define CLI_DEV_HAS_FIPS_KEY	0x20u /* fips_private_key (all zero: remove) */
 #define CLI_DEV_HAS_CRYPTO_MODE 0x40u
 #define CLI_DEV_HAS_FIPS_STRICT 0x80u
+#define CLI_DEV_HAS_TLS_PORT	0x100u
+#define CLI_DEV_HAS_TLS_CERT	0x200u
+#define CLI_DEV_HAS_TLS_KEY	0x400u
+#define CLI_DEV_HAS_TLS_CA	0x800u
+#define CLI_DEV_HAS_TLS_RCC	0x1000u /* require_client_cert */
+#define CLI_DEV_HAS_TLS                                                                            \
+	(CLI_DEV_HAS_TLS_PORT | CLI_DEV_HAS_TLS_CERT | CLI_DEV_HAS_TLS_KEY | CLI_DEV_HAS_TLS_CA | \
+	 CLI_DEV_HAS_TLS_RCC)
 
 /* cli_peer.flags */
 #define CLI_PEER_REMOVE	       0x01u
@@ -38,8 +46,14 @@
 #define CLI_PEER_HAS_ENDPOINT  0x10u
 #define CLI_PEER_HAS_FIPS_KEY  0x20u /* fips_public_key (all zero: remove) */
 #define CLI_PEER_HAS_CRYPTO_MODE 0x40u /* crypto_mode; SG_WGCONF_MODE_UNSET sends "inherit" */
+#define CLI_PEER_HAS_TRANSPORT	 0x80u /* transport (UNSET sends "udp") */
+#define CLI_PEER_HAS_TLS_ENDPOINT 0x100u /* tls_endpoint (+ tls_server_name); family 0 clears */
 
 struct cli_peer {
+	enum sg_wgconf_transport transport;
+	struct sockaddr_storage tls_endpoint;
+	char tls_server_name[SG_WGCONF_HOST_MAX + 1];
+	char transport_active[8]; /* get only: "udp" or "tls", "" if absent */
 	uint8_t fips_public_key[SG_FIPS_PUB_LEN];
 	enum sg_wgconf_mode crypto_mode;
 	char session[8];      /* get only: crypto_session ("fips", "classic", "none"), "" if absent */
@@ -65,6 +79,9 @@ struct cli_device {
 	uint8_t fips_public_key[SG_FIPS_PUB_LEN]; /* derived on get */
 	enum sg_wgconf_mode crypto_mode;
 	bool fips_strict;
+	uint16_t tls_listen_port;
+	char *tls_certificate, *tls_private_key, *tls_ca; /* malloc'd; NULL = none */
+	bool require_client_cert;
 	uint16_t listen_port;
 	uint32_t fwmark;
 	struct cli_peer *peers;

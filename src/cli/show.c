@@ -207,6 +207,10 @@ static void pretty_print(const struct cli_device *dev)
 		printf("  %scrypto mode%s: %s%s\n", BOLD, RESET,
 		       dev->crypto_mode ? sg_wgconf_mode_name(dev->crypto_mode) : "auto",
 		       dev->fips_strict ? " (FIPS provider required)" : "");
+	if (dev->tls_listen_port)
+		printf("  %stls listening port%s: %u%s\n", BOLD, RESET,
+		       (unsigned int)dev->tls_listen_port,
+		       dev->require_client_cert ? " (client certificate required)" : "");
 	if (!dev->n_peers)
 		return;
 	printf("\n");
@@ -232,6 +236,15 @@ static void pretty_print(const struct cli_device *dev)
 			if (p->fallback)
 				printf(", fell back from FIPS");
 			printf("\n");
+		}
+		if (p->flags & CLI_PEER_HAS_TRANSPORT) {
+			char tep[NI_MAXHOST + NI_MAXSERV + 4] = "";
+			if ((p->flags & CLI_PEER_HAS_TLS_ENDPOINT) && p->tls_endpoint.ss_family)
+				cli_endpoint_format(tep, sizeof(tep), &p->tls_endpoint);
+			printf("  %stransport%s: %s, now %s%s%s\n", BOLD, RESET,
+			       sg_wgconf_transport_name(p->transport),
+			       p->transport_active[0] ? p->transport_active : "udp",
+			       tep[0] ? ", tls endpoint " : "", tep);
 		}
 		if (p->flags & CLI_PEER_HAS_PSK)
 			printf("  %spreshared key%s: %s\n", BOLD, RESET,

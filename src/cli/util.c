@@ -258,6 +258,16 @@ int cli_device_from_conf(const struct sg_wgconf *conf, const char *ifname, bool 
 		dev->crypto_mode = conf->crypto_mode;
 		dev->flags |= CLI_DEV_HAS_CRYPTO_MODE;
 	}
+	if (conf->has_tls_listen_port || conf->tls_certificate || conf->tls_private_key ||
+	    conf->tls_ca || conf->require_client_cert) {
+		dev->flags |= CLI_DEV_HAS_TLS;
+		dev->tls_listen_port = conf->tls_listen_port;
+		dev->require_client_cert = conf->require_client_cert;
+		if ((conf->tls_certificate && !(dev->tls_certificate = strdup(conf->tls_certificate))) ||
+		    (conf->tls_private_key && !(dev->tls_private_key = strdup(conf->tls_private_key))) ||
+		    (conf->tls_ca && !(dev->tls_ca = strdup(conf->tls_ca))))
+			goto oom;
+	}
 	for (size_t i = 0; i < conf->n_peers; i++) {
 		const struct sg_wgconf_peer *cp = &conf->peers[i];
 		struct cli_peer *p = cli_device_add_peer(dev);
@@ -273,6 +283,21 @@ int cli_device_from_conf(const struct sg_wgconf *conf, const char *ifname, bool 
 		if (cp->crypto_mode) {
 			p->crypto_mode = cp->crypto_mode;
 			p->flags |= CLI_PEER_HAS_CRYPTO_MODE;
+		}
+		if (cp->transport) {
+			p->transport = cp->transport;
+			p->flags |= CLI_PEER_HAS_TRANSPORT;
+		}
+		if (cp->has_tls_endpoint) {
+			if (cli_resolve_endpoint(&p->tls_endpoint, cp->tls_endpoint_host,
+						 cp->tls_endpoint_port))
+				goto fail;
+			/* The certificate is checked against the name the user wrote (or the
+			 * TlsServerName override); an IP literal is checked as an IP. */
+			snprintf(p->tls_server_name, sizeof(p->tls_server_name), "%s",
+				 cp->tls_server_name[0] ? cp->tls_server_name
+							: cp->tls_endpoint_host);
+			p->flags |= CLI_PEER_HAS_TLS_ENDPOINT;
 		}
 		if (cp->has_preshared_key) {
 			memcpy(p->preshared_key, cp->preshared_key, SG_KEY_LEN);
@@ -320,6 +345,13 @@ int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf)
 	if (dev->flags & CLI_DEV_HAS_CRYPTO_MODE)
 		conf->crypto_mode = dev->crypto_mode;
 	conf->fips_strict = dev->fips_strict;
+	conf->has_tls_listen_port = dev->tls_listen_port != 0;
+	conf->tls_listen_port = dev->tls_listen_port;
+	conf->require_client_cert = dev->require_client_cert;
+	if ((dev->tls_certificate && !(conf->tls_certificate = strdup(dev->tls_certificate))) ||
+	    (dev->tls_private_key && !(conf->tls_private_key = strdup(dev->tls_private_key))) ||
+	    (dev->tls_ca && !(conf->tls_ca = strdup(dev->tls_ca))))
+		goto oom;
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct cli_peer *p = &dev->peers[i];
 		struct sg_wgconf_peer *cp = sg_wgconf_add_peer(conf);
@@ -337,6 +369,25 @@ int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf)
 		}
 		if (p->flags & CLI_PEER_HAS_CRYPTO_MODE)
 			cp->crypto_mode = p->crypto_mode;
+		if (p->flags & CLI_PEER_HAS_TRANSPORT)
+			cp->transport = p->transport;
+		if ((p->flags & CLI_PEER_HAS_TLS_ENDPOINT) && p->tls_endpoint.ss_family) {
+			char serv[NI_MAXSERV];
+			socklen_t slen = p->tls_endpoint.ss_family == AF_INET6
+					     ? sizeof(struct sockaddr_in6)
+					     : sizeof(struct sockaddr_in);
+
+			if (!getnameinfo((const struct sockaddr *)&p->tls_endpoint, slen,
+					 cp->tls_endpoint_host, sizeof(cp->tls_endpoint_host), serv,
+					 sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV)) {
+				cp->tls_endpoint_port = (uint16_t)atoi(serv);
+				cp->has_tls_endpoint = true;
+			}
+			/* A name the daemon checks (not the IP literal it was resolved to). */
+			if (p->tls_server_name[0] && strcmp(p->tls_server_name, cp->tls_endpoint_host))
+				snprintf(cp->tls_server_name, sizeof(cp->tls_server_name), "%s",
+					 p->tls_server_name);
+		}
 		if (p->flags & CLI_PEER_HAS_PSK) {
 			memcpy(cp->preshared_key, p->preshared_key, SG_KEY_LEN);
 			cp->has_preshared_key = true;

@@ -44,6 +44,14 @@ enum key_id {
 	K_FIPS_PUBLIC_KEY,
 	K_CRYPTO_MODE,
 	K_FIPS_STRICT,
+	K_TLS_LISTEN_PORT,
+	K_TLS_CERTIFICATE,
+	K_TLS_PRIVATE_KEY,
+	K_TLS_CA,
+	K_REQUIRE_CLIENT_CERT,
+	K_TRANSPORT,
+	K_TLS_ENDPOINT,
+	K_TLS_SERVER_NAME,
 };
 
 /* How the text after '=' becomes the value. */
@@ -82,6 +90,14 @@ static const struct key_def {
     /* CryptoMode is valid in both sections; find_key picks by section (see there). */
     {"CryptoMode", K_CRYPTO_MODE, SECTION_INTERFACE, V_COMPACT},
     {"CryptoMode", K_CRYPTO_MODE, SECTION_PEER, V_COMPACT},
+    {"TlsListenPort", K_TLS_LISTEN_PORT, SECTION_INTERFACE, V_COMPACT},
+    {"TlsCertificate", K_TLS_CERTIFICATE, SECTION_INTERFACE, V_TRIM},
+    {"TlsPrivateKey", K_TLS_PRIVATE_KEY, SECTION_INTERFACE, V_TRIM},
+    {"TlsCA", K_TLS_CA, SECTION_INTERFACE, V_TRIM},
+    {"RequireClientCert", K_REQUIRE_CLIENT_CERT, SECTION_INTERFACE, V_COMPACT},
+    {"Transport", K_TRANSPORT, SECTION_PEER, V_COMPACT},
+    {"TlsEndpoint", K_TLS_ENDPOINT, SECTION_PEER, V_COMPACT},
+    {"TlsServerName", K_TLS_SERVER_NAME, SECTION_PEER, V_COMPACT},
 };
 
 static const char *const hook_names[SG_WGCONF_NHOOKS] = {"PreUp", "PostUp", "PreDown", "PostDown"};
@@ -400,6 +416,9 @@ void sg_wgconf_free(struct sg_wgconf *conf)
 		for (size_t i = 0; i < conf->n_hooks[k]; i++)
 			free(conf->hooks[k][i]);
 	}
+	free(conf->tls_certificate);
+	free(conf->tls_private_key);
+	free(conf->tls_ca);
 	sg_memzero(conf, sizeof(*conf));
 }
 
@@ -675,6 +694,48 @@ static int parse_hook(struct sg_wgconf *conf, const struct key_def *k, const cha
 	return 0;
 }
 
+/* A TLS file path: absolute (the daemon reads it, from its own working directory), bounded,
+ * printable. */
+static int parse_path(struct sg_wgconf *conf, const struct key_def *k, const char *value,
+		      char **dst)
+{
+	size_t len = strlen(value);
+	char q[64], *copy;
+
+	if (value[0] != '/') {
+		quote(q, sizeof(q), value);
+		return fail(conf, SG_EPARSE, "%s: not an absolute path: `%s'", k->name, q);
+	}
+	if (len > SG_WGCONF_PATH_MAX)
+		return fail(conf, SG_EPARSE, "%s: longer than %u characters", k->name,
+			    SG_WGCONF_PATH_MAX);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+			return fail(conf, SG_EPARSE, "%s: control character in the path", k->name);
+	copy = strdup(value);
+	if (!copy)
+		return fail(conf, SG_ENOMEM, "%s: out of memory", k->name);
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+static int parse_bool_key(struct sg_wgconf *conf, const struct key_def *k, const char *value,
+			  bool *out)
+{
+	char q[64];
+
+	if (!strcasecmp(value, "true"))
+		*out = true;
+	else if (!strcasecmp(value, "false"))
+		*out = false;
+	else {
+		quote(q, sizeof(q), value);
+		return fail(conf, SG_EPARSE, "%s: neither true nor false: `%s'", k->name, q);
+	}
+	return 0;
+}
+
 static int parse_key_value(struct sg_wgconf *conf, const struct key_def *k, char *value)
 {
 	char why[160], q[64];
@@ -794,6 +855,54 @@ static int parse_key_value(struct sg_wgconf *conf, const struct key_def *k, char
 			current_peer(conf)->crypto_mode = m;
 		else
 			conf->crypto_mode = m;
+		return 0;
+	}
+	case K_TLS_LISTEN_PORT:
+		if (sg_wgconf_parse_port(&conf->tls_listen_port, value, why, sizeof(why)))
+			return fail(conf, SG_EPARSE, "%s: %s", k->name, why);
+		conf->has_tls_listen_port = true;
+		return 0;
+	case K_TLS_CERTIFICATE:
+		return parse_path(conf, k, value, &conf->tls_certificate);
+	case K_TLS_PRIVATE_KEY:
+		return parse_path(conf, k, value, &conf->tls_private_key);
+	case K_TLS_CA:
+		return parse_path(conf, k, value, &conf->tls_ca);
+	case K_REQUIRE_CLIENT_CERT:
+		return parse_bool_key(conf, k, value, &conf->require_client_cert);
+	case K_TRANSPORT: {
+		struct sg_wgconf_peer *peer = current_peer(conf);
+
+		if (!strcasecmp(value, "udp"))
+			peer->transport = SG_WGCONF_TRANSPORT_UDP;
+		else if (!strcasecmp(value, "tls"))
+			peer->transport = SG_WGCONF_TRANSPORT_TLS;
+		else if (!strcasecmp(value, "auto"))
+			peer->transport = SG_WGCONF_TRANSPORT_AUTO;
+		else {
+			quote(q, sizeof(q), value);
+			return fail(conf, SG_EPARSE, "%s: neither udp, tls nor auto: `%s'", k->name,
+				    q);
+		}
+		return 0;
+	}
+	case K_TLS_ENDPOINT: {
+		struct sg_wgconf_peer *peer = current_peer(conf);
+
+		if (sg_wgconf_parse_endpoint(peer->tls_endpoint_host, &peer->tls_endpoint_port,
+					     value, why, sizeof(why)))
+			return fail(conf, SG_EPARSE, "%s: %s", k->name, why);
+		peer->has_tls_endpoint = true;
+		return 0;
+	}
+	case K_TLS_SERVER_NAME: {
+		struct sg_wgconf_peer *peer = current_peer(conf);
+
+		if (strlen(value) > SG_WGCONF_HOST_MAX || !valid_hostname(value, strlen(value))) {
+			quote(q, sizeof(q), value);
+			return fail(conf, SG_EPARSE, "%s: not a host name: `%s'", k->name, q);
+		}
+		snprintf(peer->tls_server_name, sizeof(peer->tls_server_name), "%s", value);
 		return 0;
 	}
 	case K_FIPS_STRICT:
@@ -982,6 +1091,20 @@ int sg_wgconf_parse(struct sg_wgconf *conf, const char *text, size_t len)
 
 /* ---- serializer ------------------------------------------------------------------------- */
 
+const char *sg_wgconf_transport_name(enum sg_wgconf_transport t)
+{
+	switch (t) {
+	case SG_WGCONF_TRANSPORT_UDP:
+		return "udp";
+	case SG_WGCONF_TRANSPORT_TLS:
+		return "tls";
+	case SG_WGCONF_TRANSPORT_AUTO:
+		return "auto";
+	default:
+		return NULL;
+	}
+}
+
 const char *sg_wgconf_mode_name(enum sg_wgconf_mode m)
 {
 	switch (m) {
@@ -1046,6 +1169,16 @@ int sg_wgconf_serialize(const struct sg_wgconf *conf, unsigned int flags, char *
 		sg_strbuf_printf(&tb, "CryptoMode = %s\n", sg_wgconf_mode_name(conf->crypto_mode));
 	if (conf->fips_strict)
 		sg_strbuf_printf(&tb, "FipsStrict = true\n");
+	if (conf->has_tls_listen_port && conf->tls_listen_port)
+		sg_strbuf_printf(&tb, "TlsListenPort = %u\n", (unsigned int)conf->tls_listen_port);
+	if (conf->tls_certificate)
+		sg_strbuf_printf(&tb, "TlsCertificate = %s\n", conf->tls_certificate);
+	if (conf->tls_private_key)
+		sg_strbuf_printf(&tb, "TlsPrivateKey = %s\n", conf->tls_private_key);
+	if (conf->tls_ca)
+		sg_strbuf_printf(&tb, "TlsCA = %s\n", conf->tls_ca);
+	if (conf->require_client_cert)
+		sg_strbuf_printf(&tb, "RequireClientCert = true\n");
 	sg_strbuf_printf(&tb, "\n");
 	for (size_t i = 0; i < conf->n_peers; i++) {
 		const struct sg_wgconf_peer *peer = &conf->peers[i];
@@ -1062,6 +1195,16 @@ int sg_wgconf_serialize(const struct sg_wgconf *conf, unsigned int flags, char *
 		if (peer->crypto_mode)
 			sg_strbuf_printf(&tb, "CryptoMode = %s\n",
 					 sg_wgconf_mode_name(peer->crypto_mode));
+		if (peer->transport)
+			sg_strbuf_printf(&tb, "Transport = %s\n",
+					 sg_wgconf_transport_name(peer->transport));
+		if (peer->has_tls_endpoint)
+			sg_strbuf_printf(&tb,
+					 strchr(peer->tls_endpoint_host, ':') ? "TlsEndpoint = [%s]:%u\n"
+									      : "TlsEndpoint = %s:%u\n",
+					 peer->tls_endpoint_host, (unsigned int)peer->tls_endpoint_port);
+		if (peer->tls_server_name[0])
+			sg_strbuf_printf(&tb, "TlsServerName = %s\n", peer->tls_server_name);
 		if (peer->has_preshared_key) {
 			sg_key_to_base64(b64, peer->preshared_key);
 			sg_strbuf_printf(&tb, "PresharedKey = %s\n", b64);

@@ -5,7 +5,9 @@
  *   wg-quick: Address, DNS, MTU,       PersistentKeepalive
  *   Table, PreUp, PostUp, PreDown,     SecureGuard: FipsPublicKey, CryptoMode
  *   PostDown, SaveConfig
- *   SecureGuard: FipsPrivateKey, CryptoMode, FipsStrict
+ *   SecureGuard: FipsPrivateKey, CryptoMode, FipsStrict    SecureGuard: Transport,
+ *   TLS: TlsListenPort, TlsCertificate,                    TlsEndpoint, TlsServerName
+ *   TlsPrivateKey, TlsCA, RequireClientCert
  *
  * A peer has a PublicKey, a FipsPublicKey, or both. A FIPS-only peer gets its FIPS peer id
  * (sg_fips_peer_id) as public_key, with public_key_derived set, so code that identifies peers by
@@ -40,6 +42,7 @@
 #define SG_WGCONF_HOST_MAX	253 /* a DNS name (RFC 1035) or an IPv6 literal with zone */
 #define SG_WGCONF_TABLE_MAX	31
 #define SG_WGCONF_ERR_MAX	256
+#define SG_WGCONF_PATH_MAX	4095 /* TLS file paths: absolute, at most this long */
 /* Longest text of an IP prefix, "ffff:...:255.255.255.255/128" plus NUL. */
 #define SG_WGCONF_PREFIX_STRLEN 50
 
@@ -73,7 +76,22 @@ enum sg_wgconf_mode {
 /* "auto", "fips", "classic" (NULL for UNSET). */
 const char *sg_wgconf_mode_name(enum sg_wgconf_mode m);
 
+/* Transport values (docs/TLS.md); UNSET sends nothing (the daemon's default is udp). */
+enum sg_wgconf_transport {
+	SG_WGCONF_TRANSPORT_UNSET = 0,
+	SG_WGCONF_TRANSPORT_UDP,
+	SG_WGCONF_TRANSPORT_TLS,
+	SG_WGCONF_TRANSPORT_AUTO,
+};
+/* "udp", "tls", "auto" (NULL for UNSET). */
+const char *sg_wgconf_transport_name(enum sg_wgconf_transport t);
+
 struct sg_wgconf_peer {
+	enum sg_wgconf_transport transport;
+	bool has_tls_endpoint;
+	uint16_t tls_endpoint_port;
+	char tls_endpoint_host[SG_WGCONF_HOST_MAX + 1];
+	char tls_server_name[SG_WGCONF_HOST_MAX + 1]; /* "" = the endpoint's host when a name */
 	uint8_t fips_public_key[SG_FIPS_PUB_LEN];
 	bool has_fips_public_key;
 	bool public_key_derived; /* FIPS-only: public_key is the FIPS peer id */
@@ -94,6 +112,12 @@ struct sg_wgconf_peer {
 };
 
 struct sg_wgconf {
+	/* [Interface], TLS transport (malloc'd absolute paths, NULL = not set) */
+	bool has_tls_listen_port;
+	uint16_t tls_listen_port;
+	char *tls_certificate, *tls_private_key, *tls_ca;
+	bool require_client_cert;
+
 	/* [Interface], SecureGuard keys */
 	uint8_t fips_private_key[SG_FIPS_PRIV_LEN];
 	bool has_fips_private_key;

@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "crypto/crypto.h"
+#include "daemon/tlsmgr.h"
 #include "net/addr.h"
 #include "net/ctlsock.h"
 #include "net/evloop.h"
@@ -67,6 +68,7 @@ struct daemon_ctx {
 	struct udp_tx tx;
 	struct ctlsock ctl;
 	struct wg_device *dev;
+	struct tlsmgr *tls; /* the TLS transport (docs/TLS.md) */
 	struct evloop *loop;
 	int timer_fd, signal_fd, nl_fd, inotify_fd;
 	struct evloop_source src_tun, src_udp, src_timer, src_signal, src_nl, src_inotify, src_ctl;
@@ -199,6 +201,8 @@ static void on_event(void *ctx, const struct wg_event *ev)
 	char tag[SG_LOG_KEY_TAG_SIZE] = "none", ep[ADDR_ENDPOINT_STRLEN], reason[96];
 	uint64_t suppressed = 0;
 
+	if (d->tls)
+		tlsmgr_event(d->tls, ev);
 	if (ev->peer)
 		sg_log_key_tag(tag, wg_peer_public_key(ev->peer));
 	fmt_endpoint(ep, sizeof(ep), ev->endpoint);
@@ -306,7 +310,19 @@ static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *t
 		    const uint8_t *buf, size_t len)
 {
 	struct daemon_ctx *d = ctx;
+	if (to->tls_conn) {
+		if (d->tls)
+			tlsmgr_send(d->tls, to, buf, len);
+		return;
+	}
 	udp_tx_queue(&d->udp, &d->tx, to, buf, len);
+}
+
+static void io_peer_removed(void *ctx, struct wg_peer *peer)
+{
+	struct daemon_ctx *d = ctx;
+	if (d->tls)
+		tlsmgr_forget_peer(d->tls, peer);
 }
 
 static void tun_write_done(struct daemon_ctx *d, int err)
@@ -590,6 +606,27 @@ static void conn_event(void *ctx, uint32_t events)
 	conn_pump(c);
 }
 
+static int host_transport_set(void *ctx, struct wg_peer *peer, const char *key,
+			      const char *value, char *why, size_t whylen)
+{
+	struct daemon_ctx *d = ctx;
+	return tlsmgr_set(d->tls, peer, key, value, why, whylen);
+}
+
+static void host_transport_get(void *ctx, struct wg_peer *peer,
+			       void (*emit)(void *ectx, const char *key, const char *value),
+			       void *ectx)
+{
+	struct daemon_ctx *d = ctx;
+	tlsmgr_get(d->tls, peer, emit, ectx);
+}
+
+static int host_set_done(void *ctx, char *why, size_t whylen)
+{
+	struct daemon_ctx *d = ctx;
+	return tlsmgr_apply(d->tls, why, whylen);
+}
+
 static const struct uapi_host *uapi_host_for(struct daemon_ctx *d, struct uapi_host *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -602,6 +639,9 @@ static const struct uapi_host *uapi_host_for(struct daemon_ctx *d, struct uapi_h
 	h->zone_index = host_zone_index;
 	h->zone_name = host_zone_name;
 	h->fips_strict = &d->fips_strict;
+	h->transport_set = host_transport_set;
+	h->transport_get = host_transport_get;
+	h->set_done = host_set_done;
 	return h;
 }
 
@@ -949,6 +989,7 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	    .deliver = io_deliver,
 	    .realtime_ns = io_realtime,
 	    .event = on_event,
+	    .peer_removed = io_peer_removed,
 	};
 	d->dev = wg_device_new(&io);
 	if (!d->dev) {
@@ -974,6 +1015,11 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	if (d->timer_fd < 0) {
 		err = d->timer_fd;
 		*why = "timerfd_create";
+		goto fail;
+	}
+	err = tlsmgr_new(&d->tls, d->loop, d->dev);
+	if (err != 0) {
+		*why = "TLS transport";
 		goto fail;
 	}
 	sigemptyset(&sigs);
@@ -1075,6 +1121,8 @@ void daemon_free(struct daemon_ctx *d)
 		udp_tx_flush(&d->udp, &d->tx);
 	if (d->gro_mem && d->tun.fd >= 0)
 		offload_gro_flush(&d->gro);
+	tlsmgr_free(d->tls); /* before the device: it holds per-peer state */
+	d->tls = NULL;
 	wg_device_free(d->dev); /* wipes every key */
 	udp_close(&d->udp);
 	tun_close(&d->tun);

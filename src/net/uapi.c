@@ -56,7 +56,7 @@ struct uapi_conn {
 
 	struct obuf out;
 	int last_errno;
-	char last_error[160];
+	char last_error[300];
 };
 
 /* ---- output ------------------------------------------------------------------------------- */
@@ -160,7 +160,7 @@ static void set_fail(struct uapi_conn *c, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_fail(struct uapi_conn *c, int err, const char *fmt, ...)
 {
-	char msg[128];
+	char msg[256];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -168,7 +168,7 @@ static void set_fail(struct uapi_conn *c, int err, const char *fmt, ...)
 	apply_pending(c);
 	c->last_errno = err;
 	snprintf(c->last_error, sizeof(c->last_error), "line %u: %s", c->line_no, msg);
-	char quoted[200];
+	char quoted[400];
 	sg_log(SG_LOG_WARN, "uapi_error", "op=set errno=%d error=%s", err,
 	       sg_log_quote(quoted, sizeof(quoted), c->last_error));
 	reply_errno(c, err);
@@ -252,6 +252,16 @@ static void set_begin(struct uapi_conn *c)
 static void set_finish(struct uapi_conn *c)
 {
 	apply_pending(c);
+	if (c->host.set_done) {
+		char why[256] = "";
+		int err = c->host.set_done(c->host.ctx, why, sizeof(why));
+		if (err != 0) {
+			set_fail(c, err, "%s", why[0] ? why : strerror(-err));
+			if (c->state != ST_CLOSED)
+				c->state = ST_OP;
+			return;
+		}
+	}
 	c->peer = NULL;
 	c->last_errno = 0;
 	c->last_error[0] = '\0';
@@ -300,6 +310,31 @@ static void handle_public_key(struct uapi_conn *c, const char *v, size_t vlen)
 		sg_log(SG_LOG_DEBUG, "peer_added", "peer=%s", sg_log_key_tag(tag, pub));
 	}
 	c->peer = peer;
+}
+
+/* A TLS transport key, handed to the host with NUL-terminated copies of key and value. */
+static void transport_line(struct uapi_conn *c, struct wg_peer *peer, const char *k, size_t klen,
+			   const char *v, size_t vlen)
+{
+	char key[40], kb[40], why[200] = "";
+
+	if (klen >= sizeof(key)) {
+		set_fail(c, -EINVAL, "invalid key %s", loggable_key(kb, sizeof(kb), k, klen));
+		return;
+	}
+	char *value = malloc(vlen + 1);
+	if (!value) {
+		set_fail(c, -ENOMEM, "out of memory");
+		return;
+	}
+	memcpy(key, k, klen);
+	key[klen] = '\0';
+	memcpy(value, v, vlen);
+	value[vlen] = '\0';
+	int err = c->host.transport_set(c->host.ctx, peer, key, value, why, sizeof(why));
+	free(value);
+	if (err != 0)
+		set_fail(c, err, "%s: %s", key, why[0] ? why : strerror(-err));
 }
 
 static void handle_device_line(struct uapi_conn *c, const char *k, size_t klen, const char *v,
@@ -411,6 +446,8 @@ static void handle_device_line(struct uapi_conn *c, const char *k, size_t klen, 
 			set_fail(c, -EINVAL, "fips_strict: value must be \"true\" or \"false\"");
 			return;
 		}
+	} else if (klen > 4 && memcmp(k, "tls_", 4) == 0 && c->host.transport_set) {
+		transport_line(c, NULL, k, klen, v, vlen);
 	} else if (value_is(k, klen, "replace_peers")) {
 		if (!value_is(v, vlen, "true")) {
 			set_fail(c, -EINVAL, "replace_peers: value must be \"true\"");
@@ -574,6 +611,11 @@ static void handle_peer_line(struct uapi_conn *c, const char *k, size_t klen, co
 		}
 		if (c->peer)
 			wg_peer_set_crypto_mode(c->peer, (enum wg_crypto_mode)m);
+	} else if ((value_is(k, klen, "transport") || value_is(k, klen, "tls_endpoint") ||
+		    value_is(k, klen, "tls_server_name")) &&
+		   c->host.transport_set) {
+		if (c->peer)
+			transport_line(c, c->peer, k, klen, v, vlen);
 	} else if (value_is(k, klen, "protocol_version")) {
 		if (!value_is(v, vlen, "1")) {
 			set_fail(c, -EINVAL, "protocol_version: only 1 is supported");
@@ -682,6 +724,11 @@ static int put_allowed_ip(void *ctx, int family, const uint8_t *addr, uint8_t ci
 	return c->state == ST_CLOSED ? 1 : 0;
 }
 
+static void emit_kv(void *ectx, const char *key, const char *value)
+{
+	out_printf((struct uapi_conn *)ectx, "%s=%s\n", key, value);
+}
+
 static void do_get(struct uapi_conn *c)
 {
 	uint8_t key[WG_KEY_LEN];
@@ -711,6 +758,8 @@ static void do_get(struct uapi_conn *c)
 		out_printf(c, "crypto_mode=%s\n", wg_crypto_mode_name(wg_device_get_crypto_mode(c->dev)));
 	if (c->host.fips_strict && *c->host.fips_strict)
 		out_printf(c, "fips_strict=true\n");
+	if (c->host.transport_get)
+		c->host.transport_get(c->host.ctx, NULL, emit_kv, c);
 
 	for (struct wg_peer *p = wg_device_first_peer(c->dev); p && c->state != ST_CLOSED;
 	     p = wg_peer_next(p)) {
@@ -757,6 +806,8 @@ static void do_get(struct uapi_conn *c)
 			if (st.fallback)
 				out_printf(c, "crypto_fallback=true\n");
 		}
+		if (c->host.transport_get)
+			c->host.transport_get(c->host.ctx, p, emit_kv, c);
 		struct aip_ctx actx = {c};
 		(void)wg_peer_foreach_allowed_ip(p, put_allowed_ip, &actx);
 	}

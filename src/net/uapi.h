@@ -76,6 +76,20 @@ struct uapi_host {
 	/* Optional: the interface's FipsStrict flag, owned by the host (NULL: fips_strict is
 	 * refused as unsupported). */
 	bool *fips_strict;
+	/* Optional: the TLS transport's keys (docs/TLS.md, "Configuration"): device keys starting
+	 * with "tls_" (peer == NULL) and the peer keys "transport", "tls_endpoint",
+	 * "tls_server_name". value is NUL-terminated. Returns 0, or a negative errno with a
+	 * reason in why. NULL: those keys are invalid. */
+	int (*transport_set)(void *ctx, struct wg_peer *peer, const char *key, const char *value,
+			     char *why, size_t whylen);
+	/* Optional: emits the transport's keys for `get` (peer == NULL: the device's). */
+	void (*transport_get)(void *ctx, struct wg_peer *peer,
+			      void (*emit)(void *ectx, const char *key, const char *value),
+			      void *ectx);
+	/* Optional: a set request ended without error; applies what needs the whole request (a
+	 * TLS listener wants its port, certificate and key together). 0, or a negative errno with
+	 * a reason in why, answered as the request's errno. */
+	int (*set_done)(void *ctx, char *why, size_t whylen);
 };
 
 struct uapi_conn;

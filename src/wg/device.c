@@ -8,7 +8,7 @@
 
 bool wg_endpoint_eq(const struct wg_endpoint *a, const struct wg_endpoint *b)
 {
-	if (a->addr.sa.sa_family != b->addr.sa.sa_family)
+	if (a->addr.sa.sa_family != b->addr.sa.sa_family || a->tls_conn != b->tls_conn)
 		return false;
 	if (a->addr.sa.sa_family == AF_INET)
 		return a->addr.in4.sin_port == b->addr.in4.sin_port &&
@@ -524,6 +524,8 @@ int wg_device_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
 
 void wg_device_remove_peer(struct wg_device *dev, struct wg_peer *peer)
 {
+	if (dev->io.peer_removed)
+		dev->io.peer_removed(dev->io.ctx, peer);
 	struct wg_peer **pp = &dev->peer_buckets[peer_bucket(dev, peer->public_key)];
 	for (; *pp; pp = &(*pp)->hash_next) {
 		if (*pp == peer) {
@@ -652,6 +654,20 @@ int wg_peer_foreach_allowed_ip(const struct wg_peer *peer, wg_allowed_ip_cb cb, 
 void wg_peer_initiate(struct wg_peer *peer, uint64_t now)
 {
 	send_handshake_initiation(peer, now, false);
+}
+
+bool wg_peer_probe(struct wg_peer *peer, const struct wg_endpoint *to, uint64_t now)
+{
+	struct wg_endpoint saved = peer->endpoint;
+	bool had = peer->has_endpoint, sent;
+
+	/* send_handshake_initiation sends to the peer's endpoint: lend it the probe's. */
+	peer->endpoint = *to;
+	peer->has_endpoint = true;
+	sent = send_handshake_initiation(peer, now, false);
+	peer->endpoint = saved;
+	peer->has_endpoint = had;
+	return sent;
 }
 
 void wg_peer_set_user(struct wg_peer *peer, void *user)

@@ -62,6 +62,9 @@ union wg_sockaddr {
  * Without it (an endpoint set by configuration) the kernel picks the source by routing. */
 struct wg_endpoint {
 	union wg_sockaddr addr;
+	/* Non-zero: the datagram travels over the caller's TLS connection with this id (the TLS
+	 * transport, docs/TLS.md) rather than UDP; addr is then the connection's remote address. */
+	uint32_t tls_conn;
 	union {
 		struct in_addr src4;
 		struct in6_addr src6;
@@ -69,8 +72,9 @@ struct wg_endpoint {
 	uint32_t src_ifindex;
 	bool has_src;
 };
-/* True if both endpoints have the same family, remote address and port. The local source is not
- * compared: it is not part of the peer's identity for roaming. */
+/* True if both endpoints have the same family, remote address and port, and the same transport
+ * (UDP, or the same TLS connection). The local source is not compared: it is not part of the
+ * peer's identity for roaming. */
 bool wg_endpoint_eq(const struct wg_endpoint *a, const struct wg_endpoint *b);
 
 struct wg_device;
@@ -113,6 +117,9 @@ struct wg_io {
 	uint64_t (*realtime_ns)(void *ctx);
 	/* Structured events for logs; may be NULL. */
 	void (*event)(void *ctx, const struct wg_event *ev);
+	/* Optional: the peer is about to be freed (removed by the caller or replaced); the caller
+	 * drops what it keeps about it. */
+	void (*peer_removed)(void *ctx, struct wg_peer *peer);
 };
 
 /* Counters for hostile or useless input, per device. */
@@ -249,6 +256,10 @@ int wg_peer_foreach_allowed_ip(const struct wg_peer *peer, wg_allowed_ip_cb cb, 
 
 /* Starts a handshake now if none is in flight (used by tests and "wg set ... endpoint"). */
 void wg_peer_initiate(struct wg_peer *peer, uint64_t now);
+/* Sends one handshake initiation to `to` without changing the peer's endpoint: a probe of
+ * another path (the TLS transport's "is UDP back?"). If the peer answers there, roaming moves
+ * the endpoint to it. False if none was sent (rate limit, no usable mode). */
+bool wg_peer_probe(struct wg_peer *peer, const struct wg_endpoint *to, uint64_t now);
 
 /* Caller's tag for a peer (the daemon stores its per-peer state here). */
 void wg_peer_set_user(struct wg_peer *peer, void *user);

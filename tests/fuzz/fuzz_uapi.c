@@ -120,7 +120,7 @@ static void check_answers(const struct out *o)
 
 static struct wg_device *new_device(void)
 {
-	struct wg_io io = {NULL, io_send, io_deliver, io_realtime, NULL};
+	struct wg_io io = {NULL, io_send, io_deliver, io_realtime, NULL, NULL};
 	struct wg_device *d = wg_device_new(&io);
 	if (!d)
 		abort();

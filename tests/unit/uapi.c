@@ -161,7 +161,7 @@ static int setup(void **state)
 	host.zone_index = h_zone_index;
 	host.zone_name = h_zone_name;
 	memset(&io_state, 0, sizeof(io_state));
-	struct wg_io io = {&io_state, io_send, io_deliver, io_realtime, NULL};
+	struct wg_io io = {&io_state, io_send, io_deliver, io_realtime, NULL, NULL};
 	dev = wg_device_new(&io);
 	nlog = 0;
 	sg_log_set_sink(log_sink, NULL);
@@ -760,7 +760,7 @@ static void test_handshake_stats(void **state)
 	struct fake_io io_b;
 	uint64_t now = host_state.now;
 	memset(&io_b, 0, sizeof(io_b));
-	struct wg_io iob = {&io_b, io_send, io_deliver, io_realtime, NULL};
+	struct wg_io iob = {&io_b, io_send, io_deliver, io_realtime, NULL, NULL};
 	struct wg_device *b = wg_device_new(&iob);
 	assert_non_null(b);
 

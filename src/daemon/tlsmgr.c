@@ -1,0 +1,675 @@
+/* The TLS transport in secureguardd; see tlsmgr.h and docs/TLS.md. */
+#include "daemon/tlsmgr.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <secureguard/sg_errors.h>
+
+#include "common/log.h"
+#include "net/addr.h"
+#include "net/tls.h"
+
+/* Connection ids: (generation << 13) | (slot + 1), never 0, so a stale id (a connection that
+ * ended) never finds a newer connection in the same slot. */
+#define SLOTS	  4096u
+#define SLOT_BITS 13
+#define NSEC	  1000000000ull
+#define TICK_NS	  (NSEC / 2)
+
+enum transport { TR_UDP = 0, TR_TLS, TR_AUTO };
+
+static const char *const transport_names[] = {"udp", "tls", "auto"};
+
+struct tls_peer {
+	struct tls_peer *next;
+	struct tlsmgr *m;
+	struct wg_peer *peer;
+	enum transport mode;
+	bool has_ep;
+	union wg_sockaddr ep; /* TlsEndpoint */
+	char server_name[256];
+	struct sg_tls_conn *conn; /* our client connection, connecting or up */
+	uint32_t conn_id;	  /* its id once up */
+	bool on_tls;		  /* tls, or auto after moving to TLS */
+	unsigned udp_attempts;	  /* initiations over UDP since the last completed handshake */
+	uint64_t reconnect_at;	  /* 0 = connect at the next tick */
+	unsigned backoff_s;
+	uint64_t probe_at;
+	struct wg_endpoint udp_ep; /* where UDP last worked, for the probes */
+	bool has_udp_ep;
+};
+
+struct slot {
+	uint32_t id; /* 0 = free */
+	struct sg_tls_conn *conn;
+	struct tls_peer *owner; /* a client connection's peer; NULL on the listener's */
+};
+
+struct tlsmgr {
+	struct evloop *loop;
+	struct wg_device *dev;
+	int timer_fd;
+	struct evloop_source src_timer;
+	bool timer_on;
+	/* [Interface] settings */
+	uint16_t listen_port;
+	char *cert, *key, *ca;
+	bool require_client_cert;
+	bool dirty;
+	/* built from them */
+	struct sg_tls_ctx *srv, *cli;
+	bool cli_fips, srv_fips;
+	struct sg_tls_listener *listener;
+	struct sg_tls_callbacks cbs;
+	struct slot slots[SLOTS];
+	uint32_t gen;
+	struct tls_peer *peers;
+	uint64_t probe_ns;
+	uint64_t tx_dropped;
+	struct sg_log_ratelimit rl;
+	uint8_t rxbuf[TLS_FRAME_MAX];
+};
+
+/* ---- connection ids ----------------------------------------------------------------------- */
+
+static uint32_t slot_alloc(struct tlsmgr *m, struct sg_tls_conn *conn, struct tls_peer *owner)
+{
+	for (uint32_t i = 0; i < SLOTS; i++) {
+		struct slot *s = &m->slots[i];
+		if (s->id)
+			continue;
+		m->gen = (m->gen + 1) & ((1u << (32 - SLOT_BITS)) - 1);
+		s->id = (m->gen << SLOT_BITS) | (i + 1);
+		s->conn = conn;
+		s->owner = owner;
+		sg_tls_conn_set_user(conn, s);
+		return s->id;
+	}
+	return 0;
+}
+
+static struct slot *slot_find(struct tlsmgr *m, uint32_t id)
+{
+	uint32_t i = (id & ((1u << SLOT_BITS) - 1)) - 1;
+	if (id == 0 || i >= SLOTS || m->slots[i].id != id)
+		return NULL;
+	return &m->slots[i];
+}
+
+static void slot_free(struct slot *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- peers -------------------------------------------------------------------------------- */
+
+static struct tls_peer *tp_of(struct wg_peer *peer)
+{
+	return peer ? wg_peer_get_user(peer) : NULL;
+}
+
+static struct tls_peer *tp_get(struct tlsmgr *m, struct wg_peer *peer)
+{
+	struct tls_peer *tp = tp_of(peer);
+	if (tp)
+		return tp;
+	tp = calloc(1, sizeof(*tp));
+	if (!tp)
+		return NULL;
+	tp->m = m;
+	tp->peer = peer;
+	tp->next = m->peers;
+	m->peers = tp;
+	wg_peer_set_user(peer, tp);
+	return tp;
+}
+
+static const char *peer_tag(char buf[SG_LOG_KEY_TAG_SIZE], const struct tls_peer *tp)
+{
+	return sg_log_key_tag(buf, wg_peer_public_key(tp->peer));
+}
+
+static void client_close(struct tls_peer *tp)
+{
+	if (!tp->conn)
+		return;
+	struct slot *s = slot_find(tp->m, tp->conn_id);
+	if (s)
+		slot_free(s);
+	sg_tls_conn_close(tp->conn);
+	tp->conn = NULL;
+	tp->conn_id = 0;
+}
+
+void tlsmgr_forget_peer(struct tlsmgr *m, struct wg_peer *peer)
+{
+	struct tls_peer *tp = tp_of(peer), **pp;
+	if (!tp)
+		return;
+	client_close(tp);
+	for (pp = &m->peers; *pp; pp = &(*pp)->next) {
+		if (*pp == tp) {
+			*pp = tp->next;
+			break;
+		}
+	}
+	wg_peer_set_user(peer, NULL);
+	free(tp);
+}
+
+static void timer_update(struct tlsmgr *m)
+{
+	bool want = false;
+	for (struct tls_peer *tp = m->peers; tp && !want; tp = tp->next)
+		want = tp->mode != TR_UDP;
+	if (want == m->timer_on)
+		return;
+	m->timer_on = want;
+	if (evloop_timer_arm(m->timer_fd, want ? evloop_now_ns() + TICK_NS : UINT64_MAX) != 0)
+		m->timer_on = false;
+}
+
+/* ---- connections -------------------------------------------------------------------------- */
+
+static void switch_log(struct tls_peer *tp, const char *from, const char *to, const char *why)
+{
+	char tag[SG_LOG_KEY_TAG_SIZE];
+	sg_log(SG_LOG_INFO, "transport_switch", "peer=%s from=%s to=%s reason=%s",
+	       peer_tag(tag, tp), from, to, why);
+}
+
+static void on_message(void *user, struct sg_tls_conn *conn, const uint8_t *msg, size_t len)
+{
+	struct tlsmgr *m = user;
+	struct slot *s = sg_tls_conn_get_user(conn);
+	struct wg_endpoint ep;
+
+	if (!s || len > sizeof(m->rxbuf))
+		return;
+	memset(&ep, 0, sizeof(ep));
+	ep.addr = *sg_tls_conn_peer(conn);
+	ep.tls_conn = s->id;
+	/* The core decrypts in place; the TLS receive buffer is not ours to change. */
+	memcpy(m->rxbuf, msg, len);
+	wg_device_receive(m->dev, evloop_now_ns(), &ep, m->rxbuf, len);
+}
+
+static void client_up(struct tls_peer *tp, struct slot *s)
+{
+	struct wg_endpoint ep;
+	uint64_t now = evloop_now_ns();
+
+	tp->conn_id = s->id;
+	tp->backoff_s = 0;
+	if (!tp->on_tls)
+		return;
+	memset(&ep, 0, sizeof(ep));
+	ep.addr = *sg_tls_conn_peer(s->conn);
+	ep.tls_conn = s->id;
+	wg_peer_set_endpoint(tp->peer, &ep);
+	wg_peer_initiate(tp->peer, now);
+	tp->probe_at = now + tp->m->probe_ns;
+}
+
+static void on_state(void *user, struct sg_tls_conn *conn, bool up, const char *reason)
+{
+	struct tlsmgr *m = user;
+	struct slot *s = sg_tls_conn_get_user(conn);
+
+	if (up) {
+		/* Ours (a peer's client connection) or a client of our listener: give it an id. */
+		struct tls_peer *owner = m->peers;
+		while (owner && owner->conn != conn)
+			owner = owner->next;
+		if (!slot_alloc(m, conn, owner)) {
+			if (owner) {
+				owner->conn = NULL;
+				owner->reconnect_at = evloop_now_ns() + NSEC;
+			}
+			sg_tls_conn_close(conn);
+			return;
+		}
+		s = sg_tls_conn_get_user(conn);
+		if (owner)
+			client_up(owner, s);
+		return;
+	}
+	/* Down: the connection is freed when we return. */
+	struct tls_peer *tp = s ? s->owner : NULL;
+	if (!tp) {
+		/* A client connection that never came up has no slot; find its peer. */
+		for (tp = m->peers; tp && tp->conn != conn; tp = tp->next)
+			;
+	}
+	if (s)
+		slot_free(s);
+	if (!tp || tp->conn != conn)
+		return;
+	char tag[SG_LOG_KEY_TAG_SIZE];
+	tp->conn = NULL;
+	tp->conn_id = 0;
+	tp->backoff_s = tp->backoff_s ? tp->backoff_s * 2 : 1;
+	if (tp->backoff_s > TLSMGR_BACKOFF_MAX_SECS)
+		tp->backoff_s = TLSMGR_BACKOFF_MAX_SECS;
+	tp->reconnect_at = evloop_now_ns() + tp->backoff_s * NSEC;
+	sg_log(SG_LOG_INFO, "tls_down", "peer=%s reason=\"%s\" reconnect_in=%us", peer_tag(tag, tp),
+	       reason ? reason : "closed", tp->backoff_s);
+}
+
+static void client_connect(struct tls_peer *tp)
+{
+	struct tlsmgr *m = tp->m;
+	char err[256], tag[SG_LOG_KEY_TAG_SIZE];
+	uint64_t suppressed;
+
+	if (tp->conn || !tp->has_ep || !m->cli)
+		return;
+	int ret = sg_tls_client_new(&tp->conn, m->loop, m->cli, &tp->ep,
+				    tp->server_name[0] ? tp->server_name : NULL, &m->cbs, err,
+				    sizeof(err));
+	if (ret != 0) {
+		tp->conn = NULL;
+		tp->backoff_s = tp->backoff_s ? tp->backoff_s * 2 : 1;
+		if (tp->backoff_s > TLSMGR_BACKOFF_MAX_SECS)
+			tp->backoff_s = TLSMGR_BACKOFF_MAX_SECS;
+		tp->reconnect_at = evloop_now_ns() + tp->backoff_s * NSEC;
+		if (sg_log_ratelimit_allow(&m->rl, evloop_now_ns(), &suppressed))
+			sg_log(SG_LOG_WARN, "tls_connect_failed", "peer=%s error=\"%s\"",
+			       peer_tag(tag, tp), err);
+		return;
+	}
+	tp->reconnect_at = 0;
+}
+
+static void switch_to_tls(struct tls_peer *tp, const char *why)
+{
+	struct wg_peer_stats st;
+
+	wg_peer_get_stats(tp->peer, &st);
+	if (st.has_endpoint && !st.endpoint.tls_conn) {
+		tp->udp_ep = st.endpoint;
+		tp->has_udp_ep = true;
+	}
+	tp->on_tls = true;
+	tp->udp_attempts = 0;
+	switch_log(tp, "udp", "tls", why);
+	if (tp->conn_id) {
+		struct slot *s = slot_find(tp->m, tp->conn_id);
+		if (s)
+			client_up(tp, s);
+	} else {
+		client_connect(tp);
+	}
+}
+
+static void on_tick(void *ctx, uint32_t events)
+{
+	struct tlsmgr *m = ctx;
+	uint64_t now = evloop_now_ns();
+
+	evloop_timer_ack(m->timer_fd);
+	for (struct tls_peer *tp = m->peers; tp; tp = tp->next) {
+		if (tp->mode == TR_UDP || !tp->on_tls)
+			continue;
+		if (!tp->conn && now >= tp->reconnect_at)
+			client_connect(tp);
+		/* auto: is UDP back? One initiation over UDP; an answer there moves the tunnel. */
+		if (tp->mode == TR_AUTO && tp->conn_id && tp->has_udp_ep && now >= tp->probe_at) {
+			tp->probe_at = now + m->probe_ns;
+			(void)wg_peer_probe(tp->peer, &tp->udp_ep, now);
+		}
+	}
+	if (m->timer_on && evloop_timer_arm(m->timer_fd, now + TICK_NS) != 0)
+		m->timer_on = false;
+}
+
+void tlsmgr_event(struct tlsmgr *m, const struct wg_event *ev)
+{
+	struct tls_peer *tp = tp_of(ev->peer);
+	bool over_udp = ev->endpoint && !ev->endpoint->tls_conn;
+
+	if (!tp || tp->mode != TR_AUTO)
+		return;
+	if (ev->type == WG_EVENT_HANDSHAKE_INITIATED && over_udp && !tp->on_tls) {
+		if (++tp->udp_attempts >= TLSMGR_UDP_ATTEMPTS && tp->has_ep)
+			switch_to_tls(tp, "no_handshake_over_udp");
+	} else if (ev->type == WG_EVENT_HANDSHAKE_COMPLETE && over_udp) {
+		tp->udp_attempts = 0;
+		tp->udp_ep = *ev->endpoint;
+		tp->has_udp_ep = true;
+		if (tp->on_tls) {
+			tp->on_tls = false;
+			client_close(tp);
+			switch_log(tp, "tls", "udp", "udp_answers_again");
+		}
+	}
+}
+
+void tlsmgr_send(struct tlsmgr *m, const struct wg_endpoint *to, const uint8_t *buf, size_t len)
+{
+	struct slot *s = slot_find(m, to->tls_conn);
+	if (!s || sg_tls_conn_send(s->conn, buf, len) != 0)
+		m->tx_dropped++;
+}
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static int set_path(char **dst, const char *value, char *why, size_t whylen)
+{
+	char *copy = NULL;
+
+	if (value[0]) {
+		if (value[0] != '/') {
+			snprintf(why, whylen, "not an absolute path");
+			return -EINVAL;
+		}
+		if (strlen(value) > 4095) {
+			snprintf(why, whylen, "path too long");
+			return -EINVAL;
+		}
+		copy = strdup(value);
+		if (!copy)
+			return -ENOMEM;
+	}
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+static int parse_bool(bool *out, const char *value, char *why, size_t whylen)
+{
+	if (!strcmp(value, "true"))
+		*out = true;
+	else if (!strcmp(value, "false"))
+		*out = false;
+	else {
+		snprintf(why, whylen, "value must be \"true\" or \"false\"");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int tlsmgr_set(struct tlsmgr *m, struct wg_peer *peer, const char *key, const char *value,
+	       char *why, size_t whylen)
+{
+	uint64_t num;
+	int ret = 0;
+
+	if (!peer) {
+		if (!strcmp(key, "tls_listen_port")) {
+			if (addr_parse_uint(value, strlen(value), 65535, &num) != 0) {
+				snprintf(why, whylen, "not a port number");
+				return -EINVAL;
+			}
+			m->listen_port = (uint16_t)num;
+		} else if (!strcmp(key, "tls_certificate")) {
+			ret = set_path(&m->cert, value, why, whylen);
+		} else if (!strcmp(key, "tls_private_key")) {
+			ret = set_path(&m->key, value, why, whylen);
+		} else if (!strcmp(key, "tls_ca")) {
+			ret = set_path(&m->ca, value, why, whylen);
+		} else if (!strcmp(key, "tls_require_client_cert")) {
+			ret = parse_bool(&m->require_client_cert, value, why, whylen);
+		} else {
+			snprintf(why, whylen, "invalid device key");
+			return -EINVAL;
+		}
+		if (ret == 0)
+			m->dirty = true;
+		return ret;
+	}
+	struct tls_peer *tp = tp_get(m, peer);
+	if (!tp)
+		return -ENOMEM;
+	if (!strcmp(key, "transport")) {
+		enum transport t;
+		if (!strcmp(value, "udp"))
+			t = TR_UDP;
+		else if (!strcmp(value, "tls"))
+			t = TR_TLS;
+		else if (!strcmp(value, "auto"))
+			t = TR_AUTO;
+		else {
+			snprintf(why, whylen, "not udp, tls or auto");
+			return -EINVAL;
+		}
+		if (t != tp->mode) {
+			tp->mode = t;
+			tp->on_tls = t == TR_TLS;
+			tp->udp_attempts = 0;
+			if (!tp->on_tls)
+				client_close(tp);
+		}
+	} else if (!strcmp(key, "tls_endpoint")) {
+		if (!value[0]) {
+			tp->has_ep = false;
+			client_close(tp);
+		} else {
+			struct wg_endpoint ep;
+			char zone[ADDR_ZONE_MAX + 1];
+			const char *w = "bad endpoint";
+			if (addr_parse_endpoint(value, strlen(value), &ep, zone, &w) != 0 || zone[0]) {
+				snprintf(why, whylen, "%s (an IP literal and a port)", w);
+				return -EINVAL;
+			}
+			if (!tp->has_ep || memcmp(&tp->ep, &ep.addr, sizeof(ep.addr)))
+				client_close(tp);
+			tp->ep = ep.addr;
+			tp->has_ep = true;
+		}
+	} else if (!strcmp(key, "tls_server_name")) {
+		if (strlen(value) >= sizeof(tp->server_name)) {
+			snprintf(why, whylen, "longer than %zu characters", sizeof(tp->server_name) - 1);
+			return -EINVAL;
+		}
+		snprintf(tp->server_name, sizeof(tp->server_name), "%s", value);
+	} else {
+		snprintf(why, whylen, "invalid peer key");
+		return -EINVAL;
+	}
+	tp->reconnect_at = 0;
+	m->dirty = true;
+	return 0;
+}
+
+void tlsmgr_get(struct tlsmgr *m, struct wg_peer *peer,
+		void (*emit)(void *ectx, const char *key, const char *value), void *ectx)
+{
+	char buf[64];
+
+	if (!peer) {
+		if (m->listener) {
+			snprintf(buf, sizeof(buf), "%u", (unsigned)sg_tls_listener_port(m->listener));
+			emit(ectx, "tls_listen_port", buf);
+		} else if (m->listen_port) {
+			snprintf(buf, sizeof(buf), "%u", (unsigned)m->listen_port);
+			emit(ectx, "tls_listen_port", buf);
+		}
+		if (m->cert)
+			emit(ectx, "tls_certificate", m->cert);
+		if (m->key)
+			emit(ectx, "tls_private_key", m->key);
+		if (m->ca)
+			emit(ectx, "tls_ca", m->ca);
+		if (m->require_client_cert)
+			emit(ectx, "tls_require_client_cert", "true");
+		return;
+	}
+	struct tls_peer *tp = tp_of(peer);
+	if (!tp)
+		return;
+	if (tp->mode != TR_UDP)
+		emit(ectx, "transport", transport_names[tp->mode]);
+	if (tp->has_ep) {
+		struct wg_endpoint ep = {.addr = tp->ep};
+		char s[ADDR_ENDPOINT_STRLEN];
+		if (addr_format_endpoint(s, sizeof(s), &ep, NULL) > 0)
+			emit(ectx, "tls_endpoint", s);
+	}
+	if (tp->server_name[0])
+		emit(ectx, "tls_server_name", tp->server_name);
+	if (tp->mode != TR_UDP) {
+		struct wg_peer_stats st;
+		wg_peer_get_stats(peer, &st);
+		emit(ectx, "transport_active",
+		     st.has_endpoint && st.endpoint.tls_conn ? "tls" : "udp");
+	}
+}
+
+/* (Re)builds the contexts and the listener from the settings. */
+static int rebuild(struct tlsmgr *m, char *why, size_t whylen)
+{
+	bool fips = wg_device_get_crypto_mode(m->dev) == WG_CRYPTO_FIPS;
+	bool need_cli = false;
+	char err[256] = "";
+	int ret;
+
+	for (struct tls_peer *tp = m->peers; tp; tp = tp->next)
+		need_cli = need_cli || (tp->mode != TR_UDP && tp->has_ep);
+	/* Contexts change only when asked: live connections keep theirs until they end. */
+	if (m->listener) {
+		sg_tls_listener_free(m->listener);
+		m->listener = NULL;
+	}
+	for (uint32_t i = 0; i < SLOTS; i++)
+		if (m->slots[i].id && !m->slots[i].owner)
+			slot_free(&m->slots[i]); /* freed with the listener */
+	sg_tls_ctx_free(m->srv);
+	m->srv = NULL;
+	if (m->listen_port) {
+		struct sg_tls_config cfg = {.cert_file = m->cert,
+					    .key_file = m->key,
+					    .ca_file = m->ca,
+					    .require_client_cert = m->require_client_cert,
+					    .fips = fips};
+		if (!m->cert || !m->key) {
+			snprintf(why, whylen, "tls_listen_port needs tls_certificate and "
+					      "tls_private_key");
+			return -EINVAL;
+		}
+		if (m->require_client_cert && !m->ca) {
+			snprintf(why, whylen, "tls_require_client_cert needs tls_ca");
+			return -EINVAL;
+		}
+		ret = sg_tls_ctx_new(&m->srv, &cfg, SG_TLS_SERVER, err, sizeof(err));
+		if (ret != 0) {
+			snprintf(why, whylen, "%s", err);
+			return -EINVAL;
+		}
+		union wg_sockaddr any;
+		memset(&any, 0, sizeof(any));
+		any.in6.sin6_family = AF_INET6;
+		any.in6.sin6_port = htons(m->listen_port);
+		ret = sg_tls_listener_new(&m->listener, m->loop, m->srv, &any, &m->cbs, err,
+					  sizeof(err));
+		if (ret != 0) {
+			snprintf(why, whylen, "%s", err);
+			return ret < 0 && ret > -4096 ? ret : -EADDRINUSE;
+		}
+		m->srv_fips = fips; /* the listener logs event=tls_listening */
+	}
+	if (need_cli) {
+		struct sg_tls_config cfg = {
+		    .cert_file = m->cert, .key_file = m->key, .ca_file = m->ca, .fips = fips};
+		struct sg_tls_ctx *cli = NULL;
+		if (!m->ca) {
+			snprintf(why, whylen, "transport tls/auto needs tls_ca to verify the peer's "
+					      "server certificate");
+			return -EINVAL;
+		}
+		ret = sg_tls_ctx_new(&cli, &cfg, SG_TLS_CLIENT, err, sizeof(err));
+		if (ret != 0) {
+			snprintf(why, whylen, "%s", err);
+			return -EINVAL;
+		}
+		/* Connections made with the old context must end before it is freed. */
+		for (struct tls_peer *tp = m->peers; tp; tp = tp->next) {
+			client_close(tp);
+			tp->reconnect_at = 0;
+		}
+		sg_tls_ctx_free(m->cli);
+		m->cli = cli;
+		m->cli_fips = fips;
+	}
+	return 0;
+}
+
+int tlsmgr_apply(struct tlsmgr *m, char *why, size_t whylen)
+{
+	bool fips = wg_device_get_crypto_mode(m->dev) == WG_CRYPTO_FIPS;
+
+	/* CryptoMode = fips also restricts TLS to FIPS suites (docs/TLS.md). */
+	if ((m->srv && m->srv_fips != fips) || (m->cli && m->cli_fips != fips))
+		m->dirty = true;
+	if (m->dirty) {
+		int ret = rebuild(m, why, whylen);
+		if (ret != 0)
+			return ret;
+		m->dirty = false;
+	}
+	for (struct tls_peer *tp = m->peers; tp; tp = tp->next)
+		if (tp->on_tls && !tp->conn)
+			client_connect(tp);
+	timer_update(m);
+	return 0;
+}
+
+/* ---- life ---------------------------------------------------------------------------------- */
+
+int tlsmgr_new(struct tlsmgr **out, struct evloop *loop, struct wg_device *dev)
+{
+	struct tlsmgr *m = calloc(1, sizeof(*m));
+	const char *env = getenv("SG_TLS_PROBE_SECS");
+	uint64_t secs = TLSMGR_PROBE_SECS;
+	int err;
+
+	*out = NULL;
+	if (!m)
+		return -ENOMEM;
+	m->loop = loop;
+	m->dev = dev;
+	m->cbs = (struct sg_tls_callbacks){.user = m, .on_message = on_message, .on_state = on_state};
+	m->rl.rate = 1;
+	m->rl.burst = 5;
+	if (env && addr_parse_uint(env, strlen(env), 86400, &secs) == 0 && secs > 0)
+		m->probe_ns = secs * NSEC;
+	else
+		m->probe_ns = TLSMGR_PROBE_SECS * NSEC;
+	m->timer_fd = evloop_timer_new();
+	if (m->timer_fd < 0) {
+		err = m->timer_fd;
+		free(m);
+		return err;
+	}
+	err = evloop_add(loop, &m->src_timer, m->timer_fd, EPOLLIN, on_tick, m);
+	if (err != 0) {
+		close(m->timer_fd);
+		free(m);
+		return err;
+	}
+	*out = m;
+	return 0;
+}
+
+void tlsmgr_free(struct tlsmgr *m)
+{
+	if (!m)
+		return;
+	while (m->peers)
+		tlsmgr_forget_peer(m, m->peers->peer);
+	if (m->listener)
+		sg_tls_listener_free(m->listener);
+	sg_tls_ctx_free(m->srv);
+	sg_tls_ctx_free(m->cli);
+	evloop_del(m->loop, &m->src_timer);
+	close(m->timer_fd);
+	free(m->cert);
+	free(m->key);
+	free(m->ca);
+	free(m);
+}

@@ -1,0 +1,58 @@
+/* The TLS transport inside secureguardd (docs/TLS.md): a listener for peers that reach us over
+ * TLS, client connections to peers configured with Transport = tls or auto, and the choice
+ * between UDP and TLS per peer. The protocol core sees a TLS connection as an endpoint with a
+ * non-zero tls_conn id; this module maps ids to connections.
+ *
+ * Transport per peer:
+ *   udp   (default) WireGuard over UDP only
+ *   tls   always over a TLS connection to the peer's TlsEndpoint
+ *   auto  UDP first; after TLSMGR_UDP_ATTEMPTS handshake initiations over UDP without a completed
+ *         handshake, over TLS; while on TLS, every probe interval one initiation goes out over
+ *         UDP, and when the peer answers there the tunnel moves back to UDP (roaming does it)
+ *         and the TLS connection is closed. Both moves are logged (event=transport_switch).
+ *
+ * Everything runs in the daemon's one thread on its epoll loop.
+ */
+#ifndef SG_DAEMON_TLSMGR_H
+#define SG_DAEMON_TLSMGR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+#include "net/evloop.h"
+#include "wg/wg.h"
+
+/* Handshake initiations over UDP without an answer before `auto` moves to TLS (the first and two
+ * retries: about 10 s). */
+#define TLSMGR_UDP_ATTEMPTS 3
+/* How often an `auto` peer on TLS probes UDP again (SG_TLS_PROBE_SECS overrides it). */
+#define TLSMGR_PROBE_SECS 60
+/* Reconnect backoff of a client connection: 1, 2, 4 ... up to this many seconds. */
+#define TLSMGR_BACKOFF_MAX_SECS 30
+
+struct tlsmgr;
+
+int tlsmgr_new(struct tlsmgr **out, struct evloop *loop, struct wg_device *dev) SG_WUR;
+/* Closes every connection and the listener; forgets every peer's transport state. */
+void tlsmgr_free(struct tlsmgr *m);
+
+/* The UAPI's transport keys and hooks (net/uapi.h: transport_set, transport_get, set_done). */
+int tlsmgr_set(struct tlsmgr *m, struct wg_peer *peer, const char *key, const char *value,
+	       char *why, size_t whylen) SG_WUR;
+void tlsmgr_get(struct tlsmgr *m, struct wg_peer *peer,
+		void (*emit)(void *ectx, const char *key, const char *value), void *ectx);
+int tlsmgr_apply(struct tlsmgr *m, char *why, size_t whylen) SG_WUR;
+
+/* Sends a datagram the core addressed to a TLS endpoint (to->tls_conn != 0). A connection that
+ * is gone or full drops it (counted), as UDP would. */
+void tlsmgr_send(struct tlsmgr *m, const struct wg_endpoint *to, const uint8_t *buf, size_t len);
+/* Core events the transport choice follows (handshake initiated / complete). */
+void tlsmgr_event(struct tlsmgr *m, const struct wg_event *ev);
+/* A peer is about to be removed from the device (drops its client connection). The daemon
+ * calls it for every peer before wg_device_remove_peer through the UAPI's remove hook; peers
+ * removed otherwise are noticed lazily. */
+void tlsmgr_forget_peer(struct tlsmgr *m, struct wg_peer *peer);
+
+#endif
