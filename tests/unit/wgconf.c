@@ -786,6 +786,68 @@ static void test_fips_keys(void **state)
 	sg_wgconf_free(&c);
 }
 
+/* The TLS transport's keys: parsed, serialized, and their errors. */
+static void test_tls_keys(void **state)
+{
+	static const char text[] = "[Interface]\nTlsListenPort = 443\n"
+				   "TlsCertificate = /etc/sg/my cert.pem \nTlsPrivateKey = /etc/sg/k.pem\n"
+				   "TlsCA = /etc/sg/ca.pem\nRequireClientCert = true\n\n"
+				   "[Peer]\nPublicKey = " PUB1 "\nTransport = AUTO\n"
+				   "TlsEndpoint = hub.example.net:443\nTlsServerName = hub.example.net\n";
+	struct sg_wgconf c, c2;
+	char *out = NULL;
+	size_t outlen;
+
+	(void)state;
+	sg_wgconf_init(&c);
+	assert_int_equal(sg_wgconf_parse(&c, text, strlen(text)), 0);
+	assert_true(c.has_tls_listen_port);
+	assert_int_equal(c.tls_listen_port, 443);
+	assert_string_equal(c.tls_certificate, "/etc/sg/my cert.pem");
+	assert_string_equal(c.tls_private_key, "/etc/sg/k.pem");
+	assert_string_equal(c.tls_ca, "/etc/sg/ca.pem");
+	assert_true(c.require_client_cert);
+	assert_int_equal(c.peers[0].transport, SG_WGCONF_TRANSPORT_AUTO);
+	assert_true(c.peers[0].has_tls_endpoint);
+	assert_string_equal(c.peers[0].tls_endpoint_host, "hub.example.net");
+	assert_int_equal(c.peers[0].tls_endpoint_port, 443);
+	assert_string_equal(c.peers[0].tls_server_name, "hub.example.net");
+	assert_int_equal(sg_wgconf_serialize(&c, 0, &out, &outlen), 0);
+	assert_non_null(strstr(out, "TlsCertificate = /etc/sg/my cert.pem\n"));
+	assert_non_null(strstr(out, "Transport = auto\nTlsEndpoint = hub.example.net:443\n"));
+	sg_wgconf_init(&c2);
+	assert_int_equal(sg_wgconf_parse(&c2, out, outlen), 0);
+	assert_string_equal(c2.tls_ca, "/etc/sg/ca.pem");
+	assert_int_equal(c2.peers[0].transport, SG_WGCONF_TRANSPORT_AUTO);
+	free(out);
+	sg_wgconf_free(&c2);
+	sg_wgconf_free(&c);
+
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+	    {"[Interface]\nTlsCertificate = cert.pem\n",
+	     "line 2: TlsCertificate: not an absolute path: `cert.pem'"},
+	    {"[Interface]\nTlsListenPort = 70000\n", NULL},
+	    {"[Interface]\nRequireClientCert = maybe\n",
+	     "line 2: RequireClientCert: neither true nor false: `maybe'"},
+	    {"[Peer]\nTransport = quic\n", "line 2: Transport: neither udp, tls nor auto: `quic'"},
+	    {"[Peer]\nTlsEndpoint = nohost\n", NULL},
+	    {"[Peer]\nTlsServerName = bad_name!\n",
+	     "line 2: TlsServerName: not a host name: `bad_name!'"},
+	    {"[Interface]\nTransport = tls\n", "line 2: Transport: only valid in the [Peer] section"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sg_wgconf_init(&c);
+		assert_int_not_equal(sg_wgconf_parse(&c, bad[i].text, strlen(bad[i].text)), 0);
+		if (bad[i].want)
+			assert_string_equal(sg_wgconf_error(&c), bad[i].want);
+		else
+			assert_true(strncmp(sg_wgconf_error(&c), "line 2: Tls", 11) == 0);
+		sg_wgconf_free(&c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -795,6 +857,7 @@ int main(void)
 	    cmocka_unit_test(test_peer_limit),	     cmocka_unit_test(test_allowed_ip_limits),
 	    cmocka_unit_test(test_interface_limits), cmocka_unit_test(test_serialize_layout),
 	    cmocka_unit_test(test_round_trip),	     cmocka_unit_test(test_fips_keys),
+	    cmocka_unit_test(test_tls_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
