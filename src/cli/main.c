@@ -6,6 +6,8 @@
 
 #include "cli/cli.h"
 #include "crypto/crypto.h"
+#include "server/audit.h"
+#include "server/server.h"
 
 static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
@@ -30,6 +32,8 @@ static const struct command {
     {"save", cli_cmd_save, "Write an interface's running configuration back to its file"},
     {"strip", cli_cmd_strip, "Print a config file without the wg-quick keys"},
     {"cert", cli_cmd_cert, "Make a CA, keys and certificates for the TLS transport"},
+    {"server", sg_server_cmd, "Run the management server (HTTP API, docs/SERVER.md)"},
+    {"audit", sg_audit_cmd, "Check the audit log's hash chain: `verify --db URL' or `--file F'"},
     {"version", cmd_version, "Print the versions of secureguard and OpenSSL, and FIPS state"},
     {"help", cmd_help, "Print this help"},
 };

@@ -1,0 +1,1424 @@
+/* Authentication of the management server: admin logins with access JWTs (HS384, RFC 7519 and
+ * RFC 7518 section 3.2) and rotating refresh tokens with reuse detection, API keys, client
+ * sessions from a key-possession proof, the per-IP failure limiter and account lockout; and the
+ * user and API key endpoints.
+ *
+ * Tokens (refresh "sgr_", API keys "sgk_", client sessions "sgs_", temporary access "sgt_") are
+ * 32 random bytes; the database stores only hex(SHA-384(token)) and finds a token by that hash,
+ * so no comparison ever runs over a secret byte by byte.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "crypto/crypto.h"
+#include "secureguard/sg_errors.h"
+#include "server/srv_int.h"
+
+#define JWT_HEADER "{\"alg\":\"HS384\",\"typ\":\"JWT\"}"
+
+/* ---- JWT ------------------------------------------------------------------------------------ */
+
+static char *jwt_make(const struct srv *s, const char *sub, const char *role, int64_t now)
+{
+	char h64[64], *p64 = NULL, *payload = NULL, *tok = NULL, jti[SRV_ID_LEN + 1];
+	json_t *claims;
+	uint8_t mac[SG_SHA384_LEN];
+	char m64[72];
+	size_t plen, tlen;
+	struct sg_iov iov[3];
+
+	srv_uuid(jti);
+	claims = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s}", "sub", sub, "role", role, "iat",
+			   (json_int_t)now, "exp", (json_int_t)(now + s->access_ttl), "jti", jti,
+			   "iss", "secureguard-server");
+	payload = claims ? json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(claims);
+	if (!payload)
+		return NULL;
+	plen = strlen(payload);
+	p64 = malloc(4 * (plen / 3 + 1) + 1);
+	if (!p64)
+		goto out;
+	srv_b64url(h64, (const uint8_t *)JWT_HEADER, strlen(JWT_HEADER));
+	srv_b64url(p64, (const uint8_t *)payload, plen);
+	iov[0] = (struct sg_iov){h64, strlen(h64)};
+	iov[1] = (struct sg_iov){".", 1};
+	iov[2] = (struct sg_iov){p64, strlen(p64)};
+	if (!sg_hmac_sha384(mac, s->jwt_key, sizeof(s->jwt_key), iov, 3))
+		goto out;
+	srv_b64url(m64, mac, sizeof(mac));
+	tlen = strlen(h64) + strlen(p64) + strlen(m64) + 3;
+	tok = malloc(tlen);
+	if (tok)
+		snprintf(tok, tlen, "%s.%s.%s", h64, p64, m64);
+out:
+	free(payload);
+	free(p64);
+	return tok;
+}
+
+int srv_jwt_check(const struct srv *s, const char *tok, char sub[SRV_ID_LEN + 1])
+{
+	const char *d1 = strchr(tok, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	char h64[64];
+	uint8_t mac[SG_SHA384_LEN], got[SG_SHA384_LEN + 2];
+	uint8_t *payload = NULL;
+	struct sg_iov iov;
+	json_t *j = NULL, *v;
+	int n, rc = SG_EAUTH;
+
+	if (!d1 || !d2 || strchr(d2 + 1, '.') || strlen(tok) > 4096)
+		return SG_EAUTH;
+	/* Only our exact header: no "alg":"none", no algorithm substitution. */
+	srv_b64url(h64, (const uint8_t *)JWT_HEADER, strlen(JWT_HEADER));
+	if ((size_t)(d1 - tok) != strlen(h64) || memcmp(tok, h64, strlen(h64)))
+		return SG_EAUTH;
+	iov = (struct sg_iov){tok, (size_t)(d2 - tok)};
+	if (!sg_hmac_sha384(mac, s->jwt_key, sizeof(s->jwt_key), &iov, 1))
+		return SG_EAUTH;
+	if (srv_b64url_decode(got, sizeof(got), d2 + 1, strlen(d2 + 1)) != SG_SHA384_LEN ||
+	    !sg_memeq(got, mac, SG_SHA384_LEN))
+		return SG_EAUTH;
+	payload = malloc((size_t)(d2 - d1));
+	if (!payload)
+		return SG_ENOMEM;
+	n = srv_b64url_decode(payload, (size_t)(d2 - d1), d1 + 1, (size_t)(d2 - d1 - 1));
+	if (n <= 0)
+		goto out;
+	j = json_loadb((const char *)payload, (size_t)n, 0, NULL);
+	v = json_object_get(j, "exp");
+	if (!json_is_integer(v) || json_integer_value(v) <= srv_now())
+		goto out;
+	v = json_object_get(j, "sub");
+	if (!json_is_string(v) || strlen(json_string_value(v)) != SRV_ID_LEN)
+		goto out;
+	memcpy(sub, json_string_value(v), SRV_ID_LEN + 1);
+	rc = 0;
+out:
+	json_decref(j);
+	free(payload);
+	return rc;
+}
+
+/* ---- per-IP limiter ------------------------------------------------------------------------- */
+
+#define IP_SLOTS 1024
+static struct ip_slot {
+	char ip[64];
+	int64_t start;
+	int count;
+} ip_slots[IP_SLOTS];
+static pthread_mutex_t ip_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct ip_slot *ip_find(struct srv *s, const char *ip, bool create)
+{
+	int64_t now = srv_now();
+	struct ip_slot *oldest = &ip_slots[0];
+
+	for (int i = 0; i < IP_SLOTS; i++) {
+		if (!strcmp(ip_slots[i].ip, ip)) {
+			if (now - ip_slots[i].start >= s->ip_fail_window) {
+				ip_slots[i].start = now;
+				ip_slots[i].count = 0;
+			}
+			return &ip_slots[i];
+		}
+		if (ip_slots[i].start < oldest->start)
+			oldest = &ip_slots[i];
+	}
+	if (!create)
+		return NULL;
+	snprintf(oldest->ip, sizeof(oldest->ip), "%s", ip);
+	oldest->start = now;
+	oldest->count = 0;
+	return oldest;
+}
+
+bool srv_ip_limited(struct srv *s, const char *ip)
+{
+	struct ip_slot *sl;
+	bool limited;
+
+	pthread_mutex_lock(&ip_lock);
+	sl = ip_find(s, ip, false);
+	limited = sl && sl->count >= s->ip_fail_limit;
+	pthread_mutex_unlock(&ip_lock);
+	return limited;
+}
+
+void srv_ip_failed(struct srv *s, const char *ip)
+{
+	pthread_mutex_lock(&ip_lock);
+	ip_find(s, ip, true)->count++;
+	pthread_mutex_unlock(&ip_lock);
+}
+
+/* ---- authentication of a request ------------------------------------------------------------ */
+
+static void set_name(struct srv_principal *p, const char *a, const char *b)
+{
+	snprintf(p->name, sizeof(p->name), "%s%s", a, b ? b : "");
+}
+
+bool srv_authenticate(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	const char *h = srv_header(r, "Authorization"), *tok;
+	struct sg_db_conn *c = NULL;
+	struct sg_db_res *res = NULL;
+	char hash[97], now[24];
+	int64_t t = srv_now();
+	bool ok = false;
+	int rc;
+
+	if (!h || strncasecmp(h, "Bearer ", 7)) {
+		srv_error(out, 401, NULL,
+			  "missing credentials: send Authorization: Bearer <token>");
+		return false;
+	}
+	tok = h + 7;
+	c = sg_db_acquire(s->db);
+	srv_i64(now, t);
+	if (!strncmp(tok, "sgk_", 4)) {
+		const char *p[] = {hash};
+
+		srv_token_hash(hash, tok);
+		rc = sg_db_query(c, &res,
+				 "SELECT k.id, k.name, k.role, k.expires_at, k.revoked, u.id, "
+				 "u.role, u.enabled FROM api_keys k JOIN admin_users u ON u.id = "
+				 "k.user_id WHERE k.key_hash = $1",
+				 1, p);
+		if (rc < 0) {
+			srv_dberr(out, c, rc);
+			goto out;
+		}
+		if (rc != 1 || srv_res_i64(res, 0, 4) ||
+		    (sg_db_res_get(res, 0, 3) && srv_res_i64(res, 0, 3) <= t) ||
+		    !srv_res_i64(res, 0, 7)) {
+			srv_error(out, 401, NULL, "invalid, revoked or expired API key");
+			goto out;
+		}
+		r->who.kind = PRINCIPAL_APIKEY;
+		snprintf(r->who.id, sizeof(r->who.id), "%s", sg_db_res_get(res, 0, 0));
+		snprintf(r->who.user_id, sizeof(r->who.user_id), "%s", sg_db_res_get(res, 0, 5));
+		set_name(&r->who, "apikey:", sg_db_res_get(res, 0, 1));
+		/* A key never has more rights than its owner has now. */
+		r->who.role = SG_MIN(srv_role_parse(sg_db_res_get(res, 0, 2)),
+				     srv_role_parse(sg_db_res_get(res, 0, 6)));
+		{
+			const char *u[] = {now, r->who.id};
+
+			(void)sg_db_exec(c, "UPDATE api_keys SET last_used = $1 WHERE id = $2", 2,
+					 u);
+		}
+		ok = true;
+	} else if (!strncmp(tok, "sgs_", 4)) {
+		const char *p[] = {hash};
+
+		srv_token_hash(hash, tok);
+		rc = sg_db_query(c, &res,
+				 "SELECT s.client_id, c.name, c.enabled, s.expires_at FROM "
+				 "client_sessions s JOIN clients c ON c.id = s.client_id WHERE "
+				 "s.token_hash = $1",
+				 1, p);
+		if (rc < 0) {
+			srv_dberr(out, c, rc);
+			goto out;
+		}
+		if (rc != 1 || !srv_res_i64(res, 0, 2) || srv_res_i64(res, 0, 3) <= t) {
+			srv_error(out, 401, NULL, "invalid or expired client session");
+			goto out;
+		}
+		r->who.kind = PRINCIPAL_CLIENT;
+		r->who.role = ROLE_NONE;
+		snprintf(r->who.id, sizeof(r->who.id), "%s", sg_db_res_get(res, 0, 0));
+		set_name(&r->who, sg_db_res_get(res, 0, 1), NULL);
+		ok = true;
+	} else {
+		char sub[SRV_ID_LEN + 1];
+		const char *p[] = {sub};
+
+		if (srv_jwt_check(s, tok, sub)) {
+			srv_error(out, 401, NULL, "invalid or expired access token");
+			goto out;
+		}
+		rc = sg_db_query(
+		    c, &res, "SELECT email, role, enabled FROM admin_users WHERE id = $1", 1, p);
+		if (rc < 0) {
+			srv_dberr(out, c, rc);
+			goto out;
+		}
+		/* Deleted or disabled users lose access at once, and role changes apply to
+		 * tokens already issued. */
+		if (rc != 1 || !srv_res_i64(res, 0, 2)) {
+			srv_error(out, 401, NULL, "invalid or expired access token");
+			goto out;
+		}
+		r->who.kind = PRINCIPAL_USER;
+		r->who.role = srv_role_parse(sg_db_res_get(res, 0, 1));
+		snprintf(r->who.id, sizeof(r->who.id), "%s", sub);
+		snprintf(r->who.user_id, sizeof(r->who.user_id), "%s", sub);
+		set_name(&r->who, sg_db_res_get(res, 0, 0), NULL);
+		ok = true;
+	}
+out:
+	sg_db_res_free(res);
+	sg_db_release(c);
+	return ok;
+}
+
+/* ---- login ---------------------------------------------------------------------------------- */
+
+/* Hashes of a password nobody has, one per scheme, verified for unknown e-mails. */
+static char *dummy_hash[2];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void make_dummy(void)
+{
+	dummy_hash[0] = srv_pw_hash("secureguard timing equaliser", false);
+	dummy_hash[1] = srv_pw_hash("secureguard timing equaliser", true);
+}
+
+static bool valid_email(const char *e)
+{
+	const char *at = strchr(e, '@');
+
+	return srv_valid_text(e, 254, false) && at && at != e && at[1] && !strchr(at + 1, '@') &&
+	       !strchr(e, ' ') && !strchr(e, ',');
+}
+
+static bool fips_setting(struct sg_db_conn *c);
+
+struct token_pair {
+	char refresh[64];
+	char *access;
+};
+
+static int issue_tokens(struct srv *s, struct sg_db_conn *c, const char *user_id, const char *role,
+			const char *family, struct token_pair *tp)
+{
+	char id[SRV_ID_LEN + 1], hash[97], exp[24], now[24];
+	const char *p[] = {id, user_id, family, hash, exp, now};
+	int64_t t = srv_now();
+
+	srv_uuid(id);
+	srv_new_token(tp->refresh, "sgr_");
+	srv_token_hash(hash, tp->refresh);
+	srv_i64(exp, t + s->refresh_ttl);
+	srv_i64(now, t);
+	tp->access = jwt_make(s, user_id, role, t);
+	if (!tp->access)
+		return SG_ENOMEM;
+	return srv_neg(sg_db_exec(c,
+				  "INSERT INTO refresh_tokens (id, user_id, family_id, "
+				  "token_hash, expires_at, revoked, created_at) VALUES "
+				  "($1, $2, $3, $4, $5, 0, $6)",
+				  6, p));
+}
+
+static json_t *token_json(struct srv *s, struct token_pair *tp, const char *uid, const char *email,
+			  const char *role)
+{
+	return json_pack("{s:s,s:s,s:i,s:s,s:{s:s,s:s,s:s}}", "access_token", tp->access,
+			 "token_type", "Bearer", "expires_in", s->access_ttl, "refresh_token",
+			 tp->refresh, "user", "id", uid, "email", email, "role", role);
+}
+
+/* Records a failed login in one transaction: the audit row and, for a wrong password, the
+ * failure count, and the lock once the count reaches lockout_after. */
+struct fail_ctx {
+	struct srv_req *r;
+	const char *uid, *email, *reason;
+	bool locked;
+};
+
+static int fail_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct fail_ctx *x = ctx;
+	json_t *d = json_pack("{s:s,s:s}", "email", x->email, "reason", x->reason);
+	struct sg_db_res *res = NULL;
+	const char *p[] = {x->uid};
+	int rc = 0;
+
+	x->locked = false;
+	if (x->uid && !strcmp(x->reason, "bad_password")) {
+		rc = srv_neg(sg_db_exec(c,
+					"UPDATE admin_users SET failed_logins = failed_logins + 1 "
+					"WHERE id = $1",
+					1, p));
+		if (!rc)
+			rc = srv_neg(sg_db_query(
+			    c, &res, "SELECT failed_logins FROM admin_users WHERE id = $1", 1, p));
+		if (!rc && srv_res_i64(res, 0, 0) >= s->lockout_after) {
+			char until[24];
+			const char *q[] = {srv_i64(until, srv_now() + s->lockout_secs), x->uid};
+
+			rc = srv_neg(sg_db_exec(c,
+						"UPDATE admin_users SET locked_until = $1, "
+						"failed_logins = 0 WHERE id = $2",
+						2, q));
+			x->locked = true;
+			json_object_set_new(d, "locked", json_true());
+		}
+	}
+	if (!rc)
+		rc = srv_audit(c, x->r, "user.failed_login", "user", x->uid, x->email, "login", d);
+	sg_db_res_free(res);
+	json_decref(d);
+	return rc;
+}
+
+static void fail_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
+		       const char *email, const char *reason)
+{
+	struct fail_ctx x = {r, uid, email, reason, false};
+	int rc;
+
+	srv_ip_failed(s, r->source_ip);
+	rc = srv_tx(s, c, fail_tx, &x, false);
+	if (rc)
+		srv_log(SG_LOG_ERROR, "failed_login_not_recorded", "err=%s", sg_err_name(rc));
+	else if (x.locked)
+		srv_log(SG_LOG_WARN, "account_locked", "user=%s", uid);
+}
+
+void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const struct field_spec spec[] = {{"email", F_STR, true, false},
+						 {"password", F_STR, true, false}};
+	const char *email, *password;
+	struct sg_db_conn *c = NULL;
+	struct sg_db_res *res = NULL;
+	struct token_pair tp = {{0}, NULL};
+	char uid[SRV_ID_LEN + 1] = "", role[32] = "", now[24];
+	int64_t t = srv_now();
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+		return;
+	email = json_string_value(json_object_get(r->json, "email"));
+	password = json_string_value(json_object_get(r->json, "password"));
+	if (!valid_email(email)) {
+		srv_error(out, 400, "email", "not an e-mail address");
+		return;
+	}
+	if (!*password || strlen(password) > 1024) {
+		srv_error(out, 400, "password", "must be 1 to 1024 characters");
+		return;
+	}
+	if (srv_ip_limited(s, r->source_ip)) {
+		srv_log(SG_LOG_WARN, "login_rate_limited", "src=%s", r->source_ip);
+		srv_error(out, 429, NULL, "too many failed logins from this address; retry later");
+		return;
+	}
+	pthread_once(&dummy_once, make_dummy);
+	c = sg_db_acquire(s->db);
+	{
+		const char *p[] = {email};
+
+		rc = sg_db_query(c, &res,
+				 "SELECT id, password_hash, role, enabled, failed_logins, "
+				 "locked_until FROM admin_users WHERE email = $1",
+				 1, p);
+	}
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+		goto out;
+	}
+	if (rc != 1) {
+		/* The same work as a real check, so timing does not reveal which e-mails exist. */
+		const char *dummy = dummy_hash[fips_setting(c)];
+
+		if (dummy)
+			(void)srv_pw_verify(dummy, password);
+		fail_login(s, r, c, NULL, email, "unknown_user");
+		srv_error(out, 401, NULL, "invalid credentials");
+		goto out;
+	}
+	snprintf(uid, sizeof(uid), "%s", sg_db_res_get(res, 0, 0));
+	snprintf(role, sizeof(role), "%s", sg_db_res_get(res, 0, 2));
+	if (sg_db_res_get(res, 0, 5) && srv_res_i64(res, 0, 5) > t) {
+		fail_login(s, r, c, uid, email, "locked");
+		srv_error(out, 401, NULL, "invalid credentials");
+		goto out;
+	}
+	if (!srv_pw_verify(sg_db_res_get(res, 0, 1), password)) {
+		fail_login(s, r, c, uid, email, "bad_password");
+		srv_error(out, 401, NULL, "invalid credentials");
+		goto out;
+	}
+	if (!srv_res_i64(res, 0, 3)) {
+		fail_login(s, r, c, uid, email, "disabled");
+		srv_error(out, 401, NULL, "invalid credentials");
+		goto out;
+	}
+	r->who.kind = PRINCIPAL_USER;
+	r->who.role = srv_role_parse(role);
+	snprintf(r->who.id, sizeof(r->who.id), "%s", uid);
+	snprintf(r->who.name, sizeof(r->who.name), "%s", email);
+	for (int attempt = 0; attempt < 20; attempt++) {
+		char family[SRV_ID_LEN + 1];
+		const char *p[] = {srv_i64(now, t), uid};
+
+		free(tp.access);
+		tp.access = NULL;
+		srv_uuid(family);
+		rc = sg_db_begin(c);
+		if (!rc)
+			rc =
+			    srv_neg(sg_db_exec(c,
+					       "UPDATE admin_users SET failed_logins = 0, "
+					       "locked_until = NULL, last_login = $1 WHERE id = $2",
+					       2, p));
+		if (!rc)
+			rc = issue_tokens(s, c, uid, role, family, &tp);
+		if (!rc)
+			rc = srv_audit(c, r, "user.login", "user", uid, email, "login", NULL);
+		if (!rc)
+			rc = sg_db_commit(c);
+		if (rc != SG_EAGAIN)
+			break;
+		sg_db_rollback(c);
+	}
+	if (rc) {
+		sg_db_rollback(c);
+		srv_dberr(out, c, rc);
+		goto out;
+	}
+	srv_json(out, 200, token_json(s, &tp, uid, email, role));
+out:
+	free(tp.access);
+	sg_memzero(tp.refresh, sizeof(tp.refresh));
+	sg_db_res_free(res);
+	sg_db_release(c);
+}
+
+struct refresh_ctx {
+	struct srv_req *r;
+	const char *token;
+	struct token_pair tp;
+	char uid[SRV_ID_LEN + 1], email[256], role[32];
+	int status;
+	const char *msg;
+};
+
+static int refresh_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct refresh_ctx *x = ctx;
+	struct sg_db_res *res = NULL;
+	char hash[97], now[24];
+	const char *p[] = {hash};
+	int64_t t = srv_now();
+	int rc;
+
+	free(x->tp.access);
+	x->tp.access = NULL;
+	srv_token_hash(hash, x->token);
+	rc = sg_db_query(c, &res,
+			 "SELECT t.id, t.user_id, t.family_id, t.expires_at, t.used_at, t.revoked, "
+			 "u.email, u.role, u.enabled FROM refresh_tokens t JOIN admin_users u ON "
+			 "u.id = t.user_id WHERE t.token_hash = $1",
+			 1, p);
+	if (rc < 0)
+		goto out;
+	x->status = 401;
+	x->msg = "invalid or expired refresh token";
+	if (rc != 1) {
+		rc = 1;
+		goto out;
+	}
+	snprintf(x->uid, sizeof(x->uid), "%s", sg_db_res_get(res, 0, 1));
+	snprintf(x->email, sizeof(x->email), "%s", sg_db_res_get(res, 0, 6));
+	snprintf(x->role, sizeof(x->role), "%s", sg_db_res_get(res, 0, 7));
+	x->r->who.kind = PRINCIPAL_USER;
+	x->r->who.role = srv_role_parse(x->role);
+	snprintf(x->r->who.id, sizeof(x->r->who.id), "%s", x->uid);
+	snprintf(x->r->who.name, sizeof(x->r->who.name), "%s", x->email);
+	if (sg_db_res_get(res, 0, 4) || srv_res_i64(res, 0, 5)) {
+		/* A used token presented again: it was stolen, or the legitimate holder's copy
+		 * was. Either way the whole family is revoked (RFC 9700 section 4.14.2). */
+		const char *f[] = {sg_db_res_get(res, 0, 2)};
+		json_t *d = json_pack("{s:s}", "family_id", f[0]);
+
+		rc = srv_neg(sg_db_exec(c,
+					"UPDATE refresh_tokens SET revoked = 1 WHERE "
+					"family_id = $1",
+					1, f));
+		if (!rc)
+			rc = srv_audit(c, x->r, "user.token_reuse", "user", x->uid, x->email,
+				       "refresh", d);
+		json_decref(d);
+		x->msg = "refresh token reused: every token of this login is revoked";
+		goto out; /* committed, and the caller answers 401 */
+	}
+	if (srv_res_i64(res, 0, 3) <= t || !srv_res_i64(res, 0, 8)) {
+		rc = 1;
+		goto out;
+	}
+	{
+		const char *u[] = {srv_i64(now, t), sg_db_res_get(res, 0, 0)};
+
+		rc = sg_db_exec(c,
+				"UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at "
+				"IS NULL AND revoked = 0",
+				2, u);
+		if (rc == 0) {
+			rc = 1; /* a concurrent refresh won */
+			goto out;
+		}
+		if (rc < 0)
+			goto out;
+	}
+	rc = issue_tokens(s, c, x->uid, x->role, sg_db_res_get(res, 0, 2), &x->tp);
+	if (!rc)
+		rc = srv_audit(c, x->r, "user.token_refreshed", "user", x->uid, x->email, "refresh",
+			       NULL);
+	x->status = 200;
+out:
+	sg_db_res_free(res);
+	return rc;
+}
+
+void h_refresh(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const struct field_spec spec[] = {{"refresh_token", F_STR, true, false}};
+	struct refresh_ctx x = {.r = r};
+	struct sg_db_conn *c;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+		return;
+	x.token = json_string_value(json_object_get(r->json, "refresh_token"));
+	if (strncmp(x.token, "sgr_", 4) || strlen(x.token) > 64) {
+		srv_error(out, 400, "refresh_token", "not a refresh token");
+		return;
+	}
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, refresh_tx, &x, false);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (x.status != 200)
+		srv_error(out, x.status, "refresh_token", "%s", x.msg);
+	else
+		srv_json(out, 200, token_json(s, &x.tp, x.uid, x.email, x.role));
+	free(x.tp.access);
+	sg_memzero(x.tp.refresh, sizeof(x.tp.refresh));
+	sg_db_release(c);
+}
+
+struct logout_ctx {
+	struct srv_req *r;
+	const char *token;
+	bool found;
+};
+
+static int logout_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct logout_ctx *x = ctx;
+	char hash[97];
+	int rc;
+
+	(void)s;
+	if (x->token) {
+		const char *p[] = {hash, x->r->who.id};
+
+		srv_token_hash(hash, x->token);
+		rc = sg_db_exec(
+		    c,
+		    "UPDATE refresh_tokens SET revoked = 1 WHERE family_id IN (SELECT "
+		    "family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)",
+		    2, p);
+	} else {
+		const char *p[] = {x->r->who.id};
+
+		rc =
+		    sg_db_exec(c, "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1", 1, p);
+	}
+	if (rc < 0)
+		return rc;
+	x->found = rc > 0 || !x->token;
+	return srv_audit(c, x->r, "user.logout", "user", x->r->who.id, x->r->who.name, "logout",
+			 NULL);
+}
+
+void h_logout(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const struct field_spec spec[] = {{"refresh_token", F_STR, false, false}};
+	struct logout_ctx x = {.r = r};
+	struct sg_db_conn *c;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+		return;
+	x.token = json_string_value(json_object_get(r->json, "refresh_token"));
+	if (x.token && strlen(x.token) > 64) {
+		srv_error(out, 400, "refresh_token", "not a refresh token");
+		return;
+	}
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, logout_tx, &x, false);
+	if (rc)
+		srv_dberr(out, c, rc);
+	else
+		srv_json(out, 200, json_pack("{s:b}", "revoked", x.found));
+	sg_db_release(c);
+}
+
+/* ---- client sessions ------------------------------------------------------------------------ */
+
+/* A client proves it holds the private key of its classic public key: the server hands out a
+ * single-use random challenge; the client answers
+ *   proof = HMAC-SHA-384(X25519(client_priv, server_pub),
+ *                        "secureguard client auth v1" || challenge || client_pub || server_pub)
+ * and only the holder of client_priv (or of the server's key) can compute it. The challenge makes
+ * every proof fresh; binding both public keys stops a proof from being replayed to another
+ * server or for another key. */
+#define CHALLENGES    1024
+#define CHALLENGE_TTL 60
+static struct {
+	uint8_t c[32];
+	int64_t expires;
+} challenges[CHALLENGES];
+static pthread_mutex_t challenge_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void h_client_challenge(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	uint8_t ch[32];
+	char c64[48], pub64[48];
+	int64_t t = srv_now();
+	int slot = -1;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, NULL, 0))
+		return;
+	if (srv_ip_limited(s, r->source_ip)) {
+		srv_error(out, 429, NULL, "too many failed attempts from this address");
+		return;
+	}
+	if (!sg_random_bytes(ch, sizeof(ch))) {
+		srv_error(out, 500, NULL, "no randomness");
+		return;
+	}
+	pthread_mutex_lock(&challenge_lock);
+	for (int i = 0; i < CHALLENGES; i++) {
+		if (challenges[i].expires <= t) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot >= 0) {
+		memcpy(challenges[slot].c, ch, 32);
+		challenges[slot].expires = t + CHALLENGE_TTL;
+	}
+	pthread_mutex_unlock(&challenge_lock);
+	if (slot < 0) {
+		srv_error(out, 429, NULL, "too many pending challenges; retry later");
+		return;
+	}
+	srv_b64url(c64, ch, sizeof(ch));
+	srv_b64(pub64, s->auth_pub, sizeof(s->auth_pub));
+	srv_json(out, 200,
+		 json_pack("{s:s,s:s,s:i}", "challenge", c64, "server_public_key", pub64,
+			   "expires_in", CHALLENGE_TTL));
+}
+
+static bool take_challenge(const uint8_t ch[32])
+{
+	int64_t t = srv_now();
+	bool found = false;
+
+	pthread_mutex_lock(&challenge_lock);
+	for (int i = 0; i < CHALLENGES; i++) {
+		if (challenges[i].expires > t && sg_memeq(challenges[i].c, ch, 32)) {
+			challenges[i].expires = 0; /* single use */
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&challenge_lock);
+	return found;
+}
+
+void h_client_auth(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const struct field_spec spec[] = {{"public_key", F_STR, true, false},
+						 {"challenge", F_STR, true, false},
+						 {"proof", F_STR, true, false}};
+	const char *pub64, *ch64, *pr64;
+	uint8_t pub[32], ch[34], proof[SG_SHA384_LEN + 2], shared[32], mac[SG_SHA384_LEN];
+	static const char label[] = "secureguard client auth v1";
+	struct sg_iov iov[4];
+	struct sg_db_conn *c = NULL;
+	struct sg_db_res *res = NULL;
+	char cid[SRV_ID_LEN + 1] = "", token[64] = "", hash[97], now[24], exp[24], sid[37];
+	const char *reason = NULL;
+	int64_t t = srv_now();
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+		return;
+	pub64 = json_string_value(json_object_get(r->json, "public_key"));
+	ch64 = json_string_value(json_object_get(r->json, "challenge"));
+	pr64 = json_string_value(json_object_get(r->json, "proof"));
+	if (strlen(pub64) != 44 || srv_b64_decode(pub, sizeof(pub), pub64, 44) != 32) {
+		srv_error(out, 400, "public_key", "must be a base64 X25519 public key");
+		return;
+	}
+	if (srv_b64url_decode(ch, sizeof(ch), ch64, strlen(ch64)) != 32) {
+		srv_error(out, 400, "challenge",
+			  "must be a challenge from /api/auth/client/challenge");
+		return;
+	}
+	if (srv_b64url_decode(proof, sizeof(proof), pr64, strlen(pr64)) != SG_SHA384_LEN) {
+		srv_error(out, 400, "proof", "must be base64url of 48 bytes");
+		return;
+	}
+	if (srv_ip_limited(s, r->source_ip)) {
+		srv_error(out, 429, NULL, "too many failed attempts from this address");
+		return;
+	}
+	c = sg_db_acquire(s->db);
+	{
+		const char *p[] = {pub64, srv_i64(now, t)};
+
+		rc = sg_db_query(c, &res,
+				 "SELECT id, name FROM clients WHERE public_key_classic = $1 AND "
+				 "enabled = 1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY "
+				 "created_at LIMIT 1",
+				 2, p);
+	}
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+		goto out;
+	}
+	if (!take_challenge(ch))
+		reason = "unknown or expired challenge";
+	else if (rc != 1)
+		reason = "unknown public key";
+	else if (!sg_x25519(shared, s->auth_priv, pub))
+		reason = "bad public key";
+	if (!reason) {
+		iov[0] = (struct sg_iov){label, sizeof(label) - 1};
+		iov[1] = (struct sg_iov){ch, 32};
+		iov[2] = (struct sg_iov){pub, 32};
+		iov[3] = (struct sg_iov){s->auth_pub, 32};
+		if (!sg_hmac_sha384(mac, shared, sizeof(shared), iov, 4) ||
+		    !sg_memeq(mac, proof, sizeof(mac)))
+			reason = "bad proof";
+		sg_memzero(shared, sizeof(shared));
+	}
+	if (rc == 1) {
+		snprintf(cid, sizeof(cid), "%s", sg_db_res_get(res, 0, 0));
+		r->who.kind = PRINCIPAL_CLIENT;
+		snprintf(r->who.id, sizeof(r->who.id), "%s", cid);
+		snprintf(r->who.name, sizeof(r->who.name), "%s", sg_db_res_get(res, 0, 1));
+	}
+	if (reason) {
+		json_t *d = json_pack("{s:s,s:s}", "reason", reason, "public_key", pub64);
+
+		srv_ip_failed(s, r->source_ip);
+		rc = sg_db_begin(c);
+		if (!rc)
+			rc = srv_audit(c, r, "client.auth", "client", cid[0] ? cid : NULL,
+				       cid[0] ? r->who.name : NULL, "failure", d);
+		if (!rc)
+			rc = sg_db_commit(c);
+		if (rc)
+			sg_db_rollback(c);
+		json_decref(d);
+		srv_error(out, 401, NULL, "client authentication failed: %s", reason);
+		goto out;
+	}
+	srv_new_token(token, "sgs_");
+	srv_token_hash(hash, token);
+	srv_uuid(sid);
+	srv_i64(exp, t + s->session_ttl);
+	for (int attempt = 0; attempt < 20; attempt++) {
+		const char *p[] = {sid, cid, hash, exp, now};
+
+		rc = sg_db_begin(c);
+		if (!rc)
+			rc = srv_neg(
+			    sg_db_exec(c,
+				       "INSERT INTO client_sessions (id, client_id, "
+				       "token_hash, expires_at, created_at) VALUES ($1, $2, "
+				       "$3, $4, $5)",
+				       5, p));
+		if (!rc)
+			rc = srv_audit(c, r, "client.auth", "client", cid, r->who.name, "success",
+				       NULL);
+		if (!rc)
+			rc = sg_db_commit(c);
+		if (rc != SG_EAGAIN)
+			break;
+		sg_db_rollback(c);
+	}
+	if (rc) {
+		sg_db_rollback(c);
+		srv_dberr(out, c, rc);
+		goto out;
+	}
+	srv_json(out, 200,
+		 json_pack("{s:s,s:s,s:i,s:s}", "session_token", token, "token_type", "Bearer",
+			   "expires_in", s->session_ttl, "client_id", cid));
+out:
+	sg_memzero(token, sizeof(token));
+	sg_db_res_free(res);
+	sg_db_release(c);
+}
+
+void h_me(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const char *const kinds[] = {"none", "user", "api_key", "client"};
+
+	(void)s;
+	if (!srv_query_check(r, out, NULL))
+		return;
+	srv_json(
+	    out, 200,
+	    json_pack("{s:s,s:s,s:s,s:s}", "kind", kinds[r->who.kind], "id", r->who.id, "name",
+		      r->who.name, "role",
+		      r->who.kind == PRINCIPAL_CLIENT ? "client" : srv_role_name(r->who.role)));
+}
+
+/* ---- users ---------------------------------------------------------------------------------- */
+
+#define USER_COLS  "id, email, role, enabled, failed_logins, locked_until, last_login, created_at"
+#define USER_KINDS "sssbiiii"
+
+static bool fips_setting(struct sg_db_conn *c)
+{
+	struct sg_db_res *res = NULL;
+	bool fips = true;
+
+	if (sg_db_query(c, &res, "SELECT fips_required FROM settings WHERE id = 1", 0, NULL) == 1)
+		fips = srv_res_i64(res, 0, 0) != 0;
+	sg_db_res_free(res);
+	return fips;
+}
+
+static bool valid_password(struct srv_resp *out, const char *pw)
+{
+	if (strlen(pw) < 12 || strlen(pw) > 1024) {
+		srv_error(out, 400, "password", "must be 12 to 1024 characters");
+		return false;
+	}
+	return true;
+}
+
+void h_users_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c;
+	struct sg_db_res *res = NULL;
+	json_t *items;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	c = sg_db_acquire(s->db);
+	rc = sg_db_query(c, &res, "SELECT " USER_COLS " FROM admin_users ORDER BY email", 0, NULL);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+	} else {
+		items = json_array();
+		for (int i = 0; i < rc; i++)
+			json_array_append_new(items, srv_row_json(res, i, USER_KINDS));
+		srv_json(out, 200, json_pack("{s:o,s:i}", "items", items, "total", rc));
+	}
+	sg_db_res_free(res);
+	sg_db_release(c);
+}
+
+static json_t *user_get(struct sg_db_conn *c, const char *id, int *rc)
+{
+	struct sg_db_res *res = NULL;
+	const char *p[] = {id};
+	json_t *j = NULL;
+
+	*rc = sg_db_query(c, &res, "SELECT " USER_COLS " FROM admin_users WHERE id = $1", 1, p);
+	if (*rc == 1)
+		j = srv_row_json(res, 0, USER_KINDS);
+	sg_db_res_free(res);
+	return j;
+}
+
+struct user_ctx {
+	struct srv_req *r;
+	const char *id, *email, *role, *pwhash;
+	int enabled; /* -1 = unchanged */
+	bool unlock;
+	int status;
+	const char *msg, *field;
+	json_t *result;
+};
+
+static int user_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct user_ctx *x = ctx;
+	char now[24], en[2] = {(char)('0' + (x->enabled != 0)), 0};
+	const char *p[] = {x->id, x->email, x->pwhash, x->role, en, srv_i64(now, srv_now())};
+	json_t *d;
+	int rc;
+
+	(void)s;
+	rc = sg_db_exec(c,
+			"INSERT INTO admin_users (id, email, password_hash, role, enabled, "
+			"failed_logins, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6)",
+			6, p);
+	if (rc == SG_EEXIST) {
+		x->status = 409;
+		x->field = "email";
+		x->msg = "a user with this e-mail exists";
+		return 1;
+	}
+	if (rc < 0)
+		return rc;
+	d = json_pack("{s:s,s:b}", "role", x->role, "enabled", x->enabled != 0);
+	rc = srv_audit(c, x->r, "user.created", "user", x->id, x->email, "create", d);
+	json_decref(d);
+	if (!rc)
+		x->result = user_get(c, x->id, &rc);
+	return rc < 0 ? rc : 0;
+}
+
+void h_users_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const struct field_spec spec[] = {{"email", F_STR, true, false},
+						 {"password", F_STR, true, false},
+						 {"role", F_STR, true, false},
+						 {"enabled", F_BOOL, false, false}};
+	struct user_ctx x = {.r = r, .enabled = 1};
+	char id[SRV_ID_LEN + 1];
+	struct sg_db_conn *c;
+	char *hash;
+	json_t *en;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+		return;
+	x.email = json_string_value(json_object_get(r->json, "email"));
+	x.role = json_string_value(json_object_get(r->json, "role"));
+	en = json_object_get(r->json, "enabled");
+	if (en)
+		x.enabled = json_is_true(en);
+	if (!valid_email(x.email)) {
+		srv_error(out, 400, "email", "not an e-mail address");
+		return;
+	}
+	if (srv_role_parse(x.role) == ROLE_NONE) {
+		srv_error(out, 400, "role", "must be super_admin, admin or viewer");
+		return;
+	}
+	if (!valid_password(out, json_string_value(json_object_get(r->json, "password"))))
+		return;
+	c = sg_db_acquire(s->db);
+	hash =
+	    srv_pw_hash(json_string_value(json_object_get(r->json, "password")), fips_setting(c));
+	if (!hash) {
+		srv_error(out, 500, NULL, "password hashing failed");
+		goto out;
+	}
+	srv_uuid(id);
+	x.id = id;
+	x.pwhash = hash;
+	rc = srv_tx(s, c, user_create_tx, &x, false);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (rc > 0)
+		srv_error(out, x.status, x.field, "%s", x.msg);
+	else {
+		srv_json(out, 201, x.result);
+		x.result = NULL;
+	}
+out:
+	json_decref(x.result);
+	free(hash);
+	sg_db_release(c);
+}
+
+void h_users_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c;
+	json_t *j;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	c = sg_db_acquire(s->db);
+	j = user_get(c, r->params[0], &rc);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (!j)
+		srv_error(out, 404, NULL, "no such user");
+	else
+		srv_json(out, 200, j);
+	sg_db_release(c);
+}
+
+/* Refuses a change that would leave no enabled super_admin. */
+static int last_super_guard(struct sg_db_conn *c, struct user_ctx *x)
+{
+	struct sg_db_res *res = NULL;
+	int rc;
+
+	rc = sg_db_query(
+	    c, &res, "SELECT COUNT(*) FROM admin_users WHERE role = 'super_admin' AND enabled = 1",
+	    0, NULL);
+	if (rc < 0)
+		return rc;
+	rc = srv_res_i64(res, 0, 0) < 1 ? 1 : 0;
+	sg_db_res_free(res);
+	if (rc) {
+		x->status = 409;
+		x->msg = "at least one enabled super_admin must remain";
+	}
+	return rc;
+}
+
+static int user_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct user_ctx *x = ctx;
+	const char *p[] = {x->id};
+	json_t *d = json_object(), *cur;
+	int rc;
+
+	(void)s;
+	json_decref(x->result);
+	x->result = NULL;
+	cur = user_get(c, x->id, &rc);
+	if (rc < 0)
+		goto out;
+	if (!cur) {
+		x->status = 404;
+		x->msg = "no such user";
+		rc = 1;
+		goto out;
+	}
+#define UPD(sql, val, key, jv)                                                                     \
+	do {                                                                                       \
+		const char *pp[] = {val, x->id};                                                   \
+		rc = sg_db_exec(c, sql, 2, pp);                                                    \
+		if (rc < 0)                                                                        \
+			goto out;                                                                  \
+		json_object_set_new(d, key, jv);                                                   \
+	} while (0)
+	if (x->email) {
+		UPD("UPDATE admin_users SET email = $1 WHERE id = $2", x->email, "email",
+		    json_string(x->email));
+	}
+	if (x->role)
+		UPD("UPDATE admin_users SET role = $1 WHERE id = $2", x->role, "role",
+		    json_string(x->role));
+	if (x->enabled >= 0)
+		UPD("UPDATE admin_users SET enabled = $1 WHERE id = $2", x->enabled ? "1" : "0",
+		    "enabled", json_boolean(x->enabled));
+	if (x->pwhash)
+		UPD("UPDATE admin_users SET password_hash = $1, failed_logins = 0, locked_until = "
+		    "NULL WHERE id = $2",
+		    x->pwhash, "password_changed", json_true());
+	if (x->unlock)
+		UPD("UPDATE admin_users SET failed_logins = 0, locked_until = NULL WHERE id = "
+		    "$2 AND $1 = $1",
+		    "1", "unlocked", json_true());
+#undef UPD
+	if (x->pwhash || (x->enabled == 0)) {
+		/* New password or disabled: every refresh token of the user dies. */
+		rc =
+		    sg_db_exec(c, "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1", 1, p);
+		if (rc < 0)
+			goto out;
+	}
+	rc = last_super_guard(c, x);
+	if (rc)
+		goto out;
+	rc = srv_audit(c, x->r, "user.updated", "user", x->id,
+		       json_string_value(json_object_get(cur, "email")), "update", d);
+	if (!rc)
+		x->result = user_get(c, x->id, &rc);
+	rc = srv_neg(rc);
+out:
+	if (rc == SG_EEXIST) {
+		x->status = 409;
+		x->field = "email";
+		x->msg = "a user with this e-mail exists";
+		rc = 1;
+	}
+	json_decref(cur);
+	json_decref(d);
+	return rc;
+}
+
+void h_users_update(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const struct field_spec spec[] = {{"email", F_STR, false, false},
+						 {"password", F_STR, false, false},
+						 {"role", F_STR, false, false},
+						 {"enabled", F_BOOL, false, false},
+						 {"unlock", F_BOOL, false, false}};
+	struct user_ctx x = {.r = r, .enabled = -1, .id = r->params[0]};
+	const char *pw;
+	struct sg_db_conn *c;
+	char *hash = NULL;
+	json_t *v;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+		return;
+	x.email = json_string_value(json_object_get(r->json, "email"));
+	x.role = json_string_value(json_object_get(r->json, "role"));
+	pw = json_string_value(json_object_get(r->json, "password"));
+	if ((v = json_object_get(r->json, "enabled")))
+		x.enabled = json_is_true(v);
+	x.unlock = json_is_true(json_object_get(r->json, "unlock"));
+	if (x.email && !valid_email(x.email)) {
+		srv_error(out, 400, "email", "not an e-mail address");
+		return;
+	}
+	if (x.role && srv_role_parse(x.role) == ROLE_NONE) {
+		srv_error(out, 400, "role", "must be super_admin, admin or viewer");
+		return;
+	}
+	if (pw && !valid_password(out, pw))
+		return;
+	c = sg_db_acquire(s->db);
+	if (pw) {
+		hash = srv_pw_hash(pw, fips_setting(c));
+		if (!hash) {
+			srv_error(out, 500, NULL, "password hashing failed");
+			goto out;
+		}
+		x.pwhash = hash;
+	}
+	rc = srv_tx(s, c, user_update_tx, &x, false);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (rc > 0)
+		srv_error(out, x.status, x.field, "%s", x.msg);
+	else {
+		srv_json(out, 200, x.result);
+		x.result = NULL;
+	}
+out:
+	json_decref(x.result);
+	free(hash);
+	sg_db_release(c);
+}
+
+static int user_delete_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct user_ctx *x = ctx;
+	const char *p[] = {x->id};
+	json_t *cur;
+	int rc;
+
+	(void)s;
+	cur = user_get(c, x->id, &rc);
+	if (rc < 0)
+		return rc;
+	if (!cur) {
+		x->status = 404;
+		x->msg = "no such user";
+		return 1;
+	}
+	rc = sg_db_exec(c, "DELETE FROM admin_users WHERE id = $1", 1, p);
+	if (rc >= 0)
+		rc = last_super_guard(c, x);
+	if (!rc)
+		rc = srv_audit(c, x->r, "user.deleted", "user", x->id,
+			       json_string_value(json_object_get(cur, "email")), "delete", NULL);
+	json_decref(cur);
+	return rc;
+}
+
+void h_users_delete(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct user_ctx x = {.r = r, .id = r->params[0]};
+	struct sg_db_conn *c;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	if (!strcmp(r->params[0], r->who.user_id)) {
+		srv_error(out, 409, NULL, "you cannot delete yourself");
+		return;
+	}
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, user_delete_tx, &x, false);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (rc > 0)
+		srv_error(out, x.status, NULL, "%s", x.msg);
+	else
+		srv_body(out, 204, "application/json", "", 0, NULL);
+	sg_db_release(c);
+}
+
+/* ---- API keys ------------------------------------------------------------------------------- */
+
+#define KEY_COLS  "id, user_id, name, prefix, role, expires_at, last_used, revoked, created_at"
+#define KEY_KINDS "ssssiiibi"
+
+void h_apikeys_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c;
+	struct sg_db_res *res = NULL;
+	const char *p[] = {r->who.user_id};
+	json_t *items;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	c = sg_db_acquire(s->db);
+	/* A super_admin sees every key (to revoke a leaked one); others see their own. */
+	if (r->who.role == ROLE_SUPER)
+		rc = sg_db_query(c, &res, "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at",
+				 0, NULL);
+	else
+		rc = sg_db_query(c, &res,
+				 "SELECT " KEY_COLS " FROM api_keys WHERE user_id = $1 ORDER BY "
+				 "created_at",
+				 1, p);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+	} else {
+		items = json_array();
+		for (int i = 0; i < rc; i++)
+			json_array_append_new(items, srv_row_json(res, i, KEY_KINDS));
+		srv_json(out, 200, json_pack("{s:o,s:i}", "items", items, "total", rc));
+	}
+	sg_db_res_free(res);
+	sg_db_release(c);
+}
+
+struct key_ctx {
+	struct srv_req *r;
+	const char *id, *name, *role, *prefix, *hash, *expires;
+	int status;
+	const char *msg;
+};
+
+static int key_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct key_ctx *x = ctx;
+	char now[24];
+	const char *p[] = {x->id,   x->r->who.user_id, x->name,	   x->prefix,
+			   x->hash, x->role,	       x->expires, srv_i64(now, srv_now())};
+	json_t *d;
+	int rc;
+
+	(void)s;
+	rc = sg_db_exec(
+	    c,
+	    "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, role, "
+	    "expires_at, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)",
+	    8, p);
+	if (rc < 0)
+		return rc;
+	d = json_pack("{s:s,s:s}", "role", x->role, "prefix", x->prefix);
+	rc = srv_audit(c, x->r, "api_key.created", "api_key", x->id, x->name, "create", d);
+	json_decref(d);
+	return rc;
+}
+
+void h_apikeys_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const struct field_spec spec[] = {{"name", F_STR, true, false},
+						 {"role", F_STR, false, false},
+						 {"expires_in_days", F_INT, false, true}};
+	struct key_ctx x = {.r = r};
+	char id[SRV_ID_LEN + 1], key[64], prefix[16], hash[97], exp[24];
+	json_t *v;
+	struct sg_db_conn *c;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+		return;
+	x.name = json_string_value(json_object_get(r->json, "name"));
+	x.role = json_string_value(json_object_get(r->json, "role"));
+	if (!srv_valid_text(x.name, 64, false)) {
+		srv_error(out, 400, "name", "must be 1 to 64 printable characters");
+		return;
+	}
+	if (!x.role)
+		x.role = srv_role_name(r->who.role);
+	if (srv_role_parse(x.role) == ROLE_NONE) {
+		srv_error(out, 400, "role", "must be super_admin, admin or viewer");
+		return;
+	}
+	if (srv_role_parse(x.role) > r->who.role) {
+		srv_error(out, 403, "role", "a key cannot have more rights than its owner");
+		return;
+	}
+	v = json_object_get(r->json, "expires_in_days");
+	if (v && !json_is_null(v)) {
+		if (json_integer_value(v) < 1 || json_integer_value(v) > 3650) {
+			srv_error(out, 400, "expires_in_days", "must be 1 to 3650");
+			return;
+		}
+		x.expires = srv_i64(exp, srv_now() + json_integer_value(v) * 86400);
+	}
+	srv_uuid(id);
+	srv_new_token(key, "sgk_");
+	snprintf(prefix, sizeof(prefix), "%.12s", key);
+	srv_token_hash(hash, key);
+	x.id = id;
+	x.prefix = prefix;
+	x.hash = hash;
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, key_create_tx, &x, false);
+	if (rc)
+		srv_dberr(out, c, rc);
+	else
+		srv_json(out, 201,
+			 json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "id", id, "name", x.name, "role",
+				   x.role, "prefix", prefix, "key", key, "expires_at",
+				   x.expires ? json_integer(strtoll(x.expires, NULL, 10))
+					     : json_null()));
+	sg_memzero(key, sizeof(key));
+	sg_db_release(c);
+}
+
+static int key_delete_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct key_ctx *x = ctx;
+	struct sg_db_res *res = NULL;
+	const char *p[] = {x->id};
+	int rc;
+
+	(void)s;
+	rc = sg_db_query(c, &res, "SELECT user_id, name FROM api_keys WHERE id = $1", 1, p);
+	if (rc < 0)
+		return rc;
+	if (rc != 1 ||
+	    (x->r->who.role != ROLE_SUPER && strcmp(sg_db_res_get(res, 0, 0), x->r->who.user_id))) {
+		x->status = 404;
+		x->msg = "no such API key";
+		sg_db_res_free(res);
+		return 1;
+	}
+	rc = sg_db_exec(c, "UPDATE api_keys SET revoked = 1 WHERE id = $1", 1, p);
+	if (rc >= 0)
+		rc = srv_audit(c, x->r, "api_key.revoked", "api_key", x->id,
+			       sg_db_res_get(res, 0, 1), "revoke", NULL);
+	sg_db_res_free(res);
+	return rc;
+}
+
+void h_apikeys_delete(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct key_ctx x = {.r = r, .id = r->params[0]};
+	struct sg_db_conn *c;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, key_delete_tx, &x, false);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (rc > 0)
+		srv_error(out, x.status, NULL, "%s", x.msg);
+	else
+		srv_body(out, 204, "application/json", "", 0, NULL);
+	sg_db_release(c);
+}

@@ -1,0 +1,83 @@
+/* Storage for the management server: one small API over SQLite and PostgreSQL.
+ *
+ * A `struct sg_db` is a fixed pool of connections to one database; a thread takes a connection
+ * with sg_db_acquire, runs statements on it, and gives it back with sg_db_release. Every value
+ * crosses this API as text (SQL NULL = a NULL pointer), so the same code runs on both engines and
+ * the schema (schema.c, migration 1) uses portable types only. Statements use $1..$N placeholders
+ * on both engines; for SQLite they are rewritten to ?1..?N outside quotes and comments.
+ *
+ * Errors: the SG_E* codes of sg_errors.h, which are negative themselves (SG_EEXIST == -5): test
+ * `ret < 0` for failure and `ret == SG_EEXIST` (not -SG_EEXIST) for a conflict. SG_EEXIST means a
+ * constraint (unique, foreign key, check) refused the statement; SG_EAGAIN means the engine gave up
+ * on a lock or a serialization conflict (SQLITE_BUSY, PG 40001/40P01) and the caller should retry
+ * the whole transaction. Any failure leaves a message in sg_db_errmsg(c).
+ */
+#ifndef SG_SERVER_DB_H
+#define SG_SERVER_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+
+enum sg_db_engine { SG_DB_SQLITE, SG_DB_POSTGRES };
+
+struct sg_db;	   /* a pool of connections to one database; thread-safe */
+struct sg_db_conn; /* one connection, used by one thread at a time */
+struct sg_db_res;  /* a query result; every value is text (NULL = SQL NULL) */
+
+/* Upper bounds that keep a bad query from exhausting memory. */
+#define SG_DB_POOL_MAX	       64	    /* connections per pool */
+#define SG_DB_MAX_PARAMS       64	    /* $1..$64 */
+#define SG_DB_MAX_ROWS	       1000000	    /* rows in one result; page with LIMIT for more */
+#define SG_DB_MAX_RESULT_BYTES (256u << 20) /* text bytes in one result */
+#define SG_DB_ERRMSG_LEN       512
+
+/* Opens a pool of pool_size connections (1..SG_DB_POOL_MAX; 0 = 4).
+ * url: "sqlite:/path/to/file.db" (file created mode 0600; WAL, foreign_keys=ON, busy_timeout)
+ * or "postgresql://..." / "postgres://..." (a libpq conninfo URI). Applies pending migrations,
+ * each in one transaction, serialized across servers (pg_advisory_lock on PG, an immediate
+ * transaction on SQLite). On failure *out is NULL and err holds the reason. */
+int sg_db_open(struct sg_db **out, const char *url, int pool_size, char *err, size_t errlen) SG_WUR;
+/* Closes every connection; all must have been released. NULL is fine. */
+void sg_db_close(struct sg_db *db);
+enum sg_db_engine sg_db_engine(const struct sg_db *db);
+/* Highest applied migration version (for diagnostics and tests); negative SG_E* on error. */
+int sg_db_schema_version(struct sg_db *db);
+
+/* Waits for a free connection; reconnects a PG connection found broken. Never NULL for a valid
+ * db (a connection that cannot reconnect is still handed out, and its statements fail with
+ * SG_EIO and a message). */
+struct sg_db_conn *sg_db_acquire(struct sg_db *db);
+/* Gives the connection back; rolls back a transaction left open. NULL is fine. */
+void sg_db_release(struct sg_db_conn *c);
+/* The engine of the pool the connection belongs to. */
+enum sg_db_engine sg_db_conn_engine(const struct sg_db_conn *c);
+
+int sg_db_begin(struct sg_db_conn *c);	   /* BEGIN IMMEDIATE (SQLite) / BEGIN (PG) */
+int sg_db_commit(struct sg_db_conn *c);	   /* SG_EAGAIN: retry the transaction */
+void sg_db_rollback(struct sg_db_conn *c); /* no-op outside a transaction */
+
+/* Runs one statement with n text parameters ($1..$n; params[i] NULL = SQL NULL).
+ * Returns rows changed (>= 0); SG_EEXIST on a unique/foreign-key/check violation; SG_EAGAIN
+ * on a serialization failure, deadlock or busy timeout (retry the transaction); another negative
+ * SG_E* on other errors (SG_EPERM when a trigger refuses it, e.g. UPDATE on audit_log;
+ * SG_EINVAL for bad SQL, bad parameters or a NOT NULL violation; SG_EIO for a lost
+ * connection), with the message in sg_db_errmsg(c). One statement per call. */
+int sg_db_exec(struct sg_db_conn *c, const char *sql, int n, const char *const *params);
+/* As sg_db_exec, for statements returning rows. On success *out holds the result (free it with
+ * sg_db_res_free) and the return value is the row count; on failure *out is NULL. Results above
+ * SG_DB_MAX_ROWS rows or SG_DB_MAX_RESULT_BYTES bytes fail with SG_ERANGE. */
+int sg_db_query(struct sg_db_conn *c, struct sg_db_res **out, const char *sql, int n,
+		const char *const *params);
+int sg_db_res_rows(const struct sg_db_res *r);
+int sg_db_res_cols(const struct sg_db_res *r);
+/* Column name; NULL if col is out of range. */
+const char *sg_db_res_colname(const struct sg_db_res *r, int col);
+/* Value as text; NULL for SQL NULL or an out-of-range row/col. */
+const char *sg_db_res_get(const struct sg_db_res *r, int row, int col);
+void sg_db_res_free(struct sg_db_res *r);
+/* The last error on this connection ("" if none); valid until the next call on c. */
+const char *sg_db_errmsg(const struct sg_db_conn *c);
+
+#endif

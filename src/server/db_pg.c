@@ -1,0 +1,230 @@
+/* PostgreSQL engine (db.h) over libpq: one PGconn per pool slot, text parameters and results.
+ *
+ * Results are read in single-row mode so the row and byte caps of db.h hold while the rows
+ * arrive, instead of after libpq has buffered all of them.
+ */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secureguard/sg_errors.h"
+#include "server/db_int.h"
+
+/* SQLSTATE classes and codes: PostgreSQL manual, Appendix A "PostgreSQL Error Codes". */
+static int map_sqlstate(const char *s)
+{
+	if (!s)
+		return SG_EIO;
+	if (!strcmp(s, "23505") || !strcmp(s, "23503") || !strcmp(s, "23514") ||
+	    !strcmp(s, "23P01"))
+		return SG_EEXIST; /* unique, foreign key, check, exclusion */
+	if (!strcmp(s, "40001") || !strcmp(s, "40P01") || !strcmp(s, "55P03") ||
+	    !strcmp(s, "57014"))
+		return SG_EAGAIN; /* serialization, deadlock, lock not available, cancelled */
+	if (!strcmp(s, "42501"))
+		return SG_EPERM; /* insufficient_privilege, also raised by the audit triggers */
+	if (!strncmp(s, "08", 2) || !strncmp(s, "57P", 3))
+		return SG_EIO; /* connection exception, admin shutdown */
+	if (!strncmp(s, "53", 2))
+		return SG_ENOMEM; /* insufficient resources */
+	if (!strncmp(s, "22", 2) || !strncmp(s, "23", 2) || !strncmp(s, "42", 2) ||
+	    !strncmp(s, "25", 2) || !strncmp(s, "0A", 2))
+		return SG_EINVAL; /* data, NOT NULL, syntax, transaction state, unsupported */
+	return SG_EIO;
+}
+
+static void quiet_notices(void *arg, const char *message)
+{
+	/* "relation already exists, skipping" and the like: not errors, not worth stderr. */
+	(void)arg;
+	(void)message;
+}
+
+static int pg_connect(struct sg_db_conn *c, char *err, size_t errlen)
+{
+	PGconn *h = PQconnectdb(c->db->target);
+	size_t len;
+
+	if (!h)
+		return SG_ENOMEM;
+	if (PQstatus(h) != CONNECTION_OK) {
+		snprintf(err, errlen, "postgresql: %s", PQerrorMessage(h));
+		len = strlen(err);
+		while (len && err[len - 1] == '\n')
+			err[--len] = '\0';
+		PQfinish(h);
+		return SG_EIO;
+	}
+	PQsetNoticeProcessor(h, quiet_notices, NULL);
+	c->h = h;
+	return 0;
+}
+
+static void pg_disconnect(struct sg_db_conn *c)
+{
+	if (c->h)
+		PQfinish(c->h);
+	c->h = NULL;
+}
+
+static int pg_check(struct sg_db_conn *c)
+{
+	if (!c->h) {
+		char err[SG_DB_ERRMSG_LEN];
+
+		if (pg_connect(c, err, sizeof(err)) < 0) {
+			db_seterr(c, "%s", err);
+			return SG_EIO;
+		}
+		return 0;
+	}
+	if (PQstatus(c->h) == CONNECTION_OK)
+		return 0;
+	PQreset(c->h);
+	if (PQstatus(c->h) != CONNECTION_OK) {
+		db_seterr(c, "postgresql: reconnecting: %s", PQerrorMessage(c->h));
+		return SG_EIO;
+	}
+	return 0;
+}
+
+static bool pg_in_transaction(const struct sg_db_conn *c)
+{
+	PGTransactionStatusType t;
+
+	if (!c->h)
+		return false;
+	t = PQtransactionStatus(c->h);
+	return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
+}
+
+static int result_error(struct sg_db_conn *c, const PGresult *pr)
+{
+	const char *state = pr ? PQresultErrorField(pr, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = pr ? PQresultErrorField(pr, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	if (!msg)
+		msg = PQerrorMessage(c->h);
+	db_seterr(c, "%s%s%s", state ? state : "", state ? ": " : "", msg);
+	if (PQstatus(c->h) != CONNECTION_OK)
+		return SG_EIO;
+	return map_sqlstate(state);
+}
+
+static int pg_run(struct sg_db_conn *c, const char *sql, int n, const char *const *params,
+		  struct sg_db_res **res)
+{
+	struct sg_db_res *r = NULL;
+	PGresult *pr;
+	const char *vals[256];
+	size_t lens[256];
+	int ret = 0, rows = 0, changed = 0, i, cols;
+	bool too_big = false, failed = false;
+
+	if (!c->h || PQstatus(c->h) != CONNECTION_OK) {
+		/* No silent reconnect here: if a transaction was open, its work went with the
+		 * session, and running the rest in autocommit would break its atomicity. The
+		 * connection is reconnected when next taken from the pool (pg_check). */
+		db_seterr(c, "postgresql: connection lost%s%s", c->h ? ": " : "",
+			  c->h ? PQerrorMessage(c->h) : "");
+		return SG_EIO;
+	}
+	if (!PQsendQueryParams(c->h, sql, n, NULL, params, NULL, NULL, 0)) {
+		db_seterr(c, "postgresql: %s", PQerrorMessage(c->h));
+		return PQstatus(c->h) != CONNECTION_OK ? SG_EIO : SG_EINVAL;
+	}
+	(void)PQsetSingleRowMode(c->h);
+	while ((pr = PQgetResult(c->h)) != NULL) {
+		ExecStatusType st = PQresultStatus(pr);
+
+		if (failed || too_big) {
+			PQclear(pr); /* drain: libpq needs every result read */
+			continue;
+		}
+		switch (st) {
+		case PGRES_SINGLE_TUPLE:
+		case PGRES_TUPLES_OK:
+			cols = PQnfields(pr);
+			if (cols > (int)(sizeof(vals) / sizeof(vals[0]))) {
+				db_seterr(c, "result has %d columns, more than %zu", cols,
+					  sizeof(vals) / sizeof(vals[0]));
+				ret = SG_ERANGE;
+				too_big = true;
+				break;
+			}
+			if (res && !r) {
+				r = db_res_new(cols);
+				for (i = 0; r && i < cols; i++)
+					if (db_res_set_colname(r, i, PQfname(pr, i)) < 0)
+						break;
+				if (!r || i < cols) {
+					ret = SG_ENOMEM;
+					failed = true;
+					break;
+				}
+			}
+			if (st == PGRES_SINGLE_TUPLE) {
+				rows++;
+				if (!r)
+					break;
+				for (i = 0; i < cols; i++) {
+					vals[i] =
+					    PQgetisnull(pr, 0, i) ? NULL : PQgetvalue(pr, 0, i);
+					lens[i] = (size_t)PQgetlength(pr, 0, i);
+				}
+				if (db_res_add_row(r, vals, lens) < 0) {
+					db_seterr(c,
+						  "result too large (over %d rows or %u bytes): "
+						  "page it",
+						  SG_DB_MAX_ROWS, SG_DB_MAX_RESULT_BYTES);
+					ret = SG_ERANGE;
+					too_big = true;
+				}
+			}
+			break;
+		case PGRES_COMMAND_OK:
+			changed = atoi(PQcmdTuples(pr));
+			break;
+		case PGRES_EMPTY_QUERY:
+			db_seterr(c, "empty SQL statement");
+			ret = SG_EINVAL;
+			failed = true;
+			break;
+		case PGRES_COPY_IN:
+		case PGRES_COPY_OUT:
+		case PGRES_COPY_BOTH:
+			db_seterr(c, "COPY is not supported through this API");
+			ret = SG_EUNSUPPORTED;
+			failed = true;
+			break;
+		default:
+			ret = result_error(c, pr);
+			failed = true;
+			break;
+		}
+		PQclear(pr);
+	}
+	if (PQstatus(c->h) != CONNECTION_OK && ret >= 0) {
+		db_seterr(c, "postgresql: connection lost: %s", PQerrorMessage(c->h));
+		ret = SG_EIO;
+	}
+	if (ret < 0) {
+		sg_db_res_free(r);
+		return ret;
+	}
+	if (res)
+		*res = r;
+	else
+		sg_db_res_free(r);
+	return r || rows ? rows : changed;
+}
+
+const struct db_ops db_pg_ops = {
+    .connect = pg_connect,
+    .disconnect = pg_disconnect,
+    .check = pg_check,
+    .run = pg_run,
+    .in_transaction = pg_in_transaction,
+    .begin_sql = "BEGIN",
+};

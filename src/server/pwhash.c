@@ -1,0 +1,89 @@
+/* Password hashing for admin users.
+ *
+ * Default: argon2id (RFC 9106) with the OWASP minimum parameters m = 19 MiB, t = 2, p = 1, in
+ * libargon2's PHC string format. When settings.fips_required is on, argon2 is not an approved
+ * algorithm, so new hashes use PBKDF2-HMAC-SHA-384 (SP 800-132) with 210000 iterations and a
+ * 16-byte salt: "$pbkdf2-sha384$i=210000$<salt b64>$<hash b64>". Verification accepts both, so
+ * turning the setting on or off never locks anyone out.
+ *
+ * This file calls OpenSSL's PKCS5_PBKDF2_HMAC directly: the crypto module has HMAC-SHA-384 but
+ * no PBKDF2, and 210000 iterations through a per-call EVP context would take seconds.
+ */
+#include <argon2.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/crypto.h"
+#include "server/srv_int.h"
+
+#define ARGON_T	    2
+#define ARGON_M	    19456
+#define ARGON_P	    1
+#define PBKDF2_ITER 210000
+#define SALT_LEN    16
+#define HASH_LEN    32
+#define PBKDF2_LEN  48
+
+static char *pbkdf2_hash(const char *pw, const uint8_t salt[SALT_LEN], unsigned iter)
+{
+	uint8_t h[PBKDF2_LEN];
+	char s64[32], h64[72], *out;
+
+	if (!PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, SALT_LEN, (int)iter, EVP_sha384(),
+			       sizeof(h), h))
+		return NULL;
+	srv_b64(s64, salt, SALT_LEN);
+	srv_b64(h64, h, sizeof(h));
+	sg_memzero(h, sizeof(h));
+	out = malloc(160);
+	if (out)
+		snprintf(out, 160, "$pbkdf2-sha384$i=%u$%s$%s", iter, s64, h64);
+	return out;
+}
+
+char *srv_pw_hash(const char *password, bool fips)
+{
+	uint8_t salt[SALT_LEN];
+	char *out;
+	size_t len;
+
+	if (!sg_random_bytes(salt, sizeof(salt)))
+		return NULL;
+	if (fips)
+		return pbkdf2_hash(password, salt, PBKDF2_ITER);
+	len = argon2_encodedlen(ARGON_T, ARGON_M, ARGON_P, SALT_LEN, HASH_LEN, Argon2_id);
+	out = malloc(len);
+	if (out && argon2id_hash_encoded(ARGON_T, ARGON_M, ARGON_P, password, strlen(password),
+					 salt, SALT_LEN, HASH_LEN, out, len) != ARGON2_OK) {
+		free(out);
+		out = NULL;
+	}
+	return out;
+}
+
+bool srv_pw_verify(const char *encoded, const char *password)
+{
+	if (!strncmp(encoded, "$argon2id$", 10))
+		return argon2id_verify(encoded, password, strlen(password)) == ARGON2_OK;
+	if (!strncmp(encoded, "$pbkdf2-sha384$i=", 17)) {
+		unsigned iter;
+		char s64[32];
+		uint8_t salt[SALT_LEN + 2];
+		char *again;
+		bool ok;
+
+		if (sscanf(encoded + 17, "%u$%31[^$]$", &iter, s64) != 2 || iter < 1000 ||
+		    iter > 10000000 ||
+		    srv_b64_decode(salt, sizeof(salt), s64, strlen(s64)) != SALT_LEN)
+			return false;
+		again = pbkdf2_hash(password, salt, iter);
+		if (!again)
+			return false;
+		ok = strlen(again) == strlen(encoded) && sg_memeq(again, encoded, strlen(encoded));
+		srv_free_secret(again);
+		return ok;
+	}
+	return false;
+}

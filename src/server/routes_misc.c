@@ -1,0 +1,577 @@
+/* /api/audit (list and streamed export), /api/connections, /api/settings, /api/openapi.json. */
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secureguard/sg_errors.h"
+#include "server/audit.h"
+#include "server/srv_int.h"
+
+/* ---- audit ----------------------------------------------------------------------------------- */
+
+#define AUDIT_COLS                                                                                 \
+	"id, ts, event_type, actor_id, actor_type, actor_name, resource_type, resource_id, "       \
+	"resource_name, action, details, source_ip, user_agent, prev_hash, hash"
+
+void h_audit_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const char *const allowed[] = {"event_type", "actor_id", "resource_type", "since",
+					      "until",	    "limit",	"offset",	 NULL};
+	static const char *const text_filters[] = {"event_type", "actor_id", "resource_type"};
+	char where[512] = "", sql[1024], b1[24], b2[24], lim[24], off[24];
+	const char *p[8];
+	int n = 0, rc;
+	int64_t since, until, limit, offset;
+	struct sg_db_conn *c;
+	struct sg_db_res *res = NULL, *cnt = NULL;
+
+	if (!srv_query_check(r, out, allowed) ||
+	    !srv_query_int(r, out, "since", 0, INT64_MAX / 2, &since, -1) ||
+	    !srv_query_int(r, out, "until", 0, INT64_MAX / 2, &until, -1) ||
+	    !srv_query_int(r, out, "limit", 1, 1000, &limit, 100) ||
+	    !srv_query_int(r, out, "offset", 0, INT32_MAX, &offset, 0))
+		return;
+	for (size_t i = 0; i < SG_ARRAY_LEN(text_filters); i++) {
+		const char *v = srv_query(r, text_filters[i]);
+
+		if (!v)
+			continue;
+		p[n++] = v;
+		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND %s = $%d",
+			 text_filters[i], n);
+	}
+	if (since >= 0) {
+		p[n++] = srv_i64(b1, since);
+		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND ts >= $%d", n);
+	}
+	if (until >= 0) {
+		p[n++] = srv_i64(b2, until);
+		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND ts < $%d", n);
+	}
+	c = sg_db_acquire(s->db);
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM audit_log WHERE 1 = 1%s", where);
+	rc = sg_db_query(c, &cnt, sql, n, p);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+		goto out;
+	}
+	p[n] = srv_i64(lim, limit);
+	p[n + 1] = srv_i64(off, offset);
+	snprintf(sql, sizeof(sql),
+		 "SELECT " AUDIT_COLS " FROM audit_log WHERE 1 = 1%s ORDER BY id DESC LIMIT $%d "
+		 "OFFSET $%d",
+		 where, n + 1, n + 2);
+	rc = sg_db_query(c, &res, sql, n + 2, p);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+	} else {
+		json_t *items = json_array();
+
+		for (int i = 0; i < rc; i++)
+			json_array_append_new(items, srv_row_json(res, i, "iisssssssssssss"));
+		srv_json(out, 200,
+			 json_pack("{s:o,s:I,s:I,s:I}", "items", items, "total",
+				   (json_int_t)srv_res_i64(cnt, 0, 0), "limit", (json_int_t)limit,
+				   "offset", (json_int_t)offset));
+	}
+out:
+	sg_db_res_free(cnt);
+	sg_db_res_free(res);
+	sg_db_release(c);
+}
+
+/* The export streams the whole chain from id 1 in pages of EXPORT_PAGE rows, in the formats of
+ * docs/AUDIT.md, so `secureguard audit verify --file` can check it offline. Memory stays at one
+ * page whatever the size of the log. */
+#define EXPORT_PAGE 500
+
+struct export_state {
+	struct srv *s;
+	bool csv;
+	int stage; /* 0 header, 1 rows, 2 done */
+	int64_t last_id;
+	bool first;
+	char *buf;
+	size_t len, pos;
+};
+
+static void csv_field(FILE *f, const char *v)
+{
+	if (!v)
+		return; /* NULL: empty and unquoted */
+	fputc('"', f);
+	for (const char *p = v; *p; p++) {
+		if (*p == '"')
+			fputc('"', f);
+		fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static int export_fill(struct export_state *st)
+{
+	struct sg_db_conn *c;
+	struct sg_db_res *res = NULL;
+	char last[24], lim[24];
+	const char *p[] = {srv_i64(last, st->last_id), srv_i64(lim, EXPORT_PAGE)};
+	FILE *f;
+	int rc;
+
+	free(st->buf);
+	st->buf = NULL;
+	st->len = st->pos = 0;
+	f = open_memstream(&st->buf, &st->len);
+	if (!f)
+		return SG_ENOMEM;
+	if (st->stage == 0) {
+		if (st->csv)
+			fputs("id,ts,event_type,actor_id,actor_type,actor_name,resource_type,"
+			      "resource_id,resource_name,action,details,source_ip,user_agent,"
+			      "prev_hash,hash\r\n",
+			      f);
+		else
+			fputs("[", f);
+		st->stage = 1;
+		return fclose(f) ? SG_ENOMEM : 0;
+	}
+	c = sg_db_acquire(st->s->db);
+	rc = sg_db_query(c, &res,
+			 "SELECT " AUDIT_COLS " FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+			 2, p);
+	sg_db_release(c);
+	if (rc < 0) {
+		fclose(f);
+		return rc;
+	}
+	for (int i = 0; i < rc; i++) {
+		if (st->csv) {
+			fprintf(f, "%s,%s", sg_db_res_get(res, i, 0), sg_db_res_get(res, i, 1));
+			for (int k = 2; k < 15; k++) {
+				fputc(',', f);
+				csv_field(f, sg_db_res_get(res, i, k));
+			}
+			fputs("\r\n", f);
+		} else {
+			json_t *o = srv_row_json(res, i, "iisssssssssssss");
+			char *t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+			json_decref(o);
+			if (!t) {
+				fclose(f);
+				sg_db_res_free(res);
+				return SG_ENOMEM;
+			}
+			fprintf(f, "%s\n%s", st->first ? "" : ",", t);
+			free(t);
+			st->first = false;
+		}
+		st->last_id = srv_res_i64(res, i, 0);
+	}
+	if (rc < EXPORT_PAGE) {
+		if (!st->csv)
+			fputs("\n]\n", f);
+		st->stage = 2;
+	}
+	sg_db_res_free(res);
+	return fclose(f) ? SG_ENOMEM : 0;
+}
+
+static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct export_state *st = cls;
+	size_t n;
+
+	(void)pos;
+	while (st->pos == st->len) {
+		if (st->stage == 2)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (export_fill(st))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	n = SG_MIN(max, st->len - st->pos);
+	memcpy(buf, st->buf + st->pos, n);
+	st->pos += n;
+	return (ssize_t)n;
+}
+
+static void export_free(void *cls)
+{
+	struct export_state *st = cls;
+
+	free(st->buf);
+	free(st);
+}
+
+void h_audit_export(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const char *const allowed[] = {"format", NULL};
+	const char *fmt = srv_query(r, "format");
+	struct export_state *st;
+	struct MHD_Response *m;
+	struct sg_db_conn *c;
+	json_t *d;
+	int rc;
+
+	if (!srv_query_check(r, out, allowed))
+		return;
+	if (!fmt)
+		fmt = "json";
+	if (strcmp(fmt, "json") && strcmp(fmt, "csv")) {
+		srv_error(out, 400, "format", "must be json or csv");
+		return;
+	}
+	/* The export is itself recorded, before the stream starts (so it is part of it). */
+	c = sg_db_acquire(s->db);
+	d = json_pack("{s:s}", "format", fmt);
+	rc = sg_db_begin(c);
+	if (!rc)
+		rc = srv_audit(c, r, "audit.exported", "audit_log", NULL, NULL, "export", d);
+	if (!rc)
+		rc = sg_db_commit(c);
+	json_decref(d);
+	if (rc) {
+		sg_db_rollback(c);
+		srv_dberr(out, c, rc);
+		sg_db_release(c);
+		return;
+	}
+	sg_db_release(c);
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		srv_error(out, 500, NULL, "out of memory");
+		return;
+	}
+	st->s = s;
+	st->csv = !strcmp(fmt, "csv");
+	st->first = true;
+	m = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, export_read, st,
+					      export_free);
+	if (!m) {
+		export_free(st);
+		srv_error(out, 500, NULL, "out of memory");
+		return;
+	}
+	MHD_add_response_header(m, "Content-Type",
+				st->csv ? "text/csv; charset=utf-8" : "application/json");
+	MHD_add_response_header(m, "Content-Disposition",
+				st->csv ? "attachment; filename=\"audit.csv\""
+					: "attachment; filename=\"audit.json\"");
+	MHD_add_response_header(m, "Cache-Control", "no-store");
+	srv_custom(out, 200, m);
+}
+
+/* ---- connections -------------------------------------------------------------------------------
+ */
+
+#define CONN_COLS                                                                                  \
+	"id, client_id, ts, event, source_ip, source_port, crypto_mode, bytes_sent, "              \
+	"bytes_received, packets_sent, packets_received, session_duration_ms, disconnect_reason"
+#define CONN_KINDS "isissisiiiiis"
+
+void h_conn_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const char *const allowed[] = {"client_id", "since", "limit", "offset", NULL};
+	char where[128] = "", sql[768], b1[24], lim[24], off[24];
+	const char *p[4];
+	int n = 0, rc;
+	int64_t since, limit, offset;
+	struct sg_db_conn *c;
+	struct sg_db_res *res = NULL, *cnt = NULL;
+
+	if (!srv_query_check(r, out, allowed) ||
+	    !srv_query_int(r, out, "since", 0, INT64_MAX / 2, &since, -1) ||
+	    !srv_query_int(r, out, "limit", 1, 1000, &limit, 100) ||
+	    !srv_query_int(r, out, "offset", 0, INT32_MAX, &offset, 0))
+		return;
+	if (srv_query(r, "client_id")) {
+		p[n++] = srv_query(r, "client_id");
+		snprintf(where + strlen(where), sizeof(where) - strlen(where),
+			 " AND client_id = $%d", n);
+	}
+	if (since >= 0) {
+		p[n++] = srv_i64(b1, since);
+		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND ts >= $%d", n);
+	}
+	c = sg_db_acquire(s->db);
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM connection_log WHERE 1 = 1%s", where);
+	rc = sg_db_query(c, &cnt, sql, n, p);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+		goto out;
+	}
+	p[n] = srv_i64(lim, limit);
+	p[n + 1] = srv_i64(off, offset);
+	snprintf(sql, sizeof(sql),
+		 "SELECT " CONN_COLS " FROM connection_log WHERE 1 = 1%s ORDER BY id DESC LIMIT "
+		 "$%d OFFSET $%d",
+		 where, n + 1, n + 2);
+	rc = sg_db_query(c, &res, sql, n + 2, p);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+	} else {
+		json_t *items = json_array();
+
+		for (int i = 0; i < rc; i++)
+			json_array_append_new(items, srv_row_json(res, i, CONN_KINDS));
+		srv_json(out, 200,
+			 json_pack("{s:o,s:I,s:I,s:I}", "items", items, "total",
+				   (json_int_t)srv_res_i64(cnt, 0, 0), "limit", (json_int_t)limit,
+				   "offset", (json_int_t)offset));
+	}
+out:
+	sg_db_res_free(cnt);
+	sg_db_res_free(res);
+	sg_db_release(c);
+}
+
+void h_conn_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const struct field_spec spec[] = {
+	    {"client_id", F_STR, false, false},	       {"event", F_STR, true, false},
+	    {"source_ip", F_STR, false, true},	       {"source_port", F_INT, false, true},
+	    {"crypto_mode", F_STR, false, true},       {"bytes_sent", F_INT, false, false},
+	    {"bytes_received", F_INT, false, false},   {"packets_sent", F_INT, false, false},
+	    {"packets_received", F_INT, false, false}, {"session_duration_ms", F_INT, false, true},
+	    {"disconnect_reason", F_STR, false, true},
+	};
+	static const char *const counters[] = {"bytes_sent", "bytes_received", "packets_sent",
+					       "packets_received", "session_duration_ms"};
+	char cbuf[5][24], now[24], port[24], ipbuf[64];
+	const char *cv[5] = {"0", "0", "0", "0", NULL};
+	const char *client, *event, *ip, *mode, *reason;
+	struct sg_db_conn *c;
+	json_t *v;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+		return;
+	client = json_string_value(json_object_get(r->json, "client_id"));
+	event = json_string_value(json_object_get(r->json, "event"));
+	ip = json_string_value(json_object_get(r->json, "source_ip"));
+	mode = json_string_value(json_object_get(r->json, "crypto_mode"));
+	reason = json_string_value(json_object_get(r->json, "disconnect_reason"));
+	if (r->who.kind == PRINCIPAL_CLIENT) {
+		/* A client reports only about itself. */
+		if (client && strcmp(client, r->who.id)) {
+			srv_error(out, 403, "client_id",
+				  "a client session reports only its own events");
+			return;
+		}
+		client = r->who.id;
+	} else if (!client) {
+		srv_error(out, 400, "client_id", "required");
+		return;
+	}
+	if (strcmp(event, "connect") && strcmp(event, "disconnect") && strcmp(event, "handshake")) {
+		srv_error(out, 400, "event", "must be connect, disconnect or handshake");
+		return;
+	}
+	if (ip) {
+		int fam;
+		uint8_t a[16];
+
+		if (srv_addr_parse(&fam, a, ip)) {
+			srv_error(out, 400, "source_ip", "not an IP address");
+			return;
+		}
+		srv_addr_format(ipbuf, fam, a);
+		ip = ipbuf;
+	}
+	if (mode && strcmp(mode, "classic") && strcmp(mode, "fips")) {
+		srv_error(out, 400, "crypto_mode", "must be classic or fips");
+		return;
+	}
+	if (reason && !srv_valid_text(reason, 256, true)) {
+		srv_error(out, 400, "disconnect_reason", "at most 256 printable characters");
+		return;
+	}
+	v = json_object_get(r->json, "source_port");
+	if (v && !json_is_null(v) && (json_integer_value(v) < 1 || json_integer_value(v) > 65535)) {
+		srv_error(out, 400, "source_port", "must be 1 to 65535");
+		return;
+	}
+	for (size_t i = 0; i < SG_ARRAY_LEN(counters); i++) {
+		json_t *cvj = json_object_get(r->json, counters[i]);
+
+		if (!cvj || json_is_null(cvj))
+			continue;
+		if (json_integer_value(cvj) < 0) {
+			srv_error(out, 400, counters[i], "must not be negative");
+			return;
+		}
+		cv[i] = srv_i64(cbuf[i], json_integer_value(cvj));
+	}
+	c = sg_db_acquire(s->db);
+	{
+		const char *p[] = {client,
+				   srv_i64(now, srv_now()),
+				   event,
+				   ip,
+				   v && !json_is_null(v) ? srv_i64(port, json_integer_value(v))
+							 : NULL,
+				   mode,
+				   cv[0],
+				   cv[1],
+				   cv[2],
+				   cv[3],
+				   cv[4],
+				   reason};
+
+		rc = sg_db_begin(c);
+		if (!rc) {
+			rc = sg_db_exec(
+			    c,
+			    "INSERT INTO connection_log (client_id, ts, event, source_ip, "
+			    "source_port, crypto_mode, bytes_sent, bytes_received, "
+			    "packets_sent, packets_received, session_duration_ms, "
+			    "disconnect_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+			    "$10, $11, $12)",
+			    12, p);
+		}
+		if (rc >= 0 && strcmp(event, "disconnect")) {
+			const char *q[] = {now, client};
+
+			rc = sg_db_exec(c, "UPDATE clients SET last_handshake = $1 WHERE id = $2",
+					2, q);
+		}
+		if (rc >= 0)
+			rc = sg_db_commit(c);
+	}
+	if (rc == SG_EEXIST) {
+		sg_db_rollback(c);
+		srv_error(out, 400, "client_id", "no such client");
+	} else if (rc < 0) {
+		sg_db_rollback(c);
+		srv_dberr(out, c, rc);
+	} else {
+		srv_json(out, 201,
+			 json_pack("{s:s,s:s}", "status", "recorded", "client_id", client));
+	}
+	sg_db_release(c);
+}
+
+/* ---- settings
+ * ------------------------------------------------------------------------------------ */
+
+#define SETTINGS_COLS                                                                              \
+	"instance_name, admin_email, fips_required, allow_classic_fallback, created_at, "          \
+	"updated_at"
+
+static json_t *settings_get(struct sg_db_conn *c, int *rc)
+{
+	struct sg_db_res *res = NULL;
+	json_t *j = NULL;
+
+	*rc = sg_db_query(c, &res, "SELECT " SETTINGS_COLS " FROM settings WHERE id = 1", 0, NULL);
+	if (*rc == 1)
+		j = srv_row_json(res, 0, "ssbbii");
+	sg_db_res_free(res);
+	return j;
+}
+
+void h_settings_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c;
+	json_t *j;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	c = sg_db_acquire(s->db);
+	j = settings_get(c, &rc);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (!j)
+		srv_error(out, 500, NULL, "the settings row is missing");
+	else
+		srv_json(out, 200, j);
+	sg_db_release(c);
+}
+
+struct settings_ctx {
+	struct srv_req *r;
+	json_t *result;
+};
+
+static int settings_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct settings_ctx *x = ctx;
+	json_t *body = x->r->json, *v, *d = json_object();
+	char now[24];
+	int rc = 0;
+
+	(void)s;
+	json_decref(x->result);
+	x->result = NULL;
+#define UPD(col, val, jv)                                                                          \
+	do {                                                                                       \
+		const char *pp[] = {val};                                                          \
+		rc = sg_db_exec(c, "UPDATE settings SET " col " = $1 WHERE id = 1", 1, pp);        \
+		if (rc < 0)                                                                        \
+			goto out;                                                                  \
+		json_object_set_new(d, col, jv);                                                   \
+	} while (0)
+	if ((v = json_object_get(body, "instance_name")))
+		UPD("instance_name", json_string_value(v), json_copy(v));
+	if ((v = json_object_get(body, "admin_email")))
+		UPD("admin_email", json_string_value(v), json_copy(v));
+	if ((v = json_object_get(body, "fips_required")))
+		UPD("fips_required", json_is_true(v) ? "1" : "0", json_copy(v));
+	if ((v = json_object_get(body, "allow_classic_fallback")))
+		UPD("allow_classic_fallback", json_is_true(v) ? "1" : "0", json_copy(v));
+	UPD("updated_at", srv_i64(now, srv_now()), json_integer(srv_now()));
+#undef UPD
+	rc = srv_audit(c, x->r, "settings.updated", "settings", "1", NULL, "update", d);
+	if (!rc)
+		x->result = settings_get(c, &rc);
+	rc = srv_neg(rc);
+out:
+	json_decref(d);
+	return rc;
+}
+
+void h_settings_put(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const struct field_spec spec[] = {
+	    {"instance_name", F_STR, false, false},
+	    {"admin_email", F_STR, false, true},
+	    {"fips_required", F_BOOL, false, false},
+	    {"allow_classic_fallback", F_BOOL, false, false},
+	};
+	struct settings_ctx x = {.r = r};
+	const char *v;
+	struct sg_db_conn *c;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+		return;
+	v = json_string_value(json_object_get(r->json, "instance_name"));
+	if (v && !srv_valid_text(v, 128, false)) {
+		srv_error(out, 400, "instance_name", "must be 1 to 128 printable characters");
+		return;
+	}
+	v = json_string_value(json_object_get(r->json, "admin_email"));
+	if (v && (!srv_valid_text(v, 254, false) || !strchr(v, '@'))) {
+		srv_error(out, 400, "admin_email", "not an e-mail address");
+		return;
+	}
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, settings_tx, &x, false);
+	if (rc)
+		srv_dberr(out, c, rc);
+	else {
+		srv_json(out, 200, x.result);
+		x.result = NULL;
+	}
+	json_decref(x.result);
+	sg_db_release(c);
+}
+
+void h_openapi(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	(void)s;
+	if (!srv_query_check(r, out, NULL))
+		return;
+	srv_body(out, 200, "application/json", srv_openapi_json, strlen(srv_openapi_json), NULL);
+}

@@ -1,0 +1,462 @@
+/* /api/networks: networks (subnets, DNS servers, FIPS requirement, MTU) and their peers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secureguard/sg_errors.h"
+#include "server/srv_int.h"
+
+#define NET_COLS                                                                                   \
+	"id, name, subnet4, subnet6, dns_servers, fips_required, mtu, created_at, updated_at"
+#define NET_KINDS "sssslbiii"
+
+static json_t *net_get(struct sg_db_conn *c, const char *id, int *rc)
+{
+	struct sg_db_res *res = NULL;
+	const char *p[] = {id};
+	json_t *j = NULL;
+
+	*rc = sg_db_query(c, &res, "SELECT " NET_COLS " FROM networks WHERE id = $1", 1, p);
+	if (*rc == 1)
+		j = srv_row_json(res, 0, NET_KINDS);
+	sg_db_res_free(res);
+	return j;
+}
+
+void h_networks_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c;
+	struct sg_db_res *res = NULL;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	c = sg_db_acquire(s->db);
+	rc = sg_db_query(c, &res,
+			 "SELECT " NET_COLS ", (SELECT COUNT(*) FROM clients WHERE network_id = "
+			 "networks.id) AS client_count FROM networks ORDER BY name",
+			 0, NULL);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+	} else {
+		json_t *items = json_array();
+
+		for (int i = 0; i < rc; i++)
+			json_array_append_new(items, srv_row_json(res, i, NET_KINDS "i"));
+		srv_json(out, 200, json_pack("{s:o,s:i}", "items", items, "total", rc));
+	}
+	sg_db_res_free(res);
+	sg_db_release(c);
+}
+
+void h_networks_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c;
+	json_t *j;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	c = sg_db_acquire(s->db);
+	j = net_get(c, r->params[0], &rc);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (!j)
+		srv_error(out, 404, NULL, "no such network");
+	else
+		srv_json(out, 200, j);
+	sg_db_release(c);
+}
+
+struct net_ctx {
+	struct srv_req *r;
+	const char *id, *name, *dns;
+	char sub4[64], sub6[64];
+	bool set_name, set_sub4, set_sub6, set_dns, set_fips, set_mtu;
+	bool has_sub4, has_sub6;
+	int fips;
+	int64_t mtu; /* 0 = NULL */
+	int status;
+	const char *msg, *field;
+	json_t *result;
+};
+
+static const struct field_spec net_spec[] = {
+    {"name", F_STR, false, false},	     {"subnet4", F_STR, false, true},
+    {"subnet6", F_STR, false, true},	     {"dns_servers", F_STRLIST, false, false},
+    {"fips_required", F_BOOL, false, false}, {"mtu", F_INT, false, true},
+};
+
+/* Validates the body of POST/PUT into x; false with out set. */
+static bool net_parse(struct srv_req *r, struct srv_resp *out, struct net_ctx *x, char **dns)
+{
+	json_t *v;
+	const char *why;
+
+	*dns = NULL;
+	if (!srv_check_fields(r, out, net_spec, SG_ARRAY_LEN(net_spec)))
+		return false;
+	if ((v = json_object_get(r->json, "name"))) {
+		x->set_name = true;
+		x->name = json_string_value(v);
+		if (!srv_valid_text(x->name, 64, false)) {
+			srv_error(out, 400, "name", "must be 1 to 64 printable characters");
+			return false;
+		}
+	}
+	for (int fam = 4; fam <= 6; fam += 2) {
+		const char *key = fam == 4 ? "subnet4" : "subnet6";
+		struct srv_prefix pf;
+
+		v = json_object_get(r->json, key);
+		if (!v)
+			continue;
+		if (fam == 4)
+			x->set_sub4 = true;
+		else
+			x->set_sub6 = true;
+		if (json_is_null(v))
+			continue;
+		if (srv_prefix_parse(&pf, json_string_value(v), false, &why)) {
+			srv_error(out, 400, key, "%s", why);
+			return false;
+		}
+		if (pf.family != fam) {
+			srv_error(out, 400, key, "must be an IPv%d prefix", fam);
+			return false;
+		}
+		if ((fam == 4 && (pf.len < 8 || pf.len > 30)) ||
+		    (fam == 6 && (pf.len < 48 || pf.len > 126))) {
+			srv_error(out, 400, key, "prefix length must be %s",
+				  fam == 4 ? "8 to 30" : "48 to 126");
+			return false;
+		}
+		srv_prefix_format(fam == 4 ? x->sub4 : x->sub6, &pf);
+		if (fam == 4)
+			x->has_sub4 = true;
+		else
+			x->has_sub6 = true;
+	}
+	if ((v = json_object_get(r->json, "dns_servers"))) {
+		x->set_dns = true;
+		*dns = srv_prefix_list(v, true, &why);
+		if (!*dns) {
+			srv_error(out, 400, "dns_servers", "%s", why);
+			return false;
+		}
+		if (json_array_size(v) > 8) {
+			srv_error(out, 400, "dns_servers", "at most 8 servers");
+			return false;
+		}
+		x->dns = *dns;
+	}
+	if ((v = json_object_get(r->json, "fips_required"))) {
+		x->set_fips = true;
+		x->fips = json_is_true(v);
+	}
+	if ((v = json_object_get(r->json, "mtu"))) {
+		x->set_mtu = true;
+		x->mtu = json_is_null(v) ? 0 : json_integer_value(v);
+		if (!json_is_null(v) && (x->mtu < 1280 || x->mtu > 9000)) {
+			srv_error(out, 400, "mtu", "must be 1280 to 9000 or null");
+			return false;
+		}
+	}
+	return true;
+}
+
+static int net_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct net_ctx *x = ctx;
+	char now[24], mtu[24], fips[2] = {(char)('0' + x->fips), 0};
+	const char *p[] = {x->id,
+			   x->name,
+			   x->has_sub4 ? x->sub4 : NULL,
+			   x->has_sub6 ? x->sub6 : NULL,
+			   x->dns ? x->dns : "",
+			   fips,
+			   x->mtu ? srv_i64(mtu, x->mtu) : NULL,
+			   srv_i64(now, srv_now())};
+	int rc;
+
+	(void)s;
+	json_decref(x->result);
+	x->result = NULL;
+	if (!x->set_fips) {
+		struct sg_db_res *res = NULL;
+
+		/* Default: what the instance requires. */
+		rc = sg_db_query(c, &res, "SELECT fips_required FROM settings WHERE id = 1", 0,
+				 NULL);
+		if (rc < 0)
+			return rc;
+		fips[0] = rc == 1 && srv_res_i64(res, 0, 0) ? '1' : '0';
+		sg_db_res_free(res);
+	}
+	rc = sg_db_exec(
+	    c,
+	    "INSERT INTO networks (id, name, subnet4, subnet6, dns_servers, "
+	    "fips_required, mtu, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, "
+	    "$7, $8, $8)",
+	    8, p);
+	if (rc == SG_EEXIST) {
+		x->status = 409;
+		x->field = "name";
+		x->msg = "a network with this name exists";
+		return 1;
+	}
+	if (rc < 0)
+		return rc;
+	x->result = net_get(c, x->id, &rc);
+	if (rc < 0)
+		return rc;
+	return srv_audit(c, x->r, "network.created", "network", x->id, x->name, "create",
+			 x->result);
+}
+
+void h_networks_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct net_ctx x = {.r = r};
+	char id[SRV_ID_LEN + 1], *dns = NULL;
+	struct sg_db_conn *c;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !net_parse(r, out, &x, &dns))
+		goto out;
+	if (!x.set_name) {
+		srv_error(out, 400, "name", "required");
+		goto out;
+	}
+	if (!x.has_sub4 && !x.has_sub6) {
+		srv_error(out, 400, "subnet4", "a network needs subnet4, subnet6 or both");
+		goto out;
+	}
+	srv_uuid(id);
+	x.id = id;
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, net_create_tx, &x, false);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (rc > 0)
+		srv_error(out, x.status, x.field, "%s", x.msg);
+	else {
+		srv_json(out, 201, x.result);
+		x.result = NULL;
+	}
+	sg_db_release(c);
+out:
+	json_decref(x.result);
+	free(dns);
+}
+
+static int net_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct net_ctx *x = ctx;
+	json_t *cur, *d = json_object();
+	char now[24];
+	int rc;
+
+	(void)s;
+	json_decref(x->result);
+	x->result = NULL;
+	cur = net_get(c, x->id, &rc);
+	if (rc < 0)
+		goto out;
+	if (!cur) {
+		x->status = 404;
+		x->msg = "no such network";
+		rc = 1;
+		goto out;
+	}
+	if (x->set_sub4 || x->set_sub6) {
+		bool h4 =
+		    x->set_sub4 ? x->has_sub4 : !json_is_null(json_object_get(cur, "subnet4"));
+		bool h6 =
+		    x->set_sub6 ? x->has_sub6 : !json_is_null(json_object_get(cur, "subnet6"));
+		struct sg_db_res *res = NULL;
+		const char *p[] = {x->id};
+
+		if (!h4 && !h6) {
+			x->status = 400;
+			x->field = "subnet4";
+			x->msg = "a network needs subnet4, subnet6 or both";
+			rc = 1;
+			goto out;
+		}
+		rc = sg_db_query(c, &res, "SELECT COUNT(*) FROM clients WHERE network_id = $1", 1,
+				 p);
+		if (rc < 0)
+			goto out;
+		rc = srv_res_i64(res, 0, 0) > 0;
+		sg_db_res_free(res);
+		if (rc) {
+			x->status = 409;
+			x->field = x->set_sub4 ? "subnet4" : "subnet6";
+			x->msg = "subnets cannot change while the network has clients";
+			goto out;
+		}
+	}
+#define UPD(col, val, jv)                                                                          \
+	do {                                                                                       \
+		const char *pp[] = {val, x->id};                                                   \
+		rc = sg_db_exec(c, "UPDATE networks SET " col " = $1 WHERE id = $2", 2, pp);       \
+		if (rc < 0)                                                                        \
+			goto out;                                                                  \
+		json_object_set_new(d, col, jv);                                                   \
+	} while (0)
+	if (x->set_name)
+		UPD("name", x->name, json_string(x->name));
+	if (x->set_sub4)
+		UPD("subnet4", x->has_sub4 ? x->sub4 : NULL,
+		    x->has_sub4 ? json_string(x->sub4) : json_null());
+	if (x->set_sub6)
+		UPD("subnet6", x->has_sub6 ? x->sub6 : NULL,
+		    x->has_sub6 ? json_string(x->sub6) : json_null());
+	if (x->set_dns)
+		UPD("dns_servers", x->dns, json_string(x->dns));
+	if (x->set_fips)
+		UPD("fips_required", x->fips ? "1" : "0", json_boolean(x->fips));
+	if (x->set_mtu) {
+		char m[24];
+
+		UPD("mtu", x->mtu ? srv_i64(m, x->mtu) : NULL,
+		    x->mtu ? json_integer(x->mtu) : json_null());
+	}
+	UPD("updated_at", srv_i64(now, srv_now()), json_integer(srv_now()));
+#undef UPD
+	rc = srv_audit(c, x->r, "network.updated", "network", x->id,
+		       x->set_name ? x->name : json_string_value(json_object_get(cur, "name")),
+		       "update", d);
+	if (!rc)
+		x->result = net_get(c, x->id, &rc);
+	rc = srv_neg(rc);
+out:
+	if (rc == SG_EEXIST) {
+		x->status = 409;
+		x->field = "name";
+		x->msg = "a network with this name exists";
+		rc = 1;
+	}
+	json_decref(cur);
+	json_decref(d);
+	return rc;
+}
+
+void h_networks_update(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct net_ctx x = {.r = r, .id = r->params[0]};
+	char *dns = NULL;
+	struct sg_db_conn *c;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !net_parse(r, out, &x, &dns))
+		goto out;
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, net_update_tx, &x, false);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (rc > 0)
+		srv_error(out, x.status, x.field, "%s", x.msg);
+	else {
+		srv_json(out, 200, x.result);
+		x.result = NULL;
+	}
+	sg_db_release(c);
+out:
+	json_decref(x.result);
+	free(dns);
+}
+
+static int net_delete_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct net_ctx *x = ctx;
+	struct sg_db_res *res = NULL;
+	const char *p[] = {x->id};
+	json_t *d;
+	int rc;
+
+	(void)s;
+	rc = sg_db_query(c, &res,
+			 "SELECT name, (SELECT COUNT(*) FROM clients WHERE network_id = $1) FROM "
+			 "networks WHERE id = $1",
+			 1, p);
+	if (rc < 0)
+		return rc;
+	if (rc != 1) {
+		sg_db_res_free(res);
+		x->status = 404;
+		x->msg = "no such network";
+		return 1;
+	}
+	/* Clients and temporary access of the network go with it (ON DELETE CASCADE). */
+	rc = sg_db_exec(c, "DELETE FROM networks WHERE id = $1", 1, p);
+	if (rc >= 0) {
+		d = json_pack("{s:I}", "clients_deleted", (json_int_t)srv_res_i64(res, 0, 1));
+		rc = srv_audit(c, x->r, "network.deleted", "network", x->id,
+			       sg_db_res_get(res, 0, 0), "delete", d);
+		json_decref(d);
+	}
+	sg_db_res_free(res);
+	return rc;
+}
+
+void h_networks_delete(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct net_ctx x = {.r = r, .id = r->params[0]};
+	struct sg_db_conn *c;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, net_delete_tx, &x, false);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (rc > 0)
+		srv_error(out, x.status, NULL, "%s", x.msg);
+	else
+		srv_body(out, 204, "application/json", "", 0, NULL);
+	sg_db_release(c);
+}
+
+void h_networks_peers(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c;
+	struct sg_db_res *res = NULL;
+	const char *p[] = {r->params[0]};
+	json_t *net;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	c = sg_db_acquire(s->db);
+	net = net_get(c, r->params[0], &rc);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+		goto out;
+	}
+	if (!net) {
+		srv_error(out, 404, NULL, "no such network");
+		goto out;
+	}
+	json_decref(net);
+	rc =
+	    sg_db_query(c, &res,
+			"SELECT id, name, public_key_classic, public_key_fips, assigned_ip4, "
+			"assigned_ip6, allowed_ips, is_relay, endpoint, listen_port, enabled, "
+			"last_handshake FROM clients WHERE network_id = $1 ORDER BY is_relay DESC, "
+			"created_at, id",
+			1, p);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+	} else {
+		json_t *items = json_array();
+
+		for (int i = 0; i < rc; i++)
+			json_array_append_new(items, srv_row_json(res, i, "sssssslbsibi"));
+		srv_json(out, 200, json_pack("{s:o,s:i}", "items", items, "total", rc));
+	}
+out:
+	sg_db_res_free(res);
+	sg_db_release(c);
+}

@@ -1,0 +1,482 @@
+/* /api/temp-access: time-limited, use-limited links that hand out a fresh client config.
+ *
+ * The link carries a random token "sgt_..."; the database keeps only its SHA-384, and a redeem
+ * looks the hash up (no byte-wise comparison of secrets). Each use creates a client tied to the
+ * grant (clients.temp_access_id, ON DELETE CASCADE) that expires with it. Revoking a grant, or
+ * the background sweep after it expires, deletes the grant's clients with it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "crypto/crypto.h"
+#include "secureguard/sg_errors.h"
+#include "server/srv_int.h"
+
+#define TEMP_MIN_SECS 3600
+#define TEMP_MAX_SECS (7 * 86400)
+#define TEMP_COLS                                                                                  \
+	"id, network_id, created_by, name, allowed_ips, expires_at, max_uses, current_uses, "      \
+	"revoked, created_at"
+#define TEMP_KINDS "ssssliiibi"
+
+static json_t *temp_get(struct sg_db_conn *c, const char *id)
+{
+	struct sg_db_res *res = NULL;
+	const char *p[] = {id};
+	json_t *j = NULL;
+
+	if (sg_db_query(c, &res, "SELECT " TEMP_COLS " FROM temp_access WHERE id = $1", 1, p) == 1)
+		j = srv_row_json(res, 0, TEMP_KINDS);
+	sg_db_res_free(res);
+	return j;
+}
+
+static bool host_ok(const char *h)
+{
+	if (!h || !*h || strlen(h) > 255)
+		return false;
+	for (const char *p = h; *p; p++) {
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]",
+			    *p))
+			return false;
+	}
+	return true;
+}
+
+static void redeem_url(struct srv *s, struct srv_req *r, const char *token, char *out, size_t len)
+{
+	const char *host = srv_header(r, "Host");
+
+	if (s->base_url[0])
+		snprintf(out, len, "%s/api/temp-access/%s", s->base_url, token);
+	else
+		snprintf(out, len, "%s://%s/api/temp-access/%s", s->tls ? "https" : "http",
+			 host_ok(host) ? host : s->listen, token);
+}
+
+struct temp_ctx {
+	struct srv_req *r;
+	const char *id, *network_id, *name, *hash, *token;
+	char *allowed;
+	int64_t expires_at, max_uses;
+	int status;
+	char why[256];
+	json_t *result;
+	char *config;
+};
+
+static int temp_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct temp_ctx *x = ctx;
+	char exp[24], mu[24], now[24];
+	const char *p[] = {x->id,
+			   x->hash,
+			   x->network_id,
+			   x->r->who.user_id[0] ? x->r->who.user_id : NULL,
+			   x->name,
+			   x->allowed ? x->allowed : "",
+			   srv_i64(exp, x->expires_at),
+			   srv_i64(mu, x->max_uses),
+			   srv_i64(now, srv_now())};
+	int rc;
+
+	(void)s;
+	json_decref(x->result);
+	x->result = NULL;
+	rc = sg_db_exec(
+	    c,
+	    "INSERT INTO temp_access (id, token_hash, network_id, created_by, name, "
+	    "allowed_ips, expires_at, max_uses, current_uses, revoked, created_at) VALUES "
+	    "($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9)",
+	    9, p);
+	if (rc == SG_EEXIST) {
+		x->status = 400;
+		snprintf(x->why, sizeof(x->why), "network_id|no such network");
+		return 1;
+	}
+	if (rc < 0)
+		return rc;
+	x->result = temp_get(c, x->id);
+	if (!x->result)
+		return SG_EIO;
+	return srv_audit(c, x->r, "temp_access.created", "temp_access", x->id, x->name, "create",
+			 x->result);
+}
+
+static void ctx_error(struct srv_resp *out, int status, const char *why)
+{
+	const char *bar = strchr(why, '|');
+
+	if (bar) {
+		char field[64];
+
+		snprintf(field, sizeof(field), "%.*s", (int)(bar - why), why);
+		srv_error(out, status, field, "%s", bar + 1);
+	} else {
+		srv_error(out, status, NULL, "%s", why);
+	}
+}
+
+void h_temp_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const struct field_spec spec[] = {
+	    {"network_id", F_STR, true, false}, {"duration_seconds", F_INT, false, false},
+	    {"max_uses", F_INT, false, false},	{"allowed_ips", F_STRLIST, false, false},
+	    {"name", F_STR, false, true},
+	};
+	struct temp_ctx x = {.r = r, .max_uses = 1};
+	char id[SRV_ID_LEN + 1], token[64], hash[97], url[700], *b64 = NULL;
+	struct sg_db_conn *c = NULL;
+	int64_t dur = TEMP_MIN_SECS;
+	uint8_t *png = NULL;
+	size_t pnglen = 0;
+	const char *why;
+	json_t *v;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+		return;
+	x.network_id = json_string_value(json_object_get(r->json, "network_id"));
+	x.name = json_string_value(json_object_get(r->json, "name"));
+	if ((v = json_object_get(r->json, "duration_seconds")))
+		dur = json_integer_value(v);
+	if (dur < TEMP_MIN_SECS || dur > TEMP_MAX_SECS) {
+		srv_error(out, 400, "duration_seconds", "must be %d (1 hour) to %d (7 days)",
+			  TEMP_MIN_SECS, TEMP_MAX_SECS);
+		return;
+	}
+	if ((v = json_object_get(r->json, "max_uses")))
+		x.max_uses = json_integer_value(v);
+	if (x.max_uses < 0 || x.max_uses > 10000) {
+		srv_error(out, 400, "max_uses", "must be 0 (unlimited) to 10000");
+		return;
+	}
+	if (x.name && !srv_valid_text(x.name, 64, false)) {
+		srv_error(out, 400, "name", "must be 1 to 64 printable characters");
+		return;
+	}
+	if ((v = json_object_get(r->json, "allowed_ips"))) {
+		x.allowed = srv_prefix_list(v, false, &why);
+		if (!x.allowed) {
+			srv_error(out, 400, "allowed_ips", "%s", why);
+			return;
+		}
+	}
+	srv_uuid(id);
+	srv_new_token(token, "sgt_");
+	srv_token_hash(hash, token);
+	x.id = id;
+	x.hash = hash;
+	x.expires_at = srv_now() + dur;
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, temp_create_tx, &x, false);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+		goto out;
+	}
+	if (rc > 0) {
+		ctx_error(out, x.status, x.why);
+		goto out;
+	}
+	redeem_url(s, r, token, url, sizeof(url));
+	png = srv_qr_png(url, &pnglen);
+	b64 = png ? malloc(4 * (pnglen / 3 + 1) + 1) : NULL;
+	if (!b64) {
+		srv_error(out, 500, NULL, "QR code generation failed");
+		goto out;
+	}
+	srv_b64(b64, png, pnglen);
+	json_object_set_new(x.result, "token", json_string(token));
+	json_object_set_new(x.result, "url", json_string(url));
+	json_object_set_new(x.result, "qr_png_base64", json_string(b64));
+	srv_json(out, 201, x.result);
+	x.result = NULL;
+out:
+	sg_memzero(token, sizeof(token));
+	free(b64);
+	free(png);
+	free(x.allowed);
+	json_decref(x.result);
+	sg_db_release(c);
+}
+
+void h_temp_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const char *const allowed[] = {"network_id", NULL};
+	struct sg_db_conn *c;
+	struct sg_db_res *res = NULL;
+	const char *p[] = {srv_query(r, "network_id")};
+	int rc;
+
+	if (!srv_query_check(r, out, allowed))
+		return;
+	c = sg_db_acquire(s->db);
+	if (p[0])
+		rc =
+		    sg_db_query(c, &res,
+				"SELECT " TEMP_COLS " FROM temp_access WHERE network_id = $1 ORDER "
+				"BY created_at, id",
+				1, p);
+	else
+		rc = sg_db_query(c, &res,
+				 "SELECT " TEMP_COLS " FROM temp_access ORDER BY created_at, id", 0,
+				 NULL);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+	} else {
+		json_t *items = json_array();
+
+		for (int i = 0; i < rc; i++)
+			json_array_append_new(items, srv_row_json(res, i, TEMP_KINDS));
+		srv_json(out, 200, json_pack("{s:o,s:i}", "items", items, "total", rc));
+	}
+	sg_db_res_free(res);
+	sg_db_release(c);
+}
+
+static int temp_redeem_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct temp_ctx *x = ctx;
+	struct sg_db_res *res = NULL;
+	const char *p[] = {x->hash};
+	struct client_new cn = {0};
+	char cid[SRV_ID_LEN + 1], name[80];
+	json_t *d;
+	int rc, st;
+
+	srv_free_secret(x->config);
+	x->config = NULL;
+	rc = sg_db_query(c, &res,
+			 "SELECT id, network_id, name, allowed_ips, expires_at, max_uses, "
+			 "current_uses, revoked FROM temp_access WHERE token_hash = $1",
+			 1, p);
+	if (rc < 0)
+		return rc;
+	if (rc != 1) {
+		x->status = 404;
+		snprintf(x->why, sizeof(x->why), "unknown temporary access token");
+		rc = 1;
+		goto out;
+	}
+	if (srv_res_i64(res, 0, 7) || srv_res_i64(res, 0, 4) <= srv_now() ||
+	    (srv_res_i64(res, 0, 5) && srv_res_i64(res, 0, 6) >= srv_res_i64(res, 0, 5))) {
+		x->status = 410;
+		snprintf(x->why, sizeof(x->why), "this temporary access is %s",
+			 srv_res_i64(res, 0, 7)		       ? "revoked"
+			 : srv_res_i64(res, 0, 4) <= srv_now() ? "expired"
+							       : "used up");
+		rc = 1;
+		goto out;
+	}
+	{
+		const char *q[] = {sg_db_res_get(res, 0, 0)};
+
+		/* The guard in the WHERE clause keeps max_uses under concurrent redeems. */
+		rc = sg_db_exec(
+		    c,
+		    "UPDATE temp_access SET current_uses = current_uses + 1 WHERE id = $1 "
+		    "AND (max_uses = 0 OR current_uses < max_uses)",
+		    1, q);
+		if (rc < 0)
+			goto out;
+		if (rc == 0) {
+			x->status = 410;
+			snprintf(x->why, sizeof(x->why), "this temporary access is used up");
+			rc = 1;
+			goto out;
+		}
+	}
+	snprintf(name, sizeof(name), "%s-%lld",
+		 sg_db_res_get(res, 0, 2) ? sg_db_res_get(res, 0, 2) : "temp",
+		 (long long)srv_res_i64(res, 0, 6) + 1);
+	cn.network_id = sg_db_res_get(res, 0, 1);
+	cn.name = name;
+	cn.description = "temporary access";
+	cn.allowed_ips = sg_db_res_get(res, 0, 3);
+	cn.temp_access_id = sg_db_res_get(res, 0, 0);
+	cn.expires_at = srv_res_i64(res, 0, 4);
+	cn.keepalive = 25;
+	cn.enabled = true;
+	rc = srv_client_insert(s, c, &cn, cid, x->why, sizeof(x->why));
+	if (rc)
+		goto out;
+	d = json_pack("{s:s,s:I}", "client_id", cid, "use", (json_int_t)srv_res_i64(res, 0, 6) + 1);
+	rc = srv_audit(c, x->r, "temp_access.used", "temp_access", sg_db_res_get(res, 0, 0),
+		       sg_db_res_get(res, 0, 2), "redeem", d);
+	json_decref(d);
+	if (!rc) {
+		d = json_pack("{s:s}", "temp_access_id", sg_db_res_get(res, 0, 0));
+		rc = srv_audit(c, x->r, "client.created", "client", cid, name, "create", d);
+		json_decref(d);
+	}
+	if (rc)
+		goto out;
+	x->config = srv_render_config(s, c, cid, &st, x->why, sizeof(x->why));
+	rc = x->config ? 0 : SG_EIO;
+out:
+	sg_db_res_free(res);
+	return rc;
+}
+
+void h_temp_redeem(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct temp_ctx x = {.r = r, .token = r->params[0]};
+	char hash[97];
+	struct sg_db_conn *c;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	if (strncmp(x.token, "sgt_", 4) || strlen(x.token) != 47) {
+		srv_error(out, 404, NULL, "unknown temporary access token");
+		return;
+	}
+	if (srv_ip_limited(s, r->source_ip)) {
+		srv_error(out, 429, NULL, "too many failed attempts from this address");
+		return;
+	}
+	srv_token_hash(hash, x.token);
+	x.hash = hash;
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, temp_redeem_tx, &x, true);
+	if (rc > 0) {
+		if (x.status == 404)
+			srv_ip_failed(s, r->source_ip);
+		srv_error(out, x.status, NULL, "%s", x.why);
+	} else if (rc == SG_EFULL) {
+		srv_error(out, 409, NULL, "the network has no free address");
+	} else if (rc) {
+		srv_dberr(out, c, rc);
+	} else {
+		srv_body(out, 200, "text/plain; charset=utf-8", x.config, strlen(x.config),
+			 "attachment; filename=\"secureguard-temp.conf\"");
+	}
+	srv_free_secret(x.config);
+	sg_db_release(c);
+}
+
+static int temp_revoke_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct temp_ctx *x = ctx;
+	struct sg_db_res *res = NULL;
+	const char *p[] = {x->hash ? x->hash : x->id};
+	json_t *d;
+	int rc, n;
+
+	(void)s;
+	rc = sg_db_query(c, &res,
+			 x->hash ? "SELECT id, name, revoked FROM temp_access WHERE token_hash = $1"
+				 : "SELECT id, name, revoked FROM temp_access WHERE id = $1",
+			 1, p);
+	if (rc < 0)
+		return rc;
+	if (rc != 1) {
+		x->status = 404;
+		snprintf(x->why, sizeof(x->why), "no such temporary access");
+		rc = 1;
+		goto out;
+	}
+	p[0] = sg_db_res_get(res, 0, 0);
+	rc = sg_db_exec(c, "UPDATE temp_access SET revoked = 1 WHERE id = $1", 1, p);
+	if (rc < 0)
+		goto out;
+	n = sg_db_exec(c, "DELETE FROM clients WHERE temp_access_id = $1", 1, p);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	d = json_pack("{s:i}", "clients_deleted", n);
+	rc = srv_audit(c, x->r, "temp_access.revoked", "temp_access", p[0],
+		       sg_db_res_get(res, 0, 1), "revoke", d);
+	json_decref(d);
+out:
+	sg_db_res_free(res);
+	return rc;
+}
+
+void h_temp_delete(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct temp_ctx x = {.r = r};
+	char hash[97];
+	struct sg_db_conn *c;
+	int rc;
+
+	if (!srv_query_check(r, out, NULL))
+		return;
+	/* By token (what the creator holds) or by id (what the list shows). */
+	if (!strncmp(r->params[0], "sgt_", 4)) {
+		srv_token_hash(hash, r->params[0]);
+		x.hash = hash;
+	} else {
+		x.id = r->params[0];
+	}
+	c = sg_db_acquire(s->db);
+	rc = srv_tx(s, c, temp_revoke_tx, &x, false);
+	if (rc < 0)
+		srv_dberr(out, c, rc);
+	else if (rc > 0)
+		srv_error(out, x.status, NULL, "%s", x.why);
+	else
+		srv_body(out, 204, "application/json", "", 0, NULL);
+	sg_db_release(c);
+}
+
+/* ---- background sweep ------------------------------------------------------------------------ */
+
+struct sweep_ctx {
+	const char *id, *name;
+};
+
+static int sweep_one_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct sweep_ctx *x = ctx;
+	const char *p[] = {x->id};
+	json_t *d;
+	int rc, n;
+
+	(void)s;
+	n = sg_db_exec(c, "DELETE FROM clients WHERE temp_access_id = $1", 1, p);
+	if (n < 0)
+		return n;
+	rc = sg_db_exec(c, "DELETE FROM temp_access WHERE id = $1", 1, p);
+	if (rc <= 0)
+		return rc; /* another server swept it first */
+	d = json_pack("{s:i}", "clients_deleted", n);
+	rc = srv_audit_system(c, "temp_access.expired", "temp_access", x->id, x->name, "expire", d);
+	json_decref(d);
+	return rc;
+}
+
+int srv_sweep(struct srv *s)
+{
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	struct sg_db_res *res = NULL;
+	char now[24];
+	const char *p[] = {srv_i64(now, srv_now())};
+	int rc, done = 0;
+
+	rc = sg_db_query(c, &res,
+			 "SELECT id, name FROM temp_access WHERE expires_at <= $1 ORDER BY "
+			 "expires_at LIMIT 100",
+			 1, p);
+	for (int i = 0; i < rc; i++) {
+		struct sweep_ctx x = {sg_db_res_get(res, i, 0), sg_db_res_get(res, i, 1)};
+		int r2 = srv_tx(s, c, sweep_one_tx, &x, false);
+
+		if (r2) {
+			srv_log(SG_LOG_WARN, "sweep_failed", "err=%s", sg_err_name(r2));
+			break;
+		}
+		done++;
+	}
+	sg_db_res_free(res);
+	/* Dead sessions and refresh tokens carry no audit value. */
+	(void)sg_db_exec(c, "DELETE FROM client_sessions WHERE expires_at <= $1", 1, p);
+	(void)sg_db_exec(c, "DELETE FROM refresh_tokens WHERE expires_at <= $1", 1, p);
+	sg_db_release(c);
+	if (done)
+		srv_log(SG_LOG_INFO, "temp_access_expired", "count=%d", done);
+	return done;
+}

@@ -1,0 +1,335 @@
+/* Schema migrations (the management server contract, "Schema").
+ *
+ * One schema on both engines with portable types only: ids TEXT (UUIDv4), timestamps BIGINT unix
+ * seconds (audit_log.ts: milliseconds), booleans INTEGER 0/1, JSON and lists TEXT. Only the
+ * autoincrement columns (the @SERIAL@ token below) and the triggers differ per engine.
+ *
+ * Each migration runs in one transaction together with its schema_migrations row, so a crash
+ * leaves either all of it or none. Servers starting at once are serialized: a session-level
+ * pg_advisory_lock on PostgreSQL; BEGIN IMMEDIATE (the database write lock, waited for through
+ * busy_timeout) on SQLite. Versions already recorded are skipped, so opening is idempotent.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "secureguard/sg_errors.h"
+#include "server/db_int.h"
+
+#define ENG_SQLITE (1u << SG_DB_SQLITE)
+#define ENG_PG	   (1u << SG_DB_POSTGRES)
+#define ENG_ALL	   (ENG_SQLITE | ENG_PG)
+
+struct mstmt {
+	unsigned engines;
+	const char *sql;
+	int now_param; /* 1: $1 is bound to the current unix time */
+};
+
+struct migration {
+	int version;
+	const struct mstmt *stmts;
+	size_t n;
+};
+
+static const struct mstmt m1[] = {
+    {ENG_ALL,
+     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+     "applied_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE settings (id INTEGER PRIMARY KEY CHECK (id = 1), "
+     "instance_name TEXT NOT NULL, admin_email TEXT, "
+     "fips_required INTEGER NOT NULL DEFAULT 1, "
+     "allow_classic_fallback INTEGER NOT NULL DEFAULT 1, "
+     "settings TEXT NOT NULL DEFAULT '{}', created_at BIGINT NOT NULL, "
+     "updated_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "INSERT INTO settings (id, instance_name, created_at, updated_at) "
+     "VALUES (1, 'SecureGuard', $1, $1)",
+     1},
+    {ENG_ALL,
+     "CREATE TABLE networks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+     "subnet4 TEXT, subnet6 TEXT, dns_servers TEXT NOT NULL DEFAULT '', "
+     "fips_required INTEGER NOT NULL DEFAULT 1, mtu INTEGER, "
+     "created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE admin_users (id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, "
+     "password_hash TEXT NOT NULL, role TEXT NOT NULL "
+     "CHECK (role IN ('super_admin','admin','viewer')), "
+     "enabled INTEGER NOT NULL DEFAULT 1, failed_logins INTEGER NOT NULL DEFAULT 0, "
+     "locked_until BIGINT, last_login BIGINT, created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE temp_access (id TEXT PRIMARY KEY, "
+     "token_hash TEXT NOT NULL UNIQUE, "
+     "network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE, "
+     "created_by TEXT REFERENCES admin_users(id) ON DELETE SET NULL, name TEXT, "
+     "allowed_ips TEXT NOT NULL DEFAULT '', expires_at BIGINT NOT NULL, "
+     "max_uses INTEGER NOT NULL DEFAULT 1, " /* 0 = unlimited */
+     "current_uses INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0, "
+     "created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE clients (id TEXT PRIMARY KEY, "
+     "network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE, "
+     "name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '', "
+     "public_key_classic TEXT, public_key_fips TEXT, private_key_classic_enc TEXT, "
+     "private_key_fips_enc TEXT, assigned_ip4 TEXT, assigned_ip6 TEXT, "
+     "allowed_ips TEXT NOT NULL DEFAULT '', "
+     "persistent_keepalive INTEGER NOT NULL DEFAULT 25, "
+     "is_relay INTEGER NOT NULL DEFAULT 0, endpoint TEXT, listen_port INTEGER, "
+     "enabled INTEGER NOT NULL DEFAULT 1, "
+     "temp_access_id TEXT REFERENCES temp_access(id) ON DELETE CASCADE, "
+     "expires_at BIGINT, last_handshake BIGINT, created_at BIGINT NOT NULL, "
+     "updated_at BIGINT NOT NULL, UNIQUE (network_id, assigned_ip4), "
+     "UNIQUE (network_id, assigned_ip6))",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE refresh_tokens (id TEXT PRIMARY KEY, "
+     "user_id TEXT NOT NULL REFERENCES admin_users(id) ON DELETE CASCADE, "
+     "family_id TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, "
+     "expires_at BIGINT NOT NULL, used_at BIGINT, revoked INTEGER NOT NULL DEFAULT 0, "
+     "created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE api_keys (id TEXT PRIMARY KEY, "
+     "user_id TEXT NOT NULL REFERENCES admin_users(id) ON DELETE CASCADE, "
+     "name TEXT NOT NULL, prefix TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, "
+     "role TEXT NOT NULL, expires_at BIGINT, last_used BIGINT, "
+     "revoked INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE client_sessions (id TEXT PRIMARY KEY, "
+     "client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE, "
+     "token_hash TEXT NOT NULL UNIQUE, expires_at BIGINT NOT NULL, "
+     "created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE audit_log (id @SERIAL@, ts BIGINT NOT NULL, "
+     "event_type TEXT NOT NULL, actor_id TEXT, actor_type TEXT, actor_name TEXT, "
+     "resource_type TEXT, resource_id TEXT, resource_name TEXT, action TEXT, "
+     "details TEXT, source_ip TEXT, user_agent TEXT, prev_hash TEXT NOT NULL, "
+     "hash TEXT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE connection_log (id @SERIAL@, "
+     "client_id TEXT REFERENCES clients(id) ON DELETE SET NULL, ts BIGINT NOT NULL, "
+     "event TEXT NOT NULL, source_ip TEXT, source_port INTEGER, crypto_mode TEXT, "
+     "bytes_sent BIGINT NOT NULL DEFAULT 0, bytes_received BIGINT NOT NULL DEFAULT 0, "
+     "packets_sent BIGINT NOT NULL DEFAULT 0, "
+     "packets_received BIGINT NOT NULL DEFAULT 0, session_duration_ms BIGINT, "
+     "disconnect_reason TEXT)",
+     0},
+    {ENG_ALL, "CREATE INDEX idx_clients_network ON clients(network_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_audit_ts ON audit_log(ts)", 0},
+    {ENG_ALL, "CREATE INDEX idx_audit_event_ts ON audit_log(event_type, ts)", 0},
+    {ENG_ALL, "CREATE INDEX idx_audit_actor_ts ON audit_log(actor_id, ts)", 0},
+    {ENG_ALL, "CREATE INDEX idx_connlog_client_ts ON connection_log(client_id, ts)", 0},
+    {ENG_ALL, "CREATE INDEX idx_connlog_ts ON connection_log(ts)", 0},
+    {ENG_ALL, "CREATE INDEX idx_temp_access_expires ON temp_access(expires_at)", 0},
+    /* audit_log is append-only. A database superuser (or the owner) can still drop these
+     * triggers, which is why every row is also hash-chained (audit.c, docs/AUDIT.md). */
+    {ENG_SQLITE,
+     "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END",
+     0},
+    {ENG_SQLITE,
+     "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE refused'); END",
+     0},
+    {ENG_PG,
+     "CREATE FUNCTION sg_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+     "$fn$ BEGIN RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP "
+     "USING ERRCODE = 'insufficient_privilege'; END $fn$",
+     0},
+    {ENG_PG,
+     "CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log "
+     "FOR EACH ROW EXECUTE FUNCTION sg_audit_log_append_only()",
+     0},
+    {ENG_PG,
+     "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+     "FOR EACH STATEMENT EXECUTE FUNCTION sg_audit_log_append_only()",
+     0},
+};
+
+/* Indexes for the API's hot queries, found with bench/server_api.sh at 10,000 clients: a
+ * client's config looks up its network's hubs, lists page in (created_at, id) order, key-based
+ * client login looks up public keys, and the foreign keys of the child tables (PostgreSQL does
+ * not index them itself; cascades and per-user revocation scan them). */
+static const struct mstmt m2[] = {
+    {ENG_ALL,
+     "CREATE INDEX idx_clients_network_relay ON clients(network_id, is_relay, created_at, id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_clients_network_created ON clients(network_id, created_at, id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_clients_created ON clients(created_at, id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_clients_pub_classic ON clients(public_key_classic)", 0},
+    {ENG_ALL, "CREATE INDEX idx_clients_pub_fips ON clients(public_key_fips)", 0},
+    {ENG_ALL, "CREATE INDEX idx_clients_temp_access ON clients(temp_access_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_temp_access_network ON temp_access(network_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_refresh_tokens_user ON refresh_tokens(user_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_refresh_tokens_family ON refresh_tokens(family_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_api_keys_user ON api_keys(user_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_client_sessions_client ON client_sessions(client_id)", 0},
+};
+
+static const struct migration migrations[] = {
+    {1, m1, sizeof(m1) / sizeof(m1[0])},
+    {2, m2, sizeof(m2) / sizeof(m2[0])},
+};
+#define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+
+int db_schema_latest(void)
+{
+	return migrations[NMIGRATIONS - 1].version;
+}
+
+/* Replaces @SERIAL@ with the engine's autoincrement primary key. AUTOINCREMENT keeps SQLite from
+ * reusing the id of a deleted last row; an identity column is PostgreSQL's equivalent. audit.c
+ * assigns audit_log ids itself (max + 1 under its lock), hence BY DEFAULT. */
+static char *expand(const char *sql, enum sg_db_engine eng)
+{
+	static const char tok[] = "@SERIAL@";
+	const char *rep = eng == SG_DB_SQLITE
+			      ? "INTEGER PRIMARY KEY AUTOINCREMENT"
+			      : "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY";
+	const char *p = strstr(sql, tok);
+	size_t len = strlen(sql), rlen = strlen(rep), tlen = sizeof(tok) - 1;
+	char *out;
+
+	if (!p)
+		return strdup(sql);
+	out = malloc(len - tlen + rlen + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, sql, (size_t)(p - sql));
+	memcpy(out + (p - sql), rep, rlen);
+	memcpy(out + (p - sql) + rlen, p + tlen, len - (size_t)(p - sql) - tlen + 1);
+	return out;
+}
+
+static int current_version(struct sg_db_conn *c, int *version)
+{
+	struct sg_db_res *r = NULL;
+	const char *v;
+	int ret;
+
+	ret =
+	    sg_db_query(c, &r, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", 0, NULL);
+	if (ret < 0)
+		return ret;
+	v = sg_db_res_get(r, 0, 0);
+	*version = v ? atoi(v) : 0;
+	sg_db_res_free(r);
+	return 0;
+}
+
+static int apply(struct sg_db_conn *c, const struct migration *m, char *err, size_t errlen)
+{
+	enum sg_db_engine eng = sg_db_conn_engine(c);
+	char now[24], ver[16];
+	const char *params[2];
+	size_t i;
+	int ret = 0;
+
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+	snprintf(ver, sizeof(ver), "%d", m->version);
+	for (i = 0; i < m->n; i++) {
+		char *sql;
+
+		if (!(m->stmts[i].engines & (1u << eng)))
+			continue;
+		sql = expand(m->stmts[i].sql, eng);
+		if (!sql)
+			return SG_ENOMEM;
+		params[0] = now;
+		ret = sg_db_exec(c, sql, m->stmts[i].now_param, params);
+		free(sql);
+		if (ret < 0) {
+			snprintf(err, errlen, "migration %d, statement %zu: %s", m->version, i + 1,
+				 sg_db_errmsg(c));
+			return ret;
+		}
+	}
+	params[0] = ver;
+	params[1] = now;
+	ret = sg_db_exec(c, "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+			 2, params);
+	if (ret < 0) {
+		snprintf(err, errlen, "migration %d: recording it: %s", m->version,
+			 sg_db_errmsg(c));
+		return ret;
+	}
+	return 0;
+}
+
+static int migrate_locked(struct sg_db_conn *c, char *err, size_t errlen)
+{
+	size_t i;
+	int version = 0, ret;
+
+	for (i = 0; i < NMIGRATIONS; i++) {
+		ret = sg_db_begin(c);
+		if (ret < 0)
+			goto fail;
+		/* Created first so the version can be read on an empty database; migration 1
+		 * repeats it with IF NOT EXISTS. */
+		ret = sg_db_exec(c, migrations[0].stmts[0].sql, 0, NULL);
+		if (ret < 0)
+			goto fail;
+		ret = current_version(c, &version);
+		if (ret < 0)
+			goto fail;
+		if (version > db_schema_latest()) {
+			sg_db_rollback(c);
+			snprintf(err, errlen,
+				 "database schema version %d is newer than this server's (%d)",
+				 version, db_schema_latest());
+			return SG_EUNSUPPORTED;
+		}
+		if (migrations[i].version <= version) {
+			sg_db_rollback(c);
+			continue;
+		}
+		ret = apply(c, &migrations[i], err, errlen);
+		if (ret < 0) {
+			sg_db_rollback(c);
+			return ret;
+		}
+		ret = sg_db_commit(c);
+		if (ret < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "migrations: %s", sg_db_errmsg(c));
+	sg_db_rollback(c);
+	return ret;
+}
+
+int db_migrate(struct sg_db_conn *c, char *err, size_t errlen)
+{
+	char key[24];
+	const char *p[1] = {key};
+	int ret, ret2;
+
+	if (sg_db_conn_engine(c) != SG_DB_POSTGRES)
+		return migrate_locked(c, err, errlen);
+
+	snprintf(key, sizeof(key), "%lld", (long long)DB_LOCK_MIGRATIONS);
+	ret = sg_db_exec(c, "SELECT pg_advisory_lock($1)", 1, p);
+	if (ret < 0) {
+		snprintf(err, errlen, "migrations: taking the advisory lock: %s", sg_db_errmsg(c));
+		return ret;
+	}
+	ret = migrate_locked(c, err, errlen);
+	ret2 = sg_db_exec(c, "SELECT pg_advisory_unlock($1)", 1, p);
+	if (ret == 0 && ret2 < 0) {
+		snprintf(err, errlen, "migrations: releasing the advisory lock: %s",
+			 sg_db_errmsg(c));
+		ret = ret2;
+	}
+	return ret;
+}

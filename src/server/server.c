@@ -1,0 +1,522 @@
+/* `secureguard server`: options, data directory, master key, database, first admin, the HTTP
+ * listener, the expiry sweep and a graceful shutdown on SIGTERM/SIGINT. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "crypto/crypto.h"
+#include "secureguard/sg_errors.h"
+#include "server/http.h"
+#include "server/server.h"
+#include "server/srv_int.h"
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "Usage: secureguard server [options]\n"
+	    "  --listen HOST:PORT      address to listen on (default 127.0.0.1:8080; [::1]:8080)\n"
+	    "  --db URL                sqlite:PATH or postgresql://... (default\n"
+	    "                          sqlite:DATA_DIR/server.db)\n"
+	    "  --data-dir DIR          data directory (default /var/lib/secureguard)\n"
+	    "  --key-file FILE         master key (default DATA_DIR/master.key; created if\n"
+	    "                          missing; share it between the servers of a cluster)\n"
+	    "  --tls-cert FILE --tls-key FILE   serve HTTPS with this PEM certificate and key\n"
+	    "  --public-url URL        base URL in temporary access links (default: from Host)\n"
+	    "  --max-body BYTES        largest request body (default 1048576)\n"
+	    "  --max-connections N     concurrent connections (default 256)\n"
+	    "  --timeout SECS          idle connection timeout (default 30)\n"
+	    "  --db-pool N             database connections (default 16)\n"
+	    "  --sweep-interval SECS   expiry sweep period (default 60)\n"
+	    "  --access-ttl SECS       access token lifetime (default 900)\n"
+	    "  --lockout N             failed logins before an account locks (default 5)\n"
+	    "  --lockout-secs SECS     lock duration (default 900)\n"
+	    "  --login-ip-limit N      failed logins per source address per window (default 20)\n"
+	    "  --login-ip-window SECS  that window (default 300)\n"
+	    "  --port-file FILE        write the bound port there once listening\n"
+	    "  -v, --verbose           log every request\n"
+	    "First start without an admin: SG_ADMIN_EMAIL and SG_ADMIN_PASSWORD name the first\n"
+	    "super_admin; without them a one-time password is generated and printed on stderr.\n");
+}
+
+static int parse_listen(const char *s, struct sockaddr_storage *ss, char *err, size_t el)
+{
+	char host[128];
+	const char *colon;
+	long port;
+	char *end;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *e = strchr(s, ']');
+
+		if (!e || e[1] != ':' || (size_t)(e - s - 1) >= sizeof(host))
+			goto bad;
+		memcpy(host, s + 1, (size_t)(e - s - 1));
+		host[e - s - 1] = 0;
+		colon = e + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= sizeof(host))
+			goto bad;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = 0;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || !colon[1] || port < 0 || port > 65535)
+		goto bad;
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		return 0;
+	}
+bad:
+	snprintf(err, el, "--listen: expected IPv4:PORT or [IPv6]:PORT, got '%s'", s);
+	return SG_EINVAL;
+}
+
+static char *read_file(const char *path, char *err, size_t el)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	long n;
+
+	if (!f) {
+		snprintf(err, el, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || n > (1 << 20) || fseek(f, 0, SEEK_SET)) {
+		snprintf(err, el, "%s: unreadable or larger than 1 MiB", path);
+		goto out;
+	}
+	buf = calloc(1, (size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+		snprintf(err, el, "%s: read error", path);
+	}
+out:
+	fclose(f);
+	return buf;
+}
+
+struct boot_ctx {
+	const char *email, *hash;
+	bool created;
+};
+
+static int bootstrap_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct boot_ctx *x = ctx;
+	struct sg_db_res *res = NULL;
+	char id[SRV_ID_LEN + 1], now[24];
+	const char *p[] = {id, x->email, x->hash, srv_i64(now, srv_now())};
+	json_t *d;
+	int rc;
+
+	(void)s;
+	x->created = false;
+	rc = sg_db_query(c, &res, "SELECT COUNT(*) FROM admin_users", 0, NULL);
+	if (rc < 0)
+		return rc;
+	rc = srv_res_i64(res, 0, 0) > 0;
+	sg_db_res_free(res);
+	if (rc)
+		return 0;
+	srv_uuid(id);
+	rc = sg_db_exec(c,
+			"INSERT INTO admin_users (id, email, password_hash, role, enabled, "
+			"failed_logins, created_at) VALUES ($1, $2, $3, 'super_admin', 1, 0, $4)",
+			4, p);
+	if (rc < 0)
+		return rc;
+	d = json_pack("{s:s,s:s}", "role", "super_admin", "source", "bootstrap");
+	rc = srv_audit_system(c, "user.created", "user", id, x->email, "create", d);
+	json_decref(d);
+	x->created = !rc;
+	return rc;
+}
+
+static bool has_admin(struct srv *s)
+{
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	struct sg_db_res *res = NULL;
+	bool any = true;
+
+	if (sg_db_query(c, &res, "SELECT COUNT(*) FROM admin_users", 0, NULL) == 1)
+		any = srv_res_i64(res, 0, 0) > 0;
+	sg_db_res_free(res);
+	sg_db_release(c);
+	return any;
+}
+
+static int bootstrap(struct srv *s, char *err, size_t el)
+{
+	const char *email = getenv("SG_ADMIN_EMAIL"), *pw = getenv("SG_ADMIN_PASSWORD");
+	char gen[64] = "";
+	struct boot_ctx x = {0};
+	struct sg_db_conn *c;
+	char *hash;
+	int rc;
+
+	if (has_admin(s))
+		return 0;
+	if (!email || !*email)
+		email = "admin@localhost";
+	if (strlen(email) > 254 || !strchr(email, '@') || !srv_valid_text(email, 254, false)) {
+		snprintf(err, el, "SG_ADMIN_EMAIL is not an e-mail address");
+		return SG_EINVAL;
+	}
+	if (pw && *pw && strlen(pw) < 12) {
+		snprintf(err, el, "SG_ADMIN_PASSWORD must be at least 12 characters");
+		return SG_EINVAL;
+	}
+	if (!pw || !*pw) {
+		uint8_t b[18];
+
+		if (!sg_random_bytes(b, sizeof(b))) {
+			snprintf(err, el, "no randomness");
+			return SG_ECRYPTO;
+		}
+		srv_b64url(gen, b, sizeof(b));
+		sg_memzero(b, sizeof(b));
+		pw = gen;
+	}
+	/* The first password follows settings.fips_required, which defaults to on. */
+	c = sg_db_acquire(s->db);
+	{
+		struct sg_db_res *res = NULL;
+		bool fips = true;
+
+		if (sg_db_query(c, &res, "SELECT fips_required FROM settings WHERE id = 1", 0,
+				NULL) == 1)
+			fips = srv_res_i64(res, 0, 0) != 0;
+		sg_db_res_free(res);
+		hash = srv_pw_hash(pw, fips);
+	}
+	if (!hash) {
+		sg_db_release(c);
+		snprintf(err, el, "password hashing failed");
+		return SG_ECRYPTO;
+	}
+	x.email = email;
+	x.hash = hash;
+	rc = srv_tx(s, c, bootstrap_tx, &x, false);
+	sg_db_release(c);
+	free(hash);
+	if (rc == SG_EEXIST)
+		rc = 0; /* another server of the cluster made the first admin */
+	if (rc) {
+		snprintf(err, el, "creating the first admin failed: %s", sg_strerror(rc));
+	} else if (x.created) {
+		if (gen[0])
+			/* Shown once: the only copy is the hash in the database. */
+			fprintf(stderr,
+				"secureguard server: created super_admin %s with one-time "
+				"password: %s\n(change it after the first login: PUT "
+				"/api/users/{id})\n",
+				email, gen);
+		else
+			fprintf(stderr,
+				"secureguard server: created super_admin %s from "
+				"SG_ADMIN_EMAIL/SG_ADMIN_PASSWORD\n",
+				email);
+	}
+	sg_memzero(gen, sizeof(gen));
+	return rc;
+}
+
+static bool int_opt(const char *name, const char *v, long lo, long hi, long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtol(v, &end, 10);
+	if (errno || *end || !*v || *out < lo || *out > hi) {
+		fprintf(stderr, "secureguard server: %s must be an integer from %ld to %ld\n", name,
+			lo, hi);
+		return false;
+	}
+	return true;
+}
+
+enum {
+	O_LISTEN = 256,
+	O_DB,
+	O_DATA,
+	O_KEY,
+	O_CERT,
+	O_TLSKEY,
+	O_PUBURL,
+	O_BODY,
+	O_CONNS,
+	O_TIMEOUT,
+	O_POOL,
+	O_SWEEP,
+	O_ACCESS,
+	O_LOCK,
+	O_LOCKSECS,
+	O_IPLIM,
+	O_IPWIN,
+	O_PORTFILE
+};
+
+int sg_server_cmd(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"listen", required_argument, NULL, O_LISTEN},
+	    {"db", required_argument, NULL, O_DB},
+	    {"data-dir", required_argument, NULL, O_DATA},
+	    {"key-file", required_argument, NULL, O_KEY},
+	    {"tls-cert", required_argument, NULL, O_CERT},
+	    {"tls-key", required_argument, NULL, O_TLSKEY},
+	    {"public-url", required_argument, NULL, O_PUBURL},
+	    {"max-body", required_argument, NULL, O_BODY},
+	    {"max-connections", required_argument, NULL, O_CONNS},
+	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"db-pool", required_argument, NULL, O_POOL},
+	    {"sweep-interval", required_argument, NULL, O_SWEEP},
+	    {"access-ttl", required_argument, NULL, O_ACCESS},
+	    {"lockout", required_argument, NULL, O_LOCK},
+	    {"lockout-secs", required_argument, NULL, O_LOCKSECS},
+	    {"login-ip-limit", required_argument, NULL, O_IPLIM},
+	    {"login-ip-window", required_argument, NULL, O_IPWIN},
+	    {"port-file", required_argument, NULL, O_PORTFILE},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *listen = "127.0.0.1:8080", *db_url = NULL, *data_dir = "/var/lib/secureguard";
+	const char *key_file = NULL, *cert_file = NULL, *tlskey_file = NULL, *port_file = NULL;
+	char *cert = NULL, *tlskey = NULL, dbbuf[PATH_MAX + 16], keybuf[PATH_MAX], err[512] = "";
+	long v, pool = 16, conns = 256, timeout = 30, sweep = 60;
+	struct sockaddr_storage ss;
+	struct srv *s = NULL;
+	struct MHD_Daemon *d = NULL;
+	sigset_t set;
+	int ret = 1, opt;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return 1;
+	s->access_ttl = 900;
+	s->refresh_ttl = 30 * 86400;
+	s->session_ttl = 3600;
+	s->lockout_after = 5;
+	s->lockout_secs = 900;
+	s->ip_fail_limit = 20;
+	s->ip_fail_window = 300;
+	s->max_body = 1 << 20;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case O_LISTEN:
+			listen = optarg;
+			break;
+		case O_DB:
+			db_url = optarg;
+			break;
+		case O_DATA:
+			data_dir = optarg;
+			break;
+		case O_KEY:
+			key_file = optarg;
+			break;
+		case O_CERT:
+			cert_file = optarg;
+			break;
+		case O_TLSKEY:
+			tlskey_file = optarg;
+			break;
+		case O_PUBURL:
+			if (strlen(optarg) >= sizeof(s->base_url) ||
+			    (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))) {
+				fprintf(stderr,
+					"secureguard server: --public-url must be an http(s) "
+					"URL shorter than 256 characters\n");
+				goto usage;
+			}
+			snprintf(s->base_url, sizeof(s->base_url), "%s", optarg);
+			s->base_url[strcspn(s->base_url, "\r\n")] = 0;
+			if (s->base_url[strlen(s->base_url) - 1] == '/')
+				s->base_url[strlen(s->base_url) - 1] = 0;
+			break;
+		case O_BODY:
+			if (!int_opt("--max-body", optarg, 1024, 64 << 20, &v))
+				goto usage;
+			s->max_body = (size_t)v;
+			break;
+		case O_CONNS:
+			if (!int_opt("--max-connections", optarg, 1, 4096, &conns))
+				goto usage;
+			break;
+		case O_TIMEOUT:
+			if (!int_opt("--timeout", optarg, 1, 3600, &timeout))
+				goto usage;
+			break;
+		case O_POOL:
+			if (!int_opt("--db-pool", optarg, 1, 64, &pool))
+				goto usage;
+			break;
+		case O_SWEEP:
+			if (!int_opt("--sweep-interval", optarg, 1, 86400, &sweep))
+				goto usage;
+			break;
+		case O_ACCESS:
+			if (!int_opt("--access-ttl", optarg, 10, 86400, &v))
+				goto usage;
+			s->access_ttl = (int)v;
+			break;
+		case O_LOCK:
+			if (!int_opt("--lockout", optarg, 1, 1000, &v))
+				goto usage;
+			s->lockout_after = (int)v;
+			break;
+		case O_LOCKSECS:
+			if (!int_opt("--lockout-secs", optarg, 1, 86400 * 30, &v))
+				goto usage;
+			s->lockout_secs = (int)v;
+			break;
+		case O_IPLIM:
+			if (!int_opt("--login-ip-limit", optarg, 1, 100000, &v))
+				goto usage;
+			s->ip_fail_limit = (int)v;
+			break;
+		case O_IPWIN:
+			if (!int_opt("--login-ip-window", optarg, 1, 86400, &v))
+				goto usage;
+			s->ip_fail_window = (int)v;
+			break;
+		case O_PORTFILE:
+			port_file = optarg;
+			break;
+		case 'v':
+			sg_log_set_level(SG_LOG_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			ret = 0;
+			goto out;
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc || !cert_file != !tlskey_file) {
+		if (!cert_file != !tlskey_file)
+			fprintf(stderr,
+				"secureguard server: --tls-cert and --tls-key go together\n");
+		goto usage;
+	}
+	if (parse_listen(listen, &ss, err, sizeof(err)))
+		goto fail;
+	snprintf(s->listen, sizeof(s->listen), "%s", listen);
+	if (sg_crypto_init()) {
+		snprintf(err, sizeof(err), "the crypto library does not initialise");
+		goto fail;
+	}
+	if (mkdir(data_dir, 0700) && errno != EEXIST) {
+		snprintf(err, sizeof(err), "%s: %s", data_dir, strerror(errno));
+		goto fail;
+	}
+	if (!key_file) {
+		snprintf(keybuf, sizeof(keybuf), "%s/master.key", data_dir);
+		key_file = keybuf;
+	}
+	if (srv_keys_load(s, key_file, err, sizeof(err)))
+		goto fail;
+	if (!db_url) {
+		snprintf(dbbuf, sizeof(dbbuf), "sqlite:%s/server.db", data_dir);
+		db_url = dbbuf;
+	}
+	if (cert_file) {
+		cert = read_file(cert_file, err, sizeof(err));
+		tlskey = cert ? read_file(tlskey_file, err, sizeof(err)) : NULL;
+		if (!tlskey)
+			goto fail;
+		s->tls = true;
+	}
+	if (sg_db_open(&s->db, db_url, (int)pool, err, sizeof(err)))
+		goto fail;
+	if (bootstrap(s, err, sizeof(err)))
+		goto fail;
+	/* Signals are taken synchronously by this thread; every other thread (libmicrohttpd's)
+	 * inherits the mask and never sees them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	{
+		struct srv_http_opts ho = {(const struct sockaddr *)&ss, cert, tlskey, (int)conns,
+					   (int)timeout};
+
+		d = srv_http_start(s, &ho, err, sizeof(err));
+	}
+	if (!d)
+		goto fail;
+	if (port_file) {
+		FILE *f = fopen(port_file, "we");
+
+		if (!f || fprintf(f, "%u\n", srv_http_port(d)) < 0 || fclose(f)) {
+			snprintf(err, sizeof(err), "%s: cannot write", port_file);
+			goto fail;
+		}
+	}
+	srv_log(SG_LOG_INFO, "server_started", "listen=%s port=%u db=%s tls=%s", listen,
+		srv_http_port(d), sg_db_engine(s->db) == SG_DB_POSTGRES ? "postgresql" : "sqlite",
+		s->tls ? "yes" : "no");
+	for (;;) {
+		struct timespec ts = {sweep, 0};
+		int sig = sigtimedwait(&set, NULL, &ts);
+
+		if (sig == SIGTERM || sig == SIGINT) {
+			srv_log(SG_LOG_INFO, "server_stopping", "signal=%s",
+				sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			break;
+		}
+		if (sig < 0 && errno == EAGAIN)
+			srv_sweep(s);
+	}
+	/* Stops accepting, lets requests in flight finish, joins every connection thread. */
+	MHD_stop_daemon(d);
+	d = NULL;
+	srv_log(SG_LOG_INFO, "server_stopped", "%s", "");
+	ret = 0;
+	goto out;
+usage:
+	usage(stderr);
+	ret = 2;
+	goto out;
+fail:
+	fprintf(stderr, "secureguard server: %s\n", err);
+	ret = 1;
+out:
+	if (d)
+		MHD_stop_daemon(d);
+	if (s) {
+		sg_db_close(s->db);
+		sg_memzero(s, sizeof(*s));
+		free(s);
+	}
+	if (tlskey) {
+		sg_memzero(tlskey, strlen(tlskey));
+		free(tlskey);
+	}
+	free(cert);
+	return ret;
+}

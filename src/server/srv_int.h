@@ -1,0 +1,270 @@
+/* Internals of the management server shared by its files (not a public API).
+ *
+ * A request goes: http.c (body, limits, routing, authentication, metrics) -> a route handler
+ * (auth.c, routes_*.c) that validates its input, runs one database transaction with the audit
+ * row inside it, and fills a struct srv_resp. Handlers never see libmicrohttpd except through
+ * struct srv_req and the response helpers below.
+ */
+#ifndef SG_SERVER_SRV_INT_H
+#define SG_SERVER_SRV_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+#include "server/db.h"
+
+#define SRV_ID_LEN 36 /* UUIDv4 text */
+
+/* A row count or a negative SG_E* code -> 0 or the code. */
+static inline int srv_neg(int rc)
+{
+	return rc < 0 ? rc : 0;
+}
+
+enum srv_role { ROLE_NONE = 0, ROLE_VIEWER = 1, ROLE_ADMIN = 2, ROLE_SUPER = 3 };
+
+enum srv_principal_kind { PRINCIPAL_NONE, PRINCIPAL_USER, PRINCIPAL_APIKEY, PRINCIPAL_CLIENT };
+
+struct srv_principal {
+	enum srv_principal_kind kind;
+	enum srv_role role;
+	char id[SRV_ID_LEN + 1];      /* user id, API key id or client id */
+	char user_id[SRV_ID_LEN + 1]; /* the owning admin user (users and API keys) */
+	char name[256];		      /* e-mail, "apikey:<name>" or the client's name */
+};
+
+struct srv {
+	struct sg_db *db;
+	uint8_t jwt_key[48];   /* HS384 key, HKDF from the master key */
+	uint8_t enc_key[32];   /* AES-256-GCM key for private keys at rest */
+	uint8_t auth_priv[32]; /* X25519 key clients authenticate against */
+	uint8_t auth_pub[32];
+	int access_ttl;	   /* seconds */
+	int refresh_ttl;   /* seconds */
+	int session_ttl;   /* client session tokens, seconds */
+	int lockout_after; /* failed logins before an account is locked */
+	int lockout_secs;
+	int ip_fail_limit;  /* failed logins per source IP per window */
+	int ip_fail_window; /* seconds */
+	size_t max_body;
+	bool tls;
+	char base_url[256]; /* --public-url, for temporary access links; "" = from Host */
+	char listen[128];   /* host:port as given */
+};
+
+struct srv_req {
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *url;
+	char *body;
+	size_t body_len;
+	bool body_too_big;
+	json_t *json; /* the parsed body of POST/PUT, an object */
+	const char *params[2];
+	int nparams;
+	struct srv_principal who;
+	char source_ip[64];
+	char user_agent[256];
+};
+
+struct MHD_Response;
+struct srv_resp {
+	int status;
+	struct MHD_Response *mhd; /* set by the helpers */
+};
+
+/* ---- responses (http.c) ---- */
+/* JSON body; takes ownership of j. */
+void srv_json(struct srv_resp *out, int status, json_t *j);
+/* {"error": msg, "field": field} (field NULL: omitted). Never put secrets in msg. */
+void srv_error(struct srv_resp *out, int status, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A body copied from buf with the given content type; disposition may be NULL. */
+void srv_body(struct srv_resp *out, int status, const char *ctype, const void *buf, size_t len,
+	      const char *disposition);
+/* A response built by the handler (streams). */
+void srv_custom(struct srv_resp *out, int status, struct MHD_Response *resp);
+/* 500 after a database error (the message goes to the log, not to the client). */
+void srv_dberr(struct srv_resp *out, struct sg_db_conn *c, int rc);
+
+/* ---- request helpers (http.c) ---- */
+/* Query parameter value or NULL. */
+const char *srv_query(struct srv_req *r, const char *name);
+/* Fails with a 400 on a query parameter not in the NULL-terminated allowed list. */
+bool srv_query_check(struct srv_req *r, struct srv_resp *out, const char *const *allowed);
+const char *srv_header(struct srv_req *r, const char *name);
+/* Serialized log line (sg_log is single-threaded by design; the server is not). */
+void srv_log(int level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- validation (util.c) ---- */
+enum field_type { F_STR, F_INT, F_BOOL, F_STRLIST };
+struct field_spec {
+	const char *name;
+	enum field_type type;
+	bool required;
+	bool nullable;
+};
+/* Body must be an object with only the listed fields, each of its type; 400 otherwise. */
+bool srv_check_fields(struct srv_req *r, struct srv_resp *out, const struct field_spec *spec,
+		      size_t n);
+/* A text field without control characters, 1..max bytes, valid UTF-8 (jansson checks). */
+bool srv_valid_text(const char *s, size_t max, bool allow_empty);
+/* Parses a decimal integer query parameter in [lo, hi]; 400 on error. */
+bool srv_query_int(struct srv_req *r, struct srv_resp *out, const char *name, int64_t lo,
+		   int64_t hi, int64_t *val, int64_t dflt);
+bool srv_query_bool(struct srv_req *r, struct srv_resp *out, const char *name, int *val);
+
+/* ---- addresses (util.c) ---- */
+struct srv_prefix {
+	int family; /* 4 or 6 */
+	uint8_t addr[16];
+	int len;
+};
+/* Parses "A/N" strictly (canonical network address: host bits zero). why gets a reason. */
+int srv_prefix_parse(struct srv_prefix *p, const char *s, bool host_bits_ok, const char **why);
+void srv_prefix_format(char out[64], const struct srv_prefix *p);
+int srv_addr_parse(int *family, uint8_t addr[16], const char *s);
+void srv_addr_format(char out[64], int family, const uint8_t addr[16]);
+/* Validates a JSON array of prefixes into a comma-separated canonical list (malloc'd). */
+char *srv_prefix_list(json_t *arr, bool addresses_only, const char **why);
+/* "host:port" or "[v6]:port". */
+bool srv_valid_endpoint(const char *s);
+/* Lowest free host address of p not in used[0..n) (text, any form). SG_EFULL when none. */
+int srv_alloc_addr(char out[64], const struct srv_prefix *p, char **used, int n);
+
+/* ---- misc (util.c) ---- */
+void srv_uuid(char out[SRV_ID_LEN + 1]);
+int64_t srv_now(void);
+void srv_b64url(char *out, const uint8_t *in, size_t len); /* out: 4*ceil(len/3)+1 bytes */
+int srv_b64url_decode(uint8_t *out, size_t outmax, const char *in, size_t len); /* bytes or <0 */
+void srv_b64(char *out, const uint8_t *in, size_t len); /* standard, padded */
+int srv_b64_decode(uint8_t *out, size_t outmax, const char *in, size_t len);
+void srv_hex(char *out, const uint8_t *in, size_t len);
+/* hex(SHA-384(s)): how tokens are stored (constant-time lookup through the index). */
+void srv_token_hash(char out[97], const char *token);
+/* prefix + base64url(32 random bytes). */
+void srv_new_token(char out[64], const char *prefix);
+const char *srv_role_name(enum srv_role r);
+enum srv_role srv_role_parse(const char *s);
+char *srv_i64(char buf[24], int64_t v);
+
+/* Result row to a JSON object: kinds[i] per column: 's' text, 'i' integer, 'b' boolean,
+ * 'l' comma list -> array, 'j' JSON text, '-' skipped. */
+json_t *srv_row_json(const struct sg_db_res *res, int row, const char *kinds);
+int64_t srv_res_i64(const struct sg_db_res *res, int row, int col);
+
+/* Audit row for the current request inside the open transaction. details may be NULL; it is
+ * serialized compactly and kept (not stolen). */
+int srv_audit(struct sg_db_conn *c, struct srv_req *r, const char *event, const char *rtype,
+	      const char *rid, const char *rname, const char *action, json_t *details) SG_WUR;
+/* The same for the server itself (background sweep, bootstrap). */
+int srv_audit_system(struct sg_db_conn *c, const char *event, const char *rtype, const char *rid,
+		     const char *rname, const char *action, json_t *details) SG_WUR;
+
+/* ---- crypto helpers (keys.c) ---- */
+/* Reads or creates the master key file (64 random bytes, mode 0600) and derives every key. */
+int srv_keys_load(struct srv *s, const char *path, char *err, size_t errlen);
+/* AES-256-GCM of a private key text under the at-rest key, bound to client id and kind. */
+char *srv_seal(const struct srv *s, const char *plain, const char *client_id, const char *kind);
+/* Inverse; NULL on a bad blob. Wipe and free the result with srv_free_secret. */
+char *srv_open(const struct srv *s, const char *blob, const char *client_id, const char *kind);
+void srv_free_secret(char *p);
+
+/* ---- passwords (pwhash.c) ---- */
+/* Encoded hash: argon2id, or PBKDF2-HMAC-SHA-384 when fips. NULL on failure. */
+char *srv_pw_hash(const char *password, bool fips);
+bool srv_pw_verify(const char *encoded, const char *password);
+
+/* ---- JWT (auth.c) ---- */
+int srv_jwt_check(const struct srv *s, const char *tok, char sub[SRV_ID_LEN + 1]);
+/* Fills r->who from the Authorization header; false with out set on a bad credential. */
+bool srv_authenticate(struct srv *s, struct srv_req *r, struct srv_resp *out);
+
+/* ---- QR (qr.c) ---- */
+/* PNG of a QR code for text (malloc'd, *len bytes). */
+uint8_t *srv_qr_png(const char *text, size_t *len);
+/* PNG writer for a 1-bit image (exposed for tests): pix[y*w+x] nonzero = black. */
+uint8_t *srv_png_write(const uint8_t *pix, int w, int h, size_t *len);
+uint32_t srv_crc32(const uint8_t *p, size_t n, uint32_t crc);
+uint32_t srv_adler32(const uint8_t *p, size_t n);
+
+/* ---- config rendering (render.c) ---- */
+/* Renders the wg-quick config of a client (text, malloc'd); 404/500 set on error. */
+char *srv_render_config(struct srv *s, struct sg_db_conn *c, const char *client_id, int *status,
+			char *why, size_t whylen);
+
+/* ---- client creation (routes_clients.c), shared with temporary access ---- */
+struct client_new {
+	const char *network_id, *name, *description, *allowed_ips, *endpoint, *temp_access_id;
+	const char *pub_classic, *pub_fips; /* client-supplied; NULL = generate */
+	int64_t keepalive, listen_port, expires_at;
+	bool is_relay, enabled, has_listen_port;
+};
+/* Inside an open transaction: inserts the client with fresh addresses and keys; out_id gets the
+ * id. SG_EEXIST on an address collision (retry), SG_ENOENT when the network is missing. */
+int srv_client_insert(struct srv *s, struct sg_db_conn *c, const struct client_new *cn,
+		      char out_id[SRV_ID_LEN + 1], char *why, size_t whylen);
+json_t *srv_client_get(struct sg_db_conn *c, const char *id);
+
+/* ---- routes ---- */
+typedef void (*srv_handler)(struct srv *s, struct srv_req *r, struct srv_resp *out);
+#define H(name) void name(struct srv *s, struct srv_req *r, struct srv_resp *out)
+H(h_login);
+H(h_refresh);
+H(h_logout);
+H(h_client_challenge);
+H(h_client_auth);
+H(h_me);
+H(h_users_list);
+H(h_users_create);
+H(h_users_get);
+H(h_users_update);
+H(h_users_delete);
+H(h_apikeys_list);
+H(h_apikeys_create);
+H(h_apikeys_delete);
+H(h_networks_list);
+H(h_networks_create);
+H(h_networks_get);
+H(h_networks_update);
+H(h_networks_delete);
+H(h_networks_peers);
+H(h_clients_list);
+H(h_clients_create);
+H(h_clients_get);
+H(h_clients_update);
+H(h_clients_delete);
+H(h_clients_config);
+H(h_clients_regen);
+H(h_temp_create);
+H(h_temp_list);
+H(h_temp_redeem);
+H(h_temp_delete);
+H(h_audit_list);
+H(h_audit_export);
+H(h_conn_list);
+H(h_conn_create);
+H(h_settings_get);
+H(h_settings_put);
+H(h_openapi);
+#undef H
+
+/* The OpenAPI 3 document (openapi.c). */
+extern const char srv_openapi_json[];
+
+/* Background sweep of expired temporary access (routes_temp.c); returns grants removed. */
+int srv_sweep(struct srv *s);
+
+/* In-memory login failure limiter per source IP (auth.c). */
+bool srv_ip_limited(struct srv *s, const char *ip);
+void srv_ip_failed(struct srv *s, const char *ip);
+
+/* Runs fn in a transaction, retrying on SG_EAGAIN (and SG_EEXIST when retry_exist). */
+typedef int (*srv_tx_fn)(struct srv *s, struct sg_db_conn *c, void *ctx);
+int srv_tx(struct srv *s, struct sg_db_conn *c, srv_tx_fn fn, void *ctx, bool retry_exist);
+
+#endif

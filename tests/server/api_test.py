@@ -1,0 +1,906 @@
+#!/usr/bin/env python3
+"""API tests of the SecureGuard management server over real HTTP (python3 stdlib only).
+
+Run by tests/integration/test_server_api.sh against a running server:
+
+    api_test.py --url http://127.0.0.1:PORT --db sqlite:/path/server.db|postgresql://... \
+        --admin EMAIL --password PW --sg /path/to/secureguard --docs /path/to/docs \
+        [--server-log FILE]
+
+Covers every endpoint, every role (anonymous, viewer, admin, super_admin, API keys, client
+sessions), the error paths (bad JSON, wrong types, unknown fields, oversized bodies, unknown ids
+and routes) and checks that no response was a 5xx, that no secret reached the audit log or the
+server log, and that the audit export verifies offline. Exit status 0 = every check passed.
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import zlib
+
+ARGS = None
+FAILS = []
+STATUSES = []  # (method, path, status) of every response
+SECRETS = []  # strings that must never appear in the audit log or the server log
+NOID = "00000000-0000-4000-8000-000000000000"
+
+
+def log(msg):
+    print("[api_test] %s" % msg, flush=True)
+
+
+def check(cond, what):
+    if not cond:
+        FAILS.append(what)
+        log("FAIL: " + what)
+    return cond
+
+
+# ---- HTTP ----------------------------------------------------------------------------------
+
+def request(method, path, body=None, token=None, raw=None, headers=None):
+    """Returns (status, headers, bytes). body: JSON-serialisable; raw: bytes sent as is."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(ARGS.url + path, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    req.add_header("User-Agent", "sg-api-test/1")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, hdrs, payload = r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, payload = e.code, dict(e.headers), e.read()
+    STATUSES.append((method, path, status))
+    return status, hdrs, payload
+
+
+def call(method, path, body=None, token=None, raw=None):
+    """Returns (status, parsed JSON or None)."""
+    status, _, payload = request(method, path, body, token, raw)
+    try:
+        doc = json.loads(payload) if payload else None
+    except ValueError:
+        doc = None
+    return status, doc
+
+
+def expect(method, path, status, body=None, token=None, raw=None, field=None, what=""):
+    st, doc = call(method, path, body, token, raw)
+    ok = check(st == status, "%s %s %s: expected %d, got %d (%s)" % (method, path, what, status,
+                                                                    st, doc))
+    if ok and status >= 400:
+        check(isinstance(doc, dict) and isinstance(doc.get("error"), str) and doc["error"],
+              "%s %s: error body has an 'error' message: %s" % (method, path, doc))
+        if field is not None:
+            check(doc.get("field") == field, "%s %s %s: error names field %r, got %r" %
+                  (method, path, what, field, doc.get("field")))
+    return doc
+
+
+def login(email, password):
+    st, doc = call("POST", "/api/auth/login", {"email": email, "password": password})
+    check(st == 200, "login %s: %d %s" % (email, st, doc))
+    SECRETS.append(doc["access_token"])
+    SECRETS.append(doc["refresh_token"])
+    return doc
+
+
+# ---- SQL from the outside (expiry, tampering) -------------------------------------------------
+
+def sql(statement):
+    if ARGS.db.startswith("sqlite:"):
+        con = sqlite3.connect(ARGS.db[len("sqlite:"):], timeout=30)
+        try:
+            cur = con.execute(statement)
+            rows = cur.fetchall()
+            con.commit()
+            return rows
+        finally:
+            con.close()
+    out = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", ARGS.db,
+                          "-c", statement], check=True, capture_output=True, text=True).stdout
+    return [tuple(line.split("|")) for line in out.splitlines() if line]
+
+
+# ---- X25519 (RFC 7748 section 5), for the client key-possession proof ----------------------
+
+P25519 = 2 ** 255 - 19
+
+
+def x25519(k, u):
+    k = bytearray(k)
+    k[0] &= 248
+    k[31] &= 127
+    k[31] |= 64
+    k = int.from_bytes(k, "little")
+    x1 = int.from_bytes(u, "little") & ((1 << 255) - 1)
+    x2, z2, x3, z3, swap = 1, 0, x1, 1, 0
+    for t in reversed(range(255)):
+        kt = (k >> t) & 1
+        swap ^= kt
+        if swap:
+            x2, x3, z2, z3 = x3, x2, z3, z2
+        swap = kt
+        a, b = (x2 + z2) % P25519, (x2 - z2) % P25519
+        aa, bb = a * a % P25519, b * b % P25519
+        e = (aa - bb) % P25519
+        c, d = (x3 + z3) % P25519, (x3 - z3) % P25519
+        da, cb = d * a % P25519, c * b % P25519
+        x3 = (da + cb) ** 2 % P25519
+        z3 = x1 * (da - cb) ** 2 % P25519
+        x2 = aa * bb % P25519
+        z2 = e * (aa + 121665 * e) % P25519
+    if swap:
+        x2, z2 = x3, z3
+    return (x2 * pow(z2, P25519 - 2, P25519) % P25519).to_bytes(32, "little")
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def b64u_dec(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+# ---- PNG ----------------------------------------------------------------------------------------
+
+def check_png(data, what):
+    """Parses the PNG (signature, chunk CRCs, zlib stream), returns (w, h, pixel rows)."""
+    if not check(data[:8] == b"\x89PNG\r\n\x1a\n", what + ": PNG signature"):
+        return None
+    pos, idat, ihdr = 8, b"", None
+    while pos < len(data):
+        n, = struct.unpack(">I", data[pos:pos + 4])
+        ctype, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        crc, = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
+        check(zlib.crc32(ctype + body) == crc, what + ": CRC of chunk %r" % ctype)
+        if ctype == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif ctype == b"IDAT":
+            idat += body
+        pos += 12 + n
+    w, h, depth, color = ihdr[0], ihdr[1], ihdr[2], ihdr[3]
+    check(depth == 1 and color == 0, what + ": 1-bit greyscale")
+    raw = zlib.decompress(idat)  # checks the Adler-32 too
+    stride = (w + 7) // 8 + 1
+    check(len(raw) == stride * h, what + ": image data size")
+    rows = [raw[y * stride + 1:(y + 1) * stride] for y in range(h)]
+    check(all(raw[y * stride] == 0 for y in range(h)), what + ": filter type 0")
+    # A QR code: white quiet zone in the corner, then the dark border of the finder pattern.
+    px = lambda x, y: (rows[y][x // 8] >> (7 - x % 8)) & 1  # 1 = white
+    check(px(0, 0) == 1 and px(16, 16) == 0 and px(16 + 27, 16) == 0,
+          what + ": finder pattern where a QR code has it")
+    return w, h, rows
+
+
+# ---- the tests ------------------------------------------------------------------------------------
+
+def test_public():
+    log("public endpoints: health, metrics, OpenAPI")
+    st, doc = call("GET", "/api/health")
+    check(st == 200 and doc.get("status") == "ok", "health: %s" % doc)
+    st, _, body = request("GET", "/api/openapi.json")
+    check(st == 200, "openapi.json served")
+    served = json.loads(body)
+    with open(os.path.join(ARGS.docs, "openapi.json")) as f:
+        committed = json.load(f)
+    check(served == committed, "/api/openapi.json equals docs/openapi.json")
+    check(served.get("openapi", "").startswith("3."), "OpenAPI 3 document")
+    expect("GET", "/api/nothing-here", 404)
+    expect("DELETE", "/api/health", 405)
+    expect("GET", "/api/health?x=1", 400, field="x")
+
+
+def test_login_errors():
+    log("login: bad JSON, types, unknown fields, wrong password")
+    expect("POST", "/api/auth/login", 400, raw=b"{not json")
+    expect("POST", "/api/auth/login", 400, raw=b"[1,2]")
+    expect("POST", "/api/auth/login", 400, raw=b'{"email":"a@b","email":"c@d","password":"x"}')
+    expect("POST", "/api/auth/login", 400, {"email": 5, "password": "x"}, field="email")
+    expect("POST", "/api/auth/login", 400, {"email": "a@b.c"}, field="password")
+    expect("POST", "/api/auth/login", 400, {"email": "a@b.c", "password": "x", "otp": 1},
+           field="otp")
+    expect("POST", "/api/auth/login", 400, {"email": "nobody", "password": "x"}, field="email")
+    expect("POST", "/api/auth/login", 401, {"email": "nobody@example.com", "password": "x"})
+    expect("POST", "/api/auth/login", 401, {"email": ARGS.admin, "password": "wrong password"})
+    expect("GET", "/api/networks", 401)
+    expect("GET", "/api/networks", 401, token="garbage")
+    expect("GET", "/api/networks", 401, token="eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
+    expect("GET", "/api/networks", 401, token="sgk_" + "A" * 43)
+
+
+def make_users(root):
+    log("users: create, list, get, update, delete (super_admin only)")
+    users = {}
+    for role in ("admin", "viewer", "super_admin"):
+        email = "%s-%d@example.com" % (role, os.getpid())
+        pw = "pw-%s-%s" % (role, b64u(os.urandom(9)))
+        SECRETS.append(pw)
+        doc = expect("POST", "/api/users", 201, {"email": email, "password": pw, "role": role},
+                     token=root)
+        check(doc.get("role") == role and "password_hash" not in doc, "user doc: %s" % doc)
+        users[role] = (doc["id"], email, pw)
+    expect("POST", "/api/users", 409, {"email": users["admin"][1], "password": "x" * 12,
+                                       "role": "admin"}, token=root, field="email")
+    expect("POST", "/api/users", 400, {"email": "q@example.com", "password": "short",
+                                       "role": "admin"}, token=root, field="password")
+    expect("POST", "/api/users", 400, {"email": "q@example.com", "password": "x" * 12,
+                                       "role": "god"}, token=root, field="role")
+    expect("POST", "/api/users", 400, {"email": "q@example.com", "password": "x" * 12,
+                                       "role": "admin", "enabled": "yes"}, token=root,
+           field="enabled")
+    st, doc = call("GET", "/api/users", token=root)
+    check(st == 200 and doc["total"] >= 4, "users list: %s" % doc)
+    expect("GET", "/api/users/" + users["viewer"][0], 200, token=root)
+    expect("GET", "/api/users/" + NOID, 404, token=root)
+    # A throwaway user: update, then delete.
+    doc = expect("POST", "/api/users", 201, {"email": "tmp-%d@example.com" % os.getpid(),
+                                             "password": "y" * 14, "role": "viewer"},
+                 token=root)
+    doc = expect("PUT", "/api/users/" + doc["id"], 200, {"role": "admin", "enabled": False},
+                 token=root)
+    check(doc.get("role") == "admin" and doc.get("enabled") is False, "user updated: %s" % doc)
+    expect("PUT", "/api/users/" + doc["id"], 400, {"color": "red"}, token=root, field="color")
+    expect("DELETE", "/api/users/" + doc["id"], 204, token=root)
+    expect("DELETE", "/api/users/" + doc["id"], 404, token=root)
+    me = expect("GET", "/api/auth/me", 200, token=root)
+    expect("DELETE", "/api/users/" + me["id"], 409, token=root)
+    return users
+
+
+def test_networks(admin, viewer):
+    log("networks: validation, create, list, get, update, delete, peers")
+    bad = [
+        ({"subnet4": "10.1.0.0/24"}, "name"),
+        ({"name": "x"}, "subnet4"),
+        ({"name": "x", "subnet4": "10.1.0.1/24"}, "subnet4"),
+        ({"name": "x", "subnet4": "10.1.0.0/33"}, "subnet4"),
+        ({"name": "x", "subnet4": "fd00::/64"}, "subnet4"),
+        ({"name": "x", "subnet4": "10.1.0.0/31"}, "subnet4"),
+        ({"name": "x", "subnet6": "10.1.0.0/24"}, "subnet6"),
+        ({"name": "x", "subnet4": 42}, "subnet4"),
+        ({"name": "x", "subnet4": "10.1.0.0/24", "mtu": 100}, "mtu"),
+        ({"name": "x", "subnet4": "10.1.0.0/24", "mtu": "1420"}, "mtu"),
+        ({"name": "x", "subnet4": "10.1.0.0/24", "dns_servers": ["not-an-ip"]}, "dns_servers"),
+        ({"name": "x", "subnet4": "10.1.0.0/24", "dns_servers": "1.1.1.1"}, "dns_servers"),
+        ({"name": "x", "subnet4": "10.1.0.0/24", "fips_required": 1}, "fips_required"),
+        ({"name": "x", "subnet4": "10.1.0.0/24", "owner": "me"}, "owner"),
+        ({"name": "x\ny", "subnet4": "10.1.0.0/24"}, "name"),
+        ({"name": "x" * 65, "subnet4": "10.1.0.0/24"}, "name"),
+    ]
+    for body, field in bad:
+        expect("POST", "/api/networks", 400, body, token=admin, field=field, what=str(body))
+    expect("POST", "/api/networks", 403, {"name": "v", "subnet4": "10.1.0.0/24"}, token=viewer)
+    net = expect("POST", "/api/networks", 201,
+                 {"name": "classic-%d" % os.getpid(), "subnet4": "10.77.0.0/24",
+                  "subnet6": "fd00:77::/64", "dns_servers": ["10.77.0.1", "fd00:77::1"],
+                  "fips_required": False, "mtu": 1420}, token=admin)
+    check(net.get("dns_servers") == ["10.77.0.1", "fd00:77::1"] and net.get("mtu") == 1420
+          and net.get("fips_required") is False, "network doc: %s" % net)
+    expect("POST", "/api/networks", 409, {"name": net["name"], "subnet4": "10.78.0.0/24"},
+           token=admin, field="name")
+    fips = expect("POST", "/api/networks", 201, {"name": "fips-%d" % os.getpid(),
+                                                 "subnet4": "10.88.0.0/24"}, token=admin)
+    check(fips.get("fips_required") is True, "network defaults to the instance's FIPS setting")
+    st, doc = call("GET", "/api/networks", token=viewer)
+    check(st == 200 and any(n["id"] == net["id"] for n in doc["items"]), "viewer lists networks")
+    expect("GET", "/api/networks/" + net["id"], 200, token=viewer)
+    expect("GET", "/api/networks/" + NOID, 404, token=viewer)
+    doc = expect("PUT", "/api/networks/" + net["id"], 200, {"mtu": None, "dns_servers": []},
+                 token=admin)
+    check(doc.get("mtu") is None and doc.get("dns_servers") == [], "network updated: %s" % doc)
+    expect("PUT", "/api/networks/" + net["id"], 403, {"mtu": 1400}, token=viewer)
+    expect("PUT", "/api/networks/" + net["id"], 400, {"mtu": 1}, token=admin, field="mtu")
+    tmp = expect("POST", "/api/networks", 201, {"name": "tmp-%d" % os.getpid(),
+                                                "subnet6": "fd00:99::/64"}, token=admin)
+    expect("DELETE", "/api/networks/" + tmp["id"], 403, token=viewer)
+    expect("DELETE", "/api/networks/" + tmp["id"], 204, token=admin)
+    expect("DELETE", "/api/networks/" + tmp["id"], 404, token=admin)
+    return net, fips
+
+
+def test_clients(admin, viewer, net, fips):
+    log("clients: create (hub, client, supplied keys), list, get, update, config, QR, regen")
+    nid = net["id"]
+    bad = [
+        ({"name": "c"}, "network_id"),
+        ({"network_id": nid}, "name"),
+        ({"network_id": NOID, "name": "c"}, "network_id"),
+        ({"network_id": nid, "name": "c", "allowed_ips": ["10.0.0.1/8"]}, "allowed_ips"),
+        ({"network_id": nid, "name": "c", "allowed_ips": "0.0.0.0/0"}, "allowed_ips"),
+        ({"network_id": nid, "name": "c", "persistent_keepalive": -1}, "persistent_keepalive"),
+        ({"network_id": nid, "name": "c", "is_relay": True}, "endpoint"),
+        ({"network_id": nid, "name": "c", "endpoint": "no port"}, "endpoint"),
+        ({"network_id": nid, "name": "c", "listen_port": 70000}, "listen_port"),
+        ({"network_id": nid, "name": "c", "public_key": "short"}, "public_key"),
+        ({"network_id": nid, "name": "c", "public_key_fips": "x" * 68}, "public_key_fips"),
+        ({"network_id": nid, "name": "c", "enabled": "true"}, "enabled"),
+        ({"network_id": nid, "name": "c", "private_key": "x"}, "private_key"),
+    ]
+    for body, field in bad:
+        expect("POST", "/api/clients", 400, body, token=admin, field=field, what=str(body))
+    expect("POST", "/api/clients", 403, {"network_id": nid, "name": "v"}, token=viewer)
+    hub = expect("POST", "/api/clients", 201,
+                 {"network_id": nid, "name": "hub", "is_relay": True,
+                  "endpoint": "192.0.2.1:51820", "listen_port": 51820}, token=admin)
+    check(hub.get("assigned_ip4") == "10.77.0.1" and hub.get("assigned_ip6") == "fd00:77::1",
+          "hub gets the first addresses: %s" % hub)
+    check("private_key_classic_enc" not in hub and hub.get("server_generated_keys") is True,
+          "no private key material in the client document")
+    c1 = expect("POST", "/api/clients", 201,
+                {"network_id": nid, "name": "laptop", "description": "test",
+                 "allowed_ips": ["10.77.0.0/24"], "persistent_keepalive": 0}, token=admin)
+    check(c1.get("assigned_ip4") == "10.77.0.2", "next address: %s" % c1)
+    pages = [call("GET", "/api/clients?network_id=%s&limit=1&offset=%d" % (nid, i),
+                  token=viewer)[1] for i in (0, 1, 2)]
+    check([p["total"] for p in pages] == [2, 2, 2] and [len(p["items"]) for p in pages] ==
+          [1, 1, 0] and {pages[0]["items"][0]["id"], pages[1]["items"][0]["id"]} ==
+          {hub["id"], c1["id"]}, "pagination with total: %s" % pages)
+    st, doc = call("GET", "/api/clients?name=hub&network_id=" + nid, token=viewer)
+    check(st == 200 and doc["total"] == 1 and doc["items"][0]["id"] == hub["id"], "name filter")
+    st, doc = call("GET", "/api/clients?enabled=false&network_id=" + nid, token=viewer)
+    check(st == 200 and doc["total"] == 0, "enabled filter")
+    expect("GET", "/api/clients?limit=0", 400, token=viewer, field="limit")
+    expect("GET", "/api/clients?limit=abc", 400, token=viewer, field="limit")
+    expect("GET", "/api/clients?enabled=maybe", 400, token=viewer, field="enabled")
+    expect("GET", "/api/clients?sort=name", 400, token=viewer, field="sort")
+    expect("GET", "/api/clients/" + c1["id"], 200, token=viewer)
+    expect("GET", "/api/clients/" + NOID, 404, token=viewer)
+    doc = expect("PUT", "/api/clients/" + c1["id"], 200,
+                 {"name": "laptop2", "persistent_keepalive": 15, "allowed_ips": []}, token=admin)
+    check(doc.get("name") == "laptop2" and doc.get("persistent_keepalive") == 15,
+          "client updated: %s" % doc)
+    expect("PUT", "/api/clients/" + c1["id"], 400, {"network_id": fips["id"]}, token=admin,
+           field="network_id")
+    expect("PUT", "/api/clients/" + c1["id"], 400, {"is_relay": True}, token=admin,
+           field="endpoint")
+    expect("PUT", "/api/clients/" + c1["id"], 403, {"name": "x"}, token=viewer)
+
+    # Configs: the hub lists the client, the client lists the hub.
+    expect("GET", "/api/clients/%s/config" % c1["id"], 403, token=viewer)
+    st, hdrs, body = request("GET", "/api/clients/%s/config" % c1["id"], token=admin)
+    conf = body.decode()
+    check(st == 200 and "text/plain" in hdrs.get("Content-Type", ""), "config served")
+    priv = [l.split(" = ", 1)[1] for l in conf.splitlines() if l.startswith("PrivateKey = ")]
+    check(len(priv) == 1, "client config has one PrivateKey:\n" + conf)
+    SECRETS.extend(priv)
+    for line in ("Address = 10.77.0.2/32, fd00:77::2/128", "PublicKey = " + hub[
+            "public_key_classic"], "Endpoint = 192.0.2.1:51820",
+                 "AllowedIPs = 10.77.0.0/24, fd00:77::/64", "PersistentKeepalive = 15"):
+        check(line in conf.splitlines(), "client config has %r:\n%s" % (line, conf))
+    check("CryptoMode" not in conf and "Fips" not in conf, "classic network: plain wg-quick")
+    check(base64.b64encode(x25519(base64.b64decode(priv[0]), (9).to_bytes(32, "little")))
+          .decode() == c1["public_key_classic"], "the served private key matches the public key")
+    st, _, body = request("GET", "/api/clients/%s/config" % hub["id"], token=admin)
+    hconf = body.decode()
+    for line in ("ListenPort = 51820", "PublicKey = " + c1["public_key_classic"],
+                 "AllowedIPs = 10.77.0.2/32, fd00:77::2/128"):
+        check(line in hconf.splitlines(), "hub config has %r:\n%s" % (line, hconf))
+    SECRETS.extend(l.split(" = ", 1)[1] for l in hconf.splitlines()
+                   if l.startswith("PrivateKey = "))
+    st, hdrs, png = request("GET", "/api/clients/%s/config?format=qr" % c1["id"], token=admin)
+    check(st == 200 and hdrs.get("Content-Type") == "image/png", "QR served as PNG")
+    check_png(png, "client config QR")
+    expect("GET", "/api/clients/%s/config?format=svg" % c1["id"], 400, token=admin,
+           field="format")
+    expect("GET", "/api/clients/%s/config" % NOID, 404, token=admin)
+
+    # Client-supplied public key: no private key line, and the config says so.
+    k = os.urandom(32)
+    pub = base64.b64encode(x25519(k, (9).to_bytes(32, "little"))).decode()
+    own = expect("POST", "/api/clients", 201, {"network_id": nid, "name": "own-key",
+                                               "public_key": pub}, token=admin)
+    check(own.get("public_key_classic") == pub and own.get("server_generated_keys") is False,
+          "supplied key stored: %s" % own)
+    st, _, body = request("GET", "/api/clients/%s/config" % own["id"], token=admin)
+    check("PrivateKey =" not in body.decode() and "# PrivateKey: not stored" in body.decode(),
+          "supplied-key config omits the private key and says so:\n" + body.decode())
+    expect("POST", "/api/clients", 400, {"network_id": fips["id"], "name": "c",
+                                         "public_key": pub}, token=admin,
+           field="public_key_fips")
+
+    # FIPS network: FipsPrivateKey and CryptoMode = fips, no PrivateKey.
+    fhub = expect("POST", "/api/clients", 201, {"network_id": fips["id"], "name": "fhub",
+                                                "is_relay": True, "endpoint": "hub.example:443",
+                                                "listen_port": 443}, token=admin)
+    fc = expect("POST", "/api/clients", 201, {"network_id": fips["id"], "name": "fc"},
+                token=admin)
+    st, _, body = request("GET", "/api/clients/%s/config" % fc["id"], token=admin)
+    fconf = body.decode().splitlines()
+    check("CryptoMode = fips" in fconf and any(l.startswith("FipsPrivateKey = ") for l in fconf)
+          and not any(l.startswith("PrivateKey") for l in fconf) and
+          "FipsPublicKey = " + fhub["public_key_fips"] in fconf,
+          "FIPS config:\n" + "\n".join(fconf))
+    SECRETS.extend(l.split(" = ", 1)[1] for l in fconf if l.startswith("FipsPrivateKey = "))
+
+    # Regenerate keys: new public key, sessions gone, audited.
+    doc = expect("POST", "/api/clients/%s/regenerate-keys" % c1["id"], 200, token=admin)
+    check(doc.get("public_key_classic") != c1["public_key_classic"], "regenerated key differs")
+    doc = expect("POST", "/api/clients/%s/regenerate-keys" % own["id"], 200,
+                 {"public_key": c1["public_key_classic"]}, token=admin)
+    check(doc.get("public_key_classic") == c1["public_key_classic"], "supplied key replaced")
+    expect("POST", "/api/clients/%s/regenerate-keys" % c1["id"], 400, {"public_key": 1},
+           token=admin, field="public_key")
+    expect("POST", "/api/clients/%s/regenerate-keys" % NOID, 404, token=admin)
+    expect("POST", "/api/clients/%s/regenerate-keys" % c1["id"], 403, token=viewer)
+    st, doc = call("GET", "/api/networks/%s/peers" % nid, token=viewer)
+    check(st == 200 and doc["total"] == 3 and doc["items"][0]["is_relay"] is True,
+          "peers list, hub first: %s" % doc)
+    expect("GET", "/api/networks/%s/peers" % NOID, 404, token=viewer)
+    c1 = expect("GET", "/api/clients/" + c1["id"], 200, token=admin)
+    expect("DELETE", "/api/clients/" + own["id"], 403, token=viewer)
+    expect("DELETE", "/api/clients/" + own["id"], 204, token=admin)
+    expect("DELETE", "/api/clients/" + own["id"], 404, token=admin)
+    return hub, c1
+
+
+def test_concurrent(admin):
+    log("50 concurrent client creations in one network")
+    net = expect("POST", "/api/networks", 201, {"name": "burst-%d" % os.getpid(),
+                                                "subnet4": "10.50.0.0/24",
+                                                "subnet6": "fd00:50::/64",
+                                                "fips_required": False}, token=admin)
+    results = []
+    lock = threading.Lock()
+
+    def worker(i):
+        st, doc = call("POST", "/api/clients", {"network_id": net["id"], "name": "b%d" % i},
+                       token=admin)
+        with lock:
+            results.append((st, doc))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [d for st, d in results if st == 201]
+    check(len(ok) == 50, "50 creations succeeded: %s" % [r for r in results if r[0] != 201][:3])
+    a4 = {d["assigned_ip4"] for d in ok}
+    a6 = {d["assigned_ip6"] for d in ok}
+    check(len(a4) == 50 and len(a6) == 50, "50 distinct addresses (%d v4, %d v6)" % (len(a4),
+                                                                                  len(a6)))
+    st, doc = call("GET", "/api/clients?limit=500&network_id=" + net["id"], token=admin)
+    check(doc["total"] == 50 and len({c["assigned_ip4"] for c in doc["items"]}) == 50,
+          "stored: 50 clients, 50 addresses")
+
+
+def test_refresh_logout(email, password):
+    log("refresh rotation, reuse detection, logout")
+    t = login(email, password)
+    st, t2 = call("POST", "/api/auth/refresh", {"refresh_token": t["refresh_token"]})
+    check(st == 200 and t2["refresh_token"] != t["refresh_token"], "refresh rotates: %s" % t2)
+    SECRETS.extend([t2["access_token"], t2["refresh_token"]])
+    expect("GET", "/api/networks", 200, token=t2["access_token"])
+    # Reusing the old token revokes the family, including the new token.
+    expect("POST", "/api/auth/refresh", 401, {"refresh_token": t["refresh_token"]},
+           field="refresh_token")
+    expect("POST", "/api/auth/refresh", 401, {"refresh_token": t2["refresh_token"]},
+           field="refresh_token")
+    expect("POST", "/api/auth/refresh", 400, {"refresh_token": 7}, field="refresh_token")
+    expect("POST", "/api/auth/refresh", 400, {"refresh_token": "nope"}, field="refresh_token")
+    t3 = login(email, password)
+    doc = expect("POST", "/api/auth/logout", 200, {"refresh_token": t3["refresh_token"]},
+                 token=t3["access_token"])
+    check(doc.get("revoked") is True, "logout revoked the family")
+    expect("POST", "/api/auth/refresh", 401, {"refresh_token": t3["refresh_token"]})
+    expect("POST", "/api/auth/logout", 401)
+
+
+def test_api_keys(admin_tok, viewer_tok, root_tok):
+    log("API keys: create, use, roles, list, revoke")
+    expect("POST", "/api/api-keys", 400, {}, token=admin_tok, field="name")
+    expect("POST", "/api/api-keys", 403, {"name": "k", "role": "super_admin"}, token=admin_tok,
+           field="role")
+    expect("POST", "/api/api-keys", 400, {"name": "k", "expires_in_days": 0}, token=admin_tok,
+           field="expires_in_days")
+    k = expect("POST", "/api/api-keys", 201, {"name": "ci", "role": "admin",
+                                              "expires_in_days": 30}, token=admin_tok)
+    check(k["key"].startswith("sgk_") and k["prefix"] == k["key"][:12], "key format: %s" % k)
+    SECRETS.append(k["key"])
+    ro = expect("POST", "/api/api-keys", 201, {"name": "ro", "role": "viewer"}, token=admin_tok)
+    SECRETS.append(ro["key"])
+    expect("GET", "/api/networks", 200, token=k["key"])
+    expect("POST", "/api/networks", 400, {}, token=k["key"])  # admin rights: validation runs
+    expect("POST", "/api/networks", 403, {}, token=ro["key"])
+    expect("GET", "/api/api-keys", 403, token=k["key"])  # keys cannot manage keys
+    st, doc = call("GET", "/api/api-keys", token=admin_tok)
+    check(st == 200 and {x["id"] for x in doc["items"]} >= {k["id"], ro["id"]} and
+          all("key_hash" not in x and "key" not in x for x in doc["items"]),
+          "key list without secrets: %s" % doc)
+    expect("DELETE", "/api/api-keys/" + k["id"], 404, token=viewer_tok)  # not the owner
+    expect("DELETE", "/api/api-keys/" + k["id"], 204, token=admin_tok)
+    expect("GET", "/api/networks", 401, token=k["key"])
+    expect("DELETE", "/api/api-keys/" + ro["id"], 204, token=root_tok)  # super_admin: any key
+    expect("DELETE", "/api/api-keys/" + NOID, 404, token=admin_tok)
+    k2 = expect("POST", "/api/api-keys", 201, {"name": "matrix"}, token=viewer_tok)
+    SECRETS.append(k2["key"])
+    return k2["key"]
+
+
+def client_session(client_id, priv_b64, pub_b64):
+    """Key-possession proof of docs/SERVER.md; returns the session token."""
+    ch = expect("POST", "/api/auth/client/challenge", 200, {})
+    spub = base64.b64decode(ch["server_public_key"])
+    shared = x25519(base64.b64decode(priv_b64), spub)
+    msg = b"secureguard client auth v1" + b64u_dec(ch["challenge"]) + base64.b64decode(
+        pub_b64) + spub
+    proof = b64u(hmac.new(shared, msg, hashlib.sha384).digest())
+    doc = expect("POST", "/api/auth/client", 200, {"public_key": pub_b64,
+                                                   "challenge": ch["challenge"],
+                                                   "proof": proof})
+    check(doc.get("client_id") == client_id, "session for the right client: %s" % doc)
+    # The challenge is single-use.
+    expect("POST", "/api/auth/client", 401, {"public_key": pub_b64, "challenge": ch["challenge"],
+                                             "proof": proof})
+    SECRETS.append(doc["session_token"])
+    return doc["session_token"]
+
+
+def test_client_auth_connections(admin, viewer, c1):
+    log("client sessions (key-possession proof) and connection reports")
+    st, _, body = request("GET", "/api/clients/%s/config" % c1["id"], token=admin)
+    priv = [l.split(" = ", 1)[1] for l in body.decode().splitlines()
+            if l.startswith("PrivateKey = ")][0]
+    SECRETS.append(priv)
+    sess = client_session(c1["id"], priv, c1["public_key_classic"])
+    # A wrong proof fails (and is audited).
+    ch = expect("POST", "/api/auth/client/challenge", 200, {})
+    expect("POST", "/api/auth/client", 401, {"public_key": c1["public_key_classic"],
+                                             "challenge": ch["challenge"],
+                                             "proof": b64u(b"\0" * 48)})
+    expect("POST", "/api/auth/client", 400, {"public_key": "x", "challenge": "y", "proof": "z"},
+           field="public_key")
+    expect("POST", "/api/auth/client/challenge", 400, {"x": 1}, field="x")
+    me = expect("GET", "/api/auth/me", 200, token=sess)
+    check(me.get("kind") == "client" and me.get("id") == c1["id"], "me as client: %s" % me)
+    expect("GET", "/api/networks", 403, token=sess)
+    expect("POST", "/api/connections", 201, {"event": "connect", "source_ip": "192.0.2.9",
+                                             "source_port": 40000, "crypto_mode": "classic"},
+           token=sess)
+    expect("POST", "/api/connections", 403, {"event": "connect", "client_id": NOID}, token=sess,
+           field="client_id")
+    expect("POST", "/api/connections", 201, {"client_id": c1["id"], "event": "disconnect",
+                                             "bytes_sent": 100, "bytes_received": 200,
+                                             "session_duration_ms": 5000,
+                                             "disconnect_reason": "timeout"}, token=admin)
+    expect("POST", "/api/connections", 400, {"event": "connect"}, token=admin, field="client_id")
+    expect("POST", "/api/connections", 400, {"client_id": NOID, "event": "connect"},
+           token=admin, field="client_id")
+    expect("POST", "/api/connections", 400, {"client_id": c1["id"], "event": "explode"},
+           token=admin, field="event")
+    expect("POST", "/api/connections", 400, {"client_id": c1["id"], "event": "connect",
+                                             "bytes_sent": -1}, token=admin, field="bytes_sent")
+    expect("POST", "/api/connections", 403, {"client_id": c1["id"], "event": "connect"},
+           token=viewer)
+    st, doc = call("GET", "/api/connections?client_id=" + c1["id"], token=viewer)
+    check(st == 200 and doc["total"] == 2 and doc["items"][0]["event"] == "disconnect" and
+          doc["items"][0]["bytes_received"] == 200, "connection log: %s" % doc)
+    st, doc = call("GET", "/api/connections?since=%d" % (int(time.time()) + 3600), token=viewer)
+    check(st == 200 and doc["total"] == 0, "since filter")
+    doc = expect("GET", "/api/clients/" + c1["id"], 200, token=viewer)
+    check(doc.get("last_handshake"), "connect report sets last_handshake")
+    return sess
+
+
+def test_temp_access(admin, viewer, net):
+    log("temporary access: create, redeem, max uses, revoke, expiry sweep")
+    expect("POST", "/api/temp-access", 400, {"network_id": net["id"], "duration_seconds": 60},
+           token=admin, field="duration_seconds")
+    expect("POST", "/api/temp-access", 400, {"network_id": net["id"],
+                                             "duration_seconds": 8 * 86400}, token=admin,
+           field="duration_seconds")
+    expect("POST", "/api/temp-access", 400, {"network_id": NOID}, token=admin,
+           field="network_id")
+    expect("POST", "/api/temp-access", 400, {"network_id": net["id"], "max_uses": -1},
+           token=admin, field="max_uses")
+    expect("POST", "/api/temp-access", 403, {"network_id": net["id"]}, token=viewer)
+    ta = expect("POST", "/api/temp-access", 201,
+                {"network_id": net["id"], "duration_seconds": 3600, "max_uses": 2,
+                 "name": "guest", "allowed_ips": ["10.77.0.1/32"]}, token=admin)
+    SECRETS.append(ta["token"])
+    check(ta["token"].startswith("sgt_") and ta["url"].endswith("/api/temp-access/" +
+                                                                ta["token"]), "token and URL")
+    check_png(base64.b64decode(ta["qr_png_base64"]), "temp access QR")
+    st, doc = call("GET", "/api/temp-access", token=viewer)
+    check(st == 200 and any(x["id"] == ta["id"] for x in doc["items"]) and
+          all("token" not in x and "token_hash" not in x for x in doc["items"]),
+          "temp access list without tokens")
+    confs = []
+    for i in range(2):
+        st, _, body = request("GET", "/api/temp-access/" + ta["token"])
+        check(st == 200 and "PrivateKey = " in body.decode(), "redeem %d: %d" % (i, st))
+        confs.append(body.decode())
+        SECRETS.extend(l.split(" = ", 1)[1] for l in body.decode().splitlines()
+                       if l.startswith("PrivateKey = "))
+    check(confs[0] != confs[1], "each use gets fresh keys")
+    check("AllowedIPs = 10.77.0.1/32" in confs[0].splitlines(), "allowed subnets applied")
+    expect("GET", "/api/temp-access/" + ta["token"], 410)  # used up
+    expect("GET", "/api/temp-access/sgt_" + "A" * 43, 404)
+    st, doc = call("GET", "/api/clients?limit=500&network_id=" + net["id"], token=admin)
+    temp_clients = [c for c in doc["items"] if c["temp_access_id"] == ta["id"]]
+    check(len(temp_clients) == 2 and all(c["expires_at"] == ta["expires_at"]
+                                         for c in temp_clients),
+          "two clients linked to the grant, expiring with it")
+    expect("DELETE", "/api/temp-access/" + ta["token"], 403, token=viewer)
+    expect("DELETE", "/api/temp-access/" + ta["token"], 204, token=admin)
+    expect("GET", "/api/temp-access/" + ta["token"], 410)
+    st, doc = call("GET", "/api/clients?limit=500&network_id=" + net["id"], token=admin)
+    check(not [c for c in doc["items"] if c["temp_access_id"] == ta["id"]],
+          "revoking deletes the grant's clients")
+    expect("DELETE", "/api/temp-access/" + NOID, 404, token=admin)
+    # Expiry: age the grant in the database, then the sweep (1 s period) removes it.
+    tb = expect("POST", "/api/temp-access", 201, {"network_id": net["id"], "max_uses": 0},
+                token=admin)
+    SECRETS.append(tb["token"])
+    st, _, _ = request("GET", "/api/temp-access/" + tb["token"])
+    check(st == 200, "redeem unlimited grant")
+    sql("UPDATE temp_access SET expires_at = %d WHERE id = '%s'" % (int(time.time()) - 10,
+                                                                     tb["id"]))
+    expect("GET", "/api/temp-access/" + tb["token"], 410)
+    deadline = time.time() + 15
+    gone = False
+    while time.time() < deadline and not gone:
+        time.sleep(0.5)
+        st, doc = call("GET", "/api/temp-access", token=admin)
+        gone = not any(x["id"] == tb["id"] for x in doc["items"])
+    check(gone, "the sweep removed the expired grant")
+    st, doc = call("GET", "/api/clients?limit=500&network_id=" + net["id"], token=admin)
+    check(not [c for c in doc["items"] if c["temp_access_id"] == tb["id"]],
+          "the sweep removed the expired grant's client")
+    st, doc = call("GET", "/api/audit?event_type=temp_access.expired", token=admin)
+    check(any(e["resource_id"] == tb["id"] and e["actor_type"] == "system"
+              for e in doc["items"]), "temp_access.expired audited")
+
+
+def test_settings(root, admin, viewer):
+    log("settings")
+    doc = expect("GET", "/api/settings", 200, token=viewer)
+    check("instance_name" in doc and isinstance(doc.get("fips_required"), bool), "settings: %s"
+          % doc)
+    expect("PUT", "/api/settings", 403, {"instance_name": "x"}, token=admin)
+    expect("PUT", "/api/settings", 400, {"instance_name": 3}, token=root, field="instance_name")
+    expect("PUT", "/api/settings", 400, {"theme": "dark"}, token=root, field="theme")
+    expect("PUT", "/api/settings", 400, {"admin_email": "nope"}, token=root, field="admin_email")
+    doc = expect("PUT", "/api/settings", 200, {"instance_name": "Test Instance",
+                                               "allow_classic_fallback": False}, token=root)
+    check(doc.get("instance_name") == "Test Instance" and
+          doc.get("allow_classic_fallback") is False, "settings updated: %s" % doc)
+
+
+def test_lockout(root):
+    log("account lockout after repeated failures, unlock by a super_admin")
+    email = "lock-%d@example.com" % os.getpid()
+    pw = "lock-" + b64u(os.urandom(9))
+    SECRETS.append(pw)
+    u = expect("POST", "/api/users", 201, {"email": email, "password": pw, "role": "viewer"},
+               token=root)
+    for _ in range(5):
+        expect("POST", "/api/auth/login", 401, {"email": email, "password": "not it at all"})
+    expect("POST", "/api/auth/login", 401, {"email": email, "password": pw},
+           what="(correct password while locked)")
+    st, doc = call("GET", "/api/audit?event_type=user.failed_login&resource_type=user&limit=10",
+                   token=root)
+    mine = [e for e in doc["items"] if e["resource_id"] == u["id"]]
+    check(len(mine) == 6 and any('"locked":true' in (e["details"] or "") for e in mine) and
+          any('"reason":"locked"' in (e["details"] or "") for e in mine),
+          "failed logins and the lockout are audited: %s" % mine[:2])
+    expect("PUT", "/api/users/" + u["id"], 200, {"unlock": True}, token=root)
+    login(email, pw)
+
+
+def test_role_matrix(tokens):
+    log("role matrix: every route, every kind of caller")
+    # (method, path, body, who may call it)
+    V, A, S, K, C = "viewer", "admin", "super", "apikey", "client"
+    routes = [
+        ("GET", "/api/auth/me", None, {V, A, S, K, C}),
+        ("POST", "/api/auth/logout", {}, {V, A, S}),
+        ("GET", "/api/users", None, {S}),
+        ("POST", "/api/users", {}, {S}),
+        ("GET", "/api/users/" + NOID, None, {S}),
+        ("PUT", "/api/users/" + NOID, {}, {S}),
+        ("DELETE", "/api/users/" + NOID, None, {S}),
+        ("GET", "/api/api-keys", None, {V, A, S}),
+        ("POST", "/api/api-keys", {}, {V, A, S}),
+        ("DELETE", "/api/api-keys/" + NOID, None, {V, A, S}),
+        ("GET", "/api/networks", None, {V, A, S, K}),
+        ("POST", "/api/networks", {}, {A, S}),
+        ("GET", "/api/networks/" + NOID, None, {V, A, S, K}),
+        ("PUT", "/api/networks/" + NOID, {}, {A, S}),
+        ("DELETE", "/api/networks/" + NOID, None, {A, S}),
+        ("GET", "/api/networks/%s/peers" % NOID, None, {V, A, S, K}),
+        ("GET", "/api/clients", None, {V, A, S, K}),
+        ("POST", "/api/clients", {}, {A, S}),
+        ("GET", "/api/clients/" + NOID, None, {V, A, S, K}),
+        ("PUT", "/api/clients/" + NOID, {}, {A, S}),
+        ("DELETE", "/api/clients/" + NOID, None, {A, S}),
+        ("GET", "/api/clients/%s/config" % NOID, None, {A, S}),
+        ("POST", "/api/clients/%s/regenerate-keys" % NOID, {}, {A, S}),
+        ("GET", "/api/temp-access", None, {V, A, S, K}),
+        ("POST", "/api/temp-access", {}, {A, S}),
+        ("DELETE", "/api/temp-access/" + NOID, None, {A, S}),
+        ("GET", "/api/audit", None, {V, A, S, K}),
+        ("GET", "/api/audit/export?format=csv", None, {A, S}),
+        ("GET", "/api/connections", None, {V, A, S, K}),
+        ("POST", "/api/connections", {}, {A, S, C}),
+        ("GET", "/api/settings", None, {V, A, S, K}),
+        ("PUT", "/api/settings", {}, {S}),
+    ]
+    for method, path, body, allowed in routes:
+        st, doc = call(method, path, body)
+        check(st == 401, "%s %s without credentials: 401, got %d" % (method, path, st))
+        for who in (V, A, S, K, C):
+            st, doc = call(method, path, body, token=tokens[who])
+            if who in allowed:
+                check(st not in (401, 403), "%s %s as %s: allowed, got %d %s" %
+                      (method, path, who, st, doc))
+            else:
+                check(st == 403, "%s %s as %s: 403, got %d %s" % (method, path, who, st, doc))
+
+
+def test_limits(admin):
+    log("limits: oversized body, bad input never answered with a 5xx")
+    big = b'{"name":"' + b"x" * (2 << 20) + b'"}'
+    expect("POST", "/api/networks", 413, raw=big, token=admin)
+    expect("POST", "/api/networks", 413, raw=big)  # before authentication too
+    for raw in (b"", b"null", b"\"s\"", b"{", b"{}}", b"\xff\xfe", b'{"name":"\\ud800"}',
+                b"{" * 5000 + b"}" * 5000, b'{"name": 1e999}'):
+        st, doc = call("POST", "/api/networks", raw=raw, token=admin)
+        check(400 <= st < 500, "bad body %r: 4xx, got %d" % (raw[:20], st))
+    expect("GET", "/api/networks", 400, raw=b"{}", token=admin)  # GET with a body
+    for path in ("/api/networks/" + "a" * 5000, "/api/clients/%00", "/api/clients/../users",
+                 "/api/clients?limit=99999999999999999999"):
+        st, _, _ = request("GET", path, token=admin)
+        check(st < 500, "odd path %s: no 5xx, got %d" % (path[:40], st))
+
+
+def test_audit(root, viewer, binary):
+    log("audit: filters, pagination, export (JSON, CSV), offline verification, no secrets")
+    st, doc = call("GET", "/api/audit?limit=5", token=viewer)
+    check(st == 200 and len(doc["items"]) == 5 and doc["total"] > 50, "audit page: %d" % st)
+    st, doc2 = call("GET", "/api/audit?limit=5&offset=5", token=viewer)
+    check(doc2["items"][0]["id"] == doc["items"][-1]["id"] - 1, "audit pagination")
+    st, doc = call("GET", "/api/audit?event_type=client.created&resource_type=client&limit=1000",
+                   token=viewer)
+    check(st == 200 and doc["total"] >= 55 and
+          all(e["event_type"] == "client.created" for e in doc["items"]), "event_type filter")
+    me = expect("GET", "/api/auth/me", 200, token=root)
+    st, doc = call("GET", "/api/audit?actor_id=%s&limit=1000" % me["id"], token=viewer)
+    check(doc["total"] > 0 and all(e["actor_id"] == me["id"] for e in doc["items"]),
+          "actor_id filter")
+    now_ms = int(time.time() * 1000)
+    st, doc = call("GET", "/api/audit?since=%d" % (now_ms + 60000), token=viewer)
+    check(doc["total"] == 0, "since filter")
+    st, doc = call("GET", "/api/audit?until=1", token=viewer)
+    check(doc["total"] == 0, "until filter")
+    expect("GET", "/api/audit?since=yesterday", 400, token=viewer, field="since")
+    expect("GET", "/api/audit/export?format=xml", 400, token=root, field="format")
+    seen = {e["event_type"] for e in call("GET", "/api/audit?limit=1000", token=viewer)[1]
+            ["items"]}
+    for ev in ("user.login", "user.logout", "user.failed_login", "client.auth", "client.created",
+               "client.updated", "client.deleted", "client.keys_regenerated", "network.created",
+               "network.updated", "network.deleted", "temp_access.created", "temp_access.used",
+               "temp_access.revoked", "temp_access.expired", "config.downloaded",
+               "settings.updated", "user.created", "api_key.created", "api_key.revoked"):
+        check(ev in seen, "audit has a %s event" % ev)
+    with tempfile.TemporaryDirectory() as d:
+        for fmt in ("json", "csv"):
+            st, hdrs, body = request("GET", "/api/audit/export?format=" + fmt, token=root)
+            check(st == 200, "export %s" % fmt)
+            path = os.path.join(d, "audit." + fmt)
+            with open(path, "wb") as f:
+                f.write(body)
+            r = subprocess.run([binary, "audit", "verify", "--file", path], capture_output=True,
+                               text=True)
+            check(r.returncode == 0 and "intact" in r.stdout + r.stderr,
+                  "secureguard audit verify --file (%s): %s %s" % (fmt, r.stdout, r.stderr))
+            text = body.decode()
+            for secret in SECRETS:
+                check(secret not in text, "a secret (%s...) is in the audit %s export" %
+                      (secret[:6], fmt))
+        rows = json.loads(open(os.path.join(d, "audit.json")).read())
+        prev = "0" * 96
+        fields = ("event_type", "actor_id", "actor_type", "actor_name", "resource_type",
+                  "resource_id", "resource_name", "action", "details", "source_ip",
+                  "user_agent")
+        for i, row in enumerate(rows):
+            m = b"SGAUDIT1" + struct.pack(">Q", row["id"]) + struct.pack(">q", row["ts"])
+            for v in [row[f] for f in fields] + [row["prev_hash"]]:
+                m += b"\x00" if v is None else b"\x01" + struct.pack(">I", len(v.encode())) + \
+                    v.encode()
+            if not check(row["id"] == i + 1 and row["prev_hash"] == prev and
+                         hashlib.sha384(m).hexdigest() == row["hash"],
+                         "export row %d recomputes per docs/AUDIT.md" % (i + 1)):
+                break
+            prev = row["hash"]
+        check(len(rows) > 100, "the JSON export has every row (%d)" % len(rows))
+
+
+def test_metrics():
+    st, _, body = request("GET", "/metrics")
+    text = body.decode()
+    check(st == 200 and 'secureguard_http_requests_total{route="POST /api/clients",status="201"}'
+          in text and 'secureguard_http_request_duration_seconds_bucket{route="POST /api/clients"'
+          in text and "le=\"+Inf\"" in text, "metrics by route and status, latency histogram")
+
+
+def test_ip_limit():
+    log("failed logins from one address are rate-limited")
+    got = None
+    for i in range(80):
+        st, _ = call("POST", "/api/auth/login", {"email": "flood@example.com",
+                                                 "password": "guess%d" % i})
+        if st == 429:
+            got = i
+            break
+    check(got is not None, "429 after repeated failed logins")
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--admin", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--sg", required=True, help="the secureguard binary")
+    ap.add_argument("--docs", required=True)
+    ap.add_argument("--server-log")
+    ARGS = ap.parse_args()
+    SECRETS.append(ARGS.password)
+
+    test_public()
+    test_login_errors()
+    root = login(ARGS.admin, ARGS.password)["access_token"]
+    users = make_users(root)
+    admin = login(users["admin"][1], users["admin"][2])["access_token"]
+    viewer = login(users["viewer"][1], users["viewer"][2])["access_token"]
+    net, fips = test_networks(admin, viewer)
+    hub, c1 = test_clients(admin, viewer, net, fips)
+    test_concurrent(admin)
+    test_refresh_logout(users["viewer"][1], users["viewer"][2])
+    viewer = login(users["viewer"][1], users["viewer"][2])["access_token"]
+    apikey = test_api_keys(admin, viewer, root)
+    sess = test_client_auth_connections(admin, viewer, c1)
+    test_temp_access(admin, viewer, net)
+    test_settings(root, admin, viewer)
+    test_lockout(root)
+    super2 = login(users["super_admin"][1], users["super_admin"][2])["access_token"]
+    test_role_matrix({"viewer": viewer, "admin": admin, "super": super2, "apikey": apikey,
+                      "client": sess})
+    test_limits(admin)
+    test_metrics()
+    test_audit(root, viewer, ARGS.sg)
+    test_ip_limit()
+
+    fives = [s for s in STATUSES if s[2] >= 500]
+    check(not fives, "no 5xx responses: %s" % fives[:5])
+    if ARGS.server_log:
+        with open(ARGS.server_log, errors="replace") as f:
+            text = f.read()
+        for secret in SECRETS:
+            if secret != ARGS.password:  # the bootstrap message may name a generated password
+                check(secret not in text, "a secret (%s...) is in the server log" % secret[:6])
+    log("%d requests, %d failures" % (len(STATUSES), len(FAILS)))
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

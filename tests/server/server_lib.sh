@@ -1,0 +1,104 @@
+# shellcheck shell=bash
+# Helpers for the management-server integration tests (tests/integration/test_server_*.sh):
+# start `secureguard server` on 127.0.0.1 and a free port, wait until it answers, stop it with
+# SIGTERM (graceful: exit status 0) or SIGKILL, and check its log for sanitizer reports.
+#
+# Environment: SG_BIN (build bin dir), SG_SRC (source dir). Sets SG (the CLI binary).
+
+SG_SRC=${SG_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+SG_BIN=${SG_BIN:-$SG_SRC/build/bin}
+SG=$SG_BIN/secureguard
+
+srv_log() { printf '[%s] %s\n' "${SRV_TEST:-server}" "$*"; }
+
+# srv_start NAME DBURL DATADIR [extra options...]: starts a server; sets SRV_PID_<NAME>,
+# SRV_PORT_<NAME>, SRV_LOG_<NAME>, SRV_URL_<NAME>. The first admin comes from SG_ADMIN_EMAIL and
+# SG_ADMIN_PASSWORD in the environment.
+srv_start() {
+	local name=$1 db=$2 dir=$3 pid port
+	shift 3
+	mkdir -p "$dir"
+	rm -f "$dir/port"
+	"$SG" server --listen 127.0.0.1:0 --port-file "$dir/port" --data-dir "$dir" --db "$db" \
+		"$@" >>"$dir/server.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 200); do
+		if [ -s "$dir/port" ]; then
+			port=$(cat "$dir/port")
+			break
+		fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			srv_log "server $name exited during start-up:"
+			cat "$dir/server.log"
+			return 1
+		fi
+		sleep 0.1
+	done
+	[ -n "${port:-}" ] || {
+		srv_log "server $name did not start listening within 20 s"
+		cat "$dir/server.log"
+		return 1
+	}
+	printf -v "SRV_PID_$name" '%s' "$pid"
+	printf -v "SRV_PORT_$name" '%s' "$port"
+	printf -v "SRV_LOG_$name" '%s' "$dir/server.log"
+	printf -v "SRV_URL_$name" '%s' "http://127.0.0.1:$port"
+	srv_log "server $name: pid $pid, port $port, db ${db%%:*}"
+}
+
+# srv_stop NAME: SIGTERM, exit within 15 s with status 0, no sanitizer report in the log.
+srv_stop() {
+	local name=$1 pidv="SRV_PID_$1" logv="SRV_LOG_$1" rc=0
+	local pid=${!pidv}
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 1 150); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		srv_log "server $name did not exit within 15 s of SIGTERM"
+		kill -KILL "$pid"
+		return 1
+	fi
+	wait "$pid" || rc=$?
+	unset "$pidv"
+	srv_check_log "${!logv}" || return 1
+	[ "$rc" -eq 0 ] || {
+		srv_log "server $name exited with status $rc after SIGTERM:"
+		tail -n 40 "${!logv}"
+		return 1
+	}
+	grep -q 'event=server_stopped' "${!logv}" || {
+		srv_log "server $name: no server_stopped line in its log"
+		return 1
+	}
+	srv_log "server $name stopped cleanly"
+}
+
+# srv_kill NAME: SIGKILL (a crash).
+srv_kill() {
+	local pidv="SRV_PID_$1"
+	[ -n "${!pidv:-}" ] || return 0
+	kill -KILL "${!pidv}" 2>/dev/null || true
+	{ wait "${!pidv}"; } 2>/dev/null || true
+	unset "$pidv"
+}
+
+srv_check_log() {
+	if grep -qE 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: ' "$1"; then
+		srv_log "sanitizer report in $1:"
+		cat "$1"
+		return 1
+	fi
+}
+
+# srv_login URL EMAIL PASSWORD: prints an access token.
+srv_login() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import json, sys, urllib.request
+url, email, pw = sys.argv[1:4]
+req = urllib.request.Request(url + "/api/auth/login", method="POST",
+                             data=json.dumps({"email": email, "password": pw}).encode())
+print(json.load(urllib.request.urlopen(req, timeout=30))["access_token"])
+PY
+}

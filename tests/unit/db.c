@@ -1,0 +1,618 @@
+/* Unit tests for src/server/db*.c and schema.c, on SQLite and (with SG_PG_URL) PostgreSQL:
+ *
+ * - URL and pool-size validation; the SQLite file is created 0600;
+ * - migrations: schema version, the settings row, reopening is idempotent, several servers
+ *   opening a fresh database at once apply migration 1 exactly once;
+ * - $N parameters, reuse of one $N, NULL versus '', placeholders inside string literals,
+ *   LIMIT $1, rows-changed counts, result accessors out of range;
+ * - error mapping: unique / foreign key / check -> SG_EEXIST, NOT NULL and bad SQL ->
+ *   SG_EINVAL with a message, one statement per call, the connection usable afterwards;
+ * - transactions: rollback, commit, release rolls back, nested begin refused, serialization
+ *   conflicts -> SG_EAGAIN;
+ * - the pool under 8 threads with 4 connections; PostgreSQL reconnects a killed session.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include <secureguard/sg_errors.h>
+
+#include "db_fixture.h"
+
+static const char *one(struct sg_db_conn *c, struct sg_db_res **r, const char *sql, int n,
+		       const char *const *p)
+{
+	int ret = sg_db_query(c, r, sql, n, p);
+
+	if (ret < 0)
+		fprintf(stderr, "%s: %d %s\n", sql, ret, sg_db_errmsg(c));
+	assert_int_equal(ret, 1);
+	return sg_db_res_get(*r, 0, 0);
+}
+
+static long count(struct sg_db_conn *c, const char *sql)
+{
+	struct sg_db_res *r = NULL;
+	long v = atol(one(c, &r, sql, 0, NULL));
+
+	sg_db_res_free(r);
+	return v;
+}
+
+static void add_network(struct sg_db_conn *c, const char *id, const char *name)
+{
+	const char *p[] = {id, name, "100"};
+
+	X(c,
+	  "INSERT INTO networks (id, name, subnet4, created_at, updated_at) "
+	  "VALUES ($1, $2, '10.0.0.0/24', $3, $3)",
+	  3, p);
+}
+
+static void test_bad_urls(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = (struct sg_db *)1;
+	char err[256];
+
+	if (fx->eng != SG_DB_SQLITE)
+		skip();
+	assert_int_equal(sg_db_open(&db, "mysql://x", 1, err, sizeof(err)), SG_EINVAL);
+	assert_null(db);
+	assert_non_null(strstr(err, "sqlite:"));
+	assert_int_equal(sg_db_open(&db, "sqlite:", 1, err, sizeof(err)), SG_EINVAL);
+	assert_int_equal(sg_db_open(&db, "sqlite::memory:", 1, err, sizeof(err)), SG_EINVAL);
+	assert_int_equal(sg_db_open(&db, fx->url, -1, err, sizeof(err)), SG_ERANGE);
+	assert_int_equal(sg_db_open(&db, fx->url, SG_DB_POOL_MAX + 1, err, sizeof(err)), SG_ERANGE);
+	assert_int_equal(sg_db_open(&db, "sqlite:/nonexistent-dir/x.db", 1, err, sizeof(err)),
+			 SG_EIO);
+	assert_non_null(strstr(err, "/nonexistent-dir/x.db"));
+	/* No server listens on port 1. */
+	assert_int_equal(
+	    sg_db_open(&db, "postgresql://u@127.0.0.1:1/x?connect_timeout=2", 1, err, sizeof(err)),
+	    SG_EIO);
+	assert_non_null(strstr(err, "postgresql"));
+}
+
+static void test_open_migrate(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 2);
+	struct sg_db_conn *c;
+	struct sg_db_res *r = NULL;
+	struct stat st;
+
+	assert_int_equal(sg_db_engine(db), fx->eng);
+	assert_int_equal(sg_db_schema_version(db), 2);
+	c = sg_db_acquire(db);
+	assert_int_equal(sg_db_conn_engine(c), fx->eng);
+	assert_string_equal(one(c, &r, "SELECT instance_name FROM settings WHERE id = 1", 0, NULL),
+			    "SecureGuard");
+	sg_db_res_free(r);
+	assert_int_equal(count(c, "SELECT fips_required FROM settings"), 1);
+	/* Every table of the contract exists and is empty. */
+	static const char *const tables[] = {"networks",	"admin_users",	  "temp_access",
+					     "clients",		"refresh_tokens", "api_keys",
+					     "client_sessions", "audit_log",	  "connection_log"};
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		char sql[96];
+
+		snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", tables[i]);
+		assert_int_equal(count(c, sql), 0);
+	}
+	if (fx->eng == SG_DB_SQLITE) {
+		assert_string_equal(one(c, &r, "PRAGMA journal_mode", 0, NULL), "wal");
+		sg_db_res_free(r);
+		assert_int_equal(count(c, "PRAGMA foreign_keys"), 1);
+		assert_int_equal(stat(fx->path, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
+	sg_db_release(c);
+	sg_db_close(db);
+
+	/* Reopening applies nothing twice. */
+	db = fx_open(fx, 1);
+	c = sg_db_acquire(db);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM schema_migrations"), 2);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM settings"), 1);
+
+	/* A database left at version 1 is brought to 2 by the next open. */
+	X(c, "DROP INDEX idx_clients_network_relay", 0, NULL);
+	X(c, "DROP INDEX idx_clients_network_created", 0, NULL);
+	X(c, "DROP INDEX idx_clients_created", 0, NULL);
+	X(c, "DROP INDEX idx_clients_pub_classic", 0, NULL);
+	X(c, "DROP INDEX idx_clients_pub_fips", 0, NULL);
+	X(c, "DROP INDEX idx_clients_temp_access", 0, NULL);
+	X(c, "DROP INDEX idx_temp_access_network", 0, NULL);
+	X(c, "DROP INDEX idx_refresh_tokens_user", 0, NULL);
+	X(c, "DROP INDEX idx_refresh_tokens_family", 0, NULL);
+	X(c, "DROP INDEX idx_api_keys_user", 0, NULL);
+	X(c, "DROP INDEX idx_client_sessions_client", 0, NULL);
+	X(c, "DELETE FROM schema_migrations WHERE version = 2", 0, NULL);
+	sg_db_release(c);
+	sg_db_close(db);
+	db = fx_open(fx, 1);
+	assert_int_equal(sg_db_schema_version(db), 2);
+	c = sg_db_acquire(db);
+	X(c, "DROP INDEX idx_clients_network_relay", 0, NULL); /* exists again */
+
+	/* A database from a newer server is refused rather than used. */
+	X(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)", 0, NULL);
+	sg_db_release(c);
+	sg_db_close(db);
+	{
+		char err[256];
+
+		db = (struct sg_db *)1;
+		assert_int_equal(sg_db_open(&db, fx->url, 1, err, sizeof(err)), SG_EUNSUPPORTED);
+		assert_null(db);
+		assert_non_null(strstr(err, "version 99 is newer"));
+	}
+}
+
+struct opener {
+	struct fx *fx;
+	int ret;
+	char err[256];
+	struct sg_db *db;
+};
+
+static void *open_thread(void *arg)
+{
+	struct opener *o = arg;
+
+	o->ret = sg_db_open(&o->db, o->fx->url, 1, o->err, sizeof(o->err));
+	return NULL;
+}
+
+static void test_concurrent_open(void **state)
+{
+	struct fx *fx = *state;
+	struct opener o[4];
+	pthread_t t[4];
+	struct sg_db *db;
+	struct sg_db_conn *c;
+	int i;
+
+	/* Several servers starting together on an empty database. */
+	for (i = 0; i < 4; i++) {
+		memset(&o[i], 0, sizeof(o[i]));
+		o[i].fx = fx;
+		assert_int_equal(pthread_create(&t[i], NULL, open_thread, &o[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		if (o[i].ret)
+			fprintf(stderr, "opener %d: %d %s\n", i, o[i].ret, o[i].err);
+		assert_int_equal(o[i].ret, 0);
+	}
+	for (i = 0; i < 4; i++)
+		sg_db_close(o[i].db);
+	db = fx_open(fx, 1);
+	c = sg_db_acquire(db);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM schema_migrations"), 2);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM settings"), 1);
+	sg_db_release(c);
+	sg_db_close(db);
+}
+
+static void test_params_nulls(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 1);
+	struct sg_db_conn *c = sg_db_acquire(db);
+	struct sg_db_res *r = NULL;
+	const char *p[4];
+	int ret;
+
+	p[0] = "n1";
+	p[1] = "net one";
+	p[2] = NULL;
+	p[3] = "";
+	X(c,
+	  "INSERT INTO networks (id, name, subnet6, dns_servers, created_at, updated_at) "
+	  "VALUES ($1, $2, $3, $4, 7, 7)",
+	  4, p);
+	ret = sg_db_query(c, &r,
+			  "SELECT id, name, subnet6, dns_servers, mtu, created_at, "
+			  "'it''s $1' AS lit FROM networks WHERE id = $1",
+			  1, p);
+	assert_int_equal(ret, 1);
+	assert_int_equal(sg_db_res_rows(r), 1);
+	assert_int_equal(sg_db_res_cols(r), 7);
+	assert_string_equal(sg_db_res_colname(r, 0), "id");
+	assert_string_equal(sg_db_res_colname(r, 6), "lit");
+	assert_null(sg_db_res_colname(r, 7));
+	assert_null(sg_db_res_colname(r, -1));
+	assert_string_equal(sg_db_res_get(r, 0, 1), "net one");
+	assert_null(sg_db_res_get(r, 0, 2));		 /* SQL NULL */
+	assert_string_equal(sg_db_res_get(r, 0, 3), ""); /* empty string, not NULL */
+	assert_null(sg_db_res_get(r, 0, 4));		 /* mtu defaults to NULL */
+	assert_string_equal(sg_db_res_get(r, 0, 5), "7");
+	assert_string_equal(sg_db_res_get(r, 0, 6), "it's $1");
+	assert_null(sg_db_res_get(r, 1, 0));
+	assert_null(sg_db_res_get(r, 0, 7));
+	sg_db_res_free(r);
+
+	/* A numeric comparison and LIMIT with text parameters; $1 used twice. */
+	add_network(c, "n2", "two");
+	add_network(c, "n3", "three");
+	p[0] = "50";
+	ret = sg_db_query(c, &r,
+			  "SELECT id FROM networks WHERE created_at > $1 OR created_at < $1 - 40 "
+			  "ORDER BY id LIMIT $1",
+			  1, p);
+	assert_int_equal(ret, 3);
+	assert_string_equal(sg_db_res_get(r, 2, 0), "n3");
+	sg_db_res_free(r);
+	p[0] = "1";
+	assert_int_equal(sg_db_query(c, &r, "SELECT id FROM networks ORDER BY id LIMIT $1", 1, p),
+			 1);
+	sg_db_res_free(r);
+	/* No rows: a result with columns and zero rows. */
+	p[0] = "nope";
+	assert_int_equal(sg_db_query(c, &r, "SELECT id, name FROM networks WHERE id = $1", 1, p),
+			 0);
+	assert_int_equal(sg_db_res_cols(r), 2);
+	assert_null(sg_db_res_get(r, 0, 0));
+	sg_db_res_free(r);
+
+	/* Rows changed. */
+	p[0] = "1000";
+	assert_int_equal(sg_db_exec(c, "UPDATE networks SET updated_at = $1", 1, p), 3);
+	p[0] = "n9";
+	assert_int_equal(sg_db_exec(c, "UPDATE networks SET mtu = 1280 WHERE id = $1", 1, p), 0);
+	assert_int_equal(sg_db_exec(c, "CREATE TABLE scratch (a TEXT)", 0, NULL), 0);
+	p[0] = "n3";
+	assert_int_equal(sg_db_exec(c, "DELETE FROM networks WHERE id = $1", 1, p), 1);
+	/* sg_db_query on a statement without rows. */
+	p[0] = "n2";
+	assert_int_equal(sg_db_query(c, &r, "UPDATE networks SET mtu = 1400 WHERE id = $1", 1, p),
+			 0);
+	assert_int_equal(sg_db_res_rows(r), 0);
+	sg_db_res_free(r);
+	/* RETURNING gives rows back on both engines. */
+	assert_int_equal(sg_db_query(c, &r,
+				     "UPDATE networks SET mtu = 1380 WHERE id = $1 "
+				     "RETURNING mtu",
+				     1, p),
+			 1);
+	assert_string_equal(sg_db_res_get(r, 0, 0), "1380");
+	sg_db_res_free(r);
+
+	/* Values with quotes, unicode and 64 KiB survive. */
+	{
+		size_t big = 65536;
+		char *v = malloc(big + 1);
+
+		assert_non_null(v);
+		for (size_t i = 0; i < big; i++)
+			v[i] = (char)('a' + i % 26);
+		v[big] = '\0';
+		static const char head[] = "O'Brien \"x\" \xc3\xa9 ";
+
+		memcpy(v, head, sizeof(head) - 1);
+		p[0] = "n1";
+		p[1] = v;
+		X(c, "UPDATE networks SET dns_servers = $2 WHERE id = $1", 2, p);
+		assert_string_equal(
+		    one(c, &r, "SELECT dns_servers FROM networks WHERE id = $1", 1, p), v);
+		sg_db_res_free(r);
+		free(v);
+	}
+	sg_db_release(c);
+	sg_db_close(db);
+}
+
+static void test_constraints(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 1);
+	struct sg_db_conn *c = sg_db_acquire(db);
+	const char *p[4];
+
+	add_network(c, "n1", "office");
+	/* UNIQUE (name), PRIMARY KEY. */
+	p[0] = "n2";
+	p[1] = "office";
+	assert_int_equal(sg_db_exec(c,
+				    "INSERT INTO networks (id, name, created_at, updated_at) "
+				    "VALUES ($1, $2, 1, 1)",
+				    2, p),
+			 SG_EEXIST);
+	assert_true(strlen(sg_db_errmsg(c)) > 0);
+	p[0] = "n1";
+	p[1] = "other";
+	assert_int_equal(sg_db_exec(c,
+				    "INSERT INTO networks (id, name, created_at, updated_at) "
+				    "VALUES ($1, $2, 1, 1)",
+				    2, p),
+			 SG_EEXIST);
+	/* FOREIGN KEY. */
+	p[0] = "c1";
+	p[1] = "missing-network";
+	assert_int_equal(sg_db_exec(c,
+				    "INSERT INTO clients (id, network_id, name, created_at, "
+				    "updated_at) VALUES ($1, $2, 'x', 1, 1)",
+				    2, p),
+			 SG_EEXIST);
+	/* UNIQUE (network_id, assigned_ip4). */
+	p[1] = "n1";
+	p[2] = "10.0.0.2";
+	X(c,
+	  "INSERT INTO clients (id, network_id, name, assigned_ip4, created_at, updated_at) "
+	  "VALUES ($1, $2, 'a', $3, 1, 1)",
+	  3, p);
+	p[0] = "c2";
+	assert_int_equal(sg_db_exec(c,
+				    "INSERT INTO clients (id, network_id, name, assigned_ip4, "
+				    "created_at, updated_at) VALUES ($1, $2, 'b', $3, 1, 1)",
+				    3, p),
+			 SG_EEXIST);
+	/* Two clients without an IPv4 address: NULLs are distinct in a UNIQUE constraint. */
+	p[2] = NULL;
+	X(c,
+	  "INSERT INTO clients (id, network_id, name, assigned_ip4, created_at, updated_at) "
+	  "VALUES ($1, $2, 'b', $3, 1, 1)",
+	  3, p);
+	p[0] = "c3";
+	X(c,
+	  "INSERT INTO clients (id, network_id, name, assigned_ip4, created_at, updated_at) "
+	  "VALUES ($1, $2, 'c', $3, 1, 1)",
+	  3, p);
+	/* CHECK. */
+	p[0] = "u1";
+	p[1] = "root";
+	assert_int_equal(sg_db_exec(c,
+				    "INSERT INTO admin_users (id, email, password_hash, role, "
+				    "created_at) VALUES ($1, 'a@b', 'h', $2, 1)",
+				    2, p),
+			 SG_EEXIST);
+	assert_int_equal(sg_db_exec(c,
+				    "INSERT INTO settings (id, instance_name, created_at, "
+				    "updated_at) VALUES (2, 'x', 1, 1)",
+				    0, NULL),
+			 SG_EEXIST);
+	/* NOT NULL is a caller bug, not a conflict. */
+	assert_int_equal(sg_db_exec(c,
+				    "INSERT INTO networks (id, name, created_at, updated_at) "
+				    "VALUES ('n5', NULL, 1, 1)",
+				    0, NULL),
+			 SG_EINVAL);
+	/* ON DELETE CASCADE. */
+	p[0] = "n1";
+	assert_int_equal(sg_db_exec(c, "DELETE FROM networks WHERE id = $1", 1, p), 1);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM clients"), 0);
+	sg_db_release(c);
+	sg_db_close(db);
+}
+
+static void test_bad_sql(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 1);
+	struct sg_db_conn *c = sg_db_acquire(db);
+	struct sg_db_res *r = (struct sg_db_res *)1;
+	const char *p[2] = {"a", "b"};
+
+	assert_int_equal(sg_db_exec(c, "SELEC 1", 0, NULL), SG_EINVAL);
+	assert_non_null(strstr(sg_db_errmsg(c), "syntax"));
+	assert_int_equal(sg_db_query(c, &r, "SELECT * FROM no_such_table", 0, NULL), SG_EINVAL);
+	assert_null(r);
+	assert_non_null(strstr(sg_db_errmsg(c), "no_such_table"));
+	assert_int_equal(sg_db_exec(c, "SELECT 1; SELECT 2", 0, NULL), SG_EINVAL);
+	assert_int_equal(sg_db_exec(c, "", 0, NULL), SG_EINVAL);
+	assert_int_equal(sg_db_exec(c, "   ", 0, NULL), SG_EINVAL);
+	assert_int_equal(sg_db_exec(c, NULL, 0, NULL), SG_EINVAL);
+	/* Placeholders without values, and a parameter count out of range. */
+	assert_int_equal(sg_db_exec(c, "SELECT $2", 1, p), SG_EINVAL);
+	assert_true(strlen(sg_db_errmsg(c)) > 0);
+	assert_int_equal(sg_db_exec(c, "SELECT $1", -1, p), SG_EINVAL);
+	assert_int_equal(sg_db_exec(c, "SELECT $1", SG_DB_MAX_PARAMS + 1, p), SG_EINVAL);
+	assert_int_equal(sg_db_exec(c, "SELECT $1", 1, NULL), SG_EINVAL);
+	if (fx->eng == SG_DB_SQLITE) {
+		assert_int_equal(sg_db_exec(c, "SELECT ?", 1, p), SG_EINVAL);
+		assert_int_equal(sg_db_exec(c, "SELECT :name", 1, p), SG_EINVAL);
+	}
+	/* The connection still works, and the error message is cleared by the next call. */
+	assert_string_equal(one(c, &r, "SELECT $1 || $2", 2, p), "ab");
+	sg_db_res_free(r);
+	sg_db_release(c);
+	sg_db_close(db);
+}
+
+static void test_transactions(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 2);
+	struct sg_db_conn *c = sg_db_acquire(db);
+
+	assert_int_equal(sg_db_begin(c), 0);
+	assert_int_equal(sg_db_begin(c), SG_EINVAL); /* no nesting */
+	add_network(c, "n1", "one");
+	sg_db_rollback(c);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM networks"), 0);
+	sg_db_rollback(c); /* harmless outside a transaction */
+	assert_int_equal(sg_db_commit(c), SG_EINVAL);
+
+	assert_int_equal(sg_db_begin(c), 0);
+	add_network(c, "n1", "one");
+	assert_int_equal(sg_db_commit(c), 0);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM networks"), 1);
+
+	/* A failed statement inside a transaction, then rollback: the connection recovers
+	 * (PostgreSQL refuses everything in an aborted transaction until then). */
+	assert_int_equal(sg_db_begin(c), 0);
+	add_network(c, "n2", "two");
+	assert_int_equal(sg_db_exec(c,
+				    "INSERT INTO networks (id, name, created_at, updated_at) "
+				    "VALUES ('n3', 'one', 1, 1)",
+				    0, NULL),
+			 SG_EEXIST);
+	sg_db_rollback(c);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM networks"), 1);
+
+	/* Release rolls back a transaction left open. */
+	assert_int_equal(sg_db_begin(c), 0);
+	add_network(c, "n4", "four");
+	sg_db_release(c);
+	c = sg_db_acquire(db);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM networks"), 1);
+	assert_int_equal(sg_db_begin(c), 0); /* and the connection is idle again */
+	assert_int_equal(sg_db_commit(c), 0);
+	sg_db_release(c);
+	sg_db_close(db);
+}
+
+/* Two connections write the same row from overlapping snapshots: the second must get
+ * SG_EAGAIN (SQLITE_BUSY_SNAPSHOT; PG 40001) so that the caller retries. */
+static void test_conflict_eagain(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 2);
+	struct sg_db_conn *a = sg_db_acquire(db), *b = sg_db_acquire(db);
+	int ret;
+
+	add_network(a, "n1", "one");
+	X(a, fx->eng == SG_DB_SQLITE ? "BEGIN DEFERRED" : "BEGIN ISOLATION LEVEL REPEATABLE READ",
+	  0, NULL);
+	assert_int_equal(count(a, "SELECT COUNT(*) FROM networks WHERE id = 'n1' AND mtu IS NULL"),
+			 1);
+	assert_int_equal(sg_db_begin(b), 0);
+	X(b, "UPDATE networks SET mtu = 1 WHERE id = 'n1'", 0, NULL);
+	assert_int_equal(sg_db_commit(b), 0);
+	ret = sg_db_exec(a, "UPDATE networks SET mtu = 2 WHERE id = 'n1'", 0, NULL);
+	assert_int_equal(ret, SG_EAGAIN);
+	sg_db_rollback(a);
+	assert_int_equal(count(a, "SELECT mtu FROM networks WHERE id = 'n1'"), 1);
+	sg_db_release(b);
+	sg_db_release(a);
+	sg_db_close(db);
+}
+
+struct worker {
+	struct sg_db *db;
+	int id, done, retries;
+};
+
+#define THREADS	   8
+#define PER_THREAD 40
+
+static void *worker(void *arg)
+{
+	struct worker *w = arg;
+
+	for (int i = 0; i < PER_THREAD; i++) {
+		char id[32], name[32];
+		const char *p[2] = {id, name};
+		int ret;
+
+		snprintf(id, sizeof(id), "t%d-%d", w->id, i);
+		snprintf(name, sizeof(name), "net %d/%d", w->id, i);
+		do {
+			struct sg_db_conn *c = sg_db_acquire(w->db);
+
+			ret = sg_db_begin(c);
+			if (ret == 0)
+				ret = sg_db_exec(c,
+						 "INSERT INTO networks (id, name, created_at, "
+						 "updated_at) VALUES ($1, $2, 1, 1)",
+						 2, p);
+			if (ret >= 0)
+				ret = sg_db_exec(
+				    c, "UPDATE settings SET updated_at = updated_at + 1", 0, NULL);
+			if (ret >= 0)
+				ret = sg_db_commit(c);
+			if (ret == SG_EAGAIN)
+				w->retries++;
+			sg_db_release(c);
+		} while (ret == SG_EAGAIN);
+		if (ret >= 0)
+			w->done++;
+	}
+	return NULL;
+}
+
+static void test_pool_threads(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 4);
+	struct worker w[THREADS];
+	pthread_t t[THREADS];
+	struct sg_db_conn *c;
+	long before;
+	int i;
+
+	c = sg_db_acquire(db);
+	before = count(c, "SELECT updated_at FROM settings");
+	sg_db_release(c);
+	for (i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){.db = db, .id = i};
+		assert_int_equal(pthread_create(&t[i], NULL, worker, &w[i]), 0);
+	}
+	for (i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].done, PER_THREAD);
+	}
+	c = sg_db_acquire(db);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM networks"), THREADS * PER_THREAD);
+	assert_int_equal(count(c, "SELECT updated_at FROM settings"),
+			 before + THREADS * PER_THREAD);
+	sg_db_release(c);
+	sg_db_close(db);
+}
+
+static void test_pg_reconnect(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db;
+	struct sg_db_conn *a, *b, *again;
+	struct sg_db_res *r = NULL;
+	char pid[32];
+	const char *p[1] = {pid};
+
+	if (fx->eng != SG_DB_POSTGRES)
+		skip();
+	db = fx_open(fx, 2);
+	a = sg_db_acquire(db);
+	b = sg_db_acquire(db);
+	snprintf(pid, sizeof(pid), "%s", one(a, &r, "SELECT pg_backend_pid()", 0, NULL));
+	sg_db_res_free(r);
+	assert_string_equal(one(b, &r, "SELECT pg_terminate_backend($1)", 1, p), "t");
+	sg_db_res_free(r);
+	/* The next statement on the killed session fails cleanly... */
+	assert_int_equal(sg_db_exec(a, "SELECT 1", 0, NULL), SG_EIO);
+	assert_true(strlen(sg_db_errmsg(a)) > 0);
+	sg_db_release(a);
+	/* ...and the connection is reconnected when it is taken from the pool again. */
+	again = sg_db_acquire(db);
+	assert_ptr_equal(again, a);
+	assert_string_equal(one(again, &r, "SELECT 41 + 1", 0, NULL), "42");
+	sg_db_res_free(r);
+	sg_db_release(again);
+	sg_db_release(b);
+	sg_db_close(db);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    T(test_bad_urls),	  T(test_open_migrate),	   T(test_concurrent_open),
+	    T(test_params_nulls), T(test_constraints),	   T(test_bad_sql),
+	    T(test_transactions), T(test_conflict_eagain), T(test_pool_threads),
+	    T(test_pg_reconnect),
+	};
+
+	return fx_run("db", tests, sizeof(tests) / sizeof(tests[0]));
+}

@@ -1,0 +1,266 @@
+/* Unit tests of the management server's helpers: prefixes and the address allocator, encodings,
+ * the PNG writer's checksums, sealing private keys at rest, password hashes, input checks. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/crypto.h"
+#include "secureguard/sg_errors.h"
+#include "server/srv_int.h"
+
+static void test_prefix_parse(void **state)
+{
+	struct srv_prefix p;
+	const char *why;
+	char out[64];
+
+	(void)state;
+	assert_int_equal(srv_prefix_parse(&p, "10.1.0.0/16", false, &why), 0);
+	assert_int_equal(p.family, 4);
+	assert_int_equal(p.len, 16);
+	srv_prefix_format(out, &p);
+	assert_string_equal(out, "10.1.0.0/16");
+	assert_int_equal(srv_prefix_parse(&p, "fd00:0:0::/64", false, &why), 0);
+	srv_prefix_format(out, &p);
+	assert_string_equal(out, "fd00::/64"); /* canonical form */
+	assert_int_equal(srv_prefix_parse(&p, "10.1.0.1/16", false, &why), SG_EPARSE);
+	assert_non_null(strstr(why, "host bits"));
+	assert_int_equal(srv_prefix_parse(&p, "10.1.0.1/16", true, &why), 0);
+	srv_prefix_format(out, &p);
+	assert_string_equal(out, "10.1.0.0/16");
+	assert_int_equal(srv_prefix_parse(&p, "10.1.0.0/33", false, &why), SG_EPARSE);
+	assert_int_equal(srv_prefix_parse(&p, "10.1.0.0/-1", false, &why), SG_EPARSE);
+	assert_int_equal(srv_prefix_parse(&p, "10.1.0.0", false, &why), SG_EPARSE);
+	assert_int_equal(srv_prefix_parse(&p, "10.1.0.0/", false, &why), SG_EPARSE);
+	assert_int_equal(srv_prefix_parse(&p, "fd00::/129", false, &why), SG_EPARSE);
+	assert_int_equal(srv_prefix_parse(&p, "bogus/8", false, &why), SG_EPARSE);
+}
+
+static void test_alloc_v4(void **state)
+{
+	struct srv_prefix p;
+	const char *why;
+	char out[64];
+	char *used[] = {"10.0.0.1", "10.0.0.3", "10.9.9.9", "fd00::2", NULL};
+
+	(void)state;
+	assert_int_equal(srv_prefix_parse(&p, "10.0.0.0/30", false, &why), 0);
+	/* /30: hosts .1 and .2 only (no network, no broadcast address). */
+	assert_int_equal(srv_alloc_addr(out, &p, NULL, 0), 0);
+	assert_string_equal(out, "10.0.0.1");
+	assert_int_equal(srv_alloc_addr(out, &p, used, 1), 0);
+	assert_string_equal(out, "10.0.0.2");
+	{
+		char *full[] = {"10.0.0.2", "10.0.0.1"};
+
+		assert_int_equal(srv_alloc_addr(out, &p, full, 2), SG_EFULL);
+	}
+	assert_int_equal(srv_prefix_parse(&p, "10.0.0.0/24", false, &why), 0);
+	/* Lowest free, ignoring addresses outside the prefix and of the other family. */
+	assert_int_equal(srv_alloc_addr(out, &p, used, 5), 0);
+	assert_string_equal(out, "10.0.0.2");
+	{
+		char *busy[254];
+		char bufs[254][16];
+
+		for (int i = 0; i < 254; i++) {
+			snprintf(bufs[i], sizeof(bufs[i]), "10.0.0.%d", 254 - i);
+			busy[i] = bufs[i];
+		}
+		assert_int_equal(srv_alloc_addr(out, &p, busy, 253), 0);
+		assert_string_equal(out, "10.0.0.1");
+		assert_int_equal(srv_alloc_addr(out, &p, busy, 254), SG_EFULL);
+	}
+}
+
+static void test_alloc_v6(void **state)
+{
+	struct srv_prefix p;
+	const char *why;
+	char out[64];
+	char *used[] = {"fd00:1::1", "fd00:1::2", "fd00:2::3"};
+
+	(void)state;
+	assert_int_equal(srv_prefix_parse(&p, "fd00:1::/64", false, &why), 0);
+	assert_int_equal(srv_alloc_addr(out, &p, used, 3), 0);
+	assert_string_equal(out, "fd00:1::3");
+	assert_int_equal(srv_prefix_parse(&p, "fd00:1::100/120", false, &why), 0);
+	assert_int_equal(srv_alloc_addr(out, &p, used, 3), 0);
+	assert_string_equal(out, "fd00:1::101");
+}
+
+static void test_checksums(void **state)
+{
+	(void)state;
+	/* CRC-32/ISO-HDLC check value (the "123456789" catalogue entry); Adler-32 of
+	 * "Wikipedia" (RFC 1950's algorithm, a widely quoted example). */
+	assert_int_equal(srv_crc32((const uint8_t *)"123456789", 9, 0), 0xcbf43926u);
+	assert_int_equal(srv_adler32((const uint8_t *)"Wikipedia", 9), 0x11e60398u);
+	assert_int_equal(srv_adler32(NULL, 0), 1);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void test_png(void **state)
+{
+	/* 9 x 2 image: checks row packing across a byte boundary. */
+	uint8_t pix[18] = {1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+	size_t len = 0, off = 8;
+	uint8_t *png = srv_png_write(pix, 9, 2, &len);
+	const char *types[] = {"IHDR", "IDAT", "IEND"};
+
+	(void)state;
+	assert_non_null(png);
+	assert_memory_equal(png, "\x89PNG\r\n\x1a\n", 8);
+	for (int i = 0; i < 3; i++) {
+		uint32_t n = rd32(png + off);
+
+		assert_memory_equal(png + off + 4, types[i], 4);
+		assert_int_equal(rd32(png + off + 8 + n), srv_crc32(png + off + 4, n + 4, 0));
+		if (i == 0) {
+			assert_int_equal(rd32(png + off + 8), 9);
+			assert_int_equal(rd32(png + off + 12), 2);
+		}
+		if (i == 1) {
+			const uint8_t *z = png + off + 8;
+			/* zlib header, one final stored block of 2 rows x (1 filter + 2 data). */
+			static const uint8_t raw[6] = {0, 0x7f, 0x00, 0, 0xff, 0x80};
+
+			assert_int_equal(z[0], 0x78);
+			assert_int_equal((z[0] << 8 | z[1]) % 31, 0);
+			assert_int_equal(z[2], 1);
+			assert_int_equal(z[3] | z[4] << 8, 6);
+			assert_int_equal((z[5] | z[6] << 8) ^ 0xffff, 6);
+			/* pixel 0 black (bit 0), 1..7 white; pixel 8 black, padding white. */
+			assert_int_equal(z[7 + 1], 0x7f);
+			assert_int_equal(z[7 + 2] & 0x80, 0);
+			assert_memory_equal(z + 7 + 3, raw + 3, 3);
+			assert_int_equal(rd32(z + 7 + 6), srv_adler32(z + 7, 6));
+		}
+		off += 12 + n;
+	}
+	assert_int_equal(off, len);
+	free(png);
+	assert_null(srv_png_write(pix, 0, 2, &len));
+	png = srv_qr_png("secureguard", &len);
+	assert_non_null(png);
+	free(png);
+}
+
+static void test_base64(void **state)
+{
+	uint8_t in[5] = {0xfb, 0xff, 0x00, 0x10, 0x7e}, out[8];
+	char s[16];
+
+	(void)state;
+	srv_b64url(s, in, 5);
+	assert_string_equal(s, "-_8AEH4");
+	assert_int_equal(srv_b64url_decode(out, sizeof(out), s, strlen(s)), 5);
+	assert_memory_equal(out, in, 5);
+	srv_b64(s, in, 5);
+	assert_string_equal(s, "+/8AEH4=");
+	assert_int_equal(srv_b64_decode(out, sizeof(out), s, strlen(s)), 5);
+	assert_int_equal(srv_b64_decode(out, sizeof(out), "+/8AEH5=", 8), SG_EPARSE); /* pad bits */
+	assert_int_equal(srv_b64url_decode(out, sizeof(out), "a+b", 3), SG_EPARSE);
+	assert_int_equal(srv_b64url_decode(out, 2, "AAAAAA", 6), SG_ERANGE);
+}
+
+static void test_seal(void **state)
+{
+	struct srv s;
+	char *blob, *back;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_true(sg_random_bytes(s.enc_key, sizeof(s.enc_key)));
+	blob = srv_seal(&s, "private key text", "id-1", "classic");
+	assert_non_null(blob);
+	assert_null(strstr(blob, "private"));
+	back = srv_open(&s, blob, "id-1", "classic");
+	assert_string_equal(back, "private key text");
+	srv_free_secret(back);
+	/* Bound to its row and kind. */
+	assert_null(srv_open(&s, blob, "id-2", "classic"));
+	assert_null(srv_open(&s, blob, "id-1", "fips"));
+	blob[10] ^= 1;
+	assert_null(srv_open(&s, blob, "id-1", "classic"));
+	assert_null(srv_open(&s, "v2:AAAA", "id-1", "classic"));
+	free(blob);
+}
+
+static void test_passwords(void **state)
+{
+	char *a = srv_pw_hash("correct horse battery", false);
+	char *f = srv_pw_hash("correct horse battery", true);
+
+	(void)state;
+	assert_non_null(a);
+	assert_non_null(f);
+	assert_memory_equal(a, "$argon2id$", 10);
+	assert_memory_equal(f, "$pbkdf2-sha384$i=210000$", 24);
+	assert_true(srv_pw_verify(a, "correct horse battery"));
+	assert_true(srv_pw_verify(f, "correct horse battery"));
+	assert_false(srv_pw_verify(a, "correct horse batterx"));
+	assert_false(srv_pw_verify(f, "correct horse batterx"));
+	assert_false(srv_pw_verify("$pbkdf2-sha384$i=1$AAAA$AAAA", "x"));
+	assert_false(srv_pw_verify("plain", "plain"));
+	free(a);
+	free(f);
+}
+
+static void test_inputs(void **state)
+{
+	(void)state;
+	assert_true(srv_valid_endpoint("hub.example.com:51820"));
+	assert_true(srv_valid_endpoint("192.0.2.1:1"));
+	assert_true(srv_valid_endpoint("[2001:db8::1]:443"));
+	assert_false(srv_valid_endpoint("hub:0"));
+	assert_false(srv_valid_endpoint("hub:65536"));
+	assert_false(srv_valid_endpoint("hub"));
+	assert_false(srv_valid_endpoint("[10.0.0.1]:80"));
+	assert_false(srv_valid_endpoint("a b:80"));
+	assert_false(srv_valid_endpoint(":80"));
+	assert_true(srv_valid_text("name", 64, false));
+	assert_false(srv_valid_text("", 64, false));
+	assert_true(srv_valid_text("", 64, true));
+	assert_false(srv_valid_text("a\nb", 64, false));
+	assert_false(srv_valid_text("abc", 2, false));
+	assert_int_equal(srv_role_parse("admin"), ROLE_ADMIN);
+	assert_int_equal(srv_role_parse("root"), ROLE_NONE);
+}
+
+static void test_uuid_tokens(void **state)
+{
+	char a[SRV_ID_LEN + 1], b[SRV_ID_LEN + 1], t[64], h[97];
+
+	(void)state;
+	srv_uuid(a);
+	srv_uuid(b);
+	assert_int_equal(strlen(a), 36);
+	assert_int_equal(a[14], '4');
+	assert_true(strchr("89ab", a[19]) != NULL);
+	assert_string_not_equal(a, b);
+	srv_new_token(t, "sgk_");
+	assert_int_equal(strlen(t), 47);
+	srv_token_hash(h, t);
+	assert_int_equal(strlen(h), 96);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_prefix_parse), cmocka_unit_test(test_alloc_v4),
+	    cmocka_unit_test(test_alloc_v6),	 cmocka_unit_test(test_checksums),
+	    cmocka_unit_test(test_png),		 cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_seal),	 cmocka_unit_test(test_passwords),
+	    cmocka_unit_test(test_inputs),	 cmocka_unit_test(test_uuid_tokens),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
