@@ -261,14 +261,17 @@ int wg_device_set_fips_private_key(struct wg_device *dev, const uint8_t key[WG_F
 		memcpy(dev->fips_public, pub, WG_FIPS_PUB_LEN);
 		dev->has_fips_key = true;
 	}
-	if (!cookie_checker_set_key(&dev->checker, SG_SUITE_FIPS,
-				    dev->has_fips_key ? dev->fips_public : NULL))
-		return SG_ECRYPTO;
+	/* Sessions made with the old key (or none now) go at once, with the cached DH results:
+	 * removing a key must stop its traffic both ways, not only the sending. */
 	for (p = dev->peers_head; p; p = p->list_next) {
 		sg_memzero(p->fips_static_static, sizeof(p->fips_static_static));
 		p->fips_ss = FIPS_SS_UNKNOWN;
-		peer_expire_sessions(p);
+		peer_drop_sessions(p, SG_SUITE_FIPS);
+		p->fallback = false;
 	}
+	if (!cookie_checker_set_key(&dev->checker, SG_SUITE_FIPS,
+				    dev->has_fips_key ? dev->fips_public : NULL))
+		return SG_ECRYPTO;
 	return 0;
 }
 
@@ -286,20 +289,13 @@ bool wg_device_get_fips_public_key(const struct wg_device *dev, uint8_t key[WG_F
 	return dev->has_fips_key;
 }
 
-/* Resets a peer's sessions when its current one is of a mode the policy no longer allows. */
+/* A policy change: every session and in-flight handshake of a mode the policy no longer allows
+ * goes (not only the current keypair: a next or previous one, or a handshake in flight, would
+ * otherwise complete or be promoted in the refused mode). */
 static void peer_policy_changed(struct wg_peer *peer)
 {
-	struct wg_keypair *kp = peer->kp_current;
-	enum wg_crypto_mode m = peer_effective_mode(peer);
-
 	peer->fallback = false;
-	if (!kp)
-		return;
-	if ((m == WG_CRYPTO_FIPS && kp->wire_mode != WG_MODE_FIPS) ||
-	    (m == WG_CRYPTO_CLASSIC && kp->wire_mode != WG_MODE_CLASSIC)) {
-		keypairs_clear(peer);
-		peer_expire_sessions(peer);
-	}
+	peer_drop_sessions(peer, -1);
 }
 
 int wg_device_set_crypto_mode(struct wg_device *dev, enum wg_crypto_mode mode)
@@ -428,7 +424,7 @@ int wg_peer_set_fips_public_key(struct wg_peer *peer, const uint8_t pub[WG_FIPS_
 			return SG_EINVAL;
 	}
 	fips_unhash(peer);
-	keypairs_clear(peer);
+	peer_drop_sessions(peer, SG_SUITE_FIPS);
 	peer_expire_sessions(peer);
 	sg_memzero(peer->fips_static_static, sizeof(peer->fips_static_static));
 	peer->fips_ss = FIPS_SS_UNKNOWN;
@@ -437,14 +433,17 @@ int wg_peer_set_fips_public_key(struct wg_peer *peer, const uint8_t pub[WG_FIPS_
 	if (!pub) {
 		memset(peer->fips_public, 0, WG_FIPS_PUB_LEN);
 		peer->has_fips = false;
-		peer->has_classic = true;
+		/* A peer known by a FIPS peer id has no classic key: it stays without one. */
+		peer->has_classic = !peer->pubkey_is_id;
 		peer_precompute(peer);
 		return cookie_maker_set_key(&peer->cookie, SG_SUITE_FIPS, NULL) ? 0 : SG_ECRYPTO;
 	}
 	memcpy(peer->fips_public, pub, WG_FIPS_PUB_LEN);
 	peer->has_fips = true;
 	wg_fips_peer_id(id, pub);
-	peer->has_classic = !sg_memeq(id, peer->public_key, WG_KEY_LEN);
+	if (sg_memeq(id, peer->public_key, WG_KEY_LEN))
+		peer->pubkey_is_id = true;
+	peer->has_classic = !peer->pubkey_is_id;
 	peer_precompute(peer);
 	unsigned b = fips_bucket(dev, pub);
 	peer->fips_hash_next = dev->fips_buckets[b];

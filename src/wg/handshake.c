@@ -41,11 +41,11 @@ static bool fips_ss_ready(struct wg_peer *peer)
 
 	if (!dev->has_fips_key || !peer->has_fips)
 		return false;
-	if (peer->fips_ss == FIPS_SS_UNKNOWN)
-		peer->fips_ss = sg_p384_ecdh(peer->fips_static_static, dev->fips_private,
-					     peer->fips_public)
-					? FIPS_SS_OK
-					: FIPS_SS_BAD;
+	/* Both keys were validated when set, so a failure here is transient (memory): it is not
+	 * cached, the next handshake tries again. */
+	if (peer->fips_ss != FIPS_SS_OK &&
+	    sg_p384_ecdh(peer->fips_static_static, dev->fips_private, peer->fips_public))
+		peer->fips_ss = FIPS_SS_OK;
 	return peer->fips_ss == FIPS_SS_OK;
 }
 
@@ -56,7 +56,7 @@ bool peer_can_mode(struct wg_peer *peer, enum sg_suite_id mode)
 	return peer->dev->has_key && peer->has_classic && peer->static_static_ok;
 }
 
-static bool mode_allowed(const struct wg_peer *peer, enum sg_suite_id mode)
+bool peer_mode_allowed(const struct wg_peer *peer, enum sg_suite_id mode)
 {
 	switch (peer_effective_mode(peer)) {
 	case WG_CRYPTO_FIPS:
@@ -70,8 +70,8 @@ static bool mode_allowed(const struct wg_peer *peer, enum sg_suite_id mode)
 
 int peer_choose_mode(struct wg_peer *peer, uint64_t now)
 {
-	bool fips = mode_allowed(peer, SG_SUITE_FIPS) && peer_can_mode(peer, SG_SUITE_FIPS);
-	bool classic = mode_allowed(peer, SG_SUITE_CLASSIC) && peer_can_mode(peer, SG_SUITE_CLASSIC);
+	bool fips = peer_mode_allowed(peer, SG_SUITE_FIPS) && peer_can_mode(peer, SG_SUITE_FIPS);
+	bool classic = peer_mode_allowed(peer, SG_SUITE_CLASSIC) && peer_can_mode(peer, SG_SUITE_CLASSIC);
 
 	if (peer->fallback && now >= peer->fallback_until)
 		peer->fallback = false; /* time to try FIPS again */
@@ -93,13 +93,14 @@ uint16_t device_caps(const struct wg_device *dev)
 	return caps;
 }
 
-uint16_t peer_local_caps(const struct wg_peer *peer)
+uint16_t peer_local_caps(struct wg_peer *peer)
 {
 	uint16_t caps = WG_CAP_VERSION_BITS;
 
-	if (peer->dev->has_fips_key && mode_allowed(peer, SG_SUITE_FIPS))
+	/* FIPS only when a FIPS session with this peer is possible: both keys and their DH. */
+	if (peer_can_mode(peer, SG_SUITE_FIPS) && peer_mode_allowed(peer, SG_SUITE_FIPS))
 		caps |= WG_CAP_FIPS;
-	if (peer->dev->has_key && peer->has_classic && mode_allowed(peer, SG_SUITE_CLASSIC))
+	if (peer->dev->has_key && peer->has_classic && peer_mode_allowed(peer, SG_SUITE_CLASSIC))
 		caps |= WG_CAP_CLASSIC;
 	return caps;
 }
@@ -121,8 +122,34 @@ void peer_fallback(struct wg_peer *peer, const char *reason, uint64_t now)
 {
 	peer->fallback = true;
 	peer->fallback_until = now + FIPS_RETRY_AFTER;
-	/* Not rate-limited like the other mode events: it happens at most once per retry period. */
-	peer_emit(peer, WG_EVENT_MODE_FALLBACK, reason);
+	peer->fips_unanswered = 0;
+	peer_emit_mode(peer, WG_EVENT_MODE_FALLBACK, reason, now);
+}
+
+static bool kp_mode_dropped(const struct wg_peer *peer, const struct wg_keypair *kp, int only)
+{
+	if (!kp)
+		return false;
+	if (only >= 0)
+		return (int)kp->suite->id == only;
+	return !peer_mode_allowed(peer, kp->suite->id);
+}
+
+void peer_drop_sessions(struct wg_peer *peer, int only_mode)
+{
+	struct wg_device *dev = peer->dev;
+	struct wg_keypair **kps[3] = {&peer->kp_next, &peer->kp_current, &peer->kp_previous};
+
+	for (int i = 0; i < 3; i++) {
+		if (kp_mode_dropped(peer, *kps[i], only_mode)) {
+			keypair_destroy(dev, *kps[i]);
+			*kps[i] = NULL;
+		}
+	}
+	if (peer->hs.state != HANDSHAKE_ZEROED &&
+	    (only_mode >= 0 ? (int)peer->hs.mode == only_mode
+			    : !peer_mode_allowed(peer, peer->hs.mode)))
+		handshake_clear(peer);
 }
 
 /* ---- messages ----------------------------------------------------------------------------- */
@@ -238,29 +265,9 @@ struct wg_peer *handshake_consume_initiation(struct wg_device *dev, enum sg_suit
 				     peer_ss(peer, mode)))
 		goto fail;
 	struct wg_handshake *hs = &peer->hs;
-	if (mode == SG_SUITE_FIPS) {
-		uint16_t caps = sg_le16(payload + NOISE_TIMESTAMP_LEN);
-		peer->remote_caps = caps;
-		if ((caps >> 8) != WG_CAP_VERSION) {
-			*refuse = WG_REJECT_VERSION;
-			*refused = peer;
-			peer_emit_mode(peer, WG_EVENT_MODE_REFUSED, "version", now);
-			goto fail_peer;
-		}
-	}
-	/* Policy: the mode must be one this peer may use (docs/PROTOCOL.md). Checked after the
-	 * Noise message authenticated the peer, so the refusal names a real peer. */
-	if (!mode_allowed(peer, mode)) {
-		*refuse = mode == SG_SUITE_FIPS ? WG_REJECT_CLASSIC_REQUIRED : WG_REJECT_FIPS_REQUIRED;
-		*refused = peer;
-		peer_emit_mode(peer, WG_EVENT_MODE_REFUSED,
-			       mode == SG_SUITE_FIPS ? "peer_offered_fips_classic_only"
-						     : "peer_offered_classic_fips_required",
-			       now);
-		goto fail_peer;
-	}
 	/* Replay: the timestamp must be greater than any seen from this peer (5.1). Flood: at
-	 * most INITIATIONS_PER_SECOND initiations consumed per peer. */
+	 * most INITIATIONS_PER_SECOND initiations consumed per peer. Checked first, so replayed
+	 * or flooding copies never get a reject either. */
 	if (memcmp(payload, hs->latest_timestamp, NOISE_TIMESTAMP_LEN) <= 0) {
 		peer_emit(peer, WG_EVENT_HANDSHAKE_FAILED, "timestamp_replayed");
 		goto fail_peer;
@@ -271,16 +278,39 @@ struct wg_peer *handshake_consume_initiation(struct wg_device *dev, enum sg_suit
 		dev->stats.rx_rate_limited++;
 		goto fail_peer_counted;
 	}
+	/* A refusal below does not record the timestamp: the initiator answers a reject with an
+	 * initiation of the other mode at once, within the same TAI64N tick (2^24 ns), which must
+	 * not look like a replay. Copies of a refused initiation get rate-limited rejects. */
+	uint16_t caps = mode == SG_SUITE_FIPS ? sg_le16(payload + NOISE_TIMESTAMP_LEN) : 0;
+	if (mode == SG_SUITE_FIPS && (caps >> 8) != WG_CAP_VERSION) {
+		*refuse = WG_REJECT_VERSION;
+		*refused = peer;
+		peer_emit_mode(peer, WG_EVENT_MODE_REFUSED, "version", now);
+		goto fail_peer;
+	}
+	/* Policy: the mode must be one this peer may use (docs/PROTOCOL.md). Checked after the
+	 * Noise message authenticated the peer, so the refusal names a real peer. */
+	if (!peer_mode_allowed(peer, mode)) {
+		*refuse = mode == SG_SUITE_FIPS ? WG_REJECT_CLASSIC_REQUIRED : WG_REJECT_FIPS_REQUIRED;
+		*refused = peer;
+		peer_emit_mode(peer, WG_EVENT_MODE_REFUSED,
+			       mode == SG_SUITE_FIPS ? "peer_offered_fips_classic_only"
+						     : "peer_offered_classic_fips_required",
+			       now);
+		goto fail_peer;
+	}
+	if (mode == SG_SUITE_FIPS)
+		peer->remote_caps = caps;
 	/* A FIPS initiation that authenticated: the peer can do FIPS, stop falling back. */
 	if (mode == SG_SUITE_FIPS)
 		peer->fallback = false;
 	memcpy(hs->remote_ephemeral, msg + L->ephemeral, sg_suite_get(mode)->dh_pub_len);
 	memcpy(hs->latest_timestamp, payload, NOISE_TIMESTAMP_LEN);
+	hs->last_initiation_consumption = now;
+	hs->has_consumed_initiation = true;
 	hs->sym = sym;
 	hs->mode = mode;
 	hs->remote_index = sg_le32(msg + 4);
-	hs->last_initiation_consumption = now;
-	hs->has_consumed_initiation = true;
 	hs->state = HANDSHAKE_CONSUMED_INITIATION;
 	sg_memzero(&sym, sizeof(sym));
 	sg_memzero(key, sizeof(key));
@@ -346,7 +376,7 @@ struct wg_peer *handshake_consume_response(struct wg_device *dev, enum sg_suite_
 	struct wg_peer *peer = e->peer;
 	struct wg_handshake *hs = &peer->hs;
 	if (hs->state != HANDSHAKE_CREATED_INITIATION || hs->mode != mode ||
-	    !peer_can_mode(peer, mode))
+	    !peer_can_mode(peer, mode) || !peer_mode_allowed(peer, mode))
 		goto fail;
 	sym = hs->sym;
 	if (!noise_read_msg2(&sym, L->payload_len ? payload : NULL, msg + L->payload,

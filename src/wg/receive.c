@@ -33,13 +33,13 @@ static size_t endpoint_bytes(const struct wg_endpoint *ep, uint8_t out[18])
 
 /* Under load when more than WG_UNDER_LOAD_RATE handshake messages arrived in the current second,
  * and for one second after (the kernel keeps last_under_load the same way). */
-static bool under_load(struct wg_device *dev, uint64_t now)
+static bool under_load(struct wg_device *dev, uint64_t now, unsigned weight)
 {
 	if (now - dev->load_window_start >= NSEC || now < dev->load_window_start) {
 		dev->load_window_start = now;
 		dev->load_window_count = 0;
 	}
-	dev->load_window_count++;
+	dev->load_window_count += weight;
 	if (dev->forced_under_load || dev->load_window_count > WG_UNDER_LOAD_RATE) {
 		dev->last_under_load = now;
 		dev->was_under_load = true;
@@ -126,22 +126,27 @@ static void receive_reject(struct wg_device *dev, const uint8_t *buf,
 	bool to_classic = is_auto && mode == SG_SUITE_FIPS &&
 			  peer_can_mode(peer, SG_SUITE_CLASSIC) && (caps & WG_CAP_CLASSIC);
 	bool to_fips = is_auto && mode == SG_SUITE_CLASSIC && reason == WG_REJECT_FIPS_REQUIRED &&
-		       peer_can_mode(peer, SG_SUITE_FIPS);
+		       (caps & WG_CAP_FIPS) && peer_can_mode(peer, SG_SUITE_FIPS);
+	/* At most one reject-driven switch per REKEY_TIMEOUT: forged rejects must not make us
+	 * send initiations faster than the retry timer would, nor reset its attempt count. */
+	bool may_switch = !peer->last_reject_switch ||
+			  birthdate_expired(peer->last_reject_switch, REKEY_TIMEOUT, now);
 	peer_emit_mode(peer, WG_EVENT_MODE_REJECTED,
-		       to_fips ? "peer_requires_fips_switching" : reject_reason_name(reason), now);
+		       to_fips && may_switch ? "peer_requires_fips_switching"
+					     : reject_reason_name(reason),
+		       now);
 	/* fips or classic peers: a packet never changes the mode. Otherwise the initiation is
 	 * void, and the other mode goes out at once. */
-	if (to_classic) {
-		handshake_clear(peer);
-		peer_fallback(peer, "reject", now);
-	} else if (to_fips) {
-		handshake_clear(peer);
-		peer->fallback = false;
-	} else {
+	if (!may_switch || !(to_classic || to_fips))
 		return;
-	}
+	peer->last_reject_switch = now ? now : 1;
+	handshake_clear(peer);
+	if (to_classic)
+		peer_fallback(peer, "reject", now);
+	else
+		peer->fallback = false;
 	peer->has_sent_handshake = false;
-	send_handshake_initiation(peer, now, false);
+	send_handshake_initiation(peer, now, true);
 }
 
 static void authenticated_received(struct wg_peer *peer, size_t len, uint64_t now)
@@ -157,7 +162,7 @@ static void receive_handshake(struct wg_device *dev, enum sg_suite_id mode, uint
 {
 	uint8_t src[18];
 	size_t srclen = endpoint_bytes(from, src);
-	bool load = under_load(dev, now);
+	bool load = under_load(dev, now, mode == SG_SUITE_FIPS ? FIPS_LOAD_WEIGHT : 1);
 	enum cookie_mac_state st;
 	struct wg_peer *peer;
 
@@ -165,9 +170,11 @@ static void receive_handshake(struct wg_device *dev, enum sg_suite_id mode, uint
 		/* We have no static key of this mode, so mac1 cannot be checked: answer an
 		 * initiation with an unauthenticated reject (rate-limited per source, smaller than
 		 * what it answers, so no amplification) so the initiator learns why. */
-		if (type == WG_MSG_INITIATION &&
-		    ratelimiter_allow(dev->reject_limiter, src, srclen == 6 ? 4 : 16, now) &&
-		    (dev->has_key || dev->has_fips_key)) {
+		/* Only a device with a FIPS key does this: one without stays as silent towards
+		 * unauthenticated packets as WireGuard is (an auto peer then falls back by
+		 * timeout instead of at once). */
+		if (type == WG_MSG_INITIATION && dev->has_fips_key &&
+		    ratelimiter_allow(dev->reject_limiter, src, srclen == 6 ? 4 : 16, now)) {
 			enum wg_reject_reason r = mode == SG_SUITE_FIPS ? WG_REJECT_FIPS_UNAVAILABLE
 									: WG_REJECT_FIPS_REQUIRED;
 			send_reject(dev, from, buf[1], sg_le32(buf + 4), device_caps(dev), r);
@@ -288,8 +295,10 @@ static void receive_data(struct wg_device *dev, uint8_t *buf, size_t len,
 	}
 	struct wg_keypair *kp = e->keypair;
 	struct wg_peer *peer = e->peer;
-	if (buf[1] != kp->wire_mode) {
-		/* A classic packet never opens a FIPS session's index, nor the reverse. */
+	if (buf[1] != kp->wire_mode || !peer_mode_allowed(peer, kp->suite->id)) {
+		/* A classic packet never opens a FIPS session's index, nor the reverse; and no
+		 * session of a mode the policy refuses is used (peer_drop_sessions removes them
+		 * when the policy changes; this keeps it so whatever the order of events). */
 		drop(dev, &dev->stats.rx_invalid, "data_wrong_mode", from, peer);
 		return;
 	}

@@ -55,6 +55,10 @@ bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry
 	timers_any_authenticated_packet_sent(peer);
 	send_buffer(peer, msg, len);
 	timers_handshake_initiated(peer, now);
+	if (mode == SG_SUITE_FIPS)
+		peer->fips_unanswered++;
+	else
+		peer->fips_unanswered = 0;
 	peer_emit(peer, WG_EVENT_HANDSHAKE_INITIATED, is_retry ? "retry" : "first");
 	return true;
 }

@@ -159,6 +159,7 @@ void timers_handshake_complete(struct wg_peer *peer)
 {
 	disarm(peer, TIMER_RETRANSMIT_HANDSHAKE);
 	peer->handshake_attempts = 0;
+	peer->fips_unanswered = 0;
 	peer->sent_lastminute_handshake = false;
 	peer->last_handshake_real_ns = peer->dev->io.realtime_ns(peer->dev->io.ctx);
 }
@@ -203,7 +204,7 @@ static void expired_retransmit_handshake(struct wg_peer *peer, uint64_t now)
 	/* An auto peer whose FIPS initiations go unanswered falls back to classic (a network
 	 * or peer that drops them). Only when the peer has classic keys on both sides. */
 	if (peer->last_init_mode == SG_SUITE_FIPS && !peer->fallback &&
-	    peer->handshake_attempts >= FIPS_FALLBACK_ATTEMPTS &&
+	    peer->fips_unanswered >= FIPS_FALLBACK_ATTEMPTS &&
 	    peer_effective_mode(peer) == WG_CRYPTO_AUTO && peer_can_mode(peer, SG_SUITE_CLASSIC))
 		peer_fallback(peer, "timeout", now);
 	send_handshake_initiation(peer, now, true);

@@ -33,6 +33,9 @@
  * after this many unanswered FIPS initiations, and tries FIPS again after FIPS_RETRY_AFTER. */
 #define FIPS_FALLBACK_ATTEMPTS   2
 #define FIPS_RETRY_AFTER         (600 * NSEC)
+/* Handshake messages count this many times towards the under-load threshold in FIPS mode: a
+ * P-384 decode and ECDH costs about 12 X25519 operations (bench/handshake.sh). */
+#define FIPS_LOAD_WEIGHT         12
 /* At most one mode-negotiation event per peer per this interval (they become log lines). */
 #define MODE_EVENT_INTERVAL      (10 * NSEC)
 
@@ -106,6 +109,8 @@ struct wg_peer {
 	struct wg_peer *hash_next, *fips_hash_next;
 	uint8_t public_key[32]; /* X25519 key, or for a FIPS-only peer wg_fips_peer_id() */
 	bool has_classic;	/* public_key is an X25519 key */
+	bool pubkey_is_id;	/* public_key was a FIPS peer id: never a classic key, even after the
+				 * FIPS key changes or goes */
 	uint8_t psk[32];
 	uint8_t static_static[32]; /* DH(our static, their static), precomputed */
 	bool static_static_ok;
@@ -119,6 +124,8 @@ struct wg_peer {
 	bool fallback;			 /* an auto peer fell back to classic ... */
 	uint64_t fallback_until;	 /* ... until then */
 	enum sg_suite_id last_init_mode;
+	unsigned fips_unanswered; /* FIPS initiations sent since the last completed handshake */
+	uint64_t last_reject_switch; /* a reject moved us to the other mode (0 = never) */
 	uint16_t remote_caps; /* from its last FIPS handshake message, 0 = unknown */
 	/* per negotiation event type (WG_EVENT_MODE_REFUSED ...), for the log rate limit */
 	uint64_t last_mode_event[WG_EVENT_MODE_UNUSABLE - WG_EVENT_MODE_REFUSED + 1];
@@ -197,7 +204,12 @@ bool peer_can_mode(struct wg_peer *peer, enum sg_suite_id mode);
 /* The mode for our next initiation to the peer, or -1 if none can be used. */
 int peer_choose_mode(struct wg_peer *peer, uint64_t now);
 /* Our capabilities towards this peer (its effective mode and our keys). */
-uint16_t peer_local_caps(const struct wg_peer *peer);
+uint16_t peer_local_caps(struct wg_peer *peer);
+/* The peer's policy allows this mode. */
+bool peer_mode_allowed(const struct wg_peer *peer, enum sg_suite_id mode);
+/* Destroys the peer's keypairs and in-flight handshake of modes its policy no longer allows, or
+ * of `mode` when only_mode >= 0 (its key went away). */
+void peer_drop_sessions(struct wg_peer *peer, int only_mode);
 uint16_t device_caps(const struct wg_device *dev);
 /* Emits a negotiation event at most once per MODE_EVENT_INTERVAL per peer. */
 void peer_emit_mode(struct wg_peer *peer, enum wg_event_type type, const char *reason,

@@ -766,25 +766,32 @@ static void test_fips_only_both(void **state)
 static void test_auto_falls_back_when_peer_has_no_fips(void **state)
 {
 	struct node *a = &sim.n[0], *b = &sim.n[1];
-	/* A knows a FIPS key for B, but B runs without one (classic only): B answers A's FIPS
-	 * initiation with an unauthenticated reject, A falls back to classic at once. */
+	/* A knows a FIPS key for B, but B runs without one (classic only). B stays silent towards
+	 * the FIPS initiation it cannot authenticate (as WireGuard is towards anything it cannot
+	 * authenticate); A falls back to classic after FIPS_FALLBACK_ATTEMPTS unanswered ones. */
 	uint8_t priv[48], pub[49];
 	assert_true(sg_p384_generate(priv, pub));
 	assert_int_equal(wg_peer_set_fips_public_key(a->peer, pub), 0);
 	fips_key(0, false);
 	handshake(0);
-	assert_int_equal(b->events[WG_EVENT_MODE_REFUSED], 1);
-	assert_string_equal(b->last_mode_reason, "no_fips_key");
-	assert_int_equal(a->events[WG_EVENT_MODE_REJECTED], 1);
+	assert_int_equal(b->events[WG_EVENT_MODE_REFUSED], 0);
+	assert_int_equal(session_mode(0), -1);
+	advance((FIPS_FALLBACK_ATTEMPTS + 1) * (REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX));
 	assert_int_equal(a->events[WG_EVENT_MODE_FALLBACK], 1);
+	assert_string_equal(a->last_mode_reason, "timeout");
 	assert_int_equal(session_mode(0), SG_SUITE_CLASSIC);
 	assert_int_equal(b->delivered, 1);
-	/* Ten minutes later A tries FIPS again and falls back again, without losing the session. */
-	advance(FIPS_RETRY_AFTER + NSEC);
-	assert_int_equal(send_ip(0, 10, 1), 0);
-	pump();
+	/* Ten minutes later A tries FIPS again at a rekey and falls back again, while the classic
+	 * session goes on carrying data. */
+	uint64_t delivered = b->delivered;
+	for (int i = 0; i < 70; i++) {
+		advance(10 * NSEC);
+		assert_int_equal(send_ip(0, 10, 1), 0);
+		pump();
+	}
 	assert_int_equal(a->events[WG_EVENT_MODE_FALLBACK], 2);
 	assert_int_equal(session_mode(0), SG_SUITE_CLASSIC);
+	assert_true(b->delivered >= delivered + 69);
 }
 
 static void test_classic_policy_refuses_fips_authenticated(void **state)
@@ -813,8 +820,9 @@ static void test_fips_only_vs_classic_only_refused(void **state)
 	assert_int_equal(wg_peer_set_fips_public_key(a->peer, pub), 0);
 	assert_int_equal(wg_device_set_crypto_mode(a->dev, WG_CRYPTO_FIPS), 0);
 	handshake(0);
-	assert_int_equal(a->events[WG_EVENT_MODE_REJECTED], 1);
-	assert_string_equal(a->last_mode_reason, "peer_has_no_fips");
+	/* B cannot authenticate a FIPS initiation and, without a FIPS key, stays silent. */
+	assert_int_equal(b->events[WG_EVENT_MODE_REFUSED], 0);
+	assert_int_equal(a->events[WG_EVENT_MODE_REJECTED], 0);
 	assert_int_equal(a->events[WG_EVENT_MODE_FALLBACK], 0);
 	assert_int_equal(session_mode(0), -1);
 	/* B's classic initiation to A is refused with its reason, and B says so. */
@@ -971,6 +979,94 @@ static void test_fips_malformed(void **state)
 	assert_int_equal(sim.nflight, 0);
 }
 
+/* Review findings (docs/PROTOCOL.md section 7): a policy change leaves no session or handshake
+ * of the refused mode anywhere (in flight, next, current, previous). */
+static void test_policy_change_drops_sessions(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	/* S1: A's classic initiation is in flight when A becomes fips-only; the classic response
+	 * must not complete a session. */
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	assert_int_equal(sim.nflight, 1);
+	assert_int_equal(sim.flight[0].buf[1], WG_MODE_CLASSIC);
+	assert_int_equal(wg_device_set_crypto_mode(a->dev, WG_CRYPTO_FIPS), 0);
+	pump();
+	assert_int_equal(session_mode(0), -1);
+	assert_int_equal(b->delivered, 0);
+	/* S1b: B consumed a classic initiation (classic next keypair) when B becomes fips-only;
+	 * A's first data must not promote it. */
+	assert_int_equal(wg_device_set_crypto_mode(a->dev, WG_CRYPTO_AUTO), 0);
+	/* Catch A's next classic initiation (its retry timer) without delivering anything. */
+	sim.nflight = 0;
+	for (int i = 0; i < 20 && !sim.nflight; i++) {
+		sim.now += NSEC / 2;
+		wg_device_tick(a->dev, sim.now);
+	}
+	assert_int_equal(sim.nflight, 1);
+	struct datagram init = sim.flight[0];
+	assert_int_equal(init.buf[0], WG_MSG_INITIATION);
+	sim.nflight = 0;
+	wg_device_receive(b->dev, sim.now, &init.src, init.buf, init.len);
+	assert_non_null(b->peer->kp_next);
+	assert_int_equal(wg_device_set_crypto_mode(b->dev, WG_CRYPTO_FIPS), 0);
+	assert_null(b->peer->kp_next);
+	pump();
+	assert_int_equal(session_mode(1), -1);
+	assert_int_equal(b->delivered, 0);
+}
+
+/* Forged rejects cannot make an auto peer send initiations faster than its retry timer, nor
+ * reset its attempts: at most one reject-driven switch per REKEY_TIMEOUT. */
+static void test_forged_rejects_rate_limited(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	fips_key(0, true);
+	fips_key(1, true);
+	sim.drop_all = false;
+	assert_int_equal(send_ip(0, 10, 1), 0);
+	size_t sent = 0;
+	for (int i = 0; i < 100; i++) {
+		/* The initiation in flight, whatever its mode: reject it. */
+		assert_true(sim.nflight >= 1);
+		struct datagram d = sim.flight[sim.nflight - 1];
+		sim.nflight = 0;
+		uint8_t rej[WG_MSG_REJECT_LEN] = {WG_MSG_REJECT, d.buf[1]};
+		memcpy(rej + 4, d.buf + 4, 4);
+		rej[8] = WG_CAP_FIPS | WG_CAP_CLASSIC;
+		rej[9] = WG_CAP_VERSION;
+		rej[10] = d.buf[1] == WG_MODE_FIPS ? WG_REJECT_FIPS_UNAVAILABLE : WG_REJECT_FIPS_REQUIRED;
+		wg_device_receive(a->dev, sim.now, &b->ep, rej, sizeof(rej));
+		sent += sim.nflight;
+		if (!sim.nflight)
+			break;
+	}
+	/* One switch went out; the rest waited for the retry timer. */
+	assert_int_equal(sent, 1);
+	assert_true(a->events[WG_EVENT_MODE_FALLBACK] <= 1);
+}
+
+/* A FIPS-only peer stays without a classic key when its FIPS key changes or goes. */
+static void test_fips_only_peer_key_removed(void **state)
+{
+	struct node *a = &sim.n[0];
+	uint8_t priv[48], pub[49], pub2[49], id[32];
+	struct wg_peer *p;
+
+	assert_true(sg_p384_generate(priv, pub));
+	wg_fips_peer_id(id, pub);
+	assert_int_equal(wg_device_add_peer(a->dev, id, &p), 0);
+	assert_int_equal(wg_peer_set_fips_public_key(p, pub), 0);
+	assert_true(wg_peer_is_fips_only(p));
+	assert_true(sg_p384_generate(priv, pub2));
+	assert_int_equal(wg_peer_set_fips_public_key(p, pub2), 0);
+	assert_true(wg_peer_is_fips_only(p));
+	assert_int_equal(wg_peer_set_fips_public_key(p, NULL), 0);
+	assert_true(wg_peer_is_fips_only(p));
+	assert_false(peer_can_mode(p, SG_SUITE_CLASSIC));
+	assert_int_equal(peer_choose_mode(p, sim.now), -1);
+	sg_memzero(priv, sizeof(priv));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1005,6 +1101,9 @@ int main(void)
 		T(test_fips_cookie_under_load),
 		T(test_fips_only_peer_identity),
 		T(test_fips_malformed),
+		T(test_policy_change_drops_sessions),
+		T(test_forged_rejects_rate_limited),
+		T(test_fips_only_peer_key_removed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
