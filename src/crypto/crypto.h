@@ -24,8 +24,12 @@
 
 /* Fetches algorithms once per process. Idempotent and thread-safe; every other function calls it
  * lazily too, but calling it early surfaces a broken OpenSSL install at start-up.
- * Returns 0 or SG_ECRYPTO. */
+ * Returns 0 (the fips suite is available, and the classic one when OpenSSL offers it: see
+ * sg_crypto_classic_available) or SG_ECRYPTO. */
 int sg_crypto_init(void) SG_WUR;
+/* False when OpenSSL cannot provide the classic suite (configured with only the FIPS provider):
+ * then only FIPS mode works, and classic keys are refused. */
+bool sg_crypto_classic_available(void);
 /* True when OpenSSL's FIPS provider is loaded and available (then the fips suite uses it). */
 bool sg_crypto_fips_provider_active(void);
 /* OpenSSL version string, e.g. "OpenSSL 3.0.19 27 Jan 2026". */

@@ -50,6 +50,10 @@ struct sg__algs {
 	const char *classic_propq;
 	const char *fips_propq;
 	bool fips_active;
+	/* Which suites OpenSSL could provide: an OpenSSL configured with only the FIPS provider
+	 * (no default provider) has no X25519, ChaCha20 or BLAKE2s, and SecureGuard then runs FIPS
+	 * mode alone. NULL entries above belong to a missing suite. */
+	bool classic_ok, fips_ok;
 };
 
 /* The fetched algorithms, or NULL when sg_crypto_init() failed. Calls sg_crypto_init(). */

@@ -104,7 +104,7 @@ static EVP_MAC_CTX *mac_ctx_new(const struct sg__algs *a, enum sg__mac_id id)
 	OSSL_PARAM params[3], *p = params;
 	size_t size = SG_BLAKE2S_MAC_LEN;
 	const char *propq = NULL;
-	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(a->mac[id]);
+	EVP_MAC_CTX *ctx = a->mac[id] ? EVP_MAC_CTX_new(a->mac[id]) : NULL;
 
 	if (ctx == NULL)
 		return NULL;
@@ -157,8 +157,10 @@ static EVP_CIPHER_CTX *aead_begin(enum sg__cipher_id id, const uint8_t *key, con
 	EVP_CIPHER_CTX *ctx;
 	const EVP_CIPHER *cipher = NULL;
 
-	/* A NULL key or IV would make EVP_CipherInit_ex2 keep the previous caller's. */
-	if (key == NULL || nonce == NULL || a == NULL || (ctx = sg__cipher_ctx(id)) == NULL)
+	/* A NULL key or IV would make EVP_CipherInit_ex2 keep the previous caller's. A NULL
+	 * cipher: its suite is not available (crypto_int.h). */
+	if (key == NULL || nonce == NULL || a == NULL || a->cipher[id] == NULL ||
+	    (ctx = sg__cipher_ctx(id)) == NULL)
 		return NULL;
 	if (unlikely(EVP_CIPHER_CTX_get0_cipher(ctx) == NULL))
 		cipher = a->cipher[id];
@@ -253,7 +255,7 @@ bool sg__digest_iov(enum sg__md_id id, uint8_t *out, size_t outlen, const struct
 	if (a == NULL || out == NULL || (iov == NULL && niov > 0) ||
 	    outlen != (size_t)EVP_MD_get_size(a->md[id]))
 		return false;
-	ctx = sg__md_ctx(id);
+	ctx = a->md[id] ? sg__md_ctx(id) : NULL;
 	if (ctx == NULL || EVP_DigestInit_ex2(ctx, a->md[id], NULL) != 1)
 		return false;
 	for (size_t i = 0; i < niov; i++) {

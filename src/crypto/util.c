@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
@@ -29,6 +30,16 @@ static void free_algs(void)
 		EVP_MAC_free(algs.mac[i]);
 	EVP_KDF_free(algs.hkdf);
 	memset(&algs, 0, sizeof(algs));
+}
+
+/* X25519 is not fetched ahead like the others (EVP_PKEY takes a name per call): probe it. */
+static bool classic_x25519_ok(const char *propq)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "X25519", propq);
+	bool ok = ctx != NULL && EVP_PKEY_keygen_init(ctx) == 1;
+
+	EVP_PKEY_CTX_free(ctx);
+	return ok;
 }
 
 static void do_init(void)
@@ -58,18 +69,25 @@ static void do_init(void)
 	algs.mac[SG__MAC_HMAC_SHA384] = EVP_MAC_fetch(NULL, "HMAC", fq);
 	algs.hkdf = EVP_KDF_fetch(NULL, "HKDF", fq);
 
-	for (size_t i = 0; i < SG__CIPHER_COUNT; i++)
-		if (algs.cipher[i] == NULL)
-			goto fail;
-	for (size_t i = 0; i < SG__MD_COUNT; i++)
-		if (algs.md[i] == NULL)
-			goto fail;
-	for (size_t i = 0; i < SG__MAC_COUNT; i++)
-		if (algs.mac[i] == NULL)
-			goto fail;
-	if (algs.hkdf == NULL)
+	algs.classic_ok = algs.cipher[SG__CIPHER_CHACHA20_POLY1305] && algs.cipher[SG__CIPHER_CHACHA20] &&
+			  algs.md[SG__MD_BLAKE2S256] && algs.mac[SG__MAC_BLAKE2S128] &&
+			  algs.mac[SG__MAC_HMAC_BLAKE2S] && classic_x25519_ok(cq);
+	algs.fips_ok = algs.cipher[SG__CIPHER_AES256_GCM] && algs.md[SG__MD_SHA384] &&
+		       algs.mac[SG__MAC_HMAC_SHA384] && algs.hkdf;
+	/* One suite is enough to run: a FIPS-only OpenSSL runs FIPS mode alone. Classic parts that
+	 * were fetched while the suite is incomplete are dropped, so no half-suite is ever used. */
+	if (!algs.classic_ok) {
+		EVP_CIPHER_free(algs.cipher[SG__CIPHER_CHACHA20_POLY1305]);
+		EVP_CIPHER_free(algs.cipher[SG__CIPHER_CHACHA20]);
+		EVP_MD_free(algs.md[SG__MD_BLAKE2S256]);
+		EVP_MAC_free(algs.mac[SG__MAC_BLAKE2S128]);
+		EVP_MAC_free(algs.mac[SG__MAC_HMAC_BLAKE2S]);
+		algs.cipher[SG__CIPHER_CHACHA20_POLY1305] = algs.cipher[SG__CIPHER_CHACHA20] = NULL;
+		algs.md[SG__MD_BLAKE2S256] = NULL;
+		algs.mac[SG__MAC_BLAKE2S128] = algs.mac[SG__MAC_HMAC_BLAKE2S] = NULL;
+	}
+	if (!algs.fips_ok)
 		goto fail;
-
 	init_result = 0;
 	return;
 fail:
@@ -86,6 +104,11 @@ int sg_crypto_init(void)
 const struct sg__algs *sg__algs(void)
 {
 	return sg_crypto_init() == 0 ? &algs : NULL;
+}
+
+bool sg_crypto_classic_available(void)
+{
+	return sg_crypto_init() == 0 && algs.classic_ok;
 }
 
 bool sg_crypto_fips_provider_active(void)

@@ -163,10 +163,16 @@ int main(int argc, char **argv)
 	if (env && strcmp(env, "1") == 0)
 		fips_strict = true;
 	if (sg_crypto_init() != 0) {
-		sg_log(SG_LOG_ERROR, "crypto_init_failed", "error=\"OpenSSL could not provide the "
-							  "algorithms\"");
+		sg_log(SG_LOG_ERROR, "crypto_init_failed",
+		       "error=\"OpenSSL (%s) provides neither P-384/AES-256-GCM/SHA-384 nor the "
+		       "classic algorithms; check OPENSSL_CONF and its providers\"",
+		       sg_crypto_library_version());
 		return 1;
 	}
+	if (!sg_crypto_classic_available())
+		sg_log(SG_LOG_WARN, "classic_unavailable",
+		       "error=\"OpenSSL offers no X25519/ChaCha20/BLAKE2s (FIPS provider only)\" "
+		       "action=\"FIPS mode only: classic keys and peers are refused\"");
 	if (fips_strict && !sg_crypto_fips_provider_active()) {
 		sg_log(SG_LOG_ERROR, "fips_provider_missing",
 		       "error=\"--fips-strict: OpenSSL has no active FIPS provider (%s); configure "

@@ -350,6 +350,13 @@ static void handle_device_line(struct uapi_conn *c, const char *k, size_t klen, 
 			return;
 		}
 		bool zero = sg_is_zero(sk, sizeof(sk));
+		if (!zero && !sg_crypto_classic_available()) {
+			sg_memzero(sk, sizeof(sk));
+			set_fail(c, -EPERM,
+				 "private_key: classic WireGuard is unavailable: this OpenSSL has no "
+				 "X25519/ChaCha20/BLAKE2s (FIPS provider only); use fips_private_key");
+			return;
+		}
 		if (!zero)
 			sg_x25519_clamp(
 			    sk); /* stored clamped, so get returns what wireguard-go does */
