@@ -3,12 +3,14 @@
 #   make check  install missing Debian packages, build with -Werror, run every test,
 #               then again under ASan+UBSan
 #   make fuzz   build the libFuzzer targets with clang (build-fuzz/bin/fuzz_*)
-#   make demo   the main job: secureguardd and wireguard-go talking in two namespaces
+#   make demo   the main job: secureguardd and wireguard-go talking in two namespaces, then the
+#               management server on SQLite configuring a tunnel
+#   make bench  every benchmark in bench/ (root; minutes)
 #   make install  binaries and the systemd unit under PREFIX (default /usr/local)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all deps check check-normal check-asan fuzz fuzz-run demo install format clean
+.PHONY: all deps check check-normal check-asan fuzz fuzz-run demo bench install format clean
 
 all:
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -42,6 +44,17 @@ fuzz-run: fuzz
 
 demo: deps all
 	./scripts/demo.sh
+
+# Every benchmark in bench/, each printing its ratio against what a user would run instead,
+# measured in the same run (root; minutes). BENCH_SECONDS per throughput run.
+BENCH_SECONDS ?= 10
+bench: deps all
+	./bench/throughput.sh $(BENCH_SECONDS)
+	./bench/tls.sh $(BENCH_SECONDS)
+	./bench/handshake.sh $(BENCH_SECONDS)
+	./bench/memory.sh
+	./bench/control_plane.sh
+	./bench/server_api.sh
 
 # Installs the two binaries and the secureguard@.service unit under PREFIX (default /usr/local).
 PREFIX ?= /usr/local
