@@ -17,8 +17,7 @@ void sg_x25519_clamp(uint8_t priv[SG_X25519_KEY_LEN])
 
 static EVP_PKEY *x25519_priv_key(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN])
 {
-	return EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", a->classic_propq, priv,
-					       SG_X25519_KEY_LEN);
+	return sg__x25519_key(a, priv);
 }
 
 bool sg_x25519_public(uint8_t pub[SG_X25519_KEY_LEN], const uint8_t priv[SG_X25519_KEY_LEN])

@@ -63,6 +63,9 @@ const struct sg__algs *sg__algs(void);
  * them allocates again once created, which keeps the per-packet path free of malloc. NULL only
  * when the first allocation fails. */
 EVP_CIPHER_CTX *sg__cipher_ctx(enum sg__cipher_id id);
+/* An X25519 private key as an EVP_PKEY from this thread's small cache (a new reference: the
+ * caller frees it). sg_x25519_forget (crypto.h) drops an entry. */
+EVP_PKEY *sg__x25519_key(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN]);
 EVP_MD_CTX *sg__md_ctx(enum sg__md_id id);
 EVP_MAC_CTX *sg__mac_ctx(enum sg__mac_id id);
 

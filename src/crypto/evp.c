@@ -22,10 +22,21 @@
  * multiple of every block size, so streaming modes see whole blocks until the last chunk). */
 #define CHUNK ((size_t)1 << 30)
 
+/* The last X25519 private keys used by this thread, as EVP_PKEYs: building one derives its
+ * public key, more than half the cost of a DH, and a device's static key takes part in every
+ * handshake and in the static-static DH of every peer it is given. */
+#define X25519_CACHE 2
+
 struct tls_ctx {
 	EVP_CIPHER_CTX *cipher[SG__CIPHER_COUNT];
 	EVP_MD_CTX *md[SG__MD_COUNT];
 	EVP_MAC_CTX *mac[SG__MAC_COUNT];
+	struct {
+		uint8_t priv[SG_X25519_KEY_LEN];
+		EVP_PKEY *key;
+		uint64_t used;
+	} x25519[X25519_CACHE];
+	uint64_t x25519_tick;
 };
 
 static _Thread_local struct tls_ctx *tls;
@@ -45,6 +56,9 @@ static void tls_free(void *p)
 		EVP_MD_CTX_free(t->md[i]);
 	for (size_t i = 0; i < SG__MAC_COUNT; i++)
 		EVP_MAC_CTX_free(t->mac[i]);
+	for (size_t i = 0; i < X25519_CACHE; i++)
+		EVP_PKEY_free(t->x25519[i].key); /* cleanses the private key */
+	sg_memzero(t, sizeof(*t));
 	free(t);
 	/* Runs in the exiting thread: a later crypto call from another destructor starts afresh. */
 	if (tls == t)
@@ -73,6 +87,51 @@ static struct tls_ctx *tls_get(void)
 	}
 	tls = t;
 	return t;
+}
+
+EVP_PKEY *sg__x25519_key(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN])
+{
+	struct tls_ctx *t = tls_get();
+	EVP_PKEY *key;
+	size_t lru = 0;
+
+	if (t == NULL)
+		return EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", a->classic_propq, priv,
+						       SG_X25519_KEY_LEN);
+	t->x25519_tick++;
+	for (size_t i = 0; i < X25519_CACHE; i++) {
+		if (t->x25519[i].key && sg_memeq(t->x25519[i].priv, priv, SG_X25519_KEY_LEN)) {
+			t->x25519[i].used = t->x25519_tick;
+			return EVP_PKEY_up_ref(t->x25519[i].key) == 1 ? t->x25519[i].key : NULL;
+		}
+		if (t->x25519[i].used < t->x25519[lru].used)
+			lru = i;
+	}
+	key = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", a->classic_propq, priv,
+					      SG_X25519_KEY_LEN);
+	if (key == NULL || EVP_PKEY_up_ref(key) != 1) {
+		EVP_PKEY_free(key);
+		return NULL;
+	}
+	EVP_PKEY_free(t->x25519[lru].key);
+	memcpy(t->x25519[lru].priv, priv, SG_X25519_KEY_LEN);
+	t->x25519[lru].key = key;
+	t->x25519[lru].used = t->x25519_tick;
+	return key;
+}
+
+void sg_x25519_forget(const uint8_t priv[SG_X25519_KEY_LEN])
+{
+	struct tls_ctx *t = tls;
+
+	if (t == NULL || priv == NULL)
+		return;
+	for (size_t i = 0; i < X25519_CACHE; i++) {
+		if (t->x25519[i].key && sg_memeq(t->x25519[i].priv, priv, SG_X25519_KEY_LEN)) {
+			EVP_PKEY_free(t->x25519[i].key);
+			sg_memzero(&t->x25519[i], sizeof(t->x25519[i]));
+		}
+	}
 }
 
 EVP_CIPHER_CTX *sg__cipher_ctx(enum sg__cipher_id id)

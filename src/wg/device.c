@@ -102,6 +102,8 @@ void handshake_clear(struct wg_peer *peer)
 	index_remove(peer->dev, &hs->entry);
 	hs->state = HANDSHAKE_ZEROED;
 	noise_symmetric_wipe(&hs->sym);
+	if (hs->mode == SG_SUITE_CLASSIC)
+		sg_x25519_forget(hs->ephemeral_priv); /* no cached copy outlives the handshake */
 	sg_memzero(hs->ephemeral_priv, sizeof(hs->ephemeral_priv));
 	sg_memzero(hs->remote_ephemeral, sizeof(hs->remote_ephemeral));
 	hs->remote_index = 0;
@@ -169,6 +171,8 @@ void wg_device_free(struct wg_device *dev)
 	free(dev->reject_limiter);
 	free(dev->heap);
 	cookie_checker_wipe(&dev->checker);
+	if (dev->has_key)
+		sg_x25519_forget(dev->static_private);
 	sg_memzero(dev, sizeof(*dev));
 	free(dev);
 }
@@ -183,6 +187,8 @@ int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[WG_KEY_LE
 	uint8_t priv[32], pub[32];
 	struct wg_peer *p, *next;
 
+	if (dev->has_key && !(key && sg_memeq(key, dev->static_private, 32)))
+		sg_x25519_forget(dev->static_private); /* no cached copy of a replaced key */
 	if (!key || sg_is_zero(key, WG_KEY_LEN)) {
 		sg_memzero(dev->static_private, 32);
 		memset(dev->static_public, 0, 32);

@@ -177,32 +177,35 @@ void staged_purge(struct wg_peer *peer)
 	struct wg_staged *q = &peer->staged;
 	while (q->count) {
 		unsigned i = q->head;
-		free(q->pkt[i]);
-		q->pkt[i] = NULL;
+		free(q->s->pkt[i]);
 		q->head = (q->head + 1) % MAX_STAGED_PACKETS;
 		q->count--;
 	}
 	q->head = 0;
+	free(q->s);
+	q->s = NULL;
 }
 
 /* Copies a packet into the peer's staging queue; the oldest is dropped when it is full. */
 static void stage(struct wg_peer *peer, const uint8_t *pkt, size_t len)
 {
 	struct wg_staged *q = &peer->staged;
+	if (!q->s && !(q->s = calloc(1, sizeof(*q->s))))
+		return;
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy)
 		return;
 	if (len) /* a keepalive passes pkt == NULL: memcpy(NULL, 0) is still undefined */
 		memcpy(copy, pkt, len);
 	if (q->count == MAX_STAGED_PACKETS) {
-		free(q->pkt[q->head]);
-		q->pkt[q->head] = NULL;
+		free(q->s->pkt[q->head]);
+		q->s->pkt[q->head] = NULL;
 		q->head = (q->head + 1) % MAX_STAGED_PACKETS;
 		q->count--;
 	}
 	unsigned tail = (q->head + q->count) % MAX_STAGED_PACKETS;
-	q->pkt[tail] = copy;
-	q->len[tail] = len;
+	q->s->pkt[tail] = copy;
+	q->s->len[tail] = len;
 	q->count++;
 }
 
@@ -219,15 +222,16 @@ void send_staged(struct wg_peer *peer, uint64_t now)
 		return;
 	while (q->count) {
 		unsigned i = q->head;
-		if (!encrypt_and_send(peer, kp, q->pkt[i], q->len[i], now)) {
+		if (!encrypt_and_send(peer, kp, q->s->pkt[i], q->s->len[i], now)) {
 			send_handshake_initiation(peer, now, false);
 			return;
 		}
-		free(q->pkt[i]);
-		q->pkt[i] = NULL;
+		free(q->s->pkt[i]);
+		q->s->pkt[i] = NULL;
 		q->head = (q->head + 1) % MAX_STAGED_PACKETS;
 		q->count--;
 	}
+	staged_purge(peer); /* empty: give the ring back */
 	keep_key_fresh(peer, now);
 }
 

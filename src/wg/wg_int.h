@@ -95,9 +95,15 @@ enum wg_timer_id {
 	TIMER_COUNT,
 };
 
-struct wg_staged {
+/* Packets waiting for a session: a ring allocated when the first packet waits and freed when the
+ * ring empties, so an idle peer costs 16 bytes here instead of 2 KiB (100,000 peers). */
+struct wg_staged_slots {
 	uint8_t *pkt[MAX_STAGED_PACKETS]; /* each malloc'd: only before a session exists */
 	size_t len[MAX_STAGED_PACKETS];
+};
+
+struct wg_staged {
+	struct wg_staged_slots *s; /* NULL while nothing waits */
 	unsigned head, count;
 };
 

@@ -397,7 +397,7 @@ static void test_persistent_keepalive_starts_handshake(void **state)
 	assert_int_equal(t.nsent, 1);
 	assert_int_equal(t.sent[0].buf[0], WG_MSG_INITIATION);
 	assert_int_equal(t.peer->staged.count, 1);
-	assert_int_equal(t.peer->staged.len[t.peer->staged.head], 0);
+	assert_int_equal(t.peer->staged.s->len[t.peer->staged.head], 0);
 	/* Each initiation pushes the keepalive out by 25 s, so it does not fire while the
 	 * retries (every ~5 s) go on; after giving up, it fires 25 s after the last try and
 	 * starts a fresh handshake. */
