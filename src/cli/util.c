@@ -96,7 +96,10 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
-int cli_read_keyfile(const char *path, uint8_t key[SG_KEY_LEN])
+/* Reads a key file as `wg set ... private-key FILE` does: the text, then trailing whitespace (or
+ * NULs); an empty file gives the all-zero key. decode turns the text into keylen bytes. */
+static int read_keyfile(const char *path, uint8_t *key, size_t keylen,
+			int (*decode)(uint8_t *key, const char *in, size_t len), const char *what)
 {
 	char *buf;
 	size_t len;
@@ -109,50 +112,41 @@ int cli_read_keyfile(const char *path, uint8_t key[SG_KEY_LEN])
 	}
 	/* An empty file, like /dev/null, means "no key" (wg(8)). */
 	if (len == 0) {
-		sg_memzero(key, SG_KEY_LEN);
+		sg_memzero(key, keylen);
 		free(buf);
 		return 0;
 	}
 	while (len && (is_space(buf[len - 1]) || buf[len - 1] == '\0'))
 		len--;
-	ret = sg_key_from_base64(key, buf, len);
+	ret = decode(key, buf, len);
 	sg_memzero(buf, len);
 	free(buf);
 	if (ret) {
-		fprintf(stderr, "%s: %s: not a base64 key of 44 characters\n", CLI_PROG, path);
+		fprintf(stderr, "%s: %s: not %s\n", CLI_PROG, path, what);
 		return -1;
 	}
 	return 0;
 }
 
+static int decode_wg_key(uint8_t *key, const char *in, size_t len)
+{
+	return sg_key_from_base64(key, in, len);
+}
+
+static int decode_fips_key(uint8_t *key, const char *in, size_t len)
+{
+	return sg_fipskey_priv_from_base64(key, in, len);
+}
+
+int cli_read_keyfile(const char *path, uint8_t key[SG_KEY_LEN])
+{
+	return read_keyfile(path, key, SG_KEY_LEN, decode_wg_key, "a base64 key of 44 characters");
+}
+
 int cli_read_fips_keyfile(const char *path, uint8_t key[SG_FIPS_PRIV_LEN])
 {
-	char *buf;
-	size_t len;
-	int ret = cli_read_file(path, 4096, &buf, &len);
-
-	if (ret) {
-		fprintf(stderr, "%s: %s: %s\n", CLI_PROG, path,
-			ret == -EFBIG ? "not a key file (too large)" : strerror(-ret));
-		return -1;
-	}
-	if (len == 0) {
-		sg_memzero(key, SG_FIPS_PRIV_LEN);
-		free(buf);
-		return 0;
-	}
-	while (len && (is_space(buf[len - 1]) || buf[len - 1] == '\0'))
-		len--;
-	ret = sg_fipskey_priv_from_base64(key, buf, len);
-	sg_memzero(buf, len);
-	free(buf);
-	if (ret) {
-		fprintf(stderr, "%s: %s: not a FIPS private key (%u base64 characters of a P-384 "
-				"scalar)\n",
-			CLI_PROG, path, SG_FIPS_PRIV_BASE64_LEN);
-		return -1;
-	}
-	return 0;
+	return read_keyfile(path, key, SG_FIPS_PRIV_LEN, decode_fips_key,
+			    "a FIPS private key (64 base64 characters of a P-384 scalar)");
 }
 
 int cli_resolve_endpoint(struct sockaddr_storage *ss, const char *host, uint16_t port)
