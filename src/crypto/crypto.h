@@ -195,6 +195,18 @@ struct sg_suite {
 	void (*nonce)(uint8_t nonce[12], uint64_t counter); /* AEAD nonce from a counter */
 };
 
+/* An AEAD key of a suite (ChaCha20-Poly1305 or AES-256-GCM) set up once for many messages in one
+ * direction: a session's send or receive key. Same conventions as the one-shot functions, with
+ * no associated data; the nonce comes from the suite's nonce function. Not thread-safe: one
+ * user at a time. NULL on allocation failure or an unavailable suite. */
+struct sg_aead;
+struct sg_aead *sg_aead_new(enum sg_suite_id suite, const uint8_t key[32], bool encrypt);
+void sg_aead_free(struct sg_aead *k); /* wipes the key schedule; NULL is fine */
+bool sg_aead_seal(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t len,
+		  const uint8_t nonce[12]) SG_WUR;
+bool sg_aead_open(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t len,
+		  const uint8_t nonce[12]) SG_WUR;
+
 /* The table for a suite id, or NULL for an unknown id. */
 const struct sg_suite *sg_suite_get(enum sg_suite_id id);
 

@@ -248,26 +248,44 @@ static bool aead_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in, si
 	return true;
 }
 
+/* Seal and open on a context keyed and given its nonce: the bodies shared by the one-shot
+ * functions (per-thread context, re-keyed per call) and sg_aead (keyed once per session). */
+static bool seal_ctx(EVP_CIPHER_CTX *ctx, uint8_t *dst, const uint8_t *src, size_t len,
+		     const uint8_t *ad, size_t adlen)
+{
+	int outl = 0;
+
+	if (!aead_update(ctx, NULL, ad, adlen) || !aead_update(ctx, dst, src, len))
+		return false;
+	if (EVP_CipherFinal_ex(ctx, dst + len, &outl) != 1 || outl != 0)
+		return false;
+	return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, dst + len) == 1;
+}
+
+static bool open_ctx(EVP_CIPHER_CTX *ctx, uint8_t *dst, const uint8_t *src, size_t ctlen,
+		     const uint8_t *ad, size_t adlen, uint8_t tag[TAG_LEN])
+{
+	int outl = 0;
+
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) != 1)
+		return false;
+	if (!aead_update(ctx, NULL, ad, adlen) || !aead_update(ctx, dst, src, ctlen))
+		return false;
+	/* The tag comparison (constant time inside OpenSSL) happens here. */
+	return EVP_CipherFinal_ex(ctx, dst + ctlen, &outl) == 1 && outl == 0;
+}
+
 bool sg__aead_seal(enum sg__cipher_id id, uint8_t *dst, const uint8_t *src, size_t len,
 		   const uint8_t *ad, size_t adlen, const uint8_t nonce[12], const uint8_t *key)
 {
 	EVP_CIPHER_CTX *ctx;
-	int outl = 0;
 
 	if (dst == NULL || (src == NULL && len > 0) || (ad == NULL && adlen > 0) ||
 	    len > SIZE_MAX - TAG_LEN)
 		return false;
 	ctx = aead_begin(id, key, nonce, 1);
-	if (ctx == NULL)
-		goto fail;
-	if (!aead_update(ctx, NULL, ad, adlen) || !aead_update(ctx, dst, src, len))
-		goto fail;
-	if (EVP_CipherFinal_ex(ctx, dst + len, &outl) != 1 || outl != 0)
-		goto fail;
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, dst + len) != 1)
-		goto fail;
-	return true;
-fail:
+	if (ctx != NULL && seal_ctx(ctx, dst, src, len, ad, adlen))
+		return true;
 	sg_memzero(dst, len + TAG_LEN);
 	return false;
 }
@@ -278,7 +296,6 @@ bool sg__aead_open(enum sg__cipher_id id, uint8_t *dst, const uint8_t *src, size
 	EVP_CIPHER_CTX *ctx;
 	uint8_t tag[TAG_LEN];
 	size_t ctlen;
-	int outl = 0;
 
 	if (dst == NULL || src == NULL || len < TAG_LEN || (ad == NULL && adlen > 0))
 		return false;
@@ -287,17 +304,73 @@ bool sg__aead_open(enum sg__cipher_id id, uint8_t *dst, const uint8_t *src, size
 	 * that reasoning out of the correctness argument. */
 	memcpy(tag, src + ctlen, TAG_LEN);
 	ctx = aead_begin(id, key, nonce, 0);
-	if (ctx == NULL)
-		goto fail;
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) != 1)
-		goto fail;
-	if (!aead_update(ctx, NULL, ad, adlen) || !aead_update(ctx, dst, src, ctlen))
-		goto fail;
-	/* The tag comparison (constant time inside OpenSSL) happens here. */
-	if (EVP_CipherFinal_ex(ctx, dst + ctlen, &outl) != 1 || outl != 0)
-		goto fail;
-	return true;
-fail:
+	if (ctx != NULL && open_ctx(ctx, dst, src, ctlen, ad, adlen, tag))
+		return true;
+	sg_memzero(dst, ctlen);
+	return false;
+}
+
+/* ---- AEAD keyed once per session ----------------------------------------------------------- */
+
+struct sg_aead {
+	EVP_CIPHER_CTX *ctx;
+	int enc;
+};
+
+struct sg_aead *sg_aead_new(enum sg_suite_id suite, const uint8_t key[32], bool encrypt)
+{
+	const struct sg__algs *a = sg__algs();
+	enum sg__cipher_id id =
+	    suite == SG_SUITE_FIPS ? SG__CIPHER_AES256_GCM : SG__CIPHER_CHACHA20_POLY1305;
+	struct sg_aead *k;
+
+	if (a == NULL || key == NULL || a->cipher[id] == NULL || (k = calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	k->enc = encrypt ? 1 : 0;
+	k->ctx = EVP_CIPHER_CTX_new();
+	/* The key schedule (and GCM's hash key) is computed here, once; each message then only
+	 * sets its nonce, which is what makes a session key cheaper than the one-shot calls. */
+	if (k->ctx == NULL || EVP_CipherInit_ex2(k->ctx, a->cipher[id], key, NULL, k->enc, NULL) != 1) {
+		sg_aead_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+void sg_aead_free(struct sg_aead *k)
+{
+	if (k == NULL)
+		return;
+	EVP_CIPHER_CTX_free(k->ctx); /* cleanses the key schedule */
+	free(k);
+}
+
+bool sg_aead_seal(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t len,
+		  const uint8_t nonce[12])
+{
+	if (k == NULL || !k->enc || dst == NULL || (src == NULL && len > 0) || nonce == NULL ||
+	    len > SIZE_MAX - TAG_LEN)
+		return false;
+	if (EVP_CipherInit_ex2(k->ctx, NULL, NULL, nonce, 1, NULL) == 1 &&
+	    seal_ctx(k->ctx, dst, src, len, NULL, 0))
+		return true;
+	sg_memzero(dst, len + TAG_LEN);
+	return false;
+}
+
+bool sg_aead_open(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t len,
+		  const uint8_t nonce[12])
+{
+	uint8_t tag[TAG_LEN];
+	size_t ctlen;
+
+	if (k == NULL || k->enc || dst == NULL || src == NULL || len < TAG_LEN || nonce == NULL)
+		return false;
+	ctlen = len - TAG_LEN;
+	memcpy(tag, src + ctlen, TAG_LEN);
+	if (EVP_CipherInit_ex2(k->ctx, NULL, NULL, nonce, 0, NULL) == 1 &&
+	    open_ctx(k->ctx, dst, src, ctlen, NULL, 0, tag))
+		return true;
 	sg_memzero(dst, ctlen);
 	return false;
 }

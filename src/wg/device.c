@@ -84,6 +84,8 @@ void keypair_destroy(struct wg_device *dev, struct wg_keypair *kp)
 	if (!kp)
 		return;
 	index_remove(dev, &kp->entry);
+	sg_aead_free(kp->tx);
+	sg_aead_free(kp->rx);
 	sg_memzero(kp, sizeof(*kp));
 	free(kp);
 }

@@ -454,6 +454,16 @@ bool handshake_begin_session(struct wg_peer *peer, uint64_t now)
 		handshake_clear(peer);
 		return false;
 	}
+	kp->tx = sg_aead_new(hs->mode, kp->send_key, true);
+	kp->rx = sg_aead_new(hs->mode, kp->recv_key, false);
+	if (!kp->tx || !kp->rx) {
+		sg_aead_free(kp->tx);
+		sg_aead_free(kp->rx);
+		sg_memzero(kp, sizeof(*kp));
+		free(kp);
+		handshake_clear(peer);
+		return false;
+	}
 	kp->initiator = initiator;
 	kp->suite = sg_suite_get(hs->mode);
 	kp->wire_mode = wire_mode(hs->mode);

@@ -311,8 +311,8 @@ static void receive_data(struct wg_device *dev, uint8_t *buf, size_t len,
 	uint64_t counter = sg_le64(buf + 8);
 	size_t clen = len - WG_MSG_DATA_HEADER_LEN;
 	kp->suite->nonce(nonce, counter);
-	if (!kp->suite->aead_decrypt(buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN,
-				     clen, NULL, 0, nonce, kp->recv_key)) {
+	if (!sg_aead_open(kp->rx, buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN, clen,
+			  nonce)) {
 		drop(dev, &dev->stats.rx_decrypt_fail, "decrypt", from, peer);
 		return;
 	}

@@ -131,8 +131,8 @@ static bool encrypt_and_send(struct wg_peer *peer, struct wg_keypair *kp, const 
 	memcpy(buf + WG_MSG_DATA_HEADER_LEN, pkt, len);
 	memset(buf + WG_MSG_DATA_HEADER_LEN + len, 0, plen - len);
 	kp->suite->nonce(nonce, counter);
-	if (!kp->suite->aead_encrypt(buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN,
-				     plen, NULL, 0, nonce, kp->send_key))
+	if (!sg_aead_seal(kp->tx, buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN, plen,
+			  nonce))
 		return true; /* nothing sent; the counter is burnt, which is harmless */
 	send_buffer(peer, buf, WG_MSG_DATA_HEADER_LEN + plen + SG_AEAD_TAG_LEN);
 	timers_any_authenticated_packet_traversal(peer, now);

@@ -57,6 +57,7 @@ struct wg_keypair {
 	uint8_t wire_mode;	      /* WG_MODE_CLASSIC or WG_MODE_FIPS, byte 1 of its data */
 	uint8_t send_key[32];
 	uint8_t recv_key[32];
+	struct sg_aead *tx, *rx; /* the two keys, set up once for the session's packets */
 	uint64_t send_counter;
 	struct wg_replay replay;
 	uint64_t birth;

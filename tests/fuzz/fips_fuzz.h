@@ -217,6 +217,16 @@ static void fips_world_init(void)
 	fips_fixed(kpb->recv_key, sizeof(kpb->recv_key), FIPS_TAG_SEND_AB);
 	fips_fixed(kpb->send_key, sizeof(kpb->send_key), FIPS_TAG_SEND_BA);
 	fips_fixed(kpa->recv_key, sizeof(kpa->recv_key), FIPS_TAG_SEND_BA);
+	/* The keypairs encrypt with AEAD contexts keyed at session start: key them again. */
+	struct wg_keypair *kps[2] = {kpa, kpb};
+	for (int i = 0; i < 2; i++) {
+		sg_aead_free(kps[i]->tx);
+		sg_aead_free(kps[i]->rx);
+		kps[i]->tx = sg_aead_new(SG_SUITE_FIPS, kps[i]->send_key, true);
+		kps[i]->rx = sg_aead_new(SG_SUITE_FIPS, kps[i]->recv_key, false);
+		if (!kps[i]->tx || !kps[i]->rx)
+			abort();
+	}
 	/* Once B may initiate again (its response counts as a handshake sent, REKEY_TIMEOUT), it
 	 * initiates to A and to C; nobody answers. */
 	ff.now += REKEY_TIMEOUT + NSEC;
