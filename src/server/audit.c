@@ -208,27 +208,50 @@ static int append_locked(struct sg_db_conn *c, const struct sg_audit_event *ev)
 
 int sg_audit_append(struct sg_db_conn *c, const struct sg_audit_event *ev)
 {
+	const char *in[SG_AUDIT_NFIELDS];
+	char *fixed[SG_AUDIT_NFIELDS] = {0};
+	struct sg_audit_event clean;
 	bool own = false;
-	int ret;
+	int ret, i;
 
 	if (!c || !ev || !ev->event_type) {
 		if (c)
 			db_seterr(c, "audit event without event_type");
 		return SG_EINVAL;
 	}
+	/* Every stored field is valid UTF-8: PostgreSQL would refuse the row (and with it the
+	 * transaction it records), and an export could not represent it. A bad byte becomes
+	 * '?', before hashing, so the chain covers what is stored. */
+	ev_fields(ev, in);
+	for (i = 0; i < SG_AUDIT_NFIELDS; i++) {
+		if (in[i] && !sg_utf8_valid(in[i], strlen(in[i]))) {
+			fixed[i] = strdup(in[i]);
+			if (!fixed[i]) {
+				ret = SG_ENOMEM;
+				goto out;
+			}
+			sg_utf8_sanitize(fixed[i]);
+			in[i] = fixed[i];
+		}
+	}
+	clean = (struct sg_audit_event){in[0], in[1], in[2], in[3], in[4], in[5],
+					in[6], in[7], in[8], in[9], in[10]};
 	if (!c->db->ops->in_transaction(c)) {
 		ret = sg_db_begin(c);
 		if (ret < 0)
-			return ret;
+			goto out;
 		own = true;
 	}
-	ret = append_locked(c, ev);
+	ret = append_locked(c, &clean);
 	if (own) {
 		if (ret < 0)
 			sg_db_rollback(c);
 		else
 			ret = sg_db_commit(c);
 	}
+out:
+	for (i = 0; i < SG_AUDIT_NFIELDS; i++)
+		free(fixed[i]);
 	return ret;
 }
 
@@ -238,10 +261,14 @@ struct chain {
 	int64_t expect; /* next id */
 	int64_t rows;
 	char prev[SG_AUDIT_HASH_HEX_LEN + 1];
+	const struct sg_audit_anchor *anchors; /* hashes recorded outside the database */
+	size_t nanchors;
 };
 
 static void chain_init(struct chain *ch)
 {
+	ch->anchors = NULL;
+	ch->nanchors = 0;
 	ch->expect = 1;
 	ch->rows = 0;
 	memcpy(ch->prev, zero_hash, sizeof(ch->prev));
@@ -289,9 +316,38 @@ static int chain_check(struct chain *ch, int64_t id, int64_t ts, const char *con
 		snprintf(err, errlen, "audit chain broken at row %" PRId64 ": hash mismatch", id);
 		return SG_EAUTH;
 	}
+	/* A chain recomputed from some row on is self-consistent; only a hash kept elsewhere
+	 * (an anchor from the server's log) shows that row and everything after it changed. */
+	for (size_t a = 0; a < ch->nanchors; a++) {
+		if (ch->anchors[a].id == id && strcmp(ch->anchors[a].hash, hash) != 0) {
+			*bad_id = id;
+			snprintf(err, errlen,
+				 "audit chain broken at row %" PRId64 ": anchor %" PRId64
+				 ":%.16s... does not match (the log was rewritten from this row "
+				 "or earlier)",
+				 id, id, ch->anchors[a].hash);
+			return SG_EAUTH;
+		}
+	}
 	memcpy(ch->prev, hash, sizeof(ch->prev));
 	ch->expect++;
 	ch->rows++;
+	return 0;
+}
+
+/* After the last row: an anchor beyond it means rows were cut off the end. */
+static int chain_end(const struct chain *ch, int64_t *bad_id, char *err, size_t errlen)
+{
+	for (size_t a = 0; a < ch->nanchors; a++) {
+		if (ch->anchors[a].id >= ch->expect) {
+			*bad_id = ch->anchors[a].id;
+			snprintf(err, errlen,
+				 "audit chain broken: anchor %" PRId64 " names a row that is "
+				 "missing (the log ends at row %" PRId64 ")",
+				 ch->anchors[a].id, ch->expect - 1);
+			return SG_EAUTH;
+		}
+	}
 	return 0;
 }
 
@@ -306,6 +362,12 @@ static void chain_ok(const struct chain *ch, char *err, size_t errlen)
 
 int sg_audit_verify(struct sg_db *db, int64_t *bad_id, char *err, size_t errlen)
 {
+	return sg_audit_verify_anchored(db, NULL, 0, bad_id, err, errlen);
+}
+
+int sg_audit_verify_anchored(struct sg_db *db, const struct sg_audit_anchor *anchors,
+			     size_t nanchors, int64_t *bad_id, char *err, size_t errlen)
+{
 	struct sg_db_conn *c;
 	struct sg_db_res *r = NULL;
 	struct chain ch;
@@ -315,6 +377,8 @@ int sg_audit_verify(struct sg_db *db, int64_t *bad_id, char *err, size_t errlen)
 
 	*bad_id = 0;
 	chain_init(&ch);
+	ch.anchors = anchors;
+	ch.nanchors = nanchors;
 	c = sg_db_acquire(db);
 	/* One snapshot for the whole walk, without blocking writers: a deferred (read)
 	 * transaction in SQLite's WAL mode, REPEATABLE READ on PostgreSQL. */
@@ -358,8 +422,9 @@ int sg_audit_verify(struct sg_db *db, int64_t *bad_id, char *err, size_t errlen)
 		if (n < PAGE_ROWS)
 			break;
 	}
-	chain_ok(&ch, err, errlen);
-	ret = 0;
+	ret = chain_end(&ch, bad_id, err, errlen);
+	if (ret == 0)
+		chain_ok(&ch, err, errlen);
 	goto out;
 dberr:
 	snprintf(err, errlen, "reading audit_log: %s", sg_db_errmsg(c));
@@ -734,6 +799,13 @@ out:
 int sg_audit_verify_file(const char *path, int64_t *bad_id, int64_t *nrows, char *err,
 			 size_t errlen)
 {
+	return sg_audit_verify_file_anchored(path, NULL, 0, bad_id, nrows, err, errlen);
+}
+
+int sg_audit_verify_file_anchored(const char *path, const struct sg_audit_anchor *anchors,
+				  size_t nanchors, int64_t *bad_id, int64_t *nrows, char *err,
+				  size_t errlen)
+{
 	struct rd r = {.line = 1};
 	struct chain ch;
 	int c, ret;
@@ -741,6 +813,8 @@ int sg_audit_verify_file(const char *path, int64_t *bad_id, int64_t *nrows, char
 	*bad_id = 0;
 	*nrows = 0;
 	chain_init(&ch);
+	ch.anchors = anchors;
+	ch.nanchors = nanchors;
 	r.f = fopen(path, "r");
 	if (!r.f) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -774,6 +848,8 @@ int sg_audit_verify_file(const char *path, int64_t *bad_id, int64_t *nrows, char
 		ret = SG_EIO;
 	}
 	if (ret == 0)
+		ret = chain_end(&ch, bad_id, err, errlen);
+	if (ret == 0)
 		chain_ok(&ch, err, errlen);
 out:
 	*nrows = ch.rows;
@@ -785,10 +861,12 @@ out:
 
 static void audit_usage(FILE *f)
 {
-	fprintf(f, "Usage: secureguard audit verify --db URL\n"
-		   "       secureguard audit verify --file EXPORT.json|EXPORT.csv\n"
-		   "Checks the audit log's hash chain (docs/AUDIT.md). Exit status: 0 intact, "
-		   "1 broken, 2 error.\n");
+	fprintf(f, "Usage: secureguard audit verify --db URL [--anchor ID:HASH]...\n"
+		   "       secureguard audit verify --file EXPORT.json|EXPORT.csv [--anchor "
+		   "ID:HASH]...\n"
+		   "Checks the audit log's hash chain (docs/AUDIT.md). Each --anchor (from the "
+		   "server's event=audit_anchor log lines, kept outside the database) must match "
+		   "row ID's hash.\nExit status: 0 intact, 1 broken, 2 error.\n");
 }
 
 int sg_audit_cmd(int argc, char **argv)
@@ -796,6 +874,8 @@ int sg_audit_cmd(int argc, char **argv)
 	const char *url = NULL, *file = NULL;
 	char err[512] = "";
 	int64_t bad = 0, rows = 0;
+	struct sg_audit_anchor *anchors = NULL;
+	size_t nanchors = 0;
 	int i, ret;
 
 	if (argc >= 2 &&
@@ -812,22 +892,45 @@ int sg_audit_cmd(int argc, char **argv)
 			url = argv[++i];
 		} else if (!strcmp(argv[i], "--file") && i + 1 < argc && !file) {
 			file = argv[++i];
+		} else if (!strcmp(argv[i], "--anchor") && i + 1 < argc) {
+			struct sg_audit_anchor *a;
+
+			a = realloc(anchors, (nanchors + 1) * sizeof(*anchors));
+			if (!a) {
+				ret = 2;
+				goto out;
+			}
+			anchors = a;
+			if (sg_audit_anchor_parse(&anchors[nanchors], argv[++i]) < 0) {
+				fprintf(
+				    stderr,
+				    "audit verify: --anchor \"%.120s\": expected ID:HASH (a row "
+				    "id, a colon, 96 hex digits)\n",
+				    argv[i]);
+				ret = 2;
+				goto out;
+			}
+			nanchors++;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			audit_usage(stdout);
-			return 0;
+			ret = 0;
+			goto out;
 		} else {
 			fprintf(stderr, "audit verify: unexpected argument \"%s\"\n", argv[i]);
 			audit_usage(stderr);
-			return 2;
+			ret = 2;
+			goto out;
 		}
 	}
 	if (!url == !file) {
 		fprintf(stderr, "audit verify: give exactly one of --db URL or --file FILE\n");
 		audit_usage(stderr);
-		return 2;
+		ret = 2;
+		goto out;
 	}
 	if (file) {
-		ret = sg_audit_verify_file(file, &bad, &rows, err, sizeof(err));
+		ret = sg_audit_verify_file_anchored(file, anchors, nanchors, &bad, &rows, err,
+						    sizeof(err));
 	} else {
 		struct sg_db *db = NULL;
 		struct stat st;
@@ -841,26 +944,155 @@ int sg_audit_cmd(int argc, char **argv)
 				path += 2;
 			if (stat(path, &st) < 0) {
 				fprintf(stderr, "audit verify: %s: %s\n", path, strerror(errno));
-				return 2;
+				ret = 2;
+				goto out;
 			}
 		}
 		ret = sg_db_open(&db, url, 1, err, sizeof(err));
 		if (ret < 0) {
 			fprintf(stderr, "audit verify: %s\n", err);
-			return 2;
+			ret = 2;
+			goto out;
 		}
-		ret = sg_audit_verify(db, &bad, err, sizeof(err));
+		ret = sg_audit_verify_anchored(db, anchors, nanchors, &bad, err, sizeof(err));
 		sg_db_close(db);
 	}
 	if (ret == 0) {
 		printf("%s\n", err);
-		return fflush(stdout) ? 2 : 0;
-	}
-	if (ret == SG_EAUTH) {
+		ret = fflush(stdout) ? 2 : 0;
+	} else if (ret == SG_EAUTH) {
 		printf("%s\n", err);
 		fflush(stdout);
-		return 1;
+		ret = 1;
+	} else {
+		fprintf(stderr, "audit verify: %s\n", err);
+		ret = 2;
 	}
-	fprintf(stderr, "audit verify: %s\n", err);
-	return 2;
+out:
+	free(anchors);
+	return ret;
+}
+
+int sg_audit_anchor_parse(struct sg_audit_anchor *a, const char *s)
+{
+	const char *colon = strchr(s, ':');
+	char idtext[24];
+	size_t n;
+
+	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(idtext))
+		return SG_EINVAL;
+	memcpy(idtext, s, (size_t)(colon - s));
+	idtext[colon - s] = 0;
+	if (!parse_i64(idtext, &a->id) || a->id < 1)
+		return SG_EINVAL;
+	n = strlen(colon + 1);
+	if (n != SG_AUDIT_HASH_HEX_LEN)
+		return SG_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char ch = colon[1 + i];
+
+		if (ch >= 'A' && ch <= 'F')
+			ch = (char)(ch - 'A' + 'a');
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+			return SG_EINVAL;
+		a->hash[i] = ch;
+	}
+	a->hash[n] = 0;
+	return 0;
+}
+
+int sg_audit_head(struct sg_db_conn *c, int64_t *id, char hash[SG_AUDIT_HASH_HEX_LEN + 1])
+{
+	struct sg_db_res *r = NULL;
+	int ret;
+
+	*id = 0;
+	memcpy(hash, zero_hash, SG_AUDIT_HASH_HEX_LEN + 1);
+	ret =
+	    sg_db_query(c, &r, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", 0, NULL);
+	if (ret < 0)
+		return ret;
+	if (ret == 1) {
+		const char *h = sg_db_res_get(r, 0, 1);
+
+		if (!parse_i64(sg_db_res_get(r, 0, 0), id) || !h ||
+		    strlen(h) != SG_AUDIT_HASH_HEX_LEN) {
+			sg_db_res_free(r);
+			db_seterr(c, "audit_log: the last row is malformed");
+			return SG_EPARSE;
+		}
+		memcpy(hash, h, SG_AUDIT_HASH_HEX_LEN + 1);
+	}
+	sg_db_res_free(r);
+	return 0;
+}
+
+/* ---- UTF-8 ----------------------------------------------------------------------------------- */
+
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629 section 4: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0 when the bytes there are not one. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+	unsigned char b = p[0];
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (b < 0x80)
+		return 1;
+	if (b >= 0xc2 && b <= 0xdf)
+		n = 2;
+	else if (b >= 0xe0 && b <= 0xef)
+		n = 3;
+	else if (b >= 0xf0 && b <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (left < n)
+		return 0;
+	if (b == 0xe0)
+		lo = 0xa0;
+	else if (b == 0xed)
+		hi = 0x9f;
+	else if (b == 0xf0)
+		lo = 0x90;
+	else if (b == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++) {
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	}
+	return n;
+}
+
+bool sg_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n;
+
+	while (i < len) {
+		n = utf8_seq(p + i, len - i);
+		if (!n)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+size_t sg_utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t len = strlen(s), i = 0, fixed = 0, n;
+
+	while (i < len) {
+		n = utf8_seq(p + i, len - i);
+		if (!n) {
+			p[i] = '?';
+			fixed++;
+			n = 1;
+		}
+		i += n;
+	}
+	return fixed;
 }

@@ -9,6 +9,7 @@
 #ifndef SG_SERVER_AUDIT_H
 #define SG_SERVER_AUDIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,30 @@ int sg_audit_row_hash(char out_hex[97], int64_t id, int64_t ts_ms, const char *c
  * *nrows gets the number of rows checked. */
 int sg_audit_verify_file(const char *path, int64_t *bad_id, int64_t *nrows, char *err,
 			 size_t errlen) SG_WUR;
+/* A row hash recorded outside the database (the server logs `event=audit_anchor id=N hash=H`):
+ * the one thing that detects a table rewritten and re-hashed from some row on. */
+struct sg_audit_anchor {
+	int64_t id;
+	char hash[SG_AUDIT_HASH_HEX_LEN + 1]; /* lowercase hex */
+};
+/* Parses "ID:HASH" (ID >= 1, 96 hex digits of either case). 0 or SG_EINVAL. */
+int sg_audit_anchor_parse(struct sg_audit_anchor *a, const char *s) SG_WUR;
+/* As sg_audit_verify / sg_audit_verify_file, and each anchor's row must exist and have exactly
+ * that hash (else SG_EAUTH, *bad_id the anchor's row, err naming the anchor). */
+int sg_audit_verify_anchored(struct sg_db *db, const struct sg_audit_anchor *anchors,
+			     size_t nanchors, int64_t *bad_id, char *err, size_t errlen) SG_WUR;
+int sg_audit_verify_file_anchored(const char *path, const struct sg_audit_anchor *anchors,
+				  size_t nanchors, int64_t *bad_id, int64_t *nrows, char *err,
+				  size_t errlen) SG_WUR;
+/* The newest row's id and hash (0 and 96 zeros for an empty log). */
+int sg_audit_head(struct sg_db_conn *c, int64_t *id, char hash[SG_AUDIT_HASH_HEX_LEN + 1]) SG_WUR;
+
+/* UTF-8 (RFC 3629): true when s[0..len) is well-formed (no overlong forms, no surrogates). */
+bool sg_utf8_valid(const char *s, size_t len);
+/* Replaces every byte that does not start a well-formed sequence with '?', in place; returns
+ * how many were replaced. */
+size_t sg_utf8_sanitize(char *s);
+
 /* `secureguard audit verify --db URL` and `secureguard audit verify --file EXPORT.json|.csv`.
  * argv[0] is "audit". Returns the process exit status: 0 intact, 1 broken, 2 usage/other error. */
 int sg_audit_cmd(int argc, char **argv);

@@ -7,6 +7,8 @@
  * 32 random bytes; the database stores only hex(SHA-384(token)) and finds a token by that hash,
  * so no comparison ever runs over a secret byte by byte.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +107,12 @@ out:
 
 /* ---- per-IP limiter ------------------------------------------------------------------------- */
 
-#define IP_SLOTS 1024
+/* Attempts are counted when they start (so a burst of slow password checks cannot all slip in
+ * before the first one fails) and refunded when they succeed. IPv6 sources are grouped by /64:
+ * one host usually holds a whole /64 and could otherwise rotate through it. When every slot is
+ * taken, the one to reuse is an expired slot, else the one with the fewest attempts: flooding
+ * from many addresses does not flush out the record of an address already over its limit. */
+#define IP_SLOTS 4096
 static struct ip_slot {
 	char ip[64];
 	int64_t start;
@@ -113,28 +120,52 @@ static struct ip_slot {
 } ip_slots[IP_SLOTS];
 static pthread_mutex_t ip_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static void ip_key(char out[64], const char *ip)
+{
+	struct in6_addr a;
+
+	if (strchr(ip, ':') && inet_pton(AF_INET6, ip, &a) == 1) {
+		memset(a.s6_addr + 8, 0, 8);
+		inet_ntop(AF_INET6, &a, out, 64);
+		strncat(out, "/64", 63 - strlen(out));
+		return;
+	}
+	snprintf(out, 64, "%s", ip);
+}
+
 static struct ip_slot *ip_find(struct srv *s, const char *ip, bool create)
 {
 	int64_t now = srv_now();
-	struct ip_slot *oldest = &ip_slots[0];
+	struct ip_slot *victim = NULL;
+	bool vexp = false;
+	char key[64];
 
+	ip_key(key, ip);
 	for (int i = 0; i < IP_SLOTS; i++) {
-		if (!strcmp(ip_slots[i].ip, ip)) {
-			if (now - ip_slots[i].start >= s->ip_fail_window) {
-				ip_slots[i].start = now;
-				ip_slots[i].count = 0;
+		struct ip_slot *sl = &ip_slots[i];
+		bool expired = !sl->ip[0] || now - sl->start >= s->ip_fail_window;
+
+		if (sl->ip[0] && !strcmp(sl->ip, key)) {
+			if (expired) {
+				sl->start = now;
+				sl->count = 0;
 			}
-			return &ip_slots[i];
+			return sl;
 		}
-		if (ip_slots[i].start < oldest->start)
-			oldest = &ip_slots[i];
+		if (!victim || (expired && !vexp) ||
+		    (expired == vexp &&
+		     (sl->count < victim->count ||
+		      (sl->count == victim->count && sl->start < victim->start)))) {
+			victim = sl;
+			vexp = expired;
+		}
 	}
 	if (!create)
 		return NULL;
-	snprintf(oldest->ip, sizeof(oldest->ip), "%s", ip);
-	oldest->start = now;
-	oldest->count = 0;
-	return oldest;
+	snprintf(victim->ip, sizeof(victim->ip), "%s", key);
+	victim->start = now;
+	victim->count = 0;
+	return victim;
 }
 
 bool srv_ip_limited(struct srv *s, const char *ip)
@@ -153,6 +184,31 @@ void srv_ip_failed(struct srv *s, const char *ip)
 {
 	pthread_mutex_lock(&ip_lock);
 	ip_find(s, ip, true)->count++;
+	pthread_mutex_unlock(&ip_lock);
+}
+
+bool srv_ip_attempt(struct srv *s, const char *ip)
+{
+	struct ip_slot *sl;
+	bool ok;
+
+	pthread_mutex_lock(&ip_lock);
+	sl = ip_find(s, ip, true);
+	ok = sl->count < s->ip_fail_limit;
+	if (ok)
+		sl->count++;
+	pthread_mutex_unlock(&ip_lock);
+	return ok;
+}
+
+void srv_ip_refund(struct srv *s, const char *ip)
+{
+	struct ip_slot *sl;
+
+	pthread_mutex_lock(&ip_lock);
+	sl = ip_find(s, ip, false);
+	if (sl && sl->count > 0)
+		sl->count--;
 	pthread_mutex_unlock(&ip_lock);
 }
 
@@ -326,46 +382,54 @@ static json_t *token_json(struct srv *s, struct token_pair *tp, const char *uid,
 			 tp->refresh, "user", "id", uid, "email", email, "role", role);
 }
 
-/* Records a failed login in one transaction: the audit row and, for a wrong password, the
- * failure count, and the lock once the count reaches lockout_after. */
+/* Records a failed login: first the failure count (and the lock once it reaches lockout_after)
+ * in a transaction of its own, then the audit row. Counting never depends on the audit write
+ * succeeding: a request that makes the audit insert fail must not escape the lockout. */
 struct fail_ctx {
 	struct srv_req *r;
 	const char *uid, *email, *reason;
 	bool locked;
 };
 
-static int fail_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+static int fail_count_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct fail_ctx *x = ctx;
+	struct sg_db_res *res = NULL;
+	const char *p[] = {x->uid};
+	int rc;
+
+	x->locked = false;
+	rc = srv_neg(sg_db_exec(c,
+				"UPDATE admin_users SET failed_logins = failed_logins + 1 "
+				"WHERE id = $1",
+				1, p));
+	if (!rc)
+		rc = srv_neg(sg_db_query(
+		    c, &res, "SELECT failed_logins FROM admin_users WHERE id = $1", 1, p));
+	if (!rc && sg_db_res_rows(res) == 1 && srv_res_i64(res, 0, 0) >= s->lockout_after) {
+		char until[24];
+		const char *q[] = {srv_i64(until, srv_now() + s->lockout_secs), x->uid};
+
+		rc = srv_neg(sg_db_exec(c,
+					"UPDATE admin_users SET locked_until = $1, "
+					"failed_logins = 0 WHERE id = $2",
+					2, q));
+		x->locked = true;
+	}
+	sg_db_res_free(res);
+	return rc;
+}
+
+static int fail_audit_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 {
 	struct fail_ctx *x = ctx;
 	json_t *d = json_pack("{s:s,s:s}", "email", x->email, "reason", x->reason);
-	struct sg_db_res *res = NULL;
-	const char *p[] = {x->uid};
-	int rc = 0;
+	int rc;
 
-	x->locked = false;
-	if (x->uid && !strcmp(x->reason, "bad_password")) {
-		rc = srv_neg(sg_db_exec(c,
-					"UPDATE admin_users SET failed_logins = failed_logins + 1 "
-					"WHERE id = $1",
-					1, p));
-		if (!rc)
-			rc = srv_neg(sg_db_query(
-			    c, &res, "SELECT failed_logins FROM admin_users WHERE id = $1", 1, p));
-		if (!rc && srv_res_i64(res, 0, 0) >= s->lockout_after) {
-			char until[24];
-			const char *q[] = {srv_i64(until, srv_now() + s->lockout_secs), x->uid};
-
-			rc = srv_neg(sg_db_exec(c,
-						"UPDATE admin_users SET locked_until = $1, "
-						"failed_logins = 0 WHERE id = $2",
-						2, q));
-			x->locked = true;
-			json_object_set_new(d, "locked", json_true());
-		}
-	}
-	if (!rc)
-		rc = srv_audit(c, x->r, "user.failed_login", "user", x->uid, x->email, "login", d);
-	sg_db_res_free(res);
+	(void)s;
+	if (x->locked)
+		json_object_set_new(d, "locked", json_true());
+	rc = srv_audit(c, x->r, "user.failed_login", "user", x->uid, x->email, "login", d);
 	json_decref(d);
 	return rc;
 }
@@ -374,14 +438,19 @@ static void fail_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, c
 		       const char *email, const char *reason)
 {
 	struct fail_ctx x = {r, uid, email, reason, false};
-	int rc;
+	int rc = 0;
 
-	srv_ip_failed(s, r->source_ip);
-	rc = srv_tx(s, c, fail_tx, &x, false);
+	if (uid && !strcmp(reason, "bad_password")) {
+		rc = srv_tx(s, c, fail_count_tx, &x, false);
+		if (rc)
+			srv_log(SG_LOG_ERROR, "failed_login_not_counted", "err=%s",
+				sg_err_name(rc));
+		else if (x.locked)
+			srv_log(SG_LOG_WARN, "account_locked", "user=%s", uid);
+	}
+	rc = srv_tx(s, c, fail_audit_tx, &x, false);
 	if (rc)
 		srv_log(SG_LOG_ERROR, "failed_login_not_recorded", "err=%s", sg_err_name(rc));
-	else if (x.locked)
-		srv_log(SG_LOG_WARN, "account_locked", "user=%s", uid);
 }
 
 void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
@@ -393,6 +462,8 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	struct sg_db_res *res = NULL;
 	struct token_pair tp = {{0}, NULL};
 	char uid[SRV_ID_LEN + 1] = "", role[32] = "", now[24];
+	char *pwhash = NULL;
+	bool found, fips, verified, enabled = false, locked = false;
 	int64_t t = srv_now();
 	int rc;
 
@@ -408,7 +479,8 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_error(out, 400, "password", "must be 1 to 1024 characters");
 		return;
 	}
-	if (srv_ip_limited(s, r->source_ip)) {
+	/* Counted now, refunded on success: in-flight attempts count against the limit. */
+	if (!srv_ip_attempt(s, r->source_ip)) {
 		srv_log(SG_LOG_WARN, "login_rate_limited", "src=%s", r->source_ip);
 		srv_error(out, 429, NULL, "too many failed logins from this address; retry later");
 		return;
@@ -427,33 +499,51 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_dberr(out, c, rc);
 		goto out;
 	}
-	if (rc != 1) {
-		/* The same work as a real check, so timing does not reveal which e-mails exist. */
-		const char *dummy = dummy_hash[fips_setting(c)];
-
-		if (dummy)
-			(void)srv_pw_verify(dummy, password);
+	found = rc == 1;
+	fips = fips_setting(c);
+	if (found) {
+		snprintf(uid, sizeof(uid), "%s", sg_db_res_get(res, 0, 0));
+		snprintf(role, sizeof(role), "%s", sg_db_res_get(res, 0, 2));
+		pwhash = strdup(sg_db_res_get(res, 0, 1) ? sg_db_res_get(res, 0, 1) : "");
+		enabled = srv_res_i64(res, 0, 3) != 0;
+		locked = sg_db_res_get(res, 0, 5) && srv_res_i64(res, 0, 5) > t;
+	}
+	sg_db_res_free(res);
+	res = NULL;
+	/* The slow part runs without a database connection, so a flood of logins cannot take the
+	 * pool from everyone else; and it runs on every path (unknown e-mail, locked, disabled),
+	 * so the response time does not tell which case it was. */
+	sg_db_release(c);
+	c = NULL;
+	if (found && pwhash)
+		verified = srv_pw_verify(pwhash, password);
+	else {
+		if (dummy_hash[fips])
+			(void)srv_pw_verify(dummy_hash[fips], password);
+		verified = false;
+	}
+	c = sg_db_acquire(s->db);
+	if (!found) {
 		fail_login(s, r, c, NULL, email, "unknown_user");
 		srv_error(out, 401, NULL, "invalid credentials");
 		goto out;
 	}
-	snprintf(uid, sizeof(uid), "%s", sg_db_res_get(res, 0, 0));
-	snprintf(role, sizeof(role), "%s", sg_db_res_get(res, 0, 2));
-	if (sg_db_res_get(res, 0, 5) && srv_res_i64(res, 0, 5) > t) {
+	if (locked) {
 		fail_login(s, r, c, uid, email, "locked");
 		srv_error(out, 401, NULL, "invalid credentials");
 		goto out;
 	}
-	if (!srv_pw_verify(sg_db_res_get(res, 0, 1), password)) {
+	if (!verified) {
 		fail_login(s, r, c, uid, email, "bad_password");
 		srv_error(out, 401, NULL, "invalid credentials");
 		goto out;
 	}
-	if (!srv_res_i64(res, 0, 3)) {
+	if (!enabled) {
 		fail_login(s, r, c, uid, email, "disabled");
 		srv_error(out, 401, NULL, "invalid credentials");
 		goto out;
 	}
+	srv_ip_refund(s, r->source_ip);
 	r->who.kind = PRINCIPAL_USER;
 	r->who.role = srv_role_parse(role);
 	snprintf(r->who.id, sizeof(r->who.id), "%s", uid);
@@ -491,6 +581,7 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 out:
 	free(tp.access);
 	sg_memzero(tp.refresh, sizeof(tp.refresh));
+	free(pwhash);
 	sg_db_res_free(res);
 	sg_db_release(c);
 }
@@ -503,6 +594,24 @@ struct refresh_ctx {
 	int status;
 	const char *msg;
 };
+
+/* A used token presented again: it was stolen, or the legitimate holder's copy was. Either
+ * way the whole family is revoked (RFC 9700 section 4.14.2) and the caller answers 401. */
+static int refresh_reuse(struct sg_db_conn *c, struct refresh_ctx *x, const char *family)
+{
+	const char *f[] = {family};
+	json_t *d = json_pack("{s:s}", "family_id", family);
+	int rc;
+
+	rc = srv_neg(
+	    sg_db_exec(c, "UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1", 1, f));
+	if (!rc)
+		rc = srv_audit(c, x->r, "user.token_reuse", "user", x->uid, x->email, "refresh", d);
+	json_decref(d);
+	x->status = 401;
+	x->msg = "refresh token reused: every token of this login is revoked";
+	return rc;
+}
 
 static int refresh_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 {
@@ -537,20 +646,7 @@ static int refresh_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	snprintf(x->r->who.id, sizeof(x->r->who.id), "%s", x->uid);
 	snprintf(x->r->who.name, sizeof(x->r->who.name), "%s", x->email);
 	if (sg_db_res_get(res, 0, 4) || srv_res_i64(res, 0, 5)) {
-		/* A used token presented again: it was stolen, or the legitimate holder's copy
-		 * was. Either way the whole family is revoked (RFC 9700 section 4.14.2). */
-		const char *f[] = {sg_db_res_get(res, 0, 2)};
-		json_t *d = json_pack("{s:s}", "family_id", f[0]);
-
-		rc = srv_neg(sg_db_exec(c,
-					"UPDATE refresh_tokens SET revoked = 1 WHERE "
-					"family_id = $1",
-					1, f));
-		if (!rc)
-			rc = srv_audit(c, x->r, "user.token_reuse", "user", x->uid, x->email,
-				       "refresh", d);
-		json_decref(d);
-		x->msg = "refresh token reused: every token of this login is revoked";
+		rc = refresh_reuse(c, x, sg_db_res_get(res, 0, 2));
 		goto out; /* committed, and the caller answers 401 */
 	}
 	if (srv_res_i64(res, 0, 3) <= t || !srv_res_i64(res, 0, 8)) {
@@ -565,7 +661,10 @@ static int refresh_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 				"IS NULL AND revoked = 0",
 				2, u);
 		if (rc == 0) {
-			rc = 1; /* a concurrent refresh won */
+			/* Another transaction used (or revoked) the token between our read and
+			 * this write: the same token presented twice at once is reuse too. Under
+			 * PostgreSQL's READ COMMITTED this is where a concurrent replay shows. */
+			rc = refresh_reuse(c, x, sg_db_res_get(res, 0, 2));
 			goto out;
 		}
 		if (rc < 0)
@@ -675,20 +774,45 @@ void h_logout(struct srv *s, struct srv_req *r, struct srv_resp *out)
  * and only the holder of client_priv (or of the server's key) can compute it. The challenge makes
  * every proof fresh; binding both public keys stops a proof from being replayed to another
  * server or for another key. */
-#define CHALLENGES    1024
 #define CHALLENGE_TTL 60
+/* Challenges are stateless, so requesting them fills nothing: 32 bytes of
+ *   expiry (8, big-endian seconds) || nonce (8 random) || HMAC-SHA-384(chal_key, label ||
+ *   expiry || nonce) truncated to 16 bytes.
+ * Only a challenge that completed a valid proof is remembered (until it expires), to refuse
+ * its replay; failed attempts are counted per address instead. */
+#define USED_CHALLENGES 8192
+static const char chal_label[] = "secureguard challenge v1";
 static struct {
-	uint8_t c[32];
+	uint8_t nonce[8];
 	int64_t expires;
-} challenges[CHALLENGES];
+} used_challenges[USED_CHALLENGES];
 static pthread_mutex_t challenge_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool challenge_mac(const struct srv *s, const uint8_t ch[16], uint8_t mac[16])
+{
+	uint8_t full[SG_SHA384_LEN];
+	struct sg_iov iov[2] = {{chal_label, sizeof(chal_label) - 1}, {ch, 16}};
+
+	if (!sg_hmac_sha384(full, s->chal_key, sizeof(s->chal_key), iov, 2))
+		return false;
+	memcpy(mac, full, 16);
+	return true;
+}
+
+static int64_t get_be64s(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return (int64_t)v;
+}
 
 void h_client_challenge(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	uint8_t ch[32];
 	char c64[48], pub64[48];
-	int64_t t = srv_now();
-	int slot = -1;
+	uint64_t exp = (uint64_t)(srv_now() + CHALLENGE_TTL);
 
 	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, NULL, 0))
 		return;
@@ -696,24 +820,10 @@ void h_client_challenge(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_error(out, 429, NULL, "too many failed attempts from this address");
 		return;
 	}
-	if (!sg_random_bytes(ch, sizeof(ch))) {
+	for (int i = 0; i < 8; i++)
+		ch[i] = (uint8_t)(exp >> (56 - 8 * i));
+	if (!sg_random_bytes(ch + 8, 8) || !challenge_mac(s, ch, ch + 16)) {
 		srv_error(out, 500, NULL, "no randomness");
-		return;
-	}
-	pthread_mutex_lock(&challenge_lock);
-	for (int i = 0; i < CHALLENGES; i++) {
-		if (challenges[i].expires <= t) {
-			slot = i;
-			break;
-		}
-	}
-	if (slot >= 0) {
-		memcpy(challenges[slot].c, ch, 32);
-		challenges[slot].expires = t + CHALLENGE_TTL;
-	}
-	pthread_mutex_unlock(&challenge_lock);
-	if (slot < 0) {
-		srv_error(out, 429, NULL, "too many pending challenges; retry later");
 		return;
 	}
 	srv_b64url(c64, ch, sizeof(ch));
@@ -723,20 +833,50 @@ void h_client_challenge(struct srv *s, struct srv_req *r, struct srv_resp *out)
 			   "expires_in", CHALLENGE_TTL));
 }
 
-static bool take_challenge(const uint8_t ch[32])
+/* Ours, not expired, not used yet (does not mark it used). */
+static bool challenge_valid(const struct srv *s, const uint8_t ch[32])
+{
+	uint8_t mac[16];
+	int64_t t = srv_now(), exp = get_be64s(ch);
+	bool used = false;
+
+	if (!challenge_mac(s, ch, mac) || !sg_memeq(mac, ch + 16, 16) || exp <= t ||
+	    exp > t + CHALLENGE_TTL)
+		return false;
+	pthread_mutex_lock(&challenge_lock);
+	for (int i = 0; i < USED_CHALLENGES && !used; i++)
+		used =
+		    used_challenges[i].expires > t && !memcmp(used_challenges[i].nonce, ch + 8, 8);
+	pthread_mutex_unlock(&challenge_lock);
+	return !used;
+}
+
+/* After a valid proof: remembers the challenge until it expires. NULL on success, else why. */
+static const char *challenge_spend(const uint8_t ch[32])
 {
 	int64_t t = srv_now();
-	bool found = false;
+	int free_slot = -1;
+	const char *why = NULL;
 
 	pthread_mutex_lock(&challenge_lock);
-	for (int i = 0; i < CHALLENGES; i++) {
-		if (challenges[i].expires > t && sg_memeq(challenges[i].c, ch, 32)) {
-			challenges[i].expires = 0; /* single use */
-			found = true;
+	for (int i = 0; i < USED_CHALLENGES; i++) {
+		if (used_challenges[i].expires > t) {
+			if (!memcmp(used_challenges[i].nonce, ch + 8, 8)) {
+				why = "challenge already used";
+				break;
+			}
+		} else if (free_slot < 0) {
+			free_slot = i;
 		}
 	}
+	if (!why && free_slot < 0)
+		why = "too many client logins in the last minute; retry later";
+	if (!why) {
+		memcpy(used_challenges[free_slot].nonce, ch + 8, 8);
+		used_challenges[free_slot].expires = get_be64s(ch);
+	}
 	pthread_mutex_unlock(&challenge_lock);
-	return found;
+	return why;
 }
 
 void h_client_auth(struct srv *s, struct srv_req *r, struct srv_resp *out)
@@ -791,8 +931,8 @@ void h_client_auth(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_dberr(out, c, rc);
 		goto out;
 	}
-	if (!take_challenge(ch))
-		reason = "unknown or expired challenge";
+	if (!challenge_valid(s, ch))
+		reason = "unknown, expired or used challenge";
 	else if (rc != 1)
 		reason = "unknown public key";
 	else if (!sg_x25519(shared, s->auth_priv, pub))
@@ -805,6 +945,8 @@ void h_client_auth(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		if (!sg_hmac_sha384(mac, shared, sizeof(shared), iov, 4) ||
 		    !sg_memeq(mac, proof, sizeof(mac)))
 			reason = "bad proof";
+		else
+			reason = challenge_spend(ch); /* single use */
 		sg_memzero(shared, sizeof(shared));
 	}
 	if (rc == 1) {
@@ -990,6 +1132,7 @@ void h_users_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	struct user_ctx x = {.r = r, .enabled = 1};
 	char id[SRV_ID_LEN + 1];
 	struct sg_db_conn *c;
+	bool fips;
 	char *hash;
 	json_t *en;
 	int rc;
@@ -1011,9 +1154,12 @@ void h_users_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	}
 	if (!valid_password(out, json_string_value(json_object_get(r->json, "password"))))
 		return;
+	/* No database connection is held while hashing (see h_login). */
 	c = sg_db_acquire(s->db);
-	hash =
-	    srv_pw_hash(json_string_value(json_object_get(r->json, "password")), fips_setting(c));
+	fips = fips_setting(c);
+	sg_db_release(c);
+	hash = srv_pw_hash(json_string_value(json_object_get(r->json, "password")), fips);
+	c = sg_db_acquire(s->db);
 	if (!hash) {
 		srv_error(out, 500, NULL, "password hashing failed");
 		goto out;
@@ -1055,6 +1201,20 @@ void h_users_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	sg_db_release(c);
 }
 
+/* Serializes the transactions that change roles or remove users, before they read anything.
+ * Under PostgreSQL's READ COMMITTED two of them could each count the other's super_admin as
+ * still enabled and both commit, leaving none; SQLite's BEGIN IMMEDIATE already serializes. */
+#define USER_ADMIN_LOCK "6000765028494475267" /* 0x5347000000000003, pg_advisory_xact_lock */
+
+static int user_admin_lock(struct sg_db_conn *c)
+{
+	const char *p[] = {USER_ADMIN_LOCK};
+
+	if (sg_db_conn_engine(c) != SG_DB_POSTGRES)
+		return 0;
+	return srv_neg(sg_db_exec(c, "SELECT pg_advisory_xact_lock($1)", 1, p));
+}
+
 /* Refuses a change that would leave no enabled super_admin. */
 static int last_super_guard(struct sg_db_conn *c, struct user_ctx *x)
 {
@@ -1085,6 +1245,10 @@ static int user_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	(void)s;
 	json_decref(x->result);
 	x->result = NULL;
+	cur = NULL;
+	rc = user_admin_lock(c);
+	if (rc < 0)
+		goto out;
 	cur = user_get(c, x->id, &rc);
 	if (rc < 0)
 		goto out;
@@ -1182,7 +1346,11 @@ void h_users_update(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		return;
 	c = sg_db_acquire(s->db);
 	if (pw) {
-		hash = srv_pw_hash(pw, fips_setting(c));
+		bool fips = fips_setting(c);
+
+		sg_db_release(c);
+		hash = srv_pw_hash(pw, fips);
+		c = sg_db_acquire(s->db);
 		if (!hash) {
 			srv_error(out, 500, NULL, "password hashing failed");
 			goto out;
@@ -1212,6 +1380,9 @@ static int user_delete_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	int rc;
 
 	(void)s;
+	rc = user_admin_lock(c);
+	if (rc < 0)
+		return rc;
 	cur = user_get(c, x->id, &rc);
 	if (rc < 0)
 		return rc;

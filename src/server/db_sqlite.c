@@ -107,9 +107,15 @@ static int sq_connect(struct sg_db_conn *c, char *err, size_t errlen)
 	sqlite3 *h = NULL;
 	int rc, ret;
 
-	ret = prepare_file(path, err, errlen);
-	if (ret < 0)
-		return ret;
+	/* Only before the pool's first connection: closing any descriptor of the file drops
+	 * every POSIX lock this process holds on it (fcntl(2)), including the shared locks of
+	 * connections already open, after which another process closing its connection takes
+	 * the exclusive lock, checkpoints and deletes the WAL under us. */
+	if (c == &c->db->conns[0]) {
+		ret = prepare_file(path, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
 	/* NOMUTEX: a pool slot is used by one thread at a time (db.h). */
 	rc = sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {

@@ -5,6 +5,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "common/log.h"
 #include "secureguard/sg_errors.h"
+#include "server/audit.h"
 #include "server/http.h"
 #include "server/srv_int.h"
 
@@ -43,6 +45,9 @@ void srv_log(int level, const char *event, const char *fmt, ...)
  */
 
 enum { AUTH_PUBLIC = 1, AUTH_CLIENT_OK = 2, AUTH_USER_ONLY = 4 };
+
+/* Routes open to anyone take small bodies only (a login is well under 2 KiB). */
+#define PUBLIC_BODY_MAX 8192
 
 struct route {
 	const char *method;
@@ -356,6 +361,7 @@ bool srv_query_check(struct srv_req *r, struct srv_resp *out, const char *const 
 struct conn_state {
 	struct srv_req req;
 	size_t cap;
+	size_t limit; /* body bytes accepted: max_body, or PUBLIC_BODY_MAX on a public route */
 	struct timespec t0;
 	char path[1024];
 	char p0[128], p1[128];
@@ -397,25 +403,69 @@ static bool copy_param(char *dst, size_t cap, const char *src)
 	return true;
 }
 
+/* The route for method and path (path has its trailing slash dropped in place); NROUTES when
+ * none, with *path_matched telling 405 from 404. */
+static size_t find_route(const char *method, char *path, struct srv_req *r, bool *path_matched)
+{
+	size_t i;
+
+	*path_matched = false;
+	/* A trailing slash names the same resource. */
+	if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
+		path[strlen(path) - 1] = 0;
+	for (i = 0; i < NROUTES; i++) {
+		if (!match(routes[i].pattern, path, r))
+			continue;
+		*path_matched = true;
+		if (!strcmp(routes[i].method, method) ||
+		    (!strcmp(method, "HEAD") && !strcmp(routes[i].method, "GET")))
+			break;
+	}
+	return i;
+}
+
+struct qutf8 {
+	const char *bad;
+};
+
+static enum MHD_Result qutf8_it(void *cls, enum MHD_ValueKind kind, const char *key,
+				const char *value)
+{
+	struct qutf8 *q = cls;
+
+	(void)kind;
+	if (!sg_utf8_valid(key, strlen(key)) || (value && !sg_utf8_valid(value, strlen(value)))) {
+		q->bad = key;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/* Query names and values, after percent-decoding, must be UTF-8: PostgreSQL refuses anything
+ * else as text (22021), and it is never a meaningful filter. */
+static bool query_utf8(struct srv_req *r, struct srv_resp *out)
+{
+	struct qutf8 q = {NULL};
+	char name[64];
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, qutf8_it, &q);
+	if (!q.bad)
+		return true;
+	snprintf(name, sizeof(name), "%s", q.bad);
+	sg_utf8_sanitize(name);
+	srv_error(out, 400, name, "query parameter is not valid UTF-8");
+	return false;
+}
+
 static void dispatch(struct srv *s, struct conn_state *cs, struct srv_resp *out, size_t *route)
 {
 	struct srv_req *r = &cs->req;
-	bool path_matched = false;
+	bool path_matched;
 	size_t i;
 
 	*route = ROUTE_UNMATCHED;
 	snprintf(cs->path, sizeof(cs->path), "%s", r->url);
-	/* A trailing slash names the same resource. */
-	if (strlen(cs->path) > 1 && cs->path[strlen(cs->path) - 1] == '/')
-		cs->path[strlen(cs->path) - 1] = 0;
-	for (i = 0; i < NROUTES; i++) {
-		if (!match(routes[i].pattern, cs->path, r))
-			continue;
-		path_matched = true;
-		if (!strcmp(routes[i].method, r->method) ||
-		    (!strcmp(r->method, "HEAD") && !strcmp(routes[i].method, "GET")))
-			break;
-	}
+	i = find_route(r->method, cs->path, r, &path_matched);
 	if (i == NROUTES) {
 		if (path_matched)
 			srv_error(out, 405, NULL, "method %s not allowed here", r->method);
@@ -429,33 +479,26 @@ static void dispatch(struct srv *s, struct conn_state *cs, struct srv_resp *out,
 		srv_error(out, 404, NULL, "no such resource");
 		return;
 	}
+	/* Ids and tokens are ASCII; bytes that are not UTF-8 can name nothing (and PostgreSQL
+	 * refuses them as text). */
+	if ((r->nparams > 0 && !sg_utf8_valid(cs->p0, strlen(cs->p0))) ||
+	    (r->nparams > 1 && !sg_utf8_valid(cs->p1, strlen(cs->p1)))) {
+		srv_error(out, 404, "id", "no such resource (the path is not valid UTF-8)");
+		return;
+	}
 	r->params[0] = cs->p0;
 	r->params[1] = cs->p1;
 	if (r->body_too_big) {
-		srv_error(out, 413, NULL, "request body larger than %zu bytes", s->max_body);
+		srv_error(out, 413, NULL, "request body larger than %zu bytes", cs->limit);
 		return;
 	}
-	if (!strcmp(r->method, "POST") || !strcmp(r->method, "PUT")) {
-		json_error_t jerr;
-
-		if (!r->body_len) {
-			r->json = json_object();
-		} else {
-			/* Duplicate keys are refused: a body must say one thing per field. */
-			r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
-			if (!r->json) {
-				srv_error(out, 400, NULL, "bad JSON at line %d column %d: %s",
-					  jerr.line, jerr.column, jerr.text);
-				return;
-			}
-			if (!json_is_object(r->json)) {
-				srv_error(out, 400, NULL, "the body must be a JSON object");
-				return;
-			}
-		}
-	} else if (r->body_len) {
-		srv_error(out, 400, NULL, "%s takes no body", r->method);
+	if (!query_utf8(r, out))
 		return;
+	if (i == ROUTE_HEALTH || i == ROUTE_METRICS) {
+		if (r->body_len) {
+			srv_error(out, 400, NULL, "%s takes no body", r->method);
+			return;
+		}
 	}
 	if (i == ROUTE_HEALTH) {
 		if (srv_query_check(r, out, NULL))
@@ -475,6 +518,8 @@ static void dispatch(struct srv *s, struct conn_state *cs, struct srv_resp *out,
 		free(t);
 		return;
 	}
+	/* Who is asking, and whether they may, before any work on the body: parsing JSON costs
+	 * many times its size in memory, and that is not for anonymous callers to spend. */
 	if (!(routes[i].flags & AUTH_PUBLIC)) {
 		if (!srv_authenticate(s, r, out))
 			return;
@@ -493,7 +538,134 @@ static void dispatch(struct srv *s, struct conn_state *cs, struct srv_resp *out,
 			return;
 		}
 	}
+	if (!strcmp(r->method, "POST") || !strcmp(r->method, "PUT")) {
+		json_error_t jerr;
+		char why[128];
+
+		if (!r->body_len) {
+			r->json = json_object();
+		} else if (!srv_json_prescan(r->body, r->body_len, why, sizeof(why))) {
+			srv_error(out, 400, NULL, "JSON body refused: %s", why);
+			return;
+		} else {
+			/* Duplicate keys are refused: a body must say one thing per field. */
+			r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+			if (!r->json) {
+				srv_error(out, 400, NULL, "bad JSON at line %d column %d: %s",
+					  jerr.line, jerr.column, jerr.text);
+				return;
+			}
+			if (!json_is_object(r->json)) {
+				srv_error(out, 400, NULL, "the body must be a JSON object");
+				return;
+			}
+		}
+	} else if (r->body_len) {
+		srv_error(out, 400, NULL, "%s takes no body", r->method);
+		return;
+	}
 	routes[i].fn(s, r, out);
+}
+
+/* ---- connection deadlines ---------------------------------------------------------------------
+ * libmicrohttpd's timeout is for idleness only: a client sending one header byte a second keeps
+ * its connection (and, here, a thread) forever. Every connection is therefore tracked from
+ * accept: a request must arrive complete (headers and body) within request_timeout seconds of
+ * the connection opening or of the previous response; srv_http_reap, called every second,
+ * shuts down the socket of any connection past that deadline, which ends its thread. Time spent
+ * handling a request and sending its response (an audit export can be long) does not count. */
+
+struct conn_track {
+	struct conn_track *prev, *next;
+	struct timespec start; /* connection opened, or the previous response finished */
+	bool busy;	       /* the request is complete and being handled */
+	bool reaped;
+	int fd;
+};
+
+static pthread_mutex_t track_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn_track track_head = {&track_head, &track_head, {0, 0}, false, false, -1};
+static int request_timeout = 30;
+
+static struct conn_track *track_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static void track_busy(struct MHD_Connection *conn, bool busy)
+{
+	struct conn_track *t = track_of(conn);
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&track_lock);
+	t->busy = busy;
+	if (!busy)
+		clock_gettime(CLOCK_MONOTONIC, &t->start);
+	pthread_mutex_unlock(&track_lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct conn_track *t;
+
+	(void)cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		t = calloc(1, sizeof(*t));
+		*socket_context = t;
+		if (!t)
+			return; /* untracked: only the idle timeout applies */
+		clock_gettime(CLOCK_MONOTONIC, &t->start);
+		t->fd = ci ? ci->connect_fd : -1;
+		pthread_mutex_lock(&track_lock);
+		t->next = track_head.next;
+		t->prev = &track_head;
+		track_head.next->prev = t;
+		track_head.next = t;
+		pthread_mutex_unlock(&track_lock);
+		return;
+	}
+	/* MHD_CONNECTION_NOTIFY_CLOSED comes before libmicrohttpd closes the socket, so the
+	 * reaper never touches a descriptor number that was reused. */
+	t = *socket_context;
+	if (!t)
+		return;
+	pthread_mutex_lock(&track_lock);
+	t->prev->next = t->next;
+	t->next->prev = t->prev;
+	pthread_mutex_unlock(&track_lock);
+	free(t);
+	*socket_context = NULL;
+}
+
+int srv_http_reap(void)
+{
+	struct timespec now;
+	int n = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&track_lock);
+	for (struct conn_track *t = track_head.next; t != &track_head; t = t->next) {
+		if (t->busy || t->reaped || t->fd < 0 ||
+		    now.tv_sec - t->start.tv_sec < request_timeout)
+			continue;
+		/* Wakes the connection's thread with end-of-file; it then closes the socket. */
+		shutdown(t->fd, SHUT_RDWR);
+		t->reaped = true;
+		n++;
+	}
+	pthread_mutex_unlock(&track_lock);
+	if (n)
+		srv_log(SG_LOG_WARN, "http_request_deadline",
+			"closed=%d reason=request_not_complete_within_%ds", n, request_timeout);
+	return n;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -519,12 +691,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		source_ip(conn, cs->req.source_ip);
 		ua = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
 		if (ua) {
-			snprintf(cs->req.user_agent, sizeof(cs->req.user_agent), "%s", ua);
-			/* Control characters never reach the audit log. */
+			size_t n = strlen(ua);
+
+			/* Cut at a character boundary, then neither control characters nor bytes
+			 * that are not UTF-8 reach the audit log or the server log. */
+			if (n >= sizeof(cs->req.user_agent)) {
+				n = sizeof(cs->req.user_agent) - 1;
+				while (n > 0 && ((unsigned char)ua[n] & 0xc0) == 0x80)
+					n--;
+			}
+			memcpy(cs->req.user_agent, ua, n);
+			cs->req.user_agent[n] = 0;
+			sg_utf8_sanitize(cs->req.user_agent);
 			for (char *p = cs->req.user_agent; *p; p++) {
 				if ((unsigned char)*p < 0x20 || *p == 0x7f)
 					*p = '?';
 			}
+		}
+		{
+			bool pm;
+			struct srv_req scratch = {0};
+
+			snprintf(cs->path, sizeof(cs->path), "%s", url);
+			route = find_route(method, cs->path, &scratch, &pm);
+			cs->limit = route < NROUTES && (routes[route].flags & AUTH_PUBLIC)
+					? SG_MIN(s->max_body, (size_t)PUBLIC_BODY_MAX)
+					: s->max_body;
 		}
 		*con_cls = cs;
 		return MHD_YES;
@@ -533,7 +725,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		size_t n = *upload_data_size;
 
 		*upload_data_size = 0;
-		if (cs->req.body_too_big || cs->req.body_len + n > s->max_body) {
+		if (cs->req.body_too_big || cs->req.body_len + n > cs->limit) {
 			/* Read and drop the rest so the client gets its 413 instead of a reset. */
 			cs->req.body_too_big = true;
 			free(cs->req.body);
@@ -555,6 +747,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		cs->req.body[cs->req.body_len] = 0;
 		return MHD_YES;
 	}
+	track_busy(conn, true);
 	dispatch(s, cs, &out, &route);
 	if (!out.mhd)
 		srv_error(&out, 500, NULL, "no response");
@@ -581,8 +774,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct conn_state *cs = *con_cls;
 
 	(void)cls;
-	(void)conn;
 	(void)toe;
+	track_busy(conn, false);
 	if (!cs)
 		return;
 	json_decref(cs->req.json);
@@ -612,13 +805,16 @@ struct MHD_Daemon *srv_http_start(struct srv *s, const struct srv_http_opts *o, 
 		flags |= MHD_USE_IPv6;
 	if (o->tls_cert)
 		flags |= MHD_USE_TLS;
+	request_timeout = o->request_timeout;
 	d = MHD_start_daemon(
 	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	    MHD_OPTION_SOCK_ADDR, o->addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)(128 * 1024), o->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
-	    o->tls_cert, MHD_OPTION_HTTPS_MEM_KEY, o->tls_key, MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)o->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+	    o->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, o->tls_cert,
+	    MHD_OPTION_HTTPS_MEM_KEY, o->tls_key, MHD_OPTION_END);
 	if (!d)
 		snprintf(err, errlen,
 			 "cannot start the HTTP listener (address in use, or a bad "

@@ -7,6 +7,7 @@
  *   "secureguard-server jwt-hs384 v1"     48 bytes, the HS384 key of access tokens (RFC 7518 3.2)
  *   "secureguard-server at-rest v1"       32 bytes, AES-256-GCM key of private keys in the db
  *   "secureguard-server client-auth v1"   32 bytes, the X25519 key clients prove theirs against
+ *   "secureguard-server challenge v1"     32 bytes, HMAC key of stateless client-auth challenges
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -127,7 +128,8 @@ int srv_keys_load(struct srv *s, const char *path, char *err, size_t errlen)
 	if (!derive(s->jwt_key, sizeof(s->jwt_key), master, "secureguard-server jwt-hs384 v1") ||
 	    !derive(s->enc_key, sizeof(s->enc_key), master, "secureguard-server at-rest v1") ||
 	    !derive(s->auth_priv, sizeof(s->auth_priv), master,
-		    "secureguard-server client-auth v1")) {
+		    "secureguard-server client-auth v1") ||
+	    !derive(s->chal_key, sizeof(s->chal_key), master, "secureguard-server challenge v1")) {
 		snprintf(err, errlen, "key derivation failed");
 		rc = SG_ECRYPTO;
 		goto out;

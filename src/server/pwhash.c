@@ -11,9 +11,12 @@
  */
 #include <argon2.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypto/crypto.h"
 #include "server/srv_int.h"
@@ -43,7 +46,60 @@ static char *pbkdf2_hash(const char *pw, const uint8_t salt[SALT_LEN], unsigned 
 	return out;
 }
 
+/* Password hashing is deliberately slow and memory-hungry; run concurrently without bound it
+ * starves every other request of CPU (and argon2id of memory). At most one hash per online core
+ * runs at a time; the rest wait their turn without holding anything else (callers release their
+ * database connection first). */
+static sem_t hash_slots;
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+static bool hash_slots_ok;
+
+static void hash_slots_init(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	hash_slots_ok = sem_init(&hash_slots, 0, (unsigned)(n < 1 ? 1 : n > 256 ? 256 : n)) == 0;
+}
+
+static void slot_take(void)
+{
+	pthread_once(&hash_once, hash_slots_init);
+	if (hash_slots_ok) {
+		while (sem_wait(&hash_slots) != 0)
+			; /* EINTR */
+	}
+}
+
+static void slot_give(void)
+{
+	if (hash_slots_ok)
+		sem_post(&hash_slots);
+}
+
+static char *pw_hash(const char *password, bool fips);
+static bool pw_verify(const char *encoded, const char *password);
+
 char *srv_pw_hash(const char *password, bool fips)
+{
+	char *out;
+
+	slot_take();
+	out = pw_hash(password, fips);
+	slot_give();
+	return out;
+}
+
+bool srv_pw_verify(const char *encoded, const char *password)
+{
+	bool ok;
+
+	slot_take();
+	ok = pw_verify(encoded, password);
+	slot_give();
+	return ok;
+}
+
+static char *pw_hash(const char *password, bool fips)
 {
 	uint8_t salt[SALT_LEN];
 	char *out;
@@ -63,7 +119,7 @@ char *srv_pw_hash(const char *password, bool fips)
 	return out;
 }
 
-bool srv_pw_verify(const char *encoded, const char *password)
+static bool pw_verify(const char *encoded, const char *password)
 {
 	if (!strncmp(encoded, "$argon2id$", 10))
 		return argon2id_verify(encoded, password, strlen(password)) == ARGON2_OK;

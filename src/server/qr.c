@@ -125,10 +125,13 @@ fail:
 
 uint8_t *srv_qr_png(const char *text, size_t *len)
 {
-	QRcode *qr = QRcode_encodeString8bit(text, 0, QR_ECLEVEL_L);
+	QRcode *qr;
 	uint8_t *pix = NULL, *png = NULL;
 	int n, dim;
 
+	if (strlen(text) > SRV_QR_MAX_BYTES)
+		return NULL;
+	qr = QRcode_encodeString8bit(text, 0, QR_ECLEVEL_L);
 	if (!qr)
 		return NULL;
 	n = qr->width;

@@ -696,10 +696,15 @@ void h_clients_config(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_dberr(out, c, rc);
 	else if (!strcmp(x.format, "qr")) {
 		size_t len;
-		uint8_t *png = srv_qr_png(x.text, &len);
+		uint8_t *png = NULL;
 
-		if (!png) {
-			srv_error(out, 500, NULL, "the config is too large for a QR code");
+		if (strlen(x.text) > SRV_QR_MAX_BYTES) {
+			srv_error(out, 422, "format",
+				  "the config is %zu bytes, more than a QR code holds (%d); "
+				  "download it as a file instead",
+				  strlen(x.text), SRV_QR_MAX_BYTES);
+		} else if (!(png = srv_qr_png(x.text, &len))) {
+			srv_error(out, 500, NULL, "QR code generation failed");
 		} else {
 			srv_body(out, 200, "image/png", png, len, NULL);
 			free(png);

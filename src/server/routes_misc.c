@@ -492,6 +492,8 @@ void h_settings_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
 struct settings_ctx {
 	struct srv_req *r;
 	json_t *result;
+	int status; /* a refusal (rc 1 from the transaction) */
+	char msg[160];
 };
 
 static int settings_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
@@ -518,8 +520,31 @@ static int settings_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		UPD("admin_email", json_string_value(v), json_copy(v));
 	if ((v = json_object_get(body, "fips_required")))
 		UPD("fips_required", json_is_true(v) ? "1" : "0", json_copy(v));
-	if ((v = json_object_get(body, "allow_classic_fallback")))
+	if ((v = json_object_get(body, "allow_classic_fallback"))) {
+		/* Forbidding classic while classic networks exist would leave them configured
+		 * against the policy: the admin moves them to FIPS (or deletes them) first. */
+		if (!json_is_true(v)) {
+			struct sg_db_res *res = NULL;
+
+			rc = sg_db_query(c, &res,
+					 "SELECT COUNT(*) FROM networks WHERE fips_required = 0", 0,
+					 NULL);
+			if (rc < 0)
+				goto out;
+			int64_t n = rc == 1 ? srv_res_i64(res, 0, 0) : 0;
+			sg_db_res_free(res);
+			if (n > 0) {
+				x->status = 409;
+				snprintf(x->msg, sizeof(x->msg),
+					 "%lld network(s) use classic WireGuard (fips_required false): "
+					 "make them fips_required first",
+					 (long long)n);
+				rc = 1;
+				goto out;
+			}
+		}
 		UPD("allow_classic_fallback", json_is_true(v) ? "1" : "0", json_copy(v));
+	}
 	UPD("updated_at", srv_i64(now, srv_now()), json_integer(srv_now()));
 #undef UPD
 	rc = srv_audit(c, x->r, "settings.updated", "settings", "1", NULL, "update", d);
@@ -558,7 +583,9 @@ void h_settings_put(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	}
 	c = sg_db_acquire(s->db);
 	rc = srv_tx(s, c, settings_tx, &x, false);
-	if (rc)
+	if (rc == 1 && x.status)
+		srv_error(out, x.status, "allow_classic_fallback", "%s", x.msg);
+	else if (rc)
 		srv_dberr(out, c, rc);
 	else {
 		srv_json(out, 200, x.result);

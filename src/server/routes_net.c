@@ -165,6 +165,25 @@ static bool net_parse(struct srv_req *r, struct srv_resp *out, struct net_ctx *x
 	return true;
 }
 
+/* settings.allow_classic_fallback: 1 when this instance allows networks without FIPS (classic
+ * WireGuard), 0 when every network must be fips_required; negative on a database error. */
+static int classic_allowed(struct sg_db_conn *c)
+{
+	struct sg_db_res *res = NULL;
+	int rc = sg_db_query(c, &res, "SELECT allow_classic_fallback FROM settings WHERE id = 1", 0,
+			     NULL);
+
+	if (rc < 0)
+		return rc;
+	rc = rc == 1 && srv_res_i64(res, 0, 0) ? 1 : 0;
+	sg_db_res_free(res);
+	return rc;
+}
+
+static const char classic_refused[] =
+    "this instance allows no classic WireGuard network (settings.allow_classic_fallback is "
+    "false)";
+
 static int net_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 {
 	struct net_ctx *x = ctx;
@@ -192,6 +211,17 @@ static int net_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 			return rc;
 		fips[0] = rc == 1 && srv_res_i64(res, 0, 0) ? '1' : '0';
 		sg_db_res_free(res);
+	}
+	if (fips[0] == '0') {
+		rc = classic_allowed(c);
+		if (rc < 0)
+			return rc;
+		if (!rc) {
+			x->status = 409;
+			x->field = "fips_required";
+			x->msg = classic_refused;
+			return 1;
+		}
 	}
 	rc = sg_db_exec(
 	    c,
@@ -259,6 +289,17 @@ static int net_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	(void)s;
 	json_decref(x->result);
 	x->result = NULL;
+	cur = NULL;
+	if (sg_db_conn_engine(c) == SG_DB_POSTGRES) {
+		/* Lock the row before counting its clients: srv_client_insert takes the same lock,
+		 * so no client can be added between the count below and the subnet change.
+		 * (SQLite's BEGIN IMMEDIATE already serializes writers.) */
+		const char *p[] = {x->id};
+
+		rc = sg_db_exec(c, "SELECT id FROM networks WHERE id = $1 FOR UPDATE", 1, p);
+		if (rc < 0)
+			goto out;
+	}
 	cur = net_get(c, x->id, &rc);
 	if (rc < 0)
 		goto out;
@@ -267,6 +308,18 @@ static int net_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		x->msg = "no such network";
 		rc = 1;
 		goto out;
+	}
+	if (x->set_fips && !x->fips) {
+		rc = classic_allowed(c);
+		if (rc < 0)
+			goto out;
+		if (!rc) {
+			x->status = 409;
+			x->field = "fips_required";
+			x->msg = classic_refused;
+			rc = 1;
+			goto out;
+		}
 	}
 	if (x->set_sub4 || x->set_sub6) {
 		bool h4 =

@@ -270,6 +270,13 @@ static int temp_redeem_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		rc = 1;
 		goto out;
 	}
+	if (!strcmp(x->r->method, "HEAD")) {
+		/* A link previewer (chat apps, mail scanners) sends HEAD: it learns the link
+		 * is valid and nothing more; no use is counted, no client is made. */
+		x->status = 200;
+		rc = 1;
+		goto out;
+	}
 	{
 		const char *q[] = {sg_db_res_get(res, 0, 0)};
 
@@ -341,7 +348,9 @@ void h_temp_redeem(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	x.hash = hash;
 	c = sg_db_acquire(s->db);
 	rc = srv_tx(s, c, temp_redeem_tx, &x, true);
-	if (rc > 0) {
+	if (rc > 0 && x.status == 200) {
+		srv_body(out, 200, "text/plain; charset=utf-8", "", 0, NULL); /* HEAD */
+	} else if (rc > 0) {
 		if (x.status == 404)
 			srv_ip_failed(s, r->source_ip);
 		srv_error(out, x.status, NULL, "%s", x.why);

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
+#include "server/audit.h"
 #include "server/http.h"
 #include "server/server.h"
 #include "server/srv_int.h"
@@ -35,7 +36,11 @@ static void usage(FILE *f)
 	    "  --public-url URL        base URL in temporary access links (default: from Host)\n"
 	    "  --max-body BYTES        largest request body (default 1048576)\n"
 	    "  --max-connections N     concurrent connections (default 256)\n"
+	    "  --max-connections-per-ip N   concurrent connections from one address (default "
+	    "32)\n"
 	    "  --timeout SECS          idle connection timeout (default 30)\n"
+	    "  --request-timeout SECS  time to send a whole request, headers and body (default "
+	    "30)\n"
 	    "  --db-pool N             database connections (default 16)\n"
 	    "  --sweep-interval SECS   expiry sweep period (default 60)\n"
 	    "  --access-ttl SECS       access token lifetime (default 900)\n"
@@ -267,6 +272,8 @@ enum {
 	O_BODY,
 	O_CONNS,
 	O_TIMEOUT,
+	O_REQTIMEOUT,
+	O_PERIP,
 	O_POOL,
 	O_SWEEP,
 	O_ACCESS,
@@ -276,6 +283,30 @@ enum {
 	O_IPWIN,
 	O_PORTFILE
 };
+
+/* Logs the audit chain's head when it moved since the last call: lines shipped off this host
+ * are the anchors that `secureguard audit verify --anchor ID:HASH` checks a rewritten table
+ * against (docs/AUDIT.md, "Threat model"). */
+static void log_anchor(struct srv *s, int64_t *last)
+{
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	char hash[SG_AUDIT_HASH_HEX_LEN + 1];
+	int64_t id;
+	int rc = sg_audit_head(c, &id, hash);
+
+	if (rc < 0) {
+		char q[256];
+
+		srv_log(SG_LOG_ERROR, "audit_anchor_failed", "err=%s msg=%s", sg_err_name(rc),
+			sg_log_quote(q, sizeof(q), sg_db_errmsg(c)));
+	} else if (id != *last) {
+		*last = id;
+		if (id > 0)
+			srv_log(SG_LOG_INFO, "audit_anchor", "id=%lld hash=%s", (long long)id,
+				hash);
+	}
+	sg_db_release(c);
+}
 
 int sg_server_cmd(int argc, char **argv)
 {
@@ -290,6 +321,8 @@ int sg_server_cmd(int argc, char **argv)
 	    {"max-body", required_argument, NULL, O_BODY},
 	    {"max-connections", required_argument, NULL, O_CONNS},
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"request-timeout", required_argument, NULL, O_REQTIMEOUT},
+	    {"max-connections-per-ip", required_argument, NULL, O_PERIP},
 	    {"db-pool", required_argument, NULL, O_POOL},
 	    {"sweep-interval", required_argument, NULL, O_SWEEP},
 	    {"access-ttl", required_argument, NULL, O_ACCESS},
@@ -305,7 +338,9 @@ int sg_server_cmd(int argc, char **argv)
 	const char *listen = "127.0.0.1:8080", *db_url = NULL, *data_dir = "/var/lib/secureguard";
 	const char *key_file = NULL, *cert_file = NULL, *tlskey_file = NULL, *port_file = NULL;
 	char *cert = NULL, *tlskey = NULL, dbbuf[PATH_MAX + 16], keybuf[PATH_MAX], err[512] = "";
-	long v, pool = 16, conns = 256, timeout = 30, sweep = 60;
+	long v, pool = 16, conns = 256, timeout = 30, sweep = 60, req_timeout = 30, per_ip = 32;
+	int64_t anchor_id = -1;
+	long since_sweep = 0;
 	struct sockaddr_storage ss;
 	struct srv *s = NULL;
 	struct MHD_Daemon *d = NULL;
@@ -368,6 +403,14 @@ int sg_server_cmd(int argc, char **argv)
 			break;
 		case O_TIMEOUT:
 			if (!int_opt("--timeout", optarg, 1, 3600, &timeout))
+				goto usage;
+			break;
+		case O_REQTIMEOUT:
+			if (!int_opt("--request-timeout", optarg, 1, 3600, &req_timeout))
+				goto usage;
+			break;
+		case O_PERIP:
+			if (!int_opt("--max-connections-per-ip", optarg, 1, 4096, &per_ip))
 				goto usage;
 			break;
 		case O_POOL:
@@ -462,8 +505,13 @@ int sg_server_cmd(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	{
-		struct srv_http_opts ho = {(const struct sockaddr *)&ss, cert, tlskey, (int)conns,
-					   (int)timeout};
+		struct srv_http_opts ho = {(const struct sockaddr *)&ss,
+					   cert,
+					   tlskey,
+					   (int)conns,
+					   (int)timeout,
+					   (int)req_timeout,
+					   (int)per_ip};
 
 		d = srv_http_start(s, &ho, err, sizeof(err));
 	}
@@ -480,8 +528,11 @@ int sg_server_cmd(int argc, char **argv)
 	srv_log(SG_LOG_INFO, "server_started", "listen=%s port=%u db=%s tls=%s", listen,
 		srv_http_port(d), sg_db_engine(s->db) == SG_DB_POSTGRES ? "postgresql" : "sqlite",
 		s->tls ? "yes" : "no");
+	log_anchor(s, &anchor_id);
+	/* A one-second tick: connection deadlines every tick, the sweep and an audit anchor every
+	 * --sweep-interval seconds. */
 	for (;;) {
-		struct timespec ts = {sweep, 0};
+		struct timespec ts = {1, 0};
 		int sig = sigtimedwait(&set, NULL, &ts);
 
 		if (sig == SIGTERM || sig == SIGINT) {
@@ -489,12 +540,19 @@ int sg_server_cmd(int argc, char **argv)
 				sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
 		}
-		if (sig < 0 && errno == EAGAIN)
-			srv_sweep(s);
+		if (sig < 0 && errno == EAGAIN) {
+			srv_http_reap();
+			if (++since_sweep >= sweep) {
+				since_sweep = 0;
+				srv_sweep(s);
+				log_anchor(s, &anchor_id);
+			}
+		}
 	}
 	/* Stops accepting, lets requests in flight finish, joins every connection thread. */
 	MHD_stop_daemon(d);
 	d = NULL;
+	log_anchor(s, &anchor_id);
 	srv_log(SG_LOG_INFO, "server_stopped", "%s", "");
 	ret = 0;
 	goto out;

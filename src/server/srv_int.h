@@ -42,10 +42,11 @@ struct srv {
 	uint8_t enc_key[32];   /* AES-256-GCM key for private keys at rest */
 	uint8_t auth_priv[32]; /* X25519 key clients authenticate against */
 	uint8_t auth_pub[32];
-	int access_ttl;	   /* seconds */
-	int refresh_ttl;   /* seconds */
-	int session_ttl;   /* client session tokens, seconds */
-	int lockout_after; /* failed logins before an account is locked */
+	uint8_t chal_key[32]; /* HMAC key of client-auth challenges (stateless) */
+	int access_ttl;	      /* seconds */
+	int refresh_ttl;      /* seconds */
+	int session_ttl;      /* client session tokens, seconds */
+	int lockout_after;    /* failed logins before an account is locked */
 	int lockout_secs;
 	int ip_fail_limit;  /* failed logins per source IP per window */
 	int ip_fail_window; /* seconds */
@@ -111,6 +112,11 @@ struct field_spec {
 /* Body must be an object with only the listed fields, each of its type; 400 otherwise. */
 bool srv_check_fields(struct srv_req *r, struct srv_resp *out, const struct field_spec *spec,
 		      size_t n);
+/* Cheap structural limits checked before a body is parsed: at most SRV_JSON_MAX_DEPTH nested
+ * arrays/objects and SRV_JSON_MAX_ITEMS values. false with why set ("nested deeper than..."). */
+#define SRV_JSON_MAX_DEPTH 32
+#define SRV_JSON_MAX_ITEMS 10000
+bool srv_json_prescan(const char *b, size_t n, char *why, size_t whylen);
 /* A text field without control characters, 1..max bytes, valid UTF-8 (jansson checks). */
 bool srv_valid_text(const char *s, size_t max, bool allow_empty);
 /* Parses a decimal integer query parameter in [lo, hi]; 400 on error. */
@@ -185,7 +191,10 @@ int srv_jwt_check(const struct srv *s, const char *tok, char sub[SRV_ID_LEN + 1]
 bool srv_authenticate(struct srv *s, struct srv_req *r, struct srv_resp *out);
 
 /* ---- QR (qr.c) ---- */
-/* PNG of a QR code for text (malloc'd, *len bytes). */
+/* Most bytes a QR code holds: version 40, error correction level L, 8-bit mode (ISO/IEC
+ * 18004:2015 table 7). */
+#define SRV_QR_MAX_BYTES 2953
+/* PNG of a QR code for text (malloc'd, *len bytes); NULL above SRV_QR_MAX_BYTES. */
 uint8_t *srv_qr_png(const char *text, size_t *len);
 /* PNG writer for a 1-bit image (exposed for tests): pix[y*w+x] nonzero = black. */
 uint8_t *srv_png_write(const uint8_t *pix, int w, int h, size_t *len);
@@ -262,6 +271,10 @@ int srv_sweep(struct srv *s);
 /* In-memory login failure limiter per source IP (auth.c). */
 bool srv_ip_limited(struct srv *s, const char *ip);
 void srv_ip_failed(struct srv *s, const char *ip);
+/* Counts an attempt as it starts; false (nothing counted) when the address is over its limit.
+ * srv_ip_refund gives it back after a success. IPv6 addresses count per /64. */
+bool srv_ip_attempt(struct srv *s, const char *ip);
+void srv_ip_refund(struct srv *s, const char *ip);
 
 /* Runs fn in a transaction, retrying on SG_EAGAIN (and SG_EEXIST when retry_exist). */
 typedef int (*srv_tx_fn)(struct srv *s, struct sg_db_conn *c, void *ctx);

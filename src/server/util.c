@@ -91,6 +91,63 @@ bool srv_check_fields(struct srv_req *r, struct srv_resp *out, const struct fiel
 	return true;
 }
 
+bool srv_json_prescan(const char *b, size_t n, char *why, size_t whylen)
+{
+	size_t depth = 0, items = 0, line = 1;
+	bool in_str = false, esc = false;
+
+	/* jansson allows 2048 levels and any number of values; a small body of "[{},{},...]"
+	 * would cost about eighty times its size. Only structure outside strings counts. */
+	for (size_t i = 0; i < n; i++) {
+		char ch = b[i];
+
+		if (ch == '\n')
+			line++;
+		if (in_str) {
+			if (esc)
+				esc = false;
+			else if (ch == '\\')
+				esc = true;
+			else if (ch == '"')
+				in_str = false;
+			continue;
+		}
+		switch (ch) {
+		case '"':
+			in_str = true;
+			break;
+		case '{':
+		case '[':
+			if (++depth > SRV_JSON_MAX_DEPTH) {
+				snprintf(why, whylen, "nested deeper than %d levels (line %zu)",
+					 SRV_JSON_MAX_DEPTH, line);
+				return false;
+			}
+			if (++items > SRV_JSON_MAX_ITEMS) {
+				snprintf(why, whylen, "more than %d values (line %zu)",
+					 SRV_JSON_MAX_ITEMS, line);
+				return false;
+			}
+			break;
+		case ',':
+			if (++items > SRV_JSON_MAX_ITEMS) {
+				snprintf(why, whylen, "more than %d values (line %zu)",
+					 SRV_JSON_MAX_ITEMS, line);
+				return false;
+			}
+			break;
+		case '}':
+		case ']':
+			if (depth)
+				depth--;
+			break;
+		default:
+			break;
+		}
+	}
+	return true;
+}
+
 bool srv_valid_text(const char *s, size_t max, bool allow_empty)
 {
 	size_t n = strlen(s);

@@ -35,7 +35,9 @@ fail() {
 export SG_ADMIN_EMAIL=root@example.com
 SG_ADMIN_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
 export SG_ADMIN_PASSWORD
-OPTS=(--sweep-interval 1 --login-ip-limit 30 --login-ip-window 600)
+# api_test.py's LOGIN_IP_LIMIT is --login-ip-limit; its 40 concurrent logins need the per-IP
+# connection limit above 40; the window outlasts a slow (sanitizer) run.
+OPTS=(--sweep-interval 1 --login-ip-limit 40 --login-ip-window 3600 --max-connections-per-ip 64)
 
 run_api() {
 	local name=$1 db=$2 urlv logv
@@ -126,6 +128,53 @@ assert status("/api/health") == 200, "not served after the idle connections clos
 print("limits: 413 over --max-body, idle close after --timeout, --max-connections enforced")
 PY
 srv_stop lim || fail "graceful shutdown (limits)"
+
+# Slow clients: a request trickling in one header line a second is never idle, so only the
+# whole-request deadline (--request-timeout) ends it; and one address gets at most
+# --max-connections-per-ip connections.
+srv_start slow "sqlite:$TMP/slow/server.db" "$TMP/slow" --timeout 2 --request-timeout 3 \
+	--max-connections-per-ip 3 || fail "server with a request deadline did not start"
+python3 - "$SRV_PORT_slow" <<'PY' || fail "slow clients"
+import socket, sys, time, urllib.request
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+t0 = time.time()
+closed = None
+while time.time() - t0 < 12:
+    time.sleep(1)
+    try:
+        s.sendall(b"X-Slow: %d\r\n" % int(time.time()))
+        s.settimeout(0.05)
+        if s.recv(100) == b"":
+            closed = time.time() - t0
+            break
+    except socket.timeout:
+        continue
+    except OSError:
+        closed = time.time() - t0
+        break
+assert closed is not None, "a request trickling in for 12 s was not cut off"
+assert closed <= 7, "cut off after %.1f s (deadline 3 s)" % closed
+# Three connections from one address are fine; a fourth is refused.
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+time.sleep(0.3)
+c = socket.create_connection(("127.0.0.1", port))
+c.settimeout(3)
+try:
+    c.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = c.recv(100)
+except (ConnectionResetError, BrokenPipeError, socket.timeout):
+    got = b""
+assert not got.startswith(b"HTTP/1.1 200"), "a 4th connection from one address was served"
+for x in conns:
+    x.close()
+time.sleep(0.5)
+assert urllib.request.urlopen("http://127.0.0.1:%d/api/health" % port, timeout=10).status == 200
+print("slow clients: cut off after %.1f s; per-address connection limit enforced" % closed)
+PY
+grep -q 'event=http_request_deadline' "$SRV_LOG_slow" || fail "no http_request_deadline log line"
+srv_stop slow || fail "graceful shutdown (slow clients)"
 
 # Start-up errors: bad options and unreadable files are reported, exit status non-zero.
 "$SG" server --listen nonsense --data-dir "$TMP/bad" 2>/dev/null && fail "--listen nonsense accepted"

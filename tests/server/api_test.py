@@ -679,9 +679,27 @@ def test_settings(root, admin, viewer):
     expect("PUT", "/api/settings", 400, {"theme": "dark"}, token=root, field="theme")
     expect("PUT", "/api/settings", 400, {"admin_email": "nope"}, token=root, field="admin_email")
     doc = expect("PUT", "/api/settings", 200, {"instance_name": "Test Instance",
-                                               "allow_classic_fallback": False}, token=root)
+                                               "allow_classic_fallback": True}, token=root)
     check(doc.get("instance_name") == "Test Instance" and
-          doc.get("allow_classic_fallback") is False, "settings updated: %s" % doc)
+          doc.get("allow_classic_fallback") is True, "settings updated: %s" % doc)
+
+
+def test_classic_policy(root):
+    log("settings.allow_classic_fallback = false: no classic WireGuard network on the instance")
+    expect("PUT", "/api/settings", 200, {"allow_classic_fallback": False}, token=root)
+    body = {"name": "policy-classic", "subnet4": "10.250.0.0/24", "fips_required": False}
+    expect("POST", "/api/networks", 409, body, token=root, field="fips_required")
+    n = expect("POST", "/api/networks", 201,
+               {"name": "policy-fips", "subnet4": "10.251.0.0/24", "fips_required": True},
+               token=root)
+    expect("PUT", "/api/networks/" + n["id"], 409, {"fips_required": False}, token=root,
+           field="fips_required")
+    expect("PUT", "/api/settings", 200, {"allow_classic_fallback": True}, token=root)
+    n2 = expect("POST", "/api/networks", 201, body, token=root)
+    expect("PUT", "/api/settings", 409, {"allow_classic_fallback": False}, token=root,
+           field="allow_classic_fallback")
+    for x in (n, n2):
+        expect("DELETE", "/api/networks/" + x["id"], 204, token=root)
 
 
 def test_lockout(root):
@@ -701,6 +719,7 @@ def test_lockout(root):
     check(len(mine) == 6 and any('"locked":true' in (e["details"] or "") for e in mine) and
           any('"reason":"locked"' in (e["details"] or "") for e in mine),
           "failed logins and the lockout are audited: %s" % mine[:2])
+    test_lockout_timing(email, pw)
     expect("PUT", "/api/users/" + u["id"], 200, {"unlock": True}, token=root)
     login(email, pw)
 
@@ -852,6 +871,255 @@ def test_ip_limit():
             break
     check(got is not None, "429 after repeated failed logins")
 
+# ---- regressions of the security review (docs/SERVER.md, "Hardening"); each failed before ----
+
+LOGIN_IP_LIMIT = 40  # --login-ip-limit in tests/integration/test_server_api.sh
+
+
+def timed(fn):
+    t0 = time.time()
+    fn()
+    return time.time() - t0
+
+
+def test_bad_utf8_header(root):
+    """A User-Agent that is not UTF-8 broke PostgreSQL's failed-login transaction: the failure
+    went uncounted (no lockout) and unaudited, and a correct login answered 500."""
+    log("User-Agent with bytes that are not UTF-8: failures still counted and audited")
+    email = "ua-%d@example.com" % os.getpid()
+    pw = "ua-" + b64u(os.urandom(9))
+    SECRETS.append(pw)
+    u = expect("POST", "/api/users", 201, {"email": email, "password": pw, "role": "viewer"},
+               token=root)
+    bad = {"User-Agent": "sg\xff\xfe"}  # sent as the bytes ff fe (latin-1)
+    for _ in range(5):
+        st, _, _ = request("POST", "/api/auth/login", {"email": email, "password": "not it!"},
+                           headers=bad)
+        check(st == 401, "wrong password with a bad User-Agent: 401, got %d" % st)
+    doc = expect("GET", "/api/users/" + u["id"], 200, token=root)
+    check(doc.get("locked_until"), "5 failures with a bad User-Agent lock the account: %s" % doc)
+    st, doc = call("GET", "/api/audit?event_type=user.failed_login&resource_type=user&limit=100",
+                   token=root)
+    mine = [e for e in doc["items"] if e["resource_id"] == u["id"]]
+    check(len(mine) == 5 and all(e["user_agent"] == "sg??" for e in mine),
+          "the failures are audited with the User-Agent made UTF-8: %s" % mine[:1])
+    expect("PUT", "/api/users/" + u["id"], 200, {"unlock": True}, token=root)
+    st, _, body = request("POST", "/api/auth/login", {"email": email, "password": pw},
+                          headers=bad)
+    check(st == 200, "correct login with a bad User-Agent: 200, got %d" % st)
+    if st == 200:
+        d = json.loads(body)
+        SECRETS.extend([d["access_token"], d["refresh_token"]])
+
+
+def test_body_before_auth(admin):
+    """Bodies were parsed before authentication, with no limit on structure."""
+    log("request bodies: authentication first, small limit on public routes, JSON structure")
+    expect("POST", "/api/networks", 401, raw=b"{not json", what="(anonymous, bad JSON)")
+    expect("POST", "/api/networks", 401, raw=b'{"a":[' + b"{}," * 3000 + b'{}]}',
+           what="(anonymous, many values)")
+    expect("POST", "/api/auth/login", 413, raw=b'{"email":"' + b"a" * 9000 + b'"}',
+           what="(public route, 9000 bytes)")
+    doc = expect("POST", "/api/networks", 400, raw=b'{"a":' * 40 + b"1" + b"}" * 40,
+                 token=admin, what="(nested 40 deep)")
+    check("nested deeper" in (doc or {}).get("error", ""), "depth limit named: %s" % doc)
+    doc = expect("POST", "/api/networks", 400, raw=b'{"a":[' + b"{}," * 20000 + b"{}]}",
+                 token=admin, what="(20001 values)")
+    check("more than" in (doc or {}).get("error", ""), "value limit named: %s" % doc)
+
+
+def test_utf8_params(admin):
+    """Path parameters and query values that are not UTF-8 made PostgreSQL answer 500."""
+    log("path parameters and query values that are not UTF-8")
+    expect("GET", "/api/networks/%FF", 404, token=admin, field="id")
+    expect("DELETE", "/api/temp-access/%FF", 404, token=admin, field="id")
+    expect("GET", "/api/clients?name=%FF", 400, token=admin, field="name")
+    expect("GET", "/api/audit?event_type=%C0%80", 400, token=admin, field="event_type")
+
+
+def test_qr_too_large(admin, net):
+    log("a config too large for a QR code: 422")
+    c = expect("POST", "/api/clients", 201, {
+        "network_id": net["id"], "name": "wide-%d" % os.getpid(),
+        "allowed_ips": ["2001:db8:%x::/48" % i for i in range(1, 200)]}, token=admin)
+    expect("GET", "/api/clients/%s/config?format=qr" % c["id"], 422, token=admin, field="format")
+    st, _, _ = request("GET", "/api/clients/%s/config" % c["id"], token=admin)
+    check(st == 200, "the same config as a file: 200, got %d" % st)
+    expect("DELETE", "/api/clients/" + c["id"], 204, token=admin)
+
+
+def test_temp_head(admin, net):
+    """HEAD used to redeem a temporary access link (a chat app's link preview used it up)."""
+    log("temporary access: HEAD never redeems")
+    ta = expect("POST", "/api/temp-access", 201, {"network_id": net["id"], "max_uses": 1},
+                token=admin)
+    SECRETS.append(ta["token"])
+    for _ in range(2):
+        st, _, _ = request("HEAD", "/api/temp-access/" + ta["token"])
+        check(st == 200, "HEAD on a valid link: 200, got %d" % st)
+    st, _, body = request("GET", "/api/temp-access/" + ta["token"])
+    check(st == 200 and b"PrivateKey = " in body, "GET after two HEADs still redeems: %d" % st)
+    SECRETS.extend(l.split(" = ", 1)[1] for l in body.decode().splitlines()
+                   if l.startswith("PrivateKey = "))
+    st, _, _ = request("HEAD", "/api/temp-access/" + ta["token"])
+    check(st == 410, "HEAD on a used-up link: 410, got %d" % st)
+    expect("GET", "/api/temp-access/" + ta["token"], 410)
+    expect("DELETE", "/api/temp-access/" + ta["id"], 204, token=admin)
+
+
+def test_challenges(c1):
+    """1024 pending challenges used to block every client login for a minute."""
+    log("client-auth challenges: stateless, 1100 requests do not block a login")
+    st, _, body = request("GET", "/api/clients/%s/config" % c1["id"], token=ARGS_TOKENS["admin"])
+    priv = [l.split(" = ", 1)[1] for l in body.decode().splitlines()
+            if l.startswith("PrivateKey = ")][0]
+    bad = 0
+    for _ in range(1100):
+        st, _, _ = request("POST", "/api/auth/client/challenge", raw=b"{}")
+        bad += st != 200
+    check(bad == 0, "1100 challenges: all 200 (%d were not)" % bad)
+    client_session(c1["id"], priv, c1["public_key_classic"])
+    ch = expect("POST", "/api/auth/client/challenge", 200, {})
+    forged = bytearray(b64u_dec(ch["challenge"]))
+    forged[0:8] = struct.pack(">Q", int(time.time()) + 3600)  # longer life: the MAC breaks
+    doc = expect("POST", "/api/auth/client", 401, {"public_key": c1["public_key_classic"],
+                                                   "challenge": b64u(bytes(forged)),
+                                                   "proof": b64u(b"\0" * 48)})
+    check("challenge" in (doc or {}).get("error", ""), "forged challenge refused: %s" % doc)
+
+
+def test_refresh_race(email, password):
+    """The same refresh token presented concurrently: on PostgreSQL the losers got 401 without
+    revoking the family, so a thief racing the owner kept a working token."""
+    log("refresh token presented 8 times at once: the family is revoked")
+    for _ in range(3):
+        t = login(email, password)
+        results = []
+        barrier = threading.Barrier(8)
+
+        def worker():
+            barrier.wait()
+            results.append(call("POST", "/api/auth/refresh",
+                                {"refresh_token": t["refresh_token"]}))
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wins = [d for st, d in results if st == 200]
+        check(len(wins) <= 1, "at most one concurrent refresh wins: %d" % len(wins))
+        for d in wins:
+            SECRETS.extend([d["access_token"], d["refresh_token"]])
+            st, _ = call("POST", "/api/auth/refresh", {"refresh_token": d["refresh_token"]})
+            check(st == 401, "the winner's new token is revoked with its family: %d" % st)
+
+
+def test_last_super(root):
+    """Two super_admins disabling each other at once could leave none (PostgreSQL)."""
+    log("the last super_admin survives concurrent mutual disabling")
+    ids, tk = [], []
+    for i in range(2):
+        email = "sa%d-%d@example.com" % (i, os.getpid())
+        pw = "sa-" + b64u(os.urandom(9))
+        SECRETS.append(pw)
+        ids.append(expect("POST", "/api/users", 201, {"email": email, "password": pw,
+                                                     "role": "super_admin"}, token=root)["id"])
+        tk.append(login(email, pw)["access_token"])
+    # Every other super_admin (root among them) steps down for a while, so that the two are
+    # the only ones.
+    st, doc = call("GET", "/api/users", token=tk[0])
+    others = [u["id"] for u in doc["items"] if u["role"] == "super_admin" and u["id"] not in ids]
+    for o in others:
+        expect("PUT", "/api/users/" + o, 200, {"role": "admin"}, token=tk[0])
+    for _ in range(4):
+        barrier = threading.Barrier(2)
+        out = []
+
+        def worker(i):
+            barrier.wait()
+            out.append(call("PUT", "/api/users/" + ids[1 - i], {"enabled": False},
+                            token=tk[i])[0])
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        alive = [i for i in range(2) if call("GET", "/api/users", token=tk[i])[0] == 200]
+        if not check(alive, "an enabled super_admin remains (answers %s)" % out):
+            # Put things back from outside so that the remaining tests can run.
+            for o in others:
+                sql("UPDATE admin_users SET role = 'super_admin' WHERE id = '%s'" % o)
+            return
+        expect("PUT", "/api/users/" + ids[1 - alive[0]], 200, {"enabled": True},
+               token=tk[alive[0]])
+    for o in others:
+        expect("PUT", "/api/users/" + o, 200, {"role": "super_admin"}, token=tk[0])
+    for i in ids:
+        expect("DELETE", "/api/users/" + i, 204, token=root)
+
+
+def test_ip_limit_concurrent(root):
+    """Failures were counted when they finished: a burst of slow logins all got through."""
+    log("40 concurrent failed logins: attempts count when they start")
+    barrier = threading.Barrier(40)
+    res = []
+
+    def worker(i):
+        barrier.wait()
+        res.append(call("POST", "/api/auth/login", {"email": "burst%d@example.com" % i,
+                                                    "password": "guess"})[0])
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(40)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    check(set(res) <= {401, 429} and 429 in res, "burst answers: %s" % sorted(res))
+    st, doc = call("GET", "/api/audit?event_type=user.failed_login&limit=1000", token=root)
+    n = sum(1 for e in doc["items"] if e["source_ip"] == "127.0.0.1")
+    check(n <= LOGIN_IP_LIMIT, "failed logins from one address within the window: %d, limit %d"
+          % (n, LOGIN_IP_LIMIT))
+
+
+def test_anchor(binary):
+    log("audit anchors in the server log; secureguard audit verify --anchor")
+    if not ARGS.server_log:
+        return
+    anchor = None
+    deadline = time.time() + 10
+    while time.time() < deadline and not anchor:
+        time.sleep(1.2)  # the sweep (1 s) logs the head once it moved
+        with open(ARGS.server_log, errors="replace") as f:
+            lines = [l for l in f if "event=audit_anchor" in l]
+        if lines:
+            kv = dict(w.split("=", 1) for w in lines[-1].split() if "=" in w)
+            anchor = (kv.get("id"), kv.get("hash"))
+    if not check(anchor and anchor[0] and anchor[1], "an event=audit_anchor line in the log"):
+        return
+    good = "%s:%s" % anchor
+    r = subprocess.run([binary, "audit", "verify", "--db", ARGS.db, "--anchor", good],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "verify with the logged anchor: %s %s" % (r.stdout, r.stderr))
+    wrong = "%s:%s" % (anchor[0], ("0" if anchor[1][0] != "0" else "1") + anchor[1][1:])
+    r = subprocess.run([binary, "audit", "verify", "--db", ARGS.db, "--anchor", wrong],
+                       capture_output=True, text=True)
+    check(r.returncode == 1 and ("anchor %s:" % anchor[0]) in r.stdout,
+          "verify with a different anchor fails naming it: %s" % r.stdout)
+
+
+def test_lockout_timing(email, pw):
+    """A locked account answered without hashing (3 ms against 330 ms): enumeration."""
+    t_locked = min(timed(lambda: call("POST", "/api/auth/login", {"email": email,
+                                                                  "password": pw}))
+                   for _ in range(2))
+    t_unknown = min(timed(lambda: call("POST", "/api/auth/login",
+                                       {"email": "nobody-%d@example.com" % os.getpid(),
+                                        "password": pw})) for _ in range(2))
+    check(t_locked >= 0.4 * t_unknown, "a locked account costs a password check too: %.3f s "
+          "against %.3f s" % (t_locked, t_unknown))
+
+
+ARGS_TOKENS = {}
+
 
 def main():
     global ARGS
@@ -869,25 +1137,37 @@ def main():
     test_public()
     test_login_errors()
     root = login(ARGS.admin, ARGS.password)["access_token"]
+    test_classic_policy(root)
     users = make_users(root)
     admin = login(users["admin"][1], users["admin"][2])["access_token"]
     viewer = login(users["viewer"][1], users["viewer"][2])["access_token"]
+    ARGS_TOKENS["admin"] = admin
     net, fips = test_networks(admin, viewer)
     hub, c1 = test_clients(admin, viewer, net, fips)
+    test_qr_too_large(admin, net)
     test_concurrent(admin)
     test_refresh_logout(users["viewer"][1], users["viewer"][2])
+    test_refresh_race(users["viewer"][1], users["viewer"][2])
     viewer = login(users["viewer"][1], users["viewer"][2])["access_token"]
     apikey = test_api_keys(admin, viewer, root)
     sess = test_client_auth_connections(admin, viewer, c1)
+    test_challenges(c1)
     test_temp_access(admin, viewer, net)
+    test_temp_head(admin, net)
     test_settings(root, admin, viewer)
+    test_bad_utf8_header(root)
     test_lockout(root)
     super2 = login(users["super_admin"][1], users["super_admin"][2])["access_token"]
     test_role_matrix({"viewer": viewer, "admin": admin, "super": super2, "apikey": apikey,
                       "client": sess})
     test_limits(admin)
+    test_body_before_auth(admin)
+    test_utf8_params(admin)
+    test_last_super(root)
     test_metrics()
     test_audit(root, viewer, ARGS.sg)
+    test_anchor(ARGS.sg)
+    test_ip_limit_concurrent(root)
     test_ip_limit()
 
     fives = [s for s in STATUSES if s[2] >= 500]

@@ -180,7 +180,8 @@ ERR = {c: {"description": d, "content": {"application/json": {"schema": ref("Err
        for c, d in (("400", "invalid input (the field is named)"),
                     ("401", "missing or bad credentials"),
                     ("403", "the caller's role may not do this"), ("404", "not found"),
-                    ("409", "conflict"), ("413", "body larger than the limit (1 MiB)"),
+                    ("409", "conflict"), ("413", "body larger than the limit (1 MiB; 8 KiB on routes open "
+                                    "without credentials)"),
                     ("429", "too many failed attempts from this address"))}
 
 
@@ -266,7 +267,8 @@ PATHS = {
                                                             [NO, NF], user_only=True)},
     "/api/networks": {
         "get": op("List networks", "viewer", [resp("200", "NetworkPage")]),
-        "post": op("Create a network", "admin", [resp("201", "Network"), CF],
+        "post": op("Create a network (409: name taken, or classic while the instance allows "
+                   "no classic network)", "admin", [resp("201", "Network"), CF],
                    body("NetworkInput"))},
     "/api/networks/{id}": {
         "parameters": [ID],
@@ -294,7 +296,9 @@ PATHS = {
         "The client's wg-quick config file, or a PNG QR code of it", "admin",
         [("200", {"description": "the config", "content": {
             "text/plain": {"schema": S}, "image/png": {"schema": dict(S, format="binary")}}}),
-         NF], params=[q("format", dict(S, enum=["conf", "qr"]), "conf (default) or qr")])},
+         NF, ("422", {"description": "format=qr: the config is longer than a QR code holds "
+                      "(2953 bytes)", "content": {"application/json": {"schema": ref(
+                          "Error")}}})], params=[q("format", dict(S, enum=["conf", "qr"]), "conf (default) or qr")])},
     "/api/clients/{id}/regenerate-keys": {"parameters": [ID], "post": op(
         "New server-generated keys, or replace them with supplied public keys", "admin",
         [resp("200", "Client"), NF], body("RegenerateKeys", False))},
@@ -313,6 +317,10 @@ PATHS = {
                                                                            {"schema": ref(
                                                                                "Error")}}}),
                    RL], public=True),
+        "head": op("Check a link without redeeming it (link previewers): counts nothing",
+                   "none", [("200", {"description": "valid"}), NF,
+                            ("410", {"description": "expired, revoked or used up"}), RL],
+                   public=True),
         "delete": op("Revoke a grant and delete its clients", "admin", [NO, NF])},
     "/api/audit": {"get": op("Audit events, newest first", "viewer",
                              [resp("200", "AuditEventPage")], params=[
@@ -335,8 +343,9 @@ PATHS = {
                    body("ConnectionReport"), client_ok=True)},
     "/api/settings": {
         "get": op("Instance settings", "viewer", [resp("200", "Settings")]),
-        "put": op("Change settings (partial)", "super_admin", [resp("200", "Settings")],
-                  body("SettingsUpdate"))},
+        "put": op("Change settings (partial); 409 when allow_classic_fallback would be turned "
+                  "off while classic networks exist", "super_admin",
+                  [resp("200", "Settings"), CF], body("SettingsUpdate"))},
 }
 
 DOC = {
@@ -344,7 +353,9 @@ DOC = {
     "info": {"title": "SecureGuard management server API", "version": "1",
              "description": "See docs/SERVER.md. Every error is a JSON object {\"error\": "
                             "..., \"field\": ...}. Unknown fields, wrong types and bad JSON "
-                            "are 400; bodies over the limit 413. x-min-role names the least "
+                            "are 400; bodies over the limit 413; bodies nested deeper than 32 "
+                            "levels or with more than 10000 values 400. Credentials are "
+                            "checked before the body is read as JSON. x-min-role names the least "
                             "role a route needs (super_admin > admin > viewer)."},
     "servers": [{"url": "/"}],
     "components": {

@@ -9,7 +9,11 @@
  *   the first bad row named;
  * - exports written by hand (JSON and RFC 4180 CSV, NULL vs "", quotes, commas, newlines)
  *   verify offline; tampered copies are named; malformed files are refused with a position;
- * - `secureguard audit verify` exit statuses 0 / 1 / 2 and its messages.
+ * - `secureguard audit verify` exit statuses 0 / 1 / 2 and its messages;
+ * - fields that are not UTF-8 are stored with '?' in place of each bad byte (both engines accept
+ *   the row, the chain still verifies);
+ * - anchors: a table rewritten and re-hashed from row k on verifies without them and is caught
+ *   by an anchor taken before the rewrite (--anchor ID:HASH, --db and --file).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -660,13 +664,122 @@ static void test_cmd(void **state)
 	assert_int_equal(run_cmd(4, "audit", "verify", "--file", "/nonexistent"), 2);
 }
 
+/* Bytes that are not UTF-8 in any field: stored as '?', hashed as stored. PostgreSQL refuses
+ * such bytes in text (22021), which used to roll back the transaction being audited. */
+static void test_append_not_utf8(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 1);
+	struct sg_db_conn *c;
+	struct sg_db_res *r = NULL;
+	struct sg_audit_event ev = {
+	    .event_type = "user.failed_login",
+	    .actor_name = "caf\xc3\xa9 \xff\xfe",	      /* valid then two bad bytes */
+	    .details = "{\"email\":\"a\xc0\x80@b\"}",	      /* an overlong NUL */
+	    .user_agent = "ua/\xed\xa0\x80 \xf4\x90\x80\x80", /* surrogate, > U+10FFFF */
+	};
+
+	c = sg_db_acquire(db);
+	assert_int_equal(sg_audit_append(c, &ev), 0);
+	assert_int_equal(sg_db_query(c, &r,
+				     "SELECT actor_name, details, user_agent FROM audit_log "
+				     "WHERE id = 1",
+				     0, NULL),
+			 1);
+	assert_string_equal(sg_db_res_get(r, 0, 0), "caf\xc3\xa9 ??");
+	assert_string_equal(sg_db_res_get(r, 0, 1), "{\"email\":\"a??@b\"}");
+	assert_string_equal(sg_db_res_get(r, 0, 2), "ua/??? ????");
+	sg_db_res_free(r);
+	sg_db_release(c);
+	assert_int_equal(verify(db, 0, "audit chain intact: 1 rows"), 0);
+	sg_db_close(db);
+
+	assert_true(sg_utf8_valid("", 0));
+	assert_true(sg_utf8_valid("\xf0\x9f\x94\x92 ok", 7));
+	assert_false(sg_utf8_valid("\xf0\x9f\x94", 3)); /* cut short */
+	assert_false(sg_utf8_valid("\xe0\x80\x80", 3)); /* overlong */
+	assert_false(sg_utf8_valid("\x80", 1));
+}
+
+/* Someone with write access rewrites row k and re-hashes every row after it: the chain alone
+ * is intact again; only an anchor logged before the rewrite tells. */
+static void test_anchor_rewrite(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 1);
+	struct sg_db_conn *c;
+	struct sg_db_res *r = NULL;
+	struct sg_audit_anchor a[2];
+	char head[97], prev[97], h[97], arg[128], bad[128], beyond[128], err[256];
+	int64_t id, bad_id;
+
+	append_n(db, 12, 0);
+	c = sg_db_acquire(db);
+	assert_int_equal(sg_audit_head(c, &id, head), 0);
+	assert_int_equal(id, 12);
+	snprintf(arg, sizeof(arg), "12:%s", head);
+	assert_int_equal(sg_audit_anchor_parse(&a[0], arg), 0);
+	assert_int_equal(sg_audit_anchor_parse(&a[1], "12:abc"), SG_EINVAL);
+	assert_int_equal(sg_audit_anchor_parse(&a[1], "x:abc"), SG_EINVAL);
+	sg_db_release(c); /* the pool has one connection */
+	assert_int_equal(sg_audit_verify_anchored(db, a, 1, &bad_id, err, sizeof(err)), 0);
+
+	/* Rewrite row 5 and re-hash 5..12. */
+	c = sg_db_acquire(db);
+	drop_triggers(fx, c);
+	X(c, "UPDATE audit_log SET actor_name = 'mallory' WHERE id = 5", 0, NULL);
+	assert_int_equal(sg_db_query(c, &r, "SELECT hash FROM audit_log WHERE id = 4", 0, NULL), 1);
+	snprintf(prev, sizeof(prev), "%s", sg_db_res_get(r, 0, 0));
+	sg_db_res_free(r);
+	for (int k = 5; k <= 12; k++) {
+		char idtext[24];
+		const char *f[11], *p[3];
+
+		snprintf(idtext, sizeof(idtext), "%d", k);
+		p[0] = idtext;
+		assert_int_equal(
+		    sg_db_query(c, &r,
+				"SELECT ts, event_type, actor_id, actor_type, "
+				"actor_name, resource_type, resource_id, resource_name, "
+				"action, details, source_ip, user_agent FROM audit_log "
+				"WHERE id = $1",
+				1, p),
+		    1);
+		for (int i = 0; i < 11; i++)
+			f[i] = sg_db_res_get(r, 0, 1 + i);
+		assert_int_equal(sg_audit_row_hash(h, k, atoll(sg_db_res_get(r, 0, 0)), f, prev),
+				 0);
+		sg_db_res_free(r);
+		p[0] = prev;
+		p[1] = h;
+		p[2] = idtext;
+		X(c, "UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE id = $3", 3, p);
+		memcpy(prev, h, sizeof(prev));
+	}
+	sg_db_release(c);
+	assert_int_equal(verify(db, 0, "audit chain intact: 12 rows"), 0); /* forged */
+	assert_int_equal(sg_audit_verify_anchored(db, a, 1, &bad_id, err, sizeof(err)), SG_EAUTH);
+	assert_int_equal(bad_id, 12);
+	assert_non_null(strstr(err, "anchor 12:"));
+	/* The command line names the anchor too; a correct anchor of an earlier row still
+	 * passes, one past the end fails. */
+	assert_int_equal(run_cmd(6, "audit", "verify", "--db", fx->url, "--anchor", arg), 1);
+	assert_int_equal(run_cmd(4, "audit", "verify", "--db", fx->url), 0);
+	snprintf(beyond, sizeof(beyond), "13:%s", head);
+	assert_int_equal(run_cmd(6, "audit", "verify", "--db", fx->url, "--anchor", beyond), 1);
+	snprintf(bad, sizeof(bad), "12:%.95s", head);
+	assert_int_equal(run_cmd(6, "audit", "verify", "--db", fx->url, "--anchor", bad), 2);
+	sg_db_close(db);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    T(test_row_hash_kat),	 T(test_append_verify), T(test_append_concurrent),
-	    T(test_triggers_and_tamper), T(test_export_files),	T(test_cmd),
+	    T(test_row_hash_kat),	 T(test_append_verify),	 T(test_append_concurrent),
+	    T(test_triggers_and_tamper), T(test_export_files),	 T(test_cmd),
+	    T(test_append_not_utf8),	 T(test_anchor_rewrite),
 	};
 
 	return fx_run("audit", tests, sizeof(tests) / sizeof(tests[0]));

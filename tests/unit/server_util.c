@@ -252,6 +252,51 @@ static void test_uuid_tokens(void **state)
 	assert_int_equal(strlen(h), 96);
 }
 
+/* Structural limits checked before a request body is parsed. */
+static void test_json_prescan(void **state)
+{
+	char why[128], *deep, *wide;
+	size_t n = 0;
+
+	(void)state;
+	{
+		static const char ok[] = "{\"a\":[1,2,{\"b\":\"[[[[,,,\"}]}";
+
+		assert_true(srv_json_prescan(ok, strlen(ok), why, sizeof(why)));
+	}
+	deep = malloc(200);
+	assert_non_null(deep);
+	for (int i = 0; i < 33; i++)
+		deep[n++] = '[';
+	for (int i = 0; i < 33; i++)
+		deep[n++] = ']';
+	assert_false(srv_json_prescan(deep, n, why, sizeof(why)));
+	assert_non_null(strstr(why, "nested deeper than 32"));
+	assert_true(srv_json_prescan(deep + 1, n - 2, why, sizeof(why))); /* 32 levels */
+	free(deep);
+	/* {"a":[{},{},...]} with 10000 elements: over the value count. */
+	wide = malloc(8 + 3 * 10000);
+	assert_non_null(wide);
+	n = 0;
+	memcpy(wide, "{\"a\":[", 6);
+	n = 6;
+	for (int i = 0; i < 10000; i++) {
+		memcpy(wide + n, i ? ",{}" : "{}", i ? 3 : 2);
+		n += i ? 3 : 2;
+	}
+	wide[n++] = ']';
+	wide[n++] = '}';
+	assert_false(srv_json_prescan(wide, n, why, sizeof(why)));
+	assert_non_null(strstr(why, "more than 10000 values"));
+	/* Escaped quotes do not end a string early. */
+	{
+		static const char esc[] = "{\"a\":\"\\\"[[[\"}";
+
+		assert_true(srv_json_prescan(esc, strlen(esc), why, sizeof(why)));
+	}
+	free(wide);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -260,6 +305,7 @@ int main(void)
 	    cmocka_unit_test(test_png),		 cmocka_unit_test(test_base64),
 	    cmocka_unit_test(test_seal),	 cmocka_unit_test(test_passwords),
 	    cmocka_unit_test(test_inputs),	 cmocka_unit_test(test_uuid_tokens),
+	    cmocka_unit_test(test_json_prescan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
