@@ -60,7 +60,7 @@ struct tlsmgr {
 	uint16_t listen_port;
 	char *cert, *key, *ca;
 	bool require_client_cert;
-	bool dirty;
+	bool dirty; /* [Interface] TLS settings changed: rebuild listener and client context */
 	/* built from them */
 	struct sg_tls_ctx *srv, *cli;
 	bool cli_fips, srv_fips;
@@ -473,7 +473,8 @@ int tlsmgr_set(struct tlsmgr *m, struct wg_peer *peer, const char *key, const ch
 		return -EINVAL;
 	}
 	tp->reconnect_at = 0;
-	m->dirty = true;
+	/* A peer's settings never restart the listener (its clients stay connected); the client
+	 * context is made when the first peer needs it (tlsmgr_apply). */
 	return 0;
 }
 
@@ -521,17 +522,20 @@ void tlsmgr_get(struct tlsmgr *m, struct wg_peer *peer,
 	}
 }
 
-/* (Re)builds the contexts and the listener from the settings. */
-static int rebuild(struct tlsmgr *m, char *why, size_t whylen)
+static bool client_needed(const struct tlsmgr *m)
 {
-	bool fips = wg_device_get_crypto_mode(m->dev) == WG_CRYPTO_FIPS;
-	bool need_cli = false;
+	for (const struct tls_peer *tp = m->peers; tp; tp = tp->next)
+		if (tp->mode != TR_UDP && tp->has_ep)
+			return true;
+	return false;
+}
+
+/* (Re)builds the listener from the [Interface] settings. */
+static int rebuild_server(struct tlsmgr *m, bool fips, char *why, size_t whylen)
+{
 	char err[256] = "";
 	int ret;
 
-	for (struct tls_peer *tp = m->peers; tp; tp = tp->next)
-		need_cli = need_cli || (tp->mode != TR_UDP && tp->has_ep);
-	/* Contexts change only when asked: live connections keep theirs until they end. */
 	if (m->listener) {
 		sg_tls_listener_free(m->listener);
 		m->listener = NULL;
@@ -541,77 +545,91 @@ static int rebuild(struct tlsmgr *m, char *why, size_t whylen)
 			slot_free(&m->slots[i]); /* freed with the listener */
 	sg_tls_ctx_free(m->srv);
 	m->srv = NULL;
-	if (m->listen_port) {
-		struct sg_tls_config cfg = {.cert_file = m->cert,
-					    .key_file = m->key,
-					    .ca_file = m->ca,
-					    .require_client_cert = m->require_client_cert,
-					    .fips = fips};
-		if (!m->cert || !m->key) {
-			snprintf(why, whylen, "tls_listen_port needs tls_certificate and "
-					      "tls_private_key");
-			return -EINVAL;
-		}
-		if (m->require_client_cert && !m->ca) {
-			snprintf(why, whylen, "tls_require_client_cert needs tls_ca");
-			return -EINVAL;
-		}
-		ret = sg_tls_ctx_new(&m->srv, &cfg, SG_TLS_SERVER, err, sizeof(err));
-		if (ret != 0) {
-			snprintf(why, whylen, "%s", err);
-			return -EINVAL;
-		}
-		union wg_sockaddr any;
-		memset(&any, 0, sizeof(any));
-		any.in6.sin6_family = AF_INET6;
-		any.in6.sin6_port = htons(m->listen_port);
-		ret = sg_tls_listener_new(&m->listener, m->loop, m->srv, &any, &m->cbs, err,
-					  sizeof(err));
-		if (ret != 0) {
-			snprintf(why, whylen, "%s", err);
-			return ret < 0 && ret > -4096 ? ret : -EADDRINUSE;
-		}
-		m->srv_fips = fips; /* the listener logs event=tls_listening */
+	if (!m->listen_port)
+		return 0;
+	struct sg_tls_config cfg = {.cert_file = m->cert,
+				    .key_file = m->key,
+				    .ca_file = m->ca,
+				    .require_client_cert = m->require_client_cert,
+				    .fips = fips};
+	if (!m->cert || !m->key) {
+		snprintf(why, whylen, "tls_listen_port needs tls_certificate and tls_private_key");
+		return -EINVAL;
 	}
-	if (need_cli) {
-		struct sg_tls_config cfg = {
-		    .cert_file = m->cert, .key_file = m->key, .ca_file = m->ca, .fips = fips};
-		struct sg_tls_ctx *cli = NULL;
-		if (!m->ca) {
-			snprintf(why, whylen, "transport tls/auto needs tls_ca to verify the peer's "
-					      "server certificate");
-			return -EINVAL;
-		}
-		ret = sg_tls_ctx_new(&cli, &cfg, SG_TLS_CLIENT, err, sizeof(err));
-		if (ret != 0) {
-			snprintf(why, whylen, "%s", err);
-			return -EINVAL;
-		}
-		/* Connections made with the old context must end before it is freed. */
-		for (struct tls_peer *tp = m->peers; tp; tp = tp->next) {
+	if (m->require_client_cert && !m->ca) {
+		snprintf(why, whylen, "tls_require_client_cert needs tls_ca");
+		return -EINVAL;
+	}
+	ret = sg_tls_ctx_new(&m->srv, &cfg, SG_TLS_SERVER, err, sizeof(err));
+	if (ret != 0) {
+		snprintf(why, whylen, "%s", err);
+		return -EINVAL;
+	}
+	union wg_sockaddr any;
+	memset(&any, 0, sizeof(any));
+	any.in6.sin6_family = AF_INET6;
+	any.in6.sin6_port = htons(m->listen_port);
+	ret = sg_tls_listener_new(&m->listener, m->loop, m->srv, &any, &m->cbs, err, sizeof(err));
+	if (ret != 0) {
+		snprintf(why, whylen, "%s", err);
+		return ret < 0 && ret > -4096 ? ret : -EADDRINUSE;
+	}
+	m->srv_fips = fips; /* the listener logs event=tls_listening */
+	return 0;
+}
+
+/* (Re)builds the client context (the interface's certificate as client certificate, its CA to
+ * verify servers). Connections made with the old one are closed first and reconnect. */
+static int rebuild_client(struct tlsmgr *m, bool fips, char *why, size_t whylen)
+{
+	struct sg_tls_config cfg = {
+	    .cert_file = m->cert, .key_file = m->key, .ca_file = m->ca, .fips = fips};
+	struct sg_tls_ctx *cli = NULL;
+	char err[256] = "";
+
+	if (!client_needed(m)) {
+		for (struct tls_peer *tp = m->peers; tp; tp = tp->next)
 			client_close(tp);
-			tp->reconnect_at = 0;
-		}
 		sg_tls_ctx_free(m->cli);
-		m->cli = cli;
-		m->cli_fips = fips;
+		m->cli = NULL;
+		return 0;
 	}
+	if (!m->ca) {
+		snprintf(why, whylen, "transport tls/auto needs tls_ca to verify the peer's server "
+				      "certificate");
+		return -EINVAL;
+	}
+	if (sg_tls_ctx_new(&cli, &cfg, SG_TLS_CLIENT, err, sizeof(err)) != 0) {
+		snprintf(why, whylen, "%s", err);
+		return -EINVAL;
+	}
+	for (struct tls_peer *tp = m->peers; tp; tp = tp->next) {
+		client_close(tp);
+		tp->reconnect_at = 0;
+	}
+	sg_tls_ctx_free(m->cli);
+	m->cli = cli;
+	m->cli_fips = fips;
 	return 0;
 }
 
 int tlsmgr_apply(struct tlsmgr *m, char *why, size_t whylen)
 {
 	bool fips = wg_device_get_crypto_mode(m->dev) == WG_CRYPTO_FIPS;
+	int ret;
 
 	/* CryptoMode = fips also restricts TLS to FIPS suites (docs/TLS.md). */
-	if ((m->srv && m->srv_fips != fips) || (m->cli && m->cli_fips != fips))
-		m->dirty = true;
-	if (m->dirty) {
-		int ret = rebuild(m, why, whylen);
+	if (m->dirty || (m->srv && m->srv_fips != fips)) {
+		ret = rebuild_server(m, fips, why, whylen);
 		if (ret != 0)
 			return ret;
-		m->dirty = false;
 	}
+	if (m->dirty || (m->cli && m->cli_fips != fips) || (!m->cli && client_needed(m))) {
+		ret = rebuild_client(m, fips, why, whylen);
+		if (ret != 0)
+			return ret;
+	}
+	m->dirty = false;
 	for (struct tls_peer *tp = m->peers; tp; tp = tp->next)
 		if (tp->on_tls && !tp->conn)
 			client_connect(tp);
