@@ -104,8 +104,12 @@ SRV_PID=$!
 wait_for 20 test -s "$SRV/port" || { cat "$SRV/server.log"; fail "server did not start"; }
 URL=http://127.0.0.1:$(cat "$SRV/port")
 echo "    listening on $URL, database $SRV/server.db"
-stop_server() { kill -TERM "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null; }
-trap 'rc=$?; stop_server; (exit $rc); sg_cleanup' EXIT
+stop_server() {
+	if kill -TERM "$SRV_PID" 2>/dev/null; then
+		wait "$SRV_PID" 2>/dev/null || true
+	fi
+}
+trap 'rc=$?; trap - ERR; set +e; stop_server; (exit $rc); sg_cleanup' EXIT
 
 jget() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 TOK=$(curl -sf -H 'Content-Type: application/json' \
