@@ -530,12 +530,36 @@ static bool client_needed(const struct tlsmgr *m)
 	return false;
 }
 
-/* (Re)builds the listener from the [Interface] settings. */
+/* (Re)builds the listener from the [Interface] settings. The new context is made first, so bad
+ * certificate or key files leave the running listener as it was; only a failing bind of the
+ * new port can leave none (the old one is closed to free its port). */
 static int rebuild_server(struct tlsmgr *m, bool fips, char *why, size_t whylen)
 {
+	struct sg_tls_ctx *srv = NULL;
 	char err[256] = "";
 	int ret;
 
+	if (m->listen_port) {
+		struct sg_tls_config cfg = {.cert_file = m->cert,
+					    .key_file = m->key,
+					    .ca_file = m->ca,
+					    .require_client_cert = m->require_client_cert,
+					    .fips = fips};
+		if (!m->cert || !m->key) {
+			snprintf(why, whylen,
+				 "tls_listen_port needs tls_certificate and tls_private_key");
+			return -EINVAL;
+		}
+		if (m->require_client_cert && !m->ca) {
+			snprintf(why, whylen, "tls_require_client_cert needs tls_ca");
+			return -EINVAL;
+		}
+		ret = sg_tls_ctx_new(&srv, &cfg, SG_TLS_SERVER, err, sizeof(err));
+		if (ret != 0) {
+			snprintf(why, whylen, "%s", err);
+			return -EINVAL;
+		}
+	}
 	if (m->listener) {
 		sg_tls_listener_free(m->listener);
 		m->listener = NULL;
@@ -544,27 +568,9 @@ static int rebuild_server(struct tlsmgr *m, bool fips, char *why, size_t whylen)
 		if (m->slots[i].id && !m->slots[i].owner)
 			slot_free(&m->slots[i]); /* freed with the listener */
 	sg_tls_ctx_free(m->srv);
-	m->srv = NULL;
-	if (!m->listen_port)
+	m->srv = srv;
+	if (!srv)
 		return 0;
-	struct sg_tls_config cfg = {.cert_file = m->cert,
-				    .key_file = m->key,
-				    .ca_file = m->ca,
-				    .require_client_cert = m->require_client_cert,
-				    .fips = fips};
-	if (!m->cert || !m->key) {
-		snprintf(why, whylen, "tls_listen_port needs tls_certificate and tls_private_key");
-		return -EINVAL;
-	}
-	if (m->require_client_cert && !m->ca) {
-		snprintf(why, whylen, "tls_require_client_cert needs tls_ca");
-		return -EINVAL;
-	}
-	ret = sg_tls_ctx_new(&m->srv, &cfg, SG_TLS_SERVER, err, sizeof(err));
-	if (ret != 0) {
-		snprintf(why, whylen, "%s", err);
-		return -EINVAL;
-	}
 	union wg_sockaddr any;
 	memset(&any, 0, sizeof(any));
 	any.in6.sin6_family = AF_INET6;

@@ -74,6 +74,16 @@ wait_for 10 grep -q 'event=tls_refused.*not TLS' "${D_LOG[$IA]}" ||
 	fail "A did not log the plain TCP client"
 grep 'event=tls_refused' "${D_LOG[$IA]}" | head -n 3
 assert_ping "$B" "$(in4 1)"
+# A bad certificate path is refused with the file named, and the running listener stays.
+if nsx "$A" "$CLI" set "$IA" tls-certificate "$SG_TMP/missing.crt" 2>"$SG_TMP/bad.err"; then
+	fail "a missing certificate file was accepted"
+fi
+wait_for 5 grep -q "uapi_error.*missing.crt" "${D_LOG[$IA]}" || fail "the refusal does not name the file"
+assert_ping "$B" "$(in4 1)"
+# Setting it again rebuilds the listener: B's connection is closed and B reconnects by itself.
+nsx "$A" "$CLI" set "$IA" tls-certificate "$SG_TMP/a/a.crt"
+wait_ping "$B" "$(in4 1)" 15
+assert_ping "$B" "$(in4 1)"
 
 log "=== Transport = auto: UDP blocked -> TLS; UDP open again -> back to UDP ==="
 # Start from UDP: drop the TLS session, forget it on both sides.
