@@ -435,13 +435,10 @@ void h_clients_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	static const char *const allowed[] = {"network_id", "name",   "enabled",
 					      "limit",	    "offset", NULL};
-	char where[256] = "", lim[24], off[24];
+	char where[256] = "";
 	const char *p[5];
-	int n = 0, enabled, rc;
+	int n = 0, enabled;
 	int64_t limit, offset;
-	struct sg_db_conn *c;
-	struct sg_db_res *res = NULL, *cnt = NULL;
-	char sql[1024];
 
 	if (!srv_query_check(r, out, allowed) ||
 	    !srv_query_int(r, out, "limit", 1, 500, &limit, 50) ||
@@ -463,36 +460,8 @@ void h_clients_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND enabled = $%d",
 			 n);
 	}
-	c = sg_db_acquire(s->db);
-	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM clients WHERE 1 = 1%s", where);
-	rc = sg_db_query(c, &cnt, sql, n, p);
-	if (rc < 0) {
-		srv_dberr(out, c, rc);
-		goto out;
-	}
-	p[n] = srv_i64(lim, limit);
-	p[n + 1] = srv_i64(off, offset);
-	snprintf(sql, sizeof(sql),
-		 "SELECT " CLIENT_COLS " FROM clients WHERE 1 = 1%s ORDER BY created_at, id LIMIT "
-		 "$%d OFFSET $%d",
-		 where, n + 1, n + 2);
-	rc = sg_db_query(c, &res, sql, n + 2, p);
-	if (rc < 0) {
-		srv_dberr(out, c, rc);
-	} else {
-		json_t *items = json_array();
-
-		for (int i = 0; i < rc; i++)
-			json_array_append_new(items, srv_row_json(res, i, CLIENT_KINDS));
-		srv_json(out, 200,
-			 json_pack("{s:o,s:I,s:I,s:I}", "items", items, "total",
-				   (json_int_t)srv_res_i64(cnt, 0, 0), "limit", (json_int_t)limit,
-				   "offset", (json_int_t)offset));
-	}
-out:
-	sg_db_res_free(cnt);
-	sg_db_res_free(res);
-	sg_db_release(c);
+	srv_list_page(s, out, "clients", CLIENT_COLS, CLIENT_KINDS, where, "created_at, id", p, n,
+		      limit, offset);
 }
 
 static int client_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)

@@ -19,12 +19,10 @@ void h_audit_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	static const char *const allowed[] = {"event_type", "actor_id", "resource_type", "since",
 					      "until",	    "limit",	"offset",	 NULL};
 	static const char *const text_filters[] = {"event_type", "actor_id", "resource_type"};
-	char where[512] = "", sql[1024], b1[24], b2[24], lim[24], off[24];
+	char where[512] = "", b1[24], b2[24];
 	const char *p[8];
-	int n = 0, rc;
+	int n = 0;
 	int64_t since, until, limit, offset;
-	struct sg_db_conn *c;
-	struct sg_db_res *res = NULL, *cnt = NULL;
 
 	if (!srv_query_check(r, out, allowed) ||
 	    !srv_query_int(r, out, "since", 0, INT64_MAX / 2, &since, -1) ||
@@ -49,36 +47,8 @@ void h_audit_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		p[n++] = srv_i64(b2, until);
 		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND ts < $%d", n);
 	}
-	c = sg_db_acquire(s->db);
-	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM audit_log WHERE 1 = 1%s", where);
-	rc = sg_db_query(c, &cnt, sql, n, p);
-	if (rc < 0) {
-		srv_dberr(out, c, rc);
-		goto out;
-	}
-	p[n] = srv_i64(lim, limit);
-	p[n + 1] = srv_i64(off, offset);
-	snprintf(sql, sizeof(sql),
-		 "SELECT " AUDIT_COLS " FROM audit_log WHERE 1 = 1%s ORDER BY id DESC LIMIT $%d "
-		 "OFFSET $%d",
-		 where, n + 1, n + 2);
-	rc = sg_db_query(c, &res, sql, n + 2, p);
-	if (rc < 0) {
-		srv_dberr(out, c, rc);
-	} else {
-		json_t *items = json_array();
-
-		for (int i = 0; i < rc; i++)
-			json_array_append_new(items, srv_row_json(res, i, "iisssssssssssss"));
-		srv_json(out, 200,
-			 json_pack("{s:o,s:I,s:I,s:I}", "items", items, "total",
-				   (json_int_t)srv_res_i64(cnt, 0, 0), "limit", (json_int_t)limit,
-				   "offset", (json_int_t)offset));
-	}
-out:
-	sg_db_res_free(cnt);
-	sg_db_res_free(res);
-	sg_db_release(c);
+	srv_list_page(s, out, "audit_log", AUDIT_COLS, "iisssssssssssss", where, "id DESC", p, n,
+		      limit, offset);
 }
 
 /* The export streams the whole chain from id 1 in pages of EXPORT_PAGE rows, in the formats of
@@ -272,12 +242,10 @@ void h_audit_export(struct srv *s, struct srv_req *r, struct srv_resp *out)
 void h_conn_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	static const char *const allowed[] = {"client_id", "since", "limit", "offset", NULL};
-	char where[128] = "", sql[768], b1[24], lim[24], off[24];
+	char where[128] = "", b1[24];
 	const char *p[4];
-	int n = 0, rc;
+	int n = 0;
 	int64_t since, limit, offset;
-	struct sg_db_conn *c;
-	struct sg_db_res *res = NULL, *cnt = NULL;
 
 	if (!srv_query_check(r, out, allowed) ||
 	    !srv_query_int(r, out, "since", 0, INT64_MAX / 2, &since, -1) ||
@@ -293,36 +261,8 @@ void h_conn_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		p[n++] = srv_i64(b1, since);
 		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND ts >= $%d", n);
 	}
-	c = sg_db_acquire(s->db);
-	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM connection_log WHERE 1 = 1%s", where);
-	rc = sg_db_query(c, &cnt, sql, n, p);
-	if (rc < 0) {
-		srv_dberr(out, c, rc);
-		goto out;
-	}
-	p[n] = srv_i64(lim, limit);
-	p[n + 1] = srv_i64(off, offset);
-	snprintf(sql, sizeof(sql),
-		 "SELECT " CONN_COLS " FROM connection_log WHERE 1 = 1%s ORDER BY id DESC LIMIT "
-		 "$%d OFFSET $%d",
-		 where, n + 1, n + 2);
-	rc = sg_db_query(c, &res, sql, n + 2, p);
-	if (rc < 0) {
-		srv_dberr(out, c, rc);
-	} else {
-		json_t *items = json_array();
-
-		for (int i = 0; i < rc; i++)
-			json_array_append_new(items, srv_row_json(res, i, CONN_KINDS));
-		srv_json(out, 200,
-			 json_pack("{s:o,s:I,s:I,s:I}", "items", items, "total",
-				   (json_int_t)srv_res_i64(cnt, 0, 0), "limit", (json_int_t)limit,
-				   "offset", (json_int_t)offset));
-	}
-out:
-	sg_db_res_free(cnt);
-	sg_db_res_free(res);
-	sg_db_release(c);
+	srv_list_page(s, out, "connection_log", CONN_COLS, CONN_KINDS, where, "id DESC", p, n,
+		      limit, offset);
 }
 
 void h_conn_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
@@ -535,10 +475,11 @@ static int settings_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 			sg_db_res_free(res);
 			if (n > 0) {
 				x->status = 409;
-				snprintf(x->msg, sizeof(x->msg),
-					 "%lld network(s) use classic WireGuard (fips_required false): "
-					 "make them fips_required first",
-					 (long long)n);
+				snprintf(
+				    x->msg, sizeof(x->msg),
+				    "%lld network(s) use classic WireGuard (fips_required false): "
+				    "make them fips_required first",
+				    (long long)n);
 				rc = 1;
 				goto out;
 			}

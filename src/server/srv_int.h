@@ -161,6 +161,14 @@ char *srv_i64(char buf[24], int64_t v);
 /* Result row to a JSON object: kinds[i] per column: 's' text, 'i' integer, 'b' boolean,
  * 'l' comma list -> array, 'j' JSON text, '-' skipped. */
 json_t *srv_row_json(const struct sg_db_res *res, int row, const char *kinds);
+/* One page of a filtered list, answered as {"items", "total", "limit", "offset"}: counts the rows
+ * of `table` matching `where` (" AND col = $k" clauses over params[0..n-1]), then selects `cols`
+ * ordered by `order` with LIMIT/OFFSET, each row rendered with srv_row_json(kinds). params must
+ * have room for n + 2 entries. Database errors are answered too. */
+void srv_list_page(struct srv *s, struct srv_resp *out, const char *table, const char *cols,
+		   const char *kinds, const char *where, const char *order, const char **params,
+		   int n, int64_t limit, int64_t offset);
+
 int64_t srv_res_i64(const struct sg_db_res *res, int row, int col);
 
 /* Audit row for the current request inside the open transaction. details may be NULL; it is

@@ -754,3 +754,42 @@ int srv_tx(struct srv *s, struct sg_db_conn *c, srv_tx_fn fn, void *ctx, bool re
 	}
 	return rc;
 }
+
+void srv_list_page(struct srv *s, struct srv_resp *out, const char *table, const char *cols,
+		   const char *kinds, const char *where, const char *order, const char **params,
+		   int n, int64_t limit, int64_t offset)
+{
+	char sql[2048], lim[24], off[24];
+	struct sg_db_res *res = NULL, *cnt = NULL;
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE 1 = 1%s", table, where);
+	rc = sg_db_query(c, &cnt, sql, n, params);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+		goto out;
+	}
+	params[n] = srv_i64(lim, limit);
+	params[n + 1] = srv_i64(off, offset);
+	snprintf(sql, sizeof(sql),
+		 "SELECT %s FROM %s WHERE 1 = 1%s ORDER BY %s LIMIT $%d OFFSET $%d", cols, table,
+		 where, order, n + 1, n + 2);
+	rc = sg_db_query(c, &res, sql, n + 2, params);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+	} else {
+		json_t *items = json_array();
+
+		for (int i = 0; i < rc; i++)
+			json_array_append_new(items, srv_row_json(res, i, kinds));
+		srv_json(out, 200,
+			 json_pack("{s:o,s:I,s:I,s:I}", "items", items, "total",
+				   (json_int_t)srv_res_i64(cnt, 0, 0), "limit", (json_int_t)limit,
+				   "offset", (json_int_t)offset));
+	}
+out:
+	sg_db_res_free(cnt);
+	sg_db_res_free(res);
+	sg_db_release(c);
+}
