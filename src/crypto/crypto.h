@@ -197,15 +197,27 @@ struct sg_suite {
 
 /* An AEAD key of a suite (ChaCha20-Poly1305 or AES-256-GCM) set up once for many messages in one
  * direction: a session's send or receive key. Same conventions as the one-shot functions, with
- * no associated data; the nonce comes from the suite's nonce function. Not thread-safe: one
- * user at a time. NULL on allocation failure or an unavailable suite. */
+ * no associated data; the nonce comes from the suite's nonce function. NULL on allocation
+ * failure or an unavailable suite.
+ *
+ * Threads: each of up to SG_AEAD_LANES threads uses its own lane (an EVP context keyed once, on
+ * that lane's first use), so several threads can seal or open with one key at the same time as
+ * long as no two use the same lane at once. sg_aead_seal/open are lane 0. sg_aead_free must not
+ * race with any use. */
+#define SG_AEAD_LANES 16
 struct sg_aead;
 struct sg_aead *sg_aead_new(enum sg_suite_id suite, const uint8_t key[32], bool encrypt);
-void sg_aead_free(struct sg_aead *k); /* wipes the key schedule; NULL is fine */
+void sg_aead_free(struct sg_aead *k); /* wipes the key and every lane's schedule; NULL is fine */
 bool sg_aead_seal(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t len,
 		  const uint8_t nonce[12]) SG_WUR;
 bool sg_aead_open(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t len,
 		  const uint8_t nonce[12]) SG_WUR;
+/* Lane < SG_AEAD_LANES; false (output wiped) for a lane out of range or a context that could
+ * not be made. */
+bool sg_aead_seal_lane(struct sg_aead *k, unsigned lane, uint8_t *dst, const uint8_t *src,
+		       size_t len, const uint8_t nonce[12]) SG_WUR;
+bool sg_aead_open_lane(struct sg_aead *k, unsigned lane, uint8_t *dst, const uint8_t *src,
+		       size_t len, const uint8_t nonce[12]) SG_WUR;
 
 /* The table for a suite id, or NULL for an unknown id. */
 const struct sg_suite *sg_suite_get(enum sg_suite_id id);

@@ -313,9 +313,32 @@ bool sg__aead_open(enum sg__cipher_id id, uint8_t *dst, const uint8_t *src, size
 /* ---- AEAD keyed once per session ----------------------------------------------------------- */
 
 struct sg_aead {
-	EVP_CIPHER_CTX *ctx;
+	const EVP_CIPHER *cipher;
 	int enc;
+	/* Lane 0 is keyed by sg_aead_new; lane i > 0 by its own thread on first use, from the
+	 * key kept here (wiped by sg_aead_free). */
+	uint8_t key[32];
+	EVP_CIPHER_CTX *ctx[SG_AEAD_LANES];
 };
+
+static EVP_CIPHER_CTX *aead_lane(struct sg_aead *k, unsigned lane)
+{
+	EVP_CIPHER_CTX *ctx;
+
+	if (lane >= SG_AEAD_LANES)
+		return NULL;
+	if ((ctx = k->ctx[lane]) != NULL)
+		return ctx;
+	/* The key schedule (and GCM's hash key) is computed here, once per lane; each message
+	 * then only sets its nonce, which is what makes a session key cheaper than the one-shot
+	 * calls. */
+	ctx = EVP_CIPHER_CTX_new();
+	if (ctx == NULL || EVP_CipherInit_ex2(ctx, k->cipher, k->key, NULL, k->enc, NULL) != 1) {
+		EVP_CIPHER_CTX_free(ctx);
+		return NULL;
+	}
+	return k->ctx[lane] = ctx;
+}
 
 struct sg_aead *sg_aead_new(enum sg_suite_id suite, const uint8_t key[32], bool encrypt)
 {
@@ -326,11 +349,10 @@ struct sg_aead *sg_aead_new(enum sg_suite_id suite, const uint8_t key[32], bool 
 
 	if (a == NULL || key == NULL || a->cipher[id] == NULL || (k = calloc(1, sizeof(*k))) == NULL)
 		return NULL;
+	k->cipher = a->cipher[id];
 	k->enc = encrypt ? 1 : 0;
-	k->ctx = EVP_CIPHER_CTX_new();
-	/* The key schedule (and GCM's hash key) is computed here, once; each message then only
-	 * sets its nonce, which is what makes a session key cheaper than the one-shot calls. */
-	if (k->ctx == NULL || EVP_CipherInit_ex2(k->ctx, a->cipher[id], key, NULL, k->enc, NULL) != 1) {
+	memcpy(k->key, key, sizeof(k->key));
+	if (aead_lane(k, 0) == NULL) {
 		sg_aead_free(k);
 		return NULL;
 	}
@@ -341,26 +363,32 @@ void sg_aead_free(struct sg_aead *k)
 {
 	if (k == NULL)
 		return;
-	EVP_CIPHER_CTX_free(k->ctx); /* cleanses the key schedule */
+	for (size_t i = 0; i < SG_AEAD_LANES; i++)
+		EVP_CIPHER_CTX_free(k->ctx[i]); /* cleanses the key schedule */
+	sg_memzero(k->key, sizeof(k->key));
 	free(k);
 }
 
-bool sg_aead_seal(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t len,
-		  const uint8_t nonce[12])
+bool sg_aead_seal_lane(struct sg_aead *k, unsigned lane, uint8_t *dst, const uint8_t *src,
+		       size_t len, const uint8_t nonce[12])
 {
+	EVP_CIPHER_CTX *ctx;
+
 	if (k == NULL || !k->enc || dst == NULL || (src == NULL && len > 0) || nonce == NULL ||
 	    len > SIZE_MAX - TAG_LEN)
 		return false;
-	if (EVP_CipherInit_ex2(k->ctx, NULL, NULL, nonce, 1, NULL) == 1 &&
-	    seal_ctx(k->ctx, dst, src, len, NULL, 0))
+	ctx = aead_lane(k, lane);
+	if (ctx != NULL && EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 1, NULL) == 1 &&
+	    seal_ctx(ctx, dst, src, len, NULL, 0))
 		return true;
 	sg_memzero(dst, len + TAG_LEN);
 	return false;
 }
 
-bool sg_aead_open(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t len,
-		  const uint8_t nonce[12])
+bool sg_aead_open_lane(struct sg_aead *k, unsigned lane, uint8_t *dst, const uint8_t *src,
+		       size_t len, const uint8_t nonce[12])
 {
+	EVP_CIPHER_CTX *ctx;
 	uint8_t tag[TAG_LEN];
 	size_t ctlen;
 
@@ -368,11 +396,24 @@ bool sg_aead_open(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t le
 		return false;
 	ctlen = len - TAG_LEN;
 	memcpy(tag, src + ctlen, TAG_LEN);
-	if (EVP_CipherInit_ex2(k->ctx, NULL, NULL, nonce, 0, NULL) == 1 &&
-	    open_ctx(k->ctx, dst, src, ctlen, NULL, 0, tag))
+	ctx = aead_lane(k, lane);
+	if (ctx != NULL && EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 0, NULL) == 1 &&
+	    open_ctx(ctx, dst, src, ctlen, NULL, 0, tag))
 		return true;
 	sg_memzero(dst, ctlen);
 	return false;
+}
+
+bool sg_aead_seal(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t len,
+		  const uint8_t nonce[12])
+{
+	return sg_aead_seal_lane(k, 0, dst, src, len, nonce);
+}
+
+bool sg_aead_open(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t len,
+		  const uint8_t nonce[12])
+{
+	return sg_aead_open_lane(k, 0, dst, src, len, nonce);
 }
 
 /* ---- digests and MACs ---------------------------------------------------------------------- */

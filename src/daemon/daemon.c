@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "crypto/crypto.h"
+#include "daemon/cpool.h"
 #include "daemon/tlsmgr.h"
 #include "net/addr.h"
 #include "net/ctlsock.h"
@@ -35,6 +36,20 @@
 /* Largest TUN read: a virtio header and a 64 KiB (super-)packet. */
 #define TUN_BUF TUN_READ_MAX
 _Static_assert(TUN_VNET_HDR_LEN == OFFLOAD_VNET_HDR_LEN, "one virtio_net_hdr size");
+/* The data path's batches (cpool.h): up to OPS_MAX packets are prepared, their AEAD work spread
+ * over the crypto lanes, then completed in order. Outbound packets are written to a slot of
+ * TX_SLOT bytes each (a 1420-byte MTU's datagram fits; a bigger one is sealed inline). */
+#define OPS_MAX 256
+#define TX_SLOT 2048
+/* Handshake messages off the data path: initiations and responses (the ECDH work: ~0.1 ms
+ * classic, several ms FIPS) wait in a queue of HSQ_LEN and are processed for at most HSQ_BUDGET_NS
+ * per loop turn (at least one message), between the data batches, so a flood of them slows
+ * handshakes, not the tunnels that are up. A queue longer than HSQ_LEN / 8 puts the device under
+ * load (the kernel module's threshold): the core then answers with cookie replies, which cost no
+ * ECDH, and limits each source address. A full queue drops what arrives. */
+#define HSQ_LEN	      1024
+#define HSQ_MSG_MAX   256
+#define HSQ_BUDGET_NS 1000000ull
 /* UAPI clients served at once; more are refused (the socket is root's, so this only bounds a
  * misbehaving local tool). */
 #define CTL_MAX_CONNS 64
@@ -59,6 +74,12 @@ struct ctl_conn {
 	uint32_t events;
 };
 
+struct hsq_entry {
+	struct wg_endpoint from;
+	uint16_t len;
+	uint8_t buf[HSQ_MSG_MAX];
+};
+
 struct daemon_ctx {
 	char ifname[IF_NAMESIZE];
 	unsigned mtu;
@@ -79,6 +100,12 @@ struct daemon_ctx {
 	uint8_t *gro_mem; /* the GRO table's flow buffers */
 	struct offload_gro gro;
 	bool gro_off; /* the kernel refused a coalesced write */
+	struct cpool *pool;	 /* crypto lanes, started by daemon_run */
+	struct wg_crypt_op *ops; /* the batch being prepared (TX or RX, never both) */
+	size_t nops;
+	uint8_t *tx_slots; /* OPS_MAX * TX_SLOT */
+	struct hsq_entry *hsq; /* HSQ_LEN handshake messages waiting (a ring) */
+	size_t hsq_head, hsq_count;
 	bool offload; /* offloads allowed (no SG_DISABLE_OFFLOAD) */
 
 	struct ctl_conn *conns;
@@ -97,6 +124,7 @@ struct daemon_ctx {
 		uint64_t tun_rx, tun_tx, tun_tx_errors, tun_send_refused;
 		uint64_t tun_rx_gso, tun_rx_malformed;
 		uint64_t udp_rx, udp_rx_errors;
+		uint64_t hs_queue_full;
 		uint64_t ctl_accepted, ctl_refused;
 	} stats;
 	bool fips_strict; /* FipsStrict: FIPS keys only on an active FIPS provider */
@@ -280,7 +308,8 @@ static void log_counters(struct daemon_ctx *d, const char *event, const char *re
 	       "tx_no_route=%llu tx_no_endpoint=%llu udp_rx=%llu udp_rx_truncated=%llu "
 	       "udp_rx_errors=%llu udp_tx=%llu udp_tx_failed=%llu tun_rx=%llu tun_tx=%llu "
 	       "tun_tx_errors=%llu tun_rx_gso=%llu tun_rx_malformed=%llu udp_tx_gso=%llu "
-	       "udp_rx_gro=%llu tun_tx_gro_merged=%llu udp_tx_stale_src=%llu",
+	       "udp_rx_gro=%llu tun_tx_gro_merged=%llu udp_tx_stale_src=%llu "
+	       "handshake_queue_full=%llu",
 	       reason ? "reason=" : "", reason ? reason : "", reason ? " " : "",
 	       d->dev ? wg_device_peer_count(d->dev) : (size_t)0,
 	       (unsigned long long)s.rx_datagrams, (unsigned long long)s.rx_invalid,
@@ -296,7 +325,7 @@ static void log_counters(struct daemon_ctx *d, const char *event, const char *re
 	       (unsigned long long)d->stats.tun_tx_errors, (unsigned long long)d->stats.tun_rx_gso,
 	       (unsigned long long)d->stats.tun_rx_malformed, (unsigned long long)d->tx.gso_msgs,
 	       (unsigned long long)d->rx.gro_msgs, (unsigned long long)d->gro.merged,
-	       (unsigned long long)d->tx.stale_src);
+	       (unsigned long long)d->tx.stale_src, (unsigned long long)d->stats.hs_queue_full);
 }
 
 void daemon_log_stats(struct daemon_ctx *d, const char *event)
@@ -715,12 +744,39 @@ static void conns_after_turn(struct daemon_ctx *d)
 
 /* ---- data path ---------------------------------------------------------------------------- */
 
+/* The AEAD step of the batch on every lane, then the sends in the order the packets came. */
+static void tx_flush(struct daemon_ctx *d, uint64_t now)
+{
+	if (!d->nops)
+		return;
+	cpool_run(d->pool, d->ops, d->nops);
+	for (size_t i = 0; i < d->nops; i++)
+		wg_device_send_complete(d->dev, now, &d->ops[i]);
+	d->nops = 0;
+}
+
+static void rx_flush(struct daemon_ctx *d, uint64_t now)
+{
+	if (!d->nops)
+		return;
+	cpool_run(d->pool, d->ops, d->nops);
+	for (size_t i = 0; i < d->nops; i++)
+		wg_device_receive_complete(d->dev, now, &d->ops[i]);
+	d->nops = 0;
+}
+
 /* One packet for the core; a refusal (no route / no key / not IP) is counted by the core too
  * (tx_no_route ...). */
 static void tun_packet(struct daemon_ctx *d, uint64_t now, const uint8_t *pkt, size_t len)
 {
 	d->stats.tun_rx++;
-	if (wg_device_send(d->dev, now, pkt, len) != 0)
+	if (d->nops == OPS_MAX)
+		tx_flush(d, now);
+	int r = wg_device_send_prepare(d->dev, now, pkt, len, d->tx_slots + d->nops * TX_SLOT,
+				       TX_SLOT, &d->ops[d->nops]);
+	if (r == 1)
+		d->nops++;
+	else if (r < 0)
 		d->stats.tun_send_refused++;
 }
 
@@ -749,11 +805,8 @@ static void tun_frame(struct daemon_ctx *d, uint64_t now, uint8_t *frame, size_t
 		tun_packet(d, now, seg, seg_len);
 }
 
-static void on_tun(void *ctx, uint32_t events)
+static void tun_read_some(struct daemon_ctx *d, uint64_t now)
 {
-	struct daemon_ctx *d = ctx;
-	uint64_t now = evloop_now_ns();
-
 	for (int i = 0; i < TUN_BUDGET && !d->stop; i++) {
 		ssize_t n = tun_read(&d->tun, d->tun_buf, TUN_BUF);
 		if (n == -EAGAIN)
@@ -780,6 +833,50 @@ static void on_tun(void *ctx, uint32_t events)
 	}
 }
 
+static void on_tun(void *ctx, uint32_t events)
+{
+	struct daemon_ctx *d = ctx;
+	uint64_t now = evloop_now_ns();
+
+	tun_read_some(d, now);
+	tx_flush(d, now);
+}
+
+/* A handshake initiation or response goes to the queue (true); anything else is the caller's. */
+static bool hsq_take(struct daemon_ctx *d, const struct wg_endpoint *from, const uint8_t *buf,
+		     size_t len)
+{
+	if (len < 4 || len > HSQ_MSG_MAX || (buf[0] != 1 && buf[0] != 2))
+		return false;
+	if (d->hsq_count == HSQ_LEN) {
+		d->stats.hs_queue_full++;
+		return true;
+	}
+	struct hsq_entry *e = &d->hsq[(d->hsq_head + d->hsq_count++) % HSQ_LEN];
+	e->from = *from;
+	e->len = (uint16_t)len;
+	memcpy(e->buf, buf, len);
+	return true;
+}
+
+/* Handshake messages for one loop turn's budget; the load signal for the core's cookies. */
+static void hsq_run(struct daemon_ctx *d)
+{
+	if (!d->hsq_count)
+		return;
+	uint64_t start = evloop_now_ns(), now = start;
+	wg_device_force_under_load(d->dev, d->hsq_count > HSQ_LEN / 8);
+	do {
+		struct hsq_entry *e = &d->hsq[d->hsq_head];
+		d->hsq_head = (d->hsq_head + 1) % HSQ_LEN;
+		d->hsq_count--;
+		wg_device_receive(d->dev, now, &e->from, e->buf, e->len);
+		now = evloop_now_ns();
+	} while (d->hsq_count && now - start < HSQ_BUDGET_NS && !d->stop);
+	if (!d->hsq_count)
+		wg_device_force_under_load(d->dev, false); /* the core keeps it for a second more */
+}
+
 static void on_udp(void *ctx, uint32_t events)
 {
 	struct daemon_ctx *d = ctx;
@@ -800,11 +897,20 @@ static void on_udp(void *ctx, uint32_t events)
 			uint8_t *buf = udp_rx_buf(&d->rx, i);
 			/* One datagram, or several the kernel coalesced (UDP GRO). */
 			for (size_t off = 0; off < len; off += seg) {
+				size_t dlen = SG_MIN(seg, len - off);
 				d->stats.udp_rx++;
-				wg_device_receive(d->dev, now, &d->rx.from[i], buf + off,
-						  SG_MIN(seg, len - off));
+				if (hsq_take(d, &d->rx.from[i], buf + off, dlen))
+					continue;
+				if (d->nops == OPS_MAX)
+					rx_flush(d, now);
+				if (wg_device_receive_prepare(d->dev, now, &d->rx.from[i],
+							      buf + off, dlen,
+							      &d->ops[d->nops]) == 1)
+					d->nops++;
 			}
 		}
+		/* Before the next receive reuses the buffers the ops decrypt in. */
+		rx_flush(d, now);
 		offload_gro_flush(&d->gro);
 		if (n < UDP_BATCH)
 			return;
@@ -967,7 +1073,11 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	d->tun_buf = malloc(TUN_BUF);
 	d->seg_buf = malloc(OFFLOAD_MAX_PKT);
 	d->gro_mem = malloc((size_t)OFFLOAD_GRO_FLOWS * OFFLOAD_GRO_BUF);
-	if (!d->tun_buf || !d->seg_buf || !d->gro_mem || udp_rx_init(&d->rx) != 0 ||
+	d->ops = calloc(OPS_MAX, sizeof(*d->ops));
+	d->tx_slots = malloc((size_t)OPS_MAX * TX_SLOT);
+	d->hsq = malloc(HSQ_LEN * sizeof(*d->hsq));
+	if (!d->tun_buf || !d->seg_buf || !d->gro_mem || !d->ops || !d->tx_slots || !d->hsq ||
+	    udp_rx_init(&d->rx) != 0 ||
 	    udp_tx_init(&d->tx) != 0) {
 		*why = "out of memory";
 		err = -ENOMEM;
@@ -1071,17 +1181,32 @@ fail:
 
 int daemon_run(struct daemon_ctx *d)
 {
+	const char *src = "";
+	unsigned lanes = cpool_default_lanes(&src);
+	int err = cpool_new(&d->pool, lanes);
+
+	if (err != 0) {
+		sg_log(SG_LOG_WARN, "crypto_threads_failed", "lanes=%u error=\"%s\"", lanes,
+		       strerror(-err));
+		if (cpool_new(&d->pool, 1) != 0) {
+			request_stop(d, "out_of_memory", 1);
+			return d->exit_code;
+		}
+	}
+	sg_log(SG_LOG_INFO, "crypto_lanes", "lanes=%u from=%s", cpool_lanes(d->pool), src);
 	while (!d->stop) {
 		rearm_timer(d);
 		uint64_t now = evloop_now_ns();
 		uint64_t wait_ns = d->next_housekeeping > now ? d->next_housekeeping - now : 0;
-		int timeout_ms = (int)(wait_ns / 1000000ull) + 1;
+		/* Handshakes left in the queue: look at the fds and come straight back. */
+		int timeout_ms = d->hsq_count ? 0 : (int)(wait_ns / 1000000ull) + 1;
 		uint64_t failed = d->tx.failed;
 		int n = evloop_run_once(d->loop, timeout_ms);
 		if (n < 0) {
 			sg_log(SG_LOG_ERROR, "epoll_failed", "error=\"%s\"", strerror(-n));
 			request_stop(d, "epoll_error", 1);
 		}
+		hsq_run(d);
 		/* Everything the core sent during this turn goes out in one sendmmsg. */
 		udp_tx_flush(&d->udp, &d->tx);
 		offload_gro_flush(&d->gro);
@@ -1121,6 +1246,8 @@ void daemon_free(struct daemon_ctx *d)
 		udp_tx_flush(&d->udp, &d->tx);
 	if (d->gro_mem && d->tun.fd >= 0)
 		offload_gro_flush(&d->gro);
+	cpool_free(d->pool); /* no op is in flight between loop turns */
+	d->pool = NULL;
 	tlsmgr_free(d->tls); /* before the device: it holds per-peer state */
 	d->tls = NULL;
 	wg_device_free(d->dev); /* wipes every key */
@@ -1139,6 +1266,9 @@ void daemon_free(struct daemon_ctx *d)
 	udp_tx_free(&d->tx);
 	free(d->tun_buf);
 	free(d->seg_buf);
+	free(d->ops);
+	free(d->tx_slots);
+	free(d->hsq);
 	free(d->gro_mem);
 	free(d);
 }

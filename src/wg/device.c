@@ -79,15 +79,40 @@ void index_remove(struct wg_device *dev, struct index_entry *e)
 
 /* ---- keys and sessions -------------------------------------------------------------------- */
 
+static void keypair_free(struct wg_keypair *kp)
+{
+	sg_aead_free(kp->tx);
+	sg_aead_free(kp->rx);
+	sg_memzero(kp, sizeof(*kp));
+	free(kp);
+}
+
 void keypair_destroy(struct wg_device *dev, struct wg_keypair *kp)
 {
 	if (!kp)
 		return;
 	index_remove(dev, &kp->entry);
-	sg_aead_free(kp->tx);
-	sg_aead_free(kp->rx);
-	sg_memzero(kp, sizeof(*kp));
-	free(kp);
+	if (kp->ops) {
+		/* Ops of a batch still hold it: out of reach from now on, freed by the last. */
+		kp->dead = true;
+		return;
+	}
+	keypair_free(kp);
+}
+
+void keypair_release(struct wg_keypair *kp)
+{
+	if (--kp->ops == 0 && kp->dead)
+		keypair_free(kp);
+}
+
+bool wg_crypt_op_run(struct wg_crypt_op *op, unsigned lane)
+{
+	if (op->encrypt)
+		op->ok = sg_aead_seal_lane(op->aead, lane, op->data, op->data, op->len, op->nonce);
+	else
+		op->ok = sg_aead_open_lane(op->aead, lane, op->data, op->data, op->len, op->nonce);
+	return op->ok;
 }
 
 void keypairs_clear(struct wg_peer *peer)

@@ -283,15 +283,17 @@ static size_t inner_packet(const uint8_t *p, size_t len, int *family, const uint
 	return 0;
 }
 
-static void receive_data(struct wg_device *dev, uint8_t *buf, size_t len,
-			 const struct wg_endpoint *from, uint64_t now)
+/* Step 1 of a transport data message: its keypair, checked for mode and age, and the op that
+ * opens it in place. False if it was dropped. */
+static bool receive_data_prepare(struct wg_device *dev, uint8_t *buf, size_t len,
+				 const struct wg_endpoint *from, uint64_t now,
+				 struct wg_crypt_op *op)
 {
 	struct index_entry *e = index_lookup(dev, sg_le32(buf + 4));
-	uint8_t nonce[12];
 
 	if (!e || e->kind != INDEX_KEYPAIR) {
 		drop(dev, &dev->stats.rx_unknown_index, "data_unknown_index", from, NULL);
-		return;
+		return false;
 	}
 	struct wg_keypair *kp = e->keypair;
 	struct wg_peer *peer = e->peer;
@@ -300,23 +302,48 @@ static void receive_data(struct wg_device *dev, uint8_t *buf, size_t len,
 		 * session of a mode the policy refuses is used (peer_drop_sessions removes them
 		 * when the policy changes; this keeps it so whatever the order of events). */
 		drop(dev, &dev->stats.rx_invalid, "data_wrong_mode", from, peer);
-		return;
+		return false;
 	}
 	if (!kp->recv_valid || birthdate_expired(kp->birth, REJECT_AFTER_TIME, now) ||
 	    kp->replay.greatest >= REJECT_AFTER_MESSAGES) {
 		kp->recv_valid = false;
 		drop(dev, &dev->stats.rx_decrypt_fail, "keypair_expired", from, peer);
+		return false;
+	}
+	*op = (struct wg_crypt_op){
+	    .aead = kp->rx,
+	    .data = buf + WG_MSG_DATA_HEADER_LEN,
+	    .len = len - WG_MSG_DATA_HEADER_LEN,
+	    .encrypt = false,
+	    .peer = peer,
+	    .kp = kp,
+	    .msg = buf,
+	    .msg_len = len,
+	    .counter = sg_le64(buf + 8),
+	    .from = *from,
+	};
+	kp->suite->nonce(op->nonce, op->counter);
+	kp->ops++;
+	return true;
+}
+
+/* Step 3: what follows authentication, in the order the messages arrived. */
+static void receive_data_finish(struct wg_device *dev, struct wg_crypt_op *op, uint64_t now)
+{
+	struct wg_keypair *kp = op->kp;
+	struct wg_peer *peer = op->peer;
+	const struct wg_endpoint *from = &op->from;
+
+	if (kp->dead) {
+		/* Retired by a handshake or a policy change while this message was in flight. */
+		drop(dev, &dev->stats.rx_decrypt_fail, "keypair_expired", from, peer);
 		return;
 	}
-	uint64_t counter = sg_le64(buf + 8);
-	size_t clen = len - WG_MSG_DATA_HEADER_LEN;
-	kp->suite->nonce(nonce, counter);
-	if (!sg_aead_open(kp->rx, buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN, clen,
-			  nonce)) {
+	if (!op->ok) {
 		drop(dev, &dev->stats.rx_decrypt_fail, "decrypt", from, peer);
 		return;
 	}
-	if (!wg_replay_check(&kp->replay, counter)) {
+	if (!wg_replay_check(&kp->replay, op->counter)) {
 		drop(dev, &dev->stats.rx_replayed, "replayed", from, peer);
 		return;
 	}
@@ -336,16 +363,16 @@ static void receive_data(struct wg_device *dev, uint8_t *buf, size_t len,
 	keep_key_fresh(peer, now);
 	timers_any_authenticated_packet_received(peer);
 	timers_any_authenticated_packet_traversal(peer, now);
-	peer->rx_bytes += len;
+	peer->rx_bytes += op->msg_len;
 
-	size_t plen = clen - SG_AEAD_TAG_LEN;
+	size_t plen = op->len - SG_AEAD_TAG_LEN;
 	if (plen == 0)
 		return; /* keepalive */
 	timers_data_received(peer, now);
 
 	int family;
 	const uint8_t *src;
-	uint8_t *pkt = buf + WG_MSG_DATA_HEADER_LEN;
+	uint8_t *pkt = op->data;
 	size_t ilen = inner_packet(pkt, plen, &family, &src);
 	if (!ilen) {
 		drop(dev, &dev->stats.rx_bad_inner, "bad_inner_packet", from, peer);
@@ -358,20 +385,27 @@ static void receive_data(struct wg_device *dev, uint8_t *buf, size_t len,
 	dev->io.deliver(dev->io.ctx, peer, pkt, ilen);
 }
 
-void wg_device_receive(struct wg_device *dev, uint64_t now, const struct wg_endpoint *from,
-		       uint8_t *buf, size_t len)
+void wg_device_receive_complete(struct wg_device *dev, uint64_t now, struct wg_crypt_op *op)
+{
+	receive_data_finish(dev, op, now);
+	keypair_release(op->kp);
+	op->kp = NULL;
+}
+
+int wg_device_receive_prepare(struct wg_device *dev, uint64_t now, const struct wg_endpoint *from,
+			      uint8_t *buf, size_t len, struct wg_crypt_op *op)
 {
 	dev->stats.rx_datagrams++;
 	if (len < 4 || (from->addr.sa.sa_family != AF_INET && from->addr.sa.sa_family != AF_INET6)) {
 		drop(dev, &dev->stats.rx_invalid, "short", from, NULL);
-		return;
+		return 0;
 	}
 	/* Byte 0 is the type, byte 1 the mode (0 = classic, so a WireGuard message reads as type
 	 * and three zero bytes), bytes 2-3 are zero. Each (type, mode) has one exact length. */
 	uint8_t type = buf[0], wmode = buf[1];
 	if (buf[2] != 0 || buf[3] != 0 || (wmode != WG_MODE_CLASSIC && wmode != WG_MODE_FIPS)) {
 		drop(dev, &dev->stats.rx_invalid, "bad_type_or_length", from, NULL);
-		return;
+		return 0;
 	}
 	enum sg_suite_id mode = wmode == WG_MODE_FIPS ? SG_SUITE_FIPS : SG_SUITE_CLASSIC;
 	bool fips = mode == SG_SUITE_FIPS;
@@ -380,29 +414,40 @@ void wg_device_receive(struct wg_device *dev, uint64_t now, const struct wg_endp
 		if (len != (fips ? WG_FIPS_INITIATION_LEN : WG_MSG_INITIATION_LEN))
 			break;
 		receive_handshake(dev, mode, buf, len, type, from, now);
-		return;
+		return 0;
 	case WG_MSG_RESPONSE:
 		if (len != (fips ? WG_FIPS_RESPONSE_LEN : WG_MSG_RESPONSE_LEN))
 			break;
 		receive_handshake(dev, mode, buf, len, type, from, now);
-		return;
+		return 0;
 	case WG_MSG_COOKIE:
 		if (len != (fips ? WG_FIPS_COOKIE_LEN : WG_MSG_COOKIE_LEN))
 			break;
 		receive_cookie(dev, mode, buf, from, now);
-		return;
+		return 0;
 	case WG_MSG_DATA:
 		if (len < WG_MSG_DATA_MIN_LEN)
 			break;
-		receive_data(dev, buf, len, from, now);
-		return;
+		return receive_data_prepare(dev, buf, len, from, now, op) ? 1 : 0;
 	case WG_MSG_REJECT:
 		if (len != WG_MSG_REJECT_LEN || buf[11] != 0)
 			break;
 		receive_reject(dev, buf, from, now);
-		return;
+		return 0;
 	default:
 		break;
 	}
 	drop(dev, &dev->stats.rx_invalid, "bad_type_or_length", from, NULL);
+	return 0;
+}
+
+void wg_device_receive(struct wg_device *dev, uint64_t now, const struct wg_endpoint *from,
+		       uint8_t *buf, size_t len)
+{
+	struct wg_crypt_op op;
+
+	if (wg_device_receive_prepare(dev, now, from, buf, len, &op) != 1)
+		return;
+	wg_crypt_op_run(&op, 0);
+	wg_device_receive_complete(dev, now, &op);
 }

@@ -109,14 +109,18 @@ static size_t padded_len(size_t len, uint16_t mtu)
 	return len + (padded - last);
 }
 
-/* Encrypts one packet with the current keypair and sends it. False if the keypair is used up. */
-static bool encrypt_and_send(struct wg_peer *peer, struct wg_keypair *kp, const uint8_t *pkt,
-			     size_t len, uint64_t now)
+/* Bytes of the datagram that carries an inner packet of `len` bytes. */
+static size_t datagram_len(const struct wg_device *dev, size_t len)
 {
-	struct wg_device *dev = peer->dev;
-	uint8_t *buf = dev->scratch;
-	uint8_t nonce[12];
-	size_t plen = padded_len(len, dev->mtu);
+	return WG_MSG_DATA_HEADER_LEN + padded_len(len, dev->mtu) + SG_AEAD_TAG_LEN;
+}
+
+/* Step 1 of sending one packet with kp: the counter, the header and the padded plaintext in buf
+ * (datagram_len bytes). False if the keypair is used up. */
+static bool encrypt_prepare(struct wg_peer *peer, struct wg_keypair *kp, const uint8_t *pkt,
+			    size_t len, uint8_t *buf, struct wg_crypt_op *op)
+{
+	size_t plen = padded_len(len, peer->dev->mtu);
 
 	if (kp->send_counter >= REJECT_AFTER_MESSAGES) {
 		kp->send_valid = false;
@@ -128,17 +132,54 @@ static bool encrypt_and_send(struct wg_peer *peer, struct wg_keypair *kp, const 
 	buf[1] = kp->wire_mode;
 	sg_put_le32(buf + 4, kp->remote_index);
 	sg_put_le64(buf + 8, counter);
-	memcpy(buf + WG_MSG_DATA_HEADER_LEN, pkt, len);
+	if (len) /* a keepalive passes pkt == NULL */
+		memmove(buf + WG_MSG_DATA_HEADER_LEN, pkt, len);
 	memset(buf + WG_MSG_DATA_HEADER_LEN + len, 0, plen - len);
-	kp->suite->nonce(nonce, counter);
-	if (!sg_aead_seal(kp->tx, buf + WG_MSG_DATA_HEADER_LEN, buf + WG_MSG_DATA_HEADER_LEN, plen,
-			  nonce))
-		return true; /* nothing sent; the counter is burnt, which is harmless */
-	send_buffer(peer, buf, WG_MSG_DATA_HEADER_LEN + plen + SG_AEAD_TAG_LEN);
+	*op = (struct wg_crypt_op){
+	    .aead = kp->tx,
+	    .data = buf + WG_MSG_DATA_HEADER_LEN,
+	    .len = plen,
+	    .encrypt = true,
+	    .peer = peer,
+	    .kp = kp,
+	    .msg = buf,
+	    .msg_len = WG_MSG_DATA_HEADER_LEN + plen + SG_AEAD_TAG_LEN,
+	    .inner_len = len,
+	    .counter = counter,
+	};
+	kp->suite->nonce(op->nonce, counter);
+	kp->ops++;
+	return true;
+}
+
+/* Step 3: send what was sealed. A failed seal sends nothing (the counter is burnt, which is
+ * harmless). */
+static void encrypt_complete(struct wg_crypt_op *op, uint64_t now)
+{
+	struct wg_peer *peer = op->peer;
+
+	keypair_release(op->kp);
+	op->kp = NULL;
+	if (!op->ok)
+		return;
+	send_buffer(peer, op->msg, op->msg_len);
 	timers_any_authenticated_packet_traversal(peer, now);
 	timers_any_authenticated_packet_sent(peer);
-	if (len)
+	if (op->inner_len)
 		timers_data_sent(peer, now);
+}
+
+/* Encrypts one packet with the current keypair and sends it, all on this thread. False if the
+ * keypair is used up. */
+static bool encrypt_and_send(struct wg_peer *peer, struct wg_keypair *kp, const uint8_t *pkt,
+			     size_t len, uint64_t now)
+{
+	struct wg_crypt_op op;
+
+	if (!encrypt_prepare(peer, kp, pkt, len, peer->dev->scratch, &op))
+		return false;
+	wg_crypt_op_run(&op, 0);
+	encrypt_complete(&op, now);
 	return true;
 }
 
@@ -256,25 +297,42 @@ static const uint8_t *ip_destination(const uint8_t *pkt, size_t len, int *family
 	return NULL;
 }
 
-int wg_device_send(struct wg_device *dev, uint64_t now, const uint8_t *pkt, size_t len)
+/* Routing and the checks before a packet can be sent: its peer, or NULL with *err set. */
+static struct wg_peer *route(struct wg_device *dev, const uint8_t *pkt, size_t len, int *err)
 {
 	int family;
 	const uint8_t *dst;
 	struct wg_peer *peer;
 
-	if (len > WG_MAX_INNER || !(dst = ip_destination(pkt, len, &family)))
-		return SG_EINVAL;
+	if (len > WG_MAX_INNER || !(dst = ip_destination(pkt, len, &family))) {
+		*err = SG_EINVAL;
+		return NULL;
+	}
 	peer = wg_allowedips_lookup(dev->aips, family, dst);
 	if (!peer) {
 		dev->stats.tx_no_route++;
-		return SG_ENOROUTE;
+		*err = SG_ENOROUTE;
+		return NULL;
 	}
-	if (!dev->has_key && !dev->has_fips_key)
-		return SG_ENOKEY;
+	if (!dev->has_key && !dev->has_fips_key) {
+		*err = SG_ENOKEY;
+		return NULL;
+	}
 	if (!peer->has_endpoint) {
 		dev->stats.tx_no_endpoint++;
-		return SG_ENOROUTE;
+		*err = SG_ENOROUTE;
+		return NULL;
 	}
+	return peer;
+}
+
+int wg_device_send(struct wg_device *dev, uint64_t now, const uint8_t *pkt, size_t len)
+{
+	int err = 0;
+	struct wg_peer *peer = route(dev, pkt, len, &err);
+
+	if (!peer)
+		return err;
 	/* Fast path: a session exists and nothing waits before this packet. */
 	struct wg_keypair *kp = peer->staged.count ? NULL : usable_keypair(peer, now);
 	if (kp && encrypt_and_send(peer, kp, pkt, len, now)) {
@@ -284,4 +342,32 @@ int wg_device_send(struct wg_device *dev, uint64_t now, const uint8_t *pkt, size
 	stage(peer, pkt, len);
 	send_staged(peer, now);
 	return 0;
+}
+
+int wg_device_send_prepare(struct wg_device *dev, uint64_t now, const uint8_t *pkt, size_t len,
+			   uint8_t *out, size_t out_size, struct wg_crypt_op *op)
+{
+	int err = 0;
+	struct wg_peer *peer = route(dev, pkt, len, &err);
+
+	if (!peer)
+		return err;
+	struct wg_keypair *kp = peer->staged.count ? NULL : usable_keypair(peer, now);
+	if (kp && out_size >= datagram_len(dev, len) && encrypt_prepare(peer, kp, pkt, len, out, op)) {
+		keep_key_fresh(peer, now);
+		return 1;
+	}
+	if (kp && encrypt_and_send(peer, kp, pkt, len, now)) {
+		keep_key_fresh(peer, now);
+		return 0;
+	}
+	stage(peer, pkt, len);
+	send_staged(peer, now);
+	return 0;
+}
+
+void wg_device_send_complete(struct wg_device *dev, uint64_t now, struct wg_crypt_op *op)
+{
+	(void)dev;
+	encrypt_complete(op, now);
 }

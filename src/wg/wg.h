@@ -7,7 +7,8 @@
  * if_wg/wg_noise split does). Randomness comes from the crypto module (sg_random_bytes).
  *
  * Threading: a wg_device and its peers are not thread-safe; the caller serialises all calls on one
- * device (the daemon runs one event loop). Upcalls run synchronously inside the call that caused
+ * device (the daemon runs one event loop). The one exception is wg_crypt_op_run, the AEAD step
+ * of the split data path below, which other threads may run. Upcalls run synchronously inside the call that caused
  * them; an upcall must not call back into the device except the read-only getters.
  */
 #ifndef SG_WG_WG_H
@@ -202,6 +203,58 @@ void wg_device_get_stats(const struct wg_device *dev, struct wg_device_stats *ou
 /* The TUN MTU: transport payloads are padded to a multiple of 16 but never beyond it
  * (default 1420; 0 = always pad to 16). */
 void wg_device_set_mtu(struct wg_device *dev, uint16_t mtu);
+
+/* ---- the data path in three steps, for parallel crypto ---------------------------------------
+ *
+ * wg_device_send and wg_device_receive do all the work of one packet on the calling thread. A
+ * caller that spreads the AEAD work of a batch over several threads (as the kernel module and
+ * wireguard-go do) uses three steps per packet instead:
+ *   1. wg_device_send_prepare / wg_device_receive_prepare, on the device's thread: routing,
+ *      keypair, counter and header; everything but the AEAD. Returns 1 with `op` filled in.
+ *   2. wg_crypt_op_run, on any thread: the AEAD alone, in place. Several threads may run ops at
+ *      once, each with its own lane (0 .. SG_AEAD_LANES-1, crypto.h), even ops of one keypair.
+ *   3. wg_device_send_complete / wg_device_receive_complete, on the device's thread, in the
+ *      order of step 1 (so each peer's packets keep their order): replay window, roaming,
+ *      timers, then the send or deliver upcall.
+ * Between an op's prepare and its complete the only calls allowed on the device are other
+ * prepares and completes (peers therefore live on; a keypair that a handshake or a policy change
+ * retires meanwhile is kept until its last op completes, and that op is dropped). Every prepared
+ * op must be completed exactly once. */
+struct wg_keypair;
+struct wg_crypt_op {
+	/* Step 2's input and output. */
+	struct sg_aead *aead;
+	uint8_t *data; /* the AEAD's buffer, in place */
+	size_t len;    /* send: padded plaintext length; receive: ciphertext + tag length */
+	uint8_t nonce[12];
+	bool encrypt;
+	bool ok; /* set by wg_crypt_op_run */
+	/* The core's own. */
+	struct wg_peer *peer;
+	struct wg_keypair *kp;
+	uint8_t *msg;	  /* the whole datagram */
+	size_t msg_len;	  /* its length */
+	size_t inner_len; /* send: the packet's length before padding (0 = keepalive) */
+	uint64_t counter;
+	struct wg_endpoint from; /* receive: where it came from */
+};
+
+/* Like wg_device_send, but when the packet can go out now it is written to `out` (header and
+ * padded plaintext, out_size bytes available) and 1 is returned with `op` ready for step 2. 0:
+ * the packet was handled without an op (staged for a handshake, or sent at once because `out`
+ * is too small); negative: as wg_device_send. */
+int wg_device_send_prepare(struct wg_device *dev, uint64_t now, const uint8_t *pkt, size_t len,
+			   uint8_t *out, size_t out_size, struct wg_crypt_op *op) SG_WUR;
+/* Sends the sealed datagram (the send upcall) unless sealing failed; updates the timers. */
+void wg_device_send_complete(struct wg_device *dev, uint64_t now, struct wg_crypt_op *op);
+/* Like wg_device_receive for every message; a transport data message is not opened but
+ * returned as an op (1), decrypted in place in `buf`, which must stay valid until the complete.
+ * 0: the datagram was handled (a handshake message) or dropped. */
+int wg_device_receive_prepare(struct wg_device *dev, uint64_t now, const struct wg_endpoint *from,
+			      uint8_t *buf, size_t len, struct wg_crypt_op *op) SG_WUR;
+void wg_device_receive_complete(struct wg_device *dev, uint64_t now, struct wg_crypt_op *op);
+/* Step 2: seals or opens op->data in place with the op's key on `lane`; sets and returns op->ok. */
+bool wg_crypt_op_run(struct wg_crypt_op *op, unsigned lane);
 
 /* ---- peers ------------------------------------------------------------------------------- */
 

@@ -64,6 +64,11 @@ struct wg_keypair {
 	uint32_t remote_index;
 	bool send_valid, recv_valid;
 	bool initiator;
+	/* Ops prepared under this keypair and not yet completed (wg.h's split data path); a
+	 * keypair retired meanwhile is `dead` (out of the index and of its peer) and freed by the
+	 * last of them. */
+	uint32_t ops;
+	bool dead;
 };
 
 enum handshake_state {
@@ -203,6 +208,8 @@ struct index_entry *index_lookup(struct wg_device *dev, uint32_t index);
 void peer_emit(struct wg_peer *peer, enum wg_event_type type, const char *reason);
 void keypairs_clear(struct wg_peer *peer);
 void keypair_destroy(struct wg_device *dev, struct wg_keypair *kp); /* NULL ok */
+/* An op prepared under kp has completed: frees a dead keypair after its last op. */
+void keypair_release(struct wg_keypair *kp);
 void handshake_clear(struct wg_peer *peer);
 
 /* negotiation (handshake.c) */

@@ -2,11 +2,13 @@
  * handshakes, data both ways, rekeying on time and on message count, expiry, replayed and
  * reordered packets, cookies under load, timestamp replay, roaming, timers. */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "test_util.h"
 
+#include "common/bytes.h"
 #include "crypto/crypto.h"
 #include "wg/wg_int.h"
 
@@ -28,6 +30,7 @@ struct node {
 	size_t delivered;
 	uint8_t last_delivered[2048];
 	size_t last_delivered_len;
+	uint8_t order[1024]; /* the fill byte of each delivered packet, in delivery order */
 	unsigned events[WG_EVENT_MODE_UNUSABLE + 1];
 	const char *last_fail_reason;
 	const char *last_mode_reason;
@@ -71,6 +74,8 @@ static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *t
 static void io_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
 {
 	struct node *n = ctx;
+	if (n->delivered < sizeof(n->order) && len > 20)
+		n->order[n->delivered] = pkt[20];
 	n->delivered++;
 	memcpy(n->last_delivered, pkt, len);
 	n->last_delivered_len = len;
@@ -1067,6 +1072,165 @@ static void test_fips_only_peer_key_removed(void **state)
 	sg_memzero(priv, sizeof(priv));
 }
 
+/* ---- the split data path (prepare / run on any thread / complete) -------------------------- */
+
+struct lane_job {
+	struct wg_crypt_op *ops;
+	size_t n, first, step;
+	unsigned lane;
+	bool reverse;
+};
+
+static void *run_lane(void *arg)
+{
+	struct lane_job *j = arg;
+	for (size_t k = 0; k < j->n; k++) {
+		size_t i = j->reverse ? j->n - 1 - k : k;
+		if (i % j->step == j->first)
+			wg_crypt_op_run(&j->ops[i], j->lane);
+	}
+	return NULL;
+}
+
+/* Runs the ops on `threads` threads at once, each with its own lane, op i on thread i % threads. */
+static void run_threads(struct wg_crypt_op *ops, size_t n, size_t threads, bool reverse)
+{
+	pthread_t t[4];
+	struct lane_job j[4];
+	assert_true(threads <= 4);
+	for (size_t k = 0; k < threads; k++) {
+		j[k] = (struct lane_job){ops, n, k, threads, (unsigned)(k + 1), reverse};
+		assert_int_equal(pthread_create(&t[k], NULL, run_lane, &j[k]), 0);
+	}
+	for (size_t k = 0; k < threads; k++)
+		pthread_join(t[k], NULL);
+}
+
+static void test_split_path_threads_keep_order(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	enum { N = 40 };
+	static uint8_t out[N][2048];
+	struct wg_crypt_op ops[N];
+	uint8_t pkt[1500];
+
+	handshake(0);
+	size_t before = b->delivered;
+	/* A: 40 packets prepared, sealed on three threads at once (one keypair, three lanes),
+	 * completed in order: they leave in order, with increasing counters. */
+	for (int i = 0; i < N; i++) {
+		size_t len = make_ip4(pkt, 1, 2, 200 + (size_t)i * 20, (uint8_t)i);
+		assert_int_equal(wg_device_send_prepare(a->dev, sim.now, pkt, len, out[i],
+							sizeof(out[i]), &ops[i]),
+				 1);
+	}
+	assert_int_equal(sim.nflight, 0); /* nothing leaves before its complete */
+	run_threads(ops, N, 3, false);
+	for (int i = 0; i < N; i++) {
+		assert_true(ops[i].ok);
+		wg_device_send_complete(a->dev, sim.now, &ops[i]);
+	}
+	assert_int_equal(sim.nflight, N);
+	for (size_t i = 1; i < N; i++)
+		assert_true(sg_le64(sim.flight[i].buf + 8) == sg_le64(sim.flight[i - 1].buf + 8) + 1);
+	/* B: opened on two threads in reverse order, one of them tampered with, completed in
+	 * arrival order: 39 delivered, in order, the tampered one counted. */
+	size_t count = sim.nflight;
+	struct datagram *got = malloc(count * sizeof(*got));
+	memcpy(got, sim.flight, count * sizeof(*got));
+	sim.nflight = 0;
+	got[7].buf[got[7].len - 1] ^= 0x80;
+	for (size_t i = 0; i < count; i++)
+		assert_int_equal(wg_device_receive_prepare(b->dev, sim.now, &got[i].src, got[i].buf,
+							   got[i].len, &ops[i]),
+				 1);
+	run_threads(ops, count, 2, true);
+	for (size_t i = 0; i < count; i++)
+		wg_device_receive_complete(b->dev, sim.now, &ops[i]);
+	assert_int_equal(b->delivered, before + N - 1);
+	for (size_t k = 0, i = 0; i < N; i++) {
+		if (i == 7)
+			continue;
+		assert_int_equal(b->order[before + k], i);
+		k++;
+	}
+	struct wg_device_stats st;
+	wg_device_get_stats(b->dev, &st);
+	assert_int_equal(st.rx_decrypt_fail, 1);
+	free(got);
+}
+
+static void test_split_path_keypair_retired_in_flight(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	struct wg_crypt_op ops[5];
+
+	handshake(0);
+	struct wg_keypair *k1 = a->peer->kp_current;
+	/* B sends five packets under the first session; they are held on the way. */
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(send_ip(1, 50, (uint8_t)i), 0);
+	size_t count = sim.nflight;
+	struct datagram *held = malloc(count * sizeof(*held));
+	memcpy(held, sim.flight, count * sizeof(*held));
+	sim.nflight = 0;
+	/* A second handshake: the first session becomes A's previous one. */
+	advance(6 * NSEC);
+	wg_peer_initiate(a->peer, sim.now);
+	pump();
+	assert_ptr_equal(a->peer->kp_previous, k1);
+	/* A prepares the held packets (still valid under its previous session)... */
+	for (size_t i = 0; i < count; i++)
+		assert_int_equal(wg_device_receive_prepare(a->dev, sim.now, &held[i].src, held[i].buf,
+							   held[i].len, &ops[i]),
+				 1);
+	/* ... then a third handshake completes before they are opened: it retires the first
+	 * session while its ops are in flight. The keypair stays allocated (ASan would see a use
+	 * after free otherwise), out of the index, and is freed by the last op (LSan would see a
+	 * leak otherwise). */
+	advance(6 * NSEC);
+	wg_peer_initiate(a->peer, sim.now);
+	pump();
+	assert_true(k1->dead);
+	assert_true(a->peer->kp_previous != k1 && a->peer->kp_current != k1);
+	struct wg_device_stats st0, st1;
+	wg_device_get_stats(a->dev, &st0);
+	size_t before = a->delivered;
+	run_threads(ops, count, 2, false);
+	for (size_t i = 0; i < count; i++)
+		wg_device_receive_complete(a->dev, sim.now, &ops[i]);
+	wg_device_get_stats(a->dev, &st1);
+	assert_int_equal(a->delivered, before);
+	assert_int_equal(st1.rx_decrypt_fail - st0.rx_decrypt_fail, count);
+	/* Data still flows on the current session. */
+	assert_int_equal(send_ip(1, 50, 0x77), 0);
+	pump();
+	assert_int_equal(a->delivered, before + 1);
+	free(held);
+	(void)b;
+}
+
+/* An outbound op that does not fit the caller's buffer is sent at once, sealed inline. */
+static void test_split_path_small_buffer_inline(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	struct wg_crypt_op op;
+	uint8_t out[256], pkt[1500];
+
+	handshake(0);
+	size_t before = b->delivered;
+	size_t len = make_ip4(pkt, 1, 2, 1000, 0x42);
+	assert_int_equal(wg_device_send_prepare(a->dev, sim.now, pkt, len, out, sizeof(out), &op), 0);
+	assert_int_equal(sim.nflight, 1);
+	pump();
+	assert_int_equal(b->delivered, before + 1);
+	assert_int_equal(b->last_delivered_len, len);
+	/* Refusals are the same as wg_device_send's. */
+	len = make_ip4(pkt, 1, 77, 10, 0);
+	assert_int_equal(wg_device_send_prepare(a->dev, sim.now, pkt, len, out, sizeof(out), &op),
+			 SG_ENOROUTE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1104,6 +1268,9 @@ int main(void)
 		T(test_policy_change_drops_sessions),
 		T(test_forged_rejects_rate_limited),
 		T(test_fips_only_peer_key_removed),
+		T(test_split_path_threads_keep_order),
+		T(test_split_path_keypair_retired_in_flight),
+		T(test_split_path_small_buffer_inline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,202 @@
+/* The crypto pool; see cpool.h. */
+#include "daemon/cpool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "crypto/crypto.h"
+
+/* Ops a thread claims at a time: enough to amortise the shared counter, few enough that the
+ * threads finish together. */
+#define CLAIM 4
+/* Below this many ops the caller's thread works alone. */
+#define PARALLEL_MIN 8
+
+struct worker {
+	struct cpool *pool;
+	pthread_t thread;
+	unsigned lane;
+	bool started;
+};
+
+struct cpool {
+	unsigned lanes;
+	struct worker *workers; /* lanes - 1 of them */
+	pthread_mutex_t lock;
+	pthread_cond_t start; /* workers wait here for a new batch */
+	pthread_cond_t idle;  /* the caller waits here for the workers to leave a batch */
+	/* Guarded by lock: the batch. A worker joins a batch (active++) under the lock and
+	 * leaves it (active--) after its last op; the caller changes the batch only when no
+	 * worker is in it, so a worker never sees half of one batch and half of the next. */
+	uint64_t gen;
+	struct wg_crypt_op *ops;
+	size_t n;
+	unsigned active;
+	bool stop;
+	_Atomic size_t next; /* the next op to claim in the current batch */
+};
+
+static void work(struct cpool *p, struct wg_crypt_op *ops, size_t n, unsigned lane)
+{
+	size_t i;
+
+	while ((i = atomic_fetch_add_explicit(&p->next, CLAIM, memory_order_relaxed)) < n) {
+		size_t end = i + CLAIM < n ? i + CLAIM : n;
+		for (; i < end; i++)
+			wg_crypt_op_run(&ops[i], lane);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct cpool *p = w->pool;
+	uint64_t seen = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->stop && p->gen == seen)
+			pthread_cond_wait(&p->start, &p->lock);
+		if (p->stop)
+			break;
+		seen = p->gen;
+		struct wg_crypt_op *ops = p->ops;
+		size_t n = p->n;
+		/* Woken too late: the caller finished the batch alone and closed it (n = 0). Such
+		 * a worker must not touch `next`, which the next batch may already be using. */
+		if (n == 0)
+			continue;
+		p->active++;
+		pthread_mutex_unlock(&p->lock);
+		work(p, ops, n, w->lane);
+		pthread_mutex_lock(&p->lock);
+		if (--p->active == 0)
+			pthread_cond_signal(&p->idle);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static void stop_workers(struct cpool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->start);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i + 1 < p->lanes; i++)
+		if (p->workers[i].started)
+			pthread_join(p->workers[i].thread, NULL);
+}
+
+int cpool_new(struct cpool **out, unsigned lanes)
+{
+	struct cpool *p;
+	int err = 0;
+
+	*out = NULL;
+	if (lanes < 1)
+		lanes = 1;
+	if (lanes > SG_AEAD_LANES)
+		lanes = SG_AEAD_LANES;
+	if (!(p = calloc(1, sizeof(*p))))
+		return -ENOMEM;
+	p->lanes = lanes;
+	atomic_init(&p->next, 0);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->start, NULL);
+	pthread_cond_init(&p->idle, NULL);
+	if (lanes > 1 && !(p->workers = calloc(lanes - 1, sizeof(*p->workers)))) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i + 1 < lanes; i++) {
+		struct worker *w = &p->workers[i];
+		w->pool = p;
+		w->lane = i + 1;
+		if ((err = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
+			err = -err;
+			goto fail;
+		}
+		w->started = true;
+		pthread_setname_np(w->thread, "sg-crypto");
+	}
+	*out = p;
+	return 0;
+fail:
+	stop_workers(p);
+	cpool_free(p);
+	return err;
+}
+
+void cpool_free(struct cpool *p)
+{
+	if (!p)
+		return;
+	if (!p->stop)
+		stop_workers(p);
+	pthread_cond_destroy(&p->idle);
+	pthread_cond_destroy(&p->start);
+	pthread_mutex_destroy(&p->lock);
+	free(p->workers);
+	free(p);
+}
+
+unsigned cpool_lanes(const struct cpool *p)
+{
+	return p ? p->lanes : 1;
+}
+
+void cpool_run(struct cpool *p, struct wg_crypt_op *ops, size_t n)
+{
+	if (p->lanes == 1 || n < PARALLEL_MIN) {
+		for (size_t i = 0; i < n; i++)
+			wg_crypt_op_run(&ops[i], 0);
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->ops = ops;
+	p->n = n;
+	atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+	p->gen++;
+	pthread_cond_broadcast(&p->start);
+	pthread_mutex_unlock(&p->lock);
+
+	work(p, ops, n, 0);
+
+	/* Every op is claimed; wait for the workers still sealing theirs. One that wakes only
+	 * now finds nothing left to claim and leaves at once. */
+	pthread_mutex_lock(&p->lock);
+	while (p->active)
+		pthread_cond_wait(&p->idle, &p->lock);
+	p->ops = NULL;
+	p->n = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
+unsigned cpool_default_lanes(const char **why)
+{
+	const char *env = getenv("SG_CRYPTO_THREADS");
+	cpu_set_t set;
+
+	if (env && *env) {
+		char *end;
+		unsigned long v = strtoul(env, &end, 10);
+		if (*end == '\0' && v >= 1 && v <= SG_AEAD_LANES) {
+			*why = "SG_CRYPTO_THREADS";
+			return (unsigned)v;
+		}
+	}
+	*why = "cpus";
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 1;
+	/* Half the CPUs: a userspace tunnel's packets cost the kernel about as much CPU again
+	 * (TUN and UDP copies, the inner and outer stacks), and lanes that compete with it for a
+	 * core lose more in wake-ups than they gain (README, benchmarks: on 2 CPUs, 2 lanes
+	 * carried 20-60% less TCP than 1). */
+	int n = CPU_COUNT(&set) / 2;
+	return n < 1 ? 1 : n > SG_AEAD_LANES ? SG_AEAD_LANES : (unsigned)n;
+}
