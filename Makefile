@@ -50,6 +50,7 @@ demo: deps all
 BENCH_SECONDS ?= 10
 bench: deps all
 	./bench/throughput.sh $(BENCH_SECONDS)
+	./bench/datapath.sh
 	./bench/tls.sh $(BENCH_SECONDS)
 	./bench/handshake.sh $(BENCH_SECONDS)
 	./bench/memory.sh

@@ -801,8 +801,19 @@ static void tun_frame(struct daemon_ctx *d, uint64_t now, uint8_t *frame, size_t
 	}
 	if (tx.gso)
 		d->stats.tun_rx_gso++;
-	while ((r = offload_tx_next(&tx, d->seg_buf, OFFLOAD_MAX_PKT, &seg, &seg_len)) > 0)
+	/* Segments are cut straight into the next op's slot, after room for the data header, so
+	 * the core does not copy them again (a segment that could not fit goes via seg_buf). */
+	bool in_slot = tx.seg_max + WG_DATA_OVERHEAD + 16 <= TX_SLOT;
+	for (;;) {
+		if (d->nops == OPS_MAX)
+			tx_flush(d, now);
+		uint8_t *dst = in_slot ? d->tx_slots + d->nops * TX_SLOT + WG_DATA_HEADER_LEN
+				       : d->seg_buf;
+		size_t cap = in_slot ? TX_SLOT - WG_DATA_OVERHEAD - 16 : OFFLOAD_MAX_PKT;
+		if ((r = offload_tx_next(&tx, dst, cap, &seg, &seg_len)) <= 0)
+			break;
 		tun_packet(d, now, seg, seg_len);
+	}
 }
 
 static void tun_read_some(struct daemon_ctx *d, uint64_t now)

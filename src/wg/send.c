@@ -132,7 +132,8 @@ static bool encrypt_prepare(struct wg_peer *peer, struct wg_keypair *kp, const u
 	buf[1] = kp->wire_mode;
 	sg_put_le32(buf + 4, kp->remote_index);
 	sg_put_le64(buf + 8, counter);
-	if (len) /* a keepalive passes pkt == NULL */
+	/* A keepalive passes pkt == NULL; a caller may have built the packet in place already. */
+	if (len && pkt != buf + WG_MSG_DATA_HEADER_LEN)
 		memmove(buf + WG_MSG_DATA_HEADER_LEN, pkt, len);
 	memset(buf + WG_MSG_DATA_HEADER_LEN + len, 0, plen - len);
 	*op = (struct wg_crypt_op){

@@ -44,7 +44,8 @@ const char *wg_crypto_mode_name(enum wg_crypto_mode m);
 /* Parses the three names (and "inherit" when allow_inherit); -1 if unknown. */
 int wg_crypto_mode_parse(const char *s, bool allow_inherit);
 /* Transport overhead: 16-byte header + 16-byte tag; payload padded to 16 bytes. */
-#define WG_DATA_OVERHEAD 32
+#define WG_DATA_OVERHEAD   32
+#define WG_DATA_HEADER_LEN 16
 /* Largest inner IP packet the core accepts from the caller (bigger than any sane MTU). */
 #define WG_MAX_INNER 65535
 /* Largest datagram the core emits: inner packet padded to 16 + overhead. */
@@ -240,7 +241,8 @@ struct wg_crypt_op {
 };
 
 /* Like wg_device_send, but when the packet can go out now it is written to `out` (header and
- * padded plaintext, out_size bytes available) and 1 is returned with `op` ready for step 2. 0:
+ * padded plaintext, out_size bytes available) and 1 is returned with `op` ready for step 2. A
+ * packet already at out + WG_DATA_HEADER_LEN is not copied (a caller can build it there). 0:
  * the packet was handled without an op (staged for a handshake, or sent at once because `out`
  * is too small); negative: as wg_device_send. */
 int wg_device_send_prepare(struct wg_device *dev, uint64_t now, const uint8_t *pkt, size_t len,
