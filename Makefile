@@ -53,6 +53,7 @@ bench: deps all
 	./bench/datapath.sh
 	./bench/tls.sh $(BENCH_SECONDS)
 	./bench/handshake.sh $(BENCH_SECONDS)
+	./bench/handshake_flood.sh
 	./bench/memory.sh
 	./bench/control_plane.sh
 	./bench/server_api.sh
