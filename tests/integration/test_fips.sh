@@ -27,9 +27,13 @@ fips_keys a
 fips_keys b
 [ "${#FPUB_a}" -eq 68 ] || fail "FIPS public key is not 68 base64 characters: $FPUB_a"
 
-up "$A" "$IA" secureguardd a "$PORT" 1
+# A seals and opens on two crypto lanes (AES-256-GCM and ChaCha20-Poly1305 sessions side by
+# side in one pool), B on the default.
+SG_CRYPTO_THREADS=2 up "$A" "$IA" secureguardd a "$PORT" 1
 up "$B" "$IB" secureguardd b "$PORT" 2
 up "$C" "$IC" wireguard-go c "$PORT" 3
+grep -q 'event=crypto_lanes .*lanes=2 from=SG_CRYPTO_THREADS' "${D_LOG[$IA]}" ||
+	fail "A did not start two crypto lanes: $(grep crypto_lanes "${D_LOG[$IA]}")"
 nsx "$A" "$CLI" set "$IA" fips-private-key "$SG_TMP/a.fkey"
 nsx "$B" "$CLI" set "$IB" fips-private-key "$SG_TMP/b.fkey"
 nsx "$A" "$CLI" set "$IA" peer "$PUB_b" fips-public-key "$FPUB_b" \
@@ -51,8 +55,8 @@ assert_ping "$A" "$(in4 2)"
 assert_ping "$B" "$(in4 1)"
 assert_ping "$A" "$(in6 2)"
 assert_ping "$B" "$(in6 1)"
-tcp_transfer "$A" "$B" "$(in4 2)" 2
-tcp_transfer "$B" "$A" "$(in6 1)" 1
+tcp_transfer "$A" "$B" "$(in4 2)" 8
+tcp_transfer "$B" "$A" "$(in6 1)" 8
 assert_counters "$A" "$IA" "$PUB_b" "$B" "$IB" "$PUB_a"
 
 log "=== A and wireguard-go (classic) at the same time, same port ==="

@@ -1,5 +1,6 @@
 #!/bin/bash
-# secureguardd on both sides. The interop rounds (A initiates, then B; IPv4 then IPv6 outer),
+# secureguardd on both sides. The interop rounds (A initiates, then B; IPv4 then IPv6 outer; the
+# first with three crypto lanes per daemon),
 # then on the last pair: roaming (B changes outer family, then outer address; A's endpoint
 # follows and traffic goes on), persistent keepalives seen on the wire while idle, a peer
 # removed and added back, and `wg syncconf` changing allowed IPs and removing a peer.
@@ -10,8 +11,20 @@ pair_init
 
 for first in a b; do
 	log "=== round: ${first^^} initiates ==="
+	# The first round runs the data path's crypto on three lanes each (more than this
+	# machine's CPUs: the pool must keep every peer's order whatever the scheduling), the
+	# second on the default.
+	if [ "$first" = a ]; then export SG_CRYPTO_THREADS=3; else unset SG_CRYPTO_THREADS; fi
 	pair_up "$SG_IMPL" "$SG_IMPL" "$first"
-	pair_traffic IPv4 2
+	if [ "$first" = a ] && [ "$SG_IMPL" = secureguardd ]; then
+		for i in "$IA" "$IB"; do
+			grep -q 'event=crypto_lanes .*lanes=3 from=SG_CRYPTO_THREADS' "${D_LOG[$i]}" ||
+				fail "$i did not start three crypto lanes: $(grep crypto_lanes "${D_LOG[$i]}")"
+		done
+		pair_traffic IPv4 16
+	else
+		pair_traffic IPv4 2
+	fi
 	pair_outer6 2
 	if [ "$first" = a ]; then
 		stop_impl "$IA"
