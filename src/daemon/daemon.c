@@ -41,8 +41,8 @@ _Static_assert(TUN_VNET_HDR_LEN == OFFLOAD_VNET_HDR_LEN, "one virtio_net_hdr siz
  * TX_SLOT bytes each (a 1420-byte MTU's datagram fits; a bigger one is sealed inline). */
 #define OPS_MAX 256
 #define TX_SLOT 2048
-/* Handshake messages off the data path: initiations and responses (the ECDH work: ~0.1 ms
- * classic, several ms FIPS) wait in a queue of HSQ_LEN and are processed for at most HSQ_BUDGET_NS
+/* Handshake messages off the data path: initiations and responses (the ECDH work: ~0.4 ms per
+ * side classic, ~5 ms FIPS) wait in a queue of HSQ_LEN and are processed for at most HSQ_BUDGET_NS
  * per loop turn (at least one message), between the data batches, so a flood of them slows
  * handshakes, not the tunnels that are up. A queue longer than HSQ_LEN / 8 puts the device under
  * load (the kernel module's threshold): the core then answers with cookie replies, which cost no
