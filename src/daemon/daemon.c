@@ -41,6 +41,10 @@ _Static_assert(TUN_VNET_HDR_LEN == OFFLOAD_VNET_HDR_LEN, "one virtio_net_hdr siz
  * TX_SLOT bytes each (a 1420-byte MTU's datagram fits; a bigger one is sealed inline). */
 #define OPS_MAX 256
 #define TX_SLOT 2048
+/* Ops per lane in a batch. With one lane a batch is one packet: prepared, sealed and sent while
+ * its bytes are still in the L1 cache (batches of 256 on one lane, whose packets go through L2
+ * three times, carried about a fifth less TCP in bench/throughput.sh: 3 noisy runs each). */
+#define BATCH_PER_LANE 32
 /* Handshake messages off the data path: initiations and responses (the ECDH work: ~0.4 ms per
  * side classic, ~5 ms FIPS) wait in a queue of HSQ_LEN and are processed for at most HSQ_BUDGET_NS
  * per loop turn (at least one message), between the data batches, so a flood of them slows
@@ -103,6 +107,7 @@ struct daemon_ctx {
 	struct cpool *pool;	 /* crypto lanes, started by daemon_run */
 	struct wg_crypt_op *ops; /* the batch being prepared (TX or RX, never both) */
 	size_t nops;
+	size_t batch_max; /* ops per batch: BATCH_PER_LANE per lane, at most OPS_MAX */
 	uint8_t *tx_slots; /* OPS_MAX * TX_SLOT */
 	struct hsq_entry *hsq; /* HSQ_LEN handshake messages waiting (a ring) */
 	size_t hsq_head, hsq_count;
@@ -770,7 +775,7 @@ static void rx_flush(struct daemon_ctx *d, uint64_t now)
 static void tun_packet(struct daemon_ctx *d, uint64_t now, const uint8_t *pkt, size_t len)
 {
 	d->stats.tun_rx++;
-	if (d->nops == OPS_MAX)
+	if (d->nops == d->batch_max)
 		tx_flush(d, now);
 	int r = wg_device_send_prepare(d->dev, now, pkt, len, d->tx_slots + d->nops * TX_SLOT,
 				       TX_SLOT, &d->ops[d->nops]);
@@ -805,7 +810,7 @@ static void tun_frame(struct daemon_ctx *d, uint64_t now, uint8_t *frame, size_t
 	 * the core does not copy them again (a segment that could not fit goes via seg_buf). */
 	bool in_slot = tx.seg_max + WG_DATA_OVERHEAD + 16 <= TX_SLOT;
 	for (;;) {
-		if (d->nops == OPS_MAX)
+		if (d->nops == d->batch_max)
 			tx_flush(d, now);
 		uint8_t *dst = in_slot ? d->tx_slots + d->nops * TX_SLOT + WG_DATA_HEADER_LEN
 				       : d->seg_buf;
@@ -912,7 +917,7 @@ static void on_udp(void *ctx, uint32_t events)
 				d->stats.udp_rx++;
 				if (hsq_take(d, &d->rx.from[i], buf + off, dlen))
 					continue;
-				if (d->nops == OPS_MAX)
+				if (d->nops == d->batch_max)
 					rx_flush(d, now);
 				if (wg_device_receive_prepare(d->dev, now, &d->rx.from[i],
 							      buf + off, dlen,
@@ -1204,7 +1209,9 @@ int daemon_run(struct daemon_ctx *d)
 			return d->exit_code;
 		}
 	}
-	sg_log(SG_LOG_INFO, "crypto_lanes", "lanes=%u from=%s", cpool_lanes(d->pool), src);
+	lanes = cpool_lanes(d->pool);
+	d->batch_max = lanes == 1 ? 1 : SG_MIN((size_t)lanes * BATCH_PER_LANE, (size_t)OPS_MAX);
+	sg_log(SG_LOG_INFO, "crypto_lanes", "lanes=%u from=%s", lanes, src);
 	while (!d->stop) {
 		rearm_timer(d);
 		uint64_t now = evloop_now_ns();
