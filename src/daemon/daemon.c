@@ -236,6 +236,9 @@ static void on_event(void *ctx, const struct wg_event *ev)
 
 	if (d->tls)
 		tlsmgr_event(d->tls, ev);
+	/* Drops come at line rate under a flood: nothing to format unless they are logged. */
+	if (ev->type == WG_EVENT_PACKET_DROPPED && !sg_log_enabled(SG_LOG_DEBUG))
+		return;
 	if (ev->peer)
 		sg_log_key_tag(tag, wg_peer_public_key(ev->peer));
 	fmt_endpoint(ep, sizeof(ep), ev->endpoint);
@@ -775,7 +778,9 @@ static void rx_flush(struct daemon_ctx *d, uint64_t now)
 static void tun_packet(struct daemon_ctx *d, uint64_t now, const uint8_t *pkt, size_t len)
 {
 	d->stats.tun_rx++;
-	if (d->nops == d->batch_max)
+	/* A packet too big for a slot is sealed and sent inline by the prepare: the batch before
+	 * it goes first, so a peer's packets keep their order. */
+	if (d->nops == d->batch_max || len + WG_DATA_OVERHEAD + 15 > TX_SLOT)
 		tx_flush(d, now);
 	int r = wg_device_send_prepare(d->dev, now, pkt, len, d->tx_slots + d->nops * TX_SLOT,
 				       TX_SLOT, &d->ops[d->nops]);
@@ -858,11 +863,15 @@ static void on_tun(void *ctx, uint32_t events)
 	tx_flush(d, now);
 }
 
-/* A handshake initiation or response goes to the queue (true); anything else is the caller's. */
-static bool hsq_take(struct daemon_ctx *d, const struct wg_endpoint *from, const uint8_t *buf,
-		     size_t len)
+/* A handshake message that needs the Noise work (well formed, mac1 valid, and mac2 too when
+ * under load) goes to the queue (true). Anything else is cheap and the caller's to pass on at
+ * once: garbage, a bad mac1 and, under load, a message without a valid mac2 (a cookie reply) are
+ * dealt with inline, so a spoofed flood, which never holds a cookie, cannot take queue places
+ * from real initiators. */
+static bool hsq_take(struct daemon_ctx *d, uint64_t now, const struct wg_endpoint *from,
+		     const uint8_t *buf, size_t len)
 {
-	if (len < 4 || len > HSQ_MSG_MAX || (buf[0] != 1 && buf[0] != 2))
+	if (len > HSQ_MSG_MAX || !wg_device_handshake_costly(d->dev, now, from, buf, len))
 		return false;
 	if (d->hsq_count == HSQ_LEN) {
 		d->stats.hs_queue_full++;
@@ -872,6 +881,9 @@ static bool hsq_take(struct daemon_ctx *d, const struct wg_endpoint *from, const
 	e->from = *from;
 	e->len = (uint16_t)len;
 	memcpy(e->buf, buf, len);
+	/* From now on, what lacks a cookie gets one instead of a place. */
+	if (d->hsq_count > HSQ_LEN / 8)
+		wg_device_force_under_load(d->dev, true);
 	return true;
 }
 
@@ -915,7 +927,7 @@ static void on_udp(void *ctx, uint32_t events)
 			for (size_t off = 0; off < len; off += seg) {
 				size_t dlen = SG_MIN(seg, len - off);
 				d->stats.udp_rx++;
-				if (hsq_take(d, &d->rx.from[i], buf + off, dlen))
+				if (hsq_take(d, now, &d->rx.from[i], buf + off, dlen))
 					continue;
 				if (d->nops == d->batch_max)
 					rx_flush(d, now);

@@ -1,5 +1,6 @@
 /* The device: static identity, peer table, receiver-index table, allowed IPs, and the glue that
  * turns time into timer events. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,6 +193,7 @@ void wg_device_free(struct wg_device *dev)
 {
 	if (!dev)
 		return;
+	assert(dev->ops_in_flight == 0); /* the split data path's contract (wg.h) */
 	wg_device_remove_all_peers(dev);
 	wg_allowedips_free(dev->aips);
 	free(dev->ratelimiter);
@@ -214,6 +216,7 @@ int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[WG_KEY_LE
 	uint8_t priv[32], pub[32];
 	struct wg_peer *p, *next;
 
+	assert(dev->ops_in_flight == 0);
 	if (dev->has_key && !(key && sg_memeq(key, dev->static_private, 32)))
 		sg_x25519_forget(dev->static_private); /* no cached copy of a replaced key */
 	if (!key || sg_is_zero(key, WG_KEY_LEN)) {
@@ -276,6 +279,7 @@ int wg_device_set_fips_private_key(struct wg_device *dev, const uint8_t key[WG_F
 	uint8_t pub[WG_FIPS_PUB_LEN];
 	struct wg_peer *p, *next;
 
+	assert(dev->ops_in_flight == 0);
 	if (!key || sg_is_zero(key, WG_FIPS_PRIV_LEN)) {
 		sg_memzero(dev->fips_private, sizeof(dev->fips_private));
 		memset(dev->fips_public, 0, sizeof(dev->fips_public));
@@ -556,6 +560,7 @@ int wg_device_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
 
 void wg_device_remove_peer(struct wg_device *dev, struct wg_peer *peer)
 {
+	assert(dev->ops_in_flight == 0);
 	if (dev->io.peer_removed)
 		dev->io.peer_removed(dev->io.ctx, peer);
 	struct wg_peer **pp = &dev->peer_buckets[peer_bucket(dev, peer->public_key)];

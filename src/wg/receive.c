@@ -53,6 +53,40 @@ static bool under_load(struct wg_device *dev, uint64_t now, unsigned weight)
 	return false;
 }
 
+/* under_load() without counting: what the next handshake message would see. */
+static bool under_load_peek(const struct wg_device *dev, uint64_t now)
+{
+	bool window = now - dev->load_window_start < NSEC && now >= dev->load_window_start;
+	return dev->forced_under_load || (window && dev->load_window_count > WG_UNDER_LOAD_RATE) ||
+	       (dev->was_under_load && now - dev->last_under_load < NSEC);
+}
+
+bool wg_device_handshake_costly(struct wg_device *dev, uint64_t now,
+				const struct wg_endpoint *from, const uint8_t *buf, size_t len)
+{
+	uint8_t src[18];
+
+	if (len < 4 || buf[2] != 0 || buf[3] != 0 ||
+	    (buf[1] != WG_MODE_CLASSIC && buf[1] != WG_MODE_FIPS) ||
+	    (from->addr.sa.sa_family != AF_INET && from->addr.sa.sa_family != AF_INET6))
+		return false;
+	bool fips = buf[1] == WG_MODE_FIPS;
+	enum sg_suite_id mode = fips ? SG_SUITE_FIPS : SG_SUITE_CLASSIC;
+	if (!(buf[0] == WG_MSG_INITIATION &&
+	      len == (fips ? WG_FIPS_INITIATION_LEN : WG_MSG_INITIATION_LEN)) &&
+	    !(buf[0] == WG_MSG_RESPONSE && len == (fips ? WG_FIPS_RESPONSE_LEN : WG_MSG_RESPONSE_LEN)))
+		return false;
+	if (!dev->checker.keys[mode].valid)
+		return false; /* dropped, or a rate-limited reject: cheap */
+	size_t srclen = endpoint_bytes(from, src);
+	bool load = under_load_peek(dev, now);
+	enum cookie_mac_state st =
+	    cookie_validate(&dev->checker, mode, buf, len, load, src, srclen, now);
+	if (st == COOKIE_INVALID_MAC || (load && st == COOKIE_VALID_MAC_NO_COOKIE))
+		return false;
+	return true;
+}
+
 /* Roaming (whitepaper 2.1): the endpoint follows the source of the latest authenticated packet.
  * The local address it arrived on is refreshed on every one, so replies stay sticky to it even
  * when only that side moved (e.g. the peer now talks to our second address); only a change of the
@@ -335,8 +369,9 @@ static void receive_data_finish(struct wg_device *dev, struct wg_crypt_op *op, u
 	const struct wg_endpoint *from = &op->from;
 
 	if (kp->dead) {
-		/* Retired by a handshake or a policy change while this message was in flight. */
-		drop(dev, &dev->stats.rx_decrypt_fail, "keypair_expired", from, peer);
+		/* Retired by a handshake or a policy change while this message was in flight: as
+		 * if it had come a moment later, when its index was gone. */
+		drop(dev, &dev->stats.rx_unknown_index, "keypair_retired", from, peer);
 		return;
 	}
 	if (!op->ok) {
@@ -387,6 +422,7 @@ static void receive_data_finish(struct wg_device *dev, struct wg_crypt_op *op, u
 
 void wg_device_receive_complete(struct wg_device *dev, uint64_t now, struct wg_crypt_op *op)
 {
+	dev->ops_in_flight--;
 	receive_data_finish(dev, op, now);
 	keypair_release(op->kp);
 	op->kp = NULL;
@@ -428,7 +464,10 @@ int wg_device_receive_prepare(struct wg_device *dev, uint64_t now, const struct 
 	case WG_MSG_DATA:
 		if (len < WG_MSG_DATA_MIN_LEN)
 			break;
-		return receive_data_prepare(dev, buf, len, from, now, op) ? 1 : 0;
+		if (!receive_data_prepare(dev, buf, len, from, now, op))
+			return 0;
+		dev->ops_in_flight++;
+		return 1;
 	case WG_MSG_REJECT:
 		if (len != WG_MSG_REJECT_LEN || buf[11] != 0)
 			break;

@@ -158,10 +158,11 @@ static bool encrypt_prepare(struct wg_peer *peer, struct wg_keypair *kp, const u
 static void encrypt_complete(struct wg_crypt_op *op, uint64_t now)
 {
 	struct wg_peer *peer = op->peer;
+	bool retired = op->kp->dead; /* by a policy change: its mode may now be refused */
 
 	keypair_release(op->kp);
 	op->kp = NULL;
-	if (!op->ok)
+	if (!op->ok || retired)
 		return;
 	send_buffer(peer, op->msg, op->msg_len);
 	timers_any_authenticated_packet_traversal(peer, now);
@@ -355,6 +356,7 @@ int wg_device_send_prepare(struct wg_device *dev, uint64_t now, const uint8_t *p
 		return err;
 	struct wg_keypair *kp = peer->staged.count ? NULL : usable_keypair(peer, now);
 	if (kp && out_size >= datagram_len(dev, len) && encrypt_prepare(peer, kp, pkt, len, out, op)) {
+		dev->ops_in_flight++;
 		keep_key_fresh(peer, now);
 		return 1;
 	}
@@ -369,6 +371,6 @@ int wg_device_send_prepare(struct wg_device *dev, uint64_t now, const uint8_t *p
 
 void wg_device_send_complete(struct wg_device *dev, uint64_t now, struct wg_crypt_op *op)
 {
-	(void)dev;
+	dev->ops_in_flight--;
 	encrypt_complete(op, now);
 }

@@ -220,7 +220,8 @@ void wg_device_set_mtu(struct wg_device *dev, uint16_t mtu);
  * Between an op's prepare and its complete the only calls allowed on the device are other
  * prepares and completes (peers therefore live on; a keypair that a handshake or a policy change
  * retires meanwhile is kept until its last op completes, and that op is dropped). Every prepared
- * op must be completed exactly once. */
+ * op must be completed exactly once. Removing a peer, changing the device's key or freeing the
+ * device with ops in flight is a caller bug (asserted). */
 struct wg_keypair;
 struct wg_crypt_op {
 	/* Step 2's input and output. */
@@ -255,6 +256,14 @@ void wg_device_send_complete(struct wg_device *dev, uint64_t now, struct wg_cryp
 int wg_device_receive_prepare(struct wg_device *dev, uint64_t now, const struct wg_endpoint *from,
 			      uint8_t *buf, size_t len, struct wg_crypt_op *op) SG_WUR;
 void wg_device_receive_complete(struct wg_device *dev, uint64_t now, struct wg_crypt_op *op);
+/* For a caller that queues handshake messages to process them later (secureguardd does, so
+ * their public-key work never runs between data packets): true if this datagram is a handshake
+ * initiation or response of its mode's exact length whose MACs call for the Noise work: mac1
+ * valid, and mac2 too when the device is under load. Everything else is cheap (garbage, a bad
+ * mac1, or under load a message that only earns a cookie reply): pass it to wg_device_receive at
+ * once. Counts nothing; the message is counted when it is processed. */
+bool wg_device_handshake_costly(struct wg_device *dev, uint64_t now,
+				const struct wg_endpoint *from, const uint8_t *buf, size_t len);
 /* Step 2: seals or opens op->data in place with the op's key on `lane`; sets and returns op->ok. */
 bool wg_crypt_op_run(struct wg_crypt_op *op, unsigned lane);
 

@@ -194,6 +194,8 @@ struct wg_device {
 	bool was_under_load;
 	bool forced_under_load;
 	uint16_t mtu;
+	/* Split data-path ops prepared and not yet completed (wg.h): no peer may go meanwhile. */
+	size_t ops_in_flight;
 	struct wg_device_stats stats;
 	uint8_t scratch[WG_MAX_DATAGRAM];
 };
