@@ -22,16 +22,12 @@ for a in "$@"; do
 done
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${SG_BUILD:-$SRC/build}
-libs=()
-for l in sg_wg sg_crypto sg_common; do
-	f=$(find "$BUILD" -maxdepth 3 -name "lib$l.a" -print -quit 2>/dev/null || true)
-	[ -n "$f" ] || { echo "bench: lib$l.a not under $BUILD; run make (or set SG_BUILD)" >&2; exit 1; }
-	libs+=("$f")
-done
+# shellcheck source=bench/pair_lib.sh
+. "$SRC/bench/pair_lib.sh"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-cc -std=c17 -O2 -D_GNU_SOURCE -I"$SRC/src" -I"$SRC/include" "$SRC/bench/datapath_bench.c" \
-	"$SRC/src/daemon/cpool.c" "${libs[@]}" -lcrypto -lpthread -o "$TMP/datapath_bench"
+bench_cc "$TMP/datapath_bench" "sg_wg sg_crypto sg_common" "$SRC/bench/datapath_bench.c" \
+	"$SRC/src/daemon/cpool.c"
 
 # kB/s (openssl's 1000s of bytes per second, CPU time of one core) is the last field of the
 # result line, with a trailing "k".

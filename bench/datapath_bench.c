@@ -24,45 +24,29 @@
  *
  * Built by bench/datapath.sh (cc against the build's static libraries), not by CMake.
  */
-#include <arpa/inet.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "crypto/crypto.h"
 #include "daemon/cpool.h"
-#include "wg/wg.h"
 
 #define BATCH	  64
-#define INNER_LEN 1420 /* the default TUN MTU, and the packet that fills it */
-#define SLOT_LEN  2048 /* > 16-byte header + INNER_LEN + 16-byte tag */
-#define SEQ_OFF	  28   /* the sequence number, after the IPv4 and UDP headers */
-#define NS_PER_S  1000000000ULL
+#define INNER_LEN 1420	  /* the default TUN MTU, and the packet that fills it */
+#define SLOT_LEN  2048	  /* > 16-byte header + INNER_LEN + 16-byte tag */
+#define SEQ_OFF	  28	  /* the sequence number, after the IPv4 and UDP headers */
 #define BATCH_NS  1000ULL /* simulated time per batch */
 #define WARMUP	  4	  /* untimed batches per lane count: keys each lane's EVP context */
 
-struct node {
-	struct wg_device *dev;
-	struct wg_peer *peer;
-	struct wg_endpoint ep;
-	unsigned long complete;
-};
+#define BENCH_NAME     "datapath_bench"
+#define BENCH_SLOTS    BATCH
+#define BENCH_SLOT_LEN SLOT_LEN
+#include "bench_core.h"
 
-static struct node nodes[2];
-
-/* Datagrams in flight. During the handshake a FIFO pump() drains; in the data phase A's send
- * upcall fills it with one batch, which B then opens in place. */
-static struct {
-	int to;
-	size_t len;
-	uint8_t buf[SLOT_LEN];
-} slots[BATCH];
-static size_t nslots;
+/* Datagrams in flight. During the handshake a FIFO bench_pump() drains them; in the data phase
+ * A's send upcall fills the slots with one batch, which B then opens in place. */
+static struct bench_pair pair;
 static bool data_phase;
 
 /* The prepare step's output buffers and the ops: allocated once, statically. */
@@ -70,24 +54,10 @@ static uint8_t stage[BATCH][SLOT_LEN];
 static struct wg_crypt_op send_ops[BATCH], recv_ops[BATCH];
 static uint8_t inner[INNER_LEN];
 
-static uint64_t sim_now;
 static uint64_t next_seq;	     /* of the next packet A sends */
 static uint64_t expect_seq;	     /* of the next packet B must deliver */
 static uint64_t delivered_bytes;     /* inner bytes B delivered */
 static unsigned long delivered_pkts; /* packets B delivered */
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("datapath_bench: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 static const char *event_name(enum wg_event_type t)
 {
@@ -115,24 +85,18 @@ static const char *event_name(enum wg_event_type t)
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
 		    const uint8_t *buf, size_t len)
 {
-	struct node *from = ctx;
-
 	(void)peer;
 	(void)to;
-	if (data_phase && from != &nodes[0])
+	if (data_phase && ctx != &pair.nodes[0])
 		die("B sent a %zu-byte datagram during the data phase", len);
-	if (nslots == BATCH || len > SLOT_LEN)
-		die("datagram of %zu bytes does not fit (%zu slots used)", len, nslots);
-	slots[nslots].to = from == &nodes[0] ? 1 : 0;
-	slots[nslots].len = len;
-	memcpy(slots[nslots].buf, buf, len);
-	nslots++;
+	if (!bench_queue(ctx, buf, len))
+		die("datagram of %zu bytes does not fit (%zu slots used)", len, pair.nslots);
 }
 
 static void io_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
 {
 	(void)peer;
-	if (ctx != &nodes[1] || !data_phase)
+	if (ctx != &pair.nodes[1] || !data_phase)
 		die("unexpected delivery of %zu bytes", len);
 	uint64_t seq;
 	memcpy(&seq, pkt + SEQ_OFF, sizeof(seq));
@@ -144,84 +108,34 @@ static void io_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size
 	delivered_pkts++;
 }
 
-static uint64_t io_realtime(void *ctx)
-{
-	(void)ctx;
-	return 1700000000ULL * NS_PER_S + sim_now;
-}
-
 static void io_event(void *ctx, const struct wg_event *ev)
 {
-	struct node *n = ctx;
+	struct bench_node *n = ctx;
 
 	if (data_phase)
 		die("event %s (%s) on %c during the data phase", event_name(ev->type),
-		    ev->reason ? ev->reason : "-", n == &nodes[0] ? 'A' : 'B');
+		    ev->reason ? ev->reason : "-", n == &pair.nodes[0] ? 'A' : 'B');
 	if (ev->type == WG_EVENT_HANDSHAKE_COMPLETE)
 		n->complete++;
 }
 
-/* Delivers every handshake datagram in flight, and what it causes, in order. */
-static void pump(void)
-{
-	for (size_t head = 0; head < nslots; head++)
-		wg_device_receive(nodes[slots[head].to].dev, sim_now,
-				  &nodes[1 - slots[head].to].ep, slots[head].buf, slots[head].len);
-	nslots = 0;
-}
-
 static void setup(bool fips)
 {
-	for (int k = 0; k < 2; k++) {
-		struct node *n = &nodes[k];
-		struct wg_io io = {.ctx = n,
-				   .send = io_send,
-				   .deliver = io_deliver,
-				   .realtime_ns = io_realtime,
-				   .event = io_event};
-		uint8_t priv[32], pub[32];
-		n->dev = wg_device_new(&io);
-		if (!n->dev || !sg_x25519_generate(priv, pub) ||
-		    wg_device_set_private_key(n->dev, priv))
-			die("classic key");
-		sg_memzero(priv, sizeof(priv));
-		wg_device_set_mtu(n->dev, INNER_LEN);
-		memset(&n->ep, 0, sizeof(n->ep));
-		n->ep.addr.in4.sin_family = AF_INET;
-		n->ep.addr.in4.sin_port = htons((uint16_t)(51820 + k));
-		n->ep.addr.in4.sin_addr.s_addr = htonl(0xc0000201u + (uint32_t)k);
-		if (fips) {
-			uint8_t fpriv[WG_FIPS_PRIV_LEN], fpub[WG_FIPS_PUB_LEN];
-			if (!sg_p384_generate(fpriv, fpub) ||
-			    wg_device_set_fips_private_key(n->dev, fpriv) ||
-			    wg_device_set_crypto_mode(n->dev, WG_CRYPTO_FIPS))
-				die("FIPS key");
-			sg_memzero(fpriv, sizeof(fpriv));
-		} else if (wg_device_set_crypto_mode(n->dev, WG_CRYPTO_CLASSIC)) {
-			die("crypto mode");
-		}
-	}
-	for (int k = 0; k < 2; k++) {
-		struct node *n = &nodes[k], *o = &nodes[1 - k];
-		uint8_t pub[32], fpub[WG_FIPS_PUB_LEN];
-		uint8_t all4[4] = {0};
-		if (!wg_device_get_public_key(o->dev, pub) ||
-		    wg_device_add_peer(n->dev, pub, &n->peer))
-			die("peer");
-		if (fips && (!wg_device_get_fips_public_key(o->dev, fpub) ||
-			     wg_peer_set_fips_public_key(n->peer, fpub)))
-			die("FIPS peer key");
-		wg_peer_set_endpoint(n->peer, &o->ep);
-		if (wg_peer_add_allowed_ip(n->peer, AF_INET, all4, 0))
-			die("allowed IP");
-	}
+	const struct wg_io io = {.send = io_send,
+				 .deliver = io_deliver,
+				 .realtime_ns = bench_realtime,
+				 .event = io_event};
+
+	bench_pair_setup(&pair, &io, fips);
+	for (int k = 0; k < 2; k++)
+		wg_device_set_mtu(pair.nodes[k].dev, INNER_LEN);
 	/* A initiates; its keepalive after the response confirms the session to B. */
-	sim_now = 1000 * NS_PER_S;
-	wg_peer_initiate(nodes[0].peer, sim_now);
-	pump();
+	pair.now = 1000 * NSEC;
+	wg_peer_initiate(pair.nodes[0].peer, pair.now);
+	bench_pump(&pair);
 	struct wg_peer_stats ps;
-	wg_peer_get_stats(nodes[1].peer, &ps);
-	if (nodes[0].complete != 1 || nodes[1].complete != 1 ||
+	wg_peer_get_stats(pair.nodes[1].peer, &ps);
+	if (pair.nodes[0].complete != 1 || pair.nodes[1].complete != 1 ||
 	    ps.mode != (fips ? SG_SUITE_FIPS : SG_SUITE_CLASSIC))
 		die("the handshake did not complete on both sides in %s mode",
 		    fips ? "FIPS" : "classic");
@@ -257,13 +171,13 @@ static void make_inner(void)
 /* One batch A -> B through the three steps on both sides. */
 static void batch(struct cpool *pool)
 {
-	struct wg_device *a = nodes[0].dev, *b = nodes[1].dev;
+	struct wg_device *a = pair.nodes[0].dev, *b = pair.nodes[1].dev;
 	unsigned long before = delivered_pkts;
 
-	sim_now += BATCH_NS;
+	pair.now += BATCH_NS;
 	for (size_t i = 0; i < BATCH; i++) {
 		memcpy(inner + SEQ_OFF, &next_seq, sizeof(next_seq));
-		int r = wg_device_send_prepare(a, sim_now, inner, INNER_LEN, stage[i], SLOT_LEN,
+		int r = wg_device_send_prepare(a, pair.now, inner, INNER_LEN, stage[i], SLOT_LEN,
 					       &send_ops[i]);
 		if (r != 1)
 			die("send_prepare of packet %llu returned %d, not an op",
@@ -272,21 +186,21 @@ static void batch(struct cpool *pool)
 	}
 	cpool_run(pool, send_ops, BATCH);
 	for (size_t i = 0; i < BATCH; i++)
-		wg_device_send_complete(a, sim_now, &send_ops[i]);
-	if (nslots != BATCH)
-		die("A sent %zu datagrams for a batch of %d", nslots, BATCH);
+		wg_device_send_complete(a, pair.now, &send_ops[i]);
+	if (pair.nslots != BATCH)
+		die("A sent %zu datagrams for a batch of %d", pair.nslots, BATCH);
 
 	for (size_t i = 0; i < BATCH; i++) {
-		int r = wg_device_receive_prepare(b, sim_now, &nodes[0].ep, slots[i].buf,
-						  slots[i].len, &recv_ops[i]);
+		int r = wg_device_receive_prepare(b, pair.now, &pair.nodes[0].ep, pair.slots[i].buf,
+						  pair.slots[i].len, &recv_ops[i]);
 		if (r != 1)
-			die("receive_prepare of datagram %zu (%zu bytes) returned %d, not an op",
-			    i, slots[i].len, r);
+			die("receive_prepare of datagram %zu (%zu bytes) returned %d, not an op", i,
+			    pair.slots[i].len, r);
 	}
 	cpool_run(pool, recv_ops, BATCH);
 	for (size_t i = 0; i < BATCH; i++)
-		wg_device_receive_complete(b, sim_now, &recv_ops[i]);
-	nslots = 0;
+		wg_device_receive_complete(b, pair.now, &recv_ops[i]);
+	pair.nslots = 0;
 	if (delivered_pkts - before != BATCH) {
 		struct wg_device_stats st;
 		wg_device_get_stats(b, &st);
@@ -296,22 +210,6 @@ static void batch(struct cpool *pool)
 		    (unsigned long long)st.rx_replayed, (unsigned long long)st.rx_bad_inner,
 		    (unsigned long long)st.rx_bad_source);
 	}
-}
-
-static double wall_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* User + system time of the process: every thread, the pool's workers included. */
-static double cpu_now(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static unsigned cpu_count(void)
@@ -336,11 +234,11 @@ static void run(const char *mode, unsigned lanes, unsigned cpus, double secs)
 		batch(pool);
 	uint64_t bytes0 = delivered_bytes;
 	unsigned long pkts0 = delivered_pkts;
-	double c0 = cpu_now(), w0 = wall_now(), w_end = w0 + secs, w;
+	double c0 = process_cpu_now(), w0 = wall_now(), w_end = w0 + secs, w;
 	do
 		batch(pool);
 	while ((w = wall_now()) < w_end);
-	double cpu = cpu_now() - c0, wall = w - w0;
+	double cpu = process_cpu_now() - c0, wall = w - w0;
 	data_phase = false;
 	cpool_free(pool);
 	uint64_t bytes = delivered_bytes - bytes0;
@@ -377,8 +275,7 @@ int main(int argc, char **argv)
 	}
 	if (!mode || (strcmp(mode, "classic") != 0 && strcmp(mode, "fips") != 0) || secs <= 0 ||
 	    max_lanes < 1) {
-		fprintf(stderr, "usage: %s -m classic|fips [-t SECONDS] [-l MAX_LANES]\n",
-			argv[0]);
+		fprintf(stderr, "usage: %s -m classic|fips [-t SECONDS] [-l MAX_LANES]\n", argv[0]);
 		return 2;
 	}
 	if (max_lanes > SG_AEAD_LANES)
@@ -389,7 +286,6 @@ int main(int argc, char **argv)
 	setup(strcmp(mode, "fips") == 0);
 	for (unsigned lanes = 1; lanes <= max_lanes; lanes++)
 		run(mode, lanes, cpus, secs);
-	for (int k = 0; k < 2; k++)
-		wg_device_free(nodes[k].dev);
+	bench_pair_free(&pair);
 	return 0;
 }

@@ -25,24 +25,21 @@
  *
  * Built by bench/handshake_flood.sh (cc against the build's static libraries), not by CMake.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <secureguard/sg_errors.h>
 
 #include "config/key.h"
-#include "crypto/crypto.h"
 #include "wg/messages.h"
-#include "wg/wg_int.h"
+
+#define BENCH_NAME "flood_gen"
+#include "bench_core.h"
 
 #define MAX_COUNT    65536
 #define MAX_RATE     1000000
@@ -64,18 +61,6 @@ static volatile sig_atomic_t stop;
 static void on_stop(int sig)
 {
 	stop = 1;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "flood_gen: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(1);
 }
 
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
@@ -105,14 +90,6 @@ static uint64_t mono_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * NSEC + (uint64_t)ts.tv_nsec;
-}
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 /* A decimal number in [lo, hi], or exit with what was wrong and where. */
@@ -197,20 +174,8 @@ static socklen_t sa_len(const union wg_sockaddr *a)
 /* A fresh static key for the flooder: the victim sees a new unknown initiator. */
 static void new_flooder_key(struct wg_device *dev, bool fips)
 {
-	if (fips) {
-		uint8_t priv[WG_FIPS_PRIV_LEN], pub[WG_FIPS_PUB_LEN];
-		bool ok = sg_p384_generate(priv, pub) &&
-			  wg_device_set_fips_private_key(dev, priv) == 0;
-		sg_memzero(priv, sizeof(priv));
-		if (!ok)
-			die("cannot set a new FIPS key");
-	} else {
-		uint8_t priv[WG_KEY_LEN], pub[WG_KEY_LEN];
-		bool ok = sg_x25519_generate(priv, pub) && wg_device_set_private_key(dev, priv) == 0;
-		sg_memzero(priv, sizeof(priv));
-		if (!ok)
-			die("cannot set a new X25519 key");
-	}
+	if (fips ? !bench_new_fips_key(dev) : !bench_new_x25519_key(dev))
+		die(fips ? "cannot set a new FIPS key" : "cannot set a new X25519 key");
 }
 
 /* Fills cap with count initiations to the victim at `to`. */
@@ -324,9 +289,9 @@ int main(int argc, char **argv)
 	if (src && from.sa.sa_family != to.sa.sa_family)
 		die("-s and -d are of different address families");
 
-	double g0 = cpu_s();
+	double g0 = process_cpu_now();
 	generate(fips, victim, &to, count, every);
-	double gen = cpu_s() - g0;
+	double gen = process_cpu_now() - g0;
 
 	int fd = socket(to.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -360,7 +325,7 @@ int main(int argc, char **argv)
 	       gen);
 	fflush(stdout);
 
-	double c0 = cpu_s();
+	double c0 = process_cpu_now();
 	uint64_t start = mono_ns(), end = start + secs * NSEC, tick = start, now = start;
 	while (!stop && now < end) {
 		/* What the schedule owes by now; whatever the kernel refuses is not owed again. */
@@ -420,7 +385,7 @@ int main(int argc, char **argv)
 	       "send_errors=%llu achieved_rate=%.1f cpu_s=%.3f gen_cpu_s=%.3f cookie_replies=%llu "
 	       "reject_replies=%llu other_replies=%llu\n",
 	       fips ? "fips" : "classic", count, every, rate, wall, sent, dropped, errors,
-	       (double)sent / wall, cpu_s() - c0, gen, cookies, rejects, other);
+	       (double)sent / wall, process_cpu_now() - c0, gen, cookies, rejects, other);
 	close(fd);
 	free(caught.buf);
 	free(caught.len);

@@ -19,16 +19,11 @@ for a in "$@"; do
 done
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${SG_BUILD:-$SRC/build}
-libs=()
-for l in sg_wg sg_crypto sg_common; do
-	f=$(find "$BUILD" -maxdepth 3 -name "lib$l.a" -print -quit 2>/dev/null || true)
-	[ -n "$f" ] || { echo "bench: lib$l.a not under $BUILD; run make (or set SG_BUILD)" >&2; exit 1; }
-	libs+=("$f")
-done
+# shellcheck source=bench/pair_lib.sh
+. "$SRC/bench/pair_lib.sh"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-cc -std=c17 -O2 -D_GNU_SOURCE -I"$SRC/src" -I"$SRC/include" "$SRC/bench/handshake_bench.c" \
-	"${libs[@]}" -lcrypto -o "$TMP/handshake_bench"
+bench_cc "$TMP/handshake_bench" "sg_wg sg_crypto sg_common" "$SRC/bench/handshake_bench.c"
 
 # op/s is the last column of the result line; openssl speed counts CPU time (not -elapsed), as
 # handshake_bench does.

@@ -21,15 +21,15 @@
  *
  * Built by bench/handshake.sh (cc against the build's static libraries), not by CMake.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "crypto/crypto.h"
-#include "wg/wg_int.h"
+#define BENCH_NAME     "handshake_bench"
+#define BENCH_SLOTS    8
+#define BENCH_SLOT_LEN 256
+#include "bench_core.h"
 
 /* Public-key operations of one handshake, both sides together (noise.c, handshake.c):
  *   DH:      initiator es, ee, se; responder es, ee, se (ss is computed once per peer and kept);
@@ -40,139 +40,25 @@
 #define HS_KEYGEN 2
 #define HS_PUBKEY 2
 
-struct node {
-	struct wg_device *dev;
-	struct wg_peer *peer;
-	struct wg_endpoint ep;
-	unsigned long complete;
-};
-
-static struct node nodes[2];
-static struct {
-	int to;
-	size_t len;
-	uint8_t buf[256];
-} queue[8];
-static size_t queued;
-static uint64_t sim_now;
+static struct bench_pair pair;
 static bool overflow;
 
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
 		    const uint8_t *buf, size_t len)
 {
-	struct node *from = ctx;
-	if (queued == sizeof(queue) / sizeof(queue[0]) || len > sizeof(queue[0].buf)) {
+	if (!bench_queue(ctx, buf, len))
 		overflow = true;
-		return;
-	}
-	queue[queued].to = from == &nodes[0] ? 1 : 0;
-	queue[queued].len = len;
-	memcpy(queue[queued].buf, buf, len);
-	queued++;
 }
 
 static void io_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
 {
 }
 
-static uint64_t io_realtime(void *ctx)
-{
-	return 1700000000ULL * NSEC + sim_now;
-}
-
 static void io_event(void *ctx, const struct wg_event *ev)
 {
-	struct node *n = ctx;
+	struct bench_node *n = ctx;
 	if (ev->type == WG_EVENT_HANDSHAKE_COMPLETE)
 		n->complete++;
-}
-
-/* Delivers everything in flight, and what it causes, until the network is quiet. */
-static void pump(void)
-{
-	while (queued) {
-		int to = queue[0].to;
-		size_t len = queue[0].len;
-		uint8_t buf[256];
-		memcpy(buf, queue[0].buf, len);
-		memmove(&queue[0], &queue[1], (queued - 1) * sizeof(queue[0]));
-		queued--;
-		wg_device_receive(nodes[to].dev, sim_now, &nodes[1 - to].ep, buf, len);
-	}
-}
-
-static double cpu_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double wall_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "handshake_bench: %s\n", what);
-	exit(1);
-}
-
-static void setup(bool fips)
-{
-	for (int k = 0; k < 2; k++) {
-		struct node *n = &nodes[k];
-		struct wg_io io = {.ctx = n,
-				   .send = io_send,
-				   .deliver = io_deliver,
-				   .realtime_ns = io_realtime,
-				   .event = io_event};
-		uint8_t priv[32], pub[32];
-		n->dev = wg_device_new(&io);
-		if (!n->dev || !sg_x25519_generate(priv, pub) ||
-		    wg_device_set_private_key(n->dev, priv))
-			die("classic key");
-		sg_memzero(priv, sizeof(priv));
-		memset(&n->ep, 0, sizeof(n->ep));
-		n->ep.addr.in4.sin_family = AF_INET;
-		n->ep.addr.in4.sin_port = htons((uint16_t)(51820 + k));
-		n->ep.addr.in4.sin_addr.s_addr = htonl(0xc0000201u + (uint32_t)k);
-		if (fips) {
-			uint8_t fpriv[WG_FIPS_PRIV_LEN], fpub[WG_FIPS_PUB_LEN];
-			if (!sg_p384_generate(fpriv, fpub) ||
-			    wg_device_set_fips_private_key(n->dev, fpriv) ||
-			    wg_device_set_crypto_mode(n->dev, WG_CRYPTO_FIPS))
-				die("FIPS key");
-			sg_memzero(fpriv, sizeof(fpriv));
-		} else if (wg_device_set_crypto_mode(n->dev, WG_CRYPTO_CLASSIC)) {
-			die("crypto mode");
-		}
-	}
-	for (int k = 0; k < 2; k++) {
-		struct node *n = &nodes[k], *o = &nodes[1 - k];
-		uint8_t pub[32], fpub[WG_FIPS_PUB_LEN];
-		uint8_t all4[4] = {0};
-		if (!wg_device_get_public_key(o->dev, pub) ||
-		    wg_device_add_peer(n->dev, pub, &n->peer))
-			die("peer");
-		if (fips && (!wg_device_get_fips_public_key(o->dev, fpub) ||
-			     wg_peer_set_fips_public_key(n->peer, fpub)))
-			die("FIPS peer key");
-		wg_peer_set_endpoint(n->peer, &o->ep);
-		if (wg_peer_add_allowed_ip(n->peer, AF_INET, all4, 0))
-			die("allowed IP");
-	}
-}
-
-/* One full handshake started by node 0. */
-static void handshake(void)
-{
-	sim_now += REKEY_TIMEOUT + NSEC;
-	wg_peer_initiate(nodes[0].peer, sim_now);
-	pump();
 }
 
 /* Operands of the primitives timed for the cost split (-s). */
@@ -211,11 +97,11 @@ static bool x25519_pub(void)
 /* CPU seconds for n calls of a primitive. */
 static double timed(bool (*fn)(void), unsigned long n)
 {
-	double t0 = cpu_now();
+	double t0 = thread_cpu_now();
 	for (unsigned long i = 0; i < n; i++)
 		if (!fn())
 			die("primitive failed");
-	return cpu_now() - t0;
+	return thread_cpu_now() - t0;
 }
 
 int main(int argc, char **argv)
@@ -255,32 +141,36 @@ int main(int argc, char **argv)
 	bool fips = strcmp(mode, "fips") == 0;
 	if (sg_crypto_init() != 0)
 		die("crypto init");
-	setup(fips);
+	const struct wg_io io = {.send = io_send,
+				 .deliver = io_deliver,
+				 .realtime_ns = bench_realtime,
+				 .event = io_event};
+	bench_pair_setup(&pair, &io, fips);
 	bool (*dh)(void) = fips ? p384_dh : x25519_dh;
 	bool (*gen)(void) = fips ? p384_gen : x25519_gen;
 	bool (*pub)(void) = fips ? p384_pub : x25519_pub;
 	if (fips ? !sg_p384_generate(k_priv, k_pub) || !sg_p384_generate(k_priv2, k_pub2)
 		 : !sg_x25519_generate(k_priv, k_pub) || !sg_x25519_generate(k_priv2, k_pub2))
 		die("keys");
-	sim_now = 1000 * NSEC;
-	handshake(); /* warm-up: computes and keeps the static-static DH of each peer */
+	pair.now = 1000 * NSEC;
+	bench_handshake(&pair); /* warm-up: computes and keeps the static-static DH of each peer */
 	/* With -s, slices of 0.2 s of handshakes alternate with as many calls of each primitive as
 	 * those handshakes made, so both see the same machine load (other processes, the SMT
 	 * sibling) and the split compares like with like. */
-	unsigned long done = 0, base0 = nodes[0].complete, base1 = nodes[1].complete;
+	unsigned long done = 0, base0 = pair.nodes[0].complete, base1 = pair.nodes[1].complete;
 	double hs_cpu = 0, dh_cpu = 0, gen_cpu = 0, pub_cpu = 0;
 	double w0 = wall_now(), w_end = w0 + secs;
 	for (;;) {
-		double c0 = cpu_now(), slice_end = wall_now() + (want_split ? 0.2 : secs);
+		double c0 = thread_cpu_now(), slice_end = wall_now() + (want_split ? 0.2 : secs);
 		unsigned long n = 0;
 		for (;;) {
-			handshake();
+			bench_handshake(&pair);
 			n++;
 			if (count ? done + n >= (unsigned long)count
 				  : n % 8 == 0 && wall_now() >= slice_end)
 				break;
 		}
-		hs_cpu += cpu_now() - c0;
+		hs_cpu += thread_cpu_now() - c0;
 		done += n;
 		if (want_split) {
 			dh_cpu += timed(dh, HS_DH * n);
@@ -292,10 +182,11 @@ int main(int argc, char **argv)
 	}
 	double wall = wall_now() - w0;
 	/* Initiator: session on the response; responder: on the confirming first data. */
-	if (overflow || nodes[0].complete - base0 != done || nodes[1].complete - base1 != done)
+	if (overflow || pair.nodes[0].complete - base0 != done ||
+	    pair.nodes[1].complete - base1 != done)
 		die("a handshake did not complete on both sides");
 	struct wg_peer_stats ps;
-	wg_peer_get_stats(nodes[1].peer, &ps);
+	wg_peer_get_stats(pair.nodes[1].peer, &ps);
 	if (ps.mode != (fips ? SG_SUITE_FIPS : SG_SUITE_CLASSIC))
 		die("session in the wrong mode");
 	printf("mode=%s handshakes=%lu cpu_s=%.3f wall_s=%.3f per_core=%.1f", mode, done, hs_cpu,
@@ -311,7 +202,6 @@ int main(int argc, char **argv)
 		       100 * rest / hs_cpu);
 	}
 	printf("\n");
-	for (int k = 0; k < 2; k++)
-		wg_device_free(nodes[k].dev);
+	bench_pair_free(&pair);
 	return 0;
 }

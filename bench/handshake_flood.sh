@@ -40,87 +40,29 @@ for p in ${PAIRS//,/ }; do
 		echo "bench: SG_BENCH_PAIRS: unknown pair '$p' (wg, sg, fips)" >&2; exit 2 ;;
 	esac
 done
-[ "$(id -u)" -eq 0 ] || { echo "bench: needs root (namespaces, TUN)" >&2; exit 1; }
-[ -x "$SGD" ] && [ -x "$SGC" ] || { echo "bench: $SGD or $SGC missing; run make first" >&2; exit 1; }
-command -v iperf3 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 >/dev/null
-command -v wireguard-go >/dev/null || "$SRC/scripts/deps.sh"
-libs=()
-for l in sg_wg sg_config sg_crypto sg_common; do
-	f=$(find "$BUILD" -maxdepth 3 -name "lib$l.a" -print -quit 2>/dev/null || true)
-	[ -n "$f" ] || { echo "bench: lib$l.a not under $BUILD; run make (or set SG_BUILD)" >&2; exit 1; }
-	libs+=("$f")
-done
+SGD_ENV=
+# shellcheck source=bench/pair_lib.sh
+. "$SRC/bench/pair_lib.sh"
+pair_require
 
-TCK=$(getconf CLK_TCK)
-ID=$$
-RES=$(mktemp -d /tmp/sgflood$ID.XXXXXX)
-ALL_NS=""
-for k in 1 2 3; do ALL_NS="$ALL_NS sgfA${ID}_$k sgfB${ID}_$k"; done
-
-# Ends every process running in the given namespaces (all of them started by this script:
-# daemons, iperf3, ping, flood_gen), waits for them boundedly, then deletes the namespaces.
-kill_ns() {
-	local n pids
-	for n in "$@"; do
-		ip netns list | grep -qw "^$n" || continue
-		pids=$(ip netns pids "$n" 2>/dev/null || true)
-		[ -z "$pids" ] || kill $pids 2>/dev/null || true
-		for _ in $(seq 40); do
-			[ -z "$(ip netns pids "$n" 2>/dev/null)" ] && break
-			sleep 0.05
-		done
-		pids=$(ip netns pids "$n" 2>/dev/null || true)
-		[ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
-		ip netns del "$n" 2>/dev/null || true
-	done
-}
-cleanup() {
-	kill_ns $ALL_NS
-	wait 2>/dev/null || true
-	rm -f /var/run/wireguard/sgf[ab]"$ID"_?.sock
-	[ -n "${SG_BENCH_KEEP:-}" ] && echo "bench: kept $RES" >&2 || rm -rf "$RES"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+RES=$(mktemp -d /tmp/sgflood$$.XXXXXX)
+pair_init sgf 3
 
 FG=$RES/flood_gen
-cc -std=c17 -O2 -D_GNU_SOURCE -I"$SRC/src" -I"$SRC/include" "$SRC/bench/flood_gen.c" \
-	"${libs[@]}" -lcrypto -o "$FG"
+bench_cc "$FG" "sg_wg sg_config sg_crypto sg_common" "$SRC/bench/flood_gen.c"
 
-rec() { echo "$1 $2 $3" >>"$RES/results"; } # pair metric value (no spaces in value)
-
-cpu_ticks() { # PID... -> utime+stime summed; the fields after the ")" of comm start at field 3
-	local p t=0 f
-	for p; do
-		f=$(sed 's/.*) //' "/proc/$p/stat")
-		set -- $f
-		t=$((t + ${12} + ${13}))
-	done
-	echo "$t"
-}
-
-# The iperf3 server takes one test at a time and may still be finishing the last one.
-iperf_c() { # OUT ARGS... (client in B, to A's inner address) -> Mbit/s received
-	local out=$1
-	shift
-	for _ in $(seq 20); do
-		if ip netns exec "$NB" iperf3 -c 10.77.0.1 -J "$@" >"$out" 2>"$out.stderr"; then
-			python3 -c 'import json,sys
+iperf_mbps() { # OUT ARGS... (as iperf_c) -> Mbit/s received
+	iperf_c "$@" || return 1
+	python3 -c 'import json,sys
 print("%.1f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e6))' \
-				"$out" && return 0
-			break
-		fi
-		grep -q busy "$out" "$out.stderr" || break
-		sleep 0.1
-	done
-	echo "bench: iperf3 -c $* failed:" >&2
-	head -c 400 "$out" "$out.stderr" >&2
+		"$1" && return 0
+	echo "bench: iperf3 -c ${*:2} failed:" >&2
+	head -c 400 "$1" "$1.stderr" >&2
 	return 1
 }
 
 ping_stat() { # OUT -> "avg,lost" of 100 pings B->A at 10 ms
-	ip netns exec "$NB" ping -n -c 100 -i 0.01 -W 2 10.77.0.1 >"$1" 2>&1 || true
+	ping_rtts "$1"
 	python3 - "$1" <<'PY'
 import re, sys
 t = [float(x) for x in re.findall(r"time=([0-9.]+) ms", open(sys.argv[1]).read())]
@@ -144,102 +86,32 @@ sg_stats() { # LOG PID -> "name=value,..." of the counters that matter here
 		paste -sd,
 }
 
+pair_args() { # KEY -> the arguments of run_pair after KEY N
+	case $1 in
+	wg) echo "wg classic" ;;
+	sg) echo "sg classic" ;;
+	fips) echo "sg fips" ;;
+	esac
+}
+
 # run_pair KEY N IMPL MODE: both ends IMPL (sg|wg), crypto MODE (classic|fips). Runs in a
 # subshell with its own traps; records its results with rec.
 run_pair() {
 	local key=$1 n=$2 impl=$3 mode=$4
-	NA=sgfA${ID}_$n NB=sgfB${ID}_$n
-	local ifa=sgfa${ID}_$n ifb=sgfb${ID}_$n va=sgfva${ID}_$n vb=sgfvb${ID}_$n
-	trap 'kill_ns $NA $NB' EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	ip netns add "$NA"
-	ip netns add "$NB"
-	ip link add "$va" type veth peer name "$vb"
-	ip link set "$va" netns "$NA"
-	ip link set "$vb" netns "$NB"
-	ip -n "$NA" addr add 192.0.2.1/24 dev "$va"
-	ip -n "$NB" addr add 192.0.2.2/24 dev "$vb"
-	for ns in "$NA" "$NB"; do ip -n "$ns" link set lo up; done
-	ip -n "$NA" link set "$va" up
-	ip -n "$NB" link set "$vb" up
-
-	local pid
-	start() { # NS IFNAME -> pid in $pid, once its UAPI socket is there
-		if [ "$impl" = sg ]; then
-			ip netns exec "$1" "$SGD" -f "$2" 2>"$RES/$2.log" &
-		else
-			ip netns exec "$1" env WG_PROCESS_FOREGROUND=1 wireguard-go "$2" >"$RES/$2.log" 2>&1 &
-		fi
-		pid=$!
-		for _ in $(seq 100); do
-			[ -S "/var/run/wireguard/$2.sock" ] && break
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		if [ ! -S "/var/run/wireguard/$2.sock" ]; then
-			echo "bench: $impl daemon for $2 did not come up:" >&2
-			tail -5 "$RES/$2.log" >&2
-			return 1
-		fi
-		# `ip netns exec` and `env` exec, so $! is the daemon itself.
-		case $(cat "/proc/$pid/comm") in secureguardd | wireguard-go) ;; *)
-			echo "bench: pid $pid is not the $impl daemon" >&2; return 1 ;;
-		esac
-	}
-	local pida pidb ka kb pa pb victim fgmode=
-	start "$NA" "$ifa"
-	pida=$pid
-	start "$NB" "$ifb"
-	pidb=$pid
-	ka=$(wg genkey) kb=$(wg genkey)
-	pa=$(echo "$ka" | wg pubkey) pb=$(echo "$kb" | wg pubkey)
-	ip netns exec "$NA" wg set "$ifa" listen-port 51820 private-key <(echo "$ka") \
-		peer "$pb" allowed-ips 10.77.0.2/32
-	ip netns exec "$NB" wg set "$ifb" listen-port 51820 private-key <(echo "$kb") \
-		peer "$pa" allowed-ips 10.77.0.1/32 endpoint 192.0.2.1:51820
-	victim=$pa
-	if [ "$mode" = fips ]; then
-		local fa fb fpa fpb
-		fa=$("$SGC" genkey --fips) fb=$("$SGC" genkey --fips)
-		fpa=$(echo "$fa" | "$SGC" pubkey --fips) fpb=$(echo "$fb" | "$SGC" pubkey --fips)
-		ip netns exec "$NA" "$SGC" set "$ifa" fips-private-key <(echo "$fa") crypto-mode fips \
-			peer "$pb" fips-public-key "$fpb"
-		ip netns exec "$NB" "$SGC" set "$ifb" fips-private-key <(echo "$fb") crypto-mode fips \
-			peer "$pa" fips-public-key "$fpa"
-		victim=$fpa fgmode=-f
-	fi
-	ip -n "$NA" addr add 10.77.0.1/24 dev "$ifa"
-	ip -n "$NB" addr add 10.77.0.2/24 dev "$ifb"
-	ip -n "$NA" link set "$ifa" up
-	ip -n "$NB" link set "$ifb" up
-
-	# The first ping starts the handshake; allow for it to be lost once or twice.
-	local ok=0
-	for _ in $(seq 10); do
-		ip netns exec "$NB" ping -n -c 1 -W 1 10.77.0.1 >/dev/null 2>&1 && { ok=1; break; }
-	done
-	[ "$ok" = 1 ] || { echo "bench: $key: no ping through the tunnel" >&2; return 1; }
-	if [ "$mode" = fips ]; then
-		ip netns exec "$NB" "$SGC" show "$ifb" | grep -qi fips ||
-			{ echo "bench: $key: interface does not report FIPS mode" >&2; return 1; }
-	fi
-
-	ip netns exec "$NA" iperf3 -s -B 10.77.0.1 >/dev/null 2>&1 &
-	for _ in $(seq 100); do
-		[ -n "$(ip netns exec "$NA" ss -Hltn 'sport = :5201')" ] && break
-		sleep 0.05
-	done
+	local victim fgmode=
+	pair_up "$key" "$n" "$impl" "$impl" "$mode"
+	victim=$PUBA
+	if [ "$mode" = fips ]; then victim=$FPUBA fgmode=-f; fi
 
 	local out=$RES/$key t0 t1 v
-	t0=$(cpu_ticks "$pida")
-	v=$(iperf_c "$out.tcp_0" -t "$SECS")
-	t1=$(cpu_ticks "$pida")
+	t0=$(cpu_ticks "$PIDA")
+	v=$(iperf_mbps "$out.tcp_0" -t "$SECS")
+	t1=$(cpu_ticks "$PIDA")
 	rec "$key" tcp_0 "$v"
 	rec "$key" vcpu_0 "$(((t1 - t0) * 100 / TCK / SECS))"
 	rec "$key" ping_0 "$(ping_stat "$out.ping_0")"
-	local before= after fpid rate
-	[ "$impl" = sg ] && before=$(sg_stats "$RES/$ifa.log" "$pida")
+	local before='' after fpid rate
+	[ "$impl" = sg ] && before=$(sg_stats "$RES/$IFA.log" "$PIDA")
 	for rate in $RATES; do
 		# The flood outlives the measurements (bounded by -t) and is stopped with SIGTERM.
 		ip netns exec "$NB" "$FG" $fgmode -k "$victim" -d 192.0.2.1:51820 -s 192.0.2.2:51999 \
@@ -252,9 +124,9 @@ run_pair() {
 		done
 		grep -q '^ready' "$out.flood_$rate" ||
 			{ echo "bench: $key: flood_gen did not start:" >&2; cat "$out.flood_$rate" >&2; return 1; }
-		t0=$(cpu_ticks "$pida")
-		v=$(iperf_c "$out.tcp_$rate" -t "$SECS")
-		t1=$(cpu_ticks "$pida")
+		t0=$(cpu_ticks "$PIDA")
+		v=$(iperf_mbps "$out.tcp_$rate" -t "$SECS")
+		t1=$(cpu_ticks "$PIDA")
 		rec "$key" "tcp_$rate" "$v"
 		rec "$key" "vcpu_$rate" "$(((t1 - t0) * 100 / TCK / SECS))"
 		rec "$key" "ping_$rate" "$(ping_stat "$out.ping_$rate")"
@@ -262,7 +134,7 @@ run_pair() {
 		wait "$fpid" || { echo "bench: $key: flood_gen failed:" >&2; cat "$out.flood_$rate" >&2; return 1; }
 		rec "$key" "flood_$rate" "$(tail -1 "$out.flood_$rate" | tr ' ' ',')"
 		if [ "$impl" = sg ]; then
-			after=$(sg_stats "$RES/$ifa.log" "$pida")
+			after=$(sg_stats "$RES/$IFA.log" "$PIDA")
 			rec "$key" "ctr_$rate" "$before;$after"
 			before=$after
 		fi
@@ -275,26 +147,8 @@ printf '  secureguardd: %s   wireguard-go: %s   kernel %s\n' "$SGD" \
 # Other benchmarks on these cores (perhaps in other containers, invisible to ps) skew the
 # numbers; the load average, system-wide, shows them.
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-n=0
-for p in wg sg fips; do
-	case ",$PAIRS," in *",$p,"*) ;; *) continue ;; esac
-	n=$((n + 1))
-	case $p in
-	wg) args="wg classic" ;;
-	sg) args="sg classic" ;;
-	fips) args="sg fips" ;;
-	esac
-	printf '  running %-4s ...' "$p" >&2
-	s=$(date +%s)
-	set +e
-	(set -e; run_pair "$p" "$n" $args)
-	rc=$?
-	set -e
-	[ "$rc" -eq 0 ] || { rec "$p" failed 1; printf ' FAILED' >&2; }
-	printf ' %ss\n' $(($(date +%s) - s)) >&2
-done
+pair_all wg sg fips
 
-touch "$RES/results"
 python3 - "$RES/results" "$PAIRS" "$RATES" "$(nproc)" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import math, sys
 res = {}

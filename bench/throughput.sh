@@ -42,56 +42,12 @@ for kv in $SGD_ENV; do
 		echo "bench: SG_BENCH_SGD_ENV: '$kv' is not NAME=VALUE" >&2; exit 2 ;;
 	esac
 done
-[ "$(id -u)" -eq 0 ] || { echo "bench: needs root (namespaces, TUN)" >&2; exit 1; }
-[ -x "$SGD" ] && [ -x "$SGC" ] || { echo "bench: $SGD or $SGC missing; run make first" >&2; exit 1; }
-command -v iperf3 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 >/dev/null
-command -v wireguard-go >/dev/null || "$SRC/scripts/deps.sh"
+# shellcheck source=bench/pair_lib.sh
+. "$SRC/bench/pair_lib.sh"
+pair_require
 
-TCK=$(getconf CLK_TCK)
-ID=$$
-RES=$(mktemp -d /tmp/sgbench$ID.XXXXXX)
-ALL_NS=""
-for k in 1 2 3 4; do ALL_NS="$ALL_NS sgbA${ID}_$k sgbB${ID}_$k"; done
-
-# Ends every process running in the given namespaces (all of them started by this script:
-# daemons, iperf3, ping), waits for them boundedly, then deletes the namespaces.
-kill_ns() {
-	local n pids
-	for n in "$@"; do
-		ip netns list | grep -qw "^$n" || continue
-		pids=$(ip netns pids "$n" 2>/dev/null || true)
-		[ -z "$pids" ] || kill $pids 2>/dev/null || true
-		for _ in $(seq 40); do
-			[ -z "$(ip netns pids "$n" 2>/dev/null)" ] && break
-			sleep 0.05
-		done
-		pids=$(ip netns pids "$n" 2>/dev/null || true)
-		[ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
-		ip netns del "$n" 2>/dev/null || true
-	done
-}
-cleanup() {
-	kill_ns $ALL_NS
-	wait 2>/dev/null || true
-	rm -f /var/run/wireguard/sgb[ab]"$ID"_?.sock
-	[ -n "${SG_BENCH_KEEP:-}" ] && echo "bench: kept $RES" >&2 || rm -rf "$RES"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-rec() { echo "$1 $2 $3" >>"$RES/results"; } # pair metric value
-
-# cpu_ticks PID... -> utime+stime summed; the fields after the ")" of comm start at field 3.
-cpu_ticks() {
-	local p t=0 f
-	for p; do
-		f=$(sed 's/.*) //' "/proc/$p/stat")
-		set -- $f
-		t=$((t + ${12} + ${13}))
-	done
-	echo "$t"
-}
+RES=$(mktemp -d /tmp/sgbench$$.XXXXXX)
+pair_init sgb 4
 
 # json FILE EXPR -> value of the Python expression EXPR over the JSON document d
 json() {
@@ -109,119 +65,27 @@ recj() {
 	rec "$1" "$2" "$v"
 }
 
-# The iperf3 server takes one test at a time and may still be finishing the last one.
-iperf_c() { # OUT ARGS... (client in B, to A's inner address)
-	local out=$1
-	shift
-	for _ in $(seq 20); do
-		# stderr apart: iperf3 warns there (UDP -l 1380 "exceeds TCP MSS" is harmless: 1380+28
-		# bytes fit the tunnel's 1420 MTU; the MSS is smaller by the TCP timestamp option).
-		if ip netns exec "$NB" iperf3 -c 10.77.0.1 -J "$@" >"$out" 2>"$out.stderr"; then
-			return 0
-		fi
-		grep -q busy "$out" "$out.stderr" || break
-		sleep 0.1
-	done
-	echo "bench: iperf3 -c $* failed:" >&2
-	head -c 400 "$out" "$out.stderr" >&2
-	return 1
-}
-
-ping_rtts() { # OUT -> ping B->A; per-packet RTTs in OUT
-	ip netns exec "$NB" ping -n -c 100 -i 0.01 -W 2 10.77.0.1 >"$1" 2>&1 || true
-}
-
 rx_bytes() { ip netns exec "$NA" cat "/sys/class/net/$IFA/statistics/rx_bytes"; }
+
+pair_args() { # KEY -> the arguments of run_pair after KEY N
+	case $1 in
+	wg) echo "wg wg classic full" ;;
+	sg) echo "sg sg classic full" ;;
+	fips) echo "sg sg fips full" ;;
+	mix) echo "sg wg classic tcp1" ;;
+	esac
+}
 
 # run_pair KEY N IMPL_A IMPL_B MODE WHAT (MODE classic|fips; WHAT full|tcp1). Runs in a subshell
 # with its own traps; records its results with rec.
 run_pair() {
 	local key=$1 n=$2 ia=$3 ib=$4 mode=$5 what=$6
-	NA=sgbA${ID}_$n NB=sgbB${ID}_$n IFA=sgba${ID}_$n IFB=sgbb${ID}_$n
-	local va=sgva${ID}_$n vb=sgvb${ID}_$n
-	trap 'kill_ns $NA $NB' EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	ip netns add "$NA"
-	ip netns add "$NB"
-	ip link add "$va" type veth peer name "$vb"
-	ip link set "$va" netns "$NA"
-	ip link set "$vb" netns "$NB"
-	ip -n "$NA" addr add 192.0.2.1/24 dev "$va"
-	ip -n "$NB" addr add 192.0.2.2/24 dev "$vb"
-	for ns in "$NA" "$NB"; do ip -n "$ns" link set lo up; done
-	ip -n "$NA" link set "$va" up
-	ip -n "$NB" link set "$vb" up
-
-	local pid
-	start() { # NS IMPL IFNAME -> pid in $pid, once its UAPI socket is there
-		if [ "$2" = sg ]; then
-			ip netns exec "$1" env $SGD_ENV "$SGD" -f "$3" 2>"$RES/$3.log" &
-		else
-			ip netns exec "$1" env WG_PROCESS_FOREGROUND=1 wireguard-go "$3" >"$RES/$3.log" 2>&1 &
-		fi
-		pid=$!
-		for _ in $(seq 100); do
-			[ -S "/var/run/wireguard/$3.sock" ] && break
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		if [ ! -S "/var/run/wireguard/$3.sock" ]; then
-			echo "bench: $2 daemon for $3 did not come up:" >&2
-			tail -5 "$RES/$3.log" >&2
-			return 1
-		fi
-		# `ip netns exec` and `env` exec, so $! is the daemon itself.
-		case $(cat "/proc/$pid/comm") in secureguardd | wireguard-go) ;; *)
-			echo "bench: pid $pid is not the $2 daemon" >&2; return 1 ;;
-		esac
-	}
-	local pida pidb ka kb pa pb
-	start "$NA" "$ia" "$IFA"
-	pida=$pid
-	start "$NB" "$ib" "$IFB"
-	pidb=$pid
-	ka=$(wg genkey) kb=$(wg genkey)
-	pa=$(echo "$ka" | wg pubkey) pb=$(echo "$kb" | wg pubkey)
-	ip netns exec "$NA" wg set "$IFA" listen-port 51820 private-key <(echo "$ka") \
-		peer "$pb" allowed-ips 10.77.0.2/32
-	ip netns exec "$NB" wg set "$IFB" listen-port 51820 private-key <(echo "$kb") \
-		peer "$pa" allowed-ips 10.77.0.1/32 endpoint 192.0.2.1:51820
-	if [ "$mode" = fips ]; then
-		local fa fb fpa fpb
-		fa=$("$SGC" genkey --fips) fb=$("$SGC" genkey --fips)
-		fpa=$(echo "$fa" | "$SGC" pubkey --fips) fpb=$(echo "$fb" | "$SGC" pubkey --fips)
-		ip netns exec "$NA" "$SGC" set "$IFA" fips-private-key <(echo "$fa") crypto-mode fips \
-			peer "$pb" fips-public-key "$fpb"
-		ip netns exec "$NB" "$SGC" set "$IFB" fips-private-key <(echo "$fb") crypto-mode fips \
-			peer "$pa" fips-public-key "$fpa"
-	fi
-	ip -n "$NA" addr add 10.77.0.1/24 dev "$IFA"
-	ip -n "$NB" addr add 10.77.0.2/24 dev "$IFB"
-	ip -n "$NA" link set "$IFA" up
-	ip -n "$NB" link set "$IFB" up
-
-	# The first ping starts the handshake; allow for it to be lost once or twice.
-	local ok=0
-	for _ in $(seq 10); do
-		ip netns exec "$NB" ping -n -c 1 -W 1 10.77.0.1 >/dev/null 2>&1 && { ok=1; break; }
-	done
-	[ "$ok" = 1 ] || { echo "bench: $key: no ping through the tunnel" >&2; return 1; }
-	if [ "$mode" = fips ]; then
-		ip netns exec "$NB" "$SGC" show "$IFB" | grep -qi fips ||
-			{ echo "bench: $key: interface does not report FIPS mode" >&2; return 1; }
-	fi
-
-	ip netns exec "$NA" iperf3 -s -B 10.77.0.1 >/dev/null 2>&1 &
-	for _ in $(seq 100); do
-		[ -n "$(ip netns exec "$NA" ss -Hltn 'sport = :5201')" ] && break
-		sleep 0.05
-	done
+	pair_up "$key" "$n" "$ia" "$ib" "$mode"
 
 	local t0 t1 out=$RES/$key
-	t0=$(cpu_ticks "$pida" "$pidb")
+	t0=$(cpu_ticks "$PIDA" "$PIDB")
 	iperf_c "$out.tcp1" -t "$SECS"
-	t1=$(cpu_ticks "$pida" "$pidb")
+	t1=$(cpu_ticks "$PIDA" "$PIDB")
 	recj "$key" tcp1 "$out.tcp1" 'd["end"]["sum_received"]["bits_per_second"]/1e6'
 	recj "$key" cpu "$out.tcp1" "($t1-$t0)/$TCK/(d['end']['sum_received']['bytes']/1e9)"
 	[ "$what" = full ] || return 0
@@ -265,27 +129,8 @@ printf '  secureguardd: %s%s\n' "$SGD" "${SGD_ENV:+ (env: $SGD_ENV)}"
 printf '  wireguard-go: %s   iperf3: %s   kernel %s\n' \
 	"$(dpkg-query -W -f='${Version}' wireguard-go 2>/dev/null || echo '?')" \
 	"$(iperf3 --version | head -1 | cut -d' ' -f2)" "$(uname -r)"
-n=0
-for p in wg sg fips mix; do
-	case ",$PAIRS," in *",$p,"*) ;; *) continue ;; esac
-	n=$((n + 1))
-	case $p in
-	wg) args="wg wg classic full" ;;
-	sg) args="sg sg classic full" ;;
-	fips) args="sg sg fips full" ;;
-	mix) args="sg wg classic tcp1" ;;
-	esac
-	printf '  running %-4s ...' "$p" >&2
-	s=$(date +%s)
-	set +e
-	(set -e; run_pair "$p" "$n" $args)
-	rc=$?
-	set -e
-	[ "$rc" -eq 0 ] || { rec "$p" failed 1; printf ' FAILED' >&2; }
-	printf ' %ss\n' $(($(date +%s) - s)) >&2
-done
+pair_all wg sg fips mix
 
-touch "$RES/results"
 python3 - "$RES/results" "$PAIRS" <<'PY'
 import math, sys
 res = {}

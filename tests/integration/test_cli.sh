@@ -93,7 +93,7 @@ if [ -z "${SGCLI_INNER:-}" ]; then
 	v=$("$SG" version) || fail "version exit status"
 	[ "$(printf '%s\n' "$v" | wc -l)" -eq 3 ] || fail "version: not 3 lines: $v"
 	[[ $v == "secureguard "[0-9]* ]] || fail "version line 1: $v"
-	printf '%s\n' "$v" | grep -q '^OpenSSL 3' || fail "version: no OpenSSL line: $v"
+	grep -q '^OpenSSL 3' <<<"$v" || fail "version: no OpenSSL line: $v"
 	printf '%s\n' "$v" | grep -Eq '^FIPS provider: (active|not active)$' || fail "version: FIPS line: $v"
 	"$SG" help | grep -q genkey || fail "help does not list genkey"
 	"$SG" no-such-command 2>/dev/null && fail "unknown subcommand succeeded"
