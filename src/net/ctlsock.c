@@ -47,21 +47,61 @@ static bool socket_alive(const char *path)
 
 int ctlsock_open(struct ctlsock *s, const char *dir, const char *name, const char **why)
 {
-	struct sockaddr_un sa;
-	struct stat st;
-	int err;
+	char path[sizeof(s->path)];
+	int n = snprintf(path, sizeof(path), "%s/%s.sock", dir, name);
 
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
-	int n = snprintf(s->dir, sizeof(s->dir), "%s", dir);
-	int m = snprintf(s->path, sizeof(s->path), "%s/%s.sock", dir, name);
-	if (n < 0 || (size_t)n >= sizeof(s->dir) || m < 0 || (size_t)m >= sizeof(s->path)) {
+	if (n < 0 || (size_t)n >= sizeof(path) || strlen(dir) >= sizeof(s->dir)) {
 		*why = "socket path too long";
 		return -ENAMETOOLONG;
 	}
-	err = check_dir(s->dir, why);
+	int err = check_dir(dir, why);
 	if (err != 0)
 		return err;
+	return ctlsock_open_path(s, path, 0600, why);
+}
+
+int ctlsock_open_path(struct ctlsock *s, const char *path, mode_t mode, const char **why)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int err;
+	size_t m = strlen(path);
+
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	if (m == 0 || m >= sizeof(s->path)) {
+		*why = m ? "socket path too long" : "empty socket path";
+		return m ? -ENAMETOOLONG : -EINVAL;
+	}
+	memcpy(s->path, path, m + 1);
+	/* dir: everything before the last slash ("." for a bare name), for the safety check. */
+	const char *slash = strrchr(path, '/');
+	size_t dl = slash ? (size_t)(slash - path) : 0;
+	if (slash && dl == 0)
+		dl = 1; /* "/x": the root directory */
+	if (dl >= sizeof(s->dir)) {
+		*why = "socket directory path too long";
+		return -ENAMETOOLONG;
+	}
+	if (slash)
+		memcpy(s->dir, path, dl);
+	else
+		s->dir[0] = '.', dl = 1;
+	s->dir[dl] = 0;
+	if (lstat(s->dir, &st) != 0) {
+		*why = "socket directory does not exist";
+		return -errno;
+	}
+	/* Whoever can write the directory can swap our socket for theirs. */
+	if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && st.st_uid != 0) ||
+	    (st.st_mode & 022) != 0) {
+		*why =
+		    "socket directory is not a directory owned by us or root and writable only by "
+		    "its owner";
+		return -EPERM;
+	}
 	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0) {
 		*why = "socket";
@@ -69,11 +109,11 @@ int ctlsock_open(struct ctlsock *s, const char *dir, const char *name, const cha
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, s->path, (size_t)m);
+	memcpy(sa.sun_path, s->path, m);
 
 	for (int attempt = 0;; attempt++) {
-		/* umask makes the socket 0600 from its creation on, with no window. */
-		mode_t old = umask(0177);
+		/* umask makes the socket no more open than `mode` from its creation on. */
+		mode_t old = umask(~mode & 0777);
 		int rc = bind(s->fd, (struct sockaddr *)&sa, sizeof(sa));
 		err = errno;
 		umask(old);
@@ -103,7 +143,7 @@ int ctlsock_open(struct ctlsock *s, const char *dir, const char *name, const cha
 			}
 		}
 	}
-	if (chmod(s->path, 0600) != 0 || lstat(s->path, &st) != 0) {
+	if (chmod(s->path, mode) != 0 || lstat(s->path, &st) != 0) {
 		*why = "chmod socket";
 		err = -errno;
 		(void)unlink(s->path);

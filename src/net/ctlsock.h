@@ -15,7 +15,7 @@
 
 struct ctlsock {
 	int fd; /* listening, non-blocking; -1 when closed */
-	char dir[64];
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t dev;
 	ino_t ino;
@@ -24,6 +24,9 @@ struct ctlsock {
 /* Creates dir (if needed) and dir/NAME.sock and listens on it. 0 or a negative errno
  * (-EADDRINUSE: another live daemon owns it); *why names the step that failed. */
 int ctlsock_open(struct ctlsock *s, const char *dir, const char *name, const char **why) SG_WUR;
+/* The same for any path, with the socket's mode (the VICI socket is 0770, as charon's): the
+ * directory must exist, be owned by us or root and be writable only by its owner. */
+int ctlsock_open_path(struct ctlsock *s, const char *path, mode_t mode, const char **why) SG_WUR;
 /* True while the path still names the socket we created (same device and inode). */
 bool ctlsock_still_ours(const struct ctlsock *s);
 /* A new non-blocking, close-on-exec connection; -EAGAIN when none is waiting. */
