@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "crypto/crypto.h"
+#include "gateway/gateway.h"
 #include "server/audit.h"
 #include "server/server.h"
 
@@ -33,6 +34,7 @@ static const struct command {
     {"strip", cli_cmd_strip, "Print a config file without the wg-quick keys"},
     {"cert", cli_cmd_cert, "Make a CA, keys and certificates for the TLS transport"},
     {"server", sg_server_cmd, "Run the management server (HTTP API, docs/SERVER.md)"},
+    {"gateway", gw_cmd, "Run the edge proxy to resources behind the tunnels (docs/GATEWAY.md)"},
     {"audit", sg_audit_cmd, "Check the audit log's hash chain: `verify --db URL' or `--file F'"},
     {"version", cmd_version, "Print the versions of secureguard and OpenSSL, and FIPS state"},
     {"help", cmd_help, "Print this help"},

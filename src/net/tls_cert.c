@@ -36,7 +36,7 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *ossl_reason(void)
+const char *tls_ossl_reason(void)
 {
 	unsigned long e = ERR_peek_last_error();
 	const char *s = e ? ERR_reason_error_string(e) : NULL;
@@ -141,7 +141,7 @@ static int add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value, char *er
 	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, v3, nid, value);
 	if (!e || X509_add_ext(x, e, -1) != 1) {
 		X509_EXTENSION_free(e);
-		errf(err, errlen, "extension %s=%s: %s", OBJ_nid2sn(nid), value, ossl_reason());
+		errf(err, errlen, "extension %s=%s: %s", OBJ_nid2sn(nid), value, tls_ossl_reason());
 		return SG_ECRYPTO;
 	}
 	X509_EXTENSION_free(e);
@@ -242,7 +242,7 @@ static X509 *make_cert(const struct sg_tls_cert_req *req, EVP_PKEY *key, X509 *i
 	ok = true;
 	goto out;
 crypto:
-	errf(err, errlen, "certificate for %s: %s", req->name, ossl_reason());
+	errf(err, errlen, "certificate for %s: %s", req->name, tls_ossl_reason());
 out:
 	EVP_MD_CTX_free(md);
 	BN_free(bn);
@@ -258,7 +258,7 @@ static EVP_PKEY *new_key(const char *propq, char *err, size_t errlen)
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, propq, "EC", "P-384");
 	if (!k)
 		errf(err, errlen, "P-384 key generation%s: %s", propq ? " (FIPS provider)" : "",
-		     ossl_reason());
+		     tls_ossl_reason());
 	return k;
 }
 
@@ -276,8 +276,10 @@ static int check_req(const struct sg_tls_cert_req *req, char *err, size_t errlen
 	return 0;
 }
 
-int sg_tls_cert_make_ca(const char *out_dir, const struct sg_tls_cert_req *req, char *err,
-			size_t errlen)
+/* A new key and a self-signed certificate (a CA when ca), written as <out_dir>/<file>.key and
+ * .crt; the key file goes again if the certificate cannot be written. */
+static int make_self_signed(const char *out_dir, const char *file, const struct sg_tls_cert_req *req,
+			    bool ca, char *err, size_t errlen)
 {
 	const char *propq = req->fips ? "fips=yes" : NULL;
 	EVP_PKEY *key = NULL;
@@ -291,19 +293,19 @@ int sg_tls_cert_make_ca(const char *out_dir, const struct sg_tls_cert_req *req, 
 	key = new_key(propq, err, errlen);
 	if (!key)
 		goto out;
-	x = make_cert(req, key, NULL, key, true, propq, err, errlen);
+	x = make_cert(req, key, NULL, key, ca, propq, err, errlen);
 	if (!x)
 		goto out;
 	ret = ensure_dir(out_dir, err, errlen);
 	if (ret != 0)
 		goto out;
 	/* Key first: a certificate without its key would be useless. */
-	ret = write_pem(out_dir, "ca", ".key", key, NULL, err, errlen);
+	ret = write_pem(out_dir, file, ".key", key, NULL, err, errlen);
 	if (ret == 0) {
-		ret = write_pem(out_dir, "ca", ".crt", NULL, x, err, errlen);
+		ret = write_pem(out_dir, file, ".crt", NULL, x, err, errlen);
 		if (ret != 0) {
 			char path[4096];
-			snprintf(path, sizeof(path), "%s/%s", out_dir, SG_TLS_CA_KEY);
+			snprintf(path, sizeof(path), "%s/%s.key", out_dir, file);
 			(void)unlink(path);
 		}
 	}
@@ -312,6 +314,18 @@ out:
 	EVP_PKEY_free(key);
 	ERR_clear_error();
 	return ret;
+}
+
+int sg_tls_cert_make_ca(const char *out_dir, const struct sg_tls_cert_req *req, char *err,
+			size_t errlen)
+{
+	return make_self_signed(out_dir, "ca", req, true, err, errlen);
+}
+
+int sg_tls_cert_self_signed(const char *out_dir, const struct sg_tls_cert_req *req, char *err,
+			    size_t errlen)
+{
+	return make_self_signed(out_dir, req->name, req, false, err, errlen);
 }
 
 static int load_ca(const char *ca_dir, X509 **cert, EVP_PKEY **key, char *err, size_t errlen)
@@ -328,7 +342,7 @@ static int load_ca(const char *ca_dir, X509 **cert, EVP_PKEY **key, char *err, s
 	*cert = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
 	if (!*cert) {
-		errf(err, errlen, "%s: not a PEM certificate: %s", path, ossl_reason());
+		errf(err, errlen, "%s: not a PEM certificate: %s", path, tls_ossl_reason());
 		return SG_EPARSE;
 	}
 	snprintf(path, sizeof(path), "%s/%s", ca_dir, SG_TLS_CA_KEY);
@@ -340,7 +354,7 @@ static int load_ca(const char *ca_dir, X509 **cert, EVP_PKEY **key, char *err, s
 	*key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	fclose(f);
 	if (!*key) {
-		errf(err, errlen, "%s: not a PEM private key: %s", path, ossl_reason());
+		errf(err, errlen, "%s: not a PEM private key: %s", path, tls_ossl_reason());
 		return SG_EPARSE;
 	}
 	if (X509_check_private_key(*cert, *key) != 1) {
@@ -423,7 +437,7 @@ int sg_tls_pin_from_cert_file(const char *path, uint8_t pin[SG_TLS_PIN_LEN], cha
 	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
 	if (!x) {
-		errf(err, errlen, "%s: no PEM certificate: %s", path, ossl_reason());
+		errf(err, errlen, "%s: no PEM certificate: %s", path, tls_ossl_reason());
 		ERR_clear_error();
 		return SG_EPARSE;
 	}

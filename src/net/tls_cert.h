@@ -40,11 +40,19 @@ int sg_tls_cert_make_ca(const char *out_dir, const struct sg_tls_cert_req *req, 
 int sg_tls_cert_issue(const char *ca_dir, const struct sg_tls_cert_req *req, const char *out_dir,
 		      char *err, size_t errlen) SG_WUR;
 
+/* Writes <out_dir>/<name>.key and a self-signed <name>.crt (CA:FALSE, serverAuth, the SANs of
+ * req): the gateway's first-run certificate when no file is configured for a domain. */
+int sg_tls_cert_self_signed(const char *out_dir, const struct sg_tls_cert_req *req, char *err,
+			    size_t errlen) SG_WUR;
+
 /* SHA-256 of the SubjectPublicKeyInfo of the first certificate in a PEM file: the value of a
  * pin (sg_tls_config.pin_sha256; RFC 7469 section 2.4 hashes the same bytes). 0 or SG_ENOENT /
  * SG_EPARSE / SG_ECRYPTO with err set. */
 int sg_tls_pin_from_cert_file(const char *path, uint8_t pin[SG_TLS_PIN_LEN], char *err,
 			      size_t errlen) SG_WUR;
+
+/* The reason of the most recent OpenSSL error, for messages (tls.c, tls_term.c). */
+const char *tls_ossl_reason(void);
 
 /* The same for an OpenSSL X509 (for tls.c, which has one in hand). 0 or SG_ECRYPTO. */
 struct x509_st;

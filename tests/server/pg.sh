@@ -16,6 +16,10 @@
 #   SG_PG_SUPER_URL  postgresql://sg@127.0.0.1:PORT/sgtest     (superuser)
 #   SG_PG_PORT, SG_PG_DIR, SG_PG_BINDIR
 #
+# Set SG_PG_NETNS (a network namespace) and SG_PG_LISTEN (an address in it) before pg_start to
+# run the server there instead, e.g. behind a tunnel (the gateway test); SG_PG_TRUST (a CIDR)
+# lets clients from there in too.
+#
 # pg_psql ARGS... runs psql as the superuser `sg` over TCP (pass -d DB).
 #
 # Authentication is `trust` on loopback only: the cluster lives for one test run. fsync is off
@@ -24,10 +28,12 @@
 pg__log() { printf '[pg.sh] %s\n' "$*" >&2; }
 
 pg__as() {
+	local ns=()
+	[ -n "${SG_PG_NETNS:-}" ] && ns=(ip netns exec "$SG_PG_NETNS")
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u "$SG_PG_OSUSER" -- "$@"
+		"${ns[@]}" runuser -u "$SG_PG_OSUSER" -- "$@"
 	else
-		"$@"
+		"${ns[@]}" "$@"
 	fi
 }
 
@@ -65,11 +71,14 @@ pg_start() {
 		cat "$SG_PG_DIR/initdb.log" >&2
 		return 1
 	fi
+	if [ -n "${SG_PG_TRUST:-}" ]; then
+		echo "host all all $SG_PG_TRUST trust" >>"$SG_PG_DIR/data/pg_hba.conf"
+	fi
 	# A free port can be taken between the probe and the bind: try a few.
 	for try in 1 2 3 4 5; do
 		SG_PG_PORT=$(pg__free_port)
 		if pg__as "$SG_PG_BINDIR/pg_ctl" -D "$SG_PG_DIR/data" -l "$SG_PG_DIR/server.log" -w -t 60 \
-			-o "-k $SG_PG_DIR -p $SG_PG_PORT -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+			-o "-k $SG_PG_DIR -p $SG_PG_PORT -c listen_addresses=${SG_PG_LISTEN:-127.0.0.1} -c fsync=off -c max_connections=200" \
 			start >"$SG_PG_DIR/pg_ctl.log" 2>&1; then
 			break
 		fi
@@ -79,22 +88,25 @@ pg_start() {
 			return 1
 		fi
 	done
-	if ! pg__as "$SG_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$SG_PG_PORT" \
+	if ! pg__as "$SG_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "${SG_PG_LISTEN:-127.0.0.1}" -p "$SG_PG_PORT" \
 		-U sg -d postgres -c "CREATE ROLE sgapp LOGIN" \
 		-c "CREATE DATABASE sgtest OWNER sgapp" >"$SG_PG_DIR/psql.log" 2>&1; then
 		pg__log "creating the test role and database failed:"
 		cat "$SG_PG_DIR/psql.log" >&2
 		return 1
 	fi
-	export SG_PG_URL="postgresql://sgapp@127.0.0.1:$SG_PG_PORT/sgtest"
-	export SG_PG_SUPER_URL="postgresql://sg@127.0.0.1:$SG_PG_PORT/sgtest"
+	export SG_PG_URL="postgresql://sgapp@${SG_PG_LISTEN:-127.0.0.1}:$SG_PG_PORT/sgtest"
+	export SG_PG_SUPER_URL="postgresql://sg@${SG_PG_LISTEN:-127.0.0.1}:$SG_PG_PORT/sgtest"
 	export SG_PG_PORT SG_PG_DIR SG_PG_BINDIR
-	pg__log "PostgreSQL $("$SG_PG_BINDIR/postgres" --version | awk '{print $3}') on 127.0.0.1:$SG_PG_PORT ($SG_PG_DIR)"
+	pg__log "PostgreSQL $("$SG_PG_BINDIR/postgres" --version | awk '{print $3}') on ${SG_PG_LISTEN:-127.0.0.1}:$SG_PG_PORT ($SG_PG_DIR)"
 	return 0
 }
 
 pg_psql() {
-	"$SG_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$SG_PG_PORT" -U sg "$@"
+	local ns=()
+	[ -n "${SG_PG_NETNS:-}" ] && ns=(ip netns exec "$SG_PG_NETNS")
+	"${ns[@]}" "$SG_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "${SG_PG_LISTEN:-127.0.0.1}" \
+		-p "$SG_PG_PORT" -U sg "$@"
 }
 
 # Safe to call twice and after a failed pg_start.

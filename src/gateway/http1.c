@@ -1,0 +1,771 @@
+/* Strict HTTP/1.1 head parser and chunked decoder; see http1.h. Grammar references are to
+ * RFC 9112 (message syntax) and RFC 9110 (semantics). */
+#include "gateway/http1.h"
+
+#include <string.h>
+
+/* tchar (RFC 9110 section 5.6.2). */
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* field-vchar / SP / HTAB (RFC 9110 section 5.5), obs-text allowed. */
+static bool is_value_char(unsigned char c)
+{
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+static char lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+bool gw_http_ieq(const char *a, size_t alen, const char *b)
+{
+	size_t blen = strlen(b);
+	if (alen != blen)
+		return false;
+	for (size_t i = 0; i < alen; i++)
+		if (lower(a[i]) != lower(b[i]))
+			return false;
+	return true;
+}
+
+const struct gw_http_header *gw_http_find(const struct gw_http_msg *msg, const char *name)
+{
+	for (size_t i = 0; i < msg->n_headers; i++)
+		if (gw_http_ieq(msg->headers[i].name, msg->headers[i].name_len, name))
+			return &msg->headers[i];
+	return NULL;
+}
+
+/* Calls fn for each comma-separated element of a field value (RFC 9110 section 5.6.1),
+ * trimmed; empty elements are skipped. Stops when fn returns false. */
+typedef bool (*elem_fn)(void *ctx, const char *s, size_t n);
+static bool each_elem(const char *v, size_t n, elem_fn fn, void *ctx)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t s = i;
+		while (i < n && v[i] != ',')
+			i++;
+		size_t e = i;
+		while (s < e && (v[s] == ' ' || v[s] == '\t'))
+			s++;
+		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e > s && !fn(ctx, v + s, e - s))
+			return false;
+		i++;
+	}
+	return true;
+}
+
+struct conn_tokens {
+	bool close, keep_alive, upgrade;
+};
+
+static bool conn_token(void *ctx, const char *s, size_t n)
+{
+	struct conn_tokens *t = ctx;
+	if (gw_http_ieq(s, n, "close"))
+		t->close = true;
+	else if (gw_http_ieq(s, n, "keep-alive"))
+		t->keep_alive = true;
+	else if (gw_http_ieq(s, n, "upgrade"))
+		t->upgrade = true;
+	return true;
+}
+
+struct name_match {
+	const char *name;
+	size_t len;
+	bool found;
+};
+
+static bool match_token(void *ctx, const char *s, size_t n)
+{
+	struct name_match *m = ctx;
+	if (n == m->len) {
+		size_t i;
+		for (i = 0; i < n && lower(s[i]) == lower(m->name[i]); i++)
+			;
+		if (i == n) {
+			m->found = true;
+			return false;
+		}
+	}
+	return true;
+}
+
+bool gw_http_hop_by_hop(const struct gw_http_msg *msg, const struct gw_http_header *h)
+{
+	static const char *const fixed[] = {
+	    "connection", "keep-alive",		 "proxy-connection",    "te",	   "transfer-encoding",
+	    "upgrade",	  "proxy-authenticate", "proxy-authorization", "trailer",
+	};
+	for (size_t i = 0; i < SG_ARRAY_LEN(fixed); i++)
+		if (gw_http_ieq(h->name, h->name_len, fixed[i]))
+			return true;
+	for (size_t i = 0; i < msg->n_headers; i++) {
+		const struct gw_http_header *c = &msg->headers[i];
+		if (!gw_http_ieq(c->name, c->name_len, "connection"))
+			continue;
+		struct name_match m = {.name = h->name, .len = h->name_len};
+		each_elem(c->value, c->value_len, match_token, &m);
+		if (m.found)
+			return true;
+	}
+	return false;
+}
+
+static const struct {
+	const char *name;
+	enum gw_http_method id;
+} methods[] = {
+    {"GET", GW_M_GET},	       {"HEAD", GW_M_HEAD},   {"POST", GW_M_POST},
+    {"PUT", GW_M_PUT},	       {"DELETE", GW_M_DELETE}, {"OPTIONS", GW_M_OPTIONS},
+    {"TRACE", GW_M_TRACE},     {"PATCH", GW_M_PATCH}, {"CONNECT", GW_M_CONNECT},
+};
+
+static enum gw_http_method method_id(const char *s, size_t n)
+{
+	/* Methods are case-sensitive (RFC 9110 section 9.1). */
+	for (size_t i = 0; i < SG_ARRAY_LEN(methods); i++)
+		if (strlen(methods[i].name) == n && memcmp(methods[i].name, s, n) == 0)
+			return methods[i].id;
+	return GW_M_OTHER;
+}
+
+/* Finds the end of the head: the first empty line. Checks that every CR is followed by LF and
+ * that there is no LF without CR. Returns the head length, 0 if not there yet, -1 on a bare
+ * CR/LF (with *at its offset). */
+static long find_head_end(const char *b, size_t len, size_t start, size_t *at)
+{
+	size_t line_start = start;
+	for (size_t i = start; i < len; i++) {
+		if (b[i] == '\n') {
+			*at = i;
+			return -1;
+		}
+		if (b[i] != '\r')
+			continue;
+		if (i + 1 >= len)
+			return 0;
+		if (b[i + 1] != '\n') {
+			*at = i;
+			return -1;
+		}
+		if (i == line_start && i != start)
+			return (long)(i + 2);
+		line_start = i + 2;
+		i++;
+	}
+	return 0;
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* Parses the fields from p (just after the start line's CRLF) to end (the final CRLF's start)
+ * and derives the body framing. is_req selects request rules. Returns 0 or -status. */
+static int parse_fields(const char *p, const char *end, const struct gw_http_limits *lim,
+			struct gw_http_msg *msg, bool is_req, bool no_body, int bad, const char **why)
+{
+	struct conn_tokens ct = {0};
+	bool have_cl = false, have_te = false, te_chunked = false, have_host = false;
+	bool have_upgrade_ws = false;
+	size_t max_headers = lim->max_headers;
+	if (max_headers == 0 || max_headers > GW_HTTP_MAX_HEADERS)
+		max_headers = GW_HTTP_MAX_HEADERS;
+
+	msg->n_headers = 0;
+	while (p < end) {
+		const char *eol = memchr(p, '\r', (size_t)(end - p));
+		/* find_head_end guaranteed CRLF pairs; eol is within [p, end]. */
+		if (p[0] == ' ' || p[0] == '\t') {
+			*why = "obsolete line folding (a field line starts with whitespace)";
+			return -bad;
+		}
+		const char *colon = p;
+		while (colon < eol && is_tchar((unsigned char)*colon))
+			colon++;
+		if (colon == p || colon == eol || *colon != ':') {
+			*why = (colon < eol && (*colon == ' ' || *colon == '\t'))
+				   ? "whitespace between a field name and its colon"
+				   : "malformed field line (no token name followed by ':')";
+			return -bad;
+		}
+		if (msg->n_headers >= max_headers) {
+			*why = "too many header fields";
+			return is_req ? -431 : -bad;
+		}
+		const char *v = colon + 1, *ve = eol;
+		while (v < ve && (*v == ' ' || *v == '\t'))
+			v++;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		for (const char *q = v; q < ve; q++)
+			if (!is_value_char((unsigned char)*q)) {
+				*why = "control character in a field value";
+				return -bad;
+			}
+		struct gw_http_header *h = &msg->headers[msg->n_headers++];
+		h->name = p;
+		h->name_len = (size_t)(colon - p);
+		h->value = v;
+		h->value_len = (size_t)(ve - v);
+
+		if (gw_http_ieq(h->name, h->name_len, "content-length")) {
+			if (have_cl) {
+				*why = "more than one Content-Length";
+				return -bad;
+			}
+			have_cl = true;
+			if (!all_digits(h->value, h->value_len) || h->value_len > 15) {
+				*why = "Content-Length is not a plain decimal number";
+				return -bad;
+			}
+			uint64_t n = 0;
+			for (size_t i = 0; i < h->value_len; i++)
+				n = n * 10 + (uint64_t)(h->value[i] - '0');
+			msg->content_length = n;
+		} else if (gw_http_ieq(h->name, h->name_len, "transfer-encoding")) {
+			if (have_te) {
+				*why = "more than one Transfer-Encoding";
+				return -bad;
+			}
+			have_te = true;
+			if (gw_http_ieq(h->value, h->value_len, "chunked")) {
+				te_chunked = true;
+			} else if (is_req) {
+				*why = "Transfer-Encoding other than chunked";
+				return -501;
+			}
+		} else if (gw_http_ieq(h->name, h->name_len, "connection")) {
+			each_elem(h->value, h->value_len, conn_token, &ct);
+		} else if (gw_http_ieq(h->name, h->name_len, "host")) {
+			if (have_host) {
+				*why = "more than one Host";
+				return -bad;
+			}
+			have_host = true;
+			msg->host = h->value;
+			msg->host_len = h->value_len;
+		} else if (gw_http_ieq(h->name, h->name_len, "upgrade")) {
+			struct name_match m = {.name = "websocket", .len = 9};
+			each_elem(h->value, h->value_len, match_token, &m);
+			have_upgrade_ws = m.found;
+		} else if (is_req && gw_http_ieq(h->name, h->name_len, "expect")) {
+			if (gw_http_ieq(h->value, h->value_len, "100-continue"))
+				msg->expect_continue = true;
+		}
+		p = eol + 2;
+	}
+
+	if (have_cl && have_te) {
+		/* RFC 9112 section 6.1: "ought to be handled as an error"; the usual smuggling. */
+		*why = "both Content-Length and Transfer-Encoding";
+		return -bad;
+	}
+	if (have_te && msg->minor == 0) {
+		*why = "Transfer-Encoding in an HTTP/1.0 message";
+		return -bad;
+	}
+	if (is_req && msg->minor == 1 && !have_host) {
+		*why = "HTTP/1.1 request without Host";
+		return -400;
+	}
+	msg->conn_upgrade = ct.upgrade;
+	msg->upgrade_websocket = ct.upgrade && have_upgrade_ws;
+	msg->keep_alive = msg->minor == 1 ? !ct.close : (ct.keep_alive && !ct.close);
+	if (no_body)
+		msg->body = GW_BODY_NONE;
+	else if (te_chunked)
+		msg->body = GW_BODY_CHUNKED;
+	else if (have_te) /* response with another coding: ends when the connection does */
+		msg->body = GW_BODY_CLOSE;
+	else if (have_cl)
+		msg->body = msg->content_length ? GW_BODY_LENGTH : GW_BODY_NONE;
+	else
+		msg->body = is_req ? GW_BODY_NONE : GW_BODY_CLOSE;
+	if (msg->body == GW_BODY_CLOSE)
+		msg->keep_alive = false;
+	return 0;
+}
+
+static void msg_reset(struct gw_http_msg *msg)
+{
+	msg->method = msg->target = msg->host = NULL;
+	msg->method_len = msg->target_len = msg->host_len = 0;
+	msg->method_id = GW_M_OTHER;
+	msg->status = 0;
+	msg->minor = 1;
+	msg->n_headers = 0;
+	msg->body = GW_BODY_NONE;
+	msg->content_length = 0;
+	msg->keep_alive = msg->conn_upgrade = msg->upgrade_websocket = false;
+	msg->expect_continue = false;
+}
+
+/* "HTTP/1.x" at p (8 bytes available). Returns the minor version, -1 for another well-formed
+ * version (505), -2 for garbage (400). */
+static int parse_version(const char *p, size_t n)
+{
+	if (n != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' || p[5] < '0' || p[5] > '9' ||
+	    p[7] < '0' || p[7] > '9')
+		return -2;
+	if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
+		return -1;
+	return p[7] - '0';
+}
+
+int gw_http_parse_request(const char *buf, size_t len, const struct gw_http_limits *lim,
+			  struct gw_http_msg *msg, const char **why)
+{
+	size_t start = 0, at = 0;
+	msg_reset(msg);
+	*why = NULL;
+	/* Empty lines before the request line (a client's extra CRLF after a body). */
+	for (int i = 0; i < 4 && start + 1 < len && buf[start] == '\r' && buf[start + 1] == '\n'; i++)
+		start += 2;
+	if (start < len && buf[start] == '\n') {
+		*why = "bare LF in the request head";
+		return -400;
+	}
+	long end = find_head_end(buf, len, start, &at);
+	if (end < 0) {
+		*why = buf[at] == '\n' ? "bare LF in the request head" : "bare CR in the request head";
+		return -400;
+	}
+	if (end == 0) {
+		if (len - start > lim->max_head) {
+			const char *eol = memchr(buf + start, '\r', len - start);
+			*why = eol ? "request head too large" : "request line too long";
+			return eol ? -431 : -414;
+		}
+		return GW_HTTP_INCOMPLETE;
+	}
+	if ((size_t)end - start > lim->max_head) {
+		*why = "request head too large";
+		return -431;
+	}
+	const char *p = buf + start;
+	const char *eol = memchr(p, '\r', (size_t)end - start);
+	/* request-line = method SP request-target SP HTTP-version (RFC 9112 section 3). */
+	const char *sp1 = p;
+	while (sp1 < eol && is_tchar((unsigned char)*sp1))
+		sp1++;
+	if (sp1 == p || sp1 == eol || *sp1 != ' ') {
+		*why = "malformed request line (method)";
+		return -400;
+	}
+	const char *t = sp1 + 1, *sp2 = t;
+	while (sp2 < eol && (unsigned char)*sp2 > 0x20 && *sp2 != 0x7f)
+		sp2++;
+	if (sp2 == t || sp2 == eol || *sp2 != ' ') {
+		*why = "malformed request line (target)";
+		return -400;
+	}
+	int minor = parse_version(sp2 + 1, (size_t)(eol - sp2 - 1));
+	if (minor == -2) {
+		*why = "malformed request line (version)";
+		return -400;
+	}
+	if (minor == -1) {
+		*why = "HTTP version not supported";
+		return -505;
+	}
+	msg->method = p;
+	msg->method_len = (size_t)(sp1 - p);
+	msg->method_id = method_id(p, msg->method_len);
+	msg->target = t;
+	msg->target_len = (size_t)(sp2 - t);
+	msg->minor = minor;
+	if (msg->target_len > lim->max_target) {
+		*why = "request target too long";
+		return -414;
+	}
+	if (msg->method_id == GW_M_CONNECT) {
+		*why = "CONNECT is not supported";
+		return -501;
+	}
+	/* origin-form, absolute-form, or "*" for OPTIONS (RFC 9112 section 3.2). */
+	bool origin = t[0] == '/';
+	bool asterisk = msg->target_len == 1 && t[0] == '*' && msg->method_id == GW_M_OPTIONS;
+	bool absolute = msg->target_len > 7 && (gw_http_ieq(t, 7, "http://") ||
+						(msg->target_len > 8 && gw_http_ieq(t, 8, "https://")));
+	if (!origin && !asterisk && !absolute) {
+		*why = "request target is not origin-form, absolute-form or * for OPTIONS";
+		return -400;
+	}
+	int rc = parse_fields(eol + 2, buf + end - 2, lim, msg, true, false, 400, why);
+	if (rc < 0)
+		return rc;
+	return (int)end;
+}
+
+int gw_http_parse_response(const char *buf, size_t len, const struct gw_http_limits *lim,
+			   enum gw_http_method req_method, struct gw_http_msg *msg,
+			   const char **why)
+{
+	size_t at = 0;
+	msg_reset(msg);
+	*why = NULL;
+	long end = find_head_end(buf, len, 0, &at);
+	if (end < 0) {
+		*why = "bare CR or LF in the response head";
+		return -502;
+	}
+	if (end == 0) {
+		if (len > lim->max_head) {
+			*why = "response head too large";
+			return -502;
+		}
+		return GW_HTTP_INCOMPLETE;
+	}
+	if ((size_t)end > lim->max_head) {
+		*why = "response head too large";
+		return -502;
+	}
+	const char *eol = memchr(buf, '\r', (size_t)end);
+	/* status-line = HTTP-version SP status-code SP [reason-phrase] (RFC 9112 section 4). */
+	size_t ll = (size_t)(eol - buf);
+	if (ll < 12 || buf[8] != ' ' || (ll > 12 && buf[12] != ' ')) {
+		*why = "malformed status line";
+		return -502;
+	}
+	int minor = parse_version(buf, 8);
+	if (minor < 0) {
+		*why = "unsupported HTTP version in the status line";
+		return -502;
+	}
+	if (buf[9] < '1' || buf[9] > '5' || buf[10] < '0' || buf[10] > '9' || buf[11] < '0' ||
+	    buf[11] > '9') {
+		*why = "malformed status code";
+		return -502;
+	}
+	for (const char *q = buf + 12; q < eol; q++)
+		if (!is_value_char((unsigned char)*q)) {
+			*why = "control character in the reason phrase";
+			return -502;
+		}
+	msg->minor = minor;
+	msg->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+	msg->target = ll > 13 ? buf + 13 : buf + ll;
+	msg->target_len = ll > 13 ? ll - 13 : 0;
+	/* RFC 9112 section 6.3: no body for HEAD, 1xx, 204, 304. */
+	bool no_body = req_method == GW_M_HEAD || msg->status < 200 || msg->status == 204 ||
+		       msg->status == 304;
+	int rc = parse_fields(eol + 2, buf + end - 2, lim, msg, false, no_body, 502, why);
+	if (rc < 0)
+		return rc;
+	return (int)end;
+}
+
+/* RFC 3986 section 5.2.4 remove_dot_segments, plus decoding of percent-encoded unreserved
+ * characters (section 6.2.2.2) so that rules see one spelling of a path: "/a/./b/../%61dmin"
+ * is "/a/admin". The normalized path is also what the target receives, so the target serves
+ * exactly what the rules allowed. Returns the length, or -1 for a path we refuse (bad %XX,
+ * an encoded NUL, or a backslash that some servers take for a slash). */
+int gw_http_normalize_path(const char *in, size_t len, char *out, size_t cap)
+{
+	size_t o = 0;
+	if (len == 0 || in[0] != '/' || cap < 2)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		char ch = in[i];
+		/* The parser lets no control bytes or spaces into a target; refuse them here too
+		 * so the function stands on its own. */
+		if (ch == '\\' || (unsigned char)ch <= 0x20 || ch == 0x7f)
+			return -1;
+		if (ch == '%') {
+			if (i + 2 >= len)
+				return -1;
+			int hi = -1, lo = -1;
+			char h = in[i + 1], l = in[i + 2];
+			hi = (h >= '0' && h <= '9') ? h - '0' : (h >= 'a' && h <= 'f') ? h - 'a' + 10 : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
+			lo = (l >= '0' && l <= '9') ? l - '0' : (l >= 'a' && l <= 'f') ? l - 'a' + 10 : (l >= 'A' && l <= 'F') ? l - 'A' + 10 : -1;
+			if (hi < 0 || lo < 0)
+				return -1;
+			int v = hi * 16 + lo;
+			if (v == 0)
+				return -1;
+			bool unreserved = (v >= 'a' && v <= 'z') || (v >= 'A' && v <= 'Z') ||
+					  (v >= '0' && v <= '9') || v == '-' || v == '.' || v == '_' ||
+					  v == '~';
+			if (o + 3 >= cap)
+				return -1;
+			if (unreserved) {
+				out[o++] = (char)v;
+			} else {
+				out[o++] = '%';
+				out[o++] = "0123456789ABCDEF"[v >> 4];
+				out[o++] = "0123456789ABCDEF"[v & 15];
+			}
+			i += 2;
+			continue;
+		}
+		if (o + 1 >= cap)
+			return -1;
+		out[o++] = ch;
+	}
+	/* Dot segments, in place: each segment is copied unless it is "." or "..". */
+	size_t r = 0, w = 0;
+	while (r < o) {
+		/* out[r] == '/' here */
+		size_t s = r + 1, e = s;
+		while (e < o && out[e] != '/')
+			e++;
+		size_t n = e - s;
+		if (n == 1 && out[s] == '.') {
+			if (e == o)
+				out[w++] = '/';
+		} else if (n == 2 && out[s] == '.' && out[s + 1] == '.') {
+			while (w > 0 && out[w - 1] != '/')
+				w--;
+			if (w > 0)
+				w--;
+			if (e == o)
+				out[w++] = '/';
+		} else {
+			out[w++] = '/';
+			memmove(out + w, out + s, n);
+			w += n;
+		}
+		r = e;
+	}
+	if (w == 0)
+		out[w++] = '/';
+	out[w] = '\0';
+	return (int)w;
+}
+
+bool gw_http_host_ok(const char *h, size_t n)
+{
+	if (n == 0 || n > 260)
+		return false;
+	size_t i = 0;
+	if (h[0] == '[') { /* IP-literal */
+		while (i < n && h[i] != ']')
+			i++;
+		if (i == n)
+			return false;
+		for (size_t k = 1; k < i; k++)
+			if (!((h[k] >= '0' && h[k] <= '9') || (h[k] >= 'a' && h[k] <= 'f') ||
+			      (h[k] >= 'A' && h[k] <= 'F') || h[k] == ':' || h[k] == '.'))
+				return false;
+		i++;
+	} else {
+		for (; i < n && h[i] != ':'; i++)
+			if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') ||
+			      (h[i] >= '0' && h[i] <= '9') || h[i] == '-' || h[i] == '.'))
+				return false;
+	}
+	if (i < n) {
+		if (h[i] != ':' || i + 1 == n || n - i - 1 > 5)
+			return false;
+		for (size_t k = i + 1; k < n; k++)
+			if (h[k] < '0' || h[k] > '9')
+				return false;
+	}
+	return true;
+}
+
+/* ---- chunked ---------------------------------------------------------------------------- */
+
+enum {
+	CH_SIZE = 0,  /* hex digits of chunk-size */
+	CH_EXT,	      /* chunk-ext up to CR */
+	CH_SIZE_LF,   /* LF after the size line */
+	CH_DATA,      /* chunk-data */
+	CH_DATA_CR,   /* CR after data */
+	CH_DATA_LF,   /* LF after data */
+	CH_TRAILER,   /* start of a trailer line or the final CRLF */
+	CH_TRAILER_NAME,
+	CH_TRAILER_LINE,
+	CH_TRAILER_LF,
+	CH_FINAL_LF,
+	CH_DONE,
+};
+
+#define CH_LINE_MAX	4096
+#define CH_TRAILER_MAX	8192
+
+static int hexval(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int gw_chunked_feed(struct gw_chunked *c, const uint8_t *in, size_t len, size_t *consumed,
+		    const uint8_t **data, size_t *data_len, const char **why)
+{
+	size_t i = 0;
+	*data = NULL;
+	*data_len = 0;
+	*why = NULL;
+	while (i < len && c->state != CH_DONE) {
+		uint8_t b = in[i];
+		switch (c->state) {
+		case CH_SIZE: {
+			int h = hexval(b);
+			if (h >= 0) {
+				if (c->line_len >= 15) { /* 2^60: far beyond any body cap */
+					*why = "chunk size too large";
+					return -1;
+				}
+				c->left = (c->left << 4) | (uint64_t)h;
+				c->line_len++;
+				i++;
+				break;
+			}
+			if (c->line_len == 0) {
+				*why = "chunk size is not hexadecimal";
+				return -1;
+			}
+			if (b == ';') {
+				c->state = CH_EXT;
+				i++;
+			} else if (b == '\r') {
+				c->state = CH_SIZE_LF;
+				i++;
+			} else {
+				/* No BWS before ';' or CR: two parsers could disagree on it. */
+				*why = "unexpected byte after the chunk size";
+				return -1;
+			}
+			break;
+		}
+		case CH_EXT:
+			/* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ): tokens, quoted
+			 * strings; we only check the bytes are printable and the line bounded. */
+			if (b == '\r') {
+				c->state = CH_SIZE_LF;
+			} else if (b == '\n' || (b < 0x20 && b != '\t') || b == 0x7f) {
+				*why = "control character in a chunk extension";
+				return -1;
+			} else if (++c->line_len > CH_LINE_MAX) {
+				*why = "chunk extension too long";
+				return -1;
+			}
+			i++;
+			break;
+		case CH_SIZE_LF:
+			if (b != '\n') {
+				*why = "chunk size line does not end in CRLF";
+				return -1;
+			}
+			i++;
+			c->line_len = 0;
+			c->state = c->left ? CH_DATA : CH_TRAILER;
+			break;
+		case CH_DATA: {
+			size_t n = len - i;
+			if (n > c->left)
+				n = (size_t)c->left;
+			*data = in + i;
+			*data_len = n;
+			c->left -= n;
+			i += n;
+			if (c->left == 0)
+				c->state = CH_DATA_CR;
+			*consumed = i;
+			return 0;
+		}
+		case CH_DATA_CR:
+			if (b != '\r') {
+				*why = "chunk data longer than its size";
+				return -1;
+			}
+			c->state = CH_DATA_LF;
+			i++;
+			break;
+		case CH_DATA_LF:
+			if (b != '\n') {
+				*why = "chunk data not followed by CRLF";
+				return -1;
+			}
+			c->state = CH_SIZE;
+			c->left = 0;
+			c->line_len = 0;
+			i++;
+			break;
+		case CH_TRAILER:
+			if (b == '\r') {
+				c->state = CH_FINAL_LF;
+			} else if (!is_tchar(b)) {
+				*why = "malformed trailer field";
+				return -1;
+			} else {
+				c->state = CH_TRAILER_NAME;
+				c->trailers++;
+			}
+			i++;
+			break;
+		case CH_TRAILER_NAME:
+			/* field-name ":" as in the head (no whitespace before the colon). */
+			if (b == ':') {
+				c->state = CH_TRAILER_LINE;
+			} else if (!is_tchar(b)) {
+				*why = "malformed trailer field name";
+				return -1;
+			}
+			if (++c->trailers > CH_TRAILER_MAX) {
+				*why = "trailer section too large";
+				return -1;
+			}
+			i++;
+			break;
+		case CH_TRAILER_LINE:
+			if (b == '\r') {
+				c->state = CH_TRAILER_LF;
+			} else if (b == '\n' || (b < 0x20 && b != '\t') || b == 0x7f) {
+				*why = "control character in a trailer field";
+				return -1;
+			}
+			if (++c->trailers > CH_TRAILER_MAX) {
+				*why = "trailer section too large";
+				return -1;
+			}
+			i++;
+			break;
+		case CH_TRAILER_LF:
+			if (b != '\n') {
+				*why = "trailer line does not end in CRLF";
+				return -1;
+			}
+			c->state = CH_TRAILER;
+			i++;
+			break;
+		case CH_FINAL_LF:
+			if (b != '\n') {
+				*why = "final chunk does not end in CRLF";
+				return -1;
+			}
+			c->state = CH_DONE;
+			c->done = true;
+			i++;
+			break;
+		default:
+			break;
+		}
+	}
+	*consumed = i;
+	return c->state == CH_DONE ? 1 : 0;
+}

@@ -1,0 +1,150 @@
+/* A strict HTTP/1.1 message-head parser and chunked-body decoder for the gateway, sans-I/O in
+ * the picohttpparser style (STYLE.md): the caller passes the bytes it has, the parser keeps no
+ * state between calls for heads, allocates nothing, and points into the caller's buffer.
+ *
+ * Why our own: Debian 12 packages neither llhttp nor picohttpparser (only node-llhttp's
+ * JavaScript sources), and its libhttp-parser 2.9.4 is archived upstream and lenient where a
+ * proxy must not be (it had request smuggling bugs, CVE-2019-15605). A proxy sits between two
+ * parsers that must agree on where each message ends, so this one accepts only the plain
+ * RFC 9112 grammar and refuses everything two implementations could read differently:
+ *   - lines end in CRLF; a bare CR or bare LF anywhere in the head is an error (RFC 9112
+ *     section 2.2 allows a lenient LF, a proxy should not);
+ *   - no whitespace between a field name and its colon (section 5.1: MUST reject with 400);
+ *   - no obs-fold continuation lines (section 5.2: a server MUST reject or unfold; we reject);
+ *   - no control characters in values (RFC 9110 section 5.5: NUL, CR, LF are dangerous);
+ *   - Content-Length: one header with digits only, no lists, no duplicates, even equal ones;
+ *   - Transfer-Encoding: exactly "chunked" in an HTTP/1.1 request, and never together with
+ *     Content-Length (section 6.1: such a message is a smuggling attempt; we answer 400 and
+ *     close rather than letting TE win);
+ *   - HTTP/1.1 requests need exactly one Host (section 3.2: 400 otherwise).
+ * Limits: the whole head (request line + fields) is at most lim->max_head bytes (431), the
+ * request target at most lim->max_target (414), at most lim->max_headers fields (431).
+ */
+#ifndef SG_GATEWAY_HTTP1_H
+#define SG_GATEWAY_HTTP1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+
+/* Largest number of fields a head may carry (the array size; the limit may be lower). */
+#define GW_HTTP_MAX_HEADERS 128
+
+struct gw_http_header {
+	const char *name;
+	size_t name_len;
+	const char *value; /* without leading and trailing OWS */
+	size_t value_len;
+};
+
+struct gw_http_limits {
+	size_t max_head;    /* bytes of request line + fields + final CRLF */
+	size_t max_target;  /* bytes of the request target */
+	size_t max_headers; /* number of fields, <= GW_HTTP_MAX_HEADERS */
+};
+
+enum gw_http_body {
+	GW_BODY_NONE = 0,
+	GW_BODY_LENGTH,	 /* content_length bytes */
+	GW_BODY_CHUNKED, /* chunked transfer coding */
+	GW_BODY_CLOSE,	 /* response only: until the connection closes */
+};
+
+/* Known methods; anything else that is a token is GW_M_OTHER. */
+enum gw_http_method {
+	GW_M_OTHER = 0,
+	GW_M_GET,
+	GW_M_HEAD,
+	GW_M_POST,
+	GW_M_PUT,
+	GW_M_DELETE,
+	GW_M_OPTIONS,
+	GW_M_TRACE,
+	GW_M_PATCH,
+	GW_M_CONNECT,
+};
+
+struct gw_http_msg {
+	/* Request: method and target. Response: status and reason. */
+	const char *method;
+	size_t method_len;
+	enum gw_http_method method_id;
+	const char *target;
+	size_t target_len;
+	int status;
+	int minor; /* HTTP/1.<minor>: 0 or 1 */
+
+	struct gw_http_header headers[GW_HTTP_MAX_HEADERS];
+	size_t n_headers;
+
+	/* Derived from the fields. */
+	enum gw_http_body body;
+	uint64_t content_length;
+	bool keep_alive;	/* persistent after this message (version and Connection) */
+	bool conn_upgrade;	/* Connection: upgrade */
+	bool upgrade_websocket; /* ... and Upgrade: websocket */
+	bool expect_continue;	/* Expect: 100-continue */
+	const char *host;	/* Host value (request), NULL if none */
+	size_t host_len;
+};
+
+/* Return values of the head parsers besides a positive head length. */
+#define GW_HTTP_INCOMPLETE 0
+
+/* Parses a request head from buf[0..len). Returns its length in bytes (> 0) when the head is
+ * complete, GW_HTTP_INCOMPLETE when more bytes are needed (and the limits still allow them),
+ * or minus the HTTP status to answer (-400, -414, -431, -501, -505) with *why saying what was
+ * wrong. Up to 4 empty lines before the request line are skipped (RFC 9112 section 2.2) and
+ * counted in the returned length. */
+int gw_http_parse_request(const char *buf, size_t len, const struct gw_http_limits *lim,
+			  struct gw_http_msg *msg, const char **why) SG_WUR;
+
+/* Parses a response head. req_method tells whether a body can follow (HEAD, CONNECT), status
+ * 1xx/204/304 never have one. Returns as above; errors are -502 with *why. */
+int gw_http_parse_response(const char *buf, size_t len, const struct gw_http_limits *lim,
+			   enum gw_http_method req_method, struct gw_http_msg *msg,
+			   const char **why) SG_WUR;
+
+/* Finds a field by name (case-insensitive); the first one, or NULL. */
+const struct gw_http_header *gw_http_find(const struct gw_http_msg *msg, const char *name);
+
+/* True for fields a proxy must not forward (RFC 9110 section 7.6.1): Connection, Keep-Alive,
+ * Proxy-Connection, TE, Transfer-Encoding, Upgrade, Proxy-Authenticate/-Authorization, Trailer,
+ * and any field named in the message's Connection header. */
+bool gw_http_hop_by_hop(const struct gw_http_msg *msg, const struct gw_http_header *h);
+
+/* Case-insensitive comparison of a counted string with a NUL-terminated one. */
+bool gw_http_ieq(const char *a, size_t alen, const char *b);
+
+/* RFC 3986 section 5.2.4 remove_dot_segments on an origin-form path (without query), with
+ * percent-encoded unreserved characters decoded and other escapes in uppercase (section 6.2.2),
+ * into out (NUL-terminated). Returns the length, or -1 for a path refused outright: bad %XX,
+ * an encoded NUL, a backslash, or no room. */
+int gw_http_normalize_path(const char *in, size_t len, char *out, size_t cap) SG_WUR;
+
+/* A Host value we accept: reg-name of [A-Za-z0-9.-] or an IP-literal in brackets, with an
+ * optional port of up to 5 digits. */
+bool gw_http_host_ok(const char *h, size_t n);
+
+/* ---- chunked transfer coding (RFC 9112 section 7.1) ------------------------------------ */
+
+struct gw_chunked {
+	int state;
+	uint64_t left;	    /* data bytes left in the current chunk */
+	uint32_t line_len;  /* bytes of the current size or trailer line */
+	uint32_t trailers;  /* trailer bytes so far */
+	bool done;
+};
+
+/* Feeds encoded bytes. Sets *consumed to the bytes used from in (all of them unless the body
+ * ended: what follows belongs to the next message), and *data and *data_len to the next run of
+ * decoded data inside in (possibly empty; call again with the rest). Returns 0, 1 when the
+ * final chunk and trailers are complete, or -1 with *why on malformed framing. Chunk
+ * extensions (bounded by the 4096-byte line limit) and trailers (at most 8192 bytes) are
+ * checked and dropped. */
+int gw_chunked_feed(struct gw_chunked *c, const uint8_t *in, size_t len, size_t *consumed,
+		    const uint8_t **data, size_t *data_len, const char **why) SG_WUR;
+
+#endif

@@ -1,0 +1,1693 @@
+/* The HTTP/1.1 data path: clients, upstream connections to targets, and the exchange of one
+ * request between them. docs/GATEWAY.md describes the behaviour; the comments here say why.
+ *
+ * Every client carries at most one exchange at a time (pipelined requests wait in its input
+ * buffer). Bytes move in bounded buffers: a side is read only while the buffer its data goes to
+ * has room, so a slow reader slows the writer instead of growing memory (backpressure).
+ * Requests are re-framed: the target sees our own head (hop-by-hop fields removed, one framing
+ * header, X-Forwarded-* and Forwarded set by us) and a body re-encoded from what the strict
+ * parser accepted, so client and target can never disagree on where a request ends.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <secureguard/sg_errors.h>
+
+#include "common/log.h"
+#include "gateway/gw_int.h"
+#include "net/tls_term.h"
+
+#define CLIENT_OUT_CAP	   (64u * 1024)
+#define UP_IN_CAP	   (64u * 1024)
+#define UP_OUT_EXTRA	   4096u
+#define POOL_MAX	   64u
+#define POOL_IDLE_NS	   (30 * NS_PER_S)
+#define CLOSING_NS	   (5 * NS_PER_S)
+#define ACCEPT_BATCH	   64
+#define LOG_FIELD_MAX	   256
+#define CHUNK_OVERHEAD	   32u /* hex size line and CRLFs around one re-encoded chunk */
+
+enum conn_kind { K_CLIENT = 1, K_UPSTREAM = 2 };
+
+enum cstate {
+	C_TLS = 0, /* TLS handshake */
+	C_HEAD,	   /* waiting for a request head */
+	C_BUSY,	   /* an exchange is in progress */
+	C_TUNNEL,  /* WebSocket: bytes flow both ways unchanged */
+	C_CLOSING, /* flushing the last response, then close */
+};
+
+struct gw_upstream;
+
+struct gw_exchange {
+	struct gw_rt *rt;
+	struct gw_res *res;
+	struct gw_target *t;
+	struct gw_upstream *u;
+	char *head; /* the request head as sent to targets (kept for retries) */
+	size_t head_len;
+	enum gw_http_method method;
+	enum gw_http_body req_body;
+	uint64_t req_left, req_bytes, max_body;
+	struct gw_chunked req_ch;
+	bool req_done, retryable, expect_continue;
+	uint32_t tries;
+	uint64_t tried_mask;
+	bool resp_started, resp_head_done, resp_done, resp_keepalive, resp_chunked_out;
+	bool resp_close_out; /* the client's body ends when we close */
+	int status;
+	enum gw_http_body resp_body;
+	uint64_t resp_left;
+	struct gw_chunked resp_ch;
+	bool client_keepalive, websocket, https;
+	uint64_t start_ns, sent_ns, bytes_out;
+	char user[24];
+	char sticky_set[GW_CONF_ID_MAX + 1];
+	char method_s[16];
+	char path[LOG_FIELD_MAX];
+	char host[LOG_FIELD_MAX];
+};
+
+struct gw_client {
+	struct gw_link link; /* gw->conns, later gw->grave */
+	enum conn_kind kind;
+	struct gw *gw;
+	struct gw_listener *l;
+	int fd;
+	struct evloop_source src;
+	uint32_t ev;
+	struct sg_tls_term_conn *tls;
+	int family;
+	uint8_t ip[16];
+	uint8_t skey[17];
+	char ip_str[48];
+	struct gw_buf in, out;
+	enum cstate state;
+	uint64_t deadline_ns;
+	uint64_t last_io_ns;
+	bool eof, dead, in_pump, has_x;
+	uint32_t requests;
+	struct gw_exchange x;
+};
+
+struct gw_upstream {
+	struct gw_link link; /* gw->conns while idle in a pool, target->idle */
+	enum conn_kind kind;
+	struct gw_link pool;
+	struct gw *gw;
+	int fd;
+	struct evloop_source src;
+	uint32_t ev;
+	struct gw_target *t;
+	struct gw_rt *rt;
+	struct gw_client *owner;
+	struct gw_buf in, out;
+	uint64_t deadline_ns;
+	bool connected, reused, eof;
+};
+
+/* ---- buffers ---------------------------------------------------------------------------- */
+
+bool gw_buf_alloc(struct gw_buf *b, uint32_t cap)
+{
+	if (b->p)
+		return true;
+	b->p = malloc(cap);
+	if (!b->p)
+		return false;
+	b->cap = cap;
+	b->off = b->len = 0;
+	return true;
+}
+
+void gw_buf_free(struct gw_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->cap = b->off = b->len = 0;
+}
+
+bool gw_buf_put(struct gw_buf *b, const void *s, size_t n)
+{
+	if (gw_buf_space(b) < n)
+		return false;
+	memcpy(gw_buf_tail(b), s, n);
+	b->len += (uint32_t)n;
+	return true;
+}
+
+static bool buf_printf(struct gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool buf_printf(struct gw_buf *b, const char *fmt, ...)
+{
+	size_t space = gw_buf_space(b);
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf((char *)gw_buf_tail(b), space, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= space)
+		return false;
+	b->len += (uint32_t)n;
+	return true;
+}
+
+/* A growing string for building a head once (then copied into a buffer). */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool bad;
+};
+
+static void sb_put(struct sbuf *s, const char *p, size_t n)
+{
+	if (s->bad)
+		return;
+	if (s->len + n + 1 > s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		while (cap < s->len + n + 1)
+			cap *= 2;
+		char *q = realloc(s->p, cap);
+		if (!q) {
+			s->bad = true;
+			return;
+		}
+		s->p = q;
+		s->cap = cap;
+	}
+	memcpy(s->p + s->len, p, n);
+	s->len += n;
+	s->p[s->len] = '\0';
+}
+
+static void sb_str(struct sbuf *s, const char *p)
+{
+	sb_put(s, p, strlen(p));
+}
+
+/* ---- client I/O (plain or TLS) ---------------------------------------------------------- */
+
+/* >0 bytes, 0 end of stream, -EAGAIN, or another negative errno. */
+static ssize_t cio_read(struct gw_client *c, uint8_t *p, size_t n)
+{
+	if (c->tls)
+		return sg_tls_term_read(c->tls, p, n);
+	ssize_t r = recv(c->fd, p, n, 0);
+	if (r < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
+	return r;
+}
+
+static ssize_t cio_write(struct gw_client *c, const uint8_t *p, size_t n)
+{
+	if (c->tls)
+		return sg_tls_term_write(c->tls, p, n);
+	ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
+	if (r < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
+	return r;
+}
+
+/* ---- lifetime --------------------------------------------------------------------------- */
+
+static void client_pump(struct gw_client *c);
+static void up_close(struct gw_upstream *u);
+
+static void up_event(void *ctx, uint32_t ev);
+
+static void up_close(struct gw_upstream *u)
+{
+	if (u->pool.next) {
+		gw_list_del(&u->pool);
+		u->t->n_idle--;
+	}
+	gw_list_del(&u->link);
+	evloop_del(u->gw->loop, &u->src);
+	close(u->fd);
+	gw_buf_free(&u->in);
+	gw_buf_free(&u->out);
+	gw_rt_put(u->rt);
+	/* The loop may still hold this source in its batch: evloop_del neutralised it. */
+	free(u);
+}
+
+void gw_target_drop_idle(struct gw_target *t)
+{
+	while (!gw_list_empty(&t->idle)) {
+		struct gw_upstream *u = gw_container(t->idle.next, struct gw_upstream, pool);
+		up_close(u);
+	}
+}
+
+static void x_release(struct gw_client *c, bool pool_upstream);
+
+static void client_close(struct gw_client *c)
+{
+	if (c->dead)
+		return;
+	c->dead = true;
+	if (c->has_x)
+		x_release(c, false);
+	evloop_del(c->gw->loop, &c->src);
+	sg_tls_term_conn_free(c->tls);
+	c->tls = NULL;
+	close(c->fd);
+	c->fd = -1;
+	gw_buf_free(&c->in);
+	gw_buf_free(&c->out);
+	gw_src_conn_dec(c->gw, c->skey);
+	c->gw->n_clients--;
+	gw_list_del(&c->link);
+	gw_list_add(&c->gw->grave, &c->link);
+}
+
+void gw_reap(struct gw *gw)
+{
+	while (!gw_list_empty(&gw->grave)) {
+		struct gw_client *c = gw_container(gw->grave.next, struct gw_client, link);
+		gw_list_del(&c->link);
+		free(c);
+	}
+}
+
+static void set_interest(struct gw *gw, struct evloop_source *src, uint32_t *cur, uint32_t want)
+{
+	if (*cur == want || !src->active)
+		return;
+	if (evloop_mod(gw->loop, src, want) == 0)
+		*cur = want;
+}
+
+/* ---- responses made by the gateway ------------------------------------------------------ */
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 421: return "Misdirected Request";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Status";
+	}
+}
+
+static void log_access(struct gw_client *c, int status, const char *reason);
+
+/* Writes a complete small response. keep: the connection may carry another request. */
+static void respond(struct gw_client *c, int status, bool keep, const char *extra,
+		    const char *body)
+{
+	if (!gw_buf_alloc(&c->out, CLIENT_OUT_CAP)) {
+		client_close(c);
+		return;
+	}
+	char text[160];
+	if (!body) {
+		snprintf(text, sizeof(text), "%d %s\n", status, reason_phrase(status));
+		body = text;
+	}
+	bool head = c->has_x && c->x.method == GW_M_HEAD;
+	if (!buf_printf(&c->out,
+			"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			"Content-Length: %zu\r\n%s%s\r\n%s",
+			status, reason_phrase(status), strlen(body), extra ? extra : "",
+			keep ? "" : "Connection: close\r\n", head ? "" : body)) {
+		client_close(c);
+		return;
+	}
+	if (!keep)
+		c->state = C_CLOSING;
+}
+
+/* ---- exchange --------------------------------------------------------------------------- */
+
+static void x_release(struct gw_client *c, bool pool_upstream)
+{
+	struct gw_exchange *x = &c->x;
+	struct gw_upstream *u = x->u;
+	if (u) {
+		x->u = NULL;
+		u->owner = NULL;
+		struct gw_target *t = u->t;
+		if (pool_upstream && !x->rt->retired && t->n_idle < POOL_MAX && u->in.len == 0 &&
+		    u->out.len == 0 && !u->eof && gw_target_usable(t, c->gw->now_ns)) {
+			u->reused = true;
+			u->deadline_ns = c->gw->now_ns + POOL_IDLE_NS;
+			gw_list_add(&t->idle, &u->pool);
+			t->n_idle++;
+			gw_list_add(&c->gw->conns, &u->link);
+			set_interest(c->gw, &u->src, &u->ev, EPOLLIN | EPOLLRDHUP);
+			/* The idle buffers go back; a reused connection gets new ones. */
+			gw_buf_free(&u->in);
+			gw_buf_free(&u->out);
+		} else {
+			up_close(u);
+		}
+	}
+	if (x->t) {
+		x->t->active--;
+		x->t = NULL;
+	}
+	free(x->head);
+	x->head = NULL;
+	if (x->rt)
+		gw_rt_put(x->rt);
+	x->rt = NULL;
+	x->res = NULL;
+	c->has_x = false;
+}
+
+static void log_access(struct gw_client *c, int status, const char *reason)
+{
+	struct gw_exchange *x = &c->x;
+	struct gw_access a = {
+	    .resource = x->res ? x->res->conf->id : NULL,
+	    .target = x->t ? x->t->conf->id : NULL,
+	    .user = x->user[0] ? x->user : NULL,
+	    .method = x->method_s,
+	    .method_len = strlen(x->method_s),
+	    .host = x->host,
+	    .host_len = strlen(x->host),
+	    .path = x->path,
+	    .path_len = strlen(x->path),
+	    .status = status,
+	    .bytes_in = x->req_bytes,
+	    .bytes_out = x->bytes_out,
+	    .dur_ns = c->gw->now_ns - x->start_ns,
+	    .reason = reason,
+	    .proto = x->https ? "https" : "http",
+	};
+	snprintf(a.client, sizeof(a.client), "%s", c->ip_str);
+	gw_access_log(c->gw, &a);
+	if (x->res)
+		gw_observe(x->res, status, a.dur_ns);
+}
+
+/* The exchange ended with a response from the gateway itself (no target answered). */
+static void x_fail_respond(struct gw_client *c, int status, const char *reason, const char *extra)
+{
+	struct gw_exchange *x = &c->x;
+	/* Keep the connection only if the request has been read whole: otherwise the rest of its
+	 * body would be taken for the next request. */
+	bool keep = x->client_keepalive && x->req_done && !c->eof;
+	log_access(c, status, reason);
+	x_release(c, false);
+	c->state = C_HEAD;
+	respond(c, status, keep, extra, NULL);
+	c->deadline_ns = c->gw->now_ns + (uint64_t)c->gw->rt->conf->limits.idle_timeout_ms * NS_PER_MS;
+}
+
+static int up_connect(struct gw_client *c, struct gw_target *t, bool reuse,
+		      struct gw_upstream **out);
+
+/* Sends the request (again) to a target chosen by the balancer. false when none is left. */
+static bool x_start_upstream(struct gw_client *c, const char *sticky, size_t sticky_len)
+{
+	struct gw_exchange *x = &c->x;
+	for (;;) {
+		struct gw_target *t = gw_lb_pick(x->res, x->tried_mask, sticky, sticky_len,
+						 c->gw->now_ns);
+		if (!t)
+			return false;
+		x->tried_mask |= 1ull << (t->index & 63);
+		x->tries++;
+		struct gw_upstream *u = NULL;
+		int rc = up_connect(c, t, x->retryable, &u);
+		if (rc != 0) {
+			char b[160];
+			sg_log(SG_LOG_WARN, "gw_target_connect_failed",
+			       "resource=%s target=%s reason=%s", x->res->conf->id, t->conf->id,
+			       sg_log_quote(b, sizeof(b), strerror(-rc)));
+			t->failures++;
+			gw_target_passive(t, false, c->gw->now_ns);
+			if (!x->retryable || x->tries > x->res->conf->retries)
+				return false;
+			continue;
+		}
+		x->t = t;
+		t->active++;
+		t->requests++;
+		x->u = u;
+		u->owner = c;
+		if (!gw_buf_put(&u->out, x->head, x->head_len)) {
+			up_close(u);
+			x->u = NULL;
+			return false;
+		}
+		if (x->sticky_set[0] || (x->res->conf->sticky_cookie &&
+					 (sticky_len != strlen(t->conf->id) ||
+					  memcmp(sticky, t->conf->id, sticky_len) != 0)))
+			snprintf(x->sticky_set, sizeof(x->sticky_set), "%s", t->conf->id);
+		x->sent_ns = c->gw->now_ns;
+		c->deadline_ns = c->gw->now_ns +
+				 (uint64_t)(u->connected ? x->res->conf->response_timeout_ms
+							 : x->res->conf->connect_timeout_ms) *
+				     NS_PER_MS;
+		return true;
+	}
+}
+
+/* The target failed before a complete response. */
+static void x_up_fail(struct gw_client *c, const char *reason, bool timeout)
+{
+	struct gw_exchange *x = &c->x;
+	struct gw_upstream *u = x->u;
+	struct gw_target *t = x->t;
+	bool stale = u && u->reused && !x->resp_started && !timeout;
+	char b[160];
+	sg_log(stale ? SG_LOG_DEBUG : SG_LOG_WARN, "gw_target_failed",
+	       "resource=%s target=%s reason=%s reused=%d", x->res->conf->id,
+	       t ? t->conf->id : "-", sg_log_quote(b, sizeof(b), reason), u && u->reused);
+	if (u) {
+		x->u = NULL;
+		u->owner = NULL;
+		up_close(u);
+	}
+	if (t) {
+		t->active--;
+		x->t = NULL;
+		if (!stale) {
+			t->failures++;
+			gw_target_passive(t, false, c->gw->now_ns);
+		} else {
+			/* A kept-alive connection the target had closed: the same target may be
+			 * tried again on a fresh connection. */
+			x->tried_mask &= ~(1ull << (t->index & 63));
+			x->tries--;
+		}
+	}
+	if (x->resp_started) {
+		/* Part of the response is out: the client can only see it cut. */
+		log_access(c, x->status ? x->status : 502, reason);
+		client_close(c);
+		return;
+	}
+	if (x->retryable && x->tries <= x->res->conf->retries && x_start_upstream(c, NULL, 0))
+		return;
+	x_fail_respond(c, timeout ? 504 : 502, reason, NULL);
+}
+
+/* The response is complete: account, then free the exchange and go on. */
+static void x_done(struct gw_client *c)
+{
+	struct gw_exchange *x = &c->x;
+	if (x->t)
+		gw_target_passive(x->t, true, c->gw->now_ns);
+	log_access(c, x->status, NULL);
+	bool keep = x->client_keepalive && !c->eof;
+	bool pool = x->resp_keepalive && x->req_done;
+	x_release(c, pool);
+	c->requests++;
+	if (keep) {
+		c->state = C_HEAD;
+		c->deadline_ns =
+		    c->gw->now_ns + (uint64_t)c->gw->rt->conf->limits.idle_timeout_ms * NS_PER_MS;
+	} else {
+		c->state = C_CLOSING;
+		c->deadline_ns = c->gw->now_ns + CLOSING_NS;
+	}
+}
+
+/* ---- upstream connections --------------------------------------------------------------- */
+
+static bool pooled_alive(struct gw_upstream *u)
+{
+	uint8_t b;
+	ssize_t r = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* reuse: an idle connection may be taken. Only requests we can send again take one, since a
+ * target may close an idle connection just as we send on it (RFC 9112 section 9.3.1). */
+static int up_connect(struct gw_client *c, struct gw_target *t, bool reuse,
+		      struct gw_upstream **out)
+{
+	struct gw *gw = c->gw;
+	uint32_t out_cap = gw->rt->conf->limits.max_head + UP_OUT_EXTRA;
+	while (reuse && !gw_list_empty(&t->idle)) {
+		struct gw_upstream *u = gw_container(t->idle.next, struct gw_upstream, pool);
+		gw_list_del(&u->pool);
+		t->n_idle--;
+		gw_list_del(&u->link);
+		if (!pooled_alive(u)) {
+			up_close(u);
+			continue;
+		}
+		if (!gw_buf_alloc(&u->in, UP_IN_CAP) || !gw_buf_alloc(&u->out, out_cap)) {
+			up_close(u);
+			return -ENOMEM;
+		}
+		u->eof = false;
+		*out = u;
+		return 0;
+	}
+	const struct gw_target_conf *tc = t->conf;
+	int fd = socket(tc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)&tc->addr, tc->addr_len) != 0 &&
+	    errno != EINPROGRESS) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	struct gw_upstream *u = calloc(1, sizeof(*u));
+	if (!u || !gw_buf_alloc(&u->in, UP_IN_CAP) || !gw_buf_alloc(&u->out, out_cap)) {
+		if (u) {
+			gw_buf_free(&u->in);
+			free(u);
+		}
+		close(fd);
+		return -ENOMEM;
+	}
+	u->kind = K_UPSTREAM;
+	u->gw = gw;
+	u->fd = fd;
+	u->t = t;
+	u->rt = gw_rt_get(t->res->rt);
+	u->ev = EPOLLOUT;
+	int rc = evloop_add(gw->loop, &u->src, fd, u->ev, up_event, u);
+	if (rc != 0) {
+		gw_buf_free(&u->in);
+		gw_buf_free(&u->out);
+		gw_rt_put(u->rt);
+		close(fd);
+		free(u);
+		return rc;
+	}
+	*out = u;
+	return 0;
+}
+
+static void up_event(void *ctx, uint32_t ev)
+{
+	struct gw_upstream *u = ctx;
+	if (!u->owner) {
+		/* Idle in a pool: the target closed it or sent bytes nobody asked for. */
+		up_close(u);
+		return;
+	}
+	struct gw_client *c = u->owner;
+	c->gw->now_ns = evloop_now_ns();
+	if (!u->connected) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			err = errno;
+		if (err == 0 && !(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		if (err != 0 || (ev & (EPOLLERR | EPOLLHUP))) {
+			x_up_fail(c, err ? strerror(err) : "connection failed", false);
+			client_pump(c);
+			return;
+		}
+		u->connected = true;
+		c->deadline_ns = c->gw->now_ns +
+				 (uint64_t)c->x.res->conf->response_timeout_ms * NS_PER_MS;
+	}
+	client_pump(c);
+}
+
+/* Upstream I/O inside the pump. Returns true on progress; x_up_fail may have run (check
+ * c->x.u). */
+static bool up_io(struct gw_client *c)
+{
+	struct gw_upstream *u = c->x.u;
+	bool progress = false;
+	if (!u || !u->connected)
+		return false;
+	while (u->out.len) {
+		ssize_t w = send(u->fd, gw_buf_data(&u->out), u->out.len, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				break;
+			x_up_fail(c, strerror(errno), false);
+			return true;
+		}
+		gw_buf_consume(&u->out, (size_t)w);
+		progress = true;
+	}
+	while (!u->eof && gw_buf_space(&u->in) > 0) {
+		ssize_t r = recv(u->fd, gw_buf_tail(&u->in), gw_buf_space(&u->in), 0);
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				break;
+			if (c->x.resp_body == GW_BODY_CLOSE && c->x.resp_head_done) {
+				u->eof = true; /* a reset ends a close-delimited body too */
+				progress = true;
+				break;
+			}
+			x_up_fail(c, strerror(errno), false);
+			return true;
+		}
+		if (r == 0) {
+			u->eof = true;
+			progress = true;
+			break;
+		}
+		u->in.len += (uint32_t)r;
+		c->x.resp_started = true;
+		progress = true;
+	}
+	return progress;
+}
+
+/* ---- request head to target ------------------------------------------------------------- */
+
+static bool is_forwarding_field(const struct gw_http_header *h)
+{
+	/* Set by us alone: an edge proxy must not pass on what the internet claims. */
+	return gw_http_ieq(h->name, h->name_len, "x-forwarded-for") ||
+	       gw_http_ieq(h->name, h->name_len, "x-forwarded-proto") ||
+	       gw_http_ieq(h->name, h->name_len, "x-forwarded-host") ||
+	       gw_http_ieq(h->name, h->name_len, "x-forwarded-port") ||
+	       gw_http_ieq(h->name, h->name_len, "x-real-ip") ||
+	       gw_http_ieq(h->name, h->name_len, "forwarded");
+}
+
+static char *build_request_head(struct gw_client *c, const struct gw_http_msg *m,
+				const char *path, size_t path_len, const char *query,
+				size_t query_len, const struct gw_http_header *drop,
+				size_t *out_len)
+{
+	struct gw_exchange *x = &c->x;
+	struct sbuf s = {0};
+	sb_put(&s, m->method, m->method_len);
+	sb_str(&s, " ");
+	sb_put(&s, path, path_len);
+	sb_put(&s, query, query_len);
+	sb_str(&s, " HTTP/1.1\r\nHost: ");
+	sb_put(&s, m->host, m->host_len);
+	sb_str(&s, "\r\n");
+	for (size_t i = 0; i < m->n_headers; i++) {
+		const struct gw_http_header *h = &m->headers[i];
+		if (h == drop || gw_http_hop_by_hop(m, h) || is_forwarding_field(h) ||
+		    gw_http_ieq(h->name, h->name_len, "host") ||
+		    gw_http_ieq(h->name, h->name_len, "content-length") ||
+		    gw_http_ieq(h->name, h->name_len, "expect"))
+			continue;
+		sb_put(&s, h->name, h->name_len);
+		sb_str(&s, ": ");
+		sb_put(&s, h->value, h->value_len);
+		sb_str(&s, "\r\n");
+	}
+	const char *proto = x->https ? "https" : "http";
+	char line[512];
+	snprintf(line, sizeof(line), "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n", c->ip_str,
+		 proto);
+	sb_str(&s, line);
+	sb_str(&s, "X-Forwarded-Host: ");
+	sb_put(&s, m->host, m->host_len);
+	/* RFC 7239 section 4 and 6: IPv6 nodes quoted and in brackets. */
+	if (c->family == AF_INET6)
+		snprintf(line, sizeof(line), "\r\nForwarded: for=\"[%s]\";proto=%s;host=\"", c->ip_str,
+			 proto);
+	else
+		snprintf(line, sizeof(line), "\r\nForwarded: for=%s;proto=%s;host=\"", c->ip_str,
+			 proto);
+	sb_str(&s, line);
+	sb_put(&s, m->host, m->host_len);
+	sb_str(&s, "\"\r\n");
+	if (m->body == GW_BODY_LENGTH) {
+		snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
+			 (unsigned long long)m->content_length);
+		sb_str(&s, line);
+	} else if (m->body == GW_BODY_CHUNKED) {
+		sb_str(&s, "Transfer-Encoding: chunked\r\n");
+	} else if (m->method_id == GW_M_POST || m->method_id == GW_M_PUT ||
+		   m->method_id == GW_M_PATCH) {
+		sb_str(&s, "Content-Length: 0\r\n");
+	}
+	if (x->websocket)
+		sb_str(&s, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+	sb_str(&s, "\r\n");
+	if (s.bad) {
+		free(s.p);
+		return NULL;
+	}
+	*out_len = s.len;
+	return s.p;
+}
+
+/* Finds NAME=VALUE in the Cookie fields (RFC 6265 section 4.2.1). */
+static bool find_cookie(const struct gw_http_msg *m, const char *name, const char **val,
+			size_t *vlen)
+{
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < m->n_headers; i++) {
+		const struct gw_http_header *h = &m->headers[i];
+		if (!gw_http_ieq(h->name, h->name_len, "cookie"))
+			continue;
+		const char *p = h->value, *e = h->value + h->value_len;
+		while (p < e) {
+			while (p < e && (*p == ' ' || *p == ';'))
+				p++;
+			const char *q = p;
+			while (q < e && *q != ';')
+				q++;
+			if ((size_t)(q - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
+				*val = p + nl + 1;
+				*vlen = (size_t)(q - p) - nl - 1;
+				return true;
+			}
+			p = q;
+		}
+	}
+	return false;
+}
+
+static void copy_field(char *dst, size_t cap, const char *s, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+}
+
+static void handle_metrics(struct gw_client *c, const struct gw_http_msg *m)
+{
+	bool keep = m->keep_alive && m->body == GW_BODY_NONE;
+	if ((m->method_id != GW_M_GET && m->method_id != GW_M_HEAD) ||
+	    !((m->target_len == 8 && memcmp(m->target, "/metrics", 8) == 0))) {
+		respond(c, 404, keep, NULL, "only GET /metrics here\n");
+		return;
+	}
+	struct gw_buf body = {0};
+	if (!gw_buf_alloc(&body, 1u << 20)) {
+		client_close(c);
+		return;
+	}
+	gw_metrics_render(c->gw, &body);
+	if (!gw_buf_alloc(&c->out, CLIENT_OUT_CAP)) {
+		gw_buf_free(&body);
+		client_close(c);
+		return;
+	}
+	/* The text may exceed the output buffer: send it with Connection: close by writing the
+	 * head, then replacing the buffer with the rendered body. */
+	char head[256];
+	int hn = snprintf(head, sizeof(head),
+			  "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+			  "Content-Length: %u\r\nConnection: close\r\n\r\n",
+			  body.len);
+	gw_buf_free(&c->out);
+	struct gw_buf o = {0};
+	uint32_t blen = m->method_id == GW_M_HEAD ? 0 : body.len;
+	if (!gw_buf_alloc(&o, (uint32_t)hn + blen + 1)) {
+		gw_buf_free(&body);
+		client_close(c);
+		return;
+	}
+	(void)gw_buf_put(&o, head, (size_t)hn);
+	(void)gw_buf_put(&o, body.p, blen);
+	gw_buf_free(&body);
+	c->out = o;
+	c->state = C_CLOSING;
+	c->deadline_ns = c->gw->now_ns + CLOSING_NS;
+}
+
+/* A complete request head of head_len bytes is at the front of c->in. */
+static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t head_len)
+{
+	struct gw *gw = c->gw;
+	struct gw_exchange *x = &c->x;
+	memset(x, 0, offsetof(struct gw_exchange, user));
+	x->user[0] = x->sticky_set[0] = '\0';
+	x->start_ns = gw->now_ns;
+	x->method = m->method_id;
+	x->https = c->l->tls;
+	copy_field(x->method_s, sizeof(x->method_s), m->method, m->method_len);
+	copy_field(x->path, sizeof(x->path), m->target, m->target_len);
+	copy_field(x->host, sizeof(x->host), m->host ? m->host : "", m->host_len);
+	x->client_keepalive = m->keep_alive && m->minor == 1;
+	x->req_body = m->body;
+	x->req_left = m->content_length;
+	x->req_done = m->body == GW_BODY_NONE;
+	c->has_x = true;
+
+	if (c->l->metrics) {
+		c->has_x = false;
+		gw_buf_consume(&c->in, head_len);
+		handle_metrics(c, m);
+		return;
+	}
+	x->rt = gw_rt_get(gw->rt);
+	gw_buf_consume(&c->in, 0); /* the head stays in c->in until we are done with m */
+
+	/* The request target: origin-form "/path?query", or absolute-form whose authority must
+	 * name the same host as Host (RFC 9112 section 3.2.2). */
+	const char *t = m->target;
+	size_t tl = m->target_len;
+	if (t[0] != '/' && t[0] != '*') {
+		size_t skip = (t[4] == 's' || t[4] == 'S') ? 8 : 7;
+		const char *auth = t + skip, *slash = memchr(auth, '/', tl - skip);
+		size_t alen = slash ? (size_t)(slash - auth) : tl - skip;
+		bool same = m->host && alen == m->host_len;
+		for (size_t i = 0; same && i < alen; i++)
+			same = (auth[i] | 0x20) == (m->host[i] | 0x20);
+		if (!same) {
+			gw_buf_consume(&c->in, head_len);
+			x->client_keepalive = false;
+			x_fail_respond(c, 400, "absolute-form target and Host differ", NULL);
+			return;
+		}
+		t = slash ? slash : "/";
+		tl = slash ? tl - (size_t)(slash - m->target) : 1;
+	}
+	if (!m->host || !gw_http_host_ok(m->host, m->host_len)) {
+		gw_buf_consume(&c->in, head_len);
+		x->client_keepalive = false;
+		x_fail_respond(c, 400, "missing or malformed Host", NULL);
+		return;
+	}
+	const struct gw_resource_conf *rc = gw_conf_find_host(x->rt->conf, m->host, m->host_len);
+	if (!rc) {
+		gw_buf_consume(&c->in, head_len);
+		x_fail_respond(c, 404, "no resource for this host", NULL);
+		return;
+	}
+	x->res = &x->rt->res[rc - x->rt->conf->resources];
+	x->max_body = rc->max_body;
+
+	const char *q = memchr(t, '?', tl);
+	size_t plen = q ? (size_t)(q - t) : tl;
+	char npath[8192 + 16];
+	int nl = t[0] == '*' ? 1 : gw_http_normalize_path(t, plen, npath, sizeof(npath));
+	if (t[0] == '*')
+		npath[0] = '*', npath[1] = '\0';
+	if (nl < 0) {
+		gw_buf_consume(&c->in, head_len);
+		x->client_keepalive = false;
+		x_fail_respond(c, 400, "malformed path (bad percent-encoding, NUL or backslash)",
+			       NULL);
+		return;
+	}
+	struct gw_policy_in pin = {
+	    .family = c->family, .addr = c->ip, .req = m, .path = npath, .path_len = (size_t)nl};
+	struct gw_policy_out pout = {0};
+	enum gw_verdict v = gw_policy_check(gw, x->res, &pin, &pout, gw->now_ns);
+	if (pout.authenticated)
+		snprintf(x->user, sizeof(x->user), "%s", pout.user);
+	if (v != GW_V_PASS) {
+		gw_buf_consume(&c->in, head_len);
+		x->res->denied += v != GW_V_LIMITED;
+		char extra[96] = "";
+		int status = 403;
+		if (v == GW_V_AUTH) {
+			status = 401;
+			snprintf(extra, sizeof(extra),
+				 "WWW-Authenticate: Bearer realm=\"%s\"\r\n", rc->id);
+		} else if (v == GW_V_LIMITED) {
+			status = 429;
+			x->res->limited++;
+			snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", pout.retry_after_s);
+		}
+		char b1[64], b2[96];
+		sg_log(SG_LOG_INFO, "gw_denied", "resource=%s client=%s status=%d reason=%s path=%s",
+		       rc->id, c->ip_str, status, sg_log_quote(b1, sizeof(b1), pout.reason),
+		       sg_log_quote(b2, sizeof(b2), x->path));
+		x_fail_respond(c, status, pout.reason, extra);
+		return;
+	}
+	if (m->body == GW_BODY_LENGTH && m->content_length > x->max_body) {
+		gw_buf_consume(&c->in, head_len);
+		x->client_keepalive = false;
+		x_fail_respond(c, 413, "body larger than the resource's max_body", NULL);
+		return;
+	}
+	x->websocket = m->upgrade_websocket && m->method_id == GW_M_GET;
+	bool idempotent = m->method_id == GW_M_GET || m->method_id == GW_M_HEAD ||
+			  m->method_id == GW_M_OPTIONS || m->method_id == GW_M_TRACE ||
+			  m->method_id == GW_M_PUT || m->method_id == GW_M_DELETE;
+	/* Retried only when the whole request is in the head we keep (RFC 9110 section 9.2.2). */
+	x->retryable = idempotent && m->body == GW_BODY_NONE && !x->websocket;
+	x->expect_continue = m->expect_continue && m->body != GW_BODY_NONE;
+
+	const char *sticky = NULL;
+	size_t sticky_len = 0;
+	if (rc->sticky_cookie)
+		(void)find_cookie(m, rc->sticky_cookie, &sticky, &sticky_len);
+
+	x->head = build_request_head(c, m, npath, (size_t)nl, q ? q : "", q ? tl - plen : 0,
+				     pout.auth_header, &x->head_len);
+	gw_buf_consume(&c->in, head_len); /* m points into c->in: not used after this */
+	if (!x->head) {
+		x_fail_respond(c, 500, "out of memory", NULL);
+		return;
+	}
+	if (!x_start_upstream(c, sticky, sticky_len)) {
+		x_fail_respond(c, 503, "no healthy target", NULL);
+		return;
+	}
+	c->state = C_BUSY;
+	if (x->expect_continue) {
+		/* RFC 9110 section 10.1.1: we checked what we could; the body may come. */
+		if (!gw_buf_alloc(&c->out, CLIENT_OUT_CAP) ||
+		    !gw_buf_put(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25))
+			client_close(c);
+	}
+}
+
+/* ---- request body ----------------------------------------------------------------------- */
+
+/* Moves body bytes from c->in to the upstream's output. */
+static bool x_req_body(struct gw_client *c)
+{
+	struct gw_exchange *x = &c->x;
+	struct gw_upstream *u = x->u;
+	bool progress = false;
+	if (x->req_done || !u || c->in.len == 0)
+		return false;
+	if (x->req_body == GW_BODY_LENGTH) {
+		size_t n = SG_MIN((uint64_t)c->in.len, x->req_left);
+		n = SG_MIN(n, gw_buf_space(&u->out));
+		if (n == 0)
+			return false;
+		(void)gw_buf_put(&u->out, gw_buf_data(&c->in), n);
+		gw_buf_consume(&c->in, n);
+		x->req_left -= n;
+		x->req_bytes += n;
+		x->req_done = x->req_left == 0;
+		return true;
+	}
+	/* chunked: decode, check the cap, re-encode (extensions and trailers dropped). */
+	while (c->in.len && gw_buf_space(&u->out) > CHUNK_OVERHEAD) {
+		size_t room = gw_buf_space(&u->out) - CHUNK_OVERHEAD, used = 0, dlen = 0;
+		const uint8_t *data = NULL;
+		const char *why = NULL;
+		int rc = gw_chunked_feed(&x->req_ch, gw_buf_data(&c->in), SG_MIN(c->in.len, room),
+					 &used, &data, &dlen, &why);
+		if (rc < 0) {
+			char b[96];
+			sg_log(SG_LOG_INFO, "gw_bad_request", "client=%s reason=%s", c->ip_str,
+			       sg_log_quote(b, sizeof(b), why));
+			c->gw->bad_requests++;
+			if (x->resp_started) {
+				client_close(c);
+			} else {
+				x->client_keepalive = false;
+				x_fail_respond(c, 400, why, NULL);
+			}
+			return true;
+		}
+		if (dlen) {
+			x->req_bytes += dlen;
+			if (x->req_bytes > x->max_body) {
+				if (x->resp_started) {
+					client_close(c);
+				} else {
+					x->client_keepalive = false;
+					x_fail_respond(c, 413, "body larger than the resource's max_body",
+						       NULL);
+				}
+				return true;
+			}
+			char hex[24];
+			int hn = snprintf(hex, sizeof(hex), "%zx\r\n", dlen);
+			(void)gw_buf_put(&u->out, hex, (size_t)hn);
+			(void)gw_buf_put(&u->out, data, dlen);
+			(void)gw_buf_put(&u->out, "\r\n", 2);
+		}
+		gw_buf_consume(&c->in, used);
+		progress = true;
+		if (rc == 1) {
+			(void)gw_buf_put(&u->out, "0\r\n\r\n", 5);
+			x->req_done = true;
+			break;
+		}
+		if (used == 0)
+			break;
+	}
+	return progress;
+}
+
+/* ---- response --------------------------------------------------------------------------- */
+
+static bool write_response_head(struct gw_client *c, const struct gw_http_msg *m)
+{
+	struct gw_exchange *x = &c->x;
+	struct gw_buf *o = &c->out;
+	bool ok = buf_printf(o, "HTTP/1.1 %d ", m->status);
+	ok = ok && gw_buf_put(o, m->target, m->target_len) && gw_buf_put(o, "\r\n", 2);
+	for (size_t i = 0; ok && i < m->n_headers; i++) {
+		const struct gw_http_header *h = &m->headers[i];
+		if (gw_http_hop_by_hop(m, h))
+			continue;
+		if (gw_http_ieq(h->name, h->name_len, "content-length") && m->body != GW_BODY_NONE)
+			continue; /* written below from our framing */
+		ok = gw_buf_put(o, h->name, h->name_len) && gw_buf_put(o, ": ", 2) &&
+		     gw_buf_put(o, h->value, h->value_len) && gw_buf_put(o, "\r\n", 2);
+	}
+	if (!ok)
+		return false;
+	if (m->status == 101) {
+		ok = buf_printf(o, "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+		return ok;
+	}
+	switch (m->body) {
+	case GW_BODY_LENGTH:
+		ok = buf_printf(o, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+		break;
+	case GW_BODY_CHUNKED:
+	case GW_BODY_CLOSE:
+		if (x->client_keepalive) {
+			x->resp_chunked_out = true;
+			ok = buf_printf(o, "Transfer-Encoding: chunked\r\n");
+		} else {
+			x->resp_close_out = true;
+		}
+		break;
+	case GW_BODY_NONE:
+		break;
+	}
+	if (ok && x->sticky_set[0])
+		ok = buf_printf(o, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax%s\r\n",
+				x->res->conf->sticky_cookie, x->sticky_set,
+				x->https ? "; Secure" : "");
+	if (ok && !x->client_keepalive)
+		ok = buf_printf(o, "Connection: close\r\n");
+	return ok && gw_buf_put(o, "\r\n", 2);
+}
+
+static bool x_resp(struct gw_client *c)
+{
+	struct gw_exchange *x = &c->x;
+	struct gw_upstream *u = x->u;
+	bool progress = false;
+	if (!u)
+		return false;
+	while (!x->resp_head_done) {
+		if (u->in.len == 0) {
+			if (u->eof) {
+				x_up_fail(c, "target closed the connection before a response", false);
+				return true;
+			}
+			return progress;
+		}
+		struct gw_http_msg *m = &c->gw->msg;
+		struct gw_http_limits lim = {.max_head = c->gw->rt->conf->limits.max_head,
+					     .max_target = c->gw->rt->conf->limits.max_head,
+					     .max_headers = GW_HTTP_MAX_HEADERS};
+		const char *why = NULL;
+		int rc = gw_http_parse_response((const char *)gw_buf_data(&u->in), u->in.len, &lim,
+						x->method, m, &why);
+		if (rc == GW_HTTP_INCOMPLETE) {
+			if (u->eof) {
+				x_up_fail(c, "target closed the connection inside a response head",
+					  false);
+				return true;
+			}
+			return progress;
+		}
+		if (rc < 0) {
+			/* Nothing went to the client yet: answer 502 ourselves. */
+			x->resp_started = false;
+			x_up_fail(c, why, false);
+			return true;
+		}
+		if (m->status < 200 && m->status != 101) {
+			gw_buf_consume(&u->in, (size_t)rc); /* 100, 103: not passed on */
+			progress = true;
+			continue;
+		}
+		if (m->status == 101 && !x->websocket) {
+			x->resp_started = false;
+			x_up_fail(c, "101 Switching Protocols without an upgrade request", false);
+			return true;
+		}
+		if (x->websocket && m->status == 101 && !m->upgrade_websocket) {
+			x->resp_started = false;
+			x_up_fail(c, "101 without Upgrade: websocket", false);
+			return true;
+		}
+		if (!gw_buf_alloc(&c->out, CLIENT_OUT_CAP)) {
+			client_close(c);
+			return true;
+		}
+		if (c->out.len + (uint32_t)rc + 1024 > c->out.cap)
+			return progress; /* the 100 Continue is still going out */
+		x->status = m->status;
+		x->resp_body = m->body;
+		x->resp_left = m->content_length;
+		x->resp_keepalive = m->keep_alive;
+		uint32_t before = c->out.len;
+		if (!write_response_head(c, m)) {
+			c->out.len = before;
+			x->resp_started = false;
+			x_up_fail(c, "response head too large", false);
+			return true;
+		}
+		gw_buf_consume(&u->in, (size_t)rc);
+		x->resp_head_done = true;
+		progress = true;
+		c->deadline_ns = UINT64_MAX;
+		if (m->status == 101) {
+			c->state = C_TUNNEL;
+			x->req_done = true;
+			c->deadline_ns = c->gw->now_ns +
+					 (uint64_t)x->res->conf->idle_timeout_ms * NS_PER_MS;
+			return true;
+		}
+		if (m->body == GW_BODY_NONE) {
+			x->resp_done = true;
+			x_done(c);
+			return true;
+		}
+	}
+	/* Body. */
+	while (!x->resp_done) {
+		size_t space = gw_buf_space(&c->out);
+		if (u->in.len == 0) {
+			if (!u->eof)
+				break;
+			if (x->resp_body != GW_BODY_CLOSE) {
+				x_up_fail(c, "target closed the connection inside a response body",
+					  false);
+				return true;
+			}
+			if (x->resp_chunked_out) {
+				if (space < 5)
+					break;
+				(void)gw_buf_put(&c->out, "0\r\n\r\n", 5);
+			}
+			x->resp_done = true;
+			x->resp_keepalive = false;
+			break;
+		}
+		if (space <= CHUNK_OVERHEAD)
+			break;
+		if (x->resp_body == GW_BODY_LENGTH) {
+			size_t n = SG_MIN((uint64_t)u->in.len, x->resp_left);
+			n = SG_MIN(n, space);
+			(void)gw_buf_put(&c->out, gw_buf_data(&u->in), n);
+			gw_buf_consume(&u->in, n);
+			x->resp_left -= n;
+			x->bytes_out += n;
+			progress = true;
+			if (x->resp_left == 0)
+				x->resp_done = true;
+		} else if (x->resp_body == GW_BODY_CHUNKED) {
+			size_t used = 0, dlen = 0;
+			const uint8_t *data = NULL;
+			const char *why = NULL;
+			size_t feed = SG_MIN(u->in.len, space - CHUNK_OVERHEAD);
+			int rc = gw_chunked_feed(&x->resp_ch, gw_buf_data(&u->in), feed, &used, &data,
+						 &dlen, &why);
+			if (rc < 0) {
+				x_up_fail(c, why, false);
+				return true;
+			}
+			if (dlen) {
+				x->bytes_out += dlen;
+				if (x->resp_chunked_out) {
+					char hex[24];
+					int hn = snprintf(hex, sizeof(hex), "%zx\r\n", dlen);
+					(void)gw_buf_put(&c->out, hex, (size_t)hn);
+					(void)gw_buf_put(&c->out, data, dlen);
+					(void)gw_buf_put(&c->out, "\r\n", 2);
+				} else {
+					(void)gw_buf_put(&c->out, data, dlen);
+				}
+			}
+			gw_buf_consume(&u->in, used);
+			progress = true;
+			if (rc == 1) {
+				if (x->resp_chunked_out)
+					(void)gw_buf_put(&c->out, "0\r\n\r\n", 5);
+				x->resp_done = true;
+			}
+		} else { /* close-delimited */
+			size_t n = SG_MIN((size_t)u->in.len, space - CHUNK_OVERHEAD);
+			if (x->resp_chunked_out) {
+				char hex[24];
+				int hn = snprintf(hex, sizeof(hex), "%zx\r\n", n);
+				(void)gw_buf_put(&c->out, hex, (size_t)hn);
+				(void)gw_buf_put(&c->out, gw_buf_data(&u->in), n);
+				(void)gw_buf_put(&c->out, "\r\n", 2);
+			} else {
+				(void)gw_buf_put(&c->out, gw_buf_data(&u->in), n);
+			}
+			gw_buf_consume(&u->in, n);
+			x->bytes_out += n;
+			progress = true;
+		}
+	}
+	if (x->resp_done) {
+		if (u->in.len)
+			x->resp_keepalive = false; /* bytes after the response: not reusable */
+		x_done(c);
+		return true;
+	}
+	return progress;
+}
+
+/* WebSocket after 101: both directions unchanged. */
+static bool tunnel_move(struct gw_client *c)
+{
+	struct gw_exchange *x = &c->x;
+	struct gw_upstream *u = x->u;
+	bool progress = false;
+	if (!u)
+		return false;
+	if (c->in.len) {
+		size_t n = SG_MIN((size_t)c->in.len, gw_buf_space(&u->out));
+		if (n) {
+			(void)gw_buf_put(&u->out, gw_buf_data(&c->in), n);
+			gw_buf_consume(&c->in, n);
+			x->req_bytes += n;
+			progress = true;
+		}
+	}
+	if (u->in.len) {
+		size_t n = SG_MIN((size_t)u->in.len, gw_buf_space(&c->out));
+		if (n) {
+			(void)gw_buf_put(&c->out, gw_buf_data(&u->in), n);
+			gw_buf_consume(&u->in, n);
+			x->bytes_out += n;
+			progress = true;
+		}
+	}
+	if (progress)
+		c->deadline_ns = c->gw->now_ns + (uint64_t)x->res->conf->idle_timeout_ms * NS_PER_MS;
+	if ((u->eof && u->in.len == 0) || (c->eof && c->in.len == 0 && u->out.len == 0)) {
+		x->status = 101;
+		log_access(c, 101, NULL);
+		x_release(c, false);
+		c->state = C_CLOSING;
+		c->deadline_ns = c->gw->now_ns + CLOSING_NS;
+		return true;
+	}
+	return progress;
+}
+
+/* ---- the client's pump ------------------------------------------------------------------ */
+
+static void bad_request(struct gw_client *c, int status, const char *why)
+{
+	char b[96];
+	c->gw->bad_requests++;
+	sg_log(SG_LOG_INFO, "gw_bad_request", "client=%s status=%d reason=%s", c->ip_str, status,
+	       sg_log_quote(b, sizeof(b), why));
+	respond(c, status, false, NULL, NULL);
+	c->deadline_ns = c->gw->now_ns + CLOSING_NS;
+}
+
+static bool client_read(struct gw_client *c)
+{
+	bool progress = false;
+	if (c->eof)
+		return false;
+	if (!gw_buf_alloc(&c->in, c->gw->rt->conf->limits.max_head + 1024)) {
+		client_close(c);
+		return false;
+	}
+	while (gw_buf_space(&c->in) > 0) {
+		ssize_t r = cio_read(c, gw_buf_tail(&c->in), gw_buf_space(&c->in));
+		if (r == -EAGAIN)
+			break;
+		if (r <= 0) {
+			c->eof = true;
+			progress = true;
+			break;
+		}
+		if (c->state == C_HEAD && c->in.len == 0) /* first byte of a head: its clock */
+			c->deadline_ns = c->gw->now_ns +
+					 (uint64_t)c->gw->rt->conf->limits.header_timeout_ms *
+					     NS_PER_MS;
+		c->in.len += (uint32_t)r;
+		c->last_io_ns = c->gw->now_ns;
+		progress = true;
+	}
+	return progress;
+}
+
+static bool client_write(struct gw_client *c)
+{
+	bool progress = false;
+	while (c->out.len) {
+		ssize_t w = cio_write(c, gw_buf_data(&c->out), c->out.len);
+		if (w == -EAGAIN)
+			break;
+		if (w <= 0) {
+			client_close(c);
+			return true;
+		}
+		gw_buf_consume(&c->out, (size_t)w);
+		c->last_io_ns = c->gw->now_ns;
+		progress = true;
+	}
+	return progress;
+}
+
+static bool client_head(struct gw_client *c)
+{
+	if (c->in.len == 0)
+		return false;
+	if (c->out.len > 0)
+		return false; /* finish the previous response first (pipelining) */
+	const struct gw_limits *l = &c->gw->rt->conf->limits;
+	struct gw_http_limits lim = {
+	    .max_head = l->max_head, .max_target = l->max_target, .max_headers = l->max_headers};
+	const char *why = NULL;
+	int rc = gw_http_parse_request((const char *)gw_buf_data(&c->in), c->in.len, &lim,
+				       &c->gw->msg, &why);
+	if (rc == GW_HTTP_INCOMPLETE)
+		return false;
+	if (rc < 0) {
+		bad_request(c, -rc, why);
+		return true;
+	}
+	handle_request(c, &c->gw->msg, (size_t)rc);
+	return true;
+}
+
+static void update_interest(struct gw_client *c)
+{
+	struct gw_upstream *u = c->has_x ? c->x.u : NULL;
+	uint32_t want = 0;
+	bool want_read = !c->eof && c->state != C_CLOSING &&
+			 (!c->in.p || gw_buf_space(&c->in) > 0) &&
+			 (c->state == C_HEAD || c->state == C_TLS || c->state == C_TUNNEL ||
+			  (c->state == C_BUSY && !c->x.req_done));
+	if (want_read)
+		want |= EPOLLIN;
+	if (c->out.len)
+		want |= EPOLLOUT;
+	if (c->tls) /* a read that must write first, or the other way round */
+		want |= sg_tls_term_events(c->tls);
+	/* A client that sent everything is still watched for a reset, so a cancelled request
+	 * stops the exchange. */
+	if (!want && !c->eof && c->state == C_BUSY)
+		want = EPOLLRDHUP;
+	set_interest(c->gw, &c->src, &c->ev, want);
+	if (u) {
+		uint32_t uw = 0;
+		if (!u->connected) {
+			uw = EPOLLOUT;
+		} else {
+			if (!u->eof && gw_buf_space(&u->in) > 0)
+				uw |= EPOLLIN;
+			if (u->out.len)
+				uw |= EPOLLOUT;
+		}
+		set_interest(c->gw, &u->src, &u->ev, uw);
+	}
+}
+
+static void client_pump(struct gw_client *c)
+{
+	if (c->in_pump || c->dead)
+		return;
+	c->in_pump = true;
+	for (int guard = 0; guard < 64 && !c->dead; guard++) {
+		bool progress = false;
+		if (c->state == C_TLS) {
+			int rc = sg_tls_term_handshake(c->tls);
+			if (rc < 0) {
+				client_close(c);
+				break;
+			}
+			if (rc == 0)
+				break;
+			c->state = C_HEAD;
+			c->deadline_ns = c->gw->now_ns +
+					 (uint64_t)c->gw->rt->conf->limits.header_timeout_ms *
+					     NS_PER_MS;
+			progress = true;
+		}
+		bool read_ok = c->state == C_HEAD || c->state == C_TUNNEL ||
+			       (c->state == C_BUSY && !c->x.req_done);
+		if (read_ok)
+			progress |= client_read(c);
+		if (c->dead)
+			break;
+		switch (c->state) {
+		case C_HEAD:
+			if (c->eof && c->in.len == 0 && c->out.len == 0) {
+				client_close(c);
+				break;
+			}
+			progress |= client_head(c);
+			if (!c->dead && c->state == C_HEAD && c->eof && c->out.len == 0) {
+				client_close(c); /* a partial head, then the end */
+			}
+			break;
+		case C_BUSY:
+			progress |= x_req_body(c);
+			if (!c->dead && c->state == C_BUSY)
+				progress |= up_io(c);
+			if (!c->dead && c->state == C_BUSY && c->has_x)
+				progress |= x_resp(c);
+			if (!c->dead && c->state == C_BUSY && c->eof && !c->x.req_done) {
+				/* The client left inside its request body. */
+				log_access(c, 499, "client closed inside the request");
+				client_close(c);
+			}
+			break;
+		case C_TUNNEL:
+			progress |= up_io(c);
+			if (!c->dead && c->state == C_TUNNEL)
+				progress |= tunnel_move(c);
+			break;
+		case C_CLOSING:
+		case C_TLS:
+			break;
+		}
+		if (c->dead)
+			break;
+		if (c->out.len)
+			progress |= client_write(c);
+		if (c->dead)
+			break;
+		if (c->state == C_CLOSING && c->out.len == 0) {
+			client_close(c);
+			break;
+		}
+		if (!progress)
+			break;
+	}
+	c->in_pump = false;
+	if (!c->dead)
+		update_interest(c);
+}
+
+static void client_event(void *ctx, uint32_t ev)
+{
+	struct gw_client *c = ctx;
+	c->gw->now_ns = evloop_now_ns();
+	if ((ev & (EPOLLERR | EPOLLHUP)) && !(ev & EPOLLIN)) {
+		if (c->has_x && c->state != C_HEAD)
+			log_access(c, 499, "client connection reset");
+		client_close(c);
+		return;
+	}
+	if ((ev & EPOLLRDHUP) && !(ev & EPOLLIN) && c->state == C_BUSY && c->x.req_done) {
+		/* The client half-closed while we wait for the target: it may still read the
+		 * response, after which the connection closes. */
+		c->eof = true;
+	}
+	client_pump(c);
+}
+
+/* ---- accept and timeouts ---------------------------------------------------------------- */
+
+static void client_event(void *ctx, uint32_t ev);
+
+void gw_http_accept(struct gw_listener *l)
+{
+	struct gw *gw = l->gw;
+	gw->now_ns = evloop_now_ns();
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		const struct gw_limits *lim = &gw->rt->conf->limits;
+		int family = ss.ss_family;
+		const uint8_t *ip = family == AF_INET
+					? (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr
+					: (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+		uint8_t key[17];
+		gw_src_key(key, family, ip);
+		if (gw->n_clients >= lim->max_conns ||
+		    !gw_src_conn_inc(gw, key, l->metrics ? UINT32_MAX : lim->max_conns_per_source,
+				     gw->now_ns)) {
+			gw->refused_conns++;
+			close(fd);
+			continue;
+		}
+		struct gw_client *c = calloc(1, sizeof(*c));
+		if (!c) {
+			gw_src_conn_dec(gw, key);
+			close(fd);
+			continue;
+		}
+		c->kind = K_CLIENT;
+		c->gw = gw;
+		c->l = l;
+		c->fd = fd;
+		memcpy(c->skey, key, sizeof(key));
+		/* IPv4-mapped peers on a dual-stack socket are shown and matched as IPv4. */
+		if (key[0] == 4) {
+			c->family = AF_INET;
+			memcpy(c->ip, key + 1, 4);
+		} else {
+			c->family = AF_INET6;
+			memcpy(c->ip, key + 1, 16);
+		}
+		gw_ip_str(c->family, c->ip, c->ip_str, sizeof(c->ip_str));
+		int one = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->state = C_HEAD;
+		if (l->tls) {
+			c->tls = sg_tls_term_conn_new(gw->tls, fd);
+			if (!c->tls) {
+				gw_src_conn_dec(gw, key);
+				close(fd);
+				free(c);
+				continue;
+			}
+			c->state = C_TLS;
+		}
+		c->ev = EPOLLIN;
+		if (evloop_add(gw->loop, &c->src, fd, c->ev, client_event, c) != 0) {
+			sg_tls_term_conn_free(c->tls);
+			gw_src_conn_dec(gw, key);
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->deadline_ns = gw->now_ns + (uint64_t)lim->header_timeout_ms * NS_PER_MS;
+		gw_list_add(&gw->conns, &c->link);
+		gw->n_clients++;
+		gw->accepted++;
+	}
+}
+
+static void client_timeout(struct gw_client *c)
+{
+	struct gw_exchange *x = &c->x;
+	switch (c->state) {
+	case C_TLS:
+		client_close(c);
+		return;
+	case C_HEAD:
+		if (c->in.len && c->out.len == 0) {
+			/* Slowloris: the head did not arrive in time. */
+			bad_request(c, 408, "request head not complete within header_timeout_ms");
+			client_pump(c);
+		} else {
+			client_close(c);
+		}
+		return;
+	case C_BUSY:
+		if (x->u && !x->u->connected) {
+			x_up_fail(c, "connect timeout", true);
+		} else if (!x->req_done && c->gw->now_ns - c->last_io_ns >=
+						    (uint64_t)c->gw->rt->conf->limits.body_timeout_ms *
+							NS_PER_MS) {
+			if (x->resp_started) {
+				client_close(c);
+				return;
+			}
+			x->client_keepalive = false;
+			x_fail_respond(c, 408, "request body stalled", NULL);
+		} else if (!x->resp_started) {
+			x_up_fail(c, "response timeout", true);
+		} else {
+			/* A response in progress: as long as bytes move it may take its time. */
+			c->deadline_ns = c->gw->now_ns +
+					 (uint64_t)x->res->conf->response_timeout_ms * NS_PER_MS;
+			if (c->gw->now_ns - c->last_io_ns <
+			    (uint64_t)x->res->conf->response_timeout_ms * NS_PER_MS)
+				return;
+			log_access(c, x->status, "response stalled");
+			client_close(c);
+			return;
+		}
+		if (!c->dead)
+			client_pump(c);
+		return;
+	case C_TUNNEL:
+		log_access(c, 101, "websocket idle timeout");
+		client_close(c);
+		return;
+	case C_CLOSING:
+		client_close(c);
+		return;
+	}
+}
+
+void gw_conns_tick(struct gw *gw)
+{
+	uint64_t now = gw->now_ns;
+	struct gw_link expired;
+	gw_list_init(&expired);
+	/* First collect, then act: a timeout may close or take other connections of the list
+	 * (a retry takes an idle upstream from a pool). Both kinds start with their link and
+	 * then their kind. */
+	for (struct gw_link *l = gw->conns.next, *next; l != &gw->conns; l = next) {
+		next = l->next;
+		struct gw_client *c = gw_container(l, struct gw_client, link);
+		uint64_t dl = c->kind == K_CLIENT
+				  ? c->deadline_ns
+				  : gw_container(l, struct gw_upstream, link)->deadline_ns;
+		if (now >= dl) {
+			gw_list_del(l);
+			gw_list_add(&expired, l);
+		}
+	}
+	while (!gw_list_empty(&expired)) {
+		struct gw_link *l = expired.next;
+		gw_list_del(l);
+		gw_list_add(&gw->conns, l);
+		struct gw_client *c = gw_container(l, struct gw_client, link);
+		if (c->kind == K_CLIENT)
+			client_timeout(c);
+		else
+			up_close(gw_container(l, struct gw_upstream, link));
+	}
+}
+
+void gw_conns_close_all(struct gw *gw)
+{
+	while (!gw_list_empty(&gw->conns)) {
+		struct gw_link *l = gw->conns.next;
+		struct gw_client *c = gw_container(l, struct gw_client, link);
+		if (c->kind == K_CLIENT)
+			client_close(c);
+		else
+			up_close(gw_container(l, struct gw_upstream, link));
+	}
+	gw_reap(gw);
+}
