@@ -211,7 +211,7 @@ static int build_tls(struct gw *gw, const struct gw_conf *conf, struct sg_tls_te
 		certs[n].key_file = r->tls_key;
 		n++;
 	}
-	static const char *const alpn[] = {"http/1.1"};
+	static const char *const alpn[] = {"h2", "http/1.1"};
 	rc = sg_tls_term_new(out, crt, key, certs, n, alpn, SG_ARRAY_LEN(alpn), err, errlen);
 	free(certs);
 	return rc;

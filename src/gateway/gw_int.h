@@ -201,6 +201,97 @@ struct gw {
 	uint64_t bad_requests;
 };
 
+/* ---- connections ------------------------------------------------------------------------ */
+
+#define LOG_FIELD_MAX 256 /* path and host kept per exchange for the access log */
+
+enum conn_kind { K_CLIENT = 1, K_UPSTREAM = 2 };
+
+enum cstate {
+	C_TLS = 0, /* TLS handshake */
+	C_HEAD,	   /* waiting for a request head */
+	C_BUSY,	   /* an exchange is in progress */
+	C_TUNNEL,  /* WebSocket: bytes flow both ways unchanged */
+	C_CLOSING, /* flushing the last response, then close */
+	C_H2,	   /* an HTTP/2 connection: its streams are virtual clients (h2.c) */
+};
+
+struct gw_upstream;
+
+struct gw_exchange {
+	struct gw_rt *rt;
+	struct gw_res *res;
+	struct gw_target *t;
+	struct gw_upstream *u;
+	char *head; /* the request head as sent to targets (kept for retries) */
+	size_t head_len;
+	enum gw_http_method method;
+	enum gw_http_body req_body;
+	uint64_t req_left, req_bytes, max_body;
+	struct gw_chunked req_ch;
+	bool req_done, retryable, expect_continue;
+	uint32_t tries;
+	uint64_t tried_mask;
+	bool resp_started, resp_head_done, resp_done, resp_keepalive, resp_chunked_out;
+	bool resp_close_out; /* the client's body ends when we close */
+	int status;
+	enum gw_http_body resp_body;
+	uint64_t resp_left;
+	struct gw_chunked resp_ch;
+	bool client_keepalive, websocket, https;
+	uint64_t start_ns, sent_ns, bytes_out;
+	char user[24];
+	char sticky_set[GW_CONF_ID_MAX + 1];
+	char method_s[16];
+	char path[LOG_FIELD_MAX];
+	char host[LOG_FIELD_MAX];
+};
+
+struct gw_client {
+	struct gw_link link; /* gw->conns, later gw->grave */
+	enum conn_kind kind;
+	struct gw *gw;
+	struct gw_listener *l;
+	int fd;
+	struct evloop_source src;
+	uint32_t ev;
+	struct sg_tls_term_conn *tls;
+	int family;
+	uint8_t ip[16];
+	uint8_t skey[17];
+	char ip_str[48];
+	struct gw_buf in, out;
+	enum cstate state;
+	uint64_t deadline_ns;
+	uint64_t last_io_ns;
+	bool eof, dead, in_pump, has_x;
+	bool clean_close; /* closing after a complete response */
+	bool lingering;	  /* response sent, write side shut, draining what the client sends */
+	uint32_t drained;
+	uint32_t requests;
+	/* HTTP/2: h2 on the connection; on a stream's virtual client (no fd, no socket of its
+	 * own) the stream, and in/out carry HTTP/1.1 bytes made from and to its frames. */
+	struct gw_h2 *h2;
+	struct gw_h2_stream *h2s;
+	struct gw_exchange x;
+};
+
+struct gw_upstream {
+	struct gw_link link; /* gw->conns while idle in a pool, target->idle */
+	enum conn_kind kind;
+	struct gw_link pool;
+	struct gw *gw;
+	int fd;
+	struct evloop_source src;
+	uint32_t ev;
+	struct gw_target *t;
+	struct gw_rt *rt;
+	struct gw_client *owner;
+	struct gw_buf in, out;
+	uint64_t deadline_ns;
+	bool connected, reused, eof;
+};
+
 /* ---- files ------------------------------------------------------------------------------ */
 
 /* proxy.c: HTTP clients. */
@@ -208,6 +299,27 @@ void gw_http_accept(struct gw_listener *l);
 void gw_conns_tick(struct gw *gw);
 void gw_conns_close_all(struct gw *gw);
 void gw_reap(struct gw *gw);
+void gw_client_pump(struct gw_client *c);
+void gw_client_close(struct gw_client *c);
+#define GW_CLIENT_OUT_CAP (64u * 1024)
+
+/* h2.c: HTTP/2 to clients (RFC 9113) with nghttp2. */
+#define GW_H2_PREFACE_LEN 24
+/* 1: buf starts with the client connection preface, 0: not, -1: too short to say. */
+int gw_h2_preface(const uint8_t *buf, size_t len);
+/* Turns c (after ALPN "h2" or a prior-knowledge preface) into an HTTP/2 connection. */
+int gw_h2_start(struct gw_client *c) SG_WUR;
+/* The connection's pump: bytes in c->in to the session, streams, frames out. */
+void gw_h2_pump(struct gw_client *c);
+uint32_t gw_h2_events(struct gw_client *c);
+/* c's streams are closed and the session freed (from gw_client_close). */
+void gw_h2_free(struct gw_client *c);
+/* A stream's virtual client: after its pump, and when it closes. */
+void gw_h2_stream_pumped(struct gw_client *vc);
+void gw_h2_stream_closed(struct gw_client *vc);
+/* Response bytes of a stream's virtual client were taken (client_write for vc). */
+bool gw_h2_stream_output(struct gw_client *vc);
+bool gw_h2_idle(const struct gw_client *c);
 /* The idle upstream connections of a target are closed (target or generation removed). */
 void gw_target_drop_idle(struct gw_target *t);
 

@@ -26,94 +26,14 @@
 #include "gateway/gw_int.h"
 #include "net/tls_term.h"
 
-#define CLIENT_OUT_CAP	   (64u * 1024)
+#define CLIENT_OUT_CAP	   GW_CLIENT_OUT_CAP
 #define UP_IN_CAP	   (64u * 1024)
 #define UP_OUT_EXTRA	   4096u
 #define POOL_MAX	   64u
 #define POOL_IDLE_NS	   (30 * NS_PER_S)
 #define CLOSING_NS	   (5 * NS_PER_S)
 #define ACCEPT_BATCH	   64
-#define LOG_FIELD_MAX	   256
 #define CHUNK_OVERHEAD	   32u /* hex size line and CRLFs around one re-encoded chunk */
-
-enum conn_kind { K_CLIENT = 1, K_UPSTREAM = 2 };
-
-enum cstate {
-	C_TLS = 0, /* TLS handshake */
-	C_HEAD,	   /* waiting for a request head */
-	C_BUSY,	   /* an exchange is in progress */
-	C_TUNNEL,  /* WebSocket: bytes flow both ways unchanged */
-	C_CLOSING, /* flushing the last response, then close */
-};
-
-struct gw_upstream;
-
-struct gw_exchange {
-	struct gw_rt *rt;
-	struct gw_res *res;
-	struct gw_target *t;
-	struct gw_upstream *u;
-	char *head; /* the request head as sent to targets (kept for retries) */
-	size_t head_len;
-	enum gw_http_method method;
-	enum gw_http_body req_body;
-	uint64_t req_left, req_bytes, max_body;
-	struct gw_chunked req_ch;
-	bool req_done, retryable, expect_continue;
-	uint32_t tries;
-	uint64_t tried_mask;
-	bool resp_started, resp_head_done, resp_done, resp_keepalive, resp_chunked_out;
-	bool resp_close_out; /* the client's body ends when we close */
-	int status;
-	enum gw_http_body resp_body;
-	uint64_t resp_left;
-	struct gw_chunked resp_ch;
-	bool client_keepalive, websocket, https;
-	uint64_t start_ns, sent_ns, bytes_out;
-	char user[24];
-	char sticky_set[GW_CONF_ID_MAX + 1];
-	char method_s[16];
-	char path[LOG_FIELD_MAX];
-	char host[LOG_FIELD_MAX];
-};
-
-struct gw_client {
-	struct gw_link link; /* gw->conns, later gw->grave */
-	enum conn_kind kind;
-	struct gw *gw;
-	struct gw_listener *l;
-	int fd;
-	struct evloop_source src;
-	uint32_t ev;
-	struct sg_tls_term_conn *tls;
-	int family;
-	uint8_t ip[16];
-	uint8_t skey[17];
-	char ip_str[48];
-	struct gw_buf in, out;
-	enum cstate state;
-	uint64_t deadline_ns;
-	uint64_t last_io_ns;
-	bool eof, dead, in_pump, has_x;
-	uint32_t requests;
-	struct gw_exchange x;
-};
-
-struct gw_upstream {
-	struct gw_link link; /* gw->conns while idle in a pool, target->idle */
-	enum conn_kind kind;
-	struct gw_link pool;
-	struct gw *gw;
-	int fd;
-	struct evloop_source src;
-	uint32_t ev;
-	struct gw_target *t;
-	struct gw_rt *rt;
-	struct gw_client *owner;
-	struct gw_buf in, out;
-	uint64_t deadline_ns;
-	bool connected, reused, eof;
-};
 
 /* ---- buffers ---------------------------------------------------------------------------- */
 
@@ -255,6 +175,17 @@ static void client_close(struct gw_client *c)
 	c->dead = true;
 	if (c->has_x)
 		x_release(c, false);
+	if (c->h2s) {
+		/* A stream's virtual client: the stream ends (cleanly after a whole response). */
+		gw_h2_stream_closed(c);
+		gw_buf_free(&c->in);
+		gw_buf_free(&c->out);
+		gw_list_del(&c->link);
+		gw_list_add(&c->gw->grave, &c->link);
+		return;
+	}
+	if (c->h2)
+		gw_h2_free(c);
 	evloop_del(c->gw->loop, &c->src);
 	sg_tls_term_conn_free(c->tls);
 	c->tls = NULL;
@@ -402,7 +333,7 @@ static void log_access(struct gw_client *c, int status, const char *reason)
 	    .bytes_out = x->bytes_out,
 	    .dur_ns = c->gw->now_ns - x->start_ns,
 	    .reason = reason,
-	    .proto = x->https ? "https" : "http",
+	    .proto = c->h2s ? "h2" : x->https ? "https" : "http",
 	};
 	snprintf(a.client, sizeof(a.client), "%s", c->ip_str);
 	gw_access_log(c->gw, &a);
@@ -1324,7 +1255,7 @@ static void bad_request(struct gw_client *c, int status, const char *why)
 static bool client_read(struct gw_client *c)
 {
 	bool progress = false;
-	if (c->eof)
+	if (c->eof || c->h2s) /* a stream's bytes are put into c->in by h2.c */
 		return false;
 	if (!gw_buf_alloc(&c->in, c->gw->rt->conf->limits.max_head + 1024)) {
 		client_close(c);
@@ -1353,6 +1284,8 @@ static bool client_read(struct gw_client *c)
 static bool client_write(struct gw_client *c)
 {
 	bool progress = false;
+	if (c->h2s)
+		return gw_h2_stream_output(c);
 	while (c->out.len) {
 		ssize_t w = cio_write(c, gw_buf_data(&c->out), c->out.len);
 		if (w == -EAGAIN)
@@ -1380,6 +1313,15 @@ static bool client_head(struct gw_client *c)
 	const char *why = NULL;
 	int rc = gw_http_parse_request((const char *)gw_buf_data(&c->in), c->in.len, &lim,
 				       &c->gw->msg, &why);
+	if (rc == GW_HTTP_INCOMPLETE && c->requests == 0 && !c->h2s &&
+	    gw_h2_preface(gw_buf_data(&c->in), c->in.len) == -1)
+		return false;
+	if (c->requests == 0 && !c->h2s && gw_h2_preface(gw_buf_data(&c->in), c->in.len) == 1) {
+		/* HTTP/2 with prior knowledge (RFC 9113 section 3.3) on a plain listener. */
+		if (gw_h2_start(c) != 0)
+			client_close(c);
+		return true;
+	}
 	if (rc == GW_HTTP_INCOMPLETE)
 		return false;
 	if (rc < 0) {
@@ -1394,10 +1336,14 @@ static void update_interest(struct gw_client *c)
 {
 	struct gw_upstream *u = c->has_x ? c->x.u : NULL;
 	uint32_t want = 0;
-	bool want_read = !c->eof && c->state != C_CLOSING &&
+	if (c->h2) {
+		set_interest(c->gw, &c->src, &c->ev, gw_h2_events(c));
+		return;
+	}
+	bool want_read = c->lingering || (!c->eof && c->state != C_CLOSING &&
 			 (!c->in.p || gw_buf_space(&c->in) > 0) &&
 			 (c->state == C_HEAD || c->state == C_TLS || c->state == C_TUNNEL ||
-			  (c->state == C_BUSY && !c->x.req_done));
+			  (c->state == C_BUSY && !c->x.req_done)));
 	if (want_read)
 		want |= EPOLLIN;
 	if (c->out.len)
@@ -1423,10 +1369,43 @@ static void update_interest(struct gw_client *c)
 	}
 }
 
+/* Lingering close (as nginx's lingering_close): closing a socket with unread bytes makes the
+ * kernel send a reset, which can destroy the response still in flight to the client (a 413
+ * in the middle of an upload). So the write side is shut and what the client still sends is
+ * read and dropped, up to LINGER_BYTES or LINGER_NS, before the close. True while lingering. */
+#define LINGER_BYTES (1u << 20)
+#define LINGER_NS    (2 * NS_PER_S)
+static bool linger(struct gw_client *c)
+{
+	if (!c->lingering) {
+		if (c->tls || shutdown(c->fd, SHUT_WR) != 0)
+			return false;
+		c->lingering = true;
+		c->deadline_ns = c->gw->now_ns + LINGER_NS;
+	}
+	uint8_t sink[4096];
+	for (;;) {
+		ssize_t r = recv(c->fd, sink, sizeof(sink), 0);
+		if (r > 0) {
+			c->drained += (uint32_t)r;
+			if (c->drained > LINGER_BYTES)
+				return false;
+			continue;
+		}
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return true;
+		return false; /* end of stream or error: close now */
+	}
+}
+
 static void client_pump(struct gw_client *c)
 {
 	if (c->in_pump || c->dead)
 		return;
+	if (c->state == C_H2) {
+		gw_h2_pump(c);
+		return;
+	}
 	c->in_pump = true;
 	for (int guard = 0; guard < 64 && !c->dead; guard++) {
 		bool progress = false;
@@ -1438,6 +1417,15 @@ static void client_pump(struct gw_client *c)
 			}
 			if (rc == 0)
 				break;
+			const char *alpn = sg_tls_term_alpn(c->tls);
+			if (alpn && strcmp(alpn, "h2") == 0) {
+				c->in_pump = false;
+				if (gw_h2_start(c) != 0)
+					client_close(c);
+				else
+					gw_h2_pump(c);
+				return;
+			}
 			c->state = C_HEAD;
 			c->deadline_ns = c->gw->now_ns +
 					 (uint64_t)c->gw->rt->conf->limits.header_timeout_ms *
@@ -1480,6 +1468,7 @@ static void client_pump(struct gw_client *c)
 			break;
 		case C_CLOSING:
 		case C_TLS:
+		case C_H2:
 			break;
 		}
 		if (c->dead)
@@ -1488,9 +1477,17 @@ static void client_pump(struct gw_client *c)
 			progress |= client_write(c);
 		if (c->dead)
 			break;
+		if (c->state == C_H2) {
+			c->in_pump = false;
+			gw_h2_pump(c);
+			return;
+		}
 		if (c->state == C_CLOSING && c->out.len == 0) {
-			client_close(c);
-			break;
+			c->clean_close = true;
+			if (c->h2s || c->eof || !linger(c)) {
+				client_close(c);
+				break;
+			}
 		}
 		if (!progress)
 			break;
@@ -1498,6 +1495,18 @@ static void client_pump(struct gw_client *c)
 	c->in_pump = false;
 	if (!c->dead)
 		update_interest(c);
+	if (c->h2s && !c->dead)
+		gw_h2_stream_pumped(c);
+}
+
+void gw_client_pump(struct gw_client *c)
+{
+	client_pump(c);
+}
+
+void gw_client_close(struct gw_client *c)
+{
+	client_close(c);
 }
 
 static void client_event(void *ctx, uint32_t ev)
@@ -1644,6 +1653,13 @@ static void client_timeout(struct gw_client *c)
 		return;
 	case C_CLOSING:
 		client_close(c);
+		return;
+	case C_H2:
+		if (gw_h2_idle(c))
+			client_close(c);
+		else
+			c->deadline_ns = c->gw->now_ns +
+					 (uint64_t)c->gw->rt->conf->limits.idle_timeout_ms * NS_PER_MS;
 		return;
 	}
 }

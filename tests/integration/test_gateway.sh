@@ -6,13 +6,15 @@
 #   host 1  client     192.0.2.1
 #   host 2  gateway    192.0.2.2, tunnel 198.51.100.2 to both sites
 #   host 3  site A     198.51.100.3: HTTP target "a" (:8080), PostgreSQL
-#   host 4  site B     198.51.100.4: HTTP targets "b" (:8080) and "api" (:8081), UDP echo (:5353)
+#   host 4  site B     198.51.100.4: HTTP targets "b" (:8080) and "api" (:8081), UDP echo (:5353),
+#                      WebSocket echo (:8090)
 #
 # Proves: two domains land on their targets; weights 3:1 hold within 5% over 1,000 requests;
 # killing a target moves all traffic to the other with no failed idempotent request, and the
 # target rejoins when it is back; rules, API keys and rate limits answer 403/401/429 as
 # written; X-Forwarded-For/Proto and Forwarded; HTTPS with SNI (a configured certificate and
-# the self-signed fallback); psql through a TCP forward; a UDP forward; malformed requests,
+# the self-signed fallback); HTTP/2 (ALPN h2 and prior knowledge, a streamed upload); a
+# WebSocket echo through the gateway; psql through a TCP forward; a UDP forward; malformed requests,
 # smuggling attempts, slowloris and oversized heads are refused and never reach a target; a
 # bad config on SIGHUP is refused and the old one keeps serving; a restart without --config
 # serves the last-known-good config from the state directory.
@@ -21,7 +23,7 @@ set -u
 . "$(dirname "$0")/../server/pg.sh"
 
 sg_init gw
-for t in python3 curl openssl sha384sum; do
+for t in python3 curl openssl sha384sum xxd; do
 	command -v "$t" >/dev/null || skip "missing tool: $t (scripts/deps.sh installs it)"
 done
 SG=$SG_BIN/secureguard
@@ -63,6 +65,11 @@ start_target "$SA" a "$(in4 3)" 8080
 start_target "$SB" b "$(in4 4)" 8080
 start_target "$SB" api "$(in4 4)" 8081
 nsx "$SB" python3 "$HERE/udp_echo.py" serve echo "$(in4 4)" 5353 >/dev/null 2>&1 &
+# python3-websockets is Debian's: /usr/bin/python3, whatever python3 is first on PATH.
+/usr/bin/python3 -c "import websockets" 2>/dev/null ||
+	skip "python3-websockets missing (scripts/deps.sh installs it)"
+ip netns exec "$SB" /usr/bin/python3 "$HERE/ws.py" serve "$(in4 4)" 8090 >"$SG_TMP/ws.out" 2>&1 &
+wait_for 10 sg_listening "$SB" 8090 || fail "WebSocket echo did not start"
 
 SG_PG_NETNS=$SA SG_PG_LISTEN=$(in4 3) SG_PG_TRUST=$(in4 0)/24
 rc=0
@@ -88,7 +95,7 @@ write_config() { # SERIAL
             {"id": "site-b", "networks": ["$(in4 4)/32"]}],
   "resources": [
     {"id": "app", "domains": ["app.test", "*.app.test"], "lb": "weighted", "retries": 2,
-     "eject_after": 1, "eject_ms": 1500, "max_body": 65536,
+     "eject_after": 1, "eject_ms": 1500, "max_body": 1048576,
      "rules": [{"path": "/private/*", "action": "deny"}],
      "targets": [
        {"id": "a", "address": "$(in4 3):8080", "weight": 3,
@@ -101,6 +108,8 @@ write_config() { # SERIAL
      "rules": [{"path": "/open", "action": "allow"}],
      "tls": {"cert": "$SG_TMP/certs/api.test.crt", "key": "$SG_TMP/certs/api.test.key"},
      "targets": [{"id": "api", "address": "$(in4 4):8081"}]},
+    {"id": "ws", "site": "site-b", "domains": ["ws.test"], "idle_timeout_ms": 10000,
+     "targets": [{"id": "ws", "address": "$(in4 4):8090"}]},
     {"id": "pg", "site": "site-a", "protocol": "tcp", "port": 15432, "max_conns": 4,
      "allow": ["192.0.2.0/24"], "targets": [{"id": "pg", "address": "$(in4 3):$SG_PG_PORT"}]},
     {"id": "dns", "site": "site-b", "protocol": "udp", "port": 15353, "idle_timeout_ms": 2000,
@@ -198,6 +207,28 @@ out=$(nsx "$C" curl -sk --resolve "app.test:8443:$GW" https://app.test:8443/)
 grep -q '"target"' <<<"$out" || fail "HTTPS to app.test: $out"
 log "HTTPS with SNI and the self-signed fallback: ok"
 
+# ---- HTTP/2 and WebSocket -----------------------------------------------------------------
+out=$(nsx "$C" curl -sk --http2 --resolve "app.test:8443:$GW" -w '\n%{http_version}' \
+	https://app.test:8443/h2 https://app.test:8443/h2b)
+[ "$(grep -c '"target"' <<<"$out")" = 2 ] && [ "$(tail -n 1 <<<"$out")" = 2 ] ||
+	fail "HTTP/2 over TLS (ALPN h2): $out"
+out=$(nsx "$C" curl -s --http2-prior-knowledge -H 'Host: app.test' -w '\n%{http_version}' \
+	"http://$GW:8080/h2c")
+[ "$(tail -n 1 <<<"$out")" = 2 ] && grep -q '"path": "/h2c"' <<<"$out" ||
+	fail "HTTP/2 with prior knowledge: $out"
+# An upload of unknown length: DATA frames to a chunked body at the target.
+head -c 200000 /dev/urandom >"$SG_TMP/upload"
+out=$(nsx "$C" curl -sk --http2 --resolve "app.test:8443:$GW" -T - -X POST \
+	https://app.test:8443/upload <"$SG_TMP/upload")
+grep -q '"len": 200000' <<<"$out" && grep -q '"te": "chunked"' <<<"$out" ||
+	fail "HTTP/2 streamed upload: $out"
+out=$(nsx "$C" curl -sk --http2 --resolve "api.test:8443:$GW" -w ' %{http_code}' \
+	https://api.test:8443/secret)
+[[ $out == *" 401" ]] || fail "HTTP/2 request without the API key: $out"
+out=$(ip netns exec "$C" /usr/bin/python3 "$HERE/ws.py" ask "$GW" 8080 ws.test 20 2>&1)
+[ "$out" = 40 ] || fail "WebSocket echo through the gateway: $out"
+log "HTTP/2 (ALPN and prior knowledge, streamed upload) and WebSocket: ok"
+
 # ---- rules, API keys, rate limits ---------------------------------------------------------
 [[ $(get app.test /private/x) == 403* ]] || fail "rule deny /private/* is not 403"
 [[ $(get app.test /a/../private/x) == 403* ]] || fail "dot segments bypass the /private rule"
@@ -240,7 +271,7 @@ expect_refused "space before colon" "GET /smuggle-sp HTTP/1.1${CRLF}Host : app.t
 expect_refused "bad chunk size" "POST /smuggle-chunk HTTP/1.1${CRLF}Host: app.test${CRLF}Transfer-Encoding: chunked${CRLF}${CRLF}zz${CRLF}"
 big=$(head -c 9000 /dev/zero | tr '\0' a)
 expect_refused "oversized header" "GET /smuggle-big HTTP/1.1${CRLF}Host: app.test${CRLF}X-Big: $big${CRLF}${CRLF}"
-expect_refused "body over max_body" "POST /smuggle-body HTTP/1.1${CRLF}Host: app.test${CRLF}Content-Length: 100000${CRLF}${CRLF}"
+expect_refused "body over max_body" "POST /smuggle-body HTTP/1.1${CRLF}Host: app.test${CRLF}Content-Length: 2000000${CRLF}${CRLF}"
 out=$(nsx "$C" python3 "$HERE/raw.py" slow "$GW" 8080 4)
 [[ $out == "HTTP/1.1 408"* ]] || [[ $out == closed* ]] || fail "slowloris: $out"
 log "slowloris: $out"
