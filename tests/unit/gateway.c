@@ -169,7 +169,8 @@ static int chunked_all(const char *s, size_t len, size_t step, char *out, size_t
 				assert_non_null(why);
 				return -1;
 			}
-			memcpy(out + o, d, dl);
+			if (dl)
+				memcpy(out + o, d, dl);
 			o += dl;
 			pos += used;
 			n -= used;
