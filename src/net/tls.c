@@ -1300,3 +1300,98 @@ fail:
 	free(c);
 	return ret;
 }
+
+/* ---- byte streams (tls.h) ------------------------------------------------------------------ */
+
+struct sg_tls_stream {
+	SSL *ssl;
+};
+
+struct sg_tls_stream *sg_tls_stream_new(struct sg_tls_ctx *ctx, int fd)
+{
+	struct sg_tls_stream *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->ssl = SSL_new(ctx->ssl);
+	if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1) {
+		SSL_free(t->ssl);
+		free(t);
+		return NULL;
+	}
+	if (ctx->role == SG_TLS_SERVER)
+		SSL_set_accept_state(t->ssl);
+	else
+		SSL_set_connect_state(t->ssl);
+	return t;
+}
+
+static long stream_result(struct sg_tls_stream *t, int rc)
+{
+	switch (SSL_get_error(t->ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		return SG_TLS_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return SG_TLS_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		/* Failed for good: the error queue belongs to this stream only. */
+		ERR_clear_error();
+		return SG_EIO;
+	}
+}
+
+int sg_tls_stream_handshake(struct sg_tls_stream *t)
+{
+	int rc;
+
+	ERR_clear_error();
+	rc = SSL_do_handshake(t->ssl);
+	if (rc == 1)
+		return 0;
+	rc = (int)stream_result(t, rc);
+	return rc == 0 ? SG_EIO : rc; /* end of stream in a handshake is a failure */
+}
+
+long sg_tls_stream_read(struct sg_tls_stream *t, void *buf, size_t len)
+{
+	size_t got = 0;
+	int rc;
+
+	ERR_clear_error();
+	rc = SSL_read_ex(t->ssl, buf, len, &got);
+	if (rc == 1)
+		return (long)got;
+	return stream_result(t, rc);
+}
+
+long sg_tls_stream_write(struct sg_tls_stream *t, const void *buf, size_t len)
+{
+	size_t put = 0;
+	int rc;
+
+	ERR_clear_error();
+	rc = SSL_write_ex(t->ssl, buf, len, &put);
+	if (rc == 1)
+		return (long)put;
+	rc = (int)stream_result(t, rc);
+	return rc == 0 ? SG_EIO : rc;
+}
+
+size_t sg_tls_stream_pending(const struct sg_tls_stream *t)
+{
+	return (size_t)SSL_pending(t->ssl);
+}
+
+void sg_tls_stream_free(struct sg_tls_stream *t)
+{
+	if (!t)
+		return;
+	ERR_clear_error();
+	if (SSL_is_init_finished(t->ssl))
+		(void)SSL_shutdown(t->ssl);
+	ERR_clear_error();
+	SSL_free(t->ssl);
+	free(t);
+}

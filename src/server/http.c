@@ -1,11 +1,8 @@
-/* HTTP front of the management server: libmicrohttpd's access handler, body collection with a
- * size limit, the route table with each route's minimum role, authentication, JSON responses,
- * and Prometheus metrics (request counts by route and status, latency histograms by route). */
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
+/* The request side of the management server above the HTTP front (httpd.c): decoding of the
+ * request target, the route table with each route's minimum role, authentication, bodies, JSON
+ * responses and errors, and Prometheus metrics (request counts by route and status, latency
+ * histograms by route). */
 #include <pthread.h>
-#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +12,7 @@
 #include "common/log.h"
 #include "secureguard/sg_errors.h"
 #include "server/audit.h"
-#include "server/http.h"
+#include "server/httpd.h"
 #include "server/srv_int.h"
 
 /* ---- logging ----------------------------------------------------------------------------------
@@ -105,30 +102,32 @@ static const struct route routes[] = {
 #define ROUTE_METRICS	(NROUTES - 1)
 #define ROUTE_UNMATCHED NROUTES
 
-/* Matches path against pattern, collecting parameters. 1 = match. */
-static int match(const char *pattern, const char *path, struct srv_req *r)
+/* Matches the decoded path segments against pattern ("/api/users/:" : ":" is a parameter),
+ * collecting parameters. 1 = match. */
+static int match(const char *pattern, char *const *seg, int nseg, const char **params,
+		 int *nparams)
 {
-	const char *p = pattern, *u = path;
+	const char *p = pattern;
+	int i = 0;
 
-	r->nparams = 0;
-	while (*p && *u) {
-		if (*p == ':') {
-			const char *e = strchr(u, '/');
-			size_t n = e ? (size_t)(e - u) : strlen(u);
+	*nparams = 0;
+	while (*p == '/') {
+		const char *e = strchr(p + 1, '/');
+		size_t n = e ? (size_t)(e - p - 1) : strlen(p + 1);
 
-			if (!n || r->nparams >= 2)
-				return 0;
-			r->params[r->nparams++] = u; /* terminated later: copied */
-			u += n;
-			p++;
-			continue;
-		}
-		if (*p != *u)
+		if (i >= nseg)
 			return 0;
-		p++;
-		u++;
+		if (n == 1 && p[1] == ':') {
+			if (!seg[i][0] || *nparams >= 2)
+				return 0;
+			params[(*nparams)++] = seg[i];
+		} else if (strlen(seg[i]) != n || memcmp(seg[i], p + 1, n)) {
+			return 0;
+		}
+		i++;
+		p += n + 1;
 	}
-	return !*p && !*u;
+	return i == nseg;
 }
 
 /* ---- metrics ----------------------------------------------------------------------------------
@@ -178,6 +177,14 @@ static const char *route_label(size_t i, char *buf, size_t len)
 	return buf;
 }
 
+/* The front whose connection metrics /metrics shows (one server per process). */
+static const struct srv_httpd *httpd_for_metrics;
+
+void srv_http_set_front(const struct srv_httpd *h)
+{
+	httpd_for_metrics = h;
+}
+
 static char *metrics_text(size_t *len)
 {
 	char *buf = NULL, lbl[128];
@@ -220,6 +227,7 @@ static char *metrics_text(size_t *len)
 			lbl, (unsigned long long)m->n);
 	}
 	pthread_mutex_unlock(&metrics_lock);
+	srv_httpd_metrics(httpd_for_metrics, f);
 	if (fclose(f)) {
 		free(buf);
 		return NULL;
@@ -230,30 +238,71 @@ static char *metrics_text(size_t *len)
 /* ---- responses --------------------------------------------------------------------------------
  */
 
-static void set_resp(struct srv_resp *out, int status, struct MHD_Response *m)
+void srv_resp_clear(struct srv_resp *out)
 {
-	if (out->mhd)
-		MHD_destroy_response(out->mhd);
-	out->status = status;
-	out->mhd = m;
+	free(out->body);
+	if (out->stream_free)
+		out->stream_free(out->stream_cls);
+	memset(out, 0, sizeof(*out));
+}
+
+void srv_resp_header(struct srv_resp *out, const char *name, const char *value)
+{
+	size_t room = sizeof(out->headers) - out->hlen;
+	int n;
+
+	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+		return;
+	n = snprintf(out->headers + out->hlen, room, "%s: %s\r\n", name, value);
+	if (n > 0 && (size_t)n < room)
+		out->hlen += (size_t)n;
+	else
+		out->headers[out->hlen] = 0;
 }
 
 void srv_body(struct srv_resp *out, int status, const char *ctype, const void *buf, size_t len,
 	      const char *disposition)
 {
-	struct MHD_Response *m =
-	    MHD_create_response_from_buffer(len, (void *)buf, MHD_RESPMEM_MUST_COPY);
+	char *b = malloc(len + 1);
+	char hdr[sizeof(out->headers)];
+	size_t hlen = out->hlen;
 
-	if (!m) {
-		set_resp(out, 500, NULL);
+	/* Headers a handler set (Retry-After, ...) survive a new body. */
+	memcpy(hdr, out->headers, sizeof(hdr));
+	srv_resp_clear(out);
+	memcpy(out->headers, hdr, sizeof(hdr));
+	out->hlen = hlen;
+	if (!b) {
+		static const char oom[] = "{\"type\":\"about:blank\",\"title\":\"Internal Server "
+					  "Error\",\"status\":500,\"detail\":\"out of memory\"}";
+
+		out->status = 500;
+		snprintf(out->ctype, sizeof(out->ctype), "application/problem+json");
+		out->body = strdup(oom);
+		out->len = out->body ? strlen(oom) : 0;
 		return;
 	}
-	MHD_add_response_header(m, "Content-Type", ctype);
-	MHD_add_response_header(m, "Cache-Control", "no-store");
-	MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
+	memcpy(b, buf, len);
+	b[len] = 0;
+	out->status = status;
+	snprintf(out->ctype, sizeof(out->ctype), "%s", ctype);
+	out->body = b;
+	out->len = len;
 	if (disposition)
-		MHD_add_response_header(m, "Content-Disposition", disposition);
-	set_resp(out, status, m);
+		srv_resp_header(out, "Content-Disposition", disposition);
+}
+
+void srv_stream(struct srv_resp *out, int status, const char *ctype, const char *disposition,
+		srv_stream_fn fn, void (*free_fn)(void *cls), void *cls)
+{
+	srv_resp_clear(out);
+	out->status = status;
+	snprintf(out->ctype, sizeof(out->ctype), "%s", ctype);
+	out->stream = fn;
+	out->stream_free = free_fn;
+	out->stream_cls = cls;
+	if (disposition)
+		srv_resp_header(out, "Content-Disposition", disposition);
 }
 
 void srv_json(struct srv_resp *out, int status, json_t *j)
@@ -262,33 +311,73 @@ void srv_json(struct srv_resp *out, int status, json_t *j)
 
 	json_decref(j);
 	if (!s) {
-		static const char oom[] = "{\"error\":\"out of memory\"}";
-
-		srv_body(out, 500, "application/json", oom, sizeof(oom) - 1, NULL);
+		srv_error(out, 500, NULL, "out of memory");
 		return;
 	}
 	srv_body(out, status, "application/json", s, strlen(s), NULL);
 	free(s);
 }
 
+static const char *status_title(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default: return status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+/* Every error is an RFC 9457 problem document: type (always about:blank: the status says it
+ * all), title (the status's reason phrase), status, detail (what is wrong, for a human), and
+ * our extension member field (the input at fault) when there is one. */
 void srv_error(struct srv_resp *out, int status, const char *field, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
 	json_t *j;
+	char *s;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	j = json_pack("{s:s}", "error", msg);
-	if (j && field)
-		json_object_set_new(j, "field", json_string(field));
-	srv_json(out, status, j);
-}
+	/* A message can quote input: keep the document valid UTF-8. */
+	sg_utf8_sanitize(msg);
+	j = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", status_title(status),
+		      "status", status, "detail", msg);
+	if (j && field) {
+		char f[128];
 
-void srv_custom(struct srv_resp *out, int status, struct MHD_Response *resp)
-{
-	set_resp(out, status, resp);
+		snprintf(f, sizeof(f), "%s", field);
+		sg_utf8_sanitize(f);
+		json_object_set_new(j, "field", json_string(f));
+	}
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!s) {
+		static const char oom[] = "{\"type\":\"about:blank\",\"title\":\"Internal Server "
+					  "Error\",\"status\":500,\"detail\":\"out of memory\"}";
+
+		srv_body(out, 500, "application/problem+json", oom, sizeof(oom) - 1, NULL);
+		return;
+	}
+	srv_body(out, status, "application/problem+json", s, strlen(s), NULL);
+	free(s);
 }
 
 void srv_dberr(struct srv_resp *out, struct sg_db_conn *c, int rc)
@@ -297,6 +386,7 @@ void srv_dberr(struct srv_resp *out, struct sg_db_conn *c, int rc)
 
 	if (rc == SG_EAGAIN) {
 		srv_error(out, 503, NULL, "the database is busy; retry");
+		srv_resp_header(out, "Retry-After", "1");
 		return;
 	}
 	srv_log(SG_LOG_ERROR, "db_error", "err=%s msg=%s", sg_err_name(rc),
@@ -309,48 +399,161 @@ void srv_dberr(struct srv_resp *out, struct sg_db_conn *c, int rc)
 
 const char *srv_query(struct srv_req *r, const char *name)
 {
-	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+	for (int i = 0; i < r->nquery; i++) {
+		if (!strcmp(r->query[i].name, name))
+			return r->query[i].value;
+	}
+	return NULL;
 }
 
 const char *srv_header(struct srv_req *r, const char *name)
 {
-	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
-struct qcheck {
-	const char *const *allowed;
-	const char *bad;
-	int count;
-};
-
-static enum MHD_Result qcheck_it(void *cls, enum MHD_ValueKind kind, const char *key,
-				 const char *value)
-{
-	struct qcheck *q = cls;
-
-	(void)kind;
-	(void)value;
-	q->count++;
-	for (const char *const *a = q->allowed; *a; a++) {
-		if (!strcmp(*a, key))
-			return MHD_YES;
+	for (int i = 0; i < r->nheaders; i++) {
+		if (!strcasecmp(r->headers[i].name, name))
+			return r->headers[i].value;
 	}
-	q->bad = key;
-	return MHD_NO;
+	return NULL;
 }
 
 bool srv_query_check(struct srv_req *r, struct srv_resp *out, const char *const *allowed)
 {
-	static const char *const none[] = {NULL};
-	struct qcheck q = {allowed ? allowed : none, NULL, 0};
+	for (int i = 0; i < r->nquery; i++) {
+		const char *const *a = allowed;
 
-	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, qcheck_it, &q);
-	if (q.bad) {
-		char name[64];
+		while (a && *a && strcmp(*a, r->query[i].name))
+			a++;
+		if (!a || !*a) {
+			srv_error(out, 400, r->query[i].name, "unknown query parameter");
+			return false;
+		}
+	}
+	return true;
+}
 
-		snprintf(name, sizeof(name), "%s", q.bad);
-		srv_error(out, 400, name, "unknown query parameter");
+/* ---- decoding of the request target ------------------------------------------------------
+ * The target is decoded once, strictly, before anything looks at it: the path into segments
+ * (each percent-decoded on its own, so "%2F" is data, never a separator), the query into
+ * name=value pairs ('+' is a space, as in forms). A bad escape, NUL, bytes that are not UTF-8,
+ * a parameter without '=', an empty one or a repeated one is a 400 naming it: a value the
+ * client did not mean must never be half-understood. */
+
+
+/* Decodes s[0..n) into out (room for n + 1), NUL-terminated. false on a bad escape, an escaped
+ * NUL, or bytes that are not UTF-8 once decoded. */
+static bool pct_decode(char *out, const char *s, size_t n, bool plus)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			int hi, lo;
+
+			if (n - i < 3)
+				return false;
+			hi = srv_hexval(s[i + 1]);
+			lo = srv_hexval(s[i + 2]);
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return false;
+			out[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (plus && s[i] == '+') {
+			out[o++] = ' ';
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = 0;
+	return sg_utf8_valid(out, o);
+}
+
+bool srv_http_decode_target(struct srv_req *r, struct srv_resp *out, struct srv_target *t)
+{
+	const char *u = r->target, *q = strchr(u, '?');
+	size_t plen = q ? (size_t)(q - u) : strlen(u), tlen = strlen(u);
+	char *d;
+
+	t->nseg = 0;
+	r->nquery = 0;
+	if (u[0] != '/' || strchr(u, '#')) {
+		srv_error(out, 400, NULL, "the request target must be a path (origin form)");
 		return false;
+	}
+	r->decoded = d = malloc(tlen + SRV_MAX_SEGMENTS + 2 * SRV_MAX_QUERY + 2);
+	if (!d) {
+		srv_error(out, 503, NULL, "out of memory");
+		return false;
+	}
+	/* A trailing slash names the same resource. */
+	if (plen > 1 && u[plen - 1] == '/')
+		plen--;
+	for (size_t i = 1; plen > 1 && i <= plen;) {
+		const char *e = memchr(u + i, '/', plen - i);
+		size_t n = e ? (size_t)(e - (u + i)) : plen - i;
+
+		if (t->nseg == SRV_MAX_SEGMENTS) {
+			srv_error(out, 404, NULL, "no such endpoint");
+			return false;
+		}
+		if (!pct_decode(d, u + i, n, false)) {
+			srv_error(out, 400, NULL,
+				  "the path has a bad percent escape, an encoded NUL, or bytes that "
+				  "are not UTF-8");
+			return false;
+		}
+		if (!strcmp(d, ".") || !strcmp(d, "..")) {
+			srv_error(out, 400, NULL, "the path may not have . or .. segments");
+			return false;
+		}
+		t->seg[t->nseg++] = d;
+		d += strlen(d) + 1;
+		i += n + 1;
+	}
+	if (!q || !q[1])
+		return true;
+	for (const char *p = q + 1;;) {
+		const char *amp = strchr(p, '&'), *eq;
+		size_t n = amp ? (size_t)(amp - p) : strlen(p);
+		char *name;
+
+		eq = memchr(p, '=', n);
+		name = d;
+		if (!pct_decode(d, p, eq ? (size_t)(eq - p) : n, true)) {
+			srv_error(out, 400, NULL,
+				  "a query parameter name has a bad percent escape, an encoded NUL, "
+				  "or bytes that are not UTF-8");
+			return false;
+		}
+		d += strlen(d) + 1;
+		if (!name[0]) {
+			srv_error(out, 400, NULL, "the query has an empty parameter");
+			return false;
+		}
+		if (!eq) {
+			srv_error(out, 400, name, "query parameter without a value (name=value)");
+			return false;
+		}
+		if (!pct_decode(d, eq + 1, n - (size_t)(eq + 1 - p), true)) {
+			srv_error(out, 400, name,
+				  "bad percent escape, encoded NUL, or bytes that are not UTF-8");
+			return false;
+		}
+		for (int i = 0; i < r->nquery; i++) {
+			if (!strcmp(r->query[i].name, name)) {
+				srv_error(out, 400, name, "query parameter given more than once");
+				return false;
+			}
+		}
+		if (r->nquery == SRV_MAX_QUERY) {
+			srv_error(out, 400, name, "more than %d query parameters", SRV_MAX_QUERY);
+			return false;
+		}
+		r->query[r->nquery].name = name;
+		r->query[r->nquery].value = d;
+		r->nquery++;
+		d += strlen(d) + 1;
+		if (!amp)
+			break;
+		p = amp + 1;
 	}
 	return true;
 }
@@ -358,63 +561,16 @@ bool srv_query_check(struct srv_req *r, struct srv_resp *out, const char *const 
 /* ---- dispatch ---------------------------------------------------------------------------------
  */
 
-struct conn_state {
-	struct srv_req req;
-	size_t cap;
-	size_t limit; /* body bytes accepted: max_body, or PUBLIC_BODY_MAX on a public route */
-	struct timespec t0;
-	char path[1024];
-	char p0[128], p1[128];
-};
-
-static double elapsed(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-static void source_ip(struct MHD_Connection *conn, char out[64])
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-
-	out[0] = 0;
-	if (!ci || !ci->client_addr)
-		return;
-	if (ci->client_addr->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, out,
-			  64);
-	else if (ci->client_addr->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, out,
-			  64);
-}
-
-static bool copy_param(char *dst, size_t cap, const char *src)
-{
-	const char *e = strchr(src, '/');
-	size_t n = e ? (size_t)(e - src) : strlen(src);
-
-	if (n >= cap)
-		return false;
-	memcpy(dst, src, n);
-	dst[n] = 0;
-	return true;
-}
-
-/* The route for method and path (path has its trailing slash dropped in place); NROUTES when
- * none, with *path_matched telling 405 from 404. */
-static size_t find_route(const char *method, char *path, struct srv_req *r, bool *path_matched)
+/* The route for method and decoded segments; NROUTES when none, with *path_matched telling 405
+ * from 404. */
+static size_t find_route(const char *method, const struct srv_target *t, const char **params,
+			 int *nparams, bool *path_matched)
 {
 	size_t i;
 
 	*path_matched = false;
-	/* A trailing slash names the same resource. */
-	if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
-		path[strlen(path) - 1] = 0;
 	for (i = 0; i < NROUTES; i++) {
-		if (!match(routes[i].pattern, path, r))
+		if (!match(routes[i].pattern, t->seg, t->nseg, params, nparams))
 			continue;
 		*path_matched = true;
 		if (!strcmp(routes[i].method, method) ||
@@ -424,48 +580,67 @@ static size_t find_route(const char *method, char *path, struct srv_req *r, bool
 	return i;
 }
 
-struct qutf8 {
-	const char *bad;
-};
-
-static enum MHD_Result qutf8_it(void *cls, enum MHD_ValueKind kind, const char *key,
-				const char *value)
+size_t srv_http_body_limit(struct srv *s, const char *method, const char *target)
 {
-	struct qutf8 *q = cls;
+	struct srv_req r = {.target = target};
+	struct srv_resp out = {0};
+	struct srv_target t;
+	const char *params[2];
+	int np;
+	bool pm;
+	size_t i, lim = s->max_body;
 
-	(void)kind;
-	if (!sg_utf8_valid(key, strlen(key)) || (value && !sg_utf8_valid(value, strlen(value)))) {
-		q->bad = key;
-		return MHD_NO;
+	if (srv_http_decode_target(&r, &out, &t)) {
+		i = find_route(method, &t, params, &np, &pm);
+		/* Open to anyone: small bodies only (a login is well under 2 KiB). */
+		if (i < NROUTES && (routes[i].flags & AUTH_PUBLIC))
+			lim = SG_MIN(s->max_body, (size_t)PUBLIC_BODY_MAX);
 	}
-	return MHD_YES;
+	srv_resp_clear(&out);
+	free(r.decoded);
+	return lim;
 }
 
-/* Query names and values, after percent-decoding, must be UTF-8: PostgreSQL refuses anything
- * else as text (22021), and it is never a meaningful filter. */
-static bool query_utf8(struct srv_req *r, struct srv_resp *out)
+/* application/json, with at most a charset parameter of utf-8 (RFC 8259 section 8.1). */
+static bool json_media_type(const char *ct)
 {
-	struct qutf8 q = {NULL};
-	char name[64];
+	const char *p;
 
-	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, qutf8_it, &q);
-	if (!q.bad)
+	if (!ct || strncasecmp(ct, "application/json", 16))
+		return false;
+	p = ct + 16;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p)
 		return true;
-	snprintf(name, sizeof(name), "%s", q.bad);
-	sg_utf8_sanitize(name);
-	srv_error(out, 400, name, "query parameter is not valid UTF-8");
-	return false;
+	if (*p++ != ';')
+		return false;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (strncasecmp(p, "charset=", 8))
+		return false;
+	p += 8;
+	if (!strncasecmp(p, "\"utf-8\"", 7))
+		p += 7;
+	else if (!strncasecmp(p, "utf-8", 5))
+		p += 5;
+	else
+		return false;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return !*p;
 }
 
-static void dispatch(struct srv *s, struct conn_state *cs, struct srv_resp *out, size_t *route)
+static void dispatch(struct srv *s, struct srv_req *r, struct srv_resp *out, size_t *route)
 {
-	struct srv_req *r = &cs->req;
+	struct srv_target t;
 	bool path_matched;
 	size_t i;
 
 	*route = ROUTE_UNMATCHED;
-	snprintf(cs->path, sizeof(cs->path), "%s", r->url);
-	i = find_route(r->method, cs->path, r, &path_matched);
+	if (!srv_http_decode_target(r, out, &t))
+		return;
+	i = find_route(r->method, &t, r->params, &r->nparams, &path_matched);
 	if (i == NROUTES) {
 		if (path_matched)
 			srv_error(out, 405, NULL, "method %s not allowed here", r->method);
@@ -474,26 +649,6 @@ static void dispatch(struct srv *s, struct conn_state *cs, struct srv_resp *out,
 		return;
 	}
 	*route = i;
-	if ((r->nparams > 0 && !copy_param(cs->p0, sizeof(cs->p0), r->params[0])) ||
-	    (r->nparams > 1 && !copy_param(cs->p1, sizeof(cs->p1), r->params[1]))) {
-		srv_error(out, 404, NULL, "no such resource");
-		return;
-	}
-	/* Ids and tokens are ASCII; bytes that are not UTF-8 can name nothing (and PostgreSQL
-	 * refuses them as text). */
-	if ((r->nparams > 0 && !sg_utf8_valid(cs->p0, strlen(cs->p0))) ||
-	    (r->nparams > 1 && !sg_utf8_valid(cs->p1, strlen(cs->p1)))) {
-		srv_error(out, 404, "id", "no such resource (the path is not valid UTF-8)");
-		return;
-	}
-	r->params[0] = cs->p0;
-	r->params[1] = cs->p1;
-	if (r->body_too_big) {
-		srv_error(out, 413, NULL, "request body larger than %zu bytes", cs->limit);
-		return;
-	}
-	if (!query_utf8(r, out))
-		return;
 	if (i == ROUTE_HEALTH || i == ROUTE_METRICS) {
 		if (r->body_len) {
 			srv_error(out, 400, NULL, "%s takes no body", r->method);
@@ -508,14 +663,14 @@ static void dispatch(struct srv *s, struct conn_state *cs, struct srv_resp *out,
 	}
 	if (i == ROUTE_METRICS) {
 		size_t len = 0;
-		char *t = metrics_text(&len);
+		char *m = metrics_text(&len);
 
-		if (!t) {
+		if (!m) {
 			srv_error(out, 500, NULL, "out of memory");
 			return;
 		}
-		srv_body(out, 200, "text/plain; version=0.0.4", t, len, NULL);
-		free(t);
+		srv_body(out, 200, "text/plain; version=0.0.4", m, len, NULL);
+		free(m);
 		return;
 	}
 	/* Who is asking, and whether they may, before any work on the body: parsing JSON costs
@@ -544,6 +699,11 @@ static void dispatch(struct srv *s, struct conn_state *cs, struct srv_resp *out,
 
 		if (!r->body_len) {
 			r->json = json_object();
+		} else if (!json_media_type(srv_header(r, "content-type"))) {
+			srv_error(out, 415, NULL,
+				  "the body must be Content-Type: application/json (charset utf-8 "
+				  "if given)");
+			return;
 		} else if (!srv_json_prescan(r->body, r->body_len, why, sizeof(why))) {
 			srv_error(out, 400, NULL, "JSON body refused: %s", why);
 			return;
@@ -567,264 +727,51 @@ static void dispatch(struct srv *s, struct conn_state *cs, struct srv_resp *out,
 	routes[i].fn(s, r, out);
 }
 
-/* ---- connection deadlines ---------------------------------------------------------------------
- * libmicrohttpd's timeout is for idleness only: a client sending one header byte a second keeps
- * its connection (and, here, a thread) forever. Every connection is therefore tracked from
- * accept: a request must arrive complete (headers and body) within request_timeout seconds of
- * the connection opening or of the previous response; srv_http_reap, called every second,
- * shuts down the socket of any connection past that deadline, which ends its thread. Time spent
- * handling a request and sending its response (an audit export can be long) does not count. */
-
-struct conn_track {
-	struct conn_track *prev, *next;
-	struct timespec start; /* connection opened, or the previous response finished */
-	bool busy;	       /* the request is complete and being handled */
-	bool reaped;
-	int fd;
-};
-
-static pthread_mutex_t track_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct conn_track track_head = {&track_head, &track_head, {0, 0}, false, false, -1};
-static int request_timeout = 30;
-
-static struct conn_track *track_of(struct MHD_Connection *conn)
+static double elapsed(const struct timespec *t0)
 {
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct timespec t;
 
-	return ci ? ci->socket_context : NULL;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-static void track_busy(struct MHD_Connection *conn, bool busy)
+void srv_http_handle(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	struct conn_track *t = track_of(conn);
-
-	if (!t)
-		return;
-	pthread_mutex_lock(&track_lock);
-	t->busy = busy;
-	if (!busy)
-		clock_gettime(CLOCK_MONOTONIC, &t->start);
-	pthread_mutex_unlock(&track_lock);
-}
-
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-			  enum MHD_ConnectionNotificationCode code)
-{
-	struct conn_track *t;
-
-	(void)cls;
-	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		const union MHD_ConnectionInfo *ci =
-		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-
-		t = calloc(1, sizeof(*t));
-		*socket_context = t;
-		if (!t)
-			return; /* untracked: only the idle timeout applies */
-		clock_gettime(CLOCK_MONOTONIC, &t->start);
-		t->fd = ci ? ci->connect_fd : -1;
-		pthread_mutex_lock(&track_lock);
-		t->next = track_head.next;
-		t->prev = &track_head;
-		track_head.next->prev = t;
-		track_head.next = t;
-		pthread_mutex_unlock(&track_lock);
-		return;
-	}
-	/* MHD_CONNECTION_NOTIFY_CLOSED comes before libmicrohttpd closes the socket, so the
-	 * reaper never touches a descriptor number that was reused. */
-	t = *socket_context;
-	if (!t)
-		return;
-	pthread_mutex_lock(&track_lock);
-	t->prev->next = t->next;
-	t->next->prev = t->prev;
-	pthread_mutex_unlock(&track_lock);
-	free(t);
-	*socket_context = NULL;
-}
-
-int srv_http_reap(void)
-{
-	struct timespec now;
-	int n = 0;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	pthread_mutex_lock(&track_lock);
-	for (struct conn_track *t = track_head.next; t != &track_head; t = t->next) {
-		if (t->busy || t->reaped || t->fd < 0 ||
-		    now.tv_sec - t->start.tv_sec < request_timeout)
-			continue;
-		/* Wakes the connection's thread with end-of-file; it then closes the socket. */
-		shutdown(t->fd, SHUT_RDWR);
-		t->reaped = true;
-		n++;
-	}
-	pthread_mutex_unlock(&track_lock);
-	if (n)
-		srv_log(SG_LOG_WARN, "http_request_deadline",
-			"closed=%d reason=request_not_complete_within_%ds", n, request_timeout);
-	return n;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **con_cls)
-{
-	struct srv *s = cls;
-	struct conn_state *cs = *con_cls;
-	struct srv_resp out = {0, NULL};
-	enum MHD_Result ret;
-	size_t route;
+	struct timespec t0;
 	const char *ua;
+	size_t route;
 
-	(void)version;
-	if (!cs) {
-		cs = calloc(1, sizeof(*cs));
-		if (!cs)
-			return MHD_NO;
-		clock_gettime(CLOCK_MONOTONIC, &cs->t0);
-		cs->req.conn = conn;
-		cs->req.url = url;
-		cs->req.method = method;
-		source_ip(conn, cs->req.source_ip);
-		ua = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
-		if (ua) {
-			size_t n = strlen(ua);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ua = srv_header(r, "user-agent");
+	if (ua) {
+		size_t n = strlen(ua);
 
-			/* Cut at a character boundary, then neither control characters nor bytes
-			 * that are not UTF-8 reach the audit log or the server log. */
-			if (n >= sizeof(cs->req.user_agent)) {
-				n = sizeof(cs->req.user_agent) - 1;
-				while (n > 0 && ((unsigned char)ua[n] & 0xc0) == 0x80)
-					n--;
-			}
-			memcpy(cs->req.user_agent, ua, n);
-			cs->req.user_agent[n] = 0;
-			sg_utf8_sanitize(cs->req.user_agent);
-			for (char *p = cs->req.user_agent; *p; p++) {
-				if ((unsigned char)*p < 0x20 || *p == 0x7f)
-					*p = '?';
-			}
+		/* Cut at a character boundary, then neither control characters nor bytes that are
+		 * not UTF-8 reach the audit log or the server log. */
+		if (n >= sizeof(r->user_agent)) {
+			n = sizeof(r->user_agent) - 1;
+			while (n > 0 && ((unsigned char)ua[n] & 0xc0) == 0x80)
+				n--;
 		}
-		{
-			bool pm;
-			struct srv_req scratch = {0};
-
-			snprintf(cs->path, sizeof(cs->path), "%s", url);
-			route = find_route(method, cs->path, &scratch, &pm);
-			cs->limit = route < NROUTES && (routes[route].flags & AUTH_PUBLIC)
-					? SG_MIN(s->max_body, (size_t)PUBLIC_BODY_MAX)
-					: s->max_body;
+		memcpy(r->user_agent, ua, n);
+		r->user_agent[n] = 0;
+		sg_utf8_sanitize(r->user_agent);
+		for (char *p = r->user_agent; *p; p++) {
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
 		}
-		*con_cls = cs;
-		return MHD_YES;
 	}
-	if (*upload_data_size) {
-		size_t n = *upload_data_size;
-
-		*upload_data_size = 0;
-		if (cs->req.body_too_big || cs->req.body_len + n > cs->limit) {
-			/* Read and drop the rest so the client gets its 413 instead of a reset. */
-			cs->req.body_too_big = true;
-			free(cs->req.body);
-			cs->req.body = NULL;
-			cs->req.body_len = 0;
-			return MHD_YES;
-		}
-		if (cs->req.body_len + n + 1 > cs->cap) {
-			size_t cap = SG_MAX(cs->cap * 2, cs->req.body_len + n + 1);
-			char *b = realloc(cs->req.body, cap);
-
-			if (!b)
-				return MHD_NO;
-			cs->req.body = b;
-			cs->cap = cap;
-		}
-		memcpy(cs->req.body + cs->req.body_len, upload_data, n);
-		cs->req.body_len += n;
-		cs->req.body[cs->req.body_len] = 0;
-		return MHD_YES;
-	}
-	track_busy(conn, true);
-	dispatch(s, cs, &out, &route);
-	if (!out.mhd)
-		srv_error(&out, 500, NULL, "no response");
-	if (!out.mhd)
-		return MHD_NO;
-	metrics_record(route, out.status, elapsed(&cs->t0));
-	if (out.status >= 500 || sg_log_enabled(SG_LOG_DEBUG)) {
+	dispatch(s, r, out, &route);
+	if (!out->status)
+		srv_error(out, 500, NULL, "no response");
+	metrics_record(route, out->status, elapsed(&t0));
+	if (out->status >= 500 || sg_log_enabled(SG_LOG_DEBUG)) {
 		char lbl[128], q[160];
 
 		/* The route pattern, never the path: a path can carry a temporary access token. */
-		srv_log(out.status >= 500 ? SG_LOG_WARN : SG_LOG_DEBUG, "http_request",
-			"method=%s route=%s status=%d src=%s", method,
+		srv_log(out->status >= 500 ? SG_LOG_WARN : SG_LOG_DEBUG, "http_request",
+			"method=%s route=%s status=%d src=%s", r->method,
 			sg_log_quote(q, sizeof(q), route_label(route, lbl, sizeof(lbl))),
-			out.status, cs->req.source_ip);
+			out->status, r->source_ip);
 	}
-	ret = MHD_queue_response(conn, (unsigned)out.status, out.mhd);
-	MHD_destroy_response(out.mhd);
-	return ret;
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
-{
-	struct conn_state *cs = *con_cls;
-
-	(void)cls;
-	(void)toe;
-	track_busy(conn, false);
-	if (!cs)
-		return;
-	json_decref(cs->req.json);
-	free(cs->req.body);
-	free(cs);
-	*con_cls = NULL;
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char buf[512], q[600];
-
-	(void)cls;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	buf[strcspn(buf, "\n")] = 0;
-	srv_log(SG_LOG_WARN, "http_library", "msg=%s", sg_log_quote(q, sizeof(q), buf));
-}
-
-struct MHD_Daemon *srv_http_start(struct srv *s, const struct srv_http_opts *o, char *err,
-				  size_t errlen)
-{
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-			 MHD_USE_POLL | MHD_USE_ERROR_LOG;
-	struct MHD_Daemon *d;
-
-	if (o->addr->sa_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	if (o->tls_cert)
-		flags |= MHD_USE_TLS;
-	request_timeout = o->request_timeout;
-	d = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_SOCK_ADDR, o->addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    (unsigned)o->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-	    o->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, o->tls_cert,
-	    MHD_OPTION_HTTPS_MEM_KEY, o->tls_key, MHD_OPTION_END);
-	if (!d)
-		snprintf(err, errlen,
-			 "cannot start the HTTP listener (address in use, or a bad "
-			 "certificate or key)");
-	return d;
-}
-
-uint16_t srv_http_port(struct MHD_Daemon *d)
-{
-	const union MHD_DaemonInfo *i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-
-	return i ? i->port : 0;
 }

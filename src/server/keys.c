@@ -23,17 +23,6 @@
 
 #define MASTER_LEN 64
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int read_master(const char *path, uint8_t key[MASTER_LEN], char *err, size_t errlen)
 {
 	char buf[2 * MASTER_LEN + 2];
@@ -58,7 +47,7 @@ static int read_master(const char *path, uint8_t key[MASTER_LEN], char *err, siz
 		goto out;
 	}
 	for (int i = 0; i < MASTER_LEN; i++) {
-		int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
+		int hi = srv_hexval(buf[2 * i]), lo = srv_hexval(buf[2 * i + 1]);
 
 		if (hi < 0 || lo < 0) {
 			snprintf(err, errlen, "%s: not hex at offset %d", path, 2 * i);

@@ -147,22 +147,21 @@ static int export_fill(struct export_state *st)
 	return fclose(f) ? SG_ENOMEM : 0;
 }
 
-static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
+static long export_read(void *cls, char *buf, size_t max)
 {
 	struct export_state *st = cls;
 	size_t n;
 
-	(void)pos;
 	while (st->pos == st->len) {
 		if (st->stage == 2)
-			return MHD_CONTENT_READER_END_OF_STREAM;
+			return 0;
 		if (export_fill(st))
-			return MHD_CONTENT_READER_END_WITH_ERROR;
+			return -1;
 	}
 	n = SG_MIN(max, st->len - st->pos);
 	memcpy(buf, st->buf + st->pos, n);
 	st->pos += n;
-	return (ssize_t)n;
+	return (long)n;
 }
 
 static void export_free(void *cls)
@@ -178,7 +177,6 @@ void h_audit_export(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	static const char *const allowed[] = {"format", NULL};
 	const char *fmt = srv_query(r, "format");
 	struct export_state *st;
-	struct MHD_Response *m;
 	struct sg_db_conn *c;
 	json_t *d;
 	int rc;
@@ -215,20 +213,10 @@ void h_audit_export(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	st->s = s;
 	st->csv = !strcmp(fmt, "csv");
 	st->first = true;
-	m = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, export_read, st,
-					      export_free);
-	if (!m) {
-		export_free(st);
-		srv_error(out, 500, NULL, "out of memory");
-		return;
-	}
-	MHD_add_response_header(m, "Content-Type",
-				st->csv ? "text/csv; charset=utf-8" : "application/json");
-	MHD_add_response_header(m, "Content-Disposition",
-				st->csv ? "attachment; filename=\"audit.csv\""
-					: "attachment; filename=\"audit.json\"");
-	MHD_add_response_header(m, "Cache-Control", "no-store");
-	srv_custom(out, 200, m);
+	srv_stream(out, 200, st->csv ? "text/csv; charset=utf-8" : "application/json",
+		   st->csv ? "attachment; filename=\"audit.csv\""
+			   : "attachment; filename=\"audit.json\"",
+		   export_read, export_free, st);
 }
 
 /* ---- connections -------------------------------------------------------------------------------

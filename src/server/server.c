@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,7 +16,7 @@
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
 #include "server/audit.h"
-#include "server/http.h"
+#include "server/httpd.h"
 #include "server/server.h"
 #include "server/srv_int.h"
 
@@ -35,12 +34,16 @@ static void usage(FILE *f)
 	    "  --tls-cert FILE --tls-key FILE   serve HTTPS with this PEM certificate and key\n"
 	    "  --public-url URL        base URL in temporary access links (default: from Host)\n"
 	    "  --max-body BYTES        largest request body (default 1048576)\n"
-	    "  --max-connections N     concurrent connections (default 256)\n"
-	    "  --max-connections-per-ip N   concurrent connections from one address (default "
-	    "32)\n"
-	    "  --timeout SECS          idle connection timeout (default 30)\n"
-	    "  --request-timeout SECS  time to send a whole request, headers and body (default "
-	    "30)\n"
+	    "  --max-connections N     connection slots (default: what the open-file limit and\n"
+	    "                          memory carry, at most 65536)\n"
+	    "  --max-connections-per-ip N   slots one address (IPv6: one /64) may hold (default\n"
+	    "                          1/16 of the slots, at least 8)\n"
+	    "  --timeout SECS          close a kept-alive connection idle this long (default 30)\n"
+	    "  --header-timeout SECS   time from a request's first byte to its last header\n"
+	    "                          (default 10)\n"
+	    "  --request-timeout SECS  time from a request's first byte to its last body byte\n"
+	    "                          (default 30)\n"
+	    "  --workers N             request handler threads (default: --db-pool)\n"
 	    "  --db-pool N             database connections (default 16)\n"
 	    "  --sweep-interval SECS   expiry sweep period (default 60)\n"
 	    "  --access-ttl SECS       access token lifetime (default 900)\n"
@@ -273,6 +276,8 @@ enum {
 	O_CONNS,
 	O_TIMEOUT,
 	O_REQTIMEOUT,
+	O_HDRTIMEOUT,
+	O_WORKERS,
 	O_PERIP,
 	O_POOL,
 	O_SWEEP,
@@ -322,6 +327,8 @@ int sg_server_cmd(int argc, char **argv)
 	    {"max-connections", required_argument, NULL, O_CONNS},
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
 	    {"request-timeout", required_argument, NULL, O_REQTIMEOUT},
+	    {"header-timeout", required_argument, NULL, O_HDRTIMEOUT},
+	    {"workers", required_argument, NULL, O_WORKERS},
 	    {"max-connections-per-ip", required_argument, NULL, O_PERIP},
 	    {"db-pool", required_argument, NULL, O_POOL},
 	    {"sweep-interval", required_argument, NULL, O_SWEEP},
@@ -338,12 +345,13 @@ int sg_server_cmd(int argc, char **argv)
 	const char *listen = "127.0.0.1:8080", *db_url = NULL, *data_dir = "/var/lib/secureguard";
 	const char *key_file = NULL, *cert_file = NULL, *tlskey_file = NULL, *port_file = NULL;
 	char *cert = NULL, *tlskey = NULL, dbbuf[PATH_MAX + 16], keybuf[PATH_MAX], err[512] = "";
-	long v, pool = 16, conns = 256, timeout = 30, sweep = 60, req_timeout = 30, per_ip = 32;
+	long v, pool = 16, conns = 0, timeout = 30, sweep = 60, req_timeout = 30, per_ip = 0;
+	long hdr_timeout = 10, workers = 0;
 	int64_t anchor_id = -1;
 	long since_sweep = 0;
 	struct sockaddr_storage ss;
 	struct srv *s = NULL;
-	struct MHD_Daemon *d = NULL;
+	struct srv_httpd *d = NULL;
 	sigset_t set;
 	int ret = 1, opt;
 
@@ -398,7 +406,7 @@ int sg_server_cmd(int argc, char **argv)
 			s->max_body = (size_t)v;
 			break;
 		case O_CONNS:
-			if (!int_opt("--max-connections", optarg, 1, 4096, &conns))
+			if (!int_opt("--max-connections", optarg, 4, 65536, &conns))
 				goto usage;
 			break;
 		case O_TIMEOUT:
@@ -410,7 +418,15 @@ int sg_server_cmd(int argc, char **argv)
 				goto usage;
 			break;
 		case O_PERIP:
-			if (!int_opt("--max-connections-per-ip", optarg, 1, 4096, &per_ip))
+			if (!int_opt("--max-connections-per-ip", optarg, 1, 65536, &per_ip))
+				goto usage;
+			break;
+		case O_HDRTIMEOUT:
+			if (!int_opt("--header-timeout", optarg, 1, 3600, &hdr_timeout))
+				goto usage;
+			break;
+		case O_WORKERS:
+			if (!int_opt("--workers", optarg, 1, 256, &workers))
 				goto usage;
 			break;
 		case O_POOL:
@@ -488,6 +504,8 @@ int sg_server_cmd(int argc, char **argv)
 		db_url = dbbuf;
 	}
 	if (cert_file) {
+		/* Read now so a missing file is named before anything starts (OpenSSL reads them
+		 * again when the listener starts). */
 		cert = read_file(cert_file, err, sizeof(err));
 		tlskey = cert ? read_file(tlskey_file, err, sizeof(err)) : NULL;
 		if (!tlskey)
@@ -498,39 +516,45 @@ int sg_server_cmd(int argc, char **argv)
 		goto fail;
 	if (bootstrap(s, err, sizeof(err)))
 		goto fail;
-	/* Signals are taken synchronously by this thread; every other thread (libmicrohttpd's)
+	/* Signals are taken synchronously by this thread; every other thread (the HTTP front's)
 	 * inherits the mask and never sees them. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	{
-		struct srv_http_opts ho = {(const struct sockaddr *)&ss,
-					   cert,
-					   tlskey,
-					   (int)conns,
-					   (int)timeout,
-					   (int)req_timeout,
-					   (int)per_ip};
+		struct srv_httpd_opts ho = {
+		    .addr = (const struct sockaddr *)&ss,
+		    .tls_cert_file = cert_file,
+		    .tls_key_file = tlskey_file,
+		    .max_connections = (int)conns,
+		    .max_per_ip = (int)per_ip,
+		    .idle_timeout = (int)timeout,
+		    .header_timeout = (int)hdr_timeout,
+		    .request_timeout = (int)req_timeout,
+		    .workers = (int)(workers ? workers : pool),
+		};
 
-		d = srv_http_start(s, &ho, err, sizeof(err));
+		if (srv_httpd_start(&d, s, &ho, err, sizeof(err)))
+			d = NULL;
+		else
+			srv_http_set_front(d);
 	}
 	if (!d)
 		goto fail;
 	if (port_file) {
 		FILE *f = fopen(port_file, "we");
 
-		if (!f || fprintf(f, "%u\n", srv_http_port(d)) < 0 || fclose(f)) {
+		if (!f || fprintf(f, "%u\n", srv_httpd_port(d)) < 0 || fclose(f)) {
 			snprintf(err, sizeof(err), "%s: cannot write", port_file);
 			goto fail;
 		}
 	}
 	srv_log(SG_LOG_INFO, "server_started", "listen=%s port=%u db=%s tls=%s", listen,
-		srv_http_port(d), sg_db_engine(s->db) == SG_DB_POSTGRES ? "postgresql" : "sqlite",
+		srv_httpd_port(d), sg_db_engine(s->db) == SG_DB_POSTGRES ? "postgresql" : "sqlite",
 		s->tls ? "yes" : "no");
 	log_anchor(s, &anchor_id);
-	/* A one-second tick: connection deadlines every tick, the sweep and an audit anchor every
-	 * --sweep-interval seconds. */
+	/* A one-second tick: the sweep and an audit anchor every --sweep-interval seconds. */
 	for (;;) {
 		struct timespec ts = {1, 0};
 		int sig = sigtimedwait(&set, NULL, &ts);
@@ -541,7 +565,6 @@ int sg_server_cmd(int argc, char **argv)
 			break;
 		}
 		if (sig < 0 && errno == EAGAIN) {
-			srv_http_reap();
 			if (++since_sweep >= sweep) {
 				since_sweep = 0;
 				srv_sweep(s);
@@ -549,8 +572,9 @@ int sg_server_cmd(int argc, char **argv)
 			}
 		}
 	}
-	/* Stops accepting, lets requests in flight finish, joins every connection thread. */
-	MHD_stop_daemon(d);
+	/* Stops accepting, lets requests in flight finish (10 s at most), joins every thread. */
+	srv_http_set_front(NULL);
+	srv_httpd_stop(d, 10);
 	d = NULL;
 	log_anchor(s, &anchor_id);
 	srv_log(SG_LOG_INFO, "server_stopped", "%s", "");
@@ -564,8 +588,10 @@ fail:
 	fprintf(stderr, "secureguard server: %s\n", err);
 	ret = 1;
 out:
-	if (d)
-		MHD_stop_daemon(d);
+	if (d) {
+		srv_http_set_front(NULL);
+		srv_httpd_stop(d, 0);
+	}
 	if (s) {
 		sg_db_close(s->db);
 		sg_memzero(s, sizeof(*s));

@@ -1,6 +1,6 @@
 /* The SecureGuard management server (docs/SERVER.md): `secureguard server`.
  *
- * An HTTP(S) JSON API over libmicrohttpd and jansson, storing networks, clients, admin users,
+ * An HTTP(S) JSON API (our HTTP/1.1 front over http_parser, jansson), storing networks, clients, admin users,
  * temporary access grants and the audit log in SQLite or PostgreSQL through server/db.h.
  */
 #ifndef SG_SERVER_SERVER_H

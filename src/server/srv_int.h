@@ -2,7 +2,7 @@
  *
  * A request goes: http.c (body, limits, routing, authentication, metrics) -> a route handler
  * (auth.c, routes_*.c) that validates its input, runs one database transaction with the audit
- * row inside it, and fills a struct srv_resp. Handlers never see libmicrohttpd except through
+ * row inside it, and fills a struct srv_resp. Handlers never see the connection: only
  * struct srv_req and the response helpers below.
  */
 #ifndef SG_SERVER_SRV_INT_H
@@ -56,25 +56,47 @@ struct srv {
 	char listen[128];   /* host:port as given */
 };
 
+/* A header or query parameter: name and value, NUL-terminated. */
+struct srv_kv {
+	const char *name, *value;
+};
+
+#define SRV_MAX_QUERY 32
+
 struct srv_req {
-	struct MHD_Connection *conn;
-	const char *method;
-	const char *url;
+	const char *method; /* as received: GET, HEAD, POST, PUT, DELETE, ... */
+	const char *target; /* the request target as received; never logged (tokens) */
+	const struct srv_kv *headers; /* names in lower case */
+	int nheaders;
 	char *body;
 	size_t body_len;
-	bool body_too_big;
 	json_t *json; /* the parsed body of POST/PUT, an object */
+	/* Decoded by http.c before the route runs: */
+	struct srv_kv query[SRV_MAX_QUERY];
+	int nquery;
 	const char *params[2];
 	int nparams;
+	char *decoded; /* storage of query and params */
 	struct srv_principal who;
 	char source_ip[64];
 	char user_agent[256];
 };
 
-struct MHD_Response;
+/* A streamed body: fills buf with up to max bytes; returns the count, 0 at the end, or -1 on an
+ * error (the connection is then cut short, which the client sees as a truncated transfer). */
+typedef long (*srv_stream_fn)(void *cls, char *buf, size_t max);
+
 struct srv_resp {
 	int status;
-	struct MHD_Response *mhd; /* set by the helpers */
+	char ctype[96];
+	char *body; /* malloc'd */
+	size_t len;
+	char headers[512]; /* extra header lines, each "Name: value\r\n" */
+	size_t hlen;
+	srv_stream_fn stream; /* instead of body: sent chunked */
+	void (*stream_free)(void *cls);
+	void *stream_cls;
+	bool close; /* close the connection after this response */
 };
 
 /* ---- responses (http.c) ---- */
@@ -86,12 +108,31 @@ void srv_error(struct srv_resp *out, int status, const char *field, const char *
 /* A body copied from buf with the given content type; disposition may be NULL. */
 void srv_body(struct srv_resp *out, int status, const char *ctype, const void *buf, size_t len,
 	      const char *disposition);
-/* A response built by the handler (streams). */
-void srv_custom(struct srv_resp *out, int status, struct MHD_Response *resp);
+/* A streamed body (sent with chunked transfer coding); out owns cls from here on and calls
+ * free_fn(cls) when done (also when the response is replaced or never sent). */
+void srv_stream(struct srv_resp *out, int status, const char *ctype, const char *disposition,
+		srv_stream_fn fn, void (*free_fn)(void *cls), void *cls);
+/* Adds a header line to the response ("Retry-After", "3"); names and values with CR, LF or
+ * NUL, or past the room left, are dropped. */
+void srv_resp_header(struct srv_resp *out, const char *name, const char *value);
+/* Frees what the response holds and empties it. */
+void srv_resp_clear(struct srv_resp *out);
 /* 500 after a database error (the message goes to the log, not to the client). */
 void srv_dberr(struct srv_resp *out, struct sg_db_conn *c, int rc);
 
+struct srv_httpd;
+/* The front whose connection counters /metrics includes (NULL: none). */
+void srv_http_set_front(const struct srv_httpd *h);
+
 /* ---- request helpers (http.c) ---- */
+#define SRV_MAX_SEGMENTS 16
+struct srv_target {
+	char *seg[SRV_MAX_SEGMENTS]; /* decoded path segments */
+	int nseg;
+};
+/* Decodes r->target strictly into path segments and r->query (storage in r->decoded, which
+ * the caller frees); false with a 400/404 in out. Exposed for the fuzz target. */
+bool srv_http_decode_target(struct srv_req *r, struct srv_resp *out, struct srv_target *t);
 /* Query parameter value or NULL. */
 const char *srv_query(struct srv_req *r, const char *name);
 /* Fails with a 400 on a query parameter not in the NULL-terminated allowed list. */
@@ -150,6 +191,8 @@ int srv_b64url_decode(uint8_t *out, size_t outmax, const char *in, size_t len); 
 void srv_b64(char *out, const uint8_t *in, size_t len); /* standard, padded */
 int srv_b64_decode(uint8_t *out, size_t outmax, const char *in, size_t len);
 void srv_hex(char *out, const uint8_t *in, size_t len);
+/* The value of one hex digit, or -1. */
+int srv_hexval(char c);
 /* hex(SHA-384(s)): how tokens are stored (constant-time lookup through the index). */
 void srv_token_hash(char out[97], const char *token);
 /* prefix + base64url(32 random bytes). */

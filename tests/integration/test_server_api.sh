@@ -90,19 +90,28 @@ curl -sf "http://127.0.0.1:$SRV_PORT_tls/api/health" >/dev/null 2>&1 &&
 	fail "plain HTTP answered on the HTTPS port"
 srv_stop tls || fail "graceful shutdown (TLS)"
 
-# Limits: body size, idle timeout, connection count (small values to see them act).
+# Limits: body size, idle timeout, connection slots (small values to see them act).
 srv_start lim "sqlite:$TMP/lim/server.db" "$TMP/lim" --max-body 2048 --timeout 2 \
-	--max-connections 3 || fail "server with small limits did not start"
+	--max-connections 4 || fail "server with small limits did not start"
 python3 - "$SRV_PORT_lim" <<'PY' || fail "limits"
 import json, socket, sys, time, urllib.error, urllib.request
 port = int(sys.argv[1])
 url = "http://127.0.0.1:%d" % port
 def status(path, data=None):
     try:
-        return urllib.request.urlopen(urllib.request.Request(url + path, data=data,
-                                      method="POST" if data else "GET"), timeout=10).status
+        return urllib.request.urlopen(urllib.request.Request(
+            url + path, data=data, method="POST" if data else "GET",
+            headers={"Content-Type": "application/json"}), timeout=10).status
     except urllib.error.HTTPError as e:
         return e.code
+def closed(s, wait=2.0):
+    s.settimeout(wait)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
 assert status("/api/auth/login", b'{"email":"' + b"a" * 4096 + b'"}') == 413, "body limit"
 assert status("/api/health") == 200
 # An idle connection is closed after --timeout.
@@ -111,69 +120,87 @@ t0 = time.time()
 s.settimeout(10)
 assert s.recv(1) == b"", "idle connection not closed"
 assert 1 <= time.time() - t0 <= 6, "idle connection closed after %.1f s" % (time.time() - t0)
-# With --max-connections busy, a further connection is turned away...
-idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
-time.sleep(0.3)
-c = socket.create_connection(("127.0.0.1", port))
-c.settimeout(5)
-c.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
-try:
-    got = c.recv(100)
-except (ConnectionResetError, socket.timeout):
-    got = b""
-assert not got.startswith(b"HTTP/1.1 200"), "connection over the limit was served"
-# ...and served again once the idle ones time out.
-time.sleep(4)
-assert status("/api/health") == 200, "not served after the idle connections closed"
-print("limits: 413 over --max-body, idle close after --timeout, --max-connections enforced")
+# Every slot held by an idle connection: a new request is still served, and the oldest idle
+# connection is the one closed to make room.
+idle = []
+for _ in range(4):
+    idle.append(socket.create_connection(("127.0.0.1", port)))
+    time.sleep(0.05)
+time.sleep(0.2)
+assert status("/api/health") == 200, "a request was not served with every slot idle"
+assert closed(idle[0]), "the oldest idle connection was not the one reclaimed"
+assert not any(closed(x, 0.2) for x in idle[1:]), "a younger idle connection was closed"
+for x in idle:
+    x.close()
+# Every slot held by a request trickling in: the oldest unfinished request makes room.
+slow = []
+for _ in range(4):
+    x = socket.create_connection(("127.0.0.1", port))
+    x.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+    slow.append(x)
+    time.sleep(0.05)
+time.sleep(0.2)
+assert status("/api/health") == 200, "a request was not served with every slot slow"
+assert closed(slow[0]), "the oldest unfinished request was not the one reclaimed"
+for x in slow:
+    x.close()
+print("limits: 413 over --max-body, idle close after --timeout, oldest idle and slow reclaimed")
 PY
 srv_stop lim || fail "graceful shutdown (limits)"
 
-# Slow clients: a request trickling in one header line a second is never idle, so only the
-# whole-request deadline (--request-timeout) ends it; and one address gets at most
-# --max-connections-per-ip connections.
-srv_start slow "sqlite:$TMP/slow/server.db" "$TMP/slow" --timeout 2 --request-timeout 3 \
-	--max-connections-per-ip 3 || fail "server with a request deadline did not start"
+# Slow clients: a head trickling in is cut at --header-timeout, a body at --request-timeout,
+# each with a 408 problem document; one address holds at most --max-connections-per-ip slots
+# (its own oldest connection makes room for its next).
+srv_start slow "sqlite:$TMP/slow/server.db" "$TMP/slow" --timeout 20 --header-timeout 2 \
+	--request-timeout 4 --max-connections-per-ip 3 || fail "server with deadlines did not start"
 python3 - "$SRV_PORT_slow" <<'PY' || fail "slow clients"
-import socket, sys, time, urllib.request
+import json, socket, sys, time, urllib.request
 port = int(sys.argv[1])
-s = socket.create_connection(("127.0.0.1", port))
-s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
-t0 = time.time()
-closed = None
-while time.time() - t0 < 12:
-    time.sleep(1)
-    try:
-        s.sendall(b"X-Slow: %d\r\n" % int(time.time()))
-        s.settimeout(0.05)
-        if s.recv(100) == b"":
-            closed = time.time() - t0
-            break
-    except socket.timeout:
-        continue
-    except OSError:
-        closed = time.time() - t0
-        break
-assert closed is not None, "a request trickling in for 12 s was not cut off"
-assert closed <= 7, "cut off after %.1f s (deadline 3 s)" % closed
-# Three connections from one address are fine; a fourth is refused.
-conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
-time.sleep(0.3)
-c = socket.create_connection(("127.0.0.1", port))
-c.settimeout(3)
-try:
-    c.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
-    got = c.recv(100)
-except (ConnectionResetError, BrokenPipeError, socket.timeout):
+def trickle(first, line, limit):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(first)
+    t0 = time.time()
     got = b""
-assert not got.startswith(b"HTTP/1.1 200"), "a 4th connection from one address was served"
+    while time.time() - t0 < 12:
+        time.sleep(0.5)
+        try:
+            s.sendall(line)
+        except OSError:
+            pass
+        s.settimeout(0.05)
+        try:
+            d = s.recv(4096)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            break
+        if not d:
+            break
+        got += d
+    took = time.time() - t0
+    assert got.startswith(b"HTTP/1.1 408 "), "no 408 for a trickling request: %r" % got[:80]
+    body = json.loads(got.split(b"\r\n\r\n", 1)[1])
+    assert body["status"] == 408 and body["detail"], body
+    assert took <= limit, "cut off after %.1f s" % took
+    return took
+th = trickle(b"GET /api/health HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n", 6)
+tb = trickle(b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             b"Content-Length: 100\r\n\r\n{", b" ", 8)
+# Three connections from one address are fine; a fourth takes the oldest one's slot.
+conns = []
+for _ in range(3):
+    conns.append(socket.create_connection(("127.0.0.1", port)))
+    time.sleep(0.05)
+assert urllib.request.urlopen("http://127.0.0.1:%d/api/health" % port, timeout=10).status == 200
+conns[0].settimeout(2)
+assert conns[0].recv(1) == b"", "the address's oldest connection was not reclaimed"
 for x in conns:
     x.close()
-time.sleep(0.5)
-assert urllib.request.urlopen("http://127.0.0.1:%d/api/health" % port, timeout=10).status == 200
-print("slow clients: cut off after %.1f s; per-address connection limit enforced" % closed)
+m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+assert 'secureguard_http_connection_timeouts_total{phase="head"} 1' in m, m
+assert 'secureguard_http_connection_timeouts_total{phase="body"} 1' in m, m
+print("slow clients: head cut after %.1f s, body after %.1f s; per-address slots" % (th, tb))
 PY
-grep -q 'event=http_request_deadline' "$SRV_LOG_slow" || fail "no http_request_deadline log line"
 srv_stop slow || fail "graceful shutdown (slow clients)"
 
 # Start-up errors: bad options and unreadable files are reported, exit status non-zero.

@@ -84,8 +84,10 @@ def expect(method, path, status, body=None, token=None, raw=None, field=None, wh
     ok = check(st == status, "%s %s %s: expected %d, got %d (%s)" % (method, path, what, status,
                                                                     st, doc))
     if ok and status >= 400:
-        check(isinstance(doc, dict) and isinstance(doc.get("error"), str) and doc["error"],
-              "%s %s: error body has an 'error' message: %s" % (method, path, doc))
+        check(isinstance(doc, dict) and isinstance(doc.get("detail"), str) and doc["detail"]
+              and doc.get("status") == status and doc.get("type") == "about:blank"
+              and isinstance(doc.get("title"), str),
+              "%s %s: error body is a problem document (RFC 9457): %s" % (method, path, doc))
         if field is not None:
             check(doc.get("field") == field, "%s %s %s: error names field %r, got %r" %
                   (method, path, what, field, doc.get("field")))
@@ -922,17 +924,17 @@ def test_body_before_auth(admin):
            what="(public route, 9000 bytes)")
     doc = expect("POST", "/api/networks", 400, raw=b'{"a":' * 40 + b"1" + b"}" * 40,
                  token=admin, what="(nested 40 deep)")
-    check("nested deeper" in (doc or {}).get("error", ""), "depth limit named: %s" % doc)
+    check("nested deeper" in (doc or {}).get("detail", ""), "depth limit named: %s" % doc)
     doc = expect("POST", "/api/networks", 400, raw=b'{"a":[' + b"{}," * 20000 + b"{}]}",
                  token=admin, what="(20001 values)")
-    check("more than" in (doc or {}).get("error", ""), "value limit named: %s" % doc)
+    check("more than" in (doc or {}).get("detail", ""), "value limit named: %s" % doc)
 
 
 def test_utf8_params(admin):
     """Path parameters and query values that are not UTF-8 made PostgreSQL answer 500."""
     log("path parameters and query values that are not UTF-8")
-    expect("GET", "/api/networks/%FF", 404, token=admin, field="id")
-    expect("DELETE", "/api/temp-access/%FF", 404, token=admin, field="id")
+    expect("GET", "/api/networks/%FF", 400, token=admin, what="path not UTF-8")
+    expect("DELETE", "/api/temp-access/%FF", 400, token=admin, what="path not UTF-8")
     expect("GET", "/api/clients?name=%FF", 400, token=admin, field="name")
     expect("GET", "/api/audit?event_type=%C0%80", 400, token=admin, field="event_type")
 
@@ -985,7 +987,7 @@ def test_challenges(c1):
     doc = expect("POST", "/api/auth/client", 401, {"public_key": c1["public_key_classic"],
                                                    "challenge": b64u(bytes(forged)),
                                                    "proof": b64u(b"\0" * 48)})
-    check("challenge" in (doc or {}).get("error", ""), "forged challenge refused: %s" % doc)
+    check("challenge" in (doc or {}).get("detail", ""), "forged challenge refused: %s" % doc)
 
 
 def test_refresh_race(email, password):

@@ -38,9 +38,13 @@ def page(item):
 
 
 SCHEMAS = {
-    "Error": obj({"error": {"type": "string", "description": "what is wrong, for a human"},
+    "Error": obj({"type": dict(S, enum=["about:blank"]),
+                  "title": {"type": "string", "description": "the status's reason phrase"},
+                  "status": I,
+                  "detail": {"type": "string", "description": "what is wrong, for a human"},
                   "field": {"type": "string", "description": "the offending input field or "
-                            "query parameter, when there is one"}}, ["error"]),
+                            "query parameter, when there is one"}},
+                 ["type", "title", "status", "detail"]),
     "Login": obj({"email": S, "password": S}, ["email", "password"]),
     "Tokens": obj({"access_token": dict(S, description="HS384 JWT, short-lived"),
                    "token_type": dict(S, enum=["Bearer"]), "expires_in": I,
@@ -176,7 +180,7 @@ def resp(code, schema=None, desc=None, ctype="application/json"):
     return code, r
 
 
-ERR = {c: {"description": d, "content": {"application/json": {"schema": ref("Error")}}}
+ERR = {c: {"description": d, "content": {"application/problem+json": {"schema": ref("Error")}}}
        for c, d in (("400", "invalid input (the field is named)"),
                     ("401", "missing or bad credentials"),
                     ("403", "the caller's role may not do this"), ("404", "not found"),
@@ -297,7 +301,7 @@ PATHS = {
         [("200", {"description": "the config", "content": {
             "text/plain": {"schema": S}, "image/png": {"schema": dict(S, format="binary")}}}),
          NF, ("422", {"description": "format=qr: the config is longer than a QR code holds "
-                      "(2953 bytes)", "content": {"application/json": {"schema": ref(
+                      "(2953 bytes)", "content": {"application/problem+json": {"schema": ref(
                           "Error")}}})], params=[q("format", dict(S, enum=["conf", "qr"]), "conf (default) or qr")])},
     "/api/clients/{id}/regenerate-keys": {"parameters": [ID], "post": op(
         "New server-generated keys, or replace them with supplied public keys", "admin",
@@ -313,7 +317,7 @@ PATHS = {
         "get": op("Redeem: counts a use and returns a config with fresh keys", "none",
                   [("200", {"description": "config", "content": {"text/plain": {
                       "schema": S}}}), NF, ("410", {"description": "expired, revoked or "
-                                                    "used up", "content": {"application/json":
+                                                    "used up", "content": {"application/problem+json":
                                                                            {"schema": ref(
                                                                                "Error")}}}),
                    RL], public=True),
@@ -351,8 +355,8 @@ PATHS = {
 DOC = {
     "openapi": "3.0.3",
     "info": {"title": "SecureGuard management server API", "version": "1",
-             "description": "See docs/SERVER.md. Every error is a JSON object {\"error\": "
-                            "..., \"field\": ...}. Unknown fields, wrong types and bad JSON "
+             "description": "See docs/SERVER.md. Every error is an RFC 9457 problem "
+                            "document (application/problem+json). Unknown fields, wrong types and bad JSON "
                             "are 400; bodies over the limit 413; bodies nested deeper than 32 "
                             "levels or with more than 10000 values 400. Credentials are "
                             "checked before the body is read as JSON. x-min-role names the least "

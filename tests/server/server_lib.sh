@@ -98,7 +98,8 @@ srv_login() {
 import json, sys, urllib.request
 url, email, pw = sys.argv[1:4]
 req = urllib.request.Request(url + "/api/auth/login", method="POST",
-                             data=json.dumps({"email": email, "password": pw}).encode())
+                             data=json.dumps({"email": email, "password": pw}).encode(),
+                             headers={"Content-Type": "application/json"})
 print(json.load(urllib.request.urlopen(req, timeout=30))["access_token"])
 PY
 }
