@@ -35,6 +35,7 @@ static const struct command {
     {"cert", cli_cmd_cert, "Make a CA, keys and certificates for the TLS transport"},
     {"server", sg_server_cmd, "Run the management server (HTTP API, docs/SERVER.md)"},
     {"gateway", gw_cmd, "Run the edge proxy to resources behind the tunnels (docs/GATEWAY.md)"},
+    {"openapi", sg_openapi_cmd, "Print the management server's OpenAPI document"},
     {"audit", sg_audit_cmd, "Check the audit log's hash chain: `verify --db URL' or `--file F'"},
     {"version", cmd_version, "Print the versions of secureguard and OpenSSL, and FIPS state"},
     {"help", cmd_help, "Print this help"},

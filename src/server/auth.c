@@ -1050,25 +1050,10 @@ static bool valid_password(struct srv_resp *out, const char *pw)
 
 void h_users_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	struct sg_db_conn *c;
-	struct sg_db_res *res = NULL;
-	json_t *items;
-	int rc;
+	const char *p[2];
 
-	if (!srv_query_check(r, out, NULL))
-		return;
-	c = sg_db_acquire(s->db);
-	rc = sg_db_query(c, &res, "SELECT " USER_COLS " FROM admin_users ORDER BY email", 0, NULL);
-	if (rc < 0) {
-		srv_dberr(out, c, rc);
-	} else {
-		items = json_array();
-		for (int i = 0; i < rc; i++)
-			json_array_append_new(items, srv_row_json(res, i, USER_KINDS));
-		srv_json(out, 200, json_pack("{s:o,s:i}", "items", items, "total", rc));
-	}
-	sg_db_res_free(res);
-	sg_db_release(c);
+	srv_list_page(s, out, "admin_users", USER_COLS, USER_KINDS, "", "email, id", p, 0,
+		      srv_limit(r), srv_offset(r));
 }
 
 static json_t *user_get(struct sg_db_conn *c, const char *id, int *rc)
@@ -1427,38 +1412,16 @@ void h_users_delete(struct srv *s, struct srv_req *r, struct srv_resp *out)
 /* ---- API keys ------------------------------------------------------------------------------- */
 
 #define KEY_COLS  "id, user_id, name, prefix, role, expires_at, last_used, revoked, created_at"
-#define KEY_KINDS "ssssiiibi"
+#define KEY_KINDS "sssssiibi"
 
 void h_apikeys_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	struct sg_db_conn *c;
-	struct sg_db_res *res = NULL;
-	const char *p[] = {r->who.user_id};
-	json_t *items;
-	int rc;
+	const char *p[3] = {r->who.user_id};
+	bool all = r->who.role == ROLE_SUPER;
 
-	if (!srv_query_check(r, out, NULL))
-		return;
-	c = sg_db_acquire(s->db);
 	/* A super_admin sees every key (to revoke a leaked one); others see their own. */
-	if (r->who.role == ROLE_SUPER)
-		rc = sg_db_query(c, &res, "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at",
-				 0, NULL);
-	else
-		rc = sg_db_query(c, &res,
-				 "SELECT " KEY_COLS " FROM api_keys WHERE user_id = $1 ORDER BY "
-				 "created_at",
-				 1, p);
-	if (rc < 0) {
-		srv_dberr(out, c, rc);
-	} else {
-		items = json_array();
-		for (int i = 0; i < rc; i++)
-			json_array_append_new(items, srv_row_json(res, i, KEY_KINDS));
-		srv_json(out, 200, json_pack("{s:o,s:i}", "items", items, "total", rc));
-	}
-	sg_db_res_free(res);
-	sg_db_release(c);
+	srv_list_page(s, out, "api_keys", KEY_COLS, KEY_KINDS, all ? "" : " AND user_id = $1",
+		      "created_at, id", p, all ? 0 : 1, srv_limit(r), srv_offset(r));
 }
 
 struct key_ctx {

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "secureguard/sg_errors.h"
 #include "server/audit.h"
+#include "server/api.h"
 #include "server/httpd.h"
 #include "server/srv_int.h"
 
@@ -41,68 +42,16 @@ void srv_log(int level, const char *event, const char *fmt, ...)
 /* ---- routes -----------------------------------------------------------------------------------
  */
 
-enum { AUTH_PUBLIC = 1, AUTH_CLIENT_OK = 2, AUTH_USER_ONLY = 4 };
-
 /* Routes open to anyone take small bodies only (a login is well under 2 KiB). */
 #define PUBLIC_BODY_MAX 8192
 
-struct route {
-	const char *method;
-	const char *pattern; /* segments; ":" is a parameter */
-	srv_handler fn;
-	enum srv_role min_role;
-	int flags;
-};
-
-static const struct route routes[] = {
-    {"POST", "/api/auth/login", h_login, ROLE_NONE, AUTH_PUBLIC},
-    {"POST", "/api/auth/refresh", h_refresh, ROLE_NONE, AUTH_PUBLIC},
-    {"POST", "/api/auth/logout", h_logout, ROLE_VIEWER, AUTH_USER_ONLY},
-    {"POST", "/api/auth/client/challenge", h_client_challenge, ROLE_NONE, AUTH_PUBLIC},
-    {"POST", "/api/auth/client", h_client_auth, ROLE_NONE, AUTH_PUBLIC},
-    {"GET", "/api/auth/me", h_me, ROLE_VIEWER, AUTH_CLIENT_OK},
-    {"GET", "/api/users", h_users_list, ROLE_SUPER, 0},
-    {"POST", "/api/users", h_users_create, ROLE_SUPER, 0},
-    {"GET", "/api/users/:", h_users_get, ROLE_SUPER, 0},
-    {"PUT", "/api/users/:", h_users_update, ROLE_SUPER, 0},
-    {"DELETE", "/api/users/:", h_users_delete, ROLE_SUPER, 0},
-    {"GET", "/api/api-keys", h_apikeys_list, ROLE_VIEWER, AUTH_USER_ONLY},
-    {"POST", "/api/api-keys", h_apikeys_create, ROLE_VIEWER, AUTH_USER_ONLY},
-    {"DELETE", "/api/api-keys/:", h_apikeys_delete, ROLE_VIEWER, AUTH_USER_ONLY},
-    {"GET", "/api/networks", h_networks_list, ROLE_VIEWER, 0},
-    {"POST", "/api/networks", h_networks_create, ROLE_ADMIN, 0},
-    {"GET", "/api/networks/:", h_networks_get, ROLE_VIEWER, 0},
-    {"PUT", "/api/networks/:", h_networks_update, ROLE_ADMIN, 0},
-    {"DELETE", "/api/networks/:", h_networks_delete, ROLE_ADMIN, 0},
-    {"GET", "/api/networks/:/peers", h_networks_peers, ROLE_VIEWER, 0},
-    {"GET", "/api/clients", h_clients_list, ROLE_VIEWER, 0},
-    {"POST", "/api/clients", h_clients_create, ROLE_ADMIN, 0},
-    {"GET", "/api/clients/:", h_clients_get, ROLE_VIEWER, 0},
-    {"PUT", "/api/clients/:", h_clients_update, ROLE_ADMIN, 0},
-    {"DELETE", "/api/clients/:", h_clients_delete, ROLE_ADMIN, 0},
-    {"GET", "/api/clients/:/config", h_clients_config, ROLE_ADMIN, 0},
-    {"POST", "/api/clients/:/regenerate-keys", h_clients_regen, ROLE_ADMIN, 0},
-    {"GET", "/api/temp-access", h_temp_list, ROLE_VIEWER, 0},
-    {"POST", "/api/temp-access", h_temp_create, ROLE_ADMIN, 0},
-    {"GET", "/api/temp-access/:", h_temp_redeem, ROLE_NONE, AUTH_PUBLIC},
-    {"DELETE", "/api/temp-access/:", h_temp_delete, ROLE_ADMIN, 0},
-    {"GET", "/api/audit", h_audit_list, ROLE_VIEWER, 0},
-    {"GET", "/api/audit/export", h_audit_export, ROLE_ADMIN, 0},
-    {"GET", "/api/connections", h_conn_list, ROLE_VIEWER, 0},
-    {"POST", "/api/connections", h_conn_create, ROLE_ADMIN, AUTH_CLIENT_OK},
-    {"GET", "/api/settings", h_settings_get, ROLE_VIEWER, 0},
-    {"PUT", "/api/settings", h_settings_put, ROLE_SUPER, 0},
-    {"GET", "/api/openapi.json", h_openapi, ROLE_NONE, AUTH_PUBLIC},
-    /* Built-ins (handled in dispatch): health and metrics. */
-    {"GET", "/api/health", NULL, ROLE_NONE, AUTH_PUBLIC},
-    {"GET", "/metrics", NULL, ROLE_NONE, AUTH_PUBLIC},
-};
-#define NROUTES		SG_ARRAY_LEN(routes)
-#define ROUTE_HEALTH	(NROUTES - 2)
-#define ROUTE_METRICS	(NROUTES - 1)
+/* The routes are api_routes (api_spec.c); metrics have a slot per route and one for requests
+ * that matched none. */
+#define MAX_ROUTES	64
+#define NROUTES		api_nroutes
 #define ROUTE_UNMATCHED NROUTES
 
-/* Matches the decoded path segments against pattern ("/api/users/:" : ":" is a parameter),
+/* Matches the decoded path segments against pattern ("/api/users/{id}": {id} is a parameter),
  * collecting parameters. 1 = match. */
 static int match(const char *pattern, char *const *seg, int nseg, const char **params,
 		 int *nparams)
@@ -117,7 +66,7 @@ static int match(const char *pattern, char *const *seg, int nseg, const char **p
 
 		if (i >= nseg)
 			return 0;
-		if (n == 1 && p[1] == ':') {
+		if (n >= 2 && p[1] == '{' && p[n] == '}') {
 			if (!seg[i][0] || *nparams >= 2)
 				return 0;
 			params[(*nparams)++] = seg[i];
@@ -146,7 +95,7 @@ struct route_metrics {
 };
 
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct route_metrics metrics[NROUTES + 1];
+static struct route_metrics metrics[MAX_ROUTES + 1];
 
 static void metrics_record(size_t route, int status, double secs)
 {
@@ -173,7 +122,7 @@ static const char *route_label(size_t i, char *buf, size_t len)
 {
 	if (i >= NROUTES)
 		return "unmatched";
-	snprintf(buf, len, "%s %s", routes[i].method, routes[i].pattern);
+	snprintf(buf, len, "%s %s", api_routes[i].method, api_routes[i].path);
 	return buf;
 }
 
@@ -182,6 +131,13 @@ static const struct srv_httpd *httpd_for_metrics;
 
 void srv_http_set_front(const struct srv_httpd *h)
 {
+	/* One metrics slot per route: a table outgrowing it is a build mistake, caught at the
+	 * first start. */
+	if (api_nroutes > MAX_ROUTES) {
+		fprintf(stderr, "secureguard server: %zu routes, metrics hold %d\n", api_nroutes,
+			MAX_ROUTES);
+		abort();
+	}
 	httpd_for_metrics = h;
 }
 
@@ -569,15 +525,22 @@ static size_t find_route(const char *method, const struct srv_target *t, const c
 	size_t i;
 
 	*path_matched = false;
+	size_t get = NROUTES;
+
 	for (i = 0; i < NROUTES; i++) {
-		if (!match(routes[i].pattern, t->seg, t->nseg, params, nparams))
+		if (!match(api_routes[i].path, t->seg, t->nseg, params, nparams))
 			continue;
 		*path_matched = true;
-		if (!strcmp(routes[i].method, method) ||
-		    (!strcmp(method, "HEAD") && !strcmp(routes[i].method, "GET")))
-			break;
+		if (!strcmp(api_routes[i].method, method))
+			return i;
+		if (!strcmp(method, "HEAD") && !strcmp(api_routes[i].method, "GET") &&
+		    get == NROUTES)
+			get = i;
 	}
-	return i;
+	/* HEAD is GET without the body, unless a route says otherwise. */
+	if (get < NROUTES)
+		match(api_routes[get].path, t->seg, t->nseg, params, nparams);
+	return get;
 }
 
 size_t srv_http_body_limit(struct srv *s, const char *method, const char *target)
@@ -593,7 +556,7 @@ size_t srv_http_body_limit(struct srv *s, const char *method, const char *target
 	if (srv_http_decode_target(&r, &out, &t)) {
 		i = find_route(method, &t, params, &np, &pm);
 		/* Open to anyone: small bodies only (a login is well under 2 KiB). */
-		if (i < NROUTES && (routes[i].flags & AUTH_PUBLIC))
+		if (i < NROUTES && (api_routes[i].flags & AUTH_PUBLIC))
 			lim = SG_MIN(s->max_body, (size_t)PUBLIC_BODY_MAX);
 	}
 	srv_resp_clear(&out);
@@ -631,8 +594,54 @@ static bool json_media_type(const char *ct)
 	return !*p;
 }
 
+/* The body of POST/PUT as the route wants it into r->json; false with out set. */
+static bool read_body(const struct api_route *rt, struct srv_req *r, struct srv_resp *out)
+{
+	json_error_t jerr;
+	char why[128];
+
+	if (!rt->body) {
+		if (r->body_len) {
+			srv_error(out, 400, NULL, "%s %s takes no body", rt->method, rt->path);
+			return false;
+		}
+		return true;
+	}
+	if (!r->body_len) {
+		if (rt->body_required) {
+			srv_error(out, 400, NULL, "a JSON body is required");
+			return false;
+		}
+		r->json = json_object();
+		return true;
+	}
+	if (!json_media_type(srv_header(r, "content-type"))) {
+		srv_error(out, 415, NULL,
+			  "the body must be Content-Type: application/json (charset utf-8 if "
+			  "given)");
+		return false;
+	}
+	if (!srv_json_prescan(r->body, r->body_len, why, sizeof(why))) {
+		srv_error(out, 400, NULL, "JSON body refused: %s", why);
+		return false;
+	}
+	/* Duplicate keys are refused: a body must say one thing per field. */
+	r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!r->json) {
+		srv_error(out, 400, NULL, "bad JSON at line %d column %d: %s", jerr.line,
+			  jerr.column, jerr.text);
+		return false;
+	}
+	if (!json_is_object(r->json)) {
+		srv_error(out, 400, NULL, "the body must be a JSON object");
+		return false;
+	}
+	return api_check_body(rt, r, out);
+}
+
 static void dispatch(struct srv *s, struct srv_req *r, struct srv_resp *out, size_t *route)
 {
+	const struct api_route *rt;
 	struct srv_target t;
 	bool path_matched;
 	size_t i;
@@ -649,19 +658,35 @@ static void dispatch(struct srv *s, struct srv_req *r, struct srv_resp *out, siz
 		return;
 	}
 	*route = i;
-	if (i == ROUTE_HEALTH || i == ROUTE_METRICS) {
-		if (r->body_len) {
-			srv_error(out, 400, NULL, "%s takes no body", r->method);
+	rt = &api_routes[i];
+	r->route = rt;
+	/* Who is asking, and whether they may, before any work on the input: parsing JSON costs
+	 * many times its size in memory, and that is not for anonymous callers to spend. */
+	if (!(rt->flags & AUTH_PUBLIC)) {
+		if (!srv_authenticate(s, r, out))
+			return;
+		if (r->who.kind == PRINCIPAL_CLIENT && !(rt->flags & AUTH_CLIENT_OK)) {
+			srv_error(out, 403, NULL, "a client session may not use this endpoint");
+			return;
+		}
+		if (r->who.kind == PRINCIPAL_APIKEY && (rt->flags & AUTH_USER_ONLY)) {
+			srv_error(out, 403, NULL,
+				  "this endpoint needs a user login, not an API key");
+			return;
+		}
+		if (r->who.kind != PRINCIPAL_CLIENT && r->who.role < rt->min_role) {
+			srv_error(out, 403, NULL, "role %s may not do this (needs %s)",
+				  srv_role_name(r->who.role), srv_role_name(rt->min_role));
 			return;
 		}
 	}
-	if (i == ROUTE_HEALTH) {
-		if (srv_query_check(r, out, NULL))
-			srv_json(out, 200,
-				 json_pack("{s:s,s:s}", "status", "ok", "version", SG_VERSION));
+	if (!api_check_params(rt, r, out) || !read_body(rt, r, out))
+		return;
+	if (!rt->fn && !strcmp(rt->path, "/api/health")) {
+		srv_json(out, 200, json_pack("{s:s,s:s}", "status", "ok", "version", SG_VERSION));
 		return;
 	}
-	if (i == ROUTE_METRICS) {
+	if (!rt->fn) {
 		size_t len = 0;
 		char *m = metrics_text(&len);
 
@@ -673,58 +698,7 @@ static void dispatch(struct srv *s, struct srv_req *r, struct srv_resp *out, siz
 		free(m);
 		return;
 	}
-	/* Who is asking, and whether they may, before any work on the body: parsing JSON costs
-	 * many times its size in memory, and that is not for anonymous callers to spend. */
-	if (!(routes[i].flags & AUTH_PUBLIC)) {
-		if (!srv_authenticate(s, r, out))
-			return;
-		if (r->who.kind == PRINCIPAL_CLIENT && !(routes[i].flags & AUTH_CLIENT_OK)) {
-			srv_error(out, 403, NULL, "a client session may not use this endpoint");
-			return;
-		}
-		if (r->who.kind == PRINCIPAL_APIKEY && (routes[i].flags & AUTH_USER_ONLY)) {
-			srv_error(out, 403, NULL,
-				  "this endpoint needs a user login, not an API key");
-			return;
-		}
-		if (r->who.kind != PRINCIPAL_CLIENT && r->who.role < routes[i].min_role) {
-			srv_error(out, 403, NULL, "role %s may not do this (needs %s)",
-				  srv_role_name(r->who.role), srv_role_name(routes[i].min_role));
-			return;
-		}
-	}
-	if (!strcmp(r->method, "POST") || !strcmp(r->method, "PUT")) {
-		json_error_t jerr;
-		char why[128];
-
-		if (!r->body_len) {
-			r->json = json_object();
-		} else if (!json_media_type(srv_header(r, "content-type"))) {
-			srv_error(out, 415, NULL,
-				  "the body must be Content-Type: application/json (charset utf-8 "
-				  "if given)");
-			return;
-		} else if (!srv_json_prescan(r->body, r->body_len, why, sizeof(why))) {
-			srv_error(out, 400, NULL, "JSON body refused: %s", why);
-			return;
-		} else {
-			/* Duplicate keys are refused: a body must say one thing per field. */
-			r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
-			if (!r->json) {
-				srv_error(out, 400, NULL, "bad JSON at line %d column %d: %s",
-					  jerr.line, jerr.column, jerr.text);
-				return;
-			}
-			if (!json_is_object(r->json)) {
-				srv_error(out, 400, NULL, "the body must be a JSON object");
-				return;
-			}
-		}
-	} else if (r->body_len) {
-		srv_error(out, 400, NULL, "%s takes no body", r->method);
-		return;
-	}
-	routes[i].fn(s, r, out);
+	rt->fn(s, r, out);
 }
 
 static double elapsed(const struct timespec *t0)

@@ -16,6 +16,7 @@
 #include "config/key.h"
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
+#include "server/api.h"
 #include "server/srv_int.h"
 
 #define CLIENT_COLS                                                                                \
@@ -433,18 +434,15 @@ void h_clients_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
 
 void h_clients_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	static const char *const allowed[] = {"network_id", "name",   "enabled",
-					      "limit",	    "offset", NULL};
 	char where[256] = "";
 	const char *p[5];
 	int n = 0, enabled;
 	int64_t limit, offset;
 
-	if (!srv_query_check(r, out, allowed) ||
-	    !srv_query_int(r, out, "limit", 1, 500, &limit, 50) ||
-	    !srv_query_int(r, out, "offset", 0, INT32_MAX, &offset, 0) ||
-	    !srv_query_bool(r, out, "enabled", &enabled))
-		return;
+	/* Validated against the route's parameters (api_spec.c) before we run. */
+	limit = srv_limit(r);
+	offset = srv_offset(r);
+	enabled = api_query_bool(r->route, r, "enabled");
 	if (srv_query(r, "network_id")) {
 		p[n++] = srv_query(r, "network_id");
 		snprintf(where + strlen(where), sizeof(where) - strlen(where),

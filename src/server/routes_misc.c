@@ -1,11 +1,12 @@
 /* /api/audit (list and streamed export), /api/connections, /api/settings, /api/openapi.json. */
-#include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "secureguard/sg_errors.h"
 #include "server/audit.h"
+#include "server/api.h"
 #include "server/srv_int.h"
 
 /* ---- audit ----------------------------------------------------------------------------------- */
@@ -16,20 +17,17 @@
 
 void h_audit_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	static const char *const allowed[] = {"event_type", "actor_id", "resource_type", "since",
-					      "until",	    "limit",	"offset",	 NULL};
 	static const char *const text_filters[] = {"event_type", "actor_id", "resource_type"};
 	char where[512] = "", b1[24], b2[24];
 	const char *p[8];
 	int n = 0;
 	int64_t since, until, limit, offset;
 
-	if (!srv_query_check(r, out, allowed) ||
-	    !srv_query_int(r, out, "since", 0, INT64_MAX / 2, &since, -1) ||
-	    !srv_query_int(r, out, "until", 0, INT64_MAX / 2, &until, -1) ||
-	    !srv_query_int(r, out, "limit", 1, 1000, &limit, 100) ||
-	    !srv_query_int(r, out, "offset", 0, INT32_MAX, &offset, 0))
-		return;
+	/* Validated against the route's parameters (api_spec.c) before we run. */
+	since = srv_query(r, "since") ? api_query_int(r->route, r, "since") : -1;
+	until = srv_query(r, "until") ? api_query_int(r->route, r, "until") : -1;
+	limit = srv_limit(r);
+	offset = srv_offset(r);
 	for (size_t i = 0; i < SG_ARRAY_LEN(text_filters); i++) {
 		const char *v = srv_query(r, text_filters[i]);
 
@@ -229,17 +227,14 @@ void h_audit_export(struct srv *s, struct srv_req *r, struct srv_resp *out)
 
 void h_conn_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	static const char *const allowed[] = {"client_id", "since", "limit", "offset", NULL};
 	char where[128] = "", b1[24];
 	const char *p[4];
 	int n = 0;
 	int64_t since, limit, offset;
 
-	if (!srv_query_check(r, out, allowed) ||
-	    !srv_query_int(r, out, "since", 0, INT64_MAX / 2, &since, -1) ||
-	    !srv_query_int(r, out, "limit", 1, 1000, &limit, 100) ||
-	    !srv_query_int(r, out, "offset", 0, INT32_MAX, &offset, 0))
-		return;
+	since = srv_query(r, "since") ? api_query_int(r->route, r, "since") : -1;
+	limit = srv_limit(r);
+	offset = srv_offset(r);
 	if (srv_query(r, "client_id")) {
 		p[n++] = srv_query(r, "client_id");
 		snprintf(where + strlen(where), sizeof(where) - strlen(where),
@@ -524,10 +519,23 @@ void h_settings_put(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	sg_db_release(c);
 }
 
+static char *openapi_text;
+static pthread_once_t openapi_once = PTHREAD_ONCE_INIT;
+
+static void openapi_make(void)
+{
+	openapi_text = api_openapi_text();
+}
+
 void h_openapi(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	(void)s;
-	if (!srv_query_check(r, out, NULL))
+	(void)r;
+	/* Made once from the description (api_spec.c): the same text as docs/openapi.json. */
+	pthread_once(&openapi_once, openapi_make);
+	if (!openapi_text) {
+		srv_error(out, 500, NULL, "out of memory");
 		return;
-	srv_body(out, 200, "application/json", srv_openapi_json, strlen(srv_openapi_json), NULL);
+	}
+	srv_body(out, 200, "application/json", openapi_text, strlen(openapi_text), NULL);
 }

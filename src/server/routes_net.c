@@ -10,43 +10,30 @@
 	"id, name, subnet4, subnet6, dns_servers, fips_required, mtu, created_at, updated_at"
 #define NET_KINDS "sssslbiii"
 
+/* A network as every answer shows it: its columns and how many clients it has. */
+#define NET_COLS_COUNT                                                                             \
+	NET_COLS ", (SELECT COUNT(*) FROM clients WHERE network_id = networks.id) AS client_count"
+#define NET_KINDS_COUNT NET_KINDS "i"
+
 static json_t *net_get(struct sg_db_conn *c, const char *id, int *rc)
 {
 	struct sg_db_res *res = NULL;
 	const char *p[] = {id};
 	json_t *j = NULL;
 
-	*rc = sg_db_query(c, &res, "SELECT " NET_COLS " FROM networks WHERE id = $1", 1, p);
+	*rc = sg_db_query(c, &res, "SELECT " NET_COLS_COUNT " FROM networks WHERE id = $1", 1, p);
 	if (*rc == 1)
-		j = srv_row_json(res, 0, NET_KINDS);
+		j = srv_row_json(res, 0, NET_KINDS_COUNT);
 	sg_db_res_free(res);
 	return j;
 }
 
 void h_networks_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	struct sg_db_conn *c;
-	struct sg_db_res *res = NULL;
-	int rc;
+	const char *p[2];
 
-	if (!srv_query_check(r, out, NULL))
-		return;
-	c = sg_db_acquire(s->db);
-	rc = sg_db_query(c, &res,
-			 "SELECT " NET_COLS ", (SELECT COUNT(*) FROM clients WHERE network_id = "
-			 "networks.id) AS client_count FROM networks ORDER BY name",
-			 0, NULL);
-	if (rc < 0) {
-		srv_dberr(out, c, rc);
-	} else {
-		json_t *items = json_array();
-
-		for (int i = 0; i < rc; i++)
-			json_array_append_new(items, srv_row_json(res, i, NET_KINDS "i"));
-		srv_json(out, 200, json_pack("{s:o,s:i}", "items", items, "total", rc));
-	}
-	sg_db_res_free(res);
-	sg_db_release(c);
+	srv_list_page(s, out, "networks", NET_COLS_COUNT, NET_KINDS_COUNT, "", "name, id", p, 0,
+		      srv_limit(r), srv_offset(r));
 }
 
 void h_networks_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
@@ -475,41 +462,24 @@ void h_networks_delete(struct srv *s, struct srv_req *r, struct srv_resp *out)
 void h_networks_peers(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	struct sg_db_conn *c;
-	struct sg_db_res *res = NULL;
-	const char *p[] = {r->params[0]};
+	const char *p[3] = {r->params[0]};
 	json_t *net;
 	int rc;
 
-	if (!srv_query_check(r, out, NULL))
-		return;
 	c = sg_db_acquire(s->db);
 	net = net_get(c, r->params[0], &rc);
-	if (rc < 0) {
+	if (rc < 0)
 		srv_dberr(out, c, rc);
-		goto out;
-	}
-	if (!net) {
-		srv_error(out, 404, NULL, "no such network");
-		goto out;
-	}
-	json_decref(net);
-	rc =
-	    sg_db_query(c, &res,
-			"SELECT id, name, public_key_classic, public_key_fips, assigned_ip4, "
-			"assigned_ip6, allowed_ips, is_relay, endpoint, listen_port, enabled, "
-			"last_handshake FROM clients WHERE network_id = $1 ORDER BY is_relay DESC, "
-			"created_at, id",
-			1, p);
-	if (rc < 0) {
-		srv_dberr(out, c, rc);
-	} else {
-		json_t *items = json_array();
-
-		for (int i = 0; i < rc; i++)
-			json_array_append_new(items, srv_row_json(res, i, "sssssslbsibi"));
-		srv_json(out, 200, json_pack("{s:o,s:i}", "items", items, "total", rc));
-	}
-out:
-	sg_db_res_free(res);
+	else if (!net)
+		srv_error(out, 404, "id", "no such network");
 	sg_db_release(c);
+	if (!net)
+		return;
+	json_decref(net);
+	/* Paginated like every list: a network of thousands is not one answer. */
+	srv_list_page(s, out, "clients",
+		      "id, name, public_key_classic, public_key_fips, assigned_ip4, assigned_ip6, "
+		      "allowed_ips, is_relay, endpoint, listen_port, enabled, last_handshake",
+		      "sssssslbsibi", " AND network_id = $1", "is_relay DESC, created_at, id", p, 1,
+		      srv_limit(r), srv_offset(r));
 }

@@ -204,36 +204,11 @@ out:
 
 void h_temp_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	static const char *const allowed[] = {"network_id", NULL};
-	struct sg_db_conn *c;
-	struct sg_db_res *res = NULL;
-	const char *p[] = {srv_query(r, "network_id")};
-	int rc;
+	const char *p[3] = {srv_query(r, "network_id")};
 
-	if (!srv_query_check(r, out, allowed))
-		return;
-	c = sg_db_acquire(s->db);
-	if (p[0])
-		rc =
-		    sg_db_query(c, &res,
-				"SELECT " TEMP_COLS " FROM temp_access WHERE network_id = $1 ORDER "
-				"BY created_at, id",
-				1, p);
-	else
-		rc = sg_db_query(c, &res,
-				 "SELECT " TEMP_COLS " FROM temp_access ORDER BY created_at, id", 0,
-				 NULL);
-	if (rc < 0) {
-		srv_dberr(out, c, rc);
-	} else {
-		json_t *items = json_array();
-
-		for (int i = 0; i < rc; i++)
-			json_array_append_new(items, srv_row_json(res, i, TEMP_KINDS));
-		srv_json(out, 200, json_pack("{s:o,s:i}", "items", items, "total", rc));
-	}
-	sg_db_res_free(res);
-	sg_db_release(c);
+	srv_list_page(s, out, "temp_access", TEMP_COLS, TEMP_KINDS,
+		      p[0] ? " AND network_id = $1" : "", "created_at, id", p, p[0] ? 1 : 0,
+		      srv_limit(r), srv_offset(r));
 }
 
 static int temp_redeem_tx(struct srv *s, struct sg_db_conn *c, void *ctx)

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
+#include "server/api.h"
 #include "server/audit.h"
 #include "server/httpd.h"
 #include "server/server.h"
@@ -603,4 +604,24 @@ out:
 	}
 	free(cert);
 	return ret;
+}
+
+int sg_openapi_cmd(int argc, char **argv)
+{
+	char *t;
+	int rc;
+
+	if (argc != 1) {
+		fprintf(stderr, "Usage: secureguard openapi > openapi.json\n");
+		(void)argv;
+		return 2;
+	}
+	t = api_openapi_text();
+	if (!t) {
+		fprintf(stderr, "secureguard openapi: out of memory\n");
+		return 1;
+	}
+	rc = fputs(t, stdout) < 0 || fflush(stdout) ? 1 : 0;
+	free(t);
+	return rc;
 }

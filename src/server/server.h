@@ -11,5 +11,8 @@
  * returns the process exit status (0 after a clean shutdown, 1 on a start-up error, 2 on a
  * usage error). */
 int sg_server_cmd(int argc, char **argv);
+/* `secureguard openapi`: prints the OpenAPI 3 document the server serves at /api/openapi.json
+ * (the same text as docs/openapi.json). */
+int sg_openapi_cmd(int argc, char **argv);
 
 #endif

@@ -63,7 +63,10 @@ struct srv_kv {
 
 #define SRV_MAX_QUERY 32
 
+struct api_route;
+
 struct srv_req {
+	const struct api_route *route; /* the matched route (api.h) */
 	const char *method; /* as received: GET, HEAD, POST, PUT, DELETE, ... */
 	const char *target; /* the request target as received; never logged (tokens) */
 	const struct srv_kv *headers; /* names in lower case */
@@ -213,6 +216,9 @@ void srv_list_page(struct srv *s, struct srv_resp *out, const char *table, const
 		   int n, int64_t limit, int64_t offset);
 
 int64_t srv_res_i64(const struct sg_db_res *res, int row, int col);
+/* The validated limit and offset query parameters of a list route (or their defaults). */
+int64_t srv_limit(struct srv_req *r);
+int64_t srv_offset(struct srv_req *r);
 
 /* Audit row for the current request inside the open transaction. details may be NULL; it is
  * serialized compactly and kept (not stolen). */
@@ -313,8 +319,6 @@ H(h_settings_put);
 H(h_openapi);
 #undef H
 
-/* The OpenAPI 3 document (openapi.c). */
-extern const char srv_openapi_json[];
 
 /* Background sweep of expired temporary access (routes_temp.c); returns grants removed. */
 int srv_sweep(struct srv *s);

@@ -9,6 +9,7 @@
 
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
+#include "server/api.h"
 #include "server/audit.h"
 #include "server/srv_int.h"
 
@@ -803,4 +804,14 @@ int srv_hexval(char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+int64_t srv_limit(struct srv_req *r)
+{
+	return api_query_int(r->route, r, "limit");
+}
+
+int64_t srv_offset(struct srv_req *r)
+{
+	return api_query_int(r->route, r, "offset");
 }

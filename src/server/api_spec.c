@@ -1,0 +1,850 @@
+/* The management server's API, described once (api.h says what comes from it). Reading order:
+ * the reusable schemas, the inputs, the outputs, then the routes. */
+#include "server/api.h"
+#include "server/api_formats.h"
+
+#define NPROPS(a) .props = a, .nprops = (int)SG_ARRAY_LEN(a)
+#define R	  P_REQUIRED
+
+static const char *const roles[] = {"super_admin", "admin", "viewer", NULL};
+
+/* ---- reusable values ----------------------------------------------------------------------- */
+
+static const struct api_schema uuid = {.type = AT_STRING, .format = &api_f_uuid,
+				       .example_json = "\"3f0c2a5e-8d4b-4c1e-9a57-2b6f0d9e4c11\""};
+static const struct api_schema uuid_null = {.type = AT_STRING, .format = &api_f_uuid,
+					    .nullable = true};
+static const struct api_schema str = {.type = AT_STRING, .allow_empty = true};
+static const struct api_schema str_null = {.type = AT_STRING, .allow_empty = true,
+					   .nullable = true};
+static const struct api_schema int64 = {.type = AT_INTEGER, .int_format = "int64"};
+static const struct api_schema int64_null = {.type = AT_INTEGER, .int_format = "int64",
+					     .nullable = true};
+static const struct api_schema count = {.type = AT_INTEGER, .int_format = "int64",
+					.has_min = true, .min = 0};
+static const struct api_schema boolean = {.type = AT_BOOLEAN};
+static const struct api_schema unix_s = {.type = AT_INTEGER, .int_format = "int64",
+					 .description = "Unix time, seconds"};
+static const struct api_schema unix_s_null = {.type = AT_INTEGER, .int_format = "int64",
+					      .nullable = true,
+					      .description = "Unix time, seconds"};
+static const struct api_schema str_list = {.type = AT_ARRAY, .items = &str};
+static const struct api_schema role = {.type = AT_STRING, .enumv = roles};
+static const struct api_schema name64 = {.type = AT_STRING, .format = &api_f_text, .min_len = 1,
+					 .max_len = 64, .example_json = "\"office\""};
+static const struct api_schema email = {.type = AT_STRING, .format = &api_f_email,
+					.max_len = 254,
+					.example_json = "\"admin@example.com\""};
+static const struct api_schema wg_key_null = {.type = AT_STRING, .format = &api_f_wg_key,
+					      .nullable = true};
+static const struct api_schema fips_key_null = {.type = AT_STRING, .format = &api_f_fips_key,
+						.nullable = true};
+static const struct api_schema cidr = {.type = AT_STRING, .format = &api_f_cidr,
+				       .example_json = "\"10.8.0.0/24\""};
+static const struct api_schema cidr_list = {.type = AT_ARRAY, .items = &cidr, .max_items = 256};
+static const struct api_schema ip = {.type = AT_STRING, .format = &api_f_ip};
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+static const char *const about_blank[] = {"about:blank", NULL};
+static const struct api_schema problem_type = {.type = AT_STRING, .enumv = about_blank};
+static const struct api_prop problem_props[] = {
+    {"type", &problem_type, R, "always about:blank: the status and field say which error"},
+    {"title", &str, R, "the status's reason phrase"},
+    {"status", &int64, R, "the HTTP status"},
+    {"detail", &str, R, "what is wrong, for a human"},
+    {"field", &str, 0, "the body field or parameter at fault, when one is"},
+};
+const struct api_schema api_problem = {
+    .name = "Problem", .type = AT_OBJECT, NPROPS(problem_props),
+    .description = "An error (RFC 9457 problem document, application/problem+json)."};
+
+/* ---- inputs -------------------------------------------------------------------------------- */
+
+static const struct api_schema password_login = {.type = AT_STRING, .min_len = 1,
+						 .max_len = 1024, .format = &api_f_password};
+static const struct api_prop login_props[] = {{"email", &email, R, NULL},
+					      {"password", &password_login, R, NULL}};
+static const struct api_schema login_in = {.name = "Login", .type = AT_OBJECT,
+					   NPROPS(login_props)};
+
+static const struct api_schema refresh_token = {.type = AT_STRING, .format = &api_f_refresh};
+static const struct api_prop refresh_props[] = {{"refresh_token", &refresh_token, R, NULL}};
+static const struct api_schema refresh_in = {.name = "Refresh", .type = AT_OBJECT,
+					     NPROPS(refresh_props)};
+static const struct api_prop logout_props[] = {
+    {"refresh_token", &refresh_token, 0,
+     "revoke this login only; without it every refresh token of the user is revoked"}};
+static const struct api_schema logout_in = {.name = "Logout", .type = AT_OBJECT,
+					    NPROPS(logout_props)};
+
+static const struct api_schema empty_in = {
+    .name = "Empty", .type = AT_OBJECT,
+    .description = "No fields: an empty object, or no body at all."};
+
+static const struct api_schema wg_key = {.type = AT_STRING, .format = &api_f_wg_key};
+static const struct api_schema challenge = {.type = AT_STRING, .format = &api_f_challenge};
+static const struct api_schema proof = {
+    .type = AT_STRING, .format = &api_f_proof,
+    .description = "base64url(HMAC-SHA-384(X25519(client_priv, server_public_key), "
+		   "\"secureguard client auth v1\" || challenge || public_key || "
+		   "server_public_key))"};
+static const struct api_prop client_auth_props[] = {
+    {"public_key", &wg_key, R, "the client's classic (X25519) public key"},
+    {"challenge", &challenge, R, NULL},
+    {"proof", &proof, R, NULL},
+};
+static const struct api_schema client_auth_in = {.name = "ClientAuth", .type = AT_OBJECT,
+						 NPROPS(client_auth_props)};
+
+static const struct api_schema password_new = {.type = AT_STRING, .min_len = 12,
+					       .max_len = 1024, .format = &api_f_password};
+static const struct api_prop user_create_props[] = {
+    {"email", &email, R, NULL},
+    {"password", &password_new, R, NULL},
+    {"role", &role, R, NULL},
+    {"enabled", &boolean, 0, "default true"},
+};
+static const struct api_schema user_create_in = {.name = "UserCreate", .type = AT_OBJECT,
+						 NPROPS(user_create_props)};
+static const struct api_prop user_update_props[] = {
+    {"email", &email, 0, NULL},
+    {"password", &password_new, 0, NULL},
+    {"role", &role, 0, NULL},
+    {"enabled", &boolean, 0, NULL},
+    {"unlock", &boolean, 0, "true clears a lockout"},
+};
+static const struct api_schema user_update_in = {.name = "UserUpdate", .type = AT_OBJECT,
+						 NPROPS(user_update_props)};
+
+static const struct api_schema days = {.type = AT_INTEGER, .int_format = "int64",
+				       .has_min = true, .min = 1, .has_max = true, .max = 3650,
+				       .nullable = true};
+static const struct api_prop apikey_create_props[] = {
+    {"name", &name64, R, NULL},
+    {"role", &role, 0, "at most the caller's role (403 otherwise); default the caller's"},
+    {"expires_in_days", &days, 0, "null or absent: no expiry"},
+};
+static const struct api_schema apikey_create_in = {.name = "ApiKeyCreate", .type = AT_OBJECT,
+						   NPROPS(apikey_create_props)};
+
+static const struct api_schema subnet4 = {.type = AT_STRING, .format = &api_f_subnet4,
+					  .nullable = true, .example_json = "\"10.8.0.0/24\""};
+static const struct api_schema subnet6 = {.type = AT_STRING, .format = &api_f_subnet6,
+					  .nullable = true};
+static const struct api_schema dns_list = {.type = AT_ARRAY, .items = &ip, .max_items = 8};
+static const struct api_schema mtu = {.type = AT_INTEGER, .int_format = "int64",
+				      .has_min = true, .min = 1280, .has_max = true, .max = 9000,
+				      .nullable = true};
+static const struct api_prop net_create_props[] = {
+    {"name", &name64, R, NULL},
+    {"subnet4", &subnet4, 0, "at least one of subnet4 and subnet6 (400 naming subnet4)"},
+    {"subnet6", &subnet6, 0, NULL},
+    {"dns_servers", &dns_list, 0, NULL},
+    {"fips_required", &boolean, 0, "default: the instance's settings.fips_required"},
+    {"mtu", &mtu, 0, NULL},
+};
+static const struct api_schema net_create_in = {.name = "NetworkCreate", .type = AT_OBJECT,
+						NPROPS(net_create_props)};
+static const struct api_prop net_update_props[] = {
+    {"name", &name64, 0, NULL},
+    {"subnet4", &subnet4, 0, "only while the network has no clients (409)"},
+    {"subnet6", &subnet6, 0, "only while the network has no clients (409)"},
+    {"dns_servers", &dns_list, 0, NULL},
+    {"fips_required", &boolean, 0, NULL},
+    {"mtu", &mtu, 0, NULL},
+};
+static const struct api_schema net_update_in = {.name = "NetworkUpdate", .type = AT_OBJECT,
+						NPROPS(net_update_props)};
+
+static const struct api_schema description = {.type = AT_STRING, .format = &api_f_text,
+					      .max_len = 256, .allow_empty = true};
+static const struct api_schema keepalive = {.type = AT_INTEGER, .int_format = "int64",
+					    .has_min = true, .min = 0, .has_max = true,
+					    .max = 65535};
+static const struct api_schema endpoint_null = {.type = AT_STRING, .format = &api_f_endpoint,
+						.nullable = true};
+static const struct api_schema port_null = {.type = AT_INTEGER, .int_format = "int64",
+					    .has_min = true, .min = 1, .has_max = true,
+					    .max = 65535, .nullable = true};
+static const struct api_prop client_create_props[] = {
+    {"network_id", &uuid, R, NULL},
+    {"name", &name64, R, NULL},
+    {"description", &description, 0, NULL},
+    {"public_key", &wg_key_null, 0,
+     "client-supplied classic public key; the config then has no private key"},
+    {"public_key_fips", &fips_key_null, 0, "client-supplied FIPS public key"},
+    {"allowed_ips", &cidr_list, 0, "default: the network's subnets for a relay, the client's "
+				   "addresses otherwise"},
+    {"persistent_keepalive", &keepalive, 0, "seconds; 0 = off"},
+    {"is_relay", &boolean, 0, "a hub: needs endpoint"},
+    {"endpoint", &endpoint_null, 0, "required for a relay"},
+    {"listen_port", &port_null, 0, NULL},
+    {"enabled", &boolean, 0, "default true"},
+};
+static const struct api_schema client_create_in = {.name = "ClientCreate", .type = AT_OBJECT,
+						   NPROPS(client_create_props)};
+static const struct api_prop client_update_props[] = {
+    {"name", &name64, 0, NULL},
+    {"description", &description, 0, NULL},
+    {"allowed_ips", &cidr_list, 0, NULL},
+    {"persistent_keepalive", &keepalive, 0, NULL},
+    {"is_relay", &boolean, 0, NULL},
+    {"endpoint", &endpoint_null, 0, NULL},
+    {"listen_port", &port_null, 0, NULL},
+    {"enabled", &boolean, 0, NULL},
+};
+static const struct api_schema client_update_in = {.name = "ClientUpdate", .type = AT_OBJECT,
+						   NPROPS(client_update_props)};
+static const struct api_prop regen_props[] = {
+    {"public_key", &wg_key_null, 0, "replace the classic key with this public key"},
+    {"public_key_fips", &fips_key_null, 0, "replace the FIPS key with this public key"},
+};
+static const struct api_schema regen_in = {
+    .name = "RegenerateKeys", .type = AT_OBJECT, NPROPS(regen_props),
+    .description = "Empty: new server-generated keys. With keys: those public keys instead."};
+
+static const struct api_schema duration = {.type = AT_INTEGER, .int_format = "int64",
+					   .has_min = true, .min = 3600, .has_max = true,
+					   .max = 604800, .default_json = "3600"};
+static const struct api_schema max_uses = {.type = AT_INTEGER, .int_format = "int64",
+					   .has_min = true, .min = 0, .has_max = true,
+					   .max = 10000, .default_json = "1"};
+static const struct api_schema name64_null = {.type = AT_STRING, .format = &api_f_text,
+					      .min_len = 1, .max_len = 64, .nullable = true};
+static const struct api_prop temp_create_props[] = {
+    {"network_id", &uuid, R, NULL},
+    {"duration_seconds", &duration, 0, "1 hour to 7 days"},
+    {"max_uses", &max_uses, 0, "0 = unlimited"},
+    {"allowed_ips", &cidr_list, 0, NULL},
+    {"name", &name64_null, 0, NULL},
+};
+static const struct api_schema temp_create_in = {.name = "TempAccessCreate", .type = AT_OBJECT,
+						 NPROPS(temp_create_props)};
+
+static const char *const conn_events[] = {"connect", "disconnect", "handshake", NULL};
+static const char *const modes[] = {"classic", "fips", NULL};
+static const struct api_schema conn_event = {.type = AT_STRING, .enumv = conn_events};
+static const struct api_schema mode_null = {.type = AT_STRING, .enumv = modes,
+					    .nullable = true};
+static const struct api_schema ip_null = {.type = AT_STRING, .format = &api_f_ip,
+					  .nullable = true};
+static const struct api_schema reason_null = {.type = AT_STRING, .format = &api_f_text,
+					      .max_len = 256, .allow_empty = true,
+					      .nullable = true};
+static const struct api_schema count_null = {.type = AT_INTEGER, .int_format = "int64",
+					     .has_min = true, .min = 0, .nullable = true};
+static const struct api_prop conn_report_props[] = {
+    {"client_id", &uuid, 0, "required unless a client session reports about itself"},
+    {"event", &conn_event, R, NULL},
+    {"source_ip", &ip_null, 0, NULL},
+    {"source_port", &port_null, 0, NULL},
+    {"crypto_mode", &mode_null, 0, NULL},
+    {"bytes_sent", &count, 0, NULL},
+    {"bytes_received", &count, 0, NULL},
+    {"packets_sent", &count, 0, NULL},
+    {"packets_received", &count, 0, NULL},
+    {"session_duration_ms", &count_null, 0, NULL},
+    {"disconnect_reason", &reason_null, 0, NULL},
+};
+static const struct api_schema conn_report_in = {.name = "ConnectionReport", .type = AT_OBJECT,
+						 NPROPS(conn_report_props)};
+
+static const struct api_schema instance_name = {.type = AT_STRING, .format = &api_f_text,
+						.min_len = 1, .max_len = 128};
+static const struct api_schema email_null = {.type = AT_STRING, .format = &api_f_email,
+					     .max_len = 254, .nullable = true};
+static const struct api_prop settings_update_props[] = {
+    {"instance_name", &instance_name, 0, NULL},
+    {"admin_email", &email_null, 0, NULL},
+    {"fips_required", &boolean, 0, NULL},
+    {"allow_classic_fallback", &boolean, 0,
+     "false refuses classic networks (409 while any exists)"},
+};
+static const struct api_schema settings_update_in = {
+    .name = "SettingsUpdate", .type = AT_OBJECT, NPROPS(settings_update_props)};
+
+/* ---- outputs ------------------------------------------------------------------------------- */
+
+static const char *const bearer[] = {"Bearer", NULL};
+static const struct api_schema bearer_s = {.type = AT_STRING, .enumv = bearer};
+static const struct api_prop token_user_props[] = {
+    {"id", &uuid, R, NULL}, {"email", &str, R, NULL}, {"role", &role, R, NULL}};
+static const struct api_schema token_user = {.type = AT_OBJECT, NPROPS(token_user_props)};
+static const struct api_prop tokens_props[] = {
+    {"access_token", &str, R, "HS384 JWT, short-lived"},
+    {"token_type", &bearer_s, R, NULL},
+    {"expires_in", &int64, R, "seconds"},
+    {"refresh_token", &str, R, "sgr_...; single use, rotates"},
+    {"user", &token_user, R, NULL},
+};
+static const struct api_schema tokens_out = {.name = "Tokens", .type = AT_OBJECT,
+					     NPROPS(tokens_props)};
+static const struct api_prop revoked_props[] = {
+    {"revoked", &boolean, R, "whether a refresh token was revoked"}};
+static const struct api_schema logout_out = {.name = "LogoutResult", .type = AT_OBJECT,
+					     NPROPS(revoked_props)};
+static const struct api_prop challenge_props[] = {
+    {"challenge", &str, R, "base64url of 32 random bytes, single use, valid 60 s"},
+    {"server_public_key", &str, R, "base64 X25519 key"},
+    {"expires_in", &int64, R, "seconds"},
+};
+static const struct api_schema challenge_out = {.name = "Challenge", .type = AT_OBJECT,
+						NPROPS(challenge_props)};
+static const struct api_prop session_props[] = {
+    {"session_token", &str, R, "sgs_..."},
+    {"token_type", &bearer_s, R, NULL},
+    {"expires_in", &int64, R, "seconds"},
+    {"client_id", &uuid, R, NULL},
+};
+static const struct api_schema session_out = {.name = "ClientSession", .type = AT_OBJECT,
+					      NPROPS(session_props)};
+static const char *const kinds[] = {"user", "api_key", "client", NULL};
+static const struct api_schema kind = {.type = AT_STRING, .enumv = kinds};
+static const char *const me_roles[] = {"super_admin", "admin", "viewer", "client", NULL};
+static const struct api_schema me_role = {.type = AT_STRING, .enumv = me_roles};
+static const struct api_prop me_props[] = {
+    {"kind", &kind, R, NULL},
+    {"id", &uuid, R, NULL},
+    {"name", &str, R, NULL},
+    {"role", &me_role, R, NULL},
+};
+static const struct api_schema me_out = {.name = "Me", .type = AT_OBJECT, NPROPS(me_props)};
+
+static const struct api_prop user_props[] = {
+    {"id", &uuid, R, NULL},
+    {"email", &str, R, NULL},
+    {"role", &role, R, NULL},
+    {"enabled", &boolean, R, NULL},
+    {"failed_logins", &int64, R, NULL},
+    {"locked_until", &unix_s_null, R, NULL},
+    {"last_login", &unix_s_null, R, NULL},
+    {"created_at", &unix_s, R, NULL},
+};
+static const struct api_schema user_out = {.name = "User", .type = AT_OBJECT,
+					   NPROPS(user_props)};
+
+static const struct api_prop apikey_props[] = {
+    {"id", &uuid, R, NULL},
+    {"user_id", &uuid, R, NULL},
+    {"name", &str, R, NULL},
+    {"prefix", &str, R, "the first characters of the key, to recognise it"},
+    {"role", &role, R, NULL},
+    {"expires_at", &unix_s_null, R, NULL},
+    {"last_used", &unix_s_null, R, "recorded at most once a minute"},
+    {"revoked", &boolean, R, NULL},
+    {"created_at", &unix_s, R, NULL},
+};
+static const struct api_schema apikey_out = {.name = "ApiKey", .type = AT_OBJECT,
+					     NPROPS(apikey_props)};
+static const struct api_prop apikey_created_props[] = {
+    {"id", &uuid, R, NULL},
+    {"name", &str, R, NULL},
+    {"role", &role, R, NULL},
+    {"prefix", &str, R, NULL},
+    {"key", &str, R, "sgk_...; shown once"},
+    {"expires_at", &unix_s_null, R, NULL},
+};
+static const struct api_schema apikey_created_out = {
+    .name = "ApiKeyCreated", .type = AT_OBJECT, NPROPS(apikey_created_props)};
+
+static const struct api_prop net_props[] = {
+    {"id", &uuid, R, NULL},
+    {"name", &str, R, NULL},
+    {"subnet4", &str_null, R, NULL},
+    {"subnet6", &str_null, R, NULL},
+    {"dns_servers", &str_list, R, NULL},
+    {"fips_required", &boolean, R, NULL},
+    {"mtu", &int64_null, R, NULL},
+    {"created_at", &unix_s, R, NULL},
+    {"updated_at", &unix_s, R, NULL},
+    {"client_count", &int64, R, NULL},
+};
+static const struct api_schema net_out = {.name = "Network", .type = AT_OBJECT,
+					  NPROPS(net_props)};
+
+static const struct api_prop peer_props[] = {
+    {"id", &uuid, R, NULL},
+    {"name", &str, R, NULL},
+    {"public_key_classic", &str_null, R, NULL},
+    {"public_key_fips", &str_null, R, NULL},
+    {"assigned_ip4", &str_null, R, NULL},
+    {"assigned_ip6", &str_null, R, NULL},
+    {"allowed_ips", &str_list, R, NULL},
+    {"is_relay", &boolean, R, NULL},
+    {"endpoint", &str_null, R, NULL},
+    {"listen_port", &int64_null, R, NULL},
+    {"enabled", &boolean, R, NULL},
+    {"last_handshake", &unix_s_null, R, NULL},
+};
+static const struct api_schema peer_out = {.name = "Peer", .type = AT_OBJECT,
+					   NPROPS(peer_props)};
+
+static const struct api_prop client_props[] = {
+    {"id", &uuid, R, NULL},
+    {"network_id", &uuid, R, NULL},
+    {"name", &str, R, NULL},
+    {"description", &str, R, NULL},
+    {"public_key_classic", &str_null, R, NULL},
+    {"public_key_fips", &str_null, R, NULL},
+    {"assigned_ip4", &str_null, R, NULL},
+    {"assigned_ip6", &str_null, R, NULL},
+    {"allowed_ips", &str_list, R, NULL},
+    {"persistent_keepalive", &int64, R, NULL},
+    {"is_relay", &boolean, R, NULL},
+    {"endpoint", &str_null, R, NULL},
+    {"listen_port", &int64_null, R, NULL},
+    {"enabled", &boolean, R, NULL},
+    {"temp_access_id", &uuid_null, R, NULL},
+    {"expires_at", &unix_s_null, R, NULL},
+    {"last_handshake", &unix_s_null, R, NULL},
+    {"created_at", &unix_s, R, NULL},
+    {"updated_at", &unix_s, R, NULL},
+    {"server_generated_keys", &boolean, R, "the server holds the private keys (in configs)"},
+};
+static const struct api_schema client_out = {.name = "Client", .type = AT_OBJECT,
+					     NPROPS(client_props)};
+
+#define TEMP_PROPS                                                                                 \
+	{"id", &uuid, R, NULL}, {"network_id", &uuid, R, NULL},                                    \
+	    {"created_by", &uuid_null, R, NULL}, {"name", &str_null, R, NULL},                     \
+	    {"allowed_ips", &str_list, R, NULL}, {"expires_at", &unix_s, R, NULL},                 \
+	    {"max_uses", &int64, R, "0 = unlimited"}, {"current_uses", &int64, R, NULL},          \
+	    {"revoked", &boolean, R, NULL}, {"created_at", &unix_s, R, NULL}
+static const struct api_prop temp_props[] = {TEMP_PROPS};
+static const struct api_schema temp_out = {.name = "TempAccess", .type = AT_OBJECT,
+					   NPROPS(temp_props)};
+static const struct api_prop temp_created_props[] = {
+    TEMP_PROPS,
+    {"token", &str, R, "sgt_...; shown once"},
+    {"url", &str, R, "the link to hand out: --public-url (or the bound address) and the token"},
+    {"qr_png_base64", &str, R, "PNG of a QR code of url"},
+};
+static const struct api_schema temp_created_out = {
+    .name = "TempAccessCreated", .type = AT_OBJECT, NPROPS(temp_created_props)};
+
+static const struct api_prop audit_props[] = {
+    {"id", &int64, R, NULL},
+    {"ts", &int64, R, "Unix time, milliseconds"},
+    {"event_type", &str, R, NULL},
+    {"actor_id", &str_null, R, NULL},
+    {"actor_type", &str_null, R, NULL},
+    {"actor_name", &str_null, R, NULL},
+    {"resource_type", &str_null, R, NULL},
+    {"resource_id", &str_null, R, NULL},
+    {"resource_name", &str_null, R, NULL},
+    {"action", &str_null, R, NULL},
+    {"details", &str_null, R, "JSON text"},
+    {"source_ip", &str_null, R, NULL},
+    {"user_agent", &str_null, R, NULL},
+    {"prev_hash", &str, R, NULL},
+    {"hash", &str, R, NULL},
+};
+static const struct api_schema audit_out = {.name = "AuditEvent", .type = AT_OBJECT,
+					    NPROPS(audit_props)};
+static const struct api_schema audit_list = {.type = AT_ARRAY, .items = &audit_out};
+
+static const struct api_prop conn_props[] = {
+    {"id", &int64, R, NULL},
+    {"client_id", &uuid_null, R, NULL},
+    {"ts", &unix_s, R, NULL},
+    {"event", &str, R, NULL},
+    {"source_ip", &str_null, R, NULL},
+    {"source_port", &int64_null, R, NULL},
+    {"crypto_mode", &str_null, R, NULL},
+    {"bytes_sent", &int64, R, NULL},
+    {"bytes_received", &int64, R, NULL},
+    {"packets_sent", &int64, R, NULL},
+    {"packets_received", &int64, R, NULL},
+    {"session_duration_ms", &int64_null, R, NULL},
+    {"disconnect_reason", &str_null, R, NULL},
+};
+static const struct api_schema conn_out = {.name = "Connection", .type = AT_OBJECT,
+					   NPROPS(conn_props)};
+static const char *const recorded[] = {"recorded", NULL};
+static const struct api_schema recorded_s = {.type = AT_STRING, .enumv = recorded};
+static const struct api_prop conn_recorded_props[] = {{"status", &recorded_s, R, NULL},
+						      {"client_id", &uuid, R, NULL}};
+static const struct api_schema conn_recorded_out = {
+    .name = "ConnectionRecorded", .type = AT_OBJECT, NPROPS(conn_recorded_props)};
+
+static const struct api_prop settings_props[] = {
+    {"instance_name", &str, R, NULL},
+    {"admin_email", &str_null, R, NULL},
+    {"fips_required", &boolean, R, NULL},
+    {"allow_classic_fallback", &boolean, R, NULL},
+    {"created_at", &unix_s, R, NULL},
+    {"updated_at", &unix_s, R, NULL},
+};
+static const struct api_schema settings_out = {.name = "Settings", .type = AT_OBJECT,
+					       NPROPS(settings_props)};
+
+static const char *const ok[] = {"ok", NULL};
+static const struct api_schema ok_s = {.type = AT_STRING, .enumv = ok};
+static const struct api_prop health_props[] = {{"status", &ok_s, R, NULL},
+					       {"version", &str, R, NULL}};
+static const struct api_schema health_out = {.name = "Health", .type = AT_OBJECT,
+					     NPROPS(health_props)};
+static const struct api_schema any_object = {.type = AT_OBJECT, .open = true,
+					     .description = "the OpenAPI 3 document"};
+static const struct api_schema text = {.type = AT_STRING};
+static const struct api_schema png = {.type = AT_STRING, .description = "PNG image",
+				      .format = &api_f_binary};
+
+/* Pages: every list answers {items, total, limit, offset}. */
+#define PAGE(var, nm, item)                                                                        \
+	static const struct api_schema var##_items = {.type = AT_ARRAY, .items = &item};          \
+	static const struct api_prop var##_props[] = {                                             \
+	    {"items", &var##_items, R, NULL},                                                      \
+	    {"total", &int64, R, "rows matching, in all pages"},                                   \
+	    {"limit", &int64, R, NULL},                                                            \
+	    {"offset", &int64, R, NULL},                                                           \
+	};                                                                                         \
+	static const struct api_schema var = {.name = nm, .type = AT_OBJECT, NPROPS(var##_props)}
+PAGE(user_page, "UserPage", user_out);
+PAGE(apikey_page, "ApiKeyPage", apikey_out);
+PAGE(net_page, "NetworkPage", net_out);
+PAGE(peer_page, "PeerPage", peer_out);
+PAGE(client_page, "ClientPage", client_out);
+PAGE(temp_page, "TempAccessPage", temp_out);
+PAGE(audit_page, "AuditEventPage", audit_out);
+PAGE(conn_page, "ConnectionPage", conn_out);
+
+const struct api_schema *const api_components[] = {
+    &api_problem,     &empty_in,	 &login_in,	 &refresh_in,	   &logout_in,
+    &client_auth_in,  &user_create_in,	 &user_update_in,  &apikey_create_in,
+    &net_create_in,   &net_update_in,	 &client_create_in, &client_update_in,
+    &regen_in,	      &temp_create_in,	 &conn_report_in,  &settings_update_in,
+    &tokens_out,      &logout_out,	 &challenge_out,   &session_out,
+    &me_out,	      &user_out,	 &user_page,	   &apikey_out,
+    &apikey_page,     &apikey_created_out, &net_out,	   &net_page,
+    &peer_out,	      &peer_page,	 &client_out,	   &client_page,
+    &temp_out,	      &temp_page,	 &temp_created_out, &audit_out,
+    &audit_page,      &conn_out,	 &conn_page,	   &conn_recorded_out,
+    &settings_out,    &health_out,
+};
+const size_t api_ncomponents = SG_ARRAY_LEN(api_components);
+
+/* ---- parameters ---------------------------------------------------------------------------- */
+
+static const struct api_schema limit = {.type = AT_INTEGER, .int_format = "int64",
+					.has_min = true, .min = 1, .has_max = true, .max = 500,
+					.default_json = "50"};
+static const struct api_schema offset = {.type = AT_INTEGER, .int_format = "int64",
+					 .has_min = true, .min = 0, .has_max = true,
+					 .max = 2147483647, .default_json = "0"};
+/* The logs (audit, connections) page by up to 1000 rows. */
+static const struct api_schema limit_log = {.type = AT_INTEGER, .int_format = "int64",
+					    .has_min = true, .min = 1, .has_max = true,
+					    .max = 1000, .default_json = "100"};
+static const struct api_schema q_uuid = {.type = AT_STRING, .format = &api_f_uuid};
+static const struct api_schema q_name = {.type = AT_STRING, .format = &api_f_text,
+					 .min_len = 1, .max_len = 64};
+static const struct api_schema q_bool = {.type = AT_BOOLEAN};
+static const struct api_schema q_token = {.type = AT_STRING, .format = &api_f_temp_ref};
+static const struct api_schema q_word = {.type = AT_STRING, .format = &api_f_text, .min_len = 1,
+					 .max_len = 128};
+static const struct api_schema q_actor = {.type = AT_STRING, .format = &api_f_text,
+					  .min_len = 1, .max_len = 256};
+static const struct api_schema q_ms = {.type = AT_INTEGER, .int_format = "int64",
+				       .has_min = true, .min = 0,
+				       .description = "Unix time, milliseconds"};
+static const struct api_schema q_s = {.type = AT_INTEGER, .int_format = "int64",
+				      .has_min = true, .min = 0,
+				      .description = "Unix time, seconds"};
+static const char *const conf_fmts[] = {"conf", "qr", NULL};
+static const struct api_schema q_conf_fmt = {.type = AT_STRING, .enumv = conf_fmts,
+					     .default_json = "\"conf\""};
+static const char *const export_fmts[] = {"json", "csv", NULL};
+static const struct api_schema q_export_fmt = {.type = AT_STRING, .enumv = export_fmts,
+					       .default_json = "\"json\""};
+
+#define P_ID	{"id", IN_PATH, &q_uuid, true, NULL}
+#define P_LIMIT {"limit", IN_QUERY, &limit, false, "page size"}
+#define P_OFFSET {"offset", IN_QUERY, &offset, false, "rows to skip"}
+static const struct api_param p_id[] = {P_ID};
+static const struct api_param p_page[] = {P_LIMIT, P_OFFSET};
+static const struct api_param p_id_page[] = {P_ID, P_LIMIT, P_OFFSET};
+static const struct api_param p_clients[] = {
+    {"network_id", IN_QUERY, &q_uuid, false, "only this network"},
+    {"name", IN_QUERY, &q_name, false, "this exact name"},
+    {"enabled", IN_QUERY, &q_bool, false, NULL},
+    P_LIMIT,
+    P_OFFSET,
+};
+static const struct api_param p_temp_list[] = {
+    {"network_id", IN_QUERY, &q_uuid, false, "only this network"}, P_LIMIT, P_OFFSET};
+static const struct api_param p_token[] = {
+    {"token", IN_PATH, &q_token, true, "sgt_ token (redeem, revoke) or grant id (revoke)"}};
+static const struct api_param p_config[] = {
+    P_ID, {"format", IN_QUERY, &q_conf_fmt, false, "conf: the wg-quick file; qr: a PNG"}};
+static const struct api_param p_audit[] = {
+    {"event_type", IN_QUERY, &q_word, false, "e.g. client.created"},
+    {"actor_id", IN_QUERY, &q_actor, false, "who"},
+    {"resource_type", IN_QUERY, &q_word, false, "on what"},
+    {"since", IN_QUERY, &q_ms, false, "ts >= since"},
+    {"until", IN_QUERY, &q_ms, false, "ts < until"},
+    {"limit", IN_QUERY, &limit_log, false, "page size"},
+    P_OFFSET,
+};
+static const struct api_param p_export[] = {
+    {"format", IN_QUERY, &q_export_fmt, false, NULL}};
+static const struct api_param p_conns[] = {
+    {"client_id", IN_QUERY, &q_uuid, false, "only this client"},
+    {"since", IN_QUERY, &q_s, false, "ts >= since"},
+    {"limit", IN_QUERY, &limit_log, false, "page size"},
+    P_OFFSET,
+};
+
+/* ---- responses ----------------------------------------------------------------------------- */
+
+#define J  "application/json"
+#define PJ "application/problem+json"
+#define E400 {400, "invalid input (field names it)", PJ, &api_problem, NULL, NULL}
+#define E401 {401, "missing or bad credentials", PJ, &api_problem, NULL, NULL}
+#define E403 {403, "the caller may not do this", PJ, &api_problem, NULL, NULL}
+#define E404 {404, "no such resource", PJ, &api_problem, NULL, NULL}
+#define E409 {409, "conflict (detail says which)", PJ, &api_problem, NULL, NULL}
+#define E410 {410, "expired, revoked or used up", PJ, &api_problem, NULL, NULL}
+#define E413 {413, "body larger than the limit", PJ, &api_problem, NULL, NULL}
+#define E415 {415, "the body is not application/json", PJ, &api_problem, NULL, NULL}
+#define E422 {422, "cannot be done (detail says why)", PJ, &api_problem, NULL, NULL}
+#define E429 {429, "too many attempts from this address or for this account (Retry-After)",  \
+	      PJ, &api_problem, NULL, NULL}
+#define E503 {503, "busy; retry (Retry-After)", PJ, &api_problem, NULL, NULL}
+#define OKJ(code, desc, sch) {code, desc, J, &sch, NULL, NULL}
+#define NOBODY {204, "done", NULL, NULL, NULL, NULL}
+#define RESP(a) .responses = a, .nresponses = (int)SG_ARRAY_LEN(a)
+#define PARAMS(a) .params = a, .nparams = (int)SG_ARRAY_LEN(a)
+
+static const struct api_response r_health[] = {OKJ(200, "alive", health_out), E400};
+static const struct api_response r_metrics[] = {
+    {200, "Prometheus text", "text/plain; version=0.0.4", &text, NULL, NULL}, E400};
+static const struct api_response r_openapi[] = {OKJ(200, "this document", any_object), E400};
+static const struct api_response r_login[] = {OKJ(200, "logged in", tokens_out), E400, E401,
+					      E413, E415, E429, E503};
+static const struct api_response r_refresh[] = {OKJ(200, "new tokens", tokens_out), E400, E401,
+						E413, E415, E503};
+static const struct api_response r_logout[] = {OKJ(200, "done", logout_out), E400, E401, E403,
+					       E413, E415, E503};
+static const struct api_response r_challenge[] = {OKJ(200, "a challenge", challenge_out), E400,
+						  E413, E415, E429};
+static const struct api_response r_client_auth[] = {OKJ(200, "a session", session_out), E400,
+						    E401, E413, E415, E429, E503};
+static const struct api_response r_me[] = {OKJ(200, "the caller", me_out), E400, E401, E403};
+static const struct api_response r_list_users[] = {OKJ(200, "a page", user_page), E400, E401,
+						   E403, E503};
+static const struct api_response r_create_user[] = {OKJ(201, "created", user_out), E400, E401,
+						    E403, E409, E413, E415, E503};
+static const struct api_response r_get_user[] = {OKJ(200, "the user", user_out), E400, E401,
+						 E403, E404};
+static const struct api_response r_update_user[] = {OKJ(200, "changed", user_out), E400, E401,
+						    E403, E404, E409, E413, E415, E503};
+static const struct api_response r_delete_user[] = {NOBODY, E400, E401, E403, E404, E409, E503};
+static const struct api_response r_list_keys[] = {OKJ(200, "a page", apikey_page), E400, E401,
+						  E403, E503};
+static const struct api_response r_create_key[] = {OKJ(201, "created", apikey_created_out), E400,
+						   E401, E403, E413, E415, E503};
+static const struct api_response r_delete_key[] = {NOBODY, E400, E401, E403, E404, E503};
+static const struct api_response r_list_nets[] = {OKJ(200, "a page", net_page), E400, E401, E403,
+						  E503};
+static const struct api_response r_create_net[] = {OKJ(201, "created", net_out), E400, E401, E403,
+						   E409, E413, E415, E503};
+static const struct api_response r_get_net[] = {OKJ(200, "the network", net_out), E400, E401,
+						E403, E404};
+static const struct api_response r_update_net[] = {OKJ(200, "changed", net_out), E400, E401,
+						   E403, E404, E409, E413, E415, E503};
+static const struct api_response r_delete_net[] = {NOBODY, E400, E401, E403, E404, E503};
+static const struct api_response r_peers[] = {OKJ(200, "a page, hubs first", peer_page), E400,
+					      E401, E403, E404, E503};
+static const struct api_response r_list_clients[] = {OKJ(200, "a page", client_page), E400, E401,
+						     E403, E503};
+static const struct api_response r_create_client[] = {
+    OKJ(201, "created", client_out), E400, E401, E403, E404, E409, E413, E415, E503};
+static const struct api_response r_get_client[] = {OKJ(200, "the client", client_out), E400, E401,
+						   E403, E404};
+static const struct api_response r_update_client[] = {
+    OKJ(200, "changed", client_out), E400, E401, E403, E404, E409, E413, E415, E503};
+static const struct api_response r_delete_client[] = {NOBODY, E400, E401, E403, E404, E503};
+static const struct api_response r_config[] = {
+    {200, "the config (format=conf) or its QR code (format=qr)", "text/plain; charset=utf-8",
+     &text, "image/png", &png},
+    E400,
+    E401,
+    E403,
+    E404,
+    E422,
+    E503};
+static const struct api_response r_regen[] = {OKJ(200, "new keys", client_out), E400, E401, E403,
+					      E404, E409, E413, E415, E503};
+static const struct api_response r_list_temp[] = {OKJ(200, "a page", temp_page), E400, E401,
+						  E403, E503};
+static const struct api_response r_create_temp[] = {
+    OKJ(201, "created", temp_created_out), E400, E401, E403, E404, E413, E415, E422, E503};
+static const struct api_response r_redeem[] = {
+    {200, "a config with fresh keys", "text/plain; charset=utf-8", &text, NULL, NULL},
+    E400,
+    E404,
+    {409, "the network has no free address", PJ, &api_problem, NULL, NULL},
+    E410,
+    E429,
+    E503};
+static const struct api_response r_head_temp[] = {{200, "valid", NULL, NULL, NULL, NULL},
+						  {400, "malformed token", NULL, NULL, NULL, NULL},
+						  {404, "unknown", NULL, NULL, NULL, NULL},
+						  {410, "expired, revoked or used up", NULL, NULL,
+						   NULL, NULL},
+						  {429, "too many unknown tokens from this address",
+						   NULL, NULL, NULL, NULL}};
+static const struct api_response r_delete_temp[] = {NOBODY, E400, E401, E403, E404, E503};
+static const struct api_response r_audit[] = {OKJ(200, "a page, newest first", audit_page), E400,
+					      E401, E403, E503};
+static const struct api_response r_export[] = {
+    {200, "the whole chain (docs/AUDIT.md)", "application/json", &audit_list,
+     "text/csv; charset=utf-8", &text},
+    E400,
+    E401,
+    E403,
+    E503};
+static const struct api_response r_conns[] = {OKJ(200, "a page, newest first", conn_page), E400,
+					      E401, E403, E503};
+static const struct api_response r_report[] = {
+    OKJ(201, "recorded", conn_recorded_out), E400, E401, E403, E404, E413, E415, E503};
+static const struct api_response r_settings[] = {OKJ(200, "the settings", settings_out), E400,
+						 E401, E403, E503};
+static const struct api_response r_put_settings[] = {
+    OKJ(200, "changed", settings_out), E400, E401, E403, E409, E413, E415, E503};
+
+/* ---- routes -------------------------------------------------------------------------------- */
+
+const char *const api_tags[][2] = {
+    {"auth", "Logins, tokens and client sessions"},
+    {"users", "Admin users (super_admin)"},
+    {"api-keys", "API keys of the caller"},
+    {"networks", "Networks and their peers"},
+    {"clients", "Clients (peers) and their configs"},
+    {"temporary-access", "Links that hand out a config"},
+    {"audit", "The hash-chained audit log"},
+    {"connections", "The connection log"},
+    {"settings", "Instance settings"},
+    {"system", "Health, metrics and this document"},
+    {NULL, NULL},
+};
+
+const struct api_route api_routes[] = {
+    {"POST", "/api/auth/login", "login", "auth",
+     "Log in; failures are rate-limited per address and slow an account down", NULL, h_login,
+     ROLE_NONE, AUTH_PUBLIC, .body = &login_in, .body_required = true, RESP(r_login)},
+    {"POST", "/api/auth/refresh", "refreshTokens", "auth",
+     "Rotate a refresh token; reusing one revokes its whole family", NULL, h_refresh, ROLE_NONE,
+     AUTH_PUBLIC, .body = &refresh_in, .body_required = true, RESP(r_refresh)},
+    {"POST", "/api/auth/logout", "logout", "auth", "Revoke refresh tokens", NULL, h_logout,
+     ROLE_VIEWER, AUTH_USER_ONLY, .body = &logout_in, RESP(r_logout)},
+    {"POST", "/api/auth/client/challenge", "clientChallenge", "auth",
+     "A challenge for a client's key-possession proof", NULL, h_client_challenge, ROLE_NONE,
+     AUTH_PUBLIC, .body = &empty_in, RESP(r_challenge)},
+    {"POST", "/api/auth/client", "clientAuth", "auth",
+     "A client session from a key-possession proof", NULL, h_client_auth, ROLE_NONE,
+     AUTH_PUBLIC, .body = &client_auth_in, .body_required = true, RESP(r_client_auth)},
+    {"GET", "/api/auth/me", "getMe", "auth", "Who the credentials belong to", NULL, h_me,
+     ROLE_VIEWER, AUTH_CLIENT_OK, RESP(r_me)},
+    {"GET", "/api/users", "listUsers", "users", "List admin users", NULL, h_users_list,
+     ROLE_SUPER, 0, PARAMS(p_page), RESP(r_list_users)},
+    {"POST", "/api/users", "createUser", "users", "Create an admin user", NULL, h_users_create,
+     ROLE_SUPER, 0, .body = &user_create_in, .body_required = true, RESP(r_create_user)},
+    {"GET", "/api/users/{id}", "getUser", "users", "Get a user", NULL, h_users_get, ROLE_SUPER,
+     0, PARAMS(p_id), RESP(r_get_user)},
+    {"PUT", "/api/users/{id}", "updateUser", "users",
+     "Change a user (the fields given; 409 for the last super_admin)", NULL, h_users_update,
+     ROLE_SUPER, 0, PARAMS(p_id), .body = &user_update_in, .body_required = true,
+     RESP(r_update_user)},
+    {"DELETE", "/api/users/{id}", "deleteUser", "users", "Delete a user", NULL, h_users_delete,
+     ROLE_SUPER, 0, PARAMS(p_id), RESP(r_delete_user)},
+    {"GET", "/api/api-keys", "listApiKeys", "api-keys",
+     "List API keys (the caller's; every key for a super_admin)", NULL, h_apikeys_list,
+     ROLE_VIEWER, AUTH_USER_ONLY, PARAMS(p_page), RESP(r_list_keys)},
+    {"POST", "/api/api-keys", "createApiKey", "api-keys", "Create an API key", NULL,
+     h_apikeys_create, ROLE_VIEWER, AUTH_USER_ONLY, .body = &apikey_create_in,
+     .body_required = true, RESP(r_create_key)},
+    {"DELETE", "/api/api-keys/{id}", "revokeApiKey", "api-keys", "Revoke an API key", NULL,
+     h_apikeys_delete, ROLE_VIEWER, AUTH_USER_ONLY, PARAMS(p_id), RESP(r_delete_key)},
+    {"GET", "/api/networks", "listNetworks", "networks", "List networks", NULL, h_networks_list,
+     ROLE_VIEWER, 0, PARAMS(p_page), RESP(r_list_nets)},
+    {"POST", "/api/networks", "createNetwork", "networks",
+     "Create a network (409: name taken, or classic while the instance allows no classic "
+     "network)",
+     NULL, h_networks_create, ROLE_ADMIN, 0, .body = &net_create_in, .body_required = true,
+     RESP(r_create_net)},
+    {"GET", "/api/networks/{id}", "getNetwork", "networks", "Get a network", NULL,
+     h_networks_get, ROLE_VIEWER, 0, PARAMS(p_id), RESP(r_get_net)},
+    {"PUT", "/api/networks/{id}", "updateNetwork", "networks",
+     "Change a network (the fields given; subnets only while it has no clients)", NULL,
+     h_networks_update, ROLE_ADMIN, 0, PARAMS(p_id), .body = &net_update_in,
+     .body_required = true, RESP(r_update_net)},
+    {"DELETE", "/api/networks/{id}", "deleteNetwork", "networks",
+     "Delete a network with its clients", NULL, h_networks_delete, ROLE_ADMIN, 0, PARAMS(p_id),
+     RESP(r_delete_net)},
+    {"GET", "/api/networks/{id}/peers", "listNetworkPeers", "networks",
+     "The network's clients as peers (hubs first)", NULL, h_networks_peers, ROLE_VIEWER, 0,
+     PARAMS(p_id_page), RESP(r_peers)},
+    {"GET", "/api/clients", "listClients", "clients", "List clients", NULL, h_clients_list,
+     ROLE_VIEWER, 0, PARAMS(p_clients), RESP(r_list_clients)},
+    {"POST", "/api/clients", "createClient", "clients",
+     "Create a client: addresses from the network's subnets, keys generated unless supplied",
+     NULL, h_clients_create, ROLE_ADMIN, 0, .body = &client_create_in, .body_required = true,
+     RESP(r_create_client)},
+    {"GET", "/api/clients/{id}", "getClient", "clients", "Get a client", NULL, h_clients_get,
+     ROLE_VIEWER, 0, PARAMS(p_id), RESP(r_get_client)},
+    {"PUT", "/api/clients/{id}", "updateClient", "clients", "Change a client (the fields given)",
+     NULL, h_clients_update, ROLE_ADMIN, 0, PARAMS(p_id), .body = &client_update_in,
+     .body_required = true, RESP(r_update_client)},
+    {"DELETE", "/api/clients/{id}", "deleteClient", "clients", "Delete a client", NULL,
+     h_clients_delete, ROLE_ADMIN, 0, PARAMS(p_id), RESP(r_delete_client)},
+    {"GET", "/api/clients/{id}/config", "getClientConfig", "clients",
+     "The client's wg-quick config file, or a PNG QR code of it", NULL, h_clients_config,
+     ROLE_ADMIN, 0, PARAMS(p_config), RESP(r_config)},
+    {"POST", "/api/clients/{id}/regenerate-keys", "regenerateClientKeys", "clients",
+     "New server-generated keys, or the supplied public keys", NULL, h_clients_regen,
+     ROLE_ADMIN, 0, PARAMS(p_id), .body = &regen_in, RESP(r_regen)},
+    {"GET", "/api/temp-access", "listTempAccess", "temporary-access",
+     "List temporary access grants", NULL, h_temp_list, ROLE_VIEWER, 0, PARAMS(p_temp_list),
+     RESP(r_list_temp)},
+    {"POST", "/api/temp-access", "createTempAccess", "temporary-access",
+     "Create a temporary access grant", NULL, h_temp_create, ROLE_ADMIN, 0,
+     .body = &temp_create_in, .body_required = true, RESP(r_create_temp)},
+    {"GET", "/api/temp-access/{token}", "redeemTempAccess", "temporary-access",
+     "Redeem: counts a use and answers a config with fresh keys", NULL, h_temp_redeem,
+     ROLE_NONE, AUTH_PUBLIC, PARAMS(p_token), RESP(r_redeem)},
+    {"HEAD", "/api/temp-access/{token}", "checkTempAccess", "temporary-access",
+     "Check a link without redeeming it (link previewers): counts nothing", NULL,
+     h_temp_redeem, ROLE_NONE, AUTH_PUBLIC, PARAMS(p_token), RESP(r_head_temp)},
+    {"DELETE", "/api/temp-access/{token}", "revokeTempAccess", "temporary-access",
+     "Revoke a grant and delete its clients", NULL, h_temp_delete, ROLE_ADMIN, 0,
+     PARAMS(p_token), RESP(r_delete_temp)},
+    {"GET", "/api/audit", "listAuditEvents", "audit", "Audit events, newest first", NULL,
+     h_audit_list, ROLE_VIEWER, 0, PARAMS(p_audit), RESP(r_audit)},
+    {"GET", "/api/audit/export", "exportAudit", "audit",
+     "The whole hash chain, streamed, in the formats of docs/AUDIT.md", NULL, h_audit_export,
+     ROLE_ADMIN, 0, PARAMS(p_export), RESP(r_export)},
+    {"GET", "/api/connections", "listConnections", "connections",
+     "Connection log, newest first", NULL, h_conn_list, ROLE_VIEWER, 0, PARAMS(p_conns),
+     RESP(r_conns)},
+    {"POST", "/api/connections", "reportConnection", "connections",
+     "Report a connection event (nodes)", NULL, h_conn_create, ROLE_ADMIN, AUTH_CLIENT_OK,
+     .body = &conn_report_in, .body_required = true, RESP(r_report)},
+    {"GET", "/api/settings", "getSettings", "settings", "Instance settings", NULL,
+     h_settings_get, ROLE_VIEWER, 0, RESP(r_settings)},
+    {"PUT", "/api/settings", "updateSettings", "settings",
+     "Change settings (the fields given); 409 when allow_classic_fallback would be turned off "
+     "while classic networks exist",
+     NULL, h_settings_put, ROLE_SUPER, 0, .body = &settings_update_in, .body_required = true,
+     RESP(r_put_settings)},
+    {"GET", "/api/health", "getHealth", "system", "Liveness", NULL, NULL, ROLE_NONE, AUTH_PUBLIC,
+     RESP(r_health)},
+    {"GET", "/metrics", "getMetrics", "system",
+     "Prometheus metrics: requests by route and status, latency histograms, connections", NULL,
+     NULL, ROLE_NONE, AUTH_PUBLIC, RESP(r_metrics)},
+    {"GET", "/api/openapi.json", "getOpenApi", "system", "This document", NULL, h_openapi,
+     ROLE_NONE, AUTH_PUBLIC, RESP(r_openapi)},
+};
+const size_t api_nroutes = SG_ARRAY_LEN(api_routes);
