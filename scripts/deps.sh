@@ -14,9 +14,19 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
-echo "deps: installing$missing"
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO=sudo
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+if [ -n "$missing" ]; then
+	echo "deps: installing$missing"
+	SUDO=""
+	[ "$(id -u)" -ne 0 ] && SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+# npm packages of the API contract tests (ajv, swagger-parser, openapi-typescript, TypeScript),
+# exactly as tests/contract/package-lock.json pins them; again only when the lockfile changed.
+top=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -f "$top/tests/contract/node_modules/.package-lock.json" ] ||
+	[ "$top/tests/contract/package-lock.json" -nt "$top/tests/contract/node_modules/.package-lock.json" ]; then
+	echo "deps: npm ci in tests/contract"
+	(cd "$top/tests/contract" && npm ci --no-audit --no-fund --loglevel=error)
+fi

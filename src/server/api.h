@@ -50,7 +50,8 @@ struct api_schema {
 	/* AT_OBJECT */
 	const struct api_prop *props;
 	int nprops;
-	bool open; /* additionalProperties allowed (only AT_ANY-like documents) */
+	bool open;     /* additionalProperties allowed (only AT_ANY-like documents) */
+	int min_props; /* at least this many properties (updates: 1, else nothing to do) */
 	/* Documentation. */
 	const char *default_json; /* the default when absent, as JSON text */
 	const char *example_json;

@@ -71,6 +71,8 @@ static json_t *object_body(const struct api_schema *sc)
 		json_object_set_new(o, "required", req);
 	else
 		json_decref(req);
+	if (sc->min_props)
+		json_object_set_new(o, "minProperties", json_integer(sc->min_props));
 	json_object_set_new(o, "additionalProperties", json_boolean(sc->open));
 	return o;
 }

@@ -20,8 +20,11 @@ static const struct api_schema str_null = {.type = AT_STRING, .allow_empty = tru
 static const struct api_schema int64 = {.type = AT_INTEGER, .int_format = "int64"};
 static const struct api_schema int64_null = {.type = AT_INTEGER, .int_format = "int64",
 					     .nullable = true};
+/* Counters and times: at most 2^53 - 1, so a JavaScript client reads them exactly. */
+#define JS_MAX_SAFE 9007199254740991LL
 static const struct api_schema count = {.type = AT_INTEGER, .int_format = "int64",
-					.has_min = true, .min = 0};
+					.has_min = true, .min = 0, .has_max = true,
+					.max = JS_MAX_SAFE};
 static const struct api_schema boolean = {.type = AT_BOOLEAN};
 static const struct api_schema unix_s = {.type = AT_INTEGER, .int_format = "int64",
 					 .description = "Unix time, seconds"};
@@ -115,7 +118,7 @@ static const struct api_prop user_update_props[] = {
     {"unlock", &boolean, 0, "true clears a lockout"},
 };
 static const struct api_schema user_update_in = {.name = "UserUpdate", .type = AT_OBJECT,
-						 NPROPS(user_update_props)};
+						 .min_props = 1, NPROPS(user_update_props)};
 
 static const struct api_schema days = {.type = AT_INTEGER, .int_format = "int64",
 				       .has_min = true, .min = 1, .has_max = true, .max = 3650,
@@ -155,7 +158,7 @@ static const struct api_prop net_update_props[] = {
     {"mtu", &mtu, 0, NULL},
 };
 static const struct api_schema net_update_in = {.name = "NetworkUpdate", .type = AT_OBJECT,
-						NPROPS(net_update_props)};
+						.min_props = 1, NPROPS(net_update_props)};
 
 static const struct api_schema description = {.type = AT_STRING, .format = &api_f_text,
 					      .max_len = 256, .allow_empty = true};
@@ -195,7 +198,7 @@ static const struct api_prop client_update_props[] = {
     {"enabled", &boolean, 0, NULL},
 };
 static const struct api_schema client_update_in = {.name = "ClientUpdate", .type = AT_OBJECT,
-						   NPROPS(client_update_props)};
+						   .min_props = 1, NPROPS(client_update_props)};
 static const struct api_prop regen_props[] = {
     {"public_key", &wg_key_null, 0, "replace the classic key with this public key"},
     {"public_key_fips", &fips_key_null, 0, "replace the FIPS key with this public key"},
@@ -233,7 +236,8 @@ static const struct api_schema reason_null = {.type = AT_STRING, .format = &api_
 					      .max_len = 256, .allow_empty = true,
 					      .nullable = true};
 static const struct api_schema count_null = {.type = AT_INTEGER, .int_format = "int64",
-					     .has_min = true, .min = 0, .nullable = true};
+					     .has_min = true, .min = 0, .has_max = true,
+					     .max = JS_MAX_SAFE, .nullable = true};
 static const struct api_prop conn_report_props[] = {
     {"client_id", &uuid, 0, "required unless a client session reports about itself"},
     {"event", &conn_event, R, NULL},
@@ -262,7 +266,7 @@ static const struct api_prop settings_update_props[] = {
      "false refuses classic networks (409 while any exists)"},
 };
 static const struct api_schema settings_update_in = {
-    .name = "SettingsUpdate", .type = AT_OBJECT, NPROPS(settings_update_props)};
+    .name = "SettingsUpdate", .type = AT_OBJECT, .min_props = 1, NPROPS(settings_update_props)};
 
 /* ---- outputs ------------------------------------------------------------------------------- */
 
@@ -547,11 +551,11 @@ static const struct api_schema q_word = {.type = AT_STRING, .format = &api_f_tex
 static const struct api_schema q_actor = {.type = AT_STRING, .format = &api_f_text,
 					  .min_len = 1, .max_len = 256};
 static const struct api_schema q_ms = {.type = AT_INTEGER, .int_format = "int64",
-				       .has_min = true, .min = 0,
-				       .description = "Unix time, milliseconds"};
+				       .has_min = true, .min = 0, .has_max = true,
+				       .max = JS_MAX_SAFE, .description = "Unix time, milliseconds"};
 static const struct api_schema q_s = {.type = AT_INTEGER, .int_format = "int64",
-				      .has_min = true, .min = 0,
-				      .description = "Unix time, seconds"};
+				      .has_min = true, .min = 0, .has_max = true,
+				      .max = JS_MAX_SAFE, .description = "Unix time, seconds"};
 static const char *const conf_fmts[] = {"conf", "qr", NULL};
 static const struct api_schema q_conf_fmt = {.type = AT_STRING, .enumv = conf_fmts,
 					     .default_json = "\"conf\""};

@@ -333,6 +333,10 @@ static bool check_object(const struct api_schema *sc, json_t *v, const char *fie
 			return false;
 		}
 	}
+	if (json_object_size(v) < (size_t)sc->min_props) {
+		srv_error(out, 400, field, "nothing to change: give at least one field");
+		return false;
+	}
 	return true;
 }
 

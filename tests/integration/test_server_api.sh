@@ -16,7 +16,9 @@ SRV_TEST=test_server_api
 . "$SG_SRC/tests/server/pg.sh"
 
 [ -x "$SG" ] || { srv_log "SKIP: $SG not built"; exit 77; }
-for t in python3 openssl curl; do
+[ -d "$SG_SRC/tests/contract/node_modules/ajv" ] ||
+	{ srv_log "SKIP: tests/contract has no node_modules (scripts/deps.sh runs npm ci there)"; exit 77; }
+for t in python3 openssl curl node; do
 	command -v "$t" >/dev/null || { srv_log "SKIP: missing tool $t"; exit 77; }
 done
 TMP=$(mktemp -d /tmp/sg-server-api.XXXXXX)
@@ -45,6 +47,7 @@ run_api() {
 	urlv="SRV_URL_$name"
 	logv="SRV_LOG_$name"
 	srv_log "API tests on $name"
+	SG_API_RECORD="$TMP/$name.traffic.jsonl" \
 	python3 "$SG_SRC/tests/server/api_test.py" --url "${!urlv}" --db "$db" \
 		--admin "$SG_ADMIN_EMAIL" --password "$SG_ADMIN_PASSWORD" --sg "$SG" \
 		--docs "$SG_SRC/docs" --server-log "${!logv}" || {
@@ -52,6 +55,9 @@ run_api() {
 		fail "API tests on $name"
 	}
 	"$SG" audit verify --db "$db" || fail "audit chain of $name after the API tests"
+	# Every response of the run, against the document, by ajv and swagger-parser.
+	node "$SG_SRC/tests/contract/validate.mjs" --doc "$SG_SRC/docs/openapi.json" \
+		--traffic "$TMP/$name.traffic.jsonl" --all-operations || fail "responses on $name do not match docs/openapi.json"
 	srv_stop "$name" || fail "graceful shutdown ($name)"
 }
 

@@ -66,7 +66,29 @@ def request(method, path, body=None, token=None, raw=None, headers=None):
     except urllib.error.HTTPError as e:
         status, hdrs, payload = e.code, dict(e.headers), e.read()
     STATUSES.append((method, path, status))
+    record(method, path, status, hdrs, payload)
     return status, hdrs, payload
+
+
+RECORD = None
+
+
+def record(method, path, status, hdrs, payload):
+    """With SG_API_RECORD=FILE, every response is appended there as one JSON line for
+    tests/contract/validate.mjs (the document's independent check)."""
+    global RECORD
+    dest = os.environ.get("SG_API_RECORD")
+    if not dest:
+        return
+    if RECORD is None:
+        RECORD = open(dest, "a")
+    ctype = next((v for k, v in hdrs.items() if k.lower() == "content-type"), "")
+    try:
+        body = payload.decode("utf-8") if not ctype.startswith("image/") else None
+    except UnicodeDecodeError:
+        body = None
+    RECORD.write(json.dumps({"m": method, "p": path, "s": status, "ct": ctype, "b": body}) + "\n")
+    RECORD.flush()
 
 
 def call(method, path, body=None, token=None, raw=None):

@@ -1,0 +1,274 @@
+// Invalid input derived from docs/openapi.json, sent to a running server: every operation,
+// every parameter and body field gets values the document forbids (wrong type, out of range,
+// too long or too short, not in the enum, a malformed format, NUL, bytes that are not UTF-8,
+// null where not nullable, a missing required field, an unknown field, repeated or
+// value-less parameters), plus the wrong Content-Types and empty bodies. Each must be answered
+// with a 4xx problem document naming the field when one is at fault, and change nothing: the
+// audit chain's head and the target resource read the same before and after.
+//
+//   node negative.mjs --doc docs/openapi.json --url http://127.0.0.1:PORT \
+//        --email ADMIN --password PW
+//
+// ajv checks the other direction on the way: each mutated body is invalid per the document
+// (so the test never blames the server for the document's looseness), and each baseline body is
+// valid. Exit status 0 when every case holds.
+import fs from "node:fs";
+import Ajv from "ajv";
+import addFormats from "ajv-formats";
+import SwaggerParser from "@apidevtools/swagger-parser";
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].slice(2)] = process.argv[i + 1];
+const doc = await SwaggerParser.dereference(JSON.parse(fs.readFileSync(args.doc, "utf8")));
+const ajv = new Ajv({ allErrors: true, strict: false });
+addFormats(ajv);
+const customFormats = ["text", "ipv4-subnet", "ipv6-subnet", "cidr", "ip", "endpoint",
+  "wireguard-key", "fips-key", "challenge", "proof", "refresh-token", "temp-access-ref",
+  "password", "binary"];
+for (const f of customFormats) ajv.addFormat(f, true);
+
+let cases = 0;
+const fails = [];
+const fail = (m) => {
+  fails.push(m);
+  if (fails.length <= 60) console.log("[negative] FAIL: " + m);
+};
+
+async function http(method, path, { body, raw, ctype, token } = {}) {
+  const headers = {};
+  if (token) headers.Authorization = "Bearer " + token;
+  let data;
+  if (raw !== undefined) data = raw;
+  else if (body !== undefined) data = JSON.stringify(body);
+  if (data !== undefined && ctype !== null) headers["Content-Type"] = ctype || "application/json";
+  const r = await fetch(args.url + path, { method, headers, body: data });
+  const text = method === "HEAD" ? "" : await r.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch (e) {
+    json = null;
+  }
+  return { status: r.status, ctype: r.headers.get("content-type") || "", text, json };
+}
+
+// ---- fixtures: a valid target for every path parameter ---------------------------------
+const login = await http("POST", "/api/auth/login", { body: { email: args.email, password: args.password } });
+if (login.status !== 200) {
+  console.log("[negative] cannot log in: " + login.text);
+  process.exit(1);
+}
+const tok = login.json.access_token;
+const refreshTok = login.json.refresh_token;
+const uniq = Date.now().toString(36);
+const mk = async (path, body) => {
+  const r = await http("POST", path, { body, token: tok });
+  if (r.status !== 201) throw new Error(`fixture ${path}: ${r.status} ${r.text}`);
+  return r.json;
+};
+const net = await mk("/api/networks", { name: "neg-" + uniq, subnet4: "10.77.0.0/24" });
+const client = await mk("/api/clients", { network_id: net.id, name: "neg-client" });
+const user = await mk("/api/users", { email: `neg-${uniq}@example.com`, password: "a long password!", role: "viewer" });
+const key = await mk("/api/api-keys", { name: "neg-key" });
+const grant = await mk("/api/temp-access", { network_id: net.id });
+const ids = {
+  "/api/users/{id}": user.id, "/api/api-keys/{id}": key.id, "/api/networks/{id}": net.id,
+  "/api/networks/{id}/peers": net.id, "/api/clients/{id}": client.id,
+  "/api/clients/{id}/config": client.id, "/api/clients/{id}/regenerate-keys": client.id,
+  "/api/temp-access/{token}": grant.token,
+};
+// What a GET shows of the resource a write would change (to prove nothing changed).
+const readback = {
+  "/api/users/{id}": `/api/users/${user.id}`, "/api/networks/{id}": `/api/networks/${net.id}`,
+  "/api/clients/{id}": `/api/clients/${client.id}`, "/api/settings": "/api/settings",
+  "/api/clients/{id}/regenerate-keys": `/api/clients/${client.id}`,
+};
+
+// ---- baseline bodies: valid, so that one mutation is the only fault ------------------------
+const WG = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
+const baseline = {
+  login: { email: "nobody@example.com", password: "x" },
+  refreshTokens: { refresh_token: "sgr_notatoken" },
+  logout: { refresh_token: refreshTok },
+  clientChallenge: {},
+  clientAuth: { public_key: WG, challenge: "A".repeat(43), proof: "A".repeat(64) },
+  createUser: { email: `b-${uniq}@example.com`, password: "another long one", role: "viewer", enabled: true },
+  updateUser: { email: `c-${uniq}@example.com`, password: "another long one", role: "viewer", enabled: true, unlock: false },
+  createApiKey: { name: "k", role: "viewer", expires_in_days: 5 },
+  createNetwork: { name: "n-" + uniq, subnet4: "10.78.0.0/24", subnet6: "fd00:78::/64", dns_servers: ["10.78.0.1"], fips_required: true, mtu: 1420 },
+  updateNetwork: { name: "m-" + uniq, dns_servers: ["10.77.0.1"], fips_required: true, mtu: 1420 },
+  createClient: { network_id: net.id, name: "b", description: "d", public_key: WG, public_key_fips: null, allowed_ips: ["10.77.0.0/24"], persistent_keepalive: 25, is_relay: false, endpoint: null, listen_port: null, enabled: true },
+  updateClient: { name: "b", description: "d", allowed_ips: ["10.77.0.0/24"], persistent_keepalive: 25, is_relay: false, endpoint: "vpn.example.com:51820", listen_port: 51820, enabled: true },
+  regenerateClientKeys: { public_key: WG, public_key_fips: null },
+  createTempAccess: { network_id: net.id, duration_seconds: 3600, max_uses: 1, allowed_ips: ["10.77.0.0/24"], name: "g" },
+  reportConnection: { client_id: client.id, event: "connect", source_ip: "192.0.2.1", source_port: 5, crypto_mode: "fips", bytes_sent: 1, bytes_received: 1, packets_sent: 1, packets_received: 1, session_duration_ms: 1, disconnect_reason: "x" },
+  updateSettings: { instance_name: "x", admin_email: "a@example.com", fips_required: true, allow_classic_fallback: true },
+};
+
+// ---- invalid values per schema ----------------------------------------------------------------
+function wrongTypes(s) {
+  const all = { string: "x", integer: 7, boolean: true, array: ["x"], object: { a: 1 } };
+  return Object.entries(all).filter(([t]) => t !== s.type && !(t === "integer" && s.type === "number")).map(([t, v]) => [`a ${t}`, v]);
+}
+function invalidValues(s) {
+  const out = [...wrongTypes(s)];
+  if (!s.nullable) out.push(["null", null]);
+  if (s.type === "string") {
+    if (s.enum) out.push(["not in the enum", "not-one-of-them"]);
+    if (s.maxLength) out.push(["too long", "a".repeat(s.maxLength + 1)]);
+    if (s.minLength) out.push(["too short", "a".repeat(s.minLength - 1)]);
+    if (s.format === "uuid") out.push(["not a uuid", "not-a-uuid"]);
+    if (s.format && customFormats.includes(s.format) && s.format !== "password" && s.format !== "text")
+      out.push([`not a ${s.format}`, "#bad#", "custom"]);
+    if (!s.enum && s.format !== "password") out.push(["a control character", "a\u0001b"]);
+  }
+  if (s.type === "integer") {
+    if (s.minimum !== undefined) out.push(["below the minimum", s.minimum - 1]);
+    if (s.maximum !== undefined) out.push(["above the maximum", s.maximum + 1]);
+    out.push(["a fraction", 1.5], ["huge", 1e30]);
+  }
+  if (s.type === "array") {
+    if (s.maxItems) out.push(["too many items", Array(s.maxItems + 1).fill(s.items.type === "string" ? "10.0.0.0/8" : 1)]);
+    if (s.items) for (const [w, v, c] of invalidValues(s.items).filter(([w]) => w !== "null"))
+      out.push([`an item ${w}`, [v], c]);
+  }
+  return out;
+}
+function paramValues(s) {
+  const out = [["empty", ""], ["NUL", "a%00b"], ["not UTF-8", "%FF"], ["5000 characters", "a".repeat(5000)]];
+  if (s.type === "integer") {
+    out.push(["not a number", "abc"], ["a fraction", "1.5"], ["leading +", "+1"], ["leading zero", "01"]);
+    if (s.minimum !== undefined) out.push(["below the minimum", String(s.minimum - 1)]);
+    if (s.maximum !== undefined) out.push(["above the maximum", String(s.maximum + 1)]);
+  }
+  if (s.type === "boolean") out.push(["1", "1"], ["yes", "yes"], ["TRUE", "TRUE"]);
+  if (s.type === "string" && s.enum) out.push(["not in the enum", "nope"]);
+  if (s.type === "string" && s.format === "uuid") out.push(["not a uuid", "not-a-uuid"]);
+  return out;
+}
+
+async function auditHead() {
+  const r = await http("GET", "/api/audit?limit=1", { token: tok });
+  return r.json && r.json.items[0] ? r.json.items[0].id : 0;
+}
+
+async function expectRefused(what, op, method, path, req, field, readPath) {
+  cases++;
+  const before = readPath ? (await http("GET", readPath, { token: tok })).text : null;
+  const head0 = method === "GET" || method === "HEAD" ? 0 : await auditHead();
+  const r = await http(method, path, req);
+  if (r.status < 400 || r.status >= 500) {
+    fail(`${op} ${what}: answered ${r.status} ${r.text.slice(0, 160)}`);
+    return;
+  }
+  if (method !== "HEAD") {
+    if (!r.ctype.startsWith("application/problem+json") || !r.json || r.json.status !== r.status ||
+        typeof r.json.detail !== "string" || r.json.type !== "about:blank")
+      fail(`${op} ${what}: ${r.status} is not a problem document: ${r.ctype} ${r.text.slice(0, 160)}`);
+    else if (field && r.json.field !== field && r.status === 400)
+      fail(`${op} ${what}: 400 names field ${r.json.field}, not ${field}: ${r.json.detail}`);
+    const st = doc.paths[pathKey(op)][method.toLowerCase()].responses[String(r.status)];
+    if (!st) fail(`${op} ${what}: status ${r.status} is not documented`);
+  }
+  if (method !== "GET" && method !== "HEAD") {
+    const head1 = await auditHead();
+    if (head1 !== head0) fail(`${op} ${what}: the audit log moved (${head0} -> ${head1}): something changed`);
+  }
+  if (readPath) {
+    const after = (await http("GET", readPath, { token: tok })).text;
+    if (after !== before) fail(`${op} ${what}: ${readPath} changed`);
+  }
+}
+
+const opPaths = {};
+function pathKey(opId) {
+  return opPaths[opId];
+}
+
+for (const [tpl, item] of Object.entries(doc.paths)) {
+  for (const [m, op] of Object.entries(item)) {
+    const method = m.toUpperCase();
+    opPaths[op.operationId] = tpl;
+    const open = !op.security || op.security.length === 0;
+    const token = open ? undefined : tok;
+    const pathOf = (over) => tpl.replace(/\{([^}]+)\}/g, (x, name) =>
+      over && over[name] !== undefined ? over[name] : encodeURIComponent(ids[tpl]));
+    const readPath = readback[tpl] && method !== "GET" && method !== "HEAD" ? readback[tpl] : null;
+    const params = op.parameters || [];
+    const base = baseline[op.operationId];
+    const bodySchema = op.requestBody && op.requestBody.content["application/json"].schema;
+    const bodyOk = base ? JSON.stringify(base) : undefined;
+    const withBody = bodySchema ? { body: base || {} } : {};
+
+    if (bodySchema && base && !ajv.validate(bodySchema, base))
+      fail(`${op.operationId}: the test's baseline body is invalid per the document: ${ajv.errorsText()}`);
+
+    // Path parameters.
+    for (const p of params.filter((p) => p.in === "path")) {
+      for (const [w, v] of [["not a uuid / token", "x!"], ["NUL", "%00"], ["not UTF-8", "%FF"],
+        ["a dot segment", ".."], ["5000 characters", "a".repeat(5000)]])
+        await expectRefused(`path ${p.name} ${w}`, op.operationId, method,
+          pathOf({ [p.name]: v }), { ...withBody, token }, null, readPath);
+    }
+    // Query parameters.
+    for (const p of params.filter((p) => p.in === "query")) {
+      for (const [w, v] of paramValues(p.schema))
+        await expectRefused(`query ${p.name} ${w}`, op.operationId, method,
+          `${pathOf()}?${p.name}=${v}`, { ...withBody, token }, p.name, readPath);
+      await expectRefused(`query ${p.name} without =`, op.operationId, method,
+        `${pathOf()}?${p.name}`, { ...withBody, token }, p.name, readPath);
+      const good = p.schema.type === "integer" ? String(p.schema.minimum ?? 1)
+        : p.schema.type === "boolean" ? "true" : p.schema.enum ? p.schema.enum[0]
+          : p.schema.format === "uuid" ? net.id : "x";
+      await expectRefused(`query ${p.name} twice`, op.operationId, method,
+        `${pathOf()}?${p.name}=${good}&${p.name}=${good}`, { ...withBody, token }, p.name, readPath);
+    }
+    await expectRefused("an unknown query parameter", op.operationId, method,
+      `${pathOf()}?surely_not=1`, { ...withBody, token }, "surely_not", readPath);
+
+    if (!bodySchema) {
+      if (method !== "GET" && method !== "HEAD")
+        await expectRefused("a body where none is taken", op.operationId, method, pathOf(),
+          { raw: "{}", token }, null, readPath);
+      continue;
+    }
+    // Content-Type and framing of the body.
+    for (const [w, ct] of [["text/plain", "text/plain"], ["a form", "application/x-www-form-urlencoded"],
+      ["multipart", "multipart/form-data; boundary=x"], ["XML", "application/xml"], ["no Content-Type", null],
+      ["a charset other than UTF-8", "application/json; charset=latin1"]])
+      await expectRefused(`Content-Type ${w}`, op.operationId, method, pathOf(),
+        { raw: bodyOk || "{}", ctype: ct, token }, null, readPath);
+    if (op.requestBody.required)
+      await expectRefused("an empty body", op.operationId, method, pathOf(), { raw: "", token }, null, readPath);
+    for (const [w, raw] of [["not JSON", "{"], ["an array", "[]"], ["not UTF-8", Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])],
+      ["an escaped NUL", '{"x":"a\\u0000b"}'], ["a duplicate key", bodyOk ? bodyOk.replace(/^\{/, '{"' + Object.keys(base)[0] + '":1,') : '{"a":1,"a":2}']])
+      await expectRefused(`body ${w}`, op.operationId, method, pathOf(), { raw, token }, null, readPath);
+    if (!base) continue;
+    await expectRefused("an unknown field", op.operationId, method, pathOf(),
+      { body: { ...base, surely_not: 1 }, token }, "surely_not", readPath);
+    for (const req of bodySchema.required || []) {
+      const b = { ...base };
+      delete b[req];
+      await expectRefused(`without ${req}`, op.operationId, method, pathOf(), { body: b, token }, req, readPath);
+    }
+    if (bodySchema.minProperties)
+      await expectRefused("an empty object", op.operationId, method, pathOf(), { body: {}, token }, null, readPath);
+    for (const [name, ps] of Object.entries(bodySchema.properties || {})) {
+      for (const [w, v, custom] of invalidValues(ps)) {
+        const b = { ...base, [name]: v };
+        if (!custom && ajv.validate(bodySchema, b)) {
+          fail(`${op.operationId} ${name} ${w}: the document allows ${JSON.stringify(v).slice(0, 60)}`);
+          continue;
+        }
+        await expectRefused(`${name} ${w}`, op.operationId, method, pathOf(), { body: b, token }, name, readPath);
+      }
+    }
+  }
+}
+
+// Tidy up what the fixtures made (not audited as a test result).
+await http("DELETE", `/api/networks/${net.id}`, { token: tok });
+await http("DELETE", `/api/users/${user.id}`, { token: tok });
+await http("DELETE", `/api/api-keys/${key.id}`, { token: tok });
+console.log(`[negative] ${cases} invalid requests, ${fails.length} failures`);
+process.exit(fails.length ? 1 : 0);
