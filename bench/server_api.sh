@@ -1,8 +1,9 @@
 #!/bin/bash
 # Management-server API benchmark: requests/s and p50/p99 latency of login, listing 10,000
-# clients and config download, on SQLite and on PostgreSQL (a throwaway server from
-# tests/server/pg.sh), against a running `secureguard server` started here. The product design's
-# target is p99 under 50 ms for API calls; it is printed beside each p99.
+# clients and config download (with a JWT and with an API key), on SQLite and on PostgreSQL (a
+# throwaway server from tests/server/pg.sh), against a running `secureguard server` started
+# here. The product design's target is p99 under 50 ms for API calls; a page of 500 clients has
+# 20 ms (issue 23). The target is printed beside each p99.
 #
 #   bench/server_api.sh [CLIENTS] [REQUESTS]     defaults 10000 and 2000
 #
@@ -129,7 +130,8 @@ pages = (nclients + 499) // 500
 def page(cl, i):
     st, body = cl.req("GET", "/api/clients?network_id=%s&limit=500&offset=%d"
                       % (net, (i % pages) * 500), None, token)
-    return st == 200 and len(json.loads(body)["items"]) > 0
+    # Not parsed here: Python's JSON parse of 200 KB would count as server latency.
+    return st == 200 and body.startswith(b'{"items":[{')
 run("list clients (page of 500)", max(50, nreq // 4), 8, page)
 def all_pages(cl, i):
     seen = 0
@@ -143,7 +145,16 @@ def all_pages(cl, i):
 run("list all %d clients (%d pages)" % (nclients, pages), 10, 2, all_pages)
 def config(cl, i):
     return cl.req("GET", "/api/clients/%s/config" % random.choice(ids), None, token)[0] == 200
-run("config download", nreq, 8, config)
+run("config download (JWT)", nreq, 8, config)
+# The same with an API key: its last_used is written at most once a minute, so a key-driven
+# script does not serialise on the database's write lock.
+st, body = admin.req("POST", "/api/api-keys", {"name": "bench", "role": "admin"}, token)
+if st != 201:
+    raise SystemExit("creating an API key failed: %d %s" % (st, body[:200]))
+apikey = json.loads(body)["key"]
+def config_key(cl, i):
+    return cl.req("GET", "/api/clients/%s/config" % random.choice(ids), None, apikey)[0] == 200
+run("config download (API key)", nreq, 8, config_key)
 PY
 
 free_port() {
@@ -190,9 +201,10 @@ done
 
 echo
 printf '%-11s %-36s %6s %4s %4s %9s %9s %9s  %s\n' engine operation reqs conc errs 'req/s' \
-	'p50 ms' 'p99 ms' 'p99 vs 50 ms target'
+	'p50 ms' 'p99 ms' 'p99 vs target'
 awk -F'\t' '{
-	t = ($2 ~ /^list all/ || $2 ~ /^create/) ? "(n/a: not one API call)" : ($8 <= 50 ? "ok" : "OVER");
+	lim = ($2 ~ /page of 500/) ? 20 : 50;
+	t = ($2 ~ /^list all/ || $2 ~ /^create/) ? "(n/a: not one API call)" : ($8 <= lim ? "ok (" lim " ms)" : "OVER (" lim " ms)");
 	printf "%-11s %-36s %6d %4d %4d %9.1f %9.2f %9.2f  %s\n", $1, $2, $3, $4, $5, $6, $7, $8, t
 }' "$TMP/results.tsv"
 echo "($(nproc) CPUs shared by the server, the database and the client; $(date -u +%FT%TZ))"

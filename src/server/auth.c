@@ -243,8 +243,8 @@ bool srv_authenticate(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_token_hash(hash, tok);
 		rc = sg_db_query(c, &res,
 				 "SELECT k.id, k.name, k.role, k.expires_at, k.revoked, u.id, "
-				 "u.role, u.enabled FROM api_keys k JOIN admin_users u ON u.id = "
-				 "k.user_id WHERE k.key_hash = $1",
+				 "u.role, u.enabled, k.last_used FROM api_keys k JOIN admin_users u ON "
+				 "u.id = k.user_id WHERE k.key_hash = $1",
 				 1, p);
 		if (rc < 0) {
 			srv_dberr(out, c, rc);
@@ -263,7 +263,9 @@ bool srv_authenticate(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		/* A key never has more rights than its owner has now. */
 		r->who.role = SG_MIN(srv_role_parse(sg_db_res_get(res, 0, 2)),
 				     srv_role_parse(sg_db_res_get(res, 0, 6)));
-		{
+		/* last_used to the minute: a write per request would serialise every API-key
+		 * request on SQLite's write lock (p99 55-80 ms against 6-8 ms with a JWT). */
+		if (!sg_db_res_get(res, 0, 8) || t - srv_res_i64(res, 0, 8) >= 60) {
 			const char *u[] = {now, r->who.id};
 
 			(void)sg_db_exec(c, "UPDATE api_keys SET last_used = $1 WHERE id = $2", 2,

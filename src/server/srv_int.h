@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/compiler.h"
 #include "server/db.h"
@@ -207,6 +208,8 @@ char *srv_i64(char buf[24], int64_t v);
 /* Result row to a JSON object: kinds[i] per column: 's' text, 'i' integer, 'b' boolean,
  * 'l' comma list -> array, 'j' JSON text, '-' skipped. */
 json_t *srv_row_json(const struct sg_db_res *res, int row, const char *kinds);
+/* The same row written as JSON text (the same keys and values, in column order). */
+void srv_row_json_text(FILE *f, const struct sg_db_res *res, int row, const char *kinds);
 /* One page of a filtered list, answered as {"items", "total", "limit", "offset"}: counts the rows
  * of `table` matching `where` (" AND col = $k" clauses over params[0..n-1]), then selects `cols`
  * ordered by `order` with LIMIT/OFFSET, each row rendered with srv_row_json(kinds). params must

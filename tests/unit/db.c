@@ -27,6 +27,7 @@
 #include <secureguard/sg_errors.h>
 
 #include "db_fixture.h"
+#include "server/srv_int.h"
 
 static const char *one(struct sg_db_conn *c, struct sg_db_res **r, const char *sql, int n,
 		       const char *const *p)
@@ -603,6 +604,46 @@ static void test_pg_reconnect(void **state)
 	sg_db_close(db);
 }
 
+/* srv_row_json_text (list pages written as text) says the same as srv_row_json (jansson), for
+ * every kind of column and for text that needs escaping. */
+static void test_row_json_text(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 1);
+	struct sg_db_conn *c = sg_db_acquire(db);
+	struct sg_db_res *res = NULL;
+	const char *p[] = {"q\"uote \\ back\x01ctl\x1ftab\tnl\n\x7f del, ü€𝄞",
+			   "10.0.0.0/8,,fd00::/64,a\"b", "-9007199254740991", "1", "0",
+			   "{\"a\":[1,\"x\"]}"};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	json_t *a, *b;
+
+	assert_int_equal(sg_db_query(c, &res,
+				     "SELECT $1 AS s, $2 AS l, $3 AS i, $4 AS b, $5 AS f, NULL AS n, "
+				     "NULL AS nl, $6 AS j, $1 AS skipped",
+				     6, p),
+			 1);
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	srv_row_json_text(f, res, 0, "slibbslj-");
+	assert_int_equal(fclose(f), 0);
+	a = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(a);
+	b = srv_row_json(res, 0, "slibbslj-");
+	assert_true(json_equal(a, b));
+	assert_int_equal(json_array_size(json_object_get(a, "l")), 3);
+	assert_true(json_is_array(json_object_get(a, "nl")));
+	assert_null(json_object_get(a, "skipped"));
+	json_decref(a);
+	json_decref(b);
+	free(text);
+	sg_db_res_free(res);
+	sg_db_release(c);
+	sg_db_close(db);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -611,7 +652,7 @@ int main(void)
 	    T(test_bad_urls),	  T(test_open_migrate),	   T(test_concurrent_open),
 	    T(test_params_nulls), T(test_constraints),	   T(test_bad_sql),
 	    T(test_transactions), T(test_conflict_eagain), T(test_pool_threads),
-	    T(test_pg_reconnect),
+	    T(test_pg_reconnect), T(test_row_json_text),
 	};
 
 	return fx_run("db", tests, sizeof(tests) / sizeof(tests[0]));
