@@ -196,8 +196,12 @@ static json_t *response_json(const struct api_response *r)
 	if (r->ctype) {
 		json_t *c = content_json(r->ctype, r->schema);
 
-		if (r->ctype2)
-			json_object_update(c, content_json(r->ctype2, r->schema2));
+		if (r->ctype2) {
+			json_t *c2 = content_json(r->ctype2, r->schema2);
+
+			json_object_update(c, c2);
+			json_decref(c2);
+		}
 		json_object_set_new(o, "content", c);
 	}
 	return o;
