@@ -1177,6 +1177,34 @@ static void respond(struct hconn *c, struct srv_resp *r, bool head_only)
 	}
 }
 
+/* "192.0.2.1:8080" or "[2001:db8::1]:8080": where this connection reached us. */
+static void local_address(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char a[INET6_ADDRSTRLEN] = "";
+
+	out[0] = 0;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl))
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
+		snprintf(out, len, "%s:%u", a, ntohs(in->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, a, sizeof(a));
+			snprintf(out, len, "%s:%u", a, ntohs(in6->sin6_port));
+		} else {
+			inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
+			snprintf(out, len, "[%s]:%u", a, ntohs(in6->sin6_port));
+		}
+	}
+}
+
 static void handle(struct hconn *c)
 {
 	struct srv_httpd *h = c->h;
@@ -1203,6 +1231,7 @@ static void handle(struct hconn *c)
 	req.body = c->body;
 	req.body_len = c->body_len;
 	snprintf(req.source_ip, sizeof(req.source_ip), "%s", c->ip_text);
+	local_address(c->fd, req.local_addr, sizeof(req.local_addr));
 	srv_http_handle(h->s, &req, &resp);
 	respond(c, &resp, head_only);
 	srv_resp_clear(&resp);

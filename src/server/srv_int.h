@@ -83,6 +83,7 @@ struct srv_req {
 	char *decoded; /* storage of query and params */
 	struct srv_principal who;
 	char source_ip[64];
+	char local_addr[64]; /* the address the client reached: "192.0.2.1:8080", "[::1]:8080" */
 	char user_agent[256];
 };
 
