@@ -172,26 +172,4 @@ void *sg_tls_conn_get_user(const struct sg_tls_conn *conn);
  * one); on_state is not called. */
 void sg_tls_conn_close(struct sg_tls_conn *conn);
 
-
-/* ---- byte streams ------------------------------------------------------------------------
- * TLS over one non-blocking socket the caller owns, for protocols other than the tunnel's
- * framing (the management server's HTTPS). The context comes from sg_tls_ctx_new (server role:
- * cert_file/key_file; the same suites and limits as the tunnel). A stream may move between
- * threads, never be used by two at once. Calls return bytes (> 0), 0 at a clean end of stream,
- * SG_TLS_WANT_READ / SG_TLS_WANT_WRITE when the socket must become readable / writable first,
- * or SG_EIO when the connection failed (nothing more may be done with it but free). */
-#define SG_TLS_WANT_READ  (-1001)
-#define SG_TLS_WANT_WRITE (-1002)
-struct sg_tls_stream;
-/* NULL on allocation failure. fd stays the caller's (not closed by free). */
-struct sg_tls_stream *sg_tls_stream_new(struct sg_tls_ctx *ctx, int fd);
-/* 0 once the handshake is complete, or a WANT / SG_EIO code. */
-int sg_tls_stream_handshake(struct sg_tls_stream *t) SG_WUR;
-long sg_tls_stream_read(struct sg_tls_stream *t, void *buf, size_t len) SG_WUR;
-long sg_tls_stream_write(struct sg_tls_stream *t, const void *buf, size_t len) SG_WUR;
-/* Decrypted bytes OpenSSL holds that a read returns without touching the socket. */
-size_t sg_tls_stream_pending(const struct sg_tls_stream *t);
-/* Sends close_notify if the socket takes it now (never waits), then frees. */
-void sg_tls_stream_free(struct sg_tls_stream *t);
-
 #endif

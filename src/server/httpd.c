@@ -24,7 +24,7 @@
 
 #include "common/log.h"
 #include "net/evloop.h"
-#include "net/tls.h"
+#include "net/tls_term.h"
 #include "secureguard/sg_errors.h"
 #include "server/srv_int.h"
 
@@ -34,6 +34,9 @@
 #define URL_MAX	    8192
 #define MAX_HEADERS 64
 #define READ_CHUNK  65536
+/* A socket (or TLS) call that must wait: for readability, or for writability. */
+#define WANT_READ  (-1001)
+#define WANT_WRITE (-1002)
 /* Unsent response bytes may wait this long for the client to read them before the response
  * is abandoned and the connection closed. */
 #define WRITE_STALL_MS 30000
@@ -75,7 +78,7 @@ struct hconn {
 	struct hconn *dead_next;
 	struct srv_httpd *h;
 	int fd;
-	struct sg_tls_stream *tls;
+	struct sg_tls_term_conn *tls;
 	enum cstate st;
 	uint64_t since; /* when the state began (C_HEAD/C_BODY: the request's first byte) */
 	struct ipent *ip;
@@ -106,7 +109,7 @@ struct srv_httpd {
 	struct evloop *loop;
 	struct evloop_source lsrc, tsrc, esrc;
 	int lfd, tfd, efd;
-	struct sg_tls_ctx *tls;
+	struct sg_tls_term *tls;
 	uint16_t port;
 	int max_conns, max_per_ip, idle_s, head_s, req_s, nworkers;
 	pthread_t io;
@@ -304,7 +307,7 @@ static void conn_close(struct hconn *c)
 
 	evloop_del(h->loop, &c->src);
 	set_state(c, C_CLOSED, 0);
-	sg_tls_stream_free(c->tls);
+	sg_tls_term_conn_free(c->tls);
 	close(c->fd);
 	ip_put(h, c->ip);
 	request_reset(c);
@@ -326,17 +329,29 @@ static void free_dead(struct srv_httpd *h)
 	}
 }
 
+/* What a TLS call that could not go on waits for. */
+static long tls_wait(struct hconn *c, ssize_t n)
+{
+	if (n >= 0)
+		return (long)n;
+	if (n != -EAGAIN)
+		return SG_EIO;
+	return sg_tls_term_events(c->tls) & EPOLLIN ? WANT_READ : WANT_WRITE;
+}
+
 static long conn_raw_write(struct hconn *c, const void *buf, size_t len)
 {
 	ssize_t n;
 
-	if (c->tls)
-		return sg_tls_stream_write(c->tls, buf, len);
+	if (c->tls) {
+		n = sg_tls_term_write(c->tls, buf, len);
+		return n == 0 ? WANT_WRITE : tls_wait(c, n);
+	}
 	n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n >= 0)
 		return (long)n;
 	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return SG_TLS_WANT_WRITE;
+		return WANT_WRITE;
 	if (errno == EINTR)
 		return 0;
 	return SG_EIO;
@@ -762,16 +777,16 @@ static void conn_readable(struct hconn *c)
 		long n;
 
 		if (c->tls) {
-			n = sg_tls_stream_read(c->tls, buf, sizeof(buf));
+			n = tls_wait(c, sg_tls_term_read(c->tls, (uint8_t *)buf, sizeof(buf)));
 		} else {
 			ssize_t r = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
 
 			n = r >= 0 ? (long)r
-			    : errno == EAGAIN || errno == EWOULDBLOCK ? SG_TLS_WANT_READ
-			    : errno == EINTR			       ? SG_TLS_WANT_READ
+			    : errno == EAGAIN || errno == EWOULDBLOCK ? WANT_READ
+			    : errno == EINTR			       ? WANT_READ
 								       : SG_EIO;
 		}
-		if (n == SG_TLS_WANT_READ || n == SG_TLS_WANT_WRITE)
+		if (n == WANT_READ || n == WANT_WRITE)
 			return;
 		if (n <= 0) {
 			/* End of stream: a request cut short is dropped, nothing to answer. */
@@ -787,7 +802,7 @@ static void conn_readable(struct hconn *c)
 		}
 		if (!feed(c, buf, (size_t)n))
 			return;
-		if ((size_t)n < sizeof(buf) && !(c->tls && sg_tls_stream_pending(c->tls)))
+		if ((size_t)n < sizeof(buf) && !(c->tls && sg_tls_term_pending(c->tls)))
 			return;
 	}
 }
@@ -799,15 +814,15 @@ static void conn_event(void *ctx, uint32_t events)
 	if (c->st == C_BUSY)
 		return;
 	if (c->st == C_TLS) {
-		int rc = sg_tls_stream_handshake(c->tls);
+		int rc = sg_tls_term_handshake(c->tls);
 
-		if (rc == SG_TLS_WANT_READ || rc == SG_TLS_WANT_WRITE) {
+		if (rc == 0) {
 			if (evloop_mod(c->h->loop, &c->src,
-				       rc == SG_TLS_WANT_WRITE ? EPOLLOUT : EPOLLIN))
+				       sg_tls_term_events(c->tls) & EPOLLOUT ? EPOLLOUT : EPOLLIN))
 				conn_close(c);
 			return;
 		}
-		if (rc) {
+		if (rc < 0) {
 			conn_close(c);
 			return;
 		}
@@ -943,7 +958,7 @@ static void on_accept(void *ctx, uint32_t events)
 		}
 		request_reset(c);
 		if (h->tls) {
-			c->tls = sg_tls_stream_new(h->tls, fd);
+			c->tls = sg_tls_term_conn_new(h->tls, fd);
 			if (!c->tls) {
 				conn_close(c);
 				continue;
@@ -1034,10 +1049,10 @@ static void on_returned(void *ctx, uint32_t events)
 
 			c->left = NULL;
 			c->left_len = 0;
-			if (feed(c, l, ll) && c->tls && sg_tls_stream_pending(c->tls))
+			if (feed(c, l, ll) && c->tls && sg_tls_term_pending(c->tls))
 				conn_readable(c);
 			free(l);
-		} else if (c->tls && sg_tls_stream_pending(c->tls)) {
+		} else if (c->tls && sg_tls_term_pending(c->tls)) {
 			conn_readable(c);
 		}
 	}
@@ -1087,8 +1102,8 @@ static bool write_all(struct hconn *c, const char *buf, size_t len)
 			stalled = 0;
 			continue;
 		}
-		if (n == SG_TLS_WANT_WRITE || n == SG_TLS_WANT_READ || n == 0) {
-			struct pollfd pfd = {c->fd, n == SG_TLS_WANT_READ ? POLLIN : POLLOUT, 0};
+		if (n == WANT_WRITE || n == WANT_READ || n == 0) {
+			struct pollfd pfd = {c->fd, n == WANT_READ ? POLLIN : POLLOUT, 0};
 
 			if (atomic_load(&h->abort_writes) || stalled >= WRITE_STALL_MS)
 				return false;
@@ -1343,10 +1358,10 @@ int srv_httpd_start(struct srv_httpd **out, struct srv *s, const struct srv_http
 		goto fail;
 	}
 	if (o->tls_cert_file) {
-		struct sg_tls_config tc = {.cert_file = o->tls_cert_file,
-					   .key_file = o->tls_key_file};
+		static const char *const alpn[] = {"http/1.1"};
 
-		rc = sg_tls_ctx_new(&h->tls, &tc, SG_TLS_SERVER, err, errlen);
+		rc = sg_tls_term_new(&h->tls, o->tls_cert_file, o->tls_key_file, NULL, 0, alpn, 1,
+				     err, errlen);
 		if (rc)
 			goto fail;
 	}
@@ -1472,7 +1487,7 @@ void srv_httpd_stop(struct srv_httpd *h, int grace)
 		close(h->tfd);
 	if (h->efd >= 0)
 		close(h->efd);
-	sg_tls_ctx_free(h->tls);
+	sg_tls_term_free(h->tls);
 	if (h->ips) {
 		for (size_t b = 0; b <= h->ipmask; b++) {
 			while (h->ips[b]) {

@@ -7,7 +7,8 @@
  * answer; and in its thread-per-connection mode every idle or slow connection holds a thread,
  * which is how a few hundred idle sockets denied service. Request framing itself is not ours:
  * the node.js http_parser (Debian's libhttp-parser, allocation-free and fuzzed upstream) parses
- * request lines, headers, Content-Length and chunked bodies.
+ * request lines, headers, Content-Length and chunked bodies. TLS is src/net/tls_term.c, the
+ * same termination as the gateway's.
  *
  * Model: one I/O thread runs an epoll loop (src/net/evloop.c) that accepts, does TLS handshakes,
  * reads and frames requests, and enforces deadlines and connection budgets; a complete request
