@@ -167,6 +167,21 @@ bool sg_hmac_sha384(uint8_t out[SG_SHA384_LEN], const uint8_t *key, size_t keyle
 bool sg_hkdf_sha384(uint8_t *out, size_t outlen, const uint8_t *salt, size_t saltlen,
 		    const uint8_t *ikm, size_t ikmlen, const uint8_t *info, size_t infolen) SG_WUR;
 
+/* ---- JSON Web Token signatures (RFC 7518 section 3), sig.c ---------------------------------- */
+
+#define SG_P384_COORD_LEN 48
+#define SG_ES384_SIG_LEN  96 /* r || s (RFC 7518 section 3.4) */
+#define SG_SHA256_LEN	  32
+/* ES384: ECDSA P-384 / SHA-384 over msg with the public key (x, y) of a JWK. False for a bad
+ * signature, a point not on the curve or any failure. */
+bool sg_es384_verify(const uint8_t sig[SG_ES384_SIG_LEN], const uint8_t x[SG_P384_COORD_LEN],
+		     const uint8_t y[SG_P384_COORD_LEN], const void *msg, size_t len) SG_WUR;
+/* RS256: RSASSA-PKCS1-v1_5 / SHA-256 with the big-endian modulus n (2048..8192 bits) and
+ * exponent e of a JWK; siglen must equal the modulus length. */
+bool sg_rs256_verify(const uint8_t *sig, size_t siglen, const uint8_t *n, size_t nlen,
+		     const uint8_t *e, size_t elen, const void *msg, size_t len) SG_WUR;
+bool sg_sha256(uint8_t out[SG_SHA256_LEN], const struct sg_iov *iov, size_t niov) SG_WUR;
+
 /* ---- suite tables ------------------------------------------------------------------------ */
 
 enum sg_suite_id {

@@ -620,6 +620,61 @@ static bool parse_rule(struct vctx *v, json_t *j, struct gw_rule *r)
 	return true;
 }
 
+static bool field_err(struct vctx *v, const char *key, const char *msg)
+{
+	size_t o = push_key(v, key);
+	verr(v, "%s", msg);
+	pop(v, o);
+	return false;
+}
+
+/* An http(s) URL without spaces, quotes or fragment: the issuer. */
+static bool url_ok(const char *s)
+{
+	if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p <= ' ' || *p == '"' || *p == '#' || *p == '<' || *p == '>' || *p == '\\' ||
+		    (unsigned char)*p >= 0x7f)
+			return false;
+	return true;
+}
+
+static bool parse_oidc(struct vctx *v, json_t *j, struct gw_oidc_conf *o)
+{
+	static const char *const keys[] = {"issuer",	    "client_id", "client_secret", "scopes",
+					   "redirect_path", "ca_file",	 NULL};
+	size_t old = push_key(v, "oidc");
+	bool ok = check_keys(v, j, keys) && get_str(v, j, "issuer", true, 512, &o->issuer) &&
+		  get_str(v, j, "client_id", true, 256, &o->client_id) &&
+		  get_str(v, j, "client_secret", false, 512, &o->client_secret) &&
+		  get_str(v, j, "scopes", false, 256, &o->scopes) &&
+		  get_str(v, j, "redirect_path", false, 256, &o->redirect_path) &&
+		  get_str(v, j, "ca_file", false, 1024, &o->ca_file);
+	if (ok && !url_ok(o->issuer))
+		ok = field_err(v, "issuer", "must be an http(s) URL without spaces or quotes");
+	if (ok && o->redirect_path &&
+	    (o->redirect_path[0] != '/' || strpbrk(o->redirect_path, "?# %\\")))
+		ok = field_err(v, "redirect_path", "a path starting with / without query or escapes");
+	for (const char *p = ok && o->scopes ? o->scopes : ""; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr(" _-.:/", *p))) {
+			ok = field_err(v, "scopes", "letters, digits and _-.:/ separated by spaces");
+			break;
+		}
+	for (const char *p = ok ? o->client_id : ""; *p; p++)
+		if (*p == '&' || *p == '=' || *p == '%' || *p == '+' || *p == ' ') {
+			ok = field_err(v, "client_id", "no &=%+ or spaces");
+			break;
+		}
+	if (ok && !o->scopes)
+		o->scopes = "openid email";
+	if (ok && !o->redirect_path)
+		o->redirect_path = "/.sg/oidc/callback";
+	pop(v, old);
+	return ok;
+}
+
 static int hexnib(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -637,9 +692,9 @@ static bool parse_resource(struct vctx *v, json_t *j, struct gw_resource_conf *r
 	    "auth",	   "api_keys",	   "lb",	 "sticky_cookie", "rate_limit", "max_body",
 	    "allow",	   "deny",	   "rules",	 "tls",	       "max_conns", "idle_timeout_ms",
 	    "connect_timeout_ms", "response_timeout_ms", "retries", "eject_ms", "eject_after",
-	    "targets",	   NULL};
+	    "targets",	   "oidc",	   NULL};
 	static const char *const protos[] = {"http", "tcp", "udp", NULL};
-	static const char *const auths[] = {"public", "api_key", NULL};
+	static const char *const auths[] = {"public", "api_key", "login", NULL};
 	static const char *const lbs[] = {"round_robin", "weighted", "least_conn", "region", NULL};
 	int proto, auth, lb;
 	if (!json_is_object(j))
@@ -652,15 +707,6 @@ static bool parse_resource(struct vctx *v, json_t *j, struct gw_resource_conf *r
 	if (!r->name)
 		r->name = r->id;
 
-	/* auth "login" (OIDC) comes with the management server's OpenID provider. */
-	json_t *a = json_object_get(j, "auth");
-	if (a && json_is_string(a) && strcmp(json_string_value(a), "login") == 0) {
-		size_t o = push_key(v, "auth");
-		verr(v, "\"login\" needs an OpenID Connect provider, which this gateway version "
-			"does not support yet (use public or api_key)");
-		pop(v, o);
-		return false;
-	}
 	if (!get_enum(v, j, "auth", auths, GW_AUTH_PUBLIC, &auth) ||
 	    !get_enum(v, j, "lb", lbs, GW_LB_ROUND_ROBIN, &lb))
 		return false;
@@ -743,6 +789,17 @@ static bool parse_resource(struct vctx *v, json_t *j, struct gw_resource_conf *r
 		}
 		pop(v, o);
 	}
+	json_t *oj;
+	if (!get_obj(v, j, "oidc", &oj))
+		return false;
+	if ((r->auth == GW_AUTH_LOGIN) != (oj != NULL)) {
+		size_t o = push_key(v, oj ? "oidc" : "auth");
+		verr(v, oj ? "only with auth login" : "login needs an oidc object (issuer, client_id)");
+		pop(v, o);
+		return false;
+	}
+	if (oj && !parse_oidc(v, oj, &r->oidc))
+		return false;
 	if (r->auth == GW_AUTH_API_KEY && r->n_api_keys == 0) {
 		size_t o = push_key(v, "api_keys");
 		verr(v, "auth api_key needs at least one key");
@@ -811,8 +868,10 @@ static bool parse_resource(struct vctx *v, json_t *j, struct gw_resource_conf *r
 			size_t o2 = push_index(v, i);
 			if (!parse_rule(v, json_array_get(rules, i), &r->rules[i]))
 				return false;
-			if (r->rules[i].action == GW_ACT_AUTH && r->n_api_keys == 0)
-				return verr(v, "action auth needs api_keys on the resource");
+			if (r->rules[i].action == GW_ACT_AUTH && r->n_api_keys == 0 &&
+			    r->auth != GW_AUTH_LOGIN)
+				return verr(v, "action auth needs api_keys or auth login on the "
+					       "resource");
 			pop(v, o2);
 		}
 		pop(v, o);

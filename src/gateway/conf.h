@@ -35,7 +35,7 @@
 
 enum gw_proto { GW_PROTO_HTTP = 0, GW_PROTO_TCP, GW_PROTO_UDP };
 enum gw_lb { GW_LB_ROUND_ROBIN = 0, GW_LB_WEIGHTED, GW_LB_LEAST_CONN, GW_LB_REGION };
-enum gw_auth { GW_AUTH_PUBLIC = 0, GW_AUTH_API_KEY };
+enum gw_auth { GW_AUTH_PUBLIC = 0, GW_AUTH_API_KEY, GW_AUTH_LOGIN };
 enum gw_action { GW_ACT_ALLOW = 0, GW_ACT_DENY, GW_ACT_AUTH };
 enum gw_hc_type { GW_HC_NONE = 0, GW_HC_TCP, GW_HC_HTTP };
 
@@ -79,6 +79,18 @@ struct gw_rule {
 	enum gw_action action;
 };
 
+/* OpenID Connect relying party (auth "login"): the issuer's discovery document names its
+ * endpoints and keys; the gateway is a public client using PKCE (RFC 7636), with an optional
+ * client secret for providers that require one. */
+struct gw_oidc_conf {
+	const char *issuer;	   /* https://idp.example.com (discovery at /.well-known/...) */
+	const char *client_id;
+	const char *client_secret; /* NULL: none (public client) */
+	const char *scopes;	   /* "openid email" by default */
+	const char *redirect_path; /* "/.sg/oidc/callback" by default, on each of the domains */
+	const char *ca_file;	   /* NULL: the system's trust store */
+};
+
 struct gw_resource_conf {
 	const char *id;
 	const char *name;
@@ -88,6 +100,7 @@ struct gw_resource_conf {
 	size_t n_domains;
 	uint16_t port; /* tcp/udp: public port */
 	enum gw_auth auth;
+	struct gw_oidc_conf oidc; /* auth login */
 	uint8_t (*api_keys)[48]; /* SHA-384 of each accepted bearer key */
 	size_t n_api_keys;
 	enum gw_lb lb;

@@ -24,6 +24,7 @@
 #include "crypto/crypto.h"
 #include "gateway/gw_int.h"
 #include "net/addr.h"
+#include "net/httpc.h"
 #include "net/tls_cert.h"
 #include "net/tls_term.h"
 
@@ -70,8 +71,10 @@ static void rt_free(struct gw_rt *rt)
 {
 	gw_health_stop(rt);
 	gw_fwd_release(rt);
-	for (size_t i = 0; i < rt->n_res; i++)
+	for (size_t i = 0; i < rt->n_res; i++) {
 		free(rt->res[i].targets);
+		gw_oidc_free(rt->res[i].oidc);
+	}
 	free(rt->res);
 	gw_conf_free(rt->conf);
 	free(rt);
@@ -267,6 +270,8 @@ static int apply_config(struct gw *gw, struct gw_conf *conf, bool save, char *er
 	size_t nt = 0;
 	for (size_t i = 0; i < conf->n_resources; i++)
 		nt += conf->resources[i].n_targets;
+	/* Login resources start reading their provider's metadata now, not at the next tick. */
+	gw_oidc_tick(rt, evloop_now_ns());
 	sg_log(SG_LOG_INFO, "gw_config_applied", "serial=%llu resources=%zu targets=%zu",
 	       (unsigned long long)conf->serial, conf->n_resources, nt);
 	return 0;
@@ -361,6 +366,7 @@ static void tick_event(void *ctx, uint32_t ev)
 	gw_conns_tick(gw);
 	gw_fwd_tick(gw);
 	gw_health_tick(gw->rt, gw->now_ns);
+	gw_oidc_tick(gw->rt, gw->now_ns);
 	if (gw->access_log)
 		fflush(gw->access_log);
 	if (evloop_timer_arm(gw->tfd, gw->now_ns + TICK_NS) != 0)
@@ -400,7 +406,7 @@ int gw_run(const struct gw_opts *o)
 	gw_list_init(&gw->grave);
 	gw_list_init(&gw->flows);
 	gw->src = calloc(GW_SRC_SLOTS, sizeof(*gw->src));
-	if (!gw->src || evloop_new(&gw->loop) != 0) {
+	if (!gw->src || evloop_new(&gw->loop) != 0 || sg_httpc_new(&gw->httpc, gw->loop) != 0) {
 		fprintf(stderr, "gateway: out of memory\n");
 		goto out;
 	}
@@ -501,6 +507,7 @@ out:
 			evloop_del(gw->loop, &gw->tsrc);
 			close(gw->tfd);
 		}
+		sg_httpc_free(gw->httpc);
 		evloop_free(gw->loop);
 	}
 	sg_tls_term_free(gw->tls);

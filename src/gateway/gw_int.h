@@ -137,6 +137,7 @@ struct gw_res {
 	uint64_t lat_count[GW_LAT_BUCKETS + 1];
 	double lat_sum;
 	uint64_t denied, limited, flows_total, flows_refused;
+	struct gw_oidc *oidc; /* auth login: the provider's endpoints and keys (oidc.c) */
 };
 
 struct gw_rt {
@@ -195,6 +196,7 @@ struct gw {
 	struct gw_src_entry *src;
 	FILE *access_log;
 	struct sg_tls_term *tls;
+	struct sg_httpc *httpc; /* the one HTTP client (identity providers) */
 	bool stop;
 	/* Counters. */
 	uint64_t reloads, rejected, accepted, refused_conns;
@@ -214,6 +216,7 @@ enum cstate {
 	C_TUNNEL,  /* WebSocket: bytes flow both ways unchanged */
 	C_CLOSING, /* flushing the last response, then close */
 	C_H2,	   /* an HTTP/2 connection: its streams are virtual clients (h2.c) */
+	C_WAIT,	   /* a login callback waits for the identity provider's token endpoint */
 };
 
 struct gw_upstream;
@@ -240,8 +243,9 @@ struct gw_exchange {
 	struct gw_chunked resp_ch;
 	bool client_keepalive, websocket, https;
 	uint64_t start_ns, sent_ns, bytes_out;
-	char user[24];
+	char user[64];
 	char sticky_set[GW_CONF_ID_MAX + 1];
+	struct sg_httpc_req *oidc_req; /* a login's code exchange in progress (C_WAIT) */
 	char method_s[16];
 	char path[LOG_FIELD_MAX];
 	char host[LOG_FIELD_MAX];
@@ -337,6 +341,8 @@ enum gw_verdict {
 	GW_V_DENY,	/* 403 */
 	GW_V_AUTH,	/* 401: authentication required */
 	GW_V_LIMITED,	/* 429 */
+	GW_V_LOGIN,	/* auth login: no valid session; redirect to the provider */
+	GW_V_UNAVAILABLE, /* auth login: the provider's keys are not known yet (503) */
 };
 struct gw_policy_in {
 	int family;
@@ -348,7 +354,7 @@ struct gw_policy_in {
 struct gw_policy_out {
 	uint32_t retry_after_s;
 	bool authenticated;
-	char user[24]; /* "key:<first 8 hex>" for an API key */
+	char user[64]; /* "key:<first 8 hex>" for an API key, the email or sub of a login */
 	const char *reason;
 	const struct gw_http_header *auth_header; /* the Authorization that authenticated */
 };
@@ -362,6 +368,36 @@ void gw_src_conn_dec(struct gw *gw, const uint8_t key[17]);
 /* Token bucket step: true if a token was taken, else *retry_s is the wait. */
 bool gw_bucket_take(struct gw_bucket *b, const struct gw_rate *rate, uint64_t now_ns,
 		    uint32_t *retry_s);
+
+/* oidc.c: OpenID Connect relying party for auth "login". */
+struct gw_oidc;
+struct sg_httpc_req;
+struct gw_oidc_result {
+	const char *error; /* NULL: logged in */
+	const char *id_token;
+	const char *return_to;
+	char user[64];
+	int64_t exp;
+};
+typedef void (*gw_oidc_done_fn)(void *ctx, const struct gw_oidc_result *r);
+void gw_oidc_tick(struct gw_rt *rt, uint64_t now_ns);
+void gw_oidc_free(struct gw_oidc *o);
+bool gw_oidc_ready(const struct gw_res *r);
+int gw_oidc_verify(struct gw_oidc *o, const char *tok, size_t len, const char *nonce, char *user,
+		   size_t ulen, int64_t *exp_out, const char **why);
+/* The redirect to the provider for a new login, and the login cookie to set with it. */
+int gw_oidc_login(struct gw_res *r, const char *host, bool https, const char *return_to,
+		  char *location, size_t loc_cap, char *cookie, size_t cookie_cap);
+/* Starts the code exchange of a callback; done runs once unless gw_oidc_cancel. NULL with
+ * *why when the callback is refused at once. */
+struct sg_httpc_req *gw_oidc_callback(struct gw_res *r, const char *host, bool https,
+				      const char *query, size_t ql, const char *cookie,
+				      size_t cookie_len, gw_oidc_done_fn done, void *ctx,
+				      const char **why);
+void gw_oidc_cancel(struct sg_httpc_req *req);
+/* Test and fuzz hook: a provider context with one P-384 key and no discovery. */
+struct gw_oidc *gw_oidc_with_key(struct gw_res *r, const char *kid, const uint8_t x[48],
+				 const uint8_t y[48]);
 
 /* fwd.c: tcp and udp resources. */
 int gw_fwd_open(struct gw *gw, struct gw_rt *rt, struct gw_rt *old, char *err, size_t errlen);

@@ -582,6 +582,44 @@ bool gw_http_host_ok(const char *h, size_t n)
 	return true;
 }
 
+/* Finds NAME=VALUE in the Cookie fields (RFC 6265 section 4.2.1). */
+bool gw_http_cookie_next(const char **p, const char *e, const char **pair, size_t *n)
+{
+	const char *s = *p;
+	while (s < e && (*s == ' ' || *s == ';'))
+		s++;
+	if (s >= e)
+		return false;
+	const char *q = s;
+	while (q < e && *q != ';')
+		q++;
+	*pair = s;
+	*n = (size_t)(q - s);
+	*p = q;
+	return true;
+}
+
+bool gw_http_cookie(const struct gw_http_msg *m, const char *name, const char **val,
+			size_t *vlen)
+{
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < m->n_headers; i++) {
+		const struct gw_http_header *h = &m->headers[i];
+		if (!gw_http_ieq(h->name, h->name_len, "cookie"))
+			continue;
+		const char *p = h->value, *e = h->value + h->value_len, *pair;
+		size_t n;
+		while (gw_http_cookie_next(&p, e, &pair, &n)) {
+			if (n > nl && memcmp(pair, name, nl) == 0 && pair[nl] == '=') {
+				*val = pair + nl + 1;
+				*vlen = n - nl - 1;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 /* ---- chunked ---------------------------------------------------------------------------- */
 
 enum {

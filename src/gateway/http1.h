@@ -115,6 +115,14 @@ const struct gw_http_header *gw_http_find(const struct gw_http_msg *msg, const c
  * and any field named in the message's Connection header. */
 bool gw_http_hop_by_hop(const struct gw_http_msg *msg, const struct gw_http_header *h);
 
+/* Steps through the "name=value" pairs of one Cookie field value [*p, e): true with the next
+ * pair in *pair and *n (without the separators), false at the end. */
+bool gw_http_cookie_next(const char **p, const char *e, const char **pair, size_t *n);
+
+/* The value of cookie NAME in the Cookie fields (RFC 6265 section 4.2.1), not decoded. */
+bool gw_http_cookie(const struct gw_http_msg *m, const char *name, const char **val,
+		    size_t *vlen);
+
 /* Case-insensitive comparison of a counted string with a NUL-terminated one. */
 bool gw_http_ieq(const char *a, size_t alen, const char *b);
 

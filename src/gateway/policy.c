@@ -184,6 +184,38 @@ static bool api_key_ok(const struct gw_resource_conf *rc, const struct gw_http_m
 	return match;
 }
 
+/* The session of auth login: the ID token in the resource's session cookie, or a JWT as a
+ * bearer token (scripts), checked with the provider's public keys. */
+static enum gw_verdict login_session(struct gw_res *r, const struct gw_http_msg *m,
+				     struct gw_policy_out *out)
+{
+	char name[GW_CONF_ID_MAX + 16];
+	const char *tok = NULL;
+	size_t tl = 0;
+	snprintf(name, sizeof(name), "sg_session_%s", r->conf->id);
+	const struct gw_http_header *h = gw_http_find(m, "authorization");
+	if (h && h->value_len > 7 && gw_http_ieq(h->value, 7, "bearer ") &&
+	    memchr(h->value + 7, '.', h->value_len - 7)) {
+		tok = h->value + 7;
+		tl = h->value_len - 7;
+	} else if (!gw_http_cookie(m, name, &tok, &tl)) {
+		out->reason = "login required";
+		return GW_V_LOGIN;
+	}
+	if (!gw_oidc_ready(r)) {
+		out->reason = "identity provider not reachable yet";
+		return GW_V_UNAVAILABLE;
+	}
+	const char *why = NULL;
+	if (gw_oidc_verify(r->oidc, tok, tl, NULL, out->user, sizeof(out->user), NULL, &why) != 0) {
+		out->reason = why;
+		out->user[0] = '\0';
+		return GW_V_LOGIN;
+	}
+	out->authenticated = true;
+	return GW_V_PASS;
+}
+
 enum gw_verdict gw_policy_check(struct gw *gw, struct gw_res *r, const struct gw_policy_in *in,
 				struct gw_policy_out *out, uint64_t now_ns)
 {
@@ -217,7 +249,7 @@ enum gw_verdict gw_policy_check(struct gw *gw, struct gw_res *r, const struct gw
 	}
 	if (!in->req)
 		return GW_V_PASS;
-	enum gw_action act = rc->auth == GW_AUTH_API_KEY ? GW_ACT_AUTH : GW_ACT_ALLOW;
+	enum gw_action act = rc->auth == GW_AUTH_PUBLIC ? GW_ACT_ALLOW : GW_ACT_AUTH;
 	for (size_t i = 0; i < rc->n_rules; i++)
 		if (rule_matches(&rc->rules[i], in)) {
 			act = rc->rules[i].action;
@@ -229,6 +261,12 @@ enum gw_verdict gw_policy_check(struct gw *gw, struct gw_res *r, const struct gw
 	}
 	/* A key is checked whenever one is configured, so the access log names the caller. */
 	bool authed = rc->n_api_keys && api_key_ok(rc, in->req, out);
+	if (!authed && rc->auth == GW_AUTH_LOGIN && (act == GW_ACT_AUTH || act == GW_ACT_ALLOW)) {
+		enum gw_verdict v = login_session(r, in->req, out);
+		authed = v == GW_V_PASS;
+		if (!authed && act == GW_ACT_AUTH)
+			return v;
+	}
 	if (act == GW_ACT_AUTH && !authed) {
 		out->reason = "API key required";
 		return GW_V_AUTH;

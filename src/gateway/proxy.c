@@ -173,6 +173,10 @@ static void client_close(struct gw_client *c)
 	if (c->dead)
 		return;
 	c->dead = true;
+	if (c->x.oidc_req) {
+		gw_oidc_cancel(c->x.oidc_req);
+		c->x.oidc_req = NULL;
+	}
 	if (c->has_x)
 		x_release(c, false);
 	if (c->h2s) {
@@ -622,7 +626,28 @@ static bool is_forwarding_field(const struct gw_http_header *h)
 	       gw_http_ieq(h->name, h->name_len, "x-forwarded-host") ||
 	       gw_http_ieq(h->name, h->name_len, "x-forwarded-port") ||
 	       gw_http_ieq(h->name, h->name_len, "x-real-ip") ||
+	       gw_http_ieq(h->name, h->name_len, "x-forwarded-user") ||
 	       gw_http_ieq(h->name, h->name_len, "forwarded");
+}
+
+/* A Cookie field without the gateway's own cookies (the login state and the session token are
+ * credentials for the gateway, not for the target); nothing when none is left. */
+static void put_cookies(struct sbuf *s, const struct gw_http_header *h)
+{
+	const char *p = h->value, *e = h->value + h->value_len, *pair;
+	size_t n;
+	bool any = false;
+	while (gw_http_cookie_next(&p, e, &pair, &n)) {
+		bool ours = (n > 11 && memcmp(pair, "sg_session_", 11) == 0) ||
+			    (n > 8 && memcmp(pair, "sg_oidc_", 8) == 0);
+		if (!ours) {
+			sb_str(s, any ? "; " : "Cookie: ");
+			sb_put(s, pair, n);
+			any = true;
+		}
+	}
+	if (any)
+		sb_str(s, "\r\n");
 }
 
 static char *build_request_head(struct gw_client *c, const struct gw_http_msg *m,
@@ -646,9 +671,18 @@ static char *build_request_head(struct gw_client *c, const struct gw_http_msg *m
 		    gw_http_ieq(h->name, h->name_len, "content-length") ||
 		    gw_http_ieq(h->name, h->name_len, "expect"))
 			continue;
+		if (gw_http_ieq(h->name, h->name_len, "cookie")) {
+			put_cookies(&s, h);
+			continue;
+		}
 		sb_put(&s, h->name, h->name_len);
 		sb_str(&s, ": ");
 		sb_put(&s, h->value, h->value_len);
+		sb_str(&s, "\r\n");
+	}
+	if (x->user[0] && x->res->conf->auth == GW_AUTH_LOGIN) {
+		sb_str(&s, "X-Forwarded-User: ");
+		sb_str(&s, x->user);
 		sb_str(&s, "\r\n");
 	}
 	const char *proto = x->https ? "https" : "http";
@@ -687,33 +721,6 @@ static char *build_request_head(struct gw_client *c, const struct gw_http_msg *m
 	}
 	*out_len = s.len;
 	return s.p;
-}
-
-/* Finds NAME=VALUE in the Cookie fields (RFC 6265 section 4.2.1). */
-static bool find_cookie(const struct gw_http_msg *m, const char *name, const char **val,
-			size_t *vlen)
-{
-	size_t nl = strlen(name);
-	for (size_t i = 0; i < m->n_headers; i++) {
-		const struct gw_http_header *h = &m->headers[i];
-		if (!gw_http_ieq(h->name, h->name_len, "cookie"))
-			continue;
-		const char *p = h->value, *e = h->value + h->value_len;
-		while (p < e) {
-			while (p < e && (*p == ' ' || *p == ';'))
-				p++;
-			const char *q = p;
-			while (q < e && *q != ';')
-				q++;
-			if ((size_t)(q - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
-				*val = p + nl + 1;
-				*vlen = (size_t)(q - p) - nl - 1;
-				return true;
-			}
-			p = q;
-		}
-	}
-	return false;
 }
 
 static void copy_field(char *dst, size_t cap, const char *s, size_t n)
@@ -764,6 +771,66 @@ static void handle_metrics(struct gw_client *c, const struct gw_http_msg *m)
 	c->out = o;
 	c->state = C_CLOSING;
 	c->deadline_ns = c->gw->now_ns + CLOSING_NS;
+}
+
+static void login_done(void *ctx, const struct gw_oidc_result *r)
+{
+	struct gw_client *c = ctx;
+	struct gw_exchange *x = &c->x;
+	x->oidc_req = NULL;
+	c->gw->now_ns = evloop_now_ns();
+	if (r->error) {
+		char b[96];
+		sg_log(SG_LOG_WARN, "gw_login_failed", "resource=%s client=%s reason=%s",
+		       x->res->conf->id, c->ip_str, sg_log_quote(b, sizeof(b), r->error));
+		x_fail_respond(c, 401, r->error, NULL);
+	} else {
+		int64_t now = (int64_t)(evloop_realtime_ns() / NS_PER_S);
+		int64_t age = r->exp > now ? r->exp - now : 0;
+		size_t cap = strlen(r->id_token) + 1024;
+		char *extra = malloc(cap);
+		snprintf(x->user, sizeof(x->user), "%s", r->user);
+		sg_log(SG_LOG_INFO, "gw_login", "resource=%s client=%s user=%s", x->res->conf->id,
+		       c->ip_str, x->user);
+		if (!extra) {
+			x_fail_respond(c, 500, "out of memory", NULL);
+		} else {
+			snprintf(extra, cap,
+				 "Location: %s\r\nSet-Cookie: sg_session_%s=%s; Path=/; Max-Age=%lld; "
+				 "HttpOnly; SameSite=Lax%s\r\nSet-Cookie: sg_oidc_%s=; Path=%s; "
+				 "Max-Age=0\r\n",
+				 r->return_to, x->res->conf->id, r->id_token, (long long)age,
+				 x->https ? "; Secure" : "", x->res->conf->id,
+				 x->res->conf->oidc.redirect_path);
+			x_fail_respond(c, 302, NULL, extra);
+			free(extra);
+		}
+	}
+	client_pump(c);
+}
+
+/* The provider sent the browser back with a code: exchange it, then set the session. */
+static void login_callback(struct gw_client *c, const struct gw_http_msg *m, const char *query,
+			   size_t ql, size_t head_len)
+{
+	struct gw_exchange *x = &c->x;
+	char name[GW_CONF_ID_MAX + 16];
+	const char *ck = NULL, *why = NULL;
+	size_t cl = 0;
+	snprintf(name, sizeof(name), "sg_oidc_%s", x->res->conf->id);
+	(void)gw_http_cookie(m, name, &ck, &cl);
+	x->oidc_req = gw_oidc_callback(x->res, x->host, x->https, query, ql, ck, cl, login_done, c,
+				       &why);
+	gw_buf_consume(&c->in, head_len);
+	if (!x->oidc_req) {
+		char b[96];
+		sg_log(SG_LOG_WARN, "gw_login_failed", "resource=%s client=%s reason=%s",
+		       x->res->conf->id, c->ip_str, sg_log_quote(b, sizeof(b), why));
+		x_fail_respond(c, gw_oidc_ready(x->res) ? 400 : 503, why, NULL);
+		return;
+	}
+	c->state = C_WAIT;
+	c->deadline_ns = c->gw->now_ns + 15 * NS_PER_S;
 }
 
 /* A complete request head of head_len bytes is at the front of c->in. */
@@ -842,6 +909,13 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 			       NULL);
 		return;
 	}
+	if (rc->auth == GW_AUTH_LOGIN && strcmp(npath, rc->oidc.redirect_path) == 0) {
+		login_callback(c, m, q ? q + 1 : "", q ? tl - plen - 1 : 0, head_len);
+		return;
+	}
+	/* Where a login returns to: the path and query as the client sent them. */
+	char ret_to[520];
+	snprintf(ret_to, sizeof(ret_to), "%.*s", (int)SG_MIN(tl, 500), t);
 	struct gw_policy_in pin = {
 	    .family = c->family, .addr = c->ip, .req = m, .path = npath, .path_len = (size_t)nl};
 	struct gw_policy_out pout = {0};
@@ -851,9 +925,28 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 	if (v != GW_V_PASS) {
 		gw_buf_consume(&c->in, head_len);
 		x->res->denied += v != GW_V_LIMITED;
-		char extra[96] = "";
+		char extra[3000] = "";
 		int status = 403;
-		if (v == GW_V_AUTH) {
+		if (v == GW_V_LOGIN && (m->method_id == GW_M_GET || m->method_id == GW_M_HEAD)) {
+			/* A browser: to the provider, back to this path afterwards. */
+			char loc[2048], cookie[700];
+			if (gw_oidc_login(x->res, x->host, x->https, ret_to, loc, sizeof(loc), cookie,
+					  sizeof(cookie)) == 0) {
+				status = 302;
+				snprintf(extra, sizeof(extra), "Location: %s\r\nSet-Cookie: %s\r\n", loc,
+					 cookie);
+			} else {
+				status = 503;
+				snprintf(extra, sizeof(extra), "Retry-After: 2\r\n");
+			}
+		} else if (v == GW_V_LOGIN) {
+			status = 401;
+			snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer realm=\"%s\"\r\n",
+				 rc->id);
+		} else if (v == GW_V_UNAVAILABLE) {
+			status = 503;
+			snprintf(extra, sizeof(extra), "Retry-After: 2\r\n");
+		} else if (v == GW_V_AUTH) {
 			status = 401;
 			snprintf(extra, sizeof(extra),
 				 "WWW-Authenticate: Bearer realm=\"%s\"\r\n", rc->id);
@@ -863,6 +956,11 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 			snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", pout.retry_after_s);
 		}
 		char b1[64], b2[96];
+		if (status == 302) {
+			x->res->denied--; /* a redirect to log in is no denial */
+			x_fail_respond(c, 302, "login", extra);
+			return;
+		}
 		sg_log(SG_LOG_INFO, "gw_denied", "resource=%s client=%s status=%d reason=%s path=%s",
 		       rc->id, c->ip_str, status, sg_log_quote(b1, sizeof(b1), pout.reason),
 		       sg_log_quote(b2, sizeof(b2), x->path));
@@ -886,7 +984,7 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 	const char *sticky = NULL;
 	size_t sticky_len = 0;
 	if (rc->sticky_cookie)
-		(void)find_cookie(m, rc->sticky_cookie, &sticky, &sticky_len);
+		(void)gw_http_cookie(m, rc->sticky_cookie, &sticky, &sticky_len);
 
 	x->head = build_request_head(c, m, npath, (size_t)nl, q ? q : "", q ? tl - plen : 0,
 				     pout.auth_header, &x->head_len);
@@ -1469,6 +1567,7 @@ static void client_pump(struct gw_client *c)
 		case C_CLOSING:
 		case C_TLS:
 		case C_H2:
+		case C_WAIT:
 			break;
 		}
 		if (c->dead)
@@ -1661,6 +1760,13 @@ static void client_timeout(struct gw_client *c)
 		return;
 	case C_CLOSING:
 		client_close(c);
+		return;
+	case C_WAIT:
+		gw_oidc_cancel(x->oidc_req);
+		x->oidc_req = NULL;
+		x->client_keepalive = false;
+		x_fail_respond(c, 504, "identity provider did not answer", NULL);
+		client_pump(c);
 		return;
 	case C_H2:
 		if (gw_h2_idle(c))

@@ -8,13 +8,16 @@
 #   host 3  site A     198.51.100.3: HTTP target "a" (:8080), PostgreSQL
 #   host 4  site B     198.51.100.4: HTTP targets "b" (:8080) and "api" (:8081), UDP echo (:5353),
 #                      WebSocket echo (:8090)
+#   host 5  identity   192.0.2.5:9000: an OpenID Connect provider (gateway/idp.py) for the
+#                      login-protected resource, until the management server's own provider
 #
 # Proves: two domains land on their targets; weights 3:1 hold within 5% over 1,000 requests;
 # killing a target moves all traffic to the other with no failed idempotent request, and the
 # target rejoins when it is back; rules, API keys and rate limits answer 403/401/429 as
 # written; X-Forwarded-For/Proto and Forwarded; HTTPS with SNI (a configured certificate and
 # the self-signed fallback); HTTP/2 (ALPN h2 and prior knowledge, a streamed upload); a
-# WebSocket echo through the gateway; psql through a TCP forward; a UDP forward; malformed requests,
+# WebSocket echo through the gateway; a login-protected resource: 302 to the provider, a real
+# code flow with PKCE to a session, forged, expired and other-audience tokens refused; psql through a TCP forward; a UDP forward; malformed requests,
 # smuggling attempts, slowloris and oversized heads are refused and never reach a target; a
 # bad config on SIGHUP is refused and the old one keeps serving; a restart without --config
 # serves the last-known-good config from the state directory.
@@ -30,8 +33,8 @@ SG=$SG_BIN/secureguard
 [ -x "$SG" ] || skip "$SG not built"
 HERE=$(cd "$(dirname "$0")" && pwd)/gateway
 
-sg_hosts 4
-C=${HOST[1]} G=${HOST[2]} SA=${HOST[3]} SB=${HOST[4]}
+sg_hosts 5
+C=${HOST[1]} G=${HOST[2]} SA=${HOST[3]} SB=${HOST[4]} ID=${HOST[5]}
 IG=${PFX}g IA=${PFX}a IB=${PFX}b
 sg_keys g
 sg_keys a
@@ -70,6 +73,12 @@ nsx "$SB" python3 "$HERE/udp_echo.py" serve echo "$(in4 4)" 5353 >/dev/null 2>&1
 	skip "python3-websockets missing (scripts/deps.sh installs it)"
 ip netns exec "$SB" /usr/bin/python3 "$HERE/ws.py" serve "$(in4 4)" 8090 >"$SG_TMP/ws.out" 2>&1 &
 wait_for 10 sg_listening "$SB" 8090 || fail "WebSocket echo did not start"
+/usr/bin/python3 -c "import jwt, cryptography" 2>/dev/null ||
+	skip "python3-jwt or python3-cryptography missing (scripts/deps.sh installs them)"
+IDP=http://$(out4 5):9000
+ip netns exec "$ID" /usr/bin/python3 "$HERE/idp.py" "$(out4 5)" 9000 gateway-test \
+	>"$SG_TMP/idp.out" 2>&1 &
+wait_for 10 sg_listening "$ID" 9000 || fail "the identity provider did not start"
 
 SG_PG_NETNS=$SA SG_PG_LISTEN=$(in4 3) SG_PG_TRUST=$(in4 0)/24
 rc=0
@@ -108,6 +117,10 @@ write_config() { # SERIAL
      "rules": [{"path": "/open", "action": "allow"}],
      "tls": {"cert": "$SG_TMP/certs/api.test.crt", "key": "$SG_TMP/certs/api.test.key"},
      "targets": [{"id": "api", "address": "$(in4 4):8081"}]},
+    {"id": "login", "domains": ["login.test"], "auth": "login",
+     "oidc": {"issuer": "$IDP", "client_id": "gateway-test"},
+     "rules": [{"path": "/public/*", "action": "allow"}],
+     "targets": [{"id": "a", "address": "$(in4 3):8080"}]},
     {"id": "ws", "site": "site-b", "domains": ["ws.test"], "idle_timeout_ms": 10000,
      "targets": [{"id": "ws", "address": "$(in4 4):8090"}]},
     {"id": "pg", "site": "site-a", "protocol": "tcp", "port": 15432, "max_conns": 4,
@@ -246,6 +259,42 @@ log "10 requests at once to api.test (burst 5, 1/s): $out"
 [[ $out == *429* ]] || fail "no 429 from the per-source rate limit"
 [[ $out == *"retry-after "[1-9]* ]] || fail "429 without Retry-After: $out"
 log "rules 403, API key 401/200, rate limit 429: ok"
+
+# ---- login (OpenID Connect relying party) --------------------------------------------------
+wait_for 10 grep -q 'event=gw_oidc_ready.*resource=login' "${GW_LOGS[0]}" ||
+	fail "the gateway did not load the provider's discovery document and keys"
+lcurl() { nsx "$C" curl -s --resolve "login.test:8080:$GW" "$@"; }
+out=$(lcurl -o /dev/null -w '%{http_code} %{redirect_url}' http://login.test:8080/private)
+[[ $out == "302 $IDP/authorize?"*"code_challenge_method=S256"* ]] ||
+	fail "an unauthenticated GET is not sent to the provider: $out"
+[ "$(lcurl -o /dev/null -w '%{http_code}' -X POST http://login.test:8080/private)" = 401 ] ||
+	fail "an unauthenticated POST is not 401"
+[ "$(lcurl -o /dev/null -w '%{http_code}' http://login.test:8080/public/x)" = 200 ] ||
+	fail "a rule allow on a login resource does not pass"
+# The whole code flow, as a browser does it: provider, callback, session cookie, back.
+out=$(lcurl -c "$SG_TMP/jar" -b "$SG_TMP/jar" -L -w '\n%{http_code} %{num_redirects}' \
+	'http://login.test:8080/private?page=2')
+[[ $out == *"200 3" ]] || fail "login flow: $out"
+grep -q '"path": "/private?page=2"' <<<"$out" || fail "login did not return to the page: $out"
+grep -q '"user": "alice@example.com"' <<<"$out" || fail "X-Forwarded-User not the user: $out"
+grep -q 'sg_session\|sg_oidc' <<<"$out" && fail "the gateway's cookies reached the target: $out"
+out=$(lcurl -b "$SG_TMP/jar" -w '\n%{http_code}' http://login.test:8080/again)
+[[ $out == *'"user": "alice@example.com"'*200 ]] || fail "the session does not hold: $out"
+for kind in forged expired aud; do
+	tok=$(nsx "$C" curl -s "$IDP/mint?kind=$kind")
+	code=$(lcurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" http://login.test:8080/x)
+	[ "$code" = 302 ] || fail "a $kind token was not refused (status $code)"
+	code=$(lcurl -o /dev/null -w '%{http_code}' -b "sg_session_login=$tok" http://login.test:8080/x)
+	[ "$code" = 302 ] || fail "a $kind token as session cookie was not refused (status $code)"
+done
+tok=$(nsx "$C" curl -s "$IDP/mint?kind=good")
+[ "$(lcurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" http://login.test:8080/x)" = 200 ] ||
+	fail "a good bearer ID token is refused"
+# A callback whose state is not the browser's login cookie's (login CSRF) is refused.
+code=$(lcurl -o /dev/null -w '%{http_code}' -b "sg_oidc_login=aaaa.bbbb.cccc.Lw" \
+	'http://login.test:8080/.sg/oidc/callback?code=xyz&state=zzzz')
+[ "$code" = 400 ] || fail "a callback with a foreign state got $code"
+log "login: redirect with PKCE, code flow to a session, forged/expired/other-audience refused: ok"
 
 # ---- TCP forward: psql to PostgreSQL in site A, UDP forward --------------------------------
 out=$(nsx "$C" env PGCONNECT_TIMEOUT=5 "$SG_PG_BINDIR/psql" -X -At -h "$GW" -p 15432 -U sg \

@@ -349,7 +349,11 @@ static void test_conf(void **state)
 			  "domain a.b already served by resource \"a\"");
 	expect_conf_error("{\"resources\": [{\"id\": \"a\", \"auth\": \"login\", \"domains\": [\"a.b\"],"
 			  "\"targets\": [{\"id\": \"t\", \"address\": \"10.0.0.1:80\"}]}]}",
-			  "OpenID Connect");
+			  "login needs an oidc object");
+	expect_conf_error("{\"resources\": [{\"id\": \"a\", \"auth\": \"login\", \"domains\": [\"a.b\"],"
+			  "\"oidc\": {\"issuer\": \"ftp://x\", \"client_id\": \"c\"},"
+			  "\"targets\": [{\"id\": \"t\", \"address\": \"10.0.0.1:80\"}]}]}",
+			  "resources[0].oidc.issuer: must be an http(s) URL");
 	expect_conf_error("{\"resources\": [{\"id\": \"a\", \"auth\": \"api_key\", \"domains\": "
 			  "[\"a.b\"], \"targets\": [{\"id\": \"t\", \"address\": \"10.0.0.1:80\"}]}]}",
 			  "needs at least one key");

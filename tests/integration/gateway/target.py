@@ -39,7 +39,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._reply({"target": NAME, "path": self.path, "host": h.get("Host"),
                      "xff": h.get("X-Forwarded-For"), "proto": h.get("X-Forwarded-Proto"),
                      "forwarded": h.get("Forwarded"), "auth": h.get("Authorization"),
-                     "te": h.get("Transfer-Encoding"), "cl": h.get("Content-Length")})
+                     "te": h.get("Transfer-Encoding"), "cl": h.get("Content-Length"),
+                     "user": h.get("X-Forwarded-User"), "cookie": h.get("Cookie")})
 
     def _body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
