@@ -83,7 +83,7 @@ static const char *event_name(enum wg_event_type t)
 }
 
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
-		    const uint8_t *buf, size_t len)
+		    const uint8_t *buf, size_t len, uint8_t ttl)
 {
 	(void)peer;
 	(void)to;

@@ -64,7 +64,7 @@ static void on_stop(int sig)
 }
 
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
-		    const uint8_t *buf, size_t len)
+		    const uint8_t *buf, size_t len, uint8_t ttl)
 {
 	if (caught.count == caught.cap || len != caught.want_len || buf[0] != WG_MSG_INITIATION) {
 		caught.bad = true;

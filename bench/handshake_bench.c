@@ -44,7 +44,7 @@ static struct bench_pair pair;
 static bool overflow;
 
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
-		    const uint8_t *buf, size_t len)
+		    const uint8_t *buf, size_t len, uint8_t ttl)
 {
 	if (!bench_queue(ctx, buf, len))
 		overflow = true;

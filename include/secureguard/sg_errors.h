@@ -22,7 +22,9 @@
 	X(LIMIT, -15, "rate limit reached")                                                        \
 	X(NOROUTE, -16, "no route to peer")                                                        \
 	X(UNSUPPORTED, -17, "not supported")                                                       \
-	X(FULL, -18, "table or queue full")
+	X(FULL, -18, "table or queue full")                                                        \
+	X(LOOP, -19, "routing loop: packet nested too deeply")                                     \
+	X(DOWN, -20, "interface is down")
 
 typedef enum {
 #define SG_ERR_ENUM(name, val, msg) SG_E##name = (val),

@@ -18,10 +18,12 @@
 #include "common/log.h"
 #include "crypto/crypto.h"
 #include "daemon/cpool.h"
+#include "daemon/routing.h"
 #include "daemon/tlsmgr.h"
 #include "net/addr.h"
 #include "net/ctlsock.h"
 #include "net/evloop.h"
+#include "net/icmp.h"
 #include "net/netlink.h"
 #include "net/offload.h"
 #include "net/tun.h"
@@ -94,6 +96,7 @@ struct daemon_ctx {
 	struct ctlsock ctl;
 	struct wg_device *dev;
 	struct tlsmgr *tls; /* the TLS transport (docs/TLS.md) */
+	struct routing *routing; /* sticky-source checks and route MTUs; NULL if unavailable */
 	struct evloop *loop;
 	int timer_fd, signal_fd, nl_fd, inotify_fd;
 	struct evloop_source src_tun, src_udp, src_timer, src_signal, src_nl, src_inotify, src_ctl;
@@ -124,8 +127,13 @@ struct daemon_ctx {
 	const char *stop_reason;
 	uint64_t next_housekeeping;
 
-	struct sg_log_ratelimit drop_rl, fail_rl, err_rl;
+	struct sg_log_ratelimit drop_rl, fail_rl, err_rl, loop_rl;
+	/* ICMP errors written back into the TUN device (net/icmp.h), rate-limited as the kernel
+	 * limits its own (icmp_msgs_per_sec 1000, burst 50). */
+	struct sg_log_ratelimit icmp_rl;
+	uint8_t icmp_buf[ICMP_ERR_MAX];
 	struct {
+		uint64_t icmp_sent, icmp_limited;
 		uint64_t tun_rx, tun_tx, tun_tx_errors, tun_send_refused;
 		uint64_t tun_rx_gso, tun_rx_malformed;
 		uint64_t udp_rx, udp_rx_errors;
@@ -236,6 +244,13 @@ static void on_event(void *ctx, const struct wg_event *ev)
 
 	if (d->tls)
 		tlsmgr_event(d->tls, ev);
+	if (ev->type == WG_EVENT_ENDPOINT_CHANGED || ev->type == WG_EVENT_SOURCE_CHANGED) {
+		/* Does routing agree with the new source? Asked after this turn. */
+		if (d->routing && ev->peer)
+			routing_peer_changed(d->routing, ev->peer);
+		if (ev->type == WG_EVENT_SOURCE_CHANGED)
+			return;
+	}
 	/* Drops come at line rate under a flood: nothing to format unless they are logged. */
 	if (ev->type == WG_EVENT_PACKET_DROPPED && !sg_log_enabled(SG_LOG_DEBUG))
 		return;
@@ -292,6 +307,8 @@ static void on_event(void *ctx, const struct wg_event *ev)
 	case WG_EVENT_COOKIE_RECEIVED:
 		sg_log(SG_LOG_DEBUG, "cookie_received", "peer=%s", tag);
 		break;
+	case WG_EVENT_SOURCE_CHANGED: /* handled above */
+		break;
 	case WG_EVENT_PACKET_DROPPED:
 		if (sg_log_enabled(SG_LOG_DEBUG) &&
 		    sg_log_ratelimit_allow(&d->drop_rl, evloop_now_ns(), &suppressed))
@@ -305,9 +322,13 @@ static void on_event(void *ctx, const struct wg_event *ev)
 static void log_counters(struct daemon_ctx *d, const char *event, const char *reason)
 {
 	struct wg_device_stats s;
+	struct routing_stats rs;
 	memset(&s, 0, sizeof(s));
+	memset(&rs, 0, sizeof(rs));
 	if (d->dev)
 		wg_device_get_stats(d->dev, &s);
+	if (d->routing)
+		routing_get_stats(d->routing, &rs);
 	sg_log(SG_LOG_INFO, event,
 	       "%s%s%speers=%zu rx_datagrams=%llu rx_invalid=%llu rx_bad_mac=%llu "
 	       "rx_handshake_fail=%llu "
@@ -317,7 +338,9 @@ static void log_counters(struct daemon_ctx *d, const char *event, const char *re
 	       "udp_rx_errors=%llu udp_tx=%llu udp_tx_failed=%llu tun_rx=%llu tun_tx=%llu "
 	       "tun_tx_errors=%llu tun_rx_gso=%llu tun_rx_malformed=%llu udp_tx_gso=%llu "
 	       "udp_rx_gro=%llu tun_tx_gro_merged=%llu udp_tx_stale_src=%llu "
-	       "handshake_queue_full=%llu",
+	       "handshake_queue_full=%llu tx_loop=%llu rx_down=%llu icmp_sent=%llu "
+	       "icmp_limited=%llu route_queries=%llu sticky_sources_dropped=%llu "
+	       "sticky_sources_restored=%llu route_mtu_reloads=%llu route_errors=%llu",
 	       reason ? "reason=" : "", reason ? reason : "", reason ? " " : "",
 	       d->dev ? wg_device_peer_count(d->dev) : (size_t)0,
 	       (unsigned long long)s.rx_datagrams, (unsigned long long)s.rx_invalid,
@@ -333,7 +356,12 @@ static void log_counters(struct daemon_ctx *d, const char *event, const char *re
 	       (unsigned long long)d->stats.tun_tx_errors, (unsigned long long)d->stats.tun_rx_gso,
 	       (unsigned long long)d->stats.tun_rx_malformed, (unsigned long long)d->tx.gso_msgs,
 	       (unsigned long long)d->rx.gro_msgs, (unsigned long long)d->gro.merged,
-	       (unsigned long long)d->tx.stale_src, (unsigned long long)d->stats.hs_queue_full);
+	       (unsigned long long)d->tx.stale_src, (unsigned long long)d->stats.hs_queue_full,
+	       (unsigned long long)s.tx_loop, (unsigned long long)s.rx_down,
+	       (unsigned long long)d->stats.icmp_sent, (unsigned long long)d->stats.icmp_limited,
+	       (unsigned long long)rs.queries, (unsigned long long)rs.sources_dropped,
+	       (unsigned long long)rs.sources_restored, (unsigned long long)rs.mtu_reloads,
+	       (unsigned long long)rs.errors);
 }
 
 void daemon_log_stats(struct daemon_ctx *d, const char *event)
@@ -344,7 +372,7 @@ void daemon_log_stats(struct daemon_ctx *d, const char *event)
 /* ---- upcalls from the core ---------------------------------------------------------------- */
 
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
-		    const uint8_t *buf, size_t len)
+		    const uint8_t *buf, size_t len, uint8_t ttl)
 {
 	struct daemon_ctx *d = ctx;
 	if (to->tls_conn) {
@@ -352,7 +380,7 @@ static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *t
 			tlsmgr_send(d->tls, to, buf, len);
 		return;
 	}
-	udp_tx_queue(&d->udp, &d->tx, to, buf, len);
+	udp_tx_queue(&d->udp, &d->tx, to, buf, len, ttl);
 }
 
 static void io_peer_removed(void *ctx, struct wg_peer *peer)
@@ -360,6 +388,8 @@ static void io_peer_removed(void *ctx, struct wg_peer *peer)
 	struct daemon_ctx *d = ctx;
 	if (d->tls)
 		tlsmgr_forget_peer(d->tls, peer);
+	if (d->routing)
+		routing_peer_removed(d->routing, peer);
 }
 
 static void tun_write_done(struct daemon_ctx *d, int err)
@@ -455,6 +485,8 @@ static int host_set_listen_port(void *ctx, uint16_t port)
 	}
 	udp_close(&d->udp);
 	d->udp = nu;
+	if (d->routing)
+		routing_set_socket(d->routing, d->udp.fwmark, d->udp.port);
 	sg_log(SG_LOG_INFO, "listen_port_changed", "port=%u family=%s gso=%s gro=%s", d->udp.port,
 	       d->udp.family == AF_INET6 ? "dual" : "ipv4", d->udp.gso ? "on" : "off",
 	       d->udp.gro ? "on" : "off");
@@ -473,8 +505,11 @@ static int host_set_fwmark(void *ctx, uint32_t mark)
 	if (mark == d->udp.fwmark)
 		return 0;
 	int err = udp_set_fwmark(&d->udp, mark);
-	if (err == 0)
+	if (err == 0) {
 		sg_log(SG_LOG_INFO, "fwmark_changed", "fwmark=%u", mark);
+		if (d->routing)
+			routing_set_socket(d->routing, d->udp.fwmark, d->udp.port);
+	}
 	return err;
 }
 
@@ -773,7 +808,38 @@ static void rx_flush(struct daemon_ctx *d, uint64_t now)
 	d->nops = 0;
 }
 
-/* One packet for the core; a refusal (no route / no key / not IP) is counted by the core too
+/* The kernel module's answer to a packet no peer can take (icmp.h): host unreachable, written
+ * back into the TUN device, within the rate limit. */
+static void icmp_unreachable(struct daemon_ctx *d, uint64_t now, const uint8_t *pkt, size_t len)
+{
+	size_t n = icmp_unreach_build(d->icmp_buf, sizeof(d->icmp_buf), pkt, len);
+	if (!n)
+		return;
+	if (!sg_log_ratelimit_allow(&d->icmp_rl, now, NULL)) {
+		d->stats.icmp_limited++;
+		return;
+	}
+	int err = tun_write(&d->tun, d->icmp_buf, n);
+	if (err == 0)
+		d->stats.icmp_sent++;
+	else
+		tun_write_done(d, err);
+}
+
+/* A nested datagram that ran out of TTL: a routing loop, worth an operator's attention (once
+ * in a while: a loop comes at line rate until its packets die). */
+static void loop_dropped(struct daemon_ctx *d, uint64_t now)
+{
+	uint64_t suppressed;
+	if (sg_log_ratelimit_allow(&d->loop_rl, now, &suppressed))
+		sg_log(SG_LOG_WARN, "routing_loop",
+		       "msg=\"a WireGuard datagram came back through this interface %d times and "
+		       "was dropped: an endpoint is routed through a tunnel that leads back here\" "
+		       "suppressed=%llu",
+		       WG_NESTED_TTL_MAX - 1, (unsigned long long)suppressed);
+}
+
+/* One packet for the core; a refusal (no route / not IP / a loop) is counted by the core too
  * (tx_no_route ...). */
 static void tun_packet(struct daemon_ctx *d, uint64_t now, const uint8_t *pkt, size_t len)
 {
@@ -784,10 +850,17 @@ static void tun_packet(struct daemon_ctx *d, uint64_t now, const uint8_t *pkt, s
 		tx_flush(d, now);
 	int r = wg_device_send_prepare(d->dev, now, pkt, len, d->tx_slots + d->nops * TX_SLOT,
 				       TX_SLOT, &d->ops[d->nops]);
-	if (r == 1)
+	if (r == 1) {
 		d->nops++;
-	else if (r < 0)
-		d->stats.tun_send_refused++;
+		return;
+	}
+	if (r == 0)
+		return;
+	d->stats.tun_send_refused++;
+	if (r == SG_ENOROUTE)
+		icmp_unreachable(d, now, pkt, len);
+	else if (r == SG_ELOOP)
+		loop_dropped(d, now);
 }
 
 /* A read with a virtio header: a plain packet (its partial checksum completed) or a GSO
@@ -999,14 +1072,42 @@ static bool interface_exists(const struct daemon_ctx *d)
 	return tun_attached(&d->tun);
 }
 
+/* The core follows the interface's state as the kernel module follows its net_device's: down
+ * drops every session and sends nothing, up sends at once (wg_device_set_up). Called between
+ * callbacks, so no op of the split data path is in flight. */
+static void set_link_up(struct daemon_ctx *d, bool up, const char *why)
+{
+	if (up == d->link_up && wg_device_is_up(d->dev) == up)
+		return;
+	d->link_up = up;
+	wg_device_set_up(d->dev, up, evloop_now_ns());
+	sg_log(SG_LOG_INFO, up ? "link_up" : "link_down", "reason=%s", why);
+}
+
+/* The state as the kernel has it now (after lost notifications, and at start). Unknown: up, so
+ * a daemon that cannot tell still sends (as before it followed the state at all). */
+static void read_link_state(struct daemon_ctx *d, const char *why)
+{
+	int up = tun_is_up(&d->tun);
+	if (up < 0)
+		sg_log(SG_LOG_WARN, "link_state_unknown", "error=\"%s\"", strerror(-up));
+	set_link_up(d, up != 0, why);
+}
+
 static void on_netlink(void *ctx, uint32_t events)
 {
 	struct daemon_ctx *d = ctx;
 	struct linkmon_event ev;
 	memset(&ev, 0, sizeof(ev));
 	int err = linkmon_read(d->nl_fd, d->tun.ifindex, d->tun.name, &ev);
-	if (err == -ENOBUFS && !interface_exists(d))
-		ev.deleted = true;
+	if (err == -ENOBUFS) {
+		/* Notifications were lost: look at everything again. */
+		ev.routing_changed = ev.own_routes_changed = true;
+		if (!interface_exists(d))
+			ev.deleted = true;
+	}
+	if (d->routing)
+		routing_changed(d->routing, ev.routing_changed, ev.own_routes_changed);
 	if (ev.deleted && !interface_exists(d)) {
 		sg_log(SG_LOG_INFO, "link_deleted", "ifindex=%d", d->tun.ifindex);
 		request_stop(d, "interface_deleted", 0);
@@ -1020,6 +1121,9 @@ static void on_netlink(void *ctx, uint32_t events)
 		evloop_del(d->loop, &d->src_nl);
 		close(d->nl_fd);
 		d->nl_fd = -1;
+		/* Its state there is out of sight: taken as up, so the tunnel works wherever it
+		 * is brought up (docs/DATAPATH.md, differences from the kernel). */
+		set_link_up(d, true, "left_namespace");
 		return;
 	}
 	if (ev.renamed) {
@@ -1028,12 +1132,12 @@ static void on_netlink(void *ctx, uint32_t events)
 		sg_log(SG_LOG_WARN, "link_renamed", "name=%s", sg_log_quote(q, sizeof(q), ev.name));
 		memcpy(d->tun.name, ev.name, sizeof(d->tun.name));
 	}
-	/* Unlike wireguard-go the outer socket stays bound while the link is down: the peers keep
-	 * their sessions, and a get reports the same port either way. */
-	if (ev.seen && ev.up != d->link_up) {
-		d->link_up = ev.up;
-		sg_log(SG_LOG_DEBUG, ev.up ? "link_up" : "link_down", NULL);
-	}
+	/* Unlike the kernel module and wireguard-go, the outer socket stays bound while the link
+	 * is down (a get reports the same port either way); the core answers nothing meanwhile. */
+	if (err == -ENOBUFS)
+		read_link_state(d, "resync");
+	else if (ev.seen && ev.up != d->link_up)
+		set_link_up(d, ev.up, "netlink");
 	if (ev.seen && ev.mtu != 0 && ev.mtu != d->mtu && ev.mtu <= 65535) {
 		d->mtu = ev.mtu;
 		wg_device_set_mtu(d->dev, (uint16_t)ev.mtu);
@@ -1095,6 +1199,10 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	d->fail_rl.burst = 10;
 	d->err_rl.rate = 1;
 	d->err_rl.burst = 5;
+	d->loop_rl.rate = 1;
+	d->loop_rl.burst = 1;
+	d->icmp_rl.rate = 1000;
+	d->icmp_rl.burst = 50;
 
 	d->offload = !opts->no_offload;
 	d->fips_strict = opts->fips_strict;
@@ -1175,6 +1283,23 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	d->nl_fd = linkmon_open();
 	if (d->nl_fd < 0)
 		sg_log(SG_LOG_WARN, "netlink_unavailable", "error=\"%s\"", strerror(-d->nl_fd));
+	/* Opened before the link monitor reads anything: changes from now on are not missed. */
+	err = routing_new(&d->routing, d->loop, d->dev, d->tun.ifindex);
+	if (err != 0) {
+		d->routing = NULL;
+		sg_log(SG_LOG_WARN, "routing_unavailable",
+		       "error=\"%s\" msg=\"sticky sources follow no route change, padding ignores "
+		       "route MTUs\"",
+		       strerror(-err));
+	} else {
+		routing_set_socket(d->routing, d->udp.fwmark, d->udp.port);
+	}
+	/* The new TUN device is down until someone brings it up: nothing leaves before (the
+	 * kernel's wg_open). Without a link monitor its state cannot be followed: up. */
+	if (d->nl_fd >= 0)
+		read_link_state(d, "start");
+	else
+		set_link_up(d, true, "no_link_monitor");
 	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (d->inotify_fd >= 0 &&
 	    inotify_add_watch(d->inotify_fd, d->ctl.dir,
@@ -1237,6 +1362,8 @@ int daemon_run(struct daemon_ctx *d)
 			request_stop(d, "epoll_error", 1);
 		}
 		hsq_run(d);
+		if (d->routing)
+			routing_run(d->routing, evloop_now_ns());
 		/* Everything the core sent during this turn goes out in one sendmmsg. */
 		udp_tx_flush(&d->udp, &d->tx);
 		offload_gro_flush(&d->gro);
@@ -1280,6 +1407,8 @@ void daemon_free(struct daemon_ctx *d)
 	d->pool = NULL;
 	tlsmgr_free(d->tls); /* before the device: it holds per-peer state */
 	d->tls = NULL;
+	routing_free(d->routing); /* likewise */
+	d->routing = NULL;
 	wg_device_free(d->dev); /* wipes every key */
 	udp_close(&d->udp);
 	tun_close(&d->tun);

@@ -18,7 +18,8 @@ int linkmon_open(void)
 		return -errno;
 	memset(&sa, 0, sizeof(sa));
 	sa.nl_family = AF_NETLINK;
-	sa.nl_groups = RTMGRP_LINK;
+	sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE |
+		       RTMGRP_IPV6_ROUTE;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		int err = -errno;
 		close(fd);
@@ -59,6 +60,46 @@ static void parse_link_attrs(const uint8_t *p, size_t len, const char *name,
 	}
 }
 
+/* Does a route message name `ifindex` as its output interface (RTA_OIF, or a hop of
+ * RTA_MULTIPATH)? Cloned routes (IPv6 exceptions) are not routing changes. */
+static void parse_route(const uint8_t *p, size_t len, int ifindex, struct linkmon_event *ev)
+{
+	struct rtmsg rtm;
+	if (len < sizeof(rtm))
+		return;
+	memcpy(&rtm, p, sizeof(rtm));
+	if (rtm.rtm_flags & RTM_F_CLONED)
+		return;
+	ev->routing_changed = true;
+	size_t off = NLMSG_ALIGN(sizeof(rtm));
+	while (off + sizeof(struct rtattr) <= len) {
+		struct rtattr rta;
+		memcpy(&rta, p + off, sizeof(rta));
+		if (rta.rta_len < sizeof(rta) || rta.rta_len > len - off)
+			return;
+		const uint8_t *data = p + off + RTA_LENGTH(0);
+		size_t dlen = rta.rta_len - RTA_LENGTH(0);
+		if (rta.rta_type == RTA_OIF && dlen >= sizeof(uint32_t)) {
+			uint32_t oif;
+			memcpy(&oif, data, sizeof(oif));
+			if (oif == (uint32_t)ifindex)
+				ev->own_routes_changed = true;
+		} else if (rta.rta_type == RTA_MULTIPATH) {
+			size_t h = 0;
+			while (h + sizeof(struct rtnexthop) <= dlen) {
+				struct rtnexthop nh;
+				memcpy(&nh, data + h, sizeof(nh));
+				if (nh.rtnh_len < sizeof(nh) || nh.rtnh_len > dlen - h)
+					break;
+				if (nh.rtnh_ifindex == ifindex)
+					ev->own_routes_changed = true;
+				h += RTNH_ALIGN(nh.rtnh_len);
+			}
+		}
+		off += RTA_ALIGN(rta.rta_len);
+	}
+}
+
 int linkmon_parse(const uint8_t *buf, size_t len, int ifindex, const char *name,
 		  struct linkmon_event *ev)
 {
@@ -69,11 +110,24 @@ int linkmon_parse(const uint8_t *buf, size_t len, int ifindex, const char *name,
 			return SG_EPARSE;
 		const uint8_t *payload = buf + NLMSG_HDRLEN;
 		size_t plen = nh.nlmsg_len - NLMSG_HDRLEN;
-		if ((nh.nlmsg_type == RTM_NEWLINK || nh.nlmsg_type == RTM_DELLINK) &&
-		    plen >= sizeof(struct ifinfomsg)) {
+		if ((nh.nlmsg_type == RTM_NEWROUTE || nh.nlmsg_type == RTM_DELROUTE)) {
+			parse_route(payload, plen, ifindex, ev);
+		} else if ((nh.nlmsg_type == RTM_NEWADDR || nh.nlmsg_type == RTM_DELADDR) &&
+			   plen >= sizeof(struct ifaddrmsg)) {
+			struct ifaddrmsg ifa;
+			memcpy(&ifa, payload, sizeof(ifa));
+			ev->routing_changed = true;
+			if ((int)ifa.ifa_index == ifindex)
+				ev->own_routes_changed = true;
+		} else if ((nh.nlmsg_type == RTM_NEWLINK || nh.nlmsg_type == RTM_DELLINK) &&
+			   plen >= sizeof(struct ifinfomsg)) {
 			struct ifinfomsg ifi;
 			memcpy(&ifi, payload, sizeof(ifi));
+			/* Any link's change may move routes (IPv4 drops a down link's routes
+			 * without a notification); ours also carries its route MTUs. */
+			ev->routing_changed = true;
 			if (ifi.ifi_index == ifindex) {
+				ev->own_routes_changed = true;
 				if (nh.nlmsg_type == RTM_DELLINK) {
 					ev->deleted = true;
 				} else {

@@ -1,6 +1,8 @@
-/* rtnetlink link monitor: tells the daemon when its TUN interface is deleted (RTM_DELLINK for
- * its ifindex), renamed, or goes up/down. The message parser is bounded and separate from the
- * socket so it can be tested with crafted buffers. */
+/* rtnetlink monitor: tells the daemon when its TUN interface is deleted (RTM_DELLINK for its
+ * ifindex), renamed, or goes up/down, and when routing changes: a route or an address anywhere
+ * (the route to a peer may now leave through another interface, which decides whether its
+ * sticky source still fits), or a route through the TUN interface (whose MTU bounds padding).
+ * The message parser is bounded and separate from the socket so it can be fuzzed. */
 #ifndef SG_NET_NETLINK_H
 #define SG_NET_NETLINK_H
 
@@ -18,9 +20,16 @@ struct linkmon_event {
 	bool renamed; /* IFLA_IFNAME differs from the name we know */
 	char name[IF_NAMESIZE];
 	unsigned mtu; /* IFLA_MTU of the last RTM_NEWLINK, 0 if absent */
+	/* A route or address changed anywhere, or a link other than ours changed (its routes go
+	 * with it, silently for IPv4): where datagrams to the peers leave may have changed. */
+	bool routing_changed;
+	/* A route through our interface, an address on it, or the interface itself changed: the
+	 * MTUs of routes through it may have. */
+	bool own_routes_changed;
 };
 
-/* A non-blocking NETLINK_ROUTE socket subscribed to RTMGRP_LINK, or a negative errno. */
+/* A non-blocking NETLINK_ROUTE socket subscribed to link, IPv4/IPv6 address and IPv4/IPv6
+ * route notifications, or a negative errno. */
 int linkmon_open(void) SG_WUR;
 
 /* Parses one buffer of netlink messages for events about `ifindex` (named `name`), merging them

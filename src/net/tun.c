@@ -59,6 +59,19 @@ int tun_set_mtu(const char *name, unsigned mtu)
 	return err;
 }
 
+int tun_is_up(const struct tun *t)
+{
+	struct ifreq ifr;
+	int ret;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	ifr_set_name(&ifr, t->name);
+	ret = ioctl(s, SIOCGIFFLAGS, &ifr) != 0 ? -errno : (ifr.ifr_flags & IFF_UP) != 0;
+	close(s);
+	return ret;
+}
+
 /* Opens /dev/net/tun and attaches it to `name` with `flags`. */
 static int tun_attach(struct tun *t, const char *name, short flags, const char **why)
 {

@@ -49,6 +49,10 @@ void tun_close(struct tun *t);
  * for wireguard-go). */
 bool tun_attached(const struct tun *t);
 
+/* Whether the interface is administratively up (IFF_UP, SIOCGIFFLAGS by name in the caller's
+ * network namespace): 1, 0, or a negative errno. */
+int tun_is_up(const struct tun *t) SG_WUR;
+
 /* Sets the interface MTU with SIOCSIFMTU. 0 or a negative errno. */
 int tun_set_mtu(const char *name, unsigned mtu) SG_WUR;
 

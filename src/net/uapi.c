@@ -377,6 +377,10 @@ static void handle_device_line(struct uapi_conn *c, const char *k, size_t klen, 
 				       sg_log_key_tag(tag, pub));
 			else
 				sg_log(SG_LOG_INFO, "private_key_changed", "public_key=none");
+			/* What waited for a key (a persistent keepalive, packets) leaves now,
+			 * whatever order the settings came in. */
+			if (!zero)
+				wg_device_send_staged(c->dev, c->host.now(c->host.ctx));
 		}
 	} else if (value_is(k, klen, "listen_port")) {
 		if (addr_parse_uint(v, vlen, 65535, &num) != 0) {
@@ -419,6 +423,8 @@ static void handle_device_line(struct uapi_conn *c, const char *k, size_t klen, 
 			set_fail(c, -EINVAL, "fips_private_key: %s", sg_strerror(err));
 			return;
 		}
+		if (!zero)
+			wg_device_send_staged(c->dev, c->host.now(c->host.ctx));
 	} else if (value_is(k, klen, "crypto_mode")) {
 		char mv[16] = "";
 		if (vlen < sizeof(mv))

@@ -305,7 +305,7 @@ static void set_src(const struct udp_sock *u, const struct wg_endpoint *to, stru
 }
 
 void udp_tx_queue(struct udp_sock *u, struct udp_tx *tx, const struct wg_endpoint *to,
-		  const uint8_t *buf, size_t len)
+		  const uint8_t *buf, size_t len, uint8_t ttl)
 {
 	if (len > UDP_TX_ARENA) {
 		tx->failed++;
@@ -322,6 +322,7 @@ void udp_tx_queue(struct udp_sock *u, struct udp_tx *tx, const struct wg_endpoin
 		return;
 	}
 	set_src(u, to, sl);
+	sl->ttl = ttl;
 	memcpy(tx->arena + tx->used, buf, len);
 	sl->off = tx->used;
 	sl->len = len;
@@ -371,7 +372,7 @@ static unsigned build_msgs(const struct udp_sock *u, struct udp_tx *tx, unsigned
 				if (prev->len != first->len || s->len > first->len ||
 				    s->off != prev->off + prev->len ||
 				    bytes + s->len > UDP_GSO_MAX_BYTES || !same_dst(first, s) ||
-				    !same_src(first, s))
+				    !same_src(first, s) || s->ttl != first->ttl)
 					break;
 				bytes += s->len;
 				j++;
@@ -396,6 +397,15 @@ static unsigned build_msgs(const struct udp_sock *u, struct udp_tx *tx, unsigned
 		else if (first->src_level == IPPROTO_IPV6)
 			add_cmsg(h, IPPROTO_IPV6, IPV6_PKTINFO, &first->src.v6,
 				 sizeof(first->src.v6));
+		if (first->ttl) {
+			/* An IPv4 destination goes out of the dual-stack socket through the IPv4
+			 * path, which reads IP_TTL (ip_cmsg_send); IPv6 reads IPV6_HOPLIMIT. */
+			int ttl = first->ttl;
+			bool v4 = first->dst.sa.sa_family == AF_INET ||
+				  v4mapped(&first->dst.in6.sin6_addr);
+			add_cmsg(h, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_TTL : IPV6_HOPLIMIT, &ttl,
+				 sizeof(ttl));
+		}
 		if (h->msg_controllen == 0)
 			h->msg_control = NULL;
 		tx->msg_segs[m] = j - i;

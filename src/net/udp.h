@@ -69,8 +69,11 @@ int udp_set_fwmark(struct udp_sock *u, uint32_t mark) SG_WUR;
 #define UDP_RX_CTRL                                                                                \
 	(CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in_pktinfo)) +                         \
 	 CMSG_SPACE(sizeof(struct in6_pktinfo)))
-/* Control messages per sent message: UDP_SEGMENT and one of IP_PKTINFO / IPV6_PKTINFO. */
-#define UDP_TX_CTRL (CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo)))
+/* Control messages per sent message: UDP_SEGMENT, one of IP_PKTINFO / IPV6_PKTINFO and one of
+ * IP_TTL / IPV6_HOPLIMIT. */
+#define UDP_TX_CTRL                                                                                \
+	(CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo)) +                   \
+	 CMSG_SPACE(sizeof(int)))
 
 struct udp_rx {
 	struct mmsghdr msgs[UDP_BATCH];
@@ -107,6 +110,7 @@ struct udp_tx_slot {
 		struct in_pktinfo v4;
 		struct in6_pktinfo v6;
 	} src;
+	uint8_t ttl; /* the outer TTL / hop limit, 0 = the socket's default */
 };
 
 struct udp_tx {
@@ -132,10 +136,11 @@ struct udp_tx {
 int udp_tx_init(struct udp_tx *tx) SG_WUR;
 void udp_tx_free(struct udp_tx *tx);
 /* Queues a copy of the datagram for `to` (from to's source address if it has one), flushing
- * first when the queue is full. A datagram the socket's family cannot reach is counted as
- * failed. */
+ * first when the queue is full. `ttl` non-zero sets the datagram's TTL / hop limit (IP_TTL or
+ * IPV6_HOPLIMIT, wg.h's routing-loop bound). A datagram the socket's family cannot reach is
+ * counted as failed. */
 void udp_tx_queue(struct udp_sock *u, struct udp_tx *tx, const struct wg_endpoint *to,
-		  const uint8_t *buf, size_t len);
+		  const uint8_t *buf, size_t len, uint8_t ttl);
 /* Sends the queue. Datagrams that fail (unreachable, buffer full) are dropped and counted, as
  * UDP may drop them anyway; the protocol retransmits what matters. */
 void udp_tx_flush(struct udp_sock *u, struct udp_tx *tx);

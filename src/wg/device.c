@@ -186,6 +186,7 @@ struct wg_device *wg_device_new(const struct wg_io *io)
 	dev->crypto_mode = WG_CRYPTO_AUTO;
 	dev->hash_seed = sg_random_u64();
 	dev->mtu = 1420;
+	dev->up = true;
 	return dev;
 }
 
@@ -209,6 +210,61 @@ void wg_device_free(struct wg_device *dev)
 void wg_device_set_mtu(struct wg_device *dev, uint16_t mtu)
 {
 	dev->mtu = mtu;
+}
+
+int wg_device_set_route_mtus(struct wg_device *dev, const struct wg_route_mtu *routes, size_t n)
+{
+	if (n > WG_ROUTE_MTU_MAX)
+		return SG_ERANGE;
+	for (size_t i = 0; i < n; i++) {
+		const struct wg_route_mtu *r = &routes[i];
+		if (!(r->family == AF_INET && r->cidr <= 32) &&
+		    !(r->family == AF_INET6 && r->cidr <= 128))
+			return SG_EINVAL;
+	}
+	if (n)
+		memcpy(dev->route_mtus, routes, n * sizeof(*routes));
+	dev->n_route_mtus = n;
+	return 0;
+}
+
+void wg_device_send_staged(struct wg_device *dev, uint64_t now)
+{
+	assert(dev->ops_in_flight == 0);
+	if (!dev->up)
+		return;
+	for (struct wg_peer *p = dev->peers_head; p; p = p->list_next)
+		if (p->staged.count)
+			send_staged(p, now);
+}
+
+void wg_device_set_up(struct wg_device *dev, bool up, uint64_t now)
+{
+	assert(dev->ops_in_flight == 0);
+	if (up == dev->up)
+		return;
+	dev->up = up;
+	for (struct wg_peer *p = dev->peers_head; p; p = p->list_next) {
+		if (!up) {
+			/* The kernel's wg_stop: nothing survives a down but the configuration. */
+			staged_purge(p);
+			timers_stop(p);
+			handshake_clear(p);
+			keypairs_clear(p);
+			p->has_sent_handshake = false;
+			continue;
+		}
+		/* wg_open: what waits, and a hello from every persistent-keepalive peer. */
+		if (p->keepalive_interval && p->has_endpoint)
+			send_keepalive(p, now);
+		else if (p->staged.count)
+			send_staged(p, now);
+	}
+}
+
+bool wg_device_is_up(const struct wg_device *dev)
+{
+	return dev->up;
 }
 
 int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[WG_KEY_LEN])
@@ -631,6 +687,7 @@ void wg_peer_get_preshared_key(const struct wg_peer *peer, uint8_t psk[WG_KEY_LE
 
 void wg_peer_set_endpoint(struct wg_peer *peer, const struct wg_endpoint *ep)
 {
+	peer->src_rejected = false;
 	if (!ep || (ep->addr.sa.sa_family != AF_INET && ep->addr.sa.sa_family != AF_INET6)) {
 		peer->has_endpoint = false;
 		memset(&peer->endpoint, 0, sizeof(peer->endpoint));
@@ -638,6 +695,30 @@ void wg_peer_set_endpoint(struct wg_peer *peer, const struct wg_endpoint *ep)
 	}
 	peer->endpoint = *ep;
 	peer->has_endpoint = true;
+}
+
+bool wg_endpoint_same_source(const struct wg_endpoint *a, const struct wg_endpoint *b)
+{
+	if (a->has_src != b->has_src)
+		return false;
+	if (!a->has_src)
+		return true;
+	if (a->src_ifindex != b->src_ifindex)
+		return false;
+	if (a->addr.sa.sa_family == AF_INET)
+		return a->src4.s_addr == b->src4.s_addr;
+	return memcmp(&a->src6, &b->src6, sizeof(a->src6)) == 0;
+}
+
+bool wg_peer_set_source_usable(struct wg_peer *peer, const struct wg_endpoint *checked,
+			       bool usable)
+{
+	if (!peer->has_endpoint || !peer->endpoint.has_src ||
+	    !wg_endpoint_eq(&peer->endpoint, checked) ||
+	    !wg_endpoint_same_source(&peer->endpoint, checked))
+		return false;
+	peer->src_rejected = !usable;
+	return true;
 }
 
 void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t secs, uint64_t now)
@@ -648,8 +729,10 @@ void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t secs, uint6
 		timers_disarm_persistent_keepalive(peer);
 		return;
 	}
-	/* Turning it on: say hello now, so a peer behind NAT becomes reachable (wireguard-go). */
-	if (was_off && (peer->dev->has_key || peer->dev->has_fips_key) && peer->has_endpoint)
+	/* Turning it on: say hello now, so a peer behind NAT becomes reachable (the kernel and
+	 * wireguard-go). Without a key yet the keepalive waits and its handshake starts when one
+	 * is set (wg_device_send_staged); while down, coming up sends it (wg_device_set_up). */
+	if (was_off && peer->dev->up && peer->has_endpoint)
 		send_keepalive(peer, now);
 }
 
@@ -666,6 +749,7 @@ void wg_peer_get_stats(const struct wg_peer *peer, struct wg_peer_stats *out)
 	out->mode = peer->kp_current ? (int)peer->kp_current->suite->id : -1;
 	out->remote_caps = peer->remote_caps;
 	out->fallback = peer->fallback;
+	out->src_rejected = peer->src_rejected;
 }
 
 int wg_peer_add_allowed_ip(struct wg_peer *peer, int family, const void *addr, uint8_t cidr)

@@ -94,13 +94,21 @@ bool wg_device_handshake_costly(struct wg_device *dev, uint64_t now,
 static void update_endpoint(struct wg_peer *peer, const struct wg_endpoint *from)
 {
 	bool same = peer->has_endpoint && wg_endpoint_eq(&peer->endpoint, from);
+	bool same_src = same && wg_endpoint_same_source(&peer->endpoint, from);
+	if (same_src)
+		return; /* the common case: nothing to copy, and the verdict on the source stands */
 	peer->endpoint = *from;
 	peer->has_endpoint = true;
-	if (same)
+	peer->src_rejected = false; /* a new source: used until the caller says otherwise */
+	if (!peer->dev->io.event)
 		return;
-	struct wg_event ev = {WG_EVENT_ENDPOINT_CHANGED, peer, NULL, &peer->endpoint};
-	if (peer->dev->io.event)
+	struct wg_event ev = {same ? WG_EVENT_SOURCE_CHANGED : WG_EVENT_ENDPOINT_CHANGED, peer,
+			      NULL, &peer->endpoint};
+	peer->dev->io.event(peer->dev->io.ctx, &ev);
+	if (!same) {
+		ev.type = WG_EVENT_SOURCE_CHANGED;
 		peer->dev->io.event(peer->dev->io.ctx, &ev);
+	}
 }
 
 static void receive_cookie(struct wg_device *dev, enum sg_suite_id mode, const uint8_t *buf,
@@ -234,7 +242,7 @@ static void receive_handshake(struct wg_device *dev, enum sg_suite_id mode, uint
 		size_t rlen = cookie_create_reply(&dev->checker, mode, reply, buf, len,
 						  sg_le32(buf + 4), src, srclen, now);
 		if (rlen) {
-			dev->io.send(dev->io.ctx, NULL, from, reply, rlen);
+			dev->io.send(dev->io.ctx, NULL, from, reply, rlen, 0);
 			dev->stats.rx_cookie_sent++;
 			struct wg_event ev = {WG_EVENT_COOKIE_SENT, NULL, NULL, from};
 			if (dev->io.event)
@@ -432,6 +440,12 @@ int wg_device_receive_prepare(struct wg_device *dev, uint64_t now, const struct 
 			      uint8_t *buf, size_t len, struct wg_crypt_op *op)
 {
 	dev->stats.rx_datagrams++;
+	if (!dev->up) {
+		/* The kernel module has no socket while down; ours stays bound (docs/DATAPATH.md)
+		 * but answers nothing. */
+		drop(dev, &dev->stats.rx_down, "interface_down", from, NULL);
+		return 0;
+	}
 	if (len < 4 || (from->addr.sa.sa_family != AF_INET && from->addr.sa.sa_family != AF_INET6)) {
 		drop(dev, &dev->stats.rx_invalid, "short", from, NULL);
 		return 0;

@@ -10,12 +10,22 @@
 
 #define PADDING_MULTIPLE 16
 
-void send_buffer(struct wg_peer *peer, const uint8_t *buf, size_t len)
+void send_buffer(struct wg_peer *peer, const uint8_t *buf, size_t len, uint8_t ttl)
 {
 	struct wg_device *dev = peer->dev;
-	if (!peer->has_endpoint)
+	if (!peer->has_endpoint || !dev->up)
 		return;
-	dev->io.send(dev->io.ctx, peer, &peer->endpoint, buf, len);
+	if (peer->src_rejected) {
+		/* Routing leaves through another interface than the peer's packets come in on:
+		 * let it pick the source (the kernel's send4/send6 drop src_if4 so). */
+		struct wg_endpoint to = peer->endpoint;
+		memset(&to.src6, 0, sizeof(to.src6));
+		to.src_ifindex = 0;
+		to.has_src = false;
+		dev->io.send(dev->io.ctx, peer, &to, buf, len, ttl);
+	} else {
+		dev->io.send(dev->io.ctx, peer, &peer->endpoint, buf, len, ttl);
+	}
 	peer->tx_bytes += len;
 }
 
@@ -27,6 +37,9 @@ bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry
 
 	if (!is_retry)
 		peer->handshake_attempts = 0;
+	/* Nothing leaves a device that is down; coming up starts afresh (wg_device_set_up). */
+	if (!peer->dev->up)
+		return false;
 	/* At most one initiation per REKEY_TIMEOUT (whitepaper 6.1). */
 	if (peer->has_sent_handshake &&
 	    !birthdate_expired(peer->last_sent_handshake, REKEY_TIMEOUT, now))
@@ -53,7 +66,7 @@ bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry
 		return false;
 	timers_any_authenticated_packet_traversal(peer, now);
 	timers_any_authenticated_packet_sent(peer);
-	send_buffer(peer, msg, len);
+	send_buffer(peer, msg, len, 0);
 	timers_handshake_initiated(peer, now);
 	if (mode == SG_SUITE_FIPS)
 		peer->fips_unanswered++;
@@ -79,7 +92,7 @@ void send_handshake_response(struct wg_peer *peer, uint64_t now)
 	timers_session_derived(peer, now);
 	timers_any_authenticated_packet_traversal(peer, now);
 	timers_any_authenticated_packet_sent(peer);
-	send_buffer(peer, msg, len);
+	send_buffer(peer, msg, len, 0);
 }
 
 void send_reject(struct wg_device *dev, const struct wg_endpoint *to, uint8_t wire_mode,
@@ -87,12 +100,14 @@ void send_reject(struct wg_device *dev, const struct wg_endpoint *to, uint8_t wi
 {
 	uint8_t msg[WG_MSG_REJECT_LEN] = {0};
 
+	if (!dev->up)
+		return;
 	msg[0] = WG_MSG_REJECT;
 	msg[1] = wire_mode;
 	sg_put_le32(msg + 4, index);
 	sg_put_le16(msg + 8, caps);
 	msg[10] = (uint8_t)reason;
-	dev->io.send(dev->io.ctx, NULL, to, msg, sizeof(msg));
+	dev->io.send(dev->io.ctx, NULL, to, msg, sizeof(msg), 0);
 }
 
 static size_t padded_len(size_t len, uint16_t mtu)
@@ -109,10 +124,105 @@ static size_t padded_len(size_t len, uint16_t mtu)
 	return len + (padded - last);
 }
 
-/* Bytes of the datagram that carries an inner packet of `len` bytes. */
+/* Bytes of the datagram that carries an inner packet of `len` bytes, at most: a route MTU only
+ * ever pads less than the device's (packet_mtu). */
 static size_t datagram_len(const struct wg_device *dev, size_t len)
 {
 	return WG_MSG_DATA_HEADER_LEN + padded_len(len, dev->mtu) + SG_AEAD_TAG_LEN;
+}
+
+/* Destination address of an IP packet, or NULL if it is not IPv4/IPv6. */
+static const uint8_t *ip_destination(const uint8_t *pkt, size_t len, int *family)
+{
+	if (len >= 20 && (pkt[0] >> 4) == 4) {
+		*family = AF_INET;
+		return pkt + 16;
+	}
+	if (len >= 40 && (pkt[0] >> 4) == 6) {
+		*family = AF_INET6;
+		return pkt + 24;
+	}
+	return NULL;
+}
+
+static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+	unsigned bytes = bits / 8, rest = bits % 8;
+	if (memcmp(a, b, bytes) != 0)
+		return false;
+	return rest == 0 || ((a[bytes] ^ b[bytes]) & (uint8_t)(0xff00 >> rest)) == 0;
+}
+
+/* The MTU to pad a packet to: the device's, or the smallest MTU of a route through the interface
+ * that covers the destination (wg_device_set_route_mtus; the kernel pads to dst_mtu). */
+static uint16_t packet_mtu(const struct wg_device *dev, const uint8_t *pkt, size_t len)
+{
+	int family;
+	const uint8_t *dst;
+	uint16_t mtu = dev->mtu;
+
+	if (!dev->n_route_mtus || !len || !(dst = ip_destination(pkt, len, &family)))
+		return mtu;
+	for (size_t i = 0; i < dev->n_route_mtus; i++) {
+		const struct wg_route_mtu *r = &dev->route_mtus[i];
+		if (r->family == family && (mtu == 0 || r->mtu < mtu) &&
+		    prefix_match(r->addr, dst, r->cidr))
+			mtu = r->mtu;
+	}
+	return mtu;
+}
+
+/* Is this WireGuard's (or our FIPS mode's) message, by type, mode byte and exact length? */
+static bool looks_like_wg(const uint8_t *m, size_t len)
+{
+	if (len < 4 || m[2] != 0 || m[3] != 0 || (m[1] != WG_MODE_CLASSIC && m[1] != WG_MODE_FIPS))
+		return false;
+	bool fips = m[1] == WG_MODE_FIPS;
+	switch (m[0]) {
+	case WG_MSG_INITIATION:
+		return len == (fips ? WG_FIPS_INITIATION_LEN : WG_MSG_INITIATION_LEN);
+	case WG_MSG_RESPONSE:
+		return len == (fips ? WG_FIPS_RESPONSE_LEN : WG_MSG_RESPONSE_LEN);
+	case WG_MSG_COOKIE:
+		return len == (fips ? WG_FIPS_COOKIE_LEN : WG_MSG_COOKIE_LEN);
+	case WG_MSG_DATA:
+		/* Header, padded plaintext (a multiple of 16), tag. */
+		return len >= WG_MSG_DATA_MIN_LEN && (len - WG_MSG_DATA_HEADER_LEN) % 16 == 0;
+	case WG_MSG_REJECT:
+		return len == WG_MSG_REJECT_LEN;
+	default:
+		return false;
+	}
+}
+
+/* The TTL (hop limit) of a packet that may be a tunnel's datagram looping back through us: a
+ * UDP datagram carrying a WireGuard message, or an IP fragment (the later fragments of a big
+ * datagram show no UDP header). -1 for anything else. Only the fixed IPv6 header is looked at:
+ * a datagram a host fragments or sends itself has no other extension header before these. */
+static int nested_ttl(const uint8_t *p, size_t len)
+{
+	size_t off;
+	if (len >= 20 && (p[0] >> 4) == 4) {
+		size_t ihl = (size_t)(p[0] & 0x0f) * 4;
+		if (ihl < 20 || ihl > len)
+			return -1;
+		if ((p[6] & 0x20) || ((p[6] & 0x1f) | p[7]))
+			return p[8]; /* MF set or a fragment offset */
+		if (p[9] != IPPROTO_UDP)
+			return -1;
+		off = ihl;
+		if (len < off + 8 || !looks_like_wg(p + off + 8, len - off - 8))
+			return -1;
+		return p[8];
+	}
+	if (len >= 40 && (p[0] >> 4) == 6) {
+		if (p[6] == IPPROTO_FRAGMENT)
+			return p[7];
+		if (p[6] != IPPROTO_UDP || len < 48 || !looks_like_wg(p + 48, len - 48))
+			return -1;
+		return p[7];
+	}
+	return -1;
 }
 
 /* Step 1 of sending one packet with kp: the counter, the header and the padded plaintext in buf
@@ -120,7 +230,10 @@ static size_t datagram_len(const struct wg_device *dev, size_t len)
 static bool encrypt_prepare(struct wg_peer *peer, struct wg_keypair *kp, const uint8_t *pkt,
 			    size_t len, uint8_t *buf, struct wg_crypt_op *op)
 {
-	size_t plen = padded_len(len, peer->dev->mtu);
+	size_t plen = padded_len(len, packet_mtu(peer->dev, pkt, len));
+	/* A nested datagram leaves one hop closer to its end (see wg_device_send). */
+	int ttl = len ? nested_ttl(pkt, len) : -1;
+	uint8_t outer_ttl = ttl < 0 ? 0 : ttl <= 1 ? 1 : (uint8_t)SG_MIN(ttl - 1, WG_NESTED_TTL_MAX);
 
 	if (kp->send_counter >= REJECT_AFTER_MESSAGES) {
 		kp->send_valid = false;
@@ -147,6 +260,7 @@ static bool encrypt_prepare(struct wg_peer *peer, struct wg_keypair *kp, const u
 	    .msg_len = WG_MSG_DATA_HEADER_LEN + plen + SG_AEAD_TAG_LEN,
 	    .inner_len = len,
 	    .counter = counter,
+	    .ttl = outer_ttl,
 	};
 	kp->suite->nonce(op->nonce, counter);
 	kp->ops++;
@@ -164,7 +278,7 @@ static void encrypt_complete(struct wg_crypt_op *op, uint64_t now)
 	op->kp = NULL;
 	if (!op->ok || retired)
 		return;
-	send_buffer(peer, op->msg, op->msg_len);
+	send_buffer(peer, op->msg, op->msg_len, op->ttl);
 	timers_any_authenticated_packet_traversal(peer, now);
 	timers_any_authenticated_packet_sent(peer);
 	if (op->inner_len)
@@ -285,20 +399,6 @@ void send_keepalive(struct wg_peer *peer, uint64_t now)
 	send_staged(peer, now);
 }
 
-/* Destination address of an IP packet, or NULL if it is not IPv4/IPv6. */
-static const uint8_t *ip_destination(const uint8_t *pkt, size_t len, int *family)
-{
-	if (len >= 20 && (pkt[0] >> 4) == 4) {
-		*family = AF_INET;
-		return pkt + 16;
-	}
-	if (len >= 40 && (pkt[0] >> 4) == 6) {
-		*family = AF_INET6;
-		return pkt + 24;
-	}
-	return NULL;
-}
-
 /* Routing and the checks before a packet can be sent: its peer, or NULL with *err set. */
 static struct wg_peer *route(struct wg_device *dev, const uint8_t *pkt, size_t len, int *err)
 {
@@ -310,16 +410,25 @@ static struct wg_peer *route(struct wg_device *dev, const uint8_t *pkt, size_t l
 		*err = SG_EINVAL;
 		return NULL;
 	}
+	if (!dev->up) {
+		*err = SG_EDOWN;
+		return NULL;
+	}
+	int ttl = nested_ttl(pkt, len);
+	if (ttl >= 0 && ttl <= 1) {
+		/* A tunnel's datagram that has been nested as often as its TTL allows: a loop. */
+		dev->stats.tx_loop++;
+		*err = SG_ELOOP;
+		return NULL;
+	}
 	peer = wg_allowedips_lookup(dev->aips, family, dst);
 	if (!peer) {
 		dev->stats.tx_no_route++;
 		*err = SG_ENOROUTE;
 		return NULL;
 	}
-	if (!dev->has_key && !dev->has_fips_key) {
-		*err = SG_ENOKEY;
-		return NULL;
-	}
+	/* Without a private key the packet waits like any other before a session: the kernel
+	 * stages it too, and setting the key sends what waits (wg_device_set_private_key). */
 	if (!peer->has_endpoint) {
 		dev->stats.tx_no_endpoint++;
 		*err = SG_ENOROUTE;

@@ -78,6 +78,9 @@ struct wg_endpoint {
  * (UDP, or the same TLS connection). The local source is not compared: it is not part of the
  * peer's identity for roaming. */
 bool wg_endpoint_eq(const struct wg_endpoint *a, const struct wg_endpoint *b);
+/* True if both have the same sticky source (or neither has one): has_src, the source address of
+ * the endpoint's family and src_ifindex. */
+bool wg_endpoint_same_source(const struct wg_endpoint *a, const struct wg_endpoint *b);
 
 struct wg_device;
 struct wg_peer;
@@ -93,6 +96,9 @@ enum wg_event_type {
 	WG_EVENT_COOKIE_SENT,         /* under load: answered a handshake with a cookie reply */
 	WG_EVENT_COOKIE_RECEIVED,     /* a cookie reply was accepted from the peer */
 	WG_EVENT_PACKET_DROPPED,      /* debug level: a datagram was dropped (reason says why) */
+	WG_EVENT_SOURCE_CHANGED,      /* the peer's endpoint, or the local address or interface its
+				       * packets arrive on, changed: the caller may check that the
+				       * sticky source still suits routing (wg_peer_set_source_usable) */
 	WG_EVENT_MODE_REFUSED,  /* we refused a handshake for its crypto mode (peer may be NULL) */
 	WG_EVENT_MODE_REJECTED, /* the peer refused our handshake's mode (reason says why) */
 	WG_EVENT_MODE_FALLBACK, /* an auto peer fell back from FIPS to classic ("reject"/"timeout") */
@@ -109,9 +115,11 @@ struct wg_event {
 /* Upcalls from the core to its caller. */
 struct wg_io {
 	void *ctx;
-	/* Send one datagram to `to` (the peer's current endpoint). */
+	/* Send one datagram to `to` (the peer's current endpoint). `ttl` is the outer packet's TTL
+	 * (IPv4) or hop limit (IPv6): 0 leaves the system's default; non-zero only for a datagram
+	 * that carries a nested WireGuard datagram (the routing-loop bound, wg_device_send). */
 	void (*send)(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
-		     const uint8_t *buf, size_t len);
+		     const uint8_t *buf, size_t len, uint8_t ttl);
 	/* Deliver one decrypted, source-checked inner IP packet to the TUN device. */
 	void (*deliver)(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len);
 	/* Wall clock, nanoseconds since the Unix epoch: only for TAI64N timestamps and
@@ -140,6 +148,8 @@ struct wg_device_stats {
 	uint64_t rx_bad_inner;      /* decrypted payload is not a valid IPv4/IPv6 packet */
 	uint64_t tx_no_route;       /* TUN packets with no peer for their destination */
 	uint64_t tx_no_endpoint;    /* TUN packets to a peer that has no endpoint yet */
+	uint64_t tx_loop;	    /* nested WireGuard datagrams whose TTL ran out: a routing loop */
+	uint64_t rx_down;	    /* datagrams that arrived while the interface was down */
 };
 
 struct wg_peer_stats {
@@ -151,6 +161,7 @@ struct wg_peer_stats {
 	int mode;	      /* of the current session: SG_SUITE_CLASSIC, SG_SUITE_FIPS, -1 = none */
 	uint16_t remote_caps; /* capabilities the peer sent in FIPS handshakes, 0 = unknown */
 	bool fallback;	      /* an auto peer that fell back to classic for now */
+	bool src_rejected;    /* the endpoint's sticky source is not used (routing disagrees) */
 };
 
 /* ---- device ------------------------------------------------------------------------------ */
@@ -185,8 +196,18 @@ enum wg_crypto_mode wg_device_get_crypto_mode(const struct wg_device *dev);
 void wg_device_receive(struct wg_device *dev, uint64_t now, const struct wg_endpoint *from,
 		       uint8_t *buf, size_t len);
 /* Process one IP packet read from the TUN device: route it to a peer by destination address,
- * encrypt and send it, or queue it and start a handshake. Returns 0, or SG_ENOROUTE /
- * SG_EINVAL (not IP) / SG_ENOKEY; the packet is consumed (copied) either way. */
+ * encrypt and send it, or queue it and start a handshake (also while the device has no private
+ * key yet: what waits goes out once one is set). Returns 0, or SG_ENOROUTE (no peer's allowed IPs
+ * cover the destination, or that peer has no endpoint: the kernel answers both with ICMP
+ * destination unreachable), SG_EINVAL (not IP), SG_ELOOP or SG_EDOWN; the packet is consumed
+ * (copied) either way.
+ *
+ * Routing loops: a packet that is itself a WireGuard datagram (UDP carrying a message of type 1-5
+ * in either mode), or any IP fragment, is sent with an outer TTL / hop limit one less than its own
+ * (capped at WG_NESTED_TTL_MAX, so nothing is revealed of packets above it); one whose own TTL
+ * is 1 or less is dropped (SG_ELOOP, counted in tx_loop). However secureguardd instances are
+ * chained, a packet is therefore encapsulated at most WG_NESTED_TTL_MAX - 1 times in a loop. */
+#define WG_NESTED_TTL_MAX 64
 int wg_device_send(struct wg_device *dev, uint64_t now, const uint8_t *pkt, size_t len);
 /* Fire every timer that is due at `now`. */
 void wg_device_tick(struct wg_device *dev, uint64_t now);
@@ -204,6 +225,36 @@ void wg_device_get_stats(const struct wg_device *dev, struct wg_device_stats *ou
 /* The TUN MTU: transport payloads are padded to a multiple of 16 but never beyond it
  * (default 1420; 0 = always pad to 16). */
 void wg_device_set_mtu(struct wg_device *dev, uint16_t mtu);
+
+/* Route MTUs (whitepaper 5.4.6 pads "to the MTU"; the kernel module pads to the MTU of the route
+ * the packet took, dst_mtu): routes through the interface that carry their own MTU, smaller than
+ * the interface's. A packet to a destination one of them covers is padded to at most the
+ * smallest such MTU (never more than the kernel would: a route with a longer prefix and no MTU
+ * is not known here). The table replaces the previous one; at most WG_ROUTE_MTU_MAX entries
+ * (SG_ERANGE beyond: the caller then passes one default route per family with the smallest MTU).
+ * Host bits of addr are ignored. 0, SG_EINVAL or SG_ERANGE. */
+#define WG_ROUTE_MTU_MAX 64
+struct wg_route_mtu {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	uint8_t cidr;
+	uint16_t mtu;
+};
+int wg_device_set_route_mtus(struct wg_device *dev, const struct wg_route_mtu *routes,
+			     size_t n) SG_WUR;
+
+/* Interface state, as the kernel module follows its net_device's (default: up). Going down
+ * drops every session, handshake and waiting packet and stops every timer (the kernel's
+ * wg_stop); while down nothing is sent and received datagrams are dropped (rx_down). Coming up
+ * sends what waits and a keepalive to every peer with persistent keepalive, at once (wg_open).
+ * Not while split-path ops are in flight. */
+void wg_device_set_up(struct wg_device *dev, bool up, uint64_t now);
+bool wg_device_is_up(const struct wg_device *dev);
+/* Sends what waits for a session on every peer (starting their handshakes). Call it after
+ * setting a private key (classic or FIPS): packets and persistent keepalives that came before
+ * the key then leave, as the kernel module sends its staged packets when it gets its first key.
+ * Nothing while the device is down or split-path ops are in flight. */
+void wg_device_send_staged(struct wg_device *dev, uint64_t now);
 
 /* ---- the data path in three steps, for parallel crypto ---------------------------------------
  *
@@ -238,6 +289,7 @@ struct wg_crypt_op {
 	size_t msg_len;	  /* its length */
 	size_t inner_len; /* send: the packet's length before padding (0 = keepalive) */
 	uint64_t counter;
+	uint8_t ttl;		 /* send: the outer TTL for the send upcall (0 = default) */
 	struct wg_endpoint from; /* receive: where it came from */
 };
 
@@ -301,8 +353,17 @@ void wg_peer_set_preshared_key(struct wg_peer *peer, const uint8_t psk[WG_KEY_LE
 /* Copies the PSK (all zeros when none). */
 void wg_peer_get_preshared_key(const struct wg_peer *peer, uint8_t psk[WG_KEY_LEN]);
 void wg_peer_set_endpoint(struct wg_peer *peer, const struct wg_endpoint *ep);
+/* Sticky sources (struct wg_endpoint): the caller's verdict on the source the peer's endpoint
+ * had when it asked routing (`checked`, as wg_peer_get_stats gave it). Not usable: datagrams to
+ * the peer leave without it, and routing picks the source, until the endpoint or its source
+ * changes again (WG_EVENT_SOURCE_CHANGED); usable: it is used again. As the kernel module drops
+ * a sticky source when the route to the peer leaves through another interface than the one its
+ * packets arrive on. Ignored (false) if the endpoint changed since `checked`. */
+bool wg_peer_set_source_usable(struct wg_peer *peer, const struct wg_endpoint *checked,
+			       bool usable);
 /* Seconds, 0 = off. Turning it on sends a keepalive at once if the peer has an endpoint and the
- * device a key, as wireguard-go does. */
+ * device is up; without a private key yet, the keepalive waits and starts a handshake as soon as
+ * one is set (the kernel's order-independent configuration). */
 void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t secs, uint64_t now);
 void wg_peer_get_stats(const struct wg_peer *peer, struct wg_peer_stats *out);
 

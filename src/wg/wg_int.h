@@ -146,6 +146,7 @@ struct wg_peer {
 	struct cookie_maker cookie;
 	struct wg_endpoint endpoint;
 	bool has_endpoint;
+	bool src_rejected; /* endpoint.src is not used for sending (wg_peer_set_source_usable) */
 	uint16_t keepalive_interval;
 	uint64_t timer_at[TIMER_COUNT];
 	bool timer_armed[TIMER_COUNT];
@@ -194,6 +195,10 @@ struct wg_device {
 	bool was_under_load;
 	bool forced_under_load;
 	uint16_t mtu;
+	/* Routes through the interface with a smaller MTU (wg_device_set_route_mtus). */
+	struct wg_route_mtu route_mtus[WG_ROUTE_MTU_MAX];
+	size_t n_route_mtus;
+	bool up; /* the interface is up (wg_device_set_up) */
 	/* Split data-path ops prepared and not yet completed (wg.h): no peer may go meanwhile. */
 	size_t ops_in_flight;
 	struct wg_device_stats stats;
@@ -243,7 +248,9 @@ void send_reject(struct wg_device *dev, const struct wg_endpoint *to, uint8_t wi
 void send_handshake_response(struct wg_peer *peer, uint64_t now);
 void send_keepalive(struct wg_peer *peer, uint64_t now);
 void send_staged(struct wg_peer *peer, uint64_t now);
-void send_buffer(struct wg_peer *peer, const uint8_t *buf, size_t len);
+/* Sends to the peer's endpoint (from its sticky source unless rejected) with outer TTL `ttl`
+ * (0 = default); nothing while the device is down. */
+void send_buffer(struct wg_peer *peer, const uint8_t *buf, size_t len, uint8_t ttl);
 void staged_purge(struct wg_peer *peer);
 
 /* noise handshake messages, device level (handshake.c) */

@@ -69,7 +69,7 @@ static void fips_fixed(uint8_t *out, size_t n, uint8_t tag)
 }
 
 static void fips_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
-		      const uint8_t *buf, size_t len)
+		      const uint8_t *buf, size_t len, uint8_t ttl)
 {
 	if (len <= sizeof(ff.last_sent)) {
 		memcpy(ff.last_sent, buf, len);

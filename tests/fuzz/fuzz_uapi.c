@@ -49,7 +49,7 @@ static uint64_t now_ns(void *ctx)
 }
 
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
-		    const uint8_t *buf, size_t len)
+		    const uint8_t *buf, size_t len, uint8_t ttl)
 {
 }
 static void io_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)

@@ -22,7 +22,7 @@ struct fuzz_world {
 static struct fuzz_world fw;
 
 static void fuzz_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
-		      const uint8_t *buf, size_t len)
+		      const uint8_t *buf, size_t len, uint8_t ttl)
 {
 	if (len <= sizeof(fw.last_sent)) {
 		memcpy(fw.last_sent, buf, len);

@@ -56,7 +56,7 @@ static void ep4(struct wg_endpoint *ep, const char *ip, uint16_t port)
 }
 
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to, const uint8_t *buf,
-		    size_t len)
+		    size_t len, uint8_t ttl)
 {
 	struct node *n = ctx;
 	if (sim.drop_all || (sim.drop_fips && len > 1 && buf[1] == WG_MODE_FIPS))

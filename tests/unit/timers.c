@@ -48,7 +48,7 @@ static struct {
 } t;
 
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
-		    const uint8_t *buf, size_t len)
+		    const uint8_t *buf, size_t len, uint8_t ttl)
 {
 	assert_true(t.nsent < MAX_SENT);
 	assert_true(wg_endpoint_eq(to, &t.ep));

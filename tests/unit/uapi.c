@@ -115,7 +115,7 @@ static bool h_zone_name(void *ctx, uint32_t index, char *name)
 }
 
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
-		    const uint8_t *buf, size_t len)
+		    const uint8_t *buf, size_t len, uint8_t ttl)
 {
 	struct fake_io *io = ctx;
 	io->sent++;
