@@ -833,10 +833,10 @@ static void loop_dropped(struct daemon_ctx *d, uint64_t now)
 	uint64_t suppressed;
 	if (sg_log_ratelimit_allow(&d->loop_rl, now, &suppressed))
 		sg_log(SG_LOG_WARN, "routing_loop",
-		       "msg=\"a WireGuard datagram came back through this interface %d times and "
-		       "was dropped: an endpoint is routed through a tunnel that leads back here\" "
-		       "suppressed=%llu",
-		       WG_NESTED_TTL_MAX - 1, (unsigned long long)suppressed);
+		       "msg=\"a WireGuard datagram that came back through tunnels until its TTL "
+		       "ran out (at most %d encapsulations) was dropped: an endpoint is routed "
+		       "through a tunnel that leads back here\" suppressed=%llu",
+		       WG_NESTED_TTL_MAX / WG_NESTED_TTL_STEP + 1, (unsigned long long)suppressed);
 }
 
 /* One packet for the core; a refusal (no route / not IP / a loop) is counted by the core too

@@ -1,5 +1,6 @@
 /* rtnetlink link monitor; see netlink.h. */
 #include "net/netlink.h"
+#include "net/route.h"
 
 #include <errno.h>
 #include <linux/netlink.h>
@@ -10,7 +11,7 @@
 
 #include <secureguard/sg_errors.h>
 
-int linkmon_open(void)
+int netlink_route_socket(uint32_t groups)
 {
 	struct sockaddr_nl sa;
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -18,14 +19,19 @@ int linkmon_open(void)
 		return -errno;
 	memset(&sa, 0, sizeof(sa));
 	sa.nl_family = AF_NETLINK;
-	sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE |
-		       RTMGRP_IPV6_ROUTE;
+	sa.nl_groups = groups;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		int err = -errno;
 		close(fd);
 		return err;
 	}
 	return fd;
+}
+
+int linkmon_open(void)
+{
+	return netlink_route_socket(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
+				    RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
 }
 
 static void parse_link_attrs(const uint8_t *p, size_t len, const char *name,
@@ -60,66 +66,66 @@ static void parse_link_attrs(const uint8_t *p, size_t len, const char *name,
 	}
 }
 
-/* Does a route message name `ifindex` as its output interface (RTA_OIF, or a hop of
- * RTA_MULTIPATH)? Cloned routes (IPv6 exceptions) are not routing changes. */
+/* A route notification: a routing change unless it is a cloned route (an IPv6 exception);
+ * ours if its output interface, or a hop of it, is `ifindex` (route.c parses it). One that
+ * cannot be parsed still counts as a change. */
 static void parse_route(const uint8_t *p, size_t len, int ifindex, struct linkmon_event *ev)
 {
-	struct rtmsg rtm;
-	if (len < sizeof(rtm))
+	struct route_msg m;
+	if (!route_msg_parse(p, len, ifindex, &m)) {
+		ev->routing_changed = true;
 		return;
-	memcpy(&rtm, p, sizeof(rtm));
-	if (rtm.rtm_flags & RTM_F_CLONED)
+	}
+	if (m.cloned)
 		return;
 	ev->routing_changed = true;
-	size_t off = NLMSG_ALIGN(sizeof(rtm));
-	while (off + sizeof(struct rtattr) <= len) {
-		struct rtattr rta;
-		memcpy(&rta, p + off, sizeof(rta));
-		if (rta.rta_len < sizeof(rta) || rta.rta_len > len - off)
-			return;
-		const uint8_t *data = p + off + RTA_LENGTH(0);
-		size_t dlen = rta.rta_len - RTA_LENGTH(0);
-		if (rta.rta_type == RTA_OIF && dlen >= sizeof(uint32_t)) {
-			uint32_t oif;
-			memcpy(&oif, data, sizeof(oif));
-			if (oif == (uint32_t)ifindex)
-				ev->own_routes_changed = true;
-		} else if (rta.rta_type == RTA_MULTIPATH) {
-			size_t h = 0;
-			while (h + sizeof(struct rtnexthop) <= dlen) {
-				struct rtnexthop nh;
-				memcpy(&nh, data + h, sizeof(nh));
-				if (nh.rtnh_len < sizeof(nh) || nh.rtnh_len > dlen - h)
-					break;
-				if (nh.rtnh_ifindex == ifindex)
-					ev->own_routes_changed = true;
-				h += RTNH_ALIGN(nh.rtnh_len);
-			}
-		}
-		off += RTA_ALIGN(rta.rta_len);
+	if (m.via_ifindex)
+		ev->own_routes_changed = true;
+}
+
+int netlink_next(const uint8_t **buf, size_t *len, struct netlink_msg *m)
+{
+	struct nlmsghdr nh;
+	if (*len < sizeof(nh))
+		return 0;
+	memcpy(&nh, *buf, sizeof(nh));
+	if (nh.nlmsg_len < sizeof(nh) || nh.nlmsg_len > *len) {
+		*len = 0;
+		return SG_EPARSE;
 	}
+	m->type = nh.nlmsg_type;
+	m->seq = nh.nlmsg_seq;
+	m->payload = *buf + NLMSG_HDRLEN;
+	m->len = nh.nlmsg_len - NLMSG_HDRLEN;
+	size_t step = NLMSG_ALIGN(nh.nlmsg_len);
+	if (step >= *len) {
+		*buf += *len;
+		*len = 0;
+	} else {
+		*buf += step;
+		*len -= step;
+	}
+	return 1;
 }
 
 int linkmon_parse(const uint8_t *buf, size_t len, int ifindex, const char *name,
 		  struct linkmon_event *ev)
 {
-	while (len >= sizeof(struct nlmsghdr)) {
-		struct nlmsghdr nh;
-		memcpy(&nh, buf, sizeof(nh));
-		if (nh.nlmsg_len < sizeof(nh) || nh.nlmsg_len > len)
-			return SG_EPARSE;
-		const uint8_t *payload = buf + NLMSG_HDRLEN;
-		size_t plen = nh.nlmsg_len - NLMSG_HDRLEN;
-		if ((nh.nlmsg_type == RTM_NEWROUTE || nh.nlmsg_type == RTM_DELROUTE)) {
+	struct netlink_msg msg;
+	int r;
+	while ((r = netlink_next(&buf, &len, &msg)) == 1) {
+		const uint8_t *payload = msg.payload;
+		size_t plen = msg.len;
+		if (msg.type == RTM_NEWROUTE || msg.type == RTM_DELROUTE) {
 			parse_route(payload, plen, ifindex, ev);
-		} else if ((nh.nlmsg_type == RTM_NEWADDR || nh.nlmsg_type == RTM_DELADDR) &&
+		} else if ((msg.type == RTM_NEWADDR || msg.type == RTM_DELADDR) &&
 			   plen >= sizeof(struct ifaddrmsg)) {
 			struct ifaddrmsg ifa;
 			memcpy(&ifa, payload, sizeof(ifa));
 			ev->routing_changed = true;
 			if ((int)ifa.ifa_index == ifindex)
 				ev->own_routes_changed = true;
-		} else if ((nh.nlmsg_type == RTM_NEWLINK || nh.nlmsg_type == RTM_DELLINK) &&
+		} else if ((msg.type == RTM_NEWLINK || msg.type == RTM_DELLINK) &&
 			   plen >= sizeof(struct ifinfomsg)) {
 			struct ifinfomsg ifi;
 			memcpy(&ifi, payload, sizeof(ifi));
@@ -128,7 +134,7 @@ int linkmon_parse(const uint8_t *buf, size_t len, int ifindex, const char *name,
 			ev->routing_changed = true;
 			if (ifi.ifi_index == ifindex) {
 				ev->own_routes_changed = true;
-				if (nh.nlmsg_type == RTM_DELLINK) {
+				if (msg.type == RTM_DELLINK) {
 					ev->deleted = true;
 				} else {
 					ev->seen = true;
@@ -140,13 +146,8 @@ int linkmon_parse(const uint8_t *buf, size_t len, int ifindex, const char *name,
 				}
 			}
 		}
-		size_t step = NLMSG_ALIGN(nh.nlmsg_len);
-		if (step >= len)
-			break;
-		buf += step;
-		len -= step;
 	}
-	return 0;
+	return r;
 }
 
 int linkmon_read(int fd, int ifindex, const char *name, struct linkmon_event *ev)

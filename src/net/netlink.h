@@ -28,6 +28,21 @@ struct linkmon_event {
 	bool own_routes_changed;
 };
 
+/* One message of a buffer of netlink messages. */
+struct netlink_msg {
+	uint16_t type;
+	uint32_t seq;
+	const uint8_t *payload; /* after the header */
+	size_t len;		/* of the payload */
+};
+/* Steps through a buffer of netlink messages (*buf and *len advance): 1 with *m filled while
+ * there is one, 0 at the end, SG_EPARSE when a length is inconsistent (nothing more is read). */
+int netlink_next(const uint8_t **buf, size_t *len, struct netlink_msg *m) SG_WUR;
+
+/* A non-blocking, close-on-exec NETLINK_ROUTE socket bound to the multicast `groups`
+ * (RTMGRP_*, 0 for none), or a negative errno. */
+int netlink_route_socket(uint32_t groups) SG_WUR;
+
 /* A non-blocking NETLINK_ROUTE socket subscribed to link, IPv4/IPv6 address and IPv4/IPv6
  * route notifications, or a negative errno. */
 int linkmon_open(void) SG_WUR;

@@ -1,5 +1,6 @@
 /* rtnetlink route requests and answers; see route.h. */
 #include "net/route.h"
+#include "net/netlink.h"
 
 #include <errno.h>
 #include <linux/netlink.h>
@@ -22,17 +23,9 @@
 
 int route_sock_open(void)
 {
-	struct sockaddr_nl sa;
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+	int fd = netlink_route_socket(0);
 	if (fd < 0)
-		return -errno;
-	memset(&sa, 0, sizeof(sa));
-	sa.nl_family = AF_NETLINK;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
+		return fd;
 	/* Older kernels ignore a dump's filter attributes; the answers are filtered again. */
 	int on = 1;
 	(void)setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &on, sizeof(on));
@@ -136,12 +129,14 @@ static uint32_t metrics_mtu(const uint8_t *p, size_t len)
 	return 0;
 }
 
-static bool parse_route_msg(const uint8_t *p, size_t len, int ifindex, struct route_msg *m)
+bool route_msg_parse(const uint8_t *p, size_t len, int ifindex, struct route_msg *m)
 {
 	struct rtmsg rtm;
+	memset(m, 0, sizeof(*m));
 	if (len < sizeof(rtm))
 		return false;
 	memcpy(&rtm, p, sizeof(rtm));
+	m->cloned = (rtm.rtm_flags & RTM_F_CLONED) != 0;
 	if (rtm.rtm_family != AF_INET && rtm.rtm_family != AF_INET6)
 		return false;
 	size_t alen = rtm.rtm_family == AF_INET ? 4 : 16;
@@ -200,38 +195,29 @@ static bool parse_route_msg(const uint8_t *p, size_t len, int ifindex, struct ro
 int route_parse(const uint8_t *buf, size_t len, int ifindex,
 		void (*cb)(void *ctx, const struct route_msg *m), void *ctx)
 {
-	while (len >= sizeof(struct nlmsghdr)) {
-		struct nlmsghdr nh;
+	struct netlink_msg msg;
+	int r;
+	while ((r = netlink_next(&buf, &len, &msg)) == 1) {
 		struct route_msg m;
-		memcpy(&nh, buf, sizeof(nh));
-		if (nh.nlmsg_len < sizeof(nh) || nh.nlmsg_len > len)
-			return SG_EPARSE;
-		const uint8_t *payload = buf + NLMSG_HDRLEN;
-		size_t plen = nh.nlmsg_len - NLMSG_HDRLEN;
 		memset(&m, 0, sizeof(m));
-		m.seq = nh.nlmsg_seq;
-		if (nh.nlmsg_type == NLMSG_DONE) {
+		if (msg.type == NLMSG_DONE) {
 			m.kind = ROUTE_MSG_DONE;
-			cb(ctx, &m);
-		} else if (nh.nlmsg_type == NLMSG_ERROR) {
+		} else if (msg.type == NLMSG_ERROR) {
 			int32_t e;
-			if (plen < sizeof(e))
+			if (msg.len < sizeof(e))
 				return SG_EPARSE;
-			memcpy(&e, payload, sizeof(e));
+			memcpy(&e, msg.payload, sizeof(e));
 			m.kind = ROUTE_MSG_ERROR;
 			m.error = e > 0 ? -e : e; /* the kernel sends a negative errno */
-			cb(ctx, &m);
-		} else if (nh.nlmsg_type == RTM_NEWROUTE) {
-			if (!parse_route_msg(payload, plen, ifindex, &m))
+		} else if (msg.type == RTM_NEWROUTE) {
+			if (!route_msg_parse(msg.payload, msg.len, ifindex, &m))
 				return SG_EPARSE;
 			m.kind = ROUTE_MSG_ROUTE;
-			cb(ctx, &m);
+		} else {
+			continue;
 		}
-		size_t step = NLMSG_ALIGN(nh.nlmsg_len);
-		if (step >= len)
-			break;
-		buf += step;
-		len -= step;
+		m.seq = msg.seq;
+		cb(ctx, &m);
 	}
-	return 0;
+	return r;
 }

@@ -49,7 +49,13 @@ struct route_msg {
 	uint32_t oif;	  /* RTA_OIF, or the first hop's interface of a multipath route; 0: none */
 	bool via_ifindex; /* the `ifindex` given to route_parse is the output or one of the hops */
 	uint32_t mtu;	  /* RTAX_MTU of RTA_METRICS, 0 if none */
+	bool cloned;	  /* RTM_F_CLONED: a cached exception, not a route of the table */
 };
+
+/* Parses the payload of one RTM_NEWROUTE / RTM_DELROUTE message (struct rtmsg and its
+ * attributes) into *m, which is cleared first; `ifindex` > 0 sets via_ifindex. False if it is
+ * malformed or of another family than IPv4/IPv6. */
+bool route_msg_parse(const uint8_t *p, size_t len, int ifindex, struct route_msg *m) SG_WUR;
 
 /* Parses a buffer of rtnetlink messages (one recv), calling `cb` for each route, end of dump
  * and error message; other types are skipped. Stops at the first malformed message and returns

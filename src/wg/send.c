@@ -186,8 +186,9 @@ static bool looks_like_wg(const uint8_t *m, size_t len)
 	case WG_MSG_COOKIE:
 		return len == (fips ? WG_FIPS_COOKIE_LEN : WG_MSG_COOKIE_LEN);
 	case WG_MSG_DATA:
-		/* Header, padded plaintext (a multiple of 16), tag. */
-		return len >= WG_MSG_DATA_MIN_LEN && (len - WG_MSG_DATA_HEADER_LEN) % 16 == 0;
+		/* Header, plaintext, tag: the padding is to 16 bytes but stops at the MTU, so any
+		 * length from a keepalive's on. */
+		return len >= WG_MSG_DATA_MIN_LEN;
 	case WG_MSG_REJECT:
 		return len == WG_MSG_REJECT_LEN;
 	default:
@@ -231,9 +232,12 @@ static bool encrypt_prepare(struct wg_peer *peer, struct wg_keypair *kp, const u
 			    size_t len, uint8_t *buf, struct wg_crypt_op *op)
 {
 	size_t plen = padded_len(len, packet_mtu(peer->dev, pkt, len));
-	/* A nested datagram leaves one hop closer to its end (see wg_device_send). */
+	/* A nested datagram leaves a step closer to its end (see wg_device_send); route() has
+	 * dropped those with no step left. */
 	int ttl = len ? nested_ttl(pkt, len) : -1;
-	uint8_t outer_ttl = ttl < 0 ? 0 : ttl <= 1 ? 1 : (uint8_t)SG_MIN(ttl - 1, WG_NESTED_TTL_MAX);
+	uint8_t outer_ttl =
+	    ttl < 0 ? 0
+		    : (uint8_t)SG_MIN(SG_MAX(ttl - WG_NESTED_TTL_STEP, 1), WG_NESTED_TTL_MAX);
 
 	if (kp->send_counter >= REJECT_AFTER_MESSAGES) {
 		kp->send_valid = false;
@@ -415,7 +419,7 @@ static struct wg_peer *route(struct wg_device *dev, const uint8_t *pkt, size_t l
 		return NULL;
 	}
 	int ttl = nested_ttl(pkt, len);
-	if (ttl >= 0 && ttl <= 1) {
+	if (ttl >= 0 && ttl <= WG_NESTED_TTL_STEP) {
 		/* A tunnel's datagram that has been nested as often as its TTL allows: a loop. */
 		dev->stats.tx_loop++;
 		*err = SG_ELOOP;

@@ -203,11 +203,15 @@ void wg_device_receive(struct wg_device *dev, uint64_t now, const struct wg_endp
  * (copied) either way.
  *
  * Routing loops: a packet that is itself a WireGuard datagram (UDP carrying a message of type 1-5
- * in either mode), or any IP fragment, is sent with an outer TTL / hop limit one less than its own
- * (capped at WG_NESTED_TTL_MAX, so nothing is revealed of packets above it); one whose own TTL
- * is 1 or less is dropped (SG_ELOOP, counted in tx_loop). However secureguardd instances are
- * chained, a packet is therefore encapsulated at most WG_NESTED_TTL_MAX - 1 times in a loop. */
-#define WG_NESTED_TTL_MAX 64
+ * in either mode), or any IP fragment (a big datagram's later fragments show no UDP header), is
+ * sent with an outer TTL / hop limit WG_NESTED_TTL_STEP below its own, capped at
+ * WG_NESTED_TTL_MAX; one whose own TTL is WG_NESTED_TTL_STEP or less is dropped (SG_ELOOP,
+ * counted in tx_loop). A loop through secureguardd interfaces therefore encapsulates a packet at
+ * most WG_NESTED_TTL_MAX / WG_NESTED_TTL_STEP + 1 = 9 times (the first time with the system's
+ * default TTL, then 56, 48, ... 8). Legitimate nesting keeps room: each level costs 60-80 bytes
+ * of MTU, so nobody nests 9 deep, and a 3-level onion still leaves with a TTL of 40 or more. */
+#define WG_NESTED_TTL_MAX  64
+#define WG_NESTED_TTL_STEP 8
 int wg_device_send(struct wg_device *dev, uint64_t now, const uint8_t *pkt, size_t len);
 /* Fire every timer that is due at `now`. */
 void wg_device_tick(struct wg_device *dev, uint64_t now);

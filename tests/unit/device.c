@@ -18,6 +18,7 @@ struct datagram {
 	int from; /* index of the sending node */
 	struct wg_endpoint src, dst;
 	size_t len;
+	uint8_t ttl; /* what the core asked the socket for (0 = default) */
 	uint8_t buf[2048];
 };
 
@@ -35,6 +36,7 @@ struct node {
 	const char *last_fail_reason;
 	const char *last_mode_reason;
 	uint8_t fips_priv[WG_FIPS_PRIV_LEN], fips_pub[WG_FIPS_PUB_LEN];
+	unsigned sent; /* datagrams handed to the send upcall */
 };
 
 static struct {
@@ -59,6 +61,7 @@ static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *t
 		    size_t len, uint8_t ttl)
 {
 	struct node *n = ctx;
+	n->sent++;
 	if (sim.drop_all || (sim.drop_fips && len > 1 && buf[1] == WG_MODE_FIPS))
 		return;
 	assert_true(sim.nflight < MAX_FLIGHT);
@@ -68,6 +71,7 @@ static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *t
 	d->src = n->ep;
 	d->dst = *to;
 	d->len = len;
+	d->ttl = ttl;
 	memcpy(d->buf, buf, len);
 }
 
@@ -1271,6 +1275,244 @@ static void test_handshake_costly(void **state)
 	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_COMPLETE], 1);
 }
 
+/* ---- kernel parity: interface state, settings in any order, route MTUs, loops, sources --- */
+
+static void test_link_down_and_up(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	struct wg_device_stats st;
+	handshake(0);
+	wg_peer_set_persistent_keepalive(a->peer, 0, sim.now);
+	/* Down: the kernel's wg_stop drops sessions, waiting packets and timers. */
+	wg_device_set_up(a->dev, false, sim.now);
+	assert_false(wg_device_is_up(a->dev));
+	assert_null(a->peer->kp_current);
+	assert_null(a->peer->kp_next);
+	assert_int_equal(a->peer->staged.count, 0);
+	assert_int_equal(wg_device_next_deadline(a->dev), UINT64_MAX);
+	unsigned sent = a->sent;
+	/* Nothing leaves: no data, no keepalive, no handshake. */
+	assert_int_equal(send_ip(0, 100, 1), SG_EDOWN);
+	wg_peer_set_persistent_keepalive(a->peer, 1, sim.now);
+	wg_peer_initiate(a->peer, sim.now);
+	/* What arrives is dropped unanswered (B still has its session). */
+	assert_int_equal(send_ip(1, 100, 2), 0);
+	pump();
+	advance(30 * NSEC);
+	assert_int_equal(a->sent, sent);
+	assert_int_equal(a->delivered, 0);
+	wg_device_get_stats(a->dev, &st);
+	assert_true(st.rx_down >= 1);
+	/* Up: the persistent keepalive's handshake leaves at once (the kernel's wg_open). */
+	wg_device_set_up(a->dev, true, sim.now);
+	assert_int_equal(a->sent, sent + 1);
+	assert_int_equal(sim.flight[sim.nflight - 1].buf[0], WG_MSG_INITIATION);
+	unsigned done = a->events[WG_EVENT_HANDSHAKE_COMPLETE];
+	pump();
+	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_COMPLETE], done + 1);
+	assert_int_equal(send_ip(0, 100, 3), 0);
+	pump();
+	assert_int_equal(b->delivered, 2);
+}
+
+static void test_key_after_peer(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	/* A has its peer (endpoint, keepalive) and a packet before it has a key: they wait. */
+	assert_int_equal(wg_device_set_private_key(a->dev, NULL), 0);
+	wg_peer_set_persistent_keepalive(a->peer, 1, sim.now);
+	assert_int_equal(send_ip(0, 100, 0x5a), 0);
+	assert_int_equal(a->sent, 0);
+	assert_int_equal(a->peer->staged.count, 2);
+	/* The key, then what waits: the handshake at once, and the packet with the session. */
+	assert_int_equal(wg_device_set_private_key(a->dev, a->priv), 0);
+	wg_device_send_staged(a->dev, sim.now);
+	assert_int_equal(a->sent, 1);
+	pump();
+	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_COMPLETE], 1);
+	assert_int_equal(b->delivered, 1);
+	assert_int_equal(b->last_delivered[20], 0x5a);
+	/* And the keepalives go on. */
+	unsigned rx = b->peer->rx_bytes;
+	advance(3 * NSEC);
+	assert_true(b->peer->rx_bytes > rx);
+	/* Down, nothing waits and setting a key sends nothing. */
+	wg_device_set_up(a->dev, false, sim.now);
+	unsigned sent = a->sent;
+	assert_int_equal(wg_device_set_private_key(a->dev, NULL), 0);
+	assert_int_equal(wg_device_set_private_key(a->dev, a->priv), 0);
+	wg_device_send_staged(a->dev, sim.now);
+	assert_int_equal(a->sent, sent);
+}
+
+/* The datagram length of one 1297-byte packet from A to 10.9.0.(dst) (a session exists). */
+static size_t padded_datagram(int dst)
+{
+	uint8_t pkt[1500];
+	size_t len = make_ip4(pkt, 1, dst, 1297 - 20, 1);
+	size_t n = sim.nflight;
+	assert_int_equal(wg_device_send(sim.n[0].dev, sim.now, pkt, len), 0);
+	assert_int_equal(sim.nflight, n + 1);
+	size_t dlen = sim.flight[n].len;
+	pump();
+	return dlen;
+}
+
+static void test_route_mtu_padding(void **state)
+{
+	struct node *a = &sim.n[0];
+	handshake(0);
+	uint8_t other[4] = {10, 9, 0, 3};
+	assert_int_equal(wg_peer_add_allowed_ip(a->peer, AF_INET, other, 32), 0);
+	wg_device_set_mtu(a->dev, 1300);
+	/* Padded to the interface's MTU: 16 header + 1300 + 16 tag. */
+	assert_int_equal(padded_datagram(2), 1332);
+	struct wg_route_mtu r[2] = {
+	    {.family = AF_INET, .addr = {10, 9, 0, 2}, .cidr = 32, .mtu = 1299},
+	    {.family = AF_INET, .addr = {10, 9, 0, 77}, .cidr = 24, .mtu = 1305},
+	};
+	assert_int_equal(wg_device_set_route_mtus(a->dev, r, 1), 0);
+	assert_int_equal(padded_datagram(2), 1331);
+	assert_int_equal(padded_datagram(3), 1332); /* not covered */
+	/* Covered twice: the smaller MTU; one above the interface's changes nothing. */
+	r[0].mtu = 1298;
+	assert_int_equal(wg_device_set_route_mtus(a->dev, r, 2), 0);
+	assert_int_equal(padded_datagram(2), 1330);
+	assert_int_equal(padded_datagram(3), 1332);
+	r[1].mtu = 1299;
+	assert_int_equal(wg_device_set_route_mtus(a->dev, r, 2), 0);
+	assert_int_equal(padded_datagram(3), 1331);
+	assert_int_equal(padded_datagram(2), 1330);
+	/* Bad tables change nothing. */
+	struct wg_route_mtu bad = {.family = AF_INET, .cidr = 33, .mtu = 1000};
+	assert_int_equal(wg_device_set_route_mtus(a->dev, &bad, 1), SG_EINVAL);
+	assert_int_equal(wg_device_set_route_mtus(a->dev, r, WG_ROUTE_MTU_MAX + 1), SG_ERANGE);
+	assert_int_equal(padded_datagram(3), 1331);
+	assert_int_equal(wg_device_set_route_mtus(a->dev, NULL, 0), 0);
+	assert_int_equal(padded_datagram(2), 1332);
+}
+
+/* An IPv4 UDP packet from 10.9.0.1 to 10.9.0.2 whose payload is a WireGuard data message (a
+ * datagram of another tunnel), with TTL `ttl`; `frag` sets the more-fragments flag instead and
+ * makes it TCP. */
+static size_t make_nested4(uint8_t *p, uint8_t ttl, bool frag)
+{
+	size_t len = make_ip4(p, 1, 2, 8 + 48, 0);
+	p[8] = ttl;
+	if (frag) {
+		p[6] = 0x20;
+		p[9] = 6;
+		return len;
+	}
+	memset(p + 20, 0, 8 + 48);
+	p[28] = WG_MSG_DATA; /* type 4, mode classic, two zero bytes, index, counter, ... */
+	return len;
+}
+
+static void test_nested_ttl_bounds_loops(void **state)
+{
+	struct node *a = &sim.n[0];
+	uint8_t p[200];
+	struct wg_device_stats st;
+	/* Staged before a session: the TTL is the packet's own, however late it leaves. */
+	size_t len = make_nested4(p, 30, false);
+	assert_int_equal(wg_device_send(a->dev, sim.now, p, len), 0);
+	pump();
+	assert_int_equal(sim.n[1].delivered, 1);
+	/* With a session, straight out: 8 below its own TTL, at most 64. */
+	static const struct {
+		uint8_t in;
+		bool frag;
+		uint8_t out;
+	} cases[] = {{64, false, 56}, {255, false, 64}, {9, false, 1}, {64, true, 56}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		len = make_nested4(p, cases[i].in, cases[i].frag);
+		size_t n = sim.nflight;
+		assert_int_equal(wg_device_send(a->dev, sim.now, p, len), 0);
+		assert_int_equal(sim.nflight, n + 1);
+		assert_int_equal(sim.flight[n].ttl, cases[i].out);
+		pump();
+	}
+	/* No step left: a loop, dropped and counted. */
+	len = make_nested4(p, 8, false);
+	size_t n = sim.nflight;
+	assert_int_equal(wg_device_send(a->dev, sim.now, p, len), SG_ELOOP);
+	assert_int_equal(sim.nflight, n);
+	wg_device_get_stats(a->dev, &st);
+	assert_int_equal(st.tx_loop, 1);
+	/* Ordinary traffic keeps the system's TTL, whatever its own: nothing leaks. A mode byte
+	 * of neither mode makes the payload no WireGuard message. */
+	len = make_nested4(p, 5, false);
+	p[29] = 0x99;
+	assert_int_equal(wg_device_send(a->dev, sim.now, p, len), 0);
+	assert_int_equal(sim.flight[sim.nflight - 1].ttl, 0);
+	pump();
+	len = make_ip4(p, 1, 2, 100, 3);
+	p[8] = 2;
+	assert_int_equal(wg_device_send(a->dev, sim.now, p, len), 0);
+	assert_int_equal(sim.flight[sim.nflight - 1].ttl, 0);
+	pump();
+	/* Handshakes and keepalives too. */
+	advance(11 * NSEC);
+	for (size_t i = 0; i < sim.nflight; i++)
+		assert_int_equal(sim.flight[i].ttl, 0);
+}
+
+static void test_sticky_source_verdict(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	struct wg_peer_stats st;
+	handshake(0);
+	/* B's packets now reach A at its second address on interface 7. */
+	b->ep.has_src = true;
+	inet_pton(AF_INET, "192.0.2.101", &b->ep.src4);
+	b->ep.src_ifindex = 7;
+	unsigned src_events = a->events[WG_EVENT_SOURCE_CHANGED];
+	assert_int_equal(send_ip(1, 10, 1), 0);
+	pump();
+	assert_int_equal(a->events[WG_EVENT_SOURCE_CHANGED], src_events + 1);
+	/* The same again: no event. */
+	assert_int_equal(send_ip(1, 10, 1), 0);
+	pump();
+	assert_int_equal(a->events[WG_EVENT_SOURCE_CHANGED], src_events + 1);
+	wg_peer_get_stats(a->peer, &st);
+	assert_true(st.endpoint.has_src);
+	assert_false(st.src_rejected);
+	/* Routing disagrees: A's datagrams leave without the source. */
+	assert_true(wg_peer_set_source_usable(a->peer, &st.endpoint, false));
+	assert_int_equal(send_ip(0, 10, 2), 0);
+	assert_false(sim.flight[sim.nflight - 1].dst.has_src);
+	pump();
+	/* B's next packets, from the same source, leave the verdict as it is. */
+	assert_int_equal(send_ip(1, 10, 3), 0);
+	pump();
+	assert_int_equal(send_ip(0, 10, 4), 0);
+	assert_false(sim.flight[sim.nflight - 1].dst.has_src);
+	pump();
+	wg_peer_get_stats(a->peer, &st);
+	assert_true(st.src_rejected);
+	assert_true(st.endpoint.has_src); /* still what was learned, for the next question */
+	/* A verdict about another source than the peer's now is ignored. */
+	struct wg_endpoint old = st.endpoint;
+	old.src_ifindex = 9;
+	assert_false(wg_peer_set_source_usable(a->peer, &old, true));
+	/* Usable again: used again. */
+	assert_true(wg_peer_set_source_usable(a->peer, &st.endpoint, true));
+	assert_int_equal(send_ip(0, 10, 5), 0);
+	assert_true(sim.flight[sim.nflight - 1].dst.has_src);
+	pump();
+	/* A new source is used until a verdict says otherwise. */
+	assert_true(wg_peer_set_source_usable(a->peer, &st.endpoint, false));
+	b->ep.src_ifindex = 8;
+	assert_int_equal(send_ip(1, 10, 6), 0);
+	pump();
+	assert_int_equal(a->events[WG_EVENT_SOURCE_CHANGED], src_events + 2);
+	assert_int_equal(send_ip(0, 10, 7), 0);
+	assert_true(sim.flight[sim.nflight - 1].dst.has_src);
+	assert_int_equal(sim.flight[sim.nflight - 1].dst.src_ifindex, 8);
+	pump();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1312,6 +1554,11 @@ int main(void)
 		T(test_split_path_keypair_retired_in_flight),
 		T(test_split_path_small_buffer_inline),
 		T(test_handshake_costly),
+		T(test_link_down_and_up),
+		T(test_key_after_peer),
+		T(test_route_mtu_padding),
+		T(test_nested_ttl_bounds_loops),
+		T(test_sticky_source_verdict),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
