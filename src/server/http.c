@@ -220,18 +220,12 @@ void srv_body(struct srv_resp *out, int status, const char *ctype, const void *b
 	      const char *disposition)
 {
 	char *b = malloc(len + 1);
-	char hdr[sizeof(out->headers)];
-	size_t hlen = out->hlen;
 
-	/* Headers a handler set (Retry-After, ...) survive a new body. */
-	memcpy(hdr, out->headers, sizeof(hdr));
-	srv_resp_clear(out);
-	memcpy(out->headers, hdr, sizeof(hdr));
-	out->hlen = hlen;
 	if (!b) {
 		static const char oom[] = "{\"type\":\"about:blank\",\"title\":\"Internal Server "
 					  "Error\",\"status\":500,\"detail\":\"out of memory\"}";
 
+		srv_resp_clear(out);
 		out->status = 500;
 		snprintf(out->ctype, sizeof(out->ctype), "application/problem+json");
 		out->body = strdup(oom);
@@ -240,12 +234,25 @@ void srv_body(struct srv_resp *out, int status, const char *ctype, const void *b
 	}
 	memcpy(b, buf, len);
 	b[len] = 0;
-	out->status = status;
-	snprintf(out->ctype, sizeof(out->ctype), "%s", ctype);
-	out->body = b;
-	out->len = len;
+	srv_body_take(out, status, ctype, b, len);
 	if (disposition)
 		srv_resp_header(out, "Content-Disposition", disposition);
+}
+
+/* Headers a handler set (Retry-After, ...) survive a new body. */
+void srv_body_take(struct srv_resp *out, int status, const char *ctype, char *buf, size_t len)
+{
+	char hdr[sizeof(out->headers)];
+	size_t hlen = out->hlen;
+
+	memcpy(hdr, out->headers, sizeof(hdr));
+	srv_resp_clear(out);
+	memcpy(out->headers, hdr, sizeof(hdr));
+	out->hlen = hlen;
+	out->status = status;
+	snprintf(out->ctype, sizeof(out->ctype), "%s", ctype);
+	out->body = buf;
+	out->len = len;
 }
 
 void srv_stream(struct srv_resp *out, int status, const char *ctype, const char *disposition,

@@ -113,6 +113,8 @@ void srv_error(struct srv_resp *out, int status, const char *field, const char *
 /* A body copied from buf with the given content type; disposition may be NULL. */
 void srv_body(struct srv_resp *out, int status, const char *ctype, const void *buf, size_t len,
 	      const char *disposition);
+/* The same without a copy: out takes buf (malloc'd, len bytes). */
+void srv_body_take(struct srv_resp *out, int status, const char *ctype, char *buf, size_t len);
 /* A streamed body (sent with chunked transfer coding); out owns cls from here on and calls
  * free_fn(cls) when done (also when the response is replaced or never sent). */
 void srv_stream(struct srv_resp *out, int status, const char *ctype, const char *disposition,
