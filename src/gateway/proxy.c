@@ -299,9 +299,6 @@ static void x_release(struct gw_client *c, bool pool_upstream)
 			t->n_idle++;
 			gw_list_add(&c->gw->conns, &u->link);
 			set_interest(c->gw, &u->src, &u->ev, EPOLLIN | EPOLLRDHUP);
-			/* The idle buffers go back; a reused connection gets new ones. */
-			gw_buf_free(&u->in);
-			gw_buf_free(&u->out);
 		} else {
 			up_close(u);
 		}
@@ -609,9 +606,12 @@ static bool up_io(struct gw_client *c)
 			progress = true;
 			break;
 		}
+		size_t asked = gw_buf_space(&u->in);
 		u->in.len += (uint32_t)r;
 		c->x.resp_started = true;
 		progress = true;
+		if ((size_t)r < asked)
+			break; /* drained; level-triggered epoll says when there is more */
 	}
 	return progress;
 }
@@ -1372,9 +1372,13 @@ static bool client_read(struct gw_client *c)
 			c->deadline_ns = c->gw->now_ns +
 					 (uint64_t)c->gw->rt->conf->limits.header_timeout_ms *
 					     NS_PER_MS;
+		size_t asked = gw_buf_space(&c->in);
 		c->in.len += (uint32_t)r;
 		c->last_io_ns = c->gw->now_ns;
 		progress = true;
+		/* A short read drained the socket (TLS may hold more: ask again). */
+		if ((size_t)r < asked && !c->tls)
+			break;
 	}
 	return progress;
 }
@@ -1438,10 +1442,13 @@ static void update_interest(struct gw_client *c)
 		set_interest(c->gw, &c->src, &c->ev, gw_h2_events(c));
 		return;
 	}
+	/* Reading stays on while an exchange runs (a pipelined request waits in c->in, the end
+	 * of the stream is noticed): one interest for the whole keep-alive connection, so a
+	 * request costs no epoll_ctl unless a write has to wait. */
 	bool want_read = c->lingering || (!c->eof && c->state != C_CLOSING &&
 			 (!c->in.p || gw_buf_space(&c->in) > 0) &&
 			 (c->state == C_HEAD || c->state == C_TLS || c->state == C_TUNNEL ||
-			  (c->state == C_BUSY && !c->x.req_done)));
+			  c->state == C_BUSY));
 	if (want_read)
 		want |= EPOLLIN;
 	if (c->out.len)
@@ -1530,8 +1537,7 @@ static void client_pump(struct gw_client *c)
 					     NS_PER_MS;
 			progress = true;
 		}
-		bool read_ok = c->state == C_HEAD || c->state == C_TUNNEL ||
-			       (c->state == C_BUSY && !c->x.req_done);
+		bool read_ok = c->state == C_HEAD || c->state == C_TUNNEL || c->state == C_BUSY;
 		if (read_ok)
 			progress |= client_read(c);
 		if (c->dead)
@@ -1594,13 +1600,6 @@ static void client_pump(struct gw_client *c)
 	c->in_pump = false;
 	if (c->dead)
 		return;
-	/* Between requests a kept-alive connection holds no buffers: idle connections cost a
-	 * few hundred bytes each, not 80 KiB. */
-	if (c->state == C_HEAD && !c->h2s && c->in.len == 0 && c->out.len == 0 &&
-	    (!c->tls || !sg_tls_term_pending(c->tls))) {
-		gw_buf_free(&c->in);
-		gw_buf_free(&c->out);
-	}
 	update_interest(c);
 	if (c->h2s)
 		gw_h2_stream_pumped(c);
@@ -1789,6 +1788,14 @@ void gw_conns_tick(struct gw *gw)
 	for (struct gw_link *l = gw->conns.next, *next; l != &gw->conns; l = next) {
 		next = l->next;
 		struct gw_client *c = gw_container(l, struct gw_client, link);
+		/* A kept-alive connection idle for a second holds no buffers: idle connections
+		 * cost a few hundred bytes each, not 80 KiB (busy ones keep theirs). */
+		if (c->kind == K_CLIENT && c->state == C_HEAD && !c->h2s && c->in.len == 0 &&
+		    c->out.len == 0 && c->in.p && now - c->last_io_ns > NS_PER_S &&
+		    (!c->tls || !sg_tls_term_pending(c->tls))) {
+			gw_buf_free(&c->in);
+			gw_buf_free(&c->out);
+		}
 		uint64_t dl = c->kind == K_CLIENT
 				  ? c->deadline_ns
 				  : gw_container(l, struct gw_upstream, link)->deadline_ns;
