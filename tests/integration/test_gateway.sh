@@ -104,6 +104,7 @@ write_config() { # SERIAL
             {"id": "site-b", "networks": ["$(in4 4)/32"]}],
   "resources": [
     {"id": "app", "domains": ["app.test", "*.app.test"], "lb": "weighted", "retries": 2,
+     "sticky_cookie": "sgsticky",
      "eject_after": 1, "eject_ms": 1500, "max_body": 1048576,
      "rules": [{"path": "/private/*", "action": "deny"}],
      "targets": [
@@ -164,7 +165,15 @@ grep -q "\"forwarded\": \"for=$(out4 1);proto=http;host=\\\\\"x.app.test\\\\\"\"
 out=$(get app.test /x X-Forwarded-For:6.6.6.6)
 grep -q "\"xff\": \"$(out4 1)\"" <<<"$out" || fail "a client-supplied X-Forwarded-For was passed on: $out"
 [[ $(get nothing.test /) == 404* ]] || fail "an unknown host is not 404"
-log "routing by domain and wildcard, forwarding headers: ok"
+# Sticky sessions: the first answer names a target in the cookie; with it, always that one.
+out=$(nsx "$C" curl -s -i -H 'Host: app.test' "http://$GW:8080/")
+sticky=$(sed -n 's/^Set-Cookie: sgsticky=\([a-z]*\);.*/\1/p' <<<"${out//$'\r'/}")
+[ -n "$sticky" ] || fail "no sticky cookie set: $out"
+for _ in 1 2 3 4 5 6; do
+	out=$(nsx "$C" curl -s -H 'Host: app.test' -b "sgsticky=$sticky" "http://$GW:8080/")
+	grep -q "\"target\": \"$sticky\"" <<<"$out" || fail "sticky cookie $sticky not followed: $out"
+done
+log "routing by domain and wildcard, forwarding headers, sticky cookie: ok"
 
 # ---- weights ------------------------------------------------------------------------------
 out=$(cli count "$GW" 8080 app.test 1000)
