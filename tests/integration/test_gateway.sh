@@ -249,7 +249,15 @@ out=$(nsx "$C" curl -sk --http2 --resolve "api.test:8443:$GW" -w ' %{http_code}'
 [[ $out == *" 401" ]] || fail "HTTP/2 request without the API key: $out"
 out=$(ip netns exec "$C" /usr/bin/python3 "$HERE/ws.py" ask "$GW" 8080 ws.test 20 2>&1)
 [ "$out" = 40 ] || fail "WebSocket echo through the gateway: $out"
-log "HTTP/2 (ALPN and prior knowledge, streamed upload) and WebSocket: ok"
+# Abuse: rapid reset, cancelled uploads, a window overflow, garbage after the preface.
+/usr/bin/python3 -c "import h2" 2>/dev/null || skip "python3-h2 missing (scripts/deps.sh installs it)"
+out=$(ip netns exec "$C" /usr/bin/python3 "$HERE/h2_abuse.py" "$GW" 8080 app.test 2>&1) ||
+	fail "h2_abuse.py: $out"
+log "HTTP/2 abuse: ${out//$'\n'/; }"
+out=$(nsx "$C" curl -s --http2-prior-knowledge -H 'Host: app.test' -w ' %{http_version}' \
+	"http://$GW:8080/after-abuse")
+[[ $out == *'"path": "/after-abuse"'*" 2" ]] || fail "not serving HTTP/2 after the abuse: $out"
+log "HTTP/2 (ALPN and prior knowledge, streamed upload, abuse) and WebSocket: ok"
 
 # ---- rules, API keys, rate limits ---------------------------------------------------------
 [[ $(get app.test /private/x) == 403* ]] || fail "rule deny /private/* is not 403"
