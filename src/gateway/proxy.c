@@ -734,9 +734,24 @@ static void copy_field(char *dst, size_t cap, const char *s, size_t n)
 static void handle_metrics(struct gw_client *c, const struct gw_http_msg *m)
 {
 	bool keep = m->keep_alive && m->body == GW_BODY_NONE;
-	if ((m->method_id != GW_M_GET && m->method_id != GW_M_HEAD) ||
-	    !((m->target_len == 8 && memcmp(m->target, "/metrics", 8) == 0))) {
-		respond(c, 404, keep, NULL, "only GET /metrics here\n");
+	bool get = m->method_id == GW_M_GET || m->method_id == GW_M_HEAD;
+	if (get && m->target_len == 8 && memcmp(m->target, "/healthz", 8) == 0) {
+		/* For orchestrators: alive, which config, how many targets take traffic. */
+		char body[256];
+		size_t usable = 0, total = 0;
+		struct gw_rt *rt = c->gw->rt;
+		for (size_t i = 0; i < rt->n_res; i++)
+			for (size_t k = 0; k < rt->res[i].n_targets; k++, total++)
+				usable += gw_target_usable(&rt->res[i].targets[k], c->gw->now_ns);
+		snprintf(body, sizeof(body),
+			 "{\"status\":\"ok\",\"config_serial\":%llu,\"resources\":%zu,"
+			 "\"targets\":%zu,\"targets_usable\":%zu}\n",
+			 (unsigned long long)rt->conf->serial, rt->n_res, total, usable);
+		respond(c, 200, keep, NULL, body);
+		return;
+	}
+	if (!get || !((m->target_len == 8 && memcmp(m->target, "/metrics", 8) == 0))) {
+		respond(c, 404, keep, NULL, "GET /metrics or /healthz here\n");
 		return;
 	}
 	struct gw_buf body = {0};

@@ -210,6 +210,9 @@ sys.exit(1 if bad or late or len(after) < 50 else 0)
 EOF
 [ "$(metric 'sg_gateway_target_healthy{resource="app",target="a"}')" = 0 ] ||
 	fail "metrics still show target a healthy"
+out=$(nsx "$G" curl -s http://127.0.0.1:9464/healthz)
+python3 -c 'import json, sys; d = json.loads(sys.argv[1]); sys.exit(not (d["status"] == "ok" and d["targets_usable"] == d["targets"] - 1))' "$out" ||
+	fail "/healthz does not count the dead target out: $out"
 grep -q 'event=gw_target_down.*target=a' "${GW_LOGS[0]}" || fail "no gw_target_down for a"
 start_target "$SA" a "$(in4 3)" 8080
 back() { cli count "$GW" 8080 app.test 8 | grep -q '"a"'; }
