@@ -181,6 +181,12 @@ bool sg_es384_verify(const uint8_t sig[SG_ES384_SIG_LEN], const uint8_t x[SG_P38
 bool sg_rs256_verify(const uint8_t *sig, size_t siglen, const uint8_t *n, size_t nlen,
 		     const uint8_t *e, size_t elen, const void *msg, size_t len) SG_WUR;
 bool sg_sha256(uint8_t out[SG_SHA256_LEN], const struct sg_iov *iov, size_t niov) SG_WUR;
+/* ES384 signature (r || s) over msg with the private scalar priv (an issuer's key). */
+bool sg_es384_sign(uint8_t sig[SG_ES384_SIG_LEN], const uint8_t priv[SG_P384_PRIV_LEN],
+		   const void *msg, size_t len) SG_WUR;
+/* The affine coordinates of priv's public point, as a JWK's x and y (RFC 7518 section 6.2.1). */
+bool sg_p384_public_xy(uint8_t x[SG_P384_COORD_LEN], uint8_t y[SG_P384_COORD_LEN],
+		       const uint8_t priv[SG_P384_PRIV_LEN]) SG_WUR;
 
 /* ---- suite tables ------------------------------------------------------------------------ */
 

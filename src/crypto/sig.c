@@ -1,6 +1,7 @@
 /* Signatures of JSON Web Tokens (RFC 7518 section 3): ES384 (ECDSA P-384 with SHA-384, the
  * signature as r || s) and RS256 (RSASSA-PKCS1-v1_5 with SHA-256), verified with a public key
- * from a JWK; SHA-256 for PKCE (RFC 7636 section 4.2). With OpenSSL's FIPS provider active,
+ * from a JWK; ES384 signing and the (x, y) of a key's JWK for an issuer (the management
+ * server's OpenID provider); SHA-256 for PKCE (RFC 7636 section 4.2). With OpenSSL's FIPS provider active,
  * every algorithm is fetched with "fips=yes" (P-384, SHA-2 and RSA verification are approved).
  * Not on any hot path: contexts are made per call. */
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
 #include <openssl/params.h>
 #include <openssl/rsa.h>
@@ -118,5 +120,85 @@ bool sg_sha256(uint8_t out[SG_SHA256_LEN], const struct sg_iov *iov, size_t niov
 	ok = ok && EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == SG_SHA256_LEN;
 	EVP_MD_CTX_free(ctx);
 	EVP_MD_free(md);
+	return ok;
+}
+
+/* d*G as an uncompressed SEC1 point, for a scalar in [1, n-1] (constant-time ladder, as
+ * sg_p384_public in fips.c). */
+static bool p384_point(const uint8_t priv[SG_P384_PRIV_LEN], uint8_t out[1 + 2 * SG_P384_COORD_LEN])
+{
+	EC_GROUP *group = EC_GROUP_new_by_curve_name_ex(NULL, propq(), NID_secp384r1);
+	EC_POINT *point = group ? EC_POINT_new(group) : NULL;
+	BIGNUM *d = BN_secure_new();
+	bool ok = false;
+	if (!group || !point || !d || !BN_bin2bn(priv, SG_P384_PRIV_LEN, d) || BN_is_zero(d) ||
+	    BN_cmp(d, EC_GROUP_get0_order(group)) >= 0)
+		goto out;
+	BN_set_flags(d, BN_FLG_CONSTTIME);
+	ok = EC_POINT_mul(group, point, d, NULL, NULL, NULL) == 1 &&
+	     EC_POINT_point2oct(group, point, POINT_CONVERSION_UNCOMPRESSED, out,
+				1 + 2 * SG_P384_COORD_LEN, NULL) == 1 + 2 * SG_P384_COORD_LEN;
+out:
+	BN_clear_free(d);
+	EC_POINT_clear_free(point);
+	EC_GROUP_free(group);
+	return ok;
+}
+
+bool sg_p384_public_xy(uint8_t x[SG_P384_COORD_LEN], uint8_t y[SG_P384_COORD_LEN],
+		       const uint8_t priv[SG_P384_PRIV_LEN])
+{
+	uint8_t pt[1 + 2 * SG_P384_COORD_LEN];
+	if (!p384_point(priv, pt))
+		return false;
+	memcpy(x, pt + 1, SG_P384_COORD_LEN);
+	memcpy(y, pt + 1 + SG_P384_COORD_LEN, SG_P384_COORD_LEN);
+	return true;
+}
+
+bool sg_es384_sign(uint8_t sig[SG_ES384_SIG_LEN], const uint8_t priv[SG_P384_PRIV_LEN],
+		   const void *msg, size_t len)
+{
+	uint8_t pt[1 + 2 * SG_P384_COORD_LEN], native[SG_P384_PRIV_LEN];
+	unsigned char der[128];
+	size_t dlen = sizeof(der);
+	EVP_PKEY *key = NULL;
+	EVP_MD_CTX *ctx = NULL;
+	ECDSA_SIG *es = NULL;
+	bool ok = false;
+	if (!p384_point(priv, pt))
+		return false;
+	/* OSSL_PARAM integers are in native byte order (OSSL_PARAM(3)). */
+	for (int i = 0; i < SG_P384_PRIV_LEN; i++)
+		native[i] = priv[SG_P384_PRIV_LEN - 1 - i];
+	OSSL_PARAM params[] = {
+	    OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"P-384", 0),
+	    OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_PRIV_KEY, native, sizeof(native)),
+	    OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)),
+	    OSSL_PARAM_construct_end(),
+	};
+	EVP_PKEY_CTX *kctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", propq());
+	if (!kctx || EVP_PKEY_fromdata_init(kctx) != 1 ||
+	    EVP_PKEY_fromdata(kctx, &key, EVP_PKEY_KEYPAIR, params) != 1)
+		goto out;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestSignInit_ex(ctx, NULL, "SHA384", NULL, propq(), key, NULL) != 1 ||
+	    EVP_DigestSign(ctx, der, &dlen, msg, len) != 1)
+		goto out;
+	/* DER ECDSA-Sig-Value to JWS r || s, each left-padded to 48 bytes. */
+	const unsigned char *p = der;
+	es = d2i_ECDSA_SIG(NULL, &p, (long)dlen);
+	if (!es)
+		goto out;
+	const BIGNUM *r, *s;
+	ECDSA_SIG_get0(es, &r, &s);
+	ok = BN_bn2binpad(r, sig, SG_P384_COORD_LEN) == SG_P384_COORD_LEN &&
+	     BN_bn2binpad(s, sig + SG_P384_COORD_LEN, SG_P384_COORD_LEN) == SG_P384_COORD_LEN;
+out:
+	sg_memzero(native, sizeof(native));
+	ECDSA_SIG_free(es);
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(key);
+	EVP_PKEY_CTX_free(kctx);
 	return ok;
 }

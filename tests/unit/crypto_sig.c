@@ -39,6 +39,34 @@ static void test_es384(void **state)
 	assert_false(sg_es384_verify(sig, x, y, "sample", 6));
 }
 
+/* RFC 6979 A.2.6's private key x: its public point is (Ux, Uy) above; a signature made with it
+ * verifies, and does not after any change. */
+static void test_es384_sign(void **state)
+{
+	uint8_t d[48], x[48], y[48], wx[48], wy[48], sig[96], sig2[96];
+	(void)state;
+	test_unhex_cap(d, sizeof(d),
+		       "6B9D3DAD2E1B8C1C05B19875B6659F4DE23C3B667BF297BA9AA47740787137D8"
+		       "96D5724E4C70A825F872C9EA60D2EDF5");
+	test_unhex_cap(wx, sizeof(wx), ux);
+	test_unhex_cap(wy, sizeof(wy), uy);
+	assert_true(sg_p384_public_xy(x, y, d));
+	assert_memory_equal(x, wx, 48);
+	assert_memory_equal(y, wy, 48);
+	assert_true(sg_es384_sign(sig, d, "sample", 6));
+	assert_true(sg_es384_verify(sig, x, y, "sample", 6));
+	assert_false(sg_es384_verify(sig, x, y, "samplE", 6));
+	/* ECDSA with a random k: two signatures differ and both verify. */
+	assert_true(sg_es384_sign(sig2, d, "sample", 6));
+	assert_memory_not_equal(sig, sig2, 96);
+	assert_true(sg_es384_verify(sig2, x, y, "sample", 6));
+	/* Scalars 0 and >= n are refused. */
+	memset(d, 0, sizeof(d));
+	assert_false(sg_es384_sign(sig, d, "sample", 6));
+	memset(d, 0xff, sizeof(d));
+	assert_false(sg_p384_public_xy(x, y, d));
+}
+
 static const char rs_n[] =
 	"d779dcc423191726bb70a418f06f645980eef32b0206d8255dabfbafa5e08145"
 	"48bbf2f57da35f339feea37741d8488b8f626b6f780c039c61d6be39a1be1ae0"
@@ -93,6 +121,7 @@ int main(void)
 		return 1;
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_es384),
+	    cmocka_unit_test(test_es384_sign),
 	    cmocka_unit_test(test_rs256),
 	    cmocka_unit_test(test_sha256),
 	};
