@@ -642,7 +642,10 @@ void gw_h2_pump(struct gw_client *c)
 	if (!h2 || c->dead || h2->running)
 		return;
 	c->gw->now_ns = evloop_now_ns();
-	for (int guard = 0; guard < 16; guard++) {
+	/* Until the socket (and TLS's own buffer: no poll event announces what it already
+	 * decrypted) has nothing more; nghttp2 takes all input each turn and the windows bound
+	 * what a client can send before we consume, so this ends. */
+	for (int guard = 0; guard < 4096; guard++) {
 		/* Whatever is in c->in (the preface and frames read with it, then new bytes). */
 		if (c->in.len) {
 			ssize_t n = nghttp2_session_mem_recv(h2->session, gw_buf_data(&c->in), c->in.len);

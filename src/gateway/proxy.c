@@ -1795,8 +1795,9 @@ static void client_timeout(struct gw_client *c)
 void gw_conns_tick(struct gw *gw)
 {
 	uint64_t now = gw->now_ns;
-	struct gw_link expired;
+	struct gw_link expired, pending;
 	gw_list_init(&expired);
+	gw_list_init(&pending);
 	/* First collect, then act: a timeout may close or take other connections of the list
 	 * (a retry takes an idle upstream from a pool). Both kinds start with their link and
 	 * then their kind. */
@@ -1817,7 +1818,23 @@ void gw_conns_tick(struct gw *gw)
 		if (now >= dl) {
 			gw_list_del(l);
 			gw_list_add(&expired, l);
+		} else if (c->kind == K_CLIENT && c->tls && sg_tls_term_pending(c->tls) &&
+			   c->state != C_CLOSING) {
+			/* TLS holds decrypted bytes no poll event will announce (a turn that
+			 * stopped reading early): another turn for it, below. */
+			gw_list_del(l);
+			gw_list_add(&pending, l);
 		}
+	}
+	while (!gw_list_empty(&pending)) {
+		struct gw_link *l = pending.next;
+		gw_list_del(l);
+		gw_list_add(&gw->conns, l);
+		struct gw_client *c = gw_container(l, struct gw_client, link);
+		if (c->state == C_H2)
+			gw_h2_pump(c);
+		else
+			client_pump(c);
 	}
 	while (!gw_list_empty(&expired)) {
 		struct gw_link *l = expired.next;

@@ -307,6 +307,13 @@ for kind in forged expired aud; do
 	code=$(lcurl -o /dev/null -w '%{http_code}' -b "sg_session_login=$tok" http://login.test:8080/x)
 	[ "$code" = 302 ] || fail "a $kind token as session cookie was not refused (status $code)"
 done
+# The same over HTTPS and HTTP/2: Secure cookies, the 302s and Set-Cookie as HTTP/2 fields.
+out=$(nsx "$C" curl -sk --http2 --resolve "login.test:8443:$GW" -c "$SG_TMP/jar2" \
+	-b "$SG_TMP/jar2" -L -w '\n%{http_code} %{num_redirects} %{http_version}' \
+	https://login.test:8443/over-h2)
+[[ $out == *'"user": "alice@example.com"'*"200 3 2" ]] || fail "login over HTTPS and HTTP/2: $out"
+grep -q 'sg_session_login' "$SG_TMP/jar2" && grep 'sg_session_login' "$SG_TMP/jar2" | grep -q TRUE ||
+	fail "the HTTPS session cookie is not Secure"
 tok=$(nsx "$C" curl -s "$IDP/mint?kind=good")
 [ "$(lcurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" http://login.test:8080/x)" = 200 ] ||
 	fail "a good bearer ID token is refused"
