@@ -40,7 +40,9 @@ sg_keys g
 sg_keys a
 sg_keys b
 
-trap 'rc=$?; pg_stop; (exit $rc); sg_cleanup' EXIT
+# PostgreSQL first, then the namespaces; errors here must not cut the cleanup short (set -e
+# and the ERR trap are still on inside the EXIT trap), and sg_cleanup reads the status from $?.
+trap 'rc=$?; trap - ERR; set +e; pg_stop; (exit $rc); sg_cleanup' EXIT
 
 # ---- tunnels: gateway <-> site A, gateway <-> site B --------------------------------------
 up "$G" "$IG" secureguardd g 51820 2
