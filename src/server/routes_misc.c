@@ -172,21 +172,14 @@ static void export_free(void *cls)
 
 void h_audit_export(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	static const char *const allowed[] = {"format", NULL};
-	const char *fmt = srv_query(r, "format");
+	const char *fmt = srv_query(r, "format"); /* json or csv: checked by the route */
 	struct export_state *st;
 	struct sg_db_conn *c;
 	json_t *d;
 	int rc;
 
-	if (!srv_query_check(r, out, allowed))
-		return;
 	if (!fmt)
 		fmt = "json";
-	if (strcmp(fmt, "json") && strcmp(fmt, "csv")) {
-		srv_error(out, 400, "format", "must be json or csv");
-		return;
-	}
 	/* The export is itself recorded, before the stream starts (so it is part of it). */
 	c = sg_db_acquire(s->db);
 	d = json_pack("{s:s}", "format", fmt);
@@ -250,14 +243,6 @@ void h_conn_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 
 void h_conn_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	static const struct field_spec spec[] = {
-	    {"client_id", F_STR, false, false},	       {"event", F_STR, true, false},
-	    {"source_ip", F_STR, false, true},	       {"source_port", F_INT, false, true},
-	    {"crypto_mode", F_STR, false, true},       {"bytes_sent", F_INT, false, false},
-	    {"bytes_received", F_INT, false, false},   {"packets_sent", F_INT, false, false},
-	    {"packets_received", F_INT, false, false}, {"session_duration_ms", F_INT, false, true},
-	    {"disconnect_reason", F_STR, false, true},
-	};
 	static const char *const counters[] = {"bytes_sent", "bytes_received", "packets_sent",
 					       "packets_received", "session_duration_ms"};
 	char cbuf[5][24], now[24], port[24], ipbuf[64];
@@ -267,8 +252,7 @@ void h_conn_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	json_t *v;
 	int rc;
 
-	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
-		return;
+	/* Types, enums, ranges and formats were checked against ConnectionReport (api_spec.c). */
 	client = json_string_value(json_object_get(r->json, "client_id"));
 	event = json_string_value(json_object_get(r->json, "event"));
 	ip = json_string_value(json_object_get(r->json, "source_ip"));
@@ -286,45 +270,23 @@ void h_conn_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_error(out, 400, "client_id", "required");
 		return;
 	}
-	if (strcmp(event, "connect") && strcmp(event, "disconnect") && strcmp(event, "handshake")) {
-		srv_error(out, 400, "event", "must be connect, disconnect or handshake");
-		return;
-	}
 	if (ip) {
 		int fam;
 		uint8_t a[16];
 
-		if (srv_addr_parse(&fam, a, ip)) {
-			srv_error(out, 400, "source_ip", "not an IP address");
-			return;
+		/* The canonical text of the address (checked by its format). */
+		if (!srv_addr_parse(&fam, a, ip)) {
+			srv_addr_format(ipbuf, fam, a);
+			ip = ipbuf;
 		}
-		srv_addr_format(ipbuf, fam, a);
-		ip = ipbuf;
-	}
-	if (mode && strcmp(mode, "classic") && strcmp(mode, "fips")) {
-		srv_error(out, 400, "crypto_mode", "must be classic or fips");
-		return;
-	}
-	if (reason && !srv_valid_text(reason, 256, true)) {
-		srv_error(out, 400, "disconnect_reason", "at most 256 printable characters");
-		return;
-	}
-	v = json_object_get(r->json, "source_port");
-	if (v && !json_is_null(v) && (json_integer_value(v) < 1 || json_integer_value(v) > 65535)) {
-		srv_error(out, 400, "source_port", "must be 1 to 65535");
-		return;
 	}
 	for (size_t i = 0; i < SG_ARRAY_LEN(counters); i++) {
 		json_t *cvj = json_object_get(r->json, counters[i]);
 
-		if (!cvj || json_is_null(cvj))
-			continue;
-		if (json_integer_value(cvj) < 0) {
-			srv_error(out, 400, counters[i], "must not be negative");
-			return;
-		}
-		cv[i] = srv_i64(cbuf[i], json_integer_value(cvj));
+		if (cvj && !json_is_null(cvj))
+			cv[i] = srv_i64(cbuf[i], json_integer_value(cvj));
 	}
+	v = json_object_get(r->json, "source_port");
 	c = sg_db_acquire(s->db);
 	{
 		const char *p[] = {client,
@@ -399,8 +361,6 @@ void h_settings_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	json_t *j;
 	int rc;
 
-	if (!srv_query_check(r, out, NULL))
-		return;
 	c = sg_db_acquire(s->db);
 	j = settings_get(c, &rc);
 	if (rc < 0)
@@ -482,29 +442,10 @@ out:
 
 void h_settings_put(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	static const struct field_spec spec[] = {
-	    {"instance_name", F_STR, false, false},
-	    {"admin_email", F_STR, false, true},
-	    {"fips_required", F_BOOL, false, false},
-	    {"allow_classic_fallback", F_BOOL, false, false},
-	};
-	struct settings_ctx x = {.r = r};
-	const char *v;
+	struct settings_ctx x = {.r = r}; /* the body was checked against SettingsUpdate */
 	struct sg_db_conn *c;
 	int rc;
 
-	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
-		return;
-	v = json_string_value(json_object_get(r->json, "instance_name"));
-	if (v && !srv_valid_text(v, 128, false)) {
-		srv_error(out, 400, "instance_name", "must be 1 to 128 printable characters");
-		return;
-	}
-	v = json_string_value(json_object_get(r->json, "admin_email"));
-	if (v && (!srv_valid_text(v, 254, false) || !strchr(v, '@'))) {
-		srv_error(out, 400, "admin_email", "not an e-mail address");
-		return;
-	}
 	c = sg_db_acquire(s->db);
 	rc = srv_tx(s, c, settings_tx, &x, false);
 	if (rc == 1 && x.status)
