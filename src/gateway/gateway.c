@@ -527,13 +527,15 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: secureguard gateway --state-dir DIR [--config FILE] [--http ADDR|off]\n"
 		"                           [--https ADDR] [--metrics ADDR] [--access-log FILE|-]\n"
-		"                           [--log-level error|warn|info|debug]\n\n"
+		"                           [--log-level error|warn|info|debug]\n"
+		"       secureguard gateway --check FILE\n\n"
 		"The zero-trust edge proxy: HTTP(S), TCP and UDP to targets behind the tunnels\n"
 		"(docs/GATEWAY.md). --config is the JSON configuration (SIGHUP reloads it; a bad\n"
 		"file is refused and the running one kept); without it the last configuration\n"
 		"accepted, kept in DIR/config.json, is used. ADDR is IP:PORT or [IPv6]:PORT;\n"
 		"--http defaults to [::]:80, --https (TLS, SNI, a self-signed certificate in\n"
-		"DIR/tls for domains without one) and --metrics (Prometheus) are off unless given.\n");
+		"DIR/tls for domains without one) and --metrics (Prometheus) are off unless given.\n"
+		"--check FILE only validates FILE: exit 0 and a summary, or 1 and the error.\n");
 }
 
 int gw_cmd(int argc, char **argv)
@@ -543,9 +545,11 @@ int gw_cmd(int argc, char **argv)
 	    {"http", required_argument, NULL, 'H'},	 {"https", required_argument, NULL, 'S'},
 	    {"metrics", required_argument, NULL, 'm'},	 {"access-log", required_argument, NULL, 'a'},
 	    {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+	    {"check", required_argument, NULL, 'k'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct gw_opts o = {0};
+	const char *check = NULL;
 	int ch;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -557,9 +561,26 @@ int gw_cmd(int argc, char **argv)
 		case 'm': o.metrics_addr = optarg; break;
 		case 'a': o.access_log = optarg; break;
 		case 'l': o.log_level = optarg; break;
+		case 'k': check = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
 		}
+	}
+	if (check && optind == argc) {
+		/* `--check FILE`: validate only, as `nginx -t` (for scripts and the server). */
+		struct gw_conf *c = NULL;
+		char err[GW_CONF_ERR_MAX + 64];
+		if (gw_conf_load_file(check, &c, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s\n", err);
+			return 1;
+		}
+		size_t nt = 0;
+		for (size_t i = 0; i < c->n_resources; i++)
+			nt += c->resources[i].n_targets;
+		printf("%s: valid (serial %llu, %zu resources, %zu targets)\n", check,
+		       (unsigned long long)c->serial, c->n_resources, nt);
+		gw_conf_free(c);
+		return 0;
 	}
 	if (optind != argc || !o.state_dir) {
 		fprintf(stderr, "gateway: %s\n\n", optind != argc ? "unexpected argument" :

@@ -359,7 +359,11 @@ fi
 log "malformed, smuggling, oversized, slowloris: refused, no target saw them"
 
 # ---- config reload: a bad file is refused, a good one applies ------------------------------
+"$SG" gateway --check "$SG_TMP/gateway.json" | grep -q 'valid (serial 1' ||
+	fail "gateway --check does not accept the running config"
 echo '{"resources": [{"id": "x"}]}' >"$SG_TMP/gateway.json"
+out=$("$SG" gateway --check "$SG_TMP/gateway.json" 2>&1) && fail "gateway --check accepted a bad file"
+[[ $out == *'resources[0]'* ]] || fail "gateway --check does not name the field: $out"
 kill -HUP "$GW_PID"
 wait_for 5 grep -q 'event=gw_config_rejected' "${GW_LOGS[0]}" || fail "bad config not rejected"
 grep 'event=gw_config_rejected' "${GW_LOGS[0]}" | grep -q 'resources\[0\]' ||
