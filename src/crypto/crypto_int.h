@@ -23,12 +23,19 @@ enum sg__cipher_id {
 	SG__CIPHER_CHACHA20_POLY1305, /* classic AEAD */
 	SG__CIPHER_CHACHA20,	      /* raw keystream, for HChaCha20 */
 	SG__CIPHER_AES256_GCM,	      /* fips AEAD */
+	SG__CIPHER_AES128_GCM,	      /* IPsec (ipsec.c) */
+	SG__CIPHER_AES128_CBC,
+	SG__CIPHER_AES192_CBC,
+	SG__CIPHER_AES256_CBC,
 	SG__CIPHER_COUNT,
 };
 
 enum sg__md_id {
 	SG__MD_BLAKE2S256,
 	SG__MD_SHA384,
+	SG__MD_SHA256, /* IPsec (ipsec.c) */
+	SG__MD_SHA512,
+	SG__MD_SHA1,   /* only NAT detection and certificate hashes (RFC 7296) */
 	SG__MD_COUNT,
 };
 
@@ -36,6 +43,8 @@ enum sg__mac_id {
 	SG__MAC_BLAKE2S128,   /* keyed BLAKE2s, 16-byte output */
 	SG__MAC_HMAC_BLAKE2S, /* HMAC over BLAKE2s-256 */
 	SG__MAC_HMAC_SHA384,  /* HMAC over SHA-384 */
+	SG__MAC_HMAC_SHA256,  /* IPsec PRF and integrity (ipsec.c) */
+	SG__MAC_HMAC_SHA512,
 	SG__MAC_COUNT,
 };
 
@@ -75,6 +84,17 @@ bool sg__aead_seal(enum sg__cipher_id id, uint8_t *dst, const uint8_t *src, size
 		   const uint8_t *ad, size_t adlen, const uint8_t nonce[12], const uint8_t *key);
 bool sg__aead_open(enum sg__cipher_id id, uint8_t *dst, const uint8_t *src, size_t len,
 		   const uint8_t *ad, size_t adlen, const uint8_t nonce[12], const uint8_t *key);
+
+/* AEAD keyed once for many messages, with the IPsec salt (ipsec.c builds it, evp.c runs it):
+ * seal/open with additional data on a lane. */
+struct sg_aead *sg__aead_new_cipher(enum sg__cipher_id id, const uint8_t *key, size_t keylen,
+				    const uint8_t *salt, size_t saltlen, bool encrypt);
+/* The nonce prefix (IPsec salt) given at creation, and its length. */
+const uint8_t *sg__aead_salt(const struct sg_aead *k, size_t *len);
+bool sg__aead_seal_ad(struct sg_aead *k, unsigned lane, uint8_t *dst, const uint8_t *src,
+		      size_t len, const uint8_t *ad, size_t adlen, const uint8_t nonce[12]);
+bool sg__aead_open_ad(struct sg_aead *k, unsigned lane, uint8_t *dst, const uint8_t *src,
+		      size_t len, const uint8_t *ad, size_t adlen, const uint8_t nonce[12]);
 
 /* Digest of the concatenated iovs; outlen must be the digest's size. */
 bool sg__digest_iov(enum sg__md_id id, uint8_t *out, size_t outlen, const struct sg_iov *iov,

@@ -179,6 +179,14 @@ static EVP_MAC_CTX *mac_ctx_new(const struct sg__algs *a, enum sg__mac_id id)
 		*p++ = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA384", 0);
 		propq = a->fips_propq;
 		break;
+	case SG__MAC_HMAC_SHA256:
+		*p++ = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+		propq = a->fips_propq;
+		break;
+	case SG__MAC_HMAC_SHA512:
+		*p++ = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA512", 0);
+		propq = a->fips_propq;
+		break;
 	case SG__MAC_COUNT:
 		break;
 	}
@@ -318,6 +326,8 @@ struct sg_aead {
 	/* Lane 0 is keyed by sg_aead_new; lane i > 0 by its own thread on first use, from the
 	 * key kept here (wiped by sg_aead_free). */
 	uint8_t key[32];
+	uint8_t salt[4]; /* IPsec: the nonce's fixed prefix (RFC 4106 4, RFC 7634 2) */
+	size_t saltlen;
 	EVP_CIPHER_CTX *ctx[SG_AEAD_LANES];
 };
 
@@ -359,6 +369,71 @@ struct sg_aead *sg_aead_new(enum sg_suite_id suite, const uint8_t key[32], bool 
 	return k;
 }
 
+struct sg_aead *sg__aead_new_cipher(enum sg__cipher_id id, const uint8_t *key, size_t keylen,
+				    const uint8_t *salt, size_t saltlen, bool encrypt)
+{
+	const struct sg__algs *a = sg__algs();
+	struct sg_aead *k;
+
+	if (a == NULL || key == NULL || a->cipher[id] == NULL || keylen > sizeof(k->key) ||
+	    (size_t)EVP_CIPHER_get_key_length(a->cipher[id]) != keylen ||
+	    saltlen > sizeof(k->salt) || (k = calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	k->cipher = a->cipher[id];
+	k->enc = encrypt ? 1 : 0;
+	memcpy(k->key, key, keylen);
+	if (saltlen)
+		memcpy(k->salt, salt, saltlen);
+	k->saltlen = saltlen;
+	if (aead_lane(k, 0) == NULL) {
+		sg_aead_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+const uint8_t *sg__aead_salt(const struct sg_aead *k, size_t *len)
+{
+	*len = k->saltlen;
+	return k->salt;
+}
+
+bool sg__aead_seal_ad(struct sg_aead *k, unsigned lane, uint8_t *dst, const uint8_t *src,
+		      size_t len, const uint8_t *ad, size_t adlen, const uint8_t nonce[12])
+{
+	EVP_CIPHER_CTX *ctx;
+
+	if (k == NULL || !k->enc || dst == NULL || (src == NULL && len > 0) || nonce == NULL ||
+	    (ad == NULL && adlen > 0) || len > SIZE_MAX - TAG_LEN)
+		return false;
+	ctx = aead_lane(k, lane);
+	if (ctx != NULL && EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 1, NULL) == 1 &&
+	    seal_ctx(ctx, dst, src, len, ad, adlen))
+		return true;
+	sg_memzero(dst, len + TAG_LEN);
+	return false;
+}
+
+bool sg__aead_open_ad(struct sg_aead *k, unsigned lane, uint8_t *dst, const uint8_t *src,
+		      size_t len, const uint8_t *ad, size_t adlen, const uint8_t nonce[12])
+{
+	EVP_CIPHER_CTX *ctx;
+	uint8_t tag[TAG_LEN];
+	size_t ctlen;
+
+	if (k == NULL || k->enc || dst == NULL || src == NULL || len < TAG_LEN || nonce == NULL ||
+	    (ad == NULL && adlen > 0))
+		return false;
+	ctlen = len - TAG_LEN;
+	memcpy(tag, src + ctlen, TAG_LEN);
+	ctx = aead_lane(k, lane);
+	if (ctx != NULL && EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 0, NULL) == 1 &&
+	    open_ctx(ctx, dst, src, ctlen, ad, adlen, tag))
+		return true;
+	sg_memzero(dst, ctlen);
+	return false;
+}
+
 void sg_aead_free(struct sg_aead *k)
 {
 	if (k == NULL)
@@ -366,6 +441,7 @@ void sg_aead_free(struct sg_aead *k)
 	for (size_t i = 0; i < SG_AEAD_LANES; i++)
 		EVP_CIPHER_CTX_free(k->ctx[i]); /* cleanses the key schedule */
 	sg_memzero(k->key, sizeof(k->key));
+	sg_memzero(k->salt, sizeof(k->salt));
 	free(k);
 }
 

@@ -68,6 +68,16 @@ static void do_init(void)
 	algs.mac[SG__MAC_HMAC_BLAKE2S] = EVP_MAC_fetch(NULL, "HMAC", cq);
 	algs.mac[SG__MAC_HMAC_SHA384] = EVP_MAC_fetch(NULL, "HMAC", fq);
 	algs.hkdf = EVP_KDF_fetch(NULL, "HKDF", fq);
+	/* IPsec (ipsec.c): optional, the functions that need one fail without it. */
+	algs.cipher[SG__CIPHER_AES128_GCM] = EVP_CIPHER_fetch(NULL, "AES-128-GCM", fq);
+	algs.cipher[SG__CIPHER_AES128_CBC] = EVP_CIPHER_fetch(NULL, "AES-128-CBC", fq);
+	algs.cipher[SG__CIPHER_AES192_CBC] = EVP_CIPHER_fetch(NULL, "AES-192-CBC", fq);
+	algs.cipher[SG__CIPHER_AES256_CBC] = EVP_CIPHER_fetch(NULL, "AES-256-CBC", fq);
+	algs.md[SG__MD_SHA256] = EVP_MD_fetch(NULL, "SHA256", fq);
+	algs.md[SG__MD_SHA512] = EVP_MD_fetch(NULL, "SHA512", fq);
+	algs.md[SG__MD_SHA1] = EVP_MD_fetch(NULL, "SHA1", fq);
+	algs.mac[SG__MAC_HMAC_SHA256] = EVP_MAC_fetch(NULL, "HMAC", fq);
+	algs.mac[SG__MAC_HMAC_SHA512] = EVP_MAC_fetch(NULL, "HMAC", fq);
 
 	algs.classic_ok = algs.cipher[SG__CIPHER_CHACHA20_POLY1305] && algs.cipher[SG__CIPHER_CHACHA20] &&
 			  algs.md[SG__MD_BLAKE2S256] && algs.mac[SG__MAC_BLAKE2S128] &&
