@@ -1,0 +1,181 @@
+/* SecureGuard IKEv2 core: the public interface of src/ike's state machines, sans-I/O like src/wg.
+ *
+ * The core runs IKE SAs and their Child SAs (RFC 7296): IKE_SA_INIT with NAT detection, COOKIE
+ * under load and INVALID_KE_PAYLOAD with the retry; IKE_AUTH with a pre-shared key and the first
+ * Child SA with traffic selector narrowing; INFORMATIONAL DELETE of IKE and Child SAs; liveness
+ * checks (DPD); retransmission with exponential backoff over a message-ID window of one. It never
+ * opens a socket or reads a clock: the caller passes the monotonic time `now` (nanoseconds) into
+ * every call and gets datagrams, installed SAs and events back through the upcall table, as the
+ * WireGuard core does (wg.h). Randomness (SPIs, nonces, key pairs) comes from src/crypto.
+ *
+ * Threading: not thread-safe; one event loop owns an ike_ctx. Upcalls run inside the call that
+ * caused them and must not call back into the context.
+ */
+#ifndef SG_IKE_IKE_H
+#define SG_IKE_IKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+#include "ike/ike_msg.h"
+#include "ike/proposal.h"
+
+#define IKE_PORT       500
+#define IKE_NATT_PORT  4500
+#define IKE_MAX_ID     255
+#define IKE_MAX_PSK    256
+#define IKE_MAX_TS_CFG 8
+/* Retransmission (RFC 7296 2.1), charon's defaults: 4 s, x1.8 each time, 5 retransmits. */
+#define IKE_RETX_BASE_NS (4ull * 1000000000ull)
+#define IKE_RETX_TRIES	 5
+/* Half-open IKE SAs above which IKE_SA_INIT requests must carry a cookie (2.6). */
+#define IKE_COOKIE_THRESHOLD 64
+/* Half-open IKE SAs kept at most (more requests are dropped and counted). */
+#define IKE_MAX_HALF_OPEN 1024
+
+struct ike_endpoint {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	uint16_t port;
+};
+
+struct ike_identity {
+	uint8_t type; /* enum ike_id_type */
+	uint8_t len;
+	uint8_t data[IKE_MAX_ID];
+};
+
+/* A traffic selector range as configured (one address range and protocol/port range). */
+struct ike_ts_cfg {
+	uint8_t type; /* IKE_TS_IPV4_ADDR_RANGE or IKE_TS_IPV6_ADDR_RANGE */
+	uint8_t proto;
+	uint16_t port_start, port_end;
+	uint8_t start[16], end[16];
+};
+
+struct ike_child_cfg {
+	char name[64];
+	struct ike_prop_cfg props[IKE_PROP_MAX];
+	unsigned nprops;
+	struct ike_ts_cfg local_ts[IKE_MAX_TS_CFG], remote_ts[IKE_MAX_TS_CFG];
+	unsigned nlocal_ts, nremote_ts;
+	bool transport; /* transport mode (USE_TRANSPORT_MODE), else tunnel */
+};
+
+enum ike_dpd_action { IKE_DPD_CLEAR = 0, IKE_DPD_RESTART = 1 };
+
+struct ike_peer_cfg {
+	char name[64];
+	struct ike_endpoint remote; /* where an initiator sends IKE_SA_INIT */
+	struct ike_identity local_id, remote_id;
+	uint8_t psk[IKE_MAX_PSK];
+	size_t psk_len;
+	struct ike_prop_cfg props[IKE_PROP_MAX];
+	unsigned nprops;
+	struct ike_child_cfg child; /* the Child SA created with IKE_AUTH */
+	uint64_t dpd_delay_ns;	    /* 0 = no liveness checks */
+	uint64_t dpd_timeout_ns;    /* 0 = the retransmission schedule decides */
+	enum ike_dpd_action dpd_action;
+	bool fips; /* the FIPS profile: only approved algorithms offered or accepted */
+};
+
+enum ike_sa_state {
+	IKE_SA_CONNECTING, /* IKE_SA_INIT sent, or received and answered */
+	IKE_SA_AUTHENTICATING,
+	IKE_SA_ESTABLISHED,
+	IKE_SA_DELETING,
+	IKE_SA_DEAD,
+};
+
+/* A Child SA pair as installed in the data path (ESP). Keys: key || salt for the AEADs. */
+struct ike_child_info {
+	const char *name;
+	uint32_t spi_in, spi_out; /* network byte order values, as on the wire */
+	uint16_t encr, encr_bits, integ;
+	bool esn, transport, encap; /* encap: UDP-encapsulated (RFC 3948) */
+	const uint8_t *key_in, *key_out, *integ_in, *integ_out;
+	size_t key_len, integ_len;
+	const struct ike_ts *local_ts, *remote_ts;
+	unsigned nlocal_ts, nremote_ts;
+	struct ike_endpoint local, remote;
+};
+
+enum ike_event_type {
+	IKE_EV_IKE_UP,	   /* IKE SA established */
+	IKE_EV_IKE_DOWN,   /* IKE SA gone (reason) */
+	IKE_EV_CHILD_UP,   /* Child SA installed */
+	IKE_EV_CHILD_DOWN, /* Child SA removed */
+	IKE_EV_REJECTED,   /* a message was refused (reason) */
+	IKE_EV_RETRANSMIT, /* a request was sent again */
+	IKE_EV_INVALID_KE, /* the peer asked for another group; retrying */
+	IKE_EV_COOKIE,	   /* sent or received a cookie */
+	IKE_EV_DPD_DEAD,   /* liveness check failed */
+};
+
+struct ike_sa;
+
+struct ike_event {
+	enum ike_event_type type;
+	struct ike_sa *sa;  /* may be NULL (a message for no SA) */
+	const char *reason; /* static text or NULL */
+	const char *peer;   /* the peer config's name, or NULL */
+};
+
+struct ike_io {
+	void *ctx;
+	/* One IKE datagram from local port `from_port` to `to`. When from_port is 4500 the
+	 * caller adds the non-ESP marker (RFC 3948 2.2). */
+	void (*send)(void *ctx, uint16_t from_port, const struct ike_endpoint *to,
+		     const uint8_t *buf, size_t len);
+	void (*child_up)(void *ctx, struct ike_sa *sa, const struct ike_child_info *info);
+	void (*child_down)(void *ctx, struct ike_sa *sa, uint32_t spi_in, uint32_t spi_out);
+	void (*event)(void *ctx, const struct ike_event *ev); /* may be NULL */
+};
+
+struct ike_stats {
+	uint64_t rx, rx_invalid, rx_no_sa, rx_auth_failed, rx_dropped_half_open, cookies_sent,
+	    retransmits, ike_up, ike_down;
+};
+
+struct ike_ctx;
+
+struct ike_ctx *ike_new(const struct ike_io *io);
+/* Frees every SA (no DELETE is sent: use ike_terminate first), wiping keys. */
+void ike_free(struct ike_ctx *c);
+
+/* Peers: the configurations IKE SAs are made from (copied). A responder finds the peer by the
+ * initiator's ID (IDi) among those whose remote_id matches. */
+int ike_add_peer(struct ike_ctx *c, const struct ike_peer_cfg *cfg) SG_WUR;
+void ike_remove_peer(struct ike_ctx *c, const char *name);
+
+/* Starts an IKE SA (and its first Child SA) to the named peer. 0, SG_ENOENT, SG_ENOMEM. */
+int ike_initiate(struct ike_ctx *c, const char *peer, uint64_t now) SG_WUR;
+/* Deletes the peer's IKE SAs with an INFORMATIONAL DELETE (waiting for the answer, then
+ * removing them, or after retransmissions fail). */
+int ike_terminate(struct ike_ctx *c, const char *peer, uint64_t now) SG_WUR;
+
+/* One datagram received on local port `port` from `from` (without the non-ESP marker). */
+void ike_receive(struct ike_ctx *c, uint64_t now, uint16_t port, const struct ike_endpoint *from,
+		 uint8_t *buf, size_t len);
+/* Tells the core that ESP traffic arrived for an SA (liveness: no DPD needed meanwhile). */
+void ike_traffic_seen(struct ike_sa *sa, uint64_t now);
+void ike_tick(struct ike_ctx *c, uint64_t now);
+uint64_t ike_next_deadline(const struct ike_ctx *c);
+
+/* Test hook: act as if under load (cookies required). */
+void ike_force_cookies(struct ike_ctx *c, bool on);
+void ike_get_stats(const struct ike_ctx *c, struct ike_stats *out);
+
+/* Inspection (list-sas). */
+struct ike_sa *ike_first_sa(const struct ike_ctx *c);
+struct ike_sa *ike_sa_next(const struct ike_sa *sa);
+enum ike_sa_state ike_sa_state(const struct ike_sa *sa);
+const char *ike_sa_peer_name(const struct ike_sa *sa);
+bool ike_sa_initiator(const struct ike_sa *sa);
+void ike_sa_spis(const struct ike_sa *sa, uint8_t spi_i[8], uint8_t spi_r[8]);
+const struct ike_chosen *ike_sa_proposal(const struct ike_sa *sa);
+unsigned ike_sa_child_count(const struct ike_sa *sa);
+
+#endif

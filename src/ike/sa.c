@@ -1,0 +1,1439 @@
+/* IKEv2 state machines (ike.h): IKE SAs, their exchanges and Child SAs. Section numbers are
+ * RFC 7296's unless another RFC is named.
+ *
+ * NAT traversal: the data path carries ESP in UDP (RFC 3948) in every case, so the core always
+ * pretends to be behind a NAT (2.23 allows a host to do so; strongSwan's encap=yes does the same):
+ * its NAT_DETECTION_SOURCE_IP never matches, both sides move to port 4500 after IKE_SA_INIT, and
+ * the peer address follows the source of authenticated messages.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <secureguard/sg_errors.h>
+
+#include "crypto/ipsec.h"
+#include "ike/ike.h"
+#include "ike/keys.h"
+
+#define SCRATCH		     16384
+#define HALF_OPEN_TIMEOUT_NS (30ull * 1000000000ull)
+#define NONCE_LEN	     32
+
+enum req_kind { REQ_NONE, REQ_INIT, REQ_AUTH, REQ_DELETE_IKE, REQ_DPD };
+
+struct ike_child {
+	struct ike_child *next;
+	uint32_t spi_in, spi_out;
+	struct ike_chosen prop;
+	struct ike_child_keys keys;
+	struct ike_ts_payload local_ts, remote_ts;
+	bool transport;
+};
+
+struct ike_peer {
+	struct ike_peer *next;
+	struct ike_peer_cfg cfg;
+};
+
+struct ike_sa {
+	struct ike_sa *next;
+	struct ike_ctx *ctx;
+	struct ike_peer *peer; /* NULL for a responder until IKE_AUTH names the initiator */
+	enum ike_sa_state state;
+	bool initiator;
+	uint8_t spi_i[8], spi_r[8];
+	struct ike_endpoint remote;
+	uint16_t local_port;
+	struct ike_chosen prop;
+	struct sg_ke *ke;
+	uint16_t ke_group;
+	uint8_t ni[IKE_NONCE_MAX], nr[IKE_NONCE_MAX];
+	size_t ni_len, nr_len;
+	uint8_t *msg1, *msg2; /* IKE_SA_INIT request and response, signed by AUTH (2.15) */
+	size_t msg1_len, msg2_len;
+	uint8_t cookie[64];
+	size_t cookie_len;
+	struct ike_sa_keys keys;
+	bool keyed;
+	uint32_t next_mid; /* our next request */
+	uint32_t peer_mid; /* the peer's next request */
+	/* The request in flight (window of one). */
+	uint8_t *req;
+	size_t req_len;
+	enum req_kind req_kind;
+	unsigned retx;
+	uint64_t retx_at, req_deadline;
+	/* The last response, for a retransmitted request. */
+	uint8_t *resp;
+	size_t resp_len;
+	uint32_t resp_mid;
+	bool have_resp;
+	uint32_t child_spi; /* our inbound SPI offered in IKE_AUTH */
+	struct ike_child *children;
+	uint64_t last_rx, expire_at;
+};
+
+struct ike_ctx {
+	struct ike_io io;
+	struct ike_peer *peers;
+	struct ike_sa *sas;
+	unsigned half_open;
+	bool force_cookies;
+	uint8_t cookie_secret[32];
+	struct ike_stats stats;
+	uint8_t scratch[SCRATCH];
+};
+
+static const uint8_t zero_spi[8];
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static void event(struct ike_ctx *c, enum ike_event_type t, struct ike_sa *sa, const char *why)
+{
+	if (!c->io.event)
+		return;
+	struct ike_event ev = {
+	    .type = t, .sa = sa, .reason = why, .peer = sa && sa->peer ? sa->peer->cfg.name : NULL};
+	c->io.event(c->io.ctx, &ev);
+}
+
+static void reject(struct ike_ctx *c, struct ike_sa *sa, const char *why)
+{
+	event(c, IKE_EV_REJECTED, sa, why);
+}
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t n)
+{
+	uint8_t *d = malloc(n ? n : 1);
+	if (d && n)
+		memcpy(d, p, n);
+	return d;
+}
+
+static void free_wiped(uint8_t *p, size_t n)
+{
+	if (p) {
+		sg_memzero(p, n);
+		free(p);
+	}
+}
+
+static uint32_t new_child_spi(void)
+{
+	/* SPIs 0..255 are reserved (RFC 4303 2.1). */
+	uint32_t s;
+	do
+		s = sg_random_u32();
+	while (s < 256);
+	return s;
+}
+
+static bool is_half_open(const struct ike_sa *sa)
+{
+	return !sa->initiator && sa->state == IKE_SA_CONNECTING;
+}
+
+static void set_state(struct ike_sa *sa, enum ike_sa_state st)
+{
+	if (is_half_open(sa))
+		sa->ctx->half_open--;
+	sa->state = st;
+	if (is_half_open(sa))
+		sa->ctx->half_open++;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* ---- SA lifecycle ------------------------------------------------------------------------ */
+
+static void child_free(struct ike_sa *sa, struct ike_child *ch, bool notify)
+{
+	if (notify && sa->ctx->io.child_down) {
+		sa->ctx->io.child_down(sa->ctx->io.ctx, sa, ch->spi_in, ch->spi_out);
+		event(sa->ctx, IKE_EV_CHILD_DOWN, sa, NULL);
+	}
+	ike_child_keys_wipe(&ch->keys);
+	sg_memzero(ch, sizeof(*ch));
+	free(ch);
+}
+
+static void sa_unlink_free(struct ike_sa *sa, bool notify, const char *why)
+{
+	struct ike_ctx *c = sa->ctx;
+	for (struct ike_sa **pp = &c->sas; *pp; pp = &(*pp)->next)
+		if (*pp == sa) {
+			*pp = sa->next;
+			break;
+		}
+	if (is_half_open(sa))
+		c->half_open--;
+	while (sa->children) {
+		struct ike_child *ch = sa->children;
+		sa->children = ch->next;
+		child_free(sa, ch, notify);
+	}
+	if (notify && sa->state >= IKE_SA_ESTABLISHED) {
+		c->stats.ike_down++;
+		event(c, IKE_EV_IKE_DOWN, sa, why);
+	} else if (notify && why) {
+		event(c, IKE_EV_IKE_DOWN, sa, why);
+	}
+	sg_ke_free(sa->ke);
+	ike_sa_keys_wipe(&sa->keys);
+	free_wiped(sa->msg1, sa->msg1_len);
+	free_wiped(sa->msg2, sa->msg2_len);
+	free_wiped(sa->req, sa->req_len);
+	free_wiped(sa->resp, sa->resp_len);
+	sg_memzero(sa, sizeof(*sa));
+	free(sa);
+}
+
+static struct ike_sa *sa_new(struct ike_ctx *c, bool initiator)
+{
+	struct ike_sa *sa = calloc(1, sizeof(*sa));
+	if (!sa)
+		return NULL;
+	sa->ctx = c;
+	sa->initiator = initiator;
+	sa->state = IKE_SA_CONNECTING;
+	sa->local_port = IKE_PORT;
+	if (!initiator)
+		c->half_open++;
+	sa->next = c->sas;
+	c->sas = sa;
+	return sa;
+}
+
+static struct ike_sa *find_sa(struct ike_ctx *c, const uint8_t spi_i[8], const uint8_t spi_r[8],
+			      bool any_r)
+{
+	for (struct ike_sa *sa = c->sas; sa; sa = sa->next)
+		if (!memcmp(sa->spi_i, spi_i, 8) && (any_r || !memcmp(sa->spi_r, spi_r, 8)))
+			return sa;
+	return NULL;
+}
+
+static struct ike_peer *find_peer(struct ike_ctx *c, const char *name)
+{
+	for (struct ike_peer *p = c->peers; p; p = p->next)
+		if (!strcmp(p->cfg.name, name))
+			return p;
+	return NULL;
+}
+
+/* ---- sending ------------------------------------------------------------------------------- */
+
+static void send_to(struct ike_sa *sa, const uint8_t *buf, size_t len)
+{
+	sa->ctx->io.send(sa->ctx->io.ctx, sa->local_port, &sa->remote, buf, len);
+}
+
+static void begin_msg(struct ike_sa *sa, struct ike_buf *b, uint8_t exchange, bool response,
+		      uint32_t mid)
+{
+	struct ike_header h = {.exchange = exchange,
+			       .flags = (uint8_t)((sa->initiator ? IKE_FLAG_INITIATOR : 0) |
+						  (response ? IKE_FLAG_RESPONSE : 0)),
+			       .msg_id = mid};
+	memcpy(h.spi_i, sa->spi_i, 8);
+	memcpy(h.spi_r, sa->spi_r, 8);
+	ike_buf_init(b, sa->ctx->scratch, sizeof(sa->ctx->scratch));
+	ike_put_header(b, &h);
+}
+
+/* Sends a request built in scratch and keeps it for retransmission. */
+static int send_request(struct ike_sa *sa, struct ike_buf *b, enum req_kind kind, uint64_t now)
+{
+	free_wiped(sa->req, sa->req_len);
+	sa->req = dup_bytes(b->p, b->len);
+	if (!sa->req)
+		return SG_ENOMEM;
+	sa->req_len = b->len;
+	sa->req_kind = kind;
+	sa->retx = 0;
+	sa->retx_at = now + IKE_RETX_BASE_NS;
+	uint64_t total = 0, t = IKE_RETX_BASE_NS;
+	for (unsigned i = 0; i <= IKE_RETX_TRIES; i++, t = t * 9 / 5)
+		total += t;
+	sa->req_deadline = now + total;
+	if (kind == REQ_DPD && sa->peer && sa->peer->cfg.dpd_timeout_ns)
+		sa->req_deadline = now + sa->peer->cfg.dpd_timeout_ns;
+	send_to(sa, sa->req, sa->req_len);
+	return 0;
+}
+
+static void request_done(struct ike_sa *sa)
+{
+	free_wiped(sa->req, sa->req_len);
+	sa->req = NULL;
+	sa->req_len = 0;
+	sa->req_kind = REQ_NONE;
+}
+
+static void send_response(struct ike_sa *sa, struct ike_buf *b, uint32_t mid)
+{
+	free_wiped(sa->resp, sa->resp_len);
+	sa->resp = dup_bytes(b->p, b->len);
+	sa->resp_len = sa->resp ? b->len : 0;
+	sa->resp_mid = mid;
+	sa->have_resp = sa->resp != NULL;
+	send_to(sa, b->p, b->len);
+}
+
+/* An unencrypted reply to an IKE_SA_INIT request that creates no state (INVALID_KE, COOKIE,
+ * NO_PROPOSAL_CHOSEN): 2.6, 1.3. */
+static void reply_notify_stateless(struct ike_ctx *c, uint16_t port, const struct ike_endpoint *to,
+				   const struct ike_header *req, uint16_t type, const uint8_t *data,
+				   size_t len)
+{
+	struct ike_buf b;
+	struct ike_header h = {.exchange = IKE_SA_INIT, .flags = IKE_FLAG_RESPONSE, .msg_id = 0};
+	memcpy(h.spi_i, req->spi_i, 8);
+	ike_buf_init(&b, c->scratch, sizeof(c->scratch));
+	ike_put_header(&b, &h);
+	ike_put_notify(&b, 0, NULL, 0, type, data, len);
+	if (ike_finish(&b) == 0)
+		c->io.send(c->io.ctx, port, to, b.p, b.len);
+}
+
+/* NAT detection data (2.23): SHA-1(SPIi | SPIr | IP | port). The source hash is of a random
+ * address: see the comment at the top. */
+static void nat_d(uint8_t out[20], const uint8_t spi_i[8], const uint8_t spi_r[8],
+		  const struct ike_endpoint *ep, bool fake)
+{
+	uint8_t port[2] = {(uint8_t)(ep->port >> 8), (uint8_t)ep->port};
+	uint8_t rnd[16];
+	size_t alen = ep->family == AF_INET ? 4 : 16;
+	if (fake && !sg_random_bytes(rnd, sizeof(rnd)))
+		memset(rnd, 0xa5, sizeof(rnd));
+	struct sg_iov iov[4] = {{spi_i, 8}, {spi_r, 8}, {fake ? rnd : ep->addr, alen}, {port, 2}};
+	if (!sg_sha1(out, iov, 4))
+		memset(out, 0, 20);
+}
+
+/* ---- traffic selectors (2.9) ------------------------------------------------------------- */
+
+static void ts_from_cfg(const struct ike_ts_cfg *cfg, unsigned n, struct ike_ts_payload *out)
+{
+	out->n = 0;
+	for (unsigned i = 0; i < n && out->n < IKE_MAX_TS; i++) {
+		struct ike_ts *t = &out->ts[out->n++];
+		memset(t, 0, sizeof(*t));
+		t->type = cfg[i].type;
+		t->proto = cfg[i].proto;
+		t->port_start = cfg[i].port_start;
+		t->port_end = cfg[i].port_end;
+		memcpy(t->start, cfg[i].start, 16);
+		memcpy(t->end, cfg[i].end, 16);
+	}
+}
+
+/* The intersection of the peer's selectors with ours: each pair that overlaps in address,
+ * protocol and ports gives one narrowed selector. */
+static void ts_narrow(const struct ike_ts_payload *theirs, const struct ike_ts_cfg *ours,
+		      unsigned nours, struct ike_ts_payload *out)
+{
+	out->n = 0;
+	for (unsigned i = 0; i < theirs->n; i++)
+		for (unsigned j = 0; j < nours && out->n < IKE_MAX_TS; j++) {
+			const struct ike_ts *a = &theirs->ts[i];
+			const struct ike_ts_cfg *b = &ours[j];
+			if (a->type != b->type)
+				continue;
+			size_t al = a->type == IKE_TS_IPV4_ADDR_RANGE ? 4 : 16;
+			if (a->proto && b->proto && a->proto != b->proto)
+				continue;
+			struct ike_ts r;
+			memset(&r, 0, sizeof(r));
+			r.type = a->type;
+			r.proto = a->proto ? a->proto : b->proto;
+			r.port_start = SG_MAX(a->port_start, b->port_start);
+			r.port_end = SG_MIN(a->port_end, b->port_end);
+			memcpy(r.start, memcmp(a->start, b->start, al) > 0 ? a->start : b->start,
+			       al);
+			memcpy(r.end, memcmp(a->end, b->end, al) < 0 ? a->end : b->end, al);
+			if (r.port_start > r.port_end || memcmp(r.start, r.end, al) > 0)
+				continue;
+			out->ts[out->n++] = r;
+		}
+}
+
+/* True if every selector of `sub` lies within one of `sup` (the responder may only narrow). */
+static bool ts_within(const struct ike_ts_payload *sub, const struct ike_ts_payload *sup)
+{
+	for (unsigned i = 0; i < sub->n; i++) {
+		const struct ike_ts *a = &sub->ts[i];
+		size_t al = a->type == IKE_TS_IPV4_ADDR_RANGE ? 4 : 16;
+		bool ok = false;
+		for (unsigned j = 0; j < sup->n && !ok; j++) {
+			const struct ike_ts *b = &sup->ts[j];
+			ok = a->type == b->type && (!b->proto || a->proto == b->proto) &&
+			     a->port_start >= b->port_start && a->port_end <= b->port_end &&
+			     memcmp(a->start, b->start, al) >= 0 && memcmp(a->end, b->end, al) <= 0;
+		}
+		if (!ok)
+			return false;
+	}
+	return sub->n > 0;
+}
+
+/* ---- AUTH (2.15) --------------------------------------------------------------------------- */
+
+/* AUTH = prf(prf(PSK, "Key Pad for IKEv2"), <SignedOctets>), SignedOctets = RealMessage |
+ * Nonce of the other side | prf(SK_p, ID payload body). */
+static bool psk_auth(const struct ike_sa *sa, bool of_initiator, const uint8_t *psk, size_t psk_len,
+		     const uint8_t *id_body, size_t id_len, uint8_t *out)
+{
+	static const char pad[] = "Key Pad for IKEv2";
+	uint16_t prf = sa->keys.prf;
+	size_t pl = sa->keys.prf_len;
+	uint8_t key[SG_PRF_MAX_LEN], maced[SG_PRF_MAX_LEN];
+	struct sg_iov p = {pad, sizeof(pad) - 1}, id = {id_body, id_len};
+	bool ok = sg_prf(prf, key, psk, psk_len, &p, 1) &&
+		  sg_prf(prf, maced, of_initiator ? sa->keys.sk_pi : sa->keys.sk_pr, pl, &id, 1);
+	if (ok) {
+		struct sg_iov so[3] = {
+		    {of_initiator ? sa->msg1 : sa->msg2,
+		     of_initiator ? sa->msg1_len : sa->msg2_len},
+		    {of_initiator ? sa->nr : sa->ni, of_initiator ? sa->nr_len : sa->ni_len},
+		    {maced, pl}};
+		ok = sg_prf(prf, out, key, pl, so, 3);
+	}
+	sg_memzero(key, sizeof(key));
+	sg_memzero(maced, sizeof(maced));
+	return ok;
+}
+
+static void id_body(const struct ike_identity *id, uint8_t *out, size_t *len)
+{
+	out[0] = id->type;
+	out[1] = out[2] = out[3] = 0;
+	memcpy(out + 4, id->data, id->len);
+	*len = 4u + id->len;
+}
+
+static bool id_equal(const struct ike_identity *cfg, const struct ike_id *got)
+{
+	return cfg->type == got->type && cfg->len == got->len &&
+	       !memcmp(cfg->data, got->data, got->len);
+}
+
+/* ---- Child SAs ------------------------------------------------------------------------------ */
+
+static void install_child(struct ike_sa *sa, struct ike_child *ch)
+{
+	const struct ike_child_keys *k = &ch->keys;
+	bool in_is_i = !sa->initiator; /* the initiator's SA carries data to the responder */
+	struct ike_child_info info = {
+	    .name = sa->peer->cfg.child.name,
+	    .spi_in = ch->spi_in,
+	    .spi_out = ch->spi_out,
+	    .encr = k->encr,
+	    .encr_bits = k->encr_bits,
+	    .integ = k->integ,
+	    .esn = ch->prop.esn != 0,
+	    .transport = ch->transport,
+	    .encap = true,
+	    .key_in = in_is_i ? k->enc_i : k->enc_r,
+	    .key_out = in_is_i ? k->enc_r : k->enc_i,
+	    .integ_in = in_is_i ? k->int_i : k->int_r,
+	    .integ_out = in_is_i ? k->int_r : k->int_i,
+	    .key_len = k->enc_len,
+	    .integ_len = k->int_len,
+	    .local_ts = ch->local_ts.ts,
+	    .remote_ts = ch->remote_ts.ts,
+	    .nlocal_ts = ch->local_ts.n,
+	    .nremote_ts = ch->remote_ts.n,
+	    .remote = sa->remote,
+	};
+	info.local.port = sa->local_port;
+	ch->next = sa->children;
+	sa->children = ch;
+	if (sa->ctx->io.child_up)
+		sa->ctx->io.child_up(sa->ctx->io.ctx, sa, &info);
+	event(sa->ctx, IKE_EV_CHILD_UP, sa, NULL);
+}
+
+static void established(struct ike_sa *sa, uint64_t now)
+{
+	set_state(sa, IKE_SA_ESTABLISHED);
+	sa->last_rx = now;
+	sa->expire_at = 0;
+	sa->ctx->stats.ike_up++;
+	event(sa->ctx, IKE_EV_IKE_UP, sa, NULL);
+	/* The IKE_SA_INIT messages and the key pair are no longer needed. */
+	free_wiped(sa->msg1, sa->msg1_len);
+	free_wiped(sa->msg2, sa->msg2_len);
+	sa->msg1 = sa->msg2 = NULL;
+	sg_ke_free(sa->ke);
+	sa->ke = NULL;
+}
+
+/* ---- initiator --------------------------------------------------------------------------- */
+
+static int send_init(struct ike_sa *sa, uint64_t now)
+{
+	const struct ike_peer_cfg *cfg = &sa->peer->cfg;
+	struct ike_buf b;
+	struct ike_sa_payload sap;
+	uint8_t pub[SG_KE_MAX_PUBLIC], nd[20];
+	if (!sa->ke || sg_ke_group(sa->ke) != sa->ke_group) {
+		sg_ke_free(sa->ke);
+		sa->ke = sg_ke_new(sa->ke_group);
+		if (!sa->ke)
+			return SG_ECRYPTO;
+	}
+	if (!sg_ke_public(sa->ke, pub))
+		return SG_ECRYPTO;
+	/* 2.6: a retry with a cookie repeats every other payload unchanged (the cookie covers
+	 * Ni), so the nonce is made once per IKE SA. */
+	if (!sa->ni_len) {
+		sa->ni_len = NONCE_LEN;
+		if (!sg_random_bytes(sa->ni, sa->ni_len))
+			return SG_ECRYPTO;
+	}
+	memset(sa->spi_r, 0, 8);
+	sa->next_mid = 0;
+	begin_msg(sa, &b, IKE_SA_INIT, false, 0);
+	/* 2.6: the cookie goes first. */
+	if (sa->cookie_len)
+		ike_put_notify(&b, 0, NULL, 0, IKE_N_COOKIE, sa->cookie, sa->cookie_len);
+	ike_prop_offer(cfg->props, cfg->nprops, NULL, 0, &sap);
+	ike_put_sa(&b, &sap);
+	ike_put_ke(&b, sa->ke_group, pub, sg_ke_public_len(sa->ke_group));
+	ike_put_nonce(&b, sa->ni, sa->ni_len);
+	nat_d(nd, sa->spi_i, zero_spi, &sa->remote, true);
+	ike_put_notify(&b, 0, NULL, 0, IKE_N_NAT_DETECTION_SOURCE_IP, nd, 20);
+	nat_d(nd, sa->spi_i, zero_spi, &sa->remote, false);
+	ike_put_notify(&b, 0, NULL, 0, IKE_N_NAT_DETECTION_DESTINATION_IP, nd, 20);
+	int err = ike_finish(&b);
+	if (err)
+		return err;
+	free_wiped(sa->msg1, sa->msg1_len);
+	sa->msg1 = dup_bytes(b.p, b.len);
+	sa->msg1_len = b.len;
+	if (!sa->msg1)
+		return SG_ENOMEM;
+	sa->next_mid = 1;
+	return send_request(sa, &b, REQ_INIT, now);
+}
+
+int ike_initiate(struct ike_ctx *c, const char *name, uint64_t now)
+{
+	struct ike_peer *p = find_peer(c, name);
+	if (!p)
+		return SG_ENOENT;
+	struct ike_sa *sa = sa_new(c, true);
+	if (!sa)
+		return SG_ENOMEM;
+	sa->peer = p;
+	sa->remote = p->cfg.remote;
+	if (!sg_random_bytes(sa->spi_i, 8)) {
+		sa_unlink_free(sa, false, NULL);
+		return SG_ECRYPTO;
+	}
+	sa->ke_group = p->cfg.props[0].alg[IKE_TRANS_KE][0].id;
+	int err = send_init(sa, now);
+	if (err)
+		sa_unlink_free(sa, false, NULL);
+	return err;
+}
+
+static bool group_offered(const struct ike_peer_cfg *cfg, uint16_t g)
+{
+	for (unsigned i = 0; i < cfg->nprops; i++)
+		for (unsigned j = 0; j < cfg->props[i].n[IKE_TRANS_KE]; j++)
+			if (cfg->props[i].alg[IKE_TRANS_KE][j].id == g)
+				return true;
+	return false;
+}
+
+static void fail_sa(struct ike_sa *sa, const char *why)
+{
+	reject(sa->ctx, sa, why);
+	sa_unlink_free(sa, true, why);
+}
+
+static int send_auth(struct ike_sa *sa, uint64_t now)
+{
+	const struct ike_peer_cfg *cfg = &sa->peer->cfg;
+	uint8_t idb[4 + IKE_MAX_ID], auth[SG_PRF_MAX_LEN];
+	size_t idl;
+	struct ike_buf b;
+	struct ike_sa_payload sap;
+	struct ike_ts_payload tsi, tsr;
+	uint8_t spi[4];
+	id_body(&cfg->local_id, idb, &idl);
+	if (!psk_auth(sa, true, cfg->psk, cfg->psk_len, idb, idl, auth))
+		return SG_ECRYPTO;
+	sa->child_spi = new_child_spi();
+	put_be32(spi, sa->child_spi);
+	begin_msg(sa, &b, IKE_AUTH, false, sa->next_mid);
+	ike_begin_sk(&b, &sa->keys.out);
+	ike_put_id(&b, IKE_PL_IDI, cfg->local_id.type, cfg->local_id.data, cfg->local_id.len);
+	ike_put_auth(&b, IKE_AUTH_PSK, auth, sa->keys.prf_len);
+	if (cfg->child.transport)
+		ike_put_notify(&b, 0, NULL, 0, IKE_N_USE_TRANSPORT_MODE, NULL, 0);
+	ike_prop_offer(cfg->child.props, cfg->child.nprops, spi, 4, &sap);
+	ike_put_sa(&b, &sap);
+	ts_from_cfg(cfg->child.local_ts, cfg->child.nlocal_ts, &tsi);
+	ts_from_cfg(cfg->child.remote_ts, cfg->child.nremote_ts, &tsr);
+	ike_put_ts(&b, IKE_PL_TSI, &tsi);
+	ike_put_ts(&b, IKE_PL_TSR, &tsr);
+	sg_memzero(auth, sizeof(auth));
+	int err = ike_seal_sk(&b, &sa->keys.out);
+	if (err)
+		return err;
+	sa->next_mid++;
+	set_state(sa, IKE_SA_AUTHENTICATING);
+	return send_request(sa, &b, REQ_AUTH, now);
+}
+
+static void init_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
+{
+	const struct ike_peer_cfg *cfg = &sa->peer->cfg;
+	const char *why = NULL;
+	struct ike_notify n;
+	const struct ike_payload *p;
+	/* Error notifies first (1.2, 2.6, 1.3). */
+	if ((p = ike_find_notify(m, IKE_N_COOKIE)) &&
+	    !ike_parse_notify(p->body, p->len, &n, &why)) {
+		if (n.len < 1 || n.len > sizeof(sa->cookie) || sa->cookie_len) {
+			fail_sa(sa, "bad or repeated COOKIE from the responder");
+			return;
+		}
+		memcpy(sa->cookie, n.data, n.len);
+		sa->cookie_len = n.len;
+		event(sa->ctx, IKE_EV_COOKIE, sa, "responder asked for a cookie");
+		if (send_init(sa, now))
+			fail_sa(sa, "could not resend IKE_SA_INIT");
+		return;
+	}
+	if ((p = ike_find_notify(m, IKE_N_INVALID_KE_PAYLOAD)) &&
+	    !ike_parse_notify(p->body, p->len, &n, &why)) {
+		uint16_t g = n.len == 2 ? (uint16_t)(n.data[0] << 8 | n.data[1]) : 0;
+		if (!g || g == sa->ke_group || !group_offered(cfg, g)) {
+			fail_sa(sa, "INVALID_KE_PAYLOAD names a group we did not offer");
+			return;
+		}
+		sa->ke_group = g;
+		event(sa->ctx, IKE_EV_INVALID_KE, sa, "responder asked for another group");
+		if (send_init(sa, now))
+			fail_sa(sa, "could not resend IKE_SA_INIT");
+		return;
+	}
+	for (unsigned i = 0; i < m->npl; i++)
+		if (m->pl[i].type == IKE_PL_NOTIFY &&
+		    !ike_parse_notify(m->pl[i].body, m->pl[i].len, &n, &why) &&
+		    IKE_N_IS_ERROR(n.type)) {
+			fail_sa(sa, n.type == IKE_N_NO_PROPOSAL_CHOSEN
+					? "peer: NO_PROPOSAL_CHOSEN"
+					: "peer answered with an error notify");
+			return;
+		}
+	struct ike_sa_payload sap;
+	struct ike_ke ke;
+	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pke = ike_find(m, IKE_PL_KE),
+				 *pn = ike_find(m, IKE_PL_NONCE);
+	if (!psa || !pke || !pn || ike_parse_sa(psa->body, psa->len, &sap, &why) ||
+	    ike_parse_ke(pke->body, pke->len, &ke, &why) ||
+	    ike_parse_nonce(pn->body, pn->len, &why) ||
+	    ike_prop_accept(cfg->props, cfg->nprops, &sap, &sa->prop, &why)) {
+		fail_sa(sa, why ? why : "IKE_SA_INIT response lacks SA, KE or Nonce");
+		return;
+	}
+	if (ke.group != sa->ke_group || sa->prop.ke != sa->ke_group) {
+		fail_sa(sa, "the responder's KE group differs from ours");
+		return;
+	}
+	memcpy(sa->spi_r, m->hdr.spi_r, 8);
+	memcpy(sa->nr, pn->body, pn->len);
+	sa->nr_len = pn->len;
+	uint8_t gir[SG_KE_MAX_SHARED];
+	size_t gl = sg_ke_shared_len(sa->ke_group);
+	if (sg_ke_derive(sa->ke, ke.data, ke.len, gir) ||
+	    ike_derive_sa_keys(&sa->prop, true, gir, gl, sa->ni, sa->ni_len, sa->nr, sa->nr_len,
+			       sa->spi_i, sa->spi_r, 0, NULL, &sa->keys)) {
+		sg_memzero(gir, sizeof(gir));
+		fail_sa(sa, "the responder's KE value is invalid");
+		return;
+	}
+	sg_memzero(gir, sizeof(gir));
+	sa->keyed = true;
+	free_wiped(sa->msg2, sa->msg2_len);
+	sa->msg2 = dup_bytes(m->raw, m->hdr.length);
+	sa->msg2_len = m->hdr.length;
+	request_done(sa);
+	/* NAT-T (2.23, RFC 3948): on to port 4500. */
+	sa->local_port = IKE_NATT_PORT;
+	sa->remote.port = IKE_NATT_PORT;
+	if (!sa->msg2 || send_auth(sa, now))
+		fail_sa(sa, "could not send IKE_AUTH");
+}
+
+static void auth_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
+{
+	const struct ike_peer_cfg *cfg = &sa->peer->cfg;
+	const char *why = NULL;
+	struct ike_notify n;
+	for (unsigned i = 0; i < m->npl; i++)
+		if (m->pl[i].type == IKE_PL_NOTIFY &&
+		    !ike_parse_notify(m->pl[i].body, m->pl[i].len, &n, &why) &&
+		    n.type == IKE_N_AUTHENTICATION_FAILED) {
+			fail_sa(sa, "peer: AUTHENTICATION_FAILED");
+			return;
+		}
+	const struct ike_payload *pid = ike_find(m, IKE_PL_IDR), *pa = ike_find(m, IKE_PL_AUTH);
+	struct ike_id id;
+	struct ike_auth auth;
+	uint8_t want[SG_PRF_MAX_LEN];
+	if (!pid || !pa || ike_parse_id(pid->body, pid->len, &id, &why) ||
+	    ike_parse_auth(pa->body, pa->len, &auth, &why)) {
+		fail_sa(sa, why ? why : "IKE_AUTH response lacks IDr or AUTH");
+		return;
+	}
+	if (!id_equal(&cfg->remote_id, &id)) {
+		fail_sa(sa, "the responder's identity is not the configured one");
+		return;
+	}
+	if (auth.method != IKE_AUTH_PSK || auth.len != sa->keys.prf_len ||
+	    !psk_auth(sa, false, cfg->psk, cfg->psk_len, id.body, id.body_len, want) ||
+	    !sg_memeq(want, auth.data, auth.len)) {
+		sg_memzero(want, sizeof(want));
+		sa->ctx->stats.rx_auth_failed++;
+		fail_sa(sa, "the responder's AUTH does not verify");
+		return;
+	}
+	sg_memzero(want, sizeof(want));
+	request_done(sa);
+	established(sa, now);
+	/* The Child SA: absent (an error notify) leaves the IKE SA up without it (1.2). */
+	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pti = ike_find(m, IKE_PL_TSI),
+				 *ptr = ike_find(m, IKE_PL_TSR);
+	struct ike_sa_payload sap;
+	struct ike_child *ch = calloc(1, sizeof(*ch));
+	struct ike_ts_payload ours_i, ours_r;
+	if (!ch)
+		return;
+	if (!psa || !pti || !ptr || ike_parse_sa(psa->body, psa->len, &sap, &why) ||
+	    ike_prop_accept(cfg->child.props, cfg->child.nprops, &sap, &ch->prop, &why) ||
+	    ch->prop.spi_len != 4 || ike_parse_ts(pti->body, pti->len, &ch->local_ts, &why) ||
+	    ike_parse_ts(ptr->body, ptr->len, &ch->remote_ts, &why)) {
+		reject(sa->ctx, sa, why ? why : "no Child SA in the IKE_AUTH response");
+		free(ch);
+		return;
+	}
+	ts_from_cfg(cfg->child.local_ts, cfg->child.nlocal_ts, &ours_i);
+	ts_from_cfg(cfg->child.remote_ts, cfg->child.nremote_ts, &ours_r);
+	if (!ts_within(&ch->local_ts, &ours_i) || !ts_within(&ch->remote_ts, &ours_r)) {
+		reject(sa->ctx, sa, "the responder widened the traffic selectors");
+		free(ch);
+		return;
+	}
+	ch->transport = cfg->child.transport && ike_find_notify(m, IKE_N_USE_TRANSPORT_MODE);
+	ch->spi_in = sa->child_spi;
+	ch->spi_out = get_be32(ch->prop.spi);
+	if (ike_derive_child_keys(&ch->prop, sa->keys.prf, sa->keys.sk_d, NULL, 0, sa->ni,
+				  sa->ni_len, sa->nr, sa->nr_len, &ch->keys)) {
+		free(ch);
+		return;
+	}
+	install_child(sa, ch);
+}
+
+/* ---- responder ----------------------------------------------------------------------------- */
+
+/* 2.6: Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>). */
+static void make_cookie(struct ike_ctx *c, const uint8_t *ni, size_t ni_len,
+			const struct ike_endpoint *from, const uint8_t spi_i[8], uint8_t out[33])
+{
+	out[0] = 1;
+	struct sg_iov iov[4] = {{ni, ni_len},
+				{from->addr, from->family == AF_INET ? 4 : 16},
+				{spi_i, 8},
+				{c->cookie_secret, sizeof(c->cookie_secret)}};
+	if (!sg_sha2(32, out + 1, iov, 4))
+		memset(out + 1, 0, 32);
+}
+
+static const struct ike_peer_cfg *any_responder_cfg(struct ike_ctx *c)
+{
+	/* IKE_SA_INIT does not say who the initiator is: proposals are matched against the
+	 * first peer's (every peer of one daemon shares its IKE proposals in practice; the
+	 * identity check in IKE_AUTH then binds the SA to its peer). */
+	return c->peers ? &c->peers->cfg : NULL;
+}
+
+static void init_request(struct ike_ctx *c, uint16_t port, const struct ike_endpoint *from,
+			 struct ike_msg *m, uint64_t now)
+{
+	const char *why = NULL;
+	struct ike_sa *sa = find_sa(c, m->hdr.spi_i, zero_spi, true);
+	if (sa && !sa->initiator && sa->state == IKE_SA_CONNECTING && sa->have_resp &&
+	    sa->msg1_len == m->hdr.length && !memcmp(sa->msg1, m->raw, m->hdr.length)) {
+		send_to(sa, sa->resp, sa->resp_len); /* a retransmitted request */
+		return;
+	}
+	if (sa) {
+		reject(c, NULL, "IKE_SA_INIT for an SPI in use");
+		return;
+	}
+	if (memcmp(m->hdr.spi_r, zero_spi, 8) || m->hdr.msg_id != 0) {
+		reject(c, NULL, "IKE_SA_INIT request with a responder SPI or message ID");
+		return;
+	}
+	const struct ike_peer_cfg *cfg = any_responder_cfg(c);
+	if (!cfg) {
+		reject(c, NULL, "IKE_SA_INIT but no connection is configured");
+		return;
+	}
+	const struct ike_payload *pn = ike_find(m, IKE_PL_NONCE), *psa = ike_find(m, IKE_PL_SA),
+				 *pke = ike_find(m, IKE_PL_KE);
+	if (!pn || !psa || !pke || ike_parse_nonce(pn->body, pn->len, &why)) {
+		reject(c, NULL, why ? why : "IKE_SA_INIT lacks SA, KE or Nonce");
+		return;
+	}
+	/* Cookies under load (2.6): stateless until the initiator proves its address. */
+	if (c->force_cookies || c->half_open >= IKE_COOKIE_THRESHOLD) {
+		uint8_t want[33];
+		struct ike_notify n;
+		make_cookie(c, pn->body, pn->len, from, m->hdr.spi_i, want);
+		bool ok = m->npl && m->pl[0].type == IKE_PL_NOTIFY &&
+			  !ike_parse_notify(m->pl[0].body, m->pl[0].len, &n, &why) &&
+			  n.type == IKE_N_COOKIE && n.len == sizeof(want) &&
+			  sg_memeq(n.data, want, sizeof(want));
+		if (!ok) {
+			c->stats.cookies_sent++;
+			event(c, IKE_EV_COOKIE, NULL, "asked the initiator for a cookie");
+			reply_notify_stateless(c, port, from, &m->hdr, IKE_N_COOKIE, want,
+					       sizeof(want));
+			return;
+		}
+	}
+	if (c->half_open >= IKE_MAX_HALF_OPEN) {
+		c->stats.rx_dropped_half_open++;
+		reject(c, NULL, "too many half-open IKE SAs");
+		return;
+	}
+	struct ike_sa_payload sap;
+	struct ike_ke ke;
+	struct ike_chosen ch;
+	if (ike_parse_sa(psa->body, psa->len, &sap, &why) ||
+	    ike_parse_ke(pke->body, pke->len, &ke, &why)) {
+		reject(c, NULL, why);
+		reply_notify_stateless(c, port, from, &m->hdr, IKE_N_INVALID_SYNTAX, NULL, 0);
+		return;
+	}
+	if (ike_prop_choose(cfg->props, cfg->nprops, &sap, ke.group, false, &ch, &why)) {
+		reject(c, NULL, why);
+		reply_notify_stateless(c, port, from, &m->hdr, IKE_N_NO_PROPOSAL_CHOSEN, NULL, 0);
+		return;
+	}
+	if (ke.group != ch.ke) {
+		/* 1.3: the group we want, and no state. */
+		uint8_t g[2] = {(uint8_t)(ch.ke >> 8), (uint8_t)ch.ke};
+		event(c, IKE_EV_INVALID_KE, NULL, "asked the initiator for another group");
+		reply_notify_stateless(c, port, from, &m->hdr, IKE_N_INVALID_KE_PAYLOAD, g, 2);
+		return;
+	}
+	sa = sa_new(c, false);
+	if (!sa)
+		return;
+	memcpy(sa->spi_i, m->hdr.spi_i, 8);
+	sa->remote = *from;
+	sa->local_port = port;
+	sa->prop = ch;
+	sa->ke_group = ch.ke;
+	sa->expire_at = now + HALF_OPEN_TIMEOUT_NS;
+	sa->peer_mid = 1;
+	memcpy(sa->ni, pn->body, pn->len);
+	sa->ni_len = pn->len;
+	sa->nr_len = NONCE_LEN;
+	uint8_t gir[SG_KE_MAX_SHARED], pub[SG_KE_MAX_PUBLIC], nd[20];
+	int err;
+	sa->ke = sg_ke_new(ch.ke);
+	if (!sa->ke || !sg_random_bytes(sa->spi_r, 8) || !sg_random_bytes(sa->nr, sa->nr_len) ||
+	    !sg_ke_public(sa->ke, pub)) {
+		sa_unlink_free(sa, false, NULL);
+		return;
+	}
+	err = sg_ke_derive(sa->ke, ke.data, ke.len, gir);
+	if (err) {
+		sa_unlink_free(sa, false, NULL);
+		reject(c, NULL, "the initiator's KE value is invalid");
+		reply_notify_stateless(c, port, from, &m->hdr, IKE_N_INVALID_SYNTAX, NULL, 0);
+		return;
+	}
+	err = ike_derive_sa_keys(&ch, false, gir, sg_ke_shared_len(ch.ke), sa->ni, sa->ni_len,
+				 sa->nr, sa->nr_len, sa->spi_i, sa->spi_r, 0, NULL, &sa->keys);
+	sg_memzero(gir, sizeof(gir));
+	if (err) {
+		sa_unlink_free(sa, false, NULL);
+		return;
+	}
+	sa->keyed = true;
+	struct ike_buf b;
+	struct ike_sa_payload ans;
+	begin_msg(sa, &b, IKE_SA_INIT, true, 0);
+	ike_prop_answer(&ch, NULL, 0, &ans);
+	ike_put_sa(&b, &ans);
+	ike_put_ke(&b, ch.ke, pub, sg_ke_public_len(ch.ke));
+	ike_put_nonce(&b, sa->nr, sa->nr_len);
+	nat_d(nd, sa->spi_i, sa->spi_r, from, true);
+	ike_put_notify(&b, 0, NULL, 0, IKE_N_NAT_DETECTION_SOURCE_IP, nd, 20);
+	nat_d(nd, sa->spi_i, sa->spi_r, from, false);
+	ike_put_notify(&b, 0, NULL, 0, IKE_N_NAT_DETECTION_DESTINATION_IP, nd, 20);
+	if (ike_finish(&b)) {
+		sa_unlink_free(sa, false, NULL);
+		return;
+	}
+	sa->msg1 = dup_bytes(m->raw, m->hdr.length);
+	sa->msg1_len = m->hdr.length;
+	sa->msg2 = dup_bytes(b.p, b.len);
+	sa->msg2_len = b.len;
+	if (!sa->msg1 || !sa->msg2) {
+		sa_unlink_free(sa, false, NULL);
+		return;
+	}
+	send_response(sa, &b, 0);
+}
+
+static struct ike_peer *peer_for_id(struct ike_ctx *c, const struct ike_id *id)
+{
+	for (struct ike_peer *p = c->peers; p; p = p->next)
+		if (id_equal(&p->cfg.remote_id, id))
+			return p;
+	return NULL;
+}
+
+static void auth_fail_response(struct ike_sa *sa, uint32_t mid)
+{
+	struct ike_buf b;
+	begin_msg(sa, &b, IKE_AUTH, true, mid);
+	ike_begin_sk(&b, &sa->keys.out);
+	ike_put_notify(&b, 0, NULL, 0, IKE_N_AUTHENTICATION_FAILED, NULL, 0);
+	if (ike_seal_sk(&b, &sa->keys.out) == 0)
+		send_to(sa, b.p, b.len);
+}
+
+static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
+{
+	const char *why = NULL;
+	const struct ike_payload *pid = ike_find(m, IKE_PL_IDI), *pa = ike_find(m, IKE_PL_AUTH);
+	struct ike_id id;
+	struct ike_auth auth;
+	uint8_t want[SG_PRF_MAX_LEN];
+	if (!pid || !pa || ike_parse_id(pid->body, pid->len, &id, &why) ||
+	    ike_parse_auth(pa->body, pa->len, &auth, &why)) {
+		reject(sa->ctx, sa, why ? why : "IKE_AUTH request lacks IDi or AUTH");
+		auth_fail_response(sa, m->hdr.msg_id);
+		sa_unlink_free(sa, false, NULL);
+		return;
+	}
+	struct ike_peer *p = peer_for_id(sa->ctx, &id);
+	if (!p || auth.method != IKE_AUTH_PSK || auth.len != sa->keys.prf_len ||
+	    !psk_auth(sa, true, p->cfg.psk, p->cfg.psk_len, id.body, id.body_len, want) ||
+	    !sg_memeq(want, auth.data, auth.len)) {
+		sg_memzero(want, sizeof(want));
+		sa->ctx->stats.rx_auth_failed++;
+		reject(sa->ctx, sa,
+		       !p ? "no connection for the initiator's identity" : "AUTH does not verify");
+		auth_fail_response(sa, m->hdr.msg_id);
+		sa_unlink_free(sa, false, NULL);
+		return;
+	}
+	sa->peer = p;
+	const struct ike_peer_cfg *cfg = &p->cfg;
+	/* Our AUTH. */
+	uint8_t idb[4 + IKE_MAX_ID], mine[SG_PRF_MAX_LEN];
+	size_t idl;
+	id_body(&cfg->local_id, idb, &idl);
+	if (!psk_auth(sa, false, cfg->psk, cfg->psk_len, idb, idl, mine)) {
+		sa_unlink_free(sa, false, NULL);
+		return;
+	}
+	/* The Child SA (1.2, 2.9). */
+	struct ike_child *ch = calloc(1, sizeof(*ch));
+	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pti = ike_find(m, IKE_PL_TSI),
+				 *ptr = ike_find(m, IKE_PL_TSR);
+	struct ike_sa_payload sap, ans;
+	struct ike_ts_payload tsi, tsr;
+	uint16_t child_err = 0;
+	const char *child_why = NULL;
+	if (!ch) {
+		child_err = IKE_N_TEMPORARY_FAILURE;
+	} else if (!psa || !pti || !ptr || ike_parse_sa(psa->body, psa->len, &sap, &child_why) ||
+		   ike_parse_ts(pti->body, pti->len, &tsi, &child_why) ||
+		   ike_parse_ts(ptr->body, ptr->len, &tsr, &child_why)) {
+		child_err = IKE_N_INVALID_SYNTAX;
+	} else if (ike_prop_choose(cfg->child.props, cfg->child.nprops, &sap, 0, false, &ch->prop,
+				   &child_why) ||
+		   ch->prop.spi_len != 4) {
+		child_err = IKE_N_NO_PROPOSAL_CHOSEN;
+	} else {
+		/* TSi are the initiator's side: our remote; TSr ours. */
+		ts_narrow(&tsi, cfg->child.remote_ts, cfg->child.nremote_ts, &ch->remote_ts);
+		ts_narrow(&tsr, cfg->child.local_ts, cfg->child.nlocal_ts, &ch->local_ts);
+		if (!ch->remote_ts.n || !ch->local_ts.n) {
+			child_err = IKE_N_TS_UNACCEPTABLE;
+			child_why = "traffic selectors do not overlap the configured ones";
+		}
+	}
+	struct ike_buf b;
+	begin_msg(sa, &b, IKE_AUTH, true, m->hdr.msg_id);
+	ike_begin_sk(&b, &sa->keys.out);
+	ike_put_id(&b, IKE_PL_IDR, cfg->local_id.type, cfg->local_id.data, cfg->local_id.len);
+	ike_put_auth(&b, IKE_AUTH_PSK, mine, sa->keys.prf_len);
+	sg_memzero(mine, sizeof(mine));
+	if (!child_err) {
+		ch->spi_in = new_child_spi();
+		ch->spi_out = get_be32(ch->prop.spi);
+		ch->transport =
+		    cfg->child.transport && ike_find_notify(m, IKE_N_USE_TRANSPORT_MODE);
+		uint8_t spi[4];
+		put_be32(spi, ch->spi_in);
+		if (ch->transport)
+			ike_put_notify(&b, 0, NULL, 0, IKE_N_USE_TRANSPORT_MODE, NULL, 0);
+		ike_prop_answer(&ch->prop, spi, 4, &ans);
+		ike_put_sa(&b, &ans);
+		ike_put_ts(&b, IKE_PL_TSI, &ch->remote_ts);
+		ike_put_ts(&b, IKE_PL_TSR, &ch->local_ts);
+	} else {
+		ike_put_notify(&b, 0, NULL, 0, child_err, NULL, 0);
+		reject(sa->ctx, sa, child_why ? child_why : "Child SA refused");
+	}
+	if (ike_seal_sk(&b, &sa->keys.out)) {
+		free(ch);
+		sa_unlink_free(sa, false, NULL);
+		return;
+	}
+	sa->peer_mid = m->hdr.msg_id + 1;
+	send_response(sa, &b, m->hdr.msg_id);
+	established(sa, now);
+	if (!child_err && !ike_derive_child_keys(&ch->prop, sa->keys.prf, sa->keys.sk_d, NULL, 0,
+						 sa->ni, sa->ni_len, sa->nr, sa->nr_len, &ch->keys))
+		install_child(sa, ch);
+	else
+		free(ch);
+}
+
+/* ---- INFORMATIONAL ------------------------------------------------------------------------ */
+
+static void informational_request(struct ike_sa *sa, struct ike_msg *m)
+{
+	const char *why = NULL;
+	struct ike_buf b;
+	bool delete_ike = false;
+	uint8_t spis[IKE_MAX_DELETE_SPIS * 4];
+	unsigned nspis = 0;
+	for (unsigned i = 0; i < m->npl; i++) {
+		struct ike_delete d;
+		if (m->pl[i].type != IKE_PL_DELETE ||
+		    ike_parse_delete(m->pl[i].body, m->pl[i].len, &d, &why))
+			continue;
+		if (d.protocol == IKE_PROTO_IKE) {
+			delete_ike = true;
+			continue;
+		}
+		for (unsigned k = 0; k < d.nspi; k++) {
+			uint32_t out = get_be32(d.spis + 4 * k);
+			for (struct ike_child **pp = &sa->children; *pp; pp = &(*pp)->next)
+				if ((*pp)->spi_out == out) {
+					struct ike_child *ch = *pp;
+					*pp = ch->next;
+					if (nspis < IKE_MAX_DELETE_SPIS)
+						put_be32(spis + 4 * nspis++, ch->spi_in);
+					child_free(sa, ch, true);
+					break;
+				}
+		}
+	}
+	begin_msg(sa, &b, IKE_INFORMATIONAL, true, m->hdr.msg_id);
+	ike_begin_sk(&b, &sa->keys.out);
+	/* 1.4.1: answer a Child SA delete with the deletes of our halves. */
+	if (!delete_ike && nspis)
+		ike_put_delete(&b, IKE_PROTO_ESP, 4, spis, nspis);
+	if (ike_seal_sk(&b, &sa->keys.out))
+		return;
+	sa->peer_mid = m->hdr.msg_id + 1;
+	send_response(sa, &b, m->hdr.msg_id);
+	if (delete_ike) {
+		set_state(sa, IKE_SA_DELETING);
+		sa_unlink_free(sa, true, "deleted by the peer");
+	}
+}
+
+static void informational_response(struct ike_sa *sa, uint64_t now)
+{
+	enum req_kind k = sa->req_kind;
+	request_done(sa);
+	(void)now;
+	if (k == REQ_DELETE_IKE)
+		sa_unlink_free(sa, true, "deleted");
+}
+
+int ike_terminate(struct ike_ctx *c, const char *name, uint64_t now)
+{
+	int found = SG_ENOENT;
+	struct ike_sa *next;
+	for (struct ike_sa *sa = c->sas; sa; sa = next) {
+		next = sa->next;
+		if (!sa->peer || strcmp(sa->peer->cfg.name, name))
+			continue;
+		found = 0;
+		if (sa->state != IKE_SA_ESTABLISHED) {
+			sa_unlink_free(sa, true, "terminated before it was established");
+			continue;
+		}
+		/* A request in flight (DPD) is abandoned: delete takes the window. */
+		struct ike_buf b;
+		begin_msg(sa, &b, IKE_INFORMATIONAL, false, sa->next_mid);
+		ike_begin_sk(&b, &sa->keys.out);
+		ike_put_delete(&b, IKE_PROTO_IKE, 0, NULL, 0);
+		if (ike_seal_sk(&b, &sa->keys.out) || send_request(sa, &b, REQ_DELETE_IKE, now)) {
+			sa_unlink_free(sa, true, "deleted");
+			continue;
+		}
+		sa->next_mid++;
+		set_state(sa, IKE_SA_DELETING);
+	}
+	return found;
+}
+
+static void send_dpd(struct ike_sa *sa, uint64_t now)
+{
+	struct ike_buf b;
+	begin_msg(sa, &b, IKE_INFORMATIONAL, false, sa->next_mid);
+	ike_begin_sk(&b, &sa->keys.out);
+	if (ike_seal_sk(&b, &sa->keys.out) == 0 && send_request(sa, &b, REQ_DPD, now) == 0)
+		sa->next_mid++;
+}
+
+/* ---- receive ------------------------------------------------------------------------------- */
+
+void ike_receive(struct ike_ctx *c, uint64_t now, uint16_t port, const struct ike_endpoint *from,
+		 uint8_t *buf, size_t len)
+{
+	struct ike_msg m;
+	const char *why = NULL;
+	c->stats.rx++;
+	if (ike_parse(buf, len, &m, &why)) {
+		c->stats.rx_invalid++;
+		reject(c, NULL, why);
+		return;
+	}
+	bool response = m.hdr.flags & IKE_FLAG_RESPONSE;
+	bool from_initiator = m.hdr.flags & IKE_FLAG_INITIATOR;
+	if (m.hdr.exchange == IKE_SA_INIT && !response) {
+		if (!from_initiator) {
+			c->stats.rx_invalid++;
+			reject(c, NULL, "IKE_SA_INIT request without the initiator flag");
+			return;
+		}
+		init_request(c, port, from, &m, now);
+		return;
+	}
+	struct ike_sa *sa = m.hdr.exchange == IKE_SA_INIT
+				? find_sa(c, m.hdr.spi_i, zero_spi, false)
+				: find_sa(c, m.hdr.spi_i, m.hdr.spi_r, false);
+	if (!sa || !sa->keyed) {
+		if (!sa && m.hdr.exchange == IKE_SA_INIT)
+			sa = find_sa(c, m.hdr.spi_i, zero_spi, true);
+		if (!sa || (m.hdr.exchange != IKE_SA_INIT)) {
+			c->stats.rx_no_sa++;
+			reject(c, NULL, "message for no IKE SA we know");
+			return;
+		}
+	}
+	/* The I flag says who sent it: the original initiator or not (3.1). */
+	if (from_initiator == sa->initiator) {
+		c->stats.rx_invalid++;
+		reject(c, sa, "initiator flag does not match the SA's roles");
+		return;
+	}
+	if (m.hdr.exchange == IKE_SA_INIT) {
+		if (!response || !sa->initiator || sa->state != IKE_SA_CONNECTING ||
+		    sa->req_kind != REQ_INIT || m.hdr.msg_id != 0) {
+			reject(c, sa, "unexpected IKE_SA_INIT response");
+			return;
+		}
+		init_response(sa, &m, now);
+		return;
+	}
+	if (response) {
+		if (!sa->req || m.hdr.msg_id != sa->next_mid - 1) {
+			reject(c, sa, "response to no request in flight");
+			return;
+		}
+	} else if (m.hdr.msg_id != sa->peer_mid) {
+		/* 2.3: a retransmitted request gets the cached response again. */
+		if (sa->have_resp && m.hdr.msg_id == sa->resp_mid) {
+			send_to(sa, sa->resp, sa->resp_len);
+			return;
+		}
+		reject(c, sa, "request outside the message ID window");
+		return;
+	}
+	if (!m.npl || m.pl[m.npl - 1].type != IKE_PL_SK) {
+		c->stats.rx_invalid++;
+		reject(c, sa, "exchange after IKE_SA_INIT without an SK payload");
+		return;
+	}
+	int err = ike_open_sk(&m, buf, &sa->keys.in, &why);
+	if (err) {
+		/* 2.21.2: integrity failures are dropped without a reply. */
+		c->stats.rx_invalid++;
+		reject(c, sa, why);
+		return;
+	}
+	sa->last_rx = now;
+	/* RFC 3948 / 2.23: the peer's address follows its authenticated messages. */
+	if (port == IKE_NATT_PORT) {
+		sa->remote = *from;
+		sa->local_port = IKE_NATT_PORT;
+	}
+	switch (m.hdr.exchange) {
+	case IKE_AUTH:
+		if (response && sa->req_kind == REQ_AUTH)
+			auth_response(sa, &m, now);
+		else if (!response && !sa->initiator && sa->state == IKE_SA_CONNECTING)
+			auth_request(sa, &m, now);
+		else
+			reject(c, sa, "unexpected IKE_AUTH");
+		return;
+	case IKE_INFORMATIONAL:
+		if (sa->state < IKE_SA_ESTABLISHED) {
+			reject(c, sa, "INFORMATIONAL before the IKE SA is established");
+			return;
+		}
+		if (response)
+			informational_response(sa, now);
+		else
+			informational_request(sa, &m);
+		return;
+	case IKE_CREATE_CHILD_SA:
+		if (!response && sa->state == IKE_SA_ESTABLISHED) {
+			/* Rekeying is not implemented yet: refuse it cleanly (1.3). */
+			struct ike_buf b;
+			begin_msg(sa, &b, IKE_CREATE_CHILD_SA, true, m.hdr.msg_id);
+			ike_begin_sk(&b, &sa->keys.out);
+			ike_put_notify(&b, 0, NULL, 0, IKE_N_NO_ADDITIONAL_SAS, NULL, 0);
+			if (ike_seal_sk(&b, &sa->keys.out) == 0) {
+				sa->peer_mid = m.hdr.msg_id + 1;
+				send_response(sa, &b, m.hdr.msg_id);
+			}
+			reject(c, sa, "CREATE_CHILD_SA refused: rekeying not supported");
+			return;
+		}
+		reject(c, sa, "unexpected CREATE_CHILD_SA");
+		return;
+	default:
+		reject(c, sa, "unknown exchange type");
+		return;
+	}
+}
+
+/* ---- timers ----------------------------------------------------------------------------- */
+
+void ike_traffic_seen(struct ike_sa *sa, uint64_t now)
+{
+	sa->last_rx = now;
+}
+
+static void sa_tick(struct ike_sa *sa, uint64_t now)
+{
+	struct ike_ctx *c = sa->ctx;
+	if (sa->expire_at && now >= sa->expire_at) {
+		sa_unlink_free(sa, false, NULL); /* a half-open SA that never authenticated */
+		return;
+	}
+	if (sa->req) {
+		if (now >= sa->req_deadline) {
+			enum req_kind k = sa->req_kind;
+			struct ike_peer *p = sa->peer;
+			bool restart = k == REQ_DPD && p && p->cfg.dpd_action == IKE_DPD_RESTART;
+			if (k == REQ_DPD)
+				event(c, IKE_EV_DPD_DEAD, sa,
+				      "peer did not answer liveness checks");
+			sa_unlink_free(sa, true,
+				       k == REQ_DPD ? "peer dead (DPD)"
+						    : "retransmissions exhausted");
+			if (restart && ike_initiate(c, p->cfg.name, now) != 0)
+				reject(c, NULL, "DPD restart: could not initiate again");
+			return;
+		}
+		if (now >= sa->retx_at && sa->retx < IKE_RETX_TRIES) {
+			sa->retx++;
+			uint64_t t = IKE_RETX_BASE_NS;
+			for (unsigned i = 0; i < sa->retx; i++)
+				t = t * 9 / 5;
+			sa->retx_at = now + t;
+			c->stats.retransmits++;
+			event(c, IKE_EV_RETRANSMIT, sa, NULL);
+			send_to(sa, sa->req, sa->req_len);
+		}
+		return;
+	}
+	if (sa->state == IKE_SA_ESTABLISHED && sa->peer && sa->peer->cfg.dpd_delay_ns &&
+	    now >= sa->last_rx + sa->peer->cfg.dpd_delay_ns)
+		send_dpd(sa, now);
+}
+
+void ike_tick(struct ike_ctx *c, uint64_t now)
+{
+	struct ike_sa *next;
+	for (struct ike_sa *sa = c->sas; sa; sa = next) {
+		next = sa->next;
+		sa_tick(sa, now);
+	}
+}
+
+uint64_t ike_next_deadline(const struct ike_ctx *c)
+{
+	uint64_t d = UINT64_MAX;
+	for (const struct ike_sa *sa = c->sas; sa; sa = sa->next) {
+		if (sa->expire_at)
+			d = SG_MIN(d, sa->expire_at);
+		if (sa->req) {
+			d = SG_MIN(d, sa->req_deadline);
+			if (sa->retx < IKE_RETX_TRIES)
+				d = SG_MIN(d, sa->retx_at);
+		} else if (sa->state == IKE_SA_ESTABLISHED && sa->peer &&
+			   sa->peer->cfg.dpd_delay_ns) {
+			d = SG_MIN(d, sa->last_rx + sa->peer->cfg.dpd_delay_ns);
+		}
+	}
+	return d;
+}
+
+/* ---- context, peers, inspection ----------------------------------------------------------- */
+
+struct ike_ctx *ike_new(const struct ike_io *io)
+{
+	struct ike_ctx *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->io = *io;
+	if (!sg_random_bytes(c->cookie_secret, sizeof(c->cookie_secret))) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void ike_free(struct ike_ctx *c)
+{
+	if (!c)
+		return;
+	while (c->sas)
+		sa_unlink_free(c->sas, false, NULL);
+	while (c->peers) {
+		struct ike_peer *p = c->peers;
+		c->peers = p->next;
+		sg_memzero(p, sizeof(*p));
+		free(p);
+	}
+	sg_memzero(c, sizeof(*c));
+	free(c);
+}
+
+int ike_add_peer(struct ike_ctx *c, const struct ike_peer_cfg *cfg)
+{
+	if (!cfg->name[0] || !cfg->nprops || !cfg->child.nprops || cfg->psk_len == 0 ||
+	    cfg->psk_len > IKE_MAX_PSK || !cfg->child.nlocal_ts || !cfg->child.nremote_ts)
+		return SG_EINVAL;
+	if (find_peer(c, cfg->name))
+		return SG_EEXIST;
+	struct ike_peer *p = calloc(1, sizeof(*p));
+	if (!p)
+		return SG_ENOMEM;
+	p->cfg = *cfg;
+	/* Appended: the first peer is the one IKE_SA_INIT proposals are matched against. */
+	struct ike_peer **pp = &c->peers;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = p;
+	return 0;
+}
+
+void ike_remove_peer(struct ike_ctx *c, const char *name)
+{
+	struct ike_sa *next;
+	for (struct ike_sa *sa = c->sas; sa; sa = next) {
+		next = sa->next;
+		if (sa->peer && !strcmp(sa->peer->cfg.name, name))
+			sa_unlink_free(sa, true, "connection unloaded");
+	}
+	for (struct ike_peer **pp = &c->peers; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->cfg.name, name)) {
+			struct ike_peer *p = *pp;
+			*pp = p->next;
+			sg_memzero(p, sizeof(*p));
+			free(p);
+			return;
+		}
+}
+
+void ike_force_cookies(struct ike_ctx *c, bool on)
+{
+	c->force_cookies = on;
+}
+
+void ike_get_stats(const struct ike_ctx *c, struct ike_stats *out)
+{
+	*out = c->stats;
+}
+
+struct ike_sa *ike_first_sa(const struct ike_ctx *c)
+{
+	return c->sas;
+}
+
+struct ike_sa *ike_sa_next(const struct ike_sa *sa)
+{
+	return sa->next;
+}
+
+enum ike_sa_state ike_sa_state(const struct ike_sa *sa)
+{
+	return sa->state;
+}
+
+const char *ike_sa_peer_name(const struct ike_sa *sa)
+{
+	return sa->peer ? sa->peer->cfg.name : NULL;
+}
+
+bool ike_sa_initiator(const struct ike_sa *sa)
+{
+	return sa->initiator;
+}
+
+void ike_sa_spis(const struct ike_sa *sa, uint8_t spi_i[8], uint8_t spi_r[8])
+{
+	memcpy(spi_i, sa->spi_i, 8);
+	memcpy(spi_r, sa->spi_r, 8);
+}
+
+const struct ike_chosen *ike_sa_proposal(const struct ike_sa *sa)
+{
+	return &sa->prop;
+}
+
+unsigned ike_sa_child_count(const struct ike_sa *sa)
+{
+	unsigned n = 0;
+	for (const struct ike_child *ch = sa->children; ch; ch = ch->next)
+		n++;
+	return n;
+}

@@ -1,0 +1,705 @@
+/* The IKEv2 core (src/ike/sa.c) paired with itself on a simulated clock and network: two
+ * contexts, A (initiator, 192.0.2.1) and B (responder, 192.0.2.2), whose datagrams go through a
+ * queue the tests can drop, duplicate and reorder. Time moves only when a test advances it, to
+ * the next deadline the cores report.
+ *
+ * Covered: IKE_SA_INIT + IKE_AUTH with PSK and the first Child SA (keys and SPIs must pair up
+ * across the two sides), every IKE cipher family, INVALID_KE_PAYLOAD and the retry, COOKIE, lost
+ * and duplicated and reordered messages with retransmission and cached responses, AUTH failure,
+ * NO_PROPOSAL_CHOSEN, traffic selector narrowing, DELETE, DPD (alive, dead with clear and with
+ * restart), half-open expiry, hostile datagrams. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "test_util.h"
+
+#include <secureguard/sg_errors.h>
+
+#include "crypto/ipsec.h"
+#include "ike/ike.h"
+
+#define SEC  1000000000ull
+#define MAXQ 64
+
+struct dgram {
+	int to;	       /* 0 = A, 1 = B */
+	uint16_t port; /* destination port */
+	struct ike_endpoint from;
+	uint8_t data[4096];
+	size_t len;
+};
+
+struct child_rec {
+	uint32_t spi_in, spi_out;
+	uint8_t key_in[36], key_out[36];
+	size_t key_len;
+	uint16_t encr;
+	struct ike_ts local, remote;
+	unsigned nlocal, nremote;
+	bool transport;
+};
+
+struct side {
+	struct ike_ctx *ctx;
+	struct ike_endpoint addr;
+	int idx;
+	unsigned ike_up, ike_down, child_up, child_down, invalid_ke, cookie, retransmit, dpd_dead,
+	    rejected;
+	struct child_rec child;
+	const char *last_reject;
+	const char *last_down;
+};
+
+static struct net {
+	struct side s[2];
+	struct dgram q[MAXQ];
+	unsigned nq;
+	uint64_t now;
+	/* Faults: drop the n-th datagram sent by a side (1-based; 0 = none), drop everything to a
+	 * side, duplicate every datagram. */
+	unsigned drop_nth[2], sent[2];
+	bool dead[2];
+	bool duplicate;
+} net;
+
+static void on_send(void *ctx, uint16_t from_port, const struct ike_endpoint *to,
+		    const uint8_t *buf, size_t len)
+{
+	struct side *s = ctx;
+	net.sent[s->idx]++;
+	if (net.drop_nth[s->idx] && net.sent[s->idx] == net.drop_nth[s->idx])
+		return;
+	int dst = !memcmp(to->addr, net.s[0].addr.addr, 4) ? 0 : 1;
+	if (net.dead[dst])
+		return;
+	assert_true(len <= sizeof(net.q[0].data));
+	for (int copies = net.duplicate ? 2 : 1; copies > 0; copies--) {
+		assert_true(net.nq < MAXQ);
+		struct dgram *d = &net.q[net.nq++];
+		d->to = dst;
+		d->port = to->port;
+		d->from = s->addr;
+		d->from.port = from_port;
+		memcpy(d->data, buf, len);
+		d->len = len;
+	}
+}
+
+static void on_child_up(void *ctx, struct ike_sa *sa, const struct ike_child_info *i)
+{
+	struct side *s = ctx;
+	(void)sa;
+	s->child_up++;
+	s->child.spi_in = i->spi_in;
+	s->child.spi_out = i->spi_out;
+	s->child.key_len = i->key_len;
+	s->child.encr = i->encr;
+	s->child.transport = i->transport;
+	memcpy(s->child.key_in, i->key_in, i->key_len);
+	memcpy(s->child.key_out, i->key_out, i->key_len);
+	s->child.nlocal = i->nlocal_ts;
+	s->child.nremote = i->nremote_ts;
+	if (i->nlocal_ts)
+		s->child.local = i->local_ts[0];
+	if (i->nremote_ts)
+		s->child.remote = i->remote_ts[0];
+	assert_true(i->encap);
+	assert_int_equal(i->remote.port, IKE_NATT_PORT);
+}
+
+static void on_child_down(void *ctx, struct ike_sa *sa, uint32_t in, uint32_t out)
+{
+	struct side *s = ctx;
+	(void)sa;
+	assert_int_equal(in, s->child.spi_in);
+	assert_int_equal(out, s->child.spi_out);
+	s->child_down++;
+}
+
+static void on_event(void *ctx, const struct ike_event *ev)
+{
+	struct side *s = ctx;
+	switch (ev->type) {
+	case IKE_EV_IKE_UP:
+		s->ike_up++;
+		break;
+	case IKE_EV_IKE_DOWN:
+		s->ike_down++;
+		s->last_down = ev->reason;
+		break;
+	case IKE_EV_INVALID_KE:
+		s->invalid_ke++;
+		break;
+	case IKE_EV_COOKIE:
+		s->cookie++;
+		break;
+	case IKE_EV_RETRANSMIT:
+		s->retransmit++;
+		break;
+	case IKE_EV_DPD_DEAD:
+		s->dpd_dead++;
+		break;
+	case IKE_EV_REJECTED:
+		s->rejected++;
+		s->last_reject = ev->reason;
+		break;
+	default:
+		break;
+	}
+}
+
+static void ts4(struct ike_ts_cfg *t, const char *a, const char *b)
+{
+	memset(t, 0, sizeof(*t));
+	t->type = IKE_TS_IPV4_ADDR_RANGE;
+	t->port_end = 65535;
+	unsigned x[4], y[4];
+	assert_int_equal(sscanf(a, "%u.%u.%u.%u", &x[0], &x[1], &x[2], &x[3]), 4);
+	assert_int_equal(sscanf(b, "%u.%u.%u.%u", &y[0], &y[1], &y[2], &y[3]), 4);
+	for (int i = 0; i < 4; i++)
+		t->start[i] = (uint8_t)x[i], t->end[i] = (uint8_t)y[i];
+}
+
+static void ident(struct ike_identity *id, const char *fqdn)
+{
+	id->type = IKE_ID_FQDN;
+	id->len = (uint8_t)strlen(fqdn);
+	memcpy(id->data, fqdn, id->len);
+}
+
+/* A peer config: `me` is 0 (A) or 1 (B). */
+static void make_cfg(struct ike_peer_cfg *c, int me, const char *ike_prop, const char *esp_prop)
+{
+	const char *why = NULL;
+	memset(c, 0, sizeof(*c));
+	strcpy(c->name, me == 0 ? "to-b" : "to-a");
+	c->remote = net.s[!me].addr;
+	c->remote.port = IKE_PORT;
+	ident(&c->local_id, me == 0 ? "a.example" : "b.example");
+	ident(&c->remote_id, me == 0 ? "b.example" : "a.example");
+	memcpy(c->psk, "correct horse battery staple", 28);
+	c->psk_len = 28;
+	assert_int_equal(ike_prop_parse(ike_prop, IKE_PROTO_IKE, false, &c->props[0], &why), 0);
+	c->nprops = 1;
+	strcpy(c->child.name, "net");
+	assert_int_equal(ike_prop_parse(esp_prop, IKE_PROTO_ESP, false, &c->child.props[0], &why),
+			 0);
+	c->child.nprops = 1;
+	ts4(&c->child.local_ts[0], me == 0 ? "10.1.0.0" : "10.2.0.0",
+	    me == 0 ? "10.1.255.255" : "10.2.255.255");
+	ts4(&c->child.remote_ts[0], me == 0 ? "10.2.0.0" : "10.1.0.0",
+	    me == 0 ? "10.2.255.255" : "10.1.255.255");
+	c->child.nlocal_ts = c->child.nremote_ts = 1;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	assert_int_equal(sg_crypto_init(), 0);
+	memset(&net, 0, sizeof(net));
+	net.now = 1000 * SEC;
+	for (int i = 0; i < 2; i++) {
+		struct side *s = &net.s[i];
+		s->idx = i;
+		s->addr.family = AF_INET;
+		s->addr.addr[0] = 192, s->addr.addr[2] = 2, s->addr.addr[3] = (uint8_t)(i + 1);
+		struct ike_io io = {.ctx = s,
+				    .send = on_send,
+				    .child_up = on_child_up,
+				    .child_down = on_child_down,
+				    .event = on_event};
+		s->ctx = ike_new(&io);
+		assert_non_null(s->ctx);
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	ike_free(net.s[0].ctx);
+	ike_free(net.s[1].ctx);
+	return 0;
+}
+
+static void add_peers(const char *ike_a, const char *esp_a, const char *ike_b, const char *esp_b)
+{
+	struct ike_peer_cfg c;
+	make_cfg(&c, 0, ike_a, esp_a);
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
+	make_cfg(&c, 1, ike_b, esp_b);
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
+}
+
+/* Delivers the first queued datagram. */
+static void step(void)
+{
+	assert_true(net.nq > 0);
+	struct dgram d = net.q[0];
+	memmove(net.q, net.q + 1, (net.nq - 1) * sizeof(net.q[0]));
+	net.nq--;
+	ike_receive(net.s[d.to].ctx, net.now, d.port, &d.from, d.data, d.len);
+}
+
+/* Delivers queued datagrams (in order; `reverse` delivers the queue back to front once) until
+ * the network is quiet. */
+static void run(bool reverse)
+{
+	for (int guard = 0; net.nq && guard < 1000; guard++) {
+		struct dgram d;
+		if (reverse) {
+			d = net.q[net.nq - 1];
+			net.nq--;
+		} else {
+			d = net.q[0];
+			memmove(net.q, net.q + 1, (net.nq - 1) * sizeof(net.q[0]));
+			net.nq--;
+		}
+		reverse = false;
+		ike_receive(net.s[d.to].ctx, net.now, d.port, &d.from, d.data, d.len);
+	}
+	assert_int_equal(net.nq, 0);
+}
+
+/* Moves time to the next deadline of either core (at most `limit` ns ahead), ticks, delivers. */
+static bool advance(uint64_t limit)
+{
+	uint64_t d = SG_MIN(ike_next_deadline(net.s[0].ctx), ike_next_deadline(net.s[1].ctx));
+	if (d == UINT64_MAX || d > net.now + limit)
+		return false;
+	if (d > net.now)
+		net.now = d;
+	ike_tick(net.s[0].ctx, net.now);
+	ike_tick(net.s[1].ctx, net.now);
+	run(false);
+	return true;
+}
+
+static unsigned sa_count(int i)
+{
+	unsigned n = 0;
+	for (struct ike_sa *sa = ike_first_sa(net.s[i].ctx); sa; sa = ike_sa_next(sa))
+		n++;
+	return n;
+}
+
+static void assert_paired(void)
+{
+	struct side *a = &net.s[0], *b = &net.s[1];
+	assert_int_equal(a->ike_up, 1);
+	assert_int_equal(b->ike_up, 1);
+	assert_int_equal(a->child_up, 1);
+	assert_int_equal(b->child_up, 1);
+	assert_int_equal(a->child.spi_out, b->child.spi_in);
+	assert_int_equal(a->child.spi_in, b->child.spi_out);
+	assert_true(a->child.spi_in >= 256 && b->child.spi_in >= 256);
+	assert_int_equal(a->child.key_len, b->child.key_len);
+	assert_memory_equal(a->child.key_out, b->child.key_in, a->child.key_len);
+	assert_memory_equal(a->child.key_in, b->child.key_out, a->child.key_len);
+	assert_memory_not_equal(a->child.key_in, a->child.key_out, a->child.key_len);
+	struct ike_sa *sa = ike_first_sa(a->ctx), *sb = ike_first_sa(b->ctx);
+	assert_int_equal(ike_sa_state(sa), IKE_SA_ESTABLISHED);
+	assert_int_equal(ike_sa_state(sb), IKE_SA_ESTABLISHED);
+	assert_true(ike_sa_initiator(sa));
+	assert_false(ike_sa_initiator(sb));
+	assert_string_equal(ike_sa_peer_name(sb), "to-a");
+	uint8_t ia[8], ra[8], ib[8], rb[8];
+	ike_sa_spis(sa, ia, ra);
+	ike_sa_spis(sb, ib, rb);
+	assert_memory_equal(ia, ib, 8);
+	assert_memory_equal(ra, rb, 8);
+}
+
+static void establish(void)
+{
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", net.now), 0);
+	run(false);
+}
+
+static void test_establish(void **state)
+{
+	(void)state;
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	establish();
+	assert_paired();
+	assert_int_equal(net.s[0].child.key_len, 36); /* AES-256 key + salt */
+	char txt[96];
+	assert_string_equal(
+	    ike_chosen_str(ike_sa_proposal(ike_first_sa(net.s[0].ctx)), txt, sizeof(txt)),
+	    "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384");
+	/* Exactly four messages: INIT, INIT response, AUTH, AUTH response. */
+	assert_int_equal(net.sent[0] + net.sent[1], 4);
+	assert_int_equal(net.s[0].retransmit + net.s[1].retransmit, 0);
+	/* Tunnel mode, selectors as configured on both. */
+	assert_false(net.s[0].child.transport);
+	assert_int_equal(net.s[0].child.local.start[1], 1);
+	assert_int_equal(net.s[0].child.remote.start[1], 2);
+}
+
+static void test_cipher_families(void **state)
+{
+	static const char *const ike[] = {"chacha20poly1305-prfsha256-x25519",
+					  "aes128-sha256-modp2048", "aes256-sha512-ecp521",
+					  "aes128gcm16-prfsha512-ecp256"};
+	static const char *const esp[] = {"chacha20poly1305", "aes128-sha256", "aes256-sha384-esn",
+					  "aes128gcm16"};
+	(void)state;
+	for (size_t i = 0; i < SG_ARRAY_LEN(ike); i++) {
+		teardown(NULL);
+		setup(NULL);
+		add_peers(ike[i], esp[i], ike[i], esp[i]);
+		establish();
+		assert_paired();
+	}
+}
+
+static void test_invalid_ke(void **state)
+{
+	(void)state;
+	/* A's first group is P-256; B accepts P-384 only. */
+	add_peers("aes256gcm16-prfsha384-ecp256-ecp384", "aes256gcm16",
+		  "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	establish();
+	assert_paired();
+	assert_int_equal(net.s[0].invalid_ke, 1);
+	assert_int_equal(net.s[1].invalid_ke, 1);
+	assert_int_equal(ike_sa_proposal(ike_first_sa(net.s[0].ctx))->ke, SG_KE_ECP_384);
+	assert_int_equal(net.sent[0] + net.sent[1], 6);
+}
+
+static void test_cookie(void **state)
+{
+	struct ike_stats st;
+	(void)state;
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	ike_force_cookies(net.s[1].ctx, true);
+	establish();
+	assert_paired();
+	assert_int_equal(net.s[0].cookie, 1);
+	ike_get_stats(net.s[1].ctx, &st);
+	assert_int_equal(st.cookies_sent, 1);
+	/* A cookie made for one address does not pass from another: B asks again and keeps no
+	 * state. */
+	teardown(NULL);
+	setup(NULL);
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	ike_force_cookies(net.s[1].ctx, true);
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", net.now), 0);
+	step(); /* A's INIT to B, B's cookie reply queued */
+	step(); /* the reply to A, A's retry with the cookie queued */
+	assert_int_equal(net.nq, 1);
+	net.q[0].from.addr[3] = 9;
+	step();
+	assert_int_equal(sa_count(1), 0);
+	ike_get_stats(net.s[1].ctx, &st);
+	assert_int_equal(st.cookies_sent, 2);
+	net.nq = 0;
+}
+
+static void test_lost_and_retransmitted(void **state)
+{
+	(void)state;
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	/* A's first IKE_SA_INIT and B's IKE_AUTH response are lost. */
+	net.drop_nth[0] = 1;
+	net.drop_nth[1] = 2;
+	establish();
+	assert_int_equal(net.s[0].ike_up, 0);
+	uint64_t t0 = net.now;
+	assert_true(advance(10 * SEC)); /* INIT retransmitted after 4 s */
+	assert_int_equal(net.now - t0, 4 * SEC);
+	assert_int_equal(net.s[1].ike_up, 1); /* B finished, its response was lost */
+	assert_int_equal(net.s[0].ike_up, 0);
+	assert_true(advance(10 * SEC)); /* AUTH retransmitted; B answers from its cache */
+	assert_paired();
+	assert_int_equal(net.s[0].retransmit, 2);
+	assert_int_equal(net.s[1].child_up, 1); /* the cached answer did not install again */
+}
+
+static void test_duplicated_and_reordered(void **state)
+{
+	(void)state;
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	net.duplicate = true;
+	establish();
+	net.duplicate = false;
+	assert_paired();
+	assert_int_equal(sa_count(0), 1);
+	assert_int_equal(sa_count(1), 1);
+	/* DPD request and a DELETE request queued together, delivered in reverse order. */
+	teardown(NULL);
+	setup(NULL);
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	establish();
+	assert_paired();
+	/* Two copies of A's next request arrive swapped with an old AUTH response: the
+	 * replayed response is refused, the request answered once. */
+	assert_int_equal(ike_terminate(net.s[0].ctx, "to-b", net.now), 0);
+	net.q[net.nq] = net.q[net.nq - 1];
+	net.nq++;
+	run(true);
+	assert_int_equal(sa_count(0), 0);
+	assert_int_equal(sa_count(1), 0);
+	assert_int_equal(net.s[0].ike_down, 1);
+	assert_int_equal(net.s[1].ike_down, 1);
+}
+
+static void test_auth_failed(void **state)
+{
+	struct ike_peer_cfg c;
+	(void)state;
+	make_cfg(&c, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	c.psk[0] ^= 1;
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
+	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
+	establish();
+	assert_int_equal(net.s[0].ike_up + net.s[1].ike_up, 0);
+	assert_int_equal(sa_count(0), 0);
+	assert_int_equal(sa_count(1), 0);
+	assert_string_equal(net.s[1].last_reject, "AUTH does not verify");
+	assert_string_equal(net.s[0].last_reject, "peer: AUTHENTICATION_FAILED");
+	struct ike_stats st;
+	ike_get_stats(net.s[1].ctx, &st);
+	assert_int_equal(st.rx_auth_failed, 1);
+}
+
+static void test_no_proposal_chosen(void **state)
+{
+	(void)state;
+	add_peers("chacha20poly1305-prfsha256-x25519", "aes256gcm16",
+		  "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	establish();
+	assert_int_equal(sa_count(0), 0);
+	assert_int_equal(sa_count(1), 0);
+	assert_string_equal(net.s[0].last_reject, "peer: NO_PROPOSAL_CHOSEN");
+	/* ESP mismatch: the IKE SA comes up, the Child SA does not. */
+	teardown(NULL);
+	setup(NULL);
+	add_peers("aes256gcm16-prfsha384-ecp384", "chacha20poly1305",
+		  "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	establish();
+	assert_int_equal(net.s[0].ike_up, 1);
+	assert_int_equal(net.s[1].ike_up, 1);
+	assert_int_equal(net.s[0].child_up + net.s[1].child_up, 0);
+}
+
+static void test_ts_narrowing(void **state)
+{
+	struct ike_peer_cfg c;
+	(void)state;
+	make_cfg(&c, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
+	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	/* B serves only 10.2.3.0/24, for TCP. */
+	ts4(&c.child.local_ts[0], "10.2.3.0", "10.2.3.255");
+	c.child.local_ts[0].proto = 6;
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
+	establish();
+	assert_paired();
+	for (int i = 0; i < 2; i++) {
+		const struct ike_ts *t = i == 0 ? &net.s[0].child.remote : &net.s[1].child.local;
+		assert_int_equal(t->start[2], 3);
+		assert_int_equal(t->end[2], 3);
+		assert_int_equal(t->end[3], 255);
+		assert_int_equal(t->proto, 6);
+	}
+	/* Nothing in common: TS_UNACCEPTABLE, the IKE SA stays without a child. */
+	teardown(NULL);
+	setup(NULL);
+	make_cfg(&c, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
+	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	ts4(&c.child.local_ts[0], "10.9.0.0", "10.9.0.255");
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
+	establish();
+	assert_int_equal(net.s[0].ike_up, 1);
+	assert_int_equal(net.s[0].child_up + net.s[1].child_up, 0);
+	assert_string_equal(net.s[1].last_reject,
+			    "traffic selectors do not overlap the configured ones");
+}
+
+static void test_delete(void **state)
+{
+	(void)state;
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	establish();
+	assert_paired();
+	/* B (the responder) deletes: requests go the other way with their own message IDs. */
+	assert_int_equal(ike_terminate(net.s[1].ctx, "to-a", net.now), 0);
+	run(false);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sa_count(i), 0);
+		assert_int_equal(net.s[i].child_down, 1);
+		assert_int_equal(net.s[i].ike_down, 1);
+	}
+	assert_string_equal(net.s[0].last_down, "deleted by the peer");
+	assert_int_equal(ike_terminate(net.s[1].ctx, "to-a", net.now), SG_ENOENT);
+	/* A delete whose peer is gone: retransmitted, then the SA is removed anyway. */
+	teardown(NULL);
+	setup(NULL);
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	establish();
+	net.dead[1] = true;
+	assert_int_equal(ike_terminate(net.s[0].ctx, "to-b", net.now), 0);
+	while (advance(600 * SEC))
+		;
+	assert_int_equal(sa_count(0), 0);
+	assert_int_equal(net.s[0].retransmit, IKE_RETX_TRIES);
+	assert_string_equal(net.s[0].last_down, "retransmissions exhausted");
+}
+
+static void test_dpd(void **state)
+{
+	struct ike_peer_cfg c;
+	(void)state;
+	make_cfg(&c, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	c.dpd_delay_ns = 30 * SEC;
+	c.dpd_timeout_ns = 150 * SEC;
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
+	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
+	establish();
+	assert_paired();
+	/* Alive: a liveness check every 30 s, answered, nothing torn down. */
+	uint64_t t0 = net.now;
+	for (int i = 0; i < 3; i++)
+		assert_true(advance(31 * SEC));
+	assert_int_equal(net.now - t0, 90 * SEC);
+	assert_int_equal(sa_count(0), 1);
+	assert_int_equal(net.s[0].dpd_dead, 0);
+	/* ESP traffic counts as liveness: no check while it flows. */
+	unsigned sent = net.sent[0];
+	ike_traffic_seen(ike_first_sa(net.s[0].ctx), net.now + 20 * SEC);
+	net.now += 20 * SEC;
+	assert_false(advance(29 * SEC));
+	assert_int_equal(net.sent[0], sent);
+	/* Dead: B stops answering; after dpd_timeout A gives up and clears. */
+	net.dead[1] = true;
+	t0 = net.now;
+	while (sa_count(0) && advance(600 * SEC))
+		;
+	assert_int_equal(sa_count(0), 0);
+	assert_int_equal(net.s[0].dpd_dead, 1);
+	assert_int_equal(net.s[0].child_down, 1);
+	assert_true(net.now - t0 <= 30 * SEC + 150 * SEC + SEC);
+	assert_true(net.now - t0 >= 30 * SEC + 150 * SEC - SEC);
+	assert_string_equal(net.s[0].last_down, "peer dead (DPD)");
+}
+
+static void test_dpd_restart(void **state)
+{
+	struct ike_peer_cfg c;
+	(void)state;
+	make_cfg(&c, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	c.dpd_delay_ns = 10 * SEC;
+	c.dpd_action = IKE_DPD_RESTART;
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
+	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
+	establish();
+	assert_paired();
+	/* B loses its state (a restart): A's checks go unanswered... */
+	ike_free(net.s[1].ctx);
+	struct ike_io io = {.ctx = &net.s[1],
+			    .send = on_send,
+			    .child_up = on_child_up,
+			    .child_down = on_child_down,
+			    .event = on_event};
+	net.s[1].ctx = ike_new(&io);
+	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
+	/* ...because B does not know the SA: it drops them. A declares it dead and starts again,
+	 * and the new SA comes up. */
+	while (net.s[0].ike_up < 2 && advance(600 * SEC))
+		;
+	assert_int_equal(net.s[0].dpd_dead, 1);
+	assert_int_equal(net.s[0].ike_up, 2);
+	assert_int_equal(sa_count(0), 1);
+	assert_int_equal(sa_count(1), 1);
+	assert_int_equal(ike_sa_state(ike_first_sa(net.s[1].ctx)), IKE_SA_ESTABLISHED);
+}
+
+static void test_half_open_expiry_and_hostile(void **state)
+{
+	struct ike_stats st;
+	(void)state;
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	/* A's IKE_AUTH never reaches B: B's half-open SA expires. */
+	net.drop_nth[0] = 2;
+	net.dead[1] = false;
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", net.now), 0);
+	run(false);
+	net.dead[1] = true; /* also drop A's retransmissions */
+	assert_int_equal(sa_count(1), 1);
+	while (sa_count(1) && advance(600 * SEC))
+		;
+	assert_int_equal(sa_count(1), 0);
+	net.dead[1] = false;
+	while (advance(600 * SEC))
+		;
+	assert_int_equal(sa_count(0), 0);
+	/* Established SA, then garbage: nothing breaks, everything is counted. */
+	net.drop_nth[0] = 0;
+	net.sent[0] = net.sent[1] = 0;
+	establish();
+	assert_int_equal(net.s[1].ike_up, 1);
+	uint8_t junk[256];
+	struct ike_endpoint evil = net.s[0].addr;
+	evil.addr[3] = 66;
+	for (int i = 0; i < 200; i++) {
+		size_t n = 1 + sg_random_u32() % sizeof(junk);
+		assert_true(sg_random_bytes(junk, n));
+		if (i % 3 == 0 && n >= IKE_HDR_LEN) {
+			/* Valid-looking header for the established SA, with garbage after it. */
+			struct ike_sa *sa = ike_first_sa(net.s[1].ctx);
+			ike_sa_spis(sa, junk, junk + 8);
+			junk[17] = IKE_VERSION;
+			junk[18] = IKE_INFORMATIONAL;
+			junk[19] = IKE_FLAG_INITIATOR;
+			junk[24] = junk[25] = 0;
+			junk[26] = (uint8_t)(n >> 8);
+			junk[27] = (uint8_t)n;
+		}
+		ike_receive(net.s[1].ctx, net.now, IKE_NATT_PORT, &evil, junk, n);
+	}
+	run(false);
+	ike_get_stats(net.s[1].ctx, &st);
+	assert_true(st.rx_invalid + st.rx_no_sa > 0);
+	assert_int_equal(sa_count(1), 1);
+	assert_int_equal(ike_sa_state(ike_first_sa(net.s[1].ctx)), IKE_SA_ESTABLISHED);
+	/* The SA still works: a clean delete goes through. */
+	assert_int_equal(ike_terminate(net.s[0].ctx, "to-b", net.now), 0);
+	run(false);
+	assert_int_equal(sa_count(0) + sa_count(1), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_establish, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cipher_families, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_invalid_ke, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cookie, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lost_and_retransmitted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicated_and_reordered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_failed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_proposal_chosen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ts_narrowing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dpd, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dpd_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_half_open_expiry_and_hostile, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
