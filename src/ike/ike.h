@@ -62,6 +62,10 @@ struct ike_child_cfg {
 	struct ike_ts_cfg local_ts[IKE_MAX_TS_CFG], remote_ts[IKE_MAX_TS_CFG];
 	unsigned nlocal_ts, nremote_ts;
 	bool transport; /* transport mode (USE_TRANSPORT_MODE), else tunnel */
+	/* Lifetimes by time (0 = none): rekey (soft) and delete (hard). A key exchange group in
+	 * the ESP proposals means PFS on rekeying. Byte and packet lifetimes are counted by the
+	 * data path, which calls ike_child_expired. */
+	uint64_t rekey_time_ns, life_time_ns;
 };
 
 enum ike_dpd_action { IKE_DPD_CLEAR = 0, IKE_DPD_RESTART = 1 };
@@ -78,7 +82,8 @@ struct ike_peer_cfg {
 	uint64_t dpd_delay_ns;	    /* 0 = no liveness checks */
 	uint64_t dpd_timeout_ns;    /* 0 = the retransmission schedule decides */
 	enum ike_dpd_action dpd_action;
-	bool fips; /* the FIPS profile: only approved algorithms offered or accepted */
+	uint64_t rekey_time_ns; /* IKE SA rekeying (2.18), 0 = never */
+	bool fips;		/* the FIPS profile: only approved algorithms offered or accepted */
 };
 
 enum ike_sa_state {
@@ -103,15 +108,18 @@ struct ike_child_info {
 };
 
 enum ike_event_type {
-	IKE_EV_IKE_UP,	   /* IKE SA established */
-	IKE_EV_IKE_DOWN,   /* IKE SA gone (reason) */
-	IKE_EV_CHILD_UP,   /* Child SA installed */
-	IKE_EV_CHILD_DOWN, /* Child SA removed */
-	IKE_EV_REJECTED,   /* a message was refused (reason) */
-	IKE_EV_RETRANSMIT, /* a request was sent again */
-	IKE_EV_INVALID_KE, /* the peer asked for another group; retrying */
-	IKE_EV_COOKIE,	   /* sent or received a cookie */
-	IKE_EV_DPD_DEAD,   /* liveness check failed */
+	IKE_EV_IKE_UP,		/* IKE SA established */
+	IKE_EV_IKE_DOWN,	/* IKE SA gone (reason) */
+	IKE_EV_CHILD_UP,	/* Child SA installed */
+	IKE_EV_CHILD_DOWN,	/* Child SA removed */
+	IKE_EV_REJECTED,	/* a message was refused (reason) */
+	IKE_EV_RETRANSMIT,	/* a request was sent again */
+	IKE_EV_INVALID_KE,	/* the peer asked for another group; retrying */
+	IKE_EV_COOKIE,		/* sent or received a cookie */
+	IKE_EV_DPD_DEAD,	/* liveness check failed */
+	IKE_EV_IKE_REKEYED,	/* a new IKE SA replaced an old one (sa is the new one) */
+	IKE_EV_CHILD_REKEYED,	/* a new Child SA replaced an old one */
+	IKE_EV_REKEY_COLLISION, /* simultaneous rekeying resolved (2.8.1, 2.8.2) */
 };
 
 struct ike_sa;
@@ -159,6 +167,13 @@ int ike_terminate(struct ike_ctx *c, const char *peer, uint64_t now) SG_WUR;
 /* One datagram received on local port `port` from `from` (without the non-ESP marker). */
 void ike_receive(struct ike_ctx *c, uint64_t now, uint16_t port, const struct ike_endpoint *from,
 		 uint8_t *buf, size_t len);
+/* Rekeys the peer's IKE SA (ike_sa) or its Child SAs now (swanctl --rekey). 0, SG_ENOENT, or
+ * SG_AGAIN when an exchange is in flight (retried at the next tick). */
+int ike_rekey(struct ike_ctx *c, const char *peer, bool ike_sa, uint64_t now) SG_WUR;
+/* The data path reached a byte or packet lifetime of the Child SA with inbound SPI spi_in:
+ * soft starts a rekey, hard deletes it. */
+void ike_child_expired(struct ike_sa *sa, uint32_t spi_in, bool hard, uint64_t now);
+
 /* Tells the core that ESP traffic arrived for an SA (liveness: no DPD needed meanwhile). */
 void ike_traffic_seen(struct ike_sa *sa, uint64_t now);
 void ike_tick(struct ike_ctx *c, uint64_t now);

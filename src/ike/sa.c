@@ -20,7 +20,16 @@
 #define HALF_OPEN_TIMEOUT_NS (30ull * 1000000000ull)
 #define NONCE_LEN	     32
 
-enum req_kind { REQ_NONE, REQ_INIT, REQ_AUTH, REQ_DELETE_IKE, REQ_DPD };
+enum req_kind {
+	REQ_NONE,
+	REQ_INIT,
+	REQ_AUTH,
+	REQ_DELETE_IKE,
+	REQ_DPD,
+	REQ_REKEY_CHILD,
+	REQ_REKEY_IKE,
+	REQ_DELETE_CHILD,
+};
 
 struct ike_child {
 	struct ike_child *next;
@@ -29,6 +38,14 @@ struct ike_child {
 	struct ike_child_keys keys;
 	struct ike_ts_payload local_ts, remote_ts;
 	bool transport;
+	uint64_t rekey_at, expire_at; /* 0 = none */
+	bool replaced;		      /* a rekey made its successor: it waits for its DELETE */
+	bool we_made; /* we initiated the exchange that created it (2.17: key order) */
+	/* A rekey of this child that the peer started and we answered (2.8.1): the child it
+	 * made and the lowest nonce of that exchange. */
+	uint32_t peer_new_spi;
+	uint8_t peer_nmin[IKE_NONCE_MAX];
+	size_t peer_nmin_len;
 };
 
 struct ike_peer {
@@ -72,6 +89,20 @@ struct ike_sa {
 	uint32_t child_spi; /* our inbound SPI offered in IKE_AUTH */
 	struct ike_child *children;
 	uint64_t last_rx, expire_at;
+	uint64_t rekey_at; /* IKE SA rekey, 0 = none */
+	bool rekey_wanted; /* a rekey of the IKE SA (ike) or children waits for the window */
+	/* Our rekey in flight: of a child (old SPI, new SPI) or of the IKE SA (new SPI). */
+	uint32_t rk_old, rk_spi;
+	uint8_t rk_ike_spi[8];
+	uint8_t rk_nonce[NONCE_LEN];
+	struct sg_ke *rk_ke;
+	/* A rekey of this IKE SA that the peer started and we answered (2.8.2). */
+	uint8_t peer_new_spi_i[8], peer_new_spi_r[8];
+	bool peer_rekeyed;
+	uint8_t peer_nmin[IKE_NONCE_MAX];
+	size_t peer_nmin_len;
+	bool replaced;	  /* the IKE SA was rekeyed: it waits for its DELETE */
+	uint32_t del_spi; /* REQ_DELETE_CHILD: our inbound SPI being deleted */
 };
 
 struct ike_ctx {
@@ -182,13 +213,16 @@ static void sa_unlink_free(struct ike_sa *sa, bool notify, const char *why)
 		sa->children = ch->next;
 		child_free(sa, ch, notify);
 	}
-	if (notify && sa->state >= IKE_SA_ESTABLISHED) {
+	if (notify && sa->replaced) {
+		/* Rekeyed: IKE_EV_IKE_REKEYED was reported for its successor. */
+	} else if (notify && sa->state >= IKE_SA_ESTABLISHED) {
 		c->stats.ike_down++;
 		event(c, IKE_EV_IKE_DOWN, sa, why);
 	} else if (notify && why) {
 		event(c, IKE_EV_IKE_DOWN, sa, why);
 	}
 	sg_ke_free(sa->ke);
+	sg_ke_free(sa->rk_ke);
 	ike_sa_keys_wipe(&sa->keys);
 	free_wiped(sa->msg1, sa->msg1_len);
 	free_wiped(sa->msg2, sa->msg2_len);
@@ -430,10 +464,20 @@ static bool id_equal(const struct ike_identity *cfg, const struct ike_id *got)
 
 /* ---- Child SAs ------------------------------------------------------------------------------ */
 
-static void install_child(struct ike_sa *sa, struct ike_child *ch)
+static uint64_t jitter(uint64_t t)
 {
+	/* Up to a tenth earlier, so two peers with one configuration rarely rekey at once. */
+	return t ? t - (t / 10 ? sg_random_u64() % (t / 10) : 0) : 0;
+}
+
+static void install_child(struct ike_sa *sa, struct ike_child *ch, uint64_t now)
+{
+	const struct ike_child_cfg *cc = &sa->peer->cfg.child;
+	ch->rekey_at = cc->rekey_time_ns ? now + jitter(cc->rekey_time_ns) : 0;
+	ch->expire_at = cc->life_time_ns ? now + cc->life_time_ns : 0;
 	const struct ike_child_keys *k = &ch->keys;
-	bool in_is_i = !sa->initiator; /* the initiator's SA carries data to the responder */
+	/* 2.17: the keys of the SA from the exchange's initiator come first. */
+	bool in_is_i = !ch->we_made;
 	struct ike_child_info info = {
 	    .name = sa->peer->cfg.child.name,
 	    .spi_in = ch->spi_in,
@@ -464,11 +508,23 @@ static void install_child(struct ike_sa *sa, struct ike_child *ch)
 	event(sa->ctx, IKE_EV_CHILD_UP, sa, NULL);
 }
 
+/* The child proposals without key exchange groups: IKE_AUTH creates its Child SA from the IKE
+ * SA's keys, so its SA payloads carry no Transform Type 4 (1.2). */
+static unsigned props_no_ke(const struct ike_child_cfg *cc, struct ike_prop_cfg *out)
+{
+	for (unsigned i = 0; i < cc->nprops; i++) {
+		out[i] = cc->props[i];
+		out[i].n[IKE_TRANS_KE] = 0;
+	}
+	return cc->nprops;
+}
+
 static void established(struct ike_sa *sa, uint64_t now)
 {
 	set_state(sa, IKE_SA_ESTABLISHED);
 	sa->last_rx = now;
 	sa->expire_at = 0;
+	sa->rekey_at = sa->peer->cfg.rekey_time_ns ? now + jitter(sa->peer->cfg.rekey_time_ns) : 0;
 	sa->ctx->stats.ike_up++;
 	event(sa->ctx, IKE_EV_IKE_UP, sa, NULL);
 	/* The IKE_SA_INIT messages and the key pair are no longer needed. */
@@ -584,7 +640,8 @@ static int send_auth(struct ike_sa *sa, uint64_t now)
 	ike_put_auth(&b, IKE_AUTH_PSK, auth, sa->keys.prf_len);
 	if (cfg->child.transport)
 		ike_put_notify(&b, 0, NULL, 0, IKE_N_USE_TRANSPORT_MODE, NULL, 0);
-	ike_prop_offer(cfg->child.props, cfg->child.nprops, spi, 4, &sap);
+	struct ike_prop_cfg noke[IKE_PROP_MAX];
+	ike_prop_offer(noke, props_no_ke(&cfg->child, noke), spi, 4, &sap);
 	ike_put_sa(&b, &sap);
 	ts_from_cfg(cfg->child.local_ts, cfg->child.nlocal_ts, &tsi);
 	ts_from_cfg(cfg->child.remote_ts, cfg->child.nremote_ts, &tsr);
@@ -725,9 +782,11 @@ static void auth_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 	struct ike_ts_payload ours_i, ours_r;
 	if (!ch)
 		return;
+	struct ike_prop_cfg noke[IKE_PROP_MAX];
+	unsigned nnoke = props_no_ke(&cfg->child, noke);
 	if (!psa || !pti || !ptr || ike_parse_sa(psa->body, psa->len, &sap, &why) ||
-	    ike_prop_accept(cfg->child.props, cfg->child.nprops, &sap, &ch->prop, &why) ||
-	    ch->prop.spi_len != 4 || ike_parse_ts(pti->body, pti->len, &ch->local_ts, &why) ||
+	    ike_prop_accept(noke, nnoke, &sap, &ch->prop, &why) || ch->prop.spi_len != 4 ||
+	    ike_parse_ts(pti->body, pti->len, &ch->local_ts, &why) ||
 	    ike_parse_ts(ptr->body, ptr->len, &ch->remote_ts, &why)) {
 		reject(sa->ctx, sa, why ? why : "no Child SA in the IKE_AUTH response");
 		free(ch);
@@ -741,6 +800,7 @@ static void auth_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		return;
 	}
 	ch->transport = cfg->child.transport && ike_find_notify(m, IKE_N_USE_TRANSPORT_MODE);
+	ch->we_made = true;
 	ch->spi_in = sa->child_spi;
 	ch->spi_out = get_be32(ch->prop.spi);
 	if (ike_derive_child_keys(&ch->prop, sa->keys.prf, sa->keys.sk_d, NULL, 0, sa->ni,
@@ -748,7 +808,7 @@ static void auth_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		free(ch);
 		return;
 	}
-	install_child(sa, ch);
+	install_child(sa, ch, now);
 }
 
 /* ---- responder ----------------------------------------------------------------------------- */
@@ -968,6 +1028,7 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 				 *ptr = ike_find(m, IKE_PL_TSR);
 	struct ike_sa_payload sap, ans;
 	struct ike_ts_payload tsi, tsr;
+	struct ike_prop_cfg noke[IKE_PROP_MAX];
 	uint16_t child_err = 0;
 	const char *child_why = NULL;
 	if (!ch) {
@@ -976,7 +1037,7 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		   ike_parse_ts(pti->body, pti->len, &tsi, &child_why) ||
 		   ike_parse_ts(ptr->body, ptr->len, &tsr, &child_why)) {
 		child_err = IKE_N_INVALID_SYNTAX;
-	} else if (ike_prop_choose(cfg->child.props, cfg->child.nprops, &sap, 0, false, &ch->prop,
+	} else if (ike_prop_choose(noke, props_no_ke(&cfg->child, noke), &sap, 0, false, &ch->prop,
 				   &child_why) ||
 		   ch->prop.spi_len != 4) {
 		child_err = IKE_N_NO_PROPOSAL_CHOSEN;
@@ -1022,12 +1083,17 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 	established(sa, now);
 	if (!child_err && !ike_derive_child_keys(&ch->prop, sa->keys.prf, sa->keys.sk_d, NULL, 0,
 						 sa->ni, sa->ni_len, sa->nr, sa->nr_len, &ch->keys))
-		install_child(sa, ch);
+		install_child(sa, ch, now);
 	else
 		free(ch);
 }
 
 /* ---- INFORMATIONAL ------------------------------------------------------------------------ */
+
+static void move_children(struct ike_sa *from, struct ike_sa *to);
+static struct ike_child *child_by_in(struct ike_sa *sa, uint32_t spi);
+static void child_remove(struct ike_sa *sa, struct ike_child *ch);
+static void maintenance(struct ike_sa *sa, uint64_t now);
 
 static void informational_request(struct ike_sa *sa, struct ike_msg *m)
 {
@@ -1068,6 +1134,14 @@ static void informational_request(struct ike_sa *sa, struct ike_msg *m)
 	sa->peer_mid = m->hdr.msg_id + 1;
 	send_response(sa, &b, m->hdr.msg_id);
 	if (delete_ike) {
+		if (sa->peer_rekeyed) {
+			/* A rekey we answered made its successor (2.18): the children live on. */
+			struct ike_sa *ns =
+			    find_sa(sa->ctx, sa->peer_new_spi_i, sa->peer_new_spi_r, false);
+			if (ns)
+				move_children(sa, ns);
+			sa->replaced = true;
+		}
 		set_state(sa, IKE_SA_DELETING);
 		sa_unlink_free(sa, true, "deleted by the peer");
 	}
@@ -1077,9 +1151,16 @@ static void informational_response(struct ike_sa *sa, uint64_t now)
 {
 	enum req_kind k = sa->req_kind;
 	request_done(sa);
-	(void)now;
-	if (k == REQ_DELETE_IKE)
+	if (k == REQ_DELETE_IKE) {
 		sa_unlink_free(sa, true, "deleted");
+		return;
+	}
+	if (k == REQ_DELETE_CHILD) {
+		struct ike_child *ch = child_by_in(sa, sa->del_spi);
+		if (ch)
+			child_remove(sa, ch);
+	}
+	maintenance(sa, now);
 }
 
 int ike_terminate(struct ike_ctx *c, const char *name, uint64_t now)
@@ -1117,6 +1198,669 @@ static void send_dpd(struct ike_sa *sa, uint64_t now)
 	ike_begin_sk(&b, &sa->keys.out);
 	if (ike_seal_sk(&b, &sa->keys.out) == 0 && send_request(sa, &b, REQ_DPD, now) == 0)
 		sa->next_mid++;
+}
+
+/* ---- rekeying (1.3.2, 1.3.3, 2.8, 2.17, 2.18) ----------------------------------------------- */
+
+static struct ike_child *child_by_in(struct ike_sa *sa, uint32_t spi)
+{
+	for (struct ike_child *ch = sa->children; ch; ch = ch->next)
+		if (ch->spi_in == spi)
+			return ch;
+	return NULL;
+}
+
+static struct ike_child *child_by_out(struct ike_sa *sa, uint32_t spi)
+{
+	for (struct ike_child *ch = sa->children; ch; ch = ch->next)
+		if (ch->spi_out == spi)
+			return ch;
+	return NULL;
+}
+
+static void child_remove(struct ike_sa *sa, struct ike_child *ch)
+{
+	for (struct ike_child **pp = &sa->children; *pp; pp = &(*pp)->next)
+		if (*pp == ch) {
+			*pp = ch->next;
+			child_free(sa, ch, true);
+			return;
+		}
+}
+
+/* The lower of two nonces as octet strings (2.8.1: "the lowest of the four nonces"). */
+static int nonce_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int r = memcmp(a, b, SG_MIN(al, bl));
+	return r ? r : (al > bl) - (al < bl);
+}
+
+static void nonce_min(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, uint8_t *out,
+		      size_t *outl)
+{
+	bool a_low = nonce_cmp(a, al, b, bl) <= 0;
+	*outl = a_low ? al : bl;
+	memcpy(out, a_low ? a : b, *outl);
+}
+
+static void move_children(struct ike_sa *from, struct ike_sa *to)
+{
+	while (from->children) {
+		struct ike_child *ch = from->children;
+		from->children = ch->next;
+		ch->next = to->children;
+		to->children = ch;
+	}
+}
+
+static int start_delete_child(struct ike_sa *sa, struct ike_child *ch, uint64_t now)
+{
+	struct ike_buf b;
+	uint8_t spi[4];
+	put_be32(spi, ch->spi_in);
+	begin_msg(sa, &b, IKE_INFORMATIONAL, false, sa->next_mid);
+	ike_begin_sk(&b, &sa->keys.out);
+	ike_put_delete(&b, IKE_PROTO_ESP, 4, spi, 1);
+	int err = ike_seal_sk(&b, &sa->keys.out);
+	if (!err)
+		err = send_request(sa, &b, REQ_DELETE_CHILD, now);
+	if (err)
+		return err;
+	sa->next_mid++;
+	sa->del_spi = ch->spi_in;
+	ch->replaced = true;
+	return 0;
+}
+
+static int start_delete_ike(struct ike_sa *sa, uint64_t now)
+{
+	struct ike_buf b;
+	begin_msg(sa, &b, IKE_INFORMATIONAL, false, sa->next_mid);
+	ike_begin_sk(&b, &sa->keys.out);
+	ike_put_delete(&b, IKE_PROTO_IKE, 0, NULL, 0);
+	int err = ike_seal_sk(&b, &sa->keys.out);
+	if (!err)
+		err = send_request(sa, &b, REQ_DELETE_IKE, now);
+	if (err)
+		return err;
+	sa->next_mid++;
+	set_state(sa, IKE_SA_DELETING);
+	return 0;
+}
+
+static uint16_t child_pfs_group(const struct ike_child_cfg *cc)
+{
+	for (unsigned i = 0; i < cc->nprops; i++)
+		if (cc->props[i].n[IKE_TRANS_KE])
+			return cc->props[i].alg[IKE_TRANS_KE][0].id;
+	return 0;
+}
+
+static int send_child_rekey(struct ike_sa *sa, struct ike_child *old, uint16_t group, uint64_t now)
+{
+	const struct ike_child_cfg *cc = &sa->peer->cfg.child;
+	struct ike_buf b;
+	struct ike_sa_payload sap;
+	uint8_t spi[4], oldspi[4], pub[SG_KE_MAX_PUBLIC];
+	sg_ke_free(sa->rk_ke);
+	sa->rk_ke = NULL;
+	if (group && (!(sa->rk_ke = sg_ke_new(group)) || !sg_ke_public(sa->rk_ke, pub)))
+		return SG_ECRYPTO;
+	if (!sa->rk_spi)
+		sa->rk_spi = new_child_spi();
+	if (!sg_random_bytes(sa->rk_nonce, NONCE_LEN))
+		return SG_ECRYPTO;
+	sa->rk_old = old->spi_in;
+	put_be32(spi, sa->rk_spi);
+	put_be32(oldspi, old->spi_in);
+	begin_msg(sa, &b, IKE_CREATE_CHILD_SA, false, sa->next_mid);
+	ike_begin_sk(&b, &sa->keys.out);
+	/* 1.3.3: REKEY_SA names the SA by the SPI we receive on. */
+	ike_put_notify(&b, IKE_PROTO_ESP, oldspi, 4, IKE_N_REKEY_SA, NULL, 0);
+	if (old->transport)
+		ike_put_notify(&b, 0, NULL, 0, IKE_N_USE_TRANSPORT_MODE, NULL, 0);
+	ike_prop_offer(cc->props, cc->nprops, spi, 4, &sap);
+	ike_put_sa(&b, &sap);
+	ike_put_nonce(&b, sa->rk_nonce, NONCE_LEN);
+	if (group)
+		ike_put_ke(&b, group, pub, sg_ke_public_len(group));
+	ike_put_ts(&b, IKE_PL_TSI, &old->local_ts);
+	ike_put_ts(&b, IKE_PL_TSR, &old->remote_ts);
+	int err = ike_seal_sk(&b, &sa->keys.out);
+	if (!err)
+		err = send_request(sa, &b, REQ_REKEY_CHILD, now);
+	if (!err)
+		sa->next_mid++;
+	return err;
+}
+
+static int send_ike_rekey(struct ike_sa *sa, uint16_t group, uint64_t now)
+{
+	const struct ike_peer_cfg *cfg = &sa->peer->cfg;
+	struct ike_buf b;
+	struct ike_sa_payload sap;
+	uint8_t pub[SG_KE_MAX_PUBLIC];
+	sg_ke_free(sa->rk_ke);
+	/* 2.18: a rekey of the IKE SA always has a new key exchange. */
+	if (!(sa->rk_ke = sg_ke_new(group)) || !sg_ke_public(sa->rk_ke, pub) ||
+	    !sg_random_bytes(sa->rk_nonce, NONCE_LEN))
+		return SG_ECRYPTO;
+	if (sg_is_zero(sa->rk_ike_spi, 8) && !sg_random_bytes(sa->rk_ike_spi, 8))
+		return SG_ECRYPTO;
+	begin_msg(sa, &b, IKE_CREATE_CHILD_SA, false, sa->next_mid);
+	ike_begin_sk(&b, &sa->keys.out);
+	ike_prop_offer(cfg->props, cfg->nprops, sa->rk_ike_spi, 8, &sap);
+	ike_put_sa(&b, &sap);
+	ike_put_nonce(&b, sa->rk_nonce, NONCE_LEN);
+	ike_put_ke(&b, group, pub, sg_ke_public_len(group));
+	int err = ike_seal_sk(&b, &sa->keys.out);
+	if (!err)
+		err = send_request(sa, &b, REQ_REKEY_IKE, now);
+	if (!err)
+		sa->next_mid++;
+	return err;
+}
+
+/* Starts whatever rekeying or deleting is due, if the request window is free. */
+static void maintenance(struct ike_sa *sa, uint64_t now)
+{
+	if (sa->req || sa->state != IKE_SA_ESTABLISHED || sa->replaced)
+		return;
+	if (sa->rekey_wanted || (sa->rekey_at && now >= sa->rekey_at)) {
+		sa->rekey_wanted = false;
+		sa->rekey_at = 0;
+		memset(sa->rk_ike_spi, 0, 8);
+		if (send_ike_rekey(sa, sa->prop.ke, now))
+			reject(sa->ctx, sa, "could not start rekeying the IKE SA");
+		return;
+	}
+	for (struct ike_child *ch = sa->children; ch; ch = ch->next) {
+		if (ch->replaced)
+			continue;
+		if (ch->expire_at && now >= ch->expire_at) {
+			if (start_delete_child(sa, ch, now))
+				reject(sa->ctx, sa, "could not delete an expired Child SA");
+			return;
+		}
+		if (ch->rekey_at && now >= ch->rekey_at) {
+			ch->rekey_at = 0;
+			sa->rk_spi = 0;
+			if (send_child_rekey(sa, ch, child_pfs_group(&sa->peer->cfg.child), now))
+				reject(sa->ctx, sa, "could not start rekeying a Child SA");
+			return;
+		}
+	}
+}
+
+int ike_rekey(struct ike_ctx *c, const char *peer, bool ike_sa, uint64_t now)
+{
+	for (struct ike_sa *sa = c->sas; sa; sa = sa->next) {
+		if (!sa->peer || strcmp(sa->peer->cfg.name, peer) ||
+		    sa->state != IKE_SA_ESTABLISHED || sa->replaced)
+			continue;
+		if (ike_sa)
+			sa->rekey_wanted = true;
+		else
+			for (struct ike_child *ch = sa->children; ch; ch = ch->next)
+				if (!ch->replaced)
+					ch->rekey_at =
+					    now; /* due now: maintenance starts them in turn */
+		bool busy = sa->req != NULL;
+		maintenance(sa, now);
+		return busy ? SG_EAGAIN : 0;
+	}
+	return SG_ENOENT;
+}
+
+void ike_child_expired(struct ike_sa *sa, uint32_t spi_in, bool hard, uint64_t now)
+{
+	struct ike_child *ch = child_by_in(sa, spi_in);
+	if (!ch || ch->replaced)
+		return;
+	if (hard)
+		ch->expire_at = now;
+	else
+		ch->rekey_at = now;
+	maintenance(sa, now);
+}
+
+/* An error notify in a CREATE_CHILD_SA response, or 0. */
+static uint16_t error_notify(const struct ike_msg *m, struct ike_notify *n)
+{
+	const char *why;
+	for (unsigned i = 0; i < m->npl; i++)
+		if (m->pl[i].type == IKE_PL_NOTIFY &&
+		    !ike_parse_notify(m->pl[i].body, m->pl[i].len, n, &why) &&
+		    IKE_N_IS_ERROR(n->type))
+			return n->type;
+	return 0;
+}
+
+static void child_answer_error(struct ike_sa *sa, uint32_t mid, uint16_t type, const uint8_t *data,
+			       size_t len, const char *why)
+{
+	struct ike_buf b;
+	begin_msg(sa, &b, IKE_CREATE_CHILD_SA, true, mid);
+	ike_begin_sk(&b, &sa->keys.out);
+	ike_put_notify(&b, 0, NULL, 0, type, data, len);
+	if (ike_seal_sk(&b, &sa->keys.out) == 0) {
+		sa->peer_mid = mid + 1;
+		send_response(sa, &b, mid);
+	}
+	reject(sa->ctx, sa, why);
+}
+
+static void ike_rekey_request(struct ike_sa *sa, struct ike_msg *m,
+			      const struct ike_sa_payload *sap, const uint8_t *ni, size_t ni_len,
+			      uint64_t now)
+{
+	struct ike_ctx *c = sa->ctx;
+	const struct ike_peer_cfg *cfg = &sa->peer->cfg;
+	const char *why = NULL;
+	const struct ike_payload *pke = ike_find(m, IKE_PL_KE);
+	struct ike_ke ke;
+	struct ike_chosen ch;
+	uint32_t mid = m->hdr.msg_id;
+	if (sa->replaced || sa->state != IKE_SA_ESTABLISHED) {
+		child_answer_error(sa, mid, IKE_N_TEMPORARY_FAILURE, NULL, 0,
+				   "IKE SA rekey refused: this IKE SA is being replaced");
+		return;
+	}
+	if (!pke || ike_parse_ke(pke->body, pke->len, &ke, &why)) {
+		child_answer_error(sa, mid, IKE_N_INVALID_SYNTAX, NULL, 0,
+				   why ? why : "IKE SA rekey without a KE payload");
+		return;
+	}
+	if (ike_prop_choose(cfg->props, cfg->nprops, sap, ke.group, true, &ch, &why) ||
+	    ch.spi_len != 8) {
+		child_answer_error(sa, mid, IKE_N_NO_PROPOSAL_CHOSEN, NULL, 0, why);
+		return;
+	}
+	if (ke.group != ch.ke) {
+		uint8_t g[2] = {(uint8_t)(ch.ke >> 8), (uint8_t)ch.ke};
+		child_answer_error(sa, mid, IKE_N_INVALID_KE_PAYLOAD, g, 2,
+				   "IKE SA rekey with another group: asked for ours");
+		return;
+	}
+	struct ike_sa *ns = sa_new(c, false);
+	uint8_t gir[SG_KE_MAX_SHARED], pub[SG_KE_MAX_PUBLIC];
+	if (!ns)
+		return;
+	set_state(ns, IKE_SA_ESTABLISHED);
+	ns->peer = sa->peer;
+	ns->remote = sa->remote;
+	ns->local_port = sa->local_port;
+	ns->prop = ch;
+	memcpy(ns->spi_i, ch.spi, 8);
+	memcpy(ns->ni, ni, ni_len);
+	ns->ni_len = ni_len;
+	ns->nr_len = NONCE_LEN;
+	struct sg_ke *k = sg_ke_new(ch.ke);
+	int err = !k || !sg_random_bytes(ns->spi_r, 8) || !sg_random_bytes(ns->nr, NONCE_LEN) ||
+		  !sg_ke_public(k, pub);
+	if (!err)
+		err = sg_ke_derive(k, ke.data, ke.len, gir);
+	if (!err)
+		err = ike_derive_sa_keys(&ch, false, gir, sg_ke_shared_len(ch.ke), ns->ni,
+					 ns->ni_len, ns->nr, ns->nr_len, ns->spi_i, ns->spi_r,
+					 sa->prop.prf, sa->keys.sk_d, &ns->keys);
+	sg_memzero(gir, sizeof(gir));
+	if (err) {
+		sg_ke_free(k);
+		sa_unlink_free(ns, false, NULL);
+		child_answer_error(sa, mid, IKE_N_INVALID_SYNTAX, NULL, 0,
+				   "IKE SA rekey: the peer's KE value is invalid");
+		return;
+	}
+	struct ike_buf b;
+	struct ike_sa_payload ans;
+	begin_msg(sa, &b, IKE_CREATE_CHILD_SA, true, mid);
+	ike_begin_sk(&b, &sa->keys.out);
+	ike_prop_answer(&ch, ns->spi_r, 8, &ans);
+	ike_put_sa(&b, &ans);
+	ike_put_nonce(&b, ns->nr, ns->nr_len);
+	ike_put_ke(&b, ch.ke, pub, sg_ke_public_len(ch.ke));
+	sg_ke_free(k);
+	if (ike_seal_sk(&b, &sa->keys.out)) {
+		sa_unlink_free(ns, false, NULL);
+		return;
+	}
+	sa->peer_mid = mid + 1;
+	send_response(sa, &b, mid);
+	ns->keyed = true;
+	ns->last_rx = now;
+	ns->rekey_at = cfg->rekey_time_ns ? now + jitter(cfg->rekey_time_ns) : 0;
+	event(c, IKE_EV_IKE_REKEYED, ns, NULL);
+	if (sa->req_kind == REQ_REKEY_IKE) {
+		/* 2.8.2: both sides rekey at once; settled when our own exchange completes. */
+		memcpy(sa->peer_new_spi_i, ns->spi_i, 8);
+		memcpy(sa->peer_new_spi_r, ns->spi_r, 8);
+		nonce_min(ns->ni, ns->ni_len, ns->nr, ns->nr_len, sa->peer_nmin,
+			  &sa->peer_nmin_len);
+		sa->peer_rekeyed = true;
+		return;
+	}
+	/* The peer deletes the old IKE SA; the children live on in the new one. */
+	move_children(sa, ns);
+	sa->replaced = true;
+}
+
+static void child_create_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
+{
+	const struct ike_child_cfg *cc = &sa->peer->cfg.child;
+	const char *why = NULL;
+	uint32_t mid = m->hdr.msg_id;
+	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pn = ike_find(m, IKE_PL_NONCE),
+				 *pke = ike_find(m, IKE_PL_KE), *pti = ike_find(m, IKE_PL_TSI),
+				 *ptr = ike_find(m, IKE_PL_TSR),
+				 *prk = ike_find_notify(m, IKE_N_REKEY_SA);
+	struct ike_sa_payload sap;
+	if (!psa || !pn || ike_parse_sa(psa->body, psa->len, &sap, &why) ||
+	    ike_parse_nonce(pn->body, pn->len, &why)) {
+		child_answer_error(sa, mid, IKE_N_INVALID_SYNTAX, NULL, 0,
+				   why ? why : "CREATE_CHILD_SA without SA or Nonce");
+		return;
+	}
+	if (sap.props[0].protocol == IKE_PROTO_IKE) {
+		ike_rekey_request(sa, m, &sap, pn->body, pn->len, now);
+		return;
+	}
+	struct ike_child *old = NULL;
+	if (prk) {
+		struct ike_notify n;
+		if (ike_parse_notify(prk->body, prk->len, &n, &why) || n.spi_len != 4 ||
+		    !(old = child_by_out(sa, get_be32(n.spi))) || old->replaced) {
+			child_answer_error(sa, mid, IKE_N_CHILD_SA_NOT_FOUND, NULL, 0,
+					   "rekey of a Child SA we do not have");
+			return;
+		}
+	}
+	struct ike_child *ch = calloc(1, sizeof(*ch));
+	struct ike_ts_payload tsi, tsr;
+	struct ike_ke ke = {0};
+	if (!ch)
+		return;
+	if (!pti || !ptr || ike_parse_ts(pti->body, pti->len, &tsi, &why) ||
+	    ike_parse_ts(ptr->body, ptr->len, &tsr, &why) ||
+	    (pke && ike_parse_ke(pke->body, pke->len, &ke, &why))) {
+		free(ch);
+		child_answer_error(sa, mid, IKE_N_INVALID_SYNTAX, NULL, 0,
+				   why ? why : "CREATE_CHILD_SA without traffic selectors");
+		return;
+	}
+	if (ike_prop_choose(cc->props, cc->nprops, &sap, ke.group, child_pfs_group(cc) != 0,
+			    &ch->prop, &why) ||
+	    ch->prop.spi_len != 4) {
+		free(ch);
+		child_answer_error(sa, mid, IKE_N_NO_PROPOSAL_CHOSEN, NULL, 0, why);
+		return;
+	}
+	if (ch->prop.ke && ke.group != ch->prop.ke) {
+		uint8_t g[2] = {(uint8_t)(ch->prop.ke >> 8), (uint8_t)ch->prop.ke};
+		free(ch);
+		child_answer_error(sa, mid, IKE_N_INVALID_KE_PAYLOAD, g, 2,
+				   "Child SA with another PFS group: asked for ours");
+		return;
+	}
+	ts_narrow(&tsi, cc->remote_ts, cc->nremote_ts, &ch->remote_ts);
+	ts_narrow(&tsr, cc->local_ts, cc->nlocal_ts, &ch->local_ts);
+	if (!ch->remote_ts.n || !ch->local_ts.n) {
+		free(ch);
+		child_answer_error(sa, mid, IKE_N_TS_UNACCEPTABLE, NULL, 0,
+				   "traffic selectors do not overlap the configured ones");
+		return;
+	}
+	uint8_t nr[NONCE_LEN], gir[SG_KE_MAX_SHARED], pub[SG_KE_MAX_PUBLIC];
+	size_t gl = 0;
+	struct sg_ke *k = NULL;
+	int err = !sg_random_bytes(nr, sizeof(nr));
+	if (!err && ch->prop.ke) {
+		k = sg_ke_new(ch->prop.ke);
+		err = !k || !sg_ke_public(k, pub) || sg_ke_derive(k, ke.data, ke.len, gir);
+		gl = sg_ke_shared_len(ch->prop.ke);
+	}
+	if (!err)
+		err = ike_derive_child_keys(&ch->prop, sa->keys.prf, sa->keys.sk_d, gl ? gir : NULL,
+					    gl, pn->body, pn->len, nr, sizeof(nr), &ch->keys);
+	sg_memzero(gir, sizeof(gir));
+	if (err) {
+		sg_ke_free(k);
+		free(ch);
+		child_answer_error(sa, mid, IKE_N_INVALID_SYNTAX, NULL, 0,
+				   "CREATE_CHILD_SA: bad KE value or key derivation failed");
+		return;
+	}
+	ch->spi_in = new_child_spi();
+	ch->spi_out = get_be32(ch->prop.spi);
+	ch->transport = cc->transport && ike_find_notify(m, IKE_N_USE_TRANSPORT_MODE);
+	ch->we_made = false;
+	struct ike_buf b;
+	struct ike_sa_payload ans;
+	uint8_t spi[4];
+	put_be32(spi, ch->spi_in);
+	begin_msg(sa, &b, IKE_CREATE_CHILD_SA, true, mid);
+	ike_begin_sk(&b, &sa->keys.out);
+	if (ch->transport)
+		ike_put_notify(&b, 0, NULL, 0, IKE_N_USE_TRANSPORT_MODE, NULL, 0);
+	ike_prop_answer(&ch->prop, spi, 4, &ans);
+	ike_put_sa(&b, &ans);
+	ike_put_nonce(&b, nr, sizeof(nr));
+	if (k)
+		ike_put_ke(&b, ch->prop.ke, pub, sg_ke_public_len(ch->prop.ke));
+	sg_ke_free(k);
+	ike_put_ts(&b, IKE_PL_TSI, &ch->remote_ts);
+	ike_put_ts(&b, IKE_PL_TSR, &ch->local_ts);
+	if (ike_seal_sk(&b, &sa->keys.out)) {
+		ike_child_keys_wipe(&ch->keys);
+		free(ch);
+		return;
+	}
+	sa->peer_mid = mid + 1;
+	send_response(sa, &b, mid);
+	if (old) {
+		if (sa->req_kind == REQ_REKEY_CHILD && sa->rk_old == old->spi_in) {
+			/* 2.8.1: we are rekeying it too; settled when our exchange completes. */
+			old->peer_new_spi = ch->spi_in;
+			nonce_min(pn->body, pn->len, nr, sizeof(nr), old->peer_nmin,
+				  &old->peer_nmin_len);
+		} else {
+			old->replaced = true; /* the peer deletes it */
+		}
+		event(sa->ctx, IKE_EV_CHILD_REKEYED, sa, NULL);
+	}
+	install_child(sa, ch, now);
+}
+
+static void child_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
+{
+	const struct ike_child_cfg *cc = &sa->peer->cfg.child;
+	const char *why = NULL;
+	struct ike_notify n;
+	struct ike_child *old = child_by_in(sa, sa->rk_old);
+	uint16_t err_type = error_notify(m, &n);
+	request_done(sa);
+	if (err_type == IKE_N_INVALID_KE_PAYLOAD && n.len == 2 && old) {
+		uint16_t g = (uint16_t)(n.data[0] << 8 | n.data[1]);
+		bool ok = false;
+		for (unsigned i = 0; i < cc->nprops && !ok; i++)
+			for (unsigned j = 0; j < cc->props[i].n[IKE_TRANS_KE]; j++)
+				ok |= cc->props[i].alg[IKE_TRANS_KE][j].id == g;
+		if (ok && sa->rk_ke && g != sg_ke_group(sa->rk_ke)) {
+			event(sa->ctx, IKE_EV_INVALID_KE, sa,
+			      "Child SA rekey: peer asked for another group");
+			if (send_child_rekey(sa, old, g, now) == 0)
+				return;
+		}
+	}
+	if (err_type || !old) {
+		/* TEMPORARY_FAILURE, CHILD_SA_NOT_FOUND (the peer deleted it meanwhile), ...: try
+		 * again later if the child is still there (2.25). */
+		reject(sa->ctx, sa, "Child SA rekey refused by the peer");
+		if (old)
+			old->rekey_at = now + 10ull * 1000000000ull;
+		return;
+	}
+	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pn = ike_find(m, IKE_PL_NONCE),
+				 *pke = ike_find(m, IKE_PL_KE), *pti = ike_find(m, IKE_PL_TSI),
+				 *ptr = ike_find(m, IKE_PL_TSR);
+	struct ike_sa_payload sap;
+	struct ike_ke ke = {0};
+	struct ike_child *ch = calloc(1, sizeof(*ch));
+	uint8_t gir[SG_KE_MAX_SHARED];
+	size_t gl = 0;
+	if (!ch)
+		return;
+	if (!psa || !pn || !pti || !ptr || ike_parse_sa(psa->body, psa->len, &sap, &why) ||
+	    ike_parse_nonce(pn->body, pn->len, &why) ||
+	    ike_prop_accept(cc->props, cc->nprops, &sap, &ch->prop, &why) ||
+	    ch->prop.spi_len != 4 || ike_parse_ts(pti->body, pti->len, &ch->local_ts, &why) ||
+	    ike_parse_ts(ptr->body, ptr->len, &ch->remote_ts, &why) ||
+	    (pke && ike_parse_ke(pke->body, pke->len, &ke, &why)) ||
+	    (ch->prop.ke != 0) != (sa->rk_ke != NULL) ||
+	    (ch->prop.ke && (ke.group != ch->prop.ke || sg_ke_group(sa->rk_ke) != ch->prop.ke)) ||
+	    !ts_within(&ch->local_ts, &old->local_ts) ||
+	    !ts_within(&ch->remote_ts, &old->remote_ts)) {
+		free(ch);
+		reject(sa->ctx, sa, why ? why : "bad CREATE_CHILD_SA response");
+		old->rekey_at = now + 10ull * 1000000000ull;
+		return;
+	}
+	if (ch->prop.ke) {
+		gl = sg_ke_shared_len(ch->prop.ke);
+		if (sg_ke_derive(sa->rk_ke, ke.data, ke.len, gir)) {
+			free(ch);
+			reject(sa->ctx, sa, "Child SA rekey: the peer's KE value is invalid");
+			return;
+		}
+	}
+	int err = ike_derive_child_keys(&ch->prop, sa->keys.prf, sa->keys.sk_d, gl ? gir : NULL, gl,
+					sa->rk_nonce, NONCE_LEN, pn->body, pn->len, &ch->keys);
+	sg_memzero(gir, sizeof(gir));
+	sg_ke_free(sa->rk_ke);
+	sa->rk_ke = NULL;
+	if (err) {
+		free(ch);
+		return;
+	}
+	ch->spi_in = sa->rk_spi;
+	ch->spi_out = get_be32(ch->prop.spi);
+	ch->transport = old->transport;
+	ch->we_made = true;
+	install_child(sa, ch, now);
+	event(sa->ctx, IKE_EV_CHILD_REKEYED, sa, NULL);
+	/* 2.8.1: with a collision, the exchange with the lowest nonce made the redundant SA, and
+	 * its initiator deletes that; the other side deletes the old SA. */
+	if (old->peer_new_spi) {
+		uint8_t mine[IKE_NONCE_MAX];
+		size_t ml;
+		nonce_min(sa->rk_nonce, NONCE_LEN, pn->body, pn->len, mine, &ml);
+		event(sa->ctx, IKE_EV_REKEY_COLLISION, sa, "simultaneous Child SA rekey");
+		if (nonce_cmp(mine, ml, old->peer_nmin, old->peer_nmin_len) < 0) {
+			old->replaced = true; /* the peer deletes the old one */
+			if (start_delete_child(sa, ch, now))
+				child_remove(sa, ch);
+			return;
+		}
+	}
+	if (start_delete_child(sa, old, now))
+		child_remove(sa, old);
+}
+
+static void ike_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
+{
+	struct ike_ctx *c = sa->ctx;
+	const struct ike_peer_cfg *cfg = &sa->peer->cfg;
+	const char *why = NULL;
+	struct ike_notify n;
+	uint16_t err_type = error_notify(m, &n);
+	request_done(sa);
+	struct ike_sa *peer_new =
+	    sa->peer_rekeyed ? find_sa(c, sa->peer_new_spi_i, sa->peer_new_spi_r, false) : NULL;
+	if (err_type == IKE_N_INVALID_KE_PAYLOAD && n.len == 2) {
+		uint16_t g = (uint16_t)(n.data[0] << 8 | n.data[1]);
+		if (group_offered(cfg, g) && g != sg_ke_group(sa->rk_ke)) {
+			event(c, IKE_EV_INVALID_KE, sa,
+			      "IKE SA rekey: peer asked for another group");
+			if (send_ike_rekey(sa, g, now) == 0)
+				return;
+		}
+	}
+	struct ike_sa_payload sap;
+	struct ike_ke ke;
+	struct ike_chosen ch;
+	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pn = ike_find(m, IKE_PL_NONCE),
+				 *pke = ike_find(m, IKE_PL_KE);
+	if (err_type || !psa || !pn || !pke || ike_parse_sa(psa->body, psa->len, &sap, &why) ||
+	    ike_parse_nonce(pn->body, pn->len, &why) ||
+	    ike_parse_ke(pke->body, pke->len, &ke, &why) ||
+	    ike_prop_accept(cfg->props, cfg->nprops, &sap, &ch, &why) || ch.spi_len != 8 ||
+	    ke.group != ch.ke || ch.ke != sg_ke_group(sa->rk_ke)) {
+		reject(c, sa,
+		       err_type ? "IKE SA rekey refused by the peer"
+				: (why ? why : "bad IKE SA rekey response"));
+		if (peer_new) {
+			/* The peer's rekey won by default: the children go with it. */
+			move_children(sa, peer_new);
+			sa->replaced = true;
+		} else {
+			sa->rekey_at = now + 10ull * 1000000000ull;
+		}
+		return;
+	}
+	struct ike_sa *ns = sa_new(c, true);
+	uint8_t gir[SG_KE_MAX_SHARED];
+	if (!ns)
+		return;
+	ns->peer = sa->peer;
+	ns->remote = sa->remote;
+	ns->local_port = sa->local_port;
+	ns->prop = ch;
+	memcpy(ns->spi_i, sa->rk_ike_spi, 8);
+	memcpy(ns->spi_r, ch.spi, 8);
+	memcpy(ns->ni, sa->rk_nonce, NONCE_LEN);
+	ns->ni_len = NONCE_LEN;
+	memcpy(ns->nr, pn->body, pn->len);
+	ns->nr_len = pn->len;
+	int err = sg_ke_derive(sa->rk_ke, ke.data, ke.len, gir);
+	if (!err)
+		err = ike_derive_sa_keys(&ch, true, gir, sg_ke_shared_len(ch.ke), ns->ni,
+					 ns->ni_len, ns->nr, ns->nr_len, ns->spi_i, ns->spi_r,
+					 sa->prop.prf, sa->keys.sk_d, &ns->keys);
+	sg_memzero(gir, sizeof(gir));
+	sg_ke_free(sa->rk_ke);
+	sa->rk_ke = NULL;
+	if (err) {
+		sa_unlink_free(ns, false, NULL);
+		reject(c, sa, "IKE SA rekey: the peer's KE value is invalid");
+		return;
+	}
+	set_state(ns, IKE_SA_ESTABLISHED);
+	ns->keyed = true;
+	ns->last_rx = now;
+	ns->rekey_at = cfg->rekey_time_ns ? now + jitter(cfg->rekey_time_ns) : 0;
+	event(c, IKE_EV_IKE_REKEYED, ns, NULL);
+	if (peer_new) {
+		/* 2.8.2: the new SA made with the lowest nonce is redundant; its initiator
+		 * deletes it, and the other side deletes the old one. */
+		uint8_t mine[IKE_NONCE_MAX];
+		size_t ml;
+		nonce_min(ns->ni, ns->ni_len, ns->nr, ns->nr_len, mine, &ml);
+		event(c, IKE_EV_REKEY_COLLISION, ns, "simultaneous IKE SA rekey");
+		if (nonce_cmp(mine, ml, sa->peer_nmin, sa->peer_nmin_len) < 0) {
+			move_children(sa, peer_new);
+			sa->replaced = true; /* the peer deletes the old one */
+			ns->replaced = true; /* no IKE_DOWN for the redundant one either */
+			if (start_delete_ike(ns, now))
+				sa_unlink_free(ns, false, NULL);
+			return;
+		}
+	}
+	if (peer_new)
+		peer_new->replaced = true; /* redundant: the peer deletes it */
+	move_children(sa, ns);
+	sa->replaced = true;
+	if (start_delete_ike(sa, now))
+		sa_unlink_free(sa, true, "rekeyed");
 }
 
 /* ---- receive ------------------------------------------------------------------------------- */
@@ -1222,20 +1966,18 @@ void ike_receive(struct ike_ctx *c, uint64_t now, uint16_t port, const struct ik
 			informational_request(sa, &m);
 		return;
 	case IKE_CREATE_CHILD_SA:
-		if (!response && sa->state == IKE_SA_ESTABLISHED) {
-			/* Rekeying is not implemented yet: refuse it cleanly (1.3). */
-			struct ike_buf b;
-			begin_msg(sa, &b, IKE_CREATE_CHILD_SA, true, m.hdr.msg_id);
-			ike_begin_sk(&b, &sa->keys.out);
-			ike_put_notify(&b, 0, NULL, 0, IKE_N_NO_ADDITIONAL_SAS, NULL, 0);
-			if (ike_seal_sk(&b, &sa->keys.out) == 0) {
-				sa->peer_mid = m.hdr.msg_id + 1;
-				send_response(sa, &b, m.hdr.msg_id);
-			}
-			reject(c, sa, "CREATE_CHILD_SA refused: rekeying not supported");
+		if (sa->state < IKE_SA_ESTABLISHED) {
+			reject(c, sa, "CREATE_CHILD_SA before the IKE SA is established");
 			return;
 		}
-		reject(c, sa, "unexpected CREATE_CHILD_SA");
+		if (response && sa->req_kind == REQ_REKEY_CHILD)
+			child_rekey_response(sa, &m, now);
+		else if (response && sa->req_kind == REQ_REKEY_IKE)
+			ike_rekey_response(sa, &m, now);
+		else if (!response)
+			child_create_request(sa, &m, now);
+		else
+			reject(c, sa, "unexpected CREATE_CHILD_SA response");
 		return;
 	default:
 		reject(c, sa, "unknown exchange type");
@@ -1284,7 +2026,8 @@ static void sa_tick(struct ike_sa *sa, uint64_t now)
 		}
 		return;
 	}
-	if (sa->state == IKE_SA_ESTABLISHED && sa->peer && sa->peer->cfg.dpd_delay_ns &&
+	maintenance(sa, now);
+	if (!sa->req && sa->state == IKE_SA_ESTABLISHED && sa->peer && sa->peer->cfg.dpd_delay_ns &&
 	    now >= sa->last_rx + sa->peer->cfg.dpd_delay_ns)
 		send_dpd(sa, now);
 }
@@ -1308,9 +2051,19 @@ uint64_t ike_next_deadline(const struct ike_ctx *c)
 			d = SG_MIN(d, sa->req_deadline);
 			if (sa->retx < IKE_RETX_TRIES)
 				d = SG_MIN(d, sa->retx_at);
-		} else if (sa->state == IKE_SA_ESTABLISHED && sa->peer &&
-			   sa->peer->cfg.dpd_delay_ns) {
-			d = SG_MIN(d, sa->last_rx + sa->peer->cfg.dpd_delay_ns);
+		} else if (sa->state == IKE_SA_ESTABLISHED && sa->peer && !sa->replaced) {
+			if (sa->peer->cfg.dpd_delay_ns)
+				d = SG_MIN(d, sa->last_rx + sa->peer->cfg.dpd_delay_ns);
+			if (sa->rekey_at)
+				d = SG_MIN(d, sa->rekey_at);
+			for (const struct ike_child *ch = sa->children; ch; ch = ch->next) {
+				if (ch->replaced)
+					continue;
+				if (ch->rekey_at)
+					d = SG_MIN(d, ch->rekey_at);
+				if (ch->expire_at)
+					d = SG_MIN(d, ch->expire_at);
+			}
 		}
 	}
 	return d;

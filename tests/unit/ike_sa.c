@@ -46,7 +46,10 @@ struct side {
 	int idx;
 	unsigned ike_up, ike_down, child_up, child_down, invalid_ke, cookie, retransmit, dpd_dead,
 	    rejected;
-	struct child_rec child;
+	struct child_rec child;	  /* the last one installed */
+	struct child_rec live[8]; /* installed and not yet removed */
+	unsigned nlive;
+	unsigned ike_rekeyed, child_rekeyed, collisions;
 	const char *last_reject;
 	const char *last_down;
 };
@@ -106,20 +109,31 @@ static void on_child_up(void *ctx, struct ike_sa *sa, const struct ike_child_inf
 		s->child.remote = i->remote_ts[0];
 	assert_true(i->encap);
 	assert_int_equal(i->remote.port, IKE_NATT_PORT);
+	assert_true(s->nlive < SG_ARRAY_LEN(s->live));
+	s->live[s->nlive++] = s->child;
 }
 
 static void on_child_down(void *ctx, struct ike_sa *sa, uint32_t in, uint32_t out)
 {
+	if (getenv("IKE_SA_DEBUG"))
+		fprintf(stderr, "side %d: child down %08x\n", ((struct side *)ctx)->idx, in);
 	struct side *s = ctx;
+	unsigned i;
 	(void)sa;
-	assert_int_equal(in, s->child.spi_in);
-	assert_int_equal(out, s->child.spi_out);
+	for (i = 0; i < s->nlive && s->live[i].spi_in != in; i++)
+		;
+	assert_true(i < s->nlive); /* only installed children are removed */
+	assert_int_equal(out, s->live[i].spi_out);
+	s->live[i] = s->live[--s->nlive];
 	s->child_down++;
 }
 
 static void on_event(void *ctx, const struct ike_event *ev)
 {
 	struct side *s = ctx;
+	if (getenv("IKE_SA_DEBUG"))
+		fprintf(stderr, "side %d: event %d %s\n", s->idx, ev->type,
+			ev->reason ? ev->reason : "");
 	switch (ev->type) {
 	case IKE_EV_IKE_UP:
 		s->ike_up++;
@@ -139,6 +153,15 @@ static void on_event(void *ctx, const struct ike_event *ev)
 		break;
 	case IKE_EV_DPD_DEAD:
 		s->dpd_dead++;
+		break;
+	case IKE_EV_IKE_REKEYED:
+		s->ike_rekeyed++;
+		break;
+	case IKE_EV_CHILD_REKEYED:
+		s->child_rekeyed++;
+		break;
+	case IKE_EV_REKEY_COLLISION:
+		s->collisions++;
 		break;
 	case IKE_EV_REJECTED:
 		s->rejected++;
@@ -684,6 +707,230 @@ static void test_half_open_expiry_and_hostile(void **state)
 	assert_int_equal(sa_count(0) + sa_count(1), 0);
 }
 
+/* Both sides hold exactly one Child SA, and its halves pair up. */
+static void assert_one_child_pair(void)
+{
+	struct side *a = &net.s[0], *b = &net.s[1];
+	assert_int_equal(a->nlive, 1);
+	assert_int_equal(b->nlive, 1);
+	assert_int_equal(a->live[0].spi_out, b->live[0].spi_in);
+	assert_int_equal(a->live[0].spi_in, b->live[0].spi_out);
+	assert_memory_equal(a->live[0].key_out, b->live[0].key_in, a->live[0].key_len);
+	assert_memory_equal(a->live[0].key_in, b->live[0].key_out, a->live[0].key_len);
+}
+
+static void rekey_children(int who)
+{
+	assert_int_equal(ike_rekey(net.s[who].ctx, who == 0 ? "to-b" : "to-a", false, net.now), 0);
+	run(false);
+}
+
+static void test_child_rekey(void **state)
+{
+	(void)state;
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	establish();
+	uint32_t first = net.s[0].child.spi_in;
+	rekey_children(0); /* the initiator rekeys */
+	assert_one_child_pair();
+	assert_int_not_equal(net.s[0].live[0].spi_in, first);
+	assert_int_equal(net.s[0].child_up, 2);
+	assert_int_equal(net.s[0].child_down, 1);
+	assert_int_equal(net.s[1].child_down, 1);
+	assert_int_equal(net.s[0].child_rekeyed + net.s[1].child_rekeyed, 2);
+	rekey_children(1); /* and the responder */
+	assert_one_child_pair();
+	assert_int_equal(net.s[1].child_up, 3);
+	/* The IKE SA goes on: a delete still works. */
+	assert_int_equal(ike_terminate(net.s[0].ctx, "to-b", net.now), 0);
+	run(false);
+	assert_int_equal(sa_count(0) + sa_count(1), 0);
+	assert_int_equal(net.s[0].nlive + net.s[1].nlive, 0);
+}
+
+static void test_child_rekey_pfs(void **state)
+{
+	(void)state;
+	/* PFS: A offers P-256 first, B takes P-384 only: INVALID_KE_PAYLOAD, then the retry. The
+	 * first Child SA (IKE_AUTH) has no key exchange of its own (1.2). */
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp256-ecp384",
+		  "aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384");
+	establish();
+	assert_one_child_pair();
+	rekey_children(0);
+	assert_one_child_pair();
+	assert_int_equal(net.s[0].invalid_ke, 1);
+	assert_int_equal(net.s[0].child_up, 2);
+	/* The other way round: B's only group is A's second. */
+	rekey_children(1);
+	assert_one_child_pair();
+	assert_int_equal(net.s[1].child_up, 3);
+	/* PFS required but the peer has none: refused, the old Child SA stays. */
+	teardown(NULL);
+	setup(NULL);
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16-ecp384");
+	establish();
+	assert_one_child_pair();
+	rekey_children(0);
+	assert_one_child_pair();
+	assert_int_equal(net.s[0].child_up, 1);
+	assert_string_equal(net.s[0].last_reject, "Child SA rekey refused by the peer");
+}
+
+static void test_ike_rekey(void **state)
+{
+	(void)state;
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	establish();
+	uint8_t old_i[8], old_r[8], new_i[8], new_r[8], bi[8], br[8];
+	ike_sa_spis(ike_first_sa(net.s[0].ctx), old_i, old_r);
+	for (int who = 0; who < 2; who++) {
+		assert_int_equal(
+		    ike_rekey(net.s[who].ctx, who == 0 ? "to-b" : "to-a", true, net.now), 0);
+		run(false);
+		assert_int_equal(sa_count(0), 1);
+		assert_int_equal(sa_count(1), 1);
+		struct ike_sa *sa = ike_first_sa(net.s[0].ctx), *sb = ike_first_sa(net.s[1].ctx);
+		assert_int_equal(ike_sa_state(sa), IKE_SA_ESTABLISHED);
+		assert_int_equal(ike_sa_state(sb), IKE_SA_ESTABLISHED);
+		ike_sa_spis(sa, new_i, new_r);
+		ike_sa_spis(sb, bi, br);
+		assert_memory_equal(new_i, bi, 8);
+		assert_memory_equal(new_r, br, 8);
+		assert_memory_not_equal(new_i, old_i, 8);
+		memcpy(old_i, new_i, 8);
+		/* 2.18: the rekey's initiator is the new SA's initiator. */
+		assert_true(ike_sa_initiator(who == 0 ? sa : sb));
+		/* The Child SA moved along, untouched. */
+		assert_int_equal(ike_sa_child_count(sa), 1);
+		assert_int_equal(ike_sa_child_count(sb), 1);
+		assert_int_equal(net.s[0].child_down + net.s[1].child_down, 0);
+		assert_int_equal(net.s[0].ike_down + net.s[1].ike_down, 0);
+	}
+	assert_int_equal(net.s[0].ike_rekeyed, 2);
+	assert_one_child_pair();
+	/* The new SA works: its children rekey, DPD-free delete. */
+	rekey_children(1);
+	assert_one_child_pair();
+	assert_int_equal(ike_terminate(net.s[1].ctx, "to-a", net.now), 0);
+	run(false);
+	assert_int_equal(sa_count(0) + sa_count(1), 0);
+	assert_int_equal(net.s[0].ike_down, 1);
+}
+
+static void test_child_rekey_collision(void **state)
+{
+	(void)state;
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	establish();
+	for (int round = 0; round < 8; round++) {
+		/* Both start before either request arrives. */
+		assert_int_equal(ike_rekey(net.s[0].ctx, "to-b", false, net.now), 0);
+		assert_int_equal(ike_rekey(net.s[1].ctx, "to-a", false, net.now), 0);
+		run(round & 1);
+		assert_one_child_pair();
+		assert_int_equal(net.s[0].collisions, (unsigned)round + 1);
+		assert_int_equal(net.s[1].collisions, (unsigned)round + 1);
+		assert_int_equal(net.s[0].child_up, 1 + 2 * ((unsigned)round + 1));
+	}
+	assert_int_equal(net.nq, 0);
+}
+
+static void test_ike_rekey_collision(void **state)
+{
+	(void)state;
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	establish();
+	for (int round = 0; round < 8; round++) {
+		assert_int_equal(ike_rekey(net.s[0].ctx, "to-b", true, net.now), 0);
+		assert_int_equal(ike_rekey(net.s[1].ctx, "to-a", true, net.now), 0);
+		run(round & 1);
+		assert_int_equal(sa_count(0), 1);
+		assert_int_equal(sa_count(1), 1);
+		uint8_t ai[8], ar[8], bi[8], br[8];
+		ike_sa_spis(ike_first_sa(net.s[0].ctx), ai, ar);
+		ike_sa_spis(ike_first_sa(net.s[1].ctx), bi, br);
+		assert_memory_equal(ai, bi, 8);
+		assert_memory_equal(ar, br, 8);
+		assert_int_equal(ike_sa_state(ike_first_sa(net.s[0].ctx)), IKE_SA_ESTABLISHED);
+		assert_int_equal(ike_sa_child_count(ike_first_sa(net.s[0].ctx)), 1);
+		assert_int_equal(ike_sa_child_count(ike_first_sa(net.s[1].ctx)), 1);
+		assert_int_equal(net.s[0].collisions, (unsigned)round + 1);
+	}
+	assert_one_child_pair();
+	assert_int_equal(net.s[0].child_down + net.s[1].child_down, 0);
+	assert_int_equal(net.s[0].ike_down + net.s[1].ike_down, 0);
+	/* What is left works. */
+	rekey_children(0);
+	assert_one_child_pair();
+	assert_int_equal(ike_terminate(net.s[0].ctx, "to-b", net.now), 0);
+	run(false);
+	assert_int_equal(sa_count(0) + sa_count(1), 0);
+}
+
+static void test_lifetimes(void **state)
+{
+	struct ike_peer_cfg c;
+	(void)state;
+	make_cfg(&c, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	c.child.rekey_time_ns = 100 * SEC;
+	c.child.life_time_ns = 150 * SEC;
+	c.rekey_time_ns = 1000 * SEC;
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
+	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	c.child.life_time_ns = 400 * SEC; /* B only expires, later */
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
+	establish();
+	uint64_t t0 = net.now;
+	/* Soft: A rekeys between 90 and 100 s (the jitter is up to a tenth). */
+	while (net.s[0].child_up < 2 && advance(600 * SEC))
+		;
+	assert_true(net.now - t0 >= 90 * SEC && net.now - t0 <= 100 * SEC);
+	assert_one_child_pair();
+	/* The IKE SA is rekeyed by A between 900 and 1000 s, the children go on rekeying every
+	 * ~100 s and never reach a hard lifetime. */
+	while (net.s[0].ike_rekeyed < 1 && advance(600 * SEC))
+		;
+	assert_true(net.now - t0 >= 900 * SEC && net.now - t0 <= 1000 * SEC);
+	assert_true(net.s[0].child_up >= 10);
+	assert_one_child_pair();
+	assert_int_equal(sa_count(0), 1);
+	/* Hard only (B's side, no rekey configured there): with A's rekeying off, B deletes the
+	 * child at 400 s. */
+	teardown(NULL);
+	setup(NULL);
+	make_cfg(&c, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
+	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	c.child.life_time_ns = 400 * SEC;
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
+	establish();
+	t0 = net.now;
+	while (net.s[1].child_down < 1 && advance(600 * SEC))
+		;
+	assert_int_equal(net.now - t0, 400 * SEC);
+	assert_int_equal(net.s[0].nlive + net.s[1].nlive, 0);
+	assert_int_equal(sa_count(0), 1); /* the IKE SA stays */
+	/* Byte/packet lifetimes come from the data path. */
+	teardown(NULL);
+	setup(NULL);
+	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
+		  "aes256gcm16");
+	establish();
+	ike_child_expired(ike_first_sa(net.s[1].ctx), net.s[1].live[0].spi_in, false, net.now);
+	run(false);
+	assert_int_equal(net.s[1].child_up, 2);
+	assert_one_child_pair();
+	ike_child_expired(ike_first_sa(net.s[1].ctx), net.s[1].live[0].spi_in, true, net.now);
+	run(false);
+	assert_int_equal(net.s[0].nlive + net.s[1].nlive, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -700,6 +947,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dpd, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dpd_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_half_open_expiry_and_hostile, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_child_rekey, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_child_rekey_pfs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ike_rekey, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_child_rekey_collision, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ike_rekey_collision, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lifetimes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
