@@ -20,7 +20,8 @@
 #include "common/log.h"
 #include "crypto/crypto.h"
 #include "daemon/daemon.h"
-#include "daemon/privs.h"
+#include "net/privs.h"
+#include "net/proc.h"
 #include "net/tun.h"
 
 static void usage(FILE *f, const char *prog)
@@ -29,70 +30,12 @@ static void usage(FILE *f, const char *prog)
 		prog);
 }
 
-/* Forks; returns in the child (with the write end of the readiness pipe) and never in the
- * parent, which exits with the child's verdict. */
-static int daemonize(void)
-{
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) != 0) {
-		sg_log(SG_LOG_ERROR, "daemonize_failed", "step=pipe error=\"%s\"", strerror(errno));
-		exit(1);
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		sg_log(SG_LOG_ERROR, "daemonize_failed", "step=fork error=\"%s\"", strerror(errno));
-		exit(1);
-	}
-	if (pid > 0) {
-		char c = 0;
-		ssize_t n;
-		close(p[1]);
-		do
-			n = read(p[0], &c, 1);
-		while (n < 0 && errno == EINTR);
-		if (n == 1 && c == 'R')
-			_exit(0);
-		/* The child failed (and said why on stderr): collect it. */
-		int status;
-		(void)waitpid(pid, &status, 0);
-		_exit(1);
-	}
-	close(p[0]);
-	if (setsid() < 0)
-		sg_log(SG_LOG_WARN, "setsid_failed", "error=\"%s\"", strerror(errno));
-	return p[1];
-}
-
-/* The interface and socket exist: release the parent and detach from the terminal. */
-static void detach(int ready_fd)
-{
-	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, STDIN_FILENO);
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		if (fd > STDERR_FILENO)
-			close(fd);
-	}
-	if (chdir("/") != 0)
-		sg_log(SG_LOG_WARN, "chdir_failed", "error=\"%s\"", strerror(errno));
-	sg_log_open("secureguardd", SG_LOG_TO_SYSLOG);
-	ssize_t n;
-	do
-		n = write(ready_fd, "R", 1);
-	while (n < 0 && errno == EINTR);
-	close(ready_fd);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"foreground", no_argument, NULL, 'f'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {"fips-strict", no_argument, NULL, 'S'},
-	    {NULL, 0, NULL, 0},
+	    {"foreground", no_argument, NULL, 'f'},  {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},	     {"version", no_argument, NULL, 'V'},
+	    {"fips-strict", no_argument, NULL, 'S'}, {NULL, 0, NULL, 0},
 	};
 	bool foreground = false, verbose = false, fips_strict = false;
 	const char *why = "";
@@ -199,7 +142,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	int ready_fd = foreground ? -1 : daemonize();
+	int ready_fd = foreground ? -1 : proc_daemonize();
 
 	if (sg_crypto_init() != 0) {
 		sg_log(SG_LOG_ERROR, "crypto_init_failed", "library=%s",
@@ -225,7 +168,7 @@ int main(int argc, char **argv)
 		sg_log(SG_LOG_WARN, "privilege_drop_incomplete", "step=%s error=\"%s\"", why,
 		       strerror(-err));
 	if (ready_fd >= 0)
-		detach(ready_fd);
+		proc_ready(ready_fd, "secureguardd");
 	sg_log(SG_LOG_INFO, "started", "version=%s pid=%d ifindex=%d listen_port=%u mode=%s",
 	       SG_VERSION, (int)getpid(), (int)if_nametoindex(daemon_ifname(d)),
 	       daemon_listen_port(d), foreground ? "foreground" : "daemon");

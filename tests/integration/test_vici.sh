@@ -3,6 +3,8 @@
 #  - our client drives a real charon 5.9: version, load-conn with nested sections and lists,
 #    list-conns with its streamed events, get-conns, load-shared, unload-conn, stats, and the
 #    answers to an unknown command and an unknown event (tests/tools/vici_probe.c client);
+#  - our swanctl.conf parser makes the messages swanctl makes: a file loaded through it into
+#    charon lists exactly as the same file loaded with `swanctl --load-all`;
 #  - strongSwan's swanctl drives our server on the project's event loop: `swanctl --version
 #    --daemon` and `swanctl --list-conns` (a streamed event) print what we served, and a command
 #    we do not serve fails cleanly in swanctl while our server stays up.
@@ -22,6 +24,57 @@ out=$("$PROBE" client "$SWAN_URI_a") || {
 }
 echo "$out"
 assert_eq "$(grep -c '^ok' <<<"$out")" 12 "checks passed against charon"
+
+# Our swanctl.conf parser against swanctl's own: the same file loaded through each into charon
+# must list the same connection.
+cat >"$SG_TMP/swanctl.conf" <<'CONF'
+# one connection and its secret, in the subset docs/IKE.md documents
+connections {
+  site {
+    version = 2
+    local_addrs = 192.0.2.1
+    remote_addrs = 192.0.2.2
+    proposals = aes256gcm16-prfsha384-ecp384, chacha20poly1305-prfsha256-x25519
+    dpd_delay = 30s
+    rekey_time = 2h
+    local-1 {
+      auth = psk
+      id = a.example
+    }
+    remote {
+      auth = psk
+      id = "b.example"
+    }
+    children {
+      net {
+        local_ts = 10.1.0.0/16
+        remote_ts = 10.2.0.0/16, 10.3.0.0/24
+        esp_proposals = aes256gcm16-ecp384, chacha20poly1305
+        mode = tunnel
+        start_action = none
+        rekey_time = 20m
+        life_time = 30m
+      }
+    }
+  }
+}
+secrets {
+  ike-site {
+    id-a = a.example
+    id-b = b.example
+    secret = "not a real secret"
+  }
+}
+CONF
+"$PROBE" loadconf "$SWAN_URI_a" "$SG_TMP/swanctl.conf" || fail "vici_probe loadconf into charon"
+ours=$(swanctl --list-conns --uri "$SWAN_URI_a")
+swanctl --load-all --uri "$SWAN_URI_a" --file "$SG_TMP/swanctl.conf" >"$SG_TMP/load.out" 2>&1 ||
+	fail "swanctl --load-all: $(cat "$SG_TMP/load.out")"
+theirs=$(swanctl --list-conns --uri "$SWAN_URI_a")
+echo "$ours"
+[ "$ours" = "$theirs" ] || fail "the connection loaded through our parser differs from swanctl's:
+$(diff <(echo "$ours") <(echo "$theirs"))"
+grep -q 'site: IKEv2' <<<"$ours" || fail "the parsed connection is not listed"
 
 # Our server, strongSwan's client. The probe runs in the foreground of a subshell; its socket
 # lives in the test's private directory.

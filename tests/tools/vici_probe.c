@@ -6,6 +6,8 @@
  *                           unload-conn, stats, an unknown command and an unknown event
  *   vici_probe serve URI    serve version, list-conns (one streamed event) and get-conns on the
  *                           project's event loop until SIGTERM, for strongSwan's swanctl
+ *   vici_probe loadconf URI FILE   parse a swanctl.conf with src/vici/swanctl_conf.c and send
+ *                           its load-conn / load-shared messages (what swanctl --load-all sends)
  *
  * Prints one line per check and exits 0 only if all passed.
  */
@@ -16,6 +18,7 @@
 
 #include <secureguard/sg_errors.h>
 
+#include "vici/swanctl_conf.h"
 #include "vici/vici.h"
 #include "vici/vici_client.h"
 #include "vici/vici_server.h"
@@ -268,12 +271,62 @@ static int serve(const char *uri)
 	return 0;
 }
 
+static int loadconf(const char *uri, const char *file)
+{
+	struct swanctl_conf conf;
+	char line[SWANCTL_MAX_LINE + 2];
+	FILE *f = fopen(file, "r");
+	int err = 0;
+	if (!f) {
+		perror(file);
+		return 1;
+	}
+	swanctl_init(&conf);
+	while (!err && fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line);
+		if (n && line[n - 1] == '\n')
+			n--;
+		err = swanctl_feed(&conf, line, n);
+	}
+	fclose(f);
+	if (!err)
+		err = swanctl_finish(&conf);
+	if (err) {
+		printf("FAIL parse %s: %s\n", file, conf.err);
+		swanctl_free(&conf);
+		return 1;
+	}
+	struct vici_client *c;
+	const char *why = NULL;
+	if (vici_client_connect(uri, 5000, &c, &why) != 0) {
+		printf("FAIL connect %s: %s\n", uri, why);
+		swanctl_free(&conf);
+		return 1;
+	}
+	for (unsigned i = 0; i < conf.nitems; i++) {
+		struct vici_msg *resp = NULL;
+		err = vici_client_request(c, conf.items[i].cmd, &conf.items[i].msg, NULL, NULL,
+					  &resp, &why);
+		CHECK(!err && success(resp), "%s %s%s%s", conf.items[i].cmd, conf.items[i].name,
+		      err ? ": " : "",
+		      err	      ? why
+		      : success(resp) ? ""
+				      : vici_get_str(vici_msg_root(resp), "errmsg"));
+		vici_msg_free(resp);
+	}
+	vici_client_free(c);
+	swanctl_free(&conf);
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[1], "loadconf") == 0)
+		return loadconf(argv[2], argv[3]);
 	if (argc == 3 && strcmp(argv[1], "client") == 0)
 		return client(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "serve") == 0)
 		return serve(argv[2]);
-	fprintf(stderr, "usage: vici_probe client|serve URI\n");
+	fprintf(stderr, "usage: vici_probe client|serve URI | loadconf URI FILE\n");
 	return 2;
 }

@@ -1,4 +1,4 @@
-/* Privilege reduction for secureguardd.
+/* Privilege reduction for the daemons (secureguardd, secureguard-iked).
  *
  * The daemon stays uid 0, as wireguard-go does (the UAPI socket and its directory are root's),
  * but once the TUN device and the sockets exist it keeps only two capabilities:
@@ -9,8 +9,8 @@
  * PR_SET_NO_NEW_PRIVS set, so neither a bug in the daemon nor a program it could be tricked into
  * executing gets them back. Done with prctl/capset directly (no libcap).
  */
-#ifndef SG_DAEMON_PRIVS_H
-#define SG_DAEMON_PRIVS_H
+#ifndef SG_NET_PRIVS_H
+#define SG_NET_PRIVS_H
 
 #include "common/compiler.h"
 

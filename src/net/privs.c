@@ -1,5 +1,5 @@
 /* Capability reduction with raw prctl/capset; see privs.h. */
-#include "daemon/privs.h"
+#include "net/privs.h"
 
 #include <errno.h>
 #include <linux/capability.h>
