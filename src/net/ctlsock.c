@@ -107,21 +107,11 @@ int ctlsock_open_path(struct ctlsock *s, const char *path, mode_t mode, const ch
 		*why = "socket";
 		return -errno;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, s->path, m);
-
-	for (int attempt = 0;; attempt++) {
-		/* umask makes the socket no more open than `mode` from its creation on. */
-		mode_t old = umask(~mode & 0777);
-		int rc = bind(s->fd, (struct sockaddr *)&sa, sizeof(sa));
-		err = errno;
-		umask(old);
-		if (rc == 0)
-			break;
-		if (err != EADDRINUSE || attempt > 0) {
-			*why = "bind";
-			err = -err;
+	/* A live daemon keeps its socket; anything but a socket is never replaced. */
+	if (lstat(s->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			*why = "socket path exists and is not a socket";
+			err = -EEXIST;
 			goto fail;
 		}
 		if (socket_alive(s->path)) {
@@ -129,34 +119,46 @@ int ctlsock_open_path(struct ctlsock *s, const char *path, mode_t mode, const ch
 			err = -EADDRINUSE;
 			goto fail;
 		}
-		/* Stale socket of a dead daemon: remove it, but never anything else. */
-		if (lstat(s->path, &st) == 0) {
-			if (!S_ISSOCK(st.st_mode)) {
-				*why = "socket path exists and is not a socket";
-				err = -EEXIST;
-				goto fail;
-			}
-			if (unlink(s->path) != 0 && errno != ENOENT) {
-				*why = "unlink stale socket";
-				err = -errno;
-				goto fail;
-			}
-		}
 	}
-	if (chmod(s->path, mode) != 0 || lstat(s->path, &st) != 0) {
-		*why = "chmod socket";
+	/* Bound and listening under a temporary name first, then renamed into place: a client
+	 * probing the directory (`wg show all` removes sockets that refuse connections, as a dead
+	 * daemon's do) never sees ours bound but not yet listening. The rename also replaces a
+	 * stale socket atomically. */
+	char tmp[sizeof(s->path)];
+	int tn = snprintf(tmp, sizeof(tmp), "%s.%d~", s->path, (int)getpid());
+	if (tn < 0 || (size_t)tn >= sizeof(sa.sun_path)) {
+		*why = "socket path too long";
+		err = -ENAMETOOLONG;
+		goto fail;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, tmp, (size_t)tn);
+	(void)unlink(tmp); /* ours, from a process with our pid that died */
+	/* umask makes the socket no more open than `mode` from its creation on. */
+	mode_t old = umask(~mode & 0777);
+	int rc = bind(s->fd, (struct sockaddr *)&sa, sizeof(sa));
+	err = errno;
+	umask(old);
+	if (rc != 0) {
+		*why = "bind";
+		err = -err;
+		goto fail;
+	}
+	if (listen(s->fd, SOMAXCONN) != 0 || chmod(tmp, mode) != 0) {
+		*why = "listen";
 		err = -errno;
-		(void)unlink(s->path);
+		(void)unlink(tmp);
+		goto fail;
+	}
+	if (rename(tmp, s->path) != 0 || lstat(s->path, &st) != 0) {
+		*why = "rename socket into place";
+		err = -errno;
+		(void)unlink(tmp);
 		goto fail;
 	}
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
-	if (listen(s->fd, SOMAXCONN) != 0) {
-		*why = "listen";
-		err = -errno;
-		(void)unlink(s->path);
-		goto fail;
-	}
 	return 0;
 fail:
 	close(s->fd);
