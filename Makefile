@@ -6,7 +6,7 @@
 #   make demo   the main job: secureguardd and wireguard-go talking in two namespaces, then the
 #               management server on SQLite configuring a tunnel
 #   make bench  every benchmark in bench/ (root; minutes)
-#   make install  binaries and the systemd unit under PREFIX (default /usr/local)
+#   make install  binaries and the systemd units under PREFIX (default /usr/local)
 #   make openapi  rewrite docs/openapi.json from the server's API description
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
@@ -59,7 +59,8 @@ bench: deps all
 	./bench/control_plane.sh
 	./bench/server_api.sh
 
-# Installs the two binaries and the secureguard@.service unit under PREFIX (default /usr/local).
+# Installs the binaries (secureguard, secureguardd, secureguard-iked) and the systemd units
+# (secureguard@.service, secureguard-iked.service) under PREFIX (default /usr/local).
 PREFIX ?= /usr/local
 install:
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null

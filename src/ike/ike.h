@@ -192,5 +192,24 @@ bool ike_sa_initiator(const struct ike_sa *sa);
 void ike_sa_spis(const struct ike_sa *sa, uint8_t spi_i[8], uint8_t spi_r[8]);
 const struct ike_chosen *ike_sa_proposal(const struct ike_sa *sa);
 unsigned ike_sa_child_count(const struct ike_sa *sa);
+/* A number unique to the IKE SA within the context (list-sas "uniqueid"), from 1. */
+uint32_t ike_sa_unique_id(const struct ike_sa *sa);
+const struct ike_endpoint *ike_sa_remote(const struct ike_sa *sa);
+uint16_t ike_sa_local_port(const struct ike_sa *sa);
+/* Monotonic time the SA was established (0 = not yet). */
+uint64_t ike_sa_established_at(const struct ike_sa *sa);
+/* The configuration of the SA's peer, or NULL (a responder before IKE_AUTH). */
+const struct ike_peer_cfg *ike_sa_peer_cfg(const struct ike_sa *sa);
+/* The IKE SA that holds the Child SA with inbound SPI spi_in (it moves on IKE SA rekeys). */
+struct ike_sa *ike_sa_by_child(const struct ike_ctx *c, uint32_t spi_in);
+
+/* Adds the peer, or replaces the configuration of one with the same name in place: its SAs
+ * stay up and use the new settings from their next exchange (credential and connection
+ * reloads). 0 or as ike_add_peer. */
+int ike_set_peer(struct ike_ctx *c, const struct ike_peer_cfg *cfg) SG_WUR;
+const struct ike_peer_cfg *ike_get_peer(const struct ike_ctx *c, const char *name);
+/* Iteration over peers: for (p = ike_first_peer(c); p; p = ike_peer_next(c, p)). */
+const struct ike_peer_cfg *ike_first_peer(const struct ike_ctx *c);
+const struct ike_peer_cfg *ike_peer_next(const struct ike_ctx *c, const struct ike_peer_cfg *p);
 
 #endif

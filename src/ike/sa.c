@@ -89,6 +89,8 @@ struct ike_sa {
 	uint32_t child_spi; /* our inbound SPI offered in IKE_AUTH */
 	struct ike_child *children;
 	uint64_t last_rx, expire_at;
+	uint64_t established_at;
+	uint32_t unique_id;
 	uint64_t rekey_at; /* IKE SA rekey, 0 = none */
 	bool rekey_wanted; /* a rekey of the IKE SA (ike) or children waits for the window */
 	/* Our rekey in flight: of a child (old SPI, new SPI) or of the IKE SA (new SPI). */
@@ -110,6 +112,7 @@ struct ike_ctx {
 	struct ike_peer *peers;
 	struct ike_sa *sas;
 	unsigned half_open;
+	uint32_t next_unique;
 	bool force_cookies;
 	uint8_t cookie_secret[32];
 	struct ike_stats stats;
@@ -239,6 +242,7 @@ static struct ike_sa *sa_new(struct ike_ctx *c, bool initiator)
 		return NULL;
 	sa->ctx = c;
 	sa->initiator = initiator;
+	sa->unique_id = ++c->next_unique;
 	sa->state = IKE_SA_CONNECTING;
 	sa->local_port = IKE_PORT;
 	if (!initiator)
@@ -523,6 +527,7 @@ static void established(struct ike_sa *sa, uint64_t now)
 {
 	set_state(sa, IKE_SA_ESTABLISHED);
 	sa->last_rx = now;
+	sa->established_at = now;
 	sa->expire_at = 0;
 	sa->rekey_at = sa->peer->cfg.rekey_time_ns ? now + jitter(sa->peer->cfg.rekey_time_ns) : 0;
 	sa->ctx->stats.ike_up++;
@@ -1529,6 +1534,7 @@ static void ike_rekey_request(struct ike_sa *sa, struct ike_msg *m,
 	send_response(sa, &b, mid);
 	ns->keyed = true;
 	ns->last_rx = now;
+	ns->established_at = now;
 	ns->rekey_at = cfg->rekey_time_ns ? now + jitter(cfg->rekey_time_ns) : 0;
 	event(c, IKE_EV_IKE_REKEYED, ns, NULL);
 	if (sa->req_kind == REQ_REKEY_IKE) {
@@ -1837,6 +1843,7 @@ static void ike_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t no
 	set_state(ns, IKE_SA_ESTABLISHED);
 	ns->keyed = true;
 	ns->last_rx = now;
+	ns->established_at = now;
 	ns->rekey_at = cfg->rekey_time_ns ? now + jitter(cfg->rekey_time_ns) : 0;
 	event(c, IKE_EV_IKE_REKEYED, ns, NULL);
 	if (peer_new) {
@@ -2189,4 +2196,70 @@ unsigned ike_sa_child_count(const struct ike_sa *sa)
 	for (const struct ike_child *ch = sa->children; ch; ch = ch->next)
 		n++;
 	return n;
+}
+
+uint32_t ike_sa_unique_id(const struct ike_sa *sa)
+{
+	return sa->unique_id;
+}
+
+const struct ike_endpoint *ike_sa_remote(const struct ike_sa *sa)
+{
+	return &sa->remote;
+}
+
+uint16_t ike_sa_local_port(const struct ike_sa *sa)
+{
+	return sa->local_port;
+}
+
+uint64_t ike_sa_established_at(const struct ike_sa *sa)
+{
+	return sa->established_at;
+}
+
+const struct ike_peer_cfg *ike_sa_peer_cfg(const struct ike_sa *sa)
+{
+	return sa->peer ? &sa->peer->cfg : NULL;
+}
+
+struct ike_sa *ike_sa_by_child(const struct ike_ctx *c, uint32_t spi_in)
+{
+	for (struct ike_sa *sa = c->sas; sa; sa = sa->next)
+		for (const struct ike_child *ch = sa->children; ch; ch = ch->next)
+			if (ch->spi_in == spi_in)
+				return sa;
+	return NULL;
+}
+
+int ike_set_peer(struct ike_ctx *c, const struct ike_peer_cfg *cfg)
+{
+	struct ike_peer *p = find_peer(c, cfg->name);
+	if (!p)
+		return ike_add_peer(c, cfg);
+	if (!cfg->nprops || !cfg->child.nprops || cfg->psk_len == 0 || cfg->psk_len > IKE_MAX_PSK ||
+	    !cfg->child.nlocal_ts || !cfg->child.nremote_ts)
+		return SG_EINVAL;
+	sg_memzero(&p->cfg, sizeof(p->cfg));
+	p->cfg = *cfg;
+	return 0;
+}
+
+const struct ike_peer_cfg *ike_get_peer(const struct ike_ctx *c, const char *name)
+{
+	struct ike_peer *p = find_peer((struct ike_ctx *)c, name);
+	return p ? &p->cfg : NULL;
+}
+
+const struct ike_peer_cfg *ike_first_peer(const struct ike_ctx *c)
+{
+	return c->peers ? &c->peers->cfg : NULL;
+}
+
+const struct ike_peer_cfg *ike_peer_next(const struct ike_ctx *c, const struct ike_peer_cfg *cfg)
+{
+	for (struct ike_peer *p = c->peers; p; p = p->next)
+		if (&p->cfg == cfg)
+			return p->next ? &p->next->cfg : NULL;
+	return NULL;
 }

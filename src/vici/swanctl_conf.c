@@ -190,6 +190,7 @@ static int open_section(struct swanctl_conf *c, const char *name)
 	}
 	size_t n = strlen(name); /* name_ok: under 64 */
 	memcpy(c->path[d], name, n < sizeof(c->path[d]) ? n + 1 : 0);
+	c->nkeys[d + 1] = 0; /* d < SWANCTL_MAX_DEPTH here */
 	c->depth++;
 	return 0;
 }
@@ -253,6 +254,13 @@ static int key_value(struct swanctl_conf *c, const char *key, const char *val)
 	unsigned d = c->depth;
 	if (d == 0)
 		return fail(c, SG_EPARSE, "key '%s' outside any section", key);
+	for (unsigned i = 0; i < c->nkeys[d]; i++)
+		if (!strcmp(c->keys[d][i], key))
+			return fail(c, SG_EPARSE, "key '%s' given twice in '%s'", key,
+				    c->path[d - 1]);
+	if (c->nkeys[d] >= SG_ARRAY_LEN(c->keys[d]))
+		return fail(c, SG_ERANGE, "more than 32 keys in '%s'", c->path[d - 1]);
+	memcpy(c->keys[d][c->nkeys[d]++], key, strlen(key) + 1); /* name_ok: under 64 */
 	const char *top = c->path[0];
 	if (!strcmp(top, "secrets")) {
 		if (d != 2)

@@ -22,6 +22,8 @@
  *                        rekey_packets life_packets
  *   secrets.ike<-suffix>:  id<-suffix> secret
  *
+ * A key given twice in one section is an error naming the line.
+ *
  * Keys whose VICI form is a list (local_addrs, remote_addrs, proposals, esp_proposals,
  * local_ts, remote_ts) are split at commas, as swanctl does.
  */
@@ -52,6 +54,10 @@ struct swanctl_conf {
 	unsigned line;
 	unsigned depth;
 	char path[SWANCTL_MAX_DEPTH][64];
+	/* Keys set in each open section: a repeated key is an error (strongSwan would keep the
+	 * last silently). */
+	char keys[SWANCTL_MAX_DEPTH + 1][32][64]; /* by depth: 1..SWANCTL_MAX_DEPTH */
+	unsigned nkeys[SWANCTL_MAX_DEPTH + 1];
 	struct vici_builder cur; /* the connection being built */
 	bool in_item;
 	/* The secret being collected (secrets.ike*), built when its section closes. */

@@ -20,7 +20,6 @@ swan_start() {
 	cat >"$dir/strongswan.conf" <<-CONF
 		charon {
 		  load = random nonce kdf openssl aes gcm chapoly sha1 sha2 hmac curve25519 pem pkcs1 x509 kernel-libipsec kernel-netlink socket-default vici
-		  install_routes = no
 		  plugins { vici { socket = unix://$dir/charon.vici } }
 		  filelog { main { path = $dir/charon.log
 		    default = 1

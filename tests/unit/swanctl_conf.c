@@ -140,6 +140,7 @@ static void test_errors(void **state)
 	    {"connections {\n  c {\n    local { auth = psk }\n",
 	     "line 3: text after '{' (one statement per line)"},
 	    {"connections\n", "line 1: expected 'name {', 'key = value' or '}'"},
+	    {"connections {\n  c {\n    version = 2\n    version = 1\n", "line 4: key 'version' given twice in 'c'"},
 	};
 	(void)state;
 	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {

@@ -1,0 +1,402 @@
+/* A connection's VICI message into the core's configuration (iked.h). The keys are charon's
+ * (swanctl.conf(5)); the subset taken is documented in docs/IKE.md. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <secureguard/sg_errors.h>
+
+#include "iked/iked.h"
+
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return SG_EINVAL;
+}
+
+int iked_duration(const char *s, uint64_t *ns)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	uint64_t mult = 1;
+	if (end == s)
+		return SG_EINVAL;
+	switch (*end) {
+	case 0:
+	case 's':
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	default:
+		return SG_EINVAL;
+	}
+	if (*end && end[1])
+		return SG_EINVAL;
+	if (v > UINT64_MAX / 1000000000ull / mult)
+		return SG_EINVAL;
+	*ns = (uint64_t)v * mult * 1000000000ull;
+	return 0;
+}
+
+static int count_value(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	uint64_t mult = 1;
+	if (end == s)
+		return SG_EINVAL;
+	if (*end == 'k' || *end == 'K')
+		mult = 1024, end++;
+	else if (*end == 'm' || *end == 'M')
+		mult = 1024 * 1024, end++;
+	else if (*end == 'g' || *end == 'G')
+		mult = 1024ull * 1024 * 1024, end++;
+	if (*end || v > UINT64_MAX / mult)
+		return SG_EINVAL;
+	*out = v * mult;
+	return 0;
+}
+
+int iked_identity_parse(const char *s, struct ike_identity *id)
+{
+	size_t n = strlen(s);
+	memset(id, 0, sizeof(*id));
+	if (n == 0 || n > IKE_MAX_ID)
+		return SG_EINVAL;
+	if (inet_pton(AF_INET, s, id->data) == 1) {
+		id->type = IKE_ID_IPV4_ADDR, id->len = 4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, id->data) == 1) {
+		id->type = IKE_ID_IPV6_ADDR, id->len = 16;
+		return 0;
+	}
+	if (strchr(s, '=')) /* a DN: needs ASN.1 DER, used with certificates */
+		return SG_EINVAL;
+	if (s[0] == '@') { /* strongSwan: "@name" is an FQDN taken as is */
+		if (n < 2)
+			return SG_EINVAL;
+		id->type = IKE_ID_FQDN;
+		id->len = (uint8_t)(n - 1);
+		memcpy(id->data, s + 1, n - 1);
+		return 0;
+	}
+	id->type = strchr(s, '@') ? IKE_ID_RFC822_ADDR : IKE_ID_FQDN;
+	id->len = (uint8_t)n;
+	memcpy(id->data, s, n);
+	for (size_t i = 0; i < n; i++)
+		if (id->data[i] < 0x21 || id->data[i] > 0x7e)
+			return SG_EINVAL;
+	return 0;
+}
+
+const char *iked_identity_str(const struct ike_identity *id, char *buf, size_t size)
+{
+	if (id->type == IKE_ID_IPV4_ADDR || id->type == IKE_ID_IPV6_ADDR) {
+		if (!inet_ntop(id->type == IKE_ID_IPV4_ADDR ? AF_INET : AF_INET6, id->data, buf,
+			       (socklen_t)size))
+			snprintf(buf, size, "?");
+	} else {
+		snprintf(buf, size, "%.*s", (int)id->len, (const char *)id->data);
+	}
+	return buf;
+}
+
+/* "10.1.0.0/16" or "10.1.0.1" (a /32) into a selector range. */
+static int ts_parse(const char *s, struct ike_ts_cfg *t)
+{
+	char a[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long plen;
+	memset(t, 0, sizeof(*t));
+	if (n >= sizeof(a))
+		return SG_EINVAL;
+	memcpy(a, s, n);
+	a[n] = 0;
+	uint8_t addr[16];
+	size_t al;
+	if (inet_pton(AF_INET, a, addr) == 1)
+		al = 4, t->type = IKE_TS_IPV4_ADDR_RANGE;
+	else if (inet_pton(AF_INET6, a, addr) == 1)
+		al = 16, t->type = IKE_TS_IPV6_ADDR_RANGE;
+	else
+		return SG_EINVAL;
+	plen = al * 8;
+	if (slash) {
+		char *end;
+		plen = strtoul(slash + 1, &end, 10);
+		if (*end || end == slash + 1 || plen > al * 8)
+			return SG_EINVAL;
+	}
+	for (size_t i = 0; i < al; i++) {
+		unsigned bits = plen > i * 8 ? (unsigned)SG_MIN(8u, plen - i * 8) : 0;
+		uint8_t mask = bits ? (uint8_t)(0xff << (8 - bits)) : 0;
+		t->start[i] = addr[i] & mask;
+		t->end[i] = (uint8_t)(addr[i] | (uint8_t)~mask);
+	}
+	t->port_end = 65535;
+	return 0;
+}
+
+static int ts_list(const struct vici_node *sec, const char *key, struct ike_ts_cfg *out,
+		   unsigned *n, char *err, size_t errlen)
+{
+	const struct vici_node *l = vici_find(sec, key);
+	*n = 0;
+	if (!l)
+		return bad(err, errlen,
+			   "child '%s' has no %s (dynamic selectors are not supported)", sec->name,
+			   key);
+	if (l->type != VICI_NODE_LIST && l->type != VICI_NODE_KV)
+		return bad(err, errlen, "%s is not a list", key);
+	for (const struct vici_node *i = l->type == VICI_NODE_LIST ? l->child : l; i;
+	     i = l->type == VICI_NODE_LIST ? i->next : NULL) {
+		if (*n >= IKE_MAX_TS_CFG)
+			return bad(err, errlen, "more than %d entries in %s", IKE_MAX_TS_CFG, key);
+		if (!vici_node_is_str(i) || ts_parse((const char *)i->value, &out[*n]))
+			return bad(err, errlen,
+				   "%s: '%.64s' is not an address or prefix (dynamic and "
+				   "protocol/port selectors are not supported)",
+				   key, vici_node_is_str(i) ? (const char *)i->value : "?");
+		(*n)++;
+	}
+	return *n ? 0 : bad(err, errlen, "%s is empty", key);
+}
+
+static int props(const struct vici_node *sec, const char *key, uint8_t proto, bool fips,
+		 struct ike_prop_cfg *out, unsigned *n, char *err, size_t errlen)
+{
+	const struct vici_node *l = vici_find(sec, key);
+	*n = 0;
+	if (!l) {
+		ike_prop_default(proto, fips, &out[0]);
+		*n = 1;
+		return 0;
+	}
+	for (const struct vici_node *i = l->type == VICI_NODE_LIST ? l->child : l; i;
+	     i = l->type == VICI_NODE_LIST ? i->next : NULL) {
+		const char *why = NULL;
+		if (!vici_node_is_str(i))
+			return bad(err, errlen, "%s: not text", key);
+		if (!strcmp((const char *)i->value, "default")) {
+			if (*n >= IKE_PROP_MAX)
+				return bad(err, errlen, "more than %d proposals in %s",
+					   IKE_PROP_MAX, key);
+			ike_prop_default(proto, fips, &out[(*n)++]);
+			continue;
+		}
+		if (*n >= IKE_PROP_MAX)
+			return bad(err, errlen, "more than %d proposals in %s", IKE_PROP_MAX, key);
+		if (ike_prop_parse((const char *)i->value, proto, fips, &out[*n], &why))
+			return bad(err, errlen, "%s: '%.100s': %s", key, (const char *)i->value,
+				   why);
+		(*n)++;
+	}
+	return *n ? 0 : bad(err, errlen, "%s is empty", key);
+}
+
+static bool yes(const char *v)
+{
+	return v && (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"));
+}
+
+static const char *const conn_known[] = {
+    "version",	 "local_addrs", "remote_addrs", "local_port",  "remote_port", "proposals",
+    "dpd_delay", "dpd_timeout", "rekey_time",	"reauth_time", "encap",	      "fragmentation",
+    "mobike",	 "unique",	"keyingtries",	"fips",	       "children",    NULL};
+static const char *const child_known[] = {
+    "local_ts",	  "remote_ts",	   "esp_proposals", "mode",	 "start_action",
+    "dpd_action", "close_action",  "rekey_time",    "life_time", "rekey_bytes",
+    "life_bytes", "rekey_packets", "life_packets",  NULL};
+
+static bool known(const char *const *set, const char *k)
+{
+	for (; *set; set++)
+		if (!strcmp(*set, k))
+			return true;
+	return false;
+}
+
+int iked_conn_from_vici(const struct vici_node *root, struct iked_conn *out, char *err,
+			size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	const struct vici_node *c = root->child;
+	if (!c || c->next || c->type != VICI_NODE_SECTION)
+		return bad(err, errlen, "load-conn needs exactly one connection section");
+	if (!c->name[0] || strlen(c->name) >= sizeof(out->cfg.name))
+		return bad(err, errlen, "bad connection name");
+	struct ike_peer_cfg *cfg = &out->cfg;
+	snprintf(cfg->name, sizeof(cfg->name), "%s", c->name);
+	const char *v;
+	/* Unknown keys are refused, as charon refuses them. */
+	for (const struct vici_node *k = c->child; k; k = k->next)
+		if (!known(conn_known, k->name) && strncmp(k->name, "local", 5) &&
+		    strncmp(k->name, "remote", 6))
+			return bad(err, errlen, "unknown option '%s' in connection '%s'", k->name,
+				   c->name);
+	cfg->fips = yes(vici_get_str(c, "fips"));
+	if ((v = vici_get_str(c, "version")) && strcmp(v, "0") && strcmp(v, "2"))
+		return bad(err, errlen, "version %s: only IKEv2 is supported", v);
+	if ((v = vici_get_str(c, "mobike")) && yes(v))
+		return bad(err, errlen, "mobike is not supported (set mobike = no)");
+	if ((v = vici_get_str(c, "reauth_time")) && strcmp(v, "0") && strcmp(v, "0s"))
+		return bad(err, errlen, "reauth_time is not supported (rekeying is)");
+	/* Addresses: the first remote address is where an initiator sends. */
+	const struct vici_node *ra = vici_find(c, "remote_addrs");
+	const char *first =
+	    ra && ra->type == VICI_NODE_LIST && ra->child && vici_node_is_str(ra->child)
+		? (const char *)ra->child->value
+		: vici_get_str(c, "remote_addrs");
+	if (first && strcmp(first, "%any") && strcmp(first, "0.0.0.0/0") && strcmp(first, "::/0")) {
+		struct ike_endpoint *ep = &cfg->remote;
+		if (inet_pton(AF_INET, first, ep->addr) == 1)
+			ep->family = AF_INET;
+		else if (inet_pton(AF_INET6, first, ep->addr) == 1)
+			ep->family = AF_INET6;
+		else
+			return bad(err, errlen,
+				   "remote_addrs: '%.64s' is not an IP address (names are "
+				   "not resolved)",
+				   first);
+		ep->port = IKE_PORT;
+		out->has_remote = true;
+		snprintf(out->remote_addrs, sizeof(out->remote_addrs), "%s", first);
+	} else {
+		snprintf(out->remote_addrs, sizeof(out->remote_addrs), "%%any");
+	}
+	const struct vici_node *la = vici_find(c, "local_addrs");
+	const char *lfirst =
+	    la && la->type == VICI_NODE_LIST && la->child && vici_node_is_str(la->child)
+		? (const char *)la->child->value
+		: "%any";
+	snprintf(out->local_addrs, sizeof(out->local_addrs), "%s", lfirst);
+	if ((v = vici_get_str(c, "local_port")) && strcmp(v, "500"))
+		return bad(err, errlen, "local_port = %s: the daemon listens on 500 and 4500", v);
+	if ((v = vici_get_str(c, "remote_port"))) {
+		unsigned long p = strtoul(v, NULL, 10);
+		if (p == 0 || p > 65535)
+			return bad(err, errlen, "remote_port: bad port");
+		cfg->remote.port = (uint16_t)p;
+	}
+	int e =
+	    props(c, "proposals", IKE_PROTO_IKE, cfg->fips, cfg->props, &cfg->nprops, err, errlen);
+	if (e)
+		return e;
+	if ((v = vici_get_str(c, "dpd_delay")) && iked_duration(v, &cfg->dpd_delay_ns))
+		return bad(err, errlen, "dpd_delay: bad duration '%s'", v);
+	if ((v = vici_get_str(c, "dpd_timeout")) && iked_duration(v, &cfg->dpd_timeout_ns))
+		return bad(err, errlen, "dpd_timeout: bad duration '%s'", v);
+	cfg->rekey_time_ns = 4ull * 3600 * 1000000000ull; /* charon's default */
+	if ((v = vici_get_str(c, "rekey_time")) && iked_duration(v, &cfg->rekey_time_ns))
+		return bad(err, errlen, "rekey_time: bad duration '%s'", v);
+	/* Authentication rounds: one local, one remote, PSK. */
+	const struct vici_node *loc = NULL, *rem = NULL;
+	for (const struct vici_node *k = c->child; k; k = k->next) {
+		if (k->type != VICI_NODE_SECTION || !strcmp(k->name, "children"))
+			continue;
+		bool is_local = !strncmp(k->name, "local", 5),
+		     is_remote = !strncmp(k->name, "remote", 6);
+		if (!is_local && !is_remote)
+			continue;
+		if ((is_local && loc) || (is_remote && rem))
+			return bad(err, errlen,
+				   "more than one %s authentication round is not supported",
+				   is_local ? "local" : "remote");
+		for (const struct vici_node *a = k->child; a; a = a->next)
+			if (strcmp(a->name, "auth") && strcmp(a->name, "id"))
+				return bad(err, errlen,
+					   "unknown or unsupported option '%s' in '%s'", a->name,
+					   k->name);
+		const char *auth = vici_get_str(k, "auth");
+		if (auth && strcmp(auth, "psk"))
+			return bad(err, errlen, "%s: auth = %s is not supported (psk is)", k->name,
+				   auth);
+		const char *id = vici_get_str(k, "id");
+		if (!id)
+			return bad(err, errlen, "%s: an id is needed with psk", k->name);
+		if (iked_identity_parse(id, is_local ? &cfg->local_id : &cfg->remote_id))
+			return bad(err, errlen,
+				   "%s: id '%.64s' is not an address, FQDN or e-mail "
+				   "address (DNs need certificates)",
+				   k->name, id);
+		if (is_local)
+			loc = k;
+		else
+			rem = k;
+	}
+	if (!loc || !rem)
+		return bad(err, errlen, "connection '%s' needs a local and a remote section",
+			   c->name);
+	/* The child. */
+	const struct vici_node *children = vici_find(c, "children");
+	const struct vici_node *ch = children ? children->child : NULL;
+	if (!ch || ch->type != VICI_NODE_SECTION)
+		return bad(err, errlen, "connection '%s' has no child", c->name);
+	if (ch->next)
+		return bad(err, errlen, "one child per connection is supported");
+	for (const struct vici_node *k = ch->child; k; k = k->next)
+		if (!known(child_known, k->name))
+			return bad(err, errlen, "unknown option '%s' in child '%s'", k->name,
+				   ch->name);
+	struct ike_child_cfg *cc = &cfg->child;
+	if (strlen(ch->name) >= sizeof(cc->name))
+		return bad(err, errlen, "child name too long");
+	snprintf(cc->name, sizeof(cc->name), "%s", ch->name);
+	if ((e = ts_list(ch, "local_ts", cc->local_ts, &cc->nlocal_ts, err, errlen)) ||
+	    (e = ts_list(ch, "remote_ts", cc->remote_ts, &cc->nremote_ts, err, errlen)) ||
+	    (e = props(ch, "esp_proposals", IKE_PROTO_ESP, cfg->fips, cc->props, &cc->nprops, err,
+		       errlen)))
+		return e;
+	if ((v = vici_get_str(ch, "mode")) && strcmp(v, "tunnel") && strcmp(v, "transport"))
+		return bad(err, errlen, "mode = %s: tunnel and transport are supported", v);
+	cc->transport = v && !strcmp(v, "transport");
+	if ((v = vici_get_str(ch, "start_action"))) {
+		if (!strcmp(v, "start"))
+			out->start = true;
+		else if (strcmp(v, "none"))
+			return bad(err, errlen, "start_action = %s: none and start are supported",
+				   v);
+	}
+	if (out->start && !out->has_remote)
+		return bad(err, errlen, "start_action = start needs a remote address");
+	if ((v = vici_get_str(ch, "dpd_action"))) {
+		if (!strcmp(v, "restart"))
+			cfg->dpd_action = IKE_DPD_RESTART;
+		else if (strcmp(v, "clear") && strcmp(v, "none"))
+			return bad(err, errlen, "dpd_action = %s: clear and restart are supported",
+				   v);
+	}
+	cc->rekey_time_ns = 3600ull * 1000000000ull; /* charon's default: 1 h */
+	cc->life_time_ns = cc->rekey_time_ns * 11 / 10;
+	if ((v = vici_get_str(ch, "rekey_time")) && iked_duration(v, &cc->rekey_time_ns))
+		return bad(err, errlen, "rekey_time: bad duration '%s'", v);
+	if (v)
+		cc->life_time_ns = cc->rekey_time_ns * 11 / 10;
+	if ((v = vici_get_str(ch, "life_time")) && iked_duration(v, &cc->life_time_ns))
+		return bad(err, errlen, "life_time: bad duration '%s'", v);
+	if (cc->rekey_time_ns && cc->life_time_ns && cc->life_time_ns < cc->rekey_time_ns)
+		return bad(err, errlen, "life_time is shorter than rekey_time");
+	if (((v = vici_get_str(ch, "rekey_bytes")) && count_value(v, &out->rekey_bytes)) ||
+	    ((v = vici_get_str(ch, "life_bytes")) && count_value(v, &out->life_bytes)) ||
+	    ((v = vici_get_str(ch, "rekey_packets")) && count_value(v, &out->rekey_packets)) ||
+	    ((v = vici_get_str(ch, "life_packets")) && count_value(v, &out->life_packets)))
+		return bad(err, errlen, "bad byte or packet count '%s'", v);
+	return 0;
+}

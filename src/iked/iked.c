@@ -1,0 +1,799 @@
+/* secureguard-iked's I/O shell (iked.h): the IKE core and ESP on the project's event loop,
+ * UDP sockets, TUN device and routes, the same pieces secureguardd is made of.
+ *
+ * Port 4500 carries IKE behind a 4-byte zero non-ESP marker, ESP (a non-zero SPI first) and
+ * one-byte 0xff NAT keepalives (RFC 3948 2.2, 2.3). Port 500 carries IKE only. The core floats
+ * every IKE SA to 4500 (see src/ike/sa.c), so ESP always travels in UDP, as with strongSwan's
+ * kernel-libipsec.
+ *
+ * One TUN device serves every Child SA (kernel-libipsec's model): a route per remote traffic
+ * selector goes through it, with a local address inside the local selector as preferred source
+ * when the host has one. A packet read from the device is sent with the Child SA whose selectors
+ * hold its source and destination; an ESP packet received is checked against its SA's selectors
+ * before it is written to the device.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <secureguard/sg_errors.h>
+
+#include "common/log.h"
+#include "crypto/ipsec.h"
+#include "iked/iked.h"
+#include "ike/keys.h"
+#include "net/addr.h"
+#include "net/rtconf.h"
+
+uint64_t iked_now(void)
+{
+	return evloop_now_ns();
+}
+
+static const char *ep_str(const struct ike_endpoint *ep, char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN];
+	if (!inet_ntop(ep->family, ep->addr, a, sizeof(a)))
+		snprintf(a, sizeof(a), "?");
+	snprintf(buf, size, ep->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, ep->port);
+	return buf;
+}
+
+/* ---- endpoints between the core (ike_endpoint) and the UDP shell (wg_endpoint) ------------- */
+
+static void to_wg(const struct ike_endpoint *in, struct wg_endpoint *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (in->family == AF_INET) {
+		out->addr.in4.sin_family = AF_INET;
+		memcpy(&out->addr.in4.sin_addr, in->addr, 4);
+		out->addr.in4.sin_port = htons(in->port);
+	} else {
+		out->addr.in6.sin6_family = AF_INET6;
+		memcpy(&out->addr.in6.sin6_addr, in->addr, 16);
+		out->addr.in6.sin6_port = htons(in->port);
+	}
+}
+
+static void from_wg(const struct wg_endpoint *in, struct ike_endpoint *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (in->addr.sa.sa_family == AF_INET) {
+		out->family = AF_INET;
+		memcpy(out->addr, &in->addr.in4.sin_addr, 4);
+		out->port = ntohs(in->addr.in4.sin_port);
+	} else {
+		out->family = AF_INET6;
+		memcpy(out->addr, &in->addr.in6.sin6_addr, 16);
+		out->port = ntohs(in->addr.in6.sin6_port);
+	}
+}
+
+/* ---- the core's upcalls --------------------------------------------------------------------- */
+
+static void up_send(void *ctx, uint16_t from_port, const struct ike_endpoint *to,
+		    const uint8_t *buf, size_t len)
+{
+	struct iked *d = ctx;
+	struct wg_endpoint ep;
+	to_wg(to, &ep);
+	if (from_port == IKE_NATT_PORT) {
+		/* RFC 3948 2.2: the non-ESP marker. */
+		uint8_t tmp[IKE_MAX_MSG + 4];
+		if (len > IKE_MAX_MSG)
+			return;
+		memset(tmp, 0, 4);
+		memcpy(tmp + 4, buf, len);
+		udp_tx_queue(&d->u4500, &d->tx4500, &ep, tmp, len + 4, 0);
+		udp_tx_flush(&d->u4500, &d->tx4500);
+	} else {
+		udp_tx_queue(&d->u500, &d->tx500, &ep, buf, len, 0);
+		udp_tx_flush(&d->u500, &d->tx500);
+	}
+}
+
+static bool addr_in_range(const uint8_t *a, const struct ike_ts *t, size_t al)
+{
+	return memcmp(a, t->start, al) >= 0 && memcmp(a, t->end, al) <= 0;
+}
+
+/* A range as prefixes (routes): the largest aligned blocks covering it, at most 16. */
+static void route_range(struct iked *d, bool add, const struct ike_ts *t, const uint8_t *src)
+{
+	int fam = t->type == IKE_TS_IPV4_ADDR_RANGE ? AF_INET : AF_INET6;
+	size_t al = fam == AF_INET ? 4 : 16;
+	uint8_t cur[16];
+	memcpy(cur, t->start, al);
+	for (int guard = 0; guard < 16; guard++) {
+		/* The longest prefix starting at cur that stays within [cur, end]. */
+		unsigned plen = (unsigned)al * 8;
+		while (plen > 0) {
+			unsigned p = plen - 1;
+			/* cur must be aligned to /p, and cur|hostmask(p) <= end. */
+			uint8_t hi[16];
+			bool aligned = true;
+			for (size_t i = 0; i < al; i++) {
+				unsigned bits = p > i * 8 ? (unsigned)SG_MIN(8u, p - i * 8) : 0;
+				uint8_t mask = bits ? (uint8_t)(0xff << (8 - bits)) : 0;
+				if (cur[i] & (uint8_t)~mask)
+					aligned = false;
+				hi[i] = (uint8_t)(cur[i] | (uint8_t)~mask);
+			}
+			if (!aligned || memcmp(hi, t->end, al) > 0)
+				break;
+			plen = p;
+		}
+		int err = route_change(add, fam, cur, plen, d->tun.ifindex, src);
+		if (err && add) {
+			char a[INET6_ADDRSTRLEN];
+			sg_log(SG_LOG_WARN, "route_failed", "dst=%s/%u error=\"%s\"",
+			       inet_ntop(fam, cur, a, sizeof(a)) ? a : "?", plen, strerror(-err));
+		}
+		/* Next block: cur + 2^(bits - plen); stop past the end. */
+		uint8_t hi[16];
+		for (size_t i = 0; i < al; i++) {
+			unsigned bits = plen > i * 8 ? (unsigned)SG_MIN(8u, plen - i * 8) : 0;
+			uint8_t mask = bits ? (uint8_t)(0xff << (8 - bits)) : 0;
+			hi[i] = (uint8_t)(cur[i] | (uint8_t)~mask);
+		}
+		if (memcmp(hi, t->end, al) >= 0)
+			return;
+		for (int i = (int)al - 1; i >= 0; i--)
+			if (++hi[i] != 0)
+				break;
+		memcpy(cur, hi, al);
+	}
+}
+
+/* A local address inside the local selectors, as the routes' preferred source. */
+static bool local_source(const struct iked_child *ch, int fam, uint8_t *out)
+{
+	struct ifaddrs *ifa, *i;
+	bool found = false;
+	if (getifaddrs(&ifa) != 0)
+		return false;
+	for (i = ifa; i && !found; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != fam)
+			continue;
+		const uint8_t *a =
+		    fam == AF_INET
+			? (const uint8_t *)&((struct sockaddr_in *)i->ifa_addr)->sin_addr
+			: (const uint8_t *)&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+		for (unsigned k = 0; k < ch->nlocal_ts && !found; k++) {
+			const struct ike_ts *t = &ch->local_ts[k];
+			if ((t->type == IKE_TS_IPV4_ADDR_RANGE) != (fam == AF_INET))
+				continue;
+			if (addr_in_range(a, t, fam == AF_INET ? 4 : 16)) {
+				memcpy(out, a, fam == AF_INET ? 4 : 16);
+				found = true;
+			}
+		}
+	}
+	freeifaddrs(ifa);
+	return found;
+}
+
+static void routes(struct iked *d, struct iked_child *ch, bool add)
+{
+	for (unsigned k = 0; k < ch->nremote_ts; k++) {
+		const struct ike_ts *t = &ch->remote_ts[k];
+		int fam = t->type == IKE_TS_IPV4_ADDR_RANGE ? AF_INET : AF_INET6;
+		/* Another child may route the same selector (a rekeyed one during the overlap):
+		 * only the last one out removes it. */
+		bool shared = false;
+		for (struct iked_child *o = d->children; o && !add; o = o->next)
+			if (o != ch)
+				for (unsigned j = 0; j < o->nremote_ts; j++)
+					if (!memcmp(&o->remote_ts[j], t, sizeof(*t)))
+						shared = true;
+		if (shared)
+			continue;
+		uint8_t src[16];
+		bool has_src = add && local_source(ch, fam, src);
+		route_range(d, add, t, has_src ? src : NULL);
+	}
+}
+
+static void up_child_up(void *ctx, struct ike_sa *sa, const struct ike_child_info *i)
+{
+	struct iked *d = ctx;
+	struct iked_child *ch = calloc(1, sizeof(*ch));
+	const struct ike_peer_cfg *cfg = ike_sa_peer_cfg(sa);
+	if (!ch)
+		return;
+	snprintf(ch->conn, sizeof(ch->conn), "%s", cfg ? cfg->name : "?");
+	snprintf(ch->name, sizeof(ch->name), "%s", i->name ? i->name : "?");
+	ch->unique_id = ++d->next_child_id;
+	ch->spi_in = i->spi_in;
+	ch->spi_out = i->spi_out;
+	ch->encr = i->encr;
+	ch->encr_bits = i->encr_bits;
+	ch->integ = i->integ;
+	ch->esn = i->esn;
+	ch->transport = i->transport;
+	ch->remote = i->remote;
+	ch->installed_at = iked_now();
+	ch->nlocal_ts = SG_MIN(i->nlocal_ts, (unsigned)IKE_MAX_TS);
+	ch->nremote_ts = SG_MIN(i->nremote_ts, (unsigned)IKE_MAX_TS);
+	memcpy(ch->local_ts, i->local_ts, ch->nlocal_ts * sizeof(ch->local_ts[0]));
+	memcpy(ch->remote_ts, i->remote_ts, ch->nremote_ts * sizeof(ch->remote_ts[0]));
+	if (esp_sa_init(&ch->in, i->spi_in, i->encr, i->encr_bits, i->integ, i->key_in, i->key_len,
+			i->integ_in, i->integ_len, i->esn, false) ||
+	    esp_sa_init(&ch->out, i->spi_out, i->encr, i->encr_bits, i->integ, i->key_out,
+			i->key_len, i->integ_out, i->integ_len, i->esn, true)) {
+		sg_log(SG_LOG_ERROR, "child_install_failed", "conn=%s child=%s", ch->conn,
+		       ch->name);
+		esp_sa_wipe(&ch->in);
+		esp_sa_wipe(&ch->out);
+		free(ch);
+		return;
+	}
+	ch->in.transport = ch->out.transport = ch->transport;
+	/* Transport mode: the peers' own addresses are the selectors (host to host). */
+	if (ch->transport && ch->nlocal_ts && ch->nremote_ts) {
+		ch->in.family = ch->local_ts[0].type == IKE_TS_IPV4_ADDR_RANGE ? 4 : 6;
+		memcpy(ch->in.local, ch->local_ts[0].start, 16);
+		memcpy(ch->in.remote, ch->remote_ts[0].start, 16);
+	}
+	for (struct iked_conn *c = d->conns; c; c = c->next)
+		if (!strcmp(c->cfg.name, ch->conn)) {
+			ch->out.soft_bytes = ch->in.soft_bytes = c->rekey_bytes;
+			ch->out.hard_bytes = ch->in.hard_bytes = c->life_bytes;
+			ch->out.soft_packets = ch->in.soft_packets = c->rekey_packets;
+			ch->out.hard_packets = ch->in.hard_packets = c->life_packets;
+		}
+	ch->next = d->children;
+	d->children = ch;
+	routes(d, ch, true);
+	char ep[64];
+	sg_log(SG_LOG_INFO, "child_up", "conn=%s child=%s spi_in=%08x spi_out=%08x peer=%s mode=%s",
+	       ch->conn, ch->name, ch->spi_in, ch->spi_out, ep_str(&ch->remote, ep, sizeof(ep)),
+	       ch->transport ? "transport" : "tunnel");
+	iked_vici_child_event(d, ch, true);
+}
+
+static void child_unlink_free(struct iked *d, struct iked_child *ch)
+{
+	for (struct iked_child **pp = &d->children; *pp; pp = &(*pp)->next)
+		if (*pp == ch) {
+			*pp = ch->next;
+			break;
+		}
+	routes(d, ch, false);
+	esp_sa_wipe(&ch->in);
+	esp_sa_wipe(&ch->out);
+	free(ch);
+}
+
+static void up_child_down(void *ctx, struct ike_sa *sa, uint32_t spi_in, uint32_t spi_out)
+{
+	struct iked *d = ctx;
+	(void)sa;
+	for (struct iked_child *ch = d->children; ch; ch = ch->next)
+		if (ch->spi_in == spi_in && ch->spi_out == spi_out) {
+			sg_log(SG_LOG_INFO, "child_down",
+			       "conn=%s child=%s spi_in=%08x spi_out=%08x "
+			       "bytes_in=%llu bytes_out=%llu",
+			       ch->conn, ch->name, spi_in, spi_out,
+			       (unsigned long long)ch->in.bytes, (unsigned long long)ch->out.bytes);
+			iked_vici_child_event(d, ch, false);
+			child_unlink_free(d, ch);
+			return;
+		}
+}
+
+static void up_event(void *ctx, const struct ike_event *ev)
+{
+	struct iked *d = ctx;
+	static const char *const names[] = {"ike_up",	       "ike_down",	"child_up_core",
+					    "child_down_core", "ike_rejected",	"retransmit",
+					    "invalid_ke",      "cookie",	"dpd_dead",
+					    "ike_rekeyed",     "child_rekeyed", "rekey_collision"};
+	const char *name = (unsigned)ev->type < SG_ARRAY_LEN(names) ? names[ev->type] : "ike_event";
+	char q[160];
+	enum sg_log_level lvl = ev->type == IKE_EV_REJECTED || ev->type == IKE_EV_RETRANSMIT
+				    ? SG_LOG_DEBUG
+				    : SG_LOG_INFO;
+	if (ev->type != IKE_EV_CHILD_UP && ev->type != IKE_EV_CHILD_DOWN)
+		sg_log(lvl, name, "conn=%s%s%s", ev->peer ? ev->peer : "-",
+		       ev->reason ? " reason=" : "",
+		       ev->reason ? sg_log_quote(q, sizeof(q), ev->reason) : "");
+	iked_vici_ike_event(d, ev);
+}
+
+/* ---- data path ------------------------------------------------------------------------------ */
+
+static struct iked_child *child_for_packet(struct iked *d, const uint8_t *p, size_t len)
+{
+	const uint8_t *src, *dst;
+	size_t al;
+	uint8_t type;
+	if (len >= 20 && (p[0] >> 4) == 4) {
+		src = p + 12, dst = p + 16, al = 4, type = IKE_TS_IPV4_ADDR_RANGE;
+	} else if (len >= 40 && (p[0] >> 4) == 6) {
+		src = p + 8, dst = p + 24, al = 16, type = IKE_TS_IPV6_ADDR_RANGE;
+	} else {
+		return NULL;
+	}
+	for (struct iked_child *ch = d->children; ch; ch = ch->next) {
+		if (ch->out.hard_reached)
+			continue;
+		bool s = false, t = false;
+		for (unsigned k = 0; k < ch->nlocal_ts && !s; k++)
+			s = ch->local_ts[k].type == type &&
+			    addr_in_range(src, &ch->local_ts[k], al);
+		for (unsigned k = 0; k < ch->nremote_ts && !t; k++)
+			t = ch->remote_ts[k].type == type &&
+			    addr_in_range(dst, &ch->remote_ts[k], al);
+		if (s && t)
+			return ch; /* the newest first: a rekeyed child's successor wins */
+	}
+	return NULL;
+}
+
+static void lifetime(struct iked *d, struct iked_child *ch, int rc)
+{
+	struct ike_sa *sa = ike_sa_by_child(d->ike, ch->spi_in);
+	if (sa && (rc == ESP_SOFT || rc == ESP_E_HARD))
+		ike_child_expired(sa, ch->spi_in, rc == ESP_E_HARD, iked_now());
+}
+
+static void on_tun(void *ctx, uint32_t events)
+{
+	struct iked *d = ctx;
+	(void)events;
+	for (int n = 0; n < 64; n++) {
+		uint8_t *pkt = d->pkt + 64;
+		ssize_t len = tun_read(&d->tun, pkt, 65535);
+		if (len < 0)
+			break;
+		struct iked_child *ch = child_for_packet(d, pkt, (size_t)len);
+		if (!ch) {
+			d->tun_no_sa++;
+			continue;
+		}
+		static uint8_t out[65536 + ESP_MAX_OVERHEAD];
+		size_t olen;
+		int rc = esp_encap(&ch->out, 0, pkt, (size_t)len, out, sizeof(out), &olen);
+		if (rc < 0) {
+			d->tun_dropped++;
+			lifetime(d, ch, rc);
+			continue;
+		}
+		struct wg_endpoint ep;
+		to_wg(&ch->remote, &ep);
+		udp_tx_queue(&d->u4500, &d->tx4500, &ep, out, olen, 0);
+		d->esp_out++;
+		if (rc == ESP_SOFT)
+			lifetime(d, ch, rc);
+	}
+	udp_tx_flush(&d->u4500, &d->tx4500);
+}
+
+static bool inner_ok(const struct iked_child *ch, const uint8_t *p, size_t len)
+{
+	const uint8_t *src, *dst;
+	size_t al;
+	uint8_t type;
+	if (len >= 20 && (p[0] >> 4) == 4 && (size_t)(p[2] << 8 | p[3]) <= len)
+		src = p + 12, dst = p + 16, al = 4, type = IKE_TS_IPV4_ADDR_RANGE;
+	else if (len >= 40 && (p[0] >> 4) == 6)
+		src = p + 8, dst = p + 24, al = 16, type = IKE_TS_IPV6_ADDR_RANGE;
+	else
+		return false;
+	bool s = false, t = false;
+	for (unsigned k = 0; k < ch->nremote_ts && !s; k++)
+		s = ch->remote_ts[k].type == type && addr_in_range(src, &ch->remote_ts[k], al);
+	for (unsigned k = 0; k < ch->nlocal_ts && !t; k++)
+		t = ch->local_ts[k].type == type && addr_in_range(dst, &ch->local_ts[k], al);
+	return s && t;
+}
+
+static void esp_in(struct iked *d, const struct ike_endpoint *from, const uint8_t *buf, size_t len)
+{
+	uint32_t spi = esp_spi(buf, len);
+	struct iked_child *ch;
+	for (ch = d->children; ch && ch->spi_in != spi; ch = ch->next)
+		;
+	if (!ch || len > sizeof(d->pkt) - 64) {
+		d->esp_dropped++;
+		return;
+	}
+	/* 40 bytes of headroom for transport mode's rebuilt header. */
+	memcpy(d->pkt + 64, buf, len);
+	uint8_t *inner;
+	size_t ilen;
+	int rc = esp_decap(&ch->in, 0, d->pkt + 64, len, &inner, &ilen);
+	if (rc < 0) {
+		d->esp_dropped++;
+		lifetime(d, ch, rc);
+		return;
+	}
+	if (!inner_ok(ch, inner, ilen)) {
+		d->esp_dropped++; /* 2.9 / RFC 4301 5.2: outside the SA's selectors */
+		return;
+	}
+	/* The peer's address follows its authentic packets (NAT rebinding). */
+	if (from->port != ch->remote.port || memcmp(from->addr, ch->remote.addr, 16))
+		ch->remote = *from;
+	struct ike_sa *sa = ike_sa_by_child(d->ike, ch->spi_in);
+	if (sa)
+		ike_traffic_seen(sa, iked_now());
+	d->esp_in++;
+	if (tun_write(&d->tun, inner, ilen) != 0)
+		d->tun_dropped++;
+	if (rc == ESP_SOFT)
+		lifetime(d, ch, rc);
+}
+
+static void on_udp(struct iked *d, struct udp_sock *u, uint16_t port)
+{
+	for (int round = 0; round < 8; round++) {
+		int n = udp_recv_batch(u, &d->rx);
+		if (n <= 0)
+			break;
+		uint64_t now = iked_now();
+		for (int i = 0; i < n; i++) {
+			uint8_t *b = udp_rx_buf(&d->rx, i);
+			size_t len = d->rx.msgs[i].msg_len;
+			struct ike_endpoint from;
+			if (!len)
+				continue;
+			from_wg(&d->rx.from[i], &from);
+			if (port == IKE_PORT) {
+				ike_receive(d->ike, now, IKE_PORT, &from, b, len);
+				continue;
+			}
+			if (len == 1 && b[0] == 0xff)
+				continue; /* NAT keepalive (RFC 3948 2.3) */
+			if (len >= 4 && !b[0] && !b[1] && !b[2] && !b[3]) {
+				ike_receive(d->ike, now, IKE_NATT_PORT, &from, b + 4, len - 4);
+				continue;
+			}
+			esp_in(d, &from, b, len);
+		}
+		udp_tx_flush(&d->u500, &d->tx500);
+		udp_tx_flush(&d->u4500, &d->tx4500);
+		if (n < UDP_BATCH)
+			break;
+	}
+}
+
+static void on_u500(void *ctx, uint32_t events)
+{
+	(void)events;
+	on_udp(ctx, &((struct iked *)ctx)->u500, IKE_PORT);
+}
+
+static void on_u4500(void *ctx, uint32_t events)
+{
+	(void)events;
+	on_udp(ctx, &((struct iked *)ctx)->u4500, IKE_NATT_PORT);
+}
+
+static void keepalives(struct iked *d, uint64_t now)
+{
+	if (now < d->keepalive_at)
+		return;
+	d->keepalive_at = now + IKED_KEEPALIVE_NS;
+	static const uint8_t ka = 0xff;
+	for (struct iked_child *ch = d->children; ch; ch = ch->next) {
+		struct wg_endpoint ep;
+		to_wg(&ch->remote, &ep);
+		udp_tx_queue(&d->u4500, &d->tx4500, &ep, &ka, 1, 0);
+	}
+	udp_tx_flush(&d->u4500, &d->tx4500);
+}
+
+static void arm_timer(struct iked *d)
+{
+	uint64_t t = SG_MIN(ike_next_deadline(d->ike), d->keepalive_at);
+	if (evloop_timer_arm(d->timer_fd, t) != 0)
+		sg_log(SG_LOG_WARN, "timer_failed", NULL);
+}
+
+static void on_timer(void *ctx, uint32_t events)
+{
+	struct iked *d = ctx;
+	(void)events;
+	evloop_timer_ack(d->timer_fd);
+	uint64_t now = iked_now();
+	ike_tick(d->ike, now);
+	keepalives(d, now);
+	udp_tx_flush(&d->u500, &d->tx500);
+	udp_tx_flush(&d->u4500, &d->tx4500);
+}
+
+static void on_signal(void *ctx, uint32_t events)
+{
+	struct iked *d = ctx;
+	struct signalfd_siginfo si;
+	(void)events;
+	while (read(d->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1) {
+			sg_log(SG_LOG_INFO, "counters",
+			       "esp_in=%llu esp_out=%llu esp_dropped=%llu tun_no_sa=%llu "
+			       "tun_dropped=%llu",
+			       (unsigned long long)d->esp_in, (unsigned long long)d->esp_out,
+			       (unsigned long long)d->esp_dropped, (unsigned long long)d->tun_no_sa,
+			       (unsigned long long)d->tun_dropped);
+			continue;
+		}
+		sg_log(SG_LOG_INFO, "signal", "signal=%s", strsignal((int)si.ssi_signo));
+		d->stop = true;
+	}
+}
+
+/* ---- connections and secrets ----------------------------------------------------------------- */
+
+static bool id_eq(const struct ike_identity *a, const struct ike_identity *b)
+{
+	return a->type == b->type && a->len == b->len && !memcmp(a->data, b->data, a->len);
+}
+
+/* strongSwan's choice of a shared key: the secret whose owners match both identities best
+ * (remote and local: 3, remote: 2, local: 1, no owners: a wildcard, 0). */
+static const struct iked_secret *best_secret(const struct iked *d, const struct ike_peer_cfg *cfg)
+{
+	const struct iked_secret *best = NULL;
+	int best_score = -1;
+	for (unsigned i = 0; i < d->nsecrets; i++) {
+		const struct iked_secret *s = &d->secrets[i];
+		int score = 0;
+		bool any = s->nowners == 0;
+		for (unsigned k = 0; k < s->nowners; k++) {
+			if (id_eq(&s->owners[k], &cfg->remote_id))
+				score |= 2;
+			if (id_eq(&s->owners[k], &cfg->local_id))
+				score |= 1;
+		}
+		if (!score && !any)
+			continue;
+		if (score > best_score) {
+			best = s;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
+static int push_conn(struct iked *d, struct iked_conn *c, char *err, size_t errlen)
+{
+	const struct iked_secret *s = best_secret(d, &c->cfg);
+	if (!s) {
+		/* No key yet (swanctl loads credentials first; a file may list them after):
+		 * the connection is kept and becomes usable when its secret arrives. */
+		return 0;
+	}
+	memcpy(c->cfg.psk, s->data, s->len);
+	c->cfg.psk_len = s->len;
+	int rc = ike_set_peer(d->ike, &c->cfg);
+	if (rc)
+		snprintf(err, errlen, "connection '%s' rejected by the IKE core: %s", c->cfg.name,
+			 sg_strerror(rc));
+	return rc;
+}
+
+void iked_apply_secrets(struct iked *d)
+{
+	char err[128];
+	for (struct iked_conn *c = d->conns; c; c = c->next)
+		if (push_conn(d, c, err, sizeof(err)))
+			sg_log(SG_LOG_WARN, "conn_not_applied", "conn=%s", c->cfg.name);
+}
+
+int iked_load_conn(struct iked *d, const struct iked_conn *conn, char *err, size_t errlen)
+{
+	struct iked_conn *c = NULL;
+	for (c = d->conns; c; c = c->next)
+		if (!strcmp(c->cfg.name, conn->cfg.name))
+			break;
+	bool fresh = !c;
+	if (fresh) {
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			snprintf(err, errlen, "out of memory");
+			return SG_ENOMEM;
+		}
+	}
+	struct iked_conn *next = c->next;
+	*c = *conn;
+	c->next = next;
+	if (fresh) {
+		/* Appended, so the first loaded stays first (its proposals answer IKE_SA_INIT). */
+		struct iked_conn **pp = &d->conns;
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = c;
+	}
+	int rc = push_conn(d, c, err, errlen);
+	if (rc)
+		return rc;
+	sg_log(SG_LOG_INFO, "conn_loaded", "conn=%s", c->cfg.name);
+	if (c->start && c->cfg.psk_len) {
+		bool up = false;
+		for (struct ike_sa *sa = ike_first_sa(d->ike); sa; sa = ike_sa_next(sa))
+			up |= ike_sa_peer_name(sa) && !strcmp(ike_sa_peer_name(sa), c->cfg.name);
+		if (!up && ike_initiate(d->ike, c->cfg.name, iked_now()) != 0)
+			sg_log(SG_LOG_WARN, "initiate_failed", "conn=%s", c->cfg.name);
+	}
+	return 0;
+}
+
+int iked_unload_conn(struct iked *d, const char *name)
+{
+	for (struct iked_conn **pp = &d->conns; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->cfg.name, name)) {
+			struct iked_conn *c = *pp;
+			*pp = c->next;
+			ike_remove_peer(d->ike, name);
+			sg_memzero(c, sizeof(*c));
+			free(c);
+			sg_log(SG_LOG_INFO, "conn_unloaded", "conn=%s", name);
+			return 0;
+		}
+	return SG_ENOENT;
+}
+
+int iked_load_secret(struct iked *d, const struct iked_secret *s)
+{
+	unsigned i;
+	for (i = 0; i < d->nsecrets; i++)
+		if (s->id[0] && !strcmp(d->secrets[i].id, s->id))
+			break;
+	if (i == d->nsecrets) {
+		if (d->nsecrets >= IKED_MAX_SECRETS)
+			return SG_EFULL;
+		d->nsecrets++;
+	}
+	d->secrets[i] = *s;
+	iked_apply_secrets(d);
+	return 0;
+}
+
+void iked_unload_secret(struct iked *d, const char *id)
+{
+	for (unsigned i = 0; i < d->nsecrets; i++)
+		if (!strcmp(d->secrets[i].id, id)) {
+			sg_memzero(&d->secrets[i], sizeof(d->secrets[i]));
+			d->secrets[i] = d->secrets[--d->nsecrets];
+			sg_memzero(&d->secrets[d->nsecrets], sizeof(d->secrets[0]));
+			return;
+		}
+}
+
+/* ---- life ----------------------------------------------------------------------------------- */
+
+int iked_init(struct iked *d, const char *vici_uri, const char **why)
+{
+	int err;
+	memset(d, 0, sizeof(*d));
+	d->timer_fd = d->signal_fd = -1;
+	d->tun.fd = -1;
+	d->u500.fd = d->u4500.fd = -1;
+	d->started_ns = iked_now();
+	d->started_real_ns = evloop_realtime_ns();
+	d->keepalive_at = UINT64_MAX;
+	struct ike_io io = {.ctx = d,
+			    .send = up_send,
+			    .child_up = up_child_up,
+			    .child_down = up_child_down,
+			    .event = up_event};
+	d->ike = ike_new(&io);
+	if (!d->ike) {
+		*why = "ike_new";
+		return -ENOMEM;
+	}
+	if ((err = evloop_new(&d->loop))) {
+		*why = "evloop_new";
+		return err;
+	}
+	if ((err = udp_open(&d->u500, IKE_PORT, 0, false, why)) ||
+	    (err = udp_open(&d->u4500, IKE_NATT_PORT, 0, false, why)))
+		return err;
+	if ((err = udp_rx_init(&d->rx)) || (err = udp_tx_init(&d->tx500)) ||
+	    (err = udp_tx_init(&d->tx4500))) {
+		*why = "udp buffers";
+		return err;
+	}
+	const char *tname = getenv("SG_IKE_TUN");
+	if ((err = tun_open(&d->tun, tname && *tname ? tname : IKED_TUN_NAME, IKED_TUN_MTU, false,
+			    why)))
+		return err;
+	if ((err = route_link_up(d->tun.ifindex))) {
+		*why = "tun link up";
+		return err;
+	}
+	if ((d->timer_fd = evloop_timer_new()) < 0) {
+		*why = "timerfd";
+		return d->timer_fd;
+	}
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	d->signal_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->signal_fd < 0) {
+		*why = "signalfd";
+		return -errno;
+	}
+	if ((err = evloop_add(d->loop, &d->src_u500, d->u500.fd, EPOLLIN, on_u500, d)) ||
+	    (err = evloop_add(d->loop, &d->src_u4500, d->u4500.fd, EPOLLIN, on_u4500, d)) ||
+	    (err = evloop_add(d->loop, &d->src_tun, d->tun.fd, EPOLLIN, on_tun, d)) ||
+	    (err = evloop_add(d->loop, &d->src_timer, d->timer_fd, EPOLLIN, on_timer, d)) ||
+	    (err = evloop_add(d->loop, &d->src_signal, d->signal_fd, EPOLLIN, on_signal, d))) {
+		*why = "epoll";
+		return err;
+	}
+	struct vici_server_ops ops = iked_vici_ops;
+	ops.ctx = d;
+	if ((err = vici_server_new(d->loop, vici_uri, &ops, &d->vici, why)))
+		return err;
+	return 0;
+}
+
+void iked_free(struct iked *d)
+{
+	while (d->children)
+		child_unlink_free(d, d->children);
+	ike_free(d->ike);
+	vici_server_free(d->vici);
+	while (d->pending) {
+		struct iked_pending *p = d->pending;
+		d->pending = p->next;
+		free(p);
+	}
+	while (d->conns) {
+		struct iked_conn *c = d->conns;
+		d->conns = c->next;
+		sg_memzero(c, sizeof(*c));
+		free(c);
+	}
+	sg_memzero(d->secrets, sizeof(d->secrets));
+	if (d->loop)
+		evloop_free(d->loop);
+	udp_close(&d->u500);
+	udp_close(&d->u4500);
+	udp_rx_free(&d->rx);
+	udp_tx_free(&d->tx500);
+	udp_tx_free(&d->tx4500);
+	tun_close(&d->tun);
+	if (d->timer_fd >= 0)
+		close(d->timer_fd);
+	if (d->signal_fd >= 0)
+		close(d->signal_fd);
+}
+
+int iked_run(struct iked *d)
+{
+	d->keepalive_at = iked_now() + IKED_KEEPALIVE_NS;
+	while (!d->stop) {
+		arm_timer(d);
+		int n = evloop_run_once(d->loop, -1);
+		if (n < 0 && n != -EINTR) {
+			sg_log(SG_LOG_ERROR, "loop_failed", "error=\"%s\"", strerror(-n));
+			return 1;
+		}
+	}
+	/* Leaving: tell the peers (DELETE), as charon does on shutdown, then go. */
+	for (struct iked_conn *c = d->conns; c; c = c->next)
+		if (ike_terminate(d->ike, c->cfg.name, iked_now()) == 0)
+			sg_log(SG_LOG_INFO, "ike_delete_sent", "conn=%s reason=stopping",
+			       c->cfg.name);
+	udp_tx_flush(&d->u500, &d->tx500);
+	udp_tx_flush(&d->u4500, &d->tx4500);
+	sg_log(SG_LOG_INFO, "stopping", "esp_in=%llu esp_out=%llu esp_dropped=%llu tun_no_sa=%llu",
+	       (unsigned long long)d->esp_in, (unsigned long long)d->esp_out,
+	       (unsigned long long)d->esp_dropped, (unsigned long long)d->tun_no_sa);
+	return 0;
+}

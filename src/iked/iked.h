@@ -1,0 +1,122 @@
+/* secureguard-iked internals: the IKE daemon's state shared by its files.
+ *
+ *   main.c     command line, start-up, privileges, daemonizing
+ *   iked.c     the I/O shell: UDP 500/4500 (RFC 3948 demultiplexing), the TUN device and its
+ *              routes, the ESP data path, timers, and the IKE core's upcalls
+ *   conn.c     a connection's VICI message (load-conn) into an ike_peer_cfg
+ *   vicicmd.c  the VICI commands swanctl sends, and the events it listens to
+ */
+#ifndef SG_IKED_IKED_H
+#define SG_IKED_IKED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ike/esp.h"
+#include "ike/ike.h"
+#include "net/evloop.h"
+#include "net/tun.h"
+#include "net/udp.h"
+#include "vici/vici_server.h"
+
+#define IKED_TUN_NAME	  "ipsec0"
+#define IKED_TUN_MTU	  1400
+#define IKED_MAX_SECRETS  64
+#define IKED_KEEPALIVE_NS (20ull * 1000000000ull) /* RFC 3948 4: NAT keepalives */
+
+/* A connection as loaded: the core's peer config and what only the daemon uses. */
+struct iked_conn {
+	struct iked_conn *next;
+	struct ike_peer_cfg cfg;
+	bool start; /* start_action = start */
+	bool has_remote;
+	uint64_t rekey_bytes, life_bytes, rekey_packets, life_packets;
+	char remote_addrs[64], local_addrs[64]; /* as written, for list-conns */
+};
+
+struct iked_secret {
+	char id[64];
+	uint8_t data[256];
+	size_t len;
+	struct ike_identity owners[8];
+	unsigned nowners;
+};
+
+/* An installed Child SA in the data path. */
+struct iked_child {
+	struct iked_child *next;
+	char conn[64], name[64];
+	uint32_t unique_id;
+	uint32_t spi_in, spi_out;
+	struct esp_sa in, out;
+	struct ike_ts local_ts[IKE_MAX_TS], remote_ts[IKE_MAX_TS];
+	unsigned nlocal_ts, nremote_ts;
+	struct ike_endpoint remote;
+	uint64_t installed_at;
+	uint16_t encr, encr_bits, integ;
+	bool esn, transport;
+};
+
+/* A VICI command waiting for the IKE core (initiate, terminate). */
+struct iked_pending {
+	struct iked_pending *next;
+	uint64_t conn_id;
+	char name[64];
+	bool initiate; /* else terminate */
+};
+
+struct iked {
+	struct evloop *loop;
+	struct ike_ctx *ike;
+	struct vici_server *vici;
+	struct udp_sock u500, u4500;
+	struct udp_rx rx;
+	struct udp_tx tx500, tx4500;
+	struct tun tun;
+	int timer_fd, signal_fd;
+	struct evloop_source src_u500, src_u4500, src_tun, src_timer, src_signal;
+	struct iked_conn *conns;
+	struct iked_secret secrets[IKED_MAX_SECRETS];
+	unsigned nsecrets;
+	struct iked_child *children;
+	uint32_t next_child_id;
+	struct iked_pending *pending;
+	uint64_t started_ns, started_real_ns;
+	uint64_t keepalive_at;
+	bool stop;
+	/* Data path counters. */
+	uint64_t esp_in, esp_out, esp_dropped, tun_no_sa, tun_dropped;
+	uint8_t pkt[65536 + 256];
+};
+
+/* conn.c: one connection from its load-conn message (the single top-level section). *err gets a
+ * message for the VICI client on failure. 0 or SG_EINVAL. */
+int iked_conn_from_vici(const struct vici_node *root, struct iked_conn *out, char *err,
+			size_t errlen) SG_WUR;
+/* Parses an identity as strongSwan does: IPv4/IPv6 address, "@fqdn" or a name with a dot, an
+ * e-mail address with '@'. 0 or SG_EINVAL. */
+int iked_identity_parse(const char *s, struct ike_identity *id) SG_WUR;
+/* Formats an identity for list-conns / list-sas. */
+const char *iked_identity_str(const struct ike_identity *id, char *buf, size_t size);
+/* "30s", "10m", "2h", "1d" or seconds: 0 or SG_EINVAL. */
+int iked_duration(const char *s, uint64_t *ns) SG_WUR;
+
+/* iked.c */
+int iked_init(struct iked *d, const char *vici_uri, const char **why) SG_WUR;
+void iked_free(struct iked *d);
+int iked_run(struct iked *d);
+/* Loads or replaces a connection (PSK filled from the secrets) and starts it if asked. */
+int iked_load_conn(struct iked *d, const struct iked_conn *conn, char *err, size_t errlen) SG_WUR;
+int iked_unload_conn(struct iked *d, const char *name) SG_WUR;
+int iked_load_secret(struct iked *d, const struct iked_secret *s) SG_WUR;
+void iked_unload_secret(struct iked *d, const char *id);
+/* Reapplies secrets to every connection (after a change of either). */
+void iked_apply_secrets(struct iked *d);
+uint64_t iked_now(void);
+
+/* vicicmd.c */
+extern const struct vici_server_ops iked_vici_ops;
+void iked_vici_ike_event(struct iked *d, const struct ike_event *ev);
+void iked_vici_child_event(struct iked *d, struct iked_child *ch, bool up);
+
+#endif

@@ -1,0 +1,201 @@
+/* secureguard-iked [-f] [-v] [--vici URI] [--conf FILE]
+ *
+ * The IKEv2/ESP daemon: what strongSwan's charon with kernel-libipsec is, configured the same
+ * way (swanctl.conf, or strongSwan's own swanctl over VICI at charon's socket path). Without -f
+ * it daemonizes and the parent exits 0 once the sockets, the TUN device and the VICI socket
+ * exist. Docs: docs/IKE.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <secureguard/sg_errors.h>
+
+#include "common/log.h"
+#include "crypto/crypto.h"
+#include "iked/iked.h"
+#include "net/privs.h"
+#include "net/proc.h"
+#include "vici/swanctl_conf.h"
+
+static void usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"Usage: %s [-f/--foreground] [-v/--verbose] [--vici URI] [--conf FILE]\n"
+		"  --vici URI   VICI socket (default " VICI_DEFAULT_URI ")\n"
+		"  --conf FILE  swanctl.conf to load at start (connections and secrets)\n",
+		prog);
+}
+
+/* Loads a swanctl.conf through the same handlers as VICI: secrets first, then connections. */
+static int load_conf(struct iked *d, const char *file)
+{
+	struct swanctl_conf *conf = malloc(sizeof(*conf));
+	char line[SWANCTL_MAX_LINE + 2];
+	FILE *f = fopen(file, "r");
+	int err = 0;
+	if (!conf || !f) {
+		sg_log(SG_LOG_ERROR, "conf_failed", "file=%s error=\"%s\"", file,
+		       f ? "out of memory" : strerror(errno));
+		if (f)
+			fclose(f);
+		free(conf);
+		return 1;
+	}
+	swanctl_init(conf);
+	while (!err && fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line);
+		if (n && line[n - 1] == '\n')
+			n--;
+		err = swanctl_feed(conf, line, n);
+	}
+	if (!err && ferror(f)) {
+		snprintf(conf->err, sizeof(conf->err), "read error");
+		err = SG_EIO;
+	}
+	fclose(f);
+	if (!err)
+		err = swanctl_finish(conf);
+	for (int pass = 0; !err && pass < 2; pass++)
+		for (unsigned i = 0; !err && i < conf->nitems; i++) {
+			struct swanctl_msg *it = &conf->items[i];
+			bool shared = !strcmp(it->cmd, "load-shared");
+			if (shared != (pass == 0))
+				continue;
+			const uint8_t *raw;
+			size_t len;
+			struct vici_msg *m = NULL;
+			struct vici_builder resp;
+			vici_builder_init(&resp);
+			err = vici_builder_finish(&it->msg, &raw, &len, NULL);
+			if (!err)
+				err = vici_msg_parse(raw, len, &m, NULL);
+			if (!err)
+				err = iked_vici_ops.command(d, 0, it->cmd, vici_msg_root(m), &resp);
+			vici_msg_free(m);
+			const uint8_t *rr;
+			size_t rl;
+			struct vici_msg *rm = NULL;
+			if (!err && vici_builder_finish(&resp, &rr, &rl, NULL) == 0 &&
+			    vici_msg_parse(rr, rl, &rm, NULL) == 0) {
+				const char *s = vici_get_str(vici_msg_root(rm), "success");
+				if (!s || strcmp(s, "yes")) {
+					const char *e = vici_get_str(vici_msg_root(rm), "errmsg");
+					snprintf(conf->err, sizeof(conf->err), "%s %s: %s", it->cmd,
+						 it->name, e ? e : "failed");
+					err = SG_EINVAL;
+				}
+			}
+			vici_msg_free(rm);
+			vici_builder_free(&resp);
+		}
+	if (err) {
+		char q[300];
+		sg_log(SG_LOG_ERROR, "conf_failed", "file=%s error=%s", file,
+		       sg_log_quote(q, sizeof(q), conf->err));
+	}
+	swanctl_free(conf);
+	free(conf);
+	return err ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"vici", required_argument, NULL, 'u'},
+	    {"conf", required_argument, NULL, 'c'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool foreground = false, verbose = false;
+	const char *uri = VICI_DEFAULT_URI, *conf = NULL, *why = "";
+	int opt;
+
+	int nodump = privs_no_dump(); /* before any key exists */
+	while ((opt = getopt_long(argc, argv, "fvh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			foreground = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'u':
+			uri = optarg;
+			break;
+		case 'c':
+			conf = optarg;
+			break;
+		case 'h':
+			usage(stdout, argv[0]);
+			return 0;
+		case 'V':
+			printf("secureguard-iked %s\n\nIKEv2/ESP daemon (SecureGuard).\n",
+			       SG_VERSION);
+			return 0;
+		default:
+			usage(stderr, argv[0]);
+			return 1;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr, argv[0]);
+		return 1;
+	}
+	sg_log_open("secureguard-iked", SG_LOG_TO_STDERR);
+	sg_log_set_level(verbose ? SG_LOG_DEBUG : SG_LOG_INFO);
+	if (nodump != 0)
+		sg_log(SG_LOG_WARN, "no_dump_failed", "error=\"%s\"", strerror(-nodump));
+	if (sg_crypto_init() != 0) {
+		sg_log(SG_LOG_ERROR, "crypto_init_failed", "library=%s",
+		       sg_crypto_library_version());
+		return 1;
+	}
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int ready_fd = foreground ? -1 : proc_daemonize();
+	struct iked *d = calloc(1, sizeof(*d));
+	if (!d)
+		return 1;
+	int err = iked_init(d, uri, &why);
+	if (err) {
+		char q[128];
+		sg_log(SG_LOG_ERROR, "start_failed", "step=%s error=\"%s\"",
+		       sg_log_quote(q, sizeof(q), why), strerror(-err));
+		iked_free(d);
+		free(d);
+		return 1;
+	}
+	if (conf && load_conf(d, conf) != 0) {
+		iked_free(d);
+		free(d);
+		return 1;
+	}
+	err = privs_drop(&why);
+	if (err != 0)
+		sg_log(SG_LOG_WARN, "privilege_drop_incomplete", "step=%s error=\"%s\"", why,
+		       strerror(-err));
+	if (ready_fd >= 0)
+		proc_ready(ready_fd, "secureguard-iked");
+	sg_log(SG_LOG_INFO, "started", "version=%s pid=%d vici=%s tun=%s mode=%s", SG_VERSION,
+	       (int)getpid(), uri, d->tun.name, foreground ? "foreground" : "daemon");
+	int rc = iked_run(d);
+	iked_free(d);
+	free(d);
+	sg_log_close();
+	return rc;
+}

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# secureguard-iked against strongSwan 5.9 (charon with kernel-libipsec, driven by strongSwan's own
+# swanctl), the proof list of issue 13 that this build covers:
+#  - swanctl loads a configuration into our daemon over VICI and initiates it (ours initiator,
+#    PSK, AES-GCM-256, Curve25519); ping and a sha256-checked TCP transfer through the tunnel;
+#  - IKE and Child SA rekeys started by each side while iperf3 runs: no one-second interval
+#    without traffic, one IKE SA and one Child SA on each side afterwards;
+#  - swanctl --terminate on our side sends DELETE and both sides clean up;
+#  - charon initiates (ours responder) with ChaCha20-Poly1305, configured by our --conf file;
+#  - hostile datagrams on 500/4500 and a flood of IKE_SA_INIT requests do not stop the tunnel;
+#  - DPD notices a killed peer (dpd_delay 2s, dpd_timeout 8s) and clears the SAs.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/swan_lib.sh"
+sg_init ik
+swan_require
+command -v iperf3 >/dev/null || skip "missing iperf3 (scripts/deps.sh installs it)"
+IKED=$SG_BIN/secureguard-iked
+[ -x "$IKED" ] || skip "$IKED not built"
+
+sg_hosts 2
+A=${HOST[1]} B=${HOST[2]}
+ip -n "$A" addr add 10.1.0.1/32 dev lo
+ip -n "$B" addr add 10.2.0.1/32 dev lo
+swan_start "$B" b
+SW() { swanctl "$@" --uri "$SWAN_URI_b"; }
+mkdir -m 700 "$SG_TMP/iked"
+OURS=unix://$SG_TMP/iked/iked.vici
+OW() { swanctl "$@" --uri "$OURS"; }
+
+# conf SIDE ESP_PROPOSAL IKE_PROPOSAL [EXTRA_CONN_LINES]: a swanctl.conf for side a (ours) or b.
+conf() {
+	local side=$1 me=192.0.2.1 peer=192.0.2.2 lid=a.example rid=b.example lts=10.1.0.0/16 rts=10.2.0.0/16
+	if [ "$side" = b ]; then
+		me=192.0.2.2 peer=192.0.2.1 lid=b.example rid=a.example lts=10.2.0.0/16 rts=10.1.0.0/16
+	fi
+	cat <<-CONF
+		connections {
+		  gw {
+		    version = 2
+		    local_addrs = $me
+		    remote_addrs = $peer
+		    proposals = $3
+		    ${4:-}
+		    local {
+		      auth = psk
+		      id = $lid
+		    }
+		    remote {
+		      auth = psk
+		      id = $rid
+		    }
+		    children {
+		      net {
+		        local_ts = $lts
+		        remote_ts = $rts
+		        esp_proposals = $2
+		        start_action = none
+		      }
+		    }
+		  }
+		}
+		secrets {
+		  ike-1 {
+		    id-a = a.example
+		    id-b = b.example
+		    secret = "correct horse battery staple"
+		  }
+		}
+	CONF
+}
+
+start_iked() {
+	ip netns exec "$A" "$IKED" -f "$@" --vici "$OURS" >>"$SG_TMP/iked.log" 2>&1 &
+	IPID=$!
+	wait_for 10 test -S "$SG_TMP/iked/iked.vici" || fail "secureguard-iked did not start: $(tail -5 "$SG_TMP/iked.log")"
+}
+sas() { "$@" --list-sas 2>/dev/null | grep -c 'ESTABLISHED' || true; }
+children() { "$@" --list-sas 2>/dev/null | grep -c 'INSTALLED' || true; }
+no_sas() { [ "$(sas "$@")" = 0 ]; }
+ping_ok() { ip netns exec "$A" ping -c 1 -W 1 -I 10.1.0.1 10.2.0.1 >/dev/null; }
+iked_diag() {
+	echo "--- secureguard-iked log (last 40 lines)"
+	tail -40 "$SG_TMP/iked.log"
+	echo "--- charon log (last 40 lines)"
+	tail -40 "$SWAN_DIR_b/charon.log"
+}
+trap 'iked_diag' ERR
+
+log "1. swanctl loads our daemon over VICI and initiates: AES-GCM-256, Curve25519, PSK"
+conf b aes256gcm16 aes256gcm16-prfsha256-x25519 "encap = yes" >"$SG_TMP/b.conf"
+conf a aes256gcm16 aes256gcm16-prfsha256-x25519 >"$SG_TMP/a.conf"
+SW --load-all --file "$SG_TMP/b.conf" >/dev/null 2>&1 || fail "charon: swanctl --load-all"
+start_iked
+OW --load-all --file "$SG_TMP/a.conf" >"$SG_TMP/load.out" 2>&1 || fail "swanctl --load-all into ours: $(cat "$SG_TMP/load.out")"
+grep -q "loaded connection 'gw'" "$SG_TMP/load.out" || fail "swanctl did not load the connection into ours"
+OW --initiate --child net >"$SG_TMP/init.out" 2>&1 || fail "swanctl --initiate: $(cat "$SG_TMP/init.out")"
+grep -q 'initiate completed successfully' "$SG_TMP/init.out" || fail "initiate: $(cat "$SG_TMP/init.out")"
+OW --list-sas | tee "$SG_TMP/sas.out"
+grep -q 'AES_GCM_16-256/PRF_HMAC_SHA2_256/CURVE_25519' "$SG_TMP/sas.out" || fail "unexpected IKE proposal"
+grep -q 'ESP:AES_GCM_16-256' "$SG_TMP/sas.out" || fail "unexpected ESP proposal"
+assert_eq "$(sas SW)" 1 "charon's IKE SAs"
+wait_for 5 ping_ok || fail "no ping through the tunnel"
+tcp_transfer "$A" "$B" 10.2.0.1 4
+tcp_transfer "$B" "$A" 10.1.0.1 4
+
+log "2. rekeys by each side while iperf3 runs"
+ip netns exec "$B" iperf3 -s -1 -B 10.2.0.1 -p 5299 >"$SG_TMP/iperf-s.log" 2>&1 &
+SPID=$!
+wait_for 5 sg_listening "$B" 5299 || fail "iperf3 server did not start"
+ip netns exec "$A" iperf3 -c 10.2.0.1 -B 10.1.0.1 -p 5299 -t 8 -i 1 -J >"$SG_TMP/iperf.json" 2>&1 &
+CPID=$!
+sleep 1.5
+OW --rekey --child net >/dev/null || fail "our child rekey"
+sleep 1.5
+SW --rekey --child net >/dev/null || fail "charon's child rekey"
+sleep 1.5
+OW --rekey --ike gw >/dev/null || fail "our IKE rekey"
+sleep 1.5
+SW --rekey --ike gw >/dev/null || fail "charon's IKE rekey"
+wait "$CPID" || fail "iperf3 client failed: $(tail -5 "$SG_TMP/iperf.json")"
+wait "$SPID" || true
+python3 - "$SG_TMP/iperf.json" <<-'PY' || fail "iperf3 stalled during the rekeys"
+	import json, sys
+	r = json.load(open(sys.argv[1]))
+	iv = [i["sum"]["bytes"] for i in r["intervals"]]
+	print("iperf3 bytes per second:", iv)
+	sys.exit(0 if len(iv) >= 7 and min(iv) > 0 else 1)
+	PY
+wait_for 10 eval '[ "$(sas OW)" = 1 ] && [ "$(children OW)" = 1 ] && [ "$(sas SW)" = 1 ] && [ "$(children SW)" = 1 ]' ||
+	fail "after the rekeys: ours $(sas OW) IKE/$(children OW) child, charon $(sas SW)/$(children SW)"
+grep -q 'event=ike_rekeyed' "$SG_TMP/iked.log" || fail "no IKE rekey in our log"
+[ "$(grep -c 'event=child_up' "$SG_TMP/iked.log")" -ge 3 ] || fail "fewer than three Child SAs in our log"
+wait_for 5 ping_ok || fail "no ping after the rekeys"
+
+log "3. swanctl --terminate on our side: DELETE, both sides clean up"
+OW --terminate --ike gw >"$SG_TMP/term.out" 2>&1 || fail "swanctl --terminate: $(cat "$SG_TMP/term.out")"
+wait_for 10 no_sas SW || fail "charon still has the IKE SA after our DELETE"
+wait_for 5 no_sas OW || fail "we still have the IKE SA after terminating it"
+ping_ok && fail "ping still works after the tunnel was terminated"
+grep -q 'deleting IKE_SA gw\|received DELETE for IKE_SA gw' "$SWAN_DIR_b/charon.log" || fail "charon did not log our DELETE"
+
+log "4. charon initiates, ours responds: ChaCha20-Poly1305, our --conf file"
+kill -TERM "$IPID"
+wait "$IPID" || fail "secureguard-iked did not exit cleanly"
+conf a chacha20poly1305 chacha20poly1305-prfsha256-x25519 "dpd_delay = 2s
+    dpd_timeout = 8s" >"$SG_TMP/a2.conf"
+conf b chacha20poly1305 chacha20poly1305-prfsha256-x25519 "encap = yes" >"$SG_TMP/b2.conf"
+SW --load-all --file "$SG_TMP/b2.conf" >/dev/null 2>&1 || fail "charon: reload"
+start_iked --conf "$SG_TMP/a2.conf"
+SW --initiate --child net >"$SG_TMP/init2.out" 2>&1 || fail "charon --initiate: $(cat "$SG_TMP/init2.out")"
+OW --list-sas | tee "$SG_TMP/sas2.out"
+grep -q 'CHACHA20_POLY1305' "$SG_TMP/sas2.out" || fail "not ChaCha20-Poly1305"
+wait_for 5 ping_ok || fail "no ping through the ChaCha20-Poly1305 tunnel"
+tcp_transfer "$A" "$B" 10.2.0.1 2
+
+log "5. hostile datagrams and an IKE_SA_INIT flood do not stop the tunnel"
+ip netns exec "$B" python3 - <<-'PY' &
+	import os, random, socket, struct, time
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind(("192.0.2.2", 0))
+	def pl(nxt, body): return bytes([nxt, 0]) + struct.pack(">H", len(body) + 4) + body
+	def init():
+	    tr = lambda last, t, i, kl=None: bytes([0 if last else 3, 0]) + struct.pack(">H", 12 if kl else 8) + bytes([t, 0]) + struct.pack(">H", i) + (struct.pack(">HH", 0x800e, kl) if kl else b"")
+	    prop = bytes([1, 1, 0, 3]) + tr(0, 1, 28) + tr(0, 2, 5) + tr(1, 4, 31)
+	    sa = bytes([0, 0]) + struct.pack(">H", len(prop) + 4) + prop
+	    chain = pl(34, sa) + pl(40, struct.pack(">HH", 31, 0) + os.urandom(32)) + pl(0, os.urandom(32))
+	    return os.urandom(8) + bytes(8) + bytes([33, 0x20, 34, 0x08]) + struct.pack(">II", 0, 28 + len(chain)) + chain
+	end = time.time() + 4
+	n = 0
+	while time.time() < end:
+	    s.sendto(init(), ("192.0.2.1", 500))
+	    s.sendto(os.urandom(random.randint(1, 300)), ("192.0.2.1", 500))
+	    s.sendto(os.urandom(random.randint(1, 300)), ("192.0.2.1", 4500))
+	    s.sendto(b"\0\0\0\0" + os.urandom(random.randint(28, 300)), ("192.0.2.1", 4500))
+	    n += 4
+	    if n % 400 == 0:
+	        time.sleep(0.01)
+	print("hostile datagrams sent:", n)
+	PY
+FPID=$!
+for i in 1 2 3 4 5 6; do
+	ping_ok || fail "ping lost during the flood (probe $i)"
+	sleep 0.5
+done
+wait "$FPID"
+kill -0 "$IPID" || fail "secureguard-iked died under the flood"
+assert_eq "$(sas OW)" 1 "our IKE SAs after the flood"
+tcp_transfer "$A" "$B" 10.2.0.1 1
+
+log "6. DPD notices a killed charon"
+for p in $(ip netns pids "$B"); do
+	case $(cat "/proc/$p/comm" 2>/dev/null) in charon) kill -KILL "$p" ;; esac
+done
+wait_for 30 no_sas OW || fail "DPD did not clear the SA of the killed peer"
+grep -q 'event=dpd_dead' "$SG_TMP/iked.log" || fail "no dpd_dead event in our log"
+kill -TERM "$IPID"
+wait "$IPID" || fail "secureguard-iked did not exit cleanly"
+grep -q 'Sanitizer\|runtime error' "$SG_TMP/iked.log" && fail "sanitizer report in our log"
+trap - ERR
+log "PASS"

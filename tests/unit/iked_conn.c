@@ -1,0 +1,138 @@
+/* Unit tests for the IKE daemon's connection configuration (src/iked/conn.c): a load-conn
+ * message as swanctl sends it, into the core's peer configuration, and the refusals that name
+ * what is wrong. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_util.h"
+
+#include <secureguard/sg_errors.h>
+
+#include "iked/iked.h"
+#include "vici/swanctl_conf.h"
+
+/* The load-conn message of a swanctl.conf text, through the project's parser. */
+static int conn_from_text(const char *text, struct iked_conn *c, char *err, size_t errlen)
+{
+	struct swanctl_conf sc;
+	swanctl_init(&sc);
+	while (*text) {
+		const char *nl = strchr(text, '\n');
+		size_t n = nl ? (size_t)(nl - text) : strlen(text);
+		assert_int_equal(swanctl_feed(&sc, text, n), 0);
+		text += n + (nl ? 1 : 0);
+	}
+	assert_int_equal(swanctl_finish(&sc), 0);
+	assert_string_equal(sc.items[0].cmd, "load-conn");
+	const uint8_t *raw;
+	size_t len;
+	struct vici_msg *m;
+	assert_int_equal(vici_builder_finish(&sc.items[0].msg, &raw, &len, NULL), 0);
+	assert_int_equal(vici_msg_parse(raw, len, &m, NULL), 0);
+	int rc = iked_conn_from_vici(vici_msg_root(m), c, err, errlen);
+	vici_msg_free(m);
+	swanctl_free(&sc);
+	return rc;
+}
+
+#define CONN(extra_conn, extra_child, local_id)                                                    \
+	"connections {\n  gw {\n    remote_addrs = 192.0.2.2\n    proposals = "                    \
+	"aes256gcm16-prfsha384-ecp384\n" extra_conn                                                \
+	"    local {\n      auth = psk\n      id = " local_id                                      \
+	"\n    }\n    remote {\n      auth = psk\n      id = @b.example\n    }\n"                  \
+	"    children {\n      net {\n        local_ts = 10.1.0.0/16\n        remote_ts = "        \
+	"10.2.0.0/24, 10.3.0.7\n" extra_child "      }\n    }\n  }\n}\n"
+
+static void test_conn(void **state)
+{
+	struct iked_conn c;
+	char err[256];
+	(void)state;
+	assert_int_equal(
+	    conn_from_text(CONN("    dpd_delay = 30s\n    rekey_time = 2h\n",
+				"        start_action = start\n        mode = transport\n"
+				"        rekey_time = 10m\n        rekey_bytes = 2m\n",
+				"a@example.net"),
+			   &c, err, sizeof(err)),
+	    0);
+	assert_string_equal(c.cfg.name, "gw");
+	assert_int_equal(c.cfg.remote.family, AF_INET);
+	assert_int_equal(c.cfg.remote.addr[3], 2);
+	assert_int_equal(c.cfg.remote.port, 500);
+	assert_true(c.has_remote && c.start);
+	assert_int_equal(c.cfg.local_id.type, IKE_ID_RFC822_ADDR);
+	assert_int_equal(c.cfg.remote_id.type, IKE_ID_FQDN);
+	assert_int_equal(c.cfg.remote_id.len, 9); /* "@b.example" without the @ */
+	assert_int_equal(c.cfg.dpd_delay_ns, 30000000000ull);
+	assert_int_equal(c.cfg.rekey_time_ns, 7200000000000ull);
+	assert_int_equal(c.cfg.child.rekey_time_ns, 600000000000ull);
+	assert_int_equal(c.cfg.child.life_time_ns, 660000000000ull); /* 110% */
+	assert_int_equal(c.rekey_bytes, 2u << 20);
+	assert_true(c.cfg.child.transport);
+	assert_int_equal(c.cfg.child.nremote_ts, 2);
+	assert_int_equal(c.cfg.child.remote_ts[0].end[3], 255);
+	assert_int_equal(c.cfg.child.remote_ts[1].start[3], 7); /* a single address */
+	assert_int_equal(c.cfg.child.remote_ts[1].end[3], 7);
+	assert_int_equal(c.cfg.nprops, 1);
+	assert_int_equal(c.cfg.child.nprops, 1); /* the default ESP proposals */
+
+	static const struct {
+		const char *text, *err;
+	} bad[] = {
+	    {CONN("    mobike = yes\n", "", "a.example"),
+	     "mobike is not supported (set mobike = no)"},
+	    {CONN("    fips = yes\n", "        esp_proposals = chacha20poly1305\n", "a.example"),
+	     "esp_proposals: 'chacha20poly1305': algorithm outside the FIPS profile"},
+	    {CONN("", "        start_action = trap\n", "a.example"),
+	     "start_action = trap: none and start are supported"},
+	    {CONN("", "        mode = beet\n", "a.example"),
+	     "mode = beet: tunnel and transport are supported"},
+	    {CONN("    local_port = 4501\n", "", "a.example"),
+	     "local_port = 4501: the daemon listens on 500 and 4500"},
+	    {CONN("", "", "\"CN=a, O=b\""), "local: id 'CN=a, O=b' is not an address, FQDN or "
+					    "e-mail address (DNs need certificates)"},
+	    {CONN("    dpd_delay = soon\n", "", "a.example"), "dpd_delay: bad duration 'soon'"},
+	    {CONN("", "        rekey_time = 2h\n        life_time = 1h\n", "a.example"),
+	     "life_time is shorter than rekey_time"},
+	};
+	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
+		err[0] = 0;
+		if (conn_from_text(bad[i].text, &c, err, sizeof(err)) != SG_EINVAL ||
+		    strcmp(err, bad[i].err) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad[i].err);
+	}
+}
+
+static void test_helpers(void **state)
+{
+	uint64_t ns;
+	struct ike_identity id;
+	char buf[64];
+	(void)state;
+	assert_int_equal(iked_duration("90", &ns), 0);
+	assert_int_equal(ns, 90000000000ull);
+	assert_int_equal(iked_duration("1d", &ns), 0);
+	assert_int_equal(ns, 86400000000000ull);
+	assert_int_equal(iked_duration("5x", &ns), SG_EINVAL);
+	assert_int_equal(iked_duration("5ss", &ns), SG_EINVAL);
+	assert_int_equal(iked_duration("", &ns), SG_EINVAL);
+	assert_int_equal(iked_duration("99999999999999999999d", &ns), SG_EINVAL);
+	assert_int_equal(iked_identity_parse("2001:db8::1", &id), 0);
+	assert_int_equal(id.type, IKE_ID_IPV6_ADDR);
+	assert_string_equal(iked_identity_str(&id, buf, sizeof(buf)), "2001:db8::1");
+	assert_int_equal(iked_identity_parse("moon.example", &id), 0);
+	assert_int_equal(id.type, IKE_ID_FQDN);
+	assert_string_equal(iked_identity_str(&id, buf, sizeof(buf)), "moon.example");
+	assert_int_equal(iked_identity_parse("has space", &id), SG_EINVAL);
+	assert_int_equal(iked_identity_parse("@", &id), SG_EINVAL);
+	assert_int_equal(iked_identity_parse("", &id), SG_EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_conn),
+	    cmocka_unit_test(test_helpers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
