@@ -20,6 +20,7 @@
 
 #include "common/compiler.h"
 #include "ike/ike_msg.h"
+#include "crypto/pki.h"
 #include "ike/proposal.h"
 
 #define IKE_PORT       500
@@ -70,12 +71,30 @@ struct ike_child_cfg {
 
 enum ike_dpd_action { IKE_DPD_CLEAR = 0, IKE_DPD_RESTART = 1 };
 
+/* How a side authenticates (each direction on its own, RFC 7296 2.15). */
+enum ike_auth_class {
+	IKE_AUTHC_PSK = 0,    /* pre-shared key */
+	IKE_AUTHC_PUBKEY = 1, /* X.509 certificate, RFC 7427 digital signature (method 14) */
+};
+#define IKE_MAX_CAS 8
+/* A remote identity of this type matches any identity its certificate proves. */
+#define IKE_ID_ANY 0
+
 struct ike_peer_cfg {
 	char name[64];
 	struct ike_endpoint remote; /* where an initiator sends IKE_SA_INIT */
 	struct ike_identity local_id, remote_id;
 	uint8_t psk[IKE_MAX_PSK];
 	size_t psk_len;
+	/* Certificates (crypto/pki.h), borrowed: the caller keeps them alive while the peer is
+	 * configured. local_auth PUBKEY: our certificate (sent in CERT) and its private key; with
+	 * local_id of type IKE_ID_ANY the certificate's subject DN is our identity. remote_auth
+	 * PUBKEY: the CAs the peer's certificate must chain to (CERTREQ names them). */
+	uint8_t local_auth, remote_auth;
+	const struct sg_cert *cert;
+	const struct sg_privkey *key;
+	const struct sg_cert *cas[IKE_MAX_CAS];
+	unsigned ncas;
 	struct ike_prop_cfg props[IKE_PROP_MAX];
 	unsigned nprops;
 	struct ike_child_cfg child; /* the Child SA created with IKE_AUTH */

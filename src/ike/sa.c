@@ -13,6 +13,7 @@
 #include <secureguard/sg_errors.h>
 
 #include "crypto/ipsec.h"
+#include "crypto/pki.h"
 #include "ike/ike.h"
 #include "ike/keys.h"
 
@@ -71,6 +72,7 @@ struct ike_sa {
 	size_t msg1_len, msg2_len;
 	uint8_t cookie[64];
 	size_t cookie_len;
+	unsigned sig_hashes; /* the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4), bit per id */
 	struct ike_sa_keys keys;
 	bool keyed;
 	uint32_t next_mid; /* our next request */
@@ -452,16 +454,204 @@ static bool psk_auth(const struct ike_sa *sa, bool of_initiator, const uint8_t *
 	return ok;
 }
 
-static void id_body(const struct ike_identity *id, uint8_t *out, size_t *len)
+/* ---- certificates and signatures (RFC 7427) ------------------------------------------------- */
+
+/* Our identity: the configured one, or the certificate's subject DN (type IKE_ID_ANY). */
+static void my_id(const struct ike_peer_cfg *cfg, uint8_t *type, const uint8_t **data, size_t *len)
 {
-	out[0] = id->type;
+	if (cfg->local_id.type == IKE_ID_ANY && cfg->cert) {
+		*type = IKE_ID_DER_ASN1_DN;
+		sg_cert_subject(cfg->cert, data, len);
+		return;
+	}
+	*type = cfg->local_id.type;
+	*data = cfg->local_id.data;
+	*len = cfg->local_id.len;
+}
+
+static bool my_id_body(const struct ike_peer_cfg *cfg, uint8_t *out, size_t cap, size_t *len)
+{
+	uint8_t t;
+	const uint8_t *d;
+	size_t n;
+	my_id(cfg, &t, &d, &n);
+	if (4 + n > cap)
+		return false;
+	out[0] = t;
 	out[1] = out[2] = out[3] = 0;
-	memcpy(out + 4, id->data, id->len);
-	*len = 4u + id->len;
+	memcpy(out + 4, d, n);
+	*len = 4 + n;
+	return true;
+}
+
+/* 2.15: RealMessage | Nonce of the other side | prf(SK_p, ID payload body). */
+static uint8_t *signed_octets(const struct ike_sa *sa, bool of_initiator, const uint8_t *id_body,
+			      size_t id_len, size_t *len)
+{
+	const uint8_t *msg = of_initiator ? sa->msg1 : sa->msg2;
+	size_t ml = of_initiator ? sa->msg1_len : sa->msg2_len;
+	const uint8_t *n = of_initiator ? sa->nr : sa->ni;
+	size_t nl = of_initiator ? sa->nr_len : sa->ni_len;
+	size_t pl = sa->keys.prf_len;
+	uint8_t *o = malloc(ml + nl + pl);
+	struct sg_iov id = {id_body, id_len};
+	if (!o)
+		return NULL;
+	memcpy(o, msg, ml);
+	memcpy(o + ml, n, nl);
+	if (!sg_prf(sa->keys.prf, o + ml + nl, of_initiator ? sa->keys.sk_pi : sa->keys.sk_pr, pl,
+		    &id, 1)) {
+		free(o);
+		return NULL;
+	}
+	*len = ml + nl + pl;
+	return o;
+}
+
+/* Our CERT and AUTH payloads (after the ID payload). */
+static int put_my_auth(struct ike_sa *sa, struct ike_buf *b, const struct ike_peer_cfg *cfg,
+		       bool of_initiator, const uint8_t *idb, size_t idl)
+{
+	if (cfg->local_auth != IKE_AUTHC_PUBKEY) {
+		uint8_t auth[SG_PRF_MAX_LEN];
+		if (!psk_auth(sa, of_initiator, cfg->psk, cfg->psk_len, idb, idl, auth))
+			return SG_ECRYPTO;
+		ike_put_auth(b, IKE_AUTH_PSK, auth, sa->keys.prf_len);
+		sg_memzero(auth, sizeof(auth));
+		return 0;
+	}
+	if (!cfg->cert || !cfg->key)
+		return SG_ENOKEY;
+	/* RFC 7427 4: a hash the peer announced, ours by preference. */
+	unsigned h = sg_privkey_hash(cfg->key);
+	if (!(sa->sig_hashes & (1u << h)))
+		for (h = 4; h >= 2 && !(sa->sig_hashes & (1u << h)); h--)
+			;
+	if (h < 2)
+		return SG_EUNSUPPORTED; /* the peer takes no RFC 7427 signature */
+	const uint8_t *der, *algid;
+	size_t dl, al, ol, sl = SG_SIG_MAX;
+	uint8_t data[1 + 32 + SG_SIG_MAX];
+	sg_cert_der(cfg->cert, &der, &dl);
+	ike_put_cert(b, IKE_PL_CERT, 4, der, dl);
+	uint8_t *oct = signed_octets(sa, of_initiator, idb, idl, &ol);
+	if (!oct)
+		return SG_ENOMEM;
+	int err = sg_sig_create(cfg->key, h, oct, ol, &algid, &al, data + 1 + 32, &sl);
+	free(oct);
+	if (err || al > 32)
+		return err ? err : SG_ECRYPTO;
+	/* 3.8 / RFC 7427 3: length of the AlgorithmIdentifier, itself, the signature. */
+	data[0] = (uint8_t)al;
+	memcpy(data + 1, algid, al);
+	memmove(data + 1 + al, data + 1 + 32, sl);
+	ike_put_auth(b, IKE_AUTH_DIGITAL_SIGNATURE, data, 1 + al + sl);
+	return 0;
+}
+
+/* CERTREQ naming the CAs of every peer that wants certificates (3.7). */
+static void put_certreq(struct ike_buf *b, struct ike_ctx *c, const struct ike_peer_cfg *only)
+{
+	uint8_t hashes[IKE_MAX_CAS * 4 * 20];
+	size_t n = 0;
+	for (struct ike_peer *p = c->peers; p; p = p->next) {
+		const struct ike_peer_cfg *cfg = only ? only : &p->cfg;
+		if (cfg->remote_auth == IKE_AUTHC_PUBKEY)
+			for (unsigned i = 0; i < cfg->ncas && n + 20 <= sizeof(hashes); i++)
+				if (sg_cert_spki_sha1(cfg->cas[i], hashes + n))
+					n += 20;
+		if (only)
+			break;
+	}
+	if (n)
+		ike_put_cert(b, IKE_PL_CERTREQ, 4, hashes, n);
+}
+
+static void put_sig_hashes(struct ike_buf *b)
+{
+	static const uint8_t h[] = {0, 2, 0, 3, 0, 4}; /* SHA-256, SHA-384, SHA-512 */
+	ike_put_notify(b, 0, NULL, 0, IKE_N_SIGNATURE_HASH_ALGORITHMS, h, sizeof(h));
+}
+
+static void get_sig_hashes(struct ike_sa *sa, const struct ike_msg *m)
+{
+	const struct ike_payload *p = ike_find_notify(m, IKE_N_SIGNATURE_HASH_ALGORITHMS);
+	struct ike_notify n;
+	const char *why;
+	sa->sig_hashes = 0;
+	if (p && !ike_parse_notify(p->body, p->len, &n, &why))
+		for (size_t i = 0; i + 1 < n.len; i += 2) {
+			unsigned h = (unsigned)(n.data[i] << 8 | n.data[i + 1]);
+			if (h < 16)
+				sa->sig_hashes |= 1u << h;
+		}
+}
+
+/* Verifies the peer's AUTH (and, with certificates, its chain and that it proves the
+ * identity). NULL, or why not. */
+static const char *check_peer_auth(struct ike_sa *sa, const struct ike_peer_cfg *cfg,
+				   bool of_initiator, const struct ike_msg *m,
+				   const struct ike_id *id, const struct ike_auth *auth)
+{
+	if (cfg->remote_auth != IKE_AUTHC_PUBKEY) {
+		uint8_t want[SG_PRF_MAX_LEN];
+		bool ok = auth->method == IKE_AUTH_PSK && auth->len == sa->keys.prf_len &&
+			  psk_auth(sa, of_initiator, cfg->psk, cfg->psk_len, id->body, id->body_len,
+				   want) &&
+			  sg_memeq(want, auth->data, auth->len);
+		sg_memzero(want, sizeof(want));
+		return ok ? NULL : "AUTH does not verify";
+	}
+	if (auth->method != IKE_AUTH_DIGITAL_SIGNATURE)
+		return "the peer must authenticate with an RFC 7427 signature (AUTH method 14)";
+	size_t al = auth->data[0];
+	if (1 + al >= auth->len)
+		return "AUTH: AlgorithmIdentifier runs past the signature";
+	/* The first CERT is the end entity's (3.6); more are intermediates. */
+	struct sg_cert *leaf = NULL, *inter[4];
+	unsigned ninter = 0;
+	const char *why = NULL;
+	for (unsigned i = 0; i < m->npl; i++) {
+		struct ike_cert c;
+		if (m->pl[i].type != IKE_PL_CERT ||
+		    ike_parse_cert(m->pl[i].body, m->pl[i].len, &c, &why) || c.encoding != 4)
+			continue;
+		struct sg_cert *x;
+		if (sg_cert_load(c.data, c.len, &x))
+			continue;
+		if (!leaf)
+			leaf = x;
+		else if (ninter < SG_ARRAY_LEN(inter))
+			inter[ninter++] = x;
+		else
+			sg_cert_free(x);
+	}
+	const char *res = NULL;
+	if (!leaf) {
+		res = "no X.509 certificate in the peer's IKE_AUTH";
+	} else if (sg_cert_verify(leaf, inter, ninter, (struct sg_cert *const *)cfg->cas, cfg->ncas,
+				  &why)) {
+		res = why ? why : "the peer's certificate does not chain to a trusted CA";
+	} else if (!sg_cert_has_id(leaf, id->type, id->data, id->len)) {
+		res = "the peer's certificate does not hold its identity";
+	} else {
+		size_t ol;
+		uint8_t *oct = signed_octets(sa, of_initiator, id->body, id->body_len, &ol);
+		if (!oct || sg_sig_verify(leaf, auth->data + 1, al, oct, ol, auth->data + 1 + al,
+					  auth->len - 1 - al, &why))
+			res = oct ? (why ? why : "signature does not verify") : "out of memory";
+		free(oct);
+	}
+	sg_cert_free(leaf);
+	for (unsigned i = 0; i < ninter; i++)
+		sg_cert_free(inter[i]);
+	return res;
 }
 
 static bool id_equal(const struct ike_identity *cfg, const struct ike_id *got)
 {
+	if (cfg->type == IKE_ID_ANY)
+		return true; /* any identity the certificate proves (checked with it) */
 	return cfg->type == got->type && cfg->len == got->len &&
 	       !memcmp(cfg->data, got->data, got->len);
 }
@@ -577,6 +767,7 @@ static int send_init(struct ike_sa *sa, uint64_t now)
 	ike_put_notify(&b, 0, NULL, 0, IKE_N_NAT_DETECTION_SOURCE_IP, nd, 20);
 	nat_d(nd, sa->spi_i, zero_spi, &sa->remote, false);
 	ike_put_notify(&b, 0, NULL, 0, IKE_N_NAT_DETECTION_DESTINATION_IP, nd, 20);
+	put_sig_hashes(&b);
 	int err = ike_finish(&b);
 	if (err)
 		return err;
@@ -628,21 +819,24 @@ static void fail_sa(struct ike_sa *sa, const char *why)
 static int send_auth(struct ike_sa *sa, uint64_t now)
 {
 	const struct ike_peer_cfg *cfg = &sa->peer->cfg;
-	uint8_t idb[4 + IKE_MAX_ID], auth[SG_PRF_MAX_LEN];
+	uint8_t idb[4 + 1024];
 	size_t idl;
 	struct ike_buf b;
 	struct ike_sa_payload sap;
 	struct ike_ts_payload tsi, tsr;
 	uint8_t spi[4];
-	id_body(&cfg->local_id, idb, &idl);
-	if (!psk_auth(sa, true, cfg->psk, cfg->psk_len, idb, idl, auth))
-		return SG_ECRYPTO;
+	if (!my_id_body(cfg, idb, sizeof(idb), &idl))
+		return SG_EINVAL;
 	sa->child_spi = new_child_spi();
 	put_be32(spi, sa->child_spi);
 	begin_msg(sa, &b, IKE_AUTH, false, sa->next_mid);
 	ike_begin_sk(&b, &sa->keys.out);
-	ike_put_id(&b, IKE_PL_IDI, cfg->local_id.type, cfg->local_id.data, cfg->local_id.len);
-	ike_put_auth(&b, IKE_AUTH_PSK, auth, sa->keys.prf_len);
+	ike_put_id(&b, IKE_PL_IDI, idb[0], idb + 4, idl - 4);
+	if (cfg->remote_auth == IKE_AUTHC_PUBKEY)
+		put_certreq(&b, sa->ctx, cfg);
+	int aerr = put_my_auth(sa, &b, cfg, true, idb, idl);
+	if (aerr)
+		return aerr;
 	if (cfg->child.transport)
 		ike_put_notify(&b, 0, NULL, 0, IKE_N_USE_TRANSPORT_MODE, NULL, 0);
 	struct ike_prop_cfg noke[IKE_PROP_MAX];
@@ -652,7 +846,6 @@ static int send_auth(struct ike_sa *sa, uint64_t now)
 	ts_from_cfg(cfg->child.remote_ts, cfg->child.nremote_ts, &tsr);
 	ike_put_ts(&b, IKE_PL_TSI, &tsi);
 	ike_put_ts(&b, IKE_PL_TSR, &tsr);
-	sg_memzero(auth, sizeof(auth));
 	int err = ike_seal_sk(&b, &sa->keys.out);
 	if (err)
 		return err;
@@ -719,6 +912,7 @@ static void init_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		return;
 	}
 	memcpy(sa->spi_r, m->hdr.spi_r, 8);
+	get_sig_hashes(sa, m);
 	memcpy(sa->nr, pn->body, pn->len);
 	sa->nr_len = pn->len;
 	uint8_t gir[SG_KE_MAX_SHARED];
@@ -758,7 +952,6 @@ static void auth_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 	const struct ike_payload *pid = ike_find(m, IKE_PL_IDR), *pa = ike_find(m, IKE_PL_AUTH);
 	struct ike_id id;
 	struct ike_auth auth;
-	uint8_t want[SG_PRF_MAX_LEN];
 	if (!pid || !pa || ike_parse_id(pid->body, pid->len, &id, &why) ||
 	    ike_parse_auth(pa->body, pa->len, &auth, &why)) {
 		fail_sa(sa, why ? why : "IKE_AUTH response lacks IDr or AUTH");
@@ -768,15 +961,12 @@ static void auth_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		fail_sa(sa, "the responder's identity is not the configured one");
 		return;
 	}
-	if (auth.method != IKE_AUTH_PSK || auth.len != sa->keys.prf_len ||
-	    !psk_auth(sa, false, cfg->psk, cfg->psk_len, id.body, id.body_len, want) ||
-	    !sg_memeq(want, auth.data, auth.len)) {
-		sg_memzero(want, sizeof(want));
+	const char *bad = check_peer_auth(sa, cfg, false, m, &id, &auth);
+	if (bad) {
 		sa->ctx->stats.rx_auth_failed++;
-		fail_sa(sa, "the responder's AUTH does not verify");
+		fail_sa(sa, bad);
 		return;
 	}
-	sg_memzero(want, sizeof(want));
 	request_done(sa);
 	established(sa, now);
 	/* The Child SA: absent (an error notify) leaves the IKE SA up without it (1.2). */
@@ -958,6 +1148,9 @@ static void init_request(struct ike_ctx *c, uint16_t port, const struct ike_endp
 	ike_put_notify(&b, 0, NULL, 0, IKE_N_NAT_DETECTION_SOURCE_IP, nd, 20);
 	nat_d(nd, sa->spi_i, sa->spi_r, from, false);
 	ike_put_notify(&b, 0, NULL, 0, IKE_N_NAT_DETECTION_DESTINATION_IP, nd, 20);
+	put_sig_hashes(&b);
+	put_certreq(&b, c, NULL);
+	get_sig_hashes(sa, m);
 	if (ike_finish(&b)) {
 		sa_unlink_free(sa, false, NULL);
 		return;
@@ -975,8 +1168,12 @@ static void init_request(struct ike_ctx *c, uint16_t port, const struct ike_endp
 
 static struct ike_peer *peer_for_id(struct ike_ctx *c, const struct ike_id *id)
 {
+	/* An exact identity first; then a connection taking any certified identity. */
 	for (struct ike_peer *p = c->peers; p; p = p->next)
-		if (id_equal(&p->cfg.remote_id, id))
+		if (p->cfg.remote_id.type != IKE_ID_ANY && id_equal(&p->cfg.remote_id, id))
+			return p;
+	for (struct ike_peer *p = c->peers; p; p = p->next)
+		if (p->cfg.remote_id.type == IKE_ID_ANY && p->cfg.remote_auth == IKE_AUTHC_PUBKEY)
 			return p;
 	return NULL;
 }
@@ -997,7 +1194,6 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 	const struct ike_payload *pid = ike_find(m, IKE_PL_IDI), *pa = ike_find(m, IKE_PL_AUTH);
 	struct ike_id id;
 	struct ike_auth auth;
-	uint8_t want[SG_PRF_MAX_LEN];
 	if (!pid || !pa || ike_parse_id(pid->body, pid->len, &id, &why) ||
 	    ike_parse_auth(pa->body, pa->len, &auth, &why)) {
 		reject(sa->ctx, sa, why ? why : "IKE_AUTH request lacks IDi or AUTH");
@@ -1006,24 +1202,20 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		return;
 	}
 	struct ike_peer *p = peer_for_id(sa->ctx, &id);
-	if (!p || auth.method != IKE_AUTH_PSK || auth.len != sa->keys.prf_len ||
-	    !psk_auth(sa, true, p->cfg.psk, p->cfg.psk_len, id.body, id.body_len, want) ||
-	    !sg_memeq(want, auth.data, auth.len)) {
-		sg_memzero(want, sizeof(want));
+	const char *bad = p ? check_peer_auth(sa, &p->cfg, true, m, &id, &auth)
+			    : "no connection for the initiator's identity";
+	if (bad) {
 		sa->ctx->stats.rx_auth_failed++;
-		reject(sa->ctx, sa,
-		       !p ? "no connection for the initiator's identity" : "AUTH does not verify");
+		reject(sa->ctx, sa, bad);
 		auth_fail_response(sa, m->hdr.msg_id);
 		sa_unlink_free(sa, false, NULL);
 		return;
 	}
 	sa->peer = p;
 	const struct ike_peer_cfg *cfg = &p->cfg;
-	/* Our AUTH. */
-	uint8_t idb[4 + IKE_MAX_ID], mine[SG_PRF_MAX_LEN];
+	uint8_t idb[4 + 1024];
 	size_t idl;
-	id_body(&cfg->local_id, idb, &idl);
-	if (!psk_auth(sa, false, cfg->psk, cfg->psk_len, idb, idl, mine)) {
+	if (!my_id_body(cfg, idb, sizeof(idb), &idl)) {
 		sa_unlink_free(sa, false, NULL);
 		return;
 	}
@@ -1058,9 +1250,15 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 	struct ike_buf b;
 	begin_msg(sa, &b, IKE_AUTH, true, m->hdr.msg_id);
 	ike_begin_sk(&b, &sa->keys.out);
-	ike_put_id(&b, IKE_PL_IDR, cfg->local_id.type, cfg->local_id.data, cfg->local_id.len);
-	ike_put_auth(&b, IKE_AUTH_PSK, mine, sa->keys.prf_len);
-	sg_memzero(mine, sizeof(mine));
+	ike_put_id(&b, IKE_PL_IDR, idb[0], idb + 4, idl - 4);
+	if (put_my_auth(sa, &b, cfg, false, idb, idl)) {
+		reject(sa->ctx, sa,
+		       "could not make our AUTH (certificate, key, or no common hash)");
+		free(ch);
+		auth_fail_response(sa, m->hdr.msg_id);
+		sa_unlink_free(sa, false, NULL);
+		return;
+	}
 	if (!child_err) {
 		ch->spi_in = new_child_spi();
 		ch->spi_out = get_be32(ch->prop.spi);
@@ -2107,10 +2305,25 @@ void ike_free(struct ike_ctx *c)
 	free(c);
 }
 
+static bool peer_cfg_ok(const struct ike_peer_cfg *cfg)
+{
+	bool psk = cfg->local_auth == IKE_AUTHC_PSK || cfg->remote_auth == IKE_AUTHC_PSK;
+	if (!cfg->nprops || !cfg->child.nprops || !cfg->child.nlocal_ts || !cfg->child.nremote_ts ||
+	    cfg->psk_len > IKE_MAX_PSK || (psk && cfg->psk_len == 0))
+		return false;
+	if (cfg->local_auth == IKE_AUTHC_PUBKEY && (!cfg->cert || !cfg->key))
+		return false;
+	if (cfg->remote_auth == IKE_AUTHC_PUBKEY && (!cfg->ncas || cfg->ncas > IKE_MAX_CAS))
+		return false;
+	if ((cfg->remote_id.type == IKE_ID_ANY && cfg->remote_auth != IKE_AUTHC_PUBKEY) ||
+	    (cfg->local_id.type == IKE_ID_ANY && cfg->local_auth != IKE_AUTHC_PUBKEY))
+		return false;
+	return true;
+}
+
 int ike_add_peer(struct ike_ctx *c, const struct ike_peer_cfg *cfg)
 {
-	if (!cfg->name[0] || !cfg->nprops || !cfg->child.nprops || cfg->psk_len == 0 ||
-	    cfg->psk_len > IKE_MAX_PSK || !cfg->child.nlocal_ts || !cfg->child.nremote_ts)
+	if (!cfg->name[0] || !peer_cfg_ok(cfg))
 		return SG_EINVAL;
 	if (find_peer(c, cfg->name))
 		return SG_EEXIST;
@@ -2237,8 +2450,7 @@ int ike_set_peer(struct ike_ctx *c, const struct ike_peer_cfg *cfg)
 	struct ike_peer *p = find_peer(c, cfg->name);
 	if (!p)
 		return ike_add_peer(c, cfg);
-	if (!cfg->nprops || !cfg->child.nprops || cfg->psk_len == 0 || cfg->psk_len > IKE_MAX_PSK ||
-	    !cfg->child.nlocal_ts || !cfg->child.nremote_ts)
+	if (!peer_cfg_ok(cfg))
 		return SG_EINVAL;
 	sg_memzero(&p->cfg, sizeof(p->cfg));
 	p->cfg = *cfg;

@@ -1,6 +1,7 @@
 /* A connection's VICI message into the core's configuration (iked.h). The keys are charon's
  * (swanctl.conf(5)); the subset taken is documented in docs/IKE.md. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,9 @@ static bool yes(const char *v)
 	return v && (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"));
 }
 
+static int conn_from_vici(const struct vici_node *root, const char *base_dir, struct iked_conn *out,
+			  char *err, size_t errlen);
+
 static const char *const conn_known[] = {
     "version",	 "local_addrs", "remote_addrs", "local_port",  "remote_port", "proposals",
     "dpd_delay", "dpd_timeout", "rekey_time",	"reauth_time", "encap",	      "fragmentation",
@@ -233,10 +237,71 @@ static bool known(const char *const *set, const char *k)
 	return false;
 }
 
-int iked_conn_from_vici(const struct vici_node *root, struct iked_conn *out, char *err,
-			size_t errlen)
+int iked_read_file(const char *path, uint8_t **data, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	*data = NULL;
+	if (!f)
+		return -errno;
+	uint8_t *buf = malloc(1 << 20);
+	size_t n = buf ? fread(buf, 1, 1 << 20, f) : 0;
+	int err = !buf ? -ENOMEM : ferror(f) ? -EIO : !feof(f) ? -EFBIG : 0;
+	fclose(f);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+void iked_conn_release(struct iked_conn *c)
+{
+	sg_cert_free(c->cert);
+	for (unsigned i = 0; i < c->ncacerts; i++)
+		sg_cert_free(c->cacerts[i]);
+	c->cert = NULL;
+	c->ncacerts = 0;
+}
+
+/* A certificate given as data, or as a file name under base_dir/sub. */
+static int cert_item(const struct vici_node *i, const char *base_dir, const char *sub,
+		     struct sg_cert **out, char *err, size_t errlen)
+{
+	if (sg_cert_load(i->value, i->value_len, out) == 0)
+		return 0;
+	if (!base_dir || !vici_node_is_str(i))
+		return bad(err, errlen, "a certificate that is neither PEM nor DER");
+	char path[512];
+	const char *name = (const char *)i->value;
+	if (name[0] == '/')
+		snprintf(path, sizeof(path), "%s", name);
+	else
+		snprintf(path, sizeof(path), "%s/%s/%s", base_dir, sub, name);
+	uint8_t *data;
+	size_t len;
+	int rc = iked_read_file(path, &data, &len);
+	if (rc)
+		return bad(err, errlen, "certificate %.200s: %s", path, strerror(-rc));
+	rc = sg_cert_load(data, len, out);
+	free(data);
+	return rc ? bad(err, errlen, "certificate %.200s: neither PEM nor DER", path) : 0;
+}
+
+int iked_conn_from_vici(const struct vici_node *root, const char *base_dir, struct iked_conn *out,
+			char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
+	int rc = conn_from_vici(root, base_dir, out, err, errlen);
+	if (rc)
+		iked_conn_release(out);
+	return rc;
+}
+
+static int conn_from_vici(const struct vici_node *root, const char *base_dir, struct iked_conn *out,
+			  char *err, size_t errlen)
+{
 	const struct vici_node *c = root->child;
 	if (!c || c->next || c->type != VICI_NODE_SECTION)
 		return bad(err, errlen, "load-conn needs exactly one connection section");
@@ -320,21 +385,65 @@ int iked_conn_from_vici(const struct vici_node *root, struct iked_conn *out, cha
 				   "more than one %s authentication round is not supported",
 				   is_local ? "local" : "remote");
 		for (const struct vici_node *a = k->child; a; a = a->next)
-			if (strcmp(a->name, "auth") && strcmp(a->name, "id"))
+			if (strcmp(a->name, "auth") && strcmp(a->name, "id") &&
+			    strcmp(a->name, is_local ? "certs" : "cacerts"))
 				return bad(err, errlen,
 					   "unknown or unsupported option '%s' in '%s'", a->name,
 					   k->name);
 		const char *auth = vici_get_str(k, "auth");
-		if (auth && strcmp(auth, "psk"))
-			return bad(err, errlen, "%s: auth = %s is not supported (psk is)", k->name,
+		bool pubkey = auth && !strcmp(auth, "pubkey");
+		if (auth && strcmp(auth, "psk") && !pubkey)
+			return bad(err, errlen,
+				   "%s: auth = %s is not supported (psk and pubkey are)", k->name,
 				   auth);
+		if (is_local)
+			cfg->local_auth = pubkey ? IKE_AUTHC_PUBKEY : IKE_AUTHC_PSK;
+		else
+			cfg->remote_auth = pubkey ? IKE_AUTHC_PUBKEY : IKE_AUTHC_PSK;
+		const struct vici_node *cl = vici_find(k, is_local ? "certs" : "cacerts");
+		if (cl && !pubkey)
+			return bad(err, errlen, "%s: certificates need auth = pubkey", k->name);
+		for (const struct vici_node *i = cl ? (cl->type == VICI_NODE_LIST ? cl->child : cl)
+						    : NULL;
+		     i; i = cl->type == VICI_NODE_LIST ? i->next : NULL) {
+			struct sg_cert *x;
+			int e2 =
+			    cert_item(i, base_dir, is_local ? "x509" : "x509ca", &x, err, errlen);
+			if (e2)
+				return e2;
+			if (is_local) {
+				if (out->cert) {
+					sg_cert_free(x);
+					return bad(err, errlen, "%s: one certificate is supported",
+						   k->name);
+				}
+				out->cert = x;
+			} else {
+				if (out->ncacerts >= IKE_MAX_CAS) {
+					sg_cert_free(x);
+					return bad(err, errlen, "%s: more than %d CA certificates",
+						   k->name, IKE_MAX_CAS);
+				}
+				out->cacerts[out->ncacerts++] = x;
+			}
+		}
+		if (is_local && pubkey && !out->cert)
+			return bad(err, errlen, "%s: auth = pubkey needs certs", k->name);
 		const char *id = vici_get_str(k, "id");
-		if (!id)
-			return bad(err, errlen, "%s: an id is needed with psk", k->name);
-		if (iked_identity_parse(id, is_local ? &cfg->local_id : &cfg->remote_id))
+		struct ike_identity *idp = is_local ? &cfg->local_id : &cfg->remote_id;
+		if (!id || !strcmp(id, "%any")) {
+			if (!pubkey)
+				return bad(err, errlen, "%s: an id is needed with psk", k->name);
+			idp->type = IKE_ID_ANY; /* the certificate's subject, or any it proves */
+		} else if (iked_identity_parse(id, idp)) {
 			return bad(err, errlen,
 				   "%s: id '%.64s' is not an address, FQDN or e-mail "
-				   "address (DNs need certificates)",
+				   "address (DNs are taken from the certificate: leave id out)",
+				   k->name, id);
+		}
+		if (is_local && pubkey && idp->type != IKE_ID_ANY &&
+		    !sg_cert_has_id(out->cert, idp->type, idp->data, idp->len))
+			return bad(err, errlen, "%s: the certificate does not hold the id '%.64s'",
 				   k->name, id);
 		if (is_local)
 			loc = k;

@@ -28,6 +28,7 @@
 
 #include "common/log.h"
 #include "crypto/ipsec.h"
+#include "crypto/pki.h"
 #include "iked/iked.h"
 #include "ike/keys.h"
 #include "net/addr.h"
@@ -567,14 +568,34 @@ static const struct iked_secret *best_secret(const struct iked *d, const struct 
 
 static int push_conn(struct iked *d, struct iked_conn *c, char *err, size_t errlen)
 {
-	const struct iked_secret *s = best_secret(d, &c->cfg);
-	if (!s) {
-		/* No key yet (swanctl loads credentials first; a file may list them after):
-		 * the connection is kept and becomes usable when its secret arrives. */
+	bool psk = c->cfg.local_auth == IKE_AUTHC_PSK || c->cfg.remote_auth == IKE_AUTHC_PSK;
+	const struct iked_secret *s = psk ? best_secret(d, &c->cfg) : NULL;
+	/* Credentials missing yet (swanctl loads them first; a file may list them after): the
+	 * connection is kept and becomes usable when they arrive. */
+	if (psk && !s)
 		return 0;
+	if (s) {
+		memcpy(c->cfg.psk, s->data, s->len);
+		c->cfg.psk_len = s->len;
 	}
-	memcpy(c->cfg.psk, s->data, s->len);
-	c->cfg.psk_len = s->len;
+	c->cfg.cert = c->cert;
+	c->cfg.key = NULL;
+	if (c->cfg.local_auth == IKE_AUTHC_PUBKEY) {
+		for (unsigned i = 0; i < d->nkeys && !c->cfg.key; i++)
+			if (sg_privkey_matches(d->keys[i], c->cert))
+				c->cfg.key = d->keys[i];
+		if (!c->cfg.key)
+			return 0;
+	}
+	c->cfg.ncas = 0;
+	if (c->cfg.remote_auth == IKE_AUTHC_PUBKEY) {
+		struct sg_cert *const *src = c->ncacerts ? c->cacerts : d->cas;
+		unsigned n = c->ncacerts ? c->ncacerts : d->ncas;
+		for (unsigned i = 0; i < n && i < IKE_MAX_CAS; i++)
+			c->cfg.cas[c->cfg.ncas++] = src[i];
+		if (!c->cfg.ncas)
+			return 0;
+	}
 	int rc = ike_set_peer(d->ike, &c->cfg);
 	if (rc)
 		snprintf(err, errlen, "connection '%s' rejected by the IKE core: %s", c->cfg.name,
@@ -605,6 +626,8 @@ int iked_load_conn(struct iked *d, const struct iked_conn *conn, char *err, size
 		}
 	}
 	struct iked_conn *next = c->next;
+	if (!fresh)
+		iked_conn_release(c); /* the old certificates: the core gets the new ones below */
 	*c = *conn;
 	c->next = next;
 	if (fresh) {
@@ -618,7 +641,7 @@ int iked_load_conn(struct iked *d, const struct iked_conn *conn, char *err, size
 	if (rc)
 		return rc;
 	sg_log(SG_LOG_INFO, "conn_loaded", "conn=%s", c->cfg.name);
-	if (c->start && c->cfg.psk_len) {
+	if (c->start && ike_get_peer(d->ike, c->cfg.name)) {
 		bool up = false;
 		for (struct ike_sa *sa = ike_first_sa(d->ike); sa; sa = ike_sa_next(sa))
 			up |= ike_sa_peer_name(sa) && !strcmp(ike_sa_peer_name(sa), c->cfg.name);
@@ -635,6 +658,7 @@ int iked_unload_conn(struct iked *d, const char *name)
 			struct iked_conn *c = *pp;
 			*pp = c->next;
 			ike_remove_peer(d->ike, name);
+			iked_conn_release(c);
 			sg_memzero(c, sizeof(*c));
 			free(c);
 			sg_log(SG_LOG_INFO, "conn_unloaded", "conn=%s", name);
@@ -756,9 +780,14 @@ void iked_free(struct iked *d)
 	while (d->conns) {
 		struct iked_conn *c = d->conns;
 		d->conns = c->next;
+		iked_conn_release(c);
 		sg_memzero(c, sizeof(*c));
 		free(c);
 	}
+	for (unsigned i = 0; i < d->ncas; i++)
+		sg_cert_free(d->cas[i]);
+	for (unsigned i = 0; i < d->nkeys; i++)
+		sg_privkey_free(d->keys[i]);
 	sg_memzero(d->secrets, sizeof(d->secrets));
 	if (d->loop)
 		evloop_free(d->loop);

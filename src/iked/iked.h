@@ -22,6 +22,7 @@
 #define IKED_TUN_NAME	  "ipsec0"
 #define IKED_TUN_MTU	  1400
 #define IKED_MAX_SECRETS  64
+#define IKED_MAX_CREDS	  32
 #define IKED_KEEPALIVE_NS (20ull * 1000000000ull) /* RFC 3948 4: NAT keepalives */
 
 /* A connection as loaded: the core's peer config and what only the daemon uses. */
@@ -32,6 +33,11 @@ struct iked_conn {
 	bool has_remote;
 	uint64_t rekey_bytes, life_bytes, rekey_packets, life_packets;
 	char remote_addrs[64], local_addrs[64]; /* as written, for list-conns */
+	/* Certificates (auth = pubkey), owned: ours, and the CAs named by remote cacerts (none:
+	 * every CA loaded with load-cert). iked_conn_release frees them. */
+	struct sg_cert *cert;
+	struct sg_cert *cacerts[IKE_MAX_CAS];
+	unsigned ncacerts;
 };
 
 struct iked_secret {
@@ -78,10 +84,16 @@ struct iked {
 	struct iked_conn *conns;
 	struct iked_secret secrets[IKED_MAX_SECRETS];
 	unsigned nsecrets;
+	/* load-cert (flag CA) and load-key. */
+	struct sg_cert *cas[IKED_MAX_CREDS];
+	unsigned ncas;
+	struct sg_privkey *keys[IKED_MAX_CREDS];
+	unsigned nkeys;
 	struct iked_child *children;
 	uint32_t next_child_id;
 	struct iked_pending *pending;
 	uint64_t started_ns, started_real_ns;
+	char conf_dir[256]; /* of --conf: where its x509, x509ca and private files are */
 	uint64_t keepalive_at;
 	bool stop;
 	/* Data path counters. */
@@ -90,9 +102,15 @@ struct iked {
 };
 
 /* conn.c: one connection from its load-conn message (the single top-level section). *err gets a
- * message for the VICI client on failure. 0 or SG_EINVAL. */
-int iked_conn_from_vici(const struct vici_node *root, struct iked_conn *out, char *err,
-			size_t errlen) SG_WUR;
+ * message for the VICI client on failure. 0 or SG_EINVAL. Certificates come as data (what
+ * swanctl sends) or, from a --conf file, as file names: absolute, or relative to
+ * base_dir/x509 (certs) and base_dir/x509ca (cacerts), swanctl's layout; base_dir NULL: data
+ * only. */
+int iked_conn_from_vici(const struct vici_node *root, const char *base_dir, struct iked_conn *out,
+			char *err, size_t errlen) SG_WUR;
+void iked_conn_release(struct iked_conn *c);
+/* Reads a file of at most 1 MiB (certificates, keys). 0 or a negative errno. */
+int iked_read_file(const char *path, uint8_t **data, size_t *len) SG_WUR;
 /* Parses an identity as strongSwan does: IPv4/IPv6 address, "@fqdn" or a name with a dot, an
  * e-mail address with '@'. 0 or SG_EINVAL. */
 int iked_identity_parse(const char *s, struct ike_identity *id) SG_WUR;

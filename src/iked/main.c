@@ -31,7 +31,48 @@ static void usage(FILE *f, const char *prog)
 		prog);
 }
 
-/* Loads a swanctl.conf through the same handlers as VICI: secrets first, then connections. */
+/* secrets.private*|rsa*|ecdsa* { file }: read as swanctl does (relative to the directory of that
+ * type next to swanctl.conf) and loaded through VICI's load-key. */
+static int load_key_file(struct iked *d, const struct vici_node *req, struct vici_builder *resp,
+			 struct swanctl_conf *conf)
+{
+	const char *type = vici_get_str(req, "type"), *file = vici_get_str(req, "file");
+	char path[768];
+	uint8_t *data;
+	size_t len;
+	if (!type || !file)
+		return SG_EINVAL;
+	if (file[0] == '/')
+		snprintf(path, sizeof(path), "%s", file);
+	else
+		snprintf(path, sizeof(path), "%s/%s/%s", d->conf_dir, type, file);
+	int rc = iked_read_file(path, &data, &len);
+	if (rc) {
+		snprintf(conf->err, sizeof(conf->err), "private key %.180s: %.40s", path,
+			 strerror(-rc));
+		return SG_EIO;
+	}
+	struct vici_builder b;
+	struct vici_msg *m = NULL;
+	const uint8_t *raw;
+	size_t rl;
+	vici_builder_init(&b);
+	vici_add_kv_str(&b, "type", type);
+	vici_add_kv(&b, "data", data, len);
+	sg_memzero(data, len);
+	free(data);
+	rc = vici_builder_finish(&b, &raw, &rl, NULL);
+	if (!rc)
+		rc = vici_msg_parse(raw, rl, &m, NULL);
+	if (!rc)
+		rc = iked_vici_ops.command(d, 0, "load-key", vici_msg_root(m), resp);
+	vici_msg_free(m);
+	vici_builder_free(&b);
+	return rc;
+}
+
+/* Loads a swanctl.conf through the same handlers as VICI: credentials first, then
+ * connections. */
 static int load_conf(struct iked *d, const char *file)
 {
 	struct swanctl_conf *conf = malloc(sizeof(*conf));
@@ -47,6 +88,12 @@ static int load_conf(struct iked *d, const char *file)
 		return 1;
 	}
 	swanctl_init(conf);
+	/* Relative certificate and key names are under the file's directory (swanctl's layout). */
+	const char *slash = strrchr(file, '/');
+	if (slash)
+		snprintf(d->conf_dir, sizeof(d->conf_dir), "%.*s", (int)(slash - file), file);
+	else
+		snprintf(d->conf_dir, sizeof(d->conf_dir), ".");
 	while (!err && fgets(line, sizeof(line), f)) {
 		size_t n = strlen(line);
 		if (n && line[n - 1] == '\n')
@@ -63,8 +110,8 @@ static int load_conf(struct iked *d, const char *file)
 	for (int pass = 0; !err && pass < 2; pass++)
 		for (unsigned i = 0; !err && i < conf->nitems; i++) {
 			struct swanctl_msg *it = &conf->items[i];
-			bool shared = !strcmp(it->cmd, "load-shared");
-			if (shared != (pass == 0))
+			bool cred = strcmp(it->cmd, "load-conn") != 0;
+			if (cred != (pass == 0))
 				continue;
 			const uint8_t *raw;
 			size_t len;
@@ -74,7 +121,9 @@ static int load_conf(struct iked *d, const char *file)
 			err = vici_builder_finish(&it->msg, &raw, &len, NULL);
 			if (!err)
 				err = vici_msg_parse(raw, len, &m, NULL);
-			if (!err)
+			if (!err && !strcmp(it->cmd, "load-key"))
+				err = load_key_file(d, vici_msg_root(m), &resp, conf);
+			else if (!err)
 				err = iked_vici_ops.command(d, 0, it->cmd, vici_msg_root(m), &resp);
 			vici_msg_free(m);
 			const uint8_t *rr;
@@ -98,6 +147,7 @@ static int load_conf(struct iked *d, const char *file)
 		sg_log(SG_LOG_ERROR, "conf_failed", "file=%s error=%s", file,
 		       sg_log_quote(q, sizeof(q), conf->err));
 	}
+	d->conf_dir[0] = 0; /* file names only from the file, never later from VICI */
 	swanctl_free(conf);
 	free(conf);
 	return err ? 1 : 0;

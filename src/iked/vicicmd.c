@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "crypto/ipsec.h"
+#include "crypto/pki.h"
 #include "iked/iked.h"
 #include "ike/keys.h"
 
@@ -354,16 +355,67 @@ static int cmd_stats(struct iked *d, struct vici_builder *b)
 	return 0;
 }
 
-static int cmd_load_conn(struct iked *d, const struct vici_node *req, struct vici_builder *b)
+static int cmd_load_conn(struct iked *d, uint64_t conn, const struct vici_node *req,
+			 struct vici_builder *b)
 {
 	struct iked_conn c;
 	char err[256];
-	if (iked_conn_from_vici(req, &c, err, sizeof(err)) ||
-	    iked_load_conn(d, &c, err, sizeof(err))) {
+	/* File names for certificates only from our own --conf (connection 0), never from a
+	 * VICI client: swanctl sends their contents. */
+	const char *base = conn == 0 && d->conf_dir[0] ? d->conf_dir : NULL;
+	if (iked_conn_from_vici(req, base, &c, err, sizeof(err)))
+		return no(b, err);
+	if (iked_load_conn(d, &c, err, sizeof(err))) {
+		iked_conn_release(&c);
 		sg_memzero(&c, sizeof(c));
 		return no(b, err);
 	}
-	sg_memzero(&c, sizeof(c));
+	sg_memzero(&c, sizeof(c)); /* the certificates now belong to the loaded connection */
+	ok(b);
+	return 0;
+}
+
+/* load-cert {type X509, flag CA|NONE|..., data}: CA certificates are the trust anchors of
+ * connections without cacerts; end-entity ones come with their connection (certs). */
+static int cmd_load_cert(struct iked *d, const struct vici_node *req, struct vici_builder *b)
+{
+	const char *type = vici_get_str(req, "type"), *flag = vici_get_str(req, "flag");
+	const struct vici_node *data = vici_find(req, "data");
+	if (!type || strcasecmp(type, "X509"))
+		return no(b, "only X.509 certificates are supported");
+	if (!data || data->type != VICI_NODE_KV)
+		return no(b, "missing certificate data");
+	struct sg_cert *c;
+	if (sg_cert_load(data->value, data->value_len, &c))
+		return no(b, "parsing X509 certificate failed");
+	if (!flag || strcasecmp(flag, "CA")) {
+		sg_cert_free(c);
+		ok(b);
+		return 0;
+	}
+	if (d->ncas >= IKED_MAX_CREDS) {
+		sg_cert_free(c);
+		return no(b, "too many CA certificates");
+	}
+	d->cas[d->ncas++] = c;
+	iked_apply_secrets(d);
+	ok(b);
+	return 0;
+}
+
+static int cmd_load_key(struct iked *d, const struct vici_node *req, struct vici_builder *b)
+{
+	const struct vici_node *data = vici_find(req, "data");
+	struct sg_privkey *k;
+	if (!data || data->type != VICI_NODE_KV ||
+	    sg_privkey_load(data->value, data->value_len, &k))
+		return no(b, "loading private key failed (RSA or ECDSA, PEM or DER)");
+	if (d->nkeys >= IKED_MAX_CREDS) {
+		sg_privkey_free(k);
+		return no(b, "too many private keys");
+	}
+	d->keys[d->nkeys++] = k;
+	iked_apply_secrets(d);
 	ok(b);
 	return 0;
 }
@@ -558,8 +610,10 @@ static int cmd_initiate(struct iked *d, uint64_t conn, const struct vici_node *r
 		return no(b, "no config named like that");
 	if (!c->has_remote)
 		return no(b, "the connection has no remote address to initiate to");
-	if (!c->cfg.psk_len)
-		return no(b, "no shared key for the connection's identities");
+	if (!ike_get_peer(d->ike, c->cfg.name))
+		return no(b,
+			  "the connection's credentials are not loaded (shared key, or private key "
+			  "and CA certificates)");
 	/* Up already: nothing to do (charon would add a CHILD_SA; one child per connection). */
 	for (struct ike_sa *sa = ike_first_sa(d->ike); sa; sa = ike_sa_next(sa))
 		if (ike_sa_peer_name(sa) && !strcmp(ike_sa_peer_name(sa), c->cfg.name) &&
@@ -618,7 +672,15 @@ static int command(void *ctx, uint64_t conn, const char *cmd, const struct vici_
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(d, resp);
 	if (!strcmp(cmd, "load-conn"))
-		return cmd_load_conn(d, req, resp);
+		return cmd_load_conn(d, conn, req, resp);
+	if (!strcmp(cmd, "load-cert"))
+		return cmd_load_cert(d, req, resp);
+	if (!strcmp(cmd, "load-key"))
+		return cmd_load_key(d, req, resp);
+	if (!strcmp(cmd, "unload-key")) {
+		ok(resp); /* keys are listed as none (get-keys), so swanctl asks for nothing here */
+		return 0;
+	}
 	if (!strcmp(cmd, "unload-conn"))
 		return cmd_unload_conn(d, req, resp);
 	if (!strcmp(cmd, "get-conns"))

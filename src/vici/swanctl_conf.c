@@ -14,7 +14,7 @@ static const char *const conn_keys[] = {
     "version",	 "local_addrs", "remote_addrs", "local_port",  "remote_port", "proposals",
     "dpd_delay", "dpd_timeout", "rekey_time",	"reauth_time", "encap",	      "fragmentation",
     "mobike",	 "unique",	"keyingtries",	"fips",	       NULL};
-static const char *const auth_keys[] = {"auth", "id", NULL};
+static const char *const auth_keys[] = {"auth", "id", "certs", "cacerts", NULL};
 static const char *const child_keys[] = {
     "local_ts",	  "remote_ts",	   "esp_proposals", "mode",	 "start_action",
     "dpd_action", "close_action",  "rekey_time",    "life_time", "rekey_bytes",
@@ -211,12 +211,26 @@ static int close_section(struct swanctl_conf *c)
 		}
 		return 0;
 	}
-	/* A secret: type IKE, its data, its owners (identities). */
 	c->in_item = false;
-	if (!c->sec_have)
-		return fail(c, SG_EPARSE, "secret '%s' has no 'secret' key", c->path[1]);
 	vici_builder_free(&c->cur);
 	vici_builder_init(&c->cur);
+	if (!prefix_name(c->path[1], "ike")) {
+		/* A private key file: the daemon reads it (relative to its private, rsa or ecdsa
+		 * directory, as swanctl does) and loads it as VICI's load-key. */
+		if (!c->sec_have)
+			return fail(c, SG_EPARSE, "secret '%s' has no 'file' key", c->path[1]);
+		const char *t = prefix_name(c->path[1], "rsa")	   ? "rsa"
+				: prefix_name(c->path[1], "ecdsa") ? "ecdsa"
+								   : "private";
+		vici_add_kv_str(&c->cur, "type", t);
+		vici_add_kv(&c->cur, "file", c->sec_data, c->sec_len);
+		c->sec_have = false;
+		c->sec_len = 0;
+		return add_item(c, "load-key", c->path[1]);
+	}
+	/* A shared key: type IKE, its data, its owners (identities). */
+	if (!c->sec_have)
+		return fail(c, SG_EPARSE, "secret '%s' has no 'secret' key", c->path[1]);
 	vici_add_kv_str(&c->cur, "id", c->path[1]);
 	vici_add_kv_str(&c->cur, "type", "IKE");
 	vici_add_kv(&c->cur, "data", c->sec_data, c->sec_len);
@@ -265,6 +279,21 @@ static int key_value(struct swanctl_conf *c, const char *key, const char *val)
 	if (!strcmp(top, "secrets")) {
 		if (d != 2)
 			return fail(c, SG_EPARSE, "key '%s' directly in 'secrets'", key);
+		if (!prefix_name(c->path[1], "ike")) {
+			if (strcmp(key, "file"))
+				return fail(
+				    c, SG_EPARSE,
+				    "unknown or unsupported key '%s' in '%s' (file is supported; "
+				    "encrypted keys are not)",
+				    key, c->path[1]);
+			size_t n = strlen(val);
+			if (!n || n >= sizeof(c->sec_data))
+				return fail(c, SG_EPARSE, "bad file name in '%s'", c->path[1]);
+			memcpy(c->sec_data, val, n);
+			c->sec_len = n;
+			c->sec_have = true;
+			return 0;
+		}
 		if (!strcmp(key, "secret")) {
 			if (secret_bytes(val, c->sec_data, sizeof(c->sec_data), &c->sec_len))
 				return fail(

@@ -20,12 +20,15 @@
  *   connections.<conn>.children.<child>:  local_ts remote_ts esp_proposals mode start_action
  *                        dpd_action close_action rekey_time life_time rekey_bytes life_bytes
  *                        rekey_packets life_packets
+ *   connections.<conn>.local*: certs; .remote*: cacerts (file names, kept as written)
  *   secrets.ike<-suffix>:  id<-suffix> secret
+ *   secrets.private<-suffix>, rsa<-suffix>, ecdsa<-suffix>:  file   (a "load-key" item with the
+ *                        file name, for the caller to read: the parser does no I/O)
  *
  * A key given twice in one section is an error naming the line.
  *
  * Keys whose VICI form is a list (local_addrs, remote_addrs, proposals, esp_proposals,
- * local_ts, remote_ts) are split at commas, as swanctl does.
+ * local_ts, remote_ts, certs, cacerts) are split at commas, as swanctl does.
  */
 #ifndef SG_VICI_SWANCTL_CONF_H
 #define SG_VICI_SWANCTL_CONF_H
@@ -42,7 +45,7 @@
 #define SWANCTL_MAX_ITEMS 64 /* connections + secrets per file */
 
 struct swanctl_msg {
-	char cmd[16]; /* "load-conn" or "load-shared" */
+	char cmd[16]; /* "load-conn", "load-shared" or "load-key" (with a file name) */
 	char name[64];
 	struct vici_builder msg; /* finished message */
 };

@@ -19,7 +19,7 @@ swan_start() {
 	chmod 700 "$dir"
 	cat >"$dir/strongswan.conf" <<-CONF
 		charon {
-		  load = random nonce kdf openssl aes gcm chapoly sha1 sha2 hmac curve25519 pem pkcs1 x509 kernel-libipsec kernel-netlink socket-default vici
+		  load = random nonce kdf openssl aes gcm chapoly sha1 sha2 hmac curve25519 pem pkcs1 pkcs8 x509 constraints kernel-libipsec kernel-netlink socket-default vici
 		  plugins { vici { socket = unix://$dir/charon.vici } }
 		  filelog { main { path = $dir/charon.log
 		    default = 1

@@ -8,6 +8,8 @@
 #  - swanctl --terminate on our side sends DELETE and both sides clean up;
 #  - charon initiates (ours responder) with ChaCha20-Poly1305, configured by our --conf file;
 #  - hostile datagrams on 500/4500 and a flood of IKE_SA_INIT requests do not stop the tunnel;
+#  - X.509 certificates (RFC 7427 signatures: ours ECDSA P-384, charon's RSA) from one CA, loaded
+#    by swanctl from its x509, x509ca and private directories, in both roles;
 #  - DPD notices a killed peer (dpd_delay 2s, dpd_timeout 8s) and clears the SAs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -188,7 +190,72 @@ kill -0 "$IPID" || fail "secureguard-iked died under the flood"
 assert_eq "$(sas OW)" 1 "our IKE SAs after the flood"
 tcp_transfer "$A" "$B" 10.2.0.1 1
 
-log "6. DPD notices a killed charon"
+log "6. certificates: RFC 7427 signatures, ours ECDSA P-384 (moon), charon RSA (sun), both roles"
+PKI=$SG_SRC/tests/vectors/pki
+for side in a b; do
+	mkdir -p "$SG_TMP/pki-$side/x509" "$SG_TMP/pki-$side/x509ca" "$SG_TMP/pki-$side/private"
+	cp "$PKI/ca.pem" "$SG_TMP/pki-$side/x509ca/"
+done
+cp "$PKI/moon.pem" "$SG_TMP/pki-a/x509/"
+cp "$PKI/moon.key" "$SG_TMP/pki-a/private/"
+cp "$PKI/sun.pem" "$SG_TMP/pki-b/x509/"
+cp "$PKI/sun.key" "$SG_TMP/pki-b/private/"
+certconf() { # certconf SIDE
+	local me=192.0.2.1 peer=192.0.2.2 lid=moon.example cert=moon.pem rid=sun@example.net lts=10.1.0.0/16 rts=10.2.0.0/16
+	local extra="dpd_delay = 2s
+    dpd_timeout = 8s"
+	if [ "$1" = b ]; then
+		me=192.0.2.2 peer=192.0.2.1 lid=sun@example.net cert=sun.pem rid=moon.example lts=10.2.0.0/16 rts=10.1.0.0/16 extra="encap = yes"
+	fi
+	cat <<-CONF
+		connections {
+		  gw {
+		    version = 2
+		    local_addrs = $me
+		    remote_addrs = $peer
+		    proposals = aes256gcm16-prfsha384-ecp384
+		    $extra
+		    local {
+		      auth = pubkey
+		      certs = $cert
+		      id = $lid
+		    }
+		    remote {
+		      auth = pubkey
+		      id = $rid
+		    }
+		    children {
+		      net {
+		        local_ts = $lts
+		        remote_ts = $rts
+		        esp_proposals = aes256gcm16
+		        start_action = none
+		      }
+		    }
+		  }
+		}
+	CONF
+}
+certconf a >"$SG_TMP/pki-a/swanctl.conf"
+certconf b >"$SG_TMP/pki-b/swanctl.conf"
+OW --terminate --ike gw >/dev/null 2>&1 || true
+wait_for 10 no_sas SW || fail "the PSK SA did not go away"
+SW --load-all --file "$SG_TMP/pki-b/swanctl.conf" >"$SG_TMP/certload-b.out" 2>&1 || fail "charon: loading certificates: $(cat "$SG_TMP/certload-b.out")"
+OW --load-all --file "$SG_TMP/pki-a/swanctl.conf" >"$SG_TMP/certload-a.out" 2>&1 || fail "ours: loading certificates: $(cat "$SG_TMP/certload-a.out")"
+grep -q "loaded connection 'gw'" "$SG_TMP/certload-a.out" || fail "ours: $(cat "$SG_TMP/certload-a.out")"
+OW --initiate --child net >"$SG_TMP/certinit.out" 2>&1 || fail "initiate with certificates: $(cat "$SG_TMP/certinit.out")"
+wait_for 5 ping_ok || fail "no ping through the certificate-authenticated tunnel"
+SW --list-sas | tee "$SG_TMP/certsas.out"
+grep -q "remote 'moon.example'" "$SG_TMP/certsas.out" || fail "charon did not authenticate moon.example"
+grep -q 'authentication of .moon.example. with ECDSA-384 signature successful\|with ECDSA_WITH_SHA384_DER successful\|moon.example.*successful' "$SWAN_DIR_b/charon.log" ||
+	fail "charon did not log a successful signature check of our certificate"
+OW --terminate --ike gw >/dev/null || fail "terminate the certificate SA"
+wait_for 10 no_sas SW || fail "charon kept the certificate SA"
+SW --initiate --child net >"$SG_TMP/certinit2.out" 2>&1 || fail "charon initiates with certificates: $(cat "$SG_TMP/certinit2.out")"
+wait_for 5 ping_ok || fail "no ping when charon initiated with certificates"
+grep -q 'event=ike_up' "$SG_TMP/iked.log" || fail "no ike_up in our log"
+
+log "7. DPD notices a killed charon"
 for p in $(ip netns pids "$B"); do
 	case $(cat "/proc/$p/comm" 2>/dev/null) in charon) kill -KILL "$p" ;; esac
 done

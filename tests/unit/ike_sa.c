@@ -17,6 +17,7 @@
 #include <secureguard/sg_errors.h>
 
 #include "crypto/ipsec.h"
+#include "crypto/pki.h"
 #include "ike/ike.h"
 
 #define SEC  1000000000ull
@@ -931,6 +932,166 @@ static void test_lifetimes(void **state)
 	assert_int_equal(net.s[0].nlive + net.s[1].nlive, 0);
 }
 
+/* ---- certificates (RFC 7427 signatures) ------------------------------------------------------ */
+
+static struct sg_cert *load_cert(const char *name)
+{
+	char path[512];
+	const char *dir = getenv("SG_VECTORS");
+	snprintf(path, sizeof(path), "%s/pki/%s", dir ? dir : "tests/vectors", name);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_msg("cannot open %s", path);
+	static uint8_t buf[65536];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	struct sg_cert *c;
+	assert_int_equal(sg_cert_load(buf, n, &c), 0);
+	return c;
+}
+
+static struct sg_privkey *load_key(const char *name)
+{
+	char path[512];
+	const char *dir = getenv("SG_VECTORS");
+	snprintf(path, sizeof(path), "%s/pki/%s", dir ? dir : "tests/vectors", name);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_msg("cannot open %s", path);
+	static uint8_t buf[65536];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	struct sg_privkey *k;
+	assert_int_equal(sg_privkey_load(buf, n, &k), 0);
+	return k;
+}
+
+static struct pki {
+	struct sg_cert *ca, *other, *moon, *sun, *expired;
+	struct sg_privkey *moon_key, *sun_key, *stranger;
+} pki;
+
+static void pki_load(void)
+{
+	pki.ca = load_cert("ca.pem");
+	pki.other = load_cert("other_ca.pem");
+	pki.moon = load_cert("moon.pem");
+	pki.sun = load_cert("sun.pem");
+	pki.expired = load_cert("expired.pem");
+	pki.moon_key = load_key("moon.key");
+	pki.sun_key = load_key("sun.key");
+	pki.stranger = load_key("stranger.key");
+}
+
+static void pki_free(void)
+{
+	sg_cert_free(pki.ca);
+	sg_cert_free(pki.other);
+	sg_cert_free(pki.moon);
+	sg_cert_free(pki.sun);
+	sg_cert_free(pki.expired);
+	sg_privkey_free(pki.moon_key);
+	sg_privkey_free(pki.sun_key);
+	sg_privkey_free(pki.stranger);
+}
+
+/* A (moon, ECDSA P-384, FQDN) and B (sun, RSA, e-mail address) with certificates from the test
+ * CA; B takes any identity A's certificate proves. */
+static void cert_cfgs(struct ike_peer_cfg *a, struct ike_peer_cfg *b)
+{
+	make_cfg(a, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	make_cfg(b, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	a->local_auth = a->remote_auth = b->local_auth = b->remote_auth = IKE_AUTHC_PUBKEY;
+	a->psk_len = b->psk_len = 0;
+	ident(&a->local_id, "moon.example");
+	a->remote_id.type = IKE_ID_RFC822_ADDR;
+	a->remote_id.len = 15;
+	memcpy(a->remote_id.data, "sun@example.net", 15);
+	b->local_id = a->remote_id;
+	b->remote_id.type = IKE_ID_ANY;
+	a->cert = pki.moon, a->key = pki.moon_key;
+	b->cert = pki.sun, b->key = pki.sun_key;
+	a->cas[0] = b->cas[0] = pki.ca;
+	a->ncas = b->ncas = 1;
+}
+
+static void test_certificates(void **state)
+{
+	struct ike_peer_cfg a, b;
+	(void)state;
+	pki_load();
+	cert_cfgs(&a, &b);
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &a), 0);
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
+	establish();
+	assert_paired();
+	/* Mixed: A signs, B uses the pre-shared key (each direction on its own, 2.15). */
+	const struct {
+		const char *what;
+		int mutate;
+		int side; /* whose rejection */
+		const char *reason;
+	} cases[] = {
+	    {"mixed", 0, -1, NULL},
+	    {"untrusted CA", 1, 1, "unable to get local issuer certificate"},
+	    {"identity not in the certificate", 2, 1,
+	     "the peer's certificate does not hold its identity"},
+	    {"expired", 3, 1, "certificate has expired"},
+	    {"signature by another key", 4, 1,
+	     "signature algorithm does not fit the certificate's key"},
+	    {"tampered signature", 5, 1, "signature does not verify"},
+	};
+	for (size_t i = 0; i < SG_ARRAY_LEN(cases); i++) {
+		teardown(NULL);
+		setup(NULL);
+		cert_cfgs(&a, &b);
+		switch (cases[i].mutate) {
+		case 0:
+			b.local_auth = a.remote_auth = IKE_AUTHC_PSK;
+			a.psk_len = b.psk_len = 28;
+			break;
+		case 1:
+			b.cas[0] = pki.other;
+			break;
+		case 2:
+			ident(&a.local_id, "mars.example");
+			break;
+		case 3:
+			a.cert = pki.expired;
+			break;
+		case 4:
+			a.key = pki.sun_key; /* an RSA key that is not the certificate's */
+			break;
+		case 5:
+			a.key = pki.stranger; /* the right algorithm, the wrong key */
+			break;
+		}
+		assert_int_equal(ike_add_peer(net.s[0].ctx, &a), 0);
+		assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
+		establish();
+		if (cases[i].side < 0) {
+			assert_paired();
+			continue;
+		}
+		if (net.s[0].ike_up + net.s[1].ike_up != 0 || sa_count(0) + sa_count(1) != 0)
+			fail_msg("%s: an SA came up", cases[i].what);
+		if (!net.s[cases[i].side].last_reject ||
+		    strcmp(net.s[cases[i].side].last_reject, cases[i].reason))
+			fail_msg("%s: got \"%s\"", cases[i].what,
+				 net.s[cases[i].side].last_reject ? net.s[cases[i].side].last_reject
+								  : "(none)");
+		assert_string_equal(net.s[0].last_reject, "peer: AUTHENTICATION_FAILED");
+	}
+	/* A certificate without its key, or certificates without CAs, are refused as configs. */
+	cert_cfgs(&a, &b);
+	a.key = NULL;
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &a), SG_EINVAL);
+	cert_cfgs(&a, &b);
+	b.ncas = 0;
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &b), SG_EINVAL);
+	pki_free();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -953,6 +1114,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_child_rekey_collision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ike_rekey_collision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lifetimes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_certificates, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

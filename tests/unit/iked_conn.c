@@ -29,7 +29,7 @@ static int conn_from_text(const char *text, struct iked_conn *c, char *err, size
 	struct vici_msg *m;
 	assert_int_equal(vici_builder_finish(&sc.items[0].msg, &raw, &len, NULL), 0);
 	assert_int_equal(vici_msg_parse(raw, len, &m, NULL), 0);
-	int rc = iked_conn_from_vici(vici_msg_root(m), c, err, errlen);
+	int rc = iked_conn_from_vici(vici_msg_root(m), NULL, c, err, errlen);
 	vici_msg_free(m);
 	swanctl_free(&sc);
 	return rc;
@@ -90,7 +90,7 @@ static void test_conn(void **state)
 	    {CONN("    local_port = 4501\n", "", "a.example"),
 	     "local_port = 4501: the daemon listens on 500 and 4500"},
 	    {CONN("", "", "\"CN=a, O=b\""), "local: id 'CN=a, O=b' is not an address, FQDN or "
-					    "e-mail address (DNs need certificates)"},
+					    "e-mail address (DNs are taken from the certificate: leave id out)"},
 	    {CONN("    dpd_delay = soon\n", "", "a.example"), "dpd_delay: bad duration 'soon'"},
 	    {CONN("", "        rekey_time = 2h\n        life_time = 1h\n", "a.example"),
 	     "life_time is shorter than rekey_time"},

@@ -117,8 +117,8 @@ static void test_errors(void **state)
 	} bad[] = {
 	    {"connections {\n  c {\n    bogus = 1\n  }\n}\n",
 	     "line 3: unknown or unsupported key 'bogus' in 'c'"},
-	    {"connections {\n  c {\n    local {\n      certs = a.pem\n    }\n  }\n}\n",
-	     "line 4: unknown or unsupported key 'certs' in 'local'"},
+	    {"connections {\n  c {\n    local {\n      pubkeys = a.pem\n    }\n  }\n}\n",
+	     "line 4: unknown or unsupported key 'pubkeys' in 'local'"},
 	    {"connections {\n  c {\n    children {\n      n {\n        mode = tunnel\n        x = "
 	     "1\n",
 	     "line 6: unknown or unsupported key 'x' in 'n'"},
@@ -140,7 +140,8 @@ static void test_errors(void **state)
 	    {"connections {\n  c {\n    local { auth = psk }\n",
 	     "line 3: text after '{' (one statement per line)"},
 	    {"connections\n", "line 1: expected 'name {', 'key = value' or '}'"},
-	    {"connections {\n  c {\n    version = 2\n    version = 1\n", "line 4: key 'version' given twice in 'c'"},
+	    {"connections {\n  c {\n    version = 2\n    version = 1\n",
+	     "line 4: key 'version' given twice in 'c'"},
 	};
 	(void)state;
 	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {

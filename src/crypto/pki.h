@@ -1,0 +1,64 @@
+/* SecureGuard crypto module, public-key part for IKEv2 authentication: X.509 certificates, their
+ * chains to trusted CAs, private keys, and RFC 7427 digital signatures (RSA PKCS#1 v1.5 and
+ * ECDSA over SHA-256/384/512, with their ASN.1 AlgorithmIdentifiers). Over OpenSSL 3, behind the
+ * same boundary as crypto.h (nothing else includes an OpenSSL header).
+ *
+ * Identity types are IKEv2's (RFC 7296 3.5): 1 IPv4 address, 2 FQDN, 3 e-mail address (RFC 822),
+ * 5 IPv6 address, 9 DER-encoded distinguished name. A certificate holds an identity when its
+ * subject is the DN, or a subjectAltName of the matching kind is equal (names compared without
+ * case). Errors: 0, SG_EINVAL (input not understood), SG_EAUTH (verification failed), SG_ENOMEM,
+ * with *why saying what, where the function has one.
+ */
+#ifndef SG_CRYPTO_PKI_H
+#define SG_CRYPTO_PKI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+
+#define SG_SIG_MAX 1024 /* RSA up to 8192 bits */
+
+struct sg_cert;
+struct sg_privkey;
+
+/* A certificate from PEM ("-----BEGIN CERTIFICATE-----") or DER. */
+int sg_cert_load(const uint8_t *data, size_t len, struct sg_cert **out) SG_WUR;
+void sg_cert_free(struct sg_cert *c);
+/* The certificate's DER (for a CERT payload), owned by the certificate. */
+void sg_cert_der(const struct sg_cert *c, const uint8_t **der, size_t *len);
+/* The subject as DER (an ID_DER_ASN1_DN identity), owned by the certificate. */
+void sg_cert_subject(const struct sg_cert *c, const uint8_t **der, size_t *len);
+/* SHA-1 of the SubjectPublicKeyInfo: what CERTREQ names a CA by (RFC 7296 3.7). */
+bool sg_cert_spki_sha1(const struct sg_cert *c, uint8_t out[20]) SG_WUR;
+bool sg_cert_has_id(const struct sg_cert *c, int id_type, const uint8_t *id, size_t len);
+/* One line for logs: the subject in RFC 2253 form, truncated to size. */
+const char *sg_cert_name(const struct sg_cert *c, char *buf, size_t size);
+/* Verifies that `leaf` chains to one of the trusted `cas` (validity times included, at the
+ * current wall time), with `untrusted` intermediates. 0 or SG_EAUTH with *why. */
+int sg_cert_verify(const struct sg_cert *leaf, struct sg_cert *const *untrusted, size_t nuntrusted,
+		   struct sg_cert *const *cas, size_t ncas, const char **why) SG_WUR;
+
+/* A private key (RSA or EC) from PEM (PKCS#8, traditional) or DER. */
+int sg_privkey_load(const uint8_t *data, size_t len, struct sg_privkey **out) SG_WUR;
+void sg_privkey_free(struct sg_privkey *k);
+/* True if the key is the private half of the certificate's public key. */
+bool sg_privkey_matches(const struct sg_privkey *k, const struct sg_cert *c);
+
+/* RFC 7427 hash algorithm identifiers (SIGNATURE_HASH_ALGORITHMS): 2 SHA-256, 3 SHA-384,
+ * 4 SHA-512. The hash this key signs with by default: SHA-256 for RSA and P-256, SHA-384 for
+ * P-384, SHA-512 for P-521. */
+unsigned sg_privkey_hash(const struct sg_privkey *k);
+/* Signs `data` (RFC 7427: the AUTH payload's signed octets) with hash `hash` (2, 3 or 4).
+ * *algid and *algid_len: the static DER AlgorithmIdentifier; sig receives the signature (ECDSA as
+ * the DER Ecdsa-Sig-Value), *siglen in: its capacity, out: its length. */
+int sg_sig_create(const struct sg_privkey *k, unsigned hash, const uint8_t *data, size_t len,
+		  const uint8_t **algid, size_t *algid_len, uint8_t *sig, size_t *siglen) SG_WUR;
+/* Verifies a signature made with the certificate's key under the AlgorithmIdentifier `algid`
+ * (the RSA and ECDSA ones above; the algorithm must fit the key). 0, SG_EAUTH, SG_EINVAL. */
+int sg_sig_verify(const struct sg_cert *c, const uint8_t *algid, size_t algid_len,
+		  const uint8_t *data, size_t len, const uint8_t *sig, size_t siglen,
+		  const char **why) SG_WUR;
+
+#endif

@@ -1,0 +1,162 @@
+/* Unit tests for certificates, keys and RFC 7427 signatures (src/crypto/pki.c), on the test PKI
+ * in tests/vectors/pki (README there). The AlgorithmIdentifiers are RFC 7427 appendix A's,
+ * checked byte for byte. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "test_util.h"
+
+#include <secureguard/sg_errors.h>
+
+#include "crypto/crypto.h"
+#include "crypto/pki.h"
+
+static uint8_t *slurp(const char *name, size_t *len)
+{
+	char path[512];
+	const char *dir = getenv("SG_VECTORS");
+	snprintf(path, sizeof(path), "%s/pki/%s", dir ? dir : "tests/vectors", name);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_msg("cannot open %s (SG_VECTORS)", path);
+	uint8_t *buf = malloc(1 << 16);
+	*len = fread(buf, 1, 1 << 16, f);
+	fclose(f);
+	return buf;
+}
+
+static struct sg_cert *cert(const char *name)
+{
+	size_t n;
+	uint8_t *d = slurp(name, &n);
+	struct sg_cert *c;
+	assert_int_equal(sg_cert_load(d, n, &c), 0);
+	free(d);
+	return c;
+}
+
+static struct sg_privkey *key(const char *name)
+{
+	size_t n;
+	uint8_t *d = slurp(name, &n);
+	struct sg_privkey *k;
+	assert_int_equal(sg_privkey_load(d, n, &k), 0);
+	sg_memzero(d, n);
+	free(d);
+	return k;
+}
+
+static void test_certs(void **state)
+{
+	(void)state;
+	struct sg_cert *ca = cert("ca.pem"), *moon = cert("moon.pem"), *sun = cert("sun.pem"),
+		       *other = cert("other_ca.pem"), *old = cert("expired.pem");
+	char name[128];
+	assert_string_equal(sg_cert_name(moon, name, sizeof(name)),
+			    "CN=moon.example,O=SecureGuard Test,C=CH");
+	/* DER round trip: the DER loads to the same certificate. */
+	const uint8_t *der, *subj;
+	size_t dl, sl;
+	sg_cert_der(moon, &der, &dl);
+	struct sg_cert *again;
+	assert_int_equal(sg_cert_load(der, dl, &again), 0);
+	sg_cert_subject(again, &subj, &sl);
+	assert_true(sg_cert_has_id(moon, 9, subj, sl)); /* ID_DER_ASN1_DN */
+	sg_cert_free(again);
+	/* Identities: subjectAltName of the right kind only. */
+	assert_true(sg_cert_has_id(moon, 2, (const uint8_t *)"moon.example", 12));
+	assert_true(sg_cert_has_id(moon, 2, (const uint8_t *)"MOON.example", 12));
+	assert_false(sg_cert_has_id(moon, 2, (const uint8_t *)"sun.example", 11));
+	assert_true(sg_cert_has_id(moon, 1, (const uint8_t *)"\xc0\x00\x02\x01", 4));
+	assert_false(sg_cert_has_id(moon, 1, (const uint8_t *)"\xc0\x00\x02\x02", 4));
+	assert_true(sg_cert_has_id(sun, 3, (const uint8_t *)"sun@example.net", 15));
+	assert_false(sg_cert_has_id(sun, 2, (const uint8_t *)"sun@example.net", 15));
+	sg_cert_subject(sun, &subj, &sl);
+	assert_false(sg_cert_has_id(moon, 9, subj, sl));
+	/* Chains. */
+	const char *why = NULL;
+	assert_int_equal(sg_cert_verify(moon, NULL, 0, &ca, 1, &why), 0);
+	assert_int_equal(sg_cert_verify(sun, NULL, 0, &ca, 1, &why), 0);
+	assert_int_equal(sg_cert_verify(moon, NULL, 0, &other, 1, &why), SG_EAUTH);
+	assert_non_null(strstr(why, "local issuer"));
+	assert_int_equal(sg_cert_verify(old, NULL, 0, &ca, 1, &why), SG_EAUTH);
+	assert_string_equal(why, "certificate has expired");
+	/* CERTREQ names CAs by the SHA-1 of their SubjectPublicKeyInfo. */
+	uint8_t h1[20], h2[20];
+	assert_true(sg_cert_spki_sha1(ca, h1));
+	assert_true(sg_cert_spki_sha1(other, h2));
+	assert_memory_not_equal(h1, h2, 20);
+	/* Garbage and trailing bytes are refused. */
+	struct sg_cert *bad;
+	assert_int_equal(sg_cert_load((const uint8_t *)"not a cert", 10, &bad), SG_EINVAL);
+	uint8_t *padded = malloc(dl + 1);
+	memcpy(padded, der, dl);
+	padded[dl] = 0;
+	assert_int_equal(sg_cert_load(padded, dl + 1, &bad), SG_EINVAL);
+	free(padded);
+	sg_cert_free(ca);
+	sg_cert_free(moon);
+	sg_cert_free(sun);
+	sg_cert_free(other);
+	sg_cert_free(old);
+}
+
+static void test_signatures(void **state)
+{
+	static const uint8_t rsa256[] = {0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+					 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00};
+	static const uint8_t ec384[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
+					0x48, 0xce, 0x3d, 0x04, 0x03, 0x03};
+	(void)state;
+	struct sg_cert *moon = cert("moon.pem"), *sun = cert("sun.pem");
+	struct sg_privkey *mk = key("moon.key"), *sk = key("sun.key");
+	assert_true(sg_privkey_matches(mk, moon));
+	assert_false(sg_privkey_matches(mk, sun));
+	assert_int_equal(sg_privkey_hash(mk), 3); /* P-384: SHA-384 */
+	assert_int_equal(sg_privkey_hash(sk), 2);
+	const uint8_t msg[] = "the octets an IKE_AUTH signs";
+	uint8_t sig[SG_SIG_MAX];
+	size_t sl = sizeof(sig), al;
+	const uint8_t *algid;
+	const char *why;
+	/* ECDSA with SHA-384. */
+	assert_int_equal(sg_sig_create(mk, 3, msg, sizeof(msg), &algid, &al, sig, &sl), 0);
+	assert_int_equal(al, sizeof(ec384));
+	assert_memory_equal(algid, ec384, al);
+	assert_int_equal(sg_sig_verify(moon, algid, al, msg, sizeof(msg), sig, sl, &why), 0);
+	assert_int_equal(sg_sig_verify(moon, algid, al, msg, sizeof(msg) - 1, sig, sl, &why),
+			 SG_EAUTH);
+	assert_int_equal(sg_sig_verify(sun, algid, al, msg, sizeof(msg), sig, sl, &why), SG_EINVAL);
+	assert_string_equal(why, "signature algorithm does not fit the certificate's key");
+	/* RSA PKCS#1 v1.5 with SHA-256, -384, -512. */
+	for (unsigned h = 2; h <= 4; h++) {
+		sl = sizeof(sig);
+		assert_int_equal(sg_sig_create(sk, h, msg, sizeof(msg), &algid, &al, sig, &sl), 0);
+		assert_int_equal(sl, 256);
+		if (h == 2)
+			assert_memory_equal(algid, rsa256, sizeof(rsa256));
+		assert_int_equal(sg_sig_verify(sun, algid, al, msg, sizeof(msg), sig, sl, &why), 0);
+		sig[10] ^= 1;
+		assert_int_equal(sg_sig_verify(sun, algid, al, msg, sizeof(msg), sig, sl, &why),
+				 SG_EAUTH);
+	}
+	/* An unknown AlgorithmIdentifier (RSASSA-PSS's OID) is refused as such. */
+	static const uint8_t pss[] = {0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48,
+				      0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a};
+	assert_int_equal(sg_sig_verify(sun, pss, sizeof(pss), msg, sizeof(msg), sig, sl, &why),
+			 SG_EINVAL);
+	sg_privkey_free(mk);
+	sg_privkey_free(sk);
+	sg_cert_free(moon);
+	sg_cert_free(sun);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_certs),
+	    cmocka_unit_test(test_signatures),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
