@@ -681,6 +681,11 @@ static void test_pending_response(void **state)
 	assert_int_equal(vici_client_request(c, "slow", NULL, count_event, &late, &resp, &why), 0);
 	pthread_join(t, NULL);
 	assert_string_equal(vici_get_str(vici_msg_root(resp), "late"), "yes");
+	/* The response reaches the client before the server thread records the second
+	 * vici_server_respond result: wait for the thread to finish the 'r' poke. */
+	for (int i = 0; i < 500 && !__atomic_load_n(&fx->responded, __ATOMIC_SEQ_CST); i++)
+		usleep(10000);
+	assert_int_equal(__atomic_load_n(&fx->responded, __ATOMIC_SEQ_CST), 1);
 	assert_int_equal(fx->respond_rc[0], 0);
 	assert_int_equal(fx->respond_rc[1], SG_ENOENT); /* answered once only */
 	vici_msg_free(resp);
