@@ -347,36 +347,89 @@ static void lifetime(struct iked *d, struct iked_child *ch, int rc)
 		ike_child_expired(sa, ch->spi_in, rc == ESP_E_HARD, iked_now());
 }
 
+/* One packet read from the TUN device (a segment of a GSO read, or the read itself). */
+static void tun_packet(struct iked *d, const uint8_t *pkt, size_t len)
+{
+	struct iked_child *ch = child_for_packet(d, pkt, len);
+	if (!ch) {
+		d->tun_no_sa++;
+		return;
+	}
+	static uint8_t out[65536 + ESP_MAX_OVERHEAD];
+	size_t olen;
+	int rc = esp_encap(&ch->out, 0, pkt, len, out, sizeof(out), &olen);
+	if (rc < 0) {
+		d->tun_dropped++;
+		lifetime(d, ch, rc);
+		return;
+	}
+	struct wg_endpoint ep;
+	to_wg(&ch->remote, &ep);
+	udp_tx_queue(&d->u4500, &d->tx4500, &ep, out, olen, 0);
+	d->esp_out++;
+	if (rc == ESP_SOFT)
+		lifetime(d, ch, rc);
+}
+
 static void on_tun(void *ctx, uint32_t events)
 {
 	struct iked *d = ctx;
 	(void)events;
 	for (int n = 0; n < 64; n++) {
-		uint8_t *pkt = d->pkt + 64;
-		ssize_t len = tun_read(&d->tun, pkt, 65535);
+		if (!d->tun.vnet_hdr) {
+			ssize_t len = tun_read(&d->tun, d->pkt + 64, 65535);
+			if (len < 0)
+				break;
+			tun_packet(d, d->pkt + 64, (size_t)len);
+			continue;
+		}
+		ssize_t len = tun_read(&d->tun, d->frame, TUN_READ_MAX);
 		if (len < 0)
 			break;
-		struct iked_child *ch = child_for_packet(d, pkt, (size_t)len);
-		if (!ch) {
-			d->tun_no_sa++;
-			continue;
-		}
-		static uint8_t out[65536 + ESP_MAX_OVERHEAD];
-		size_t olen;
-		int rc = esp_encap(&ch->out, 0, pkt, (size_t)len, out, sizeof(out), &olen);
-		if (rc < 0) {
+		struct offload_tx tx;
+		const char *why = "";
+		const uint8_t *seg;
+		size_t seg_len;
+		if (offload_tx_parse(&tx, d->frame, (size_t)len, &why) != 0) {
 			d->tun_dropped++;
-			lifetime(d, ch, rc);
 			continue;
 		}
-		struct wg_endpoint ep;
-		to_wg(&ch->remote, &ep);
-		udp_tx_queue(&d->u4500, &d->tx4500, &ep, out, olen, 0);
-		d->esp_out++;
-		if (rc == ESP_SOFT)
-			lifetime(d, ch, rc);
+		while (offload_tx_next(&tx, d->seg, OFFLOAD_MAX_PKT, &seg, &seg_len) > 0)
+			tun_packet(d, seg, seg_len);
 	}
 	udp_tx_flush(&d->u4500, &d->tx4500);
+}
+
+/* The GRO table's output: a coalesced super-packet or a packet as it came. */
+static void gro_emit(void *ctx, const uint8_t hdr[OFFLOAD_VNET_HDR_LEN], const uint8_t *pkt,
+		     size_t len)
+{
+	struct iked *d = ctx;
+	struct offload_vnet_hdr h;
+	int err = tun_write_vnet(&d->tun, hdr, pkt, len);
+	offload_vnet_hdr_decode(&h, hdr);
+	if (err != -EINVAL || h.gso_type == OFFLOAD_GSO_NONE) {
+		if (err)
+			d->tun_dropped++;
+		return;
+	}
+	/* The kernel refuses GSO writes: coalesce no more, and write this one's segments. */
+	if (!d->gro_off)
+		sg_log(SG_LOG_WARN, "tun_gro_disabled", "error=\"%s\"", strerror(-err));
+	d->gro_off = true;
+	struct offload_tx tx;
+	const char *why = "";
+	const uint8_t *seg;
+	size_t seg_len;
+	memcpy(d->frame, hdr, OFFLOAD_VNET_HDR_LEN);
+	memcpy(d->frame + OFFLOAD_VNET_HDR_LEN, pkt, len);
+	if (offload_tx_parse(&tx, d->frame, OFFLOAD_VNET_HDR_LEN + len, &why) != 0) {
+		d->tun_dropped++;
+		return;
+	}
+	while (offload_tx_next(&tx, d->seg, OFFLOAD_MAX_PKT, &seg, &seg_len) > 0)
+		if (tun_write(&d->tun, seg, seg_len) != 0)
+			d->tun_dropped++;
 }
 
 static bool inner_ok(const struct iked_child *ch, const uint8_t *p, size_t len)
@@ -429,7 +482,11 @@ static void esp_in(struct iked *d, const struct ike_endpoint *from, const uint8_
 	if (sa)
 		ike_traffic_seen(sa, iked_now());
 	d->esp_in++;
-	if (tun_write(&d->tun, inner, ilen) != 0)
+	/* With a virtio header, TCP segments of one flow are held and written as one packet at
+	 * the end of the receive batch. */
+	if (d->tun.vnet_hdr && !d->gro_off)
+		offload_gro_add(&d->gro, inner, ilen);
+	else if (tun_write(&d->tun, inner, ilen) != 0)
 		d->tun_dropped++;
 	if (rc == ESP_SOFT)
 		lifetime(d, ch, rc);
@@ -443,24 +500,32 @@ static void on_udp(struct iked *d, struct udp_sock *u, uint16_t port)
 			break;
 		uint64_t now = iked_now();
 		for (int i = 0; i < n; i++) {
-			uint8_t *b = udp_rx_buf(&d->rx, i);
-			size_t len = d->rx.msgs[i].msg_len;
+			uint8_t *buf = udp_rx_buf(&d->rx, i);
+			size_t total = d->rx.msgs[i].msg_len, seg = d->rx.seg_size[i];
 			struct ike_endpoint from;
-			if (!len)
+			if (!total)
 				continue;
+			if (!seg)
+				seg = total;
 			from_wg(&d->rx.from[i], &from);
-			if (port == IKE_PORT) {
-				ike_receive(d->ike, now, IKE_PORT, &from, b, len);
-				continue;
+			/* One datagram, or several of one size the kernel coalesced (UDP GRO, 4500). */
+			for (size_t off = 0; off < total; off += seg) {
+				uint8_t *b = buf + off;
+				size_t len = total - off < seg ? total - off : seg;
+				if (port == IKE_PORT) {
+					ike_receive(d->ike, now, IKE_PORT, &from, b, len);
+					continue;
+				}
+				if (len == 1 && b[0] == 0xff)
+					continue; /* NAT keepalive (RFC 3948 2.3) */
+				if (len >= 4 && !b[0] && !b[1] && !b[2] && !b[3]) {
+					ike_receive(d->ike, now, IKE_NATT_PORT, &from, b + 4, len - 4);
+					continue;
+				}
+				esp_in(d, &from, b, len);
 			}
-			if (len == 1 && b[0] == 0xff)
-				continue; /* NAT keepalive (RFC 3948 2.3) */
-			if (len >= 4 && !b[0] && !b[1] && !b[2] && !b[3]) {
-				ike_receive(d->ike, now, IKE_NATT_PORT, &from, b + 4, len - 4);
-				continue;
-			}
-			esp_in(d, &from, b, len);
 		}
+		offload_gro_flush(&d->gro);
 		udp_tx_flush(&d->u500, &d->tx500);
 		udp_tx_flush(&d->u4500, &d->tx4500);
 		if (n < UDP_BATCH)
@@ -720,8 +785,12 @@ int iked_init(struct iked *d, const char *vici_uri, const char **why)
 		*why = "evloop_new";
 		return err;
 	}
+	/* Offloads when the kernel has them; SG_DISABLE_OFFLOAD=1 turns them off (as for
+	 * secureguardd). */
+	const char *off = getenv("SG_DISABLE_OFFLOAD");
+	bool offload = !(off && strcmp(off, "1") == 0);
 	if ((err = udp_open(&d->u500, IKE_PORT, 0, false, why)) ||
-	    (err = udp_open(&d->u4500, IKE_NATT_PORT, 0, false, why)))
+	    (err = udp_open(&d->u4500, IKE_NATT_PORT, 0, offload, why)))
 		return err;
 	if ((err = udp_rx_init(&d->rx)) || (err = udp_tx_init(&d->tx500)) ||
 	    (err = udp_tx_init(&d->tx4500))) {
@@ -729,9 +798,20 @@ int iked_init(struct iked *d, const char *vici_uri, const char **why)
 		return err;
 	}
 	const char *tname = getenv("SG_IKE_TUN");
-	if ((err = tun_open(&d->tun, tname && *tname ? tname : IKED_TUN_NAME, IKED_TUN_MTU, false,
+	d->frame = malloc(TUN_READ_MAX);
+	d->seg = malloc(OFFLOAD_MAX_PKT);
+	d->gro_mem = malloc((size_t)OFFLOAD_GRO_FLOWS * OFFLOAD_GRO_BUF);
+	if (!d->frame || !d->seg || !d->gro_mem) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	offload_gro_init(&d->gro, d->gro_mem, gro_emit, d);
+	if ((err = tun_open(&d->tun, tname && *tname ? tname : IKED_TUN_NAME, IKED_TUN_MTU, offload,
 			    why)))
 		return err;
+	sg_log(SG_LOG_INFO, "offload", "tun_vnet_hdr=%s udp_gso=%s udp_gro=%s%s",
+	       d->tun.vnet_hdr ? "on" : "off", d->u4500.gso ? "on" : "off",
+	       d->u4500.gro ? "on" : "off", offload ? "" : " reason=SG_DISABLE_OFFLOAD");
 	if ((err = route_link_up(d->tun.ifindex))) {
 		*why = "tun link up";
 		return err;
@@ -797,6 +877,9 @@ void iked_free(struct iked *d)
 	udp_tx_free(&d->tx500);
 	udp_tx_free(&d->tx4500);
 	tun_close(&d->tun);
+	free(d->frame);
+	free(d->seg);
+	free(d->gro_mem);
 	if (d->timer_fd >= 0)
 		close(d->timer_fd);
 	if (d->signal_fd >= 0)

@@ -15,6 +15,7 @@
 #include "ike/esp.h"
 #include "ike/ike.h"
 #include "net/evloop.h"
+#include "net/offload.h"
 #include "net/tun.h"
 #include "net/udp.h"
 #include "vici/vici_server.h"
@@ -99,6 +100,12 @@ struct iked {
 	/* Data path counters. */
 	uint64_t esp_in, esp_out, esp_dropped, tun_no_sa, tun_dropped;
 	uint8_t pkt[65536 + 256];
+	/* TUN offloads (net/offload.h), as secureguardd uses them: reads may be GSO super-packets
+	 * cut into segments before encryption (frame, seg), decrypted TCP segments of one flow are
+	 * coalesced into one write (gro, gro_mem); gro_off once the kernel refuses GSO writes. */
+	uint8_t *frame, *seg, *gro_mem;
+	struct offload_gro gro;
+	bool gro_off;
 };
 
 /* conn.c: one connection from its load-conn message (the single top-level section). *err gets a
