@@ -13,6 +13,8 @@ swan_require() {
 }
 
 # swan_start NS NAME: starts charon in namespace NS; sets SWAN_URI_<NAME> and SWAN_DIR_<NAME>.
+# SWAN_LOG sets the file log level of the ike subsystem (default 2; the benchmark uses 0).
+# SWAN_EXTRA, if set, is added to the charon section (e.g. "block_threshold = 100000").
 swan_start() {
 	local ns=$1 name=$2 dir=$SG_TMP/swan-$2
 	mkdir -p "$dir/run"
@@ -21,9 +23,10 @@ swan_start() {
 		charon {
 		  load = random nonce kdf openssl aes gcm chapoly sha1 sha2 hmac curve25519 pem pkcs1 pkcs8 x509 constraints kernel-libipsec kernel-netlink socket-default vici
 		  plugins { vici { socket = unix://$dir/charon.vici } }
+		  ${SWAN_EXTRA:-}
 		  filelog { main { path = $dir/charon.log
 		    default = 1
-		    ike = 2
+		    ike = ${SWAN_LOG:-2}
 		    time_format = %H:%M:%S } }
 		}
 	CONF
