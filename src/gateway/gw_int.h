@@ -200,6 +200,7 @@ struct gw {
 	bool stop;
 	/* Counters. */
 	uint64_t reloads, rejected, accepted, refused_conns;
+	uint32_t oidc_inflight; /* token exchanges in progress (capped) */
 	uint64_t bad_requests;
 };
 
@@ -360,6 +361,9 @@ struct gw_policy_out {
 };
 enum gw_verdict gw_policy_check(struct gw *gw, struct gw_res *r, const struct gw_policy_in *in,
 				struct gw_policy_out *out, uint64_t now_ns);
+/* A login callback from this source may go on to the token endpoint (fixed per-source rate). */
+bool gw_callback_allowed(struct gw *gw, struct gw_res *r, int family, const uint8_t *addr,
+			 uint64_t now_ns, uint32_t *retry_s);
 /* Source address key, with IPv4-mapped IPv6 folded to IPv4. */
 void gw_src_key(uint8_t key[17], int family, const uint8_t *addr);
 /* Connection count per source: false when the limit is reached. */

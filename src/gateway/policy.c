@@ -108,6 +108,27 @@ bool gw_bucket_take(struct gw_bucket *b, const struct gw_rate *rate, uint64_t no
 	return false;
 }
 
+/* Login callbacks make the gateway call the provider's token endpoint, and anyone can start a
+ * login to get a state cookie: whatever the resource's own limits, each source may complete at
+ * most GW_CALLBACK_BURST callbacks at once and GW_CALLBACK_RATE per second. */
+#define GW_CALLBACK_RATE  2
+#define GW_CALLBACK_BURST 10
+bool gw_callback_allowed(struct gw *gw, struct gw_res *r, int family, const uint8_t *addr,
+			 uint64_t now_ns, uint32_t *retry_s)
+{
+	static const struct gw_rate rate = {.rate = GW_CALLBACK_RATE, .burst = GW_CALLBACK_BURST};
+	uint8_t key[17];
+	gw_src_key(key, family, addr);
+	/* Its own bucket per source and resource: res ids above the resources' own. */
+	struct gw_src_entry *e = src_get(gw, key, 0x80000000u | r->index, now_ns, true);
+	if (!e) {
+		*retry_s = 1;
+		return false;
+	}
+	e->last_ns = now_ns;
+	return gw_bucket_take(&e->bucket, &rate, now_ns, retry_s);
+}
+
 static bool cidr_any(const struct gw_cidr *c, size_t n, int family, const uint8_t *addr)
 {
 	for (size_t i = 0; i < n; i++)

@@ -34,6 +34,7 @@
 #define CLOSING_NS	   (5 * NS_PER_S)
 #define ACCEPT_BATCH	   64
 #define CHUNK_OVERHEAD	   32u /* hex size line and CRLFs around one re-encoded chunk */
+#define GW_OIDC_INFLIGHT_MAX 256u /* token exchanges in flight, all resources */
 
 /* ---- buffers ---------------------------------------------------------------------------- */
 
@@ -176,6 +177,7 @@ static void client_close(struct gw_client *c)
 	if (c->x.oidc_req) {
 		gw_oidc_cancel(c->x.oidc_req);
 		c->x.oidc_req = NULL;
+		c->gw->oidc_inflight--;
 	}
 	if (c->has_x)
 		x_release(c, false);
@@ -793,6 +795,7 @@ static void login_done(void *ctx, const struct gw_oidc_result *r)
 	struct gw_client *c = ctx;
 	struct gw_exchange *x = &c->x;
 	x->oidc_req = NULL;
+	c->gw->oidc_inflight--;
 	c->gw->now_ns = evloop_now_ns();
 	if (r->error) {
 		char b[96];
@@ -844,6 +847,7 @@ static void login_callback(struct gw_client *c, const struct gw_http_msg *m, con
 		x_fail_respond(c, gw_oidc_ready(x->res) ? 400 : 503, why, NULL);
 		return;
 	}
+	c->gw->oidc_inflight++;
 	c->state = C_WAIT;
 	c->deadline_ns = c->gw->now_ns + 15 * NS_PER_S;
 }
@@ -925,6 +929,26 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 		return;
 	}
 	if (rc->auth == GW_AUTH_LOGIN && strcmp(npath, rc->oidc.redirect_path) == 0) {
+		/* The resource's source lists and rate limits hold for callbacks too, and a fixed
+		 * per-source rate and a cap on exchanges in flight protect the provider. */
+		struct gw_policy_in cin = {.family = c->family, .addr = c->ip};
+		struct gw_policy_out cout = {0};
+		uint32_t retry = 1;
+		enum gw_verdict cv = gw_policy_check(gw, x->res, &cin, &cout, gw->now_ns);
+		if (cv == GW_V_PASS &&
+		    (!gw_callback_allowed(gw, x->res, c->family, c->ip, gw->now_ns, &retry) ||
+		     gw->oidc_inflight >= GW_OIDC_INFLIGHT_MAX))
+			cv = GW_V_LIMITED;
+		if (cv != GW_V_PASS) {
+			char extra[64];
+			gw_buf_consume(&c->in, head_len);
+			snprintf(extra, sizeof(extra), "Retry-After: %u\r\n",
+				 cv == GW_V_LIMITED ? (cout.retry_after_s ? cout.retry_after_s : retry) : 1);
+			x_fail_respond(c, cv == GW_V_LIMITED ? 429 : 403,
+				       cv == GW_V_LIMITED ? "login callbacks too fast" : cout.reason,
+				       cv == GW_V_LIMITED ? extra : NULL);
+			return;
+		}
 		login_callback(c, m, q ? q + 1 : "", q ? tl - plen - 1 : 0, head_len);
 		return;
 	}
@@ -1778,6 +1802,7 @@ static void client_timeout(struct gw_client *c)
 	case C_WAIT:
 		gw_oidc_cancel(x->oidc_req);
 		x->oidc_req = NULL;
+		c->gw->oidc_inflight--;
 		x->client_keepalive = false;
 		x_fail_respond(c, 504, "identity provider did not answer", NULL);
 		client_pump(c);

@@ -323,6 +323,17 @@ tok=$(nsx "$C" curl -s "$IDP/mint?kind=good")
 code=$(lcurl -o /dev/null -w '%{http_code}' -b "sg_oidc_login=aaaa.bbbb.cccc.Lw" \
 	'http://login.test:8080/.sg/oidc/callback?code=xyz&state=zzzz')
 [ "$code" = 400 ] || fail "a callback with a foreign state got $code"
+# Callbacks make the gateway call the provider: a flood of them with a valid state cookie is
+# limited per source (burst 10, 2/s) with 429.
+lcurl -o /dev/null -c "$SG_TMP/jar3" http://login.test:8080/flood
+state=$(awk '$6 == "sg_oidc_login" { split($7, f, "."); print f[1] }' "$SG_TMP/jar3")
+[ -n "$state" ] || fail "no login cookie to flood with"
+codes=$(for i in $(seq 1 16); do
+	lcurl -o /dev/null -w '%{http_code} ' -b "$SG_TMP/jar3" \
+		"http://login.test:8080/.sg/oidc/callback?code=bogus$i&state=$state"
+done)
+[[ $codes == *429* ]] || fail "16 callbacks in a row were not limited: $codes"
+log "login callbacks, 16 in a row: $codes"
 log "login: redirect with PKCE, code flow to a session, forged/expired/other-audience refused: ok"
 
 # ---- TCP forward: psql to PostgreSQL in site A, UDP forward --------------------------------
