@@ -244,12 +244,16 @@ struct gw_exchange {
 	struct gw_chunked resp_ch;
 	bool client_keepalive, websocket, https;
 	uint64_t start_ns, sent_ns, bytes_out;
-	char user[64];
-	char sticky_set[GW_CONF_ID_MAX + 1];
 	struct sg_httpc_req *oidc_req; /* a login's code exchange in progress (C_WAIT) */
-	char method_s[16];
-	char path[LOG_FIELD_MAX];
-	char host[LOG_FIELD_MAX];
+	/* Text kept for the access log and the login: allocated with the connection's first
+	 * request and dropped with its buffers when it idles (an idle connection stays small). */
+	struct gw_xtext {
+		char user[64];
+		char sticky_set[GW_CONF_ID_MAX + 1];
+		char method_s[16];
+		char path[LOG_FIELD_MAX];
+		char host[LOG_FIELD_MAX];
+	} *s;
 };
 
 struct gw_client {

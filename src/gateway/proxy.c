@@ -210,6 +210,7 @@ void gw_reap(struct gw *gw)
 	while (!gw_list_empty(&gw->grave)) {
 		struct gw_client *c = gw_container(gw->grave.next, struct gw_client, link);
 		gw_list_del(&c->link);
+		free(c->x.s);
 		free(c);
 	}
 }
@@ -324,13 +325,13 @@ static void log_access(struct gw_client *c, int status, const char *reason)
 	struct gw_access a = {
 	    .resource = x->res ? x->res->conf->id : NULL,
 	    .target = x->t ? x->t->conf->id : NULL,
-	    .user = x->user[0] ? x->user : NULL,
-	    .method = x->method_s,
-	    .method_len = strlen(x->method_s),
-	    .host = x->host,
-	    .host_len = strlen(x->host),
-	    .path = x->path,
-	    .path_len = strlen(x->path),
+	    .user = x->s->user[0] ? x->s->user : NULL,
+	    .method = x->s->method_s,
+	    .method_len = strlen(x->s->method_s),
+	    .host = x->s->host,
+	    .host_len = strlen(x->s->host),
+	    .path = x->s->path,
+	    .path_len = strlen(x->s->path),
 	    .status = status,
 	    .bytes_in = x->req_bytes,
 	    .bytes_out = x->bytes_out,
@@ -395,10 +396,10 @@ static bool x_start_upstream(struct gw_client *c, const char *sticky, size_t sti
 			x->u = NULL;
 			return false;
 		}
-		if (x->sticky_set[0] || (x->res->conf->sticky_cookie &&
+		if (x->s->sticky_set[0] || (x->res->conf->sticky_cookie &&
 					 (sticky_len != strlen(t->conf->id) ||
 					  memcmp(sticky, t->conf->id, sticky_len) != 0)))
-			snprintf(x->sticky_set, sizeof(x->sticky_set), "%s", t->conf->id);
+			snprintf(x->s->sticky_set, sizeof(x->s->sticky_set), "%s", t->conf->id);
 		x->sent_ns = c->gw->now_ns;
 		c->deadline_ns = c->gw->now_ns +
 				 (uint64_t)(u->connected ? x->res->conf->response_timeout_ms
@@ -682,9 +683,9 @@ static char *build_request_head(struct gw_client *c, const struct gw_http_msg *m
 		sb_put(&s, h->value, h->value_len);
 		sb_str(&s, "\r\n");
 	}
-	if (x->user[0] && x->res->conf->auth == GW_AUTH_LOGIN) {
+	if (x->s->user[0] && x->res->conf->auth == GW_AUTH_LOGIN) {
 		sb_str(&s, "X-Forwarded-User: ");
-		sb_str(&s, x->user);
+		sb_str(&s, x->s->user);
 		sb_str(&s, "\r\n");
 	}
 	const char *proto = x->https ? "https" : "http";
@@ -807,9 +808,9 @@ static void login_done(void *ctx, const struct gw_oidc_result *r)
 		int64_t age = r->exp > now ? r->exp - now : 0;
 		size_t cap = strlen(r->id_token) + 1024;
 		char *extra = malloc(cap);
-		snprintf(x->user, sizeof(x->user), "%s", r->user);
+		snprintf(x->s->user, sizeof(x->s->user), "%s", r->user);
 		sg_log(SG_LOG_INFO, "gw_login", "resource=%s client=%s user=%s", x->res->conf->id,
-		       c->ip_str, x->user);
+		       c->ip_str, x->s->user);
 		if (!extra) {
 			x_fail_respond(c, 500, "out of memory", NULL);
 		} else {
@@ -837,7 +838,7 @@ static void login_callback(struct gw_client *c, const struct gw_http_msg *m, con
 	size_t cl = 0;
 	snprintf(name, sizeof(name), "sg_oidc_%s", x->res->conf->id);
 	(void)gw_http_cookie(m, name, &ck, &cl);
-	x->oidc_req = gw_oidc_callback(x->res, x->host, x->https, query, ql, ck, cl, login_done, c,
+	x->oidc_req = gw_oidc_callback(x->res, x->s->host, x->https, query, ql, ck, cl, login_done, c,
 				       &why);
 	gw_buf_consume(&c->in, head_len);
 	if (!x->oidc_req) {
@@ -857,14 +858,20 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 {
 	struct gw *gw = c->gw;
 	struct gw_exchange *x = &c->x;
-	memset(x, 0, offsetof(struct gw_exchange, user));
-	x->user[0] = x->sticky_set[0] = '\0';
+	struct gw_xtext *s = x->s ? x->s : malloc(sizeof(*s));
+	if (!s) {
+		client_close(c);
+		return;
+	}
+	memset(x, 0, sizeof(*x));
+	x->s = s;
+	x->s->user[0] = x->s->sticky_set[0] = '\0';
 	x->start_ns = gw->now_ns;
 	x->method = m->method_id;
 	x->https = c->l->tls;
-	copy_field(x->method_s, sizeof(x->method_s), m->method, m->method_len);
-	copy_field(x->path, sizeof(x->path), m->target, m->target_len);
-	copy_field(x->host, sizeof(x->host), m->host ? m->host : "", m->host_len);
+	copy_field(x->s->method_s, sizeof(x->s->method_s), m->method, m->method_len);
+	copy_field(x->s->path, sizeof(x->s->path), m->target, m->target_len);
+	copy_field(x->s->host, sizeof(x->s->host), m->host ? m->host : "", m->host_len);
 	x->client_keepalive = m->keep_alive && m->minor == 1;
 	x->req_body = m->body;
 	x->req_left = m->content_length;
@@ -960,7 +967,7 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 	struct gw_policy_out pout = {0};
 	enum gw_verdict v = gw_policy_check(gw, x->res, &pin, &pout, gw->now_ns);
 	if (pout.authenticated)
-		snprintf(x->user, sizeof(x->user), "%s", pout.user);
+		snprintf(x->s->user, sizeof(x->s->user), "%s", pout.user);
 	if (v != GW_V_PASS) {
 		gw_buf_consume(&c->in, head_len);
 		x->res->denied += v != GW_V_LIMITED;
@@ -969,7 +976,7 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 		if (v == GW_V_LOGIN && (m->method_id == GW_M_GET || m->method_id == GW_M_HEAD)) {
 			/* A browser: to the provider, back to this path afterwards. */
 			char loc[2048], cookie[700];
-			if (gw_oidc_login(x->res, x->host, x->https, ret_to, loc, sizeof(loc), cookie,
+			if (gw_oidc_login(x->res, x->s->host, x->https, ret_to, loc, sizeof(loc), cookie,
 					  sizeof(cookie)) == 0) {
 				status = 302;
 				snprintf(extra, sizeof(extra), "Location: %s\r\nSet-Cookie: %s\r\n", loc,
@@ -1002,7 +1009,7 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 		}
 		sg_log(SG_LOG_INFO, "gw_denied", "resource=%s client=%s status=%d reason=%s path=%s",
 		       rc->id, c->ip_str, status, sg_log_quote(b1, sizeof(b1), pout.reason),
-		       sg_log_quote(b2, sizeof(b2), x->path));
+		       sg_log_quote(b2, sizeof(b2), x->s->path));
 		x_fail_respond(c, status, pout.reason, extra);
 		return;
 	}
@@ -1157,9 +1164,9 @@ static bool write_response_head(struct gw_client *c, const struct gw_http_msg *m
 	case GW_BODY_NONE:
 		break;
 	}
-	if (ok && x->sticky_set[0])
+	if (ok && x->s->sticky_set[0])
 		ok = buf_printf(o, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax%s\r\n",
-				x->res->conf->sticky_cookie, x->sticky_set,
+				x->res->conf->sticky_cookie, x->s->sticky_set,
 				x->https ? "; Secure" : "");
 	if (ok && !x->client_keepalive)
 		ok = buf_printf(o, "Connection: close\r\n");
@@ -1836,6 +1843,8 @@ void gw_conns_tick(struct gw *gw)
 		    (!c->tls || !sg_tls_term_pending(c->tls))) {
 			gw_buf_free(&c->in);
 			gw_buf_free(&c->out);
+			free(c->x.s);
+			c->x.s = NULL;
 		}
 		uint64_t dl = c->kind == K_CLIENT
 				  ? c->deadline_ns
