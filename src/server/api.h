@@ -88,8 +88,15 @@ struct api_response {
 	const struct api_schema *schema2;
 };
 
-/* Route authentication flags. */
-enum { AUTH_PUBLIC = 1, AUTH_CLIENT_OK = 2, AUTH_USER_ONLY = 4 };
+/* Route authentication flags. AUTH_AGENT_OK: an agent's session may call it too (the handler
+ * limits it to the agent's own resources); AUTH_AGENT_ONLY: only an agent's session. */
+enum {
+	AUTH_PUBLIC = 1,
+	AUTH_CLIENT_OK = 2,
+	AUTH_USER_ONLY = 4,
+	AUTH_AGENT_OK = 8,
+	AUTH_AGENT_ONLY = 16
+};
 
 struct api_route {
 	const char *method;	  /* GET POST PUT DELETE HEAD */

@@ -15,7 +15,8 @@ static const char info_description[] =
     "400 naming the parameter. Bodies larger than the limit are 413 (1 MiB, 8 KiB on routes "
     "open without credentials), nested deeper than 32 levels or with more than 10000 values "
     "400. Credentials are checked before the body is read as JSON. x-min-role names the least "
-    "role a route needs (super_admin > admin > viewer). Every list answers items, total, limit "
+    "role a route needs (super_admin > admin > viewer; agent: only a managed node's session). "
+    "Every list answers items, total, limit "
     "and offset, and takes the limit and offset parameters.";
 
 static json_t *schema_json(const struct api_schema *sc, bool as_ref, const char *desc);
@@ -225,15 +226,20 @@ static json_t *operation_json(const struct api_route *rt)
 	json_object_set_new(o, "tags", json_pack("[s]", rt->tag));
 	set_str(o, "summary", rt->summary);
 	set_str(o, "description", rt->description);
-	json_object_set_new(o, "x-min-role", json_string(rt->min_role == ROLE_NONE
-							     ? "none"
-							     : srv_role_name(rt->min_role)));
-	if (!(rt->flags & AUTH_PUBLIC)) {
+	json_object_set_new(o, "x-min-role",
+			    json_string((rt->flags & AUTH_AGENT_ONLY) ? "agent"
+					: rt->min_role == ROLE_NONE  ? "none"
+								     : srv_role_name(rt->min_role)));
+	if (rt->flags & AUTH_AGENT_ONLY) {
+		json_array_append_new(sec, json_pack("{s:[]}", "agentSession"));
+	} else if (!(rt->flags & AUTH_PUBLIC)) {
 		json_array_append_new(sec, json_pack("{s:[]}", "bearerJwt"));
 		if (!(rt->flags & AUTH_USER_ONLY))
 			json_array_append_new(sec, json_pack("{s:[]}", "apiKey"));
 		if (rt->flags & AUTH_CLIENT_OK)
 			json_array_append_new(sec, json_pack("{s:[]}", "clientSession"));
+		if (rt->flags & AUTH_AGENT_OK)
+			json_array_append_new(sec, json_pack("{s:[]}", "agentSession"));
 	}
 	json_object_set_new(o, "security", sec);
 	if (rt->nparams) {
@@ -284,13 +290,16 @@ char *api_openapi_text(void)
 				    schema_json(api_components[i], false, NULL));
 	json_object_set_new(
 	    doc, "components",
-	    json_pack("{s:{s:{s:s,s:s,s:s,s:s},s:{s:s,s:s,s:s},s:{s:s,s:s,s:s}},s:o}",
+	    json_pack("{s:{s:{s:s,s:s,s:s,s:s},s:{s:s,s:s,s:s},s:{s:s,s:s,s:s},s:{s:s,s:s,s:s}},"
+		      "s:o}",
 		      "securitySchemes", "bearerJwt", "type", "http", "scheme", "bearer",
 		      "bearerFormat", "JWT", "description",
 		      "access token from /api/auth/login (HS384)", "apiKey", "type", "http",
 		      "scheme", "bearer", "description", "API key sgk_... from /api/api-keys",
 		      "clientSession", "type", "http", "scheme", "bearer", "description",
-		      "client session sgs_... from /api/auth/client", "schemas", schemas));
+		      "client session sgs_... from /api/auth/client", "agentSession", "type",
+		      "http", "scheme", "bearer", "description",
+		      "agent session sga_... from /api/auth/agent", "schemas", schemas));
 	for (size_t i = 0; i < api_nroutes; i++) {
 		const struct api_route *rt = &api_routes[i];
 		json_t *item = json_object_get(paths, rt->path);

@@ -51,12 +51,22 @@ static const struct api_schema ip = {.type = AT_STRING, .format = &api_f_ip};
 
 static const char *const about_blank[] = {"about:blank", NULL};
 static const struct api_schema problem_type = {.type = AT_STRING, .enumv = about_blank};
+static const struct api_prop problem_item_props[] = {
+    {"field", &str, R, "the input at fault, as a path: tunnels[1].esp_proposals[0]"},
+    {"detail", &str, R, NULL},
+};
+static const struct api_schema problem_item = {
+    .name = "ProblemItem", .type = AT_OBJECT, NPROPS(problem_item_props),
+    .description = "One problem (or caveat) of an input, by field."};
+static const struct api_schema problem_items = {.type = AT_ARRAY, .items = &problem_item};
 static const struct api_prop problem_props[] = {
     {"type", &problem_type, R, "always about:blank: the status and field say which error"},
     {"title", &str, R, "the status's reason phrase"},
     {"status", &int64, R, "the HTTP status"},
     {"detail", &str, R, "what is wrong, for a human"},
     {"field", &str, 0, "the body field or parameter at fault, when one is"},
+    {"errors", &problem_items, 0, "every problem, when several are found at once (422)"},
+    {"warnings", &problem_items, 0, "caveats that do not refuse the input"},
 };
 const struct api_schema api_problem = {
     .name = "Problem", .type = AT_OBJECT, NPROPS(problem_props),
@@ -268,6 +278,287 @@ static const struct api_prop settings_update_props[] = {
 static const struct api_schema settings_update_in = {
     .name = "SettingsUpdate", .type = AT_OBJECT, .min_props = 1, NPROPS(settings_update_props)};
 
+
+/* ---- agents and policies (docs/AGENTS.md) -------------------------------------------------
+ * A policy's semantic rules (required tunnel fields, addresses, traffic selectors, key lengths,
+ * algorithms, lifetimes, GCM with IKEv2 ...) are checked together and answered as one 422
+ * listing every problem by field; the schemas below state types and sizes (400). */
+
+static const struct api_schema selector = {
+    .type = AT_STRING, .format = &api_f_text, .min_len = 1, .max_len = 64,
+    .description = "a peer id (UUID) or a tag (A-Z a-z 0-9 . _ -)", .example_json = "\"branch\""};
+static const struct api_schema selectors = {.type = AT_ARRAY, .items = &selector,
+					    .max_items = 64};
+static const struct api_schema host = {.type = AT_STRING, .format = &api_f_text, .min_len = 1,
+				       .max_len = 253};
+static const struct api_schema host_list = {
+    .type = AT_ARRAY, .items = &host, .max_items = 16,
+    .description = "addresses, host names or %any (422 otherwise)"};
+static const struct api_schema ts = {.type = AT_STRING, .format = &api_f_text, .min_len = 1,
+				     .max_len = 64};
+static const struct api_schema ts_list = {
+    .type = AT_ARRAY, .items = &ts, .max_items = 64,
+    .description = "traffic selectors: subnets (no host bits) or addresses; at least one (422)"};
+static const struct api_schema proposal = {.type = AT_STRING, .format = &api_f_text,
+					   .min_len = 1, .max_len = 256};
+static const struct api_schema proposal_list = {
+    .type = AT_ARRAY, .items = &proposal, .max_items = 16,
+    .description = "strongSwan proposal keywords joined by '-' (aes256gcm16-prfsha256-x25519); "
+		   "unknown algorithms, AEAD without IKEv2, an IKE proposal without a key "
+		   "exchange or PRF: 422"};
+static const char *const tunnel_types[] = {"ipsec", "wireguard", NULL};
+static const struct api_schema tunnel_type = {.type = AT_STRING, .enumv = tunnel_types,
+					      .default_json = "\"ipsec\""};
+static const char *const auths[] = {"psk", "pubkey", NULL};
+static const struct api_schema auth_s = {.type = AT_STRING, .enumv = auths};
+static const char *const ipsec_modes[] = {"tunnel", "transport", NULL};
+static const struct api_schema ipsec_mode = {.type = AT_STRING, .enumv = ipsec_modes,
+					     .default_json = "\"tunnel\""};
+static const char *const start_actions[] = {"none", "start", "trap", NULL};
+static const struct api_schema start_action = {
+    .type = AT_STRING, .enumv = start_actions,
+    .description = "default start (explicit tunnels); in a topology one side of each pair "
+		   "starts it, the other answers"};
+static const char *const dpd_actions[] = {"clear", "trap", "restart", NULL};
+static const struct api_schema dpd_action = {.type = AT_STRING, .enumv = dpd_actions,
+					     .default_json = "\"restart\""};
+static const struct api_schema ike_version = {.type = AT_INTEGER, .int_format = "int64",
+					      .description = "IKE version 1 or 2 (422 otherwise)",
+					      .default_json = "2"};
+static const struct api_schema lifetime = {
+    .type = AT_INTEGER, .int_format = "int64",
+    .description = "seconds, 300 (5 minutes) to 86400 (24 hours); 422 otherwise"};
+static const struct api_schema dpd_delay = {
+    .type = AT_INTEGER, .int_format = "int64",
+    .description = "seconds, 0 (off) to 3600; 422 otherwise", .default_json = "30"};
+static const struct api_schema psk = {
+    .type = AT_STRING, .format = &api_f_password, .allow_empty = true, .max_len = 1024,
+    .description = "the pre-shared key, 8 to 256 characters (422 otherwise); never shown again"};
+static const struct api_schema ike_id = {.type = AT_STRING, .format = &api_f_text, .min_len = 1,
+					 .max_len = 255};
+static const struct api_schema cert_ref = {
+    .type = AT_STRING, .format = &api_f_text, .min_len = 1, .max_len = 128,
+    .description = "a certificate's file name in the node's swanctl x509 directory"};
+static const struct api_schema ifname_s = {.type = AT_STRING, .format = &api_f_text,
+					   .min_len = 1, .max_len = 15};
+#define TUNNEL_PROPS                                                                               \
+	{"name", &name64, 0, "the connection's name (required except for a topology's "          \
+			     "template, whose pairs are named NAME-A-B)"},                        \
+	    {"type", &tunnel_type, 0, NULL}, {"version", &ike_version, 0, NULL},                  \
+	    {"local_addrs", &host_list, 0, "default %any"},                                       \
+	    {"remote_addrs", &host_list, 0, "required unless start_action is none"},              \
+	    {"local_ts", &ts_list, 0, NULL}, {"remote_ts", &ts_list, 0, NULL},                    \
+	    {"proposals", &proposal_list, 0, "IKE proposals"},                                    \
+	    {"esp_proposals", &proposal_list, 0, NULL},                                           \
+	    {"ah_proposals", &proposal_list, 0, "AH instead of ESP (a warning: limited support)"},\
+	    {"auth", &auth_s, 0, "required for ipsec tunnels"},                                   \
+	    {"local_id", &ike_id, 0, NULL}, {"remote_id", &ike_id, 0, NULL},                      \
+	    {"local_cert", &cert_ref, 0, "required with auth = pubkey"},                          \
+	    {"rekey_time", &lifetime, 0, "default 3600"},                                          \
+	    {"life_time", &lifetime, 0, "default rekey_time + 10%"},                               \
+	    {"dpd_delay", &dpd_delay, 0, NULL}, {"dpd_action", &dpd_action, 0, NULL},             \
+	    {"mode", &ipsec_mode, 0, NULL}, {"start_action", &start_action, 0, NULL},             \
+	    {"encap", &boolean, 0, "force UDP encapsulation (RFC 3948)"},                         \
+	    {"client_id", &uuid, 0, "wireguard: the client whose configuration the node runs"},   \
+	    {"interface", &ifname_s, 0, "wireguard: the interface name"}
+static const struct api_prop tunnel_in_props[] = {
+    TUNNEL_PROPS,
+    {"secret", &psk, 0, "auth = psk: the key (a topology without one gets a key per pair)"},
+};
+static const struct api_schema tunnel_in = {
+    .name = "TunnelConfig", .type = AT_OBJECT, NPROPS(tunnel_in_props),
+    .description = "A tunnel in swanctl.conf's terms (connections.<name> and its child), or a "
+		   "SecureGuard client's WireGuard configuration (type wireguard)."};
+static const struct api_schema tunnel_in_list = {.type = AT_ARRAY, .items = &tunnel_in,
+						 .max_items = 64};
+static const char *const topo_types[] = {"site-to-site", "hub-and-spoke", "mesh", NULL};
+static const struct api_schema topo_type = {.type = AT_STRING, .enumv = topo_types};
+static const struct api_prop topology_props[] = {
+    {"type", &topo_type, R, NULL},
+    {"left", &selectors, 0, "site-to-site: every peer here pairs with every peer of right"},
+    {"right", &selectors, 0, NULL},
+    {"hubs", &selectors, 0, "hub-and-spoke"},
+    {"spokes", &selectors, 0, "hub-and-spoke: reach each other through the hubs"},
+    {"members", &selectors, 0, "mesh: every pair, N(N-1)/2 tunnels"},
+};
+static const struct api_schema topology = {
+    .name = "Topology", .type = AT_OBJECT, NPROPS(topology_props), .nullable = true,
+    .description = "Pairs of peers, each with a tunnel made from the policy's one tunnel (the "
+		   "template): addresses and traffic selectors from each peer's address and "
+		   "subnets."};
+static const struct api_schema priority = {.type = AT_INTEGER, .int_format = "int64",
+					   .has_min = true, .min = 0, .has_max = true,
+					   .max = 1000, .default_json = "100"};
+static const struct api_schema pol_desc = {.type = AT_STRING, .format = &api_f_text,
+					   .max_len = 256, .allow_empty = true};
+#define POLICY_IN_PROPS                                                                            \
+	{"name", &name64, 0, "required (422): A-Z a-z 0-9 . _ -"},                                 \
+	    {"description", &pol_desc, 0, NULL}, {"enabled", &boolean, 0, "default true"},        \
+	    {"priority", &priority, 0, "higher first: of two tunnels with one name, the higher "  \
+				       "priority's is kept"},                                      \
+	    {"applies_to", &selectors, 0, "peer ids or tags (not with a topology)"},              \
+	    {"topology", &topology, 0, NULL}, {"tunnels", &tunnel_in_list, 0, NULL}
+static const struct api_prop policy_create_props[] = {POLICY_IN_PROPS};
+static const struct api_schema policy_create_in = {.name = "PolicyCreate", .type = AT_OBJECT,
+						   NPROPS(policy_create_props)};
+static const struct api_prop policy_update_props[] = {POLICY_IN_PROPS};
+static const struct api_schema policy_update_in = {
+    .name = "PolicyUpdate", .type = AT_OBJECT, .min_props = 1, NPROPS(policy_update_props),
+    .description = "The fields given replace the stored ones; tunnels sent without a secret "
+		   "keep the stored secret of the tunnel with the same name."};
+
+static const struct api_schema tag = {.type = AT_STRING, .format = &api_f_text, .min_len = 1,
+				      .max_len = 64, .example_json = "\"branch\""};
+static const struct api_schema tag_list = {.type = AT_ARRAY, .items = &tag, .max_items = 32,
+					   .description = "A-Z a-z 0-9 . _ - (400 otherwise)"};
+static const struct api_schema hours = {.type = AT_INTEGER, .int_format = "int64",
+					.has_min = true, .min = 1, .has_max = true, .max = 720,
+					.default_json = "24"};
+static const struct api_prop enroll_create_props[] = {
+    {"name", &name64_null, 0, "a note for admins"},
+    {"tags", &tag_list, 0, "tags the enrolled peer gets"},
+    {"client_id", &uuid_null, 0,
+     "binds the peer to this WireGuard client (a hub): the agent runs its interface"},
+    {"expires_in_hours", &hours, 0, NULL},
+};
+static const struct api_schema enroll_create_in = {
+    .name = "EnrollmentTokenCreate", .type = AT_OBJECT, NPROPS(enroll_create_props)};
+
+static const struct api_schema enroll_token = {.type = AT_STRING, .format = &api_f_text,
+					       .min_len = 1, .max_len = 64,
+					       .description = "sge_... from /api/enrollment-tokens"};
+static const struct api_schema peer_name = {
+    .type = AT_STRING, .format = &api_f_text, .min_len = 1, .max_len = 32,
+    .description = "letters, digits and '-', not starting with '-' (400 otherwise)",
+    .example_json = "\"branch-1\""};
+static const struct api_schema short_text = {.type = AT_STRING, .format = &api_f_text,
+					     .min_len = 1, .max_len = 64, .nullable = true};
+static const struct api_schema host_null = {.type = AT_STRING, .format = &api_f_text,
+					    .min_len = 1, .max_len = 253, .nullable = true};
+static const struct api_schema ifname_null = {.type = AT_STRING, .format = &api_f_text,
+					      .min_len = 1, .max_len = 15, .nullable = true};
+static const char *const backend_names[] = {"strongswan", "iked", "secureguardd", "windows",
+					    "macos", NULL};
+static const struct api_schema backend = {.type = AT_STRING, .enumv = backend_names};
+static const struct api_schema backend_list = {.type = AT_ARRAY, .items = &backend,
+					       .max_items = 8};
+static const struct api_prop register_props[] = {
+    {"token", &enroll_token, R, NULL},
+    {"public_key", &wg_key, R, "the agent's own X25519 public key (its credential)"},
+    {"name", &peer_name, R, "unique among peers"},
+    {"hostname", &host_null, 0, NULL},
+    {"platform", &short_text, 0, "linux, windows, macos ..."},
+    {"version", &short_text, 0, "the agent's version"},
+    {"interface", &ifname_null, 0, "the WireGuard interface it runs for a bound client"},
+    {"address", &ip_null, 0, "where other peers reach its IKE daemon"},
+    {"subnets", &cidr_list, 0, "the networks behind it (its traffic selectors)"},
+    {"backends", &backend_list, 0, NULL},
+};
+static const struct api_schema register_in = {.name = "PeerRegister", .type = AT_OBJECT,
+					      NPROPS(register_props)};
+static const struct api_prop agent_auth_props[] = {
+    {"public_key", &wg_key, R, "the agent's public key"},
+    {"challenge", &challenge, R, "from /api/auth/client/challenge"},
+    {"proof", &proof, R,
+     "base64url(HMAC-SHA-384(X25519(agent_priv, server_public_key), \"secureguard agent auth "
+     "v1\" || challenge || public_key || server_public_key))"},
+};
+static const struct api_schema agent_auth_in = {.name = "AgentAuth", .type = AT_OBJECT,
+						NPROPS(agent_auth_props)};
+static const struct api_prop peer_update_props[] = {
+    {"name", &peer_name, 0, NULL},
+    {"tags", &tag_list, 0, NULL},
+    {"address", &ip_null, 0, NULL},
+    {"subnets", &cidr_list, 0, NULL},
+    {"client_id", &uuid_null, 0, "bind to a WireGuard client, or null"},
+    {"interface", &ifname_null, 0, NULL},
+};
+static const struct api_schema peer_update_in = {.name = "PeerUpdate", .type = AT_OBJECT,
+						 .min_props = 1, NPROPS(peer_update_props)};
+
+static const char *const agent_states[] = {"ok", "degraded", "failed", "syncing", NULL};
+static const struct api_schema agent_state = {.type = AT_STRING, .enumv = agent_states};
+static const char *const tunnel_states[] = {"up", "down", "connecting", "failed", NULL};
+static const struct api_schema tunnel_state = {.type = AT_STRING, .enumv = tunnel_states};
+static const struct api_schema revision = {.type = AT_STRING, .format = &api_f_text,
+					   .min_len = 1, .max_len = 128, .nullable = true};
+static const struct api_schema restarts = {.type = AT_INTEGER, .int_format = "int64",
+					   .has_min = true, .min = 0, .has_max = true,
+					   .max = 1000000};
+static const struct api_schema text256_null = {.type = AT_STRING, .format = &api_f_text,
+					       .max_len = 256, .allow_empty = true,
+					       .nullable = true};
+static const struct api_schema name_long = {.type = AT_STRING, .format = &api_f_text,
+					    .min_len = 1, .max_len = 200};
+static const struct api_prop tunnel_report_props[] = {
+    {"name", &name_long, R, NULL},
+    {"type", &tunnel_type, 0, NULL},
+    {"policy_id", &uuid_null, 0, NULL},
+    {"backend", &backend, 0, NULL},
+    {"state", &tunnel_state, R, NULL},
+    {"reason", &text256_null, 0, "why it is down or failed (key mismatch, peer unreachable)"},
+    {"bytes_in", &count, 0, NULL},
+    {"bytes_out", &count, 0, NULL},
+    {"packets_in", &count, 0, NULL},
+    {"packets_out", &count, 0, NULL},
+    {"rekeys", &count, 0, NULL},
+    {"restarts", &restarts, 0, "watchdog restarts"},
+    {"established_at", &count_null, 0, "unix seconds"},
+};
+static const struct api_schema tunnel_report = {.name = "TunnelReport", .type = AT_OBJECT,
+						NPROPS(tunnel_report_props)};
+static const struct api_schema tunnel_report_list = {.type = AT_ARRAY, .items = &tunnel_report,
+						     .max_items = 1024};
+static const struct api_schema endpoint_seen = {.type = AT_STRING, .format = &api_f_text,
+						.min_len = 1, .max_len = 64, .nullable = true};
+static const char *const sessions[] = {"classic", "fips", "none", NULL};
+static const struct api_schema session_mode = {.type = AT_STRING, .enumv = sessions,
+					       .nullable = true};
+static const struct api_prop wg_peer_report_props[] = {
+    {"public_key", &wg_key, R, "as the interface lists it"},
+    {"fips_public_key", &fips_key_null, 0, NULL},
+    {"endpoint", &endpoint_seen, 0, NULL},
+    {"last_handshake", &count, 0, "unix seconds, 0 = never"},
+    {"rx_bytes", &count, 0, NULL},
+    {"tx_bytes", &count, 0, NULL},
+    {"crypto_mode", &session_mode, 0, "the current session's suite"},
+};
+static const struct api_schema wg_peer_report = {.name = "WireGuardPeerReport",
+						 .type = AT_OBJECT,
+						 NPROPS(wg_peer_report_props)};
+static const struct api_schema wg_peer_report_list = {.type = AT_ARRAY, .items = &wg_peer_report,
+						      .max_items = 16384};
+static const struct api_prop wg_report_props[] = {
+    {"interface", &ifname_s, R, NULL},
+    {"client_id", &uuid_null, 0, NULL},
+    {"peers", &wg_peer_report_list, 0, NULL},
+};
+static const struct api_schema wg_report = {.name = "WireGuardReport", .type = AT_OBJECT,
+					    NPROPS(wg_report_props)};
+static const struct api_schema wg_report_list = {.type = AT_ARRAY, .items = &wg_report,
+						 .max_items = 16};
+static const struct api_prop agent_error_props[] = {
+    {"policy_id", &uuid_null, 0, NULL},
+    {"tunnel", &text256_null, 0, NULL},
+    {"detail", &text256_null, R, NULL},
+};
+static const struct api_schema agent_error = {.name = "AgentError", .type = AT_OBJECT,
+					      NPROPS(agent_error_props)};
+static const struct api_schema agent_error_list = {.type = AT_ARRAY, .items = &agent_error,
+						   .max_items = 64};
+static const struct api_prop status_props[] = {
+    {"state", &agent_state, R, NULL},
+    {"revision", &revision, 0, "the configuration revision it runs"},
+    {"version", &short_text, 0, NULL},
+    {"platform", &short_text, 0, NULL},
+    {"backends", &backend_list, 0, NULL},
+    {"tunnels", &tunnel_report_list, 0, NULL},
+    {"wireguard", &wg_report_list, 0, NULL},
+    {"errors", &agent_error_list, 0, "what failed to apply (and was rolled back)"},
+};
+static const struct api_schema status_in = {.name = "PeerStatus", .type = AT_OBJECT,
+					    NPROPS(status_props)};
+
 /* ---- outputs ------------------------------------------------------------------------------- */
 
 static const char *const bearer[] = {"Bearer", NULL};
@@ -303,9 +594,10 @@ static const struct api_prop session_props[] = {
 };
 static const struct api_schema session_out = {.name = "ClientSession", .type = AT_OBJECT,
 					      NPROPS(session_props)};
-static const char *const kinds[] = {"user", "api_key", "client", NULL};
+static const char *const kinds[] = {"user", "api_key", "client", "agent", NULL};
 static const struct api_schema kind = {.type = AT_STRING, .enumv = kinds};
-static const char *const me_roles[] = {"super_admin", "admin", "viewer", "client", NULL};
+static const char *const me_roles[] = {"super_admin", "admin", "viewer", "client", "agent",
+				       NULL};
 static const struct api_schema me_role = {.type = AT_STRING, .enumv = me_roles};
 static const struct api_prop me_props[] = {
     {"kind", &kind, R, NULL},
@@ -405,6 +697,9 @@ static const struct api_prop client_props[] = {
     {"created_at", &unix_s, R, NULL},
     {"updated_at", &unix_s, R, NULL},
     {"server_generated_keys", &boolean, R, "the server holds the private keys (in configs)"},
+    {"online", &boolean, R, "a hub's agent saw a handshake within the last 180 s"},
+    {"bytes_sent", &int64, R, "sent by the client, as its hub's agent last reported"},
+    {"bytes_received", &int64, R, NULL},
 };
 static const struct api_schema client_out = {.name = "Client", .type = AT_OBJECT,
 					     NPROPS(client_props)};
@@ -495,6 +790,144 @@ static const struct api_schema text = {.type = AT_STRING};
 static const struct api_schema png = {.type = AT_STRING, .description = "PNG image",
 				      .format = &api_f_binary};
 
+
+/* ---- agents and policies: outputs ---------------------------------------------------------- */
+
+static const struct api_prop tunnel_out_props[] = {
+    TUNNEL_PROPS,
+    {"has_secret", &boolean, R, "a pre-shared key is stored (never shown)"},
+};
+static const struct api_schema tunnel_out = {.name = "Tunnel", .type = AT_OBJECT,
+					     NPROPS(tunnel_out_props)};
+static const struct api_schema tunnel_out_list = {.type = AT_ARRAY, .items = &tunnel_out};
+static const struct api_prop policy_props[] = {
+    {"id", &uuid, R, NULL},
+    {"name", &str, R, NULL},
+    {"description", &str, R, NULL},
+    {"version", &int64, R, "1 at creation, one more at every change"},
+    {"enabled", &boolean, R, NULL},
+    {"priority", &int64, R, NULL},
+    {"applies_to", &str_list, R, NULL},
+    {"topology", &topology, R, NULL},
+    {"tunnels", &tunnel_out_list, R, NULL},
+    {"warnings", &problem_items, R, "caveats found when it was saved"},
+    {"created_at", &unix_s, R, NULL},
+    {"updated_at", &unix_s, R, NULL},
+};
+static const struct api_schema policy_out = {.name = "Policy", .type = AT_OBJECT,
+					     NPROPS(policy_props)};
+
+#define ENROLL_PROPS                                                                               \
+	{"id", &uuid, R, NULL}, {"name", &str_null, R, NULL}, {"tags", &str_list, R, NULL},       \
+	    {"client_id", &uuid_null, R, NULL}, {"created_by", &uuid_null, R, NULL},              \
+	    {"expires_at", &unix_s, R, NULL}, {"used_at", &unix_s_null, R, NULL},                 \
+	    {"agent_id", &uuid_null, R, "the peer it enrolled"},                                  \
+	    {"revoked", &boolean, R, NULL}, {"created_at", &unix_s, R, NULL}
+static const struct api_prop enroll_props[] = {ENROLL_PROPS};
+static const struct api_schema enroll_out = {.name = "EnrollmentToken", .type = AT_OBJECT,
+					     NPROPS(enroll_props)};
+static const struct api_prop enroll_created_props[] = {
+    ENROLL_PROPS, {"token", &str, R, "sge_...; shown once, single use"}};
+static const struct api_schema enroll_created_out = {
+    .name = "EnrollmentTokenCreated", .type = AT_OBJECT, NPROPS(enroll_created_props)};
+
+static const struct api_schema any_obj_null = {.type = AT_OBJECT, .open = true,
+					       .nullable = true};
+static const struct api_prop tunnel_end_props[] = {
+    {"peer_id", &uuid, R, NULL},
+    {"peer_name", &str, R, NULL},
+    {"name", &str, R, NULL},
+    {"type", &str, R, NULL},
+    {"policy_id", &uuid_null, R, NULL},
+    {"backend", &str_null, R, NULL},
+    {"state", &str, R, "up, down, connecting or failed"},
+    {"reason", &str_null, R, NULL},
+    {"bytes_in", &int64, R, NULL},
+    {"bytes_out", &int64, R, NULL},
+    {"packets_in", &int64, R, NULL},
+    {"packets_out", &int64, R, NULL},
+    {"rekeys", &int64, R, NULL},
+    {"restarts", &int64, R, NULL},
+    {"established_at", &unix_s_null, R, NULL},
+    {"updated_at", &unix_s, R, "when the agent last reported it"},
+};
+static const struct api_schema tunnel_end = {.name = "TunnelEnd", .type = AT_OBJECT,
+					     NPROPS(tunnel_end_props)};
+static const struct api_schema tunnel_end_list = {.type = AT_ARRAY, .items = &tunnel_end};
+#define MPEER_PROPS                                                                                \
+	{"id", &uuid, R, NULL}, {"name", &str, R, NULL},                                           \
+	    {"public_key", &str, R, "the agent's credential"}, {"tags", &str_list, R, NULL},      \
+	    {"client_id", &uuid_null, R, NULL}, {"interface", &str_null, R, NULL},                \
+	    {"address", &str_null, R, NULL}, {"subnets", &str_list, R, NULL},                     \
+	    {"hostname", &str_null, R, NULL}, {"platform", &str_null, R, NULL},                   \
+	    {"version", &str_null, R, NULL}, {"backends", &str_list, R, NULL},                    \
+	    {"state", &str, R, "registered, ok, degraded, failed, syncing or revoked"},          \
+	    {"online", &boolean, R, "reported within the last 3 poll intervals"},                 \
+	    {"revoked", &boolean, R, NULL},                                                        \
+	    {"applied_revision", &str_null, R, "the configuration revision it runs"},             \
+	    {"last_seen", &unix_s_null, R, NULL}, {"created_at", &unix_s, R, NULL},               \
+	    {"updated_at", &unix_s, R, NULL}
+static const struct api_prop mpeer_props[] = {MPEER_PROPS};
+static const struct api_schema mpeer_out = {.name = "ManagedPeer", .type = AT_OBJECT,
+					    NPROPS(mpeer_props)};
+static const struct api_prop mpeer_detail_props[] = {
+    MPEER_PROPS,
+    {"report", &any_obj_null, R, "its last status report (PeerStatus)"},
+    {"tunnels", &tunnel_end_list, R, "the tunnels it reported"},
+};
+static const struct api_schema mpeer_detail_out = {
+    .name = "ManagedPeerDetail", .type = AT_OBJECT, NPROPS(mpeer_detail_props)};
+static const struct api_prop agent_session_props[] = {
+    {"session_token", &str, R, "sga_..."},
+    {"token_type", &bearer_s, R, NULL},
+    {"expires_in", &int64, R, "seconds"},
+    {"agent_id", &uuid, R, NULL},
+};
+static const struct api_schema agent_session_out = {
+    .name = "AgentSession", .type = AT_OBJECT, NPROPS(agent_session_props)};
+static const struct api_prop status_recorded_props[] = {
+    {"status", &recorded_s, R, NULL},
+    {"revision", &str, R, "the revision the agent should run (resync when it differs)"},
+};
+static const struct api_schema status_recorded_out = {
+    .name = "PeerStatusRecorded", .type = AT_OBJECT, NPROPS(status_recorded_props)};
+static const struct api_schema secret_out = {.type = AT_STRING, .format = &api_f_password};
+static const struct api_schema wg_config = {.type = AT_STRING, .format = &api_f_wg_config};
+static const struct api_prop agent_tunnel_props[] = {
+    TUNNEL_PROPS,
+    {"secret", &secret_out, 0, "the pre-shared key (agents only)"},
+    {"policy_id", &uuid_null, 0, NULL},
+    {"policy_name", &str, 0, NULL},
+    {"policy_version", &int64, 0, NULL},
+    {"priority", &int64, 0, NULL},
+    {"network_id", &uuid, 0, "wireguard"},
+    {"config", &wg_config, 0, "wireguard: the client's wg-quick configuration (agents only)"},
+};
+static const struct api_schema agent_tunnel = {.name = "AgentTunnel", .type = AT_OBJECT,
+					       NPROPS(agent_tunnel_props)};
+static const struct api_schema agent_tunnel_list = {.type = AT_ARRAY, .items = &agent_tunnel};
+static const struct api_prop agent_config_props[] = {
+    {"peer_id", &uuid, R, NULL},
+    {"revision", &str, R, "changes exactly when the content does"},
+    {"poll_interval", &int64, R, "seconds between polls when no push arrives"},
+    {"tunnels", &agent_tunnel_list, R, "every tunnel the node runs, secrets included for the "
+				       "agent itself (never for admins)"},
+    {"problems", &str_list, R, "what could not be expanded (a peer without an address ...)"},
+};
+static const struct api_schema agent_config_out = {.name = "AgentConfig", .type = AT_OBJECT,
+						   NPROPS(agent_config_props)};
+static const char *const agg_states[] = {"up", "partial", "down", NULL};
+static const struct api_schema agg_state = {.type = AT_STRING, .enumv = agg_states};
+static const struct api_prop tunnel_agg_props[] = {
+    {"name", &str, R, NULL},
+    {"type", &str, R, NULL},
+    {"policy_id", &uuid_null, R, NULL},
+    {"state", &agg_state, R, "up when every end is up, down when none is"},
+    {"ends", &tunnel_end_list, R, "each peer's side, as its agent reports it"},
+};
+static const struct api_schema tunnel_agg = {.name = "TunnelStatus", .type = AT_OBJECT,
+					     NPROPS(tunnel_agg_props)};
+
 /* Pages: every list answers {items, total, limit, offset}. */
 #define PAGE(var, nm, item)                                                                        \
 	static const struct api_schema var##_items = {.type = AT_ARRAY, .items = &item};          \
@@ -513,6 +946,10 @@ PAGE(client_page, "ClientPage", client_out);
 PAGE(temp_page, "TempAccessPage", temp_out);
 PAGE(audit_page, "AuditEventPage", audit_out);
 PAGE(conn_page, "ConnectionPage", conn_out);
+PAGE(policy_page, "PolicyPage", policy_out);
+PAGE(enroll_page, "EnrollmentTokenPage", enroll_out);
+PAGE(mpeer_page, "ManagedPeerPage", mpeer_out);
+PAGE(tunnel_page, "TunnelStatusPage", tunnel_agg);
 
 const struct api_schema *const api_components[] = {
     &api_problem,     &empty_in,	 &login_in,	 &refresh_in,	   &logout_in,
@@ -525,7 +962,14 @@ const struct api_schema *const api_components[] = {
     &peer_out,	      &peer_page,	 &client_out,	   &client_page,
     &temp_out,	      &temp_page,	 &temp_created_out, &audit_out,
     &audit_page,      &conn_out,	 &conn_page,	   &conn_recorded_out,
-    &settings_out,    &health_out,
+    &settings_out,    &health_out,	&problem_item,	   &tunnel_in,
+    &topology,	      &policy_create_in, &policy_update_in, &enroll_create_in,
+    &register_in,     &agent_auth_in,	 &peer_update_in,  &tunnel_report,
+    &wg_peer_report,  &wg_report,	 &agent_error,	   &status_in,
+    &tunnel_out,      &policy_out,	 &policy_page,	   &enroll_out,
+    &enroll_created_out, &enroll_page,	 &tunnel_end,	   &mpeer_out,
+    &mpeer_page,      &mpeer_detail_out, &agent_session_out, &status_recorded_out,
+    &agent_tunnel,    &agent_config_out, &tunnel_agg,	   &tunnel_page,
 };
 const size_t api_ncomponents = SG_ARRAY_LEN(api_components);
 
@@ -599,6 +1043,36 @@ static const struct api_param p_conns[] = {
     {"limit", IN_QUERY, &limit_log, false, "page size"},
     P_OFFSET,
 };
+
+
+static const struct api_schema q_tag = {.type = AT_STRING, .format = &api_f_text, .min_len = 1,
+					.max_len = 64};
+static const struct api_schema q_since = {.type = AT_STRING, .format = &api_f_text,
+					  .min_len = 1, .max_len = 128};
+static const struct api_schema q_wait = {.type = AT_INTEGER, .int_format = "int64",
+					 .has_min = true, .min = 0, .has_max = true, .max = 300,
+					 .default_json = "0"};
+static const struct api_schema q_tunnel_name = {.type = AT_STRING, .format = &api_f_text,
+						.min_len = 1, .max_len = 200};
+static const struct api_param p_policies[] = {
+    {"enabled", IN_QUERY, &q_bool, false, NULL}, P_LIMIT, P_OFFSET};
+static const struct api_param p_peers[] = {
+    {"tag", IN_QUERY, &q_tag, false, "only peers with this tag"},
+    {"revoked", IN_QUERY, &q_bool, false, "default: all"},
+    P_LIMIT,
+    P_OFFSET,
+};
+static const struct api_param p_peer_config[] = {
+    P_ID,
+    {"since", IN_QUERY, &q_since, false,
+     "the revision the caller has: with wait, the answer waits until the configuration "
+     "differs (204 when the wait ends without a change)"},
+    {"wait", IN_QUERY, &q_wait, false, "seconds to wait for a change (a long poll)"},
+};
+static const struct api_param p_tunnels[] = {
+    {"peer_id", IN_QUERY, &q_uuid, false, "only tunnels of this peer"}, P_LIMIT, P_OFFSET};
+static const struct api_param p_tunnel_name[] = {
+    {"name", IN_PATH, &q_tunnel_name, true, "the tunnel's name"}};
 
 /* ---- responses ----------------------------------------------------------------------------- */
 
@@ -719,6 +1193,70 @@ static const struct api_response r_settings[] = {OKJ(200, "the settings", settin
 static const struct api_response r_put_settings[] = {
     OKJ(200, "changed", settings_out), E400, E401, E403, E409, E413, E415, E503};
 
+
+static const struct api_response r_list_policies[] = {OKJ(200, "a page, highest priority first",
+							  policy_page),
+						      E400, E401, E403, E503};
+static const struct api_response r_create_policy[] = {
+    OKJ(201, "created", policy_out), E400, E401, E403, E409, E413, E415,
+    {422, "the policy has problems: errors lists every one by field", PJ, &api_problem, NULL,
+     NULL},
+    E503};
+static const struct api_response r_get_policy[] = {OKJ(200, "the policy", policy_out), E400,
+						   E401, E403, E404};
+static const struct api_response r_update_policy[] = {
+    OKJ(200, "changed (version one more)", policy_out), E400, E401, E403, E404, E409, E413,
+    E415,
+    {422, "the policy has problems: errors lists every one by field", PJ, &api_problem, NULL,
+     NULL},
+    E503};
+static const struct api_response r_delete_policy[] = {NOBODY, E400, E401, E403, E404, E503};
+static const struct api_response r_create_enroll[] = {
+    OKJ(201, "created", enroll_created_out), E400, E401, E403, E404, E413, E415, E503};
+static const struct api_response r_list_enroll[] = {OKJ(200, "a page", enroll_page), E400, E401,
+						    E403, E503};
+static const struct api_response r_delete_enroll[] = {NOBODY, E400, E401, E403, E404, E503};
+static const struct api_response r_register[] = {
+    OKJ(201, "registered", mpeer_out),
+    E400,
+    {401, "unknown enrolment token", PJ, &api_problem, NULL, NULL},
+    {409, "the name or the key is taken", PJ, &api_problem, NULL, NULL},
+    {410, "the token was used, revoked or has expired", PJ, &api_problem, NULL, NULL},
+    E413,
+    E415,
+    E429,
+    E503};
+static const struct api_response r_agent_auth[] = {
+    OKJ(200, "a session", agent_session_out),
+    E400,
+    E401,
+    {403, "the agent has been revoked", PJ, &api_problem, NULL, NULL},
+    E413,
+    E415,
+    E429,
+    E503};
+static const struct api_response r_list_peers[] = {OKJ(200, "a page", mpeer_page), E400, E401,
+						   E403, E503};
+static const struct api_response r_get_peer[] = {OKJ(200, "the peer", mpeer_detail_out), E400,
+						 E401, E403, E404, E503};
+static const struct api_response r_update_peer[] = {
+    OKJ(200, "changed", mpeer_out), E400, E401, E403, E404, E409, E413, E415, E503};
+static const struct api_response r_revoke_peer[] = {NOBODY, E400, E401, E403, E404, E503};
+static const struct api_response r_peer_status[] = {
+    OKJ(200, "recorded", status_recorded_out), E400, E401, E403, E413, E415, E503};
+static const struct api_response r_peer_config[] = {
+    OKJ(200, "the configuration (it differs from since)", agent_config_out),
+    {204, "the wait ended without a change", NULL, NULL, NULL, NULL},
+    E400,
+    E401,
+    E403,
+    E404,
+    E503};
+static const struct api_response r_list_tunnels[] = {OKJ(200, "a page, by name", tunnel_page),
+						     E400, E401, E403, E503};
+static const struct api_response r_get_tunnel[] = {OKJ(200, "the tunnel", tunnel_agg), E400,
+						   E401, E403, E404, E503};
+
 /* ---- routes -------------------------------------------------------------------------------- */
 
 const char *const api_tags[][2] = {
@@ -731,6 +1269,9 @@ const char *const api_tags[][2] = {
     {"audit", "The hash-chained audit log"},
     {"connections", "The connection log"},
     {"settings", "Instance settings"},
+    {"policies", "Tunnel policies the agents apply (docs/AGENTS.md)"},
+    {"peers", "Managed nodes (agents), their enrolment and status"},
+    {"tunnels", "Tunnels as the agents report them"},
     {"system", "Health, metrics and this document"},
     {NULL, NULL},
 };
@@ -751,7 +1292,7 @@ const struct api_route api_routes[] = {
      "A client session from a key-possession proof", NULL, h_client_auth, ROLE_NONE,
      AUTH_PUBLIC, .body = &client_auth_in, .body_required = true, RESP(r_client_auth)},
     {"GET", "/api/auth/me", "getMe", "auth", "Who the credentials belong to", NULL, h_me,
-     ROLE_VIEWER, AUTH_CLIENT_OK, RESP(r_me)},
+     ROLE_VIEWER, AUTH_CLIENT_OK | AUTH_AGENT_OK, RESP(r_me)},
     {"GET", "/api/users", "listUsers", "users", "List admin users", NULL, h_users_list,
      ROLE_SUPER, 0, PARAMS(p_page), RESP(r_list_users)},
     {"POST", "/api/users", "createUser", "users", "Create an admin user", NULL, h_users_create,
@@ -843,6 +1384,61 @@ const struct api_route api_routes[] = {
      "while classic networks exist",
      NULL, h_settings_put, ROLE_SUPER, 0, .body = &settings_update_in, .body_required = true,
      RESP(r_put_settings)},
+    {"GET", "/api/policies", "listPolicies", "policies", "List policies", NULL,
+     h_policies_list, ROLE_VIEWER, 0, PARAMS(p_policies), RESP(r_list_policies)},
+    {"POST", "/api/policies", "createPolicy", "policies",
+     "Create a policy: every problem is listed at once (422); agents get it within a second",
+     NULL, h_policies_create, ROLE_ADMIN, 0, .body = &policy_create_in, .body_required = true,
+     RESP(r_create_policy)},
+    {"GET", "/api/policies/{id}", "getPolicy", "policies", "Get a policy", NULL, h_policies_get,
+     ROLE_VIEWER, 0, PARAMS(p_id), RESP(r_get_policy)},
+    {"PUT", "/api/policies/{id}", "updatePolicy", "policies",
+     "Change a policy (the fields given); agents reconcile only what changed", NULL,
+     h_policies_update, ROLE_ADMIN, 0, PARAMS(p_id), .body = &policy_update_in,
+     .body_required = true, RESP(r_update_policy)},
+    {"DELETE", "/api/policies/{id}", "deletePolicy", "policies",
+     "Delete a policy; agents remove its tunnels", NULL, h_policies_delete, ROLE_ADMIN, 0,
+     PARAMS(p_id), RESP(r_delete_policy)},
+    {"POST", "/api/enrollment-tokens", "createEnrollmentToken", "peers",
+     "A one-time token an agent trades for its own credential", NULL, h_enroll_create,
+     ROLE_ADMIN, 0, .body = &enroll_create_in, RESP(r_create_enroll)},
+    {"GET", "/api/enrollment-tokens", "listEnrollmentTokens", "peers", "List enrolment tokens",
+     NULL, h_enroll_list, ROLE_VIEWER, 0, PARAMS(p_page), RESP(r_list_enroll)},
+    {"DELETE", "/api/enrollment-tokens/{id}", "revokeEnrollmentToken", "peers",
+     "Revoke an unused enrolment token", NULL, h_enroll_delete, ROLE_ADMIN, 0, PARAMS(p_id),
+     RESP(r_delete_enroll)},
+    {"POST", "/api/peers/register", "registerPeer", "peers",
+     "An agent registers with an enrolment token and its public key", NULL, h_peers_register,
+     ROLE_NONE, AUTH_PUBLIC, .body = &register_in, .body_required = true, RESP(r_register)},
+    {"POST", "/api/auth/agent", "agentAuth", "auth",
+     "An agent session from a key-possession proof", NULL, h_agent_auth, ROLE_NONE,
+     AUTH_PUBLIC, .body = &agent_auth_in, .body_required = true, RESP(r_agent_auth)},
+    {"GET", "/api/peers", "listPeers", "peers", "List managed peers (agents)", NULL,
+     h_peers_list, ROLE_VIEWER, 0, PARAMS(p_peers), RESP(r_list_peers)},
+    {"GET", "/api/peers/{id}", "getPeer", "peers",
+     "A managed peer with its last report and tunnels (an agent: itself only)", NULL,
+     h_peers_get, ROLE_VIEWER, AUTH_AGENT_OK, PARAMS(p_id), RESP(r_get_peer)},
+    {"PUT", "/api/peers/{id}", "updatePeer", "peers",
+     "Change a peer's name, tags, address, subnets or bound client", NULL, h_peers_update,
+     ROLE_ADMIN, 0, PARAMS(p_id), .body = &peer_update_in, .body_required = true,
+     RESP(r_update_peer)},
+    {"DELETE", "/api/peers/{id}", "revokePeer", "peers",
+     "Revoke a peer: its sessions end at once and no policy includes it any more", NULL,
+     h_peers_delete, ROLE_ADMIN, 0, PARAMS(p_id), RESP(r_revoke_peer)},
+    {"PUT", "/api/peers/{id}/status", "reportPeerStatus", "peers",
+     "An agent reports its state, tunnels and WireGuard peers", NULL, h_peers_status,
+     ROLE_NONE, AUTH_AGENT_ONLY, PARAMS(p_id), .body = &status_in, .body_required = true,
+     RESP(r_peer_status)},
+    {"GET", "/api/peers/{id}/config", "getPeerConfig", "peers",
+     "What the peer runs: its agent's configuration (a long poll with since and wait; admins "
+     "see it without secrets)",
+     NULL, h_peers_config, ROLE_ADMIN, AUTH_AGENT_OK, PARAMS(p_peer_config),
+     RESP(r_peer_config)},
+    {"GET", "/api/tunnels", "listTunnels", "tunnels",
+     "Tunnels as agents report them, both ends together", NULL, h_tunnels_list, ROLE_VIEWER, 0,
+     PARAMS(p_tunnels), RESP(r_list_tunnels)},
+    {"GET", "/api/tunnels/{name}", "getTunnel", "tunnels", "One tunnel with its ends", NULL,
+     h_tunnels_get, ROLE_VIEWER, 0, PARAMS(p_tunnel_name), RESP(r_get_tunnel)},
     {"GET", "/api/health", "getHealth", "system", "Liveness", NULL, NULL, ROLE_NONE, AUTH_PUBLIC,
      RESP(r_health)},
     {"GET", "/metrics", "getMetrics", "system",

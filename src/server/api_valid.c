@@ -172,6 +172,9 @@ static bool chk_temp_ref(const char *s, const char **why)
 const struct api_format api_f_uuid = {"uuid", NULL, chk_uuid};
 const struct api_format api_f_password = {"password", NULL, NULL}; /* any characters */
 const struct api_format api_f_binary = {"binary", NULL, NULL};
+/* Output only (an agent's WireGuard configuration): several lines. */
+const struct api_format api_f_wg_config = {
+    "wg-config", "A wg-quick configuration file: lines separated by newlines.", NULL};
 const struct api_format api_f_text = {"text", "Printable text: no control characters.", chk_text};
 const struct api_format api_f_email = {
     "email", "An e-mail address: one @ with text on both sides, no spaces, commas or control "

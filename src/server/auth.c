@@ -294,6 +294,30 @@ bool srv_authenticate(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		snprintf(r->who.id, sizeof(r->who.id), "%s", sg_db_res_get(res, 0, 0));
 		set_name(&r->who, sg_db_res_get(res, 0, 1), NULL);
 		ok = true;
+	} else if (!strncmp(tok, "sga_", 4)) {
+		const char *p[] = {hash};
+
+		/* An agent's session (routes_agents.c): a revoked agent is cut off here, at its
+		 * next request, since revocation also deletes its sessions. */
+		srv_token_hash(hash, tok);
+		rc = sg_db_query(c, &res,
+				 "SELECT s.agent_id, a.name, a.revoked, s.expires_at FROM "
+				 "agent_sessions s JOIN agents a ON a.id = s.agent_id WHERE "
+				 "s.token_hash = $1",
+				 1, p);
+		if (rc < 0) {
+			srv_dberr(out, c, rc);
+			goto out;
+		}
+		if (rc != 1 || srv_res_i64(res, 0, 2) || srv_res_i64(res, 0, 3) <= t) {
+			srv_error(out, 401, NULL, "invalid or expired agent session");
+			goto out;
+		}
+		r->who.kind = PRINCIPAL_AGENT;
+		r->who.role = ROLE_NONE;
+		snprintf(r->who.id, sizeof(r->who.id), "%s", sg_db_res_get(res, 0, 0));
+		set_name(&r->who, "agent:", sg_db_res_get(res, 0, 1));
+		ok = true;
 	} else {
 		char sub[SRV_ID_LEN + 1];
 		const char *p[] = {sub};
@@ -835,8 +859,7 @@ void h_client_challenge(struct srv *s, struct srv_req *r, struct srv_resp *out)
 			   "expires_in", CHALLENGE_TTL));
 }
 
-/* Ours, not expired, not used yet (does not mark it used). */
-static bool challenge_valid(const struct srv *s, const uint8_t ch[32])
+bool srv_challenge_valid(const struct srv *s, const uint8_t ch[32])
 {
 	uint8_t mac[16];
 	int64_t t = srv_now(), exp = get_be64s(ch);
@@ -853,8 +876,7 @@ static bool challenge_valid(const struct srv *s, const uint8_t ch[32])
 	return !used;
 }
 
-/* After a valid proof: remembers the challenge until it expires. NULL on success, else why. */
-static const char *challenge_spend(const uint8_t ch[32])
+const char *srv_challenge_spend(const uint8_t ch[32])
 {
 	int64_t t = srv_now();
 	int free_slot = -1;
@@ -881,15 +903,40 @@ static const char *challenge_spend(const uint8_t ch[32])
 	return why;
 }
 
+const char *srv_key_proof(struct srv *s, bool known, const uint8_t pub[32],
+			  const uint8_t ch[SRV_CHALLENGE_LEN], const uint8_t proof[SG_SHA384_LEN],
+			  const char *label)
+{
+	struct sg_iov iov[4] = {{label, strlen(label)},
+				{ch, SRV_CHALLENGE_LEN},
+				{pub, 32},
+				{s->auth_pub, 32}};
+	uint8_t shared[32], mac[SG_SHA384_LEN];
+	const char *reason = NULL;
+
+	if (!srv_challenge_valid(s, ch))
+		return "unknown, expired or used challenge";
+	if (!known)
+		return "unknown public key";
+	if (!sg_x25519(shared, s->auth_priv, pub))
+		return "bad public key";
+	if (!sg_hmac_sha384(mac, shared, sizeof(shared), iov, 4) ||
+	    !sg_memeq(mac, proof, sizeof(mac)))
+		reason = "bad proof";
+	else
+		reason = srv_challenge_spend(ch); /* single use */
+	sg_memzero(shared, sizeof(shared));
+	return reason;
+}
+
 void h_client_auth(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	static const struct field_spec spec[] = {{"public_key", F_STR, true, false},
 						 {"challenge", F_STR, true, false},
 						 {"proof", F_STR, true, false}};
 	const char *pub64, *ch64, *pr64;
-	uint8_t pub[32], ch[34], proof[SG_SHA384_LEN + 2], shared[32], mac[SG_SHA384_LEN];
+	uint8_t pub[32], ch[34], proof[SG_SHA384_LEN + 2];
 	static const char label[] = "secureguard client auth v1";
-	struct sg_iov iov[4];
 	struct sg_db_conn *c = NULL;
 	struct sg_db_res *res = NULL;
 	char cid[SRV_ID_LEN + 1] = "", token[64] = "", hash[97], now[24], exp[24], sid[37];
@@ -933,24 +980,7 @@ void h_client_auth(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_dberr(out, c, rc);
 		goto out;
 	}
-	if (!challenge_valid(s, ch))
-		reason = "unknown, expired or used challenge";
-	else if (rc != 1)
-		reason = "unknown public key";
-	else if (!sg_x25519(shared, s->auth_priv, pub))
-		reason = "bad public key";
-	if (!reason) {
-		iov[0] = (struct sg_iov){label, sizeof(label) - 1};
-		iov[1] = (struct sg_iov){ch, 32};
-		iov[2] = (struct sg_iov){pub, 32};
-		iov[3] = (struct sg_iov){s->auth_pub, 32};
-		if (!sg_hmac_sha384(mac, shared, sizeof(shared), iov, 4) ||
-		    !sg_memeq(mac, proof, sizeof(mac)))
-			reason = "bad proof";
-		else
-			reason = challenge_spend(ch); /* single use */
-		sg_memzero(shared, sizeof(shared));
-	}
+	reason = srv_key_proof(s, rc == 1, pub, ch, proof, label);
 	if (rc == 1) {
 		snprintf(cid, sizeof(cid), "%s", sg_db_res_get(res, 0, 0));
 		r->who.kind = PRINCIPAL_CLIENT;
@@ -1013,7 +1043,7 @@ out:
 
 void h_me(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	static const char *const kinds[] = {"none", "user", "api_key", "client"};
+	static const char *const kinds[] = {"none", "user", "api_key", "client", "agent"};
 
 	(void)s;
 	if (!srv_query_check(r, out, NULL))
@@ -1022,7 +1052,9 @@ void h_me(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	    out, 200,
 	    json_pack("{s:s,s:s,s:s,s:s}", "kind", kinds[r->who.kind], "id", r->who.id, "name",
 		      r->who.name, "role",
-		      r->who.kind == PRINCIPAL_CLIENT ? "client" : srv_role_name(r->who.role)));
+		      r->who.kind == PRINCIPAL_CLIENT  ? "client"
+		      : r->who.kind == PRINCIPAL_AGENT ? "agent"
+						       : srv_role_name(r->who.role)));
 }
 
 /* ---- users ---------------------------------------------------------------------------------- */

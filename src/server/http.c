@@ -47,7 +47,7 @@ void srv_log(int level, const char *event, const char *fmt, ...)
 
 /* The routes are api_routes (api_spec.c); metrics have a slot per route and one for requests
  * that matched none. */
-#define MAX_ROUTES	64
+#define MAX_ROUTES	96
 #define NROUTES		api_nroutes
 #define ROUTE_UNMATCHED NROUTES
 
@@ -341,6 +341,35 @@ void srv_error(struct srv_resp *out, int status, const char *field, const char *
 	}
 	srv_body(out, status, "application/problem+json", s, strlen(s), NULL);
 	free(s);
+}
+
+void srv_problems(struct srv_resp *out, int status, const char *detail, json_t *errors,
+		  json_t *warnings)
+{
+	json_t *j = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title",
+			      status_title(status), "status", status, "detail", detail);
+	char *s;
+
+	if (j && errors)
+		json_object_set(j, "errors", errors);
+	if (j && warnings && json_array_size(warnings))
+		json_object_set(j, "warnings", warnings);
+	json_decref(errors);
+	json_decref(warnings);
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!s) {
+		srv_error(out, 500, NULL, "out of memory");
+		return;
+	}
+	srv_body(out, status, "application/problem+json", s, strlen(s), NULL);
+	free(s);
+}
+
+void srv_park(struct srv_resp *out, int ms)
+{
+	srv_body(out, 204, "", "", 0, NULL);
+	out->park_ms = ms > 0 ? ms : 1;
 }
 
 void srv_dberr(struct srv_resp *out, struct sg_db_conn *c, int rc)
@@ -676,12 +705,22 @@ static void dispatch(struct srv *s, struct srv_req *r, struct srv_resp *out, siz
 			srv_error(out, 403, NULL, "a client session may not use this endpoint");
 			return;
 		}
+		if (r->who.kind == PRINCIPAL_AGENT &&
+		    !(rt->flags & (AUTH_AGENT_OK | AUTH_AGENT_ONLY))) {
+			srv_error(out, 403, NULL, "an agent session may not use this endpoint");
+			return;
+		}
+		if (r->who.kind != PRINCIPAL_AGENT && (rt->flags & AUTH_AGENT_ONLY)) {
+			srv_error(out, 403, NULL, "only an agent's session may use this endpoint");
+			return;
+		}
 		if (r->who.kind == PRINCIPAL_APIKEY && (rt->flags & AUTH_USER_ONLY)) {
 			srv_error(out, 403, NULL,
 				  "this endpoint needs a user login, not an API key");
 			return;
 		}
-		if (r->who.kind != PRINCIPAL_CLIENT && r->who.role < rt->min_role) {
+		if (r->who.kind != PRINCIPAL_CLIENT && r->who.kind != PRINCIPAL_AGENT &&
+		    r->who.role < rt->min_role) {
 			srv_error(out, 403, NULL, "role %s may not do this (needs %s)",
 				  srv_role_name(r->who.role), srv_role_name(rt->min_role));
 			return;
@@ -745,6 +784,9 @@ void srv_http_handle(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	dispatch(s, r, out, &route);
 	if (!out->status)
 		srv_error(out, 500, NULL, "no response");
+	/* A parked request is counted once, on the run that answers it. */
+	if (out->park_ms > 0 && !r->park_expired)
+		return;
 	metrics_record(route, out->status, elapsed(&t0));
 	if (out->status >= 500 || sg_log_enabled(SG_LOG_DEBUG)) {
 		char lbl[128], q[160];

@@ -55,6 +55,7 @@ enum cstate {
 	C_BODY,	 /* head complete, body arriving */
 	C_BUSY,	 /* a worker has it */
 	C_LINGER, /* answered an error and half-closed: reading what the client still sends */
+	C_PARKED, /* a long poll waiting for a change (srv_park) or its deadline */
 	C_CLOSED /* being torn down */
 };
 
@@ -102,6 +103,11 @@ struct hconn {
 	size_t left_len;
 	bool want_close; /* client asked, HTTP/1.0, or an error */
 	bool peer_gone;
+	/* A parked request (srv_park): when its wait ends, whether this run is its last, whether
+	 * the worker parked it, and the wake generation its last run started in. */
+	uint64_t park_deadline;
+	bool park_expired, park_pending;
+	unsigned long run_gen;
 };
 
 struct srv_httpd {
@@ -118,6 +124,7 @@ struct srv_httpd {
 	bool io_started;
 	/* I/O thread state. */
 	struct link idle, reading; /* list heads; oldest first */
+	struct link parked;	    /* parked long polls (any order) */
 	struct hconn *dead;	    /* closed in this loop turn; freed after it (evloop.h) */
 	int nconns, nbusy;
 	struct ipent **ips;
@@ -131,6 +138,9 @@ struct srv_httpd {
 	struct hconn **back; /* the I/O thread's copy of returned */
 	bool workers_exit;
 	atomic_bool stopping, abort_writes;
+	/* srv_httpd_wake: parked requests run again. */
+	atomic_ulong wake_gen;
+	atomic_bool wake_pending;
 	/* Counters (metrics). */
 	atomic_ullong accepted, refused_capacity, refused_per_ip, reclaimed_idle, reclaimed_slow,
 	    timeout_idle, timeout_head, timeout_body, framing_errors;
@@ -196,6 +206,10 @@ static void set_state(struct hconn *c, enum cstate st, uint64_t now)
 		link_add_tail(&c->ip->reading, &c->iplink);
 		break;
 	case C_BODY: /* keeps its place: ordered by the request's first byte */
+		break;
+	case C_PARKED:
+		link_add_tail(&h->parked, &c->glink);
+		link_del(&c->iplink);
 		break;
 	default:
 		link_del(&c->glink);
@@ -813,6 +827,12 @@ static void conn_event(void *ctx, uint32_t events)
 
 	if (c->st == C_BUSY)
 		return;
+	if (c->st == C_PARKED) {
+		/* Only a hang-up is watched while parked: the client gave up on its poll. */
+		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			conn_close(c);
+		return;
+	}
 	if (c->st == C_TLS) {
 		int rc = sg_tls_term_handshake(c->tls);
 
@@ -1009,6 +1029,14 @@ static void on_tick(void *ctx, uint32_t events)
 				fail_now(c, 408, "the request head was not complete in time");
 		}
 	}
+	for (l = h->parked.next; l != &h->parked; l = n) {
+		c = conn_of(l, glink);
+		n = l->next;
+		if (now >= c->park_deadline) {
+			c->park_expired = true;
+			enqueue(c);
+		}
+	}
 	if (evloop_timer_arm(h->tfd, now + TICK_MS * 1000000ull))
 		srv_log(SG_LOG_ERROR, "http_internal", "msg=\"timer re-arm failed\"");
 }
@@ -1033,6 +1061,20 @@ static void on_returned(void *ctx, uint32_t events)
 		struct hconn *c = back[i];
 
 		h->nbusy--;
+		if (c->park_pending && !c->peer_gone && !atomic_load(&h->stopping)) {
+			/* Parked (a close the client asked for comes after the answer). */
+			c->park_pending = false;
+			/* A change that came while it ran would otherwise wait for the next one. */
+			if (atomic_load(&h->wake_gen) != c->run_gen) {
+				enqueue(c);
+				continue;
+			}
+			set_state(c, C_PARKED, evloop_now_ns());
+			if (evloop_add(h->loop, &c->src, c->fd, EPOLLRDHUP, conn_event, c))
+				conn_close(c);
+			continue;
+		}
+		c->park_pending = false;
 		if (c->want_close || c->peer_gone || atomic_load(&h->stopping)) {
 			conn_close(c);
 			continue;
@@ -1056,6 +1098,14 @@ static void on_returned(void *ctx, uint32_t events)
 			conn_readable(c);
 		}
 	}
+	if (atomic_exchange(&h->wake_pending, false)) {
+		struct link *l, *nx;
+
+		for (l = h->parked.next; l != &h->parked; l = nx) {
+			nx = l->next;
+			enqueue(conn_of(l, glink));
+		}
+	}
 }
 
 static void *io_main(void *arg)
@@ -1077,6 +1127,8 @@ static void *io_main(void *arg)
 				conn_close(conn_of(h->idle.next, glink));
 			while (!link_empty(&h->reading))
 				conn_close(conn_of(h->reading.next, glink));
+			while (!link_empty(&h->parked))
+				conn_close(conn_of(h->parked.next, glink));
 		}
 		if (!h->nbusy)
 			break;
@@ -1247,7 +1299,21 @@ static void handle(struct hconn *c)
 	req.body_len = c->body_len;
 	snprintf(req.source_ip, sizeof(req.source_ip), "%s", c->ip_text);
 	local_address(c->fd, req.local_addr, sizeof(req.local_addr));
+	req.park_expired = c->park_expired;
+	c->run_gen = atomic_load(&h->wake_gen);
 	srv_http_handle(h->s, &req, &resp);
+	if (resp.park_ms > 0 && !c->park_expired && !atomic_load(&h->stopping)) {
+		/* Parked: the request stays as it is and runs again later (on_returned). */
+		if (!c->park_deadline)
+			c->park_deadline = evloop_now_ns() + (uint64_t)resp.park_ms * 1000000ull;
+		c->park_pending = true;
+		srv_resp_clear(&resp);
+		json_decref(req.json);
+		free(req.decoded);
+		return;
+	}
+	c->park_deadline = 0;
+	c->park_expired = false;
 	respond(c, &resp, head_only);
 	srv_resp_clear(&resp);
 	json_decref(req.json);
@@ -1334,6 +1400,7 @@ int srv_httpd_start(struct srv_httpd **out, struct srv *s, const struct srv_http
 	h->lfd = h->tfd = h->efd = -1;
 	link_init(&h->idle);
 	link_init(&h->reading);
+	link_init(&h->parked);
 	link_init(&h->queue);
 	pthread_mutex_init(&h->qlock, NULL);
 	pthread_cond_init(&h->qcond, NULL);
@@ -1424,6 +1491,18 @@ fail:
 	return rc ? rc : SG_EIO;
 }
 
+void srv_httpd_wake(struct srv_httpd *h)
+{
+	uint64_t one = 1;
+
+	if (!h)
+		return;
+	atomic_fetch_add(&h->wake_gen, 1);
+	atomic_store(&h->wake_pending, true);
+	if (write(h->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		srv_log(SG_LOG_ERROR, "http_internal", "msg=\"eventfd write failed\"");
+}
+
 uint16_t srv_httpd_port(const struct srv_httpd *h)
 {
 	return h->port;
@@ -1478,6 +1557,8 @@ void srv_httpd_stop(struct srv_httpd *h, int grace)
 		conn_close(conn_of(h->idle.next, glink));
 	while (h->reading.next && !link_empty(&h->reading))
 		conn_close(conn_of(h->reading.next, glink));
+	while (h->parked.next && !link_empty(&h->parked))
+		conn_close(conn_of(h->parked.next, glink));
 	free_dead(h);
 	if (h->loop)
 		evloop_free(h->loop);
@@ -1508,7 +1589,8 @@ void srv_httpd_stop(struct srv_httpd *h, int grace)
 void srv_httpd_metrics(const struct srv_httpd *h, FILE *f)
 {
 	static const char *const names[] = {"idle",	    "tls_handshake", "reading_head",
-					    "reading_body", "in_handler",    "closing"};
+					    "reading_body", "in_handler",    "closing",
+					    "waiting"};
 
 	if (!h)
 		return;

@@ -52,6 +52,9 @@ struct srv_httpd;
 /* Listens and starts the threads. 0, or a negative code with err set. */
 int srv_httpd_start(struct srv_httpd **out, struct srv *s, const struct srv_httpd_opts *o,
 		    char *err, size_t errlen) SG_WUR;
+/* Runs every parked request (srv_park) again, from the I/O thread: something they wait for may
+ * have changed. Any thread. */
+void srv_httpd_wake(struct srv_httpd *h);
 /* The bound port. */
 uint16_t srv_httpd_port(const struct srv_httpd *h);
 /* The slots in effect (after defaults). */

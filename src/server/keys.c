@@ -118,7 +118,10 @@ int srv_keys_load(struct srv *s, const char *path, char *err, size_t errlen)
 	    !derive(s->enc_key, sizeof(s->enc_key), master, "secureguard-server at-rest v1") ||
 	    !derive(s->auth_priv, sizeof(s->auth_priv), master,
 		    "secureguard-server client-auth v1") ||
-	    !derive(s->chal_key, sizeof(s->chal_key), master, "secureguard-server challenge v1")) {
+	    !derive(s->chal_key, sizeof(s->chal_key), master, "secureguard-server challenge v1") ||
+	    !derive(s->psk_key, sizeof(s->psk_key), master, "secureguard-server policy-psk v1") ||
+	    !derive(s->etag_key, sizeof(s->etag_key), master,
+		    "secureguard-server agent-revision v1")) {
 		snprintf(err, errlen, "key derivation failed");
 		rc = SG_ECRYPTO;
 		goto out;

@@ -24,8 +24,8 @@
 	"assigned_ip6, allowed_ips, persistent_keepalive, is_relay, endpoint, listen_port, "       \
 	"enabled, temp_access_id, expires_at, last_handshake, created_at, updated_at, CASE WHEN "  \
 	"private_key_classic_enc IS NULL AND private_key_fips_enc IS NULL THEN 0 ELSE 1 END AS "   \
-	"server_generated_keys"
-#define CLIENT_KINDS "sssssssslibsibsiiiib"
+	"server_generated_keys, online, bytes_sent, bytes_received"
+#define CLIENT_KINDS "sssssssslibsibsiiiibbii"
 
 json_t *srv_client_get(struct sg_db_conn *c, const char *id)
 {

@@ -175,9 +175,114 @@ static const struct mstmt m2[] = {
     {ENG_ALL, "CREATE INDEX idx_client_sessions_client ON client_sessions(client_id)", 0},
 };
 
+
+/* Agents and policies (issue 14): managed nodes ("peers" of the design's API) with their own key
+ * pair and sessions, one-time enrolment tokens, policies (tunnels in swanctl.conf's terms, or a
+ * topology over tags), the tunnels agents report, and what agents' reports say about WireGuard
+ * clients (online, bytes). sync_state.revision moves with every change an agent's configuration
+ * depends on (triggers below), so every server of a cluster notices one within its poll
+ * interval and wakes the agents waiting on it (routes_agents.c). */
+#define SYNC_BUMP "UPDATE sync_state SET revision = revision + 1 WHERE id = 1"
+#define CLIENT_CFG_COLS                                                                            \
+	"name, public_key_classic, public_key_fips, private_key_classic_enc, "                    \
+	"private_key_fips_enc, assigned_ip4, assigned_ip6, allowed_ips, persistent_keepalive, "    \
+	"is_relay, endpoint, listen_port, enabled, expires_at"
+#define NET_CFG_COLS	"name, subnet4, subnet6, dns_servers, fips_required, mtu"
+#define AGENT_CFG_COLS	"name, tags, client_id, address, subnets, revoked, platform, interface"
+#define POLICY_CFG_COLS                                                                            \
+	"name, version, enabled, priority, applies_to, tunnels, secrets, topology"
+#define SQLITE_BUMP(t, op, cols)                                                                   \
+	{ENG_SQLITE,                                                                               \
+	 "CREATE TRIGGER sync_" t "_" op " AFTER " op cols " ON " t " BEGIN " SYNC_BUMP "; END",  \
+	 0}
+#define SQLITE_BUMPS(t, cols)                                                                      \
+	SQLITE_BUMP(t, "INSERT", ""), SQLITE_BUMP(t, "DELETE", ""),                                \
+	    SQLITE_BUMP(t, "UPDATE", " OF " cols)
+#define PG_BUMP(t, cols)                                                                           \
+	{ENG_PG,                                                                                   \
+	 "CREATE TRIGGER sync_" t " AFTER INSERT OR DELETE OR UPDATE OF " cols " ON " t           \
+	 " FOR EACH STATEMENT EXECUTE FUNCTION sg_sync_bump()",                                    \
+	 0}
+static const struct mstmt m3[] = {
+    {ENG_ALL,
+     "CREATE TABLE sync_state (id INTEGER PRIMARY KEY CHECK (id = 1), "
+     "revision BIGINT NOT NULL)",
+     0},
+    {ENG_ALL, "INSERT INTO sync_state (id, revision) VALUES (1, 1)", 0},
+    {ENG_ALL,
+     "CREATE TABLE enrollment_tokens (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, "
+     "name TEXT, tags TEXT NOT NULL DEFAULT '', "
+     "client_id TEXT REFERENCES clients(id) ON DELETE CASCADE, "
+     "created_by TEXT REFERENCES admin_users(id) ON DELETE SET NULL, "
+     "expires_at BIGINT NOT NULL, used_at BIGINT, agent_id TEXT, "
+     "revoked INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE agents (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+     "public_key TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '', "
+     "client_id TEXT REFERENCES clients(id) ON DELETE SET NULL, interface TEXT, "
+     "address TEXT, subnets TEXT NOT NULL DEFAULT '', hostname TEXT, platform TEXT, "
+     "version TEXT, backends TEXT NOT NULL DEFAULT '', "
+     "state TEXT NOT NULL DEFAULT 'registered', revoked INTEGER NOT NULL DEFAULT 0, "
+     "applied_revision TEXT, report TEXT, last_seen BIGINT, "
+     "enrollment_token_id TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE agent_sessions (id TEXT PRIMARY KEY, "
+     "agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE, "
+     "token_hash TEXT NOT NULL UNIQUE, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE policies (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+     "description TEXT NOT NULL DEFAULT '', version INTEGER NOT NULL DEFAULT 1, "
+     "enabled INTEGER NOT NULL DEFAULT 1, priority INTEGER NOT NULL DEFAULT 100, "
+     "applies_to TEXT NOT NULL DEFAULT '[]', tunnels TEXT NOT NULL DEFAULT '[]', "
+     "secrets TEXT NOT NULL DEFAULT '{}', topology TEXT, warnings TEXT NOT NULL DEFAULT '[]', "
+     "created_by TEXT REFERENCES admin_users(id) ON DELETE SET NULL, "
+     "created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE agent_tunnels (agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE "
+     "CASCADE, name TEXT NOT NULL, type TEXT NOT NULL, policy_id TEXT, backend TEXT, "
+     "state TEXT NOT NULL, reason TEXT, bytes_in BIGINT NOT NULL DEFAULT 0, "
+     "bytes_out BIGINT NOT NULL DEFAULT 0, packets_in BIGINT NOT NULL DEFAULT 0, "
+     "packets_out BIGINT NOT NULL DEFAULT 0, rekeys BIGINT NOT NULL DEFAULT 0, "
+     "restarts INTEGER NOT NULL DEFAULT 0, established_at BIGINT, updated_at BIGINT NOT NULL, "
+     "PRIMARY KEY (agent_id, name))",
+     0},
+    {ENG_ALL, "ALTER TABLE clients ADD COLUMN online INTEGER NOT NULL DEFAULT 0", 0},
+    {ENG_ALL, "ALTER TABLE clients ADD COLUMN bytes_sent BIGINT NOT NULL DEFAULT 0", 0},
+    {ENG_ALL, "ALTER TABLE clients ADD COLUMN bytes_received BIGINT NOT NULL DEFAULT 0", 0},
+    /* A revoked agent's row stays (history, and a clear answer when it calls again); its
+     * name and key may be taken again. */
+    {ENG_ALL, "CREATE UNIQUE INDEX agents_live_name ON agents(name) WHERE revoked = 0", 0},
+    {ENG_ALL, "CREATE UNIQUE INDEX agents_live_key ON agents(public_key) WHERE revoked = 0",
+     0},
+    {ENG_ALL, "CREATE INDEX idx_agents_key ON agents(public_key)", 0},
+    {ENG_ALL, "CREATE INDEX idx_agent_sessions_agent ON agent_sessions(agent_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_agents_client ON agents(client_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_agents_created ON agents(created_at, id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_agent_tunnels_name ON agent_tunnels(name)", 0},
+    {ENG_ALL, "CREATE INDEX idx_enrollment_client ON enrollment_tokens(client_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_policies_priority ON policies(priority, name)", 0},
+    SQLITE_BUMPS("policies", POLICY_CFG_COLS),
+    SQLITE_BUMPS("agents", AGENT_CFG_COLS),
+    SQLITE_BUMPS("clients", CLIENT_CFG_COLS),
+    SQLITE_BUMPS("networks", NET_CFG_COLS),
+    {ENG_PG,
+     "CREATE FUNCTION sg_sync_bump() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
+     SYNC_BUMP "; RETURN NULL; END $fn$",
+     0},
+    PG_BUMP("policies", POLICY_CFG_COLS),
+    PG_BUMP("agents", AGENT_CFG_COLS),
+    PG_BUMP("clients", CLIENT_CFG_COLS),
+    PG_BUMP("networks", NET_CFG_COLS),
+};
+
 static const struct migration migrations[] = {
     {1, m1, sizeof(m1) / sizeof(m1[0])},
     {2, m2, sizeof(m2) / sizeof(m2[0])},
+    {3, m3, sizeof(m3) / sizeof(m3[0])},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

@@ -52,6 +52,8 @@ static void usage(FILE *f)
 	    "  --lockout-secs SECS     lock duration (default 900)\n"
 	    "  --login-ip-limit N      failed logins per source address per window (default 20)\n"
 	    "  --login-ip-window SECS  that window (default 300)\n"
+	    "  --agent-poll SECS       how often agents poll when no push reaches them\n"
+	    "                          (default 60)\n"
 	    "  --port-file FILE        write the bound port there once listening\n"
 	    "  -v, --verbose           log every request\n"
 	    "First start without an admin: SG_ADMIN_EMAIL and SG_ADMIN_PASSWORD name the first\n"
@@ -287,7 +289,8 @@ enum {
 	O_LOCKSECS,
 	O_IPLIM,
 	O_IPWIN,
-	O_PORTFILE
+	O_PORTFILE,
+	O_AGENTPOLL
 };
 
 /* Logs the audit chain's head when it moved since the last call: lines shipped off this host
@@ -339,6 +342,7 @@ int sg_server_cmd(int argc, char **argv)
 	    {"login-ip-limit", required_argument, NULL, O_IPLIM},
 	    {"login-ip-window", required_argument, NULL, O_IPWIN},
 	    {"port-file", required_argument, NULL, O_PORTFILE},
+	    {"agent-poll", required_argument, NULL, O_AGENTPOLL},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -349,7 +353,8 @@ int sg_server_cmd(int argc, char **argv)
 	long v, pool = 16, conns = 0, timeout = 30, sweep = 60, req_timeout = 30, per_ip = 0;
 	long hdr_timeout = 10, workers = 0;
 	int64_t anchor_id = -1;
-	long since_sweep = 0;
+	long since_sweep = 0, ticks = 0;
+	int64_t sync_rev;
 	struct sockaddr_storage ss;
 	struct srv *s = NULL;
 	struct srv_httpd *d = NULL;
@@ -367,6 +372,7 @@ int sg_server_cmd(int argc, char **argv)
 	s->ip_fail_limit = 20;
 	s->ip_fail_window = 300;
 	s->max_body = 1 << 20;
+	s->agent_poll = 60;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -466,6 +472,11 @@ int sg_server_cmd(int argc, char **argv)
 		case O_PORTFILE:
 			port_file = optarg;
 			break;
+		case O_AGENTPOLL:
+			if (!int_opt("--agent-poll", optarg, 1, 3600, &v))
+				goto usage;
+			s->agent_poll = (int)v;
+			break;
 		case 'v':
 			sg_log_set_level(SG_LOG_DEBUG);
 			break;
@@ -555,10 +566,14 @@ int sg_server_cmd(int argc, char **argv)
 		srv_httpd_port(d), sg_db_engine(s->db) == SG_DB_POSTGRES ? "postgresql" : "sqlite",
 		s->tls ? "yes" : "no");
 	log_anchor(s, &anchor_id);
-	/* A one-second tick: the sweep and an audit anchor every --sweep-interval seconds. */
+	/* A tick of a quarter second: agents' long polls wake when what they depend on moved
+	 * (here or on another server of the cluster); the sweep and an audit anchor every
+	 * --sweep-interval seconds. */
+	sync_rev = srv_sync_revision(s);
 	for (;;) {
-		struct timespec ts = {1, 0};
+		struct timespec ts = {0, 250000000};
 		int sig = sigtimedwait(&set, NULL, &ts);
+		int64_t rev;
 
 		if (sig == SIGTERM || sig == SIGINT) {
 			srv_log(SG_LOG_INFO, "server_stopping", "signal=%s",
@@ -566,6 +581,13 @@ int sg_server_cmd(int argc, char **argv)
 			break;
 		}
 		if (sig < 0 && errno == EAGAIN) {
+			rev = srv_sync_revision(s);
+			if (rev >= 0 && rev != sync_rev) {
+				sync_rev = rev;
+				srv_httpd_wake(d);
+			}
+			if (++ticks % 4)
+				continue;
 			if (++since_sweep >= sweep) {
 				since_sweep = 0;
 				srv_sweep(s);

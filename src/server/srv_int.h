@@ -27,12 +27,18 @@ static inline int srv_neg(int rc)
 
 enum srv_role { ROLE_NONE = 0, ROLE_VIEWER = 1, ROLE_ADMIN = 2, ROLE_SUPER = 3 };
 
-enum srv_principal_kind { PRINCIPAL_NONE, PRINCIPAL_USER, PRINCIPAL_APIKEY, PRINCIPAL_CLIENT };
+enum srv_principal_kind {
+	PRINCIPAL_NONE,
+	PRINCIPAL_USER,
+	PRINCIPAL_APIKEY,
+	PRINCIPAL_CLIENT,
+	PRINCIPAL_AGENT /* a managed node's session (routes_agents.c) */
+};
 
 struct srv_principal {
 	enum srv_principal_kind kind;
 	enum srv_role role;
-	char id[SRV_ID_LEN + 1];      /* user id, API key id or client id */
+	char id[SRV_ID_LEN + 1];      /* user id, API key id, client id or agent id */
 	char user_id[SRV_ID_LEN + 1]; /* the owning admin user (users and API keys) */
 	char name[256];		      /* e-mail, "apikey:<name>" or the client's name */
 };
@@ -44,6 +50,9 @@ struct srv {
 	uint8_t auth_priv[32]; /* X25519 key clients authenticate against */
 	uint8_t auth_pub[32];
 	uint8_t chal_key[32]; /* HMAC key of client-auth challenges (stateless) */
+	uint8_t psk_key[32];  /* derives the pre-shared keys of topology pairs (policies) */
+	uint8_t etag_key[32]; /* keys the revisions of agents' configurations */
+	int agent_poll;	      /* seconds agents wait between polls when no push arrives */
 	int access_ttl;	      /* seconds */
 	int refresh_ttl;      /* seconds */
 	int session_ttl;      /* client session tokens, seconds */
@@ -85,6 +94,8 @@ struct srv_req {
 	char source_ip[64];
 	char local_addr[64]; /* the address the client reached: "192.0.2.1:8080", "[::1]:8080" */
 	char user_agent[256];
+	/* A request parked by srv_park and run again: true on its last run (the wait is over). */
+	bool park_expired;
 };
 
 /* A streamed body: fills buf with up to max bytes; returns the count, 0 at the end, or -1 on an
@@ -102,6 +113,9 @@ struct srv_resp {
 	void (*stream_free)(void *cls);
 	void *stream_cls;
 	bool close; /* close the connection after this response */
+	/* srv_park: instead of answering, wait up to park_ms and run the request again when
+	 * something changes (srv_httpd_wake) or the time is up. */
+	int park_ms;
 };
 
 /* ---- responses (http.c) ---- */
@@ -122,6 +136,14 @@ void srv_stream(struct srv_resp *out, int status, const char *ctype, const char 
 /* Adds a header line to the response ("Retry-After", "3"); names and values with CR, LF or
  * NUL, or past the room left, are dropped. */
 void srv_resp_header(struct srv_resp *out, const char *name, const char *value);
+/* Parks the request (a long poll): no answer now; the front runs it again after
+ * srv_httpd_wake() or once ms have passed since its first run (then with r->park_expired).
+ * The 204 set here is the answer if it cannot wait (the server is stopping). */
+void srv_park(struct srv_resp *out, int ms);
+/* An RFC 9457 problem document with a list of problems (each {"field", "detail"}) in
+ * "errors" and caveats in "warnings" (either may be NULL); takes ownership of both. */
+void srv_problems(struct srv_resp *out, int status, const char *detail, json_t *errors,
+		  json_t *warnings);
 /* Frees what the response holds and empties it. */
 void srv_resp_clear(struct srv_resp *out);
 /* 500 after a database error (the message goes to the log, not to the client). */
@@ -248,6 +270,20 @@ void srv_free_secret(char *p);
 char *srv_pw_hash(const char *password, bool fips);
 bool srv_pw_verify(const char *encoded, const char *password);
 
+/* ---- key-possession challenges (auth.c), shared by client and agent logins ---- */
+#define SRV_CHALLENGE_LEN 32
+/* Ours, not expired, not used yet (does not mark it used). */
+bool srv_challenge_valid(const struct srv *s, const uint8_t ch[SRV_CHALLENGE_LEN]);
+/* After a valid proof: remembers the challenge until it expires. NULL, else why not. */
+const char *srv_challenge_spend(const uint8_t ch[SRV_CHALLENGE_LEN]);
+
+/* A key-possession proof: proof = HMAC-SHA-384(X25519(holder_priv, auth_pub), label ||
+ * challenge || pub || auth_pub), over a valid challenge (spent when the proof holds). known:
+ * whether pub belongs to anyone. NULL when it holds, else why not (for the log and audit). */
+const char *srv_key_proof(struct srv *s, bool known, const uint8_t pub[32],
+			  const uint8_t ch[SRV_CHALLENGE_LEN], const uint8_t proof[48],
+			  const char *label);
+
 /* ---- JWT (auth.c) ---- */
 int srv_jwt_check(const struct srv *s, const char *tok, char sub[SRV_ID_LEN + 1]);
 /* Fills r->who from the Authorization header; false with out set on a bad credential. */
@@ -323,7 +359,31 @@ H(h_conn_create);
 H(h_settings_get);
 H(h_settings_put);
 H(h_openapi);
+/* routes_agents.c */
+H(h_policies_list);
+H(h_policies_create);
+H(h_policies_get);
+H(h_policies_update);
+H(h_policies_delete);
+H(h_enroll_create);
+H(h_enroll_list);
+H(h_enroll_delete);
+H(h_peers_register);
+H(h_agent_auth);
+H(h_peers_list);
+H(h_peers_get);
+H(h_peers_update);
+H(h_peers_delete);
+H(h_peers_status);
+H(h_peers_config);
+H(h_tunnels_list);
+H(h_tunnels_get);
 #undef H
+
+/* The revision of what agents' configurations depend on (the sync_state row, moved by
+ * triggers); negative SG_E* on a database error. The server polls it and wakes parked
+ * requests when it moves. */
+int64_t srv_sync_revision(struct srv *s);
 
 
 /* Background sweep of expired temporary access (routes_temp.c); returns grants removed. */

@@ -772,6 +772,8 @@ static const char *actor_type(enum srv_principal_kind k)
 		return "api_key";
 	case PRINCIPAL_CLIENT:
 		return "client";
+	case PRINCIPAL_AGENT:
+		return "agent";
 	case PRINCIPAL_NONE:
 		break;
 	}

@@ -12,7 +12,9 @@
 // ajv checks the other direction on the way: each mutated body is invalid per the document
 // (so the test never blames the server for the document's looseness), and each baseline body is
 // valid. Exit status 0 when every case holds.
+import crypto from "node:crypto";
 import fs from "node:fs";
+import nodeHttp from "node:http";
 import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import SwaggerParser from "@apidevtools/swagger-parser";
@@ -24,7 +26,7 @@ const ajv = new Ajv({ allErrors: true, strict: false });
 addFormats(ajv);
 const customFormats = ["text", "ipv4-subnet", "ipv6-subnet", "cidr", "ip", "endpoint",
   "wireguard-key", "fips-key", "challenge", "proof", "refresh-token", "temp-access-ref",
-  "password", "binary"];
+  "password", "binary", "wg-config"];
 for (const f of customFormats) ajv.addFormat(f, true);
 
 let cases = 0;
@@ -34,6 +36,29 @@ const fail = (m) => {
   if (fails.length <= 60) console.log("[negative] FAIL: " + m);
 };
 
+function rawHttp(method, path, headers, data) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(args.url);
+    const req = nodeHttp.request({ host: u.hostname, port: u.port, method, path, headers }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        const text = method === "HEAD" ? "" : Buffer.concat(chunks).toString("utf8");
+        let json = null;
+        try {
+          json = text ? JSON.parse(text) : null;
+        } catch (e) {
+          json = null;
+        }
+        resolve({ status: res.statusCode, ctype: res.headers["content-type"] || "", text, json });
+      });
+    });
+    req.on("error", reject);
+    if (data !== undefined) req.write(data);
+    req.end();
+  });
+}
+
 async function http(method, path, { body, raw, ctype, token } = {}) {
   const headers = {};
   if (token) headers.Authorization = "Bearer " + token;
@@ -41,6 +66,9 @@ async function http(method, path, { body, raw, ctype, token } = {}) {
   if (raw !== undefined) data = raw;
   else if (body !== undefined) data = JSON.stringify(body);
   if (data !== undefined && ctype !== null) headers["Content-Type"] = ctype || "application/json";
+  // fetch() resolves dot segments before sending (/api/peers/../status becomes /api/status),
+  // so those go out as written through node:http.
+  if (/\/\.\.?(\/|$)/.test(path)) return rawHttp(method, path, headers, data);
   const r = await fetch(args.url + path, { method, headers, body: data });
   const text = method === "HEAD" ? "" : await r.text();
   let json = null;
@@ -71,17 +99,35 @@ const client = await mk("/api/clients", { network_id: net.id, name: "neg-client"
 const user = await mk("/api/users", { email: `neg-${uniq}@example.com`, password: "a long password!", role: "viewer" });
 const key = await mk("/api/api-keys", { name: "neg-key" });
 const grant = await mk("/api/temp-access", { network_id: net.id });
+// Agents (docs/AGENTS.md): a peer registered with its own X25519 key, a policy, tokens.
+const agentKey = () => Buffer.from(crypto.generateKeyPairSync("x25519").publicKey
+  .export({ format: "jwk" }).x, "base64url").toString("base64");
+const TUNNEL = { name: "t", type: "ipsec", version: 2, local_addrs: ["%any"], remote_addrs: ["192.0.2.1"],
+  local_ts: ["10.1.0.0/16"], remote_ts: ["10.2.0.0/16"], proposals: ["aes256gcm16-prfsha256-x25519"],
+  esp_proposals: ["aes256gcm16"], auth: "psk", secret: "12345678", rekey_time: 3600, life_time: 4000,
+  dpd_delay: 30, dpd_action: "restart", mode: "tunnel", start_action: "start", encap: false };
+const policy = await mk("/api/policies", { name: "neg-" + uniq, applies_to: ["neg"], tunnels: [TUNNEL] });
+const etokPeer = await mk("/api/enrollment-tokens", { tags: ["neg"] });
+const etokRevoke = await mk("/api/enrollment-tokens", {});
+const etokRegister = await mk("/api/enrollment-tokens", {});
+const reg = await http("POST", "/api/peers/register", { body: { token: etokPeer.token, public_key: agentKey(), name: "neg-" + uniq } });
+if (reg.status !== 201) throw new Error(`fixture peer: ${reg.status} ${reg.text}`);
+const peer = reg.json;
 const ids = {
   "/api/users/{id}": user.id, "/api/api-keys/{id}": key.id, "/api/networks/{id}": net.id,
   "/api/networks/{id}/peers": net.id, "/api/clients/{id}": client.id,
   "/api/clients/{id}/config": client.id, "/api/clients/{id}/regenerate-keys": client.id,
   "/api/temp-access/{token}": grant.token,
+  "/api/policies/{id}": policy.id, "/api/enrollment-tokens/{id}": etokRevoke.id,
+  "/api/peers/{id}": peer.id, "/api/peers/{id}/status": peer.id, "/api/peers/{id}/config": peer.id,
+  "/api/tunnels/{name}": "neg-tunnel",
 };
 // What a GET shows of the resource a write would change (to prove nothing changed).
 const readback = {
   "/api/users/{id}": `/api/users/${user.id}`, "/api/networks/{id}": `/api/networks/${net.id}`,
   "/api/clients/{id}": `/api/clients/${client.id}`, "/api/settings": "/api/settings",
   "/api/clients/{id}/regenerate-keys": `/api/clients/${client.id}`,
+  "/api/policies/{id}": `/api/policies/${policy.id}`, "/api/peers/{id}": `/api/peers/${peer.id}`,
 };
 
 // ---- baseline bodies: valid, so that one mutation is the only fault ------------------------
@@ -103,6 +149,13 @@ const baseline = {
   createTempAccess: { network_id: net.id, duration_seconds: 3600, max_uses: 1, allowed_ips: ["10.77.0.0/24"], name: "g" },
   reportConnection: { client_id: client.id, event: "connect", source_ip: "192.0.2.1", source_port: 5, crypto_mode: "fips", bytes_sent: 1, bytes_received: 1, packets_sent: 1, packets_received: 1, session_duration_ms: 1, disconnect_reason: "x" },
   updateSettings: { instance_name: "x", admin_email: "a@example.com", fips_required: true, allow_classic_fallback: true },
+  createPolicy: { name: "b-" + uniq, description: "d", enabled: true, priority: 10, applies_to: ["neg"], topology: null, tunnels: [TUNNEL] },
+  updatePolicy: { name: "neg-" + uniq, description: "e", enabled: true, priority: 10, applies_to: ["neg"], topology: null, tunnels: [TUNNEL] },
+  createEnrollmentToken: { name: "n", tags: ["a"], client_id: null, expires_in_hours: 1 },
+  registerPeer: { token: etokRegister.token, public_key: agentKey(), name: "r-" + uniq, hostname: "h", platform: "linux", version: "1", interface: "wg0", address: "192.0.2.5", subnets: ["10.5.0.0/16"], backends: ["strongswan"] },
+  agentAuth: { public_key: WG, challenge: "A".repeat(43), proof: "A".repeat(64) },
+  updatePeer: { name: "neg-" + uniq, tags: ["neg"], address: "192.0.2.9", subnets: ["10.9.0.0/16"], client_id: null, interface: "wg1" },
+  reportPeerStatus: { state: "ok", revision: "r", version: "1", platform: "linux", backends: ["strongswan"], tunnels: [], wireguard: [], errors: [] },
 };
 
 // ---- invalid values per schema ----------------------------------------------------------------
@@ -270,5 +323,7 @@ for (const [tpl, item] of Object.entries(doc.paths)) {
 await http("DELETE", `/api/networks/${net.id}`, { token: tok });
 await http("DELETE", `/api/users/${user.id}`, { token: tok });
 await http("DELETE", `/api/api-keys/${key.id}`, { token: tok });
+await http("DELETE", `/api/policies/${policy.id}`, { token: tok });
+await http("DELETE", `/api/peers/${peer.id}`, { token: tok });
 console.log(`[negative] ${cases} invalid requests, ${fails.length} failures`);
 process.exit(fails.length ? 1 : 0);

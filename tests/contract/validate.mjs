@@ -48,7 +48,7 @@ console.log(`[contract] ${args.doc}: valid OpenAPI ${api.openapi}, ` +
 const ajv = new Ajv({ allErrors: true, strict: false });
 addFormats(ajv);
 for (const f of ["text", "ipv4-subnet", "ipv6-subnet", "cidr", "ip", "endpoint", "wireguard-key",
-  "fips-key", "challenge", "proof", "refresh-token", "temp-access-ref", "password", "binary"])
+  "fips-key", "challenge", "proof", "refresh-token", "temp-access-ref", "password", "binary", "wg-config"])
   ajv.addFormat(f, true);
 
 const ops = [];
