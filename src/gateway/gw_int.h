@@ -274,6 +274,7 @@ struct gw_client {
 	uint64_t deadline_ns;
 	uint64_t last_io_ns;
 	bool eof, dead, in_pump, has_x;
+	bool rd;	  /* the socket may have bytes: poll said so and no read has drained it */
 	bool clean_close; /* closing after a complete response */
 	bool lingering;	  /* response sent, write side shut, draining what the client sends */
 	uint32_t drained;
@@ -299,6 +300,7 @@ struct gw_upstream {
 	struct gw_buf in, out;
 	uint64_t deadline_ns;
 	bool connected, reused, eof;
+	bool rd; /* as gw_client.rd */
 };
 
 /* ---- files ------------------------------------------------------------------------------ */

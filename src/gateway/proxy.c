@@ -301,7 +301,8 @@ static void x_release(struct gw_client *c, bool pool_upstream)
 			gw_list_add(&t->idle, &u->pool);
 			t->n_idle++;
 			gw_list_add(&c->gw->conns, &u->link);
-			set_interest(c->gw, &u->src, &u->ev, EPOLLIN | EPOLLRDHUP);
+			/* EPOLLIN reports a close too; the same interest as in use: no epoll_ctl. */
+			set_interest(c->gw, &u->src, &u->ev, EPOLLIN);
 		} else {
 			up_close(u);
 		}
@@ -500,6 +501,7 @@ static int up_connect(struct gw_client *c, struct gw_target *t, bool reuse,
 			return -ENOMEM;
 		}
 		u->eof = false;
+		u->rd = false; /* pooled_alive found nothing to read */
 		*out = u;
 		return 0;
 	}
@@ -553,6 +555,8 @@ static void up_event(void *ctx, uint32_t ev)
 	}
 	struct gw_client *c = u->owner;
 	c->gw->now_ns = evloop_now_ns();
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		u->rd = true;
 	if (!u->connected) {
 		int err = 0;
 		socklen_t len = sizeof(err);
@@ -591,11 +595,13 @@ static bool up_io(struct gw_client *c)
 		gw_buf_consume(&u->out, (size_t)w);
 		progress = true;
 	}
-	while (!u->eof && gw_buf_space(&u->in) > 0) {
+	while (u->rd && !u->eof && gw_buf_space(&u->in) > 0) {
 		ssize_t r = recv(u->fd, gw_buf_tail(&u->in), gw_buf_space(&u->in), 0);
 		if (r < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+				u->rd = errno == EINTR;
 				break;
+			}
 			if (c->x.resp_body == GW_BODY_CLOSE && c->x.resp_head_done) {
 				u->eof = true; /* a reset ends a close-delimited body too */
 				progress = true;
@@ -613,8 +619,10 @@ static bool up_io(struct gw_client *c)
 		u->in.len += (uint32_t)r;
 		c->x.resp_started = true;
 		progress = true;
-		if ((size_t)r < asked)
-			break; /* drained; level-triggered epoll says when there is more */
+		if ((size_t)r < asked) {
+			u->rd = false; /* drained; level-triggered epoll says when there is more */
+			break;
+		}
 	}
 	return progress;
 }
@@ -1401,14 +1409,20 @@ static bool client_read(struct gw_client *c)
 	bool progress = false;
 	if (c->eof || c->h2s) /* a stream's bytes are put into c->in by h2.c */
 		return false;
+	/* Only after poll said readable: a read that would find nothing costs a syscall per
+	 * turn (TLS may hold decrypted bytes of its own, so it always tries). */
+	if (!c->rd && !c->tls)
+		return false;
 	if (!gw_buf_alloc(&c->in, c->gw->rt->conf->limits.max_head + 1024)) {
 		client_close(c);
 		return false;
 	}
 	while (gw_buf_space(&c->in) > 0) {
 		ssize_t r = cio_read(c, gw_buf_tail(&c->in), gw_buf_space(&c->in));
-		if (r == -EAGAIN)
+		if (r == -EAGAIN) {
+			c->rd = false;
 			break;
+		}
 		if (r <= 0) {
 			c->eof = true;
 			progress = true;
@@ -1423,8 +1437,10 @@ static bool client_read(struct gw_client *c)
 		c->last_io_ns = c->gw->now_ns;
 		progress = true;
 		/* A short read drained the socket (TLS may hold more: ask again). */
-		if ((size_t)r < asked && !c->tls)
+		if ((size_t)r < asked && !c->tls) {
+			c->rd = false;
 			break;
+		}
 	}
 	return progress;
 }
@@ -1665,6 +1681,8 @@ static void client_event(void *ctx, uint32_t ev)
 {
 	struct gw_client *c = ctx;
 	c->gw->now_ns = evloop_now_ns();
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->rd = true;
 	if ((ev & (EPOLLERR | EPOLLHUP)) && !(ev & EPOLLIN)) {
 		if (c->has_x && c->state != C_HEAD)
 			log_access(c, 499, "client connection reset");
@@ -1730,6 +1748,7 @@ void gw_http_accept(struct gw_listener *l)
 		int one = 1;
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->state = C_HEAD;
+		c->rd = true; /* the request may have come with the handshake of TCP */
 		if (l->tls) {
 			c->tls = sg_tls_term_conn_new(gw->tls, fd);
 			if (!c->tls) {
