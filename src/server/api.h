@@ -25,6 +25,8 @@ struct api_format {
 	const char *name;
 	const char *description;
 	bool (*check)(const char *s, const char **why);
+	/* The stored form of a value (malloc'd; NULL: keep it), applied before the check. */
+	char *(*normalize)(const char *s);
 };
 
 struct api_prop;

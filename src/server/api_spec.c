@@ -33,7 +33,7 @@ static const struct api_schema unix_s_null = {.type = AT_INTEGER, .int_format = 
 					      .description = "Unix time, seconds"};
 static const struct api_schema str_list = {.type = AT_ARRAY, .items = &str};
 static const struct api_schema role = {.type = AT_STRING, .enumv = roles};
-static const struct api_schema name64 = {.type = AT_STRING, .format = &api_f_text, .min_len = 1,
+static const struct api_schema name64 = {.type = AT_STRING, .format = &api_f_name, .min_len = 1,
 					 .max_len = 64, .example_json = "\"office\""};
 static const struct api_schema email = {.type = AT_STRING, .format = &api_f_email,
 					.max_len = 254,
@@ -223,7 +223,7 @@ static const struct api_schema duration = {.type = AT_INTEGER, .int_format = "in
 static const struct api_schema max_uses = {.type = AT_INTEGER, .int_format = "int64",
 					   .has_min = true, .min = 0, .has_max = true,
 					   .max = 10000, .default_json = "1"};
-static const struct api_schema name64_null = {.type = AT_STRING, .format = &api_f_text,
+static const struct api_schema name64_null = {.type = AT_STRING, .format = &api_f_name,
 					      .min_len = 1, .max_len = 64, .nullable = true};
 static const struct api_prop temp_create_props[] = {
     {"network_id", &uuid, R, NULL},
@@ -264,7 +264,7 @@ static const struct api_prop conn_report_props[] = {
 static const struct api_schema conn_report_in = {.name = "ConnectionReport", .type = AT_OBJECT,
 						 NPROPS(conn_report_props)};
 
-static const struct api_schema instance_name = {.type = AT_STRING, .format = &api_f_text,
+static const struct api_schema instance_name = {.type = AT_STRING, .format = &api_f_name,
 						.min_len = 1, .max_len = 128};
 static const struct api_schema email_null = {.type = AT_STRING, .format = &api_f_email,
 					     .max_len = 254, .nullable = true};
@@ -986,7 +986,7 @@ static const struct api_schema limit_log = {.type = AT_INTEGER, .int_format = "i
 					    .has_min = true, .min = 1, .has_max = true,
 					    .max = 1000, .default_json = "100"};
 static const struct api_schema q_uuid = {.type = AT_STRING, .format = &api_f_uuid};
-static const struct api_schema q_name = {.type = AT_STRING, .format = &api_f_text,
+static const struct api_schema q_name = {.type = AT_STRING, .format = &api_f_name,
 					 .min_len = 1, .max_len = 64};
 static const struct api_schema q_bool = {.type = AT_BOOLEAN};
 static const struct api_schema q_token = {.type = AT_STRING, .format = &api_f_temp_ref};

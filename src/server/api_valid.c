@@ -49,8 +49,12 @@ static bool chk_uuid(const char *s, const char **why)
 
 static bool chk_text(const char *s, const char **why)
 {
-	*why = "must not contain control characters";
-	return no_controls(s);
+	return srv_text_check(s, false, why);
+}
+
+static bool chk_name(const char *s, const char **why)
+{
+	return srv_text_check(s, true, why);
 }
 
 static bool chk_email(const char *s, const char **why)
@@ -59,7 +63,7 @@ static bool chk_email(const char *s, const char **why)
 
 	*why = "not an e-mail address (one @, no spaces, commas or control characters)";
 	return no_controls(s) && at && at != s && at[1] && !strchr(at + 1, '@') &&
-	       !strchr(s, ' ') && !strchr(s, ',');
+	       !strchr(s, ' ') && !strchr(s, ',') && srv_text_check(s, true, why);
 }
 
 static bool chk_subnet(const char *s, int fam, int lo, int hi, const char **why)
@@ -169,48 +173,58 @@ static bool chk_temp_ref(const char *s, const char **why)
 	return chk_uuid(s, &u);
 }
 
-const struct api_format api_f_uuid = {"uuid", NULL, chk_uuid};
-const struct api_format api_f_password = {"password", NULL, NULL}; /* any characters */
-const struct api_format api_f_binary = {"binary", NULL, NULL};
+const struct api_format api_f_uuid = {"uuid", NULL, chk_uuid, NULL};
+const struct api_format api_f_password = {"password", NULL, NULL, NULL}; /* any characters */
+const struct api_format api_f_binary = {"binary", NULL, NULL, NULL};
 /* Output only (an agent's WireGuard configuration): several lines. */
 const struct api_format api_f_wg_config = {
-    "wg-config", "A wg-quick configuration file: lines separated by newlines.", NULL};
-const struct api_format api_f_text = {"text", "Printable text: no control characters.", chk_text};
+    "wg-config", "A wg-quick configuration file: lines separated by newlines.", NULL, NULL};
+const struct api_format api_f_text = {
+    "text",
+    "Printable text, stored in Unicode NFC: no control or invisible characters (zero-width, bidi "
+    "controls, format characters).",
+    chk_text, srv_text_nfc};
+const struct api_format api_f_name = {
+    "name",
+    "A name: printable text, stored in Unicode NFC, without control or invisible characters "
+    "(zero-width, bidi controls, format characters) and without a space at either end. Names "
+    "that must be unique compare without regard to case or normalisation.",
+    chk_name, srv_text_nfc};
 const struct api_format api_f_email = {
-    "email", "An e-mail address: one @ with text on both sides, no spaces, commas or control "
-	     "characters.",
-    chk_email};
+    "email", "An e-mail address: one @ with text on both sides, no spaces, commas, control or "
+	     "invisible characters.",
+    chk_email, NULL};
 const struct api_format api_f_subnet4 = {
     "ipv4-subnet", "An IPv4 network prefix A.B.C.D/N with N from 8 to 30 and no host bits set.",
-    chk_subnet4};
+    chk_subnet4, NULL};
 const struct api_format api_f_subnet6 = {
     "ipv6-subnet", "An IPv6 network prefix with length 48 to 126 and no host bits set.",
-    chk_subnet6};
+    chk_subnet6, NULL};
 const struct api_format api_f_cidr = {
-    "cidr", "An IPv4 or IPv6 prefix ADDRESS/LENGTH with no host bits set.", chk_cidr};
-const struct api_format api_f_ip = {"ip", "An IPv4 or IPv6 address.", chk_ip};
+    "cidr", "An IPv4 or IPv6 prefix ADDRESS/LENGTH with no host bits set.", chk_cidr, NULL};
+const struct api_format api_f_ip = {"ip", "An IPv4 or IPv6 address.", chk_ip, NULL};
 const struct api_format api_f_endpoint = {
     "endpoint", "HOST:PORT or [IPv6]:PORT (a host name, or an address; port 1-65535).",
-    chk_endpoint};
+    chk_endpoint, NULL};
 const struct api_format api_f_wg_key = {
     "wireguard-key", "A WireGuard (X25519) public key: base64 of 32 bytes, 44 characters.",
-    chk_wg_key};
+    chk_wg_key, NULL};
 const struct api_format api_f_fips_key = {
     "fips-key",
     "A SecureGuard FIPS (P-384) public key: base64 of the 49-byte compressed point, 68 "
     "characters; the point must be on the curve.",
-    chk_fips_key};
+    chk_fips_key, NULL};
 const struct api_format api_f_challenge = {
     "challenge", "base64url (no padding) of the 32 bytes from /api/auth/client/challenge.",
-    chk_challenge};
+    chk_challenge, NULL};
 const struct api_format api_f_proof = {"proof", "base64url (no padding) of 48 bytes.",
-				       chk_proof};
+				       chk_proof, NULL};
 const struct api_format api_f_refresh = {
-    "refresh-token", "A refresh token: sgr_ and base64url, at most 64 characters.", chk_refresh};
+    "refresh-token", "A refresh token: sgr_ and base64url, at most 64 characters.", chk_refresh, NULL};
 const struct api_format api_f_temp_ref = {
     "temp-access-ref",
     "A temporary access token (sgt_ and base64url, at most 64 characters) or a grant id (UUID).",
-    chk_temp_ref};
+    chk_temp_ref, NULL};
 
 /* ---- values -------------------------------------------------------------------------------- */
 
@@ -367,6 +381,12 @@ static bool check_json(const struct api_schema *sc, json_t *v, const char *field
 			lower(l);
 			json_string_set(v, l);
 			free(l);
+		} else if (sc->format && sc->format->normalize) {
+			char *n = sc->format->normalize(json_string_value(v));
+
+			if (n && strcmp(n, json_string_value(v)))
+				json_string_set(v, n);
+			free(n);
 		}
 		return check_string(sc, json_string_value(v), field, out);
 	case AT_INTEGER:
@@ -449,6 +469,14 @@ static bool check_param(const struct api_param *p, char *v, struct srv_resp *out
 	case AT_STRING:
 		if (sc->format == &api_f_uuid)
 			lower(v);
+		if (sc->format && sc->format->normalize) {
+			char *n = sc->format->normalize(v);
+
+			/* In place: the decoded value's storage is ours (NFC rarely lengthens). */
+			if (n && strlen(n) <= strlen(v))
+				memcpy(v, n, strlen(n) + 1);
+			free(n);
+		}
 		return check_string(sc, v, p->name, out);
 	default:
 		return true;

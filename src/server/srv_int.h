@@ -194,6 +194,15 @@ bool srv_query_int(struct srv_req *r, struct srv_resp *out, const char *name, in
 		   int64_t hi, int64_t *val, int64_t dflt);
 bool srv_query_bool(struct srv_req *r, struct srv_resp *out, const char *name, int *val);
 
+/* ---- text (text.c) ---- */
+/* Refuses control and invisible characters (Unicode Cc, Cf, Cs, Co, Cn, Zl, Zp) and, for a
+ * name, a space at either end; why says which. s must be valid UTF-8. */
+bool srv_text_check(const char *s, bool name, const char **why);
+/* Unicode NFC of s (malloc'd), or NULL when out of memory. */
+char *srv_text_nfc(const char *s);
+/* NFC and case-folded (malloc'd): the key two names or e-mail addresses compare by. */
+char *srv_text_fold(const char *s);
+
 /* ---- addresses (util.c) ---- */
 struct srv_prefix {
 	int family; /* 4 or 6 */

@@ -26,7 +26,7 @@ const ajv = new Ajv({ allErrors: true, strict: false });
 addFormats(ajv);
 const customFormats = ["text", "ipv4-subnet", "ipv6-subnet", "cidr", "ip", "endpoint",
   "wireguard-key", "fips-key", "challenge", "proof", "refresh-token", "temp-access-ref",
-  "password", "binary", "wg-config"];
+  "password", "binary", "wg-config", "name"];
 for (const f of customFormats) ajv.addFormat(f, true);
 
 let cases = 0;
@@ -171,9 +171,12 @@ function invalidValues(s) {
     if (s.maxLength) out.push(["too long", "a".repeat(s.maxLength + 1)]);
     if (s.minLength) out.push(["too short", "a".repeat(s.minLength - 1)]);
     if (s.format === "uuid") out.push(["not a uuid", "not-a-uuid"]);
-    if (s.format && customFormats.includes(s.format) && s.format !== "password" && s.format !== "text")
+    if (s.format && customFormats.includes(s.format) && !["password", "text", "name"].includes(s.format))
       out.push([`not a ${s.format}`, "#bad#", "custom"]);
     if (!s.enum && s.format !== "password") out.push(["a control character", "a\u0001b"]);
+    if (s.format === "text" || s.format === "name")
+      out.push(["a bidi override", "a\u202eb", "custom"], ["a zero-width space", "a\u200bb", "custom"]);
+    if (s.format === "name") out.push(["a leading space", " a", "custom"], ["only spaces", "   ", "custom"]);
   }
   if (s.type === "integer") {
     if (s.minimum !== undefined) out.push(["below the minimum", s.minimum - 1]);

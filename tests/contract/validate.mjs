@@ -48,7 +48,8 @@ console.log(`[contract] ${args.doc}: valid OpenAPI ${api.openapi}, ` +
 const ajv = new Ajv({ allErrors: true, strict: false });
 addFormats(ajv);
 for (const f of ["text", "ipv4-subnet", "ipv6-subnet", "cidr", "ip", "endpoint", "wireguard-key",
-  "fips-key", "challenge", "proof", "refresh-token", "temp-access-ref", "password", "binary", "wg-config"])
+  "fips-key", "challenge", "proof", "refresh-token", "temp-access-ref", "password", "binary",
+  "wg-config", "name"])
   ajv.addFormat(f, true);
 
 const ops = [];

@@ -961,6 +961,21 @@ def test_utf8_params(admin):
     expect("GET", "/api/audit?event_type=%C0%80", 400, token=admin, field="event_type")
 
 
+def test_names(admin):
+    """Names are stored in Unicode NFC; invisible characters and spaces at the ends refused."""
+    log("names: NFC, no invisible characters, no spaces at the ends (issue 20, item 11)")
+    doc = expect("POST", "/api/networks", 201, {"name": "Cafe\u0301 names", "subnet4": "10.61.0.0/24"},
+                 token=admin)
+    check(doc and doc["name"] == "Caf\u00e9 names", "name stored in NFC: %r" % (doc or {}).get("name"))
+    for bad in ("a\u202eb", "a\u200bb", "a\u2066b", " lead", "trail ", "   ", "\u00a0nbsp"):
+        expect("POST", "/api/networks", 400, {"name": bad, "subnet4": "10.62.0.0/24"}, token=admin,
+               field="name", what="name %r" % bad)
+    st, page = call("GET", "/api/networks?limit=500", token=admin)
+    check(st == 200 and not any(n["name"].strip() != n["name"] for n in page["items"]),
+          "no network name with spaces at the ends")
+    expect("DELETE", "/api/networks/" + doc["id"], 204, token=admin)
+
+
 def test_qr_too_large(admin, net):
     log("a config too large for a QR code: 422")
     c = expect("POST", "/api/clients", 201, {
@@ -1169,6 +1184,7 @@ def main():
     net, fips = test_networks(admin, viewer)
     hub, c1 = test_clients(admin, viewer, net, fips)
     test_qr_too_large(admin, net)
+    test_names(admin)
     test_concurrent(admin)
     test_refresh_logout(users["viewer"][1], users["viewer"][2])
     test_refresh_race(users["viewer"][1], users["viewer"][2])

@@ -297,6 +297,50 @@ static void test_json_prescan(void **state)
 	free(wide);
 }
 
+/* Names and text (issue 20, item 11): invisible and control characters refused, no spaces at
+ * the ends of a name, NFC, and the case-folded comparison key. */
+static void test_text(void **state)
+{
+	const char *why = NULL;
+	char *n;
+
+	(void)state;
+	assert_true(srv_text_check("office", true, &why));
+	assert_true(srv_text_check("Büro Zürich", true, &why));
+	assert_true(srv_text_check("d\xc3\xa9j\xc3\xa0 vu \xf0\x9f\x9a\x80", true, &why)); /* déjà vu 🚀 */
+	assert_true(srv_text_check("", false, &why));
+	assert_false(srv_text_check(" office", true, &why));
+	assert_non_null(strstr(why, "space"));
+	assert_false(srv_text_check("office ", true, &why));
+	assert_false(srv_text_check("   ", true, &why));
+	assert_false(srv_text_check("\xc2\xa0office", true, &why)); /* NO-BREAK SPACE first */
+	assert_true(srv_text_check(" a description ", false, &why));
+	assert_false(srv_text_check("a\xe2\x80\xae" "b", false, &why)); /* RIGHT-TO-LEFT OVERRIDE */
+	assert_non_null(strstr(why, "invisible"));
+	assert_false(srv_text_check("a\xe2\x80\x8b" "b", false, &why)); /* ZERO WIDTH SPACE */
+	assert_false(srv_text_check("a\xe2\x81\xa6" "b", false, &why)); /* LEFT-TO-RIGHT ISOLATE */
+	assert_false(srv_text_check("a\xc2\xad" "b", false, &why));	/* SOFT HYPHEN */
+	assert_false(srv_text_check("a\x01" "b", false, &why));
+	assert_false(srv_text_check("a\xee\x80\x80" "b", false, &why)); /* private use */
+	assert_false(srv_text_check("a\xe2\x80\xa8" "b", false, &why)); /* LINE SEPARATOR */
+	/* NFC: e + COMBINING ACUTE ACCENT becomes é. */
+	n = srv_text_nfc("Cafe\xcc\x81");
+	assert_string_equal(n, "Caf\xc3\xa9");
+	free(n);
+	/* The key: NFC and case-folded, so these three compare equal. */
+	{
+		char *a = srv_text_fold("VIEW@Example.COM"), *b = srv_text_fold("view@example.com");
+		char *c = srv_text_fold("Caf\xc3\xa9"), *d = srv_text_fold("CAFE\xcc\x81");
+
+		assert_string_equal(a, b);
+		assert_string_equal(c, d);
+		free(a);
+		free(b);
+		free(c);
+		free(d);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -305,7 +349,7 @@ int main(void)
 	    cmocka_unit_test(test_png),		 cmocka_unit_test(test_base64),
 	    cmocka_unit_test(test_seal),	 cmocka_unit_test(test_passwords),
 	    cmocka_unit_test(test_inputs),	 cmocka_unit_test(test_uuid_tokens),
-	    cmocka_unit_test(test_json_prescan),
+	    cmocka_unit_test(test_json_prescan), cmocka_unit_test(test_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
