@@ -99,6 +99,8 @@ struct daemon_ctx {
 	struct routing *routing; /* sticky-source checks and route MTUs; NULL if unavailable */
 	struct evloop *loop;
 	int timer_fd, signal_fd, nl_fd, inotify_fd;
+	struct linkmon_link link; /* where the TUN interface is, for the link monitor */
+	bool nl_all_nsid;	  /* the monitor hears other namespaces (a moved interface) */
 	struct evloop_source src_tun, src_udp, src_timer, src_signal, src_nl, src_inotify, src_ctl;
 	uint64_t armed_for; /* the core deadline the timerfd is armed for */
 	bool timer_fired;
@@ -1099,7 +1101,7 @@ static void on_netlink(void *ctx, uint32_t events)
 	struct daemon_ctx *d = ctx;
 	struct linkmon_event ev;
 	memset(&ev, 0, sizeof(ev));
-	int err = linkmon_read(d->nl_fd, d->tun.ifindex, d->tun.name, &ev);
+	int err = linkmon_read(d->nl_fd, &d->link, &ev);
 	if (err == -ENOBUFS) {
 		/* Notifications were lost: look at everything again. */
 		ev.routing_changed = ev.own_routes_changed = true;
@@ -1113,11 +1115,25 @@ static void on_netlink(void *ctx, uint32_t events)
 		request_stop(d, "interface_deleted", 0);
 		return;
 	}
+	if (ev.deleted && ev.moved && d->nl_all_nsid) {
+		/* Moved to another namespace, where it keeps working, as with wireguard-go; its
+		 * messages now come with that namespace's id (netlink.h). The kernel brings a
+		 * moved link down, and routes through it here are gone. */
+		d->link.nsid = ev.new_nsid;
+		d->link.ifindex = ev.new_ifindex;
+		sg_log(SG_LOG_INFO, "link_moved", "nsid=%d ifindex=%d", ev.new_nsid, ev.new_ifindex);
+		if (d->routing)
+			routing_set_ifindex(d->routing, 0);
+		set_link_up(d, false, "moved");
+		return;
+	}
 	if (ev.deleted) {
-		/* Moved to another namespace, where it keeps working, as with wireguard-go. Its
-		 * events no longer reach this socket, and its index here may go to another link
-		 * whose events must not be taken for ours: stop listening. */
-		sg_log(SG_LOG_INFO, "link_left_namespace", "ifindex=%d", d->tun.ifindex);
+		/* Moved where this socket cannot follow (no NETLINK_LISTEN_ALL_NSID, or on from
+		 * a namespace it moved to before). Its index here may go to another link whose
+		 * events must not be taken for ours: stop listening. */
+		sg_log(SG_LOG_INFO, "link_left_namespace", "ifindex=%d", d->link.ifindex);
+		if (d->routing)
+			routing_set_ifindex(d->routing, 0);
 		evloop_del(d->loop, &d->src_nl);
 		close(d->nl_fd);
 		d->nl_fd = -1;
@@ -1134,8 +1150,8 @@ static void on_netlink(void *ctx, uint32_t events)
 	}
 	/* Unlike the kernel module and wireguard-go, the outer socket stays bound while the link
 	 * is down (a get reports the same port either way); the core answers nothing meanwhile. */
-	if (err == -ENOBUFS)
-		read_link_state(d, "resync");
+	if (err == -ENOBUFS && d->link.nsid == LINKMON_OWN_NS)
+		read_link_state(d, "resync"); /* (in another namespace it cannot be asked by name) */
 	else if (ev.seen && ev.up != d->link_up)
 		set_link_up(d, ev.up, "netlink");
 	if (ev.seen && ev.mtu != 0 && ev.mtu != d->mtu && ev.mtu <= 65535) {
@@ -1280,7 +1296,8 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 		goto fail;
 	}
 	/* Link and socket watches are best effort: housekeeping checks both anyway. */
-	d->nl_fd = linkmon_open();
+	d->link = (struct linkmon_link){d->tun.ifindex, LINKMON_OWN_NS, d->tun.name};
+	d->nl_fd = linkmon_open(&d->nl_all_nsid);
 	if (d->nl_fd < 0)
 		sg_log(SG_LOG_WARN, "netlink_unavailable", "error=\"%s\"", strerror(-d->nl_fd));
 	/* Opened before the link monitor reads anything: changes from now on are not missed. */

@@ -131,6 +131,12 @@ void routing_changed(struct routing *r, bool any, bool own)
 		r->mtu_wanted = true;
 }
 
+void routing_set_ifindex(struct routing *r, int ifindex)
+{
+	r->ifindex = ifindex;
+	r->mtu_wanted = true;
+}
+
 void routing_set_socket(struct routing *r, uint32_t fwmark, uint16_t port)
 {
 	if (fwmark != r->fwmark)
@@ -240,10 +246,18 @@ static int ask(struct routing *r, struct wg_peer *peer, const struct wg_endpoint
 	return 1;
 }
 
+static void commit_mtus(struct routing *r);
+
 static void start_dump(struct routing *r, int family, uint64_t now)
 {
 	uint8_t req[ROUTE_REQ_MAX];
 	uint32_t seq = next_seq(r);
+	if (r->ifindex <= 0) {
+		/* No interface here to have routes: none. */
+		r->mtu_family = 0;
+		commit_mtus(r);
+		return;
+	}
 	size_t len = route_dump_request(req, sizeof(req), seq, family, r->ifindex);
 	if (!len || send(r->fd, req, len, MSG_DONTWAIT) < 0) {
 		/* Try again at a later turn. */

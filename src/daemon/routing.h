@@ -49,6 +49,9 @@ void routing_peer_removed(struct routing *r, struct wg_peer *peer);
 /* The UDP socket's fwmark and port, which the route questions carry. A new fwmark can change
  * every answer. */
 void routing_set_socket(struct routing *r, uint32_t fwmark, uint16_t port);
+/* The TUN interface's index here, 0 once it has left for another namespace (its routes there
+ * are not seen: no route MTUs). */
+void routing_set_ifindex(struct routing *r, int ifindex);
 /* Sends what is due; call once per loop turn, after the core's work of the turn. */
 void routing_run(struct routing *r, uint64_t now);
 void routing_get_stats(const struct routing *r, struct routing_stats *out);

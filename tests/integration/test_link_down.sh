@@ -2,7 +2,8 @@
 # Kernel parity, interface state: A is fully configured (key, peer B with endpoint and a 1 s
 # persistent keepalive) but its interface is down. Nothing may leave A until it is brought up,
 # and then the handshake must start at once. Brought down again, A falls silent (the kernel
-# module drops its sessions and stops its timers), and up again it shakes hands anew.
+# module drops its sessions and stops its timers), and up again it shakes hands anew. The same
+# once the interface has moved to another network namespace.
 # shellcheck source=tests/integration/lib.sh disable=SC2154 # PUB_<name> come from sg_keys
 . "$(dirname "$0")/lib.sh"
 sg_init ld
@@ -61,4 +62,21 @@ wait_for 2 new_handshake || fail "no new handshake from A within 2 s of coming u
 # Addresses and routes went with the link; the tunnel works again once they are back.
 ip -n "$A" addr replace "$(in4 1)/24" dev "$IA"
 assert_ping "$A" "$(in4 2)" 2
+
+# The kernel's selftest moves its devices between namespaces: the daemon (and its UDP socket)
+# stays in A, the interface goes to M, arrives there down, and is brought up there.
+log "=== A's interface moves to another namespace ==="
+M=${PFX}m
+ip netns add "$M"
+SG_NS+=("$M")
+ip -n "$M" link set lo up
+hs1=$(wg_dump_field "$B" "$IB" "$PUB_a" latest-handshake)
+ip -n "$A" link set "$IA" netns "$M"
+quiet_start
+quiet_check 1.5 "moved, down in its new namespace"
+log "A's interface comes up in its new namespace"
+ip -n "$M" link set "$IA" up
+wait_for 2 new_handshake || fail "no new handshake from A within 2 s of coming up in another namespace"
+ip -n "$M" addr add "$(in4 1)/24" dev "$IA"
+assert_ping "$M" "$(in4 2)" 2
 finish

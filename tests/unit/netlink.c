@@ -19,6 +19,8 @@
 
 #define OURS 7
 
+static const struct linkmon_link ours = {OURS, LINKMON_OWN_NS, "wg0"};
+
 struct msgbuf {
 	uint8_t b[4096] __attribute__((aligned(4)));
 	size_t len;   /* bytes of complete messages */
@@ -99,7 +101,7 @@ static struct linkmon_event parse(const struct msgbuf *m)
 {
 	struct linkmon_event ev;
 	memset(&ev, 0, sizeof(ev));
-	assert_int_equal(linkmon_parse(m->b, m->len, OURS, "wg0", &ev), 0);
+	assert_int_equal(linkmon_parse(m->b, m->len, LINKMON_OWN_NS, &ours, &ev), 0);
 	return ev;
 }
 
@@ -124,6 +126,54 @@ static void test_link_events(void **state)
 	ev = parse(&m);
 	assert_true(ev.seen && !ev.up && ev.renamed && ev.deleted);
 	assert_string_equal(ev.name, "wg1");
+}
+
+static void test_moved_link(void **state)
+{
+	struct msgbuf m = {0};
+	struct linkmon_event ev;
+	/* The move, as the kernel reports it here: the namespace's id here and the new index. */
+	struct ifinfomsg ifi = {.ifi_index = OURS};
+	int32_t nsid = 0, idx = 3;
+	msg_begin(&m, RTM_DELLINK, 0, &ifi, sizeof(ifi));
+	msg_attr(&m, IFLA_IFNAME, "wg0", 4);
+	msg_attr(&m, IFLA_NEW_NETNSID, &nsid, sizeof(nsid));
+	msg_attr(&m, IFLA_NEW_IFINDEX, &idx, sizeof(idx));
+	msg_end(&m);
+	ev = parse(&m);
+	assert_true(ev.deleted && ev.moved);
+	assert_int_equal(ev.new_nsid, 0);
+	assert_int_equal(ev.new_ifindex, 3);
+	/* From then on: its messages come from namespace 0 with index 3. */
+	const struct linkmon_link moved = {3, 0, "wg0"};
+	m.len = 0;
+	link_msg(&m, RTM_NEWLINK, 3, IFF_UP, "wg0", 1420);
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(linkmon_parse(m.b, m.len, 0, &moved, &ev), 0);
+	assert_true(ev.seen && ev.up);
+	assert_false(ev.routing_changed || ev.own_routes_changed);
+	/* Index 3 here is another link; another namespace's routes are not ours. */
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(linkmon_parse(m.b, m.len, LINKMON_OWN_NS, &moved, &ev), 0);
+	assert_false(ev.seen);
+	assert_true(ev.routing_changed);
+	m.len = 0;
+	route_msg(&m, RTM_NEWROUTE, 0, AF_INET, 3, 1299, 0);
+	addr_msg(&m, RTM_NEWADDR, 3);
+	link_msg(&m, RTM_NEWLINK, 3, IFF_UP, "wg0", 1420);
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(linkmon_parse(m.b, m.len, 1, &moved, &ev), 0);
+	assert_false(ev.seen || ev.routing_changed || ev.own_routes_changed);
+	/* Moving on from there names an id of that namespace's: not followed. */
+	m.len = 0;
+	ifi.ifi_index = 3;
+	msg_begin(&m, RTM_DELLINK, 0, &ifi, sizeof(ifi));
+	msg_attr(&m, IFLA_NEW_NETNSID, &nsid, sizeof(nsid));
+	msg_end(&m);
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(linkmon_parse(m.b, m.len, 0, &moved, &ev), 0);
+	assert_true(ev.deleted);
+	assert_false(ev.moved);
 }
 
 static void test_route_and_address_events(void **state)
@@ -173,10 +223,10 @@ static void test_malformed_events(void **state)
 	route_msg(&m, RTM_NEWROUTE, 0, AF_INET, OURS, 1299, 0);
 	/* A message longer than the buffer, and one shorter than its header. */
 	memset(&ev, 0, sizeof(ev));
-	assert_int_equal(linkmon_parse(m.b, m.len - 4, OURS, "wg0", &ev), SG_EPARSE);
+	assert_int_equal(linkmon_parse(m.b, m.len - 4, LINKMON_OWN_NS, &ours, &ev), SG_EPARSE);
 	uint32_t l = 8;
 	memcpy(m.b, &l, sizeof(l));
-	assert_int_equal(linkmon_parse(m.b, m.len, OURS, "wg0", &ev), SG_EPARSE);
+	assert_int_equal(linkmon_parse(m.b, m.len, LINKMON_OWN_NS, &ours, &ev), SG_EPARSE);
 	/* An attribute longer than its message is not followed. */
 	m.len = 0;
 	route_msg(&m, RTM_NEWROUTE, 0, AF_INET, OURS, 0, 0);
@@ -184,7 +234,7 @@ static void test_malformed_events(void **state)
 	unsigned short big = 200;
 	memcpy(m.b + oif_at, &big, sizeof(big));
 	memset(&ev, 0, sizeof(ev));
-	assert_int_equal(linkmon_parse(m.b, m.len, OURS, "wg0", &ev), 0);
+	assert_int_equal(linkmon_parse(m.b, m.len, LINKMON_OWN_NS, &ours, &ev), 0);
 	assert_false(ev.own_routes_changed);
 	/* Random bytes never crash (the fuzz target goes further). */
 	srand(11);
@@ -193,7 +243,7 @@ static void test_malformed_events(void **state)
 		for (size_t k = 0; k < len; k++)
 			m.b[k] = (uint8_t)rand();
 		memset(&ev, 0, sizeof(ev));
-		int r = linkmon_parse(m.b, len, OURS, "wg0", &ev);
+		int r = linkmon_parse(m.b, len, rand() % 3 - 1, &ours, &ev);
 		assert_true(r == 0 || r == SG_EPARSE);
 	}
 }
@@ -359,6 +409,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_link_events),
+	    cmocka_unit_test(test_moved_link),
 	    cmocka_unit_test(test_route_and_address_events),
 	    cmocka_unit_test(test_malformed_events),
 	    cmocka_unit_test(test_route_answers),
