@@ -58,6 +58,7 @@ bench: deps all
 	./bench/memory.sh
 	./bench/control_plane.sh
 	./bench/server_api.sh
+	./bench/ipsec.sh
 
 # Installs the binaries (secureguard, secureguardd, secureguard-iked) and the systemd units
 # (secureguard@.service, secureguard-iked.service) under PREFIX (default /usr/local).

@@ -164,6 +164,8 @@ struct ike_io {
 struct ike_stats {
 	uint64_t rx, rx_invalid, rx_no_sa, rx_auth_failed, rx_dropped_half_open, cookies_sent,
 	    retransmits, ike_up, ike_down;
+	/* RFC 7383: messages sent as fragments, and messages reassembled from fragments. */
+	uint64_t fragmented, reassembled;
 };
 
 struct ike_ctx;
@@ -197,6 +199,14 @@ void ike_child_expired(struct ike_sa *sa, uint32_t spi_in, bool hard, uint64_t n
 void ike_traffic_seen(struct ike_sa *sa, uint64_t now);
 void ike_tick(struct ike_ctx *c, uint64_t now);
 uint64_t ike_next_deadline(const struct ike_ctx *c);
+
+/* RFC 7383 fragmentation (always offered; used when the peer offers it too): the largest
+ * fragment message sent, IKE header included, IKE_FRAG_MIN..IKE_FRAG_MAX_MSG bytes. The default,
+ * IKE_FRAG_MAX_MSG, fills a 1280-byte IPv6 datagram (charon's default fragment_size) with the
+ * UDP header and the non-ESP marker. Messages that fit are never fragmented. 0 or SG_EINVAL. */
+#define IKE_FRAG_MIN	 512
+#define IKE_FRAG_MAX_MSG 1228
+int ike_set_fragment_size(struct ike_ctx *c, size_t bytes) SG_WUR;
 
 /* Test hook: act as if under load (cookies required). */
 void ike_force_cookies(struct ike_ctx *c, bool on);

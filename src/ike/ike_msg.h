@@ -392,6 +392,20 @@ int ike_seal_sk(struct ike_buf *b, struct ike_sk_keys *k) SG_WUR;
  * dropped by the caller: RFC 7296 2.21.2), SG_EPARSE on a bad padding or inner chain. */
 int ike_open_sk(struct ike_msg *msg, uint8_t *buf, const struct ike_sk_keys *k,
 		const char **why) SG_WUR;
+/* Builds one fragment message (RFC 7383 2.5) into `out`: the header h (its next payload and
+ * length are set here), an SKF payload numbered number of total with `first` (the inner chain's
+ * first payload type) in fragment 1, and pt_len bytes of the inner chain encrypted as in the SK
+ * payload. 0, SG_ERANGE (bad numbers, or cap too small), SG_ECRYPTO. */
+int ike_seal_skf(const struct ike_header *h, uint8_t first, uint16_t number, uint16_t total,
+		 const uint8_t *pt, size_t pt_len, struct ike_sk_keys *k, uint8_t *out, size_t cap,
+		 size_t *out_len) SG_WUR;
+/* Instead of ike_seal_sk: seals the inner payloads built after ike_begin_sk (SK must be the
+ * first payload) as fragment messages of at most max_msg bytes each, at most max_frags of them,
+ * into `out` as a list of [4-byte big-endian length][message]; *out_len the list's bytes,
+ * *count the fragments. 0, SG_ERANGE (too many fragments, max_msg too small, cap too small),
+ * SG_EINVAL, SG_ECRYPTO. */
+int ike_fragment_sk(struct ike_buf *b, struct ike_sk_keys *k, size_t max_msg, unsigned max_frags,
+		    uint8_t *out, size_t cap, size_t *out_len, unsigned *count) SG_WUR;
 /* Verifies and decrypts one SKF fragment (RFC 7383 2.5: the ICV and AEAD associated data cover
  * the IKE header and the SKF header with its fragment numbers) in place; *content and *len are
  * the fragment's decrypted bytes for reassembly; *first the inner first payload type (only

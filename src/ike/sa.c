@@ -20,6 +20,24 @@
 #define SCRATCH		     16384
 #define HALF_OPEN_TIMEOUT_NS (30ull * 1000000000ull)
 #define NONCE_LEN	     32
+/* RFC 7383: the largest fragment message we send, charon's default fragment_size (a 1280-byte
+ * IP datagram) less the IPv6 and UDP headers and the non-ESP marker; and the most fragments of
+ * one message, and the most bytes reassembled, we accept. */
+#define FRAG_MSG   IKE_FRAG_MAX_MSG
+#define FRAG_MAX   32
+#define FRAG_BLOB  ((size_t)FRAG_MAX * (FRAG_MSG + 4))
+#define FRAG_BYTES 65535u
+
+/* One message being reassembled from authenticated fragments (RFC 7383 2.6). */
+struct frag_rx {
+	bool active;
+	uint32_t mid;
+	uint16_t total, have;
+	uint8_t first;
+	size_t bytes;
+	uint8_t *part[FRAG_MAX];
+	size_t len[FRAG_MAX];
+};
 
 enum req_kind {
 	REQ_NONE,
@@ -107,6 +125,11 @@ struct ike_sa {
 	size_t peer_nmin_len;
 	bool replaced;	  /* the IKE SA was rekeyed: it waits for its DELETE */
 	uint32_t del_spi; /* REQ_DELETE_CHILD: our inbound SPI being deleted */
+	/* RFC 7383: both sides sent IKEV2_FRAGMENTATION_SUPPORTED; the stored request and
+	 * response are then lists of fragments ([4-byte length][message]...) when packed. */
+	bool frag;
+	bool req_packed, resp_packed;
+	struct frag_rx rx_frag[2]; /* [0] requests from the peer, [1] responses */
 };
 
 struct ike_ctx {
@@ -119,6 +142,10 @@ struct ike_ctx {
 	uint8_t cookie_secret[32];
 	struct ike_stats stats;
 	uint8_t scratch[SCRATCH];
+	/* The fragments seal() made of the message in scratch (frag_len 0: none). */
+	uint8_t frag[FRAG_BLOB];
+	size_t frag_len;
+	size_t frag_msg; /* ike_set_fragment_size */
 };
 
 static const uint8_t zero_spi[8];
@@ -145,6 +172,17 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
 	if (d && n)
 		memcpy(d, p, n);
 	return d;
+}
+
+static void frag_reset(struct frag_rx *r)
+{
+	for (unsigned i = 0; i < FRAG_MAX; i++) {
+		if (r->part[i]) {
+			sg_memzero(r->part[i], r->len[i]);
+			free(r->part[i]);
+		}
+	}
+	memset(r, 0, sizeof(*r));
 }
 
 static void free_wiped(uint8_t *p, size_t n)
@@ -233,6 +271,8 @@ static void sa_unlink_free(struct ike_sa *sa, bool notify, const char *why)
 	free_wiped(sa->msg2, sa->msg2_len);
 	free_wiped(sa->req, sa->req_len);
 	free_wiped(sa->resp, sa->resp_len);
+	frag_reset(&sa->rx_frag[0]);
+	frag_reset(&sa->rx_frag[1]);
 	sg_memzero(sa, sizeof(*sa));
 	free(sa);
 }
@@ -278,6 +318,44 @@ static void send_to(struct ike_sa *sa, const uint8_t *buf, size_t len)
 	sa->ctx->io.send(sa->ctx->io.ctx, sa->local_port, &sa->remote, buf, len);
 }
 
+/* A stored request or response: one message, or its fragments when packed. */
+static void send_stored(struct ike_sa *sa, const uint8_t *buf, size_t len, bool packed)
+{
+	if (!packed) {
+		send_to(sa, buf, len);
+		return;
+	}
+	for (size_t at = 0; at + 4 <= len;) {
+		size_t n = (size_t)buf[at] << 24 | (size_t)buf[at + 1] << 16 |
+			   (size_t)buf[at + 2] << 8 | buf[at + 3];
+		if (n > len - at - 4)
+			return;
+		send_to(sa, buf + at + 4, n);
+		at += 4 + n;
+	}
+}
+
+/* Seals the message in scratch: as one SK payload, or, when both sides support RFC 7383
+ * and it would not fit in FRAG_MSG bytes, as fragments into ctx->frag (which the next
+ * send_request or send_response takes). Only a message whose first payload is SK can be
+ * fragmented (2.5.3); nothing before SK is sent after IKE_SA_INIT here. */
+static int seal(struct ike_sa *sa, struct ike_buf *b)
+{
+	struct ike_ctx *c = sa->ctx;
+	c->frag_len = 0;
+	if (!sa->frag || b->err || b->sk != IKE_HDR_LEN ||
+	    b->len + ike_sk_overhead(&sa->keys.out) <= c->frag_msg)
+		return ike_seal_sk(b, &sa->keys.out);
+	unsigned n;
+	int err = ike_fragment_sk(b, &sa->keys.out, c->frag_msg, FRAG_MAX, c->frag, sizeof(c->frag),
+				  &c->frag_len, &n);
+	if (err)
+		c->frag_len = 0;
+	else
+		c->stats.fragmented++;
+	return err;
+}
+
 static void begin_msg(struct ike_sa *sa, struct ike_buf *b, uint8_t exchange, bool response,
 		      uint32_t mid)
 {
@@ -294,11 +372,16 @@ static void begin_msg(struct ike_sa *sa, struct ike_buf *b, uint8_t exchange, bo
 /* Sends a request built in scratch and keeps it for retransmission. */
 static int send_request(struct ike_sa *sa, struct ike_buf *b, enum req_kind kind, uint64_t now)
 {
+	struct ike_ctx *c = sa->ctx;
 	free_wiped(sa->req, sa->req_len);
-	sa->req = dup_bytes(b->p, b->len);
-	if (!sa->req)
+	sa->req_packed = c->frag_len != 0;
+	sa->req_len = c->frag_len ? c->frag_len : b->len;
+	sa->req = dup_bytes(c->frag_len ? c->frag : b->p, sa->req_len);
+	c->frag_len = 0;
+	if (!sa->req) {
+		sa->req_len = 0;
 		return SG_ENOMEM;
-	sa->req_len = b->len;
+	}
 	sa->req_kind = kind;
 	sa->retx = 0;
 	sa->retx_at = now + IKE_RETX_BASE_NS;
@@ -308,7 +391,7 @@ static int send_request(struct ike_sa *sa, struct ike_buf *b, enum req_kind kind
 	sa->req_deadline = now + total;
 	if (kind == REQ_DPD && sa->peer && sa->peer->cfg.dpd_timeout_ns)
 		sa->req_deadline = now + sa->peer->cfg.dpd_timeout_ns;
-	send_to(sa, sa->req, sa->req_len);
+	send_stored(sa, sa->req, sa->req_len, sa->req_packed);
 	return 0;
 }
 
@@ -322,12 +405,19 @@ static void request_done(struct ike_sa *sa)
 
 static void send_response(struct ike_sa *sa, struct ike_buf *b, uint32_t mid)
 {
+	struct ike_ctx *c = sa->ctx;
 	free_wiped(sa->resp, sa->resp_len);
-	sa->resp = dup_bytes(b->p, b->len);
-	sa->resp_len = sa->resp ? b->len : 0;
+	sa->resp_packed = c->frag_len != 0;
+	size_t len = c->frag_len ? c->frag_len : b->len;
+	sa->resp = dup_bytes(c->frag_len ? c->frag : b->p, len);
+	c->frag_len = 0;
+	sa->resp_len = sa->resp ? len : 0;
 	sa->resp_mid = mid;
 	sa->have_resp = sa->resp != NULL;
-	send_to(sa, b->p, b->len);
+	if (sa->resp)
+		send_stored(sa, sa->resp, sa->resp_len, sa->resp_packed);
+	else
+		send_to(sa, b->p, b->len);
 }
 
 /* An unencrypted reply to an IKE_SA_INIT request that creates no state (INVALID_KE, COOKIE,
@@ -768,6 +858,7 @@ static int send_init(struct ike_sa *sa, uint64_t now)
 	nat_d(nd, sa->spi_i, zero_spi, &sa->remote, false);
 	ike_put_notify(&b, 0, NULL, 0, IKE_N_NAT_DETECTION_DESTINATION_IP, nd, 20);
 	put_sig_hashes(&b);
+	ike_put_notify(&b, 0, NULL, 0, IKE_N_IKEV2_FRAGMENTATION_SUPPORTED, NULL, 0);
 	int err = ike_finish(&b);
 	if (err)
 		return err;
@@ -846,7 +937,7 @@ static int send_auth(struct ike_sa *sa, uint64_t now)
 	ts_from_cfg(cfg->child.remote_ts, cfg->child.nremote_ts, &tsr);
 	ike_put_ts(&b, IKE_PL_TSI, &tsi);
 	ike_put_ts(&b, IKE_PL_TSR, &tsr);
-	int err = ike_seal_sk(&b, &sa->keys.out);
+	int err = seal(sa, &b);
 	if (err)
 		return err;
 	sa->next_mid++;
@@ -913,6 +1004,7 @@ static void init_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 	}
 	memcpy(sa->spi_r, m->hdr.spi_r, 8);
 	get_sig_hashes(sa, m);
+	sa->frag = ike_find_notify(m, IKE_N_IKEV2_FRAGMENTATION_SUPPORTED) != NULL;
 	memcpy(sa->nr, pn->body, pn->len);
 	sa->nr_len = pn->len;
 	uint8_t gir[SG_KE_MAX_SHARED];
@@ -1036,7 +1128,8 @@ static void init_request(struct ike_ctx *c, uint16_t port, const struct ike_endp
 	struct ike_sa *sa = find_sa(c, m->hdr.spi_i, zero_spi, true);
 	if (sa && !sa->initiator && sa->state == IKE_SA_CONNECTING && sa->have_resp &&
 	    sa->msg1_len == m->hdr.length && !memcmp(sa->msg1, m->raw, m->hdr.length)) {
-		send_to(sa, sa->resp, sa->resp_len); /* a retransmitted request */
+		send_stored(sa, sa->resp, sa->resp_len,
+			    sa->resp_packed); /* a retransmitted request */
 		return;
 	}
 	if (sa) {
@@ -1151,6 +1244,9 @@ static void init_request(struct ike_ctx *c, uint16_t port, const struct ike_endp
 	put_sig_hashes(&b);
 	put_certreq(&b, c, NULL);
 	get_sig_hashes(sa, m);
+	sa->frag = ike_find_notify(m, IKE_N_IKEV2_FRAGMENTATION_SUPPORTED) != NULL;
+	if (sa->frag)
+		ike_put_notify(&b, 0, NULL, 0, IKE_N_IKEV2_FRAGMENTATION_SUPPORTED, NULL, 0);
 	if (ike_finish(&b)) {
 		sa_unlink_free(sa, false, NULL);
 		return;
@@ -1184,7 +1280,7 @@ static void auth_fail_response(struct ike_sa *sa, uint32_t mid)
 	begin_msg(sa, &b, IKE_AUTH, true, mid);
 	ike_begin_sk(&b, &sa->keys.out);
 	ike_put_notify(&b, 0, NULL, 0, IKE_N_AUTHENTICATION_FAILED, NULL, 0);
-	if (ike_seal_sk(&b, &sa->keys.out) == 0)
+	if (ike_seal_sk(&b, &sa->keys.out) == 0) /* small: never fragmented */
 		send_to(sa, b.p, b.len);
 }
 
@@ -1276,7 +1372,7 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		ike_put_notify(&b, 0, NULL, 0, child_err, NULL, 0);
 		reject(sa->ctx, sa, child_why ? child_why : "Child SA refused");
 	}
-	if (ike_seal_sk(&b, &sa->keys.out)) {
+	if (seal(sa, &b)) {
 		free(ch);
 		sa_unlink_free(sa, false, NULL);
 		return;
@@ -1332,7 +1428,7 @@ static void informational_request(struct ike_sa *sa, struct ike_msg *m)
 	/* 1.4.1: answer a Child SA delete with the deletes of our halves. */
 	if (!delete_ike && nspis)
 		ike_put_delete(&b, IKE_PROTO_ESP, 4, spis, nspis);
-	if (ike_seal_sk(&b, &sa->keys.out))
+	if (seal(sa, &b))
 		return;
 	sa->peer_mid = m->hdr.msg_id + 1;
 	send_response(sa, &b, m->hdr.msg_id);
@@ -1384,7 +1480,7 @@ int ike_terminate(struct ike_ctx *c, const char *name, uint64_t now)
 		begin_msg(sa, &b, IKE_INFORMATIONAL, false, sa->next_mid);
 		ike_begin_sk(&b, &sa->keys.out);
 		ike_put_delete(&b, IKE_PROTO_IKE, 0, NULL, 0);
-		if (ike_seal_sk(&b, &sa->keys.out) || send_request(sa, &b, REQ_DELETE_IKE, now)) {
+		if (seal(sa, &b) || send_request(sa, &b, REQ_DELETE_IKE, now)) {
 			sa_unlink_free(sa, true, "deleted");
 			continue;
 		}
@@ -1399,7 +1495,7 @@ static void send_dpd(struct ike_sa *sa, uint64_t now)
 	struct ike_buf b;
 	begin_msg(sa, &b, IKE_INFORMATIONAL, false, sa->next_mid);
 	ike_begin_sk(&b, &sa->keys.out);
-	if (ike_seal_sk(&b, &sa->keys.out) == 0 && send_request(sa, &b, REQ_DPD, now) == 0)
+	if (seal(sa, &b) == 0 && send_request(sa, &b, REQ_DPD, now) == 0)
 		sa->next_mid++;
 }
 
@@ -1464,7 +1560,7 @@ static int start_delete_child(struct ike_sa *sa, struct ike_child *ch, uint64_t 
 	begin_msg(sa, &b, IKE_INFORMATIONAL, false, sa->next_mid);
 	ike_begin_sk(&b, &sa->keys.out);
 	ike_put_delete(&b, IKE_PROTO_ESP, 4, spi, 1);
-	int err = ike_seal_sk(&b, &sa->keys.out);
+	int err = seal(sa, &b);
 	if (!err)
 		err = send_request(sa, &b, REQ_DELETE_CHILD, now);
 	if (err)
@@ -1481,7 +1577,7 @@ static int start_delete_ike(struct ike_sa *sa, uint64_t now)
 	begin_msg(sa, &b, IKE_INFORMATIONAL, false, sa->next_mid);
 	ike_begin_sk(&b, &sa->keys.out);
 	ike_put_delete(&b, IKE_PROTO_IKE, 0, NULL, 0);
-	int err = ike_seal_sk(&b, &sa->keys.out);
+	int err = seal(sa, &b);
 	if (!err)
 		err = send_request(sa, &b, REQ_DELETE_IKE, now);
 	if (err)
@@ -1529,7 +1625,7 @@ static int send_child_rekey(struct ike_sa *sa, struct ike_child *old, uint16_t g
 		ike_put_ke(&b, group, pub, sg_ke_public_len(group));
 	ike_put_ts(&b, IKE_PL_TSI, &old->local_ts);
 	ike_put_ts(&b, IKE_PL_TSR, &old->remote_ts);
-	int err = ike_seal_sk(&b, &sa->keys.out);
+	int err = seal(sa, &b);
 	if (!err)
 		err = send_request(sa, &b, REQ_REKEY_CHILD, now);
 	if (!err)
@@ -1556,7 +1652,7 @@ static int send_ike_rekey(struct ike_sa *sa, uint16_t group, uint64_t now)
 	ike_put_sa(&b, &sap);
 	ike_put_nonce(&b, sa->rk_nonce, NONCE_LEN);
 	ike_put_ke(&b, group, pub, sg_ke_public_len(group));
-	int err = ike_seal_sk(&b, &sa->keys.out);
+	int err = seal(sa, &b);
 	if (!err)
 		err = send_request(sa, &b, REQ_REKEY_IKE, now);
 	if (!err)
@@ -1646,7 +1742,7 @@ static void child_answer_error(struct ike_sa *sa, uint32_t mid, uint16_t type, c
 	begin_msg(sa, &b, IKE_CREATE_CHILD_SA, true, mid);
 	ike_begin_sk(&b, &sa->keys.out);
 	ike_put_notify(&b, 0, NULL, 0, type, data, len);
-	if (ike_seal_sk(&b, &sa->keys.out) == 0) {
+	if (seal(sa, &b) == 0) {
 		sa->peer_mid = mid + 1;
 		send_response(sa, &b, mid);
 	}
@@ -1693,6 +1789,7 @@ static void ike_rekey_request(struct ike_sa *sa, struct ike_msg *m,
 	ns->peer = sa->peer;
 	ns->remote = sa->remote;
 	ns->local_port = sa->local_port;
+	ns->frag = sa->frag; /* RFC 7383 2.3: negotiated once, kept across rekeys */
 	ns->prop = ch;
 	memcpy(ns->spi_i, ch.spi, 8);
 	memcpy(ns->ni, ni, ni_len);
@@ -1724,7 +1821,7 @@ static void ike_rekey_request(struct ike_sa *sa, struct ike_msg *m,
 	ike_put_nonce(&b, ns->nr, ns->nr_len);
 	ike_put_ke(&b, ch.ke, pub, sg_ke_public_len(ch.ke));
 	sg_ke_free(k);
-	if (ike_seal_sk(&b, &sa->keys.out)) {
+	if (seal(sa, &b)) {
 		sa_unlink_free(ns, false, NULL);
 		return;
 	}
@@ -1854,7 +1951,7 @@ static void child_create_request(struct ike_sa *sa, struct ike_msg *m, uint64_t 
 	sg_ke_free(k);
 	ike_put_ts(&b, IKE_PL_TSI, &ch->remote_ts);
 	ike_put_ts(&b, IKE_PL_TSR, &ch->local_ts);
-	if (ike_seal_sk(&b, &sa->keys.out)) {
+	if (seal(sa, &b)) {
 		ike_child_keys_wipe(&ch->keys);
 		free(ch);
 		return;
@@ -2018,6 +2115,7 @@ static void ike_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t no
 	ns->peer = sa->peer;
 	ns->remote = sa->remote;
 	ns->local_port = sa->local_port;
+	ns->frag = sa->frag; /* RFC 7383 2.3: negotiated once, kept across rekeys */
 	ns->prop = ch;
 	memcpy(ns->spi_i, sa->rk_ike_spi, 8);
 	memcpy(ns->spi_r, ch.spi, 8);
@@ -2069,6 +2167,130 @@ static void ike_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t no
 }
 
 /* ---- receive ------------------------------------------------------------------------------- */
+
+/* RFC 7383 2.6: one SKF message. Each fragment is authenticated and decrypted on its own and
+ * kept; when all `total` are there, their contents joined are parsed as the inner chain into m
+ * (*whole then holds the bytes m points into, for the caller to free). 1: kept or a duplicate,
+ * nothing to do yet; 0: m is complete; else an error with *why. */
+static int take_fragment(struct ike_sa *sa, struct ike_msg *m, uint8_t *buf, bool response,
+			 uint8_t **whole, const char **why)
+{
+	const struct ike_payload *p = &m->pl[m->npl - 1];
+	struct ike_skf f;
+	const uint8_t *content;
+	size_t len;
+	uint8_t first;
+	int err = ike_parse_skf(p->body, p->len, &f, why);
+	if (err)
+		return err;
+	if (f.total > FRAG_MAX) {
+		*why = "more than 32 fragments";
+		return SG_ERANGE;
+	}
+	struct frag_rx *r = &sa->rx_frag[response ? 1 : 0];
+	/* A fragment of a message already reassembled, or of an older set: nothing to do. */
+	if (r->active && r->mid == m->hdr.msg_id && r->total == f.total && r->part[f.number - 1])
+		return 1;
+	err = ike_open_skf(m, buf, &sa->keys.in, &content, &len, &first, why);
+	if (err)
+		return err;
+	/* 2.6.2: a set with another total (the sender changed its fragment size) replaces the
+	 * one being collected; so does a later message. */
+	if (r->active && (r->mid != m->hdr.msg_id || r->total != f.total))
+		frag_reset(r);
+	if (r->bytes + len > FRAG_BYTES) {
+		frag_reset(r);
+		*why = "fragments add up to more than 64 KiB";
+		return SG_ERANGE;
+	}
+	uint8_t *copy = dup_bytes(content, len);
+	if (!copy) {
+		*why = "out of memory";
+		return SG_ENOMEM;
+	}
+	r->active = true;
+	r->mid = m->hdr.msg_id;
+	r->total = f.total;
+	r->part[f.number - 1] = copy;
+	r->len[f.number - 1] = len;
+	r->bytes += len;
+	r->have++;
+	if (f.number == 1)
+		r->first = first;
+	if (r->have < r->total)
+		return 1;
+	uint8_t *all = malloc(r->bytes ? r->bytes : 1);
+	if (!all) {
+		frag_reset(r);
+		*why = "out of memory";
+		return SG_ENOMEM;
+	}
+	size_t at = 0;
+	for (unsigned i = 0; i < r->total; i++) {
+		memcpy(all + at, r->part[i], r->len[i]);
+		at += r->len[i];
+	}
+	first = r->first;
+	frag_reset(r);
+	err = ike_parse_chain(m, first, all, at, 0, why);
+	if (err) {
+		free(all);
+		return err;
+	}
+	sa->ctx->stats.reassembled++;
+	*whole = all;
+	return 0;
+}
+
+/* An authenticated, decrypted request or response after IKE_SA_INIT. */
+static void dispatch(struct ike_sa *sa, struct ike_msg *m, bool response, uint16_t port,
+		     const struct ike_endpoint *from, uint64_t now)
+{
+	struct ike_ctx *c = sa->ctx;
+	sa->last_rx = now;
+	/* RFC 3948 / 2.23: the peer's address follows its authenticated messages. */
+	if (port == IKE_NATT_PORT) {
+		sa->remote = *from;
+		sa->local_port = IKE_NATT_PORT;
+	}
+	switch (m->hdr.exchange) {
+	case IKE_AUTH:
+		if (response && sa->req_kind == REQ_AUTH)
+			auth_response(sa, m, now);
+		else if (!response && !sa->initiator && sa->state == IKE_SA_CONNECTING)
+			auth_request(sa, m, now);
+		else
+			reject(c, sa, "unexpected IKE_AUTH");
+		return;
+	case IKE_INFORMATIONAL:
+		if (sa->state < IKE_SA_ESTABLISHED) {
+			reject(c, sa, "INFORMATIONAL before the IKE SA is established");
+			return;
+		}
+		if (response)
+			informational_response(sa, now);
+		else
+			informational_request(sa, m);
+		return;
+	case IKE_CREATE_CHILD_SA:
+		if (sa->state < IKE_SA_ESTABLISHED) {
+			reject(c, sa, "CREATE_CHILD_SA before the IKE SA is established");
+			return;
+		}
+		if (response && sa->req_kind == REQ_REKEY_CHILD)
+			child_rekey_response(sa, m, now);
+		else if (response && sa->req_kind == REQ_REKEY_IKE)
+			ike_rekey_response(sa, m, now);
+		else if (!response)
+			child_create_request(sa, m, now);
+		else
+			reject(c, sa, "unexpected CREATE_CHILD_SA response");
+		return;
+	default:
+		reject(c, sa, "unknown exchange type");
+		return;
+	}
+}
 
 void ike_receive(struct ike_ctx *c, uint64_t now, uint16_t port, const struct ike_endpoint *from,
 		 uint8_t *buf, size_t len)
@@ -2125,69 +2347,39 @@ void ike_receive(struct ike_ctx *c, uint64_t now, uint16_t port, const struct ik
 			return;
 		}
 	} else if (m.hdr.msg_id != sa->peer_mid) {
-		/* 2.3: a retransmitted request gets the cached response again. */
+		/* 2.3: a retransmitted request gets the cached response again; of a fragmented
+		 * one, only its fragment 1 does (RFC 7383 2.6.1). */
 		if (sa->have_resp && m.hdr.msg_id == sa->resp_mid) {
-			send_to(sa, sa->resp, sa->resp_len);
+			struct ike_skf f;
+			const struct ike_payload *last = m.npl ? &m.pl[m.npl - 1] : NULL;
+			if (last && last->type == IKE_PL_SKF &&
+			    (ike_parse_skf(last->body, last->len, &f, &why) || f.number != 1))
+				return;
+			send_stored(sa, sa->resp, sa->resp_len, sa->resp_packed);
 			return;
 		}
 		reject(c, sa, "request outside the message ID window");
 		return;
 	}
-	if (!m.npl || m.pl[m.npl - 1].type != IKE_PL_SK) {
+	uint8_t last = m.npl ? m.pl[m.npl - 1].type : IKE_PL_NONE;
+	if (last != IKE_PL_SK && !(last == IKE_PL_SKF && sa->frag)) {
 		c->stats.rx_invalid++;
 		reject(c, sa, "exchange after IKE_SA_INIT without an SK payload");
 		return;
 	}
-	int err = ike_open_sk(&m, buf, &sa->keys.in, &why);
+	uint8_t *whole = NULL; /* a message reassembled from fragments */
+	int err = last == IKE_PL_SK ? ike_open_sk(&m, buf, &sa->keys.in, &why)
+				    : take_fragment(sa, &m, buf, response, &whole, &why);
+	if (err == 1)
+		return; /* a fragment kept for later, or a duplicate */
 	if (err) {
 		/* 2.21.2: integrity failures are dropped without a reply. */
 		c->stats.rx_invalid++;
 		reject(c, sa, why);
 		return;
 	}
-	sa->last_rx = now;
-	/* RFC 3948 / 2.23: the peer's address follows its authenticated messages. */
-	if (port == IKE_NATT_PORT) {
-		sa->remote = *from;
-		sa->local_port = IKE_NATT_PORT;
-	}
-	switch (m.hdr.exchange) {
-	case IKE_AUTH:
-		if (response && sa->req_kind == REQ_AUTH)
-			auth_response(sa, &m, now);
-		else if (!response && !sa->initiator && sa->state == IKE_SA_CONNECTING)
-			auth_request(sa, &m, now);
-		else
-			reject(c, sa, "unexpected IKE_AUTH");
-		return;
-	case IKE_INFORMATIONAL:
-		if (sa->state < IKE_SA_ESTABLISHED) {
-			reject(c, sa, "INFORMATIONAL before the IKE SA is established");
-			return;
-		}
-		if (response)
-			informational_response(sa, now);
-		else
-			informational_request(sa, &m);
-		return;
-	case IKE_CREATE_CHILD_SA:
-		if (sa->state < IKE_SA_ESTABLISHED) {
-			reject(c, sa, "CREATE_CHILD_SA before the IKE SA is established");
-			return;
-		}
-		if (response && sa->req_kind == REQ_REKEY_CHILD)
-			child_rekey_response(sa, &m, now);
-		else if (response && sa->req_kind == REQ_REKEY_IKE)
-			ike_rekey_response(sa, &m, now);
-		else if (!response)
-			child_create_request(sa, &m, now);
-		else
-			reject(c, sa, "unexpected CREATE_CHILD_SA response");
-		return;
-	default:
-		reject(c, sa, "unknown exchange type");
-		return;
-	}
+	dispatch(sa, &m, response, port, from, now);
+	free(whole);
 }
 
 /* ---- timers ----------------------------------------------------------------------------- */
@@ -2227,7 +2419,7 @@ static void sa_tick(struct ike_sa *sa, uint64_t now)
 			sa->retx_at = now + t;
 			c->stats.retransmits++;
 			event(c, IKE_EV_RETRANSMIT, sa, NULL);
-			send_to(sa, sa->req, sa->req_len);
+			send_stored(sa, sa->req, sa->req_len, sa->req_packed);
 		}
 		return;
 	}
@@ -2282,11 +2474,20 @@ struct ike_ctx *ike_new(const struct ike_io *io)
 	if (!c)
 		return NULL;
 	c->io = *io;
+	c->frag_msg = FRAG_MSG;
 	if (!sg_random_bytes(c->cookie_secret, sizeof(c->cookie_secret))) {
 		free(c);
 		return NULL;
 	}
 	return c;
+}
+
+int ike_set_fragment_size(struct ike_ctx *c, size_t bytes)
+{
+	if (bytes < IKE_FRAG_MIN || bytes > FRAG_MSG)
+		return SG_EINVAL;
+	c->frag_msg = bytes;
+	return 0;
 }
 
 void ike_free(struct ike_ctx *c)

@@ -76,6 +76,31 @@ void ike_begin_sk(struct ike_buf *b, const struct ike_sk_keys *k)
 	ike_put_bytes(b, zero, iv_len(k)); /* the IV, filled in at sealing */
 }
 
+/* Encrypts ct_len bytes at iv_at + IV length in place and writes the ICV after them: the
+ * associated data (AEAD, RFC 5282 5.1) or the integrity-protected prefix (CBC, 7296 3.14) is
+ * everything before the IV, i.e. the IKE header and the SK or SKF payload's header. */
+static int encrypt_at(uint8_t *p, size_t iv_at, size_t ct_len, struct ike_sk_keys *k)
+{
+	size_t ivl = iv_len(k), pt_at = iv_at + ivl;
+	uint8_t *iv = p + iv_at, *pt = p + pt_at;
+	if (is_aead(k->encr)) {
+		uint64_t c = k->iv_counter++;
+		for (int i = 7; i >= 0; i--, c >>= 8)
+			iv[i] = (uint8_t)c;
+		/* The AEAD writes ct_len + 16 bytes: the ICV slot reserved by the caller. */
+		if (!sg_ipsec_aead_seal(k->aead, 0, pt, pt, ct_len, p, iv_at, iv))
+			return SG_ECRYPTO;
+		return 0;
+	}
+	if (!sg_random_bytes(iv, ivl) ||
+	    !sg_aes_cbc(true, pt, pt, ct_len, k->ek, k->encr_bits / 8, iv))
+		return SG_ECRYPTO;
+	struct sg_iov all = {p, pt_at + ct_len};
+	if (!sg_integ_icv(k->integ, p + pt_at + ct_len, k->ak, &all, 1))
+		return SG_ECRYPTO;
+	return 0;
+}
+
 int ike_seal_sk(struct ike_buf *b, struct ike_sk_keys *k)
 {
 	if (b->err)
@@ -103,26 +128,48 @@ int ike_seal_sk(struct ike_buf *b, struct ike_sk_keys *k)
 	int err = ike_finish(b);
 	if (err)
 		return err;
-	uint8_t *iv = b->p + iv_at, *pt = b->p + pt_at;
-	if (is_aead(k->encr)) {
-		uint64_t c = k->iv_counter++;
-		for (int i = 7; i >= 0; i--, c >>= 8)
-			iv[i] = (uint8_t)c;
-		/* RFC 5282 5.1: the associated data is the IKE header and the SK header. */
-		if (!sg_ipsec_aead_seal(k->aead, 0, pt, pt, ct_len - 0, b->p, iv_at, iv))
-			return SG_ECRYPTO;
-		/* The AEAD wrote ct_len + 16 bytes: the ICV slot reserved above. */
-	} else {
-		if (!sg_random_bytes(iv, ivl) ||
-		    !sg_aes_cbc(true, pt, pt, ct_len, k->ek, k->encr_bits / 8, iv))
-			return SG_ECRYPTO;
-		/* 3.14: the ICV covers the message from the IKE header to the end of the
-		 * ciphertext. */
-		struct sg_iov all = {b->p, pt_at + ct_len};
-		if (!sg_integ_icv(k->integ, b->p + pt_at + ct_len, k->ak, &all, 1))
-			return SG_ECRYPTO;
-	}
+	int e = encrypt_at(b->p, iv_at, ct_len, k);
+	if (e)
+		return e;
 	b->sk = IKE_BUF_NONE;
+	return 0;
+}
+
+int ike_seal_skf(const struct ike_header *h, uint8_t first, uint16_t number, uint16_t total,
+		 const uint8_t *pt, size_t pt_len, struct ike_sk_keys *k, uint8_t *out, size_t cap,
+		 size_t *out_len)
+{
+	size_t ivl = iv_len(k), icvl = icv_len(k);
+	size_t pad = is_aead(k->encr) ? 0 : (16 - (pt_len + 1) % 16) % 16;
+	size_t skf = IKE_HDR_LEN, iv_at = skf + IKE_PAYLOAD_HDR_LEN + 4, pt_at = iv_at + ivl;
+	size_t ct_len = pt_len + pad + 1, len = pt_at + ct_len + icvl;
+	if (!number || number > total || len > cap || len - skf > 0xffff)
+		return SG_ERANGE;
+	struct ike_buf b;
+	ike_buf_init(&b, out, cap);
+	ike_put_header(&b, h);
+	if (b.err)
+		return b.err;
+	out[16] = IKE_PL_SKF;
+	for (int i = 0; i < 4; i++)
+		out[24 + i] = (uint8_t)(len >> (24 - 8 * i));
+	/* RFC 7383 2.5: the first inner payload's type in fragment 1, zero in the others. */
+	out[skf] = number == 1 ? first : IKE_PL_NONE;
+	out[skf + 1] = 0;
+	out[skf + 2] = (uint8_t)((len - skf) >> 8);
+	out[skf + 3] = (uint8_t)(len - skf);
+	out[skf + 4] = (uint8_t)(number >> 8);
+	out[skf + 5] = (uint8_t)number;
+	out[skf + 6] = (uint8_t)(total >> 8);
+	out[skf + 7] = (uint8_t)total;
+	memmove(out + pt_at, pt, pt_len);
+	memset(out + pt_at + pt_len, 0, pad);
+	out[pt_at + pt_len + pad] = (uint8_t)pad;
+	memset(out + pt_at + ct_len, 0, icvl);
+	int e = encrypt_at(out, iv_at, ct_len, k);
+	if (e)
+		return e;
+	*out_len = len;
 	return 0;
 }
 
@@ -211,5 +258,53 @@ int ike_open_skf(const struct ike_msg *msg, uint8_t *buf, const struct ike_sk_ke
 	if (err)
 		return err;
 	*content = pt;
+	return 0;
+}
+
+int ike_fragment_sk(struct ike_buf *b, struct ike_sk_keys *k, size_t max_msg, unsigned max_frags,
+		    uint8_t *out, size_t cap, size_t *out_len, unsigned *count)
+{
+	if (b->err)
+		return b->err;
+	if (b->sk == IKE_BUF_NONE)
+		return SG_EINVAL;
+	size_t ivl = iv_len(k), icvl = icv_len(k);
+	size_t fixed =
+	    IKE_HDR_LEN + IKE_PAYLOAD_HDR_LEN + 4 + ivl + 1 + icvl + (is_aead(k->encr) ? 0 : 15);
+	if (max_msg <= fixed + 16)
+		return SG_ERANGE;
+	size_t room = max_msg - fixed;
+	size_t pt_at = b->sk + IKE_PAYLOAD_HDR_LEN + ivl;
+	if (pt_at > b->len)
+		return SG_EINVAL;
+	const uint8_t *pt = b->p + pt_at;
+	size_t pt_len = b->len - pt_at;
+	size_t total = pt_len ? (pt_len + room - 1) / room : 1;
+	if (total > max_frags || total > 0xffff)
+		return SG_ERANGE;
+	struct ike_header h = {.exchange = b->p[18], .flags = b->p[19]};
+	memcpy(h.spi_i, b->p, 8);
+	memcpy(h.spi_r, b->p + 8, 8);
+	h.msg_id = (uint32_t)b->p[20] << 24 | (uint32_t)b->p[21] << 16 | (uint32_t)b->p[22] << 8 |
+		   b->p[23];
+	uint8_t first = b->p[b->sk];
+	size_t used = 0;
+	for (size_t i = 0; i < total; i++) {
+		size_t chunk = pt_len - i * room < room ? pt_len - i * room : room, flen;
+		if (cap - used < 4)
+			return SG_ERANGE;
+		int err = ike_seal_skf(&h, first, (uint16_t)(i + 1), (uint16_t)total, pt + i * room,
+				       chunk, k, out + used + 4, cap - used - 4, &flen);
+		if (err)
+			return err;
+		out[used] = (uint8_t)(flen >> 24);
+		out[used + 1] = (uint8_t)(flen >> 16);
+		out[used + 2] = (uint8_t)(flen >> 8);
+		out[used + 3] = (uint8_t)flen;
+		used += 4 + flen;
+	}
+	b->sk = IKE_BUF_NONE;
+	*out_len = used;
+	*count = (unsigned)total;
 	return 0;
 }

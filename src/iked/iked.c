@@ -508,7 +508,8 @@ static void on_udp(struct iked *d, struct udp_sock *u, uint16_t port)
 			if (!seg)
 				seg = total;
 			from_wg(&d->rx.from[i], &from);
-			/* One datagram, or several of one size the kernel coalesced (UDP GRO, 4500). */
+			/* One datagram, or several of one size the kernel coalesced (UDP GRO,
+			 * 4500). */
 			for (size_t off = 0; off < total; off += seg) {
 				uint8_t *b = buf + off;
 				size_t len = total - off < seg ? total - off : seg;
@@ -519,7 +520,8 @@ static void on_udp(struct iked *d, struct udp_sock *u, uint16_t port)
 				if (len == 1 && b[0] == 0xff)
 					continue; /* NAT keepalive (RFC 3948 2.3) */
 				if (len >= 4 && !b[0] && !b[1] && !b[2] && !b[3]) {
-					ike_receive(d->ike, now, IKE_NATT_PORT, &from, b + 4, len - 4);
+					ike_receive(d->ike, now, IKE_NATT_PORT, &from, b + 4,
+						    len - 4);
 					continue;
 				}
 				esp_in(d, &from, b, len);
@@ -780,6 +782,17 @@ int iked_init(struct iked *d, const char *vici_uri, const char **why)
 	if (!d->ike) {
 		*why = "ike_new";
 		return -ENOMEM;
+	}
+	/* RFC 7383: the largest IKE fragment sent (charon's fragment_size, less the IP/UDP
+	 * headers and the marker). */
+	const char *fs = getenv("SG_IKE_FRAGMENT_SIZE");
+	if (fs && *fs) {
+		char *end;
+		unsigned long v = strtoul(fs, &end, 10);
+		if (*end || ike_set_fragment_size(d->ike, v)) {
+			*why = "SG_IKE_FRAGMENT_SIZE must be 512..1228";
+			return -EINVAL;
+		}
 	}
 	if ((err = evloop_new(&d->loop))) {
 		*why = "evloop_new";

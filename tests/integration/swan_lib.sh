@@ -27,7 +27,8 @@ swan_start() {
 		  filelog { main { path = $dir/charon.log
 		    default = 1
 		    ike = ${SWAN_LOG:-2}
-		    time_format = %H:%M:%S } }
+		    time_format = %H:%M:%S
+		    flush_line = yes } }
 		}
 	CONF
 	printf -v "SWAN_URI_$name" '%s' "unix://$dir/charon.vici"

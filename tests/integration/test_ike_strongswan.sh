@@ -9,7 +9,8 @@
 #  - charon initiates (ours responder) with ChaCha20-Poly1305, configured by our --conf file;
 #  - hostile datagrams on 500/4500 and a flood of IKE_SA_INIT requests do not stop the tunnel;
 #  - X.509 certificates (RFC 7427 signatures: ours ECDSA P-384, charon's RSA) from one CA, loaded
-#    by swanctl from its x509, x509ca and private directories, in both roles;
+#    by swanctl from its x509, x509ca and private directories, in both roles, the IKE_AUTH
+#    messages fragmented both ways (RFC 7383, 600-byte fragments);
 #  - DPD notices a killed peer (dpd_delay 2s, dpd_timeout 8s) and clears the SAs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -24,7 +25,10 @@ sg_hosts 2
 A=${HOST[1]} B=${HOST[2]}
 ip -n "$A" addr add 10.1.0.1/32 dev lo
 ip -n "$B" addr add 10.2.0.1/32 dev lo
-swan_start "$B" b
+# Small IKE fragments on both sides (RFC 7383), so that IKE_AUTH with certificates (phase 6)
+# travels in fragments both ways; smaller messages are not fragmented.
+SWAN_EXTRA="fragment_size = 600" swan_start "$B" b
+export SG_IKE_FRAGMENT_SIZE=600
 SW() { swanctl "$@" --uri "$SWAN_URI_b"; }
 mkdir -m 700 "$SG_TMP/iked"
 OURS=unix://$SG_TMP/iked/iked.vici
@@ -254,6 +258,8 @@ wait_for 10 no_sas SW || fail "charon kept the certificate SA"
 SW --initiate --child net >"$SG_TMP/certinit2.out" 2>&1 || fail "charon initiates with certificates: $(cat "$SG_TMP/certinit2.out")"
 wait_for 5 ping_ok || fail "no ping when charon initiated with certificates"
 grep -q 'event=ike_up' "$SG_TMP/iked.log" || fail "no ike_up in our log"
+grep -q 'splitting IKE message' "$SWAN_DIR_b/charon.log" || fail "charon sent no IKE fragments"
+grep -q 'reassembled fragmented IKE message' "$SWAN_DIR_b/charon.log" || fail "charon reassembled none of our fragments"
 
 log "7. DPD notices a killed charon"
 for p in $(ip netns pids "$B"); do

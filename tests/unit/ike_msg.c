@@ -150,6 +150,110 @@ static void test_sk_all_ciphers(void **state)
 
 /* An SA payload by hand (RFC 7296 3.3): one IKE proposal, ENCR_AES_GCM_16 with Key Length 256,
  * PRF_HMAC_SHA2_384, DH group 20; then a second, ESP-like one is refused for the wrong SPI size. */
+/* RFC 7383: a message cut into fragments, each opened on its own, the contents joined give the
+ * inner chain back; the fragment numbers are covered by the ICV; every cipher family. */
+static void test_fragments(void **state)
+{
+	static const struct {
+		uint16_t encr, bits, integ;
+	} c[] = {
+	    {IKE_ENCR_AES_GCM_16, 256, 0},
+	    {IKE_ENCR_CHACHA20_POLY1305, 256, 0},
+	    {IKE_ENCR_AES_CBC, 128, SG_INTEG_HMAC_SHA2_256_128},
+	};
+	uint8_t ek[36], ak[64], data[1500];
+	static uint8_t mem[4096], frags[8192], joined[4096];
+	(void)state;
+	fill_seq(ek, sizeof(ek), 1);
+	fill_seq(ak, sizeof(ak), 100);
+	fill_seq(data, sizeof(data), 9);
+	for (size_t i = 0; i < SG_ARRAY_LEN(c); i++) {
+		struct ike_sk_keys tx, rx;
+		struct ike_buf b;
+		const char *why;
+		struct ike_header h = {
+		    .exchange = IKE_AUTH, .flags = IKE_FLAG_INITIATOR, .msg_id = 1};
+		memset(h.spi_i, 0x11, 8);
+		memset(h.spi_r, 0x22, 8);
+		assert_int_equal(
+		    ike_sk_keys_init(&tx, c[i].encr, c[i].bits, c[i].integ, ek, ak, true), 0);
+		assert_int_equal(
+		    ike_sk_keys_init(&rx, c[i].encr, c[i].bits, c[i].integ, ek, ak, false), 0);
+		ike_buf_init(&b, mem, sizeof(mem));
+		ike_put_header(&b, &h);
+		ike_begin_sk(&b, &tx);
+		ike_put_cert(&b, IKE_PL_CERT, 4, data, sizeof(data));
+		ike_put_nonce(&b, data, 32);
+		size_t flen;
+		unsigned n;
+		assert_int_equal(ike_fragment_sk(&b, &tx, 512, 32, frags, sizeof(frags), &flen, &n),
+				 0);
+		assert_int_equal(n, 4); /* 1500 + 36 + 8 bytes of inner payloads, < 470 each */
+		/* Too many for the limit, or fragments too small to hold anything. */
+		ike_buf_init(&b, mem, sizeof(mem));
+		ike_put_header(&b, &h);
+		ike_begin_sk(&b, &tx);
+		ike_put_cert(&b, IKE_PL_CERT, 4, data, sizeof(data));
+		size_t l2;
+		unsigned n2;
+		assert_int_equal(
+		    ike_fragment_sk(&b, &tx, 512, 3, frags + flen, sizeof(frags) - flen, &l2, &n2),
+		    SG_ERANGE);
+		size_t at = 0, jl = 0;
+		uint8_t first = 0;
+		for (unsigned k = 1; k <= n; k++) {
+			size_t len = (size_t)frags[at] << 24 | (size_t)frags[at + 1] << 16 |
+				     (size_t)frags[at + 2] << 8 | frags[at + 3];
+			uint8_t *f = frags + at + 4;
+			at += 4 + len;
+			assert_true(len <= 512);
+			struct ike_msg m;
+			struct ike_skf skf;
+			assert_int_equal(ike_parse(f, len, &m, &why), 0);
+			assert_int_equal(m.hdr.msg_id, 1);
+			assert_int_equal(m.npl, 1);
+			assert_int_equal(m.pl[0].type, IKE_PL_SKF);
+			assert_int_equal(ike_parse_skf(m.pl[0].body, m.pl[0].len, &skf, &why), 0);
+			assert_int_equal(skf.number, k);
+			assert_int_equal(skf.total, n);
+			if (k == 2) {
+				/* Renumbered: the ICV covers the SKF header (2.5). */
+				uint8_t copy[600];
+				memcpy(copy, f, len);
+				copy[IKE_HDR_LEN + 5] = 3;
+				struct ike_msg m2;
+				const uint8_t *ct;
+				size_t cl;
+				uint8_t fi;
+				assert_int_equal(ike_parse(copy, len, &m2, &why), 0);
+				assert_int_equal(ike_open_skf(&m2, copy, &rx, &ct, &cl, &fi, &why),
+						 SG_EAUTH);
+			}
+			const uint8_t *content;
+			size_t cl;
+			uint8_t fi;
+			assert_int_equal(ike_open_skf(&m, f, &rx, &content, &cl, &fi, &why), 0);
+			if (k == 1)
+				first = fi;
+			else
+				assert_int_equal(fi, IKE_PL_NONE);
+			memcpy(joined + jl, content, cl);
+			jl += cl;
+		}
+		assert_int_equal(at, flen);
+		assert_int_equal(first, IKE_PL_CERT);
+		struct ike_msg m = {.npl = 0};
+		assert_int_equal(ike_parse_chain(&m, first, joined, jl, 0, &why), 0);
+		assert_int_equal(m.npl, 2);
+		assert_int_equal(m.pl[0].type, IKE_PL_CERT);
+		assert_int_equal(m.pl[0].len, 1 + sizeof(data));
+		assert_memory_equal(m.pl[0].body + 1, data, sizeof(data));
+		assert_int_equal(m.pl[1].type, IKE_PL_NONCE);
+		ike_sk_keys_wipe(&tx);
+		ike_sk_keys_wipe(&rx);
+	}
+}
+
 static const uint8_t sa_body[] = {
     0x00, 0x00, 0x00, 0x24,			    /* last proposal, length 36 */
     0x01, 0x01, 0x00, 0x03,			    /* #1, IKE, SPI size 0, 3 transforms */
@@ -420,9 +524,9 @@ static void test_message(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sk_rfc7634), cmocka_unit_test(test_sk_all_ciphers),
-	    cmocka_unit_test(test_sa_payload), cmocka_unit_test(test_payload_rejects),
-	    cmocka_unit_test(test_message),
+	    cmocka_unit_test(test_sk_rfc7634),	    cmocka_unit_test(test_sk_all_ciphers),
+	    cmocka_unit_test(test_fragments),	    cmocka_unit_test(test_sa_payload),
+	    cmocka_unit_test(test_payload_rejects), cmocka_unit_test(test_message),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

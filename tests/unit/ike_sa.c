@@ -1092,6 +1092,62 @@ static void test_certificates(void **state)
 	pki_free();
 }
 
+/* Delivers the queue last-in first-out until quiet: every burst (the fragments of a message)
+ * arrives in reverse order. */
+static void run_lifo(void)
+{
+	for (int guard = 0; net.nq && guard < 1000; guard++) {
+		struct dgram d = net.q[--net.nq];
+		ike_receive(net.s[d.to].ctx, net.now, d.port, &d.from, d.data, d.len);
+	}
+	assert_int_equal(net.nq, 0);
+}
+
+/* RFC 7383: IKE_AUTH with certificates (B's RSA certificate and signature) does not fit in a
+ * 1280-byte datagram: it travels as fragments, which arrive in order, in reverse order, and with
+ * one lost (the whole message is retransmitted; a retransmitted fragmented request is answered
+ * on its fragment 1 only). */
+static void test_fragmentation(void **state)
+{
+	struct ike_peer_cfg a, b;
+	struct ike_stats sa_, sb;
+	(void)state;
+	pki_load();
+	for (int round = 0; round < 3; round++) {
+		teardown(NULL);
+		setup(NULL);
+		cert_cfgs(&a, &b);
+		assert_int_equal(ike_add_peer(net.s[0].ctx, &a), 0);
+		assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
+		/* The test certificates are small: 512-byte fragments make several. */
+		assert_int_equal(ike_set_fragment_size(net.s[0].ctx, IKE_FRAG_MIN), 0);
+		assert_int_equal(ike_set_fragment_size(net.s[1].ctx, IKE_FRAG_MIN), 0);
+		assert_int_equal(ike_set_fragment_size(net.s[1].ctx, 100), SG_EINVAL);
+		if (round == 2)
+			net.drop_nth[1] = 2; /* fragment 1 of B's IKE_AUTH response */
+		assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", net.now), 0);
+		if (round == 1)
+			run_lifo();
+		else
+			run(false);
+		if (round == 2) {
+			assert_int_equal(net.s[0].ike_up, 0);
+			assert_true(advance(10 * SEC)); /* A retransmits its IKE_AUTH request */
+		}
+		assert_paired();
+		assert_int_equal(net.s[1].child_up, 1); /* installed once */
+		ike_get_stats(net.s[0].ctx, &sa_);
+		ike_get_stats(net.s[1].ctx, &sb);
+		assert_true(sb.fragmented >= 1 && sa_.fragmented >= 1);
+		assert_true(sa_.reassembled >= 1 && sb.reassembled >= 1);
+		/* Then a fragmented exchange is not needed for small messages. */
+		assert_int_equal(ike_terminate(net.s[0].ctx, "to-b", net.now), 0);
+		run(false);
+		assert_int_equal(sa_count(0) + sa_count(1), 0);
+	}
+	pki_free();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1115,6 +1171,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_ike_rekey_collision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lifetimes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_certificates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fragmentation, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
