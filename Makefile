@@ -61,7 +61,8 @@ bench: deps all
 	./bench/ipsec.sh
 
 # Installs the binaries (secureguard, secureguardd, secureguard-iked) and the systemd units
-# (secureguard@.service, secureguard-iked.service) under PREFIX (default /usr/local).
+# (secureguard@.service, secureguard-gateway.service, secureguard-iked.service) under PREFIX
+# (default /usr/local).
 PREFIX ?= /usr/local
 install:
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
