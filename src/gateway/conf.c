@@ -15,7 +15,7 @@
 
 #include <secureguard/sg_errors.h>
 
-#include "gateway/http1.h"
+#include "net/http1.h"
 #include "net/addr.h"
 
 /* ---- arena ------------------------------------------------------------------------------ */
@@ -979,7 +979,7 @@ static bool parse_limits(struct vctx *v, json_t *root, struct gw_limits *l)
 		  get_u32(v, j, "body_timeout_ms", 100, 3600000, 30000, &l->body_timeout_ms) &&
 		  get_u32(v, j, "max_head", 1024, 65536, 16384, &l->max_head) &&
 		  get_u32(v, j, "max_target", 64, 65536, 8192, &l->max_target) &&
-		  get_u32(v, j, "max_headers", 8, GW_HTTP_MAX_HEADERS, 100, &l->max_headers) &&
+		  get_u32(v, j, "max_headers", 8, SG_HTTP_MAX_HEADERS, 100, &l->max_headers) &&
 		  get_u64(v, j, "max_body", 0, 1ull << 40, 64ull << 20, &l->max_body);
 	if (ok && l->max_target > l->max_head)
 		ok = verr(v, "max_target must not exceed max_head");

@@ -71,7 +71,7 @@ struct gw_target_conf {
 struct gw_rule {
 	const char *path_prefix; /* NULL: any; a trailing '*' is implied: prefix match */
 	const char *path_exact;	 /* NULL: any */
-	uint32_t methods;	 /* bit (1 << gw_http_method), 0: any; GW_M_OTHER never matches */
+	uint32_t methods;	 /* bit (1 << sg_http_method), 0: any; SG_HTTP_M_OTHER never matches */
 	const char *header_name; /* NULL: any */
 	const char *header_value; /* NULL: the field is present */
 	struct gw_cidr *sources;

@@ -301,7 +301,7 @@ static void reload(struct gw *gw)
 
 static void listener_event(void *ctx, uint32_t ev)
 {
-	gw_http_accept(ctx);
+	sg_http_accept(ctx);
 }
 
 static int listen_on(struct gw *gw, struct gw_listener *l, const char *spec, bool tls,

@@ -9,7 +9,7 @@
 
 #include "gateway/conf.h"
 #include "gateway/gateway.h"
-#include "gateway/http1.h"
+#include "net/http1.h"
 #include "net/evloop.h"
 #include "net/tls_term.h"
 #include "wg/wg.h"
@@ -190,7 +190,7 @@ struct gw {
 	uint64_t now_ns;
 	struct gw_link conns;  /* clients and idle upstream connections (timeouts) */
 	struct gw_link grave;  /* closed clients, freed after the loop turn */
-	struct gw_http_msg msg; /* scratch for the head being handled (one thread) */
+	struct sg_http_msg msg; /* scratch for the head being handled (one thread) */
 	struct gw_link flows;  /* tcp flows */
 	uint32_t n_clients;
 	struct gw_src_entry *src;
@@ -229,19 +229,19 @@ struct gw_exchange {
 	struct gw_upstream *u;
 	char *head; /* the request head as sent to targets (kept for retries) */
 	size_t head_len;
-	enum gw_http_method method;
-	enum gw_http_body req_body;
+	enum sg_http_method method;
+	enum sg_http_body req_body;
 	uint64_t req_left, req_bytes, max_body;
-	struct gw_chunked req_ch;
+	struct sg_http_chunked req_ch;
 	bool req_done, retryable, expect_continue;
 	uint32_t tries;
 	uint64_t tried_mask;
 	bool resp_started, resp_head_done, resp_done, resp_keepalive, resp_chunked_out;
 	bool resp_close_out; /* the client's body ends when we close */
 	int status;
-	enum gw_http_body resp_body;
+	enum sg_http_body resp_body;
 	uint64_t resp_left;
-	struct gw_chunked resp_ch;
+	struct sg_http_chunked resp_ch;
 	bool client_keepalive, websocket, https;
 	uint64_t start_ns, sent_ns, bytes_out;
 	struct sg_httpc_req *oidc_req; /* a login's code exchange in progress (C_WAIT) */
@@ -306,7 +306,7 @@ struct gw_upstream {
 /* ---- files ------------------------------------------------------------------------------ */
 
 /* proxy.c: HTTP clients. */
-void gw_http_accept(struct gw_listener *l);
+void sg_http_accept(struct gw_listener *l);
 void gw_conns_tick(struct gw *gw);
 void gw_conns_close_all(struct gw *gw);
 void gw_reap(struct gw *gw);
@@ -354,7 +354,7 @@ enum gw_verdict {
 struct gw_policy_in {
 	int family;
 	const uint8_t *addr;
-	const struct gw_http_msg *req; /* NULL for tcp/udp */
+	const struct sg_http_msg *req; /* NULL for tcp/udp */
 	const char *path;
 	size_t path_len;
 };
@@ -363,7 +363,7 @@ struct gw_policy_out {
 	bool authenticated;
 	char user[64]; /* "key:<first 8 hex>" for an API key, the email or sub of a login */
 	const char *reason;
-	const struct gw_http_header *auth_header; /* the Authorization that authenticated */
+	const struct sg_http_header *auth_header; /* the Authorization that authenticated */
 };
 enum gw_verdict gw_policy_check(struct gw *gw, struct gw_res *r, const struct gw_policy_in *in,
 				struct gw_policy_out *out, uint64_t now_ns);

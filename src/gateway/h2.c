@@ -27,7 +27,7 @@
 #define H2_MAX_STREAMS	 64u
 #define H2_WINDOW	 65535u /* per stream: what a stream may have in flight towards us */
 #define H2_CONN_WINDOW	 (H2_MAX_STREAMS * H2_WINDOW)
-#define H2_MAX_FIELDS	 GW_HTTP_MAX_HEADERS
+#define H2_MAX_FIELDS	 SG_HTTP_MAX_HEADERS
 
 static const uint8_t preface[GW_H2_PREFACE_LEN] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -389,14 +389,14 @@ bool gw_h2_stream_output(struct gw_client *vc)
 	struct gw_h2_stream *s = vc->h2s;
 	if (!s || s->head_sent || s->closed || vc->out.len == 0)
 		return false;
-	struct gw_http_msg *m = &vc->gw->msg;
-	struct gw_http_limits lim = {.max_head = GW_CLIENT_OUT_CAP, .max_target = GW_CLIENT_OUT_CAP,
-				     .max_headers = GW_HTTP_MAX_HEADERS};
+	struct sg_http_msg *m = &vc->gw->msg;
+	struct sg_http_limits lim = {.max_head = GW_CLIENT_OUT_CAP, .max_target = GW_CLIENT_OUT_CAP,
+				     .max_headers = SG_HTTP_MAX_HEADERS};
 	const char *why = NULL;
-	enum gw_http_method method = strcmp(s->method, "HEAD") == 0 ? GW_M_HEAD : GW_M_GET;
-	int n = gw_http_parse_response((const char *)gw_buf_data(&vc->out), vc->out.len, &lim,
+	enum sg_http_method method = strcmp(s->method, "HEAD") == 0 ? SG_HTTP_M_HEAD : SG_HTTP_M_GET;
+	int n = sg_http_parse_response((const char *)gw_buf_data(&vc->out), vc->out.len, &lim,
 				       method, m, &why);
-	if (n == GW_HTTP_INCOMPLETE)
+	if (n == SG_HTTP_INCOMPLETE)
 		return false;
 	if (n < 0) { /* our own output: cannot happen; reset rather than guess */
 		nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id,
@@ -404,16 +404,16 @@ bool gw_h2_stream_output(struct gw_client *vc)
 		s->head_sent = true;
 		return true;
 	}
-	nghttp2_nv nv[GW_HTTP_MAX_HEADERS + 1];
+	nghttp2_nv nv[SG_HTTP_MAX_HEADERS + 1];
 	char status[4];
-	char lower[GW_HTTP_MAX_HEADERS][64];
+	char lower[SG_HTTP_MAX_HEADERS][64];
 	size_t k = 0;
 	snprintf(status, sizeof(status), "%03d", m->status);
 	nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
 	for (size_t i = 0; i < m->n_headers; i++) {
-		const struct gw_http_header *h = &m->headers[i];
+		const struct sg_http_header *h = &m->headers[i];
 		/* Connection-specific fields do not exist in HTTP/2 (RFC 9113 section 8.2.2). */
-		if (gw_http_hop_by_hop(m, h) || h->name_len >= sizeof(lower[0]))
+		if (sg_http_hop_by_hop(m, h) || h->name_len >= sizeof(lower[0]))
 			continue;
 		for (size_t j = 0; j < h->name_len; j++) {
 			char ch = h->name[j];
@@ -423,7 +423,7 @@ bool gw_h2_stream_output(struct gw_client *vc)
 				     h->value_len, NGHTTP2_NV_FLAG_NONE};
 		k++;
 	}
-	bool body = m->body != GW_BODY_NONE;
+	bool body = m->body != SG_HTTP_BODY_NONE;
 	nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_body};
 	/* nghttp2 copies the name/value pairs; then the head leaves the buffer. */
 	int rc = nghttp2_submit_response(s->h2->session, s->id, nv, k, body ? &prd : NULL);

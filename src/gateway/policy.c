@@ -139,10 +139,10 @@ static bool cidr_any(const struct gw_cidr *c, size_t n, int family, const uint8_
 
 static bool rule_matches(const struct gw_rule *r, const struct gw_policy_in *in)
 {
-	const struct gw_http_msg *m = in->req;
+	const struct sg_http_msg *m = in->req;
 	if (r->methods && !(r->methods & (1u << m->method_id)))
 		return false;
-	if (r->methods && m->method_id == GW_M_OTHER)
+	if (r->methods && m->method_id == SG_HTTP_M_OTHER)
 		return false;
 	if (r->path_exact && (strlen(r->path_exact) != in->path_len ||
 			      memcmp(r->path_exact, in->path, in->path_len) != 0))
@@ -157,8 +157,8 @@ static bool rule_matches(const struct gw_rule *r, const struct gw_policy_in *in)
 	if (r->header_name) {
 		bool found = false;
 		for (size_t i = 0; i < m->n_headers && !found; i++) {
-			const struct gw_http_header *h = &m->headers[i];
-			if (!gw_http_ieq(h->name, h->name_len, r->header_name))
+			const struct sg_http_header *h = &m->headers[i];
+			if (!sg_http_ieq(h->name, h->name_len, r->header_name))
 				continue;
 			found = !r->header_value || (strlen(r->header_value) == h->value_len &&
 						     memcmp(r->header_value, h->value, h->value_len) == 0);
@@ -171,11 +171,11 @@ static bool rule_matches(const struct gw_rule *r, const struct gw_policy_in *in)
 
 /* A bearer key (RFC 6750 section 2.1) whose SHA-384 is one of the resource's. Every stored
  * hash is compared, in constant time, so the time says nothing about which one matched. */
-static bool api_key_ok(const struct gw_resource_conf *rc, const struct gw_http_msg *m,
+static bool api_key_ok(const struct gw_resource_conf *rc, const struct sg_http_msg *m,
 		       struct gw_policy_out *out)
 {
-	const struct gw_http_header *h = gw_http_find(m, "authorization");
-	if (!h || h->value_len < 8 || !gw_http_ieq(h->value, 7, "bearer ") || h->value_len > 1024)
+	const struct sg_http_header *h = sg_http_find(m, "authorization");
+	if (!h || h->value_len < 8 || !sg_http_ieq(h->value, 7, "bearer ") || h->value_len > 1024)
 		return false;
 	const char *key = h->value + 7;
 	size_t n = h->value_len - 7;
@@ -207,19 +207,19 @@ static bool api_key_ok(const struct gw_resource_conf *rc, const struct gw_http_m
 
 /* The session of auth login: the ID token in the resource's session cookie, or a JWT as a
  * bearer token (scripts), checked with the provider's public keys. */
-static enum gw_verdict login_session(struct gw_res *r, const struct gw_http_msg *m,
+static enum gw_verdict login_session(struct gw_res *r, const struct sg_http_msg *m,
 				     struct gw_policy_out *out)
 {
 	char name[GW_CONF_ID_MAX + 16];
 	const char *tok = NULL;
 	size_t tl = 0;
 	snprintf(name, sizeof(name), "sg_session_%s", r->conf->id);
-	const struct gw_http_header *h = gw_http_find(m, "authorization");
-	if (h && h->value_len > 7 && gw_http_ieq(h->value, 7, "bearer ") &&
+	const struct sg_http_header *h = sg_http_find(m, "authorization");
+	if (h && h->value_len > 7 && sg_http_ieq(h->value, 7, "bearer ") &&
 	    memchr(h->value + 7, '.', h->value_len - 7)) {
 		tok = h->value + 7;
 		tl = h->value_len - 7;
-	} else if (!gw_http_cookie(m, name, &tok, &tl)) {
+	} else if (!sg_http_cookie(m, name, &tok, &tl)) {
 		out->reason = "login required";
 		return GW_V_LOGIN;
 	}

@@ -271,7 +271,7 @@ static void respond(struct gw_client *c, int status, bool keep, const char *extr
 		snprintf(text, sizeof(text), "%d %s\n", status, reason_phrase(status));
 		body = text;
 	}
-	bool head = c->has_x && c->x.method == GW_M_HEAD;
+	bool head = c->has_x && c->x.method == SG_HTTP_M_HEAD;
 	if (!buf_printf(&c->out,
 			"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
 			"Content-Length: %zu\r\n%s%s\r\n%s",
@@ -602,7 +602,7 @@ static bool up_io(struct gw_client *c)
 				u->rd = errno == EINTR;
 				break;
 			}
-			if (c->x.resp_body == GW_BODY_CLOSE && c->x.resp_head_done) {
+			if (c->x.resp_body == SG_HTTP_BODY_CLOSE && c->x.resp_head_done) {
 				u->eof = true; /* a reset ends a close-delimited body too */
 				progress = true;
 				break;
@@ -629,26 +629,26 @@ static bool up_io(struct gw_client *c)
 
 /* ---- request head to target ------------------------------------------------------------- */
 
-static bool is_forwarding_field(const struct gw_http_header *h)
+static bool is_forwarding_field(const struct sg_http_header *h)
 {
 	/* Set by us alone: an edge proxy must not pass on what the internet claims. */
-	return gw_http_ieq(h->name, h->name_len, "x-forwarded-for") ||
-	       gw_http_ieq(h->name, h->name_len, "x-forwarded-proto") ||
-	       gw_http_ieq(h->name, h->name_len, "x-forwarded-host") ||
-	       gw_http_ieq(h->name, h->name_len, "x-forwarded-port") ||
-	       gw_http_ieq(h->name, h->name_len, "x-real-ip") ||
-	       gw_http_ieq(h->name, h->name_len, "x-forwarded-user") ||
-	       gw_http_ieq(h->name, h->name_len, "forwarded");
+	return sg_http_ieq(h->name, h->name_len, "x-forwarded-for") ||
+	       sg_http_ieq(h->name, h->name_len, "x-forwarded-proto") ||
+	       sg_http_ieq(h->name, h->name_len, "x-forwarded-host") ||
+	       sg_http_ieq(h->name, h->name_len, "x-forwarded-port") ||
+	       sg_http_ieq(h->name, h->name_len, "x-real-ip") ||
+	       sg_http_ieq(h->name, h->name_len, "x-forwarded-user") ||
+	       sg_http_ieq(h->name, h->name_len, "forwarded");
 }
 
 /* A Cookie field without the gateway's own cookies (the login state and the session token are
  * credentials for the gateway, not for the target); nothing when none is left. */
-static void put_cookies(struct sbuf *s, const struct gw_http_header *h)
+static void put_cookies(struct sbuf *s, const struct sg_http_header *h)
 {
 	const char *p = h->value, *e = h->value + h->value_len, *pair;
 	size_t n;
 	bool any = false;
-	while (gw_http_cookie_next(&p, e, &pair, &n)) {
+	while (sg_http_cookie_next(&p, e, &pair, &n)) {
 		bool ours = (n > 11 && memcmp(pair, "sg_session_", 11) == 0) ||
 			    (n > 8 && memcmp(pair, "sg_oidc_", 8) == 0);
 		if (!ours) {
@@ -661,9 +661,9 @@ static void put_cookies(struct sbuf *s, const struct gw_http_header *h)
 		sb_str(s, "\r\n");
 }
 
-static char *build_request_head(struct gw_client *c, const struct gw_http_msg *m,
+static char *build_request_head(struct gw_client *c, const struct sg_http_msg *m,
 				const char *path, size_t path_len, const char *query,
-				size_t query_len, const struct gw_http_header *drop,
+				size_t query_len, const struct sg_http_header *drop,
 				size_t *out_len)
 {
 	struct gw_exchange *x = &c->x;
@@ -676,13 +676,13 @@ static char *build_request_head(struct gw_client *c, const struct gw_http_msg *m
 	sb_put(&s, m->host, m->host_len);
 	sb_str(&s, "\r\n");
 	for (size_t i = 0; i < m->n_headers; i++) {
-		const struct gw_http_header *h = &m->headers[i];
-		if (h == drop || gw_http_hop_by_hop(m, h) || is_forwarding_field(h) ||
-		    gw_http_ieq(h->name, h->name_len, "host") ||
-		    gw_http_ieq(h->name, h->name_len, "content-length") ||
-		    gw_http_ieq(h->name, h->name_len, "expect"))
+		const struct sg_http_header *h = &m->headers[i];
+		if (h == drop || sg_http_hop_by_hop(m, h) || is_forwarding_field(h) ||
+		    sg_http_ieq(h->name, h->name_len, "host") ||
+		    sg_http_ieq(h->name, h->name_len, "content-length") ||
+		    sg_http_ieq(h->name, h->name_len, "expect"))
 			continue;
-		if (gw_http_ieq(h->name, h->name_len, "cookie")) {
+		if (sg_http_ieq(h->name, h->name_len, "cookie")) {
 			put_cookies(&s, h);
 			continue;
 		}
@@ -713,14 +713,14 @@ static char *build_request_head(struct gw_client *c, const struct gw_http_msg *m
 	sb_str(&s, line);
 	sb_put(&s, m->host, m->host_len);
 	sb_str(&s, "\"\r\n");
-	if (m->body == GW_BODY_LENGTH) {
+	if (m->body == SG_HTTP_BODY_LENGTH) {
 		snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
 			 (unsigned long long)m->content_length);
 		sb_str(&s, line);
-	} else if (m->body == GW_BODY_CHUNKED) {
+	} else if (m->body == SG_HTTP_BODY_CHUNKED) {
 		sb_str(&s, "Transfer-Encoding: chunked\r\n");
-	} else if (m->method_id == GW_M_POST || m->method_id == GW_M_PUT ||
-		   m->method_id == GW_M_PATCH) {
+	} else if (m->method_id == SG_HTTP_M_POST || m->method_id == SG_HTTP_M_PUT ||
+		   m->method_id == SG_HTTP_M_PATCH) {
 		sb_str(&s, "Content-Length: 0\r\n");
 	}
 	if (x->websocket)
@@ -742,10 +742,10 @@ static void copy_field(char *dst, size_t cap, const char *s, size_t n)
 	dst[n] = '\0';
 }
 
-static void handle_metrics(struct gw_client *c, const struct gw_http_msg *m)
+static void handle_metrics(struct gw_client *c, const struct sg_http_msg *m)
 {
-	bool keep = m->keep_alive && m->body == GW_BODY_NONE;
-	bool get = m->method_id == GW_M_GET || m->method_id == GW_M_HEAD;
+	bool keep = m->keep_alive && m->body == SG_HTTP_BODY_NONE;
+	bool get = m->method_id == SG_HTTP_M_GET || m->method_id == SG_HTTP_M_HEAD;
 	if (get && m->target_len == 8 && memcmp(m->target, "/healthz", 8) == 0) {
 		/* For orchestrators: alive, which config, how many targets take traffic. */
 		char body[256];
@@ -785,7 +785,7 @@ static void handle_metrics(struct gw_client *c, const struct gw_http_msg *m)
 			  body.len);
 	gw_buf_free(&c->out);
 	struct gw_buf o = {0};
-	uint32_t blen = m->method_id == GW_M_HEAD ? 0 : body.len;
+	uint32_t blen = m->method_id == SG_HTTP_M_HEAD ? 0 : body.len;
 	if (!gw_buf_alloc(&o, (uint32_t)hn + blen + 1)) {
 		gw_buf_free(&body);
 		client_close(c);
@@ -837,7 +837,7 @@ static void login_done(void *ctx, const struct gw_oidc_result *r)
 }
 
 /* The provider sent the browser back with a code: exchange it, then set the session. */
-static void login_callback(struct gw_client *c, const struct gw_http_msg *m, const char *query,
+static void login_callback(struct gw_client *c, const struct sg_http_msg *m, const char *query,
 			   size_t ql, size_t head_len)
 {
 	struct gw_exchange *x = &c->x;
@@ -845,7 +845,7 @@ static void login_callback(struct gw_client *c, const struct gw_http_msg *m, con
 	const char *ck = NULL, *why = NULL;
 	size_t cl = 0;
 	snprintf(name, sizeof(name), "sg_oidc_%s", x->res->conf->id);
-	(void)gw_http_cookie(m, name, &ck, &cl);
+	(void)sg_http_cookie(m, name, &ck, &cl);
 	x->oidc_req = gw_oidc_callback(x->res, x->s->host, x->https, query, ql, ck, cl, login_done, c,
 				       &why);
 	gw_buf_consume(&c->in, head_len);
@@ -862,7 +862,7 @@ static void login_callback(struct gw_client *c, const struct gw_http_msg *m, con
 }
 
 /* A complete request head of head_len bytes is at the front of c->in. */
-static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t head_len)
+static void handle_request(struct gw_client *c, struct sg_http_msg *m, size_t head_len)
 {
 	struct gw *gw = c->gw;
 	struct gw_exchange *x = &c->x;
@@ -883,7 +883,7 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 	x->client_keepalive = m->keep_alive && m->minor == 1;
 	x->req_body = m->body;
 	x->req_left = m->content_length;
-	x->req_done = m->body == GW_BODY_NONE;
+	x->req_done = m->body == SG_HTTP_BODY_NONE;
 	c->has_x = true;
 
 	if (c->l->metrics) {
@@ -915,7 +915,7 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 		t = slash ? slash : "/";
 		tl = slash ? tl - (size_t)(slash - m->target) : 1;
 	}
-	if (!m->host || !gw_http_host_ok(m->host, m->host_len)) {
+	if (!m->host || !sg_http_host_ok(m->host, m->host_len)) {
 		gw_buf_consume(&c->in, head_len);
 		x->client_keepalive = false;
 		x_fail_respond(c, 400, "missing or malformed Host", NULL);
@@ -933,7 +933,7 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 	const char *q = memchr(t, '?', tl);
 	size_t plen = q ? (size_t)(q - t) : tl;
 	char npath[8192 + 16];
-	int nl = t[0] == '*' ? 1 : gw_http_normalize_path(t, plen, npath, sizeof(npath));
+	int nl = t[0] == '*' ? 1 : sg_http_normalize_path(t, plen, npath, sizeof(npath));
 	if (t[0] == '*')
 		npath[0] = '*', npath[1] = '\0';
 	if (nl < 0) {
@@ -981,7 +981,7 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 		x->res->denied += v != GW_V_LIMITED;
 		char extra[3000] = "";
 		int status = 403;
-		if (v == GW_V_LOGIN && (m->method_id == GW_M_GET || m->method_id == GW_M_HEAD)) {
+		if (v == GW_V_LOGIN && (m->method_id == SG_HTTP_M_GET || m->method_id == SG_HTTP_M_HEAD)) {
 			/* A browser: to the provider, back to this path afterwards. */
 			char loc[2048], cookie[700];
 			if (gw_oidc_login(x->res, x->s->host, x->https, ret_to, loc, sizeof(loc), cookie,
@@ -1021,24 +1021,24 @@ static void handle_request(struct gw_client *c, struct gw_http_msg *m, size_t he
 		x_fail_respond(c, status, pout.reason, extra);
 		return;
 	}
-	if (m->body == GW_BODY_LENGTH && m->content_length > x->max_body) {
+	if (m->body == SG_HTTP_BODY_LENGTH && m->content_length > x->max_body) {
 		gw_buf_consume(&c->in, head_len);
 		x->client_keepalive = false;
 		x_fail_respond(c, 413, "body larger than the resource's max_body", NULL);
 		return;
 	}
-	x->websocket = m->upgrade_websocket && m->method_id == GW_M_GET;
-	bool idempotent = m->method_id == GW_M_GET || m->method_id == GW_M_HEAD ||
-			  m->method_id == GW_M_OPTIONS || m->method_id == GW_M_TRACE ||
-			  m->method_id == GW_M_PUT || m->method_id == GW_M_DELETE;
+	x->websocket = m->upgrade_websocket && m->method_id == SG_HTTP_M_GET;
+	bool idempotent = m->method_id == SG_HTTP_M_GET || m->method_id == SG_HTTP_M_HEAD ||
+			  m->method_id == SG_HTTP_M_OPTIONS || m->method_id == SG_HTTP_M_TRACE ||
+			  m->method_id == SG_HTTP_M_PUT || m->method_id == SG_HTTP_M_DELETE;
 	/* Retried only when the whole request is in the head we keep (RFC 9110 section 9.2.2). */
-	x->retryable = idempotent && m->body == GW_BODY_NONE && !x->websocket;
-	x->expect_continue = m->expect_continue && m->body != GW_BODY_NONE;
+	x->retryable = idempotent && m->body == SG_HTTP_BODY_NONE && !x->websocket;
+	x->expect_continue = m->expect_continue && m->body != SG_HTTP_BODY_NONE;
 
 	const char *sticky = NULL;
 	size_t sticky_len = 0;
 	if (rc->sticky_cookie)
-		(void)gw_http_cookie(m, rc->sticky_cookie, &sticky, &sticky_len);
+		(void)sg_http_cookie(m, rc->sticky_cookie, &sticky, &sticky_len);
 
 	x->head = build_request_head(c, m, npath, (size_t)nl, q ? q : "", q ? tl - plen : 0,
 				     pout.auth_header, &x->head_len);
@@ -1070,7 +1070,7 @@ static bool x_req_body(struct gw_client *c)
 	bool progress = false;
 	if (x->req_done || !u || c->in.len == 0)
 		return false;
-	if (x->req_body == GW_BODY_LENGTH) {
+	if (x->req_body == SG_HTTP_BODY_LENGTH) {
 		size_t n = SG_MIN((uint64_t)c->in.len, x->req_left);
 		n = SG_MIN(n, gw_buf_space(&u->out));
 		if (n == 0)
@@ -1087,7 +1087,7 @@ static bool x_req_body(struct gw_client *c)
 		size_t room = gw_buf_space(&u->out) - CHUNK_OVERHEAD, used = 0, dlen = 0;
 		const uint8_t *data = NULL;
 		const char *why = NULL;
-		int rc = gw_chunked_feed(&x->req_ch, gw_buf_data(&c->in), SG_MIN(c->in.len, room),
+		int rc = sg_http_chunked_feed(&x->req_ch, gw_buf_data(&c->in), SG_MIN(c->in.len, room),
 					 &used, &data, &dlen, &why);
 		if (rc < 0) {
 			char b[96];
@@ -1135,17 +1135,17 @@ static bool x_req_body(struct gw_client *c)
 
 /* ---- response --------------------------------------------------------------------------- */
 
-static bool write_response_head(struct gw_client *c, const struct gw_http_msg *m)
+static bool write_response_head(struct gw_client *c, const struct sg_http_msg *m)
 {
 	struct gw_exchange *x = &c->x;
 	struct gw_buf *o = &c->out;
 	bool ok = buf_printf(o, "HTTP/1.1 %d ", m->status);
 	ok = ok && gw_buf_put(o, m->target, m->target_len) && gw_buf_put(o, "\r\n", 2);
 	for (size_t i = 0; ok && i < m->n_headers; i++) {
-		const struct gw_http_header *h = &m->headers[i];
-		if (gw_http_hop_by_hop(m, h))
+		const struct sg_http_header *h = &m->headers[i];
+		if (sg_http_hop_by_hop(m, h))
 			continue;
-		if (gw_http_ieq(h->name, h->name_len, "content-length") && m->body != GW_BODY_NONE)
+		if (sg_http_ieq(h->name, h->name_len, "content-length") && m->body != SG_HTTP_BODY_NONE)
 			continue; /* written below from our framing */
 		ok = gw_buf_put(o, h->name, h->name_len) && gw_buf_put(o, ": ", 2) &&
 		     gw_buf_put(o, h->value, h->value_len) && gw_buf_put(o, "\r\n", 2);
@@ -1157,11 +1157,11 @@ static bool write_response_head(struct gw_client *c, const struct gw_http_msg *m
 		return ok;
 	}
 	switch (m->body) {
-	case GW_BODY_LENGTH:
+	case SG_HTTP_BODY_LENGTH:
 		ok = buf_printf(o, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
 		break;
-	case GW_BODY_CHUNKED:
-	case GW_BODY_CLOSE:
+	case SG_HTTP_BODY_CHUNKED:
+	case SG_HTTP_BODY_CLOSE:
 		if (x->client_keepalive) {
 			x->resp_chunked_out = true;
 			ok = buf_printf(o, "Transfer-Encoding: chunked\r\n");
@@ -1169,7 +1169,7 @@ static bool write_response_head(struct gw_client *c, const struct gw_http_msg *m
 			x->resp_close_out = true;
 		}
 		break;
-	case GW_BODY_NONE:
+	case SG_HTTP_BODY_NONE:
 		break;
 	}
 	if (ok && x->s->sticky_set[0])
@@ -1196,14 +1196,14 @@ static bool x_resp(struct gw_client *c)
 			}
 			return progress;
 		}
-		struct gw_http_msg *m = &c->gw->msg;
-		struct gw_http_limits lim = {.max_head = c->gw->rt->conf->limits.max_head,
+		struct sg_http_msg *m = &c->gw->msg;
+		struct sg_http_limits lim = {.max_head = c->gw->rt->conf->limits.max_head,
 					     .max_target = c->gw->rt->conf->limits.max_head,
-					     .max_headers = GW_HTTP_MAX_HEADERS};
+					     .max_headers = SG_HTTP_MAX_HEADERS};
 		const char *why = NULL;
-		int rc = gw_http_parse_response((const char *)gw_buf_data(&u->in), u->in.len, &lim,
+		int rc = sg_http_parse_response((const char *)gw_buf_data(&u->in), u->in.len, &lim,
 						x->method, m, &why);
-		if (rc == GW_HTTP_INCOMPLETE) {
+		if (rc == SG_HTTP_INCOMPLETE) {
 			if (u->eof) {
 				x_up_fail(c, "target closed the connection inside a response head",
 					  false);
@@ -1260,7 +1260,7 @@ static bool x_resp(struct gw_client *c)
 					 (uint64_t)x->res->conf->idle_timeout_ms * NS_PER_MS;
 			return true;
 		}
-		if (m->body == GW_BODY_NONE) {
+		if (m->body == SG_HTTP_BODY_NONE) {
 			x->resp_done = true;
 			x_done(c);
 			return true;
@@ -1272,7 +1272,7 @@ static bool x_resp(struct gw_client *c)
 		if (u->in.len == 0) {
 			if (!u->eof)
 				break;
-			if (x->resp_body != GW_BODY_CLOSE) {
+			if (x->resp_body != SG_HTTP_BODY_CLOSE) {
 				x_up_fail(c, "target closed the connection inside a response body",
 					  false);
 				return true;
@@ -1288,7 +1288,7 @@ static bool x_resp(struct gw_client *c)
 		}
 		if (space <= CHUNK_OVERHEAD)
 			break;
-		if (x->resp_body == GW_BODY_LENGTH) {
+		if (x->resp_body == SG_HTTP_BODY_LENGTH) {
 			size_t n = SG_MIN((uint64_t)u->in.len, x->resp_left);
 			n = SG_MIN(n, space);
 			(void)gw_buf_put(&c->out, gw_buf_data(&u->in), n);
@@ -1298,12 +1298,12 @@ static bool x_resp(struct gw_client *c)
 			progress = true;
 			if (x->resp_left == 0)
 				x->resp_done = true;
-		} else if (x->resp_body == GW_BODY_CHUNKED) {
+		} else if (x->resp_body == SG_HTTP_BODY_CHUNKED) {
 			size_t used = 0, dlen = 0;
 			const uint8_t *data = NULL;
 			const char *why = NULL;
 			size_t feed = SG_MIN(u->in.len, space - CHUNK_OVERHEAD);
-			int rc = gw_chunked_feed(&x->resp_ch, gw_buf_data(&u->in), feed, &used, &data,
+			int rc = sg_http_chunked_feed(&x->resp_ch, gw_buf_data(&u->in), feed, &used, &data,
 						 &dlen, &why);
 			if (rc < 0) {
 				x_up_fail(c, why, false);
@@ -1472,12 +1472,12 @@ static bool client_head(struct gw_client *c)
 	if (c->out.len > 0)
 		return false; /* finish the previous response first (pipelining) */
 	const struct gw_limits *l = &c->gw->rt->conf->limits;
-	struct gw_http_limits lim = {
+	struct sg_http_limits lim = {
 	    .max_head = l->max_head, .max_target = l->max_target, .max_headers = l->max_headers};
 	const char *why = NULL;
-	int rc = gw_http_parse_request((const char *)gw_buf_data(&c->in), c->in.len, &lim,
+	int rc = sg_http_parse_request((const char *)gw_buf_data(&c->in), c->in.len, &lim,
 				       &c->gw->msg, &why);
-	if (rc == GW_HTTP_INCOMPLETE && c->requests == 0 && !c->h2s &&
+	if (rc == SG_HTTP_INCOMPLETE && c->requests == 0 && !c->h2s &&
 	    gw_h2_preface(gw_buf_data(&c->in), c->in.len) == -1)
 		return false;
 	if (c->requests == 0 && !c->h2s && gw_h2_preface(gw_buf_data(&c->in), c->in.len) == 1) {
@@ -1486,7 +1486,7 @@ static bool client_head(struct gw_client *c)
 			client_close(c);
 		return true;
 	}
-	if (rc == GW_HTTP_INCOMPLETE)
+	if (rc == SG_HTTP_INCOMPLETE)
 		return false;
 	if (rc < 0) {
 		bad_request(c, -rc, why);
@@ -1701,7 +1701,7 @@ static void client_event(void *ctx, uint32_t ev)
 
 static void client_event(void *ctx, uint32_t ev);
 
-void gw_http_accept(struct gw_listener *l)
+void sg_http_accept(struct gw_listener *l)
 {
 	struct gw *gw = l->gw;
 	gw->now_ns = evloop_now_ns();

@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <http_parser.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -24,6 +23,7 @@
 
 #include "common/log.h"
 #include "net/evloop.h"
+#include "net/http1.h"
 #include "net/tls_term.h"
 #include "secureguard/sg_errors.h"
 #include "server/srv_int.h"
@@ -84,20 +84,20 @@ struct hconn {
 	uint64_t since; /* when the state began (C_HEAD/C_BODY: the request's first byte) */
 	struct ipent *ip;
 	char ip_text[64];
-	http_parser parser;
-	/* The request being framed. */
-	char *rq; /* head storage: target, then name\0value\0 pairs */
-	size_t rq_len, rq_cap;
-	size_t url_off, url_len;
-	size_t hoff[MAX_HEADERS][2]; /* name and value offsets in rq */
-	int nh;
-	bool in_value;	 /* the last callback was a header value */
-	size_t head_seen; /* head bytes given to the parser */
+	/* The request being framed (src/net/http1.c parses the head). */
+	char *in; /* the head's bytes as they arrive (at most HEAD_MAX) */
+	size_t in_len, in_cap;
 	bool head_done, msg_done;
+	char *fields; /* NUL-terminated copies: method, target, then name\0value\0 pairs */
+	const char *method, *target;
+	struct srv_kv kv[MAX_HEADERS];
+	int nh;
+	bool head_method;
+	enum sg_http_body body_kind;
+	uint64_t body_left; /* Content-Length bytes still to come */
+	struct sg_http_chunked chunked;
 	char *body;
 	size_t body_len, body_cap, body_limit;
-	int err_status; /* a framing error to answer (then close) */
-	const char *err_msg;
 	/* Bytes read past a complete request (pipelining), kept for after the response. */
 	char *left;
 	size_t left_len;
@@ -150,7 +150,6 @@ struct srv_httpd {
 	unsigned long refuse_suppressed;
 };
 
-static const http_parser_settings parser_settings;
 
 /* ---- lists ------------------------------------------------------------------------------- */
 
@@ -297,22 +296,20 @@ static void ip_put(struct srv_httpd *h, struct ipent *e)
 
 static void request_reset(struct hconn *c)
 {
-	free(c->rq);
-	c->rq = NULL;
-	c->rq_len = c->rq_cap = 0;
-	c->url_off = c->url_len = 0;
-	c->nh = 0;
-	c->in_value = false;
-	c->head_seen = 0;
-	c->head_done = c->msg_done = false;
+	free(c->in);
+	free(c->fields);
 	free(c->body);
-	c->body = NULL;
+	c->in = c->fields = c->body = NULL;
+	c->in_len = c->in_cap = 0;
+	c->head_done = c->msg_done = false;
+	c->method = c->target = NULL;
+	c->nh = 0;
+	c->head_method = false;
+	c->body_kind = SG_HTTP_BODY_NONE;
+	c->body_left = 0;
+	memset(&c->chunked, 0, sizeof(c->chunked));
 	c->body_len = c->body_cap = 0;
 	c->body_limit = 0;
-	c->err_status = 0;
-	c->err_msg = NULL;
-	http_parser_init(&c->parser, HTTP_REQUEST);
-	c->parser.data = c;
 }
 
 static void conn_close(struct hconn *c)
@@ -495,221 +492,175 @@ static void fail_now(struct hconn *c, int status, const char *msg)
 	set_state(c, C_LINGER, evloop_now_ns());
 }
 
-/* ---- framing (http_parser callbacks, I/O thread) ------------------------------------------- */
+/* ---- framing (I/O thread) -------------------------------------------------------------------
+ * The head is collected until the strict parser of src/net/http1.c (the gateway's: CRLF only,
+ * one Content-Length, never with Transfer-Encoding, one Host, no obs-fold) says it is complete
+ * or wrong; then the body by Content-Length or chunked coding, bounded by the route's limit. */
 
-static bool rq_append(struct hconn *c, const char *at, size_t n, bool nul)
-{
-	size_t need = c->rq_len + n + (nul ? 1 : 0);
+static const struct sg_http_limits head_limits = {HEAD_MAX, URL_MAX, MAX_HEADERS};
 
-	if (need > HEAD_MAX + MAX_HEADERS * 2 + 2)
-		return false;
-	if (need > c->rq_cap) {
-		size_t cap = c->rq_cap ? c->rq_cap : 1024;
-		char *p;
-
-		while (cap < need)
-			cap *= 2;
-		p = realloc(c->rq, cap);
-		if (!p)
-			return false;
-		c->rq = p;
-		c->rq_cap = cap;
-	}
-	memcpy(c->rq + c->rq_len, at, n);
-	c->rq_len += n;
-	if (nul)
-		c->rq[c->rq_len++] = 0;
-	return true;
-}
-
-static int stop_with(struct hconn *c, int status, const char *msg)
-{
-	if (!c->err_status) {
-		c->err_status = status;
-		c->err_msg = msg;
-	}
-	http_parser_pause(&c->parser, 1);
-	return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t n)
-{
-	struct hconn *c = p->data;
-
-	if (c->url_len + n > URL_MAX)
-		return stop_with(c, 414, "the request target is longer than 8192 bytes");
-	if (!rq_append(c, at, n, false))
-		return stop_with(c, 431, "request header fields larger than 16384 bytes");
-	c->url_len += n;
-	return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-	struct hconn *c = p->data;
-
-	if (c->in_value || c->nh == 0) {
-		/* A new field: close the previous value (or the target). */
-		if (!rq_append(c, "", 0, true))
-			return stop_with(c, 431, "request header fields larger than 16384 bytes");
-		if (c->nh == MAX_HEADERS)
-			return stop_with(c, 431, "more than 64 header fields");
-		c->hoff[c->nh][0] = c->rq_len;
-		c->hoff[c->nh][1] = 0;
-		c->nh++;
-		c->in_value = false;
-	}
-	if (!rq_append(c, at, n, false))
-		return stop_with(c, 431, "request header fields larger than 16384 bytes");
-	return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-	struct hconn *c = p->data;
-
-	if (!c->in_value) {
-		if (!rq_append(c, "", 0, true))
-			return stop_with(c, 431, "request header fields larger than 16384 bytes");
-		c->hoff[c->nh - 1][1] = c->rq_len;
-		c->in_value = true;
-	}
-	if (memchr(at, 0, n))
-		return stop_with(c, 400, "a header value contains a NUL byte");
-	if (!rq_append(c, at, n, false))
-		return stop_with(c, 431, "request header fields larger than 16384 bytes");
-	return 0;
-}
-
-static const char *rq_header(const struct hconn *c, const char *name)
-{
-	for (int i = 0; i < c->nh; i++) {
-		if (!strcasecmp(c->rq + c->hoff[i][0], name))
-			return c->rq + c->hoff[i][1];
-	}
-	return NULL;
-}
-
-static int count_header(const struct hconn *c, const char *name)
+static int count_header(const struct sg_http_msg *m, const char *name)
 {
 	int n = 0;
 
-	for (int i = 0; i < c->nh; i++)
-		n += !strcasecmp(c->rq + c->hoff[i][0], name);
+	for (size_t i = 0; i < m->n_headers; i++)
+		n += sg_http_ieq(m->headers[i].name, m->headers[i].name_len, name);
 	return n;
 }
 
-static int on_headers_complete(http_parser *p)
+/* Keeps what the handler will see of a complete head (NUL-terminated, names in lower case) and
+ * decides about the body. false when the connection was answered and is going away. */
+static bool head_complete(struct hconn *c, const struct sg_http_msg *m)
 {
-	struct hconn *c = p->data;
 	struct srv_httpd *h = c->h;
-	const char *expect;
+	size_t need = m->method_len + m->target_len + 2, o = 0;
+	const struct sg_http_header *ex;
 
-	/* Terminate the last value (or the target when there are no headers). */
-	if (!rq_append(c, "", 0, true)) {
-		stop_with(c, 431, "request header fields larger than 16384 bytes");
-		return 0;
+	for (size_t i = 0; i < m->n_headers; i++)
+		need += m->headers[i].name_len + m->headers[i].value_len + 2;
+	c->fields = malloc(need);
+	if (!c->fields) {
+		fail_now(c, 503, "out of memory");
+		return false;
 	}
-	if (c->nh && !c->in_value) {
-		/* A field name without a value cannot come out of http_parser; be safe. */
-		stop_with(c, 400, "a header field has no value");
-		return 0;
+#define KEEP(dst, p, n, low)                                                                       \
+	do {                                                                                       \
+		(dst) = c->fields + o;                                                             \
+		for (size_t k_ = 0; k_ < (n); k_++) {                                              \
+			char ch_ = (p)[k_];                                                        \
+			c->fields[o++] = (low) && ch_ >= 'A' && ch_ <= 'Z' ? (char)(ch_ + 32) : ch_; \
+		}                                                                                  \
+		c->fields[o++] = 0;                                                                \
+	} while (0)
+	KEEP(c->method, m->method, m->method_len, false);
+	KEEP(c->target, m->target, m->target_len, false);
+	for (size_t i = 0; i < m->n_headers; i++) {
+		const char *nm, *val;
+
+		if (memchr(m->headers[i].value, 0, m->headers[i].value_len)) {
+			fail_now(c, 400, "a header value contains a NUL byte");
+			return false;
+		}
+		KEEP(nm, m->headers[i].name, m->headers[i].name_len, true);
+		KEEP(val, m->headers[i].value, m->headers[i].value_len, false);
+		c->kv[c->nh].name = nm;
+		c->kv[c->nh].value = val;
+		c->nh++;
 	}
+#undef KEEP
 	c->head_done = true;
-	if (p->http_major != 1 || p->http_minor > 1) {
-		stop_with(c, 505, "only HTTP/1.0 and HTTP/1.1 are served");
-		return 0;
-	}
-	if (p->http_minor == 0 || !http_should_keep_alive(p))
+	c->head_method = m->method_id == SG_HTTP_M_HEAD;
+	c->body_kind = m->body;
+	c->body_left = m->body == SG_HTTP_BODY_LENGTH ? m->content_length : 0;
+	if (!m->keep_alive || m->minor == 0)
 		c->want_close = true;
-	if (p->method == HTTP_CONNECT || p->upgrade) {
-		/* We switch to no other protocol; an Upgrade header is answered as a plain request
-		 * (RFC 9110 section 7.8) and the connection closed after it. */
+	if (m->method_id == SG_HTTP_M_CONNECT) {
+		fail_now(c, 405, "CONNECT is not served");
+		return false;
+	}
+	/* We switch to no other protocol; an Upgrade is answered as a plain request (RFC 9110
+	 * section 7.8) and the connection closed after it. */
+	if (m->conn_upgrade)
 		c->want_close = true;
-		if (p->method == HTTP_CONNECT) {
-			stop_with(c, 405, "CONNECT is not served");
-			return 0;
+	if (count_header(m, "content-type") > 1 || count_header(m, "authorization") > 1) {
+		fail_now(c, 400, "Content-Type and Authorization may appear once");
+		return false;
+	}
+	c->body_limit = srv_http_body_limit(h->s, c->method, c->target);
+	if (m->body == SG_HTTP_BODY_LENGTH && m->content_length > c->body_limit) {
+		fail_now(c, 413, "the request body is larger than this endpoint takes");
+		return false;
+	}
+	ex = sg_http_find(m, "expect");
+	if (ex) {
+		if (!m->expect_continue || count_header(m, "expect") != 1) {
+			fail_now(c, 417, "only Expect: 100-continue is understood");
+			return false;
 		}
-	}
-	/* RFC 9112 section 3.2: exactly one Host in HTTP/1.1. */
-	if (p->http_minor == 1 && count_header(c, "host") != 1) {
-		stop_with(c, 400, "an HTTP/1.1 request needs exactly one Host header");
-		return 0;
-	}
-	if (count_header(c, "content-type") > 1 || count_header(c, "authorization") > 1) {
-		stop_with(c, 400, "Content-Type and Authorization may appear once");
-		return 0;
-	}
-	c->url_len = SG_MIN(c->url_len, c->rq_len);
-	c->rq[c->url_len] = 0; /* the target was closed by the first field's NUL (or above) */
-	c->body_limit = srv_http_body_limit(h->s, http_method_str((enum http_method)p->method),
-					    c->rq + c->url_off);
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->body_limit) {
-		stop_with(c, 413, "the request body is larger than this endpoint takes");
-		return 0;
-	}
-	expect = rq_header(c, "expect");
-	if (expect) {
-		if (strcasecmp(expect, "100-continue") || count_header(c, "expect") != 1) {
-			stop_with(c, 417, "only Expect: 100-continue is understood");
-			return 0;
-		}
-		if (p->http_minor == 1 && ((p->flags & F_CHUNKED) ||
-					   ((p->flags & F_CONTENTLENGTH) && p->content_length))) {
+		if (m->minor == 1 && (m->body == SG_HTTP_BODY_CHUNKED ||
+				      (m->body == SG_HTTP_BODY_LENGTH && m->content_length))) {
 			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 			/* Small enough for any socket buffer at this point of a connection. */
 			if (conn_raw_write(c, cont, sizeof(cont) - 1) != (long)sizeof(cont) - 1) {
-				c->peer_gone = true;
-				http_parser_pause(p, 1);
-				return 0;
+				conn_close(c);
+				return false;
 			}
 		}
 	}
 	set_state(c, C_BODY, c->since);
-	return 0;
+	return true;
 }
 
-static int on_body(http_parser *p, const char *at, size_t n)
+static bool body_append(struct hconn *c, const char *p, size_t n)
 {
-	struct hconn *c = p->data;
-
-	if (c->body_len + n > c->body_limit)
-		return stop_with(c, 413, "the request body is larger than this endpoint takes");
+	if (c->body_len + n > c->body_limit) {
+		fail_now(c, 413, "the request body is larger than this endpoint takes");
+		return false;
+	}
 	if (c->body_len + n + 1 > c->body_cap) {
 		size_t cap = SG_MAX(c->body_cap * 2, c->body_len + n + 1);
 		char *b;
 
 		cap = SG_MIN(SG_MAX(cap, 4096), c->body_limit + 1);
 		b = realloc(c->body, cap);
-		if (!b)
-			return stop_with(c, 503, "out of memory");
+		if (!b) {
+			fail_now(c, 503, "out of memory");
+			return false;
+		}
 		c->body = b;
 		c->body_cap = cap;
 	}
-	memcpy(c->body + c->body_len, at, n);
+	memcpy(c->body + c->body_len, p, n);
 	c->body_len += n;
 	c->body[c->body_len] = 0;
-	return 0;
+	return true;
 }
 
-static int on_message_complete(http_parser *p)
+/* Body bytes: *used gets how many belong to this request. false when the connection is going
+ * away (answered). */
+static bool body_feed(struct hconn *c, const char *buf, size_t len, size_t *used)
 {
-	struct hconn *c = p->data;
+	*used = 0;
+	switch (c->body_kind) {
+	case SG_HTTP_BODY_LENGTH: {
+		size_t take = (size_t)SG_MIN((uint64_t)len, c->body_left);
 
-	c->msg_done = true;
-	http_parser_pause(p, 1);
-	return 0;
+		if (take && !body_append(c, buf, take))
+			return false;
+		c->body_left -= take;
+		*used = take;
+		c->msg_done = !c->body_left;
+		return true;
+	}
+	case SG_HTTP_BODY_CHUNKED:
+		while (*used < len && !c->msg_done) {
+			const uint8_t *data;
+			size_t consumed = 0, dlen = 0;
+			const char *why = NULL;
+			int rc = sg_http_chunked_feed(&c->chunked, (const uint8_t *)buf + *used,
+						      len - *used, &consumed, &data, &dlen, &why);
+
+			if (rc < 0) {
+				char msg[160];
+
+				snprintf(msg, sizeof(msg), "malformed chunked body: %s", why);
+				fail_now(c, 400, msg);
+				return false;
+			}
+			if (dlen && !body_append(c, (const char *)data, dlen))
+				return false;
+			*used += consumed;
+			c->msg_done = rc == 1;
+			if (!consumed && !dlen && rc == 0)
+				break;
+		}
+		return true;
+	default:
+		c->msg_done = true;
+		return true;
+	}
 }
-
-static const http_parser_settings parser_settings = {
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 /* ---- work queue ---------------------------------------------------------------------------- */
 
@@ -729,58 +680,89 @@ static void enqueue(struct hconn *c)
 	pthread_mutex_unlock(&h->qlock);
 }
 
-/* Feeds the parser from buf; on a complete request or an error, acts. Returns false when the
- * connection was closed. */
+/* Frames what arrived in buf; on a complete request or an error, acts. Returns false when the
+ * connection is no longer the reader's (answered and going away, or given to a worker). */
 static bool feed(struct hconn *c, const char *buf, size_t len)
 {
-	size_t done;
+	size_t used = 0;
 
 	if (!len)
 		return true;
 	if (c->st == C_IDLE)
 		set_state(c, C_HEAD, evloop_now_ns());
-	done = http_parser_execute(&c->parser, &parser_settings, buf, len);
-	if (!c->head_done)
-		c->head_seen += done;
-	if (c->peer_gone) {
-		conn_close(c);
-		return false;
-	}
-	if (c->err_status) {
-		fail_now(c, c->err_status, c->err_msg);
-		return false;
-	}
-	if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK && HTTP_PARSER_ERRNO(&c->parser) != HPE_PAUSED) {
-		char msg[160];
-		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+	if (!c->head_done) {
+		/* One parse per line end: a head can only complete at a LF. */
+		bool lf = memchr(buf, '\n', len) != NULL;
+		size_t keep = SG_MIN(len, HEAD_MAX + 1 - SG_MIN(c->in_len, (size_t)HEAD_MAX + 1));
+		struct sg_http_msg m;
+		const char *why = NULL;
+		size_t prev = c->in_len;
+		int rc;
 
-		snprintf(msg, sizeof(msg), "malformed request: %s",
-			 http_errno_description(e));
-		fail_now(c, e == HPE_HEADER_OVERFLOW ? 431 : 400, msg);
-		return false;
-	}
-	if (!c->head_done && c->head_seen > HEAD_MAX) {
-		fail_now(c, 431, "request header fields larger than 16384 bytes");
-		return false;
-	}
-	if (c->msg_done) {
-		/* http_parser counts the byte that completed the message. */
-		if (done < len) {
-			char *l = malloc(len - done);
+		if (c->in_len + keep > c->in_cap) {
+			size_t cap = SG_MAX(c->in_cap * 2, SG_MAX(c->in_len + keep, (size_t)1024));
+			char *p = realloc(c->in, SG_MIN(cap, (size_t)HEAD_MAX + 1));
 
-			if (!l) {
-				conn_close(c);
+			if (!p) {
+				fail_now(c, 503, "out of memory");
 				return false;
 			}
-			memcpy(l, buf + done, len - done);
-			free(c->left);
-			c->left = l;
-			c->left_len = len - done;
+			c->in = p;
+			c->in_cap = SG_MIN(cap, (size_t)HEAD_MAX + 1);
 		}
-		enqueue(c);
-		return false; /* not closed, but no longer ours to read */
+		memcpy(c->in + c->in_len, buf, keep);
+		c->in_len += keep;
+		if (!lf) {
+			if (c->in_len > HEAD_MAX) {
+				fail_now(c, 431, "request header fields larger than 16384 bytes");
+				return false;
+			}
+			return true;
+		}
+		rc = sg_http_parse_request(c->in, c->in_len, &head_limits, &m, &why);
+		if (rc == SG_HTTP_INCOMPLETE) {
+			if (c->in_len > HEAD_MAX) {
+				fail_now(c, 431, "request header fields larger than 16384 bytes");
+				return false;
+			}
+			return true;
+		}
+		if (rc < 0) {
+			char msg[200];
+
+			snprintf(msg, sizeof(msg), "malformed request: %s", why ? why : "bad head");
+			fail_now(c, -rc, msg);
+			return false;
+		}
+		if (!head_complete(c, &m))
+			return false;
+		/* What followed the head in this read: the body, perhaps a next request. */
+		used = (size_t)rc - prev;
 	}
-	return true;
+	if (!c->msg_done) {
+		size_t b = 0;
+
+		if (!body_feed(c, buf + used, len - used, &b))
+			return false;
+		used += b;
+	}
+	if (!c->msg_done)
+		return true;
+	if (used < len) {
+		/* Pipelined: kept for after the response. */
+		char *l = malloc(len - used);
+
+		if (!l) {
+			conn_close(c);
+			return false;
+		}
+		memcpy(l, buf + used, len - used);
+		free(c->left);
+		c->left = l;
+		c->left_len = len - used;
+	}
+	enqueue(c);
+	return false; /* not closed, but no longer ours to read */
 }
 
 static void conn_readable(struct hconn *c)
@@ -1275,25 +1257,15 @@ static void local_address(int fd, char *out, size_t len)
 static void handle(struct hconn *c)
 {
 	struct srv_httpd *h = c->h;
-	struct srv_kv kv[MAX_HEADERS];
 	struct srv_req req;
 	struct srv_resp resp;
-	bool head_only = c->parser.method == HTTP_HEAD;
+	bool head_only = c->head_method;
 
 	memset(&req, 0, sizeof(req));
 	memset(&resp, 0, sizeof(resp));
-	for (int i = 0; i < c->nh; i++) {
-		/* Names compare case-insensitively everywhere; lower-case them once. */
-		for (char *p = c->rq + c->hoff[i][0]; *p; p++) {
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p + 32);
-		}
-		kv[i].name = c->rq + c->hoff[i][0];
-		kv[i].value = c->rq + c->hoff[i][1];
-	}
-	req.method = http_method_str((enum http_method)c->parser.method);
-	req.target = c->rq + c->url_off;
-	req.headers = kv;
+	req.method = c->method;
+	req.target = c->target;
+	req.headers = c->kv;
 	req.nheaders = c->nh;
 	req.body = c->body;
 	req.body_len = c->body_len;

@@ -5,10 +5,9 @@
  * (bad Content-Length, malformed chunks, oversized headers, HTTP/2.0 request lines) with
  * hard-coded HTML that no option replaces, while this API promises one JSON error shape for every
  * answer; and in its thread-per-connection mode every idle or slow connection holds a thread,
- * which is how a few hundred idle sockets denied service. Request framing itself is not ours:
- * the node.js http_parser (Debian's libhttp-parser, allocation-free and fuzzed upstream) parses
- * request lines, headers, Content-Length and chunked bodies. TLS is src/net/tls_term.c, the
- * same termination as the gateway's.
+ * which is how a few hundred idle sockets denied service. Request heads and chunked bodies are
+ * parsed by src/net/http1.c and TLS terminated by src/net/tls_term.c: the gateway's strict,
+ * fuzzed parser and its termination, one of each for every HTTP listener of the product.
  *
  * Model: one I/O thread runs an epoll loop (src/net/evloop.c) that accepts, does TLS handshakes,
  * reads and frames requests, and enforces deadlines and connection budgets; a complete request

@@ -1,7 +1,8 @@
 /* The SecureGuard management server (docs/SERVER.md): `secureguard server`.
  *
- * An HTTP(S) JSON API (our HTTP/1.1 front over http_parser, jansson), storing networks, clients, admin users,
- * temporary access grants and the audit log in SQLite or PostgreSQL through server/db.h.
+ * An HTTP(S) JSON API (our HTTP/1.1 front, src/server/httpd.c; jansson), storing networks,
+ * clients, admin users, temporary access grants and the audit log in SQLite or PostgreSQL
+ * through server/db.h.
  */
 #ifndef SG_SERVER_SERVER_H
 #define SG_SERVER_SERVER_H

@@ -15,26 +15,26 @@
 #include "gateway/gw_int.h"
 #include "secureguard/sg_errors.h"
 
-static const struct gw_http_limits lim = {.max_head = 4096, .max_target = 1024, .max_headers = 32};
+static const struct sg_http_limits lim = {.max_head = 4096, .max_target = 1024, .max_headers = 32};
 
-static int req(const char *s, struct gw_http_msg *m, const char **why)
+static int req(const char *s, struct sg_http_msg *m, const char **why)
 {
-	return gw_http_parse_request(s, strlen(s), &lim, m, why);
+	return sg_http_parse_request(s, strlen(s), &lim, m, why);
 }
 
 static void test_request_ok(void **state)
 {
-	struct gw_http_msg m;
+	struct sg_http_msg m;
 	const char *why;
 	(void)state;
 	const char *s = "\r\nPOST /a?b=1 HTTP/1.1\r\nHost: app.test\r\nContent-Length: 12\r\n"
 			"Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nX-Empty:\r\n\r\nbody";
 	int n = req(s, &m, &why);
 	assert_int_equal(n, (int)(strstr(s, "\r\n\r\n") - s + 4));
-	assert_int_equal(m.method_id, GW_M_POST);
+	assert_int_equal(m.method_id, SG_HTTP_M_POST);
 	assert_int_equal(m.target_len, 6);
 	assert_memory_equal(m.target, "/a?b=1", 6);
-	assert_int_equal(m.body, GW_BODY_LENGTH);
+	assert_int_equal(m.body, SG_HTTP_BODY_LENGTH);
 	assert_int_equal(m.content_length, 12);
 	assert_true(m.keep_alive);
 	assert_true(m.upgrade_websocket);
@@ -43,13 +43,13 @@ static void test_request_ok(void **state)
 	assert_int_equal(m.headers[4].value_len, 0);
 	/* Incomplete heads ask for more, at every cut. */
 	for (size_t cut = 0; cut < (size_t)n; cut++)
-		assert_int_equal(gw_http_parse_request(s, cut, &lim, &m, &why), GW_HTTP_INCOMPLETE);
+		assert_int_equal(sg_http_parse_request(s, cut, &lim, &m, &why), SG_HTTP_INCOMPLETE);
 	/* HTTP/1.0 closes unless asked; chunked and OWS trimming. */
 	assert_true(req("GET / HTTP/1.0\r\n\r\n", &m, &why) > 0);
 	assert_false(m.keep_alive);
 	assert_true(req("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n", &m,
 			&why) > 0);
-	assert_int_equal(m.body, GW_BODY_CHUNKED);
+	assert_int_equal(m.body, SG_HTTP_BODY_CHUNKED);
 	assert_true(req("OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", &m, &why) > 0);
 	assert_false(m.keep_alive);
 	assert_true(req("GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n", &m, &why) > 0);
@@ -57,7 +57,7 @@ static void test_request_ok(void **state)
 
 static void expect_status(const char *s, int status, const char *why_part)
 {
-	struct gw_http_msg m;
+	struct sg_http_msg m;
 	const char *why = NULL;
 	int rc = req(s, &m, &why);
 	if (rc != -status)
@@ -108,9 +108,9 @@ static void test_request_refused(void **state)
 	strcpy(big, "GET / HTTP/1.1\r\nHost: a\r\nX: ");
 	memset(big + strlen(big), 'b', 5000);
 	big[5900] = '\0';
-	struct gw_http_msg m;
+	struct sg_http_msg m;
 	const char *why;
-	assert_int_equal(gw_http_parse_request(big, strlen(big), &lim, &m, &why), -431);
+	assert_int_equal(sg_http_parse_request(big, strlen(big), &lim, &m, &why), -431);
 	char many[4096] = "GET / HTTP/1.1\r\nHost: a\r\n";
 	for (int i = 0; i < 40; i++)
 		strcat(many, "X-A: b\r\n");
@@ -120,33 +120,33 @@ static void test_request_refused(void **state)
 
 static void test_response(void **state)
 {
-	struct gw_http_msg m;
+	struct sg_http_msg m;
 	const char *why;
-	struct gw_http_limits l = {.max_head = 4096, .max_target = 4096, .max_headers = 64};
+	struct sg_http_limits l = {.max_head = 4096, .max_target = 4096, .max_headers = 64};
 	(void)state;
 	const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
-	assert_int_equal(gw_http_parse_response(r, strlen(r), &l, GW_M_GET, &m, &why),
+	assert_int_equal(sg_http_parse_response(r, strlen(r), &l, SG_HTTP_M_GET, &m, &why),
 			 (int)strlen(r) - 3);
 	assert_int_equal(m.status, 200);
-	assert_int_equal(m.body, GW_BODY_LENGTH);
+	assert_int_equal(m.body, SG_HTTP_BODY_LENGTH);
 	assert_true(m.keep_alive);
 	r = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
-	assert_true(gw_http_parse_response(r, strlen(r), &l, GW_M_HEAD, &m, &why) > 0);
-	assert_int_equal(m.body, GW_BODY_NONE);
+	assert_true(sg_http_parse_response(r, strlen(r), &l, SG_HTTP_M_HEAD, &m, &why) > 0);
+	assert_int_equal(m.body, SG_HTTP_BODY_NONE);
 	r = "HTTP/1.1 204 No Content\r\n\r\n";
-	assert_true(gw_http_parse_response(r, strlen(r), &l, GW_M_GET, &m, &why) > 0);
-	assert_int_equal(m.body, GW_BODY_NONE);
+	assert_true(sg_http_parse_response(r, strlen(r), &l, SG_HTTP_M_GET, &m, &why) > 0);
+	assert_int_equal(m.body, SG_HTTP_BODY_NONE);
 	assert_true(m.keep_alive);
 	r = "HTTP/1.0 200 OK\r\n\r\n";
-	assert_true(gw_http_parse_response(r, strlen(r), &l, GW_M_GET, &m, &why) > 0);
-	assert_int_equal(m.body, GW_BODY_CLOSE);
+	assert_true(sg_http_parse_response(r, strlen(r), &l, SG_HTTP_M_GET, &m, &why) > 0);
+	assert_int_equal(m.body, SG_HTTP_BODY_CLOSE);
 	assert_false(m.keep_alive);
 	r = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
-	assert_int_equal(gw_http_parse_response(r, strlen(r), &l, GW_M_GET, &m, &why), -502);
+	assert_int_equal(sg_http_parse_response(r, strlen(r), &l, SG_HTTP_M_GET, &m, &why), -502);
 	r = "HTTP/1.1 2000 OK\r\n\r\n";
-	assert_int_equal(gw_http_parse_response(r, strlen(r), &l, GW_M_GET, &m, &why), -502);
+	assert_int_equal(sg_http_parse_response(r, strlen(r), &l, SG_HTTP_M_GET, &m, &why), -502);
 	r = "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
-	assert_true(gw_http_parse_response(r, strlen(r), &l, GW_M_GET, &m, &why) > 0);
+	assert_true(sg_http_parse_response(r, strlen(r), &l, SG_HTTP_M_GET, &m, &why) > 0);
 	assert_true(m.upgrade_websocket);
 }
 
@@ -154,7 +154,7 @@ static void test_response(void **state)
 static int chunked_all(const char *s, size_t len, size_t step, char *out, size_t *out_len,
 		       size_t *rest)
 {
-	struct gw_chunked c = {0};
+	struct sg_http_chunked c = {0};
 	size_t pos = 0, o = 0;
 	*rest = 0;
 	while (pos < len) {
@@ -164,7 +164,7 @@ static int chunked_all(const char *s, size_t len, size_t step, char *out, size_t
 			const uint8_t *d;
 			size_t dl;
 			const char *why;
-			int rc = gw_chunked_feed(&c, (const uint8_t *)s + pos, n, &used, &d, &dl, &why);
+			int rc = sg_http_chunked_feed(&c, (const uint8_t *)s + pos, n, &used, &d, &dl, &why);
 			if (rc < 0) {
 				assert_non_null(why);
 				return -1;
@@ -211,7 +211,7 @@ static void test_chunked(void **state)
 static void norm(const char *in, const char *want)
 {
 	char out[256];
-	int n = gw_http_normalize_path(in, strlen(in), out, sizeof(out));
+	int n = sg_http_normalize_path(in, strlen(in), out, sizeof(out));
 	if (!want) {
 		assert_int_equal(n, -1);
 		return;
@@ -238,11 +238,11 @@ static void test_normalize(void **state)
 	norm("/a%zz", NULL);
 	norm("/a%4", NULL);
 	norm("/a\\..\\b", NULL);
-	assert_true(gw_http_host_ok("app.example.com:8443", 20));
-	assert_true(gw_http_host_ok("[2001:db8::1]:80", 16));
-	assert_false(gw_http_host_ok("a\"b", 3));
-	assert_false(gw_http_host_ok("a:99999x", 8));
-	assert_false(gw_http_host_ok("", 0));
+	assert_true(sg_http_host_ok("app.example.com:8443", 20));
+	assert_true(sg_http_host_ok("[2001:db8::1]:80", 16));
+	assert_false(sg_http_host_ok("a\"b", 3));
+	assert_false(sg_http_host_ok("a:99999x", 8));
+	assert_false(sg_http_host_ok("", 0));
 }
 
 static const char *conf_ok =
@@ -290,7 +290,7 @@ static void test_conf(void **state)
 	assert_int_equal(web->lb, GW_LB_WEIGHTED);
 	assert_int_equal(web->n_rules, 2);
 	assert_string_equal(web->rules[1].path_prefix, "/admin/");
-	assert_int_equal(web->rules[1].methods, 1u << GW_M_POST);
+	assert_int_equal(web->rules[1].methods, 1u << SG_HTTP_M_POST);
 	assert_int_equal(web->targets[0].hc.type, GW_HC_HTTP);
 	assert_int_equal(web->targets[1].hc.type, GW_HC_NONE);
 	assert_int_equal(web->rate_source.burst, 10);
@@ -470,7 +470,7 @@ static void test_policy(void **state)
 	struct gw_rt *rt = test_rt(&gw);
 	struct gw_res *web = &rt->res[0], *db = &rt->res[1];
 	uint8_t ip[4] = {192, 0, 2, 9}, other[4] = {198, 51, 100, 1};
-	struct gw_http_msg m;
+	struct sg_http_msg m;
 	const char *why;
 	struct gw_policy_out out;
 	uint64_t now = NS_PER_S;

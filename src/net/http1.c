@@ -1,6 +1,6 @@
 /* Strict HTTP/1.1 head parser and chunked decoder; see http1.h. Grammar references are to
  * RFC 9112 (message syntax) and RFC 9110 (semantics). */
-#include "gateway/http1.h"
+#include "net/http1.h"
 
 #include <string.h>
 
@@ -23,7 +23,7 @@ static char lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
-bool gw_http_ieq(const char *a, size_t alen, const char *b)
+bool sg_http_ieq(const char *a, size_t alen, const char *b)
 {
 	size_t blen = strlen(b);
 	if (alen != blen)
@@ -34,10 +34,10 @@ bool gw_http_ieq(const char *a, size_t alen, const char *b)
 	return true;
 }
 
-const struct gw_http_header *gw_http_find(const struct gw_http_msg *msg, const char *name)
+const struct sg_http_header *sg_http_find(const struct sg_http_msg *msg, const char *name)
 {
 	for (size_t i = 0; i < msg->n_headers; i++)
-		if (gw_http_ieq(msg->headers[i].name, msg->headers[i].name_len, name))
+		if (sg_http_ieq(msg->headers[i].name, msg->headers[i].name_len, name))
 			return &msg->headers[i];
 	return NULL;
 }
@@ -71,11 +71,11 @@ struct conn_tokens {
 static bool conn_token(void *ctx, const char *s, size_t n)
 {
 	struct conn_tokens *t = ctx;
-	if (gw_http_ieq(s, n, "close"))
+	if (sg_http_ieq(s, n, "close"))
 		t->close = true;
-	else if (gw_http_ieq(s, n, "keep-alive"))
+	else if (sg_http_ieq(s, n, "keep-alive"))
 		t->keep_alive = true;
-	else if (gw_http_ieq(s, n, "upgrade"))
+	else if (sg_http_ieq(s, n, "upgrade"))
 		t->upgrade = true;
 	return true;
 }
@@ -101,18 +101,18 @@ static bool match_token(void *ctx, const char *s, size_t n)
 	return true;
 }
 
-bool gw_http_hop_by_hop(const struct gw_http_msg *msg, const struct gw_http_header *h)
+bool sg_http_hop_by_hop(const struct sg_http_msg *msg, const struct sg_http_header *h)
 {
 	static const char *const fixed[] = {
 	    "connection", "keep-alive",		 "proxy-connection",    "te",	   "transfer-encoding",
 	    "upgrade",	  "proxy-authenticate", "proxy-authorization", "trailer",
 	};
 	for (size_t i = 0; i < SG_ARRAY_LEN(fixed); i++)
-		if (gw_http_ieq(h->name, h->name_len, fixed[i]))
+		if (sg_http_ieq(h->name, h->name_len, fixed[i]))
 			return true;
 	for (size_t i = 0; i < msg->n_headers; i++) {
-		const struct gw_http_header *c = &msg->headers[i];
-		if (!gw_http_ieq(c->name, c->name_len, "connection"))
+		const struct sg_http_header *c = &msg->headers[i];
+		if (!sg_http_ieq(c->name, c->name_len, "connection"))
 			continue;
 		struct name_match m = {.name = h->name, .len = h->name_len};
 		each_elem(c->value, c->value_len, match_token, &m);
@@ -124,20 +124,20 @@ bool gw_http_hop_by_hop(const struct gw_http_msg *msg, const struct gw_http_head
 
 static const struct {
 	const char *name;
-	enum gw_http_method id;
+	enum sg_http_method id;
 } methods[] = {
-    {"GET", GW_M_GET},	       {"HEAD", GW_M_HEAD},   {"POST", GW_M_POST},
-    {"PUT", GW_M_PUT},	       {"DELETE", GW_M_DELETE}, {"OPTIONS", GW_M_OPTIONS},
-    {"TRACE", GW_M_TRACE},     {"PATCH", GW_M_PATCH}, {"CONNECT", GW_M_CONNECT},
+    {"GET", SG_HTTP_M_GET},	       {"HEAD", SG_HTTP_M_HEAD},   {"POST", SG_HTTP_M_POST},
+    {"PUT", SG_HTTP_M_PUT},	       {"DELETE", SG_HTTP_M_DELETE}, {"OPTIONS", SG_HTTP_M_OPTIONS},
+    {"TRACE", SG_HTTP_M_TRACE},     {"PATCH", SG_HTTP_M_PATCH}, {"CONNECT", SG_HTTP_M_CONNECT},
 };
 
-static enum gw_http_method method_id(const char *s, size_t n)
+static enum sg_http_method method_id(const char *s, size_t n)
 {
 	/* Methods are case-sensitive (RFC 9110 section 9.1). */
 	for (size_t i = 0; i < SG_ARRAY_LEN(methods); i++)
 		if (strlen(methods[i].name) == n && memcmp(methods[i].name, s, n) == 0)
 			return methods[i].id;
-	return GW_M_OTHER;
+	return SG_HTTP_M_OTHER;
 }
 
 /* Finds the end of the head: the first empty line. Checks that every CR is followed by LF and
@@ -179,15 +179,15 @@ static bool all_digits(const char *s, size_t n)
 
 /* Parses the fields from p (just after the start line's CRLF) to end (the final CRLF's start)
  * and derives the body framing. is_req selects request rules. Returns 0 or -status. */
-static int parse_fields(const char *p, const char *end, const struct gw_http_limits *lim,
-			struct gw_http_msg *msg, bool is_req, bool no_body, int bad, const char **why)
+static int parse_fields(const char *p, const char *end, const struct sg_http_limits *lim,
+			struct sg_http_msg *msg, bool is_req, bool no_body, int bad, const char **why)
 {
 	struct conn_tokens ct = {0};
 	bool have_cl = false, have_te = false, te_chunked = false, have_host = false;
 	bool have_upgrade_ws = false;
 	size_t max_headers = lim->max_headers;
-	if (max_headers == 0 || max_headers > GW_HTTP_MAX_HEADERS)
-		max_headers = GW_HTTP_MAX_HEADERS;
+	if (max_headers == 0 || max_headers > SG_HTTP_MAX_HEADERS)
+		max_headers = SG_HTTP_MAX_HEADERS;
 
 	msg->n_headers = 0;
 	while (p < end) {
@@ -220,13 +220,13 @@ static int parse_fields(const char *p, const char *end, const struct gw_http_lim
 				*why = "control character in a field value";
 				return -bad;
 			}
-		struct gw_http_header *h = &msg->headers[msg->n_headers++];
+		struct sg_http_header *h = &msg->headers[msg->n_headers++];
 		h->name = p;
 		h->name_len = (size_t)(colon - p);
 		h->value = v;
 		h->value_len = (size_t)(ve - v);
 
-		if (gw_http_ieq(h->name, h->name_len, "content-length")) {
+		if (sg_http_ieq(h->name, h->name_len, "content-length")) {
 			if (have_cl) {
 				*why = "more than one Content-Length";
 				return -bad;
@@ -240,21 +240,21 @@ static int parse_fields(const char *p, const char *end, const struct gw_http_lim
 			for (size_t i = 0; i < h->value_len; i++)
 				n = n * 10 + (uint64_t)(h->value[i] - '0');
 			msg->content_length = n;
-		} else if (gw_http_ieq(h->name, h->name_len, "transfer-encoding")) {
+		} else if (sg_http_ieq(h->name, h->name_len, "transfer-encoding")) {
 			if (have_te) {
 				*why = "more than one Transfer-Encoding";
 				return -bad;
 			}
 			have_te = true;
-			if (gw_http_ieq(h->value, h->value_len, "chunked")) {
+			if (sg_http_ieq(h->value, h->value_len, "chunked")) {
 				te_chunked = true;
 			} else if (is_req) {
 				*why = "Transfer-Encoding other than chunked";
 				return -501;
 			}
-		} else if (gw_http_ieq(h->name, h->name_len, "connection")) {
+		} else if (sg_http_ieq(h->name, h->name_len, "connection")) {
 			each_elem(h->value, h->value_len, conn_token, &ct);
-		} else if (gw_http_ieq(h->name, h->name_len, "host")) {
+		} else if (sg_http_ieq(h->name, h->name_len, "host")) {
 			if (have_host) {
 				*why = "more than one Host";
 				return -bad;
@@ -262,12 +262,12 @@ static int parse_fields(const char *p, const char *end, const struct gw_http_lim
 			have_host = true;
 			msg->host = h->value;
 			msg->host_len = h->value_len;
-		} else if (gw_http_ieq(h->name, h->name_len, "upgrade")) {
+		} else if (sg_http_ieq(h->name, h->name_len, "upgrade")) {
 			struct name_match m = {.name = "websocket", .len = 9};
 			each_elem(h->value, h->value_len, match_token, &m);
 			have_upgrade_ws = m.found;
-		} else if (is_req && gw_http_ieq(h->name, h->name_len, "expect")) {
-			if (gw_http_ieq(h->value, h->value_len, "100-continue"))
+		} else if (is_req && sg_http_ieq(h->name, h->name_len, "expect")) {
+			if (sg_http_ieq(h->value, h->value_len, "100-continue"))
 				msg->expect_continue = true;
 		}
 		p = eol + 2;
@@ -290,29 +290,29 @@ static int parse_fields(const char *p, const char *end, const struct gw_http_lim
 	msg->upgrade_websocket = ct.upgrade && have_upgrade_ws;
 	msg->keep_alive = msg->minor == 1 ? !ct.close : (ct.keep_alive && !ct.close);
 	if (no_body)
-		msg->body = GW_BODY_NONE;
+		msg->body = SG_HTTP_BODY_NONE;
 	else if (te_chunked)
-		msg->body = GW_BODY_CHUNKED;
+		msg->body = SG_HTTP_BODY_CHUNKED;
 	else if (have_te) /* response with another coding: ends when the connection does */
-		msg->body = GW_BODY_CLOSE;
+		msg->body = SG_HTTP_BODY_CLOSE;
 	else if (have_cl)
-		msg->body = msg->content_length ? GW_BODY_LENGTH : GW_BODY_NONE;
+		msg->body = msg->content_length ? SG_HTTP_BODY_LENGTH : SG_HTTP_BODY_NONE;
 	else
-		msg->body = is_req ? GW_BODY_NONE : GW_BODY_CLOSE;
-	if (msg->body == GW_BODY_CLOSE)
+		msg->body = is_req ? SG_HTTP_BODY_NONE : SG_HTTP_BODY_CLOSE;
+	if (msg->body == SG_HTTP_BODY_CLOSE)
 		msg->keep_alive = false;
 	return 0;
 }
 
-static void msg_reset(struct gw_http_msg *msg)
+static void msg_reset(struct sg_http_msg *msg)
 {
 	msg->method = msg->target = msg->host = NULL;
 	msg->method_len = msg->target_len = msg->host_len = 0;
-	msg->method_id = GW_M_OTHER;
+	msg->method_id = SG_HTTP_M_OTHER;
 	msg->status = 0;
 	msg->minor = 1;
 	msg->n_headers = 0;
-	msg->body = GW_BODY_NONE;
+	msg->body = SG_HTTP_BODY_NONE;
 	msg->content_length = 0;
 	msg->keep_alive = msg->conn_upgrade = msg->upgrade_websocket = false;
 	msg->expect_continue = false;
@@ -330,8 +330,8 @@ static int parse_version(const char *p, size_t n)
 	return p[7] - '0';
 }
 
-int gw_http_parse_request(const char *buf, size_t len, const struct gw_http_limits *lim,
-			  struct gw_http_msg *msg, const char **why)
+int sg_http_parse_request(const char *buf, size_t len, const struct sg_http_limits *lim,
+			  struct sg_http_msg *msg, const char **why)
 {
 	size_t start = 0, at = 0;
 	msg_reset(msg);
@@ -354,7 +354,7 @@ int gw_http_parse_request(const char *buf, size_t len, const struct gw_http_limi
 			*why = eol ? "request head too large" : "request line too long";
 			return eol ? -431 : -414;
 		}
-		return GW_HTTP_INCOMPLETE;
+		return SG_HTTP_INCOMPLETE;
 	}
 	if ((size_t)end - start > lim->max_head) {
 		*why = "request head too large";
@@ -396,15 +396,15 @@ int gw_http_parse_request(const char *buf, size_t len, const struct gw_http_limi
 		*why = "request target too long";
 		return -414;
 	}
-	if (msg->method_id == GW_M_CONNECT) {
+	if (msg->method_id == SG_HTTP_M_CONNECT) {
 		*why = "CONNECT is not supported";
 		return -501;
 	}
 	/* origin-form, absolute-form, or "*" for OPTIONS (RFC 9112 section 3.2). */
 	bool origin = t[0] == '/';
-	bool asterisk = msg->target_len == 1 && t[0] == '*' && msg->method_id == GW_M_OPTIONS;
-	bool absolute = msg->target_len > 7 && (gw_http_ieq(t, 7, "http://") ||
-						(msg->target_len > 8 && gw_http_ieq(t, 8, "https://")));
+	bool asterisk = msg->target_len == 1 && t[0] == '*' && msg->method_id == SG_HTTP_M_OPTIONS;
+	bool absolute = msg->target_len > 7 && (sg_http_ieq(t, 7, "http://") ||
+						(msg->target_len > 8 && sg_http_ieq(t, 8, "https://")));
 	if (!origin && !asterisk && !absolute) {
 		*why = "request target is not origin-form, absolute-form or * for OPTIONS";
 		return -400;
@@ -415,8 +415,8 @@ int gw_http_parse_request(const char *buf, size_t len, const struct gw_http_limi
 	return (int)end;
 }
 
-int gw_http_parse_response(const char *buf, size_t len, const struct gw_http_limits *lim,
-			   enum gw_http_method req_method, struct gw_http_msg *msg,
+int sg_http_parse_response(const char *buf, size_t len, const struct sg_http_limits *lim,
+			   enum sg_http_method req_method, struct sg_http_msg *msg,
 			   const char **why)
 {
 	size_t at = 0;
@@ -432,7 +432,7 @@ int gw_http_parse_response(const char *buf, size_t len, const struct gw_http_lim
 			*why = "response head too large";
 			return -502;
 		}
-		return GW_HTTP_INCOMPLETE;
+		return SG_HTTP_INCOMPLETE;
 	}
 	if ((size_t)end > lim->max_head) {
 		*why = "response head too large";
@@ -465,7 +465,7 @@ int gw_http_parse_response(const char *buf, size_t len, const struct gw_http_lim
 	msg->target = ll > 13 ? buf + 13 : buf + ll;
 	msg->target_len = ll > 13 ? ll - 13 : 0;
 	/* RFC 9112 section 6.3: no body for HEAD, 1xx, 204, 304. */
-	bool no_body = req_method == GW_M_HEAD || msg->status < 200 || msg->status == 204 ||
+	bool no_body = req_method == SG_HTTP_M_HEAD || msg->status < 200 || msg->status == 204 ||
 		       msg->status == 304;
 	int rc = parse_fields(eol + 2, buf + end - 2, lim, msg, false, no_body, 502, why);
 	if (rc < 0)
@@ -478,7 +478,7 @@ int gw_http_parse_response(const char *buf, size_t len, const struct gw_http_lim
  * is "/a/admin". The normalized path is also what the target receives, so the target serves
  * exactly what the rules allowed. Returns the length, or -1 for a path we refuse (bad %XX,
  * an encoded NUL, or a backslash that some servers take for a slash). */
-int gw_http_normalize_path(const char *in, size_t len, char *out, size_t cap)
+int sg_http_normalize_path(const char *in, size_t len, char *out, size_t cap)
 {
 	size_t o = 0;
 	if (len == 0 || in[0] != '/' || cap < 2)
@@ -551,7 +551,7 @@ int gw_http_normalize_path(const char *in, size_t len, char *out, size_t cap)
 	return (int)w;
 }
 
-bool gw_http_host_ok(const char *h, size_t n)
+bool sg_http_host_ok(const char *h, size_t n)
 {
 	if (n == 0 || n > 260)
 		return false;
@@ -583,7 +583,7 @@ bool gw_http_host_ok(const char *h, size_t n)
 }
 
 /* Finds NAME=VALUE in the Cookie fields (RFC 6265 section 4.2.1). */
-bool gw_http_cookie_next(const char **p, const char *e, const char **pair, size_t *n)
+bool sg_http_cookie_next(const char **p, const char *e, const char **pair, size_t *n)
 {
 	const char *s = *p;
 	while (s < e && (*s == ' ' || *s == ';'))
@@ -599,17 +599,17 @@ bool gw_http_cookie_next(const char **p, const char *e, const char **pair, size_
 	return true;
 }
 
-bool gw_http_cookie(const struct gw_http_msg *m, const char *name, const char **val,
+bool sg_http_cookie(const struct sg_http_msg *m, const char *name, const char **val,
 			size_t *vlen)
 {
 	size_t nl = strlen(name);
 	for (size_t i = 0; i < m->n_headers; i++) {
-		const struct gw_http_header *h = &m->headers[i];
-		if (!gw_http_ieq(h->name, h->name_len, "cookie"))
+		const struct sg_http_header *h = &m->headers[i];
+		if (!sg_http_ieq(h->name, h->name_len, "cookie"))
 			continue;
 		const char *p = h->value, *e = h->value + h->value_len, *pair;
 		size_t n;
-		while (gw_http_cookie_next(&p, e, &pair, &n)) {
+		while (sg_http_cookie_next(&p, e, &pair, &n)) {
 			if (n > nl && memcmp(pair, name, nl) == 0 && pair[nl] == '=') {
 				*val = pair + nl + 1;
 				*vlen = n - nl - 1;
@@ -651,7 +651,7 @@ static int hexval(uint8_t c)
 	return -1;
 }
 
-int gw_chunked_feed(struct gw_chunked *c, const uint8_t *in, size_t len, size_t *consumed,
+int sg_http_chunked_feed(struct sg_http_chunked *c, const uint8_t *in, size_t len, size_t *consumed,
 		    const uint8_t **data, size_t *data_len, const char **why)
 {
 	size_t i = 0;

@@ -1,4 +1,4 @@
-/* Fuzz target for the gateway's HTTP/1.1 parsing (src/gateway/http1.c). The first byte picks
+/* Fuzz target for the HTTP/1.1 parsing of the gateway and the server (src/net/http1.c). The first byte picks
  * what the rest is fed to:
  *   0: the request head parser: a head it accepts lies inside the input, its fields point
  *      into the head, and every shorter prefix is "incomplete" or the same error class;
@@ -10,31 +10,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/http1.h"
+#include "net/http1.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const struct gw_http_limits lim = {.max_head = 8192, .max_target = 2048, .max_headers = 64};
+static const struct sg_http_limits lim = {.max_head = 8192, .max_target = 2048, .max_headers = 64};
 
-static void check_msg(const char *b, int n, const struct gw_http_msg *m)
+static void check_msg(const char *b, int n, const struct sg_http_msg *m)
 {
 	if (n <= 0)
 		return;
 	for (size_t i = 0; i < m->n_headers; i++) {
-		const struct gw_http_header *h = &m->headers[i];
+		const struct sg_http_header *h = &m->headers[i];
 		if (h->name < b || h->name + h->name_len > b + n || h->value < b ||
 		    h->value + h->value_len > b + n || h->name_len == 0)
 			abort();
 	}
-	if (m->body == GW_BODY_LENGTH && m->content_length == 0)
+	if (m->body == SG_HTTP_BODY_LENGTH && m->content_length == 0)
 		abort();
 }
 
 static void fuzz_request(const char *b, size_t n)
 {
-	struct gw_http_msg m;
+	struct sg_http_msg m;
 	const char *why = NULL;
-	int rc = gw_http_parse_request(b, n, &lim, &m, &why);
+	int rc = sg_http_parse_request(b, n, &lim, &m, &why);
 	if (rc > (int)n)
 		abort();
 	if (rc < 0 && (!why || rc < -599 || rc > -400))
@@ -44,22 +44,22 @@ static void fuzz_request(const char *b, size_t n)
 		if (m.method_len == 0 || m.target_len == 0 || m.target_len > lim.max_target)
 			abort();
 		/* A shorter prefix of an accepted head is never accepted. */
-		if (gw_http_parse_request(b, (size_t)rc - 1, &lim, &m, &why) > 0)
+		if (sg_http_parse_request(b, (size_t)rc - 1, &lim, &m, &why) > 0)
 			abort();
 	}
 }
 
 static void fuzz_response(const char *b, size_t n)
 {
-	struct gw_http_msg m;
+	struct sg_http_msg m;
 	const char *why = NULL;
 	for (int k = 0; k < 2; k++) {
-		int rc = gw_http_parse_response(b, n, &lim, k ? GW_M_HEAD : GW_M_GET, &m, &why);
+		int rc = sg_http_parse_response(b, n, &lim, k ? SG_HTTP_M_HEAD : SG_HTTP_M_GET, &m, &why);
 		if (rc > (int)n || (rc < 0 && (rc != -502 || !why)))
 			abort();
 		check_msg(b, rc, &m);
 		if (rc > 0 && (m.status < 100 || m.status > 599 ||
-			       (k == 1 && m.body != GW_BODY_NONE)))
+			       (k == 1 && m.body != SG_HTTP_BODY_NONE)))
 			abort();
 	}
 }
@@ -67,7 +67,7 @@ static void fuzz_response(const char *b, size_t n)
 static int decode(const uint8_t *b, size_t n, size_t step, uint8_t *out, size_t *olen,
 		  size_t *end)
 {
-	struct gw_chunked c;
+	struct sg_http_chunked c;
 	memset(&c, 0, sizeof(c));
 	size_t pos = 0;
 	*olen = 0;
@@ -76,7 +76,7 @@ static int decode(const uint8_t *b, size_t n, size_t step, uint8_t *out, size_t 
 		size_t used, dl;
 		const uint8_t *d;
 		const char *why;
-		int rc = gw_chunked_feed(&c, b + pos, len, &used, &d, &dl, &why);
+		int rc = sg_http_chunked_feed(&c, b + pos, len, &used, &d, &dl, &why);
 		if (rc < 0) {
 			if (!why)
 				abort();
@@ -116,14 +116,14 @@ static void fuzz_chunked(const uint8_t *b, size_t n)
 static void fuzz_path(const char *b, size_t n)
 {
 	char out[4096], again[4096];
-	int rc = gw_http_normalize_path(b, n, out, sizeof(out));
+	int rc = sg_http_normalize_path(b, n, out, sizeof(out));
 	if (rc < 0)
 		return;
 	if (out[0] != '/' || strlen(out) != (size_t)rc)
 		abort();
 	if (strstr(out, "/./") || strstr(out, "/../"))
 		abort();
-	int rc2 = gw_http_normalize_path(out, (size_t)rc, again, sizeof(again));
+	int rc2 = sg_http_normalize_path(out, (size_t)rc, again, sizeof(again));
 	if (rc2 != rc || memcmp(out, again, (size_t)rc) != 0)
 		abort();
 }
