@@ -10,7 +10,7 @@
 #   bench/datapath.sh [SECONDS]     SECONDS per mode and lane count (default 5)
 #
 # datapath_bench is compiled here with cc against the static libraries of a build directory
-# (SG_BUILD, default build/, which `make` fills) and src/daemon/cpool.c, so the bench needs no
+# (SG_BUILD, default build/, which `make` fills) and src/engine/cpool.c, so the bench needs no
 # CMake change. Root is not needed.
 set -euo pipefail
 secs=5
@@ -27,7 +27,7 @@ BUILD=${SG_BUILD:-$SRC/build}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 bench_cc "$TMP/datapath_bench" "sg_wg sg_crypto sg_common" "$SRC/bench/datapath_bench.c" \
-	"$SRC/src/daemon/cpool.c"
+	"$SRC/src/engine/cpool.c"
 
 # kB/s (openssl's 1000s of bytes per second, CPU time of one core) is the last field of the
 # result line, with a trailing "k".

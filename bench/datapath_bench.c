@@ -2,7 +2,7 @@
  * bench/handshake_bench.c does) complete one handshake in classic or FIPS mode, then for a given
  * time A sends batches of BATCH inner IPv4 packets of INNER_LEN bytes to B through the split data
  * path of wg.h ("the data path in three steps"), with the AEAD step of every batch spread over
- * `lanes` threads by the daemon's crypto pool (src/daemon/cpool.c, compiled in):
+ * `lanes` threads by the daemon's crypto pool (src/engine/cpool.c, compiled in):
  *
  *   A: BATCH x wg_device_send_prepare, cpool_run, BATCH x wg_device_send_complete
  *      (the send upcall copies each datagram into one of BATCH preallocated slots);
@@ -30,7 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/cpool.h"
+#include "engine/cpool.h"
 
 #define BATCH	  64
 #define INNER_LEN 1420	  /* the default TUN MTU, and the packet that fills it */

@@ -4,7 +4,7 @@
  * LOG_LEVEL=debug), same control socket, so `wg`, `wg-quick` (WG_QUICK_USERSPACE_IMPLEMENTATION)
  * and our own CLI drive it. Without -f it daemonizes: fork, setsid, and the parent exits 0 only
  * once the child reports that the interface and the socket exist (1 otherwise), so a script can
- * run `wg setconf` right after it.
+ * run `wg setconf` right after it. The engine is src/engine's, the one libsecureguard wraps too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 
 #include "common/log.h"
 #include "crypto/crypto.h"
-#include "daemon/daemon.h"
+#include "engine/engine.h"
 #include "net/privs.h"
 #include "net/proc.h"
 #include "net/tun.h"
@@ -149,14 +149,20 @@ int main(int argc, char **argv)
 		       sg_crypto_library_version());
 		return 1;
 	}
-	struct daemon_ctx *d = NULL;
-	struct daemon_opts opts = {.ifname = ifname};
+	struct engine *d = NULL;
+	struct engine_opts opts = {
+	    .io = ENGINE_TUN_CREATE,
+	    .ifname = ifname,
+	    .ctlsock = true,
+	    .signals = true,
+	    .link_monitor = true,
+	};
 	/* Offloads are used when the kernel has them; this turns them off, to compare or to work
 	 * around a kernel that gets them wrong. */
 	env = getenv("SG_DISABLE_OFFLOAD");
 	opts.no_offload = env && strcmp(env, "1") == 0;
 	opts.fips_strict = fips_strict;
-	err = daemon_init(&d, &opts, &why);
+	err = engine_init(&d, &opts, &why);
 	if (err != 0) {
 		char q[128];
 		sg_log(SG_LOG_ERROR, "start_failed", "step=%s error=\"%s\"",
@@ -170,10 +176,10 @@ int main(int argc, char **argv)
 	if (ready_fd >= 0)
 		proc_ready(ready_fd, "secureguardd");
 	sg_log(SG_LOG_INFO, "started", "version=%s pid=%d ifindex=%d listen_port=%u mode=%s",
-	       SG_VERSION, (int)getpid(), (int)if_nametoindex(daemon_ifname(d)),
-	       daemon_listen_port(d), foreground ? "foreground" : "daemon");
-	int rc = daemon_run(d);
-	daemon_free(d);
+	       SG_VERSION, (int)getpid(), (int)if_nametoindex(engine_ifname(d)),
+	       engine_listen_port(d), foreground ? "foreground" : "daemon");
+	int rc = engine_run(d);
+	engine_free(d);
 	sg_log_close();
 	return rc;
 }

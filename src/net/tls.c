@@ -1267,6 +1267,11 @@ int sg_tls_client_new(struct sg_tls_conn **out, struct evloop *loop, struct sg_t
 		goto fail;
 	}
 	set_tcp_options(c->fd);
+	if (cbs->protect && !cbs->protect(cbs->user, c->fd)) {
+		ret = -EPERM;
+		errf(err, errlen, "the app refused to protect the socket");
+		goto fail;
+	}
 	if (SSL_set_fd(c->ssl, c->fd) != 1) {
 		errf(err, errlen, "SSL_set_fd: %s", ossl_reason());
 		ret = SG_ECRYPTO;

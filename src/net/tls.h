@@ -107,6 +107,9 @@ struct sg_tls_callbacks {
 	/* up: frames may flow. down: the connection ended (reason says why) and is freed when
 	 * this returns. */
 	void (*on_state)(void *user, struct sg_tls_conn *conn, bool up, const char *reason);
+	/* Optional: a client connection's socket before it connects (an app's "protect this
+	 * socket", engine.h); false fails the connection. */
+	bool (*protect)(void *user, int fd);
 };
 
 struct sg_tls_conn_stats {

@@ -164,6 +164,48 @@ fail:
 	return err;
 }
 
+int tun_adopt(struct tun *t, int fd, const char **why)
+{
+	struct ifreq ifr;
+	int err;
+
+	memset(t, 0, sizeof(*t));
+	t->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (t->fd < 0) {
+		*why = "dup TUN fd";
+		return -errno;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	if (ioctl(t->fd, TUNGETIFF, &ifr) != 0) {
+		err = -errno;
+		*why = "TUNGETIFF (not a TUN fd?)";
+		goto fail;
+	}
+	if ((ifr.ifr_flags & (IFF_TUN | IFF_TAP)) != IFF_TUN || !(ifr.ifr_flags & IFF_NO_PI)) {
+		err = -EINVAL;
+		*why = "the fd must be IFF_TUN with IFF_NO_PI (layer-3 packets, no packet "
+		       "information header)";
+		goto fail;
+	}
+	int fl = fcntl(t->fd, F_GETFL);
+	if (fl < 0 || fcntl(t->fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+		err = -errno;
+		*why = "O_NONBLOCK";
+		goto fail;
+	}
+	/* Which offloads the opener asked for cannot be read back: a vnet header is handled (GSO
+	 * reads are cut into segments), and coalesced writes are tried until the kernel refuses. */
+	t->vnet_hdr = (ifr.ifr_flags & IFF_VNET_HDR) != 0;
+	memcpy(t->name, ifr.ifr_name, sizeof(t->name));
+	t->name[sizeof(t->name) - 1] = '\0';
+	t->ifindex = (int)if_nametoindex(t->name); /* 0 when it lives in another namespace */
+	return 0;
+fail:
+	close(t->fd);
+	t->fd = -1;
+	return err;
+}
+
 bool tun_attached(const struct tun *t)
 {
 	struct ifreq ifr;

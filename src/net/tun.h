@@ -41,6 +41,12 @@ bool tun_name_valid(const char *name);
  * interface is made again without them (t->vnet_hdr says which it got).
  * 0 or a negative errno; *why names the step that failed. */
 int tun_open(struct tun *t, const char *name, unsigned mtu, bool offload, const char **why) SG_WUR;
+/* Takes a TUN fd someone else opened (an app's, Android's VpnService): works on a duplicate
+ * (close-on-exec, made non-blocking: the flag is shared with the caller's fd), which tun_close
+ * closes; the caller keeps and closes its own. The fd must be IFF_TUN | IFF_NO_PI; with
+ * IFF_VNET_HDR its reads and writes carry the header. The MTU is left as the opener set it.
+ * 0 or a negative errno; *why names the step that failed. */
+int tun_adopt(struct tun *t, int fd, const char **why) SG_WUR;
 void tun_close(struct tun *t);
 
 /* True while the fd is still attached to its interface (TUNGETIFF does not fail with EBADFD).

@@ -1,4 +1,4 @@
-/* The crypto pool (src/daemon/cpool.c): every op of every batch is sealed exactly once, by some
+/* The crypto pool (src/engine/cpool.c): every op of every batch is sealed exactly once, by some
  * lane, whatever the batch size (below and above the parallel threshold) and however late a
  * worker wakes; the results equal the one-thread results. */
 #include <stdlib.h>
@@ -6,7 +6,7 @@
 #include "test_util.h"
 
 #include "crypto/crypto.h"
-#include "daemon/cpool.h"
+#include "engine/cpool.h"
 
 #define OPS 300
 #define LEN 96

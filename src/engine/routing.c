@@ -1,5 +1,5 @@
 /* secureguardd's view of routing: sticky-source checks and route MTUs; see routing.h. */
-#include "daemon/routing.h"
+#include "engine/routing.h"
 
 #include <errno.h>
 #include <linux/rtnetlink.h>

@@ -13,8 +13,8 @@
  *
  * Everything runs in the daemon's one thread on its epoll loop.
  */
-#ifndef SG_DAEMON_TLSMGR_H
-#define SG_DAEMON_TLSMGR_H
+#ifndef SG_ENGINE_TLSMGR_H
+#define SG_ENGINE_TLSMGR_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +35,8 @@
 struct tlsmgr;
 
 int tlsmgr_new(struct tlsmgr **out, struct evloop *loop, struct wg_device *dev) SG_WUR;
+/* Every client connection's socket goes through fn before it connects (engine.h, protect). */
+void tlsmgr_set_protect(struct tlsmgr *m, bool (*fn)(void *ctx, int fd), void *ctx);
 /* Closes every connection and the listener; forgets every peer's transport state. */
 void tlsmgr_free(struct tlsmgr *m);
 

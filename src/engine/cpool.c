@@ -1,5 +1,5 @@
 /* The crypto pool; see cpool.h. */
-#include "daemon/cpool.h"
+#include "engine/cpool.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /* The TLS transport in secureguardd; see tlsmgr.h and docs/TLS.md. */
-#include "daemon/tlsmgr.h"
+#include "engine/tlsmgr.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -66,6 +66,8 @@ struct tlsmgr {
 	bool cli_fips, srv_fips;
 	struct sg_tls_listener *listener;
 	struct sg_tls_callbacks cbs;
+	bool (*protect)(void *ctx, int fd);
+	void *protect_ctx;
 	struct slot slots[SLOTS];
 	uint32_t gen;
 	struct tls_peer *peers;
@@ -644,6 +646,19 @@ int tlsmgr_apply(struct tlsmgr *m, char *why, size_t whylen)
 }
 
 /* ---- life ---------------------------------------------------------------------------------- */
+
+static bool on_protect(void *user, int fd)
+{
+	struct tlsmgr *m = user;
+	return m->protect(m->protect_ctx, fd);
+}
+
+void tlsmgr_set_protect(struct tlsmgr *m, bool (*fn)(void *ctx, int fd), void *ctx)
+{
+	m->protect = fn;
+	m->protect_ctx = ctx;
+	m->cbs.protect = fn ? on_protect : NULL;
+}
 
 int tlsmgr_new(struct tlsmgr **out, struct evloop *loop, struct wg_device *dev)
 {

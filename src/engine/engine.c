@@ -1,5 +1,5 @@
-/* secureguardd's event loop; see daemon.h. */
-#include "daemon/daemon.h"
+/* The engine's event loop; see engine.h. */
+#include "engine/engine.h"
 
 #include <errno.h>
 #include <net/if.h>
@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -17,9 +20,12 @@
 
 #include "common/log.h"
 #include "crypto/crypto.h"
-#include "daemon/cpool.h"
-#include "daemon/routing.h"
-#include "daemon/tlsmgr.h"
+#include "engine/cpool.h"
+#include "engine/routing.h"
+#include "engine/tlsmgr.h"
+#include "engine/cpool.h"
+#include "engine/routing.h"
+#include "engine/tlsmgr.h"
 #include "net/addr.h"
 #include "net/ctlsock.h"
 #include "net/evloop.h"
@@ -29,6 +35,7 @@
 #include "net/tun.h"
 #include "net/uapi.h"
 #include "net/udp.h"
+#include "config/strbuf.h"
 #include "wg/wg.h"
 
 /* Work done per readiness event before going back to epoll, so one busy fd cannot starve the
@@ -62,11 +69,23 @@ _Static_assert(TUN_VNET_HDR_LEN == OFFLOAD_VNET_HDR_LEN, "one virtio_net_hdr siz
 #define CTL_INBUF     4096
 /* Fallback checks of the interface and the socket file, in case netlink or inotify missed it. */
 #define HOUSEKEEPING_NS (10ull * 1000000000ull)
+/* Outbound packets an app writes (ENGINE_PACKETS) wait in a ring of PKTQ_LEN slots of the MTU
+ * each: about half a megabyte at 1420 bytes; a full ring refuses more (SG_EFULL) until the loop
+ * has sealed some, so a writer faster than the tunnel is held back instead of buffered. */
+#define PKTQ_LEN 384
 
-struct daemon_ctx;
+/* A function to run on the loop thread (engine_call). */
+struct engine_callreq {
+	struct engine_callreq *next;
+	void (*fn)(struct engine *e, void *arg);
+	void *arg;
+	bool done;
+};
+
+struct engine;
 
 struct ctl_conn {
-	struct daemon_ctx *d;
+	struct engine *d;
 	struct ctl_conn *next;
 	struct evloop_source src;
 	int fd;
@@ -86,9 +105,31 @@ struct hsq_entry {
 	uint8_t buf[HSQ_MSG_MAX];
 };
 
-struct daemon_ctx {
+struct engine {
 	char ifname[IF_NAMESIZE];
 	unsigned mtu;
+	enum engine_packet_io io;
+	struct engine_hooks hooks;
+	unsigned lanes_wanted; /* 0: cpool_default_lanes */
+	bool has_ctlsock, link_monitor;
+
+	/* Work from other threads: guarded by mu, announced on wake_fd (an eventfd). */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool mu_ok;
+	int wake_fd;
+	struct evloop_source src_wake;
+	struct engine_callreq *calls;
+	const char *stop_pending; /* engine_stop's reason, until the loop takes it */
+	bool running;		  /* engine_run is in its loop, on loop_thread */
+	pthread_t loop_thread;
+	/* ENGINE_PACKETS: the ring of written packets (slots of pktq_slot bytes). The loop seals
+	 * slots [head, head + count) outside the lock; writers fill after them. */
+	uint8_t *pktq;
+	uint16_t *pktq_len;
+	size_t pktq_slot, pktq_head, pktq_count;
+	uint64_t pktq_queued, pktq_full;
+
 	struct tun tun;
 	struct udp_sock udp;
 	struct udp_rx rx;
@@ -109,7 +150,7 @@ struct daemon_ctx {
 	uint8_t *gro_mem; /* the GRO table's flow buffers */
 	struct offload_gro gro;
 	bool gro_off; /* the kernel refused a coalesced write */
-	struct cpool *pool;	 /* crypto lanes, started by daemon_run */
+	struct cpool *pool;	 /* crypto lanes, started by engine_run */
 	struct wg_crypt_op *ops; /* the batch being prepared (TX or RX, never both) */
 	size_t nops;
 	size_t batch_max; /* ops per batch: BATCH_PER_LANE per lane, at most OPS_MAX */
@@ -145,7 +186,7 @@ struct daemon_ctx {
 	bool fips_strict; /* FipsStrict: FIPS keys only on an active FIPS provider */
 };
 
-static void request_stop(struct daemon_ctx *d, const char *reason, int code)
+static void request_stop(struct engine *d, const char *reason, int code)
 {
 	if (d->stop)
 		return;
@@ -165,7 +206,7 @@ static void fmt_endpoint(char *buf, size_t size, const struct wg_endpoint *ep)
 /* One readable sentence per crypto-mode negotiation event (docs/PROTOCOL.md): an operator must
  * see why a peer does not come up, on both sides. The core limits per-peer events to one per
  * 10 s; those without a peer (unauthenticated sources) share the failure rate limit here. */
-static void log_mode_event(struct daemon_ctx *d, const struct wg_event *ev, const char *tag,
+static void log_mode_event(struct engine *d, const struct wg_event *ev, const char *tag,
 			   const char *ep)
 {
 	const char *r = ev->reason ? ev->reason : "";
@@ -238,9 +279,8 @@ static void log_mode_event(struct daemon_ctx *d, const struct wg_event *ev, cons
 	       tag, ep, r, msg);
 }
 
-static void on_event(void *ctx, const struct wg_event *ev)
+static void log_event(struct engine *d, const struct wg_event *ev)
 {
-	struct daemon_ctx *d = ctx;
 	char tag[SG_LOG_KEY_TAG_SIZE] = "none", ep[ADDR_ENDPOINT_STRLEN], reason[96];
 	uint64_t suppressed = 0;
 
@@ -321,7 +361,15 @@ static void on_event(void *ctx, const struct wg_event *ev)
 	}
 }
 
-static void log_counters(struct daemon_ctx *d, const char *event, const char *reason)
+static void on_event(void *ctx, const struct wg_event *ev)
+{
+	struct engine *d = ctx;
+	log_event(d, ev);
+	if (d->hooks.event)
+		d->hooks.event(d->hooks.ctx, ev);
+}
+
+static void log_counters(struct engine *d, const char *event, const char *reason)
 {
 	struct wg_device_stats s;
 	struct routing_stats rs;
@@ -366,7 +414,7 @@ static void log_counters(struct daemon_ctx *d, const char *event, const char *re
 	       (unsigned long long)rs.errors);
 }
 
-void daemon_log_stats(struct daemon_ctx *d, const char *event)
+void engine_log_stats(struct engine *d, const char *event)
 {
 	log_counters(d, event, NULL);
 }
@@ -376,7 +424,7 @@ void daemon_log_stats(struct daemon_ctx *d, const char *event)
 static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *to,
 		    const uint8_t *buf, size_t len, uint8_t ttl)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	if (to->tls_conn) {
 		if (d->tls)
 			tlsmgr_send(d->tls, to, buf, len);
@@ -387,14 +435,14 @@ static void io_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *t
 
 static void io_peer_removed(void *ctx, struct wg_peer *peer)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	if (d->tls)
 		tlsmgr_forget_peer(d->tls, peer);
 	if (d->routing)
 		routing_peer_removed(d->routing, peer);
 }
 
-static void tun_write_done(struct daemon_ctx *d, int err)
+static void tun_write_done(struct engine *d, int err)
 {
 	if (err == 0) {
 		d->stats.tun_tx++;
@@ -411,7 +459,7 @@ static void tun_write_done(struct daemon_ctx *d, int err)
 static void gro_emit(void *ctx, const uint8_t hdr[OFFLOAD_VNET_HDR_LEN], const uint8_t *pkt,
 		     size_t len)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	struct offload_vnet_hdr h;
 	struct offload_tx tx;
 	const char *why = "";
@@ -441,7 +489,12 @@ static void gro_emit(void *ctx, const uint8_t hdr[OFFLOAD_VNET_HDR_LEN], const u
 
 static void io_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
+	if (d->io == ENGINE_PACKETS) {
+		d->stats.tun_tx++;
+		d->hooks.deliver(d->hooks.ctx, pkt, len);
+		return;
+	}
 	/* With a virtio header, TCP segments of one flow are held and written as one packet at
 	 * the end of the receive batch (gro_flush). */
 	if (d->tun.vnet_hdr && !d->gro_off)
@@ -459,9 +512,21 @@ static uint64_t io_realtime(void *ctx)
 
 static void on_udp(void *ctx, uint32_t events);
 
+/* The app's "protect this socket" hook (Android: VpnService.protect, so the outer socket does
+ * not loop back into the VPN), before the socket carries anything. */
+static bool protect_socket(struct engine *d, int fd)
+{
+	if (!d->hooks.protect)
+		return true;
+	if (d->hooks.protect(d->hooks.ctx, fd))
+		return true;
+	sg_log(SG_LOG_ERROR, "protect_refused", "fd=%d msg=\"the app refused to protect an outer socket\"", fd);
+	return false;
+}
+
 static int host_set_listen_port(void *ctx, uint16_t port)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	struct udp_sock nu;
 	const char *why = "";
 
@@ -469,6 +534,11 @@ static int host_set_listen_port(void *ctx, uint16_t port)
 	if (port != 0 && d->udp.fd >= 0 && port == d->udp.port)
 		return 0;
 	int err = udp_open(&nu, port, d->udp.fwmark, d->offload, &why);
+	if (err == 0 && !protect_socket(d, nu.fd)) {
+		udp_close(&nu);
+		why = "protect";
+		err = -EPERM;
+	}
 	if (err != 0) {
 		sg_log(SG_LOG_WARN, "listen_port_failed", "port=%u step=%s error=\"%s\"", port, why,
 		       strerror(-err));
@@ -497,13 +567,13 @@ static int host_set_listen_port(void *ctx, uint16_t port)
 
 static uint16_t host_listen_port(void *ctx)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	return d->udp.fd >= 0 ? d->udp.port : 0;
 }
 
 static int host_set_fwmark(void *ctx, uint32_t mark)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	if (mark == d->udp.fwmark)
 		return 0;
 	int err = udp_set_fwmark(&d->udp, mark);
@@ -517,7 +587,7 @@ static int host_set_fwmark(void *ctx, uint32_t mark)
 
 static uint32_t host_fwmark(void *ctx)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	return d->udp.fwmark;
 }
 
@@ -551,7 +621,7 @@ static void conn_free(struct ctl_conn *c)
 
 static void conn_close(struct ctl_conn *c)
 {
-	struct daemon_ctx *d = c->d;
+	struct engine *d = c->d;
 	if (c->dead)
 		return;
 	/* A client gone mid-set: finish it as at end of input (wireguard-go's scanner stops and
@@ -572,7 +642,7 @@ static void conn_close(struct ctl_conn *c)
 
 static void conn_want(struct ctl_conn *c, uint32_t events)
 {
-	struct daemon_ctx *d = c->d;
+	struct engine *d = c->d;
 	if (c->parked) {
 		if (evloop_add(d->loop, &c->src, c->fd, events, conn_event, c) != 0) {
 			conn_close(c);
@@ -604,7 +674,7 @@ static void conn_park(struct ctl_conn *c)
 /* Moves bytes between the socket buffers and the engine until one side has to wait. */
 static void conn_pump(struct ctl_conn *c)
 {
-	struct daemon_ctx *d = c->d;
+	struct engine *d = c->d;
 
 	while (!c->dead) {
 		size_t olen;
@@ -683,7 +753,7 @@ static void conn_event(void *ctx, uint32_t events)
 static int host_transport_set(void *ctx, struct wg_peer *peer, const char *key,
 			      const char *value, char *why, size_t whylen)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	return tlsmgr_set(d->tls, peer, key, value, why, whylen);
 }
 
@@ -691,17 +761,17 @@ static void host_transport_get(void *ctx, struct wg_peer *peer,
 			       void (*emit)(void *ectx, const char *key, const char *value),
 			       void *ectx)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	tlsmgr_get(d->tls, peer, emit, ectx);
 }
 
 static int host_set_done(void *ctx, char *why, size_t whylen)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	return tlsmgr_apply(d->tls, why, whylen);
 }
 
-static const struct uapi_host *uapi_host_for(struct daemon_ctx *d, struct uapi_host *h)
+static const struct uapi_host *uapi_host_for(struct engine *d, struct uapi_host *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->ctx = d;
@@ -721,7 +791,7 @@ static const struct uapi_host *uapi_host_for(struct daemon_ctx *d, struct uapi_h
 
 static void on_ctl(void *ctx, uint32_t events)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	struct uapi_host host;
 
 	for (int i = 0; i < 16; i++) {
@@ -767,7 +837,7 @@ static void on_ctl(void *ctx, uint32_t events)
 
 /* After a loop turn: give parked connections their turn once the lock is free, then free the
  * closed ones (their sources may have been in the batch just dispatched). */
-static void conns_after_turn(struct daemon_ctx *d)
+static void conns_after_turn(struct engine *d)
 {
 	while (d->wake_conns && !d->uapi_owner) {
 		d->wake_conns = false;
@@ -790,7 +860,7 @@ static void conns_after_turn(struct daemon_ctx *d)
 /* ---- data path ---------------------------------------------------------------------------- */
 
 /* The AEAD step of the batch on every lane, then the sends in the order the packets came. */
-static void tx_flush(struct daemon_ctx *d, uint64_t now)
+static void tx_flush(struct engine *d, uint64_t now)
 {
 	if (!d->nops)
 		return;
@@ -800,7 +870,7 @@ static void tx_flush(struct daemon_ctx *d, uint64_t now)
 	d->nops = 0;
 }
 
-static void rx_flush(struct daemon_ctx *d, uint64_t now)
+static void rx_flush(struct engine *d, uint64_t now)
 {
 	if (!d->nops)
 		return;
@@ -812,13 +882,18 @@ static void rx_flush(struct daemon_ctx *d, uint64_t now)
 
 /* The kernel module's answer to a packet no peer can take (icmp.h): host unreachable, written
  * back into the TUN device, within the rate limit. */
-static void icmp_unreachable(struct daemon_ctx *d, uint64_t now, const uint8_t *pkt, size_t len)
+static void icmp_unreachable(struct engine *d, uint64_t now, const uint8_t *pkt, size_t len)
 {
 	size_t n = icmp_unreach_build(d->icmp_buf, sizeof(d->icmp_buf), pkt, len);
 	if (!n)
 		return;
 	if (!sg_log_ratelimit_allow(&d->icmp_rl, now, NULL)) {
 		d->stats.icmp_limited++;
+		return;
+	}
+	if (d->io == ENGINE_PACKETS) {
+		d->hooks.deliver(d->hooks.ctx, d->icmp_buf, n);
+		d->stats.icmp_sent++;
 		return;
 	}
 	int err = tun_write(&d->tun, d->icmp_buf, n);
@@ -830,7 +905,7 @@ static void icmp_unreachable(struct daemon_ctx *d, uint64_t now, const uint8_t *
 
 /* A nested datagram that ran out of TTL: a routing loop, worth an operator's attention (once
  * in a while: a loop comes at line rate until its packets die). */
-static void loop_dropped(struct daemon_ctx *d, uint64_t now)
+static void loop_dropped(struct engine *d, uint64_t now)
 {
 	uint64_t suppressed;
 	if (sg_log_ratelimit_allow(&d->loop_rl, now, &suppressed))
@@ -843,7 +918,7 @@ static void loop_dropped(struct daemon_ctx *d, uint64_t now)
 
 /* One packet for the core; a refusal (no route / not IP / a loop) is counted by the core too
  * (tx_no_route ...). */
-static void tun_packet(struct daemon_ctx *d, uint64_t now, const uint8_t *pkt, size_t len)
+static void tun_packet(struct engine *d, uint64_t now, const uint8_t *pkt, size_t len)
 {
 	d->stats.tun_rx++;
 	/* A packet too big for a slot is sealed and sent inline by the prepare: the batch before
@@ -867,7 +942,7 @@ static void tun_packet(struct daemon_ctx *d, uint64_t now, const uint8_t *pkt, s
 
 /* A read with a virtio header: a plain packet (its partial checksum completed) or a GSO
  * super-packet, cut into MTU-sized segments here as a NIC would. */
-static void tun_frame(struct daemon_ctx *d, uint64_t now, uint8_t *frame, size_t len)
+static void tun_frame(struct engine *d, uint64_t now, uint8_t *frame, size_t len)
 {
 	struct offload_tx tx;
 	const char *why = "";
@@ -901,7 +976,7 @@ static void tun_frame(struct daemon_ctx *d, uint64_t now, uint8_t *frame, size_t
 	}
 }
 
-static void tun_read_some(struct daemon_ctx *d, uint64_t now)
+static void tun_read_some(struct engine *d, uint64_t now)
 {
 	for (int i = 0; i < TUN_BUDGET && !d->stop; i++) {
 		ssize_t n = tun_read(&d->tun, d->tun_buf, TUN_BUF);
@@ -931,7 +1006,7 @@ static void tun_read_some(struct daemon_ctx *d, uint64_t now)
 
 static void on_tun(void *ctx, uint32_t events)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	uint64_t now = evloop_now_ns();
 
 	tun_read_some(d, now);
@@ -943,7 +1018,7 @@ static void on_tun(void *ctx, uint32_t events)
  * once: garbage, a bad mac1 and, under load, a message without a valid mac2 (a cookie reply) are
  * dealt with inline, so a spoofed flood, which never holds a cookie, cannot take queue places
  * from real initiators. */
-static bool hsq_take(struct daemon_ctx *d, uint64_t now, const struct wg_endpoint *from,
+static bool hsq_take(struct engine *d, uint64_t now, const struct wg_endpoint *from,
 		     const uint8_t *buf, size_t len)
 {
 	if (len > HSQ_MSG_MAX || !wg_device_handshake_costly(d->dev, now, from, buf, len))
@@ -963,7 +1038,7 @@ static bool hsq_take(struct daemon_ctx *d, uint64_t now, const struct wg_endpoin
 }
 
 /* Handshake messages for one loop turn's budget; the load signal for the core's cookies. */
-static void hsq_run(struct daemon_ctx *d)
+static void hsq_run(struct engine *d)
 {
 	if (!d->hsq_count)
 		return;
@@ -982,7 +1057,7 @@ static void hsq_run(struct daemon_ctx *d)
 
 static void on_udp(void *ctx, uint32_t events)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 
 	for (int b = 0; b < UDP_BUDGET_BATCHES && !d->stop; b++) {
 		int n = udp_recv_batch(&d->udp, &d->rx);
@@ -1022,13 +1097,13 @@ static void on_udp(void *ctx, uint32_t events)
 
 static void on_timer(void *ctx, uint32_t events)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	evloop_timer_ack(d->timer_fd);
 	d->timer_fired = true; /* one-shot: re-arm whatever the next deadline is */
 	wg_device_tick(d->dev, evloop_now_ns());
 }
 
-static void rearm_timer(struct daemon_ctx *d)
+static void rearm_timer(struct engine *d)
 {
 	uint64_t deadline = wg_device_next_deadline(d->dev);
 	if (deadline == d->armed_for && !d->timer_fired)
@@ -1054,12 +1129,12 @@ static void rearm_timer(struct daemon_ctx *d)
 
 static void on_signal(void *ctx, uint32_t events)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	struct signalfd_siginfo si;
 
 	while (read(d->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGUSR1) {
-			daemon_log_stats(d, "stats");
+			engine_log_stats(d, "stats");
 			continue;
 		}
 		sg_log(SG_LOG_INFO, "signal", "signal=%s", strsignal((int)si.ssi_signo));
@@ -1069,7 +1144,7 @@ static void on_signal(void *ctx, uint32_t events)
 
 /* Asked of the TUN fd, not of the index: a link moved to another network namespace is gone
  * from ours (RTM_DELLINK, no such index) but still ours to use (see tun_attached). */
-static bool interface_exists(const struct daemon_ctx *d)
+static bool interface_exists(const struct engine *d)
 {
 	return tun_attached(&d->tun);
 }
@@ -1077,7 +1152,7 @@ static bool interface_exists(const struct daemon_ctx *d)
 /* The core follows the interface's state as the kernel module follows its net_device's: down
  * drops every session and sends nothing, up sends at once (wg_device_set_up). Called between
  * callbacks, so no op of the split data path is in flight. */
-static void set_link_up(struct daemon_ctx *d, bool up, const char *why)
+static void set_link_up(struct engine *d, bool up, const char *why)
 {
 	if (up == d->link_up && wg_device_is_up(d->dev) == up)
 		return;
@@ -1088,7 +1163,7 @@ static void set_link_up(struct daemon_ctx *d, bool up, const char *why)
 
 /* The state as the kernel has it now (after lost notifications, and at start). Unknown: up, so
  * a daemon that cannot tell still sends (as before it followed the state at all). */
-static void read_link_state(struct daemon_ctx *d, const char *why)
+static void read_link_state(struct engine *d, const char *why)
 {
 	int up = tun_is_up(&d->tun);
 	if (up < 0)
@@ -1098,7 +1173,7 @@ static void read_link_state(struct daemon_ctx *d, const char *why)
 
 static void on_netlink(void *ctx, uint32_t events)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	struct linkmon_event ev;
 	memset(&ev, 0, sizeof(ev));
 	int err = linkmon_read(d->nl_fd, &d->link, &ev);
@@ -1161,7 +1236,7 @@ static void on_netlink(void *ctx, uint32_t events)
 	}
 }
 
-static void check_socket(struct daemon_ctx *d)
+static void check_socket(struct engine *d)
 {
 	if (!ctlsock_still_ours(&d->ctl)) {
 		sg_log(SG_LOG_INFO, "socket_deleted", "path=%s", d->ctl.path);
@@ -1171,7 +1246,7 @@ static void check_socket(struct daemon_ctx *d)
 
 static void on_inotify(void *ctx, uint32_t events)
 {
-	struct daemon_ctx *d = ctx;
+	struct engine *d = ctx;
 	uint8_t buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	/* Which entry changed does not matter: any change in the directory is checked against the
 	 * socket's inode, which also covers a socket replaced by another daemon. */
@@ -1180,23 +1255,257 @@ static void on_inotify(void *ctx, uint32_t events)
 	check_socket(d);
 }
 
-static void housekeeping(struct daemon_ctx *d, uint64_t now)
+static void housekeeping(struct engine *d, uint64_t now)
 {
 	if (now < d->next_housekeeping)
 		return;
 	d->next_housekeeping = now + HOUSEKEEPING_NS;
-	check_socket(d);
-	if (!d->stop && !interface_exists(d)) {
+	if (d->has_ctlsock)
+		check_socket(d);
+	if (!d->stop && d->io != ENGINE_PACKETS && !interface_exists(d)) {
 		sg_log(SG_LOG_INFO, "link_deleted", "ifindex=%d", d->tun.ifindex);
 		request_stop(d, "interface_deleted", 0);
 	}
 }
 
+/* ---- work from other threads -------------------------------------------------------------- */
+
+static void wake(struct engine *d)
+{
+	uint64_t one = 1;
+	/* A full counter (never in practice) still leaves the eventfd readable. */
+	while (write(d->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+static bool on_loop_thread(const struct engine *d)
+{
+	return d->running && pthread_equal(d->loop_thread, pthread_self());
+}
+
+/* Runs the queued calls; called with mu held, returns with it held. */
+static void run_calls(struct engine *d)
+{
+	while (d->calls) {
+		struct engine_callreq *c = d->calls;
+		d->calls = c->next;
+		pthread_mutex_unlock(&d->mu);
+		c->fn(d, c->arg);
+		pthread_mutex_lock(&d->mu);
+		c->done = true;
+	}
+	pthread_cond_broadcast(&d->cv);
+}
+
+/* Seals the packets written since the last turn (ENGINE_PACKETS): the slots being sealed stay
+ * taken until the batch is sent, so writers only ever fill slots after them. */
+static void drain_packets(struct engine *d)
+{
+	uint64_t now = evloop_now_ns();
+
+	for (int rounds = 0; rounds < 4 && !d->stop; rounds++) {
+		pthread_mutex_lock(&d->mu);
+		size_t head = d->pktq_head, n = d->pktq_count;
+		pthread_mutex_unlock(&d->mu);
+		if (!n)
+			return;
+		for (size_t i = 0; i < n; i++) {
+			size_t slot = (head + i) % PKTQ_LEN;
+			tun_packet(d, now, d->pktq + slot * d->pktq_slot, d->pktq_len[slot]);
+		}
+		tx_flush(d, now);
+		pthread_mutex_lock(&d->mu);
+		d->pktq_head = (head + n) % PKTQ_LEN;
+		d->pktq_count -= n;
+		pthread_mutex_unlock(&d->mu);
+	}
+	/* More came in meanwhile: the next turn takes them, after the other fds had theirs. */
+	wake(d);
+}
+
+static void on_wake(void *ctx, uint32_t events)
+{
+	struct engine *d = ctx;
+	uint64_t v;
+
+	while (read(d->wake_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&d->mu);
+	if (d->stop_pending) {
+		request_stop(d, d->stop_pending, 0);
+		d->stop_pending = NULL;
+	}
+	run_calls(d);
+	pthread_mutex_unlock(&d->mu);
+	if (d->io == ENGINE_PACKETS)
+		drain_packets(d);
+}
+
+void engine_stop(struct engine *d, const char *reason)
+{
+	if (on_loop_thread(d)) {
+		request_stop(d, reason, 0);
+		return;
+	}
+	pthread_mutex_lock(&d->mu);
+	d->stop_pending = reason;
+	pthread_mutex_unlock(&d->mu);
+	wake(d);
+}
+
+void engine_call(struct engine *d, void (*fn)(struct engine *e, void *arg), void *arg)
+{
+	struct engine_callreq c = {.fn = fn, .arg = arg};
+
+	if (on_loop_thread(d)) {
+		fn(d, arg);
+		return;
+	}
+	pthread_mutex_lock(&d->mu);
+	if (!d->running) {
+		/* No loop: the caller is the only one touching the engine (engine.h). */
+		pthread_mutex_unlock(&d->mu);
+		fn(d, arg);
+		return;
+	}
+	c.next = d->calls;
+	d->calls = &c;
+	pthread_mutex_unlock(&d->mu);
+	wake(d);
+	pthread_mutex_lock(&d->mu);
+	while (!c.done)
+		pthread_cond_wait(&d->cv, &d->mu);
+	pthread_mutex_unlock(&d->mu);
+}
+
+int engine_packet_write(struct engine *d, const uint8_t *pkt, size_t len)
+{
+	if (d->io != ENGINE_PACKETS || len == 0)
+		return SG_EINVAL;
+	if (len > d->pktq_slot)
+		return SG_ERANGE;
+	pthread_mutex_lock(&d->mu);
+	if (d->pktq_count == PKTQ_LEN) {
+		d->pktq_full++;
+		pthread_mutex_unlock(&d->mu);
+		return SG_EFULL;
+	}
+	size_t slot = (d->pktq_head + d->pktq_count) % PKTQ_LEN;
+	/* The slot is after every slot the loop may be reading: copied under the lock only to
+	 * keep the ring's accounting simple (a packet is a few hundred nanoseconds of memcpy). */
+	memcpy(d->pktq + slot * d->pktq_slot, pkt, len);
+	d->pktq_len[slot] = (uint16_t)len;
+	bool was_empty = d->pktq_count == 0;
+	d->pktq_count++;
+	d->pktq_queued++;
+	pthread_mutex_unlock(&d->mu);
+	if (was_empty)
+		wake(d);
+	return 0;
+}
+
+struct uapi_call {
+	const char *req;
+	size_t len;
+	struct sg_strbuf out;
+	int err;
+};
+
+static void uapi_on_loop(struct engine *d, void *arg)
+{
+	struct uapi_call *u = arg;
+	struct uapi_host host;
+
+	/* A control-socket client in the middle of a set holds the configuration. */
+	if (d->uapi_owner) {
+		u->err = -EBUSY;
+		return;
+	}
+	struct uapi_conn *c = uapi_conn_new(d->dev, uapi_host_for(d, &host));
+	if (!c) {
+		u->err = -ENOMEM;
+		return;
+	}
+	size_t off = 0;
+	bool eof_fed = false;
+	for (;;) {
+		size_t olen;
+		const uint8_t *o = uapi_conn_output(c, &olen);
+		if (olen) {
+			sg_strbuf_printf(&u->out, "%.*s", (int)olen, (const char *)o);
+			uapi_conn_output_consumed(c, olen);
+			continue;
+		}
+		if (uapi_conn_want_close(c))
+			break;
+		size_t used = 0;
+		if (off < u->len)
+			used = uapi_conn_input(c, (const uint8_t *)u->req + off, u->len - off);
+		off += used;
+		if (used)
+			continue;
+		if (eof_fed)
+			break;
+		/* Everything fed: end of input finishes a set and closes. */
+		uapi_conn_eof(c);
+		eof_fed = true;
+	}
+	uapi_conn_free(c);
+	u->err = u->out.oom ? -ENOMEM : 0;
+}
+
+int engine_uapi(struct engine *d, const char *req, size_t len, char **reply, size_t *reply_len)
+{
+	struct uapi_call u = {.req = req, .len = len};
+
+	*reply = NULL;
+	*reply_len = 0;
+	engine_call(d, uapi_on_loop, &u);
+	if (u.err != 0) {
+		sg_strbuf_free(&u.out);
+		return u.err;
+	}
+	if (!u.out.p) {
+		sg_strbuf_printf(&u.out, "%s", "");
+		if (u.out.oom)
+			return -ENOMEM;
+	}
+	*reply = u.out.p;
+	*reply_len = u.out.len;
+	return 0;
+}
+
 /* ---- init / run / free -------------------------------------------------------------------- */
 
-int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const char **why)
+static int open_packets(struct engine *d, const struct engine_opts *opts, const char **why)
 {
-	struct daemon_ctx *d;
+	switch (opts->io) {
+	case ENGINE_TUN_CREATE:
+		return tun_open(&d->tun, opts->ifname, d->mtu, d->offload, why);
+	case ENGINE_TUN_FD:
+		return tun_adopt(&d->tun, opts->tun_fd, why);
+	case ENGINE_PACKETS:
+		if (!opts->hooks.deliver || d->mtu > 65535) {
+			*why = "packet hooks";
+			return -EINVAL;
+		}
+		d->pktq_slot = d->mtu;
+		d->pktq = malloc((size_t)PKTQ_LEN * d->pktq_slot);
+		d->pktq_len = calloc(PKTQ_LEN, sizeof(*d->pktq_len));
+		if (!d->pktq || !d->pktq_len) {
+			*why = "out of memory";
+			return -ENOMEM;
+		}
+		snprintf(d->tun.name, sizeof(d->tun.name), "%s", opts->ifname ? opts->ifname : "");
+		return 0;
+	}
+	*why = "packet I/O";
+	return -EINVAL;
+}
+
+int engine_init(struct engine **out, const struct engine_opts *opts, const char **why)
+{
+	struct engine *d;
 	sigset_t sigs;
 	int err;
 
@@ -1207,8 +1516,13 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 		return -ENOMEM;
 	}
 	d->tun.fd = d->udp.fd = d->ctl.fd = -1;
-	d->timer_fd = d->signal_fd = d->nl_fd = d->inotify_fd = -1;
+	d->timer_fd = d->signal_fd = d->nl_fd = d->inotify_fd = d->wake_fd = -1;
 	d->mtu = opts->mtu ? opts->mtu : TUN_DEFAULT_MTU;
+	d->io = opts->io;
+	d->hooks = opts->hooks;
+	d->lanes_wanted = opts->lanes;
+	d->has_ctlsock = opts->ctlsock;
+	d->link_monitor = opts->link_monitor && opts->io != ENGINE_PACKETS;
 	d->drop_rl.rate = 10;
 	d->drop_rl.burst = 20;
 	d->fail_rl.rate = 5;
@@ -1219,6 +1533,18 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	d->loop_rl.burst = 1;
 	d->icmp_rl.rate = 1000;
 	d->icmp_rl.burst = 50;
+	if (pthread_mutex_init(&d->mu, NULL) != 0) {
+		free(d);
+		*why = "mutex";
+		return -ENOMEM;
+	}
+	if (pthread_cond_init(&d->cv, NULL) != 0) {
+		pthread_mutex_destroy(&d->mu);
+		free(d);
+		*why = "condition variable";
+		return -ENOMEM;
+	}
+	d->mu_ok = true;
 
 	d->offload = !opts->no_offload;
 	d->fips_strict = opts->fips_strict;
@@ -1237,13 +1563,16 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	}
 	offload_gro_init(&d->gro, d->gro_mem, gro_emit, d);
 	/* Interface first, then the socket named after it (wireguard-go's order). */
-	err = tun_open(&d->tun, opts->ifname, d->mtu, d->offload, why);
+	err = open_packets(d, opts, why);
 	if (err != 0)
 		goto fail;
 	memcpy(d->ifname, d->tun.name, sizeof(d->ifname));
-	err = ctlsock_open(&d->ctl, opts->sock_dir ? opts->sock_dir : CTLSOCK_DIR, d->ifname, why);
-	if (err != 0)
-		goto fail;
+	if (d->has_ctlsock) {
+		err = ctlsock_open(&d->ctl, opts->sock_dir ? opts->sock_dir : CTLSOCK_DIR,
+				   d->ifname, why);
+		if (err != 0)
+			goto fail;
+	}
 
 	struct wg_io io = {
 	    .ctx = d,
@@ -1262,11 +1591,17 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	wg_device_set_mtu(d->dev, (uint16_t)d->mtu);
 	/* Like wireguard-go before any listen_port is set: a random free port. */
 	err = udp_open(&d->udp, 0, 0, d->offload, why);
+	if (err == 0 && !protect_socket(d, d->udp.fd)) {
+		*why = "protect";
+		err = -EPERM;
+	}
 	if (err != 0)
 		goto fail;
-	sg_log(SG_LOG_INFO, "offload", "tun_vnet_hdr=%s tun_offloads=0x%x udp_gso=%s udp_gro=%s%s",
-	       d->tun.vnet_hdr ? "on" : "off", d->tun.offloads, d->udp.gso ? "on" : "off",
-	       d->udp.gro ? "on" : "off", d->offload ? "" : " reason=SG_DISABLE_OFFLOAD");
+	if (d->io != ENGINE_PACKETS)
+		sg_log(SG_LOG_INFO, "offload",
+		       "tun_vnet_hdr=%s tun_offloads=0x%x udp_gso=%s udp_gro=%s%s",
+		       d->tun.vnet_hdr ? "on" : "off", d->tun.offloads, d->udp.gso ? "on" : "off",
+		       d->udp.gro ? "on" : "off", d->offload ? "" : " reason=SG_DISABLE_OFFLOAD");
 
 	err = evloop_new(&d->loop);
 	if (err != 0) {
@@ -1279,28 +1614,42 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 		*why = "timerfd_create";
 		goto fail;
 	}
+	d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->wake_fd < 0) {
+		err = -errno;
+		*why = "eventfd";
+		goto fail;
+	}
 	err = tlsmgr_new(&d->tls, d->loop, d->dev);
 	if (err != 0) {
 		*why = "TLS transport";
 		goto fail;
 	}
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGUSR1);
-	d->signal_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (d->signal_fd < 0) {
-		err = -errno;
-		*why = "signalfd";
-		goto fail;
+	if (d->hooks.protect)
+		tlsmgr_set_protect(d->tls, d->hooks.protect, d->hooks.ctx);
+	if (opts->signals) {
+		sigemptyset(&sigs);
+		sigaddset(&sigs, SIGINT);
+		sigaddset(&sigs, SIGTERM);
+		sigaddset(&sigs, SIGHUP);
+		sigaddset(&sigs, SIGUSR1);
+		d->signal_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+		if (d->signal_fd < 0) {
+			err = -errno;
+			*why = "signalfd";
+			goto fail;
+		}
 	}
 	/* Link and socket watches are best effort: housekeeping checks both anyway. */
 	d->link = (struct linkmon_link){d->tun.ifindex, LINKMON_OWN_NS, d->tun.name};
-	d->nl_fd = linkmon_open(&d->nl_all_nsid);
-	if (d->nl_fd < 0)
-		sg_log(SG_LOG_WARN, "netlink_unavailable", "error=\"%s\"", strerror(-d->nl_fd));
-	/* Opened before the link monitor reads anything: changes from now on are not missed. */
+	if (d->link_monitor) {
+		d->nl_fd = linkmon_open(&d->nl_all_nsid);
+		if (d->nl_fd < 0)
+			sg_log(SG_LOG_WARN, "netlink_unavailable", "error=\"%s\"",
+			       strerror(-d->nl_fd));
+	}
+	/* Opened before the link monitor reads anything: changes from now on are not missed.
+	 * Without a TUN interface (ifindex 0) it still checks sticky sources against routing. */
 	err = routing_new(&d->routing, d->loop, d->dev, d->tun.ifindex);
 	if (err != 0) {
 		d->routing = NULL;
@@ -1316,23 +1665,29 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	if (d->nl_fd >= 0)
 		read_link_state(d, "start");
 	else
-		set_link_up(d, true, "no_link_monitor");
-	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (d->inotify_fd >= 0 &&
-	    inotify_add_watch(d->inotify_fd, d->ctl.dir,
-			      IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF |
-				  IN_MOVE_SELF | IN_ONLYDIR) < 0) {
-		close(d->inotify_fd);
-		d->inotify_fd = -1;
+		set_link_up(d, true, d->io == ENGINE_PACKETS ? "packets" : "no_link_monitor");
+	if (d->has_ctlsock) {
+		d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (d->inotify_fd >= 0 &&
+		    inotify_add_watch(d->inotify_fd, d->ctl.dir,
+				      IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE |
+					  IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) < 0) {
+			close(d->inotify_fd);
+			d->inotify_fd = -1;
+		}
+		if (d->inotify_fd < 0)
+			sg_log(SG_LOG_WARN, "inotify_unavailable", "error=\"%s\"", strerror(errno));
 	}
-	if (d->inotify_fd < 0)
-		sg_log(SG_LOG_WARN, "inotify_unavailable", "error=\"%s\"", strerror(errno));
 
-	if ((err = evloop_add(d->loop, &d->src_tun, d->tun.fd, EPOLLIN, on_tun, d)) != 0 ||
+	if ((d->tun.fd >= 0 &&
+	     (err = evloop_add(d->loop, &d->src_tun, d->tun.fd, EPOLLIN, on_tun, d)) != 0) ||
 	    (err = evloop_add(d->loop, &d->src_udp, d->udp.fd, EPOLLIN, on_udp, d)) != 0 ||
 	    (err = evloop_add(d->loop, &d->src_timer, d->timer_fd, EPOLLIN, on_timer, d)) != 0 ||
-	    (err = evloop_add(d->loop, &d->src_signal, d->signal_fd, EPOLLIN, on_signal, d)) != 0 ||
-	    (err = evloop_add(d->loop, &d->src_ctl, d->ctl.fd, EPOLLIN, on_ctl, d)) != 0 ||
+	    (err = evloop_add(d->loop, &d->src_wake, d->wake_fd, EPOLLIN, on_wake, d)) != 0 ||
+	    (d->signal_fd >= 0 && (err = evloop_add(d->loop, &d->src_signal, d->signal_fd, EPOLLIN,
+						    on_signal, d)) != 0) ||
+	    (d->has_ctlsock &&
+	     (err = evloop_add(d->loop, &d->src_ctl, d->ctl.fd, EPOLLIN, on_ctl, d)) != 0) ||
 	    (d->nl_fd >= 0 &&
 	     (err = evloop_add(d->loop, &d->src_nl, d->nl_fd, EPOLLIN, on_netlink, d)) != 0) ||
 	    (d->inotify_fd >= 0 && (err = evloop_add(d->loop, &d->src_inotify, d->inotify_fd,
@@ -1345,27 +1700,41 @@ int daemon_init(struct daemon_ctx **out, const struct daemon_opts *opts, const c
 	*out = d;
 	return 0;
 fail:
-	daemon_free(d);
+	engine_free(d);
 	return err;
 }
 
-int daemon_run(struct daemon_ctx *d)
+int engine_run(struct engine *d)
 {
 	const char *src = "";
-	unsigned lanes = cpool_default_lanes(&src);
-	int err = cpool_new(&d->pool, lanes);
 
-	if (err != 0) {
-		sg_log(SG_LOG_WARN, "crypto_threads_failed", "lanes=%u error=\"%s\"", lanes,
-		       strerror(-err));
-		if (cpool_new(&d->pool, 1) != 0) {
-			request_stop(d, "out_of_memory", 1);
-			return d->exit_code;
+	if (!d->pool) {
+		unsigned lanes = d->lanes_wanted ? d->lanes_wanted : cpool_default_lanes(&src);
+		if (d->lanes_wanted)
+			src = "caller";
+		int err = cpool_new(&d->pool, lanes);
+		if (err != 0) {
+			sg_log(SG_LOG_WARN, "crypto_threads_failed", "lanes=%u error=\"%s\"", lanes,
+			       strerror(-err));
+			if (cpool_new(&d->pool, 1) != 0) {
+				request_stop(d, "out_of_memory", 1);
+				return d->exit_code;
+			}
 		}
+		lanes = cpool_lanes(d->pool);
+		d->batch_max =
+		    lanes == 1 ? 1 : SG_MIN((size_t)lanes * BATCH_PER_LANE, (size_t)OPS_MAX);
+		sg_log(SG_LOG_INFO, "crypto_lanes", "lanes=%u from=%s", lanes, src);
 	}
-	lanes = cpool_lanes(d->pool);
-	d->batch_max = lanes == 1 ? 1 : SG_MIN((size_t)lanes * BATCH_PER_LANE, (size_t)OPS_MAX);
-	sg_log(SG_LOG_INFO, "crypto_lanes", "lanes=%u from=%s", lanes, src);
+	pthread_mutex_lock(&d->mu);
+	d->stop = false;
+	d->exit_code = 0;
+	d->stop_reason = NULL;
+	d->loop_thread = pthread_self();
+	d->running = true;
+	pthread_mutex_unlock(&d->mu);
+	/* Work queued before the loop ran (a stop, packets) is seen on the first turn. */
+	wake(d);
 	while (!d->stop) {
 		rearm_timer(d);
 		uint64_t now = evloop_now_ns();
@@ -1399,10 +1768,16 @@ int daemon_run(struct daemon_ctx *d)
 		conns_after_turn(d);
 		housekeeping(d, evloop_now_ns());
 	}
+	/* Calls that came in during the last turn run here; later ones inline in their callers. */
+	pthread_mutex_lock(&d->mu);
+	d->running = false;
+	d->stop_pending = NULL;
+	run_calls(d);
+	pthread_mutex_unlock(&d->mu);
 	return d->exit_code;
 }
 
-void daemon_free(struct daemon_ctx *d)
+void engine_free(struct engine *d)
 {
 	if (!d)
 		return;
@@ -1414,8 +1789,9 @@ void daemon_free(struct daemon_ctx *d)
 			close(c->fd);
 		conn_free(c);
 	}
-	/* The socket first, so no client talks to a half-freed daemon. */
-	ctlsock_close(&d->ctl);
+	/* The socket first, so no client talks to a half-freed engine. */
+	if (d->has_ctlsock)
+		ctlsock_close(&d->ctl);
 	if (d->dev)
 		udp_tx_flush(&d->udp, &d->tx);
 	if (d->gro_mem && d->tun.fd >= 0)
@@ -1437,6 +1813,8 @@ void daemon_free(struct daemon_ctx *d)
 		close(d->signal_fd);
 	if (d->timer_fd >= 0)
 		close(d->timer_fd);
+	if (d->wake_fd >= 0)
+		close(d->wake_fd);
 	evloop_free(d->loop);
 	udp_rx_free(&d->rx);
 	udp_tx_free(&d->tx);
@@ -1446,15 +1824,51 @@ void daemon_free(struct daemon_ctx *d)
 	free(d->tx_slots);
 	free(d->hsq);
 	free(d->gro_mem);
+	if (d->pktq) /* inner packets: wiped like the rest of the plaintext */
+		sg_memzero(d->pktq, (size_t)PKTQ_LEN * d->pktq_slot);
+	free(d->pktq);
+	free(d->pktq_len);
+	if (d->mu_ok) {
+		pthread_cond_destroy(&d->cv);
+		pthread_mutex_destroy(&d->mu);
+	}
 	free(d);
 }
 
-const char *daemon_ifname(const struct daemon_ctx *d)
+const char *engine_ifname(const struct engine *d)
 {
 	return d->ifname;
 }
 
-uint16_t daemon_listen_port(const struct daemon_ctx *d)
+uint16_t engine_listen_port(const struct engine *d)
 {
 	return d->udp.port;
+}
+
+struct wg_device *engine_device(struct engine *d)
+{
+	return d->dev;
+}
+
+struct evloop *engine_loop(struct engine *d)
+{
+	return d->loop;
+}
+
+unsigned engine_mtu(const struct engine *d)
+{
+	return d->mtu;
+}
+
+void engine_get_stats(const struct engine *d, struct engine_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->tun_rx = d->stats.tun_rx;
+	out->tun_tx = d->stats.tun_tx;
+	out->tun_tx_errors = d->stats.tun_tx_errors;
+	out->udp_rx = d->stats.udp_rx;
+	out->udp_tx = d->tx.sent;
+	out->udp_tx_failed = d->tx.failed;
+	out->packets_queued = d->pktq_queued;
+	out->packets_queue_full = d->pktq_full;
 }

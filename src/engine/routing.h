@@ -14,8 +14,8 @@
  *     MTU of their own go to the core (wg_device_set_route_mtus), which pads to them.
  *
  * Control plane only: the data path reads nothing here. */
-#ifndef SG_DAEMON_ROUTING_H
-#define SG_DAEMON_ROUTING_H
+#ifndef SG_ENGINE_ROUTING_H
+#define SG_ENGINE_ROUTING_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -11,8 +11,8 @@
  * Small batches stay on the calling thread (waking a worker costs more than a few packets'
  * crypto), so an idle tunnel's latency does not depend on the pool.
  */
-#ifndef SG_DAEMON_CPOOL_H
-#define SG_DAEMON_CPOOL_H
+#ifndef SG_ENGINE_CPOOL_H
+#define SG_ENGINE_CPOOL_H
 
 #include <stddef.h>
 
