@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/agent.h"
 #include "cli/cli.h"
 #include "crypto/crypto.h"
 #include "gateway/gateway.h"
@@ -34,6 +35,8 @@ static const struct command {
     {"strip", cli_cmd_strip, "Print a config file without the wg-quick keys"},
     {"cert", cli_cmd_cert, "Make a CA, keys and certificates for the TLS transport"},
     {"server", sg_server_cmd, "Run the management server (HTTP API, docs/SERVER.md)"},
+    {"agent", sg_agent_cmd,
+     "Run the agent: this node's tunnels from the management server (docs/AGENTS.md)"},
     {"gateway", gw_cmd, "Run the edge proxy to resources behind the tunnels (docs/GATEWAY.md)"},
     {"openapi", sg_openapi_cmd, "Print the management server's OpenAPI document"},
     {"audit", sg_audit_cmd, "Check the audit log's hash chain: `verify --db URL' or `--file F'"},

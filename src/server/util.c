@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/b64.h"
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
 #include "server/api.h"
@@ -461,87 +462,24 @@ int64_t srv_now(void)
 	return (int64_t)time(NULL);
 }
 
-static const char b64std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static void b64_enc(char *out, const uint8_t *in, size_t len, const char *alpha, bool pad)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i + 2 < len; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-
-		out[o++] = alpha[v >> 18];
-		out[o++] = alpha[(v >> 12) & 63];
-		out[o++] = alpha[(v >> 6) & 63];
-		out[o++] = alpha[v & 63];
-	}
-	if (len - i == 1) {
-		uint32_t v = (uint32_t)in[i] << 16;
-
-		out[o++] = alpha[v >> 18];
-		out[o++] = alpha[(v >> 12) & 63];
-		if (pad) {
-			out[o++] = '=';
-			out[o++] = '=';
-		}
-	} else if (len - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-
-		out[o++] = alpha[v >> 18];
-		out[o++] = alpha[(v >> 12) & 63];
-		out[o++] = alpha[(v >> 6) & 63];
-		if (pad)
-			out[o++] = '=';
-	}
-	out[o] = 0;
-}
-
-static int b64_dec(uint8_t *out, size_t outmax, const char *in, size_t len, const char *alpha)
-{
-	uint32_t acc = 0;
-	int bits = 0;
-	size_t o = 0;
-
-	while (len && in[len - 1] == '=')
-		len--;
-	for (size_t i = 0; i < len; i++) {
-		const char *p = memchr(alpha, in[i], 64);
-
-		if (!p || !in[i])
-			return SG_EPARSE;
-		acc = acc << 6 | (uint32_t)(p - alpha);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o >= outmax)
-				return SG_ERANGE;
-			out[o++] = (uint8_t)(acc >> bits);
-		}
-	}
-	if (bits >= 6 || (acc & ((1u << bits) - 1)))
-		return SG_EPARSE;
-	return (int)o;
-}
-
 void srv_b64url(char *out, const uint8_t *in, size_t len)
 {
-	b64_enc(out, in, len, b64url, false);
+	sg_b64_encode(out, in, len, true);
 }
 
 int srv_b64url_decode(uint8_t *out, size_t outmax, const char *in, size_t len)
 {
-	return b64_dec(out, outmax, in, len, b64url);
+	return sg_b64_decode(out, outmax, in, len, true);
 }
 
 void srv_b64(char *out, const uint8_t *in, size_t len)
 {
-	b64_enc(out, in, len, b64std, true);
+	sg_b64_encode(out, in, len, false);
 }
 
 int srv_b64_decode(uint8_t *out, size_t outmax, const char *in, size_t len)
 {
-	return b64_dec(out, outmax, in, len, b64std);
+	return sg_b64_decode(out, outmax, in, len, false);
 }
 
 void srv_hex(char *out, const uint8_t *in, size_t len)

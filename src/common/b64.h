@@ -1,0 +1,16 @@
+/* Base64 (RFC 4648 section 4, padded) and base64url (section 5, unpadded): one copy for every
+ * component (the server's tokens and keys, the agent's key proofs). */
+#ifndef SG_COMMON_B64_H
+#define SG_COMMON_B64_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* out: room for 4 * ceil(len / 3) + 1 characters. url: base64url without padding. */
+void sg_b64_encode(char *out, const uint8_t *in, size_t len, bool url);
+/* Decodes len characters of in (padding accepted at the end); the byte count, SG_EPARSE on a
+ * character outside the alphabet or bits left over, SG_ERANGE past outmax. */
+int sg_b64_decode(uint8_t *out, size_t outmax, const char *in, size_t len, bool url);
+
+#endif
