@@ -1,0 +1,76 @@
+#!/bin/bash
+# An agent driving SecureGuard's IKE daemon (issue 14): the same VICI backend as for strongSwan,
+# at secureguard-iked's socket. Node A runs secureguard-iked, node B strongSwan's charon, each
+# with its agent; a site-to-site policy made through the API:
+#  - the tunnel comes up (A initiates) and pings cross it; the agents report `iked` and
+#    `strongswan` as their backends;
+#  - a change of the policy's ESP proposal replaces the tunnel on both sides (a new Child SA
+#    with the new algorithm, shown by the daemons);
+#  - deleting the policy removes the tunnel from both daemons.
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+sg_init ak
+SRV_TEST=test_agent_iked
+# shellcheck source=tests/server/server_lib.sh
+. "$(dirname "$0")/../server/server_lib.sh"
+# shellcheck source=tests/integration/swan_lib.sh
+. "$(dirname "$0")/swan_lib.sh"
+# shellcheck source=tests/integration/agent_lib.sh
+. "$(dirname "$0")/agent_lib.sh"
+IKED=$SG_BIN/secureguard-iked
+[ -x "$SG" ] && [ -x "$IKED" ] || skip "$SG or $IKED not built"
+swan_require
+command -v curl >/dev/null || skip "missing curl"
+
+sg_hosts 2
+A=${HOST[1]} B=${HOST[2]}
+ip -n "$A" addr add 10.71.0.1/32 dev lo
+ip -n "$B" addr add 10.72.0.1/32 dev lo
+mkdir -m 700 "$SG_TMP/iked"
+OURS=unix://$SG_TMP/iked/iked.vici
+ip netns exec "$A" env SG_IKE_TUN="${PFX}i" "$IKED" -f --vici "$OURS" >>"$SG_TMP/iked.log" 2>&1 &
+wait_for 10 test -S "$SG_TMP/iked/iked.vici" || fail "secureguard-iked did not start: $(tail -5 "$SG_TMP/iked.log")"
+swan_start "$B" b
+ag_server --agent-poll 5
+ag_start a "$A" --enroll "$(ag_enroll '{"tags":["left"]}')" --vici "$OURS" \
+	--address 192.0.2.1 --subnet 10.71.0.0/24
+ag_start b "$B" --enroll "$(ag_enroll '{"tags":["right"]}')" --vici "$SWAN_URI_b" \
+	--address 192.0.2.2 --subnet 10.72.0.0/24
+registered() { [ "$(api GET /api/peers | jget total)" = 2 ]; }
+wait_for 15 registered || fail "the agents did not register"
+
+T=s2s-a-b
+tunnel_up() {
+	api GET "/api/tunnels/$T" 2>/dev/null | python3 -c '
+import json, sys
+t = json.load(sys.stdin)
+sys.exit(not (len(t["ends"]) == 2 and t["state"] == "up"))'
+}
+ping_lan() { nsx "$B" ping -c 1 -W 1 -I 10.72.0.1 10.71.0.1; }
+
+log "a site-to-site policy: secureguard-iked (left) with strongSwan (right)"
+pol=$(api POST /api/policies '{"name":"s2s","topology":{"type":"site-to-site","left":["left"],"right":["right"]},"tunnels":[{"auth":"psk","proposals":["aes256gcm16-prfsha256-x25519"],"esp_proposals":["aes256gcm16"]}]}' | jget id)
+wait_for 10 tunnel_up || { api GET "/api/tunnels/$T"; fail "the tunnel did not come up"; }
+wait_for 10 ping_lan || fail "no ping across the tunnel"
+assert_ping "$B" 10.71.0.1
+assert_ping "$A" 10.72.0.1
+backends=$(api GET "/api/tunnels/$T" | python3 -c 'import json,sys; print(" ".join(sorted(e["backend"] for e in json.load(sys.stdin)["ends"])))')
+assert_eq "$backends" "iked strongswan" "the backends the agents report"
+
+log "a new ESP proposal: the tunnel is replaced on both sides"
+api PUT "/api/policies/$pol" '{"tunnels":[{"auth":"psk","proposals":["aes256gcm16-prfsha256-x25519"],"esp_proposals":["chacha20poly1305"]}]}' >/dev/null
+chacha() { nsx "$B" swanctl --list-sas --uri "$SWAN_URI_b" | grep -q 'CHACHA20_POLY1305'; }
+wait_for 15 chacha || { nsx "$B" swanctl --list-sas --uri "$SWAN_URI_b"; fail "the tunnel was not replaced with ChaCha20-Poly1305"; }
+wait_for 10 ping_lan || fail "no ping across the replaced tunnel"
+grep -q "event=tunnel_updated tunnel=$T" "$SG_TMP/agent-a.log" || fail "no tunnel_updated on the iked side"
+
+log "the policy deleted: the tunnel goes from both daemons"
+api DELETE "/api/policies/$pol" >/dev/null
+gone() {
+	! nsx "$B" swanctl --list-conns --uri "$SWAN_URI_b" | grep -q "^$T:" &&
+		! nsx "$A" swanctl --list-conns --uri "$OURS" | grep -q "^$T:"
+}
+wait_for 10 gone || fail "the tunnel is still loaded"
+for n in a b; do ag_stop "$n"; done
+log "PASS"
+exit 0
