@@ -325,7 +325,7 @@ static int do_op(struct agent *a, const struct op *o, char *why, size_t n)
 		if (!u)
 			return SG_ENOMEM;
 		agent_tunnel_hash(o->t, u->hash);
-		snprintf(u->reason, sizeof(u->reason), "%s", why);
+		snprintf(u->reason, sizeof(u->reason), "%.190s", why);
 		log_op("tunnel_created", o->t, NULL);
 		return 0;
 	case OP_UPDATE:
@@ -340,7 +340,7 @@ static int do_op(struct agent *a, const struct op *o, char *why, size_t n)
 			u->streak = 0;
 			u->failed = false;
 			u->next_try = 0;
-			snprintf(u->reason, sizeof(u->reason), "%s", why);
+			snprintf(u->reason, sizeof(u->reason), "%.190s", why);
 		}
 		log_op("tunnel_updated", o->t, NULL);
 		return 0;
@@ -584,7 +584,7 @@ static void monitor(struct agent *a)
 			u->failed = false;
 			u->reason[0] = 0;
 		} else if (u->st.reason[0] && !u->streak) {
-			snprintf(u->reason, sizeof(u->reason), "%s", u->st.reason);
+			snprintf(u->reason, sizeof(u->reason), "%.190s", u->st.reason);
 		}
 		if (act != u->st.activity)
 			changed = true;
@@ -602,7 +602,7 @@ static void monitor(struct agent *a)
 			if (!u->st.loaded && now >= u->next_try) {
 				u->next_try = now + (uint64_t)a->restart_s * 1000000000ull;
 				if (u->be->ops->create(u->be, u->t, why, sizeof(why)))
-					snprintf(u->reason, sizeof(u->reason), "%s", why);
+					snprintf(u->reason, sizeof(u->reason), "%.190s", why);
 			}
 			continue;
 		}
@@ -622,9 +622,9 @@ static void monitor(struct agent *a)
 		if (u->st.loaded ? u->be->ops->start(u->be, u->t, why, sizeof(why))
 				 : u->be->ops->create(u->be, u->t, why, sizeof(why))) {
 			if (why[0])
-				snprintf(u->reason, sizeof(u->reason), "%s", why);
+				snprintf(u->reason, sizeof(u->reason), "%.190s", why);
 		} else if (why[0]) {
-			snprintf(u->reason, sizeof(u->reason), "%s", why);
+			snprintf(u->reason, sizeof(u->reason), "%.190s", why);
 		}
 		sg_log(SG_LOG_WARN, "watchdog_restart", "tunnel=%s attempt=%d of=%d reason=\"%s\"",
 		       u->name, u->streak, a->max_restarts, u->reason);
@@ -806,11 +806,15 @@ static void challenge_done(struct agent *a, long status, json_t *body, const cha
 
 static void auth_start(struct agent *a)
 {
+	json_t *empty;
+
 	if (a->authing)
 		return;
 	a->authing = true;
 	a->session[0] = 0;
-	api(a, "POST", "/api/auth/client/challenge", json_object(), false, challenge_done);
+	empty = json_object();
+	api(a, "POST", "/api/auth/client/challenge", empty, false, challenge_done);
+	json_decref(empty);
 }
 
 void agent_on_auth_timer(void *ctx, uint32_t events)

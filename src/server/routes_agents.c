@@ -101,15 +101,23 @@ static bool ifname_ok(const char *s)
 	return true;
 }
 
+/* The revision on connection c (a handler's own: taking a second connection from the pool while
+ * holding one would deadlock once every worker did so). */
+static int64_t sync_revision(struct sg_db_conn *c)
+{
+	struct sg_db_res *res = NULL;
+	int rc = sg_db_query(c, &res, "SELECT revision FROM sync_state WHERE id = 1", 0, NULL);
+	int64_t rev = rc == 1 ? srv_res_i64(res, 0, 0) : rc < 0 ? rc : SG_ENOENT;
+
+	sg_db_res_free(res);
+	return rev;
+}
+
 int64_t srv_sync_revision(struct srv *s)
 {
 	struct sg_db_conn *c = sg_db_acquire(s->db);
-	struct sg_db_res *res = NULL;
-	int64_t rev;
-	int rc = sg_db_query(c, &res, "SELECT revision FROM sync_state WHERE id = 1", 0, NULL);
+	int64_t rev = sync_revision(c);
 
-	rev = rc == 1 ? srv_res_i64(res, 0, 0) : rc < 0 ? rc : SG_ENOENT;
-	sg_db_res_free(res);
 	sg_db_release(c);
 	return rev;
 }
@@ -1318,7 +1326,7 @@ fail:
 
 static int snap_get(struct srv *s, struct sg_db_conn *c, struct snapshot **out)
 {
-	int64_t rev = srv_sync_revision(s);
+	int64_t rev = sync_revision(c);
 	struct snapshot *sn, *old = NULL;
 	int rc;
 

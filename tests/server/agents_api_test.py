@@ -231,6 +231,25 @@ def test_agent_session(admin, viewer, a, pol):
     check(st == 200 and doc["revision"] != cfg["revision"], "the change woke the poll: %s" % st)
     check(result.get("t", 99) - t0 < 2, "woken %.2f s after the change" % (result.get("t", 99) - t0))
     A.log("long poll woken %.3f s after the change" % (result.get("t", 99) - t0))
+    # More waiting polls than the server has workers (and database connections): a change
+    # answers every one of them (each re-run holds one connection at a time).
+    many, started = [], threading.Barrier(25)
+
+    def poll_many():
+        started.wait()
+        many.append(call("GET", "/api/peers/%s/config?since=%s&wait=30" %
+                         (a.id, doc["revision"]), token=a.tok)[0])
+
+    ths = [threading.Thread(target=poll_many) for _ in range(24)]
+    for x in ths:
+        x.start()
+    started.wait()
+    time.sleep(0.5)
+    expect("PUT", "/api/policies/" + pol["id"], 200, {"priority": 61}, token=admin)
+    for x in ths:
+        x.join(40)
+    check(many == [200] * 24, "24 waiting polls all answered after a change: %s" % many)
+    doc = expect("GET", "/api/peers/%s/config" % a.id, 200, token=a.tok)
     rep = expect("PUT", "/api/peers/%s/status" % a.id, 200, {
         "state": "ok", "revision": doc["revision"], "version": "0.1.0", "platform": "linux",
         "backends": ["strongswan"],
