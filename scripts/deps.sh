@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libssl-dev libcmocka-dev
       wireguard-go wireguard-tools iproute2 iputils-ping socat tcpdump procps python3
       libutf8proc-dev libjansson-dev libsqlite3-dev sqlite3 libpq-dev postgresql libqrencode-dev
-      libargon2-dev curl iperf3 nftables openssl xxd libnghttp2-dev python3-websockets libcurl4-openssl-dev
+      libargon2-dev curl iperf3 nftables openssl xxd dpkg-dev perl libnghttp2-dev python3-websockets libcurl4-openssl-dev
       python3-jwt python3-cryptography python3-h2
       strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
       libstrongswan-extra-plugins"
@@ -31,3 +31,6 @@ if [ ! -f "$top/tests/contract/node_modules/.package-lock.json" ] ||
 	echo "deps: npm ci in tests/contract"
 	(cd "$top/tests/contract" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# OpenSSL's FIPS provider for the FIPS tests (docs/FIPS.md): built once from Debian's openssl
+# source into /var/cache/sg-fips (minutes the first time), a lookup afterwards.
+"$top/scripts/fips-provider.sh" >/dev/null

@@ -72,6 +72,12 @@ static int cmd_version(int argc, char **argv)
 	printf("%s %s\n", CLI_PROG, SG_VERSION);
 	printf("%s\n", sg_crypto_library_version());
 	printf("FIPS provider: %s\n", sg_crypto_fips_provider_active() ? "active" : "not active");
+	{
+		char d[512];
+
+		/* Which provider each suite's algorithms come from (docs/FIPS.md). */
+		printf("Crypto: %s\n", sg_crypto_describe(d, sizeof(d)));
+	}
 	return fflush(stdout) ? 1 : 0;
 }
 

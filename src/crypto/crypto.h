@@ -34,6 +34,14 @@ bool sg_crypto_classic_available(void);
 bool sg_crypto_fips_provider_active(void);
 /* OpenSSL version string, e.g. "OpenSSL 3.0.19 27 Jan 2026". */
 const char *sg_crypto_library_version(void);
+/* Where each suite's algorithms come from, asked of OpenSSL for every algorithm fetched (the
+ * proof docs/FIPS.md points to), as key=value text for logs:
+ *   fips_suite=fips classic_suite=default fips_provider="OpenSSL FIPS Provider 3.0.20"
+ *   fips_self_test=passed
+ * A suite whose algorithms come from more than one provider is "mixed:NAME+NAME"; a missing
+ * one "none". fips_self_test runs the FIPS provider's own self-tests again (OSSL_PROVIDER_self_test)
+ * and is "passed", "failed" or "n/a" without a FIPS provider. Returns out. */
+char *sg_crypto_describe(char *out, size_t len);
 
 /* ---- utilities --------------------------------------------------------------------------- */
 
@@ -164,6 +172,10 @@ bool sg_sha384(uint8_t out[SG_SHA384_LEN], const struct sg_iov *iov, size_t niov
 bool sg_hmac_sha384(uint8_t out[SG_SHA384_LEN], const uint8_t *key, size_t keylen,
 		    const struct sg_iov *iov, size_t niov) SG_WUR;
 /* RFC 5869 HKDF-SHA-384 (extract then expand), as SP 800-56C rev2 two-step KDF. outlen <= 255*48. */
+/* PBKDF2-HMAC-SHA-384 (SP 800-132, RFC 8018): out gets outlen bytes from the password, salt and
+ * iteration count. Fetched from the FIPS provider like the rest of the suite. */
+bool sg_pbkdf2_sha384(uint8_t *out, size_t outlen, const char *password, size_t pwlen,
+		      const uint8_t *salt, size_t saltlen, unsigned iterations) SG_WUR;
 bool sg_hkdf_sha384(uint8_t *out, size_t outlen, const uint8_t *salt, size_t saltlen,
 		    const uint8_t *ikm, size_t ikmlen, const uint8_t *info, size_t infolen) SG_WUR;
 

@@ -237,6 +237,40 @@ bool sg_hmac_sha384(uint8_t out[SG_SHA384_LEN], const uint8_t *key, size_t keyle
 	return sg__mac_iov(SG__MAC_HMAC_SHA384, out, SG_SHA384_LEN, key, keylen, iov, niov);
 }
 
+bool sg_pbkdf2_sha384(uint8_t *out, size_t outlen, const char *password, size_t pwlen,
+		      const uint8_t *salt, size_t saltlen, unsigned iterations)
+{
+	const struct sg__algs *a = sg__algs();
+	EVP_KDF *kdf = NULL;
+	EVP_KDF_CTX *kctx = NULL;
+	OSSL_PARAM params[6], *p = params;
+	bool ok = false;
+
+	if (a == NULL || out == NULL || outlen == 0 || !iterations || (!password && pwlen))
+		return false;
+	/* Fetched per call (a login's cost is the iterations, not the fetch). */
+	kdf = EVP_KDF_fetch(NULL, "PBKDF2", a->fips_propq);
+	kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	if (kctx == NULL)
+		goto out;
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA384", 0);
+	if (a->fips_propq != NULL)
+		*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_PROPERTIES,
+							(char *)a->fips_propq, 0);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
+						 (void *)(password ? password : ""), pwlen);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, saltlen);
+	*p++ = OSSL_PARAM_construct_uint(OSSL_KDF_PARAM_ITER, &iterations);
+	*p = OSSL_PARAM_construct_end();
+	ok = EVP_KDF_derive(kctx, out, outlen, params) == 1;
+out:
+	if (!ok)
+		sg_memzero(out, outlen);
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	return ok;
+}
+
 bool sg_hkdf_sha384(uint8_t *out, size_t outlen, const uint8_t *salt, size_t saltlen,
 		    const uint8_t *ikm, size_t ikmlen, const uint8_t *info, size_t infolen)
 {

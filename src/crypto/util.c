@@ -7,6 +7,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
 
@@ -129,6 +131,86 @@ bool sg_crypto_fips_provider_active(void)
 const char *sg_crypto_library_version(void)
 {
 	return OpenSSL_version(OPENSSL_VERSION);
+}
+
+/* Folds one algorithm's provider into what a suite has so far ("" at first). */
+static void note_provider(char *acc, size_t len, const OSSL_PROVIDER *p)
+{
+	const char *name = p ? OSSL_PROVIDER_get0_name(p) : "none";
+
+	if (!acc[0])
+		snprintf(acc, len, "%s", name);
+	else if (!strstr(acc, name))
+		snprintf(acc + strlen(acc), len - strlen(acc), "+%s", name);
+}
+
+static void suite_text(char *out, size_t len, const char *acc)
+{
+	if (!acc[0])
+		snprintf(out, len, "none");
+	else if (strchr(acc, '+'))
+		snprintf(out, len, "mixed:%s", acc);
+	else
+		snprintf(out, len, "%s", acc);
+}
+
+char *sg_crypto_describe(char *out, size_t len)
+{
+	char f[96] = "", c[96] = "", fs[112], cs[112], ver[96] = "", name[96] = "";
+	const char *selftest = "n/a";
+	OSSL_PROVIDER *fips;
+
+	if (sg_crypto_init() != 0) {
+		snprintf(out, len, "fips_suite=none classic_suite=none");
+		return out;
+	}
+	/* The FIPS suite: every algorithm it fetched, and the P-384 key operations (fetched per
+	 * use; probed here with the same query). */
+	note_provider(f, sizeof(f), EVP_CIPHER_get0_provider(algs.cipher[SG__CIPHER_AES256_GCM]));
+	note_provider(f, sizeof(f), EVP_MD_get0_provider(algs.md[SG__MD_SHA384]));
+	note_provider(f, sizeof(f), EVP_MAC_get0_provider(algs.mac[SG__MAC_HMAC_SHA384]));
+	note_provider(f, sizeof(f), EVP_KDF_get0_provider(algs.hkdf));
+	{
+		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", algs.fips_propq);
+
+		if (ctx && EVP_PKEY_keygen_init(ctx) == 1)
+			note_provider(f, sizeof(f), EVP_PKEY_CTX_get0_provider(ctx));
+		else
+			note_provider(f, sizeof(f), NULL);
+		EVP_PKEY_CTX_free(ctx);
+	}
+	if (algs.classic_ok) {
+		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "X25519", algs.classic_propq);
+
+		note_provider(c, sizeof(c),
+			      EVP_CIPHER_get0_provider(algs.cipher[SG__CIPHER_CHACHA20_POLY1305]));
+		note_provider(c, sizeof(c), EVP_MD_get0_provider(algs.md[SG__MD_BLAKE2S256]));
+		note_provider(c, sizeof(c), EVP_MAC_get0_provider(algs.mac[SG__MAC_BLAKE2S128]));
+		note_provider(c, sizeof(c), EVP_MAC_get0_provider(algs.mac[SG__MAC_HMAC_BLAKE2S]));
+		if (ctx && EVP_PKEY_keygen_init(ctx) == 1)
+			note_provider(c, sizeof(c), EVP_PKEY_CTX_get0_provider(ctx));
+		EVP_PKEY_CTX_free(ctx);
+	}
+	suite_text(fs, sizeof(fs), f);
+	suite_text(cs, sizeof(cs), c);
+	fips = algs.fips_active ? OSSL_PROVIDER_load(NULL, "fips") : NULL;
+	if (fips) {
+		const char *n = NULL, *v = NULL;
+		OSSL_PARAM q[] = {OSSL_PARAM_construct_utf8_ptr("name", (char **)&n, 0),
+				  OSSL_PARAM_construct_utf8_ptr("version", (char **)&v, 0),
+				  OSSL_PARAM_construct_end()};
+
+		if (OSSL_PROVIDER_get_params(fips, q) == 1) {
+			snprintf(name, sizeof(name), "%s", n ? n : "");
+			snprintf(ver, sizeof(ver), "%s", v ? v : "");
+		}
+		selftest = OSSL_PROVIDER_self_test(fips) == 1 ? "passed" : "failed";
+		OSSL_PROVIDER_unload(fips);
+	}
+	snprintf(out, len, "fips_suite=%s classic_suite=%s fips_provider=\"%s%s%s\" "
+			   "fips_self_test=%s",
+		 fs, cs, name[0] ? name : "none", ver[0] ? " " : "", ver, selftest);
+	return out;
 }
 
 /* ---- utilities ----------------------------------------------------------------------------- */

@@ -6,11 +6,10 @@
  * 16-byte salt: "$pbkdf2-sha384$i=210000$<salt b64>$<hash b64>". Verification accepts both, so
  * turning the setting on or off never locks anyone out.
  *
- * This file calls OpenSSL's PKCS5_PBKDF2_HMAC directly: the crypto module has HMAC-SHA-384 but
- * no PBKDF2, and 210000 iterations through a per-call EVP context would take seconds.
+ * PBKDF2 comes from the crypto module (sg_pbkdf2_sha384), so with a FIPS provider it is the
+ * provider's (docs/FIPS.md).
  */
 #include <argon2.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
@@ -34,8 +33,7 @@ static char *pbkdf2_hash(const char *pw, const uint8_t salt[SALT_LEN], unsigned 
 	uint8_t h[PBKDF2_LEN];
 	char s64[32], h64[72], *out;
 
-	if (!PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, SALT_LEN, (int)iter, EVP_sha384(),
-			       sizeof(h), h))
+	if (!sg_pbkdf2_sha384(h, sizeof(h), pw, strlen(pw), salt, SALT_LEN, iter))
 		return NULL;
 	srv_b64(s64, salt, SALT_LEN);
 	srv_b64(h64, h, sizeof(h));

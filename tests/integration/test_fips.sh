@@ -8,6 +8,9 @@
 # classic traffic A<->C at the same time, `secureguard show` names each peer's mode, `wg show`
 # still works, showconf keeps the FIPS keys, FipsStrict is refused without a FIPS provider,
 # and after `crypto-mode fips` A refuses wireguard-go's classic handshakes and says why.
+# test_fips_provider.sh runs this script again with OpenSSL's FIPS provider active
+# (OPENSSL_CONF, SG_EXPECT_FIPS_PROVIDER=1): then FipsStrict is accepted, and each daemon's
+# crypto_providers line must name the fips provider for the FIPS suite, default for classic.
 # shellcheck source=tests/integration/lib.sh disable=SC2154 # PUB_<name> come from sg_keys
 . "$(dirname "$0")/lib.sh"
 sg_init fp
@@ -118,6 +121,18 @@ if counts.get((4, 1, "data"), 0) < 100 or counts.get((1, 1, 184), 0) < 1 or coun
     print("too few FIPS packets"); sys.exit(1)
 EOF
 cat "$SG_TMP/wire.txt"
+
+if [ "${SG_EXPECT_FIPS_PROVIDER:-0}" = 1 ]; then
+	log "=== OpenSSL's FIPS provider (test_fips_provider.sh): where each suite comes from ==="
+	for i in "$IA" "$IB"; do
+		line=$(grep 'event=crypto_providers' "${D_LOG[$i]}" | head -n 1)
+		log "$i: $line"
+		case $line in
+		*"fips_suite=fips classic_suite=default "*"fips_self_test=passed"*) ;;
+		*) fail "$i: the FIPS suite does not come from the FIPS provider alone: $line" ;;
+		esac
+	done
+fi
 
 log "=== FipsStrict without a FIPS provider is refused with its reason ==="
 printf '[Interface]\nFipsStrict = true\n' >"$SG_TMP/strict.conf"

@@ -1,5 +1,8 @@
 /* Known-answer tests for the fips suite (P-384, AES-256-GCM, SHA-384, HMAC/HKDF-SHA-384) and
  * for both suite tables. Every vector names its source. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "test_util.h"
@@ -575,10 +578,81 @@ static void test_suite_tables(void **state)
 	assert_memory_equal(mac, expect, 48);
 }
 
+/* PBKDF2-HMAC-SHA-384 (RFC 8018 section 5.2, SP 800-132): RFC 6070's inputs with SHA-384,
+ * values computed independently with Python's hashlib.pbkdf2_hmac. */
+static void test_pbkdf2_sha384(void **state)
+{
+	static const char salt16[] = "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d"
+				     "\x0e\x0f";
+	static const struct {
+		const char *pw, *salt;
+		unsigned iter;
+		size_t len;
+		const char *hex;
+		bool below_sp800_132; /* the FIPS provider refuses: salt < 128 bits, < 1000 rounds */
+	} v[] = {
+	    {"correct horse battery", salt16, 1000, 48,
+	     "f9c607bf3457bb39bbe4887dd15ab79b0e2552d868f0379c1b2f1c796f24ad438ff90c43f7ae3a3508be3e"
+	     "3945f64c04",
+	     false},
+	    {"password", "salt", 1, 48,
+	     "c0e14f06e49e32d73f9f52ddf1d0c5c7191609233631dadd76a567db42b78676b38fc800cc53ddb642f5c7"
+	     "4442e62be4",
+	     true},
+	    {"password", "salt", 4096, 48,
+	     "559726be38db125bc85ed7895f6e3cf574c7a01c080c3447db1e8a76764deb3c307b94853fbe424f6488c5"
+	     "f4f1289626",
+	     true},
+	    {"passwordPASSWORDpassword", "saltSALTsaltSALTsaltSALTsaltSALTsalt", 4096, 64,
+	     "819143ad66df9a552559b9e131c52ae6c5c1b0eed18f4d283b8c5c9eaeb92b392c147cc2d2869d58ffe2f7"
+	     "da13d15f8d925721f0ed1afafa24480d55cf6060b1",
+	     false},
+	};
+	bool on_provider = sg_crypto_fips_provider_active();
+	uint8_t out[64], want[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		size_t saltlen = v[i].salt == salt16 ? 16 : strlen(v[i].salt);
+		bool ok = sg_pbkdf2_sha384(out, v[i].len, v[i].pw, strlen(v[i].pw),
+					   (const uint8_t *)v[i].salt, saltlen, v[i].iter);
+
+		for (size_t k = 0; k < v[i].len; k++)
+			sscanf(v[i].hex + 2 * k, "%2hhx", &want[k]);
+		if (on_provider && v[i].below_sp800_132) {
+			/* SP 800-132's lower bounds, enforced by the FIPS provider. */
+			assert_false(ok);
+			continue;
+		}
+		assert_true(ok);
+		assert_memory_equal(out, want, v[i].len);
+	}
+	assert_false(sg_pbkdf2_sha384(out, 48, "pw", 2, (const uint8_t *)"salt", 4, 0));
+}
+
+/* Run as unit.crypto_fips.provider: the vectors above on OpenSSL's FIPS provider, and nothing of
+ * the FIPS suite from anywhere else. */
+static void test_on_fips_provider(void **state)
+{
+	const char *want = getenv("SG_EXPECT_FIPS_PROVIDER");
+	char d[512];
+
+	(void)state;
+	if (!want || strcmp(want, "1"))
+		skip();
+	assert_true(sg_crypto_fips_provider_active());
+	sg_crypto_describe(d, sizeof(d));
+	print_message("%s\n", d);
+	assert_non_null(strstr(d, "fips_suite=fips "));
+	assert_non_null(strstr(d, "fips_self_test=passed"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_on_fips_provider),
 	    cmocka_unit_test(test_sha384),
+	    cmocka_unit_test(test_pbkdf2_sha384),
 	    cmocka_unit_test(test_hmac_sha384_rfc4231),
 	    cmocka_unit_test(test_hkdf_sha384_wycheproof),
 	    cmocka_unit_test(test_hkdf_sha384_reference_and_limits),
