@@ -406,6 +406,23 @@ int sg_audit_verify_anchored(struct sg_db *db, const struct sg_audit_anchor *anc
 
 			for (k = 0; k < NCOLS; k++)
 				v[k] = sg_db_res_get(r, i, k);
+			/* Every byte counts: the hash and the id/ts parsers read text up to its
+			 * first NUL, so bytes appended after one (SQLite text can hold them; the
+			 * server never writes one) would otherwise go unchecked. */
+			for (k = 0; k < NCOLS; k++) {
+				if (v[k] && strlen(v[k]) != sg_db_res_len(r, i, k))
+					break;
+			}
+			if (k < NCOLS) {
+				*bad_id = parse_i64(v[0], &id) ? id : 0;
+				snprintf(err, errlen,
+					 "audit chain broken at row %s: %s holds a NUL byte (%zu "
+					 "bytes, %zu before the NUL)",
+					 v[0] ? v[0] : "?", col_names[k], sg_db_res_len(r, i, k),
+					 strlen(v[k]));
+				ret = SG_EAUTH;
+				goto out;
+			}
 			if (!parse_i64(v[0], &id) || !parse_i64(v[1], &ts)) {
 				snprintf(err, errlen,
 					 "audit_log: row after id %s has a bad id or ts", after);

@@ -14,6 +14,7 @@ struct sg_db_res {
 	size_t cap_rows;
 	char **names;
 	size_t *offs; /* rows * cols offsets into text; SIZE_MAX = NULL */
+	size_t *lens; /* rows * cols value lengths in bytes (a value may hold NUL bytes) */
 	char *text;
 	size_t used, cap;
 };
@@ -75,7 +76,7 @@ int db_res_add_row(struct sg_db_res *r, const char *const *vals, const size_t *l
 		return SG_ERANGE;
 	if ((size_t)r->rows == r->cap_rows) {
 		size_t ncap = r->cap_rows ? r->cap_rows * 2 : 16;
-		size_t *no;
+		size_t *no, *nl;
 
 		if (r->cols && ncap > SIZE_MAX / sizeof(size_t) / (size_t)r->cols)
 			return SG_ENOMEM;
@@ -83,6 +84,10 @@ int db_res_add_row(struct sg_db_res *r, const char *const *vals, const size_t *l
 		if (!no)
 			return SG_ENOMEM;
 		r->offs = no;
+		nl = realloc(r->lens, ncap * (size_t)(r->cols ? r->cols : 1) * sizeof(size_t));
+		if (!nl)
+			return SG_ENOMEM;
+		r->lens = nl;
 		r->cap_rows = ncap;
 	}
 	if (r->used + need > r->cap) {
@@ -101,9 +106,11 @@ int db_res_add_row(struct sg_db_res *r, const char *const *vals, const size_t *l
 	for (i = 0; i < r->cols; i++) {
 		if (!vals[i]) {
 			r->offs[base + (size_t)i] = SIZE_MAX;
+			r->lens[base + (size_t)i] = 0;
 			continue;
 		}
 		r->offs[base + (size_t)i] = r->used;
+		r->lens[base + (size_t)i] = lens[i];
 		memcpy(r->text + r->used, vals[i], lens[i]);
 		r->text[r->used + lens[i]] = '\0';
 		r->used += lens[i] + 1;
@@ -139,6 +146,13 @@ const char *sg_db_res_get(const struct sg_db_res *r, int row, int col)
 	return off == SIZE_MAX ? NULL : r->text + off;
 }
 
+size_t sg_db_res_len(const struct sg_db_res *r, int row, int col)
+{
+	if (!r || row < 0 || row >= r->rows || col < 0 || col >= r->cols)
+		return 0;
+	return r->lens[(size_t)row * (size_t)r->cols + (size_t)col];
+}
+
 void sg_db_res_free(struct sg_db_res *r)
 {
 	int i;
@@ -149,6 +163,7 @@ void sg_db_res_free(struct sg_db_res *r)
 		free(r->names[i]);
 	free(r->names);
 	free(r->offs);
+	free(r->lens);
 	free(r->text);
 	free(r);
 }

@@ -76,6 +76,9 @@ int sg_db_res_cols(const struct sg_db_res *r);
 const char *sg_db_res_colname(const struct sg_db_res *r, int col);
 /* Value as text; NULL for SQL NULL or an out-of-range row/col. */
 const char *sg_db_res_get(const struct sg_db_res *r, int row, int col);
+/* The value's length in bytes: strlen of sg_db_res_get unless the value holds a NUL byte (SQLite
+ * text can; the server never stores one). 0 for SQL NULL or out of range. */
+size_t sg_db_res_len(const struct sg_db_res *r, int row, int col);
 void sg_db_res_free(struct sg_db_res *r);
 /* The last error on this connection ("" if none); valid until the next call on c. */
 const char *sg_db_errmsg(const struct sg_db_conn *c);

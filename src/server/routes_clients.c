@@ -95,6 +95,38 @@ static int check_supplied(bool fips, const char *pub, const char *pubf, char *wh
 	return 0;
 }
 
+/* Public keys are unique within a network (the hub's too): SRV_CONFLICT with why naming the
+ * field when another client than `self` (NULL: any) has one of these keys. The UNIQUE indexes
+ * of schema migration 4 back this up against races; this check gives the answer a field. */
+static int key_taken(struct sg_db_conn *c, const char *network_id, const char *self,
+		     const char *pub, const char *pubf, char *why, size_t wl)
+{
+	static const char *const sql[2] = {
+	    "SELECT 1 FROM clients WHERE network_id = $1 AND public_key_classic = $2 AND id <> $3",
+	    "SELECT 1 FROM clients WHERE network_id = $1 AND public_key_fips = $2 AND id <> $3"};
+	const char *keys[2] = {pub, pubf};
+
+	for (int k = 0; k < 2; k++) {
+		struct sg_db_res *res = NULL;
+		const char *p[] = {network_id, keys[k], self ? self : ""};
+		int rc;
+
+		if (!keys[k])
+			continue;
+		rc = sg_db_query(c, &res, sql[k], 3, p);
+		sg_db_res_free(res);
+		if (rc < 0)
+			return rc;
+		if (rc > 0) {
+			snprintf(why, wl,
+				 "%s|another client of this network already has this public key",
+				 k ? "public_key_fips" : "public_key");
+			return SRV_CONFLICT;
+		}
+	}
+	return 0;
+}
+
 int srv_client_insert(struct srv *s, struct sg_db_conn *c, const struct client_new *cn,
 		      char out_id[SRV_ID_LEN + 1], char *why, size_t whylen)
 {
@@ -167,6 +199,9 @@ int srv_client_insert(struct srv *s, struct sg_db_conn *c, const struct client_n
 			rc = SG_EINVAL;
 			goto out;
 		}
+		rc = key_taken(c, cn->network_id, NULL, cn->pub_classic, cn->pub_fips, why, whylen);
+		if (rc)
+			goto out;
 	} else {
 		rc = gen_keys(s, out_id, &k);
 		if (rc)
@@ -371,7 +406,8 @@ static void insert_error(struct srv_resp *out, int rc, const char *why)
 		field[bar - why] = 0;
 		why = bar + 1;
 	}
-	srv_error(out, rc == SG_EFULL ? 409 : 400, field[0] ? field : NULL, "%s", why);
+	srv_error(out, rc == SG_EFULL || rc == SRV_CONFLICT ? 409 : 400, field[0] ? field : NULL,
+		  "%s", why);
 }
 
 static int client_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
@@ -704,10 +740,11 @@ static int regen_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 
 	json_decref(x->result);
 	x->result = NULL;
-	rc = sg_db_query(c, &res,
-			 "SELECT c.name, n.fips_required FROM clients c JOIN networks n ON n.id = "
-			 "c.network_id WHERE c.id = $1",
-			 1, p);
+	rc =
+	    sg_db_query(c, &res,
+			"SELECT c.name, n.fips_required, c.network_id FROM clients c JOIN networks "
+			"n ON n.id = c.network_id WHERE c.id = $1",
+			1, p);
 	if (rc < 0)
 		return rc;
 	if (rc != 1) {
@@ -720,6 +757,23 @@ static int regen_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		if (check_supplied(srv_res_i64(res, 0, 1) != 0, x->pub, x->pubf, x->why,
 				   sizeof(x->why))) {
 			x->status = 400;
+			rc = 1;
+			goto out;
+		}
+		if (sg_db_conn_engine(c) == SG_DB_POSTGRES) {
+			/* Queues behind client creations in the network, which lock it too. */
+			const char *n[] = {sg_db_res_get(res, 0, 2)};
+
+			rc = sg_db_exec(c, "SELECT 1 FROM networks WHERE id = $1 FOR UPDATE", 1, n);
+			if (rc < 0)
+				goto out;
+		}
+		rc = key_taken(c, sg_db_res_get(res, 0, 2), x->id, x->pub, x->pubf, x->why,
+			       sizeof(x->why));
+		if (rc < 0)
+			goto out;
+		if (rc) {
+			x->status = 409;
 			rc = 1;
 			goto out;
 		}
@@ -773,7 +827,9 @@ void h_clients_regen(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	    !parse_pubkeys(out, r->json, &x.pub, &x.pubf))
 		return;
 	c = sg_db_acquire(s->db);
-	rc = srv_tx(s, c, regen_tx, &x, false);
+	/* A UNIQUE key index refusing a concurrent regeneration is retried: the key check then
+	 * answers 409. */
+	rc = srv_tx(s, c, regen_tx, &x, true);
 	if (rc < 0)
 		srv_dberr(out, c, rc);
 	else if (rc > 0) {

@@ -14,7 +14,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/log.h"
 #include "secureguard/sg_errors.h"
+#include "server/audit.h"
 #include "server/db_int.h"
 
 #define ENG_SQLITE (1u << SG_DB_SQLITE)
@@ -31,6 +33,9 @@ struct migration {
 	int version;
 	const struct mstmt *stmts;
 	size_t n;
+	/* Runs in the migration's transaction before its statements (data fixes the new
+	 * constraints need); NULL for none. Message in err on failure. */
+	int (*pre)(struct sg_db_conn *c, char *err, size_t errlen);
 };
 
 static const struct mstmt m1[] = {
@@ -279,10 +284,123 @@ static const struct mstmt m3[] = {
     PG_BUMP("networks", NET_CFG_COLS),
 };
 
+/* Public keys are unique within a network, the hub's included: two peers with one key make the
+ * hub config list the key twice (WireGuard keeps one of them) and client login pick whichever
+ * comes first. NULLs (no key of that kind) do not collide on either engine.
+ *
+ * audit_log: UPDATE and DELETE were refused, but SQLite's INSERT OR REPLACE (and REPLACE INTO)
+ * removes the conflicting row without firing a DELETE trigger
+ * (https://sqlite.org/lang_conflict.html, REPLACE: "delete triggers fire if and only if recursive
+ * triggers are enabled"). Every insert must now take the next id, checked before any conflict
+ * handling, which refuses replacing, upserting (PostgreSQL's ON CONFLICT DO UPDATE too) and
+ * inserting into a gap. The server's appends take max(id) + 1 under the audit lock (audit.c), so
+ * they always pass. */
+static const struct mstmt m4[] = {
+    {ENG_ALL,
+     "CREATE UNIQUE INDEX clients_network_pub_classic ON clients(network_id, "
+     "public_key_classic)",
+     0},
+    {ENG_ALL,
+     "CREATE UNIQUE INDEX clients_network_pub_fips ON clients(network_id, public_key_fips)", 0},
+    {ENG_SQLITE,
+     "CREATE TRIGGER audit_log_append_only BEFORE INSERT ON audit_log "
+     "WHEN NEW.id IS NULL OR NEW.id IS NOT (SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log) "
+     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: a row must take the next id "
+     "(replacing, upserting and filling gaps are refused)'); END",
+     0},
+    {ENG_PG,
+     "CREATE FUNCTION sg_audit_log_next_id() RETURNS trigger LANGUAGE plpgsql AS $fn$ "
+     "BEGIN IF NEW.id IS DISTINCT FROM (SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log) THEN "
+     "RAISE EXCEPTION 'audit_log is append-only: a row must take the next id (replacing, "
+     "upserting and filling gaps are refused)' USING ERRCODE = 'insufficient_privilege'; "
+     "END IF; RETURN NEW; END $fn$",
+     0},
+    {ENG_PG,
+     "CREATE TRIGGER audit_log_append_only BEFORE INSERT ON audit_log "
+     "FOR EACH ROW EXECUTE FUNCTION sg_audit_log_next_id()",
+     0},
+};
+
+/* Before the unique indexes of migration 4: in each group of clients of one network sharing a
+ * key, the hub (else the oldest client) keeps it; every other one loses that key (and its sealed
+ * private key, if the server made it), is disabled and its sessions end, each change audited
+ * (client.updated, actor system) and logged. Such a client needs new keys
+ * (POST /api/clients/{id}/regenerate-keys) before it is enabled again. */
+static int dedupe_keys(struct sg_db_conn *c, char *err, size_t errlen)
+{
+	static const char *const kinds[2][3] = {
+	    {"public_key_classic", "private_key_classic_enc", "public_key"},
+	    {"public_key_fips", "private_key_fips_enc", "public_key_fips"}};
+	char now[24];
+
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+	for (int k = 0; k < 2; k++) {
+		struct sg_db_res *r = NULL;
+		char sql[1024];
+		int n;
+
+		snprintf(sql, sizeof(sql),
+			 "SELECT c.id, c.name, c.network_id FROM clients c WHERE c.%s IS NOT NULL "
+			 "AND EXISTS (SELECT 1 FROM clients d WHERE d.network_id = c.network_id "
+			 "AND d.%s = c.%s AND d.id <> c.id AND (d.is_relay > c.is_relay OR "
+			 "(d.is_relay = c.is_relay AND (d.created_at < c.created_at OR "
+			 "(d.created_at = c.created_at AND d.id < c.id)))))",
+			 kinds[k][0], kinds[k][0], kinds[k][0]);
+		n = sg_db_query(c, &r, sql, 0, NULL);
+		if (n < 0) {
+			snprintf(err, errlen, "finding duplicate %s: %s", kinds[k][2],
+				 sg_db_errmsg(c));
+			return n;
+		}
+		for (int i = 0; i < n; i++) {
+			const char *p[] = {sg_db_res_get(r, i, 0), now};
+			char details[256];
+			struct sg_audit_event ev = {
+			    .event_type = "client.updated",
+			    .actor_type = "system",
+			    .actor_name = "secureguard-server",
+			    .resource_type = "client",
+			    .resource_id = p[0],
+			    .resource_name = sg_db_res_get(r, i, 1),
+			    .action = "update",
+			    .details = details,
+			};
+			int ret;
+
+			snprintf(sql, sizeof(sql),
+				 "UPDATE clients SET %s = NULL, %s = NULL, enabled = 0, "
+				 "updated_at = $2 WHERE id = $1",
+				 kinds[k][0], kinds[k][1]);
+			snprintf(details, sizeof(details),
+				 "{\"enabled\":false,\"%s\":null,\"reason\":\"another client of "
+				 "the network has the same key (schema migration 4)\"}",
+				 kinds[k][2]);
+			ret = sg_db_exec(c, sql, 2, p);
+			if (ret >= 0)
+				ret = sg_db_exec(
+				    c, "DELETE FROM client_sessions WHERE client_id = $1", 1, p);
+			if (ret >= 0)
+				ret = sg_audit_append(c, &ev);
+			if (ret < 0) {
+				snprintf(err, errlen, "clearing a duplicate %s: %s", kinds[k][2],
+					 sg_db_errmsg(c));
+				sg_db_res_free(r);
+				return ret;
+			}
+			sg_log(SG_LOG_WARN, "duplicate_key_cleared",
+			       "client=%s network=%s key=%s action=disabled_needs_new_keys", p[0],
+			       sg_db_res_get(r, i, 2), kinds[k][2]);
+		}
+		sg_db_res_free(r);
+	}
+	return 0;
+}
+
 static const struct migration migrations[] = {
-    {1, m1, sizeof(m1) / sizeof(m1[0])},
-    {2, m2, sizeof(m2) / sizeof(m2[0])},
-    {3, m3, sizeof(m3) / sizeof(m3[0])},
+    {1, m1, sizeof(m1) / sizeof(m1[0]), NULL},
+    {2, m2, sizeof(m2) / sizeof(m2[0]), NULL},
+    {3, m3, sizeof(m3) / sizeof(m3[0]), NULL},
+    {4, m4, sizeof(m4) / sizeof(m4[0]), dedupe_keys},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -341,6 +459,11 @@ static int apply(struct sg_db_conn *c, const struct migration *m, char *err, siz
 
 	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
 	snprintf(ver, sizeof(ver), "%d", m->version);
+	if (m->pre) {
+		ret = m->pre(c, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
 	for (i = 0; i < m->n; i++) {
 		char *sql;
 

@@ -321,8 +321,11 @@ struct client_new {
 	int64_t keepalive, listen_port, expires_at;
 	bool is_relay, enabled, has_listen_port;
 };
+/* A positive result of a transaction body: answer 409, "field|message" in its why buffer. */
+#define SRV_CONFLICT 1
 /* Inside an open transaction: inserts the client with fresh addresses and keys; out_id gets the
- * id. SG_EEXIST on an address collision (retry), SG_ENOENT when the network is missing. */
+ * id. SG_EEXIST on an address collision (retry), SG_ENOENT when the network is missing,
+ * SRV_CONFLICT when another client of the network has a supplied public key. */
 int srv_client_insert(struct srv *s, struct sg_db_conn *c, const struct client_new *cn,
 		      char out_id[SRV_ID_LEN + 1], char *why, size_t whylen);
 json_t *srv_client_get(struct sg_db_conn *c, const char *id);

@@ -772,6 +772,53 @@ static void test_anchor_rewrite(void **state)
 	sg_db_close(db);
 }
 
+/* Every SQL path that would replace, upsert or squeeze in a row is refused; and (SQLite, whose
+ * text can hold NUL) bytes hidden after a NUL in a field break the chain instead of being
+ * skipped by the hash. */
+static void test_append_only_paths(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 1);
+	struct sg_db_conn *c;
+	static const char *const both[] = {
+	    "INSERT INTO audit_log (id, ts, event_type, prev_hash, hash) VALUES (2, 0, 'x', '', "
+	    "'') "
+	    "ON CONFLICT (id) DO UPDATE SET actor_name = 'mallory'",
+	    "INSERT INTO audit_log (id, ts, event_type, prev_hash, hash) VALUES (9, 0, 'gap', '', "
+	    "'')",
+	    "INSERT INTO audit_log (ts, event_type, prev_hash, hash) VALUES (0, 'no id', '', '')",
+	};
+	static const char *const lite[] = {
+	    "INSERT OR REPLACE INTO audit_log (id, ts, event_type, prev_hash, hash) VALUES (2, 0, "
+	    "'x', '', '')",
+	    "REPLACE INTO audit_log (id, ts, event_type, prev_hash, hash) VALUES (2, 0, 'x', '', "
+	    "'')",
+	    "UPDATE OR REPLACE audit_log SET id = 1 WHERE id = 2",
+	};
+
+	append_n(db, 5, 0);
+	c = sg_db_acquire(db);
+	for (size_t i = 0; i < SG_ARRAY_LEN(both); i++) {
+		assert_int_equal(sg_db_exec(c, both[i], 0, NULL), SG_EPERM);
+		assert_non_null(strstr(sg_db_errmsg(c), "append-only"));
+	}
+	if (fx->eng == SG_DB_SQLITE) {
+		for (size_t i = 0; i < SG_ARRAY_LEN(lite); i++)
+			assert_int_equal(sg_db_exec(c, lite[i], 0, NULL), SG_EPERM);
+	}
+	sg_db_release(c);
+	assert_int_equal(verify(db, 0, "audit chain intact: 5 rows"), 0);
+	if (fx->eng == SG_DB_SQLITE) {
+		c = sg_db_acquire(db);
+		drop_triggers(fx, c);
+		X(c, "UPDATE audit_log SET details = details || char(0) || 'hidden' WHERE id = 4",
+		  0, NULL);
+		sg_db_release(c);
+		assert_int_equal(verify(db, SG_EAUTH, "row 4: details holds a NUL byte"), 4);
+	}
+	sg_db_close(db);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -779,7 +826,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_row_hash_kat),	 T(test_append_verify),	 T(test_append_concurrent),
 	    T(test_triggers_and_tamper), T(test_export_files),	 T(test_cmd),
-	    T(test_append_not_utf8),	 T(test_anchor_rewrite),
+	    T(test_append_not_utf8),	 T(test_anchor_rewrite), T(test_append_only_paths),
 	};
 
 	return fx_run("audit", tests, sizeof(tests) / sizeof(tests[0]));

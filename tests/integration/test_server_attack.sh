@@ -1,0 +1,73 @@
+#!/bin/bash
+# shellcheck disable=SC2154 # SRV_<name> variables are set by srv_start (printf -v)
+# The management server under attack (issue 20; tests/server/attack_test.py): the audit table
+# append-only on every SQL path and verified byte for byte, public keys unique in a network
+# (and the migration that resolves duplicates of older databases). Run once on SQLite and once
+# on a throwaway PostgreSQL (tests/server/pg.sh).
+#
+# Environment: SG_BIN, SG_SRC (ctest sets them). Exit 77: PostgreSQL missing (the SQLite part
+# has then passed) or no python3.
+set -u
+SRV_TEST=test_server_attack
+# shellcheck source=tests/server/server_lib.sh
+. "$(dirname "$0")/../server/server_lib.sh"
+# shellcheck source=tests/server/pg.sh
+. "$SG_SRC/tests/server/pg.sh"
+
+[ -x "$SG" ] || { srv_log "SKIP: $SG not built"; exit 77; }
+command -v python3 >/dev/null || { srv_log "SKIP: missing tool python3"; exit 77; }
+TMP=$(mktemp -d /tmp/sg-server-attack.XXXXXX)
+cleanup() {
+	local v
+	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	pg_stop
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+fail() {
+	srv_log "FAIL: $*"
+	exit 1
+}
+
+export SG_ADMIN_EMAIL=root@example.com
+SG_ADMIN_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+export SG_ADMIN_PASSWORD
+
+attack() {
+	local name=$1 db=$2 phase=$3 urlv logv
+	urlv="SRV_URL_$name"
+	logv="SRV_LOG_$name"
+	python3 "$SG_SRC/tests/server/attack_test.py" --url "${!urlv}" --db "$db" \
+		--admin "$SG_ADMIN_EMAIL" --password "$SG_ADMIN_PASSWORD" --sg "$SG" \
+		--data-dir "$TMP/$name" --server-log "${!logv}" --phase "$phase" \
+		--state "$TMP/$name.state" || {
+		tail -n 40 "${!logv}"
+		fail "attack tests ($phase) on $name"
+	}
+}
+
+run_attack() {
+	local name=$1 db=$2
+	srv_start "$name" "$db" "$TMP/$name" || fail "server ($name) did not start"
+	srv_log "attack tests on $name"
+	attack "$name" "$db" main
+	attack "$name" "$db" dup-prepare
+	srv_stop "$name" || fail "graceful shutdown ($name)"
+	# The restart applies schema migration 4 to a database holding duplicate keys.
+	srv_start "$name" "$db" "$TMP/$name" || fail "server ($name) did not restart"
+	attack "$name" "$db" dup-check
+	"$SG" audit verify --db "$db" || fail "audit chain of $name after the attack tests"
+	srv_stop "$name" || fail "graceful shutdown ($name)"
+}
+
+run_attack sqlite "sqlite:$TMP/sqlite/server.db"
+
+rc=0
+pg_start || rc=$?
+if [ "$rc" -eq 77 ]; then
+	srv_log "SKIP: PostgreSQL not installed; the SQLite part passed"
+	exit 77
+fi
+[ "$rc" -eq 0 ] || fail "PostgreSQL did not start"
+run_attack pg "$SG_PG_URL"
+srv_log "PASS"

@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""The management server under attack (issue 20), over real HTTP (python3 stdlib only).
+
+Run by tests/integration/test_server_attack.sh against a running server:
+
+    attack_test.py --url http://127.0.0.1:PORT --db sqlite:/path/server.db|postgresql://... \
+        --admin EMAIL --password PW --sg /path/to/secureguard --data-dir DIR \
+        [--server-log FILE] [--phase main|dup-prepare|dup-check] [--state FILE]
+
+Each test is an attack that succeeded before its fix. Requests can come from any loopback
+address (127.0.0.0/8 is all local on Linux), so per-source behaviour is tested with real
+source addresses. Exit status 0 = every check passed.
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from api_test import x25519  # noqa: E402  (RFC 7748 X25519, written for the API tests)
+
+ARGS = None
+FAILS = []
+NOID = "00000000-0000-4000-8000-000000000000"
+
+
+def log(msg):
+    print("[attack_test] %s" % msg, flush=True)
+
+
+def check(cond, what):
+    if not cond:
+        FAILS.append(what)
+        log("FAIL: " + what)
+    return cond
+
+
+# ---- HTTP from a chosen source address --------------------------------------------------------
+
+def request(method, path, body=None, token=None, raw=None, headers=None, src="127.0.0.1"):
+    """Returns (status, headers (lower-case names), bytes)."""
+    host, port = ARGS.url.split("//", 1)[1].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=60, source_address=(src, 0))
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    h = {"User-Agent": "sg-attack-test/1"}
+    if data is not None:
+        h["Content-Type"] = "application/json"
+    if token:
+        h["Authorization"] = "Bearer " + token
+    h.update(headers or {})
+    try:
+        conn.request(method, path, body=data, headers=h)
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def call(method, path, body=None, token=None, **kw):
+    st, hdrs, payload = request(method, path, body, token, **kw)
+    try:
+        doc = json.loads(payload) if payload else None
+    except ValueError:
+        doc = None
+    return st, doc
+
+
+def expect(method, path, status, body=None, token=None, field=None, what="", **kw):
+    st, doc = call(method, path, body, token, **kw)
+    ok = check(st == status, "%s %s %s: expected %d, got %d (%s)" % (method, path, what, status,
+                                                                    st, doc))
+    if ok and field is not None:
+        check(isinstance(doc, dict) and doc.get("field") == field,
+              "%s %s %s: error names field %r: %s" % (method, path, what, field, doc))
+    return doc
+
+
+def login(email, password, src="127.0.0.1"):
+    st, doc = call("POST", "/api/auth/login", {"email": email, "password": password}, src=src)
+    check(st == 200, "login %s from %s: %d %s" % (email, src, st, doc))
+    return doc or {}
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+# ---- SQL from the outside, as someone with the database's credentials ------------------------
+
+def sql(statement, fail_ok=False):
+    """Runs one statement; returns rows, or the error text when fail_ok and it failed."""
+    if ARGS.db.startswith("sqlite:"):
+        con = sqlite3.connect(ARGS.db[len("sqlite:"):], timeout=30)
+        try:
+            cur = con.execute(statement)
+            rows = cur.fetchall()
+            con.commit()
+            return rows
+        except sqlite3.Error as e:
+            if fail_ok:
+                return "error: %s" % e
+            raise
+        finally:
+            con.close()
+    r = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", ARGS.db, "-c",
+                        statement], capture_output=True, text=True)
+    if r.returncode:
+        if fail_ok:
+            return "error: %s" % r.stderr.strip()
+        raise RuntimeError("psql: %s: %s" % (statement, r.stderr))
+    return [tuple(line.split("|")) for line in r.stdout.splitlines() if line]
+
+
+def sqlite():
+    return ARGS.db.startswith("sqlite:")
+
+
+def audit_verify():
+    r = subprocess.run([ARGS.sg, "audit", "verify", "--db", ARGS.db], capture_output=True,
+                       text=True)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+# ---- 3: the audit table is append-only on every SQL path -----------------------------------
+
+def test_audit_append_only(root):
+    log("3. audit_log: every SQL path that could change or remove a row is refused")
+    expect("POST", "/api/networks", 201, {"name": "audit-%d" % os.getpid(),
+                                          "subnet4": "10.31.0.0/24"}, token=root)
+    dump = "SELECT id, ts, event_type, actor_name, details, prev_hash, hash FROM audit_log " \
+           "ORDER BY id"
+    before = sql(dump)
+    check(len(before) >= 2, "audit rows to attack: %d" % len(before))
+    last = int(before[-1][0])
+    cols = "(id, ts, event_type, actor_name, prev_hash, hash)"
+    fake = "1, 0, 'forged', 'mallory', '%s', '%s'" % ("0" * 96, "a" * 96)
+    attacks = [
+        "UPDATE audit_log SET actor_name = 'mallory' WHERE id = 1",
+        "DELETE FROM audit_log WHERE id = 1",
+        "DELETE FROM audit_log",
+        "INSERT INTO audit_log %s VALUES (%d, 0, 'gap', 'x', '%s', '%s')" % (
+            cols, last + 5, "0" * 96, "a" * 96),
+        "INSERT INTO audit_log (ts, event_type, prev_hash, hash) VALUES (0, 'no id', '%s', "
+        "'%s')" % ("0" * 96, "a" * 96),
+        "INSERT INTO audit_log %s VALUES (%s) ON CONFLICT (id) DO UPDATE SET actor_name = "
+        "'mallory'" % (cols, fake),
+    ]
+    if sqlite():
+        attacks += [
+            "INSERT OR REPLACE INTO audit_log %s VALUES (%s)" % (cols, fake),
+            "REPLACE INTO audit_log %s VALUES (%s)" % (cols, fake),
+            "INSERT OR REPLACE INTO audit_log SELECT * FROM audit_log WHERE id = 2",
+            "UPDATE OR REPLACE audit_log SET id = 1 WHERE id = 2",
+            "INSERT OR IGNORE INTO audit_log %s VALUES (%s)" % (cols, fake),
+        ]
+    else:
+        attacks += [
+            "TRUNCATE audit_log",
+            "MERGE INTO audit_log a USING (SELECT 1 AS id) s ON a.id = s.id WHEN MATCHED THEN "
+            "UPDATE SET actor_name = 'mallory'",
+            "MERGE INTO audit_log a USING (SELECT 1 AS id) s ON a.id = s.id WHEN MATCHED THEN "
+            "DELETE",
+            "INSERT INTO audit_log %s VALUES (%s) ON CONFLICT DO NOTHING" % (cols, fake),
+        ]
+    for a in attacks:
+        out = sql(a, fail_ok=True)
+        check(isinstance(out, str) and "append-only" in out,
+              "refused by the database: %s -> %s" % (a, out))
+    after = sql(dump)
+    check(after[:len(before)] == before, "no audit row changed or removed")
+    check(len(after) == len(before), "no row added by the attacks: %d -> %d" % (len(before),
+                                                                             len(after)))
+    rc, out = audit_verify()
+    check(rc == 0, "audit verify after the attacks: %s" % out)
+    # The server still appends.
+    expect("POST", "/api/networks", 201, {"name": "audit2-%d" % os.getpid(),
+                                          "subnet4": "10.32.0.0/24"}, token=root)
+    rc, out = audit_verify()
+    check(rc == 0, "audit verify after a new append: %s" % out)
+
+
+def test_audit_nul():
+    """SQLite only (PostgreSQL text cannot hold NUL): bytes after a NUL went unchecked."""
+    if not sqlite():
+        return
+    log("3. audit verify checks every byte: a NUL and bytes after it in a field are caught")
+    path = ARGS.db[len("sqlite:"):]
+    con = sqlite3.connect(path, timeout=30)
+    try:
+        trig = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND "
+                           "name = 'audit_log_no_update'").fetchone()
+        # The owner of the file can drop the trigger; the chain must still tell.
+        con.execute("DROP TRIGGER audit_log_no_update")
+        row = con.execute("SELECT id, details FROM audit_log WHERE details IS NOT NULL "
+                          "ORDER BY id LIMIT 1").fetchone()
+        con.execute("UPDATE audit_log SET details = details || char(0) || '{\"evil\":1}' "
+                    "WHERE id = ?", (row[0],))
+        con.commit()
+        rc, out = audit_verify()
+        check(rc == 1 and ("row %d" % row[0]) in out and "NUL" in out,
+              "audit verify names the row with bytes after a NUL: %d %s" % (rc, out))
+        con.execute("UPDATE audit_log SET details = ? WHERE id = ?", (row[1], row[0]))
+        con.execute(trig[1])
+        con.commit()
+    finally:
+        con.close()
+    rc, out = audit_verify()
+    check(rc == 0, "intact again once the row is restored: %s" % out)
+
+
+# ---- 5: public keys are unique in a network --------------------------------------------------
+
+def test_unique_keys(root):
+    log("5. public keys: unique in a network (the hub's too), classic and FIPS, 409 naming the "
+        "field; in the schema too")
+    pid = os.getpid()
+    net = expect("POST", "/api/networks", 201, {"name": "keys-%d" % pid,
+                                                "subnet4": "10.33.0.0/24",
+                                                "fips_required": False}, token=root)
+    other = expect("POST", "/api/networks", 201, {"name": "keys2-%d" % pid,
+                                                  "subnet4": "10.34.0.0/24",
+                                                  "fips_required": False}, token=root)
+    fnet = expect("POST", "/api/networks", 201, {"name": "fkeys-%d" % pid,
+                                                 "subnet4": "10.35.0.0/24",
+                                                 "fips_required": True}, token=root)
+    hub = expect("POST", "/api/clients", 201, {"network_id": net["id"], "name": "hub",
+                                               "is_relay": True,
+                                               "endpoint": "192.0.2.1:51820"}, token=root)
+    c1 = expect("POST", "/api/clients", 201, {"network_id": net["id"], "name": "c1"},
+                token=root)
+    # The hub's key, and another client's key, refused in the same network.
+    for victim in (hub, c1):
+        expect("POST", "/api/clients", 409, {"network_id": net["id"], "name": "thief",
+                                             "public_key": victim["public_key_classic"]},
+               token=root, field="public_key", what="(key of %s)" % victim["name"])
+    # The same key in another network is another peer of another hub: allowed.
+    expect("POST", "/api/clients", 201, {"network_id": other["id"], "name": "twin",
+                                         "public_key": c1["public_key_classic"]}, token=root)
+    # Regenerating to a taken key is refused too; to its own current key is fine.
+    expect("POST", "/api/clients/%s/regenerate-keys" % c1["id"], 409,
+           {"public_key": hub["public_key_classic"]}, token=root, field="public_key")
+    own = expect("POST", "/api/clients", 201, {"network_id": net["id"], "name": "own",
+                                               "public_key": b64_x25519_pub()}, token=root)
+    expect("POST", "/api/clients/%s/regenerate-keys" % own["id"], 200,
+           {"public_key": own["public_key_classic"]}, token=root)
+    # FIPS keys.
+    fhub = expect("POST", "/api/clients", 201, {"network_id": fnet["id"], "name": "fhub",
+                                                "is_relay": True, "endpoint": "hub:443"},
+                  token=root)
+    expect("POST", "/api/clients", 409, {"network_id": fnet["id"], "name": "fthief",
+                                         "public_key_fips": fhub["public_key_fips"]},
+           token=root, field="public_key_fips")
+    fc = expect("POST", "/api/clients", 201, {"network_id": fnet["id"], "name": "fc"},
+                token=root)
+    expect("POST", "/api/clients/%s/regenerate-keys" % fc["id"], 409,
+           {"public_key_fips": fhub["public_key_fips"]}, token=root, field="public_key_fips")
+    # The hub config lists each peer once.
+    st, hdrs, body = request("GET", "/api/clients/%s/config" % hub["id"], token=root)
+    keys = [l for l in body.decode().splitlines() if l.startswith("PublicKey = ")]
+    check(st == 200 and len(keys) == len(set(keys)) == 2, "hub config peers: %s" % keys)
+    # The schema refuses a duplicate written around the API.
+    out = sql("UPDATE clients SET public_key_classic = '%s' WHERE id = '%s'" %
+              (hub["public_key_classic"], c1["id"]), fail_ok=True)
+    check(isinstance(out, str) and "unique" in out.lower(),
+          "the database refuses a duplicate key in a network: %s" % out)
+    out = sql("UPDATE clients SET public_key_fips = '%s' WHERE id = '%s'" %
+              (fhub["public_key_fips"], fc["id"]), fail_ok=True)
+    check(isinstance(out, str) and "unique" in out.lower(),
+          "the database refuses a duplicate FIPS key in a network: %s" % out)
+
+
+def b64_x25519_pub():
+    return base64.b64encode(x25519(os.urandom(32), (9).to_bytes(32, "little"))).decode()
+
+
+# Duplicates already in a database from before the unique indexes (schema migration 4): made
+# here around the API with the indexes dropped and the migration unrecorded, then the restarted
+# server (test_server_attack.sh) must resolve them.
+def dup_prepare(root):
+    log("5. migration: duplicate keys written before the unique indexes existed")
+    pid = os.getpid()
+    net = expect("POST", "/api/networks", 201, {"name": "dup-%d" % pid,
+                                                "subnet4": "10.36.0.0/24",
+                                                "fips_required": False}, token=root)
+    hub = expect("POST", "/api/clients", 201, {"network_id": net["id"], "name": "hub",
+                                               "is_relay": True,
+                                               "endpoint": "192.0.2.9:51820"}, token=root)
+    a = expect("POST", "/api/clients", 201, {"network_id": net["id"], "name": "a"}, token=root)
+    b = expect("POST", "/api/clients", 201, {"network_id": net["id"], "name": "b"}, token=root)
+    sql("DROP INDEX clients_network_pub_classic")
+    sql("DROP INDEX clients_network_pub_fips")
+    if sqlite():
+        sql("DROP TRIGGER audit_log_append_only")
+    else:
+        sql("DROP TRIGGER audit_log_append_only ON audit_log")
+        sql("DROP FUNCTION sg_audit_log_next_id()")
+    sql("DELETE FROM schema_migrations WHERE version >= 4")
+    # a takes the hub's key (older than a, but the hub keeps it anyway); b takes a's key.
+    sql("UPDATE clients SET public_key_classic = '%s' WHERE id = '%s'" %
+        (hub["public_key_classic"], a["id"]))
+    sql("UPDATE clients SET public_key_classic = '%s', created_at = created_at - 100 "
+        "WHERE id = '%s'" % (hub["public_key_classic"], b["id"]))
+    with open(ARGS.state, "w") as f:
+        json.dump({"net": net, "hub": hub, "a": a, "b": b}, f)
+
+
+def dup_check(root):
+    log("5. migration: the hub keeps its key, the others are disabled without it, audited")
+    with open(ARGS.state) as f:
+        st = json.load(f)
+    hub = expect("GET", "/api/clients/" + st["hub"]["id"], 200, token=root)
+    check(hub.get("public_key_classic") == st["hub"]["public_key_classic"] and hub["enabled"],
+          "the hub keeps its key: %s" % hub)
+    for n in ("a", "b"):
+        c = expect("GET", "/api/clients/" + st[n]["id"], 200, token=root)
+        check(c.get("public_key_classic") is None and c.get("enabled") is False,
+              "duplicate %s lost the key and is disabled: %s" % (n, c))
+    st2, doc = call("GET", "/api/audit?event_type=client.updated&limit=100",
+                    token=root)
+    mine = [e for e in (doc or {}).get("items", []) if e["actor_type"] == "system" and
+            e["resource_id"] in (st["a"]["id"], st["b"]["id"])]
+    check(len(mine) == 2, "both changes audited by the system: %s" % mine)
+    st3, _, body = request("GET", "/api/clients/%s/config" % hub["id"], token=root)
+    keys = [l for l in body.decode().splitlines() if l.startswith("PublicKey = ")]
+    check(hub["public_key_classic"] not in " ".join(keys), "the hub no longer lists its own key")
+    out = sql("UPDATE clients SET public_key_classic = '%s' WHERE id = '%s'" %
+              (hub["public_key_classic"], st["a"]["id"]), fail_ok=True)
+    check(isinstance(out, str) and "unique" in out.lower(), "unique index in place: %s" % out)
+    # New keys, then enabled again.
+    expect("POST", "/api/clients/%s/regenerate-keys" % st["a"]["id"], 200, token=root)
+    expect("PUT", "/api/clients/" + st["a"]["id"], 200, {"enabled": True}, token=root)
+    rc, out = audit_verify()
+    check(rc == 0, "audit chain intact after the migration: %s" % out)
+    if ARGS.server_log:
+        with open(ARGS.server_log, errors="replace") as f:
+            n = sum(1 for l in f if "event=duplicate_key_cleared" in l)
+        check(n == 2, "two duplicate_key_cleared log lines: %d" % n)
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--admin", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--sg", required=True, help="the secureguard binary")
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--server-log")
+    ap.add_argument("--phase", default="main")
+    ap.add_argument("--state")
+    ARGS = ap.parse_args()
+
+    root = login(ARGS.admin, ARGS.password).get("access_token")
+    if ARGS.phase == "dup-prepare":
+        dup_prepare(root)
+    elif ARGS.phase == "dup-check":
+        dup_check(root)
+    else:
+        test_audit_append_only(root)
+        test_audit_nul()
+        test_unique_keys(root)
+    log("%s: %d failures" % (ARGS.phase, len(FAILS)))
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
