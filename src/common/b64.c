@@ -42,6 +42,10 @@ void sg_b64_encode(char *out, const uint8_t *in, size_t len, bool url)
 	out[o] = 0;
 }
 
+/* Strict RFC 4648 decoding, so that each byte string has exactly one accepted spelling (a JWT
+ * signature with "==" appended was accepted): only the alphabet's 64 characters; base64 with
+ * exactly the '=' padding to a multiple of 4 (section 3.2), base64url (as JWTs use it, RFC 7515
+ * section 2) with no '=' at all; and the unused bits of the last character zero (section 3.5). */
 int sg_b64_decode(uint8_t *out, size_t outmax, const char *in, size_t len, bool url)
 {
 	const char *alpha = url ? b64url : b64std;
@@ -49,8 +53,17 @@ int sg_b64_decode(uint8_t *out, size_t outmax, const char *in, size_t len, bool 
 	int bits = 0;
 	size_t o = 0;
 
-	while (len && in[len - 1] == '=')
-		len--;
+	if (!url) {
+		size_t eq = 0;
+
+		if (len % 4)
+			return SG_EPARSE;
+		while (eq < 2 && eq < len && in[len - 1 - eq] == '=')
+			eq++;
+		len -= eq;
+		if (eq && (len * 6) % 8 != (eq == 1 ? 2u : 4u))
+			return SG_EPARSE; /* more '=' than the data needs, or fewer */
+	}
 	for (size_t i = 0; i < len; i++) {
 		const char *p = in[i] ? memchr(alpha, in[i], 64) : NULL;
 

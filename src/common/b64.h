@@ -9,8 +9,9 @@
 
 /* out: room for 4 * ceil(len / 3) + 1 characters. url: base64url without padding. */
 void sg_b64_encode(char *out, const uint8_t *in, size_t len, bool url);
-/* Decodes len characters of in (padding accepted at the end); the byte count, SG_EPARSE on a
- * character outside the alphabet or bits left over, SG_ERANGE past outmax. */
+/* Decodes len characters of in strictly (one spelling per byte string): base64 with exactly
+ * the padding to a multiple of 4, base64url with none; the byte count, SG_EPARSE on a character
+ * outside the alphabet, wrong padding or nonzero bits left over, SG_ERANGE past outmax. */
 int sg_b64_decode(uint8_t *out, size_t outmax, const char *in, size_t len, bool url);
 
 #endif

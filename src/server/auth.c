@@ -23,7 +23,18 @@
 
 /* ---- JWT ------------------------------------------------------------------------------------ */
 
-static char *jwt_make(const struct srv *s, const char *sub, const char *role, int64_t now)
+#define JWT_ISSUER "secureguard-server"
+/* Leeway for clocks of servers in a cluster (RFC 7519 section 4.1.4 and 4.1.5: "some small
+ * leeway ... to account for clock skew"). */
+#define JWT_LEEWAY 60
+
+/* Claims: sub (user id), role (informational: every request re-reads the user), iat, exp, jti,
+ * iss, gen (the user's token generation when issued) and sid (the login, i.e. the refresh-token
+ * family, it belongs to). A token is refused once its user's generation moved (password change,
+ * role change, disabled, logout everywhere) or its login was revoked (logout, refresh-token
+ * reuse): see srv_authenticate. */
+static char *jwt_make(const struct srv *s, const char *sub, const char *role, int64_t gen,
+		      const char *sid, int64_t now)
 {
 	char h64[64], *p64 = NULL, *payload = NULL, *tok = NULL, jti[SRV_ID_LEN + 1];
 	json_t *claims;
@@ -33,9 +44,9 @@ static char *jwt_make(const struct srv *s, const char *sub, const char *role, in
 	struct sg_iov iov[3];
 
 	srv_uuid(jti);
-	claims = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s}", "sub", sub, "role", role, "iat",
+	claims = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:I,s:s}", "sub", sub, "role", role, "iat",
 			   (json_int_t)now, "exp", (json_int_t)(now + s->access_ttl), "jti", jti,
-			   "iss", "secureguard-server");
+			   "iss", JWT_ISSUER, "gen", (json_int_t)gen, "sid", sid);
 	payload = claims ? json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(claims);
 	if (!payload)
@@ -62,7 +73,17 @@ out:
 	return tok;
 }
 
-int srv_jwt_check(const struct srv *s, const char *tok, char sub[SRV_ID_LEN + 1])
+static bool claim_id(json_t *j, const char *name, char out[SRV_ID_LEN + 1])
+{
+	json_t *v = json_object_get(j, name);
+
+	if (!json_is_string(v) || strlen(json_string_value(v)) != SRV_ID_LEN)
+		return false;
+	memcpy(out, json_string_value(v), SRV_ID_LEN + 1);
+	return true;
+}
+
+int srv_jwt_check(const struct srv *s, const char *tok, struct srv_jwt *out)
 {
 	const char *d1 = strchr(tok, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
 	char h64[64];
@@ -70,8 +91,10 @@ int srv_jwt_check(const struct srv *s, const char *tok, char sub[SRV_ID_LEN + 1]
 	uint8_t *payload = NULL;
 	struct sg_iov iov;
 	json_t *j = NULL, *v;
+	int64_t now = srv_now();
 	int n, rc = SG_EAUTH;
 
+	memset(out, 0, sizeof(*out));
 	if (!d1 || !d2 || strchr(d2 + 1, '.') || strlen(tok) > 4096)
 		return SG_EAUTH;
 	/* Only our exact header: no "alg":"none", no algorithm substitution. */
@@ -81,6 +104,8 @@ int srv_jwt_check(const struct srv *s, const char *tok, char sub[SRV_ID_LEN + 1]
 	iov = (struct sg_iov){tok, (size_t)(d2 - tok)};
 	if (!sg_hmac_sha384(mac, s->jwt_key, sizeof(s->jwt_key), &iov, 1))
 		return SG_EAUTH;
+	/* Strict base64url (no padding, no other characters, zero trailing bits): one spelling
+	 * per signature, so a token cannot be varied and still pass. */
 	if (srv_b64url_decode(got, sizeof(got), d2 + 1, strlen(d2 + 1)) != SG_SHA384_LEN ||
 	    !sg_memeq(got, mac, SG_SHA384_LEN))
 		return SG_EAUTH;
@@ -90,14 +115,27 @@ int srv_jwt_check(const struct srv *s, const char *tok, char sub[SRV_ID_LEN + 1]
 	n = srv_b64url_decode(payload, (size_t)(d2 - d1), d1 + 1, (size_t)(d2 - d1 - 1));
 	if (n <= 0)
 		goto out;
-	j = json_loadb((const char *)payload, (size_t)n, 0, NULL);
+	j = json_loadb((const char *)payload, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+	/* RFC 7519 section 4.1: iss must be ours, exp in the future, nbf (if any) and iat not in
+	 * the future, beyond the leeway. */
+	v = json_object_get(j, "iss");
+	if (!json_is_string(v) || strcmp(json_string_value(v), JWT_ISSUER))
+		goto out;
 	v = json_object_get(j, "exp");
-	if (!json_is_integer(v) || json_integer_value(v) <= srv_now())
+	if (!json_is_integer(v) || json_integer_value(v) <= now)
 		goto out;
-	v = json_object_get(j, "sub");
-	if (!json_is_string(v) || strlen(json_string_value(v)) != SRV_ID_LEN)
+	v = json_object_get(j, "iat");
+	if (!json_is_integer(v) || json_integer_value(v) > now + JWT_LEEWAY)
 		goto out;
-	memcpy(sub, json_string_value(v), SRV_ID_LEN + 1);
+	v = json_object_get(j, "nbf");
+	if (v && (!json_is_integer(v) || json_integer_value(v) > now + JWT_LEEWAY))
+		goto out;
+	v = json_object_get(j, "gen");
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		goto out;
+	out->gen = json_integer_value(v);
+	if (!claim_id(j, "sub", out->sub) || !claim_id(j, "sid", out->sid))
+		goto out;
 	rc = 0;
 out:
 	json_decref(j);
@@ -120,7 +158,7 @@ static struct ip_slot {
 } ip_slots[IP_SLOTS];
 static pthread_mutex_t ip_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void ip_key(char out[64], const char *ip)
+void srv_ip_source(char out[64], const char *ip)
 {
 	struct in6_addr a;
 
@@ -140,7 +178,7 @@ static struct ip_slot *ip_find(struct srv *s, const char *ip, bool create)
 	bool vexp = false;
 	char key[64];
 
-	ip_key(key, ip);
+	srv_ip_source(key, ip);
 	for (int i = 0; i < IP_SLOTS; i++) {
 		struct ip_slot *sl = &ip_slots[i];
 		bool expired = !sl->ip[0] || now - sl->start >= s->ip_fail_window;
@@ -201,6 +239,19 @@ bool srv_ip_attempt(struct srv *s, const char *ip)
 	return ok;
 }
 
+int srv_ip_retry_secs(struct srv *s, const char *ip)
+{
+	struct ip_slot *sl;
+	int64_t left = 1;
+
+	pthread_mutex_lock(&ip_lock);
+	sl = ip_find(s, ip, false);
+	if (sl && sl->count >= s->ip_fail_limit)
+		left = sl->start + s->ip_fail_window - srv_now();
+	pthread_mutex_unlock(&ip_lock);
+	return (int)SG_MAX(left, 1);
+}
+
 void srv_ip_refund(struct srv *s, const char *ip)
 {
 	struct ip_slot *sl;
@@ -213,6 +264,14 @@ void srv_ip_refund(struct srv *s, const char *ip)
 }
 
 /* ---- authentication of a request ------------------------------------------------------------ */
+
+int srv_bump_token_gen(struct sg_db_conn *c, const char *user_id)
+{
+	const char *p[] = {user_id};
+
+	return srv_neg(
+	    sg_db_exec(c, "UPDATE admin_users SET token_gen = token_gen + 1 WHERE id = $1", 1, p));
+}
 
 static void set_name(struct srv_principal *p, const char *a, const char *b)
 {
@@ -319,29 +378,36 @@ bool srv_authenticate(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		set_name(&r->who, "agent:", sg_db_res_get(res, 0, 1));
 		ok = true;
 	} else {
-		char sub[SRV_ID_LEN + 1];
-		const char *p[] = {sub};
+		struct srv_jwt jwt;
+		const char *p[2] = {jwt.sub, jwt.sid};
 
-		if (srv_jwt_check(s, tok, sub)) {
+		if (srv_jwt_check(s, tok, &jwt)) {
 			srv_error(out, 401, NULL, "invalid or expired access token");
 			goto out;
 		}
-		rc = sg_db_query(
-		    c, &res, "SELECT email, role, enabled FROM admin_users WHERE id = $1", 1, p);
+		/* Revocation reaches access tokens (docs/SERVER.md, "Revocation"): the user must
+		 * exist and be enabled, the token's generation must be the user's current one,
+		 * and its login must still have a refresh token that is not revoked. One indexed
+		 * lookup per request, on both engines. */
+		rc = sg_db_query(c, &res,
+				 "SELECT u.email, u.role, u.enabled, u.token_gen, CASE WHEN EXISTS "
+				 "(SELECT 1 FROM refresh_tokens t WHERE t.family_id = $2 AND "
+				 "t.user_id = u.id AND t.revoked = 0) THEN 1 ELSE 0 END FROM "
+				 "admin_users u WHERE u.id = $1",
+				 2, p);
 		if (rc < 0) {
 			srv_dberr(out, c, rc);
 			goto out;
 		}
-		/* Deleted or disabled users lose access at once, and role changes apply to
-		 * tokens already issued. */
-		if (rc != 1 || !srv_res_i64(res, 0, 2)) {
-			srv_error(out, 401, NULL, "invalid or expired access token");
+		if (rc != 1 || !srv_res_i64(res, 0, 2) || srv_res_i64(res, 0, 3) != jwt.gen ||
+		    !srv_res_i64(res, 0, 4)) {
+			srv_error(out, 401, NULL, "invalid, expired or revoked access token");
 			goto out;
 		}
 		r->who.kind = PRINCIPAL_USER;
 		r->who.role = srv_role_parse(sg_db_res_get(res, 0, 1));
-		snprintf(r->who.id, sizeof(r->who.id), "%s", sub);
-		snprintf(r->who.user_id, sizeof(r->who.user_id), "%s", sub);
+		snprintf(r->who.id, sizeof(r->who.id), "%s", jwt.sub);
+		snprintf(r->who.user_id, sizeof(r->who.user_id), "%s", jwt.sub);
 		set_name(&r->who, sg_db_res_get(res, 0, 0), NULL);
 		ok = true;
 	}
@@ -379,7 +445,7 @@ struct token_pair {
 };
 
 static int issue_tokens(struct srv *s, struct sg_db_conn *c, const char *user_id, const char *role,
-			const char *family, struct token_pair *tp)
+			int64_t gen, const char *family, struct token_pair *tp)
 {
 	char id[SRV_ID_LEN + 1], hash[97], exp[24], now[24];
 	const char *p[] = {id, user_id, family, hash, exp, now};
@@ -390,7 +456,7 @@ static int issue_tokens(struct srv *s, struct sg_db_conn *c, const char *user_id
 	srv_token_hash(hash, tp->refresh);
 	srv_i64(exp, t + s->refresh_ttl);
 	srv_i64(now, t);
-	tp->access = jwt_make(s, user_id, role, t);
+	tp->access = jwt_make(s, user_id, role, gen, family, t);
 	if (!tp->access)
 		return SG_ENOMEM;
 	return srv_neg(sg_db_exec(c,
@@ -408,38 +474,89 @@ static json_t *token_json(struct srv *s, struct token_pair *tp, const char *uid,
 			 tp->refresh, "user", "id", uid, "email", email, "role", role);
 }
 
+/* Account lockout is per (account, source): a source (an IPv4 address, an IPv6 /64) that fails
+ * --lockout times in a row against one account is locked out of that account for --lockout-secs,
+ * doubling with each further lock of the series (up to LOCK_MAX_SECS), until a login from that
+ * source succeeds or it stays quiet for LOCK_FORGET_SECS. Other sources are not affected: an
+ * attacker cannot lock the owner out, only himself. A source locked out of one account can still
+ * try others, within the per-address limit (--login-ip-limit); an attacker spread over many
+ * addresses gets about --lockout guesses per address and doubling, against passwords of at least
+ * 12 characters and the hashing cost of each guess. */
+#define LOCK_MAX_SECS	 86400
+#define LOCK_FORGET_SECS 86400
+
+static int64_t lock_secs(const struct srv *s, int64_t earlier_locks)
+{
+	int64_t d = s->lockout_secs, cap = SG_MAX((int64_t)s->lockout_secs, LOCK_MAX_SECS);
+
+	for (int64_t i = 0; i < earlier_locks && d < cap; i++)
+		d *= 2;
+	return SG_MIN(d, cap);
+}
+
 /* Records a failed login: first the failure count (and the lock once it reaches lockout_after)
  * in a transaction of its own, then the audit row. Counting never depends on the audit write
  * succeeding: a request that makes the audit insert fail must not escape the lockout. */
 struct fail_ctx {
 	struct srv_req *r;
 	const char *uid, *email, *reason;
+	char source[64];
 	bool locked;
+	int64_t lock_secs;
 };
 
 static int fail_count_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 {
 	struct fail_ctx *x = ctx;
 	struct sg_db_res *res = NULL;
-	const char *p[] = {x->uid};
+	char now[24], quiet[24], until[24];
+	int64_t t = srv_now();
+	const char *p[] = {x->uid, x->source, srv_i64(now, t),
+			   srv_i64(quiet, t - LOCK_FORGET_SECS)};
 	int rc;
 
 	x->locked = false;
-	rc = srv_neg(sg_db_exec(c,
-				"UPDATE admin_users SET failed_logins = failed_logins + 1 "
-				"WHERE id = $1",
-				1, p));
+	x->lock_secs = 0;
+	/* A source quiet for a day (and not locked) starts its count and its backoff over. */
+	rc =
+	    srv_neg(sg_db_exec(c,
+			       "DELETE FROM login_failures WHERE user_id = $1 AND source = $2 AND "
+			       "last_failure < $4 AND (locked_until IS NULL OR locked_until <= $3)",
+			       4, p));
 	if (!rc)
-		rc = srv_neg(sg_db_query(
-		    c, &res, "SELECT failed_logins FROM admin_users WHERE id = $1", 1, p));
-	if (!rc && sg_db_res_rows(res) == 1 && srv_res_i64(res, 0, 0) >= s->lockout_after) {
-		char until[24];
-		const char *q[] = {srv_i64(until, srv_now() + s->lockout_secs), x->uid};
-
+		rc = srv_neg(sg_db_exec(
+		    c,
+		    "INSERT INTO login_failures (user_id, source, failures, locks, last_failure) "
+		    "VALUES ($1, $2, 1, 0, $3) ON CONFLICT (user_id, source) DO UPDATE SET "
+		    "failures = login_failures.failures + 1, last_failure = $3",
+		    3, p));
+	if (!rc)
 		rc = srv_neg(sg_db_exec(c,
-					"UPDATE admin_users SET locked_until = $1, "
-					"failed_logins = 0 WHERE id = $2",
-					2, q));
+					"UPDATE admin_users SET failed_logins = failed_logins + 1 "
+					"WHERE id = $1",
+					1, p));
+	if (!rc)
+		rc = srv_neg(sg_db_query(c, &res,
+					 "SELECT failures, locks FROM login_failures WHERE "
+					 "user_id = $1 AND source = $2",
+					 2, p));
+	if (!rc && sg_db_res_rows(res) == 1 && srv_res_i64(res, 0, 0) >= s->lockout_after) {
+		const char *q[] = {x->uid, x->source, srv_i64(until, 0)};
+
+		x->lock_secs = lock_secs(s, srv_res_i64(res, 0, 1));
+		srv_i64(until, t + x->lock_secs);
+		rc =
+		    srv_neg(sg_db_exec(c,
+				       "UPDATE login_failures SET failures = 0, locks = locks + 1, "
+				       "locked_until = $3 WHERE user_id = $1 AND source = $2",
+				       3, q));
+		/* admin_users.locked_until shows the latest lock of any source. */
+		if (!rc)
+			rc = srv_neg(sg_db_exec(c,
+						"UPDATE admin_users SET locked_until = $3 WHERE "
+						"id = $1 AND $2 = $2 AND (locked_until IS NULL OR "
+						"locked_until < $3)",
+						3, q));
 		x->locked = true;
 	}
 	sg_db_res_free(res);
@@ -453,8 +570,10 @@ static int fail_audit_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	int rc;
 
 	(void)s;
-	if (x->locked)
+	if (x->locked) {
 		json_object_set_new(d, "locked", json_true());
+		json_object_set_new(d, "lock_secs", json_integer(x->lock_secs));
+	}
 	rc = srv_audit(c, x->r, "user.failed_login", "user", x->uid, x->email, "login", d);
 	json_decref(d);
 	return rc;
@@ -463,16 +582,19 @@ static int fail_audit_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 static void fail_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
 		       const char *email, const char *reason)
 {
-	struct fail_ctx x = {r, uid, email, reason, false};
+	struct fail_ctx x = {r, uid, email, reason, "", false, 0};
 	int rc = 0;
 
+	srv_ip_source(x.source, r->source_ip);
 	if (uid && !strcmp(reason, "bad_password")) {
 		rc = srv_tx(s, c, fail_count_tx, &x, false);
 		if (rc)
 			srv_log(SG_LOG_ERROR, "failed_login_not_counted", "err=%s",
 				sg_err_name(rc));
 		else if (x.locked)
-			srv_log(SG_LOG_WARN, "account_locked", "user=%s", uid);
+			srv_log_limited(SG_LOG_WARN, "account_locked",
+					"user=%s src=%s lock_secs=%lld", uid, x.source,
+					(long long)x.lock_secs);
 	}
 	rc = srv_tx(s, c, fail_audit_tx, &x, false);
 	if (rc)
@@ -487,10 +609,10 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	struct sg_db_conn *c = NULL;
 	struct sg_db_res *res = NULL;
 	struct token_pair tp = {{0}, NULL};
-	char uid[SRV_ID_LEN + 1] = "", role[32] = "", now[24];
+	char uid[SRV_ID_LEN + 1] = "", role[32] = "", now[24], source[64];
 	char *pwhash = NULL;
 	bool found, fips, verified, enabled = false, locked = false;
-	int64_t t = srv_now();
+	int64_t t = srv_now(), gen = 0;
 	int rc;
 
 	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
@@ -507,19 +629,22 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	}
 	/* Counted now, refunded on success: in-flight attempts count against the limit. */
 	if (!srv_ip_attempt(s, r->source_ip)) {
-		srv_log(SG_LOG_WARN, "login_rate_limited", "src=%s", r->source_ip);
+		srv_log_limited(SG_LOG_WARN, "login_rate_limited", "src=%s", r->source_ip);
 		srv_error(out, 429, NULL, "too many failed logins from this address; retry later");
+		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
 		return;
 	}
+	srv_ip_source(source, r->source_ip);
 	pthread_once(&dummy_once, make_dummy);
 	c = sg_db_acquire(s->db);
 	{
-		const char *p[] = {email};
+		const char *p[] = {email, source};
 
 		rc = sg_db_query(c, &res,
-				 "SELECT id, password_hash, role, enabled, failed_logins, "
-				 "locked_until FROM admin_users WHERE email = $1",
-				 1, p);
+				 "SELECT u.id, u.password_hash, u.role, u.enabled, u.token_gen, "
+				 "f.locked_until FROM admin_users u LEFT JOIN login_failures f ON "
+				 "f.user_id = u.id AND f.source = $2 WHERE u.email = $1",
+				 2, p);
 	}
 	if (rc < 0) {
 		srv_dberr(out, c, rc);
@@ -532,6 +657,7 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		snprintf(role, sizeof(role), "%s", sg_db_res_get(res, 0, 2));
 		pwhash = strdup(sg_db_res_get(res, 0, 1) ? sg_db_res_get(res, 0, 1) : "");
 		enabled = srv_res_i64(res, 0, 3) != 0;
+		gen = srv_res_i64(res, 0, 4);
 		locked = sg_db_res_get(res, 0, 5) && srv_res_i64(res, 0, 5) > t;
 	}
 	sg_db_res_free(res);
@@ -576,20 +702,27 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	snprintf(r->who.name, sizeof(r->who.name), "%s", email);
 	for (int attempt = 0; attempt < 20; attempt++) {
 		char family[SRV_ID_LEN + 1];
-		const char *p[] = {srv_i64(now, t), uid};
+		const char *p[] = {srv_i64(now, t), uid, source};
 
 		free(tp.access);
 		tp.access = NULL;
 		srv_uuid(family);
 		rc = sg_db_begin(c);
+		/* A success clears this source's failures only; locks of other sources stay. */
 		if (!rc)
-			rc =
-			    srv_neg(sg_db_exec(c,
-					       "UPDATE admin_users SET failed_logins = 0, "
-					       "locked_until = NULL, last_login = $1 WHERE id = $2",
-					       2, p));
+			rc = srv_neg(sg_db_exec(c,
+						"DELETE FROM login_failures WHERE user_id = $2 AND "
+						"source = $3 AND $1 = $1",
+						3, p));
 		if (!rc)
-			rc = issue_tokens(s, c, uid, role, family, &tp);
+			rc = srv_neg(sg_db_exec(
+			    c,
+			    "UPDATE admin_users SET failed_logins = 0, locked_until = (SELECT "
+			    "MAX(locked_until) FROM login_failures WHERE user_id = $2 AND "
+			    "locked_until > $1), last_login = $1 WHERE id = $2",
+			    2, p));
+		if (!rc)
+			rc = issue_tokens(s, c, uid, role, gen, family, &tp);
 		if (!rc)
 			rc = srv_audit(c, r, "user.login", "user", uid, email, "login", NULL);
 		if (!rc)
@@ -653,8 +786,8 @@ static int refresh_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	srv_token_hash(hash, x->token);
 	rc = sg_db_query(c, &res,
 			 "SELECT t.id, t.user_id, t.family_id, t.expires_at, t.used_at, t.revoked, "
-			 "u.email, u.role, u.enabled FROM refresh_tokens t JOIN admin_users u ON "
-			 "u.id = t.user_id WHERE t.token_hash = $1",
+			 "u.email, u.role, u.enabled, u.token_gen FROM refresh_tokens t JOIN "
+			 "admin_users u ON u.id = t.user_id WHERE t.token_hash = $1",
 			 1, p);
 	if (rc < 0)
 		goto out;
@@ -696,7 +829,8 @@ static int refresh_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		if (rc < 0)
 			goto out;
 	}
-	rc = issue_tokens(s, c, x->uid, x->role, sg_db_res_get(res, 0, 2), &x->tp);
+	rc = issue_tokens(s, c, x->uid, x->role, srv_res_i64(res, 0, 9), sg_db_res_get(res, 0, 2),
+			  &x->tp);
 	if (!rc)
 		rc = srv_audit(c, x->r, "user.token_refreshed", "user", x->uid, x->email, "refresh",
 			       NULL);
@@ -749,21 +883,28 @@ static int logout_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	if (x->token) {
 		const char *p[] = {hash, x->r->who.id};
 
+		/* That login ends: its refresh tokens, and (through the family) its access
+		 * tokens, the one just used among them when it is the caller's own. */
 		srv_token_hash(hash, x->token);
 		rc = sg_db_exec(
 		    c,
 		    "UPDATE refresh_tokens SET revoked = 1 WHERE family_id IN (SELECT "
 		    "family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)",
 		    2, p);
+		x->found = rc > 0;
 	} else {
 		const char *p[] = {x->r->who.id};
 
+		/* Everywhere: every refresh token, and every access token through the user's
+		 * token generation. */
 		rc =
 		    sg_db_exec(c, "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1", 1, p);
+		if (rc >= 0)
+			rc = srv_bump_token_gen(c, x->r->who.id);
+		x->found = true;
 	}
 	if (rc < 0)
 		return rc;
-	x->found = rc > 0 || !x->token;
 	return srv_audit(c, x->r, "user.logout", "user", x->r->who.id, x->r->who.name, "logout",
 			 NULL);
 }
@@ -844,6 +985,7 @@ void h_client_challenge(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		return;
 	if (srv_ip_limited(s, r->source_ip)) {
 		srv_error(out, 429, NULL, "too many failed attempts from this address");
+		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
 		return;
 	}
 	for (int i = 0; i < 8; i++)
@@ -964,6 +1106,7 @@ void h_client_auth(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	}
 	if (srv_ip_limited(s, r->source_ip)) {
 		srv_error(out, 429, NULL, "too many failed attempts from this address");
+		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
 		return;
 	}
 	c = sg_db_acquire(s->db);
@@ -1308,6 +1451,20 @@ static int user_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		/* New password or disabled: every refresh token of the user dies. */
 		rc =
 		    sg_db_exec(c, "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1", 1, p);
+		if (rc < 0)
+			goto out;
+	}
+	if (x->pwhash || x->enabled == 0 ||
+	    (x->role && strcmp(x->role, json_string_value(json_object_get(cur, "role"))))) {
+		/* And every access token: a disabled user enabled again does not get old tokens
+		 * back; after a role change no token carries the old role (a refresh gives one
+		 * with the new role). */
+		rc = srv_bump_token_gen(c, x->id);
+		if (rc < 0)
+			goto out;
+	}
+	if (x->pwhash || x->unlock) {
+		rc = sg_db_exec(c, "DELETE FROM login_failures WHERE user_id = $1", 1, p);
 		if (rc < 0)
 			goto out;
 	}

@@ -39,6 +39,62 @@ void srv_log(int level, const char *event, const char *fmt, ...)
 	pthread_mutex_unlock(&log_lock);
 }
 
+/* Events an attacker can cause at will: counted always, logged at most once per period. */
+#define LIMITED_EVENTS 32
+static struct limited_event {
+	const char *event; /* a string literal of the caller */
+	uint64_t total, suppressed;
+	struct timespec last; /* CLOCK_MONOTONIC of the last line logged */
+} limited[LIMITED_EVENTS];
+static pthread_mutex_t limited_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void srv_log_limited(int level, const char *event, const char *fmt, ...)
+{
+	char buf[SG_LOG_LINE_MAX];
+	struct limited_event *e = NULL;
+	struct timespec now;
+	uint64_t suppressed = 0;
+	bool emit = false;
+	va_list ap;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&limited_lock);
+	for (int i = 0; i < LIMITED_EVENTS; i++) {
+		if (!limited[i].event || !strcmp(limited[i].event, event)) {
+			e = &limited[i];
+			break;
+		}
+	}
+	if (e) {
+		if (!e->event) {
+			e->event = event;
+			e->last.tv_sec = now.tv_sec - SRV_LOG_LIMIT_SECS;
+		}
+		e->total++;
+		if (now.tv_sec - e->last.tv_sec >= SRV_LOG_LIMIT_SECS) {
+			emit = true;
+			suppressed = e->suppressed;
+			e->suppressed = 0;
+			e->last = now;
+		} else {
+			e->suppressed++;
+		}
+	} else {
+		emit = true; /* more event names than slots: a programming error, not an attack */
+	}
+	pthread_mutex_unlock(&limited_lock);
+	if (!emit || !sg_log_enabled((enum sg_log_level)level))
+		return;
+	buf[0] = 0;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(buf, sizeof(buf), fmt, ap);
+		va_end(ap);
+	}
+	srv_log(level, event, "%s%ssuppressed=%llu", buf, buf[0] ? " " : "",
+		(unsigned long long)suppressed);
+}
+
 /* ---- routes -----------------------------------------------------------------------------------
  */
 
@@ -184,6 +240,15 @@ static char *metrics_text(size_t *len)
 	}
 	pthread_mutex_unlock(&metrics_lock);
 	srv_httpd_metrics(httpd_for_metrics, f);
+	fprintf(f, "# HELP secureguard_events_total Events an attacker can cause at will, counted "
+		   "(and logged at most once per %d s).\n"
+		   "# TYPE secureguard_events_total counter\n",
+		SRV_LOG_LIMIT_SECS);
+	pthread_mutex_lock(&limited_lock);
+	for (int i = 0; i < LIMITED_EVENTS && limited[i].event; i++)
+		fprintf(f, "secureguard_events_total{event=\"%s\"} %llu\n", limited[i].event,
+			(unsigned long long)limited[i].total);
+	pthread_mutex_unlock(&limited_lock);
 	if (fclose(f)) {
 		free(buf);
 		return NULL;
@@ -371,6 +436,14 @@ void srv_park(struct srv_resp *out, int ms)
 {
 	srv_body(out, 204, "", "", 0, NULL);
 	out->park_ms = ms > 0 ? ms : 1;
+}
+
+void srv_retry_after(struct srv_resp *out, int secs)
+{
+	char v[16];
+
+	snprintf(v, sizeof(v), "%d", secs > 0 ? secs : 1);
+	srv_resp_header(out, "Retry-After", v);
 }
 
 void srv_dberr(struct srv_resp *out, struct sg_db_conn *c, int rc)
@@ -789,7 +862,14 @@ void srv_http_handle(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	if (out->park_ms > 0 && !r->park_expired)
 		return;
 	metrics_record(route, out->status, elapsed(&t0));
-	if (out->status >= 500 || sg_log_enabled(SG_LOG_DEBUG)) {
+	if (out->status == 503 && !sg_log_enabled(SG_LOG_DEBUG)) {
+		char lbl[128], q[160];
+
+		/* Busy (login queue, database): something a flood causes at will. */
+		srv_log_limited(SG_LOG_WARN, "http_busy", "method=%s route=%s src=%s", r->method,
+				sg_log_quote(q, sizeof(q), route_label(route, lbl, sizeof(lbl))),
+				r->source_ip);
+	} else if (out->status >= 500 || sg_log_enabled(SG_LOG_DEBUG)) {
 		char lbl[128], q[160];
 
 		/* The route pattern, never the path: a path can carry a temporary access token. */

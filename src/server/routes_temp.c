@@ -33,27 +33,17 @@ static json_t *temp_get(struct sg_db_conn *c, const char *id)
 	return j;
 }
 
-static bool host_ok(const char *h)
-{
-	if (!h || !*h || strlen(h) > 255)
-		return false;
-	for (const char *p = h; *p; p++) {
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]",
-			    *p))
-			return false;
-	}
-	return true;
-}
-
+/* The link's base: --public-url, else the address and port this server was reached on (the
+ * bound address, or with a wildcard listen address the local address of this connection), never
+ * the Host header: a client may send any Host, and the link would then send the token's
+ * recipient to a host of the client's choosing. */
 static void redeem_url(struct srv *s, struct srv_req *r, const char *token, char *out, size_t len)
 {
-	const char *host = srv_header(r, "Host");
-
 	if (s->base_url[0])
 		snprintf(out, len, "%s/api/temp-access/%s", s->base_url, token);
 	else
 		snprintf(out, len, "%s://%s/api/temp-access/%s", s->tls ? "https" : "http",
-			 host_ok(host) ? host : s->listen, token);
+			 r->local_addr[0] ? r->local_addr : s->listen, token);
 }
 
 struct temp_ctx {
@@ -317,6 +307,7 @@ void h_temp_redeem(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	}
 	if (srv_ip_limited(s, r->source_ip)) {
 		srv_error(out, 429, NULL, "too many failed attempts from this address");
+		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
 		return;
 	}
 	srv_token_hash(hash, x.token);

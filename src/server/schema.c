@@ -396,11 +396,29 @@ static int dedupe_keys(struct sg_db_conn *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* Revocation reaches access tokens: every JWT carries its user's token_gen, bumped by a password
+ * or role change, disabling and logout everywhere (auth.c). Account lockout is per (account,
+ * source): login_failures counts and locks each source of failures separately, so nobody can
+ * lock an account's owner out from elsewhere (auth.c, "Account lockout"). */
+static const struct mstmt m5[] = {
+    {ENG_ALL, "ALTER TABLE admin_users ADD COLUMN token_gen BIGINT NOT NULL DEFAULT 0", 0},
+    {ENG_ALL,
+     "CREATE TABLE login_failures (user_id TEXT NOT NULL REFERENCES admin_users(id) ON DELETE "
+     "CASCADE, source TEXT NOT NULL, failures INTEGER NOT NULL DEFAULT 0, "
+     "locks INTEGER NOT NULL DEFAULT 0, locked_until BIGINT, last_failure BIGINT NOT NULL, "
+     "PRIMARY KEY (user_id, source))",
+     0},
+    /* The old per-account locks no longer apply: a locked account is usable again from
+     * everywhere (a source that keeps failing locks itself out anew). */
+    {ENG_ALL, "UPDATE admin_users SET failed_logins = 0, locked_until = NULL", 0},
+};
+
 static const struct migration migrations[] = {
     {1, m1, sizeof(m1) / sizeof(m1[0]), NULL},
     {2, m2, sizeof(m2) / sizeof(m2[0]), NULL},
     {3, m3, sizeof(m3) / sizeof(m3[0]), NULL},
     {4, m4, sizeof(m4) / sizeof(m4[0]), dedupe_keys},
+    {5, m5, sizeof(m5) / sizeof(m5[0]), NULL},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

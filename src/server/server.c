@@ -33,7 +33,8 @@ static void usage(FILE *f)
 	    "  --key-file FILE         master key (default DATA_DIR/master.key; created if\n"
 	    "                          missing; share it between the servers of a cluster)\n"
 	    "  --tls-cert FILE --tls-key FILE   serve HTTPS with this PEM certificate and key\n"
-	    "  --public-url URL        base URL in temporary access links (default: from Host)\n"
+	    "  --public-url URL        base URL in temporary access links (default: the\n"
+	    "                          address and port a client reached the server on)\n"
 	    "  --max-body BYTES        largest request body (default 1048576)\n"
 	    "  --max-connections N     connection slots (default: what the open-file limit and\n"
 	    "                          memory carry, at most 65536)\n"
@@ -253,6 +254,17 @@ static int bootstrap(struct srv *s, char *err, size_t el)
 	return rc;
 }
 
+/* No space, control character or character RFC 3986 never allows unencoded: the URL is copied
+ * into links and QR codes as is. */
+static bool url_chars_ok(const char *u)
+{
+	for (const unsigned char *p = (const unsigned char *)u; *p; p++) {
+		if (*p <= 0x20 || *p >= 0x7f || strchr("\"<>\\^`{|}", *p))
+			return false;
+	}
+	return true;
+}
+
 static bool int_opt(const char *name, const char *v, long lo, long hi, long *out)
 {
 	char *end;
@@ -396,14 +408,15 @@ int sg_server_cmd(int argc, char **argv)
 			break;
 		case O_PUBURL:
 			if (strlen(optarg) >= sizeof(s->base_url) ||
-			    (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))) {
+			    (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) ||
+			    !url_chars_ok(optarg)) {
 				fprintf(stderr,
 					"secureguard server: --public-url must be an http(s) "
-					"URL shorter than 256 characters\n");
+					"URL shorter than 256 characters, without spaces, "
+					"control characters or any of \"<>\\^`{|}\n");
 				goto usage;
 			}
 			snprintf(s->base_url, sizeof(s->base_url), "%s", optarg);
-			s->base_url[strcspn(s->base_url, "\r\n")] = 0;
 			if (s->base_url[strlen(s->base_url) - 1] == '/')
 				s->base_url[strlen(s->base_url) - 1] = 0;
 			break;

@@ -62,7 +62,7 @@ struct srv {
 	int ip_fail_window; /* seconds */
 	size_t max_body;
 	bool tls;
-	char base_url[256]; /* --public-url, for temporary access links; "" = from Host */
+	char base_url[256]; /* --public-url, for temporary access links; "" = the local address */
 	char listen[128];   /* host:port as given */
 };
 
@@ -146,6 +146,8 @@ void srv_problems(struct srv_resp *out, int status, const char *detail, json_t *
 		  json_t *warnings);
 /* Frees what the response holds and empties it. */
 void srv_resp_clear(struct srv_resp *out);
+/* Retry-After (RFC 9110 section 10.2.3) in seconds, at least 1: every 429 and 503. */
+void srv_retry_after(struct srv_resp *out, int secs);
 /* 500 after a database error (the message goes to the log, not to the client). */
 void srv_dberr(struct srv_resp *out, struct sg_db_conn *c, int rc);
 
@@ -169,6 +171,12 @@ bool srv_query_check(struct srv_req *r, struct srv_resp *out, const char *const 
 const char *srv_header(struct srv_req *r, const char *name);
 /* Serialized log line (sg_log is single-threaded by design; the server is not). */
 void srv_log(int level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* For events an attacker can cause at will (refused connections, rate-limited logins, locks):
+ * every occurrence counts in secureguard_events_total{event}, and at most one line per event is
+ * logged every SRV_LOG_LIMIT_SECS, saying how many were not (suppressed=N). */
+#define SRV_LOG_LIMIT_SECS 10
+void srv_log_limited(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- validation (util.c) ---- */
@@ -294,7 +302,14 @@ const char *srv_key_proof(struct srv *s, bool known, const uint8_t pub[32],
 			  const char *label);
 
 /* ---- JWT (auth.c) ---- */
-int srv_jwt_check(const struct srv *s, const char *tok, char sub[SRV_ID_LEN + 1]);
+struct srv_jwt {
+	char sub[SRV_ID_LEN + 1]; /* the user */
+	char sid[SRV_ID_LEN + 1]; /* the login (refresh-token family) it was issued for */
+	int64_t gen;		  /* the user's token generation when issued */
+};
+/* Signature, header, iss, exp, iat, nbf and the claims' shapes; 0 or SG_EAUTH. The caller checks
+ * gen and sid against the database. */
+int srv_jwt_check(const struct srv *s, const char *tok, struct srv_jwt *out);
 /* Fills r->who from the Authorization header; false with out set on a bad credential. */
 bool srv_authenticate(struct srv *s, struct srv_req *r, struct srv_resp *out);
 
@@ -408,6 +423,13 @@ void srv_ip_failed(struct srv *s, const char *ip);
  * srv_ip_refund gives it back after a success. IPv6 addresses count per /64. */
 bool srv_ip_attempt(struct srv *s, const char *ip);
 void srv_ip_refund(struct srv *s, const char *ip);
+/* Seconds until an address over its limit may try again (Retry-After), at least 1. */
+int srv_ip_retry_secs(struct srv *s, const char *ip);
+/* The unit limits count by: the address for IPv4, its /64 for IPv6 (one host usually holds a
+ * whole /64). */
+void srv_ip_source(char out[64], const char *ip);
+/* Every access token of the user stops working (the JWT's gen claim no longer matches). */
+int srv_bump_token_gen(struct sg_db_conn *c, const char *user_id) SG_WUR;
 
 /* Runs fn in a transaction, retrying on SG_EAGAIN (and SG_EEXIST when retry_exist). */
 typedef int (*srv_tx_fn)(struct srv *s, struct sg_db_conn *c, void *ctx);

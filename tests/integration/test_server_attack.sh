@@ -2,8 +2,10 @@
 # shellcheck disable=SC2154 # SRV_<name> variables are set by srv_start (printf -v)
 # The management server under attack (issue 20; tests/server/attack_test.py): the audit table
 # append-only on every SQL path and verified byte for byte, public keys unique in a network
-# (and the migration that resolves duplicates of older databases). Run once on SQLite and once
-# on a throwaway PostgreSQL (tests/server/pg.sh).
+# (and the migration that resolves duplicates of older databases), revocation reaching access
+# tokens, account lockout per (account, source) with backoff, Retry-After on every 429 and
+# counted rather than logged refusals, strict JWTs, temporary access links never built from the
+# Host header. Run once on SQLite and once on a throwaway PostgreSQL (tests/server/pg.sh).
 #
 # Environment: SG_BIN, SG_SRC (ctest sets them). Exit 77: PostgreSQL missing (the SQLite part
 # has then passed) or no python3.
@@ -32,15 +34,18 @@ fail() {
 export SG_ADMIN_EMAIL=root@example.com
 SG_ADMIN_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
 export SG_ADMIN_PASSWORD
+# attack_test.py's LOCKOUT_SECS is --lockout-secs (short, to see the backoff double).
+OPTS=(--lockout-secs 2)
 
 attack() {
 	local name=$1 db=$2 phase=$3 urlv logv
+	shift 3
 	urlv="SRV_URL_$name"
 	logv="SRV_LOG_$name"
 	python3 "$SG_SRC/tests/server/attack_test.py" --url "${!urlv}" --db "$db" \
 		--admin "$SG_ADMIN_EMAIL" --password "$SG_ADMIN_PASSWORD" --sg "$SG" \
 		--data-dir "$TMP/$name" --server-log "${!logv}" --phase "$phase" \
-		--state "$TMP/$name.state" || {
+		--state "$TMP/$name.state" "$@" || {
 		tail -n 40 "${!logv}"
 		fail "attack tests ($phase) on $name"
 	}
@@ -48,14 +53,15 @@ attack() {
 
 run_attack() {
 	local name=$1 db=$2
-	srv_start "$name" "$db" "$TMP/$name" || fail "server ($name) did not start"
+	srv_start "$name" "$db" "$TMP/$name" "${OPTS[@]}" || fail "server ($name) did not start"
 	srv_log "attack tests on $name"
 	attack "$name" "$db" main
 	attack "$name" "$db" dup-prepare
 	srv_stop "$name" || fail "graceful shutdown ($name)"
 	# The restart applies schema migration 4 to a database holding duplicate keys.
-	srv_start "$name" "$db" "$TMP/$name" || fail "server ($name) did not restart"
-	attack "$name" "$db" dup-check
+	srv_start "$name" "$db" "$TMP/$name" "${OPTS[@]}" --public-url https://vpn.example.com/ ||
+		fail "server ($name) did not restart"
+	attack "$name" "$db" dup-check --public-url https://vpn.example.com
 	"$SG" audit verify --db "$db" || fail "audit chain of $name after the attack tests"
 	srv_stop "$name" || fail "graceful shutdown ($name)"
 }

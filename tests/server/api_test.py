@@ -754,7 +754,8 @@ def test_role_matrix(tokens):
     V, A, S, K, C = "viewer", "admin", "super", "apikey", "client"
     routes = [
         ("GET", "/api/auth/me", None, {V, A, S, K, C}),
-        ("POST", "/api/auth/logout", {}, {V, A, S}),
+        # (a refresh token of no login: logging out for real would end the caller's tokens)
+        ("POST", "/api/auth/logout", {"refresh_token": "sgr_none"}, {V, A, S}),
         ("GET", "/api/users", None, {S}),
         ("POST", "/api/users", {}, {S}),
         ("GET", "/api/users/" + NOID, None, {S}),
@@ -1056,7 +1057,7 @@ def test_refresh_race(email, password):
 def test_last_super(root):
     """Two super_admins disabling each other at once could leave none (PostgreSQL)."""
     log("the last super_admin survives concurrent mutual disabling")
-    ids, tk = [], []
+    ids, tk, creds = [], [], []
     for i in range(2):
         email = "sa%d-%d@example.com" % (i, os.getpid())
         pw = "sa-" + b64u(os.urandom(9))
@@ -1064,6 +1065,7 @@ def test_last_super(root):
         ids.append(expect("POST", "/api/users", 201, {"email": email, "password": pw,
                                                      "role": "super_admin"}, token=root)["id"])
         tk.append(login(email, pw)["access_token"])
+        creds.append((email, pw))
     # Every other super_admin (root among them) steps down for a while, so that the two are
     # the only ones.
     st, doc = call("GET", "/api/users", token=tk[0])
@@ -1088,13 +1090,19 @@ def test_last_super(root):
             # Put things back from outside so that the remaining tests can run.
             for o in others:
                 sql("UPDATE admin_users SET role = 'super_admin' WHERE id = '%s'" % o)
-            return
+            return login(ARGS.admin, ARGS.password)["access_token"]
         expect("PUT", "/api/users/" + ids[1 - alive[0]], 200, {"enabled": True},
                token=tk[alive[0]])
+        # Being disabled ended the other's access tokens for good (docs/SERVER.md,
+        # "Revocation"): it logs in again.
+        tk[1 - alive[0]] = login(*creds[1 - alive[0]])["access_token"]
     for o in others:
         expect("PUT", "/api/users/" + o, 200, {"role": "super_admin"}, token=tk[0])
+    # The role changes ended root's access tokens too.
+    root = login(ARGS.admin, ARGS.password)["access_token"]
     for i in ids:
         expect("DELETE", "/api/users/" + i, 204, token=root)
+    return root
 
 
 def test_ip_limit_concurrent(root):
@@ -1203,7 +1211,7 @@ def main():
     test_limits(admin)
     test_body_before_auth(admin)
     test_utf8_params(admin)
-    test_last_super(root)
+    root = test_last_super(root)
     test_metrics()
     test_audit(root, viewer, ARGS.sg)
     test_anchor(ARGS.sg)

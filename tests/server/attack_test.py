@@ -29,6 +29,11 @@ from api_test import x25519  # noqa: E402  (RFC 7748 X25519, written for the API
 ARGS = None
 FAILS = []
 NOID = "00000000-0000-4000-8000-000000000000"
+# Options of the server in tests/integration/test_server_attack.sh.
+LOCKOUT = 5  # --lockout (default)
+LOCKOUT_SECS = 2  # --lockout-secs
+LOGIN_IP_LIMIT = 20  # --login-ip-limit (default)
+LOGIN_IP_WINDOW = 300  # --login-ip-window (default)
 
 
 def log(msg):
@@ -301,6 +306,9 @@ def dup_prepare(root):
     else:
         sql("DROP TRIGGER audit_log_append_only ON audit_log")
         sql("DROP FUNCTION sg_audit_log_next_id()")
+    # Back to schema version 3: migration 5 undone too.
+    sql("DROP TABLE login_failures")
+    sql("ALTER TABLE admin_users DROP COLUMN token_gen")
     sql("DELETE FROM schema_migrations WHERE version >= 4")
     # a takes the hub's key (older than a, but the hub keeps it anyway); b takes a's key.
     sql("UPDATE clients SET public_key_classic = '%s' WHERE id = '%s'" %
@@ -344,6 +352,223 @@ def dup_check(root):
         check(n == 2, "two duplicate_key_cleared log lines: %d" % n)
 
 
+# ---- 4: revocation reaches access tokens -----------------------------------------------------
+
+def make_user(root, role, tag):
+    email = "%s-%d@example.com" % (tag, os.getpid())
+    pw = "pw-%s-%s" % (tag, b64u(os.urandom(9)))
+    u = expect("POST", "/api/users", 201, {"email": email, "password": pw, "role": role},
+               token=root)
+    return (u or {}).get("id"), email, pw
+
+
+def alive(tok):
+    return call("GET", "/api/networks", token=tok)[0] == 200
+
+
+def test_revocation(root):
+    log("4. revocation reaches access tokens: logout, reuse, password, role, disable, delete")
+    uid, email, pw = make_user(root, "admin", "rev")
+    # Logout of one login ends its access token; another login of the user goes on.
+    t, other = login(email, pw), login(email, pw)
+    expect("POST", "/api/auth/logout", 200, {"refresh_token": t["refresh_token"]},
+           token=t["access_token"])
+    check(not alive(t["access_token"]), "access token dead after logout of its login")
+    check(alive(other["access_token"]), "another login of the user is untouched")
+    # Logout everywhere ends every access token of the user.
+    t = login(email, pw)
+    expect("POST", "/api/auth/logout", 200, token=t["access_token"])
+    check(not alive(t["access_token"]) and not alive(other["access_token"]),
+          "every access token dead after logout without a body")
+    expect("POST", "/api/auth/refresh", 401, {"refresh_token": other["refresh_token"]})
+    # A reused refresh token (theft) ends the access tokens of its whole login.
+    t = login(email, pw)
+    st, t2 = call("POST", "/api/auth/refresh", {"refresh_token": t["refresh_token"]})
+    check(st == 200 and alive(t2["access_token"]), "refresh works")
+    expect("POST", "/api/auth/refresh", 401, {"refresh_token": t["refresh_token"]})
+    check(not alive(t["access_token"]) and not alive(t2["access_token"]),
+          "access tokens of a login whose refresh token was reused are dead")
+    # The report's case: an old token created a network after its user's password changed.
+    t = login(email, pw)
+    pw2 = pw + "-new"
+    expect("PUT", "/api/users/" + uid, 200, {"password": pw2}, token=root)
+    expect("POST", "/api/networks", 401, {"name": "after-pw-%d" % os.getpid(),
+                                          "subnet4": "10.41.0.0/24"}, token=t["access_token"],
+           what="(token from before a password change)")
+    # A role change: old tokens end; a refresh brings a token with the new role.
+    t = login(email, pw2)
+    expect("PUT", "/api/users/" + uid, 200, {"role": "viewer"}, token=root)
+    check(not alive(t["access_token"]), "access token dead after a role change")
+    st, t2 = call("POST", "/api/auth/refresh", {"refresh_token": t["refresh_token"]})
+    check(st == 200 and claims(t2["access_token"]).get("role") == "viewer" and
+          alive(t2["access_token"]), "a refresh after a role change: %d %s" % (st, t2))
+    expect("POST", "/api/networks", 403, {"name": "x", "subnet4": "10.42.0.0/24"},
+           token=t2["access_token"])
+    # Disabled then enabled again: the old tokens stay dead.
+    t = login(email, pw2)
+    expect("PUT", "/api/users/" + uid, 200, {"enabled": False}, token=root)
+    expect("PUT", "/api/users/" + uid, 200, {"enabled": True}, token=root)
+    check(not alive(t["access_token"]), "access token dead after disable and re-enable")
+    expect("POST", "/api/auth/refresh", 401, {"refresh_token": t["refresh_token"]})
+    # Deleted.
+    t = login(email, pw2)
+    expect("DELETE", "/api/users/" + uid, 204, token=root)
+    check(not alive(t["access_token"]), "access token dead after the user is deleted")
+
+
+# ---- 2: lockout per (account, source) -------------------------------------------------------
+
+def failed_logins(root, uid):
+    st, doc = call("GET", "/api/audit?event_type=user.failed_login&resource_type=user&limit=200",
+                   token=root)
+    return [e for e in (doc or {}).get("items", []) if e["resource_id"] == uid]
+
+
+def test_lockout_per_source(root):
+    log("2. lockout is per (account, source): the owner from a clean address keeps working; "
+        "backoff doubles")
+    uid, email, pw = make_user(root, "super_admin", "lock")
+    bad = {"email": email, "password": "not the password"}
+    for _ in range(LOCKOUT):
+        expect("POST", "/api/auth/login", 401, bad, src="127.0.2.1")
+    expect("POST", "/api/auth/login", 401, {"email": email, "password": pw}, src="127.0.2.1",
+           what="(right password from the locked source)")
+    t = login(email, pw, src="127.0.2.2")
+    check(bool(t.get("access_token")), "the owner logs in from another address")
+    ev = failed_logins(root, uid)
+    locks = [json.loads(e["details"]) for e in ev if '"locked":true' in (e["details"] or "")]
+    check(len(locks) == 1 and locks[0].get("lock_secs") == LOCKOUT_SECS and
+          ev[0]["source_ip"] == "127.0.2.1", "the lock is audited with its length: %s" % ev[:2])
+    # Wait out the lock (the user's locked_until says until when), fail again: twice as long.
+    doc = expect("GET", "/api/users/" + uid, 200, token=root)
+    until = (doc or {}).get("locked_until") or 0
+    check(until >= int(time.time()), "locked_until shows the source's lock: %s" % doc)
+    time.sleep(max(0, until - time.time()) + 1.1)
+    for _ in range(LOCKOUT):
+        expect("POST", "/api/auth/login", 401, bad, src="127.0.2.1")
+    locks = [json.loads(e["details"]) for e in failed_logins(root, uid)
+             if '"locked":true' in (e["details"] or "")]
+    check([l.get("lock_secs") for l in locks] == [2 * LOCKOUT_SECS, LOCKOUT_SECS],
+          "the second lock of the source lasts twice as long: %s" % locks)
+    expect("POST", "/api/auth/login", 401, {"email": email, "password": pw}, src="127.0.2.1")
+    # A super_admin unlocks every source of the account.
+    expect("PUT", "/api/users/" + uid, 200, {"unlock": True}, token=root)
+    login(email, pw, src="127.0.2.1")
+    expect("DELETE", "/api/users/" + uid, 204, token=root)
+
+
+# ---- 13: Retry-After, log lines under attack, strict JWTs ---------------------------------
+
+def test_retry_after():
+    log("13. every 429 carries Retry-After; refused attempts are counted, not logged each time")
+    src = "127.0.3.1"
+    seen = 0
+    for i in range(LOGIN_IP_LIMIT + 25):
+        st, hdrs, _ = request("POST", "/api/auth/login", {"email": "flood@example.com",
+                                                         "password": "guess%d" % i}, src=src)
+        if st == 429:
+            seen += 1
+            ra = hdrs.get("retry-after", "")
+            check(ra.isdigit() and 1 <= int(ra) <= LOGIN_IP_WINDOW,
+                  "login 429 with Retry-After in 1..%d: %r" % (LOGIN_IP_WINDOW, ra))
+    check(seen >= 25, "429s after the per-address limit: %d" % seen)
+    for method, path, body in (("POST", "/api/auth/client/challenge", {}),
+                               ("POST", "/api/auth/client", {
+                                   "public_key": b64_x25519_pub(), "challenge": b64u(b"x" * 32),
+                                   "proof": b64u(b"y" * 48)}),
+                               ("GET", "/api/temp-access/sgt_" + "A" * 43, None)):
+        st, hdrs, _ = request(method, path, body, src=src)
+        check(st == 429 and hdrs.get("retry-after", "").isdigit(),
+              "%s %s: 429 with Retry-After: %d %s" % (method, path, st, hdrs.get("retry-after")))
+    if ARGS.server_log:
+        with open(ARGS.server_log, errors="replace") as f:
+            n = sum(1 for l in f if "event=login_rate_limited" in l)
+        check(1 <= n <= 3, "login_rate_limited logged %d times for %d refusals" % (n, seen))
+    st, _, body = request("GET", "/metrics")
+    count = [l for l in body.decode().splitlines()
+             if l.startswith('secureguard_events_total{event="login_rate_limited"}')]
+    check(count and int(count[0].split()[-1]) >= seen,
+          "secureguard_events_total counts every refusal: %s" % count)
+
+
+def hkdf384(ikm, info, n):
+    prk = hmac.new(b"\0" * 48, ikm, hashlib.sha384).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha384).digest()[:n]
+
+
+def jwt_key():
+    with open(os.path.join(ARGS.data_dir, "master.key")) as f:
+        master = bytes.fromhex(f.read().strip())
+    return hkdf384(master, b"secureguard-server jwt-hs384 v1", 48)
+
+
+def claims(tok):
+    p = tok.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+
+
+def forge(tok, **changes):
+    """The token re-signed with the server's key after changing claims (None deletes one)."""
+    h = tok.split(".")[0]
+    c = claims(tok)
+    for k, v in changes.items():
+        if v is None:
+            c.pop(k, None)
+        else:
+            c[k] = v
+    p = b64u(json.dumps(c, separators=(",", ":"), sort_keys=True).encode())
+    sig = hmac.new(jwt_key(), ("%s.%s" % (h, p)).encode(), hashlib.sha384).digest()
+    return "%s.%s.%s" % (h, p, b64u(sig))
+
+
+def test_jwt_strict():
+    log("13. JWTs: base64url decoded strictly; iss, nbf, iat, gen and sid checked")
+    tok = login(ARGS.admin, ARGS.password)["access_token"]
+    check(alive(tok), "the fresh token works")
+    sig = tok.split(".")[2]
+    variants = {"'=' appended": tok + "=", "'==' appended": tok + "==",
+                "'====' appended": tok + "====", "a space appended": tok + " ",
+                "a NUL appended": tok + "%00"}
+    for std, url in (("+", "-"), ("/", "_")):
+        if url in sig:
+            variants["%r for %r" % (std, url)] = tok[:-len(sig)] + sig.replace(url, std, 1)
+    for what, v in variants.items():
+        check(call("GET", "/api/networks", token=v)[0] == 401,
+              "a signature with %s is refused" % what)
+    now = int(time.time())
+    check(alive(forge(tok)), "a token re-signed with the server's key works (control)")
+    for what, v in (("iss of another issuer", forge(tok, iss="someone-else")),
+                    ("no iss", forge(tok, iss=None)),
+                    ("nbf an hour ahead", forge(tok, nbf=now + 3600)),
+                    ("nbf not a number", forge(tok, nbf="0")),
+                    ("iat an hour ahead", forge(tok, iat=now + 3600)),
+                    ("exp passed", forge(tok, exp=now - 1)),
+                    ("no gen", forge(tok, gen=None)),
+                    ("an older gen", forge(tok, gen=claims(tok)["gen"] - 1)),
+                    ("no sid", forge(tok, sid=None)),
+                    ("the sid of no login", forge(tok, sid=NOID))):
+        check(call("GET", "/api/networks", token=v)[0] == 401, "a token with %s is refused" %
+              what)
+    check(alive(forge(tok, nbf=now - 10)), "a token with a past nbf works")
+
+
+# ---- 7: temporary access links never from the Host header -----------------------------------
+
+def test_link_host(root):
+    log("7. temporary access links: from --public-url or the address reached, never from Host")
+    net = expect("POST", "/api/networks", 201, {"name": "link-%d" % os.getpid(),
+                                                "subnet4": "10.43.0.0/24"}, token=root)
+    port = ARGS.url.rsplit(":", 1)[1]
+    for host in ("evil.example.com", "evil.example.com:443", None):
+        hdrs = {"Host": host} if host else {"Host": ""}
+        st, _, body = request("POST", "/api/temp-access", {"network_id": net["id"]},
+                              token=root, headers=hdrs)
+        url = json.loads(body).get("url", "") if st == 201 else ""
+        want = ARGS.public_url or "http://127.0.0.1:%s" % port
+        check(st == 201 and url.startswith(want + "/api/temp-access/sgt_"),
+              "Host %r: link %r starts with %s" % (host, url, want))
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
@@ -356,6 +581,7 @@ def main():
     ap.add_argument("--server-log")
     ap.add_argument("--phase", default="main")
     ap.add_argument("--state")
+    ap.add_argument("--public-url")
     ARGS = ap.parse_args()
 
     root = login(ARGS.admin, ARGS.password).get("access_token")
@@ -363,10 +589,16 @@ def main():
         dup_prepare(root)
     elif ARGS.phase == "dup-check":
         dup_check(root)
+        test_link_host(root)
     else:
         test_audit_append_only(root)
         test_audit_nul()
         test_unique_keys(root)
+        test_revocation(root)
+        test_lockout_per_source(root)
+        test_retry_after()
+        test_jwt_strict()
+        test_link_host(root)
     log("%s: %d failures" % (ARGS.phase, len(FAILS)))
     return 1 if FAILS else 0
 

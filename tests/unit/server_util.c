@@ -169,6 +169,21 @@ static void test_base64(void **state)
 	assert_int_equal(srv_b64_decode(out, sizeof(out), "+/8AEH5=", 8), SG_EPARSE); /* pad bits */
 	assert_int_equal(srv_b64url_decode(out, sizeof(out), "a+b", 3), SG_EPARSE);
 	assert_int_equal(srv_b64url_decode(out, 2, "AAAAAA", 6), SG_ERANGE);
+	/* One spelling per byte string: no padding in base64url, exact padding in base64, no
+	 * characters outside the alphabet, zero trailing bits. */
+	assert_int_equal(srv_b64url_decode(out, sizeof(out), "-_8AEH4=", 8), SG_EPARSE);
+	assert_int_equal(srv_b64url_decode(out, sizeof(out), "-_8AEH4==", 9), SG_EPARSE);
+	assert_int_equal(srv_b64url_decode(out, sizeof(out), "-_8AEH5", 7), SG_EPARSE);
+	assert_int_equal(srv_b64url_decode(out, sizeof(out), "-_8AEH4 ", 8), SG_EPARSE);
+	assert_int_equal(srv_b64url_decode(out, sizeof(out), "-_8A", 4), 3);
+	assert_int_equal(srv_b64url_decode(out, sizeof(out), "-_8AE", 5), SG_EPARSE);
+	assert_int_equal(srv_b64_decode(out, sizeof(out), "+/8AEH4", 7), SG_EPARSE);
+	assert_int_equal(srv_b64_decode(out, sizeof(out), "+/8AEH4==", 9), SG_EPARSE);
+	assert_int_equal(srv_b64_decode(out, sizeof(out), "+/8AEH==", 8), SG_EPARSE);
+	assert_int_equal(srv_b64_decode(out, sizeof(out), "+/8AEA==", 8), 4);
+	assert_int_equal(srv_b64_decode(out, sizeof(out), "+/8A====", 8), SG_EPARSE);
+	assert_int_equal(srv_b64_decode(out, sizeof(out), "-_8AEH4=", 8), SG_EPARSE);
+	assert_int_equal(srv_b64_decode(out, sizeof(out), "", 0), 0);
 }
 
 static void test_seal(void **state)
