@@ -225,7 +225,7 @@ void srv_ip_failed(struct srv *s, const char *ip)
 	pthread_mutex_unlock(&ip_lock);
 }
 
-bool srv_ip_attempt(struct srv *s, const char *ip)
+bool srv_ip_attempt(struct srv *s, const char *ip, bool *clean)
 {
 	struct ip_slot *sl;
 	bool ok;
@@ -233,6 +233,8 @@ bool srv_ip_attempt(struct srv *s, const char *ip)
 	pthread_mutex_lock(&ip_lock);
 	sl = ip_find(s, ip, true);
 	ok = sl->count < s->ip_fail_limit;
+	if (clean)
+		*clean = !sl->count;
 	if (ok)
 		sl->count++;
 	pthread_mutex_unlock(&ip_lock);
@@ -611,7 +613,7 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	struct token_pair tp = {{0}, NULL};
 	char uid[SRV_ID_LEN + 1] = "", role[32] = "", now[24], source[64];
 	char *pwhash = NULL;
-	bool found, fips, verified, enabled = false, locked = false;
+	bool found, fips, verified, enabled = false, locked = false, clean = false;
 	int64_t t = srv_now(), gen = 0;
 	int rc;
 
@@ -628,7 +630,7 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		return;
 	}
 	/* Counted now, refunded on success: in-flight attempts count against the limit. */
-	if (!srv_ip_attempt(s, r->source_ip)) {
+	if (!srv_ip_attempt(s, r->source_ip, &clean)) {
 		srv_log_limited(SG_LOG_WARN, "login_rate_limited", "src=%s", r->source_ip);
 		srv_error(out, 429, NULL, "too many failed logins from this address; retry later");
 		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
@@ -667,13 +669,23 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	 * so the response time does not tell which case it was. */
 	sg_db_release(c);
 	c = NULL;
+	/* A source without failures (or attempts in flight) in the window waits apart from those
+	 * with: a brute force fills its own queue, and the owner logging in from a clean address
+	 * still gets a turn. */
 	if (found && pwhash)
-		verified = srv_pw_verify(pwhash, password);
-	else {
-		if (dummy_hash[fips])
-			(void)srv_pw_verify(dummy_hash[fips], password);
-		verified = false;
+		rc = srv_pw_check(pwhash, password, clean);
+	else
+		rc = dummy_hash[fips] ? srv_pw_check(dummy_hash[fips], password, clean) : 0;
+	if (rc == SG_EAGAIN) {
+		/* Not a failed attempt: nothing was checked. Answered at once whatever the
+		 * account, so it tells nothing about it. */
+		srv_ip_refund(s, r->source_ip);
+		srv_log_limited(SG_LOG_WARN, "login_queue_full", "src=%s", r->source_ip);
+		srv_error(out, 429, NULL, "too many logins in progress; retry");
+		srv_retry_after(out, 1);
+		goto out;
 	}
+	verified = found && rc == 1;
 	c = sg_db_acquire(s->db);
 	if (!found) {
 		fail_login(s, r, c, NULL, email, "unknown_user");

@@ -240,9 +240,10 @@ static char *metrics_text(size_t *len)
 	}
 	pthread_mutex_unlock(&metrics_lock);
 	srv_httpd_metrics(httpd_for_metrics, f);
-	fprintf(f, "# HELP secureguard_events_total Events an attacker can cause at will, counted "
-		   "(and logged at most once per %d s).\n"
-		   "# TYPE secureguard_events_total counter\n",
+	fprintf(f,
+		"# HELP secureguard_events_total Events an attacker can cause at will, counted "
+		"(and logged at most once per %d s).\n"
+		"# TYPE secureguard_events_total counter\n",
 		SRV_LOG_LIMIT_SECS);
 	pthread_mutex_lock(&limited_lock);
 	for (int i = 0; i < LIMITED_EVENTS && limited[i].event; i++)

@@ -98,6 +98,7 @@ struct hconn {
 	struct sg_http_chunked chunked;
 	char *body;
 	size_t body_len, body_cap, body_limit;
+	size_t body_held; /* of the shared body budget (body_reserve) */
 	/* Bytes read past a complete request (pipelining), kept for after the response. */
 	char *left;
 	size_t left_len;
@@ -141,6 +142,10 @@ struct srv_httpd {
 	/* srv_httpd_wake: parked requests run again. */
 	atomic_ulong wake_gen;
 	atomic_bool wake_pending;
+	/* Request bodies beyond BODY_FREE bytes each, against body_budget (body_reserve). */
+	atomic_size_t body_used;
+	size_t body_budget;
+	atomic_ullong body_refused;
 	/* Counters (metrics). */
 	atomic_ullong accepted, refused_capacity, refused_per_ip, reclaimed_idle, reclaimed_slow,
 	    timeout_idle, timeout_head, timeout_body, framing_errors;
@@ -294,6 +299,28 @@ static void ip_put(struct srv_httpd *h, struct ipent *e)
 
 /* ---- connections (I/O thread) -------------------------------------------------------------- */
 
+/* Bodies are read before the request is authenticated, and slots grow with the machine: at
+ * 1 MiB a body, 15,000 slots would be 15 GiB that anyone could make the server hold. So each body
+ * gets its first BODY_FREE bytes for nothing (every ordinary request fits) and the rest from one
+ * budget for all connections; past it, 503 (Retry-After) and the next body gets its chance. */
+#define BODY_FREE 16384
+
+static bool body_reserve(struct hconn *c, size_t cap)
+{
+	size_t need = cap > BODY_FREE ? cap - BODY_FREE : 0, used;
+
+	if (need <= c->body_held)
+		return true;
+	used = atomic_fetch_add(&c->h->body_used, need - c->body_held);
+	if (used + (need - c->body_held) > c->h->body_budget) {
+		atomic_fetch_sub(&c->h->body_used, need - c->body_held);
+		atomic_fetch_add(&c->h->body_refused, 1);
+		return false;
+	}
+	c->body_held = need;
+	return true;
+}
+
 static void request_reset(struct hconn *c)
 {
 	free(c->in);
@@ -310,6 +337,8 @@ static void request_reset(struct hconn *c)
 	memset(&c->chunked, 0, sizeof(c->chunked));
 	c->body_len = c->body_cap = 0;
 	c->body_limit = 0;
+	atomic_fetch_sub(&c->h->body_used, c->body_held);
+	c->body_held = 0;
 }
 
 static void conn_close(struct hconn *c)
@@ -603,6 +632,10 @@ static bool body_append(struct hconn *c, const char *p, size_t n)
 		char *b;
 
 		cap = SG_MIN(SG_MAX(cap, 4096), c->body_limit + 1);
+		if (!body_reserve(c, cap)) {
+			fail_now(c, 503, "too many large request bodies in transit; retry");
+			return false;
+		}
 		b = realloc(c->body, cap);
 		if (!b) {
 			fail_now(c, 503, "out of memory");
@@ -1333,6 +1366,17 @@ static void *worker_main(void *arg)
 
 /* ---- start / stop -------------------------------------------------------------------------- */
 
+/* An eighth of the free memory, 64 MiB to 1 GiB. */
+static size_t default_body_budget(void)
+{
+	struct sysinfo si;
+	unsigned long long m = 64ull << 20;
+
+	if (sysinfo(&si) == 0)
+		m = (unsigned long long)si.freeram * si.mem_unit / 8;
+	return (size_t)SG_MIN(SG_MAX(m, 64ull << 20), 1ull << 30);
+}
+
 static int default_slots(int *limit_out)
 {
 	struct rlimit rl;
@@ -1384,6 +1428,7 @@ int srv_httpd_start(struct srv_httpd **out, struct srv *s, const struct srv_http
 	h->head_s = o->header_timeout > 0 ? o->header_timeout : 10;
 	h->req_s = o->request_timeout > 0 ? o->request_timeout : 30;
 	h->nworkers = o->workers > 0 ? o->workers : 16;
+	h->body_budget = o->body_memory ? o->body_memory : default_body_budget();
 	while (buckets < (size_t)h->max_conns * 2)
 		buckets <<= 1;
 	h->ips = calloc(buckets, sizeof(*h->ips));
@@ -1613,4 +1658,15 @@ void srv_httpd_metrics(const struct srv_httpd *h, FILE *f)
 		"# TYPE secureguard_http_framing_errors_total counter\n"
 		"secureguard_http_framing_errors_total %llu\n",
 		(unsigned long long)atomic_load(&((struct srv_httpd *)h)->framing_errors));
+	fprintf(f,
+		"# HELP secureguard_http_body_bytes Request body memory beyond the first %d bytes "
+		"of each, against its budget (--body-memory).\n"
+		"# TYPE secureguard_http_body_bytes gauge\n"
+		"secureguard_http_body_bytes{of=\"used\"} %zu\n"
+		"secureguard_http_body_bytes{of=\"budget\"} %zu\n"
+		"# HELP secureguard_http_body_refused_total Requests answered 503: the body budget "
+		"was spent.\n# TYPE secureguard_http_body_refused_total counter\n"
+		"secureguard_http_body_refused_total %llu\n",
+		BODY_FREE, atomic_load(&((struct srv_httpd *)h)->body_used), h->body_budget,
+		(unsigned long long)atomic_load(&((struct srv_httpd *)h)->body_refused));
 }

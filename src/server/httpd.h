@@ -44,6 +44,9 @@ struct srv_httpd_opts {
 	int header_timeout;  /* s: first byte of a request (or TLS hello) to its last header */
 	int request_timeout; /* s: first byte of a request to its last body byte */
 	int workers;	     /* handler threads; 0 = 16 */
+	/* Memory for request bodies of all connections together, beyond the first 16 KiB of
+	 * each; 0 = an eighth of the free memory, 64 MiB to 1 GiB. */
+	size_t body_memory;
 };
 
 struct srv_httpd;

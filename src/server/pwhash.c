@@ -12,12 +12,14 @@
 #include <argon2.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "crypto/crypto.h"
+#include "secureguard/sg_errors.h"
 #include "server/srv_int.h"
 
 #define ARGON_T	    2
@@ -51,6 +53,39 @@ static char *pbkdf2_hash(const char *pw, const uint8_t salt[SALT_LEN], unsigned 
 static sem_t hash_slots;
 static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
 static bool hash_slots_ok;
+/* Logins waiting for a slot hold a request worker each (httpd.c): unbounded, a brute force from
+ * many addresses would take every worker and stall every other request behind password hashing.
+ * So at most hash_waiting_max wait (srv_pw_limit_waiting); the others get 429 at once. Logins
+ * from sources with failures (a brute force's, after its first guess) count apart, against half
+ * the bound, so they cannot take the turns of a clean source (the owner's). */
+static atomic_int hash_waiting[2]; /* [clean] */
+static atomic_int hash_waiting_max = 64;
+static void hash_slots_init(void);
+
+void srv_pw_limit_waiting(int n)
+{
+	atomic_store(&hash_waiting_max, n < 1 ? 1 : n);
+}
+
+/* slot_take, unless too many are waiting already: false then. */
+static bool slot_take_bounded(bool clean)
+{
+	int max = atomic_load(&hash_waiting_max);
+
+	pthread_once(&hash_once, hash_slots_init);
+	if (!hash_slots_ok || !sem_trywait(&hash_slots))
+		return true;
+	if (!clean)
+		max = max / 2 > 1 ? max / 2 : 1;
+	if (atomic_fetch_add(&hash_waiting[clean], 1) >= max) {
+		atomic_fetch_sub(&hash_waiting[clean], 1);
+		return false;
+	}
+	while (sem_wait(&hash_slots) != 0)
+		; /* EINTR */
+	atomic_fetch_sub(&hash_waiting[clean], 1);
+	return true;
+}
 
 static void hash_slots_init(void)
 {
@@ -87,11 +122,12 @@ char *srv_pw_hash(const char *password, bool fips)
 	return out;
 }
 
-bool srv_pw_verify(const char *encoded, const char *password)
+int srv_pw_check(const char *encoded, const char *password, bool clean)
 {
 	bool ok;
 
-	slot_take();
+	if (!slot_take_bounded(clean))
+		return SG_EAGAIN;
 	ok = pw_verify(encoded, password);
 	slot_give();
 	return ok;

@@ -46,6 +46,8 @@ static void usage(FILE *f)
 	    "  --request-timeout SECS  time from a request's first byte to its last body byte\n"
 	    "                          (default 30)\n"
 	    "  --workers N             request handler threads (default: --db-pool)\n"
+	    "  --body-memory BYTES     memory for request bodies of all connections together\n"
+	    "                          (default: 1/8 of the free memory, 64 MiB to 1 GiB)\n"
 	    "  --db-pool N             database connections (default 16)\n"
 	    "  --sweep-interval SECS   expiry sweep period (default 60)\n"
 	    "  --access-ttl SECS       access token lifetime (default 900)\n"
@@ -293,6 +295,7 @@ enum {
 	O_REQTIMEOUT,
 	O_HDRTIMEOUT,
 	O_WORKERS,
+	O_BODYMEM,
 	O_PERIP,
 	O_POOL,
 	O_SWEEP,
@@ -345,6 +348,7 @@ int sg_server_cmd(int argc, char **argv)
 	    {"request-timeout", required_argument, NULL, O_REQTIMEOUT},
 	    {"header-timeout", required_argument, NULL, O_HDRTIMEOUT},
 	    {"workers", required_argument, NULL, O_WORKERS},
+	    {"body-memory", required_argument, NULL, O_BODYMEM},
 	    {"max-connections-per-ip", required_argument, NULL, O_PERIP},
 	    {"db-pool", required_argument, NULL, O_POOL},
 	    {"sweep-interval", required_argument, NULL, O_SWEEP},
@@ -363,7 +367,7 @@ int sg_server_cmd(int argc, char **argv)
 	const char *key_file = NULL, *cert_file = NULL, *tlskey_file = NULL, *port_file = NULL;
 	char *cert = NULL, *tlskey = NULL, dbbuf[PATH_MAX + 16], keybuf[PATH_MAX], err[512] = "";
 	long v, pool = 16, conns = 0, timeout = 30, sweep = 60, req_timeout = 30, per_ip = 0;
-	long hdr_timeout = 10, workers = 0;
+	long hdr_timeout = 10, workers = 0, body_mem = 0;
 	int64_t anchor_id = -1;
 	long since_sweep = 0, ticks = 0;
 	int64_t sync_rev;
@@ -443,6 +447,10 @@ int sg_server_cmd(int argc, char **argv)
 			break;
 		case O_HDRTIMEOUT:
 			if (!int_opt("--header-timeout", optarg, 1, 3600, &hdr_timeout))
+				goto usage;
+			break;
+		case O_BODYMEM:
+			if (!int_opt("--body-memory", optarg, 1L << 20, 64L << 30, &body_mem))
 				goto usage;
 			break;
 		case O_WORKERS:
@@ -558,8 +566,12 @@ int sg_server_cmd(int argc, char **argv)
 		    .header_timeout = (int)hdr_timeout,
 		    .request_timeout = (int)req_timeout,
 		    .workers = (int)(workers ? workers : pool),
+		    .body_memory = (size_t)body_mem,
 		};
 
+		/* Logins waiting for password hashing hold a worker each: a quarter of the
+		 * workers at most, so a brute force leaves the rest to every other request. */
+		srv_pw_limit_waiting(SG_MAX(ho.workers / 4, 2));
 		if (srv_httpd_start(&d, s, &ho, err, sizeof(err)))
 			d = NULL;
 		else

@@ -68,6 +68,12 @@ run_attack() {
 
 run_attack sqlite "sqlite:$TMP/sqlite/server.db"
 
+# Request bodies against a 4 MiB budget.
+srv_start budget "sqlite:$TMP/budget/server.db" "$TMP/budget" --body-memory 4194304 ||
+	fail "server with a 4 MiB body budget did not start"
+attack budget "sqlite:$TMP/budget/server.db" body-budget
+srv_stop budget || fail "graceful shutdown (budget)"
+
 rc=0
 pg_start || rc=$?
 if [ "$rc" -eq 77 ]; then

@@ -18,6 +18,7 @@ import hmac
 import http.client
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -569,6 +570,88 @@ def test_link_host(root):
               "Host %r: link %r starts with %s" % (host, url, want))
 
 
+# ---- the same class elsewhere: what else a flood could pile up ------------------------------
+
+def test_login_queue():
+    """A login brute force from many addresses piled up logins waiting for password hashing,
+    each holding one of the request workers, until none was left for other requests; and a
+    bound on that queue alone would let the brute force take every turn from the owner."""
+    import threading
+    n, srcs = 40, ["127.0.6.%d" % (1 + i) for i in range(8)]
+    log("1. %d logins at once from %d addresses with failures: those beyond the hashing queue "
+        "get 429 at once, other requests and the owner's login (a clean address) go on" %
+        (n, len(srcs)))
+    tok = login(ARGS.admin, ARGS.password).get("access_token")
+    for src in srcs:  # each address has failed once: the brute force's state after a guess
+        expect("POST", "/api/auth/login", 401, {"email": "queue@example.com",
+                                                "password": "guess"}, src=src)
+    barrier, res, others = threading.Barrier(n + 2), [], {}
+
+    def worker(i):
+        barrier.wait()
+        st, hdrs, _ = request("POST", "/api/auth/login", {"email": "queue@example.com",
+                                                        "password": "guess"},
+                              src=srcs[i % len(srcs)])
+        res.append((st, hdrs.get("retry-after")))
+
+    def other():
+        barrier.wait()
+        time.sleep(0.05)
+        others["networks"] = request("GET", "/api/networks", token=tok)[0]
+
+    def owner():
+        barrier.wait()
+        time.sleep(0.05)
+        others["owner"] = request("POST", "/api/auth/login", {"email": ARGS.admin,
+                                                               "password": ARGS.password},
+                                  src="127.0.6.200")[0]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    threads += [threading.Thread(target=other), threading.Thread(target=owner)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(set(r[0] for r in res))
+    busy = [r for r in res if r[0] == 429]
+    check(set(codes) <= {401, 429} and busy and all(r[1] == "1" for r in busy),
+          "answers %s, %d of them 429 with Retry-After: 1" % (codes, len(busy)))
+    check(others.get("networks") == 200 and others.get("owner") == 200,
+          "during the burst, a request and the owner's login from a clean address: %s" % others)
+
+
+def test_body_budget():
+    """Bodies are read before authentication: with slots from the machine, anyone could make the
+    server hold gigabytes of 1 MiB bodies. Run against --body-memory 4 MiB."""
+    log("1. request bodies share one memory budget: beyond it 503 with Retry-After, small "
+        "bodies go on")
+    host, port = ARGS.url.split("//", 1)[1].rsplit(":", 1)
+    held = []
+    try:
+        for i in range(4):
+            c = socket.create_connection((host, int(port)), timeout=10,
+                                         source_address=("127.0.7.%d" % (1 + i), 0))
+            c.sendall(b"POST /api/networks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                      b"\r\nContent-Length: 1048576\r\n\r\n" + b" " * (1048576 - 1))
+            held.append(c)
+        time.sleep(0.5)  # the server has read what was sent
+        st, hdrs, _ = request("POST", "/api/networks", raw=b" " * 200000 + b"{}")
+        check(st == 503 and hdrs.get("retry-after") == "1",
+              "a 200 kB body while the budget is held: 503 with Retry-After, got %d %s" %
+              (st, hdrs.get("retry-after")))
+        st, _, _ = request("POST", "/api/networks", raw=b"{}")
+        check(st == 401, "a small body is still taken (anonymous: 401): %d" % st)
+    finally:
+        for c in held:
+            c.close()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        st, _, _ = request("POST", "/api/networks", raw=b" " * 200000 + b"{}")
+        if st == 401:
+            break
+        time.sleep(0.2)
+    check(st == 401, "the budget comes back when the bodies go: %d" % st)
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
@@ -585,7 +668,9 @@ def main():
     ARGS = ap.parse_args()
 
     root = login(ARGS.admin, ARGS.password).get("access_token")
-    if ARGS.phase == "dup-prepare":
+    if ARGS.phase == "body-budget":
+        test_body_budget()
+    elif ARGS.phase == "dup-prepare":
         dup_prepare(root)
     elif ARGS.phase == "dup-check":
         dup_check(root)
@@ -599,6 +684,7 @@ def main():
         test_retry_after()
         test_jwt_strict()
         test_link_host(root)
+        test_login_queue()
     log("%s: %d failures" % (ARGS.phase, len(FAILS)))
     return 1 if FAILS else 0
 

@@ -219,12 +219,12 @@ static void test_passwords(void **state)
 	assert_non_null(f);
 	assert_memory_equal(a, "$argon2id$", 10);
 	assert_memory_equal(f, "$pbkdf2-sha384$i=210000$", 24);
-	assert_true(srv_pw_verify(a, "correct horse battery"));
-	assert_true(srv_pw_verify(f, "correct horse battery"));
-	assert_false(srv_pw_verify(a, "correct horse batterx"));
-	assert_false(srv_pw_verify(f, "correct horse batterx"));
-	assert_false(srv_pw_verify("$pbkdf2-sha384$i=1$AAAA$AAAA", "x"));
-	assert_false(srv_pw_verify("plain", "plain"));
+	assert_int_equal(srv_pw_check(a, "correct horse battery", true), 1);
+	assert_int_equal(srv_pw_check(f, "correct horse battery", true), 1);
+	assert_int_equal(srv_pw_check(a, "correct horse batterx", true), 0);
+	assert_int_equal(srv_pw_check(f, "correct horse batterx", true), 0);
+	assert_int_equal(srv_pw_check("$pbkdf2-sha384$i=1$AAAA$AAAA", "x", true), 0);
+	assert_int_equal(srv_pw_check("plain", "plain", true), 0);
 	free(a);
 	free(f);
 }
