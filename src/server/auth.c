@@ -225,7 +225,7 @@ void srv_ip_failed(struct srv *s, const char *ip)
 	pthread_mutex_unlock(&ip_lock);
 }
 
-bool srv_ip_attempt(struct srv *s, const char *ip, bool *clean)
+bool srv_ip_attempt(struct srv *s, const char *ip)
 {
 	struct ip_slot *sl;
 	bool ok;
@@ -233,8 +233,6 @@ bool srv_ip_attempt(struct srv *s, const char *ip, bool *clean)
 	pthread_mutex_lock(&ip_lock);
 	sl = ip_find(s, ip, true);
 	ok = sl->count < s->ip_fail_limit;
-	if (clean)
-		*clean = !sl->count;
 	if (ok)
 		sl->count++;
 	pthread_mutex_unlock(&ip_lock);
@@ -486,6 +484,9 @@ static json_t *token_json(struct srv *s, struct token_pair *tp, const char *uid,
  * 12 characters and the hashing cost of each guess. */
 #define LOCK_MAX_SECS	 86400
 #define LOCK_FORGET_SECS 86400
+/* A source that logged in to the account within this long is known (its logins queue apart from
+ * others' for password hashing, srv_pw_check). */
+#define KNOWN_SOURCE_SECS (30 * 86400)
 
 static int64_t lock_secs(const struct srv *s, int64_t earlier_locks)
 {
@@ -613,7 +614,7 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	struct token_pair tp = {{0}, NULL};
 	char uid[SRV_ID_LEN + 1] = "", role[32] = "", now[24], source[64];
 	char *pwhash = NULL;
-	bool found, fips, verified, enabled = false, locked = false, clean = false;
+	bool found, fips, verified, enabled = false, locked = false, known = false;
 	int64_t t = srv_now(), gen = 0;
 	int rc;
 
@@ -630,7 +631,7 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		return;
 	}
 	/* Counted now, refunded on success: in-flight attempts count against the limit. */
-	if (!srv_ip_attempt(s, r->source_ip, &clean)) {
+	if (!srv_ip_attempt(s, r->source_ip)) {
 		srv_log_limited(SG_LOG_WARN, "login_rate_limited", "src=%s", r->source_ip);
 		srv_error(out, 429, NULL, "too many failed logins from this address; retry later");
 		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
@@ -642,11 +643,13 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	{
 		const char *p[] = {email, source};
 
-		rc = sg_db_query(c, &res,
-				 "SELECT u.id, u.password_hash, u.role, u.enabled, u.token_gen, "
-				 "f.locked_until FROM admin_users u LEFT JOIN login_failures f ON "
-				 "f.user_id = u.id AND f.source = $2 WHERE u.email = $1",
-				 2, p);
+		rc = sg_db_query(
+		    c, &res,
+		    "SELECT u.id, u.password_hash, u.role, u.enabled, u.token_gen, "
+		    "f.locked_until, k.last_success FROM admin_users u LEFT JOIN "
+		    "login_failures f ON f.user_id = u.id AND f.source = $2 LEFT JOIN "
+		    "login_known k ON k.user_id = u.id AND k.source = $2 WHERE u.email = $1",
+		    2, p);
 	}
 	if (rc < 0) {
 		srv_dberr(out, c, rc);
@@ -661,6 +664,7 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		enabled = srv_res_i64(res, 0, 3) != 0;
 		gen = srv_res_i64(res, 0, 4);
 		locked = sg_db_res_get(res, 0, 5) && srv_res_i64(res, 0, 5) > t;
+		known = sg_db_res_get(res, 0, 6) && srv_res_i64(res, 0, 6) > t - KNOWN_SOURCE_SECS;
 	}
 	sg_db_res_free(res);
 	res = NULL;
@@ -669,13 +673,13 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	 * so the response time does not tell which case it was. */
 	sg_db_release(c);
 	c = NULL;
-	/* A source without failures (or attempts in flight) in the window waits apart from those
-	 * with: a brute force fills its own queue, and the owner logging in from a clean address
-	 * still gets a turn. */
+	/* A login from a source the account logged in from before waits apart from the others: a
+	 * brute force (from addresses that never succeeded) fills its own queue, and the owner
+	 * logging in from a known address still gets a turn. */
 	if (found && pwhash)
-		rc = srv_pw_check(pwhash, password, clean);
+		rc = srv_pw_check(pwhash, password, known);
 	else
-		rc = dummy_hash[fips] ? srv_pw_check(dummy_hash[fips], password, clean) : 0;
+		rc = dummy_hash[fips] ? srv_pw_check(dummy_hash[fips], password, false) : 0;
 	if (rc == SG_EAGAIN) {
 		/* Not a failed attempt: nothing was checked. Answered at once whatever the
 		 * account, so it tells nothing about it. */
@@ -720,12 +724,20 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		tp.access = NULL;
 		srv_uuid(family);
 		rc = sg_db_begin(c);
-		/* A success clears this source's failures only; locks of other sources stay. */
+		/* A success clears this source's failures only; locks of other sources stay. The
+		 * source becomes known (see srv_pw_check). */
 		if (!rc)
 			rc = srv_neg(sg_db_exec(c,
 						"DELETE FROM login_failures WHERE user_id = $2 AND "
 						"source = $3 AND $1 = $1",
 						3, p));
+		if (!rc)
+			rc = srv_neg(sg_db_exec(
+			    c,
+			    "INSERT INTO login_known (user_id, source, last_success) VALUES ($2, "
+			    "$3, $1) "
+			    "ON CONFLICT (user_id, source) DO UPDATE SET last_success = $1",
+			    3, p));
 		if (!rc)
 			rc = srv_neg(sg_db_exec(
 			    c,

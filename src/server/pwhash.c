@@ -56,9 +56,9 @@ static bool hash_slots_ok;
 /* Logins waiting for a slot hold a request worker each (httpd.c): unbounded, a brute force from
  * many addresses would take every worker and stall every other request behind password hashing.
  * So at most hash_waiting_max wait (srv_pw_limit_waiting); the others get 429 at once. Logins
- * from sources with failures (a brute force's, after its first guess) count apart, against half
- * the bound, so they cannot take the turns of a clean source (the owner's). */
-static atomic_int hash_waiting[2]; /* [clean] */
+ * from sources the account never logged in from (a brute force's) count apart, against half the
+ * bound, so they cannot take the turns of a known source (the owner's usual address). */
+static atomic_int hash_waiting[2]; /* [known] */
 static atomic_int hash_waiting_max = 64;
 static void hash_slots_init(void);
 
@@ -68,22 +68,22 @@ void srv_pw_limit_waiting(int n)
 }
 
 /* slot_take, unless too many are waiting already: false then. */
-static bool slot_take_bounded(bool clean)
+static bool slot_take_bounded(bool known)
 {
 	int max = atomic_load(&hash_waiting_max);
 
 	pthread_once(&hash_once, hash_slots_init);
 	if (!hash_slots_ok || !sem_trywait(&hash_slots))
 		return true;
-	if (!clean)
+	if (!known)
 		max = max / 2 > 1 ? max / 2 : 1;
-	if (atomic_fetch_add(&hash_waiting[clean], 1) >= max) {
-		atomic_fetch_sub(&hash_waiting[clean], 1);
+	if (atomic_fetch_add(&hash_waiting[known], 1) >= max) {
+		atomic_fetch_sub(&hash_waiting[known], 1);
 		return false;
 	}
 	while (sem_wait(&hash_slots) != 0)
 		; /* EINTR */
-	atomic_fetch_sub(&hash_waiting[clean], 1);
+	atomic_fetch_sub(&hash_waiting[known], 1);
 	return true;
 }
 
@@ -122,11 +122,11 @@ char *srv_pw_hash(const char *password, bool fips)
 	return out;
 }
 
-int srv_pw_check(const char *encoded, const char *password, bool clean)
+int srv_pw_check(const char *encoded, const char *password, bool known)
 {
 	bool ok;
 
-	if (!slot_take_bounded(clean))
+	if (!slot_take_bounded(known))
 		return SG_EAGAIN;
 	ok = pw_verify(encoded, password);
 	slot_give();

@@ -408,6 +408,13 @@ static const struct mstmt m5[] = {
      "locks INTEGER NOT NULL DEFAULT 0, locked_until BIGINT, last_failure BIGINT NOT NULL, "
      "PRIMARY KEY (user_id, source))",
      0},
+    /* Sources an account logged in from: their logins wait apart from the others' for password
+     * hashing (pwhash.c), so a brute force from fresh addresses cannot take the owner's turn. */
+    {ENG_ALL,
+     "CREATE TABLE login_known (user_id TEXT NOT NULL REFERENCES admin_users(id) ON DELETE "
+     "CASCADE, source TEXT NOT NULL, last_success BIGINT NOT NULL, PRIMARY KEY (user_id, "
+     "source))",
+     0},
     /* The old per-account locks no longer apply: a locked account is usable again from
      * everywhere (a source that keeps failing locks itself out anew). */
     {ENG_ALL, "UPDATE admin_users SET failed_logins = 0, locked_until = NULL", 0},

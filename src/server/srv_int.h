@@ -286,10 +286,10 @@ void srv_free_secret(char *p);
 /* Encoded hash: argon2id, or PBKDF2-HMAC-SHA-384 when fips. NULL on failure. */
 char *srv_pw_hash(const char *password, bool fips);
 /* 1 when password matches encoded, 0 when not; SG_EAGAIN without checking when too many checks
- * are already waiting for a turn (at most one per core runs at a time). Checks for a clean
- * source (no failures in its window) and the others wait in separate counts. */
-int srv_pw_check(const char *encoded, const char *password, bool clean);
-/* At most n checks of clean sources, and n / 2 of the others, wait for a turn (default 64); set
+ * are already waiting for a turn (at most one per core runs at a time). Logins from a known
+ * source (the account logged in from it before) and the others wait in separate counts. */
+int srv_pw_check(const char *encoded, const char *password, bool known);
+/* At most n checks of known sources, and n / 2 of the others, wait for a turn (default 64); set
  * from the number of request workers. */
 void srv_pw_limit_waiting(int n);
 
@@ -427,7 +427,7 @@ bool srv_ip_limited(struct srv *s, const char *ip);
 void srv_ip_failed(struct srv *s, const char *ip);
 /* Counts an attempt as it starts; false (nothing counted) when the address is over its limit.
  * srv_ip_refund gives it back after a success. IPv6 addresses count per /64. */
-bool srv_ip_attempt(struct srv *s, const char *ip, bool *clean);
+bool srv_ip_attempt(struct srv *s, const char *ip);
 void srv_ip_refund(struct srv *s, const char *ip);
 /* Seconds until an address over its limit may try again (Retry-After), at least 1. */
 int srv_ip_retry_secs(struct srv *s, const char *ip);
