@@ -23,10 +23,12 @@ struct sg_cert {
 	size_t der_len;
 	uint8_t *subject;
 	size_t subject_len;
+	unsigned refs; /* sg_cert_ref; freed when the last holder lets go */
 };
 
 struct sg_privkey {
 	EVP_PKEY *k;
+	unsigned refs;
 };
 
 /* ---- AlgorithmIdentifiers of RFC 7427 appendix A ------------------------------------------- */
@@ -100,6 +102,7 @@ int sg_cert_load(const uint8_t *data, size_t len, struct sg_cert **out)
 		free(c);
 		return SG_ENOMEM;
 	}
+	c->refs = 1;
 	c->x = x;
 	c->der = der;
 	c->der_len = (size_t)dl;
@@ -109,9 +112,16 @@ int sg_cert_load(const uint8_t *data, size_t len, struct sg_cert **out)
 	return 0;
 }
 
+struct sg_cert *sg_cert_ref(struct sg_cert *c)
+{
+	if (c)
+		c->refs++;
+	return c;
+}
+
 void sg_cert_free(struct sg_cert *c)
 {
-	if (!c)
+	if (!c || --c->refs)
 		return;
 	X509_free(c->x);
 	OPENSSL_free(c->der);
@@ -176,6 +186,13 @@ bool sg_cert_has_id(const struct sg_cert *c, int type, const uint8_t *id, size_t
 	}
 	GENERAL_NAMES_free(names);
 	return found;
+}
+
+bool sg_cert_is_ca(const struct sg_cert *c)
+{
+	int r = X509_check_ca(c->x);
+	ERR_clear_error();
+	return r == 1 || r == 3;
 }
 
 const char *sg_cert_name(const struct sg_cert *c, char *buf, size_t size)
@@ -253,13 +270,21 @@ int sg_privkey_load(const uint8_t *data, size_t len, struct sg_privkey **out)
 		return SG_ENOMEM;
 	}
 	pk->k = k;
+	pk->refs = 1;
 	*out = pk;
 	return 0;
 }
 
+struct sg_privkey *sg_privkey_ref(struct sg_privkey *k)
+{
+	if (k)
+		k->refs++;
+	return k;
+}
+
 void sg_privkey_free(struct sg_privkey *k)
 {
-	if (!k)
+	if (!k || --k->refs)
 		return;
 	EVP_PKEY_free(k->k); /* cleanses */
 	free(k);

@@ -25,6 +25,9 @@ struct sg_privkey;
 
 /* A certificate from PEM ("-----BEGIN CERTIFICATE-----") or DER. */
 int sg_cert_load(const uint8_t *data, size_t len, struct sg_cert **out) SG_WUR;
+/* Certificates and keys are reference counted (one thread): _ref adds a holder and returns its
+ * argument, _free lets one go and frees on the last. NULL is a no-op for both. */
+struct sg_cert *sg_cert_ref(struct sg_cert *c);
 void sg_cert_free(struct sg_cert *c);
 /* The certificate's DER (for a CERT payload), owned by the certificate. */
 void sg_cert_der(const struct sg_cert *c, const uint8_t **der, size_t *len);
@@ -33,6 +36,8 @@ void sg_cert_subject(const struct sg_cert *c, const uint8_t **der, size_t *len);
 /* SHA-1 of the SubjectPublicKeyInfo: what CERTREQ names a CA by (RFC 7296 3.7). */
 bool sg_cert_spki_sha1(const struct sg_cert *c, uint8_t out[20]) SG_WUR;
 bool sg_cert_has_id(const struct sg_cert *c, int id_type, const uint8_t *id, size_t len);
+/* True if the certificate is a CA's (basicConstraints cA, or a v1 self-signed root). */
+bool sg_cert_is_ca(const struct sg_cert *c);
 /* One line for logs: the subject in RFC 2253 form, truncated to size. */
 const char *sg_cert_name(const struct sg_cert *c, char *buf, size_t size);
 /* Verifies that `leaf` chains to one of the trusted `cas` (validity times included, at the
@@ -42,6 +47,7 @@ int sg_cert_verify(const struct sg_cert *leaf, struct sg_cert *const *untrusted,
 
 /* A private key (RSA or EC) from PEM (PKCS#8, traditional) or DER. */
 int sg_privkey_load(const uint8_t *data, size_t len, struct sg_privkey **out) SG_WUR;
+struct sg_privkey *sg_privkey_ref(struct sg_privkey *k);
 void sg_privkey_free(struct sg_privkey *k);
 /* True if the key is the private half of the certificate's public key. */
 bool sg_privkey_matches(const struct sg_privkey *k, const struct sg_cert *c);
@@ -60,5 +66,19 @@ int sg_sig_create(const struct sg_privkey *k, unsigned hash, const uint8_t *data
 int sg_sig_verify(const struct sg_cert *c, const uint8_t *algid, size_t algid_len,
 		  const uint8_t *data, size_t len, const uint8_t *sig, size_t siglen,
 		  const char **why) SG_WUR;
+
+/* Distinguished names (dn.c). Text in strongSwan's form ("C=CH, O=strongSwan, CN=moon", or
+ * "/C=CH/O=strongSwan/CN=moon") into DER as charon encodes it (PrintableString, else UTF8String;
+ * IA5String for E=). 0, SG_EINVAL (with *why naming the problem) or SG_ERANGE (longer than cap). */
+int sg_dn_from_text(const char *s, uint8_t *der, size_t cap, size_t *len, const char **why) SG_WUR;
+/* "C=CH, O=strongSwan, CN=moon" of a DER DN, truncated to size; "(invalid DN)" if it is not one. */
+const char *sg_dn_to_text(const uint8_t *der, size_t len, char *buf, size_t size);
+/* A DN against a configured one: the same attributes in the same order, values equal without
+ * regard to case or string type, and a pattern value "*" matching any value (strongSwan's
+ * wildcards). *wildcards (may be NULL) gets how many matched that way. */
+bool sg_dn_match(const uint8_t *pattern, size_t plen, const uint8_t *dn, size_t len,
+		 unsigned *wildcards);
+/* True if der is one whole DER DN. */
+bool sg_dn_valid(const uint8_t *der, size_t len);
 
 #endif

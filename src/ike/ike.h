@@ -25,7 +25,7 @@
 
 #define IKE_PORT       500
 #define IKE_NATT_PORT  4500
-#define IKE_MAX_ID     255
+#define IKE_MAX_ID     512 /* a DER DN can be longer than a name */
 #define IKE_MAX_PSK    256
 #define IKE_MAX_TS_CFG 8
 /* Retransmission (RFC 7296 2.1), charon's defaults: 4 s, x1.8 each time, 5 retransmits. */
@@ -44,7 +44,7 @@ struct ike_endpoint {
 
 struct ike_identity {
 	uint8_t type; /* enum ike_id_type */
-	uint8_t len;
+	uint16_t len;
 	uint8_t data[IKE_MAX_ID];
 };
 
@@ -86,14 +86,15 @@ struct ike_peer_cfg {
 	struct ike_identity local_id, remote_id;
 	uint8_t psk[IKE_MAX_PSK];
 	size_t psk_len;
-	/* Certificates (crypto/pki.h), borrowed: the caller keeps them alive while the peer is
-	 * configured. local_auth PUBKEY: our certificate (sent in CERT) and its private key; with
-	 * local_id of type IKE_ID_ANY the certificate's subject DN is our identity. remote_auth
-	 * PUBKEY: the CAs the peer's certificate must chain to (CERTREQ names them). */
+	/* Certificates (crypto/pki.h): the core takes a reference of each while the peer is
+	 * configured, so the caller may free its own at any time. local_auth PUBKEY: our
+	 * certificate (sent in CERT) and its private key; with local_id of type IKE_ID_ANY the
+	 * certificate's subject DN is our identity. remote_auth PUBKEY: the CAs the peer's
+	 * certificate must chain to (CERTREQ names them); none: every certificate is refused. */
 	uint8_t local_auth, remote_auth;
-	const struct sg_cert *cert;
-	const struct sg_privkey *key;
-	const struct sg_cert *cas[IKE_MAX_CAS];
+	struct sg_cert *cert;
+	struct sg_privkey *key;
+	struct sg_cert *cas[IKE_MAX_CAS];
 	unsigned ncas;
 	struct ike_prop_cfg props[IKE_PROP_MAX];
 	unsigned nprops;
@@ -227,6 +228,9 @@ const struct ike_endpoint *ike_sa_remote(const struct ike_sa *sa);
 uint16_t ike_sa_local_port(const struct ike_sa *sa);
 /* Monotonic time the SA was established (0 = not yet). */
 uint64_t ike_sa_established_at(const struct ike_sa *sa);
+/* The identities of an SA: ours as sent (the configured one, or the certificate's subject), and
+ * the peer's as it authenticated (type IKE_ID_ANY, 0, before IKE_AUTH). */
+void ike_sa_ids(const struct ike_sa *sa, struct ike_identity *local, struct ike_identity *remote);
 /* The configuration of the SA's peer, or NULL (a responder before IKE_AUTH). */
 const struct ike_peer_cfg *ike_sa_peer_cfg(const struct ike_sa *sa);
 /* The IKE SA that holds the Child SA with inbound SPI spi_in (it moves on IKE SA rekeys). */

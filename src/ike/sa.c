@@ -130,6 +130,7 @@ struct ike_sa {
 	bool frag;
 	bool req_packed, resp_packed;
 	struct frag_rx rx_frag[2]; /* [0] requests from the peer, [1] responses */
+	struct ike_identity their_id; /* as authenticated in IKE_AUTH (type 0 before) */
 };
 
 struct ike_ctx {
@@ -549,7 +550,12 @@ static bool psk_auth(const struct ike_sa *sa, bool of_initiator, const uint8_t *
 /* Our identity: the configured one, or the certificate's subject DN (type IKE_ID_ANY). */
 static void my_id(const struct ike_peer_cfg *cfg, uint8_t *type, const uint8_t **data, size_t *len)
 {
-	if (cfg->local_id.type == IKE_ID_ANY && cfg->cert) {
+	/* A DN the certificate holds goes out as the certificate's own subject, byte for byte:
+	 * the peer then finds exactly the identity its check of the certificate sees. */
+	if (cfg->cert && (cfg->local_id.type == IKE_ID_ANY ||
+			  (cfg->local_id.type == IKE_ID_DER_ASN1_DN &&
+			   sg_cert_has_id(cfg->cert, IKE_ID_DER_ASN1_DN, cfg->local_id.data,
+					  cfg->local_id.len)))) {
 		*type = IKE_ID_DER_ASN1_DN;
 		sg_cert_subject(cfg->cert, data, len);
 		return;
@@ -719,7 +725,9 @@ static const char *check_peer_auth(struct ike_sa *sa, const struct ike_peer_cfg 
 	const char *res = NULL;
 	if (!leaf) {
 		res = "no X.509 certificate in the peer's IKE_AUTH";
-	} else if (sg_cert_verify(leaf, inter, ninter, (struct sg_cert *const *)cfg->cas, cfg->ncas,
+	} else if (!cfg->ncas) {
+		res = "no CA certificate is loaded for this connection";
+	} else if (sg_cert_verify(leaf, inter, ninter, cfg->cas, cfg->ncas,
 				  &why)) {
 		res = why ? why : "the peer's certificate does not chain to a trusted CA";
 	} else if (!sg_cert_has_id(leaf, id->type, id->data, id->len)) {
@@ -738,12 +746,42 @@ static const char *check_peer_auth(struct ike_sa *sa, const struct ike_peer_cfg 
 	return res;
 }
 
-static bool id_equal(const struct ike_identity *cfg, const struct ike_id *got)
+/* The identity the peer sent against the configured one. A DN matches by its attributes (case
+ * and string types aside), with "*" values as wildcards (strongSwan's rules); *exact (may be
+ * NULL) says whether it matched without any wildcard. */
+static bool id_match(const struct ike_identity *cfg, const struct ike_id *got, bool *exact)
 {
+	bool dummy;
+	if (!exact)
+		exact = &dummy;
+	*exact = false;
 	if (cfg->type == IKE_ID_ANY)
 		return true; /* any identity the certificate proves (checked with it) */
-	return cfg->type == got->type && cfg->len == got->len &&
-	       !memcmp(cfg->data, got->data, got->len);
+	if (cfg->type != got->type)
+		return false;
+	if (cfg->type == IKE_ID_DER_ASN1_DN) {
+		unsigned wc = 0;
+		bool ok = sg_dn_match(cfg->data, cfg->len, got->data, got->len, &wc);
+		*exact = ok && !wc;
+		return ok;
+	}
+	*exact = cfg->len == got->len && !memcmp(cfg->data, got->data, got->len);
+	return *exact;
+}
+
+static void keep_their_id(struct ike_sa *sa, const struct ike_id *id)
+{
+	memset(&sa->their_id, 0, sizeof(sa->their_id));
+	if (id->len > sizeof(sa->their_id.data))
+		return;
+	sa->their_id.type = id->type;
+	sa->their_id.len = (uint16_t)id->len;
+	memcpy(sa->their_id.data, id->data, id->len);
+}
+
+static bool id_equal(const struct ike_identity *cfg, const struct ike_id *got)
+{
+	return id_match(cfg, got, NULL);
 }
 
 /* ---- Child SAs ------------------------------------------------------------------------------ */
@@ -1060,6 +1098,7 @@ static void auth_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		return;
 	}
 	request_done(sa);
+	keep_their_id(sa, &id);
 	established(sa, now);
 	/* The Child SA: absent (an error notify) leaves the IKE SA up without it (1.2). */
 	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pti = ike_find(m, IKE_PL_TSI),
@@ -1264,10 +1303,15 @@ static void init_request(struct ike_ctx *c, uint16_t port, const struct ike_endp
 
 static struct ike_peer *peer_for_id(struct ike_ctx *c, const struct ike_id *id)
 {
-	/* An exact identity first; then a connection taking any certified identity. */
-	for (struct ike_peer *p = c->peers; p; p = p->next)
-		if (p->cfg.remote_id.type != IKE_ID_ANY && id_equal(&p->cfg.remote_id, id))
-			return p;
+	/* An exact identity first, then one matched with wildcards; then a connection taking any
+	 * certified identity. */
+	for (int pass = 0; pass < 2; pass++)
+		for (struct ike_peer *p = c->peers; p; p = p->next) {
+			bool exact;
+			if (p->cfg.remote_id.type != IKE_ID_ANY &&
+			    id_match(&p->cfg.remote_id, id, &exact) && exact == !pass)
+				return p;
+		}
 	for (struct ike_peer *p = c->peers; p; p = p->next)
 		if (p->cfg.remote_id.type == IKE_ID_ANY && p->cfg.remote_auth == IKE_AUTHC_PUBKEY)
 			return p;
@@ -1308,6 +1352,7 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		return;
 	}
 	sa->peer = p;
+	keep_their_id(sa, &id);
 	const struct ike_peer_cfg *cfg = &p->cfg;
 	uint8_t idb[4 + 1024];
 	size_t idl;
@@ -1790,6 +1835,7 @@ static void ike_rekey_request(struct ike_sa *sa, struct ike_msg *m,
 	ns->remote = sa->remote;
 	ns->local_port = sa->local_port;
 	ns->frag = sa->frag; /* RFC 7383 2.3: negotiated once, kept across rekeys */
+	ns->their_id = sa->their_id;
 	ns->prop = ch;
 	memcpy(ns->spi_i, ch.spi, 8);
 	memcpy(ns->ni, ni, ni_len);
@@ -2116,6 +2162,7 @@ static void ike_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t no
 	ns->remote = sa->remote;
 	ns->local_port = sa->local_port;
 	ns->frag = sa->frag; /* RFC 7383 2.3: negotiated once, kept across rekeys */
+	ns->their_id = sa->their_id;
 	ns->prop = ch;
 	memcpy(ns->spi_i, sa->rk_ike_spi, 8);
 	memcpy(ns->spi_r, ch.spi, 8);
@@ -2468,6 +2515,8 @@ uint64_t ike_next_deadline(const struct ike_ctx *c)
 
 /* ---- context, peers, inspection ----------------------------------------------------------- */
 
+static void peer_cfg_release(struct ike_peer_cfg *cfg);
+
 struct ike_ctx *ike_new(const struct ike_io *io)
 {
 	struct ike_ctx *c = calloc(1, sizeof(*c));
@@ -2499,11 +2548,30 @@ void ike_free(struct ike_ctx *c)
 	while (c->peers) {
 		struct ike_peer *p = c->peers;
 		c->peers = p->next;
+		peer_cfg_release(&p->cfg);
 		sg_memzero(p, sizeof(*p));
 		free(p);
 	}
 	sg_memzero(c, sizeof(*c));
 	free(c);
+}
+
+/* The certificates and key a configuration names: held while the core keeps it. */
+static void peer_cfg_hold(struct ike_peer_cfg *cfg)
+{
+	sg_cert_ref(cfg->cert);
+	sg_privkey_ref(cfg->key);
+	for (unsigned i = 0; i < cfg->ncas; i++)
+		sg_cert_ref(cfg->cas[i]);
+}
+
+static void peer_cfg_release(struct ike_peer_cfg *cfg)
+{
+	sg_cert_free(cfg->cert);
+	sg_privkey_free(cfg->key);
+	for (unsigned i = 0; i < cfg->ncas; i++)
+		sg_cert_free(cfg->cas[i]);
+	sg_memzero(cfg, sizeof(*cfg));
 }
 
 static bool peer_cfg_ok(const struct ike_peer_cfg *cfg)
@@ -2514,7 +2582,7 @@ static bool peer_cfg_ok(const struct ike_peer_cfg *cfg)
 		return false;
 	if (cfg->local_auth == IKE_AUTHC_PUBKEY && (!cfg->cert || !cfg->key))
 		return false;
-	if (cfg->remote_auth == IKE_AUTHC_PUBKEY && (!cfg->ncas || cfg->ncas > IKE_MAX_CAS))
+	if (cfg->ncas > IKE_MAX_CAS)
 		return false;
 	if ((cfg->remote_id.type == IKE_ID_ANY && cfg->remote_auth != IKE_AUTHC_PUBKEY) ||
 	    (cfg->local_id.type == IKE_ID_ANY && cfg->local_auth != IKE_AUTHC_PUBKEY))
@@ -2532,6 +2600,7 @@ int ike_add_peer(struct ike_ctx *c, const struct ike_peer_cfg *cfg)
 	if (!p)
 		return SG_ENOMEM;
 	p->cfg = *cfg;
+	peer_cfg_hold(&p->cfg);
 	/* Appended: the first peer is the one IKE_SA_INIT proposals are matched against. */
 	struct ike_peer **pp = &c->peers;
 	while (*pp)
@@ -2552,6 +2621,7 @@ void ike_remove_peer(struct ike_ctx *c, const char *name)
 		if (!strcmp((*pp)->cfg.name, name)) {
 			struct ike_peer *p = *pp;
 			*pp = p->next;
+			peer_cfg_release(&p->cfg);
 			sg_memzero(p, sizeof(*p));
 			free(p);
 			return;
@@ -2632,6 +2702,23 @@ uint64_t ike_sa_established_at(const struct ike_sa *sa)
 	return sa->established_at;
 }
 
+void ike_sa_ids(const struct ike_sa *sa, struct ike_identity *local, struct ike_identity *remote)
+{
+	memset(local, 0, sizeof(*local));
+	*remote = sa->their_id;
+	if (!sa->peer)
+		return;
+	uint8_t t;
+	const uint8_t *d;
+	size_t n;
+	my_id(&sa->peer->cfg, &t, &d, &n);
+	if (n <= sizeof(local->data)) {
+		local->type = t;
+		local->len = (uint16_t)n;
+		memcpy(local->data, d, n);
+	}
+}
+
 const struct ike_peer_cfg *ike_sa_peer_cfg(const struct ike_sa *sa)
 {
 	return sa->peer ? &sa->peer->cfg : NULL;
@@ -2653,8 +2740,10 @@ int ike_set_peer(struct ike_ctx *c, const struct ike_peer_cfg *cfg)
 		return ike_add_peer(c, cfg);
 	if (!peer_cfg_ok(cfg))
 		return SG_EINVAL;
-	sg_memzero(&p->cfg, sizeof(p->cfg));
+	struct ike_peer_cfg old = p->cfg;
 	p->cfg = *cfg;
+	peer_cfg_hold(&p->cfg);
+	peer_cfg_release(&old);
 	return 0;
 }
 

@@ -1,15 +1,18 @@
 /* A connection's VICI message into the core's configuration (iked.h). The keys are charon's
  * (swanctl.conf(5)); the subset taken is documented in docs/IKE.md. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <secureguard/sg_errors.h>
 
+#include "crypto/pki.h"
 #include "iked/iked.h"
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
@@ -73,47 +76,168 @@ static int count_value(const char *s, uint64_t *out)
 	return 0;
 }
 
-int iked_identity_parse(const char *s, struct ike_identity *id)
+static int hex_bytes(const char *s, uint8_t *out, size_t cap, size_t *len)
 {
 	size_t n = strlen(s);
-	memset(id, 0, sizeof(*id));
-	if (n == 0 || n > IKE_MAX_ID)
+	if (!n || n % 2 || n / 2 > cap)
 		return SG_EINVAL;
-	if (inet_pton(AF_INET, s, id->data) == 1) {
-		id->type = IKE_ID_IPV4_ADDR, id->len = 4;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, id->data) == 1) {
-		id->type = IKE_ID_IPV6_ADDR, id->len = 16;
-		return 0;
-	}
-	if (strchr(s, '=')) /* a DN: needs ASN.1 DER, used with certificates */
-		return SG_EINVAL;
-	if (s[0] == '@') { /* strongSwan: "@name" is an FQDN taken as is */
-		if (n < 2)
+	for (size_t i = 0; i < n / 2; i++) {
+		char b[3] = {s[2 * i], s[2 * i + 1], 0};
+		char *end;
+		if (!isxdigit((unsigned char)b[0]) || !isxdigit((unsigned char)b[1]))
 			return SG_EINVAL;
-		id->type = IKE_ID_FQDN;
-		id->len = (uint8_t)(n - 1);
-		memcpy(id->data, s + 1, n - 1);
-		return 0;
+		out[i] = (uint8_t)strtoul(b, &end, 16);
 	}
-	id->type = strchr(s, '@') ? IKE_ID_RFC822_ADDR : IKE_ID_FQDN;
-	id->len = (uint8_t)n;
-	memcpy(id->data, s, n);
-	for (size_t i = 0; i < n; i++)
-		if (id->data[i] < 0x21 || id->data[i] > 0x7e)
-			return SG_EINVAL;
+	*len = n / 2;
 	return 0;
+}
+
+static int id_text(struct ike_identity *id, uint8_t type, const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > 255)
+		return SG_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return SG_EINVAL;
+	id->type = type;
+	id->len = (uint16_t)n;
+	memcpy(id->data, s, n);
+	return 0;
+}
+
+static int id_dn(struct ike_identity *id, const char *s)
+{
+	size_t len;
+	if (s[0] == '#') { /* asn1dn:#hex: the DER itself */
+		if (hex_bytes(s + 1, id->data, sizeof(id->data), &len) || !sg_dn_valid(id->data, len))
+			return SG_EINVAL;
+	} else if (sg_dn_from_text(s, id->data, sizeof(id->data), &len, NULL)) {
+		return SG_EINVAL;
+	}
+	id->type = IKE_ID_DER_ASN1_DN;
+	id->len = (uint16_t)len;
+	return 0;
+}
+
+static int id_addr(struct ike_identity *id, int fam, const char *s)
+{
+	if (inet_pton(fam, s, id->data) != 1)
+		return SG_EINVAL;
+	id->type = fam == AF_INET ? IKE_ID_IPV4_ADDR : IKE_ID_IPV6_ADDR;
+	id->len = fam == AF_INET ? 4 : 16;
+	return 0;
+}
+
+static int id_keyid(struct ike_identity *id, const char *s)
+{
+	size_t len;
+	if (s[0] == '#') {
+		if (hex_bytes(s + 1, id->data, sizeof(id->data), &len))
+			return SG_EINVAL;
+		id->len = (uint16_t)len;
+	} else {
+		len = strlen(s);
+		if (!len || len > sizeof(id->data))
+			return SG_EINVAL;
+		memcpy(id->data, s, len);
+		id->len = (uint16_t)len;
+	}
+	id->type = IKE_ID_KEY_ID;
+	return 0;
+}
+
+/* strongSwan's identification_create_from_string, for the types IKEv2 carries. */
+int iked_identity_parse(const char *s, struct ike_identity *id)
+{
+	static const struct {
+		const char *prefix;
+		uint8_t type;
+	} prefixes[] = {
+	    {"ipv4:", IKE_ID_IPV4_ADDR}, {"ipv6:", IKE_ID_IPV6_ADDR},
+	    {"rfc822:", IKE_ID_RFC822_ADDR}, {"email:", IKE_ID_RFC822_ADDR},
+	    {"userfqdn:", IKE_ID_RFC822_ADDR}, {"fqdn:", IKE_ID_FQDN},
+	    {"dns:", IKE_ID_FQDN}, {"asn1dn:", IKE_ID_DER_ASN1_DN},
+	    {"keyid:", IKE_ID_KEY_ID},
+	};
+	memset(id, 0, sizeof(*id));
+	if (strlen(s) > 1024)
+		return SG_EINVAL;
+	for (size_t i = 0; i < SG_ARRAY_LEN(prefixes); i++) {
+		size_t pl = strlen(prefixes[i].prefix);
+		if (strncasecmp(s, prefixes[i].prefix, pl))
+			continue;
+		const char *v = s + pl;
+		switch (prefixes[i].type) {
+		case IKE_ID_IPV4_ADDR:
+			return id_addr(id, AF_INET, v);
+		case IKE_ID_IPV6_ADDR:
+			return id_addr(id, AF_INET6, v);
+		case IKE_ID_DER_ASN1_DN:
+			return id_dn(id, v);
+		case IKE_ID_KEY_ID:
+			return id_keyid(id, v);
+		default:
+			return id_text(id, prefixes[i].type, v);
+		}
+	}
+	if (!strcmp(s, "") || !strcmp(s, "%any") || !strcmp(s, "%any6") || !strcmp(s, "*") ||
+	    !strcmp(s, "0.0.0.0") || !strcmp(s, "::") || !strcmp(s, "0::0")) {
+		id->type = IKE_ID_ANY;
+		return 0;
+	}
+	if (strchr(s, '=')) /* a distinguished name, "C=CH, O=..., CN=..." */
+		return id_dn(id, s);
+	if (!strchr(s, '@')) {
+		if (id_addr(id, AF_INET, s) == 0 || id_addr(id, AF_INET6, s) == 0)
+			return 0;
+		if (strchr(s, ':')) /* neither address nor name: strongSwan takes a key id */
+			return id_keyid(id, s);
+		return id_text(id, IKE_ID_FQDN, s);
+	}
+	if (s[0] == '@') {
+		if (s[1] == '#')
+			return id_keyid(id, s + 1);
+		if (s[1] == '@')
+			return id_text(id, IKE_ID_RFC822_ADDR, s + 2);
+		return id_text(id, IKE_ID_FQDN, s + 1); /* "@name": an FQDN taken as it is */
+	}
+	return id_text(id, IKE_ID_RFC822_ADDR, s);
 }
 
 const char *iked_identity_str(const struct ike_identity *id, char *buf, size_t size)
 {
-	if (id->type == IKE_ID_IPV4_ADDR || id->type == IKE_ID_IPV6_ADDR) {
+	switch (id->type) {
+	case IKE_ID_ANY:
+		snprintf(buf, size, "%%any");
+		break;
+	case IKE_ID_IPV4_ADDR:
+	case IKE_ID_IPV6_ADDR:
 		if (!inet_ntop(id->type == IKE_ID_IPV4_ADDR ? AF_INET : AF_INET6, id->data, buf,
 			       (socklen_t)size))
 			snprintf(buf, size, "?");
-	} else {
+		break;
+	case IKE_ID_DER_ASN1_DN:
+		sg_dn_to_text(id->data, id->len, buf, size);
+		break;
+	case IKE_ID_KEY_ID: {
+		bool text = true;
+		for (size_t i = 0; i < id->len; i++)
+			text &= id->data[i] >= 0x20 && id->data[i] < 0x7f;
+		if (text) {
+			snprintf(buf, size, "%.*s", (int)id->len, (const char *)id->data);
+			break;
+		}
+		size_t at = 0;
+		if (size)
+			buf[0] = 0;
+		for (size_t i = 0; i < id->len && at + 3 < size; i++, at += 2)
+			snprintf(buf + at, size - at, "%02x", id->data[i]);
+		break;
+	}
+	default:
 		snprintf(buf, size, "%.*s", (int)id->len, (const char *)id->data);
+		break;
 	}
 	return buf;
 }
@@ -431,16 +555,17 @@ static int conn_from_vici(const struct vici_node *root, const char *base_dir, st
 			return bad(err, errlen, "%s: auth = pubkey needs certs", k->name);
 		const char *id = vici_get_str(k, "id");
 		struct ike_identity *idp = is_local ? &cfg->local_id : &cfg->remote_id;
-		if (!id || !strcmp(id, "%any")) {
-			if (!pubkey)
-				return bad(err, errlen, "%s: an id is needed with psk", k->name);
-			idp->type = IKE_ID_ANY; /* the certificate's subject, or any it proves */
-		} else if (iked_identity_parse(id, idp)) {
+		if (id && iked_identity_parse(id, idp))
 			return bad(err, errlen,
-				   "%s: id '%.64s' is not an address, FQDN or e-mail "
-				   "address (DNs are taken from the certificate: leave id out)",
+				   "%s: id '%.100s' is not an identity (an address, FQDN, e-mail "
+				   "address, a DN such as \"C=CH, O=Org, CN=name\" with the "
+				   "attributes strongSwan knows, or a typed one: fqdn:, email:, "
+				   "asn1dn:, keyid:, ipv4:, ipv6:)",
 				   k->name, id);
-		}
+		if (!id)
+			idp->type = IKE_ID_ANY; /* the certificate's subject, or any it proves */
+		if (idp->type == IKE_ID_ANY && !pubkey)
+			return bad(err, errlen, "%s: an id is needed with psk", k->name);
 		if (is_local && pubkey && idp->type != IKE_ID_ANY &&
 		    !sg_cert_has_id(out->cert, idp->type, idp->data, idp->len))
 			return bad(err, errlen, "%s: the certificate does not hold the id '%.64s'",

@@ -602,9 +602,14 @@ static void on_signal(void *ctx, uint32_t events)
 
 /* ---- connections and secrets ----------------------------------------------------------------- */
 
-static bool id_eq(const struct ike_identity *a, const struct ike_identity *b)
+/* A secret's owner against a configured identity: equal, or as DNs equal by their attributes. */
+static bool id_eq(const struct ike_identity *owner, const struct ike_identity *b)
 {
-	return a->type == b->type && a->len == b->len && !memcmp(a->data, b->data, a->len);
+	if (owner->type != b->type)
+		return false;
+	if (owner->type == IKE_ID_DER_ASN1_DN)
+		return sg_dn_match(owner->data, owner->len, b->data, b->len, NULL);
+	return owner->len == b->len && !memcmp(owner->data, b->data, owner->len);
 }
 
 /* strongSwan's choice of a shared key: the secret whose owners match both identities best
@@ -618,6 +623,8 @@ static const struct iked_secret *best_secret(const struct iked *d, const struct 
 		int score = 0;
 		bool any = s->nowners == 0;
 		for (unsigned k = 0; k < s->nowners; k++) {
+			if (s->owners[k].type == IKE_ID_ANY)
+				any = true; /* "%any": a wildcard owner */
 			if (id_eq(&s->owners[k], &cfg->remote_id))
 				score |= 2;
 			if (id_eq(&s->owners[k], &cfg->local_id))
@@ -637,6 +644,9 @@ static int push_conn(struct iked *d, struct iked_conn *c, char *err, size_t errl
 {
 	bool psk = c->cfg.local_auth == IKE_AUTHC_PSK || c->cfg.remote_auth == IKE_AUTHC_PSK;
 	const struct iked_secret *s = psk ? best_secret(d, &c->cfg) : NULL;
+	/* The core holds references to what it was given, so a connection whose credentials
+	 * went away keeps the last complete set (and its SAs). */
+	bool known = ike_get_peer(d->ike, c->cfg.name) != NULL;
 	/* Credentials missing yet (swanctl loads them first; a file may list them after): the
 	 * connection is kept and becomes usable when they arrive. */
 	if (psk && !s)
@@ -656,11 +666,17 @@ static int push_conn(struct iked *d, struct iked_conn *c, char *err, size_t errl
 	}
 	c->cfg.ncas = 0;
 	if (c->cfg.remote_auth == IKE_AUTHC_PUBKEY) {
+		/* The connection's cacerts, else every CA loaded (x509ca and authorities). */
 		struct sg_cert *const *src = c->ncacerts ? c->cacerts : d->cas;
 		unsigned n = c->ncacerts ? c->ncacerts : d->ncas;
-		for (unsigned i = 0; i < n && i < IKE_MAX_CAS; i++)
+		for (unsigned i = 0; i < n && c->cfg.ncas < IKE_MAX_CAS; i++)
 			c->cfg.cas[c->cfg.ncas++] = src[i];
-		if (!c->cfg.ncas)
+		for (unsigned i = 0; !c->ncacerts && i < d->nauthorities && c->cfg.ncas < IKE_MAX_CAS;
+		     i++)
+			c->cfg.cas[c->cfg.ncas++] = d->authorities[i].cert;
+		/* None (yet): a new connection waits for them; a loaded one then refuses every
+		 * certificate, as its CAs were unloaded. */
+		if (!c->cfg.ncas && !known)
 			return 0;
 	}
 	int rc = ike_set_peer(d->ike, &c->cfg);
@@ -881,6 +897,8 @@ void iked_free(struct iked *d)
 		sg_cert_free(d->cas[i]);
 	for (unsigned i = 0; i < d->nkeys; i++)
 		sg_privkey_free(d->keys[i]);
+	for (unsigned i = 0; i < d->nauthorities; i++)
+		sg_cert_free(d->authorities[i].cert);
 	sg_memzero(d->secrets, sizeof(d->secrets));
 	if (d->loop)
 		evloop_free(d->loop);

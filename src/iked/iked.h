@@ -49,6 +49,13 @@ struct iked_secret {
 	unsigned nowners;
 };
 
+/* A certification authority (swanctl.conf authorities, VICI load-authority): a trust anchor
+ * with a name, for connections that name no cacerts. */
+struct iked_authority {
+	char name[64];
+	struct sg_cert *cert;
+};
+
 /* An installed Child SA in the data path. */
 struct iked_child {
 	struct iked_child *next;
@@ -90,6 +97,8 @@ struct iked {
 	unsigned ncas;
 	struct sg_privkey *keys[IKED_MAX_CREDS];
 	unsigned nkeys;
+	struct iked_authority authorities[IKED_MAX_CREDS];
+	unsigned nauthorities;
 	struct iked_child *children;
 	uint32_t next_child_id;
 	struct iked_pending *pending;

@@ -31,44 +31,87 @@ static void usage(FILE *f, const char *prog)
 		prog);
 }
 
-/* secrets.private*|rsa*|ecdsa* { file }: read as swanctl does (relative to the directory of that
- * type next to swanctl.conf) and loaded through VICI's load-key. */
+/* A file named in swanctl.conf, read as swanctl reads it: absolute, or relative to the directory
+ * `sub` next to swanctl.conf. 0, or SG_EIO with conf->err saying what and where. */
+static int read_named(struct iked *d, const char *what, const char *sub, const char *file,
+		      uint8_t **data, size_t *len, struct swanctl_conf *conf)
+{
+	char path[768];
+	if (file[0] == '/')
+		snprintf(path, sizeof(path), "%s", file);
+	else
+		snprintf(path, sizeof(path), "%s/%s/%s", d->conf_dir, sub, file);
+	int rc = iked_read_file(path, data, len);
+	if (rc) {
+		int w = snprintf(conf->err, sizeof(conf->err), "%.40s %.160s: %.40s", what, path,
+				 strerror(-rc));
+		(void)w;
+		return SG_EIO;
+	}
+	return 0;
+}
+
+/* Runs the VICI command `cmd` on the message built in b (freed here). */
+static int run_built(struct iked *d, const char *cmd, struct vici_builder *b,
+		     struct vici_builder *resp)
+{
+	struct vici_msg *m = NULL;
+	const uint8_t *raw;
+	size_t rl;
+	int rc = vici_builder_finish(b, &raw, &rl, NULL);
+	if (!rc)
+		rc = vici_msg_parse(raw, rl, &m, NULL);
+	if (!rc)
+		rc = iked_vici_ops.command(d, 0, cmd, vici_msg_root(m), resp);
+	vici_msg_free(m);
+	vici_builder_free(b);
+	return rc;
+}
+
+/* secrets.private*|rsa*|ecdsa* { file }: read from the directory of that type next to
+ * swanctl.conf and loaded through VICI's load-key. */
 static int load_key_file(struct iked *d, const struct vici_node *req, struct vici_builder *resp,
 			 struct swanctl_conf *conf)
 {
 	const char *type = vici_get_str(req, "type"), *file = vici_get_str(req, "file");
-	char path[768];
 	uint8_t *data;
 	size_t len;
 	if (!type || !file)
 		return SG_EINVAL;
-	if (file[0] == '/')
-		snprintf(path, sizeof(path), "%s", file);
-	else
-		snprintf(path, sizeof(path), "%s/%s/%s", d->conf_dir, type, file);
-	int rc = iked_read_file(path, &data, &len);
-	if (rc) {
-		snprintf(conf->err, sizeof(conf->err), "private key %.180s: %.40s", path,
-			 strerror(-rc));
-		return SG_EIO;
-	}
+	int rc = read_named(d, "private key", type, file, &data, &len, conf);
+	if (rc)
+		return rc;
 	struct vici_builder b;
-	struct vici_msg *m = NULL;
-	const uint8_t *raw;
-	size_t rl;
 	vici_builder_init(&b);
 	vici_add_kv_str(&b, "type", type);
 	vici_add_kv(&b, "data", data, len);
 	sg_memzero(data, len);
 	free(data);
-	rc = vici_builder_finish(&b, &raw, &rl, NULL);
-	if (!rc)
-		rc = vici_msg_parse(raw, rl, &m, NULL);
-	if (!rc)
-		rc = iked_vici_ops.command(d, 0, "load-key", vici_msg_root(m), resp);
-	vici_msg_free(m);
-	vici_builder_free(&b);
-	return rc;
+	return run_built(d, "load-key", &b, resp);
+}
+
+/* authorities.<name> { cacert = FILE }: read from the x509ca directory and sent as
+ * load-authority's cacert data; a `file` (absolute) is read by the handler itself, as charon
+ * does. */
+static int load_authority_file(struct iked *d, const struct vici_node *req,
+			       struct vici_builder *resp, struct swanctl_conf *conf)
+{
+	const struct vici_node *sec = req->child;
+	const char *file = sec ? vici_get_str(sec, "cacert") : NULL;
+	uint8_t *data;
+	size_t len;
+	if (!file)
+		return iked_vici_ops.command(d, 0, "load-authority", req, resp);
+	int rc = read_named(d, "authority's cacert", "x509ca", file, &data, &len, conf);
+	if (rc)
+		return rc;
+	struct vici_builder b;
+	vici_builder_init(&b);
+	vici_add_section_start(&b, sec->name);
+	vici_add_kv(&b, "cacert", data, len);
+	vici_add_section_end(&b);
+	free(data);
+	return run_built(d, "load-authority", &b, resp);
 }
 
 /* Loads a swanctl.conf through the same handlers as VICI: credentials first, then
@@ -123,6 +166,8 @@ static int load_conf(struct iked *d, const char *file)
 				err = vici_msg_parse(raw, len, &m, NULL);
 			if (!err && !strcmp(it->cmd, "load-key"))
 				err = load_key_file(d, vici_msg_root(m), &resp, conf);
+			else if (!err && !strcmp(it->cmd, "load-authority"))
+				err = load_authority_file(d, vici_msg_root(m), &resp, conf);
 			else if (!err)
 				err = iked_vici_ops.command(d, 0, it->cmd, vici_msg_root(m), &resp);
 			vici_msg_free(m);

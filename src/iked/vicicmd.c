@@ -5,6 +5,7 @@
  * control-log (registered by swanctl --initiate/--terminate; we send none: the log events are
  * optional in charon too when nothing is logged at the requested level). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,13 +171,16 @@ static void sa_details(struct iked *d, struct vici_builder *b, struct ike_sa *sa
 	const struct ike_endpoint *r = ike_sa_remote(sa);
 	vici_add_kv_str(b, "local-host", "%any");
 	vici_add_kv_fmt(b, "local-port", "%u", ike_sa_local_port(sa));
-	if (cfg)
-		vici_add_kv_str(b, "local-id", iked_identity_str(&cfg->local_id, buf, sizeof(buf)));
+	/* The identities in use: %any for what is not known yet (a responder's SA before
+	 * IKE_AUTH), as charon shows it. */
+	struct ike_identity lid, rid;
+	ike_sa_ids(sa, &lid, &rid);
+	vici_add_kv_str(b, "local-id", iked_identity_str(&lid, buf, sizeof(buf)));
 	vici_add_kv_str(b, "remote-host", inet_ntop(r->family, r->addr, a, sizeof(a)) ? a : "%any");
 	vici_add_kv_fmt(b, "remote-port", "%u", r->port);
-	if (cfg)
-		vici_add_kv_str(b, "remote-id",
-				iked_identity_str(&cfg->remote_id, buf, sizeof(buf)));
+	if (rid.type == IKE_ID_ANY && cfg)
+		rid = cfg->remote_id;
+	vici_add_kv_str(b, "remote-id", iked_identity_str(&rid, buf, sizeof(buf)));
 	if (ike_sa_initiator(sa))
 		vici_add_kv_str(b, "initiator", "yes");
 	ike_sa_spis(sa, si, sr);
@@ -400,6 +404,138 @@ static int cmd_load_cert(struct iked *d, const struct vici_node *req, struct vic
 	d->cas[d->ncas++] = c;
 	iked_apply_secrets(d);
 	ok(b);
+	return 0;
+}
+
+/* load-authority {<name> {cacert | file}}: a named CA (swanctl.conf's authorities section), a
+ * trust anchor like a CA loaded with load-cert. Revocation data and PKCS#11 tokens are refused
+ * by name rather than taken and ignored. */
+static int cmd_load_authority(struct iked *d, const struct vici_node *req, struct vici_builder *b)
+{
+	const struct vici_node *sec = req->child;
+	char msg[192];
+	if (!sec || sec->next || sec->type != VICI_NODE_SECTION || !sec->name[0] ||
+	    strlen(sec->name) >= sizeof(d->authorities[0].name))
+		return no(b, "load-authority needs one section named after the authority");
+	struct sg_cert *cert = NULL;
+	const char *bad = NULL;
+	for (const struct vici_node *k = sec->child; k && !bad; k = k->next) {
+		if (!strcmp(k->name, "cacert") && k->type == VICI_NODE_KV && !cert) {
+			if (sg_cert_load(k->value, k->value_len, &cert))
+				bad = "parsing X509 certificate failed";
+		} else if (!strcmp(k->name, "file") && vici_node_is_str(k) && !cert) {
+			/* Read by the daemon, as charon does: an absolute path it can read. */
+			const char *path = (const char *)k->value;
+			uint8_t *data;
+			size_t len;
+			int rc = path[0] == '/' ? iked_read_file(path, &data, &len) : -EINVAL;
+			if (rc) {
+				snprintf(msg, sizeof(msg), "file: cannot read '%.100s': %s", path,
+					 rc == -EINVAL ? "not an absolute path" : strerror(-rc));
+				bad = msg;
+			} else {
+				if (sg_cert_load(data, len, &cert))
+					bad = "file: not a PEM or DER X.509 certificate";
+				free(data);
+			}
+		} else if ((!strcmp(k->name, "crl_uris") || !strcmp(k->name, "ocsp_uris")) &&
+			   k->type == VICI_NODE_LIST) {
+			if (k->child) {
+				snprintf(msg, sizeof(msg),
+					 "%s: revocation checking (CRL and OCSP) is not supported, "
+					 "authority discarded",
+					 k->name);
+				bad = msg;
+			}
+		} else if (!strcmp(k->name, "cert_uri_base")) {
+			bad = "cert_uri_base: hash-and-URL certificates are not supported, authority "
+			      "discarded";
+		} else if (!strcmp(k->name, "handle") || !strcmp(k->name, "slot") ||
+			   !strcmp(k->name, "module")) {
+			bad = "PKCS#11 tokens (handle, slot, module) are not supported, authority "
+			      "discarded";
+		} else {
+			snprintf(msg, sizeof(msg), "unknown option: %.64s, authority discarded",
+				 k->name);
+			bad = msg;
+		}
+	}
+	if (!bad && !cert) {
+		snprintf(msg, sizeof(msg), "CA certificate missing: %.64s", sec->name);
+		bad = msg;
+	}
+	if (!bad && !sg_cert_is_ca(cert))
+		bad = "certificate without CA flag, rejected";
+	if (bad) {
+		sg_cert_free(cert);
+		return no(b, bad);
+	}
+	unsigned i;
+	for (i = 0; i < d->nauthorities && strcmp(d->authorities[i].name, sec->name); i++)
+		;
+	if (i == d->nauthorities) {
+		if (d->nauthorities >= IKED_MAX_CREDS) {
+			sg_cert_free(cert);
+			return no(b, "too many authorities");
+		}
+		d->nauthorities++;
+		snprintf(d->authorities[i].name, sizeof(d->authorities[i].name), "%s", sec->name);
+	}
+	sg_cert_free(d->authorities[i].cert); /* a reload replaces it */
+	d->authorities[i].cert = cert;
+	char subj[256];
+	sg_log(SG_LOG_INFO, "authority_loaded", "name=%s cacert=%s", sec->name,
+	       sg_log_quote(msg, sizeof(msg), sg_cert_name(cert, subj, sizeof(subj))));
+	iked_apply_secrets(d);
+	ok(b);
+	return 0;
+}
+
+static int cmd_unload_authority(struct iked *d, const struct vici_node *req,
+				struct vici_builder *b)
+{
+	const char *name = vici_get_str(req, "name");
+	char msg[128];
+	if (!name)
+		return no(b, "unload: missing authority name");
+	for (unsigned i = 0; i < d->nauthorities; i++)
+		if (!strcmp(d->authorities[i].name, name)) {
+			struct sg_cert *c = d->authorities[i].cert;
+			d->authorities[i] = d->authorities[--d->nauthorities];
+			memset(&d->authorities[d->nauthorities], 0, sizeof(d->authorities[0]));
+			iked_apply_secrets(d);
+			sg_cert_free(c);
+			sg_log(SG_LOG_INFO, "authority_unloaded", "name=%s", name);
+			ok(b);
+			return 0;
+		}
+	snprintf(msg, sizeof(msg), "unload: authority '%.64s' not found", name);
+	return no(b, msg);
+}
+
+static int cmd_list_authorities(struct iked *d, uint64_t conn, const struct vici_node *req)
+{
+	const char *only = vici_get_str(req, "name");
+	for (unsigned i = 0; i < d->nauthorities; i++) {
+		const struct iked_authority *a = &d->authorities[i];
+		if (only && strcmp(only, a->name))
+			continue;
+		const uint8_t *subj;
+		size_t sl;
+		char text[300];
+		sg_cert_subject(a->cert, &subj, &sl);
+		struct vici_builder ev;
+		vici_builder_init(&ev);
+		vici_add_section_start(&ev, a->name);
+		vici_add_kv_str(&ev, "cacert", sg_dn_to_text(subj, sl, text, sizeof(text)));
+		vici_add_list_start(&ev, "crl_uris");
+		vici_add_list_end(&ev);
+		vici_add_list_start(&ev, "ocsp_uris");
+		vici_add_list_end(&ev);
+		vici_add_section_end(&ev);
+		vici_server_event(d->vici, conn, "list-authority", &ev);
+		vici_builder_free(&ev);
+	}
 	return 0;
 }
 
@@ -701,10 +837,25 @@ static int command(void *ctx, uint64_t conn, const char *cmd, const struct vici_
 		return cmd_terminate(d, conn, req, resp);
 	if (!strcmp(cmd, "rekey"))
 		return cmd_rekey(d, req, resp);
-	/* What swanctl --load-all asks about kinds of configuration we do not have: none. */
-	if (!strcmp(cmd, "get-pools") || !strcmp(cmd, "get-authorities") ||
-	    !strcmp(cmd, "get-keys")) {
-		vici_add_list_start(resp, !strcmp(cmd, "get-keys") ? "keys" : "names");
+	if (!strcmp(cmd, "load-authority"))
+		return cmd_load_authority(d, req, resp);
+	if (!strcmp(cmd, "unload-authority"))
+		return cmd_unload_authority(d, req, resp);
+	if (!strcmp(cmd, "list-authorities"))
+		return cmd_list_authorities(d, conn, req);
+	if (!strcmp(cmd, "get-authorities")) {
+		vici_add_list_start(resp, "authorities");
+		for (unsigned i = 0; i < d->nauthorities; i++)
+			vici_add_list_item_str(resp, d->authorities[i].name);
+		vici_add_list_end(resp);
+		return 0;
+	}
+	/* What swanctl --load-all asks about kinds of configuration we do not have: none (pools
+	 * are one section each in charon's answer; keys a list). */
+	if (!strcmp(cmd, "get-pools"))
+		return 0;
+	if (!strcmp(cmd, "get-keys")) {
+		vici_add_list_start(resp, "keys");
 		vici_add_list_end(resp);
 		return 0;
 	}
@@ -722,6 +873,7 @@ static bool event_known(void *ctx, const char *event)
 	(void)ctx;
 	return !strcmp(event, "ike-updown") || !strcmp(event, "child-updown") ||
 	       !strcmp(event, "list-sa") || !strcmp(event, "list-conn") ||
+	       !strcmp(event, "list-authority") ||
 	       !strcmp(event, "control-log") || !strcmp(event, "log") ||
 	       !strcmp(event, "ike-rekey") || !strcmp(event, "child-rekey");
 }

@@ -148,11 +148,20 @@ static int open_section(struct swanctl_conf *c, const char *name)
 	if (d >= SWANCTL_MAX_DEPTH)
 		return fail(c, SG_ERANGE, "sections nested too deep");
 	if (d == 0) {
-		if (strcmp(name, "connections") && strcmp(name, "secrets"))
+		if (strcmp(name, "connections") && strcmp(name, "secrets") &&
+		    strcmp(name, "authorities"))
 			return fail(c, SG_EPARSE,
-				    "unknown or unsupported section '%s' (connections and secrets "
-				    "are supported)",
+				    "unknown or unsupported section '%s' (connections, secrets and "
+				    "authorities are supported)",
 				    name);
+	} else if (!strcmp(top, "authorities")) {
+		if (d != 1)
+			return fail(c, SG_EPARSE, "unknown section '%s' in authority '%s'", name,
+				    c->path[1]);
+		vici_builder_free(&c->cur);
+		vici_builder_init(&c->cur);
+		vici_add_section_start(&c->cur, name);
+		c->in_item = true;
 	} else if (!strcmp(top, "connections")) {
 		if (d == 1) {
 			vici_builder_free(&c->cur);
@@ -210,6 +219,19 @@ static int close_section(struct swanctl_conf *c)
 			return add_item(c, "load-conn", c->path[1]);
 		}
 		return 0;
+	}
+	if (!strcmp(top, "authorities")) {
+		/* A CA certificate, by a file name (cacert: under x509ca, as swanctl reads it;
+		 * file: an absolute path) the caller reads: the parser does no I/O. */
+		bool has = false;
+		for (unsigned i = 0; i < c->nkeys[2]; i++)
+			has |= !strcmp(c->keys[2][i], "cacert") || !strcmp(c->keys[2][i], "file");
+		if (!has)
+			return fail(c, SG_EPARSE, "authority '%s' has no cacert or file",
+				    c->path[1]);
+		vici_add_section_end(&c->cur);
+		c->in_item = false;
+		return add_item(c, "load-authority", c->path[1]);
 	}
 	c->in_item = false;
 	vici_builder_free(&c->cur);
@@ -276,6 +298,37 @@ static int key_value(struct swanctl_conf *c, const char *key, const char *val)
 		return fail(c, SG_ERANGE, "more than 32 keys in '%s'", c->path[d - 1]);
 	memcpy(c->keys[d][c->nkeys[d]++], key, strlen(key) + 1); /* name_ok: under 64 */
 	const char *top = c->path[0];
+	if (!strcmp(top, "authorities")) {
+		if (d != 2)
+			return fail(c, SG_EPARSE, "key '%s' directly in 'authorities'", key);
+		if (!strcmp(key, "crl_uris") || !strcmp(key, "ocsp_uris"))
+			return fail(c, SG_EPARSE,
+				    "%s: revocation checking (CRL and OCSP) is not supported; "
+				    "remove the key to use the CA without it",
+				    key);
+		if (!strcmp(key, "cert_uri_base"))
+			return fail(c, SG_EPARSE,
+				    "cert_uri_base: hash-and-URL certificates are not supported");
+		if (!strcmp(key, "handle") || !strcmp(key, "slot") || !strcmp(key, "module"))
+			return fail(c, SG_EPARSE, "%s: PKCS#11 tokens are not supported", key);
+		if (strcmp(key, "cacert") && strcmp(key, "file"))
+			return fail(c, SG_EPARSE, "unknown key '%s' in authority '%s'", key,
+				    c->path[1]);
+		for (unsigned i = 0; i + 1 < c->nkeys[d]; i++)
+			if (!strcmp(c->keys[d][i], "cacert") || !strcmp(c->keys[d][i], "file"))
+				return fail(c, SG_EPARSE,
+					    "authority '%s': cacert and file both name its "
+					    "certificate",
+					    c->path[1]);
+		if (!*val)
+			return fail(c, SG_EPARSE, "%s of authority '%s' is empty", key,
+				    c->path[1]);
+		if (!strcmp(key, "file") && val[0] != '/')
+			return fail(c, SG_EPARSE, "file of authority '%s' must be an absolute path",
+				    c->path[1]);
+		vici_add_kv_str(&c->cur, key, val);
+		return c->cur.err ? fail(c, c->cur.err, "%s", c->cur.why) : 0;
+	}
 	if (!strcmp(top, "secrets")) {
 		if (d != 2)
 			return fail(c, SG_EPARSE, "key '%s' directly in 'secrets'", key);

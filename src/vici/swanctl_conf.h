@@ -24,6 +24,10 @@
  *   secrets.ike<-suffix>:  id<-suffix> secret
  *   secrets.private<-suffix>, rsa<-suffix>, ecdsa<-suffix>:  file   (a "load-key" item with the
  *                        file name, for the caller to read: the parser does no I/O)
+ *   authorities.<name>:  cacert (a file name under x509ca) or file (an absolute path): a
+ *                        "load-authority" item with the name as written, for the caller to
+ *                        read; crl_uris, ocsp_uris, cert_uri_base and the PKCS#11 keys are
+ *                        refused by name (no revocation checks are made)
  *
  * A key given twice in one section is an error naming the line.
  *
@@ -45,7 +49,7 @@
 #define SWANCTL_MAX_ITEMS 64 /* connections + secrets per file */
 
 struct swanctl_msg {
-	char cmd[16]; /* "load-conn", "load-shared" or "load-key" (with a file name) */
+	char cmd[16]; /* "load-conn", "load-shared", "load-key" or "load-authority" (file names) */
 	char name[64];
 	struct vici_builder msg; /* finished message */
 };

@@ -9,8 +9,10 @@
 #  - charon initiates (ours responder) with ChaCha20-Poly1305, configured by our --conf file;
 #  - hostile datagrams on 500/4500 and a flood of IKE_SA_INIT requests do not stop the tunnel;
 #  - X.509 certificates (RFC 7427 signatures: ours ECDSA P-384, charon's RSA) from one CA, loaded
-#    by swanctl from its x509, x509ca and private directories, in both roles, the IKE_AUTH
-#    messages fragmented both ways (RFC 7383, 600-byte fragments);
+#    by swanctl from its x509 and private directories (charon's CA from x509ca, ours from an
+#    authorities section), identities written as text DNs on both sides, in both roles, the
+#    IKE_AUTH messages fragmented both ways (RFC 7383, 600-byte fragments); an authorities
+#    section in our --conf file;
 #  - DPD notices a killed peer (dpd_delay 2s, dpd_timeout 8s) and clears the SAs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -152,8 +154,14 @@ wait "$IPID" || fail "secureguard-iked did not exit cleanly"
 conf a chacha20poly1305 chacha20poly1305-prfsha256-x25519 "dpd_delay = 2s
     dpd_timeout = 8s" >"$SG_TMP/a2.conf"
 conf b chacha20poly1305 chacha20poly1305-prfsha256-x25519 "encap = yes" >"$SG_TMP/b2.conf"
+# An authorities section in --conf: cacert is read from the x509ca directory next to the file.
+mkdir -p "$SG_TMP/x509ca"
+cp "$SG_SRC/tests/vectors/pki/ca.pem" "$SG_TMP/x509ca/"
+printf 'authorities {\n  conf-ca {\n    cacert = ca.pem\n  }\n}\n' >>"$SG_TMP/a2.conf"
 SW --load-all --file "$SG_TMP/b2.conf" >/dev/null 2>&1 || fail "charon: reload"
 start_iked --conf "$SG_TMP/a2.conf"
+OW --list-authorities >"$SG_TMP/auth-conf.out"
+grep -q '^conf-ca:' "$SG_TMP/auth-conf.out" || fail "the --conf authority is not listed: $(cat "$SG_TMP/auth-conf.out")"
 SW --initiate --child net >"$SG_TMP/init2.out" 2>&1 || fail "charon --initiate: $(cat "$SG_TMP/init2.out")"
 OW --list-sas | tee "$SG_TMP/sas2.out"
 grep -q 'CHACHA20_POLY1305' "$SG_TMP/sas2.out" || fail "not ChaCha20-Poly1305"
@@ -198,18 +206,27 @@ log "6. certificates: RFC 7427 signatures, ours ECDSA P-384 (moon), charon RSA (
 PKI=$SG_SRC/tests/vectors/pki
 for side in a b; do
 	mkdir -p "$SG_TMP/pki-$side/x509" "$SG_TMP/pki-$side/x509ca" "$SG_TMP/pki-$side/private"
-	cp "$PKI/ca.pem" "$SG_TMP/pki-$side/x509ca/"
 done
+cp "$PKI/ca.pem" "$SG_TMP/pki-b/x509ca/"
 cp "$PKI/moon.pem" "$SG_TMP/pki-a/x509/"
 cp "$PKI/moon.key" "$SG_TMP/pki-a/private/"
 cp "$PKI/sun.pem" "$SG_TMP/pki-b/x509/"
 cp "$PKI/sun.key" "$SG_TMP/pki-b/private/"
+# Identities are the certificates' subjects written as text DNs (charon encodes them as
+# PrintableString, the certificates hold UTF8String); our trust anchor comes from an
+# authorities section whose file the daemon reads itself (nothing in our x509ca).
+MOON_DN="C=CH, O=SecureGuard Test, CN=moon.example"
+SUN_DN="C=CH, O=SecureGuard Test, CN=sun.example"
 certconf() { # certconf SIDE
-	local me=192.0.2.1 peer=192.0.2.2 lid=moon.example cert=moon.pem rid=sun@example.net lts=10.1.0.0/16 rts=10.2.0.0/16
+	local me=192.0.2.1 peer=192.0.2.2 lid=$MOON_DN cert=moon.pem rid=$SUN_DN lts=10.1.0.0/16 rts=10.2.0.0/16
 	local extra="dpd_delay = 2s
-    dpd_timeout = 8s"
+    dpd_timeout = 8s" auth="authorities {
+  test-ca {
+    file = $PKI/ca.pem
+  }
+}"
 	if [ "$1" = b ]; then
-		me=192.0.2.2 peer=192.0.2.1 lid=sun@example.net cert=sun.pem rid=moon.example lts=10.2.0.0/16 rts=10.1.0.0/16 extra="encap = yes"
+		me=192.0.2.2 peer=192.0.2.1 lid=$SUN_DN cert=sun.pem rid=$MOON_DN lts=10.2.0.0/16 rts=10.1.0.0/16 extra="encap = yes" auth=""
 	fi
 	cat <<-CONF
 		connections {
@@ -222,11 +239,11 @@ certconf() { # certconf SIDE
 		    local {
 		      auth = pubkey
 		      certs = $cert
-		      id = $lid
+		      id = "$lid"
 		    }
 		    remote {
 		      auth = pubkey
-		      id = $rid
+		      id = "$rid"
 		    }
 		    children {
 		      net {
@@ -238,6 +255,7 @@ certconf() { # certconf SIDE
 		    }
 		  }
 		}
+		$auth
 	CONF
 }
 certconf a >"$SG_TMP/pki-a/swanctl.conf"
@@ -247,12 +265,17 @@ wait_for 10 no_sas SW || fail "the PSK SA did not go away"
 SW --load-all --file "$SG_TMP/pki-b/swanctl.conf" >"$SG_TMP/certload-b.out" 2>&1 || fail "charon: loading certificates: $(cat "$SG_TMP/certload-b.out")"
 OW --load-all --file "$SG_TMP/pki-a/swanctl.conf" >"$SG_TMP/certload-a.out" 2>&1 || fail "ours: loading certificates: $(cat "$SG_TMP/certload-a.out")"
 grep -q "loaded connection 'gw'" "$SG_TMP/certload-a.out" || fail "ours: $(cat "$SG_TMP/certload-a.out")"
+grep -q "loaded authority 'test-ca'" "$SG_TMP/certload-a.out" || fail "ours: no authority loaded: $(cat "$SG_TMP/certload-a.out")"
+OW --list-authorities >"$SG_TMP/auth-a.out"
+grep -q 'cacert: C=CH, O=SecureGuard Test, CN=Test CA' "$SG_TMP/auth-a.out" || fail "list-authorities: $(cat "$SG_TMP/auth-a.out")"
 OW --initiate --child net >"$SG_TMP/certinit.out" 2>&1 || fail "initiate with certificates: $(cat "$SG_TMP/certinit.out")"
 wait_for 5 ping_ok || fail "no ping through the certificate-authenticated tunnel"
 SW --list-sas | tee "$SG_TMP/certsas.out"
-grep -q "remote 'moon.example'" "$SG_TMP/certsas.out" || fail "charon did not authenticate moon.example"
-grep -q 'authentication of .moon.example. with ECDSA-384 signature successful\|with ECDSA_WITH_SHA384_DER successful\|moon.example.*successful' "$SWAN_DIR_b/charon.log" ||
+grep -q "remote 'C=CH, O=SecureGuard Test, CN=moon.example'" "$SG_TMP/certsas.out" || fail "charon did not authenticate our DN"
+grep -q "authentication of 'C=CH, O=SecureGuard Test, CN=moon.example' with .*successful" "$SWAN_DIR_b/charon.log" ||
 	fail "charon did not log a successful signature check of our certificate"
+OW --list-sas >"$SG_TMP/certsas-a.out"
+grep -q "remote 'C=CH, O=SecureGuard Test, CN=sun.example'" "$SG_TMP/certsas-a.out" || fail "our list-sas: $(cat "$SG_TMP/certsas-a.out")"
 OW --terminate --ike gw >/dev/null || fail "terminate the certificate SA"
 wait_for 10 no_sas SW || fail "charon kept the certificate SA"
 SW --initiate --child net >"$SG_TMP/certinit2.out" 2>&1 || fail "charon initiates with certificates: $(cat "$SG_TMP/certinit2.out")"

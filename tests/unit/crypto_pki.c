@@ -152,11 +152,103 @@ static void test_signatures(void **state)
 	sg_cert_free(sun);
 }
 
+/* Distinguished names written as text (strongSwan's identification.c syntax and encoding),
+ * matched against certificates and DNs a peer sends. */
+static void test_dn(void **state)
+{
+	/* Built by hand from X.690: SEQUENCE of SETs of {OID, value}; PrintableString where the
+	 * characters allow, IA5String for E=, UTF8String otherwise (strongSwan's atodn). */
+	static const char want_hex[] =
+	    "3067310b300906035504061302434831133011060355040a130a7374726f6e675377616e310d300b06"
+	    "0355040313046d6f6f6e3122302006092a864886f70d01090116136d6f6f6e407374726f6e67737761"
+	    "6e2e6f72673110300e060355040b0c075ac3bc72696368";
+	uint8_t want[128], der[512], der2[512];
+	size_t wl = strlen(want_hex) / 2, dl, dl2;
+	const char *why = NULL;
+	char text[256];
+	(void)state;
+	for (size_t i = 0; i < wl; i++)
+		sscanf(want_hex + 2 * i, "%2hhx", &want[i]);
+	assert_int_equal(sg_dn_from_text("C=CH, O=strongSwan, CN=moon, E=moon@strongswan.org, "
+					 "OU=Z\xc3\xbcrich",
+					 der, sizeof(der), &dl, &why),
+			 0);
+	assert_int_equal(dl, wl);
+	assert_memory_equal(der, want, wl);
+	/* The slash form, names in any case, spaces around the parts: the same DER. */
+	assert_int_equal(sg_dn_from_text("/c=CH/o = strongSwan/cn=moon /email=moon@strongswan.org"
+					 "/ou=Z\xc3\xbcrich",
+					 der2, sizeof(der2), &dl2, &why),
+			 0);
+	assert_int_equal(dl2, wl);
+	assert_memory_equal(der2, want, wl);
+	assert_string_equal(sg_dn_to_text(der, dl, text, sizeof(text)),
+			    "C=CH, O=strongSwan, CN=moon, E=moon@strongswan.org, OU=Z\xc3\xbcrich");
+	assert_true(sg_dn_valid(der, dl));
+	assert_false(sg_dn_valid(der, dl - 1));
+	/* Errors name the problem. */
+	const struct {
+		const char *text, *why;
+	} bad[] = {
+	    {"C=CH, XX=y", "unknown attribute in the DN"},
+	    {"C=CH, CN", "a DN part is not name=value"},
+	    {"C=CH, CN=", "an empty value in the DN"},
+	    {"CN=\xff\xfe", "a DN value that is not UTF-8"},
+	    {"", "an empty DN"},
+	};
+	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
+		why = NULL;
+		assert_int_equal(sg_dn_from_text(bad[i].text, der2, sizeof(der2), &dl2, &why),
+				 SG_EINVAL);
+		assert_non_null(why);
+		if (strncmp(why, bad[i].why, strlen(bad[i].why)))
+			fail_msg("%s: got \"%s\"", bad[i].text, why);
+	}
+	assert_int_equal(sg_dn_from_text("C=CH, O=strongSwan", der2, 8, &dl2, &why), SG_ERANGE);
+	/* Matching: case and string type do not matter, order and count do; "*" is a wildcard. */
+	struct sg_cert *moon = cert("moon.pem");
+	const uint8_t *subj;
+	size_t sl;
+	unsigned wc = 9;
+	sg_cert_subject(moon, &subj, &sl);
+	assert_int_equal(sg_dn_from_text("C=ch, O=SecureGuard test, CN=MOON.example", der2,
+					 sizeof(der2), &dl2, &why),
+			 0);
+	assert_memory_not_equal(der2, subj, SG_MIN(dl2, sl)); /* PrintableString vs UTF8String */
+	assert_true(sg_dn_match(der2, dl2, subj, sl, &wc));
+	assert_int_equal(wc, 0);
+	assert_true(sg_cert_has_id(moon, 9, der2, dl2));
+	assert_int_equal(sg_dn_from_text("C=CH, O=*, CN=*", der2, sizeof(der2), &dl2, &why), 0);
+	assert_true(sg_dn_match(der2, dl2, subj, sl, &wc));
+	assert_int_equal(wc, 2);
+	assert_false(sg_cert_has_id(moon, 9, der2, dl2)); /* a wildcard is no identity */
+	const char *const no[] = {"C=CH, O=SecureGuard Test", "CN=moon.example, O=SecureGuard Test, C=CH",
+				  "C=CH, O=SecureGuard Test, CN=mars.example",
+				  "C=CH, OU=SecureGuard Test, CN=moon.example"};
+	for (size_t i = 0; i < SG_ARRAY_LEN(no); i++) {
+		assert_int_equal(sg_dn_from_text(no[i], der2, sizeof(der2), &dl2, &why), 0);
+		if (sg_dn_match(der2, dl2, subj, sl, NULL))
+			fail_msg("%s matched moon's subject", no[i]);
+	}
+	assert_false(sg_dn_match(subj, sl - 1, subj, sl, NULL));
+	/* CA flags: the test CA is one, moon is not. */
+	struct sg_cert *ca = cert("ca.pem");
+	assert_true(sg_cert_is_ca(ca));
+	assert_false(sg_cert_is_ca(moon));
+	/* References: a holder keeps the certificate alive after its loader lets go. */
+	assert_ptr_equal(sg_cert_ref(ca), ca);
+	sg_cert_free(ca);
+	assert_true(sg_cert_is_ca(ca));
+	sg_cert_free(ca);
+	sg_cert_free(moon);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_certs),
 	    cmocka_unit_test(test_signatures),
+	    cmocka_unit_test(test_dn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

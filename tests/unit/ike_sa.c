@@ -192,6 +192,14 @@ static void ident(struct ike_identity *id, const char *fqdn)
 	memcpy(id->data, fqdn, id->len);
 }
 
+static void dn_ident(struct ike_identity *id, const char *text)
+{
+	size_t len;
+	id->type = IKE_ID_DER_ASN1_DN;
+	assert_int_equal(sg_dn_from_text(text, id->data, sizeof(id->data), &len, NULL), 0);
+	id->len = (uint16_t)len;
+}
+
 /* A peer config: `me` is 0 (A) or 1 (B). */
 static void make_cfg(struct ike_peer_cfg *c, int me, const char *ike_prop, const char *esp_prop)
 {
@@ -1040,6 +1048,10 @@ static void test_certificates(void **state)
 	    {"signature by another key", 4, 1,
 	     "signature algorithm does not fit the certificate's key"},
 	    {"tampered signature", 5, 1, "signature does not verify"},
+	    {"no CA loaded", 6, 1, "no CA certificate is loaded for this connection"},
+	    {"DN identities", 7, -1, NULL},
+	    {"DN identity with wildcards", 8, -1, NULL},
+	    {"DN identity of another", 9, 1, "no connection for the initiator's identity"},
 	};
 	for (size_t i = 0; i < SG_ARRAY_LEN(cases); i++) {
 		teardown(NULL);
@@ -1065,6 +1077,21 @@ static void test_certificates(void **state)
 		case 5:
 			a.key = pki.stranger; /* the right algorithm, the wrong key */
 			break;
+		case 6:
+			b.ncas = 0; /* e.g. its authority was unloaded */
+			break;
+		case 7: /* the subjects as text (strongSwan's syntax, another string type) */
+			dn_ident(&a.local_id, "C=CH, O=SecureGuard Test, CN=moon.example");
+			dn_ident(&b.remote_id, "c=ch, o=securegUARD TEST, cn=moon.example");
+			break;
+		case 8: /* A's identity: its certificate's subject */
+			dn_ident(&b.remote_id, "C=CH, O=*, CN=*");
+			a.local_id.type = IKE_ID_ANY;
+			break;
+		case 9:
+			dn_ident(&b.remote_id, "C=CH, O=SecureGuard Test, CN=mars.example");
+			a.local_id.type = IKE_ID_ANY;
+			break;
 		}
 		assert_int_equal(ike_add_peer(net.s[0].ctx, &a), 0);
 		assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
@@ -1086,9 +1113,6 @@ static void test_certificates(void **state)
 	cert_cfgs(&a, &b);
 	a.key = NULL;
 	assert_int_equal(ike_add_peer(net.s[0].ctx, &a), SG_EINVAL);
-	cert_cfgs(&a, &b);
-	b.ncas = 0;
-	assert_int_equal(ike_add_peer(net.s[1].ctx, &b), SG_EINVAL);
 	pki_free();
 }
 

@@ -89,8 +89,11 @@ static void test_conn(void **state)
 	     "mode = beet: tunnel and transport are supported"},
 	    {CONN("    local_port = 4501\n", "", "a.example"),
 	     "local_port = 4501: the daemon listens on 500 and 4500"},
-	    {CONN("", "", "\"CN=a, O=b\""), "local: id 'CN=a, O=b' is not an address, FQDN or "
-					    "e-mail address (DNs are taken from the certificate: leave id out)"},
+	    {CONN("", "", "\"CN=a, XX=b\""),
+	     "local: id 'CN=a, XX=b' is not an identity (an address, FQDN, e-mail address, a DN "
+	     "such as \"C=CH, O=Org, CN=name\" with the attributes strongSwan knows, or a typed "
+	     "one: fqdn:, email:, asn1dn:, keyid:, ipv4:, ipv6:)"},
+	    {CONN("", "", "%any"), "local: an id is needed with psk"},
 	    {CONN("    dpd_delay = soon\n", "", "a.example"), "dpd_delay: bad duration 'soon'"},
 	    {CONN("", "        rekey_time = 2h\n        life_time = 1h\n", "a.example"),
 	     "life_time is shorter than rekey_time"},
@@ -125,7 +128,52 @@ static void test_helpers(void **state)
 	assert_string_equal(iked_identity_str(&id, buf, sizeof(buf)), "moon.example");
 	assert_int_equal(iked_identity_parse("has space", &id), SG_EINVAL);
 	assert_int_equal(iked_identity_parse("@", &id), SG_EINVAL);
-	assert_int_equal(iked_identity_parse("", &id), SG_EINVAL);
+	/* strongSwan's forms of "any identity". */
+	assert_int_equal(iked_identity_parse("", &id), 0);
+	assert_int_equal(id.type, IKE_ID_ANY);
+	assert_int_equal(iked_identity_parse("%any", &id), 0);
+	assert_int_equal(id.type, IKE_ID_ANY);
+	assert_string_equal(iked_identity_str(&id, buf, sizeof(buf)), "%any");
+	/* Distinguished names as text, printed back as charon prints them. */
+	char big[256];
+	assert_int_equal(iked_identity_parse("C=CH, O=strongSwan, CN=moon", &id), 0);
+	assert_int_equal(id.type, IKE_ID_DER_ASN1_DN);
+	assert_int_equal(id.len, 0x33);
+	assert_string_equal(iked_identity_str(&id, big, sizeof(big)), "C=CH, O=strongSwan, CN=moon");
+	struct ike_identity id2;
+	assert_int_equal(iked_identity_parse("asn1dn:/C=CH/O=strongSwan/CN=moon", &id2), 0);
+	assert_int_equal(id2.len, id.len);
+	assert_memory_equal(id2.data, id.data, id.len);
+	char hex[2 * 0x33 + 9] = "asn1dn:#";
+	for (size_t i = 0; i < id.len; i++)
+		sprintf(hex + 8 + 2 * i, "%02x", id.data[i]);
+	assert_int_equal(iked_identity_parse(hex, &id2), 0);
+	assert_memory_equal(id2.data, id.data, id.len);
+	hex[10] = 0; /* the DER cut short */
+	assert_int_equal(iked_identity_parse(hex, &id2), SG_EINVAL);
+	assert_int_equal(iked_identity_parse("C=CH, Q=x", &id), SG_EINVAL);
+	/* Typed identities and strongSwan's @ forms. */
+	const struct {
+		const char *text;
+		uint8_t type;
+		const char *shown;
+	} typed[] = {
+	    {"fqdn:moon", IKE_ID_FQDN, "moon"},
+	    {"email:moon@example.net", IKE_ID_RFC822_ADDR, "moon@example.net"},
+	    {"userfqdn:moon@example.net", IKE_ID_RFC822_ADDR, "moon@example.net"},
+	    {"@@moon@example.net", IKE_ID_RFC822_ADDR, "moon@example.net"},
+	    {"ipv4:192.0.2.7", IKE_ID_IPV4_ADDR, "192.0.2.7"},
+	    {"keyid:#0a0b", IKE_ID_KEY_ID, "0a0b"},
+	    {"@#0a0b", IKE_ID_KEY_ID, "0a0b"},
+	    {"keyid:moon", IKE_ID_KEY_ID, "moon"},
+	};
+	for (size_t i = 0; i < SG_ARRAY_LEN(typed); i++) {
+		assert_int_equal(iked_identity_parse(typed[i].text, &id), 0);
+		assert_int_equal(id.type, typed[i].type);
+		assert_string_equal(iked_identity_str(&id, buf, sizeof(buf)), typed[i].shown);
+	}
+	assert_int_equal(iked_identity_parse("ipv4:moon", &id), SG_EINVAL);
+	assert_int_equal(iked_identity_parse("keyid:#0a0", &id), SG_EINVAL);
 }
 
 int main(void)

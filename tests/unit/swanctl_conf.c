@@ -59,6 +59,14 @@ static const char conf[] =
     "  ike-2 {\n"
     "    secret = \"a # is not a comment here\"\n"
     "  }\n"
+    "}\n"
+    "authorities {\n"
+    "  strongswan {\n"
+    "    cacert = strongswanCert.pem\n"
+    "  }\n"
+    "  other {\n"
+    "    file = /etc/swanctl/x509ca/other.pem\n"
+    "  }\n"
     "}\n";
 
 static void test_parse(void **state)
@@ -70,7 +78,7 @@ static void test_parse(void **state)
 	(void)state;
 	swanctl_init(&c);
 	assert_int_equal(feed_text(&c, conf), 0);
-	assert_int_equal(c.nitems, 3);
+	assert_int_equal(c.nitems, 5);
 	assert_string_equal(c.items[0].cmd, "load-conn");
 	assert_string_equal(c.items[0].name, "home");
 	assert_int_equal(vici_builder_finish(&c.items[0].msg, &raw, &len, NULL), 0);
@@ -107,6 +115,19 @@ static void test_parse(void **state)
 	assert_int_equal(vici_msg_parse(raw, len, &m, NULL), 0);
 	assert_string_equal(vici_get_str(vici_msg_root(m), "data"), "a # is not a comment here");
 	vici_msg_free(m);
+	/* Authorities: load-authority messages naming the file, for the caller to read. */
+	assert_string_equal(c.items[3].cmd, "load-authority");
+	assert_string_equal(c.items[3].name, "strongswan");
+	assert_int_equal(vici_builder_finish(&c.items[3].msg, &raw, &len, NULL), 0);
+	assert_int_equal(vici_msg_parse(raw, len, &m, NULL), 0);
+	assert_string_equal(vici_get_str(vici_msg_root(m), "strongswan.cacert"),
+			    "strongswanCert.pem");
+	vici_msg_free(m);
+	assert_int_equal(vici_builder_finish(&c.items[4].msg, &raw, &len, NULL), 0);
+	assert_int_equal(vici_msg_parse(raw, len, &m, NULL), 0);
+	assert_string_equal(vici_get_str(vici_msg_root(m), "other.file"),
+			    "/etc/swanctl/x509ca/other.pem");
+	vici_msg_free(m);
 	swanctl_free(&c);
 }
 
@@ -122,8 +143,8 @@ static void test_errors(void **state)
 	    {"connections {\n  c {\n    children {\n      n {\n        mode = tunnel\n        x = "
 	     "1\n",
 	     "line 6: unknown or unsupported key 'x' in 'n'"},
-	    {"pools {\n}\n", "line 1: unknown or unsupported section 'pools' (connections and "
-			     "secrets are supported)"},
+	    {"pools {\n}\n", "line 1: unknown or unsupported section 'pools' (connections, "
+			     "secrets and authorities are supported)"},
 	    {"connections {\n  c {\n", "line 2: section 'c' not closed at the end of the file"},
 	    {"}\n", "line 1: '}' without an open section"},
 	    {"key = 1\n", "line 1: key 'key' outside any section"},
@@ -142,6 +163,24 @@ static void test_errors(void **state)
 	    {"connections\n", "line 1: expected 'name {', 'key = value' or '}'"},
 	    {"connections {\n  c {\n    version = 2\n    version = 1\n",
 	     "line 4: key 'version' given twice in 'c'"},
+	    {"authorities {\n  ca {\n    cacert = ca.pem\n    crl_uris = http://crl/\n",
+	     "line 4: crl_uris: revocation checking (CRL and OCSP) is not supported; remove the "
+	     "key to use the CA without it"},
+	    {"authorities {\n  ca {\n    ocsp_uris = http://ocsp/\n",
+	     "line 3: ocsp_uris: revocation checking (CRL and OCSP) is not supported; remove the "
+	     "key to use the CA without it"},
+	    {"authorities {\n  ca {\n    handle = 0102\n",
+	     "line 3: handle: PKCS#11 tokens are not supported"},
+	    {"authorities {\n  ca {\n    cacert = a.pem\n    file = /b.pem\n",
+	     "line 4: authority 'ca': cacert and file both name its certificate"},
+	    {"authorities {\n  ca {\n    file = b.pem\n",
+	     "line 3: file of authority 'ca' must be an absolute path"},
+	    {"authorities {\n  ca {\n  }\n}\n", "line 3: authority 'ca' has no cacert or file"},
+	    {"authorities {\n  ca {\n    cert_uri_base = http://x/\n",
+	     "line 3: cert_uri_base: hash-and-URL certificates are not supported"},
+	    {"authorities {\n  ca {\n    ca {\n", "line 3: unknown section 'ca' in authority 'ca'"},
+	    {"authorities {\n  ca {\n    cacerts = a.pem\n",
+	     "line 3: unknown key 'cacerts' in authority 'ca'"},
 	};
 	(void)state;
 	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
