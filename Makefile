@@ -59,15 +59,17 @@ bench: deps all
 	./bench/control_plane.sh
 	./bench/server_api.sh
 	./bench/ipsec.sh
+	./bench/embed.sh $(BENCH_SECONDS)
 
 # Installs the binaries (secureguard, secureguardd, secureguard-iked) and the systemd units
 # (secureguard@.service, secureguard-gateway.service, secureguard-iked.service) under PREFIX
-# (default /usr/local).
+# (default /usr/local), and libsecureguard (sg.h, the shared and static library,
+# secureguard.pc); DESTDIR stages the whole tree elsewhere.
 PREFIX ?= /usr/local
 install:
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	@cmake --build build -j$(JOBS)
-	cmake --install build
+	DESTDIR="$(DESTDIR)" cmake --install build
 
 # docs/openapi.json from the server's API description (src/server/api_spec.c); make check
 # fails while the two differ.

@@ -34,6 +34,8 @@ static const struct command {
     {"save", cli_cmd_save, "Write an interface's running configuration back to its file"},
     {"strip", cli_cmd_strip, "Print a config file without the wg-quick keys"},
     {"cert", cli_cmd_cert, "Make a CA, keys and certificates for the TLS transport"},
+    {"forward", cli_cmd_forward,
+     "Forward a local port through a tunnel to REMOTE:PORT, as a normal user (no TUN)"},
     {"server", sg_server_cmd, "Run the management server (HTTP API, docs/SERVER.md)"},
     {"agent", sg_agent_cmd,
      "Run the agent: this node's tunnels from the management server (docs/AGENTS.md)"},

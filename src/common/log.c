@@ -21,6 +21,15 @@ static struct {
     .target = SG_LOG_TO_STDERR,
 };
 
+static _Thread_local struct sg_log_local *log_local;
+
+struct sg_log_local *sg_log_set_local(struct sg_log_local *l)
+{
+	struct sg_log_local *prev = log_local;
+	log_local = l;
+	return prev;
+}
+
 void sg_log_open(const char *ident, enum sg_log_target target)
 {
 	if (target == SG_LOG_TO_SYSLOG && !log_state.syslog_open) {
@@ -45,11 +54,15 @@ void sg_log_set_level(enum sg_log_level level)
 
 enum sg_log_level sg_log_get_level(void)
 {
+	if (log_local)
+		return log_local->level;
 	return log_state.level;
 }
 
 bool sg_log_enabled(enum sg_log_level level)
 {
+	if (log_local)
+		return level <= log_local->level && log_local->sink;
 	return level <= log_state.level;
 }
 
@@ -118,6 +131,10 @@ static void append(char *buf, size_t size, size_t *pos, const char *fmt, ...)
 
 static void write_line(enum sg_log_level level, char *line, size_t len)
 {
+	if (log_local) {
+		log_local->sink(log_local->sink_ctx, level, line);
+		return;
+	}
 	if (log_state.sink) {
 		log_state.sink(log_state.sink_ctx, level, line);
 		return;
@@ -159,8 +176,9 @@ void sg_log(enum sg_log_level level, const char *event, const char *fmt, ...)
 	append(line, size, &pos, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s event=%s",
 	       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 	       ts.tv_nsec / 1000000, sg_log_level_name(level), event);
-	if (log_state.context[0])
-		append(line, size, &pos, " %s", log_state.context);
+	const char *context = log_local ? log_local->context : log_state.context;
+	if (context[0])
+		append(line, size, &pos, " %s", context);
 	if (fmt && fmt[0]) {
 		append(line, size, &pos, " ");
 		if (pos < size) {

@@ -49,6 +49,18 @@ void sg_log_set_context(const char *fields);
 typedef void (*sg_log_sink_fn)(void *ctx, enum sg_log_level level, const char *line);
 void sg_log_set_sink(sg_log_sink_fn fn, void *ctx);
 
+/* A logger of this thread's own, for several engines in one process (libsecureguard): while a
+ * thread has one, its lines go to that sink with that level and context instead of the
+ * process-wide settings above. The struct is the caller's and must outlive its use. */
+struct sg_log_local {
+	enum sg_log_level level;
+	sg_log_sink_fn sink; /* NULL: nothing is written */
+	void *sink_ctx;
+	char context[128];
+};
+/* Sets this thread's logger (NULL: back to the process-wide one); returns the previous one. */
+struct sg_log_local *sg_log_set_local(struct sg_log_local *l);
+
 /* Logs `event` with the key=value fields printed by fmt (may be NULL for none). */
 void sg_log(enum sg_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

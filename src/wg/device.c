@@ -741,6 +741,8 @@ void wg_peer_get_stats(const struct wg_peer *peer, struct wg_peer_stats *out)
 	memset(out, 0, sizeof(*out));
 	out->rx_bytes = peer->rx_bytes;
 	out->tx_bytes = peer->tx_bytes;
+	out->rx_packets = peer->rx_packets;
+	out->tx_packets = peer->tx_packets;
 	out->last_handshake_real_ns = peer->last_handshake_real_ns;
 	out->persistent_keepalive = peer->keepalive_interval;
 	out->has_endpoint = peer->has_endpoint;

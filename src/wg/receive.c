@@ -194,6 +194,7 @@ static void receive_reject(struct wg_device *dev, const uint8_t *buf,
 static void authenticated_received(struct wg_peer *peer, size_t len, uint64_t now)
 {
 	peer->rx_bytes += len;
+	peer->rx_packets++;
 	timers_any_authenticated_packet_received(peer);
 	timers_any_authenticated_packet_traversal(peer, now);
 }
@@ -407,6 +408,7 @@ static void receive_data_finish(struct wg_device *dev, struct wg_crypt_op *op, u
 	timers_any_authenticated_packet_received(peer);
 	timers_any_authenticated_packet_traversal(peer, now);
 	peer->rx_bytes += op->msg_len;
+	peer->rx_packets++;
 
 	size_t plen = op->len - SG_AEAD_TAG_LEN;
 	if (plen == 0)

@@ -27,6 +27,7 @@ void send_buffer(struct wg_peer *peer, const uint8_t *buf, size_t len, uint8_t t
 		dev->io.send(dev->io.ctx, peer, &peer->endpoint, buf, len, ttl);
 	}
 	peer->tx_bytes += len;
+	peer->tx_packets++;
 }
 
 bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry)

@@ -154,6 +154,7 @@ struct wg_device_stats {
 
 struct wg_peer_stats {
 	uint64_t rx_bytes, tx_bytes;      /* outer datagram bytes, as wireguard-go counts */
+	uint64_t rx_packets, tx_packets;  /* ... and those datagrams */
 	uint64_t last_handshake_real_ns;  /* wall clock of the last completed handshake, 0 = never */
 	uint16_t persistent_keepalive;    /* seconds, 0 = off */
 	bool has_endpoint;

@@ -160,6 +160,7 @@ struct wg_peer {
 	bool has_sent_handshake;
 	uint64_t last_handshake_real_ns;
 	uint64_t rx_bytes, tx_bytes;
+	uint64_t rx_packets, tx_packets;
 	struct wg_staged staged;
 	void *user;
 };
