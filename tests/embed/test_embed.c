@@ -4,6 +4,7 @@
  *   engine A  SG_IO_TUN_FD: the TUN device EMB_TUN (10.77.0.1/24, fd00:77::1/64) the script made
  *   engine B  SG_IO_STACK:  10.77.0.2, fd00:77::2, no device, in this same process
  *   engine C  SG_IO_STACK:  10.78.0.2, a peer of wireguard-go (EMB_WGGO_PUB, 127.0.0.1:EMB_WGGO_PORT)
+ *   engines D and E: SG_IO_PACKETS (the app's packet flow) and a stack engine, ICMP echo
  *
  * Checks: handshakes; TCP both ways over IPv4 and IPv6 with 4 MiB each way at once, sha256 of
  * what arrived against what was sent; UDP; stats; a live config change that keeps the session;
@@ -327,6 +328,69 @@ static const struct sg_peer_stats *peer_of(const struct sg_stats *s, const char 
 	return NULL;
 }
 
+/* ---- SG_IO_PACKETS: the app's packet flow (iOS) ------------------------------------------- */
+
+struct flow {
+	pthread_mutex_t mu;
+	int echo_replies;
+	uint16_t want_id;
+};
+
+static uint16_t csum(const uint8_t *p, size_t n)
+{
+	uint32_t s = 0;
+	for (size_t i = 0; i + 1 < n; i += 2)
+		s += (uint32_t)p[i] << 8 | p[i + 1];
+	if (n & 1)
+		s += (uint32_t)p[n - 1] << 8;
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+/* An ICMP echo request from src to dst (IPv4, 64 bytes of payload). */
+static size_t echo_request(uint8_t *pkt, const char *src, const char *dst, uint16_t id,
+			   uint16_t seq)
+{
+	size_t len = 20 + 8 + 64;
+	memset(pkt, 0, len);
+	pkt[0] = 0x45;
+	pkt[2] = (uint8_t)(len >> 8);
+	pkt[3] = (uint8_t)len;
+	pkt[8] = 64;
+	pkt[9] = 1; /* ICMP */
+	inet_pton(AF_INET, src, pkt + 12);
+	inet_pton(AF_INET, dst, pkt + 16);
+	uint16_t c = csum(pkt, 20);
+	pkt[10] = (uint8_t)(c >> 8);
+	pkt[11] = (uint8_t)c;
+	uint8_t *icmp = pkt + 20;
+	icmp[0] = 8; /* echo request */
+	icmp[4] = (uint8_t)(id >> 8);
+	icmp[5] = (uint8_t)id;
+	icmp[6] = (uint8_t)(seq >> 8);
+	icmp[7] = (uint8_t)seq;
+	for (int i = 0; i < 64; i++)
+		icmp[8 + i] = (uint8_t)i;
+	c = csum(icmp, 8 + 64);
+	icmp[2] = (uint8_t)(c >> 8);
+	icmp[3] = (uint8_t)c;
+	return len;
+}
+
+static void on_packet(void *ctx, const void *packet, size_t len)
+{
+	struct flow *f = ctx;
+	const uint8_t *p = packet;
+	/* An echo reply (type 0) to our id, its checksum valid. */
+	if (len >= 28 && p[0] == 0x45 && p[9] == 1 && p[20] == 0 &&
+	    (uint16_t)(p[24] << 8 | p[25]) == f->want_id && csum(p + 20, len - 20) == 0) {
+		pthread_mutex_lock(&f->mu);
+		f->echo_replies++;
+		pthread_mutex_unlock(&f->mu);
+	}
+}
+
 struct stopper {
 	sg_engine *e;
 	int delay_ms;
@@ -509,6 +573,52 @@ int main(void)
 		/* And back up. */
 		CHECK(sg_connect(b) == SG_EOK, "reconnect");
 		CHECK(stack_to_kernel(b, "10.77.0.1", 8087, "after reconnect"), "after reconnect");
+	}
+
+	/* SG_IO_PACKETS (iOS's packet flow) paired with a stack engine: echo requests written with
+	 * sg_packet_write come back as replies through packet_out. */
+	{
+		struct flow fl = {.mu = PTHREAD_MUTEX_INITIALIZER, .want_id = 0x5347};
+		struct sg_options od, oe;
+		sg_engine *d = NULL, *e2 = NULL;
+		sg_options_init(&od);
+		od.packet_io = SG_IO_PACKETS;
+		od.packet_out = on_packet;
+		od.ctx = &fl;
+		snprintf(cfg, sizeof(cfg),
+			 "[Interface]\nPrivateKey = %s\nListenPort = 51880\n\n[Peer]\nPublicKey = %s\n"
+			 "Endpoint = 127.0.0.1:51881\nAllowedIPs = 10.79.0.2/32\n",
+			 key_b, pub_c);
+		CHECK(sg_init(&d, cfg, &od, why, sizeof(why)) == SG_EOK, "engine D: %s", why);
+		sg_options_init(&oe);
+		snprintf(cfg, sizeof(cfg),
+			 "[Interface]\nPrivateKey = %s\nListenPort = 51881\nAddress = 10.79.0.2/24\n\n"
+			 "[Peer]\nPublicKey = %s\nAllowedIPs = 10.79.0.1/32\n",
+			 key_c, pub_b);
+		CHECK(sg_init(&e2, cfg, &oe, why, sizeof(why)) == SG_EOK, "engine E: %s", why);
+		uint8_t pkt[128];
+		size_t plen = echo_request(pkt, "10.79.0.1", "10.79.0.2", fl.want_id, 1);
+		CHECK(sg_packet_write(d, pkt, plen) == SG_EDOWN, "not connected yet");
+		CHECK(sg_connect(d) == SG_EOK && sg_connect(e2) == SG_EOK, "connect D, E");
+		int got = 0;
+		for (int i = 0; i < 100 && got < 5; i++) {
+			if (i < 10) {
+				plen = echo_request(pkt, "10.79.0.1", "10.79.0.2", fl.want_id,
+						    (uint16_t)(i + 1));
+				(void)sg_packet_write(d, pkt, plen);
+			}
+			struct timespec ts = {.tv_nsec = 50000000};
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&fl.mu);
+			got = fl.echo_replies;
+			pthread_mutex_unlock(&fl.mu);
+		}
+		uint8_t big[2000] = {0x45};
+		CHECK(sg_packet_write(d, big, sizeof(big)) == SG_ERANGE, "larger than the MTU");
+		say("packet flow: %d echo replies through packet_out for 10 requests", got);
+		sg_free(e2);
+		sg_free(d);
+		CHECK(got >= 5, "echo replies through the packet callbacks");
 	}
 
 	/* Engine C on the stack against wireguard-go. */
