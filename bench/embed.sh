@@ -20,6 +20,7 @@ done
 P=sgbe$$ A=sgbe$$a B=sgbe$$b
 TMP=$(mktemp -d)
 cleanup() {
+	exec 2>/dev/null # the shell's "Killed" notices for the background jobs
 	for ns in $A $B; do
 		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
 		ip netns del "$ns" 2>/dev/null || true
@@ -53,10 +54,12 @@ ip -n "$A" link set ${P}a up
 ip netns exec "$A" iperf3 -s -D -B 10.81.0.1 >/dev/null 2>&1
 ip netns exec "$A" socat TCP-LISTEN:7777,bind=10.81.0.1,fork,reuseaddr EXEC:cat &
 mkdir -p "$TMP/ssh" /run/sshd
+umask 077
 ssh-keygen -q -t ed25519 -N '' -f "$TMP/ssh/host" >/dev/null
 ssh-keygen -q -t ed25519 -N '' -f "$TMP/ssh/id" >/dev/null
 cp "$TMP/ssh/id.pub" "$TMP/ssh/authorized_keys"
 chmod 600 "$TMP/ssh/authorized_keys"
+umask 022
 ip netns exec "$A" /usr/sbin/sshd -D -f /dev/null -h "$TMP/ssh/host" -o ListenAddress=192.0.2.1 \
 	-o AuthorizedKeysFile="$TMP/ssh/authorized_keys" -o StrictModes=no -o PermitRootLogin=yes \
 	-o PidFile=none 2>"$TMP/sshd.log" &

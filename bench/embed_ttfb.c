@@ -2,6 +2,7 @@
  * engine on the userspace stack each round; sg_connect, sg_tcp_connect to an echo server inside
  * the tunnel, one byte there and back. Prints one line per round: "ttfb_ms N".
  *   embed_ttfb CONFIG_FILE ECHO_IP ECHO_PORT ROUNDS */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
