@@ -4,7 +4,8 @@
  *   engine A  SG_IO_TUN_FD: the TUN device EMB_TUN (10.77.0.1/24, fd00:77::1/64) the script made
  *   engine B  SG_IO_STACK:  10.77.0.2, fd00:77::2, no device, in this same process
  *   engine C  SG_IO_STACK:  10.78.0.2, a peer of wireguard-go (EMB_WGGO_PUB, 127.0.0.1:EMB_WGGO_PORT)
- *   engines D and E: SG_IO_PACKETS (the app's packet flow) and a stack engine, ICMP echo
+ *   engines D and E: SG_IO_PACKETS (the app's packet flow) and a stack engine in FIPS mode,
+ *                    ICMP echo
  *
  * Checks: handshakes; TCP both ways over IPv4 and IPv6 with 4 MiB each way at once, sha256 of
  * what arrived against what was sent; UDP; stats; a live config change that keeps the session;
@@ -585,16 +586,20 @@ int main(void)
 		od.packet_io = SG_IO_PACKETS;
 		od.packet_out = on_packet;
 		od.ctx = &fl;
+		/* FIPS mode (P-384, AES-256-GCM) on this pair: the config's FIPS keys reach the
+		 * engine as they reach secureguardd. */
 		snprintf(cfg, sizeof(cfg),
-			 "[Interface]\nPrivateKey = %s\nListenPort = 51880\n\n[Peer]\nPublicKey = %s\n"
+			 "[Interface]\nPrivateKey = %s\nFipsPrivateKey = %s\nCryptoMode = fips\n"
+			 "ListenPort = 51880\n\n[Peer]\nPublicKey = %s\nFipsPublicKey = %s\n"
 			 "Endpoint = 127.0.0.1:51881\nAllowedIPs = 10.79.0.2/32\n",
-			 key_b, pub_c);
+			 key_b, env("EMB_FKEY_D"), pub_c, env("EMB_FPUB_E"));
 		CHECK(sg_init(&d, cfg, &od, why, sizeof(why)) == SG_EOK, "engine D: %s", why);
 		sg_options_init(&oe);
 		snprintf(cfg, sizeof(cfg),
-			 "[Interface]\nPrivateKey = %s\nListenPort = 51881\nAddress = 10.79.0.2/24\n\n"
-			 "[Peer]\nPublicKey = %s\nAllowedIPs = 10.79.0.1/32\n",
-			 key_c, pub_b);
+			 "[Interface]\nPrivateKey = %s\nFipsPrivateKey = %s\nCryptoMode = fips\n"
+			 "ListenPort = 51881\nAddress = 10.79.0.2/24\n\n[Peer]\nPublicKey = %s\n"
+			 "FipsPublicKey = %s\nAllowedIPs = 10.79.0.1/32\n",
+			 key_c, env("EMB_FKEY_E"), pub_b, env("EMB_FPUB_D"));
 		CHECK(sg_init(&e2, cfg, &oe, why, sizeof(why)) == SG_EOK, "engine E: %s", why);
 		uint8_t pkt[128];
 		size_t plen = echo_request(pkt, "10.79.0.1", "10.79.0.2", fl.want_id, 1);
@@ -615,7 +620,13 @@ int main(void)
 		}
 		uint8_t big[2000] = {0x45};
 		CHECK(sg_packet_write(d, big, sizeof(big)) == SG_ERANGE, "larger than the MTU");
-		say("packet flow: %d echo replies through packet_out for 10 requests", got);
+		struct sg_stats *sd = NULL;
+		CHECK(sg_get_stats(d, &sd) == SG_EOK, "stats D");
+		bool fips = sd->n_peers == 1 && !strcmp(sd->peers[0].crypto_mode, "fips");
+		sg_stats_free(sd);
+		say("packet flow: %d echo replies through packet_out (FIPS session: %s)", got,
+		    fips ? "yes" : "no");
+		CHECK(fips, "the packet-flow pair speaks FIPS mode");
 		sg_free(e2);
 		sg_free(d);
 		CHECK(got >= 5, "echo replies through the packet callbacks");

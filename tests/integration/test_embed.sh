@@ -20,6 +20,10 @@ ip -n "$ns" addr add 10.77.0.1/24 dev "$tun"
 ip -n "$ns" addr add fd00:77::1/64 dev "$tun" nodad
 
 for k in A B C X G; do sg_keys "$k"; done
+for k in D E; do
+	(umask 077 && "$SG_BIN/secureguard" genkey --fips >"$SG_TMP/$k.fkey")
+	printf -v "FPUB_$k" '%s' "$("$SG_BIN/secureguard" pubkey --fips <"$SG_TMP/$k.fkey")"
+done
 start_impl "$ns" "$wggo" wireguard-go
 nsx "$ns" wg set "$wggo" private-key "$SG_TMP/G.key" listen-port 51879 \
 	peer "$PUB_C" allowed-ips 10.78.0.2/32,fd00:78::2/128
@@ -30,7 +34,9 @@ ip -n "$ns" link set "$wggo" up
 run=(env EMB_TUN="$tun" EMB_KEY_A="$(cat "$SG_TMP/A.key")" EMB_PUB_A="$PUB_A"
 	EMB_KEY_B="$(cat "$SG_TMP/B.key")" EMB_PUB_B="$PUB_B"
 	EMB_KEY_C="$(cat "$SG_TMP/C.key")" EMB_PUB_C="$PUB_C" EMB_PUB_X="$PUB_X"
-	EMB_WGGO_PUB="$PUB_G" EMB_WGGO_PORT=51879)
+	EMB_WGGO_PUB="$PUB_G" EMB_WGGO_PORT=51879
+	EMB_FKEY_D="$(cat "$SG_TMP/D.fkey")" EMB_FPUB_D="$FPUB_D"
+	EMB_FKEY_E="$(cat "$SG_TMP/E.fkey")" EMB_FPUB_E="$FPUB_E")
 if [ "${SG_EMBED_VALGRIND:-0}" = 1 ]; then
 	run+=(valgrind --error-exitcode=3 --leak-check=full --show-leak-kinds=definite,indirect
 		--errors-for-leak-kinds=definite,indirect --track-fds=no)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `secureguard forward` as an unprivileged user (no capabilities at all, no TUN device): psql in
 # one namespace reaches PostgreSQL behind a secureguardd tunnel in another through the
-# forwarded local port; a UDP echo through --udp; Ctrl-C (SIGINT) ends it cleanly.
+# forwarded local port, over UDP and over the TLS transport with UDP blocked; a UDP echo
+# through --udp; Ctrl-C (SIGINT) ends it cleanly.
 source "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../server/pg.sh"
 sg_init fw
@@ -19,6 +20,15 @@ nsx "$SRV" wg set "$ifn" private-key "$SG_TMP/S.key" listen-port 51820 \
 ip -n "$SRV" addr add "$(in4 1)/24" dev "$ifn"
 ip -n "$SRV" addr add "$(in6 1)/64" dev "$ifn" nodad
 ip -n "$SRV" link set "$ifn" up
+
+# The TLS transport (docs/TLS.md): the server also listens on TLS; a client config may say
+# Transport = tls (used below with UDP blocked).
+"$SG" cert ca --out "$SG_TMP/ca" >/dev/null
+"$SG" cert issue --ca "$SG_TMP/ca" --name srv --ip "$(out4 1)" --out "$SG_TMP/srv" >/dev/null
+nsx "$SRV" "$SG" set "$ifn" tls-listen-port 8443 tls-certificate "$SG_TMP/srv/srv.crt" \
+	tls-private-key "$SG_TMP/srv/srv.key" tls-ca "$SG_TMP/ca/ca.crt"
+chmod 755 "$SG_TMP/ca"
+chmod 644 "$SG_TMP/ca/ca.crt"
 
 SG_PG_NETNS=$SRV SG_PG_LISTEN=$(in4 1) SG_PG_TRUST=$(in4 0)/24
 rc=0
@@ -78,6 +88,29 @@ n=$(nsx "$CLI" python3 "$(dirname "$0")/gateway/udp_echo.py" ask 127.0.0.1 15353
 [ "$n" -ge 18 ] || { cat "$SG_TMP/forward-udp.log"; fail "UDP through the forward: $n of 20 answers"; }
 log "UDP through the forward: $n of 20 answers"
 kill -INT "$ufwd"
+
+# Over the TLS transport with UDP to the server blocked for the client: the same psql.
+nsx "$CLI" nft add table inet sgblock
+nsx "$CLI" nft add chain inet sgblock out '{ type filter hook output priority 0; }'
+nsx "$CLI" nft add rule inet sgblock out udp dport 51820 drop
+tconf=$SG_TMP/client-tls.conf
+sed -e "s|^\[Interface\]|[Interface]\nTlsCA = $SG_TMP/ca/ca.crt|" \
+	-e "s|^Endpoint = .*|Endpoint = $(out4 1):51820\nTlsEndpoint = $(out4 1):8443\nTransport = tls|" \
+	"$conf" >"$tconf"
+chown nobody "$tconf"
+chmod 600 "$tconf"
+ip netns exec "$CLI" setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
+	--bounding-set=-all "$SG" forward --config "$tconf" -v \
+	"$(in4 1):$SG_PG_PORT" 127.0.0.1:15433 >"$SG_TMP/forward-tls.log" 2>&1 &
+tfwd=$!
+wait_for 10 sg_listening "$CLI" 15433 || { cat "$SG_TMP/forward-tls.log"; fail "TLS forward did not listen"; }
+out=$(nsx "$CLI" env PGCONNECT_TIMEOUT=20 "$SG_PG_BINDIR/psql" -X -At -h 127.0.0.1 -p 15433 -U sg -d sgtest -c "SELECT v FROM t") ||
+	{ cat "$SG_TMP/forward-tls.log"; fail "psql through the forward over TLS"; }
+[ "$out" = "through the forward" ] || fail "psql over TLS answered '$out'"
+grep -q "event=tls_up" "$SG_TMP/forward-tls.log" || { cat "$SG_TMP/forward-tls.log"; fail "no TLS connection in the forward's log"; }
+log "psql through the forward over the TLS transport (UDP blocked): ok"
+kill -INT "$tfwd"
+nsx "$CLI" nft delete table inet sgblock
 
 kill -INT "$fwd"
 wait_for 10 sg_gone "$fwd" || fail "forward did not stop on SIGINT"
