@@ -159,6 +159,13 @@ int gw_conf_parse(const char *json, size_t len, struct gw_conf **out, char *err,
 		  size_t errlen) SG_WUR;
 void gw_conf_free(struct gw_conf *c);
 
+/* Every problem of a document, not only the first: cb gets each with the field's path
+ * ("resources[1].targets[0].weight", "" for the document as a whole) and what is wrong. Returns
+ * the number of problems (0: the document is valid, as gw_conf_parse would accept it), or
+ * SG_ENOMEM. The management server checks the documents it renders with it. */
+typedef void (*gw_conf_problem_fn)(void *ctx, const char *path, const char *detail);
+int gw_conf_check(const char *json, size_t len, gw_conf_problem_fn cb, void *ctx) SG_WUR;
+
 /* Reads and parses a file (at most GW_CONF_MAX_BYTES). err names the file. */
 int gw_conf_load_file(const char *path, struct gw_conf **out, char *err, size_t errlen) SG_WUR;
 

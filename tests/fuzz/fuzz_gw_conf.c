@@ -1,21 +1,46 @@
 /* Fuzz target for the gateway's config validator (src/gateway/conf.c): any input is refused
  * with a message or accepted; an accepted document parses again to the same model, and every
- * resource has what the data path relies on (targets, domains or a port, sane limits). */
+ * resource has what the data path relies on (targets, domains or a port, sane limits).
+ * gw_conf_check, which goes on after a problem to find every one, agrees: no problem exactly
+ * when the document is accepted, and the first problem it reports is the parser's message. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gateway/conf.h"
+#include "secureguard/sg_errors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct first {
+	char msg[GW_CONF_ERR_MAX + 200];
+	int n;
+};
+
+static void on_problem(void *ctx, const char *path, const char *detail)
+{
+	struct first *f = ctx;
+	if (f->n++ == 0)
+		snprintf(f->msg, sizeof(f->msg), "%s%s%s", path, path[0] ? ": " : "", detail);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct gw_conf *c = NULL;
 	char err[GW_CONF_ERR_MAX];
 	int rc = gw_conf_parse((const char *)data, size, &c, err, sizeof(err));
+	struct first f = {{0}, 0};
+	int n = gw_conf_check((const char *)data, size, on_problem, &f);
+	if (n < 0)
+		return 0; /* out of memory */
+	if ((rc == 0) != (n == 0) || n != f.n)
+		abort();
 	if (rc != 0) {
 		if (c || !err[0])
+			abort();
+		/* The same first problem (the parser's message may be cut at its buffer). */
+		if (rc != SG_ENOMEM && strncmp(err, f.msg, strlen(err)) != 0)
 			abort();
 		return 0;
 	}

@@ -371,6 +371,77 @@ static void test_conf(void **state)
 			  "rules[0].path: must start with /");
 }
 
+struct problems {
+	char paths[16][192];
+	char details[16][GW_CONF_ERR_MAX];
+	int n;
+};
+
+static void collect(void *ctx, const char *path, const char *detail)
+{
+	struct problems *p = ctx;
+	if (p->n < 16) {
+		snprintf(p->paths[p->n], sizeof(p->paths[0]), "%s", path);
+		snprintf(p->details[p->n], sizeof(p->details[0]), "%s", detail);
+	}
+	p->n++;
+}
+
+static bool has_problem(const struct problems *p, const char *path, const char *detail)
+{
+	for (int i = 0; i < p->n && i < 16; i++)
+		if (!strcmp(p->paths[i], path) && strstr(p->details[i], detail))
+			return true;
+	return false;
+}
+
+/* gw_conf_check finds every problem (the server lists them all), not only the first. */
+static void test_conf_check(void **state)
+{
+	struct problems p = {0};
+	(void)state;
+	assert_int_equal(gw_conf_check(conf_ok, strlen(conf_ok), collect, &p), 0);
+	assert_int_equal(p.n, 0);
+	static const char bad[] =
+	    "{\"bogus\": 1, \"limits\": {\"max_head\": 10},"
+	    " \"sites\": [{\"id\": \"s\", \"networks\": [\"10.1.0.0/16\"]}],"
+	    " \"resources\": ["
+	    "  {\"id\": \"a\", \"site\": \"s\", \"domains\": [\"a.b\", \"x..y\"],"
+	    "   \"rules\": [{\"path\": \"x\", \"action\": \"deny\"}, {\"methods\": [\"BREW\"]}],"
+	    "   \"targets\": [{\"id\": \"t\", \"address\": \"10.0.0.1:80\", \"weight\": 0},"
+	    "               {\"id\": \"t\", \"address\": \"nowhere\"}]},"
+	    "  {\"id\": \"b\", \"protocol\": \"udp\", \"auth\": \"login\","
+	    "   \"targets\": []},"
+	    "  {\"id\": \"c\", \"domains\": [\"A.B\"], \"targets\": [{\"id\": \"u\", "
+	    "   \"address\": \"10.1.0.1:80\"}]}]}";
+	int n = gw_conf_check(bad, strlen(bad), collect, &p);
+	assert_int_equal(n, p.n);
+	assert_true(has_problem(&p, "bogus", "unknown field"));
+	assert_true(has_problem(&p, "limits.max_head", "must be 1024..65536"));
+	assert_true(has_problem(&p, "resources[0].domains[1]", "not a host name"));
+	assert_true(has_problem(&p, "resources[0].rules[0].path", "must start with /"));
+	assert_true(has_problem(&p, "resources[0].rules[1].action", "required"));
+	assert_true(has_problem(&p, "resources[0].rules[1].methods[0]", "must be one of"));
+	assert_true(has_problem(&p, "resources[0].targets[0].weight", "must be 1..1000"));
+	assert_true(has_problem(&p, "resources[0].targets[0]", "outside site"));
+	assert_true(has_problem(&p, "resources[0].targets[1]", "used twice"));
+	assert_true(has_problem(&p, "resources[0].targets[1].address", "not IP:PORT"));
+	assert_true(has_problem(&p, "resources[1].port", "required for a udp resource"));
+	assert_true(has_problem(&p, "resources[1].oidc", "") ||
+		    has_problem(&p, "resources[1].auth", "login needs an oidc object"));
+	assert_true(has_problem(&p, "resources[1].targets", "at least one target"));
+	assert_true(has_problem(&p, "resources[2]", "domain a.b already served by resource \"a\""));
+	/* The first problem is what gw_conf_parse says. */
+	struct gw_conf *c;
+	char err[GW_CONF_ERR_MAX];
+	assert_int_not_equal(gw_conf_parse(bad, strlen(bad), &c, err, sizeof(err)), 0);
+	assert_string_equal(err, "bogus: unknown field");
+	/* Not JSON: one problem for the document. */
+	p.n = 0;
+	assert_int_equal(gw_conf_check("{", 1, collect, &p), 1);
+	assert_true(has_problem(&p, "", "line 1"));
+}
+
 /* A generation made from conf_ok, without a running process. */
 static struct gw_rt *test_rt(struct gw *gw)
 {
@@ -544,7 +615,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_request_ok), cmocka_unit_test(test_request_refused),
 	    cmocka_unit_test(test_response),   cmocka_unit_test(test_chunked),
-	    cmocka_unit_test(test_normalize),  cmocka_unit_test(test_conf),
+	    cmocka_unit_test(test_normalize),  cmocka_unit_test(test_conf), cmocka_unit_test(test_conf_check),
 	    cmocka_unit_test(test_balancer),   cmocka_unit_test(test_bucket),
 	    cmocka_unit_test(test_policy),
 	};
