@@ -418,6 +418,12 @@ static bool domain_ok(const char *s, bool wildcard, char *out)
 	return label > 0 && s[n - 1] != '-';
 }
 
+bool gw_domain_ok(const char *s, bool wildcard)
+{
+	char low[256];
+	return strlen(s) < sizeof(low) && domain_ok(s, wildcard, low);
+}
+
 /* ---- pieces ----------------------------------------------------------------------------- */
 
 static bool parse_rate(struct vctx *v, json_t *obj, const char *key, struct gw_rate *r)

@@ -182,4 +182,7 @@ bool gw_cidr_match(const struct gw_cidr *c, int family, const uint8_t *addr);
 
 const char *gw_proto_name(enum gw_proto p);
 
+/* A host name as resources take it (RFC 1123 labels, any case; "*.name" when wildcard). */
+bool gw_domain_ok(const char *s, bool wildcard);
+
 #endif

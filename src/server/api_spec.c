@@ -546,6 +546,9 @@ static const struct api_schema agent_error = {.name = "AgentError", .type = AT_O
 					      NPROPS(agent_error_props)};
 static const struct api_schema agent_error_list = {.type = AT_ARRAY, .items = &agent_error,
 						   .max_items = 64};
+#define API_GW_REPORT
+#include "server/api_gateway.inc"
+#undef API_GW_REPORT
 static const struct api_prop status_props[] = {
     {"state", &agent_state, R, NULL},
     {"revision", &revision, 0, "the configuration revision it runs"},
@@ -555,6 +558,7 @@ static const struct api_prop status_props[] = {
     {"tunnels", &tunnel_report_list, 0, NULL},
     {"wireguard", &wg_report_list, 0, NULL},
     {"errors", &agent_error_list, 0, "what failed to apply (and was rolled back)"},
+    {"gateway", &gw_report, 0, "a gateway's health and counters (GatewayReport)"},
 };
 static const struct api_schema status_in = {.name = "PeerStatus", .type = AT_OBJECT,
 					    NPROPS(status_props)};
@@ -913,6 +917,9 @@ static const struct api_prop agent_config_props[] = {
     {"tunnels", &agent_tunnel_list, R, "every tunnel the node runs, secrets included for the "
 				       "agent itself (never for admins)"},
     {"problems", &str_list, R, "what could not be expanded (a peer without an address ...)"},
+    {"gateway", &gw_doc, 0,
+     "a gateway's configuration document (docs/GATEWAY.md; client secrets for the gateway "
+     "itself only)"},
 };
 static const struct api_schema agent_config_out = {.name = "AgentConfig", .type = AT_OBJECT,
 						   NPROPS(agent_config_props)};
@@ -951,6 +958,10 @@ PAGE(enroll_page, "EnrollmentTokenPage", enroll_out);
 PAGE(mpeer_page, "ManagedPeerPage", mpeer_out);
 PAGE(tunnel_page, "TunnelStatusPage", tunnel_agg);
 
+#define API_GW_SCHEMAS
+#include "server/api_gateway.inc"
+#undef API_GW_SCHEMAS
+
 const struct api_schema *const api_components[] = {
     &api_problem,     &empty_in,	 &login_in,	 &refresh_in,	   &logout_in,
     &client_auth_in,  &user_create_in,	 &user_update_in,  &apikey_create_in,
@@ -970,6 +981,7 @@ const struct api_schema *const api_components[] = {
     &enroll_created_out, &enroll_page,	 &tunnel_end,	   &mpeer_out,
     &mpeer_page,      &mpeer_detail_out, &agent_session_out, &status_recorded_out,
     &agent_tunnel,    &agent_config_out, &tunnel_agg,	   &tunnel_page,
+    API_GW_COMPONENTS,
 };
 const size_t api_ncomponents = SG_ARRAY_LEN(api_components);
 
@@ -1257,6 +1269,10 @@ static const struct api_response r_list_tunnels[] = {OKJ(200, "a page, by name",
 static const struct api_response r_get_tunnel[] = {OKJ(200, "the tunnel", tunnel_agg), E400,
 						   E401, E403, E404, E503};
 
+#define API_GW_ROUTES
+#include "server/api_gateway.inc"
+#undef API_GW_ROUTES
+
 /* ---- routes -------------------------------------------------------------------------------- */
 
 const char *const api_tags[][2] = {
@@ -1272,6 +1288,7 @@ const char *const api_tags[][2] = {
     {"policies", "Tunnel policies the agents apply (docs/AGENTS.md)"},
     {"peers", "Managed nodes (agents), their enrolment and status"},
     {"tunnels", "Tunnels as the agents report them"},
+    API_GW_TAG,
     {"system", "Health, metrics and this document"},
     {NULL, NULL},
 };
@@ -1439,6 +1456,7 @@ const struct api_route api_routes[] = {
      PARAMS(p_tunnels), RESP(r_list_tunnels)},
     {"GET", "/api/tunnels/{name}", "getTunnel", "tunnels", "One tunnel with its ends", NULL,
      h_tunnels_get, ROLE_VIEWER, 0, PARAMS(p_tunnel_name), RESP(r_get_tunnel)},
+    API_GW_ROUTE_TABLE,
     {"GET", "/api/health", "getHealth", "system", "Liveness", NULL, NULL, ROLE_NONE, AUTH_PUBLIC,
      RESP(r_health)},
     {"GET", "/metrics", "getMetrics", "system",

@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include "config/key.h"
+#include "gateway/conf.h"
+#include "net/addr.h"
 #include "server/api.h"
 #include "server/api_formats.h"
 #include "server/audit.h"
@@ -225,6 +229,48 @@ const struct api_format api_f_temp_ref = {
     "temp-access-ref",
     "A temporary access token (sgt_ and base64url, at most 64 characters) or a grant id (UUID).",
     chk_temp_ref, NULL};
+
+static bool chk_domain(const char *s, const char **why)
+{
+	*why = "not a host name (RFC 1123 labels of letters, digits and '-'; *.name for a "
+	       "wildcard)";
+	return gw_domain_ok(s, true);
+}
+
+static bool chk_ip_port(const char *s, const char **why)
+{
+	struct wg_endpoint ep;
+	char zone[ADDR_ZONE_MAX + 1];
+	const char *w = NULL;
+
+	*why = "must be IP:PORT or [IPv6]:PORT (an address behind a tunnel; no host names)";
+	return !addr_parse_endpoint(s, strlen(s), &ep, zone, &w) && !zone[0] &&
+	       ntohs(ep.addr.in4.sin_port) != 0;
+}
+
+static bool chk_sha384_hex(const char *s, const char **why)
+{
+	*why = "must be a SHA-384 in lowercase hex (96 digits; sha384sum prints it)";
+	if (strlen(s) != 96)
+		return false;
+	for (const char *p = s; *p; p++) {
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+const struct api_format api_f_domain = {
+    "domain",
+    "A host name: RFC 1123 labels of letters, digits and '-', stored in lower case; '*.name' "
+    "matches exactly one more label (a wildcard).",
+    chk_domain, NULL};
+const struct api_format api_f_ip_port = {
+    "ip-port", "IP:PORT or [IPv6]:PORT: an address (no host name) and a port 1-65535.",
+    chk_ip_port, NULL};
+const struct api_format api_f_sha384_hex = {
+    "sha384-hex", "A SHA-384 digest in lowercase hexadecimal, 96 digits.", chk_sha384_hex,
+    NULL};
 
 /* ---- values -------------------------------------------------------------------------------- */
 

@@ -103,7 +103,7 @@ void srv_log_limited(int level, const char *event, const char *fmt, ...)
 
 /* The routes are api_routes (api_spec.c); metrics have a slot per route and one for requests
  * that matched none. */
-#define MAX_ROUTES	96
+#define MAX_ROUTES	128
 #define NROUTES		api_nroutes
 #define ROUTE_UNMATCHED NROUTES
 

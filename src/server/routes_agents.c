@@ -750,7 +750,8 @@ static int reg_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	json_t *b = x->r->json;
 	struct sg_db_res *res = NULL;
 	const char *name = jstr(b, "name"), *pub = jstr(b, "public_key");
-	char now[24], tid[SRV_ID_LEN + 1], *tags = NULL, *client = NULL;
+	char now[24], tid[SRV_ID_LEN + 1], *tags = NULL, *client = NULL, *gateway = NULL;
+	char gw_name[33];
 	int64_t t = srv_now();
 	int rc;
 
@@ -759,8 +760,8 @@ static int reg_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		const char *p[] = {x->hash};
 
 		rc = sg_db_query(c, &res,
-				 "SELECT id, tags, client_id, expires_at, used_at, revoked FROM "
-				 "enrollment_tokens WHERE token_hash = $1",
+				 "SELECT id, tags, client_id, expires_at, used_at, revoked, "
+				 "gateway_id FROM enrollment_tokens WHERE token_hash = $1",
 				 1, p);
 	}
 	if (rc < 0)
@@ -783,11 +784,20 @@ static int reg_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	snprintf(tid, sizeof(tid), "%s", sg_db_res_get(res, 0, 0));
 	tags = strdup(sg_db_res_get(res, 0, 1) ? sg_db_res_get(res, 0, 1) : "");
 	client = sg_db_res_get(res, 0, 2) ? strdup(sg_db_res_get(res, 0, 2)) : NULL;
+	gateway = sg_db_res_get(res, 0, 6) ? strdup(sg_db_res_get(res, 0, 6)) : NULL;
+	rc = sg_db_res_get(res, 0, 6) && !gateway;
 	sg_db_res_free(res);
 	res = NULL;
-	if (!tags) {
+	if (!tags || rc) {
 		rc = SG_ENOMEM;
 		goto out;
+	}
+	/* A gateway's token (routes_gateways.c): the peer is the gateway's credential. */
+	if (gateway) {
+		rc = srv_gateway_enrolling(s, c, x->r, gateway, gw_name);
+		if (rc)
+			goto out;
+		name = gw_name;
 	}
 	if (exists(c, "SELECT 1 FROM agents WHERE name = $1 AND revoked = 0", name)) {
 		x->status = 409;
@@ -845,6 +855,8 @@ static int reg_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	}
 	if (rc < 0)
 		goto out;
+	if (gateway && (rc = srv_gateway_enrolled(c, x->r, gateway, x->id)))
+		goto out;
 	{
 		json_t *d = json_pack("{s:s,s:s,s:s?}", "enrollment_token_id", tid, "tags", tags,
 				      "client_id", client);
@@ -860,6 +872,7 @@ out:
 	sg_db_res_free(res);
 	free(tags);
 	free(client);
+	free(gateway);
 	return rc;
 }
 
@@ -1470,6 +1483,18 @@ static json_t *agent_config(struct srv *s, struct sg_db_conn *c, const char *id,
 	}
 	doc = json_pack("{s:s,s:i,s:O,s:O}", "peer_id", id, "poll_interval", s->agent_poll,
 			"tunnels", tunnels, "problems", problems);
+	if (doc && !srv_res_i64(res, 0, 0)) {
+		/* A gateway's credential: its document too (routes_gateways.c). */
+		json_t *gw = srv_gateway_agent_doc(s, c, id, json_object_get(doc, "problems"), &rc);
+
+		if (rc) {
+			json_decref(doc);
+			doc = NULL;
+			goto out;
+		}
+		if (gw)
+			json_object_set_new(doc, "gateway", gw);
+	}
 	text = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	if (!text) {
 		json_decref(doc);
@@ -1510,6 +1535,7 @@ static void strip_secrets(json_t *doc)
 		json_object_del(t, "secret");
 		json_object_del(t, "config");
 	}
+	srv_gateway_strip(doc);
 }
 
 void h_peers_config(struct srv *s, struct srv_req *r, struct srv_resp *out)

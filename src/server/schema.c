@@ -420,12 +420,70 @@ static const struct mstmt m5[] = {
     {ENG_ALL, "UPDATE admin_users SET failed_logins = 0, locked_until = NULL", 0},
 };
 
+/* Gateways (issue 15, docs/GATEWAY.md): edge proxies enrolled as managed peers (their agents row
+ * is their credential, sessions and reports), the sites their targets sit in, the resources they
+ * serve and the targets behind them. A gateway's configuration document is rendered from these
+ * rows (routes_gateways.c); every change to what it depends on bumps gateways.config_serial in
+ * the same transaction (which also orders concurrent changes of one gateway), and the trigger
+ * below moves the sync revision, so the gateway's long poll wakes. Names are unique by their
+ * case-folded NFC key (name_key). */
+#define GATEWAY_CFG_COLS "name, region, limits, config_serial, agent_id"
+static const struct mstmt m6[] = {
+    {ENG_ALL,
+     "CREATE TABLE gateways (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+     "name_key TEXT NOT NULL UNIQUE, region TEXT, public_address TEXT, "
+     "limits TEXT NOT NULL DEFAULT '{}', config_serial BIGINT NOT NULL DEFAULT 1, "
+     "agent_id TEXT REFERENCES agents(id) ON DELETE SET NULL, "
+     "created_by TEXT REFERENCES admin_users(id) ON DELETE SET NULL, "
+     "created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE sites (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+     "name_key TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '', "
+     "networks TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE resources (id TEXT PRIMARY KEY, "
+     "gateway_id TEXT NOT NULL REFERENCES gateways(id) ON DELETE CASCADE, "
+     "site_id TEXT REFERENCES sites(id), name TEXT NOT NULL, protocol TEXT NOT NULL, "
+     "domain TEXT, aliases TEXT NOT NULL DEFAULT '', port INTEGER, "
+     "auth TEXT NOT NULL DEFAULT 'public', api_keys TEXT NOT NULL DEFAULT '', oidc TEXT, "
+     "oidc_secret TEXT, rate_limit TEXT, rules TEXT, allow_cidrs TEXT NOT NULL DEFAULT '', "
+     "deny_cidrs TEXT NOT NULL DEFAULT '', lb TEXT, sticky_cookie TEXT, max_body BIGINT, "
+     "tls TEXT, max_conns INTEGER, idle_timeout_ms INTEGER, connect_timeout_ms INTEGER, "
+     "response_timeout_ms INTEGER, retries INTEGER, eject_ms INTEGER, eject_after INTEGER, "
+     "enabled INTEGER NOT NULL DEFAULT 1, created_at BIGINT NOT NULL, "
+     "updated_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE targets (id TEXT PRIMARY KEY, "
+     "resource_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE, "
+     "address TEXT NOT NULL, weight INTEGER NOT NULL DEFAULT 1, region TEXT, "
+     "health_check TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "ALTER TABLE enrollment_tokens ADD COLUMN gateway_id TEXT REFERENCES gateways(id) ON "
+     "DELETE CASCADE",
+     0},
+    {ENG_ALL, "CREATE INDEX idx_gateways_created ON gateways(created_at, id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_gateways_agent ON gateways(agent_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_sites_created ON sites(created_at, id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_resources_gateway ON resources(gateway_id, created_at, id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_resources_site ON resources(site_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_resources_created ON resources(created_at, id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_targets_resource ON targets(resource_id, created_at, id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_enrollment_gateway ON enrollment_tokens(gateway_id)", 0},
+    SQLITE_BUMPS("gateways", GATEWAY_CFG_COLS),
+    PG_BUMP("gateways", GATEWAY_CFG_COLS),
+};
+
 static const struct migration migrations[] = {
     {1, m1, sizeof(m1) / sizeof(m1[0]), NULL},
     {2, m2, sizeof(m2) / sizeof(m2[0]), NULL},
     {3, m3, sizeof(m3) / sizeof(m3[0]), NULL},
     {4, m4, sizeof(m4) / sizeof(m4[0]), dedupe_keys},
     {5, m5, sizeof(m5) / sizeof(m5[0]), NULL},
+    {6, m6, sizeof(m6) / sizeof(m6[0]), NULL},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

@@ -250,6 +250,9 @@ char *srv_i64(char buf[24], int64_t v);
 /* Result row to a JSON object: kinds[i] per column: 's' text, 'i' integer, 'b' boolean,
  * 'l' comma list -> array, 'j' JSON text, '-' skipped. */
 json_t *srv_row_json(const struct sg_db_res *res, int row, const char *kinds);
+/* The one row sql (one parameter: id) selects, as srv_row_json makes it; NULL when there is
+ * none (or on an error). */
+json_t *srv_row_get(struct sg_db_conn *c, const char *sql, const char *id, const char *kinds);
 /* The same row written as JSON text (the same keys and values, in column order). */
 void srv_row_json_text(FILE *f, const struct sg_db_res *res, int row, const char *kinds);
 /* One page of a filtered list, answered as {"items", "total", "limit", "offset"}: counts the rows
@@ -411,7 +414,46 @@ H(h_peers_status);
 H(h_peers_config);
 H(h_tunnels_list);
 H(h_tunnels_get);
+/* routes_gateways.c */
+H(h_gateways_list);
+H(h_gateways_create);
+H(h_gateways_get);
+H(h_gateways_delete);
+H(h_gateways_config_get);
+H(h_gateways_config_put);
+H(h_gateways_token);
+H(h_sites_list);
+H(h_sites_create);
+H(h_sites_get);
+H(h_sites_update);
+H(h_sites_delete);
+H(h_resources_list);
+H(h_resources_create);
+H(h_resources_get);
+H(h_resources_update);
+H(h_resources_delete);
+H(h_targets_list);
+H(h_targets_create);
+H(h_targets_get);
+H(h_targets_update);
+H(h_targets_delete);
 #undef H
+
+/* ---- gateways as managed peers (routes_gateways.c, called from routes_agents.c) ---- */
+/* Registration with a gateway's enrolment token, in its transaction: the gateway's previous
+ * credential is revoked and name gets the peer's name ("gateway-" and 8 of its id).
+ * SG_ENOENT when the gateway is gone. */
+int srv_gateway_enrolling(struct srv *s, struct sg_db_conn *c, struct srv_req *r,
+			  const char *gateway_id, char name[33]) SG_WUR;
+/* After the peer's row is in: the gateway's credential is agent_id (audited). */
+int srv_gateway_enrolled(struct sg_db_conn *c, struct srv_req *r, const char *gateway_id,
+			 const char *agent_id) SG_WUR;
+/* The configuration document of the gateway whose credential agent_id is (secrets included),
+ * its problems appended; NULL with *rc 0 for an agent that is no gateway's. */
+json_t *srv_gateway_agent_doc(struct srv *s, struct sg_db_conn *c, const char *agent_id,
+			      json_t *problems, int *rc);
+/* An agent configuration as admins see it: the gateway's client secrets removed. */
+void srv_gateway_strip(json_t *agent_config);
 
 /* The revision of what agents' configurations depend on (the sync_state row, moved by
  * triggers); negative SG_E* on a database error. The server polls it and wakes parked

@@ -605,6 +605,18 @@ json_t *srv_row_json(const struct sg_db_res *res, int row, const char *kinds)
 	return o;
 }
 
+json_t *srv_row_get(struct sg_db_conn *c, const char *sql, const char *id, const char *kinds)
+{
+	struct sg_db_res *res = NULL;
+	const char *p[] = {id};
+	json_t *j = NULL;
+
+	if (sg_db_query(c, &res, sql, 1, p) == 1)
+		j = srv_row_json(res, 0, kinds);
+	sg_db_res_free(res);
+	return j;
+}
+
 /* A JSON string of valid UTF-8 (what the database holds): quotes, backslashes and control
  * characters escaped, the rest as is. */
 /* The _unlocked stdio calls: the stream is this thread's own (open_memstream). */

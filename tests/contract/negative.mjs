@@ -26,7 +26,7 @@ const ajv = new Ajv({ allErrors: true, strict: false });
 addFormats(ajv);
 const customFormats = ["text", "ipv4-subnet", "ipv6-subnet", "cidr", "ip", "endpoint",
   "wireguard-key", "fips-key", "challenge", "proof", "refresh-token", "temp-access-ref",
-  "password", "binary", "wg-config", "name"];
+  "password", "binary", "wg-config", "name", "domain", "ip-port", "sha384-hex"];
 for (const f of customFormats) ajv.addFormat(f, true);
 
 let cases = 0;
@@ -113,6 +113,11 @@ const etokRegister = await mk("/api/enrollment-tokens", {});
 const reg = await http("POST", "/api/peers/register", { body: { token: etokPeer.token, public_key: agentKey(), name: "neg-" + uniq } });
 if (reg.status !== 201) throw new Error(`fixture peer: ${reg.status} ${reg.text}`);
 const peer = reg.json;
+// Gateways (docs/GATEWAY.md): a gateway, a site, a resource with a target.
+const gw = await mk("/api/v1/gateways", { name: "neg-" + uniq });
+const site = await mk("/api/v1/sites", { name: "neg-" + uniq, networks: ["10.66.0.0/24"] });
+const res = await mk("/api/v1/resources", { gateway_id: gw.id, site_id: site.id, domain: `neg-${uniq}.example.com` });
+const target = await mk(`/api/v1/resources/${res.id}/targets`, { address: "10.66.0.2:80" });
 const ids = {
   "/api/users/{id}": user.id, "/api/api-keys/{id}": key.id, "/api/networks/{id}": net.id,
   "/api/networks/{id}/peers": net.id, "/api/clients/{id}": client.id,
@@ -121,6 +126,10 @@ const ids = {
   "/api/policies/{id}": policy.id, "/api/enrollment-tokens/{id}": etokRevoke.id,
   "/api/peers/{id}": peer.id, "/api/peers/{id}/status": peer.id, "/api/peers/{id}/config": peer.id,
   "/api/tunnels/{name}": "neg-tunnel",
+  "/api/v1/gateways/{id}": gw.id, "/api/v1/gateways/{id}/config": gw.id,
+  "/api/v1/gateways/{id}/enrollment-token": gw.id, "/api/v1/sites/{id}": site.id,
+  "/api/v1/resources/{id}": res.id, "/api/v1/resources/{id}/targets": res.id,
+  "/api/v1/targets/{id}": target.id,
 };
 // What a GET shows of the resource a write would change (to prove nothing changed).
 const readback = {
@@ -128,6 +137,9 @@ const readback = {
   "/api/clients/{id}": `/api/clients/${client.id}`, "/api/settings": "/api/settings",
   "/api/clients/{id}/regenerate-keys": `/api/clients/${client.id}`,
   "/api/policies/{id}": `/api/policies/${policy.id}`, "/api/peers/{id}": `/api/peers/${peer.id}`,
+  "/api/v1/gateways/{id}/config": `/api/v1/gateways/${gw.id}`, "/api/v1/sites/{id}": `/api/v1/sites/${site.id}`,
+  "/api/v1/resources/{id}": `/api/v1/resources/${res.id}`, "/api/v1/resources/{id}/targets": `/api/v1/resources/${res.id}`,
+  "/api/v1/targets/{id}": `/api/v1/targets/${target.id}`,
 };
 
 // ---- baseline bodies: valid, so that one mutation is the only fault ------------------------
@@ -155,7 +167,24 @@ const baseline = {
   registerPeer: { token: etokRegister.token, public_key: agentKey(), name: "r-" + uniq, hostname: "h", platform: "linux", version: "1", interface: "wg0", address: "192.0.2.5", subnets: ["10.5.0.0/16"], backends: ["strongswan"] },
   agentAuth: { public_key: WG, challenge: "A".repeat(43), proof: "A".repeat(64) },
   updatePeer: { name: "neg-" + uniq, tags: ["neg"], address: "192.0.2.9", subnets: ["10.9.0.0/16"], client_id: null, interface: "wg1" },
-  reportPeerStatus: { state: "ok", revision: "r", version: "1", platform: "linux", backends: ["strongswan"], tunnels: [], wireguard: [], errors: [] },
+  reportPeerStatus: { state: "ok", revision: "r", version: "1", platform: "linux", backends: ["strongswan"], tunnels: [], wireguard: [], errors: [],
+    gateway: { serial: 1, connections: 0, config_rejected: 0, resources: [] } },
+  createGateway: { name: "g-" + uniq, region: "eu", public_address: "edge.example.com", limits: { max_conns: 100 }, enrollment_expires_in_hours: 1 },
+  updateGatewayConfig: { name: "neg-" + uniq, region: "eu", public_address: "edge.example.com", limits: { max_conns: 100 } },
+  createGatewayEnrollmentToken: { enrollment_expires_in_hours: 1 },
+  createSite: { name: "s-" + uniq, description: "d", networks: ["10.67.0.0/24"] },
+  updateSite: { name: "neg-" + uniq, description: "d", networks: ["10.66.0.0/24"] },
+  createResource: { gateway_id: gw.id, site_id: site.id, name: "r", protocol: "http", domain: `b-${uniq}.example.com`, aliases: [`c-${uniq}.example.com`],
+    port: null, auth: "public", api_keys: ["0".repeat(96)], oidc: null, rate_limit: { per_source: { rate: 1, burst: 2 } },
+    rules: [{ path: "/x", action: "deny" }], allow: ["10.0.0.0/8"], deny: ["10.1.0.0/16"], lb: "weighted", sticky_cookie: "s",
+    max_body: 100, tls: null, max_conns: 10, idle_timeout_ms: 1000, connect_timeout_ms: 1000, response_timeout_ms: 1000,
+    retries: 1, eject_ms: 1000, eject_after: 1, enabled: true },
+  updateResource: { site_id: site.id, name: "r", protocol: "http", domain: `neg-${uniq}.example.com`, aliases: [], port: null, auth: "public",
+    api_keys: [], oidc: null, rate_limit: null, rules: null, allow: [], deny: [], lb: null, sticky_cookie: null, max_body: null, tls: null,
+    max_conns: null, idle_timeout_ms: null, connect_timeout_ms: null, response_timeout_ms: null, retries: null, eject_ms: null,
+    eject_after: null, enabled: true },
+  createTarget: { address: "10.66.0.3:80", weight: 2, region: "eu", health_check: { type: "tcp", interval_ms: 1000 } },
+  updateTarget: { address: "10.66.0.2:80", weight: 1, region: null, health_check: null },
 };
 
 // ---- invalid values per schema ----------------------------------------------------------------
@@ -328,5 +357,7 @@ await http("DELETE", `/api/users/${user.id}`, { token: tok });
 await http("DELETE", `/api/api-keys/${key.id}`, { token: tok });
 await http("DELETE", `/api/policies/${policy.id}`, { token: tok });
 await http("DELETE", `/api/peers/${peer.id}`, { token: tok });
+await http("DELETE", `/api/v1/gateways/${gw.id}`, { token: tok });
+await http("DELETE", `/api/v1/sites/${site.id}`, { token: tok });
 console.log(`[negative] ${cases} invalid requests, ${fails.length} failures`);
 process.exit(fails.length ? 1 : 0);

@@ -67,6 +67,13 @@ run_api() {
 		tail -n 40 "${!logv}"
 		fail "agents API tests on $name"
 	}
+	# Gateways, sites, resources and targets (docs/GATEWAY.md), recorded with the rest.
+	SG_API_RECORD="$TMP/$name.traffic.jsonl" \
+	python3 "$SG_SRC/tests/server/gateways_api_test.py" --url "${!urlv}" --db "$db" \
+		--admin "$SG_ADMIN_EMAIL" --password "$SG_ADMIN_PASSWORD" --server-log "${!logv}" || {
+		tail -n 40 "${!logv}"
+		fail "gateways API tests on $name"
+	}
 	"$SG" audit verify --db "$db" || fail "audit chain of $name after the API tests"
 	# Every response of the run, against the document, by ajv and swagger-parser.
 	node "$SG_SRC/tests/contract/validate.mjs" --doc "$SG_SRC/docs/openapi.json" \

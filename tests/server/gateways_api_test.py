@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+"""API tests of gateways, sites, resources and targets (issue 15, docs/GATEWAY.md) over real
+HTTP.
+
+Run by tests/integration/test_server_api.sh after agents_api_test.py, on the same server and
+with the same SG_API_RECORD file (every response is checked against docs/openapi.json by
+validate.mjs):
+
+    gateways_api_test.py --url URL --db DB --admin EMAIL --password PW [--server-log FILE]
+
+Covers every operation of /api/v1 with each role: a gateway made with a one-time enrolment
+token; sites, resources and targets; every change checked by the gateway's own validator with
+every problem answered at once (422) by the field of the request; domain and port conflicts
+(409); the document the gateway gets, with its client secrets for it alone; the gateway's
+enrolment through the agents' registration, its key-possession login, its long poll woken by a
+change of its resources, its status report; enrolling again revoking the old credential;
+deleting a gateway cutting its credential off. Exit status 0 = every check passed.
+"""
+import argparse
+import base64
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import api_test as A  # noqa: E402
+from agents_api_test import Agent  # noqa: E402
+from api_test import call, check, expect, log  # noqa: E402
+
+NOID = A.NOID
+V1 = "/api/v1"
+
+
+def login(email, pw):
+    st, doc = call("POST", "/api/auth/login", {"email": email, "password": pw})
+    check(st == 200, "login %s" % email)
+    return doc["access_token"]
+
+
+def res_of(gwdoc, rid):
+    return next((r for r in gwdoc.get("resources", []) if r["id"] == rid), {})
+
+
+def fields(doc):
+    return [e["field"] for e in (doc or {}).get("errors", [])]
+
+
+def test_gateways(admin, viewer, uniq):
+    log("gateways: created with a one-time token, names unique without regard to case")
+    gw = expect("POST", V1 + "/gateways", 201,
+                {"name": "Edge " + uniq, "region": "eu", "public_address": "edge.example.com",
+                 "limits": {"max_conns": 1000}, "enrollment_expires_in_hours": 2}, token=admin)
+    check(gw["enrollment_token"].startswith("sge_") and gw["state"] == "pending" and
+          gw["agent_id"] is None and gw["config_serial"] >= 1 and
+          gw["limits"] == {"max_conns": 1000}, "created: %s" % gw)
+    check(gw["enrollment_expires_at"] - time.time() < 2 * 3600 + 60, "token lifetime")
+    A.SECRETS.append(gw["enrollment_token"])
+    expect("POST", V1 + "/gateways", 409, {"name": "EDGE " + uniq.upper()}, token=admin,
+           field="name")
+    expect("POST", V1 + "/gateways", 400, {"region": "eu"}, token=admin, field="name")
+    expect("POST", V1 + "/gateways", 403, {"name": "x"}, token=viewer)
+    # The gateway's own validator checks its settings: every problem, by field.
+    doc = expect("POST", V1 + "/gateways", 422,
+                 {"name": "bad " + uniq, "limits": {"max_head": 1024, "max_target": 2048},
+                  "region": "Région"}, token=admin)
+    check("limits" in fields(doc) and "region" in fields(doc), "422 by field: %s" % doc)
+    got = expect("GET", V1 + "/gateways/" + gw["id"], 200, token=viewer)
+    check(got["status"] is None and got["applied_revision"] is None and
+          "enrollment_token" not in got, "read back without its token: %s" % got)
+    expect("GET", V1 + "/gateways/" + NOID, 404, token=viewer)
+    page = expect("GET", V1 + "/gateways?limit=50", 200, token=viewer)
+    check(any(g["id"] == gw["id"] for g in page["items"]), "listed")
+    upd = expect("PUT", V1 + "/gateways/%s/config" % gw["id"], 200,
+                 {"region": "us", "limits": {"max_conns": 2000, "header_timeout_ms": 5000}},
+                 token=admin)
+    check(upd["region"] == "us" and upd["config_serial"] > gw["config_serial"] and
+          upd["limits"]["header_timeout_ms"] == 5000, "updated: %s" % upd)
+    doc = expect("PUT", V1 + "/gateways/%s/config" % gw["id"], 422,
+                 {"limits": {"max_head": 1024, "max_target": 4096}}, token=admin)
+    check(fields(doc) == ["limits"], "refused by field: %s" % doc)
+    expect("PUT", V1 + "/gateways/%s/config" % gw["id"], 400, {}, token=admin)
+    expect("PUT", V1 + "/gateways/%s/config" % NOID, 404, {"region": "x"}, token=admin)
+    expect("PUT", V1 + "/gateways/%s/config" % gw["id"], 403, {"region": "x"}, token=viewer)
+    other = expect("POST", V1 + "/gateways", 201, {"name": "other " + uniq}, token=admin)
+    A.SECRETS.append(other["enrollment_token"])
+    expect("PUT", V1 + "/gateways/%s/config" % other["id"], 409, {"name": "edge " + uniq},
+           token=admin, field="name")
+    return gw, other
+
+
+def test_sites(admin, viewer, uniq):
+    log("sites")
+    site = expect("POST", V1 + "/sites", 201,
+                  {"name": "Office " + uniq, "description": "HQ", "networks": ["10.9.0.0/24"]},
+                  token=admin)
+    check(site["networks"] == ["10.9.0.0/24"], "created: %s" % site)
+    expect("POST", V1 + "/sites", 409, {"name": "office " + uniq, "networks": ["10.1.0.0/16"]},
+           token=admin, field="name")
+    expect("POST", V1 + "/sites", 422, {"name": "empty " + uniq, "networks": []}, token=admin,
+           field="networks")
+    expect("POST", V1 + "/sites", 400, {"name": "s", "networks": ["10.0.0.1/8"]}, token=admin,
+           field="networks")
+    expect("POST", V1 + "/sites", 403, {"name": "s", "networks": ["10.0.0.0/8"]}, token=viewer)
+    check(expect("GET", V1 + "/sites/" + site["id"], 200, token=viewer) == site, "read back")
+    expect("GET", V1 + "/sites/" + NOID, 404, token=viewer)
+    page = expect("GET", V1 + "/sites", 200, token=viewer)
+    check(any(s["id"] == site["id"] for s in page["items"]), "listed")
+    spare = expect("POST", V1 + "/sites", 201, {"name": "spare " + uniq,
+                                                "networks": ["10.200.0.0/16"]}, token=admin)
+    upd = expect("PUT", V1 + "/sites/" + spare["id"], 200, {"description": "later"},
+                 token=admin)
+    check(upd["description"] == "later", "updated")
+    expect("PUT", V1 + "/sites/" + NOID, 404, {"description": "x"}, token=admin)
+    expect("DELETE", V1 + "/sites/" + spare["id"], 204, token=admin)
+    expect("DELETE", V1 + "/sites/" + spare["id"], 404, token=admin)
+    return site
+
+
+def test_resources(admin, viewer, gw, other, site, uniq):
+    log("resources: every problem at once, conflicts, defaults")
+    dom = "app-%s.example.com" % uniq
+    bad = {"gateway_id": gw["id"], "site_id": site["id"], "domain": dom,
+           "rules": [{"path": "no-slash", "action": "deny"}, {"action": "auth"}],
+           "sticky_cookie": "a b", "tls": {"cert": "/c", "key": "/k"}, "protocol": "http",
+           "rate_limit": {"per_source": {"rate": 5}}, "idle_timeout_ms": 100}
+    doc = expect("POST", V1 + "/resources", 422, bad, token=admin)
+    for f in ("rules[0].path", "rules[1]", "sticky_cookie"):
+        check(f in fields(doc), "422 lists %s: %s" % (f, fields(doc)))
+    expect("POST", V1 + "/resources", 404, dict(bad, gateway_id=NOID), token=admin,
+           field="gateway_id")
+    expect("POST", V1 + "/resources", 404, dict(bad, site_id=NOID), token=admin,
+           field="site_id")
+    expect("POST", V1 + "/resources", 422, {"gateway_id": gw["id"], "aliases": [dom]},
+           token=admin, field="aliases")
+    expect("POST", V1 + "/resources", 422, {"gateway_id": gw["id"], "protocol": "tcp",
+                                            "port": 2222, "domain": dom}, token=admin,
+           field="domain")
+    expect("POST", V1 + "/resources", 400, {"gateway_id": gw["id"], "domain": "a..b"},
+           token=admin, field="domain")
+    expect("POST", V1 + "/resources", 403, {"gateway_id": gw["id"], "domain": dom},
+           token=viewer)
+    key_hash = "0" * 96
+    secret = "oidc-secret-" + uniq
+    A.SECRETS.append(secret)
+    web = expect("POST", V1 + "/resources", 201,
+                 {"gateway_id": gw["id"], "site_id": site["id"], "domain": dom.upper(),
+                  "aliases": ["*.%s" % dom], "auth": "login",
+                  "oidc": {"issuer": "https://idp.example.com/realms/x", "client_id": "gw",
+                           "client_secret": secret},
+                  "rules": [{"path": "/health", "action": "allow"},
+                            {"path": "/admin/*", "methods": ["POST"],
+                             "header": {"name": "X-Admin"}, "sources": ["192.0.2.0/24"],
+                             "action": "deny"}],
+                  "rate_limit": {"per_source": {"rate": 20, "burst": 40}},
+                  "lb": "weighted", "sticky_cookie": "sg_sticky", "max_body": 1048576},
+                 token=admin)
+    check(web["domain"] == dom and web["aliases"] == ["*." + dom] and web["protocol"] == "http"
+          and web["name"] == dom and web["has_client_secret"] is True and
+          "client_secret" not in web["oidc"] and web["targets"] == [] and web["enabled"],
+          "created, the secret not shown: %s" % web)
+    expect("POST", V1 + "/resources", 409, {"gateway_id": gw["id"], "domain": dom},
+           token=admin, field="domain")
+    expect("POST", V1 + "/resources", 409,
+           {"gateway_id": gw["id"], "domain": "x-" + dom, "aliases": ["*." + dom]},
+           token=admin, field="aliases")
+    # Another gateway may serve the same name.
+    expect("POST", V1 + "/resources", 201, {"gateway_id": other["id"], "domain": dom},
+           token=admin)
+    db = expect("POST", V1 + "/resources", 201,
+                {"gateway_id": gw["id"], "port": 15432, "allow": ["198.51.100.0/24"],
+                 "max_conns": 10, "idle_timeout_ms": 60000}, token=admin)
+    check(db["protocol"] == "tcp" and db["name"] == "tcp/15432", "tcp by default: %s" % db)
+    expect("POST", V1 + "/resources", 409, {"gateway_id": gw["id"], "port": 15432},
+           token=admin, field="port")
+    udp = expect("POST", V1 + "/resources", 201,
+                 {"gateway_id": gw["id"], "protocol": "udp", "port": 15432}, token=admin)
+    doc = expect("POST", V1 + "/resources", 422,
+                 {"gateway_id": gw["id"], "protocol": "udp", "port": 15433, "auth": "api_key",
+                  "api_keys": [key_hash], "rules": [{"action": "deny"}]}, token=admin)
+    check("auth" in fields(doc) and "rules" in fields(doc), "tcp/udp limits: %s" % doc)
+    api = expect("POST", V1 + "/resources", 201,
+                 {"gateway_id": gw["id"], "domain": "api-" + dom, "auth": "api_key",
+                  "api_keys": [key_hash], "enabled": False}, token=admin)
+    check(not api["enabled"] and api["api_keys"] == [key_hash], "disabled: %s" % api)
+    expect("GET", V1 + "/resources/" + web["id"], 200, token=viewer)
+    expect("GET", V1 + "/resources/" + NOID, 404, token=viewer)
+    page = expect("GET", V1 + "/resources?gateway_id=%s&limit=10" % gw["id"], 200,
+                  token=viewer)
+    check(page["total"] == 4 and all(r["gateway_id"] == gw["id"] for r in page["items"]),
+          "filtered by gateway: %s" % page["total"])
+    page = expect("GET", V1 + "/resources?site_id=" + site["id"], 200, token=viewer)
+    check([r["id"] for r in page["items"]] == [web["id"]], "filtered by site")
+    upd = expect("PUT", V1 + "/resources/" + web["id"], 200,
+                 {"oidc": {"issuer": "https://idp.example.com/realms/x", "client_id": "gw",
+                           "scopes": "openid email profile"}}, token=admin)
+    check(upd["has_client_secret"] and upd["oidc"]["scopes"] == "openid email profile",
+          "the secret kept for the same issuer and client: %s" % upd)
+    doc = expect("PUT", V1 + "/resources/" + web["id"], 422,
+                 {"rules": [{"path": "/x", "action": "auth"}], "auth": "public"}, token=admin)
+    check(sorted(fields(doc)) == ["oidc", "rules[0]"], "auth rule without auth: %s" % doc)
+    expect("PUT", V1 + "/resources/" + web["id"], 400, {"gateway_id": other["id"]},
+           token=admin, field="gateway_id")
+    expect("PUT", V1 + "/resources/" + NOID, 404, {"enabled": True}, token=admin)
+    expect("PUT", V1 + "/resources/" + db["id"], 409, {"port": 15432, "protocol": "udp"},
+           token=admin, field="port")
+    expect("DELETE", V1 + "/resources/" + udp["id"], 204, token=admin)
+    expect("DELETE", V1 + "/resources/" + udp["id"], 404, token=admin)
+    expect("DELETE", V1 + "/sites/" + site["id"], 409, token=admin)
+    return web, db, api
+
+
+def test_targets(admin, viewer, gw, web, db):
+    log("targets: inside the site, health checks, weights")
+    doc = expect("POST", V1 + "/resources/%s/targets" % web["id"], 422,
+                 {"address": "10.8.0.2:80", "health_check": {"type": "http", "path": "/h",
+                                                            "interval_ms": 100,
+                                                            "timeout_ms": 500}}, token=admin)
+    check(set(fields(doc)) == {"address", "health_check"}, "by field: %s" % doc)
+    expect("POST", V1 + "/resources/%s/targets" % web["id"], 400, {"address": "app:80"},
+           token=admin, field="address")
+    expect("POST", V1 + "/resources/%s/targets" % NOID, 404, {"address": "10.9.0.2:80"},
+           token=admin)
+    expect("POST", V1 + "/resources/%s/targets" % web["id"], 403, {"address": "10.9.0.2:80"},
+           token=viewer)
+    a = expect("POST", V1 + "/resources/%s/targets" % web["id"], 201,
+               {"address": "10.9.0.2:8080", "weight": 3, "region": "eu",
+                "health_check": {"type": "http", "path": "/health", "interval_ms": 2000,
+                                 "status": [200, 299]}}, token=admin)
+    b = expect("POST", V1 + "/resources/%s/targets" % web["id"], 201,
+               {"address": "10.9.0.3:8080"}, token=admin)
+    check(a["weight"] == 3 and b["weight"] == 1 and b["health_check"] is None,
+          "created: %s %s" % (a, b))
+    doc = expect("POST", V1 + "/resources/%s/targets" % db["id"], 422,
+                 {"address": "10.9.0.5:5432", "health_check": {"type": "http"}}, token=admin)
+    check(fields(doc) == ["health_check"], "http check on tcp: %s" % doc)
+    pg = expect("POST", V1 + "/resources/%s/targets" % db["id"], 201,
+                {"address": "[fd00::5]:5432", "health_check": {"type": "tcp"}}, token=admin)
+    page = expect("GET", V1 + "/resources/%s/targets" % web["id"], 200, token=viewer)
+    check(sorted(t["id"] for t in page["items"]) == sorted([a["id"], b["id"]]), "listed")
+    expect("GET", V1 + "/resources/%s/targets" % NOID, 404, token=viewer)
+    check(expect("GET", V1 + "/targets/" + a["id"], 200, token=viewer) == a, "read back")
+    expect("GET", V1 + "/targets/" + NOID, 404, token=viewer)
+    upd = expect("PUT", V1 + "/targets/" + b["id"], 200, {"weight": 1, "region": "us"},
+                 token=admin)
+    check(upd["region"] == "us", "updated")
+    doc = expect("PUT", V1 + "/targets/" + b["id"], 422, {"address": "10.77.0.1:80"},
+                 token=admin)
+    check(fields(doc) == ["address"], "outside the site: %s" % doc)
+    expect("PUT", V1 + "/targets/" + NOID, 404, {"weight": 2}, token=admin)
+    expect("PUT", V1 + "/targets/" + b["id"], 403, {"weight": 2}, token=viewer)
+    # A site may not move away from its targets.
+    doc = expect("PUT", V1 + "/sites/" + web["site_id"], 422, {"networks": ["10.10.0.0/24"]},
+                 token=admin)
+    check(len(doc["errors"]) == 2 and all("outside site" in e["detail"] for e in doc["errors"]),
+          "every target named: %s" % doc)
+    tmp = expect("POST", V1 + "/resources/%s/targets" % db["id"], 201,
+                 {"address": "10.9.0.6:5432"}, token=admin)
+    expect("DELETE", V1 + "/targets/" + tmp["id"], 204, token=admin)
+    expect("DELETE", V1 + "/targets/" + tmp["id"], 404, token=admin)
+    conf = expect("GET", V1 + "/gateways/%s/config" % gw["id"], 200, token=admin)
+    c = conf["config"]
+    by_id = {r["id"]: r for r in c["resources"]}
+    check(sorted(by_id) == sorted([web["id"], db["id"]]),
+          "served: the resources with targets, enabled: %s" % list(by_id))
+    w = by_id[web["id"]]
+    check(w["domains"] == [web["domain"], "*." + web["domain"]] and w["auth"] == "login" and
+          w["oidc"].get("client_secret") is None and w["site"] == web["site_id"] and
+          sorted(t["address"] for t in w["targets"]) == ["10.9.0.2:8080", "10.9.0.3:8080"] and
+          c["sites"][0]["networks"] == ["10.9.0.0/24"] and c["region"] == "us",
+          "the document: %s" % w)
+    check(by_id[db["id"]]["targets"][0]["address"] == "[fd00::5]:5432", "tcp target")
+    check(conf["problems"] == [], "nothing left out: %s" % conf["problems"])
+    expect("GET", V1 + "/gateways/%s/config" % gw["id"], 403, token=viewer)
+    expect("GET", V1 + "/gateways/%s/config" % NOID, 404, token=admin)
+    return a, b, pg
+
+
+def enroll_gateway(gw_id, token):
+    """Registers as `secureguard gateway --enroll` does: the peer is named after the gateway."""
+    g = Agent("gw-host")
+    doc = expect("POST", "/api/peers/register", 201,
+                 {"token": token, "public_key": g.pub64, "name": g.name, "hostname": "edge",
+                  "platform": "linux", "version": "test"})
+    check(doc["name"] == "gateway-" + gw_id[:8], "named after its gateway: %s" % doc["name"])
+    g.id = doc["id"]
+    return g
+
+
+def test_gateway_peer(admin, viewer, gw, web, target):
+    log("a gateway enrolls as a managed peer, gets its document pushed, reports")
+    g = enroll_gateway(gw["id"], gw["enrollment_token"])
+    Agent("again").register(gw["enrollment_token"], status=410)
+    g.login()
+    got = expect("GET", V1 + "/gateways/" + gw["id"], 200, token=viewer)
+    check(got["agent_id"] == g.id and got["state"] == "registered", "enrolled: %s" % got)
+    st, conf = call("GET", "/api/peers/%s/config" % g.id, token=g.tok)
+    check(st == 200 and res_of(conf["gateway"], web["id"]),
+          "its document in its configuration: %s" % st)
+    oidc = res_of(conf["gateway"], web["id"])["oidc"]
+    check(oidc.get("client_secret", "").startswith("oidc-secret-"),
+          "the gateway itself gets its client secret")
+    st, adm = call("GET", "/api/peers/%s/config" % g.id, token=admin)
+    check(st == 200 and "client_secret" not in res_of(adm["gateway"], web["id"])["oidc"],
+          "admins never see it")
+    # The long poll wakes within a second of a change of one of its resources.
+    rev = conf["revision"]
+    serial = conf["gateway"]["serial"]
+    result = {}
+
+    def poll():
+        result["r"] = call("GET", "/api/peers/%s/config?since=%s&wait=20" % (g.id, rev),
+                           token=g.tok)
+        result["t"] = time.time()
+
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.5)
+    t0 = time.time()
+    expect("PUT", V1 + "/targets/" + target["id"], 200, {"weight": 5}, token=admin)
+    th.join(30)
+    st, new = result.get("r", (0, None))
+    check(st == 200 and new["gateway"]["serial"] > serial and
+          [t["weight"] for t in res_of(new["gateway"], web["id"])["targets"]
+           if t["id"] == target["id"]] == [5],
+          "pushed: %s" % st)
+    check(result.get("t", 99) - t0 < 2.5, "within %.2f s" % (result.get("t", 99) - t0))
+    st, _ = call("GET", "/api/peers/%s/config?since=%s&wait=1" % (g.id, new["revision"]),
+                 token=g.tok)
+    check(st == 204, "nothing new: 204, got %d" % st)
+    report = {"state": "ok", "revision": new["revision"], "version": "test",
+              "gateway": {"serial": new["gateway"]["serial"], "connections": 3,
+                          "config_rejected": 0,
+                          "resources": [{"id": web["id"], "requests": 10, "denied": 1,
+                                         "rate_limited": 0,
+                                         "targets": [{"id": target["id"], "healthy": True,
+                                                      "requests": 7, "failures": 0,
+                                                      "active": 1}]}]}}
+    expect("PUT", "/api/peers/%s/status" % g.id, 200, report, token=g.tok)
+    got = expect("GET", V1 + "/gateways/" + gw["id"], 200, token=viewer)
+    check(got["state"] == "ok" and got["online"] and got["applied_revision"] == new["revision"]
+          and got["status"]["resources"][0]["targets"][0]["requests"] == 7,
+          "its report shows: %s" % got)
+    # Only its own: no admin routes.
+    expect("GET", V1 + "/gateways", 403, token=g.tok)
+    return g
+
+
+def test_reenroll_delete(admin, viewer, gw, g):
+    log("enrolling again revokes the old credential; deleting the gateway cuts it off")
+    expect("POST", V1 + "/gateways/%s/enrollment-token" % NOID, 404, {}, token=admin)
+    expect("POST", V1 + "/gateways/%s/enrollment-token" % gw["id"], 403, {}, token=viewer)
+    first = expect("POST", V1 + "/gateways/%s/enrollment-token" % gw["id"], 201, {},
+                   token=admin)
+    tok = expect("POST", V1 + "/gateways/%s/enrollment-token" % gw["id"], 201,
+                 {"enrollment_expires_in_hours": 1}, token=admin)
+    A.SECRETS += [first["enrollment_token"], tok["enrollment_token"]]
+    Agent("x").register(first["enrollment_token"], status=410)  # the second revoked it
+    g2 = enroll_gateway(gw["id"], tok["enrollment_token"])
+    expect("GET", "/api/peers/%s/config" % g.id, 401, token=g.tok)
+    expect("POST", "/api/auth/agent", 403, g.proof())
+    g2.login()
+    st, _ = call("GET", "/api/peers/%s/config" % g2.id, token=g2.tok)
+    check(st == 200, "the new credential works")
+    got = expect("GET", V1 + "/gateways/" + gw["id"], 200, token=viewer)
+    check(got["agent_id"] == g2.id, "the gateway's credential is the new one")
+    expect("DELETE", V1 + "/gateways/" + gw["id"], 403, token=viewer)
+    expect("DELETE", V1 + "/gateways/" + gw["id"], 204, token=admin)
+    expect("DELETE", V1 + "/gateways/" + gw["id"], 404, token=admin)
+    expect("GET", "/api/peers/%s/config" % g2.id, 401, token=g2.tok)
+    expect("POST", "/api/auth/agent", 403, g2.proof())
+    page = expect("GET", V1 + "/resources?gateway_id=" + gw["id"], 200, token=viewer)
+    check(page["total"] == 0, "its resources went with it")
+
+
+def test_roles(admin, viewer, uniq):
+    log("role matrix of /api/v1")
+    routes = [
+        ("GET", V1 + "/gateways", None, {"viewer", "admin"}),
+        ("POST", V1 + "/gateways", {"name": "roles " + uniq}, {"admin"}),
+        ("GET", V1 + "/gateways/" + NOID, None, {"viewer", "admin"}),
+        ("DELETE", V1 + "/gateways/" + NOID, None, {"admin"}),
+        ("GET", V1 + "/gateways/%s/config" % NOID, None, {"admin"}),
+        ("PUT", V1 + "/gateways/%s/config" % NOID, {"region": "x"}, {"admin"}),
+        ("POST", V1 + "/gateways/%s/enrollment-token" % NOID, {}, {"admin"}),
+        ("GET", V1 + "/sites", None, {"viewer", "admin"}),
+        ("POST", V1 + "/sites", {"name": "r", "networks": []}, {"admin"}),
+        ("GET", V1 + "/resources", None, {"viewer", "admin"}),
+        ("POST", V1 + "/resources", {"gateway_id": NOID}, {"admin"}),
+        ("GET", V1 + "/resources/%s/targets" % NOID, None, {"viewer", "admin"}),
+        ("DELETE", V1 + "/targets/" + NOID, None, {"admin"}),
+    ]
+    for method, path, body, allowed in routes:
+        st, _ = call(method, path, body)
+        check(st == 401, "%s %s without credentials: 401, got %d" % (method, path, st))
+        for who, tok in (("viewer", viewer), ("admin", admin)):
+            st, doc = call(method, path, body, token=tok)
+            if who in allowed:
+                check(st not in (401, 403), "%s %s as %s: allowed, got %d" % (method, path,
+                                                                                who, st))
+            else:
+                check(st == 403, "%s %s as %s: 403, got %d %s" % (method, path, who, st, doc))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--admin", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--server-log")
+    args = ap.parse_args()
+    A.ARGS = args
+    root = login(args.admin, args.password)
+    uniq = base64.b32encode(os.urandom(5)).decode().lower()
+    pw = "gateways-" + uniq + "-password"
+    for role in ("admin", "viewer"):
+        expect("POST", "/api/users", 201, {"email": "%s-%s@gateways.test" % (role, uniq),
+                                           "password": pw, "role": role}, token=root)
+    admin = login("admin-%s@gateways.test" % uniq, pw)
+    viewer = login("viewer-%s@gateways.test" % uniq, pw)
+
+    gw, other = test_gateways(admin, viewer, uniq)
+    site = test_sites(admin, viewer, uniq)
+    web, db, _ = test_resources(admin, viewer, gw, other, site, uniq)
+    a, _, _ = test_targets(admin, viewer, gw, web, db)
+    g = test_gateway_peer(admin, viewer, gw, web, a)
+    test_reenroll_delete(admin, viewer, gw, g)
+    test_roles(admin, viewer, uniq)
+    expect("DELETE", V1 + "/gateways/" + other["id"], 204, token=admin)
+    expect("DELETE", V1 + "/sites/" + site["id"], 204, token=admin)
+
+    # Secrets in no answer to admins, no audit row, no log line.
+    st, doc = call("GET", "/api/audit?limit=1000", token=root)
+    text = str(doc)
+    for s in A.SECRETS:
+        check(s not in text, "a secret (%s...) is in the audit log" % s[:6])
+    check("gateway.created" in text and "resource.created" in text and
+          "gateway.enrolled" in text and "target.updated" in text, "changes are audited")
+    if args.server_log:
+        with open(args.server_log, errors="replace") as f:
+            text = f.read()
+        for s in A.SECRETS:
+            if s != args.password:
+                check(s not in text, "a secret (%s...) is in the server log" % s[:6])
+    fives = [s for s in A.STATUSES if s[2] >= 500]
+    check(not fives, "no 5xx responses: %s" % fives[:5])
+    log("%d requests, %d failures" % (len(A.STATUSES), len(A.FAILS)))
+    return 1 if A.FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
