@@ -780,7 +780,7 @@ static char *limits_text(json_t *b)
 {
 	json_t *l = json_object_get(b, "limits");
 
-	return json_dumps(json_is_object(l) ? l : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
+	return json_is_object(l) ? json_dumps(l, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
 }
 
 static int gw_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
