@@ -307,10 +307,16 @@ def dup_prepare(root):
     else:
         sql("DROP TRIGGER audit_log_append_only ON audit_log")
         sql("DROP FUNCTION sg_audit_log_next_id()")
-    # Back to schema version 3: migration 5 undone too.
+    # Back to schema version 3: migration 5 undone too,
     sql("DROP TABLE login_failures")
     sql("DROP TABLE login_known")
     sql("ALTER TABLE admin_users DROP COLUMN token_gen")
+    # ... and migration 6 (gateways).
+    for t in ("targets", "resources", "sites"):
+        sql("DROP TABLE %s" % t)
+    sql("DROP TABLE gateways" + ("" if sqlite() else " CASCADE"))
+    sql("DROP INDEX idx_enrollment_gateway")
+    sql("ALTER TABLE enrollment_tokens DROP COLUMN gateway_id")
     sql("DELETE FROM schema_migrations WHERE version >= 4")
     # a takes the hub's key (older than a, but the hub keeps it anyway); b takes a's key.
     sql("UPDATE clients SET public_key_classic = '%s' WHERE id = '%s'" %
