@@ -60,6 +60,7 @@ bench: deps all
 	./bench/server_api.sh
 	./bench/ipsec.sh
 	./bench/embed.sh $(BENCH_SECONDS)
+	./bench/agents.sh
 
 # Installs the binaries (secureguard, secureguardd, secureguard-iked) and the systemd units
 # (secureguard@.service, secureguard-gateway.service, secureguard-iked.service) under PREFIX

@@ -401,6 +401,7 @@ static void apply_group(struct agent *a, json_t *want, const char *policy)
 	struct op *ops = calloc(json_array_size(want) + a->ntuns + 1, sizeof(*ops));
 	json_t **held = calloc(a->ntuns + 1, sizeof(*held));
 	size_t nops = 0, done = 0, nheld = 0, i;
+	bool executed;
 	char why[256] = "";
 	json_t *t;
 	int rc = 0;
@@ -454,6 +455,9 @@ static void apply_group(struct agent *a, json_t *want, const char *policy)
 		if (rc)
 			add_error(a, policy, jstr(ops[i].t, "name"), why);
 	}
+	executed = !rc;
+	/* done counts the failing operation too, so it is undone with the others: an update
+	 * stopped the old tunnel first, a creation may have loaded a key. */
 	for (i = 0; i < nops && !rc; i++, done++) {
 		rc = do_op(a, &ops[i], why, sizeof(why));
 		if (rc) {
@@ -468,8 +472,17 @@ static void apply_group(struct agent *a, json_t *want, const char *policy)
 		       policy ? policy : "-", done);
 		undo(a, ops, done);
 	}
-	if (rc)
-		a->retry_apply = true;
+	/* Tried again on the watchdog's schedule when that disturbs nothing that runs: a check
+	 * that failed (a certificate file to come), new tunnels only. A change of running tunnels
+	 * that failed waits for the next configuration: trying it again would cut them again. */
+	if (rc) {
+		bool disruptive = false;
+
+		for (i = 0; executed && i < done; i++)
+			disruptive |= ops[i].k != OP_CREATE;
+		if (!disruptive)
+			a->retry_apply = true;
+	}
 out:
 	for (i = 0; i < nheld; i++)
 		json_decref(held[i]);

@@ -6,6 +6,8 @@
 #    `strongswan` as their backends;
 #  - a change of the policy's ESP proposal replaces the tunnel on both sides (a new Child SA
 #    with the new algorithm, shown by the daemons);
+#  - a change that fails to apply (a certificate whose key does not load) is rolled back on both
+#    sides to the version that ran, the tunnel comes back, and the failure is reported;
 #  - deleting the policy removes the tunnel from both daemons.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -32,10 +34,18 @@ ip netns exec "$A" env SG_IKE_TUN="${PFX}i" "$IKED" -f --vici "$OURS" >>"$SG_TMP
 wait_for 10 test -S "$SG_TMP/iked/iked.vici" || fail "secureguard-iked did not start: $(tail -5 "$SG_TMP/iked.log")"
 swan_start "$B" b
 ag_server --agent-poll 5
+# Certificate files that exist but do not load (for the rollback below).
+for n in a b; do
+	mkdir -p "$SG_TMP/swanctl-$n/x509" "$SG_TMP/swanctl-$n/private"
+	echo "not a certificate" >"$SG_TMP/swanctl-$n/x509/bad.pem"
+	echo "not a key" >"$SG_TMP/swanctl-$n/private/bad.pem"
+done
 ag_start a "$A" --enroll "$(ag_enroll '{"tags":["left"]}')" --vici "$OURS" \
-	--address 192.0.2.1 --subnet 10.71.0.0/24
+	--address 192.0.2.1 --subnet 10.71.0.0/24 --x509-dir "$SG_TMP/swanctl-a/x509" \
+	--restart-interval 2
 ag_start b "$B" --enroll "$(ag_enroll '{"tags":["right"]}')" --vici "$SWAN_URI_b" \
-	--address 192.0.2.2 --subnet 10.72.0.0/24
+	--address 192.0.2.2 --subnet 10.72.0.0/24 --x509-dir "$SG_TMP/swanctl-b/x509" \
+	--restart-interval 2
 registered() { [ "$(api GET /api/peers | jget total)" = 2 ]; }
 wait_for 15 registered || fail "the agents did not register"
 
@@ -63,6 +73,25 @@ chacha() { nsx "$B" swanctl --list-sas --uri "$SWAN_URI_b" | grep -q 'CHACHA20_P
 wait_for 15 chacha || { nsx "$B" swanctl --list-sas --uri "$SWAN_URI_b"; fail "the tunnel was not replaced with ChaCha20-Poly1305"; }
 wait_for 10 ping_lan || fail "no ping across the replaced tunnel"
 grep -q "event=tunnel_updated tunnel=$T" "$SG_TMP/agent-a.log" || fail "no tunnel_updated on the iked side"
+
+log "a change that fails to apply: rolled back on both sides, reported"
+api PUT "/api/policies/$pol" '{"tunnels":[{"auth":"pubkey","local_cert":"bad.pem","remote_id":"CN=peer","proposals":["aes256gcm16-prfsha256-x25519"],"esp_proposals":["chacha20poly1305"]}]}' >/dev/null
+rolled_back() { grep -q 'event=policy_rolled_back' "$SG_TMP/agent-a.log" && grep -q 'event=policy_rolled_back' "$SG_TMP/agent-b.log"; }
+wait_for 15 rolled_back || { tail -n 20 "$SG_TMP/agent-a.log" "$SG_TMP/agent-b.log"; fail "no rollback"; }
+wait_for 15 ping_lan || fail "the tunnel did not come back after the rollback"
+wait_for 15 tunnel_up || fail "the tunnel is not reported up after the rollback"
+reported() {
+	api GET /api/peers | python3 -c '
+import json, sys
+peers = json.load(sys.stdin)["items"]
+sys.exit(not all(p["state"] == "degraded" for p in peers))' &&
+	api GET "/api/peers/$(api GET /api/peers | jget items.0.id)" | python3 -c '
+import json, sys
+errors = json.load(sys.stdin)["report"]["errors"]
+print("reported:", errors)
+sys.exit(not any(e["tunnel"] == "s2s-a-b" for e in errors))'
+}
+wait_for 15 reported || fail "the failed change is not reported"
 
 log "the policy deleted: the tunnel goes from both daemons"
 api DELETE "/api/policies/$pol" >/dev/null
