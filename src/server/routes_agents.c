@@ -1417,6 +1417,50 @@ static bool wg_tunnel(struct srv *s, struct sg_db_conn *c, json_t *t, json_t *pr
 	return true;
 }
 
+/* The last revision computed for each agent, by sync revision: a status report answers it
+ * without computing the configuration again (the long poll that woke the agent just did).
+ * Direct-mapped: a collision only costs a recomputation. */
+#define REV_CACHE 4096
+static struct {
+	char id[SRV_ID_LEN + 1];
+	int64_t sync;
+	char rev[49];
+} rev_cache[REV_CACHE];
+static pthread_mutex_t rev_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t rev_slot(const char *id)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (const char *p = id; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	return (size_t)(h % REV_CACHE);
+}
+
+static void rev_put(const char *id, int64_t sync, const char *rev)
+{
+	size_t i = rev_slot(id);
+
+	pthread_mutex_lock(&rev_lock);
+	snprintf(rev_cache[i].id, sizeof(rev_cache[i].id), "%s", id);
+	rev_cache[i].sync = sync;
+	snprintf(rev_cache[i].rev, sizeof(rev_cache[i].rev), "%s", rev);
+	pthread_mutex_unlock(&rev_lock);
+}
+
+static bool rev_get(const char *id, int64_t sync, char out[49])
+{
+	size_t i = rev_slot(id);
+	bool hit;
+
+	pthread_mutex_lock(&rev_lock);
+	hit = !strcmp(rev_cache[i].id, id) && rev_cache[i].sync == sync;
+	if (hit)
+		memcpy(out, rev_cache[i].rev, 49);
+	pthread_mutex_unlock(&rev_lock);
+	return hit;
+}
+
 /* The configuration of agent id: tunnels, problems, revision. NULL with *status (404, 500). */
 static json_t *agent_config(struct srv *s, struct sg_db_conn *c, const char *id, int *status)
 {
@@ -1512,6 +1556,8 @@ static json_t *agent_config(struct srv *s, struct sg_db_conn *c, const char *id,
 	}
 	srv_hex(rev, mac, 24);
 	json_object_set_new(doc, "revision", json_string(rev));
+	if (sn)
+		rev_put(id, sn->rev, rev);
 out:
 	if (text) {
 		sg_memzero(text, strlen(text));
@@ -1865,6 +1911,16 @@ void h_peers_status(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	if (rc) {
 		srv_dberr(out, c, rc);
 		goto out;
+	}
+	{
+		char rev[49];
+		int64_t sync = sync_revision(c);
+
+		if (sync >= 0 && rev_get(r->params[0], sync, rev)) {
+			srv_json(out, 200,
+				 json_pack("{s:s,s:s}", "status", "recorded", "revision", rev));
+			goto out;
+		}
 	}
 	doc = agent_config(s, c, r->params[0], &status);
 	if (!doc) {
