@@ -91,10 +91,12 @@ if [ -z "${SGCLI_INNER:-}" ]; then
 	[ -s "$TMP/err" ] && fail "warning for a private key file: $(cat "$TMP/err")"
 
 	v=$("$SG" version) || fail "version exit status"
-	[ "$(printf '%s\n' "$v" | wc -l)" -eq 3 ] || fail "version: not 3 lines: $v"
+	[ "$(printf '%s\n' "$v" | wc -l)" -eq 4 ] || fail "version: not 4 lines: $v"
 	[[ $v == "secureguard "[0-9]* ]] || fail "version line 1: $v"
 	grep -q '^OpenSSL 3' <<<"$v" || fail "version: no OpenSSL line: $v"
 	printf '%s\n' "$v" | grep -Eq '^FIPS provider: (active|not active)$' || fail "version: FIPS line: $v"
+	printf '%s\n' "$v" | grep -Eq '^Crypto: fips_suite=[a-z:+]+ classic_suite=[a-z:+]+ ' ||
+		fail "version: no line saying where the suites come from: $v"
 	"$SG" help | grep -q genkey || fail "help does not list genkey"
 	"$SG" no-such-command 2>/dev/null && fail "unknown subcommand succeeded"
 
