@@ -150,7 +150,7 @@ static const struct api_schema mtu = {.type = AT_INTEGER, .int_format = "int64",
 				      .has_min = true, .min = 1280, .has_max = true, .max = 9000,
 				      .nullable = true};
 static const struct api_prop net_create_props[] = {
-    {"name", &name64, R, NULL},
+    {"name", &name64, R, "unique without regard to case or normalisation (409)"},
     {"subnet4", &subnet4, 0, "at least one of subnet4 and subnet6 (400 naming subnet4)"},
     {"subnet6", &subnet6, 0, NULL},
     {"dns_servers", &dns_list, 0, NULL},
@@ -1099,7 +1099,8 @@ static const struct api_param p_tunnel_name[] = {
 #define E413 {413, "body larger than the limit", PJ, &api_problem, NULL, NULL}
 #define E415 {415, "the body is not application/json", PJ, &api_problem, NULL, NULL}
 #define E422 {422, "cannot be done (detail says why)", PJ, &api_problem, NULL, NULL}
-#define E429 {429, "too many attempts from this address or for this account (Retry-After)",  \
+#define E429 {429, "too many attempts (from this address, for this account, or logins waiting "   \
+		   "for password hashing): retry after Retry-After seconds",                   \
 	      PJ, &api_problem, NULL, NULL}
 #define E503 {503, "busy; retry (Retry-After)", PJ, &api_problem, NULL, NULL}
 #define OKJ(code, desc, sch) {code, desc, J, &sch, NULL, NULL}

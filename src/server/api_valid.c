@@ -196,8 +196,9 @@ const struct api_format api_f_name = {
     chk_name, srv_text_nfc};
 const struct api_format api_f_email = {
     "email", "An e-mail address: one @ with text on both sides, no spaces, commas, control or "
-	     "invisible characters.",
-    chk_email, NULL};
+	     "invisible characters. Stored and compared case-folded (Unicode NFC, then lower case): "
+	     "VIEW@example.com and view@example.com are one address.",
+    chk_email, srv_text_fold};
 const struct api_format api_f_subnet4 = {
     "ipv4-subnet", "An IPv4 network prefix A.B.C.D/N with N from 8 to 30 and no host bits set.",
     chk_subnet4, NULL};

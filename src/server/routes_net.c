@@ -56,6 +56,7 @@ void h_networks_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
 struct net_ctx {
 	struct srv_req *r;
 	const char *id, *name, *dns;
+	char *name_key; /* the name case-folded: unique (schema migration 7) */
 	char sub4[64], sub6[64];
 	bool set_name, set_sub4, set_sub6, set_dns, set_fips, set_mtu;
 	bool has_sub4, has_sub6;
@@ -78,6 +79,11 @@ static bool net_parse(struct srv_req *r, struct srv_resp *out, struct net_ctx *x
 	if ((v = json_object_get(r->json, "name"))) {
 		x->set_name = true;
 		x->name = json_string_value(v);
+		x->name_key = srv_text_fold(x->name);
+		if (!x->name_key) {
+			srv_error(out, 503, NULL, "out of memory");
+			return false;
+		}
 	}
 	for (int fam = 4; fam <= 6; fam += 2) {
 		const char *key = fam == 4 ? "subnet4" : "subnet6";
@@ -148,7 +154,8 @@ static int net_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 			   x->dns ? x->dns : "",
 			   fips,
 			   x->mtu ? srv_i64(mtu, x->mtu) : NULL,
-			   srv_i64(now, srv_now())};
+			   srv_i64(now, srv_now()),
+			   x->name_key};
 	int rc;
 
 	(void)s;
@@ -179,9 +186,9 @@ static int net_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	rc = sg_db_exec(
 	    c,
 	    "INSERT INTO networks (id, name, subnet4, subnet6, dns_servers, "
-	    "fips_required, mtu, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, "
-	    "$7, $8, $8)",
-	    8, p);
+	    "fips_required, mtu, created_at, updated_at, name_key) VALUES ($1, $2, $3, $4, $5, "
+	    "$6, $7, $8, $8, $9)",
+	    9, p);
 	if (rc == SG_EEXIST) {
 		x->status = 409;
 		x->field = "name";
@@ -226,6 +233,7 @@ void h_networks_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
 out:
 	json_decref(x.result);
 	free(dns);
+	free(x.name_key);
 }
 
 static int net_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
@@ -306,8 +314,16 @@ static int net_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 			goto out;                                                                  \
 		json_object_set_new(d, col, jv);                                                   \
 	} while (0)
-	if (x->set_name)
+	if (x->set_name) {
 		UPD("name", x->name, json_string(x->name));
+		{
+			const char *pp[] = {x->name_key, x->id};
+
+			rc = sg_db_exec(c, "UPDATE networks SET name_key = $1 WHERE id = $2", 2, pp);
+			if (rc < 0)
+				goto out;
+		}
+	}
 	if (x->set_sub4)
 		UPD("subnet4", x->has_sub4 ? x->sub4 : NULL,
 		    x->has_sub4 ? json_string(x->sub4) : json_null());
@@ -367,6 +383,7 @@ void h_networks_update(struct srv *s, struct srv_req *r, struct srv_resp *out)
 out:
 	json_decref(x.result);
 	free(dns);
+	free(x.name_key);
 }
 
 static int net_delete_tx(struct srv *s, struct sg_db_conn *c, void *ctx)

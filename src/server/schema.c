@@ -18,6 +18,7 @@
 #include "secureguard/sg_errors.h"
 #include "server/audit.h"
 #include "server/db_int.h"
+#include "server/srv_int.h"
 
 #define ENG_SQLITE (1u << SG_DB_SQLITE)
 #define ENG_PG	   (1u << SG_DB_POSTGRES)
@@ -477,6 +478,191 @@ static const struct mstmt m6[] = {
     PG_BUMP("gateways", GATEWAY_CFG_COLS),
 };
 
+/* Migration 7 (issue 20, item 11): names and e-mail addresses compare without regard to case or
+ * Unicode normalisation. admin_users.email is stored case-folded (NFC, then folded: what every
+ * input is turned into, api_valid.c's email format); networks get name_key, the folded name, with
+ * a unique index, so "Office" and "office" (or a composed and a decomposed "é") are one name.
+ * Existing rows that collide once folded: of several accounts, the one with the highest role
+ * (then the oldest) keeps the address and the others keep their spelling but are disabled; of
+ * several networks, the oldest keeps the name and the others get " (2)", " (3)"... Each change is
+ * an audit row. The folding is Unicode's, so it is done here in C, not in SQL. */
+static int fold_one_user(struct sg_db_conn *c, const char *id, const char *email,
+			 const char *folded, bool keep, const char *now, char *err, size_t errlen)
+{
+	const char *p[] = {id, keep ? folded : email, now};
+	char details[160];
+	struct sg_audit_event ev = {
+	    .event_type = "user.updated",
+	    .actor_type = "system",
+	    .actor_name = "secureguard-server",
+	    .resource_type = "user",
+	    .resource_id = id,
+	    .resource_name = email,
+	    .action = "update",
+	    .details = details,
+	};
+	int ret;
+
+	if (keep && !strcmp(email, folded))
+		return 0;
+	if (keep) {
+		snprintf(details, sizeof(details),
+			 "{\"email_folded\":true,\"reason\":\"e-mail addresses compare without case "
+			 "(schema migration 7)\"}");
+		ret = sg_db_exec(c, "UPDATE admin_users SET email = $2 WHERE id = $1", 2, p);
+	} else {
+		snprintf(details, sizeof(details),
+			 "{\"enabled\":false,\"reason\":\"another account has this e-mail address "
+			 "in another case (schema migration 7)\"}");
+		ret = sg_db_exec(c, "UPDATE admin_users SET enabled = 0 WHERE id = $1", 1, p);
+	}
+	if (ret >= 0)
+		ret = sg_audit_append(c, &ev);
+	if (ret < 0)
+		snprintf(err, errlen, "folding e-mail addresses: %s", sg_db_errmsg(c));
+	return ret < 0 ? ret : 0;
+}
+
+static int fold_keys(struct sg_db_conn *c, char *err, size_t errlen)
+{
+	struct sg_db_res *r = NULL;
+	char now[24];
+	int n, ret = 0;
+
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+	/* Accounts: highest role first, then the oldest; the first of each folded address wins. */
+	n = sg_db_query(c, &r,
+			"SELECT id, email FROM admin_users ORDER BY CASE role WHEN 'super_admin' "
+			"THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, created_at, id",
+			0, NULL);
+	if (n < 0) {
+		snprintf(err, errlen, "reading accounts: %s", sg_db_errmsg(c));
+		return n;
+	}
+	{
+		char **seen = calloc((size_t)n + 1, sizeof(*seen));
+
+		for (int i = 0; i < n && ret == 0; i++) {
+			const char *email = sg_db_res_get(r, i, 1);
+			char *f = srv_text_fold(email);
+			bool dup = false;
+
+			if (!f || !seen) {
+				free(f);
+				ret = SG_ENOMEM;
+				break;
+			}
+			for (int k = 0; k < i && !dup; k++)
+				dup = seen[k] && !strcmp(seen[k], f);
+			ret = fold_one_user(c, sg_db_res_get(r, i, 0), email, f, !dup, now, err,
+					    errlen);
+			seen[i] = f;
+		}
+		for (int i = 0; seen && i < n; i++)
+			free(seen[i]);
+		free(seen);
+	}
+	sg_db_res_free(r);
+	if (ret)
+		return ret;
+	/* The administrator's address in the settings, likewise (not unique). */
+	n = sg_db_query(c, &r, "SELECT admin_email FROM settings WHERE id = 1", 0, NULL);
+	if (n == 1 && sg_db_res_get(r, 0, 0)) {
+		char *f = srv_text_fold(sg_db_res_get(r, 0, 0));
+		const char *p[] = {f};
+
+		if (f)
+			ret = sg_db_exec(c, "UPDATE settings SET admin_email = $1 WHERE id = 1", 1, p);
+		free(f);
+		if (ret < 0) {
+			snprintf(err, errlen, "folding the settings' e-mail: %s", sg_db_errmsg(c));
+			sg_db_res_free(r);
+			return ret;
+		}
+	}
+	sg_db_res_free(r);
+	/* Networks: the column, then each row's key, oldest first; a later collision is renamed. */
+	ret = sg_db_exec(c, "ALTER TABLE networks ADD COLUMN name_key TEXT", 0, NULL);
+	if (ret < 0) {
+		snprintf(err, errlen, "adding networks.name_key: %s", sg_db_errmsg(c));
+		return ret;
+	}
+	n = sg_db_query(c, &r, "SELECT id, name FROM networks ORDER BY created_at, id", 0, NULL);
+	if (n < 0) {
+		snprintf(err, errlen, "reading networks: %s", sg_db_errmsg(c));
+		return n;
+	}
+	ret = 0;
+	for (int i = 0; i < n && ret >= 0; i++) {
+		const char *id = sg_db_res_get(r, i, 0), *name = sg_db_res_get(r, i, 1);
+		char cand[96], *key = NULL;
+
+		/* The name, or the first free "name (k)". */
+		for (int k = 1; k < 1000; k++) {
+			struct sg_db_res *x = NULL;
+			const char *q[1];
+			int found;
+
+			if (k == 1)
+				snprintf(cand, sizeof(cand), "%s", name);
+			else
+				snprintf(cand, sizeof(cand), "%.56s (%d)", name, k);
+			free(key);
+			key = srv_text_fold(cand);
+			q[0] = key;
+			if (!key) {
+				ret = SG_ENOMEM;
+				break;
+			}
+			found = sg_db_query(c, &x, "SELECT 1 FROM networks WHERE name_key = $1", 1, q);
+			sg_db_res_free(x);
+			if (found < 0) {
+				ret = found;
+				break;
+			}
+			if (found == 0)
+				break;
+		}
+		if (ret >= 0 && key) {
+			const char *p[] = {id, key, cand};
+
+			ret = sg_db_exec(c, "UPDATE networks SET name_key = $2, name = $3 WHERE id = $1",
+					 3, p);
+			if (ret >= 0 && strcmp(cand, name)) {
+				json_t *d = json_pack("{s:s,s:s}", "renamed_from", name, "reason",
+						      "another network has this name in another "
+						      "case (schema migration 7)");
+				char *details = d ? json_dumps(d, JSON_COMPACT) : NULL;
+				struct sg_audit_event ev = {
+				    .event_type = "network.updated",
+				    .actor_type = "system",
+				    .actor_name = "secureguard-server",
+				    .resource_type = "network",
+				    .resource_id = id,
+				    .resource_name = cand,
+				    .action = "update",
+				    .details = details,
+				};
+
+				ret = details ? sg_audit_append(c, &ev) : SG_ENOMEM;
+				free(details);
+				json_decref(d);
+			}
+		}
+		free(key);
+	}
+	sg_db_res_free(r);
+	if (ret < 0) {
+		snprintf(err, errlen, "folding network names: %s", sg_db_errmsg(c));
+		return ret;
+	}
+	return 0;
+}
+
+static const struct mstmt m7[] = {
+    {ENG_ALL, "CREATE UNIQUE INDEX idx_networks_name_key ON networks(name_key)", 0},
+};
+
 static const struct migration migrations[] = {
     {1, m1, sizeof(m1) / sizeof(m1[0]), NULL},
     {2, m2, sizeof(m2) / sizeof(m2[0]), NULL},
@@ -484,6 +670,7 @@ static const struct migration migrations[] = {
     {4, m4, sizeof(m4) / sizeof(m4[0]), dedupe_keys},
     {5, m5, sizeof(m5) / sizeof(m5[0]), NULL},
     {6, m6, sizeof(m6) / sizeof(m6[0]), NULL},
+    {7, m7, sizeof(m7) / sizeof(m7[0]), fold_keys},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

@@ -186,7 +186,7 @@ static int bootstrap(struct srv *s, char *err, size_t el)
 	char gen[64] = "";
 	struct boot_ctx x = {0};
 	struct sg_db_conn *c;
-	char *hash;
+	char *hash, *folded;
 	int rc;
 
 	if (has_admin(s))
@@ -229,7 +229,15 @@ static int bootstrap(struct srv *s, char *err, size_t el)
 		snprintf(err, el, "password hashing failed");
 		return SG_ECRYPTO;
 	}
-	x.email = email;
+	/* Stored case-folded, as every e-mail address the API takes (schema migration 7). */
+	folded = srv_text_fold(email);
+	if (!folded) {
+		free(hash);
+		sg_db_release(c);
+		snprintf(err, el, "out of memory");
+		return SG_ENOMEM;
+	}
+	x.email = folded;
 	x.hash = hash;
 	rc = srv_tx(s, c, bootstrap_tx, &x, false);
 	sg_db_release(c);
@@ -245,13 +253,14 @@ static int bootstrap(struct srv *s, char *err, size_t el)
 				"secureguard server: created super_admin %s with one-time "
 				"password: %s\n(change it after the first login: PUT "
 				"/api/users/{id})\n",
-				email, gen);
+				folded, gen);
 		else
 			fprintf(stderr,
 				"secureguard server: created super_admin %s from "
 				"SG_ADMIN_EMAIL/SG_ADMIN_PASSWORD\n",
-				email);
+				folded);
 	}
+	free(folded);
 	sg_memzero(gen, sizeof(gen));
 	return rc;
 }

@@ -974,7 +974,29 @@ def test_names(admin):
     st, page = call("GET", "/api/networks?limit=500", token=admin)
     check(st == 200 and not any(n["name"].strip() != n["name"] for n in page["items"]),
           "no network name with spaces at the ends")
+    # One name without regard to case or normalisation: 409 naming the field.
+    expect("POST", "/api/networks", 409, {"name": "CAF\u00c9 NAMES", "subnet4": "10.63.0.0/24"},
+           token=admin, field="name", what="the same name in capitals")
+    expect("POST", "/api/networks", 409, {"name": "caf\u00e9 names", "subnet4": "10.63.0.0/24"},
+           token=admin, field="name", what="the same name in lower case")
     expect("DELETE", "/api/networks/" + doc["id"], 204, token=admin)
+
+
+def test_email_case(root):
+    """E-mail addresses are one address whatever their case (issue 20, item 11)."""
+    log("e-mail addresses: stored case-folded, unique and logged in without regard to case")
+    pw = "case-test-password-1"
+    u = expect("POST", "/api/users", 201, {"email": "Case.Test@Example.COM", "password": pw,
+                                            "role": "viewer"}, token=root)
+    check(u and u["email"] == "case.test@example.com", "e-mail stored folded: %r" % (u or {}))
+    expect("POST", "/api/users", 409, {"email": "CASE.TEST@example.com", "password": pw,
+                                       "role": "viewer"}, token=root, what="the same address")
+    st, doc = call("POST", "/api/auth/login", {"email": "CASE.test@EXAMPLE.com", "password": pw})
+    check(st == 200, "login with the address in another case: %d %s" % (st, doc))
+    if st == 200:
+        SECRETS.append(doc["access_token"])
+        SECRETS.append(doc["refresh_token"])
+    expect("DELETE", "/api/users/" + u["id"], 204, token=root)
 
 
 def test_qr_too_large(admin, net):
@@ -1193,6 +1215,7 @@ def main():
     hub, c1 = test_clients(admin, viewer, net, fips)
     test_qr_too_large(admin, net)
     test_names(admin)
+    test_email_case(root)
     test_concurrent(admin)
     test_refresh_logout(users["viewer"][1], users["viewer"][2])
     test_refresh_race(users["viewer"][1], users["viewer"][2])

@@ -311,6 +311,9 @@ def dup_prepare(root):
     sql("DROP TABLE login_failures")
     sql("DROP TABLE login_known")
     sql("ALTER TABLE admin_users DROP COLUMN token_gen")
+    # ... migration 7 (folded name keys)
+    sql("DROP INDEX idx_networks_name_key")
+    sql("ALTER TABLE networks DROP COLUMN name_key")
     # ... and migration 6 (gateways).
     for t in ("targets", "resources", "sites"):
         sql("DROP TABLE %s" % t)

@@ -128,7 +128,10 @@ static void test_open_migrate(void **state)
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM settings"), 1);
 
 	/* A database left at version 1 is brought to the newest by the next open: what
-	 * migrations 2 to 6 made is undone first. */
+	 * migrations 2 to 7 made is undone first. */
+	X(c, "DROP INDEX idx_networks_name_key", 0, NULL);
+	X(c, "ALTER TABLE networks DROP COLUMN name_key", 0, NULL);
+	X(c, "DELETE FROM schema_migrations WHERE version = 7", 0, NULL);
 	X(c, "DROP TABLE targets", 0, NULL);
 	X(c, "DROP TABLE resources", 0, NULL);
 	X(c, "DROP TABLE sites", 0, NULL);
@@ -653,6 +656,75 @@ static void test_pg_reconnect(void **state)
 	sg_db_close(db);
 }
 
+/* Migration 7: e-mail addresses and network names that collide once case-folded. Of the
+ * accounts, the highest role keeps the folded address and the others are disabled; of the
+ * networks, the oldest keeps the name and the others get " (2)"; each change audited. */
+static void test_migration_fold(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 1);
+	struct sg_db_conn *c = sg_db_acquire(db);
+	struct sg_db_res *r = NULL;
+
+	X(c, "DROP INDEX idx_networks_name_key", 0, NULL);
+	X(c, "ALTER TABLE networks DROP COLUMN name_key", 0, NULL);
+	X(c, "DELETE FROM schema_migrations WHERE version = 7", 0, NULL);
+	X(c,
+	  "INSERT INTO admin_users (id, email, password_hash, role, enabled, failed_logins, "
+	  "created_at) VALUES ('u1', 'View@Example.com', 'x', 'viewer', 1, 0, 1), "
+	  "('u2', 'view@example.COM', 'x', 'super_admin', 1, 0, 2), "
+	  "('u3', 'Other@Example.com', 'x', 'admin', 1, 0, 3)",
+	  0, NULL);
+	X(c,
+	  "INSERT INTO networks (id, name, subnet4, dns_servers, fips_required, created_at, "
+	  "updated_at) VALUES ('n1', 'Office', '10.1.0.0/24', '', 1, 1, 1), "
+	  "('n2', 'office', '10.2.0.0/24', '', 1, 2, 2), "
+	  "('n3', 'Caf\xc3\xa9', '10.3.0.0/24', '', 1, 3, 3), "
+	  "('n4', 'CAFE\xcc\x81', '10.4.0.0/24', '', 1, 4, 4)",
+	  0, NULL);
+	sg_db_release(c);
+	sg_db_close(db);
+
+	db = fx_open(fx, 1);
+	assert_int_equal(sg_db_schema_version(db), db_schema_latest());
+	c = sg_db_acquire(db);
+	/* The super_admin keeps the address (folded), the viewer is disabled. */
+	assert_string_equal(one(c, &r, "SELECT email FROM admin_users WHERE id = 'u2'", 0, NULL),
+			    "view@example.com");
+	sg_db_res_free(r);
+	assert_int_equal(count(c, "SELECT enabled FROM admin_users WHERE id = 'u2'"), 1);
+	assert_int_equal(count(c, "SELECT enabled FROM admin_users WHERE id = 'u1'"), 0);
+	assert_string_equal(one(c, &r, "SELECT email FROM admin_users WHERE id = 'u3'", 0, NULL),
+			    "other@example.com");
+	sg_db_res_free(r);
+	/* The older network keeps its name; the other is renamed; composed and decomposed
+	 * accents are one name. */
+	assert_string_equal(one(c, &r, "SELECT name FROM networks WHERE id = 'n1'", 0, NULL),
+			    "Office");
+	sg_db_res_free(r);
+	assert_string_equal(one(c, &r, "SELECT name FROM networks WHERE id = 'n2'", 0, NULL),
+			    "office (2)");
+	sg_db_res_free(r);
+	assert_string_equal(one(c, &r, "SELECT name FROM networks WHERE id = 'n4'", 0, NULL),
+			    "CAFE\xcc\x81 (2)");
+	sg_db_res_free(r);
+	assert_string_equal(one(c, &r, "SELECT name_key FROM networks WHERE id = 'n3'", 0, NULL),
+			    "caf\xc3\xa9");
+	sg_db_res_free(r);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM audit_log WHERE details LIKE "
+				  "'%schema migration 7%'"),
+			 5); /* u2 and u3 folded, u1 disabled, n2 and n4 renamed */
+	/* The unique key holds from now on. */
+	assert_int_equal(sg_db_exec(c,
+				    "INSERT INTO networks (id, name, name_key, subnet4, dns_servers, "
+				    "fips_required, created_at, updated_at) VALUES ('n5', 'OFFICE', "
+				    "'office', '10.5.0.0/24', '', 1, 5, 5)",
+				    0, NULL),
+			 SG_EEXIST);
+	sg_db_release(c);
+	sg_db_close(db);
+}
+
 /* srv_row_json_text (list pages written as text) says the same as srv_row_json (jansson), for
  * every kind of column and for text that needs escaping. */
 static void test_row_json_text(void **state)
@@ -701,7 +773,7 @@ int main(void)
 	    T(test_bad_urls),	  T(test_open_migrate),	   T(test_concurrent_open),
 	    T(test_params_nulls), T(test_constraints),	   T(test_bad_sql),
 	    T(test_transactions), T(test_conflict_eagain), T(test_pool_threads),
-	    T(test_pg_reconnect), T(test_row_json_text),
+	    T(test_pg_reconnect), T(test_row_json_text), T(test_migration_fold),
 	};
 
 	return fx_run("db", tests, sizeof(tests) / sizeof(tests[0]));
