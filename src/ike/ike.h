@@ -28,6 +28,8 @@
 #define IKE_MAX_ID     512 /* a DER DN can be longer than a name */
 #define IKE_MAX_PSK    256
 #define IKE_MAX_TS_CFG 8
+#define IKE_MAX_CHILD_CFG 8 /* children per connection */
+#define IKE_MAX_ADDRS	  8 /* remote address ranges per connection */
 /* Retransmission (RFC 7296 2.1), charon's defaults: 4 s, x1.8 each time, 5 retransmits. */
 #define IKE_RETX_BASE_NS (4ull * 1000000000ull)
 #define IKE_RETX_TRIES	 5
@@ -56,6 +58,8 @@ struct ike_ts_cfg {
 	uint8_t start[16], end[16];
 };
 
+enum ike_dpd_action { IKE_DPD_CLEAR = 0, IKE_DPD_RESTART = 1 };
+
 struct ike_child_cfg {
 	char name[64];
 	struct ike_prop_cfg props[IKE_PROP_MAX];
@@ -67,9 +71,21 @@ struct ike_child_cfg {
 	 * the ESP proposals means PFS on rekeying. Byte and packet lifetimes are counted by the
 	 * data path, which calls ike_child_expired. */
 	uint64_t rekey_time_ns, life_time_ns;
+	enum ike_dpd_action dpd_action; /* restart: brought up again when DPD declares the peer
+					 * dead */
 };
 
-enum ike_dpd_action { IKE_DPD_CLEAR = 0, IKE_DPD_RESTART = 1 };
+/* RFC 7383 fragmentation, swanctl.conf's `fragmentation`: yes (and force, an IKEv1 setting)
+ * announce, accept and send fragments; accept announces and accepts them but never sends any;
+ * no neither announces nor accepts them. */
+enum ike_frag_mode { IKE_FRAG_YES = 0, IKE_FRAG_ACCEPT = 1, IKE_FRAG_NO = 2 };
+
+/* A range of peer addresses a responder accepts a connection from (remote_addrs). */
+struct ike_addr_range {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t start[16], end[16];
+	bool single; /* one address: preferred over ranges when several connections match */
+};
 
 /* How a side authenticates (each direction on its own, RFC 7296 2.15). */
 enum ike_auth_class {
@@ -83,6 +99,12 @@ enum ike_auth_class {
 struct ike_peer_cfg {
 	char name[64];
 	struct ike_endpoint remote; /* where an initiator sends IKE_SA_INIT */
+	/* Who may start it as initiator (none: anyone). A responder picks the connection for an
+	 * IKE_SA_INIT among those whose addresses hold the sender, the most specific first, by
+	 * the first whose IKE proposals match; IKE_AUTH then binds the SA to the connection whose
+	 * identities match (see ike_add_peer). */
+	struct ike_addr_range remote_addrs[IKE_MAX_ADDRS];
+	unsigned nremote_addrs;
 	struct ike_identity local_id, remote_id;
 	uint8_t psk[IKE_MAX_PSK];
 	size_t psk_len;
@@ -98,12 +120,16 @@ struct ike_peer_cfg {
 	unsigned ncas;
 	struct ike_prop_cfg props[IKE_PROP_MAX];
 	unsigned nprops;
-	struct ike_child_cfg child; /* the Child SA created with IKE_AUTH */
-	uint64_t dpd_delay_ns;	    /* 0 = no liveness checks */
-	uint64_t dpd_timeout_ns;    /* 0 = the retransmission schedule decides */
-	enum ike_dpd_action dpd_action;
-	uint64_t rekey_time_ns; /* IKE SA rekeying (2.18), 0 = never */
-	bool fips;		/* the FIPS profile: only approved algorithms offered or accepted */
+	/* The children, at least one. An initiator creates the one it is asked for with
+	 * IKE_AUTH and others with CREATE_CHILD_SA over the same IKE SA; a responder picks the
+	 * one whose traffic selectors fit the proposed ones best (charon's rating). */
+	struct ike_child_cfg children[IKE_MAX_CHILD_CFG];
+	unsigned nchildren;
+	uint64_t dpd_delay_ns;	 /* 0 = no liveness checks */
+	uint64_t dpd_timeout_ns; /* 0 = the retransmission schedule decides */
+	uint64_t rekey_time_ns;	 /* IKE SA rekeying (2.18), 0 = never */
+	uint8_t fragmentation;	 /* enum ike_frag_mode */
+	bool fips;		 /* the FIPS profile: only approved algorithms offered or accepted */
 };
 
 enum ike_sa_state {
@@ -140,6 +166,12 @@ enum ike_event_type {
 	IKE_EV_IKE_REKEYED,	/* a new IKE SA replaced an old one (sa is the new one) */
 	IKE_EV_CHILD_REKEYED,	/* a new Child SA replaced an old one */
 	IKE_EV_REKEY_COLLISION, /* simultaneous rekeying resolved (2.8.1, 2.8.2) */
+	IKE_EV_INITIATING,	/* IKE_SA_INIT sent for a new IKE SA */
+	IKE_EV_CHILD_CREATING,	/* CREATE_CHILD_SA sent for a new Child SA (child) */
+	IKE_EV_CHILD_FAILED,	/* a Child SA was not created (child, reason) */
+	IKE_EV_IKE_REKEYING,	/* rekeying of the IKE SA started by us */
+	IKE_EV_CHILD_REKEYING,	/* rekeying of a Child SA (spi_old) started by us */
+	IKE_EV_DELETING,	/* DELETE of the IKE SA sent (reason) */
 };
 
 struct ike_sa;
@@ -149,6 +181,13 @@ struct ike_event {
 	struct ike_sa *sa;  /* may be NULL (a message for no SA) */
 	const char *reason; /* static text or NULL */
 	const char *peer;   /* the peer config's name, or NULL */
+	const char *child;  /* CHILD_*: the child config's name, or NULL */
+	/* IKE_REKEYED: the IKE SA replaced (sa is its successor), or NULL when it is not known
+	 * yet. CHILD_REKEYED: inbound SPIs of the old and the new Child SA; CHILD_REKEYING: the
+	 * old one. */
+	struct ike_sa *old;
+	uint32_t spi_old, spi_new;
+	unsigned retransmit; /* RETRANSMIT: which one (1..) */
 };
 
 struct ike_io {
@@ -175,23 +214,37 @@ struct ike_ctx *ike_new(const struct ike_io *io);
 /* Frees every SA (no DELETE is sent: use ike_terminate first), wiping keys. */
 void ike_free(struct ike_ctx *c);
 
-/* Peers: the configurations IKE SAs are made from (copied). A responder finds the peer by the
- * initiator's ID (IDi) among those whose remote_id matches. */
+/* Peers: the configurations IKE SAs are made from (copied). A responder binds an IKE SA to the
+ * peer whose remote_id matches the initiator's ID (IDi: exact before wildcards before %any),
+ * whose local identity matches IDr when the initiator sent one, whose remote_addrs hold the
+ * initiator's address, whose IKE proposals accept the algorithms IKE_SA_INIT chose and whose
+ * remote auth class is the AUTH payload's; among several, the most specific. */
 int ike_add_peer(struct ike_ctx *c, const struct ike_peer_cfg *cfg) SG_WUR;
 void ike_remove_peer(struct ike_ctx *c, const char *name);
 
-/* Starts an IKE SA (and its first Child SA) to the named peer. 0, SG_ENOENT, SG_ENOMEM. */
-int ike_initiate(struct ike_ctx *c, const char *peer, uint64_t now) SG_WUR;
+/* Brings up the named child (NULL: the connection's first) of the named peer: over the peer's IKE
+ * SA with CREATE_CHILD_SA when there is one (queued until it is established and its request
+ * window is free), else with a new IKE SA that creates it in IKE_AUTH. 0 (under way; a
+ * CHILD_UP or CHILD_FAILED event follows, or IKE_DOWN), SG_EEXIST (that child is installed),
+ * SG_ENOENT (no such peer or child), SG_ENOROUTE (no IKE SA, and the peer has no address to
+ * initiate to), SG_ENOMEM, SG_ECRYPTO. */
+int ike_initiate(struct ike_ctx *c, const char *peer, const char *child, uint64_t now) SG_WUR;
 /* Deletes the peer's IKE SAs with an INFORMATIONAL DELETE (waiting for the answer, then
  * removing them, or after retransmissions fail). */
 int ike_terminate(struct ike_ctx *c, const char *peer, uint64_t now) SG_WUR;
+/* Deletes the peer's Child SAs of the named child config (INFORMATIONAL DELETE, one at a time
+ * through the request window); the IKE SA stays. 0 or SG_ENOENT (none installed). */
+int ike_terminate_child(struct ike_ctx *c, const char *peer, const char *child,
+			uint64_t now) SG_WUR;
 
 /* One datagram received on local port `port` from `from` (without the non-ESP marker). */
 void ike_receive(struct ike_ctx *c, uint64_t now, uint16_t port, const struct ike_endpoint *from,
 		 uint8_t *buf, size_t len);
-/* Rekeys the peer's IKE SA (ike_sa) or its Child SAs now (swanctl --rekey). 0, SG_ENOENT, or
- * SG_AGAIN when an exchange is in flight (retried at the next tick). */
-int ike_rekey(struct ike_ctx *c, const char *peer, bool ike_sa, uint64_t now) SG_WUR;
+/* Rekeys the peer's IKE SA (ike_sa) or its Child SAs now (swanctl --rekey), those of the named
+ * child config only when child is not NULL. 0, SG_ENOENT, or SG_EAGAIN when an exchange is in
+ * flight (started when the window is free). */
+int ike_rekey(struct ike_ctx *c, const char *peer, const char *child, bool ike_sa,
+	      uint64_t now) SG_WUR;
 /* The data path reached a byte or packet lifetime of the Child SA with inbound SPI spi_in:
  * soft starts a rekey, hard deletes it. */
 void ike_child_expired(struct ike_sa *sa, uint32_t spi_in, bool hard, uint64_t now);

@@ -6,6 +6,7 @@
  * its NAT_DETECTION_SOURCE_IP never matches, both sides move to port 4500 after IKE_SA_INIT, and
  * the peer address follows the source of authenticated messages.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -48,10 +49,15 @@ enum req_kind {
 	REQ_REKEY_CHILD,
 	REQ_REKEY_IKE,
 	REQ_DELETE_CHILD,
+	REQ_CREATE_CHILD,
 };
 
 struct ike_child {
 	struct ike_child *next;
+	/* Its configuration as it was made (the live one of the same name is used while the
+	 * peer has it: see child_cfg_of). */
+	struct ike_child_cfg cfg;
+	bool delete_wanted; /* ike_terminate_child: a DELETE waits for the request window */
 	uint32_t spi_in, spi_out;
 	struct ike_chosen prop;
 	struct ike_child_keys keys;
@@ -127,10 +133,17 @@ struct ike_sa {
 	uint32_t del_spi; /* REQ_DELETE_CHILD: our inbound SPI being deleted */
 	/* RFC 7383: both sides sent IKEV2_FRAGMENTATION_SUPPORTED; the stored request and
 	 * response are then lists of fragments ([4-byte length][message]...) when packed. */
-	bool frag;
+	bool frag;    /* we may send fragments (both announced; ours not fragmentation=accept) */
+	bool frag_ok; /* we accept fragments (both announced support) */
 	bool req_packed, resp_packed;
 	struct frag_rx rx_frag[2]; /* [0] requests from the peer, [1] responses */
 	struct ike_identity their_id; /* as authenticated in IKE_AUTH (type 0 before) */
+	/* Children: the one an initiator creates in IKE_AUTH, those waiting to be created with
+	 * CREATE_CHILD_SA, and the one being created (REQ_CREATE_CHILD). */
+	char auth_child[64];
+	char want[IKE_MAX_CHILD_CFG][64];
+	unsigned nwant;
+	char mk_child[64];
 };
 
 struct ike_ctx {
@@ -153,13 +166,26 @@ static const uint8_t zero_spi[8];
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static void event(struct ike_ctx *c, enum ike_event_type t, struct ike_sa *sa, const char *why)
+static void event_full(struct ike_ctx *c, struct ike_event *ev)
 {
 	if (!c->io.event)
 		return;
-	struct ike_event ev = {
-	    .type = t, .sa = sa, .reason = why, .peer = sa && sa->peer ? sa->peer->cfg.name : NULL};
-	c->io.event(c->io.ctx, &ev);
+	if (!ev->peer && ev->sa && ev->sa->peer)
+		ev->peer = ev->sa->peer->cfg.name;
+	c->io.event(c->io.ctx, ev);
+}
+
+static void event(struct ike_ctx *c, enum ike_event_type t, struct ike_sa *sa, const char *why)
+{
+	struct ike_event ev = {.type = t, .sa = sa, .reason = why};
+	event_full(c, &ev);
+}
+
+static void event_child(struct ike_ctx *c, enum ike_event_type t, struct ike_sa *sa,
+			const char *child, const char *why)
+{
+	struct ike_event ev = {.type = t, .sa = sa, .reason = why, .child = child};
+	event_full(c, &ev);
 }
 
 static void reject(struct ike_ctx *c, struct ike_sa *sa, const char *why)
@@ -235,7 +261,7 @@ static void child_free(struct ike_sa *sa, struct ike_child *ch, bool notify)
 {
 	if (notify && sa->ctx->io.child_down) {
 		sa->ctx->io.child_down(sa->ctx->io.ctx, sa, ch->spi_in, ch->spi_out);
-		event(sa->ctx, IKE_EV_CHILD_DOWN, sa, NULL);
+		event_child(sa->ctx, IKE_EV_CHILD_DOWN, sa, ch->cfg.name, NULL);
 	}
 	ike_child_keys_wipe(&ch->keys);
 	sg_memzero(ch, sizeof(*ch));
@@ -252,6 +278,16 @@ static void sa_unlink_free(struct ike_sa *sa, bool notify, const char *why)
 		}
 	if (is_half_open(sa))
 		c->half_open--;
+	/* Children asked for and not made: say so (an initiate waits for them). */
+	if (notify && sa->peer) {
+		const char *cwhy = why ? why : "the IKE SA went away";
+		if (sa->initiator && sa->state < IKE_SA_ESTABLISHED && sa->auth_child[0])
+			event_child(c, IKE_EV_CHILD_FAILED, sa, sa->auth_child, cwhy);
+		if (sa->req_kind == REQ_CREATE_CHILD && sa->mk_child[0])
+			event_child(c, IKE_EV_CHILD_FAILED, sa, sa->mk_child, cwhy);
+		for (unsigned i = 0; i < sa->nwant; i++)
+			event_child(c, IKE_EV_CHILD_FAILED, sa, sa->want[i], cwhy);
+	}
 	while (sa->children) {
 		struct ike_child *ch = sa->children;
 		sa->children = ch->next;
@@ -310,6 +346,23 @@ static struct ike_peer *find_peer(struct ike_ctx *c, const char *name)
 		if (!strcmp(p->cfg.name, name))
 			return p;
 	return NULL;
+}
+
+static const struct ike_child_cfg *find_child_cfg(const struct ike_peer_cfg *cfg, const char *name)
+{
+	for (unsigned i = 0; i < cfg->nchildren; i++)
+		if (!strcmp(cfg->children[i].name, name))
+			return &cfg->children[i];
+	return NULL;
+}
+
+/* A Child SA's configuration: the peer's current one of its name (a reload applies from the
+ * next rekey), else the one it was made with. */
+static const struct ike_child_cfg *child_cfg_of(const struct ike_sa *sa, const struct ike_child *ch)
+{
+	const struct ike_child_cfg *cc = sa->peer ? find_child_cfg(&sa->peer->cfg, ch->cfg.name)
+						  : NULL;
+	return cc ? cc : &ch->cfg;
 }
 
 /* ---- sending ------------------------------------------------------------------------------- */
@@ -516,6 +569,87 @@ static bool ts_within(const struct ike_ts_payload *sub, const struct ike_ts_payl
 			return false;
 	}
 	return sub->n > 0;
+}
+
+static unsigned props_no_ke(const struct ike_child_cfg *cc, struct ike_prop_cfg *out);
+static uint16_t child_pfs_group(const struct ike_child_cfg *cc);
+
+static bool ts_equal(const struct ike_ts *a, const struct ike_ts_cfg *b)
+{
+	size_t al = a->type == IKE_TS_IPV4_ADDR_RANGE ? 4 : 16;
+	return a->type == b->type && a->proto == b->proto && a->port_start == b->port_start &&
+	       a->port_end == b->port_end && !memcmp(a->start, b->start, al) &&
+	       !memcmp(a->end, b->end, al);
+}
+
+/* charon's rating of configured selectors against proposed ones (peer_cfg.c get_ts_match): each
+ * proposed selector, the first weighing the most, adds 5 for a configured one equal to it and
+ * 1 for one that overlaps it. 0: nothing in common. */
+static unsigned ts_rate(const struct ike_ts_cfg *cfg, unsigned ncfg, const struct ike_ts_payload *sup)
+{
+	unsigned match = 0, round = sup->n;
+	for (unsigned i = 0; i < sup->n; i++, round--)
+		for (unsigned j = 0; j < ncfg; j++) {
+			struct ike_ts_payload one = {.n = 1}, out;
+			one.ts[0] = sup->ts[i];
+			if (ts_equal(&sup->ts[i], &cfg[j])) {
+				match += round * 5;
+				continue;
+			}
+			ts_narrow(&one, &cfg[j], 1, &out);
+			if (out.n)
+				match += round;
+		}
+	return match;
+}
+
+/* The child config for a Child SA the peer proposes (IKE_AUTH, or CREATE_CHILD_SA without
+ * REKEY_SA): the best rated on both sides (TSi against our remote selectors, TSr against our
+ * local ones) whose proposals accept the offer; ties go to the first configured. In IKE_AUTH
+ * (no_ke) key exchange transforms are left out. On success the choice and the narrowed
+ * selectors are in ch; else NULL with the notify to answer and why. */
+static const struct ike_child_cfg *select_child(const struct ike_peer_cfg *cfg,
+						const struct ike_ts_payload *tsi,
+						const struct ike_ts_payload *tsr,
+						const struct ike_sa_payload *sap, uint16_t ke, bool no_ke,
+						struct ike_child *ch, uint16_t *err, const char **why)
+{
+	unsigned rate[IKE_MAX_CHILD_CFG];
+	bool tried[IKE_MAX_CHILD_CFG] = {0};
+	for (unsigned i = 0; i < cfg->nchildren; i++) {
+		const struct ike_child_cfg *cc = &cfg->children[i];
+		unsigned r = ts_rate(cc->remote_ts, cc->nremote_ts, tsi),
+			 l = ts_rate(cc->local_ts, cc->nlocal_ts, tsr);
+		rate[i] = r && l ? r + l : 0;
+	}
+	*err = IKE_N_TS_UNACCEPTABLE;
+	*why = "traffic selectors do not overlap the configured ones";
+	for (;;) {
+		int best = -1;
+		for (unsigned i = 0; i < cfg->nchildren; i++)
+			if (rate[i] && !tried[i] && (best < 0 || rate[i] > rate[best]))
+				best = (int)i;
+		if (best < 0)
+			return NULL;
+		tried[best] = true;
+		const struct ike_child_cfg *cc = &cfg->children[best];
+		struct ike_prop_cfg noke[IKE_PROP_MAX];
+		const char *w = NULL;
+		int rc = no_ke ? ike_prop_choose(noke, props_no_ke(cc, noke), sap, 0, false,
+						 &ch->prop, &w)
+			       : ike_prop_choose(cc->props, cc->nprops, sap, ke,
+						 child_pfs_group(cc) != 0, &ch->prop, &w);
+		if (rc || ch->prop.spi_len != 4) {
+			*err = IKE_N_NO_PROPOSAL_CHOSEN;
+			*why = w ? w : "no acceptable ESP proposal";
+			continue;
+		}
+		/* TSi are the initiator's side: our remote; TSr ours. */
+		ts_narrow(tsi, cc->remote_ts, cc->nremote_ts, &ch->remote_ts);
+		ts_narrow(tsr, cc->local_ts, cc->nlocal_ts, &ch->local_ts);
+		if (ch->remote_ts.n && ch->local_ts.n)
+			return cc;
+	}
 }
 
 /* ---- AUTH (2.15) --------------------------------------------------------------------------- */
@@ -792,16 +926,20 @@ static uint64_t jitter(uint64_t t)
 	return t ? t - (t / 10 ? sg_random_u64() % (t / 10) : 0) : 0;
 }
 
-static void install_child(struct ike_sa *sa, struct ike_child *ch, uint64_t now)
+/* Installs a Child SA made from child config cc (copied into it). */
+static void install_child(struct ike_sa *sa, struct ike_child *ch, const struct ike_child_cfg *cc,
+			  uint64_t now)
 {
-	const struct ike_child_cfg *cc = &sa->peer->cfg.child;
+	if (&ch->cfg != cc)
+		ch->cfg = *cc;
+	cc = &ch->cfg;
 	ch->rekey_at = cc->rekey_time_ns ? now + jitter(cc->rekey_time_ns) : 0;
 	ch->expire_at = cc->life_time_ns ? now + cc->life_time_ns : 0;
 	const struct ike_child_keys *k = &ch->keys;
 	/* 2.17: the keys of the SA from the exchange's initiator come first. */
 	bool in_is_i = !ch->we_made;
 	struct ike_child_info info = {
-	    .name = sa->peer->cfg.child.name,
+	    .name = cc->name,
 	    .spi_in = ch->spi_in,
 	    .spi_out = ch->spi_out,
 	    .encr = k->encr,
@@ -827,7 +965,7 @@ static void install_child(struct ike_sa *sa, struct ike_child *ch, uint64_t now)
 	sa->children = ch;
 	if (sa->ctx->io.child_up)
 		sa->ctx->io.child_up(sa->ctx->io.ctx, sa, &info);
-	event(sa->ctx, IKE_EV_CHILD_UP, sa, NULL);
+	event_child(sa->ctx, IKE_EV_CHILD_UP, sa, cc->name, NULL);
 }
 
 /* The child proposals without key exchange groups: IKE_AUTH creates its Child SA from the IKE
@@ -896,7 +1034,8 @@ static int send_init(struct ike_sa *sa, uint64_t now)
 	nat_d(nd, sa->spi_i, zero_spi, &sa->remote, false);
 	ike_put_notify(&b, 0, NULL, 0, IKE_N_NAT_DETECTION_DESTINATION_IP, nd, 20);
 	put_sig_hashes(&b);
-	ike_put_notify(&b, 0, NULL, 0, IKE_N_IKEV2_FRAGMENTATION_SUPPORTED, NULL, 0);
+	if (cfg->fragmentation != IKE_FRAG_NO)
+		ike_put_notify(&b, 0, NULL, 0, IKE_N_IKEV2_FRAGMENTATION_SUPPORTED, NULL, 0);
 	int err = ike_finish(&b);
 	if (err)
 		return err;
@@ -909,16 +1048,68 @@ static int send_init(struct ike_sa *sa, uint64_t now)
 	return send_request(sa, &b, REQ_INIT, now);
 }
 
-int ike_initiate(struct ike_ctx *c, const char *name, uint64_t now)
+static struct ike_child *child_by_cfg(struct ike_sa *sa, const char *name)
+{
+	for (struct ike_child *ch = sa->children; ch; ch = ch->next)
+		if (!ch->replaced && !ch->delete_wanted && !strcmp(ch->cfg.name, name))
+			return ch;
+	return NULL;
+}
+
+static bool child_wanted(const struct ike_sa *sa, const char *name)
+{
+	if (sa->state < IKE_SA_ESTABLISHED && sa->initiator && !strcmp(sa->auth_child, name))
+		return true;
+	if (sa->req_kind == REQ_CREATE_CHILD && !strcmp(sa->mk_child, name))
+		return true;
+	for (unsigned i = 0; i < sa->nwant; i++)
+		if (!strcmp(sa->want[i], name))
+			return true;
+	return false;
+}
+
+static void maintenance(struct ike_sa *sa, uint64_t now);
+
+/* The IKE SA of a peer that new children can be created over: ours being made, or any one
+ * established and not being replaced or deleted. */
+static struct ike_sa *sa_for_peer(struct ike_ctx *c, const struct ike_peer *p)
+{
+	for (struct ike_sa *sa = c->sas; sa; sa = sa->next)
+		if (sa->peer == p && !sa->replaced &&
+		    (sa->state == IKE_SA_ESTABLISHED ||
+		     (sa->initiator && sa->state < IKE_SA_ESTABLISHED)))
+			return sa;
+	return NULL;
+}
+
+int ike_initiate(struct ike_ctx *c, const char *name, const char *child, uint64_t now)
 {
 	struct ike_peer *p = find_peer(c, name);
-	if (!p)
+	if (!p || !p->cfg.nchildren)
 		return SG_ENOENT;
-	struct ike_sa *sa = sa_new(c, true);
+	const struct ike_child_cfg *cc = child ? find_child_cfg(&p->cfg, child) : &p->cfg.children[0];
+	if (!cc)
+		return SG_ENOENT;
+	struct ike_sa *sa = sa_for_peer(c, p);
+	if (sa) {
+		if (sa->state == IKE_SA_ESTABLISHED && child_by_cfg(sa, cc->name))
+			return SG_EEXIST;
+		if (child_wanted(sa, cc->name))
+			return 0;
+		if (sa->nwant >= IKE_MAX_CHILD_CFG)
+			return SG_EFULL;
+		snprintf(sa->want[sa->nwant++], sizeof(sa->want[0]), "%s", cc->name);
+		maintenance(sa, now);
+		return 0;
+	}
+	if (!p->cfg.remote.family)
+		return SG_ENOROUTE; /* a responder-only connection (remote_addrs without an address) */
+	sa = sa_new(c, true);
 	if (!sa)
 		return SG_ENOMEM;
 	sa->peer = p;
 	sa->remote = p->cfg.remote;
+	snprintf(sa->auth_child, sizeof(sa->auth_child), "%s", cc->name);
 	if (!sg_random_bytes(sa->spi_i, 8)) {
 		sa_unlink_free(sa, false, NULL);
 		return SG_ECRYPTO;
@@ -927,6 +1118,8 @@ int ike_initiate(struct ike_ctx *c, const char *name, uint64_t now)
 	int err = send_init(sa, now);
 	if (err)
 		sa_unlink_free(sa, false, NULL);
+	else
+		event(c, IKE_EV_INITIATING, sa, NULL);
 	return err;
 }
 
@@ -948,7 +1141,10 @@ static void fail_sa(struct ike_sa *sa, const char *why)
 static int send_auth(struct ike_sa *sa, uint64_t now)
 {
 	const struct ike_peer_cfg *cfg = &sa->peer->cfg;
+	const struct ike_child_cfg *cc = find_child_cfg(cfg, sa->auth_child);
 	uint8_t idb[4 + 1024];
+	if (!cc)
+		return SG_ENOENT; /* the child config was unloaded meanwhile */
 	size_t idl;
 	struct ike_buf b;
 	struct ike_sa_payload sap;
@@ -966,13 +1162,13 @@ static int send_auth(struct ike_sa *sa, uint64_t now)
 	int aerr = put_my_auth(sa, &b, cfg, true, idb, idl);
 	if (aerr)
 		return aerr;
-	if (cfg->child.transport)
+	if (cc->transport)
 		ike_put_notify(&b, 0, NULL, 0, IKE_N_USE_TRANSPORT_MODE, NULL, 0);
 	struct ike_prop_cfg noke[IKE_PROP_MAX];
-	ike_prop_offer(noke, props_no_ke(&cfg->child, noke), spi, 4, &sap);
+	ike_prop_offer(noke, props_no_ke(cc, noke), spi, 4, &sap);
 	ike_put_sa(&b, &sap);
-	ts_from_cfg(cfg->child.local_ts, cfg->child.nlocal_ts, &tsi);
-	ts_from_cfg(cfg->child.remote_ts, cfg->child.nremote_ts, &tsr);
+	ts_from_cfg(cc->local_ts, cc->nlocal_ts, &tsi);
+	ts_from_cfg(cc->remote_ts, cc->nremote_ts, &tsr);
 	ike_put_ts(&b, IKE_PL_TSI, &tsi);
 	ike_put_ts(&b, IKE_PL_TSR, &tsr);
 	int err = seal(sa, &b);
@@ -1042,7 +1238,9 @@ static void init_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 	}
 	memcpy(sa->spi_r, m->hdr.spi_r, 8);
 	get_sig_hashes(sa, m);
-	sa->frag = ike_find_notify(m, IKE_N_IKEV2_FRAGMENTATION_SUPPORTED) != NULL;
+	sa->frag_ok = cfg->fragmentation != IKE_FRAG_NO &&
+		      ike_find_notify(m, IKE_N_IKEV2_FRAGMENTATION_SUPPORTED) != NULL;
+	sa->frag = sa->frag_ok && cfg->fragmentation == IKE_FRAG_YES;
 	memcpy(sa->nr, pn->body, pn->len);
 	sa->nr_len = pn->len;
 	uint8_t gir[SG_KE_MAX_SHARED];
@@ -1065,6 +1263,89 @@ static void init_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 	sa->remote.port = IKE_NATT_PORT;
 	if (!sa->msg2 || send_auth(sa, now))
 		fail_sa(sa, "could not send IKE_AUTH");
+}
+
+/* The name of an error notify for logs and events. */
+static const char *notify_name(uint16_t type)
+{
+	switch (type) {
+	case IKE_N_NO_PROPOSAL_CHOSEN:
+		return "peer: NO_PROPOSAL_CHOSEN";
+	case IKE_N_TS_UNACCEPTABLE:
+		return "peer: TS_UNACCEPTABLE";
+	case IKE_N_INVALID_SYNTAX:
+		return "peer: INVALID_SYNTAX";
+	case IKE_N_TEMPORARY_FAILURE:
+		return "peer: TEMPORARY_FAILURE";
+	case IKE_N_CHILD_SA_NOT_FOUND:
+		return "peer: CHILD_SA_NOT_FOUND";
+	case IKE_N_INVALID_KE_PAYLOAD:
+		return "peer: INVALID_KE_PAYLOAD";
+	default:
+		return "peer answered with an error notify";
+	}
+}
+
+static uint16_t error_notify(const struct ike_msg *m, struct ike_notify *n);
+
+/* The Child SA of an IKE_AUTH response: absent (an error notify) leaves the IKE SA up without
+ * it (1.2), and says why. */
+static void take_auth_child(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
+{
+	const char *why = NULL;
+	struct ike_notify n;
+	const struct ike_child_cfg *cc = find_child_cfg(&sa->peer->cfg, sa->auth_child);
+	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pti = ike_find(m, IKE_PL_TSI),
+				 *ptr = ike_find(m, IKE_PL_TSR);
+	struct ike_sa_payload sap;
+	struct ike_ts_payload ours_i, ours_r;
+	uint16_t err = error_notify(m, &n);
+	if (!cc) {
+		event_child(sa->ctx, IKE_EV_CHILD_FAILED, sa, sa->auth_child,
+			    "the child config was unloaded");
+		return;
+	}
+	if (err) {
+		event_child(sa->ctx, IKE_EV_CHILD_FAILED, sa, cc->name, notify_name(err));
+		return;
+	}
+	struct ike_child *ch = calloc(1, sizeof(*ch));
+	if (!ch) {
+		event_child(sa->ctx, IKE_EV_CHILD_FAILED, sa, cc->name, "out of memory");
+		return;
+	}
+	struct ike_prop_cfg noke[IKE_PROP_MAX];
+	unsigned nnoke = props_no_ke(cc, noke);
+	if (!psa || !pti || !ptr || ike_parse_sa(psa->body, psa->len, &sap, &why) ||
+	    ike_prop_accept(noke, nnoke, &sap, &ch->prop, &why) || ch->prop.spi_len != 4 ||
+	    ike_parse_ts(pti->body, pti->len, &ch->local_ts, &why) ||
+	    ike_parse_ts(ptr->body, ptr->len, &ch->remote_ts, &why)) {
+		why = why ? why : "no Child SA in the IKE_AUTH response";
+		reject(sa->ctx, sa, why);
+		event_child(sa->ctx, IKE_EV_CHILD_FAILED, sa, cc->name, why);
+		free(ch);
+		return;
+	}
+	ts_from_cfg(cc->local_ts, cc->nlocal_ts, &ours_i);
+	ts_from_cfg(cc->remote_ts, cc->nremote_ts, &ours_r);
+	if (!ts_within(&ch->local_ts, &ours_i) || !ts_within(&ch->remote_ts, &ours_r)) {
+		why = "the responder widened the traffic selectors";
+		reject(sa->ctx, sa, why);
+		event_child(sa->ctx, IKE_EV_CHILD_FAILED, sa, cc->name, why);
+		free(ch);
+		return;
+	}
+	ch->transport = cc->transport && ike_find_notify(m, IKE_N_USE_TRANSPORT_MODE);
+	ch->we_made = true;
+	ch->spi_in = sa->child_spi;
+	ch->spi_out = get_be32(ch->prop.spi);
+	if (ike_derive_child_keys(&ch->prop, sa->keys.prf, sa->keys.sk_d, NULL, 0, sa->ni,
+				  sa->ni_len, sa->nr, sa->nr_len, &ch->keys)) {
+		event_child(sa->ctx, IKE_EV_CHILD_FAILED, sa, cc->name, "key derivation failed");
+		free(ch);
+		return;
+	}
+	install_child(sa, ch, cc, now);
 }
 
 static void auth_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
@@ -1100,41 +1381,8 @@ static void auth_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 	request_done(sa);
 	keep_their_id(sa, &id);
 	established(sa, now);
-	/* The Child SA: absent (an error notify) leaves the IKE SA up without it (1.2). */
-	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pti = ike_find(m, IKE_PL_TSI),
-				 *ptr = ike_find(m, IKE_PL_TSR);
-	struct ike_sa_payload sap;
-	struct ike_child *ch = calloc(1, sizeof(*ch));
-	struct ike_ts_payload ours_i, ours_r;
-	if (!ch)
-		return;
-	struct ike_prop_cfg noke[IKE_PROP_MAX];
-	unsigned nnoke = props_no_ke(&cfg->child, noke);
-	if (!psa || !pti || !ptr || ike_parse_sa(psa->body, psa->len, &sap, &why) ||
-	    ike_prop_accept(noke, nnoke, &sap, &ch->prop, &why) || ch->prop.spi_len != 4 ||
-	    ike_parse_ts(pti->body, pti->len, &ch->local_ts, &why) ||
-	    ike_parse_ts(ptr->body, ptr->len, &ch->remote_ts, &why)) {
-		reject(sa->ctx, sa, why ? why : "no Child SA in the IKE_AUTH response");
-		free(ch);
-		return;
-	}
-	ts_from_cfg(cfg->child.local_ts, cfg->child.nlocal_ts, &ours_i);
-	ts_from_cfg(cfg->child.remote_ts, cfg->child.nremote_ts, &ours_r);
-	if (!ts_within(&ch->local_ts, &ours_i) || !ts_within(&ch->remote_ts, &ours_r)) {
-		reject(sa->ctx, sa, "the responder widened the traffic selectors");
-		free(ch);
-		return;
-	}
-	ch->transport = cfg->child.transport && ike_find_notify(m, IKE_N_USE_TRANSPORT_MODE);
-	ch->we_made = true;
-	ch->spi_in = sa->child_spi;
-	ch->spi_out = get_be32(ch->prop.spi);
-	if (ike_derive_child_keys(&ch->prop, sa->keys.prf, sa->keys.sk_d, NULL, 0, sa->ni,
-				  sa->ni_len, sa->nr, sa->nr_len, &ch->keys)) {
-		free(ch);
-		return;
-	}
-	install_child(sa, ch, now);
+	take_auth_child(sa, m, now);
+	maintenance(sa, now); /* children queued meanwhile */
 }
 
 /* ---- responder ----------------------------------------------------------------------------- */
@@ -1152,12 +1400,42 @@ static void make_cookie(struct ike_ctx *c, const uint8_t *ni, size_t ni_len,
 		memset(out + 1, 0, 32);
 }
 
-static const struct ike_peer_cfg *any_responder_cfg(struct ike_ctx *c)
+/* How specifically a peer's remote_addrs hold an address: 0 not, 1 as anyone (none
+ * configured), 2 in a range or prefix, 3 as the address itself. */
+static int addr_score(const struct ike_peer_cfg *cfg, const struct ike_endpoint *from)
 {
-	/* IKE_SA_INIT does not say who the initiator is: proposals are matched against the
-	 * first peer's (every peer of one daemon shares its IKE proposals in practice; the
-	 * identity check in IKE_AUTH then binds the SA to its peer). */
-	return c->peers ? &c->peers->cfg : NULL;
+	if (!cfg->nremote_addrs)
+		return 1;
+	int best = 0;
+	size_t al = from->family == AF_INET ? 4 : 16;
+	for (unsigned i = 0; i < cfg->nremote_addrs; i++) {
+		const struct ike_addr_range *r = &cfg->remote_addrs[i];
+		if (r->family == from->family && memcmp(from->addr, r->start, al) >= 0 &&
+		    memcmp(from->addr, r->end, al) <= 0)
+			best = SG_MAX(best, r->single ? 3 : 2);
+	}
+	return best;
+}
+
+/* The connection for an IKE_SA_INIT, which names no identity (charon's choice): among the
+ * peers whose remote_addrs hold the sender, the most specific first, then in the order they
+ * were added, the first whose IKE proposals match. NULL with *why if none. */
+static const struct ike_peer_cfg *responder_cfg(struct ike_ctx *c, const struct ike_endpoint *from,
+						const struct ike_sa_payload *sap, uint16_t ke,
+						struct ike_chosen *ch, const char **why)
+{
+	bool any = false;
+	for (int score = 3; score >= 1; score--)
+		for (struct ike_peer *p = c->peers; p; p = p->next) {
+			if (addr_score(&p->cfg, from) != score)
+				continue;
+			any = true;
+			if (!ike_prop_choose(p->cfg.props, p->cfg.nprops, sap, ke, false, ch, why))
+				return &p->cfg;
+		}
+	if (!any)
+		*why = "no connection takes IKE_SA_INIT from this address (remote_addrs)";
+	return NULL;
 }
 
 static void init_request(struct ike_ctx *c, uint16_t port, const struct ike_endpoint *from,
@@ -1179,8 +1457,7 @@ static void init_request(struct ike_ctx *c, uint16_t port, const struct ike_endp
 		reject(c, NULL, "IKE_SA_INIT request with a responder SPI or message ID");
 		return;
 	}
-	const struct ike_peer_cfg *cfg = any_responder_cfg(c);
-	if (!cfg) {
+	if (!c->peers) {
 		reject(c, NULL, "IKE_SA_INIT but no connection is configured");
 		return;
 	}
@@ -1221,7 +1498,8 @@ static void init_request(struct ike_ctx *c, uint16_t port, const struct ike_endp
 		reply_notify_stateless(c, port, from, &m->hdr, IKE_N_INVALID_SYNTAX, NULL, 0);
 		return;
 	}
-	if (ike_prop_choose(cfg->props, cfg->nprops, &sap, ke.group, false, &ch, &why)) {
+	const struct ike_peer_cfg *cfg = responder_cfg(c, from, &sap, ke.group, &ch, &why);
+	if (!cfg) {
 		reject(c, NULL, why);
 		reply_notify_stateless(c, port, from, &m->hdr, IKE_N_NO_PROPOSAL_CHOSEN, NULL, 0);
 		return;
@@ -1283,8 +1561,11 @@ static void init_request(struct ike_ctx *c, uint16_t port, const struct ike_endp
 	put_sig_hashes(&b);
 	put_certreq(&b, c, NULL);
 	get_sig_hashes(sa, m);
-	sa->frag = ike_find_notify(m, IKE_N_IKEV2_FRAGMENTATION_SUPPORTED) != NULL;
-	if (sa->frag)
+	/* RFC 7383 2.3, with the connection's fragmentation setting. */
+	sa->frag_ok = cfg->fragmentation != IKE_FRAG_NO &&
+		      ike_find_notify(m, IKE_N_IKEV2_FRAGMENTATION_SUPPORTED) != NULL;
+	sa->frag = sa->frag_ok && cfg->fragmentation == IKE_FRAG_YES;
+	if (sa->frag_ok)
 		ike_put_notify(&b, 0, NULL, 0, IKE_N_IKEV2_FRAGMENTATION_SUPPORTED, NULL, 0);
 	if (ike_finish(&b)) {
 		sa_unlink_free(sa, false, NULL);
@@ -1301,21 +1582,72 @@ static void init_request(struct ike_ctx *c, uint16_t port, const struct ike_endp
 	send_response(sa, &b, 0);
 }
 
-static struct ike_peer *peer_for_id(struct ike_ctx *c, const struct ike_id *id)
+/* Our identity (as sent) against the IDr an initiator asked for, either way round, as charon's
+ * get_peer_match: a DN by its attributes (with wildcards in IDr), %any matching anything. */
+static bool my_id_matches(const struct ike_peer_cfg *cfg, const struct ike_id *idr)
 {
-	/* An exact identity first, then one matched with wildcards; then a connection taking any
-	 * certified identity. */
-	for (int pass = 0; pass < 2; pass++)
-		for (struct ike_peer *p = c->peers; p; p = p->next) {
-			bool exact;
-			if (p->cfg.remote_id.type != IKE_ID_ANY &&
-			    id_match(&p->cfg.remote_id, id, &exact) && exact == !pass)
-				return p;
+	uint8_t t;
+	const uint8_t *d;
+	size_t n;
+	my_id(cfg, &t, &d, &n);
+	if (t == IKE_ID_ANY)
+		return true;
+	if (t != idr->type)
+		return false;
+	if (t == IKE_ID_DER_ASN1_DN)
+		return sg_dn_match(idr->data, idr->len, d, n, NULL) ||
+		       sg_dn_match(d, n, idr->data, idr->len, NULL);
+	return n == idr->len && !memcmp(d, idr->data, n);
+}
+
+/* The peer an IKE_AUTH request binds the SA to (see ike_add_peer). NULL with *why. */
+static struct ike_peer *peer_for_auth(struct ike_sa *sa, const struct ike_msg *m,
+				      const struct ike_id *idi, const struct ike_auth *auth,
+				      const char **why)
+{
+	const struct ike_payload *pidr = ike_find(m, IKE_PL_IDR);
+	struct ike_id idr;
+	const char *w = NULL;
+	bool has_idr = pidr && !ike_parse_id(pidr->body, pidr->len, &idr, &w);
+	struct ike_sa_payload chosen;
+	ike_prop_answer(&sa->prop, NULL, 0, &chosen);
+	bool psk = auth->method == IKE_AUTH_PSK;
+	struct ike_peer *best = NULL;
+	int best_score = 0;
+	*why = "no connection for the initiator's identity";
+	for (struct ike_peer *p = sa->ctx->peers; p; p = p->next) {
+		bool exact;
+		struct ike_chosen tmp;
+		if (!id_match(&p->cfg.remote_id, idi, &exact))
+			continue;
+		int id_score = p->cfg.remote_id.type == IKE_ID_ANY ? 1 : exact ? 3 : 2;
+		int a = addr_score(&p->cfg, &sa->remote);
+		if (!a) {
+			*why = "no connection for the initiator's identity from its address";
+			continue;
 		}
-	for (struct ike_peer *p = c->peers; p; p = p->next)
-		if (p->cfg.remote_id.type == IKE_ID_ANY && p->cfg.remote_auth == IKE_AUTHC_PUBKEY)
-			return p;
-	return NULL;
+		if (has_idr && !my_id_matches(&p->cfg, &idr)) {
+			*why = "no connection has the identity the initiator asked for (IDr)";
+			continue;
+		}
+		if ((p->cfg.remote_auth == IKE_AUTHC_PUBKEY) == psk) {
+			*why = "the connection for this identity expects another authentication "
+			       "method";
+			continue;
+		}
+		if (ike_prop_choose(p->cfg.props, p->cfg.nprops, &chosen, sa->prop.ke, false, &tmp,
+				    &w)) {
+			*why = "the connection for this identity does not accept the IKE SA's "
+			       "algorithms";
+			continue;
+		}
+		int score = id_score * 8 + a;
+		if (score > best_score) {
+			best = p;
+			best_score = score;
+		}
+	}
+	return best;
 }
 
 static void auth_fail_response(struct ike_sa *sa, uint32_t mid)
@@ -1341,9 +1673,9 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		sa_unlink_free(sa, false, NULL);
 		return;
 	}
-	struct ike_peer *p = peer_for_id(sa->ctx, &id);
-	const char *bad = p ? check_peer_auth(sa, &p->cfg, true, m, &id, &auth)
-			    : "no connection for the initiator's identity";
+	const char *bad = NULL;
+	struct ike_peer *p = peer_for_auth(sa, m, &id, &auth, &bad);
+	bad = p ? check_peer_auth(sa, &p->cfg, true, m, &id, &auth) : bad;
 	if (bad) {
 		sa->ctx->stats.rx_auth_failed++;
 		reject(sa->ctx, sa, bad);
@@ -1360,13 +1692,13 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		sa_unlink_free(sa, false, NULL);
 		return;
 	}
-	/* The Child SA (1.2, 2.9). */
+	/* The Child SA (1.2, 2.9), of the child config that fits the proposed selectors. */
 	struct ike_child *ch = calloc(1, sizeof(*ch));
 	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pti = ike_find(m, IKE_PL_TSI),
 				 *ptr = ike_find(m, IKE_PL_TSR);
 	struct ike_sa_payload sap, ans;
 	struct ike_ts_payload tsi, tsr;
-	struct ike_prop_cfg noke[IKE_PROP_MAX];
+	const struct ike_child_cfg *cc = NULL;
 	uint16_t child_err = 0;
 	const char *child_why = NULL;
 	if (!ch) {
@@ -1375,18 +1707,10 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 		   ike_parse_ts(pti->body, pti->len, &tsi, &child_why) ||
 		   ike_parse_ts(ptr->body, ptr->len, &tsr, &child_why)) {
 		child_err = IKE_N_INVALID_SYNTAX;
-	} else if (ike_prop_choose(noke, props_no_ke(&cfg->child, noke), &sap, 0, false, &ch->prop,
-				   &child_why) ||
-		   ch->prop.spi_len != 4) {
-		child_err = IKE_N_NO_PROPOSAL_CHOSEN;
 	} else {
-		/* TSi are the initiator's side: our remote; TSr ours. */
-		ts_narrow(&tsi, cfg->child.remote_ts, cfg->child.nremote_ts, &ch->remote_ts);
-		ts_narrow(&tsr, cfg->child.local_ts, cfg->child.nlocal_ts, &ch->local_ts);
-		if (!ch->remote_ts.n || !ch->local_ts.n) {
-			child_err = IKE_N_TS_UNACCEPTABLE;
-			child_why = "traffic selectors do not overlap the configured ones";
-		}
+		cc = select_child(cfg, &tsi, &tsr, &sap, 0, true, ch, &child_err, &child_why);
+		if (cc)
+			child_err = 0;
 	}
 	struct ike_buf b;
 	begin_msg(sa, &b, IKE_AUTH, true, m->hdr.msg_id);
@@ -1403,8 +1727,7 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 	if (!child_err) {
 		ch->spi_in = new_child_spi();
 		ch->spi_out = get_be32(ch->prop.spi);
-		ch->transport =
-		    cfg->child.transport && ike_find_notify(m, IKE_N_USE_TRANSPORT_MODE);
+		ch->transport = cc->transport && ike_find_notify(m, IKE_N_USE_TRANSPORT_MODE);
 		uint8_t spi[4];
 		put_be32(spi, ch->spi_in);
 		if (ch->transport)
@@ -1427,7 +1750,7 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 	established(sa, now);
 	if (!child_err && !ike_derive_child_keys(&ch->prop, sa->keys.prf, sa->keys.sk_d, NULL, 0,
 						 sa->ni, sa->ni_len, sa->nr, sa->nr_len, &ch->keys))
-		install_child(sa, ch, now);
+		install_child(sa, ch, cc, now);
 	else
 		free(ch);
 }
@@ -1437,7 +1760,6 @@ static void auth_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 static void move_children(struct ike_sa *from, struct ike_sa *to);
 static struct ike_child *child_by_in(struct ike_sa *sa, uint32_t spi);
 static void child_remove(struct ike_sa *sa, struct ike_child *ch);
-static void maintenance(struct ike_sa *sa, uint64_t now);
 
 static void informational_request(struct ike_sa *sa, struct ike_msg *m)
 {
@@ -1531,6 +1853,7 @@ int ike_terminate(struct ike_ctx *c, const char *name, uint64_t now)
 		}
 		sa->next_mid++;
 		set_state(sa, IKE_SA_DELETING);
+		event(c, IKE_EV_DELETING, sa, "terminated");
 	}
 	return found;
 }
@@ -1587,6 +1910,7 @@ static void nonce_min(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, 
 	memcpy(out, a_low ? a : b, *outl);
 }
 
+/* A rekeyed IKE SA's children, and those waiting to be created, go to its successor. */
 static void move_children(struct ike_sa *from, struct ike_sa *to)
 {
 	while (from->children) {
@@ -1595,6 +1919,10 @@ static void move_children(struct ike_sa *from, struct ike_sa *to)
 		ch->next = to->children;
 		to->children = ch;
 	}
+	for (unsigned i = 0; i < from->nwant; i++)
+		if (to->nwant < IKE_MAX_CHILD_CFG && !child_wanted(to, from->want[i]))
+			memcpy(to->want[to->nwant++], from->want[i], sizeof(to->want[0]));
+	from->nwant = 0;
 }
 
 static int start_delete_child(struct ike_sa *sa, struct ike_child *ch, uint64_t now)
@@ -1640,11 +1968,14 @@ static uint16_t child_pfs_group(const struct ike_child_cfg *cc)
 	return 0;
 }
 
-static int send_child_rekey(struct ike_sa *sa, struct ike_child *old, uint16_t group, uint64_t now)
+/* CREATE_CHILD_SA for a Child SA of config cc: the rekey of `old` (1.3.3), or a new one
+ * (1.3.1: old NULL). group: the PFS key exchange (0: none). */
+static int send_create(struct ike_sa *sa, struct ike_child *old, const struct ike_child_cfg *cc,
+		       uint16_t group, uint64_t now)
 {
-	const struct ike_child_cfg *cc = &sa->peer->cfg.child;
 	struct ike_buf b;
 	struct ike_sa_payload sap;
+	struct ike_ts_payload tsi, tsr;
 	uint8_t spi[4], oldspi[4], pub[SG_KE_MAX_PUBLIC];
 	sg_ke_free(sa->rk_ke);
 	sa->rk_ke = NULL;
@@ -1654,28 +1985,49 @@ static int send_child_rekey(struct ike_sa *sa, struct ike_child *old, uint16_t g
 		sa->rk_spi = new_child_spi();
 	if (!sg_random_bytes(sa->rk_nonce, NONCE_LEN))
 		return SG_ECRYPTO;
-	sa->rk_old = old->spi_in;
 	put_be32(spi, sa->rk_spi);
-	put_be32(oldspi, old->spi_in);
 	begin_msg(sa, &b, IKE_CREATE_CHILD_SA, false, sa->next_mid);
 	ike_begin_sk(&b, &sa->keys.out);
-	/* 1.3.3: REKEY_SA names the SA by the SPI we receive on. */
-	ike_put_notify(&b, IKE_PROTO_ESP, oldspi, 4, IKE_N_REKEY_SA, NULL, 0);
-	if (old->transport)
+	if (old) {
+		sa->rk_old = old->spi_in;
+		put_be32(oldspi, old->spi_in);
+		/* 1.3.3: REKEY_SA names the SA by the SPI we receive on. */
+		ike_put_notify(&b, IKE_PROTO_ESP, oldspi, 4, IKE_N_REKEY_SA, NULL, 0);
+	}
+	if (old ? old->transport : cc->transport)
 		ike_put_notify(&b, 0, NULL, 0, IKE_N_USE_TRANSPORT_MODE, NULL, 0);
 	ike_prop_offer(cc->props, cc->nprops, spi, 4, &sap);
 	ike_put_sa(&b, &sap);
 	ike_put_nonce(&b, sa->rk_nonce, NONCE_LEN);
 	if (group)
 		ike_put_ke(&b, group, pub, sg_ke_public_len(group));
-	ike_put_ts(&b, IKE_PL_TSI, &old->local_ts);
-	ike_put_ts(&b, IKE_PL_TSR, &old->remote_ts);
+	if (old) {
+		tsi = old->local_ts;
+		tsr = old->remote_ts;
+	} else {
+		ts_from_cfg(cc->local_ts, cc->nlocal_ts, &tsi);
+		ts_from_cfg(cc->remote_ts, cc->nremote_ts, &tsr);
+	}
+	ike_put_ts(&b, IKE_PL_TSI, &tsi);
+	ike_put_ts(&b, IKE_PL_TSR, &tsr);
 	int err = seal(sa, &b);
 	if (!err)
-		err = send_request(sa, &b, REQ_REKEY_CHILD, now);
+		err = send_request(sa, &b, old ? REQ_REKEY_CHILD : REQ_CREATE_CHILD, now);
 	if (!err)
 		sa->next_mid++;
 	return err;
+}
+
+static int send_child_rekey(struct ike_sa *sa, struct ike_child *old, uint16_t group, uint64_t now)
+{
+	return send_create(sa, old, child_cfg_of(sa, old), group, now);
+}
+
+static int send_child_create(struct ike_sa *sa, const struct ike_child_cfg *cc, uint16_t group,
+			     uint64_t now)
+{
+	snprintf(sa->mk_child, sizeof(sa->mk_child), "%s", cc->name);
+	return send_create(sa, NULL, cc, group, now);
 }
 
 static int send_ike_rekey(struct ike_sa *sa, uint16_t group, uint64_t now)
@@ -1706,6 +2058,8 @@ static int send_ike_rekey(struct ike_sa *sa, uint16_t group, uint64_t now)
 }
 
 /* Starts whatever rekeying or deleting is due, if the request window is free. */
+/* Starts whatever rekeying, deleting or creating is due, if the request window is free: one
+ * exchange at a time (a window of one), the IKE SA's rekey first. */
 static void maintenance(struct ike_sa *sa, uint64_t now)
 {
 	if (sa->req || sa->state != IKE_SA_ESTABLISHED || sa->replaced)
@@ -1716,44 +2070,94 @@ static void maintenance(struct ike_sa *sa, uint64_t now)
 		memset(sa->rk_ike_spi, 0, 8);
 		if (send_ike_rekey(sa, sa->prop.ke, now))
 			reject(sa->ctx, sa, "could not start rekeying the IKE SA");
+		else
+			event(sa->ctx, IKE_EV_IKE_REKEYING, sa, NULL);
 		return;
 	}
 	for (struct ike_child *ch = sa->children; ch; ch = ch->next) {
 		if (ch->replaced)
 			continue;
-		if (ch->expire_at && now >= ch->expire_at) {
+		if (ch->delete_wanted || (ch->expire_at && now >= ch->expire_at)) {
 			if (start_delete_child(sa, ch, now))
-				reject(sa->ctx, sa, "could not delete an expired Child SA");
+				reject(sa->ctx, sa, "could not delete a Child SA");
 			return;
 		}
 		if (ch->rekey_at && now >= ch->rekey_at) {
 			ch->rekey_at = 0;
 			sa->rk_spi = 0;
-			if (send_child_rekey(sa, ch, child_pfs_group(&sa->peer->cfg.child), now))
+			if (send_child_rekey(sa, ch, child_pfs_group(child_cfg_of(sa, ch)), now)) {
 				reject(sa->ctx, sa, "could not start rekeying a Child SA");
+			} else {
+				struct ike_event ev = {.type = IKE_EV_CHILD_REKEYING,
+						       .sa = sa,
+						       .child = ch->cfg.name,
+						       .spi_old = ch->spi_in};
+				event_full(sa->ctx, &ev);
+			}
 			return;
 		}
 	}
+	while (sa->nwant) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s", sa->want[0]);
+		memmove(sa->want[0], sa->want[1], (size_t)--sa->nwant * sizeof(sa->want[0]));
+		const struct ike_child_cfg *cc = find_child_cfg(&sa->peer->cfg, name);
+		const char *why = NULL;
+		if (!cc)
+			why = "the child config was unloaded";
+		else if (child_by_cfg(sa, name))
+			continue; /* made meanwhile (the peer created it) */
+		sa->rk_spi = 0;
+		if (!why && send_child_create(sa, cc, child_pfs_group(cc), now))
+			why = "could not send CREATE_CHILD_SA";
+		if (why) {
+			event_child(sa->ctx, IKE_EV_CHILD_FAILED, sa, name, why);
+			continue;
+		}
+		event_child(sa->ctx, IKE_EV_CHILD_CREATING, sa, name, NULL);
+		return;
+	}
 }
 
-int ike_rekey(struct ike_ctx *c, const char *peer, bool ike_sa, uint64_t now)
+int ike_rekey(struct ike_ctx *c, const char *peer, const char *child, bool ike_sa, uint64_t now)
 {
 	for (struct ike_sa *sa = c->sas; sa; sa = sa->next) {
 		if (!sa->peer || strcmp(sa->peer->cfg.name, peer) ||
 		    sa->state != IKE_SA_ESTABLISHED || sa->replaced)
 			continue;
+		bool found = ike_sa;
 		if (ike_sa)
 			sa->rekey_wanted = true;
 		else
 			for (struct ike_child *ch = sa->children; ch; ch = ch->next)
-				if (!ch->replaced)
-					ch->rekey_at =
-					    now; /* due now: maintenance starts them in turn */
+				if (!ch->replaced && (!child || !strcmp(ch->cfg.name, child))) {
+					ch->rekey_at = now; /* due now: started in turn */
+					found = true;
+				}
+		if (!found)
+			continue;
 		bool busy = sa->req != NULL;
 		maintenance(sa, now);
 		return busy ? SG_EAGAIN : 0;
 	}
 	return SG_ENOENT;
+}
+
+int ike_terminate_child(struct ike_ctx *c, const char *peer, const char *child, uint64_t now)
+{
+	int found = SG_ENOENT;
+	for (struct ike_sa *sa = c->sas; sa; sa = sa->next) {
+		if (!sa->peer || strcmp(sa->peer->cfg.name, peer) ||
+		    sa->state != IKE_SA_ESTABLISHED || sa->replaced)
+			continue;
+		for (struct ike_child *ch = sa->children; ch; ch = ch->next)
+			if (!ch->replaced && !strcmp(ch->cfg.name, child)) {
+				ch->delete_wanted = true;
+				found = 0;
+			}
+		maintenance(sa, now);
+	}
+	return found;
 }
 
 void ike_child_expired(struct ike_sa *sa, uint32_t spi_in, bool hard, uint64_t now)
@@ -1877,7 +2281,8 @@ static void ike_rekey_request(struct ike_sa *sa, struct ike_msg *m,
 	ns->last_rx = now;
 	ns->established_at = now;
 	ns->rekey_at = cfg->rekey_time_ns ? now + jitter(cfg->rekey_time_ns) : 0;
-	event(c, IKE_EV_IKE_REKEYED, ns, NULL);
+	struct ike_event rev = {.type = IKE_EV_IKE_REKEYED, .sa = ns, .old = sa};
+	event_full(c, &rev);
 	if (sa->req_kind == REQ_REKEY_IKE) {
 		/* 2.8.2: both sides rekey at once; settled when our own exchange completes. */
 		memcpy(sa->peer_new_spi_i, ns->spi_i, 8);
@@ -1894,7 +2299,7 @@ static void ike_rekey_request(struct ike_sa *sa, struct ike_msg *m,
 
 static void child_create_request(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
 {
-	const struct ike_child_cfg *cc = &sa->peer->cfg.child;
+	const struct ike_child_cfg *cc = NULL;
 	const char *why = NULL;
 	uint32_t mid = m->hdr.msg_id;
 	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pn = ike_find(m, IKE_PL_NONCE),
@@ -1935,26 +2340,39 @@ static void child_create_request(struct ike_sa *sa, struct ike_msg *m, uint64_t 
 				   why ? why : "CREATE_CHILD_SA without traffic selectors");
 		return;
 	}
-	if (ike_prop_choose(cc->props, cc->nprops, &sap, ke.group, child_pfs_group(cc) != 0,
-			    &ch->prop, &why) ||
-	    ch->prop.spi_len != 4) {
-		free(ch);
-		child_answer_error(sa, mid, IKE_N_NO_PROPOSAL_CHOSEN, NULL, 0, why);
-		return;
+	if (old) {
+		/* A rekey keeps the child's configuration (2.8). */
+		cc = child_cfg_of(sa, old);
+		if (ike_prop_choose(cc->props, cc->nprops, &sap, ke.group,
+				    child_pfs_group(cc) != 0, &ch->prop, &why) ||
+		    ch->prop.spi_len != 4) {
+			free(ch);
+			child_answer_error(sa, mid, IKE_N_NO_PROPOSAL_CHOSEN, NULL, 0, why);
+			return;
+		}
+		ts_narrow(&tsi, cc->remote_ts, cc->nremote_ts, &ch->remote_ts);
+		ts_narrow(&tsr, cc->local_ts, cc->nlocal_ts, &ch->local_ts);
+		if (!ch->remote_ts.n || !ch->local_ts.n) {
+			free(ch);
+			child_answer_error(sa, mid, IKE_N_TS_UNACCEPTABLE, NULL, 0,
+					   "traffic selectors do not overlap the configured ones");
+			return;
+		}
+	} else {
+		uint16_t err_type;
+		cc = select_child(&sa->peer->cfg, &tsi, &tsr, &sap, ke.group, false, ch, &err_type,
+				  &why);
+		if (!cc) {
+			free(ch);
+			child_answer_error(sa, mid, err_type, NULL, 0, why);
+			return;
+		}
 	}
 	if (ch->prop.ke && ke.group != ch->prop.ke) {
 		uint8_t g[2] = {(uint8_t)(ch->prop.ke >> 8), (uint8_t)ch->prop.ke};
 		free(ch);
 		child_answer_error(sa, mid, IKE_N_INVALID_KE_PAYLOAD, g, 2,
 				   "Child SA with another PFS group: asked for ours");
-		return;
-	}
-	ts_narrow(&tsi, cc->remote_ts, cc->nremote_ts, &ch->remote_ts);
-	ts_narrow(&tsr, cc->local_ts, cc->nlocal_ts, &ch->local_ts);
-	if (!ch->remote_ts.n || !ch->local_ts.n) {
-		free(ch);
-		child_answer_error(sa, mid, IKE_N_TS_UNACCEPTABLE, NULL, 0,
-				   "traffic selectors do not overlap the configured ones");
 		return;
 	}
 	uint8_t nr[NONCE_LEN], gir[SG_KE_MAX_SHARED], pub[SG_KE_MAX_PUBLIC];
@@ -2004,6 +2422,7 @@ static void child_create_request(struct ike_sa *sa, struct ike_msg *m, uint64_t 
 	}
 	sa->peer_mid = mid + 1;
 	send_response(sa, &b, mid);
+	uint32_t old_spi = old ? old->spi_in : 0, new_spi = ch->spi_in;
 	if (old) {
 		if (sa->req_kind == REQ_REKEY_CHILD && sa->rk_old == old->spi_in) {
 			/* 2.8.1: we are rekeying it too; settled when our exchange completes. */
@@ -2013,40 +2432,43 @@ static void child_create_request(struct ike_sa *sa, struct ike_msg *m, uint64_t 
 		} else {
 			old->replaced = true; /* the peer deletes it */
 		}
-		event(sa->ctx, IKE_EV_CHILD_REKEYED, sa, NULL);
 	}
-	install_child(sa, ch, now);
+	install_child(sa, ch, cc, now);
+	if (old_spi) {
+		struct ike_event ev = {.type = IKE_EV_CHILD_REKEYED,
+				       .sa = sa,
+				       .child = cc->name,
+				       .spi_old = old_spi,
+				       .spi_new = new_spi};
+		event_full(sa->ctx, &ev);
+	}
 }
 
-static void child_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
+/* The group an INVALID_KE_PAYLOAD answer to our CREATE_CHILD_SA asks for, if the child's
+ * proposals offer it and it is not the one we sent (1.3), else 0. */
+static uint16_t child_retry_group(const struct ike_sa *sa, const struct ike_child_cfg *cc,
+				  const struct ike_notify *n)
 {
-	const struct ike_child_cfg *cc = &sa->peer->cfg.child;
-	const char *why = NULL;
-	struct ike_notify n;
-	struct ike_child *old = child_by_in(sa, sa->rk_old);
-	uint16_t err_type = error_notify(m, &n);
-	request_done(sa);
-	if (err_type == IKE_N_INVALID_KE_PAYLOAD && n.len == 2 && old) {
-		uint16_t g = (uint16_t)(n.data[0] << 8 | n.data[1]);
-		bool ok = false;
-		for (unsigned i = 0; i < cc->nprops && !ok; i++)
-			for (unsigned j = 0; j < cc->props[i].n[IKE_TRANS_KE]; j++)
-				ok |= cc->props[i].alg[IKE_TRANS_KE][j].id == g;
-		if (ok && sa->rk_ke && g != sg_ke_group(sa->rk_ke)) {
-			event(sa->ctx, IKE_EV_INVALID_KE, sa,
-			      "Child SA rekey: peer asked for another group");
-			if (send_child_rekey(sa, old, g, now) == 0)
-				return;
-		}
-	}
-	if (err_type || !old) {
-		/* TEMPORARY_FAILURE, CHILD_SA_NOT_FOUND (the peer deleted it meanwhile), ...: try
-		 * again later if the child is still there (2.25). */
-		reject(sa->ctx, sa, "Child SA rekey refused by the peer");
-		if (old)
-			old->rekey_at = now + 10ull * 1000000000ull;
-		return;
-	}
+	if (n->len != 2 || !sa->rk_ke)
+		return 0;
+	uint16_t g = (uint16_t)(n->data[0] << 8 | n->data[1]);
+	for (unsigned i = 0; i < cc->nprops; i++)
+		for (unsigned j = 0; j < cc->props[i].n[IKE_TRANS_KE]; j++)
+			if (cc->props[i].alg[IKE_TRANS_KE][j].id == g)
+				return g != sg_ke_group(sa->rk_ke) ? g : 0;
+	return 0;
+}
+
+/* The responder's answer to our CREATE_CHILD_SA (a new Child SA or a rekey), checked against
+ * what we offered (cc's proposals, our KE and nonce, the selectors we proposed: the answer may
+ * only narrow them) and keyed. The new child (SPIs and keys set, not installed), or NULL with
+ * *why. */
+static struct ike_child *child_answer(struct ike_sa *sa, struct ike_msg *m,
+				      const struct ike_child_cfg *cc,
+				      const struct ike_ts_payload *ours_i,
+				      const struct ike_ts_payload *ours_r, uint8_t *nmin,
+				      size_t *nmin_len, const char **why)
+{
 	const struct ike_payload *psa = ike_find(m, IKE_PL_SA), *pn = ike_find(m, IKE_PL_NONCE),
 				 *pke = ike_find(m, IKE_PL_KE), *pti = ike_find(m, IKE_PL_TSI),
 				 *ptr = ike_find(m, IKE_PL_TSR);
@@ -2055,29 +2477,31 @@ static void child_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t 
 	struct ike_child *ch = calloc(1, sizeof(*ch));
 	uint8_t gir[SG_KE_MAX_SHARED];
 	size_t gl = 0;
-	if (!ch)
-		return;
-	if (!psa || !pn || !pti || !ptr || ike_parse_sa(psa->body, psa->len, &sap, &why) ||
-	    ike_parse_nonce(pn->body, pn->len, &why) ||
-	    ike_prop_accept(cc->props, cc->nprops, &sap, &ch->prop, &why) ||
-	    ch->prop.spi_len != 4 || ike_parse_ts(pti->body, pti->len, &ch->local_ts, &why) ||
-	    ike_parse_ts(ptr->body, ptr->len, &ch->remote_ts, &why) ||
-	    (pke && ike_parse_ke(pke->body, pke->len, &ke, &why)) ||
+	*why = NULL;
+	if (!ch) {
+		*why = "out of memory";
+		return NULL;
+	}
+	if (!psa || !pn || !pti || !ptr || ike_parse_sa(psa->body, psa->len, &sap, why) ||
+	    ike_parse_nonce(pn->body, pn->len, why) ||
+	    ike_prop_accept(cc->props, cc->nprops, &sap, &ch->prop, why) ||
+	    ch->prop.spi_len != 4 || ike_parse_ts(pti->body, pti->len, &ch->local_ts, why) ||
+	    ike_parse_ts(ptr->body, ptr->len, &ch->remote_ts, why) ||
+	    (pke && ike_parse_ke(pke->body, pke->len, &ke, why)) ||
 	    (ch->prop.ke != 0) != (sa->rk_ke != NULL) ||
 	    (ch->prop.ke && (ke.group != ch->prop.ke || sg_ke_group(sa->rk_ke) != ch->prop.ke)) ||
-	    !ts_within(&ch->local_ts, &old->local_ts) ||
-	    !ts_within(&ch->remote_ts, &old->remote_ts)) {
+	    !ts_within(&ch->local_ts, ours_i) || !ts_within(&ch->remote_ts, ours_r)) {
 		free(ch);
-		reject(sa->ctx, sa, why ? why : "bad CREATE_CHILD_SA response");
-		old->rekey_at = now + 10ull * 1000000000ull;
-		return;
+		if (!*why)
+			*why = "bad CREATE_CHILD_SA response";
+		return NULL;
 	}
 	if (ch->prop.ke) {
 		gl = sg_ke_shared_len(ch->prop.ke);
 		if (sg_ke_derive(sa->rk_ke, ke.data, ke.len, gir)) {
 			free(ch);
-			reject(sa->ctx, sa, "Child SA rekey: the peer's KE value is invalid");
-			return;
+			*why = "CREATE_CHILD_SA: the peer's KE value is invalid";
+			return NULL;
 		}
 	}
 	int err = ike_derive_child_keys(&ch->prop, sa->keys.prf, sa->keys.sk_d, gl ? gir : NULL, gl,
@@ -2087,20 +2511,59 @@ static void child_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t 
 	sa->rk_ke = NULL;
 	if (err) {
 		free(ch);
-		return;
+		*why = "Child SA key derivation failed";
+		return NULL;
 	}
+	if (nmin)
+		nonce_min(sa->rk_nonce, NONCE_LEN, pn->body, pn->len, nmin, nmin_len);
 	ch->spi_in = sa->rk_spi;
 	ch->spi_out = get_be32(ch->prop.spi);
-	ch->transport = old->transport;
 	ch->we_made = true;
-	install_child(sa, ch, now);
-	event(sa->ctx, IKE_EV_CHILD_REKEYED, sa, NULL);
+	return ch;
+}
+
+static void child_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
+{
+	const char *why = NULL;
+	struct ike_notify n;
+	struct ike_child *old = child_by_in(sa, sa->rk_old);
+	const struct ike_child_cfg *cc = old ? child_cfg_of(sa, old) : NULL;
+	uint16_t err_type = error_notify(m, &n);
+	request_done(sa);
+	uint16_t g = err_type == IKE_N_INVALID_KE_PAYLOAD && old ? child_retry_group(sa, cc, &n) : 0;
+	if (g) {
+		event(sa->ctx, IKE_EV_INVALID_KE, sa, "Child SA rekey: peer asked for another group");
+		if (send_child_rekey(sa, old, g, now) == 0)
+			return;
+	}
+	if (err_type || !old) {
+		/* TEMPORARY_FAILURE, CHILD_SA_NOT_FOUND (the peer deleted it meanwhile), ...: try
+		 * again later if the child is still there (2.25). */
+		reject(sa->ctx, sa, "Child SA rekey refused by the peer");
+		if (old)
+			old->rekey_at = now + 10ull * 1000000000ull;
+		return;
+	}
+	uint8_t mine[IKE_NONCE_MAX]; /* the lowest nonce of our exchange */
+	size_t ml = 0;
+	struct ike_child *ch =
+	    child_answer(sa, m, cc, &old->local_ts, &old->remote_ts, mine, &ml, &why);
+	if (!ch) {
+		reject(sa->ctx, sa, why);
+		old->rekey_at = now + 10ull * 1000000000ull;
+		return;
+	}
+	ch->transport = old->transport;
+	install_child(sa, ch, cc, now);
+	struct ike_event ev = {.type = IKE_EV_CHILD_REKEYED,
+			       .sa = sa,
+			       .child = cc->name,
+			       .spi_old = old->spi_in,
+			       .spi_new = ch->spi_in};
+	event_full(sa->ctx, &ev);
 	/* 2.8.1: with a collision, the exchange with the lowest nonce made the redundant SA, and
 	 * its initiator deletes that; the other side deletes the old SA. */
 	if (old->peer_new_spi) {
-		uint8_t mine[IKE_NONCE_MAX];
-		size_t ml;
-		nonce_min(sa->rk_nonce, NONCE_LEN, pn->body, pn->len, mine, &ml);
 		event(sa->ctx, IKE_EV_REKEY_COLLISION, sa, "simultaneous Child SA rekey");
 		if (nonce_cmp(mine, ml, old->peer_nmin, old->peer_nmin_len) < 0) {
 			old->replaced = true; /* the peer deletes the old one */
@@ -2111,6 +2574,44 @@ static void child_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t 
 	}
 	if (start_delete_child(sa, old, now))
 		child_remove(sa, old);
+}
+
+/* The answer to our CREATE_CHILD_SA for a new Child SA (sa->mk_child). */
+static void child_create_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
+{
+	const char *why = NULL;
+	struct ike_notify n;
+	char name[64];
+	snprintf(name, sizeof(name), "%s", sa->mk_child);
+	sa->mk_child[0] = 0;
+	const struct ike_child_cfg *cc = find_child_cfg(&sa->peer->cfg, name);
+	uint16_t err_type = error_notify(m, &n);
+	request_done(sa);
+	uint16_t g = err_type == IKE_N_INVALID_KE_PAYLOAD && cc ? child_retry_group(sa, cc, &n) : 0;
+	if (g) {
+		event(sa->ctx, IKE_EV_INVALID_KE, sa, "new Child SA: peer asked for another group");
+		if (send_child_create(sa, cc, g, now) == 0)
+			return;
+	}
+	struct ike_child *ch = NULL;
+	if (!cc) {
+		why = "the child config was unloaded";
+	} else if (err_type) {
+		why = notify_name(err_type);
+	} else {
+		struct ike_ts_payload ours_i, ours_r;
+		ts_from_cfg(cc->local_ts, cc->nlocal_ts, &ours_i);
+		ts_from_cfg(cc->remote_ts, cc->nremote_ts, &ours_r);
+		ch = child_answer(sa, m, cc, &ours_i, &ours_r, NULL, NULL, &why);
+	}
+	if (!ch) {
+		reject(sa->ctx, sa, why);
+		event_child(sa->ctx, IKE_EV_CHILD_FAILED, sa, name, why);
+	} else {
+		ch->transport = cc->transport && ike_find_notify(m, IKE_N_USE_TRANSPORT_MODE);
+		install_child(sa, ch, cc, now);
+	}
+	maintenance(sa, now);
 }
 
 static void ike_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t now)
@@ -2188,7 +2689,8 @@ static void ike_rekey_response(struct ike_sa *sa, struct ike_msg *m, uint64_t no
 	ns->last_rx = now;
 	ns->established_at = now;
 	ns->rekey_at = cfg->rekey_time_ns ? now + jitter(cfg->rekey_time_ns) : 0;
-	event(c, IKE_EV_IKE_REKEYED, ns, NULL);
+	struct ike_event rev = {.type = IKE_EV_IKE_REKEYED, .sa = ns, .old = sa};
+	event_full(c, &rev);
 	if (peer_new) {
 		/* 2.8.2: the new SA made with the lowest nonce is redundant; its initiator
 		 * deletes it, and the other side deletes the old one. */
@@ -2326,6 +2828,8 @@ static void dispatch(struct ike_sa *sa, struct ike_msg *m, bool response, uint16
 		}
 		if (response && sa->req_kind == REQ_REKEY_CHILD)
 			child_rekey_response(sa, m, now);
+		else if (response && sa->req_kind == REQ_CREATE_CHILD)
+			child_create_response(sa, m, now);
 		else if (response && sa->req_kind == REQ_REKEY_IKE)
 			ike_rekey_response(sa, m, now);
 		else if (!response)
@@ -2409,7 +2913,7 @@ void ike_receive(struct ike_ctx *c, uint64_t now, uint16_t port, const struct ik
 		return;
 	}
 	uint8_t last = m.npl ? m.pl[m.npl - 1].type : IKE_PL_NONE;
-	if (last != IKE_PL_SK && !(last == IKE_PL_SKF && sa->frag)) {
+	if (last != IKE_PL_SK && !(last == IKE_PL_SKF && sa->frag_ok)) {
 		c->stats.rx_invalid++;
 		reject(c, sa, "exchange after IKE_SA_INIT without an SK payload");
 		return;
@@ -2447,15 +2951,31 @@ static void sa_tick(struct ike_sa *sa, uint64_t now)
 		if (now >= sa->req_deadline) {
 			enum req_kind k = sa->req_kind;
 			struct ike_peer *p = sa->peer;
-			bool restart = k == REQ_DPD && p && p->cfg.dpd_action == IKE_DPD_RESTART;
+			/* dpd_action = restart: the children of such configs come up again. */
+			char restart[IKE_MAX_CHILD_CFG][64];
+			unsigned nrestart = 0;
+			for (struct ike_child *ch = sa->children; k == REQ_DPD && p && ch;
+			     ch = ch->next) {
+				const struct ike_child_cfg *cc = child_cfg_of(sa, ch);
+				bool dup = false;
+				for (unsigned i = 0; i < nrestart; i++)
+					dup |= !strcmp(restart[i], cc->name);
+				if (cc->dpd_action == IKE_DPD_RESTART && !dup &&
+				    nrestart < IKE_MAX_CHILD_CFG)
+					snprintf(restart[nrestart++], sizeof(restart[0]), "%s",
+						 cc->name);
+			}
+			char pname[64];
+			snprintf(pname, sizeof(pname), "%s", p ? p->cfg.name : "");
 			if (k == REQ_DPD)
 				event(c, IKE_EV_DPD_DEAD, sa,
 				      "peer did not answer liveness checks");
 			sa_unlink_free(sa, true,
 				       k == REQ_DPD ? "peer dead (DPD)"
 						    : "retransmissions exhausted");
-			if (restart && ike_initiate(c, p->cfg.name, now) != 0)
-				reject(c, NULL, "DPD restart: could not initiate again");
+			for (unsigned i = 0; i < nrestart; i++)
+				if (ike_initiate(c, pname, restart[i], now) < 0)
+					reject(c, NULL, "DPD restart: could not initiate again");
 			return;
 		}
 		if (now >= sa->retx_at && sa->retx < IKE_RETX_TRIES) {
@@ -2465,7 +2985,8 @@ static void sa_tick(struct ike_sa *sa, uint64_t now)
 				t = t * 9 / 5;
 			sa->retx_at = now + t;
 			c->stats.retransmits++;
-			event(c, IKE_EV_RETRANSMIT, sa, NULL);
+			struct ike_event ev = {.type = IKE_EV_RETRANSMIT, .sa = sa, .retransmit = sa->retx};
+			event_full(c, &ev);
 			send_stored(sa, sa->req, sa->req_len, sa->req_packed);
 		}
 		return;
@@ -2500,9 +3021,13 @@ uint64_t ike_next_deadline(const struct ike_ctx *c)
 				d = SG_MIN(d, sa->last_rx + sa->peer->cfg.dpd_delay_ns);
 			if (sa->rekey_at)
 				d = SG_MIN(d, sa->rekey_at);
+			if (sa->nwant || sa->rekey_wanted)
+				d = 0; /* due now */
 			for (const struct ike_child *ch = sa->children; ch; ch = ch->next) {
 				if (ch->replaced)
 					continue;
+				if (ch->delete_wanted)
+					d = 0;
 				if (ch->rekey_at)
 					d = SG_MIN(d, ch->rekey_at);
 				if (ch->expire_at)
@@ -2577,9 +3102,21 @@ static void peer_cfg_release(struct ike_peer_cfg *cfg)
 static bool peer_cfg_ok(const struct ike_peer_cfg *cfg)
 {
 	bool psk = cfg->local_auth == IKE_AUTHC_PSK || cfg->remote_auth == IKE_AUTHC_PSK;
-	if (!cfg->nprops || !cfg->child.nprops || !cfg->child.nlocal_ts || !cfg->child.nremote_ts ||
-	    cfg->psk_len > IKE_MAX_PSK || (psk && cfg->psk_len == 0))
+	if (!cfg->nprops || cfg->nprops > IKE_PROP_MAX || !cfg->nchildren ||
+	    cfg->nchildren > IKE_MAX_CHILD_CFG || cfg->nremote_addrs > IKE_MAX_ADDRS ||
+	    cfg->psk_len > IKE_MAX_PSK || (psk && cfg->psk_len == 0) ||
+	    cfg->fragmentation > IKE_FRAG_NO)
 		return false;
+	for (unsigned i = 0; i < cfg->nchildren; i++) {
+		const struct ike_child_cfg *cc = &cfg->children[i];
+		if (!cc->name[0] || !cc->nprops || cc->nprops > IKE_PROP_MAX || !cc->nlocal_ts ||
+		    !cc->nremote_ts || cc->nlocal_ts > IKE_MAX_TS_CFG ||
+		    cc->nremote_ts > IKE_MAX_TS_CFG)
+			return false;
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(cfg->children[j].name, cc->name))
+				return false; /* names say which child to initiate */
+	}
 	if (cfg->local_auth == IKE_AUTHC_PUBKEY && (!cfg->cert || !cfg->key))
 		return false;
 	if (cfg->ncas > IKE_MAX_CAS)

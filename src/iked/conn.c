@@ -279,6 +279,44 @@ static int ts_parse(const char *s, struct ike_ts_cfg *t)
 	return 0;
 }
 
+/* One remote_addrs entry: an address, a prefix ("10.0.0.0/8") or a range ("10.0.0.1-10.0.0.9");
+ * %any, %any4, %any6 and the all-zero prefixes set *any. 0 or SG_EINVAL. */
+static int addr_item(const char *s, struct ike_addr_range *r, bool *any)
+{
+	char a[64], b[64];
+	memset(r, 0, sizeof(*r));
+	*any = false;
+	if (!strcmp(s, "%any") || !strcmp(s, "%any4") || !strcmp(s, "%any6") ||
+	    !strcmp(s, "0.0.0.0/0") || !strcmp(s, "::/0")) {
+		*any = true;
+		return 0;
+	}
+	const char *dash = strchr(s, '-');
+	if (dash) {
+		size_t n = (size_t)(dash - s);
+		if (n >= sizeof(a) || strlen(dash + 1) >= sizeof(b))
+			return SG_EINVAL;
+		memcpy(a, s, n);
+		a[n] = 0;
+		snprintf(b, sizeof(b), "%s", dash + 1);
+		r->family = strchr(a, ':') ? AF_INET6 : AF_INET;
+		size_t al = r->family == AF_INET ? 4 : 16;
+		if (inet_pton(r->family, a, r->start) != 1 || inet_pton(r->family, b, r->end) != 1 ||
+		    memcmp(r->start, r->end, al) > 0)
+			return SG_EINVAL;
+		r->single = !memcmp(r->start, r->end, al);
+		return 0;
+	}
+	struct ike_ts_cfg t;
+	if (ts_parse(s, &t))
+		return SG_EINVAL;
+	r->family = t.type == IKE_TS_IPV4_ADDR_RANGE ? AF_INET : AF_INET6;
+	memcpy(r->start, t.start, 16);
+	memcpy(r->end, t.end, 16);
+	r->single = !memcmp(t.start, t.end, 16);
+	return 0;
+}
+
 static int ts_list(const struct vici_node *sec, const char *key, struct ike_ts_cfg *out,
 		   unsigned *n, char *err, size_t errlen)
 {
@@ -423,6 +461,68 @@ int iked_conn_from_vici(const struct vici_node *root, const char *base_dir, stru
 	return rc;
 }
 
+/* One child section into cfg->children[cfg->nchildren++] and out->child[] (what only the
+ * daemon uses: start_action, byte and packet lifetimes). */
+static int child_from_vici(const struct vici_node *ch, struct ike_peer_cfg *cfg,
+			   struct iked_conn *out, char *err, size_t errlen)
+{
+	const char *v;
+	int e;
+	for (const struct vici_node *k = ch->child; k; k = k->next)
+		if (!known(child_known, k->name))
+			return bad(err, errlen, "unknown option '%s' in child '%s'", k->name,
+				   ch->name);
+	struct ike_child_cfg *cc = &cfg->children[cfg->nchildren];
+	struct iked_child_opts *co = &out->child[cfg->nchildren];
+	if (!ch->name[0] || strlen(ch->name) >= sizeof(cc->name))
+		return bad(err, errlen, "bad child name");
+	for (unsigned i = 0; i < cfg->nchildren; i++)
+		if (!strcmp(cfg->children[i].name, ch->name))
+			return bad(err, errlen, "child '%s' given twice", ch->name);
+	snprintf(cc->name, sizeof(cc->name), "%s", ch->name);
+	if ((e = ts_list(ch, "local_ts", cc->local_ts, &cc->nlocal_ts, err, errlen)) ||
+	    (e = ts_list(ch, "remote_ts", cc->remote_ts, &cc->nremote_ts, err, errlen)) ||
+	    (e = props(ch, "esp_proposals", IKE_PROTO_ESP, cfg->fips, cc->props, &cc->nprops, err,
+		       errlen)))
+		return e;
+	if ((v = vici_get_str(ch, "mode")) && strcmp(v, "tunnel") && strcmp(v, "transport"))
+		return bad(err, errlen, "mode = %s: tunnel and transport are supported", v);
+	cc->transport = v && !strcmp(v, "transport");
+	if ((v = vici_get_str(ch, "start_action"))) {
+		if (!strcmp(v, "start"))
+			co->start = true;
+		else if (strcmp(v, "none"))
+			return bad(err, errlen, "start_action = %s: none and start are supported",
+				   v);
+	}
+	if (co->start && !out->has_remote)
+		return bad(err, errlen, "start_action = start needs a remote address");
+	if ((v = vici_get_str(ch, "dpd_action"))) {
+		if (!strcmp(v, "restart"))
+			cc->dpd_action = IKE_DPD_RESTART;
+		else if (strcmp(v, "clear") && strcmp(v, "none"))
+			return bad(err, errlen, "dpd_action = %s: clear and restart are supported",
+				   v);
+	}
+	cc->rekey_time_ns = 3600ull * 1000000000ull; /* charon's default: 1 h */
+	cc->life_time_ns = cc->rekey_time_ns * 11 / 10;
+	if ((v = vici_get_str(ch, "rekey_time")) && iked_duration(v, &cc->rekey_time_ns))
+		return bad(err, errlen, "rekey_time: bad duration '%s'", v);
+	if (v)
+		cc->life_time_ns = cc->rekey_time_ns * 11 / 10;
+	if ((v = vici_get_str(ch, "life_time")) && iked_duration(v, &cc->life_time_ns))
+		return bad(err, errlen, "life_time: bad duration '%s'", v);
+	if (cc->rekey_time_ns && cc->life_time_ns && cc->life_time_ns < cc->rekey_time_ns)
+		return bad(err, errlen, "life_time is shorter than rekey_time");
+	if (((v = vici_get_str(ch, "rekey_bytes")) && count_value(v, &co->rekey_bytes)) ||
+	    ((v = vici_get_str(ch, "life_bytes")) && count_value(v, &co->life_bytes)) ||
+	    ((v = vici_get_str(ch, "rekey_packets")) && count_value(v, &co->rekey_packets)) ||
+	    ((v = vici_get_str(ch, "life_packets")) && count_value(v, &co->life_packets)))
+		return bad(err, errlen, "bad byte or packet count '%s'", v);
+	cfg->nchildren++;
+	return 0;
+}
+
 static int conn_from_vici(const struct vici_node *root, const char *base_dir, struct iked_conn *out,
 			  char *err, size_t errlen)
 {
@@ -447,28 +547,53 @@ static int conn_from_vici(const struct vici_node *root, const char *base_dir, st
 		return bad(err, errlen, "mobike is not supported (set mobike = no)");
 	if ((v = vici_get_str(c, "reauth_time")) && strcmp(v, "0") && strcmp(v, "0s"))
 		return bad(err, errlen, "reauth_time is not supported (rekeying is)");
-	/* Addresses: the first remote address is where an initiator sends. */
+	/* remote_addrs: who may initiate it (addresses, prefixes, ranges; %any), and the first
+	 * one, if an address, is where we initiate to. */
 	const struct vici_node *ra = vici_find(c, "remote_addrs");
-	const char *first =
-	    ra && ra->type == VICI_NODE_LIST && ra->child && vici_node_is_str(ra->child)
-		? (const char *)ra->child->value
-		: vici_get_str(c, "remote_addrs");
-	if (first && strcmp(first, "%any") && strcmp(first, "0.0.0.0/0") && strcmp(first, "::/0")) {
-		struct ike_endpoint *ep = &cfg->remote;
-		if (inet_pton(AF_INET, first, ep->addr) == 1)
-			ep->family = AF_INET;
-		else if (inet_pton(AF_INET6, first, ep->addr) == 1)
-			ep->family = AF_INET6;
-		else
+	bool any = !ra;
+	size_t at = 0;
+	for (const struct vici_node *i = ra ? (ra->type == VICI_NODE_LIST ? ra->child : ra) : NULL;
+	     i; i = ra->type == VICI_NODE_LIST ? i->next : NULL) {
+		const char *a = vici_node_is_str(i) ? (const char *)i->value : "";
+		struct ike_addr_range r;
+		bool item_any = false;
+		if (addr_item(a, &r, &item_any))
 			return bad(err, errlen,
-				   "remote_addrs: '%.64s' is not an IP address (names are "
-				   "not resolved)",
-				   first);
-		ep->port = IKE_PORT;
-		out->has_remote = true;
-		snprintf(out->remote_addrs, sizeof(out->remote_addrs), "%s", first);
-	} else {
+				   "remote_addrs: '%.64s' is not an address, prefix or range "
+				   "(names are not resolved)",
+				   a);
+		if (item_any) {
+			any = true;
+		} else if (cfg->nremote_addrs >= IKE_MAX_ADDRS) {
+			return bad(err, errlen, "remote_addrs: more than %d entries",
+				   IKE_MAX_ADDRS);
+		} else {
+			if (i == (ra->type == VICI_NODE_LIST ? ra->child : ra) && r.single) {
+				cfg->remote.family = r.family;
+				memcpy(cfg->remote.addr, r.start, 16);
+				cfg->remote.port = IKE_PORT;
+				out->has_remote = true;
+			}
+			cfg->remote_addrs[cfg->nremote_addrs++] = r;
+		}
+		int w = snprintf(out->remote_addrs + at, sizeof(out->remote_addrs) - at, "%s%s",
+				 at ? ", " : "", a);
+		if (w > 0 && (size_t)w < sizeof(out->remote_addrs) - at)
+			at += (size_t)w;
+	}
+	if (any)
+		cfg->nremote_addrs = 0; /* %any among them: anyone may initiate */
+	if (!at)
 		snprintf(out->remote_addrs, sizeof(out->remote_addrs), "%%any");
+	if ((v = vici_get_str(c, "fragmentation"))) {
+		if (!strcmp(v, "yes") || !strcmp(v, "force"))
+			cfg->fragmentation = IKE_FRAG_YES;
+		else if (!strcmp(v, "accept"))
+			cfg->fragmentation = IKE_FRAG_ACCEPT;
+		else if (!strcmp(v, "no"))
+			cfg->fragmentation = IKE_FRAG_NO;
+		else
+			return bad(err, errlen, "fragmentation = %.32s: yes, accept, force or no", v);
 	}
 	const struct vici_node *la = vici_find(c, "local_addrs");
 	const char *lfirst =
@@ -578,59 +703,19 @@ static int conn_from_vici(const struct vici_node *root, const char *base_dir, st
 	if (!loc || !rem)
 		return bad(err, errlen, "connection '%s' needs a local and a remote section",
 			   c->name);
-	/* The child. */
+	/* The children, one Child SA config each. */
 	const struct vici_node *children = vici_find(c, "children");
 	const struct vici_node *ch = children ? children->child : NULL;
 	if (!ch || ch->type != VICI_NODE_SECTION)
 		return bad(err, errlen, "connection '%s' has no child", c->name);
-	if (ch->next)
-		return bad(err, errlen, "one child per connection is supported");
-	for (const struct vici_node *k = ch->child; k; k = k->next)
-		if (!known(child_known, k->name))
-			return bad(err, errlen, "unknown option '%s' in child '%s'", k->name,
-				   ch->name);
-	struct ike_child_cfg *cc = &cfg->child;
-	if (strlen(ch->name) >= sizeof(cc->name))
-		return bad(err, errlen, "child name too long");
-	snprintf(cc->name, sizeof(cc->name), "%s", ch->name);
-	if ((e = ts_list(ch, "local_ts", cc->local_ts, &cc->nlocal_ts, err, errlen)) ||
-	    (e = ts_list(ch, "remote_ts", cc->remote_ts, &cc->nremote_ts, err, errlen)) ||
-	    (e = props(ch, "esp_proposals", IKE_PROTO_ESP, cfg->fips, cc->props, &cc->nprops, err,
-		       errlen)))
-		return e;
-	if ((v = vici_get_str(ch, "mode")) && strcmp(v, "tunnel") && strcmp(v, "transport"))
-		return bad(err, errlen, "mode = %s: tunnel and transport are supported", v);
-	cc->transport = v && !strcmp(v, "transport");
-	if ((v = vici_get_str(ch, "start_action"))) {
-		if (!strcmp(v, "start"))
-			out->start = true;
-		else if (strcmp(v, "none"))
-			return bad(err, errlen, "start_action = %s: none and start are supported",
-				   v);
+	for (; ch; ch = ch->next) {
+		if (ch->type != VICI_NODE_SECTION)
+			return bad(err, errlen, "children: '%s' is not a section", ch->name);
+		if (cfg->nchildren >= IKE_MAX_CHILD_CFG)
+			return bad(err, errlen, "more than %d children in connection '%s'",
+				   IKE_MAX_CHILD_CFG, c->name);
+		if ((e = child_from_vici(ch, cfg, out, err, errlen)))
+			return e;
 	}
-	if (out->start && !out->has_remote)
-		return bad(err, errlen, "start_action = start needs a remote address");
-	if ((v = vici_get_str(ch, "dpd_action"))) {
-		if (!strcmp(v, "restart"))
-			cfg->dpd_action = IKE_DPD_RESTART;
-		else if (strcmp(v, "clear") && strcmp(v, "none"))
-			return bad(err, errlen, "dpd_action = %s: clear and restart are supported",
-				   v);
-	}
-	cc->rekey_time_ns = 3600ull * 1000000000ull; /* charon's default: 1 h */
-	cc->life_time_ns = cc->rekey_time_ns * 11 / 10;
-	if ((v = vici_get_str(ch, "rekey_time")) && iked_duration(v, &cc->rekey_time_ns))
-		return bad(err, errlen, "rekey_time: bad duration '%s'", v);
-	if (v)
-		cc->life_time_ns = cc->rekey_time_ns * 11 / 10;
-	if ((v = vici_get_str(ch, "life_time")) && iked_duration(v, &cc->life_time_ns))
-		return bad(err, errlen, "life_time: bad duration '%s'", v);
-	if (cc->rekey_time_ns && cc->life_time_ns && cc->life_time_ns < cc->rekey_time_ns)
-		return bad(err, errlen, "life_time is shorter than rekey_time");
-	if (((v = vici_get_str(ch, "rekey_bytes")) && count_value(v, &out->rekey_bytes)) ||
-	    ((v = vici_get_str(ch, "life_bytes")) && count_value(v, &out->life_bytes)) ||
-	    ((v = vici_get_str(ch, "rekey_packets")) && count_value(v, &out->rekey_packets)) ||
-	    ((v = vici_get_str(ch, "life_packets")) && count_value(v, &out->life_packets)))
-		return bad(err, errlen, "bad byte or packet count '%s'", v);
 	return 0;
 }

@@ -244,12 +244,16 @@ static void up_child_up(void *ctx, struct ike_sa *sa, const struct ike_child_inf
 		memcpy(ch->in.local, ch->local_ts[0].start, 16);
 		memcpy(ch->in.remote, ch->remote_ts[0].start, 16);
 	}
+	/* Byte and packet lifetimes of its child config. */
 	for (struct iked_conn *c = d->conns; c; c = c->next)
-		if (!strcmp(c->cfg.name, ch->conn)) {
-			ch->out.soft_bytes = ch->in.soft_bytes = c->rekey_bytes;
-			ch->out.hard_bytes = ch->in.hard_bytes = c->life_bytes;
-			ch->out.soft_packets = ch->in.soft_packets = c->rekey_packets;
-			ch->out.hard_packets = ch->in.hard_packets = c->life_packets;
+		for (unsigned k = 0; !strcmp(c->cfg.name, ch->conn) && k < c->cfg.nchildren; k++) {
+			const struct iked_child_opts *co = &c->child[k];
+			if (strcmp(c->cfg.children[k].name, ch->name))
+				continue;
+			ch->out.soft_bytes = ch->in.soft_bytes = co->rekey_bytes;
+			ch->out.hard_bytes = ch->in.hard_bytes = co->life_bytes;
+			ch->out.soft_packets = ch->in.soft_packets = co->rekey_packets;
+			ch->out.hard_packets = ch->in.hard_packets = co->life_packets;
 		}
 	ch->next = d->children;
 	d->children = ch;
@@ -724,12 +728,14 @@ int iked_load_conn(struct iked *d, const struct iked_conn *conn, char *err, size
 	if (rc)
 		return rc;
 	sg_log(SG_LOG_INFO, "conn_loaded", "conn=%s", c->cfg.name);
-	if (c->start && ike_get_peer(d->ike, c->cfg.name)) {
-		bool up = false;
-		for (struct ike_sa *sa = ike_first_sa(d->ike); sa; sa = ike_sa_next(sa))
-			up |= ike_sa_peer_name(sa) && !strcmp(ike_sa_peer_name(sa), c->cfg.name);
-		if (!up && ike_initiate(d->ike, c->cfg.name, iked_now()) != 0)
-			sg_log(SG_LOG_WARN, "initiate_failed", "conn=%s", c->cfg.name);
+	/* start_action = start: each such child comes up (one IKE SA carries them all). */
+	for (unsigned k = 0; k < c->cfg.nchildren && ike_get_peer(d->ike, c->cfg.name); k++) {
+		if (!c->child[k].start)
+			continue;
+		int rc2 = ike_initiate(d->ike, c->cfg.name, c->cfg.children[k].name, iked_now());
+		if (rc2 && rc2 != SG_EEXIST)
+			sg_log(SG_LOG_WARN, "initiate_failed", "conn=%s child=%s error=\"%s\"",
+			       c->cfg.name, c->cfg.children[k].name, sg_strerror(rc2));
 	}
 	return 0;
 }

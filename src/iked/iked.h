@@ -26,14 +26,19 @@
 #define IKED_MAX_CREDS	  32
 #define IKED_KEEPALIVE_NS (20ull * 1000000000ull) /* RFC 3948 4: NAT keepalives */
 
+/* What only the daemon uses of a child config (cfg.children[i] has the rest). */
+struct iked_child_opts {
+	bool start; /* start_action = start */
+	uint64_t rekey_bytes, life_bytes, rekey_packets, life_packets;
+};
+
 /* A connection as loaded: the core's peer config and what only the daemon uses. */
 struct iked_conn {
 	struct iked_conn *next;
 	struct ike_peer_cfg cfg;
-	bool start; /* start_action = start */
+	struct iked_child_opts child[IKE_MAX_CHILD_CFG];
 	bool has_remote;
-	uint64_t rekey_bytes, life_bytes, rekey_packets, life_packets;
-	char remote_addrs[64], local_addrs[64]; /* as written, for list-conns */
+	char remote_addrs[256], local_addrs[256]; /* as written, for list-conns */
 	/* Certificates (auth = pubkey), owned: ours, and the CAs named by remote cacerts (none:
 	 * every CA loaded with load-cert). iked_conn_release frees them. */
 	struct sg_cert *cert;
@@ -71,12 +76,24 @@ struct iked_child {
 	bool esn, transport;
 };
 
-/* A VICI command waiting for the IKE core (initiate, terminate). */
+/* A VICI command waiting for the IKE core: initiate (answered when the child is up or failed),
+ * terminate of the IKE SA or of a child's Child SAs (when they are gone). */
+enum iked_pending_kind {
+	IKED_PENDING_INITIATE,
+	IKED_PENDING_TERMINATE,
+	IKED_PENDING_TERMINATE_CHILD,
+};
+
 struct iked_pending {
 	struct iked_pending *next;
 	uint64_t conn_id;
-	char name[64];
-	bool initiate; /* else terminate */
+	char name[64];	/* the connection */
+	char child[64]; /* the child config ("": any) */
+	enum iked_pending_kind kind;
+	int loglevel; /* control-log events up to this level (the request's loglevel) */
+	/* Resolved while its own command handler still runs: answered by the handler. */
+	bool done, ok;
+	char err[192];
 };
 
 struct iked {
@@ -102,6 +119,7 @@ struct iked {
 	struct iked_child *children;
 	uint32_t next_child_id;
 	struct iked_pending *pending;
+	struct iked_pending *handling; /* the pending of the command being handled, or NULL */
 	uint64_t started_ns, started_real_ns;
 	char conf_dir[256]; /* of --conf: where its x509, x509ca and private files are */
 	uint64_t keepalive_at;

@@ -6,6 +6,7 @@
  * optional in charon too when nothing is logged at the requested level). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,12 +80,12 @@ static void hex(char *out, const uint8_t *p, size_t n)
 		sprintf(out + 2 * i, "%02x", p[i]);
 }
 
-static void ts_item(struct vici_builder *b, const struct ike_ts *t)
+/* A selector as charon writes it: a prefix when the range is one, else "start..end". */
+static const char *ts_str(const struct ike_ts *t, char *s, size_t size)
 {
-	char a[INET6_ADDRSTRLEN], s[2 * INET6_ADDRSTRLEN + 8];
+	char a[INET6_ADDRSTRLEN];
 	int fam = t->type == IKE_TS_IPV4_ADDR_RANGE ? AF_INET : AF_INET6;
 	size_t al = fam == AF_INET ? 4 : 16;
-	/* A prefix when the range is one, as charon prints it. */
 	unsigned plen = 0;
 	bool prefix = true;
 	for (size_t i = 0; i < al && prefix; i++) {
@@ -104,22 +105,27 @@ static void ts_item(struct vici_builder *b, const struct ike_ts *t)
 		break;
 	}
 	inet_ntop(fam, t->start, a, sizeof(a));
-	if (prefix)
-		snprintf(s, sizeof(s), "%s/%u", a, plen);
-	else {
+	if (prefix) {
+		snprintf(s, size, "%s/%u", a, plen);
+	} else {
 		char e[INET6_ADDRSTRLEN];
 		inet_ntop(fam, t->end, e, sizeof(e));
-		snprintf(s, sizeof(s), "%s..%s", a, e);
+		snprintf(s, size, "%s..%s", a, e);
 	}
-	vici_add_list_item_str(b, s);
+	return s;
 }
 
-static void child_details(struct iked *d, struct vici_builder *b, const struct iked_child *ch)
+static void ts_item(struct vici_builder *b, const struct ike_ts *t)
 {
-	char key[96], spi[16];
+	char s[2 * INET6_ADDRSTRLEN + 8];
+	vici_add_list_item_str(b, ts_str(t, s, sizeof(s)));
+}
+
+/* A Child SA as charon's list_child writes it (the fields of its section). */
+static void child_fields(struct vici_builder *b, const struct iked_child *ch)
+{
+	char spi[16];
 	uint64_t now = iked_now();
-	snprintf(key, sizeof(key), "%s-%u", ch->name, ch->unique_id);
-	vici_add_section_start(b, key);
 	vici_add_kv_str(b, "name", ch->name);
 	vici_add_kv_fmt(b, "uniqueid", "%u", ch->unique_id);
 	vici_add_kv_fmt(b, "reqid", "%u", ch->unique_id);
@@ -151,12 +157,19 @@ static void child_details(struct iked *d, struct vici_builder *b, const struct i
 	for (unsigned k = 0; k < ch->nremote_ts; k++)
 		ts_item(b, &ch->remote_ts[k]);
 	vici_add_list_end(b);
-	vici_add_section_end(b);
-	(void)d;
 }
 
-static void sa_details(struct iked *d, struct vici_builder *b, struct ike_sa *sa,
-		       const struct iked_child *only)
+static void child_details(struct vici_builder *b, const struct iked_child *ch)
+{
+	char key[96];
+	snprintf(key, sizeof(key), "%s-%u", ch->name, ch->unique_id);
+	vici_add_section_start(b, key);
+	child_fields(b, ch);
+	vici_add_section_end(b);
+}
+
+/* An IKE SA as charon's list_ike writes it: its fields, without the child-sas section. */
+static void sa_fields(struct vici_builder *b, struct ike_sa *sa)
 {
 	static const char *const states[] = {"CONNECTING", "CONNECTING", "ESTABLISHED", "DELETING",
 					     "DESTROYING"};
@@ -164,7 +177,6 @@ static void sa_details(struct iked *d, struct vici_builder *b, struct ike_sa *sa
 	const struct ike_chosen *p = ike_sa_proposal(sa);
 	uint8_t si[8], sr[8];
 	char buf[300], a[INET6_ADDRSTRLEN];
-	vici_add_section_start(b, cfg ? cfg->name : "(unknown)");
 	vici_add_kv_fmt(b, "uniqueid", "%u", ike_sa_unique_id(sa));
 	vici_add_kv_str(b, "version", "2");
 	vici_add_kv_str(b, "state", states[ike_sa_state(sa)]);
@@ -205,31 +217,59 @@ static void sa_details(struct iked *d, struct vici_builder *b, struct ike_sa *sa
 		vici_add_kv_fmt(
 		    b, "established", "%llu",
 		    (unsigned long long)((iked_now() - ike_sa_established_at(sa)) / NS));
+}
+
+static const char *sa_name(struct ike_sa *sa)
+{
+	const char *n = ike_sa_peer_name(sa);
+	return n ? n : "(unknown)";
+}
+
+/* An IKE SA with its Child SAs (list-sa, ike-updown, child-updown: only that child). */
+static void sa_details(struct iked *d, struct vici_builder *b, struct ike_sa *sa,
+		       const struct iked_child *only)
+{
+	vici_add_section_start(b, sa_name(sa));
+	sa_fields(b, sa);
 	vici_add_section_start(b, "child-sas");
 	for (struct iked_child *ch = d->children; ch; ch = ch->next)
 		if ((!only || ch == only) && ike_sa_by_child(d->ike, ch->spi_in) == sa)
-			child_details(d, b, ch);
+			child_details(b, ch);
 	if (only && ike_sa_by_child(d->ike, only->spi_in) != sa)
-		child_details(d, b, only); /* child-updown down: already detached from the SA */
+		child_details(b, only); /* child-updown down: already detached from the SA */
 	vici_add_section_end(b);
 	vici_add_section_end(b);
 }
 
 /* ---- events ---------------------------------------------------------------------------------- */
 
-static void respond_pending(struct iked *d, const char *conn, bool initiate, bool success,
-			    const char *errmsg)
+/* Answers the VICI commands waiting on a connection (and child: NULL, or a pending one without a
+ * child, matches any). */
+static void respond_pending(struct iked *d, const char *conn, const char *child,
+			    enum iked_pending_kind kind, bool success, const char *errmsg)
 {
 	struct iked_pending **pp = &d->pending;
 	while (*pp) {
 		struct iked_pending *p = *pp;
-		if (p->initiate == initiate && !strcmp(p->name, conn)) {
+		if (p->kind == kind && !strcmp(p->name, conn) &&
+		    (!child || !p->child[0] || !strcmp(p->child, child)) && !p->done) {
+			if (p == d->handling) {
+				/* Its handler answers when the core returns (no response from
+				 * inside the command). */
+				p->done = true;
+				p->ok = success;
+				snprintf(p->err, sizeof(p->err), "%s", errmsg ? errmsg : "");
+				pp = &p->next;
+				continue;
+			}
 			struct vici_builder b;
 			vici_builder_init(&b);
 			if (success)
 				ok(&b);
 			else
 				no(&b, errmsg);
+			if (kind == IKED_PENDING_TERMINATE_CHILD && success)
+				vici_add_kv_str(&b, "matches", "1");
 			if (vici_server_respond(d->vici, p->conn_id, &b) != 0)
 				sg_log(SG_LOG_DEBUG, "vici_late_answer", "conn=%llu",
 				       (unsigned long long)p->conn_id);
@@ -242,31 +282,233 @@ static void respond_pending(struct iked *d, const char *conn, bool initiate, boo
 	}
 }
 
+/* A log line as charon's bus carries it: to "log" listeners (swanctl --log), and as
+ * "control-log" to each VICI connection whose initiate or terminate of this SA's connection is
+ * waiting, up to the loglevel it asked for (swanctl --initiate prints these). Groups and
+ * levels are charon's (IKE, CHD, CFG; 0 basic, 1 control, 2 more). */
+static void vlog(struct iked *d, struct ike_sa *sa, const char *conn, const char *group, int level,
+		 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void vlog(struct iked *d, struct ike_sa *sa, const char *conn, const char *group, int level,
+		 const char *fmt, ...)
+{
+	bool control = false;
+	if (!conn && sa)
+		conn = ike_sa_peer_name(sa);
+	for (struct iked_pending *p = d->pending; p && conn && !control; p = p->next)
+		control = !strcmp(p->name, conn) && level <= p->loglevel;
+	bool listeners = vici_server_has_listener(d->vici, "log");
+	if (!control && !listeners)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (int pass = 0; pass < 2; pass++) {
+		struct vici_builder b;
+		vici_builder_init(&b);
+		vici_add_kv_str(&b, "group", group);
+		vici_add_kv_fmt(&b, "level", "%d", level);
+		if (pass == 1)
+			vici_add_kv_str(&b, "thread", "1");
+		if (sa) {
+			vici_add_kv_str(&b, "ikesa-name", sa_name(sa));
+			vici_add_kv_fmt(&b, "ikesa-uniqueid", "%u", ike_sa_unique_id(sa));
+		}
+		vici_add_kv_str(&b, "msg", msg);
+		if (pass == 0) {
+			for (struct iked_pending *p = d->pending; p && conn; p = p->next)
+				if (!strcmp(p->name, conn) && level <= p->loglevel)
+					vici_server_event(d->vici, p->conn_id, "control-log", &b);
+		} else if (listeners) {
+			vici_server_broadcast(d->vici, "log", &b);
+		}
+		vici_builder_free(&b);
+	}
+}
+
+/* "local[id]...remote[id]" as charon writes the ends of an IKE SA. */
+static const char *sa_ends(struct ike_sa *sa, char *buf, size_t size)
+{
+	struct ike_identity lid, rid;
+	char li[160], ri[160], ra[INET6_ADDRSTRLEN];
+	const struct ike_endpoint *r = ike_sa_remote(sa);
+	ike_sa_ids(sa, &lid, &rid);
+	snprintf(buf, size, "%%any[%s]...%s[%s]", iked_identity_str(&lid, li, sizeof(li)),
+		 inet_ntop(r->family, r->addr, ra, sizeof(ra)) ? ra : "%any",
+		 iked_identity_str(&rid, ri, sizeof(ri)));
+	return buf;
+}
+
+static struct iked_child *child_by_spi(struct iked *d, uint32_t spi_in)
+{
+	for (struct iked_child *ch = d->children; ch; ch = ch->next)
+		if (ch->spi_in == spi_in)
+			return ch;
+	return NULL;
+}
+
+static const char *ts_text(const struct ike_ts *ts, unsigned n, char *buf, size_t size)
+{
+	size_t at = 0;
+	buf[0] = 0;
+	for (unsigned k = 0; k < n && at + 1 < size; k++) {
+		char one[2 * INET6_ADDRSTRLEN + 8];
+		int w = snprintf(buf + at, size - at, "%s%s", k ? " " : "",
+				 ts_str(&ts[k], one, sizeof(one)));
+		if (w < 0 || (size_t)w >= size - at)
+			break;
+		at += (size_t)w;
+	}
+	return buf;
+}
+
+/* ike-rekey: {<name> {old {...}, new {...}}}, charon's layout (no child-sas). */
+static void ike_rekey_event(struct iked *d, struct ike_sa *old, struct ike_sa *sa)
+{
+	if (!vici_server_has_listener(d->vici, "ike-rekey"))
+		return;
+	struct vici_builder b;
+	vici_builder_init(&b);
+	vici_add_section_start(&b, sa_name(old));
+	vici_add_section_start(&b, "old");
+	sa_fields(&b, old);
+	vici_add_section_end(&b);
+	vici_add_section_start(&b, "new");
+	sa_fields(&b, sa);
+	vici_add_section_end(&b);
+	vici_add_section_end(&b);
+	vici_server_broadcast(d->vici, "ike-rekey", &b);
+	vici_builder_free(&b);
+}
+
+/* child-rekey: {<ike> {IKE SA fields, child-sas {<child> {old {...}, new {...}}}}}. */
+static void child_rekey_event(struct iked *d, struct ike_sa *sa, const struct iked_child *old,
+			      const struct iked_child *ch)
+{
+	if (!vici_server_has_listener(d->vici, "child-rekey"))
+		return;
+	struct vici_builder b;
+	vici_builder_init(&b);
+	vici_add_section_start(&b, sa_name(sa));
+	sa_fields(&b, sa);
+	vici_add_section_start(&b, "child-sas");
+	vici_add_section_start(&b, old->name);
+	vici_add_section_start(&b, "old");
+	child_fields(&b, old);
+	vici_add_section_end(&b);
+	vici_add_section_start(&b, "new");
+	child_fields(&b, ch);
+	vici_add_section_end(&b);
+	vici_add_section_end(&b);
+	vici_add_section_end(&b);
+	vici_add_section_end(&b);
+	vici_server_broadcast(d->vici, "child-rekey", &b);
+	vici_builder_free(&b);
+}
+
 void iked_vici_ike_event(struct iked *d, const struct ike_event *ev)
 {
-	if (!ev->peer)
-		return;
+	struct ike_sa *sa = ev->sa;
+	const char *why = ev->reason ? ev->reason : "";
+	char ends[512];
+	unsigned id = sa ? ike_sa_unique_id(sa) : 0;
+	const char *name = sa ? sa_name(sa) : "";
 	switch (ev->type) {
+	case IKE_EV_INITIATING: {
+		char ra[INET6_ADDRSTRLEN];
+		const struct ike_endpoint *r = ike_sa_remote(sa);
+		vlog(d, sa, NULL, "IKE", 0, "initiating IKE_SA %s[%u] to %s", name, id,
+		     inet_ntop(r->family, r->addr, ra, sizeof(ra)) ? ra : "?");
+		break;
+	}
 	case IKE_EV_IKE_UP:
 	case IKE_EV_IKE_DOWN:
-		if (vici_server_has_listener(d->vici, "ike-updown") && ev->sa) {
+		if (ev->type == IKE_EV_IKE_UP)
+			vlog(d, sa, NULL, "IKE", 0, "IKE_SA %s[%u] established between %s", name,
+			     id, sa_ends(sa, ends, sizeof(ends)));
+		else if (sa)
+			vlog(d, sa, NULL, "IKE", 0, "IKE_SA %s[%u] down%s%s", name, id,
+			     *why ? ": " : "", why);
+		if (ev->peer && sa && vici_server_has_listener(d->vici, "ike-updown")) {
 			struct vici_builder b;
 			vici_builder_init(&b);
 			if (ev->type == IKE_EV_IKE_UP)
 				vici_add_kv_str(&b, "up", "yes");
-			sa_details(d, &b, ev->sa, NULL);
+			sa_details(d, &b, sa, NULL);
 			vici_server_broadcast(d->vici, "ike-updown", &b);
 			vici_builder_free(&b);
 		}
-		if (ev->type == IKE_EV_IKE_DOWN) {
-			respond_pending(d, ev->peer, true, false,
-					ev->reason ? ev->reason : "establishing the IKE SA failed");
-			respond_pending(d, ev->peer, false, true, NULL);
+		if (ev->type == IKE_EV_IKE_DOWN && ev->peer) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "establishing IKE_SA '%s' failed%s%.200s", ev->peer,
+				 *why ? ": " : "", why);
+			respond_pending(d, ev->peer, NULL, IKED_PENDING_INITIATE, false, msg);
+			respond_pending(d, ev->peer, NULL, IKED_PENDING_TERMINATE, true, NULL);
+			respond_pending(d, ev->peer, NULL, IKED_PENDING_TERMINATE_CHILD, true, NULL);
 		}
 		break;
+	case IKE_EV_CHILD_FAILED: {
+		char msg[256];
+		vlog(d, sa, ev->peer, "IKE", 0, "failed to establish CHILD_SA %s: %s",
+		     ev->child ? ev->child : "?", why);
+		snprintf(msg, sizeof(msg), "establishing CHILD_SA '%s' failed: %.200s",
+			 ev->child ? ev->child : "?", why);
+		if (ev->peer)
+			respond_pending(d, ev->peer, ev->child, IKED_PENDING_INITIATE, false, msg);
+		break;
+	}
+	case IKE_EV_CHILD_CREATING:
+		vlog(d, sa, NULL, "IKE", 1, "establishing CHILD_SA %s", ev->child ? ev->child : "?");
+		break;
 	case IKE_EV_REJECTED:
-		/* An initiation that ends without an IKE SA (AUTHENTICATION_FAILED, ...) reports
-		 * IKE_EV_IKE_DOWN too; nothing else to answer here. */
+		/* A failed initiation also reports IKE_DOWN or CHILD_FAILED, which answer. */
+		if (sa)
+			vlog(d, sa, NULL, "ENC", 1, "message refused: %s", why);
+		else
+			vlog(d, NULL, NULL, "NET", 2, "message refused: %s", why);
+		break;
+	case IKE_EV_RETRANSMIT:
+		vlog(d, sa, NULL, "IKE", 1, "retransmit %u of request", ev->retransmit);
+		break;
+	case IKE_EV_INVALID_KE:
+	case IKE_EV_COOKIE:
+		vlog(d, sa, NULL, "IKE", 1, "%s", why);
+		break;
+	case IKE_EV_DPD_DEAD:
+		vlog(d, sa, NULL, "IKE", 0, "giving up on IKE_SA %s[%u]: %s", name, id, why);
+		break;
+	case IKE_EV_IKE_REKEYING:
+		vlog(d, sa, NULL, "IKE", 1, "rekeying IKE_SA %s[%u]", name, id);
+		break;
+	case IKE_EV_IKE_REKEYED:
+		vlog(d, sa, NULL, "IKE", 0, "IKE_SA %s[%u] rekeyed between %s", name, id,
+		     sa_ends(sa, ends, sizeof(ends)));
+		if (ev->old)
+			ike_rekey_event(d, ev->old, sa);
+		break;
+	case IKE_EV_CHILD_REKEYING: {
+		const struct iked_child *ch = child_by_spi(d, ev->spi_old);
+		vlog(d, sa, NULL, "IKE", 1, "rekeying CHILD_SA %s{%u}", ev->child ? ev->child : "?",
+		     ch ? ch->unique_id : 0);
+		break;
+	}
+	case IKE_EV_CHILD_REKEYED: {
+		const struct iked_child *old = child_by_spi(d, ev->spi_old),
+					*ch = child_by_spi(d, ev->spi_new);
+		if (old && ch) {
+			vlog(d, sa, NULL, "IKE", 0, "CHILD_SA %s{%u} rekeyed as %s{%u}", old->name,
+			     old->unique_id, ch->name, ch->unique_id);
+			child_rekey_event(d, sa, old, ch);
+		}
+		break;
+	}
+	case IKE_EV_REKEY_COLLISION:
+		vlog(d, sa, NULL, "IKE", 1, "%s: resolved by the lowest nonce", why);
+		break;
+	case IKE_EV_DELETING:
+		vlog(d, sa, NULL, "IKE", 1, "deleting IKE_SA %s[%u] between %s", name, id,
+		     sa_ends(sa, ends, sizeof(ends)));
 		break;
 	default:
 		break;
@@ -276,25 +518,40 @@ void iked_vici_ike_event(struct iked *d, const struct ike_event *ev)
 void iked_vici_child_event(struct iked *d, struct iked_child *ch, bool up)
 {
 	struct ike_sa *sa = ike_sa_by_child(d->ike, ch->spi_in);
-	if (up)
-		respond_pending(d, ch->conn, true, true, NULL);
-	if (!vici_server_has_listener(d->vici, "child-updown"))
-		return;
 	/* Down events come while the core still holds the IKE SA (or just detached it): find
 	 * the SA by the connection when the child is already gone from it. */
 	if (!sa)
 		for (struct ike_sa *s = ike_first_sa(d->ike); s && !sa; s = ike_sa_next(s))
 			if (ike_sa_peer_name(s) && !strcmp(ike_sa_peer_name(s), ch->conn))
 				sa = s;
-	if (!sa)
-		return;
-	struct vici_builder b;
-	vici_builder_init(&b);
+	char lts[256], rts[256];
+	ts_text(ch->local_ts, ch->nlocal_ts, lts, sizeof(lts));
+	ts_text(ch->remote_ts, ch->nremote_ts, rts, sizeof(rts));
 	if (up)
-		vici_add_kv_str(&b, "up", "yes");
-	sa_details(d, &b, sa, ch);
-	vici_server_broadcast(d->vici, "child-updown", &b);
-	vici_builder_free(&b);
+		vlog(d, sa, ch->conn, "IKE", 0,
+		     "CHILD_SA %s{%u} established with SPIs %08x_i %08x_o and TS %s === %s",
+		     ch->name, ch->unique_id, ch->spi_in, ch->spi_out, lts, rts);
+	else
+		vlog(d, sa, ch->conn, "CHD", 1, "CHILD_SA %s{%u} closed (SPIs %08x_i %08x_o)",
+		     ch->name, ch->unique_id, ch->spi_in, ch->spi_out);
+	if (sa && vici_server_has_listener(d->vici, "child-updown")) {
+		struct vici_builder b;
+		vici_builder_init(&b);
+		if (up)
+			vici_add_kv_str(&b, "up", "yes");
+		sa_details(d, &b, sa, ch);
+		vici_server_broadcast(d->vici, "child-updown", &b);
+		vici_builder_free(&b);
+	}
+	if (up) {
+		respond_pending(d, ch->conn, ch->name, IKED_PENDING_INITIATE, true, NULL);
+		return;
+	}
+	/* terminate --child answers when the last Child SA of that config is gone. */
+	for (struct iked_child *o = d->children; o; o = o->next)
+		if (o != ch && !strcmp(o->conn, ch->conn) && !strcmp(o->name, ch->name))
+			return;
+	respond_pending(d, ch->conn, ch->name, IKED_PENDING_TERMINATE_CHILD, true, NULL);
 }
 
 /* ---- commands -------------------------------------------------------------------------------- */
@@ -598,36 +855,43 @@ static void conn_details(struct vici_builder *b, const struct iked_conn *c)
 		vici_add_kv_fmt(b, "dpd_timeout", "%llu",
 				(unsigned long long)(cfg->dpd_timeout_ns / NS));
 	vici_add_section_start(b, "local-1");
-	vici_add_kv_str(b, "class", "pre-shared key");
+	vici_add_kv_str(b, "class",
+			cfg->local_auth == IKE_AUTHC_PUBKEY ? "public key" : "pre-shared key");
 	vici_add_kv_str(b, "id", iked_identity_str(&cfg->local_id, buf, sizeof(buf)));
 	vici_add_section_end(b);
 	vici_add_section_start(b, "remote-1");
-	vici_add_kv_str(b, "class", "pre-shared key");
+	vici_add_kv_str(b, "class",
+			cfg->remote_auth == IKE_AUTHC_PUBKEY ? "public key" : "pre-shared key");
 	vici_add_kv_str(b, "id", iked_identity_str(&cfg->remote_id, buf, sizeof(buf)));
 	vici_add_section_end(b);
 	vici_add_section_start(b, "children");
-	vici_add_section_start(b, cfg->child.name);
-	vici_add_kv_str(b, "mode", cfg->child.transport ? "TRANSPORT" : "TUNNEL");
-	vici_add_kv_fmt(b, "rekey_time", "%llu",
-			(unsigned long long)(cfg->child.rekey_time_ns / NS));
-	vici_add_kv_str(b, "rekey_bytes", "0");
-	vici_add_kv_str(b, "rekey_packets", "0");
-	vici_add_kv_str(b, "dpd_action", cfg->dpd_action == IKE_DPD_RESTART ? "restart" : "clear");
-	vici_add_kv_str(b, "close_action", "clear");
-	struct ike_ts t;
-	vici_add_list_start(b, "local-ts");
-	for (unsigned k = 0; k < cfg->child.nlocal_ts; k++) {
-		memcpy(&t, &cfg->child.local_ts[k], sizeof(t));
-		ts_item(b, &t);
+	for (unsigned i = 0; i < cfg->nchildren; i++) {
+		const struct ike_child_cfg *cc = &cfg->children[i];
+		const struct iked_child_opts *co = &c->child[i];
+		vici_add_section_start(b, cc->name);
+		vici_add_kv_str(b, "mode", cc->transport ? "TRANSPORT" : "TUNNEL");
+		vici_add_kv_fmt(b, "rekey_time", "%llu",
+				(unsigned long long)(cc->rekey_time_ns / NS));
+		vici_add_kv_fmt(b, "rekey_bytes", "%llu", (unsigned long long)co->rekey_bytes);
+		vici_add_kv_fmt(b, "rekey_packets", "%llu", (unsigned long long)co->rekey_packets);
+		vici_add_kv_str(b, "dpd_action",
+				cc->dpd_action == IKE_DPD_RESTART ? "restart" : "clear");
+		vici_add_kv_str(b, "close_action", "clear");
+		struct ike_ts t;
+		vici_add_list_start(b, "local-ts");
+		for (unsigned k = 0; k < cc->nlocal_ts; k++) {
+			memcpy(&t, &cc->local_ts[k], sizeof(t));
+			ts_item(b, &t);
+		}
+		vici_add_list_end(b);
+		vici_add_list_start(b, "remote-ts");
+		for (unsigned k = 0; k < cc->nremote_ts; k++) {
+			memcpy(&t, &cc->remote_ts[k], sizeof(t));
+			ts_item(b, &t);
+		}
+		vici_add_list_end(b);
+		vici_add_section_end(b);
 	}
-	vici_add_list_end(b);
-	vici_add_list_start(b, "remote-ts");
-	for (unsigned k = 0; k < cfg->child.nremote_ts; k++) {
-		memcpy(&t, &cfg->child.remote_ts[k], sizeof(t));
-		ts_item(b, &t);
-	}
-	vici_add_list_end(b);
-	vici_add_section_end(b);
 	vici_add_section_end(b);
 	vici_add_section_end(b);
 }
@@ -715,83 +979,154 @@ static int cmd_get_shared(struct iked *d, struct vici_builder *b)
 	return 0;
 }
 
-static struct iked_conn *conn_for(struct iked *d, const struct vici_node *req)
+/* The connection a command names (charon's find_child_cfg): with `child`, the first connection
+ * (named `ike`, if given) that has such a child; else the connection named `ike`. *child_out
+ * gets the child config (NULL without one). */
+static struct iked_conn *conn_for(struct iked *d, const struct vici_node *req,
+				  const struct ike_child_cfg **child_out)
 {
 	const char *ike = vici_get_str(req, "ike"), *child = vici_get_str(req, "child");
-	for (struct iked_conn *c = d->conns; c; c = c->next)
-		if ((ike && !strcmp(ike, c->cfg.name)) ||
-		    (child && !strcmp(child, c->cfg.child.name)))
+	*child_out = NULL;
+	for (struct iked_conn *c = d->conns; c; c = c->next) {
+		if (ike && strcmp(ike, c->cfg.name))
+			continue;
+		if (!child)
 			return c;
+		for (unsigned i = 0; i < c->cfg.nchildren; i++)
+			if (!strcmp(c->cfg.children[i].name, child)) {
+				*child_out = &c->cfg.children[i];
+				return c;
+			}
+	}
 	return NULL;
 }
 
-static int add_pending(struct iked *d, uint64_t conn, const char *name, bool initiate)
+static int add_pending(struct iked *d, uint64_t conn, const char *name, const char *child,
+		       enum iked_pending_kind kind, const struct vici_node *req)
 {
 	struct iked_pending *p = calloc(1, sizeof(*p));
 	if (!p)
 		return SG_ENOMEM;
+	const char *lv = vici_get_str(req, "loglevel");
 	p->conn_id = conn;
-	p->initiate = initiate;
+	p->kind = kind;
+	p->loglevel = lv ? atoi(lv) : 1; /* charon's default */
 	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->child, sizeof(p->child), "%s", child ? child : "");
 	p->next = d->pending;
 	d->pending = p;
 	return VICI_PENDING;
 }
 
+static void drop_pending(struct iked *d, struct iked_pending *gone)
+{
+	for (struct iked_pending **pp = &d->pending; *pp; pp = &(*pp)->next)
+		if (*pp == gone) {
+			*pp = gone->next;
+			free(gone);
+			return;
+		}
+}
+
+static int pending_or_fail(struct iked *d, uint64_t conn, const char *name, const char *child,
+			   enum iked_pending_kind kind, const struct vici_node *req,
+			   struct vici_builder *b)
+{
+	return add_pending(d, conn, name, child, kind, req) == VICI_PENDING
+		   ? VICI_PENDING
+		   : no(b, "out of memory");
+}
+
 static int cmd_initiate(struct iked *d, uint64_t conn, const struct vici_node *req,
 			struct vici_builder *b)
 {
-	struct iked_conn *c = conn_for(d, req);
-	if (!c)
-		return no(b, "no config named like that");
-	if (!c->has_remote)
-		return no(b, "the connection has no remote address to initiate to");
+	const struct ike_child_cfg *cc;
+	struct iked_conn *c = conn_for(d, req, &cc);
+	const char *child = vici_get_str(req, "child"), *ike = vici_get_str(req, "ike");
+	char msg[192];
+	if (!child && !ike)
+		return no(b, "missing configuration name");
+	if (!c) {
+		snprintf(msg, sizeof(msg), "%s config '%.64s' not found",
+			 child ? "CHILD_SA" : "IKE_SA", child ? child : ike);
+		return no(b, msg);
+	}
 	if (!ike_get_peer(d->ike, c->cfg.name))
 		return no(b,
 			  "the connection's credentials are not loaded (shared key, or private key "
 			  "and CA certificates)");
-	/* Up already: nothing to do (charon would add a CHILD_SA; one child per connection). */
+	/* Without a child: the IKE SA with the connection's first child. */
+	if (!cc)
+		cc = &c->cfg.children[0];
+	/* Waiting before the core starts, so that the control-log of the start reaches it. A
+	 * timeout below 0: do not wait (charon's meaning). */
+	const char *to = vici_get_str(req, "timeout");
+	bool wait = !(to && atoi(to) < 0);
+	if (wait && add_pending(d, conn, c->cfg.name, cc->name, IKED_PENDING_INITIATE, req) < 0)
+		return no(b, "out of memory");
+	struct iked_pending *mine = wait ? d->pending : NULL;
+	d->handling = mine;
+	int rc = ike_initiate(d->ike, c->cfg.name, cc->name, iked_now());
+	d->handling = NULL;
+	if (rc == 0 && mine && !mine->done)
+		return VICI_PENDING; /* the answer comes with the Child SA or the failure */
+	bool done = mine && mine->done, good = mine && mine->ok;
+	if (done)
+		snprintf(msg, sizeof(msg), "%s", mine->err);
+	if (mine)
+		drop_pending(d, mine);
+	if (done)
+		return good ? (ok(b), 0) : no(b, msg);
+	if (rc == 0 || rc == SG_EEXIST) { /* started, or installed already: nothing to do */
+		ok(b);
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "establishing CHILD_SA '%.64s' failed: %s", cc->name,
+		 rc == SG_ENOROUTE ? "no IKE SA, and the connection has no remote address to "
+				     "initiate to"
+				   : sg_strerror(rc));
+	return no(b, msg);
+}
+
+static bool conn_has_sa(struct iked *d, const char *name)
+{
 	for (struct ike_sa *sa = ike_first_sa(d->ike); sa; sa = ike_sa_next(sa))
-		if (ike_sa_peer_name(sa) && !strcmp(ike_sa_peer_name(sa), c->cfg.name) &&
-		    ike_sa_state(sa) == IKE_SA_ESTABLISHED && ike_sa_child_count(sa)) {
-			ok(b);
-			return 0;
-		}
-	int rc = ike_initiate(d->ike, c->cfg.name, iked_now());
-	if (rc)
-		return no(b, sg_strerror(rc));
-	/* The answer comes with the Child SA (or the failure). */
-	return add_pending(d, conn, c->cfg.name, true) == VICI_PENDING ? VICI_PENDING
-								       : no(b, "out of memory");
+		if (ike_sa_peer_name(sa) && !strcmp(ike_sa_peer_name(sa), name))
+			return true;
+	return false;
 }
 
 static int cmd_terminate(struct iked *d, uint64_t conn, const struct vici_node *req,
 			 struct vici_builder *b)
 {
-	struct iked_conn *c = conn_for(d, req);
+	const struct ike_child_cfg *cc;
+	struct iked_conn *c = conn_for(d, req, &cc);
 	if (!c)
 		return no(b, "no matching SAs to terminate found");
+	if (cc) {
+		/* --child: that child's Child SAs only; the IKE SA stays (charon's). */
+		if (ike_terminate_child(d->ike, c->cfg.name, cc->name, iked_now()) == SG_ENOENT)
+			return no(b, "no matching SAs to terminate found");
+		return pending_or_fail(d, conn, c->cfg.name, cc->name,
+				       IKED_PENDING_TERMINATE_CHILD, req, b);
+	}
 	int rc = ike_terminate(d->ike, c->cfg.name, iked_now());
 	if (rc == SG_ENOENT)
 		return no(b, "no matching SAs to terminate found");
-	bool left = false;
-	for (struct ike_sa *sa = ike_first_sa(d->ike); sa; sa = ike_sa_next(sa))
-		left |= ike_sa_peer_name(sa) && !strcmp(ike_sa_peer_name(sa), c->cfg.name);
-	if (!left) {
+	if (!conn_has_sa(d, c->cfg.name)) {
 		ok(b);
 		return 0;
 	}
-	return add_pending(d, conn, c->cfg.name, false) == VICI_PENDING ? VICI_PENDING
-									: no(b, "out of memory");
+	return pending_or_fail(d, conn, c->cfg.name, NULL, IKED_PENDING_TERMINATE, req, b);
 }
 
 static int cmd_rekey(struct iked *d, const struct vici_node *req, struct vici_builder *b)
 {
-	struct iked_conn *c = conn_for(d, req);
+	const struct ike_child_cfg *cc;
+	struct iked_conn *c = conn_for(d, req, &cc);
 	if (!c)
 		return no(b, "no matching SAs to rekey found");
-	bool ike = vici_get_str(req, "ike") != NULL;
-	int rc = ike_rekey(d->ike, c->cfg.name, ike, iked_now());
+	int rc = ike_rekey(d->ike, c->cfg.name, cc ? cc->name : NULL, !cc, iked_now());
 	if (rc && rc != SG_EAGAIN)
 		return no(b, "no matching SAs to rekey found");
 	ok(b);

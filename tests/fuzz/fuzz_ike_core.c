@@ -36,13 +36,15 @@ static void make_cfg(struct ike_peer_cfg *c, const char *name)
 	if (ike_prop_parse("aes256gcm16-prfsha384-ecp256-x25519", IKE_PROTO_IKE, false,
 			   &c->props[0], &why) == 0)
 		c->nprops = 1;
-	if (ike_prop_parse("aes256gcm16", IKE_PROTO_ESP, false, &c->child.props[0], &why) == 0)
-		c->child.nprops = 1;
-	c->child.local_ts[0].type = c->child.remote_ts[0].type = IKE_TS_IPV4_ADDR_RANGE;
-	c->child.local_ts[0].port_end = c->child.remote_ts[0].port_end = 65535;
-	memset(c->child.local_ts[0].end, 0xff, 4);
-	memset(c->child.remote_ts[0].end, 0xff, 4);
-	c->child.nlocal_ts = c->child.nremote_ts = 1;
+	if (ike_prop_parse("aes256gcm16", IKE_PROTO_ESP, false, &c->children[0].props[0], &why) == 0)
+		c->children[0].nprops = 1;
+	c->children[0].local_ts[0].type = c->children[0].remote_ts[0].type = IKE_TS_IPV4_ADDR_RANGE;
+	c->children[0].local_ts[0].port_end = c->children[0].remote_ts[0].port_end = 65535;
+	memset(c->children[0].local_ts[0].end, 0xff, 4);
+	memset(c->children[0].remote_ts[0].end, 0xff, 4);
+	c->children[0].nlocal_ts = c->children[0].nremote_ts = 1;
+	c->nchildren = 1;
+	strcpy(c->children[0].name, "c");
 	c->dpd_delay_ns = 1000;
 }
 
@@ -57,7 +59,7 @@ static void reset(void)
 	if (!resp || !init)
 		abort();
 	make_cfg(&c, "p");
-	if (ike_add_peer(resp, &c) || ike_add_peer(init, &c) || ike_initiate(init, "p", 1))
+	if (ike_add_peer(resp, &c) || ike_add_peer(init, &c) || ike_initiate(init, "p", NULL, 1))
 		abort();
 	uses = 0;
 }

@@ -2,17 +2,20 @@
 # secureguard-iked against strongSwan 5.9 (charon with kernel-libipsec, driven by strongSwan's own
 # swanctl), the proof list of issue 13 that this build covers:
 #  - swanctl loads a configuration into our daemon over VICI and initiates it (ours initiator,
-#    PSK, AES-GCM-256, Curve25519); ping and a sha256-checked TCP transfer through the tunnel;
+#    PSK, AES-GCM-256, Curve25519), printing our control-log lines; ping and a sha256-checked TCP
+#    transfer through the tunnel; a second child over the same IKE SA (CREATE_CHILD_SA);
 #  - IKE and Child SA rekeys started by each side while iperf3 runs: no one-second interval
-#    without traffic, one IKE SA and one Child SA on each side afterwards;
-#  - swanctl --terminate on our side sends DELETE and both sides clean up;
-#  - charon initiates (ours responder) with ChaCha20-Poly1305, configured by our --conf file;
+#    without traffic, one IKE SA and two Child SAs on each side afterwards; ike-rekey and
+#    child-rekey events in charon's layout, log events that swanctl --log prints;
+#  - swanctl --terminate of one child, then of the IKE SA on our side: DELETEs, both sides clean up;
+#  - charon initiates (ours responder) with ChaCha20-Poly1305, configured by our --conf file
+#    where another connection comes first, then adds its second child;
 #  - hostile datagrams on 500/4500 and a flood of IKE_SA_INIT requests do not stop the tunnel;
 #  - X.509 certificates (RFC 7427 signatures: ours ECDSA P-384, charon's RSA) from one CA, loaded
 #    by swanctl from its x509 and private directories (charon's CA from x509ca, ours from an
 #    authorities section), identities written as text DNs on both sides, in both roles, the
-#    IKE_AUTH messages fragmented both ways (RFC 7383, 600-byte fragments); an authorities
-#    section in our --conf file;
+#    IKE_AUTH messages fragmented both ways (RFC 7383, 600-byte fragments), and not at all
+#    with fragmentation = no on ours; an authorities section in our --conf file;
 #  - DPD notices a killed peer (dpd_delay 2s, dpd_timeout 8s) and clears the SAs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -27,6 +30,7 @@ sg_hosts 2
 A=${HOST[1]} B=${HOST[2]}
 ip -n "$A" addr add 10.1.0.1/32 dev lo
 ip -n "$B" addr add 10.2.0.1/32 dev lo
+ip -n "$B" addr add 10.3.0.1/32 dev lo
 # Small IKE fragments on both sides (RFC 7383), so that IKE_AUTH with certificates (phase 6)
 # travels in fragments both ways; smaller messages are not fragmented.
 SWAN_EXTRA="fragment_size = 600" swan_start "$B" b
@@ -36,14 +40,19 @@ mkdir -m 700 "$SG_TMP/iked"
 OURS=unix://$SG_TMP/iked/iked.vici
 OW() { swanctl "$@" --uri "$OURS"; }
 
-# conf SIDE ESP_PROPOSAL IKE_PROPOSAL [EXTRA_CONN_LINES]: a swanctl.conf for side a (ours) or b.
+# conf SIDE ESP_PROPOSAL IKE_PROPOSAL [EXTRA_CONN_LINES [EXTRA_CONNECTIONS]]: a swanctl.conf
+# for side a (ours) or b, with two children: net (10.1/16 - 10.2/16) and net2 (10.1/16 -
+# 10.3/16), listed in the other order on charon's side.
 conf() {
 	local side=$1 me=192.0.2.1 peer=192.0.2.2 lid=a.example rid=b.example lts=10.1.0.0/16 rts=10.2.0.0/16
+	local c1=net c2=net2 t2l=10.1.0.0/16 t2r=10.3.0.0/16
 	if [ "$side" = b ]; then
 		me=192.0.2.2 peer=192.0.2.1 lid=b.example rid=a.example lts=10.2.0.0/16 rts=10.1.0.0/16
+		c1=net2 c2=net t2l=10.2.0.0/16 t2r=10.1.0.0/16 lts=10.3.0.0/16 rts=10.1.0.0/16
 	fi
 	cat <<-CONF
 		connections {
+		  ${5:-}
 		  gw {
 		    version = 2
 		    local_addrs = $me
@@ -59,11 +68,16 @@ conf() {
 		      id = $rid
 		    }
 		    children {
-		      net {
+		      $c1 {
 		        local_ts = $lts
 		        remote_ts = $rts
 		        esp_proposals = $2
 		        start_action = none
+		      }
+		      $c2 {
+		        local_ts = $t2l
+		        remote_ts = $t2r
+		        esp_proposals = $2
 		      }
 		    }
 		  }
@@ -86,7 +100,7 @@ start_iked() {
 sas() { "$@" --list-sas 2>/dev/null | grep -c 'ESTABLISHED' || true; }
 children() { "$@" --list-sas 2>/dev/null | grep -c 'INSTALLED' || true; }
 no_sas() { [ "$(sas "$@")" = 0 ]; }
-ping_ok() { ip netns exec "$A" ping -c 1 -W 1 -I 10.1.0.1 10.2.0.1 >/dev/null; }
+ping_ok() { ip netns exec "$A" ping -c 1 -W 1 -I 10.1.0.1 "${1:-10.2.0.1}" >/dev/null; }
 iked_diag() {
 	echo "--- secureguard-iked log (last 40 lines)"
 	tail -40 "$SG_TMP/iked.log"
@@ -104,6 +118,17 @@ OW --load-all --file "$SG_TMP/a.conf" >"$SG_TMP/load.out" 2>&1 || fail "swanctl 
 grep -q "loaded connection 'gw'" "$SG_TMP/load.out" || fail "swanctl did not load the connection into ours"
 OW --initiate --child net >"$SG_TMP/init.out" 2>&1 || fail "swanctl --initiate: $(cat "$SG_TMP/init.out")"
 grep -q 'initiate completed successfully' "$SG_TMP/init.out" || fail "initiate: $(cat "$SG_TMP/init.out")"
+# swanctl prints the control-log events of the initiation, as with charon.
+grep -q '^\[IKE\] initiating IKE_SA gw\[[0-9]*\] to 192.0.2.2' "$SG_TMP/init.out" &&
+	grep -q '^\[IKE\] IKE_SA gw\[[0-9]*\] established between' "$SG_TMP/init.out" &&
+	grep -q '^\[IKE\] CHILD_SA net{[0-9]*} established with SPIs' "$SG_TMP/init.out" ||
+	fail "no control-log lines from --initiate: $(cat "$SG_TMP/init.out")"
+# A second child over the same IKE SA (CREATE_CHILD_SA from us); charon lists its children in
+# the other order, so it picks the config by the selectors.
+OW --initiate --child net2 >"$SG_TMP/init-net2.out" 2>&1 || fail "initiate net2: $(cat "$SG_TMP/init-net2.out")"
+grep -q '^\[IKE\] establishing CHILD_SA net2' "$SG_TMP/init-net2.out" || fail "net2: $(cat "$SG_TMP/init-net2.out")"
+wait_for 5 ping_ok 10.3.0.1 || fail "no ping through the second child"
+assert_eq "$(children SW)" 2 "charon's Child SAs"
 OW --list-sas | tee "$SG_TMP/sas.out"
 grep -q 'AES_GCM_16-256/PRF_HMAC_SHA2_256/CURVE_25519' "$SG_TMP/sas.out" || fail "unexpected IKE proposal"
 grep -q 'ESP:AES_GCM_16-256' "$SG_TMP/sas.out" || fail "unexpected ESP proposal"
@@ -112,7 +137,16 @@ wait_for 5 ping_ok || fail "no ping through the tunnel"
 tcp_transfer "$A" "$B" 10.2.0.1 4
 tcp_transfer "$B" "$A" 10.1.0.1 4
 
-log "2. rekeys by each side while iperf3 runs"
+log "2. rekeys by each side while iperf3 runs; the log, ike-rekey and child-rekey events"
+PROBE=$SG_BIN/vici_probe
+"$PROBE" events "$OURS" 12 ike-rekey child-rekey >"$SG_TMP/ev-ours.out" 2>&1 &
+EPID1=$!
+"$PROBE" events "$SWAN_URI_b" 12 ike-rekey child-rekey >"$SG_TMP/ev-swan.out" 2>&1 &
+EPID2=$!
+swanctl --log --uri "$OURS" >"$SG_TMP/swanlog.out" 2>&1 &
+LPID=$!
+wait_for 5 grep -q registered "$SG_TMP/ev-ours.out" || fail "vici_probe events: $(cat "$SG_TMP/ev-ours.out")"
+wait_for 5 grep -q registered "$SG_TMP/ev-swan.out" || fail "vici_probe events on charon: $(cat "$SG_TMP/ev-swan.out")"
 ip netns exec "$B" iperf3 -s -1 -B 10.2.0.1 -p 5299 >"$SG_TMP/iperf-s.log" 2>&1 &
 SPID=$!
 wait_for 5 sg_listening "$B" 5299 || fail "iperf3 server did not start"
@@ -135,24 +169,70 @@ python3 - "$SG_TMP/iperf.json" <<-'PY' || fail "iperf3 stalled during the rekeys
 	print("iperf3 bytes per second:", iv)
 	sys.exit(0 if len(iv) >= 7 and min(iv) > 0 else 1)
 	PY
-wait_for 10 eval '[ "$(sas OW)" = 1 ] && [ "$(children OW)" = 1 ] && [ "$(sas SW)" = 1 ] && [ "$(children SW)" = 1 ]' ||
+wait_for 10 eval '[ "$(sas OW)" = 1 ] && [ "$(children OW)" = 2 ] && [ "$(sas SW)" = 1 ] && [ "$(children SW)" = 2 ]' ||
 	fail "after the rekeys: ours $(sas OW) IKE/$(children OW) child, charon $(sas SW)/$(children SW)"
+kill "$LPID" 2>/dev/null || true
+wait "$EPID1" "$EPID2" || fail "vici_probe events failed"
+# ike-rekey and child-rekey from ours for the rekeys of both sides, in charon's layout: every
+# key we send is one charon sends in the same event (in any of its events of that kind, or one
+# charon adds only in some states: initiator, and the nat-* flags; ours fakes a NAT always).
+keys() { grep "^$1 " "$2" | tr ' ' '\n' | sed -n 's/=.*//p' | sed 's/-[0-9]\+$//' |
+	grep -v '\.\(initiator\|nat-local\|nat-remote\|nat-fake\|nat-any\)$' | sort -u; }
+for ev in ike-rekey child-rekey; do
+	n=$(grep -c "^$ev " "$SG_TMP/ev-ours.out" || true)
+	[ "$n" -ge 2 ] || fail "$n $ev events from ours: $(cat "$SG_TMP/ev-ours.out")"
+	keys "$ev" "$SG_TMP/ev-swan.out" >"$SG_TMP/keys-swan"
+	keys "$ev" "$SG_TMP/ev-ours.out" >"$SG_TMP/keys-ours"
+	[ -s "$SG_TMP/keys-swan" ] || fail "no $ev events from charon: $(cat "$SG_TMP/ev-swan.out")"
+	extra=$(comm -23 "$SG_TMP/keys-ours" "$SG_TMP/keys-swan")
+	[ -z "$extra" ] || fail "$ev keys charon does not send: $extra"
+done
+grep -q ' gw.new.state=ESTABLISHED' "$SG_TMP/ev-ours.out" || fail "ike-rekey without the new SA: $(cat "$SG_TMP/ev-ours.out")"
+grep -q ' gw.child-sas.net.new.spi-in=' "$SG_TMP/ev-ours.out" || fail "child-rekey without the new Child SA"
+# swanctl --log printed our log events.
+grep -q '\[IKE\] IKE_SA gw\[[0-9]*\] rekeyed between' "$SG_TMP/swanlog.out" &&
+	grep -q '\[IKE\] CHILD_SA net{[0-9]*} rekeyed as net{' "$SG_TMP/swanlog.out" ||
+	fail "swanctl --log: $(cat "$SG_TMP/swanlog.out")"
 grep -q 'event=ike_rekeyed' "$SG_TMP/iked.log" || fail "no IKE rekey in our log"
 [ "$(grep -c 'event=child_up' "$SG_TMP/iked.log")" -ge 3 ] || fail "fewer than three Child SAs in our log"
 wait_for 5 ping_ok || fail "no ping after the rekeys"
 
-log "3. swanctl --terminate on our side: DELETE, both sides clean up"
+log "3. swanctl --terminate on our side: one child, then the IKE SA; both sides clean up"
+OW --terminate --child net2 >"$SG_TMP/term2.out" 2>&1 || fail "swanctl --terminate --child: $(cat "$SG_TMP/term2.out")"
+wait_for 5 eval '[ "$(children SW)" = 1 ]' || fail "charon still has $(children SW) Child SAs"
+ping_ok 10.3.0.1 && fail "ping through net2 after it was terminated"
+ping_ok || fail "net went down with net2"
 OW --terminate --ike gw >"$SG_TMP/term.out" 2>&1 || fail "swanctl --terminate: $(cat "$SG_TMP/term.out")"
 wait_for 10 no_sas SW || fail "charon still has the IKE SA after our DELETE"
 wait_for 5 no_sas OW || fail "we still have the IKE SA after terminating it"
 ping_ok && fail "ping still works after the tunnel was terminated"
 grep -q 'deleting IKE_SA gw\|received DELETE for IKE_SA gw' "$SWAN_DIR_b/charon.log" || fail "charon did not log our DELETE"
 
-log "4. charon initiates, ours responds: ChaCha20-Poly1305, our --conf file"
+log "4. charon initiates, ours responds: ChaCha20-Poly1305, our --conf file, a connection loaded before ours"
 kill -TERM "$IPID"
 wait "$IPID" || fail "secureguard-iked did not exit cleanly"
+# "decoy" comes first and would answer IKE_SA_INIT with its own proposals if the first loaded
+# connection decided; the responder takes gw by its proposals, then by charon's identity.
+DECOY='decoy {
+    remote_addrs = 192.0.2.2
+    proposals = aes128gcm16-prfsha256-ecp256
+    local {
+      auth = psk
+      id = a.example
+    }
+    remote {
+      auth = psk
+      id = other.example
+    }
+    children {
+      d {
+        local_ts = 10.1.0.0/16
+        remote_ts = 10.8.0.0/16
+      }
+    }
+  }'
 conf a chacha20poly1305 chacha20poly1305-prfsha256-x25519 "dpd_delay = 2s
-    dpd_timeout = 8s" >"$SG_TMP/a2.conf"
+    dpd_timeout = 8s" "$DECOY" >"$SG_TMP/a2.conf"
 conf b chacha20poly1305 chacha20poly1305-prfsha256-x25519 "encap = yes" >"$SG_TMP/b2.conf"
 # An authorities section in --conf: cacert is read from the x509ca directory next to the file.
 mkdir -p "$SG_TMP/x509ca"
@@ -167,6 +247,12 @@ OW --list-sas | tee "$SG_TMP/sas2.out"
 grep -q 'CHACHA20_POLY1305' "$SG_TMP/sas2.out" || fail "not ChaCha20-Poly1305"
 wait_for 5 ping_ok || fail "no ping through the ChaCha20-Poly1305 tunnel"
 tcp_transfer "$A" "$B" 10.2.0.1 2
+grep -q "remote 'b.example'" "$SG_TMP/sas2.out" && grep -q '^gw: #' "$SG_TMP/sas2.out" || fail "not bound to gw"
+# charon's second child over the same IKE SA: ours picks net2 (listed second) by the selectors.
+SW --initiate --child net2 >"$SG_TMP/init2b.out" 2>&1 || fail "charon --initiate net2: $(cat "$SG_TMP/init2b.out")"
+wait_for 5 ping_ok 10.3.0.1 || fail "no ping through the child charon added"
+OW --list-sas >"$SG_TMP/sas2b.out"
+grep -q 'net2: #' "$SG_TMP/sas2b.out" || fail "our net2 is not installed: $(cat "$SG_TMP/sas2b.out")"
 
 log "5. hostile datagrams and an IKE_SA_INIT flood do not stop the tunnel"
 ip netns exec "$B" python3 - <<-'PY' &
@@ -278,11 +364,17 @@ OW --list-sas >"$SG_TMP/certsas-a.out"
 grep -q "remote 'C=CH, O=SecureGuard Test, CN=sun.example'" "$SG_TMP/certsas-a.out" || fail "our list-sas: $(cat "$SG_TMP/certsas-a.out")"
 OW --terminate --ike gw >/dev/null || fail "terminate the certificate SA"
 wait_for 10 no_sas SW || fail "charon kept the certificate SA"
+grep -q 'splitting IKE message' "$SWAN_DIR_b/charon.log" || fail "charon sent no IKE fragments"
+grep -q 'reassembled fragmented IKE message' "$SWAN_DIR_b/charon.log" || fail "charon reassembled none of our fragments"
+# fragmentation = no on our side: not announced, so charon's IKE_AUTH comes whole.
+sed -i 's/^    version = 2$/    version = 2\n    fragmentation = no/' "$SG_TMP/pki-a/swanctl.conf"
+grep -q '^    fragmentation = no$' "$SG_TMP/pki-a/swanctl.conf" || fail "fragmentation = no not set"
+OW --load-all --file "$SG_TMP/pki-a/swanctl.conf" >/dev/null 2>&1 || fail "ours: reload with fragmentation = no"
+splits=$(grep -c 'splitting IKE message' "$SWAN_DIR_b/charon.log")
 SW --initiate --child net >"$SG_TMP/certinit2.out" 2>&1 || fail "charon initiates with certificates: $(cat "$SG_TMP/certinit2.out")"
 wait_for 5 ping_ok || fail "no ping when charon initiated with certificates"
 grep -q 'event=ike_up' "$SG_TMP/iked.log" || fail "no ike_up in our log"
-grep -q 'splitting IKE message' "$SWAN_DIR_b/charon.log" || fail "charon sent no IKE fragments"
-grep -q 'reassembled fragmented IKE message' "$SWAN_DIR_b/charon.log" || fail "charon reassembled none of our fragments"
+assert_eq "$(grep -c 'splitting IKE message' "$SWAN_DIR_b/charon.log")" "$splits" "charon's fragmented messages with fragmentation = no on ours"
 
 log "7. DPD notices a killed charon"
 for p in $(ip netns pids "$B"); do

@@ -8,6 +8,9 @@
  *                           project's event loop until SIGTERM, for strongSwan's swanctl
  *   vici_probe loadconf URI FILE   parse a swanctl.conf with src/vici/swanctl_conf.c and send
  *                           its load-conn / load-shared messages (what swanctl --load-all sends)
+ *   vici_probe events URI SECONDS EVENT...   register for the events and print each one that
+ *                           arrives within SECONDS as one line: "EVENT path=value ..." with the
+ *                           dotted path of every key and list (tests compare layouts with these)
  *
  * Prints one line per check and exits 0 only if all passed.
  */
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <secureguard/sg_errors.h>
 
@@ -319,6 +323,80 @@ static int loadconf(const char *uri, const char *file)
 	return failures ? 1 : 0;
 }
 
+/* One line per event: its name, then path=value for every key (lists: path=[a,b]). */
+static void dump(const struct vici_node *n, char *path, size_t at, size_t cap)
+{
+	for (; n; n = n->next) {
+		size_t len = strlen(n->name);
+		if (at + len + 2 >= cap)
+			continue;
+		size_t here = at;
+		if (at)
+			path[here++] = '.';
+		memcpy(path + here, n->name, len + 1);
+		switch (n->type) {
+		case VICI_NODE_SECTION:
+			dump(n->child, path, here + len, cap);
+			break;
+		case VICI_NODE_LIST:
+			printf(" %s=[", path);
+			for (const struct vici_node *i = n->child; i; i = i->next)
+				printf("%s%.*s", i == n->child ? "" : ",", (int)i->value_len,
+				       (const char *)i->value);
+			printf("]");
+			break;
+		default:
+			printf(" %s=%.*s", path, (int)n->value_len, (const char *)n->value);
+			break;
+		}
+		path[at] = 0;
+	}
+}
+
+static int events(const char *uri, int seconds, char **names, int n)
+{
+	struct vici_client *c;
+	const char *why = NULL;
+	if (vici_client_connect(uri, 5000, &c, &why)) {
+		fprintf(stderr, "connect: %s\n", why);
+		return 1;
+	}
+	for (int i = 0; i < n; i++)
+		if (vici_client_register(c, names[i], true, &why)) {
+			fprintf(stderr, "register %s: %s\n", names[i], why);
+			vici_client_free(c);
+			return 1;
+		}
+	printf("registered\n");
+	fflush(stdout);
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = (long)seconds * 1000 - ((t.tv_sec - t0.tv_sec) * 1000 +
+						    (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0)
+			break;
+		char name[VICI_MAX_NAME + 1], path[1024] = "";
+		struct vici_msg *m;
+		int rc = vici_client_wait_event(c, (int)left, name, &m, &why);
+		if (rc == SG_EAGAIN)
+			break;
+		if (rc) {
+			fprintf(stderr, "wait: %s\n", why);
+			vici_client_free(c);
+			return 1;
+		}
+		printf("%s", name);
+		dump(vici_msg_root(m)->child, path, 0, sizeof(path));
+		printf("\n");
+		fflush(stdout);
+		vici_msg_free(m);
+	}
+	vici_client_free(c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "loadconf") == 0)
@@ -327,6 +405,9 @@ int main(int argc, char **argv)
 		return client(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "serve") == 0)
 		return serve(argv[2]);
-	fprintf(stderr, "usage: vici_probe client|serve URI | loadconf URI FILE\n");
+	if (argc >= 5 && strcmp(argv[1], "events") == 0)
+		return events(argv[2], atoi(argv[3]), argv + 4, argc - 4);
+	fprintf(stderr, "usage: vici_probe client|serve URI | loadconf URI FILE | events URI "
+			"SECONDS EVENT...\n");
 	return 2;
 }

@@ -8,6 +8,7 @@
  * and duplicated and reordered messages with retransmission and cached responses, AUTH failure,
  * NO_PROPOSAL_CHOSEN, traffic selector narrowing, DELETE, DPD (alive, dead with clear and with
  * restart), half-open expiry, hostile datagrams. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -32,6 +33,7 @@ struct dgram {
 };
 
 struct child_rec {
+	char name[64];
 	uint32_t spi_in, spi_out;
 	uint8_t key_in[36], key_out[36];
 	size_t key_len;
@@ -50,9 +52,13 @@ struct side {
 	struct child_rec child;	  /* the last one installed */
 	struct child_rec live[8]; /* installed and not yet removed */
 	unsigned nlive;
-	unsigned ike_rekeyed, child_rekeyed, collisions;
+	unsigned ike_rekeyed, child_rekeyed, collisions, child_failed, child_creating, initiating;
 	const char *last_reject;
 	const char *last_down;
+	char last_failed[64]; /* child of the last CHILD_FAILED */
+	const char *last_failed_why;
+	struct ike_sa *rekeyed_old; /* IKE_REKEYED's old SA */
+	uint32_t rekeyed_spi_old, rekeyed_spi_new;
 };
 
 static struct net {
@@ -95,6 +101,7 @@ static void on_child_up(void *ctx, struct ike_sa *sa, const struct ike_child_inf
 	struct side *s = ctx;
 	(void)sa;
 	s->child_up++;
+	snprintf(s->child.name, sizeof(s->child.name), "%s", i->name);
 	s->child.spi_in = i->spi_in;
 	s->child.spi_out = i->spi_out;
 	s->child.key_len = i->key_len;
@@ -157,9 +164,23 @@ static void on_event(void *ctx, const struct ike_event *ev)
 		break;
 	case IKE_EV_IKE_REKEYED:
 		s->ike_rekeyed++;
+		s->rekeyed_old = ev->old;
 		break;
 	case IKE_EV_CHILD_REKEYED:
 		s->child_rekeyed++;
+		s->rekeyed_spi_old = ev->spi_old;
+		s->rekeyed_spi_new = ev->spi_new;
+		break;
+	case IKE_EV_CHILD_FAILED:
+		s->child_failed++;
+		snprintf(s->last_failed, sizeof(s->last_failed), "%s", ev->child ? ev->child : "");
+		s->last_failed_why = ev->reason;
+		break;
+	case IKE_EV_CHILD_CREATING:
+		s->child_creating++;
+		break;
+	case IKE_EV_INITIATING:
+		s->initiating++;
 		break;
 	case IKE_EV_REKEY_COLLISION:
 		s->collisions++;
@@ -214,15 +235,16 @@ static void make_cfg(struct ike_peer_cfg *c, int me, const char *ike_prop, const
 	c->psk_len = 28;
 	assert_int_equal(ike_prop_parse(ike_prop, IKE_PROTO_IKE, false, &c->props[0], &why), 0);
 	c->nprops = 1;
-	strcpy(c->child.name, "net");
-	assert_int_equal(ike_prop_parse(esp_prop, IKE_PROTO_ESP, false, &c->child.props[0], &why),
+	strcpy(c->children[0].name, "net");
+	assert_int_equal(ike_prop_parse(esp_prop, IKE_PROTO_ESP, false, &c->children[0].props[0], &why),
 			 0);
-	c->child.nprops = 1;
-	ts4(&c->child.local_ts[0], me == 0 ? "10.1.0.0" : "10.2.0.0",
+	c->children[0].nprops = 1;
+	ts4(&c->children[0].local_ts[0], me == 0 ? "10.1.0.0" : "10.2.0.0",
 	    me == 0 ? "10.1.255.255" : "10.2.255.255");
-	ts4(&c->child.remote_ts[0], me == 0 ? "10.2.0.0" : "10.1.0.0",
+	ts4(&c->children[0].remote_ts[0], me == 0 ? "10.2.0.0" : "10.1.0.0",
 	    me == 0 ? "10.2.255.255" : "10.1.255.255");
-	c->child.nlocal_ts = c->child.nremote_ts = 1;
+	c->children[0].nlocal_ts = c->children[0].nremote_ts = 1;
+	c->nchildren = 1;
 }
 
 static int setup(void **state)
@@ -345,7 +367,7 @@ static void assert_paired(void)
 
 static void establish(void)
 {
-	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", net.now), 0);
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", NULL, net.now), 0);
 	run(false);
 }
 
@@ -420,7 +442,7 @@ static void test_cookie(void **state)
 	add_peers("aes256gcm16-prfsha384-ecp384", "aes256gcm16", "aes256gcm16-prfsha384-ecp384",
 		  "aes256gcm16");
 	ike_force_cookies(net.s[1].ctx, true);
-	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", net.now), 0);
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", NULL, net.now), 0);
 	step(); /* A's INIT to B, B's cookie reply queued */
 	step(); /* the reply to A, A's retry with the cookie queued */
 	assert_int_equal(net.nq, 1);
@@ -531,8 +553,8 @@ static void test_ts_narrowing(void **state)
 	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
 	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
 	/* B serves only 10.2.3.0/24, for TCP. */
-	ts4(&c.child.local_ts[0], "10.2.3.0", "10.2.3.255");
-	c.child.local_ts[0].proto = 6;
+	ts4(&c.children[0].local_ts[0], "10.2.3.0", "10.2.3.255");
+	c.children[0].local_ts[0].proto = 6;
 	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
 	establish();
 	assert_paired();
@@ -549,7 +571,7 @@ static void test_ts_narrowing(void **state)
 	make_cfg(&c, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
 	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
 	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
-	ts4(&c.child.local_ts[0], "10.9.0.0", "10.9.0.255");
+	ts4(&c.children[0].local_ts[0], "10.9.0.0", "10.9.0.255");
 	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
 	establish();
 	assert_int_equal(net.s[0].ike_up, 1);
@@ -634,7 +656,7 @@ static void test_dpd_restart(void **state)
 	(void)state;
 	make_cfg(&c, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
 	c.dpd_delay_ns = 10 * SEC;
-	c.dpd_action = IKE_DPD_RESTART;
+	c.children[0].dpd_action = IKE_DPD_RESTART;
 	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
 	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
 	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
@@ -670,7 +692,7 @@ static void test_half_open_expiry_and_hostile(void **state)
 	/* A's IKE_AUTH never reaches B: B's half-open SA expires. */
 	net.drop_nth[0] = 2;
 	net.dead[1] = false;
-	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", net.now), 0);
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", NULL, net.now), 0);
 	run(false);
 	net.dead[1] = true; /* also drop A's retransmissions */
 	assert_int_equal(sa_count(1), 1);
@@ -730,7 +752,7 @@ static void assert_one_child_pair(void)
 
 static void rekey_children(int who)
 {
-	assert_int_equal(ike_rekey(net.s[who].ctx, who == 0 ? "to-b" : "to-a", false, net.now), 0);
+	assert_int_equal(ike_rekey(net.s[who].ctx, who == 0 ? "to-b" : "to-a", NULL, false, net.now), 0);
 	run(false);
 }
 
@@ -798,7 +820,7 @@ static void test_ike_rekey(void **state)
 	ike_sa_spis(ike_first_sa(net.s[0].ctx), old_i, old_r);
 	for (int who = 0; who < 2; who++) {
 		assert_int_equal(
-		    ike_rekey(net.s[who].ctx, who == 0 ? "to-b" : "to-a", true, net.now), 0);
+		    ike_rekey(net.s[who].ctx, who == 0 ? "to-b" : "to-a", NULL, true, net.now), 0);
 		run(false);
 		assert_int_equal(sa_count(0), 1);
 		assert_int_equal(sa_count(1), 1);
@@ -838,8 +860,8 @@ static void test_child_rekey_collision(void **state)
 	establish();
 	for (int round = 0; round < 8; round++) {
 		/* Both start before either request arrives. */
-		assert_int_equal(ike_rekey(net.s[0].ctx, "to-b", false, net.now), 0);
-		assert_int_equal(ike_rekey(net.s[1].ctx, "to-a", false, net.now), 0);
+		assert_int_equal(ike_rekey(net.s[0].ctx, "to-b", NULL, false, net.now), 0);
+		assert_int_equal(ike_rekey(net.s[1].ctx, "to-a", NULL, false, net.now), 0);
 		run(round & 1);
 		assert_one_child_pair();
 		assert_int_equal(net.s[0].collisions, (unsigned)round + 1);
@@ -856,8 +878,8 @@ static void test_ike_rekey_collision(void **state)
 		  "aes256gcm16");
 	establish();
 	for (int round = 0; round < 8; round++) {
-		assert_int_equal(ike_rekey(net.s[0].ctx, "to-b", true, net.now), 0);
-		assert_int_equal(ike_rekey(net.s[1].ctx, "to-a", true, net.now), 0);
+		assert_int_equal(ike_rekey(net.s[0].ctx, "to-b", NULL, true, net.now), 0);
+		assert_int_equal(ike_rekey(net.s[1].ctx, "to-a", NULL, true, net.now), 0);
 		run(round & 1);
 		assert_int_equal(sa_count(0), 1);
 		assert_int_equal(sa_count(1), 1);
@@ -887,12 +909,12 @@ static void test_lifetimes(void **state)
 	struct ike_peer_cfg c;
 	(void)state;
 	make_cfg(&c, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
-	c.child.rekey_time_ns = 100 * SEC;
-	c.child.life_time_ns = 150 * SEC;
+	c.children[0].rekey_time_ns = 100 * SEC;
+	c.children[0].life_time_ns = 150 * SEC;
 	c.rekey_time_ns = 1000 * SEC;
 	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
 	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
-	c.child.life_time_ns = 400 * SEC; /* B only expires, later */
+	c.children[0].life_time_ns = 400 * SEC; /* B only expires, later */
 	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
 	establish();
 	uint64_t t0 = net.now;
@@ -916,7 +938,7 @@ static void test_lifetimes(void **state)
 	make_cfg(&c, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
 	assert_int_equal(ike_add_peer(net.s[0].ctx, &c), 0);
 	make_cfg(&c, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
-	c.child.life_time_ns = 400 * SEC;
+	c.children[0].life_time_ns = 400 * SEC;
 	assert_int_equal(ike_add_peer(net.s[1].ctx, &c), 0);
 	establish();
 	t0 = net.now;
@@ -1149,7 +1171,7 @@ static void test_fragmentation(void **state)
 		assert_int_equal(ike_set_fragment_size(net.s[1].ctx, 100), SG_EINVAL);
 		if (round == 2)
 			net.drop_nth[1] = 2; /* fragment 1 of B's IKE_AUTH response */
-		assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", net.now), 0);
+		assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", NULL, net.now), 0);
 		if (round == 1)
 			run_lifo();
 		else
@@ -1169,6 +1191,232 @@ static void test_fragmentation(void **state)
 		run(false);
 		assert_int_equal(sa_count(0) + sa_count(1), 0);
 	}
+	pki_free();
+}
+
+/* A second child config on each side: `name`, our 10.1/16 (A) or 10.2/16 (B) against the other's
+ * `prefix`/24 (10.x.0.0). */
+static void add_child(struct ike_peer_cfg *c, int me, const char *name, unsigned x)
+{
+	const char *why;
+	struct ike_child_cfg *cc = &c->children[c->nchildren++];
+	char lo[32], hi[32];
+	memset(cc, 0, sizeof(*cc));
+	snprintf(cc->name, sizeof(cc->name), "%s", name);
+	assert_int_equal(ike_prop_parse("aes256gcm16", IKE_PROTO_ESP, false, &cc->props[0], &why),
+			 0);
+	cc->nprops = 1;
+	snprintf(lo, sizeof(lo), "10.%u.0.0", x);
+	snprintf(hi, sizeof(hi), "10.%u.0.255", x);
+	if (me == 0) {
+		ts4(&cc->local_ts[0], "10.1.0.0", "10.1.255.255");
+		ts4(&cc->remote_ts[0], lo, hi);
+	} else {
+		ts4(&cc->local_ts[0], lo, hi);
+		ts4(&cc->remote_ts[0], "10.1.0.0", "10.1.255.255");
+	}
+	cc->nlocal_ts = cc->nremote_ts = 1;
+}
+
+static bool live(int side, const char *name)
+{
+	for (unsigned i = 0; i < net.s[side].nlive; i++)
+		if (!strcmp(net.s[side].live[i].name, name))
+			return true;
+	return false;
+}
+
+/* Several children per connection: the initiator creates the one asked for in IKE_AUTH and the
+ * others with CREATE_CHILD_SA over the same IKE SA (queued while it is being made); the
+ * responder picks each one's config by the proposed selectors, not by order; rekey and
+ * terminate of one child leave the others; a child the peer has no config for fails alone. */
+static void test_children(void **state)
+{
+	struct ike_peer_cfg a, b;
+	(void)state;
+	make_cfg(&a, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	add_child(&a, 0, "dmz", 9);
+	add_child(&a, 0, "lab", 7);
+	make_cfg(&b, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	/* B lists dmz first and has no "lab": order must not decide, names do not travel. */
+	struct ike_child_cfg net_b = b.children[0];
+	b.nchildren = 0;
+	add_child(&b, 1, "b-dmz", 9);
+	b.children[b.nchildren++] = net_b;
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &a), 0);
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
+	/* "net" in IKE_AUTH, "dmz" asked for while IKE_SA_INIT is under way: queued. */
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", "net", net.now), 0);
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", "dmz", net.now), 0);
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", "dmz", net.now), 0); /* once */
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", "nope", net.now), SG_ENOENT);
+	run(false);
+	assert_int_equal(sa_count(0), 1);
+	assert_int_equal(sa_count(1), 1);
+	assert_int_equal(net.s[0].initiating, 1);
+	assert_int_equal(net.s[0].child_creating, 1);
+	assert_int_equal(net.s[0].child_up, 2);
+	assert_int_equal(net.s[1].child_up, 2);
+	assert_true(live(0, "net") && live(0, "dmz"));
+	assert_true(live(1, "net") && live(1, "b-dmz"));
+	for (unsigned i = 0; i < net.s[1].nlive; i++) {
+		const struct child_rec *r = &net.s[1].live[i];
+		/* B's selectors are its own config's: 10.2/16 for net, 10.9.0/24 for b-dmz. */
+		assert_int_equal(r->local.start[1], !strcmp(r->name, "net") ? 2 : 9);
+	}
+	assert_int_equal(ike_sa_child_count(ike_first_sa(net.s[0].ctx)), 2);
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", "dmz", net.now), SG_EEXIST);
+	/* The responder's side can ask over the same SA too: B's net is up already. */
+	assert_int_equal(ike_initiate(net.s[1].ctx, "to-a", "net", net.now), SG_EEXIST);
+	/* A child B has no config for: TS_UNACCEPTABLE, the rest stays. */
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", "lab", net.now), 0);
+	run(false);
+	assert_int_equal(net.s[0].child_failed, 1);
+	assert_string_equal(net.s[0].last_failed, "lab");
+	assert_string_equal(net.s[0].last_failed_why, "peer: TS_UNACCEPTABLE");
+	assert_int_equal(net.s[0].nlive, 2);
+	/* Rekey one child: only it. */
+	uint32_t dmz_old = 0;
+	for (unsigned i = 0; i < net.s[0].nlive; i++)
+		if (!strcmp(net.s[0].live[i].name, "dmz"))
+			dmz_old = net.s[0].live[i].spi_in;
+	assert_int_equal(ike_rekey(net.s[0].ctx, "to-b", "dmz", false, net.now), 0);
+	run(false);
+	assert_int_equal(net.s[0].child_rekeyed, 1);
+	assert_int_equal(net.s[0].rekeyed_spi_old, dmz_old);
+	assert_int_equal(net.s[0].nlive, 2);
+	assert_int_equal(net.s[1].nlive, 2);
+	assert_true(live(0, "dmz") && live(1, "b-dmz"));
+	assert_int_equal(ike_rekey(net.s[0].ctx, "to-b", "nope", false, net.now), SG_ENOENT);
+	/* Terminate one child: DELETE for it, the IKE SA and the other child stay. */
+	assert_int_equal(ike_terminate_child(net.s[0].ctx, "to-b", "net", net.now), 0);
+	run(false);
+	assert_int_equal(net.s[0].nlive, 1);
+	assert_int_equal(net.s[1].nlive, 1);
+	assert_true(live(0, "dmz") && !live(0, "net"));
+	assert_int_equal(sa_count(0), 1);
+	assert_int_equal(ike_terminate_child(net.s[0].ctx, "to-b", "net", net.now), SG_ENOENT);
+	/* ... and it can come back over the same IKE SA. */
+	assert_int_equal(ike_initiate(net.s[0].ctx, "to-b", "net", net.now), 0);
+	run(false);
+	assert_int_equal(net.s[0].nlive, 2);
+	assert_int_equal(net.s[0].initiating, 1);
+	/* An IKE rekey carries every child over. */
+	assert_int_equal(ike_rekey(net.s[0].ctx, "to-b", NULL, true, net.now), 0);
+	run(false);
+	assert_int_equal(sa_count(0), 1);
+	assert_int_equal(ike_sa_child_count(ike_first_sa(net.s[0].ctx)), 2);
+	assert_non_null(net.s[0].rekeyed_old);
+	/* Duplicate child names are refused as a config. */
+	b.children[1] = b.children[0];
+	assert_int_equal(ike_set_peer(net.s[1].ctx, &b), SG_EINVAL);
+}
+
+/* A responder with several connections: IKE_SA_INIT takes the first whose addresses hold the
+ * sender and whose proposals match; IKE_AUTH binds the SA to the connection of the initiator's
+ * identity only if that one accepts the algorithms chosen. */
+static void test_responder_selection(void **state)
+{
+	struct ike_peer_cfg a, b;
+	(void)state;
+	/* B: "first" for a.example (AES-GCM / P-384), "second" for c.example (ChaCha20 /
+	 * Curve25519). A, as c.example, offers ChaCha20 only. */
+	make_cfg(&b, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	strcpy(b.name, "first");
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
+	make_cfg(&b, 1, "chacha20poly1305-prfsha256-x25519", "aes256gcm16");
+	strcpy(b.name, "second");
+	ident(&b.remote_id, "c.example");
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
+	make_cfg(&a, 0, "chacha20poly1305-prfsha256-x25519", "aes256gcm16");
+	ident(&a.local_id, "c.example");
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &a), 0);
+	establish();
+	assert_int_equal(net.s[0].ike_up, 1);
+	assert_int_equal(net.s[1].child_up, 1);
+	assert_string_equal(ike_sa_peer_name(ike_first_sa(net.s[1].ctx)), "second");
+	/* A as a.example with ChaCha20: INIT goes by "second"'s proposals, but the identity
+	 * belongs to "first", which does not take them. */
+	assert_int_equal(ike_terminate(net.s[0].ctx, "to-b", net.now), 0);
+	run(false);
+	ident(&a.local_id, "a.example");
+	assert_int_equal(ike_set_peer(net.s[0].ctx, &a), 0);
+	establish();
+	assert_int_equal(net.s[1].ike_up, 1);
+	assert_string_equal(net.s[1].last_reject,
+			    "the connection for this identity does not accept the IKE SA's algorithms");
+	assert_int_equal(sa_count(1), 0);
+	/* remote_addrs: B's connections take only 192.0.2.9 and 198.51.100.0/24. */
+	teardown(NULL);
+	setup(NULL);
+	make_cfg(&b, 1, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	b.nremote_addrs = 2;
+	b.remote_addrs[0] = (struct ike_addr_range){.family = AF_INET, .single = true};
+	memcpy(b.remote_addrs[0].start, (uint8_t[]){192, 0, 2, 9}, 4);
+	memcpy(b.remote_addrs[0].end, (uint8_t[]){192, 0, 2, 9}, 4);
+	b.remote_addrs[1] = (struct ike_addr_range){.family = AF_INET};
+	memcpy(b.remote_addrs[1].start, (uint8_t[]){198, 51, 100, 0}, 4);
+	memcpy(b.remote_addrs[1].end, (uint8_t[]){198, 51, 100, 255}, 4);
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
+	make_cfg(&a, 0, "aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &a), 0);
+	establish();
+	assert_int_equal(sa_count(1), 0);
+	assert_string_equal(net.s[1].last_reject,
+			    "no connection takes IKE_SA_INIT from this address (remote_addrs)");
+	assert_string_equal(net.s[0].last_reject, "peer: NO_PROPOSAL_CHOSEN");
+	/* A second connection that takes 192.0.2.0/24 answers, and binds in IKE_AUTH. */
+	strcpy(b.name, "range");
+	memcpy(b.remote_addrs[1].start, (uint8_t[]){192, 0, 2, 0}, 4);
+	memcpy(b.remote_addrs[1].end, (uint8_t[]){192, 0, 2, 255}, 4);
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
+	establish();
+	assert_int_equal(net.s[1].ike_up, 1);
+	assert_string_equal(ike_sa_peer_name(ike_first_sa(net.s[1].ctx)), "range");
+}
+
+/* fragmentation = no: not announced, nothing sent or taken in fragments even with small
+ * fragment sizes; accept: announced and fragments taken, none sent. */
+static void test_fragmentation_modes(void **state)
+{
+	struct ike_peer_cfg a, b;
+	struct ike_stats sa_, sb;
+	(void)state;
+	pki_load();
+	for (int mode = IKE_FRAG_ACCEPT; mode <= IKE_FRAG_NO; mode++) {
+		teardown(NULL);
+		setup(NULL);
+		cert_cfgs(&a, &b);
+		a.fragmentation = (uint8_t)mode;
+		assert_int_equal(ike_add_peer(net.s[0].ctx, &a), 0);
+		assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
+		assert_int_equal(ike_set_fragment_size(net.s[0].ctx, IKE_FRAG_MIN), 0);
+		assert_int_equal(ike_set_fragment_size(net.s[1].ctx, IKE_FRAG_MIN), 0);
+		establish();
+		assert_paired();
+		ike_get_stats(net.s[0].ctx, &sa_);
+		ike_get_stats(net.s[1].ctx, &sb);
+		assert_int_equal(sa_.fragmented, 0);
+		if (mode == IKE_FRAG_ACCEPT) {
+			assert_true(sb.fragmented >= 1);
+			assert_true(sa_.reassembled >= 1);
+		} else {
+			assert_int_equal(sb.fragmented, 0);
+			assert_int_equal(sa_.reassembled + sb.reassembled, 0);
+		}
+	}
+	/* The responder's setting counts too: B with no, A sends whole messages. */
+	teardown(NULL);
+	setup(NULL);
+	cert_cfgs(&a, &b);
+	b.fragmentation = IKE_FRAG_NO;
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &a), 0);
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
+	assert_int_equal(ike_set_fragment_size(net.s[0].ctx, IKE_FRAG_MIN), 0);
+	establish();
+	assert_paired();
+	ike_get_stats(net.s[0].ctx, &sa_);
+	assert_int_equal(sa_.fragmented, 0);
 	pki_free();
 }
 
@@ -1196,6 +1444,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lifetimes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_certificates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fragmentation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_children, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_responder_selection, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fragmentation_modes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

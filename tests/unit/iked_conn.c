@@ -59,22 +59,23 @@ static void test_conn(void **state)
 	assert_int_equal(c.cfg.remote.family, AF_INET);
 	assert_int_equal(c.cfg.remote.addr[3], 2);
 	assert_int_equal(c.cfg.remote.port, 500);
-	assert_true(c.has_remote && c.start);
+	assert_true(c.has_remote && c.child[0].start);
+	assert_int_equal(c.cfg.nchildren, 1);
 	assert_int_equal(c.cfg.local_id.type, IKE_ID_RFC822_ADDR);
 	assert_int_equal(c.cfg.remote_id.type, IKE_ID_FQDN);
 	assert_int_equal(c.cfg.remote_id.len, 9); /* "@b.example" without the @ */
 	assert_int_equal(c.cfg.dpd_delay_ns, 30000000000ull);
 	assert_int_equal(c.cfg.rekey_time_ns, 7200000000000ull);
-	assert_int_equal(c.cfg.child.rekey_time_ns, 600000000000ull);
-	assert_int_equal(c.cfg.child.life_time_ns, 660000000000ull); /* 110% */
-	assert_int_equal(c.rekey_bytes, 2u << 20);
-	assert_true(c.cfg.child.transport);
-	assert_int_equal(c.cfg.child.nremote_ts, 2);
-	assert_int_equal(c.cfg.child.remote_ts[0].end[3], 255);
-	assert_int_equal(c.cfg.child.remote_ts[1].start[3], 7); /* a single address */
-	assert_int_equal(c.cfg.child.remote_ts[1].end[3], 7);
+	assert_int_equal(c.cfg.children[0].rekey_time_ns, 600000000000ull);
+	assert_int_equal(c.cfg.children[0].life_time_ns, 660000000000ull); /* 110% */
+	assert_int_equal(c.child[0].rekey_bytes, 2u << 20);
+	assert_true(c.cfg.children[0].transport);
+	assert_int_equal(c.cfg.children[0].nremote_ts, 2);
+	assert_int_equal(c.cfg.children[0].remote_ts[0].end[3], 255);
+	assert_int_equal(c.cfg.children[0].remote_ts[1].start[3], 7); /* a single address */
+	assert_int_equal(c.cfg.children[0].remote_ts[1].end[3], 7);
 	assert_int_equal(c.cfg.nprops, 1);
-	assert_int_equal(c.cfg.child.nprops, 1); /* the default ESP proposals */
+	assert_int_equal(c.cfg.children[0].nprops, 1); /* the default ESP proposals */
 
 	static const struct {
 		const char *text, *err;
@@ -97,6 +98,72 @@ static void test_conn(void **state)
 	    {CONN("    dpd_delay = soon\n", "", "a.example"), "dpd_delay: bad duration 'soon'"},
 	    {CONN("", "        rekey_time = 2h\n        life_time = 1h\n", "a.example"),
 	     "life_time is shorter than rekey_time"},
+	};
+	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
+		err[0] = 0;
+		if (conn_from_text(bad[i].text, &c, err, sizeof(err)) != SG_EINVAL ||
+		    strcmp(err, bad[i].err) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad[i].err);
+	}
+}
+
+/* Several children, remote_addrs as addresses, prefixes and ranges, fragmentation. */
+static void test_children_and_addrs(void **state)
+{
+	struct iked_conn c;
+	char err[256];
+	(void)state;
+	static const char text[] =
+	    "connections {\n  gw {\n    remote_addrs = 192.0.2.2, 198.51.100.0/24, "
+	    "203.0.113.5-203.0.113.9\n    fragmentation = accept\n"
+	    "    local {\n      auth = psk\n      id = a.example\n    }\n"
+	    "    remote {\n      auth = psk\n      id = b.example\n    }\n"
+	    "    children {\n"
+	    "      net {\n        local_ts = 10.1.0.0/16\n        remote_ts = 10.2.0.0/16\n"
+	    "        start_action = start\n      }\n"
+	    "      dmz {\n        local_ts = 10.1.0.0/16\n        remote_ts = 10.9.0.0/24\n"
+	    "        dpd_action = restart\n        life_packets = 1k\n      }\n"
+	    "    }\n  }\n}\n";
+	assert_int_equal(conn_from_text(text, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.cfg.nchildren, 2);
+	assert_string_equal(c.cfg.children[0].name, "net");
+	assert_string_equal(c.cfg.children[1].name, "dmz");
+	assert_true(c.child[0].start);
+	assert_false(c.child[1].start);
+	assert_int_equal(c.child[1].life_packets, 1024);
+	assert_int_equal(c.cfg.children[1].dpd_action, IKE_DPD_RESTART);
+	assert_int_equal(c.cfg.children[1].remote_ts[0].end[2], 0);
+	assert_int_equal(c.cfg.fragmentation, IKE_FRAG_ACCEPT);
+	assert_true(c.has_remote);
+	assert_int_equal(c.cfg.remote.addr[3], 2);
+	assert_int_equal(c.cfg.nremote_addrs, 3);
+	assert_true(c.cfg.remote_addrs[0].single);
+	assert_false(c.cfg.remote_addrs[1].single);
+	assert_int_equal(c.cfg.remote_addrs[1].end[3], 255);
+	assert_int_equal(c.cfg.remote_addrs[2].start[3], 5);
+	assert_int_equal(c.cfg.remote_addrs[2].end[3], 9);
+	assert_string_equal(c.remote_addrs, "192.0.2.2, 198.51.100.0/24, 203.0.113.5-203.0.113.9");
+	/* fragmentation = no. */
+	assert_int_equal(
+	    conn_from_text(CONN("    fragmentation = no\n", "", "a.example"), &c, err, sizeof(err)), 0);
+	assert_int_equal(c.cfg.fragmentation, IKE_FRAG_NO);
+	static const struct {
+		const char *text, *err;
+	} bad[] = {
+	    {"connections {\n  gw {\n    remote_addrs = moon.example\n    local {\n      auth = "
+	     "psk\n      id = a\n    }\n    remote {\n      auth = psk\n      id = b\n    }\n"
+	     "    children {\n      n {\n        local_ts = 10.1.0.0/16\n        remote_ts = "
+	     "10.2.0.0/16\n      }\n    }\n  }\n}\n",
+	     "remote_addrs: 'moon.example' is not an address, prefix or range (names are not "
+	     "resolved)"},
+	    {CONN("    fragmentation = maybe\n", "", "a.example"),
+	     "fragmentation = maybe: yes, accept, force or no"},
+	    {"connections {\n  gw {\n    remote_addrs = 192.0.2.9-192.0.2.1\n    local {\n      "
+	     "auth = psk\n      id = a\n    }\n    remote {\n      auth = psk\n      id = b\n"
+	     "    }\n    children {\n      n {\n        local_ts = 10.1.0.0/16\n        "
+	     "remote_ts = 10.2.0.0/16\n      }\n    }\n  }\n}\n",
+	     "remote_addrs: '192.0.2.9-192.0.2.1' is not an address, prefix or range (names are "
+	     "not resolved)"},
 	};
 	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
 		err[0] = 0;
@@ -180,6 +247,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_conn),
+	    cmocka_unit_test(test_children_and_addrs),
 	    cmocka_unit_test(test_helpers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
