@@ -103,8 +103,8 @@ static size_t make_aad(const struct esp_sa *sa, uint64_t seq, uint8_t aad[12])
 	return 8;
 }
 
-int esp_encap(struct esp_sa *sa, unsigned lane, const uint8_t *pkt, size_t len, uint8_t *out,
-	      size_t cap, size_t *out_len)
+int esp_encap_prepare(struct esp_sa *sa, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap,
+		      struct esp_op *op)
 {
 	uint8_t next;
 	const uint8_t *payload = pkt;
@@ -149,29 +149,61 @@ int esp_encap(struct esp_sa *sa, unsigned lane, const uint8_t *pkt, size_t len, 
 		pt[plen + i] = (uint8_t)(i + 1);
 	pt[plen + pad] = (uint8_t)pad;
 	pt[plen + pad + 1] = next;
-	size_t ct_len = plen + pad + 2;
 	if (sa->aead) {
-		uint8_t aad[12];
 		uint64_t ivv = sa->seq_iv_base + seq;
 		for (int i = 7; i >= 0; i--, ivv >>= 8)
 			iv[i] = (uint8_t)ivv;
-		size_t al = make_aad(sa, seq, aad);
-		if (!sg_ipsec_aead_seal(sa->aead, lane, pt, pt, ct_len, aad, al, iv))
-			return ESP_E_CRYPTO;
-	} else {
-		if (!sg_random_bytes(iv, 16) ||
-		    !sg_aes_cbc(true, pt, pt, ct_len, sa->ek, sa->encr_bits / 8u, iv))
-			return ESP_E_CRYPTO;
-		/* 3.3.2.1: the ICV covers header, IV and ciphertext, and with ESN the high 32 bits
-		 * of the sequence number (2.2.1), which are not sent. */
-		uint8_t hi[4];
-		put32(hi, (uint32_t)(seq >> 32));
-		struct sg_iov iov[2] = {{out, ESP_HDR_LEN + 16 + ct_len}, {hi, sa->esn ? 4u : 0u}};
-		if (!sg_integ_icv(sa->integ, pt + ct_len, sa->ak, iov, 2))
-			return ESP_E_CRYPTO;
+	} else if (!sg_random_bytes(iv, 16)) {
+		return ESP_E_CRYPTO;
 	}
-	*out_len = total;
+	*op = (struct esp_op){.sa = sa, .buf = out, .len = total, .seq = seq, .encrypt = true};
 	return count(sa, plen);
+}
+
+void esp_op_run(struct esp_op *op, unsigned lane)
+{
+	struct esp_sa *sa = op->sa;
+	uint8_t *iv = op->buf + ESP_HDR_LEN, *ct = iv + sa->iv_len;
+	size_t ct_len = op->len - ESP_HDR_LEN - sa->iv_len - sa->icv_len;
+	uint8_t aad[12], hi[4];
+	op->result = 0;
+	if (sa->aead) {
+		size_t al = make_aad(sa, op->seq, aad);
+		bool ok = op->encrypt ? sg_ipsec_aead_seal(sa->aead, lane, ct, ct, ct_len, aad, al, iv)
+				      : sg_ipsec_aead_open(sa->aead, lane, ct, ct, ct_len + sa->icv_len,
+							   aad, al, iv);
+		if (!ok)
+			op->result = op->encrypt ? ESP_E_CRYPTO : ESP_E_AUTH;
+		return;
+	}
+	/* 3.3.2.1: the ICV covers header, IV and ciphertext, and with ESN the high 32 bits of the
+	 * sequence number (2.2.1), which are not sent. Encrypt, then MAC; verify, then decrypt. */
+	put32(hi, (uint32_t)(op->seq >> 32));
+	struct sg_iov iov[2] = {{op->buf, ESP_HDR_LEN + 16 + ct_len}, {hi, sa->esn ? 4u : 0u}};
+	if (op->encrypt) {
+		if (!sg_aes_cbc(true, ct, ct, ct_len, sa->ek, sa->encr_bits / 8u, iv) ||
+		    !sg_integ_icv(sa->integ, ct + ct_len, sa->ak, iov, 2))
+			op->result = ESP_E_CRYPTO;
+		return;
+	}
+	if (!sg_integ_verify(sa->integ, ct + ct_len, sa->ak, iov, 2))
+		op->result = ESP_E_AUTH;
+	else if (!sg_aes_cbc(false, ct, ct, ct_len, sa->ek, sa->encr_bits / 8u, iv))
+		op->result = ESP_E_CRYPTO;
+}
+
+int esp_encap(struct esp_sa *sa, unsigned lane, const uint8_t *pkt, size_t len, uint8_t *out,
+	      size_t cap, size_t *out_len)
+{
+	struct esp_op op;
+	int rc = esp_encap_prepare(sa, pkt, len, out, cap, &op);
+	if (rc < 0)
+		return rc;
+	esp_op_run(&op, lane);
+	if (op.result)
+		return op.result;
+	*out_len = op.len;
+	return rc;
 }
 
 /* Appendix A2.2: the 64-bit sequence number of a received low half, from the window. */
@@ -237,8 +269,7 @@ static void replay_update(struct esp_sa *sa, uint64_t seq)
 	bit_set(sa, seq);
 }
 
-int esp_decap(struct esp_sa *sa, unsigned lane, uint8_t *buf, size_t len, uint8_t **pkt,
-	      size_t *pkt_len)
+int esp_decap_prepare(struct esp_sa *sa, uint8_t *buf, size_t len, struct esp_op *op)
 {
 	if (sa->hard_reached)
 		return ESP_E_HARD;
@@ -251,30 +282,42 @@ int esp_decap(struct esp_sa *sa, unsigned lane, uint8_t *buf, size_t len, uint8_
 		sa->replayed++;
 		return ESP_E_REPLAY;
 	}
-	uint8_t *iv = buf + ESP_HDR_LEN, *ct = iv + sa->iv_len;
-	size_t ct_len = len - ESP_HDR_LEN - sa->iv_len - sa->icv_len;
-	if (ct_len % sa->block) {
+	if ((len - ESP_HDR_LEN - sa->iv_len - sa->icv_len) % sa->block) {
 		sa->malformed++;
 		return ESP_E_SHORT;
 	}
-	if (sa->aead) {
-		uint8_t aad[12];
-		size_t al = make_aad(sa, seq, aad);
-		if (!sg_ipsec_aead_open(sa->aead, lane, ct, ct, ct_len + sa->icv_len, aad, al,
-					iv)) {
-			sa->auth_failed++;
-			return ESP_E_AUTH;
-		}
-	} else {
-		uint8_t hi[4];
-		put32(hi, (uint32_t)(seq >> 32));
-		struct sg_iov iov[2] = {{buf, ESP_HDR_LEN + 16 + ct_len}, {hi, sa->esn ? 4u : 0u}};
-		if (!sg_integ_verify(sa->integ, ct + ct_len, sa->ak, iov, 2)) {
-			sa->auth_failed++;
-			return ESP_E_AUTH;
-		}
-		if (!sg_aes_cbc(false, ct, ct, ct_len, sa->ek, sa->encr_bits / 8u, iv))
-			return ESP_E_CRYPTO;
+	*op = (struct esp_op){.sa = sa, .buf = buf, .len = len, .seq = seq};
+	return ESP_OK;
+}
+
+int esp_decap(struct esp_sa *sa, unsigned lane, uint8_t *buf, size_t len, uint8_t **pkt,
+	      size_t *pkt_len)
+{
+	struct esp_op op;
+	int rc = esp_decap_prepare(sa, buf, len, &op);
+	if (rc < 0)
+		return rc;
+	esp_op_run(&op, lane);
+	return esp_decap_complete(&op, pkt, pkt_len);
+}
+
+int esp_decap_complete(struct esp_op *op, uint8_t **pkt, size_t *pkt_len)
+{
+	struct esp_sa *sa = op->sa;
+	uint8_t *buf = op->buf;
+	uint64_t seq = op->seq;
+	uint8_t *ct = buf + ESP_HDR_LEN + sa->iv_len;
+	size_t ct_len = op->len - ESP_HDR_LEN - sa->iv_len - sa->icv_len;
+	if (op->result == ESP_E_AUTH) {
+		sa->auth_failed++;
+		return ESP_E_AUTH;
+	}
+	if (op->result)
+		return op->result;
+	/* Another copy of this packet may have been completed since the pre-check. */
+	if (!replay_ok(sa, seq)) {
+		sa->replayed++;
+		return ESP_E_REPLAY;
 	}
 	/* Authentic: now it counts for the window, whatever its content. */
 	replay_update(sa, seq);

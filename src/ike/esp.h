@@ -72,6 +72,41 @@ int esp_sa_init(struct esp_sa *sa, uint32_t spi, uint16_t encr, uint16_t encr_bi
 		bool esn, bool encrypt) SG_WUR;
 void esp_sa_wipe(struct esp_sa *sa);
 
+/* The data path in three steps, so that the cipher work of a batch can be spread over crypto
+ * lanes (docs/DATAPATH.md) while everything with state stays on one thread, in order:
+ *
+ *   prepare (loop thread, in order): checks, the sequence number, header, IV and padding
+ *       (outbound) or the length, SPI and replay pre-checks (inbound), lifetimes counted;
+ *   esp_op_run (any lane, any order): the cipher and integrity work only, on the op's own
+ *       packet buffer and the SA's keys (one context per lane), nothing else;
+ *   complete (loop thread, in the order prepared): inbound, the replay window checked again and
+ *       updated (two copies of one packet in a batch both pass the pre-check), padding, next
+ *       header, counts.
+ *
+ * The SA must stay alive from prepare to complete. esp_encap and esp_decap are the three in
+ * one. */
+struct esp_op {
+	struct esp_sa *sa;
+	uint8_t *buf; /* the ESP packet, from its SPI */
+	size_t len;   /* ESP packet bytes */
+	uint64_t seq;
+	bool encrypt;
+	int result; /* after esp_op_run: 0, ESP_E_AUTH or ESP_E_CRYPTO */
+};
+
+/* Outbound prepare: the ESP packet for `pkt` laid out in out (cap bytes) with its payload in
+ * clear, op filled for esp_op_run. ESP_OK or ESP_SOFT (a soft lifetime reached: rekey; the
+ * packet goes), or an ESP_E_* and no op. After a successful run, out[0..op->len) is the packet. */
+int esp_encap_prepare(struct esp_sa *sa, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap,
+		      struct esp_op *op) SG_WUR;
+/* Inbound prepare: the packet in buf (len bytes, its SPI matched to sa) checked for length and
+ * against the replay window. ESP_OK with op filled, or an ESP_E_* (counted in the SA). */
+int esp_decap_prepare(struct esp_sa *sa, uint8_t *buf, size_t len, struct esp_op *op) SG_WUR;
+/* The cipher step of either direction, on crypto lane `lane`. */
+void esp_op_run(struct esp_op *op, unsigned lane);
+/* Inbound complete, as esp_decap's result: *pkt and *pkt_len the inner packet within buf. */
+int esp_decap_complete(struct esp_op *op, uint8_t **pkt, size_t *pkt_len) SG_WUR;
+
 /* Encapsulates the IP packet `pkt` (len bytes) into out (cap bytes). *out_len gets the ESP
  * packet's length (without UDP). lane: the crypto lane (crypto.h). */
 int esp_encap(struct esp_sa *sa, unsigned lane, const uint8_t *pkt, size_t len, uint8_t *out,

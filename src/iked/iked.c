@@ -351,6 +351,39 @@ static void lifetime(struct iked *d, struct iked_child *ch, int rc)
 		ike_child_expired(sa, ch->spi_in, rc == ESP_E_HARD, iked_now());
 }
 
+/* The cipher work of a batch of ops. */
+static void run_ops(struct iked *d, struct iked_op *ops, unsigned n)
+{
+	(void)d;
+	for (unsigned i = 0; i < n; i++)
+		esp_op_run(&ops[i].op, 0);
+}
+
+/* Sends the outbound batch: the cipher work, then the datagrams in the order prepared, then the
+ * lifetimes reached (reported after the batch, so no op outlives its Child SA). */
+static void tx_flush(struct iked *d)
+{
+	unsigned n = d->ntx;
+	if (!n)
+		return;
+	d->ntx = 0;
+	run_ops(d, d->tx_ops, n);
+	for (unsigned i = 0; i < n; i++) {
+		struct iked_op *o = &d->tx_ops[i];
+		if (o->op.result) {
+			d->tun_dropped++;
+			continue;
+		}
+		struct wg_endpoint ep;
+		to_wg(&o->ch->remote, &ep);
+		udp_tx_queue(&d->u4500, &d->tx4500, &ep, o->op.buf, o->op.len, 0);
+		d->esp_out++;
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (d->tx_ops[i].prep == ESP_SOFT)
+			lifetime(d, d->tx_ops[i].ch, ESP_SOFT);
+}
+
 /* One packet read from the TUN device (a segment of a GSO read, or the read itself). */
 static void tun_packet(struct iked *d, const uint8_t *pkt, size_t len)
 {
@@ -359,20 +392,37 @@ static void tun_packet(struct iked *d, const uint8_t *pkt, size_t len)
 		d->tun_no_sa++;
 		return;
 	}
-	static uint8_t out[65536 + ESP_MAX_OVERHEAD];
-	size_t olen;
-	int rc = esp_encap(&ch->out, 0, pkt, len, out, sizeof(out), &olen);
+	if (len + ESP_MAX_OVERHEAD > IKED_SLOT) {
+		/* Bigger than an MTU: one by one, after what is batched (order kept). */
+		static uint8_t out[65536 + ESP_MAX_OVERHEAD];
+		size_t olen;
+		tx_flush(d);
+		int rc = esp_encap(&ch->out, 0, pkt, len, out, sizeof(out), &olen);
+		if (rc < 0) {
+			d->tun_dropped++;
+			lifetime(d, ch, rc);
+			return;
+		}
+		struct wg_endpoint ep;
+		to_wg(&ch->remote, &ep);
+		udp_tx_queue(&d->u4500, &d->tx4500, &ep, out, olen, 0);
+		d->esp_out++;
+		if (rc == ESP_SOFT)
+			lifetime(d, ch, rc);
+		return;
+	}
+	struct iked_op *o = &d->tx_ops[d->ntx];
+	uint8_t *slot = d->tx_slots + (size_t)d->ntx * IKED_SLOT;
+	int rc = esp_encap_prepare(&ch->out, pkt, len, slot, IKED_SLOT, &o->op);
 	if (rc < 0) {
 		d->tun_dropped++;
 		lifetime(d, ch, rc);
 		return;
 	}
-	struct wg_endpoint ep;
-	to_wg(&ch->remote, &ep);
-	udp_tx_queue(&d->u4500, &d->tx4500, &ep, out, olen, 0);
-	d->esp_out++;
-	if (rc == ESP_SOFT)
-		lifetime(d, ch, rc);
+	o->ch = ch;
+	o->prep = rc;
+	if (++d->ntx == IKED_BATCH)
+		tx_flush(d);
 }
 
 static void on_tun(void *ctx, uint32_t events)
@@ -401,6 +451,7 @@ static void on_tun(void *ctx, uint32_t events)
 		while (offload_tx_next(&tx, d->seg, OFFLOAD_MAX_PKT, &seg, &seg_len) > 0)
 			tun_packet(d, seg, seg_len);
 	}
+	tx_flush(d);
 	udp_tx_flush(&d->u4500, &d->tx4500);
 }
 
@@ -455,7 +506,65 @@ static bool inner_ok(const struct iked_child *ch, const uint8_t *p, size_t len)
 	return s && t;
 }
 
-static void esp_in(struct iked *d, const struct ike_endpoint *from, const uint8_t *buf, size_t len)
+/* An authentic inner packet: to the TUN device (or the GRO table), the peer's address following
+ * its authentic packets (NAT rebinding), the core told of the traffic after the batch. */
+static void esp_deliver(struct iked *d, struct iked_child *ch, const struct ike_endpoint *from,
+			const uint8_t *inner, size_t ilen)
+{
+	if (!inner_ok(ch, inner, ilen)) {
+		d->esp_dropped++; /* 2.9 / RFC 4301 5.2: outside the SA's selectors */
+		return;
+	}
+	if (from->port != ch->remote.port || memcmp(from->addr, ch->remote.addr, 16))
+		ch->remote = *from;
+	ch->rx_seen = true;
+	d->esp_in++;
+	/* With a virtio header, TCP segments of one flow are held and written as one packet at
+	 * the end of the receive batch. */
+	if (d->tun.vnet_hdr && !d->gro_off)
+		offload_gro_add(&d->gro, inner, ilen);
+	else if (tun_write(&d->tun, inner, ilen) != 0)
+		d->tun_dropped++;
+}
+
+static void rx_seen(struct iked *d)
+{
+	uint64_t now = iked_now();
+	for (struct iked_child *ch = d->children; ch; ch = ch->next)
+		if (ch->rx_seen) {
+			struct ike_sa *sa = ike_sa_by_child(d->ike, ch->spi_in);
+			if (sa)
+				ike_traffic_seen(sa, now);
+			ch->rx_seen = false;
+		}
+}
+
+/* Completes the inbound batch in the order received. */
+static void rx_flush(struct iked *d)
+{
+	unsigned n = d->nrx;
+	if (!n)
+		return;
+	d->nrx = 0;
+	run_ops(d, d->rx_ops, n);
+	for (unsigned i = 0; i < n; i++) {
+		struct iked_op *o = &d->rx_ops[i];
+		uint8_t *inner;
+		size_t ilen;
+		o->prep = esp_decap_complete(&o->op, &inner, &ilen);
+		if (o->prep < 0) {
+			d->esp_dropped++;
+			continue;
+		}
+		esp_deliver(d, o->ch, &d->rx_from[i], inner, ilen);
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (d->rx_ops[i].prep == ESP_SOFT || d->rx_ops[i].prep == ESP_E_HARD)
+			lifetime(d, d->rx_ops[i].ch, d->rx_ops[i].prep);
+	rx_seen(d);
+}
+
+static void esp_in(struct iked *d, const struct ike_endpoint *from, uint8_t *buf, size_t len)
 {
 	uint32_t spi = esp_spi(buf, len);
 	struct iked_child *ch;
@@ -465,35 +574,37 @@ static void esp_in(struct iked *d, const struct ike_endpoint *from, const uint8_
 		d->esp_dropped++;
 		return;
 	}
-	/* 40 bytes of headroom for transport mode's rebuilt header. */
-	memcpy(d->pkt + 64, buf, len);
-	uint8_t *inner;
-	size_t ilen;
-	int rc = esp_decap(&ch->in, 0, d->pkt + 64, len, &inner, &ilen);
+	if (ch->transport) {
+		/* Transport mode rebuilds an IP header in front of the payload: a copy with 40
+		 * bytes of headroom, one by one after what is batched. */
+		uint8_t *inner;
+		size_t ilen;
+		rx_flush(d);
+		memcpy(d->pkt + 64, buf, len);
+		int rc = esp_decap(&ch->in, 0, d->pkt + 64, len, &inner, &ilen);
+		if (rc < 0) {
+			d->esp_dropped++;
+			lifetime(d, ch, rc);
+			return;
+		}
+		esp_deliver(d, ch, from, inner, ilen);
+		if (rc == ESP_SOFT)
+			lifetime(d, ch, rc);
+		rx_seen(d);
+		return;
+	}
+	/* Tunnel mode: opened where it was received. */
+	struct iked_op *o = &d->rx_ops[d->nrx];
+	int rc = esp_decap_prepare(&ch->in, buf, len, &o->op);
 	if (rc < 0) {
 		d->esp_dropped++;
 		lifetime(d, ch, rc);
 		return;
 	}
-	if (!inner_ok(ch, inner, ilen)) {
-		d->esp_dropped++; /* 2.9 / RFC 4301 5.2: outside the SA's selectors */
-		return;
-	}
-	/* The peer's address follows its authentic packets (NAT rebinding). */
-	if (from->port != ch->remote.port || memcmp(from->addr, ch->remote.addr, 16))
-		ch->remote = *from;
-	struct ike_sa *sa = ike_sa_by_child(d->ike, ch->spi_in);
-	if (sa)
-		ike_traffic_seen(sa, iked_now());
-	d->esp_in++;
-	/* With a virtio header, TCP segments of one flow are held and written as one packet at
-	 * the end of the receive batch. */
-	if (d->tun.vnet_hdr && !d->gro_off)
-		offload_gro_add(&d->gro, inner, ilen);
-	else if (tun_write(&d->tun, inner, ilen) != 0)
-		d->tun_dropped++;
-	if (rc == ESP_SOFT)
-		lifetime(d, ch, rc);
+	o->ch = ch;
+	d->rx_from[d->nrx] = *from;
+	if (++d->nrx == IKED_BATCH)
+		rx_flush(d);
 }
 
 static void on_udp(struct iked *d, struct udp_sock *u, uint16_t port)
@@ -524,6 +635,9 @@ static void on_udp(struct iked *d, struct udp_sock *u, uint16_t port)
 				if (len == 1 && b[0] == 0xff)
 					continue; /* NAT keepalive (RFC 3948 2.3) */
 				if (len >= 4 && !b[0] && !b[1] && !b[2] && !b[3]) {
+					/* IKE may install or remove Child SAs: not while ops of
+					 * this batch refer to them. */
+					rx_flush(d);
 					ike_receive(d->ike, now, IKE_NATT_PORT, &from, b + 4,
 						    len - 4);
 					continue;
@@ -531,6 +645,8 @@ static void on_udp(struct iked *d, struct udp_sock *u, uint16_t port)
 				esp_in(d, &from, b, len);
 			}
 		}
+		/* The buffers are reused by the next receive. */
+		rx_flush(d);
 		offload_gro_flush(&d->gro);
 		udp_tx_flush(&d->u500, &d->tx500);
 		udp_tx_flush(&d->u4500, &d->tx4500);
@@ -836,7 +952,8 @@ int iked_init(struct iked *d, const char *vici_uri, const char **why)
 	d->frame = malloc(TUN_READ_MAX);
 	d->seg = malloc(OFFLOAD_MAX_PKT);
 	d->gro_mem = malloc((size_t)OFFLOAD_GRO_FLOWS * OFFLOAD_GRO_BUF);
-	if (!d->frame || !d->seg || !d->gro_mem) {
+	d->tx_slots = malloc((size_t)IKED_BATCH * IKED_SLOT);
+	if (!d->frame || !d->seg || !d->gro_mem || !d->tx_slots) {
 		*why = "out of memory";
 		return -ENOMEM;
 	}
@@ -917,6 +1034,7 @@ void iked_free(struct iked *d)
 	free(d->frame);
 	free(d->seg);
 	free(d->gro_mem);
+	free(d->tx_slots);
 	if (d->timer_fd >= 0)
 		close(d->timer_fd);
 	if (d->signal_fd >= 0)

@@ -71,9 +71,24 @@ struct iked_child {
 	struct ike_ts local_ts[IKE_MAX_TS], remote_ts[IKE_MAX_TS];
 	unsigned nlocal_ts, nremote_ts;
 	struct ike_endpoint remote;
+	bool rx_seen; /* authentic ESP in this receive batch: the core hears of it once */
 	uint64_t installed_at;
 	uint16_t encr, encr_bits, integ;
 	bool esn, transport;
+};
+
+/* The data path's batches (esp.h's three steps): up to IKED_BATCH packets are prepared in
+ * order, their cipher work run together (on the crypto lanes when there are several), and
+ * completed in order. An outbound packet is laid out in its own slot of IKED_SLOT bytes (TUN
+ * packets are at most the MTU, IKED_TUN_MTU; a bigger one takes the one-by-one path); an
+ * inbound one is opened where it was received. */
+#define IKED_BATCH 64
+#define IKED_SLOT  2048
+
+struct iked_op {
+	struct esp_op op;
+	struct iked_child *ch;
+	int prep; /* the prepare's result (ESP_OK or ESP_SOFT) */
 };
 
 /* A VICI command waiting for the IKE core: initiate (answered when the child is up or failed),
@@ -133,6 +148,11 @@ struct iked {
 	uint8_t *frame, *seg, *gro_mem;
 	struct offload_gro gro;
 	bool gro_off;
+	/* Batches (IKED_BATCH ops each way; tx_slots: IKED_BATCH * IKED_SLOT bytes). */
+	struct iked_op tx_ops[IKED_BATCH], rx_ops[IKED_BATCH];
+	unsigned ntx, nrx;
+	uint8_t *tx_slots;
+	struct ike_endpoint rx_from[IKED_BATCH];
 };
 
 /* conn.c: one connection from its load-conn message (the single top-level section). *err gets a

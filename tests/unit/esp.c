@@ -148,6 +148,62 @@ static void test_round_trips(void **state)
 	}
 }
 
+/* The three-step data path over a batch: every op prepared in order, run on several lanes in
+ * reverse order, completed in order; the same as one by one, and two copies of one packet in a
+ * batch are caught at complete (both pass the pre-check). */
+static void test_batch(void **state)
+{
+	enum { N = 16 };
+	static uint8_t out[N + 1][40 + 1600];
+	uint8_t pkt[N][1200];
+	struct esp_op op[N + 1];
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		struct pair p;
+		if (k == 0)
+			make_pair(&p, IKE_ENCR_AES_GCM_16, 256, 0, true);
+		else
+			make_pair(&p, IKE_ENCR_AES_CBC, 128, SG_INTEG_HMAC_SHA2_256_128, false);
+		for (int i = 0; i < N; i++) {
+			ipv4_packet(pkt[i], 100 + 60 * (size_t)i, 17);
+			assert_int_equal(esp_encap_prepare(&p.tx, pkt[i], 100 + 60 * (size_t)i,
+							   out[i] + 40, sizeof(out[i]) - 40, &op[i]),
+					 ESP_OK);
+			assert_int_equal(op[i].seq, (uint64_t)i + 1);
+		}
+		for (int i = N - 1; i >= 0; i--)
+			esp_op_run(&op[i], (unsigned)i % 4);
+		size_t lens[N + 1];
+		for (int i = 0; i < N; i++) {
+			assert_int_equal(op[i].result, 0);
+			lens[i] = op[i].len;
+		}
+		/* Packet 3 again, in the same batch. */
+		memcpy(out[N], out[3], sizeof(out[N]));
+		lens[N] = lens[3];
+		for (int i = 0; i <= N; i++)
+			assert_int_equal(esp_decap_prepare(&p.rx, out[i] + 40, lens[i], &op[i]),
+					 ESP_OK);
+		for (int i = N; i >= 0; i--)
+			esp_op_run(&op[i], (unsigned)i % 3);
+		for (int i = 0; i <= N; i++) {
+			uint8_t *inner;
+			size_t il;
+			int rc = esp_decap_complete(&op[i], &inner, &il);
+			if (i == N) {
+				assert_int_equal(rc, ESP_E_REPLAY);
+				continue;
+			}
+			assert_int_equal(rc, ESP_OK);
+			assert_int_equal(il, 100 + 60 * (size_t)i);
+			assert_memory_equal(inner, pkt[i], il);
+		}
+		assert_int_equal(p.rx.replayed, 1);
+		assert_int_equal(p.rx.packets, N);
+		free_pair(&p);
+	}
+}
+
 static void test_transport_mode(void **state)
 {
 	struct pair p;
@@ -303,8 +359,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rfc7634_a1),	   cmocka_unit_test(test_round_trips),
-	    cmocka_unit_test(test_transport_mode), cmocka_unit_test(test_replay_vs_reference),
-	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_transport_mode), cmocka_unit_test(test_batch),
+	    cmocka_unit_test(test_replay_vs_reference), cmocka_unit_test(test_limits),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
