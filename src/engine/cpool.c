@@ -40,7 +40,8 @@ struct cpool {
 	 * under the lock with no worker in it, so a worker never sees half of one batch and half
 	 * of the next. gen and active are also read without the lock, as hints to spin on. */
 	_Atomic uint64_t gen;
-	struct wg_crypt_op *ops;
+	cpool_fn fn; /* the batch's work: fn(ctx, i, lane) for i in [0, n) */
+	void *ctx;
 	size_t n;
 	_Atomic unsigned active;
 	unsigned sleepers; /* workers waiting on `start` */
@@ -95,14 +96,14 @@ static bool workers_out(struct cpool *p, uint64_t unused)
 	return atomic_load_explicit(&p->active, memory_order_relaxed) == 0;
 }
 
-static void work(struct cpool *p, struct wg_crypt_op *ops, size_t n, unsigned lane)
+static void work(struct cpool *p, cpool_fn fn, void *ctx, size_t n, unsigned lane)
 {
 	size_t i;
 
 	while ((i = atomic_fetch_add_explicit(&p->next, CLAIM, memory_order_relaxed)) < n) {
 		size_t end = i + CLAIM < n ? i + CLAIM : n;
 		for (; i < end; i++)
-			wg_crypt_op_run(&ops[i], lane);
+			fn(ctx, i, lane);
 	}
 }
 
@@ -127,7 +128,8 @@ static void *worker_main(void *arg)
 		if (p->stop)
 			break;
 		seen = p->gen;
-		struct wg_crypt_op *ops = p->ops;
+		cpool_fn fn = p->fn;
+		void *ctx = p->ctx;
 		size_t n = p->n;
 		/* Woken too late: the caller finished the batch alone and closed it (n = 0). Such
 		 * a worker must not touch `next`, which the next batch may already be using. */
@@ -135,7 +137,7 @@ static void *worker_main(void *arg)
 			continue;
 		atomic_fetch_add_explicit(&p->active, 1, memory_order_relaxed);
 		pthread_mutex_unlock(&p->lock);
-		work(p, ops, n, w->lane);
+		work(p, fn, ctx, n, w->lane);
 		pthread_mutex_lock(&p->lock);
 		if (atomic_fetch_sub_explicit(&p->active, 1, memory_order_release) == 1 &&
 		    p->waiter)
@@ -217,15 +219,26 @@ unsigned cpool_lanes(const struct cpool *p)
 	return p ? p->lanes : 1;
 }
 
+static void run_wg_op(void *ctx, size_t i, unsigned lane)
+{
+	wg_crypt_op_run(&((struct wg_crypt_op *)ctx)[i], lane);
+}
+
 void cpool_run(struct cpool *p, struct wg_crypt_op *ops, size_t n)
+{
+	cpool_run_fn(p, n, run_wg_op, ops);
+}
+
+void cpool_run_fn(struct cpool *p, size_t n, cpool_fn fn, void *ctx)
 {
 	if (p->lanes == 1 || n < PARALLEL_MIN) {
 		for (size_t i = 0; i < n; i++)
-			wg_crypt_op_run(&ops[i], 0);
+			fn(ctx, i, 0);
 		return;
 	}
 	pthread_mutex_lock(&p->lock);
-	p->ops = ops;
+	p->fn = fn;
+	p->ctx = ctx;
 	p->n = n;
 	atomic_store_explicit(&p->next, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&p->gen, 1, memory_order_relaxed);
@@ -233,7 +246,7 @@ void cpool_run(struct cpool *p, struct wg_crypt_op *ops, size_t n)
 		pthread_cond_broadcast(&p->start);
 	pthread_mutex_unlock(&p->lock);
 
-	work(p, ops, n, 0);
+	work(p, fn, ctx, n, 0);
 
 	/* Every op is claimed; wait for the workers still sealing theirs (a few ops each). One
 	 * that comes only now finds nothing left to claim and leaves at once. */
@@ -244,7 +257,8 @@ void cpool_run(struct cpool *p, struct wg_crypt_op *ops, size_t n)
 		pthread_cond_wait(&p->idle, &p->lock);
 	}
 	p->waiter = false;
-	p->ops = NULL;
+	p->fn = NULL;
+	p->ctx = NULL;
 	p->n = 0;
 	pthread_mutex_unlock(&p->lock);
 }

@@ -31,6 +31,10 @@ void cpool_free(struct cpool *p);
 unsigned cpool_lanes(const struct cpool *p);
 /* Runs wg_crypt_op_run on ops[0..n) and returns when all are done. */
 void cpool_run(struct cpool *p, struct wg_crypt_op *ops, size_t n);
+/* The same for any batch: fn(ctx, i, lane) for every i in [0, n), each once, on some lane
+ * (secureguard-iked's ESP ops, esp.h). fn may only touch op i and what is safe on its lane. */
+typedef void (*cpool_fn)(void *ctx, size_t i, unsigned lane);
+void cpool_run_fn(struct cpool *p, size_t n, cpool_fn fn, void *ctx);
 /* The default number of lanes: SG_CRYPTO_THREADS if set (1..16), else half the CPUs this process
  * may run on (at least 1, at most SG_AEAD_LANES). *why says where the number came from. */
 unsigned cpool_default_lanes(const char **why);

@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "crypto/ipsec.h"
 #include "crypto/pki.h"
+#include "engine/cpool.h"
 #include "iked/iked.h"
 #include "ike/keys.h"
 #include "net/addr.h"
@@ -351,12 +352,34 @@ static void lifetime(struct iked *d, struct iked_child *ch, int rc)
 		ike_child_expired(sa, ch->spi_in, rc == ESP_E_HARD, iked_now());
 }
 
-/* The cipher work of a batch of ops. */
+static void run_op(void *ctx, size_t i, unsigned lane)
+{
+	esp_op_run(&((struct iked_op *)ctx)[i].op, lane);
+}
+
+/* The cipher work of a batch of ops, spread over the crypto lanes (small batches stay on this
+ * thread: cpool.h). The loop thread waits: nothing else touches the SAs meanwhile. */
 static void run_ops(struct iked *d, struct iked_op *ops, unsigned n)
 {
-	(void)d;
+	if (d->pool) {
+		cpool_run_fn(d->pool, n, run_op, ops);
+		return;
+	}
 	for (unsigned i = 0; i < n; i++)
 		esp_op_run(&ops[i].op, 0);
+}
+
+int iked_start_lanes(struct iked *d)
+{
+	const char *from;
+	unsigned lanes = cpool_default_lanes(&from);
+	if (lanes > 1) {
+		int err = cpool_new(&d->pool, lanes);
+		if (err)
+			return err;
+	}
+	sg_log(SG_LOG_INFO, "crypto_lanes", "lanes=%u from=%s", lanes, from);
+	return 0;
 }
 
 /* Sends the outbound batch: the cipher work, then the datagrams in the order prepared, then the
@@ -1000,6 +1023,8 @@ int iked_init(struct iked *d, const char *vici_uri, const char **why)
 
 void iked_free(struct iked *d)
 {
+	cpool_free(d->pool);
+	d->pool = NULL;
 	while (d->children)
 		child_unlink_free(d, d->children);
 	ike_free(d->ike);

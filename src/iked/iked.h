@@ -111,8 +111,11 @@ struct iked_pending {
 	char err[192];
 };
 
+struct cpool;
+
 struct iked {
 	struct evloop *loop;
+	struct cpool *pool; /* the crypto lanes (src/engine/cpool.h), NULL: the loop thread only */
 	struct ike_ctx *ike;
 	struct vici_server *vici;
 	struct udp_sock u500, u4500;
@@ -175,6 +178,9 @@ int iked_duration(const char *s, uint64_t *ns) SG_WUR;
 
 /* iked.c */
 int iked_init(struct iked *d, const char *vici_uri, const char **why) SG_WUR;
+/* Starts the crypto lanes (SG_CRYPTO_THREADS, as for secureguardd): after dropping
+ * privileges, so the threads never hold more than the loop. 0 or a negative errno. */
+int iked_start_lanes(struct iked *d) SG_WUR;
 void iked_free(struct iked *d);
 int iked_run(struct iked *d);
 /* Loads or replaces a connection (PSK filled from the secrets) and starts it if asked. */

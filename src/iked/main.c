@@ -284,6 +284,13 @@ int main(int argc, char **argv)
 	if (err != 0)
 		sg_log(SG_LOG_WARN, "privilege_drop_incomplete", "step=%s error=\"%s\"", why,
 		       strerror(-err));
+	if ((err = iked_start_lanes(d)) != 0) {
+		sg_log(SG_LOG_ERROR, "start_failed", "step=crypto_lanes error=\"%s\"",
+		       strerror(-err));
+		iked_free(d);
+		free(d);
+		return 1;
+	}
 	if (ready_fd >= 0)
 		proc_ready(ready_fd, "secureguard-iked");
 	sg_log(SG_LOG_INFO, "started", "version=%s pid=%d vici=%s tun=%s mode=%s", SG_VERSION,

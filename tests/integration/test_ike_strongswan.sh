@@ -9,7 +9,8 @@
 #    child-rekey events in charon's layout, log events that swanctl --log prints;
 #  - swanctl --terminate of one child, then of the IKE SA on our side: DELETEs, both sides clean up;
 #  - charon initiates (ours responder) with ChaCha20-Poly1305, configured by our --conf file
-#    where another connection comes first, then adds its second child;
+#    where another connection comes first, then adds its second child; from here on our ESP
+#    runs on two crypto lanes;
 #  - hostile datagrams on 500/4500 and a flood of IKE_SA_INIT requests do not stop the tunnel;
 #  - X.509 certificates (RFC 7427 signatures: ours ECDSA P-384, charon's RSA) from one CA, loaded
 #    by swanctl from its x509 and private directories (charon's CA from x509ca, ours from an
@@ -239,7 +240,9 @@ mkdir -p "$SG_TMP/x509ca"
 cp "$SG_SRC/tests/vectors/pki/ca.pem" "$SG_TMP/x509ca/"
 printf 'authorities {\n  conf-ca {\n    cacert = ca.pem\n  }\n}\n' >>"$SG_TMP/a2.conf"
 SW --load-all --file "$SG_TMP/b2.conf" >/dev/null 2>&1 || fail "charon: reload"
-start_iked --conf "$SG_TMP/a2.conf"
+# Two crypto lanes from here on: ESP batches sealed and opened on two threads.
+SG_CRYPTO_THREADS=2 start_iked --conf "$SG_TMP/a2.conf"
+grep -q 'event=crypto_lanes lanes=2' "$SG_TMP/iked.log" || fail "not two crypto lanes: $(grep crypto_lanes "$SG_TMP/iked.log")"
 OW --list-authorities >"$SG_TMP/auth-conf.out"
 grep -q '^conf-ca:' "$SG_TMP/auth-conf.out" || fail "the --conf authority is not listed: $(cat "$SG_TMP/auth-conf.out")"
 SW --initiate --child net >"$SG_TMP/init2.out" 2>&1 || fail "charon --initiate: $(cat "$SG_TMP/init2.out")"

@@ -1,6 +1,7 @@
 /* The crypto pool (src/engine/cpool.c): every op of every batch is sealed exactly once, by some
  * lane, whatever the batch size (below and above the parallel threshold) and however late a
  * worker wakes; the results equal the one-thread results. */
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "test_util.h"
@@ -106,12 +107,41 @@ static void test_lanes_clamped_and_default(void **state)
 	cpool_free(NULL);
 }
 
+/* cpool_run_fn: any batch, each index once, on lanes in range. */
+static _Atomic unsigned hits[OPS];
+static _Atomic unsigned bad_lane;
+
+static void count_hit(void *ctx, size_t i, unsigned lane)
+{
+	if (lane >= *(unsigned *)ctx)
+		bad_lane++;
+	hits[i]++;
+}
+
+static void test_run_fn(void **state)
+{
+	(void)state;
+	struct cpool *p;
+	unsigned lanes = 3;
+	assert_int_equal(cpool_new(&p, lanes), 0);
+	for (size_t n = 0; n <= OPS; n += 37) {
+		for (size_t i = 0; i < OPS; i++)
+			hits[i] = 0;
+		cpool_run_fn(p, n, count_hit, &lanes);
+		for (size_t i = 0; i < OPS; i++)
+			assert_int_equal(hits[i], i < n ? 1 : 0);
+	}
+	assert_int_equal(bad_lane, 0);
+	cpool_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_one_lane),
 	    cmocka_unit_test(test_four_lanes),
 	    cmocka_unit_test(test_lanes_clamped_and_default),
+	    cmocka_unit_test(test_run_fn),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
