@@ -491,12 +491,15 @@ static int child_from_vici(const struct vici_node *ch, struct ike_peer_cfg *cfg,
 	if ((v = vici_get_str(ch, "start_action"))) {
 		if (!strcmp(v, "start"))
 			co->start = true;
+		else if (!strcmp(v, "trap"))
+			co->trap = true;
 		else if (strcmp(v, "none"))
-			return bad(err, errlen, "start_action = %s: none and start are supported",
-				   v);
+			return bad(err, errlen,
+				   "start_action = %s: none, trap and start are supported", v);
 	}
-	if (co->start && !out->has_remote)
-		return bad(err, errlen, "start_action = start needs a remote address");
+	if ((co->start || co->trap) && !out->has_remote)
+		return bad(err, errlen, "start_action = %s needs a remote address",
+			   co->start ? "start" : "trap");
 	if ((v = vici_get_str(ch, "dpd_action"))) {
 		if (!strcmp(v, "restart"))
 			cc->dpd_action = IKE_DPD_RESTART;

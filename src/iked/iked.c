@@ -156,7 +156,7 @@ static void route_range(struct iked *d, bool add, const struct ike_ts *t, const 
 }
 
 /* A local address inside the local selectors, as the routes' preferred source. */
-static bool local_source(const struct iked_child *ch, int fam, uint8_t *out)
+static bool local_source(const struct ike_ts *lts, unsigned nl, int fam, uint8_t *out)
 {
 	struct ifaddrs *ifa, *i;
 	bool found = false;
@@ -169,8 +169,8 @@ static bool local_source(const struct iked_child *ch, int fam, uint8_t *out)
 		    fam == AF_INET
 			? (const uint8_t *)&((struct sockaddr_in *)i->ifa_addr)->sin_addr
 			: (const uint8_t *)&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
-		for (unsigned k = 0; k < ch->nlocal_ts && !found; k++) {
-			const struct ike_ts *t = &ch->local_ts[k];
+		for (unsigned k = 0; k < nl && !found; k++) {
+			const struct ike_ts *t = &lts[k];
 			if ((t->type == IKE_TS_IPV4_ADDR_RANGE) != (fam == AF_INET))
 				continue;
 			if (addr_in_range(a, t, fam == AF_INET ? 4 : 16)) {
@@ -183,25 +183,41 @@ static bool local_source(const struct iked_child *ch, int fam, uint8_t *out)
 	return found;
 }
 
-static void routes(struct iked *d, struct iked_child *ch, bool add)
+/* Whether a Child SA other than `ch_self`, or a trap other than `trap_self`, routes t. */
+static bool route_used(const struct iked *d, const struct ike_ts *t, const struct iked_child *ch_self,
+		       const struct iked_trap *trap_self)
 {
-	for (unsigned k = 0; k < ch->nremote_ts; k++) {
-		const struct ike_ts *t = &ch->remote_ts[k];
+	for (const struct iked_child *o = d->children; o; o = o->next)
+		for (unsigned j = 0; o != ch_self && j < o->nremote_ts; j++)
+			if (!memcmp(&o->remote_ts[j], t, sizeof(*t)))
+				return true;
+	for (const struct iked_trap *o = d->traps; o; o = o->next)
+		for (unsigned j = 0; o != trap_self && j < o->nremote_ts; j++)
+			if (!memcmp(&o->remote_ts[j], t, sizeof(*t)))
+				return true;
+	return false;
+}
+
+/* Routes through the TUN device for remote selectors; a route another child or trap uses too
+ * (a rekeyed child during the overlap, a trap and its Child SA) goes with the last one. */
+static void routes_for(struct iked *d, const struct ike_ts *lts, unsigned nl,
+		       const struct ike_ts *rts, unsigned nr, bool add, const struct iked_child *ch_self,
+		       const struct iked_trap *trap_self)
+{
+	for (unsigned k = 0; k < nr; k++) {
+		const struct ike_ts *t = &rts[k];
 		int fam = t->type == IKE_TS_IPV4_ADDR_RANGE ? AF_INET : AF_INET6;
-		/* Another child may route the same selector (a rekeyed one during the overlap):
-		 * only the last one out removes it. */
-		bool shared = false;
-		for (struct iked_child *o = d->children; o && !add; o = o->next)
-			if (o != ch)
-				for (unsigned j = 0; j < o->nremote_ts; j++)
-					if (!memcmp(&o->remote_ts[j], t, sizeof(*t)))
-						shared = true;
-		if (shared)
+		if (!add && route_used(d, t, ch_self, trap_self))
 			continue;
 		uint8_t src[16];
-		bool has_src = add && local_source(ch, fam, src);
+		bool has_src = add && local_source(lts, nl, fam, src);
 		route_range(d, add, t, has_src ? src : NULL);
 	}
+}
+
+static void routes(struct iked *d, struct iked_child *ch, bool add)
+{
+	routes_for(d, ch->local_ts, ch->nlocal_ts, ch->remote_ts, ch->nremote_ts, add, ch, NULL);
 }
 
 static void up_child_up(void *ctx, struct ike_sa *sa, const struct ike_child_info *i)
@@ -407,12 +423,112 @@ static void tx_flush(struct iked *d)
 			lifetime(d, d->tx_ops[i].ch, ESP_SOFT);
 }
 
+/* Whether a packet's source and destination lie in the selectors (local, remote). */
+static bool packet_in(const uint8_t *p, size_t len, const struct ike_ts *lts, unsigned nl,
+		      const struct ike_ts *rts, unsigned nr)
+{
+	const uint8_t *src, *dst;
+	size_t al;
+	uint8_t type;
+	if (len >= 20 && (p[0] >> 4) == 4)
+		src = p + 12, dst = p + 16, al = 4, type = IKE_TS_IPV4_ADDR_RANGE;
+	else if (len >= 40 && (p[0] >> 4) == 6)
+		src = p + 8, dst = p + 24, al = 16, type = IKE_TS_IPV6_ADDR_RANGE;
+	else
+		return false;
+	bool s = false, t = false;
+	for (unsigned k = 0; k < nl && !s; k++)
+		s = lts[k].type == type && addr_in_range(src, &lts[k], al);
+	for (unsigned k = 0; k < nr && !t; k++)
+		t = rts[k].type == type && addr_in_range(dst, &rts[k], al);
+	return s && t;
+}
+
+/* A packet no Child SA carries: if a trap covers it, its child is initiated (once at a time,
+ * at most every IKED_ACQUIRE_RETRY_NS). The packet is dropped either way. */
+static void acquire(struct iked *d, const uint8_t *pkt, size_t len)
+{
+	uint64_t now = iked_now();
+	for (struct iked_trap *t = d->traps; t; t = t->next) {
+		if (!packet_in(pkt, len, t->local_ts, t->nlocal_ts, t->remote_ts, t->nremote_ts))
+			continue;
+		if (t->acquires && now - t->acquire_at < IKED_ACQUIRE_RETRY_NS)
+			return;
+		if (t->acquiring && now - t->acquire_at < IKE_RETX_BASE_NS * 10)
+			return; /* under way (an initiation gives up long before) */
+		t->acquire_at = now;
+		t->acquires++;
+		int rc = ike_initiate(d->ike, t->conn, t->child, now);
+		t->acquiring = rc == 0;
+		sg_log(rc && rc != SG_EEXIST ? SG_LOG_WARN : SG_LOG_INFO, "acquire",
+		       "conn=%s child=%s%s%s", t->conn, t->child, rc ? " error=" : "",
+		       rc ? sg_strerror(rc) : "");
+		return;
+	}
+}
+
+int iked_trap_uninstall(struct iked *d, const char *conn, const char *child)
+{
+	for (struct iked_trap **pp = &d->traps; *pp; pp = &(*pp)->next) {
+		struct iked_trap *t = *pp;
+		if ((conn && strcmp(t->conn, conn)) || strcmp(t->child, child))
+			continue;
+		*pp = t->next;
+		routes_for(d, t->local_ts, t->nlocal_ts, t->remote_ts, t->nremote_ts, false, NULL,
+			   t);
+		sg_log(SG_LOG_INFO, "trap_uninstalled", "conn=%s child=%s", t->conn, t->child);
+		free(t);
+		return 0;
+	}
+	return SG_ENOENT;
+}
+
+int iked_trap_install(struct iked *d, const char *conn, const char *child)
+{
+	const struct iked_conn *c;
+	for (c = d->conns; c && strcmp(c->cfg.name, conn); c = c->next)
+		;
+	const struct ike_child_cfg *cc = NULL;
+	for (unsigned i = 0; c && i < c->cfg.nchildren && !cc; i++)
+		if (!strcmp(c->cfg.children[i].name, child))
+			cc = &c->cfg.children[i];
+	if (!cc || !c->has_remote)
+		return SG_ENOENT;
+	struct iked_trap *t = calloc(1, sizeof(*t));
+	if (!t)
+		return SG_ENOMEM;
+	iked_trap_uninstall(d, conn, child); /* replaced: its routes come back below */
+	snprintf(t->conn, sizeof(t->conn), "%s", conn);
+	snprintf(t->child, sizeof(t->child), "%s", child);
+	t->transport = cc->transport;
+	t->nlocal_ts = cc->nlocal_ts;
+	t->nremote_ts = cc->nremote_ts;
+	for (unsigned k = 0; k < cc->nlocal_ts; k++)
+		memcpy(&t->local_ts[k], &cc->local_ts[k], sizeof(t->local_ts[k]));
+	for (unsigned k = 0; k < cc->nremote_ts; k++)
+		memcpy(&t->remote_ts[k], &cc->remote_ts[k], sizeof(t->remote_ts[k]));
+	t->next = d->traps;
+	d->traps = t;
+	routes_for(d, t->local_ts, t->nlocal_ts, t->remote_ts, t->nremote_ts, true, NULL, t);
+	sg_log(SG_LOG_INFO, "trap_installed", "conn=%s child=%s", conn, child);
+	return 0;
+}
+
+void iked_trap_done(struct iked *d, const char *conn, const char *child)
+{
+	for (struct iked_trap *t = d->traps; t; t = t->next)
+		if (!strcmp(t->conn, conn) && (!child || !strcmp(t->child, child)))
+			t->acquiring = false;
+}
+
 /* One packet read from the TUN device (a segment of a GSO read, or the read itself). */
 static void tun_packet(struct iked *d, const uint8_t *pkt, size_t len)
 {
 	struct iked_child *ch = child_for_packet(d, pkt, len);
 	if (!ch) {
 		d->tun_no_sa++;
+		if (d->traps)
+			acquire(d, pkt, len);
 		return;
 	}
 	if (len + ESP_MAX_OVERHEAD > IKED_SLOT) {
@@ -867,6 +983,17 @@ int iked_load_conn(struct iked *d, const struct iked_conn *conn, char *err, size
 	if (rc)
 		return rc;
 	sg_log(SG_LOG_INFO, "conn_loaded", "conn=%s", c->cfg.name);
+	/* start_action = trap: the child's routes and its trap, replacing those of the connection
+	 * as it was (a reload). */
+	for (struct iked_trap *t = d->traps, *tn; t; t = tn) {
+		tn = t->next;
+		if (!strcmp(t->conn, c->cfg.name))
+			iked_trap_uninstall(d, t->conn, t->child);
+	}
+	for (unsigned k = 0; k < c->cfg.nchildren; k++)
+		if (c->child[k].trap && iked_trap_install(d, c->cfg.name, c->cfg.children[k].name))
+			sg_log(SG_LOG_WARN, "trap_failed", "conn=%s child=%s", c->cfg.name,
+			       c->cfg.children[k].name);
 	/* start_action = start: each such child comes up (one IKE SA carries them all). */
 	for (unsigned k = 0; k < c->cfg.nchildren && ike_get_peer(d->ike, c->cfg.name); k++) {
 		if (!c->child[k].start)
@@ -885,6 +1012,8 @@ int iked_unload_conn(struct iked *d, const char *name)
 		if (!strcmp((*pp)->cfg.name, name)) {
 			struct iked_conn *c = *pp;
 			*pp = c->next;
+			for (unsigned k = 0; k < c->cfg.nchildren; k++)
+				iked_trap_uninstall(d, name, c->cfg.children[k].name);
 			ike_remove_peer(d->ike, name);
 			iked_conn_release(c);
 			sg_memzero(c, sizeof(*c));
@@ -1025,6 +1154,8 @@ void iked_free(struct iked *d)
 {
 	cpool_free(d->pool);
 	d->pool = NULL;
+	while (d->traps)
+		iked_trap_uninstall(d, d->traps->conn, d->traps->child);
 	while (d->children)
 		child_unlink_free(d, d->children);
 	ike_free(d->ike);

@@ -29,6 +29,7 @@
 /* What only the daemon uses of a child config (cfg.children[i] has the rest). */
 struct iked_child_opts {
 	bool start; /* start_action = start */
+	bool trap;  /* start_action = trap */
 	uint64_t rekey_bytes, life_bytes, rekey_packets, life_packets;
 };
 
@@ -59,6 +60,21 @@ struct iked_secret {
 struct iked_authority {
 	char name[64];
 	struct sg_cert *cert;
+};
+
+/* A trap (start_action = trap, VICI install): the child's routes go through the TUN device
+ * before any SA exists, and a packet that matches its selectors while no Child SA carries it
+ * starts one (the packet itself is dropped, as the kernel's acquire drops it with charon). */
+#define IKED_ACQUIRE_RETRY_NS (2ull * 1000000000ull) /* between acquires of one trap */
+struct iked_trap {
+	struct iked_trap *next;
+	char conn[64], child[64];
+	bool transport;
+	struct ike_ts local_ts[IKE_MAX_TS_CFG], remote_ts[IKE_MAX_TS_CFG];
+	unsigned nlocal_ts, nremote_ts;
+	bool acquiring;	    /* an initiation is under way */
+	uint64_t acquire_at; /* when the last one started */
+	uint64_t acquires;
 };
 
 /* An installed Child SA in the data path. */
@@ -135,6 +151,7 @@ struct iked {
 	struct iked_authority authorities[IKED_MAX_CREDS];
 	unsigned nauthorities;
 	struct iked_child *children;
+	struct iked_trap *traps;
 	uint32_t next_child_id;
 	struct iked_pending *pending;
 	struct iked_pending *handling; /* the pending of the command being handled, or NULL */
@@ -188,6 +205,13 @@ int iked_load_conn(struct iked *d, const struct iked_conn *conn, char *err, size
 int iked_unload_conn(struct iked *d, const char *name) SG_WUR;
 int iked_load_secret(struct iked *d, const struct iked_secret *s) SG_WUR;
 void iked_unload_secret(struct iked *d, const char *id);
+/* Installs the trap of a connection's child (replacing one of the same names), or removes it.
+ * 0, SG_ENOENT (no such connection, child, or trap). */
+int iked_trap_install(struct iked *d, const char *conn, const char *child) SG_WUR;
+int iked_trap_uninstall(struct iked *d, const char *conn, const char *child);
+/* An initiation a trap started has ended (the child up, or failed): a later packet may start
+ * another. */
+void iked_trap_done(struct iked *d, const char *conn, const char *child);
 /* Reapplies secrets to every connection (after a change of either). */
 void iked_apply_secrets(struct iked *d);
 uint64_t iked_now(void);

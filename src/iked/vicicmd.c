@@ -441,6 +441,7 @@ void iked_vici_ike_event(struct iked *d, const struct ike_event *ev)
 		}
 		if (ev->type == IKE_EV_IKE_DOWN && ev->peer) {
 			char msg[256];
+			iked_trap_done(d, ev->peer, NULL);
 			snprintf(msg, sizeof(msg), "establishing IKE_SA '%s' failed%s%.200s", ev->peer,
 				 *why ? ": " : "", why);
 			respond_pending(d, ev->peer, NULL, IKED_PENDING_INITIATE, false, msg);
@@ -454,8 +455,10 @@ void iked_vici_ike_event(struct iked *d, const struct ike_event *ev)
 		     ev->child ? ev->child : "?", why);
 		snprintf(msg, sizeof(msg), "establishing CHILD_SA '%s' failed: %.200s",
 			 ev->child ? ev->child : "?", why);
-		if (ev->peer)
+		if (ev->peer) {
 			respond_pending(d, ev->peer, ev->child, IKED_PENDING_INITIATE, false, msg);
+			iked_trap_done(d, ev->peer, ev->child);
+		}
 		break;
 	}
 	case IKE_EV_CHILD_CREATING:
@@ -545,6 +548,7 @@ void iked_vici_child_event(struct iked *d, struct iked_child *ch, bool up)
 	}
 	if (up) {
 		respond_pending(d, ch->conn, ch->name, IKED_PENDING_INITIATE, true, NULL);
+		iked_trap_done(d, ch->conn, ch->name);
 		return;
 	}
 	/* terminate --child answers when the last Child SA of that config is gone. */
@@ -1134,6 +1138,68 @@ static int cmd_rekey(struct iked *d, const struct vici_node *req, struct vici_bu
 	return 0;
 }
 
+/* install {child, ike}: the child's trap (charon's "install"); uninstall removes it. */
+static int cmd_install(struct iked *d, const struct vici_node *req, struct vici_builder *b,
+		       bool install)
+{
+	const struct ike_child_cfg *cc;
+	const char *child = vici_get_str(req, "child"), *ike = vici_get_str(req, "ike");
+	char msg[160];
+	if (!child)
+		return no(b, "missing configuration name");
+	if (!install) {
+		if (iked_trap_uninstall(d, ike, child)) {
+			snprintf(msg, sizeof(msg), "policy '%.64s' not found", child);
+			return no(b, msg);
+		}
+		ok(b);
+		return 0;
+	}
+	struct iked_conn *c = conn_for(d, req, &cc);
+	if (!c || !cc)
+		return no(b, "configuration name not found");
+	if (iked_trap_install(d, c->cfg.name, cc->name)) {
+		snprintf(msg, sizeof(msg),
+			 "installing policy '%.64s' failed (a trap needs a remote address)", child);
+		return no(b, msg);
+	}
+	ok(b);
+	return 0;
+}
+
+/* list-policies: the traps, as list-policy events ({<conn>/<child> {child, ike, mode, local-ts,
+ * remote-ts}}); there are no drop or pass policies. */
+static int cmd_list_policies(struct iked *d, uint64_t conn, const struct vici_node *req)
+{
+	const char *child = vici_get_str(req, "child"), *ike = vici_get_str(req, "ike");
+	if (!vici_get_str(req, "trap"))
+		return 0;
+	for (const struct iked_trap *t = d->traps; t; t = t->next) {
+		if ((ike && strcmp(ike, t->conn)) || (child && strcmp(child, t->child)))
+			continue;
+		char key[130];
+		struct vici_builder ev;
+		vici_builder_init(&ev);
+		snprintf(key, sizeof(key), "%s/%s", t->conn, t->child);
+		vici_add_section_start(&ev, key);
+		vici_add_kv_str(&ev, "child", t->child);
+		vici_add_kv_str(&ev, "ike", t->conn);
+		vici_add_kv_str(&ev, "mode", t->transport ? "TRANSPORT" : "TUNNEL");
+		vici_add_list_start(&ev, "local-ts");
+		for (unsigned k = 0; k < t->nlocal_ts; k++)
+			ts_item(&ev, &t->local_ts[k]);
+		vici_add_list_end(&ev);
+		vici_add_list_start(&ev, "remote-ts");
+		for (unsigned k = 0; k < t->nremote_ts; k++)
+			ts_item(&ev, &t->remote_ts[k]);
+		vici_add_list_end(&ev);
+		vici_add_section_end(&ev);
+		vici_server_event(d->vici, conn, "list-policy", &ev);
+		vici_builder_free(&ev);
+	}
+	return 0;
+}
+
 static int command(void *ctx, uint64_t conn, const char *cmd, const struct vici_node *req,
 		   struct vici_builder *resp)
 {
@@ -1172,6 +1238,10 @@ static int command(void *ctx, uint64_t conn, const char *cmd, const struct vici_
 		return cmd_terminate(d, conn, req, resp);
 	if (!strcmp(cmd, "rekey"))
 		return cmd_rekey(d, req, resp);
+	if (!strcmp(cmd, "install") || !strcmp(cmd, "uninstall"))
+		return cmd_install(d, req, resp, !strcmp(cmd, "install"));
+	if (!strcmp(cmd, "list-policies"))
+		return cmd_list_policies(d, conn, req);
 	if (!strcmp(cmd, "load-authority"))
 		return cmd_load_authority(d, req, resp);
 	if (!strcmp(cmd, "unload-authority"))
@@ -1208,7 +1278,7 @@ static bool event_known(void *ctx, const char *event)
 	(void)ctx;
 	return !strcmp(event, "ike-updown") || !strcmp(event, "child-updown") ||
 	       !strcmp(event, "list-sa") || !strcmp(event, "list-conn") ||
-	       !strcmp(event, "list-authority") ||
+	       !strcmp(event, "list-authority") || !strcmp(event, "list-policy") ||
 	       !strcmp(event, "control-log") || !strcmp(event, "log") ||
 	       !strcmp(event, "ike-rekey") || !strcmp(event, "child-rekey");
 }

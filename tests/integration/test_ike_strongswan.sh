@@ -8,6 +8,7 @@
 #    without traffic, one IKE SA and two Child SAs on each side afterwards; ike-rekey and
 #    child-rekey events in charon's layout, log events that swanctl --log prints;
 #  - swanctl --terminate of one child, then of the IKE SA on our side: DELETEs, both sides clean up;
+#  - start_action = trap: swanctl --list-pols shows it, a ping brings the SA up, --uninstall;
 #  - charon initiates (ours responder) with ChaCha20-Poly1305, configured by our --conf file
 #    where another connection comes first, then adds its second child; from here on our ESP
 #    runs on two crypto lanes;
@@ -208,6 +209,21 @@ wait_for 10 no_sas SW || fail "charon still has the IKE SA after our DELETE"
 wait_for 5 no_sas OW || fail "we still have the IKE SA after terminating it"
 ping_ok && fail "ping still works after the tunnel was terminated"
 grep -q 'deleting IKE_SA gw\|received DELETE for IKE_SA gw' "$SWAN_DIR_b/charon.log" || fail "charon did not log our DELETE"
+
+log "3b. start_action = trap: the first packet to the remote selectors brings the SA up"
+sed 's/start_action = none/start_action = trap/' "$SG_TMP/a.conf" >"$SG_TMP/a-trap.conf"
+OW --load-all --file "$SG_TMP/a-trap.conf" >/dev/null 2>&1 || fail "ours: loading the trap"
+OW --list-pols >"$SG_TMP/pols.out"
+grep -q '^gw/net, TUNNEL' "$SG_TMP/pols.out" && grep -q 'remote: 10.2.0.0/16' "$SG_TMP/pols.out" ||
+	fail "list-pols: $(cat "$SG_TMP/pols.out")"
+wait_for 8 ping_ok || fail "no ping through the trapped SA"
+grep -q 'event=acquire conn=gw child=net' "$SG_TMP/iked.log" || fail "no acquire in our log"
+assert_eq "$(sas SW)" 1 "charon's IKE SAs after the acquire"
+OW --uninstall --child net >/dev/null || fail "swanctl --uninstall"
+OW --list-pols >"$SG_TMP/pols.out"
+grep -q 'gw/net' "$SG_TMP/pols.out" && fail "the trap is still listed after --uninstall"
+OW --terminate --ike gw >/dev/null 2>&1 || fail "terminate the trapped SA"
+wait_for 10 no_sas SW || fail "charon kept the trapped SA"
 
 log "4. charon initiates, ours responds: ChaCha20-Poly1305, our --conf file, a connection loaded before ours"
 kill -TERM "$IPID"
