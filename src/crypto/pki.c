@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -188,6 +189,14 @@ bool sg_cert_has_id(const struct sg_cert *c, int type, const uint8_t *id, size_t
 	return found;
 }
 
+bool sg_cert_is_rsa(const struct sg_cert *c)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(c->x);
+	bool rsa = pub && EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA;
+	ERR_clear_error();
+	return rsa;
+}
+
 bool sg_cert_is_ca(const struct sg_cert *c)
 {
 	int r = X509_check_ca(c->x);
@@ -298,6 +307,11 @@ bool sg_privkey_matches(const struct sg_privkey *k, const struct sg_cert *c)
 	return eq;
 }
 
+bool sg_privkey_is_rsa(const struct sg_privkey *k)
+{
+	return EVP_PKEY_get_base_id(k->k) == EVP_PKEY_RSA;
+}
+
 unsigned sg_privkey_hash(const struct sg_privkey *k)
 {
 	if (EVP_PKEY_get_base_id(k->k) == EVP_PKEY_EC) {
@@ -305,6 +319,84 @@ unsigned sg_privkey_hash(const struct sg_privkey *k)
 		return bits > 384 ? 4 : bits > 256 ? 3 : 2;
 	}
 	return 2;
+}
+
+/* ---- RSASSA-PSS (RFC 4055, RFC 7427 A.4.3): SHA-2 with MGF1 of the same hash and a salt of
+ * the hash's length, the hash AlgorithmIdentifiers with NULL parameters as in RFC 7427's
+ * example. */
+
+#define PSS_ALGID_LEN 67
+
+static const uint8_t oid_pss[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a};
+static const uint8_t oid_mgf1[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08};
+
+/* SEQUENCE { rsassaPss, SEQUENCE { [0] hash, [1] SEQUENCE { mgf1, hash }, [2] INTEGER salt } } */
+static void pss_algid(unsigned hash, uint8_t out[PSS_ALGID_LEN])
+{
+	const uint8_t h[] = {0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+			     0x65, 0x03, 0x04, 0x02, (uint8_t)(hash - 1), 0x05, 0x00};
+	uint8_t *p = out;
+	*p++ = 0x30, *p++ = 0x41, *p++ = 0x06, *p++ = sizeof(oid_pss);
+	memcpy(p, oid_pss, sizeof(oid_pss)), p += sizeof(oid_pss);
+	*p++ = 0x30, *p++ = 0x34;
+	*p++ = 0xa0, *p++ = sizeof(h);
+	memcpy(p, h, sizeof(h)), p += sizeof(h);
+	*p++ = 0xa1, *p++ = 0x1c, *p++ = 0x30, *p++ = 0x1a, *p++ = 0x06, *p++ = sizeof(oid_mgf1);
+	memcpy(p, oid_mgf1, sizeof(oid_mgf1)), p += sizeof(oid_mgf1);
+	memcpy(p, h, sizeof(h)), p += sizeof(h);
+	*p++ = 0xa2, *p++ = 0x03, *p++ = 0x02, *p++ = 0x01;
+	*p++ = (uint8_t)(hash == 2 ? 32 : hash == 3 ? 48 : 64);
+}
+
+static const char *md_of_nid(int nid)
+{
+	return nid == NID_sha256 ? "SHA256" : nid == NID_sha384 ? "SHA384"
+					 : nid == NID_sha512 ? "SHA512"
+							     : NULL;
+}
+
+struct pss {
+	const char *md, *mgf1;
+	int salt;
+};
+
+/* Parameters of an RSASSA-PSS AlgorithmIdentifier (any valid encoding, RFC 4055 3.1 defaults
+ * applied): SHA-2 hashes only, trailer 1. 1: parsed; 0: not PSS; -1: PSS we do not take. */
+static int pss_parse(const uint8_t *algid, size_t len, struct pss *out, const char **why)
+{
+	const unsigned char *p = algid;
+	X509_ALGOR *a = d2i_X509_ALGOR(NULL, &p, (long)len);
+	int rc = 0;
+	RSA_PSS_PARAMS *pp = NULL;
+	X509_ALGOR *mh = NULL;
+	if (!a || p != algid + len || OBJ_obj2nid(a->algorithm) != NID_rsassaPss)
+		goto out;
+	rc = -1;
+	*why = "RSASSA-PSS parameters not supported (SHA-256/384/512, MGF1, trailer 1)";
+	if (!a->parameter || a->parameter->type != V_ASN1_SEQUENCE ||
+	    !(pp = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(RSA_PSS_PARAMS), a->parameter)))
+		goto out;
+	out->md = md_of_nid(pp->hashAlgorithm ? OBJ_obj2nid(pp->hashAlgorithm->algorithm)
+					      : NID_sha1);
+	if (!pp->maskGenAlgorithm || OBJ_obj2nid(pp->maskGenAlgorithm->algorithm) != NID_mgf1 ||
+	    !pp->maskGenAlgorithm->parameter ||
+	    pp->maskGenAlgorithm->parameter->type != V_ASN1_SEQUENCE ||
+	    !(mh = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(X509_ALGOR),
+					     pp->maskGenAlgorithm->parameter)))
+		goto out; /* MGF1 with SHA-1 (the default) is not taken */
+	out->mgf1 = md_of_nid(OBJ_obj2nid(mh->algorithm));
+	long salt = pp->saltLength ? ASN1_INTEGER_get(pp->saltLength) : 20;
+	long trailer = pp->trailerField ? ASN1_INTEGER_get(pp->trailerField) : 1;
+	if (!out->md || !out->mgf1 || salt < 0 || salt > 512 || trailer != 1)
+		goto out;
+	out->salt = (int)salt;
+	rc = 1;
+out:
+	X509_ALGOR_free(mh);
+	RSA_PSS_PARAMS_free(pp);
+	X509_ALGOR_free(a);
+	ERR_clear_error();
+	return rc;
 }
 
 static const struct algid *find_algid(bool rsa, unsigned hash)
@@ -315,25 +407,32 @@ static const struct algid *find_algid(bool rsa, unsigned hash)
 	return NULL;
 }
 
-int sg_sig_create(const struct sg_privkey *k, unsigned hash, const uint8_t *data, size_t len,
-		  const uint8_t **algid, size_t *algid_len, uint8_t *sig, size_t *siglen)
+int sg_sig_create(const struct sg_privkey *k, unsigned hash, bool pss, const uint8_t *data,
+		  size_t len, const uint8_t **algid, size_t *algid_len, uint8_t *sig, size_t *siglen)
 {
+	static uint8_t pss_ids[3][PSS_ALGID_LEN];
 	const struct sg__algs *a = sg__algs();
 	bool rsa = EVP_PKEY_get_base_id(k->k) == EVP_PKEY_RSA;
 	const struct algid *al = find_algid(rsa, hash);
-	if (!al || !a)
+	if (!al || !a || (pss && !rsa))
 		return SG_EINVAL;
+	if (pss) {
+		pss_algid(hash, pss_ids[hash - 2]); /* the same bytes every time */
+	}
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pctx = NULL;
 	size_t n = *siglen;
 	int rc = SG_ECRYPTO;
 	if (ctx &&
 	    EVP_DigestSignInit_ex(ctx, &pctx, al->md, NULL, a->fips_propq, k->k, NULL) == 1 &&
-	    (!rsa || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1) &&
+	    (!rsa || EVP_PKEY_CTX_set_rsa_padding(pctx, pss ? RSA_PKCS1_PSS_PADDING
+							: RSA_PKCS1_PADDING) == 1) &&
+	    (!pss || (EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1 &&
+		      EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, al->md, NULL) == 1)) &&
 	    EVP_DigestSign(ctx, sig, &n, data, len) == 1) {
 		*siglen = n;
-		*algid = al->der;
-		*algid_len = al->len;
+		*algid = pss ? pss_ids[hash - 2] : al->der;
+		*algid_len = pss ? PSS_ALGID_LEN : al->len;
 		rc = 0;
 	}
 	ERR_clear_error();
@@ -350,16 +449,21 @@ int sg_sig_verify(const struct sg_cert *c, const uint8_t *algid, size_t algid_le
 	if (!why)
 		why = &dummy;
 	const struct algid *al = NULL;
+	struct pss pss = {0};
 	for (size_t i = 0; i < SG_ARRAY_LEN(algids); i++)
 		if (algids[i].len == algid_len && !memcmp(algids[i].der, algid, algid_len))
 			al = &algids[i];
-	if (!al || !a) {
-		*why = "signature algorithm not supported (RSA PKCS#1 v1.5 or ECDSA, SHA-2)";
+	int is_pss = al ? 0 : pss_parse(algid, algid_len, &pss, why);
+	if (is_pss < 0)
+		return SG_EINVAL;
+	if ((!al && !is_pss) || !a) {
+		*why = "signature algorithm not supported (RSA PKCS#1 v1.5, RSASSA-PSS or ECDSA, "
+		       "SHA-2)";
 		return SG_EINVAL;
 	}
 	EVP_PKEY *pub = X509_get0_pubkey(c->x);
 	bool rsa = pub && EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA;
-	if (!pub || rsa != al->rsa || (!rsa && EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC)) {
+	if (!pub || rsa != (is_pss || al->rsa) || (!rsa && EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC)) {
 		*why = "signature algorithm does not fit the certificate's key";
 		return SG_EINVAL;
 	}
@@ -367,8 +471,12 @@ int sg_sig_verify(const struct sg_cert *c, const uint8_t *algid, size_t algid_le
 	EVP_PKEY_CTX *pctx = NULL;
 	int rc = SG_EAUTH;
 	if (ctx &&
-	    EVP_DigestVerifyInit_ex(ctx, &pctx, al->md, NULL, a->fips_propq, pub, NULL) == 1 &&
-	    (!rsa || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1) &&
+	    EVP_DigestVerifyInit_ex(ctx, &pctx, is_pss ? pss.md : al->md, NULL, a->fips_propq, pub,
+				    NULL) == 1 &&
+	    (!rsa || EVP_PKEY_CTX_set_rsa_padding(pctx, is_pss ? RSA_PKCS1_PSS_PADDING
+							   : RSA_PKCS1_PADDING) == 1) &&
+	    (!is_pss || (EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, pss.salt) == 1 &&
+			 EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, pss.mgf1, NULL) == 1)) &&
 	    EVP_DigestVerify(ctx, sig, siglen, data, len) == 1)
 		rc = 0;
 	else
@@ -376,4 +484,11 @@ int sg_sig_verify(const struct sg_cert *c, const uint8_t *algid, size_t algid_le
 	ERR_clear_error();
 	EVP_MD_CTX_free(ctx);
 	return rc;
+}
+
+bool sg_sig_is_pss(const uint8_t *algid, size_t len)
+{
+	struct pss pss;
+	const char *why;
+	return pss_parse(algid, len, &pss, &why) != 0;
 }

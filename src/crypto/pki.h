@@ -38,6 +38,8 @@ bool sg_cert_spki_sha1(const struct sg_cert *c, uint8_t out[20]) SG_WUR;
 bool sg_cert_has_id(const struct sg_cert *c, int id_type, const uint8_t *id, size_t len);
 /* True if the certificate is a CA's (basicConstraints cA, or a v1 self-signed root). */
 bool sg_cert_is_ca(const struct sg_cert *c);
+/* True if the certificate's key is an RSA key. */
+bool sg_cert_is_rsa(const struct sg_cert *c);
 /* One line for logs: the subject in RFC 2253 form, truncated to size. */
 const char *sg_cert_name(const struct sg_cert *c, char *buf, size_t size);
 /* Verifies that `leaf` chains to one of the trusted `cas` (validity times included, at the
@@ -56,13 +58,20 @@ bool sg_privkey_matches(const struct sg_privkey *k, const struct sg_cert *c);
  * 4 SHA-512. The hash this key signs with by default: SHA-256 for RSA and P-256, SHA-384 for
  * P-384, SHA-512 for P-521. */
 unsigned sg_privkey_hash(const struct sg_privkey *k);
-/* Signs `data` (RFC 7427: the AUTH payload's signed octets) with hash `hash` (2, 3 or 4).
- * *algid and *algid_len: the static DER AlgorithmIdentifier; sig receives the signature (ECDSA as
- * the DER Ecdsa-Sig-Value), *siglen in: its capacity, out: its length. */
-int sg_sig_create(const struct sg_privkey *k, unsigned hash, const uint8_t *data, size_t len,
-		  const uint8_t **algid, size_t *algid_len, uint8_t *sig, size_t *siglen) SG_WUR;
-/* Verifies a signature made with the certificate's key under the AlgorithmIdentifier `algid`
- * (the RSA and ECDSA ones above; the algorithm must fit the key). 0, SG_EAUTH, SG_EINVAL. */
+bool sg_privkey_is_rsa(const struct sg_privkey *k);
+/* Signs `data` (RFC 7427: the AUTH payload's signed octets) with hash `hash` (2, 3 or 4); pss
+ * (RSA keys only): RSASSA-PSS (RFC 4055) with MGF1 of the same hash and a salt of its length,
+ * else PKCS#1 v1.5. *algid and *algid_len: the static DER AlgorithmIdentifier (at most
+ * SG_SIG_ALGID_MAX bytes); sig receives the signature (ECDSA as the DER Ecdsa-Sig-Value),
+ * *siglen in: its capacity, out: its length. */
+#define SG_SIG_ALGID_MAX 80
+int sg_sig_create(const struct sg_privkey *k, unsigned hash, bool pss, const uint8_t *data,
+		  size_t len, const uint8_t **algid, size_t *algid_len, uint8_t *sig,
+		  size_t *siglen) SG_WUR;
+/* Verifies a signature made with the certificate's key under the AlgorithmIdentifier `algid`:
+ * RSA PKCS#1 v1.5 and ECDSA with SHA-2 (RFC 7427 A.1, A.3), and RSASSA-PSS in any encoding of
+ * its parameters with SHA-2 hashes and MGF1 (RFC 4055; the algorithm must fit the key). 0,
+ * SG_EAUTH, SG_EINVAL. */
 int sg_sig_verify(const struct sg_cert *c, const uint8_t *algid, size_t algid_len,
 		  const uint8_t *data, size_t len, const uint8_t *sig, size_t siglen,
 		  const char **why) SG_WUR;
@@ -80,5 +89,8 @@ bool sg_dn_match(const uint8_t *pattern, size_t plen, const uint8_t *dn, size_t 
 		 unsigned *wildcards);
 /* True if der is one whole DER DN. */
 bool sg_dn_valid(const uint8_t *der, size_t len);
+
+/* True if algid is an RSASSA-PSS AlgorithmIdentifier (whatever its parameters). */
+bool sg_sig_is_pss(const uint8_t *algid, size_t len);
 
 #endif

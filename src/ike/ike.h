@@ -114,6 +114,9 @@ struct ike_peer_cfg {
 	 * certificate's subject DN is our identity. remote_auth PUBKEY: the CAs the peer's
 	 * certificate must chain to (CERTREQ names them); none: every certificate is refused. */
 	uint8_t local_auth, remote_auth;
+	/* RSASSA-PSS (swanctl.conf auth = rsa/pss): ours signs with it (an RSA key), theirs
+	 * must; RSA PKCS#1 v1.5 and ECDSA otherwise, and PSS is always taken from a peer. */
+	bool sign_pss, require_pss;
 	struct sg_cert *cert;
 	struct sg_privkey *key;
 	struct sg_cert *cas[IKE_MAX_CAS];

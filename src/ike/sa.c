@@ -761,20 +761,21 @@ static int put_my_auth(struct ike_sa *sa, struct ike_buf *b, const struct ike_pe
 		return SG_EUNSUPPORTED; /* the peer takes no RFC 7427 signature */
 	const uint8_t *der, *algid;
 	size_t dl, al, ol, sl = SG_SIG_MAX;
-	uint8_t data[1 + 32 + SG_SIG_MAX];
+	uint8_t data[1 + SG_SIG_ALGID_MAX + SG_SIG_MAX];
 	sg_cert_der(cfg->cert, &der, &dl);
 	ike_put_cert(b, IKE_PL_CERT, 4, der, dl);
 	uint8_t *oct = signed_octets(sa, of_initiator, idb, idl, &ol);
 	if (!oct)
 		return SG_ENOMEM;
-	int err = sg_sig_create(cfg->key, h, oct, ol, &algid, &al, data + 1 + 32, &sl);
+	int err = sg_sig_create(cfg->key, h, cfg->sign_pss, oct, ol, &algid, &al,
+				data + 1 + SG_SIG_ALGID_MAX, &sl);
 	free(oct);
-	if (err || al > 32)
+	if (err || al > SG_SIG_ALGID_MAX)
 		return err ? err : SG_ECRYPTO;
 	/* 3.8 / RFC 7427 3: length of the AlgorithmIdentifier, itself, the signature. */
 	data[0] = (uint8_t)al;
 	memcpy(data + 1, algid, al);
-	memmove(data + 1 + al, data + 1 + 32, sl);
+	memmove(data + 1 + al, data + 1 + SG_SIG_ALGID_MAX, sl);
 	ike_put_auth(b, IKE_AUTH_DIGITAL_SIGNATURE, data, 1 + al + sl);
 	return 0;
 }
@@ -866,6 +867,8 @@ static const char *check_peer_auth(struct ike_sa *sa, const struct ike_peer_cfg 
 		res = why ? why : "the peer's certificate does not chain to a trusted CA";
 	} else if (!sg_cert_has_id(leaf, id->type, id->data, id->len)) {
 		res = "the peer's certificate does not hold its identity";
+	} else if (cfg->require_pss && !sg_sig_is_pss(auth->data + 1, al)) {
+		res = "the peer must sign with RSASSA-PSS (auth = rsa/pss)";
 	} else {
 		size_t ol;
 		uint8_t *oct = signed_octets(sa, of_initiator, id->body, id->body_len, &ol);
@@ -3118,6 +3121,9 @@ static bool peer_cfg_ok(const struct ike_peer_cfg *cfg)
 				return false; /* names say which child to initiate */
 	}
 	if (cfg->local_auth == IKE_AUTHC_PUBKEY && (!cfg->cert || !cfg->key))
+		return false;
+	if (cfg->sign_pss && (cfg->local_auth != IKE_AUTHC_PUBKEY ||
+			      !cfg->key || !sg_privkey_is_rsa(cfg->key)))
 		return false;
 	if (cfg->ncas > IKE_MAX_CAS)
 		return false;

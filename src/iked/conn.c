@@ -642,12 +642,21 @@ static int conn_from_vici(const struct vici_node *root, const char *base_dir, st
 				return bad(err, errlen,
 					   "unknown or unsupported option '%s' in '%s'", a->name,
 					   k->name);
+		/* strongSwan's public key classes: pubkey (any), rsa, ecdsa, and rsa/pss
+		 * (RSASSA-PSS: ours signs with it, theirs must). */
 		const char *auth = vici_get_str(k, "auth");
-		bool pubkey = auth && !strcmp(auth, "pubkey");
+		bool pss = auth && !strcmp(auth, "rsa/pss");
+		bool pubkey = auth && (!strcmp(auth, "pubkey") || !strcmp(auth, "rsa") ||
+				       !strcmp(auth, "ecdsa") || pss);
 		if (auth && strcmp(auth, "psk") && !pubkey)
 			return bad(err, errlen,
-				   "%s: auth = %s is not supported (psk and pubkey are)", k->name,
-				   auth);
+				   "%s: auth = %s is not supported (psk, pubkey, rsa, ecdsa and "
+				   "rsa/pss are)",
+				   k->name, auth);
+		if (is_local)
+			cfg->sign_pss = pss;
+		else
+			cfg->require_pss = pss;
 		if (is_local)
 			cfg->local_auth = pubkey ? IKE_AUTHC_PUBKEY : IKE_AUTHC_PSK;
 		else
@@ -681,6 +690,8 @@ static int conn_from_vici(const struct vici_node *root, const char *base_dir, st
 		}
 		if (is_local && pubkey && !out->cert)
 			return bad(err, errlen, "%s: auth = pubkey needs certs", k->name);
+		if (is_local && pss && !sg_cert_is_rsa(out->cert))
+			return bad(err, errlen, "%s: auth = rsa/pss needs an RSA certificate", k->name);
 		const char *id = vici_get_str(k, "id");
 		struct ike_identity *idp = is_local ? &cfg->local_id : &cfg->remote_id;
 		if (id && iked_identity_parse(id, idp))

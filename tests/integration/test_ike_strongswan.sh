@@ -17,7 +17,8 @@
 #    by swanctl from its x509 and private directories (charon's CA from x509ca, ours from an
 #    authorities section), identities written as text DNs on both sides, in both roles, the
 #    IKE_AUTH messages fragmented both ways (RFC 7383, 600-byte fragments), and not at all
-#    with fragmentation = no on ours; an authorities section in our --conf file;
+#    with fragmentation = no on ours; RSASSA-PSS both ways (charon's rsa_pss, ours as mars with
+#    auth = rsa/pss); an authorities section in our --conf file;
 #  - DPD notices a killed peer (dpd_delay 2s, dpd_timeout 8s) and clears the SAs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -35,7 +36,9 @@ ip -n "$B" addr add 10.2.0.1/32 dev lo
 ip -n "$B" addr add 10.3.0.1/32 dev lo
 # Small IKE fragments on both sides (RFC 7383), so that IKE_AUTH with certificates (phase 6)
 # travels in fragments both ways; smaller messages are not fragmented.
-SWAN_EXTRA="fragment_size = 600" swan_start "$B" b
+# charon signs with RSASSA-PSS (rsa_pss), so certificate phases check our PSS verification.
+SWAN_EXTRA="fragment_size = 600
+  rsa_pss = yes" swan_start "$B" b
 export SG_IKE_FRAGMENT_SIZE=600
 SW() { swanctl "$@" --uri "$SWAN_URI_b"; }
 mkdir -m 700 "$SG_TMP/iked"
@@ -385,15 +388,25 @@ OW --terminate --ike gw >/dev/null || fail "terminate the certificate SA"
 wait_for 10 no_sas SW || fail "charon kept the certificate SA"
 grep -q 'splitting IKE message' "$SWAN_DIR_b/charon.log" || fail "charon sent no IKE fragments"
 grep -q 'reassembled fragmented IKE message' "$SWAN_DIR_b/charon.log" || fail "charon reassembled none of our fragments"
-# fragmentation = no on our side: not announced, so charon's IKE_AUTH comes whole.
-sed -i 's/^    version = 2$/    version = 2\n    fragmentation = no/' "$SG_TMP/pki-a/swanctl.conf"
+grep -q "authentication of 'C=CH, O=SecureGuard Test, CN=sun.example' (myself) with RSA_EMSA_PSS" "$SWAN_DIR_b/charon.log" ||
+	fail "charon did not sign with RSASSA-PSS"
+# fragmentation = no on our side: not announced, so charon's IKE_AUTH comes whole. And our side
+# as mars (RSA) with auth = rsa/pss: ours signs with RSASSA-PSS and insists on it from charon.
+cp "$PKI/mars.pem" "$SG_TMP/pki-a/x509/"
+cp "$PKI/mars.key" "$SG_TMP/pki-a/private/"
+sed -i -e 's/^    version = 2$/    version = 2\n    fragmentation = no/' -e 's/moon/mars/g' \
+	-e 's|auth = pubkey|auth = rsa/pss|' "$SG_TMP/pki-a/swanctl.conf"
 grep -q '^    fragmentation = no$' "$SG_TMP/pki-a/swanctl.conf" || fail "fragmentation = no not set"
-OW --load-all --file "$SG_TMP/pki-a/swanctl.conf" >/dev/null 2>&1 || fail "ours: reload with fragmentation = no"
+OW --load-all --file "$SG_TMP/pki-a/swanctl.conf" >"$SG_TMP/certload-a2.out" 2>&1 || fail "ours: reload as mars: $(cat "$SG_TMP/certload-a2.out")"
+sed -i 's/moon/mars/g' "$SG_TMP/pki-b/swanctl.conf"
+SW --load-all --file "$SG_TMP/pki-b/swanctl.conf" >/dev/null 2>&1 || fail "charon: reload for mars"
 splits=$(grep -c 'splitting IKE message' "$SWAN_DIR_b/charon.log")
 SW --initiate --child net >"$SG_TMP/certinit2.out" 2>&1 || fail "charon initiates with certificates: $(cat "$SG_TMP/certinit2.out")"
 wait_for 5 ping_ok || fail "no ping when charon initiated with certificates"
 grep -q 'event=ike_up' "$SG_TMP/iked.log" || fail "no ike_up in our log"
 assert_eq "$(grep -c 'splitting IKE message' "$SWAN_DIR_b/charon.log")" "$splits" "charon's fragmented messages with fragmentation = no on ours"
+grep -q "authentication of 'C=CH, O=SecureGuard Test, CN=mars.example' with RSA_EMSA_PSS_SHA2_256[_A-Z0-9]* successful" "$SWAN_DIR_b/charon.log" ||
+	fail "charon did not verify our RSASSA-PSS signature: $(grep 'authentication of' "$SWAN_DIR_b/charon.log" | tail -3)"
 
 log "7. DPD notices a killed charon"
 for p in $(ip netns pids "$B"); do

@@ -121,7 +121,7 @@ static void test_signatures(void **state)
 	const uint8_t *algid;
 	const char *why;
 	/* ECDSA with SHA-384. */
-	assert_int_equal(sg_sig_create(mk, 3, msg, sizeof(msg), &algid, &al, sig, &sl), 0);
+	assert_int_equal(sg_sig_create(mk, 3, false, msg, sizeof(msg), &algid, &al, sig, &sl), 0);
 	assert_int_equal(al, sizeof(ec384));
 	assert_memory_equal(algid, ec384, al);
 	assert_int_equal(sg_sig_verify(moon, algid, al, msg, sizeof(msg), sig, sl, &why), 0);
@@ -132,7 +132,7 @@ static void test_signatures(void **state)
 	/* RSA PKCS#1 v1.5 with SHA-256, -384, -512. */
 	for (unsigned h = 2; h <= 4; h++) {
 		sl = sizeof(sig);
-		assert_int_equal(sg_sig_create(sk, h, msg, sizeof(msg), &algid, &al, sig, &sl), 0);
+		assert_int_equal(sg_sig_create(sk, h, false, msg, sizeof(msg), &algid, &al, sig, &sl), 0);
 		assert_int_equal(sl, 256);
 		if (h == 2)
 			assert_memory_equal(algid, rsa256, sizeof(rsa256));
@@ -141,10 +141,49 @@ static void test_signatures(void **state)
 		assert_int_equal(sg_sig_verify(sun, algid, al, msg, sizeof(msg), sig, sl, &why),
 				 SG_EAUTH);
 	}
-	/* An unknown AlgorithmIdentifier (RSASSA-PSS's OID) is refused as such. */
+	/* RSASSA-PSS without parameters (SHA-1 and MGF1-SHA-1 by default) is refused as such. */
 	static const uint8_t pss[] = {0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48,
 				      0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a};
 	assert_int_equal(sg_sig_verify(sun, pss, sizeof(pss), msg, sizeof(msg), sig, sl, &why),
+			 SG_EINVAL);
+	assert_string_equal(why,
+			    "RSASSA-PSS parameters not supported (SHA-256/384/512, MGF1, trailer 1)");
+	/* RSASSA-PSS with SHA-256/384/512 (RFC 4055, RFC 7427 A.4.3 without the explicit
+	 * trailer field, as charon sends it): made, verified, and ECDSA keys refused. */
+	static const uint8_t pss256[] = {
+	    0x30, 0x41, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a,
+	    0x30, 0x34, 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+	    0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a,
+	    0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30, 0x0d, 0x06, 0x09, 0x60,
+	    0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0xa2, 0x03, 0x02,
+	    0x01, 0x20};
+	for (unsigned h = 2; h <= 4; h++) {
+		sl = sizeof(sig);
+		assert_int_equal(sg_sig_create(sk, h, true, msg, sizeof(msg), &algid, &al, sig, &sl),
+				 0);
+		assert_true(al <= SG_SIG_ALGID_MAX);
+		assert_true(sg_sig_is_pss(algid, al));
+		if (h == 2) {
+			assert_int_equal(al, sizeof(pss256));
+			assert_memory_equal(algid, pss256, al);
+		}
+		assert_int_equal(sg_sig_verify(sun, algid, al, msg, sizeof(msg), sig, sl, &why), 0);
+		assert_int_equal(
+		    sg_sig_verify(sun, algid, al, msg, sizeof(msg) - 1, sig, sl, &why), SG_EAUTH);
+	}
+	/* The same parameters with the explicit default trailer field (RFC 7427's example
+	 * form): taken too. */
+	uint8_t trailer[sizeof(pss256) + 5];
+	sl = sizeof(sig);
+	assert_int_equal(sg_sig_create(sk, 2, true, msg, sizeof(msg), &algid, &al, sig, &sl), 0);
+	memcpy(trailer, pss256, sizeof(pss256));
+	trailer[1] += 5, trailer[14] += 5;
+	memcpy(trailer + sizeof(pss256), "\xa3\x03\x02\x01\x01", 5);
+	assert_int_equal(sg_sig_verify(sun, trailer, sizeof(trailer), msg, sizeof(msg), sig, sl, &why),
+			 0);
+	assert_false(sg_sig_is_pss(rsa256, sizeof(rsa256)));
+	sl = sizeof(sig);
+	assert_int_equal(sg_sig_create(mk, 3, true, msg, sizeof(msg), &algid, &al, sig, &sl),
 			 SG_EINVAL);
 	sg_privkey_free(mk);
 	sg_privkey_free(sk);

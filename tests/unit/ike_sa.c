@@ -1074,6 +1074,7 @@ static void test_certificates(void **state)
 	    {"DN identities", 7, -1, NULL},
 	    {"DN identity with wildcards", 8, -1, NULL},
 	    {"DN identity of another", 9, 1, "no connection for the initiator's identity"},
+	    {"RSASSA-PSS", 10, -1, NULL},
 	};
 	for (size_t i = 0; i < SG_ARRAY_LEN(cases); i++) {
 		teardown(NULL);
@@ -1114,6 +1115,10 @@ static void test_certificates(void **state)
 			dn_ident(&b.remote_id, "C=CH, O=SecureGuard Test, CN=mars.example");
 			a.local_id.type = IKE_ID_ANY;
 			break;
+		case 10: /* B's RSA key signs with PSS, A insists on it */
+			b.sign_pss = true;
+			a.require_pss = true;
+			break;
 		}
 		assert_int_equal(ike_add_peer(net.s[0].ctx, &a), 0);
 		assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
@@ -1131,7 +1136,20 @@ static void test_certificates(void **state)
 								  : "(none)");
 		assert_string_equal(net.s[0].last_reject, "peer: AUTHENTICATION_FAILED");
 	}
-	/* A certificate without its key, or certificates without CAs, are refused as configs. */
+	/* A insists on PSS, B signs PKCS#1 v1.5: A refuses B's AUTH. */
+	teardown(NULL);
+	setup(NULL);
+	cert_cfgs(&a, &b);
+	a.require_pss = true;
+	assert_int_equal(ike_add_peer(net.s[0].ctx, &a), 0);
+	assert_int_equal(ike_add_peer(net.s[1].ctx, &b), 0);
+	establish();
+	assert_int_equal(net.s[0].ike_up, 0);
+	assert_string_equal(net.s[0].last_reject, "the peer must sign with RSASSA-PSS (auth = rsa/pss)");
+	/* A certificate without its key, or PSS with an ECDSA key, are refused as configs. */
+	cert_cfgs(&a, &b);
+	a.sign_pss = true;
+	assert_int_equal(ike_set_peer(net.s[0].ctx, &a), SG_EINVAL);
 	cert_cfgs(&a, &b);
 	a.key = NULL;
 	assert_int_equal(ike_add_peer(net.s[0].ctx, &a), SG_EINVAL);
