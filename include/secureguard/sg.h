@@ -21,8 +21,9 @@
  * TlsListenPort, TlsCertificate, TlsPrivateKey, TlsCA, RequireClientCert, and for the userspace
  * stack Address (IPv4 and IPv6, several) and MTU; [Peer] PublicKey, FipsPublicKey,
  * PresharedKey, AllowedIPs, Endpoint, PersistentKeepalive, CryptoMode, Transport, TlsEndpoint,
- * TlsServerName. wg-quick's DNS, Table, PreUp/PostUp/PreDown/PostDown and SaveConfig are
- * accepted and ignored: an app sets up its own routes and DNS.
+ * TlsServerName. DNS is what sg_resolve asks (inside the tunnel). wg-quick's Table,
+ * PreUp/PostUp/PreDown/PostDown and SaveConfig are accepted and ignored: an app sets up its own
+ * routes.
  *
  * Errors: every call that can fail returns an sg_result (0 = SG_EOK, negative = error);
  * sg_strerror() names it. No call aborts the process on bad input.
@@ -204,6 +205,15 @@ SG_API int sg_listener_fd(const sg_listener *l);
 SG_API sg_result sg_tcp_accept(sg_listener *l, int *fd, struct sockaddr_storage *from);
 /* Stops listening; connections already accepted go on. Any thread but a callback. */
 SG_API void sg_listener_close(sg_listener *l);
+
+/* Resolves a name inside the tunnel: the config's [Interface] DNS servers are asked through
+ * the stack (nothing leaves outside the tunnel). An IP literal is returned as it is. family:
+ * AF_INET, AF_INET6 or AF_UNSPEC; the port of *out is 0. SG_ENOENT: no such name (or no address
+ * of the family); SG_EAGAIN: no answer within timeout_ms; SG_EINVAL: no DNS in the config.
+ * why (if not NULL) says what happened. Any thread but a callback. */
+SG_API sg_result sg_resolve(sg_engine *e, const char *name, int family, int timeout_ms,
+			    struct sockaddr_storage *out, socklen_t *outlen, char *why,
+			    size_t whylen);
 
 /* A UDP socket on `local` (port 0: any). Any thread but a callback. */
 SG_API sg_result sg_udp_open(sg_engine *e, const struct sockaddr *local, socklen_t len,

@@ -4,7 +4,8 @@
  * tunnel runs in this process on libsecureguard's userspace stack (include/secureguard/sg.h,
  * the public API, as any app would use it). Listens on LOCAL and carries each TCP connection
  * (and, with --udp, each UDP client's datagrams) to REMOTE inside the tunnel, like `ssh -L`.
- * REMOTE is an address inside the tunnel (a name is resolved by the system resolver); the
+ * REMOTE is an address or a name inside the tunnel: with DNS in the config's [Interface] a name
+ * is asked of those servers through the tunnel (sg_resolve), else of the system's resolver. The
  * config is a wg-quick file whose [Interface] has an Address. Ctrl-C stops.
  */
 #include <arpa/inet.h>
@@ -328,8 +329,12 @@ int cli_cmd_forward(int argc, char **argv)
 	}
 	struct sockaddr_storage remote, local_tcp, local_udp;
 	socklen_t remote_len, ltcp_len = 0, ludp_len = 0;
-	if (resolve(argv[optind], false, SOCK_STREAM, &remote, &remote_len) != 0 ||
-	    (tcp && resolve(argv[optind + 1], true, SOCK_STREAM, &local_tcp, &ltcp_len) != 0) ||
+	char rhost[256], rport[16];
+	if (split_hostport(argv[optind], rhost, sizeof(rhost), rport, sizeof(rport)) != 0) {
+		fprintf(stderr, "%s: `%s': not HOST:PORT (port 1-65535)\n", CLI_PROG, argv[optind]);
+		return 1;
+	}
+	if ((tcp && resolve(argv[optind + 1], true, SOCK_STREAM, &local_tcp, &ltcp_len) != 0) ||
 	    (udp && resolve(argv[optind + 1], true, SOCK_DGRAM, &local_udp, &ludp_len) != 0))
 		return 1;
 	char *config = NULL;
@@ -383,6 +388,22 @@ int cli_cmd_forward(int argc, char **argv)
 		sg_free(e);
 		goto out;
 	}
+	/* REMOTE: a literal as it is; a name through the tunnel's DNS when the config has one,
+	 * else the system's resolver. */
+	r = sg_resolve(e, rhost, AF_UNSPEC, 10000, &remote, &remote_len, why, sizeof(why));
+	if (r == SG_EINVAL && strstr(why, "no DNS"))
+		r = resolve(argv[optind], false, SOCK_STREAM, &remote, &remote_len) == 0 ? SG_EOK
+											 : SG_ENOENT;
+	else if (r != SG_EOK)
+		fprintf(stderr, "%s: %s (DNS inside the tunnel): %s\n", CLI_PROG, rhost, why);
+	if (r != SG_EOK) {
+		sg_free(e);
+		goto out;
+	}
+	if (remote.ss_family == AF_INET)
+		((struct sockaddr_in *)&remote)->sin_port = htons((uint16_t)atoi(rport));
+	else
+		((struct sockaddr_in6 *)&remote)->sin6_port = htons((uint16_t)atoi(rport));
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);

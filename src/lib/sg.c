@@ -20,6 +20,7 @@
 #include "config/wgconf.h"
 #include "crypto/crypto.h"
 #include "engine/engine.h"
+#include "lib/dns.h"
 #include "lib/stack.h"
 #include "net/addr.h"
 #include "net/tun.h"
@@ -29,6 +30,7 @@ struct sg_engine {
 	struct sg_options opts;
 	struct sg_log_local log;
 	struct stack_if *stack;
+	char dns[512]; /* the config's DNS servers, comma-separated ("" = none) */
 	pthread_mutex_t mu; /* connect/disconnect/free */
 	pthread_t thread;
 	bool joinable;		 /* a thread was started and not yet joined */
@@ -393,6 +395,13 @@ sg_result sg_init(sg_engine **out, const char *config, const struct sg_options *
 		r = r == -ENOMEM ? SG_ENOMEM : r == -EPERM ? SG_EPERM : SG_EIO;
 		goto fail;
 	}
+	for (size_t i = 0; i < conf.n_dns; i++) {
+		if (conf.dns[i].is_search)
+			continue;
+		size_t used = strlen(e->dns);
+		snprintf(e->dns + used, sizeof(e->dns) - used, "%s%s", used ? "," : "",
+			 conf.dns[i].name);
+	}
 	if (e->opts.packet_io == SG_IO_STACK) {
 		r = stack_attach(&e->stack, e->eng, conf.addresses, conf.n_addresses, mtu, &e->log,
 				 why, whylen);
@@ -731,6 +740,52 @@ sg_result sg_tcp_accept(sg_listener *l, int *fd, struct sockaddr_storage *from)
 void sg_listener_close(sg_listener *l)
 {
 	stack_listener_close((struct stack_listener *)l);
+}
+
+sg_result sg_resolve(sg_engine *e, const char *name, int family, int timeout_ms,
+		     struct sockaddr_storage *out, socklen_t *outlen, char *why, size_t whylen)
+{
+	char dummy[8];
+	if (!why || !whylen) {
+		why = dummy;
+		whylen = sizeof(dummy);
+	}
+	why[0] = '\0';
+	if (!e || !name || !out || !outlen ||
+	    (family != AF_INET && family != AF_INET6 && family != AF_UNSPEC))
+		return SG_EINVAL;
+	memset(out, 0, sizeof(*out));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
+	if (family != AF_INET6 && inet_pton(AF_INET, name, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		*outlen = sizeof(*s4);
+		return SG_EOK;
+	}
+	if (family != AF_INET && inet_pton(AF_INET6, name, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		*outlen = sizeof(*s6);
+		return SG_EOK;
+	}
+	if (!e->stack) {
+		setwhy(why, whylen, "names are resolved inside the tunnel on the userspace stack only");
+		return SG_EINVAL;
+	}
+	if (!e->dns[0]) {
+		setwhy(why, whylen, "the config has no DNS server in [Interface]");
+		return SG_EINVAL;
+	}
+	int r = stack_ready(e);
+	if (r != 0)
+		return (sg_result)r;
+	r = dns_resolve(e->stack, e->dns, name, family, timeout_ms, out, outlen, why, whylen);
+	if (r == 0) {
+		if (out->ss_family == AF_INET)
+			s4->sin_port = 0;
+		else
+			s6->sin6_port = 0;
+	}
+	return (sg_result)r;
 }
 
 sg_result sg_udp_open(sg_engine *e, const struct sockaddr *local, socklen_t len, sg_udp **out)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `secureguard forward` as an unprivileged user (no capabilities at all, no TUN device): psql in
-# one namespace reaches PostgreSQL behind a secureguardd tunnel in another through the
+# one namespace reaches PostgreSQL (by a name the tunnel's DNS answers) behind a secureguardd
+# tunnel in another through the
 # forwarded local port, over UDP and over the TLS transport with UDP blocked; a UDP echo
 # through --udp; Ctrl-C (SIGINT) ends it cleanly.
 source "$(dirname "$0")/lib.sh"
@@ -37,6 +38,11 @@ pg_start || rc=$?
 pg_psql -d sgtest -c "CREATE TABLE t (v text); INSERT INTO t VALUES ('through the forward')" ||
 	fail "preparing the table"
 nsx "$SRV" python3 "$(dirname "$0")/gateway/udp_echo.py" serve echo "$(in4 1)" 5353 >/dev/null 2>&1 &
+# A DNS server inside the tunnel that knows the database's name.
+command -v dnsmasq >/dev/null || skip "missing tool: dnsmasq (scripts/deps.sh installs dnsmasq-base)"
+nsx "$SRV" dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+	--listen-address="$(in4 1)" --port=53 --address="/db.sg.test/$(in4 1)" --local=/sg.test/ --user=root \
+	--pid-file= >"$SG_TMP/dnsmasq.log" 2>&1 &
 
 # The client's config, readable by the unprivileged user only through its mode.
 conf=$SG_TMP/client.conf
@@ -44,6 +50,7 @@ cat >"$conf" <<CONF
 [Interface]
 PrivateKey = $(cat "$SG_TMP/C.key")
 Address = $(in4 2)/24, $(in6 2)/64
+DNS = $(in4 1)
 
 [Peer]
 PublicKey = $PUB_S
@@ -56,7 +63,7 @@ chmod 711 "$SG_TMP"
 
 ip netns exec "$CLI" setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
 	--bounding-set=-all "$SG" forward --config "$conf" \
-	"$(in4 1):$SG_PG_PORT" 127.0.0.1:15432 >"$SG_TMP/forward.log" 2>&1 &
+	"db.sg.test:$SG_PG_PORT" 127.0.0.1:15432 >"$SG_TMP/forward.log" 2>&1 &
 fwd=$!
 wait_for 10 sg_listening "$CLI" 15432 || { cat "$SG_TMP/forward.log"; fail "forward did not listen"; }
 caps=$(awk '/^CapEff/ {print $2}' "/proc/$fwd/status")
@@ -76,6 +83,14 @@ direct=$(pg_psql -At -d sgtest -c "COPY (SELECT i, repeat(md5(i::text), 2) FROM 
 [ "$got" = "$direct" ] || fail "COPY through the forward differs from the direct one"
 [ -n "$want" ] && [ "$(psql_c "$q")" = "$want" ] || fail "aggregate differs"
 log "psql through the forward: row, 7 MB COPY (sha256 equal to the direct one) and an aggregate: ok"
+
+# A name the tunnel's DNS does not know: a clear error, no forward.
+rc=0
+ip netns exec "$CLI" setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
+	"$SG" forward --config "$conf" nosuch.sg.test:5432 127.0.0.1:15434 >"$SG_TMP/nosuch.log" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] && grep -q "nosuch.sg.test" "$SG_TMP/nosuch.log" ||
+	{ cat "$SG_TMP/nosuch.log"; fail "an unknown name did not fail clearly (status $rc)"; }
+log "names through the tunnel's DNS: db.sg.test resolved, an unknown one refused: $(grep -m1 nosuch.sg.test "$SG_TMP/nosuch.log")"
 
 # UDP: a second tunnel (its own engine and key use) to the echo, datagrams both ways.
 ip netns exec "$CLI" setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
