@@ -783,7 +783,9 @@ static int migrate_locked(struct sg_db_conn *c, char *err, size_t errlen)
 		if (version > db_schema_latest()) {
 			sg_db_rollback(c);
 			snprintf(err, errlen,
-				 "database schema version %d is newer than this server's (%d)",
+				 "database schema version %d is newer than this server knows "
+				 "(%d): run a server of the newer release (or restore a backup "
+				 "taken before the upgrade)",
 				 version, db_schema_latest());
 			return SG_EUNSUPPORTED;
 		}

@@ -1,0 +1,124 @@
+#!/bin/bash
+# shellcheck disable=SC2154 # SRV_<name> variables are set by srv_start (printf -v)
+# Several management servers on one database (issue 18), against a real PostgreSQL on loopback
+# (tests/server/pg.sh) and on one SQLite file:
+# - three servers started at the same moment on an empty database: every one comes up, each
+#   migration is recorded once, one first admin between them, the audit chain verifies;
+# - a server refuses a database whose schema is newer than it knows, naming both versions, and
+#   changes nothing.
+#
+# Environment: SG_BIN, SG_SRC. Exit 77: PostgreSQL binaries missing.
+set -u
+SRV_TEST=test_server_scale
+# shellcheck source=tests/server/server_lib.sh
+. "$(dirname "$0")/../server/server_lib.sh"
+# shellcheck source=tests/server/pg.sh
+. "$SG_SRC/tests/server/pg.sh"
+[ -x "$SG" ] || { srv_log "SKIP: $SG not built"; exit 77; }
+for t in python3 sqlite3 curl psql; do
+	command -v "$t" >/dev/null || { srv_log "SKIP: missing tool $t"; exit 77; }
+done
+TMP=$(mktemp -d /tmp/sg-server-scale.XXXXXX)
+cleanup() {
+	local v
+	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	pg_stop
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+fail() {
+	srv_log "FAIL: $*"
+	exit 1
+}
+export SG_ADMIN_EMAIL=root@example.com
+SG_ADMIN_PASSWORD="scale-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+export SG_ADMIN_PASSWORD
+
+pg_start
+rc=$?
+[ $rc -eq 77 ] && { srv_log "SKIP: PostgreSQL is not installed"; exit 77; }
+[ $rc -eq 0 ] || fail "could not start PostgreSQL"
+PG=$SG_PG_URL
+
+sqlx() {
+	case $1 in
+	sqlite:*) sqlite3 "${1#sqlite:}" "$2" ;;
+	*) psql -X -q -t -A -v ON_ERROR_STOP=1 "$1" -c "$2" ;;
+	esac
+}
+
+# start_together PREFIX DBURL N [options...]: N servers launched at once (one key file between
+# them, as a cluster needs), then waited for; names PREFIX1..PREFIXN.
+start_together() {
+	local prefix=$1 db=$2 n=$3 i pid port
+	shift 3
+	for i in $(seq 1 "$n"); do
+		mkdir -p "$TMP/$prefix$i"
+		"$SG" server --listen 127.0.0.1:0 --port-file "$TMP/$prefix$i/port" \
+			--data-dir "$TMP/$prefix$i" --key-file "$TMP/$prefix.key" --db "$db" "$@" \
+			>>"$TMP/$prefix$i/server.log" 2>&1 &
+		printf -v "SRV_PID_$prefix$i" '%s' $!
+		printf -v "SRV_LOG_$prefix$i" '%s' "$TMP/$prefix$i/server.log"
+	done
+	for i in $(seq 1 "$n"); do
+		pid="SRV_PID_$prefix$i"
+		pid=${!pid}
+		port=
+		for _ in $(seq 1 300); do
+			[ -s "$TMP/$prefix$i/port" ] && { port=$(cat "$TMP/$prefix$i/port"); break; }
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		[ -n "$port" ] || {
+			cat "$TMP/$prefix$i/server.log"
+			fail "server $prefix$i did not start"
+		}
+		printf -v "SRV_PORT_$prefix$i" '%s' "$port"
+		printf -v "SRV_URL_$prefix$i" '%s' "http://127.0.0.1:$port"
+	done
+	srv_log "$n servers started together on ${db%%:*}"
+}
+
+# ---- several servers starting together --------------------------------------------------------
+together() {
+	local prefix=$1 db=$2 i url v n
+	start_together "$prefix" "$db" 3
+	for i in 1 2 3; do
+		url="SRV_URL_$prefix$i"
+		curl -sf "${!url}/api/health" >/dev/null || fail "$prefix$i does not answer"
+	done
+	v=$(sqlx "$db" "SELECT MAX(version) FROM schema_migrations")
+	n=$(sqlx "$db" "SELECT COUNT(*) || ' ' || COUNT(DISTINCT version) FROM schema_migrations")
+	[ "$n" = "$v $v" ] || fail "$prefix: schema_migrations: $n rows/distinct, newest $v"
+	n=$(sqlx "$db" "SELECT COUNT(*) FROM admin_users")
+	[ "$n" = 1 ] || fail "$prefix: $n first admins"
+	n=$(sqlx "$db" "SELECT COUNT(*) FROM audit_log WHERE event_type = 'user.created'")
+	[ "$n" = 1 ] || fail "$prefix: $n user.created audit rows"
+	for i in 1 2 3; do srv_stop "$prefix$i" || fail "stop $prefix$i"; done
+	"$SG" audit verify --db "$db" >/dev/null || fail "$prefix: audit chain does not verify"
+	srv_log "$prefix: schema version $v applied once, one admin, chain intact"
+	SCHEMA_VERSION=$v
+}
+together pg "$PG"
+together sq "sqlite:$TMP/sq.db"
+
+# ---- a schema newer than the server knows -----------------------------------------------------
+newer() {
+	local db=$1 name=$2 next=$((SCHEMA_VERSION + 1)) out rc before after
+	sqlx "$db" "INSERT INTO schema_migrations (version, applied_at) VALUES ($next, 0)" >/dev/null ||
+		fail "$name: recording version $next"
+	before=$(sqlx "$db" "SELECT COUNT(*) FROM schema_migrations")
+	out=$(timeout 30 "$SG" server --listen 127.0.0.1:0 --data-dir "$TMP/$name-new" \
+		--key-file "$TMP/pg.key" --db "$db" 2>&1)
+	rc=$?
+	[ $rc -eq 1 ] || fail "$name: a server on schema $next exited with $rc: $out"
+	[[ $out == *"database schema version $next is newer than this server knows ($SCHEMA_VERSION)"* ]] ||
+		fail "$name: message does not name both versions: $out"
+	after=$(sqlx "$db" "SELECT COUNT(*) FROM schema_migrations")
+	[ "$before" = "$after" ] || fail "$name: schema_migrations changed ($before -> $after)"
+	srv_log "$name: refused schema $next: ${out##*: database}"
+}
+newer "$PG" pg
+newer "sqlite:$TMP/sq.db" sq
+
+srv_log "PASS"
