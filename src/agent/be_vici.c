@@ -276,6 +276,47 @@ static void add_auth(struct vpriv *v, struct vici_builder *req, json_t *t, bool 
 	vici_add_section_end(req);
 }
 
+/* The trust anchors for the peers' certificates: every file of swanctl's x509ca directory
+ * (beside x509), as `swanctl --load-creds` loads them, so a daemon started afresh verifies peers
+ * without an admin's help. A file the daemon refuses is named in why. */
+static int load_cas(struct agent_backend *b, char *why, size_t n)
+{
+	struct vpriv *v = b->priv;
+	char dir[1200];
+	struct dirent *e;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(dir, sizeof(dir), "%s/../x509ca", v->x509);
+	d = opendir(dir);
+	if (!d)
+		return 0; /* none: the peers' CAs come from elsewhere */
+	while (!rc && (e = readdir(d))) {
+		struct vici_builder req;
+		char path[2048];
+		size_t len = 0;
+		char *pem;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		pem = read_small(path, &len);
+		if (!pem)
+			continue;
+		vici_builder_init(&req);
+		vici_add_kv_str(&req, "type", "X509");
+		vici_add_kv_str(&req, "flag", "CA");
+		vici_add_kv(&req, "data", pem, len);
+		rc = command(b, "load-cert", &req, NULL, NULL, NULL, why, n);
+		if (rc)
+			snprintf(why + strlen(why), n - strlen(why), " (%.64s)", e->d_name);
+		vici_builder_free(&req);
+		free(pem);
+	}
+	closedir(d);
+	return rc;
+}
+
 static int load_conn(struct agent_backend *b, json_t *t, char *why, size_t n)
 {
 	struct vpriv *v = b->priv;
@@ -435,6 +476,8 @@ static int create(struct agent_backend *b, json_t *t, char *why, size_t n)
 		rc = load_secret(b, t, why, n);
 	if (!rc)
 		rc = load_key(b, t, why, n);
+	if (!rc && jstr(t, "auth") && !strcmp(jstr(t, "auth"), "pubkey"))
+		rc = load_cas(b, why, n);
 	if (!rc)
 		rc = load_conn(b, t, why, n);
 	if (rc)

@@ -8,6 +8,8 @@
 #    with the new algorithm, shown by the daemons);
 #  - a change that fails to apply (a certificate whose key does not load) is rolled back on both
 #    sides to the version that ran, the tunnel comes back, and the failure is reported;
+#  - certificates (auth = pubkey): each node's own certificate, key and CA in its swanctl
+#    directories, the agent loads them, the tunnel comes up;
 #  - deleting the policy removes the tunnel from both daemons.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -92,6 +94,33 @@ print("reported:", errors)
 sys.exit(not any(e["tunnel"] == "s2s-a-b" for e in errors))'
 }
 wait_for 15 reported || fail "the failed change is not reported"
+
+log "certificates: a CA, and each node's certificate for its address"
+command -v openssl >/dev/null || fail "openssl missing (scripts/deps.sh installs it)"
+PKI=$SG_TMP/pki
+mkdir -p "$PKI"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=agents-ca \
+	-keyout "$PKI/ca.key" -out "$PKI/ca.pem" >/dev/null 2>&1 || fail "openssl: CA"
+for n in a b; do
+	ip=192.0.2.1
+	[ $n = b ] && ip=192.0.2.2
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=node-$n" \
+		-keyout "$SG_TMP/swanctl-$n/private/node.pem" -out "$PKI/$n.csr" >/dev/null 2>&1 ||
+		fail "openssl: key of $n"
+	printf 'subjectAltName=IP:%s\n' "$ip" >"$PKI/$n.ext"
+	openssl x509 -req -in "$PKI/$n.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
+		-days 2 -extfile "$PKI/$n.ext" -out "$SG_TMP/swanctl-$n/x509/node.pem" >/dev/null 2>&1 ||
+		fail "openssl: certificate of $n"
+	mkdir -p "$SG_TMP/swanctl-$n/x509ca"
+	cp "$PKI/ca.pem" "$SG_TMP/swanctl-$n/x509ca/ca.pem"
+done
+api PUT "/api/policies/$pol" '{"tunnels":[{"auth":"pubkey","local_cert":"node.pem","proposals":["aes256gcm16-prfsha256-x25519"],"esp_proposals":["aes256gcm16"]}]}' >/dev/null
+# strongSwan's log says how it authenticated the other side: by signature now, not the key.
+by_cert() { grep -q "authentication of '192.0.2.1' with [^p].*successful" "$SWAN_DIR_b/charon.log"; }
+wait_for 20 by_cert || { tail -n 15 "$SG_TMP/agent-a.log" "$SG_TMP/agent-b.log"; fail "no tunnel with certificates"; }
+grep "authentication of '192.0.2.1' with [^p]" "$SWAN_DIR_b/charon.log" | tail -1
+wait_for 10 ping_lan || fail "no ping across the tunnel with certificates"
+wait_for 10 tunnel_up || fail "the tunnel with certificates is not reported up"
 
 log "the policy deleted: the tunnel goes from both daemons"
 api DELETE "/api/policies/$pol" >/dev/null

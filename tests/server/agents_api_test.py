@@ -363,6 +363,20 @@ def test_wireguard(admin, viewer):
     A.SECRETS.append(wg["config"].split("PrivateKey = ")[1].split("\n")[0])
     view = expect("GET", "/api/peers/%s/config" % ag.id, 200, token=admin)
     check("config" not in view["tunnels"][0], "admins do not see the private key")
+    # A policy's wireguard tunnel: an unbound peer runs the client it names.
+    wa = Agent("wg-node")
+    wa.register(enroll(admin)["token"])
+    wa.login()
+    wp = expect("POST", "/api/policies", 201, {"name": "wg-run", "applies_to": [wa.id], "tunnels": [
+        {"type": "wireguard", "name": "wg67", "client_id": c1["id"]}]}, token=admin)
+    expect("POST", "/api/policies", 422, {"name": "wg-bad", "applies_to": [wa.id], "tunnels": [
+        {"type": "wireguard", "name": "wg68", "client_id": NOID, "auth": "psk"}]}, token=admin)
+    wc = expect("GET", "/api/peers/%s/config" % wa.id, 200, token=wa.tok)
+    check([(t["type"], t["name"], t["network_id"]) for t in wc["tunnels"]] ==
+          [("wireguard", "wg67", net["id"])] and "PrivateKey = " in wc["tunnels"][0]["config"],
+          "a policy's wireguard tunnel: %s" % wc["tunnels"])
+    A.SECRETS.append(wc["tunnels"][0]["config"].split("PrivateKey = ")[1].split("\n")[0])
+    expect("DELETE", "/api/policies/" + wp["id"], 204, token=admin)
     # A new client changes the hub's configuration (and its revision).
     c2 = expect("POST", "/api/clients", 201, {"network_id": net["id"], "name": "phone"},
                 token=admin)
