@@ -263,6 +263,16 @@ static json_t *operation_json(const struct api_route *rt)
 			snprintf(code, sizeof(code), "%d", rt->responses[i].status);
 			json_object_set_new(rs, code, response_json(&rt->responses[i]));
 		}
+		/* Every route that reads the database may answer 503 while it is away
+		 * (srv_dberr); the routes that never touch it are the built-in three. */
+		if (!json_object_get(rs, "503") && strcmp(rt->path, "/api/health") &&
+		    strcmp(rt->path, "/metrics") && strcmp(rt->path, "/api/openapi.json")) {
+			static const struct api_response away = {
+			    503, "busy, or the database is unreachable; retry (Retry-After)",
+			    "application/problem+json", &api_problem, NULL, NULL};
+
+			json_object_set_new(rs, "503", response_json(&away));
+		}
 		json_object_set_new(o, "responses", rs);
 	}
 	return o;

@@ -788,6 +788,15 @@ static const struct api_prop health_props[] = {{"status", &ok_s, R, NULL},
 					       {"version", &str, R, NULL}};
 static const struct api_schema health_out = {.name = "Health", .type = AT_OBJECT,
 					     NPROPS(health_props)};
+static const char *const ready_v[] = {"ready", NULL};
+static const struct api_schema ready_s = {.type = AT_STRING, .enumv = ready_v};
+static const char *const engines[] = {"sqlite", "postgresql", NULL};
+static const struct api_schema engine_s = {.type = AT_STRING, .enumv = engines};
+static const struct api_prop ready_props[] = {{"status", &ready_s, R, NULL},
+					      {"database", &engine_s, R, NULL},
+					      {"schema_version", &count, R, NULL}};
+static const struct api_schema ready_out = {.name = "Ready", .type = AT_OBJECT,
+					    NPROPS(ready_props)};
 static const struct api_schema any_object = {.type = AT_OBJECT, .open = true,
 					     .description = "the OpenAPI 3 document"};
 static const struct api_schema text = {.type = AT_STRING};
@@ -973,7 +982,7 @@ const struct api_schema *const api_components[] = {
     &peer_out,	      &peer_page,	 &client_out,	   &client_page,
     &temp_out,	      &temp_page,	 &temp_created_out, &audit_out,
     &audit_page,      &conn_out,	 &conn_page,	   &conn_recorded_out,
-    &settings_out,    &health_out,	&problem_item,	   &tunnel_in,
+    &settings_out,    &health_out,	&ready_out,	&problem_item,	   &tunnel_in,
     &topology,	      &policy_create_in, &policy_update_in, &enroll_create_in,
     &register_in,     &agent_auth_in,	 &peer_update_in,  &tunnel_report,
     &wg_peer_report,  &wg_report,	 &agent_error,	   &status_in,
@@ -1109,6 +1118,11 @@ static const struct api_param p_tunnel_name[] = {
 #define PARAMS(a) .params = a, .nparams = (int)SG_ARRAY_LEN(a)
 
 static const struct api_response r_health[] = {OKJ(200, "alive", health_out), E400};
+static const struct api_response r_ready[] = {
+    OKJ(200, "ready: the database answers and holds this server's schema", ready_out), E400,
+    {503, "not ready: the database is unreachable or its schema is not this server's (detail "
+	  "says which); Retry-After",
+     PJ, &api_problem, NULL, NULL}};
 static const struct api_response r_metrics[] = {
     {200, "Prometheus text", "text/plain; version=0.0.4", &text, NULL, NULL}, E400};
 static const struct api_response r_openapi[] = {OKJ(200, "this document", any_object), E400};
@@ -1460,6 +1474,9 @@ const struct api_route api_routes[] = {
     API_GW_ROUTE_TABLE,
     {"GET", "/api/health", "getHealth", "system", "Liveness", NULL, NULL, ROLE_NONE, AUTH_PUBLIC,
      RESP(r_health)},
+    {"GET", "/api/ready", "getReady", "system",
+     "Readiness for load balancers: the database reachable, migrations done", NULL, h_ready,
+     ROLE_NONE, AUTH_PUBLIC, RESP(r_ready)},
     {"GET", "/metrics", "getMetrics", "system",
      "Prometheus metrics: requests by route and status, latency histograms, connections", NULL,
      NULL, ROLE_NONE, AUTH_PUBLIC, RESP(r_metrics)},

@@ -26,6 +26,7 @@ struct sg_db_conn {
 	void *h; /* sqlite3 * or PGconn * */
 	bool busy;
 	bool holds_writer; /* SQLite: this connection holds db->writer */
+	unsigned epoch;	   /* PG: db->epoch when this connection was last (re)made */
 	char errmsg[SG_DB_ERRMSG_LEN];
 };
 
@@ -42,6 +43,10 @@ struct sg_db {
 	pthread_mutex_t writer;
 	int n;
 	struct sg_db_conn *conns;
+	/* PG: moved when a connection that worked is found lost (the database restarted or
+	 * failed over): every other connection of the pool is then remade when next taken,
+	 * instead of each failing one request first. Atomic (__atomic builtins). */
+	unsigned epoch;
 };
 
 /* How long a SQLite writer waits for the process's writer lock; as busy_timeout. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "secureguard/sg_errors.h"
 #include "server/db_int.h"
@@ -41,9 +42,18 @@ static void quiet_notices(void *arg, const char *message)
 	(void)message;
 }
 
+/* Defaults a URI may override: a database that does not answer is given up on after 5 s (libpq
+ * waits forever by default), and TCP keepalives find a peer that vanished without a reset
+ * (a failed-over host) in about 30 s instead of the kernel's two hours. */
+static const char *const conn_keys[] = {"connect_timeout", "keepalives",     "keepalives_idle",
+					"keepalives_interval", "keepalives_count", "dbname", NULL};
+
 static int pg_connect(struct sg_db_conn *c, char *err, size_t errlen)
 {
-	PGconn *h = PQconnectdb(c->db->target);
+	/* With expand_dbname the URI in dbname is expanded in place, and parameters later in
+	 * the array override earlier ones: the URI's own settings win over these defaults. */
+	const char *vals[] = {"5", "1", "15", "5", "3", c->db->target, NULL};
+	PGconn *h = PQconnectdbParams(conn_keys, vals, 1);
 	size_t len;
 
 	if (!h)
@@ -58,6 +68,7 @@ static int pg_connect(struct sg_db_conn *c, char *err, size_t errlen)
 	}
 	PQsetNoticeProcessor(h, quiet_notices, NULL);
 	c->h = h;
+	c->epoch = __atomic_load_n(&c->db->epoch, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -79,8 +90,10 @@ static int pg_check(struct sg_db_conn *c)
 		}
 		return 0;
 	}
-	if (PQstatus(c->h) == CONNECTION_OK)
+	if (PQstatus(c->h) == CONNECTION_OK &&
+	    c->epoch == __atomic_load_n(&c->db->epoch, __ATOMIC_RELAXED))
 		return 0;
+	c->epoch = __atomic_load_n(&c->db->epoch, __ATOMIC_RELAXED);
 	PQreset(c->h);
 	if (PQstatus(c->h) != CONNECTION_OK) {
 		db_seterr(c, "postgresql: reconnecting: %s", PQerrorMessage(c->h));
@@ -112,8 +125,8 @@ static int result_error(struct sg_db_conn *c, const PGresult *pr)
 	return map_sqlstate(state);
 }
 
-static int pg_run(struct sg_db_conn *c, const char *sql, int n, const char *const *params,
-		  struct sg_db_res **res)
+static int pg_run1(struct sg_db_conn *c, const char *sql, int n, const char *const *params,
+		   struct sg_db_res **res)
 {
 	struct sg_db_res *r = NULL;
 	PGresult *pr;
@@ -218,6 +231,44 @@ static int pg_run(struct sg_db_conn *c, const char *sql, int n, const char *cons
 	else
 		sg_db_res_free(r);
 	return r || rows ? rows : changed;
+}
+
+static bool starts_with(const char *sql, const char *word)
+{
+	size_t n = strlen(word);
+
+	while (*sql == ' ' || *sql == '\n' || *sql == '\t')
+		sql++;
+	return !strncasecmp(sql, word, n) && (sql[n] == '\0' || sql[n] == ' ' || sql[n] == '\n');
+}
+
+/* A connection lost since its last use (the database restarted, or failed over to the address
+ * the URI names) is remade and the statement sent again, when that cannot do anything twice:
+ * outside a transaction, for BEGIN and for a SELECT (this server's SELECTs change nothing
+ * outside their transaction but advisory locks, which a new session does not hold). A
+ * connection that fails during a transaction is not retried: its work went with the session. */
+static int pg_run(struct sg_db_conn *c, const char *sql, int n, const char *const *params,
+		  struct sg_db_res **res)
+{
+	bool was_ok = c->h && PQstatus(c->h) == CONNECTION_OK;
+	bool retry = !pg_in_transaction(c) && (starts_with(sql, "BEGIN") ||
+					       starts_with(sql, "SELECT"));
+	int ret = pg_run1(c, sql, n, params, res);
+
+	if (ret != SG_EIO || !c->h || PQstatus(c->h) == CONNECTION_OK)
+		return ret;
+	if (was_ok)
+		__atomic_add_fetch(&c->db->epoch, 1, __ATOMIC_RELAXED);
+	if (!retry)
+		return ret;
+	c->epoch = __atomic_load_n(&c->db->epoch, __ATOMIC_RELAXED);
+	PQreset(c->h);
+	if (PQstatus(c->h) != CONNECTION_OK) {
+		db_seterr(c, "postgresql: connection lost, reconnecting failed: %s",
+			  PQerrorMessage(c->h));
+		return SG_EIO;
+	}
+	return pg_run1(c, sql, n, params, res);
 }
 
 const struct db_ops db_pg_ops = {

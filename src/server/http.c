@@ -456,6 +456,16 @@ void srv_dberr(struct srv_resp *out, struct sg_db_conn *c, int rc)
 		srv_resp_header(out, "Retry-After", "1");
 		return;
 	}
+	if (rc == SG_EIO && c && sg_db_conn_engine(c) == SG_DB_POSTGRES) {
+		/* The database is away (restarting, failing over, unreachable): the pool
+		 * reconnects by itself when it is back, so tell the client to retry rather than
+		 * report a fault. One log line per 10 s, not one per request. */
+		srv_log_limited(SG_LOG_ERROR, "db_unreachable", "msg=%s",
+				sg_log_quote(q, sizeof(q), sg_db_errmsg(c)));
+		srv_error(out, 503, NULL, "the database is unreachable; retry");
+		srv_resp_header(out, "Retry-After", "1");
+		return;
+	}
 	srv_log(SG_LOG_ERROR, "db_error", "err=%s msg=%s", sg_err_name(rc),
 		sg_log_quote(q, sizeof(q), c ? sg_db_errmsg(c) : ""));
 	srv_error(out, 500, NULL, "internal database error");

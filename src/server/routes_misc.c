@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "secureguard/sg_errors.h"
 #include "server/audit.h"
 #include "server/api.h"
+#include "server/db_int.h"
 #include "server/srv_int.h"
 
 /* ---- audit ----------------------------------------------------------------------------------- */
@@ -479,4 +481,45 @@ void h_openapi(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		return;
 	}
 	srv_body(out, 200, "application/json", openapi_text, strlen(openapi_text), NULL);
+}
+
+/* Readiness for load balancers (docs/OPERATIONS.md): the database answers and holds the schema
+ * this server knows. A database away gives 503 at once (the pool's connections fail fast:
+ * connect_timeout, a refused connection) and 200 again by itself when it is back. The reason
+ * goes to the caller without the database's own message (host names, user names). */
+void h_ready(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	struct sg_db_res *res = NULL;
+	int64_t v = -1;
+	char q[256];
+	int rc;
+
+	(void)r;
+	rc = sg_db_query(c, &res, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", 0,
+			 NULL);
+	if (rc == 1)
+		v = srv_res_i64(res, 0, 0);
+	sg_db_res_free(res);
+	if (rc < 0) {
+		srv_log_limited(SG_LOG_WARN, "not_ready", "reason=database msg=%s",
+				sg_log_quote(q, sizeof(q), sg_db_errmsg(c)));
+		sg_db_release(c);
+		srv_error(out, 503, NULL, "the database is unreachable");
+		srv_retry_after(out, 1);
+		return;
+	}
+	sg_db_release(c);
+	if (v != db_schema_latest()) {
+		srv_log_limited(SG_LOG_WARN, "not_ready", "reason=schema version=%lld known=%d",
+				(long long)v, db_schema_latest());
+		srv_error(out, 503, NULL, "database schema version %lld, this server runs %d",
+			  (long long)v, db_schema_latest());
+		srv_retry_after(out, 1);
+		return;
+	}
+	srv_json(out, 200,
+		 json_pack("{s:s,s:s,s:I}", "status", "ready", "database",
+			   sg_db_engine(s->db) == SG_DB_POSTGRES ? "postgresql" : "sqlite",
+			   "schema_version", (json_int_t)v));
 }

@@ -395,6 +395,7 @@ H(h_conn_create);
 H(h_settings_get);
 H(h_settings_put);
 H(h_openapi);
+H(h_ready);
 /* routes_agents.c */
 H(h_policies_list);
 H(h_policies_create);

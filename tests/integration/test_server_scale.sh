@@ -5,7 +5,10 @@
 # - three servers started at the same moment on an empty database: every one comes up, each
 #   migration is recorded once, one first admin between them, the audit chain verifies;
 # - a server refuses a database whose schema is newer than it knows, naming both versions, and
-#   changes nothing.
+#   changes nothing;
+# - /api/health and /api/ready; PostgreSQL stopped under a running server: health stays 200,
+#   ready and database routes answer 503 with a reason and Retry-After at once (no hang);
+#   PostgreSQL started again: the same server is ready and serves reads and writes by itself.
 #
 # Environment: SG_BIN, SG_SRC. Exit 77: PostgreSQL binaries missing.
 set -u
@@ -120,5 +123,74 @@ newer() {
 }
 newer "$PG" pg
 newer "sqlite:$TMP/sq.db" sq
+
+# ---- the database away and back ---------------------------------------------------------------
+# The cluster's own pg_ctl, with the options pg_start gave it (same port, same socket directory).
+pg_ctl_as() { pg__as "$SG_PG_BINDIR/pg_ctl" -D "$SG_PG_DIR/data" "$@" >>"$SG_PG_DIR/pg_ctl.log" 2>&1; }
+pg_down() { pg_ctl_as -m fast -w -t 30 stop; }
+pg_up() {
+	pg_ctl_as -l "$SG_PG_DIR/server.log" -w -t 60 -o "-k $SG_PG_DIR -p $SG_PG_PORT \
+		-c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start
+}
+# status URL [TOKEN]: prints the HTTP status (000 = no answer within 10 s: a hang).
+status() {
+	curl -s -o "$TMP/body" -D "$TMP/head" -w '%{http_code}' --max-time 10 \
+		${2:+-H "Authorization: Bearer $2"} "$1"
+}
+# wait_status URL WANT [TOKEN]: polls for up to 20 s.
+wait_status() {
+	for _ in $(seq 1 100); do
+		[ "$(status "$1" "${3:-}")" = "$2" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+SCHEMA_NOW=$SCHEMA_VERSION
+sqlx "$PG" "DELETE FROM schema_migrations WHERE version > $SCHEMA_NOW" >/dev/null
+srv_start ha "$PG" "$TMP/ha" --key-file "$TMP/pg.key" --db-pool 4 || fail "server ha"
+U=$SRV_URL_ha
+[ "$(status "$U/api/health")" = 200 ] || fail "health: $(cat "$TMP/body")"
+[ "$(status "$U/api/ready")" = 200 ] || fail "ready: $(cat "$TMP/body")"
+grep -q "\"schema_version\":$SCHEMA_NOW" "$TMP/body" || fail "ready body: $(cat "$TMP/body")"
+TOK=$(srv_login "$U" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD") || fail "login"
+net() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Authorization: Bearer $TOK" \
+		-H 'Content-Type: application/json' --data "{\"name\":\"$1\",\"subnet4\":\"$2\"}" \
+		"$U/api/networks"
+}
+[ "$(net before 10.61.0.0/24)" = 201 ] || fail "network before the outage"
+
+pg_down || fail "stopping PostgreSQL"
+srv_log "PostgreSQL stopped"
+[ "$(status "$U/api/health")" = 200 ] || fail "health while the database is away"
+code=$(status "$U/api/ready")
+[ "$code" = 503 ] || fail "ready while the database is away: $code $(cat "$TMP/body")"
+grep -q '"detail":"the database is unreachable"' "$TMP/body" || fail "ready reason: $(cat "$TMP/body")"
+grep -qi '^retry-after: 1' "$TMP/head" || fail "ready 503 without Retry-After"
+for _ in 1 2 3 4 5 6; do # more than the pool: every connection has found the database away
+	code=$(status "$U/api/networks" "$TOK")
+	[ "$code" = 503 ] || fail "a read while the database is away: $code $(cat "$TMP/body")"
+done
+grep -q 'the database is unreachable; retry' "$TMP/body" || fail "read reason: $(cat "$TMP/body")"
+grep -qi '^retry-after: 1' "$TMP/head" || fail "read 503 without Retry-After"
+code=$(net during 10.62.0.0/24)
+[ "$code" = 503 ] || fail "a write while the database is away: $code"
+
+pg_up || fail "starting PostgreSQL again"
+srv_log "PostgreSQL started again"
+wait_status "$U/api/ready" 200 || fail "not ready again 20 s after the database came back"
+for _ in 1 2 3 4 5 6; do
+	code=$(status "$U/api/networks" "$TOK")
+	[ "$code" = 200 ] || fail "a read after the database came back: $code $(cat "$TMP/body")"
+done
+[ "$(net after 10.63.0.0/24)" = 201 ] || fail "a write after the database came back"
+n=$(sqlx "$PG" "SELECT string_agg(name, ',' ORDER BY name) FROM networks")
+[ "$n" = "after,before" ] || fail "networks after the outage: $n"
+kill -0 "$SRV_PID_ha" || fail "the server exited"
+grep -q 'event=db_unreachable' "$SRV_LOG_ha" || fail "no db_unreachable line in the log"
+srv_stop ha || fail "stop ha"
+"$SG" audit verify --db "$PG" >/dev/null || fail "audit chain after the outage"
+srv_log "database away: 503 with reasons; back: ready and serving, same process"
 
 srv_log "PASS"

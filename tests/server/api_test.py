@@ -219,6 +219,9 @@ def test_public():
     log("public endpoints: health, metrics, OpenAPI")
     st, doc = call("GET", "/api/health")
     check(st == 200 and doc.get("status") == "ok", "health: %s" % doc)
+    st, doc = call("GET", "/api/ready")
+    check(st == 200 and doc.get("status") == "ready" and doc.get("schema_version", 0) > 0,
+          "ready: %s" % doc)
     st, _, body = request("GET", "/api/openapi.json")
     check(st == 200, "openapi.json served")
     served = json.loads(body)

@@ -9,7 +9,8 @@
  *   SG_EINVAL with a message, one statement per call, the connection usable afterwards;
  * - transactions: rollback, commit, release rolls back, nested begin refused, serialization
  *   conflicts -> SG_EAGAIN;
- * - the pool under 8 threads with 4 connections; PostgreSQL reconnects a killed session.
+ * - the pool under 8 threads with 4 connections; PostgreSQL reconnects a killed session (a
+ *   SELECT or BEGIN sent again, nothing inside a transaction; the whole pool after one loss).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -630,7 +631,7 @@ static void test_pg_reconnect(void **state)
 	struct sg_db *db;
 	struct sg_db_conn *a, *b, *again;
 	struct sg_db_res *r = NULL;
-	char pid[32];
+	char pid[32], pid2[32];
 	const char *p[1] = {pid};
 
 	if (fx->eng != SG_DB_POSTGRES)
@@ -642,17 +643,43 @@ static void test_pg_reconnect(void **state)
 	sg_db_res_free(r);
 	assert_string_equal(one(b, &r, "SELECT pg_terminate_backend($1)", 1, p), "t");
 	sg_db_res_free(r);
-	/* The next statement on the killed session fails cleanly... */
+	/* A SELECT outside a transaction on the killed session is sent again on a new one (the
+	 * database restarted or failed over: nothing can run twice)... */
+	snprintf(pid2, sizeof(pid2), "%s", one(a, &r, "SELECT pg_backend_pid()", 0, NULL));
+	sg_db_res_free(r);
+	assert_string_not_equal(pid, pid2);
+	/* ...but a statement inside a transaction is not: its work went with the session. */
+	assert_int_equal(sg_db_begin(a), 0);
+	snprintf(pid, sizeof(pid), "%s", pid2);
+	assert_string_equal(one(b, &r, "SELECT pg_terminate_backend($1)", 1, p), "t");
+	sg_db_res_free(r);
 	assert_int_equal(sg_db_exec(a, "SELECT 1", 0, NULL), SG_EIO);
 	assert_true(strlen(sg_db_errmsg(a)) > 0);
 	sg_db_release(a);
-	/* ...and the connection is reconnected when it is taken from the pool again. */
+	/* The connection is reconnected when it is taken from the pool again. */
 	again = sg_db_acquire(db);
 	assert_ptr_equal(again, a);
 	assert_string_equal(one(again, &r, "SELECT 41 + 1", 0, NULL), "42");
 	sg_db_res_free(r);
 	sg_db_release(again);
+
+	/* Both sessions killed (a restart): the first connection that finds its session lost
+	 * marks the pool, and the other is remade when next taken instead of failing a
+	 * statement first (a CREATE is never sent twice, so it would have failed). */
+	snprintf(pid, sizeof(pid), "%s", one(b, &r, "SELECT pg_backend_pid()", 0, NULL));
+	sg_db_res_free(r);
+	again = sg_db_acquire(db);
+	assert_string_equal(one(again, &r, "SELECT pg_terminate_backend($1)", 1, p), "t");
+	sg_db_res_free(r);
 	sg_db_release(b);
+	assert_int_equal(sg_db_exec(again, "SELECT pg_terminate_backend(pg_backend_pid())", 0,
+				    NULL),
+			 SG_EIO);
+	/* again's loss moved the pool's epoch: b is remade when taken. */
+	b = sg_db_acquire(db);
+	assert_int_equal(sg_db_exec(b, "CREATE TEMP TABLE t_reconnect (x INTEGER)", 0, NULL), 0);
+	sg_db_release(b);
+	sg_db_release(again);
 	sg_db_close(db);
 }
 
