@@ -82,3 +82,22 @@ int sg_b64_decode(uint8_t *out, size_t outmax, const char *in, size_t len, bool 
 		return SG_EPARSE;
 	return (int)o;
 }
+
+void sg_b32_encode(char *out, const uint8_t *in, size_t len)
+{
+	static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+	uint32_t acc = 0;
+	int bits = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		acc = (acc << 8) | in[i];
+		bits += 8;
+		while (bits >= 5) {
+			bits -= 5;
+			*out++ = alpha[(acc >> bits) & 31];
+		}
+	}
+	if (bits > 0)
+		*out++ = alpha[(acc << (5 - bits)) & 31];
+	*out = 0;
+}

@@ -171,6 +171,11 @@ bool sg_aes256gcm_decrypt(uint8_t *dst, const uint8_t *src, size_t len, const ui
 bool sg_sha384(uint8_t out[SG_SHA384_LEN], const struct sg_iov *iov, size_t niov) SG_WUR;
 bool sg_hmac_sha384(uint8_t out[SG_SHA384_LEN], const uint8_t *key, size_t keylen,
 		    const struct sg_iov *iov, size_t niov) SG_WUR;
+/* HMAC-SHA-1 (RFC 2104): for TOTP codes (RFC 6238), which every authenticator app computes
+ * with it; not for anything new. */
+#define SG_SHA1_LEN 20
+bool sg_hmac_sha1(uint8_t out[SG_SHA1_LEN], const uint8_t *key, size_t keylen,
+		  const struct sg_iov *iov, size_t niov) SG_WUR;
 /* RFC 5869 HKDF-SHA-384 (extract then expand), as SP 800-56C rev2 two-step KDF. outlen <= 255*48. */
 /* PBKDF2-HMAC-SHA-384 (SP 800-132, RFC 8018): out gets outlen bytes from the password, salt and
  * iteration count. Fetched from the FIPS provider like the rest of the suite. */

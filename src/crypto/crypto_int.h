@@ -45,6 +45,7 @@ enum sg__mac_id {
 	SG__MAC_HMAC_SHA384,  /* HMAC over SHA-384 */
 	SG__MAC_HMAC_SHA256,  /* IPsec PRF and integrity (ipsec.c) */
 	SG__MAC_HMAC_SHA512,
+	SG__MAC_HMAC_SHA1, /* only TOTP (RFC 6238, the server's second factor) */
 	SG__MAC_COUNT,
 };
 

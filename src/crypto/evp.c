@@ -187,6 +187,10 @@ static EVP_MAC_CTX *mac_ctx_new(const struct sg__algs *a, enum sg__mac_id id)
 		*p++ = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA512", 0);
 		propq = a->fips_propq;
 		break;
+	case SG__MAC_HMAC_SHA1:
+		*p++ = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA1", 0);
+		propq = a->fips_propq;
+		break;
 	case SG__MAC_COUNT:
 		break;
 	}

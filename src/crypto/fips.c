@@ -237,6 +237,14 @@ bool sg_hmac_sha384(uint8_t out[SG_SHA384_LEN], const uint8_t *key, size_t keyle
 	return sg__mac_iov(SG__MAC_HMAC_SHA384, out, SG_SHA384_LEN, key, keylen, iov, niov);
 }
 
+/* HMAC-SHA-1 from the same provider as the suite: HMAC with SHA-1 stays approved for message
+ * authentication (SP 800-131A rev2 section 10, SP 800-107), which is all TOTP asks of it. */
+bool sg_hmac_sha1(uint8_t out[SG_SHA1_LEN], const uint8_t *key, size_t keylen,
+		  const struct sg_iov *iov, size_t niov)
+{
+	return sg__mac_iov(SG__MAC_HMAC_SHA1, out, SG_SHA1_LEN, key, keylen, iov, niov);
+}
+
 bool sg_pbkdf2_sha384(uint8_t *out, size_t outlen, const char *password, size_t pwlen,
 		      const uint8_t *salt, size_t saltlen, unsigned iterations)
 {

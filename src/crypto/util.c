@@ -80,6 +80,7 @@ static void do_init(void)
 	algs.md[SG__MD_SHA1] = EVP_MD_fetch(NULL, "SHA1", fq);
 	algs.mac[SG__MAC_HMAC_SHA256] = EVP_MAC_fetch(NULL, "HMAC", fq);
 	algs.mac[SG__MAC_HMAC_SHA512] = EVP_MAC_fetch(NULL, "HMAC", fq);
+	algs.mac[SG__MAC_HMAC_SHA1] = EVP_MAC_fetch(NULL, "HMAC", fq);
 
 	algs.classic_ok = algs.cipher[SG__CIPHER_CHACHA20_POLY1305] && algs.cipher[SG__CIPHER_CHACHA20] &&
 			  algs.md[SG__MD_BLAKE2S256] && algs.mac[SG__MAC_BLAKE2S128] &&

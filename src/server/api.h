@@ -49,6 +49,9 @@ struct api_schema {
 	/* AT_ARRAY */
 	const struct api_schema *items;
 	int max_items;
+	/* Documentation of answers only (not validated on input): one of these schemas,
+	 * NULL-terminated (OpenAPI oneOf). */
+	const struct api_schema *const *one_of;
 	/* AT_OBJECT */
 	const struct api_prop *props;
 	int nprops;
@@ -97,7 +100,9 @@ enum {
 	AUTH_CLIENT_OK = 2,
 	AUTH_USER_ONLY = 4,
 	AUTH_AGENT_OK = 8,
-	AUTH_AGENT_ONLY = 16
+	AUTH_AGENT_ONLY = 16,
+	/* Open to a user who must still enrol a second factor (the instance requires one). */
+	AUTH_MFA_SETUP = 32
 };
 
 struct api_route {

@@ -88,6 +88,16 @@ static json_t *schema_json(const struct api_schema *sc, bool as_ref, const char 
 							 ""));
 		return o;
 	}
+	if (sc->one_of) {
+		json_t *a = json_array();
+
+		for (const struct api_schema *const *alt = sc->one_of; *alt; alt++)
+			json_array_append_new(a, schema_json(*alt, true, NULL));
+		o = json_object();
+		set_str(o, "description", desc ? desc : sc->description);
+		json_object_set_new(o, "oneOf", a);
+		return o;
+	}
 	if (sc->type == AT_OBJECT) {
 		o = object_body(sc);
 		if (desc)

@@ -91,6 +91,21 @@ static const struct api_prop logout_props[] = {
 static const struct api_schema logout_in = {.name = "Logout", .type = AT_OBJECT,
 					    NPROPS(logout_props)};
 
+static const struct api_schema mfa_token = {.type = AT_STRING, .min_len = 8, .max_len = 64,
+					    .format = &api_f_mfa_token};
+static const struct api_schema mfa_code = {
+    .type = AT_STRING, .min_len = 6, .max_len = 32,
+    .description = "the 6 digits the authenticator app shows, or a recovery code "
+		   "(xxxx-xxxx-xxxx-xxxx; dashes, spaces and case do not matter)"};
+static const struct api_prop login_mfa_props[] = {
+    {"mfa_token", &mfa_token, R, "from the password step; single use, 5 minutes"},
+    {"code", &mfa_code, R, NULL}};
+static const struct api_schema login_mfa_in = {.name = "LoginMfa", .type = AT_OBJECT,
+					       NPROPS(login_mfa_props)};
+static const struct api_prop totp_code_props[] = {{"code", &mfa_code, R, NULL}};
+static const struct api_schema totp_code_in = {.name = "TotpCode", .type = AT_OBJECT,
+					       NPROPS(totp_code_props)};
+
 static const struct api_schema empty_in = {
     .name = "Empty", .type = AT_OBJECT,
     .description = "No fields: an empty object, or no body at all."};
@@ -274,6 +289,9 @@ static const struct api_prop settings_update_props[] = {
     {"fips_required", &boolean, 0, NULL},
     {"allow_classic_fallback", &boolean, 0,
      "false refuses classic networks (409 while any exists)"},
+    {"require_2fa", &boolean, 0,
+     "true: every admin needs a second factor; one without is let only enrol (409 unless the "
+     "caller has one)"},
 };
 static const struct api_schema settings_update_in = {
     .name = "SettingsUpdate", .type = AT_OBJECT, .min_props = 1, NPROPS(settings_update_props)};
@@ -579,6 +597,39 @@ static const struct api_prop tokens_props[] = {
 };
 static const struct api_schema tokens_out = {.name = "Tokens", .type = AT_OBJECT,
 					     NPROPS(tokens_props)};
+static const struct api_schema mfa_required = {.type = AT_BOOLEAN,
+					       .description = "always true"};
+static const struct api_prop mfa_challenge_props[] = {
+    {"mfa_required", &mfa_required, R, NULL},
+    {"mfa_token", &str, R, "sgm_...: send it with a code to POST /api/auth/login/mfa"},
+    {"expires_in", &int64, R, "seconds"},
+};
+static const struct api_schema mfa_challenge_out = {
+    .name = "MfaChallenge", .type = AT_OBJECT,
+    .description = "The password was right; the account has a second factor.",
+    NPROPS(mfa_challenge_props)};
+static const struct api_schema *const login_results[] = {&tokens_out, &mfa_challenge_out, NULL};
+static const struct api_schema login_out = {
+    .name = "LoginResult", .type = AT_ANY, .one_of = login_results,
+    .description = "Tokens, or (the account has a second factor) a challenge."};
+static const char *const sha1_only[] = {"SHA1", NULL};
+static const struct api_schema totp_alg = {.type = AT_STRING, .enumv = sha1_only};
+static const struct api_prop totp_start_props[] = {
+    {"secret", &str, R, "base32 (RFC 4648), 160 bits: for typing into the app"},
+    {"otpauth_uri", &str, R, "otpauth://totp/...: what the QR code (?format=qr) holds"},
+    {"algorithm", &totp_alg, R, NULL},
+    {"digits", &int64, R, NULL},
+    {"period", &int64, R, "seconds per code"},
+    {"expires_in", &int64, R, "seconds left to confirm this secret"},
+};
+static const struct api_schema totp_start_out = {.name = "TotpEnrolment", .type = AT_OBJECT,
+						 NPROPS(totp_start_props)};
+static const struct api_schema recovery_list = {.type = AT_ARRAY, .items = &str};
+static const struct api_prop recovery_props[] = {
+    {"recovery_codes", &recovery_list, R,
+     "ten single-use codes, shown once: each logs in once instead of a TOTP code"}};
+static const struct api_schema recovery_out = {.name = "RecoveryCodes", .type = AT_OBJECT,
+					       NPROPS(recovery_props)};
 static const struct api_prop revoked_props[] = {
     {"revoked", &boolean, R, "whether a refresh token was revoked"}};
 static const struct api_schema logout_out = {.name = "LogoutResult", .type = AT_OBJECT,
@@ -608,6 +659,9 @@ static const struct api_prop me_props[] = {
     {"id", &uuid, R, NULL},
     {"name", &str, R, NULL},
     {"role", &me_role, R, NULL},
+    {"needs_2fa", &boolean, R,
+     "the instance requires a second factor and this user has none: only enrolment, getMe "
+     "and logout answer until it is on"},
 };
 static const struct api_schema me_out = {.name = "Me", .type = AT_OBJECT, NPROPS(me_props)};
 
@@ -620,6 +674,7 @@ static const struct api_prop user_props[] = {
     {"locked_until", &unix_s_null, R, NULL},
     {"last_login", &unix_s_null, R, NULL},
     {"created_at", &unix_s, R, NULL},
+    {"totp_enabled", &boolean, R, "a second factor (TOTP) is on"},
 };
 static const struct api_schema user_out = {.name = "User", .type = AT_OBJECT,
 					   NPROPS(user_props)};
@@ -776,6 +831,7 @@ static const struct api_prop settings_props[] = {
     {"admin_email", &str_null, R, NULL},
     {"fips_required", &boolean, R, NULL},
     {"allow_classic_fallback", &boolean, R, NULL},
+    {"require_2fa", &boolean, R, NULL},
     {"created_at", &unix_s, R, NULL},
     {"updated_at", &unix_s, R, NULL},
 };
@@ -977,7 +1033,8 @@ const struct api_schema *const api_components[] = {
     &net_create_in,   &net_update_in,	 &client_create_in, &client_update_in,
     &regen_in,	      &temp_create_in,	 &conn_report_in,  &settings_update_in,
     &tokens_out,      &logout_out,	 &challenge_out,   &session_out,
-    &me_out,	      &user_out,	 &user_page,	   &apikey_out,
+    &me_out,	      &login_out,	 &mfa_challenge_out, &login_mfa_in,
+    &totp_code_in,    &totp_start_out,	 &recovery_out,	      &user_out,	 &user_page,	   &apikey_out,
     &apikey_page,     &apikey_created_out, &net_out,	   &net_page,
     &peer_out,	      &peer_page,	 &client_out,	   &client_page,
     &temp_out,	      &temp_page,	 &temp_created_out, &audit_out,
@@ -1032,6 +1089,11 @@ static const struct api_schema q_export_fmt = {.type = AT_STRING, .enumv = expor
 #define P_LIMIT {"limit", IN_QUERY, &limit, false, "page size"}
 #define P_OFFSET {"offset", IN_QUERY, &offset, false, "rows to skip"}
 static const struct api_param p_id[] = {P_ID};
+static const char *const totp_fmts[] = {"json", "qr", NULL};
+static const struct api_schema q_totp_fmt = {.type = AT_STRING, .enumv = totp_fmts,
+					     .default_json = "\"json\""};
+static const struct api_param p_totp_fmt[] = {
+    {"format", IN_QUERY, &q_totp_fmt, false, "json: the secret and its URI; qr: a PNG of the URI"}};
 static const struct api_param p_page[] = {P_LIMIT, P_OFFSET};
 static const struct api_param p_id_page[] = {P_ID, P_LIMIT, P_OFFSET};
 static const struct api_param p_clients[] = {
@@ -1126,8 +1188,21 @@ static const struct api_response r_ready[] = {
 static const struct api_response r_metrics[] = {
     {200, "Prometheus text", "text/plain; version=0.0.4", &text, NULL, NULL}, E400};
 static const struct api_response r_openapi[] = {OKJ(200, "this document", any_object), E400};
-static const struct api_response r_login[] = {OKJ(200, "logged in", tokens_out), E400, E401,
-					      E413, E415, E429, E503};
+static const struct api_response r_login[] = {
+    OKJ(200, "logged in, or (second factor on) an mfa_token", login_out),
+    E400, E401, E413, E415, E429, E503};
+static const struct api_response r_login_mfa[] = {OKJ(200, "logged in", tokens_out), E400, E401,
+						  E413, E415, E429, E503};
+static const struct api_response r_totp_start[] = {
+    {200, "the secret (format=json) or a QR code of its URI (format=qr)", J, &totp_start_out,
+     "image/png", &png},
+    E400, E401, E403, E409, E413, E415, E503};
+static const struct api_response r_totp_confirm[] = {
+    OKJ(200, "on; the recovery codes", recovery_out), E400, E401, E403, E409, E413, E415, E429,
+    E503};
+static const struct api_response r_totp_delete[] = {NOBODY, E400, E401, E403, E409, E413, E415,
+						    E429, E503};
+static const struct api_response r_totp_reset[] = {NOBODY, E400, E401, E403, E404, E409, E503};
 static const struct api_response r_refresh[] = {OKJ(200, "new tokens", tokens_out), E400, E401,
 						E413, E415, E503};
 static const struct api_response r_logout[] = {OKJ(200, "done", logout_out), E400, E401, E403,
@@ -1316,7 +1391,7 @@ const struct api_route api_routes[] = {
      "Rotate a refresh token; reusing one revokes its whole family", NULL, h_refresh, ROLE_NONE,
      AUTH_PUBLIC, .body = &refresh_in, .body_required = true, RESP(r_refresh)},
     {"POST", "/api/auth/logout", "logout", "auth", "Revoke refresh tokens", NULL, h_logout,
-     ROLE_VIEWER, AUTH_USER_ONLY, .body = &logout_in, RESP(r_logout)},
+     ROLE_VIEWER, AUTH_USER_ONLY | AUTH_MFA_SETUP, .body = &logout_in, RESP(r_logout)},
     {"POST", "/api/auth/client/challenge", "clientChallenge", "auth",
      "A challenge for a client's key-possession proof", NULL, h_client_challenge, ROLE_NONE,
      AUTH_PUBLIC, .body = &empty_in, RESP(r_challenge)},
@@ -1324,7 +1399,27 @@ const struct api_route api_routes[] = {
      "A client session from a key-possession proof", NULL, h_client_auth, ROLE_NONE,
      AUTH_PUBLIC, .body = &client_auth_in, .body_required = true, RESP(r_client_auth)},
     {"GET", "/api/auth/me", "getMe", "auth", "Who the credentials belong to", NULL, h_me,
-     ROLE_VIEWER, AUTH_CLIENT_OK | AUTH_AGENT_OK, RESP(r_me)},
+     ROLE_VIEWER, AUTH_CLIENT_OK | AUTH_AGENT_OK | AUTH_MFA_SETUP, RESP(r_me)},
+    {"POST", "/api/auth/login/mfa", "loginMfa", "auth",
+     "Second step of a login: the mfa_token and a TOTP or recovery code",
+     "Wrong codes count toward the same per-address limit and per-(account, source) lockout as "
+     "wrong passwords; five end the mfa_token. A code is good once.",
+     h_login_mfa, ROLE_NONE, AUTH_PUBLIC, .body = &login_mfa_in, .body_required = true,
+     RESP(r_login_mfa)},
+    {"POST", "/api/auth/totp", "startTotp", "auth",
+     "Start turning on a second factor (TOTP): the secret and its otpauth URI",
+     "Asked again within 10 minutes, it answers the same secret (so the JSON and the QR code "
+     "agree); after that, a new one. Nothing changes until POST /api/auth/totp/confirm.",
+     h_totp_start, ROLE_VIEWER, AUTH_USER_ONLY | AUTH_MFA_SETUP, PARAMS(p_totp_fmt),
+     .body = &empty_in, RESP(r_totp_start)},
+    {"POST", "/api/auth/totp/confirm", "confirmTotp", "auth",
+     "Turn the second factor on with a code of the new secret; answers the recovery codes",
+     NULL, h_totp_confirm, ROLE_VIEWER, AUTH_USER_ONLY | AUTH_MFA_SETUP, .body = &totp_code_in,
+     .body_required = true, RESP(r_totp_confirm)},
+    {"DELETE", "/api/auth/totp", "deleteTotp", "auth",
+     "Turn the second factor off (a TOTP or recovery code proves the device)", NULL,
+     h_totp_delete, ROLE_VIEWER, AUTH_USER_ONLY, .body = &totp_code_in, .body_required = true,
+     RESP(r_totp_delete)},
     {"GET", "/api/users", "listUsers", "users", "List admin users", NULL, h_users_list,
      ROLE_SUPER, 0, PARAMS(p_page), RESP(r_list_users)},
     {"POST", "/api/users", "createUser", "users", "Create an admin user", NULL, h_users_create,
@@ -1337,6 +1432,9 @@ const struct api_route api_routes[] = {
      RESP(r_update_user)},
     {"DELETE", "/api/users/{id}", "deleteUser", "users", "Delete a user", NULL, h_users_delete,
      ROLE_SUPER, 0, PARAMS(p_id), RESP(r_delete_user)},
+    {"DELETE", "/api/users/{id}/totp", "resetUserTotp", "users",
+     "Turn off another user's second factor (a lost device); ends the user's sessions", NULL,
+     h_users_totp_reset, ROLE_SUPER, AUTH_USER_ONLY, PARAMS(p_id), RESP(r_totp_reset)},
     {"GET", "/api/api-keys", "listApiKeys", "api-keys",
      "List API keys (the caller's; every key for a super_admin)", NULL, h_apikeys_list,
      ROLE_VIEWER, AUTH_USER_ONLY, PARAMS(p_page), RESP(r_list_keys)},

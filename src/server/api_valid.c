@@ -161,6 +161,12 @@ static bool chk_refresh(const char *s, const char **why)
 	return !strncmp(s, "sgr_", 4) && strlen(s) <= 64;
 }
 
+static bool chk_mfa_token(const char *s, const char **why)
+{
+	*why = "not an mfa_token (sgm_...)";
+	return !strncmp(s, "sgm_", 4) && strlen(s) <= 64;
+}
+
 static bool chk_temp_ref(const char *s, const char **why)
 {
 	const char *u;
@@ -226,6 +232,10 @@ const struct api_format api_f_proof = {"proof", "base64url (no padding) of 48 by
 				       chk_proof, NULL};
 const struct api_format api_f_refresh = {
     "refresh-token", "A refresh token: sgr_ and base64url, at most 64 characters.", chk_refresh, NULL};
+const struct api_format api_f_mfa_token = {
+    "mfa-token", "An mfa_token from a login's password step: sgm_ and base64url, at most 64 "
+		 "characters.",
+    chk_mfa_token, NULL};
 const struct api_format api_f_temp_ref = {
     "temp-access-ref",
     "A temporary access token (sgt_ and base64url, at most 64 characters) or a grant id (UUID).",

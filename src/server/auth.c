@@ -392,8 +392,9 @@ bool srv_authenticate(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		rc = sg_db_query(c, &res,
 				 "SELECT u.email, u.role, u.enabled, u.token_gen, CASE WHEN EXISTS "
 				 "(SELECT 1 FROM refresh_tokens t WHERE t.family_id = $2 AND "
-				 "t.user_id = u.id AND t.revoked = 0) THEN 1 ELSE 0 END FROM "
-				 "admin_users u WHERE u.id = $1",
+				 "t.user_id = u.id AND t.revoked = 0) THEN 1 ELSE 0 END, CASE WHEN "
+				 "u.totp_secret IS NULL AND (SELECT require_2fa FROM settings WHERE "
+				 "id = 1) = 1 THEN 1 ELSE 0 END FROM admin_users u WHERE u.id = $1",
 				 2, p);
 		if (rc < 0) {
 			srv_dberr(out, c, rc);
@@ -406,6 +407,7 @@ bool srv_authenticate(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		}
 		r->who.kind = PRINCIPAL_USER;
 		r->who.role = srv_role_parse(sg_db_res_get(res, 0, 1));
+		r->who.needs_2fa = srv_res_i64(res, 0, 5) != 0;
 		snprintf(r->who.id, sizeof(r->who.id), "%s", jwt.sub);
 		snprintf(r->who.user_id, sizeof(r->who.user_id), "%s", jwt.sub);
 		set_name(&r->who, sg_db_res_get(res, 0, 0), NULL);
@@ -582,14 +584,16 @@ static int fail_audit_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	return rc;
 }
 
-static void fail_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
-		       const char *email, const char *reason)
+void srv_login_failed(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
+		      const char *email, const char *reason)
 {
 	struct fail_ctx x = {r, uid, email, reason, "", false, 0};
 	int rc = 0;
 
 	srv_ip_source(x.source, r->source_ip);
-	if (uid && !strcmp(reason, "bad_password")) {
+	/* A wrong second-factor code counts like a wrong password: a source guessing codes
+	 * after a stolen password is locked out of the account the same way. */
+	if (uid && (!strcmp(reason, "bad_password") || !strcmp(reason, "bad_code"))) {
 		rc = srv_tx(s, c, fail_count_tx, &x, false);
 		if (rc)
 			srv_log(SG_LOG_ERROR, "failed_login_not_counted", "err=%s",
@@ -604,6 +608,73 @@ static void fail_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, c
 		srv_log(SG_LOG_ERROR, "failed_login_not_recorded", "err=%s", sg_err_name(rc));
 }
 
+/* The end of a successful login (password, or password and second factor: second names it for
+ * the audit row): this source's failures cleared, the source known, tokens issued, audited; in
+ * one transaction, retried on a serialisation conflict. */
+int srv_login_finish(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
+		     const char *email, const char *role, int64_t gen, const char *second,
+		     json_t **result)
+{
+	struct token_pair tpair = {{0}, NULL}, *tp = &tpair;
+	char now[24], source[64];
+	int64_t t = srv_now();
+	int rc = 0;
+
+	srv_ip_source(source, r->source_ip);
+	r->who.kind = PRINCIPAL_USER;
+	r->who.role = srv_role_parse(role);
+	snprintf(r->who.id, sizeof(r->who.id), "%s", uid);
+	snprintf(r->who.name, sizeof(r->who.name), "%s", email);
+	for (int attempt = 0; attempt < 20; attempt++) {
+		char family[SRV_ID_LEN + 1];
+		const char *p[] = {srv_i64(now, t), uid, source};
+		json_t *d = second ? json_pack("{s:s}", "second_factor", second) : NULL;
+
+		free(tp->access);
+		tp->access = NULL;
+		srv_uuid(family);
+		rc = sg_db_begin(c);
+		/* A success clears this source's failures only; locks of other sources stay. The
+		 * source becomes known (see srv_pw_check). */
+		if (!rc)
+			rc = srv_neg(sg_db_exec(c,
+						"DELETE FROM login_failures WHERE user_id = $2 AND "
+						"source = $3 AND $1 = $1",
+						3, p));
+		if (!rc)
+			rc = srv_neg(sg_db_exec(
+			    c,
+			    "INSERT INTO login_known (user_id, source, last_success) VALUES ($2, "
+			    "$3, $1) "
+			    "ON CONFLICT (user_id, source) DO UPDATE SET last_success = $1",
+			    3, p));
+		if (!rc)
+			rc = srv_neg(sg_db_exec(
+			    c,
+			    "UPDATE admin_users SET failed_logins = 0, locked_until = (SELECT "
+			    "MAX(locked_until) FROM login_failures WHERE user_id = $2 AND "
+			    "locked_until > $1), last_login = $1 WHERE id = $2",
+			    2, p));
+		if (!rc)
+			rc = issue_tokens(s, c, uid, role, gen, family, tp);
+		if (!rc)
+			rc = srv_audit(c, r, "user.login", "user", uid, email, "login", d);
+		if (!rc)
+			rc = sg_db_commit(c);
+		json_decref(d);
+		if (rc != SG_EAGAIN)
+			break;
+		sg_db_rollback(c);
+	}
+	if (rc)
+		sg_db_rollback(c);
+	else if (!(*result = token_json(s, tp, uid, email, role)))
+		rc = SG_ENOMEM;
+	free(tp->access);
+	sg_memzero(tp->refresh, sizeof(tp->refresh));
+	return rc;
+}
+
 void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	static const struct field_spec spec[] = {{"email", F_STR, true, false},
@@ -611,10 +682,10 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	const char *email, *password;
 	struct sg_db_conn *c = NULL;
 	struct sg_db_res *res = NULL;
-	struct token_pair tp = {{0}, NULL};
-	char uid[SRV_ID_LEN + 1] = "", role[32] = "", now[24], source[64];
+	json_t *result = NULL;
+	char uid[SRV_ID_LEN + 1] = "", role[32] = "", source[64];
 	char *pwhash = NULL;
-	bool found, fips, verified, enabled = false, locked = false, known = false;
+	bool found, fips, verified, enabled = false, locked = false, known = false, second = false;
 	int64_t t = srv_now(), gen = 0;
 	int rc;
 
@@ -646,7 +717,8 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		rc = sg_db_query(
 		    c, &res,
 		    "SELECT u.id, u.password_hash, u.role, u.enabled, u.token_gen, "
-		    "f.locked_until, k.last_success FROM admin_users u LEFT JOIN "
+		    "f.locked_until, k.last_success, CASE WHEN u.totp_secret IS NULL THEN 0 "
+		    "ELSE 1 END FROM admin_users u LEFT JOIN "
 		    "login_failures f ON f.user_id = u.id AND f.source = $2 LEFT JOIN "
 		    "login_known k ON k.user_id = u.id AND k.source = $2 WHERE u.email = $1",
 		    2, p);
@@ -665,6 +737,7 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		gen = srv_res_i64(res, 0, 4);
 		locked = sg_db_res_get(res, 0, 5) && srv_res_i64(res, 0, 5) > t;
 		known = sg_db_res_get(res, 0, 6) && srv_res_i64(res, 0, 6) > t - KNOWN_SOURCE_SECS;
+		second = srv_res_i64(res, 0, 7) != 0;
 	}
 	sg_db_res_free(res);
 	res = NULL;
@@ -692,78 +765,39 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	verified = found && rc == 1;
 	c = sg_db_acquire(s->db);
 	if (!found) {
-		fail_login(s, r, c, NULL, email, "unknown_user");
+		srv_login_failed(s, r, c, NULL, email, "unknown_user");
 		srv_error(out, 401, NULL, "invalid credentials");
 		goto out;
 	}
 	if (locked) {
-		fail_login(s, r, c, uid, email, "locked");
+		srv_login_failed(s, r, c, uid, email, "locked");
 		srv_error(out, 401, NULL, "invalid credentials");
 		goto out;
 	}
 	if (!verified) {
-		fail_login(s, r, c, uid, email, "bad_password");
+		srv_login_failed(s, r, c, uid, email, "bad_password");
 		srv_error(out, 401, NULL, "invalid credentials");
 		goto out;
 	}
 	if (!enabled) {
-		fail_login(s, r, c, uid, email, "disabled");
+		srv_login_failed(s, r, c, uid, email, "disabled");
 		srv_error(out, 401, NULL, "invalid credentials");
 		goto out;
 	}
 	srv_ip_refund(s, r->source_ip);
-	r->who.kind = PRINCIPAL_USER;
-	r->who.role = srv_role_parse(role);
-	snprintf(r->who.id, sizeof(r->who.id), "%s", uid);
-	snprintf(r->who.name, sizeof(r->who.name), "%s", email);
-	for (int attempt = 0; attempt < 20; attempt++) {
-		char family[SRV_ID_LEN + 1];
-		const char *p[] = {srv_i64(now, t), uid, source};
-
-		free(tp.access);
-		tp.access = NULL;
-		srv_uuid(family);
-		rc = sg_db_begin(c);
-		/* A success clears this source's failures only; locks of other sources stay. The
-		 * source becomes known (see srv_pw_check). */
-		if (!rc)
-			rc = srv_neg(sg_db_exec(c,
-						"DELETE FROM login_failures WHERE user_id = $2 AND "
-						"source = $3 AND $1 = $1",
-						3, p));
-		if (!rc)
-			rc = srv_neg(sg_db_exec(
-			    c,
-			    "INSERT INTO login_known (user_id, source, last_success) VALUES ($2, "
-			    "$3, $1) "
-			    "ON CONFLICT (user_id, source) DO UPDATE SET last_success = $1",
-			    3, p));
-		if (!rc)
-			rc = srv_neg(sg_db_exec(
-			    c,
-			    "UPDATE admin_users SET failed_logins = 0, locked_until = (SELECT "
-			    "MAX(locked_until) FROM login_failures WHERE user_id = $2 AND "
-			    "locked_until > $1), last_login = $1 WHERE id = $2",
-			    2, p));
-		if (!rc)
-			rc = issue_tokens(s, c, uid, role, gen, family, &tp);
-		if (!rc)
-			rc = srv_audit(c, r, "user.login", "user", uid, email, "login", NULL);
-		if (!rc)
-			rc = sg_db_commit(c);
-		if (rc != SG_EAGAIN)
-			break;
-		sg_db_rollback(c);
+	/* The password was right; an account with a second factor answers a challenge instead
+	 * of tokens (routes_mfa.c) and the login completes at POST /api/auth/login/mfa. */
+	if (second) {
+		srv_mfa_challenge(s, r, c, uid, email, out);
+		goto out;
 	}
+	rc = srv_login_finish(s, r, c, uid, email, role, gen, NULL, &result);
 	if (rc) {
-		sg_db_rollback(c);
 		srv_dberr(out, c, rc);
 		goto out;
 	}
-	srv_json(out, 200, token_json(s, &tp, uid, email, role));
+	srv_json(out, 200, result);
 out:
-	free(tp.access);
-	sg_memzero(tp.refresh, sizeof(tp.refresh));
 	free(pwhash);
 	sg_db_res_free(res);
 	sg_db_release(c);
@@ -1217,17 +1251,20 @@ void h_me(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		return;
 	srv_json(
 	    out, 200,
-	    json_pack("{s:s,s:s,s:s,s:s}", "kind", kinds[r->who.kind], "id", r->who.id, "name",
+	    json_pack("{s:s,s:s,s:s,s:s,s:b}", "kind", kinds[r->who.kind], "id", r->who.id, "name",
 		      r->who.name, "role",
 		      r->who.kind == PRINCIPAL_CLIENT  ? "client"
 		      : r->who.kind == PRINCIPAL_AGENT ? "agent"
-						       : srv_role_name(r->who.role)));
+						       : srv_role_name(r->who.role),
+		      "needs_2fa", r->who.needs_2fa));
 }
 
 /* ---- users ---------------------------------------------------------------------------------- */
 
-#define USER_COLS  "id, email, role, enabled, failed_logins, locked_until, last_login, created_at"
-#define USER_KINDS "sssbiiii"
+#define USER_COLS                                                                                  \
+	"id, email, role, enabled, failed_logins, locked_until, last_login, created_at, CASE WHEN " \
+	"totp_secret IS NULL THEN 0 ELSE 1 END AS totp_enabled"
+#define USER_KINDS "sssbiiiib"
 
 static bool fips_setting(struct sg_db_conn *c)
 {

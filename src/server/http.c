@@ -804,6 +804,12 @@ static void dispatch(struct srv *s, struct srv_req *r, struct srv_resp *out, siz
 				  "this endpoint needs a user login, not an API key");
 			return;
 		}
+		if (r->who.needs_2fa && !(rt->flags & AUTH_MFA_SETUP)) {
+			srv_error(out, 403, NULL,
+				  "this instance requires two-factor authentication: enrol first "
+				  "(POST /api/auth/totp, then POST /api/auth/totp/confirm)");
+			return;
+		}
 		if (r->who.kind != PRINCIPAL_CLIENT && r->who.kind != PRINCIPAL_AGENT &&
 		    r->who.role < rt->min_role) {
 			srv_error(out, 403, NULL, "role %s may not do this (needs %s)",

@@ -342,8 +342,8 @@ void h_conn_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
  * ------------------------------------------------------------------------------------ */
 
 #define SETTINGS_COLS                                                                              \
-	"instance_name, admin_email, fips_required, allow_classic_fallback, created_at, "          \
-	"updated_at"
+	"instance_name, admin_email, fips_required, allow_classic_fallback, require_2fa, "         \
+	"created_at, updated_at"
 
 static json_t *settings_get(struct sg_db_conn *c, int *rc)
 {
@@ -352,7 +352,7 @@ static json_t *settings_get(struct sg_db_conn *c, int *rc)
 
 	*rc = sg_db_query(c, &res, "SELECT " SETTINGS_COLS " FROM settings WHERE id = 1", 0, NULL);
 	if (*rc == 1)
-		j = srv_row_json(res, 0, "ssbbii");
+		j = srv_row_json(res, 0, "ssbbbii");
 	sg_db_res_free(res);
 	return j;
 }
@@ -377,7 +377,8 @@ void h_settings_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
 struct settings_ctx {
 	struct srv_req *r;
 	json_t *result;
-	int status; /* a refusal (rc 1 from the transaction) */
+	const char *field; /* of the refusal */
+	int status;	   /* a refusal (rc 1 from the transaction) */
 	char msg[160];
 };
 
@@ -420,6 +421,7 @@ static int settings_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 			sg_db_res_free(res);
 			if (n > 0) {
 				x->status = 409;
+				x->field = "allow_classic_fallback";
 				snprintf(
 				    x->msg, sizeof(x->msg),
 				    "%lld network(s) use classic WireGuard (fips_required false): "
@@ -430,6 +432,32 @@ static int settings_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 			}
 		}
 		UPD("allow_classic_fallback", json_is_true(v) ? "1" : "0", json_copy(v));
+	}
+	if ((v = json_object_get(body, "require_2fa"))) {
+		/* Whoever requires a second factor of everyone has one: else the setting would
+		 * shut its own author out of everything but enrolment. */
+		if (json_is_true(v)) {
+			struct sg_db_res *res = NULL;
+			const char *p[] = {x->r->who.user_id};
+
+			rc = sg_db_query(c, &res,
+					 "SELECT 1 FROM admin_users WHERE id = $1 AND totp_secret IS "
+					 "NOT NULL",
+					 1, p);
+			if (rc < 0)
+				goto out;
+			sg_db_res_free(res);
+			if (rc == 0) {
+				x->status = 409;
+				x->field = "require_2fa";
+				snprintf(x->msg, sizeof(x->msg),
+					 "turn on two-factor authentication for your own account "
+					 "first (POST /api/auth/totp)");
+				rc = 1;
+				goto out;
+			}
+		}
+		UPD("require_2fa", json_is_true(v) ? "1" : "0", json_copy(v));
 	}
 	UPD("updated_at", srv_i64(now, srv_now()), json_integer(srv_now()));
 #undef UPD
@@ -451,7 +479,7 @@ void h_settings_put(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	c = sg_db_acquire(s->db);
 	rc = srv_tx(s, c, settings_tx, &x, false);
 	if (rc == 1 && x.status)
-		srv_error(out, x.status, "allow_classic_fallback", "%s", x.msg);
+		srv_error(out, x.status, x.field, "%s", x.msg);
 	else if (rc)
 		srv_dberr(out, c, rc);
 	else {

@@ -663,6 +663,31 @@ static const struct mstmt m7[] = {
     {ENG_ALL, "CREATE UNIQUE INDEX idx_networks_name_key ON networks(name_key)", 0},
 };
 
+/* Migration 8 (issue 22): the admins' second factor (routes_mfa.c, docs/SERVER.md "Two-factor
+ * logins"). admin_users gets the TOTP secret sealed with the server's key (totp_secret, set once
+ * enrolment is confirmed; totp_pending while it is not, with its start time), the last time step
+ * a code was accepted for (a code is good once), and the instance setting that requires a second
+ * factor of every admin. recovery_codes holds the single-use codes hashed; mfa_tokens the logins
+ * that passed the password and wait for a code (hashed, five minutes, five wrong codes). */
+static const struct mstmt m8[] = {
+    {ENG_ALL, "ALTER TABLE admin_users ADD COLUMN totp_secret TEXT", 0},
+    {ENG_ALL, "ALTER TABLE admin_users ADD COLUMN totp_pending TEXT", 0},
+    {ENG_ALL, "ALTER TABLE admin_users ADD COLUMN totp_pending_at BIGINT", 0},
+    {ENG_ALL, "ALTER TABLE admin_users ADD COLUMN totp_last_step BIGINT NOT NULL DEFAULT 0", 0},
+    {ENG_ALL, "ALTER TABLE settings ADD COLUMN require_2fa INTEGER NOT NULL DEFAULT 0", 0},
+    {ENG_ALL,
+     "CREATE TABLE recovery_codes (user_id TEXT NOT NULL REFERENCES admin_users(id) ON DELETE "
+     "CASCADE, code_hash TEXT NOT NULL, used_at BIGINT, created_at BIGINT NOT NULL, "
+     "PRIMARY KEY (user_id, code_hash))",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE mfa_tokens (token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES "
+     "admin_users(id) ON DELETE CASCADE, source TEXT NOT NULL, attempts INTEGER NOT NULL "
+     "DEFAULT 0, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL, "CREATE INDEX idx_mfa_tokens_user ON mfa_tokens(user_id)", 0},
+};
+
 static const struct migration migrations[] = {
     {1, m1, sizeof(m1) / sizeof(m1[0]), NULL},
     {2, m2, sizeof(m2) / sizeof(m2[0]), NULL},
@@ -671,6 +696,7 @@ static const struct migration migrations[] = {
     {5, m5, sizeof(m5) / sizeof(m5[0]), NULL},
     {6, m6, sizeof(m6) / sizeof(m6[0]), NULL},
     {7, m7, sizeof(m7) / sizeof(m7[0]), fold_keys},
+    {8, m8, sizeof(m8) / sizeof(m8[0]), NULL},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

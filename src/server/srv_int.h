@@ -38,6 +38,9 @@ enum srv_principal_kind {
 struct srv_principal {
 	enum srv_principal_kind kind;
 	enum srv_role role;
+	/* A user whose instance requires a second factor and who has none yet: only the routes
+	 * marked AUTH_MFA_SETUP (enrol, who am I, logout) let him through. */
+	bool needs_2fa;
 	char id[SRV_ID_LEN + 1];      /* user id, API key id, client id or agent id */
 	char user_id[SRV_ID_LEN + 1]; /* the owning admin user (users and API keys) */
 	char name[256];		      /* e-mail, "apikey:<name>" or the client's name */
@@ -354,6 +357,36 @@ int srv_client_insert(struct srv *s, struct sg_db_conn *c, const struct client_n
 		      char out_id[SRV_ID_LEN + 1], char *why, size_t whylen);
 json_t *srv_client_get(struct sg_db_conn *c, const char *id);
 
+/* ---- second factor (totp.c, routes_mfa.c; docs/SERVER.md "Two-factor logins") ---- */
+#define SRV_TOTP_PERIOD	   30 /* seconds per step (RFC 6238 section 5.2) */
+#define SRV_TOTP_WINDOW	   1  /* steps accepted either side of now */
+#define SRV_TOTP_KEY_LEN   20 /* 160 bits (RFC 4226 section 4, R6) */
+#define SRV_TOTP_B32_LEN   32
+#define SRV_RECOVERY_LEN   19 /* xxxx-xxxx-xxxx-xxxx */
+#define SRV_RECOVERY_CODES 10
+/* The 6-digit code of a step (RFC 4226 section 5.3 over HMAC-SHA-1). */
+bool srv_totp_code(const uint8_t *key, size_t keylen, uint64_t step, char out[7]);
+/* The step (> last_step) within SRV_TOTP_WINDOW of now whose code is code, or 0. */
+uint64_t srv_totp_match(const uint8_t *key, size_t keylen, const char *code, int64_t now,
+			uint64_t last_step);
+/* A new random secret and its base32 text. */
+bool srv_totp_secret(uint8_t key[SRV_TOTP_KEY_LEN], char b32[SRV_TOTP_B32_LEN + 1]);
+int srv_totp_b32_decode(uint8_t key[SRV_TOTP_KEY_LEN], const char *b32);
+bool srv_recovery_code(char out[SRV_RECOVERY_LEN + 1]);
+bool srv_recovery_normalize(char out[SRV_RECOVERY_LEN + 1], const char *in);
+/* Login (auth.c): a failed attempt recorded (counted toward the per-source lockout when reason
+ * is bad_password or bad_code) and audited. */
+void srv_login_failed(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
+		      const char *email, const char *reason);
+/* A login that passed every factor: tokens issued and audited (second: "totp",
+ * "recovery_code" or NULL); *result the token answer. */
+int srv_login_finish(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
+		     const char *email, const char *role, int64_t gen, const char *second,
+		     json_t **result);
+/* The password was right and the account has a second factor: answers the mfa_token. */
+void srv_mfa_challenge(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
+		       const char *email, struct srv_resp *out);
+
 /* ---- routes ---- */
 typedef void (*srv_handler)(struct srv *s, struct srv_req *r, struct srv_resp *out);
 #define H(name) void name(struct srv *s, struct srv_req *r, struct srv_resp *out)
@@ -363,6 +396,11 @@ H(h_logout);
 H(h_client_challenge);
 H(h_client_auth);
 H(h_me);
+H(h_login_mfa);
+H(h_totp_start);
+H(h_totp_confirm);
+H(h_totp_delete);
+H(h_users_totp_reset);
 H(h_users_list);
 H(h_users_create);
 H(h_users_get);

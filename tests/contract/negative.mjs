@@ -119,7 +119,7 @@ const site = await mk("/api/v1/sites", { name: "neg-" + uniq, networks: ["10.66.
 const res = await mk("/api/v1/resources", { gateway_id: gw.id, site_id: site.id, domain: `neg-${uniq}.example.com` });
 const target = await mk(`/api/v1/resources/${res.id}/targets`, { address: "10.66.0.2:80" });
 const ids = {
-  "/api/users/{id}": user.id, "/api/api-keys/{id}": key.id, "/api/networks/{id}": net.id,
+  "/api/users/{id}": user.id, "/api/users/{id}/totp": user.id, "/api/api-keys/{id}": key.id, "/api/networks/{id}": net.id,
   "/api/networks/{id}/peers": net.id, "/api/clients/{id}": client.id,
   "/api/clients/{id}/config": client.id, "/api/clients/{id}/regenerate-keys": client.id,
   "/api/temp-access/{token}": grant.token,
@@ -133,7 +133,8 @@ const ids = {
 };
 // What a GET shows of the resource a write would change (to prove nothing changed).
 const readback = {
-  "/api/users/{id}": `/api/users/${user.id}`, "/api/networks/{id}": `/api/networks/${net.id}`,
+  "/api/users/{id}": `/api/users/${user.id}`, "/api/users/{id}/totp": `/api/users/${user.id}`,
+  "/api/networks/{id}": `/api/networks/${net.id}`,
   "/api/clients/{id}": `/api/clients/${client.id}`, "/api/settings": "/api/settings",
   "/api/clients/{id}/regenerate-keys": `/api/clients/${client.id}`,
   "/api/policies/{id}": `/api/policies/${policy.id}`, "/api/peers/{id}": `/api/peers/${peer.id}`,

@@ -52,6 +52,8 @@ def check(cond, what):
 def request(method, path, body=None, token=None, raw=None, headers=None):
     """Returns (status, headers, bytes). body: JSON-serialisable; raw: bytes sent as is."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    if SOURCE[0]:
+        return request_from(SOURCE[0], method, path, data, token, headers)
     req = urllib.request.Request(ARGS.url + path, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
@@ -68,6 +70,33 @@ def request(method, path, body=None, token=None, raw=None, headers=None):
     STATUSES.append((method, path, status))
     record(method, path, status, hdrs, payload)
     return status, hdrs, payload
+
+
+# A loopback source address other than 127.0.0.1 for the checks that make failed attempts of
+# their own (the per-address login limit of the rest of the run stays untouched).
+SOURCE = [None]
+
+
+def request_from(source, method, path, data, token, headers):
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlsplit(ARGS.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60, source_address=(source, 0))
+    hdrs = {"User-Agent": "sg-api-test/1"}
+    if data is not None:
+        hdrs["Content-Type"] = "application/json"
+    if token:
+        hdrs["Authorization"] = "Bearer " + token
+    hdrs.update(headers or {})
+    try:
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        status, rh, payload = r.status, dict(r.getheaders()), r.read()
+    finally:
+        conn.close()
+    STATUSES.append((method, path, status))
+    record(method, path, status, rh, payload)
+    return status, rh, payload
 
 
 RECORD = None
@@ -1002,6 +1031,186 @@ def test_email_case(root):
     expect("DELETE", "/api/users/" + u["id"], 204, token=root)
 
 
+def totp(secret_b32, step):
+    """RFC 6238 / RFC 4226 computed here, independently of the server (hmac, SHA-1)."""
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    off = mac[-1] & 15
+    return "%06d" % ((struct.unpack(">I", mac[off:off + 4])[0] & 0x7fffffff) % 1000000)
+
+
+def totp_step():
+    """The current 30-second step, waiting out the last 3 seconds of a step so that a check
+    never straddles two steps."""
+    while time.time() % 30 > 27:
+        time.sleep(0.5)
+    return int(time.time()) // 30
+
+
+def test_totp(root):
+    """Two-factor logins (issue 22): enrolment, login with codes computed here, wrong,
+    replayed, expired and reused codes, recovery codes, the require_2fa setting, removal and a
+    super_admin's reset, each step audited."""
+    log("two-factor logins: TOTP enrolment, codes, recovery codes, require_2fa, reset")
+    check(totp("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", 59 // 30) == "287082",
+          "the test's own TOTP agrees with RFC 6238 appendix B (T=59: 94287082)")
+    SOURCE[0] = "127.0.0.22"
+    try:
+        _test_totp(root)
+    finally:
+        SOURCE[0] = None
+
+
+def _test_totp(root):
+    pw = "totp-" + b64u(os.urandom(9))
+    SECRETS.append(pw)
+    email = "totp-%d@example.com" % os.getpid()
+    u = expect("POST", "/api/users", 201, {"email": email, "password": pw,
+                                            "role": "super_admin"}, token=root)
+    check(u and u.get("totp_enabled") is False, "a new user has no second factor: %s" % u)
+    tok = login(email, pw)["access_token"]
+    me = expect("GET", "/api/auth/me", 200, token=tok)
+    check(me and me.get("needs_2fa") is False, "me: needs_2fa false: %s" % me)
+
+    # Enrolment: the same secret answered again, as JSON and as a QR code.
+    e1 = expect("POST", "/api/auth/totp", 200, token=tok)
+    secret = e1["secret"]
+    SECRETS.append(secret)
+    check(len(secret) == 32 and e1["digits"] == 6 and e1["period"] == 30 and
+          e1["algorithm"] == "SHA1", "enrolment answer: %s" % {k: e1[k] for k in e1 if k != "secret"})
+    check(e1["otpauth_uri"].startswith("otpauth://totp/") and "secret=" + secret in
+          e1["otpauth_uri"] and "issuer=" in e1["otpauth_uri"] and
+          email.replace("@", "@") in e1["otpauth_uri"], "otpauth URI: %s" % e1["otpauth_uri"])
+    e2 = expect("POST", "/api/auth/totp", 200, token=tok)
+    check(e2["secret"] == secret, "asked again within 10 minutes: the same secret")
+    st, hdrs, png = request("POST", "/api/auth/totp?format=qr", token=tok)
+    check(st == 200 and any(k.lower() == "content-type" and v == "image/png"
+                            for k, v in hdrs.items()), "QR code of the URI: %d %s" % (st, hdrs))
+    if st == 200:
+        check_png(png, "TOTP QR code")
+    expect("POST", "/api/auth/totp?format=svg", 400, token=tok, field="format")
+    expect("POST", "/api/auth/totp/confirm", 400, {"code": "12345"}, token=tok, field="code",
+           what="(5 digits)")
+    step = totp_step()
+    wrong = "%06d" % ((int(totp(secret, step)) + 1) % 1000000)
+    expect("POST", "/api/auth/totp/confirm", 400, {"code": wrong}, token=tok, field="code",
+           what="(wrong code)")
+    expect("POST", "/api/auth/login/mfa", 400, {"mfa_token": "nope", "code": "123456"},
+           field="mfa_token")
+    doc = expect("POST", "/api/auth/totp/confirm", 200, {"code": totp(secret, step)}, token=tok)
+    codes = doc["recovery_codes"]
+    SECRETS.extend(codes)
+    check(len(codes) == 10 and len(set(codes)) == 10 and
+          all(len(c) == 19 and c.count("-") == 3 for c in codes), "ten recovery codes: %s"
+          % [c[:4] for c in codes])
+    expect("POST", "/api/auth/totp", 409, token=tok, what="(already on)")
+    expect("POST", "/api/auth/totp/confirm", 409, {"code": totp(secret, step)}, token=tok)
+
+    # Login: the password answers an mfa_token and no tokens.
+    def password_step():
+        st, d = call("POST", "/api/auth/login", {"email": email, "password": pw})
+        check(st == 200 and d.get("mfa_required") is True and d["mfa_token"].startswith("sgm_")
+              and "access_token" not in d and d.get("expires_in") == 300,
+              "password step answers a challenge: %d %s" % (st, d and list(d)))
+        SECRETS.append(d["mfa_token"])
+        return d["mfa_token"]
+    mt = password_step()
+    expect("POST", "/api/auth/login/mfa", 401, {"mfa_token": mt, "code": wrong}, field="code",
+           what="(wrong code)")
+    expect("POST", "/api/auth/login/mfa", 401, {"mfa_token": mt, "code": totp(secret, step)},
+           field="code", what="(the code confirming enrolment, replayed)")
+    doc = expect("POST", "/api/auth/login/mfa", 200, {"mfa_token": mt,
+                                                      "code": totp(secret, step + 1)})
+    check(doc and doc.get("access_token") and doc["user"]["email"] == email,
+          "the next step's code (within the window) logs in: %s" % (doc and list(doc)))
+    SECRETS.extend([doc["access_token"], doc["refresh_token"]])
+    tok = doc["access_token"]
+    expect("POST", "/api/auth/login/mfa", 401, {"mfa_token": mt, "code": totp(secret, step + 1)},
+           field="mfa_token", what="(mfa_token used twice)")
+    mt = password_step()
+    expect("POST", "/api/auth/login/mfa", 401, {"mfa_token": mt, "code": totp(secret, step + 3)},
+           field="code", what="(a code three steps ahead)")
+    sql("UPDATE admin_users SET totp_last_step = 0 WHERE id = '%s'" % u["id"])
+    expect("POST", "/api/auth/login/mfa", 401, {"mfa_token": mt, "code": totp(secret, step - 2)},
+           field="code", what="(a code of a minute ago: expired)")
+    # A recovery code, typed without dashes in capitals, works once.
+    rc0 = codes[0].replace("-", "").upper()
+    doc = expect("POST", "/api/auth/login/mfa", 200, {"mfa_token": mt, "code": rc0})
+    check(doc and doc.get("access_token"), "a recovery code logs in")
+    mt = password_step()
+    expect("POST", "/api/auth/login/mfa", 401, {"mfa_token": mt, "code": codes[0]},
+           field="code", what="(a recovery code used twice)")
+    sql("UPDATE mfa_tokens SET expires_at = 1 WHERE user_id = '%s'" % u["id"])
+    expect("POST", "/api/auth/login/mfa", 401, {"mfa_token": mt, "code": codes[1]},
+           field="mfa_token", what="(mfa_token past its 5 minutes)")
+
+    # require_2fa: refused to a super_admin without a second factor; with it, a user without
+    # one may only enrol.
+    expect("PUT", "/api/settings", 409, {"require_2fa": True}, token=root, field="require_2fa")
+    doc = expect("PUT", "/api/settings", 200, {"require_2fa": True}, token=tok)
+    check(doc and doc.get("require_2fa") is True, "settings.require_2fa: %s" % doc)
+    try:
+        me = expect("GET", "/api/auth/me", 200, token=root)
+        check(me and me.get("needs_2fa") is True, "me: needs_2fa true: %s" % me)
+        expect("GET", "/api/networks", 403, token=root, what="(2FA required, none on)")
+        expect("POST", "/api/api-keys", 403, {"name": "bypass"}, token=root,
+               what="(2FA required: no API key instead)")
+        expect("GET", "/api/networks", 200, token=tok, what="(2FA on)")
+        e = expect("POST", "/api/auth/totp", 200, token=root, what="(enrolment stays open)")
+        check(e and e.get("secret"), "enrolment open to a user who needs 2FA")
+    finally:
+        doc = expect("PUT", "/api/settings", 200, {"require_2fa": False}, token=tok)
+    expect("GET", "/api/networks", 200, token=root, what="(2FA no longer required)")
+
+    # A second user enrols; the super_admin resets it (lost device): sessions end.
+    pw2 = "totp2-" + b64u(os.urandom(9))
+    SECRETS.append(pw2)
+    v = expect("POST", "/api/users", 201, {"email": "totp2-%d@example.com" % os.getpid(),
+                                            "password": pw2, "role": "viewer"}, token=tok)
+    vt = login(v["email"], pw2)["access_token"]
+    expect("DELETE", "/api/users/%s/totp" % v["id"], 409, token=tok, what="(nothing to reset)")
+    s2 = expect("POST", "/api/auth/totp", 200, token=vt)["secret"]
+    SECRETS.append(s2)
+    expect("POST", "/api/auth/totp/confirm", 200, {"code": totp(s2, totp_step())}, token=vt)
+    got = expect("GET", "/api/users/" + v["id"], 200, token=tok)
+    check(got and got.get("totp_enabled") is True, "user shows totp_enabled: %s" % got)
+    expect("DELETE", "/api/users/%s/totp" % v["id"], 403, token=vt, what="(a viewer)")
+    expect("DELETE", "/api/users/%s/totp" % u["id"], 409, token=tok, what="(own: needs a code)")
+    expect("DELETE", "/api/users/%s/totp" % v["id"], 204, token=tok)
+    expect("GET", "/api/auth/me", 401, token=vt, what="(sessions ended by the reset)")
+    vt = login(v["email"], pw2)["access_token"]
+    check(True, "after the reset the password alone logs in")
+
+    # Turning it off needs a code (here a recovery code); wrong ones are refused.
+    expect("DELETE", "/api/auth/totp", 400, {"code": "aaaa-bbbb-cccc-dddd"}, token=tok,
+           field="code")
+    expect("DELETE", "/api/auth/totp", 204, {"code": codes[2]}, token=tok)
+    expect("DELETE", "/api/auth/totp", 409, {"code": codes[3]}, token=tok, what="(already off)")
+    got = expect("GET", "/api/users/" + u["id"], 200, token=tok)
+    check(got and got.get("totp_enabled") is False, "off: %s" % got)
+    tok = login(email, pw)["access_token"]
+
+    st, doc = call("GET", "/api/audit?resource_type=user&limit=1000", token=tok)
+    items = [e for e in doc["items"] if e["resource_id"] == u["id"]] if st == 200 else []
+    kinds = {e["event_type"] for e in items}
+    for ev in ("user.totp_enrolment_started", "user.totp_enabled", "user.mfa_required",
+               "user.recovery_code_used", "user.totp_disabled", "user.failed_login",
+               "user.login"):
+        check(ev in kinds, "audit has %s for the user (has %s)" % (ev, sorted(kinds)))
+    logins = [e for e in items if e["event_type"] == "user.login" and e["details"]]
+    check(any('"second_factor":"totp"' in e["details"] for e in logins) and
+          any('"second_factor":"recovery_code"' in e["details"] for e in logins),
+          "user.login names the second factor")
+    fails = [e for e in items if e["event_type"] == "user.failed_login"]
+    check(any('"reason":"bad_code"' in (e["details"] or "") for e in fails),
+          "wrong codes audited as bad_code")
+    st, doc = call("GET", "/api/audit?event_type=user.totp_reset&limit=50", token=tok)
+    check(st == 200 and any(e["resource_id"] == v["id"] for e in doc["items"]),
+          "the reset is audited")
+    for x in (v, u):
+        expect("DELETE", "/api/users/" + x["id"], 204, token=root)
+
+
 def test_qr_too_large(admin, net):
     log("a config too large for a QR code: 422")
     c = expect("POST", "/api/clients", 201, {
@@ -1219,6 +1428,7 @@ def main():
     test_qr_too_large(admin, net)
     test_names(admin)
     test_email_case(root)
+    test_totp(root)
     test_concurrent(admin)
     test_refresh_logout(users["viewer"][1], users["viewer"][2])
     test_refresh_race(users["viewer"][1], users["viewer"][2])

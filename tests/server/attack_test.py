@@ -311,6 +311,12 @@ def dup_prepare(root):
     sql("DROP TABLE login_failures")
     sql("DROP TABLE login_known")
     sql("ALTER TABLE admin_users DROP COLUMN token_gen")
+    # ... migration 8 (second factor)
+    sql("DROP TABLE mfa_tokens")
+    sql("DROP TABLE recovery_codes")
+    for col in ("totp_secret", "totp_pending", "totp_pending_at", "totp_last_step"):
+        sql("ALTER TABLE admin_users DROP COLUMN " + col)
+    sql("ALTER TABLE settings DROP COLUMN require_2fa")
     # ... migration 7 (folded name keys)
     sql("DROP INDEX idx_networks_name_key")
     sql("ALTER TABLE networks DROP COLUMN name_key")

@@ -130,6 +130,26 @@ static void test_hmac_sha384_rfc4231(void **state)
 
 /* ---- HKDF-SHA-384 -------------------------------------------------------------------------- */
 
+/* RFC 2202 section 3, test cases 1 and 2: HMAC-SHA-1, used only for TOTP (the server's second
+ * factor); it must come from the same provider as the suite, the FIPS one included. */
+static void test_hmac_sha1_rfc2202(void **state)
+{
+	static const uint8_t mac1[20] = {0xb6, 0x17, 0x31, 0x86, 0x55, 0x05, 0x72, 0x64, 0xe2, 0x8b,
+					 0xc0, 0xb6, 0xfb, 0x37, 0x8c, 0x8e, 0xf1, 0x46, 0xbe, 0x00};
+	static const uint8_t mac2[20] = {0xef, 0xfc, 0xdf, 0x6a, 0xe5, 0xeb, 0x2f, 0xa2, 0xd2, 0x74,
+					 0x16, 0xd5, 0xf1, 0x84, 0xdf, 0x9c, 0x25, 0x9a, 0x7c, 0x79};
+	uint8_t key[20], out[20];
+	struct sg_iov iov = {"Hi There", 8};
+	struct sg_iov iov2 = {"what do ya want for nothing?", 28};
+
+	(void)state;
+	memset(key, 0x0b, sizeof(key));
+	assert_true(sg_hmac_sha1(out, key, sizeof(key), &iov, 1));
+	assert_memory_equal(out, mac1, 20);
+	assert_true(sg_hmac_sha1(out, (const uint8_t *)"Jefe", 4, &iov2, 1));
+	assert_memory_equal(out, mac2, 20);
+}
+
 static void test_hkdf_sha384_wycheproof(void **state)
 {
 	/* Wycheproof testvectors/hkdf_sha384_test.json (C2SP/wycheproof), by tcId. */
@@ -653,6 +673,7 @@ int main(void)
 	    cmocka_unit_test(test_on_fips_provider),
 	    cmocka_unit_test(test_sha384),
 	    cmocka_unit_test(test_pbkdf2_sha384),
+	    cmocka_unit_test(test_hmac_sha1_rfc2202),
 	    cmocka_unit_test(test_hmac_sha384_rfc4231),
 	    cmocka_unit_test(test_hkdf_sha384_wycheproof),
 	    cmocka_unit_test(test_hkdf_sha384_reference_and_limits),

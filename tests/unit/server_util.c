@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/b64.h"
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
 #include "server/srv_int.h"
@@ -314,6 +315,65 @@ static void test_json_prescan(void **state)
 
 /* Names and text (issue 20, item 11): invisible and control characters refused, no spaces at
  * the ends of a name, NFC, and the case-folded comparison key. */
+/* RFC 6238 appendix B (SHA-1 rows, key "12345678901234567890"): the last 6 digits of the
+ * 8-digit values, since the same truncated number mod 10^6 is the 6-digit code. */
+static void test_totp(void **state)
+{
+	static const struct {
+		uint64_t t;
+		const char *code;
+	} v[] = {{59, "287082"},	 {1111111109, "081804"}, {1111111111, "050471"},
+		 {1234567890, "005924"}, {2000000000, "279037"}, {20000000000ULL, "353130"}};
+	const uint8_t *key = (const uint8_t *)"12345678901234567890";
+	char code[7], b32[SRV_TOTP_B32_LEN + 1], norm[SRV_RECOVERY_LEN + 1];
+	uint8_t k[SRV_TOTP_KEY_LEN], k2[SRV_TOTP_KEY_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < SG_ARRAY_LEN(v); i++) {
+		assert_true(srv_totp_code(key, 20, v[i].t / 30, code));
+		assert_string_equal(code, v[i].code);
+	}
+	/* The window: the code of the step before and after now, not two steps away; never a step
+	 * at or before the last one used. */
+	assert_true(srv_totp_code(key, 20, 1111111111 / 30 - 1, code));
+	assert_int_equal(srv_totp_match(key, 20, code, 1111111111, 0), 1111111111 / 30 - 1);
+	assert_int_equal(srv_totp_match(key, 20, code, 1111111111, 1111111111 / 30 - 1), 0);
+	assert_true(srv_totp_code(key, 20, 1111111111 / 30 + 1, code));
+	assert_int_equal(srv_totp_match(key, 20, code, 1111111111, 0), 1111111111 / 30 + 1);
+	assert_true(srv_totp_code(key, 20, 1111111111 / 30 + 2, code));
+	assert_int_equal(srv_totp_match(key, 20, code, 1111111111, 0), 0);
+	assert_int_equal(srv_totp_match(key, 20, "05047", 1111111111, 0), 0);
+	assert_int_equal(srv_totp_match(key, 20, "0504711", 1111111111, 0), 0);
+
+	/* Base32 (RFC 4648 section 10 vectors, without padding) and the secret round trip. */
+	sg_b32_encode(b32, (const uint8_t *)"foobar", 6);
+	assert_string_equal(b32, "MZXW6YTBOI");
+	sg_b32_encode(b32, (const uint8_t *)"f", 1);
+	assert_string_equal(b32, "MY");
+	sg_b32_encode(b32, key, 20);
+	assert_string_equal(b32, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+	assert_true(srv_totp_secret(k, b32));
+	assert_int_equal(strlen(b32), SRV_TOTP_B32_LEN);
+	assert_int_equal(srv_totp_b32_decode(k2, b32), 0);
+	assert_memory_equal(k, k2, sizeof(k));
+	assert_int_equal(srv_totp_b32_decode(k2, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJ1"), SG_EPARSE);
+	assert_int_equal(srv_totp_b32_decode(k2, "GEZDGNBV"), SG_EPARSE);
+
+	/* Recovery codes: xxxx-xxxx-xxxx-xxxx; typed in capitals, without dashes or with spaces,
+	 * they are the same code; anything else is not one. */
+	assert_true(srv_recovery_code(norm));
+	assert_int_equal(strlen(norm), SRV_RECOVERY_LEN);
+	assert_true(norm[4] == '-' && norm[9] == '-' && norm[14] == '-');
+	assert_true(srv_recovery_normalize(norm, "ABCD EFGH-ijkl mn23"));
+	assert_string_equal(norm, "abcd-efgh-ijkl-mn23");
+	assert_true(srv_recovery_normalize(norm, "abcdefghijklmn23"));
+	assert_string_equal(norm, "abcd-efgh-ijkl-mn23");
+	assert_false(srv_recovery_normalize(norm, "abcd-efgh-ijkl-mn2"));
+	assert_false(srv_recovery_normalize(norm, "abcd-efgh-ijkl-mn234"));
+	assert_false(srv_recovery_normalize(norm, "abcd-efgh-ijkl-mn28"));
+	assert_false(srv_recovery_normalize(norm, "abcd-efgh-ijkl-mn2\xc3\xa9"));
+}
+
 static void test_text(void **state)
 {
 	const char *why = NULL;
@@ -365,6 +425,7 @@ int main(void)
 	    cmocka_unit_test(test_seal),	 cmocka_unit_test(test_passwords),
 	    cmocka_unit_test(test_inputs),	 cmocka_unit_test(test_uuid_tokens),
 	    cmocka_unit_test(test_json_prescan), cmocka_unit_test(test_text),
+	    cmocka_unit_test(test_totp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,7 +16,10 @@ function must<T>(what: string, v: T | undefined, status: number): T {
 }
 
 const login = await api.POST("/api/auth/login", { body: { email, password } });
-const tokens = must("login", login.data, login.response.status);
+const answer = must("login", login.data, login.response.status);
+// A login answers tokens, or (the account has a second factor) a challenge: the type says so.
+if ("mfa_required" in answer) throw new Error("login: this account needs a second factor");
+const tokens = answer;
 const headers = { Authorization: `Bearer ${tokens.access_token}` };
 const name = `ts-client-${Date.now()}`;
 
