@@ -35,7 +35,7 @@ export SG_ADMIN_EMAIL=root@example.com
 SG_ADMIN_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
 export SG_ADMIN_PASSWORD
 # attack_test.py's LOCKOUT_SECS is --lockout-secs (short, to see the backoff double).
-OPTS=(--lockout-secs 2)
+OPTS=(--lockout-secs 6)
 
 attack() {
 	local name=$1 db=$2 phase=$3 urlv logv

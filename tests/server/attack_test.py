@@ -32,7 +32,7 @@ FAILS = []
 NOID = "00000000-0000-4000-8000-000000000000"
 # Options of the server in tests/integration/test_server_attack.sh.
 LOCKOUT = 5  # --lockout (default)
-LOCKOUT_SECS = 2  # --lockout-secs
+LOCKOUT_SECS = 6  # --lockout-secs (long enough that a loaded ASan run still sees the lock)
 LOGIN_IP_LIMIT = 20  # --login-ip-limit (default)
 LOGIN_IP_WINDOW = 300  # --login-ip-window (default)
 
