@@ -1,7 +1,7 @@
 # Thin wrapper over CMake (see README.md).
 #   make        build build/bin/secureguard and build/bin/secureguardd
-#   make check  install missing Debian packages, build with -Werror, run every test,
-#               then again under ASan+UBSan
+#   make check  install missing Debian packages, build with -Werror, run every test, then
+#               the unit, fuzz-seed and protocol tests again under ASan+UBSan (tests/CMakeLists.txt)
 #   make fuzz   build the libFuzzer targets with clang (build-fuzz/bin/fuzz_*)
 #   make demo   the main job: secureguardd and wireguard-go talking in two namespaces, then the
 #               management server on SQLite configuring a tunnel
@@ -32,7 +32,7 @@ check-asan:
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+		ctest --output-on-failure -j$(JOBS) -L '^(unit|fuzz|protocol)$$' $(CTEST_ARGS)
 
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSG_FUZZ=ON >/dev/null
