@@ -26,6 +26,9 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "Usage: secureguard server [options]\n"
+	    "       secureguard server backup|restore FILE [--db URL | --data-dir DIR]\n"
+	    "       secureguard server migrate-store --from sqlite:PATH --to postgresql://...\n"
+	    "       (docs/OPERATIONS.md)\n"
 	    "  --listen HOST:PORT      address to listen on (default 127.0.0.1:8080; [::1]:8080)\n"
 	    "  --db URL                sqlite:PATH or postgresql://... (default\n"
 	    "                          sqlite:DATA_DIR/server.db)\n"
@@ -341,7 +344,17 @@ static void log_anchor(struct srv *s, int64_t *last)
 	sg_db_release(c);
 }
 
+static int server_run(int argc, char **argv);
+
 int sg_server_cmd(int argc, char **argv)
+{
+	if (argc >= 2 && (!strcmp(argv[1], "backup") || !strcmp(argv[1], "restore") ||
+			  !strcmp(argv[1], "migrate-store")))
+		return srv_store_cmd(argc - 1, argv + 1);
+	return server_run(argc, argv);
+}
+
+static int server_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
