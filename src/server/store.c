@@ -176,6 +176,22 @@ static int create_new(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* A backup is written to FILE.partial (0600) and renamed to FILE once complete; FILE must not
+ * exist. tmp gets the partial file's name (PATH_MAX). */
+static int partial_file(const char *file, char *tmp, char *err, size_t errlen)
+{
+	if (access(file, F_OK) == 0) {
+		snprintf(err, errlen, "%s exists: a backup never replaces a file", file);
+		return SG_EEXIST;
+	}
+	if (snprintf(tmp, PATH_MAX, "%s.partial", file) >= PATH_MAX) {
+		snprintf(err, errlen, "%s: path too long", file);
+		return SG_EINVAL;
+	}
+	unlink(tmp); /* a leftover of an interrupted backup */
+	return create_new(tmp, err, errlen);
+}
+
 static int backup_sqlite(const char *url, const char *file, char *err, size_t errlen)
 {
 	const char *path = sqlite_path(url);
@@ -188,16 +204,7 @@ static int backup_sqlite(const char *url, const char *file, char *err, size_t er
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return SG_ENOENT;
 	}
-	if (access(file, F_OK) == 0) {
-		snprintf(err, errlen, "%s exists: a backup never replaces a file", file);
-		return SG_EEXIST;
-	}
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.partial", file) >= sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", file);
-		return SG_EINVAL;
-	}
-	unlink(tmp); /* a leftover of an interrupted backup */
-	ret = create_new(tmp, err, errlen);
+	ret = partial_file(file, tmp, err, errlen);
 	if (ret < 0)
 		return ret;
 	if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
@@ -244,16 +251,7 @@ static int backup_pg(const char *url, const char *file, char *err, size_t errlen
 	char tmp[PATH_MAX];
 	int ret;
 
-	if (access(file, F_OK) == 0) {
-		snprintf(err, errlen, "%s exists: a backup never replaces a file", file);
-		return SG_EEXIST;
-	}
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.partial", file) >= sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", file);
-		return SG_EINVAL;
-	}
-	unlink(tmp);
-	ret = create_new(tmp, err, errlen);
+	ret = partial_file(file, tmp, err, errlen);
 	if (ret < 0)
 		return ret;
 	{
