@@ -10,6 +10,7 @@
  *   "secureguard-server challenge v1"     32 bytes, HMAC key of stateless client-auth challenges
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +66,7 @@ out:
 
 static int create_master(const char *path, uint8_t key[MASTER_LEN], char *err, size_t errlen)
 {
-	char hex[2 * MASTER_LEN + 2];
+	char hex[2 * MASTER_LEN + 2], tmp[PATH_MAX];
 	int fd, rc = 0;
 
 	if (!sg_random_bytes(key, MASTER_LEN)) {
@@ -74,21 +75,32 @@ static int create_master(const char *path, uint8_t key[MASTER_LEN], char *err, s
 	}
 	srv_hex(hex, key, MASTER_LEN);
 	hex[2 * MASTER_LEN] = '\n';
-	/* O_EXCL: two servers starting at once never overwrite each other's key. */
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* Written whole to a temporary file, then linked into place: link(2) fails with EEXIST
+	 * when another server got there first, so two servers starting at once never overwrite
+	 * each other's key, and neither ever reads a key file the other has not finished. */
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		rc = SG_EINVAL;
+		goto out;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
 	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		rc = SG_EIO;
+		goto out;
+	}
+	if (write(fd, hex, 2 * MASTER_LEN + 1) != 2 * MASTER_LEN + 1 || fsync(fd)) {
+		snprintf(err, errlen, "%s: write failed", tmp);
+		rc = SG_EIO;
+	}
+	if (close(fd) && !rc)
+		rc = SG_EIO;
+	if (!rc && link(tmp, path) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		rc = errno == EEXIST ? SG_EEXIST : SG_EIO;
-	} else {
-		if (write(fd, hex, 2 * MASTER_LEN + 1) != 2 * MASTER_LEN + 1 || fsync(fd)) {
-			snprintf(err, errlen, "%s: write failed", path);
-			rc = SG_EIO;
-		}
-		if (close(fd) && !rc)
-			rc = SG_EIO;
-		if (rc)
-			unlink(path);
 	}
+	unlink(tmp);
+out:
 	sg_memzero(hex, sizeof(hex));
 	return rc;
 }
