@@ -6,7 +6,7 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libssl-dev libcm
       wireguard-go wireguard-tools iproute2 iputils-ping socat tcpdump procps python3
       libutf8proc-dev libjansson-dev libsqlite3-dev sqlite3 libpq-dev postgresql libqrencode-dev
       libargon2-dev curl iperf3 nftables openssl xxd dpkg-dev perl libnghttp2-dev python3-websockets libcurl4-openssl-dev
-      python3-jwt python3-cryptography python3-h2
+      python3-jwt python3-cryptography python3-h2 chromium
       strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
       libstrongswan-extra-plugins
       liblwip-dev libc-ares-dev dnsmasq-base postgresql-client openssh-server"
@@ -35,3 +35,9 @@ fi
 # OpenSSL's FIPS provider for the FIPS tests (docs/FIPS.md): built once from Debian's openssl
 # source into /var/cache/sg-fips (minutes the first time), a lookup afterwards.
 "$top/scripts/fips-provider.sh" >/dev/null
+# playwright-core drives Debian's Chromium in the browser tests (tests/browser, INTEROP.md).
+if [ ! -f "$top/tests/browser/node_modules/.package-lock.json" ] ||
+	[ "$top/tests/browser/package-lock.json" -nt "$top/tests/browser/node_modules/.package-lock.json" ]; then
+	echo "deps: npm ci in tests/browser"
+	(cd "$top/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -1068,12 +1068,13 @@ static bool resource_conflicts(struct vctx *v, const struct gw_conf *c, size_t i
 
 static bool parse_root(struct vctx *v, json_t *root, struct gw_conf *c)
 {
-	static const char *const keys[] = {"serial", "name", "region", "limits", "sites",
+	static const char *const keys[] = {"serial", "id", "name", "region", "limits", "sites",
 					   "resources", NULL};
 	if (!json_is_object(root))
 		return verr(v, "the document must be a JSON object");
 	bool ok = check_keys(v, root, keys);
 	ok &= get_u64(v, root, "serial", 0, (1ull << 53), 0, &c->serial);
+	ok &= get_id(v, root, "id", false, &c->id);
 	ok &= get_str(v, root, "name", false, 128, &c->name);
 	ok &= get_str(v, root, "region", false, 64, &c->region);
 	ok &= parse_limits(v, root, &c->limits);

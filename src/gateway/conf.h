@@ -139,6 +139,7 @@ struct gw_limits {
 
 struct gw_conf {
 	uint64_t serial; /* the server's version of this config; 0 for a local file */
+	const char *id;	 /* the gateway's id at the management server (NULL: a local file) */
 	const char *name;
 	const char *region; /* this gateway's region, for region-aware balancing */
 	struct gw_limits limits;

@@ -315,6 +315,13 @@ static bool admit(struct gw_res *r, const char *proto, const struct sockaddr_sto
 	else
 		r->denied++;
 	deny_log(r, proto, client, out.reason);
+	uint8_t key[17];
+	char ipb[48];
+	gw_src_key(key, family, ip);
+	gw_ip_str(key[0] == 4 ? AF_INET : AF_INET6, key + 1, ipb, sizeof(ipb));
+	char why[128];
+	snprintf(why, sizeof(why), "%s: %s", proto, out.reason ? out.reason : "refused");
+	gw_event(gw, "access_denied", r, ipb, NULL, NULL, NULL, NULL, 0, why);
 	return false;
 }
 

@@ -277,6 +277,32 @@ static int apply_config(struct gw *gw, struct gw_conf *conf, bool save, char *er
 	return 0;
 }
 
+/* The server's own provider is reached like the server: with the CA given for it. */
+static void server_ca(struct gw *gw, struct gw_conf *conf)
+{
+	size_t n = gw->opts.server ? strlen(gw->opts.server) : 0;
+	if (!n || !gw->opts.ca_file)
+		return;
+	while (n && gw->opts.server[n - 1] == '/')
+		n--;
+	for (size_t i = 0; i < conf->n_resources; i++) {
+		struct gw_oidc_conf *o = &conf->resources[i].oidc;
+		if (o->issuer && !o->ca_file && !strncmp(o->issuer, gw->opts.server, n) &&
+		    (o->issuer[n] == '\0' || o->issuer[n] == '/'))
+			o->ca_file = gw->opts.ca_file;
+	}
+}
+
+int gw_apply_text(struct gw *gw, const char *text, size_t len, char *err, size_t errlen)
+{
+	struct gw_conf *conf = NULL;
+	int rc = gw_conf_parse(text, len, &conf, err, errlen);
+	if (rc != 0)
+		return rc;
+	server_ca(gw, conf);
+	return apply_config(gw, conf, true, err, errlen);
+}
+
 static void reload(struct gw *gw)
 {
 	char err[GW_CONF_ERR_MAX + 64], q[GW_CONF_ERR_MAX + 96];
@@ -367,6 +393,7 @@ static void tick_event(void *ctx, uint32_t ev)
 	gw_fwd_tick(gw);
 	gw_health_tick(gw->rt, gw->now_ns);
 	gw_oidc_tick(gw->rt, gw->now_ns);
+	gw_managed_tick(gw, gw->now_ns);
 	if (gw->access_log)
 		fflush(gw->access_log);
 	if (evloop_timer_arm(gw->tfd, gw->now_ns + TICK_NS) != 0)
@@ -419,17 +446,26 @@ int gw_run(const struct gw_opts *o)
 	bool from_file = o->config_file != NULL;
 	char lkg[4200];
 	snprintf(lkg, sizeof(lkg), "%s/config.json", o->state_dir);
-	if (gw_conf_load_file(from_file ? o->config_file : lkg, &conf, err, sizeof(err)) != 0) {
+	int lrc = gw_conf_load_file(from_file ? o->config_file : lkg, &conf, err, sizeof(err));
+	if (lrc == SG_ENOENT && !from_file && o->server) {
+		/* Managed, and nothing from the server yet: serve nothing until it comes. */
+		static const char empty[] = "{\"resources\": []}";
+		lrc = gw_conf_parse(empty, sizeof(empty) - 1, &conf, err, sizeof(err));
+		if (lrc == 0)
+			sg_log(SG_LOG_INFO, "gw_config_waiting", "server=%s", o->server);
+	} else if (lrc == 0 && !from_file) {
+		sg_log(SG_LOG_WARN, "gw_config_last_known_good", "file=%s serial=%llu", lkg,
+		       (unsigned long long)conf->serial);
+	}
+	if (lrc != 0) {
 		fprintf(stderr, "gateway: %s\n", err);
 		if (!from_file)
-			fprintf(stderr, "gateway: give --config FILE (no last-known-good "
-					"configuration in %s)\n",
+			fprintf(stderr, "gateway: give --config FILE or --server URL (no "
+					"last-known-good configuration in %s)\n",
 				o->state_dir);
 		goto out;
 	}
-	if (!from_file)
-		sg_log(SG_LOG_WARN, "gw_config_last_known_good", "file=%s serial=%llu", lkg,
-		       (unsigned long long)conf->serial);
+	server_ca(gw, conf);
 	if (o->access_log) {
 		if (strcmp(o->access_log, "-") == 0) {
 			gw->access_log = stdout;
@@ -474,6 +510,10 @@ int gw_run(const struct gw_opts *o)
 		fprintf(stderr, "gateway: signalfd/timerfd: %s\n", strerror(errno));
 		goto out;
 	}
+	if (o->server && gw_managed_start(gw, err, sizeof(err)) != 0) {
+		fprintf(stderr, "gateway: %s\n", err);
+		goto out;
+	}
 	sg_log(SG_LOG_INFO, "gw_started", "state_dir=%s", sg_log_quote(q, sizeof(q), o->state_dir));
 	while (!gw->stop) {
 		int n = evloop_run_once(gw->loop, -1);
@@ -483,7 +523,7 @@ int gw_run(const struct gw_opts *o)
 			goto out;
 		}
 	}
-	ret = 0;
+	ret = gw->exit_code;
 out:
 	if (gw->loop) {
 		listener_close(gw, &gw->http);
@@ -507,6 +547,7 @@ out:
 			evloop_del(gw->loop, &gw->tsrc);
 			close(gw->tfd);
 		}
+		gw_managed_free(gw);
 		sg_httpc_free(gw->httpc);
 		evloop_free(gw->loop);
 	}
@@ -528,6 +569,9 @@ static void usage(FILE *f)
 		"Usage: secureguard gateway --state-dir DIR [--config FILE] [--http ADDR|off]\n"
 		"                           [--https ADDR] [--metrics ADDR] [--access-log FILE|-]\n"
 		"                           [--log-level error|warn|info|debug]\n"
+		"       secureguard gateway --server URL --state-dir DIR [--enroll TOKEN]\n"
+		"                           [--ca-file FILE] [--report-interval SECS]\n"
+		"                           [--poll-interval SECS] [--http ADDR] [--https ADDR] ...\n"
 		"       secureguard gateway --check FILE\n\n"
 		"The zero-trust edge proxy: HTTP(S), TCP and UDP to targets behind the tunnels\n"
 		"(docs/GATEWAY.md). --config is the JSON configuration (SIGHUP reloads it; a bad\n"
@@ -535,7 +579,12 @@ static void usage(FILE *f)
 		"accepted, kept in DIR/config.json, is used. ADDR is IP:PORT or [IPv6]:PORT;\n"
 		"--http defaults to [::]:80, --https (TLS, SNI, a self-signed certificate in\n"
 		"DIR/tls for domains without one) and --metrics (Prometheus) are off unless given.\n"
-		"--check FILE only validates FILE: exit 0 and a summary, or 1 and the error.\n");
+		"--check FILE only validates FILE: exit 0 and a summary, or 1 and the error.\n"
+		"--server URL: managed by the management server: enrolled once with --enroll TOKEN\n"
+		"(from POST /api/v1/gateways; the credential stays in DIR), its configuration\n"
+		"pushed, kept in DIR/config.json and served from there while the server is away;\n"
+		"--ca-file is the CA of the server's certificate (default: the system's).\n"
+		"Exit status 3: the server revoked this gateway.\n");
 }
 
 int gw_cmd(int argc, char **argv)
@@ -546,9 +595,12 @@ int gw_cmd(int argc, char **argv)
 	    {"metrics", required_argument, NULL, 'm'},	 {"access-log", required_argument, NULL, 'a'},
 	    {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
 	    {"check", required_argument, NULL, 'k'},
+	    {"server", required_argument, NULL, 'V'},	 {"enroll", required_argument, NULL, 'E'},
+	    {"ca-file", required_argument, NULL, 'C'},	 {"report-interval", required_argument, NULL, 'R'},
+	    {"poll-interval", required_argument, NULL, 'P'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct gw_opts o = {0};
+	struct gw_opts o = {.report_s = 15, .poll_s = 60};
 	const char *check = NULL;
 	int ch;
 	optind = 1;
@@ -562,6 +614,24 @@ int gw_cmd(int argc, char **argv)
 		case 'a': o.access_log = optarg; break;
 		case 'l': o.log_level = optarg; break;
 		case 'k': check = optarg; break;
+		case 'V': o.server = optarg; break;
+		case 'E': o.enroll = optarg; break;
+		case 'C': o.ca_file = optarg; break;
+		case 'R':
+		case 'P': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 3600) {
+				fprintf(stderr, "gateway: --%s must be 1..3600 seconds\n",
+					ch == 'R' ? "report-interval" : "poll-interval");
+				return 1;
+			}
+			if (ch == 'R')
+				o.report_s = (int)v;
+			else
+				o.poll_s = (int)v;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
 		}
@@ -581,6 +651,15 @@ int gw_cmd(int argc, char **argv)
 		       (unsigned long long)c->serial, c->n_resources, nt);
 		gw_conf_free(c);
 		return 0;
+	}
+	if (o.server && o.config_file) {
+		fprintf(stderr, "gateway: --config and --server exclude each other (a managed gateway "
+				"gets its configuration from the server)\n");
+		return 1;
+	}
+	if ((o.enroll || o.ca_file) && !o.server) {
+		fprintf(stderr, "gateway: --enroll and --ca-file go with --server\n");
+		return 1;
 	}
 	if (optind != argc || !o.state_dir) {
 		fprintf(stderr, "gateway: %s\n\n", optind != argc ? "unexpected argument" :

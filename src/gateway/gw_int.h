@@ -14,6 +14,10 @@
 #include "net/tls_term.h"
 #include "wg/wg.h"
 
+struct sg_mgmt;
+struct sg_longpoll;
+struct gw_events;
+
 #define NS_PER_MS 1000000ull
 #define NS_PER_S  1000000000ull
 
@@ -196,8 +200,17 @@ struct gw {
 	struct gw_src_entry *src;
 	FILE *access_log;
 	struct sg_tls_term *tls;
-	struct sg_httpc *httpc; /* the one HTTP client (identity providers) */
+	struct sg_httpc *httpc; /* the one HTTP client (identity providers, the server) */
 	bool stop;
+	int exit_code;
+	/* Managed by the server (managed.c, events.c). */
+	struct sg_mgmt *mgmt;
+	struct sg_longpoll *lp;
+	const char *lp_hdrs[2];
+	char revision[160];    /* of the configuration last received */
+	bool server_ok, server_rejected, reporting;
+	uint64_t next_report_ns;
+	struct gw_events *events;
 	/* Counters. */
 	uint64_t reloads, rejected, accepted, refused_conns;
 	uint32_t oidc_inflight; /* token exchanges in progress (capped) */
@@ -432,5 +445,22 @@ void gw_access_log(struct gw *gw, const struct gw_access *a);
 /* gateway.c */
 void gw_sockaddr_str(const void *sa, char *out, size_t size); /* "ip:port" */
 void gw_ip_str(int family, const uint8_t *addr, char *out, size_t size);
+
+/* ---- managed by the server (managed.c, events.c) ----------------------------------------- */
+
+/* Validates a configuration document and makes it the running one (kept as last-known-good);
+ * 0, or an error with err (the running one is kept). gateway.c. */
+int gw_apply_text(struct gw *gw, const char *text, size_t len, char *err, size_t errlen);
+int gw_managed_start(struct gw *gw, char *err, size_t errlen);
+void gw_managed_tick(struct gw *gw, uint64_t now_ns);
+void gw_managed_free(struct gw *gw);
+/* An event for the server's audit chain (a denial, a login, a refused credential); nothing
+ * when the gateway is not managed. */
+void gw_event(struct gw *gw, const char *type, const struct gw_res *r, const char *client,
+	      const char *user, const char *method, const char *host, const char *path, int status,
+	      const char *reason);
+void gw_events_tick(struct gw *gw, uint64_t now_ns);
+int gw_events_new(struct gw *gw);
+void gw_events_free(struct gw *gw);
 
 #endif

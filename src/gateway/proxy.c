@@ -810,6 +810,8 @@ static void login_done(void *ctx, const struct gw_oidc_result *r)
 		char b[96];
 		sg_log(SG_LOG_WARN, "gw_login_failed", "resource=%s client=%s reason=%s",
 		       x->res->conf->id, c->ip_str, sg_log_quote(b, sizeof(b), r->error));
+		gw_event(c->gw, "login_failed", x->res, c->ip_str, NULL, x->s->method_s, x->s->host,
+			 x->s->path, 401, r->error);
 		x_fail_respond(c, 401, r->error, NULL);
 	} else {
 		int64_t now = (int64_t)(evloop_realtime_ns() / NS_PER_S);
@@ -819,6 +821,8 @@ static void login_done(void *ctx, const struct gw_oidc_result *r)
 		snprintf(x->s->user, sizeof(x->s->user), "%s", r->user);
 		sg_log(SG_LOG_INFO, "gw_login", "resource=%s client=%s user=%s", x->res->conf->id,
 		       c->ip_str, x->s->user);
+		gw_event(c->gw, "login", x->res, c->ip_str, x->s->user, x->s->method_s, x->s->host,
+			 x->s->path, 302, NULL);
 		if (!extra) {
 			x_fail_respond(c, 500, "out of memory", NULL);
 		} else {
@@ -853,6 +857,8 @@ static void login_callback(struct gw_client *c, const struct sg_http_msg *m, con
 		char b[96];
 		sg_log(SG_LOG_WARN, "gw_login_failed", "resource=%s client=%s reason=%s",
 		       x->res->conf->id, c->ip_str, sg_log_quote(b, sizeof(b), why));
+		gw_event(c->gw, "login_failed", x->res, c->ip_str, NULL, x->s->method_s, x->s->host,
+			 x->s->path, gw_oidc_ready(x->res) ? 400 : 503, why);
 		x_fail_respond(c, gw_oidc_ready(x->res) ? 400 : 503, why, NULL);
 		return;
 	}
@@ -1010,11 +1016,20 @@ static void handle_request(struct gw_client *c, struct sg_http_msg *m, size_t he
 			snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", pout.retry_after_s);
 		}
 		char b1[64], b2[96];
+		/* A credential that was sent and did not hold (a session or bearer token, a key). */
+		bool refused = (v == GW_V_LOGIN && pout.reason && strcmp(pout.reason, "login required")) ||
+			       (v == GW_V_AUTH && sg_http_find(m, "authorization"));
 		if (status == 302) {
 			x->res->denied--; /* a redirect to log in is no denial */
+			if (refused)
+				gw_event(gw, "credential_refused", x->res, c->ip_str, NULL,
+					 x->s->method_s, x->s->host, x->s->path, 302, pout.reason);
 			x_fail_respond(c, 302, "login", extra);
 			return;
 		}
+		gw_event(gw, refused ? "credential_refused" : "access_denied", x->res, c->ip_str,
+			 x->s->user[0] ? x->s->user : NULL, x->s->method_s, x->s->host, x->s->path,
+			 status, pout.reason);
 		sg_log(SG_LOG_INFO, "gw_denied", "resource=%s client=%s status=%d reason=%s path=%s",
 		       rc->id, c->ip_str, status, sg_log_quote(b1, sizeof(b1), pout.reason),
 		       sg_log_quote(b2, sizeof(b2), x->s->path));

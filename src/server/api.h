@@ -119,6 +119,7 @@ struct api_route {
 	int nparams;
 	const struct api_schema *body; /* NULL: takes no body */
 	bool body_required;
+	bool body_form; /* the body is application/x-www-form-urlencoded (strings), not JSON */
 	const struct api_response *responses;
 	int nresponses;
 };

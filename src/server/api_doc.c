@@ -263,7 +263,10 @@ static json_t *operation_json(const struct api_route *rt)
 		json_object_set_new(o, "requestBody",
 				    json_pack("{s:b,s:o}", "required", rt->body_required,
 					      "content",
-					      content_json("application/json", rt->body)));
+					      content_json(rt->body_form
+							       ? "application/x-www-form-urlencoded"
+							       : "application/json",
+							   rt->body)));
 	{
 		json_t *rs = json_object();
 

@@ -1379,6 +1379,7 @@ const char *const api_tags[][2] = {
     {"peers", "Managed nodes (agents), their enrolment and status"},
     {"tunnels", "Tunnels as the agents report them"},
     API_GW_TAG,
+    API_OP_TAG,
     {"system", "Health, metrics and this document"},
     {NULL, NULL},
 };

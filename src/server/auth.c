@@ -608,6 +608,38 @@ void srv_login_failed(struct srv *s, struct srv_req *r, struct sg_db_conn *c, co
 		srv_log(SG_LOG_ERROR, "failed_login_not_recorded", "err=%s", sg_err_name(rc));
 }
 
+/* What a successful login records, in the caller's transaction: this source's failures go
+ * (locks of other sources stay), the source becomes known (see srv_pw_check), the account's
+ * last_login is t. */
+static int login_success(struct sg_db_conn *c, const char *uid, const char *source, int64_t t)
+{
+	char now[24];
+	const char *p[] = {srv_i64(now, t), uid, source};
+	int rc = srv_neg(sg_db_exec(c,
+				    "DELETE FROM login_failures WHERE user_id = $2 AND source = $3 "
+				    "AND $1 = $1",
+				    3, p));
+
+	if (!rc)
+		rc = srv_neg(sg_db_exec(c,
+					"INSERT INTO login_known (user_id, source, last_success) "
+					"VALUES ($2, $3, $1) ON CONFLICT (user_id, source) DO UPDATE "
+					"SET last_success = $1",
+					3, p));
+	if (!rc)
+		rc = srv_neg(sg_db_exec(c,
+					"UPDATE admin_users SET failed_logins = 0, locked_until = "
+					"(SELECT MAX(locked_until) FROM login_failures WHERE user_id = "
+					"$2 AND locked_until > $1), last_login = $1 WHERE id = $2",
+					2, p));
+	return rc;
+}
+
+int srv_login_success(struct sg_db_conn *c, const struct srv_login *who, int64_t t)
+{
+	return login_success(c, who->user_id, who->source, t);
+}
+
 /* The end of a successful login (password, or password and second factor: second names it for
  * the audit row): this source's failures cleared, the source known, tokens issued, audited; in
  * one transaction, retried on a serialisation conflict. */
@@ -616,7 +648,7 @@ int srv_login_finish(struct srv *s, struct srv_req *r, struct sg_db_conn *c, con
 		     json_t **result)
 {
 	struct token_pair tpair = {{0}, NULL}, *tp = &tpair;
-	char now[24], source[64];
+	char source[64];
 	int64_t t = srv_now();
 	int rc = 0;
 
@@ -627,34 +659,14 @@ int srv_login_finish(struct srv *s, struct srv_req *r, struct sg_db_conn *c, con
 	snprintf(r->who.name, sizeof(r->who.name), "%s", email);
 	for (int attempt = 0; attempt < 20; attempt++) {
 		char family[SRV_ID_LEN + 1];
-		const char *p[] = {srv_i64(now, t), uid, source};
 		json_t *d = second ? json_pack("{s:s}", "second_factor", second) : NULL;
 
 		free(tp->access);
 		tp->access = NULL;
 		srv_uuid(family);
 		rc = sg_db_begin(c);
-		/* A success clears this source's failures only; locks of other sources stay. The
-		 * source becomes known (see srv_pw_check). */
 		if (!rc)
-			rc = srv_neg(sg_db_exec(c,
-						"DELETE FROM login_failures WHERE user_id = $2 AND "
-						"source = $3 AND $1 = $1",
-						3, p));
-		if (!rc)
-			rc = srv_neg(sg_db_exec(
-			    c,
-			    "INSERT INTO login_known (user_id, source, last_success) VALUES ($2, "
-			    "$3, $1) "
-			    "ON CONFLICT (user_id, source) DO UPDATE SET last_success = $1",
-			    3, p));
-		if (!rc)
-			rc = srv_neg(sg_db_exec(
-			    c,
-			    "UPDATE admin_users SET failed_logins = 0, locked_until = (SELECT "
-			    "MAX(locked_until) FROM login_failures WHERE user_id = $2 AND "
-			    "locked_until > $1), last_login = $1 WHERE id = $2",
-			    2, p));
+			rc = login_success(c, uid, source, t);
 		if (!rc)
 			rc = issue_tokens(s, c, uid, role, gen, family, tp);
 		if (!rc)
@@ -675,44 +687,32 @@ int srv_login_finish(struct srv *s, struct srv_req *r, struct sg_db_conn *c, con
 	return rc;
 }
 
-void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
+int srv_password_login(struct srv *s, struct srv_req *r, const char *email, const char *password,
+		       struct srv_login *who)
 {
-	static const struct field_spec spec[] = {{"email", F_STR, true, false},
-						 {"password", F_STR, true, false}};
-	const char *email, *password;
 	struct sg_db_conn *c = NULL;
 	struct sg_db_res *res = NULL;
-	json_t *result = NULL;
-	char uid[SRV_ID_LEN + 1] = "", role[32] = "", source[64];
+	char uid[SRV_ID_LEN + 1] = "", role[32] = "";
 	char *pwhash = NULL;
 	bool found, fips, verified, enabled = false, locked = false, known = false, second = false;
 	int64_t t = srv_now(), gen = 0;
-	int rc;
+	int rc, status = 401;
 
-	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
-		return;
-	email = json_string_value(json_object_get(r->json, "email"));
-	password = json_string_value(json_object_get(r->json, "password"));
-	if (!valid_email(email)) {
-		srv_error(out, 400, "email", "not an e-mail address");
-		return;
-	}
-	if (!*password || strlen(password) > 1024) {
-		srv_error(out, 400, "password", "must be 1 to 1024 characters");
-		return;
-	}
+	memset(who, 0, sizeof(*who));
+	if (!email || !password || !valid_email(email) || !*password || strlen(password) > 1024)
+		return 401;
 	/* Counted now, refunded on success: in-flight attempts count against the limit. */
 	if (!srv_ip_attempt(s, r->source_ip)) {
 		srv_log_limited(SG_LOG_WARN, "login_rate_limited", "src=%s", r->source_ip);
-		srv_error(out, 429, NULL, "too many failed logins from this address; retry later");
-		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
-		return;
+		who->why = "too many failed logins from this address; retry later";
+		who->retry = srv_ip_retry_secs(s, r->source_ip);
+		return 429;
 	}
-	srv_ip_source(source, r->source_ip);
+	srv_ip_source(who->source, r->source_ip);
 	pthread_once(&dummy_once, make_dummy);
 	c = sg_db_acquire(s->db);
 	{
-		const char *p[] = {email, source};
+		const char *p[] = {email, who->source};
 
 		rc = sg_db_query(
 		    c, &res,
@@ -724,7 +724,8 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		    2, p);
 	}
 	if (rc < 0) {
-		srv_dberr(out, c, rc);
+		srv_ip_refund(s, r->source_ip);
+		status = 503;
 		goto out;
 	}
 	found = rc == 1;
@@ -758,48 +759,88 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		 * account, so it tells nothing about it. */
 		srv_ip_refund(s, r->source_ip);
 		srv_log_limited(SG_LOG_WARN, "login_queue_full", "src=%s", r->source_ip);
-		srv_error(out, 429, NULL, "too many logins in progress; retry");
-		srv_retry_after(out, 1);
+		who->why = "too many logins in progress; retry";
+		who->retry = 1;
+		status = 429;
 		goto out;
 	}
 	verified = found && rc == 1;
 	c = sg_db_acquire(s->db);
-	if (!found) {
+	if (!found)
 		srv_login_failed(s, r, c, NULL, email, "unknown_user");
-		srv_error(out, 401, NULL, "invalid credentials");
-		goto out;
-	}
-	if (locked) {
+	else if (locked)
 		srv_login_failed(s, r, c, uid, email, "locked");
-		srv_error(out, 401, NULL, "invalid credentials");
-		goto out;
-	}
-	if (!verified) {
+	else if (!verified)
 		srv_login_failed(s, r, c, uid, email, "bad_password");
-		srv_error(out, 401, NULL, "invalid credentials");
-		goto out;
-	}
-	if (!enabled) {
+	else if (!enabled)
 		srv_login_failed(s, r, c, uid, email, "disabled");
-		srv_error(out, 401, NULL, "invalid credentials");
-		goto out;
+	else {
+		srv_ip_refund(s, r->source_ip);
+		snprintf(who->user_id, sizeof(who->user_id), "%s", uid);
+		snprintf(who->email, sizeof(who->email), "%s", email);
+		snprintf(who->role, sizeof(who->role), "%s", role);
+		who->gen = gen;
+		who->second = second;
+		status = 200;
 	}
-	srv_ip_refund(s, r->source_ip);
+out:
+	free(pwhash);
+	sg_db_res_free(res);
+	sg_db_release(c);
+	return status;
+}
+
+void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const struct field_spec spec[] = {{"email", F_STR, true, false},
+						 {"password", F_STR, true, false}};
+	const char *email, *password;
+	struct sg_db_conn *c = NULL;
+	struct srv_login who;
+	json_t *result = NULL;
+	int rc, status;
+
+	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+		return;
+	email = json_string_value(json_object_get(r->json, "email"));
+	password = json_string_value(json_object_get(r->json, "password"));
+	if (!valid_email(email)) {
+		srv_error(out, 400, "email", "not an e-mail address");
+		return;
+	}
+	if (!*password || strlen(password) > 1024) {
+		srv_error(out, 400, "password", "must be 1 to 1024 characters");
+		return;
+	}
+	status = srv_password_login(s, r, email, password, &who);
+	if (status == 429) {
+		srv_error(out, 429, NULL, "%s", who.why);
+		srv_retry_after(out, who.retry);
+		return;
+	}
+	if (status == 503) {
+		srv_error(out, 503, NULL, "the database is busy; retry");
+		srv_retry_after(out, 1);
+		return;
+	}
+	if (status != 200) {
+		srv_error(out, 401, NULL, "invalid credentials");
+		return;
+	}
+	c = sg_db_acquire(s->db);
 	/* The password was right; an account with a second factor answers a challenge instead
 	 * of tokens (routes_mfa.c) and the login completes at POST /api/auth/login/mfa. */
-	if (second) {
-		srv_mfa_challenge(s, r, c, uid, email, out);
+	if (who.second) {
+		srv_mfa_challenge(s, r, c, who.user_id, email, out);
 		goto out;
 	}
-	rc = srv_login_finish(s, r, c, uid, email, role, gen, NULL, &result);
+	rc = srv_login_finish(s, r, c, who.user_id, email, who.role, who.gen, NULL, &result);
 	if (rc) {
 		srv_dberr(out, c, rc);
 		goto out;
 	}
 	srv_json(out, 200, result);
 out:
-	free(pwhash);
-	sg_db_res_free(res);
 	sg_db_release(c);
 }
 

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
 #include "server/audit.h"
 #include "server/api.h"
@@ -268,18 +269,20 @@ void srv_resp_clear(struct srv_resp *out)
 	memset(out, 0, sizeof(*out));
 }
 
-void srv_resp_header(struct srv_resp *out, const char *name, const char *value)
+bool srv_resp_header(struct srv_resp *out, const char *name, const char *value)
 {
 	size_t room = sizeof(out->headers) - out->hlen;
 	int n;
 
 	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
-		return;
+		return false;
 	n = snprintf(out->headers + out->hlen, room, "%s: %s\r\n", name, value);
-	if (n > 0 && (size_t)n < room)
+	if (n > 0 && (size_t)n < room) {
 		out->hlen += (size_t)n;
-	else
-		out->headers[out->hlen] = 0;
+		return true;
+	}
+	out->headers[out->hlen] = 0;
+	return false;
 }
 
 void srv_body(struct srv_resp *out, int status, const char *ctype, const void *buf, size_t len,
@@ -635,6 +638,57 @@ bool srv_http_decode_target(struct srv_req *r, struct srv_resp *out, struct srv_
 	return true;
 }
 
+json_t *srv_http_form(const char *body, size_t len, struct srv_resp *out)
+{
+	char *buf = malloc(len + 1), *name, *val;
+	json_t *o = json_object();
+	size_t i = 0;
+
+	if (!buf || !o) {
+		free(buf);
+		json_decref(o);
+		srv_error(out, 503, NULL, "out of memory");
+		return NULL;
+	}
+	while (i < len) {
+		const char *p = body + i, *amp = memchr(p, '&', len - i), *eq;
+		size_t n = amp ? (size_t)(amp - p) : len - i;
+
+		eq = memchr(p, '=', n);
+		name = buf;
+		if (!pct_decode(name, p, eq ? (size_t)(eq - p) : n, true) || !name[0]) {
+			srv_error(out, 400, NULL,
+				  "a form field name is empty, has a bad percent escape, an encoded "
+				  "NUL, or bytes that are not UTF-8");
+			goto fail;
+		}
+		if (!eq) {
+			srv_error(out, 400, name, "form field without a value (name=value)");
+			goto fail;
+		}
+		val = name + strlen(name) + 1;
+		if (!pct_decode(val, eq + 1, n - (size_t)(eq + 1 - p), true)) {
+			srv_error(out, 400, name,
+				  "bad percent escape, encoded NUL, or bytes that are not UTF-8");
+			goto fail;
+		}
+		if (json_object_get(o, name)) {
+			srv_error(out, 400, name, "form field given more than once");
+			goto fail;
+		}
+		json_object_set_new(o, name, json_string(val));
+		i += n + 1;
+	}
+	sg_memzero(buf, len + 1); /* a password */
+	free(buf);
+	return o;
+fail:
+	sg_memzero(buf, len + 1);
+	free(buf);
+	json_decref(o);
+	return NULL;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------------
  */
 
@@ -735,6 +789,20 @@ static bool read_body(const struct api_route *rt, struct srv_req *r, struct srv_
 		}
 		r->json = json_object();
 		return true;
+	}
+	if (rt->body_form) {
+		const char *ct = srv_header(r, "content-type");
+
+		/* A form (RFC 6749 section 4.1.3, HTML's login form): no charset other than
+		 * UTF-8. */
+		if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) ||
+		    (ct[33] && ct[33] != ';') || (ct[33] == ';' && !strcasestr(ct, "utf-8"))) {
+			srv_error(out, 415, NULL,
+				  "the body must be Content-Type: application/x-www-form-urlencoded");
+			return false;
+		}
+		r->json = srv_http_form(r->body, r->body_len, out);
+		return r->json && api_check_body(rt, r, out);
 	}
 	if (!json_media_type(srv_header(r, "content-type"))) {
 		srv_error(out, 415, NULL,

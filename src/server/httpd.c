@@ -404,6 +404,7 @@ static char *format_head(const struct srv_resp *r, bool head_only, bool close, s
 	    {"200", "OK"},
 	    {"201", "Created"},
 	    {"204", "No Content"},
+	    {"302", "Found"},
 	    {"400", "Bad Request"},
 	    {"401", "Unauthorized"},
 	    {"403", "Forbidden"},

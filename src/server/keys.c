@@ -8,6 +8,8 @@
  *   "secureguard-server at-rest v1"       32 bytes, AES-256-GCM key of private keys in the db
  *   "secureguard-server client-auth v1"   32 bytes, the X25519 key clients prove theirs against
  *   "secureguard-server challenge v1"     32 bytes, HMAC key of stateless client-auth challenges
+ *   "secureguard-server oidc-es384 v1"    48 bytes, the OpenID provider's P-384 signing scalar
+ *                                         (" #N" appended while a value is not below the order)
  */
 #include <errno.h>
 #include <limits.h>
@@ -111,6 +113,37 @@ static bool derive(uint8_t *out, size_t len, const uint8_t master[MASTER_LEN], c
 			      strlen(info));
 }
 
+/* The provider's key: a scalar in [1, n) (a 384-bit value is at or above P-384's order with
+ * probability about 2^-190; the next label then), its public point, and its key id: the RFC 7638
+ * thumbprint, base64url(SHA-256({"crv":"P-384","kty":"EC","x":X,"y":Y})). */
+static bool derive_oidc(struct srv *s, const uint8_t master[MASTER_LEN])
+{
+	char label[64], x[72], y[72], jwk[256];
+	uint8_t h[SG_SHA256_LEN];
+
+	for (int i = 0; i < 16; i++) {
+		snprintf(label, sizeof(label), i ? "secureguard-server oidc-es384 v1 #%d"
+						 : "secureguard-server oidc-es384 v1",
+			 i);
+		if (!derive(s->oidc_priv, sizeof(s->oidc_priv), master, label))
+			return false;
+		if (sg_p384_public_xy(s->oidc_x, s->oidc_y, s->oidc_priv)) {
+			struct sg_iov iov;
+
+			srv_b64url(x, s->oidc_x, sizeof(s->oidc_x));
+			srv_b64url(y, s->oidc_y, sizeof(s->oidc_y));
+			snprintf(jwk, sizeof(jwk), "{\"crv\":\"P-384\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
+				 x, y);
+			iov = (struct sg_iov){jwk, strlen(jwk)};
+			if (!sg_sha256(h, &iov, 1))
+				return false;
+			srv_b64url(s->oidc_kid, h, sizeof(h));
+			return true;
+		}
+	}
+	return false;
+}
+
 int srv_keys_load(struct srv *s, const char *path, char *err, size_t errlen)
 {
 	uint8_t master[MASTER_LEN];
@@ -133,7 +166,8 @@ int srv_keys_load(struct srv *s, const char *path, char *err, size_t errlen)
 	    !derive(s->chal_key, sizeof(s->chal_key), master, "secureguard-server challenge v1") ||
 	    !derive(s->psk_key, sizeof(s->psk_key), master, "secureguard-server policy-psk v1") ||
 	    !derive(s->etag_key, sizeof(s->etag_key), master,
-		    "secureguard-server agent-revision v1")) {
+		    "secureguard-server agent-revision v1") ||
+	    !derive_oidc(s, master)) {
 		snprintf(err, errlen, "key derivation failed");
 		rc = SG_ECRYPTO;
 		goto out;

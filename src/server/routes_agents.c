@@ -910,6 +910,18 @@ void h_peers_register(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_resp_header(out, "Retry-After", "60");
 		return;
 	}
+	{
+		/* Anyone may try: at most a few registrations per address and second. */
+		int retry;
+		char ra[16];
+
+		if (!srv_rate_allow(SRV_RATE_REGISTER, r->source_ip, &retry)) {
+			snprintf(ra, sizeof(ra), "%d", retry);
+			srv_error(out, 429, NULL, "too many registrations from this address");
+			srv_resp_header(out, "Retry-After", ra);
+			return;
+		}
+	}
 	if (jhas(r->json, "subnets")) {
 		x.subnets = srv_prefix_list(json_object_get(r->json, "subnets"), false, &why);
 		if (!x.subnets) {

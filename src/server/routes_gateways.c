@@ -379,8 +379,9 @@ static int render(struct srv *s, struct sg_db_conn *c, const char *gw, struct re
 		if (r)
 			json_array_append_new(resources, r);
 	}
-	rd->doc = json_pack("{s:I,s:s,s:o?,s:O,s:O}", "serial",
-			    (json_int_t)srv_res_i64(g, 0, 3), "name", sg_db_res_get(g, 0, 0), "limits",
+	rd->doc = json_pack("{s:I,s:s,s:s,s:o?,s:O,s:O}", "serial",
+			    (json_int_t)srv_res_i64(g, 0, 3), "id", gw, "name", sg_db_res_get(g, 0, 0),
+			    "limits",
 			    parse_json(sg_db_res_get(g, 0, 2)), "sites", sites, "resources",
 			    resources);
 	if (rd->doc && sg_db_res_get(g, 0, 1))
@@ -1837,5 +1838,107 @@ void h_targets_delete(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	snprintf(x.id, sizeof(x.id), "%s", r->params[0]);
 	rc = srv_tx(s, c, target_delete_tx, &x, false);
 	reply(out, c, &x, rc);
+	sg_db_release(c);
+}
+
+/* ---- the gateways' events (their audit trail) ------------------------------------------------ */
+
+/* What the gateway decided, in the audit chain: every denied access and every authentication
+ * decision (logins, refused credentials), aggregated by the gateway over a few seconds (count,
+ * first, last). The audit row's source is the client the gateway saw; the actor is the gateway's
+ * credential; details carry the rest and the gateway's own address. */
+struct events_ctx {
+	struct srv_req *r;
+	char gw[SRV_ID_LEN + 1];
+	int status;
+	int recorded;
+};
+
+static const char *event_action(const char *type)
+{
+	if (!strcmp(type, "login"))
+		return "success";
+	if (!strcmp(type, "login_failed") || !strcmp(type, "credential_refused"))
+		return "failure";
+	return "deny";
+}
+
+static int events_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct events_ctx *x = ctx;
+	json_t *evs = json_object_get(x->r->json, "events"), *e;
+	struct srv_req copy = *x->r;
+	size_t i;
+	int rc = 0;
+
+	(void)s;
+	x->recorded = 0;
+	json_array_foreach(evs, i, e)
+	{
+		char event[64], name[160] = "";
+		const char *rid = jstr(e, "resource_id");
+		json_t *d = json_deep_copy(e);
+
+		if (rid) {
+			struct sg_db_res *res = NULL;
+			const char *p[] = {rid, x->gw};
+
+			if (sg_db_query(c, &res,
+					"SELECT name FROM resources WHERE id = $1 AND gateway_id = $2", 2,
+					p) == 1)
+				snprintf(name, sizeof(name), "%s", sg_db_res_get(res, 0, 0));
+			sg_db_res_free(res);
+		}
+		snprintf(event, sizeof(event), "gateway.%s", jstr(e, "type"));
+		snprintf(copy.source_ip, sizeof(copy.source_ip), "%s", jstr(e, "client_ip"));
+		copy.user_agent[0] = 0;
+		json_object_del(d, "type");
+		json_object_del(d, "resource_id");
+		json_object_del(d, "client_ip");
+		json_object_set_new(d, "gateway_id", json_string(x->gw));
+		json_object_set_new(d, "gateway_address", json_string(x->r->source_ip));
+		rc = srv_audit(c, &copy, event, "resource", rid, name[0] ? name : NULL,
+			       event_action(jstr(e, "type")), d);
+		json_decref(d);
+		if (rc)
+			return rc;
+		x->recorded++;
+	}
+	if (json_integer_value(json_object_get(x->r->json, "dropped")) > 0) {
+		json_t *d = json_pack("{s:I,s:s}", "dropped",
+				      json_integer_value(json_object_get(x->r->json, "dropped")),
+				      "gateway_id", x->gw);
+
+		rc = srv_audit(c, x->r, "gateway.events_dropped", "gateway", x->gw, NULL, "report",
+			       d);
+		json_decref(d);
+	}
+	return rc;
+}
+
+void h_gateways_events(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct events_ctx x = {.r = r};
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	struct sg_db_res *res = NULL;
+	const char *p[] = {r->params[0]};
+	int rc = sg_db_query(c, &res, "SELECT agent_id FROM gateways WHERE id = $1", 1, p);
+
+	/* Only the gateway's own credential reports for it. */
+	if (rc != 1 || !sg_db_res_get(res, 0, 0) || strcmp(sg_db_res_get(res, 0, 0), r->who.id)) {
+		if (rc < 0)
+			srv_dberr(out, c, rc);
+		else
+			srv_error(out, 403, NULL, "a gateway reports only its own events");
+		goto out;
+	}
+	snprintf(x.gw, sizeof(x.gw), "%s", r->params[0]);
+	rc = srv_tx(s, c, events_tx, &x, false);
+	if (rc)
+		srv_dberr(out, c, rc);
+	else
+		srv_json(out, 200, json_pack("{s:s,s:i}", "status", "recorded", "events", x.recorded));
+out:
+	sg_db_res_free(res);
 	sg_db_release(c);
 }

@@ -688,6 +688,27 @@ static const struct mstmt m8[] = {
     {ENG_ALL, "CREATE INDEX idx_mfa_tokens_user ON mfa_tokens(user_id)", 0},
 };
 
+/* The OpenID provider (routes_oidc.c): authorization codes (single use, 60 s) and the login
+ * sessions of its cookie (8 h), both by the SHA-384 of the secret. */
+static const struct mstmt m9[] = {
+    {ENG_ALL,
+     "CREATE TABLE oidc_codes (code_hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, "
+     "redirect_uri TEXT NOT NULL, "
+     "user_id TEXT NOT NULL REFERENCES admin_users(id) ON DELETE CASCADE, nonce TEXT, "
+     "code_challenge TEXT NOT NULL, scope TEXT NOT NULL, auth_time BIGINT NOT NULL, "
+     "expires_at BIGINT NOT NULL, used INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL,
+     "CREATE TABLE oidc_sessions (token_hash TEXT PRIMARY KEY, "
+     "user_id TEXT NOT NULL REFERENCES admin_users(id) ON DELETE CASCADE, "
+     "auth_time BIGINT NOT NULL, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL, "CREATE INDEX idx_oidc_codes_expires ON oidc_codes(expires_at)", 0},
+    {ENG_ALL, "CREATE INDEX idx_oidc_codes_user ON oidc_codes(user_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_oidc_sessions_expires ON oidc_sessions(expires_at)", 0},
+    {ENG_ALL, "CREATE INDEX idx_oidc_sessions_user ON oidc_sessions(user_id)", 0},
+};
+
 static const struct migration migrations[] = {
     {1, m1, sizeof(m1) / sizeof(m1[0]), NULL},
     {2, m2, sizeof(m2) / sizeof(m2[0]), NULL},
@@ -697,6 +718,7 @@ static const struct migration migrations[] = {
     {6, m6, sizeof(m6) / sizeof(m6[0]), NULL},
     {7, m7, sizeof(m7) / sizeof(m7[0]), fold_keys},
     {8, m8, sizeof(m8) / sizeof(m8[0]), NULL},
+    {9, m9, sizeof(m9) / sizeof(m9[0]), NULL},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

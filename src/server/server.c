@@ -60,6 +60,8 @@ static void usage(FILE *f)
 	    "  --login-ip-window SECS  that window (default 300)\n"
 	    "  --agent-poll SECS       how often agents poll when no push reaches them\n"
 	    "                          (default 60)\n"
+	    "  --oidc-token-ttl SECS   ID tokens of the OpenID provider (the gateways' login\n"
+	    "                          sessions; default 3600; the provider needs --public-url)\n"
 	    "  --port-file FILE        write the bound port there once listening\n"
 	    "  -v, --verbose           log every request\n"
 	    "First start without an admin: SG_ADMIN_EMAIL and SG_ADMIN_PASSWORD name the first\n"
@@ -317,7 +319,8 @@ enum {
 	O_IPLIM,
 	O_IPWIN,
 	O_PORTFILE,
-	O_AGENTPOLL
+	O_AGENTPOLL,
+	O_OIDCTTL
 };
 
 /* Logs the audit chain's head when it moved since the last call: lines shipped off this host
@@ -381,6 +384,7 @@ static int server_run(int argc, char **argv)
 	    {"login-ip-window", required_argument, NULL, O_IPWIN},
 	    {"port-file", required_argument, NULL, O_PORTFILE},
 	    {"agent-poll", required_argument, NULL, O_AGENTPOLL},
+	    {"oidc-token-ttl", required_argument, NULL, O_OIDCTTL},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -411,6 +415,7 @@ static int server_run(int argc, char **argv)
 	s->ip_fail_window = 300;
 	s->max_body = 1 << 20;
 	s->agent_poll = 60;
+	s->oidc_ttl = 3600;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -519,6 +524,11 @@ static int server_run(int argc, char **argv)
 			if (!int_opt("--agent-poll", optarg, 1, 3600, &v))
 				goto usage;
 			s->agent_poll = (int)v;
+			break;
+		case O_OIDCTTL:
+			if (!int_opt("--oidc-token-ttl", optarg, 60, 86400, &v))
+				goto usage;
+			s->oidc_ttl = (int)v;
 			break;
 		case 'v':
 			sg_log_set_level(SG_LOG_DEBUG);

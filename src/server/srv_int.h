@@ -55,6 +55,12 @@ struct srv {
 	uint8_t chal_key[32]; /* HMAC key of client-auth challenges (stateless) */
 	uint8_t psk_key[32];  /* derives the pre-shared keys of topology pairs (policies) */
 	uint8_t etag_key[32]; /* keys the revisions of agents' configurations */
+	/* The OpenID provider's ES384 key (routes_oidc.c): the scalar, its JWK point, its key id
+	 * (RFC 7638 thumbprint, base64url). */
+	uint8_t oidc_priv[48];
+	uint8_t oidc_x[48], oidc_y[48];
+	char oidc_kid[48];
+	int oidc_ttl; /* ID token lifetime: the gateways' login sessions, seconds */
 	int agent_poll;	      /* seconds agents wait between polls when no push arrives */
 	int access_ttl;	      /* seconds */
 	int refresh_ttl;      /* seconds */
@@ -110,7 +116,7 @@ struct srv_resp {
 	char ctype[96];
 	char *body; /* malloc'd */
 	size_t len;
-	char headers[512]; /* extra header lines, each "Name: value\r\n" */
+	char headers[4096]; /* extra header lines, each "Name: value\r\n" (a Location may be long) */
 	size_t hlen;
 	srv_stream_fn stream; /* instead of body: sent chunked */
 	void (*stream_free)(void *cls);
@@ -137,8 +143,8 @@ void srv_body_take(struct srv_resp *out, int status, const char *ctype, char *bu
 void srv_stream(struct srv_resp *out, int status, const char *ctype, const char *disposition,
 		srv_stream_fn fn, void (*free_fn)(void *cls), void *cls);
 /* Adds a header line to the response ("Retry-After", "3"); names and values with CR, LF or
- * NUL, or past the room left, are dropped. */
-void srv_resp_header(struct srv_resp *out, const char *name, const char *value);
+ * NUL, or past the room left, are dropped (false). */
+bool srv_resp_header(struct srv_resp *out, const char *name, const char *value);
 /* Parks the request (a long poll): no answer now; the front runs it again after
  * srv_httpd_wake() or once ms have passed since its first run (then with r->park_expired).
  * The 204 set here is the answer if it cannot wait (the server is stopping). */
@@ -172,6 +178,13 @@ const char *srv_query(struct srv_req *r, const char *name);
 /* Fails with a 400 on a query parameter not in the NULL-terminated allowed list. */
 bool srv_query_check(struct srv_req *r, struct srv_resp *out, const char *const *allowed);
 const char *srv_header(struct srv_req *r, const char *name);
+/* The value of cookie name in a Cookie header (RFC 6265 section 5.4), copied into out; false
+ * when absent or longer than len - 1. */
+bool srv_cookie(const char *header, const char *name, char *out, size_t len);
+/* A form body (application/x-www-form-urlencoded) into an object of strings, as strictly as
+ * query strings: a bad escape, NUL, bytes that are not UTF-8, a pair without '=' or a name given
+ * twice is a 400 naming it. NULL with out set. Exposed for the fuzz target. */
+json_t *srv_http_form(const char *body, size_t len, struct srv_resp *out);
 /* Serialized log line (sg_log is single-threaded by design; the server is not). */
 void srv_log(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -476,7 +489,19 @@ H(h_targets_create);
 H(h_targets_get);
 H(h_targets_update);
 H(h_targets_delete);
+H(h_gateways_events);
+/* routes_oidc.c */
+H(h_oidc_discovery);
+H(h_oidc_jwks);
+H(h_oidc_authorize);
+H(h_oidc_authorize_post);
+H(h_oidc_token);
+H(h_oidc_userinfo);
 #undef H
+/* A redirect URI the provider may send a code to: http(s)://HOST[:PORT]/.sg/oidc/callback
+ * with HOST one of domains (a "*.name" one stands for one label). Exposed for the fuzz
+ * target. */
+bool srv_oidc_redirect_ok(const char *uri, const char *const *domains, size_t ndomains);
 
 /* ---- gateways as managed peers (routes_gateways.c, called from routes_agents.c) ---- */
 /* Registration with a gateway's enrolment token, in its transaction: the gateway's previous
@@ -502,6 +527,30 @@ int64_t srv_sync_revision(struct srv *s);
 
 /* Background sweep of expired temporary access (routes_temp.c); returns grants removed. */
 int srv_sweep(struct srv *s);
+
+/* Request rates of unauthenticated callers per source (ratelimit.c): false when over the
+ * class's rate, with the seconds to wait. */
+enum srv_rate_class { SRV_RATE_PUBLIC, SRV_RATE_TOKEN, SRV_RATE_REGISTER, SRV_RATE_N };
+bool srv_rate_allow(enum srv_rate_class cls, const char *ip, int *retry_after);
+
+/* A password login of an admin user as POST /api/auth/login does it (limits per address,
+ * lockout, the timing of unknown accounts, audit), without issuing tokens: the OpenID
+ * provider's login page. Returns 200 (who filled), 401, 429 or 503. */
+struct srv_login {
+	char user_id[SRV_ID_LEN + 1];
+	char email[256];
+	char role[32];
+	int64_t gen;	  /* the user's token generation */
+	char source[64];  /* the source the login came from (IPv6: its /64) */
+	const char *why;  /* 429: which limit */
+	int retry;	  /* 429: seconds */
+	bool second;	  /* 200: the account has a second factor (TOTP) */
+};
+int srv_password_login(struct srv *s, struct srv_req *r, const char *email, const char *password,
+		       struct srv_login *who);
+/* After a 200 of srv_password_login, in the caller's transaction: the source's failures go, it
+ * becomes known, the account's last_login is t. */
+int srv_login_success(struct sg_db_conn *c, const struct srv_login *who, int64_t t) SG_WUR;
 
 /* In-memory login failure limiter per source IP (auth.c). */
 bool srv_ip_limited(struct srv *s, const char *ip);

@@ -605,6 +605,27 @@ json_t *srv_row_json(const struct sg_db_res *res, int row, const char *kinds)
 	return o;
 }
 
+bool srv_cookie(const char *header, const char *name, char *out, size_t len)
+{
+	size_t nl = strlen(name);
+
+	for (const char *p = header; p && *p;) {
+		while (*p == ' ' || *p == ';')
+			p++;
+		if (!strncmp(p, name, nl) && p[nl] == '=') {
+			size_t n = strcspn(p + nl + 1, ";");
+
+			if (n >= len)
+				return false;
+			memcpy(out, p + nl + 1, n);
+			out[n] = 0;
+			return n > 0;
+		}
+		p += strcspn(p, ";");
+	}
+	return false;
+}
+
 json_t *srv_row_get(struct sg_db_conn *c, const char *sql, const char *id, const char *kinds)
 {
 	struct sg_db_res *res = NULL;

@@ -127,7 +127,8 @@ const ids = {
   "/api/peers/{id}": peer.id, "/api/peers/{id}/status": peer.id, "/api/peers/{id}/config": peer.id,
   "/api/tunnels/{name}": "neg-tunnel",
   "/api/v1/gateways/{id}": gw.id, "/api/v1/gateways/{id}/config": gw.id,
-  "/api/v1/gateways/{id}/enrollment-token": gw.id, "/api/v1/sites/{id}": site.id,
+  "/api/v1/gateways/{id}/enrollment-token": gw.id, "/api/v1/gateways/{id}/events": gw.id,
+  "/api/v1/sites/{id}": site.id,
   "/api/v1/resources/{id}": res.id, "/api/v1/resources/{id}/targets": res.id,
   "/api/v1/targets/{id}": target.id,
 };
@@ -185,6 +186,10 @@ const baseline = {
     max_conns: null, idle_timeout_ms: null, connect_timeout_ms: null, response_timeout_ms: null, retries: null, eject_ms: null,
     eject_after: null, enabled: true },
   createTarget: { address: "10.66.0.3:80", weight: 2, region: "eu", health_check: { type: "tcp", interval_ms: 1000 } },
+  authorizeLogin: { response_type: "code", client_id: res.id, redirect_uri: "https://x.example.com/.sg/oidc/callback", scope: "openid",
+    state: "s", nonce: "n", code_challenge: "A".repeat(43), code_challenge_method: "S256", email: "nobody@example.com", password: "x" },
+  token: { grant_type: "authorization_code", code: "sgc_x", redirect_uri: "https://x.example.com/.sg/oidc/callback", client_id: res.id,
+    code_verifier: "A".repeat(43) },
   updateTarget: { address: "10.66.0.2:80", weight: 1, region: null, health_check: null },
 };
 
@@ -282,7 +287,8 @@ for (const [tpl, item] of Object.entries(doc.paths)) {
     const readPath = readback[tpl] && method !== "GET" && method !== "HEAD" ? readback[tpl] : null;
     const params = op.parameters || [];
     const base = baseline[op.operationId];
-    const bodySchema = op.requestBody && op.requestBody.content["application/json"].schema;
+    const form = op.requestBody && op.requestBody.content["application/x-www-form-urlencoded"];
+    const bodySchema = op.requestBody && (form || op.requestBody.content["application/json"]).schema;
     const bodyOk = base ? JSON.stringify(base) : undefined;
     const withBody = bodySchema ? { body: base || {} } : {};
 
@@ -312,6 +318,37 @@ for (const [tpl, item] of Object.entries(doc.paths)) {
     await expectRefused("an unknown query parameter", op.operationId, method,
       `${pathOf()}?surely_not=1`, { ...withBody, token }, "surely_not", readPath);
 
+    if (form) {
+      // A form (the OpenID provider's): strings only, framed as browsers and OAuth clients do.
+      const enc = (o) => new URLSearchParams(o).toString();
+      const FT = "application/x-www-form-urlencoded";
+      for (const [w, ct] of [["JSON", "application/json"], ["text/plain", "text/plain"],
+        ["multipart", "multipart/form-data; boundary=x"], ["no Content-Type", null],
+        ["a charset other than UTF-8", FT + "; charset=latin1"]])
+        await expectRefused(`Content-Type ${w}`, op.operationId, method, pathOf(),
+          { raw: base ? enc(base) : "a=b", ctype: ct, token }, null, readPath);
+      if (op.requestBody.required)
+        await expectRefused("an empty body", op.operationId, method, pathOf(), { raw: "", ctype: FT, token }, null, readPath);
+      for (const [w, raw] of [["a field twice", "a=1&a=2"], ["a bad escape", "a=%zz"], ["no =", "a"],
+        ["an escaped NUL", "a=x%00y"], ["not UTF-8", "a=%FF"], ["an empty name", "=1"]])
+        await expectRefused(`form ${w}`, op.operationId, method, pathOf(),
+          { raw: base ? enc(base) + "&" + raw : raw, ctype: FT, token }, null, readPath);
+      if (!base) continue;
+      await expectRefused("an unknown field", op.operationId, method, pathOf(),
+        { raw: enc({ ...base, surely_not: "1" }), ctype: FT, token }, "surely_not", readPath);
+      for (const req of bodySchema.required || []) {
+        const b = { ...base };
+        delete b[req];
+        await expectRefused(`without ${req}`, op.operationId, method, pathOf(), { raw: enc(b), ctype: FT, token }, req, readPath);
+      }
+      for (const [name, ps] of Object.entries(bodySchema.properties || {})) {
+        for (const [w, v] of invalidValues(ps).filter(([, v]) => typeof v === "string")) {
+          await expectRefused(`${name} ${w}`, op.operationId, method, pathOf(),
+            { raw: enc({ ...base, [name]: v }), ctype: FT, token }, name, readPath);
+        }
+      }
+      continue;
+    }
     if (!bodySchema) {
       if (method !== "GET" && method !== "HEAD")
         await expectRefused("a body where none is taken", op.operationId, method, pathOf(),

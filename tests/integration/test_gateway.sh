@@ -8,19 +8,25 @@
 #   host 3  site A     198.51.100.3: HTTP target "a" (:8080), PostgreSQL
 #   host 4  site B     198.51.100.4: HTTP targets "b" (:8080) and "api" (:8081), UDP echo (:5353),
 #                      WebSocket echo (:8090)
-#   host 5  identity   192.0.2.5:9000: an OpenID Connect provider (gateway/idp.py) for the
-#                      login-protected resource, until the management server's own provider
+#   host 5  server     192.0.2.5:8000: the management server (SQLite), which configures the
+#                      gateway and is the OpenID Connect provider of its login resources
 #
-# Proves: two domains land on their targets; weights 3:1 hold within 5% over 1,000 requests;
+# The gateway is managed: provisioned through the server's API (gateway/provision.py),
+# enrolled with its one-time token, its configuration pushed. Proves: two domains land on their
+# targets; weights 3:1 hold within 5% over 1,000 requests;
 # killing a target moves all traffic to the other with no failed idempotent request, and the
 # target rejoins when it is back; rules, API keys and rate limits answer 403/401/429 as
 # written; X-Forwarded-For/Proto and Forwarded; HTTPS with SNI (a configured certificate and
 # the self-signed fallback); HTTP/2 (ALPN h2 and prior knowledge, a streamed upload); a
-# WebSocket echo through the gateway; a login-protected resource: 302 to the provider, a real
-# code flow with PKCE to a session, forged, expired and other-audience tokens refused; psql through a TCP forward; a UDP forward; malformed requests,
-# smuggling attempts, slowloris and oversized heads are refused and never reach a target; a
-# bad config on SIGHUP is refused and the old one keeps serving; a restart without --config
-# serves the last-known-good config from the state directory.
+# WebSocket echo through the gateway; a login-protected resource: 302 to the server's login, a
+# real code flow with PKCE to a session (by curl, single sign-on for the next, and once in
+# Chromium), forged, expired and other-audience tokens refused; psql through a TCP forward; a
+# UDP forward; malformed requests, smuggling attempts, slowloris and oversized heads are refused
+# and never reach a target; denials and logins in the server's audit chain; a change made at
+# the server pushed within seconds; the server killed: the gateway keeps serving, also after its
+# own restart, and takes changes again when the server is back; in file mode a bad config on
+# SIGHUP is refused and the old one keeps serving, and a restart without --config serves the
+# last-known-good config from the state directory.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../server/pg.sh"
@@ -77,10 +83,6 @@ ip netns exec "$SB" /usr/bin/python3 "$HERE/ws.py" serve "$(in4 4)" 8090 >"$SG_T
 wait_for 10 sg_listening "$SB" 8090 || fail "WebSocket echo did not start"
 /usr/bin/python3 -c "import jwt, cryptography" 2>/dev/null ||
 	skip "python3-jwt or python3-cryptography missing (scripts/deps.sh installs them)"
-IDP=http://$(out4 5):9000
-ip netns exec "$ID" /usr/bin/python3 "$HERE/idp.py" "$(out4 5)" 9000 gateway-test \
-	>"$SG_TMP/idp.out" 2>&1 &
-wait_for 10 sg_listening "$ID" 9000 || fail "the identity provider did not start"
 
 SG_PG_NETNS=$SA SG_PG_LISTEN=$(in4 3) SG_PG_TRUST=$(in4 0)/24
 rc=0
@@ -94,47 +96,26 @@ pg_psql -d sgtest -c "CREATE TABLE t (v text); INSERT INTO t VALUES ('through th
 "$SG" cert issue --ca "$SG_TMP/ca" --name api.test --dns api.test --out "$SG_TMP/certs" \
 	>/dev/null || fail "issuing the api.test certificate"
 
-# ---- the gateway ---------------------------------------------------------------------------
+# ---- the management server, and the gateway through its API -------------------------------
+SRV=http://$(out4 5):8000
+export SG_ADMIN_EMAIL=admin@example.com
+SG_ADMIN_PASSWORD="gw-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+export SG_ADMIN_PASSWORD
+start_server() {
+	ip netns exec "$ID" "$SG" server --listen "$(out4 5):8000" --data-dir "$SG_TMP/server" \
+		--public-url "$SRV" --agent-poll 5 >>"$SG_TMP/server.log" 2>&1 &
+	SRV_PID=$!
+	wait_for 10 sg_listening "$ID" 8000 || { cat "$SG_TMP/server.log"; fail "server did not start"; }
+}
+start_server
 KEY=gw-test-key-0123456789
 KEYHASH=$(printf %s "$KEY" | sha384sum | cut -d' ' -f1)
-write_config() { # SERIAL
-	cat >"$SG_TMP/gateway.json" <<EOF
-{
-  "serial": $1, "name": "gw-test", "region": "eu",
-  "limits": {"header_timeout_ms": 1000, "idle_timeout_ms": 5000, "max_head": 8192},
-  "sites": [{"id": "site-a", "networks": ["$(in4 3)/32"]},
-            {"id": "site-b", "networks": ["$(in4 4)/32"]}],
-  "resources": [
-    {"id": "app", "domains": ["app.test", "*.app.test"], "lb": "weighted", "retries": 2,
-     "sticky_cookie": "sgsticky",
-     "eject_after": 1, "eject_ms": 1500, "max_body": 1048576,
-     "rules": [{"path": "/private/*", "action": "deny"}],
-     "targets": [
-       {"id": "a", "address": "$(in4 3):8080", "weight": 3,
-        "health_check": {"type": "http", "path": "/health", "interval_ms": 500, "timeout_ms": 300,
-                         "healthy": 2, "unhealthy": 2}},
-       {"id": "b", "address": "$(in4 4):8080", "weight": 1,
-        "health_check": {"type": "http", "path": "/health", "interval_ms": 500, "timeout_ms": 300}}]},
-    {"id": "api", "site": "site-b", "domains": ["api.test"], "auth": "api_key",
-     "api_keys": ["$KEYHASH"], "rate_limit": {"per_source": {"rate": 1, "burst": 5}},
-     "rules": [{"path": "/open", "action": "allow"}],
-     "tls": {"cert": "$SG_TMP/certs/api.test.crt", "key": "$SG_TMP/certs/api.test.key"},
-     "targets": [{"id": "api", "address": "$(in4 4):8081"}]},
-    {"id": "login", "domains": ["login.test"], "auth": "login",
-     "oidc": {"issuer": "$IDP", "client_id": "gateway-test"},
-     "rules": [{"path": "/public/*", "action": "allow"}],
-     "targets": [{"id": "a", "address": "$(in4 3):8080"}]},
-    {"id": "ws", "site": "site-b", "domains": ["ws.test"], "idle_timeout_ms": 10000,
-     "targets": [{"id": "ws", "address": "$(in4 4):8090"}]},
-    {"id": "pg", "site": "site-a", "protocol": "tcp", "port": 15432, "max_conns": 4,
-     "allow": ["192.0.2.0/24"], "targets": [{"id": "pg", "address": "$(in4 3):$SG_PG_PORT"}]},
-    {"id": "dns", "site": "site-b", "protocol": "udp", "port": 15353, "idle_timeout_ms": 2000,
-     "targets": [{"id": "echo", "address": "$(in4 4):5353"}]}
-  ]
-}
-EOF
-}
-write_config 1
+prov=$(nsx "$C" python3 "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
+	"$(in4 3)/32" "$(in4 4)/32" "$(in4 3)" "$(in4 4)" "$SG_PG_PORT" "$KEYHASH" "$SG_TMP/certs") ||
+	fail "provisioning through the server's API: $prov"
+eval "$prov"
+log "server up, gateway $GW_ID provisioned: 7 resources"
+
 GW=$(out4 2)
 GW_STATE=$SG_TMP/gwstate
 start_gateway() { # extra args...
@@ -146,9 +127,20 @@ start_gateway() { # extra args...
 	GW_PID=$!
 	wait_for 10 sg_listening "$G" 8080 || { cat "${GW_LOGS[$n]}"; fail "gateway did not start"; }
 }
+# SIGTERM: exit status 0, else the end of its log (a sanitizer's report) in the failure.
+stop_gateway() {
+	local rc=0
+	kill -TERM "$GW_PID"
+	wait "$GW_PID" || rc=$?
+	[ "$rc" = 0 ] || fail "gateway exit status $rc after SIGTERM: $(tail -n 40 "${GW_LOGS[-1]}")"
+}
 GW_LOGS=()
-start_gateway --config "$SG_TMP/gateway.json"
-log "gateway up (pid $GW_PID)"
+start_gateway --server "$SRV" --enroll "$TOKEN" --report-interval 2
+wait_for 10 grep -q 'event=gw_config_applied.*resources=7' "${GW_LOGS[0]}" ||
+	{ cat "${GW_LOGS[0]}"; fail "the server's configuration did not reach the gateway"; }
+grep -q 'event=mgmt_enrolled' "${GW_LOGS[0]}" || fail "no mgmt_enrolled"
+[ "$(stat -c %a "$GW_STATE/gateway.key")" = 600 ] || fail "the gateway's key is not 0600"
+log "gateway up (pid $GW_PID), enrolled, its configuration pushed"
 
 cli() { nsx "$C" python3 "$HERE/client.py" "$@"; }
 get() { cli get "$GW" 8080 "$@"; }
@@ -169,11 +161,13 @@ grep -q "\"xff\": \"$(out4 1)\"" <<<"$out" || fail "a client-supplied X-Forwarde
 [[ $(get nothing.test /) == 404* ]] || fail "an unknown host is not 404"
 # Sticky sessions: the first answer names a target in the cookie; with it, always that one.
 out=$(nsx "$C" curl -s -i -H 'Host: app.test' "http://$GW:8080/")
-sticky=$(sed -n 's/^Set-Cookie: sgsticky=\([a-z]*\);.*/\1/p' <<<"${out//$'\r'/}")
+sticky=$(sed -n 's/^Set-Cookie: sgsticky=\([0-9a-f-]*\);.*/\1/p' <<<"${out//$'\r'/}")
 [ -n "$sticky" ] || fail "no sticky cookie set: $out"
+name=b
+[ "$sticky" = "$TID_a" ] && name=a
 for _ in 1 2 3 4 5 6; do
 	out=$(nsx "$C" curl -s -H 'Host: app.test' -b "sgsticky=$sticky" "http://$GW:8080/")
-	grep -q "\"target\": \"$sticky\"" <<<"$out" || fail "sticky cookie $sticky not followed: $out"
+	grep -q "\"target\": \"$name\"" <<<"$out" || fail "sticky cookie $sticky ($name) not followed: $out"
 done
 log "routing by domain and wildcard, forwarding headers, sticky cookie: ok"
 
@@ -210,16 +204,16 @@ print("loop: %d requests, %d after the kill, %d failed, %d of those after it on 
 late = [l for l in to_a if float(l[0]) > t_kill + 0.05]
 sys.exit(1 if bad or late or len(after) < 50 else 0)
 EOF
-[ "$(metric 'sg_gateway_target_healthy{resource="app",target="a"}')" = 0 ] ||
+[ "$(metric "sg_gateway_target_healthy{resource=\"$RES_app\",target=\"$TID_a\"}")" = 0 ] ||
 	fail "metrics still show target a healthy"
 out=$(nsx "$G" curl -s http://127.0.0.1:9464/healthz)
 python3 -c 'import json, sys; d = json.loads(sys.argv[1]); sys.exit(not (d["status"] == "ok" and d["targets_usable"] == d["targets"] - 1))' "$out" ||
 	fail "/healthz does not count the dead target out: $out"
-grep -q 'event=gw_target_down.*target=a' "${GW_LOGS[0]}" || fail "no gw_target_down for a"
+grep -q "event=gw_target_down.*target=$TID_a" "${GW_LOGS[0]}" || fail "no gw_target_down for a"
 start_target "$SA" a "$(in4 3)" 8080
 back() { cli count "$GW" 8080 app.test 8 | grep -q '"a"'; }
 wait_for 5 back || fail "target a did not rejoin within 5 s of coming back"
-grep -q 'event=gw_target_up.*target=a' "${GW_LOGS[0]}" || fail "no gw_target_up for a"
+grep -q "event=gw_target_up.*target=$TID_a" "${GW_LOGS[0]}" || fail "no gw_target_up for a"
 log "failover with no failed request, rejoin: ok"
 
 # ---- HTTPS with SNI -------------------------------------------------------------------------
@@ -282,51 +276,87 @@ log "10 requests at once to api.test (burst 5, 1/s): $out"
 [[ $out == *"retry-after "[1-9]* ]] || fail "429 without Retry-After: $out"
 log "rules 403, API key 401/200, rate limit 429: ok"
 
-# ---- login (OpenID Connect relying party) --------------------------------------------------
-wait_for 10 grep -q 'event=gw_oidc_ready.*resource=login' "${GW_LOGS[0]}" ||
-	fail "the gateway did not load the provider's discovery document and keys"
+# ---- login through the server (OpenID Connect) -----------------------------------------------
+wait_for 10 grep -q "event=gw_oidc_ready.*resource=$RES_login" "${GW_LOGS[0]}" ||
+	fail "the gateway did not load the server's discovery document and keys"
 lcurl() { nsx "$C" curl -s --resolve "login.test:8080:$GW" "$@"; }
 out=$(lcurl -o /dev/null -w '%{http_code} %{redirect_url}' http://login.test:8080/private)
-[[ $out == "302 $IDP/authorize?"*"code_challenge_method=S256"* ]] ||
-	fail "an unauthenticated GET is not sent to the provider: $out"
+[[ $out == "302 $SRV/oauth2/authorize?"*"code_challenge_method=S256"* ]] ||
+	fail "an unauthenticated GET is not sent to the server's login: $out"
 [ "$(lcurl -o /dev/null -w '%{http_code}' -X POST http://login.test:8080/private)" = 401 ] ||
 	fail "an unauthenticated POST is not 401"
 [ "$(lcurl -o /dev/null -w '%{http_code}' http://login.test:8080/public/x)" = 200 ] ||
 	fail "a rule allow on a login resource does not pass"
-# The whole code flow, as a browser does it: provider, callback, session cookie, back.
-out=$(lcurl -c "$SG_TMP/jar" -b "$SG_TMP/jar" -L -w '\n%{http_code} %{num_redirects}' \
-	'http://login.test:8080/private?page=2')
-[[ $out == *"200 3" ]] || fail "login flow: $out"
+# The code flow as a browser does it: the gateway sends it to the server's login page, the
+# form goes back with the account's password (or, signed in there already, straight back),
+# the gateway's callback redeems the code and sets the session, then the page first asked for.
+oidc_login() { # JAR URL curl-options-for-the-gateway...
+	local jar=$1 url=$2 loc cb
+	shift 2
+	loc=$(nsx "$C" curl -s "$@" -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' "$url")
+	[[ $loc == "$SRV/oauth2/authorize?"* ]] || { echo "no redirect to the login: $loc"; return 1; }
+	cb=$(nsx "$C" curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{http_code} %{redirect_url}' "$loc")
+	if [[ $cb == 200* ]]; then
+		cb=$(nsx "$C" curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{http_code} %{redirect_url}' \
+			--data "${loc#*\?}" --data-urlencode "email=$SG_ADMIN_EMAIL" \
+			--data-urlencode "password=$SG_ADMIN_PASSWORD" "$SRV/oauth2/authorize")
+	else
+		echo "signed in at the server already: straight back"
+	fi
+	[[ $cb == "302 "*"/.sg/oidc/callback?code="* ]] || { echo "no code: $cb"; return 1; }
+	nsx "$C" curl -s "$@" -c "$jar" -b "$jar" -L -w '\n%{http_code} %{num_redirects} %{http_version}' \
+		"${cb#302 }"
+}
+out=$(oidc_login "$SG_TMP/jar" 'http://login.test:8080/private?page=2' --resolve "login.test:8080:$GW") ||
+	fail "login flow: $out"
+[[ $out == *"200 1 1.1" ]] || fail "login flow: $out"
+grep -q 'straight back' <<<"$out" && fail "the first login needed no password: $out"
 grep -q '"path": "/private?page=2"' <<<"$out" || fail "login did not return to the page: $out"
-grep -q '"user": "alice@example.com"' <<<"$out" || fail "X-Forwarded-User not the user: $out"
-grep -q 'sg_session\|sg_oidc' <<<"$out" && fail "the gateway's cookies reached the target: $out"
+grep -q "\"user\": \"$SG_ADMIN_EMAIL\"" <<<"$out" || fail "X-Forwarded-User not the user: $out"
+grep -q 'sg_session\|sg_oidc\|sg_op' <<<"$out" && fail "the gateway's cookies reached the target: $out"
 out=$(lcurl -b "$SG_TMP/jar" -w '\n%{http_code}' http://login.test:8080/again)
-[[ $out == *'"user": "alice@example.com"'*200 ]] || fail "the session does not hold: $out"
+[[ $out == *"\"user\": \"$SG_ADMIN_EMAIL\""*200 ]] || fail "the session does not hold: $out"
+# Over HTTPS and HTTP/2, with the server's session: no password again (single sign-on),
+# Secure cookies, the 302s and Set-Cookie as HTTP/2 fields.
+# A new jar for the gateway's cookies, with the server's session cookie only.
+grep 'sg_op' "$SG_TMP/jar" >"$SG_TMP/jar2" || fail "no session cookie of the server in the jar"
+out=$(oidc_login "$SG_TMP/jar2" https://login.test:8443/over-h2 -k --http2 --resolve "login.test:8443:$GW") ||
+	fail "login over HTTPS and HTTP/2: $out"
+[[ $out == *"straight back"*"\"user\": \"$SG_ADMIN_EMAIL\""*"200 1 2" ]] ||
+	fail "login over HTTPS and HTTP/2 with the server's session: $out"
+grep "sg_session_$RES_login" "$SG_TMP/jar2" | grep -q TRUE || fail "the HTTPS session cookie is not Secure"
+# Tokens the gateway must refuse: signed by another key; expired (signed with the server's own
+# key, derived from its master key by mint.py); issued to another resource (a real token of the
+# "other" login resource, single sign-on again).
+nsx "$C" curl -s "$SRV/oauth2/jwks" >"$SG_TMP/jwks.json"
+out=$(oidc_login "$SG_TMP/jar" http://other.test:8080/ --resolve "other.test:8080:$GW") ||
+	fail "login to the other resource: $out"
+[[ $out == *"straight back"*"200 1 1.1" ]] || fail "login to the other resource: $out"
+other_tok=$(awk -v c="sg_session_$RES_other" '$6 == c { print $7 }' "$SG_TMP/jar")
+good_tok=$(awk -v c="sg_session_$RES_login" '$6 == c { print $7 }' "$SG_TMP/jar" | head -n 1)
+[ -n "$other_tok" ] && [ -n "$good_tok" ] || fail "no session tokens in the jar"
 for kind in forged expired aud; do
-	tok=$(nsx "$C" curl -s "$IDP/mint?kind=$kind")
+	if [ "$kind" = aud ]; then
+		tok=$other_tok
+	else
+		tok=$(/usr/bin/python3 "$HERE/mint.py" "$SG_TMP/server/master.key" "$SG_TMP/jwks.json" \
+			"$SRV" "$RES_login" "$kind") || fail "mint.py $kind: $tok"
+	fi
 	code=$(lcurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" http://login.test:8080/x)
 	[ "$code" = 302 ] || fail "a $kind token was not refused (status $code)"
-	code=$(lcurl -o /dev/null -w '%{http_code}' -b "sg_session_login=$tok" http://login.test:8080/x)
+	code=$(lcurl -o /dev/null -w '%{http_code}' -b "sg_session_$RES_login=$tok" http://login.test:8080/x)
 	[ "$code" = 302 ] || fail "a $kind token as session cookie was not refused (status $code)"
 done
-# The same over HTTPS and HTTP/2: Secure cookies, the 302s and Set-Cookie as HTTP/2 fields.
-out=$(nsx "$C" curl -sk --http2 --resolve "login.test:8443:$GW" -c "$SG_TMP/jar2" \
-	-b "$SG_TMP/jar2" -L -w '\n%{http_code} %{num_redirects} %{http_version}' \
-	https://login.test:8443/over-h2)
-[[ $out == *'"user": "alice@example.com"'*"200 3 2" ]] || fail "login over HTTPS and HTTP/2: $out"
-grep -q 'sg_session_login' "$SG_TMP/jar2" && grep 'sg_session_login' "$SG_TMP/jar2" | grep -q TRUE ||
-	fail "the HTTPS session cookie is not Secure"
-tok=$(nsx "$C" curl -s "$IDP/mint?kind=good")
-[ "$(lcurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" http://login.test:8080/x)" = 200 ] ||
+[ "$(lcurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $good_tok" http://login.test:8080/x)" = 200 ] ||
 	fail "a good bearer ID token is refused"
 # A callback whose state is not the browser's login cookie's (login CSRF) is refused.
-code=$(lcurl -o /dev/null -w '%{http_code}' -b "sg_oidc_login=aaaa.bbbb.cccc.Lw" \
+code=$(lcurl -o /dev/null -w '%{http_code}' -b "sg_oidc_$RES_login=aaaa.bbbb.cccc.Lw" \
 	'http://login.test:8080/.sg/oidc/callback?code=xyz&state=zzzz')
 [ "$code" = 400 ] || fail "a callback with a foreign state got $code"
 # Callbacks make the gateway call the provider: a flood of them with a valid state cookie is
 # limited per source (burst 10, 2/s) with 429.
 lcurl -o /dev/null -c "$SG_TMP/jar3" http://login.test:8080/flood
-state=$(awk '$6 == "sg_oidc_login" { split($7, f, "."); print f[1] }' "$SG_TMP/jar3")
+state=$(awk -v c="sg_oidc_$RES_login" '$6 == c { split($7, f, "."); print f[1] }' "$SG_TMP/jar3")
 [ -n "$state" ] || fail "no login cookie to flood with"
 codes=$(for i in $(seq 1 16); do
 	lcurl -o /dev/null -w '%{http_code} ' -b "$SG_TMP/jar3" \
@@ -334,7 +364,16 @@ codes=$(for i in $(seq 1 16); do
 done)
 [[ $codes == *429* ]] || fail "16 callbacks in a row were not limited: $codes"
 log "login callbacks, 16 in a row: $codes"
-log "login: redirect with PKCE, code flow to a session, forged/expired/other-audience refused: ok"
+# Once in a real browser: Debian's Chromium, driven by playwright-core (tests/browser).
+command -v chromium >/dev/null || skip "chromium missing (scripts/deps.sh installs it)"
+[ -d "$HERE/../../browser/node_modules/playwright-core" ] ||
+	skip "tests/browser has no node_modules (scripts/deps.sh runs npm ci there)"
+out=$(ip netns exec "$C" node "$HERE/../../browser/gateway_login.mjs" \
+	"http://login.test:8080/in-chromium" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
+	"MAP login.test $GW" 2>&1) || fail "the login in Chromium: $out"
+[[ $out == *"login page: $SRV/oauth2/authorize"*'"path": "/in-chromium"'*"\"user\": \"$SG_ADMIN_EMAIL\""* ]] ||
+	fail "the login in Chromium did not end on the page as the user: $out"
+log "login: the server's login page, PKCE code flow to a session, single sign-on, Chromium; forged/expired/other-audience refused: ok"
 
 # ---- TCP forward: psql to PostgreSQL in site A, UDP forward --------------------------------
 out=$(nsx "$C" env PGCONNECT_TIMEOUT=5 "$SG_PG_BINDIR/psql" -X -At -h "$GW" -p 15432 -U sg \
@@ -369,33 +408,98 @@ if grep -h -E 'smuggle|slowloris' "$SG_TMP"/target_*.log; then
 fi
 log "malformed, smuggling, oversized, slowloris: refused, no target saw them"
 
-# ---- config reload: a bad file is refused, a good one applies ------------------------------
+# ---- the server's audit chain has the gateway's decisions -----------------------------------
+api() { # METHOD PATH: with an admin's token, from the client's namespace
+	nsx "$C" curl -s -X "$1" -H "Authorization: Bearer $ATOK" "$SRV$2"
+}
+ATOK=$(nsx "$C" curl -s -H 'Content-Type: application/json' \
+	-d "{\"email\":\"$SG_ADMIN_EMAIL\",\"password\":\"$SG_ADMIN_PASSWORD\"}" \
+	"$SRV/api/auth/login" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+audited() { # EVENT: at least one row from the client's address
+	api GET "/api/audit?event_type=$1&limit=50" | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)["items"]
+sys.exit(0 if any(r["source_ip"] == sys.argv[1] for r in rows) else 1)' "$(out4 1)"
+}
+for ev in gateway.access_denied gateway.credential_refused gateway.login; do
+	wait_for 15 audited "$ev" || fail "no $ev from the client in the server's audit chain"
+done
+api GET "/api/v1/gateways/$GW_ID" | python3 -c '
+import json, sys
+g = json.load(sys.stdin)
+assert g["state"] in ("ok", "degraded") and g["online"] and g["status"]["serial"] >= 1, g
+print("gateway at the server: state %s, serial %d, %d resources reported" % (
+    g["state"], g["status"]["serial"], len(g["status"]["resources"])))' ||
+	fail "the gateway's report is not at the server"
+log "denials, refused credentials and logins in the audit chain; the gateway's report: ok"
+
+# ---- a change at the server is pushed; the server killed; the gateway restarted without it ---
+# (wait_for runs its command again and again: the metric is read in the function each time.)
+serial_above() { [ "$(metric sg_gateway_config_serial)" -gt "$1" ]; }
+serial_is() { [ "$(metric sg_gateway_config_serial)" = "$1" ]; }
+serial=$(metric sg_gateway_config_serial)
+nsx "$C" python3 "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
+	--weight "$TID_b" 2 || fail "changing a weight"
+wait_for 5 serial_above "$serial" ||
+	fail "the change did not reach the gateway within 5 s"
+serial=$(metric sg_gateway_config_serial)
+kill -KILL "$SRV_PID"
+wait "$SRV_PID" 2>/dev/null || true # killed: status 137
+[[ $(get app.test /) == 200* ]] || fail "not serving with the server down"
+stop_gateway
+start_gateway --server "$SRV" --report-interval 2
+[[ $(get app.test /) == 200* ]] || fail "restarted with the server down: not serving"
+[[ $(get api.test /open) == 200* ]] || fail "restarted with the server down: api.test not serving"
+[ "$(metric sg_gateway_config_serial)" = "$serial" ] ||
+	fail "restarted without the server: serial $(metric sg_gateway_config_serial), not $serial"
+grep -q 'event=gw_config_last_known_good' "${GW_LOGS[1]}" || fail "no gw_config_last_known_good"
+start_server
+wait_for 15 grep -q 'event=mgmt_logged_in' "${GW_LOGS[1]}" ||
+	fail "the gateway did not log in again when the server came back"
+nsx "$C" python3 "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
+	--weight "$TID_b" 1 || fail "changing a weight"
+wait_for 10 serial_above "$serial" ||
+	fail "a change after the server came back did not reach the gateway"
+log "pushed within seconds; serving with the server down, also after a restart; resynced: ok"
+stop_gateway
+
+# ---- file mode: a bad config on SIGHUP is refused, a good one applies, then last-known-good ---
+write_config() { # SERIAL
+	cat >"$SG_TMP/gateway.json" <<EOF
+{"serial": $1, "name": "gw-file",
+ "resources": [{"id": "app", "domains": ["app.test"],
+   "targets": [{"id": "a", "address": "$(in4 3):8080"}, {"id": "b", "address": "$(in4 4):8080"}]}]}
+EOF
+}
+write_config 1
+GW_STATE=$SG_TMP/gwstate-file
+start_gateway --config "$SG_TMP/gateway.json"
+n=$((${#GW_LOGS[@]} - 1))
 "$SG" gateway --check "$SG_TMP/gateway.json" | grep -q 'valid (serial 1' ||
 	fail "gateway --check does not accept the running config"
 echo '{"resources": [{"id": "x"}]}' >"$SG_TMP/gateway.json"
 out=$("$SG" gateway --check "$SG_TMP/gateway.json" 2>&1) && fail "gateway --check accepted a bad file"
 [[ $out == *'resources[0]'* ]] || fail "gateway --check does not name the field: $out"
 kill -HUP "$GW_PID"
-wait_for 5 grep -q 'event=gw_config_rejected' "${GW_LOGS[0]}" || fail "bad config not rejected"
-grep 'event=gw_config_rejected' "${GW_LOGS[0]}" | grep -q 'resources\[0\]' ||
+wait_for 5 grep -q 'event=gw_config_rejected' "${GW_LOGS[$n]}" || fail "bad config not rejected"
+grep 'event=gw_config_rejected' "${GW_LOGS[$n]}" | grep -q 'resources\[0\]' ||
 	fail "the rejection does not name the field"
 [[ $(get app.test /) == 200* ]] || fail "not serving after a rejected reload"
 write_config 2
 kill -HUP "$GW_PID"
-wait_for 5 test "$(metric sg_gateway_config_serial)" = 2 || fail "serial 2 not applied"
+wait_for 5 serial_is 2 || fail "serial 2 not applied"
 [ "$(stat -c %a "$GW_STATE/config.json")" = 600 ] || fail "config.json is not 0600"
-
-# ---- restart on the last-known-good config ------------------------------------------------
-kill -TERM "$GW_PID"
-wait "$GW_PID" || fail "gateway exit status $? after SIGTERM"
+stop_gateway
 rm -f "$SG_TMP/gateway.json"
 start_gateway
+n=$((${#GW_LOGS[@]} - 1))
 [[ $(get app.test /) == 200* ]] || fail "restart without --config does not serve"
 [ "$(metric sg_gateway_config_serial)" = 2 ] || fail "restart did not take serial 2 from the state dir"
-grep -q 'event=gw_config_last_known_good' "${GW_LOGS[1]}" || fail "no gw_config_last_known_good"
-kill -TERM "$GW_PID"
-wait "$GW_PID" || fail "gateway exit status $? after SIGTERM"
-for f in "${GW_LOGS[@]}"; do
+grep -q 'event=gw_config_last_known_good' "${GW_LOGS[$n]}" || fail "no gw_config_last_known_good"
+stop_gateway
+kill -TERM "$SRV_PID"
+wait "$SRV_PID" || fail "server exit status $? after SIGTERM"
+for f in "${GW_LOGS[@]}" "$SG_TMP/server.log"; do
 	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f"; then
 		cat "$f"
 		fail "sanitizer report in $f"

@@ -57,7 +57,7 @@ run_api() {
 	srv_stop "$name" || fail "graceful shutdown ($name)"
 	# Agents and policies (docs/AGENTS.md), recorded with the rest, on a new server process
 	# over the same data: api_test.py's last checks leave this address over its login limit.
-	srv_start "${name}_agents" "$db" "$TMP/$name" "${OPTS[@]}" ||
+	srv_start "${name}_agents" "$db" "$TMP/$name" "${OPTS[@]}" --public-url https://sg.example.com ||
 		fail "server ($name, again) did not start"
 	urlv="SRV_URL_${name}_agents"
 	logv="SRV_LOG_${name}_agents"

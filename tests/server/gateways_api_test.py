@@ -18,10 +18,14 @@ deleting a gateway cutting its credential off. Exit status 0 = every check passe
 """
 import argparse
 import base64
+import hashlib
+import http.client
+import json
 import os
 import sys
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api_test as A  # noqa: E402
@@ -343,6 +347,31 @@ def test_gateway_peer(admin, viewer, gw, web, target):
           "its report shows: %s" % got)
     # Only its own: no admin routes.
     expect("GET", V1 + "/gateways", 403, token=g.tok)
+    # Its decisions in the audit chain, the client as the row's source.
+    ev = {"events": [
+        {"type": "access_denied", "resource_id": web["id"], "client_ip": "198.51.100.7",
+         "method": "POST", "host": web["domain"], "path": "/admin/x", "status": 403,
+         "reason": "rule 1", "count": 3, "first": 1, "last": 2},
+        {"type": "login", "resource_id": web["id"], "client_ip": "198.51.100.8",
+         "user": "alice@example.com", "status": 302, "count": 1},
+        {"type": "login_failed", "resource_id": web["id"], "client_ip": "2001:db8::9",
+         "reason": "state differs", "status": 400, "count": 1}], "dropped": 2}
+    doc = expect("POST", V1 + "/gateways/%s/events" % gw["id"], 200, ev, token=g.tok)
+    check(doc["events"] == 3, "recorded: %s" % doc)
+    expect("POST", V1 + "/gateways/%s/events" % gw["id"], 403, ev, token=admin)
+    expect("POST", V1 + "/gateways/%s/events" % NOID, 403, ev, token=g.tok)
+    expect("POST", V1 + "/gateways/%s/events" % gw["id"], 400,
+           {"events": [{"type": "bogus", "client_ip": "1.2.3.4"}]}, token=g.tok, field="events")
+    rows = expect("GET", "/api/audit?event_type=gateway.access_denied&limit=5", 200,
+                  token=viewer)["items"]
+    check(rows and rows[0]["source_ip"] == "198.51.100.7" and
+          rows[0]["resource_id"] == web["id"] and rows[0]["action"] == "deny" and
+          json.loads(rows[0]["details"])["count"] == 3, "a denial audited: %s" % rows[:1])
+    rows = expect("GET", "/api/audit?event_type=gateway.login&limit=5", 200, token=viewer)
+    check(rows["items"] and rows["items"][0]["action"] == "success", "a login audited")
+    rows = expect("GET", "/api/audit?event_type=gateway.events_dropped&limit=5", 200,
+                  token=viewer)
+    check(rows["items"], "what the gateway dropped is said")
     return g
 
 
@@ -371,6 +400,132 @@ def test_reenroll_delete(admin, viewer, gw, g):
     expect("POST", "/api/auth/agent", 403, g2.proof())
     page = expect("GET", V1 + "/resources?gateway_id=" + gw["id"], 200, token=viewer)
     check(page["total"] == 0, "its resources went with it")
+
+
+ISSUER = "https://sg.example.com"  # test_server_api.sh starts this server with it
+
+
+def nofollow(method, path, data=None, headers=None):
+    """A request whose redirect is the answer (the provider's 302s go to the gateways'
+    domains); recorded as api_test.request records. (status, headers, bytes)"""
+    u = urllib.parse.urlparse(A.ARGS.url)
+    con = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    con.request(method, path, body=data, headers=dict(headers or {}))
+    r = con.getresponse()
+    st, h, b = r.status, dict(r.getheaders()), r.read()
+    con.close()
+    A.STATUSES.append((method, path, st))
+    A.record(method, path, st, h, b)
+    return st, h, b
+
+
+def form(method, path, fields, cookie=None):
+    """A form request as a browser sends it; (status, headers, text)."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if cookie:
+        headers["Cookie"] = cookie
+    st, h, b = nofollow(method, path, urllib.parse.urlencode(fields).encode(), headers)
+    return st, h, b.decode("utf-8", "replace")
+
+
+def hdr(h, name):
+    return next((v for k, v in h.items() if k.lower() == name.lower()), None)
+
+
+def b64u_json(part):
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def test_oidc(admin, viewer, uniq, root_email, root_pw):
+    log("the server as OpenID Connect provider: discovery, keys, login, PKCE, ES384 tokens")
+    disc = expect("GET", "/.well-known/openid-configuration", 200)
+    check(disc["issuer"] == ISSUER and disc["token_endpoint"] == ISSUER + "/oauth2/token" and
+          disc["code_challenge_methods_supported"] == ["S256"] and
+          disc["id_token_signing_alg_values_supported"] == ["ES384"], "discovery: %s" % disc)
+    jwks = expect("GET", "/oauth2/jwks", 200)
+    key = jwks["keys"][0]
+    check(key["kty"] == "EC" and key["crv"] == "P-384" and key["alg"] == "ES384" and
+          len(base64.urlsafe_b64decode(key["x"] + "==")) == 48, "JWKS: %s" % key)
+    gw = expect("POST", V1 + "/gateways", 201, {"name": "login " + uniq}, token=admin)
+    A.SECRETS.append(gw["enrollment_token"])
+    dom = "login-%s.example.com" % uniq
+    res = expect("POST", V1 + "/resources", 201,
+                 {"gateway_id": gw["id"], "domain": dom, "aliases": ["*.w-" + dom],
+                  "auth": "login"}, token=admin)
+    expect("POST", V1 + "/resources/%s/targets" % res["id"], 201, {"address": "10.9.9.9:80"},
+           token=admin)
+    conf = expect("GET", V1 + "/gateways/%s/config" % gw["id"], 200, token=admin)
+    oidc = res_of(conf["config"], res["id"])["oidc"]
+    check(oidc == {"issuer": ISSUER, "client_id": res["id"]},
+          "the gateway trusts this server: %s" % oidc)
+    verifier = base64.urlsafe_b64encode(os.urandom(40)).rstrip(b"=").decode()
+    challenge = base64.urlsafe_b64encode(
+        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    redirect = "https://x.w-%s/.sg/oidc/callback" % dom
+    areq = {"response_type": "code", "client_id": res["id"], "redirect_uri": redirect,
+            "scope": "openid email", "state": "s-" + uniq, "nonce": "n-" + uniq,
+            "code_challenge": challenge, "code_challenge_method": "S256"}
+    q = urllib.parse.urlencode(areq)
+    st, h, page = nofollow("GET", "/oauth2/authorize?" + q)
+    check(st == 200 and b"<form" in page and "frame-ancestors 'none'" in
+          (hdr(h, "Content-Security-Policy") or ""), "the login page: %d" % st)
+    for bad in ("https://evil.example.com/.sg/oidc/callback", "https://%s/other" % dom,
+                "https://a.b.w-%s/.sg/oidc/callback" % dom,
+                "https://%s/.sg/oidc/callback?x=1" % dom):
+        expect("GET", "/oauth2/authorize?" + urllib.parse.urlencode(dict(areq, redirect_uri=bad)),
+               400, field="redirect_uri", what="a redirect URI not the client's is never used")
+    expect("GET", "/oauth2/authorize?" + urllib.parse.urlencode(dict(areq, client_id=NOID)),
+           400, field="client_id")
+    st, h, _ = nofollow("GET", "/oauth2/authorize?" +
+                         urllib.parse.urlencode(dict(areq, scope="email")))
+    check(st == 302 and "error=invalid_scope" in hdr(h, "Location") and
+          "state=s-" + uniq in hdr(h, "Location"), "no openid: redirected with the error")
+    st, h, _ = nofollow("GET", "/oauth2/authorize?" + urllib.parse.urlencode(
+        dict(areq, prompt="none")))
+    check(st == 302 and "error=login_required" in hdr(h, "Location"), "prompt=none: %d" % st)
+    st, _, text = form("POST", "/oauth2/authorize", dict(areq, email=root_email,
+                                                         password="wrong"))
+    check(st == 401 and "Wrong e-mail or password" in text, "a wrong password: %d" % st)
+    st, h, _ = form("POST", "/oauth2/authorize", dict(areq, email=root_email, password=root_pw))
+    loc = urllib.parse.urlparse(hdr(h, "Location") or "")
+    got = dict(urllib.parse.parse_qsl(loc.query))
+    cookie = (hdr(h, "Set-Cookie") or "").split(";")[0]
+    check(st == 302 and loc.netloc == "x.w-" + dom and got.get("state") == areq["state"] and
+          got.get("code", "").startswith("sgc_") and cookie.startswith("sg_op="),
+          "logged in, a code: %d %s" % (st, hdr(h, "Location")))
+    A.SECRETS.append(cookie.split("=", 1)[-1])
+    tok = {"grant_type": "authorization_code", "code": got.get("code", ""),
+           "redirect_uri": redirect, "client_id": res["id"], "code_verifier": verifier}
+    st, _, text = form("POST", "/oauth2/token", dict(tok, code_verifier="A" * 43))
+    check(st == 400 and json.loads(text).get("error") == "invalid_grant",
+          "a wrong verifier: invalid_grant, %d" % st)
+    # The code was spent by that attempt: single use, whatever the outcome.
+    st, _, text = form("POST", "/oauth2/token", tok)
+    check(st == 400 and json.loads(text).get("error") == "invalid_grant", "spent: %d" % st)
+    # Signed in here: the next authorization needs no password (single sign-on).
+    st, h, _ = nofollow("GET", "/oauth2/authorize?" + q, headers={"Cookie": cookie})
+    got = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(hdr(h, "Location") or "").query))
+    check(st == 302 and got.get("code"), "single sign-on: %d" % st)
+    st, h, text = form("POST", "/oauth2/token", dict(tok, code=got.get("code", "")))
+    toks = json.loads(text) if st == 200 else {}
+    check(st == 200 and toks.get("token_type") == "Bearer" and
+          "no-store" in (hdr(h, "Cache-Control") or ""), "tokens: %d %s" % (st, text[:200]))
+    A.SECRETS += [toks.get("id_token", "x" * 40), toks.get("access_token", "x" * 40)]
+    head, claims = (b64u_json(p) for p in toks["id_token"].split(".")[:2])
+    check(head == {"alg": "ES384", "kid": key["kid"], "typ": "JWT"} and
+          claims["iss"] == ISSUER and claims["aud"] == res["id"] and
+          claims["nonce"] == areq["nonce"] and claims["email"] == root_email and
+          claims["exp"] > time.time(), "the ID token: %s %s" % (head, claims))
+    info = expect("GET", "/oauth2/userinfo", 200, token=toks["access_token"])
+    check(info["email"] == root_email and info["sub"] == claims["sub"], "userinfo: %s" % info)
+    expect("GET", "/oauth2/userinfo", 401, token=toks["id_token"])
+    expect("GET", "/oauth2/userinfo", 401)
+    st, _, _ = form("POST", "/oauth2/token", dict(tok, client_id=NOID))
+    check(st == 400, "another client's code: %d" % st)
+    st, _, _ = nofollow("POST", "/oauth2/token", json.dumps(tok).encode(),
+                        {"Content-Type": "application/json"})
+    check(st == 415, "the token endpoint takes a form: %d" % st)
+    expect("DELETE", V1 + "/gateways/" + gw["id"], 204, token=admin)
 
 
 def test_roles(admin, viewer, uniq):
@@ -426,6 +581,7 @@ def main():
     a, _, _ = test_targets(admin, viewer, gw, web, db)
     g = test_gateway_peer(admin, viewer, gw, web, a)
     test_reenroll_delete(admin, viewer, gw, g)
+    test_oidc(admin, viewer, uniq, args.admin, args.password)
     test_roles(admin, viewer, uniq)
     expect("DELETE", V1 + "/gateways/" + other["id"], 204, token=admin)
     expect("DELETE", V1 + "/sites/" + site["id"], 204, token=admin)

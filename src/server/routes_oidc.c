@@ -1,0 +1,885 @@
+/* The management server as an OpenID Connect provider (issue 15, docs/GATEWAY.md "Logins
+ * through the server"): the gateways' login resources send browsers here, the admin logs in
+ * with the server's own account, and the gateway gets an ID token it checks with the public
+ * key only (the JWKS), sharing no secret with the server.
+ *
+ *   OpenID Connect Discovery 1.0 section 4   GET /.well-known/openid-configuration
+ *   RFC 7517 (JWK Set), RFC 7638 (key id)     GET /oauth2/jwks
+ *   OpenID Connect Core 1.0 section 3.1.2     GET/POST /oauth2/authorize (code flow)
+ *   RFC 6749 section 4.1.3, RFC 7636 4.6      POST /oauth2/token (PKCE S256 required)
+ *   OpenID Connect Core 1.0 section 5.3       GET /oauth2/userinfo
+ *
+ * Clients are the login resources served through this server (auth login without an oidc
+ * block of their own): client_id is the resource's id, and the redirect URIs are
+ * http(s)://DOMAIN[:PORT]/.sg/oidc/callback for its domain and aliases (a wildcard alias
+ * stands for one label). Public clients: PKCE instead of a client secret (RFC 7636; OAuth 2.0
+ * Security BCP, RFC 9700 section 2.1.1). Tokens are ES384 JWTs (RFC 7518 section 3.4) signed
+ * with a P-384 key derived from the master key, the same on every server of a cluster.
+ *
+ * Codes are single use and live 60 s; a login here sets a session cookie (8 h) so that the
+ * next resource's login needs no password again. Both are stored hashed (SHA-384).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "crypto/crypto.h"
+#include "secureguard/sg_errors.h"
+#include "server/api.h"
+#include "server/srv_int.h"
+
+#define OP_CODE_TTL	60
+#define OP_SESSION_TTL	(8 * 3600)
+#define OP_COOKIE	"sg_op"
+#define REDIRECT_PATH	"/.sg/oidc/callback"
+#define OP_MAX_DOMAINS	32
+
+static const char *jstr(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* The issuer is --public-url: without it the server is no provider (tokens name their issuer,
+ * and an issuer taken from a Host header could be anything). */
+static bool op_enabled(struct srv *s, struct srv_resp *out)
+{
+	if (s->base_url[0])
+		return true;
+	srv_error(out, 404, NULL,
+		  "this server is not an OpenID provider: start it with --public-url");
+	return false;
+}
+
+static bool op_limited(struct srv_req *r, struct srv_resp *out, enum srv_rate_class cls)
+{
+	int retry;
+	char ra[16];
+
+	if (srv_rate_allow(cls, r->source_ip, &retry))
+		return false;
+	srv_error(out, 429, NULL, "too many requests from this address; retry later");
+	snprintf(ra, sizeof(ra), "%d", retry);
+	srv_resp_header(out, "Retry-After", ra);
+	return true;
+}
+
+/* ---- keys and tokens ------------------------------------------------------------------------ */
+
+void h_oidc_discovery(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	char u[5][320];
+	static const char *const ep[] = {"/oauth2/authorize", "/oauth2/token", "/oauth2/jwks",
+					 "/oauth2/userinfo"};
+
+	if (!op_enabled(s, out) || op_limited(r, out, SRV_RATE_PUBLIC))
+		return;
+	for (size_t i = 0; i < SG_ARRAY_LEN(ep); i++)
+		snprintf(u[i], sizeof(u[i]), "%s%s", s->base_url, ep[i]);
+	srv_json(out, 200,
+		 json_pack("{s:s,s:s,s:s,s:s,s:s,s:[s],s:[s],s:[s],s:[s],s:[s],s:[s],s:[sss],"
+			   "s:[sssssss],s:b}",
+			   "issuer", s->base_url, "authorization_endpoint", u[0], "token_endpoint",
+			   u[1], "jwks_uri", u[2], "userinfo_endpoint", u[3],
+			   "response_types_supported", "code", "subject_types_supported", "public",
+			   "id_token_signing_alg_values_supported", "ES384",
+			   "token_endpoint_auth_methods_supported", "none",
+			   "code_challenge_methods_supported", "S256", "grant_types_supported",
+			   "authorization_code", "scopes_supported", "openid", "email", "profile",
+			   "claims_supported", "iss", "sub", "aud", "exp", "iat", "email", "name",
+			   "request_parameter_supported", 0));
+}
+
+void h_oidc_jwks(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	char x[72], y[72];
+
+	if (!op_enabled(s, out) || op_limited(r, out, SRV_RATE_PUBLIC))
+		return;
+	srv_b64url(x, s->oidc_x, sizeof(s->oidc_x));
+	srv_b64url(y, s->oidc_y, sizeof(s->oidc_y));
+	srv_json(out, 200,
+		 json_pack("{s:[{s:s,s:s,s:s,s:s,s:s,s:s,s:s}]}", "keys", "kty", "EC", "crv", "P-384",
+			   "x", x, "y", y, "use", "sig", "alg", "ES384", "kid", s->oidc_kid));
+}
+
+/* header.claims.signature, ES384 (RFC 7515 section 7.1, RFC 7518 section 3.4); malloc'd. */
+static char *jwt_sign(const struct srv *s, json_t *claims, const char *typ)
+{
+	json_t *h = json_pack("{s:s,s:s,s:s}", "alg", "ES384", "kid", s->oidc_kid, "typ", typ);
+	char *ht = h ? json_dumps(h, JSON_COMPACT) : NULL;
+	char *ct = json_dumps(claims, JSON_COMPACT);
+	char *out = NULL;
+	uint8_t sig[SG_ES384_SIG_LEN];
+	size_t n;
+
+	json_decref(h);
+	if (!ht || !ct)
+		goto out;
+	n = 4 * ((strlen(ht) + 2) / 3) + 4 * ((strlen(ct) + 2) / 3) + 4 * (96 / 3) + 4;
+	out = malloc(n);
+	if (!out)
+		goto out;
+	srv_b64url(out, (const uint8_t *)ht, strlen(ht));
+	strcat(out, ".");
+	srv_b64url(out + strlen(out), (const uint8_t *)ct, strlen(ct));
+	if (!sg_es384_sign(sig, s->oidc_priv, out, strlen(out))) {
+		free(out);
+		out = NULL;
+		goto out;
+	}
+	strcat(out, ".");
+	srv_b64url(out + strlen(out), sig, sizeof(sig));
+out:
+	free(ht);
+	free(ct);
+	return out;
+}
+
+/* The claims of one of our own tokens of type typ, or NULL (signature, issuer, expiry). */
+static json_t *jwt_open(const struct srv *s, const char *tok, const char *typ)
+{
+	const char *d1 = strchr(tok, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	uint8_t hb[512], cb[4096], sig[SG_ES384_SIG_LEN + 2];
+	json_t *h = NULL, *c = NULL;
+	int hl, cl, sl;
+
+	if (!d1 || !d2 || strchr(d2 + 1, '.') || strlen(tok) > 6000)
+		return NULL;
+	hl = srv_b64url_decode(hb, sizeof(hb), tok, (size_t)(d1 - tok));
+	cl = srv_b64url_decode(cb, sizeof(cb), d1 + 1, (size_t)(d2 - d1 - 1));
+	sl = srv_b64url_decode(sig, sizeof(sig), d2 + 1, strlen(d2 + 1));
+	if (hl <= 0 || cl <= 0 || sl != SG_ES384_SIG_LEN ||
+	    !sg_es384_verify(sig, s->oidc_x, s->oidc_y, tok, (size_t)(d2 - tok)))
+		return NULL;
+	h = json_loadb((const char *)hb, (size_t)hl, JSON_REJECT_DUPLICATES, NULL);
+	c = json_loadb((const char *)cb, (size_t)cl, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(h) || !json_is_object(c) || !jstr(h, "typ") ||
+	    strcmp(jstr(h, "typ"), typ) || !jstr(c, "iss") || strcmp(jstr(c, "iss"), s->base_url) ||
+	    !json_is_integer(json_object_get(c, "exp")) ||
+	    json_integer_value(json_object_get(c, "exp")) <= srv_now()) {
+		json_decref(c);
+		c = NULL;
+	}
+	json_decref(h);
+	return c;
+}
+
+/* ---- clients and redirect URIs -------------------------------------------------------------- */
+
+static bool host_matches(const char *host, size_t n, const char *domain)
+{
+	size_t dl = strlen(domain);
+
+	if (dl > 2 && domain[0] == '*' && domain[1] == '.') {
+		/* One label more (RFC 6125 section 6.4.3, as the gateway matches it). */
+		const char *dot = memchr(host, '.', n);
+
+		return dot && dot != host && (size_t)(host + n - dot) == dl - 1 &&
+		       !strncasecmp(dot, domain + 1, dl - 1);
+	}
+	return n == dl && !strncasecmp(host, domain, n);
+}
+
+bool srv_oidc_redirect_ok(const char *uri, const char *const *domains, size_t ndomains)
+{
+	const char *p = uri, *host, *end;
+	size_t hl;
+
+	if (!strncmp(p, "https://", 8))
+		p += 8;
+	else if (!strncmp(p, "http://", 7))
+		p += 7;
+	else
+		return false;
+	host = p;
+	while (*p && *p != '/' && *p != ':' && *p != '?' && *p != '#' && *p != '@')
+		p++;
+	hl = (size_t)(p - host);
+	if (!hl || hl > 253 || *p == '@' || *p == '?' || *p == '#')
+		return false;
+	for (size_t i = 0; i < hl; i++) {
+		if (!isalnum((unsigned char)host[i]) && host[i] != '-' && host[i] != '.')
+			return false;
+	}
+	if (*p == ':') {
+		long port = 0;
+
+		for (end = ++p; *p >= '0' && *p <= '9' && p - end < 6; p++)
+			port = port * 10 + (*p - '0');
+		if (p == end || port < 1 || port > 65535 || (*end == '0'))
+			return false;
+	}
+	/* Exactly the callback path: no query, fragment or other path (RFC 9700 section 4.1.3,
+	 * exact matching). */
+	if (strcmp(p, REDIRECT_PATH))
+		return false;
+	for (size_t i = 0; i < ndomains; i++) {
+		if (domains[i] && host_matches(host, hl, domains[i]))
+			return true;
+	}
+	return false;
+}
+
+struct op_client {
+	char id[SRV_ID_LEN + 1];
+	char name[160];
+	char domains[OP_MAX_DOMAINS][254];
+	size_t ndomains;
+};
+
+/* A login resource served through this provider; 0, SG_ENOENT or a database error. */
+static int client_get(struct sg_db_conn *c, const char *id, struct op_client *cl)
+{
+	struct sg_db_res *res = NULL;
+	const char *p[] = {id};
+	int rc = sg_db_query(c, &res,
+			     "SELECT id, name, domain, aliases FROM resources WHERE id = $1 AND "
+			     "auth = 'login' AND oidc IS NULL AND enabled = 1 AND protocol = 'http'",
+			     1, p);
+	const char *a;
+
+	if (rc != 1) {
+		sg_db_res_free(res);
+		return rc < 0 ? rc : SG_ENOENT;
+	}
+	memset(cl, 0, sizeof(*cl));
+	snprintf(cl->id, sizeof(cl->id), "%s", sg_db_res_get(res, 0, 0));
+	snprintf(cl->name, sizeof(cl->name), "%s", sg_db_res_get(res, 0, 1));
+	if (sg_db_res_get(res, 0, 2))
+		snprintf(cl->domains[cl->ndomains++], 254, "%s", sg_db_res_get(res, 0, 2));
+	for (a = sg_db_res_get(res, 0, 3); a && *a && cl->ndomains < OP_MAX_DOMAINS;) {
+		size_t n = strcspn(a, ",");
+
+		if (n && n < 254)
+			snprintf(cl->domains[cl->ndomains++], 254, "%.*s", (int)n, a);
+		a += n + (a[n] == ',');
+	}
+	sg_db_res_free(res);
+	return 0;
+}
+
+static bool redirect_ok(const struct op_client *cl, const char *uri)
+{
+	const char *d[OP_MAX_DOMAINS];
+
+	for (size_t i = 0; i < cl->ndomains; i++)
+		d[i] = cl->domains[i];
+	return srv_oidc_redirect_ok(uri, d, cl->ndomains);
+}
+
+/* ---- the authorization request ---------------------------------------------------------------- */
+
+/* The request's parameters: the query of a GET, the form of a POST (both in r). */
+struct areq {
+	const char *response_type, *client_id, *redirect_uri, *scope, *state, *nonce;
+	const char *challenge, *method, *prompt;
+	struct op_client cl;
+};
+
+static const char *param(struct srv_req *r, const char *name)
+{
+	return r->json ? jstr(r->json, name) : srv_query(r, name);
+}
+
+static void areq_read(struct srv_req *r, struct areq *a)
+{
+	a->response_type = param(r, "response_type");
+	a->client_id = param(r, "client_id");
+	a->redirect_uri = param(r, "redirect_uri");
+	a->scope = param(r, "scope");
+	a->state = param(r, "state");
+	a->nonce = param(r, "nonce");
+	a->challenge = param(r, "code_challenge");
+	a->method = param(r, "code_challenge_method");
+	a->prompt = param(r, "prompt");
+}
+
+/* Appends name=value to a query (RFC 3986: unreserved characters as they are). */
+static void qappend(FILE *f, bool *first, const char *name, const char *v)
+{
+	if (!v)
+		return;
+	fprintf(f, "%c%s=", *first ? '?' : '&', name);
+	*first = false;
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		if (isalnum(*p) || strchr("-._~", *p))
+			fputc(*p, f);
+		else
+			fprintf(f, "%%%02X", *p);
+	}
+}
+
+/* 302 back to the client with code, or with error (Core 1.0 section 3.1.2.5 and 3.1.2.6). */
+static void redirect_back(struct srv_resp *out, const struct areq *a, const char *code,
+			  const char *error, const char *desc)
+{
+	char *loc = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&loc, &n);
+	bool first = true;
+
+	if (!f) {
+		srv_error(out, 503, NULL, "out of memory");
+		return;
+	}
+	fputs(a->redirect_uri, f);
+	qappend(f, &first, "code", code);
+	qappend(f, &first, "error", error);
+	qappend(f, &first, "error_description", desc);
+	qappend(f, &first, "state", a->state);
+	if (fclose(f) || !loc) {
+		free(loc);
+		srv_error(out, 503, NULL, "out of memory");
+		return;
+	}
+	srv_body(out, 302, "", "", 0, NULL);
+	if (!srv_resp_header(out, "Location", loc))
+		srv_error(out, 400, "redirect_uri", "the answer does not fit a redirect");
+	free(loc);
+}
+
+/* Checks what must hold before anything goes back to redirect_uri (an unknown client or a
+ * redirect URI that is not the client's is never redirected to: Core 1.0 section 3.1.2.6,
+ * RFC 6749 section 4.1.2.1); the rest is answered by redirect. true when the request may go on. */
+static bool areq_check(struct srv *s, struct sg_db_conn *c, struct srv_resp *out, struct areq *a)
+{
+	int rc = client_get(c, a->client_id, &a->cl);
+
+	if (rc == SG_ENOENT) {
+		srv_error(out, 400, "client_id",
+			  "no login resource with this id is served through this provider");
+		return false;
+	}
+	if (rc) {
+		srv_dberr(out, c, rc);
+		return false;
+	}
+	if (!redirect_ok(&a->cl, a->redirect_uri)) {
+		srv_error(out, 400, "redirect_uri",
+			  "not a redirect URI of this client (http(s)://DOMAIN" REDIRECT_PATH
+			  " for one of the resource's domains)");
+		return false;
+	}
+	(void)s;
+	if (!strstr(a->scope, "openid") ||
+	    (strcmp(a->scope, "openid") && strncmp(a->scope, "openid ", 7) &&
+	     !strstr(a->scope, " openid"))) {
+		redirect_back(out, a, NULL, "invalid_scope", "the scope must include openid");
+		return false;
+	}
+	if (strlen(a->challenge) < 43 ||
+	    strspn(a->challenge, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+		strlen(a->challenge)) {
+		redirect_back(out, a, NULL, "invalid_request",
+			      "code_challenge must be base64url of SHA-256 (PKCE S256)");
+		return false;
+	}
+	return true;
+}
+
+/* A new code for user uid (stored hashed, single use, 60 s): 0 or a database error. */
+static int code_new(struct sg_db_conn *c, const struct areq *a, const char *uid, int64_t auth_time,
+		    char code[64])
+{
+	char hash[97], now[24], exp[24], at[24], old[24];
+	int64_t t = srv_now();
+	const char *p[] = {hash,
+			   a->client_id,
+			   a->redirect_uri,
+			   uid,
+			   a->nonce,
+			   a->challenge,
+			   a->scope,
+			   srv_i64(at, auth_time),
+			   srv_i64(exp, t + OP_CODE_TTL),
+			   srv_i64(now, t)};
+	const char *q[] = {srv_i64(old, t - OP_CODE_TTL)};
+	int rc;
+
+	srv_new_token(code, "sgc_");
+	srv_token_hash(hash, code);
+	/* Codes past their time go as new ones come (an index on expires_at). */
+	rc = sg_db_exec(c, "DELETE FROM oidc_codes WHERE expires_at < $1", 1, q);
+	if (rc >= 0)
+		rc = sg_db_exec(c,
+				"INSERT INTO oidc_codes (code_hash, client_id, redirect_uri, user_id, "
+				"nonce, code_challenge, scope, auth_time, expires_at, created_at) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+				10, p);
+	return srv_neg(rc);
+}
+
+/* The user of the provider's session cookie, when it is valid and the user enabled. */
+static bool session_user(struct sg_db_conn *c, struct srv_req *r, char uid[SRV_ID_LEN + 1],
+			 int64_t *auth_time)
+{
+	const char *ck = srv_header(r, "cookie");
+	char tok[80], hash[97], now[24];
+	struct sg_db_res *res = NULL;
+	const char *p[] = {hash, srv_i64(now, srv_now())};
+	bool ok;
+
+	if (!srv_cookie(ck, OP_COOKIE, tok, sizeof(tok)))
+		return false;
+	srv_token_hash(hash, tok);
+	sg_memzero(tok, sizeof(tok));
+	ok = sg_db_query(c, &res,
+			 "SELECT s.user_id, s.auth_time FROM oidc_sessions s JOIN admin_users u ON "
+			 "u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2 AND "
+			 "u.enabled = 1",
+			 2, p) == 1;
+	if (ok) {
+		snprintf(uid, SRV_ID_LEN + 1, "%s", sg_db_res_get(res, 0, 0));
+		*auth_time = srv_res_i64(res, 0, 1);
+	}
+	sg_db_res_free(res);
+	return ok;
+}
+
+static void html_esc(FILE *f, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '&': fputs("&amp;", f); break;
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '"': fputs("&quot;", f); break;
+		case '\'': fputs("&#39;", f); break;
+		default: fputc(*s, f);
+		}
+	}
+}
+
+/* The login page: the request rides along in hidden fields to the POST. */
+static void login_page(struct srv_resp *out, int status, const struct areq *a, const char *email,
+		       const char *msg)
+{
+	static const char *const names[] = {"response_type", "client_id",      "redirect_uri",
+					    "scope",	     "state",	       "nonce",
+					    "code_challenge", "code_challenge_method"};
+	const char *vals[] = {a->response_type, a->client_id, a->redirect_uri, a->scope,
+			      a->state,	       a->nonce,     a->challenge,     a->method};
+	char *page = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&page, &n);
+
+	if (!f) {
+		srv_error(out, 503, NULL, "out of memory");
+		return;
+	}
+	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	      "<meta name=\"viewport\" content=\"width=device-width\"><title>Sign in</title>"
+	      "<style>body{font-family:sans-serif;max-width:22em;margin:4em auto}"
+	      "label,input,button{display:block;width:100%;margin:.4em 0}.err{color:#b00}"
+	      "</style></head><body><h1>Sign in</h1><p>to <b>",
+	      f);
+	html_esc(f, a->cl.name);
+	fputs("</b> with your SecureGuard account</p>", f);
+	if (msg) {
+		fputs("<p class=\"err\" role=\"alert\">", f);
+		html_esc(f, msg);
+		fputs("</p>", f);
+	}
+	fputs("<form method=\"post\" action=\"/oauth2/authorize\">", f);
+	for (size_t i = 0; i < SG_ARRAY_LEN(names); i++) {
+		if (!vals[i])
+			continue;
+		fprintf(f, "<input type=\"hidden\" name=\"%s\" value=\"", names[i]);
+		html_esc(f, vals[i]);
+		fputs("\">", f);
+	}
+	fputs("<label for=\"email\">E-mail</label><input id=\"email\" name=\"email\" "
+	      "type=\"email\" autocomplete=\"username\" required value=\"",
+	      f);
+	html_esc(f, email);
+	fputs("\"><label for=\"password\">Password</label><input id=\"password\" name=\"password\" "
+	      "type=\"password\" autocomplete=\"current-password\" required>"
+	      "<button id=\"signin\" type=\"submit\">Sign in</button></form></body></html>\n",
+	      f);
+	if (fclose(f) || !page) {
+		free(page);
+		srv_error(out, 503, NULL, "out of memory");
+		return;
+	}
+	srv_body_take(out, status, "text/html; charset=utf-8", page, n);
+	/* Not framed anywhere (clickjacking), nothing loaded from elsewhere. */
+	srv_resp_header(out, "Content-Security-Policy",
+			"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+			"base-uri 'none'");
+	srv_resp_header(out, "X-Frame-Options", "DENY");
+	srv_resp_header(out, "Referrer-Policy", "no-referrer");
+}
+
+struct grant_ctx {
+	struct srv_req *r;
+	const struct areq *a;
+	const struct srv_login *who; /* after a password: the login to record */
+	const char *uid, *email;
+	int64_t auth_time;
+	bool new_session;
+	char code[64], session[64];
+};
+
+static int grant_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct grant_ctx *x = ctx;
+	int rc = code_new(c, x->a, x->uid, x->auth_time, x->code);
+	json_t *d;
+
+	(void)s;
+	if (!rc && x->new_session) {
+		char hash[97], exp[24], now[24], at[24];
+		int64_t t = srv_now();
+		const char *p[] = {hash, x->uid, srv_i64(at, x->auth_time),
+				   srv_i64(exp, t + OP_SESSION_TTL), srv_i64(now, t)};
+		const char *q[] = {now};
+
+		srv_new_token(x->session, "sgo_");
+		srv_token_hash(hash, x->session);
+		/* A login with the password, as POST /api/auth/login records it. */
+		rc = srv_login_success(c, x->who, t);
+		if (!rc)
+			rc = srv_neg(
+			    sg_db_exec(c, "DELETE FROM oidc_sessions WHERE expires_at < $1", 1, q));
+		if (!rc)
+			rc = srv_neg(sg_db_exec(c,
+						"INSERT INTO oidc_sessions (token_hash, user_id, "
+						"auth_time, expires_at, created_at) VALUES ($1, $2, "
+						"$3, $4, $5)",
+						5, p));
+	}
+	if (rc)
+		return rc;
+	d = json_pack("{s:s,s:s,s:b}", "client_id", x->a->client_id, "redirect_uri",
+		      x->a->redirect_uri, "password", x->new_session);
+	rc = srv_audit(c, x->r, "oidc.authorized", "resource", x->a->client_id, x->a->cl.name,
+		       "login", d);
+	json_decref(d);
+	return rc;
+}
+
+/* A code for the user, back to the client (and the session cookie after a password). */
+static void grant(struct srv *s, struct sg_db_conn *c, struct srv_req *r, struct srv_resp *out,
+		  const struct areq *a, const char *uid, const struct srv_login *who,
+		  int64_t auth_time)
+{
+	bool new_session = who != NULL;
+	struct grant_ctx x = {.r = r, .a = a, .who = who, .uid = uid,
+			      .email = who ? who->email : NULL, .auth_time = auth_time,
+			      .new_session = new_session};
+	int rc = srv_tx(s, c, grant_tx, &x, false);
+
+	if (rc) {
+		srv_dberr(out, c, rc);
+	} else {
+		redirect_back(out, a, x.code, NULL, NULL);
+		if (new_session && out->status == 302) {
+			char ck[160];
+
+			snprintf(ck, sizeof(ck),
+				 OP_COOKIE "=%s; Path=/oauth2; Max-Age=%d; HttpOnly; SameSite=Lax%s",
+				 x.session, OP_SESSION_TTL, s->tls || !strncmp(s->base_url, "https:", 6)
+							   ? "; Secure"
+							   : "");
+			srv_resp_header(out, "Set-Cookie", ck);
+			sg_memzero(ck, sizeof(ck));
+		}
+	}
+	sg_memzero(x.code, sizeof(x.code));
+	sg_memzero(x.session, sizeof(x.session));
+}
+
+void h_oidc_authorize(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct areq a;
+	struct sg_db_conn *c;
+	char uid[SRV_ID_LEN + 1];
+	int64_t at;
+
+	if (!op_enabled(s, out) || op_limited(r, out, SRV_RATE_PUBLIC))
+		return;
+	areq_read(r, &a);
+	c = sg_db_acquire(s->db);
+	if (!areq_check(s, c, out, &a))
+		goto out;
+	if (a.prompt && !strcmp(a.prompt, "login")) {
+		login_page(out, 200, &a, NULL, NULL);
+	} else if (session_user(c, r, uid, &at)) {
+		/* Signed in here already: straight back (single sign-on). */
+		grant(s, c, r, out, &a, uid, NULL, at);
+	} else if (a.prompt && !strcmp(a.prompt, "none")) {
+		redirect_back(out, &a, NULL, "login_required", "no session at the provider");
+	} else {
+		login_page(out, 200, &a, NULL, NULL);
+	}
+out:
+	sg_db_release(c);
+}
+
+/* The instance requires a second factor of every admin (settings.require_2fa); a database
+ * error counts as yes. */
+static bool instance_requires_2fa(struct sg_db_conn *c)
+{
+	struct sg_db_res *res = NULL;
+	int rc = sg_db_query(c, &res, "SELECT 1 FROM settings WHERE require_2fa = 1", 0, NULL);
+
+	sg_db_res_free(res);
+	return rc != 0;
+}
+
+void h_oidc_authorize_post(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct areq a;
+	struct sg_db_conn *c;
+	struct srv_login who;
+	const char *email = jstr(r->json, "email"), *pw = jstr(r->json, "password");
+	int status;
+
+	if (!op_enabled(s, out))
+		return;
+	areq_read(r, &a);
+	c = sg_db_acquire(s->db);
+	if (!areq_check(s, c, out, &a))
+		goto out;
+	sg_db_release(c);
+	c = NULL;
+	/* The server's own login: the same limits, lockout and audit as POST /api/auth/login. */
+	status = srv_password_login(s, r, email, pw, &who);
+	if (status == 429) {
+		login_page(out, 429, &a, email, "Too many attempts from this address; try later.");
+		srv_retry_after(out, who.retry);
+		goto out;
+	}
+	if (status != 200) {
+		login_page(out, status == 503 ? 503 : 401, &a, email,
+			   status == 503 ? "The server is busy; try again."
+					 : "Wrong e-mail or password.");
+		goto out;
+	}
+	c = sg_db_acquire(s->db);
+	/* This page takes a password only: an account with a second factor, or one that must
+	 * have one (the instance's require_2fa), signs in at the server's own login instead and
+	 * is not let through here on its password alone. */
+	if (who.second || instance_requires_2fa(c)) {
+		srv_login_failed(s, r, c, who.user_id, email, "second_factor_required");
+		login_page(out, 401, &a, email,
+			   "This account needs a second factor, which this login page does not "
+			   "take: a gateway login is not possible for it.");
+		goto out;
+	}
+	grant(s, c, r, out, &a, who.user_id, &who, srv_now());
+out:
+	sg_db_release(c);
+}
+
+/* ---- the token endpoint ---------------------------------------------------------------------- */
+
+/* An RFC 6749 section 5.2 error ("error", "error_description") in an RFC 9457 document. */
+static void token_error(struct srv_resp *out, int status, const char *error, const char *desc)
+{
+	json_t *errs = json_array();
+
+	srv_problems(out, status, desc, errs, NULL);
+	if (out->body) {
+		json_t *j = json_loadb(out->body, out->len, 0, NULL);
+		char *t;
+
+		json_object_set_new(j, "error", json_string(error));
+		json_object_set_new(j, "error_description", json_string(desc));
+		json_object_del(j, "errors");
+		t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		if (t)
+			srv_body_take(out, status, "application/problem+json", t, strlen(t));
+	}
+}
+
+struct code_row {
+	char client_id[SRV_ID_LEN + 1], user_id[SRV_ID_LEN + 1];
+	char redirect_uri[2100], challenge[160], nonce[520], scope[520];
+	int64_t auth_time, expires_at;
+	bool has_nonce;
+};
+
+/* Takes the code (single use: the first redemption wins); 0, SG_ENOENT or a database error. */
+static int code_take(struct srv *s, struct sg_db_conn *c, const char *code, struct code_row *cr)
+{
+	char hash[97];
+	struct sg_db_res *res = NULL;
+	const char *p[] = {hash};
+	int rc;
+
+	(void)s;
+	srv_token_hash(hash, code);
+	rc = sg_db_begin(c);
+	if (rc)
+		return rc;
+	rc = sg_db_query(c, &res,
+			 "SELECT client_id, user_id, redirect_uri, code_challenge, nonce, scope, "
+			 "auth_time, expires_at FROM oidc_codes WHERE code_hash = $1 AND used = 0",
+			 1, p);
+	if (rc == 1) {
+		snprintf(cr->client_id, sizeof(cr->client_id), "%s", sg_db_res_get(res, 0, 0));
+		snprintf(cr->user_id, sizeof(cr->user_id), "%s", sg_db_res_get(res, 0, 1));
+		snprintf(cr->redirect_uri, sizeof(cr->redirect_uri), "%s", sg_db_res_get(res, 0, 2));
+		snprintf(cr->challenge, sizeof(cr->challenge), "%s", sg_db_res_get(res, 0, 3));
+		cr->has_nonce = sg_db_res_get(res, 0, 4) != NULL;
+		snprintf(cr->nonce, sizeof(cr->nonce), "%s",
+			 cr->has_nonce ? sg_db_res_get(res, 0, 4) : "");
+		snprintf(cr->scope, sizeof(cr->scope), "%s", sg_db_res_get(res, 0, 5));
+		cr->auth_time = srv_res_i64(res, 0, 6);
+		cr->expires_at = srv_res_i64(res, 0, 7);
+		rc = sg_db_exec(c, "UPDATE oidc_codes SET used = 1 WHERE code_hash = $1 AND used = 0",
+				1, p);
+		rc = rc == 1 ? 0 : rc < 0 ? rc : SG_ENOENT;
+	} else {
+		rc = rc < 0 ? rc : SG_ENOENT;
+	}
+	sg_db_res_free(res);
+	if (!rc)
+		rc = sg_db_commit(c);
+	if (rc)
+		sg_db_rollback(c);
+	return rc;
+}
+
+/* RFC 7636 section 4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge. */
+static bool pkce_ok(const char *verifier, const char *challenge)
+{
+	uint8_t h[SG_SHA256_LEN];
+	char b[48];
+	struct sg_iov iov = {verifier, strlen(verifier)};
+	size_t n = strlen(verifier);
+
+	/* 43..128 of [A-Z a-z 0-9 - . _ ~] (section 4.1). */
+	if (n < 43 || n > 128 ||
+	    strspn(verifier, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") != n ||
+	    !sg_sha256(h, &iov, 1))
+		return false;
+	srv_b64url(b, h, sizeof(h));
+	return strlen(b) == strlen(challenge) && sg_memeq(b, challenge, strlen(b));
+}
+
+static int refused_audit(struct srv *s, struct srv_req *r, const char *client, const char *why)
+{
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	json_t *d = json_pack("{s:s}", "reason", why);
+	int rc = sg_db_begin(c);
+
+	if (!rc)
+		rc = srv_audit(c, r, "oidc.token_refused", "resource", client, NULL, "token", d);
+	if (!rc)
+		rc = sg_db_commit(c);
+	if (rc)
+		sg_db_rollback(c);
+	json_decref(d);
+	sg_db_release(c);
+	return rc;
+}
+
+void h_oidc_token(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	const char *code = jstr(r->json, "code"), *client = jstr(r->json, "client_id");
+	const char *uri = jstr(r->json, "redirect_uri"), *verifier = jstr(r->json, "code_verifier");
+	struct sg_db_conn *c;
+	struct sg_db_res *res = NULL;
+	struct code_row cr;
+	const char *why = NULL;
+	json_t *claims = NULL;
+	char *id_token = NULL, *access = NULL;
+	int64_t t = srv_now();
+	int rc;
+
+	if (!op_enabled(s, out) || op_limited(r, out, SRV_RATE_TOKEN))
+		return;
+	c = sg_db_acquire(s->db);
+	rc = code_take(s, c, code, &cr);
+	if (rc == SG_ENOENT)
+		why = "unknown, used or expired code";
+	else if (rc) {
+		srv_dberr(out, c, rc);
+		goto out;
+	} else if (cr.expires_at <= t)
+		why = "the code has expired";
+	else if (strcmp(cr.client_id, client))
+		why = "the code was issued to another client";
+	else if (strcmp(cr.redirect_uri, uri))
+		why = "redirect_uri differs from the authorization request's";
+	else if (!pkce_ok(verifier, cr.challenge))
+		why = "code_verifier does not match the code_challenge";
+	if (why) {
+		(void)refused_audit(s, r, client, why);
+		token_error(out, 400, "invalid_grant", why);
+		goto out;
+	}
+	{
+		const char *p[] = {cr.user_id};
+
+		rc = sg_db_query(c, &res,
+				 "SELECT email, role FROM admin_users WHERE id = $1 AND enabled = 1",
+				 1, p);
+	}
+	if (rc != 1) {
+		if (rc < 0) {
+			srv_dberr(out, c, rc);
+			goto out;
+		}
+		token_error(out, 400, "invalid_grant", "the user is gone or disabled");
+		goto out;
+	}
+	/* Core 1.0 section 2: iss, sub, aud, exp, iat, auth_time, nonce; and who it is. */
+	claims = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s}", "iss", s->base_url, "sub",
+			   cr.user_id, "aud", cr.client_id, "exp", (json_int_t)(t + s->oidc_ttl),
+			   "iat", (json_int_t)t, "auth_time", (json_int_t)cr.auth_time, "email",
+			   sg_db_res_get(res, 0, 0), "name", sg_db_res_get(res, 0, 0),
+			   "secureguard_role", sg_db_res_get(res, 0, 1));
+	if (claims && cr.has_nonce)
+		json_object_set_new(claims, "nonce", json_string(cr.nonce));
+	id_token = claims ? jwt_sign(s, claims, "JWT") : NULL;
+	if (claims) {
+		/* The access token (RFC 9068): for the userinfo endpoint. */
+		json_object_del(claims, "nonce");
+		json_object_set_new(claims, "scope", json_string(cr.scope));
+		json_object_set_new(claims, "client_id", json_string(cr.client_id));
+		access = jwt_sign(s, claims, "at+jwt");
+	}
+	if (!id_token || !access) {
+		srv_error(out, 503, NULL, "the tokens could not be made; retry");
+		goto out;
+	}
+	srv_json(out, 200,
+		 json_pack("{s:s,s:s,s:i,s:s,s:s}", "access_token", access, "token_type", "Bearer",
+			   "expires_in", s->oidc_ttl, "id_token", id_token, "scope", cr.scope));
+out:
+	if (id_token)
+		sg_memzero(id_token, strlen(id_token));
+	if (access)
+		sg_memzero(access, strlen(access));
+	free(id_token);
+	free(access);
+	json_decref(claims);
+	sg_db_res_free(res);
+	sg_db_release(c);
+}
+
+void h_oidc_userinfo(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	const char *auth = srv_header(r, "authorization");
+	json_t *claims;
+
+	if (!op_enabled(s, out) || op_limited(r, out, SRV_RATE_PUBLIC))
+		return;
+	claims = auth && !strncasecmp(auth, "Bearer ", 7) ? jwt_open(s, auth + 7, "at+jwt") : NULL;
+	if (!claims) {
+		/* RFC 6750 section 3.1. */
+		srv_resp_header(out, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		srv_error(out, 401, NULL, "a valid access token of this provider is required");
+		return;
+	}
+	srv_json(out, 200,
+		 json_pack("{s:O,s:O,s:O}", "sub", json_object_get(claims, "sub"), "email",
+			   json_object_get(claims, "email"), "name", json_object_get(claims, "name")));
+	json_decref(claims);
+}
