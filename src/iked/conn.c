@@ -317,6 +317,34 @@ static int addr_item(const char *s, struct ike_addr_range *r, bool *any)
 	return 0;
 }
 
+/* A DNS host name (RFC 1123 2.1): labels of letters, digits and hyphens, not starting or ending
+ * with a hyphen, at most 63 bytes each and 253 in all, with a letter somewhere (so no range or
+ * address reads as one). */
+static bool hostname_ok(const char *s)
+{
+	size_t n = strlen(s), label = 0;
+	bool alpha = false;
+	if (!n || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == '.') {
+			if (!label || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)ch) && ch != '-')
+			return false;
+		if (ch == '-' && !label)
+			return false;
+		alpha |= isalpha((unsigned char)ch) != 0;
+		if (++label > 63)
+			return false;
+	}
+	return alpha && label && s[n - 1] != '-';
+}
+
 static int ts_list(const struct vici_node *sec, const char *key, struct ike_ts_cfg *out,
 		   unsigned *n, char *err, size_t errlen)
 {
@@ -560,18 +588,31 @@ static int conn_from_vici(const struct vici_node *root, const char *base_dir, st
 		const char *a = vici_node_is_str(i) ? (const char *)i->value : "";
 		struct ike_addr_range r;
 		bool item_any = false;
-		if (addr_item(a, &r, &item_any))
-			return bad(err, errlen,
-				   "remote_addrs: '%.64s' is not an address, prefix or range "
-				   "(names are not resolved)",
-				   a);
-		if (item_any) {
+		bool first = i == (ra->type == VICI_NODE_LIST ? ra->child : ra);
+		if (addr_item(a, &r, &item_any)) {
+			/* A host name: resolved by the daemon when the connection is loaded and
+			 * whenever it initiates (charon resolves at initiation too). Until then it
+			 * matches no address. */
+			if (!hostname_ok(a))
+				return bad(err, errlen,
+					   "remote_addrs: '%.64s' is not an address, prefix, range "
+					   "or host name",
+					   a);
+			if (out->nhosts >= IKED_MAX_HOSTS)
+				return bad(err, errlen, "remote_addrs: more than %d host names",
+					   IKED_MAX_HOSTS);
+			snprintf(out->hosts[out->nhosts++], sizeof(out->hosts[0]), "%s", a);
+			if (first) {
+				out->host_first = true;
+				out->has_remote = true;
+			}
+		} else if (item_any) {
 			any = true;
 		} else if (cfg->nremote_addrs >= IKE_MAX_ADDRS) {
 			return bad(err, errlen, "remote_addrs: more than %d entries",
 				   IKE_MAX_ADDRS);
 		} else {
-			if (i == (ra->type == VICI_NODE_LIST ? ra->child : ra) && r.single) {
+			if (first && r.single) {
 				cfg->remote.family = r.family;
 				memcpy(cfg->remote.addr, r.start, 16);
 				cfg->remote.port = IKE_PORT;
@@ -584,8 +625,16 @@ static int conn_from_vici(const struct vici_node *root, const char *base_dir, st
 		if (w > 0 && (size_t)w < sizeof(out->remote_addrs) - at)
 			at += (size_t)w;
 	}
-	if (any)
+	if (any) {
 		cfg->nremote_addrs = 0; /* %any among them: anyone may initiate */
+	} else if (out->nhosts) {
+		/* The names' addresses come later (iked_resolve); meanwhile an entry of no family
+		 * keeps the list from meaning "anyone". */
+		if (cfg->nremote_addrs >= IKE_MAX_ADDRS)
+			return bad(err, errlen, "remote_addrs: more than %d entries", IKE_MAX_ADDRS);
+		out->nliteral = cfg->nremote_addrs;
+		memset(&cfg->remote_addrs[cfg->nremote_addrs++], 0, sizeof(cfg->remote_addrs[0]));
+	}
 	if (!at)
 		snprintf(out->remote_addrs, sizeof(out->remote_addrs), "%%any");
 	if ((v = vici_get_str(c, "fragmentation"))) {
@@ -611,6 +660,7 @@ static int conn_from_vici(const struct vici_node *root, const char *base_dir, st
 		if (p == 0 || p > 65535)
 			return bad(err, errlen, "remote_port: bad port");
 		cfg->remote.port = (uint16_t)p;
+		out->remote_port = (uint16_t)p;
 	}
 	int e =
 	    props(c, "proposals", IKE_PROTO_IKE, cfg->fips, cfg->props, &cfg->nprops, err, errlen);

@@ -13,8 +13,10 @@
  * before it is written to the device.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -458,7 +460,7 @@ static void acquire(struct iked *d, const uint8_t *pkt, size_t len)
 			return; /* under way (an initiation gives up long before) */
 		t->acquire_at = now;
 		t->acquires++;
-		int rc = ike_initiate(d->ike, t->conn, t->child, now);
+		int rc = iked_initiate(d, t->conn, t->child);
 		t->acquiring = rc == 0;
 		sg_log(rc && rc != SG_EEXIST ? SG_LOG_WARN : SG_LOG_INFO, "acquire",
 		       "conn=%s child=%s%s%s", t->conn, t->child, rc ? " error=" : "",
@@ -820,9 +822,13 @@ static void keepalives(struct iked *d, uint64_t now)
 	udp_tx_flush(&d->u4500, &d->tx4500);
 }
 
+static void poll_resolves(struct iked *d);
+
 static void arm_timer(struct iked *d)
 {
 	uint64_t t = SG_MIN(ike_next_deadline(d->ike), d->keepalive_at);
+	if (d->resolves)
+		t = SG_MIN(t, iked_now() + IKED_RESOLVE_POLL_NS);
 	if (evloop_timer_arm(d->timer_fd, t) != 0)
 		sg_log(SG_LOG_WARN, "timer_failed", NULL);
 }
@@ -833,6 +839,7 @@ static void on_timer(void *ctx, uint32_t events)
 	(void)events;
 	evloop_timer_ack(d->timer_fd);
 	uint64_t now = iked_now();
+	poll_resolves(d);
 	ike_tick(d->ike, now);
 	keepalives(d, now);
 	udp_tx_flush(&d->u500, &d->tx500);
@@ -983,6 +990,11 @@ int iked_load_conn(struct iked *d, const struct iked_conn *conn, char *err, size
 	if (rc)
 		return rc;
 	sg_log(SG_LOG_INFO, "conn_loaded", "conn=%s", c->cfg.name);
+	/* Host names in remote_addrs: resolved now, for a responder's choice and for DPD's
+	 * restarts (an initiate resolves them again). */
+	if (c->nhosts && iked_resolve_start(d, c->cfg.name, NULL))
+		sg_log(SG_LOG_WARN, "resolve_failed", "conn=%s error=\"resolver refused\"",
+		       c->cfg.name);
 	/* start_action = trap: the child's routes and its trap, replacing those of the connection
 	 * as it was (a reload). */
 	for (struct iked_trap *t = d->traps, *tn; t; t = tn) {
@@ -998,7 +1010,7 @@ int iked_load_conn(struct iked *d, const struct iked_conn *conn, char *err, size
 	for (unsigned k = 0; k < c->cfg.nchildren && ike_get_peer(d->ike, c->cfg.name); k++) {
 		if (!c->child[k].start)
 			continue;
-		int rc2 = ike_initiate(d->ike, c->cfg.name, c->cfg.children[k].name, iked_now());
+		int rc2 = iked_initiate(d, c->cfg.name, c->cfg.children[k].name);
 		if (rc2 && rc2 != SG_EEXIST)
 			sg_log(SG_LOG_WARN, "initiate_failed", "conn=%s child=%s error=\"%s\"",
 			       c->cfg.name, c->cfg.children[k].name, sg_strerror(rc2));
@@ -1049,6 +1061,191 @@ void iked_unload_secret(struct iked *d, const char *id)
 			sg_memzero(&d->secrets[d->nsecrets], sizeof(d->secrets[0]));
 			return;
 		}
+}
+
+/* ---- host names in remote_addrs ------------------------------------------------------------ */
+
+static struct iked_conn *conn_named(struct iked *d, const char *name)
+{
+	for (struct iked_conn *c = d->conns; c; c = c->next)
+		if (!strcmp(c->cfg.name, name))
+			return c;
+	return NULL;
+}
+
+int iked_resolve_start(struct iked *d, const char *conn, const char *child)
+{
+	struct iked_conn *c = conn_named(d, conn);
+	if (!c || !c->nhosts)
+		return SG_ENOENT;
+	unsigned busy = 0;
+	for (const struct iked_resolve *o = d->resolves; o; o = o->next)
+		busy++;
+	if (busy >= IKED_MAX_RESOLVES)
+		return SG_EFULL; /* bounded: a resolver that hangs does not pile up requests */
+	struct iked_resolve *r = calloc(1, sizeof(*r));
+	if (!r)
+		return SG_ENOMEM;
+	snprintf(r->conn, sizeof(r->conn), "%s", conn);
+	snprintf(r->child, sizeof(r->child), "%s", child ? child : "");
+	snprintf(r->port, sizeof(r->port), "%u", c->remote_port ? c->remote_port : IKE_PORT);
+	r->hints.ai_socktype = SOCK_DGRAM;
+	r->hints.ai_family = AF_UNSPEC;
+	r->n = c->nhosts;
+	for (unsigned i = 0; i < r->n; i++) {
+		r->cb[i].ar_name = c->hosts[i];
+		r->cb[i].ar_service = r->port;
+		r->cb[i].ar_request = &r->hints;
+		r->list[i] = &r->cb[i];
+	}
+	/* The names are the connection's: copied, since the connection may be reloaded. */
+	static_assert(sizeof(c->hosts[0]) <= 256, "host name size");
+	char(*names)[256] = malloc(sizeof(c->hosts));
+	if (!names) {
+		free(r);
+		return SG_ENOMEM;
+	}
+	memcpy(names, c->hosts, sizeof(c->hosts));
+	for (unsigned i = 0; i < r->n; i++)
+		r->cb[i].ar_name = names[i];
+	struct sigevent sev = {.sigev_notify = SIGEV_NONE};
+	if (getaddrinfo_a(GAI_NOWAIT, r->list, (int)r->n, &sev) != 0) {
+		free(names);
+		free(r);
+		return SG_EIO;
+	}
+	r->next = d->resolves;
+	d->resolves = r;
+	return 0;
+}
+
+static void resolved(struct iked *d, struct iked_resolve *r)
+{
+	struct iked_conn *c = conn_named(d, r->conn);
+	char msg[256] = "";
+	unsigned n = 0;
+	for (unsigned i = 0; i < r->n; i++) {
+		int e = gai_error(&r->cb[i]);
+		if (!c) {
+			/* Unloaded while resolving: the answers are dropped. */
+			if (!e)
+				freeaddrinfo(r->cb[i].ar_result);
+			r->cb[i].ar_result = NULL;
+			continue;
+		}
+		if (e) {
+			snprintf(msg, sizeof(msg), "resolving '%.100s' failed: %s", r->cb[i].ar_name,
+				 gai_strerror(e));
+			sg_log(SG_LOG_WARN, "resolve_failed", "conn=%s host=%s error=\"%s\"", r->conn,
+			       r->cb[i].ar_name, gai_strerror(e));
+			continue;
+		}
+		for (struct addrinfo *ai = r->cb[i].ar_result; ai; ai = ai->ai_next) {
+			struct ike_endpoint ep;
+			struct wg_endpoint we;
+			if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+				continue;
+			memset(&we, 0, sizeof(we));
+			memcpy(&we.addr, ai->ai_addr, SG_MIN((size_t)ai->ai_addrlen, sizeof(we.addr)));
+			from_wg(&we, &ep);
+			if (i == 0 && n == 0 && c->host_first) {
+				c->cfg.remote = ep; /* the first address of the first name */
+				msg[0] = 0;
+			}
+			if (c->nliteral + n < IKE_MAX_ADDRS) {
+				struct ike_addr_range *a = &c->cfg.remote_addrs[c->nliteral + n++];
+				memset(a, 0, sizeof(*a));
+				a->family = ep.family;
+				memcpy(a->start, ep.addr, 16);
+				memcpy(a->end, ep.addr, 16);
+				a->single = true;
+			}
+			char as[INET6_ADDRSTRLEN];
+			sg_log(SG_LOG_DEBUG, "resolved", "conn=%s host=%s addr=%s", r->conn,
+			       r->cb[i].ar_name,
+			       inet_ntop(ep.family, ep.addr, as, sizeof(as)) ? as : "?");
+		}
+		freeaddrinfo(r->cb[i].ar_result);
+		r->cb[i].ar_result = NULL;
+	}
+	if (c && n) {
+		c->cfg.nremote_addrs = c->nliteral + n;
+		char err[128];
+		if (push_conn(d, c, err, sizeof(err)))
+			sg_log(SG_LOG_WARN, "conn_not_applied", "conn=%s", c->cfg.name);
+	}
+	if (!r->child[0])
+		return;
+	if (!c) {
+		iked_vici_initiate_failed(d, r->conn, r->child, "the connection was unloaded");
+		return;
+	}
+	if (c->host_first && !c->cfg.remote.family) {
+		iked_vici_initiate_failed(d, r->conn, r->child,
+					  msg[0] ? msg : "the remote host name has no address");
+		return;
+	}
+	int rc = ike_initiate(d->ike, r->conn, r->child, iked_now());
+	if (rc && rc != SG_EEXIST) {
+		snprintf(msg, sizeof(msg), "establishing CHILD_SA '%.64s' failed: %s", r->child,
+			 sg_strerror(rc));
+		iked_vici_initiate_failed(d, r->conn, r->child, msg);
+	} else if (rc == SG_EEXIST) {
+		/* Up already: the initiate waiting on it is answered as with the child's up. */
+		for (struct iked_child *ch = d->children; ch; ch = ch->next)
+			if (!strcmp(ch->conn, r->conn) && !strcmp(ch->name, r->child)) {
+				iked_vici_child_event(d, ch, true);
+				break;
+			}
+	}
+}
+
+/* Resolutions that finished: applied (from the loop's timer). */
+static void poll_resolves(struct iked *d)
+{
+	for (struct iked_resolve **pp = &d->resolves; *pp;) {
+		struct iked_resolve *r = *pp;
+		bool done = true;
+		for (unsigned i = 0; i < r->n && done; i++)
+			done = gai_error(&r->cb[i]) != EAI_INPROGRESS;
+		if (!done) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		resolved(d, r);
+		free((void *)r->cb[0].ar_name);
+		free(r);
+	}
+}
+
+static void resolves_free(struct iked *d)
+{
+	while (d->resolves) {
+		struct iked_resolve *r = d->resolves;
+		d->resolves = r->next;
+		/* A request the resolver already works on cannot be cancelled: wait for it (its
+		 * own timeouts bound that). */
+		for (unsigned i = 0; i < r->n; i++)
+			if (gai_cancel(&r->cb[i]) == EAI_NOTCANCELED) {
+				const struct gaicb *one[1] = {&r->cb[i]};
+				while (gai_error(&r->cb[i]) == EAI_INPROGRESS)
+					gai_suspend(one, 1, NULL);
+			}
+		for (unsigned i = 0; i < r->n; i++)
+			if (gai_error(&r->cb[i]) == 0)
+				freeaddrinfo(r->cb[i].ar_result);
+		free((void *)r->cb[0].ar_name);
+		free(r);
+	}
+}
+
+int iked_initiate(struct iked *d, const char *conn, const char *child)
+{
+	struct iked_conn *c = conn_named(d, conn);
+	if (c && c->nhosts)
+		return iked_resolve_start(d, conn, child);
+	return ike_initiate(d->ike, conn, child, iked_now());
 }
 
 /* ---- life ----------------------------------------------------------------------------------- */
@@ -1152,6 +1349,7 @@ int iked_init(struct iked *d, const char *vici_uri, const char **why)
 
 void iked_free(struct iked *d)
 {
+	resolves_free(d);
 	cpool_free(d->pool);
 	d->pool = NULL;
 	while (d->traps)

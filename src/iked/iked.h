@@ -10,6 +10,7 @@
 #define SG_IKED_IKED_H
 
 #include <stdbool.h>
+#include <netdb.h>
 #include <stdint.h>
 
 #include "ike/esp.h"
@@ -33,12 +34,21 @@ struct iked_child_opts {
 	uint64_t rekey_bytes, life_bytes, rekey_packets, life_packets;
 };
 
+#define IKED_MAX_HOSTS 4 /* host names in remote_addrs */
+
 /* A connection as loaded: the core's peer config and what only the daemon uses. */
 struct iked_conn {
 	struct iked_conn *next;
 	struct ike_peer_cfg cfg;
 	struct iked_child_opts child[IKE_MAX_CHILD_CFG];
 	bool has_remote;
+	/* Host names in remote_addrs (host_first: the first entry, where we initiate to), resolved
+	 * asynchronously (iked_resolve): their addresses follow the nliteral written ones in
+	 * cfg.remote_addrs. remote_port: as configured (0: 500). */
+	char hosts[IKED_MAX_HOSTS][256];
+	unsigned nhosts, nliteral;
+	bool host_first;
+	uint16_t remote_port;
 	char remote_addrs[256], local_addrs[256]; /* as written, for list-conns */
 	/* Certificates (auth = pubkey), owned: ours, and the CAs named by remote cacerts (none:
 	 * every CA loaded with load-cert). iked_conn_release frees them. */
@@ -75,6 +85,20 @@ struct iked_trap {
 	bool acquiring;	    /* an initiation is under way */
 	uint64_t acquire_at; /* when the last one started */
 	uint64_t acquires;
+};
+
+/* Host names of a connection being resolved (getaddrinfo_a, polled from the loop's timer every
+ * IKED_RESOLVE_POLL_NS), and the child to initiate once they are ("": none). */
+#define IKED_RESOLVE_POLL_NS (20ull * 1000000ull)
+#define IKED_MAX_RESOLVES 32 /* resolutions under way at once */
+struct iked_resolve {
+	struct iked_resolve *next;
+	char conn[64], child[64];
+	unsigned n;
+	struct gaicb cb[IKED_MAX_HOSTS];
+	struct gaicb *list[IKED_MAX_HOSTS];
+	struct addrinfo hints;
+	char port[8];
 };
 
 /* An installed Child SA in the data path. */
@@ -152,6 +176,7 @@ struct iked {
 	unsigned nauthorities;
 	struct iked_child *children;
 	struct iked_trap *traps;
+	struct iked_resolve *resolves;
 	uint32_t next_child_id;
 	struct iked_pending *pending;
 	struct iked_pending *handling; /* the pending of the command being handled, or NULL */
@@ -212,6 +237,13 @@ int iked_trap_uninstall(struct iked *d, const char *conn, const char *child);
 /* An initiation a trap started has ended (the child up, or failed): a later packet may start
  * another. */
 void iked_trap_done(struct iked *d, const char *conn, const char *child);
+/* Resolves the connection's host names (remote_addrs) and, with a child, initiates it when they
+ * are resolved (or answers the initiate waiting on it with the failure). 0 or SG_ENOENT,
+ * SG_ENOMEM, SG_EFULL (IKED_MAX_RESOLVES under way), SG_EIO (the resolver refused it). */
+int iked_resolve_start(struct iked *d, const char *conn, const char *child) SG_WUR;
+/* Starts the named child of a connection: at once, or after resolving its host names. As
+ * ike_initiate, plus VICI_PENDING-like 0 when a resolution was started. */
+int iked_initiate(struct iked *d, const char *conn, const char *child) SG_WUR;
 /* Reapplies secrets to every connection (after a change of either). */
 void iked_apply_secrets(struct iked *d);
 uint64_t iked_now(void);
@@ -220,5 +252,8 @@ uint64_t iked_now(void);
 extern const struct vici_server_ops iked_vici_ops;
 void iked_vici_ike_event(struct iked *d, const struct ike_event *ev);
 void iked_vici_child_event(struct iked *d, struct iked_child *ch, bool up);
+/* An initiate waiting on conn/child failed before the core started it (msg says why). */
+void iked_vici_initiate_failed(struct iked *d, const char *conn, const char *child,
+			       const char *msg);
 
 #endif

@@ -407,6 +407,14 @@ static void child_rekey_event(struct iked *d, struct ike_sa *sa, const struct ik
 	vici_builder_free(&b);
 }
 
+void iked_vici_initiate_failed(struct iked *d, const char *conn, const char *child,
+			       const char *msg)
+{
+	vlog(d, NULL, conn, "CFG", 0, "%s", msg);
+	respond_pending(d, conn, child, IKED_PENDING_INITIATE, false, msg);
+	iked_trap_done(d, conn, child);
+}
+
 void iked_vici_ike_event(struct iked *d, const struct ike_event *ev)
 {
 	struct ike_sa *sa = ev->sa;
@@ -1070,7 +1078,7 @@ static int cmd_initiate(struct iked *d, uint64_t conn, const struct vici_node *r
 		return no(b, "out of memory");
 	struct iked_pending *mine = wait ? d->pending : NULL;
 	d->handling = mine;
-	int rc = ike_initiate(d->ike, c->cfg.name, cc->name, iked_now());
+	int rc = iked_initiate(d, c->cfg.name, cc->name);
 	d->handling = NULL;
 	if (rc == 0 && mine && !mine->done)
 		return VICI_PENDING; /* the answer comes with the Child SA or the failure */

@@ -2,8 +2,10 @@
 # secureguard-iked against strongSwan 5.9 (charon with kernel-libipsec, driven by strongSwan's own
 # swanctl), the proof list of issue 13 that this build covers:
 #  - swanctl loads a configuration into our daemon over VICI and initiates it (ours initiator,
-#    PSK, AES-GCM-256, Curve25519), printing our control-log lines; ping and a sha256-checked TCP
-#    transfer through the tunnel; a second child over the same IKE SA (CREATE_CHILD_SA);
+#    PSK, AES-GCM-256, Curve25519, remote_addrs a host name), printing our control-log lines;
+#    a name that does not resolve fails the initiate with the resolver's reason; ping and a
+#    sha256-checked TCP transfer through the tunnel; a second child over the same IKE SA
+#    (CREATE_CHILD_SA);
 #  - IKE and Child SA rekeys started by each side while iperf3 runs: no one-second interval
 #    without traffic, one IKE SA and two Child SAs on each side afterwards; ike-rekey and
 #    child-rekey events in charon's layout, log events that swanctl --log prints;
@@ -102,6 +104,15 @@ start_iked() {
 	IPID=$!
 	wait_for 10 test -S "$SG_TMP/iked/iked.vici" || fail "secureguard-iked did not start: $(tail -5 "$SG_TMP/iked.log")"
 }
+# The same with its own /etc/hosts (a private mount namespace, as charon gets its own /run),
+# where charon.test names charon's address: remote_addrs takes host names.
+printf '192.0.2.2 charon.test\n' >"$SG_TMP/hosts"
+start_iked_named() {
+	ip netns exec "$A" unshare -m --propagation private sh -c \
+		"mount --bind '$SG_TMP/hosts' /etc/hosts && exec '$IKED' -f --vici '$OURS'" >>"$SG_TMP/iked.log" 2>&1 &
+	IPID=$!
+	wait_for 10 test -S "$SG_TMP/iked/iked.vici" || fail "secureguard-iked did not start: $(tail -5 "$SG_TMP/iked.log")"
+}
 sas() { "$@" --list-sas 2>/dev/null | grep -c 'ESTABLISHED' || true; }
 children() { "$@" --list-sas 2>/dev/null | grep -c 'INSTALLED' || true; }
 no_sas() { [ "$(sas "$@")" = 0 ]; }
@@ -116,11 +127,36 @@ trap 'iked_diag' ERR
 
 log "1. swanctl loads our daemon over VICI and initiates: AES-GCM-256, Curve25519, PSK"
 conf b aes256gcm16 aes256gcm16-prfsha256-x25519 "encap = yes" >"$SG_TMP/b.conf"
-conf a aes256gcm16 aes256gcm16-prfsha256-x25519 >"$SG_TMP/a.conf"
+# Ours names charon (charon.test, from its own /etc/hosts); a second connection names a host
+# that does not resolve.
+NX="nx {
+    remote_addrs = nowhere.invalid
+    local {
+      auth = psk
+      id = a.example
+    }
+    remote {
+      auth = psk
+      id = b.example
+    }
+    children {
+      nxnet {
+        local_ts = 10.1.0.0/16
+        remote_ts = 10.9.0.0/16
+      }
+    }
+  }"
+conf a aes256gcm16 aes256gcm16-prfsha256-x25519 "" "$NX" | sed 's/remote_addrs = 192.0.2.2/remote_addrs = charon.test/' >"$SG_TMP/a.conf"
 SW --load-all --file "$SG_TMP/b.conf" >/dev/null 2>&1 || fail "charon: swanctl --load-all"
-start_iked
+start_iked_named
 OW --load-all --file "$SG_TMP/a.conf" >"$SG_TMP/load.out" 2>&1 || fail "swanctl --load-all into ours: $(cat "$SG_TMP/load.out")"
 grep -q "loaded connection 'gw'" "$SG_TMP/load.out" || fail "swanctl did not load the connection into ours"
+OW --list-conns >"$SG_TMP/conns.out"
+grep -q 'remote: *charon.test' "$SG_TMP/conns.out" || fail "list-conns: $(cat "$SG_TMP/conns.out")"
+# A name that does not resolve: the initiate fails, saying which name and why.
+timeout 30 swanctl --initiate --child nxnet --uri "$OURS" >"$SG_TMP/init-nx.out" 2>&1 &&
+	fail "initiating an unresolvable host succeeded: $(cat "$SG_TMP/init-nx.out")"
+grep -q "resolving 'nowhere.invalid' failed" "$SG_TMP/init-nx.out" || fail "unresolvable host: $(cat "$SG_TMP/init-nx.out")"
 OW --initiate --child net >"$SG_TMP/init.out" 2>&1 || fail "swanctl --initiate: $(cat "$SG_TMP/init.out")"
 grep -q 'initiate completed successfully' "$SG_TMP/init.out" || fail "initiate: $(cat "$SG_TMP/init.out")"
 # swanctl prints the control-log events of the initiation, as with charon.

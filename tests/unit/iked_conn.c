@@ -143,6 +143,24 @@ static void test_children_and_addrs(void **state)
 	assert_int_equal(c.cfg.remote_addrs[2].start[3], 5);
 	assert_int_equal(c.cfg.remote_addrs[2].end[3], 9);
 	assert_string_equal(c.remote_addrs, "192.0.2.2, 198.51.100.0/24, 203.0.113.5-203.0.113.9");
+	/* A host name first: where we initiate to once resolved; until then the list matches
+	 * no address (an entry of no family), not anyone. */
+	static const char named[] =
+	    "connections {\n  gw {\n    remote_addrs = moon.example, 198.51.100.7\n"
+	    "    remote_port = 4501\n"
+	    "    local {\n      auth = psk\n      id = a.example\n    }\n"
+	    "    remote {\n      auth = psk\n      id = b.example\n    }\n"
+	    "    children {\n      net {\n        local_ts = 10.1.0.0/16\n"
+	    "        remote_ts = 10.2.0.0/16\n      }\n    }\n  }\n}\n";
+	assert_int_equal(conn_from_text(named, &c, err, sizeof(err)), 0);
+	assert_true(c.has_remote && c.host_first);
+	assert_int_equal(c.nhosts, 1);
+	assert_string_equal(c.hosts[0], "moon.example");
+	assert_int_equal(c.cfg.remote.family, 0);
+	assert_int_equal(c.remote_port, 4501);
+	assert_int_equal(c.nliteral, 1);
+	assert_int_equal(c.cfg.nremote_addrs, 2);
+	assert_int_equal(c.cfg.remote_addrs[1].family, 0);
 	/* fragmentation = no. */
 	assert_int_equal(
 	    conn_from_text(CONN("    fragmentation = no\n", "", "a.example"), &c, err, sizeof(err)), 0);
@@ -150,20 +168,19 @@ static void test_children_and_addrs(void **state)
 	static const struct {
 		const char *text, *err;
 	} bad[] = {
-	    {"connections {\n  gw {\n    remote_addrs = moon.example\n    local {\n      auth = "
+	    {"connections {\n  gw {\n    remote_addrs = moon_example\n    local {\n      auth = "
 	     "psk\n      id = a\n    }\n    remote {\n      auth = psk\n      id = b\n    }\n"
 	     "    children {\n      n {\n        local_ts = 10.1.0.0/16\n        remote_ts = "
 	     "10.2.0.0/16\n      }\n    }\n  }\n}\n",
-	     "remote_addrs: 'moon.example' is not an address, prefix or range (names are not "
-	     "resolved)"},
+	     "remote_addrs: 'moon_example' is not an address, prefix, range or host name"},
 	    {CONN("    fragmentation = maybe\n", "", "a.example"),
 	     "fragmentation = maybe: yes, accept, force or no"},
 	    {"connections {\n  gw {\n    remote_addrs = 192.0.2.9-192.0.2.1\n    local {\n      "
 	     "auth = psk\n      id = a\n    }\n    remote {\n      auth = psk\n      id = b\n"
 	     "    }\n    children {\n      n {\n        local_ts = 10.1.0.0/16\n        "
 	     "remote_ts = 10.2.0.0/16\n      }\n    }\n  }\n}\n",
-	     "remote_addrs: '192.0.2.9-192.0.2.1' is not an address, prefix or range (names are "
-	     "not resolved)"},
+	     "remote_addrs: '192.0.2.9-192.0.2.1' is not an address, prefix, range or host "
+	     "name"},
 	};
 	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
 		err[0] = 0;
