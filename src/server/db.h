@@ -15,6 +15,7 @@
 #ifndef SG_SERVER_DB_H
 #define SG_SERVER_DB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,5 +83,18 @@ size_t sg_db_res_len(const struct sg_db_res *r, int row, int col);
 void sg_db_res_free(struct sg_db_res *r);
 /* The last error on this connection ("" if none); valid until the next call on c. */
 const char *sg_db_errmsg(const struct sg_db_conn *c);
+
+/* Change notification across servers (PostgreSQL LISTEN/NOTIFY). A thread with a session of
+ * its own (not one of the pool's) LISTENs on channel and calls fn(arg) for every notification,
+ * and once after each (re)connection, since notifications sent while it was away are lost. It
+ * reconnects by itself (every second while the database is away). SQLite: SG_EUNSUPPORTED.
+ * channel must be a plain identifier. */
+struct sg_db_listener;
+int sg_db_listen(struct sg_db *db, const char *channel, void (*fn)(void *arg), void *arg,
+		 struct sg_db_listener **out) SG_WUR;
+/* True while the listener's session is up and listening. */
+bool sg_db_listening(const struct sg_db_listener *l);
+/* Stops and joins the thread (within about half a second). NULL is fine. */
+void sg_db_listen_stop(struct sg_db_listener *l);
 
 #endif

@@ -3,11 +3,15 @@
  * Results are read in single-row mode so the row and byte caps of db.h hold while the rows
  * arrive, instead of after libpq has buffered all of them.
  */
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "secureguard/sg_errors.h"
 #include "server/db_int.h"
@@ -279,3 +283,139 @@ const struct db_ops db_pg_ops = {
     .in_transaction = pg_in_transaction,
     .begin_sql = "BEGIN",
 };
+
+/* ---- LISTEN (db.h, sg_db_listen) ------------------------------------------------------------ */
+
+struct sg_db_listener {
+	struct sg_db *db;
+	char channel[64];
+	void (*fn)(void *arg);
+	void *arg;
+	pthread_t thread;
+	bool stop;	/* __atomic */
+	bool listening; /* __atomic */
+};
+
+static bool stopping(struct sg_db_listener *l)
+{
+	return __atomic_load_n(&l->stop, __ATOMIC_ACQUIRE);
+}
+
+static void nap(struct sg_db_listener *l, int ms)
+{
+	for (; ms > 0 && !stopping(l); ms -= 100)
+		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+}
+
+/* A listening session, or NULL (the database is away). */
+static PGconn *listen_connect(struct sg_db_listener *l)
+{
+	const char *vals[] = {"5", "1", "15", "5", "3", l->db->target, NULL};
+	PGconn *h = PQconnectdbParams(conn_keys, vals, 1);
+	char sql[96];
+	PGresult *r;
+
+	if (!h || PQstatus(h) != CONNECTION_OK) {
+		PQfinish(h);
+		return NULL;
+	}
+	PQsetNoticeProcessor(h, quiet_notices, NULL);
+	snprintf(sql, sizeof(sql), "LISTEN %s", l->channel);
+	r = PQexec(h, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		PQclear(r);
+		PQfinish(h);
+		return NULL;
+	}
+	PQclear(r);
+	return h;
+}
+
+static void *listen_main(void *arg)
+{
+	struct sg_db_listener *l = arg;
+	PGconn *h = NULL;
+
+	while (!stopping(l)) {
+		struct pollfd pfd;
+		PGnotify *n;
+		bool any = false;
+
+		if (!h) {
+			h = listen_connect(l);
+			if (!h) {
+				nap(l, 1000);
+				continue;
+			}
+			__atomic_store_n(&l->listening, true, __ATOMIC_RELEASE);
+			l->fn(l->arg); /* whatever was sent while no one listened */
+		}
+		pfd.fd = PQsocket(h);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (pfd.fd < 0 || poll(&pfd, 1, 500) < 0) {
+			if (pfd.fd >= 0 && errno == EINTR)
+				continue;
+		} else if (pfd.revents == 0) {
+			continue;
+		}
+		if (!PQconsumeInput(h) || PQstatus(h) != CONNECTION_OK) {
+			__atomic_store_n(&l->listening, false, __ATOMIC_RELEASE);
+			PQfinish(h);
+			h = NULL;
+			continue;
+		}
+		while ((n = PQnotifies(h)) != NULL) {
+			any = true;
+			PQfreemem(n);
+		}
+		if (any)
+			l->fn(l->arg);
+	}
+	__atomic_store_n(&l->listening, false, __ATOMIC_RELEASE);
+	PQfinish(h);
+	return NULL;
+}
+
+int sg_db_listen(struct sg_db *db, const char *channel, void (*fn)(void *arg), void *arg,
+		 struct sg_db_listener **out)
+{
+	struct sg_db_listener *l;
+	size_t i;
+
+	*out = NULL;
+	if (db->engine != SG_DB_POSTGRES)
+		return SG_EUNSUPPORTED;
+	if (!channel[0] || strlen(channel) >= 64)
+		return SG_EINVAL;
+	for (i = 0; channel[i]; i++)
+		if (!((channel[i] >= 'a' && channel[i] <= 'z') || channel[i] == '_'))
+			return SG_EINVAL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return SG_ENOMEM;
+	l->db = db;
+	memcpy(l->channel, channel, i + 1);
+	l->fn = fn;
+	l->arg = arg;
+	if (pthread_create(&l->thread, NULL, listen_main, l)) {
+		free(l);
+		return SG_ENOMEM;
+	}
+	*out = l;
+	return 0;
+}
+
+bool sg_db_listening(const struct sg_db_listener *l)
+{
+	return l && __atomic_load_n(&l->listening, __ATOMIC_ACQUIRE);
+}
+
+void sg_db_listen_stop(struct sg_db_listener *l)
+{
+	if (!l)
+		return;
+	__atomic_store_n(&l->stop, true, __ATOMIC_RELEASE);
+	pthread_join(l->thread, NULL);
+	free(l);
+}

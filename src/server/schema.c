@@ -187,7 +187,8 @@ static const struct mstmt m2[] = {
  * topology over tags), the tunnels agents report, and what agents' reports say about WireGuard
  * clients (online, bytes). sync_state.revision moves with every change an agent's configuration
  * depends on (triggers below), so every server of a cluster notices one within its poll
- * interval and wakes the agents waiting on it (routes_agents.c). */
+ * interval (on PostgreSQL at once: migration 10 adds a NOTIFY) and wakes the agents waiting on
+ * it (routes_agents.c). */
 #define SYNC_BUMP "UPDATE sync_state SET revision = revision + 1 WHERE id = 1"
 #define CLIENT_CFG_COLS                                                                            \
 	"name, public_key_classic, public_key_fips, private_key_classic_enc, "                    \
@@ -709,6 +710,18 @@ static const struct mstmt m9[] = {
     {ENG_ALL, "CREATE INDEX idx_oidc_sessions_user ON oidc_sessions(user_id)", 0},
 };
 
+/* Migration 10 (issue 18): on PostgreSQL every move of sync_state.revision also sends a
+ * notification on channel sg_sync, delivered at commit to every server LISTENing (db_pg.c,
+ * sg_db_listen), so a change made on one server wakes the long polls held by the others within
+ * milliseconds instead of their next look at the revision. An empty payload: PostgreSQL folds
+ * identical notifications of one transaction into one. */
+static const struct mstmt m10[] = {
+    {ENG_PG,
+     "CREATE OR REPLACE FUNCTION sg_sync_bump() RETURNS trigger LANGUAGE plpgsql AS $fn$ "
+     "BEGIN " SYNC_BUMP "; PERFORM pg_notify('sg_sync', ''); RETURN NULL; END $fn$",
+     0},
+};
+
 static const struct migration migrations[] = {
     {1, m1, sizeof(m1) / sizeof(m1[0]), NULL},
     {2, m2, sizeof(m2) / sizeof(m2[0]), NULL},
@@ -719,6 +732,7 @@ static const struct migration migrations[] = {
     {7, m7, sizeof(m7) / sizeof(m7[0]), fold_keys},
     {8, m8, sizeof(m8) / sizeof(m8[0]), NULL},
     {9, m9, sizeof(m9) / sizeof(m9[0]), NULL},
+    {10, m10, sizeof(m10) / sizeof(m10[0]), NULL},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

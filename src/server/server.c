@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,6 +350,15 @@ static void log_anchor(struct srv *s, int64_t *last)
 
 static int server_run(int argc, char **argv);
 
+static pthread_t main_thread;
+
+/* Called by the change listener's thread: the main loop looks at the revision now. */
+static void nudge_main(void *arg)
+{
+	(void)arg;
+	pthread_kill(main_thread, SIGUSR2);
+}
+
 int sg_server_cmd(int argc, char **argv)
 {
 	if (argc >= 2 && (!strcmp(argv[1], "backup") || !strcmp(argv[1], "restore") ||
@@ -397,6 +407,7 @@ static int server_run(int argc, char **argv)
 	int64_t anchor_id = -1;
 	long since_sweep = 0, ticks = 0;
 	int64_t sync_rev;
+	struct sg_db_listener *listener = NULL;
 	struct sockaddr_storage ss;
 	struct srv *s = NULL;
 	struct srv_httpd *d = NULL;
@@ -586,6 +597,7 @@ static int server_run(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR2); /* the change listener's nudge (nudge_main) */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	{
 		struct srv_httpd_opts ho = {
@@ -625,11 +637,19 @@ static int server_run(int argc, char **argv)
 	log_anchor(s, &anchor_id);
 	/* A tick of a quarter second: agents' long polls wake when what they depend on moved
 	 * (here or on another server of the cluster); the sweep and an audit anchor every
-	 * --sweep-interval seconds. */
+	 * --sweep-interval seconds. On PostgreSQL a listener (LISTEN sg_sync, schema migration
+	 * 10) nudges this thread the moment another server commits a change, and the revision is
+	 * then only polled every 5 s as a safety net while the listener is up. */
+	main_thread = pthread_self();
+	if (sg_db_engine(s->db) == SG_DB_POSTGRES &&
+	    sg_db_listen(s->db, "sg_sync", nudge_main, NULL, &listener) < 0)
+		srv_log(SG_LOG_WARN, "listen_failed", "%s",
+			"no change notification: polling the revision only");
 	sync_rev = srv_sync_revision(s);
 	for (;;) {
 		struct timespec ts = {0, 250000000};
 		int sig = sigtimedwait(&set, NULL, &ts);
+		bool tick = sig < 0 && errno == EAGAIN; /* read before anything changes errno */
 		int64_t rev;
 
 		if (sig == SIGTERM || sig == SIGINT) {
@@ -637,12 +657,14 @@ static int server_run(int argc, char **argv)
 				sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
 		}
-		if (sig < 0 && errno == EAGAIN) {
+		if (sig == SIGUSR2 || (tick && (!sg_db_listening(listener) || ticks % 20 == 0))) {
 			rev = srv_sync_revision(s);
 			if (rev >= 0 && rev != sync_rev) {
 				sync_rev = rev;
 				srv_httpd_wake(d);
 			}
+		}
+		if (tick) {
 			if (++ticks % 4)
 				continue;
 			if (++since_sweep >= sweep) {
@@ -652,6 +674,8 @@ static int server_run(int argc, char **argv)
 			}
 		}
 	}
+	sg_db_listen_stop(listener);
+	listener = NULL;
 	/* Stops accepting, lets requests in flight finish (10 s at most), joins every thread. */
 	srv_http_set_front(NULL);
 	srv_httpd_stop(d, 10);
