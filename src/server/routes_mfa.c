@@ -82,6 +82,18 @@ static void recovery_hash(char out[97], const char *uid, const char *norm)
 	sg_memzero(buf, sizeof(buf));
 }
 
+/* Every code checked counts toward the per-address login limit (refunded when it was right),
+ * as a password does: 429 with Retry-After past it. */
+static bool attempt(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	if (srv_ip_attempt(s, r->source_ip))
+		return true;
+	srv_log_limited(SG_LOG_WARN, "login_rate_limited", "src=%s", r->source_ip);
+	srv_error(out, 429, NULL, "too many failed attempts from this address; retry later");
+	srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
+	return false;
+}
+
 /* A second factor presented: a TOTP code (matched against the secret) or a recovery code
  * (normalised and hashed). */
 struct factor {
@@ -269,12 +281,8 @@ void h_login_mfa(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	char *blob = NULL;
 	int rc;
 
-	if (!srv_ip_attempt(s, r->source_ip)) {
-		srv_log_limited(SG_LOG_WARN, "login_rate_limited", "src=%s", r->source_ip);
-		srv_error(out, 429, NULL, "too many failed logins from this address; retry later");
-		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
+	if (!attempt(s, r, out))
 		return;
-	}
 	srv_token_hash(hash, token);
 	srv_ip_source(source, r->source_ip);
 	c = sg_db_acquire(s->db);
@@ -581,11 +589,8 @@ void h_totp_confirm(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	struct sg_db_conn *c;
 	int rc;
 
-	if (!srv_ip_attempt(s, r->source_ip)) {
-		srv_error(out, 429, NULL, "too many wrong codes from this address; retry later");
-		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
+	if (!attempt(s, r, out))
 		return;
-	}
 	c = sg_db_acquire(s->db);
 	rc = srv_tx(s, c, confirm_tx, &x, false);
 	if (rc > 0) {
@@ -668,11 +673,8 @@ void h_totp_delete(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	struct sg_db_conn *c;
 	int rc;
 
-	if (!srv_ip_attempt(s, r->source_ip)) {
-		srv_error(out, 429, NULL, "too many wrong codes from this address; retry later");
-		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
+	if (!attempt(s, r, out))
 		return;
-	}
 	c = sg_db_acquire(s->db);
 	rc = srv_tx(s, c, delete_tx, &x, false);
 	if (rc > 0) {

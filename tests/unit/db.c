@@ -86,6 +86,19 @@ static void test_bad_urls(void **state)
 	assert_non_null(strstr(err, "postgresql"));
 }
 
+/* Migration 8 (the second factor) undone, so that an earlier one can run again. */
+static void undo_migration_8(struct sg_db_conn *c)
+{
+	X(c, "DROP TABLE mfa_tokens", 0, NULL);
+	X(c, "DROP TABLE recovery_codes", 0, NULL);
+	X(c, "ALTER TABLE admin_users DROP COLUMN totp_secret", 0, NULL);
+	X(c, "ALTER TABLE admin_users DROP COLUMN totp_pending", 0, NULL);
+	X(c, "ALTER TABLE admin_users DROP COLUMN totp_pending_at", 0, NULL);
+	X(c, "ALTER TABLE admin_users DROP COLUMN totp_last_step", 0, NULL);
+	X(c, "ALTER TABLE settings DROP COLUMN require_2fa", 0, NULL);
+	X(c, "DELETE FROM schema_migrations WHERE version = 8", 0, NULL);
+}
+
 static void test_open_migrate(void **state)
 {
 	struct fx *fx = *state;
@@ -134,14 +147,7 @@ static void test_open_migrate(void **state)
 	X(c, "DROP TABLE oidc_codes", 0, NULL);
 	X(c, "DROP TABLE oidc_sessions", 0, NULL);
 	X(c, "DELETE FROM schema_migrations WHERE version = 9", 0, NULL);
-	X(c, "DROP TABLE mfa_tokens", 0, NULL);
-	X(c, "DROP TABLE recovery_codes", 0, NULL);
-	X(c, "ALTER TABLE admin_users DROP COLUMN totp_secret", 0, NULL);
-	X(c, "ALTER TABLE admin_users DROP COLUMN totp_pending", 0, NULL);
-	X(c, "ALTER TABLE admin_users DROP COLUMN totp_pending_at", 0, NULL);
-	X(c, "ALTER TABLE admin_users DROP COLUMN totp_last_step", 0, NULL);
-	X(c, "ALTER TABLE settings DROP COLUMN require_2fa", 0, NULL);
-	X(c, "DELETE FROM schema_migrations WHERE version = 8", 0, NULL);
+	undo_migration_8(c);
 	X(c, "DROP INDEX idx_networks_name_key", 0, NULL);
 	X(c, "ALTER TABLE networks DROP COLUMN name_key", 0, NULL);
 	X(c, "DELETE FROM schema_migrations WHERE version = 7", 0, NULL);
@@ -711,14 +717,7 @@ static void test_migration_fold(void **state)
 	X(c, "DROP TABLE oidc_codes", 0, NULL);
 	X(c, "DROP TABLE oidc_sessions", 0, NULL);
 	X(c, "DELETE FROM schema_migrations WHERE version = 9", 0, NULL);
-	X(c, "DROP TABLE mfa_tokens", 0, NULL);
-	X(c, "DROP TABLE recovery_codes", 0, NULL);
-	X(c, "ALTER TABLE admin_users DROP COLUMN totp_secret", 0, NULL);
-	X(c, "ALTER TABLE admin_users DROP COLUMN totp_pending", 0, NULL);
-	X(c, "ALTER TABLE admin_users DROP COLUMN totp_pending_at", 0, NULL);
-	X(c, "ALTER TABLE admin_users DROP COLUMN totp_last_step", 0, NULL);
-	X(c, "ALTER TABLE settings DROP COLUMN require_2fa", 0, NULL);
-	X(c, "DELETE FROM schema_migrations WHERE version = 8", 0, NULL);
+	undo_migration_8(c);
 	X(c, "DROP INDEX idx_networks_name_key", 0, NULL);
 	X(c, "ALTER TABLE networks DROP COLUMN name_key", 0, NULL);
 	X(c, "DELETE FROM schema_migrations WHERE version = 7", 0, NULL);
