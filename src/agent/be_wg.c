@@ -102,7 +102,7 @@ static void route_text(char out[SG_WGCONF_PREFIX_STRLEN], const struct sg_wgconf
 		*strchr(out, '/') = 0;
 }
 
-static bool wanted(const struct cli_device *dev, const char *route)
+static bool wanted(const struct wgdev *dev, const char *route)
 {
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		for (size_t j = 0; j < dev->peers[i].n_ips; j++) {
@@ -123,7 +123,7 @@ static bool wanted(const struct cli_device *dev, const char *route)
 static void sync_routes(const char *ifn, const char *conf)
 {
 	static const char *const fams[] = {"-4", "-6"};
-	struct cli_device *dev = NULL;
+	struct wgdev *dev = NULL;
 
 	if (strstr(conf, "\nTable =") || cli_ipc_get(ifn, &dev))
 		return;
@@ -181,7 +181,7 @@ static void sync_routes(const char *ifn, const char *conf)
 		}
 		free(out);
 	}
-	cli_device_free(dev);
+	wgdev_free(dev);
 }
 
 static int bring_up(struct wpriv *w, json_t *t, char *why, size_t n)
@@ -256,7 +256,7 @@ static int start(struct agent_backend *b, json_t *t, char *why, size_t n)
 
 static int status(struct agent_backend *b, json_t *t, struct agent_tstat *st)
 {
-	struct cli_device *dev = NULL;
+	struct wgdev *dev = NULL;
 	int rc;
 
 	(void)b;
@@ -280,13 +280,13 @@ static int status(struct agent_backend *b, json_t *t, struct agent_tstat *st)
 		/* A new handshake, a peer added or gone: the server wants to know. */
 		st->activity = st->activity * 31 + (uint64_t)dev->peers[i].handshake_sec + 1;
 	}
-	cli_device_free(dev);
+	wgdev_free(dev);
 	return 0;
 }
 
 static void report(struct agent_backend *b, json_t *t, json_t *out)
 {
-	struct cli_device *dev = NULL;
+	struct wgdev *dev = NULL;
 	json_t *peers, *w;
 
 	(void)b;
@@ -294,7 +294,7 @@ static void report(struct agent_backend *b, json_t *t, json_t *out)
 		return;
 	peers = json_array();
 	for (size_t i = 0; i < dev->n_peers && i < 16384; i++) {
-		const struct cli_peer *p = &dev->peers[i];
+		const struct wgdev_peer *p = &dev->peers[i];
 		char pk[SG_KEY_BASE64_LEN + 1], fk[SG_FIPS_PUB_BASE64_LEN + 1], ep[80] = "";
 		json_t *o;
 
@@ -304,19 +304,19 @@ static void report(struct agent_backend *b, json_t *t, json_t *out)
 			      "tx_bytes", (json_int_t)p->tx_bytes);
 		if (!o)
 			continue;
-		if (p->flags & CLI_PEER_HAS_FIPS_KEY) {
+		if (p->flags & WGDEV_PEER_HAS_FIPS_KEY) {
 			sg_fipskey_pub_to_base64(fk, p->fips_public_key);
 			json_object_set_new(o, "fips_public_key", json_string(fk));
 		}
 		if (p->endpoint.ss_family) {
-			cli_endpoint_format(ep, sizeof(ep), &p->endpoint);
+			wgdev_endpoint_format(ep, sizeof(ep), &p->endpoint);
 			json_object_set_new(o, "endpoint", json_string(ep));
 		}
 		if (p->session[0])
 			json_object_set_new(o, "crypto_mode", json_string(p->session));
 		json_array_append_new(peers, o);
 	}
-	cli_device_free(dev);
+	wgdev_free(dev);
 	w = json_pack("{s:s,s:o}", "interface", jstr(t, "name"), "peers", peers);
 	if (w && jstr(t, "client_id"))
 		json_object_set_new(w, "client_id", json_string(jstr(t, "client_id")));

@@ -46,14 +46,15 @@ int cli_read_fips_keyfile(const char *path, uint8_t key[SG_FIPS_PRIV_LEN]);
  * does (WG_ENDPOINT_RESOLUTION_RETRIES, default 15, "infinity"). 0 or -1 (printed). */
 int cli_resolve_endpoint(struct sockaddr_storage *ss, const char *host, uint16_t port);
 
-/* Parsed config to a UAPI request. Without append: replace_peers and reset the unset interface
- * fields, as `wg setconf`. Every peer replaces its allowed IPs. 0 or -1 (printed). */
+/* wgdev_from_conf (src/config/wgdev.h) with wg(8)'s endpoint resolution (retries, messages on
+ * stderr): without append, replace_peers and the unset interface fields reset, as
+ * `wg setconf`. 0 or -1 (printed). */
 int cli_device_from_conf(const struct sg_wgconf *conf, const char *ifname, bool append,
-			 struct cli_device **out);
+			 struct wgdev **out);
 
 /* The running configuration as a parsed config (for showconf and SaveConfig); conf is
  * initialised here. 0 or -1 (printed). */
-int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf);
+int cli_conf_from_device(const struct wgdev *dev, struct sg_wgconf *conf);
 
 /* Reads and parses a config file (wg-quick keys included). 0 or -1 (printed). */
 int cli_load_conf(const char *path, struct sg_wgconf *conf);

@@ -10,7 +10,7 @@
 
 static int pubkey_cmp(const void *a, const void *b)
 {
-	const struct cli_peer *const *x = a, *const *y = b;
+	const struct wgdev_peer *const *x = a, *const *y = b;
 
 	return memcmp((*x)->public_key, (*y)->public_key, SG_KEY_LEN);
 }
@@ -18,31 +18,31 @@ static int pubkey_cmp(const void *a, const void *b)
 /* setconf and syncconf replace the device's settings too: SecureGuard's device keys that the
  * file leaves out are reset. Only sent when the daemon has them, so a wireguard-go daemon never
  * sees a key it does not know. */
-static int reset_absent_device_keys(struct cli_device *want)
+static int reset_absent_device_keys(struct wgdev *want)
 {
-	struct cli_device *have = NULL;
+	struct wgdev *have = NULL;
 	int ret = cli_ipc_get(want->name, &have);
 
 	if (ret) {
 		cli_errno("Unable to retrieve current interface configuration", ret);
 		return -1;
 	}
-	if ((have->flags & CLI_DEV_HAS_FIPS_KEY) && !(want->flags & CLI_DEV_HAS_FIPS_KEY)) {
+	if ((have->flags & WGDEV_HAS_FIPS_KEY) && !(want->flags & WGDEV_HAS_FIPS_KEY)) {
 		memset(want->fips_private_key, 0, SG_FIPS_PRIV_LEN);
-		want->flags |= CLI_DEV_HAS_FIPS_KEY;
+		want->flags |= WGDEV_HAS_FIPS_KEY;
 	}
-	if ((have->flags & CLI_DEV_HAS_CRYPTO_MODE) && !(want->flags & CLI_DEV_HAS_CRYPTO_MODE)) {
+	if ((have->flags & WGDEV_HAS_CRYPTO_MODE) && !(want->flags & WGDEV_HAS_CRYPTO_MODE)) {
 		want->crypto_mode = SG_WGCONF_MODE_AUTO;
-		want->flags |= CLI_DEV_HAS_CRYPTO_MODE;
+		want->flags |= WGDEV_HAS_CRYPTO_MODE;
 	}
 	/* TLS settings: a file without them turns the listener off. */
-	if ((have->flags & CLI_DEV_HAS_TLS) && !(want->flags & CLI_DEV_HAS_TLS))
-		want->flags |= CLI_DEV_HAS_TLS;
-	if (have->fips_strict && !(want->flags & CLI_DEV_HAS_FIPS_STRICT)) {
+	if ((have->flags & WGDEV_HAS_TLS) && !(want->flags & WGDEV_HAS_TLS))
+		want->flags |= WGDEV_HAS_TLS;
+	if (have->fips_strict && !(want->flags & WGDEV_HAS_FIPS_STRICT)) {
 		want->fips_strict = false;
-		want->flags |= CLI_DEV_HAS_FIPS_STRICT;
+		want->flags |= WGDEV_HAS_FIPS_STRICT;
 	}
-	cli_device_free(have);
+	wgdev_free(have);
 	return 0;
 }
 
@@ -50,10 +50,10 @@ static int reset_absent_device_keys(struct cli_device *want)
  * Peers only in the running state are removed; peers in both are updated in place, so their
  * sessions survive; a preshared key or keepalive the file no longer has is cleared. A file
  * without peers keeps replace_peers and so removes all, as wg(8). */
-static int sync_device(struct cli_device *want)
+static int sync_device(struct wgdev *want)
 {
-	struct cli_device *have = NULL;
-	struct cli_peer **sorted = NULL;
+	struct wgdev *have = NULL;
+	struct wgdev_peer **sorted = NULL;
 	bool *gone = NULL;
 	size_t n_want = want->n_peers;
 	int ret;
@@ -68,7 +68,7 @@ static int sync_device(struct cli_device *want)
 	ret = 0;
 	if (!have->n_peers)
 		goto out;
-	want->flags &= ~CLI_DEV_REPLACE_PEERS;
+	want->flags &= ~WGDEV_REPLACE_PEERS;
 	sorted = calloc(n_want, sizeof(*sorted));
 	gone = calloc(have->n_peers, sizeof(*gone));
 	if (!sorted || !gone) {
@@ -79,61 +79,62 @@ static int sync_device(struct cli_device *want)
 		sorted[i] = &want->peers[i];
 	qsort(sorted, n_want, sizeof(*sorted), pubkey_cmp);
 	for (size_t i = 0; i < have->n_peers; i++) {
-		struct cli_peer *h = &have->peers[i], **found;
+		struct wgdev_peer *h = &have->peers[i], **found;
 
 		found = bsearch(&h, sorted, n_want, sizeof(*sorted), pubkey_cmp);
 		if (!found) {
 			gone[i] = true;
 			continue;
 		}
-		if ((h->flags & CLI_PEER_HAS_PSK) && !((*found)->flags & CLI_PEER_HAS_PSK)) {
+		if ((h->flags & WGDEV_PEER_HAS_PSK) && !((*found)->flags & WGDEV_PEER_HAS_PSK)) {
 			memset((*found)->preshared_key, 0, SG_KEY_LEN);
-			(*found)->flags |= CLI_PEER_HAS_PSK;
+			(*found)->flags |= WGDEV_PEER_HAS_PSK;
 		}
-		if (h->keepalive && !((*found)->flags & CLI_PEER_HAS_KEEPALIVE)) {
+		if (h->keepalive && !((*found)->flags & WGDEV_PEER_HAS_KEEPALIVE)) {
 			(*found)->keepalive = 0;
-			(*found)->flags |= CLI_PEER_HAS_KEEPALIVE;
+			(*found)->flags |= WGDEV_PEER_HAS_KEEPALIVE;
 		}
 		/* SecureGuard keys the file no longer has: remove the FIPS key, inherit the mode. */
-		if ((h->flags & CLI_PEER_HAS_FIPS_KEY) && !((*found)->flags & CLI_PEER_HAS_FIPS_KEY)) {
+		if ((h->flags & WGDEV_PEER_HAS_FIPS_KEY) &&
+		    !((*found)->flags & WGDEV_PEER_HAS_FIPS_KEY)) {
 			memset((*found)->fips_public_key, 0, SG_FIPS_PUB_LEN);
-			(*found)->flags |= CLI_PEER_HAS_FIPS_KEY;
+			(*found)->flags |= WGDEV_PEER_HAS_FIPS_KEY;
 		}
-		if ((h->flags & CLI_PEER_HAS_CRYPTO_MODE) &&
-		    !((*found)->flags & CLI_PEER_HAS_CRYPTO_MODE)) {
+		if ((h->flags & WGDEV_PEER_HAS_CRYPTO_MODE) &&
+		    !((*found)->flags & WGDEV_PEER_HAS_CRYPTO_MODE)) {
 			(*found)->crypto_mode = SG_WGCONF_MODE_UNSET;
-			(*found)->flags |= CLI_PEER_HAS_CRYPTO_MODE;
+			(*found)->flags |= WGDEV_PEER_HAS_CRYPTO_MODE;
 		}
-		if ((h->flags & CLI_PEER_HAS_TRANSPORT) &&
-		    !((*found)->flags & CLI_PEER_HAS_TRANSPORT)) {
+		if ((h->flags & WGDEV_PEER_HAS_TRANSPORT) &&
+		    !((*found)->flags & WGDEV_PEER_HAS_TRANSPORT)) {
 			(*found)->transport = SG_WGCONF_TRANSPORT_UNSET;
-			(*found)->flags |= CLI_PEER_HAS_TRANSPORT;
+			(*found)->flags |= WGDEV_PEER_HAS_TRANSPORT;
 		}
-		if ((h->flags & CLI_PEER_HAS_TLS_ENDPOINT) &&
-		    !((*found)->flags & CLI_PEER_HAS_TLS_ENDPOINT)) {
+		if ((h->flags & WGDEV_PEER_HAS_TLS_ENDPOINT) &&
+		    !((*found)->flags & WGDEV_PEER_HAS_TLS_ENDPOINT)) {
 			memset(&(*found)->tls_endpoint, 0, sizeof((*found)->tls_endpoint));
 			(*found)->tls_server_name[0] = '\0';
-			(*found)->flags |= CLI_PEER_HAS_TLS_ENDPOINT;
+			(*found)->flags |= WGDEV_PEER_HAS_TLS_ENDPOINT;
 		}
 	}
 	/* Appending may move want->peers, so only now that no pointer into it is kept. */
 	for (size_t i = 0; i < have->n_peers; i++) {
-		struct cli_peer *rm;
+		struct wgdev_peer *rm;
 
 		if (!gone[i])
 			continue;
-		rm = cli_device_add_peer(want);
+		rm = wgdev_add_peer(want);
 		if (!rm) {
 			ret = -ENOMEM;
 			goto out;
 		}
 		memcpy(rm->public_key, have->peers[i].public_key, SG_KEY_LEN);
-		rm->flags = CLI_PEER_REMOVE;
+		rm->flags = WGDEV_PEER_REMOVE;
 	}
 out:
 	free(sorted);
 	free(gone);
-	cli_device_free(have);
+	wgdev_free(have);
 	if (ret) {
 		cli_errno("syncconf", ret);
 		return -1;
@@ -144,7 +145,7 @@ out:
 int cli_cmd_setconf(int argc, char **argv)
 {
 	struct sg_wgconf conf;
-	struct cli_device *dev = NULL;
+	struct wgdev *dev = NULL;
 	bool append = !strcmp(argv[0], "addconf"), sync = !strcmp(argv[0], "syncconf");
 	int ret = 1, err;
 
@@ -175,7 +176,7 @@ int cli_cmd_setconf(int argc, char **argv)
 	}
 	ret = 0;
 out:
-	cli_device_free(dev);
+	wgdev_free(dev);
 	sg_wgconf_free(&conf);
 	return ret;
 }
@@ -196,7 +197,7 @@ static void set_usage(void)
 		CLI_PROG);
 }
 
-static int set_allowed_ips(struct cli_peer *peer, const char *arg)
+static int set_allowed_ips(struct wgdev_peer *peer, const char *arg)
 {
 	char list[SG_WGCONF_MAX_LINE + 1], why[160];
 	size_t n = 0;
@@ -213,7 +214,7 @@ static int set_allowed_ips(struct cli_peer *peer, const char *arg)
 		list[n++] = arg[i];
 	}
 	list[n] = '\0';
-	peer->flags |= CLI_PEER_REPLACE_IPS;
+	peer->flags |= WGDEV_PEER_REPLACE_IPS;
 	peer->n_ips = 0;
 	if (!n)
 		return 0;
@@ -227,9 +228,9 @@ static int set_allowed_ips(struct cli_peer *peer, const char *arg)
 			fprintf(stderr, "%s: allowed-ips: %s\n", CLI_PROG, why);
 			return -1;
 		}
-		if (cli_peer_add_ip(peer, &ip)) {
+		if (wgdev_peer_add_ip(peer, &ip)) {
 			fprintf(stderr, "%s: allowed-ips: more than %u entries\n", CLI_PROG,
-				CLI_MAX_PEER_IPS);
+				WGDEV_MAX_PEER_IPS);
 			return -1;
 		}
 		if (!comma)
@@ -239,16 +240,16 @@ static int set_allowed_ips(struct cli_peer *peer, const char *arg)
 }
 
 /* Parses the words after `set IFNAME' into dev. 0 or -1 (printed). */
-static int parse_set_args(struct cli_device *dev, int argc, char **argv)
+static int parse_set_args(struct wgdev *dev, int argc, char **argv)
 {
-	struct cli_peer *peer = NULL;
+	struct wgdev_peer *peer = NULL;
 	char why[160];
 
 	for (int i = 0; i < argc;) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!strcmp(a, "remove") && peer) {
-			peer->flags |= CLI_PEER_REMOVE;
+			peer->flags |= WGDEV_PEER_REMOVE;
 			i++;
 			continue;
 		}
@@ -260,19 +261,19 @@ static int parse_set_args(struct cli_device *dev, int argc, char **argv)
 		if (!strcmp(a, "listen-port") && !peer) {
 			if (sg_wgconf_parse_port(&dev->listen_port, v, why, sizeof(why)))
 				goto bad;
-			dev->flags |= CLI_DEV_HAS_LISTEN_PORT;
+			dev->flags |= WGDEV_HAS_LISTEN_PORT;
 		} else if (!strcmp(a, "fwmark") && !peer) {
 			if (sg_wgconf_parse_fwmark(&dev->fwmark, v, why, sizeof(why)))
 				goto bad;
-			dev->flags |= CLI_DEV_HAS_FWMARK;
+			dev->flags |= WGDEV_HAS_FWMARK;
 		} else if (!strcmp(a, "private-key") && !peer) {
 			if (cli_read_keyfile(v, dev->private_key))
 				return -1;
-			dev->flags |= CLI_DEV_HAS_PRIVATE_KEY;
+			dev->flags |= WGDEV_HAS_PRIVATE_KEY;
 		} else if (!strcmp(a, "fips-private-key") && !peer) {
 			if (cli_read_fips_keyfile(v, dev->fips_private_key))
 				return -1;
-			dev->flags |= CLI_DEV_HAS_FIPS_KEY;
+			dev->flags |= WGDEV_HAS_FIPS_KEY;
 		} else if (!strcmp(a, "crypto-mode")) {
 			enum sg_wgconf_mode m = cli_mode_parse(v);
 			if (!m && !(peer && !strcmp(v, "inherit"))) {
@@ -282,15 +283,15 @@ static int parse_set_args(struct cli_device *dev, int argc, char **argv)
 			}
 			if (peer) {
 				peer->crypto_mode = m;
-				peer->flags |= CLI_PEER_HAS_CRYPTO_MODE;
+				peer->flags |= WGDEV_PEER_HAS_CRYPTO_MODE;
 			} else {
 				dev->crypto_mode = m;
-				dev->flags |= CLI_DEV_HAS_CRYPTO_MODE;
+				dev->flags |= WGDEV_HAS_CRYPTO_MODE;
 			}
 		} else if (!strcmp(a, "tls-listen-port") && !peer) {
 			if (sg_wgconf_parse_port(&dev->tls_listen_port, v, why, sizeof(why)))
 				goto bad;
-			dev->flags |= CLI_DEV_HAS_TLS_PORT;
+			dev->flags |= WGDEV_HAS_TLS_PORT;
 		} else if ((!strcmp(a, "tls-certificate") || !strcmp(a, "tls-private-key") ||
 			    !strcmp(a, "tls-ca")) &&
 			   !peer) {
@@ -303,16 +304,16 @@ static int parse_set_args(struct cli_device *dev, int argc, char **argv)
 			}
 			free(*dst);
 			*dst = v[0] ? strdup(v) : NULL;
-			dev->flags |= !strcmp(a, "tls-certificate")   ? CLI_DEV_HAS_TLS_CERT
-				      : !strcmp(a, "tls-private-key") ? CLI_DEV_HAS_TLS_KEY
-								      : CLI_DEV_HAS_TLS_CA;
+			dev->flags |= !strcmp(a, "tls-certificate")   ? WGDEV_HAS_TLS_CERT
+				      : !strcmp(a, "tls-private-key") ? WGDEV_HAS_TLS_KEY
+								      : WGDEV_HAS_TLS_CA;
 		} else if (!strcmp(a, "require-client-cert") && !peer) {
 			if (strcmp(v, "true") && strcmp(v, "false")) {
 				snprintf(why, sizeof(why), "neither true nor false");
 				goto bad;
 			}
 			dev->require_client_cert = !strcmp(v, "true");
-			dev->flags |= CLI_DEV_HAS_TLS_RCC;
+			dev->flags |= WGDEV_HAS_TLS_RCC;
 		} else if (!strcmp(a, "transport") && peer) {
 			peer->transport = !strcmp(v, "udp")	 ? SG_WGCONF_TRANSPORT_UDP
 					  : !strcmp(v, "tls")	 ? SG_WGCONF_TRANSPORT_TLS
@@ -322,7 +323,7 @@ static int parse_set_args(struct cli_device *dev, int argc, char **argv)
 				snprintf(why, sizeof(why), "neither udp, tls nor auto");
 				goto bad;
 			}
-			peer->flags |= CLI_PEER_HAS_TRANSPORT;
+			peer->flags |= WGDEV_PEER_HAS_TRANSPORT;
 		} else if (!strcmp(a, "tls-endpoint") && peer) {
 			char host[SG_WGCONF_HOST_MAX + 1];
 			uint16_t port;
@@ -332,7 +333,7 @@ static int parse_set_args(struct cli_device *dev, int argc, char **argv)
 			if (cli_resolve_endpoint(&peer->tls_endpoint, host, port))
 				return -1;
 			snprintf(peer->tls_server_name, sizeof(peer->tls_server_name), "%s", host);
-			peer->flags |= CLI_PEER_HAS_TLS_ENDPOINT;
+			peer->flags |= WGDEV_PEER_HAS_TLS_ENDPOINT;
 		} else if (!strcmp(a, "fips-public-key") && peer) {
 			if (sg_fipskey_pub_from_base64(peer->fips_public_key, v, strlen(v))) {
 				snprintf(why, sizeof(why), "not a FIPS public key (%u base64 "
@@ -340,9 +341,9 @@ static int parse_set_args(struct cli_device *dev, int argc, char **argv)
 					 SG_FIPS_PUB_BASE64_LEN);
 				goto bad;
 			}
-			peer->flags |= CLI_PEER_HAS_FIPS_KEY;
+			peer->flags |= WGDEV_PEER_HAS_FIPS_KEY;
 		} else if (!strcmp(a, "peer")) {
-			peer = cli_device_add_peer(dev);
+			peer = wgdev_add_peer(dev);
 			if (!peer) {
 				fprintf(stderr, "%s: set: too many peers\n", CLI_PROG);
 				return -1;
@@ -351,7 +352,7 @@ static int parse_set_args(struct cli_device *dev, int argc, char **argv)
 			if (strlen(v) == SG_FIPS_PUB_BASE64_LEN &&
 			    !sg_fipskey_pub_from_base64(peer->fips_public_key, v, strlen(v)) &&
 			    sg_fips_peer_id(peer->public_key, peer->fips_public_key)) {
-				peer->flags |= CLI_PEER_HAS_FIPS_KEY;
+				peer->flags |= WGDEV_PEER_HAS_FIPS_KEY;
 			} else if (sg_key_from_base64(peer->public_key, v, strlen(v))) {
 				fprintf(stderr,
 					"%s: set: peer: not a base64 key of 44 characters (or a "
@@ -367,18 +368,18 @@ static int parse_set_args(struct cli_device *dev, int argc, char **argv)
 				goto bad;
 			if (cli_resolve_endpoint(&peer->endpoint, host, port))
 				return -1;
-			peer->flags |= CLI_PEER_HAS_ENDPOINT;
+			peer->flags |= WGDEV_PEER_HAS_ENDPOINT;
 		} else if (!strcmp(a, "allowed-ips") && peer) {
 			if (set_allowed_ips(peer, v))
 				return -1;
 		} else if (!strcmp(a, "persistent-keepalive") && peer) {
 			if (sg_wgconf_parse_keepalive(&peer->keepalive, v, why, sizeof(why)))
 				goto bad;
-			peer->flags |= CLI_PEER_HAS_KEEPALIVE;
+			peer->flags |= WGDEV_PEER_HAS_KEEPALIVE;
 		} else if (!strcmp(a, "preshared-key") && peer) {
 			if (cli_read_keyfile(v, peer->preshared_key))
 				return -1;
-			peer->flags |= CLI_PEER_HAS_PSK;
+			peer->flags |= WGDEV_PEER_HAS_PSK;
 		} else {
 			fprintf(stderr, "%s: set: invalid argument: %s\n", CLI_PROG, a);
 			return -1;
@@ -394,7 +395,7 @@ static int parse_set_args(struct cli_device *dev, int argc, char **argv)
 
 int cli_cmd_set(int argc, char **argv)
 {
-	struct cli_device *dev;
+	struct wgdev *dev;
 	int ret = 1, err;
 
 	if (argc < 3) {
@@ -405,7 +406,7 @@ int cli_cmd_set(int argc, char **argv)
 		fprintf(stderr, "%s: invalid interface name `%s'\n", CLI_PROG, argv[1]);
 		return 1;
 	}
-	dev = cli_device_new(argv[1]);
+	dev = wgdev_new(argv[1]);
 	if (!dev) {
 		fprintf(stderr, "%s: out of memory\n", CLI_PROG);
 		return 1;
@@ -420,6 +421,6 @@ int cli_cmd_set(int argc, char **argv)
 	}
 	ret = 0;
 out:
-	cli_device_free(dev);
+	wgdev_free(dev);
 	return ret;
 }

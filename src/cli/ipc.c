@@ -21,73 +21,6 @@
 /* A daemon that stops answering must not hang the command forever. */
 #define IPC_TIMEOUT_SEC 30
 
-struct cli_device *cli_device_new(const char *ifname)
-{
-	struct cli_device *dev = calloc(1, sizeof(*dev));
-
-	if (dev)
-		snprintf(dev->name, sizeof(dev->name), "%s", ifname);
-	return dev;
-}
-
-void cli_device_free(struct cli_device *dev)
-{
-	if (!dev)
-		return;
-	for (size_t i = 0; i < dev->n_peers; i++)
-		free(dev->peers[i].ips);
-	free(dev->tls_certificate);
-	free(dev->tls_private_key);
-	free(dev->tls_ca);
-	if (dev->peers)
-		sg_memzero(dev->peers, dev->cap_peers * sizeof(*dev->peers));
-	free(dev->peers);
-	sg_memzero(dev, sizeof(*dev));
-	free(dev);
-}
-
-struct cli_peer *cli_device_add_peer(struct cli_device *dev)
-{
-	if (dev->n_peers >= CLI_MAX_PEERS)
-		return NULL;
-	if (dev->n_peers == dev->cap_peers) {
-		size_t cap = dev->cap_peers ? dev->cap_peers * 2 : 8;
-		struct cli_peer *p = calloc(cap, sizeof(*p));
-
-		if (!p)
-			return NULL;
-		/* Copy and wipe rather than realloc: peers hold preshared keys. */
-		if (dev->n_peers) {
-			memcpy(p, dev->peers, dev->n_peers * sizeof(*p));
-			sg_memzero(dev->peers, dev->cap_peers * sizeof(*p));
-		}
-		free(dev->peers);
-		dev->peers = p;
-		dev->cap_peers = cap;
-	}
-	struct cli_peer *peer = &dev->peers[dev->n_peers++];
-
-	memset(peer, 0, sizeof(*peer));
-	return peer;
-}
-
-int cli_peer_add_ip(struct cli_peer *peer, const struct sg_wgconf_ip *ip)
-{
-	if (peer->n_ips >= CLI_MAX_PEER_IPS)
-		return -ENOSPC;
-	if (peer->n_ips == peer->cap_ips) {
-		size_t cap = peer->cap_ips ? peer->cap_ips * 2 : 4;
-		struct sg_wgconf_ip *p = realloc(peer->ips, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		peer->ips = p;
-		peer->cap_ips = cap;
-	}
-	peer->ips[peer->n_ips++] = *ip;
-	return 0;
-}
-
 bool cli_ifname_valid(const char *ifname)
 {
 	size_t len = strnlen(ifname, IFNAMSIZ);
@@ -337,22 +270,6 @@ static bool parse_sockaddr(struct sockaddr_storage *ss, const char *s)
 	return ok;
 }
 
-void cli_endpoint_format(char *buf, size_t len, const struct sockaddr_storage *ss)
-{
-	char host[NI_MAXHOST], serv[NI_MAXSERV];
-	socklen_t slen =
-	    ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	int ret = getnameinfo((const struct sockaddr *)ss, slen, host, sizeof(host), serv,
-			      sizeof(serv), NI_DGRAM | NI_NUMERICHOST | NI_NUMERICSERV);
-
-	if (ret)
-		snprintf(buf, len, "%s", gai_strerror(ret));
-	else if (ss->ss_family == AF_INET6 && strchr(host, ':'))
-		snprintf(buf, len, "[%s]:%s", host, serv);
-	else
-		snprintf(buf, len, "%s:%s", host, serv);
-}
-
 /* One line of a get reply into dev. 0, or -EPROTO on a malformed line. */
 enum sg_wgconf_mode cli_mode_parse(const char *s)
 {
@@ -365,7 +282,7 @@ enum sg_wgconf_mode cli_mode_parse(const char *s)
 	return SG_WGCONF_MODE_UNSET;
 }
 
-static int apply_get_line(struct cli_device *dev, struct cli_peer **peer, char *line)
+static int apply_get_line(struct wgdev *dev, struct wgdev_peer **peer, char *line)
 {
 	char *value = strchr(line, '=');
 	uint64_t v;
@@ -373,7 +290,7 @@ static int apply_get_line(struct cli_device *dev, struct cli_peer **peer, char *
 	if (!value)
 		return -EPROTO;
 	*value++ = '\0';
-	struct cli_peer *p = *peer;
+	struct wgdev_peer *p = *peer;
 
 	if (!p && !strcmp(line, "private_key")) {
 		if (sg_key_from_hex(dev->private_key, value, strlen(value)))
@@ -381,27 +298,27 @@ static int apply_get_line(struct cli_device *dev, struct cli_peer **peer, char *
 		if (!sg_key_is_zero(dev->private_key)) {
 			if (!sg_x25519_public(dev->public_key, dev->private_key))
 				return -EPROTO;
-			dev->flags |= CLI_DEV_HAS_PRIVATE_KEY | CLI_DEV_HAS_PUBLIC_KEY;
+			dev->flags |= WGDEV_HAS_PRIVATE_KEY | WGDEV_HAS_PUBLIC_KEY;
 		}
 	} else if (!p && !strcmp(line, "fips_private_key")) {
 		if (sg_fipskey_priv_from_hex(dev->fips_private_key, value, strlen(value)) ||
 		    sg_fipskey_public(dev->fips_public_key, dev->fips_private_key))
 			return -EPROTO;
-		dev->flags |= CLI_DEV_HAS_FIPS_KEY;
+		dev->flags |= WGDEV_HAS_FIPS_KEY;
 	} else if (!p && !strcmp(line, "crypto_mode")) {
 		dev->crypto_mode = cli_mode_parse(value);
 		if (!dev->crypto_mode)
 			return -EPROTO;
-		dev->flags |= CLI_DEV_HAS_CRYPTO_MODE;
+		dev->flags |= WGDEV_HAS_CRYPTO_MODE;
 	} else if (!p && !strcmp(line, "fips_strict")) {
 		dev->fips_strict = !strcmp(value, "true");
-		dev->flags |= CLI_DEV_HAS_FIPS_STRICT;
+		dev->flags |= WGDEV_HAS_FIPS_STRICT;
 	} else if (!p && !strncmp(line, "tls_", 4)) {
 		char **dst = !strcmp(line, "tls_certificate") ? &dev->tls_certificate
 			     : !strcmp(line, "tls_private_key") ? &dev->tls_private_key
 			     : !strcmp(line, "tls_ca")	       ? &dev->tls_ca
 								       : NULL;
-		dev->flags |= CLI_DEV_HAS_TLS;
+		dev->flags |= WGDEV_HAS_TLS;
 		if (dst) {
 			free(*dst);
 			*dst = strdup(value);
@@ -418,11 +335,11 @@ static int apply_get_line(struct cli_device *dev, struct cli_peer **peer, char *
 		p->transport = !strcmp(value, "tls")	? SG_WGCONF_TRANSPORT_TLS
 			       : !strcmp(value, "auto") ? SG_WGCONF_TRANSPORT_AUTO
 							: SG_WGCONF_TRANSPORT_UDP;
-		p->flags |= CLI_PEER_HAS_TRANSPORT;
+		p->flags |= WGDEV_PEER_HAS_TRANSPORT;
 	} else if (p && !strcmp(line, "tls_endpoint")) {
 		if (!parse_sockaddr(&p->tls_endpoint, value))
 			return -EPROTO;
-		p->flags |= CLI_PEER_HAS_TLS_ENDPOINT;
+		p->flags |= WGDEV_PEER_HAS_TLS_ENDPOINT;
 	} else if (p && !strcmp(line, "tls_server_name")) {
 		snprintf(p->tls_server_name, sizeof(p->tls_server_name), "%s", value);
 	} else if (p && !strcmp(line, "transport_active")) {
@@ -430,12 +347,12 @@ static int apply_get_line(struct cli_device *dev, struct cli_peer **peer, char *
 	} else if (p && !strcmp(line, "fips_public_key")) {
 		if (sg_fipskey_pub_from_hex(p->fips_public_key, value, strlen(value)))
 			return -EPROTO;
-		p->flags |= CLI_PEER_HAS_FIPS_KEY;
+		p->flags |= WGDEV_PEER_HAS_FIPS_KEY;
 	} else if (p && !strcmp(line, "crypto_mode")) {
 		p->crypto_mode = cli_mode_parse(value);
 		if (!p->crypto_mode)
 			return -EPROTO;
-		p->flags |= CLI_PEER_HAS_CRYPTO_MODE;
+		p->flags |= WGDEV_PEER_HAS_CRYPTO_MODE;
 	} else if (p && !strcmp(line, "crypto_session")) {
 		snprintf(p->session, sizeof(p->session), "%s", value);
 	} else if (p && !strcmp(line, "remote_capabilities")) {
@@ -446,16 +363,16 @@ static int apply_get_line(struct cli_device *dev, struct cli_peer **peer, char *
 		if (!parse_u64(&v, value, 65535))
 			return -EPROTO;
 		dev->listen_port = (uint16_t)v;
-		dev->flags |= CLI_DEV_HAS_LISTEN_PORT;
+		dev->flags |= WGDEV_HAS_LISTEN_PORT;
 	} else if (!p && !strcmp(line, "fwmark")) {
 		if (!parse_u64(&v, value, UINT32_MAX))
 			return -EPROTO;
 		dev->fwmark = (uint32_t)v;
-		dev->flags |= CLI_DEV_HAS_FWMARK;
+		dev->flags |= WGDEV_HAS_FWMARK;
 	} else if (!strcmp(line, "public_key")) {
-		p = cli_device_add_peer(dev);
+		p = wgdev_add_peer(dev);
 		if (!p)
-			return dev->n_peers >= CLI_MAX_PEERS ? -E2BIG : -ENOMEM;
+			return dev->n_peers >= WGDEV_MAX_PEERS ? -E2BIG : -ENOMEM;
 		*peer = p;
 		if (sg_key_from_hex(p->public_key, value, strlen(value)))
 			return -EPROTO;
@@ -463,23 +380,23 @@ static int apply_get_line(struct cli_device *dev, struct cli_peer **peer, char *
 		if (sg_key_from_hex(p->preshared_key, value, strlen(value)))
 			return -EPROTO;
 		if (!sg_key_is_zero(p->preshared_key))
-			p->flags |= CLI_PEER_HAS_PSK;
+			p->flags |= WGDEV_PEER_HAS_PSK;
 	} else if (p && !strcmp(line, "endpoint")) {
 		if (!parse_sockaddr(&p->endpoint, value))
 			return -EPROTO;
-		p->flags |= CLI_PEER_HAS_ENDPOINT;
+		p->flags |= WGDEV_PEER_HAS_ENDPOINT;
 	} else if (p && !strcmp(line, "persistent_keepalive_interval")) {
 		if (!parse_u64(&v, value, 65535))
 			return -EPROTO;
 		p->keepalive = (uint16_t)v;
-		p->flags |= CLI_PEER_HAS_KEEPALIVE;
+		p->flags |= WGDEV_PEER_HAS_KEEPALIVE;
 	} else if (p && !strcmp(line, "allowed_ip")) {
 		struct sg_wgconf_ip ip;
 		int ret;
 
 		if (!strchr(value, '/') || sg_wgconf_parse_ip(&ip, value, NULL, 0))
 			return -EPROTO;
-		ret = cli_peer_add_ip(p, &ip);
+		ret = wgdev_peer_add_ip(p, &ip);
 		if (ret)
 			return ret;
 	} else if (p && !strcmp(line, "last_handshake_time_sec")) {
@@ -505,10 +422,10 @@ static int apply_get_line(struct cli_device *dev, struct cli_peer **peer, char *
 
 /* Reads "key=value" lines up to the blank line; the errno= line gives the daemon's verdict.
  * With dev, the other lines are a get reply to parse. */
-static int read_reply(struct reader *r, struct cli_device *dev)
+static int read_reply(struct reader *r, struct wgdev *dev)
 {
 	char line[CLI_MAX_REPLY_LINE + 1];
-	struct cli_peer *peer = NULL;
+	struct wgdev_peer *peer = NULL;
 	int ret, err = 0;
 	bool have_errno = false;
 
@@ -548,9 +465,9 @@ out:
 	return ret;
 }
 
-int cli_ipc_get(const char *ifname, struct cli_device **out)
+int cli_ipc_get(const char *ifname, struct wgdev **out)
 {
-	struct cli_device *dev = NULL;
+	struct wgdev *dev = NULL;
 	struct reader *r = NULL;
 	int fd, ret;
 
@@ -558,7 +475,7 @@ int cli_ipc_get(const char *ifname, struct cli_device **out)
 	fd = ipc_connect(ifname);
 	if (fd < 0)
 		return fd;
-	dev = cli_device_new(ifname);
+	dev = wgdev_new(ifname);
 	r = calloc(1, sizeof(*r));
 	if (!dev || !r) {
 		ret = -ENOMEM;
@@ -578,105 +495,12 @@ out:
 		sg_memzero(r, sizeof(*r));
 		free(r);
 	}
-	cli_device_free(dev);
+	wgdev_free(dev);
 	close(fd);
 	return ret;
 }
 
-/* The set request text into b (which the caller wipes). */
-static void build_set(struct sg_strbuf *b, const struct cli_device *dev)
-{
-	char hex[SG_KEY_HEX_LEN + 1], ip[SG_WGCONF_PREFIX_STRLEN], ep[NI_MAXHOST + NI_MAXSERV + 4];
-
-	sg_strbuf_printf(b, "set=1\n");
-	if (dev->flags & CLI_DEV_HAS_PRIVATE_KEY) {
-		sg_key_to_hex(hex, dev->private_key);
-		sg_strbuf_printf(b, "private_key=%s\n", hex);
-	}
-	if (dev->flags & CLI_DEV_HAS_LISTEN_PORT)
-		sg_strbuf_printf(b, "listen_port=%u\n", (unsigned int)dev->listen_port);
-	if (dev->flags & CLI_DEV_HAS_FWMARK)
-		sg_strbuf_printf(b, "fwmark=%u\n", (unsigned int)dev->fwmark);
-	if (dev->flags & CLI_DEV_HAS_FIPS_STRICT)
-		sg_strbuf_printf(b, "fips_strict=%s\n", dev->fips_strict ? "true" : "false");
-	if (dev->flags & CLI_DEV_HAS_FIPS_KEY) {
-		char fhex[2 * SG_FIPS_PRIV_LEN + 1];
-		sg_fipskey_priv_to_hex(fhex, dev->fips_private_key);
-		sg_strbuf_printf(b, "fips_private_key=%s\n", fhex);
-		sg_memzero(fhex, sizeof(fhex));
-	}
-	if (dev->flags & CLI_DEV_HAS_CRYPTO_MODE)
-		sg_strbuf_printf(b, "crypto_mode=%s\n",
-				 dev->crypto_mode ? sg_wgconf_mode_name(dev->crypto_mode) : "auto");
-	if (dev->flags & CLI_DEV_HAS_TLS_PORT)
-		sg_strbuf_printf(b, "tls_listen_port=%u\n", (unsigned int)dev->tls_listen_port);
-	if (dev->flags & CLI_DEV_HAS_TLS_CERT)
-		sg_strbuf_printf(b, "tls_certificate=%s\n",
-				 dev->tls_certificate ? dev->tls_certificate : "");
-	if (dev->flags & CLI_DEV_HAS_TLS_KEY)
-		sg_strbuf_printf(b, "tls_private_key=%s\n",
-				 dev->tls_private_key ? dev->tls_private_key : "");
-	if (dev->flags & CLI_DEV_HAS_TLS_CA)
-		sg_strbuf_printf(b, "tls_ca=%s\n", dev->tls_ca ? dev->tls_ca : "");
-	if (dev->flags & CLI_DEV_HAS_TLS_RCC)
-		sg_strbuf_printf(b, "tls_require_client_cert=%s\n",
-				 dev->require_client_cert ? "true" : "false");
-	if (dev->flags & CLI_DEV_REPLACE_PEERS)
-		sg_strbuf_printf(b, "replace_peers=true\n");
-	for (size_t i = 0; i < dev->n_peers; i++) {
-		const struct cli_peer *p = &dev->peers[i];
-
-		sg_key_to_hex(hex, p->public_key);
-		sg_strbuf_printf(b, "public_key=%s\n", hex);
-		if (p->flags & CLI_PEER_REMOVE) {
-			sg_strbuf_printf(b, "remove=true\n");
-			continue;
-		}
-		if (p->flags & CLI_PEER_HAS_PSK) {
-			sg_key_to_hex(hex, p->preshared_key);
-			sg_strbuf_printf(b, "preshared_key=%s\n", hex);
-		}
-		if (p->flags & CLI_PEER_HAS_FIPS_KEY) {
-			char fhex[2 * SG_FIPS_PUB_LEN + 1];
-			sg_fipskey_pub_to_hex(fhex, p->fips_public_key);
-			sg_strbuf_printf(b, "fips_public_key=%s\n", fhex);
-		}
-		if (p->flags & CLI_PEER_HAS_CRYPTO_MODE)
-			sg_strbuf_printf(b, "crypto_mode=%s\n",
-					 p->crypto_mode ? sg_wgconf_mode_name(p->crypto_mode)
-							: "inherit");
-		if (p->flags & CLI_PEER_HAS_TLS_ENDPOINT) {
-			if (p->tls_endpoint.ss_family)
-				cli_endpoint_format(ep, sizeof(ep), &p->tls_endpoint);
-			else
-				ep[0] = '\0';
-			sg_strbuf_printf(b, "tls_endpoint=%s\n", ep);
-			sg_strbuf_printf(b, "tls_server_name=%s\n", p->tls_server_name);
-		}
-		/* After the endpoint: the transport then starts with what it needs. */
-		if (p->flags & CLI_PEER_HAS_TRANSPORT)
-			sg_strbuf_printf(b, "transport=%s\n",
-					 p->transport ? sg_wgconf_transport_name(p->transport)
-						      : "udp");
-		if (p->flags & CLI_PEER_HAS_ENDPOINT) {
-			cli_endpoint_format(ep, sizeof(ep), &p->endpoint);
-			sg_strbuf_printf(b, "endpoint=%s\n", ep);
-		}
-		if (p->flags & CLI_PEER_HAS_KEEPALIVE)
-			sg_strbuf_printf(b, "persistent_keepalive_interval=%u\n",
-				       (unsigned int)p->keepalive);
-		if (p->flags & CLI_PEER_REPLACE_IPS)
-			sg_strbuf_printf(b, "replace_allowed_ips=true\n");
-		for (size_t j = 0; j < p->n_ips; j++) {
-			sg_wgconf_ip_format(ip, &p->ips[j]);
-			sg_strbuf_printf(b, "allowed_ip=%s\n", ip);
-		}
-	}
-	sg_strbuf_printf(b, "\n");
-	sg_memzero(hex, sizeof(hex));
-}
-
-int cli_ipc_set(const struct cli_device *dev)
+int cli_ipc_set(const struct wgdev *dev)
 {
 	struct sg_strbuf req = {0};
 	struct reader *r = NULL;
@@ -685,7 +509,7 @@ int cli_ipc_set(const struct cli_device *dev)
 	fd = ipc_connect(dev->name);
 	if (fd < 0)
 		return fd;
-	build_set(&req, dev);
+	wgdev_set_text(&req, dev);
 	r = calloc(1, sizeof(*r));
 	if (req.oom || !r) {
 		ret = -ENOMEM;

@@ -665,12 +665,12 @@ static bool table_is(const struct quick *q, const char *name)
 /* The fwmark the interface has, 0 if none or unknown. */
 static uint32_t device_fwmark(const struct quick *q)
 {
-	struct cli_device *dev;
+	struct wgdev *dev;
 	uint32_t mark = 0;
 
 	if (!cli_ipc_get(q->ifname, &dev)) {
 		mark = dev->fwmark;
-		cli_device_free(dev);
+		wgdev_free(dev);
 	}
 	return mark;
 }
@@ -698,7 +698,7 @@ static int add_default(struct quick *q, const char *prefix, int family)
 	char t[16];
 
 	if (!table) {
-		struct cli_device *dev = cli_device_new(q->ifname);
+		struct wgdev *dev = wgdev_new(q->ifname);
 		int ret;
 
 		table = FWMARK_TABLE_FIRST;
@@ -707,10 +707,10 @@ static int add_default(struct quick *q, const char *prefix, int family)
 		if (!dev)
 			return -1;
 		dev->fwmark = table;
-		dev->flags = CLI_DEV_HAS_FWMARK;
+		dev->flags = WGDEV_HAS_FWMARK;
 		fprintf(stderr, "[#] %s set %s fwmark %u\n", CLI_PROG, q->ifname, table);
 		ret = cli_ipc_set(dev);
-		cli_device_free(dev);
+		wgdev_free(dev);
 		if (ret)
 			return cli_errno("setting fwmark", ret), -1;
 	}
@@ -743,7 +743,7 @@ static int ip_cmp_desc(const void *a, const void *b)
 
 static int add_routes(struct quick *q)
 {
-	struct cli_device *dev;
+	struct wgdev *dev;
 	struct sg_wgconf_ip *ips = NULL;
 	size_t n = 0, cap = 0;
 	int ret;
@@ -761,7 +761,7 @@ static int add_routes(struct quick *q)
 
 				if (!p) {
 					free(ips);
-					cli_device_free(dev);
+					wgdev_free(dev);
 					return cli_errno("routes", -ENOMEM), -1;
 				}
 				ips = p;
@@ -770,7 +770,7 @@ static int add_routes(struct quick *q)
 			ips[n++] = dev->peers[i].ips[j];
 		}
 	}
-	cli_device_free(dev);
+	wgdev_free(dev);
 	/* Most specific first, as wg-quick (`sort -nr -k 2 -t /`). */
 	if (n)
 		qsort(ips, n, sizeof(*ips), ip_cmp_desc);
@@ -814,7 +814,7 @@ static int set_mtu_up(struct quick *q)
 	if (q->conf.has_mtu) {
 		snprintf(mtu_s, sizeof(mtu_s), "%u", (unsigned int)q->conf.mtu);
 	} else {
-		struct cli_device *dev;
+		struct wgdev *dev;
 
 		/* The largest MTU on the paths to the endpoints, else the default route's. */
 		if (!cli_ipc_get(q->ifname, &dev)) {
@@ -823,7 +823,7 @@ static int set_mtu_up(struct quick *q)
 				char host[NI_MAXHOST];
 
 				/* The address alone (a %zone included, as `ip route get` takes). */
-				if (!(dev->peers[i].flags & CLI_PEER_HAS_ENDPOINT) ||
+				if (!(dev->peers[i].flags & WGDEV_PEER_HAS_ENDPOINT) ||
 				    getnameinfo((const struct sockaddr *)ss,
 						ss->ss_family == AF_INET6
 						    ? sizeof(struct sockaddr_in6)
@@ -837,7 +837,7 @@ static int set_mtu_up(struct quick *q)
 				free(out);
 				mtu = m > mtu ? m : mtu;
 			}
-			cli_device_free(dev);
+			wgdev_free(dev);
 		}
 		if (!mtu) {
 			char *argv[] = {"ip", "route", "show", "default", NULL};
@@ -859,7 +859,7 @@ static int set_mtu_up(struct quick *q)
 
 static bool has_default_route(const struct quick *q)
 {
-	struct cli_device *dev;
+	struct wgdev *dev;
 	bool any = false;
 
 	if (cli_ipc_get(q->ifname, &dev))
@@ -868,7 +868,7 @@ static bool has_default_route(const struct quick *q)
 		for (size_t j = 0; j < dev->peers[i].n_ips && !any; j++)
 			any = dev->peers[i].ips[j].cidr == 0;
 	}
-	cli_device_free(dev);
+	wgdev_free(dev);
 	return any;
 }
 
@@ -996,7 +996,7 @@ static void current_addresses(const struct quick *q, struct sg_wgconf *out)
 
 static int save_config(struct quick *q)
 {
-	struct cli_device *dev;
+	struct wgdev *dev;
 	struct sg_wgconf out;
 	char tmp[PATH_MAX + 8], *text = NULL;
 	size_t len = 0;
@@ -1008,7 +1008,7 @@ static int save_config(struct quick *q)
 	if (ret)
 		return cli_errno("reading the interface", ret), -1;
 	ret = cli_conf_from_device(dev, &out);
-	cli_device_free(dev);
+	wgdev_free(dev);
 	if (ret)
 		return -1;
 	/* The wg-quick part: addresses as they are now, the rest as the file had them (DNS search
@@ -1133,7 +1133,7 @@ int cli_cmd_up(int argc, char **argv)
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
 	struct sigaction sa = {.sa_handler = on_up_signal}; /* no SA_RESTART: waits return */
 	struct quick q;
-	struct cli_device *dev = NULL;
+	struct wgdev *dev = NULL;
 	int ret = 1, err;
 
 	if (argc != 2)
@@ -1181,7 +1181,7 @@ int cli_cmd_up(int argc, char **argv)
 fail:
 	del_if(&q);
 out:
-	cli_device_free(dev);
+	wgdev_free(dev);
 	sg_wgconf_free(&q.conf);
 	return ret;
 }

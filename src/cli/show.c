@@ -81,11 +81,11 @@ static const char *ip_str(const struct sg_wgconf_ip *ip)
 	return buf;
 }
 
-static const char *endpoint_str(const struct cli_peer *p)
+static const char *endpoint_str(const struct wgdev_peer *p)
 {
 	static char buf[NI_MAXHOST + NI_MAXSERV + 4];
 
-	cli_endpoint_format(buf, sizeof(buf), &p->endpoint);
+	wgdev_endpoint_format(buf, sizeof(buf), &p->endpoint);
 	return buf;
 }
 
@@ -164,7 +164,7 @@ static const char *bytes_str(uint64_t b)
 /* ---- peer order: most recent handshake first, peers without one last, else as received --- */
 
 struct peer_ref {
-	const struct cli_peer *p;
+	const struct wgdev_peer *p;
 	size_t idx;
 };
 
@@ -183,15 +183,15 @@ static int peer_ref_cmp(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static void pretty_print(const struct cli_device *dev)
+static void pretty_print(const struct wgdev *dev)
 {
 	struct peer_ref *order = NULL;
 
 	printf("%s", RESET);
 	printf("%s%sinterface%s: %s%s%s\n", GREEN, BOLD, RESET, GREEN, dev->name, RESET);
-	if (dev->flags & CLI_DEV_HAS_PUBLIC_KEY)
+	if (dev->flags & WGDEV_HAS_PUBLIC_KEY)
 		printf("  %spublic key%s: %s\n", BOLD, RESET, b64(dev->public_key));
-	if (dev->flags & CLI_DEV_HAS_PRIVATE_KEY)
+	if (dev->flags & WGDEV_HAS_PRIVATE_KEY)
 		printf("  %sprivate key%s: %s\n", BOLD, RESET, masked_key(dev->private_key));
 	if (dev->listen_port)
 		printf("  %slistening port%s: %u\n", BOLD, RESET, (unsigned int)dev->listen_port);
@@ -199,11 +199,11 @@ static void pretty_print(const struct cli_device *dev)
 		printf("  %sfwmark%s: 0x%x\n", BOLD, RESET, (unsigned int)dev->fwmark);
 	/* SecureGuard's lines appear only where FIPS mode is configured, so a classic interface
 	 * prints exactly what wg(8) does. */
-	if (dev->flags & CLI_DEV_HAS_FIPS_KEY) {
+	if (dev->flags & WGDEV_HAS_FIPS_KEY) {
 		printf("  %sfips public key%s: %s\n", BOLD, RESET, fips_b64(dev->fips_public_key));
 		printf("  %sfips private key%s: (hidden)\n", BOLD, RESET);
 	}
-	if ((dev->flags & (CLI_DEV_HAS_FIPS_KEY | CLI_DEV_HAS_CRYPTO_MODE)) || dev->fips_strict)
+	if ((dev->flags & (WGDEV_HAS_FIPS_KEY | WGDEV_HAS_CRYPTO_MODE)) || dev->fips_strict)
 		printf("  %scrypto mode%s: %s%s\n", BOLD, RESET,
 		       dev->crypto_mode ? sg_wgconf_mode_name(dev->crypto_mode) : "auto",
 		       dev->fips_strict ? " (FIPS provider required)" : "");
@@ -220,36 +220,36 @@ static void pretty_print(const struct cli_device *dev)
 	if (order)
 		qsort(order, dev->n_peers, sizeof(*order), peer_ref_cmp);
 	for (size_t i = 0; i < dev->n_peers; i++) {
-		const struct cli_peer *p = order ? order[i].p : &dev->peers[i];
+		const struct wgdev_peer *p = order ? order[i].p : &dev->peers[i];
 
 		printf("%s%speer%s: %s%s%s\n", YELLOW, BOLD, RESET, YELLOW, b64(p->public_key),
 		       RESET);
-		if (p->flags & CLI_PEER_HAS_FIPS_KEY)
+		if (p->flags & WGDEV_PEER_HAS_FIPS_KEY)
 			printf("  %sfips public key%s: %s\n", BOLD, RESET,
 			       fips_b64(p->fips_public_key));
 		if (p->session[0]) {
 			/* The negotiated mode of the current session, and the policy behind it. */
 			printf("  %scrypto mode%s: %s", BOLD, RESET,
 			       strcmp(p->session, "none") ? p->session : "(no session)");
-			if (p->flags & CLI_PEER_HAS_CRYPTO_MODE)
+			if (p->flags & WGDEV_PEER_HAS_CRYPTO_MODE)
 				printf(" (policy %s)", sg_wgconf_mode_name(p->crypto_mode));
 			if (p->fallback)
 				printf(", fell back from FIPS");
 			printf("\n");
 		}
-		if (p->flags & CLI_PEER_HAS_TRANSPORT) {
+		if (p->flags & WGDEV_PEER_HAS_TRANSPORT) {
 			char tep[NI_MAXHOST + NI_MAXSERV + 4] = "";
-			if ((p->flags & CLI_PEER_HAS_TLS_ENDPOINT) && p->tls_endpoint.ss_family)
-				cli_endpoint_format(tep, sizeof(tep), &p->tls_endpoint);
+			if ((p->flags & WGDEV_PEER_HAS_TLS_ENDPOINT) && p->tls_endpoint.ss_family)
+				wgdev_endpoint_format(tep, sizeof(tep), &p->tls_endpoint);
 			printf("  %stransport%s: %s, now %s%s%s\n", BOLD, RESET,
 			       sg_wgconf_transport_name(p->transport),
 			       p->transport_active[0] ? p->transport_active : "udp",
 			       tep[0] ? ", tls endpoint " : "", tep);
 		}
-		if (p->flags & CLI_PEER_HAS_PSK)
+		if (p->flags & WGDEV_PEER_HAS_PSK)
 			printf("  %spreshared key%s: %s\n", BOLD, RESET,
 			       masked_key(p->preshared_key));
-		if (p->flags & CLI_PEER_HAS_ENDPOINT)
+		if (p->flags & WGDEV_PEER_HAS_ENDPOINT)
 			printf("  %sendpoint%s: %s\n", BOLD, RESET, endpoint_str(p));
 		printf("  %sallowed ips%s: ", BOLD, RESET);
 		for (size_t j = 0; j < p->n_ips; j++)
@@ -276,29 +276,29 @@ static void pretty_print(const struct cli_device *dev)
 	free(order);
 }
 
-static void prefix(const struct cli_device *dev, bool with_ifname)
+static void prefix(const struct wgdev *dev, bool with_ifname)
 {
 	if (with_ifname)
 		printf("%s\t", dev->name);
 }
 
-static void dump_print(const struct cli_device *dev, bool with_ifname)
+static void dump_print(const struct wgdev *dev, bool with_ifname)
 {
 	prefix(dev, with_ifname);
-	printf("%s\t", maybe_key(dev->private_key, dev->flags & CLI_DEV_HAS_PRIVATE_KEY));
-	printf("%s\t", maybe_key(dev->public_key, dev->flags & CLI_DEV_HAS_PUBLIC_KEY));
+	printf("%s\t", maybe_key(dev->private_key, dev->flags & WGDEV_HAS_PRIVATE_KEY));
+	printf("%s\t", maybe_key(dev->public_key, dev->flags & WGDEV_HAS_PUBLIC_KEY));
 	printf("%u\t", (unsigned int)dev->listen_port);
 	if (dev->fwmark)
 		printf("0x%x\n", (unsigned int)dev->fwmark);
 	else
 		printf("off\n");
 	for (size_t i = 0; i < dev->n_peers; i++) {
-		const struct cli_peer *p = &dev->peers[i];
+		const struct wgdev_peer *p = &dev->peers[i];
 
 		prefix(dev, with_ifname);
 		printf("%s\t", b64(p->public_key));
-		printf("%s\t", maybe_key(p->preshared_key, p->flags & CLI_PEER_HAS_PSK));
-		printf("%s\t", p->flags & CLI_PEER_HAS_ENDPOINT ? endpoint_str(p) : "(none)");
+		printf("%s\t", maybe_key(p->preshared_key, p->flags & WGDEV_PEER_HAS_PSK));
+		printf("%s\t", p->flags & WGDEV_PEER_HAS_ENDPOINT ? endpoint_str(p) : "(none)");
 		for (size_t j = 0; j < p->n_ips; j++)
 			printf("%s/%u%c", ip_str(&p->ips[j]), (unsigned int)p->ips[j].cidr,
 			       j + 1 < p->n_ips ? ',' : '\t');
@@ -339,7 +339,7 @@ static bool field_valid(const char *f)
 }
 
 /* One field per line, tab-separated, for scripts (`wg show IF FIELD`). */
-static void field_print(const struct cli_device *dev, const char *f, bool with_ifname)
+static void field_print(const struct wgdev *dev, const char *f, bool with_ifname)
 {
 	if (!strcmp(f, "dump")) {
 		dump_print(dev, with_ifname);
@@ -350,10 +350,10 @@ static void field_print(const struct cli_device *dev, const char *f, bool with_i
 		prefix(dev, with_ifname);
 		if (!strcmp(f, "public-key"))
 			printf("%s\n",
-			       maybe_key(dev->public_key, dev->flags & CLI_DEV_HAS_PUBLIC_KEY));
+			       maybe_key(dev->public_key, dev->flags & WGDEV_HAS_PUBLIC_KEY));
 		else if (!strcmp(f, "private-key"))
 			printf("%s\n",
-			       maybe_key(dev->private_key, dev->flags & CLI_DEV_HAS_PRIVATE_KEY));
+			       maybe_key(dev->private_key, dev->flags & WGDEV_HAS_PRIVATE_KEY));
 		else if (!strcmp(f, "listen-port"))
 			printf("%u\n", (unsigned int)dev->listen_port);
 		else if (dev->fwmark)
@@ -363,7 +363,7 @@ static void field_print(const struct cli_device *dev, const char *f, bool with_i
 		return;
 	}
 	for (size_t i = 0; i < dev->n_peers; i++) {
-		const struct cli_peer *p = &dev->peers[i];
+		const struct wgdev_peer *p = &dev->peers[i];
 
 		prefix(dev, with_ifname);
 		if (!strcmp(f, "peers")) {
@@ -372,10 +372,10 @@ static void field_print(const struct cli_device *dev, const char *f, bool with_i
 		}
 		printf("%s\t", b64(p->public_key));
 		if (!strcmp(f, "preshared-keys")) {
-			printf("%s\n", maybe_key(p->preshared_key, p->flags & CLI_PEER_HAS_PSK));
+			printf("%s\n", maybe_key(p->preshared_key, p->flags & WGDEV_PEER_HAS_PSK));
 		} else if (!strcmp(f, "endpoints")) {
 			printf("%s\n",
-			       p->flags & CLI_PEER_HAS_ENDPOINT ? endpoint_str(p) : "(none)");
+			       p->flags & WGDEV_PEER_HAS_ENDPOINT ? endpoint_str(p) : "(none)");
 		} else if (!strcmp(f, "allowed-ips")) {
 			for (size_t j = 0; j < p->n_ips; j++)
 				printf("%s/%u%c", ip_str(&p->ips[j]), (unsigned int)p->ips[j].cidr,
@@ -427,7 +427,7 @@ static int show_all(const char *field)
 	int status = n ? 1 : 0;
 
 	for (size_t i = 0; i < n; i++) {
-		struct cli_device *dev;
+		struct wgdev *dev;
 
 		ret = cli_ipc_get(names[i], &dev);
 		if (ret) {
@@ -442,7 +442,7 @@ static int show_all(const char *field)
 			if (i + 1 < n)
 				printf("\n");
 		}
-		cli_device_free(dev);
+		wgdev_free(dev);
 		status = 0;
 	}
 	cli_ipc_list_free(names, n);
@@ -451,7 +451,7 @@ static int show_all(const char *field)
 
 int cli_cmd_show(int argc, char **argv)
 {
-	struct cli_device *dev;
+	struct wgdev *dev;
 	int ret;
 
 	color_init();
@@ -497,13 +497,13 @@ int cli_cmd_show(int argc, char **argv)
 		field_print(dev, argv[2], false);
 	else
 		pretty_print(dev);
-	cli_device_free(dev);
+	wgdev_free(dev);
 	return finish_output();
 }
 
 int cli_cmd_showconf(int argc, char **argv)
 {
-	struct cli_device *dev;
+	struct wgdev *dev;
 	struct sg_wgconf conf;
 	char *text;
 	size_t len;
@@ -520,7 +520,7 @@ int cli_cmd_showconf(int argc, char **argv)
 		return 1;
 	}
 	ret = cli_conf_from_device(dev, &conf);
-	cli_device_free(dev);
+	wgdev_free(dev);
 	if (ret)
 		return 1;
 	ret = sg_wgconf_serialize(&conf, SG_WGCONF_WG_ONLY, &text, &len);

@@ -214,117 +214,31 @@ int cli_resolve_endpoint(struct sockaddr_storage *ss, const char *host, uint16_t
 	return -1;
 }
 
-int cli_device_from_conf(const struct sg_wgconf *conf, const char *ifname, bool append,
-			 struct cli_device **out)
+static int resolve_endpoint(void *ctx, struct sockaddr_storage *out, const char *host,
+			    uint16_t port, char *why, size_t whylen)
 {
-	struct cli_device *dev = cli_device_new(ifname);
-
-	*out = NULL;
-	if (!dev)
-		goto oom;
-	/* setconf replaces the whole configuration: what the file leaves out is reset. */
-	if (!append)
-		dev->flags |= CLI_DEV_REPLACE_PEERS | CLI_DEV_HAS_PRIVATE_KEY |
-			      CLI_DEV_HAS_LISTEN_PORT | CLI_DEV_HAS_FWMARK;
-	if (conf->has_private_key) {
-		memcpy(dev->private_key, conf->private_key, SG_KEY_LEN);
-		dev->flags |= CLI_DEV_HAS_PRIVATE_KEY;
-	}
-	if (conf->has_listen_port) {
-		dev->listen_port = conf->listen_port;
-		dev->flags |= CLI_DEV_HAS_LISTEN_PORT;
-	}
-	if (conf->has_fwmark) {
-		dev->fwmark = conf->fwmark;
-		dev->flags |= CLI_DEV_HAS_FWMARK;
-	}
-	/* FipsStrict first: on a machine without a FIPS provider it must refuse before any FIPS
-	 * key is configured. */
-	if (conf->fips_strict) {
-		dev->fips_strict = true;
-		dev->flags |= CLI_DEV_HAS_FIPS_STRICT;
-	}
-	if (conf->has_fips_private_key) {
-		memcpy(dev->fips_private_key, conf->fips_private_key, SG_FIPS_PRIV_LEN);
-		dev->flags |= CLI_DEV_HAS_FIPS_KEY;
-	}
-	if (conf->crypto_mode) {
-		dev->crypto_mode = conf->crypto_mode;
-		dev->flags |= CLI_DEV_HAS_CRYPTO_MODE;
-	}
-	if (conf->has_tls_listen_port || conf->tls_certificate || conf->tls_private_key ||
-	    conf->tls_ca || conf->require_client_cert) {
-		dev->flags |= CLI_DEV_HAS_TLS;
-		dev->tls_listen_port = conf->tls_listen_port;
-		dev->require_client_cert = conf->require_client_cert;
-		if ((conf->tls_certificate && !(dev->tls_certificate = strdup(conf->tls_certificate))) ||
-		    (conf->tls_private_key && !(dev->tls_private_key = strdup(conf->tls_private_key))) ||
-		    (conf->tls_ca && !(dev->tls_ca = strdup(conf->tls_ca))))
-			goto oom;
-	}
-	for (size_t i = 0; i < conf->n_peers; i++) {
-		const struct sg_wgconf_peer *cp = &conf->peers[i];
-		struct cli_peer *p = cli_device_add_peer(dev);
-
-		if (!p)
-			goto oom;
-		memcpy(p->public_key, cp->public_key, SG_KEY_LEN);
-		p->flags = CLI_PEER_REPLACE_IPS;
-		if (cp->has_fips_public_key) {
-			memcpy(p->fips_public_key, cp->fips_public_key, SG_FIPS_PUB_LEN);
-			p->flags |= CLI_PEER_HAS_FIPS_KEY;
-		}
-		if (cp->crypto_mode) {
-			p->crypto_mode = cp->crypto_mode;
-			p->flags |= CLI_PEER_HAS_CRYPTO_MODE;
-		}
-		if (cp->transport) {
-			p->transport = cp->transport;
-			p->flags |= CLI_PEER_HAS_TRANSPORT;
-		}
-		if (cp->has_tls_endpoint) {
-			if (cli_resolve_endpoint(&p->tls_endpoint, cp->tls_endpoint_host,
-						 cp->tls_endpoint_port))
-				goto fail;
-			/* The certificate is checked against the name the user wrote (or the
-			 * TlsServerName override); an IP literal is checked as an IP. */
-			snprintf(p->tls_server_name, sizeof(p->tls_server_name), "%s",
-				 cp->tls_server_name[0] ? cp->tls_server_name
-							: cp->tls_endpoint_host);
-			p->flags |= CLI_PEER_HAS_TLS_ENDPOINT;
-		}
-		if (cp->has_preshared_key) {
-			memcpy(p->preshared_key, cp->preshared_key, SG_KEY_LEN);
-			p->flags |= CLI_PEER_HAS_PSK;
-		}
-		if (cp->has_keepalive) {
-			p->keepalive = cp->keepalive;
-			p->flags |= CLI_PEER_HAS_KEEPALIVE;
-		}
-		if (cp->has_endpoint) {
-			if (cli_resolve_endpoint(&p->endpoint, cp->endpoint_host,
-						 cp->endpoint_port))
-				goto fail;
-			p->flags |= CLI_PEER_HAS_ENDPOINT;
-		}
-		for (size_t j = 0; j < cp->n_allowed_ips; j++) {
-			if (cli_peer_add_ip(p, &cp->allowed_ips[j]))
-				goto oom;
-		}
-	}
-	*out = dev;
-	return 0;
-oom:
-	fprintf(stderr, "%s: out of memory\n", CLI_PROG);
-fail:
-	cli_device_free(dev);
-	return -1;
+	(void)ctx;
+	(void)why;
+	(void)whylen;
+	return cli_resolve_endpoint(out, host, port); /* says what failed itself */
 }
 
-int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf)
+int cli_device_from_conf(const struct sg_wgconf *conf, const char *ifname, bool append,
+			 struct wgdev **out)
+{
+	char why[64] = "";
+	int ret = wgdev_from_conf(conf, ifname, append, false, resolve_endpoint, NULL, out, why,
+				  sizeof(why));
+
+	if (ret == -ENOMEM)
+		fprintf(stderr, "%s: out of memory\n", CLI_PROG);
+	return ret ? -1 : 0;
+}
+
+int cli_conf_from_device(const struct wgdev *dev, struct sg_wgconf *conf)
 {
 	sg_wgconf_init(conf);
-	if (dev->flags & CLI_DEV_HAS_PRIVATE_KEY) {
+	if (dev->flags & WGDEV_HAS_PRIVATE_KEY) {
 		memcpy(conf->private_key, dev->private_key, SG_KEY_LEN);
 		conf->has_private_key = true;
 	}
@@ -332,11 +246,11 @@ int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf)
 	conf->has_listen_port = dev->listen_port != 0;
 	conf->fwmark = dev->fwmark;
 	conf->has_fwmark = dev->fwmark != 0;
-	if (dev->flags & CLI_DEV_HAS_FIPS_KEY) {
+	if (dev->flags & WGDEV_HAS_FIPS_KEY) {
 		memcpy(conf->fips_private_key, dev->fips_private_key, SG_FIPS_PRIV_LEN);
 		conf->has_fips_private_key = true;
 	}
-	if (dev->flags & CLI_DEV_HAS_CRYPTO_MODE)
+	if (dev->flags & WGDEV_HAS_CRYPTO_MODE)
 		conf->crypto_mode = dev->crypto_mode;
 	conf->fips_strict = dev->fips_strict;
 	conf->has_tls_listen_port = dev->tls_listen_port != 0;
@@ -347,25 +261,25 @@ int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf)
 	    (dev->tls_ca && !(conf->tls_ca = strdup(dev->tls_ca))))
 		goto oom;
 	for (size_t i = 0; i < dev->n_peers; i++) {
-		const struct cli_peer *p = &dev->peers[i];
+		const struct wgdev_peer *p = &dev->peers[i];
 		struct sg_wgconf_peer *cp = sg_wgconf_add_peer(conf);
 
 		if (!cp)
 			goto oom;
 		memcpy(cp->public_key, p->public_key, SG_KEY_LEN);
 		cp->has_public_key = true;
-		if (p->flags & CLI_PEER_HAS_FIPS_KEY) {
+		if (p->flags & WGDEV_PEER_HAS_FIPS_KEY) {
 			uint8_t id[SG_KEY_LEN];
 			memcpy(cp->fips_public_key, p->fips_public_key, SG_FIPS_PUB_LEN);
 			cp->has_fips_public_key = true;
 			cp->public_key_derived = sg_fips_peer_id(id, p->fips_public_key) &&
 						 !memcmp(id, p->public_key, SG_KEY_LEN);
 		}
-		if (p->flags & CLI_PEER_HAS_CRYPTO_MODE)
+		if (p->flags & WGDEV_PEER_HAS_CRYPTO_MODE)
 			cp->crypto_mode = p->crypto_mode;
-		if (p->flags & CLI_PEER_HAS_TRANSPORT)
+		if (p->flags & WGDEV_PEER_HAS_TRANSPORT)
 			cp->transport = p->transport;
-		if ((p->flags & CLI_PEER_HAS_TLS_ENDPOINT) && p->tls_endpoint.ss_family) {
+		if ((p->flags & WGDEV_PEER_HAS_TLS_ENDPOINT) && p->tls_endpoint.ss_family) {
 			char serv[NI_MAXSERV];
 			socklen_t slen = p->tls_endpoint.ss_family == AF_INET6
 					     ? sizeof(struct sockaddr_in6)
@@ -382,13 +296,13 @@ int cli_conf_from_device(const struct cli_device *dev, struct sg_wgconf *conf)
 				snprintf(cp->tls_server_name, sizeof(cp->tls_server_name), "%s",
 					 p->tls_server_name);
 		}
-		if (p->flags & CLI_PEER_HAS_PSK) {
+		if (p->flags & WGDEV_PEER_HAS_PSK) {
 			memcpy(cp->preshared_key, p->preshared_key, SG_KEY_LEN);
 			cp->has_preshared_key = true;
 		}
 		cp->keepalive = p->keepalive;
 		cp->has_keepalive = p->keepalive != 0;
-		if (p->flags & CLI_PEER_HAS_ENDPOINT) {
+		if (p->flags & WGDEV_PEER_HAS_ENDPOINT) {
 			char serv[NI_MAXSERV];
 			socklen_t slen = p->endpoint.ss_family == AF_INET6
 					     ? sizeof(struct sockaddr_in6)

@@ -18,6 +18,7 @@
 #include "config/key.h"
 #include "config/strbuf.h"
 #include "config/wgconf.h"
+#include "config/wgdev.h"
 #include "crypto/crypto.h"
 #include "engine/engine.h"
 #include "lib/dns.h"
@@ -73,31 +74,24 @@ void sg_options_init(struct sg_options *o)
 /* ---- configuration text to UAPI ------------------------------------------------------------ */
 
 /* One try of the system's resolver: an app decides itself whether to wait for the network. */
-static int resolve(char *out, size_t outlen, const char *host, uint16_t port, char *why,
-		   size_t whylen)
+static int resolve(void *ctx, struct sockaddr_storage *out, const char *host, uint16_t port,
+		   char *why, size_t whylen)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM}, *res = NULL;
 	char serv[8];
+	(void)ctx;
 	snprintf(serv, sizeof(serv), "%u", (unsigned)port);
 	int r = getaddrinfo(host, serv, &hints, &res);
 	if (r != 0 || !res) {
 		setwhy(why, whylen, "Endpoint %s: %s", host, r ? gai_strerror(r) : "no address");
-		return SG_ENOROUTE;
+		return -1;
 	}
-	char ip[INET6_ADDRSTRLEN] = "";
-	int ret = SG_ENOROUTE;
+	int ret = -1;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		if (ai->ai_family == AF_INET) {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, ip,
-				  sizeof(ip));
-			snprintf(out, outlen, "%s:%u", ip, (unsigned)port);
-			ret = 0;
-			break;
-		}
-		if (ai->ai_family == AF_INET6) {
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, ip,
-				  sizeof(ip));
-			snprintf(out, outlen, "[%s]:%u", ip, (unsigned)port);
+		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+		    ai->ai_addrlen <= sizeof(*out)) {
+			memset(out, 0, sizeof(*out));
+			memcpy(out, ai->ai_addr, ai->ai_addrlen);
 			ret = 0;
 			break;
 		}
@@ -108,88 +102,41 @@ static int resolve(char *out, size_t outlen, const char *host, uint16_t port, ch
 	return ret;
 }
 
-/* The device part of a set request: every key the file gives (the TLS ones only together, as
- * the transport wants them). With old_priv, an unchanged private key is left out, so live
- * changes keep the sessions. */
-static void conf_device(struct sg_strbuf *b, const struct sg_wgconf *c, const char *old_priv)
+/* The set request for a config (the one writer, src/config/wgdev.c): every peer with its mode,
+ * transport and keepalive spelled out, so a live change resets what the text left out. With
+ * old_priv (hex), an unchanged private key is left out, so live changes keep the sessions;
+ * remove[n_remove] (hex public keys) are peers to remove. */
+static int conf_request(struct sg_strbuf *b, const struct sg_wgconf *c, bool replace_peers,
+			const char *old_priv, char (*remove)[SG_KEY_HEX_LEN + 1], size_t n_remove,
+			char *why, size_t whylen)
 {
+	struct wgdev *dev = NULL;
 	char hex[SG_KEY_HEX_LEN + 1];
+	int r = wgdev_from_conf(c, "sg", true, true, resolve, NULL, &dev, why, whylen);
 
-	if (c->has_private_key) {
-		sg_key_to_hex(hex, c->private_key);
-		if (!old_priv || strcmp(old_priv, hex) != 0)
-			sg_strbuf_printf(b, "private_key=%s\n", hex);
+	if (r == -ENOMEM)
+		return SG_ENOMEM;
+	if (r != 0)
+		return SG_ENOROUTE;
+	if (replace_peers)
+		dev->flags |= WGDEV_REPLACE_PEERS;
+	if (old_priv && (dev->flags & WGDEV_HAS_PRIVATE_KEY)) {
+		sg_key_to_hex(hex, dev->private_key);
+		if (!strcmp(old_priv, hex))
+			dev->flags &= ~WGDEV_HAS_PRIVATE_KEY;
 	}
-	if (c->has_listen_port)
-		sg_strbuf_printf(b, "listen_port=%u\n", (unsigned)c->listen_port);
-	if (c->has_fwmark)
-		sg_strbuf_printf(b, "fwmark=%u\n", (unsigned)c->fwmark);
-	if (c->fips_strict)
-		sg_strbuf_printf(b, "fips_strict=true\n");
-	if (c->has_fips_private_key) {
-		char fhex[2 * SG_FIPS_PRIV_LEN + 1];
-		sg_fipskey_priv_to_hex(fhex, c->fips_private_key);
-		sg_strbuf_printf(b, "fips_private_key=%s\n", fhex);
-		sg_memzero(fhex, sizeof(fhex));
+	for (size_t i = 0; i < n_remove; i++) {
+		struct wgdev_peer *p = wgdev_add_peer(dev);
+		if (!p || sg_key_from_hex(p->public_key, remove[i], strlen(remove[i])) != 0) {
+			wgdev_free(dev);
+			setwhy(why, whylen, "out of memory");
+			return SG_ENOMEM;
+		}
+		p->flags = WGDEV_PEER_REMOVE;
 	}
-	if (c->crypto_mode)
-		sg_strbuf_printf(b, "crypto_mode=%s\n", sg_wgconf_mode_name(c->crypto_mode));
-	if (c->has_tls_listen_port || c->tls_certificate || c->tls_private_key || c->tls_ca ||
-	    c->require_client_cert) {
-		sg_strbuf_printf(b, "tls_listen_port=%u\n", (unsigned)c->tls_listen_port);
-		sg_strbuf_printf(b, "tls_certificate=%s\n",
-				 c->tls_certificate ? c->tls_certificate : "");
-		sg_strbuf_printf(b, "tls_private_key=%s\n",
-				 c->tls_private_key ? c->tls_private_key : "");
-		sg_strbuf_printf(b, "tls_ca=%s\n", c->tls_ca ? c->tls_ca : "");
-		sg_strbuf_printf(b, "tls_require_client_cert=%s\n",
-				 c->require_client_cert ? "true" : "false");
-	}
+	wgdev_set_text(b, dev);
+	wgdev_free(dev);
 	sg_memzero(hex, sizeof(hex));
-}
-
-static int conf_peer(struct sg_strbuf *b, const struct sg_wgconf_peer *p, char *why,
-		     size_t whylen)
-{
-	char hex[SG_KEY_HEX_LEN + 1], ep[SG_WGCONF_HOST_MAX + 16], ip[SG_WGCONF_PREFIX_STRLEN];
-
-	sg_key_to_hex(hex, p->public_key);
-	sg_strbuf_printf(b, "public_key=%s\n", hex);
-	if (p->has_preshared_key) {
-		sg_key_to_hex(hex, p->preshared_key);
-		sg_strbuf_printf(b, "preshared_key=%s\n", hex);
-	}
-	sg_memzero(hex, sizeof(hex));
-	if (p->has_fips_public_key) {
-		char fhex[2 * SG_FIPS_PUB_LEN + 1];
-		sg_fipskey_pub_to_hex(fhex, p->fips_public_key);
-		sg_strbuf_printf(b, "fips_public_key=%s\n", fhex);
-	}
-	sg_strbuf_printf(b, "crypto_mode=%s\n",
-			 p->crypto_mode ? sg_wgconf_mode_name(p->crypto_mode) : "inherit");
-	if (p->has_tls_endpoint) {
-		if (resolve(ep, sizeof(ep), p->tls_endpoint_host, p->tls_endpoint_port, why,
-			    whylen) != 0)
-			return SG_ENOROUTE;
-		sg_strbuf_printf(b, "tls_endpoint=%s\n", ep);
-		sg_strbuf_printf(b, "tls_server_name=%s\n",
-				 p->tls_server_name[0] ? p->tls_server_name : p->tls_endpoint_host);
-	}
-	/* After the TLS endpoint: the transport starts with what it needs. */
-	sg_strbuf_printf(b, "transport=%s\n",
-			 p->transport ? sg_wgconf_transport_name(p->transport) : "udp");
-	if (p->has_endpoint) {
-		if (resolve(ep, sizeof(ep), p->endpoint_host, p->endpoint_port, why, whylen) != 0)
-			return SG_ENOROUTE;
-		sg_strbuf_printf(b, "endpoint=%s\n", ep);
-	}
-	sg_strbuf_printf(b, "persistent_keepalive_interval=%u\n",
-			 p->has_keepalive ? (unsigned)p->keepalive : 0u);
-	sg_strbuf_printf(b, "replace_allowed_ips=true\n");
-	for (size_t j = 0; j < p->n_allowed_ips; j++) {
-		sg_wgconf_ip_format(ip, &p->allowed_ips[j]);
-		sg_strbuf_printf(b, "allowed_ip=%s\n", ip);
-	}
 	return 0;
 }
 
@@ -408,11 +355,7 @@ sg_result sg_init(sg_engine **out, const char *config, const struct sg_options *
 		if (r != 0)
 			goto fail;
 	}
-	sg_strbuf_printf(&req, "set=1\nreplace_peers=true\n");
-	conf_device(&req, &conf, NULL);
-	for (size_t i = 0; i < conf.n_peers && r == 0; i++)
-		r = conf_peer(&req, &conf.peers[i], why, whylen);
-	sg_strbuf_printf(&req, "\n");
+	r = conf_request(&req, &conf, true, NULL, NULL, 0, why, whylen);
 	if (r == 0)
 		r = apply(e, &req, why, whylen);
 	if (r != 0)
@@ -579,21 +522,19 @@ sg_result sg_set_config(sg_engine *e, const char *config, char *why, size_t whyl
 		setwhy(why, whylen, "reading the running configuration failed");
 		goto out_conf;
 	}
-	/* Build the whole request first: a name that does not resolve changes nothing. */
-	sg_strbuf_printf(&req, "set=1\n");
-	conf_device(&req, &conf, run.priv);
+	/* Build the whole request first: a name that does not resolve changes nothing. The
+	 * running peers the text no longer has are moved to the front and removed. */
+	size_t n_remove = 0;
 	for (size_t i = 0; i < run.n; i++) {
 		bool keep = false;
 		for (size_t j = 0; j < conf.n_peers && !keep; j++) {
 			sg_key_to_hex(hex, conf.peers[j].public_key);
 			keep = strcmp(hex, run.peers[i]) == 0;
 		}
-		if (!keep)
-			sg_strbuf_printf(&req, "public_key=%s\nremove=true\n", run.peers[i]);
+		if (!keep && n_remove++ != i)
+			memcpy(run.peers[n_remove - 1], run.peers[i], sizeof(run.peers[i]));
 	}
-	for (size_t i = 0; i < conf.n_peers && r == 0; i++)
-		r = conf_peer(&req, &conf.peers[i], why, whylen);
-	sg_strbuf_printf(&req, "\n");
+	r = conf_request(&req, &conf, false, run.priv, run.peers, n_remove, why, whylen);
 	if (r == 0)
 		r = apply(e, &req, why, whylen);
 	if (r == 0)
