@@ -3,7 +3,7 @@
 # process runs an engine on a TUN fd it opened and one on the userspace stack, and a third on
 # the stack against wireguard-go; TCP both ways (sha256), UDP, stats, a live config change and
 # sg_disconnect from another thread. SG_EMBED_VALGRIND=1 runs the program under valgrind
-# (memcheck, leaks) instead.
+# (memcheck, leaks) instead: make check's integration.embed_valgrind (normal pass).
 source "$(dirname "$0")/lib.sh"
 sg_init em
 prog=$SG_BIN/test_embed
@@ -38,6 +38,7 @@ run=(env EMB_TUN="$tun" EMB_KEY_A="$(cat "$SG_TMP/A.key")" EMB_PUB_A="$PUB_A"
 	EMB_FKEY_D="$(cat "$SG_TMP/D.fkey")" EMB_FPUB_D="$FPUB_D"
 	EMB_FKEY_E="$(cat "$SG_TMP/E.fkey")" EMB_FPUB_E="$FPUB_E")
 if [ "${SG_EMBED_VALGRIND:-0}" = 1 ]; then
+	command -v valgrind >/dev/null || skip "missing tool: valgrind (scripts/deps.sh installs it)"
 	run+=(valgrind --error-exitcode=3 --leak-check=full --show-leak-kinds=definite,indirect
 		--errors-for-leak-kinds=definite,indirect --track-fds=no)
 fi
