@@ -334,7 +334,9 @@ struct sg_db_conn *sg_db_acquire(struct sg_db *db)
 		}
 		if (c)
 			break;
+		db->waiting++;
 		pthread_cond_wait(&db->cv, &db->mu);
+		db->waiting--;
 	}
 	c->busy = true;
 	pthread_mutex_unlock(&db->mu);
@@ -485,4 +487,17 @@ int sg_db_query(struct sg_db_conn *c, struct sg_db_res **out, const char *sql, i
 const char *sg_db_errmsg(const struct sg_db_conn *c)
 {
 	return c ? c->errmsg : "no connection";
+}
+
+void sg_db_pool_stats(struct sg_db *db, int *size, int *in_use, int *waiting)
+{
+	int busy = 0;
+
+	pthread_mutex_lock(&db->mu);
+	for (int i = 0; i < db->n; i++)
+		busy += db->conns[i].busy;
+	*size = db->n;
+	*in_use = busy;
+	*waiting = db->waiting;
+	pthread_mutex_unlock(&db->mu);
 }

@@ -84,6 +84,9 @@ void sg_db_res_free(struct sg_db_res *r);
 /* The last error on this connection ("" if none); valid until the next call on c. */
 const char *sg_db_errmsg(const struct sg_db_conn *c);
 
+/* The pool's size, the connections taken and the threads waiting for one (for /metrics). */
+void sg_db_pool_stats(struct sg_db *db, int *size, int *in_use, int *waiting);
+
 /* Change notification across servers (PostgreSQL LISTEN/NOTIFY). A thread with a session of
  * its own (not one of the pool's) LISTENs on channel and calls fn(arg) for every notification,
  * and once after each (re)connection, since notifications sent while it was away are lost. It

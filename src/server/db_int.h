@@ -47,6 +47,7 @@ struct sg_db {
 	 * failed over): every other connection of the pool is then remade when next taken,
 	 * instead of each failing one request first. Atomic (__atomic builtins). */
 	unsigned epoch;
+	int waiting; /* threads in sg_db_acquire waiting for a connection (under mu) */
 };
 
 /* How long a SQLite writer waits for the process's writer lock; as busy_timeout. */

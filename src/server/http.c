@@ -198,7 +198,7 @@ void srv_http_set_front(const struct srv_httpd *h)
 	httpd_for_metrics = h;
 }
 
-static char *metrics_text(size_t *len)
+static char *metrics_text(struct srv *s, size_t *len)
 {
 	char *buf = NULL, lbl[128];
 	FILE *f = open_memstream(&buf, len);
@@ -251,6 +251,39 @@ static char *metrics_text(size_t *len)
 		fprintf(f, "secureguard_events_total{event=\"%s\"} %llu\n", limited[i].event,
 			(unsigned long long)limited[i].total);
 	pthread_mutex_unlock(&limited_lock);
+	{
+		struct sg_db_conn *c;
+		struct sg_db_res *res = NULL;
+		int size, in_use, waiting, rc;
+
+		sg_db_pool_stats(s->db, &size, &in_use, &waiting);
+		fprintf(f,
+			"# HELP secureguard_db_connections The database pool's connections.\n"
+			"# TYPE secureguard_db_connections gauge\n"
+			"secureguard_db_connections{state=\"in_use\"} %d\n"
+			"secureguard_db_connections{state=\"idle\"} %d\n"
+			"# HELP secureguard_db_waiting Requests waiting for a database connection.\n"
+			"# TYPE secureguard_db_waiting gauge\n"
+			"secureguard_db_waiting %d\n",
+			in_use, size - in_use, waiting);
+		/* The scrape's own query: whether the database answers, and the chain's length
+		 * (the newest row's id: ids are contiguous from 1, AUDIT.md). */
+		c = sg_db_acquire(s->db);
+		rc = sg_db_query(c, &res, "SELECT COALESCE(MAX(id), 0) FROM audit_log", 0, NULL);
+		fprintf(f,
+			"# HELP secureguard_db_up Whether the database answered this scrape's query.\n"
+			"# TYPE secureguard_db_up gauge\n"
+			"secureguard_db_up %d\n",
+			rc == 1);
+		if (rc == 1)
+			fprintf(f,
+				"# HELP secureguard_audit_chain_length Rows in the audit hash chain.\n"
+				"# TYPE secureguard_audit_chain_length gauge\n"
+				"secureguard_audit_chain_length %lld\n",
+				(long long)srv_res_i64(res, 0, 0));
+		sg_db_res_free(res);
+		sg_db_release(c);
+	}
 	if (fclose(f)) {
 		free(buf);
 		return NULL;
@@ -893,7 +926,7 @@ static void dispatch(struct srv *s, struct srv_req *r, struct srv_resp *out, siz
 	}
 	if (!rt->fn) {
 		size_t len = 0;
-		char *m = metrics_text(&len);
+		char *m = metrics_text(s, &len);
 
 		if (!m) {
 			srv_error(out, 500, NULL, "out of memory");

@@ -182,6 +182,8 @@ grep -q 'the database is unreachable; retry' "$TMP/body" || fail "read reason: $
 grep -qi '^retry-after: 1' "$TMP/head" || fail "read 503 without Retry-After"
 code=$(net during 10.62.0.0/24)
 [ "$code" = 503 ] || fail "a write while the database is away: $code"
+[ "$(status "$U/metrics")" = 200 ] || fail "metrics while the database is away"
+grep -q '^secureguard_db_up 0$' "$TMP/body" || fail "metrics: secureguard_db_up is not 0"
 
 pg_up || fail "starting PostgreSQL again"
 srv_log "PostgreSQL started again"
@@ -194,6 +196,12 @@ done
 n=$(sqlx "$PG" "SELECT string_agg(name, ',' ORDER BY name) FROM networks")
 [ "$n" = "after,before" ] || fail "networks after the outage: $n"
 kill -0 "$SRV_PID_ha" || fail "the server exited"
+[ "$(status "$U/metrics")" = 200 ] || fail "metrics after the outage"
+want=$(sqlx "$PG" "SELECT MAX(id) FROM audit_log")
+grep -q '^secureguard_db_up 1$' "$TMP/body" || fail "metrics: secureguard_db_up is not 1"
+grep -q "^secureguard_audit_chain_length $want\$" "$TMP/body" ||
+	fail "metrics: audit chain length is not $want: $(grep audit_chain "$TMP/body")"
+grep -q '^secureguard_db_connections{state="idle"} [0-9]' "$TMP/body" || fail "metrics: no pool gauge"
 grep -q 'event=db_unreachable' "$SRV_LOG_ha" || fail "no db_unreachable line in the log"
 srv_stop ha || fail "stop ha"
 "$SG" audit verify --db "$PG" >/dev/null || fail "audit chain after the outage"
