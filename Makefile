@@ -58,6 +58,7 @@ bench: deps all
 	./bench/memory.sh
 	./bench/control_plane.sh
 	./bench/server_api.sh
+	./bench/server_scale.sh
 	./bench/ipsec.sh
 	./bench/embed.sh $(BENCH_SECONDS)
 	./bench/agents.sh

@@ -63,6 +63,8 @@ static void usage(FILE *f)
 	    "                          (default 60)\n"
 	    "  --oidc-token-ttl SECS   ID tokens of the OpenID provider (the gateways' login\n"
 	    "                          sessions; default 3600; the provider needs --public-url)\n"
+	    "  --no-db-listen          PostgreSQL: no LISTEN for other servers' changes (behind\n"
+	    "                          PgBouncer in transaction mode); the revision is polled\n"
 	    "  --port-file FILE        write the bound port there once listening\n"
 	    "  -v, --verbose           log every request\n"
 	    "First start without an admin: SG_ADMIN_EMAIL and SG_ADMIN_PASSWORD name the first\n"
@@ -321,7 +323,8 @@ enum {
 	O_IPWIN,
 	O_PORTFILE,
 	O_AGENTPOLL,
-	O_OIDCTTL
+	O_OIDCTTL,
+	O_NOLISTEN
 };
 
 /* Logs the audit chain's head when it moved since the last call: lines shipped off this host
@@ -394,6 +397,7 @@ static int server_run(int argc, char **argv)
 	    {"login-ip-window", required_argument, NULL, O_IPWIN},
 	    {"port-file", required_argument, NULL, O_PORTFILE},
 	    {"agent-poll", required_argument, NULL, O_AGENTPOLL},
+	    {"no-db-listen", no_argument, NULL, O_NOLISTEN},
 	    {"oidc-token-ttl", required_argument, NULL, O_OIDCTTL},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
@@ -408,6 +412,7 @@ static int server_run(int argc, char **argv)
 	long since_sweep = 0, ticks = 0;
 	int64_t sync_rev;
 	struct sg_db_listener *listener = NULL;
+	bool no_listen = false;
 	struct sockaddr_storage ss;
 	struct srv *s = NULL;
 	struct srv_httpd *d = NULL;
@@ -531,6 +536,9 @@ static int server_run(int argc, char **argv)
 		case O_PORTFILE:
 			port_file = optarg;
 			break;
+		case O_NOLISTEN:
+			no_listen = true;
+			break;
 		case O_AGENTPOLL:
 			if (!int_opt("--agent-poll", optarg, 1, 3600, &v))
 				goto usage;
@@ -641,7 +649,7 @@ static int server_run(int argc, char **argv)
 	 * 10) nudges this thread the moment another server commits a change, and the revision is
 	 * then only polled every 5 s as a safety net while the listener is up. */
 	main_thread = pthread_self();
-	if (sg_db_engine(s->db) == SG_DB_POSTGRES &&
+	if (sg_db_engine(s->db) == SG_DB_POSTGRES && !no_listen &&
 	    sg_db_listen(s->db, "sg_sync", nudge_main, NULL, &listener) < 0)
 		srv_log(SG_LOG_WARN, "listen_failed", "%s",
 			"no change notification: polling the revision only");

@@ -1,0 +1,164 @@
+#!/bin/bash
+# Several management servers on one PostgreSQL (issue 18), on a throwaway PostgreSQL from
+# tests/server/pg.sh:
+# 1. time from a change committed through server A to the answer of a long poll held by server B,
+#    p50/p99 over CHANGES changes, with LISTEN/NOTIFY (the default) against the same pair with
+#    --no-db-listen (the revision read four times a second, what a cluster did before): the
+#    ratio is printed;
+# 2. writes/s (network creations, each audited on the one chain) and p50/p99 through one server
+#    and through two servers behind a client-side round robin, WRITERS concurrent clients.
+#
+#   bench/server_scale.sh [CHANGES] [WRITES] [WRITERS]      defaults 100, 2000, 16
+#
+# Both servers, PostgreSQL and the client share this machine's cores: the figures are a floor.
+set -eu
+CHANGES=${1:-100}
+WRITES=${2:-2000}
+WRITERS=${3:-16}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+SG=${SG_BIN:-$SRC/build/bin}/secureguard
+[ -x "$SG" ] || { echo "bench: $SG missing; build first" >&2; exit 1; }
+TMP=$(mktemp -d /tmp/sg-bench-scale.XXXXXX)
+PIDS=()
+# shellcheck source-path=SCRIPTDIR source=../tests/server/pg.sh
+. "$SRC/tests/server/pg.sh"
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	pg_stop
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+export SG_ADMIN_EMAIL=bench@example.com SG_ADMIN_PASSWORD=bench-password-1234
+pg_start >/dev/null
+# start NAME [options]: prints the URL
+start() {
+	local n=$1
+	shift
+	mkdir -p "$TMP/$n"
+	"$SG" server --listen 127.0.0.1:0 --port-file "$TMP/$n/port" --data-dir "$TMP/$n" \
+		--key-file "$TMP/master.key" --db "$SG_PG_URL" --login-ip-limit 100000 "$@" \
+		>"$TMP/$n/log" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 1 200); do [ -s "$TMP/$n/port" ] && break; sleep 0.1; done
+	echo "http://127.0.0.1:$(cat "$TMP/$n/port")"
+}
+A=$(start a)
+B=$(start b)
+C=$(start c --no-db-listen)
+D=$(start d --no-db-listen)
+echo "bench/server_scale.sh: PostgreSQL $("$SG_PG_BINDIR/postgres" --version | awk '{print $3}'), $(nproc) cores shared with everything else"
+
+python3 - "$A" "$B" "$C" "$D" "$CHANGES" "$WRITES" "$WRITERS" <<'PY'
+import base64, http.client, json, os, sys, threading, time, urllib.parse
+A, B, C, D = sys.argv[1:5]
+CHANGES, WRITES, WRITERS = map(int, sys.argv[5:8])
+
+class Conn:
+    def __init__(self, base, token=None):
+        u = urllib.parse.urlparse(base)
+        self.h = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        self.token = token
+
+    def call(self, method, path, body=None):
+        hdr = {"Content-Type": "application/json"}
+        if self.token:
+            hdr["Authorization"] = "Bearer " + self.token
+        self.h.request(method, path, json.dumps(body) if body is not None else None, hdr)
+        r = self.h.getresponse()
+        data = r.read()
+        return r.status, json.loads(data) if data else None
+
+def login(base):
+    st, doc = Conn(base).call("POST", "/api/auth/login",
+                              {"email": os.environ["SG_ADMIN_EMAIL"],
+                               "password": os.environ["SG_ADMIN_PASSWORD"]})
+    assert st == 200, st
+    return doc["access_token"]
+
+tok = {u: login(u) for u in (A, B, C, D)}
+a = Conn(A, tok[A])
+st, et = a.call("POST", "/api/enrollment-tokens", {"tags": ["bench"]})
+st, peer = Conn(A).call("POST", "/api/peers/register", {
+    "token": et["token"], "name": "bench-node",
+    "public_key": base64.b64encode(os.urandom(32)).decode()})
+st, pol = a.call("POST", "/api/policies", {
+    "name": "bench", "applies_to": ["bench"], "priority": 1, "tunnels": [{
+        "name": "t", "remote_addrs": ["198.51.100.1"], "local_ts": ["10.1.0.0/16"],
+        "remote_ts": ["10.0.0.0/16"], "auth": "psk", "secret": "psk-" + os.urandom(12).hex(),
+        "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"]}]})
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+def push_latency(writer, holder):
+    w, h = Conn(writer, tok[writer]), Conn(holder, tok[holder])
+    path = "/api/peers/%s/config" % peer["id"]
+    lat = []
+    for i in range(CHANGES):
+        st, cfg = h.call("GET", path)
+        res = {}
+
+        def poll():
+            hh = Conn(holder, tok[holder])
+            res["r"] = hh.call("GET", path + "?since=%s&wait=30" % cfg["revision"])
+            res["t"] = time.monotonic()
+
+        th = threading.Thread(target=poll)
+        th.start()
+        time.sleep(0.05 + (i % 7) * 0.037)  # parked, at varying phases of the 250 ms tick
+        t0 = time.monotonic()
+        w.call("PUT", "/api/policies/" + pol["id"], {"priority": 2 + i})
+        th.join(60)
+        assert res["r"][0] == 200, res
+        lat.append((res["t"] - t0) * 1000)
+    return pct(lat, 50), pct(lat, 99)
+
+n50, n99 = push_latency(A, B)
+p50, p99 = push_latency(C, D)
+print("change on A -> long poll answered on B, %d changes:" % CHANGES)
+print("  LISTEN/NOTIFY           p50 %7.1f ms  p99 %7.1f ms" % (n50, n99))
+print("  --no-db-listen (250 ms) p50 %7.1f ms  p99 %7.1f ms" % (p50, p99))
+print("  ratio (polling / notify): p50 %.1fx, p99 %.1fx" % (p50 / n50, p99 / n99))
+
+def writes(servers, tag):
+    lat, lock, errs = [], threading.Lock(), []
+    per = WRITES // WRITERS
+
+    def run(k):
+        base = servers[k % len(servers)]
+        c = Conn(base, tok[base])
+        mine = []
+        for j in range(per):
+            n = k * per + j
+            t0 = time.monotonic()
+            st, _ = c.call("POST", "/api/networks", {
+                "name": "%s-%d" % (tag, n),
+                "subnet4": "10.%d.%d.0/24" % (n // 256 + (100 if tag == "two" else 50), n % 256)})
+            mine.append((time.monotonic() - t0) * 1000)
+            if st != 201:
+                errs.append(st)
+        with lock:
+            lat.extend(mine)
+
+    t0 = time.monotonic()
+    ths = [threading.Thread(target=run, args=(k,)) for k in range(WRITERS)]
+    for x in ths:
+        x.start()
+    for x in ths:
+        x.join()
+    secs = time.monotonic() - t0
+    assert not errs, errs[:5]
+    return len(lat) / secs, pct(lat, 50), pct(lat, 99)
+
+w1 = writes([A], "one")
+w2 = writes([A, B], "two")
+print("writes (POST /api/networks, audited), %d by %d clients:" % (WRITES // WRITERS * WRITERS,
+                                                                   WRITERS))
+print("  1 server    %7.0f /s  p50 %6.1f ms  p99 %6.1f ms" % w1)
+print("  2 servers   %7.0f /s  p50 %6.1f ms  p99 %6.1f ms" % w2)
+print("  ratio (2 servers / 1): %.2fx" % (w2[0] / w1[0]))
+PY
+out=$("$SG" audit verify --db "$SG_PG_URL" 2>&1) || { echo "bench: audit chain: $out" >&2; exit 1; }
+echo "after the writes: $out"
