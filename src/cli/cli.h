@@ -2,6 +2,7 @@
 #ifndef SG_CLI_CLI_H
 #define SG_CLI_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,23 @@ int cli_cmd_save(int argc, char **argv);
 int cli_cmd_strip(int argc, char **argv);
 int cli_cmd_cert(int argc, char **argv); /* cert.c */
 int cli_cmd_forward(int argc, char **argv); /* forward.c: libsecureguard's userspace stack */
+int cli_cmd_expose(int argc, char **argv);  /* expose.c: a local service through a gateway */
+
+/* ---- relay.c: what forward and expose share --------------------------------------------- */
+
+/* "host:port" or "[v6]:port" (host may be empty); port 1-65535. 0 or -1. */
+int cli_split_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen);
+/* HOST:PORT through the system's resolver (the first address); with local, an empty host is
+ * localhost. 0 or -1 (printed). */
+int cli_resolve_hostport(const char *spec, bool local, int socktype, struct sockaddr_storage *out,
+			 socklen_t *outlen);
+/* libsecureguard's log and event callbacks: lines on stderr. */
+struct sg_event;
+void cli_sg_log(void *ctx, int level, const char *line);
+void cli_sg_event(void *ctx, const struct sg_event *ev);
+/* Copies between two stream sockets both ways until both directions ended (a half close is
+ * passed on), an error, or *stop. Blocking writes: a slow reader holds the other side back. */
+void cli_relay(int a, int b, volatile sig_atomic_t *stop);
 
 /* ---- util.c ---------------------------------------------------------------------------- */
 

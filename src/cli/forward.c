@@ -33,7 +33,6 @@
  * tunnel is closed. */
 #define UDP_CLIENTS  256
 #define UDP_IDLE_SEC 60
-#define RELAY_BUF    65536
 
 static volatile sig_atomic_t stop_requested;
 static atomic_int active_conns;
@@ -42,68 +41,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
-}
-
-static void on_log(void *ctx, int level, const char *line)
-{
-	(void)ctx;
-	fprintf(stderr, "%s\n", line);
-	(void)level;
-}
-
-static void on_event(void *ctx, const struct sg_event *ev)
-{
-	(void)ctx;
-	if (ev->type == SG_EVENT_HANDSHAKE_COMPLETE)
-		fprintf(stderr, "%s: tunnel up (peer %s at %s)\n", CLI_PROG, ev->peer, ev->endpoint);
-	else if (ev->type == SG_EVENT_HANDSHAKE_FAILED)
-		fprintf(stderr, "%s: handshake with %s failed (%s)\n", CLI_PROG, ev->peer,
-			ev->reason);
-}
-
-/* "host:port" or "[v6]:port"; host may be empty (LOCAL: localhost). */
-static int split_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen)
-{
-	const char *colon;
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-		if (!rb || rb[1] != ':')
-			return -1;
-		snprintf(host, hostlen, "%.*s", (int)(rb - s - 1), s + 1);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -1;
-		snprintf(host, hostlen, "%.*s", (int)(colon - s), s);
-	}
-	snprintf(port, portlen, "%s", colon + 1);
-	char *end;
-	long p = strtol(port, &end, 10);
-	return (*end || p < 1 || p > 65535 || !*port) ? -1 : 0;
-}
-
-static int resolve(const char *spec, bool passive, int socktype, struct sockaddr_storage *out,
-		   socklen_t *outlen)
-{
-	char host[256], port[16];
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = socktype}, *res = NULL;
-
-	if (split_hostport(spec, host, sizeof(host), port, sizeof(port)) != 0) {
-		fprintf(stderr, "%s: `%s': not HOST:PORT (port 1-65535)\n", CLI_PROG, spec);
-		return -1;
-	}
-	if (passive && !host[0])
-		snprintf(host, sizeof(host), "localhost");
-	int r = getaddrinfo(host, port, &hints, &res);
-	if (r != 0 || !res) {
-		fprintf(stderr, "%s: `%s': %s\n", CLI_PROG, spec, gai_strerror(r));
-		return -1;
-	}
-	memcpy(out, res->ai_addr, res->ai_addrlen);
-	*outlen = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
 }
 
 /* ---- TCP ---------------------------------------------------------------------------------- */
@@ -115,46 +52,6 @@ struct tcp_job {
 	socklen_t remote_len;
 };
 
-/* Copies both ways until both directions ended; a half close is passed on (shutdown). */
-static void relay(int a, int b)
-{
-	char *buf = malloc(RELAY_BUF);
-	struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
-	int open_dirs = 2;
-
-	while (buf && open_dirs > 0 && !stop_requested) {
-		int n = poll(p, 2, 1000);
-		if (n < 0 && errno != EINTR)
-			break;
-		for (int i = 0; i < 2 && n > 0; i++) {
-			if (!p[i].revents)
-				continue;
-			int to = i ? a : b;
-			ssize_t r = read(p[i].fd, buf, RELAY_BUF);
-			if (r <= 0) {
-				shutdown(to, SHUT_WR);
-				p[i].fd = -1;
-				open_dirs--;
-				if (r < 0)
-					open_dirs = 0;
-				continue;
-			}
-			/* A blocking write: a slow reader holds this one back (flow control). */
-			for (ssize_t off = 0; off < r;) {
-				ssize_t w = write(to, buf + off, (size_t)(r - off));
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w <= 0) {
-					open_dirs = 0;
-					break;
-				}
-				off += w;
-			}
-		}
-	}
-	free(buf);
-}
-
 static void *tcp_worker(void *arg)
 {
 	struct tcp_job *j = arg;
@@ -165,7 +62,7 @@ static void *tcp_worker(void *arg)
 		fprintf(stderr, "%s: connection through the tunnel failed: %s\n", CLI_PROG,
 			r == SG_EAGAIN ? "timed out" : sg_strerror(r));
 	} else {
-		relay(j->client, fd);
+		cli_relay(j->client, fd, &stop_requested);
 		close(fd);
 	}
 	close(j->client);
@@ -330,12 +227,14 @@ int cli_cmd_forward(int argc, char **argv)
 	struct sockaddr_storage remote, local_tcp, local_udp;
 	socklen_t remote_len, ltcp_len = 0, ludp_len = 0;
 	char rhost[256], rport[16];
-	if (split_hostport(argv[optind], rhost, sizeof(rhost), rport, sizeof(rport)) != 0) {
+	if (cli_split_hostport(argv[optind], rhost, sizeof(rhost), rport, sizeof(rport)) != 0) {
 		fprintf(stderr, "%s: `%s': not HOST:PORT (port 1-65535)\n", CLI_PROG, argv[optind]);
 		return 1;
 	}
-	if ((tcp && resolve(argv[optind + 1], true, SOCK_STREAM, &local_tcp, &ltcp_len) != 0) ||
-	    (udp && resolve(argv[optind + 1], true, SOCK_DGRAM, &local_udp, &ludp_len) != 0))
+	if ((tcp && cli_resolve_hostport(argv[optind + 1], true, SOCK_STREAM, &local_tcp,
+					 &ltcp_len) != 0) ||
+	    (udp &&
+	     cli_resolve_hostport(argv[optind + 1], true, SOCK_DGRAM, &local_udp, &ludp_len) != 0))
 		return 1;
 	char *config = NULL;
 	size_t config_len = 0;
@@ -369,9 +268,9 @@ int cli_cmd_forward(int argc, char **argv)
 	struct sg_options o;
 	sg_options_init(&o);
 	o.packet_io = SG_IO_STACK;
-	o.log = on_log;
+	o.log = cli_sg_log;
 	o.log_level = verbose ? SG_LOG_LEVEL_INFO : SG_LOG_LEVEL_WARN;
-	o.event = on_event;
+	o.event = cli_sg_event;
 	sg_engine *e = NULL;
 	char why[512];
 	sg_result r = sg_init(&e, config, &o, why, sizeof(why));
@@ -392,8 +291,10 @@ int cli_cmd_forward(int argc, char **argv)
 	 * else the system's resolver. */
 	r = sg_resolve(e, rhost, AF_UNSPEC, 10000, &remote, &remote_len, why, sizeof(why));
 	if (r == SG_EINVAL && strstr(why, "no DNS"))
-		r = resolve(argv[optind], false, SOCK_STREAM, &remote, &remote_len) == 0 ? SG_EOK
-											 : SG_ENOENT;
+		r = cli_resolve_hostport(argv[optind], false, SOCK_STREAM, &remote, &remote_len) ==
+			    0
+			? SG_EOK
+			: SG_ENOENT;
 	else if (r != SG_EOK)
 		fprintf(stderr, "%s: %s (DNS inside the tunnel): %s\n", CLI_PROG, rhost, why);
 	if (r != SG_EOK) {

@@ -36,6 +36,8 @@ static const struct command {
     {"cert", cli_cmd_cert, "Make a CA, keys and certificates for the TLS transport"},
     {"forward", cli_cmd_forward,
      "Forward a local port through a tunnel to REMOTE:PORT, as a normal user (no TUN)"},
+    {"expose", cli_cmd_expose,
+     "Make a local service reachable through a gateway, as a normal user (no TUN)"},
     {"server", sg_server_cmd, "Run the management server (HTTP API, docs/SERVER.md)"},
     {"agent", sg_agent_cmd,
      "Run the agent: this node's tunnels from the management server (docs/AGENTS.md)"},
