@@ -28,14 +28,19 @@ static void cert_usage(FILE *f)
 	    "       %s cert issue --ca DIR --name NAME [--ip ADDR]... [--dns HOST]... --out DIR\n"
 	    "                     [--days N] [--fips]\n"
 	    "       %s cert pin CERT.pem\n"
+	    "       %s cert revoke --ca DIR CERT.pem\n"
+	    "       %s cert crl --ca DIR --out FILE [--days N] [--fips]\n"
 	    "\n"
 	    "  ca     new CA: DIR/ca.key (0600) and DIR/ca.crt (default 3650 days)\n"
 	    "  issue  new key and certificate signed by the CA: DIR/NAME.key (0600) and\n"
 	    "         DIR/NAME.crt (default 397 days), for server and client authentication\n"
 	    "  pin    the SHA-256 of a certificate's public key, for a pinned server\n"
+	    "  revoke add a certificate the CA issued to DIR/revoked.txt\n"
+	    "  crl    write FILE, the CA's certificate revocation list (default 30 days), for\n"
+	    "         TlsCRL; written beside FILE and renamed, so a daemon re-reads it whole\n"
 	    "Keys are ECDSA P-384, signatures ECDSA-SHA-384. Existing files are never\n"
 	    "overwritten. --fips uses the OpenSSL FIPS provider (it must be configured).\n",
-	    CLI_PROG, CLI_PROG, CLI_PROG);
+	    CLI_PROG, CLI_PROG, CLI_PROG, CLI_PROG, CLI_PROG);
 }
 
 static int parse_days(const char *s, long *out)
@@ -88,6 +93,77 @@ static int cert_pin(int argc, char **argv)
 	return fflush(stdout) ? 1 : 0;
 }
 
+static int cert_revoke(int argc, char **argv)
+{
+	const char *ca = NULL, *file = NULL;
+	char serial[41], err[512];
+	bool already;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--ca") && i + 1 < argc)
+			ca = argv[++i];
+		else if (argv[i][0] != '-' && !file)
+			file = argv[i];
+		else {
+			fprintf(stderr, "%s: cert revoke: unexpected `%s'\n", CLI_PROG, argv[i]);
+			cert_usage(stderr);
+			return 1;
+		}
+	}
+	if (!ca || !file) {
+		fprintf(stderr, "%s: cert revoke: missing %s\n", CLI_PROG, !ca ? "--ca" : "CERT.pem");
+		return 1;
+	}
+	if (sg_tls_cert_revoke(ca, file, serial, &already, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: cert revoke: %s\n", CLI_PROG, err);
+		return 1;
+	}
+	printf("%s serial %s; publish it: %s cert crl --ca %s --out FILE\n",
+	       already ? "already revoked:" : "revoked", serial, CLI_PROG, ca);
+	return fflush(stdout) ? 1 : 0;
+}
+
+static int cert_crl(int argc, char **argv)
+{
+	const char *ca = NULL, *out = NULL;
+	long days = SG_TLS_CRL_DAYS;
+	bool fips = false;
+	char err[512];
+	int n;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--fips")) {
+			fips = true;
+		} else if (i + 1 < argc && !strcmp(argv[i], "--ca")) {
+			ca = argv[++i];
+		} else if (i + 1 < argc && !strcmp(argv[i], "--out")) {
+			out = argv[++i];
+		} else if (i + 1 < argc && !strcmp(argv[i], "--days")) {
+			if (parse_days(argv[++i], &days) != 0)
+				return 1;
+		} else {
+			fprintf(stderr, "%s: cert crl: unexpected `%s'\n", CLI_PROG, argv[i]);
+			cert_usage(stderr);
+			return 1;
+		}
+	}
+	if (!ca || !out) {
+		fprintf(stderr, "%s: cert crl: missing %s\n", CLI_PROG, !ca ? "--ca" : "--out");
+		return 1;
+	}
+	if (fips && !sg_crypto_fips_provider_active()) {
+		fprintf(stderr, "%s: cert crl: --fips: the OpenSSL FIPS provider is not active\n",
+			CLI_PROG);
+		return 1;
+	}
+	if (sg_tls_cert_crl(ca, out, days, fips, &n, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: cert crl: %s\n", CLI_PROG, err);
+		return 1;
+	}
+	printf("wrote %s: %d revoked certificate(s), next update in %ld days\n", out, n, days);
+	return fflush(stdout) ? 1 : 0;
+}
+
 int cli_cmd_cert(int argc, char **argv)
 {
 	const char *dns[CERT_MAX_SANS], *ips[CERT_MAX_SANS];
@@ -109,6 +185,10 @@ int cli_cmd_cert(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "pin"))
 		return cert_pin(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "revoke"))
+		return cert_revoke(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "crl"))
+		return cert_crl(argc - 1, argv + 1);
 	if (strcmp(argv[1], "ca") != 0 && strcmp(argv[1], "issue") != 0) {
 		fprintf(stderr, "%s: cert: unknown action `%s'\n", CLI_PROG, argv[1]);
 		cert_usage(stderr);

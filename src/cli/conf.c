@@ -187,7 +187,7 @@ static void set_usage(void)
 		"Usage: %s set <interface> [listen-port <port>] [fwmark <mark>] "
 		"[private-key <file path>] [fips-private-key <file path>] "
 		"[crypto-mode auto|fips|classic] [tls-listen-port <port>] [tls-certificate <path>] "
-		"[tls-private-key <path>] [tls-ca <path>] [require-client-cert true|false] "
+		"[tls-private-key <path>] [tls-ca <path>] [tls-crl <path>] [require-client-cert true|false] "
 		"[peer <base64 public key> [remove] "
 		"[fips-public-key <base64>] [crypto-mode auto|fips|classic|inherit] "
 		"[transport udp|tls|auto] [tls-endpoint <host>:<port>] "
@@ -293,10 +293,11 @@ static int parse_set_args(struct wgdev *dev, int argc, char **argv)
 				goto bad;
 			dev->flags |= WGDEV_HAS_TLS_PORT;
 		} else if ((!strcmp(a, "tls-certificate") || !strcmp(a, "tls-private-key") ||
-			    !strcmp(a, "tls-ca")) &&
+			    !strcmp(a, "tls-ca") || !strcmp(a, "tls-crl")) &&
 			   !peer) {
 			char **dst = !strcmp(a, "tls-certificate")   ? &dev->tls_certificate
 				     : !strcmp(a, "tls-private-key") ? &dev->tls_private_key
+				     : !strcmp(a, "tls-crl")	     ? &dev->tls_crl
 								     : &dev->tls_ca;
 			if (v[0] && v[0] != '/') {
 				snprintf(why, sizeof(why), "not an absolute path");
@@ -306,6 +307,7 @@ static int parse_set_args(struct wgdev *dev, int argc, char **argv)
 			*dst = v[0] ? strdup(v) : NULL;
 			dev->flags |= !strcmp(a, "tls-certificate")   ? WGDEV_HAS_TLS_CERT
 				      : !strcmp(a, "tls-private-key") ? WGDEV_HAS_TLS_KEY
+				      : !strcmp(a, "tls-crl")	      ? WGDEV_HAS_TLS_CRL
 								      : WGDEV_HAS_TLS_CA;
 		} else if (!strcmp(a, "require-client-cert") && !peer) {
 			if (strcmp(v, "true") && strcmp(v, "false")) {

@@ -317,6 +317,7 @@ static int apply_get_line(struct wgdev *dev, struct wgdev_peer **peer, char *lin
 		char **dst = !strcmp(line, "tls_certificate") ? &dev->tls_certificate
 			     : !strcmp(line, "tls_private_key") ? &dev->tls_private_key
 			     : !strcmp(line, "tls_ca")	       ? &dev->tls_ca
+			     : !strcmp(line, "tls_crl")	       ? &dev->tls_crl
 								       : NULL;
 		dev->flags |= WGDEV_HAS_TLS;
 		if (dst) {

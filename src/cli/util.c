@@ -258,7 +258,8 @@ int cli_conf_from_device(const struct wgdev *dev, struct sg_wgconf *conf)
 	conf->require_client_cert = dev->require_client_cert;
 	if ((dev->tls_certificate && !(conf->tls_certificate = strdup(dev->tls_certificate))) ||
 	    (dev->tls_private_key && !(conf->tls_private_key = strdup(dev->tls_private_key))) ||
-	    (dev->tls_ca && !(conf->tls_ca = strdup(dev->tls_ca))))
+	    (dev->tls_ca && !(conf->tls_ca = strdup(dev->tls_ca))) ||
+	    (dev->tls_crl && !(conf->tls_crl = strdup(dev->tls_crl))))
 		goto oom;
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct wgdev_peer *p = &dev->peers[i];

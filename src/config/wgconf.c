@@ -48,6 +48,7 @@ enum key_id {
 	K_TLS_CERTIFICATE,
 	K_TLS_PRIVATE_KEY,
 	K_TLS_CA,
+	K_TLS_CRL,
 	K_REQUIRE_CLIENT_CERT,
 	K_TRANSPORT,
 	K_TLS_ENDPOINT,
@@ -94,6 +95,7 @@ static const struct key_def {
     {"TlsCertificate", K_TLS_CERTIFICATE, SECTION_INTERFACE, V_TRIM},
     {"TlsPrivateKey", K_TLS_PRIVATE_KEY, SECTION_INTERFACE, V_TRIM},
     {"TlsCA", K_TLS_CA, SECTION_INTERFACE, V_TRIM},
+    {"TlsCRL", K_TLS_CRL, SECTION_INTERFACE, V_TRIM},
     {"RequireClientCert", K_REQUIRE_CLIENT_CERT, SECTION_INTERFACE, V_COMPACT},
     {"Transport", K_TRANSPORT, SECTION_PEER, V_COMPACT},
     {"TlsEndpoint", K_TLS_ENDPOINT, SECTION_PEER, V_COMPACT},
@@ -419,6 +421,7 @@ void sg_wgconf_free(struct sg_wgconf *conf)
 	free(conf->tls_certificate);
 	free(conf->tls_private_key);
 	free(conf->tls_ca);
+	free(conf->tls_crl);
 	sg_memzero(conf, sizeof(*conf));
 }
 
@@ -868,6 +871,8 @@ static int parse_key_value(struct sg_wgconf *conf, const struct key_def *k, char
 		return parse_path(conf, k, value, &conf->tls_private_key);
 	case K_TLS_CA:
 		return parse_path(conf, k, value, &conf->tls_ca);
+	case K_TLS_CRL:
+		return parse_path(conf, k, value, &conf->tls_crl);
 	case K_REQUIRE_CLIENT_CERT:
 		return parse_bool_key(conf, k, value, &conf->require_client_cert);
 	case K_TRANSPORT: {
@@ -1177,6 +1182,8 @@ int sg_wgconf_serialize(const struct sg_wgconf *conf, unsigned int flags, char *
 		sg_strbuf_printf(&tb, "TlsPrivateKey = %s\n", conf->tls_private_key);
 	if (conf->tls_ca)
 		sg_strbuf_printf(&tb, "TlsCA = %s\n", conf->tls_ca);
+	if (conf->tls_crl)
+		sg_strbuf_printf(&tb, "TlsCRL = %s\n", conf->tls_crl);
 	if (conf->require_client_cert)
 		sg_strbuf_printf(&tb, "RequireClientCert = true\n");
 	sg_strbuf_printf(&tb, "\n");

@@ -7,7 +7,7 @@
  *   PostDown, SaveConfig
  *   SecureGuard: FipsPrivateKey, CryptoMode, FipsStrict    SecureGuard: Transport,
  *   TLS: TlsListenPort, TlsCertificate,                    TlsEndpoint, TlsServerName
- *   TlsPrivateKey, TlsCA, RequireClientCert
+ *   TlsPrivateKey, TlsCA, TlsCRL, RequireClientCert
  *
  * A peer has a PublicKey, a FipsPublicKey, or both. A FIPS-only peer gets its FIPS peer id
  * (sg_fips_peer_id) as public_key, with public_key_derived set, so code that identifies peers by
@@ -116,6 +116,7 @@ struct sg_wgconf {
 	bool has_tls_listen_port;
 	uint16_t tls_listen_port;
 	char *tls_certificate, *tls_private_key, *tls_ca;
+	char *tls_crl; /* TlsCRL: PEM CRLs checked on every peer chain (docs/TLS.md) */
 	bool require_client_cert;
 
 	/* [Interface], SecureGuard keys */

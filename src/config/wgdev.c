@@ -27,6 +27,7 @@ void wgdev_free(struct wgdev *dev)
 	free(dev->tls_certificate);
 	free(dev->tls_private_key);
 	free(dev->tls_ca);
+	free(dev->tls_crl);
 	if (dev->peers)
 		sg_memzero(dev->peers, dev->cap_peers * sizeof(*dev->peers));
 	free(dev->peers);
@@ -126,6 +127,8 @@ void wgdev_set_text(struct sg_strbuf *b, const struct wgdev *dev)
 				 dev->tls_private_key ? dev->tls_private_key : "");
 	if (dev->flags & WGDEV_HAS_TLS_CA)
 		sg_strbuf_printf(b, "tls_ca=%s\n", dev->tls_ca ? dev->tls_ca : "");
+	if (dev->flags & WGDEV_HAS_TLS_CRL)
+		sg_strbuf_printf(b, "tls_crl=%s\n", dev->tls_crl ? dev->tls_crl : "");
 	if (dev->flags & WGDEV_HAS_TLS_RCC)
 		sg_strbuf_printf(b, "tls_require_client_cert=%s\n",
 				 dev->require_client_cert ? "true" : "false");
@@ -224,7 +227,7 @@ int wgdev_from_conf(const struct sg_wgconf *conf, const char *ifname, bool appen
 		dev->flags |= WGDEV_HAS_CRYPTO_MODE;
 	}
 	if (conf->has_tls_listen_port || conf->tls_certificate || conf->tls_private_key ||
-	    conf->tls_ca || conf->require_client_cert) {
+	    conf->tls_ca || conf->tls_crl || conf->require_client_cert) {
 		dev->flags |= WGDEV_HAS_TLS;
 		dev->tls_listen_port = conf->tls_listen_port;
 		dev->require_client_cert = conf->require_client_cert;
@@ -232,7 +235,8 @@ int wgdev_from_conf(const struct sg_wgconf *conf, const char *ifname, bool appen
 		     !(dev->tls_certificate = strdup(conf->tls_certificate))) ||
 		    (conf->tls_private_key &&
 		     !(dev->tls_private_key = strdup(conf->tls_private_key))) ||
-		    (conf->tls_ca && !(dev->tls_ca = strdup(conf->tls_ca))))
+		    (conf->tls_ca && !(dev->tls_ca = strdup(conf->tls_ca))) ||
+		    (conf->tls_crl && !(dev->tls_crl = strdup(conf->tls_crl))))
 			goto oom;
 	}
 	for (size_t i = 0; i < conf->n_peers; i++) {

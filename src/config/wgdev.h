@@ -34,9 +34,10 @@
 #define WGDEV_HAS_TLS_KEY     0x400u
 #define WGDEV_HAS_TLS_CA      0x800u
 #define WGDEV_HAS_TLS_RCC     0x1000u /* require_client_cert */
+#define WGDEV_HAS_TLS_CRL     0x2000u
 #define WGDEV_HAS_TLS                                                                              \
 	(WGDEV_HAS_TLS_PORT | WGDEV_HAS_TLS_CERT | WGDEV_HAS_TLS_KEY | WGDEV_HAS_TLS_CA |          \
-	 WGDEV_HAS_TLS_RCC)
+	 WGDEV_HAS_TLS_RCC | WGDEV_HAS_TLS_CRL)
 
 /* wgdev_peer.flags */
 #define WGDEV_PEER_REMOVE	    0x01u
@@ -80,7 +81,7 @@ struct wgdev {
 	enum sg_wgconf_mode crypto_mode;
 	bool fips_strict;
 	uint16_t tls_listen_port;
-	char *tls_certificate, *tls_private_key, *tls_ca; /* malloc'd; NULL = none */
+	char *tls_certificate, *tls_private_key, *tls_ca, *tls_crl; /* malloc'd; NULL = none */
 	bool require_client_cert;
 	uint16_t listen_port;
 	uint32_t fwmark;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <secureguard/sg_errors.h>
@@ -58,8 +59,10 @@ struct tlsmgr {
 	bool timer_on;
 	/* [Interface] settings */
 	uint16_t listen_port;
-	char *cert, *key, *ca;
+	char *cert, *key, *ca, *crl;
 	bool require_client_cert;
+	/* The CRL file as last read (TlsCRL): re-read when any of these changes. */
+	struct stat crl_st;
 	bool dirty; /* [Interface] TLS settings changed: rebuild listener and client context */
 	/* built from them */
 	struct sg_tls_ctx *srv, *cli;
@@ -166,7 +169,8 @@ void tlsmgr_forget_peer(struct tlsmgr *m, struct wg_peer *peer)
 
 static void timer_update(struct tlsmgr *m)
 {
-	bool want = false;
+	/* A CRL file is watched from the tick too. */
+	bool want = m->crl && (m->srv || m->cli);
 	for (struct tls_peer *tp = m->peers; tp && !want; tp = tp->next)
 		want = tp->mode != TR_UDP;
 	if (want == m->timer_on)
@@ -309,12 +313,49 @@ static void switch_to_tls(struct tls_peer *tp, const char *why)
 	}
 }
 
+/* TlsCRL changed on disk (a new CRL, written by rename as `secureguard cert crl` does): read it
+ * into both contexts and end the connections it revokes. A file that does not load (half
+ * written, wrong signer, expired) leaves the lists in use and is logged; it is tried again when
+ * it changes next. */
+static void crl_check(struct tlsmgr *m)
+{
+	struct stat st;
+	char err[512] = "";
+	unsigned ended = 0;
+	int ret = 0;
+
+	if (!m->crl || stat(m->crl, &st) != 0)
+		return;
+	if (st.st_ino == m->crl_st.st_ino && st.st_dev == m->crl_st.st_dev &&
+	    st.st_size == m->crl_st.st_size && st.st_mtim.tv_sec == m->crl_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == m->crl_st.st_mtim.tv_nsec)
+		return;
+	m->crl_st = st;
+	if (m->srv)
+		ret = sg_tls_ctx_reload(m->srv, m->ca, m->crl, err, sizeof(err));
+	if (ret == 0 && m->cli)
+		ret = sg_tls_ctx_reload(m->cli, m->ca, m->crl, err, sizeof(err));
+	if (ret != 0) {
+		char q[600];
+
+		sg_log(SG_LOG_ERROR, "tls_crl_not_loaded", "file=%s reason=%s (the lists in use stay)",
+		       m->crl, sg_log_quote(q, sizeof(q), err));
+		return;
+	}
+	ended = sg_tls_listener_recheck(m->listener);
+	for (struct tls_peer *tp = m->peers; tp; tp = tp->next)
+		if (tp->conn && sg_tls_conn_recheck(tp->conn))
+			ended++;
+	sg_log(SG_LOG_INFO, "tls_crl_loaded", "file=%s closed=%u", m->crl, ended);
+}
+
 static void on_tick(void *ctx, uint32_t events)
 {
 	struct tlsmgr *m = ctx;
 	uint64_t now = evloop_now_ns();
 
 	evloop_timer_ack(m->timer_fd);
+	crl_check(m);
 	for (struct tls_peer *tp = m->peers; tp; tp = tp->next) {
 		if (tp->mode == TR_UDP || !tp->on_tls)
 			continue;
@@ -415,6 +456,8 @@ int tlsmgr_set(struct tlsmgr *m, struct wg_peer *peer, const char *key, const ch
 			ret = set_path(&m->key, value, why, whylen);
 		} else if (!strcmp(key, "tls_ca")) {
 			ret = set_path(&m->ca, value, why, whylen);
+		} else if (!strcmp(key, "tls_crl")) {
+			ret = set_path(&m->crl, value, why, whylen);
 		} else if (!strcmp(key, "tls_require_client_cert")) {
 			ret = parse_bool(&m->require_client_cert, value, why, whylen);
 		} else {
@@ -499,6 +542,8 @@ void tlsmgr_get(struct tlsmgr *m, struct wg_peer *peer,
 			emit(ectx, "tls_private_key", m->key);
 		if (m->ca)
 			emit(ectx, "tls_ca", m->ca);
+		if (m->crl)
+			emit(ectx, "tls_crl", m->crl);
 		if (m->require_client_cert)
 			emit(ectx, "tls_require_client_cert", "true");
 		return;
@@ -545,6 +590,7 @@ static int rebuild_server(struct tlsmgr *m, bool fips, char *why, size_t whylen)
 		struct sg_tls_config cfg = {.cert_file = m->cert,
 					    .key_file = m->key,
 					    .ca_file = m->ca,
+					    .crl_file = m->crl,
 					    .require_client_cert = m->require_client_cert,
 					    .fips = fips};
 		if (!m->cert || !m->key) {
@@ -590,8 +636,11 @@ static int rebuild_server(struct tlsmgr *m, bool fips, char *why, size_t whylen)
  * verify servers). Connections made with the old one are closed first and reconnect. */
 static int rebuild_client(struct tlsmgr *m, bool fips, char *why, size_t whylen)
 {
-	struct sg_tls_config cfg = {
-	    .cert_file = m->cert, .key_file = m->key, .ca_file = m->ca, .fips = fips};
+	struct sg_tls_config cfg = {.cert_file = m->cert,
+				    .key_file = m->key,
+				    .ca_file = m->ca,
+				    .crl_file = m->crl,
+				    .fips = fips};
 	struct sg_tls_ctx *cli = NULL;
 	char err[256] = "";
 
@@ -637,6 +686,8 @@ int tlsmgr_apply(struct tlsmgr *m, char *why, size_t whylen)
 		if (ret != 0)
 			return ret;
 	}
+	if (m->dirty && m->crl && stat(m->crl, &m->crl_st) != 0)
+		memset(&m->crl_st, 0, sizeof(m->crl_st));
 	m->dirty = false;
 	for (struct tls_peer *tp = m->peers; tp; tp = tp->next)
 		if (tp->on_tls && !tp->conn)
@@ -710,5 +761,6 @@ void tlsmgr_free(struct tlsmgr *m)
 	free(m->cert);
 	free(m->key);
 	free(m->ca);
+	free(m->crl);
 	free(m);
 }

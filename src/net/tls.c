@@ -167,6 +167,101 @@ static int verify_chain(X509_STORE_CTX *store, void *arg)
 	return 1;
 }
 
+/* Whether a CA certificate in st signed crl. */
+static bool crl_signed_by_store(X509_STORE *st, X509_CRL *crl)
+{
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(st);
+	const X509_NAME *issuer = X509_CRL_get_issuer(crl);
+
+	for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+
+		if (ca && !X509_NAME_cmp(X509_get_subject_name(ca), issuer) &&
+		    X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1)
+			return true;
+	}
+	ERR_clear_error();
+	return false;
+}
+
+/* A verification store with the CA certificates of ca_file and, with crl_file, its CRLs. Each
+ * CRL is checked before it is taken: signed by a CA of ca_file and not past its nextUpdate.
+ * Either would otherwise refuse every peer at the next handshake, with a reason far from the
+ * cause. NULL with err set on any problem. */
+static X509_STORE *store_load(const char *ca_file, const char *crl_file, char *err, size_t errlen)
+{
+	X509_STORE *st = X509_STORE_new();
+	STACK_OF(X509_INFO) *infos = NULL;
+	BIO *bio = NULL;
+	int ncrl = 0;
+
+	if (!st) {
+		errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (X509_STORE_load_file(st, ca_file) != 1) {
+		errf(err, errlen, "%s: CA certificates: %s", ca_file, ossl_reason());
+		goto fail;
+	}
+	if (!crl_file)
+		return st;
+	bio = BIO_new_file(crl_file, "r");
+	if (!bio) {
+		errf(err, errlen, "%s: cannot open: %s", crl_file, ossl_reason());
+		goto fail;
+	}
+	infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+	if (!infos) {
+		errf(err, errlen, "%s: not PEM: %s", crl_file, ossl_reason());
+		goto fail;
+	}
+	for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *xi = sk_X509_INFO_value(infos, i);
+		char name[256];
+		const ASN1_TIME *next;
+
+		if (xi->x509 || xi->x_pkey) {
+			errf(err, errlen, "%s: holds a certificate or key; a CRL file holds CRLs only",
+			     crl_file);
+			goto fail;
+		}
+		if (!xi->crl)
+			continue;
+		ncrl++;
+		X509_NAME_oneline(X509_CRL_get_issuer(xi->crl), name, sizeof(name));
+		if (!crl_signed_by_store(st, xi->crl)) {
+			errf(err, errlen, "%s: CRL %d (issuer %s) is not signed by a CA of %s",
+			     crl_file, ncrl, name, ca_file);
+			goto fail;
+		}
+		next = X509_CRL_get0_nextUpdate(xi->crl);
+		if (next && X509_cmp_current_time(next) < 0) {
+			errf(err, errlen, "%s: CRL %d (issuer %s) is past its nextUpdate: make a new one "
+					  "(secureguard cert crl)",
+			     crl_file, ncrl, name);
+			goto fail;
+		}
+		if (X509_STORE_add_crl(st, xi->crl) != 1) {
+			errf(err, errlen, "%s: CRL %d: %s", crl_file, ncrl, ossl_reason());
+			goto fail;
+		}
+	}
+	if (ncrl == 0) {
+		errf(err, errlen, "%s: no CRL in the file", crl_file);
+		goto fail;
+	}
+	/* Every certificate of the chain, not only the leaf (RFC 5280 section 6.3). */
+	X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(bio);
+	return st;
+fail:
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(bio);
+	X509_STORE_free(st);
+	return NULL;
+}
+
 static uint64_t ms_or(uint32_t v, uint32_t def)
 {
 	return (uint64_t)(v ? v : def) * NS_PER_MS;
@@ -302,11 +397,16 @@ int sg_tls_ctx_new(struct sg_tls_ctx **out, const struct sg_tls_config *cfg, enu
 			goto fail;
 		}
 	}
+	if (cfg->crl_file && !cfg->ca_file) {
+		errf(err, errlen, "a CRL needs the CA file its CRLs are checked against");
+		goto fail;
+	}
 	if (cfg->ca_file) {
-		if (SSL_CTX_load_verify_file(ctx->ssl, cfg->ca_file) != 1) {
-			errf(err, errlen, "%s: CA certificates: %s", cfg->ca_file, ossl_reason());
+		X509_STORE *st = store_load(cfg->ca_file, cfg->crl_file, err, errlen);
+
+		if (!st)
 			goto fail;
-		}
+		SSL_CTX_set_cert_store(ctx->ssl, st);
 		ctx->have_ca = true;
 		if (role == SG_TLS_SERVER) {
 			/* The CA names we accept go into CertificateRequest, so a client with
@@ -330,6 +430,25 @@ int sg_tls_ctx_new(struct sg_tls_ctx **out, const struct sg_tls_config *cfg, enu
 fail:
 	sg_tls_ctx_free(ctx);
 	return ret;
+}
+
+int sg_tls_ctx_reload(struct sg_tls_ctx *ctx, const char *ca_file, const char *crl_file,
+		      char *err, size_t errlen)
+{
+	X509_STORE *st;
+
+	if (!ca_file) {
+		errf(err, errlen, "no CA file to reload");
+		return SG_EINVAL;
+	}
+	st = store_load(ca_file, crl_file, err, errlen);
+	if (!st)
+		return SG_EINVAL;
+	/* Verification runs inside SSL_do_handshake on this thread: no handshake holds the old
+	 * store now, and the next one takes the new. */
+	SSL_CTX_set_cert_store(ctx->ssl, st);
+	ctx->have_ca = true;
+	return 0;
 }
 
 void sg_tls_ctx_free(struct sg_tls_ctx *ctx)
@@ -952,6 +1071,40 @@ void sg_tls_conn_close(struct sg_tls_conn *c)
 	conn_release(c);
 }
 
+/* Whether the peer chain of an established connection is revoked by a CRL of the context's
+ * store as it is now (after sg_tls_ctx_reload). Other verification failures (a certificate that
+ * expired since the handshake) do not end a connection here. */
+static bool conn_revoked(struct sg_tls_conn *c)
+{
+	X509_STORE_CTX *x;
+	X509 *leaf;
+	bool revoked = false;
+
+	if (c->state == ST_DEAD || !c->ssl || !c->ctx->have_ca || !SSL_is_init_finished(c->ssl))
+		return false;
+	leaf = SSL_get0_peer_certificate(c->ssl);
+	if (!leaf)
+		return false;
+	x = X509_STORE_CTX_new();
+	if (x && X509_STORE_CTX_init(x, SSL_CTX_get_cert_store(c->ctx->ssl), leaf,
+				     SSL_get_peer_cert_chain(c->ssl)) == 1) {
+		X509_STORE_CTX_set_default(x, c->listener ? "ssl_client" : "ssl_server");
+		if (X509_verify_cert(x) <= 0)
+			revoked = X509_STORE_CTX_get_error(x) == X509_V_ERR_CERT_REVOKED;
+	}
+	X509_STORE_CTX_free(x);
+	ERR_clear_error();
+	return revoked;
+}
+
+bool sg_tls_conn_recheck(struct sg_tls_conn *c)
+{
+	if (!c || !conn_revoked(c))
+		return false;
+	conn_end(c, "certificate revoked");
+	return true;
+}
+
 /* ---- listener ----------------------------------------------------------------------------- */
 
 static void listener_tick(void *arg, uint32_t events)
@@ -974,6 +1127,28 @@ static void listener_tick(void *arg, uint32_t events)
 		l->paused = false;
 	if (evloop_timer_arm(l->tfd, now + l->tick_ns) != 0)
 		sg_log(SG_LOG_ERROR, "tls_timer_failed", "port=%u", l->port);
+}
+
+unsigned sg_tls_listener_recheck(struct sg_tls_listener *l)
+{
+	unsigned n = 0;
+
+	if (!l)
+		return 0;
+	l->iterating++;
+	for (struct sg_tls_conn *c = l->conns; c; c = c->next) {
+		if (conn_revoked(c)) {
+			conn_end(c, "certificate revoked");
+			n++;
+		}
+	}
+	l->iterating--;
+	for (struct sg_tls_conn *c = l->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->zombie && c->busy == 0)
+			conn_free(c);
+	}
+	return n;
 }
 
 static void refuse_fd(struct sg_tls_listener *l, int fd, const char *peer, const char *reason,

@@ -69,6 +69,11 @@ struct sg_tls_config {
 	const char *cert_file;
 	const char *key_file;
 	const char *ca_file;
+	/* Optional, with ca_file: PEM certificate revocation lists (RFC 5280 section 5), one per CA
+	 * that issues certificates in a peer's chain. With it every certificate of the chain is
+	 * checked (X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL): a revoked one, or one whose
+	 * issuer has no CRL in the file, or a CRL past its nextUpdate, is refused. */
+	const char *crl_file;
 	/* Optional: the peer certificate's SubjectPublicKeyInfo must hash to this (SG_TLS_PIN_LEN
 	 * bytes; sg_tls_pin_from_cert_file computes it). With a CA file both must hold; without
 	 * one the pin alone authenticates the peer (a self-signed certificate is fine; its dates
@@ -137,6 +142,16 @@ int sg_tls_ctx_new(struct sg_tls_ctx **out, const struct sg_tls_config *cfg, enu
 		   char *err, size_t errlen) SG_WUR;
 /* Frees the context; every listener and connection made with it must be gone. */
 void sg_tls_ctx_free(struct sg_tls_ctx *ctx);
+/* Reads ca_file and crl_file (NULL: no revocation check) again into ctx: handshakes from now on
+ * use them. Every CRL must be signed by a CA of ca_file. On any error the lists in use stay and
+ * err says what was wrong (which file, which CRL). 0 or SG_EINVAL / SG_ENOMEM. */
+int sg_tls_ctx_reload(struct sg_tls_ctx *ctx, const char *ca_file, const char *crl_file,
+		      char *err, size_t errlen) SG_WUR;
+/* After sg_tls_ctx_reload: ends, with reason "certificate revoked" (on_state(down) as usual),
+ * the listener's connections whose peer chain a CRL now revokes; returns how many. */
+unsigned sg_tls_listener_recheck(struct sg_tls_listener *l);
+/* The same for one client connection (its server's chain): true if it was ended. */
+bool sg_tls_conn_recheck(struct sg_tls_conn *c);
 
 /* Listens on addr (IPv4, or IPv6 dual-stack for ::; port 0 picks one) with a server context.
  * 0 or a negative errno / SG_E* code (err says which step). */

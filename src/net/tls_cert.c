@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
@@ -405,6 +406,330 @@ out:
 	X509_free(x);
 	X509_free(ca);
 	EVP_PKEY_free(key);
+	EVP_PKEY_free(ca_key);
+	ERR_clear_error();
+	return ret;
+}
+
+/* ---- revocation ----------------------------------------------------------------------------- */
+
+#define REVOKED_MAX	   100000 /* entries in revoked.txt */
+#define REVOKED_LINE_MAX   256
+
+struct revoked_entry {
+	char serial[41]; /* upper-case hex, at most 20 octets (RFC 5280 section 4.1.2.2) */
+	int64_t when;
+};
+
+/* Reads ca_dir/revoked.txt (missing: none). Every line is checked; a bad one is an error that
+ * names the file and line. *out is malloc'd. */
+static int revoked_read(const char *ca_dir, struct revoked_entry **out, int *n, char *err,
+			size_t errlen)
+{
+	char path[4096], line[REVOKED_LINE_MAX + 2];
+	struct revoked_entry *v = NULL;
+	int cap = 0, lineno = 0;
+	FILE *f;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "%s/%s", ca_dir, SG_TLS_CA_REVOKED);
+	f = fopen(path, "r");
+	if (!f)
+		return errno == ENOENT ? 0 : (errf(err, errlen, "%s: %s", path, strerror(errno)),
+					      SG_EIO);
+	while (fgets(line, sizeof(line), f)) {
+		char *sp, *end;
+		size_t hex;
+		long long when;
+
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			errf(err, errlen, "%s:%d: line longer than %d characters", path, lineno,
+			     REVOKED_LINE_MAX);
+			goto bad;
+		}
+		hex = strspn(line, "0123456789ABCDEF");
+		if (hex == 0 || hex > 40 || line[hex] != ' ') {
+			errf(err, errlen, "%s:%d: expected an upper-case hex serial number and a space",
+			     path, lineno);
+			goto bad;
+		}
+		sp = line + hex + 1;
+		errno = 0;
+		when = strtoll(sp, &end, 10);
+		if (errno || end == sp || when < 0 || (*end != ' ' && *end != '\n' && *end)) {
+			errf(err, errlen, "%s:%d: expected the revocation time in Unix seconds", path,
+			     lineno);
+			goto bad;
+		}
+		if (*n >= REVOKED_MAX) {
+			errf(err, errlen, "%s: more than %d entries", path, REVOKED_MAX);
+			goto bad;
+		}
+		if (*n == cap) {
+			struct revoked_entry *nv;
+
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, (size_t)cap * sizeof(*v));
+			if (!nv) {
+				errf(err, errlen, "out of memory");
+				goto bad;
+			}
+			v = nv;
+		}
+		memcpy(v[*n].serial, line, hex);
+		v[*n].serial[hex] = 0;
+		v[*n].when = when;
+		(*n)++;
+	}
+	if (ferror(f)) {
+		errf(err, errlen, "%s: read error", path);
+		goto bad;
+	}
+	fclose(f);
+	*out = v;
+	return 0;
+bad:
+	fclose(f);
+	free(v);
+	*n = 0;
+	return SG_EPARSE;
+}
+
+static int serial_hex(const ASN1_INTEGER *ai, char out[41], char *err, size_t errlen)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(ai, NULL);
+	char *h = bn ? BN_bn2hex(bn) : NULL;
+	int ret = 0;
+
+	if (!h || BN_is_negative(bn) || strlen(h) > 40) {
+		errf(err, errlen, "unusable serial number");
+		ret = SG_EPARSE;
+	} else {
+		snprintf(out, 41, "%s", h);
+	}
+	OPENSSL_free(h);
+	BN_free(bn);
+	return ret;
+}
+
+int sg_tls_cert_revoke(const char *ca_dir, const char *cert_file, char serial[41], bool *already,
+		       char *err, size_t errlen)
+{
+	X509 *ca = NULL, *x = NULL;
+	EVP_PKEY *ca_key = NULL;
+	struct revoked_entry *v = NULL;
+	char path[4096], cn[SG_TLS_CERT_NAME_MAX + 1] = "";
+	int n = 0, ret;
+	FILE *f;
+
+	*already = false;
+	ret = load_ca(ca_dir, &ca, &ca_key, err, errlen);
+	if (ret != 0)
+		goto out;
+	f = fopen(cert_file, "r");
+	if (!f) {
+		errf(err, errlen, "%s: %s", cert_file, strerror(errno));
+		ret = SG_ENOENT;
+		goto out;
+	}
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!x) {
+		errf(err, errlen, "%s: not a PEM certificate: %s", cert_file, tls_ossl_reason());
+		ret = SG_EPARSE;
+		goto out;
+	}
+	/* Only what this CA issued: a serial number means something only within its issuer. */
+	if (X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(ca)) != 0 ||
+	    X509_verify(x, X509_get0_pubkey(ca)) != 1) {
+		errf(err, errlen, "%s was not issued by the CA in %s", cert_file, ca_dir);
+		ret = SG_EINVAL;
+		goto out;
+	}
+	ret = serial_hex(X509_get0_serialNumber(x), serial, err, errlen);
+	if (ret != 0)
+		goto out;
+	(void)X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn));
+	for (char *p = cn; *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			*p = '_';
+	ret = revoked_read(ca_dir, &v, &n, err, errlen);
+	if (ret != 0)
+		goto out;
+	for (int i = 0; i < n; i++)
+		if (!strcmp(v[i].serial, serial))
+			*already = true;
+	if (*already)
+		goto out;
+	snprintf(path, sizeof(path), "%s/%s", ca_dir, SG_TLS_CA_REVOKED);
+	{
+		int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+		char line[REVOKED_LINE_MAX];
+		int len = snprintf(line, sizeof(line), "%s %lld %s\n", serial,
+				   (long long)time(NULL), cn[0] ? cn : "-");
+
+		if (fd < 0 || write(fd, line, (size_t)len) != len || fsync(fd) != 0) {
+			errf(err, errlen, "%s: %s", path, strerror(errno));
+			ret = SG_EIO;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+out:
+	free(v);
+	X509_free(x);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	ERR_clear_error();
+	return ret;
+}
+
+/* The next CRL number (RFC 5280 section 5.2.3: monotonically increasing), kept in crlnumber. */
+static int next_crl_number(const char *ca_dir, long long *num, char *err, size_t errlen)
+{
+	char path[4096], tmp[4200], buf[32] = "";
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", ca_dir, SG_TLS_CA_CRLNUMBER);
+	*num = 1;
+	f = fopen(path, "r");
+	if (f) {
+		char *end;
+
+		if (!fgets(buf, sizeof(buf), f) || (*num = strtoll(buf, &end, 10) + 1) < 2 ||
+		    (*end != '\n' && *end)) {
+			fclose(f);
+			errf(err, errlen, "%s: not a CRL number", path);
+			return SG_EPARSE;
+		}
+		fclose(f);
+	} else if (errno != ENOENT) {
+		errf(err, errlen, "%s: %s", path, strerror(errno));
+		return SG_EIO;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	snprintf(buf, sizeof(buf), "%lld\n", *num);
+	if (fd < 0 || write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf) || fsync(fd) != 0 ||
+	    close(fd) != 0 || rename(tmp, path) != 0) {
+		errf(err, errlen, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			(void)unlink(tmp);
+		return SG_EIO;
+	}
+	return 0;
+}
+
+int sg_tls_cert_crl(const char *ca_dir, const char *out_file, long days, bool fips, int *count,
+		    char *err, size_t errlen)
+{
+	const char *propq = fips ? "fips=yes" : NULL;
+	X509 *ca = NULL;
+	EVP_PKEY *ca_key = NULL;
+	X509_CRL *crl = NULL;
+	EVP_MD_CTX *md = NULL;
+	ASN1_TIME *t = NULL;
+	ASN1_INTEGER *num = NULL;
+	struct revoked_entry *v = NULL;
+	char tmp[4200];
+	long long number;
+	time_t now = time(NULL);
+	int n = 0, ret;
+	FILE *f;
+
+	*count = 0;
+	if (days < 1 || days > 3650) {
+		errf(err, errlen, "--days: 1 to 3650");
+		return SG_EINVAL;
+	}
+	ret = load_ca(ca_dir, &ca, &ca_key, err, errlen);
+	if (ret == 0)
+		ret = revoked_read(ca_dir, &v, &n, err, errlen);
+	if (ret != 0)
+		goto out;
+	ret = SG_ECRYPTO;
+	crl = X509_CRL_new_ex(NULL, propq);
+	t = ASN1_TIME_new();
+	if (!crl || !t || X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1 ||
+	    X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)) != 1 ||
+	    !ASN1_TIME_set(t, now) || X509_CRL_set1_lastUpdate(crl, t) != 1 ||
+	    !ASN1_TIME_set(t, now + (time_t)days * 86400) || X509_CRL_set1_nextUpdate(crl, t) != 1)
+		goto crypto;
+	for (int i = 0; i < n; i++) {
+		X509_REVOKED *r = X509_REVOKED_new();
+		BIGNUM *bn = NULL;
+		ASN1_INTEGER *sn = NULL;
+		bool ok = r && BN_hex2bn(&bn, v[i].serial) > 0 &&
+			  (sn = BN_to_ASN1_INTEGER(bn, NULL)) &&
+			  X509_REVOKED_set_serialNumber(r, sn) == 1 &&
+			  ASN1_TIME_set(t, (time_t)v[i].when) &&
+			  X509_REVOKED_set_revocationDate(r, t) == 1 && X509_CRL_add0_revoked(crl, r);
+
+		BN_free(bn);
+		ASN1_INTEGER_free(sn);
+		if (!ok) {
+			X509_REVOKED_free(r);
+			goto crypto;
+		}
+	}
+	if (X509_CRL_sort(crl) != 1)
+		goto crypto;
+	ret = next_crl_number(ca_dir, &number, err, errlen);
+	if (ret != 0)
+		goto out;
+	ret = SG_ECRYPTO;
+	num = ASN1_INTEGER_new();
+	if (!num || ASN1_INTEGER_set_int64(num, number) != 1 ||
+	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) != 1)
+		goto crypto;
+	{
+		X509V3_CTX v3;
+		X509_EXTENSION *ext;
+
+		X509V3_set_ctx(&v3, ca, NULL, NULL, crl, 0);
+		ext = X509V3_EXT_conf_nid(NULL, &v3, NID_authority_key_identifier, "keyid:always");
+		if (!ext || X509_CRL_add_ext(crl, ext, -1) != 1) {
+			X509_EXTENSION_free(ext);
+			goto crypto;
+		}
+		X509_EXTENSION_free(ext);
+	}
+	md = EVP_MD_CTX_new();
+	if (!md || EVP_DigestSignInit_ex(md, NULL, "SHA384", NULL, propq, ca_key, NULL) != 1 ||
+	    X509_CRL_sign_ctx(crl, md) <= 0)
+		goto crypto;
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", out_file, (int)getpid());
+	(void)unlink(tmp);
+	f = create_file(tmp, 0644, err, errlen);
+	ret = SG_EIO;
+	if (!f)
+		goto out;
+	if (!PEM_write_X509_CRL(f, crl) || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		fclose(f);
+		(void)unlink(tmp);
+		errf(err, errlen, "%s: write failed", tmp);
+		goto out;
+	}
+	if (fclose(f) != 0 || rename(tmp, out_file) != 0) {
+		errf(err, errlen, "%s: %s", out_file, strerror(errno));
+		(void)unlink(tmp);
+		goto out;
+	}
+	*count = n;
+	ret = 0;
+	goto out;
+crypto:
+	errf(err, errlen, "CRL: %s", tls_ossl_reason());
+out:
+	free(v);
+	EVP_MD_CTX_free(md);
+	ASN1_TIME_free(t);
+	ASN1_INTEGER_free(num);
+	X509_CRL_free(crl);
+	X509_free(ca);
 	EVP_PKEY_free(ca_key);
 	ERR_clear_error();
 	return ret;

@@ -45,6 +45,24 @@ int sg_tls_cert_issue(const char *ca_dir, const struct sg_tls_cert_req *req, con
 int sg_tls_cert_self_signed(const char *out_dir, const struct sg_tls_cert_req *req, char *err,
 			    size_t errlen) SG_WUR;
 
+/* Revocation (RFC 5280 section 5). The CA directory keeps the revoked serial numbers in
+ * revoked.txt, one per line: upper-case hex serial, a space, the revocation time (Unix
+ * seconds), a space, the certificate's CN; and the number of the last CRL made in crlnumber. */
+#define SG_TLS_CA_REVOKED   "revoked.txt"
+#define SG_TLS_CA_CRLNUMBER "crlnumber"
+#define SG_TLS_CRL_DAYS	    30 /* default nextUpdate of a CRL */
+
+/* Adds the certificate in cert_file (which must be issued by the CA in ca_dir) to the CA's
+ * revoked list; *already set when it was there. serial (room for 41 characters) gets its hex. */
+int sg_tls_cert_revoke(const char *ca_dir, const char *cert_file, char serial[41], bool *already,
+		       char *err, size_t errlen) SG_WUR;
+/* Writes out_file, a PEM CRL of the CA's revoked list signed by its key (ECDSA-SHA-384), valid
+ * for `days` (thisUpdate now, nextUpdate now + days), with the next CRL number. The file is
+ * written beside out_file and renamed over it, so a reader (a daemon watching TlsCRL) never
+ * sees half of it. *count gets the number of revoked certificates listed. */
+int sg_tls_cert_crl(const char *ca_dir, const char *out_file, long days, bool fips, int *count,
+		    char *err, size_t errlen) SG_WUR;
+
 /* SHA-256 of the SubjectPublicKeyInfo of the first certificate in a PEM file: the value of a
  * pin (sg_tls_config.pin_sha256; RFC 7469 section 2.4 hashes the same bytes). 0 or SG_ENOENT /
  * SG_EPARSE / SG_ECRYPTO with err set. */

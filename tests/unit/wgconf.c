@@ -791,7 +791,8 @@ static void test_tls_keys(void **state)
 {
 	static const char text[] = "[Interface]\nTlsListenPort = 443\n"
 				   "TlsCertificate = /etc/sg/my cert.pem \nTlsPrivateKey = /etc/sg/k.pem\n"
-				   "TlsCA = /etc/sg/ca.pem\nRequireClientCert = true\n\n"
+				   "TlsCA = /etc/sg/ca.pem\nTlsCRL = /etc/sg/ca.crl\n"
+				   "RequireClientCert = true\n\n"
 				   "[Peer]\nPublicKey = " PUB1 "\nTransport = AUTO\n"
 				   "TlsEndpoint = hub.example.net:443\nTlsServerName = hub.example.net\n";
 	struct sg_wgconf c, c2;
@@ -806,6 +807,7 @@ static void test_tls_keys(void **state)
 	assert_string_equal(c.tls_certificate, "/etc/sg/my cert.pem");
 	assert_string_equal(c.tls_private_key, "/etc/sg/k.pem");
 	assert_string_equal(c.tls_ca, "/etc/sg/ca.pem");
+	assert_string_equal(c.tls_crl, "/etc/sg/ca.crl");
 	assert_true(c.require_client_cert);
 	assert_int_equal(c.peers[0].transport, SG_WGCONF_TRANSPORT_AUTO);
 	assert_true(c.peers[0].has_tls_endpoint);
@@ -818,6 +820,7 @@ static void test_tls_keys(void **state)
 	sg_wgconf_init(&c2);
 	assert_int_equal(sg_wgconf_parse(&c2, out, outlen), 0);
 	assert_string_equal(c2.tls_ca, "/etc/sg/ca.pem");
+	assert_string_equal(c2.tls_crl, "/etc/sg/ca.crl");
 	assert_int_equal(c2.peers[0].transport, SG_WGCONF_TRANSPORT_AUTO);
 	free(out);
 	sg_wgconf_free(&c2);
