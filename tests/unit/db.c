@@ -12,6 +12,7 @@
  * - the pool under 8 threads with 4 connections; PostgreSQL reconnects a killed session (a
  *   SELECT or BEGIN sent again, nothing inside a transaction; the whole pool after one loss).
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -817,6 +818,47 @@ static void test_row_json_text(void **state)
 	sg_db_close(db);
 }
 
+/* A damaged SQLite file is refused when it is opened, saying so, before anything uses it. */
+static void test_damaged(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db;
+	struct sg_db_conn *c;
+	char err[512], page[4096];
+	struct stat st;
+	int fd;
+
+	if (fx->eng != SG_DB_SQLITE)
+		skip();
+	db = fx_open(fx, 1);
+	c = sg_db_acquire(db);
+	assert_true(sg_db_exec(c, "CREATE TABLE junk (x TEXT)", 0, NULL) >= 0);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(
+		    sg_db_exec(c, "INSERT INTO junk VALUES (printf('%.500c', 'x'))", 0, NULL), 1);
+	sg_db_release(c);
+	sg_db_close(db); /* the last connection checkpoints the WAL into the file */
+	/* The last pages (the new table's rows) overwritten: the schema reads, the rows do not;
+	 * found by the check at open. */
+	assert_int_equal(stat(fx->path, &st), 0);
+	assert_true(st.st_size > 16 * 4096);
+	memset(page, 0x5a, sizeof(page));
+	fd = open(fx->path, O_WRONLY);
+	assert_true(fd >= 0);
+	for (off_t off = st.st_size - 3 * 4096; off < st.st_size; off += 4096)
+		assert_int_equal(pwrite(fd, page, sizeof(page), off), (ssize_t)sizeof(page));
+	assert_int_equal(sg_db_open(&db, fx->url, 1, err, sizeof(err)), SG_EIO);
+	assert_non_null(strstr(err, "is damaged ("));
+	assert_non_null(strstr(err, fx->path));
+	assert_null(strchr(err, '\n'));
+	/* Every page but the first (the header and the schema's start) overwritten. */
+	for (off_t off = 4096; off < st.st_size; off += 4096)
+		assert_int_equal(pwrite(fd, page, sizeof(page), off), (ssize_t)sizeof(page));
+	close(fd);
+	assert_int_equal(sg_db_open(&db, fx->url, 1, err, sizeof(err)), SG_EIO);
+	assert_non_null(strstr(err, "is damaged ("));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -826,6 +868,7 @@ int main(void)
 	    T(test_params_nulls), T(test_constraints),	   T(test_bad_sql),
 	    T(test_transactions), T(test_conflict_eagain), T(test_pool_threads),
 	    T(test_pg_reconnect), T(test_row_json_text), T(test_migration_fold),
+	    T(test_damaged),
 	};
 
 	return fx_run("db", tests, sizeof(tests) / sizeof(tests[0]));
