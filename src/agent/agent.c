@@ -16,6 +16,7 @@
  * The server being away changes nothing that runs: syncs back off exponentially (to the poll
  * interval) and the tunnels stay as they are. Stopping the agent leaves the tunnels up.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,6 +169,82 @@ static json_t *tunnels_json(struct agent *a)
 	return arr;
 }
 
+/* ---- certificates ------------------------------------------------------------------------ */
+
+#define AGENT_MAX_CERTS 256 /* as the server's PeerStatus takes them */
+
+static bool cert_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 128 || s[0] == '.')
+		return false;
+	for (; *s; s++) {
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return false;
+	}
+	return true;
+}
+
+static int str_cmp(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* What a policy's local_cert may name here: the regular files of swanctl's x509 directory
+ * whose key is in private/ under the same name (as the VICI backend loads them), sorted. The
+ * server checks pubkey policies against this list, reported with every status. */
+static json_t *scan_certs(const char *x509)
+{
+	char *names[AGENT_MAX_CERTS], path[PATH_MAX];
+	size_t n = 0;
+	json_t *out = json_array();
+	struct dirent *e;
+	struct stat st;
+	DIR *d = opendir(x509);
+
+	if (!d || !out) {
+		if (d)
+			closedir(d);
+		return out; /* no directory: no certificates */
+	}
+	while ((e = readdir(d)) && n < AGENT_MAX_CERTS) {
+		if (!cert_name_ok(e->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", x509, e->d_name);
+		if (stat(path, &st) || !S_ISREG(st.st_mode))
+			continue;
+		snprintf(path, sizeof(path), "%s/../private/%s", x509, e->d_name);
+		if (stat(path, &st) || !S_ISREG(st.st_mode))
+			continue;
+		names[n] = strdup(e->d_name);
+		if (names[n])
+			n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof(names[0]), str_cmp);
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(out, json_string(names[i]));
+		free(names[i]);
+	}
+	return out;
+}
+
+/* Rescans the certificates; true when they changed (worth a report). */
+static bool certs_changed(struct agent *a)
+{
+	json_t *now = scan_certs(a->x509_dir ? a->x509_dir : "/etc/swanctl/x509");
+
+	if (!now || (a->certs && json_equal(now, a->certs))) {
+		json_decref(now);
+		return false;
+	}
+	json_decref(a->certs);
+	a->certs = now;
+	return true;
+}
+
 static json_t *report_json(struct agent *a)
 {
 	json_t *wg = json_array();
@@ -180,6 +258,8 @@ static json_t *report_json(struct agent *a)
 	}
 	if (a->revision[0])
 		json_object_set_new(r, "revision", json_string(a->revision));
+	if (a->certs)
+		json_object_set(r, "certificates", a->certs);
 	for (size_t i = 0; i < a->ntuns; i++) {
 		struct tun *u = &a->tuns[i];
 
@@ -200,6 +280,8 @@ static void write_status(struct agent *a)
 			      "revision", a->revision, "tunnels", tunnels_json(a), "errors",
 			      a->errors, "sync_errors", (json_int_t)a->sync_errors);
 
+	if (s && a->certs)
+		json_object_set(s, "certificates", a->certs);
 	if (s && agent_state_write_json(a->state_dir, "status.json", s))
 		sg_log(SG_LOG_WARN, "state_write_failed", "file=status.json");
 	json_decref(s);
@@ -650,6 +732,8 @@ static void monitor(struct agent *a)
 		sg_log(SG_LOG_INFO, "apply_retry", "attempt=%d", a->apply_tries);
 		apply(a, a->desired);
 	}
+	if (certs_changed(a))
+		changed = true;
 	write_status(a);
 	if (changed || a->dirty ||
 	    now - a->last_report_ns >= (uint64_t)(a->poll_s > 0 ? a->poll_s : 60) * 1000000000ull) {

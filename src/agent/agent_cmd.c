@@ -284,6 +284,7 @@ static void teardown(struct agent *a)
 		a->wg->ops->free(a->wg);
 	json_decref(a->desired);
 	json_decref(a->errors);
+	json_decref(a->certs);
 	json_decref(a->subnets);
 	if (a->loop)
 		evloop_free(a->loop);

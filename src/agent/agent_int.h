@@ -51,6 +51,7 @@ struct agent {
 	struct tun *tuns;
 	size_t ntuns, cap;
 	json_t *errors; /* what failed to apply, for the report */
+	json_t *certs;	/* the x509 directory's certificates with keys, as last scanned */
 	bool retry_apply;
 	int apply_tries;
 	uint64_t retry_at;

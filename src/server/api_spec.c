@@ -567,6 +567,12 @@ static const struct api_schema agent_error_list = {.type = AT_ARRAY, .items = &a
 #define API_GW_REPORT
 #include "server/api_gateway.inc"
 #undef API_GW_REPORT
+static const struct api_schema cert_ref_list = {
+    .type = AT_ARRAY,
+    .items = &cert_ref,
+    .max_items = 256,
+    .description = "the certificate files of its swanctl x509 directory that have their key in "
+		   "private/: what a pubkey tunnel's local_cert may name on this node"};
 static const struct api_prop status_props[] = {
     {"state", &agent_state, R, NULL},
     {"revision", &revision, 0, "the configuration revision it runs"},
@@ -576,6 +582,7 @@ static const struct api_prop status_props[] = {
     {"tunnels", &tunnel_report_list, 0, NULL},
     {"wireguard", &wg_report_list, 0, NULL},
     {"errors", &agent_error_list, 0, "what failed to apply (and was rolled back)"},
+    {"certificates", &cert_ref_list, 0, "checked against policies' local_cert"},
     {"gateway", &gw_report, 0, "a gateway's health and counters (GatewayReport)"},
 };
 static const struct api_schema status_in = {.name = "PeerStatus", .type = AT_OBJECT,

@@ -600,6 +600,79 @@ static void check_selectors(json_t *sel, const char *field, const struct pol_loo
 	}
 }
 
+/* Appends name to a short list of names ("a, b, c and 4 more" once finished by names_end). */
+#define NAMES_SHOWN 4
+static void names_add(char *buf, size_t len, size_t *n, const char *name)
+{
+	size_t used = strlen(buf);
+
+	if (*n < NAMES_SHOWN)
+		snprintf(buf + used, len - used, "%s%s", *n ? ", " : "", name);
+	(*n)++;
+}
+
+static void names_end(char *buf, size_t len, size_t n)
+{
+	size_t used = strlen(buf);
+
+	if (n > NAMES_SHOWN)
+		snprintf(buf + used, len - used, " and %zu more", n - NAMES_SHOWN);
+}
+
+/* Certificate references that exist (the design's "certificate paths exist"): every peer the
+ * policy selects must have the local_cert file, and its key, as its agent last reported its
+ * swanctl directories. A peer that has not reported them yet gets a warning: its agent checks
+ * the files itself before it applies the tunnel. */
+static void check_certs(json_t *pol, const struct pol_lookup *lk, json_t *errors, json_t *warnings)
+{
+	static const char *const roles[] = {"left", "right", "hubs", "spokes", "members"};
+	json_t *topo = json_object_get(pol, "topology"), *t;
+	size_t i;
+
+	json_array_foreach(json_object_get(pol, "tunnels"), i, t)
+	{
+		const char *cert = str(t, "local_cert"), *auth = str(t, "auth");
+		char f[48], missing[160] = "", unknown[160] = "";
+		size_t nmiss = 0, nunk = 0;
+
+		if (!json_is_object(t) || !cert || !file_ref_ok(cert) || !auth ||
+		    strcmp(auth, "pubkey"))
+			continue;
+		for (size_t p = 0; p < lk->npeers; p++) {
+			const struct pol_peer *pe = &lk->peers[p];
+			bool sel = false;
+
+			if (json_is_object(topo)) {
+				for (size_t k = 0; k < SG_ARRAY_LEN(roles) && !sel; k++)
+					sel = pol_selects(json_object_get(topo, roles[k]), pe);
+			} else {
+				sel = pol_selects(json_object_get(pol, "applies_to"), pe);
+			}
+			if (!sel)
+				continue;
+			if (!pe->certs)
+				names_add(unknown, sizeof(unknown), &nunk, pe->name);
+			else if (!pol_list_has(pe->certs, cert))
+				names_add(missing, sizeof(missing), &nmiss, pe->name);
+		}
+		names_end(missing, sizeof(missing), nmiss);
+		names_end(unknown, sizeof(unknown), nunk);
+		snprintf(f, sizeof(f), "tunnels[%zu].local_cert", i);
+		if (nmiss)
+			add(errors, f,
+			    "\"%.64s\" (in x509/, its key in private/) is not on %s %s, as %s "
+			    "last reported",
+			    cert, nmiss == 1 ? "peer" : "peers", missing,
+			    nmiss == 1 ? "its agent" : "their agents");
+		if (nunk)
+			add(warnings, f,
+			    "not checked on %s %s (no report yet): %s checks for \"%.64s\" before "
+			    "applying the tunnel",
+			    nunk == 1 ? "peer" : "peers", unknown,
+			    nunk == 1 ? "its agent" : "each agent", cert);
+	}
+}
+
 size_t pol_check(json_t *pol, const struct pol_lookup *lk, json_t *errors, json_t *warnings)
 {
 	json_t *topo = json_object_get(pol, "topology"), *tunnels = json_object_get(pol, "tunnels");
@@ -696,6 +769,8 @@ size_t pol_check(json_t *pol, const struct pol_lookup *lk, json_t *errors, json_
 			check_ipsec(t, tf, type != NULL, errors, warnings);
 		}
 	}
+	if (lk && lk->peers)
+		check_certs(pol, lk, errors, warnings);
 	return json_array_size(errors) - before;
 }
 

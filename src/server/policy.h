@@ -34,11 +34,17 @@
 #define POL_MAX_SELECTORS  64
 #define POL_MAX_TUNNELS	   64
 
+struct pol_peer;
+
 /* Lookups the checks need from the store; NULL skips that check. */
 struct pol_lookup {
 	bool (*peer_exists)(void *ctx, const char *id);
 	bool (*client_exists)(void *ctx, const char *id);
 	void *ctx;
+	/* The peers, for certificate references that exist: each peer a policy selects must
+	 * have its local_cert (with the key) as its agent last reported (certs); NULL skips. */
+	const struct pol_peer *peers;
+	size_t npeers;
 };
 
 /* Checks a whole policy (after the API description's type checks: every field has its JSON
@@ -53,11 +59,15 @@ enum pol_proto { POL_IKE, POL_ESP, POL_AH };
 int pol_proposal_check(const char *prop, enum pol_proto proto, bool *aead, const char **weak_name,
 		       char *why, size_t whylen);
 
-/* A managed node as the expansion sees it. */
+/* A managed node as the expansion (and pol_check's certificate check) sees it. */
 struct pol_peer {
 	const char *id, *name, *address, *platform;
 	const char *tags;    /* comma-separated */
 	const char *subnets; /* comma-separated prefixes */
+	/* The certificate files (with their keys) of its x509 directory, comma-separated, as its
+	 * agent last reported them; NULL when it has not reported them (only pol_check reads it).
+	 */
+	const char *certs;
 };
 
 /* Gives a tunnel's pre-shared key: a stored one (sealed; open it) or one derived for a

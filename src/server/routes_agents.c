@@ -144,6 +144,84 @@ static bool client_exists(void *ctx, const char *id)
 	return exists(ctx, "SELECT 1 FROM clients WHERE id = $1", id);
 }
 
+/* The live peers with the certificates their agents last reported (PeerStatus.certificates),
+ * for pol_check's certificate references; read only when a tunnel names a certificate. */
+struct cert_peers {
+	struct sg_db_res *res; /* the peers' strings point into it */
+	struct pol_peer *peers;
+	char **certs;
+	size_t n;
+};
+
+static bool names_cert(json_t *pol)
+{
+	json_t *t;
+	size_t i;
+
+	json_array_foreach(json_object_get(pol, "tunnels"), i, t)
+	{
+		if (jstr(t, "local_cert"))
+			return true;
+	}
+	return false;
+}
+
+static void cert_peers_free(struct cert_peers *cp)
+{
+	for (size_t i = 0; cp->certs && i < cp->n; i++)
+		free(cp->certs[i]);
+	free(cp->certs);
+	free(cp->peers);
+	sg_db_res_free(cp->res);
+	memset(cp, 0, sizeof(*cp));
+}
+
+static int cert_peers_load(struct sg_db_conn *c, struct cert_peers *cp)
+{
+	int rc = sg_db_query(
+	    c, &cp->res,
+	    "SELECT id, name, tags, report FROM agents WHERE revoked = 0 ORDER BY name", 0, NULL);
+
+	if (rc < 0)
+		return rc;
+	cp->n = (size_t)rc;
+	cp->peers = calloc(cp->n ? cp->n : 1, sizeof(*cp->peers));
+	cp->certs = calloc(cp->n ? cp->n : 1, sizeof(*cp->certs));
+	if (!cp->peers || !cp->certs)
+		return SG_ENOMEM;
+	for (size_t i = 0; i < cp->n; i++) {
+		const char *rep = sg_db_res_get(cp->res, (int)i, 3);
+		json_t *doc = rep ? json_loads(rep, 0, NULL) : NULL;
+		json_t *certs = json_object_get(doc, "certificates"), *e;
+		size_t k, len = 1;
+
+		cp->peers[i] = (struct pol_peer){.id = sg_db_res_get(cp->res, (int)i, 0),
+						 .name = sg_db_res_get(cp->res, (int)i, 1),
+						 .tags = sg_db_res_get(cp->res, (int)i, 2)};
+		if (json_is_array(certs)) {
+			json_array_foreach(certs, k, e)
+			{
+				if (json_string_value(e))
+					len += strlen(json_string_value(e)) + 1;
+			}
+			cp->certs[i] = calloc(1, len);
+			json_array_foreach(certs, k, e)
+			{
+				/* A comma would split a name in the list: no file name has one. */
+				if (!cp->certs[i] || !json_string_value(e) ||
+				    strchr(json_string_value(e), ','))
+					continue;
+				if (*cp->certs[i])
+					strcat(cp->certs[i], ",");
+				strcat(cp->certs[i], json_string_value(e));
+			}
+			cp->peers[i].certs = cp->certs[i] ? cp->certs[i] : "";
+		}
+		json_decref(doc);
+	}
+	return 0;
+}
+
 /* ---- secrets ------------------------------------------------------------------------------- */
 
 struct seal_ctx {
@@ -350,7 +428,9 @@ static void policy_save(struct srv *s, struct srv_req *r, struct srv_resp *out, 
 			json_t *old_secrets, const char *id, int64_t version, bool create)
 {
 	struct sg_db_conn *c = sg_db_acquire(s->db);
-	struct pol_lookup lk = {peer_exists, client_exists, c};
+	struct pol_lookup lk = {
+	    .peer_exists = peer_exists, .client_exists = client_exists, .ctx = c};
+	struct cert_peers cp = {0};
 	json_t *errors = json_array(), *warnings = json_array(), *t;
 	struct seal_ctx sc = {s, id};
 	struct policy_ctx x = {.r = r, .id = id, .pol = pol, .version = version, .create = create,
@@ -376,6 +456,17 @@ static void policy_save(struct srv *s, struct srv_req *r, struct srv_resp *out, 
 		json_object_set_new(pol, "tunnels", json_array());
 	if (!jhas(pol, "priority"))
 		json_object_set_new(pol, "priority", json_integer(100));
+	if (names_cert(pol)) {
+		rc = cert_peers_load(c, &cp);
+		if (rc == SG_ENOMEM)
+			goto oom;
+		if (rc) {
+			srv_dberr(out, c, rc);
+			goto out;
+		}
+		lk.peers = cp.peers;
+		lk.npeers = cp.n;
+	}
 	if (pol_check(pol, &lk, errors, warnings)) {
 		refuse_policy(out, errors, warnings);
 		errors = warnings = NULL;
@@ -404,6 +495,7 @@ out:
 	json_decref(x.secrets);
 	json_decref(errors);
 	json_decref(warnings);
+	cert_peers_free(&cp);
 	sg_db_release(c);
 }
 

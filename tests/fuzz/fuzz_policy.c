@@ -48,12 +48,16 @@ static const struct api_route *create_route(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct pol_peer peers[] = {
-	    {"00000000-0000-4000-8000-000000000001", "a", "192.0.2.1", "linux", "hub,x", "10.1.0.0/24"},
-	    {"00000000-0000-4000-8000-000000000002", "b", "192.0.2.2", "linux", "spoke,x", ""},
-	    {"00000000-0000-4000-8000-000000000003", "c", "2001:db8::3", NULL, "spoke", "fd00::/64"},
-	    {"00000000-0000-4000-8000-000000000004", "d", NULL, NULL, "x", NULL},
+	    {"00000000-0000-4000-8000-000000000001", "a", "192.0.2.1", "linux", "hub,x",
+	     "10.1.0.0/24", "a.pem,b.pem"},
+	    {"00000000-0000-4000-8000-000000000002", "b", "192.0.2.2", "linux", "spoke,x", "", ""},
+	    {"00000000-0000-4000-8000-000000000003", "c", "2001:db8::3", NULL, "spoke", "fd00::/64",
+	     NULL},
+	    {"00000000-0000-4000-8000-000000000004", "d", NULL, NULL, "x", NULL, "a.pem"},
 	};
 	const struct pol_secrets sec = {open_s, derive, NULL};
+	/* Certificates as agents reported them: a and d have a.pem, b none, c never reported. */
+	const struct pol_lookup lk = {.peers = peers, .npeers = SG_ARRAY_LEN(peers)};
 	struct srv_req r = {0};
 	struct srv_resp out = {0};
 	json_t *errors, *warnings, *tunnels, *secrets = NULL, *stored, *list;
@@ -75,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	errors = json_array();
 	warnings = json_array();
-	if (pol_check(r.json, NULL, errors, warnings) != json_array_size(errors))
+	if (pol_check(r.json, &lk, errors, warnings) != json_array_size(errors))
 		abort();
 	if (json_array_size(errors))
 		goto out;

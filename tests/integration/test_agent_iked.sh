@@ -95,6 +95,18 @@ sys.exit(not any(e["tunnel"] == "s2s-a-b" for e in errors))'
 }
 wait_for 15 reported || fail "the failed change is not reported"
 
+log "a certificate no node has: refused (422) naming both peers, as their agents reported"
+CERT_POL='{"tunnels":[{"auth":"pubkey","local_cert":"node.pem","proposals":["aes256gcm16-prfsha256-x25519"],"esp_proposals":["aes256gcm16"]}]}'
+st=$(api_status PUT "/api/policies/$pol" "$CERT_POL")
+assert_eq "$st" 422 "status of a policy naming a certificate the nodes do not have"
+python3 - "$SG_TMP/api.out" <<-'PY' || fail "the 422 does not name the certificate and both peers"
+	import json, sys
+	doc = json.load(open(sys.argv[1]))
+	d = [e["detail"] for e in doc["errors"] if e["field"] == "tunnels[0].local_cert"]
+	print("422:", d)
+	sys.exit(not (d and "node.pem" in d[0] and "a, b" in d[0]))
+PY
+
 log "certificates: a CA, and each node's certificate for its address"
 command -v openssl >/dev/null || fail "openssl missing (scripts/deps.sh installs it)"
 PKI=$SG_TMP/pki
@@ -114,7 +126,17 @@ for n in a b; do
 	mkdir -p "$SG_TMP/swanctl-$n/x509ca"
 	cp "$PKI/ca.pem" "$SG_TMP/swanctl-$n/x509ca/ca.pem"
 done
-api PUT "/api/policies/$pol" '{"tunnels":[{"auth":"pubkey","local_cert":"node.pem","proposals":["aes256gcm16-prfsha256-x25519"],"esp_proposals":["aes256gcm16"]}]}' >/dev/null
+# The agents see the new files at their next check and report them.
+peer_has() {
+	api GET "/api/peers/$1" | python3 -c '
+import json, sys
+sys.exit("node.pem" not in ((json.load(sys.stdin)["report"] or {}).get("certificates") or []))'
+}
+for n in a b; do
+	id=$(api GET /api/peers | python3 -c "import json,sys; print([p['id'] for p in json.load(sys.stdin)['items'] if p['name']=='$n'][0])")
+	wait_for 10 peer_has "$id" || fail "agent $n did not report node.pem"
+done
+api PUT "/api/policies/$pol" "$CERT_POL" >/dev/null
 # strongSwan's log says how it authenticated the other side: by signature now, not the key.
 by_cert() { grep -q "authentication of '192.0.2.1' with [^p].*successful" "$SWAN_DIR_b/charon.log"; }
 wait_for 20 by_cert || { tail -n 15 "$SG_TMP/agent-a.log" "$SG_TMP/agent-b.log"; fail "no tunnel with certificates"; }

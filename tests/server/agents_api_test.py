@@ -292,6 +292,31 @@ def test_peers_admin(admin, viewer, a):
     expect("GET", "/api/tunnels/nope", 404, token=viewer)
 
 
+def test_certificates(admin, a):
+    log("certificate references that exist, as the peer's agent reported them")
+    tun = {"name": "by-cert", "remote_addrs": ["198.51.100.1"], "local_ts": ["10.1.0.0/16"],
+           "remote_ts": ["10.0.0.0/16"], "auth": "pubkey", "local_cert": "node.pem",
+           "remote_id": "CN=hq"}
+    body = {"name": "by-cert", "applies_to": [a.id], "tunnels": [tun]}
+    expect("PUT", "/api/peers/%s/status" % a.id, 200,
+           {"state": "ok", "certificates": ["other.pem"]}, token=a.tok)
+    doc = expect("POST", "/api/policies", 422, body, token=admin)
+    errs = [e["detail"] for e in doc.get("errors", []) if e["field"] == "tunnels[0].local_cert"]
+    check(errs and a.name in errs[0] and "node.pem" in errs[0],
+          "422 names the peer without the certificate: %s" % doc)
+    expect("PUT", "/api/peers/%s/status" % a.id, 400,
+           {"state": "ok", "certificates": ["x"] * 257}, token=a.tok, field="certificates")
+    expect("PUT", "/api/peers/%s/status" % a.id, 200,
+           {"state": "ok", "certificates": ["node.pem", "other.pem"]}, token=a.tok)
+    pol = expect("POST", "/api/policies", 201, body, token=admin)
+    check(not any(w["field"] == "tunnels[0].local_cert" for w in pol["warnings"]),
+          "no certificate warning once reported: %s" % pol["warnings"])
+    peer = expect("GET", "/api/peers/" + a.id, 200, token=admin)
+    check(peer["report"]["certificates"] == ["node.pem", "other.pem"],
+          "the report shows the certificates: %s" % peer["report"])
+    expect("DELETE", "/api/policies/" + pol["id"], 204, token=admin)
+
+
 def test_topology(admin, viewer):
     log("a hub-and-spoke topology as each agent gets it")
     names = ["hs-hub", "hs-spoke1", "hs-spoke2"]
@@ -509,6 +534,7 @@ def main():
     A.SECRETS.append(priv)
     test_roles(admin, viewer, wg_agent.tok, A.client_session(c["id"], priv,
                                                              c["public_key_classic"]))
+    test_certificates(admin, a)
     test_revocation(admin, viewer, a)
 
     # Secrets in no answer to admins, no audit row, no log line.

@@ -43,7 +43,7 @@ static bool no_peer(void *ctx, const char *id)
 
 static void test_check_all_at_once(void **state)
 {
-	struct pol_lookup lk = {no_peer, NULL, NULL};
+	struct pol_lookup lk = {no_peer, NULL, NULL, NULL, 0};
 	json_t *pol = parse(
 	    "{\"name\":\"hq\",\"applies_to\":[\"00000000-0000-4000-8000-000000000000\",\"a b\"],"
 	    "\"tunnels\":[{\"name\":\"t1\",\"version\":1,\"remote_addrs\":[\"bad host!\"],"
@@ -114,6 +114,57 @@ static void test_check_topology(void **state)
 	fields(errors, f, sizeof(f));
 	assert_string_equal(f, "topology.hubs,topology.members,applies_to,tunnels,"
 			       "tunnels[0].local_ts");
+	json_decref(pol);
+	json_decref(errors);
+	json_decref(warnings);
+}
+
+/* Certificate references that exist: each peer a policy selects must have reported the file
+ * (with its key); a peer without a report is a warning, one that is not selected is ignored. */
+static void test_check_certs(void **state)
+{
+	static const struct pol_peer peers[] = {
+	    {"00000000-0000-4000-8000-000000000001", "hq", "192.0.2.1", "linux", "hq", NULL,
+	     "hq.pem,other.pem"},
+	    {"00000000-0000-4000-8000-000000000002", "b1", "192.0.2.2", "linux", "branch", NULL,
+	     "b.pem"},
+	    {"00000000-0000-4000-8000-000000000003", "b2", "192.0.2.3", "linux", "branch", NULL,
+	     ""},
+	    {"00000000-0000-4000-8000-000000000004", "b3", "192.0.2.4", "linux", "branch", NULL,
+	     NULL},
+	    {"00000000-0000-4000-8000-000000000005", "x", "192.0.2.5", "linux", "lab", NULL, ""},
+	};
+	const struct pol_lookup lk = {.peers = peers, .npeers = sizeof(peers) / sizeof(peers[0])};
+	json_t *pol = parse("{\"name\":\"c\",\"topology\":{\"type\":\"site-to-site\",\"left\":["
+			    "\"hq\"],\"right\":[\"branch\"]},\"tunnels\":[{\"auth\":\"pubkey\","
+			    "\"local_cert\":\"b.pem\",\"remote_id\":\"CN=x\"}]}");
+	json_t *errors = json_array(), *warnings = json_array();
+	const char *d;
+
+	(void)state;
+	assert_int_equal(pol_check(pol, &lk, errors, warnings), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "field")),
+			    "tunnels[0].local_cert");
+	d = json_string_value(json_object_get(json_array_get(errors, 0), "detail"));
+	assert_non_null(strstr(d, "\"b.pem\""));
+	assert_non_null(strstr(d, "peers hq, b2,"));
+	assert_null(strstr(d, "b1"));
+	assert_null(strstr(d, ", x"));
+	assert_int_equal(json_array_size(warnings), 1);
+	d = json_string_value(json_object_get(json_array_get(warnings, 0), "detail"));
+	assert_non_null(strstr(d, "peer b3 "));
+	json_decref(pol);
+	json_array_clear(errors);
+	json_array_clear(warnings);
+	/* Applies to hq only, which has the file: no problem. */
+	pol = parse("{\"name\":\"c\",\"applies_to\":[\"00000000-0000-4000-8000-000000000001\"],"
+		    "\"tunnels\":[{\"name\":\"t\",\"remote_addrs\":[\"192.0.2.9\"],\"local_ts\":["
+		    "\"10.0.0.0/8\"],\"remote_ts\":[\"10.9.0.0/16\"],\"auth\":\"pubkey\","
+		    "\"local_cert\":\"other.pem\",\"remote_id\":\"CN=x\"}]}");
+	assert_int_equal(pol_check(pol, &lk, errors, warnings), 0);
+	assert_int_equal(json_array_size(warnings), 0);
+	/* Without the peers (NULL lookups) the check is skipped. */
+	assert_int_equal(pol_check(pol, NULL, errors, warnings), 0);
 	json_decref(pol);
 	json_decref(errors);
 	json_decref(warnings);
@@ -236,8 +287,9 @@ static void test_mesh(void **state)
 		snprintf(names[i], sizeof(names[i]), "node%d", i);
 		snprintf(addrs[i], sizeof(addrs[i]), "192.0.2.%d", i + 1);
 		snprintf(subs[i], sizeof(subs[i]), "10.%d.0.0/16", i);
-		peers[i] = (struct pol_peer){ids[i], names[i], addrs[i], "linux",
-					     i == N - 1 ? "other" : "x,cluster", subs[i]};
+		peers[i] = (struct pol_peer){
+		    ids[i],  names[i], addrs[i], "linux", i == N - 1 ? "other" : "x,cluster",
+		    subs[i], NULL};
 	}
 	for (int i = 0; i < N; i++) {
 		json_t *problems = json_array();
@@ -289,10 +341,10 @@ static void test_mesh(void **state)
 static void test_hub_and_spoke(void **state)
 {
 	struct pol_peer peers[] = {
-	    {"h", "hub", "192.0.2.1", NULL, "hub", "10.0.0.0/24"},
-	    {"s1", "spoke1", "192.0.2.2", NULL, "spoke", "10.1.0.0/24"},
-	    {"s2", "spoke2", "192.0.2.3", NULL, "spoke", ""},
-	    {"s3", "spoke3", NULL, NULL, "spoke", "10.3.0.0/24"}, /* no address */
+	    {"h", "hub", "192.0.2.1", NULL, "hub", "10.0.0.0/24", NULL},
+	    {"s1", "spoke1", "192.0.2.2", NULL, "spoke", "10.1.0.0/24", NULL},
+	    {"s2", "spoke2", "192.0.2.3", NULL, "spoke", "", NULL},
+	    {"s3", "spoke3", NULL, NULL, "spoke", "10.3.0.0/24", NULL}, /* no address */
 	};
 	json_t *pols = parse("[{\"id\":\"P\",\"name\":\"hs\",\"version\":1,\"enabled\":true,"
 			     "\"priority\":5,\"topology\":{\"type\":\"hub-and-spoke\",\"hubs\":["
@@ -328,9 +380,9 @@ static void test_hub_and_spoke(void **state)
 static void test_site_to_site_and_explicit(void **state)
 {
 	struct pol_peer peers[] = {
-	    {"a", "hq", "192.0.2.1", NULL, "hq", "10.0.0.0/16"},
-	    {"b", "branch1", "192.0.2.2", NULL, "branch", "10.1.0.0/16"},
-	    {"c", "branch2", "192.0.2.3", NULL, "branch", "10.2.0.0/16"},
+	    {"a", "hq", "192.0.2.1", NULL, "hq", "10.0.0.0/16", NULL},
+	    {"b", "branch1", "192.0.2.2", NULL, "branch", "10.1.0.0/16", NULL},
+	    {"c", "branch2", "192.0.2.3", NULL, "branch", "10.2.0.0/16", NULL},
 	};
 	json_t *pols = parse(
 	    "[{\"id\":\"X\",\"name\":\"x\",\"version\":1,\"enabled\":true,\"priority\":9,"
@@ -416,6 +468,7 @@ int main(void)
 	    cmocka_unit_test(test_check_all_at_once),
 	    cmocka_unit_test(test_check_valid),
 	    cmocka_unit_test(test_check_topology),
+	    cmocka_unit_test(test_check_certs),
 	    cmocka_unit_test(test_proposals),
 	    cmocka_unit_test(test_mesh),
 	    cmocka_unit_test(test_hub_and_spoke),
