@@ -6,18 +6,36 @@
 
 AG_SRV=192.0.2.254
 
+# With AG_TLS set the server serves HTTPS with a certificate for its address ($AG_CA verifies
+# it): the agents get --ca-file, the API calls --cacert.
+AG_CA=
+AG_CURL=()
+AG_CAOPT=()
+
 # ag_server [options...]: starts the server (SQLite) in the bridge namespace; sets AG_URL and
 # AG_TOK (an admin's access token).
 ag_server() {
-	local dir=$SG_TMP/server port
+	local dir=$SG_TMP/server port scheme=http
+	local tls=()
 	mkdir -p "$dir"
 	ip -n "${PFX}hub" addr add "$AG_SRV/24" dev br0 2>/dev/null || true
 	rm -f "$dir/port"
+	if [ -n "${AG_TLS:-}" ]; then
+		AG_CA=$SG_TMP/server-tls.crt
+		[ -s "$AG_CA" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+			-nodes -days 1 -subj /CN=agents-server -addext "subjectAltName=IP:$AG_SRV" \
+			-keyout "$SG_TMP/server-tls.key" -out "$AG_CA" >/dev/null 2>&1 ||
+			fail "openssl could not make the server's certificate"
+		tls=(--tls-cert "$AG_CA" --tls-key "$SG_TMP/server-tls.key")
+		AG_CURL=(--cacert "$AG_CA")
+		AG_CAOPT=(--ca-file "$AG_CA")
+		scheme=https
+	fi
 	# Not through the nsx function: a background function would run the ERR trap in its own
 	# subshell when the process ends with a failure (a killed server).
 	ip netns exec "${PFX}hub" env SG_ADMIN_EMAIL=root@example.com SG_ADMIN_PASSWORD="$AG_PW" \
 		"$SG" server --listen "$AG_SRV:${AG_PORT:-0}" --port-file "$dir/port" \
-		--data-dir "$dir" --db "sqlite:$dir/server.db" "$@" >>"$dir/server.log" 2>&1 &
+		--data-dir "$dir" --db "sqlite:$dir/server.db" "${tls[@]}" "$@" >>"$dir/server.log" 2>&1 &
 	AG_SRV_PID=$!
 	wait_for 20 test -s "$dir/port" || {
 		cat "$dir/server.log"
@@ -25,13 +43,14 @@ ag_server() {
 	}
 	port=$(cat "$dir/port")
 	AG_PORT=$port
-	AG_URL=http://$AG_SRV:$port
-	AG_TOK=$(nsx "${PFX}hub" python3 - "$AG_URL" "$AG_PW" <<-'PY'
-		import json, sys, urllib.request
+	AG_URL=$scheme://$AG_SRV:$port
+	AG_TOK=$(nsx "${PFX}hub" python3 - "$AG_URL" "$AG_PW" "$AG_CA" <<-'PY'
+		import json, ssl, sys, urllib.request
 		req = urllib.request.Request(sys.argv[1] + "/api/auth/login", method="POST",
 		    data=json.dumps({"email": "root@example.com", "password": sys.argv[2]}).encode(),
 		    headers={"Content-Type": "application/json"})
-		print(json.load(urllib.request.urlopen(req, timeout=30))["access_token"])
+		ctx = ssl.create_default_context(cafile=sys.argv[3]) if sys.argv[3] else None
+		print(json.load(urllib.request.urlopen(req, timeout=30, context=ctx))["access_token"])
 	PY
 	) || fail "login"
 	log "server at $AG_URL (pid $AG_SRV_PID)"
@@ -46,13 +65,13 @@ ag_server_kill() {
 
 # api METHOD PATH [JSON]: the body of a 2xx answer; fails the test otherwise.
 api() {
-	nsx "${PFX}hub" curl -sf -X "$1" -H "Authorization: Bearer $AG_TOK" \
+	nsx "${PFX}hub" curl -sf "${AG_CURL[@]}" -X "$1" -H "Authorization: Bearer $AG_TOK" \
 		-H 'Content-Type: application/json' ${3:+--data "$3"} "$AG_URL$2" ||
 		fail "API $1 $2 failed"
 }
 # api_status METHOD PATH [JSON]: the HTTP status only.
 api_status() {
-	nsx "${PFX}hub" curl -s -o "$SG_TMP/api.out" -w '%{http_code}' -X "$1" \
+	nsx "${PFX}hub" curl -s "${AG_CURL[@]}" -o "$SG_TMP/api.out" -w '%{http_code}' -X "$1" \
 		-H "Authorization: Bearer $AG_TOK" -H 'Content-Type: application/json' \
 		${3:+--data "$3"} "$AG_URL$2"
 }
@@ -69,7 +88,7 @@ ag_start() {
 	mkdir -p "$SG_TMP/agent-$name"
 	chmod 700 "$SG_TMP/agent-$name"
 	ip netns exec "$ns" "$SG" agent --server "$AG_URL" --state-dir "$SG_TMP/agent-$name" --name "$name" \
-		--monitor-interval 1 "$@" >>"$SG_TMP/agent-$name.log" 2>&1 &
+		--monitor-interval 1 "${AG_CAOPT[@]}" "$@" >>"$SG_TMP/agent-$name.log" 2>&1 &
 	printf -v "AG_PID_$name" '%s' "$!"
 	log "agent $name started in $ns (pid $!)"
 }

@@ -6,7 +6,11 @@
 #  - the connection log shows the handshake with its crypto mode and bytes, and the client is
 #    online; a disabled client is dropped from the hub within 2 s and logged off;
 #  - metrics and `secureguard agent status` show the interface;
-#  - revoking the agent cuts it off at once: it removes what it ran and exits 3.
+#  - the server killed, then the hub's agent and daemon (a reboot): the agent brings the
+#    interface back from last-known-good and the laptop connects; the server back: resync;
+#  - revoking the agent cuts it off at once: it removes what it ran and exits 3;
+#  - all of it over HTTPS: the agent verifies the server's certificate (--ca-file), and one
+#    without the CA registers nothing.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 sg_init aw
@@ -17,11 +21,25 @@ SRV_TEST=test_agent_wg
 . "$(dirname "$0")/agent_lib.sh"
 [ -x "$SG" ] || skip "$SG not built"
 command -v curl >/dev/null || skip "missing curl"
+command -v openssl >/dev/null || fail "openssl missing (scripts/deps.sh installs it)"
 
 sg_hosts 2
 A=${HOST[1]} B=${HOST[2]}
 HUBIF=${PFX}w LAPIF=${PFX}l
+AG_TLS=1
 ag_server --agent-poll 5
+case $AG_URL in https://*) ;; *) fail "the server is not on HTTPS: $AG_URL" ;; esac
+
+log "an agent that cannot verify the server's certificate registers nothing"
+mkdir -m 700 "$SG_TMP/agent-untrusting"
+ip netns exec "$B" "$SG" agent --server "$AG_URL" --state-dir "$SG_TMP/agent-untrusting" \
+	--name untrusting --enroll "$(ag_enroll)" >"$SG_TMP/agent-untrusting.log" 2>&1 &
+UNTRUSTING=$!
+refused_tls() { grep -q 'event=register_failed status=0 .*certificate' "$SG_TMP/agent-untrusting.log"; }
+wait_for 10 refused_tls || { cat "$SG_TMP/agent-untrusting.log"; fail "no certificate failure"; }
+kill -TERM "$UNTRUSTING"
+wait_for 10 sg_gone "$UNTRUSTING" || fail "the untrusting agent did not stop"
+assert_eq "$(api GET /api/peers | jget total)" 0 "peers registered without a verified server"
 
 log "a FIPS network with a hub, and an enrolment token bound to the hub"
 net=$(api POST /api/networks '{"name":"agents","subnet4":"10.97.0.0/24","fips_required":true}' | jget id)
@@ -75,6 +93,23 @@ grep -q '^wireguard_peer_last_handshake_seconds{' "$SG_TMP/metrics.txt" || fail 
 "$SG" agent status --state-dir "$SG_TMP/agent-hub" >"$SG_TMP/status.txt" || fail "agent status"
 cat "$SG_TMP/status.txt"
 grep -q "$HUBIF .*wireguard .*secureguardd .*up" "$SG_TMP/status.txt" || fail "status does not show the interface up"
+
+log "the server down, the hub's agent and daemon killed: the interface back from last-known-good"
+ag_server_kill
+ag_kill hub
+kill_impl "$HUBIF"
+ag_start hub "$A" --interface "$HUBIF" --metrics-listen 127.0.0.1:9108
+wait_for 15 peers_are 1 || { tail -n 20 "$SG_TMP/agent-hub.log"; fail "the hub's interface is not back with its peer"; }
+D_PID[$HUBIF]=$(sg_find_pid "$A" "$(sg_binary secureguardd)") || fail "no secureguardd for $HUBIF"
+log "the interface is back with its peer; the laptop reconnects"
+grep -q 'event=config_received source=last-known-good' "$SG_TMP/agent-hub.log" || fail "no last-known-good line"
+wait_ping "$B" 10.97.0.1 15
+log "the server back: the agent resyncs"
+t_back=$(date +%s)
+ag_server --agent-poll 5
+resynced() { [ "$(api GET /api/peers | jget items.0.last_seen)" -ge "$t_back" ]; }
+wait_for 15 resynced || fail "the agent did not report to the restarted server"
+assert_eq "$(peer_count)" 1 "peers of the hub after the resync"
 
 log "a disabled client is dropped within 2 s and logged off"
 api PUT "/api/clients/$lap" '{"enabled":false}' >/dev/null
