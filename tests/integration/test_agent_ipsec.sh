@@ -10,6 +10,8 @@
 #    restored by the watchdog;
 #  - the server killed: the tunnels stay up; an agent restarted (its charon too) while the
 #    server is down brings its tunnels back from last-known-good; the server back: resync;
+#  - a key mismatch (two policies giving the two ends of one tunnel different keys): three
+#    restarts, then the initiator reports the tunnel failed with "key mismatch";
 #  - a peer that is gone for good: three restarts, then the tunnel is reported failed with the
 #    reason.
 # shellcheck source=tests/integration/lib.sh
@@ -174,6 +176,26 @@ sys.exit(not (len(items) == 3 and all(p["online"] for p in items)))'
 }
 wait_for 15 synced || fail "the agents did not report to the restarted server"
 wait_for 10 tunnels_up "$T1" "$T2" || fail "the tunnels are not reported up after the resync"
+
+log "a key mismatch: three restarts, then failed with the reason"
+peer_id() { api GET "/api/peers?tag=$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])'; }
+hub_id=$(peer_id hub)
+s2=$(api GET /api/peers?tag=spoke | python3 -c 'import json,sys; print([p["id"] for p in json.load(sys.stdin)["items"] if p["name"]=="spoke2"][0])')
+api POST /api/policies "{\"name\":\"km-hub\",\"applies_to\":[\"$hub_id\"],\"tunnels\":[{\"name\":\"km\",\"remote_addrs\":[\"${ADDR[spoke2]}\"],\"local_id\":\"km-hub\",\"remote_id\":\"km-spoke\",\"local_ts\":[\"10.180.0.0/24\"],\"remote_ts\":[\"10.182.0.0/24\"],\"proposals\":[\"aes256gcm16-prfsha256-x25519\"],\"auth\":\"psk\",\"secret\":\"the hub's key\"}]}" >/dev/null
+api POST /api/policies "{\"name\":\"km-spoke\",\"applies_to\":[\"$s2\"],\"tunnels\":[{\"name\":\"km\",\"remote_addrs\":[\"%any\"],\"start_action\":\"none\",\"local_id\":\"km-spoke\",\"remote_id\":\"km-hub\",\"local_ts\":[\"10.182.0.0/24\"],\"remote_ts\":[\"10.180.0.0/24\"],\"proposals\":[\"aes256gcm16-prfsha256-x25519\"],\"auth\":\"psk\",\"secret\":\"another key\"}]}" >/dev/null
+km_gave_up() { grep -q "event=watchdog_gave_up tunnel=km " "$SG_TMP/agent-hub.log"; }
+wait_for 30 km_gave_up || { tail -n 20 "$SG_TMP/agent-hub.log"; fail "the watchdog did not give up on the mismatched key"; }
+grep "event=watchdog_gave_up tunnel=km " "$SG_TMP/agent-hub.log" | grep -q 'restarts=3 reason="key mismatch' ||
+	fail "not 3 restarts and a key mismatch: $(grep 'event=watchdog_gave_up tunnel=km ' "$SG_TMP/agent-hub.log")"
+km_reported() {
+	api GET /api/tunnels/km | python3 -c '
+import json, sys
+e = {e["peer_name"]: e for e in json.load(sys.stdin)["ends"]}["hub"]
+print(e["state"], e["reason"])
+sys.exit(not (e["state"] == "failed" and "key mismatch" in (e["reason"] or "")))'
+}
+wait_for 10 km_reported || fail "the key mismatch is not reported"
+spoke_ping
 
 log "a peer gone for good: three restarts, then failed with the reason"
 ag_stop hub
