@@ -84,6 +84,8 @@ st, d = call("POST", "/api/auth/login", {"email": EMAIL, "password": PASSWORD})
 admin = d["access_token"]
 
 # ---- 1,000 agents: enrolment tokens, registration, key-proof logins (threads) --------------
+# Each agent registers and logs in from an address of its own (127.3.x.y), as nodes do: the
+# server limits registrations per source address.
 def make_agents(idx, out):
     c = http.client.HTTPConnection(HOST, port, timeout=120)
     for i in idx:
@@ -91,17 +93,20 @@ def make_agents(idx, out):
         pub = A.x25519(priv, (9).to_bytes(32, "little"))
         pub64 = base64.b64encode(pub).decode()
         st, tok = call("POST", "/api/enrollment-tokens", {"tags": ["bench"]}, admin, c)
+        node = http.client.HTTPConnection(HOST, port, timeout=120,
+                                          source_address=("127.3.%d.%d" % (i // 250, i % 250 + 1), 0))
         st, peer = call("POST", "/api/peers/register", {"token": tok["token"], "public_key": pub64,
                                                         "name": "bench-%d" % i,
-                                                        "address": "198.18.%d.%d" % (i // 250, i % 250 + 1)}, None, c)
+                                                        "address": "198.18.%d.%d" % (i // 250, i % 250 + 1)}, None, node)
         assert st == 201, (st, peer)
-        st, ch = call("POST", "/api/auth/client/challenge", {}, None, c)
+        st, ch = call("POST", "/api/auth/client/challenge", {}, None, node)
         spub = base64.b64decode(ch["server_public_key"])
         shared = A.x25519(priv, spub)
         mac = hmac.new(shared, b"secureguard agent auth v1" + A.b64u_dec(ch["challenge"]) + pub + spub,
                        hashlib.sha384).digest()
         st, s = call("POST", "/api/auth/agent", {"public_key": pub64, "challenge": ch["challenge"],
-                                                 "proof": A.b64u(mac)}, None, c)
+                                                 "proof": A.b64u(mac)}, None, node)
+        node.close()
         assert st == 200, (st, s)
         out[i] = (peer["id"], s["session_token"])
     c.close()
