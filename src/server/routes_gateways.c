@@ -93,13 +93,14 @@ static char *comma_list(json_t *arr, bool fold)
 	"eject_after, enabled, created_at, updated_at"
 #define RES_KINDS "sssssslisljbjjllssijiiiiiiibii"
 #define GW_TABLE  "gateways g LEFT JOIN agents a ON a.id = g.agent_id"
-#define GW_KINDS  "ssssjissbiii"
+#define GW_KINDS  "ssssjjissbiii"
 
 /* The columns of a gateway; online is computed against the agents' poll interval. */
 static void gw_cols(struct srv *s, char *buf, size_t len)
 {
 	snprintf(buf, len,
-		 "g.id, g.name, g.region, g.public_address, g.limits, g.config_serial, g.agent_id, "
+		 "g.id, g.name, g.region, g.public_address, g.limits, g.expose, g.config_serial, "
+		 "g.agent_id, "
 		 "CASE WHEN g.agent_id IS NULL THEN 'pending' WHEN a.revoked = 1 THEN 'revoked' "
 		 "ELSE a.state END AS state, CASE WHEN a.revoked = 0 AND a.last_seen >= %lld THEN 1 "
 		 "ELSE 0 END AS online, a.last_seen, g.created_at, g.updated_at",
@@ -784,12 +785,44 @@ static char *limits_text(json_t *b)
 	return json_is_object(l) ? json_dumps(l, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
 }
 
+/* Checks a gateway's expose settings (null: none) into their stored text (*text, malloc'd, NULL
+ * for none): the network exists, ports is [first, last]. */
+static int expose_text(struct sg_db_conn *c, struct wctx *x, json_t *e, char **text)
+{
+	json_t *ports = json_object_get(e, "ports");
+
+	*text = NULL;
+	if (!json_is_object(e))
+		return 0;
+	if (!exists(c, "SELECT 1 FROM networks WHERE id = $1", jstr(e, "network_id")))
+		return refuse(x, 404, "expose.network_id", "no such network");
+	if (ports && (json_array_size(ports) != 2 ||
+		      json_integer_value(json_array_get(ports, 0)) >
+			  json_integer_value(json_array_get(ports, 1))))
+		return refuse(x, 422, "expose.ports", "must be [first, last] with first <= last");
+	*text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+	return *text ? 0 : SG_ENOMEM;
+}
+
+/* Services need an address for their DNS records. */
+static int expose_needs_address(struct sg_db_conn *c, struct wctx *x)
+{
+	if (exists(c,
+		   "SELECT 1 FROM gateways WHERE id = $1 AND expose IS NOT NULL AND "
+		   "public_address IS NULL",
+		   x->gw))
+		return refuse(x, 422, "public_address",
+			      "a gateway that takes services (expose) needs public_address: its "
+			      "services' DNS records point at it");
+	return 0;
+}
+
 static int gw_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 {
 	struct wctx *x = ctx;
 	json_t *b = x->r->json;
 	const char *name = jstr(b, "name");
-	char *key = srv_text_fold(name), *limits = limits_text(b), now[24];
+	char *key = srv_text_fold(name), *limits = limits_text(b), now[24], *expose = NULL;
 	const char *p[] = {x->gw,
 			   name,
 			   key,
@@ -797,7 +830,8 @@ static int gw_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 			   jstr(b, "public_address"),
 			   limits,
 			   x->r->who.user_id[0] ? x->r->who.user_id : NULL,
-			   srv_i64(now, srv_now())};
+			   srv_i64(now, srv_now()),
+			   NULL};
 	struct subject sj = {0};
 	int64_t expires;
 	int rc;
@@ -806,18 +840,24 @@ static int gw_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		rc = SG_ENOMEM;
 		goto out;
 	}
+	rc = expose_text(c, x, json_object_get(b, "expose"), &expose);
+	if (rc)
+		goto out;
+	p[8] = expose;
 	rc = sg_db_exec(c,
 			"INSERT INTO gateways (id, name, name_key, region, public_address, limits, "
-			"created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-			"$8)",
-			8, p);
+			"created_by, created_at, updated_at, expose) VALUES ($1, $2, $3, $4, $5, $6, "
+			"$7, $8, $8, $9)",
+			9, p);
 	if (rc == SG_EEXIST) {
 		rc = refuse(x, 409, "name", "a gateway named \"%s\" exists", name);
 		goto out;
 	}
 	if (rc < 0)
 		goto out;
-	rc = recheck(s, c, x, x->gw, &sj);
+	rc = expose_needs_address(c, x);
+	if (!rc)
+		rc = recheck(s, c, x, x->gw, &sj);
 	if (!rc)
 		rc = new_enrollment(c, x, name, hours_of(b), &expires);
 	if (rc)
@@ -833,6 +873,7 @@ static int gw_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 out:
 	free(key);
 	free(limits);
+	free(expose);
 	return rc;
 }
 
@@ -853,6 +894,7 @@ static int gw_config_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	struct wctx *x = ctx;
 	json_t *b = x->r->json;
 	char sql[512] = "UPDATE gateways SET updated_at = updated_at", *key = NULL, *limits = NULL;
+	char *expose = NULL;
 	const char *p[8] = {x->gw};
 	struct subject sj = {0};
 	int n = 1, rc = bump(c, x->gw);
@@ -885,12 +927,23 @@ static int gw_config_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		}
 		SET("limits", limits);
 	}
+	if (json_object_get(b, "expose")) {
+		rc = expose_text(c, x, json_object_get(b, "expose"), &expose);
+		if (rc) {
+			free(key);
+			free(limits);
+			return rc;
+		}
+		SET("expose", expose);
+	}
 #undef SET
 	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), " WHERE id = $1");
 	rc = sg_db_exec(c, sql, n, p);
 	if (rc == SG_EEXIST)
 		rc = refuse(x, 409, "name", "a gateway with this name exists");
 	if (rc >= 0)
+		rc = expose_needs_address(c, x);
+	if (!rc)
 		rc = recheck(s, c, x, x->gw, &sj);
 	if (!rc) {
 		x->result = gateway_get(s, c, x->gw, false);
@@ -900,6 +953,7 @@ static int gw_config_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	}
 	free(key);
 	free(limits);
+	free(expose);
 	return rc;
 }
 
@@ -994,6 +1048,12 @@ static int gw_delete_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		if (rc >= 0)
 			rc = sg_db_exec(c, "DELETE FROM agent_sessions WHERE agent_id = $1", 1, q);
 	}
+	/* Its services' WireGuard clients go too (their resources go by cascade). */
+	if (rc >= 0)
+		rc = sg_db_exec(c,
+				"DELETE FROM clients WHERE id IN (SELECT client_id FROM services "
+				"WHERE gateway_id = $1)",
+				1, p);
 	if (rc >= 0)
 		rc = sg_db_exec(c, "DELETE FROM gateways WHERE id = $1", 1, p);
 	if (rc >= 0)
@@ -1642,6 +1702,12 @@ static int res_delete_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		return rc < 0 ? rc : refuse(x, 404, NULL, "no such resource");
 	}
 	rc = bump(c, sg_db_res_get(res, 0, 0));
+	/* A service's resource: its WireGuard client goes with it (the service row by cascade). */
+	if (!rc)
+		rc = srv_neg(sg_db_exec(c,
+					"DELETE FROM clients WHERE id IN (SELECT client_id FROM "
+					"services WHERE resource_id = $1)",
+					1, p));
 	if (!rc)
 		rc = srv_neg(sg_db_exec(c, "DELETE FROM resources WHERE id = $1", 1, p));
 	if (!rc)
@@ -1940,5 +2006,647 @@ void h_gateways_events(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_json(out, 200, json_pack("{s:s,s:i}", "status", "recorded", "events", x.recorded));
 out:
 	sg_db_res_free(res);
+	sg_db_release(c);
+}
+
+/* ---- services (`secureguard expose`, docs/GATEWAY.md "Exposed services") ---------------------
+ *
+ * A service is three ordinary rows made together: a WireGuard client in the gateway's expose
+ * network (whose hub runs on the gateway's host, so the client becomes the hub's peer through
+ * the usual push), a resource of the gateway (SUBDOMAIN.DOMAIN for http, a public port from
+ * expose.ports for tcp/udp) and its one target, the client's tunnel address and the port it
+ * listens on inside the tunnel. The gateway proxies to it like to any other target; nothing of
+ * its data path knows services. The services row keeps what the exposing client was told. */
+
+#define SVC_SUB_RANDOM 10 /* base32 characters of a random subdomain (50 bits) */
+
+#define SVC_COLS                                                                                   \
+	"sv.id, sv.name, sv.gateway_id, sv.resource_id, sv.target_id, sv.client_id, "            \
+	"sv.protocol, sv.local_address, sv.subdomain, sv.port, sv.public_url, sv.public_port, "  \
+	"sv.auth, sv.created_at, sv.dns_name, sv.dns_type, sv.dns_value, sv.tunnel_address, "    \
+	"sv.tunnel_address6, sv.listen, sv.crypto_mode, sv.config_serial, a.report"
+#define SVC_FROM                                                                                   \
+	"services sv JOIN gateways g ON g.id = sv.gateway_id LEFT JOIN agents a ON a.id = "      \
+	"g.agent_id"
+enum {
+	SV_ID, SV_NAME, SV_GW, SV_RES, SV_TARGET, SV_CLIENT, SV_PROTO, SV_LOCAL, SV_SUB, SV_PORT,
+	SV_URL, SV_PPORT, SV_AUTH, SV_CREATED, SV_DNS_NAME, SV_DNS_TYPE, SV_DNS_VALUE, SV_ADDR,
+	SV_ADDR6, SV_LISTEN, SV_CRYPTO, SV_SERIAL, SV_REPORT
+};
+
+static json_t *str_or_null(const char *v)
+{
+	return v ? json_string(v) : json_null();
+}
+
+/* One service as the API shows it (no secrets): row i of a SELECT SVC_COLS FROM SVC_FROM. */
+static json_t *service_json(struct sg_db_res *res, int i)
+{
+	const char *pport = sg_db_res_get(res, i, SV_PPORT);
+	json_t *rep = parse_json(sg_db_res_get(res, i, SV_REPORT)), *g, *j;
+	json_int_t running = -1;
+	char text[600];
+
+	g = json_is_object(rep) ? json_object_get(rep, "gateway") : NULL;
+	if (json_is_integer(json_object_get(g, "serial")))
+		running = json_integer_value(json_object_get(g, "serial"));
+	json_decref(rep);
+	snprintf(text, sizeof(text), "%s. 300 IN %s %s%s", sg_db_res_get(res, i, SV_DNS_NAME),
+		 sg_db_res_get(res, i, SV_DNS_TYPE), sg_db_res_get(res, i, SV_DNS_VALUE),
+		 !strcmp(sg_db_res_get(res, i, SV_DNS_TYPE), "CNAME") ? "." : "");
+	j = json_pack(
+	    "{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:I,s:s,s:o,s:{s:s,s:s,s:s,s:s},s:s,s:s,s:I,"
+	    "s:{s:o,s:o,s:s,s:s}}",
+	    "id", sg_db_res_get(res, i, SV_ID), "name", sg_db_res_get(res, i, SV_NAME),
+	    "gateway_id", sg_db_res_get(res, i, SV_GW), "resource_id",
+	    sg_db_res_get(res, i, SV_RES), "target_id", sg_db_res_get(res, i, SV_TARGET),
+	    "client_id", str_or_null(sg_db_res_get(res, i, SV_CLIENT)), "protocol",
+	    sg_db_res_get(res, i, SV_PROTO), "local_address", sg_db_res_get(res, i, SV_LOCAL),
+	    "subdomain", sg_db_res_get(res, i, SV_SUB), "port",
+	    (json_int_t)srv_res_i64(res, i, SV_PORT), "public_url", sg_db_res_get(res, i, SV_URL),
+	    "public_port", pport ? json_integer(srv_res_i64(res, i, SV_PPORT)) : json_null(),
+	    "dns_record", "name", sg_db_res_get(res, i, SV_DNS_NAME), "type",
+	    sg_db_res_get(res, i, SV_DNS_TYPE), "value", sg_db_res_get(res, i, SV_DNS_VALUE),
+	    "text", text, "auth", sg_db_res_get(res, i, SV_AUTH), "status",
+	    running >= srv_res_i64(res, i, SV_SERIAL) ? "active" : "pending", "created_at",
+	    (json_int_t)srv_res_i64(res, i, SV_CREATED), "tunnel", "address",
+	    str_or_null(sg_db_res_get(res, i, SV_ADDR)), "address6",
+	    str_or_null(sg_db_res_get(res, i, SV_ADDR6)), "listen",
+	    sg_db_res_get(res, i, SV_LISTEN), "crypto_mode", sg_db_res_get(res, i, SV_CRYPTO));
+	return j;
+}
+
+static json_t *service_get(struct sg_db_conn *c, const char *id)
+{
+	struct sg_db_res *res = NULL;
+	const char *p[] = {id};
+	json_t *j = NULL;
+
+	if (sg_db_query(c, &res, "SELECT " SVC_COLS " FROM " SVC_FROM " WHERE sv.id = $1", 1, p) ==
+	    1)
+		j = service_json(res, 0);
+	sg_db_res_free(res);
+	return j;
+}
+
+void h_services_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	json_t *j = service_get(c, r->params[0]);
+
+	if (j)
+		srv_json(out, 200, j);
+	else
+		srv_error(out, 404, NULL, "no such service");
+	sg_db_release(c);
+}
+
+void h_services_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	struct sg_db_res *res = NULL;
+	const char *gw = srv_query(r, "gateway_id");
+	char lim[24], off[24], sql[1024];
+	const char *p[3];
+	json_t *items = json_array();
+	int64_t total = 0;
+	int n = 0, rc;
+
+	if (gw)
+		p[n++] = gw;
+	rc = sg_db_query(c, &res,
+			 gw ? "SELECT COUNT(*) FROM services WHERE gateway_id = $1"
+			    : "SELECT COUNT(*) FROM services",
+			 n, p);
+	if (rc == 1)
+		total = srv_res_i64(res, 0, 0);
+	sg_db_res_free(res);
+	res = NULL;
+	p[n++] = srv_i64(lim, srv_limit(r));
+	p[n++] = srv_i64(off, srv_offset(r));
+	snprintf(sql, sizeof(sql),
+		 "SELECT " SVC_COLS " FROM " SVC_FROM "%s ORDER BY sv.created_at, sv.id LIMIT $%d "
+		 "OFFSET $%d",
+		 gw ? " WHERE sv.gateway_id = $1" : "", n - 1, n);
+	if (rc >= 0)
+		rc = sg_db_query(c, &res, sql, n, p);
+	for (int i = 0; i < rc; i++)
+		json_array_append_new(items, service_json(res, i));
+	sg_db_res_free(res);
+	if (rc < 0) {
+		json_decref(items);
+		srv_dberr(out, c, rc);
+	} else {
+		srv_json(out, 200,
+			 json_pack("{s:o,s:I,s:I,s:I}", "items", items, "total", (json_int_t)total,
+				   "limit", (json_int_t)srv_limit(r), "offset",
+				   (json_int_t)srv_offset(r)));
+	}
+	sg_db_release(c);
+}
+
+/* A subdomain: one DNS label, lower case (RFC 1123 section 2.1: letters, digits, hyphens
+ * inside). */
+static bool dns_label(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (!n || n > 63 || v[0] == '-' || v[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* The port of "host:port", "[v6]:port" or ":port" as typed; 0 when it has none. */
+static int64_t port_of(const char *local)
+{
+	const char *colon = strrchr(local, ':');
+	int64_t v = 0;
+
+	if (!colon || !colon[1] || (strchr(local, ':') != colon && local[0] != '['))
+		return 0;
+	for (const char *q = colon + 1; *q; q++) {
+		if (*q < '0' || *q > '9' || (v = v * 10 + (*q - '0')) > 65535)
+			return 0;
+	}
+	return v;
+}
+
+/* What a new service is given. */
+struct svc_new {
+	char sub[64], domain[256], url[300], dns_type[8], listen[80];
+	char client_id[SRV_ID_LEN + 1], res_id[SRV_ID_LEN + 1], target_id[SRV_ID_LEN + 1];
+	char ip4[64], ip6[64], crypto[8];
+	int64_t port, public_port;
+	json_t *expose;
+	const char *public_address;
+};
+
+/* The gateway a service goes to (x->gw), its expose settings and address (kept in *g). */
+static int svc_gateway(struct sg_db_conn *c, struct wctx *x, json_t *b, struct sg_db_res **g,
+		       struct svc_new *sn)
+{
+	const char *p[] = {jstr(b, "gateway_id")};
+	int rc;
+
+	if (p[0]) {
+		rc = sg_db_query(c, g, "SELECT id, expose, public_address FROM gateways WHERE id = $1",
+				 1, p);
+		if (rc == 0)
+			return refuse(x, 404, "gateway_id", "no such gateway");
+	} else {
+		rc = sg_db_query(c, g,
+				 "SELECT id, expose, public_address FROM gateways WHERE expose IS "
+				 "NOT NULL ORDER BY created_at, id LIMIT 2",
+				 0, NULL);
+		if (rc == 0)
+			return refuse(x, 409, "gateway_id",
+				      "no gateway takes services: set a gateway's expose settings "
+				      "(PUT /api/v1/gateways/{id}/config)");
+		if (rc > 1)
+			return refuse(x, 409, "gateway_id",
+				      "several gateways take services: name one (gateway_id)");
+	}
+	if (rc < 0)
+		return rc;
+	snprintf(x->gw, sizeof(x->gw), "%s", sg_db_res_get(*g, 0, 0));
+	sn->expose = parse_json(sg_db_res_get(*g, 0, 1));
+	sn->public_address = sg_db_res_get(*g, 0, 2);
+	if (!json_is_object(sn->expose))
+		return refuse(x, 409, "gateway_id",
+			      "this gateway takes no services (its expose settings are not set)");
+	if (!sn->public_address)
+		return refuse(x, 409, "gateway_id",
+			      "the gateway has no public_address for its services' DNS records");
+	return 0;
+}
+
+/* The subdomain (given, else random) and the name it makes; 409 when the gateway serves it. */
+static int svc_name(struct sg_db_conn *c, struct wctx *x, json_t *b, struct svc_new *sn)
+{
+	const char *base = jstr(sn->expose, "domain");
+	const char *p[3];
+	struct sg_db_res *res = NULL;
+	int rc;
+
+	if (jstr(b, "subdomain")) {
+		snprintf(sn->sub, sizeof(sn->sub), "%s", jstr(b, "subdomain"));
+		if (!dns_label(sn->sub))
+			return refuse(x, 400, "subdomain",
+				      "must be one DNS label in lower case: a-z, 0-9 and '-' inside, "
+				      "at most 63 characters");
+	} else {
+		static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+		uint8_t rnd[SVC_SUB_RANDOM];
+
+		if (!sg_random_bytes(rnd, sizeof(rnd)))
+			return SG_EIO;
+		sn->sub[0] = 's';
+		for (int i = 0; i < SVC_SUB_RANDOM; i++)
+			sn->sub[1 + i] = b32[rnd[i] & 31];
+		sn->sub[1 + SVC_SUB_RANDOM] = 0;
+	}
+	if (strlen(sn->sub) + 1 + strlen(base) > 253)
+		return refuse(x, 422, "subdomain", "%s.%s is longer than a DNS name may be", sn->sub,
+			      base);
+	snprintf(sn->domain, sizeof(sn->domain), "%s.%s", sn->sub, base);
+	p[0] = x->gw;
+	p[1] = sn->sub;
+	p[2] = sn->domain;
+	rc = sg_db_query(c, &res,
+			 "SELECT 1 FROM services WHERE gateway_id = $1 AND subdomain = $2 UNION ALL "
+			 "SELECT 1 FROM resources WHERE gateway_id = $1 AND (domain = $3 OR "
+			 "',' || aliases || ',' LIKE '%,' || CAST($3 AS TEXT) || ',%')",
+			 3, p);
+	sg_db_res_free(res);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		return refuse(x, 409, "subdomain", "%s is served by this gateway already", sn->domain);
+	return 0;
+}
+
+/* tcp/udp: the lowest port of expose.ports no resource of the protocol has. */
+static int svc_public_port(struct sg_db_conn *c, struct wctx *x, const char *proto,
+			   struct svc_new *sn)
+{
+	json_t *ports = json_object_get(sn->expose, "ports");
+	int64_t first, last;
+	struct sg_db_res *res = NULL;
+	const char *p[] = {x->gw, proto};
+	uint8_t *used;
+	int rc;
+
+	if (json_array_size(ports) != 2)
+		return refuse(x, 409, "protocol",
+			      "the gateway takes no %s services (its expose settings have no ports)",
+			      proto);
+	first = json_integer_value(json_array_get(ports, 0));
+	last = json_integer_value(json_array_get(ports, 1));
+	rc = sg_db_query(c, &res,
+			 "SELECT port FROM resources WHERE gateway_id = $1 AND protocol = $2 AND "
+			 "port IS NOT NULL",
+			 2, p);
+	if (rc < 0)
+		return rc;
+	used = calloc((size_t)(last - first + 1), 1);
+	if (!used) {
+		sg_db_res_free(res);
+		return SG_ENOMEM;
+	}
+	for (int i = 0; i < rc; i++) {
+		int64_t v = srv_res_i64(res, i, 0);
+
+		if (v >= first && v <= last)
+			used[v - first] = 1;
+	}
+	sg_db_res_free(res);
+	sn->public_port = 0;
+	for (int64_t v = first; v <= last && !sn->public_port; v++) {
+		if (!used[v - first])
+			sn->public_port = v;
+	}
+	free(used);
+	if (!sn->public_port)
+		return refuse(x, 409, "protocol", "no free %s port in [%lld, %lld]", proto,
+			      (long long)first, (long long)last);
+	return 0;
+}
+
+/* The service's WireGuard client in the expose network, with its addresses. */
+static int svc_client(struct srv *s, struct sg_db_conn *c, struct wctx *x, json_t *b,
+		      const char *name, struct svc_new *sn)
+{
+	const char *net = jstr(sn->expose, "network_id");
+	const char *p[] = {net};
+	struct sg_db_res *res = NULL;
+	char why[256] = "", desc[320];
+	struct client_new cn = {.network_id = net,
+				.name = name,
+				.description = desc,
+				.pub_classic = jstr(b, "public_key"),
+				.pub_fips = jstr(b, "public_key_fips"),
+				.keepalive = 25,
+				.enabled = true};
+	int rc;
+
+	if (!exists(c,
+		    "SELECT 1 FROM clients WHERE network_id = $1 AND is_relay = 1 AND enabled = 1 "
+		    "AND endpoint IS NOT NULL",
+		    net))
+		return refuse(x, 409, "gateway_id",
+			      "the gateway's expose network has no enabled hub with an endpoint "
+			      "(the gateway host's WireGuard peer)");
+	snprintf(desc, sizeof(desc), "exposed service %s (%s)", sn->domain,
+		 jstr(b, "local_address"));
+	rc = srv_client_insert(s, c, &cn, sn->client_id, why, sizeof(why));
+	if (rc == SG_EEXIST || (rc < 0 && !why[0]))
+		return rc; /* an address race: the transaction is run again */
+	if (rc) {
+		char field[64] = "";
+		const char *bar = strchr(why, '|'), *msg = why;
+
+		if (bar && (size_t)(bar - why) < sizeof(field)) {
+			memcpy(field, why, (size_t)(bar - why));
+			field[bar - why] = 0;
+			msg = bar + 1;
+		}
+		/* x->field outlives this frame: one of the request's own names. */
+		return refuse(x, rc == SG_EINVAL ? 400 : 409,
+			      !strcmp(field, "public_key")	? "public_key"
+			      : !strcmp(field, "public_key_fips") ? "public_key_fips"
+			      : !strcmp(field, "network_id")	? "gateway_id"
+								: NULL,
+			      "%s", msg);
+	}
+	p[0] = sn->client_id;
+	rc = sg_db_query(c, &res,
+			 "SELECT c.assigned_ip4, c.assigned_ip6, n.fips_required FROM clients c "
+			 "JOIN networks n ON n.id = c.network_id WHERE c.id = $1",
+			 1, p);
+	if (rc == 1) {
+		snprintf(sn->ip4, sizeof(sn->ip4), "%s",
+			 sg_db_res_get(res, 0, 0) ? sg_db_res_get(res, 0, 0) : "");
+		snprintf(sn->ip6, sizeof(sn->ip6), "%s",
+			 sg_db_res_get(res, 0, 1) ? sg_db_res_get(res, 0, 1) : "");
+		snprintf(sn->crypto, sizeof(sn->crypto), "%s",
+			 srv_res_i64(res, 0, 2) ? "fips" : "classic");
+	}
+	sg_db_res_free(res);
+	if (rc != 1)
+		return rc < 0 ? rc : SG_EIO;
+	if (sn->ip4[0])
+		snprintf(sn->listen, sizeof(sn->listen), "%s:%lld", sn->ip4, (long long)sn->port);
+	else
+		snprintf(sn->listen, sizeof(sn->listen), "[%s]:%lld", sn->ip6, (long long)sn->port);
+	return 0;
+}
+
+/* What the DNS record and the public URL say. */
+static void svc_public(const char *proto, struct svc_new *sn)
+{
+	int fam = 0;
+	uint8_t a[16];
+	const char *scheme = jstr(sn->expose, "scheme") ? jstr(sn->expose, "scheme") : "https";
+	json_t *hp = json_object_get(sn->expose, "http_port");
+
+	if (srv_addr_parse(&fam, a, sn->public_address))
+		fam = 0;
+	snprintf(sn->dns_type, sizeof(sn->dns_type), "%s",
+		 fam == 4 ? "A" : fam == 6 ? "AAAA" : "CNAME");
+	if (!strcmp(proto, "http")) {
+		if (json_is_integer(hp) && json_integer_value(hp) != (strcmp(scheme, "https") ? 80 : 443))
+			snprintf(sn->url, sizeof(sn->url), "%s://%s:%lld", scheme, sn->domain,
+				 (long long)json_integer_value(hp));
+		else
+			snprintf(sn->url, sizeof(sn->url), "%s://%s", scheme, sn->domain);
+	} else {
+		snprintf(sn->url, sizeof(sn->url), "%s://%s:%lld", proto, sn->domain,
+			 (long long)sn->public_port);
+	}
+}
+
+static int svc_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct wctx *x = ctx;
+	json_t *b = x->r->json;
+	const char *proto = jstr(b, "protocol");
+	const char *auth = jstr(b, "auth") ? jstr(b, "auth") : "public";
+	struct svc_new sn = {0};
+	struct sg_db_res *g = NULL, *res = NULL;
+	struct subject sj = {0};
+	char name[80], now[24], port[24], pport[24], serial[24], hash[97], addr[80], *conf = NULL;
+	int status = 0, rc;
+
+	json_decref(x->result);
+	x->result = NULL;
+	sg_memzero(x->token, sizeof(x->token));
+	x->status = 0;
+	srv_uuid(x->id);
+	srv_uuid(sn.res_id);
+	srv_uuid(sn.target_id);
+	srv_i64(now, srv_now());
+	rc = svc_gateway(c, x, b, &g, &sn);
+	if (!rc)
+		rc = bump(c, x->gw);
+	if (rc)
+		goto out;
+	if (strcmp(proto, "http") && strcmp(auth, "public")) {
+		rc = refuse(x, 422, "auth", "a %s service is public (auth is for http services)",
+			    proto);
+		goto out;
+	}
+	if (!strcmp(auth, "login") && !s->base_url[0]) {
+		rc = refuse(x, 422, "auth",
+			    "login through this server needs the server's --public-url");
+		goto out;
+	}
+	sn.port = jhas(b, "port") ? json_integer_value(json_object_get(b, "port"))
+				  : port_of(jstr(b, "local_address"));
+	if (!sn.port) {
+		rc = refuse(x, 400, "port", "local_address has no port: give port");
+		goto out;
+	}
+	rc = svc_name(c, x, b, &sn);
+	if (!rc && strcmp(proto, "http"))
+		rc = svc_public_port(c, x, proto, &sn);
+	if (rc)
+		goto out;
+	if (jstr(b, "name"))
+		snprintf(name, sizeof(name), "%s", jstr(b, "name"));
+	else
+		snprintf(name, sizeof(name), "expose-%s", sn.sub);
+	rc = svc_client(s, c, x, b, name, &sn);
+	if (rc)
+		goto out;
+	svc_public(proto, &sn);
+	if (!strcmp(auth, "api_key")) {
+		srv_new_token(x->token, "sgs_");
+		srv_token_hash(hash, x->token);
+	}
+	{
+		const char *p[] = {sn.res_id,
+				   x->gw,
+				   name,
+				   proto,
+				   strcmp(proto, "http") ? NULL : sn.domain,
+				   strcmp(proto, "http") ? srv_i64(pport, sn.public_port) : NULL,
+				   auth,
+				   x->token[0] ? hash : "",
+				   now};
+
+		rc = srv_neg(sg_db_exec(c,
+					"INSERT INTO resources (id, gateway_id, name, protocol, domain, "
+					"port, auth, api_keys, enabled, created_at, updated_at) VALUES "
+					"($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
+					9, p));
+	}
+	if (rc)
+		goto out;
+	{
+		/* A connect check, so a client that is not listening yet (or gone) gets no
+		 * requests; udp: passive health only. */
+		const char *hc = strcmp(proto, "udp") ? "{\"interval_ms\":2000,\"type\":\"tcp\"}" : NULL;
+		const char *p[] = {sn.target_id, sn.res_id, sn.listen, hc, now};
+
+		rc = srv_neg(sg_db_exec(c,
+					"INSERT INTO targets (id, resource_id, address, weight, "
+					"health_check, created_at, updated_at) VALUES ($1, $2, $3, 1, "
+					"$4, $5, $5)",
+					5, p));
+	}
+	if (rc)
+		goto out;
+	{
+		const char *q[] = {x->gw};
+
+		rc = sg_db_query(c, &res, "SELECT config_serial FROM gateways WHERE id = $1", 1, q);
+		if (rc != 1) {
+			rc = rc < 0 ? rc : SG_EIO;
+			goto out;
+		}
+		srv_i64(serial, srv_res_i64(res, 0, 0));
+		sg_db_res_free(res);
+		res = NULL;
+	}
+	{
+		const char *p[] = {x->id,
+				   name,
+				   x->gw,
+				   sn.res_id,
+				   sn.target_id,
+				   sn.client_id,
+				   proto,
+				   jstr(b, "local_address"),
+				   sn.sub,
+				   srv_i64(port, sn.port),
+				   strcmp(proto, "http") ? pport : NULL,
+				   sn.url,
+				   sn.domain,
+				   sn.dns_type,
+				   sn.public_address,
+				   auth,
+				   sn.ip4[0] ? sn.ip4 : NULL,
+				   sn.ip6[0] ? sn.ip6 : NULL,
+				   sn.listen,
+				   sn.crypto,
+				   serial,
+				   x->r->who.user_id[0] ? x->r->who.user_id : NULL,
+				   now};
+
+		rc = sg_db_exec(c,
+				"INSERT INTO services (id, name, gateway_id, resource_id, target_id, "
+				"client_id, protocol, local_address, subdomain, port, public_port, "
+				"public_url, dns_name, dns_type, dns_value, auth, tunnel_address, "
+				"tunnel_address6, listen, crypto_mode, config_serial, created_by, "
+				"created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+				"$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+				23, p);
+		if (rc == SG_EEXIST) /* the same subdomain at the same moment */
+			rc = refuse(x, 409, "subdomain", "%s is served by this gateway already",
+				    sn.domain);
+		rc = srv_neg(rc);
+	}
+	if (rc)
+		goto out;
+	sj.resource_id = sn.res_id;
+	sj.has_domain = !strcmp(proto, "http");
+	rc = recheck(s, c, x, x->gw, &sj);
+	if (rc)
+		goto out;
+	conf = srv_render_config(s, c, sn.client_id, &status, addr, sizeof(addr));
+	x->result = service_get(c, x->id);
+	if (!conf || !x->result) {
+		rc = SG_EIO;
+		goto out;
+	}
+	{
+		json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "gateway_id", x->gw, "protocol",
+				      proto, "subdomain", sn.sub, "public_url", sn.url, "client_id",
+				      sn.client_id, "resource_id", sn.res_id);
+
+		rc = srv_audit(c, x->r, "service.created", "service", x->id, name, "create", d);
+		json_decref(d);
+	}
+	if (rc)
+		goto out;
+	json_object_set_new(json_object_get(x->result, "tunnel"), "config", json_string(conf));
+	if (x->token[0])
+		json_object_set_new(x->result, "api_key", json_string(x->token));
+out:
+	if (conf) {
+		sg_memzero(conf, strlen(conf));
+		free(conf);
+	}
+	json_decref(sn.expose);
+	sg_db_res_free(g);
+	sg_db_res_free(res);
+	return rc;
+}
+
+void h_services_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct wctx x = {.r = r, .result_status = 201};
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	int rc;
+
+	/* retry: a client address another creation took at the same moment */
+	rc = srv_tx(s, c, svc_create_tx, &x, true);
+	reply(out, c, &x, rc);
+	sg_db_release(c);
+}
+
+static int svc_delete_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
+{
+	struct wctx *x = ctx;
+	struct sg_db_res *res = NULL;
+	const char *p[] = {x->id};
+	int rc = sg_db_query(c, &res,
+			     "SELECT gateway_id, resource_id, client_id, name, public_url FROM "
+			     "services WHERE id = $1",
+			     1, p);
+
+	(void)s;
+	if (rc != 1) {
+		sg_db_res_free(res);
+		return rc < 0 ? rc : refuse(x, 404, NULL, "no such service");
+	}
+	rc = bump(c, sg_db_res_get(res, 0, 0));
+	if (!rc) {
+		const char *q[] = {sg_db_res_get(res, 0, 1)};
+
+		rc = srv_neg(sg_db_exec(c, "DELETE FROM resources WHERE id = $1", 1, q));
+	}
+	if (!rc && sg_db_res_get(res, 0, 2)) {
+		const char *q[] = {sg_db_res_get(res, 0, 2)};
+
+		rc = srv_neg(sg_db_exec(c, "DELETE FROM clients WHERE id = $1", 1, q));
+	}
+	if (!rc)
+		rc = srv_neg(sg_db_exec(c, "DELETE FROM services WHERE id = $1", 1, p));
+	if (!rc) {
+		json_t *d = json_pack("{s:s,s:s}", "gateway_id", sg_db_res_get(res, 0, 0),
+				      "public_url", sg_db_res_get(res, 0, 4));
+
+		rc = srv_audit(c, x->r, "service.deleted", "service", x->id,
+			       sg_db_res_get(res, 0, 3), "delete", d);
+		json_decref(d);
+	}
+	sg_db_res_free(res);
+	return rc;
+}
+
+void h_services_delete(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct wctx x = {.r = r};
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	int rc;
+
+	snprintf(x.id, sizeof(x.id), "%s", r->params[0]);
+	rc = srv_tx(s, c, svc_delete_tx, &x, false);
+	reply(out, c, &x, rc);
 	sg_db_release(c);
 }

@@ -722,6 +722,32 @@ static const struct mstmt m10[] = {
      0},
 };
 
+/* Services (`secureguard expose`, docs/GATEWAY.md "Exposed services"): a gateway's expose
+ * settings (the network whose hub runs on its host, the base domain, the public ports), and each
+ * service: the WireGuard client it got in that network, the resource and target the gateway
+ * serves it by, and what the exposing client was told (its public URL and DNS record). The
+ * resource and target are ordinary rows, so the gateway's document needs nothing new. */
+static const struct mstmt m11[] = {
+    {ENG_ALL, "ALTER TABLE gateways ADD COLUMN expose TEXT", 0},
+    {ENG_ALL,
+     "CREATE TABLE services (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+     "gateway_id TEXT NOT NULL REFERENCES gateways(id) ON DELETE CASCADE, "
+     "resource_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE, "
+     "target_id TEXT NOT NULL, "
+     "client_id TEXT REFERENCES clients(id) ON DELETE SET NULL, "
+     "protocol TEXT NOT NULL, local_address TEXT NOT NULL, subdomain TEXT NOT NULL, "
+     "port INTEGER NOT NULL, public_port INTEGER, public_url TEXT NOT NULL, "
+     "dns_name TEXT NOT NULL, dns_type TEXT NOT NULL, dns_value TEXT NOT NULL, "
+     "auth TEXT NOT NULL, tunnel_address TEXT, tunnel_address6 TEXT, listen TEXT NOT NULL, "
+     "crypto_mode TEXT NOT NULL, config_serial BIGINT NOT NULL, "
+     "created_by TEXT REFERENCES admin_users(id) ON DELETE SET NULL, "
+     "created_at BIGINT NOT NULL, UNIQUE (gateway_id, subdomain))",
+     0},
+    {ENG_ALL, "CREATE INDEX idx_services_created ON services(created_at, id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_services_resource ON services(resource_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_services_client ON services(client_id)", 0},
+};
+
 static const struct migration migrations[] = {
     {1, m1, sizeof(m1) / sizeof(m1[0]), NULL},
     {2, m2, sizeof(m2) / sizeof(m2[0]), NULL},
@@ -733,6 +759,7 @@ static const struct migration migrations[] = {
     {8, m8, sizeof(m8) / sizeof(m8[0]), NULL},
     {9, m9, sizeof(m9) / sizeof(m9[0]), NULL},
     {10, m10, sizeof(m10) / sizeof(m10[0]), NULL},
+    {11, m11, sizeof(m11) / sizeof(m11[0]), NULL},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

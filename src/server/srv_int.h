@@ -490,6 +490,10 @@ H(h_targets_get);
 H(h_targets_update);
 H(h_targets_delete);
 H(h_gateways_events);
+H(h_services_list);
+H(h_services_create);
+H(h_services_get);
+H(h_services_delete);
 /* routes_oidc.c */
 H(h_oidc_discovery);
 H(h_oidc_jwks);

@@ -118,6 +118,12 @@ const gw = await mk("/api/v1/gateways", { name: "neg-" + uniq });
 const site = await mk("/api/v1/sites", { name: "neg-" + uniq, networks: ["10.66.0.0/24"] });
 const res = await mk("/api/v1/resources", { gateway_id: gw.id, site_id: site.id, domain: `neg-${uniq}.example.com` });
 const target = await mk(`/api/v1/resources/${res.id}/targets`, { address: "10.66.0.2:80" });
+// A service (secureguard expose): an expose network with its hub, a gateway that takes services.
+const xnet = await mk("/api/networks", { name: "neg-x-" + uniq, subnet4: "10.167.0.0/24" });
+await mk("/api/clients", { network_id: xnet.id, name: "hub", is_relay: true, endpoint: "192.0.2.1:51820" });
+const xgw = await mk("/api/v1/gateways", { name: "neg-x-" + uniq, public_address: "192.0.2.1",
+  expose: { network_id: xnet.id, domain: `neg-${uniq}.example.com` } });
+const svc = await mk("/api/v1/services", { protocol: "http", local_address: "localhost:3000", gateway_id: xgw.id });
 const ids = {
   "/api/users/{id}": user.id, "/api/users/{id}/totp": user.id, "/api/api-keys/{id}": key.id, "/api/networks/{id}": net.id,
   "/api/networks/{id}/peers": net.id, "/api/clients/{id}": client.id,
@@ -131,6 +137,7 @@ const ids = {
   "/api/v1/sites/{id}": site.id,
   "/api/v1/resources/{id}": res.id, "/api/v1/resources/{id}/targets": res.id,
   "/api/v1/targets/{id}": target.id,
+  "/api/v1/services/{id}": svc.id,
 };
 // What a GET shows of the resource a write would change (to prove nothing changed).
 const readback = {
@@ -142,6 +149,7 @@ const readback = {
   "/api/v1/gateways/{id}/config": `/api/v1/gateways/${gw.id}`, "/api/v1/sites/{id}": `/api/v1/sites/${site.id}`,
   "/api/v1/resources/{id}": `/api/v1/resources/${res.id}`, "/api/v1/resources/{id}/targets": `/api/v1/resources/${res.id}`,
   "/api/v1/targets/{id}": `/api/v1/targets/${target.id}`,
+  "/api/v1/services/{id}": `/api/v1/services/${svc.id}`,
 };
 
 // ---- baseline bodies: valid, so that one mutation is the only fault ------------------------
@@ -397,5 +405,7 @@ await http("DELETE", `/api/policies/${policy.id}`, { token: tok });
 await http("DELETE", `/api/peers/${peer.id}`, { token: tok });
 await http("DELETE", `/api/v1/gateways/${gw.id}`, { token: tok });
 await http("DELETE", `/api/v1/sites/${site.id}`, { token: tok });
+await http("DELETE", `/api/v1/gateways/${xgw.id}`, { token: tok });
+await http("DELETE", `/api/networks/${xnet.id}`, { token: tok });
 console.log(`[negative] ${cases} invalid requests, ${fails.length} failures`);
 process.exit(fails.length ? 1 : 0);

@@ -39,12 +39,14 @@ SG=$SG_BIN/secureguard
 [ -x "$SG" ] || skip "$SG not built"
 HERE=$(cd "$(dirname "$0")" && pwd)/gateway
 
-sg_hosts 5
-C=${HOST[1]} G=${HOST[2]} SA=${HOST[3]} SB=${HOST[4]} ID=${HOST[5]}
-IG=${PFX}g IA=${PFX}a IB=${PFX}b
+sg_hosts 6
+C=${HOST[1]} G=${HOST[2]} SA=${HOST[3]} SB=${HOST[4]} ID=${HOST[5]} DEV=${HOST[6]}
+IG=${PFX}g IA=${PFX}a IB=${PFX}b IE=${PFX}e IX=${PFX}x
 sg_keys g
 sg_keys a
 sg_keys b
+sg_keys e
+sg_keys x
 
 # PostgreSQL first, then the namespaces; errors here must not cut the cleanup short (set -e
 # and the ERR trap are still on inside the EXIT trap), and sg_cleanup reads the status from $?.
@@ -432,6 +434,66 @@ print("gateway at the server: state %s, serial %d, %d resources reported" % (
     g["state"], g["status"]["serial"], len(g["status"]["resources"])))' ||
 	fail "the gateway's report is not at the server"
 log "denials, refused credentials and logins in the audit chain; the gateway's report: ok"
+
+# ---- an exposed service (the server side of `secureguard expose`) ---------------------------
+# The operator once: an expose network whose hub is the gateway host (its own key, a second
+# WireGuard interface), and the gateway's expose settings. Then a developer's laptop (host 6)
+# asks for a service with its own public key, brings the answered tunnel up with its private
+# key where the comment says, and serves inside the tunnel; the gateway proxies to it.
+apij() { # METHOD PATH JSON
+	nsx "$C" curl -s -X "$1" -H "Authorization: Bearer $ATOK" -H 'Content-Type: application/json' \
+		-d "$3" "$SRV$2"
+}
+jget() { python3 -c 'import json, sys
+d = json.load(sys.stdin)
+for k in sys.argv[1].split("."): d = d[k]
+print(d)' "$1"; }
+wg_conf() { # the lines of a wg-quick file `wg setconf` takes, with PrivateKey from KEYFILE
+	sed -e '/^Address\|^DNS\|^MTU\|^#/d' -e "s|^\[Interface\]\$|[Interface]\nPrivateKey = $(cat "$1")|"
+}
+NET=$(apij POST /api/networks '{"name": "expose", "subnet4": "10.77.0.0/24", "fips_required": false}' | jget id) ||
+	fail "creating the expose network"
+hub=$(apij POST /api/clients "{\"network_id\": \"$NET\", \"name\": \"gateway host\", \"is_relay\": true,
+	\"endpoint\": \"$(out4 2):51821\", \"listen_port\": 51821, \"public_key\": \"$PUB_e\"}")
+HUB=$(jget id <<<"$hub") || fail "creating the hub: $hub"
+out=$(apij PUT "/api/v1/gateways/$GW_ID/config" "{\"expose\": {\"network_id\": \"$NET\",
+	\"domain\": \"expose.test\", \"scheme\": \"http\", \"http_port\": 8080, \"ports\": [16000, 16009]}}")
+[ "$(jget expose.domain <<<"$out")" = expose.test ] || fail "setting the gateway's expose settings: $out"
+svc=$(apij POST /api/v1/services "{\"protocol\": \"http\", \"local_address\": \"localhost:3000\",
+	\"subdomain\": \"dev\", \"public_key\": \"$PUB_x\"}")
+SVC=$(jget id <<<"$svc") || fail "exposing a service: $svc"
+[ "$(jget public_url <<<"$svc")" = http://dev.expose.test:8080 ] || fail "public URL: $svc"
+[ "$(jget dns_record.text <<<"$svc")" = "dev.expose.test. 300 IN A $(out4 2)" ] ||
+	fail "DNS record: $svc"
+XADDR=$(jget tunnel.address <<<"$svc")
+[ "$(jget tunnel.listen <<<"$svc")" = "$XADDR:3000" ] || fail "where to listen: $svc"
+# The gateway host's hub: its configuration from the server (in production the agent bound to
+# the hub client keeps it in sync, pushed; docs/AGENTS.md).
+start_impl "$G" "$IE" secureguardd
+api GET "/api/clients/$HUB/config" | wg_conf "$SG_TMP/e.key" >"$SG_TMP/hub.conf"
+nsx "$G" wg setconf "$IE" "$SG_TMP/hub.conf" || fail "the hub's configuration: $(cat "$SG_TMP/hub.conf")"
+ip -n "$G" addr add "$(jget assigned_ip4 <<<"$hub")/24" dev "$IE"
+ip -n "$G" link set "$IE" up
+# The developer's laptop: the tunnel exactly as answered, plus its own private key.
+start_impl "$DEV" "$IX" secureguardd
+jget tunnel.config <<<"$svc" | wg_conf "$SG_TMP/x.key" >"$SG_TMP/dev.conf"
+grep -q '^PersistentKeepalive = 25' "$SG_TMP/dev.conf" || fail "no keepalive: $(cat "$SG_TMP/dev.conf")"
+nsx "$DEV" wg setconf "$IX" "$SG_TMP/dev.conf" || fail "the service's tunnel: $(cat "$SG_TMP/dev.conf")"
+ip -n "$DEV" addr add "$XADDR/32" dev "$IX"
+ip -n "$DEV" link set "$IX" up
+ip -n "$DEV" route add 10.77.0.0/24 dev "$IX"
+wait_ping "$DEV" "$(jget assigned_ip4 <<<"$hub")" 10
+start_target "$DEV" dev "$XADDR" 3000
+served() { get dev.expose.test /from-the-internet | grep -q '"target": "dev"'; }
+wait_for 15 served || fail "the exposed service is not served through the gateway: $(get dev.expose.test /)"
+out=$(get dev.expose.test /x)
+grep -q "\"xff\": \"$(out4 1)\"" <<<"$out" || fail "no X-Forwarded-For at the exposed service: $out"
+active() { [ "$(api GET "/api/v1/services/$SVC" | jget status)" = active ]; }
+wait_for 10 active || fail "the service is not active at the server: $(api GET "/api/v1/services/$SVC")"
+[ "$(api DELETE "/api/v1/services/$SVC")" = "" ] || fail "deleting the service"
+gone() { [[ $(get dev.expose.test /) == 404* ]]; }
+wait_for 10 gone || fail "the deleted service is still served: $(get dev.expose.test /)"
+log "exposed service: created with its URL, DNS record and tunnel, served through the gateway, active, deleted: ok"
 
 # ---- a change at the server is pushed; the server killed; the gateway restarted without it ---
 # (wait_for runs its command again and again: the metric is read in the function each time.)

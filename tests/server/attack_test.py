@@ -311,8 +311,8 @@ def dup_prepare(root):
     sql("DROP TABLE login_failures")
     sql("DROP TABLE login_known")
     sql("ALTER TABLE admin_users DROP COLUMN token_gen")
-    # ... migration 9 (the OpenID provider)
-    for t in ("oidc_codes", "oidc_sessions"):
+    # ... migrations 11 and 9 (services, the OpenID provider)
+    for t in ("services", "oidc_codes", "oidc_sessions"):
         sql("DROP TABLE %s" % t)
     # ... migration 8 (second factor)
     sql("DROP TABLE mfa_tokens")

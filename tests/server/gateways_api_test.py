@@ -528,6 +528,140 @@ def test_oidc(admin, viewer, uniq, root_email, root_pw):
     expect("DELETE", V1 + "/gateways/" + gw["id"], 204, token=admin)
 
 
+def test_services(admin, viewer, uniq):
+    """/api/v1/services (secureguard expose): the gateway's expose settings, a service's client,
+    resource and target made together, its public URL, DNS record and tunnel; conflicts, ports,
+    auth; deletion taking all of it away."""
+    log("services: a gateway's expose settings, exposed services and their tunnels")
+    net = expect("POST", "/api/networks", 201, {"name": "expose-" + uniq, "subnet4": "10.77.0.0/24",
+                                                "fips_required": False}, token=admin)
+    dom = "svc-%s.test" % uniq
+    expose = {"network_id": net["id"], "domain": dom, "scheme": "http", "http_port": 8080,
+              "ports": [20000, 20001]}
+    expect("POST", "/api/v1/services", 409, {"protocol": "http", "local_address": "localhost:3000"},
+           token=admin, field="gateway_id", what="no gateway takes services")
+    expect("POST", V1 + "/gateways", 422, {"name": "svc-noaddr " + uniq, "expose": expose},
+           token=admin, field="public_address")
+    expect("POST", V1 + "/gateways", 404,
+           {"name": "svc-nonet " + uniq, "public_address": "203.0.113.7",
+            "expose": dict(expose, network_id=NOID)}, token=admin, field="expose.network_id")
+    expect("POST", V1 + "/gateways", 422,
+           {"name": "svc-ports " + uniq, "public_address": "203.0.113.7",
+            "expose": dict(expose, ports=[20001, 20000])}, token=admin, field="expose.ports")
+    gw = expect("POST", V1 + "/gateways", 201, {"name": "svc " + uniq, "public_address": "203.0.113.7",
+                                                "expose": expose}, token=admin)
+    A.SECRETS.append(gw["enrollment_token"])
+    check(gw["expose"] == expose, "expose settings kept: %s" % gw["expose"])
+    body = {"protocol": "http", "local_address": "localhost:3000", "subdomain": "dev-" + uniq,
+            "public_key": base64.b64encode(os.urandom(32)).decode()}
+    expect("POST", "/api/v1/services", 409, body, token=admin, field="gateway_id",
+           what="an expose network without a hub")
+    hub = expect("POST", "/api/clients", 201, {"network_id": net["id"], "name": "gateway host",
+                                               "is_relay": True, "endpoint": "203.0.113.7:51820",
+                                               "listen_port": 51820}, token=admin)
+    expect("POST", "/api/v1/services", 403, body, token=viewer)
+    svc = expect("POST", "/api/v1/services", 201, body, token=admin)
+    t = svc["tunnel"]
+    check(svc["public_url"] == "http://dev-%s.%s:8080" % (uniq, dom) and
+          svc["dns_record"]["name"] == "dev-%s.%s" % (uniq, dom) and
+          svc["dns_record"]["type"] == "A" and svc["dns_record"]["value"] == "203.0.113.7" and
+          svc["dns_record"]["text"] == "dev-%s.%s. 300 IN A 203.0.113.7" % (uniq, dom) and
+          svc["gateway_id"] == gw["id"] and svc["status"] == "pending" and
+          svc["auth"] == "public" and "api_key" not in svc and svc["public_port"] is None and
+          svc["name"] == "expose-dev-" + uniq and svc["port"] == 3000,
+          "the service: %s" % svc)
+    check(t["address"].startswith("10.77.0.") and t["listen"] == t["address"] + ":3000" and
+          t["crypto_mode"] == "classic" and "[Peer]" in t["config"] and
+          "Endpoint = 203.0.113.7:51820" in t["config"] and
+          "PersistentKeepalive = 25" in t["config"] and
+          "PrivateKey =" not in t["config"] and hub["public_key_classic"] in t["config"],
+          "the tunnel of a supplied key: %s" % t)
+    res = expect("GET", V1 + "/resources/" + svc["resource_id"], 200, token=viewer)
+    check(res["domain"] == "dev-%s.%s" % (uniq, dom) and res["gateway_id"] == gw["id"] and
+          res["auth"] == "public" and len(res["targets"]) == 1 and
+          res["targets"][0]["address"] == t["listen"] and
+          res["targets"][0]["id"] == svc["target_id"] and
+          res["targets"][0]["health_check"]["type"] == "tcp", "its resource: %s" % res)
+    conf = expect("GET", V1 + "/gateways/%s/config" % gw["id"], 200, token=admin)["config"]
+    check(res_of(conf, svc["resource_id"]).get("domains") == ["dev-%s.%s" % (uniq, dom)],
+          "in the gateway's document: %s" % conf)
+    cl = expect("GET", "/api/clients/" + svc["client_id"], 200, token=viewer)
+    check(cl["network_id"] == net["id"] and cl["persistent_keepalive"] == 25,
+          "its WireGuard client: %s" % cl)
+    expect("POST", "/api/v1/services", 409, body, token=admin, field="subdomain")
+    expect("POST", "/api/v1/services", 409, dict(body, subdomain="dev2-" + uniq), token=admin,
+           field="public_key", what="the key of another client of the network")
+    for bad in ("Dev", "-x", "a.b", "x_y", "a" * 64):
+        expect("POST", "/api/v1/services", 400, dict(body, subdomain=bad), token=admin,
+               field="subdomain", what=bad)
+    expect("POST", "/api/v1/services", 400, {"protocol": "http", "local_address": "localhost"},
+           token=admin, field="port")
+    expect("POST", "/api/v1/services", 422, {"protocol": "tcp", "local_address": "localhost:22",
+                                            "auth": "api_key"}, token=admin, field="auth")
+    expect("POST", "/api/v1/services", 404, {"protocol": "http", "local_address": ":80",
+                                            "gateway_id": NOID}, token=admin, field="gateway_id")
+    expect("POST", "/api/v1/services", 400, dict(body, extra=1), token=admin, field="extra")
+    # auth api_key, the server's keys: the key once, its hash in the resource; a random name.
+    ks = expect("POST", "/api/v1/services", 201, {"protocol": "http", "local_address": "[::1]:8000",
+                                                 "auth": "api_key", "gateway_id": gw["id"]},
+                token=admin)
+    A.SECRETS.append(ks["api_key"])
+    priv = [ln.split("=", 1)[1].strip() for ln in ks["tunnel"]["config"].splitlines()
+            if ln.startswith("PrivateKey")]
+    check(len(priv) == 1, "a server-made key pair: PrivateKey in the config")
+    A.SECRETS.extend(priv)
+    check(ks["api_key"].startswith("sgs_") and len(ks["subdomain"]) == 11 and
+          ks["subdomain"][0] == "s" and ks["port"] == 8000 and ks["auth"] == "api_key",
+          "api_key service: %s" % {k: v for k, v in ks.items() if k != "tunnel"})
+    kres = expect("GET", V1 + "/resources/" + ks["resource_id"], 200, token=viewer)
+    check(kres["api_keys"] == [hashlib.sha384(ks["api_key"].encode()).hexdigest()],
+          "the resource keeps the key's SHA-384 only")
+    # tcp and udp: ports from the range, the lowest free one, per protocol.
+    tc = expect("POST", "/api/v1/services", 201, {"protocol": "tcp", "local_address": "localhost:5432"},
+                token=admin)
+    ud = expect("POST", "/api/v1/services", 201, {"protocol": "udp", "local_address": "localhost:53"},
+                token=admin)
+    tc2 = expect("POST", "/api/v1/services", 201, {"protocol": "tcp", "local_address": "localhost:22",
+                                                  "port": 2222}, token=admin)
+    check(tc["public_port"] == 20000 and ud["public_port"] == 20000 and
+          tc2["public_port"] == 20001 and
+          tc["public_url"] == "tcp://%s.%s:20000" % (tc["subdomain"], dom) and
+          ud["public_url"].startswith("udp://") and tc2["tunnel"]["listen"].endswith(":2222"),
+          "tcp/udp ports: %s %s %s" % (tc["public_url"], ud["public_url"], tc2["public_url"]))
+    for x in (tc, ud, tc2):
+        A.SECRETS.extend(ln.split("=", 1)[1].strip() for ln in x["tunnel"]["config"].splitlines()
+                         if ln.startswith("PrivateKey"))
+    expect("POST", "/api/v1/services", 409, {"protocol": "tcp", "local_address": "localhost:1"},
+           token=admin, field="protocol", what="no free port")
+    page = expect("GET", "/api/v1/services?gateway_id=" + gw["id"], 200, token=viewer)
+    check(page["total"] == 5 and len(page["items"]) == 5 and
+          all("config" not in i["tunnel"] and "api_key" not in i for i in page["items"]),
+          "listed without secrets: %s" % page)
+    got = expect("GET", "/api/v1/services/" + svc["id"], 200, token=viewer)
+    check(got["public_url"] == svc["public_url"] and "config" not in got["tunnel"], "read back")
+    expect("GET", "/api/v1/services/" + NOID, 404, token=viewer)
+    # Stop exposing: the resource, its target and the client go; the port is free again.
+    expect("DELETE", "/api/v1/services/" + tc["id"], 403, token=viewer)
+    expect("DELETE", "/api/v1/services/" + tc["id"], 204, token=admin)
+    expect("DELETE", "/api/v1/services/" + tc["id"], 404, token=admin)
+    expect("GET", V1 + "/resources/" + tc["resource_id"], 404, token=viewer)
+    expect("GET", "/api/clients/" + tc["client_id"], 404, token=viewer)
+    again = expect("POST", "/api/v1/services", 201, {"protocol": "tcp", "local_address": "h:1"},
+                   token=admin)
+    check(again["public_port"] == 20000, "a freed port is given again")
+    A.SECRETS.extend(ln.split("=", 1)[1].strip() for ln in again["tunnel"]["config"].splitlines()
+                     if ln.startswith("PrivateKey"))
+    # A resource deleted by its own route takes the service and its client along.
+    expect("DELETE", V1 + "/resources/" + ks["resource_id"], 204, token=admin)
+    expect("GET", "/api/v1/services/" + ks["id"], 404, token=viewer)
+    expect("GET", "/api/clients/" + ks["client_id"], 404, token=viewer)
+    # The gateway deleted: its services and their clients with it.
+    expect("DELETE", V1 + "/gateways/" + gw["id"], 204, token=admin)
+    expect("GET", "/api/v1/services/" + svc["id"], 404, token=viewer)
+    expect("GET", "/api/clients/" + svc["client_id"], 404, token=viewer)
+    expect("DELETE", "/api/networks/" + net["id"], 204, token=admin)
+
+
 def test_roles(admin, viewer, uniq):
     log("role matrix of /api/v1")
     routes = [
@@ -583,6 +717,7 @@ def main():
     test_reenroll_delete(admin, viewer, gw, g)
     test_oidc(admin, viewer, uniq, args.admin, args.password)
     test_roles(admin, viewer, uniq)
+    test_services(admin, viewer, uniq)
     expect("DELETE", V1 + "/gateways/" + other["id"], 204, token=admin)
     expect("DELETE", V1 + "/sites/" + site["id"], 204, token=admin)
 
@@ -592,7 +727,8 @@ def main():
     for s in A.SECRETS:
         check(s not in text, "a secret (%s...) is in the audit log" % s[:6])
     check("gateway.created" in text and "resource.created" in text and
-          "gateway.enrolled" in text and "target.updated" in text, "changes are audited")
+          "gateway.enrolled" in text and "target.updated" in text and
+          "service.created" in text and "service.deleted" in text, "changes are audited")
     if args.server_log:
         with open(args.server_log, errors="replace") as f:
             text = f.read()
