@@ -252,21 +252,83 @@ out:
 	return rc;
 }
 
+/* OpenSSL's passphrase callback: the given passphrase, or none (never the terminal prompt that a
+ * NULL callback would give). `asked` records that the key was encrypted. */
+struct key_pass {
+	const uint8_t *pass;
+	size_t len;
+	bool asked;
+};
+
+static int key_pass_cb(char *buf, int size, int rwflag, void *u)
+{
+	struct key_pass *w = u;
+	(void)rwflag;
+	w->asked = true;
+	if (!w->pass || !w->len || w->len > (size_t)size)
+		return -1;
+	memcpy(buf, w->pass, w->len);
+	return (int)w->len;
+}
+
+/* The key in data (PEM, traditional or PKCS#8, encrypted or not; DER, PKCS#8 encrypted or not,
+ * or traditional), decrypted with w's passphrase when it is encrypted. */
+static EVP_PKEY *key_read(const uint8_t *data, size_t len, struct key_pass *w)
+{
+	EVP_PKEY *k = NULL;
+	if (is_pem(data, len)) {
+		BIO *b = BIO_new_mem_buf(data, (int)len);
+		k = b ? PEM_read_bio_PrivateKey(b, NULL, key_pass_cb, w) : NULL;
+		BIO_free(b);
+	} else {
+		const unsigned char *p = data;
+		k = d2i_AutoPrivateKey(NULL, &p, (long)len);
+		if (!k) {
+			BIO *b = BIO_new_mem_buf(data, (int)len);
+			k = b ? d2i_PKCS8PrivateKey_bio(b, NULL, key_pass_cb, w) : NULL;
+			BIO_free(b);
+		}
+	}
+	ERR_clear_error();
+	return k;
+}
+
+int sg_privkey_decrypt(const uint8_t *data, size_t len, const uint8_t *pass, size_t passlen,
+		       uint8_t **der, size_t *derlen)
+{
+	*der = NULL;
+	*derlen = 0;
+	if (!data || !len || len > 1 << 20 || passlen > 1024 || sg_crypto_init() != 0)
+		return SG_EINVAL;
+	struct key_pass w = {.pass = pass, .len = passlen};
+	EVP_PKEY *k = key_read(data, len, &w);
+	if (!k)
+		return w.asked ? SG_EAUTH : SG_EINVAL;
+	unsigned char *enc = NULL;
+	int n = i2d_PrivateKey(k, &enc);
+	EVP_PKEY_free(k);
+	if (n <= 0) {
+		ERR_clear_error();
+		return SG_ECRYPTO;
+	}
+	uint8_t *copy = malloc((size_t)n);
+	if (copy)
+		memcpy(copy, enc, (size_t)n);
+	OPENSSL_clear_free(enc, (size_t)n);
+	if (!copy)
+		return SG_ENOMEM;
+	*der = copy;
+	*derlen = (size_t)n;
+	return 0;
+}
+
 int sg_privkey_load(const uint8_t *data, size_t len, struct sg_privkey **out)
 {
 	*out = NULL;
 	if (!data || !len || len > 1 << 20 || sg_crypto_init() != 0)
 		return SG_EINVAL;
-	EVP_PKEY *k = NULL;
-	if (is_pem(data, len)) {
-		BIO *b = BIO_new_mem_buf(data, (int)len);
-		k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-		BIO_free(b);
-	} else {
-		const unsigned char *p = data;
-		k = d2i_AutoPrivateKey(NULL, &p, (long)len);
-	}
-	ERR_clear_error();
+	struct key_pass w = {0};
+	EVP_PKEY *k = key_read(data, len, &w);
 	if (!k)
 		return SG_EINVAL;
 	if (EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA && EVP_PKEY_get_base_id(k) != EVP_PKEY_EC) {

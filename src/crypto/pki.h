@@ -49,6 +49,14 @@ int sg_cert_verify(const struct sg_cert *leaf, struct sg_cert *const *untrusted,
 
 /* A private key (RSA or EC) from PEM (PKCS#8, traditional) or DER. */
 int sg_privkey_load(const uint8_t *data, size_t len, struct sg_privkey **out) SG_WUR;
+/* A private key file as swanctl reads it, decrypted with its passphrase (secrets.private*
+ * `secret`) when it is encrypted: PEM (PKCS#8 "ENCRYPTED PRIVATE KEY", or traditional with
+ * Proc-Type 4,ENCRYPTED) or DER PKCS#8. *der: the key unencrypted, in DER, for sg_privkey_load;
+ * the caller wipes (sg_memzero) and frees it. A key that is not encrypted comes out as it is
+ * (pass ignored). SG_EAUTH: encrypted, and pass (NULL: none) does not decrypt it; SG_EINVAL: no
+ * private key. Never prompts. */
+int sg_privkey_decrypt(const uint8_t *data, size_t len, const uint8_t *pass, size_t passlen,
+		       uint8_t **der, size_t *derlen) SG_WUR;
 struct sg_privkey *sg_privkey_ref(struct sg_privkey *k);
 void sg_privkey_free(struct sg_privkey *k);
 /* True if the key is the private half of the certificate's public key. */

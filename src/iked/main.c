@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "crypto/crypto.h"
+#include "crypto/pki.h"
 #include "iked/iked.h"
 #include "net/privs.h"
 #include "net/proc.h"
@@ -68,25 +69,39 @@ static int run_built(struct iked *d, const char *cmd, struct vici_builder *b,
 	return rc;
 }
 
-/* secrets.private*|rsa*|ecdsa* { file }: read from the directory of that type next to
- * swanctl.conf and loaded through VICI's load-key. */
+/* secrets.private*|rsa*|ecdsa* { file, secret }: read from the directory of that type next to
+ * swanctl.conf, decrypted with `secret` when the file is encrypted (as swanctl does), and loaded
+ * through VICI's load-key. */
 static int load_key_file(struct iked *d, const struct vici_node *req, struct vici_builder *resp,
 			 struct swanctl_conf *conf)
 {
 	const char *type = vici_get_str(req, "type"), *file = vici_get_str(req, "file");
-	uint8_t *data;
-	size_t len;
+	const struct vici_node *pass = vici_find(req, "secret");
+	uint8_t *data, *der;
+	size_t len, dlen;
 	if (!type || !file)
 		return SG_EINVAL;
 	int rc = read_named(d, "private key", type, file, &data, &len, conf);
 	if (rc)
 		return rc;
+	rc = sg_privkey_decrypt(data, len, pass ? pass->value : NULL, pass ? pass->value_len : 0,
+				&der, &dlen);
+	sg_memzero(data, len);
+	free(data);
+	if (rc) {
+		snprintf(conf->err, sizeof(conf->err), "private key %s/%.40s: %s", type, file,
+			 rc == SG_EAUTH && pass ? "its secret does not decrypt it"
+			 : rc == SG_EAUTH ? "it is encrypted; give its passphrase as secret in its "
+					    "secrets section"
+					  : "not an RSA or ECDSA private key");
+		return rc;
+	}
 	struct vici_builder b;
 	vici_builder_init(&b);
 	vici_add_kv_str(&b, "type", type);
-	vici_add_kv(&b, "data", data, len);
-	sg_memzero(data, len);
-	free(data);
+	vici_add_kv(&b, "data", der, dlen);
+	sg_memzero(der, dlen);
+	free(der);
 	return run_built(d, "load-key", &b, resp);
 }
 

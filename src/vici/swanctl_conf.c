@@ -187,14 +187,16 @@ static int open_section(struct swanctl_conf *c, const char *name)
 		if (d != 1)
 			return fail(c, SG_EPARSE, "unknown section '%s' in secret '%s'", name,
 				    c->path[1]);
-		if (!prefix_name(name, "ike"))
-			return fail(
-			    c, SG_EPARSE,
-			    "unsupported secret type '%s' (only ike, IKE pre-shared keys, is "
-			    "supported)",
-			    name);
+		if (!prefix_name(name, "ike") && !prefix_name(name, "private") &&
+		    !prefix_name(name, "rsa") && !prefix_name(name, "ecdsa"))
+			return fail(c, SG_EPARSE,
+				    "unsupported secret type '%s' (ike, private, rsa and ecdsa are "
+				    "supported)",
+				    name);
 		c->sec_len = 0, c->sec_have = false, c->sec_nids = 0;
 		sg_memzero(c->sec_data, sizeof(c->sec_data));
+		c->sec_pass_len = 0, c->sec_pass_have = false;
+		sg_memzero(c->sec_pass, sizeof(c->sec_pass));
 		c->in_item = true;
 	}
 	size_t n = strlen(name); /* name_ok: under 64 */
@@ -246,6 +248,12 @@ static int close_section(struct swanctl_conf *c)
 								   : "private";
 		vici_add_kv_str(&c->cur, "type", t);
 		vici_add_kv(&c->cur, "file", c->sec_data, c->sec_len);
+		/* An encrypted key's passphrase (swanctl's `secret` in these sections): only
+		 * the daemon's file reader sees it, never a VICI peer. */
+		if (c->sec_pass_have)
+			vici_add_kv(&c->cur, "secret", c->sec_pass, c->sec_pass_len);
+		sg_memzero(c->sec_pass, sizeof(c->sec_pass));
+		c->sec_pass_len = 0, c->sec_pass_have = false;
 		c->sec_have = false;
 		c->sec_len = 0;
 		return add_item(c, "load-key", c->path[1]);
@@ -333,12 +341,25 @@ static int key_value(struct swanctl_conf *c, const char *key, const char *val)
 		if (d != 2)
 			return fail(c, SG_EPARSE, "key '%s' directly in 'secrets'", key);
 		if (!prefix_name(c->path[1], "ike")) {
+			if (!strcmp(key, "secret")) {
+				/* The passphrase of an encrypted key, as written (swanctl takes it
+				 * as it is). */
+				size_t n = strlen(val);
+				if (!n || n >= sizeof(c->sec_pass))
+					return fail(
+					    c, SG_EPARSE,
+					    "secret of '%s' is empty or not under %zu bytes",
+					    c->path[1], sizeof(c->sec_pass));
+				memcpy(c->sec_pass, val, n);
+				c->sec_pass_len = n;
+				c->sec_pass_have = true;
+				return 0;
+			}
 			if (strcmp(key, "file"))
-				return fail(
-				    c, SG_EPARSE,
-				    "unknown or unsupported key '%s' in '%s' (file is supported; "
-				    "encrypted keys are not)",
-				    key, c->path[1]);
+				return fail(c, SG_EPARSE,
+					    "unknown or unsupported key '%s' in '%s' (file and "
+					    "secret are supported)",
+					    key, c->path[1]);
 			size_t n = strlen(val);
 			if (!n || n >= sizeof(c->sec_data))
 				return fail(c, SG_EPARSE, "bad file name in '%s'", c->path[1]);

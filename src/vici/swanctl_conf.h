@@ -73,6 +73,10 @@ struct swanctl_conf {
 	bool sec_have;
 	char sec_ids[8][256];
 	unsigned sec_nids;
+	/* secrets.private*|rsa*|ecdsa*: the passphrase of an encrypted key file. */
+	uint8_t sec_pass[256];
+	size_t sec_pass_len;
+	bool sec_pass_have;
 	char err[256]; /* "line 7: ..." after a failure */
 };
 

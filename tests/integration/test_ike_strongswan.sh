@@ -12,7 +12,8 @@
 #  - swanctl --terminate of one child, then of the IKE SA on our side: DELETEs, both sides clean up;
 #  - start_action = trap: swanctl --list-pols shows it, a ping brings the SA up, --uninstall;
 #  - charon initiates (ours responder) with ChaCha20-Poly1305, configured by our --conf file
-#    where another connection comes first, then adds its second child; from here on our ESP
+#    where another connection comes first (and an encrypted private key with its secret: a
+#    wrong secret stops the start, naming the key), then adds its second child; from here on our ESP
 #    runs on two crypto lanes;
 #  - hostile datagrams on 500/4500 and a flood of IKE_SA_INIT requests do not stop the tunnel;
 #  - X.509 certificates (RFC 7427 signatures: ours ECDSA P-384, charon's RSA) from one CA, loaded
@@ -294,12 +295,26 @@ conf b chacha20poly1305 chacha20poly1305-prfsha256-x25519 "encap = yes" >"$SG_TM
 mkdir -p "$SG_TMP/x509ca"
 cp "$SG_SRC/tests/vectors/pki/ca.pem" "$SG_TMP/x509ca/"
 printf 'authorities {\n  conf-ca {\n    cacert = ca.pem\n  }\n}\n' >>"$SG_TMP/a2.conf"
+# An encrypted private key in --conf (PKCS#8, PBES2), decrypted with its secret as swanctl does.
+mkdir -p "$SG_TMP/private"
+cp "$SG_SRC/tests/vectors/pki/moon.enc.key" "$SG_TMP/private/"
+printf 'secrets {\n  private-moon {\n    file = moon.enc.key\n    secret = "%s"\n  }\n}\n' "moon passphrase" >"$SG_TMP/keys.conf"
+# With a wrong secret the daemon does not start, and says which key and why.
+sed 's/moon passphrase/not the passphrase/' "$SG_TMP/keys.conf" | cat "$SG_TMP/a2.conf" - >"$SG_TMP/a2-bad.conf"
+nsx "$A" "$IKED" -f --vici "$OURS" --conf "$SG_TMP/a2-bad.conf" >"$SG_TMP/iked-badkey.log" 2>&1 &&
+	fail "started with a key its secret does not decrypt"
+grep -q 'private key private/moon.enc.key: its secret does not decrypt it' "$SG_TMP/iked-badkey.log" ||
+	fail "wrong key secret: $(cat "$SG_TMP/iked-badkey.log")"
+grep -q 'not the passphrase' "$SG_TMP/iked-badkey.log" && fail "the secret was logged"
+[ ! -e "$SG_TMP/iked/iked.vici" ] || fail "the daemon that did not start left its VICI socket"
+cat "$SG_TMP/keys.conf" >>"$SG_TMP/a2.conf"
 SW --load-all --file "$SG_TMP/b2.conf" >/dev/null 2>&1 || fail "charon: reload"
 # Two crypto lanes from here on: ESP batches sealed and opened on two threads.
 SG_CRYPTO_THREADS=2 start_iked --conf "$SG_TMP/a2.conf"
 grep -q 'event=crypto_lanes lanes=2' "$SG_TMP/iked.log" || fail "not two crypto lanes: $(grep crypto_lanes "$SG_TMP/iked.log")"
 OW --list-authorities >"$SG_TMP/auth-conf.out"
 grep -q '^conf-ca:' "$SG_TMP/auth-conf.out" || fail "the --conf authority is not listed: $(cat "$SG_TMP/auth-conf.out")"
+grep -q 'event=conf_failed' "$SG_TMP/iked.log" && fail "--conf: $(grep conf_failed "$SG_TMP/iked.log")"
 SW --initiate --child net >"$SG_TMP/init2.out" 2>&1 || fail "charon --initiate: $(cat "$SG_TMP/init2.out")"
 OW --list-sas | tee "$SG_TMP/sas2.out"
 grep -q 'CHACHA20_POLY1305' "$SG_TMP/sas2.out" || fail "not ChaCha20-Poly1305"

@@ -9,6 +9,7 @@
 
 #include <secureguard/sg_errors.h>
 
+#include "common/b64.h"
 #include "crypto/crypto.h"
 #include "crypto/pki.h"
 
@@ -282,12 +283,81 @@ static void test_dn(void **state)
 	sg_cert_free(moon);
 }
 
+/* Encrypted key files (swanctl's secrets.private* with a secret): decrypted with the right
+ * passphrase to the same key, refused with SG_EAUTH with a wrong one or none, never prompting;
+ * a key that is not encrypted passes through; garbage is SG_EINVAL. */
+static void test_encrypted_keys(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *file, *pass, *cert;
+	} cases[] = {
+	    {"moon.enc.key", "moon passphrase", "moon.pem"}, /* PKCS#8, PBES2 AES-256-CBC */
+	    {"sun.enc.key", "sun passphrase", "sun.pem"},    /* traditional, Proc-Type */
+	    {"moon.key", NULL, "moon.pem"},		     /* not encrypted */
+	};
+	for (size_t i = 0; i < SG_ARRAY_LEN(cases); i++) {
+		size_t n, dn;
+		uint8_t *d = slurp(cases[i].file, &n), *der;
+		const uint8_t *p = (const uint8_t *)cases[i].pass;
+		size_t pl = p ? strlen(cases[i].pass) : 0;
+		assert_int_equal(sg_privkey_decrypt(d, n, p, pl, &der, &dn), 0);
+		struct sg_privkey *k;
+		assert_int_equal(sg_privkey_load(der, dn, &k), 0);
+		struct sg_cert *c = cert(cases[i].cert);
+		assert_true(sg_privkey_matches(k, c));
+		sg_cert_free(c);
+		sg_privkey_free(k);
+		sg_memzero(der, dn);
+		free(der);
+		if (p) {
+			/* Wrong passphrase, none, and the encrypted file given as a plain key. */
+			der = (uint8_t *)1;
+			assert_int_equal(
+			    sg_privkey_decrypt(d, n, (const uint8_t *)"wrong", 5, &der, &dn),
+			    SG_EAUTH);
+			assert_null(der);
+			assert_int_equal(sg_privkey_decrypt(d, n, NULL, 0, &der, &dn), SG_EAUTH);
+			assert_int_not_equal(sg_privkey_load(d, n, &k), 0);
+		}
+		free(d);
+	}
+	/* The DER form of an encrypted PKCS#8 key (from the PEM above). */
+	size_t n, dn;
+	uint8_t *d = slurp("moon.enc.key", &n), *der;
+	d[n] = 0; /* slurp's buffer is 64 KiB */
+	char *b = strstr((char *)d, "-----\n"), *e = strstr((char *)d, "\n-----END");
+	assert_non_null(b);
+	assert_non_null(e);
+	b += 6, *e = 0;
+	uint8_t bin[2048];
+	char b64[4096];
+	size_t bn = 0;
+	for (const char *q = b; *q; q++)
+		if (*q != '\n' && bn + 1 < sizeof(b64))
+			b64[bn++] = *q;
+	int bl = sg_b64_decode(bin, sizeof(bin), b64, bn, false);
+	assert_true(bl > 0);
+	assert_int_equal(
+	    sg_privkey_decrypt(bin, (size_t)bl, (const uint8_t *)"moon passphrase", 15, &der, &dn),
+	    0);
+	sg_memzero(der, dn);
+	free(der);
+	assert_int_equal(
+	    sg_privkey_decrypt(bin, (size_t)bl, (const uint8_t *)"wrong", 5, &der, &dn), SG_EAUTH);
+	free(d);
+	/* Not a key at all. */
+	assert_int_equal(sg_privkey_decrypt((const uint8_t *)"hello", 5, NULL, 0, &der, &dn),
+			 SG_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_certs),
 	    cmocka_unit_test(test_signatures),
 	    cmocka_unit_test(test_dn),
+	    cmocka_unit_test(test_encrypted_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -131,6 +131,48 @@ static void test_parse(void **state)
 	swanctl_free(&c);
 }
 
+/* Item i's message, decoded. */
+static struct vici_msg *item_msg(struct swanctl_conf *c, unsigned i)
+{
+	const uint8_t *raw;
+	size_t len;
+	struct vici_msg *m = NULL;
+	assert_int_equal(vici_builder_finish(&c->items[i].msg, &raw, &len, NULL), 0);
+	assert_int_equal(vici_msg_parse(raw, len, &m, NULL), 0);
+	return m;
+}
+
+/* Private key files (secrets.private*, rsa*, ecdsa*): load-key items naming the file (the
+ * daemon reads it) with the passphrase of an encrypted one. */
+static void test_keys(void **state)
+{
+	static const char keys[] = "secrets {\n"
+				   "  private-moon {\n"
+				   "    file = moon.enc.key\n"
+				   "    secret = \"moon passphrase\"\n"
+				   "  }\n"
+				   "  rsa-sun {\n"
+				   "    file = /etc/swanctl/rsa/sun.key\n"
+				   "  }\n"
+				   "}\n";
+	struct swanctl_conf c;
+	(void)state;
+	swanctl_init(&c);
+	assert_int_equal(feed_text(&c, keys), 0);
+	assert_int_equal(c.nitems, 2);
+	assert_string_equal(c.items[0].cmd, "load-key");
+	struct vici_msg *m = item_msg(&c, 0);
+	assert_string_equal(vici_get_str(vici_msg_root(m), "type"), "private");
+	assert_string_equal(vici_get_str(vici_msg_root(m), "file"), "moon.enc.key");
+	assert_string_equal(vici_get_str(vici_msg_root(m), "secret"), "moon passphrase");
+	vici_msg_free(m);
+	m = item_msg(&c, 1);
+	assert_string_equal(vici_get_str(vici_msg_root(m), "type"), "rsa");
+	assert_null(vici_find(vici_msg_root(m), "secret")); /* not carried over from the first */
+	vici_msg_free(m);
+	swanctl_free(&c);
+}
+
 static void test_errors(void **state)
 {
 	static const struct {
@@ -150,8 +192,15 @@ static void test_errors(void **state)
 	    {"key = 1\n", "line 1: key 'key' outside any section"},
 	    {"connections {\n  c {\n    version = \"2\n",
 	     "line 3: unterminated quoted value of 'version'"},
-	    {"secrets {\n  eap-x {\n", "line 2: unsupported secret type 'eap-x' (only ike, IKE "
-				       "pre-shared keys, is supported)"},
+	    {"secrets {\n  eap-x {\n", "line 2: unsupported secret type 'eap-x' (ike, private, rsa "
+				       "and ecdsa are supported)"},
+	    {"secrets {\n  private-a {\n    pin = 1234\n",
+	     "line 3: unknown or unsupported key 'pin' in 'private-a' (file and secret are "
+	     "supported)"},
+	    {"secrets {\n  rsa {\n    secret = pass\n  }\n}\n",
+	     "line 4: secret 'rsa' has no 'file' key"},
+	    {"secrets {\n  ecdsa {\n    secret = \"\"\n",
+	     "line 3: secret of 'ecdsa' is empty or not under 256 bytes"},
 	    {"secrets {\n  ike {\n    secret = 0xabc\n",
 	     "line 3: secret of 'ike' is not valid 0x hex, 0s base64 or under 512 bytes"},
 	    {"secrets {\n  ike {\n    id = x\n  }\n}\n",
@@ -206,6 +255,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_keys),
 	    cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
