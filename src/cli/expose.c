@@ -410,7 +410,7 @@ static void expose_usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "Usage: %s expose [--server URL] [--token-file FILE] [--ca FILE] [--gateway ID]\n"
+	    "Usage: %s expose [--server URL] [--token-file FILE] [--ca-file FILE] [--gateway ID]\n"
 	    "                   [--subdomain NAME] [--auth[=api_key|login]] [--port N]\n"
 	    "                   [--fips] [--wait SEC] [-v] LOCAL:PORT http|tcp|udp\n"
 	    "  Makes LOCAL:PORT reachable through a gateway of the management server, as a\n"
@@ -418,7 +418,7 @@ static void expose_usage(FILE *f)
 	    "  must send); Ctrl-C removes the service.\n"
 	    "  --server     the management server (default $SECUREGUARD_SERVER)\n"
 	    "  --token-file a file holding an API key (default: $SECUREGUARD_TOKEN)\n"
-	    "  --ca         CA certificate(s) for an HTTPS server not in the system's store\n"
+	    "  --ca-file    CA certificate(s) for an HTTPS server not in the system's store\n"
 	    "  --gateway    the gateway's id (needed when several take services)\n"
 	    "  --subdomain  the name under the gateway's domain (default: a random one)\n"
 	    "  --auth       http only: api_key (the default of --auth) or login (OpenID Connect)\n"
@@ -491,7 +491,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	static const struct option longopts[] = {
 	    {"server", required_argument, NULL, 's'},
 	    {"token-file", required_argument, NULL, 'T'},
-	    {"ca", required_argument, NULL, 'C'},
+	    {"ca-file", required_argument, NULL, 'C'},
 	    {"gateway", required_argument, NULL, 'g'},
 	    {"subdomain", required_argument, NULL, 'd'},
 	    {"auth", optional_argument, NULL, 'a'},
@@ -714,7 +714,8 @@ int cli_cmd_expose(int argc, char **argv)
 	}
 	if (st != 201) {
 		api_complaint(why, sizeof(why), &c);
-		fprintf(stderr, "%s: expose: the server refused the service: %s\n", CLI_PROG, why);
+		fprintf(stderr, "%s: expose: %s: %s\n", CLI_PROG,
+			st ? "the server refused the service" : "no answer from the server", why);
 		goto out;
 	}
 	json_t *svc = c.body, *tun = json_object_get(svc, "tunnel");
