@@ -411,7 +411,9 @@ static int code_new(struct sg_db_conn *c, const struct areq *a, const char *uid,
 	return srv_neg(rc);
 }
 
-/* The user of the provider's session cookie, when it is valid and the user enabled. */
+/* The user of the provider's session cookie, when it is valid and the user enabled. A session
+ * made by a password alone ends when the account gets a second factor, or the instance starts
+ * requiring one: the password page would not let it in now either. */
 static bool session_user(struct sg_db_conn *c, struct srv_req *r, char uid[SRV_ID_LEN + 1],
 			 int64_t *auth_time)
 {
@@ -428,7 +430,8 @@ static bool session_user(struct sg_db_conn *c, struct srv_req *r, char uid[SRV_I
 	ok = sg_db_query(c, &res,
 			 "SELECT s.user_id, s.auth_time FROM oidc_sessions s JOIN admin_users u ON "
 			 "u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2 AND "
-			 "u.enabled = 1",
+			 "u.enabled = 1 AND u.totp_secret IS NULL AND NOT EXISTS (SELECT 1 FROM "
+			 "settings WHERE require_2fa = 1)",
 			 2, p) == 1;
 	if (ok) {
 		snprintf(uid, SRV_ID_LEN + 1, "%s", sg_db_res_get(res, 0, 0));

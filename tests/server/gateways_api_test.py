@@ -525,6 +525,27 @@ def test_oidc(admin, viewer, uniq, root_email, root_pw):
     st, _, _ = nofollow("POST", "/oauth2/token", json.dumps(tok).encode(),
                         {"Content-Type": "application/json"})
     check(st == 415, "the token endpoint takes a form: %d" % st)
+    # A second factor (issue 22): this page takes none, so such an account is refused here, and
+    # a session its password made before ends.
+    pw2 = "op-2fa-" + uniq + "-password"
+    email2 = "op-2fa-%s@gateways.test" % uniq
+    expect("POST", "/api/users", 201, {"email": email2, "password": pw2, "role": "admin"},
+           token=login(root_email, root_pw))
+    st, h, _ = form("POST", "/oauth2/authorize", dict(areq, email=email2, password=pw2))
+    cookie2 = (hdr(h, "Set-Cookie") or "").split(";")[0]
+    check(st == 302 and cookie2.startswith("sg_op="), "no second factor yet: logged in, %d" % st)
+    A.SECRETS.append(cookie2.split("=", 1)[-1])
+    utok = login(email2, pw2)
+    secret = expect("POST", "/api/auth/totp", 200, token=utok)["secret"]
+    A.SECRETS.append(secret)
+    expect("POST", "/api/auth/totp/confirm", 200, {"code": A.totp(secret, A.totp_step())},
+           token=utok)
+    st, h, _ = nofollow("GET", "/oauth2/authorize?" + urllib.parse.urlencode(
+        dict(areq, prompt="none")), headers={"Cookie": cookie2})
+    check(st == 302 and "error=login_required" in hdr(h, "Location"),
+          "the password-only session ended with the second factor: %d %s" % (st, hdr(h, "Location")))
+    st, _, text = form("POST", "/oauth2/authorize", dict(areq, email=email2, password=pw2))
+    check(st == 401 and "second factor" in text, "a second-factor account is refused: %d" % st)
     expect("DELETE", V1 + "/gateways/" + gw["id"], 204, token=admin)
 
 
