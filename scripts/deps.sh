@@ -9,7 +9,8 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libssl-dev libcm
       python3-jwt python3-cryptography python3-h2 chromium
       strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
       libstrongswan-extra-plugins
-      liblwip-dev libc-ares-dev dnsmasq-base valgrind postgresql-client openssh-server systemd"
+      liblwip-dev libc-ares-dev dnsmasq-base valgrind postgresql-client openssh-server systemd
+      chromium zbar-tools fonts-dejavu-core"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

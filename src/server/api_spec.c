@@ -76,18 +76,25 @@ const struct api_schema api_problem = {
 
 static const struct api_schema password_login = {.type = AT_STRING, .min_len = 1,
 						 .max_len = 1024, .format = &api_f_password};
-static const struct api_prop login_props[] = {{"email", &email, R, NULL},
-					      {"password", &password_login, R, NULL}};
+static const struct api_prop login_props[] = {
+    {"email", &email, R, NULL},
+    {"password", &password_login, R, NULL},
+    {"refresh_cookie", &boolean, 0,
+     "true: the refresh token comes as an HttpOnly, SameSite=Strict cookie (sg_refresh, Path "
+     "/api/auth) instead of in the body, for browsers (the admin console)"}};
 static const struct api_schema login_in = {.name = "Login", .type = AT_OBJECT,
 					   NPROPS(login_props)};
 
 static const struct api_schema refresh_token = {.type = AT_STRING, .format = &api_f_refresh};
-static const struct api_prop refresh_props[] = {{"refresh_token", &refresh_token, R, NULL}};
+static const struct api_prop refresh_props[] = {
+    {"refresh_token", &refresh_token, 0,
+     "without it, the sg_refresh cookie's token (rotated in a new cookie)"}};
 static const struct api_schema refresh_in = {.name = "Refresh", .type = AT_OBJECT,
 					     NPROPS(refresh_props)};
 static const struct api_prop logout_props[] = {
     {"refresh_token", &refresh_token, 0,
-     "revoke this login only; without it every refresh token of the user is revoked"}};
+     "revoke this login only; without it, the login of the sg_refresh cookie when the request "
+     "has one (the cookie is cleared), else every refresh token of the user"}};
 static const struct api_schema logout_in = {.name = "Logout", .type = AT_OBJECT,
 					    NPROPS(logout_props)};
 
@@ -599,7 +606,8 @@ static const struct api_prop tokens_props[] = {
     {"access_token", &str, R, "HS384 JWT, short-lived"},
     {"token_type", &bearer_s, R, NULL},
     {"expires_in", &int64, R, "seconds"},
-    {"refresh_token", &str, R, "sgr_...; single use, rotates"},
+    {"refresh_token", &str, 0, "sgr_...; single use, rotates (absent when it went into the "
+			      "sg_refresh cookie)"},
     {"user", &token_user, R, NULL},
 };
 static const struct api_schema tokens_out = {.name = "Tokens", .type = AT_OBJECT,
@@ -784,6 +792,11 @@ static const struct api_prop temp_created_props[] = {
     {"token", &str, R, "sgt_...; shown once"},
     {"url", &str, R, "the link to hand out: --public-url (or the bound address) and the token"},
     {"qr_png_base64", &str, R, "PNG of a QR code of url"},
+    {"page_url", &str, 0,
+     "the admin console's guest page for this grant (when the server serves the console): it "
+     "checks the link, then redeems it at the guest's request and shows the config and its QR "
+     "code; the token is in the fragment, which browsers do not send"},
+    {"page_qr_png_base64", &str, 0, "PNG of a QR code of page_url"},
 };
 static const struct api_schema temp_created_out = {
     .name = "TempAccessCreated", .type = AT_OBJECT, NPROPS(temp_created_props)};
@@ -860,6 +873,51 @@ static const struct api_prop ready_props[] = {{"status", &ready_s, R, NULL},
 					      {"schema_version", &count, R, NULL}};
 static const struct api_schema ready_out = {.name = "Ready", .type = AT_OBJECT,
 					    NPROPS(ready_props)};
+static const struct api_schema redeemed_conf = {.type = AT_STRING, .format = &api_f_wg_config};
+static const struct api_prop redeemed_props[] = {
+    {"config", &redeemed_conf, R, "the config file, as format=conf answers it"},
+    {"qr_png_base64", &str_null, R, "PNG of a QR code of config; null when it is too long for one"},
+    {"expires_at", &unix_s, R, "when the grant, and so this client, expires"},
+};
+static const struct api_schema redeemed_out = {.name = "TempAccessRedeemed", .type = AT_OBJECT,
+					       NPROPS(redeemed_props)};
+static const struct api_prop stats_props[] = {
+    {"ts", &unix_s, R, NULL},
+    {"clients", &count, R, NULL},
+    {"clients_enabled", &count, R, NULL},
+    {"clients_online", &count, R, "enabled clients whose hub saw a recent handshake"},
+    {"bytes_received", &count, R, "all clients' counters as their hubs report them"},
+    {"bytes_sent", &count, R, NULL},
+    {"networks", &count, R, NULL},
+    {"peers", &count, R, "managed nodes (agents), not revoked"},
+    {"peers_online", &count, R, NULL},
+    {"gateways", &count, R, NULL},
+    {"gateways_online", &count, R, NULL},
+    {"audit_head", &count, R, "the newest audit event's id"},
+};
+static const struct api_schema stats_sample = {.name = "StatsSample", .type = AT_OBJECT,
+					       NPROPS(stats_props)};
+static const struct api_schema stats_list = {.type = AT_ARRAY, .items = &stats_sample};
+static const struct api_prop stats_out_props[] = {
+    {"current", &stats_sample, R, NULL},
+    {"history", &stats_list, R,
+     "samples of the last hour, oldest first, taken by this server every 10 seconds (empty "
+     "after a restart)"},
+    {"database", &str, R, "ok, or why not"},
+    {"version", &str, R, NULL},
+};
+static const struct api_schema stats_out = {.name = "Stats", .type = AT_OBJECT,
+					    NPROPS(stats_out_props)};
+static const struct api_prop verify_props[] = {
+    {"intact", &boolean, R, NULL},
+    {"rows", &count, R, "rows checked"},
+    {"bad_id", &int64_null, R, "the first row that does not verify"},
+    {"detail", &str, R, NULL},
+    {"checked_at", &unix_s, R, "when the chain was last checked (it is checked again when it "
+			       "grew)"},
+};
+static const struct api_schema verify_out = {.name = "AuditVerification", .type = AT_OBJECT,
+					     NPROPS(verify_props)};
 static const struct api_schema any_object = {.type = AT_OBJECT, .open = true,
 					     .description = "the OpenAPI 3 document"};
 static const struct api_schema text = {.type = AT_STRING};
@@ -1054,6 +1112,7 @@ const struct api_schema *const api_components[] = {
     &enroll_created_out, &enroll_page,	 &tunnel_end,	   &mpeer_out,
     &mpeer_page,      &mpeer_detail_out, &agent_session_out, &status_recorded_out,
     &agent_tunnel,    &agent_config_out, &tunnel_agg,	   &tunnel_page,
+    &redeemed_out,    &stats_sample,	 &stats_out,	   &verify_out,
     API_GW_COMPONENTS,
 };
 const size_t api_ncomponents = SG_ARRAY_LEN(api_components);
@@ -1088,6 +1147,17 @@ static const struct api_schema q_s = {.type = AT_INTEGER, .int_format = "int64",
 static const char *const conf_fmts[] = {"conf", "qr", NULL};
 static const struct api_schema q_conf_fmt = {.type = AT_STRING, .enumv = conf_fmts,
 					     .default_json = "\"conf\""};
+static const struct api_schema q_search = {.type = AT_STRING, .format = &api_f_text,
+					   .min_len = 1, .max_len = 64};
+static const char *const redeem_fmts[] = {"conf", "json", NULL};
+static const struct api_schema q_redeem_fmt = {.type = AT_STRING, .enumv = redeem_fmts,
+					       .default_json = "\"conf\""};
+static const struct api_schema q_event_id = {.type = AT_INTEGER, .int_format = "int64",
+					     .has_min = true, .min = 0, .has_max = true,
+					     .max = JS_MAX_SAFE};
+static const struct api_schema q_event_wait = {.type = AT_INTEGER, .int_format = "int64",
+					       .has_min = true, .min = 0, .has_max = true,
+					       .max = 60, .default_json = "20"};
 static const char *const export_fmts[] = {"json", "csv", NULL};
 static const struct api_schema q_export_fmt = {.type = AT_STRING, .enumv = export_fmts,
 					       .default_json = "\"json\""};
@@ -1107,6 +1177,9 @@ static const struct api_param p_clients[] = {
     {"network_id", IN_QUERY, &q_uuid, false, "only this network"},
     {"name", IN_QUERY, &q_name, false, "this exact name"},
     {"enabled", IN_QUERY, &q_bool, false, NULL},
+    {"online", IN_QUERY, &q_bool, false, NULL},
+    {"q", IN_QUERY, &q_search, false,
+     "the name or an address contains this (case-insensitive for ASCII letters)"},
     P_LIMIT,
     P_OFFSET,
 };
@@ -1114,6 +1187,11 @@ static const struct api_param p_temp_list[] = {
     {"network_id", IN_QUERY, &q_uuid, false, "only this network"}, P_LIMIT, P_OFFSET};
 static const struct api_param p_token[] = {
     {"token", IN_PATH, &q_token, true, "sgt_ token (redeem, revoke) or grant id (revoke)"}};
+static const struct api_param p_redeem[] = {
+    {"token", IN_PATH, &q_token, true, "sgt_ token"},
+    {"format", IN_QUERY, &q_redeem_fmt, false,
+     "conf (default): the config file; json: the config and a PNG QR code of it (the guest "
+     "page)"}};
 static const struct api_param p_config[] = {
     P_ID, {"format", IN_QUERY, &q_conf_fmt, false, "conf: the wg-quick file; qr: a PNG"}};
 static const struct api_param p_audit[] = {
@@ -1127,6 +1205,13 @@ static const struct api_param p_audit[] = {
 };
 static const struct api_param p_export[] = {
     {"format", IN_QUERY, &q_export_fmt, false, NULL}};
+static const struct api_param p_events[] = {
+    {"since", IN_QUERY, &q_event_id, false,
+     "the last audit id seen (the Last-Event-ID header says the same); without either, the "
+     "answer is the current state at once"},
+    {"wait", IN_QUERY, &q_event_wait, false,
+     "seconds to wait for a new audit event before answering with the state alone"},
+};
 static const struct api_param p_conns[] = {
     {"client_id", IN_QUERY, &q_uuid, false, "only this client"},
     {"since", IN_QUERY, &q_s, false, "ts >= since"},
@@ -1186,6 +1271,17 @@ static const struct api_param p_tunnel_name[] = {
 #define RESP(a) .responses = a, .nresponses = (int)SG_ARRAY_LEN(a)
 #define PARAMS(a) .params = a, .nparams = (int)SG_ARRAY_LEN(a)
 
+static const struct api_response r_events[] = {
+    {200, "server-sent events (WHATWG HTML, text/event-stream): an `audit` event (data: the "
+	  "AuditEvent, id: its id) for each new audit row, then one `stats` event (data: a "
+	  "StatsSample); the response then ends and the client asks again from the last id "
+	  "(EventSource does, with Last-Event-ID)",
+     "text/event-stream", &text, NULL, NULL},
+    E400, E401, E403, E503};
+static const struct api_response r_stats[] = {OKJ(200, "counts and the last hour", stats_out),
+					      E400, E401, E403, E503};
+static const struct api_response r_verify[] = {OKJ(200, "the chain's state", verify_out), E400,
+					       E401, E403, E503};
 static const struct api_response r_health[] = {OKJ(200, "alive", health_out), E400};
 static const struct api_response r_ready[] = {
     OKJ(200, "ready: the database answers and holds this server's schema", ready_out), E400,
@@ -1269,7 +1365,8 @@ static const struct api_response r_list_temp[] = {OKJ(200, "a page", temp_page),
 static const struct api_response r_create_temp[] = {
     OKJ(201, "created", temp_created_out), E400, E401, E403, E404, E413, E415, E422, E503};
 static const struct api_response r_redeem[] = {
-    {200, "a config with fresh keys", "text/plain; charset=utf-8", &text, NULL, NULL},
+    {200, "a config with fresh keys (format=json: with its QR code)", "text/plain; charset=utf-8",
+     &text, J, &redeemed_out},
     E400,
     E404,
     {409, "the network has no free address", PJ, &api_problem, NULL, NULL},
@@ -1397,7 +1494,7 @@ const struct api_route api_routes[] = {
      ROLE_NONE, AUTH_PUBLIC, .body = &login_in, .body_required = true, RESP(r_login)},
     {"POST", "/api/auth/refresh", "refreshTokens", "auth",
      "Rotate a refresh token; reusing one revokes its whole family", NULL, h_refresh, ROLE_NONE,
-     AUTH_PUBLIC, .body = &refresh_in, .body_required = true, RESP(r_refresh)},
+     AUTH_PUBLIC, .body = &refresh_in, RESP(r_refresh)},
     {"POST", "/api/auth/logout", "logout", "auth", "Revoke refresh tokens", NULL, h_logout,
      ROLE_VIEWER, AUTH_USER_ONLY | AUTH_MFA_SETUP, .body = &logout_in, RESP(r_logout)},
     {"POST", "/api/auth/client/challenge", "clientChallenge", "auth",
@@ -1497,7 +1594,7 @@ const struct api_route api_routes[] = {
      .body = &temp_create_in, .body_required = true, RESP(r_create_temp)},
     {"GET", "/api/temp-access/{token}", "redeemTempAccess", "temporary-access",
      "Redeem: counts a use and answers a config with fresh keys", NULL, h_temp_redeem,
-     ROLE_NONE, AUTH_PUBLIC, PARAMS(p_token), RESP(r_redeem)},
+     ROLE_NONE, AUTH_PUBLIC, PARAMS(p_redeem), RESP(r_redeem)},
     {"HEAD", "/api/temp-access/{token}", "checkTempAccess", "temporary-access",
      "Check a link without redeeming it (link previewers): counts nothing", NULL,
      h_temp_redeem, ROLE_NONE, AUTH_PUBLIC, PARAMS(p_token), RESP(r_head_temp)},
@@ -1509,6 +1606,15 @@ const struct api_route api_routes[] = {
     {"GET", "/api/audit/export", "exportAudit", "audit",
      "The whole hash chain, streamed, in the formats of docs/AUDIT.md", NULL, h_audit_export,
      ROLE_ADMIN, 0, PARAMS(p_export), RESP(r_export)},
+    {"GET", "/api/audit/verify", "verifyAudit", "audit",
+     "Whether the audit log's hash chain verifies (cached while it did not grow)", NULL,
+     h_audit_verify, ROLE_VIEWER, 0, RESP(r_verify)},
+    {"GET", "/api/events", "streamEvents", "system",
+     "Live updates for the console: new audit events and counts, as server-sent events", NULL,
+     h_events, ROLE_VIEWER, 0, PARAMS(p_events), RESP(r_events)},
+    {"GET", "/api/stats", "getStats", "system",
+     "Counts of clients, peers and gateways online, traffic, and their last hour", NULL,
+     h_stats, ROLE_VIEWER, 0, RESP(r_stats)},
     {"GET", "/api/connections", "listConnections", "connections",
      "Connection log, newest first", NULL, h_conn_list, ROLE_VIEWER, 0, PARAMS(p_conns),
      RESP(r_conns)},

@@ -476,6 +476,63 @@ static json_t *token_json(struct srv *s, struct token_pair *tp, const char *uid,
 			 tp->refresh, "user", "id", uid, "email", email, "role", role);
 }
 
+/* Browsers (the admin console) ask for the refresh token as a cookie instead of in the body
+ * ("refresh_cookie": true at login): HttpOnly, so no script of the page can read it and carry it
+ * away; SameSite=Strict, so no other site's page makes the browser send it (RFC 6265bis section
+ * 5.6.7); Path=/api/auth, so it goes to the auth routes only; Secure when the server speaks
+ * HTTPS. The access token then lives in the page's memory only, and a reload gets a new one
+ * from POST /api/auth/refresh with the cookie. */
+#define REFRESH_COOKIE "sg_refresh"
+
+static void set_refresh_cookie(struct srv *s, struct srv_resp *out, const char *token)
+{
+	char v[200];
+
+	snprintf(v, sizeof(v),
+		 REFRESH_COOKIE "=%s; Path=/api/auth; Max-Age=%d; HttpOnly; SameSite=Strict%s",
+		 token ? token : "", token ? s->refresh_ttl : 0, s->tls ? "; Secure" : "");
+	srv_resp_header(out, "Set-Cookie", v);
+	sg_memzero(v, sizeof(v));
+}
+
+/* A browser's login: tokens answered without the refresh token, which goes in the cookie. */
+static void tokens_to_cookie(struct srv *s, struct srv_resp *out, json_t *tokens)
+{
+	char tok[80];
+
+	snprintf(tok, sizeof(tok), "%s",
+		 json_string_value(json_object_get(tokens, "refresh_token")) ?: "");
+	json_object_del(tokens, "refresh_token");
+	srv_json(out, 200, tokens);
+	set_refresh_cookie(s, out, tok);
+	sg_memzero(tok, sizeof(tok));
+}
+
+/* The sg_refresh cookie's value (Cookie: "name=value" pairs separated by "; ", RFC 6265
+ * section 4.2.1) into out; false when there is none that looks like a refresh token. */
+static bool refresh_cookie(struct srv_req *r, char *out, size_t len)
+{
+	const char *h = srv_header(r, "cookie"), *p = h;
+	size_t n = strlen(REFRESH_COOKIE);
+
+	while (p && *p) {
+		while (*p == ' ' || *p == ';')
+			p++;
+		if (!strncmp(p, REFRESH_COOKIE, n) && p[n] == '=') {
+			const char *v = p + n + 1;
+			size_t vl = strcspn(v, "; ");
+
+			if (vl >= len || vl < 5 || strncmp(v, "sgr_", 4))
+				return false;
+			memcpy(out, v, vl);
+			out[vl] = 0;
+			return true;
+		}
+		p = strchr(p, ';');
+	}
+	return false;
+}
+
 /* Account lockout is per (account, source): a source (an IPv4 address, an IPv6 /64) that fails
  * --lockout times in a row against one account is locked out of that account for --lockout-secs,
  * doubling with each further lock of the series (up to LOCK_MAX_SECS), until a login from that
@@ -793,7 +850,8 @@ out:
 void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	static const struct field_spec spec[] = {{"email", F_STR, true, false},
-						 {"password", F_STR, true, false}};
+						 {"password", F_STR, true, false},
+						 {"refresh_cookie", F_BOOL, false, false}};
 	const char *email, *password;
 	struct sg_db_conn *c = NULL;
 	struct srv_login who;
@@ -839,7 +897,10 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_dberr(out, c, rc);
 		goto out;
 	}
-	srv_json(out, 200, result);
+	if (json_is_true(json_object_get(r->json, "refresh_cookie")))
+		tokens_to_cookie(s, out, result);
+	else
+		srv_json(out, 200, result);
 out:
 	sg_db_release(c);
 }
@@ -941,28 +1002,50 @@ out:
 
 void h_refresh(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	static const struct field_spec spec[] = {{"refresh_token", F_STR, true, false}};
+	static const struct field_spec spec[] = {{"refresh_token", F_STR, false, false}};
 	struct refresh_ctx x = {.r = r};
 	struct sg_db_conn *c;
+	char cookie[80];
+	bool from_cookie = false;
 	int rc;
 
-	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
+	if (!srv_query_check(r, out, NULL) ||
+	    (r->json && !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec))))
 		return;
 	x.token = json_string_value(json_object_get(r->json, "refresh_token"));
+	if (!x.token && refresh_cookie(r, cookie, sizeof(cookie))) {
+		x.token = cookie;
+		from_cookie = true;
+	}
+	if (!x.token) {
+		srv_error(out, 401, "refresh_token",
+			  "no refresh token: neither in the body nor in a sg_refresh cookie");
+		return;
+	}
 	if (strncmp(x.token, "sgr_", 4) || strlen(x.token) > 64) {
 		srv_error(out, 400, "refresh_token", "not a refresh token");
 		return;
 	}
 	c = sg_db_acquire(s->db);
 	rc = srv_tx(s, c, refresh_tx, &x, false);
-	if (rc < 0)
+	if (rc < 0) {
 		srv_dberr(out, c, rc);
-	else if (x.status != 200)
+	} else if (x.status != 200) {
 		srv_error(out, x.status, "refresh_token", "%s", x.msg);
-	else
+		if (from_cookie) /* a dead login: the browser forgets it */
+			set_refresh_cookie(s, out, NULL);
+	} else if (from_cookie) {
+		json_t *j = token_json(s, &x.tp, x.uid, x.email, x.role);
+
+		json_object_del(j, "refresh_token");
+		srv_json(out, 200, j);
+		set_refresh_cookie(s, out, x.tp.refresh);
+	} else {
 		srv_json(out, 200, token_json(s, &x.tp, x.uid, x.email, x.role));
+	}
 	free(x.tp.access);
 	sg_memzero(x.tp.refresh, sizeof(x.tp.refresh));
+	sg_memzero(cookie, sizeof(cookie));
 	sg_db_release(c);
 }
 
@@ -1013,11 +1096,18 @@ void h_logout(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	static const struct field_spec spec[] = {{"refresh_token", F_STR, false, false}};
 	struct logout_ctx x = {.r = r};
 	struct sg_db_conn *c;
+	char cookie[80];
+	bool from_cookie = false;
 	int rc;
 
 	if (!srv_query_check(r, out, NULL) || !srv_check_fields(r, out, spec, SG_ARRAY_LEN(spec)))
 		return;
 	x.token = json_string_value(json_object_get(r->json, "refresh_token"));
+	/* A browser's login (the console): its cookie names the login to end. */
+	if (!x.token && refresh_cookie(r, cookie, sizeof(cookie))) {
+		x.token = cookie;
+		from_cookie = true;
+	}
 	if (x.token && strlen(x.token) > 64) {
 		srv_error(out, 400, "refresh_token", "not a refresh token");
 		return;
@@ -1028,6 +1118,9 @@ void h_logout(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_dberr(out, c, rc);
 	else
 		srv_json(out, 200, json_pack("{s:b}", "revoked", x.found));
+	if (from_cookie)
+		set_refresh_cookie(s, out, NULL);
+	sg_memzero(cookie, sizeof(cookie));
 	sg_db_release(c);
 }
 

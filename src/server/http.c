@@ -875,7 +875,7 @@ static void dispatch(struct srv *s, struct srv_req *r, struct srv_resp *out, siz
 	if (i == NROUTES) {
 		if (path_matched)
 			srv_error(out, 405, NULL, "method %s not allowed here", r->method);
-		else
+		else if (!srv_console_serve(s, r, out, &t)) /* the admin console's files */
 			srv_error(out, 404, NULL, "no such endpoint");
 		return;
 	}

@@ -442,7 +442,10 @@ static char *format_head(const struct srv_resp *r, bool head_only, bool close, s
 	fprintf(f, "HTTP/1.1 %d %s\r\n", r->status, reason);
 	if (r->ctype[0])
 		fprintf(f, "Content-Type: %s\r\n", r->ctype);
-	fputs("Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n", f);
+	/* Answers are not stored, unless the handler says how (the console's files). */
+	if (!r->hlen || !strstr(r->headers, "Cache-Control:"))
+		fputs("Cache-Control: no-store\r\n", f);
+	fputs("X-Content-Type-Options: nosniff\r\n", f);
 	fwrite(r->headers, 1, r->hlen, f);
 	if (r->stream)
 		fputs("Transfer-Encoding: chunked\r\n", f);

@@ -470,9 +470,9 @@ void h_clients_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
 
 void h_clients_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
-	char where[256] = "";
-	const char *p[5];
-	int n = 0, enabled;
+	char where[512] = "", like[160];
+	const char *p[8];
+	int n = 0, enabled, online;
 	int64_t limit, offset;
 
 	/* Validated against the route's parameters (api_spec.c) before we run. */
@@ -493,6 +493,35 @@ void h_clients_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		p[n++] = enabled ? "1" : "0";
 		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND enabled = $%d",
 			 n);
+	}
+	online = api_query_bool(r->route, r, "online");
+	if (online >= 0) {
+		p[n++] = online ? "1" : "0";
+		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND online = $%d",
+			 n);
+	}
+	if (srv_query(r, "q")) {
+		const char *q = srv_query(r, "q");
+		size_t k = 0;
+
+		/* A substring match with LIKE on both engines: the pattern's own % _ and \ are
+		 * escaped, ASCII letters folded (lower() folds ASCII on SQLite); the search text is
+		 * at most 64 characters (api_spec.c), so the escaped pattern fits. */
+		like[k++] = '%';
+		for (; *q && k < sizeof(like) - 3; q++) {
+			char ch = (*q >= 'A' && *q <= 'Z') ? (char)(*q - 'A' + 'a') : *q;
+
+			if (ch == '%' || ch == '_' || ch == '\\')
+				like[k++] = '\\';
+			like[k++] = ch;
+		}
+		like[k++] = '%';
+		like[k] = 0;
+		p[n++] = like;
+		snprintf(where + strlen(where), sizeof(where) - strlen(where),
+			 " AND (lower(name) LIKE $%d ESCAPE '\\' OR assigned_ip4 LIKE $%d ESCAPE '\\' "
+			 "OR assigned_ip6 LIKE $%d ESCAPE '\\')",
+			 n, n, n);
 	}
 	srv_list_page(s, out, "clients", CLIENT_COLS, CLIENT_KINDS, where, "created_at, id", p, n,
 		      limit, offset);

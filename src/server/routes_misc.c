@@ -13,9 +13,7 @@
 
 /* ---- audit ----------------------------------------------------------------------------------- */
 
-#define AUDIT_COLS                                                                                 \
-	"id, ts, event_type, actor_id, actor_type, actor_name, resource_type, resource_id, "       \
-	"resource_name, action, details, source_ip, user_agent, prev_hash, hash"
+#define AUDIT_COLS SRV_AUDIT_COLS
 
 void h_audit_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
@@ -47,7 +45,7 @@ void h_audit_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		p[n++] = srv_i64(b2, until);
 		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND ts < $%d", n);
 	}
-	srv_list_page(s, out, "audit_log", AUDIT_COLS, "iisssssssssssss", where, "id DESC", p, n,
+	srv_list_page(s, out, "audit_log", AUDIT_COLS, SRV_AUDIT_KINDS, where, "id DESC", p, n,
 		      limit, offset);
 }
 

@@ -37,13 +37,32 @@ static json_t *temp_get(struct sg_db_conn *c, const char *id)
  * bound address, or with a wildcard listen address the local address of this connection), never
  * the Host header: a client may send any Host, and the link would then send the token's
  * recipient to a host of the client's choosing. */
-static void redeem_url(struct srv *s, struct srv_req *r, const char *token, char *out, size_t len)
+/* path is "/api/temp-access/" (the API's link) or "/guest#" (the console's guest page). */
+static void redeem_url(struct srv *s, struct srv_req *r, const char *path, const char *token,
+		       char *out, size_t len)
 {
 	if (s->base_url[0])
-		snprintf(out, len, "%s/api/temp-access/%s", s->base_url, token);
+		snprintf(out, len, "%s%s%s", s->base_url, path, token);
 	else
-		snprintf(out, len, "%s://%s/api/temp-access/%s", s->tls ? "https" : "http",
-			 r->local_addr[0] ? r->local_addr : s->listen, token);
+		snprintf(out, len, "%s://%s%s%s", s->tls ? "https" : "http",
+			 r->local_addr[0] ? r->local_addr : s->listen, path, token);
+}
+
+/* j[key] = base64 of a PNG QR code of text; false when text does not fit in one (or no
+ * memory). */
+static bool set_qr(json_t *j, const char *key, const char *text)
+{
+	size_t pnglen = 0;
+	uint8_t *png = srv_qr_png(text, &pnglen);
+	char *b64 = png ? malloc(4 * (pnglen / 3 + 1) + 1) : NULL;
+
+	if (b64) {
+		srv_b64(b64, png, pnglen);
+		json_object_set_new(j, key, json_string(b64));
+	}
+	free(b64);
+	free(png);
+	return b64 != NULL;
 }
 
 struct temp_ctx {
@@ -117,11 +136,9 @@ void h_temp_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	    {"name", F_STR, false, true},
 	};
 	struct temp_ctx x = {.r = r, .max_uses = 1};
-	char id[SRV_ID_LEN + 1], token[64], hash[97], url[700], *b64 = NULL;
+	char id[SRV_ID_LEN + 1], token[64], hash[97], url[700];
 	struct sg_db_conn *c = NULL;
 	int64_t dur = TEMP_MIN_SECS;
-	uint8_t *png = NULL;
-	size_t pnglen = 0;
 	const char *why;
 	json_t *v;
 	int rc;
@@ -170,23 +187,26 @@ void h_temp_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		ctx_error(out, x.status, x.why);
 		goto out;
 	}
-	redeem_url(s, r, token, url, sizeof(url));
-	png = srv_qr_png(url, &pnglen);
-	b64 = png ? malloc(4 * (pnglen / 3 + 1) + 1) : NULL;
-	if (!b64) {
+	redeem_url(s, r, "/api/temp-access/", token, url, sizeof(url));
+	json_object_set_new(x.result, "token", json_string(token));
+	json_object_set_new(x.result, "url", json_string(url));
+	if (!set_qr(x.result, "qr_png_base64", url)) {
 		srv_error(out, 500, NULL, "QR code generation failed");
 		goto out;
 	}
-	srv_b64(b64, png, pnglen);
-	json_object_set_new(x.result, "token", json_string(token));
-	json_object_set_new(x.result, "url", json_string(url));
-	json_object_set_new(x.result, "qr_png_base64", json_string(b64));
+	if (s->console_dir[0]) {
+		redeem_url(s, r, "/guest#", token, url, sizeof(url));
+		json_object_set_new(x.result, "page_url", json_string(url));
+		if (!set_qr(x.result, "page_qr_png_base64", url)) {
+			srv_error(out, 500, NULL, "QR code generation failed");
+			goto out;
+		}
+	}
 	srv_json(out, 201, x.result);
 	x.result = NULL;
 out:
 	sg_memzero(token, sizeof(token));
-	free(b64);
-	free(png);
+	sg_memzero(url, sizeof(url));
 	free(x.allowed);
 	json_decref(x.result);
 	sg_db_release(c);
@@ -269,6 +289,7 @@ static int temp_redeem_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	cn.allowed_ips = sg_db_res_get(res, 0, 3);
 	cn.temp_access_id = sg_db_res_get(res, 0, 0);
 	cn.expires_at = srv_res_i64(res, 0, 4);
+	x->expires_at = cn.expires_at;
 	cn.keepalive = 25;
 	cn.enabled = true;
 	rc = srv_client_insert(s, c, &cn, cid, x->why, sizeof(x->why));
@@ -294,12 +315,13 @@ out:
 
 void h_temp_redeem(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
+	static const char *const allowed[] = {"format", NULL};
 	struct temp_ctx x = {.r = r, .token = r->params[0]};
 	char hash[97];
 	struct sg_db_conn *c;
 	int rc;
 
-	if (!srv_query_check(r, out, NULL))
+	if (!srv_query_check(r, out, allowed))
 		return;
 	if (strncmp(x.token, "sgt_", 4) || strlen(x.token) != 47) {
 		srv_error(out, 404, NULL, "unknown temporary access token");
@@ -324,6 +346,15 @@ void h_temp_redeem(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_error(out, 409, NULL, "the network has no free address");
 	} else if (rc) {
 		srv_dberr(out, c, rc);
+	} else if (srv_query(r, "format") && !strcmp(srv_query(r, "format"), "json")) {
+		/* The guest page: the config and its QR code in one answer, since each request
+		 * spends a use. */
+		json_t *j = json_pack("{s:s,s:n,s:I}", "config", x.config, "qr_png_base64",
+				      "expires_at", (json_int_t)x.expires_at);
+
+		if (j)
+			set_qr(j, "qr_png_base64", x.config);
+		srv_json(out, 200, j);
 	} else {
 		srv_body(out, 200, "text/plain; charset=utf-8", x.config, strlen(x.config),
 			 "attachment; filename=\"secureguard-temp.conf\"");

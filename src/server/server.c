@@ -66,6 +66,9 @@ static void usage(FILE *f)
 	    "  --no-db-listen          PostgreSQL: no LISTEN for other servers' changes (behind\n"
 	    "                          PgBouncer in transaction mode); the revision is polled\n"
 	    "  --port-file FILE        write the bound port there once listening\n"
+	    "  --console-dir DIR       the admin console's built files, served at / (default:\n"
+	    "                          ../share/secureguard/console beside the binary, when it\n"
+	    "                          exists; \"none\": no console)\n"
 	    "  -v, --verbose           log every request\n"
 	    "First start without an admin: SG_ADMIN_EMAIL and SG_ADMIN_PASSWORD name the first\n"
 	    "super_admin; without them a one-time password is generated and printed on stderr.\n");
@@ -324,7 +327,8 @@ enum {
 	O_PORTFILE,
 	O_AGENTPOLL,
 	O_OIDCTTL,
-	O_NOLISTEN
+	O_NOLISTEN,
+	O_CONSOLE
 };
 
 /* Logs the audit chain's head when it moved since the last call: lines shipped off this host
@@ -349,6 +353,45 @@ static void log_anchor(struct srv *s, int64_t *last)
 				hash);
 	}
 	sg_db_release(c);
+}
+
+/* The admin console's directory: dir as given ("none": no console), else the installed or
+ * built one beside the binary (PREFIX/bin/../share/secureguard/console, or the build tree's
+ * bin/../share/...), when it holds an index.html. */
+static bool console_find(struct srv *s, const char *dir, char *err, size_t errlen)
+{
+	char exe[PATH_MAX], path[PATH_MAX];
+	ssize_t n;
+
+	if (dir && !strcmp(dir, "none"))
+		return true;
+	if (dir) {
+		if (!realpath(dir, path) ||
+		    snprintf(exe, sizeof(exe), "%s/index.html", path) >= (int)sizeof(exe) ||
+		    access(exe, R_OK)) {
+			snprintf(err, errlen, "--console-dir %s: no index.html there", dir);
+			return false;
+		}
+	} else {
+		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0)
+			return true;
+		exe[n] = 0;
+		if (strrchr(exe, '/'))
+			*strrchr(exe, '/') = 0;
+		if (snprintf(path, sizeof(path), "%s/../share/secureguard/console/index.html", exe) >=
+			(int)sizeof(path) ||
+		    access(path, R_OK) || !realpath(path, exe))
+			return true;
+		*strrchr(exe, '/') = 0;
+		snprintf(path, sizeof(path), "%s", exe);
+	}
+	if (strlen(path) >= sizeof(s->console_dir)) {
+		snprintf(err, errlen, "the console's directory path is too long");
+		return false;
+	}
+	memcpy(s->console_dir, path, strlen(path) + 1);
+	return true;
 }
 
 static int server_run(int argc, char **argv);
@@ -399,12 +442,14 @@ static int server_run(int argc, char **argv)
 	    {"agent-poll", required_argument, NULL, O_AGENTPOLL},
 	    {"no-db-listen", no_argument, NULL, O_NOLISTEN},
 	    {"oidc-token-ttl", required_argument, NULL, O_OIDCTTL},
+	    {"console-dir", required_argument, NULL, O_CONSOLE},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *listen = "127.0.0.1:8080", *db_url = NULL, *data_dir = "/var/lib/secureguard";
 	const char *key_file = NULL, *cert_file = NULL, *tlskey_file = NULL, *port_file = NULL;
+	const char *console_dir = NULL;
 	char *cert = NULL, *tlskey = NULL, dbbuf[PATH_MAX + 16], keybuf[PATH_MAX], err[512] = "";
 	long v, pool = 16, conns = 0, timeout = 30, sweep = 60, req_timeout = 30, per_ip = 0;
 	long hdr_timeout = 10, workers = 0, body_mem = 0;
@@ -549,6 +594,9 @@ static int server_run(int argc, char **argv)
 				goto usage;
 			s->oidc_ttl = (int)v;
 			break;
+		case O_CONSOLE:
+			console_dir = optarg;
+			break;
 		case 'v':
 			sg_log_set_level(SG_LOG_DEBUG);
 			break;
@@ -567,6 +615,8 @@ static int server_run(int argc, char **argv)
 		goto usage;
 	}
 	if (parse_listen(listen, &ss, err, sizeof(err)))
+		goto fail;
+	if (!console_find(s, console_dir, err, sizeof(err)))
 		goto fail;
 	snprintf(s->listen, sizeof(s->listen), "%s", listen);
 	if (sg_crypto_init()) {
@@ -639,9 +689,9 @@ static int server_run(int argc, char **argv)
 			goto fail;
 		}
 	}
-	srv_log(SG_LOG_INFO, "server_started", "listen=%s port=%u db=%s tls=%s", listen,
+	srv_log(SG_LOG_INFO, "server_started", "listen=%s port=%u db=%s tls=%s console=%s", listen,
 		srv_httpd_port(d), sg_db_engine(s->db) == SG_DB_POSTGRES ? "postgresql" : "sqlite",
-		s->tls ? "yes" : "no");
+		s->tls ? "yes" : "no", s->console_dir[0] ? s->console_dir : "none");
 	log_anchor(s, &anchor_id);
 	/* A tick of a quarter second: agents' long polls wake when what they depend on moved
 	 * (here or on another server of the cluster); the sweep and an audit anchor every
@@ -665,6 +715,9 @@ static int server_run(int argc, char **argv)
 				sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
 		}
+		/* The audit log grew while a console listens (GET /api/events): wake it. */
+		if (tick && srv_console_tick(s))
+			srv_httpd_wake(d);
 		if (sig == SIGUSR2 || (tick && (!sg_db_listening(listener) || ticks % 20 == 0))) {
 			rev = srv_sync_revision(s);
 			if (rev >= 0 && rev != sync_rev) {

@@ -73,6 +73,7 @@ struct srv {
 	bool tls;
 	char base_url[256]; /* --public-url, for temporary access links; "" = the local address */
 	char listen[128];   /* host:port as given */
+	char console_dir[512]; /* the admin console's built files; "" = none (routes_console.c) */
 };
 
 /* A header or query parameter: name and value, NUL-terminated. */
@@ -447,6 +448,10 @@ H(h_settings_get);
 H(h_settings_put);
 H(h_openapi);
 H(h_ready);
+/* routes_console.c */
+H(h_events);
+H(h_stats);
+H(h_audit_verify);
 /* routes_agents.c */
 H(h_policies_list);
 H(h_policies_create);
@@ -528,6 +533,22 @@ void srv_gateway_strip(json_t *agent_config);
  * requests when it moves. */
 int64_t srv_sync_revision(struct srv *s);
 
+
+/* ---- the admin console (routes_console.c) ---- */
+/* The audit_log columns of an AuditEvent, and their srv_row_json kinds. */
+#define SRV_AUDIT_COLS                                                                             \
+	"id, ts, event_type, actor_id, actor_type, actor_name, resource_type, resource_id, "       \
+	"resource_name, action, details, source_ip, user_agent, prev_hash, hash"
+#define SRV_AUDIT_KINDS "iisssssssssssss"
+struct srv_target;
+/* A GET or HEAD no API route took (t: its decoded path): a file of the console, or its
+ * index.html for the console's own paths (/clients, /guest); false when the path is not the
+ * console's (then 404). */
+bool srv_console_serve(struct srv *s, struct srv_req *r, struct srv_resp *out,
+		       const struct srv_target *t);
+/* From the server's main loop, about every 250 ms: samples the counts every 10 s and returns
+ * true when the audit log grew (the caller then wakes parked event streams). */
+bool srv_console_tick(struct srv *s);
 
 /* Background sweep of expired temporary access (routes_temp.c); returns grants removed. */
 int srv_sweep(struct srv *s);

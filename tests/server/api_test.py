@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 
@@ -1222,6 +1223,170 @@ def test_qr_too_large(admin, net):
     expect("DELETE", "/api/clients/" + c["id"], 204, token=admin)
 
 
+def test_console_api(root, admin, viewer, net):
+    """What the admin console needs (docs/CONSOLE.md): the refresh token as an HttpOnly cookie,
+    live events, counts, the audit chain's state, client search, the guest page's redeem."""
+    log("console: refresh cookie, events, stats, audit verification, search, guest redeem")
+    email, pw = ARGS.admin, ARGS.password
+    st, hdrs, payload = request("POST", "/api/auth/login",
+                                {"email": email, "password": pw, "refresh_cookie": True})
+    doc = json.loads(payload)
+    cookie = next((v for k, v in hdrs.items() if k.lower() == "set-cookie"), "")
+    check(st == 200 and "refresh_token" not in doc and doc.get("access_token"),
+          "login with refresh_cookie: no refresh token in the body: %d %s" % (st, doc))
+    check(cookie.startswith("sg_refresh=sgr_") and "HttpOnly" in cookie and
+          "SameSite=Strict" in cookie and "Path=/api/auth" in cookie and "Max-Age=" in cookie,
+          "the refresh cookie's attributes: %s" % cookie)
+    c1 = cookie.split(";")[0]
+    SECRETS.extend([doc["access_token"], c1.split("=", 1)[1]])
+    st, hdrs, payload = request("POST", "/api/auth/refresh", headers={"Cookie": c1})
+    doc = json.loads(payload)
+    cookie2 = next((v for k, v in hdrs.items() if k.lower() == "set-cookie"), "")
+    check(st == 200 and "refresh_token" not in doc and cookie2.startswith("sg_refresh=sgr_")
+          and cookie2.split(";")[0] != c1, "refresh from the cookie rotates it: %d %s" % (st, doc))
+    c2 = cookie2.split(";")[0]
+    SECRETS.extend([doc["access_token"], c2.split("=", 1)[1]])
+    # Other cookies around it are ignored; a refresh without token or cookie is 401.
+    st, _, _ = request("POST", "/api/auth/refresh", headers={"Cookie": "a=b; " + c2 + "; c=d"})
+    check(st == 200, "refresh with the cookie among others: %d" % st)
+    expect("POST", "/api/auth/refresh", 401, field="refresh_token", what="(no token, no cookie)")
+    # The rotated-away cookie presented again is reuse: the login ends, the cookie is cleared.
+    st, hdrs, _ = request("POST", "/api/auth/refresh", headers={"Cookie": c2})
+    cleared = next((v for k, v in hdrs.items() if k.lower() == "set-cookie"), "")
+    check(st == 401 and "Max-Age=0" in cleared, "reused cookie: %d, %s" % (st, cleared))
+    # Logout with the cookie ends that login only and clears the cookie.
+    st, hdrs, payload = request("POST", "/api/auth/login",
+                                {"email": email, "password": pw, "refresh_cookie": True})
+    doc = json.loads(payload)
+    c3 = next((v for k, v in hdrs.items() if k.lower() == "set-cookie"), "").split(";")[0]
+    SECRETS.extend([doc["access_token"], c3.split("=", 1)[1]])
+    st, hdrs, payload = request("POST", "/api/auth/logout", token=doc["access_token"],
+                                headers={"Cookie": c3})
+    cleared = next((v for k, v in hdrs.items() if k.lower() == "set-cookie"), "")
+    check(st == 200 and json.loads(payload)["revoked"] and "Max-Age=0" in cleared,
+          "logout with the cookie: %d %s" % (st, cleared))
+    st, _, _ = request("POST", "/api/auth/refresh", headers={"Cookie": c3})
+    check(st == 401, "the logged-out cookie refreshes: %d" % st)
+    expect("GET", "/api/auth/me", 200, token=root, what="(other logins go on)")
+
+    stats = expect("GET", "/api/stats", 200, token=viewer)
+    cur = stats["current"]
+    check(cur["networks"] >= 1 and cur["clients"] >= 1 and cur["audit_head"] > 0 and
+          isinstance(stats["history"], list) and stats["database"] == "ok",
+          "stats: %s" % stats)
+    expect("GET", "/api/stats", 401)
+    v = expect("GET", "/api/audit/verify", 200, token=viewer)
+    check(v["intact"] is True and v["bad_id"] is None and v["rows"] >= cur["audit_head"],
+          "audit verify: %s" % v)
+
+    def events(query, token=viewer, headers=None):
+        st, hdrs, payload = request("GET", "/api/events" + query, token=token, headers=headers)
+        ct = next((v for k, v in hdrs.items() if k.lower() == "content-type"), "")
+        evs, ev = [], {}
+        for line in payload.decode().split("\n"):
+            if not line:
+                if "data" in ev:
+                    evs.append(ev)
+                ev = {}
+            elif ":" in line:
+                k, _, val = line.partition(":")
+                ev[k] = val[1:] if val.startswith(" ") else val
+        return st, ct, evs
+
+    st, ct, evs = events("")
+    check(st == 200 and ct == "text/event-stream" and evs and evs[-1]["event"] == "stats",
+          "events, first call: %d %s %s" % (st, ct, evs))
+    head = int(evs[-1]["id"])
+    t0 = time.monotonic()
+    st, _, evs = events("?since=%d&wait=0" % head)
+    check(st == 200 and [e["event"] for e in evs] == ["stats"] and time.monotonic() - t0 < 2,
+          "events with nothing new and wait=0 answer at once: %s" % evs)
+    # A change while the request waits: it answers with the new audit row, well before `wait`.
+    done = []
+
+    def later():
+        time.sleep(0.5)
+        done.append(call("POST", "/api/networks", {"name": "events-probe",
+                                                   "subnet4": "10.123.0.0/24"}, token=admin))
+    th = threading.Thread(target=later)
+    th.start()
+    t0 = time.monotonic()
+    st, _, evs = events("?wait=20", headers={"Last-Event-ID": str(head)})
+    took = time.monotonic() - t0
+    th.join()
+    audit = [json.loads(e["data"]) for e in evs if e["event"] == "audit"]
+    check(st == 200 and any(a["event_type"] == "network.created" and
+                            a["resource_name"] == "events-probe" for a in audit)
+          and took < 10 and evs[-1]["event"] == "stats" and int(evs[-1]["id"]) > head,
+          "a parked event stream wakes with the new audit row (%.1f s): %s" % (took, evs))
+    expect("GET", "/api/events?wait=61", 400, token=viewer, field="wait")
+    expect("GET", "/api/events?since=-1", 400, token=viewer, field="since")
+    expect("GET", "/api/events", 401)
+
+    # Search: a substring of the name (ASCII case folded) or of an address; LIKE's own
+    # characters are literal.
+    c = expect("POST", "/api/clients", 201, {"network_id": net["id"], "name": "Zeta_Search%"},
+               token=admin)
+    page = expect("GET", "/api/clients?q=zeta_s", 200, token=viewer)
+    check([i["id"] for i in page["items"]] == [c["id"]] and page["total"] == 1,
+          "q matches the name: %s" % page)
+    page = expect("GET", "/api/clients?q=SEARCH%25", 200, token=viewer)
+    check(page["total"] == 1, "q with %% matches it literally: %s" % page)
+    page = expect("GET", "/api/clients?q=zeta%25h", 200, token=viewer)
+    check(page["total"] == 0, "q: %% is not a wildcard: %s" % page)
+    page = expect("GET", "/api/clients?q=a_S", 200, token=viewer)
+    check(page["total"] == 1, "q with _ matches it literally: %s" % page)
+    page = expect("GET", "/api/clients?q=zet_", 200, token=viewer)
+    check(page["total"] == 0, "q: _ is not a wildcard: %s" % page)
+    page = expect("GET", "/api/clients?q=" + urllib.parse.quote(c["assigned_ip4"] or
+                                                                c["assigned_ip6"]), 200,
+                  token=viewer)
+    check(c["id"] in [i["id"] for i in page["items"]], "q matches an address: %s" % page)
+    page = expect("GET", "/api/clients?online=true&network_id=" + net["id"], 200, token=viewer)
+    check(all(i["online"] for i in page["items"]), "online=true: %s" % page)
+    page = expect("GET", "/api/clients?online=false&q=zeta", 200, token=viewer)
+    check(page["total"] == 1, "online=false: %s" % page)
+    expect("GET", "/api/clients?q=", 400, token=viewer, field="q")
+    expect("GET", "/api/clients?q=" + "x" * 65, 400, token=viewer, field="q")
+    expect("DELETE", "/api/clients/" + c["id"], 204, token=admin)
+
+    # The guest page's redeem: config and QR code in one answer (one use).
+    ta = expect("POST", "/api/temp-access", 201, {"network_id": net["id"], "max_uses": 1},
+                token=admin)
+    SECRETS.append(ta["token"])
+    if "page_url" in ta:
+        check(ta["page_url"].endswith("/guest#" + ta["token"]) and
+              ta["page_qr_png_base64"], "page_url: %s" % ta["page_url"])
+        check_png(base64.b64decode(ta["page_qr_png_base64"]), "the guest page's QR code")
+    expect("GET", "/api/temp-access/%s?format=xml" % ta["token"], 400, field="format")
+    r = expect("GET", "/api/temp-access/%s?format=json" % ta["token"], 200)
+    check("[Interface]" in r["config"] and r["qr_png_base64"] and
+          r["expires_at"] == ta["expires_at"], "redeem as JSON: %s" % {k: str(v)[:40] for k, v in r.items()})
+    check_png(base64.b64decode(r["qr_png_base64"]), "the redeemed config's QR code")
+    SECRETS.append(r["config"].split("PrivateKey = ")[-1].split("\n")[0])
+    expect("GET", "/api/temp-access/%s?format=json" % ta["token"], 410)
+    expect("DELETE", "/api/temp-access/" + ta["id"], 204, token=admin)
+
+    # The console's files are not the API's: an unknown /api path stays a 404 problem, and
+    # the console's pages come with their Content-Security-Policy (when the build made them).
+    expect("GET", "/api/no-such-thing", 404)
+    try:
+        with urllib.request.urlopen(ARGS.url + "/clients", timeout=30) as resp:
+            csp = resp.headers.get("Content-Security-Policy", "")
+            check("script-src 'self'" in csp and "frame-ancestors 'none'" in csp and
+                  resp.headers.get("Content-Type", "").startswith("text/html"),
+                  "the console's page and its CSP: %s" % csp)
+    except urllib.error.HTTPError as e:
+        check(e.code == 404 and e.headers.get("Content-Type") == "application/problem+json",
+              "no console built: a 404 problem, got %d" % e.code)
+    for bad in ("/.hidden", "/assets/..%2f..%2fetc%2fpasswd", "/assets/x.exe", "/%00"):
+        try:
+            urllib.request.urlopen(ARGS.url + bad, timeout=30)
+            check(False, "%s was served" % bad)
+        except urllib.error.HTTPError as e:
+            check(e.code in (400, 404), "%s: %d" % (bad, e.code))
+
+
 def test_temp_head(admin, net):
     """HEAD used to redeem a temporary access link (a chat app's link preview used it up)."""
     log("temporary access: HEAD never redeems")
@@ -1438,6 +1603,7 @@ def main():
     test_challenges(c1)
     test_temp_access(admin, viewer, net)
     test_temp_head(admin, net)
+    test_console_api(root, admin, viewer, net)
     test_settings(root, admin, viewer)
     test_bad_utf8_header(root)
     test_lockout(root)

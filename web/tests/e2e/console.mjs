@@ -1,0 +1,406 @@
+// The admin console in a real browser (Debian's Chromium driven by playwright-core) against a
+// real server: tests/integration/test_console.sh starts the server, an agent on a hub and the
+// tunnel, and runs this script in the server's namespace. Each step stops the run at its first
+// failure with a screenshot; the last line says how many steps passed.
+//
+// Environment: SG_URL, SG_EMAIL/SG_PASSWORD (super_admin), SG_VIEWER_EMAIL/SG_VIEWER_PASSWORD,
+// SG_NET (the network with the hub), SG_OUT (screenshots and downloads), SG_SIGNAL (written with
+// the laptop's config path once downloaded: the shell brings that tunnel up), SG_CHROMIUM.
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const env = (k) => {
+	const v = process.env[k];
+	if (!v) throw new Error(`${k} is not set`);
+	return v;
+};
+const URL0 = env('SG_URL');
+const OUT = env('SG_OUT');
+const ADMIN = { email: env('SG_EMAIL'), password: env('SG_PASSWORD') };
+const VIEWER = { email: env('SG_VIEWER_EMAIL'), password: env('SG_VIEWER_PASSWORD') };
+const NET = env('SG_NET');
+const SIGNAL = env('SG_SIGNAL');
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+fs.mkdirSync(path.join(OUT, 'screenshots'), { recursive: true });
+
+let passed = 0;
+const problems = []; // CSP violations and script errors seen on any page
+
+function assert(cond, msg) {
+	if (!cond) throw new Error(msg);
+}
+
+async function api(method, p, body, token) {
+	const res = await fetch(URL0 + p, {
+		method,
+		headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body ? { 'Content-Type': 'application/json' } : {}) },
+		body: body ? JSON.stringify(body) : undefined,
+	});
+	const text = await res.text();
+	return { status: res.status, text, json: () => JSON.parse(text) };
+}
+async function tokenOf(who) {
+	const r = await api('POST', '/api/auth/login', who);
+	assert(r.status === 200, `API login of ${who.email}: ${r.status} ${r.text}`);
+	return r.json().access_token;
+}
+
+function zbar(file) {
+	// --raw: the data only; zbarimg ends it with a newline of its own.
+	return execFileSync('zbarimg', ['--raw', '-q', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).replace(/\n$/, '');
+}
+
+const browser = await chromium.launch({
+	executablePath: process.env.SG_CHROMIUM || '/usr/bin/chromium',
+	args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+});
+
+function watch(page, who) {
+	page.on('console', (m) => {
+		if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(`${who}: ${m.text()}`);
+	});
+	page.on('pageerror', (e) => problems.push(`${who}: script error: ${e.message}`));
+}
+async function newPage(viewport = DESKTOP, who = 'admin') {
+	const ctx = await browser.newContext({ viewport, acceptDownloads: true });
+	const page = await ctx.newPage();
+	page.setDefaultTimeout(15000);
+	watch(page, who);
+	return { ctx, page };
+}
+let current = null; // the page to photograph when a step fails
+async function step(name, fn) {
+	const t0 = Date.now();
+	try {
+		await fn();
+		passed++;
+		console.log(`ok ${passed} - ${name} (${Date.now() - t0} ms)`);
+	} catch (e) {
+		console.log(`not ok - ${name}: ${e.stack || e}`);
+		if (current) await current.screenshot({ path: path.join(OUT, 'screenshots', 'FAILED.png'), fullPage: true }).catch(() => {});
+		for (const p of problems) console.log(`  page problem: ${p}`);
+		console.log(`${passed} passed, 1 failed`);
+		await browser.close();
+		process.exit(1);
+	}
+}
+async function shot(page, name) {
+	await page.waitForTimeout(150); // the last render (fonts, notices)
+	await page.screenshot({ path: path.join(OUT, 'screenshots', `${name}.png`), fullPage: true });
+}
+async function nav(page, label) {
+	const menu = page.getByRole('button', { name: 'Menu' });
+	if (await menu.isVisible()) await menu.click();
+	await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
+}
+async function login(page, who) {
+	await page.goto(URL0 + '/');
+	await page.locator('#email').fill(who.email);
+	await page.locator('#password').fill(who.password);
+	await page.locator('#password').press('Enter'); // the keyboard, not the mouse
+	await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+}
+
+const adminToken = await tokenOf(ADMIN);
+const { page: admin } = await newPage();
+current = admin;
+
+await step('the login page is served with a strict CSP and no third-party origin', async () => {
+	const res = await admin.goto(URL0 + '/');
+	const csp = res.headers()['content-security-policy'] || '';
+	assert(/script-src 'self'/.test(csp) && /default-src 'none'/.test(csp) && !/unsafe-inline|unsafe-eval/.test(csp), `CSP: ${csp}`);
+	await admin.locator('#email').waitFor();
+	const foreign = await admin.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((n) => !n.startsWith(location.origin)));
+	assert(foreign.length === 0, `resources from elsewhere: ${foreign}`);
+	await shot(admin, 'desktop-login');
+});
+
+await step('log in with the keyboard; no token where a script can read it', async () => {
+	await login(admin, ADMIN);
+	const store = await admin.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
+	assert(!/sgr_|eyJ/.test(store), `a token is readable by scripts: ${store}`);
+	const cookies = await admin.context().cookies();
+	const rc = cookies.find((c) => c.name === 'sg_refresh');
+	assert(rc && rc.httpOnly && rc.sameSite === 'Strict' && rc.path === '/api/auth', `refresh cookie: ${JSON.stringify(rc)}`);
+	// A reload keeps the session (a new access token from the cookie).
+	await admin.reload();
+	await admin.getByRole('heading', { name: 'Dashboard' }).waitFor();
+	await admin.getByTestId('live-state').filter({ hasText: 'live' }).waitFor();
+});
+
+let labId = '';
+await step('create a network, its errors shown on the field', async () => {
+	await nav(admin, 'Networks');
+	await admin.getByRole('button', { name: 'New network' }).click();
+	await admin.locator('#f-name').fill('lab');
+	await admin.locator('#f-subnet4').fill('10.77.0.1/24'); // host bits set: refused
+	await admin.getByRole('button', { name: 'Create', exact: true }).click();
+	await admin.locator('[data-field=subnet4] .fielderr').waitFor();
+	await admin.locator('#f-subnet4').fill('10.77.0.0/24');
+	await admin.locator('#f-dns_servers').fill('10.77.0.1');
+	await admin.getByRole('button', { name: 'Create', exact: true }).click();
+	await admin.locator('tr[data-network=lab]').waitFor();
+	const list = (await api('GET', '/api/networks?limit=500', null, adminToken)).json();
+	labId = list.items.find((n) => n.name === 'lab').id;
+	assert(labId, 'the network is not in the API');
+});
+
+let laptopId = '';
+const laptopConf = path.join(OUT, 'laptop.conf');
+await step('create a client in the hub network and download its config', async () => {
+	await nav(admin, 'Clients');
+	await admin.getByRole('button', { name: 'New client' }).click();
+	await admin.locator('#f-network_id').selectOption(NET);
+	await admin.locator('#f-name').fill('laptop');
+	await admin.locator('#f-persistent_keepalive').fill('1');
+	await admin.getByRole('button', { name: 'Create', exact: true }).click();
+	await admin.locator('[data-notice=ok]').filter({ hasText: 'Client laptop created' }).waitFor();
+	await admin.locator('tr[data-client=laptop]').getByRole('button', { name: 'laptop' }).click();
+	const [dl] = await Promise.all([admin.waitForEvent('download'), admin.getByRole('button', { name: 'Download config' }).click()]);
+	await dl.saveAs(laptopConf);
+	const page = (await api('GET', `/api/clients?name=laptop&network_id=${NET}`, null, adminToken)).json();
+	laptopId = page.items[0].id;
+	const fromApi = (await api('GET', `/api/clients/${laptopId}/config`, null, adminToken)).text;
+	assert(fs.readFileSync(laptopConf, 'utf8') === fromApi, 'the downloaded config differs from the API');
+	fs.chmodSync(laptopConf, 0o600);
+});
+
+await step("its QR code, read back with zbar, is the API's config", async () => {
+	await admin.getByRole('button', { name: 'Show QR code' }).click();
+	const img = admin.getByTestId('client-qr');
+	await img.waitFor();
+	await admin.waitForFunction(() => {
+		const i = document.querySelector('[data-testid=client-qr]');
+		return i && i.complete && i.naturalWidth > 0;
+	});
+	const f = path.join(OUT, 'laptop-qr.png');
+	await img.screenshot({ path: f });
+	const fromApi = (await api('GET', `/api/clients/${laptopId}/config`, null, adminToken)).text;
+	assert(zbar(f) === fromApi, 'the QR code does not hold the config');
+	await shot(admin, 'desktop-client-qr');
+	await admin.getByRole('button', { name: 'Close' }).click();
+});
+
+await step('a tunnel goes online on the dashboard when a real secureguardd connects', async () => {
+	await nav(admin, 'Dashboard');
+	await admin.getByTestId('live-state').filter({ hasText: 'live' }).waitFor();
+	const before = Number(await admin.getByTestId('clients-online').textContent());
+	fs.writeFileSync(SIGNAL, laptopConf + '\n'); // the shell brings the tunnel up now
+	await admin.waitForFunction((b) => Number(document.querySelector('[data-testid=clients-online]')?.textContent) > b, before, { timeout: 60000 });
+	await admin.locator('[data-testid=dash-tunnels] .badge-ok').first().waitFor({ timeout: 30000 });
+	await shot(admin, 'desktop-dashboard');
+	await nav(admin, 'Clients');
+	await admin.locator('tr[data-client=laptop] .badge-ok').filter({ hasText: 'online' }).waitFor();
+	await shot(admin, 'desktop-clients');
+});
+
+await step('search and filter the clients (server side)', async () => {
+	await admin.getByLabel('Search clients').fill('LAP');
+	await admin.waitForURL(/q=LAP/);
+	await admin.locator('tr[data-client=laptop]').waitFor();
+	assert((await admin.locator('tbody tr').count()) === 1, 'the search shows other clients');
+	await admin.getByLabel('Status').selectOption('offline');
+	await admin.getByText('No clients match these filters.').waitFor();
+	await admin.getByLabel('Search clients').fill('');
+	await admin.getByLabel('Status').selectOption('');
+	await admin.locator('tr[data-client=hub]').waitFor();
+});
+
+let auditReloadMarker = 0;
+await step('an audit event appears live, without a reload; the chain is verified', async () => {
+	await nav(admin, 'Audit log');
+	await admin.getByTestId('live-state').filter({ hasText: 'live' }).waitFor();
+	await admin.getByTestId('chain-state').filter({ hasText: 'verified' }).waitFor();
+	auditReloadMarker = await admin.evaluate(() => (window.__mark = Math.random()));
+	const r = await api('POST', '/api/networks', { name: 'live-probe', subnet4: '10.78.0.0/24' }, adminToken);
+	assert(r.status === 201, `create: ${r.status} ${r.text}`);
+	await admin.locator('tr[data-event="network.created"]').filter({ hasText: 'live-probe' }).waitFor({ timeout: 15000 });
+	assert((await admin.evaluate(() => window.__mark)) === auditReloadMarker, 'the page reloaded');
+});
+
+const exports = {};
+await step('filter the audit log and export it (CSV and JSON)', async () => {
+	await admin.locator('#a-type').fill('network.created');
+	await admin.getByRole('button', { name: 'Apply' }).click();
+	await admin.waitForFunction(() => {
+		const rows = [...document.querySelectorAll('tr[data-event]')];
+		return rows.length >= 2 && rows.every((r) => r.getAttribute('data-event') === 'network.created');
+	});
+	await shot(admin, 'desktop-audit');
+	for (const fmt of ['CSV', 'JSON']) {
+		const [dl] = await Promise.all([admin.waitForEvent('download'), admin.getByRole('button', { name: `Export ${fmt}` }).click()]);
+		const f = path.join(OUT, `audit.${fmt.toLowerCase()}`);
+		await dl.saveAs(f);
+		exports[fmt] = f;
+		assert(fs.statSync(f).size > 100, `the ${fmt} export is empty`);
+	}
+	assert(fs.readFileSync(exports.CSV, 'utf8').split('\n')[0].includes('event_type'), 'the CSV has no header');
+	assert(Array.isArray(JSON.parse(fs.readFileSync(exports.JSON, 'utf8'))), 'the JSON export is not an array');
+});
+
+let guestLink = '';
+let guestLink2 = '';
+async function createGrant(name) {
+	await admin.getByRole('button', { name: 'New temporary access' }).click();
+	await admin.locator('#f-network_id').selectOption(NET);
+	await admin.locator('#f-name').fill(name);
+	await admin.locator('#f-max_uses').fill('1');
+	await admin.getByRole('button', { name: 'Create', exact: true }).click();
+	const link = await admin.getByTestId('guest-link').inputValue();
+	return link;
+}
+await step('create temporary access: its link and QR code', async () => {
+	await nav(admin, 'Temporary access');
+	guestLink = await createGrant('visitor');
+	assert(/\/guest#sgt_/.test(guestLink), `link: ${guestLink}`);
+	const f = path.join(OUT, 'guest-link-qr.png');
+	await admin.getByTestId('guest-qr').screenshot({ path: f });
+	assert(zbar(f) === guestLink, 'the QR code does not hold the link');
+	await shot(admin, 'desktop-temp-access-created');
+	await admin.getByRole('button', { name: 'Close' }).click();
+	guestLink2 = await createGrant('revoked-visitor');
+	await admin.getByRole('button', { name: 'Close' }).click();
+});
+
+await step('revoke temporary access', async () => {
+	await admin.locator('tr[data-grant=revoked-visitor]').getByRole('button', { name: 'Revoke' }).click();
+	await admin.locator('[data-confirm]').click();
+	await admin.locator('tr[data-grant=revoked-visitor] [data-testid=grant-state]').filter({ hasText: 'revoked' }).waitFor();
+});
+
+await step('the guest page redeems the link without an admin login: config and QR', async () => {
+	for (const [vp, tag] of [[PHONE, 'phone'], [DESKTOP, 'desktop']]) {
+		if (tag === 'desktop') {
+			// The link is used up by the phone: a revoked one shows the guest why not.
+			const { ctx, page } = await newPage(vp, 'guest');
+			current = page;
+			await page.goto(guestLink2);
+			await page.getByTestId('guest-error').filter({ hasText: 'expired, was revoked or has been used up' }).waitFor();
+			await shot(page, `${tag}-guest-refused`);
+			await ctx.close();
+			continue;
+		}
+		const { ctx, page } = await newPage(vp, 'guest');
+		current = page;
+		await page.goto(guestLink);
+		assert(!page.url().includes('sgt_'), 'the token stays in the address bar');
+		await page.getByRole('button', { name: 'Get my configuration' }).click();
+		const pre = page.getByTestId('guest-config');
+		await pre.waitFor({ state: 'attached' });
+		const conf = await pre.textContent();
+		assert(/\[Interface\]/.test(conf) && /\[Peer\]/.test(conf), 'no config on the guest page');
+		const f = path.join(OUT, 'guest-config-qr.png');
+		await page.getByTestId('guest-config-qr').screenshot({ path: f });
+		assert(zbar(f) === conf, "the guest QR code does not hold the guest's config");
+		const [dl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download configuration' }).click()]);
+		const saved = path.join(OUT, 'guest.conf');
+		await dl.saveAs(saved);
+		assert(fs.readFileSync(saved, 'utf8') === conf, 'the downloaded guest config differs');
+		await shot(page, `${tag}-guest`);
+		await ctx.close();
+	}
+	current = admin;
+	await admin.reload();
+	await admin.locator('tr[data-grant=visitor] [data-testid=grant-uses]').filter({ hasText: '1 / 1' }).waitFor();
+	await admin.locator('tr[data-grant=visitor] [data-testid=grant-state]').filter({ hasText: 'used up' }).waitFor();
+});
+
+await step("the policy editor shows the server's validation errors by field", async () => {
+	await nav(admin, 'Policies');
+	await admin.getByRole('button', { name: 'New site-to-site' }).click();
+	const ta = admin.locator('#policy-json');
+	await ta.fill((await ta.inputValue()).replace('aes256gcm16-ecp384', 'bogus-cipher'));
+	await admin.getByRole('button', { name: 'Save' }).click();
+	await admin.getByTestId('policy-problems').filter({ hasText: 'esp_proposals' }).waitFor();
+	await shot(admin, 'desktop-policy-errors');
+	await admin.getByRole('button', { name: 'Cancel' }).click();
+});
+
+await step('a viewer sees no write action, and the server refuses one anyway', async () => {
+	const { ctx, page } = await newPage(DESKTOP, 'viewer');
+	current = page;
+	await login(page, VIEWER);
+	await page.getByTestId('role').filter({ hasText: 'read-only' }).waitFor();
+	const checks = [
+		['Clients', 'New client'],
+		['Networks', 'New network'],
+		['Temporary access', 'New temporary access'],
+		['Peers', 'Enrol a node'],
+		['Gateways', 'New gateway'],
+	];
+	for (const [screen, button] of checks) {
+		await nav(page, screen);
+		await page.getByRole('heading', { name: screen === 'Temporary access' ? 'Temporary access' : screen }).waitFor();
+		await page.locator('[aria-busy=true]').waitFor({ state: 'detached' });
+		assert((await page.getByRole('button', { name: button }).count()) === 0, `${screen}: the viewer sees "${button}"`);
+	}
+	await nav(page, 'Clients');
+	await page.locator('tr[data-client=laptop]').waitFor();
+	assert((await page.getByRole('button', { name: 'Config' }).count()) === 0, 'the viewer sees config downloads');
+	assert((await page.getByRole('button', { name: 'Edit' }).count()) === 0, 'the viewer sees edit buttons');
+	await shot(page, 'desktop-viewer-clients');
+	const vt = await tokenOf(VIEWER);
+	const r = await api('POST', '/api/networks', { name: 'viewer-net', subnet4: '10.79.0.0/24' }, vt);
+	assert(r.status === 403, `the server let a viewer create a network: ${r.status}`);
+	await ctx.close();
+	current = admin;
+});
+
+await step('every screen at desktop and phone width', async () => {
+	const screens = [
+		['dashboard', '/', 'Dashboard'],
+		['clients', '/clients', 'Clients'],
+		['networks', `/networks/${NET}`, 'Networks'],
+		['temp-access', '/temp-access', 'Temporary access'],
+		['audit', '/audit', 'Audit log'],
+		['policies', '/policies', 'Policies'],
+		['peers', '/peers', 'Peers'],
+		['tunnels', '/tunnels', 'Tunnels'],
+		['gateways', '/gateways', 'Gateways'],
+		['settings', '/settings', 'Settings'],
+		['users', '/users', 'Admin users'],
+	];
+	for (const [vp, tag] of [[DESKTOP, 'desktop'], [PHONE, 'phone']]) {
+		await admin.setViewportSize(vp);
+		for (const [name, p, heading] of screens) {
+			await admin.goto(URL0 + p);
+			await admin.getByRole('heading', { name: heading, exact: false }).first().waitFor();
+			await admin.locator('[aria-busy=true]').waitFor({ state: 'detached' });
+			if (name === 'networks') await admin.getByTestId('topology').waitFor();
+			if (name === 'dashboard') await admin.getByTestId('chart').or(admin.getByTestId('chart-empty')).waitFor();
+			await shot(admin, `${tag}-${name}`);
+		}
+	}
+	await admin.setViewportSize(DESKTOP);
+});
+
+await step('a session ended on the server sends the console back to the login page', async () => {
+	// "Log out everywhere" from another login: every refresh token of the user is revoked.
+	const other = await tokenOf(ADMIN);
+	const r = await api('POST', '/api/auth/logout', {}, other);
+	assert(r.status === 200, `logout everywhere: ${r.status}`);
+	await nav(admin, 'Clients');
+	await admin.getByText('Your session has ended').waitFor();
+	await admin.locator('#email').waitFor();
+});
+
+await step('log out: the cookie is gone, a reload stays logged out', async () => {
+	await login(admin, ADMIN);
+	await admin.getByRole('button', { name: 'Log out' }).click();
+	await admin.locator('#email').waitFor();
+	const cookies = await admin.context().cookies();
+	assert(!cookies.some((c) => c.name === 'sg_refresh'), 'the refresh cookie survived logout');
+	await admin.reload();
+	await admin.locator('#email').waitFor();
+});
+
+await step('no Content-Security-Policy violation or script error on any page', async () => {
+	// The console's own expected 401 (a reload without a session) is not a problem.
+	assert(problems.length === 0, problems.join('\n'));
+});
+
+await browser.close();
+console.log(`${passed} passed, 0 failed`);
