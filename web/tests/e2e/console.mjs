@@ -53,6 +53,9 @@ function zbar(file) {
 	return execFileSync('zbarimg', ['--raw', '-q', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).replace(/\n$/, '');
 }
 
+// Every list and screen of the page has loaded (no "Loading…" left; there may be several).
+const settled = (page) => page.waitForFunction(() => !document.querySelector('[aria-busy=true]'));
+
 const browser = await chromium.launch({
 	executablePath: process.env.SG_CHROMIUM || '/usr/bin/chromium',
 	args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
@@ -334,7 +337,7 @@ await step('a viewer sees no write action, and the server refuses one anyway', a
 	for (const [screen, button] of checks) {
 		await nav(page, screen);
 		await page.getByRole('heading', { name: screen === 'Temporary access' ? 'Temporary access' : screen }).waitFor();
-		await page.locator('[aria-busy=true]').waitFor({ state: 'detached' });
+		await settled(page);
 		assert((await page.getByRole('button', { name: button }).count()) === 0, `${screen}: the viewer sees "${button}"`);
 	}
 	await nav(page, 'Clients');
@@ -368,7 +371,7 @@ await step('every screen at desktop and phone width', async () => {
 		for (const [name, p, heading] of screens) {
 			await admin.goto(URL0 + p);
 			await admin.getByRole('heading', { name: heading, exact: false }).first().waitFor();
-			await admin.locator('[aria-busy=true]').waitFor({ state: 'detached' });
+			await settled(admin);
 			if (name === 'networks') await admin.getByTestId('topology').waitFor();
 			if (name === 'dashboard') await admin.getByTestId('chart').or(admin.getByTestId('chart-empty')).waitFor();
 			await shot(admin, `${tag}-${name}`);
