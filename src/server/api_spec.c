@@ -106,7 +106,8 @@ static const struct api_schema mfa_code = {
 		   "(xxxx-xxxx-xxxx-xxxx; dashes, spaces and case do not matter)"};
 static const struct api_prop login_mfa_props[] = {
     {"mfa_token", &mfa_token, R, "from the password step; single use, 5 minutes"},
-    {"code", &mfa_code, R, NULL}};
+    {"code", &mfa_code, R, NULL},
+    {"refresh_cookie", &boolean, 0, "as at POST /api/auth/login"}};
 static const struct api_schema login_mfa_in = {.name = "LoginMfa", .type = AT_OBJECT,
 					       NPROPS(login_mfa_props)};
 static const struct api_prop totp_code_props[] = {{"code", &mfa_code, R, NULL}};

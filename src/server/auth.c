@@ -495,11 +495,14 @@ static void set_refresh_cookie(struct srv *s, struct srv_resp *out, const char *
 	sg_memzero(v, sizeof(v));
 }
 
-/* A browser's login: tokens answered without the refresh token, which goes in the cookie. */
-static void tokens_to_cookie(struct srv *s, struct srv_resp *out, json_t *tokens)
+void srv_login_answer(struct srv *s, struct srv_req *r, struct srv_resp *out, json_t *tokens)
 {
 	char tok[80];
 
+	if (!json_is_true(json_object_get(r->json, "refresh_cookie"))) {
+		srv_json(out, 200, tokens);
+		return;
+	}
 	snprintf(tok, sizeof(tok), "%s",
 		 json_string_value(json_object_get(tokens, "refresh_token")) ?: "");
 	json_object_del(tokens, "refresh_token");
@@ -508,21 +511,19 @@ static void tokens_to_cookie(struct srv *s, struct srv_resp *out, json_t *tokens
 	sg_memzero(tok, sizeof(tok));
 }
 
-/* The sg_refresh cookie's value (Cookie: "name=value" pairs separated by "; ", RFC 6265
- * section 4.2.1) into out; false when there is none that looks like a refresh token. */
-static bool refresh_cookie(struct srv_req *r, char *out, size_t len)
+bool srv_cookie_get(const char *header, const char *name, char *out, size_t len)
 {
-	const char *h = srv_header(r, "cookie"), *p = h;
-	size_t n = strlen(REFRESH_COOKIE);
+	const char *p = header;
+	size_t n = strlen(name);
 
 	while (p && *p) {
 		while (*p == ' ' || *p == ';')
 			p++;
-		if (!strncmp(p, REFRESH_COOKIE, n) && p[n] == '=') {
+		if (!strncmp(p, name, n) && p[n] == '=') {
 			const char *v = p + n + 1;
 			size_t vl = strcspn(v, "; ");
 
-			if (vl >= len || vl < 5 || strncmp(v, "sgr_", 4))
+			if (!vl || vl >= len)
 				return false;
 			memcpy(out, v, vl);
 			out[vl] = 0;
@@ -531,6 +532,14 @@ static bool refresh_cookie(struct srv_req *r, char *out, size_t len)
 		p = strchr(p, ';');
 	}
 	return false;
+}
+
+/* The sg_refresh cookie's value into out; false when there is none that looks like a refresh
+ * token. */
+static bool refresh_cookie(struct srv_req *r, char *out, size_t len)
+{
+	return srv_cookie_get(srv_header(r, "cookie"), REFRESH_COOKIE, out, len) &&
+	       !strncmp(out, "sgr_", 4) && strlen(out) > 4;
 }
 
 /* Account lockout is per (account, source): a source (an IPv4 address, an IPv6 /64) that fails
@@ -897,10 +906,7 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_dberr(out, c, rc);
 		goto out;
 	}
-	if (json_is_true(json_object_get(r->json, "refresh_cookie")))
-		tokens_to_cookie(s, out, result);
-	else
-		srv_json(out, 200, result);
+	srv_login_answer(s, r, out, result);
 out:
 	sg_db_release(c);
 }

@@ -61,9 +61,8 @@ static const char *ctype_of(const char *name)
 
 /* Whether the client takes gzip (RFC 9110 section 12.5.3): a "gzip" coding in Accept-Encoding
  * whose weight is not zero. */
-static bool accepts_gzip(struct srv_req *r)
+bool srv_accepts_gzip(const char *h)
 {
-	const char *h = srv_header(r, "accept-encoding");
 
 	while (h && *h) {
 		size_t n;
@@ -194,7 +193,7 @@ bool srv_console_serve(struct srv *s, struct srv_req *r, struct srv_resp *out,
 		srv_error(out, 404, NULL, "no such file");
 		return true;
 	}
-	if (accepts_gzip(r)) {
+	if (srv_accepts_gzip(srv_header(r, "accept-encoding"))) {
 		snprintf(gzrel, sizeof(gzrel), "%s.gz", rel);
 		buf = read_file(s->console_dir, gzrel, &len);
 		gz = buf != NULL;

@@ -349,7 +349,7 @@ void h_login_mfa(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	if (rc)
 		srv_dberr(out, c, rc);
 	else
-		srv_json(out, 200, result);
+		srv_login_answer(s, r, out, result);
 out:
 	free(blob);
 	sg_memzero(&f, sizeof(f));

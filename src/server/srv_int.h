@@ -546,6 +546,15 @@ struct srv_target;
  * console's (then 404). */
 bool srv_console_serve(struct srv *s, struct srv_req *r, struct srv_resp *out,
 		       const struct srv_target *t);
+/* Whether an Accept-Encoding value (NULL: none) takes gzip: a "gzip" coding whose weight is not
+ * zero (RFC 9110 section 12.5.3). */
+bool srv_accepts_gzip(const char *accept_encoding);
+/* The value of cookie `name` in a Cookie header value (RFC 6265 section 4.2.1: "a=b; c=d";
+ * NULL: none) into out; false when it is absent, empty or longer than len - 1. */
+bool srv_cookie_get(const char *header, const char *name, char *out, size_t len);
+/* The 200 of a completed login (auth.c): the tokens (taken), with the refresh token moved into
+ * the sg_refresh cookie when the request asked for it ("refresh_cookie": true). */
+void srv_login_answer(struct srv *s, struct srv_req *r, struct srv_resp *out, json_t *tokens);
 /* From the server's main loop, about every 250 ms: samples the counts every 10 s and returns
  * true when the audit log grew (the caller then wakes parked event streams). */
 bool srv_console_tick(struct srv *s);

@@ -1144,6 +1144,16 @@ def _test_totp(root):
     sql("UPDATE mfa_tokens SET expires_at = 1 WHERE user_id = '%s'" % u["id"])
     expect("POST", "/api/auth/login/mfa", 401, {"mfa_token": mt, "code": codes[1]},
            field="mfa_token", what="(mfa_token past its 5 minutes)")
+    # A browser's second step (the admin console): the refresh token in its cookie.
+    mt = password_step()
+    st, hdrs, payload = request("POST", "/api/auth/login/mfa", {"mfa_token": mt, "code": codes[5],
+                                                                "refresh_cookie": True})
+    d = json.loads(payload)
+    ck = next((v for k, v in hdrs.items() if k.lower() == "set-cookie"), "")
+    check(st == 200 and "refresh_token" not in d and ck.startswith("sg_refresh=sgr_") and
+          "HttpOnly" in ck and "SameSite=Strict" in ck,
+          "second step with refresh_cookie: %d %s %s" % (st, list(d), ck[:30]))
+    SECRETS.extend([d.get("access_token", "-"), ck.split(";")[0].split("=", 1)[-1]])
 
     # require_2fa: refused to a super_admin without a second factor; with it, a user without
     # one may only enrol.

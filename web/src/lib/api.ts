@@ -73,12 +73,28 @@ async function problem(res: Response): Promise<ApiError> {
 	return new ApiError(res.status, detail, field, errors);
 }
 
-export async function login(email: string, password: string): Promise<User> {
+/** The password step: a session, or (second factor on) the mfa_token for loginMfa. */
+export async function login(email: string, password: string): Promise<{ user: User } | { mfaToken: string }> {
 	const res = await fetch('/api/auth/login', {
 		method: 'POST',
 		headers: { 'Content-Type': 'application/json' },
 		credentials: 'same-origin',
 		body: JSON.stringify({ email, password, refresh_cookie: true }),
+	});
+	if (!res.ok) throw await problem(res);
+	const j = await res.json();
+	if (j.mfa_required) return { mfaToken: j.mfa_token as string };
+	setSession(j);
+	return { user: user as User };
+}
+
+/** The second step: a TOTP or recovery code. */
+export async function loginMfa(mfaToken: string, code: string): Promise<User> {
+	const res = await fetch('/api/auth/login/mfa', {
+		method: 'POST',
+		headers: { 'Content-Type': 'application/json' },
+		credentials: 'same-origin',
+		body: JSON.stringify({ mfa_token: mfaToken, code, refresh_cookie: true }),
 	});
 	if (!res.ok) throw await problem(res);
 	setSession(await res.json());

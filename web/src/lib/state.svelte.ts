@@ -1,12 +1,19 @@
 // Shared UI state: the session and the notices ("toasts") every action reports to.
-import { onSession, currentUser, type User } from './api';
+import { onSession, currentUser, get, type User } from './api';
 
-export const session = $state<{ user: User | null; why: string; ready: boolean }>({ user: currentUser(), why: '', ready: false });
+export const session = $state<{ user: User | null; why: string; ready: boolean; needs2fa: boolean }>({ user: currentUser(), why: '', ready: false, needs2fa: false });
 
 onSession((u, why) => {
+	const was = session.user?.id;
 	session.user = u;
 	if (why) session.why = why;
 	if (u) session.why = '';
+	// An instance that requires a second factor lets a user without one only enrol.
+	if (u && u.id !== was)
+		get<{ needs_2fa?: boolean }>('/api/auth/me')
+			.then((m) => (session.needs2fa = !!m.needs_2fa))
+			.catch(() => {});
+	if (!u) session.needs2fa = false;
 });
 
 export interface Notice {

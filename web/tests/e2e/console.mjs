@@ -8,6 +8,7 @@
 // the laptop's config path once downloaded: the shell brings that tunnel up), SG_CHROMIUM.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -46,6 +47,19 @@ async function tokenOf(who) {
 	const r = await api('POST', '/api/auth/login', who);
 	assert(r.status === 200, `API login of ${who.email}: ${r.status} ${r.text}`);
 	return r.json().access_token;
+}
+
+// RFC 6238 TOTP (SHA-1, 6 digits, 30 s) of a base32 secret at time step `step`.
+function totp(secret, step) {
+	const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+	let bits = '';
+	for (const ch of secret.replace(/=+$/, '').toUpperCase()) bits += A.indexOf(ch).toString(2).padStart(5, '0');
+	const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+	const msg = Buffer.alloc(8);
+	msg.writeBigUInt64BE(BigInt(step));
+	const h = createHmac('sha1', key).update(msg).digest();
+	const o = h[h.length - 1] & 15;
+	return String((h.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, '0');
 }
 
 function zbar(file) {
@@ -348,6 +362,32 @@ await step('a viewer sees no write action, and the server refuses one anyway', a
 	const vt = await tokenOf(VIEWER);
 	const r = await api('POST', '/api/networks', { name: 'viewer-net', subnet4: '10.79.0.0/24' }, vt);
 	assert(r.status === 403, `the server let a viewer create a network: ${r.status}`);
+	await ctx.close();
+	current = admin;
+});
+
+await step('two-factor login: set up in Settings, then a login asks for the code', async () => {
+	const { ctx, page } = await newPage(DESKTOP, 'viewer');
+	current = page;
+	await login(page, VIEWER);
+	await nav(page, 'Settings');
+	await page.getByRole('button', { name: 'Set up or change' }).click();
+	const secret = (await page.getByTestId('two-factor').locator('.mono').textContent()).trim();
+	const s0 = Math.floor(Date.now() / 30000);
+	await page.getByLabel('Code').fill(totp(secret, s0));
+	await page.getByRole('button', { name: 'Turn on' }).click();
+	await page.getByText('Recovery codes, each good once').waitFor();
+	assert((await page.getByTestId('two-factor').locator('li').count()) === 10, 'not ten recovery codes');
+	await shot(page, 'desktop-two-factor');
+	await page.getByRole('button', { name: 'Log out' }).click();
+	await page.locator('#email').fill(VIEWER.email);
+	await page.locator('#password').fill(VIEWER.password);
+	await page.locator('#password').press('Enter');
+	await page.locator('#code').fill(totp(secret, s0 + 1)); // the next step's code: the last one is spent
+	await page.locator('#code').press('Enter');
+	await page.getByTestId('whoami').filter({ hasText: VIEWER.email }).waitFor(); // back where it was: Settings
+	const rc = (await ctx.cookies()).find((c) => c.name === 'sg_refresh');
+	assert(rc && rc.httpOnly, 'no refresh cookie after the second step');
 	await ctx.close();
 	current = admin;
 });
