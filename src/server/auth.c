@@ -268,9 +268,14 @@ void srv_ip_refund(struct srv *s, const char *ip)
 int srv_bump_token_gen(struct sg_db_conn *c, const char *user_id)
 {
 	const char *p[] = {user_id};
-
-	return srv_neg(
+	int rc = srv_neg(
 	    sg_db_exec(c, "UPDATE admin_users SET token_gen = token_gen + 1 WHERE id = $1", 1, p));
+
+	/* The OpenID provider's single sign-on sessions (routes_oidc.c) end with the tokens: a
+	 * password or role change, disabling, logging out everywhere. */
+	if (!rc)
+		rc = srv_neg(sg_db_exec(c, "DELETE FROM oidc_sessions WHERE user_id = $1", 1, p));
+	return rc;
 }
 
 static void set_name(struct srv_principal *p, const char *a, const char *b)

@@ -546,6 +546,22 @@ def test_oidc(admin, viewer, uniq, root_email, root_pw):
           "the password-only session ended with the second factor: %d %s" % (st, hdr(h, "Location")))
     st, _, text = form("POST", "/oauth2/authorize", dict(areq, email=email2, password=pw2))
     check(st == 401 and "second factor" in text, "a second-factor account is refused: %d" % st)
+    # Logging out everywhere (a password change, a role change, disabling) ends it too.
+    pw3 = "op-out-" + uniq + "-password"
+    email3 = "op-out-%s@gateways.test" % uniq
+    expect("POST", "/api/users", 201, {"email": email3, "password": pw3, "role": "viewer"},
+           token=login(root_email, root_pw))
+    st, h, _ = form("POST", "/oauth2/authorize", dict(areq, email=email3, password=pw3))
+    cookie3 = (hdr(h, "Set-Cookie") or "").split(";")[0]
+    check(st == 302 and cookie3.startswith("sg_op="), "logged in at the provider: %d" % st)
+    A.SECRETS.append(cookie3.split("=", 1)[-1])
+    st, h, _ = nofollow("GET", "/oauth2/authorize?" + q, headers={"Cookie": cookie3})
+    check(st == 302 and "code=" in hdr(h, "Location"), "its session signs in: %d" % st)
+    expect("POST", "/api/auth/logout", 200, {}, token=login(email3, pw3))
+    st, h, _ = nofollow("GET", "/oauth2/authorize?" + urllib.parse.urlencode(
+        dict(areq, prompt="none")), headers={"Cookie": cookie3})
+    check(st == 302 and "error=login_required" in hdr(h, "Location"),
+          "logged out everywhere: the provider's session too, %d %s" % (st, hdr(h, "Location")))
     expect("DELETE", V1 + "/gateways/" + gw["id"], 204, token=admin)
 
 
