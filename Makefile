@@ -62,6 +62,7 @@ bench: deps all
 	./bench/ipsec.sh
 	./bench/embed.sh $(BENCH_SECONDS)
 	./bench/agents.sh
+	./bench/console.sh
 
 # Installs the binaries (secureguard, secureguardd, secureguard-iked) and the systemd units
 # (secureguard@.service, secureguard-gateway.service, secureguard-iked.service) under PREFIX
