@@ -101,8 +101,15 @@ kill_impl "$HUBIF"
 ag_start hub "$A" --interface "$HUBIF" --metrics-listen 127.0.0.1:9108
 wait_for 15 peers_are 1 || { tail -n 20 "$SG_TMP/agent-hub.log"; fail "the hub's interface is not back with its peer"; }
 D_PID[$HUBIF]=$(sg_find_pid "$A" "$(sg_binary secureguardd)") || fail "no secureguardd for $HUBIF"
-log "the interface is back with its peer; the laptop reconnects"
 grep -q 'event=config_received source=last-known-good' "$SG_TMP/agent-hub.log" || fail "no last-known-good line"
+# The laptop's session died with the hub's daemon; WireGuard would start a new handshake only
+# 15 s (keepalive + rekey timeout) after its traffic went unanswered: restart its interface.
+log "the interface is back with its peer; the laptop's config connects to it again"
+timeout 30 ip netns exec "$B" "$SG" down "$SG_TMP/$LAPIF/$LAPIF.conf" >>"$SG_TMP/$LAPIF.log" 2>&1 ||
+	fail "secureguard down (laptop)"
+timeout 30 ip netns exec "$B" "$SG" up "$SG_TMP/$LAPIF/$LAPIF.conf" >>"$SG_TMP/$LAPIF.log" 2>&1 ||
+	fail "secureguard up (laptop)"
+D_PID[$LAPIF]=$(sg_find_pid "$B" "$(sg_binary secureguardd)") || fail "no secureguardd for $LAPIF"
 wait_ping "$B" 10.97.0.1 15
 log "the server back: the agent resyncs"
 t_back=$(date +%s)
