@@ -251,6 +251,12 @@ static char *metrics_text(struct srv *s, size_t *len)
 		fprintf(f, "secureguard_events_total{event=\"%s\"} %llu\n", limited[i].event,
 			(unsigned long long)limited[i].total);
 	pthread_mutex_unlock(&limited_lock);
+	fprintf(f,
+		"# HELP secureguard_password_checks_total Password hashes verified (every login "
+		"attempt costs one, whatever its outcome).\n"
+		"# TYPE secureguard_password_checks_total counter\n"
+		"secureguard_password_checks_total %llu\n",
+		srv_pw_checks());
 	{
 		struct sg_db_conn *c;
 		struct sg_db_res *res = NULL;

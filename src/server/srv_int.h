@@ -312,6 +312,8 @@ int srv_pw_check(const char *encoded, const char *password, bool known);
 /* At most n checks of known sources, and n / 2 of the others, wait for a turn (default 64); set
  * from the number of request workers. */
 void srv_pw_limit_waiting(int n);
+/* Password hashes verified since start (secureguard_password_checks_total). */
+unsigned long long srv_pw_checks(void);
 
 /* ---- key-possession challenges (auth.c), shared by client and agent logins ---- */
 #define SRV_CHALLENGE_LEN 32
