@@ -308,8 +308,12 @@ grep -q "bad.conf: line 5: AllowedIPs: bad prefix length 33" "$TMP/err" ||
 # a clear error, promptly, instead of hanging or eating memory.
 if command -v socat >/dev/null; then
 	FAKE=sgcr$$ FAKE_PIDS=()
+	# The fake reads the request (get=1 and its blank line) before it answers, as a daemon does:
+	# answering first raced with the client's write (socat then cut the reply short under load,
+	# and the client saw a reply without errno).
 	fake_daemon() { # fake_daemon NAME SHELL-COMMAND (socat mangles backslashes: none in it)
-		socat "UNIX-LISTEN:/run/wireguard/$1.sock,fork" "SYSTEM:$2" 2>/dev/null &
+		socat "UNIX-LISTEN:/run/wireguard/$1.sock,fork" "SYSTEM:head -n 2 >/dev/null; $2" \
+			2>/dev/null &
 		FAKE_PIDS+=($!)
 		wait_sock "$1"
 	}
