@@ -24,14 +24,17 @@ static void cert_usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "Usage: %s cert ca --out DIR [--name NAME] [--days N] [--fips]\n"
+	    "Usage: %s cert ca --out DIR [--name NAME] [--days N] [--fips] [--key-uri URI]\n"
 	    "       %s cert issue --ca DIR --name NAME [--ip ADDR]... [--dns HOST]... --out DIR\n"
 	    "                     [--days N] [--fips]\n"
 	    "       %s cert pin CERT.pem\n"
 	    "       %s cert revoke --ca DIR CERT.pem\n"
 	    "       %s cert crl --ca DIR --out FILE [--days N] [--fips]\n"
 	    "\n"
-	    "  ca     new CA: DIR/ca.key (0600) and DIR/ca.crt (default 3650 days)\n"
+	    "  ca     new CA: DIR/ca.key (0600) and DIR/ca.crt (default 3650 days); with\n"
+	    "         --key-uri 'pkcs11:...' the CA key is that key of a PKCS#11 token:\n"
+	    "         DIR/ca.key-uri names it and every signature is made in the token (PIN\n"
+	    "         from SECUREGUARD_PKCS11_PIN or SECUREGUARD_PKCS11_PIN_FILE)\n"
 	    "  issue  new key and certificate signed by the CA: DIR/NAME.key (0600) and\n"
 	    "         DIR/NAME.crt (default 397 days), for server and client authentication\n"
 	    "  pin    the SHA-256 of a certificate's public key, for a pinned server\n"
@@ -213,6 +216,8 @@ int cli_cmd_cert(int argc, char **argv)
 		} else if (!strcmp(opt, "--days")) {
 			if (parse_days(val, &days) != 0)
 				return 1;
+		} else if (!issue && !strcmp(opt, "--key-uri")) {
+			req.key_uri = val;
 		} else if (issue && !strcmp(opt, "--ca")) {
 			ca = val;
 		} else if (issue && (!strcmp(opt, "--dns") || !strcmp(opt, "--ip"))) {
@@ -264,7 +269,8 @@ int cli_cmd_cert(int argc, char **argv)
 	}
 	char crt[PATH_MAX];
 	snprintf(crt, sizeof(crt), "%s/%s.crt", out, issue ? req.name : "ca");
-	printf("wrote %s/%s.key and %s\n", out, issue ? req.name : "ca", crt);
+	printf("wrote %s/%s.key%s and %s\n", out, issue ? req.name : "ca",
+	       req.key_uri ? "-uri" : "", crt);
 	print_pin(crt);
 	return fflush(stdout) ? 1 : 0;
 }

@@ -77,6 +77,10 @@ EVP_CIPHER_CTX *sg__cipher_ctx(enum sg__cipher_id id);
  * caller frees it). sg_x25519_forget (crypto.h) drops an entry. */
 EVP_PKEY *sg__x25519_key(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN]);
 EVP_MD_CTX *sg__md_ctx(enum sg__md_id id);
+/* A P-384 public key from its SEC1 compressed point (NULL if it is not one on the curve), and
+ * the compressed form of an uncompressed point 04 || X || Y (fips.c; hsm.c uses both). */
+EVP_PKEY *sg__p384_pub_key(const struct sg__algs *a, const uint8_t pub[SG_P384_PUB_LEN]);
+void sg__p384_compress(uint8_t out[SG_P384_PUB_LEN], const uint8_t in[97]);
 EVP_MAC_CTX *sg__mac_ctx(enum sg__mac_id id);
 
 /* AEAD seal/open with a 96-bit nonce and 16-byte tag over a cached context; the conventions of

@@ -73,7 +73,7 @@ static EVP_PKEY *p384_priv_key(const struct sg__algs *a, const uint8_t priv[SG_P
 	return key;
 }
 
-static EVP_PKEY *p384_pub_key(const struct sg__algs *a, const uint8_t pub[SG_P384_PUB_LEN])
+EVP_PKEY *sg__p384_pub_key(const struct sg__algs *a, const uint8_t pub[SG_P384_PUB_LEN])
 {
 	OSSL_PARAM params[3];
 
@@ -90,7 +90,7 @@ static EVP_PKEY *p384_pub_key(const struct sg__algs *a, const uint8_t pub[SG_P38
 }
 
 /* SEC1 2.3.3 point compression of an uncompressed point 04 || X || Y. */
-static void p384_compress(uint8_t out[SG_P384_PUB_LEN], const uint8_t in[97])
+void sg__p384_compress(uint8_t out[SG_P384_PUB_LEN], const uint8_t in[97])
 {
 	out[0] = (uint8_t)(0x02 | (in[96] & 1));
 	memcpy(out + 1, in + 1, 48);
@@ -121,7 +121,7 @@ bool sg_p384_generate(uint8_t priv[SG_P384_PRIV_LEN], uint8_t pub[SG_P384_PUB_LE
 					    &n) != 1 ||
 	    n != sizeof(full) || full[0] != 0x04)
 		goto out;
-	p384_compress(pub, full);
+	sg__p384_compress(pub, full);
 	ok = true;
 out:
 	if (!ok)
@@ -169,7 +169,7 @@ bool sg_p384_public_valid(const uint8_t pub[SG_P384_PUB_LEN])
 
 	if (a == NULL || pub == NULL)
 		return false;
-	key = p384_pub_key(a, pub);
+	key = sg__p384_pub_key(a, pub);
 	EVP_PKEY_free(key);
 	return key != NULL;
 }
@@ -188,11 +188,11 @@ bool sg_p384_ecdh(uint8_t out[SG_P384_SHARED_LEN], const uint8_t priv[SG_P384_PR
 	if (a == NULL || priv == NULL || pub == NULL || !p384_scalar_valid(priv))
 		goto out;
 	key = p384_priv_key(a, priv);
-	peer = p384_pub_key(a, pub);
+	peer = sg__p384_pub_key(a, pub);
 	if (key == NULL || peer == NULL)
 		goto out;
 	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, a->fips_propq);
-	/* The peer point was decoded by EC_POINT_oct2point (p384_pub_key), which refuses a point
+	/* The peer point was decoded by EC_POINT_oct2point (sg__p384_pub_key), which refuses a point
 	 * off the curve or with a coordinate outside the field: SP 800-56A rev3 5.6.2.3.4 partial
 	 * validation, which for a curve of cofactor 1 (P-384) is full validation (the n*Q check of
 	 * 5.6.2.3.3 cannot fail). So skip EVP_PKEY_derive_set_peer's own check, which repeats it

@@ -22,6 +22,7 @@
 #include <secureguard/sg_errors.h>
 
 #include "crypto/crypto.h"
+#include "crypto/hsm.h"
 
 #define SAN_MAX 4096
 
@@ -102,16 +103,23 @@ static FILE *create_file(const char *path, mode_t mode, char *err, size_t errlen
 	return f;
 }
 
+/* Creates <dir>/<name><ext> (never an existing file) with the mode; path gets its name. */
+static FILE *create_in(const char *dir, const char *name, const char *ext, mode_t mode,
+		       char path[4096], char *err, size_t errlen)
+{
+	int n = snprintf(path, 4096, "%s/%s%s", dir, name, ext);
+	if (n < 0 || n >= 4096) {
+		errf(err, errlen, "%s: path too long", dir);
+		return NULL;
+	}
+	return create_file(path, mode, err, errlen);
+}
+
 static int write_pem(const char *dir, const char *name, const char *ext, EVP_PKEY *key, X509 *x,
 		     char *err, size_t errlen)
 {
 	char path[4096];
-	int n = snprintf(path, sizeof(path), "%s/%s%s", dir, name, ext);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		errf(err, errlen, "%s: path too long", dir);
-		return SG_ERANGE;
-	}
-	FILE *f = create_file(path, key ? 0600 : 0644, err, errlen);
+	FILE *f = create_in(dir, name, ext, key ? 0600 : 0644, path, err, errlen);
 	if (!f)
 		return SG_EIO;
 	int ok =
@@ -119,6 +127,23 @@ static int write_pem(const char *dir, const char *name, const char *ext, EVP_PKE
 	if (fclose(f) != 0)
 		ok = 0;
 	if (!ok) {
+		errf(err, errlen, "%s: write failed", path);
+		(void)unlink(path);
+		return SG_EIO;
+	}
+	return 0;
+}
+
+/* <dir>/<name><ext> holding text and a newline (0644: a key URI is no secret). */
+static int write_text(const char *dir, const char *name, const char *ext, const char *text,
+		      char *err, size_t errlen)
+{
+	char path[4096];
+	FILE *f = create_in(dir, name, ext, 0644, path, err, errlen);
+	if (!f)
+		return SG_EIO;
+	bool ok = fprintf(f, "%s\n", text) > 0;
+	if (fclose(f) != 0 || !ok) {
 		errf(err, errlen, "%s: write failed", path);
 		(void)unlink(path);
 		return SG_EIO;
@@ -278,11 +303,13 @@ static int check_req(const struct sg_tls_cert_req *req, char *err, size_t errlen
 }
 
 /* A new key and a self-signed certificate (a CA when ca), written as <out_dir>/<file>.key and
- * .crt; the key file goes again if the certificate cannot be written. */
+ * .crt; the key file goes again if the certificate cannot be written. With req->key_uri the key
+ * is the token's: no .key is written, <out_dir>/<file>.key-uri names it instead. */
 static int make_self_signed(const char *out_dir, const char *file, const struct sg_tls_cert_req *req,
 			    bool ca, char *err, size_t errlen)
 {
 	const char *propq = req->fips ? "fips=yes" : NULL;
+	struct sg_hsm_key *hk = NULL;
 	EVP_PKEY *key = NULL;
 	X509 *x = NULL;
 	int ret = check_req(req, err, errlen);
@@ -290,8 +317,16 @@ static int make_self_signed(const char *out_dir, const char *file, const struct 
 	if (ret != 0)
 		return ret;
 	ERR_clear_error();
+	if (req->key_uri) {
+		ret = sg_hsm_key_open_env(req->key_uri, &hk, err, errlen);
+		if (ret != 0)
+			return ret;
+		key = sg_hsm_key_pkey(hk);
+		EVP_PKEY_up_ref(key);
+	}
 	ret = SG_ECRYPTO;
-	key = new_key(propq, err, errlen);
+	if (!key)
+		key = new_key(propq, err, errlen);
 	if (!key)
 		goto out;
 	x = make_cert(req, key, NULL, key, ca, propq, err, errlen);
@@ -301,18 +336,23 @@ static int make_self_signed(const char *out_dir, const char *file, const struct 
 	if (ret != 0)
 		goto out;
 	/* Key first: a certificate without its key would be useless. */
-	ret = write_pem(out_dir, file, ".key", key, NULL, err, errlen);
+	if (hk)
+		ret = write_text(out_dir, file, ".key-uri", req->key_uri, err, errlen);
+	else
+		ret = write_pem(out_dir, file, ".key", key, NULL, err, errlen);
 	if (ret == 0) {
 		ret = write_pem(out_dir, file, ".crt", NULL, x, err, errlen);
 		if (ret != 0) {
 			char path[4096];
-			snprintf(path, sizeof(path), "%s/%s.key", out_dir, file);
+			snprintf(path, sizeof(path), "%s/%s%s", out_dir, file,
+				 hk ? ".key-uri" : ".key");
 			(void)unlink(path);
 		}
 	}
 out:
 	X509_free(x);
 	EVP_PKEY_free(key);
+	sg_hsm_key_free(hk);
 	ERR_clear_error();
 	return ret;
 }
@@ -329,11 +369,15 @@ int sg_tls_cert_self_signed(const char *out_dir, const struct sg_tls_cert_req *r
 	return make_self_signed(out_dir, req->name, req, false, err, errlen);
 }
 
-static int load_ca(const char *ca_dir, X509 **cert, EVP_PKEY **key, char *err, size_t errlen)
+/* The CA's certificate and key: ca.key, or the token key that ca.key-uri names (then *hk holds
+ * it, *key is a reference the caller frees first, and *hk is freed after it). */
+static int load_ca(const char *ca_dir, X509 **cert, EVP_PKEY **key, struct sg_hsm_key **hk,
+		   char *err, size_t errlen)
 {
-	char path[4096];
+	char path[4096], uri[SG_HSM_URI_MAX + 2];
 	FILE *f;
 
+	*hk = NULL;
 	snprintf(path, sizeof(path), "%s/%s", ca_dir, SG_TLS_CA_CERT);
 	f = fopen(path, "r");
 	if (!f) {
@@ -346,17 +390,35 @@ static int load_ca(const char *ca_dir, X509 **cert, EVP_PKEY **key, char *err, s
 		errf(err, errlen, "%s: not a PEM certificate: %s", path, tls_ossl_reason());
 		return SG_EPARSE;
 	}
-	snprintf(path, sizeof(path), "%s/%s", ca_dir, SG_TLS_CA_KEY);
+	snprintf(path, sizeof(path), "%s/%s", ca_dir, SG_TLS_CA_KEY_URI);
 	f = fopen(path, "r");
-	if (!f) {
-		errf(err, errlen, "%s: %s", path, strerror(errno));
-		return SG_ENOENT;
-	}
-	*key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
-	if (!*key) {
-		errf(err, errlen, "%s: not a PEM private key: %s", path, tls_ossl_reason());
-		return SG_EPARSE;
+	if (f) {
+		bool got = fgets(uri, sizeof(uri), f) != NULL;
+		fclose(f);
+		uri[got ? strcspn(uri, "\r\n") : 0] = 0;
+		if (!sg_hsm_is_uri(uri)) {
+			errf(err, errlen, "%s: expected one line, a pkcs11: URI", path);
+			return SG_EPARSE;
+		}
+		int rc = sg_hsm_key_open_env(uri, hk, err, errlen);
+		if (rc != 0)
+			return rc;
+		*key = sg_hsm_key_pkey(*hk);
+		EVP_PKEY_up_ref(*key);
+	} else {
+		snprintf(path, sizeof(path), "%s/%s", ca_dir, SG_TLS_CA_KEY);
+		f = fopen(path, "r");
+		if (!f) {
+			errf(err, errlen, "%s: %s (and no %s)", path, strerror(errno),
+			     SG_TLS_CA_KEY_URI);
+			return SG_ENOENT;
+		}
+		*key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+		if (!*key) {
+			errf(err, errlen, "%s: not a PEM private key: %s", path, tls_ossl_reason());
+			return SG_EPARSE;
+		}
 	}
 	if (X509_check_private_key(*cert, *key) != 1) {
 		errf(err, errlen, "%s does not match %s/%s", path, ca_dir, SG_TLS_CA_CERT);
@@ -371,6 +433,7 @@ int sg_tls_cert_issue(const char *ca_dir, const struct sg_tls_cert_req *req, con
 	const char *propq = req->fips ? "fips=yes" : NULL;
 	X509 *ca = NULL, *x = NULL;
 	EVP_PKEY *ca_key = NULL, *key = NULL;
+	struct sg_hsm_key *hk = NULL;
 	char san[SAN_MAX];
 	int ret = check_req(req, err, errlen);
 
@@ -380,7 +443,7 @@ int sg_tls_cert_issue(const char *ca_dir, const struct sg_tls_cert_req *req, con
 	if (ret != 0)
 		return ret;
 	ERR_clear_error();
-	ret = load_ca(ca_dir, &ca, &ca_key, err, errlen);
+	ret = load_ca(ca_dir, &ca, &ca_key, &hk, err, errlen);
 	if (ret != 0)
 		goto out;
 	ret = SG_ECRYPTO;
@@ -407,6 +470,7 @@ out:
 	X509_free(ca);
 	EVP_PKEY_free(key);
 	EVP_PKEY_free(ca_key);
+	sg_hsm_key_free(hk);
 	ERR_clear_error();
 	return ret;
 }
@@ -519,13 +583,14 @@ int sg_tls_cert_revoke(const char *ca_dir, const char *cert_file, char serial[41
 {
 	X509 *ca = NULL, *x = NULL;
 	EVP_PKEY *ca_key = NULL;
+	struct sg_hsm_key *hk = NULL;
 	struct revoked_entry *v = NULL;
 	char path[4096], cn[SG_TLS_CERT_NAME_MAX + 1] = "";
 	int n = 0, ret;
 	FILE *f;
 
 	*already = false;
-	ret = load_ca(ca_dir, &ca, &ca_key, err, errlen);
+	ret = load_ca(ca_dir, &ca, &ca_key, &hk, err, errlen);
 	if (ret != 0)
 		goto out;
 	f = fopen(cert_file, "r");
@@ -582,6 +647,7 @@ out:
 	X509_free(x);
 	X509_free(ca);
 	EVP_PKEY_free(ca_key);
+	sg_hsm_key_free(hk);
 	ERR_clear_error();
 	return ret;
 }
@@ -629,6 +695,7 @@ int sg_tls_cert_crl(const char *ca_dir, const char *out_file, long days, bool fi
 	const char *propq = fips ? "fips=yes" : NULL;
 	X509 *ca = NULL;
 	EVP_PKEY *ca_key = NULL;
+	struct sg_hsm_key *hk = NULL;
 	X509_CRL *crl = NULL;
 	EVP_MD_CTX *md = NULL;
 	ASN1_TIME *t = NULL;
@@ -645,7 +712,7 @@ int sg_tls_cert_crl(const char *ca_dir, const char *out_file, long days, bool fi
 		errf(err, errlen, "--days: 1 to 3650");
 		return SG_EINVAL;
 	}
-	ret = load_ca(ca_dir, &ca, &ca_key, err, errlen);
+	ret = load_ca(ca_dir, &ca, &ca_key, &hk, err, errlen);
 	if (ret == 0)
 		ret = revoked_read(ca_dir, &v, &n, err, errlen);
 	if (ret != 0)
@@ -731,6 +798,7 @@ out:
 	X509_CRL_free(crl);
 	X509_free(ca);
 	EVP_PKEY_free(ca_key);
+	sg_hsm_key_free(hk);
 	ERR_clear_error();
 	return ret;
 }

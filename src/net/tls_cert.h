@@ -14,6 +14,7 @@
 /* File names inside a CA directory, and of an issued certificate: <dir>/<name>.crt, .key */
 #define SG_TLS_CA_CERT	     "ca.crt"
 #define SG_TLS_CA_KEY	     "ca.key"
+#define SG_TLS_CA_KEY_URI    "ca.key-uri" /* instead of ca.key: the CA key is in a token */
 #define SG_TLS_CERT_NAME_MAX 64 /* X.520 ub-common-name */
 
 #define SG_TLS_PIN_LEN 32 /* SHA-256 of the certificate's DER SubjectPublicKeyInfo */
@@ -26,10 +27,15 @@ struct sg_tls_cert_req {
 	size_t n_ips;
 	int64_t not_before, not_after; /* validity, Unix seconds */
 	bool fips; /* fetch algorithms with "fips=yes" (fails without a FIPS provider) */
+	/* sg_tls_cert_make_ca: the CA key is this PKCS#11 token key (crypto/hsm.h), not a new
+	 * one; ca.key-uri holds the URI instead of a ca.key. NULL: a new key in ca.key. */
+	const char *key_uri;
 };
 
 /* Creates out_dir (0700) if needed and writes ca.key and a self-signed ca.crt (CA:TRUE,
- * pathlen 0, keyCertSign and cRLSign). req->dns and req->ips are not used. 0 or a negative
+ * pathlen 0, keyCertSign and cRLSign); with req->key_uri, ca.key-uri instead of ca.key, and
+ * the CA's other operations (issue, crl, revoke) sign in the token. req->dns and req->ips are
+ * not used. 0 or a negative
  * SG_E* code with err set. */
 int sg_tls_cert_make_ca(const char *out_dir, const struct sg_tls_cert_req *req, char *err,
 			size_t errlen) SG_WUR;

@@ -10,6 +10,18 @@
  *   "secureguard-server challenge v1"     32 bytes, HMAC key of stateless client-auth challenges
  *   "secureguard-server oidc-es384 v1"    48 bytes, the OpenID provider's P-384 signing scalar
  *                                         (" #N" appended while a value is not below the order)
+ *
+ * With --key-uri the master key is sealed by a P-384 key in a PKCS#11 token (crypto/hsm.h) and
+ * the key file holds no secret: an ECIES envelope (SEC 1 section 5.1 with HKDF-SHA-384 and
+ * AES-256-GCM) of the 64 bytes to the token's public key:
+ *   secureguard-master-key v1 pkcs11-p384-ecdh
+ *   token-key HEX      the token key's public point, SEC1 compressed (49 bytes)
+ *   ephemeral HEX      E = e*G of a one-time scalar e, thrown away once the file is written
+ *   sealed HEX         iv[12] || AES-256-GCM(KEK, master)[64] || tag[16]
+ * KEK = HKDF-SHA-384(salt = E || T, ikm = x(e*T) = x(t*E), info "secureguard-server master-kek
+ * v1"), 32 bytes; the additional data is the first line, T and E. Opening needs t*E, which only
+ * the token computes (CKM_ECDH1_DERIVE); the file yields nothing without it (computational
+ * Diffie-Hellman on P-384). docs/SERVER.md, "Master key in an HSM".
  */
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +33,7 @@
 #include <unistd.h>
 
 #include "crypto/crypto.h"
+#include "crypto/hsm.h"
 #include "secureguard/sg_errors.h"
 #include "server/srv_int.h"
 
@@ -66,32 +79,24 @@ out:
 	return rc;
 }
 
-static int create_master(const char *path, uint8_t key[MASTER_LEN], char *err, size_t errlen)
+/* Writes a new file of mode 0600 whole to a temporary file, then links it into place: link(2)
+ * fails with EEXIST when another server got there first, so two servers starting at once never
+ * overwrite each other's key, and neither ever reads a key file the other has not finished. */
+static int write_new(const char *path, const char *text, size_t len, char *err, size_t errlen)
 {
-	char hex[2 * MASTER_LEN + 2], tmp[PATH_MAX];
+	char tmp[PATH_MAX];
 	int fd, rc = 0;
 
-	if (!sg_random_bytes(key, MASTER_LEN)) {
-		snprintf(err, errlen, "no randomness for the master key");
-		return SG_ECRYPTO;
-	}
-	srv_hex(hex, key, MASTER_LEN);
-	hex[2 * MASTER_LEN] = '\n';
-	/* Written whole to a temporary file, then linked into place: link(2) fails with EEXIST
-	 * when another server got there first, so two servers starting at once never overwrite
-	 * each other's key, and neither ever reads a key file the other has not finished. */
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
 		snprintf(err, errlen, "%s: path too long", path);
-		rc = SG_EINVAL;
-		goto out;
+		return SG_EINVAL;
 	}
 	fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		rc = SG_EIO;
-		goto out;
+		return SG_EIO;
 	}
-	if (write(fd, hex, 2 * MASTER_LEN + 1) != 2 * MASTER_LEN + 1 || fsync(fd)) {
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd)) {
 		snprintf(err, errlen, "%s: write failed", tmp);
 		rc = SG_EIO;
 	}
@@ -102,7 +107,21 @@ static int create_master(const char *path, uint8_t key[MASTER_LEN], char *err, s
 		rc = errno == EEXIST ? SG_EEXIST : SG_EIO;
 	}
 	unlink(tmp);
-out:
+	return rc;
+}
+
+static int create_master(const char *path, uint8_t key[MASTER_LEN], char *err, size_t errlen)
+{
+	char hex[2 * MASTER_LEN + 2];
+	int rc;
+
+	if (!sg_random_bytes(key, MASTER_LEN)) {
+		snprintf(err, errlen, "no randomness for the master key");
+		return SG_ECRYPTO;
+	}
+	srv_hex(hex, key, MASTER_LEN);
+	hex[2 * MASTER_LEN] = '\n';
+	rc = write_new(path, hex, 2 * MASTER_LEN + 1, err, errlen);
 	sg_memzero(hex, sizeof(hex));
 	return rc;
 }
@@ -144,18 +163,272 @@ static bool derive_oidc(struct srv *s, const uint8_t master[MASTER_LEN])
 	return false;
 }
 
-int srv_keys_load(struct srv *s, const char *path, char *err, size_t errlen)
+/* ---- a master key sealed by a token ------------------------------------------------------ */
+
+#define SEALED_HEAD "secureguard-master-key v1 pkcs11-p384-ecdh"
+#define SEALED_LEN  (12 + MASTER_LEN + SG_AEAD_TAG_LEN)
+#define KEK_INFO    "secureguard-server master-kek v1"
+
+static bool hex_field(const char **p, const char *end, const char *name, uint8_t *out, size_t n)
+{
+	size_t nl = strlen(name);
+
+	if ((size_t)(end - *p) < nl + 1 + 2 * n + 1 || memcmp(*p, name, nl) || (*p)[nl] != ' ' ||
+	    (*p)[nl + 1 + 2 * n] != '\n')
+		return false;
+	*p += nl + 1;
+	for (size_t i = 0; i < n; i++) {
+		int hi = srv_hexval((*p)[2 * i]), lo = srv_hexval((*p)[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*p += 2 * n + 1;
+	return true;
+}
+
+int srv_master_sealed_parse(const char *buf, size_t len, struct srv_sealed_master *m,
+			    const char **why)
+{
+	const char *p = buf, *end = buf + len;
+
+	if (len < sizeof(SEALED_HEAD) || memcmp(buf, SEALED_HEAD "\n", sizeof(SEALED_HEAD))) {
+		*why = "line 1: expected \"" SEALED_HEAD "\"";
+		return SG_EPARSE;
+	}
+	p += sizeof(SEALED_HEAD);
+	if (!hex_field(&p, end, "token-key", m->token_pub, sizeof(m->token_pub)) ||
+	    !sg_p384_public_valid(m->token_pub)) {
+		*why = "line 2: expected token-key and 98 hex digits of a P-384 point";
+		return SG_EPARSE;
+	}
+	if (!hex_field(&p, end, "ephemeral", m->eph_pub, sizeof(m->eph_pub)) ||
+	    !sg_p384_public_valid(m->eph_pub)) {
+		*why = "line 3: expected ephemeral and 98 hex digits of a P-384 point";
+		return SG_EPARSE;
+	}
+	if (!hex_field(&p, end, "sealed", m->sealed, sizeof(m->sealed))) {
+		*why = "line 4: expected sealed and 184 hex digits";
+		return SG_EPARSE;
+	}
+	if (p != end) {
+		*why = "line 5: unexpected text after the sealed key";
+		return SG_EPARSE;
+	}
+	return 0;
+}
+
+static bool kek_of(uint8_t kek[SG_AES256_KEY_LEN], const uint8_t shared[SG_P384_SHARED_LEN],
+		   const struct srv_sealed_master *m, uint8_t *ad, size_t *adn)
+{
+	uint8_t salt[2 * SG_P384_PUB_LEN];
+
+	memcpy(salt, m->eph_pub, SG_P384_PUB_LEN);
+	memcpy(salt + SG_P384_PUB_LEN, m->token_pub, SG_P384_PUB_LEN);
+	memcpy(ad, SEALED_HEAD, sizeof(SEALED_HEAD) - 1);
+	memcpy(ad + sizeof(SEALED_HEAD) - 1, m->token_pub, SG_P384_PUB_LEN);
+	memcpy(ad + sizeof(SEALED_HEAD) - 1 + SG_P384_PUB_LEN, m->eph_pub, SG_P384_PUB_LEN);
+	*adn = sizeof(SEALED_HEAD) - 1 + 2 * SG_P384_PUB_LEN;
+	return sg_hkdf_sha384(kek, SG_AES256_KEY_LEN, salt, sizeof(salt), shared,
+			      SG_P384_SHARED_LEN, (const uint8_t *)KEK_INFO, strlen(KEK_INFO));
+}
+
+/* Opens m with the token: ECDH inside it, then the KEK and AES-256-GCM here. */
+static int unseal_master(struct sg_hsm_key *k, const struct srv_sealed_master *m,
+			 uint8_t master[MASTER_LEN], const char *path, char *err, size_t errlen)
+{
+	uint8_t pub[SG_P384_PUB_LEN], shared[SG_P384_SHARED_LEN], kek[SG_AES256_KEY_LEN];
+	uint8_t ad[sizeof(SEALED_HEAD) + 2 * SG_P384_PUB_LEN];
+	size_t adn;
+	int rc = SG_ECRYPTO;
+
+	if (!sg_hsm_key_p384_public(k, pub)) {
+		snprintf(err, errlen, "the token's key is not a P-384 EC key");
+		return SG_EINVAL;
+	}
+	if (!sg_memeq(pub, m->token_pub, SG_P384_PUB_LEN)) {
+		snprintf(err, errlen, "%s was sealed by another token key than --key-uri names", path);
+		return SG_EAUTH;
+	}
+	if (!sg_hsm_key_p384_ecdh(k, shared, m->eph_pub)) {
+		snprintf(err, errlen, "%s: the token refused ECDH with its key (CKA_DERIVE?)", path);
+		goto out;
+	}
+	if (!kek_of(kek, shared, m, ad, &adn))
+		goto out;
+	if (!sg_aes256gcm_decrypt(master, m->sealed + 12, MASTER_LEN + SG_AEAD_TAG_LEN, ad, adn,
+				  m->sealed, kek)) {
+		snprintf(err, errlen, "%s: the sealed master key does not open (altered file?)",
+			 path);
+		rc = SG_EAUTH;
+		goto out;
+	}
+	rc = 0;
+out:
+	sg_memzero(shared, sizeof(shared));
+	sg_memzero(kek, sizeof(kek));
+	return rc;
+}
+
+/* A new master key sealed to the token's public key, written as in create_master; opened once
+ * through the token before the file is linked into place, so a token that cannot derive is
+ * found now, not at the next start. */
+static int create_sealed(struct sg_hsm_key *k, const char *path, uint8_t master[MASTER_LEN],
+			 char *err, size_t errlen)
+{
+	struct srv_sealed_master m;
+	uint8_t eph[SG_P384_PRIV_LEN], shared[SG_P384_SHARED_LEN], kek[SG_AES256_KEY_LEN];
+	uint8_t ad[sizeof(SEALED_HEAD) + 2 * SG_P384_PUB_LEN], check[MASTER_LEN];
+	char text[sizeof(SEALED_HEAD) + 64 + 4 * SG_P384_PUB_LEN + 2 * SEALED_LEN];
+	size_t adn, off;
+	int rc = SG_ECRYPTO;
+
+	if (!sg_hsm_key_p384_public(k, m.token_pub)) {
+		snprintf(err, errlen, "the token's key is not a P-384 EC key (make one with "
+				      "pkcs11-tool --keypairgen --key-type EC:secp384r1)");
+		return SG_EINVAL;
+	}
+	if (!sg_random_bytes(master, MASTER_LEN) || !sg_random_bytes(m.sealed, 12) ||
+	    !sg_p384_generate(eph, m.eph_pub) || !sg_p384_ecdh(shared, eph, m.token_pub) ||
+	    !kek_of(kek, shared, &m, ad, &adn) ||
+	    !sg_aes256gcm_encrypt(m.sealed + 12, master, MASTER_LEN, ad, adn, m.sealed, kek)) {
+		snprintf(err, errlen, "sealing the master key failed");
+		goto out;
+	}
+	rc = unseal_master(k, &m, check, path, err, errlen);
+	if (!rc && !sg_memeq(check, master, MASTER_LEN)) {
+		snprintf(err, errlen, "the token's ECDH disagrees with its public key");
+		rc = SG_ECRYPTO;
+	}
+	if (rc)
+		goto out;
+	off = (size_t)snprintf(text, sizeof(text), "%s\ntoken-key ", SEALED_HEAD);
+	srv_hex(text + off, m.token_pub, SG_P384_PUB_LEN);
+	off += 2 * SG_P384_PUB_LEN;
+	off += (size_t)snprintf(text + off, sizeof(text) - off, "\nephemeral ");
+	srv_hex(text + off, m.eph_pub, SG_P384_PUB_LEN);
+	off += 2 * SG_P384_PUB_LEN;
+	off += (size_t)snprintf(text + off, sizeof(text) - off, "\nsealed ");
+	srv_hex(text + off, m.sealed, SEALED_LEN);
+	off += 2 * SEALED_LEN;
+	text[off++] = '\n';
+	rc = write_new(path, text, off, err, errlen);
+out:
+	sg_memzero(eph, sizeof(eph));
+	sg_memzero(shared, sizeof(shared));
+	sg_memzero(kek, sizeof(kek));
+	sg_memzero(check, sizeof(check));
+	if (rc)
+		sg_memzero(master, MASTER_LEN);
+	return rc;
+}
+
+/* Reads the key file whole (at most 4 KiB); SG_ENOENT when it does not exist. */
+static int read_small(const char *path, char *buf, size_t cap, size_t *len, char *err,
+		      size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t n;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? SG_ENOENT : SG_EIO;
+	}
+	n = read(fd, buf, cap);
+	close(fd);
+	if (n < 0 || (size_t)n == cap) {
+		snprintf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "too long");
+		return SG_EIO;
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
+static bool is_sealed_file(const char *path)
+{
+	char head[sizeof(SEALED_HEAD)];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	bool sealed = fd >= 0 && read(fd, head, sizeof(head)) == (ssize_t)sizeof(head) &&
+		      !memcmp(head, SEALED_HEAD, sizeof(head) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	return sealed;
+}
+
+/* The master key with --key-uri: the sealed file opened by the token, or made on first start. */
+static int load_sealed(const char *path, const char *uri, uint8_t master[MASTER_LEN], char *err,
+		       size_t errlen)
+{
+	struct sg_hsm_key *k = NULL;
+	struct srv_sealed_master m;
+	char buf[1024];
+	const char *why;
+	size_t len;
+	int rc;
+
+	rc = sg_hsm_key_open_env(uri, &k, err, errlen);
+	if (rc)
+		return rc;
+	rc = read_small(path, buf, sizeof(buf), &len, err, errlen);
+	if (rc == SG_ENOENT) {
+		rc = create_sealed(k, path, master, err, errlen);
+		if (!rc) {
+			fprintf(stderr,
+				"secureguard server: created master key file %s, sealed by the "
+				"token's key %.*s\n",
+				path, (int)strcspn(uri, "?"), uri);
+			goto out;
+		}
+		if (rc != SG_EEXIST) /* another server made it first: read theirs */
+			goto out;
+		rc = read_small(path, buf, sizeof(buf), &len, err, errlen);
+	}
+	if (rc)
+		goto out;
+	if (len >= 2 * MASTER_LEN && srv_hexval(buf[0]) >= 0 && !is_sealed_file(path)) {
+		snprintf(err, errlen,
+			 "%s holds a plain master key, not one sealed by the token: --key-uri "
+			 "starts from a new key file (docs/SERVER.md, \"Master key in an HSM\")",
+			 path);
+		rc = SG_EINVAL;
+		goto out;
+	}
+	rc = srv_master_sealed_parse(buf, len, &m, &why);
+	if (rc) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		goto out;
+	}
+	rc = unseal_master(k, &m, master, path, err, errlen);
+out:
+	sg_hsm_key_free(k);
+	return rc;
+}
+
+int srv_keys_load(struct srv *s, const char *path, const char *key_uri, char *err, size_t errlen)
 {
 	uint8_t master[MASTER_LEN];
 	int rc;
 
-	rc = read_master(path, master, err, errlen);
-	if (rc == SG_ENOENT) {
-		rc = create_master(path, master, err, errlen);
-		if (rc == SG_EEXIST)
-			rc = read_master(path, master, err, errlen);
-		else if (!rc)
-			fprintf(stderr, "secureguard server: created master key file %s\n", path);
+	if (key_uri) {
+		rc = load_sealed(path, key_uri, master, err, errlen);
+	} else if (is_sealed_file(path)) {
+		snprintf(err, errlen,
+			 "%s is sealed by a PKCS#11 token: start with --key-uri 'pkcs11:...' and "
+			 "the token's PIN in SECUREGUARD_PKCS11_PIN or SECUREGUARD_PKCS11_PIN_FILE",
+			 path);
+		rc = SG_EINVAL;
+	} else {
+		rc = read_master(path, master, err, errlen);
+		if (rc == SG_ENOENT) {
+			rc = create_master(path, master, err, errlen);
+			if (rc == SG_EEXIST)
+				rc = read_master(path, master, err, errlen);
+			else if (!rc)
+				fprintf(stderr,
+					"secureguard server: created master key file %s\n", path);
+		}
 	}
 	if (rc)
 		goto out;

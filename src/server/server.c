@@ -36,6 +36,9 @@ static void usage(FILE *f)
 	    "  --data-dir DIR          data directory (default /var/lib/secureguard)\n"
 	    "  --key-file FILE         master key (default DATA_DIR/master.key; created if\n"
 	    "                          missing; share it between the servers of a cluster)\n"
+	    "  --key-uri 'pkcs11:...'  seal the master key with this P-384 key of a PKCS#11\n"
+	    "                          token: --key-file then holds no secret; the PIN comes\n"
+	    "                          from SECUREGUARD_PKCS11_PIN or SECUREGUARD_PKCS11_PIN_FILE\n"
 	    "  --tls-cert FILE --tls-key FILE   serve HTTPS with this PEM certificate and key\n"
 	    "  --public-url URL        base URL in temporary access links (default: the\n"
 	    "                          address and port a client reached the server on)\n"
@@ -306,6 +309,7 @@ enum {
 	O_DB,
 	O_DATA,
 	O_KEY,
+	O_KEYURI,
 	O_CERT,
 	O_TLSKEY,
 	O_PUBURL,
@@ -420,6 +424,7 @@ static int server_run(int argc, char **argv)
 	    {"db", required_argument, NULL, O_DB},
 	    {"data-dir", required_argument, NULL, O_DATA},
 	    {"key-file", required_argument, NULL, O_KEY},
+	    {"key-uri", required_argument, NULL, O_KEYURI},
 	    {"tls-cert", required_argument, NULL, O_CERT},
 	    {"tls-key", required_argument, NULL, O_TLSKEY},
 	    {"public-url", required_argument, NULL, O_PUBURL},
@@ -449,7 +454,7 @@ static int server_run(int argc, char **argv)
 	};
 	const char *listen = "127.0.0.1:8080", *db_url = NULL, *data_dir = "/var/lib/secureguard";
 	const char *key_file = NULL, *cert_file = NULL, *tlskey_file = NULL, *port_file = NULL;
-	const char *console_dir = NULL;
+	const char *console_dir = NULL, *key_uri = NULL;
 	char *cert = NULL, *tlskey = NULL, dbbuf[PATH_MAX + 16], keybuf[PATH_MAX], err[512] = "";
 	long v, pool = 16, conns = 0, timeout = 30, sweep = 60, req_timeout = 30, per_ip = 0;
 	long hdr_timeout = 10, workers = 0, body_mem = 0;
@@ -491,6 +496,9 @@ static int server_run(int argc, char **argv)
 			break;
 		case O_KEY:
 			key_file = optarg;
+			break;
+		case O_KEYURI:
+			key_uri = optarg;
 			break;
 		case O_CERT:
 			cert_file = optarg;
@@ -631,7 +639,7 @@ static int server_run(int argc, char **argv)
 		snprintf(keybuf, sizeof(keybuf), "%s/master.key", data_dir);
 		key_file = keybuf;
 	}
-	if (srv_keys_load(s, key_file, err, sizeof(err)))
+	if (srv_keys_load(s, key_file, key_uri, err, sizeof(err)))
 		goto fail;
 	if (!db_url) {
 		snprintf(dbbuf, sizeof(dbbuf), "sqlite:%s/server.db", data_dir);

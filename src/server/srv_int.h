@@ -294,8 +294,18 @@ int srv_audit_system(struct sg_db_conn *c, const char *event, const char *rtype,
 		     const char *rname, const char *action, json_t *details) SG_WUR;
 
 /* ---- crypto helpers (keys.c) ---- */
-/* Reads or creates the master key file (64 random bytes, mode 0600) and derives every key. */
-int srv_keys_load(struct srv *s, const char *path, char *err, size_t errlen);
+/* Reads or creates the master key file (64 random bytes, mode 0600) and derives every key.
+ * key_uri (NULL: none): a PKCS#11 URI of a P-384 key that seals the master key (the file then
+ * holds the sealed form only, see keys.c). */
+int srv_keys_load(struct srv *s, const char *path, const char *key_uri, char *err,
+		  size_t errlen);
+/* The sealed master key file (keys.c), parsed without I/O: 0 or SG_EPARSE with *why. */
+struct srv_sealed_master {
+	uint8_t token_pub[49], eph_pub[49];
+	uint8_t sealed[12 + 64 + 16];
+};
+int srv_master_sealed_parse(const char *buf, size_t len, struct srv_sealed_master *m,
+			    const char **why) SG_WUR;
 /* AES-256-GCM of a private key text under the at-rest key, bound to client id and kind. */
 char *srv_seal(const struct srv *s, const char *plain, const char *client_id, const char *kind);
 /* Inverse; NULL on a bad blob. Wipe and free the result with srv_free_secret. */
