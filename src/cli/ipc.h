@@ -23,10 +23,10 @@
 
 /* Bounds on what a get reply may hold, so a broken daemon cannot exhaust memory. */
 #define CLI_MAX_REPLY_LINE 4096
-/* The whole reply: the per-peer bounds alone would still allow 16384 x 4096 allowed IPs
- * (gigabytes), and a daemon streaming unknown keys would keep us reading forever. A full
- * config file's worth (16384 peers, 65536 allowed IPs) is under 10 MiB. */
-#define CLI_MAX_REPLY_BYTES (64u << 20)
+/* The whole reply: the per-peer bounds alone would still allow 2^20 x 4096 allowed IPs
+ * (hundreds of gigabytes), and a daemon streaming unknown keys would keep us reading forever.
+ * A million peers with an endpoint and an allowed IP each are about 330 MiB. */
+#define CLI_MAX_REPLY_BYTES (1u << 30)
 
 /* True when ifname is a valid interface name (1-15 characters, no '/', not "." or ".."). */
 bool cli_ifname_valid(const char *ifname);

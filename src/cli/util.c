@@ -20,8 +20,9 @@
 
 /* Captured output of a helper program (`ip route get` and the like) is small; cap it. */
 #define RUN_OUTPUT_MAX (1u << 20)
-/* Config files: 16384 peers with long AllowedIPs lists fit well within this. */
-#define CONF_FILE_MAX (32u << 20)
+/* Config files: a million peers with a key, an endpoint and an allowed IP each are about
+ * 110 MiB in wg-quick's format. */
+#define CONF_FILE_MAX (512u << 20)
 
 int cli_errno(const char *msg, int err)
 {

@@ -430,16 +430,22 @@ const char *sg_wgconf_error(const struct sg_wgconf *conf)
 	return conf->error;
 }
 
+static size_t max_peers(const struct sg_wgconf *conf)
+{
+	return conf->max_peers && conf->max_peers < SG_WGCONF_MAX_PEERS ? conf->max_peers
+									 : SG_WGCONF_MAX_PEERS;
+}
+
 struct sg_wgconf_peer *sg_wgconf_add_peer(struct sg_wgconf *conf)
 {
-	if (conf->n_peers >= SG_WGCONF_MAX_PEERS)
+	if (conf->n_peers >= max_peers(conf))
 		return NULL;
 	if (conf->n_peers == conf->cap_peers) {
 		size_t cap = conf->cap_peers ? conf->cap_peers * 2 : 4;
 		struct sg_wgconf_peer *p;
 
-		if (cap > SG_WGCONF_MAX_PEERS)
-			cap = SG_WGCONF_MAX_PEERS;
+		if (cap > max_peers(conf))
+			cap = max_peers(conf);
 		/* A fresh block rather than realloc, so the old one (preshared keys) is wiped. */
 		p = calloc(cap, sizeof(*p));
 		if (!p)
@@ -968,9 +974,9 @@ static int parse_section(struct sg_wgconf *conf, char *text)
 		struct sg_wgconf_peer *peer = sg_wgconf_add_peer(conf);
 
 		if (!peer) {
-			if (conf->n_peers >= SG_WGCONF_MAX_PEERS)
-				return fail(conf, SG_EPARSE, "more than %u peers",
-					    SG_WGCONF_MAX_PEERS);
+			if (conf->n_peers >= max_peers(conf))
+				return fail(conf, SG_EPARSE, "more than %zu peers",
+					    max_peers(conf));
 			return fail(conf, SG_ENOMEM, "out of memory");
 		}
 		peer->line = conf->line;

@@ -33,9 +33,12 @@
 #include "config/key.h"
 
 #define SG_WGCONF_MAX_LINE	4096 /* characters per line, without the newline */
-#define SG_WGCONF_MAX_PEERS	16384
-#define SG_WGCONF_MAX_PEER_IPS	4096  /* AllowedIPs entries of one peer */
-#define SG_WGCONF_MAX_TOTAL_IPS 65536 /* AllowedIPs entries of all peers together */
+/* Peers: the kernel module's MAX_PEERS_PER_DEVICE, as secureguardd (WG_MAX_PEERS). Parsed, a
+ * peer costs about 1.3 KiB here (its host names are held in full), so a million-peer file takes
+ * about 1.3 GiB in `secureguard setconf` while it is sent. */
+#define SG_WGCONF_MAX_PEERS	(1u << 20)
+#define SG_WGCONF_MAX_PEER_IPS	4096	    /* AllowedIPs entries of one peer */
+#define SG_WGCONF_MAX_TOTAL_IPS (1u << 22) /* of all peers together: 4 per peer at the most peers */
 #define SG_WGCONF_MAX_ADDRESSES 64
 #define SG_WGCONF_MAX_DNS	32
 #define SG_WGCONF_MAX_HOOKS	32  /* of each kind */
@@ -149,6 +152,9 @@ struct sg_wgconf {
 	struct sg_wgconf_peer *peers;
 	size_t n_peers, cap_peers;
 	size_t total_ips;
+	/* A lower peer limit than SG_WGCONF_MAX_PEERS (0: that one), so tests can reach the limit
+	 * without a gigabyte of peers. */
+	size_t max_peers;
 
 	/* Parser state. */
 	int section;

@@ -694,6 +694,11 @@ static void conn_pump(struct ctl_conn *c)
 			conn_close(c);
 			return;
 		}
+		/* A get is written out (it holds the lock while it streams, uapi.h). */
+		if (d->uapi_owner == c && !uapi_conn_busy(c->uapi)) {
+			d->uapi_owner = NULL;
+			d->wake_conns = true;
+		}
 		if (uapi_conn_want_close(c->uapi)) {
 			conn_close(c);
 			return;

@@ -51,11 +51,11 @@
 #define UAPI_LINE_MAX 4096
 /* Go's bufio.MaxScanTokenSize: a line this long (without its newline) fails with -EIO. */
 #define UAPI_SCAN_MAX 65536
-/* Longest set request (bytes after "set=1\n"): `wg setconf` of 100,000 peers sends about 20 MiB
- * in one request, so about 300,000 peers with a key, endpoint and an allowed IP fit; larger
- * requests fail with -EMSGSIZE. Lines are applied as they stream in, so this bounds time spent
- * on one request, not memory. */
-#define UAPI_REQUEST_MAX (64u << 20)
+/* Longest set request (bytes after "set=1\n"): `wg setconf` of a million peers with a key, an
+ * endpoint and an allowed IP each sends about 200 MiB in one request (WG_MAX_PEERS peers with a
+ * preshared key and a few allowed IPs fit); larger requests fail with -EMSGSIZE. Lines are
+ * applied as they stream in, so this bounds time spent on one request, not memory. */
+#define UAPI_REQUEST_MAX (1u << 30)
 
 /* What the engine needs from the daemon besides the device. */
 struct uapi_host {
@@ -92,6 +92,9 @@ struct uapi_host {
 	 * TLS listener wants its port, certificate and key together). 0, or a negative errno with
 	 * a reason in why, answered as the request's errno. */
 	int (*set_done)(void *ctx, char *why, size_t whylen);
+	/* Optional: a smaller bound than UAPI_REQUEST_MAX on a set request (0: that one), so
+	 * tests reach it without a gigabyte of input. */
+	size_t request_max;
 };
 
 struct uapi_conn;
@@ -112,13 +115,19 @@ void uapi_conn_eof(struct uapi_conn *c);
 
 /* Bytes waiting to be sent to the client (NULL/0 when none). */
 const uint8_t *uapi_conn_output(const struct uapi_conn *c, size_t *len);
-/* The first n output bytes were sent; they are wiped. */
+/* The first n output bytes were sent; they are wiped. A get is written in pieces of about
+ * UAPI_GET_CHUNK bytes (a few peers at a time): once a piece is all sent, this writes the next,
+ * so a million peers stream through a buffer of that size instead of one of 300 MiB. Callers
+ * loop on uapi_conn_output until it is empty. */
 void uapi_conn_output_consumed(struct uapi_conn *c, size_t n);
+#define UAPI_GET_CHUNK (64u << 10)
 
 /* True once the connection should be closed after its output is sent. */
 bool uapi_conn_want_close(const struct uapi_conn *c);
-/* True while a set operation is in progress: like wireguard-go's IPC mutex, other connections
- * must wait until it ends, so a get never sees half a configuration. */
+/* True while a set operation is in progress, or a get is still being written: like
+ * wireguard-go's IPC mutex (held by a get until it is written too), other connections must wait
+ * until it ends, so a get never sees half a configuration and the peer it will write next is
+ * never removed under it. */
 bool uapi_conn_busy(const struct uapi_conn *c);
 
 /* The last error of this connection: errno value (negative) and a message naming the line and

@@ -126,7 +126,9 @@ void keypairs_clear(struct wg_peer *peer)
 
 void handshake_clear(struct wg_peer *peer)
 {
-	struct wg_handshake *hs = &peer->hs;
+	if (!peer->act)
+		return; /* never handshook: nothing to clear */
+	struct wg_handshake *hs = &peer->act->hs;
 	index_remove(peer->dev, &hs->entry);
 	hs->state = HANDSHAKE_ZEROED;
 	noise_symmetric_wipe(&hs->sym);
@@ -137,13 +139,42 @@ void handshake_clear(struct wg_peer *peer)
 	hs->remote_index = 0;
 }
 
-static void peer_precompute(struct wg_peer *peer)
+struct wg_peer_active *peer_activate(struct wg_peer *peer)
 {
-	struct wg_device *dev = peer->dev;
-	peer->static_static_ok = dev->has_key && peer->has_classic &&
-				 sg_x25519(peer->static_static, dev->static_private, peer->public_key);
-	if (!peer->static_static_ok)
-		sg_memzero(peer->static_static, sizeof(peer->static_static));
+	if (peer->act)
+		return peer->act;
+	struct wg_peer_active *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	/* The MAC keys are hashes of the peer's public keys: made here, not for every idle peer. */
+	if (!cookie_maker_init(&a->cookie, peer->public_key) ||
+	    (peer->has_fips && !cookie_maker_set_key(&a->cookie, SG_SUITE_FIPS, peer->fips_public))) {
+		cookie_maker_wipe(&a->cookie);
+		free(a);
+		return NULL;
+	}
+	peer->act = a;
+	return a;
+}
+
+static void peer_deactivate(struct wg_peer *peer)
+{
+	struct wg_peer_active *a = peer->act;
+	if (!a)
+		return;
+	cookie_maker_wipe(&a->cookie);
+	sg_memzero(a, sizeof(*a));
+	free(a);
+	peer->act = NULL;
+}
+
+/* Our classic key or the peer's changed: its static-static DH is computed again on next use. */
+static void peer_forget_static_static(struct wg_peer *peer)
+{
+	if (!peer->act)
+		return;
+	sg_memzero(peer->act->static_static, sizeof(peer->act->static_static));
+	peer->act->ss = SS_UNKNOWN;
 }
 
 /* Invalidate the sending side of live sessions so the next packet starts a new handshake. */
@@ -200,6 +231,8 @@ void wg_device_free(struct wg_device *dev)
 	free(dev->ratelimiter);
 	free(dev->reject_limiter);
 	free(dev->heap);
+	free(dev->peer_buckets);
+	free(dev->fips_buckets);
 	cookie_checker_wipe(&dev->checker);
 	if (dev->has_key)
 		sg_x25519_forget(dev->static_private);
@@ -282,7 +315,7 @@ int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[WG_KEY_LE
 		if (!cookie_checker_set_key(&dev->checker, SG_SUITE_CLASSIC, NULL))
 			return SG_ECRYPTO;
 		for (p = dev->peers_head; p; p = p->list_next) {
-			peer_precompute(p);
+			peer_forget_static_static(p);
 			peer_expire_sessions(p);
 		}
 		return 0;
@@ -310,7 +343,7 @@ int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[WG_KEY_LE
 	if (!cookie_checker_set_key(&dev->checker, SG_SUITE_CLASSIC, dev->static_public))
 		return SG_ECRYPTO;
 	for (p = dev->peers_head; p; p = p->list_next) {
-		peer_precompute(p);
+		peer_forget_static_static(p);
 		peer_expire_sessions(p);
 	}
 	return 0;
@@ -357,8 +390,10 @@ int wg_device_set_fips_private_key(struct wg_device *dev, const uint8_t key[WG_F
 	/* Sessions made with the old key (or none now) go at once, with the cached DH results:
 	 * removing a key must stop its traffic both ways, not only the sending. */
 	for (p = dev->peers_head; p; p = p->list_next) {
-		sg_memzero(p->fips_static_static, sizeof(p->fips_static_static));
-		p->fips_ss = FIPS_SS_UNKNOWN;
+		if (p->act) {
+			sg_memzero(p->act->fips_static_static, sizeof(p->act->fips_static_static));
+			p->act->fips_ss = SS_UNKNOWN;
+		}
 		peer_drop_sessions(p, SG_SUITE_FIPS);
 		p->fallback = false;
 	}
@@ -455,24 +490,61 @@ void wg_device_get_stats(const struct wg_device *dev, struct wg_device_stats *ou
 
 /* ---- peers -------------------------------------------------------------------------------- */
 
-static unsigned peer_bucket(const struct wg_device *dev, const uint8_t pub[32])
+static uint64_t key_hash(const struct wg_device *dev, const uint8_t pub[32])
 {
 	/* Keys are public, but which bucket they land in is not: seeded FNV-1a. */
 	uint64_t h = dev->hash_seed ^ 0xcbf29ce484222325ULL;
 	for (int i = 0; i < 32; i++)
 		h = (h ^ pub[i]) * 0x100000001b3ULL;
-	return (unsigned)((h ^ (h >> 32)) % PEER_BUCKETS);
+	return h ^ (h >> 32);
 }
 
-static unsigned fips_bucket(const struct wg_device *dev, const uint8_t pub[WG_FIPS_PUB_LEN])
+static size_t peer_bucket(const struct wg_device *dev, const uint8_t pub[32])
+{
+	return (size_t)key_hash(dev, pub) & (dev->peer_nbuckets - 1);
+}
+
+static size_t fips_bucket(const struct wg_device *dev, const uint8_t pub[WG_FIPS_PUB_LEN])
 {
 	/* The x coordinate after the parity byte is as good a source as a whole key. */
-	return peer_bucket(dev, pub + 1);
+	return (size_t)key_hash(dev, pub + 1) & (dev->fips_nbuckets - 1);
+}
+
+/* Makes room for `count` peers in a table of *nbuckets buckets: doubles it (rehashing every
+ * peer, so the cost per added peer stays constant) when it would hold more peers than buckets.
+ * false when out of memory (the table is unchanged). */
+static bool table_grow(struct wg_device *dev, bool fips, size_t count)
+{
+	struct wg_peer ***tab = fips ? &dev->fips_buckets : &dev->peer_buckets;
+	size_t *nb = fips ? &dev->fips_nbuckets : &dev->peer_nbuckets;
+	if (count <= *nb)
+		return true;
+	size_t n = *nb ? *nb * 2 : PEER_BUCKETS_MIN;
+	struct wg_peer **t = calloc(n, sizeof(*t));
+	if (!t)
+		return false;
+	free(*tab);
+	*tab = t;
+	*nb = n;
+	for (struct wg_peer *p = dev->peers_head; p; p = p->list_next) {
+		if (fips && p->has_fips) {
+			size_t b = fips_bucket(dev, p->fips_public);
+			p->fips_hash_next = t[b];
+			t[b] = p;
+		} else if (!fips) {
+			size_t b = peer_bucket(dev, p->public_key);
+			p->hash_next = t[b];
+			t[b] = p;
+		}
+	}
+	return true;
 }
 
 struct wg_peer *wg_device_find_peer_fips(const struct wg_device *dev,
 					 const uint8_t pub[WG_FIPS_PUB_LEN])
 {
+	if (!dev->fips_count)
+		return NULL;
 	for (struct wg_peer *p = dev->fips_buckets[fips_bucket(dev, pub)]; p; p = p->fips_hash_next)
 		if (sg_memeq(p->fips_public, pub, WG_FIPS_PUB_LEN))
 			return p;
@@ -492,6 +564,7 @@ static void fips_unhash(struct wg_peer *peer)
 		}
 	}
 	peer->fips_hash_next = NULL;
+	dev->fips_count--;
 }
 
 void wg_fips_peer_id(uint8_t id[WG_KEY_LEN], const uint8_t fips_pub[WG_FIPS_PUB_LEN])
@@ -515,12 +588,17 @@ int wg_peer_set_fips_public_key(struct wg_peer *peer, const uint8_t pub[WG_FIPS_
 			return SG_EINVAL;
 		if (!sg_p384_public_valid(pub))
 			return SG_EINVAL;
+		if (!peer->has_fips && !table_grow(dev, true, dev->fips_count + 1))
+			return SG_ENOMEM;
 	}
 	fips_unhash(peer);
 	peer_drop_sessions(peer, SG_SUITE_FIPS);
 	peer_expire_sessions(peer);
-	sg_memzero(peer->fips_static_static, sizeof(peer->fips_static_static));
-	peer->fips_ss = FIPS_SS_UNKNOWN;
+	struct wg_peer_active *a = peer->act;
+	if (a) {
+		sg_memzero(a->fips_static_static, sizeof(a->fips_static_static));
+		a->fips_ss = SS_UNKNOWN;
+	}
 	peer->fallback = false;
 	peer->remote_caps = 0;
 	if (!pub) {
@@ -528,8 +606,8 @@ int wg_peer_set_fips_public_key(struct wg_peer *peer, const uint8_t pub[WG_FIPS_
 		peer->has_fips = false;
 		/* A peer known by a FIPS peer id has no classic key: it stays without one. */
 		peer->has_classic = !peer->pubkey_is_id;
-		peer_precompute(peer);
-		return cookie_maker_set_key(&peer->cookie, SG_SUITE_FIPS, NULL) ? 0 : SG_ECRYPTO;
+		peer_forget_static_static(peer);
+		return !a || cookie_maker_set_key(&a->cookie, SG_SUITE_FIPS, NULL) ? 0 : SG_ECRYPTO;
 	}
 	memcpy(peer->fips_public, pub, WG_FIPS_PUB_LEN);
 	peer->has_fips = true;
@@ -537,11 +615,12 @@ int wg_peer_set_fips_public_key(struct wg_peer *peer, const uint8_t pub[WG_FIPS_
 	if (sg_memeq(id, peer->public_key, WG_KEY_LEN))
 		peer->pubkey_is_id = true;
 	peer->has_classic = !peer->pubkey_is_id;
-	peer_precompute(peer);
-	unsigned b = fips_bucket(dev, pub);
+	peer_forget_static_static(peer);
+	size_t b = fips_bucket(dev, pub);
 	peer->fips_hash_next = dev->fips_buckets[b];
 	dev->fips_buckets[b] = peer;
-	return cookie_maker_set_key(&peer->cookie, SG_SUITE_FIPS, pub) ? 0 : SG_ECRYPTO;
+	dev->fips_count++;
+	return !a || cookie_maker_set_key(&a->cookie, SG_SUITE_FIPS, pub) ? 0 : SG_ECRYPTO;
 }
 
 bool wg_peer_get_fips_public_key(const struct wg_peer *peer, uint8_t pub[WG_FIPS_PUB_LEN])
@@ -571,6 +650,8 @@ enum wg_crypto_mode wg_peer_get_crypto_mode(const struct wg_peer *peer)
 
 struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN])
 {
+	if (!dev->peer_count)
+		return NULL;
 	for (struct wg_peer *p = dev->peer_buckets[peer_bucket(dev, pubkey)]; p; p = p->hash_next)
 		if (sg_memeq(p->public_key, pubkey, 32))
 			return p;
@@ -580,14 +661,30 @@ struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const uint8_t p
 int wg_device_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
 		       struct wg_peer **out)
 {
+	bool created;
+	int err = wg_device_get_or_add_peer(dev, pubkey, out, &created);
+	if (err == 0 && !created) {
+		*out = NULL;
+		return SG_EEXIST;
+	}
+	return err;
+}
+
+int wg_device_get_or_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
+			      struct wg_peer **out, bool *created)
+{
 	struct wg_peer *peer;
 
 	*out = NULL;
+	*created = false;
 	if (dev->has_key && sg_memeq(pubkey, dev->static_public, 32))
 		return SG_EINVAL;
-	if (wg_device_find_peer(dev, pubkey))
-		return SG_EEXIST;
-	if (timers_reserve(dev, dev->peer_count + 1))
+	/* One lookup for both: at a million peers each is a cache miss or two. */
+	if ((*out = wg_device_find_peer(dev, pubkey)) != NULL)
+		return 0;
+	if (dev->peer_count >= WG_MAX_PEERS)
+		return SG_EFULL;
+	if (timers_reserve(dev, dev->peer_count + 1) || !table_grow(dev, false, dev->peer_count + 1))
 		return SG_ENOMEM;
 	peer = calloc(1, sizeof(*peer));
 	if (!peer)
@@ -595,12 +692,9 @@ int wg_device_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
 	peer->dev = dev;
 	peer->has_classic = true;
 	memcpy(peer->public_key, pubkey, 32);
-	if (!cookie_maker_init(&peer->cookie, pubkey)) {
-		free(peer);
-		return SG_ECRYPTO;
-	}
-	peer_precompute(peer);
-	unsigned b = peer_bucket(dev, pubkey);
+	/* Nothing else: the keys derived from pubkey and the static-static DH are made when the
+	 * peer first handshakes (peer_activate), so loading a million peers is cheap. */
+	size_t b = peer_bucket(dev, pubkey);
 	peer->hash_next = dev->peer_buckets[b];
 	dev->peer_buckets[b] = peer;
 	peer->list_prev = dev->peers_tail;
@@ -611,6 +705,7 @@ int wg_device_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
 	dev->peers_tail = peer;
 	dev->peer_count++;
 	*out = peer;
+	*created = true;
 	return 0;
 }
 
@@ -641,7 +736,7 @@ void wg_device_remove_peer(struct wg_device *dev, struct wg_peer *peer)
 	staged_purge(peer);
 	keypairs_clear(peer);
 	handshake_clear(peer);
-	cookie_maker_wipe(&peer->cookie);
+	peer_deactivate(peer);
 	sg_memzero(peer, sizeof(*peer));
 	free(peer);
 }

@@ -41,19 +41,42 @@ static bool fips_ss_ready(struct wg_peer *peer)
 
 	if (!dev->has_fips_key || !peer->has_fips)
 		return false;
+	struct wg_peer_active *a = peer_activate(peer);
+	if (!a)
+		return false;
 	/* Both keys were validated when set, so a failure here is transient (memory): it is not
 	 * cached, the next handshake tries again. */
-	if (peer->fips_ss != FIPS_SS_OK &&
-	    sg_p384_ecdh(peer->fips_static_static, dev->fips_private, peer->fips_public))
-		peer->fips_ss = FIPS_SS_OK;
-	return peer->fips_ss == FIPS_SS_OK;
+	if (a->fips_ss != SS_OK && sg_p384_ecdh(a->fips_static_static, dev->fips_private, peer->fips_public))
+		a->fips_ss = SS_OK;
+	return a->fips_ss == SS_OK;
+}
+
+/* The classic static-static DH, computed on the peer's first handshake rather than when it is
+ * added (an X25519 per peer was most of the time `wg setconf` took). A small-order public key
+ * fails for good, until one of the keys changes. */
+static bool classic_ss_ready(struct wg_peer *peer)
+{
+	struct wg_device *dev = peer->dev;
+
+	if (!dev->has_key || !peer->has_classic)
+		return false;
+	struct wg_peer_active *a = peer_activate(peer);
+	if (!a)
+		return false;
+	if (a->ss == SS_UNKNOWN) {
+		a->ss = sg_x25519(a->static_static, dev->static_private, peer->public_key) ? SS_OK
+											  : SS_BAD;
+		if (a->ss == SS_BAD)
+			sg_memzero(a->static_static, sizeof(a->static_static));
+	}
+	return a->ss == SS_OK;
 }
 
 bool peer_can_mode(struct wg_peer *peer, enum sg_suite_id mode)
 {
 	if (mode == SG_SUITE_FIPS)
 		return fips_ss_ready(peer);
-	return peer->dev->has_key && peer->has_classic && peer->static_static_ok;
+	return classic_ss_ready(peer);
 }
 
 bool peer_mode_allowed(const struct wg_peer *peer, enum sg_suite_id mode)
@@ -108,13 +131,17 @@ uint16_t peer_local_caps(struct wg_peer *peer)
 void peer_emit_mode(struct wg_peer *peer, enum wg_event_type type, const char *reason,
 		    uint64_t now)
 {
-	uint64_t *last = &peer->last_mode_event[type - WG_EVENT_MODE_REFUSED];
+	struct wg_peer_active *a = peer_activate(peer);
 
-	/* 0 = never: the simulated and monotonic clocks never start at 0 in practice, and if
-	 * one did the first event would only be emitted one interval late. */
-	if (*last && now - *last < MODE_EVENT_INTERVAL)
-		return;
-	*last = now ? now : 1;
+	/* Without memory for the rate limit's state the event is emitted anyway. */
+	if (a) {
+		uint64_t *last = &a->last_mode_event[type - WG_EVENT_MODE_REFUSED];
+		/* 0 = never: the simulated and monotonic clocks never start at 0 in practice, and
+		 * if one did the first event would only be emitted one interval late. */
+		if (*last && now - *last < MODE_EVENT_INTERVAL)
+			return;
+		*last = now ? now : 1;
+	}
 	peer_emit(peer, type, reason);
 }
 
@@ -146,9 +173,9 @@ void peer_drop_sessions(struct wg_peer *peer, int only_mode)
 			*kps[i] = NULL;
 		}
 	}
-	if (peer->hs.state != HANDSHAKE_ZEROED &&
-	    (only_mode >= 0 ? (int)peer->hs.mode == only_mode
-			    : !peer_mode_allowed(peer, peer->hs.mode)))
+	struct wg_handshake *hs = peer->act ? &peer->act->hs : NULL;
+	if (hs && hs->state != HANDSHAKE_ZEROED &&
+	    (only_mode >= 0 ? (int)hs->mode == only_mode : !peer_mode_allowed(peer, hs->mode)))
 		handshake_clear(peer);
 }
 
@@ -169,9 +196,10 @@ static const uint8_t *peer_static(const struct wg_peer *peer, enum sg_suite_id m
 	return mode == SG_SUITE_FIPS ? peer->fips_public : peer->public_key;
 }
 
+/* Only after peer_can_mode(peer, mode) said yes (it computes the result). */
 static const uint8_t *peer_ss(const struct wg_peer *peer, enum sg_suite_id mode)
 {
-	return mode == SG_SUITE_FIPS ? peer->fips_static_static : peer->static_static;
+	return mode == SG_SUITE_FIPS ? peer->act->fips_static_static : peer->act->static_static;
 }
 
 static bool symmetric_init(struct noise_symmetric *sym, enum sg_suite_id mode,
@@ -184,7 +212,7 @@ static bool symmetric_init(struct noise_symmetric *sym, enum sg_suite_id mode,
 /* A new random local index for the handshake, unique in the device's index table. */
 static void handshake_rehash(struct wg_peer *peer)
 {
-	struct wg_handshake *hs = &peer->hs;
+	struct wg_handshake *hs = &peer->act->hs;
 	index_remove(peer->dev, &hs->entry);
 	hs->entry.kind = INDEX_HANDSHAKE;
 	hs->entry.peer = peer;
@@ -196,14 +224,14 @@ size_t handshake_create_initiation(struct wg_peer *peer, enum sg_suite_id mode, 
 				   uint64_t now)
 {
 	struct wg_device *dev = peer->dev;
-	struct wg_handshake *hs = &peer->hs;
 	const struct sg_suite *su = sg_suite_get(mode);
 	const struct wg_hs_layout *L = &init_layout[mode];
 	uint8_t payload[WG_FIPS_INIT_PAYLOAD];
 	bool ok = false;
 
-	if (!peer_can_mode(peer, mode))
+	if (!peer_can_mode(peer, mode)) /* which makes peer->act */
 		goto out;
+	struct wg_handshake *hs = &peer->act->hs;
 	memset(out, 0, L->len);
 	out[0] = WG_MSG_INITIATION;
 	out[1] = wire_mode(mode);
@@ -264,7 +292,7 @@ struct wg_peer *handshake_consume_initiation(struct wg_device *dev, enum sg_suit
 	if (!noise_read_msg1_payload(&sym, key, payload, msg + L->payload, L->payload_len + 16,
 				     peer_ss(peer, mode)))
 		goto fail;
-	struct wg_handshake *hs = &peer->hs;
+	struct wg_handshake *hs = &peer->act->hs; /* peer_can_mode made it */
 	/* Replay: the timestamp must be greater than any seen from this peer (5.1). Flood: at
 	 * most INITIATIONS_PER_SECOND initiations consumed per peer. Checked first, so replayed
 	 * or flooding copies never get a reject either. */
@@ -331,7 +359,9 @@ fail_peer_counted:
 
 size_t handshake_create_response(struct wg_peer *peer, uint8_t *out)
 {
-	struct wg_handshake *hs = &peer->hs;
+	if (!peer->act)
+		return 0; /* no initiation was consumed */
+	struct wg_handshake *hs = &peer->act->hs;
 	enum sg_suite_id mode = hs->mode;
 	const struct sg_suite *su = sg_suite_get(mode);
 	const struct wg_hs_layout *L = &resp_layout[mode];
@@ -374,7 +404,7 @@ struct wg_peer *handshake_consume_response(struct wg_device *dev, enum sg_suite_
 		return NULL;
 	}
 	struct wg_peer *peer = e->peer;
-	struct wg_handshake *hs = &peer->hs;
+	struct wg_handshake *hs = &peer->act->hs; /* its handshake is in the index: active */
 	if (hs->state != HANDSHAKE_CREATED_INITIATION || hs->mode != mode ||
 	    !peer_can_mode(peer, mode) || !peer_mode_allowed(peer, mode))
 		goto fail;
@@ -430,10 +460,12 @@ static void keypairs_add(struct wg_peer *peer, struct wg_keypair *kp)
 
 bool handshake_begin_session(struct wg_peer *peer, uint64_t now)
 {
-	struct wg_handshake *hs = &peer->hs;
 	struct wg_keypair *kp;
 	bool initiator;
 
+	if (!peer->act)
+		return false;
+	struct wg_handshake *hs = &peer->act->hs;
 	if (hs->state == HANDSHAKE_CONSUMED_RESPONSE)
 		initiator = true;
 	else if (hs->state == HANDSHAKE_CREATED_RESPONSE)

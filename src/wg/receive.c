@@ -119,7 +119,8 @@ static void receive_cookie(struct wg_device *dev, enum sg_suite_id mode, const u
 		drop(dev, &dev->stats.rx_unknown_index, "cookie_unknown_index", from, NULL);
 		return;
 	}
-	if (!cookie_consume_reply(&e->peer->cookie, mode, buf, now)) {
+	/* An index belongs to a handshake or a session: its peer is active. */
+	if (!cookie_consume_reply(&e->peer->act->cookie, mode, buf, now)) {
 		drop(dev, &dev->stats.rx_bad_mac, "cookie_decrypt", from, e->peer);
 		return;
 	}
@@ -159,7 +160,7 @@ static void receive_reject(struct wg_device *dev, const uint8_t *buf,
 		return;
 	}
 	struct wg_peer *peer = e->peer;
-	if (peer->hs.state != HANDSHAKE_CREATED_INITIATION || peer->hs.mode != mode) {
+	if (peer->act->hs.state != HANDSHAKE_CREATED_INITIATION || peer->act->hs.mode != mode) {
 		drop(dev, &dev->stats.rx_invalid, "reject_not_in_flight", from, peer);
 		return;
 	}

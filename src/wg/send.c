@@ -63,7 +63,7 @@ bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry
 	peer->last_sent_handshake = now;
 	peer->has_sent_handshake = true;
 	len = handshake_create_initiation(peer, (enum sg_suite_id)mode, msg, now);
-	if (!len || !cookie_add_macs(&peer->cookie, (enum sg_suite_id)mode, msg, len, now))
+	if (!len || !cookie_add_macs(&peer->act->cookie, (enum sg_suite_id)mode, msg, len, now))
 		return false;
 	timers_any_authenticated_packet_traversal(peer, now);
 	timers_any_authenticated_packet_sent(peer);
@@ -80,13 +80,12 @@ bool send_handshake_initiation(struct wg_peer *peer, uint64_t now, bool is_retry
 void send_handshake_response(struct wg_peer *peer, uint64_t now)
 {
 	uint8_t msg[WG_FIPS_RESPONSE_LEN];
-	enum sg_suite_id mode = peer->hs.mode;
 	size_t len;
 
 	peer->last_sent_handshake = now;
 	peer->has_sent_handshake = true;
-	len = handshake_create_response(peer, msg);
-	if (!len || !cookie_add_macs(&peer->cookie, mode, msg, len, now))
+	len = handshake_create_response(peer, msg); /* 0 unless an initiation made peer->act */
+	if (!len || !cookie_add_macs(&peer->act->cookie, peer->act->hs.mode, msg, len, now))
 		return;
 	if (!handshake_begin_session(peer, now))
 		return;

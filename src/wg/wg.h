@@ -326,9 +326,18 @@ bool wg_crypt_op_run(struct wg_crypt_op *op, unsigned lane);
 
 /* ---- peers ------------------------------------------------------------------------------- */
 
-/* Adds a peer. Errors: SG_EEXIST (already a peer), SG_EINVAL (our own public key), SG_ENOMEM. */
+/* The most peers a device takes: the kernel module's MAX_PEERS_PER_DEVICE (2^20). */
+#define WG_MAX_PEERS (1u << 20)
+
+/* Adds a peer. Errors: SG_EEXIST (already a peer), SG_EINVAL (our own public key), SG_EFULL
+ * (WG_MAX_PEERS peers already), SG_ENOMEM. An idle peer costs its configuration only: what a
+ * handshake needs is made when it first handshakes. */
 int wg_device_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
 		       struct wg_peer **out) SG_WUR;
+/* The peer with this key, added if there is none (*created says which); errors as
+ * wg_device_add_peer but never SG_EEXIST. */
+int wg_device_get_or_add_peer(struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN],
+			      struct wg_peer **out, bool *created) SG_WUR;
 struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const uint8_t pubkey[WG_KEY_LEN]);
 /* Removes and frees a peer (wiping its keys and its allowed IPs). */
 void wg_device_remove_peer(struct wg_device *dev, struct wg_peer *peer);

@@ -28,7 +28,8 @@
 #define INITIATIONS_PER_SECOND   50
 #define MAX_STAGED_PACKETS       128
 #define INDEX_BUCKETS            4096
-#define PEER_BUCKETS             1024
+/* The peer tables start with this many buckets and double when they hold as many peers. */
+#define PEER_BUCKETS_MIN         1024
 /* FIPS negotiation (docs/PROTOCOL.md): an `auto` peer falls back to classic after a reject or
  * after this many unanswered FIPS initiations, and tries FIPS again after FIPS_RETRY_AFTER. */
 #define FIPS_FALLBACK_ATTEMPTS   2
@@ -113,7 +114,24 @@ struct wg_staged {
 	unsigned head, count;
 };
 
-enum fips_ss_state { FIPS_SS_UNKNOWN, FIPS_SS_OK, FIPS_SS_BAD };
+/* A static-static DH result: not computed yet, computed, or failed for good (a classic public
+ * key of small order; our key changing resets it). */
+enum ss_state { SS_UNKNOWN, SS_OK, SS_BAD };
+
+/* What only a peer that handshakes needs: the handshake in flight, the MAC and cookie keys
+ * derived from its public keys, the two static-static DH results and the negotiation events'
+ * rate limit. Made when the peer first handshakes (either way), kept until it is removed: an
+ * idle peer costs its configuration only (docs/DATAPATH.md, "A million peers"). */
+struct wg_peer_active {
+	struct wg_handshake hs;
+	struct cookie_maker cookie;
+	uint8_t static_static[32]; /* DH(our static, their static) */
+	enum ss_state ss;
+	uint8_t fips_static_static[48];
+	enum ss_state fips_ss;
+	/* per negotiation event type (WG_EVENT_MODE_REFUSED ...), for the log rate limit */
+	uint64_t last_mode_event[WG_EVENT_MODE_UNUSABLE - WG_EVENT_MODE_REFUSED + 1];
+};
 
 struct wg_peer {
 	struct wg_device *dev;
@@ -124,14 +142,10 @@ struct wg_peer {
 	bool pubkey_is_id;	/* public_key was a FIPS peer id: never a classic key, even after the
 				 * FIPS key changes or goes */
 	uint8_t psk[32];
-	uint8_t static_static[32]; /* DH(our static, their static), precomputed */
-	bool static_static_ok;
-	/* FIPS identity: the P-384 DH of the statics is computed on first use (a scalar
-	 * multiplication per peer would make loading 100,000 peers take minutes). */
+	/* FIPS identity. Its DH with our static, like the classic one, is computed on first use
+	 * (struct wg_peer_active). */
 	uint8_t fips_public[WG_FIPS_PUB_LEN];
 	bool has_fips;
-	uint8_t fips_static_static[48];
-	enum fips_ss_state fips_ss;
 	enum wg_crypto_mode crypto_mode; /* WG_CRYPTO_INHERIT: the device's */
 	bool fallback;			 /* an auto peer fell back to classic ... */
 	uint64_t fallback_until;	 /* ... until then */
@@ -139,11 +153,8 @@ struct wg_peer {
 	unsigned fips_unanswered; /* FIPS initiations sent since the last completed handshake */
 	uint64_t last_reject_switch; /* a reject moved us to the other mode (0 = never) */
 	uint16_t remote_caps; /* from its last FIPS handshake message, 0 = unknown */
-	/* per negotiation event type (WG_EVENT_MODE_REFUSED ...), for the log rate limit */
-	uint64_t last_mode_event[WG_EVENT_MODE_UNUSABLE - WG_EVENT_MODE_REFUSED + 1];
-	struct wg_handshake hs;
+	struct wg_peer_active *act; /* NULL until the peer first handshakes (peer_activate) */
 	struct wg_keypair *kp_next, *kp_current, *kp_previous;
-	struct cookie_maker cookie;
 	struct wg_endpoint endpoint;
 	bool has_endpoint;
 	bool src_rejected; /* endpoint.src is not used for sending (wg_peer_set_source_usable) */
@@ -174,7 +185,10 @@ struct wg_device {
 	uint8_t fips_private[WG_FIPS_PRIV_LEN];
 	uint8_t fips_public[WG_FIPS_PUB_LEN];
 	enum wg_crypto_mode crypto_mode; /* WG_CRYPTO_AUTO by default */
-	struct wg_peer *fips_buckets[PEER_BUCKETS];
+	/* Peers by FIPS public key, and below by public key: chained hash tables of a power of
+	 * two buckets (NULL until the first peer), doubled when they hold as many peers. */
+	struct wg_peer **fips_buckets;
+	size_t fips_nbuckets, fips_count;
 	struct ratelimiter *reject_limiter; /* rejects sent to unauthenticated sources */
 	struct cookie_checker checker;
 	struct ratelimiter *ratelimiter;
@@ -182,7 +196,8 @@ struct wg_device {
 	struct wg_peer *peers_head, *peers_tail;
 	size_t peer_count;
 	uint64_t hash_seed;
-	struct wg_peer *peer_buckets[PEER_BUCKETS];
+	struct wg_peer **peer_buckets;
+	size_t peer_nbuckets;
 	/* Min-heap of peers with an armed timer, by heap_key: next_deadline is O(1) and a tick
 	 * touches only the peers that are due, whatever the number of peers. Capacity is reserved
 	 * when a peer is added, so the data path never allocates for it. */
@@ -219,6 +234,8 @@ void keypair_destroy(struct wg_device *dev, struct wg_keypair *kp); /* NULL ok *
 /* An op prepared under kp has completed: frees a dead keypair after its last op. */
 void keypair_release(struct wg_keypair *kp);
 void handshake_clear(struct wg_peer *peer);
+/* The peer's active state, made on first use; NULL when out of memory. */
+struct wg_peer_active *peer_activate(struct wg_peer *peer);
 
 /* negotiation (handshake.c) */
 enum wg_crypto_mode peer_effective_mode(const struct wg_peer *peer);

@@ -128,8 +128,8 @@ static void fips_ep(struct wg_endpoint *ep, uint8_t host)
 /* Pins what derives from the ephemeral of B's initiation in flight to A (see the top). */
 static void fips_pin_in_flight(void)
 {
-	struct wg_handshake *hs = &ff.b_peer->hs;
-	struct cookie_maker *m = &ff.b_peer->cookie;
+	struct wg_handshake *hs = &ff.b_peer->act->hs;
+	struct cookie_maker *m = &ff.b_peer->act->cookie;
 
 	if (hs->state != HANDSHAKE_CREATED_INITIATION || hs->mode != SG_SUITE_FIPS)
 		abort();
@@ -148,8 +148,8 @@ static void fips_rearm(void)
 {
 	struct wg_peer *p = ff.b_peer;
 
-	if (p->hs.state == HANDSHAKE_CREATED_INITIATION && p->hs.mode == SG_SUITE_FIPS) {
-		if (!p->cookie.have_sent_mac1 || p->cookie.last_mac1_mode != SG_SUITE_FIPS)
+	if (p->act->hs.state == HANDSHAKE_CREATED_INITIATION && p->act->hs.mode == SG_SUITE_FIPS) {
+		if (!p->act->cookie.have_sent_mac1 || p->act->cookie.last_mac1_mode != SG_SUITE_FIPS)
 			fips_pin_in_flight();
 		return;
 	}
@@ -233,8 +233,8 @@ static void fips_world_init(void)
 	wg_peer_initiate(ff.b_peer, ff.now);
 	fips_pin_in_flight();
 	wg_peer_initiate(ff.b_peer_c, ff.now);
-	if (ff.b_peer_c->hs.state != HANDSHAKE_CREATED_INITIATION ||
-	    ff.b_peer_c->hs.mode != SG_SUITE_FIPS)
+	if (ff.b_peer_c->act->hs.state != HANDSHAKE_CREATED_INITIATION ||
+	    ff.b_peer_c->act->hs.mode != SG_SUITE_FIPS)
 		abort();
 	ff.last_len = 0;
 	ff.now += NSEC;
@@ -267,7 +267,7 @@ static void fips_feed(const uint8_t *data, size_t size, uint8_t type, unsigned f
 	}
 	if ((flags & FIPS_FEED_INDEX_ALIAS) && size >= 8 && sg_le32(buf + 4) <= 1) {
 		struct wg_peer *p = sg_le32(buf + 4) == 0 ? ff.b_peer : ff.b_peer_c;
-		sg_put_le32(buf + 4, p->hs.entry.index);
+		sg_put_le32(buf + 4, p->act->hs.entry.index);
 	}
 	ff.b->load_window_count = 0;
 	ff.b->was_under_load = false;

@@ -79,12 +79,12 @@ struct out {
 	size_t len, cap;
 };
 
+/* Everything the connection has to say now (a get comes a piece at a time). */
 static void drain(struct uapi_conn *c, struct out *o)
 {
 	size_t n;
-	const uint8_t *p = uapi_conn_output(c, &n);
-	if (!n)
-		return;
+	const uint8_t *p;
+	while ((p = uapi_conn_output(c, &n)) != NULL && n) {
 	if (o->len + n + 1 > o->cap) {
 		size_t cap = (o->len + n + 1) * 2;
 		char *q = realloc(o->p, cap);
@@ -97,6 +97,7 @@ static void drain(struct uapi_conn *c, struct out *o)
 	o->len += n;
 	o->p[o->len] = '\0';
 	uapi_conn_output_consumed(c, n);
+	}
 }
 
 /* Every answer is key=value lines ending in "errno=N\n\n". */

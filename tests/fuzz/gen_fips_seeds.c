@@ -163,7 +163,7 @@ static void gen_data(void)
 
 static void gen_response(void)
 {
-	struct wg_handshake *hs = &ff.a_peer->hs;
+	struct wg_handshake *hs = &peer_activate(ff.a_peer)->hs;
 	uint8_t e_priv[SG_P384_PRIV_LEN], msg[WG_FIPS_RESPONSE_LEN], b[WG_FIPS_RESPONSE_LEN];
 	size_t len;
 
@@ -177,10 +177,10 @@ static void gen_response(void)
 	fips_fixed(e_priv, sizeof(e_priv), FIPS_TAG_EPH_B);
 	if (!sg_p384_public(hs->remote_ephemeral, e_priv))
 		exit(1);
-	hs->remote_index = ff.b_peer->hs.entry.index;
+	hs->remote_index = ff.b_peer->act->hs.entry.index;
 	len = handshake_create_response(ff.a_peer, msg);
 	if (len != WG_FIPS_RESPONSE_LEN ||
-	    !cookie_add_macs(&ff.a_peer->cookie, SG_SUITE_FIPS, msg, len, ff.now))
+	    !cookie_add_macs(&peer_activate(ff.a_peer)->cookie, SG_SUITE_FIPS, msg, len, ff.now))
 		exit(1);
 	put("fips_response", "valid_response", msg, len);
 	put_invalid("fips_response", msg, len);
@@ -190,17 +190,17 @@ static void gen_response(void)
 	memcpy(b, msg, len);
 	b[len - 40] ^= 1; /* the sealed capabilities: mac1 fails */
 	put("fips_response", "bad_mac1", b, len);
-	if (!cookie_add_macs(&ff.a_peer->cookie, SG_SUITE_FIPS, b, len, ff.now))
+	if (!cookie_add_macs(&peer_activate(ff.a_peer)->cookie, SG_SUITE_FIPS, b, len, ff.now))
 		exit(1);
 	put("fips_response", "bad_aead", b, len); /* mac1 right, Noise fails */
 	memcpy(b, msg, len);
 	/* B's initiation to C: a handshake index, another transcript. */
-	sg_put_le32(b + 8, ff.b_peer_c->hs.entry.index);
-	if (!cookie_add_macs(&ff.a_peer->cookie, SG_SUITE_FIPS, b, len, ff.now))
+	sg_put_le32(b + 8, ff.b_peer_c->act->hs.entry.index);
+	if (!cookie_add_macs(&peer_activate(ff.a_peer)->cookie, SG_SUITE_FIPS, b, len, ff.now))
 		exit(1);
 	put("fips_response", "other_peers_index", b, len);
 	sg_put_le32(b + 8, ff.b_peer->kp_current->entry.index); /* a keypair, not a handshake */
-	if (!cookie_add_macs(&ff.a_peer->cookie, SG_SUITE_FIPS, b, len, ff.now))
+	if (!cookie_add_macs(&peer_activate(ff.a_peer)->cookie, SG_SUITE_FIPS, b, len, ff.now))
 		exit(1);
 	put("fips_response", "keypair_index", b, len);
 	put("fips_response", "classic_length", msg, WG_MSG_RESPONSE_LEN);
@@ -218,7 +218,7 @@ static void gen_cookie(void)
 	memcpy(src, &ff.eb.addr.in4.sin_addr, 4);
 	memcpy(src + 4, &ff.eb.addr.in4.sin_port, 2);
 	len = cookie_create_reply(&ff.a->checker, SG_SUITE_FIPS, msg, init, sizeof(init),
-				  ff.b_peer->hs.entry.index, src, sizeof(src), ff.now);
+				  ff.b_peer->act->hs.entry.index, src, sizeof(src), ff.now);
 	if (len != WG_FIPS_COOKIE_LEN)
 		exit(1);
 	put("fips_cookie", "valid_cookie", msg, len);
@@ -233,7 +233,7 @@ static void gen_cookie(void)
 	b[len - 1] ^= 1;
 	put("fips_cookie", "bad_tag", b, len);
 	memcpy(b, msg, len);
-	sg_put_le32(b + 4, ff.b_peer_c->hs.entry.index); /* C: never sent it a mac1 of ours */
+	sg_put_le32(b + 4, ff.b_peer_c->act->hs.entry.index); /* C: never sent it a mac1 of ours */
 	put("fips_cookie", "other_peers_index", b, len);
 	memcpy(b, msg, len);
 	sg_put_le32(b + 4, 0xdeadbeef);
@@ -255,7 +255,7 @@ static void reject(uint8_t *m, uint8_t mode, uint32_t index, uint16_t caps, uint
 
 static void gen_reject(void)
 {
-	uint32_t ia = ff.b_peer->hs.entry.index, ic = ff.b_peer_c->hs.entry.index;
+	uint32_t ia = ff.b_peer->act->hs.entry.index, ic = ff.b_peer_c->act->hs.entry.index;
 	uint16_t v = WG_CAP_VERSION_BITS;
 	uint8_t m[WG_MSG_REJECT_LEN];
 
@@ -323,12 +323,12 @@ static void gen_initiation(void)
 	memcpy(b, msg, len);
 	b[100] ^= 1; /* the sealed static key */
 	put("fips_initiation", "bad_mac1", b, len);
-	if (!cookie_add_macs(&ff.a_peer->cookie, SG_SUITE_FIPS, b, len, ff.now))
+	if (!cookie_add_macs(&peer_activate(ff.a_peer)->cookie, SG_SUITE_FIPS, b, len, ff.now))
 		exit(1);
 	put("fips_initiation", "bad_aead", b, len); /* mac1 right, Noise fails */
 	memcpy(b, msg, len);
 	b[9] ^= 1; /* the ephemeral point: usually off the curve now */
-	if (!cookie_add_macs(&ff.a_peer->cookie, SG_SUITE_FIPS, b, len, ff.now))
+	if (!cookie_add_macs(&peer_activate(ff.a_peer)->cookie, SG_SUITE_FIPS, b, len, ff.now))
 		exit(1);
 	put("fips_initiation", "bad_ephemeral", b, len);
 	put("fips_initiation", "classic_length", msg, WG_MSG_INITIATION_LEN);

@@ -343,7 +343,7 @@ static void test_expiry_and_zeroing(void **state)
 	assert_null(a->peer->kp_current);
 	assert_null(a->peer->kp_previous);
 	assert_null(b->peer->kp_current);
-	assert_int_equal(a->peer->hs.state, HANDSHAKE_ZEROED);
+	assert_int_equal(a->peer->act->hs.state, HANDSHAKE_ZEROED);
 	/* And a new session comes up when the network returns. */
 	sim.drop_all = false;
 	handshake(0);
@@ -440,7 +440,7 @@ static void test_cookie_under_load(void **state)
 	wg_device_get_stats(b->dev, &st);
 	assert_int_equal(st.rx_cookie_sent, 1);
 	assert_int_equal(a->events[WG_EVENT_COOKIE_RECEIVED], 1);
-	assert_true(a->peer->cookie.cookie_valid);
+	assert_true(a->peer->act->cookie.cookie_valid);
 	assert_int_equal(b->events[WG_EVENT_HANDSHAKE_COMPLETE], 0);
 	/* The retry after REKEY_TIMEOUT carries mac2 and is accepted. */
 	advance(REKEY_TIMEOUT + NSEC);
@@ -462,7 +462,7 @@ static void test_under_load_detected_by_rate(void **state)
 	uint8_t msg[WG_MSG_INITIATION_LEN];
 	assert_int_equal(handshake_create_initiation(a->peer, SG_SUITE_CLASSIC, msg, sim.now),
 			 sizeof(msg));
-	assert_true(cookie_add_macs(&a->peer->cookie, SG_SUITE_CLASSIC, msg, sizeof(msg), sim.now));
+	assert_true(cookie_add_macs(&a->peer->act->cookie, SG_SUITE_CLASSIC, msg, sizeof(msg), sim.now));
 	for (int i = 0; i < WG_UNDER_LOAD_RATE + 10; i++) {
 		uint8_t copy[sizeof(msg)];
 		memcpy(copy, msg, sizeof(msg));
@@ -671,6 +671,83 @@ static void test_peer_management(void **state)
 	/* Setting our key to the public key of a peer removes that peer. */
 	assert_int_equal(wg_device_set_private_key(a->dev, sim.n[1].priv), 0);
 	assert_int_equal(wg_device_peer_count(a->dev), 0);
+}
+
+/* An idle peer is its configuration only: what a handshake needs (struct wg_peer_active: MAC
+ * keys, static-static DH, handshake state) is made when it first handshakes. The peer table
+ * grows past its first 1,024 buckets and every peer stays reachable. */
+static void test_idle_peers_are_lazy(void **state)
+{
+	struct node *a = &sim.n[0], *b = &sim.n[1];
+	enum { EXTRA = 3000 };
+	static uint8_t keys[EXTRA][32];
+	struct wg_peer *p;
+
+	assert_null(a->peer->act);
+	assert_null(b->peer->act);
+	for (unsigned i = 0; i < EXTRA; i++) {
+		uint8_t priv[32];
+		assert_true(sg_x25519_generate(priv, keys[i]));
+		assert_int_equal(wg_device_add_peer(a->dev, keys[i], &p), 0);
+		uint8_t addr[4] = {10, 10, (uint8_t)(i >> 8), (uint8_t)i};
+		assert_int_equal(wg_peer_add_allowed_ip(p, AF_INET, addr, 32), 0);
+	}
+	assert_int_equal(wg_device_peer_count(a->dev), EXTRA + 1);
+	for (unsigned i = 0; i < EXTRA; i++) {
+		p = wg_device_find_peer(a->dev, keys[i]);
+		assert_non_null(p);
+		assert_memory_equal(wg_peer_public_key(p), keys[i], 32);
+		assert_null(p->act);
+	}
+	assert_ptr_equal(wg_device_find_peer(a->dev, b->pub), a->peer);
+	/* A handshake makes the state of the two peers that took part, and no other. */
+	handshake(0);
+	assert_int_equal(b->delivered, 1);
+	assert_non_null(a->peer->act);
+	assert_non_null(b->peer->act);
+	assert_int_equal(a->peer->act->ss, SS_OK);
+	for (unsigned i = 0; i < EXTRA; i++)
+		assert_null(wg_device_find_peer(a->dev, keys[i])->act);
+	/* Removing every other extra peer leaves the rest findable. */
+	for (unsigned i = 0; i < EXTRA; i += 2)
+		wg_device_remove_peer(a->dev, wg_device_find_peer(a->dev, keys[i]));
+	for (unsigned i = 0; i < EXTRA; i++)
+		assert_true((wg_device_find_peer(a->dev, keys[i]) != NULL) == (i % 2 == 1));
+	/* A new private key drops the DH result; the next handshake computes it again. */
+	uint8_t priv[32], pub[32];
+	assert_true(sg_x25519_generate(priv, pub));
+	assert_int_equal(wg_device_set_private_key(b->dev, priv), 0);
+	assert_int_equal(b->peer->act->ss, SS_UNKNOWN);
+	assert_int_equal(wg_device_set_private_key(b->dev, b->priv), 0);
+	sim.now += REKEY_TIMEOUT + NSEC;
+	handshake(1);
+	assert_int_equal(a->delivered, 1);
+	assert_int_equal(b->peer->act->ss, SS_OK);
+}
+
+/* A small-order public key: its DH with our key fails when it would first be needed, so no
+ * initiation goes out and the peer is reported unusable, as when it was computed up front. */
+static void test_small_order_peer_unusable(void **state)
+{
+	struct node *a = &sim.n[0];
+	static const uint8_t zero[32]; /* the identity point: X25519 gives all zeros */
+	struct wg_peer *p;
+	struct wg_endpoint ep;
+
+	assert_int_equal(wg_device_add_peer(a->dev, zero, &p), 0);
+	uint8_t addr[4] = {10, 8, 0, 1};
+	assert_int_equal(wg_peer_add_allowed_ip(p, AF_INET, addr, 32), 0);
+	ep4(&ep, "192.0.2.9", 9);
+	wg_peer_set_endpoint(p, &ep);
+	uint8_t pkt[64];
+	size_t len = make_ip4(pkt, 1, 9, 20, 0);
+	pkt[16] = 10, pkt[17] = 8, pkt[18] = 0, pkt[19] = 1;
+	unsigned sent = a->sent;
+	(void)wg_device_send(a->dev, sim.now, pkt, len);
+	assert_int_equal(a->sent, sent);
+	assert_int_equal(a->events[WG_EVENT_MODE_UNUSABLE], 1);
+	assert_non_null(p->act);
+	assert_int_equal(p->act->ss, SS_BAD);
 }
 
 /* ---- FIPS mode (docs/PROTOCOL.md) -------------------------------------------------------- */
@@ -909,7 +986,7 @@ static void test_fips_cookie_under_load(void **state)
 	wg_device_get_stats(b->dev, &st);
 	assert_int_equal(st.rx_cookie_sent, 1);
 	assert_int_equal(a->events[WG_EVENT_COOKIE_RECEIVED], 1);
-	assert_int_equal(a->peer->cookie.cookie_mode, SG_SUITE_FIPS);
+	assert_int_equal(a->peer->act->cookie.cookie_mode, SG_SUITE_FIPS);
 	advance(REKEY_TIMEOUT + NSEC);
 	assert_int_equal(session_mode(0), SG_SUITE_FIPS);
 	assert_int_equal(b->delivered, 1);
@@ -1537,6 +1614,8 @@ int main(void)
 		T(test_source_address_checked),
 		T(test_psk_mismatch_and_match),
 		T(test_peer_management),
+		T(test_idle_peers_are_lazy),
+		T(test_small_order_peer_unusable),
 		T(test_fips_handshake_and_data),
 		T(test_fips_only_both),
 		T(test_auto_falls_back_when_peer_has_no_fips),

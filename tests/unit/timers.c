@@ -284,17 +284,17 @@ static void test_retransmit_then_give_up(void **state)
 	assert_int_equal(t.peer->staged.count, 0);
 	assert_false(t.peer->timer_armed[TIMER_RETRANSMIT_HANDSHAKE]);
 	assert_int_equal(wg_device_next_deadline(t.dev), gave_up + 3 * REJECT_AFTER_TIME);
-	assert_int_equal(t.peer->hs.state, HANDSHAKE_CREATED_INITIATION);
-	uint32_t hs_index = t.peer->hs.entry.index;
+	assert_int_equal(t.peer->act->hs.state, HANDSHAKE_CREATED_INITIATION);
+	uint32_t hs_index = t.peer->act->hs.entry.index;
 	assert_non_null(index_lookup(t.dev, hs_index));
 
 	run_until(gave_up + 3 * REJECT_AFTER_TIME - 1);
 	assert_int_equal(t.events[WG_EVENT_KEYS_ZEROED], 0);
 	run_until(gave_up + 3 * REJECT_AFTER_TIME);
 	assert_int_equal(t.events[WG_EVENT_KEYS_ZEROED], 1);
-	assert_int_equal(t.peer->hs.state, HANDSHAKE_ZEROED);
+	assert_int_equal(t.peer->act->hs.state, HANDSHAKE_ZEROED);
 	assert_null(index_lookup(t.dev, hs_index));
-	assert_true(sg_is_zero(t.peer->hs.ephemeral_priv, 32));
+	assert_true(sg_is_zero(t.peer->act->hs.ephemeral_priv, 32));
 	assert_int_equal(wg_device_next_deadline(t.dev), UINT64_MAX);
 	assert_int_equal(t.nsent, MAX_TIMER_HANDSHAKES + 2);
 
