@@ -81,22 +81,22 @@ measure() {
 
 printf 'Peers at scale: one /32 and an endpoint each, loaded with `wg setconf` (load %s)\n' \
 	"$(cut -d' ' -f1-3 /proc/loadavg)"
-printf '  %8s | %-50s | %-36s | %s\n' "" "secureguardd" "wireguard-go" "ratios wg-go/sg"
-printf '  %8s | %9s %9s %6s %8s %6s %6s | %9s %9s %6s %8s | %7s %5s\n' peers setconf RSS \
-	B/peer dump +dumpRSS idle setconf RSS B/peer dump setconf RSS
+printf '  %8s | %-59s | %-43s | %s\n' "" "secureguardd" "wireguard-go" "ratios wg-go/sg"
+printf '  %8s | %9s %10s %6s %8s %9s %6s | %9s %10s %6s %8s %6s | %7s %5s\n' peers setconf RSS \
+	B/peer dump +dumpRSS idle setconf RSS B/peer dump idle setconf RSS
 for n in $COUNTS; do
 	gen "$n"
 	read -r st sr sd sx sl sc <<<"$(measure sg "$n")"
 	[ "$sl" -eq "$n" ] || echo "bench: secureguardd's dump listed $sl of $n peers" >&2
 	if [ "$n" -le "$WGGO_MAX" ]; then
-		read -r wt wr wd _ wl _ <<<"$(measure wg "$n")"
+		read -r wt wr wd _ wl wc <<<"$(measure wg "$n")"
 		[ "$wl" -eq "$n" ] || echo "bench: wireguard-go's dump listed $wl of $n peers" >&2
-		printf '  %8s | %7sms %6sKiB %6s %6sms %5sKiB %5s%% | %7sms %6sKiB %6s %6sms | %6.1fx %4.2fx\n' \
+		printf '  %8s | %7sms %7sKiB %6s %6sms %6sKiB %5s%% | %7sms %7sKiB %6s %6sms %5s%% | %6.1fx %4.2fx\n' \
 			"$n" "$st" "$sr" $((sr * 1024 / n)) "$sd" "$sx" "$sc" "$wt" "$wr" \
-			$((wr * 1024 / n)) "$wd" "$(python3 -c "print($wt / max($st, 1))")" \
+			$((wr * 1024 / n)) "$wd" "$wc" "$(python3 -c "print($wt / max($st, 1))")" \
 			"$(python3 -c "print($wr / $sr)")"
 	else
-		printf '  %8s | %7sms %6sKiB %6s %6sms %5sKiB %5s%% | %36s |\n' "$n" "$st" "$sr" \
+		printf '  %8s | %7sms %7sKiB %6s %6sms %6sKiB %5s%% | %-43s |\n' "$n" "$st" "$sr" \
 			$((sr * 1024 / n)) "$sd" "$sx" "$sc" "(more than wireguard-go takes)"
 	fi
 	rm -f "$TMP/wg$n.conf"

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "test_util.h"
+#include "config/strbuf.h"
 
 #include <secureguard/sg_errors.h>
 
@@ -757,6 +758,72 @@ static void test_limits(void **state)
 	free(req);
 }
 
+/* A get of many peers is written a piece at a time as the client reads: no piece much over
+ * UAPI_GET_CHUNK, every peer once and in order, the connection busy (holding the configuration
+ * lock) until the errno line has been written, and what was pipelined after it answered then. */
+static void test_get_streams(void **state)
+{
+	(void)state;
+	enum { PEERS = 3000 };
+	struct sg_strbuf req = {0};
+	sg_strbuf_printf(&req, "set=1\n");
+	for (unsigned i = 0; i < PEERS; i++) {
+		uint8_t k[32];
+		memset(k, 0, sizeof(k));
+		k[0] = 0x80;
+		k[30] = (uint8_t)(i >> 8);
+		k[31] = (uint8_t)i;
+		sg_strbuf_printf(&req, "public_key=");
+		for (int j = 0; j < 32; j++)
+			sg_strbuf_printf(&req, "%02x", k[j]);
+		sg_strbuf_printf(&req, "\nallowed_ip=10.1.%u.%u/32\n", i >> 8, i & 255);
+	}
+	sg_strbuf_printf(&req, "\n");
+	assert_false(req.oom);
+	struct reply *r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	run_conn(dev, req.p, req.len, 0, false, r);
+	assert_string_equal(r->text, "errno=0\n\n");
+	sg_strbuf_free(&req);
+
+	struct uapi_conn *c = uapi_conn_new(dev, &host);
+	assert_non_null(c);
+	const char *ops = "get=1\n\nget=1\n\n";
+	size_t used = uapi_conn_input(c, (const uint8_t *)ops, strlen(ops));
+	assert_int_equal(used, 7); /* the second get waits until the first is written */
+	size_t pieces = 0, total = 0, olen, peers = 0;
+	const uint8_t *out;
+	char *all = malloc(PEERS * 400);
+	assert_non_null(all);
+	while ((out = uapi_conn_output(c, &olen)) != NULL && olen) {
+		assert_true(uapi_conn_busy(c) || memmem(out, olen, "errno=0\n\n", 9));
+		assert_true(olen < UAPI_GET_CHUNK + 1024);
+		assert_true(total + olen < PEERS * 400);
+		memcpy(all + total, out, olen);
+		total += olen;
+		pieces++;
+		uapi_conn_output_consumed(c, olen);
+	}
+	assert_false(uapi_conn_busy(c));
+	assert_true(pieces > 2);
+	all[total] = '\0';
+	assert_int_equal(strcmp(all + total - 9, "errno=0\n\n"), 0);
+	for (char *p = all; (p = strstr(p, "public_key=")) != NULL; p++) {
+		char want[80];
+		snprintf(want, sizeof(want), "public_key=80%058x%04zx", 0u, peers);
+		assert_memory_equal(p, want, strlen(want));
+		peers++;
+	}
+	assert_int_equal(peers, PEERS);
+	/* The pipelined second get is answered now. */
+	used = uapi_conn_input(c, (const uint8_t *)ops + 7, strlen(ops) - 7);
+	assert_int_equal(used, 7);
+	assert_non_null(uapi_conn_output(c, &olen));
+	free(all);
+	free(r);
+	uapi_conn_free(c);
+}
+
 /* ---- statistics after a real handshake ---------------------------------------------------- */
 
 static void test_handshake_stats(void **state)
@@ -1021,6 +1088,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_get_empty, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_get_streams, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_set_every_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fips_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_endpoint_forms, setup, teardown),
