@@ -840,3 +840,72 @@ int sg_tls_pin_from_cert_file(const char *path, uint8_t pin[SG_TLS_PIN_LEN], cha
 	X509_free(x);
 	return ret;
 }
+
+/* ASN1_TIME to Unix seconds: its difference from the epoch, so no time zone or timegm. */
+static bool asn1_unix(const ASN1_TIME *t, int64_t *out)
+{
+	ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+	int days = 0, secs = 0;
+	bool ok = epoch && ASN1_TIME_diff(&days, &secs, epoch, t) == 1;
+
+	ASN1_TIME_free(epoch);
+	if (ok)
+		*out = (int64_t)days * 86400 + secs;
+	return ok;
+}
+
+int sg_tls_cert_pem_info(const char *pem, size_t len, struct sg_tls_cert_info *out, char *err,
+			 size_t errlen)
+{
+	BIO *b;
+	X509 *x;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (len > SG_TLS_CERT_PEM_MAX || len > INT32_MAX) {
+		errf(err, errlen, "longer than %d bytes", SG_TLS_CERT_PEM_MAX);
+		return SG_EPARSE;
+	}
+	b = BIO_new_mem_buf(pem, (int)len);
+	if (!b) {
+		errf(err, errlen, "out of memory");
+		return SG_ENOMEM;
+	}
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (!x) {
+		errf(err, errlen, "no PEM certificate: %s", tls_ossl_reason());
+		ERR_clear_error();
+		return SG_EPARSE;
+	}
+	if (!asn1_unix(X509_get0_notBefore(x), &out->not_before) ||
+	    !asn1_unix(X509_get0_notAfter(x), &out->not_after)) {
+		errf(err, errlen, "the certificate's validity cannot be read");
+		ERR_clear_error();
+		ret = SG_EPARSE;
+		goto out;
+	}
+	/* The subject's CN when it has one, else the whole name (RFC 2253 form); only printable
+	 * ASCII is kept, the rest shows as '?'. */
+	X509_NAME *n = X509_get_subject_name(x);
+	int k = X509_NAME_get_text_by_NID(n, NID_commonName, out->subject, sizeof(out->subject));
+	if (k < 0) {
+		BIO *m = BIO_new(BIO_s_mem());
+		char *p;
+		long l;
+
+		out->subject[0] = 0;
+		if (m && X509_NAME_print_ex(m, n, 0, XN_FLAG_RFC2253) >= 0 &&
+		    (l = BIO_get_mem_data(m, &p)) > 0)
+			snprintf(out->subject, sizeof(out->subject), "%.*s", (int)l, p);
+		BIO_free(m);
+	}
+	for (char *c = out->subject; *c; c++) {
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+	}
+	ERR_clear_error();
+out:
+	X509_free(x);
+	return ret;
+}

@@ -75,6 +75,18 @@ int sg_tls_cert_crl(const char *ca_dir, const char *out_file, long days, bool fi
 int sg_tls_pin_from_cert_file(const char *path, uint8_t pin[SG_TLS_PIN_LEN], char *err,
 			      size_t errlen) SG_WUR;
 
+/* What a server can tell about a certificate it holds (the dashboard's expiry list): the first
+ * certificate of a PEM text of at most SG_TLS_CERT_PEM_MAX bytes. subject is the CN (or the whole
+ * name), printable ASCII only. 0 or SG_EPARSE / SG_ENOMEM with err set. Fuzzed by
+ * tests/fuzz/fuzz_cert_pem.c. */
+#define SG_TLS_CERT_PEM_MAX 65536
+struct sg_tls_cert_info {
+	int64_t not_before, not_after; /* Unix seconds */
+	char subject[128];
+};
+int sg_tls_cert_pem_info(const char *pem, size_t len, struct sg_tls_cert_info *out, char *err,
+			 size_t errlen) SG_WUR;
+
 /* The reason of the most recent OpenSSL error, for messages (tls.c, tls_term.c). */
 const char *tls_ossl_reason(void);
 

@@ -919,6 +919,39 @@ static const struct api_prop verify_props[] = {
 };
 static const struct api_schema verify_out = {.name = "AuditVerification", .type = AT_OBJECT,
 					     NPROPS(verify_props)};
+static const char *const cert_kinds[] = {"server_tls", "resource_tls", "signing_key", NULL};
+static const char *const cert_states[] = {"ok",	      "expiring",  "expired",
+					  "unreadable", "no_expiry", "unknown", NULL};
+static const struct api_schema cert_kind = {.type = AT_STRING, .enumv = cert_kinds};
+static const struct api_schema cert_state = {.type = AT_STRING, .enumv = cert_states};
+static const struct api_prop cert_props[] = {
+    {"kind", &cert_kind, R,
+     "server_tls: this server's HTTPS certificate (--tls-cert); resource_tls: a gateway "
+     "resource's own certificate (tls.cert, a file on the gateway's host); signing_key: the keys derived from the master key "
+     "file (access tokens, the OpenID provider's ID tokens)"},
+    {"name", &str, R, "what it belongs to: the file, the resource's name, the key"},
+    {"resource_id", &uuid_null, R, "resource_tls: the resource"},
+    {"subject", &str_null, R, "the certificate's CN (or its whole subject)"},
+    {"not_before", &unix_s_null, R, NULL},
+    {"not_after", &unix_s_null, R, "null: no expiry (a key) or unreadable"},
+    {"created_at", &unix_s_null, R, "signing_key: when the master key file was written"},
+    {"state", &cert_state, R,
+     "expiring: within warn_days; unreadable: detail says why; no_expiry: a key that does not "
+     "expire (its age is what to watch); unknown: the server cannot read it (detail says "
+     "where it is)"},
+    {"detail", &str, R, NULL},
+};
+static const struct api_schema cert_info = {.name = "CertificateStatus", .type = AT_OBJECT,
+					    NPROPS(cert_props)};
+static const struct api_schema cert_list = {.type = AT_ARRAY, .items = &cert_info};
+static const struct api_prop certs_out_props[] = {
+    {"items", &cert_list, R, "this server's certificate, the resources' (by name), the keys"},
+    {"warn_days", &count, R, "a certificate expiring within this many days is expiring"},
+    {"not_tracked", &str_list, R,
+     "certificates that exist but that this server cannot see, and why"},
+};
+static const struct api_schema certs_out = {.name = "CertificateStatusList", .type = AT_OBJECT,
+					    NPROPS(certs_out_props)};
 static const struct api_schema any_object = {.type = AT_OBJECT, .open = true,
 					     .description = "the OpenAPI 3 document"};
 static const struct api_schema text = {.type = AT_STRING};
@@ -1113,7 +1146,7 @@ const struct api_schema *const api_components[] = {
     &enroll_created_out, &enroll_page,	 &tunnel_end,	   &mpeer_out,
     &mpeer_page,      &mpeer_detail_out, &agent_session_out, &status_recorded_out,
     &agent_tunnel,    &agent_config_out, &tunnel_agg,	   &tunnel_page,
-    &redeemed_out,    &stats_sample,	 &stats_out,	   &verify_out,
+    &redeemed_out,    &stats_sample,	 &stats_out,	   &verify_out, &cert_info, &certs_out,
     API_GW_COMPONENTS,
 };
 const size_t api_ncomponents = SG_ARRAY_LEN(api_components);
@@ -1281,6 +1314,9 @@ static const struct api_response r_events[] = {
     E400, E401, E403, E503};
 static const struct api_response r_stats[] = {OKJ(200, "counts and the last hour", stats_out),
 					      E400, E401, E403, E503};
+static const struct api_response r_certs[] = {
+    OKJ(200, "the certificates and keys this server knows of", certs_out), E400, E401, E403,
+    E503};
 static const struct api_response r_verify[] = {OKJ(200, "the chain's state", verify_out), E400,
 					       E401, E403, E503};
 static const struct api_response r_health[] = {OKJ(200, "alive", health_out), E400};
@@ -1616,6 +1652,9 @@ const struct api_route api_routes[] = {
     {"GET", "/api/stats", "getStats", "system",
      "Counts of clients, peers and gateways online, traffic, and their last hour", NULL,
      h_stats, ROLE_VIEWER, 0, RESP(r_stats)},
+    {"GET", "/api/certificates", "listCertificates", "system",
+     "Expiry of the certificates and age of the keys this server knows of", NULL,
+     h_certificates, ROLE_VIEWER, 0, RESP(r_certs)},
     {"GET", "/api/connections", "listConnections", "connections",
      "Connection log, newest first", NULL, h_conn_list, ROLE_VIEWER, 0, PARAMS(p_conns),
      RESP(r_conns)},

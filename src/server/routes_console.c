@@ -6,7 +6,8 @@
  * - GET /api/events: live updates as server-sent events, each response parked (srv_park) until
  *   a new audit row exists or `wait` seconds passed, so a waiting console holds no worker thread;
  * - GET /api/stats: counts for the dashboard and the samples of the last hour;
- * - GET /api/audit/verify: the hash chain's state, checked again only when it grew.
+ * - GET /api/audit/verify: the hash chain's state, checked again only when it grew;
+ * - GET /api/certificates: the expiry of the certificates and the age of the keys it knows of.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "net/tls_cert.h"
 #include "secureguard/sg_errors.h"
 #include "server/api.h"
 #include "server/audit.h"
@@ -352,6 +354,124 @@ void h_stats(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	j = json_pack("{s:o,s:o,s:s,s:s}", "current", sample_json(&sm), "history", h, "database",
 		      "ok", "version", SG_VERSION);
 	srv_json(out, 200, j);
+}
+
+/* ---- certificates and keys ---------------------------------------------------------------- */
+
+#define CERT_WARN_DAYS	   30
+#define CERT_RESOURCES_MAX 1000
+
+static json_t *int_or_null(int64_t v)
+{
+	return v ? json_integer(v) : json_null();
+}
+
+static json_t *cert_item(const char *kind, const char *name, const char *resource_id,
+			 const char *subject, int64_t nb, int64_t na, int64_t created,
+			 const char *state, const char *detail)
+{
+	return json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s}", "kind", kind, "name", name,
+			 "resource_id", resource_id ? json_string(resource_id) : json_null(),
+			 "subject", subject ? json_string(subject) : json_null(), "not_before",
+			 int_or_null(nb), "not_after", int_or_null(na), "created_at",
+			 int_or_null(created), "state", state, "detail", detail);
+}
+
+static json_t *cert_of(const char *kind, const char *name, const char *resource_id,
+		       const struct sg_tls_cert_info *ci, int64_t now)
+{
+	int64_t left = ci->not_after - now;
+	const char *state = left <= 0 ? "expired"
+			    : left <= (int64_t)CERT_WARN_DAYS * 86400 ? "expiring"
+								       : "ok";
+	char detail[96];
+
+	if (left <= 0)
+		snprintf(detail, sizeof(detail), "expired %lld days ago",
+			 (long long)(-left / 86400));
+	else
+		snprintf(detail, sizeof(detail), "expires in %lld days", (long long)(left / 86400));
+	return cert_item(kind, name, resource_id, ci->subject, ci->not_before, ci->not_after, 0,
+			 state, detail);
+}
+
+void h_certificates(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	struct sg_db_res *res = NULL;
+	int64_t now = srv_now();
+	json_t *items = json_array(), *nt;
+	char lim[24];
+	const char *p[] = {srv_i64(lim, CERT_RESOURCES_MAX)};
+	int rc;
+
+	/* This server's certificate first, then the resources' by name, then the keys. */
+	(void)r;
+	if (s->tls_not_after) {
+		struct sg_tls_cert_info ci = {.not_before = s->tls_not_before,
+					      .not_after = s->tls_not_after};
+
+		snprintf(ci.subject, sizeof(ci.subject), "%s", s->tls_subject);
+		json_array_append_new(items, cert_of("server_tls", s->tls_cert_path, NULL, &ci, now));
+	} else if (s->tls) {
+		json_array_append_new(items, cert_item("server_tls", s->tls_cert_path, NULL, NULL, 0,
+						       0, 0, "unreadable", s->tls_cert_err));
+	}
+	/* A resource's own certificate is a file on its gateway's host (tls.cert is a path): the
+	 * server lists it, but only the gateway could read its expiry, and its reports do not
+	 * carry it yet. */
+	rc = sg_db_query(c, &res,
+			 "SELECT id, name, tls FROM resources WHERE tls IS NOT NULL ORDER BY name "
+			 "LIMIT $1",
+			 1, p);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+		sg_db_release(c);
+		json_decref(items);
+		return;
+	}
+	for (int i = 0; i < rc; i++) {
+		json_t *doc = json_loads(sg_db_res_get(res, i, 2), 0, NULL);
+		const char *path = json_string_value(json_object_get(doc, "cert"));
+		char d[400];
+
+		if (path) {
+			snprintf(d, sizeof(d),
+				 "%.300s on the gateway's host: the gateway does not report its "
+				 "expiry",
+				 path);
+			json_array_append_new(items, cert_item("resource_tls", sg_db_res_get(res, i, 1),
+							       sg_db_res_get(res, i, 0), NULL, 0, 0,
+							       0, "unknown", d));
+		}
+		json_decref(doc);
+	}
+	sg_db_res_free(res);
+	sg_db_release(c);
+	if (s->master_key_mtime) {
+		char d[200];
+
+		snprintf(d, sizeof(d),
+			 "derived from the master key file, written %lld days ago; the keys change "
+			 "only with that file (docs/SERVER.md)",
+			 (long long)((now - s->master_key_mtime) / 86400));
+		json_array_append_new(
+		    items, cert_item("signing_key", "access tokens (HS384)", NULL, NULL, 0, 0,
+				     s->master_key_mtime, "no_expiry", d));
+		json_array_append_new(
+		    items, cert_item("signing_key", "OpenID provider ID tokens (ES384)", NULL, NULL,
+				     0, 0, s->master_key_mtime, "no_expiry", d));
+	}
+	nt = json_pack("[s,s,s]",
+		       "the TLS-transport certificates of nodes (secureguard cert): they stay on the "
+		       "nodes, and agents report only the names of their IPsec certificates",
+		       "gateways' certificates: a resource's tls.cert is a file the gateway reads and "
+		       "the self-signed one is made by the gateway; their reports carry no expiry",
+		       "the HTTPS certificates of other servers of a cluster: each answers for its "
+		       "own");
+	srv_json(out, 200,
+		 json_pack("{s:o,s:i,s:o}", "items", items, "warn_days", CERT_WARN_DAYS,
+			   "not_tracked", nt));
 }
 
 /* ---- live events -------------------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "crypto/crypto.h"
+#include "net/tls_cert.h"
 #include "secureguard/sg_errors.h"
 #include "server/api.h"
 #include "server/audit.h"
@@ -142,6 +143,20 @@ static char *read_file(const char *path, char *err, size_t el)
 out:
 	fclose(f);
 	return buf;
+}
+
+/* What GET /api/certificates says of the HTTPS certificate: its validity and subject, or why
+ * they cannot be read (OpenSSL loads the file itself; an unreadable expiry stops nothing). */
+static void cert_info(struct srv *s, const char *path, const char *pem)
+{
+	struct sg_tls_cert_info ci;
+
+	snprintf(s->tls_cert_path, sizeof(s->tls_cert_path), "%s", path);
+	if (sg_tls_cert_pem_info(pem, strlen(pem), &ci, s->tls_cert_err, sizeof(s->tls_cert_err)))
+		return;
+	s->tls_not_before = ci.not_before;
+	s->tls_not_after = ci.not_after;
+	snprintf(s->tls_subject, sizeof(s->tls_subject), "%s", ci.subject);
 }
 
 struct boot_ctx {
@@ -641,6 +656,12 @@ static int server_run(int argc, char **argv)
 	}
 	if (srv_keys_load(s, key_file, key_uri, err, sizeof(err)))
 		goto fail;
+	{
+		struct stat kst;
+
+		if (!stat(key_file, &kst))
+			s->master_key_mtime = (int64_t)kst.st_mtime;
+	}
 	if (!db_url) {
 		snprintf(dbbuf, sizeof(dbbuf), "sqlite:%s/server.db", data_dir);
 		db_url = dbbuf;
@@ -653,6 +674,7 @@ static int server_run(int argc, char **argv)
 		if (!tlskey)
 			goto fail;
 		s->tls = true;
+		cert_info(s, cert_file, cert);
 	}
 	if (sg_db_open(&s->db, db_url, (int)pool, err, sizeof(err)))
 		goto fail;

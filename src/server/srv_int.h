@@ -71,6 +71,14 @@ struct srv {
 	int ip_fail_window; /* seconds */
 	size_t max_body;
 	bool tls;
+	/* For GET /api/certificates (routes_console.c): the HTTPS certificate this server was
+	 * started with (read once: the listener does not reload it), and when the master key file,
+	 * which every signing key is derived from (keys.c), was written. */
+	int64_t tls_not_before, tls_not_after; /* 0: no certificate, or unreadable */
+	char tls_subject[128];
+	char tls_cert_path[256];
+	char tls_cert_err[160];
+	int64_t master_key_mtime;
 	char base_url[256]; /* --public-url, for temporary access links; "" = the local address */
 	char listen[128];   /* host:port as given */
 	char console_dir[512]; /* the admin console's built files; "" = none (routes_console.c) */
@@ -464,6 +472,7 @@ H(h_ready);
 H(h_events);
 H(h_stats);
 H(h_audit_verify);
+H(h_certificates);
 /* routes_agents.c */
 H(h_policies_list);
 H(h_policies_create);

@@ -114,6 +114,26 @@ out=$(curl -sf --cacert "$TMP/tls.crt" "https://localhost:$SRV_PORT_tls/api/heal
 case $out in *'"status":"ok"'*) ;; *) fail "HTTPS health answer: $out" ;; esac
 curl -sf "http://127.0.0.1:$SRV_PORT_tls/api/health" >/dev/null 2>&1 &&
 	fail "plain HTTP answered on the HTTPS port"
+# The dashboard's certificate list: this certificate, valid for a day, is expiring.
+python3 - "$SRV_PORT_tls" "$TMP/tls.crt" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" <<'PY' ||
+import json, ssl, sys, time, urllib.request
+port, ca, email, pw = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=ca)
+url = "https://localhost:%s" % port
+req = urllib.request.Request(url + "/api/auth/login", method="POST",
+                             data=json.dumps({"email": email, "password": pw}).encode(),
+                             headers={"Content-Type": "application/json"})
+tok = json.load(urllib.request.urlopen(req, timeout=30, context=ctx))["access_token"]
+req = urllib.request.Request(url + "/api/certificates", headers={"Authorization": "Bearer " + tok})
+items = json.load(urllib.request.urlopen(req, timeout=30, context=ctx))["items"]
+c = [i for i in items if i["kind"] == "server_tls"]
+now = time.time()
+ok = (len(c) == 1 and c[0]["subject"] == "localhost" and c[0]["state"] == "expiring" and
+      c[0]["name"].endswith("tls.crt") and now - 600 < c[0]["not_before"] <= now + 60 and
+      abs(c[0]["not_after"] - c[0]["not_before"] - 86400) <= 1)
+sys.exit(0 if ok else "server_tls: %s" % c)
+PY
+	fail "GET /api/certificates does not show the HTTPS certificate"
 srv_stop tls || fail "graceful shutdown (TLS)"
 
 # Limits: body size, idle timeout, connection slots (small values to see them act).

@@ -1279,6 +1279,16 @@ def test_console_api(root, admin, viewer, net):
           isinstance(stats["history"], list) and stats["database"] == "ok",
           "stats: %s" % stats)
     expect("GET", "/api/stats", 401)
+    # Certificates and keys: without --tls-cert only the keys derived from the master key file,
+    # aged by that file; what the server cannot see is said.
+    certs = expect("GET", "/api/certificates", 200, token=viewer)
+    keys = [c for c in certs["items"] if c["kind"] == "signing_key"]
+    check(len(keys) == 2 and all(k["state"] == "no_expiry" and k["not_after"] is None and
+                                 0 < k["created_at"] <= int(time.time()) for k in keys) and
+          not any(c["kind"] == "server_tls" for c in certs["items"]) and
+          certs["warn_days"] == 30 and len(certs["not_tracked"]) >= 2,
+          "certificates: %s" % certs)
+    expect("GET", "/api/certificates", 401)
     v = expect("GET", "/api/audit/verify", 200, token=viewer)
     check(v["intact"] is True and v["bad_id"] is None and v["rows"] >= cur["audit_head"],
           "audit verify: %s" % v)

@@ -187,6 +187,20 @@ def test_resources(admin, viewer, gw, other, site, uniq):
                  {"gateway_id": gw["id"], "domain": "api-" + dom, "auth": "api_key",
                   "api_keys": [key_hash], "enabled": False}, token=admin)
     check(not api["enabled"] and api["api_keys"] == [key_hash], "disabled: %s" % api)
+    # Its own certificate is a file on the gateway's host: the server lists it by its path and
+    # says it cannot read its expiry (GET /api/certificates, the dashboard's health).
+    expect("PUT", V1 + "/resources/" + api["id"], 200,
+           {"tls": {"cert": "/etc/ssl/api-%s.crt" % uniq, "key": "/etc/ssl/api.key"}},
+           token=admin)
+    certs = expect("GET", "/api/certificates", 200, token=viewer)["items"]
+    mine = [c for c in certs if c["resource_id"] == api["id"]]
+    check(len(mine) == 1 and mine[0]["kind"] == "resource_tls" and
+          mine[0]["state"] == "unknown" and mine[0]["not_after"] is None and
+          "/etc/ssl/api-%s.crt" % uniq in mine[0]["detail"] and "api.key" not in
+          mine[0]["detail"], "a resource's certificate: %s" % mine)
+    expect("PUT", V1 + "/resources/" + api["id"], 200, {"tls": None}, token=admin)
+    check(not [c for c in expect("GET", "/api/certificates", 200, token=viewer)["items"]
+               if c["resource_id"] == api["id"]], "gone with its tls")
     expect("GET", V1 + "/resources/" + web["id"], 200, token=viewer)
     expect("GET", V1 + "/resources/" + NOID, 404, token=viewer)
     page = expect("GET", V1 + "/resources?gateway_id=%s&limit=10" % gw["id"], 200,
