@@ -54,13 +54,20 @@ for n in printer nas camera; do
 	api POST /api/clients "{\"network_id\":\"$net\",\"name\":\"$n\"}" >/dev/null
 done
 
+# A gateway that takes exposed services for the office network (whose hub runs on its host, as
+# `secureguard expose` expects), one exposed service, and a site: the gateways screen's lists
+# and the topology's sites and gateways. The gateway never enrols: it shows as pending.
+gw=$(api POST /api/v1/gateways "{\"name\":\"edge\",\"region\":\"eu\",\"public_address\":\"203.0.113.7\",\"expose\":{\"network_id\":\"$net\",\"domain\":\"apps.example.test\",\"scheme\":\"http\"}}" | jget id)
+api POST /api/v1/services "{\"gateway_id\":\"$gw\",\"protocol\":\"http\",\"local_address\":\"localhost:3000\",\"subdomain\":\"wiki\"}" >/dev/null
+api POST /api/v1/sites "{\"name\":\"branch\",\"description\":\"the office LAN\",\"networks\":[\"10.96.0.0/24\"]}" >/dev/null
+
 log "the browser test (Chromium in the server's namespace)"
 SIGNAL=$SG_TMP/console-signal
 nsx "${PFX}hub" ip link set lo up
 ip netns exec "${PFX}hub" env SG_URL="$AG_URL" SG_EMAIL=root@example.com SG_PASSWORD="$AG_PW" \
 	SG_VIEWER_EMAIL=viewer@example.com SG_VIEWER_PASSWORD="$VIEWER_PW" SG_NET="$net" \
 	SG_OUT="$OUT" SG_SIGNAL="$SIGNAL" HOME="$SG_TMP" \
-	timeout 240 node "$WEB/tests/e2e/console.mjs" >"$SG_TMP/e2e.log" 2>&1 &
+	timeout 420 node "$WEB/tests/e2e/console.mjs" >"$SG_TMP/e2e.log" 2>&1 &
 E2E=$!
 # The browser downloads the laptop's config, then waits for the dashboard to show it online:
 # bring that tunnel up from the downloaded file.

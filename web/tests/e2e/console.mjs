@@ -8,7 +8,7 @@
 // the laptop's config path once downloaded: the shell brings that tunnel up), SG_CHROMIUM.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -325,15 +325,103 @@ await step('the guest page redeems the link without an admin login: config and Q
 	await admin.locator('tr[data-grant=visitor] [data-testid=grant-state]').filter({ hasText: 'used up' }).waitFor();
 });
 
-await step("the policy editor shows the server's validation errors by field", async () => {
+await step("the policy editor shows the server's validation errors on the fields they concern", async () => {
 	await nav(admin, 'Policies');
 	await admin.getByRole('button', { name: 'New site-to-site' }).click();
-	const ta = admin.locator('#policy-json');
-	await ta.fill((await ta.inputValue()).replace('aes256gcm16-ecp384', 'bogus-cipher'));
+	const form = admin.getByTestId('policy-form');
+	const esp = form.locator('[data-field="tunnels[0].esp_proposals"]');
+	await esp.locator('input').fill('bogus-cipher');
+	await form.locator('[data-field="name"] input').fill('form-policy');
 	await admin.getByRole('button', { name: 'Save' }).click();
-	await admin.getByTestId('policy-problems').filter({ hasText: 'esp_proposals' }).waitFor();
+	// The problem shows under the field it names, the field marked invalid, and in the list.
+	await esp.locator('.fielderr').filter({ hasText: 'unknown algorithm' }).waitFor();
+	assert((await esp.locator('input').getAttribute('aria-invalid')) === 'true', 'the field is not marked invalid');
+	await admin.getByTestId('policy-problems').filter({ hasText: 'tunnels[0].esp_proposals' }).waitFor();
 	await shot(admin, 'desktop-policy-errors');
-	await admin.getByRole('button', { name: 'Cancel' }).click();
+	// The JSON view keeps the edits; fixed there, the policy saves.
+	await admin.getByRole('button', { name: 'JSON' }).click();
+	const ta = admin.locator('#policy-json');
+	const text = await ta.inputValue();
+	assert(text.includes('"form-policy"') && text.includes('bogus-cipher'), 'the JSON view lost the form\'s edits');
+	await ta.fill(text.replace('bogus-cipher', 'aes256gcm16-ecp384'));
+	await admin.getByRole('button', { name: 'Form' }).click();
+	await admin.getByRole('button', { name: 'Save' }).click();
+	await admin.getByText('Policy form-policy saved').waitFor();
+	await admin.locator('tr[data-policy=form-policy]').waitFor();
+});
+
+await step('gateways: a resource with auth, rate limit and a rule; targets with health checks; exposed services', async () => {
+	await nav(admin, 'Gateways');
+	await admin.locator('tr[data-gateway=edge]').waitFor();
+	// The service seeded through the API, with its public URL and DNS record.
+	await admin.locator('tr[data-service] td').filter({ hasText: 'wiki.apps.example.test' }).first().waitFor();
+	await admin.getByRole('button', { name: 'New resource' }).click();
+	const form = admin.getByTestId('resource-form');
+	await form.locator('#f-name').fill('intranet');
+	await form.locator('#f-domain').fill('intranet.example.test');
+	await form.locator('#f-auth').selectOption('login');
+	await form.locator('#f-src_rate').fill('10');
+	await form.locator('#f-src_burst').fill('20');
+	await form.getByRole('button', { name: 'Add a rule' }).click();
+	await form.locator('#f-rule-path-0').fill('/admin/*');
+	await form.locator('#f-rule-sources-0').fill('10.96.0.0/24');
+	await form.locator('#f-rule-action-0').selectOption('deny');
+	await form.getByRole('button', { name: 'Create resource' }).click();
+	// Login through this server needs its --public-url, which this one has not: the server's
+	// answer shows on the field. A bearer key instead.
+	await form.locator('[data-field=auth] .fielderr').filter({ hasText: 'public-url' }).waitFor();
+	await form.locator('#f-auth').selectOption('api_key');
+	await form.locator('#f-api_keys').fill(createHash('sha384').update('console-key').digest('hex'));
+	await form.getByRole('button', { name: 'Create resource' }).click();
+	await admin.getByText('Resource intranet created').waitFor();
+	// Targets: a wrong address is refused on its field, then one with an http health check.
+	await admin.getByRole('button', { name: 'Add a target' }).click();
+	const tf = admin.getByTestId('target-form');
+	await tf.locator('#f-address').fill('intranet:80');
+	await tf.getByRole('button', { name: 'Add target' }).click();
+	await tf.locator('[data-field=address] .fielderr').waitFor();
+	await tf.locator('#f-address').fill('10.96.0.9:8080');
+	await tf.locator('#f-weight').fill('5');
+	await tf.locator('#f-region').fill('eu');
+	await tf.locator('#f-health_check').selectOption('http');
+	await tf.locator('#f-hc_path').fill('/healthz');
+	await tf.locator('#f-hc_interval_ms').fill('2000');
+	await tf.getByRole('button', { name: 'Add target' }).click();
+	const row = admin.locator('tr[data-target="10.96.0.9:8080"]');
+	await row.filter({ hasText: 'GET /healthz, every 2 s' }).waitFor();
+	await row.getByRole('button', { name: 'Edit' }).click();
+	await tf.locator('#f-weight').fill('7');
+	await tf.getByRole('button', { name: 'Save target' }).click();
+	await admin.getByText('Target 10.96.0.9:8080 saved').waitFor();
+	await admin.getByRole('button', { name: 'Add a target' }).click();
+	await tf.locator('#f-address').fill('10.96.0.10:8080');
+	await tf.locator('#f-health_check').selectOption('none');
+	await tf.getByRole('button', { name: 'Add target' }).click();
+	await admin.locator('tr[data-target="10.96.0.10:8080"]').waitFor();
+	await shot(admin, 'desktop-resource-editor');
+	// What the server stored is what the form said.
+	const list = (await api('GET', '/api/v1/resources?limit=100', null, adminToken)).json();
+	const res = list.items.find((r) => r.name === 'intranet');
+	assert(res, 'no resource intranet in the API');
+	const d = (await api('GET', `/api/v1/resources/${res.id}`, null, adminToken)).json();
+	assert(d.domain === 'intranet.example.test' && d.auth === 'api_key' && d.api_keys[0] === createHash('sha384').update('console-key').digest('hex'), `domain/auth: ${JSON.stringify(d)}`);
+	assert(d.rate_limit?.per_source?.rate === 10 && d.rate_limit.per_source.burst === 20, `rate limit: ${JSON.stringify(d.rate_limit)}`);
+	assert(d.rules?.length === 1 && d.rules[0].path === '/admin/*' && d.rules[0].action === 'deny' && d.rules[0].sources[0] === '10.96.0.0/24', `rules: ${JSON.stringify(d.rules)}`);
+	const t = d.targets.find((x) => x.address === '10.96.0.9:8080');
+	assert(t && t.weight === 7 && t.region === 'eu' && t.health_check?.type === 'http' && t.health_check.path === '/healthz' && t.health_check.interval_ms === 2000, `target: ${JSON.stringify(d.targets)}`);
+	// Delete a target (asked first), change the resource, see the list follow.
+	await admin.locator('tr[data-target="10.96.0.10:8080"]').getByRole('button', { name: 'Delete' }).click();
+	await admin.getByRole('button', { name: 'Delete target' }).click();
+	await admin.getByText('Target 10.96.0.10:8080 deleted').waitFor();
+	await admin.locator('tr[data-target="10.96.0.10:8080"]').waitFor({ state: 'detached' });
+	await form.locator('#f-src_rate').fill('');
+	await form.locator('#f-src_burst').fill('');
+	await form.getByRole('button', { name: 'Save resource' }).click();
+	await admin.getByText('Resource intranet saved').waitFor();
+	await admin.locator('tr[data-resource=intranet]').filter({ hasText: '1 rule' }).waitFor();
+	const d2 = (await api('GET', `/api/v1/resources/${res.id}`, null, adminToken)).json();
+	assert(d2.rate_limit === null && d2.targets.length === 1, `after the change: ${JSON.stringify(d2)}`);
+	await shot(admin, 'desktop-gateways');
 });
 
 await step('a viewer sees no write action, and the server refuses one anyway', async () => {
@@ -347,6 +435,8 @@ await step('a viewer sees no write action, and the server refuses one anyway', a
 		['Temporary access', 'New temporary access'],
 		['Peers', 'Enrol a node'],
 		['Gateways', 'New gateway'],
+		['Gateways', 'New resource'],
+		['Policies', 'New site-to-site'],
 	];
 	for (const [screen, button] of checks) {
 		await nav(page, screen);
@@ -390,6 +480,39 @@ await step('two-factor login: set up in Settings, then a login asks for the code
 	assert(rc && rc.httpOnly, 'no refresh cookie after the second step');
 	await ctx.close();
 	current = admin;
+});
+
+await step("the network's topology: hub, clients, gateway, site and the agent's tunnel, by state", async () => {
+	await admin.goto(URL0 + `/networks/${NET}`);
+	const topo = admin.getByTestId('topology');
+	await topo.waitFor();
+	await topo.locator('[data-node=hub][data-state=online]').waitFor();
+	await topo.locator('[data-node=client][data-name=laptop][data-state=online]').waitFor();
+	await topo.locator('[data-node=client][data-name=printer][data-state=offline]').waitFor();
+	await topo.locator('[data-node=gateway][data-name=edge][data-state=pending]').waitFor();
+	await topo.locator('[data-node=site][data-name=branch]').waitFor();
+	await topo.locator('[data-node=tunnel][data-state=up]').first().waitFor();
+	await shot(admin, 'desktop-topology');
+});
+
+await step("the dashboard's health lists the certificates and keys; its last hour survives a reload", async () => {
+	await admin.goto(URL0 + '/');
+	await admin.getByRole('heading', { name: 'Dashboard' }).waitFor();
+	const certs = admin.getByTestId('certs');
+	await certs.locator('li[data-cert=signing_key]').filter({ hasText: 'OpenID provider' }).waitFor();
+	assert((await certs.locator('li[data-cert=signing_key] .badge').first().textContent()).includes('created'), 'the key shows no age');
+	// The graph of the last hour comes from the server (GET /api/stats history): a reload shows
+	// the same hour again, not only what the page saw since it opened. Samples are 10 s apart.
+	const chart = admin.getByTestId('chart');
+	await chart.waitFor({ timeout: 40000 });
+	const before = { n: Number(await chart.getAttribute('data-points')), from: Number(await chart.getAttribute('data-from')) };
+	await admin.reload();
+	await chart.waitFor();
+	const after = { n: Number(await chart.getAttribute('data-points')), from: Number(await chart.getAttribute('data-from')) };
+	const hist = (await api('GET', '/api/stats', null, adminToken)).json().history;
+	// (Live samples the open page added between the server's are not in its history: compare
+	// where the hour starts, and that every sample of the server's hour is drawn.)
+	assert(after.from <= before.from && after.from === hist[1].ts && after.n >= hist.length - 1, `the graph after a reload: ${JSON.stringify({ before, after, first: hist[0]?.ts, samples: hist.length })}`);
 });
 
 await step('every screen at desktop and phone width', async () => {
