@@ -421,7 +421,25 @@ await step('gateways: a resource with auth, rate limit and a rule; targets with 
 	await admin.locator('tr[data-resource=intranet]').filter({ hasText: '1 rule' }).waitFor();
 	const d2 = (await api('GET', `/api/v1/resources/${res.id}`, null, adminToken)).json();
 	assert(d2.rate_limit === null && d2.targets.length === 1, `after the change: ${JSON.stringify(d2)}`);
+	// Sites: a prefix with host bits is refused on its field; made, changed, deleted.
+	await admin.getByRole('button', { name: 'New site' }).click();
+	const sf = admin.getByTestId('site-form');
+	await sf.locator('#f-name').fill('lab-site');
+	await sf.locator('#f-networks').fill('10.96.0.65/26');
+	await sf.getByRole('button', { name: 'Create site' }).click();
+	await sf.locator('[data-field=networks] .fielderr').waitFor();
+	await sf.locator('#f-networks').fill('10.96.0.64/26');
+	await sf.getByRole('button', { name: 'Create site' }).click();
+	await admin.getByText('Site lab-site created').waitFor();
+	await admin.locator('tr[data-site=lab-site]').getByRole('button', { name: 'Edit' }).click();
+	await sf.locator('#f-description').fill('the lab rack');
+	await sf.getByRole('button', { name: 'Save site' }).click();
+	await admin.locator('tr[data-site=lab-site]').filter({ hasText: 'the lab rack' }).waitFor();
 	await shot(admin, 'desktop-gateways');
+	await admin.locator('tr[data-site=lab-site]').getByRole('button', { name: 'Delete' }).click();
+	await admin.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+	await admin.getByText('Site lab-site deleted').waitFor();
+	await admin.locator('tr[data-site=lab-site]').waitFor({ state: 'detached' });
 });
 
 await step('a viewer sees no write action, and the server refuses one anyway', async () => {
@@ -436,6 +454,7 @@ await step('a viewer sees no write action, and the server refuses one anyway', a
 		['Peers', 'Enrol a node'],
 		['Gateways', 'New gateway'],
 		['Gateways', 'New resource'],
+		['Gateways', 'New site'],
 		['Policies', 'New site-to-site'],
 	];
 	for (const [screen, button] of checks) {
