@@ -31,9 +31,14 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
+# More clients than the free edition allows: a license (bench/license.sh).
+# shellcheck source=bench/license.sh
+. "$SRC/bench/license.sh"
+bench_license "$TMP" || exit 1
 PW="bench-password-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 SG_ADMIN_EMAIL=bench@example.com SG_ADMIN_PASSWORD=$PW "$SG" server --listen 127.0.0.1:0 \
-	--port-file "$TMP/port" --data-dir "$TMP" --db "sqlite:$TMP/server.db" >"$TMP/server.log" 2>&1 &
+	--port-file "$TMP/port" --data-dir "$TMP" --db "sqlite:$TMP/server.db" "${BENCH_LICENSE_ARGS[@]}" \
+	>"$TMP/server.log" 2>&1 &
 SPID=$!
 for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
 [ -s "$TMP/port" ] || { cat "$TMP/server.log"; exit 1; }

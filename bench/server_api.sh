@@ -37,6 +37,10 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
+# More clients than the free edition allows: a license (bench/license.sh).
+# shellcheck source=bench/license.sh
+. "$SRC/bench/license.sh"
+bench_license "$TMP" || exit 1
 
 cat >"$TMP/drive.py" <<'PY'
 import http.client, json, random, sys, threading, time
@@ -179,7 +183,7 @@ for engine in $ENGINES; do
 	mkdir -p "$TMP/data-$engine"
 	SG_ADMIN_EMAIL=bench@example.com SG_ADMIN_PASSWORD=bench-password-0123 \
 		"$SG" server --listen "127.0.0.1:$PORT" --db "$URL" --data-dir "$TMP/data-$engine" \
-		--login-ip-limit 100000 --port-file "$TMP/port-$engine" \
+		--login-ip-limit 100000 --port-file "$TMP/port-$engine" "${BENCH_LICENSE_ARGS[@]}" \
 		>"$TMP/server-$engine.log" 2>&1 &
 	SPID=$!
 	for _ in $(seq 300); do

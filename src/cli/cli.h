@@ -27,6 +27,7 @@ int cli_cmd_down(int argc, char **argv);
 int cli_cmd_save(int argc, char **argv);
 int cli_cmd_strip(int argc, char **argv);
 int cli_cmd_cert(int argc, char **argv); /* cert.c */
+int cli_cmd_license(int argc, char **argv); /* license.c */
 int cli_cmd_forward(int argc, char **argv); /* forward.c: libsecureguard's userspace stack */
 int cli_cmd_expose(int argc, char **argv);  /* expose.c: a local service through a gateway */
 

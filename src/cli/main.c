@@ -43,6 +43,7 @@ static const struct command {
      "Run the agent: this node's tunnels from the management server (docs/AGENTS.md)"},
     {"gateway", gw_cmd, "Run the edge proxy to resources behind the tunnels (docs/GATEWAY.md)"},
     {"openapi", sg_openapi_cmd, "Print the management server's OpenAPI document"},
+    {"license", cli_cmd_license, "Show and check a license offline; the vendor's signing tool"},
     {"audit", sg_audit_cmd, "Check the audit log's hash chain: `verify --db URL' or `--file F'"},
     {"version", cmd_version, "Print the versions of secureguard and OpenSSL, and FIPS state"},
     {"help", cmd_help, "Print this help"},

@@ -861,8 +861,26 @@ static const struct api_schema settings_out = {.name = "Settings", .type = AT_OB
 
 static const char *const ok[] = {"ok", NULL};
 static const struct api_schema ok_s = {.type = AT_STRING, .enumv = ok};
+static const char *const editions[] = {"free", "licensed", NULL};
+static const struct api_schema edition_s = {.type = AT_STRING, .enumv = editions};
+static const char *const lic_states[] = {"none", "valid", "not_yet_valid", "grace", "expired",
+					 NULL};
+static const struct api_schema lic_state_s = {.type = AT_STRING, .enumv = lic_states};
+static const struct api_prop license_props[] = {
+    {"edition", &edition_s, R, "licensed while the license is valid or in its grace period"},
+    {"status", &lic_state_s, R, NULL},
+    {"client_limit", &count, R, "clients this instance may have (the free edition: 250)"},
+    {"expires_at", &unix_s, 0, "the license's expiry"},
+    {"grace_ends_at", &unix_s, 0, "14 days after the expiry: the free edition from then"},
+    {"warning", &str, 0, "what to do, while the license is in its grace period, expired or "
+			 "not yet valid"},
+};
+static const struct api_schema license_out = {
+    .name = "LicenseState", .type = AT_OBJECT, NPROPS(license_props),
+    .description = "The instance's license (docs/SERVER.md, \"Licenses\"); no customer data."};
 static const struct api_prop health_props[] = {{"status", &ok_s, R, NULL},
-					       {"version", &str, R, NULL}};
+					       {"version", &str, R, NULL},
+					       {"license", &license_out, R, NULL}};
 static const struct api_schema health_out = {.name = "Health", .type = AT_OBJECT,
 					     NPROPS(health_props)};
 static const char *const ready_v[] = {"ready", NULL};
@@ -1138,7 +1156,7 @@ const struct api_schema *const api_components[] = {
     &peer_out,	      &peer_page,	 &client_out,	   &client_page,
     &temp_out,	      &temp_page,	 &temp_created_out, &audit_out,
     &audit_page,      &conn_out,	 &conn_page,	   &conn_recorded_out,
-    &settings_out,    &health_out,	&ready_out,	&problem_item,	   &tunnel_in,
+    &settings_out,    &health_out,	&license_out,	&ready_out,	&problem_item,	   &tunnel_in,
     &topology,	      &policy_create_in, &policy_update_in, &enroll_create_in,
     &register_in,     &agent_auth_in,	 &peer_update_in,  &tunnel_report,
     &wg_peer_report,  &wg_report,	 &agent_error,	   &status_in,
@@ -1291,6 +1309,9 @@ static const struct api_param p_tunnel_name[] = {
 #define E401 {401, "missing or bad credentials", PJ, &api_problem, NULL, NULL}
 #define E403 {403, "the caller may not do this", PJ, &api_problem, NULL, NULL}
 #define E404 {404, "no such resource", PJ, &api_problem, NULL, NULL}
+#define E402                                                                                       \
+	{402, "the license's clients (or the free edition's) are all taken (detail names it)", PJ, \
+	 &api_problem, NULL, NULL}
 #define E409 {409, "conflict (detail says which)", PJ, &api_problem, NULL, NULL}
 #define E410 {410, "expired, revoked or used up", PJ, &api_problem, NULL, NULL}
 #define E413 {413, "body larger than the limit", PJ, &api_problem, NULL, NULL}
@@ -1380,7 +1401,7 @@ static const struct api_response r_peers[] = {OKJ(200, "a page, hubs first", pee
 static const struct api_response r_list_clients[] = {OKJ(200, "a page", client_page), E400, E401,
 						     E403, E503};
 static const struct api_response r_create_client[] = {
-    OKJ(201, "created", client_out), E400, E401, E403, E404, E409, E413, E415, E503};
+    OKJ(201, "created", client_out), E400, E401, E402, E403, E404, E409, E413, E415, E503};
 static const struct api_response r_get_client[] = {OKJ(200, "the client", client_out), E400, E401,
 						   E403, E404};
 static const struct api_response r_update_client[] = {
@@ -1405,6 +1426,7 @@ static const struct api_response r_redeem[] = {
     {200, "a config with fresh keys (format=json: with its QR code)", "text/plain; charset=utf-8",
      &text, J, &redeemed_out},
     E400,
+    E402,
     E404,
     {409, "the network has no free address", PJ, &api_problem, NULL, NULL},
     E410,

@@ -394,6 +394,7 @@ static const char *status_title(int status)
 	switch (status) {
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -927,7 +928,9 @@ static void dispatch(struct srv *s, struct srv_req *r, struct srv_resp *out, siz
 	if (!api_check_params(rt, r, out) || !read_body(rt, r, out))
 		return;
 	if (!rt->fn && !strcmp(rt->path, "/api/health")) {
-		srv_json(out, 200, json_pack("{s:s,s:s}", "status", "ok", "version", SG_VERSION));
+		srv_json(out, 200,
+			 json_pack("{s:s,s:s,s:o}", "status", "ok", "version", SG_VERSION, "license",
+				   srv_license_json(s, srv_now())));
 		return;
 	}
 	if (!rt->fn) {

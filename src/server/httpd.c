@@ -407,6 +407,7 @@ static char *format_head(const struct srv_resp *r, bool head_only, bool close, s
 	    {"302", "Found"},
 	    {"400", "Bad Request"},
 	    {"401", "Unauthorized"},
+	    {"402", "Payment Required"},
 	    {"403", "Forbidden"},
 	    {"404", "Not Found"},
 	    {"405", "Method Not Allowed"},

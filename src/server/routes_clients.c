@@ -138,6 +138,10 @@ int srv_client_insert(struct srv *s, struct sg_db_conn *c, const struct client_n
 	int rc;
 
 	srv_uuid(out_id);
+	/* The seat first: on PostgreSQL it takes the license's lock before the network's row. */
+	rc = srv_license_seat(s, c, why, whylen);
+	if (rc)
+		return rc;
 	rc = sg_db_query(c, &net,
 			 pg ? "SELECT subnet4, subnet6, fips_required FROM networks WHERE id = $1 "
 			      "FOR UPDATE"
@@ -438,7 +442,9 @@ void h_clients_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		goto out;
 	c = sg_db_acquire(s->db);
 	rc = srv_tx(s, c, client_create_tx, &x, true);
-	if (rc && x.why[0])
+	if (rc == SRV_LICENSE)
+		srv_license_refuse(out, x.why);
+	else if (rc && x.why[0])
 		insert_error(out, rc, x.why);
 	else if (rc)
 		srv_dberr(out, c, rc);

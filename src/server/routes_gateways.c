@@ -2345,6 +2345,8 @@ static int svc_client(struct srv *s, struct sg_db_conn *c, struct wctx *x, json_
 	rc = srv_client_insert(s, c, &cn, sn->client_id, why, sizeof(why));
 	if (rc == SG_EEXIST || (rc < 0 && !why[0]))
 		return rc; /* an address race: the transaction is run again */
+	if (rc == SRV_LICENSE)
+		return refuse(x, 402, NULL, "%s", why);
 	if (rc) {
 		char field[64] = "";
 		const char *bar = strchr(why, '|'), *msg = why;

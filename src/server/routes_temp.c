@@ -336,7 +336,9 @@ void h_temp_redeem(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	x.hash = hash;
 	c = sg_db_acquire(s->db);
 	rc = srv_tx(s, c, temp_redeem_tx, &x, true);
-	if (rc > 0 && x.status == 200) {
+	if (rc == SRV_LICENSE) {
+		srv_license_refuse(out, x.why);
+	} else if (rc > 0 && x.status == 200) {
 		srv_body(out, 200, "text/plain; charset=utf-8", "", 0, NULL); /* HEAD */
 	} else if (rc > 0) {
 		if (x.status == 404)

@@ -40,6 +40,8 @@ static void usage(FILE *f)
 	    "  --key-uri 'pkcs11:...'  seal the master key with this P-384 key of a PKCS#11\n"
 	    "                          token: --key-file then holds no secret; the PIN comes\n"
 	    "                          from SECUREGUARD_PKCS11_PIN or SECUREGUARD_PKCS11_PIN_FILE\n"
+	    "  --license FILE          a license (secureguard license show FILE); without one\n"
+	    "                          the free edition allows 250 clients\n"
 	    "  --tls-cert FILE --tls-key FILE   serve HTTPS with this PEM certificate and key\n"
 	    "  --public-url URL        base URL in temporary access links (default: the\n"
 	    "                          address and port a client reached the server on)\n"
@@ -325,6 +327,7 @@ enum {
 	O_DATA,
 	O_KEY,
 	O_KEYURI,
+	O_LICENSE,
 	O_CERT,
 	O_TLSKEY,
 	O_PUBURL,
@@ -440,6 +443,7 @@ static int server_run(int argc, char **argv)
 	    {"data-dir", required_argument, NULL, O_DATA},
 	    {"key-file", required_argument, NULL, O_KEY},
 	    {"key-uri", required_argument, NULL, O_KEYURI},
+	    {"license", required_argument, NULL, O_LICENSE},
 	    {"tls-cert", required_argument, NULL, O_CERT},
 	    {"tls-key", required_argument, NULL, O_TLSKEY},
 	    {"public-url", required_argument, NULL, O_PUBURL},
@@ -469,12 +473,12 @@ static int server_run(int argc, char **argv)
 	};
 	const char *listen = "127.0.0.1:8080", *db_url = NULL, *data_dir = "/var/lib/secureguard";
 	const char *key_file = NULL, *cert_file = NULL, *tlskey_file = NULL, *port_file = NULL;
-	const char *console_dir = NULL, *key_uri = NULL;
+	const char *console_dir = NULL, *key_uri = NULL, *license_file = NULL;
 	char *cert = NULL, *tlskey = NULL, dbbuf[PATH_MAX + 16], keybuf[PATH_MAX], err[512] = "";
 	long v, pool = 16, conns = 0, timeout = 30, sweep = 60, req_timeout = 30, per_ip = 0;
 	long hdr_timeout = 10, workers = 0, body_mem = 0;
 	int64_t anchor_id = -1;
-	long since_sweep = 0, ticks = 0;
+	long since_sweep = 0, since_license = 0, ticks = 0;
 	int64_t sync_rev;
 	struct sg_db_listener *listener = NULL;
 	bool no_listen = false;
@@ -514,6 +518,9 @@ static int server_run(int argc, char **argv)
 			break;
 		case O_KEYURI:
 			key_uri = optarg;
+			break;
+		case O_LICENSE:
+			license_file = optarg;
 			break;
 		case O_CERT:
 			cert_file = optarg;
@@ -650,6 +657,11 @@ static int server_run(int argc, char **argv)
 		snprintf(err, sizeof(err), "%s: %s", data_dir, strerror(errno));
 		goto fail;
 	}
+	/* A license that does not verify stops the start: running on as the free edition would
+	 * hide a typo or a damaged file until clients are refused. */
+	if (license_file && srv_license_load(license_file, &s->license, err, sizeof(err)))
+		goto fail;
+	s->has_license = license_file != NULL;
 	if (!key_file) {
 		snprintf(keybuf, sizeof(keybuf), "%s/master.key", data_dir);
 		key_file = keybuf;
@@ -723,6 +735,7 @@ static int server_run(int argc, char **argv)
 		srv_httpd_port(d), sg_db_engine(s->db) == SG_DB_POSTGRES ? "postgresql" : "sqlite",
 		s->tls ? "yes" : "no", s->console_dir[0] ? s->console_dir : "none");
 	log_anchor(s, &anchor_id);
+	srv_license_log(s, true);
 	/* A tick of a quarter second: agents' long polls wake when what they depend on moved
 	 * (here or on another server of the cluster); the sweep and an audit anchor every
 	 * --sweep-interval seconds. On PostgreSQL a listener (LISTEN sg_sync, schema migration
@@ -758,6 +771,10 @@ static int server_run(int argc, char **argv)
 		if (tick) {
 			if (++ticks % 4)
 				continue;
+			if (++since_license >= 3600) { /* license warnings: once an hour */
+				since_license = 0;
+				srv_license_log(s, false);
+			}
 			if (++since_sweep >= sweep) {
 				since_sweep = 0;
 				srv_sweep(s);

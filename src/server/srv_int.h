@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "common/compiler.h"
+#include "server/license.h"
 #include "server/db.h"
 
 #define SRV_ID_LEN 36 /* UUIDv4 text */
@@ -48,6 +49,9 @@ struct srv_principal {
 
 struct srv {
 	struct sg_db *db;
+	/* --license (licensing.c, docs/SERVER.md "Licenses"): read once at start, read-only after. */
+	struct srv_license license;
+	bool has_license;
 	uint8_t jwt_key[48];   /* HS384 key, HKDF from the master key */
 	uint8_t enc_key[32];   /* AES-256-GCM key for private keys at rest */
 	uint8_t auth_priv[32]; /* X25519 key clients authenticate against */
@@ -384,12 +388,28 @@ struct client_new {
 };
 /* A positive result of a transaction body: answer 409, "field|message" in its why buffer. */
 #define SRV_CONFLICT 1
+/* srv_client_insert: the license's (or the free edition's) clients are all taken; answer 402
+ * with the message in its why buffer (srv_license_refuse). */
+#define SRV_LICENSE 2
 /* Inside an open transaction: inserts the client with fresh addresses and keys; out_id gets the
  * id. SG_EEXIST on an address collision (retry), SG_ENOENT when the network is missing,
  * SRV_CONFLICT when another client of the network has a supplied public key. */
 int srv_client_insert(struct srv *s, struct sg_db_conn *c, const struct client_new *cn,
 		      char out_id[SRV_ID_LEN + 1], char *why, size_t whylen);
 json_t *srv_client_get(struct sg_db_conn *c, const char *id);
+
+/* ---- licenses (licensing.c; the document itself: license.h) ---- */
+/* Inside srv_client_insert's transaction: SRV_LICENSE with why set when one more client would
+ * pass the limit of the license (or of the free edition), 0 when it fits, <0 on a db error. */
+int srv_license_seat(const struct srv *s, struct sg_db_conn *c, char *why, size_t whylen);
+/* 402, an RFC 9457 problem whose detail names the license (or the free edition). */
+void srv_license_refuse(struct srv_resp *out, const char *why);
+/* The license's state for /api/health: edition, status, client_limit, and when set
+ * expires_at, grace_ends_at and warning. No customer name: /api/health is public. */
+json_t *srv_license_json(const struct srv *s, int64_t now);
+/* Logs license_grace / license_expired / license_not_yet_valid warnings: at start (startup)
+ * and then once an hour from the main loop; never stops anything. */
+void srv_license_log(const struct srv *s, bool startup);
 
 /* ---- second factor (totp.c, routes_mfa.c; docs/SERVER.md "Two-factor logins") ---- */
 #define SRV_TOTP_PERIOD	   30 /* seconds per step (RFC 6238 section 5.2) */
