@@ -10,7 +10,8 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libssl-dev libcm
       strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
       libstrongswan-extra-plugins
       liblwip-dev libc-ares-dev dnsmasq-base valgrind postgresql-client openssh-server systemd
-      chromium zbar-tools fonts-dejavu-core softhsm2 libengine-pkcs11-openssl opensc"
+      chromium zbar-tools fonts-dejavu-core softhsm2 libengine-pkcs11-openssl opensc
+      redis-server libhiredis-dev haproxy"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

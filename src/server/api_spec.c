@@ -887,9 +887,13 @@ static const char *const ready_v[] = {"ready", NULL};
 static const struct api_schema ready_s = {.type = AT_STRING, .enumv = ready_v};
 static const char *const engines[] = {"sqlite", "postgresql", NULL};
 static const struct api_schema engine_s = {.type = AT_STRING, .enumv = engines};
-static const struct api_prop ready_props[] = {{"status", &ready_s, R, NULL},
-					      {"database", &engine_s, R, NULL},
-					      {"schema_version", &count, R, NULL}};
+static const char *const redis_states[] = {"up", "none", NULL};
+static const struct api_schema redis_state_s = {.type = AT_STRING, .enumv = redis_states};
+static const struct api_prop ready_props[] = {
+    {"status", &ready_s, R, NULL},
+    {"database", &engine_s, R, NULL},
+    {"schema_version", &count, R, NULL},
+    {"redis", &redis_state_s, R, "up: --redis answers a PING; none: no --redis"}};
 static const struct api_schema ready_out = {.name = "Ready", .type = AT_OBJECT,
 					    NPROPS(ready_props)};
 static const struct api_schema redeemed_conf = {.type = AT_STRING, .format = &api_f_wg_config};
@@ -1343,8 +1347,8 @@ static const struct api_response r_verify[] = {OKJ(200, "the chain's state", ver
 static const struct api_response r_health[] = {OKJ(200, "alive", health_out), E400};
 static const struct api_response r_ready[] = {
     OKJ(200, "ready: the database answers and holds this server's schema", ready_out), E400,
-    {503, "not ready: the database is unreachable or its schema is not this server's (detail "
-	  "says which); Retry-After",
+    {503, "not ready: the database or Redis is unreachable, or the database's schema is not this "
+	  "server's (detail says which); Retry-After",
      PJ, &api_problem, NULL, NULL}};
 static const struct api_response r_metrics[] = {
     {200, "Prometheus text", "text/plain; version=0.0.4", &text, NULL, NULL}, E400};
@@ -1749,7 +1753,8 @@ const struct api_route api_routes[] = {
     {"GET", "/api/health", "getHealth", "system", "Liveness", NULL, NULL, ROLE_NONE, AUTH_PUBLIC,
      RESP(r_health)},
     {"GET", "/api/ready", "getReady", "system",
-     "Readiness for load balancers: the database reachable, migrations done", NULL, h_ready,
+     "Readiness for load balancers: the database (and Redis) reachable, migrations done", NULL,
+     h_ready,
      ROLE_NONE, AUTH_PUBLIC, RESP(r_ready)},
     {"GET", "/metrics", "getMetrics", "system",
      "Prometheus metrics: requests by route and status, latency histograms, connections", NULL,

@@ -206,11 +206,18 @@ static struct ip_slot *ip_find(struct srv *s, const char *ip, bool create)
 	return victim;
 }
 
+/* With --redis the counts live in sg:rate_limit:{source}:auth_fail, shared by every server;
+ * while Redis is away each server counts alone here (never unlimited, never refusing all). */
+#define LIVE_EP "auth_fail"
+
 bool srv_ip_limited(struct srv *s, const char *ip)
 {
 	struct ip_slot *sl;
 	bool limited;
+	int rc = srv_live_count(ip, LIVE_EP, "check", s->ip_fail_window, s->ip_fail_limit, NULL);
 
+	if (rc >= 0)
+		return rc == 0;
 	pthread_mutex_lock(&ip_lock);
 	sl = ip_find(s, ip, false);
 	limited = sl && sl->count >= s->ip_fail_limit;
@@ -220,6 +227,8 @@ bool srv_ip_limited(struct srv *s, const char *ip)
 
 void srv_ip_failed(struct srv *s, const char *ip)
 {
+	if (srv_live_count(ip, LIVE_EP, "fail", s->ip_fail_window, s->ip_fail_limit, NULL) >= 0)
+		return;
 	pthread_mutex_lock(&ip_lock);
 	ip_find(s, ip, true)->count++;
 	pthread_mutex_unlock(&ip_lock);
@@ -229,7 +238,10 @@ bool srv_ip_attempt(struct srv *s, const char *ip)
 {
 	struct ip_slot *sl;
 	bool ok;
+	int rc = srv_live_count(ip, LIVE_EP, "attempt", s->ip_fail_window, s->ip_fail_limit, NULL);
 
+	if (rc >= 0)
+		return rc == 1;
 	pthread_mutex_lock(&ip_lock);
 	sl = ip_find(s, ip, true);
 	ok = sl->count < s->ip_fail_limit;
@@ -243,7 +255,10 @@ int srv_ip_retry_secs(struct srv *s, const char *ip)
 {
 	struct ip_slot *sl;
 	int64_t left = 1;
+	int secs = 1;
 
+	if (srv_live_count(ip, LIVE_EP, "check", s->ip_fail_window, s->ip_fail_limit, &secs) >= 0)
+		return SG_MAX(secs, 1);
 	pthread_mutex_lock(&ip_lock);
 	sl = ip_find(s, ip, false);
 	if (sl && sl->count >= s->ip_fail_limit)
@@ -256,6 +271,8 @@ void srv_ip_refund(struct srv *s, const char *ip)
 {
 	struct ip_slot *sl;
 
+	if (srv_live_count(ip, LIVE_EP, "refund", s->ip_fail_window, s->ip_fail_limit, NULL) >= 0)
+		return;
 	pthread_mutex_lock(&ip_lock);
 	sl = ip_find(s, ip, false);
 	if (sl && sl->count > 0)
@@ -1213,6 +1230,10 @@ bool srv_challenge_valid(const struct srv *s, const uint8_t ch[32])
 	if (!challenge_mac(s, ch, mac) || !sg_memeq(mac, ch + 16, 16) || exp <= t ||
 	    exp > t + CHALLENGE_TTL)
 		return false;
+	/* With --redis a challenge spent on any server is spent on all (the spend below is
+	 * the authority; this only answers early). Redis away: let the spend refuse. */
+	if (srv_live_on())
+		return srv_live_nonce(ch + 8, exp, false) != 0;
 	pthread_mutex_lock(&challenge_lock);
 	for (int i = 0; i < USED_CHALLENGES && !used; i++)
 		used =
@@ -1227,6 +1248,13 @@ const char *srv_challenge_spend(const uint8_t ch[32])
 	int free_slot = -1;
 	const char *why = NULL;
 
+	if (srv_live_on()) {
+		/* Fail closed: without Redis another server could not see this spend, and a
+		 * replayed proof would pass there. */
+		int rc = srv_live_nonce(ch + 8, get_be64s(ch), true);
+
+		return rc < 0 ? SRV_LIVE_AWAY : rc == 0 ? "challenge already used" : NULL;
+	}
 	pthread_mutex_lock(&challenge_lock);
 	for (int i = 0; i < USED_CHALLENGES; i++) {
 		if (used_challenges[i].expires > t) {
@@ -1332,6 +1360,11 @@ void h_client_auth(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		r->who.kind = PRINCIPAL_CLIENT;
 		snprintf(r->who.id, sizeof(r->who.id), "%s", cid);
 		snprintf(r->who.name, sizeof(r->who.name), "%s", sg_db_res_get(res, 0, 1));
+	}
+	if (reason && !strcmp(reason, SRV_LIVE_AWAY)) {
+		srv_error(out, 503, NULL, "%s", reason);
+		srv_retry_after(out, 1);
+		goto out;
 	}
 	if (reason) {
 		json_t *d = json_pack("{s:s,s:s}", "reason", reason, "public_key", pub64);

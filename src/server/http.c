@@ -241,6 +241,7 @@ static char *metrics_text(struct srv *s, size_t *len)
 	}
 	pthread_mutex_unlock(&metrics_lock);
 	srv_httpd_metrics(httpd_for_metrics, f);
+	srv_live_metrics(f);
 	fprintf(f,
 		"# HELP secureguard_events_total Events an attacker can cause at will, counted "
 		"(and logged at most once per %d s).\n"
@@ -989,6 +990,12 @@ void srv_http_handle(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	if (out->park_ms > 0 && !r->park_expired)
 		return;
 	metrics_record(route, out->status, elapsed(&t0));
+	/* A write went through: tell the other servers (with --redis; without it PostgreSQL's
+	 * NOTIFY does, from the triggers). They read the sync revision and wake their long polls
+	 * when it moved, so a write that moved nothing costs them one read. */
+	if (out->status >= 200 && out->status < 300 && strcmp(r->method, "GET") &&
+	    strcmp(r->method, "HEAD"))
+		srv_live_publish();
 	if (out->status == 503 && !sg_log_enabled(SG_LOG_DEBUG)) {
 		char lbl[128], q[160];
 

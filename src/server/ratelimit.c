@@ -18,10 +18,11 @@
 
 static const struct {
 	double rate, burst; /* per second, bucket size */
+	const char *endpoint; /* with --redis: sg:rate_limit:{source}:{endpoint} */
 } classes[SRV_RATE_N] = {
-    [SRV_RATE_PUBLIC] = {10, 50},  /* pages, keys, discovery: browsers load a few at once */
-    [SRV_RATE_TOKEN] = {5, 20},	   /* code redemptions: one per login */
-    [SRV_RATE_REGISTER] = {2, 30}, /* enrolments: one per node, ever; a few at once */
+    [SRV_RATE_PUBLIC] = {10, 50, "public"}, /* pages, keys, discovery: browsers load a few */
+    [SRV_RATE_TOKEN] = {5, 20, "token"},     /* code redemptions: one per login */
+    [SRV_RATE_REGISTER] = {2, 30, "register"}, /* enrolments: one per node, ever */
 };
 
 struct slot {
@@ -84,6 +85,18 @@ bool srv_rate_allow(enum srv_rate_class cls, const char *ip, int *retry_after)
 	*retry_after = 1;
 	if ((unsigned)cls >= SRV_RATE_N)
 		return false;
+	/* Shared by every server with --redis: a fixed window of burst/rate seconds holding
+	 * `burst` requests (the same long-run rate; at a window's edge up to twice the burst).
+	 * Redis away: this server's own bucket below. */
+	{
+		int win = (int)(classes[cls].burst / classes[cls].rate + 0.999);
+		int rc = srv_live_count(ip, classes[cls].endpoint, "hit", win,
+					(int)classes[cls].burst, retry_after);
+
+		if (rc >= 0)
+			return rc == 1;
+		*retry_after = 1;
+	}
 	pthread_mutex_lock(&lock);
 	if (!seeded) {
 		/* A secret seed: nobody can aim many sources at one probe window. */

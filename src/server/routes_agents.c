@@ -1093,6 +1093,11 @@ void h_agent_auth(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	}
 	if (!reason && revoked)
 		reason = "this agent has been revoked";
+	if (reason && !strcmp(reason, SRV_LIVE_AWAY)) {
+		srv_error(out, 503, NULL, "%s", reason);
+		srv_retry_after(out, 1);
+		goto out;
+	}
 	if (reason) {
 		json_t *d = json_pack("{s:s,s:s}", "reason", reason, "public_key", pub64);
 

@@ -536,6 +536,12 @@ void h_ready(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		return;
 	}
 	sg_db_release(c);
+	if (!srv_live_ready()) {
+		srv_log_limited(SG_LOG_WARN, "not_ready", "reason=redis");
+		srv_error(out, 503, NULL, "redis is unreachable");
+		srv_retry_after(out, 1);
+		return;
+	}
 	if (v != db_schema_latest()) {
 		srv_log_limited(SG_LOG_WARN, "not_ready", "reason=schema version=%lld known=%d",
 				(long long)v, db_schema_latest());
@@ -545,7 +551,8 @@ void h_ready(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		return;
 	}
 	srv_json(out, 200,
-		 json_pack("{s:s,s:s,s:I}", "status", "ready", "database",
+		 json_pack("{s:s,s:s,s:I,s:s}", "status", "ready", "database",
 			   sg_db_engine(s->db) == SG_DB_POSTGRES ? "postgresql" : "sqlite",
-			   "schema_version", (json_int_t)v));
+			   "schema_version", (json_int_t)v, "redis",
+			   srv_live_on() ? "up" : "none"));
 }

@@ -20,6 +20,7 @@
 #include "server/api.h"
 #include "server/audit.h"
 #include "server/httpd.h"
+#include "server/redis.h"
 #include "server/server.h"
 #include "server/srv_int.h"
 
@@ -71,6 +72,10 @@ static void usage(FILE *f)
 	    "                          sessions; default 3600; the provider needs --public-url)\n"
 	    "  --no-db-listen          PostgreSQL: no LISTEN for other servers' changes (behind\n"
 	    "                          PgBouncer in transaction mode); the revision is polled\n"
+	    "  --redis URL             redis[s]://[USER:PASSWORD@]HOST[:PORT][/DB][?ca=FILE]:\n"
+	    "                          rate limits, challenges and change notification shared\n"
+	    "                          by the servers of a cluster (password also from\n"
+	    "                          SG_REDIS_PASSWORD)\n"
 	    "  --port-file FILE        write the bound port there once listening\n"
 	    "  --console-dir DIR       the admin console's built files, served at / (default:\n"
 	    "                          ../share/secureguard/console beside the binary, when it\n"
@@ -350,7 +355,8 @@ enum {
 	O_AGENTPOLL,
 	O_OIDCTTL,
 	O_NOLISTEN,
-	O_CONSOLE
+	O_CONSOLE,
+	O_REDIS
 };
 
 /* Logs the audit chain's head when it moved since the last call: lines shipped off this host
@@ -420,6 +426,24 @@ static int server_run(int argc, char **argv);
 
 static pthread_t main_thread;
 
+/* The --redis URL for the log: scheme, host, port and database, never the user info. */
+static const char *redis_url_safe(const char *url)
+{
+	static char buf[320];
+	const char *p = strstr(url, "://"), *at, *end;
+
+	if (!p)
+		return "?";
+	p += 3;
+	end = p + strcspn(p, "/?");
+	at = memchr(p, '@', (size_t)(end - p));
+	while (at && memchr(at + 1, '@', (size_t)(end - at - 1)))
+		at = memchr(at + 1, '@', (size_t)(end - at - 1));
+	snprintf(buf, sizeof(buf), "%.*s%s", (int)(p - url), url, at ? at + 1 : p);
+	buf[strcspn(buf, "?")] = 0;
+	return buf;
+}
+
 /* Called by the change listener's thread: the main loop looks at the revision now. */
 static void nudge_main(void *arg)
 {
@@ -467,6 +491,7 @@ static int server_run(int argc, char **argv)
 	    {"no-db-listen", no_argument, NULL, O_NOLISTEN},
 	    {"oidc-token-ttl", required_argument, NULL, O_OIDCTTL},
 	    {"console-dir", required_argument, NULL, O_CONSOLE},
+	    {"redis", required_argument, NULL, O_REDIS},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -474,6 +499,8 @@ static int server_run(int argc, char **argv)
 	const char *listen = "127.0.0.1:8080", *db_url = NULL, *data_dir = "/var/lib/secureguard";
 	const char *key_file = NULL, *cert_file = NULL, *tlskey_file = NULL, *port_file = NULL;
 	const char *console_dir = NULL, *key_uri = NULL, *license_file = NULL;
+	const char *redis_url = NULL;
+	struct srv_redis *redis = NULL;
 	char *cert = NULL, *tlskey = NULL, dbbuf[PATH_MAX + 16], keybuf[PATH_MAX], err[512] = "";
 	long v, pool = 16, conns = 0, timeout = 30, sweep = 60, req_timeout = 30, per_ip = 0;
 	long hdr_timeout = 10, workers = 0, body_mem = 0;
@@ -627,6 +654,9 @@ static int server_run(int argc, char **argv)
 		case O_CONSOLE:
 			console_dir = optarg;
 			break;
+		case O_REDIS:
+			redis_url = optarg;
+			break;
 		case 'v':
 			sg_log_set_level(SG_LOG_DEBUG);
 			break;
@@ -692,6 +722,14 @@ static int server_run(int argc, char **argv)
 		goto fail;
 	if (bootstrap(s, err, sizeof(err)))
 		goto fail;
+	/* Redis is checked at start like the database: a wrong address, password or CA is
+	 * named now, and a Redis away makes the supervisor start us again. */
+	if (redis_url) {
+		if (srv_redis_open(&redis, redis_url, err, sizeof(err)))
+			goto fail;
+		srv_live_set(redis);
+		srv_log(SG_LOG_INFO, "redis_connected", "url=%s", redis_url_safe(redis_url));
+	}
 	/* Signals are taken synchronously by this thread; every other thread (the HTTP front's)
 	 * inherits the mask and never sees them. */
 	sigemptyset(&set);
@@ -742,10 +780,17 @@ static int server_run(int argc, char **argv)
 	 * 10) nudges this thread the moment another server commits a change, and the revision is
 	 * then only polled every 5 s as a safety net while the listener is up. */
 	main_thread = pthread_self();
-	if (sg_db_engine(s->db) == SG_DB_POSTGRES && !no_listen &&
-	    sg_db_listen(s->db, "sg_sync", nudge_main, NULL, &listener) < 0)
+	/* With --redis the change channel is Redis's (sg:sync, published after each write,
+	 * live.c); PostgreSQL's LISTEN otherwise. */
+	if (redis) {
+		if (srv_redis_subscribe(redis, "sg:sync", nudge_main, NULL) < 0)
+			srv_log(SG_LOG_WARN, "listen_failed", "%s",
+				"no change notification: polling the revision only");
+	} else if (sg_db_engine(s->db) == SG_DB_POSTGRES && !no_listen &&
+		   sg_db_listen(s->db, "sg_sync", nudge_main, NULL, &listener) < 0) {
 		srv_log(SG_LOG_WARN, "listen_failed", "%s",
 			"no change notification: polling the revision only");
+	}
 	sync_rev = srv_sync_revision(s);
 	for (;;) {
 		struct timespec ts = {0, 250000000};
@@ -761,7 +806,9 @@ static int server_run(int argc, char **argv)
 		/* The audit log grew while a console listens (GET /api/events): wake it. */
 		if (tick && srv_console_tick(s))
 			srv_httpd_wake(d);
-		if (sig == SIGUSR2 || (tick && (!sg_db_listening(listener) || ticks % 20 == 0))) {
+		if (sig == SIGUSR2 ||
+		    (tick && (!(redis ? srv_redis_subscribed(redis) : sg_db_listening(listener)) ||
+			      ticks % 20 == 0))) {
 			rev = srv_sync_revision(s);
 			if (rev >= 0 && rev != sync_rev) {
 				sync_rev = rev;
@@ -804,6 +851,8 @@ out:
 		srv_http_set_front(NULL);
 		srv_httpd_stop(d, 0);
 	}
+	srv_live_set(NULL);
+	srv_redis_close(redis);
 	if (s) {
 		sg_db_close(s->db);
 		sg_memzero(s, sizeof(*s));

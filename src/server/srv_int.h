@@ -627,7 +627,25 @@ int srv_password_login(struct srv *s, struct srv_req *r, const char *email, cons
  * becomes known, the account's last_login is t. */
 int srv_login_success(struct sg_db_conn *c, const struct srv_login *who, int64_t t) SG_WUR;
 
-/* In-memory login failure limiter per source IP (auth.c). */
+/* Live state shared through Redis when --redis is given (live.c, docs/OPERATIONS.md "Redis").
+ * srv_live_count: one step (op "check", "fail", "attempt", "hit", "refund") on the counter
+ * sg:rate_limit:{source}:{endpoint} of a fixed window: 1 allowed, 0 refused (retry_secs: the
+ * window's rest), -1 no Redis configured or reachable (the caller then decides alone).
+ * srv_live_nonce: a challenge's single use, sg:handshake:nonce:{nonce} until it expires:
+ * spend: 1 spent now, 0 spent before; !spend: 1 unused, 0 used; -1 no Redis (callers refuse:
+ * they fail closed, SRV_LIVE_AWAY). srv_live_publish: "something changed" on sg:sync. */
+struct srv_redis;
+void srv_live_set(struct srv_redis *r);
+bool srv_live_on(void);
+int srv_live_count(const char *ip, const char *endpoint, const char *op, int window, int limit,
+		   int *retry_secs);
+int srv_live_nonce(const uint8_t nonce[8], int64_t expires, bool spend);
+void srv_live_publish(void);
+bool srv_live_ready(void); /* true without Redis, or when it answers a PING */
+void srv_live_metrics(FILE *f);
+#define SRV_LIVE_AWAY "the shared live state (Redis) is unreachable; retry"
+
+/* Login failure limiter per source IP (auth.c): in this process, or in Redis with --redis. */
 bool srv_ip_limited(struct srv *s, const char *ip);
 void srv_ip_failed(struct srv *s, const char *ip);
 /* Counts an attempt as it starts; false (nothing counted) when the address is over its limit.

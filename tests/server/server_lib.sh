@@ -103,3 +103,27 @@ req = urllib.request.Request(url + "/api/auth/login", method="POST",
 print(json.load(urllib.request.urlopen(req, timeout=30))["access_token"])
 PY
 }
+
+# srv_fail MSG...: logs FAIL: MSG and exits 1.
+srv_fail() {
+	srv_log "FAIL: $*"
+	exit 1
+}
+
+# srv_admin_env PREFIX: exports the first admin's SG_ADMIN_EMAIL and a random SG_ADMIN_PASSWORD.
+srv_admin_env() {
+	export SG_ADMIN_EMAIL=root@example.com
+	SG_ADMIN_PASSWORD="$1-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+	export SG_ADMIN_PASSWORD
+}
+
+# srv_need NAME STARTER [ARGS...]: runs STARTER (pg_start, redis_start ...); exits 77 (skip)
+# when it says its binaries are missing, 1 when it fails.
+srv_need() {
+	local name=$1 rc
+	shift
+	"$@"
+	rc=$?
+	[ $rc -eq 77 ] && { srv_log "SKIP: $name is not installed"; exit 77; }
+	[ $rc -eq 0 ] || srv_fail "could not start $name"
+}
