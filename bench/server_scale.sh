@@ -5,8 +5,11 @@
 #    p50/p99 over CHANGES changes, with LISTEN/NOTIFY (the default) against the same pair with
 #    --no-db-listen (the revision read four times a second, what a cluster did before): the
 #    ratio is printed;
+#    and with Redis pub/sub (--redis, a throwaway redis-server from tests/server/redis.sh);
 # 2. writes/s (network creations, each audited on the one chain) and p50/p99 through one server
-#    and through two servers behind a client-side round robin, WRITERS concurrent clients.
+#    and through two servers behind a client-side round robin, WRITERS concurrent clients;
+# 3. the same writes and reads (GET /api/networks/{id}) on 1, 2 and 3 servers sharing
+#    PostgreSQL and Redis (--redis), with how writes/s and reads/s grow with servers.
 #
 #   bench/server_scale.sh [CHANGES] [WRITES] [WRITERS]      defaults 100, 2000, 16
 #
@@ -22,15 +25,19 @@ TMP=$(mktemp -d /tmp/sg-bench-scale.XXXXXX)
 PIDS=()
 # shellcheck source-path=SCRIPTDIR source=../tests/server/pg.sh
 . "$SRC/tests/server/pg.sh"
+# shellcheck source-path=SCRIPTDIR source=../tests/server/redis.sh
+. "$SRC/tests/server/redis.sh"
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	redis_stop
 	pg_stop
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 export SG_ADMIN_EMAIL=bench@example.com SG_ADMIN_PASSWORD=bench-password-1234
 pg_start >/dev/null
+redis_start 2>/dev/null
 # start NAME [options]: prints the URL
 start() {
 	local n=$1
@@ -47,12 +54,15 @@ A=$(start a)
 B=$(start b)
 C=$(start c --no-db-listen)
 D=$(start d --no-db-listen)
-echo "bench/server_scale.sh: PostgreSQL $("$SG_PG_BINDIR/postgres" --version | awk '{print $3}'), $(nproc) cores shared with everything else"
+E=$(start e --redis "$SG_REDIS_URL")
+F=$(start f --redis "$SG_REDIS_URL")
+G=$(start g --redis "$SG_REDIS_URL")
+echo "bench/server_scale.sh: PostgreSQL $("$SG_PG_BINDIR/postgres" --version | awk '{print $3}'), Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2), $(nproc) cores shared with everything else"
 
-python3 - "$A" "$B" "$C" "$D" "$CHANGES" "$WRITES" "$WRITERS" <<'PY'
+python3 - "$A" "$B" "$C" "$D" "$E" "$F" "$G" "$CHANGES" "$WRITES" "$WRITERS" <<'PY'
 import base64, http.client, json, os, sys, threading, time, urllib.parse
-A, B, C, D = sys.argv[1:5]
-CHANGES, WRITES, WRITERS = map(int, sys.argv[5:8])
+A, B, C, D, E, F, G = sys.argv[1:8]
+CHANGES, WRITES, WRITERS = map(int, sys.argv[8:11])
 
 class Conn:
     def __init__(self, base, token=None):
@@ -76,7 +86,7 @@ def login(base):
     assert st == 200, st
     return doc["access_token"]
 
-tok = {u: login(u) for u in (A, B, C, D)}
+tok = {u: login(u) for u in (A, B, C, D, E, F, G)}
 a = Conn(A, tok[A])
 st, et = a.call("POST", "/api/enrollment-tokens", {"tags": ["bench"]})
 st, peer = Conn(A).call("POST", "/api/peers/register", {
@@ -117,12 +127,17 @@ def push_latency(writer, holder):
 
 n50, n99 = push_latency(A, B)
 p50, p99 = push_latency(C, D)
+r50, r99 = push_latency(E, F)
 print("change on A -> long poll answered on B, %d changes:" % CHANGES)
 print("  LISTEN/NOTIFY           p50 %7.1f ms  p99 %7.1f ms" % (n50, n99))
+print("  Redis pub/sub (--redis) p50 %7.1f ms  p99 %7.1f ms" % (r50, r99))
 print("  --no-db-listen (250 ms) p50 %7.1f ms  p99 %7.1f ms" % (p50, p99))
 print("  ratio (polling / notify): p50 %.1fx, p99 %.1fx" % (p50 / n50, p99 / n99))
+print("  ratio (polling / Redis):  p50 %.1fx, p99 %.1fx" % (p50 / r50, p99 / r99))
 
-def writes(servers, tag):
+def load(servers, request):
+    """WRITES requests by WRITERS clients, client k on servers[k % len]; request(conn, n) makes
+    request n and returns whether it succeeded. Requests/s, p50 and p99 in ms."""
     lat, lock, errs = [], threading.Lock(), []
     per = WRITES // WRITERS
 
@@ -131,14 +146,11 @@ def writes(servers, tag):
         c = Conn(base, tok[base])
         mine = []
         for j in range(per):
-            n = k * per + j
             t0 = time.monotonic()
-            st, _ = c.call("POST", "/api/networks", {
-                "name": "%s-%d" % (tag, n),
-                "subnet4": "10.%d.%d.0/24" % (n // 256 + (100 if tag == "two" else 50), n % 256)})
+            ok = request(c, k * per + j)
             mine.append((time.monotonic() - t0) * 1000)
-            if st != 201:
-                errs.append(st)
+            if not ok:
+                errs.append(k * per + j)
         with lock:
             lat.extend(mine)
 
@@ -149,8 +161,23 @@ def writes(servers, tag):
     for x in ths:
         x.join()
     secs = time.monotonic() - t0
-    assert not errs, errs[:5]
+    assert not errs, "%d requests failed" % len(errs)
     return len(lat) / secs, pct(lat, 50), pct(lat, 99)
+
+SUBNET_BASE = {"one": 50, "two": 100, "r1": 130, "r2": 160, "r3": 190}
+assert WRITES // 256 < 30, "WRITES up to 7680: the runs' subnets must not overlap"
+
+def writes(servers, tag):
+    """POST /api/networks (each audited on the one chain)."""
+    return load(servers, lambda c, n: c.call("POST", "/api/networks", {
+        "name": "%s-%d" % (tag, n),
+        "subnet4": "10.%d.%d.0/24" % (n // 256 + SUBNET_BASE[tag], n % 256)})[0] == 201)
+
+def reads(servers):
+    """GET /api/networks/{id} of networks the writes made."""
+    st, page = Conn(servers[0], tok[servers[0]]).call("GET", "/api/networks?limit=100")
+    ids = [n["id"] for n in page["items"]]
+    return load(servers, lambda c, n: c.call("GET", "/api/networks/" + ids[n % len(ids)])[0] == 200)
 
 w1 = writes([A], "one")
 w2 = writes([A, B], "two")
@@ -159,6 +186,15 @@ print("writes (POST /api/networks, audited), %d by %d clients:" % (WRITES // WRI
 print("  1 server    %7.0f /s  p50 %6.1f ms  p99 %6.1f ms" % w1)
 print("  2 servers   %7.0f /s  p50 %6.1f ms  p99 %6.1f ms" % w2)
 print("  ratio (2 servers / 1): %.2fx" % (w2[0] / w1[0]))
+print("PostgreSQL + Redis shared (--redis), %d requests by %d clients, client-side round robin:"
+      % (WRITES // WRITERS * WRITERS, WRITERS))
+rw = [writes([E, F, G][:n], "r%d" % n) for n in (1, 2, 3)]
+rr = [reads([E, F, G][:n]) for n in (1, 2, 3)]
+for n in (1, 2, 3):
+    print("  %d server%s  writes %6.0f /s  p50 %6.1f ms  p99 %6.1f ms   reads %6.0f /s  p50 %6.1f ms"
+          "  p99 %6.1f ms" % ((n, " " if n == 1 else "s") + rw[n - 1] + rr[n - 1]))
+print("  ratio (3 servers / 1): writes %.2fx, reads %.2fx" % (rw[2][0] / rw[0][0],
+                                                          rr[2][0] / rr[0][0]))
 PY
 out=$("$SG" audit verify --db "$SG_PG_URL" 2>&1) || { echo "bench: audit chain: $out" >&2; exit 1; }
 echo "after the writes: $out"
