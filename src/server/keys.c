@@ -82,7 +82,8 @@ out:
 /* Writes a new file of mode 0600 whole to a temporary file, then links it into place: link(2)
  * fails with EEXIST when another server got there first, so two servers starting at once never
  * overwrite each other's key, and neither ever reads a key file the other has not finished. */
-static int write_new(const char *path, const char *text, size_t len, char *err, size_t errlen)
+static int write_new(const char *path, const char *text, size_t len, bool replace, char *err,
+		     size_t errlen)
 {
 	char tmp[PATH_MAX];
 	int fd, rc = 0;
@@ -102,7 +103,8 @@ static int write_new(const char *path, const char *text, size_t len, char *err, 
 	}
 	if (close(fd) && !rc)
 		rc = SG_EIO;
-	if (!rc && link(tmp, path) < 0) {
+	/* replace (seal-key): rename(2) puts the new file in place whole, or leaves the old. */
+	if (!rc && (replace ? rename(tmp, path) : link(tmp, path)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		rc = errno == EEXIST ? SG_EEXIST : SG_EIO;
 	}
@@ -121,7 +123,7 @@ static int create_master(const char *path, uint8_t key[MASTER_LEN], char *err, s
 	}
 	srv_hex(hex, key, MASTER_LEN);
 	hex[2 * MASTER_LEN] = '\n';
-	rc = write_new(path, hex, 2 * MASTER_LEN + 1, err, errlen);
+	rc = write_new(path, hex, 2 * MASTER_LEN + 1, false, err, errlen);
 	sg_memzero(hex, sizeof(hex));
 	return rc;
 }
@@ -271,11 +273,23 @@ out:
 	return rc;
 }
 
-/* A new master key sealed to the token's public key, written as in create_master; opened once
- * through the token before the file is linked into place, so a token that cannot derive is
- * found now, not at the next start. */
-static int create_sealed(struct sg_hsm_key *k, const char *path, uint8_t master[MASTER_LEN],
-			 char *err, size_t errlen)
+static bool is_sealed_file(const char *path)
+{
+	char head[sizeof(SEALED_HEAD)];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	bool sealed = fd >= 0 && read(fd, head, sizeof(head)) == (ssize_t)sizeof(head) &&
+		      !memcmp(head, SEALED_HEAD, sizeof(head) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	return sealed;
+}
+
+/* master sealed to the token's public key and written to path (replacing the file when
+ * replace), as in create_master; opened once through the token before it is written, so a
+ * token that cannot derive is found now, not at the next start. */
+static int seal_master(struct sg_hsm_key *k, const char *path, const uint8_t master[MASTER_LEN],
+		       bool replace, char *err, size_t errlen)
 {
 	struct srv_sealed_master m;
 	uint8_t eph[SG_P384_PRIV_LEN], shared[SG_P384_SHARED_LEN], kek[SG_AES256_KEY_LEN];
@@ -289,9 +303,8 @@ static int create_sealed(struct sg_hsm_key *k, const char *path, uint8_t master[
 				      "pkcs11-tool --keypairgen --key-type EC:secp384r1)");
 		return SG_EINVAL;
 	}
-	if (!sg_random_bytes(master, MASTER_LEN) || !sg_random_bytes(m.sealed, 12) ||
-	    !sg_p384_generate(eph, m.eph_pub) || !sg_p384_ecdh(shared, eph, m.token_pub) ||
-	    !kek_of(kek, shared, &m, ad, &adn) ||
+	if (!sg_random_bytes(m.sealed, 12) || !sg_p384_generate(eph, m.eph_pub) ||
+	    !sg_p384_ecdh(shared, eph, m.token_pub) || !kek_of(kek, shared, &m, ad, &adn) ||
 	    !sg_aes256gcm_encrypt(m.sealed + 12, master, MASTER_LEN, ad, adn, m.sealed, kek)) {
 		snprintf(err, errlen, "sealing the master key failed");
 		goto out;
@@ -313,14 +326,47 @@ static int create_sealed(struct sg_hsm_key *k, const char *path, uint8_t master[
 	srv_hex(text + off, m.sealed, SEALED_LEN);
 	off += 2 * SEALED_LEN;
 	text[off++] = '\n';
-	rc = write_new(path, text, off, err, errlen);
+	rc = write_new(path, text, off, replace, err, errlen);
 out:
 	sg_memzero(eph, sizeof(eph));
 	sg_memzero(shared, sizeof(shared));
 	sg_memzero(kek, sizeof(kek));
 	sg_memzero(check, sizeof(check));
+	return rc;
+}
+
+static int create_sealed(struct sg_hsm_key *k, const char *path, uint8_t master[MASTER_LEN],
+			 char *err, size_t errlen)
+{
+	int rc;
+
+	if (!sg_random_bytes(master, MASTER_LEN)) {
+		snprintf(err, errlen, "no randomness for the master key");
+		return SG_ECRYPTO;
+	}
+	rc = seal_master(k, path, master, false, err, errlen);
 	if (rc)
 		sg_memzero(master, MASTER_LEN);
+	return rc;
+}
+
+int srv_keys_seal(const char *path, const char *uri, char *err, size_t errlen)
+{
+	uint8_t master[MASTER_LEN];
+	struct sg_hsm_key *k = NULL;
+	int rc;
+
+	if (is_sealed_file(path)) {
+		snprintf(err, errlen, "%s is already sealed by a token", path);
+		return SG_EEXIST;
+	}
+	rc = read_master(path, master, err, errlen);
+	if (!rc)
+		rc = sg_hsm_key_open_env(uri, &k, err, errlen);
+	if (!rc)
+		rc = seal_master(k, path, master, true, err, errlen);
+	sg_hsm_key_free(k);
+	sg_memzero(master, sizeof(master));
 	return rc;
 }
 
@@ -343,18 +389,6 @@ static int read_small(const char *path, char *buf, size_t cap, size_t *len, char
 	}
 	*len = (size_t)n;
 	return 0;
-}
-
-static bool is_sealed_file(const char *path)
-{
-	char head[sizeof(SEALED_HEAD)];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	bool sealed = fd >= 0 && read(fd, head, sizeof(head)) == (ssize_t)sizeof(head) &&
-		      !memcmp(head, SEALED_HEAD, sizeof(head) - 1);
-
-	if (fd >= 0)
-		close(fd);
-	return sealed;
 }
 
 /* The master key with --key-uri: the sealed file opened by the token, or made on first start. */

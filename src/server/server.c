@@ -31,6 +31,7 @@ static void usage(FILE *f)
 	    "Usage: secureguard server [options]\n"
 	    "       secureguard server backup|restore FILE [--db URL | --data-dir DIR]\n"
 	    "       secureguard server migrate-store --from sqlite:PATH --to postgresql://...\n"
+	    "       secureguard server seal-key --key-file FILE --key-uri 'pkcs11:...'\n"
 	    "       (docs/OPERATIONS.md)\n"
 	    "  --listen HOST:PORT      address to listen on (default 127.0.0.1:8080; [::1]:8080)\n"
 	    "  --db URL                sqlite:PATH or postgresql://... (default\n"
@@ -451,8 +452,40 @@ static void nudge_main(void *arg)
 	pthread_kill(main_thread, SIGUSR2);
 }
 
+/* `secureguard server seal-key --key-file F --key-uri URI` (docs/SERVER.md, "Master key in an
+ * HSM"): an existing installation's plain master key, sealed by a token key in place. */
+static int seal_key_cmd(int argc, char **argv)
+{
+	const char *file = NULL, *uri = NULL;
+	char err[512];
+
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--key-file"))
+			file = argv[i + 1];
+		else if (!strcmp(argv[i], "--key-uri"))
+			uri = argv[i + 1];
+		else
+			file = uri = NULL, i = argc;
+	}
+	if (!file || !uri || argc != 5) {
+		fprintf(stderr, "Usage: secureguard server seal-key --key-file FILE --key-uri "
+				"'pkcs11:...'\n(the PIN from SECUREGUARD_PKCS11_PIN or "
+				"SECUREGUARD_PKCS11_PIN_FILE; stop the server first)\n");
+		return 2;
+	}
+	if (srv_keys_seal(file, uri, err, sizeof(err))) {
+		fprintf(stderr, "secureguard server seal-key: %s\n", err);
+		return 1;
+	}
+	printf("%s: the master key is now sealed by %.*s; start the server with --key-uri\n", file,
+	       (int)strcspn(uri, "?"), uri);
+	return fflush(stdout) ? 1 : 0;
+}
+
 int sg_server_cmd(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "seal-key"))
+		return seal_key_cmd(argc - 1, argv + 1);
 	if (argc >= 2 && (!strcmp(argv[1], "backup") || !strcmp(argv[1], "restore") ||
 			  !strcmp(argv[1], "migrate-store")))
 		return srv_store_cmd(argc - 1, argv + 1);

@@ -311,6 +311,9 @@ int srv_audit_system(struct sg_db_conn *c, const char *event, const char *rtype,
  * holds the sealed form only, see keys.c). */
 int srv_keys_load(struct srv *s, const char *path, const char *key_uri, char *err,
 		  size_t errlen);
+/* `secureguard server seal-key`: replaces the plain master key in path by the same key sealed
+ * by the token key uri (opened once through the token first; the file is replaced whole). */
+int srv_keys_seal(const char *path, const char *uri, char *err, size_t errlen);
 /* The sealed master key file (keys.c), parsed without I/O: 0 or SG_EPARSE with *why. */
 struct srv_sealed_master {
 	uint8_t token_pub[49], eph_pub[49];

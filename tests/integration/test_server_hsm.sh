@@ -6,6 +6,8 @@
 #  - the server's master key sealed by the token's key: logins and a client's sealed private key
 #    survive a restart; a start without --key-uri, without the token, or with a wrong PIN fails
 #    with a clear message; the key file holds public values only;
+#  - an existing installation's plain master key sealed in place (`server seal-key`): the same
+#    key, so tokens and clients' sealed keys still open;
 #  - `secureguard cert` with its CA key in the token: a CA certificate, a certificate issued and a
 #    CRL, all verified by openssl against the token's public key;
 #  - no file under the test's directory (outside the token's own store) holds a master key or
@@ -73,6 +75,20 @@ api() { # api METHOD PATH TOKEN [BODY]: prints the body; fails on a status >= 40
 }
 json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
+# seed NAME SUBNET OUT: logs in at $URL, makes a network and a client, writes the client's
+# config (with its private key, sealed under the master key in the database) to OUT; sets
+# SEED_TOKEN and SEED_CLIENT.
+seed() {
+	local net
+	SEED_TOKEN=$(srv_login "$URL" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD") || fail "login ($1)"
+	net=$(api POST /api/networks "$SEED_TOKEN" "{\"name\":\"$1\",\"subnet4\":\"$2\"}" | json id) ||
+		fail "create network ($1)"
+	SEED_CLIENT=$(api POST /api/clients "$SEED_TOKEN" "{\"network_id\":\"$net\",\"name\":\"laptop\"}" |
+		json id) || fail "create client ($1)"
+	api GET "/api/clients/$SEED_CLIENT/config" "$SEED_TOKEN" >"$3" || fail "config ($1)"
+	grep -qE '^(Fips)?PrivateKey = ' "$3" || fail "the config has no private key ($1): $(cat "$3")"
+}
+
 # ---- the master key in the token ------------------------------------------------------------
 srv_start a "$DB" "$DATA" --key-uri "$MASTER_URI" || fail "server with --key-uri did not start"
 URL=$SRV_URL_a
@@ -80,13 +96,8 @@ grep -q "sealed by the token's key" "$SRV_LOG_a" || fail "no 'sealed by the toke
 grep -q "$PIN" "$SRV_LOG_a" && fail "the PIN is in the server's log"
 head -n 1 "$DATA/master.key" | grep -qx 'secureguard-master-key v1 pkcs11-p384-ecdh' ||
 	fail "master.key is not the sealed form: $(head -c 80 "$DATA/master.key")"
-TOKEN=$(srv_login "$URL" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD") || fail "login"
-NET=$(api POST /api/networks "$TOKEN" '{"name":"hsm","subnet4":"10.91.0.0/24"}' | json id) ||
-	fail "create network"
-CLIENT=$(api POST /api/clients "$TOKEN" "{\"network_id\":\"$NET\",\"name\":\"laptop\"}" | json id) ||
-	fail "create client"
-api GET "/api/clients/$CLIENT/config" "$TOKEN" >"$TMP/config.1" || fail "config before restart"
-grep -qE "^(PrivateKey|FipsPrivateKey|PrivateKeyFips) = " "$TMP/config.1" || fail "the config has no private key: $(cat "$TMP/config.1")"
+seed a 10.91.0.0/24 "$TMP/config.1"
+TOKEN=$SEED_TOKEN CLIENT=$SEED_CLIENT
 srv_stop a || fail "stop a"
 
 # Again, from the sealed file: the access token (HS384 under a key from the master key) and the
@@ -124,6 +135,29 @@ SECUREGUARD_PKCS11_PIN_FILE='' start_fails "no PIN" "no PIN for pkcs11:" --key-u
 start_fails "PIN in the URI" "pin-value" --key-uri "$MASTER_URI&pin-value=$PIN"
 start_fails "another token key" "sealed by another token key" \
 	--key-uri "pkcs11:token=sg-test;object=ca;type=private$URI_Q"
+
+# ---- an existing installation: its plain master key sealed in place --------------------------
+OLD=$TMP/old
+srv_start plain "sqlite:$OLD/server.db" "$OLD" || fail "server with a plain master key"
+URL=$SRV_URL_plain
+seed plain 10.93.0.0/24 "$TMP/old.1"
+OTOKEN=$SEED_TOKEN OCLIENT=$SEED_CLIENT
+srv_stop plain || fail "stop plain"
+grep -qxE '[0-9a-f]{128}' "$OLD/master.key" || fail "the old master.key is not a plain key"
+"$SG" server seal-key --key-file "$OLD/master.key" --key-uri "$MASTER_URI" >"$TMP/seal.out" 2>&1 ||
+	fail "server seal-key: $(cat "$TMP/seal.out")"
+head -n 1 "$OLD/master.key" | grep -qx 'secureguard-master-key v1 pkcs11-p384-ecdh' ||
+	fail "seal-key did not write the sealed form"
+out=$("$SG" server seal-key --key-file "$OLD/master.key" --key-uri "$MASTER_URI" 2>&1) &&
+	fail "seal-key sealed a sealed file again"
+grep -q 'is already sealed' <<<"$out" || fail "seal-key twice: $out"
+srv_start sealed "sqlite:$OLD/server.db" "$OLD" --key-uri "$MASTER_URI" || fail "server after seal-key"
+URL=$SRV_URL_sealed
+api GET /api/auth/me "$OTOKEN" >/dev/null || fail "an access token from before seal-key is refused"
+api GET "/api/clients/$OCLIENT/config" "$OTOKEN" >"$TMP/old.2" || fail "config after seal-key"
+cmp -s "$TMP/old.1" "$TMP/old.2" || fail "the client's config changed with seal-key"
+srv_stop sealed || fail "stop sealed"
+srv_log "seal-key: an existing plain master key sealed in place; tokens and sealed client keys still open"
 
 # ---- the CA key in the token ----------------------------------------------------------------
 "$SG" cert ca --out "$TMP/ca" --name HSM-CA --key-uri "$CA_URI" >"$TMP/ca.out" 2>&1 ||
