@@ -36,6 +36,7 @@
 #include "common/log.h"
 #include "config/key.h"
 #include "crypto/crypto.h"
+#include "net/tls_cert.h"
 #include "secureguard/sg_errors.h"
 
 #define AUTH_LABEL "secureguard agent auth v1"
@@ -192,10 +193,40 @@ static int str_cmp(const void *x, const void *y)
 	return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
+/* The validity of a certificate file, for the server's expiry list (GET /api/certificates):
+ * {name, not_after, subject}, or NULL when it is not a readable PEM certificate (the file may
+ * be DER or a chain swanctl takes; the name is still reported). */
+static json_t *cert_expiry(const char *path, const char *name)
+{
+	struct sg_tls_cert_info ci;
+	char *buf = NULL, err[160];
+	json_t *o = NULL;
+	struct stat st;
+	size_t len;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return NULL;
+	if (fstat(fileno(f), &st) || st.st_size <= 0 || st.st_size > SG_TLS_CERT_PEM_MAX)
+		goto out;
+	buf = malloc((size_t)st.st_size);
+	len = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+	if (!len || sg_tls_cert_pem_info(buf, len, &ci, err, sizeof(err)))
+		goto out;
+	o = json_pack("{s:s,s:I}", "name", name, "not_after", (json_int_t)ci.not_after);
+	if (o && ci.subject[0])
+		json_object_set_new(o, "subject", json_string(ci.subject));
+out:
+	free(buf);
+	fclose(f);
+	return o;
+}
+
 /* What a policy's local_cert may name here: the regular files of swanctl's x509 directory
  * whose key is in private/ under the same name (as the VICI backend loads them), sorted. The
- * server checks pubkey policies against this list, reported with every status. */
-static json_t *scan_certs(const char *x509)
+ * server checks pubkey policies against this list, reported with every status; *expiry gets
+ * the validity of those that are PEM certificates. */
+static json_t *scan_certs(const char *x509, json_t **expiry)
 {
 	char *names[AGENT_MAX_CERTS], path[PATH_MAX];
 	size_t n = 0;
@@ -204,7 +235,8 @@ static json_t *scan_certs(const char *x509)
 	struct stat st;
 	DIR *d = opendir(x509);
 
-	if (!d || !out) {
+	*expiry = json_array();
+	if (!d || !out || !*expiry) {
 		if (d)
 			closedir(d);
 		return out; /* no directory: no certificates */
@@ -225,23 +257,35 @@ static json_t *scan_certs(const char *x509)
 	closedir(d);
 	qsort(names, n, sizeof(names[0]), str_cmp);
 	for (size_t i = 0; i < n; i++) {
+		json_t *x;
+
 		json_array_append_new(out, json_string(names[i]));
+		snprintf(path, sizeof(path), "%s/%s", x509, names[i]);
+		if ((x = cert_expiry(path, names[i])))
+			json_array_append_new(*expiry, x);
 		free(names[i]);
 	}
 	return out;
 }
 
-/* Rescans the certificates; true when they changed (worth a report). */
+/* Rescans the certificates; true when they changed (worth a report): a new name, or a file
+ * renewed under the same name. */
 static bool certs_changed(struct agent *a)
 {
-	json_t *now = scan_certs(a->x509_dir ? a->x509_dir : "/etc/swanctl/x509");
+	json_t *exp = NULL;
+	json_t *now = scan_certs(a->x509_dir ? a->x509_dir : "/etc/swanctl/x509", &exp);
 
-	if (!now || (a->certs && json_equal(now, a->certs))) {
+	if (!now || !exp ||
+	    (a->certs && json_equal(now, a->certs) && a->cert_expiry &&
+	     json_equal(exp, a->cert_expiry))) {
 		json_decref(now);
+		json_decref(exp);
 		return false;
 	}
 	json_decref(a->certs);
+	json_decref(a->cert_expiry);
 	a->certs = now;
+	a->cert_expiry = exp;
 	return true;
 }
 
@@ -260,6 +304,8 @@ static json_t *report_json(struct agent *a)
 		json_object_set_new(r, "revision", json_string(a->revision));
 	if (a->certs)
 		json_object_set(r, "certificates", a->certs);
+	if (a->cert_expiry && json_array_size(a->cert_expiry))
+		json_object_set(r, "certificate_expiry", a->cert_expiry);
 	for (size_t i = 0; i < a->ntuns; i++) {
 		struct tun *u = &a->tuns[i];
 

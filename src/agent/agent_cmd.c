@@ -285,6 +285,7 @@ static void teardown(struct agent *a)
 	json_decref(a->desired);
 	json_decref(a->errors);
 	json_decref(a->certs);
+	json_decref(a->cert_expiry);
 	json_decref(a->subnets);
 	if (a->loop)
 		evloop_free(a->loop);

@@ -52,6 +52,7 @@ struct agent {
 	size_t ntuns, cap;
 	json_t *errors; /* what failed to apply, for the report */
 	json_t *certs;	/* the x509 directory's certificates with keys, as last scanned */
+	json_t *cert_expiry; /* their validity: [{name, not_after, subject}] (the dashboard's) */
 	bool retry_apply;
 	int apply_tries;
 	uint64_t retry_at;

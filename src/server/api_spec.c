@@ -581,6 +581,25 @@ static const struct api_schema cert_ref_list = {
     .max_items = 256,
     .description = "the certificate files of its swanctl x509 directory that have their key in "
 		   "private/: what a pubkey tunnel's local_cert may name on this node"};
+static const struct api_schema cert_subject = {.type = AT_STRING, .format = &api_f_text,
+					       .min_len = 1, .max_len = 128};
+static const struct api_schema cert_time = {.type = AT_INTEGER, .int_format = "int64",
+					    .has_min = true, .min = 0, .has_max = true,
+					    .max = JS_MAX_SAFE,
+					    .description = "Unix time, seconds"};
+static const struct api_prop cert_exp_props[] = {
+    {"name", &cert_ref, R, NULL},
+    {"not_after", &cert_time, R, NULL},
+    {"subject", &cert_subject, 0, "its CN, or its whole subject"},
+};
+static const struct api_schema cert_exp = {.name = "CertificateExpiry", .type = AT_OBJECT,
+					   NPROPS(cert_exp_props)};
+static const struct api_schema cert_exp_list = {
+    .type = AT_ARRAY,
+    .items = &cert_exp,
+    .max_items = 256,
+    .description = "the validity of the certificates that are PEM files (GET /api/certificates "
+		   "shows them)"};
 static const struct api_prop status_props[] = {
     {"state", &agent_state, R, NULL},
     {"revision", &revision, 0, "the configuration revision it runs"},
@@ -591,6 +610,7 @@ static const struct api_prop status_props[] = {
     {"wireguard", &wg_report_list, 0, NULL},
     {"errors", &agent_error_list, 0, "what failed to apply (and was rolled back)"},
     {"certificates", &cert_ref_list, 0, "checked against policies' local_cert"},
+    {"certificate_expiry", &cert_exp_list, 0, NULL},
     {"gateway", &gw_report, 0, "a gateway's health and counters (GatewayReport)"},
 };
 static const struct api_schema status_in = {.name = "PeerStatus", .type = AT_OBJECT,
@@ -941,7 +961,8 @@ static const struct api_prop verify_props[] = {
 };
 static const struct api_schema verify_out = {.name = "AuditVerification", .type = AT_OBJECT,
 					     NPROPS(verify_props)};
-static const char *const cert_kinds[] = {"server_tls", "resource_tls", "signing_key", NULL};
+static const char *const cert_kinds[] = {"server_tls", "resource_tls", "node_cert", "signing_key",
+					 NULL};
 static const char *const cert_states[] = {"ok",	      "expiring",  "expired",
 					  "unreadable", "no_expiry", "unknown", NULL};
 static const struct api_schema cert_kind = {.type = AT_STRING, .enumv = cert_kinds};
@@ -949,10 +970,14 @@ static const struct api_schema cert_state = {.type = AT_STRING, .enumv = cert_st
 static const struct api_prop cert_props[] = {
     {"kind", &cert_kind, R,
      "server_tls: this server's HTTPS certificate (--tls-cert); resource_tls: a gateway "
-     "resource's own certificate (tls.cert, a file on the gateway's host); signing_key: the keys derived from the master key "
+     "resource's own certificate (tls.cert, a file on the gateway's host); node_cert: a "
+     "certificate in a managed node's swanctl x509 directory, as its agent last reported it; "
+     "signing_key: the keys derived from the master key "
      "file (access tokens, the OpenID provider's ID tokens)"},
-    {"name", &str, R, "what it belongs to: the file, the resource's name, the key"},
+    {"name", &str, R,
+     "what it belongs to: the file, the resource's name, NODE: FILE, the key"},
     {"resource_id", &uuid_null, R, "resource_tls: the resource"},
+    {"peer_id", &uuid_null, R, "node_cert: the managed node"},
     {"subject", &str_null, R, "the certificate's CN (or its whole subject)"},
     {"not_before", &unix_s_null, R, NULL},
     {"not_after", &unix_s_null, R, "null: no expiry (a key) or unreadable"},
@@ -967,7 +992,9 @@ static const struct api_schema cert_info = {.name = "CertificateStatus", .type =
 					    NPROPS(cert_props)};
 static const struct api_schema cert_list = {.type = AT_ARRAY, .items = &cert_info};
 static const struct api_prop certs_out_props[] = {
-    {"items", &cert_list, R, "this server's certificate, the resources' (by name), the keys"},
+    {"items", &cert_list, R,
+     "this server's certificate, the resources' (by name), the nodes' (by node and file), the "
+     "keys"},
     {"warn_days", &count, R, "a certificate expiring within this many days is expiring"},
     {"not_tracked", &str_list, R,
      "certificates that exist but that this server cannot see, and why"},
@@ -1168,7 +1195,7 @@ const struct api_schema *const api_components[] = {
     &enroll_created_out, &enroll_page,	 &tunnel_end,	   &mpeer_out,
     &mpeer_page,      &mpeer_detail_out, &agent_session_out, &status_recorded_out,
     &agent_tunnel,    &agent_config_out, &tunnel_agg,	   &tunnel_page,
-    &redeemed_out,    &stats_sample,	 &stats_out,	   &verify_out, &cert_info, &certs_out,
+    &redeemed_out,    &stats_sample,	 &stats_out,	   &verify_out, &cert_info, &certs_out, &cert_exp,
     API_GW_COMPONENTS,
 };
 const size_t api_ncomponents = SG_ARRAY_LEN(api_components);

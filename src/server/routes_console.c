@@ -19,7 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "net/tls_cert.h"
 #include "secureguard/sg_errors.h"
 #include "server/api.h"
 #include "server/audit.h"
@@ -360,27 +359,35 @@ void h_stats(struct srv *s, struct srv_req *r, struct srv_resp *out)
 
 #define CERT_WARN_DAYS	   30
 #define CERT_RESOURCES_MAX 1000
+#define CERT_NODES_MAX	   1000
 
 static json_t *int_or_null(int64_t v)
 {
 	return v ? json_integer(v) : json_null();
 }
 
-static json_t *cert_item(const char *kind, const char *name, const char *resource_id,
-			 const char *subject, int64_t nb, int64_t na, int64_t created,
-			 const char *state, const char *detail)
+/* One entry of the list; `owner` ("resource_id" or "peer_id") gets owner_id, the other null. */
+static json_t *cert_item(const char *kind, const char *name, const char *owner,
+			 const char *owner_id, const char *subject, int64_t nb, int64_t na,
+			 int64_t created, const char *state, const char *detail)
 {
-	return json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s}", "kind", kind, "name", name,
-			 "resource_id", resource_id ? json_string(resource_id) : json_null(),
-			 "subject", subject ? json_string(subject) : json_null(), "not_before",
-			 int_or_null(nb), "not_after", int_or_null(na), "created_at",
-			 int_or_null(created), "state", state, "detail", detail);
+	json_t *o = json_pack("{s:s,s:s,s:n,s:n,s:o,s:o,s:o,s:o,s:s,s:s}", "kind", kind, "name",
+			      name, "resource_id", "peer_id", "subject",
+			      subject ? json_string(subject) : json_null(), "not_before",
+			      int_or_null(nb), "not_after", int_or_null(na), "created_at",
+			      int_or_null(created), "state", state, "detail", detail);
+
+	if (o && owner && owner_id)
+		json_object_set_new(o, owner, json_string(owner_id));
+	return o;
 }
 
-static json_t *cert_of(const char *kind, const char *name, const char *resource_id,
-		       const struct sg_tls_cert_info *ci, int64_t now)
+/* A certificate with a known expiry: ok, expiring within CERT_WARN_DAYS, or expired. */
+static json_t *cert_dated(const char *kind, const char *name, const char *owner,
+			  const char *owner_id, const char *subject, int64_t nb, int64_t na,
+			  int64_t now)
 {
-	int64_t left = ci->not_after - now;
+	int64_t left = na - now;
 	const char *state = left <= 0 ? "expired"
 			    : left <= (int64_t)CERT_WARN_DAYS * 86400 ? "expiring"
 								       : "ok";
@@ -391,8 +398,43 @@ static json_t *cert_of(const char *kind, const char *name, const char *resource_
 			 (long long)(-left / 86400));
 	else
 		snprintf(detail, sizeof(detail), "expires in %lld days", (long long)(left / 86400));
-	return cert_item(kind, name, resource_id, ci->subject, ci->not_before, ci->not_after, 0,
-			 state, detail);
+	return cert_item(kind, name, owner, owner_id, subject, nb, na, 0, state, detail);
+}
+
+/* The nodes' certificates, as their agents last reported them (PeerStatus.certificate_expiry,
+ * checked by the API when it arrived), by node and file; at most CERT_NODES_MAX entries. */
+static int node_certs(struct sg_db_conn *c, json_t *items, int64_t now)
+{
+	struct sg_db_res *res = NULL;
+	size_t added = 0;
+	int rc = sg_db_query(c, &res,
+			     "SELECT id, name, report FROM agents WHERE revoked = 0 AND report IS NOT "
+			     "NULL ORDER BY name",
+			     0, NULL);
+
+	for (int i = 0; i < rc && added < CERT_NODES_MAX; i++) {
+		json_t *doc = json_loads(sg_db_res_get(res, i, 2), 0, NULL), *e;
+		json_t *list = json_object_get(doc, "certificate_expiry");
+		size_t k;
+
+		json_array_foreach(list, k, e) {
+			const char *file = json_string_value(json_object_get(e, "name"));
+			json_t *na = json_object_get(e, "not_after");
+			char name[200];
+
+			if (!file || !json_is_integer(na) || added >= CERT_NODES_MAX)
+				continue;
+			snprintf(name, sizeof(name), "%s: %s", sg_db_res_get(res, i, 1), file);
+			json_array_append_new(
+			    items, cert_dated("node_cert", name, "peer_id", sg_db_res_get(res, i, 0),
+					      json_string_value(json_object_get(e, "subject")), 0,
+					      json_integer_value(na), now));
+			added++;
+		}
+		json_decref(doc);
+	}
+	sg_db_res_free(res);
+	return rc < 0 ? rc : 0;
 }
 
 void h_certificates(struct srv *s, struct srv_req *r, struct srv_resp *out)
@@ -405,17 +447,17 @@ void h_certificates(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	const char *p[] = {srv_i64(lim, CERT_RESOURCES_MAX)};
 	int rc;
 
-	/* This server's certificate first, then the resources' by name, then the keys. */
+	/* This server's certificate first, then the resources' by name, the nodes' by node and
+	 * file, then the keys. */
 	(void)r;
 	if (s->tls_not_after) {
-		struct sg_tls_cert_info ci = {.not_before = s->tls_not_before,
-					      .not_after = s->tls_not_after};
-
-		snprintf(ci.subject, sizeof(ci.subject), "%s", s->tls_subject);
-		json_array_append_new(items, cert_of("server_tls", s->tls_cert_path, NULL, &ci, now));
+		json_array_append_new(items, cert_dated("server_tls", s->tls_cert_path, NULL, NULL,
+							s->tls_subject, s->tls_not_before,
+							s->tls_not_after, now));
 	} else if (s->tls) {
-		json_array_append_new(items, cert_item("server_tls", s->tls_cert_path, NULL, NULL, 0,
-						       0, 0, "unreadable", s->tls_cert_err));
+		json_array_append_new(items, cert_item("server_tls", s->tls_cert_path, NULL, NULL,
+						       NULL, 0, 0, 0, "unreadable",
+						       s->tls_cert_err));
 	}
 	/* A resource's own certificate is a file on its gateway's host (tls.cert is a path): the
 	 * server lists it, but only the gateway could read its expiry, and its reports do not
@@ -441,12 +483,19 @@ void h_certificates(struct srv *s, struct srv_req *r, struct srv_resp *out)
 				 "expiry",
 				 path);
 			json_array_append_new(items, cert_item("resource_tls", sg_db_res_get(res, i, 1),
-							       sg_db_res_get(res, i, 0), NULL, 0, 0,
-							       0, "unknown", d));
+							       "resource_id", sg_db_res_get(res, i, 0),
+							       NULL, 0, 0, 0, "unknown", d));
 		}
 		json_decref(doc);
 	}
 	sg_db_res_free(res);
+	rc = node_certs(c, items, now);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+		sg_db_release(c);
+		json_decref(items);
+		return;
+	}
 	sg_db_release(c);
 	if (s->master_key_mtime) {
 		char d[200];
@@ -456,15 +505,15 @@ void h_certificates(struct srv *s, struct srv_req *r, struct srv_resp *out)
 			 "only with that file (docs/SERVER.md)",
 			 (long long)((now - s->master_key_mtime) / 86400));
 		json_array_append_new(
-		    items, cert_item("signing_key", "access tokens (HS384)", NULL, NULL, 0, 0,
-				     s->master_key_mtime, "no_expiry", d));
+		    items, cert_item("signing_key", "access tokens (HS384)", NULL, NULL, NULL, 0,
+				     0, s->master_key_mtime, "no_expiry", d));
 		json_array_append_new(
 		    items, cert_item("signing_key", "OpenID provider ID tokens (ES384)", NULL, NULL,
-				     0, 0, s->master_key_mtime, "no_expiry", d));
+				     NULL, 0, 0, s->master_key_mtime, "no_expiry", d));
 	}
 	nt = json_pack("[s,s,s]",
-		       "the TLS-transport certificates of nodes (secureguard cert): they stay on the "
-		       "nodes, and agents report only the names of their IPsec certificates",
+		       "the TLS-transport certificates of nodes (secureguard cert, TlsCertificate): "
+		       "they stay on the nodes; agents report only their swanctl x509 directory",
 		       "gateways' certificates: a resource's tls.cert is a file the gateway reads and "
 		       "the self-signed one is made by the gateway; their reports carry no expiry",
 		       "the HTTPS certificates of other servers of a cluster: each answers for its "

@@ -136,6 +136,16 @@ for n in a b; do
 	id=$(api GET /api/peers | python3 -c "import json,sys; print([p['id'] for p in json.load(sys.stdin)['items'] if p['name']=='$n'][0])")
 	wait_for 10 peer_has "$id" || fail "agent $n did not report node.pem"
 done
+# Their validity reaches the dashboard's expiry list: two days left, so expiring.
+api GET /api/certificates | python3 -c '
+import json, sys, time
+items = {c["name"]: c for c in json.load(sys.stdin)["items"] if c["kind"] == "node_cert"}
+now = time.time()
+for n in "ab":
+    c = items.get("%s: node.pem" % n)
+    if not (c and c["subject"] == "node-" + n and c["state"] == "expiring" and
+            now + 86400 < c["not_after"] <= now + 2 * 86400 + 60):
+        sys.exit("node %s: %s" % (n, c))' || fail "GET /api/certificates: the nodes' certificates"
 api PUT "/api/policies/$pol" "$CERT_POL" >/dev/null
 # strongSwan's log says how it authenticated the other side: by signature now, not the key.
 by_cert() { grep -q "authentication of '192.0.2.1' with [^p].*successful" "$SWAN_DIR_b/charon.log"; }

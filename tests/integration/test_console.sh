@@ -41,7 +41,13 @@ log "seed: a FIPS network with a hub run by an agent, a viewer account"
 net=$(api POST /api/networks '{"name":"office","subnet4":"10.96.0.0/24","fips_required":true}' | jget id)
 hub=$(api POST /api/clients "{\"network_id\":\"$net\",\"name\":\"hub\",\"is_relay\":true,\"endpoint\":\"$(out4 1):51820\",\"listen_port\":51820}" | jget id)
 tok=$(ag_enroll "{\"client_id\":\"$hub\"}")
-ag_start hub "$A" --enroll "$tok" --interface "$HUBIF"
+# A certificate with its key in the hub's swanctl directories, 20 days left: the agent reports
+# its validity and the dashboard lists it as expiring.
+mkdir -p "$SG_TMP/swanctl-hub/x509" "$SG_TMP/swanctl-hub/private"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 20 -subj /CN=hub.office \
+	-keyout "$SG_TMP/swanctl-hub/private/hub.pem" -out "$SG_TMP/swanctl-hub/x509/hub.pem" \
+	>/dev/null 2>&1 || fail "openssl: the hub's certificate"
+ag_start hub "$A" --enroll "$tok" --interface "$HUBIF" --x509-dir "$SG_TMP/swanctl-hub/x509"
 wait_for 15 test -S "$SG_RUN_DIR/$HUBIF.sock" || {
 	cat "$SG_TMP/agent-hub.log"
 	fail "the agent did not bring up $HUBIF"

@@ -314,6 +314,32 @@ def test_certificates(admin, a):
     peer = expect("GET", "/api/peers/" + a.id, 200, token=admin)
     check(peer["report"]["certificates"] == ["node.pem", "other.pem"],
           "the report shows the certificates: %s" % peer["report"])
+    # Their validity, for the dashboard's expiry list (GET /api/certificates): by node and file,
+    # expiring within 30 days, expired, ok; a bad entry refused by its field.
+    now = int(time.time())
+    exp = [{"name": "node.pem", "not_after": now + 5 * 86400, "subject": "node-a"},
+           {"name": "old.pem", "not_after": now - 86400},
+           {"name": "other.pem", "not_after": now + 400 * 86400}]
+    expect("PUT", "/api/peers/%s/status" % a.id, 400,
+           {"state": "ok", "certificate_expiry": [{"name": "x.pem"}]}, token=a.tok,
+           field="not_after")
+    expect("PUT", "/api/peers/%s/status" % a.id, 400,
+           {"state": "ok", "certificate_expiry": [{"name": "x.pem", "not_after": -1}]},
+           token=a.tok, field="certificate_expiry")
+    expect("PUT", "/api/peers/%s/status" % a.id, 200,
+           {"state": "ok", "certificates": ["node.pem", "other.pem"],
+            "certificate_expiry": exp}, token=a.tok)
+    certs = expect("GET", "/api/certificates", 200, token=admin)["items"]
+    mine = {c["name"]: c for c in certs if c["peer_id"] == a.id}
+    check(sorted(mine) == sorted("%s: %s" % (a.name, e["name"]) for e in exp) and
+          all(c["kind"] == "node_cert" and c["resource_id"] is None for c in mine.values()),
+          "the node's certificates: %s" % mine)
+    check(mine[a.name + ": node.pem"]["state"] == "expiring" and
+          mine[a.name + ": node.pem"]["subject"] == "node-a" and
+          mine[a.name + ": node.pem"]["not_after"] == now + 5 * 86400 and
+          mine[a.name + ": old.pem"]["state"] == "expired" and
+          mine[a.name + ": old.pem"]["subject"] is None and
+          mine[a.name + ": other.pem"]["state"] == "ok", "their states: %s" % mine)
     expect("DELETE", "/api/policies/" + pol["id"], 204, token=admin)
 
 

@@ -520,6 +520,8 @@ await step("the dashboard's health lists the certificates and keys; its last hou
 	const certs = admin.getByTestId('certs');
 	await certs.locator('li[data-cert=signing_key]').filter({ hasText: 'OpenID provider' }).waitFor();
 	assert((await certs.locator('li[data-cert=signing_key] .badge').first().textContent()).includes('created'), 'the key shows no age');
+	// The hub's certificate, as its agent reported it: 20 days left, so expiring.
+	await certs.locator('li[data-cert=node_cert]').filter({ hasText: 'hub: hub.pem' }).filter({ hasText: 'CN hub.office' }).locator('.badge-warn').filter({ hasText: 'expiring' }).waitFor();
 	// The graph of the last hour comes from the server (GET /api/stats history): a reload shows
 	// the same hour again, not only what the page saw since it opened. Samples are 10 s apart.
 	const chart = admin.getByTestId('chart');
