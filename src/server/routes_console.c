@@ -498,11 +498,13 @@ void h_certificates(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	}
 	sg_db_release(c);
 	if (s->master_key_mtime) {
-		char d[200];
+		char d[256];
 
+		/* The file's time is the key's unless `server seal-key` rewrote the file since. */
 		snprintf(d, sizeof(d),
-			 "derived from the master key file, written %lld days ago; the keys change "
-			 "only with that file (docs/SERVER.md)",
+			 "derived from the master key, whose file was last written %lld days ago "
+			 "(sealing rewrites the file, not the key); the keys change only with the "
+			 "master key (docs/SERVER.md)",
 			 (long long)((now - s->master_key_mtime) / 86400));
 		json_array_append_new(
 		    items, cert_item("signing_key", "access tokens (HS384)", NULL, NULL, NULL, 0,
