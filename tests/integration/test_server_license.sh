@@ -5,7 +5,8 @@
 # proves a release build refuses them):
 #  - without a license: the free edition, 250 clients, the 251st refused with 402 naming it;
 #  - a license with one bit flipped: `license show` and the server both refuse it, saying so;
-#  - a valid license of 260 seats raises the limit: 10 more, then 402 naming the license;
+#  - a valid license of 260 seats raises the limit: 10 more, then 402 naming the license, for
+#    the API and for a temporary access link (whose refused redeem spends no use);
 #  - expired 3 days ago: the seats hold (grace), with a warning in the log and /api/health;
 #  - expired past the grace, or not yet valid: the free edition's limit again, while every
 #    existing client stays (its config still served): licensing never stops a tunnel.
@@ -158,7 +159,17 @@ made=$(make_clients "$URL" "$NET" 15)
 [ "$made" -eq 10 ] || fail "a license of 260 seats let $made of 15 more clients be made"
 one_more "$URL" '402 *license T-260 (Example GmbH) allows 260 clients and this instance has 260*' \
 	"client 261 with a license of 260"
-srv_log "a license of 260 seats: 10 more clients, then 402 naming the license"
+# A temporary access link makes a client when redeemed: refused the same way, and no use spent.
+r=$(api "$URL" POST /api/temp-access "{\"network_id\":\"$NET\",\"duration_seconds\":3600,\"max_uses\":1}")
+ta=$(sed 's/^201 //' <<<"$r" | jq_ 'd["token"]') || fail "temporary access: $r"
+r=$(curl -sS -w ' %{http_code}' "$URL/api/temp-access/$ta")
+case $r in
+*'license T-260 (Example GmbH) allows 260 clients'*' 402') ;;
+*) fail "redeeming temporary access past the seats: $r" ;;
+esac
+[ "$(api "$URL" GET /api/temp-access | sed 's/^200 //' | jq_ 'd["items"][0]["current_uses"]')" = 0 ] ||
+	fail "a refused redeem spent a use"
+srv_log "a license of 260 seats: 10 more clients, then 402 naming the license (the API and a temporary access link)"
 srv_stop lic || fail "stop lic"
 
 # ---- expiry: 14 days of grace with warnings, then the free edition; nothing stops ----------------
