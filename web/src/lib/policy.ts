@@ -24,3 +24,43 @@ export function editable(p: Schemas['Policy']): Record<string, unknown> {
 	o.tunnels = p.tunnels;
 	return o;
 }
+
+/** The fields the policy form offers to add to an object, by where it is ('' the policy,
+ * 'topology', 'tunnels[]' a tunnel), each with the value an added one starts as (docs/AGENTS.md
+ * says what each means; the server checks the values). */
+const FIELDS: Record<string, Record<string, unknown>> = {
+	'': { description: '', enabled: true, priority: 100, applies_to: [], topology: { type: 'mesh', members: [] }, tunnels: [] },
+	topology: { left: [], right: [], hubs: [], spokes: [], members: [] },
+	'tunnels[]': {
+		version: 2,
+		local_addrs: [],
+		remote_addrs: [],
+		local_ts: [],
+		remote_ts: [],
+		proposals: [],
+		esp_proposals: [],
+		ah_proposals: [],
+		auth: 'psk',
+		local_id: '',
+		remote_id: '',
+		local_cert: '',
+		secret: '',
+		rekey_time: 14400,
+		life_time: 15840,
+		dpd_delay: 30,
+		dpd_action: 'restart',
+		mode: 'tunnel',
+		start_action: 'start',
+		encap: false,
+		client_id: '',
+		interface: '',
+	},
+};
+
+/** The fields that can be added to the object at `path` and are not there yet, with their
+ * starting values. */
+export function addable(path: (string | number)[], node: Record<string, unknown>): [string, unknown][] {
+	const where = path.length === 0 ? '' : path.length === 1 && path[0] === 'topology' ? 'topology' : path.length === 2 && path[0] === 'tunnels' ? 'tunnels[]' : null;
+	if (where === null) return [];
+	return Object.entries(FIELDS[where]).filter(([k]) => !(k in node));
+}

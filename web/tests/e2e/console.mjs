@@ -332,7 +332,12 @@ await step("the policy editor shows the server's validation errors on the fields
 	const esp = form.locator('[data-field="tunnels[0].esp_proposals"]');
 	await esp.locator('input').fill('bogus-cipher');
 	await form.locator('[data-field="name"] input').fill('form-policy');
+	// A field the template lacks, added in the form: a lifetime out of range.
+	await form.locator('[data-add="tunnels[0]"] select').selectOption('rekey_time');
+	await form.locator('[data-add="tunnels[0]"]').getByRole('button', { name: 'Add' }).click();
+	await form.locator('[data-field="tunnels[0].rekey_time"] input').fill('10');
 	await admin.getByRole('button', { name: 'Save' }).click();
+	await form.locator('[data-field="tunnels[0].rekey_time"] .fielderr').waitFor();
 	// The problem shows under the field it names, the field marked invalid, and in the list.
 	await esp.locator('.fielderr').filter({ hasText: 'unknown algorithm' }).waitFor();
 	assert((await esp.locator('input').getAttribute('aria-invalid')) === 'true', 'the field is not marked invalid');
@@ -342,8 +347,8 @@ await step("the policy editor shows the server's validation errors on the fields
 	await admin.getByRole('button', { name: 'JSON' }).click();
 	const ta = admin.locator('#policy-json');
 	const text = await ta.inputValue();
-	assert(text.includes('"form-policy"') && text.includes('bogus-cipher'), 'the JSON view lost the form\'s edits');
-	await ta.fill(text.replace('bogus-cipher', 'aes256gcm16-ecp384'));
+	assert(text.includes('"form-policy"') && text.includes('bogus-cipher') && /"rekey_time": 10\b/.test(text), 'the JSON view lost the form\'s edits');
+	await ta.fill(text.replace('bogus-cipher', 'aes256gcm16-ecp384').replace(/"rekey_time": 10\b/, '"rekey_time": 3600'));
 	await admin.getByRole('button', { name: 'Form' }).click();
 	await admin.getByRole('button', { name: 'Save' }).click();
 	await admin.getByText('Policy form-policy saved').waitFor();

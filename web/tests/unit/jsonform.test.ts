@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { parsePath, pathKey, placeProblems, parseList, parseScalar, listText } from '../../src/lib/jsonform';
+import { addable, TEMPLATES } from '../../src/lib/policy';
 
 describe('policy form: paths and problems', () => {
 	it('parses the server\'s field paths and writes them back', () => {
@@ -54,5 +55,18 @@ describe('policy form: paths and problems', () => {
 		expect(parseScalar('4x', 7)).toBe('4x'); // the server says it is not a number
 		expect(parseScalar('', null)).toBe(null);
 		expect(parseScalar('text', 'y')).toBe('text');
+	});
+	it('offers the fields a policy, its topology and a tunnel may gain, not those it has', () => {
+		const t = JSON.parse(JSON.stringify(TEMPLATES['site-to-site']));
+		const top = addable([], t).map(([k]) => k);
+		expect(top).toContain('priority');
+		expect(top).not.toContain('topology');
+		expect(top).not.toContain('tunnels');
+		const tun = addable(['tunnels', 0], t.tunnels[0]);
+		expect(tun.map(([k]) => k)).toContain('rekey_time');
+		expect(tun.map(([k]) => k)).not.toContain('esp_proposals');
+		expect(Object.fromEntries(tun).local_ts).toEqual([]);
+		expect(addable(['topology'], t.topology).map(([k]) => k)).toEqual(['hubs', 'spokes', 'members']);
+		expect(addable(['tunnels', 0, 'x'], {})).toEqual([]);
 	});
 });
