@@ -28,8 +28,13 @@ PIDS=()
 # shellcheck source-path=SCRIPTDIR source=../tests/server/redis.sh
 . "$SRC/tests/server/redis.sh"
 cleanup() {
+	# start runs in a command substitution (a subshell): its servers' pids are in files.
+	for f in "$TMP"/*/pid; do [ -f "$f" ] && PIDS+=("$(cat "$f")"); done
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do
+		for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+	done
 	redis_stop
 	pg_stop
 	rm -rf "$TMP"
@@ -46,7 +51,7 @@ start() {
 	"$SG" server --listen 127.0.0.1:0 --port-file "$TMP/$n/port" --data-dir "$TMP/$n" \
 		--key-file "$TMP/master.key" --db "$SG_PG_URL" --login-ip-limit 100000 "$@" \
 		>"$TMP/$n/log" 2>&1 &
-	PIDS+=($!)
+	echo $! >"$TMP/$n/pid"
 	for _ in $(seq 1 200); do [ -s "$TMP/$n/port" ] && break; sleep 0.1; done
 	echo "http://127.0.0.1:$(cat "$TMP/$n/port")"
 }

@@ -98,16 +98,16 @@ redis_cli() {
 		--user sgapp -n 1 "$@"
 }
 
-# redis_down: SIGTERM and wait (10 s at most, then SIGKILL).
+# redis_down: SIGTERM and wait (10 s at most, then SIGKILL). Safe under set -e (the benches).
 redis_down() {
 	[ -n "${SG_REDIS_PID:-}" ] || return 0
-	kill -TERM "$SG_REDIS_PID" 2>/dev/null
+	kill -TERM "$SG_REDIS_PID" 2>/dev/null || true
 	for _ in $(seq 1 100); do
 		kill -0 "$SG_REDIS_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -KILL "$SG_REDIS_PID" 2>/dev/null
-	wait "$SG_REDIS_PID" 2>/dev/null
+	kill -KILL "$SG_REDIS_PID" 2>/dev/null || true
+	wait "$SG_REDIS_PID" 2>/dev/null || true
 	SG_REDIS_PID=
 }
 
@@ -115,9 +115,11 @@ redis_up() { redis__run; }
 
 redis_restart() { redis_down && redis_up; }
 
-# Safe to call twice and after a failed redis_start.
+# Safe to call twice, after a failed redis_start and under set -e.
 redis_stop() {
 	redis_down
-	[ -n "${SG_REDIS_DIR:-}" ] && rm -rf "$SG_REDIS_DIR"
+	if [ -n "${SG_REDIS_DIR:-}" ]; then
+		rm -rf "$SG_REDIS_DIR"
+	fi
 	SG_REDIS_DIR=
 }
