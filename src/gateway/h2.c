@@ -9,6 +9,13 @@
  * parser, routing, rules, balancing and retries as any HTTP/1.1 request. The HTTP/1.1 response
  * the exchange writes is parsed back once for its head and sent as HEADERS and DATA frames.
  *
+ * WebSockets over HTTP/2 (RFC 8441): the gateway sends SETTINGS_ENABLE_CONNECT_PROTOCOL, and an
+ * extended CONNECT (:protocol websocket) becomes an HTTP/1.1 upgrade request (RFC 6455 section
+ * 4.1: GET, Upgrade: websocket, a fresh Sec-WebSocket-Key) through the same path; the target's
+ * 101 becomes the stream's 200, and then the stream's DATA and the upgraded connection's bytes
+ * are carried unchanged both ways (RFC 8441 section 5). The end of the stream is the end of
+ * the connection in both directions.
+ *
  * Flow control gives backpressure: the gateway does not let nghttp2 open windows by itself
  * (no automatic WINDOW_UPDATE); a stream's window opens by the bytes that moved on towards its
  * target, so a slow target slows its client and the memory per stream stays bounded by the
@@ -22,6 +29,7 @@
 #include <sys/epoll.h>
 
 #include "common/log.h"
+#include "crypto/crypto.h"
 #include "gateway/gw_int.h"
 
 #define H2_MAX_STREAMS	 64u
@@ -43,6 +51,8 @@ struct gw_h2_stream {
 	} head;
 	size_t n_fields;
 	bool have_host, has_cl, chunked, end_stream, end_written, bad;
+	bool websocket; /* an extended CONNECT for a WebSocket (RFC 8441) */
+	int bad_status; /* with bad: the answer (431 unless said) */
 	char method[16];
 	struct gw_buf pending;
 	/* Response. */
@@ -165,6 +175,25 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 	return 0;
 }
 
+/* Base64 (RFC 4648 section 4, padded) of 16 bytes: a Sec-WebSocket-Key. */
+static void b64_16(char out[25], const uint8_t in[16])
+{
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < 15; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[o++] = t[v >> 18 & 63];
+		out[o++] = t[v >> 12 & 63];
+		out[o++] = t[v >> 6 & 63];
+		out[o++] = t[v & 63];
+	}
+	out[o++] = t[in[15] >> 2];
+	out[o++] = t[(in[15] & 3) << 4];
+	out[o++] = '=';
+	out[o++] = '=';
+	out[o] = 0;
+}
+
 /* Turns the collected fields into an HTTP/1.1 head in the virtual client's input. */
 static void stream_start(struct gw_h2 *h2, struct gw_h2_stream *s)
 {
@@ -195,8 +224,8 @@ static void stream_start(struct gw_h2 *h2, struct gw_h2_stream *s)
 		return;
 	}
 	/* Pull the pseudo-headers out of the buffer. */
-	const char *method = NULL, *path = NULL, *authority = NULL;
-	size_t ml = 0, pl = 0, al = 0;
+	const char *method = NULL, *path = NULL, *authority = NULL, *protocol = NULL;
+	size_t ml = 0, pl = 0, al = 0, pl_proto = 0;
 	char *fields = s->head.p ? s->head.p : (char *)"";
 	size_t flen = s->head.len;
 	struct gw_buf *o = &vc->in;
@@ -214,6 +243,8 @@ static void stream_start(struct gw_h2 *h2, struct gw_h2_stream *s)
 					path = sp + 1, pl = vl;
 				else if (nl == 10 && memcmp(n, ":authority", 10) == 0)
 					authority = sp + 1, al = vl;
+				else if (nl == 9 && memcmp(n, ":protocol", 9) == 0)
+					protocol = sp + 1, pl_proto = vl;
 			}
 			i = end + 1;
 			continue;
@@ -222,9 +253,25 @@ static void stream_start(struct gw_h2 *h2, struct gw_h2_stream *s)
 		char *crlf = memchr(fields + i, '\r', flen - i);
 		i = crlf ? (size_t)(crlf - fields) + 2 : flen;
 	}
+	bool connect = method && ml == 7 && memcmp(method, "CONNECT", 7) == 0;
+	if (connect && !(protocol && sg_http_ieq(protocol, pl_proto, "websocket"))) {
+		/* A tunnel to anywhere (RFC 9113 section 8.5) or another protocol: not offered. */
+		s->bad = true;
+		s->bad_status = 501;
+		return;
+	}
 	if (!method || !path || s->bad) {
 		s->bad = true;
 		return;
+	}
+	/* RFC 8441 section 5: CONNECT with :protocol websocket is the upgrade request of RFC 6455
+	 * section 4.1. nghttp2 has checked that :protocol comes only with CONNECT, :scheme and
+	 * :path (section 4). */
+	s->websocket = connect;
+	if (s->websocket) {
+		method = "GET";
+		ml = 3;
+		s->chunked = false; /* DATA is the connection's bytes, unframed */
 	}
 	bool ok = gw_buf_put(o, method, ml) && gw_buf_put(o, " ", 1) && gw_buf_put(o, path, pl) &&
 		  gw_buf_put(o, " HTTP/1.1\r\n", 11);
@@ -234,11 +281,25 @@ static void stream_start(struct gw_h2 *h2, struct gw_h2_stream *s)
 	for (size_t i = 0; ok && i < flen;) {
 		char *e = memchr(fields + i, '\n', flen - i);
 		size_t end = e ? (size_t)(e - fields) + 1 : flen;
-		if (fields[i] != '\x01')
+		/* A WebSocket's key is the gateway's own (below). */
+		if (fields[i] != '\x01' &&
+		    !(s->websocket && end - i > 18 && memcmp(fields + i, "sec-websocket-key:", 18) == 0))
 			ok = gw_buf_put(o, fields + i, end - i);
 		i = end;
 	}
-	ok = ok && gw_buf_put(o, "Connection: close\r\n", 19);
+	if (s->websocket) {
+		/* The key is the gateway's: the client of RFC 8441 sends none and checks no
+		 * Sec-WebSocket-Accept. "close": a refusal ends the stream like any response. */
+		uint8_t key[16];
+		char k64[25];
+		ok = ok && sg_random_bytes(key, sizeof(key));
+		b64_16(k64, key);
+		static const char up[] = "\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n";
+		ok = ok && gw_buf_put(o, "Sec-WebSocket-Key: ", 19) && gw_buf_put(o, k64, 24) &&
+		     gw_buf_put(o, up, sizeof(up) - 1);
+	} else {
+		ok = ok && gw_buf_put(o, "Connection: close\r\n", 19);
+	}
 	if (!s->end_stream && s->chunked)
 		ok = ok && gw_buf_put(o, "Transfer-Encoding: chunked\r\n", 28);
 	ok = ok && gw_buf_put(o, "\r\n", 2);
@@ -361,6 +422,12 @@ static void stream_feed(struct gw_h2_stream *s)
 		nghttp2_session_consume(s->h2->session, s->id, n);
 		moved = true;
 	}
+	if (s->websocket && s->end_stream && s->pending.len == 0 && !vc->eof) {
+		/* The client ended its side (RFC 8441 section 5: as a TCP FIN): the tunnel ends
+		 * once what it sent is with the target. */
+		vc->eof = true;
+		moved = true;
+	}
 	if (s->end_stream && s->pending.len == 0 && s->chunked && !s->end_written &&
 	    gw_buf_space(&vc->in) >= 5) {
 		(void)gw_buf_put(&vc->in, "0\r\n\r\n", 5);
@@ -408,12 +475,17 @@ bool gw_h2_stream_output(struct gw_client *vc)
 	char status[4];
 	char lower[SG_HTTP_MAX_HEADERS][64];
 	size_t k = 0;
-	snprintf(status, sizeof(status), "%03d", m->status);
+	/* RFC 8441 section 5: the upgrade's 101 is the extended CONNECT's 200, and the upgraded
+	 * connection's bytes its DATA (the proxy let a 101 through only with Upgrade: websocket,
+	 * and only to a WebSocket request). */
+	bool tunnel = s->websocket && m->status == 101;
+	snprintf(status, sizeof(status), "%03d", tunnel ? 200 : m->status);
 	nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const struct sg_http_header *h = &m->headers[i];
 		/* Connection-specific fields do not exist in HTTP/2 (RFC 9113 section 8.2.2). */
-		if (sg_http_hop_by_hop(m, h) || h->name_len >= sizeof(lower[0]))
+		if (sg_http_hop_by_hop(m, h) || h->name_len >= sizeof(lower[0]) ||
+		    (tunnel && sg_http_ieq(h->name, h->name_len, "sec-websocket-accept")))
 			continue;
 		for (size_t j = 0; j < h->name_len; j++) {
 			char ch = h->name[j];
@@ -423,7 +495,7 @@ bool gw_h2_stream_output(struct gw_client *vc)
 				     h->value_len, NGHTTP2_NV_FLAG_NONE};
 		k++;
 	}
-	bool body = m->body != SG_HTTP_BODY_NONE;
+	bool body = m->body != SG_HTTP_BODY_NONE || tunnel;
 	nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_body};
 	/* nghttp2 copies the name/value pairs; then the head leaves the buffer. */
 	int rc = nghttp2_submit_response(s->h2->session, s->id, nv, k, body ? &prd : NULL);
@@ -506,6 +578,7 @@ int gw_h2_start(struct gw_client *c)
 	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS},
 	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW},
 	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->gw->rt->conf->limits.max_head},
+	    {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* RFC 8441 section 3 */
 	};
 	if (nghttp2_submit_settings(h2->session, NGHTTP2_FLAG_NONE, iv, SG_ARRAY_LEN(iv)) != 0 ||
 	    nghttp2_session_set_local_window_size(h2->session, NGHTTP2_FLAG_NONE, 0,
@@ -541,7 +614,7 @@ static bool run_dirty(struct gw_h2 *h2)
 		s->dirty = false;
 		any = true;
 		if (s->bad && !s->head_sent && !s->closed) {
-			stream_refuse(s, 431);
+			stream_refuse(s, s->bad_status ? s->bad_status : 431);
 			if (s->vc) {
 				s->vc->clean_close = true;
 				gw_client_close(s->vc);

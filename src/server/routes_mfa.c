@@ -203,16 +203,27 @@ static int challenge_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	return rc;
 }
 
-void srv_mfa_challenge(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
-		       const char *email, struct srv_resp *out)
+int srv_mfa_token_new(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
+		      const char *email, char tok[64])
 {
-	char tok[64], hash[97];
+	char hash[97];
 	struct challenge_ctx x = {r, uid, email, hash};
 	int rc;
 
 	srv_new_token(tok, "sgm_");
 	srv_token_hash(hash, tok);
 	rc = srv_tx(s, c, challenge_tx, &x, false);
+	if (rc)
+		sg_memzero(tok, 64);
+	return rc;
+}
+
+void srv_mfa_challenge(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
+		       const char *email, struct srv_resp *out)
+{
+	char tok[64];
+	int rc = srv_mfa_token_new(s, r, c, uid, email, tok);
+
 	if (rc)
 		srv_dberr(out, c, rc);
 	else
@@ -267,25 +278,31 @@ static void mfa_wrong(struct srv *s, struct srv_req *r, struct sg_db_conn *c, co
 	srv_login_failed(s, r, c, uid, email, "bad_code");
 }
 
-void h_login_mfa(struct srv *s, struct srv_req *r, struct srv_resp *out)
+int srv_mfa_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *token,
+		  const char *code, struct srv_mfa_login *m)
 {
-	const char *token = jstr(r->json, "mfa_token"), *code = jstr(r->json, "code");
-	struct sg_db_conn *c = NULL;
 	struct sg_db_res *res = NULL;
-	char hash[97], uid[SRV_ID_LEN + 1], email[256], role[32], source[64];
+	char hash[97], source[64];
 	struct factor f;
-	struct mfa_login_ctx x = {.r = r, .hash = hash, .uid = uid, .email = email, .f = &f};
-	json_t *result = NULL;
-	int64_t t = srv_now(), gen, last;
+	struct mfa_login_ctx x = {.r = r, .hash = hash, .uid = m->user_id, .email = m->email,
+				  .f = &f};
+	int64_t t = srv_now(), last;
 	bool enabled, locked, good;
 	char *blob = NULL;
-	int rc;
+	int rc, status = 401;
 
-	if (!attempt(s, r, out))
-		return;
+	memset(m, 0, sizeof(*m));
+	memset(&f, 0, sizeof(f));
+	m->field = "mfa_token";
+	if (!srv_ip_attempt(s, r->source_ip)) {
+		srv_log_limited(SG_LOG_WARN, "login_rate_limited", "src=%s", r->source_ip);
+		m->retry = srv_ip_retry_secs(s, r->source_ip);
+		return 429;
+	}
+	if (!token || !code)
+		return 401;
 	srv_token_hash(hash, token);
 	srv_ip_source(source, r->source_ip);
-	c = sg_db_acquire(s->db);
 	{
 		const char *p[] = {hash, source};
 
@@ -298,62 +315,84 @@ void h_login_mfa(struct srv *s, struct srv_req *r, struct srv_resp *out)
 				 2, p);
 	}
 	if (rc < 0) {
-		srv_dberr(out, c, rc);
+		status = rc;
 		goto out;
 	}
-	if (rc != 1 || srv_res_i64(res, 0, 1) <= t || !sg_db_res_get(res, 0, 6)) {
-		srv_error(out, 401, "mfa_token", "invalid or expired mfa_token: log in again");
+	if (rc != 1 || srv_res_i64(res, 0, 1) <= t || !sg_db_res_get(res, 0, 6))
 		goto out;
-	}
-	snprintf(uid, sizeof(uid), "%s", sg_db_res_get(res, 0, 0));
-	snprintf(email, sizeof(email), "%s", sg_db_res_get(res, 0, 2));
-	snprintf(role, sizeof(role), "%s", sg_db_res_get(res, 0, 3));
+	snprintf(m->user_id, sizeof(m->user_id), "%s", sg_db_res_get(res, 0, 0));
+	snprintf(m->email, sizeof(m->email), "%s", sg_db_res_get(res, 0, 2));
+	snprintf(m->role, sizeof(m->role), "%s", sg_db_res_get(res, 0, 3));
 	enabled = srv_res_i64(res, 0, 4) != 0;
-	gen = srv_res_i64(res, 0, 5);
+	m->gen = srv_res_i64(res, 0, 5);
 	blob = strdup(sg_db_res_get(res, 0, 6));
 	last = srv_res_i64(res, 0, 7);
 	locked = sg_db_res_get(res, 0, 8) && srv_res_i64(res, 0, 8) > t;
 	sg_db_res_free(res);
 	res = NULL;
+	m->field = "code";
 	if (!blob) {
-		srv_error(out, 503, NULL, "out of memory");
+		status = SG_ENOMEM;
 		goto out;
 	}
 	if (!enabled || locked) {
-		srv_login_failed(s, r, c, uid, email, enabled ? "locked" : "disabled");
-		srv_error(out, 401, "code", "wrong code");
+		srv_login_failed(s, r, c, m->user_id, m->email, enabled ? "locked" : "disabled");
 		goto out;
 	}
-	good = factor_read(s, uid, blob, last, code, &f);
+	good = factor_read(s, m->user_id, blob, last, code, &f);
 	if (good) {
 		rc = srv_tx(s, c, mfa_login_tx, &x, false);
 		if (rc < 0) {
-			srv_dberr(out, c, rc);
+			status = rc;
 			goto out;
 		}
 		if (x.token_gone) {
-			srv_error(out, 401, "mfa_token",
-				  "invalid or expired mfa_token: log in again");
+			m->field = "mfa_token";
 			goto out;
 		}
 		good = rc == 0;
 	}
 	if (!good) {
-		mfa_wrong(s, r, c, hash, uid, email);
-		srv_error(out, 401, "code", "wrong code");
+		mfa_wrong(s, r, c, hash, m->user_id, m->email);
 		goto out;
 	}
 	srv_ip_refund(s, r->source_ip);
-	rc = srv_login_finish(s, r, c, uid, email, role, gen, f.recovery ? "recovery_code" : "totp",
-			      &result);
-	if (rc)
-		srv_dberr(out, c, rc);
-	else
-		srv_login_answer(s, r, out, result);
+	m->second = f.recovery ? "recovery_code" : "totp";
+	m->field = NULL;
+	status = 200;
 out:
 	free(blob);
 	sg_memzero(&f, sizeof(f));
 	sg_db_res_free(res);
+	return status;
+}
+
+void h_login_mfa(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	const char *token = jstr(r->json, "mfa_token"), *code = jstr(r->json, "code");
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	struct srv_mfa_login m;
+	json_t *result = NULL;
+	int rc = srv_mfa_login(s, r, c, token, code, &m);
+
+	if (rc == 429) {
+		srv_error(out, 429, NULL, "too many failed attempts from this address; retry later");
+		srv_retry_after(out, m.retry);
+	} else if (rc < 0) {
+		srv_dberr(out, c, rc);
+	} else if (rc != 200) {
+		if (!strcmp(m.field, "mfa_token"))
+			srv_error(out, 401, "mfa_token", "invalid or expired mfa_token: log in again");
+		else
+			srv_error(out, 401, "code", "wrong code");
+	} else {
+		rc = srv_login_finish(s, r, c, m.user_id, m.email, m.role, m.gen, m.second,
+				      &result);
+		if (rc)
+			srv_dberr(out, c, rc);
+		else
+			srv_login_answer(s, r, out, result);
+	}
 	sg_db_release(c);
 }
 

@@ -33,6 +33,11 @@
 #define OP_CODE_TTL	60
 #define OP_SESSION_TTL	(8 * 3600)
 #define OP_COOKIE	"sg_op"
+/* Session tokens: made by a password alone, or by a password and a second factor. The prefix
+ * is part of what is hashed and stored, so a client cannot change it: a token with another
+ * prefix matches no row. */
+#define OP_SESSION_PW	"sgo_"
+#define OP_SESSION_2F	"sgo2_"
 #define REDIRECT_PATH	"/.sg/oidc/callback"
 #define OP_MAX_DOMAINS	32
 
@@ -413,7 +418,7 @@ static int code_new(struct sg_db_conn *c, const struct areq *a, const char *uid,
 
 /* The user of the provider's session cookie, when it is valid and the user enabled. A session
  * made by a password alone ends when the account gets a second factor, or the instance starts
- * requiring one: the password page would not let it in now either. */
+ * requiring one: the login page would ask for one now. */
 static bool session_user(struct sg_db_conn *c, struct srv_req *r, char uid[SRV_ID_LEN + 1],
 			 int64_t *auth_time)
 {
@@ -421,17 +426,21 @@ static bool session_user(struct sg_db_conn *c, struct srv_req *r, char uid[SRV_I
 	char tok[80], hash[97], now[24];
 	struct sg_db_res *res = NULL;
 	const char *p[] = {hash, srv_i64(now, srv_now())};
-	bool ok;
+	bool ok, second;
 
 	if (!srv_cookie(ck, OP_COOKIE, tok, sizeof(tok)))
 		return false;
+	second = !strncmp(tok, OP_SESSION_2F, strlen(OP_SESSION_2F));
 	srv_token_hash(hash, tok);
 	sg_memzero(tok, sizeof(tok));
 	ok = sg_db_query(c, &res,
-			 "SELECT s.user_id, s.auth_time FROM oidc_sessions s JOIN admin_users u ON "
-			 "u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2 AND "
-			 "u.enabled = 1 AND u.totp_secret IS NULL AND NOT EXISTS (SELECT 1 FROM "
-			 "settings WHERE require_2fa = 1)",
+			 second ? "SELECT s.user_id, s.auth_time FROM oidc_sessions s JOIN "
+				  "admin_users u ON u.id = s.user_id WHERE s.token_hash = $1 AND "
+				  "s.expires_at > $2 AND u.enabled = 1"
+				: "SELECT s.user_id, s.auth_time FROM oidc_sessions s JOIN "
+				  "admin_users u ON u.id = s.user_id WHERE s.token_hash = $1 AND "
+				  "s.expires_at > $2 AND u.enabled = 1 AND u.totp_secret IS NULL AND "
+				  "NOT EXISTS (SELECT 1 FROM settings WHERE require_2fa = 1)",
 			 2, p) == 1;
 	if (ok) {
 		snprintf(uid, SRV_ID_LEN + 1, "%s", sg_db_res_get(res, 0, 0));
@@ -455,9 +464,47 @@ static void html_esc(FILE *f, const char *s)
 	}
 }
 
-/* The login page: the request rides along in hidden fields to the POST. */
-static void login_page(struct srv_resp *out, int status, const struct areq *a, const char *email,
-		       const char *msg)
+/* One step of the login page: the form's own fields after the request's hidden ones. The
+ * password and a second factor are steps; another kind of factor is one more. */
+struct op_step {
+	void (*fields)(FILE *f, const char *arg);
+	const char *arg;
+};
+
+static void hidden(FILE *f, const char *name, const char *v)
+{
+	fprintf(f, "<input type=\"hidden\" name=\"%s\" value=\"", name);
+	html_esc(f, v);
+	fputs("\">", f);
+}
+
+/* arg: the e-mail typed before, or NULL. */
+static void step_password(FILE *f, const char *email)
+{
+	fputs("<label for=\"email\">E-mail</label><input id=\"email\" name=\"email\" "
+	      "type=\"email\" autocomplete=\"username\" required value=\"",
+	      f);
+	html_esc(f, email);
+	fputs("\"><label for=\"password\">Password</label><input id=\"password\" name=\"password\" "
+	      "type=\"password\" autocomplete=\"current-password\" required>"
+	      "<button id=\"signin\" type=\"submit\">Sign in</button>",
+	      f);
+}
+
+/* arg: the mfa_token of the password step (docs/SERVER.md "Two-factor logins"). */
+static void step_totp(FILE *f, const char *mfa_token)
+{
+	hidden(f, "mfa_token", mfa_token);
+	fputs("<label for=\"code\">Code from your authenticator app, or a recovery code</label>"
+	      "<input id=\"code\" name=\"code\" type=\"text\" autocomplete=\"one-time-code\" "
+	      "autocapitalize=\"none\" spellcheck=\"false\" maxlength=\"32\" required autofocus>"
+	      "<button id=\"verify\" type=\"submit\">Verify</button>",
+	      f);
+}
+
+/* The login page at a step: the request rides along in hidden fields to the POST. */
+static void login_page(struct srv_resp *out, int status, const struct areq *a,
+		       const struct op_step *step, const char *msg)
 {
 	static const char *const names[] = {"response_type", "client_id",      "redirect_uri",
 					    "scope",	     "state",	       "nonce",
@@ -487,20 +534,11 @@ static void login_page(struct srv_resp *out, int status, const struct areq *a, c
 	}
 	fputs("<form method=\"post\" action=\"/oauth2/authorize\">", f);
 	for (size_t i = 0; i < SG_ARRAY_LEN(names); i++) {
-		if (!vals[i])
-			continue;
-		fprintf(f, "<input type=\"hidden\" name=\"%s\" value=\"", names[i]);
-		html_esc(f, vals[i]);
-		fputs("\">", f);
+		if (vals[i])
+			hidden(f, names[i], vals[i]);
 	}
-	fputs("<label for=\"email\">E-mail</label><input id=\"email\" name=\"email\" "
-	      "type=\"email\" autocomplete=\"username\" required value=\"",
-	      f);
-	html_esc(f, email);
-	fputs("\"><label for=\"password\">Password</label><input id=\"password\" name=\"password\" "
-	      "type=\"password\" autocomplete=\"current-password\" required>"
-	      "<button id=\"signin\" type=\"submit\">Sign in</button></form></body></html>\n",
-	      f);
+	step->fields(f, step->arg);
+	fputs("</form></body></html>\n", f);
 	if (fclose(f) || !page) {
 		free(page);
 		srv_error(out, 503, NULL, "out of memory");
@@ -515,10 +553,19 @@ static void login_page(struct srv_resp *out, int status, const struct areq *a, c
 	srv_resp_header(out, "Referrer-Policy", "no-referrer");
 }
 
+static void password_page(struct srv_resp *out, int status, const struct areq *a,
+			  const char *email, const char *msg)
+{
+	struct op_step st = {step_password, email};
+
+	login_page(out, status, a, &st, msg);
+}
+
 struct grant_ctx {
 	struct srv_req *r;
 	const struct areq *a;
 	const struct srv_login *who; /* after a password: the login to record */
+	const char *second;	     /* and the second factor it passed: "totp", ... */
 	const char *uid, *email;
 	int64_t auth_time;
 	bool new_session;
@@ -539,7 +586,7 @@ static int grant_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 				   srv_i64(exp, t + OP_SESSION_TTL), srv_i64(now, t)};
 		const char *q[] = {now};
 
-		srv_new_token(x->session, "sgo_");
+		srv_new_token(x->session, x->second ? OP_SESSION_2F : OP_SESSION_PW);
 		srv_token_hash(hash, x->session);
 		/* A login with the password, as POST /api/auth/login records it. */
 		rc = srv_login_success(c, x->who, t);
@@ -557,19 +604,22 @@ static int grant_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		return rc;
 	d = json_pack("{s:s,s:s,s:b}", "client_id", x->a->client_id, "redirect_uri",
 		      x->a->redirect_uri, "password", x->new_session);
+	if (d && x->second)
+		json_object_set_new(d, "second_factor", json_string(x->second));
 	rc = srv_audit(c, x->r, "oidc.authorized", "resource", x->a->client_id, x->a->cl.name,
 		       "login", d);
 	json_decref(d);
 	return rc;
 }
 
-/* A code for the user, back to the client (and the session cookie after a password). */
+/* A code for the user, back to the client (and the session cookie after a login: who, and
+ * second the second factor it passed or NULL). */
 static void grant(struct srv *s, struct sg_db_conn *c, struct srv_req *r, struct srv_resp *out,
 		  const struct areq *a, const char *uid, const struct srv_login *who,
-		  int64_t auth_time)
+		  const char *second, int64_t auth_time)
 {
 	bool new_session = who != NULL;
-	struct grant_ctx x = {.r = r, .a = a, .who = who, .uid = uid,
+	struct grant_ctx x = {.r = r, .a = a, .who = who, .second = second, .uid = uid,
 			      .email = who ? who->email : NULL, .auth_time = auth_time,
 			      .new_session = new_session};
 	int rc = srv_tx(s, c, grant_tx, &x, false);
@@ -608,14 +658,14 @@ void h_oidc_authorize(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	if (!areq_check(s, c, out, &a))
 		goto out;
 	if (a.prompt && !strcmp(a.prompt, "login")) {
-		login_page(out, 200, &a, NULL, NULL);
+		password_page(out, 200, &a, NULL, NULL);
 	} else if (session_user(c, r, uid, &at)) {
 		/* Signed in here already: straight back (single sign-on). */
-		grant(s, c, r, out, &a, uid, NULL, at);
+		grant(s, c, r, out, &a, uid, NULL, NULL, at);
 	} else if (a.prompt && !strcmp(a.prompt, "none")) {
 		redirect_back(out, &a, NULL, "login_required", "no session at the provider");
 	} else {
-		login_page(out, 200, &a, NULL, NULL);
+		password_page(out, 200, &a, NULL, NULL);
 	}
 out:
 	sg_db_release(c);
@@ -632,12 +682,52 @@ static bool instance_requires_2fa(struct sg_db_conn *c)
 	return rc != 0;
 }
 
+/* The second step: the mfa_token of the password step and a code, checked as
+ * POST /api/auth/login/mfa checks them (srv_mfa_login). */
+static void second_step(struct srv *s, struct srv_req *r, struct srv_resp *out,
+			const struct areq *a, const char *token)
+{
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	struct srv_mfa_login m;
+	struct op_step st = {step_totp, token};
+	int rc = srv_mfa_login(s, r, c, token, jstr(r->json, "code"), &m);
+
+	if (rc == 429) {
+		login_page(out, 429, a, &st, "Too many attempts from this address; try later.");
+		srv_retry_after(out, m.retry);
+	} else if (rc < 0) {
+		login_page(out, 503, a, &st, "The server is busy; try again.");
+		srv_retry_after(out, 1);
+	} else if (rc != 200 && !strcmp(m.field, "mfa_token")) {
+		/* Expired (five minutes), used, or ended by five wrong codes. */
+		password_page(out, 401, a, NULL,
+			      "The sign-in expired or had too many wrong codes; sign in again.");
+	} else if (rc != 200) {
+		login_page(out, 401, a, &st, "Wrong code.");
+	} else {
+		struct srv_login who;
+
+		memset(&who, 0, sizeof(who));
+		snprintf(who.user_id, sizeof(who.user_id), "%s", m.user_id);
+		snprintf(who.email, sizeof(who.email), "%s", m.email);
+		snprintf(who.role, sizeof(who.role), "%s", m.role);
+		who.gen = m.gen;
+		who.second = true;
+		srv_ip_source(who.source, r->source_ip);
+		grant(s, c, r, out, a, m.user_id, &who, m.second, srv_now());
+	}
+	sg_memzero(&m, sizeof(m));
+	sg_db_release(c);
+}
+
 void h_oidc_authorize_post(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	struct areq a;
 	struct sg_db_conn *c;
 	struct srv_login who;
 	const char *email = jstr(r->json, "email"), *pw = jstr(r->json, "password");
+	const char *token = jstr(r->json, "mfa_token");
+	char tok[64];
 	int status;
 
 	if (!op_enabled(s, out))
@@ -648,31 +738,47 @@ void h_oidc_authorize_post(struct srv *s, struct srv_req *r, struct srv_resp *ou
 		goto out;
 	sg_db_release(c);
 	c = NULL;
+	if (token) {
+		second_step(s, r, out, &a, token);
+		goto out;
+	}
 	/* The server's own login: the same limits, lockout and audit as POST /api/auth/login. */
 	status = srv_password_login(s, r, email, pw, &who);
 	if (status == 429) {
-		login_page(out, 429, &a, email, "Too many attempts from this address; try later.");
+		password_page(out, 429, &a, email, "Too many attempts from this address; try later.");
 		srv_retry_after(out, who.retry);
 		goto out;
 	}
 	if (status != 200) {
-		login_page(out, status == 503 ? 503 : 401, &a, email,
-			   status == 503 ? "The server is busy; try again."
-					 : "Wrong e-mail or password.");
+		password_page(out, status == 503 ? 503 : 401, &a, email,
+			      status == 503 ? "The server is busy; try again."
+					    : "Wrong e-mail or password.");
 		goto out;
 	}
 	c = sg_db_acquire(s->db);
-	/* This page takes a password only: an account with a second factor, or one that must
-	 * have one (the instance's require_2fa), signs in at the server's own login instead and
-	 * is not let through here on its password alone. */
-	if (who.second || instance_requires_2fa(c)) {
-		srv_login_failed(s, r, c, who.user_id, email, "second_factor_required");
-		login_page(out, 401, &a, email,
-			   "This account needs a second factor, which this login page does not "
-			   "take: a gateway login is not possible for it.");
+	if (who.second) {
+		/* The account's second factor: the next step of this page, with an mfa_token as
+		 * POST /api/auth/login answers it. */
+		struct op_step st = {step_totp, tok};
+		int rc = srv_mfa_token_new(s, r, c, who.user_id, who.email, tok);
+
+		if (rc)
+			password_page(out, 503, &a, email, "The server is busy; try again.");
+		else
+			login_page(out, 200, &a, &st, NULL);
+		sg_memzero(tok, sizeof(tok));
 		goto out;
 	}
-	grant(s, c, r, out, &a, who.user_id, &who, srv_now());
+	/* The instance requires a second factor (require_2fa) and this account has none yet: it
+	 * sets one up at the server's console first, and is not let through on its password. */
+	if (instance_requires_2fa(c)) {
+		srv_login_failed(s, r, c, who.user_id, email, "second_factor_required");
+		password_page(out, 401, &a, email,
+			      "This server requires a second factor: set one up in the "
+			      "SecureGuard console first, then sign in again.");
+		goto out;
+	}
+	grant(s, c, r, out, &a, who.user_id, &who, NULL, srv_now());
 out:
 	sg_db_release(c);
 }

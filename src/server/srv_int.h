@@ -443,6 +443,26 @@ int srv_login_finish(struct srv *s, struct srv_req *r, struct sg_db_conn *c, con
 /* The password was right and the account has a second factor: answers the mfa_token. */
 void srv_mfa_challenge(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
 		       const char *email, struct srv_resp *out);
+/* The same without the answer: a new mfa_token for uid in tok (audited user.mfa_required), 0 or
+ * a database error. */
+int srv_mfa_token_new(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
+		      const char *email, char tok[64]) SG_WUR;
+/* The second step of a login (POST /api/auth/login/mfa, the OpenID provider's login page): an
+ * mfa_token and a TOTP or recovery code, with the per-address limit, the mfa_token single use
+ * and ended by five wrong codes, a code good once, wrong codes counted toward the lockout and
+ * audited. Returns 200 (m filled: the caller issues what the login gives), 401 (m->field says
+ * which was wrong: "mfa_token" or "code"), 429 (m->retry) or a negative database error. */
+struct srv_mfa_login {
+	char user_id[SRV_ID_LEN + 1];
+	char email[256];
+	char role[32];
+	int64_t gen;
+	const char *second; /* 200: "totp" or "recovery_code" */
+	const char *field;  /* 401 */
+	int retry;	    /* 429: seconds */
+};
+int srv_mfa_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *token,
+		  const char *code, struct srv_mfa_login *m) SG_WUR;
 
 /* ---- routes ---- */
 typedef void (*srv_handler)(struct srv *s, struct srv_req *r, struct srv_resp *out);

@@ -18,11 +18,12 @@
 # target rejoins when it is back; rules, API keys and rate limits answer 403/401/429 as
 # written; X-Forwarded-For/Proto and Forwarded; HTTPS with SNI (a configured certificate and
 # the self-signed fallback); HTTP/2 (ALPN h2 and prior knowledge, a streamed upload); a
-# WebSocket echo through the gateway; a login-protected resource: 302 to the server's login, a
-# real code flow with PKCE to a session (by curl, single sign-on for the next, and once in
-# Chromium), forged, expired and other-audience tokens refused; psql through a TCP forward; a
-# UDP forward; malformed requests, smuggling attempts, slowloris and oversized heads are refused
-# and never reach a target; denials and logins in the server's audit chain; a change made at
+# WebSocket echo through the gateway, over HTTP/1.1 and over HTTP/2 (RFC 8441); a login-protected resource: 302 to the server's login, a
+# real code flow with PKCE to a session (by curl, single sign-on for the next, and in Chromium,
+# once with a second factor: a TOTP code after the password), forged, expired and
+# other-audience tokens refused; psql through a TCP forward; a UDP forward; malformed
+# requests, smuggling attempts, slowloris and oversized heads are refused and never reach a
+# target; denials and logins in the server's audit chain; a change made at
 # the server pushed within seconds; the server killed: the gateway keeps serving, also after its
 # own restart, and takes changes again when the server is back; in file mode a bad config on
 # SIGHUP is refused and the old one keeps serving, and a restart without --config serves the
@@ -250,15 +251,21 @@ out=$(nsx "$C" curl -sk --http2 --resolve "api.test:8443:$GW" -w ' %{http_code}'
 [[ $out == *" 401" ]] || fail "HTTP/2 request without the API key: $out"
 out=$(ip netns exec "$C" /usr/bin/python3 "$HERE/ws.py" ask "$GW" 8080 ws.test 20 2>&1)
 [ "$out" = 40 ] || fail "WebSocket echo through the gateway: $out"
-# Abuse: rapid reset, cancelled uploads, a window overflow, garbage after the preface.
+# WebSockets over HTTP/2 (RFC 8441): an extended CONNECT, with prior knowledge and over TLS,
+# to the same HTTP/1.1 echo target (an Upgrade there).
 /usr/bin/python3 -c "import h2" 2>/dev/null || skip "python3-h2 missing (scripts/deps.sh installs it)"
+out=$(ip netns exec "$C" /usr/bin/python3 "$HERE/ws_h2.py" "$GW" 8080 ws.test 10 2>&1) &&
+	[ "$out" = "ok 20" ] || fail "WebSocket over HTTP/2 (prior knowledge) through the gateway: $out"
+out=$(ip netns exec "$C" /usr/bin/python3 "$HERE/ws_h2.py" "$GW" 8443 ws.test 10 tls 2>&1) &&
+	[ "$out" = "ok 20" ] || fail "WebSocket over HTTP/2 (TLS, ALPN h2) through the gateway: $out"
+# Abuse: rapid reset, cancelled uploads, a window overflow, garbage after the preface.
 out=$(ip netns exec "$C" /usr/bin/python3 "$HERE/h2_abuse.py" "$GW" 8080 app.test 2>&1) ||
 	fail "h2_abuse.py: $out"
 log "HTTP/2 abuse: ${out//$'\n'/; }"
 out=$(nsx "$C" curl -s --http2-prior-knowledge -H 'Host: app.test' -w ' %{http_version}' \
 	"http://$GW:8080/after-abuse")
 [[ $out == *'"path": "/after-abuse"'*" 2" ]] || fail "not serving HTTP/2 after the abuse: $out"
-log "HTTP/2 (ALPN and prior knowledge, streamed upload, abuse) and WebSocket: ok"
+log "HTTP/2 (ALPN and prior knowledge, streamed upload, abuse), WebSocket over HTTP/1.1 and HTTP/2 (RFC 8441): ok"
 
 # ---- rules, API keys, rate limits ---------------------------------------------------------
 [[ $(get app.test /private/x) == 403* ]] || fail "rule deny /private/* is not 403"
@@ -375,7 +382,17 @@ out=$(ip netns exec "$C" node "$HERE/../../browser/gateway_login.mjs" \
 	"MAP login.test $GW" 2>&1) || fail "the login in Chromium: $out"
 [[ $out == *"login page: $SRV/oauth2/authorize"*'"path": "/in-chromium"'*"\"user\": \"$SG_ADMIN_EMAIL\""* ]] ||
 	fail "the login in Chromium did not end on the page as the user: $out"
-log "login: the server's login page, PKCE code flow to a session, single sign-on, Chromium; forged/expired/other-audience refused: ok"
+# An account with a second factor: in Chromium the page asks for a code after the password;
+# the script computes it from the account's TOTP secret.
+TFA_EMAIL=tfa@example.com TFA_PW="tfa-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+secret=$(nsx "$C" python3 "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
+	--totp-user "$TFA_EMAIL" "$TFA_PW") || fail "a user with a second factor: $secret"
+out=$(ip netns exec "$C" node "$HERE/../../browser/gateway_login.mjs" \
+	"http://login.test:8080/in-chromium-2fa" "$TFA_EMAIL" "$TFA_PW" "MAP login.test $GW" \
+	"$secret" 2>&1) || fail "the login with a second factor in Chromium: $out"
+[[ $out == *"code step"*"login page: $SRV/oauth2/authorize"*'"path": "/in-chromium-2fa"'*"\"user\": \"$TFA_EMAIL\""* ]] ||
+	fail "the login with a second factor in Chromium did not end on the page as the user: $out"
+log "login: the server's login page, PKCE code flow to a session, single sign-on, Chromium (also with a TOTP code); forged/expired/other-audience refused: ok"
 
 # ---- TCP forward: psql to PostgreSQL in site A, UDP forward --------------------------------
 out=$(nsx "$C" env PGCONNECT_TIMEOUT=5 "$SG_PG_BINDIR/psql" -X -At -h "$GW" -p 15432 -U sg \

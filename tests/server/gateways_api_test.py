@@ -22,6 +22,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -539,12 +540,13 @@ def test_oidc(admin, viewer, uniq, root_email, root_pw):
     st, _, _ = nofollow("POST", "/oauth2/token", json.dumps(tok).encode(),
                         {"Content-Type": "application/json"})
     check(st == 415, "the token endpoint takes a form: %d" % st)
-    # A second factor (issue 22): this page takes none, so such an account is refused here, and
-    # a session its password made before ends.
+    # A second factor (issue 22): the page asks for a code after the password, with the rules
+    # of POST /api/auth/login/mfa; a session its password alone made before ends.
     pw2 = "op-2fa-" + uniq + "-password"
     email2 = "op-2fa-%s@gateways.test" % uniq
-    expect("POST", "/api/users", 201, {"email": email2, "password": pw2, "role": "admin"},
-           token=login(root_email, root_pw))
+    root = login(root_email, root_pw)
+    expect("POST", "/api/users", 201, {"email": email2, "password": pw2, "role": "super_admin"},
+           token=root)
     st, h, _ = form("POST", "/oauth2/authorize", dict(areq, email=email2, password=pw2))
     cookie2 = (hdr(h, "Set-Cookie") or "").split(";")[0]
     check(st == 302 and cookie2.startswith("sg_op="), "no second factor yet: logged in, %d" % st)
@@ -552,14 +554,100 @@ def test_oidc(admin, viewer, uniq, root_email, root_pw):
     utok = login(email2, pw2)
     secret = expect("POST", "/api/auth/totp", 200, token=utok)["secret"]
     A.SECRETS.append(secret)
-    expect("POST", "/api/auth/totp/confirm", 200, {"code": A.totp(secret, A.totp_step())},
-           token=utok)
+    step = A.totp_step()
+    recovery = expect("POST", "/api/auth/totp/confirm", 200, {"code": A.totp(secret, step)},
+                      token=utok)["recovery_codes"]
+    A.SECRETS.extend(recovery)
     st, h, _ = nofollow("GET", "/oauth2/authorize?" + urllib.parse.urlencode(
         dict(areq, prompt="none")), headers={"Cookie": cookie2})
     check(st == 302 and "error=login_required" in hdr(h, "Location"),
           "the password-only session ended with the second factor: %d %s" % (st, hdr(h, "Location")))
-    st, _, text = form("POST", "/oauth2/authorize", dict(areq, email=email2, password=pw2))
-    check(st == 401 and "second factor" in text, "a second-factor account is refused: %d" % st)
+
+    def code_step(fields, what):
+        """The password step of a second-factor account: the code step and its mfa_token."""
+        st, _, text = form("POST", "/oauth2/authorize", fields)
+        m = re.search(r'name="mfa_token" value="([^"]+)"', text)
+        check(st == 200 and m and 'id="code"' in text and 'id="password"' not in text,
+              "%s: the password is right, the page asks for a code: %d" % (what, st))
+        tok = m.group(1) if m else "sgm_none"
+        A.SECRETS.append(tok)
+        return tok
+
+    # settings.require_2fa: an account without a second factor is refused at this page (it
+    # sets one up in the console first); one with it gets the code step. Set by the super_admin
+    # with a second factor (a recovery code: the TOTP step is used up for 30 s).
+    st, doc = call("POST", "/api/auth/login", {"email": email2, "password": pw2})
+    A.SECRETS.append(doc.get("mfa_token", "sgm_none"))
+    st, doc = call("POST", "/api/auth/login/mfa", {"mfa_token": doc.get("mfa_token", ""),
+                                                   "code": recovery[9]})
+    check(st == 200, "the super_admin's login with a recovery code: %d %s" % (st, doc))
+    stok = doc.get("access_token", "")
+    pw4 = "op-req-" + uniq + "-password"
+    email4 = "op-req-%s@gateways.test" % uniq
+    expect("POST", "/api/users", 201, {"email": email4, "password": pw4, "role": "viewer"},
+           token=root)
+    expect("PUT", "/api/settings", 200, {"require_2fa": True}, token=stok)
+    try:
+        st, _, text = form("POST", "/oauth2/authorize", dict(areq, email=email4, password=pw4))
+        check(st == 401 and "requires a second factor" in text,
+              "require_2fa: an account without one is refused, %d" % st)
+        code_step(dict(areq, email=email2, password=pw2), "require_2fa, with one")
+    finally:
+        expect("PUT", "/api/settings", 200, {"require_2fa": False}, token=stok)
+    audit = expect("GET", "/api/audit?event_type=user.failed_login&limit=50", 200, token=root)
+    check(any(json.loads(r["details"] or "{}").get("reason") == "second_factor_required" and
+              json.loads(r["details"] or "{}").get("email") == email4 for r in audit["items"]),
+          "the refusal is audited (second_factor_required)")
+
+    mfa = code_step(dict(areq, email=email2, password=pw2), "a second-factor account")
+    st, _, text = form("POST", "/oauth2/authorize", dict(areq, mfa_token=mfa,
+                                                         code=A.totp(secret, step - 20)))
+    check(st == 401 and "Wrong code" in text and mfa in text, "a wrong code: %d" % st)
+    good = A.totp(secret, step + 1)
+    st, h, _ = form("POST", "/oauth2/authorize", dict(areq, mfa_token=mfa, code=good))
+    got = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(hdr(h, "Location") or "").query))
+    cookie2 = (hdr(h, "Set-Cookie") or "").split(";")[0]
+    check(st == 302 and got.get("code", "").startswith("sgc_") and
+          cookie2.startswith("sg_op=sgo2_"), "password and code: a code and a session, %d" % st)
+    A.SECRETS.append(cookie2.split("=", 1)[-1])
+    st, h, text = form("POST", "/oauth2/token", dict(tok, code=got.get("code", "")))
+    claims = b64u_json(json.loads(text)["id_token"].split(".")[1]) if st == 200 else {}
+    check(claims.get("email") == email2, "the second-factor login's ID token: %d %s" % (st, claims))
+    # The mfa_token is single use; the code is good once, also with a new mfa_token.
+    st, _, text = form("POST", "/oauth2/authorize", dict(areq, mfa_token=mfa, code=good))
+    check(st == 401 and 'id="password"' in text, "a used mfa_token: sign in again, %d" % st)
+    mfa = code_step(dict(areq, email=email2, password=pw2), "again")
+    st, _, text = form("POST", "/oauth2/authorize", dict(areq, mfa_token=mfa, code=good))
+    check(st == 401 and "Wrong code" in text, "a code used before: %d" % st)
+    # A recovery code instead (any case), once.
+    st, h, _ = form("POST", "/oauth2/authorize", dict(areq, mfa_token=mfa,
+                                                      code=recovery[0].upper()))
+    check(st == 302 and "code=sgc_" in (hdr(h, "Location") or ""), "a recovery code: %d" % st)
+    A.SECRETS.append((hdr(h, "Set-Cookie") or "x=x").split(";")[0].split("=", 1)[-1])
+    mfa = code_step(dict(areq, email=email2, password=pw2), "after a recovery code")
+    st, _, _ = form("POST", "/oauth2/authorize", dict(areq, mfa_token=mfa, code=recovery[0]))
+    check(st == 401, "a used recovery code: %d" % st)
+    st, h, _ = form("POST", "/oauth2/authorize", dict(areq, mfa_token=mfa, code=recovery[1]))
+    check(st == 302, "another recovery code: %d" % st)
+    A.SECRETS.append((hdr(h, "Set-Cookie") or "x=x").split(";")[0].split("=", 1)[-1])
+    # Five wrong codes end the mfa_token (and, as five wrong passwords, lock the account for
+    # this source: nothing after this uses it).
+    mfa = code_step(dict(areq, email=email2, password=pw2), "before five wrong codes")
+    for i in range(5):
+        form("POST", "/oauth2/authorize", dict(areq, mfa_token=mfa,
+                                               code=A.totp(secret, step - 30 - i)))
+    st, _, text = form("POST", "/oauth2/authorize", dict(areq, mfa_token=mfa,
+                                                         code=recovery[2]))
+    check(st == 401 and 'id="password"' in text, "five wrong codes end the mfa_token: %d" % st)
+    # Its session signs in without a password or code (single sign-on): it was made with both.
+    st, h, _ = nofollow("GET", "/oauth2/authorize?" + urllib.parse.urlencode(
+        dict(areq, prompt="none")), headers={"Cookie": cookie2})
+    check(st == 302 and "code=sgc_" in (hdr(h, "Location") or ""),
+          "the second-factor session signs in: %d %s" % (st, hdr(h, "Location")))
+    audit = expect("GET", "/api/audit?event_type=oidc.authorized&limit=20", 200, token=root)
+    check(any(json.loads(r["details"] or "{}").get("second_factor") == "totp"
+              for r in audit["items"]),
+          "oidc.authorized names the second factor")
     # Logging out everywhere (a password change, a role change, disabling) ends it too.
     pw3 = "op-out-" + uniq + "-password"
     email3 = "op-out-%s@gateways.test" % uniq

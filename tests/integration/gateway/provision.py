@@ -7,9 +7,18 @@ assignments (GW_ID, TOKEN, RES_<name>, TID_<name>) for the test to eval.
 
 Also `provision.py URL EMAIL PASSWORD --weight TARGET_ID WEIGHT`: changes a target's weight (a
 change the server pushes).
+
+And `provision.py URL EMAIL PASSWORD --totp-user NEW_EMAIL NEW_PASSWORD`: an admin user with a
+second factor (TOTP) turned on; prints its base32 secret. The code that turns it on is computed
+here (RFC 6238), independently of the server.
 """
+import base64
+import hashlib
+import hmac
 import json
+import struct
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -33,6 +42,18 @@ tok = call("POST", "/api/auth/login", {"email": EMAIL, "password": PW})["access_
 V1 = "/api/v1"
 if sys.argv[4] == "--weight":
     call("PUT", V1 + "/targets/" + sys.argv[5], {"weight": int(sys.argv[6])}, tok)
+    sys.exit(0)
+if sys.argv[4] == "--totp-user":
+    email, pw = sys.argv[5:7]
+    call("POST", "/api/users", {"email": email, "password": pw, "role": "admin"}, tok)
+    utok = call("POST", "/api/auth/login", {"email": email, "password": pw})["access_token"]
+    secret = call("POST", "/api/auth/totp", {}, utok)["secret"]
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+    off = mac[-1] & 15
+    code = "%06d" % ((struct.unpack(">I", mac[off:off + 4])[0] & 0x7fffffff) % 1000000)
+    call("POST", "/api/auth/totp/confirm", {"code": code}, utok)
+    print(secret)
     sys.exit(0)
 site_a_net, site_b_net, a_addr, b_addr, pg_port, keyhash, certdir = sys.argv[4:11]
 
