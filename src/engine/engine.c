@@ -1744,8 +1744,10 @@ int engine_run(struct engine *d)
 		rearm_timer(d);
 		uint64_t now = evloop_now_ns();
 		uint64_t wait_ns = d->next_housekeeping > now ? d->next_housekeeping - now : 0;
-		/* Handshakes left in the queue: look at the fds and come straight back. */
-		int timeout_ms = d->hsq_count ? 0 : (int)(wait_ns / 1000000ull) + 1;
+		/* Handshakes left in the queue, or a routing round cut short: look at the fds
+		 * and come straight back. */
+		bool more = d->hsq_count || (d->routing && routing_wants_turn(d->routing));
+		int timeout_ms = more ? 0 : (int)(wait_ns / 1000000ull) + 1;
 		uint64_t failed = d->tx.failed;
 		int n = evloop_run_once(d->loop, timeout_ms);
 		if (n < 0) {

@@ -18,6 +18,9 @@
 #define ROUTING_WINDOW	   32
 #define ROUTING_QUEUE	   256
 #define ROUTING_TIMEOUT_NS (2ull * 1000000000ull)
+/* Peers a round looks at in one loop turn: with a million peers a whole round in one turn held
+ * the loop for tens of milliseconds (most peers have no sticky source to ask about). */
+#define ROUTING_SKIP_PER_TURN 16384
 /* Checks caused by peers' packets (a new source) are limited: a peer flapping between two of
  * our addresses must not turn its datagrams into route questions. Past the limit, one full round
  * a second covers them. */
@@ -58,6 +61,7 @@ struct routing {
 	bool round_wanted;
 	bool in_round;
 	struct wg_peer *cursor; /* the round's next peer */
+	bool more;		/* the last turn stopped at ROUTING_SKIP_PER_TURN */
 	bool later;		/* a round is owed to rate-limited single checks ... */
 	uint64_t later_at;	/* ... from then */
 	struct wg_peer *queue[ROUTING_QUEUE];
@@ -116,6 +120,11 @@ void routing_free(struct routing *r)
 	close(r->fd);
 	free(r->buf);
 	free(r);
+}
+
+bool routing_wants_turn(const struct routing *r)
+{
+	return r->more;
 }
 
 void routing_get_stats(const struct routing *r, struct routing_stats *out)
@@ -478,8 +487,13 @@ void routing_run(struct routing *r, uint64_t now)
 		r->in_round = true;
 		r->cursor = wg_device_first_peer(r->dev);
 	}
-	while (r->nq < ROUTING_WINDOW) {
+	r->more = false;
+	for (size_t looked = 0; r->nq < ROUTING_WINDOW; looked++) {
 		bool from_queue;
+		if (looked == ROUTING_SKIP_PER_TURN) {
+			r->more = true;
+			break;
+		}
 		struct wg_peer *peer = peek(r, &from_queue);
 		struct wg_endpoint ep;
 		if (!peer) {

@@ -54,6 +54,9 @@ void routing_set_socket(struct routing *r, uint32_t fwmark, uint16_t port);
 void routing_set_ifindex(struct routing *r, int ifindex);
 /* Sends what is due; call once per loop turn, after the core's work of the turn. */
 void routing_run(struct routing *r, uint64_t now);
+/* True when the last routing_run stopped a round early to keep the turn short (it looks at
+ * ROUTING_SKIP_PER_TURN peers at the most): the loop should come back at once. */
+bool routing_wants_turn(const struct routing *r);
 void routing_get_stats(const struct routing *r, struct routing_stats *out);
 
 #endif
