@@ -113,7 +113,10 @@ static int sync_device(struct wgdev *want)
 		if ((h->flags & WGDEV_PEER_HAS_TLS_ENDPOINT) &&
 		    !((*found)->flags & WGDEV_PEER_HAS_TLS_ENDPOINT)) {
 			memset(&(*found)->tls_endpoint, 0, sizeof((*found)->tls_endpoint));
-			(*found)->tls_server_name[0] = '\0';
+			if (sg_wgconf_host_set(&(*found)->tls_server_name, "")) {
+				ret = -ENOMEM;
+				goto out;
+			}
 			(*found)->flags |= WGDEV_PEER_HAS_TLS_ENDPOINT;
 		}
 	}
@@ -334,7 +337,10 @@ static int parse_set_args(struct wgdev *dev, int argc, char **argv)
 				goto bad;
 			if (cli_resolve_endpoint(&peer->tls_endpoint, host, port))
 				return -1;
-			snprintf(peer->tls_server_name, sizeof(peer->tls_server_name), "%s", host);
+			if (sg_wgconf_host_set(&peer->tls_server_name, host)) {
+				fprintf(stderr, "%s: out of memory\n", CLI_PROG);
+				return -1;
+			}
 			peer->flags |= WGDEV_PEER_HAS_TLS_ENDPOINT;
 		} else if (!strcmp(a, "fips-public-key") && peer) {
 			if (sg_fipskey_pub_from_base64(peer->fips_public_key, v, strlen(v))) {

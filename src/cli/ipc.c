@@ -342,7 +342,8 @@ static int apply_get_line(struct wgdev *dev, struct wgdev_peer **peer, char *lin
 			return -EPROTO;
 		p->flags |= WGDEV_PEER_HAS_TLS_ENDPOINT;
 	} else if (p && !strcmp(line, "tls_server_name")) {
-		snprintf(p->tls_server_name, sizeof(p->tls_server_name), "%s", value);
+		if (sg_wgconf_host_set(&p->tls_server_name, value))
+			return -ENOMEM;
 	} else if (p && !strcmp(line, "transport_active")) {
 		snprintf(p->transport_active, sizeof(p->transport_active), "%s", value);
 	} else if (p && !strcmp(line, "fips_public_key")) {

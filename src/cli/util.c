@@ -282,21 +282,24 @@ int cli_conf_from_device(const struct wgdev *dev, struct sg_wgconf *conf)
 		if (p->flags & WGDEV_PEER_HAS_TRANSPORT)
 			cp->transport = p->transport;
 		if ((p->flags & WGDEV_PEER_HAS_TLS_ENDPOINT) && p->tls_endpoint.ss_family) {
-			char serv[NI_MAXSERV];
+			char serv[NI_MAXSERV], host[NI_MAXHOST];
 			socklen_t slen = p->tls_endpoint.ss_family == AF_INET6
 					     ? sizeof(struct sockaddr_in6)
 					     : sizeof(struct sockaddr_in);
 
-			if (!getnameinfo((const struct sockaddr *)&p->tls_endpoint, slen,
-					 cp->tls_endpoint_host, sizeof(cp->tls_endpoint_host), serv,
-					 sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV)) {
+			if (!getnameinfo((const struct sockaddr *)&p->tls_endpoint, slen, host,
+					 sizeof(host), serv, sizeof(serv),
+					 NI_NUMERICHOST | NI_NUMERICSERV)) {
+				if (sg_wgconf_host_set(&cp->tls_endpoint_host, host))
+					goto oom;
 				cp->tls_endpoint_port = (uint16_t)atoi(serv);
 				cp->has_tls_endpoint = true;
 			}
 			/* A name the daemon checks (not the IP literal it was resolved to). */
-			if (p->tls_server_name[0] && strcmp(p->tls_server_name, cp->tls_endpoint_host))
-				snprintf(cp->tls_server_name, sizeof(cp->tls_server_name), "%s",
-					 p->tls_server_name);
+			if (p->tls_server_name[0] &&
+			    strcmp(p->tls_server_name, cp->tls_endpoint_host) &&
+			    sg_wgconf_host_set(&cp->tls_server_name, p->tls_server_name))
+				goto oom;
 		}
 		if (p->flags & WGDEV_PEER_HAS_PSK) {
 			memcpy(cp->preshared_key, p->preshared_key, SG_KEY_LEN);
@@ -305,15 +308,16 @@ int cli_conf_from_device(const struct wgdev *dev, struct sg_wgconf *conf)
 		cp->keepalive = p->keepalive;
 		cp->has_keepalive = p->keepalive != 0;
 		if (p->flags & WGDEV_PEER_HAS_ENDPOINT) {
-			char serv[NI_MAXSERV];
+			char serv[NI_MAXSERV], host[NI_MAXHOST];
 			socklen_t slen = p->endpoint.ss_family == AF_INET6
 					     ? sizeof(struct sockaddr_in6)
 					     : sizeof(struct sockaddr_in);
 
-			if (!getnameinfo((const struct sockaddr *)&p->endpoint, slen,
-					 cp->endpoint_host, sizeof(cp->endpoint_host), serv,
-					 sizeof(serv),
+			if (!getnameinfo((const struct sockaddr *)&p->endpoint, slen, host,
+					 sizeof(host), serv, sizeof(serv),
 					 NI_DGRAM | NI_NUMERICHOST | NI_NUMERICSERV)) {
+				if (sg_wgconf_host_set(&cp->endpoint_host, host))
+					goto oom;
 				cp->endpoint_port = (uint16_t)atoi(serv);
 				cp->has_endpoint = true;
 			}

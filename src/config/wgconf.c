@@ -403,9 +403,31 @@ void sg_wgconf_init(struct sg_wgconf *conf)
 	memset(conf, 0, sizeof(*conf));
 }
 
+static char no_host[1]; /* "": a peer's host name that was never set */
+
+void sg_wgconf_host_free(char *h)
+{
+	if (h && h != no_host)
+		free(h);
+}
+
+int sg_wgconf_host_set(char **field, const char *host)
+{
+	char *copy = host[0] ? strndup(host, SG_WGCONF_HOST_MAX) : no_host;
+
+	if (!copy)
+		return SG_ENOMEM;
+	sg_wgconf_host_free(*field);
+	*field = copy;
+	return 0;
+}
+
 static void peer_free(struct sg_wgconf_peer *peer)
 {
 	free(peer->allowed_ips);
+	sg_wgconf_host_free(peer->endpoint_host);
+	sg_wgconf_host_free(peer->tls_endpoint_host);
+	sg_wgconf_host_free(peer->tls_server_name);
 	sg_memzero(peer, sizeof(*peer));
 }
 
@@ -461,6 +483,7 @@ struct sg_wgconf_peer *sg_wgconf_add_peer(struct sg_wgconf *conf)
 	struct sg_wgconf_peer *peer = &conf->peers[conf->n_peers++];
 
 	memset(peer, 0, sizeof(*peer));
+	peer->endpoint_host = peer->tls_endpoint_host = peer->tls_server_name = no_host;
 	return peer;
 }
 
@@ -900,9 +923,13 @@ static int parse_key_value(struct sg_wgconf *conf, const struct key_def *k, char
 	case K_TLS_ENDPOINT: {
 		struct sg_wgconf_peer *peer = current_peer(conf);
 
-		if (sg_wgconf_parse_endpoint(peer->tls_endpoint_host, &peer->tls_endpoint_port,
-					     value, why, sizeof(why)))
+		char host[SG_WGCONF_HOST_MAX + 1];
+
+		if (sg_wgconf_parse_endpoint(host, &peer->tls_endpoint_port, value, why,
+					     sizeof(why)))
 			return fail(conf, SG_EPARSE, "%s: %s", k->name, why);
+		if (sg_wgconf_host_set(&peer->tls_endpoint_host, host))
+			return fail(conf, SG_ENOMEM, "%s: out of memory", k->name);
 		peer->has_tls_endpoint = true;
 		return 0;
 	}
@@ -913,7 +940,8 @@ static int parse_key_value(struct sg_wgconf *conf, const struct key_def *k, char
 			quote(q, sizeof(q), value);
 			return fail(conf, SG_EPARSE, "%s: not a host name: `%s'", k->name, q);
 		}
-		snprintf(peer->tls_server_name, sizeof(peer->tls_server_name), "%s", value);
+		if (sg_wgconf_host_set(&peer->tls_server_name, value))
+			return fail(conf, SG_ENOMEM, "%s: out of memory", k->name);
 		return 0;
 	}
 	case K_FIPS_STRICT:
@@ -930,9 +958,12 @@ static int parse_key_value(struct sg_wgconf *conf, const struct key_def *k, char
 	case K_ENDPOINT: {
 		struct sg_wgconf_peer *peer = current_peer(conf);
 
-		if (sg_wgconf_parse_endpoint(peer->endpoint_host, &peer->endpoint_port, value, why,
-					     sizeof(why)))
+		char host[SG_WGCONF_HOST_MAX + 1];
+
+		if (sg_wgconf_parse_endpoint(host, &peer->endpoint_port, value, why, sizeof(why)))
 			return fail(conf, SG_EPARSE, "%s: %s", k->name, why);
+		if (sg_wgconf_host_set(&peer->endpoint_host, host))
+			return fail(conf, SG_ENOMEM, "%s: out of memory", k->name);
 		peer->has_endpoint = true;
 		return 0;
 	}

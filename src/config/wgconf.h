@@ -34,8 +34,7 @@
 
 #define SG_WGCONF_MAX_LINE	4096 /* characters per line, without the newline */
 /* Peers: the kernel module's MAX_PEERS_PER_DEVICE, as secureguardd (WG_MAX_PEERS). Parsed, a
- * peer costs about 1.3 KiB here (its host names are held in full), so a million-peer file takes
- * about 1.3 GiB in `secureguard setconf` while it is sent. */
+ * peer costs 192 bytes here plus its allowed IPs and host names. */
 #define SG_WGCONF_MAX_PEERS	(1u << 20)
 #define SG_WGCONF_MAX_PEER_IPS	4096	    /* AllowedIPs entries of one peer */
 #define SG_WGCONF_MAX_TOTAL_IPS (1u << 22) /* of all peers together: 4 per peer at the most peers */
@@ -89,12 +88,15 @@ enum sg_wgconf_transport {
 /* "udp", "tls", "auto" (NULL for UNSET). */
 const char *sg_wgconf_transport_name(enum sg_wgconf_transport t);
 
+/* The host names of a peer are never NULL: "" (static) until set, then owned by the peer (set
+ * them with sg_wgconf_host_set). A million-peer file is parsed in memory, so a peer holds
+ * pointers rather than three 254-byte arrays. */
 struct sg_wgconf_peer {
 	enum sg_wgconf_transport transport;
 	bool has_tls_endpoint;
 	uint16_t tls_endpoint_port;
-	char tls_endpoint_host[SG_WGCONF_HOST_MAX + 1];
-	char tls_server_name[SG_WGCONF_HOST_MAX + 1]; /* "" = the endpoint's host when a name */
+	char *tls_endpoint_host;
+	char *tls_server_name; /* "" = the endpoint's host when a name */
 	uint8_t fips_public_key[SG_FIPS_PUB_LEN];
 	bool has_fips_public_key;
 	bool public_key_derived; /* FIPS-only: public_key is the FIPS peer id */
@@ -108,7 +110,7 @@ struct sg_wgconf_peer {
 	uint16_t keepalive; /* seconds, 0 = off */
 	uint16_t endpoint_port;
 	/* Host as written, without brackets: an IPv4/IPv6 literal or a name to resolve. */
-	char endpoint_host[SG_WGCONF_HOST_MAX + 1];
+	char *endpoint_host;
 	struct sg_wgconf_ip *allowed_ips;
 	size_t n_allowed_ips, cap_allowed_ips;
 	unsigned int line; /* of its [Peer] header, for messages */
@@ -198,6 +200,12 @@ int sg_wgconf_parse_fwmark(uint32_t *mark, const char *s, char *why, size_t whyl
 int sg_wgconf_parse_keepalive(uint16_t *secs, const char *s, char *why, size_t whylen) SG_WUR;
 /* "ip" or "ip/cidr"; without a length, the full host length (32 or 128). */
 int sg_wgconf_parse_ip(struct sg_wgconf_ip *ip, const char *s, char *why, size_t whylen) SG_WUR;
+/* Sets a host-name field (&peer->endpoint_host ..., NULL or set before) to a copy of `host`
+ * (at most SG_WGCONF_HOST_MAX characters; "" is a shared static string, never fails).
+ * SG_ENOMEM leaves the old one. */
+int sg_wgconf_host_set(char **field, const char *host) SG_WUR;
+/* Frees what sg_wgconf_host_set made (NULL and "" are fine). */
+void sg_wgconf_host_free(char *host);
 /* "host:port" or "[ipv6]:port"; host gets the host without brackets. */
 int sg_wgconf_parse_endpoint(char host[SG_WGCONF_HOST_MAX + 1], uint16_t *port, const char *s,
 			     char *why, size_t whylen) SG_WUR;

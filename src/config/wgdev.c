@@ -22,8 +22,10 @@ void wgdev_free(struct wgdev *dev)
 {
 	if (!dev)
 		return;
-	for (size_t i = 0; i < dev->n_peers; i++)
+	for (size_t i = 0; i < dev->n_peers; i++) {
 		free(dev->peers[i].ips);
+		sg_wgconf_host_free(dev->peers[i].tls_server_name);
+	}
 	free(dev->tls_certificate);
 	free(dev->tls_private_key);
 	free(dev->tls_ca);
@@ -57,6 +59,8 @@ struct wgdev_peer *wgdev_add_peer(struct wgdev *dev)
 	struct wgdev_peer *peer = &dev->peers[dev->n_peers++];
 
 	memset(peer, 0, sizeof(*peer));
+	if (sg_wgconf_host_set(&peer->tls_server_name, "")) /* the static "": cannot fail */
+		abort();
 	return peer;
 }
 
@@ -268,9 +272,12 @@ int wgdev_from_conf(const struct sg_wgconf *conf, const char *ifname, bool appen
 				goto fail;
 			/* The certificate is checked against the name the user wrote (or the
 			 * TlsServerName override); an IP literal is checked as an IP. */
-			snprintf(p->tls_server_name, sizeof(p->tls_server_name), "%s",
-				 cp->tls_server_name[0] ? cp->tls_server_name
-							: cp->tls_endpoint_host);
+			if (sg_wgconf_host_set(&p->tls_server_name,
+					       cp->tls_server_name[0] ? cp->tls_server_name
+								      : cp->tls_endpoint_host)) {
+				snprintf(why, whylen, "out of memory");
+				goto fail;
+			}
 			p->flags |= WGDEV_PEER_HAS_TLS_ENDPOINT;
 		}
 		if (cp->has_preshared_key) {

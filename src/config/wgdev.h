@@ -53,7 +53,7 @@
 struct wgdev_peer {
 	enum sg_wgconf_transport transport;
 	struct sockaddr_storage tls_endpoint;
-	char tls_server_name[SG_WGCONF_HOST_MAX + 1];
+	char *tls_server_name; /* never NULL (sg_wgconf_host_set); "" = none */
 	char transport_active[8]; /* get only: "udp" or "tls", "" if absent */
 	uint8_t fips_public_key[SG_FIPS_PUB_LEN];
 	enum sg_wgconf_mode crypto_mode;
