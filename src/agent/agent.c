@@ -211,8 +211,8 @@ static json_t *cert_expiry(const char *path, const char *name)
 		goto out;
 	buf = malloc((size_t)st.st_size);
 	len = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
-	if (!len || sg_tls_cert_pem_info(buf, len, &ci, err, sizeof(err)))
-		goto out;
+	if (!len || sg_tls_cert_pem_info(buf, len, &ci, err, sizeof(err)) || ci.not_after < 0)
+		goto out; /* (the API takes Unix times from 1970 on) */
 	o = json_pack("{s:s,s:I}", "name", name, "not_after", (json_int_t)ci.not_after);
 	if (o && ci.subject[0])
 		json_object_set_new(o, "subject", json_string(ci.subject));
@@ -304,7 +304,7 @@ static json_t *report_json(struct agent *a)
 		json_object_set_new(r, "revision", json_string(a->revision));
 	if (a->certs)
 		json_object_set(r, "certificates", a->certs);
-	if (a->cert_expiry && json_array_size(a->cert_expiry))
+	if (a->cert_expiry && json_array_size(a->cert_expiry) && !a->no_cert_expiry)
 		json_object_set(r, "certificate_expiry", a->cert_expiry);
 	for (size_t i = 0; i < a->ntuns; i++) {
 		struct tun *u = &a->tuns[i];
@@ -334,6 +334,7 @@ static void write_status(struct agent *a)
 }
 
 static void auth_start(struct agent *a);
+static void report(struct agent *a);
 
 static void report_done(struct agent *a, long status, json_t *body, const char *err)
 {
@@ -356,6 +357,15 @@ static void report_done(struct agent *a, long status, json_t *body, const char *
 		a->server_ok = false;
 	sg_log(SG_LOG_WARN, "report_failed", "status=%ld reason=\"%s\"", status,
 	       err ? err : detail(body));
+	/* A server of an earlier release does not know certificate_expiry (400 naming it): the
+	 * rest of the report matters more, so it goes again without. */
+	if (status == 400 && !a->no_cert_expiry && jstr(body, "field") &&
+	    (!strcmp(jstr(body, "field"), "certificate_expiry") ||
+	     !strcmp(jstr(body, "field"), "not_after") || !strcmp(jstr(body, "field"), "subject"))) {
+		a->no_cert_expiry = true;
+		sg_log(SG_LOG_WARN, "report_field_dropped", "field=certificate_expiry");
+		report(a);
+	}
 }
 
 static void report(struct agent *a)

@@ -53,6 +53,7 @@ struct agent {
 	json_t *errors; /* what failed to apply, for the report */
 	json_t *certs;	/* the x509 directory's certificates with keys, as last scanned */
 	json_t *cert_expiry; /* their validity: [{name, not_after, subject}] (the dashboard's) */
+	bool no_cert_expiry; /* the server refused it (an older release): reports leave it out */
 	bool retry_apply;
 	int apply_tries;
 	uint64_t retry_at;
