@@ -10,10 +10,10 @@
 #    migrated schema refuses, naming both versions;
 # 4. every acknowledged write is present and audited, the audit chain verifies.
 #
-# SG_OLD_BIN: a `secureguard` built from a commit before this release's newest migration, e.g.
-#   git archive 891d606^ | tar -x -C /tmp/old && cmake -S /tmp/old -B /tmp/old/build &&
-#   cmake --build /tmp/old/build --target secureguard      (891d606 added migration 11)
-# Without it the test is skipped (77): make check has no previous release to run.
+# SG_OLD_BIN: a `secureguard` of an earlier release. Without it the test builds the server of the
+# commit before 891d606 (which added migration 11) from this repository's history, once, into a
+# cache outside the build tree (scripts/old-release.sh, /var/cache/sg-old); skipped (77) only
+# where the history is absent (an archive or a shallow clone).
 # Environment: SG_BIN, SG_SRC.
 set -u
 SRV_TEST=test_server_upgrade
@@ -22,7 +22,15 @@ SRV_TEST=test_server_upgrade
 # shellcheck source=tests/server/pg.sh
 . "$SG_SRC/tests/server/pg.sh"
 [ -x "$SG" ] || { srv_log "SKIP: $SG not built"; exit 77; }
-[ -x "${SG_OLD_BIN:-}" ] || { srv_log "SKIP: SG_OLD_BIN (a previous release's secureguard) not given"; exit 77; }
+if [ -z "${SG_OLD_BIN:-}" ]; then
+	SG_OLD_BIN=$("$SG_SRC/scripts/old-release.sh" 891d606^)
+	case $? in
+	0) ;;
+	2) srv_log "SKIP: SG_OLD_BIN not given and this tree has no history to build it from"; exit 77 ;;
+	*) srv_fail "the earlier release did not build (scripts/old-release.sh)" ;;
+	esac
+fi
+[ -x "$SG_OLD_BIN" ] || srv_fail "SG_OLD_BIN=$SG_OLD_BIN is not executable"
 for t in python3 curl psql; do
 	command -v "$t" >/dev/null || { srv_log "SKIP: missing tool $t"; exit 77; }
 done
