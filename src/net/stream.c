@@ -23,6 +23,7 @@ struct sg_stream {
 	int fd;
 	SSL_CTX *ctx;
 	SSL *ssl;
+	char why[160]; /* the last failure, for sg_stream_error */
 };
 
 static long long mono_ms(void)
@@ -105,12 +106,19 @@ static int ssl_wait(struct sg_stream *st, int n, long long deadline)
 {
 	int e = SSL_get_error(st->ssl, n), w;
 
-	if (e == SSL_ERROR_WANT_READ)
+	if (e == SSL_ERROR_WANT_READ) {
 		w = wait_fd(st->fd, POLLIN, deadline);
-	else if (e == SSL_ERROR_WANT_WRITE)
+	} else if (e == SSL_ERROR_WANT_WRITE) {
 		w = wait_fd(st->fd, POLLOUT, deadline);
-	else
+	} else {
+		/* The peer's alert says why it ended the session (a client certificate it
+		 * wanted, say): kept for sg_stream_error. */
+		if (e == SSL_ERROR_SSL)
+			snprintf(st->why, sizeof(st->why), "TLS: %s", ssl_reason());
 		return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+	}
+	if (w == 0)
+		snprintf(st->why, sizeof(st->why), "no answer within the deadline");
 	return w > 0 ? 1 : w == 0 ? -2 : -1;
 }
 
@@ -263,6 +271,11 @@ ssize_t sg_stream_read(struct sg_stream *st, void *buf, size_t max, int timeout_
 				return w == 0 ? -2 : -1;
 		}
 	}
+}
+
+const char *sg_stream_error(const struct sg_stream *st)
+{
+	return st && st->why[0] ? st->why : NULL;
 }
 
 void sg_stream_close(struct sg_stream *st)

@@ -34,6 +34,9 @@ int sg_stream_write(struct sg_stream *st, const void *buf, size_t len, int timeo
 /* Reads what is there, up to max bytes, waiting at most timeout_ms for the first: the count,
  * 0 at the end of the stream, -1 on an error, -2 on the timeout. */
 ssize_t sg_stream_read(struct sg_stream *st, void *buf, size_t max, int timeout_ms) SG_WUR;
+/* Why the last call failed, when the stream knows more than "error" (a TLS alert from the peer,
+ * a timeout); NULL otherwise. */
+const char *sg_stream_error(const struct sg_stream *st);
 void sg_stream_close(struct sg_stream *st);
 
 #endif

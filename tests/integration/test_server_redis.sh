@@ -15,7 +15,8 @@
 # - Redis stopped: ready 503 naming Redis, reads and writes go on, failed logins are still
 #   limited (per server), client logins 503 (fail closed); Redis started again: ready, the
 #   subscriptions, the shared rate limit and the push across servers come back by themselves;
-# - rediss:// (TLS, the CA in the URL) works the same.
+# - rediss:// (TLS, the CA and a client certificate in the URL) works the same; without the
+#   client certificate Redis wants, the server refuses to start, saying so.
 #
 # Environment: SG_BIN, SG_SRC. Exit 77: PostgreSQL or redis-server missing.
 set -u
@@ -141,6 +142,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
 	-keyout "$TMP/other-ca.key" -out "$TMP/other-ca.pem" >/dev/null 2>&1 || fail "openssl"
 refused "a CA that did not sign Redis's certificate" "certificate verify failed" \
 	"${SG_REDIS_URL%%\?*}?ca=$TMP/other-ca.pem"
+refused "no client certificate (Redis asks for one)" "TLS: " \
+	"${SG_REDIS_URL%%&*}"
 srv_start a "$PG" "$TMP/a" "${OPTS[@]}" --redis "$SG_REDIS_URL" || fail "server a over TLS"
 srv_start b "$PG" "$TMP/b" "${OPTS[@]}" --redis "$SG_REDIS_URL" || fail "server b over TLS"
 curl -sf "$SRV_URL_a/api/ready" | grep -q '"redis": *"up"' || fail "a not ready over TLS"
@@ -150,5 +153,5 @@ T push || fail "push across servers over TLS"
 srv_stop a || fail "stop a"
 srv_stop b || fail "stop b"
 "$SG" audit verify --db "$PG" >/dev/null || fail "audit chain"
-srv_log "rediss:// with the CA in the URL: the same; audit chain intact"
+srv_log "rediss:// with the CA and a client certificate in the URL: the same; audit chain intact"
 srv_log "PASS"

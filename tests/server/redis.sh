@@ -14,7 +14,8 @@
 #   SG_REDIS_PORT, SG_REDIS_DIR, SG_REDIS_PASSWORD_VALUE
 #
 # With `tls` it serves TLS only (tls-port, port 0), with a certificate for 127.0.0.1 from a CA
-# made here ($SG_REDIS_DIR/ca.pem); clients need no certificate.
+# made here ($SG_REDIS_DIR/ca.pem), and asks clients for a certificate of the same CA
+# (client.pem, client.key; SG_REDIS_URL names them).
 # redis_cli ARGS... runs redis-cli as sgapp against it.
 
 redis__log() { printf '[redis.sh] %s\n' "$*" >&2; }
@@ -63,7 +64,7 @@ redis_start() {
 			echo "tls-cert-file $SG_REDIS_DIR/server.pem"
 			echo "tls-key-file $SG_REDIS_DIR/server.key"
 			echo "tls-ca-cert-file $SG_REDIS_DIR/ca.pem"
-			echo "tls-auth-clients no"
+			echo "tls-auth-clients yes"
 		else
 			echo "port $SG_REDIS_PORT"
 		fi
@@ -76,13 +77,17 @@ redis_start() {
 				openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 					-subj /CN=127.0.0.1 -keyout server.key -out server.csr &&
 				openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-					-days 2 -extfile <(echo "subjectAltName=IP:127.0.0.1") -out server.pem
+					-days 2 -extfile <(echo "subjectAltName=IP:127.0.0.1") -out server.pem &&
+				openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+					-subj /CN=sg-server -keyout client.key -out client.csr &&
+				openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+					-days 2 -extfile <(echo "extendedKeyUsage=clientAuth") -out client.pem
 		) >"$SG_REDIS_DIR/openssl.log" 2>&1 || {
 			redis__log "making the test certificates failed:"
 			cat "$SG_REDIS_DIR/openssl.log" >&2
 			return 1
 		}
-		export SG_REDIS_URL="rediss://sgapp:$SG_REDIS_PASSWORD_VALUE@127.0.0.1:$SG_REDIS_PORT/1?ca=$SG_REDIS_DIR/ca.pem"
+		export SG_REDIS_URL="rediss://sgapp:$SG_REDIS_PASSWORD_VALUE@127.0.0.1:$SG_REDIS_PORT/1?ca=$SG_REDIS_DIR/ca.pem&cert=$SG_REDIS_DIR/client.pem&key=$SG_REDIS_DIR/client.key"
 	else
 		export SG_REDIS_URL="redis://sgapp:$SG_REDIS_PASSWORD_VALUE@127.0.0.1:$SG_REDIS_PORT/1"
 	fi
@@ -93,7 +98,8 @@ redis_start() {
 
 redis_cli() {
 	local t=()
-	[ "${SG_REDIS_TLS:-}" = tls ] && t=(--tls --cacert "$SG_REDIS_DIR/ca.pem")
+	[ "${SG_REDIS_TLS:-}" = tls ] && t=(--tls --cacert "$SG_REDIS_DIR/ca.pem"
+		--cert "$SG_REDIS_DIR/client.pem" --key "$SG_REDIS_DIR/client.key")
 	REDISCLI_AUTH=$SG_REDIS_PASSWORD_VALUE redis-cli "${t[@]}" -h 127.0.0.1 -p "$SG_REDIS_PORT" \
 		--user sgapp -n 1 "$@"
 }
