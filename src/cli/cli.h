@@ -30,6 +30,8 @@ int cli_cmd_cert(int argc, char **argv); /* cert.c */
 int cli_cmd_license(int argc, char **argv); /* license.c */
 int cli_cmd_forward(int argc, char **argv); /* forward.c: libsecureguard's userspace stack */
 int cli_cmd_expose(int argc, char **argv);  /* expose.c: a local service through a gateway */
+int cli_cmd_connect(int argc, char **argv); /* connect.c: MFA-gated VPN sessions */
+int cli_cmd_disconnect(int argc, char **argv);
 
 /* ---- relay.c: what forward and expose share --------------------------------------------- */
 

@@ -36,6 +36,7 @@
 
 #include <secureguard/sg.h>
 
+#include "cli/api.h"
 #include "cli/cli.h"
 #include "common/compiler.h"
 #include "config/key.h"
@@ -45,7 +46,6 @@
 
 #define UDP_PEERS      256 /* gateway sources remembered at once (each has a local socket) */
 #define UDP_IDLE_SEC   60
-#define API_TIMEOUT_MS 15000
 #define RECHECK_SEC    30 /* how often a running service is looked up (deleted elsewhere?) */
 #define TOKEN_MAX      4096
 #define DELETE_TRIES   3
@@ -61,100 +61,21 @@ static void on_signal(int sig)
 
 /* ---- the server's API ---------------------------------------------------------------------- */
 
-struct api {
-	char base[1024]; /* server URL without a trailing '/' */
-	char *auth_hdr;	 /* "Authorization: Bearer ..." (wiped at the end) */
-	const char *ca_file;
-	struct evloop *loop;
-	struct sg_httpc *http;
-};
-
-struct api_call {
-	bool done;
-	long status;
-	json_t *body;
-	char err[256];
-};
-
-static void api_done(void *ctx, const struct sg_httpc_resp *r)
-{
-	struct api_call *c = ctx;
-
-	c->done = true;
-	c->status = r->error ? 0 : r->status;
-	if (r->error)
-		snprintf(c->err, sizeof(c->err), "%s", r->error);
-	else if (r->len)
-		c->body = json_loadb(r->body, r->len, 0, NULL);
-}
-
-/* One request, waited for. Returns the HTTP status (0: no answer, why in c->err); the caller
- * json_decref()s c->body. */
-static long api_call(struct api *a, const char *method, const char *path, json_t *req,
-		     struct api_call *c)
-{
-	struct sg_httpc_opts o = {.timeout_ms = API_TIMEOUT_MS, .ca_file = a->ca_file};
-	const char *hdrs[] = {"Content-Type: application/json", "Accept: application/json",
-			      a->auth_hdr, NULL};
-	char url[2048];
-	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
-
-	memset(c, 0, sizeof(*c));
-	if (req && !text) {
-		snprintf(c->err, sizeof(c->err), "out of memory");
-		return 0;
-	}
-	snprintf(url, sizeof(url), "%s%s", a->base, path);
-	if (!sg_httpc_request(a->http, method, url, hdrs, text, text ? strlen(text) : 0, &o,
-			      api_done, c)) {
-		snprintf(c->err, sizeof(c->err), "%.200s: the request could not be started", url);
-		free(text);
-		return 0;
-	}
-	free(text);
-	while (!c->done) {
-		int r = evloop_run_once(a->loop, 1000);
-		if (r < 0) {
-			/* Cannot happen short of a broken epoll fd; the request stays with the
-			 * client, which sg_httpc_free cancels. */
-			snprintf(c->err, sizeof(c->err), "event loop: %s", strerror(-r));
-			return 0;
-		}
-	}
-	return c->status;
-}
-
-/* "what the server said": an RFC 9457 problem document's detail (and field), or the status. */
-static void api_complaint(char *out, size_t len, const struct api_call *c)
-{
-	const char *detail = json_string_value(json_object_get(c->body, "detail"));
-	const char *field = json_string_value(json_object_get(c->body, "field"));
-
-	if (!c->status)
-		snprintf(out, len, "%s", c->err);
-	else if (detail && field)
-		snprintf(out, len, "%s (field %s; HTTP %ld)", detail, field, c->status);
-	else if (detail)
-		snprintf(out, len, "%s (HTTP %ld)", detail, c->status);
-	else
-		snprintf(out, len, "HTTP %ld", c->status);
-}
-
 static const char *jstr(json_t *o, const char *k)
 {
 	return json_string_value(json_object_get(o, k));
 }
 
 /* DELETE /api/v1/services/{id}, tried again on no answer (the server may be restarting). */
-static bool delete_service(struct api *a, const char *id)
+static bool delete_service(struct cli_api *a, const char *id)
 {
 	char path[256], why[512];
-	struct api_call c;
+	struct cli_api_call c;
 
 	snprintf(path, sizeof(path), "/api/v1/services/%s", id);
 	for (int i = 0; i < DELETE_TRIES; i++) {
-		long st = api_call(a, "DELETE", path, NULL, &c);
-		api_complaint(why, sizeof(why), &c);
+		long st = cli_api_call(a, "DELETE", path, NULL, &c);
+		cli_api_complaint(why, sizeof(why), &c);
 		json_decref(c.body);
 		if (st == 204 || st == 404) /* 404: already gone */
 			return true;
@@ -594,15 +515,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 /* Polls the service until the gateway serves it (or wait_s passed, or Ctrl-C). 1: active, 0:
  * not yet, -1: the service is gone. */
-static int wait_active(struct api *a, const char *id, int wait_s)
+static int wait_active(struct cli_api *a, const char *id, int wait_s)
 {
 	char path[256];
-	struct api_call c;
+	struct cli_api_call c;
 	time_t until = time(NULL) + wait_s;
 
 	snprintf(path, sizeof(path), "/api/v1/services/%s", id);
 	for (;;) {
-		long st = api_call(a, "GET", path, NULL, &c);
+		long st = cli_api_call(a, "GET", path, NULL, &c);
 		const char *status = jstr(c.body, "status");
 		bool active = st == 200 && status && !strcmp(status, "active");
 		json_decref(c.body);
@@ -619,8 +540,8 @@ static int wait_active(struct api *a, const char *id, int wait_s)
 int cli_cmd_expose(int argc, char **argv)
 {
 	struct opts o;
-	struct api a = {0};
-	struct api_call c = {0};
+	struct cli_api a = {0};
+	struct cli_api_call c = {0};
 	struct sockaddr_storage local, listen_at;
 	socklen_t local_len = 0, listen_len = 0;
 	uint8_t priv[SG_KEY_LEN], pub[SG_KEY_LEN];
@@ -644,14 +565,10 @@ int cli_cmd_expose(int argc, char **argv)
 	if (cli_resolve_hostport(o.local, true, stream ? SOCK_STREAM : SOCK_DGRAM, &local,
 				 &local_len) != 0)
 		return 1;
-	snprintf(a.base, sizeof(a.base), "%s", o.server);
-	for (size_t n = strlen(a.base); n && a.base[n - 1] == '/'; n--)
-		a.base[n - 1] = '\0';
-	a.ca_file = o.ca;
 	a.auth_hdr = auth_header(o.token_file);
 	if (!a.auth_hdr)
 		return 1;
-	if (evloop_new(&a.loop) || sg_httpc_new(&a.http, a.loop)) {
+	if (!cli_api_open(&a, o.server, o.ca)) {
 		fprintf(stderr, "%s: expose: cannot start the HTTP client\n", CLI_PROG);
 		goto out;
 	}
@@ -704,7 +621,7 @@ int cli_cmd_expose(int argc, char **argv)
 				goto oom;
 		}
 		json_decref(c.body);
-		st = api_call(&a, "POST", "/api/v1/services", req, &c);
+		st = cli_api_call(&a, "POST", "/api/v1/services", req, &c);
 		const char *field = jstr(c.body, "field");
 		if (st == 400 && !o.fips && field && !strcmp(field, "public_key_fips")) {
 			o.fips = true;
@@ -713,7 +630,7 @@ int cli_cmd_expose(int argc, char **argv)
 		break;
 	}
 	if (st != 201) {
-		api_complaint(why, sizeof(why), &c);
+		cli_api_complaint(why, sizeof(why), &c);
 		fprintf(stderr, "%s: expose: %s: %s\n", CLI_PROG,
 			st ? "the server refused the service" : "no answer from the server", why);
 		goto out;
@@ -850,8 +767,8 @@ int cli_cmd_expose(int argc, char **argv)
 		if (time(NULL) < next)
 			continue;
 		next = time(NULL) + RECHECK_SEC;
-		struct api_call g;
-		long gs = api_call(&a, "GET", path, NULL, &g);
+		struct cli_api_call g;
+		long gs = cli_api_call(&a, "GET", path, NULL, &g);
 		json_decref(g.body);
 		if (gs == 404) {
 			fprintf(stderr, "%s: expose: the service was removed on the server\n",
@@ -896,13 +813,6 @@ out:
 	}
 	sg_memzero(priv, sizeof(priv));
 	sg_memzero(fpriv, sizeof(fpriv));
-	if (a.http)
-		sg_httpc_free(a.http);
-	if (a.loop)
-		evloop_free(a.loop);
-	if (a.auth_hdr) {
-		sg_memzero(a.auth_hdr, strlen(a.auth_hdr));
-		free(a.auth_hdr);
-	}
+	cli_api_close(&a);
 	return rc;
 }

@@ -172,6 +172,8 @@ static const struct api_schema dns_list = {.type = AT_ARRAY, .items = &ip, .max_
 static const struct api_schema mtu = {.type = AT_INTEGER, .int_format = "int64",
 				      .has_min = true, .min = 1280, .has_max = true, .max = 9000,
 				      .nullable = true};
+static const struct api_schema mfa_hours = {.type = AT_INTEGER, .int_format = "int64",
+					    .has_min = true, .min = 1, .has_max = true, .max = 720};
 static const struct api_prop net_create_props[] = {
     {"name", &name64, R, "unique without regard to case or normalisation (409)"},
     {"subnet4", &subnet4, 0, "at least one of subnet4 and subnet6 (400 naming subnet4)"},
@@ -179,6 +181,11 @@ static const struct api_prop net_create_props[] = {
     {"dns_servers", &dns_list, 0, NULL},
     {"fips_required", &boolean, 0, "default: the instance's settings.fips_required"},
     {"mtu", &mtu, 0, NULL},
+    {"mfa_required", &boolean, 0,
+     "default false. true: a client (not a hub) is a peer of the hubs only while its owner "
+     "holds a VPN session opened with password and TOTP (POST /api/vpn-sessions, "
+     "`secureguard connect`)"},
+    {"mfa_session_hours", &mfa_hours, 0, "how long a VPN session lasts at most; default 8"},
 };
 static const struct api_schema net_create_in = {.name = "NetworkCreate", .type = AT_OBJECT,
 						NPROPS(net_create_props)};
@@ -189,6 +196,9 @@ static const struct api_prop net_update_props[] = {
     {"dns_servers", &dns_list, 0, NULL},
     {"fips_required", &boolean, 0, NULL},
     {"mtu", &mtu, 0, NULL},
+    {"mfa_required", &boolean, 0, "turning it on removes the clients without a session from "
+				  "the hubs at once"},
+    {"mfa_session_hours", &mfa_hours, 0, "sessions already open keep their end"},
 };
 static const struct api_schema net_update_in = {.name = "NetworkUpdate", .type = AT_OBJECT,
 						.min_props = 1, NPROPS(net_update_props)};
@@ -217,6 +227,9 @@ static const struct api_prop client_create_props[] = {
     {"endpoint", &endpoint_null, 0, "required for a relay"},
     {"listen_port", &port_null, 0, NULL},
     {"enabled", &boolean, 0, "default true"},
+    {"owner_id", &uuid_null, 0,
+     "the user whose VPN session (POST /api/vpn-sessions) gates it on an mfa_required "
+     "network; default: the creating user (an API key's user); null: none"},
 };
 static const struct api_schema client_create_in = {.name = "ClientCreate", .type = AT_OBJECT,
 						   NPROPS(client_create_props)};
@@ -229,6 +242,7 @@ static const struct api_prop client_update_props[] = {
     {"endpoint", &endpoint_null, 0, NULL},
     {"listen_port", &port_null, 0, NULL},
     {"enabled", &boolean, 0, NULL},
+    {"owner_id", &uuid_null, 0, "another owner (or null) ends the client's open VPN session"},
 };
 static const struct api_schema client_update_in = {.name = "ClientUpdate", .type = AT_OBJECT,
 						   .min_props = 1, NPROPS(client_update_props)};
@@ -239,6 +253,28 @@ static const struct api_prop regen_props[] = {
 static const struct api_schema regen_in = {
     .name = "RegenerateKeys", .type = AT_OBJECT, NPROPS(regen_props),
     .description = "Empty: new server-generated keys. With keys: those public keys instead."};
+
+static const struct api_schema vpn_client = {.type = AT_STRING, .format = &api_f_text,
+					     .min_len = 1, .max_len = 64};
+static const struct api_schema vpn_duration = {.type = AT_INTEGER, .int_format = "int64",
+					       .has_min = true, .min = 10, .has_max = true,
+					       .max = 2592000};
+static const struct api_prop vpn_open_props[] = {
+    {"client", &vpn_client, R, "the client's id or name, among the clients the account owns"},
+    {"email", &email, R, "the owner's account"},
+    {"password", &password_login, R, NULL},
+    {"code", &mfa_code, R, NULL},
+    {"duration_seconds", &vpn_duration, 0,
+     "a shorter session than the network's mfa_session_hours (longer is cut to it)"},
+};
+static const struct api_schema vpn_open_in = {.name = "VpnSessionOpen", .type = AT_OBJECT,
+					      NPROPS(vpn_open_props)};
+static const struct api_schema vpn_token = {.type = AT_STRING, .format = &api_f_text,
+					    .min_len = 8, .max_len = 64};
+static const struct api_prop vpn_end_props[] = {
+    {"session_token", &vpn_token, R, "sgv_...: from POST /api/vpn-sessions"}};
+static const struct api_schema vpn_end_in = {.name = "VpnSessionEnd", .type = AT_OBJECT,
+					     NPROPS(vpn_end_props)};
 
 static const struct api_schema duration = {.type = AT_INTEGER, .int_format = "int64",
 					   .has_min = true, .min = 3600, .has_max = true,
@@ -749,6 +785,8 @@ static const struct api_prop net_props[] = {
     {"mtu", &int64_null, R, NULL},
     {"created_at", &unix_s, R, NULL},
     {"updated_at", &unix_s, R, NULL},
+    {"mfa_required", &boolean, R, "clients are peers only during their owner's VPN session"},
+    {"mfa_session_hours", &int64, R, NULL},
     {"client_count", &int64, R, NULL},
 };
 static const struct api_schema net_out = {.name = "Network", .type = AT_OBJECT,
@@ -795,9 +833,45 @@ static const struct api_prop client_props[] = {
     {"online", &boolean, R, "a hub's agent saw a handshake within the last 180 s"},
     {"bytes_sent", &int64, R, "sent by the client, as its hub's agent last reported"},
     {"bytes_received", &int64, R, NULL},
+    {"owner_id", &uuid_null, R, "the user whose VPN session gates it (mfa_required networks)"},
 };
 static const struct api_schema client_out = {.name = "Client", .type = AT_OBJECT,
 					     NPROPS(client_props)};
+
+static const struct api_prop vpn_opened_props[] = {
+    {"id", &uuid, R, NULL},
+    {"session_token", &str, R, "sgv_...; shown once: ends the session (POST "
+			       "/api/vpn-sessions/end)"},
+    {"client_id", &uuid, R, NULL},
+    {"client_name", &str, R, NULL},
+    {"network_id", &uuid, R, NULL},
+    {"user_id", &uuid, R, NULL},
+    {"expires_at", &unix_s, R, NULL},
+    {"expires_in", &int64, R, "seconds"},
+};
+static const struct api_schema vpn_opened_out = {.name = "VpnSessionOpened", .type = AT_OBJECT,
+						 NPROPS(vpn_opened_props)};
+static const char *const vpn_reasons[] = {"ended_by_user", "revoked", "expired", "replaced",
+					  "owner_changed", "credentials_changed", NULL};
+static const struct api_schema vpn_reason = {.type = AT_STRING, .enumv = vpn_reasons,
+					     .nullable = true};
+static const struct api_prop vpn_props[] = {
+    {"id", &uuid, R, NULL},
+    {"client_id", &uuid, R, NULL},
+    {"client_name", &str_null, R, NULL},
+    {"network_id", &uuid_null, R, NULL},
+    {"user_id", &uuid, R, NULL},
+    {"user_email", &str_null, R, NULL},
+    {"source_ip", &str_null, R, "where it was opened from"},
+    {"created_at", &unix_s, R, NULL},
+    {"expires_at", &unix_s, R, NULL},
+    {"ended_at", &unix_s_null, R, NULL},
+    {"end_reason", &vpn_reason, R, NULL},
+    {"ended_by", &str_null, R, "the user or API key that ended it"},
+    {"active", &boolean, R, "open now: the client is a peer of its hubs"},
+};
+static const struct api_schema vpn_out = {.name = "VpnSession", .type = AT_OBJECT,
+					  NPROPS(vpn_props)};
 
 #define TEMP_PROPS                                                                                 \
 	{"id", &uuid, R, NULL}, {"network_id", &uuid, R, NULL},                                    \
@@ -1163,6 +1237,7 @@ PAGE(apikey_page, "ApiKeyPage", apikey_out);
 PAGE(net_page, "NetworkPage", net_out);
 PAGE(peer_page, "PeerPage", peer_out);
 PAGE(client_page, "ClientPage", client_out);
+PAGE(vpn_page, "VpnSessionPage", vpn_out);
 PAGE(temp_page, "TempAccessPage", temp_out);
 PAGE(audit_page, "AuditEventPage", audit_out);
 PAGE(conn_page, "ConnectionPage", conn_out);
@@ -1197,6 +1272,8 @@ const struct api_schema *const api_components[] = {
     &agent_tunnel,    &agent_config_out, &tunnel_agg,	   &tunnel_page,
     &redeemed_out,    &stats_sample,	 &stats_out,	   &verify_out, &cert_info, &certs_out, &cert_exp,
     API_GW_COMPONENTS,
+    /* MFA-gated VPN sessions (routes_vpn.c) */
+    &vpn_open_in,     &vpn_end_in,	 &vpn_opened_out,  &vpn_out,	      &vpn_page,
 };
 const size_t api_ncomponents = SG_ARRAY_LEN(api_components);
 
@@ -1312,6 +1389,13 @@ static const struct api_schema q_wait = {.type = AT_INTEGER, .int_format = "int6
 					 .default_json = "0"};
 static const struct api_schema q_tunnel_name = {.type = AT_STRING, .format = &api_f_text,
 						.min_len = 1, .max_len = 200};
+static const struct api_param p_vpn[] = {
+    {"client_id", IN_QUERY, &q_uuid, false, NULL},
+    {"user_id", IN_QUERY, &q_uuid, false, NULL},
+    {"active", IN_QUERY, &q_bool, false, "true: open now; false: ended; default: all"},
+    P_LIMIT,
+    P_OFFSET,
+};
 static const struct api_param p_policies[] = {
     {"enabled", IN_QUERY, &q_bool, false, NULL}, P_LIMIT, P_OFFSET};
 static const struct api_param p_peers[] = {
@@ -1437,6 +1521,13 @@ static const struct api_response r_get_client[] = {OKJ(200, "the client", client
 						   E403, E404};
 static const struct api_response r_update_client[] = {
     OKJ(200, "changed", client_out), E400, E401, E403, E404, E409, E413, E415, E503};
+static const struct api_response r_vpn_open[] = {
+    OKJ(201, "a session: the client is a peer of its hubs within a second", vpn_opened_out),
+    E400, E401, E403, E404, E409, E413, E415, E429, E503};
+static const struct api_response r_vpn_end[] = {NOBODY, E400, E404, E413, E415, E429, E503};
+static const struct api_response r_vpn_list[] = {OKJ(200, "a page, newest first", vpn_page),
+						 E400, E401, E403, E503};
+static const struct api_response r_vpn_revoke[] = {NOBODY, E400, E401, E403, E404, E409, E503};
 static const struct api_response r_delete_client[] = {NOBODY, E400, E401, E403, E404, E503};
 static const struct api_response r_config[] = {
     {200, "the config (format=conf) or its QR code (format=qr)", "text/plain; charset=utf-8",
@@ -1565,6 +1656,8 @@ const char *const api_tags[][2] = {
     {"api-keys", "API keys of the caller"},
     {"networks", "Networks and their peers"},
     {"clients", "Clients (peers) and their configs"},
+    {"vpn-sessions", "MFA-gated VPN sessions: a client of an mfa_required network is a peer "
+		     "while its owner holds one"},
     {"temporary-access", "Links that hand out a config"},
     {"audit", "The hash-chained audit log"},
     {"connections", "The connection log"},
@@ -1676,6 +1769,24 @@ const struct api_route api_routes[] = {
     {"POST", "/api/clients/{id}/regenerate-keys", "regenerateClientKeys", "clients",
      "New server-generated keys, or the supplied public keys", NULL, h_clients_regen,
      ROLE_ADMIN, 0, PARAMS(p_id), .body = &regen_in, RESP(r_regen)},
+    {"POST", "/api/vpn-sessions", "openVpnSession", "vpn-sessions",
+     "Open a VPN session for a client with its owner's password and TOTP code",
+     "A login: the same per-address limit, lockout and audit as POST /api/auth/login, and "
+     "the code is spent as at POST /api/auth/login/mfa (a code is good once). The account "
+     "needs a second factor (403 without). One open session per client: a new one replaces "
+     "it. 409: the client is disabled, a hub, or its network is not mfa_required.",
+     h_vpn_open, ROLE_NONE, AUTH_PUBLIC, .body = &vpn_open_in, .body_required = true,
+     RESP(r_vpn_open)},
+    {"POST", "/api/vpn-sessions/end", "endVpnSession", "vpn-sessions",
+     "End the session of a session token (the user disconnects): the peer leaves the hubs",
+     NULL, h_vpn_end, ROLE_NONE, AUTH_PUBLIC, .body = &vpn_end_in, .body_required = true,
+     RESP(r_vpn_end)},
+    {"GET", "/api/vpn-sessions", "listVpnSessions", "vpn-sessions",
+     "VPN sessions, open and ended", NULL, h_vpn_list, ROLE_VIEWER, 0, PARAMS(p_vpn),
+     RESP(r_vpn_list)},
+    {"DELETE", "/api/vpn-sessions/{id}", "revokeVpnSession", "vpn-sessions",
+     "Revoke an open session: the peer leaves the hubs within a second", NULL, h_vpn_revoke,
+     ROLE_ADMIN, 0, PARAMS(p_id), RESP(r_vpn_revoke)},
     {"GET", "/api/temp-access", "listTempAccess", "temporary-access",
      "List temporary access grants", NULL, h_temp_list, ROLE_VIEWER, 0, PARAMS(p_temp_list),
      RESP(r_list_temp)},

@@ -292,6 +292,9 @@ int srv_bump_token_gen(struct sg_db_conn *c, const char *user_id)
 	 * password or role change, disabling, logging out everywhere. */
 	if (!rc)
 		rc = srv_neg(sg_db_exec(c, "DELETE FROM oidc_sessions WHERE user_id = $1", 1, p));
+	/* So do the user's MFA-gated VPN sessions (routes_vpn.c): their peers leave the hubs. */
+	if (!rc)
+		rc = srv_vpn_end_user(c, user_id, "credentials_changed");
 	return rc;
 }
 
@@ -878,6 +881,22 @@ out:
 	return status;
 }
 
+bool srv_login_refused(struct srv_resp *out, int status, const struct srv_login *who)
+{
+	if (status == 200)
+		return false;
+	if (status == 429) {
+		srv_error(out, 429, NULL, "%s", who->why);
+		srv_retry_after(out, who->retry);
+	} else if (status == 503) {
+		srv_error(out, 503, NULL, "the database is busy; retry");
+		srv_retry_after(out, 1);
+	} else {
+		srv_error(out, 401, NULL, "invalid credentials");
+	}
+	return true;
+}
+
 void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	static const struct field_spec spec[] = {{"email", F_STR, true, false},
@@ -902,20 +921,8 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		return;
 	}
 	status = srv_password_login(s, r, email, password, &who);
-	if (status == 429) {
-		srv_error(out, 429, NULL, "%s", who.why);
-		srv_retry_after(out, who.retry);
+	if (srv_login_refused(out, status, &who))
 		return;
-	}
-	if (status == 503) {
-		srv_error(out, 503, NULL, "the database is busy; retry");
-		srv_retry_after(out, 1);
-		return;
-	}
-	if (status != 200) {
-		srv_error(out, 401, NULL, "invalid credentials");
-		return;
-	}
 	c = sg_db_acquire(s->db);
 	/* The password was right; an account with a second factor answers a challenge instead
 	 * of tokens (routes_mfa.c) and the login completes at POST /api/auth/login/mfa. */
@@ -1806,7 +1813,12 @@ static int user_delete_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		x->msg = "no such user";
 		return 1;
 	}
-	rc = sg_db_exec(c, "DELETE FROM admin_users WHERE id = $1", 1, p);
+	/* The clients the user owned keep no owner (clients.owner_id has no foreign key, schema
+	 * migration 12): on an mfa_required network nobody can open their sessions until an
+	 * admin gives them another owner. Their sessions go with the user (ON DELETE CASCADE). */
+	rc = sg_db_exec(c, "UPDATE clients SET owner_id = NULL WHERE owner_id = $1", 1, p);
+	if (rc >= 0)
+		rc = sg_db_exec(c, "DELETE FROM admin_users WHERE id = $1", 1, p);
 	if (rc >= 0)
 		rc = last_super_guard(c, x);
 	if (!rc)

@@ -5,6 +5,9 @@
  * client's config has one [Peer] per enabled hub, with the hub's Endpoint and AllowedIPs = the
  * client's allowed_ips or, when empty, the network's subnets.
  *
+ * On an mfa_required network a hub lists an ordinary client only while the client's owner
+ * holds an open VPN session (routes_vpn.c, docs/SERVER.md "MFA-gated VPN sessions").
+ *
  * A network that is not fips_required gets pure wg-quick keys (PrivateKey, PublicKey) that
  * wg-quick, wireguard-go and the phone apps read. A fips_required network gets FipsPrivateKey /
  * FipsPublicKey and CryptoMode = fips, which `secureguard up` reads.
@@ -57,15 +60,16 @@ enum {
 	N_DNS,
 	N_FIPS,
 	N_MTU,
-	C_EXPIRES
+	C_EXPIRES,
+	N_MFA
 };
 
 char *srv_render_config(struct srv *s, struct sg_db_conn *c, const char *client_id, int *status,
 			char *why, size_t whylen)
 {
 	struct sg_db_res *res = NULL, *peers = NULL;
-	const char *p[] = {client_id, NULL};
-	char *buf = NULL, *priv = NULL;
+	const char *p[] = {client_id, NULL, NULL};
+	char *buf = NULL, *priv = NULL, now[24];
 	size_t len = 0;
 	FILE *f = NULL;
 	bool fips, relay;
@@ -78,7 +82,7 @@ char *srv_render_config(struct srv *s, struct sg_db_conn *c, const char *client_
 			 "c.public_key_fips, c.private_key_classic_enc, c.private_key_fips_enc, "
 			 "c.assigned_ip4, c.assigned_ip6, c.allowed_ips, c.persistent_keepalive, "
 			 "c.is_relay, c.endpoint, c.listen_port, c.enabled, n.name, n.subnet4, "
-			 "n.subnet6, n.dns_servers, n.fips_required, n.mtu, c.expires_at FROM "
+			 "n.subnet6, n.dns_servers, n.fips_required, n.mtu, c.expires_at, n.mfa_required FROM "
 			 "clients c JOIN networks n ON n.id = c.network_id WHERE c.id = $1",
 			 1, p);
 	if (rc < 0) {
@@ -94,14 +98,22 @@ char *srv_render_config(struct srv *s, struct sg_db_conn *c, const char *client_
 	relay = srv_res_i64(res, 0, C_RELAY) != 0;
 	p[0] = sg_db_res_get(res, 0, C_NET);
 	p[1] = client_id;
+	p[2] = srv_i64(now, srv_now());
+	/* On an mfa_required network a hub lists a client only while its owner holds an open
+	 * VPN session (routes_vpn.c); hubs list each other always. */
 	rc = sg_db_query(c, &peers,
 			 relay ? "SELECT name, public_key_classic, public_key_fips, assigned_ip4, "
-				 "assigned_ip6, endpoint FROM clients WHERE network_id = $1 AND id "
-				 "<> $2 AND enabled = 1 ORDER BY created_at, id"
+				 "assigned_ip6, endpoint FROM clients c WHERE network_id = $1 AND id "
+				 "<> $2 AND enabled = 1 AND (is_relay = 1 OR NOT EXISTS (SELECT 1 "
+				 "FROM networks n WHERE n.id = c.network_id AND n.mfa_required = 1) "
+				 "OR EXISTS (SELECT 1 FROM vpn_sessions v WHERE v.client_id = c.id "
+				 "AND v.user_id = c.owner_id AND v.ended_at IS NULL AND v.expires_at "
+				 "> $3)) ORDER BY created_at, id"
 			       : "SELECT name, public_key_classic, public_key_fips, assigned_ip4, "
 				 "assigned_ip6, endpoint FROM clients WHERE network_id = $1 AND id "
-				 "<> $2 AND enabled = 1 AND is_relay = 1 ORDER BY created_at, id",
-			 2, p);
+				 "<> $2 AND enabled = 1 AND is_relay = 1 AND CAST($3 AS BIGINT) IS "
+				 "NOT NULL ORDER BY created_at, id",
+			 3, p);
 	if (rc < 0) {
 		snprintf(why, whylen, "database error");
 		goto fail;
@@ -114,6 +126,9 @@ char *srv_render_config(struct srv *s, struct sg_db_conn *c, const char *client_
 		relay ? " (hub)" : "");
 	if (!srv_res_i64(res, 0, C_ENABLED))
 		fprintf(f, "# This client is disabled: the hub does not list it as a peer.\n");
+	if (!relay && srv_res_i64(res, 0, N_MFA))
+		fprintf(f, "# This network requires an MFA session: the hubs list this client "
+			   "while its owner is connected (`secureguard connect`).\n");
 	if (sg_db_res_get(res, 0, C_EXPIRES))
 		fprintf(f, "# Temporary access: valid until %s (unix time).\n",
 			sg_db_res_get(res, 0, C_EXPIRES));

@@ -24,8 +24,8 @@
 	"assigned_ip6, allowed_ips, persistent_keepalive, is_relay, endpoint, listen_port, "       \
 	"enabled, temp_access_id, expires_at, last_handshake, created_at, updated_at, CASE WHEN "  \
 	"private_key_classic_enc IS NULL AND private_key_fips_enc IS NULL THEN 0 ELSE 1 END AS "   \
-	"server_generated_keys, online, bytes_sent, bytes_received"
-#define CLIENT_KINDS "sssssssslibsibsiiiibbii"
+	"server_generated_keys, online, bytes_sent, bytes_received, owner_id"
+#define CLIENT_KINDS "sssssssslibsibsiiiibbiis"
 
 json_t *srv_client_get(struct sg_db_conn *c, const char *id)
 {
@@ -230,7 +230,8 @@ int srv_client_insert(struct srv *s, struct sg_db_conn *c, const struct client_n
 				   cn->enabled ? "1" : "0",
 				   cn->temp_access_id,
 				   cn->expires_at ? srv_i64(exp, cn->expires_at) : NULL,
-				   srv_i64(now, srv_now())};
+				   srv_i64(now, srv_now()),
+				   cn->owner_id};
 
 		rc = sg_db_exec(
 		    c,
@@ -238,10 +239,10 @@ int srv_client_insert(struct srv *s, struct sg_db_conn *c, const struct client_n
 		    "public_key_classic, public_key_fips, private_key_classic_enc, "
 		    "private_key_fips_enc, assigned_ip4, assigned_ip6, allowed_ips, "
 		    "persistent_keepalive, is_relay, endpoint, listen_port, enabled, "
-		    "temp_access_id, expires_at, created_at, updated_at) VALUES ($1, $2, $3, "
-		    "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-		    "$19, $19)",
-		    19, q);
+		    "temp_access_id, expires_at, created_at, updated_at, owner_id) VALUES ($1, "
+		    "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
+		    "$18, $19, $19, $20)",
+		    20, q);
 		rc = srv_neg(rc);
 	}
 out:
@@ -265,7 +266,7 @@ struct client_ctx {
 	char new_id[SRV_ID_LEN + 1];
 };
 
-enum { S_NAME, S_DESC, S_ALLOWED, S_KA, S_RELAY, S_ENDPOINT, S_PORT, S_ENABLED };
+enum { S_NAME, S_DESC, S_ALLOWED, S_KA, S_RELAY, S_ENDPOINT, S_PORT, S_ENABLED, S_OWNER };
 
 static const struct field_spec client_spec[] = {
     {"network_id", F_STR, false, false},
@@ -279,6 +280,7 @@ static const struct field_spec client_spec[] = {
     {"endpoint", F_STR, false, true},
     {"listen_port", F_INT, false, true},
     {"enabled", F_BOOL, false, false},
+    {"owner_id", F_STR, false, true},
 };
 
 static bool parse_pubkeys(struct srv_resp *out, json_t *body, const char **pub, const char **pubf)
@@ -391,12 +393,38 @@ static bool client_parse(struct srv_req *r, struct srv_resp *out, struct client_
 		x->set[S_ENABLED] = true;
 		cn->enabled = json_is_true(v);
 	}
+	if ((v = json_object_get(r->json, "owner_id"))) {
+		x->set[S_OWNER] = true;
+		cn->owner_id = json_string_value(v);
+	} else if (create) {
+		/* The creating admin (an API key's user) owns it unless the body says otherwise. */
+		cn->owner_id = r->who.user_id[0] ? r->who.user_id : NULL;
+	}
 	if (create && cn->is_relay && !cn->endpoint) {
 		srv_error(out, 400, "endpoint",
 			  "a relay (hub) needs an endpoint clients can reach");
 		return false;
 	}
 	return true;
+}
+
+/* An owner must be a user of this server: 0, 1 with why set, or <0. */
+static int owner_check(struct sg_db_conn *c, const char *owner, char *why, size_t wl)
+{
+	struct sg_db_res *res = NULL;
+	const char *p[] = {owner};
+	int rc;
+
+	if (!owner)
+		return 0;
+	rc = sg_db_query(c, &res, "SELECT 1 FROM admin_users WHERE id = $1", 1, p);
+	sg_db_res_free(res);
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		return 0;
+	snprintf(why, wl, "owner_id|no such user");
+	return 1;
 }
 
 /* "field|message" from srv_client_insert to a 400/404/409. */
@@ -422,6 +450,9 @@ static int client_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	json_decref(x->result);
 	x->result = NULL;
 	x->why[0] = 0;
+	rc = owner_check(c, x->cn.owner_id, x->why, sizeof(x->why));
+	if (rc)
+		return rc > 0 ? SG_EINVAL : rc;
 	rc = srv_client_insert(s, c, &x->cn, x->new_id, x->why, sizeof(x->why));
 	if (rc)
 		return rc;
@@ -592,6 +623,29 @@ static int client_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		    cn->has_listen_port ? json_integer(cn->listen_port) : json_null());
 	if (x->set[S_ENABLED])
 		UPD("enabled", cn->enabled ? "1" : "0", json_boolean(cn->enabled));
+	if (x->set[S_OWNER]) {
+		const char *old = json_string_value(json_object_get(cur, "owner_id"));
+
+		rc = owner_check(c, cn->owner_id, x->why, sizeof(x->why));
+		if (rc > 0)
+			x->status = 400;
+		if (rc)
+			goto out;
+		UPD("owner_id", cn->owner_id, cn->owner_id ? json_string(cn->owner_id) : json_null());
+		/* A session belongs to the owner who opened it: a new owner starts without. */
+		if (!old || !cn->owner_id || strcmp(old, cn->owner_id)) {
+			const char *pp[] = {x->id, srv_i64(now, srv_now()), x->r->who.id};
+
+			rc = sg_db_exec(c,
+					"UPDATE vpn_sessions SET ended_at = $2, end_reason = "
+					"'owner_changed', ended_by = $3 WHERE client_id = $1 AND "
+					"ended_at IS NULL",
+					3, pp);
+			if (rc < 0)
+				goto out;
+			json_object_set_new(d, "vpn_sessions_ended", json_integer(rc));
+		}
+	}
 	UPD("updated_at", srv_i64(now, srv_now()), json_integer(srv_now()));
 #undef UPD
 	rc = srv_audit(c, x->r, "client.updated", "client", x->id,

@@ -171,6 +171,32 @@ static int factor_spend(struct sg_db_conn *c, struct srv_req *r, const char *uid
 	}
 }
 
+int srv_mfa_spend(struct srv *s, struct sg_db_conn *c, struct srv_req *r, const char *uid,
+		  const char *email, const char *code, bool *recovery)
+{
+	struct sg_db_res *res = NULL;
+	const char *p[] = {uid};
+	struct factor f;
+	bool good;
+	int rc;
+
+	*recovery = false;
+	rc = sg_db_query(c, &res, "SELECT totp_secret, totp_last_step FROM admin_users WHERE id = $1",
+			 1, p);
+	if (rc < 0)
+		return rc;
+	if (rc != 1 || !sg_db_res_get(res, 0, 0)) {
+		sg_db_res_free(res);
+		return 0;
+	}
+	good = factor_read(s, uid, sg_db_res_get(res, 0, 0), srv_res_i64(res, 0, 1), code, &f);
+	sg_db_res_free(res);
+	rc = good ? factor_spend(c, r, uid, email, &f) : 0;
+	*recovery = f.recovery;
+	sg_memzero(&f, sizeof(f));
+	return rc;
+}
+
 /* ---- the second step of a login ----------------------------------------------------------- */
 
 struct challenge_ctx {

@@ -1,4 +1,5 @@
-/* /api/networks: networks (subnets, DNS servers, FIPS requirement, MTU) and their peers. */
+/* /api/networks: networks (subnets, DNS servers, FIPS requirement, MTU, MFA-gated sessions:
+ * routes_vpn.c) and their peers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,8 +8,9 @@
 #include "server/srv_int.h"
 
 #define NET_COLS                                                                                   \
-	"id, name, subnet4, subnet6, dns_servers, fips_required, mtu, created_at, updated_at"
-#define NET_KINDS "sssslbiii"
+	"id, name, subnet4, subnet6, dns_servers, fips_required, mtu, created_at, updated_at, "     \
+	"mfa_required, mfa_session_hours"
+#define NET_KINDS "sssslbiiibi"
 
 /* A network as every answer shows it: its columns and how many clients it has. */
 #define NET_COLS_COUNT                                                                             \
@@ -58,7 +60,9 @@ struct net_ctx {
 	const char *id, *name, *dns;
 	char *name_key; /* the name case-folded: unique (schema migration 7) */
 	char sub4[64], sub6[64];
-	bool set_name, set_sub4, set_sub6, set_dns, set_fips, set_mtu;
+	bool set_name, set_sub4, set_sub6, set_dns, set_fips, set_mtu, set_mfa, set_hours;
+	int mfa;
+	int64_t hours; /* mfa_session_hours */
 	bool has_sub4, has_sub6;
 	int fips;
 	int64_t mtu; /* 0 = NULL */
@@ -121,6 +125,15 @@ static bool net_parse(struct srv_req *r, struct srv_resp *out, struct net_ctx *x
 		x->set_mtu = true;
 		x->mtu = json_is_null(v) ? 0 : json_integer_value(v);
 	}
+	if ((v = json_object_get(r->json, "mfa_required"))) {
+		x->set_mfa = true;
+		x->mfa = json_is_true(v);
+	}
+	x->hours = 8;
+	if ((v = json_object_get(r->json, "mfa_session_hours"))) {
+		x->set_hours = true;
+		x->hours = json_integer_value(v);
+	}
 	return true;
 }
 
@@ -146,7 +159,7 @@ static const char classic_refused[] =
 static int net_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 {
 	struct net_ctx *x = ctx;
-	char now[24], mtu[24], fips[2] = {(char)('0' + x->fips), 0};
+	char now[24], mtu[24], hours[24], fips[2] = {(char)('0' + x->fips), 0};
 	const char *p[] = {x->id,
 			   x->name,
 			   x->has_sub4 ? x->sub4 : NULL,
@@ -155,7 +168,9 @@ static int net_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 			   fips,
 			   x->mtu ? srv_i64(mtu, x->mtu) : NULL,
 			   srv_i64(now, srv_now()),
-			   x->name_key};
+			   x->name_key,
+			   x->mfa ? "1" : "0",
+			   srv_i64(hours, x->hours)};
 	int rc;
 
 	(void)s;
@@ -186,9 +201,9 @@ static int net_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	rc = sg_db_exec(
 	    c,
 	    "INSERT INTO networks (id, name, subnet4, subnet6, dns_servers, "
-	    "fips_required, mtu, created_at, updated_at, name_key) VALUES ($1, $2, $3, $4, $5, "
-	    "$6, $7, $8, $8, $9)",
-	    9, p);
+	    "fips_required, mtu, created_at, updated_at, name_key, mfa_required, "
+	    "mfa_session_hours) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11)",
+	    11, p);
 	if (rc == SG_EEXIST) {
 		x->status = 409;
 		x->field = "name";
@@ -339,6 +354,13 @@ static int net_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 
 		UPD("mtu", x->mtu ? srv_i64(m, x->mtu) : NULL,
 		    x->mtu ? json_integer(x->mtu) : json_null());
+	}
+	if (x->set_mfa)
+		UPD("mfa_required", x->mfa ? "1" : "0", json_boolean(x->mfa));
+	if (x->set_hours) {
+		char h[24];
+
+		UPD("mfa_session_hours", srv_i64(h, x->hours), json_integer(x->hours));
 	}
 	UPD("updated_at", srv_i64(now, srv_now()), json_integer(srv_now()));
 #undef UPD

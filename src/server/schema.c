@@ -748,6 +748,50 @@ static const struct mstmt m11[] = {
     {ENG_ALL, "CREATE INDEX idx_services_client ON services(client_id)", 0},
 };
 
+/* Migration 12 (issue 22): MFA-gated VPN sessions (routes_vpn.c, docs/SERVER.md "MFA-gated VPN
+ * sessions"). A network may require that its clients' owners hold an MFA session
+ * (mfa_required, sessions of mfa_session_hours); a client gets an owner (an admin_users row;
+ * no foreign key, so that an undo can drop the column on SQLite: deleting a user clears it in
+ * the same transaction); vpn_sessions holds each session (its token by SHA-384, its end and
+ * why). A hub lists such a client only while its owner's session is open, so the sessions and
+ * the new columns move sync_state.revision like every other input of a configuration. */
+static const struct mstmt m12[] = {
+    {ENG_ALL, "ALTER TABLE networks ADD COLUMN mfa_required INTEGER NOT NULL DEFAULT 0", 0},
+    {ENG_ALL, "ALTER TABLE networks ADD COLUMN mfa_session_hours INTEGER NOT NULL DEFAULT 8", 0},
+    {ENG_ALL, "ALTER TABLE clients ADD COLUMN owner_id TEXT", 0},
+    {ENG_ALL,
+     "CREATE TABLE vpn_sessions (id TEXT PRIMARY KEY, "
+     "client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE, "
+     "user_id TEXT NOT NULL REFERENCES admin_users(id) ON DELETE CASCADE, "
+     "token_hash TEXT NOT NULL UNIQUE, source_ip TEXT, expires_at BIGINT NOT NULL, "
+     "ended_at BIGINT, end_reason TEXT, ended_by TEXT, created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL, "CREATE INDEX idx_vpn_sessions_client ON vpn_sessions(client_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_vpn_sessions_user ON vpn_sessions(user_id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_vpn_sessions_created ON vpn_sessions(created_at, id)", 0},
+    {ENG_ALL, "CREATE INDEX idx_vpn_sessions_open ON vpn_sessions(expires_at) WHERE ended_at IS NULL",
+     0},
+    {ENG_ALL, "CREATE INDEX idx_clients_owner ON clients(owner_id)", 0},
+    SQLITE_BUMPS("vpn_sessions", "ended_at, expires_at"),
+    {ENG_SQLITE,
+     "CREATE TRIGGER sync_networks_mfa AFTER UPDATE OF mfa_required ON networks BEGIN " SYNC_BUMP
+     "; END",
+     0},
+    {ENG_SQLITE,
+     "CREATE TRIGGER sync_clients_owner AFTER UPDATE OF owner_id ON clients BEGIN " SYNC_BUMP
+     "; END",
+     0},
+    PG_BUMP("vpn_sessions", "ended_at, expires_at"),
+    {ENG_PG,
+     "CREATE TRIGGER sync_networks_mfa AFTER UPDATE OF mfa_required ON networks "
+     "FOR EACH STATEMENT EXECUTE FUNCTION sg_sync_bump()",
+     0},
+    {ENG_PG,
+     "CREATE TRIGGER sync_clients_owner AFTER UPDATE OF owner_id ON clients "
+     "FOR EACH STATEMENT EXECUTE FUNCTION sg_sync_bump()",
+     0},
+};
+
 static const struct migration migrations[] = {
     {1, m1, sizeof(m1) / sizeof(m1[0]), NULL},
     {2, m2, sizeof(m2) / sizeof(m2[0]), NULL},
@@ -760,6 +804,7 @@ static const struct migration migrations[] = {
     {9, m9, sizeof(m9) / sizeof(m9[0]), NULL},
     {10, m10, sizeof(m10) / sizeof(m10[0]), NULL},
     {11, m11, sizeof(m11) / sizeof(m11[0]), NULL},
+    {12, m12, sizeof(m12) / sizeof(m12[0]), NULL},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

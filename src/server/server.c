@@ -851,6 +851,18 @@ static int server_run(int argc, char **argv)
 		if (tick) {
 			if (++ticks % 4)
 				continue;
+			/* Every second: VPN sessions whose time is up end, so their peers leave
+			 * the hubs within about a second (routes_vpn.c). Not a request: the change
+			 * is announced here (Redis; PostgreSQL's trigger notifies by itself) and
+			 * this server's own polls woken at once. */
+			if (srv_vpn_expire(s) > 0) {
+				srv_live_publish();
+				rev = srv_sync_revision(s);
+				if (rev >= 0 && rev != sync_rev) {
+					sync_rev = rev;
+					srv_httpd_wake(d);
+				}
+			}
 			if (++since_license >= 3600) { /* license warnings: once an hour */
 				since_license = 0;
 				srv_license_log(s, false);

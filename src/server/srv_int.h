@@ -386,6 +386,7 @@ char *srv_render_config(struct srv *s, struct sg_db_conn *c, const char *client_
 struct client_new {
 	const char *network_id, *name, *description, *allowed_ips, *endpoint, *temp_access_id;
 	const char *pub_classic, *pub_fips; /* client-supplied; NULL = generate */
+	const char *owner_id; /* the user whose MFA session gates it (routes_vpn.c); NULL: none */
 	int64_t keepalive, listen_port, expires_at;
 	bool is_relay, enabled, has_listen_port;
 };
@@ -440,6 +441,18 @@ void srv_login_failed(struct srv *s, struct srv_req *r, struct sg_db_conn *c, co
 int srv_login_finish(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
 		     const char *email, const char *role, int64_t gen, const char *second,
 		     json_t **result);
+/* A TOTP or recovery code of user uid checked and spent inside the caller's transaction (a code
+ * is good once): 1 when it was good, 0 when not (or the user has no second factor), <0 on a
+ * database error. *recovery: it was a recovery code. */
+int srv_mfa_spend(struct srv *s, struct sg_db_conn *c, struct srv_req *r, const char *uid,
+		  const char *email, const char *code, bool *recovery) SG_WUR;
+/* ---- MFA-gated VPN sessions (routes_vpn.c) ---- */
+/* Ends every open VPN session of a user (in the caller's transaction), each audited by the
+ * system with reason. */
+int srv_vpn_end_user(struct sg_db_conn *c, const char *user_id, const char *reason) SG_WUR;
+/* Ends the sessions whose time is up (audited); from the server's main loop every second.
+ * Returns how many. */
+int srv_vpn_expire(struct srv *s);
 /* The password was right and the account has a second factor: answers the mfa_token. */
 void srv_mfa_challenge(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
 		       const char *email, struct srv_resp *out);
@@ -563,6 +576,11 @@ H(h_services_list);
 H(h_services_create);
 H(h_services_get);
 H(h_services_delete);
+/* routes_vpn.c */
+H(h_vpn_open);
+H(h_vpn_end);
+H(h_vpn_list);
+H(h_vpn_revoke);
 /* routes_oidc.c */
 H(h_oidc_discovery);
 H(h_oidc_jwks);
@@ -646,6 +664,9 @@ struct srv_login {
 };
 int srv_password_login(struct srv *s, struct srv_req *r, const char *email, const char *password,
 		       struct srv_login *who);
+/* Answers a status of srv_password_login other than 200 (429 with Retry-After, 503, 401
+ * "invalid credentials", which says nothing about which part was wrong); false for a 200. */
+bool srv_login_refused(struct srv_resp *out, int status, const struct srv_login *who);
 /* After a 200 of srv_password_login, in the caller's transaction: the source's failures go, it
  * becomes known, the account's last_login is t. */
 int srv_login_success(struct sg_db_conn *c, const struct srv_login *who, int64_t t) SG_WUR;

@@ -138,6 +138,8 @@ const ids = {
   "/api/v1/resources/{id}": res.id, "/api/v1/resources/{id}/targets": res.id,
   "/api/v1/targets/{id}": target.id,
   "/api/v1/services/{id}": svc.id,
+  // A session needs an owner with TOTP: an id of none (every refusal here comes first).
+  "/api/vpn-sessions/{id}": crypto.randomUUID(),
 };
 // What a GET shows of the resource a write would change (to prove nothing changed).
 const readback = {
@@ -199,6 +201,8 @@ const baseline = {
   token: { grant_type: "authorization_code", code: "sgc_x", redirect_uri: "https://x.example.com/.sg/oidc/callback", client_id: res.id,
     code_verifier: "A".repeat(43) },
   updateTarget: { address: "10.66.0.2:80", weight: 1, region: null, health_check: null },
+  openVpnSession: { client: "neg-client", email: "nobody@example.com", password: "x", code: "123456", duration_seconds: 60 },
+  endVpnSession: { session_token: "sgv_notatoken" },
 };
 
 // ---- invalid values per schema ----------------------------------------------------------------

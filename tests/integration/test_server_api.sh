@@ -74,6 +74,13 @@ run_api() {
 		tail -n 40 "${!logv}"
 		fail "gateways API tests on $name"
 	}
+	# MFA-gated VPN sessions (docs/SERVER.md), recorded with the rest.
+	SG_API_RECORD="$TMP/$name.traffic.jsonl" \
+	python3 "$SG_SRC/tests/server/vpn_api_test.py" --url "${!urlv}" --db "$db" \
+		--admin "$SG_ADMIN_EMAIL" --password "$SG_ADMIN_PASSWORD" --server-log "${!logv}" || {
+		tail -n 40 "${!logv}"
+		fail "VPN sessions API tests on $name"
+	}
 	"$SG" audit verify --db "$db" || fail "audit chain of $name after the API tests"
 	# Every response of the run, against the document, by ajv and swagger-parser.
 	node "$SG_SRC/tests/contract/validate.mjs" --doc "$SG_SRC/docs/openapi.json" \

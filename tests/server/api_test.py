@@ -1591,6 +1591,40 @@ def test_lockout_timing(email, pw):
               (what, after - before))
 
 
+def script_args():
+    """The command line of the API test scripts run after this one (agents, gateways, VPN
+    sessions): the server, its database and the first admin; ARGS set for the helpers here."""
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--admin", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--server-log")
+    ARGS = ap.parse_args()
+    return ARGS
+
+
+def secrets_kept(root, server_log, secrets, known_password=None):
+    """The end of each API test script: no secret in the audit log (read as root) or the server
+    log (known_password aside: the bootstrap message may name it), no 5xx answer; the exit
+    status."""
+    st, doc = call("GET", "/api/audit?limit=1000", token=root)
+    text = str(doc)
+    for s in secrets:
+        check(s not in text, "a secret (%s...) is in the audit log" % s[:6])
+    if server_log:
+        with open(server_log, errors="replace") as f:
+            text = f.read()
+        for s in secrets:
+            if s != known_password:
+                check(s not in text, "a secret (%s...) is in the server log" % s[:6])
+    fives = [s for s in STATUSES if s[2] >= 500]
+    check(not fives, "no 5xx responses: %s" % fives[:5])
+    log("%d requests, %d failures" % (len(STATUSES), len(FAILS)))
+    return 1 if FAILS else 0
+
+
 ARGS_TOKENS = {}
 
 

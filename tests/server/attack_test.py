@@ -311,6 +311,14 @@ def dup_prepare(root):
     sql("DROP TABLE login_failures")
     sql("DROP TABLE login_known")
     sql("ALTER TABLE admin_users DROP COLUMN token_gen")
+    # ... migration 12 (MFA-gated VPN sessions: its triggers before its columns)
+    sql("DROP TABLE vpn_sessions")
+    for t, tab in (("sync_networks_mfa", "networks"), ("sync_clients_owner", "clients")):
+        sql("DROP TRIGGER %s%s" % (t, "" if sqlite() else " ON " + tab))
+    sql("DROP INDEX idx_clients_owner")
+    sql("ALTER TABLE clients DROP COLUMN owner_id")
+    for col in ("mfa_required", "mfa_session_hours"):
+        sql("ALTER TABLE networks DROP COLUMN " + col)
     # ... migrations 11 and 9 (services, the OpenID provider)
     for t in ("services", "oidc_codes", "oidc_sessions"):
         sql("DROP TABLE %s" % t)

@@ -1,0 +1,195 @@
+#!/bin/bash
+# MFA-gated VPN sessions (issue 22, docs/SERVER.md "MFA-gated VPN sessions"), in namespaces,
+# with the real server (HTTPS), an agent-kept hub (secureguardd) and a laptop (secureguardd):
+#  - on an mfa_required network the laptop's tunnel carries nothing before `secureguard
+#    connect` (its owner's password and TOTP code): the hub does not list it;
+#  - after it, the hub's agent adds the peer within 2 s and the tunnel works;
+#  - `secureguard disconnect` removes the peer within 5 s and the tunnel stops; connecting again
+#    makes a new peer on the hub: its counters start from zero and it needed a new handshake
+#    (the old session's keypairs went with the removed peer, not just its allowed IPs);
+#  - an admin's revocation (DELETE /api/vpn-sessions/{id}) and a session's end of time
+#    (--duration 20) stop the tunnel within 5 s too;
+#  - every step is in the audit log.
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+sg_init am
+SRV_TEST=test_agent_mfa
+# shellcheck source=tests/server/server_lib.sh
+. "$(dirname "$0")/../server/server_lib.sh"
+# shellcheck source=tests/integration/agent_lib.sh
+. "$(dirname "$0")/agent_lib.sh"
+[ -x "$SG" ] || skip "$SG not built"
+command -v curl >/dev/null || skip "missing curl"
+command -v openssl >/dev/null || fail "openssl missing (scripts/deps.sh installs it)"
+
+sg_hosts 2
+A=${HOST[1]} B=${HOST[2]}
+HUBIF=${PFX}w LAPIF=${PFX}l
+AG_TLS=1
+ag_server --agent-poll 5
+HUB_IP=10.96.0.1
+
+log "an owner with a second factor (TOTP), a FIPS network with mfa_required, its hub"
+OWNER=owner@example.com
+OWNER_PW="owner-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+owner=$(api POST /api/users "{\"email\":\"$OWNER\",\"password\":\"$OWNER_PW\",\"role\":\"viewer\"}" | jget id)
+# The secret and the recovery codes, enrolled with a code computed here (RFC 6238, hmac).
+read -r SECRET RC1 RC2 RC3 < <(nsx "${PFX}hub" python3 - "$AG_URL" "$OWNER" "$OWNER_PW" "$AG_CA" <<-'PY'
+	import base64, hashlib, hmac, json, ssl, struct, sys, time, urllib.request
+	url, email, pw, ca = sys.argv[1:5]
+	ctx = ssl.create_default_context(cafile=ca)
+	def call(path, body, tok=None):
+	    h = {"Content-Type": "application/json"}
+	    if tok:
+	        h["Authorization"] = "Bearer " + tok
+	    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), headers=h,
+	                                 method="POST")
+	    return json.load(urllib.request.urlopen(req, timeout=60, context=ctx))
+	def totp(secret, step):
+	    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+	    mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+	    o = mac[-1] & 15
+	    return "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000)
+	tok = call("/api/auth/login", {"email": email, "password": pw})["access_token"]
+	secret = call("/api/auth/totp", {}, tok)["secret"]
+	codes = call("/api/auth/totp/confirm", {"code": totp(secret, int(time.time()) // 30)},
+	             tok)["recovery_codes"]
+	print(secret, *codes[:3])
+	PY
+) || fail "TOTP enrolment"
+[ -n "$RC3" ] || fail "no recovery codes"
+# totp_code: the code of the next 30 s step (within the server's window of one step, and after
+# the step the enrolment used: a code is good once).
+totp_code() {
+	python3 - "$SECRET" <<-'PY'
+	import base64, hashlib, hmac, struct, sys, time
+	key = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
+	mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30 + 1), hashlib.sha1).digest()
+	o = mac[-1] & 15
+	print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))
+	PY
+}
+net=$(api POST /api/networks '{"name":"mfa","subnet4":"10.96.0.0/24","fips_required":true,"mfa_required":true,"mfa_session_hours":1}' | jget id)
+hub=$(api POST /api/clients "{\"network_id\":\"$net\",\"name\":\"hub\",\"is_relay\":true,\"endpoint\":\"$(out4 1):51820\",\"listen_port\":51820}" | jget id)
+ag_start hub "$A" --enroll "$(ag_enroll "{\"client_id\":\"$hub\"}")" --interface "$HUBIF"
+wait_for 15 test -S "$SG_RUN_DIR/$HUBIF.sock" || {
+	cat "$SG_TMP/agent-hub.log"
+	fail "the agent did not bring up $HUBIF"
+}
+adopt_impl "$A" "$HUBIF" secureguardd "$SG_TMP/agent-hub.log"
+peer_count() { nsx "$A" "$SG" show "$HUBIF" peers | grep -c . || true; }
+peers_are() { [ "$(peer_count)" = "$1" ]; }
+
+log "the laptop, owned by the owner: its tunnel up, and it carries nothing"
+lap=$(api POST /api/clients "{\"network_id\":\"$net\",\"name\":\"laptop\",\"persistent_keepalive\":1,\"owner_id\":\"$owner\"}" | jget id)
+mkdir -p "$SG_TMP/$LAPIF"
+(umask 077 && api GET "/api/clients/$lap/config" >"$SG_TMP/$LAPIF/$LAPIF.conf")
+grep -q 'requires an MFA session' "$SG_TMP/$LAPIF/$LAPIF.conf" || fail "the config does not say the network needs a session"
+timeout 30 ip netns exec "$B" "$SG" up "$SG_TMP/$LAPIF/$LAPIF.conf" >"$SG_TMP/$LAPIF.log" 2>&1 ||
+	{ cat "$SG_TMP/$LAPIF.log"; fail "secureguard up (laptop)"; }
+adopt_impl "$B" "$LAPIF" secureguardd "$SG_TMP/$LAPIF.log"
+assert_eq "$(peer_count)" 0 "peers of the hub without a session"
+assert_no_ping "$B" "$HUB_IP"
+assert_no_ping "$B" "$HUB_IP"
+assert_eq "$(peer_count)" 0 "peers of the hub without a session (after traffic)"
+
+STATE=$SG_TMP/laptop-state
+# connect CODE [options]: `secureguard connect` in the laptop's namespace; the password from
+# the environment, as a script gives it.
+connect() {
+	local code=$1
+	shift
+	ip netns exec "$B" env SECUREGUARD_PASSWORD="$OWNER_PW" "$SG" connect --server "$AG_URL" \
+		--ca-file "$AG_CA" --email "$OWNER" --code "$code" --state-dir "$STATE" "$@" laptop \
+		>>"$SG_TMP/connect.log" 2>&1 || { cat "$SG_TMP/connect.log"; fail "secureguard connect"; }
+}
+stopped() { peers_are 0 && ! ping1 "$B" "$HUB_IP"; }
+ms_since() { echo $(((${EPOCHREALTIME/./} - $1) / 1000)); }
+
+log "wrong factors open nothing"
+if ip netns exec "$B" env SECUREGUARD_PASSWORD="$OWNER_PW" "$SG" connect --server "$AG_URL" \
+	--ca-file "$AG_CA" --email "$OWNER" --code 000000 --state-dir "$STATE" laptop \
+	>"$SG_TMP/wrong.log" 2>&1; then
+	fail "connect with a wrong code succeeded"
+fi
+grep -q 'wrong code (field code; HTTP 401)' "$SG_TMP/wrong.log" || { cat "$SG_TMP/wrong.log"; fail "no 401 for a wrong code"; }
+assert_eq "$(peer_count)" 0 "peers of the hub after a wrong code"
+
+log "secureguard connect (password + TOTP): the peer on the hub within 2 s, the tunnel works"
+t0=${EPOCHREALTIME/./}
+connect "$(totp_code)"
+t1=${EPOCHREALTIME/./}
+wait_for 2 peers_are 1 || fail "the laptop is not a peer of the hub within 2 s of connect"
+log "measured: the peer was on the hub $(ms_since "$t1") ms after connect returned ($(ms_since "$t0") ms after it began: the password hash included)"
+stat -c %a "$STATE"/vpn-session-*.json | grep -qx 600 || fail "the session file is not 0600"
+wait_ping "$B" "$HUB_IP" 30
+assert_ping "$B" "$HUB_IP"
+assert_ping "$A" 10.96.0.2
+# The hub has one peer, the laptop: its counters and handshake are the first line's.
+# Traffic, so that the hub's counters for this peer are well above what a few pings make.
+nsx "$B" ping -c 30 -i 0.05 -s 1200 -W 2 "$HUB_IP" >/dev/null || fail "bulk ping"
+rx_before=$(nsx "$A" "$SG" show "$HUBIF" transfer | awk 'NR == 1 { print $2 }')
+[ "${rx_before:-0}" -gt 30000 ] || fail "the hub counted only ${rx_before:-0} bytes from the laptop"
+
+log "secureguard disconnect: the peer and the tunnel gone within 5 s"
+t0=${EPOCHREALTIME/./}
+ip netns exec "$B" "$SG" disconnect --ca-file "$AG_CA" --state-dir "$STATE" laptop >>"$SG_TMP/connect.log" 2>&1 ||
+	{ cat "$SG_TMP/connect.log"; fail "secureguard disconnect"; }
+wait_for 5 stopped || fail "the tunnel still works 5 s after disconnect"
+log "measured: the tunnel stopped $(ms_since "$t0") ms after disconnect began"
+assert_no_ping "$B" "$HUB_IP"
+ls "$STATE"/vpn-session-*.json >/dev/null 2>&1 && fail "disconnect left the session file"
+
+log "connected again: a new peer on the hub (fresh counters, a new handshake)"
+t_readd=$(date +%s)
+connect "$RC1"
+wait_for 2 peers_are 1 || fail "the laptop is not a peer again within 2 s"
+# The laptop still holds the old session's keys; the hub's new peer has none, so the laptop's
+# packets are dropped until it starts a new handshake (WireGuard: 15 s after unanswered
+# traffic with its keepalive of 1 s).
+wait_ping "$B" "$HUB_IP" 40
+rx_after=$(nsx "$A" "$SG" show "$HUBIF" transfer | awk 'NR == 1 { print $2 }')
+hs=$(nsx "$A" "$SG" show "$HUBIF" latest-handshakes | awk 'NR == 1 { print $2 }')
+log "measured: hub's bytes from the laptop $rx_before before the disconnect, $rx_after after reconnecting; handshake at $hs (re-added at $t_readd)"
+[ "${rx_after:-0}" -lt "$rx_before" ] || fail "the hub's counters for the laptop did not start again ($rx_after >= $rx_before): the old peer was kept"
+[ "${hs:-0}" -ge "$t_readd" ] || fail "no new handshake after the peer was re-added ($hs < $t_readd)"
+
+log "revoked by an admin: the tunnel stops within 5 s"
+sid=$(api GET "/api/vpn-sessions?client_id=$lap&active=true" | jget items.0.id)
+t0=${EPOCHREALTIME/./}
+api DELETE "/api/vpn-sessions/$sid" >/dev/null
+wait_for 5 stopped || fail "the tunnel still works 5 s after the revocation"
+log "measured: the tunnel stopped $(ms_since "$t0") ms after the revocation"
+ip netns exec "$B" "$SG" disconnect --ca-file "$AG_CA" --state-dir "$STATE" laptop >"$SG_TMP/disc.log" 2>&1 ||
+	{ cat "$SG_TMP/disc.log"; fail "disconnect after a revocation"; }
+grep -q 'ended already' "$SG_TMP/disc.log" || fail "disconnect does not say the session had ended"
+
+log "a session of 20 s: the tunnel stops within 5 s of its end"
+# The laptop's interface restarted first: it then retries its handshake every 5 s instead of
+# waiting out 15 s of unanswered traffic, so the short session has time to carry something.
+timeout 30 ip netns exec "$B" "$SG" down "$SG_TMP/$LAPIF/$LAPIF.conf" >>"$SG_TMP/$LAPIF.log" 2>&1 ||
+	fail "secureguard down (laptop)"
+timeout 30 ip netns exec "$B" "$SG" up "$SG_TMP/$LAPIF/$LAPIF.conf" >>"$SG_TMP/$LAPIF.log" 2>&1 ||
+	fail "secureguard up (laptop)"
+D_PID[$LAPIF]=$(sg_find_pid "$B" "$(sg_binary secureguardd)") || fail "no secureguardd for $LAPIF"
+connect "$RC2" --duration 20
+wait_for 2 peers_are 1 || fail "the laptop is not a peer within 2 s (short session)"
+expires=$(python3 -c 'import glob, json, sys; print(json.load(open(glob.glob(sys.argv[1] + "/vpn-session-*.json")[0]))["expires_at"])' "$STATE")
+wait_ping "$B" "$HUB_IP" 15
+left=$((expires - $(date +%s)))
+log "the tunnel works; the session ends in $left s"
+[ "$left" -ge 0 ] || fail "the handshake outlasted the session; nothing to measure"
+wait_for $((left + 5)) stopped || fail "the tunnel still works 5 s after the session's end"
+log "measured: the tunnel stopped $(($(date +%s) - expires)) s after the session's end (whole seconds)"
+[ "$(date +%s)" -ge "$expires" ] || fail "the tunnel stopped before the session's end"
+
+log "audited"
+api GET "/api/audit?resource_type=vpn_session&limit=100" >"$SG_TMP/audit.json"
+for ev in vpn_session.opened vpn_session.ended vpn_session.revoked vpn_session.expired; do
+	grep -q "\"$ev\"" "$SG_TMP/audit.json" || fail "no $ev in the audit log"
+done
+check_alive "$HUBIF"
+ag_stop hub
+ag_check_log hub
+stop_impl "$LAPIF"
+finish
