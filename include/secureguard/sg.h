@@ -231,6 +231,31 @@ SG_API sg_result sg_udp_recvfrom(sg_udp *u, void *buf, size_t cap, size_t *len,
 				 struct sockaddr_storage *from);
 SG_API void sg_udp_close(sg_udp *u);
 
+/* ---- MFA-gated VPN sessions (docs/SERVER.md "MFA-gated VPN sessions") ----
+ * On a management server's network with mfa_required, a client is a peer of its hubs only while
+ * its owner holds a session: these open and end one. They talk HTTP(S) to the server (ca_file:
+ * a PEM file of the CAs that verify it; NULL: the system's trust store) and block until it
+ * answers (30 s at most); no engine is needed. Any thread but a callback. */
+/* Longest session token with its NUL. */
+#define SG_SESSION_TOKEN_MAX 128
+/* Opens a session for client (its id or name among the clients the account owns) with the
+ * owner's e-mail, password and a TOTP or recovery code; duration_seconds 0: the network's
+ * mfa_session_hours (else at least 10, and at most that). On SG_EOK, token (token_len bytes,
+ * SG_SESSION_TOKEN_MAX is enough) holds what ends the session, *expires_at (if not NULL) its
+ * end in unix seconds. Refusals: SG_EAUTH (wrong password or code; a code is good once),
+ * SG_EPERM (the account has no second factor), SG_ENOENT (no such client of the account),
+ * SG_EEXIST (disabled, a hub, a network without mfa_required, or a name that is ambiguous),
+ * SG_ELIMIT (too many attempts: retry later), SG_EINVAL, SG_EIO (no answer); why says the
+ * server's reason. password and code are not kept. */
+SG_API sg_result sg_session_open(const char *server_url, const char *ca_file, const char *client,
+				 const char *email, const char *password, const char *code,
+				 int duration_seconds, char *token, size_t token_len,
+				 int64_t *expires_at, char *why, size_t whylen);
+/* Ends the session of token: the hubs remove the peer with its sessions and keys. SG_ENOENT
+ * when it had ended already (expired or revoked). */
+SG_API sg_result sg_session_end(const char *server_url, const char *ca_file, const char *token,
+				char *why, size_t whylen);
+
 #ifdef __cplusplus
 }
 #endif

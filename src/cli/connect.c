@@ -12,8 +12,8 @@
  *
  * Secrets: the password and code come from the environment (SECUREGUARD_PASSWORD,
  * SECUREGUARD_CODE, for scripts), a file (--password-file), or are asked on the terminal
- * without echo; they are wiped after use and never printed. The server talk is the CLI's API
- * client (api.c).
+ * without echo; they are wiped after use and never printed. The server talk is
+ * libsecureguard's (sg_session_open, sg_session_end: the C API apps use).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -28,37 +28,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/api.h"
+#include <secureguard/sg.h>
+
 #include "cli/cli.h"
 #include "crypto/crypto.h"
 
-#define API_TIMEOUT_MS 30000 /* password hashing on a busy server takes its time */
 #define SECRET_MAX     1024
-
-/* One POST to server, waited for: the HTTP status (0: no answer); c->body the caller's. */
-static long post(const char *server, const char *ca_file, const char *path, json_t *req,
-		 struct cli_api_call *c)
-{
-	struct cli_api a = {.timeout_ms = API_TIMEOUT_MS};
-	long st = 0;
-
-	memset(c, 0, sizeof(*c));
-	if (cli_api_open(&a, server, ca_file))
-		st = cli_api_call(&a, "POST", path, req, c);
-	else
-		snprintf(c->err, sizeof(c->err), "cannot start the HTTP client");
-	cli_api_close(&a);
-	return st;
-}
-
-static void complaint(const struct cli_api_call *c)
-{
-	char why[512];
-
-	cli_api_complaint(why, sizeof(why), c);
-	fprintf(stderr, "%s: %s: %s\n", CLI_PROG,
-		c->status ? "the server refused" : "no answer from the server", why);
-}
 
 /* A secret: the environment variable, else the file, else the terminal (no echo). false with
  * a message when none can be had. */
@@ -153,6 +128,16 @@ static bool state_dir(const char *given, char *out, size_t cap)
 	return true;
 }
 
+/* FNV-1a of a client's name or id: its session file's name. */
+static unsigned long name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
 static bool same(json_t *o, const char *k, const char *v)
 {
 	const char *s = json_string_value(json_object_get(o, k));
@@ -178,7 +163,7 @@ static json_t *find_session(const char *dir, const char *client, char *path, siz
 		if ((size_t)snprintf(path, cap, "%.900s/%.255s", dir, e->d_name) >= cap)
 			continue;
 		j = json_load_file(path, 0, NULL);
-		if (j && (same(j, "client_id", client) || same(j, "client_name", client)))
+		if (j && same(j, "client", client))
 			found = j;
 		else
 			json_decref(j);
@@ -211,12 +196,12 @@ int cli_cmd_connect(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0}};
 	const char *server = NULL, *ca = NULL, *email_opt = NULL, *code_opt = NULL,
 		   *pwfile = NULL, *sdir = NULL, *client;
-	char email[320], password[SECRET_MAX], code[64], dir[1024], path[1200];
+	char email[320], password[SECRET_MAX], code[64], dir[1024], path[1200], why[512];
+	char token[SG_SESSION_TOKEN_MAX];
 	long duration = 0;
-	struct cli_api_call c = {0};
-	json_t *req = NULL;
+	int64_t expires = 0;
 	int opt, ret = 1;
-	long st;
+	sg_result rc;
 
 	password[0] = code[0] = 0;
 	optind = 1;
@@ -260,36 +245,20 @@ int cli_cmd_connect(int argc, char **argv)
 		snprintf(code, sizeof(code), "%s", code_opt);
 	else if (!read_secret("SECUREGUARD_CODE", NULL, "Authenticator code", code, sizeof(code)))
 		goto out;
-	req = json_pack("{s:s,s:s,s:s,s:s}", "client", client, "email", email, "password", password,
-			"code", code);
-	if (req && duration)
-		json_object_set_new(req, "duration_seconds", json_integer(duration));
-	if (!req) {
-		fprintf(stderr, "%s: out of memory\n", CLI_PROG);
-		goto out;
-	}
-	st = post(server, ca, "/api/vpn-sessions", req, &c);
-	if (st != 201) {
-		complaint(&c);
+	rc = sg_session_open(server, ca, client, email, password, code, (int)duration, token,
+			     sizeof(token), &expires, why, sizeof(why));
+	if (rc != SG_EOK) {
+		fprintf(stderr, "%s: connect: %s: %s\n", CLI_PROG, sg_strerror(rc), why);
 		goto out;
 	}
 	{
-		const char *cid = json_string_value(json_object_get(c.body, "client_id"));
-		json_t *keep;
+		json_t *keep = json_pack("{s:s,s:s,s:s,s:I}", "server", server, "client", client,
+					 "session_token", token, "expires_at", (json_int_t)expires);
 		FILE *f;
 		int fd;
 
-		if (!cid || !json_string_value(json_object_get(c.body, "session_token"))) {
-			fprintf(stderr, "%s: the server's answer has no session\n", CLI_PROG);
-			goto out;
-		}
-		keep = json_pack("{s:s,s:O,s:O,s:O,s:O,s:O}", "server", server, "id",
-				 json_object_get(c.body, "id"), "client_id",
-				 json_object_get(c.body, "client_id"), "client_name",
-				 json_object_get(c.body, "client_name"), "session_token",
-				 json_object_get(c.body, "session_token"), "expires_at",
-				 json_object_get(c.body, "expires_at"));
-		snprintf(path, sizeof(path), "%s/vpn-session-%s.json", dir, cid);
+		/* One file per client as typed; disconnect finds it by the same words. */
+		snprintf(path, sizeof(path), "%s/vpn-session-%08lx.json", dir, name_hash(client));
 		fd = keep ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600)
 			  : -1;
 		f = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -302,22 +271,12 @@ int cli_cmd_connect(int argc, char **argv)
 			goto out;
 		}
 		json_decref(keep);
-		printf("connected: client %s (%s), session %s, until %lld (%lld s)\n",
-		       json_string_value(json_object_get(c.body, "client_name")), cid,
-		       json_string_value(json_object_get(c.body, "id")),
-		       (long long)json_integer_value(json_object_get(c.body, "expires_at")),
-		       (long long)json_integer_value(json_object_get(c.body, "expires_in")));
+		printf("connected: %s, until %lld (%lld s)\n", why, (long long)expires,
+		       (long long)(expires - time(NULL)));
 	}
 	ret = fflush(stdout) ? 1 : 0;
 out:
-	if (c.body) {
-		json_t *t = json_object_get(c.body, "session_token");
-
-		if (t && json_string_value(t))
-			sg_memzero((void *)json_string_value(t), strlen(json_string_value(t)));
-	}
-	json_decref(c.body);
-	json_decref(req);
+	sg_memzero(token, sizeof(token));
 	sg_memzero(password, sizeof(password));
 	sg_memzero(code, sizeof(code));
 	return ret;
@@ -340,11 +299,10 @@ int cli_cmd_disconnect(int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *ca = NULL, *sdir = NULL, *server = NULL;
-	char dir[1024], path[1200];
-	struct cli_api_call c = {0};
-	json_t *sess, *req;
+	char dir[1024], path[1200], why[512];
+	json_t *sess;
 	int opt, ret = 1;
-	long st;
+	sg_result rc;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -368,23 +326,19 @@ int cli_cmd_disconnect(int argc, char **argv)
 			CLI_PROG, argv[optind], dir, CLI_PROG);
 		return 1;
 	}
-	req = json_pack("{s:O}", "session_token", json_object_get(sess, "session_token"));
-	st = req ? post(server ? server : json_string_value(json_object_get(sess, "server")), ca,
-			"/api/vpn-sessions/end", req, &c)
-		 : 0;
-	if (st == 204 || st == 404) {
-		/* 404: it had ended already (expired or revoked): nothing left to end. */
+	rc = sg_session_end(server ? server : json_string_value(json_object_get(sess, "server")),
+			    ca, json_string_value(json_object_get(sess, "session_token")), why,
+			    sizeof(why));
+	if (rc == SG_EOK || rc == SG_ENOENT) {
+		/* SG_ENOENT: it had ended already (expired or revoked): nothing left to end. */
 		if (unlink(path))
 			fprintf(stderr, "%s: %s: %s\n", CLI_PROG, path, strerror(errno));
-		printf("disconnected: client %s%s\n",
-		       json_string_value(json_object_get(sess, "client_name")),
-		       st == 404 ? " (the session had ended already)" : "");
+		printf("disconnected: client %s%s\n", argv[optind],
+		       rc ? " (the session had ended already)" : "");
 		ret = fflush(stdout) ? 1 : 0;
 	} else {
-		complaint(&c);
+		fprintf(stderr, "%s: disconnect: %s: %s\n", CLI_PROG, sg_strerror(rc), why);
 	}
-	json_decref(c.body);
-	json_decref(req);
 	json_decref(sess);
 	return ret;
 }

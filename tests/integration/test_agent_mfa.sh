@@ -112,7 +112,7 @@ if ip netns exec "$B" env SECUREGUARD_PASSWORD="$OWNER_PW" "$SG" connect --serve
 	>"$SG_TMP/wrong.log" 2>&1; then
 	fail "connect with a wrong code succeeded"
 fi
-grep -q 'wrong code (field code; HTTP 401)' "$SG_TMP/wrong.log" || { cat "$SG_TMP/wrong.log"; fail "no 401 for a wrong code"; }
+grep -q 'authentication failed: wrong code (HTTP 401)' "$SG_TMP/wrong.log" || { cat "$SG_TMP/wrong.log"; fail "no 401 for a wrong code"; }
 assert_eq "$(peer_count)" 0 "peers of the hub after a wrong code"
 
 log "secureguard connect (password + TOTP): the peer on the hub within 2 s, the tunnel works"
