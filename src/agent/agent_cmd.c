@@ -15,6 +15,7 @@
 #include "agent/agent_int.h"
 #include "cli/cli.h"
 #include "common/log.h"
+#include "common/logopt.h"
 #include "config/key.h"
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
@@ -45,7 +46,8 @@ static void usage(FILE *f)
 		"  --restart-interval SECS between watchdog restarts (default 30)\n"
 		"  --restarts N            restarts before a tunnel is reported failed (default 3)\n"
 		"  --wait SECS             how long the server may hold a poll (default 50)\n"
-		"  -v, --verbose           debug log lines\n");
+		SG_LOG_USAGE
+		"  -v, --verbose           the same as --log-level debug\n");
 }
 
 /* ---- status ------------------------------------------------------------------------------ */
@@ -180,6 +182,11 @@ static void on_signal(void *ctx, uint32_t events)
 
 	(void)events;
 	if (read(a->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) { /* logrotate: the log file reopened by name */
+			sg_log_reopen_request();
+			sg_log(SG_LOG_INFO, "log_reopened", "signal=SIGHUP");
+			return;
+		}
 		sg_log(SG_LOG_INFO, "agent_stopping", "signal=%s",
 		       si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 		a->stop = true;
@@ -256,6 +263,7 @@ static int setup(struct agent *a, char *why, size_t n)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	a->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (a->tfd < 0 || a->afd < 0 || a->sfd < 0 ||
@@ -316,6 +324,7 @@ int sg_agent_cmd(int argc, char **argv)
 	    {"restart-interval", required_argument, NULL, O_RESTART},
 	    {"restarts", required_argument, NULL, O_RESTARTS},
 	    {"wait", required_argument, NULL, O_WAIT},
+	    SG_LOG_LONGOPTS,
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -324,6 +333,7 @@ int sg_agent_cmd(int argc, char **argv)
 			  .max_restarts = 3, .wait_s = 50, .poll_s = 60, .tfd = -1, .afd = -1,
 			  .sfd = -1, .mfd = -1};
 	char why[512] = "";
+	struct sg_logopt logopt;
 	ssize_t sl;
 	int opt;
 
@@ -332,6 +342,7 @@ int sg_agent_cmd(int argc, char **argv)
 	a.subnets = json_array();
 	a.errors = json_array();
 	default_name(a.name);
+	sg_logopt_init(&logopt);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -389,7 +400,7 @@ int sg_agent_cmd(int argc, char **argv)
 				goto usage;
 			break;
 		case 'v':
-			sg_log_set_level(SG_LOG_DEBUG);
+			logopt.level = SG_LOG_DEBUG;
 			break;
 		case 'h':
 			usage(stdout);
@@ -397,7 +408,8 @@ int sg_agent_cmd(int argc, char **argv)
 			json_decref(a.errors);
 			return 0;
 		default:
-			goto usage;
+			if (sg_logopt_parse(&logopt, opt, optarg, "secureguard agent") != 1)
+				goto usage;
 		}
 	}
 	if (optind != argc || !a.server ||
@@ -420,6 +432,8 @@ int sg_agent_cmd(int argc, char **argv)
 		goto fail;
 	}
 	sg_log_open("secureguard-agent", SG_LOG_TO_STDERR);
+	if (sg_logopt_apply(&logopt, "secureguard-agent", why, sizeof(why)))
+		goto fail;
 	if (setup(&a, why, sizeof(why)))
 		goto fail;
 	a.started_ns = evloop_now_ns();

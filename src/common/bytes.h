@@ -4,6 +4,18 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The value of one hexadecimal digit (either case), or -1. */
+static inline int sg_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 static inline uint16_t sg_le16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | p[1] << 8);

@@ -1,4 +1,4 @@
-/* secureguardd [-f|--foreground] [-v] [--fips-strict] IFNAME
+/* secureguardd [-f|--foreground] [-v] [--fips-strict] [--log-*] IFNAME
  *
  * A drop-in for wireguard-go: same command line and environment (WG_PROCESS_FOREGROUND=1,
  * LOG_LEVEL=debug), same control socket, so `wg`, `wg-quick` (WG_QUICK_USERSPACE_IMPLEMENTATION)
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/logopt.h"
 #include "crypto/crypto.h"
 #include "engine/engine.h"
 #include "net/privs.h"
@@ -26,7 +27,10 @@
 
 static void usage(FILE *f, const char *prog)
 {
-	fprintf(f, "Usage: %s [-f/--foreground] [-v/--verbose] [--fips-strict] INTERFACE-NAME\n",
+	fprintf(f,
+		"Usage: %s [-f/--foreground] [-v/--verbose] [--fips-strict] [log options]\n"
+		"          INTERFACE-NAME\n" SG_LOG_USAGE
+		"Without -f it logs to syslog once it runs in the background, unless --log-file.\n",
 		prog);
 }
 
@@ -35,8 +39,11 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"foreground", no_argument, NULL, 'f'},  {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},	     {"version", no_argument, NULL, 'V'},
-	    {"fips-strict", no_argument, NULL, 'S'}, {NULL, 0, NULL, 0},
+	    {"fips-strict", no_argument, NULL, 'S'}, SG_LOG_LONGOPTS,
+	    {NULL, 0, NULL, 0},
 	};
+	struct sg_logopt logopt;
+	char lerr[512];
 	bool foreground = false, verbose = false, fips_strict = false;
 	const char *why = "";
 	int opt, err;
@@ -44,6 +51,7 @@ int main(int argc, char **argv)
 	/* Before any key exists: no core dump can hold one. */
 	int nodump = privs_no_dump();
 
+	sg_logopt_init(&logopt);
 	while ((opt = getopt_long(argc, argv, "fvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f':
@@ -64,8 +72,15 @@ int main(int argc, char **argv)
 			       SG_VERSION);
 			return 0;
 		default:
-			usage(stderr, argv[0]);
-			return 1;
+			switch (sg_logopt_parse(&logopt, opt, optarg, "secureguardd")) {
+			case 1:
+				break;
+			case 0:
+				usage(stderr, argv[0]);
+				return 1;
+			default:
+				return 1;
+			}
 		}
 	}
 	if (optind != argc - 1) {
@@ -88,6 +103,11 @@ int main(int argc, char **argv)
 
 	sg_log_open("secureguardd", SG_LOG_TO_STDERR);
 	sg_log_set_level(verbose ? SG_LOG_DEBUG : level);
+	/* --log-level wins over LOG_LEVEL and -v. */
+	if (sg_logopt_apply(&logopt, "secureguardd", lerr, sizeof(lerr)) != 0) {
+		fprintf(stderr, "secureguardd: %s\n", lerr);
+		return 1;
+	}
 	if (!tun_name_valid(ifname)) {
 		sg_log(SG_LOG_ERROR, "invalid_interface_name",
 		       "error=\"1 to 15 bytes without '/', ':', '%%' or spaces\"");

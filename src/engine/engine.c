@@ -1142,6 +1142,13 @@ static void on_signal(void *ctx, uint32_t events)
 			engine_log_stats(d, "stats");
 			continue;
 		}
+		/* With a log file (secureguardd --log-file), SIGHUP is logrotate's: reopen it.
+		 * Otherwise it stops the daemon, as it does wireguard-go. */
+		if (si.ssi_signo == SIGHUP && sg_log_get_target() == SG_LOG_TO_FILE) {
+			sg_log_reopen_request();
+			sg_log(SG_LOG_INFO, "log_reopened", "signal=SIGHUP");
+			continue;
+		}
 		sg_log(SG_LOG_INFO, "signal", "signal=%s", strsignal((int)si.ssi_signo));
 		request_stop(d, "signal", 0);
 	}

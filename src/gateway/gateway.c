@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <secureguard/sg_errors.h>
 
 #include "common/log.h"
+#include "common/logopt.h"
 #include "crypto/crypto.h"
 #include "gateway/gw_int.h"
 #include "net/addr.h"
@@ -403,12 +405,37 @@ static void tick_event(void *ctx, uint32_t ev)
 static int sfd = -1;
 static struct evloop_source sig_src;
 
+/* SIGHUP: a new access log file by the same name (the old one kept when it cannot be opened). */
+static void reopen_access_log(struct gw *gw)
+{
+	const char *path = gw->opts.access_log;
+	int fd;
+	FILE *f;
+
+	if (!gw->access_log || gw->access_log == stdout || !path)
+		return;
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	f = fd >= 0 ? fdopen(fd, "a") : NULL;
+	if (!f) {
+		sg_log(SG_LOG_WARN, "gw_access_log_reopen_failed", "errno=%d", errno);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	fclose(gw->access_log);
+	gw->access_log = f;
+}
+
 static void signal_event(void *ctx, uint32_t ev)
 {
 	struct gw *gw = ctx;
 	struct signalfd_siginfo si;
 	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
+			/* logrotate's postrotate too: the log file and the access log are
+			 * reopened by name. */
+			sg_log_reopen_request();
+			reopen_access_log(gw);
 			sg_log(SG_LOG_INFO, "gw_reload", "file=%s",
 			       gw->opts.config_file ? gw->opts.config_file : "-");
 			reload(gw);
@@ -568,7 +595,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: secureguard gateway --state-dir DIR [--config FILE] [--http ADDR|off]\n"
 		"                           [--https ADDR] [--metrics ADDR] [--access-log FILE|-]\n"
-		"                           [--log-level error|warn|info|debug]\n"
+		"                           [--log-level error|warn|info|debug] [--log-format text|json]\n"
+		"                           [--log-file FILE [--log-max-size BYTES] [--log-files N]]\n"
+		"                           [--syslog]\n"
 		"       secureguard gateway --server URL --state-dir DIR [--enroll TOKEN]\n"
 		"                           [--ca-file FILE] [--report-interval SECS]\n"
 		"                           [--poll-interval SECS] [--http ADDR] [--https ADDR] ...\n"
@@ -593,7 +622,7 @@ int gw_cmd(int argc, char **argv)
 	    {"state-dir", required_argument, NULL, 's'}, {"config", required_argument, NULL, 'c'},
 	    {"http", required_argument, NULL, 'H'},	 {"https", required_argument, NULL, 'S'},
 	    {"metrics", required_argument, NULL, 'm'},	 {"access-log", required_argument, NULL, 'a'},
-	    {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+	    SG_LOG_LONGOPTS,				 {"help", no_argument, NULL, 'h'},
 	    {"check", required_argument, NULL, 'k'},
 	    {"server", required_argument, NULL, 'V'},	 {"enroll", required_argument, NULL, 'E'},
 	    {"ca-file", required_argument, NULL, 'C'},	 {"report-interval", required_argument, NULL, 'R'},
@@ -601,8 +630,11 @@ int gw_cmd(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct gw_opts o = {.report_s = 15, .poll_s = 60};
+	struct sg_logopt logopt;
 	const char *check = NULL;
+	char lerr[PATH_MAX + 64];
 	int ch;
+	sg_logopt_init(&logopt);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -612,7 +644,6 @@ int gw_cmd(int argc, char **argv)
 		case 'S': o.https_addr = optarg; break;
 		case 'm': o.metrics_addr = optarg; break;
 		case 'a': o.access_log = optarg; break;
-		case 'l': o.log_level = optarg; break;
 		case 'k': check = optarg; break;
 		case 'V': o.server = optarg; break;
 		case 'E': o.enroll = optarg; break;
@@ -633,7 +664,12 @@ int gw_cmd(int argc, char **argv)
 			break;
 		}
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 1;
+		default:
+			switch (sg_logopt_parse(&logopt, ch, optarg, "gateway")) {
+			case 1: break;
+			case 0: usage(stderr); return 1;
+			default: return 1;
+			}
 		}
 	}
 	if (check && optind == argc) {
@@ -667,17 +703,9 @@ int gw_cmd(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if (o.log_level) {
-		static const char *const names[] = {"error", "warn", "info", "debug"};
-		int lv = -1;
-		for (int i = 0; i < 4; i++)
-			if (strcmp(o.log_level, names[i]) == 0)
-				lv = i;
-		if (lv < 0) {
-			fprintf(stderr, "gateway: --log-level must be error, warn, info or debug\n");
-			return 1;
-		}
-		sg_log_set_level((enum sg_log_level)lv);
+	if (sg_logopt_apply(&logopt, "secureguard-gateway", lerr, sizeof(lerr)) != 0) {
+		fprintf(stderr, "gateway: %s\n", lerr);
+		return 1;
 	}
 	if (sg_crypto_init() != 0) {
 		fprintf(stderr, "gateway: crypto initialisation failed\n");

@@ -13,7 +13,6 @@ struct gw_opts {
 	const char *https_addr;	 /* NULL: no TLS listener */
 	const char *metrics_addr; /* NULL: no metrics listener */
 	const char *access_log;	 /* file, "-" for stdout, NULL for none */
-	const char *log_level;	 /* error, warn, info, debug */
 	/* Managed by the server (managed.c): its base URL, the one-time enrolment token (used
 	 * while not enrolled), the CA of its certificate, seconds between reports and between
 	 * plain polls when pushes do not get through. */

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "common/bytes.h"
+
 /* tchar (RFC 9110 section 5.6.2). */
 static bool is_tchar(unsigned char c)
 {
@@ -640,17 +642,6 @@ enum {
 #define CH_LINE_MAX	4096
 #define CH_TRAILER_MAX	8192
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int sg_http_chunked_feed(struct sg_http_chunked *c, const uint8_t *in, size_t len, size_t *consumed,
 		    const uint8_t **data, size_t *data_len, const char **why)
 {
@@ -662,7 +653,7 @@ int sg_http_chunked_feed(struct sg_http_chunked *c, const uint8_t *in, size_t le
 		uint8_t b = in[i];
 		switch (c->state) {
 		case CH_SIZE: {
-			int h = hexval(b);
+			int h = sg_hexval(b);
 			if (h >= 0) {
 				if (c->line_len >= 15) { /* 2^60: far beyond any body cap */
 					*why = "chunk size too large";

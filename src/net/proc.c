@@ -55,7 +55,8 @@ void proc_ready(int ready_fd, const char *ident)
 	}
 	if (chdir("/") != 0)
 		sg_log(SG_LOG_WARN, "chdir_failed", "error=\"%s\"", strerror(errno));
-	sg_log_open(ident, SG_LOG_TO_SYSLOG);
+	if (sg_log_get_target() == SG_LOG_TO_STDERR) /* not a --log-file */
+		sg_log_open(ident, SG_LOG_TO_SYSLOG);
 	ssize_t n;
 	do
 		n = write(ready_fd, "R", 1);

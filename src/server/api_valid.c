@@ -36,7 +36,7 @@ static bool no_controls(const char *s)
 
 static bool is_hex(char c)
 {
-	return srv_hexval(c) >= 0;
+	return sg_hexval(c) >= 0;
 }
 
 static bool chk_uuid(const char *s, const char **why)

@@ -2,8 +2,10 @@
  * request target, the route table with each route's minimum role, authentication, bodies, JSON
  * responses and errors, and Prometheus metrics (request counts by route and status, latency
  * histograms by route). */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -571,8 +573,8 @@ static bool pct_decode(char *out, const char *s, size_t n, bool plus)
 
 			if (n - i < 3)
 				return false;
-			hi = srv_hexval(s[i + 1]);
-			lo = srv_hexval(s[i + 2]);
+			hi = sg_hexval(s[i + 1]);
+			lo = sg_hexval(s[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				return false;
 			out[o++] = (char)(hi << 4 | lo);
@@ -957,13 +959,98 @@ static double elapsed(const struct timespec *t0)
 	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+static char req_prefix[17];
+static atomic_ullong req_counter;
+
+static void request_id_prefix(void)
+{
+	snprintf(req_prefix, sizeof(req_prefix), "%016llx", (unsigned long long)sg_random_u64());
+}
+
+/* True when the connection's peer is one of the --trusted-proxy prefixes. */
+static bool from_trusted_proxy(const struct srv *s, const struct srv_req *r)
+{
+	uint8_t a[16];
+	int fam;
+
+	if (s->ntrusted_proxy == 0)
+		return false;
+	if (inet_pton(AF_INET, r->source_ip, a) == 1)
+		fam = AF_INET;
+	else if (inet_pton(AF_INET6, r->source_ip, a) == 1)
+		fam = AF_INET6;
+	else
+		return false;
+	for (int i = 0; i < s->ntrusted_proxy; i++) {
+		const struct sg_wgconf_ip *p = &s->trusted_proxy[i];
+		unsigned bits = p->cidr, full = bits / 8, rest = bits % 8;
+
+		if (p->family != fam)
+			continue;
+		if (memcmp(a, p->addr, full))
+			continue;
+		if (rest && ((a[full] ^ p->addr[full]) & (uint8_t)(0xff << (8 - rest))))
+			continue;
+		return true;
+	}
+	return false;
+}
+
+/* The request's id: the X-Request-Id a trusted proxy sent when it is 1 to 64 characters of
+ * [A-Za-z0-9._:-] (anything else could forge log fields), otherwise one made here: 16 random
+ * hex digits drawn at start, a dash and a counter, unique across the servers of a cluster. */
+static void request_id(struct srv *s, struct srv_req *r, char *out)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	const char *h = from_trusted_proxy(s, r) ? srv_header(r, "x-request-id") : NULL;
+
+	if (h) {
+		size_t n = strlen(h);
+		bool ok = n >= 1 && n < SRV_REQUEST_ID_MAX;
+
+		for (size_t i = 0; ok && i < n; i++) {
+			char c = h[i];
+
+			ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9') || strchr("._:-", c);
+		}
+		if (ok) {
+			memcpy(out, h, n + 1);
+			return;
+		}
+	}
+	pthread_once(&once, request_id_prefix);
+	snprintf(out, SRV_REQUEST_ID_MAX, "%s-%llx", req_prefix,
+		 (unsigned long long)atomic_fetch_add(&req_counter, 1) + 1);
+}
+
+/* Who made the request, for the log: "user:ID", "apikey:ID", "client:ID", "agent:ID" or "-". */
+static const char *principal_label(const struct srv_principal *w, char *buf, size_t len)
+{
+	static const char *const kinds[] = {"-", "user", "apikey", "client", "agent"};
+
+	if (w->kind == PRINCIPAL_NONE || !w->id[0])
+		return "-";
+	snprintf(buf, len, "%s:%s", kinds[w->kind], w->id);
+	return buf;
+}
+
 void srv_http_handle(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	struct timespec t0;
 	const char *ua;
 	size_t route;
+	char idbuf[SRV_REQUEST_ID_MAX];
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (!r->request_id) { /* a caller without the HTTP front's storage */
+		idbuf[0] = 0;
+		r->request_id = idbuf;
+	}
+	if (!r->started)
+		r->started = &t0;
+	if (!r->request_id[0])
+		request_id(s, r, r->request_id);
 	ua = srv_header(r, "user-agent");
 	if (ua) {
 		size_t n = strlen(ua);
@@ -986,6 +1073,7 @@ void srv_http_handle(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	dispatch(s, r, out, &route);
 	if (!out->status)
 		srv_error(out, 500, NULL, "no response");
+	srv_resp_header(out, "X-Request-Id", r->request_id);
 	/* A parked request is counted once, on the run that answers it. */
 	if (out->park_ms > 0 && !r->park_expired)
 		return;
@@ -1000,16 +1088,26 @@ void srv_http_handle(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		char lbl[128], q[160];
 
 		/* Busy (login queue, database): something a flood causes at will. */
-		srv_log_limited(SG_LOG_WARN, "http_busy", "method=%s route=%s src=%s", r->method,
+		srv_log_limited(SG_LOG_WARN, "http_busy", "method=%s route=%s src=%s request_id=%s",
+				r->method,
 				sg_log_quote(q, sizeof(q), route_label(route, lbl, sizeof(lbl))),
-				r->source_ip);
-	} else if (out->status >= 500 || sg_log_enabled(SG_LOG_DEBUG)) {
-		char lbl[128], q[160];
+				r->source_ip, r->request_id);
+	} else if (sg_log_enabled(out->status >= 500 ? SG_LOG_WARN : SG_LOG_INFO)) {
+		char lbl[128], q[160], who[SRV_ID_LEN + 16], m[48];
 
-		/* The route pattern, never the path: a path can carry a temporary access token. */
-		srv_log(out->status >= 500 ? SG_LOG_WARN : SG_LOG_DEBUG, "http_request",
-			"method=%s route=%s status=%d src=%s", r->method,
+		/* One line per request (the access log). The route pattern, never the path: a path
+		 * can carry a temporary access token; nor the query string or any header but the
+		 * request id. The latency counts from the first run of a parked request. */
+		srv_log(out->status >= 500 ? SG_LOG_WARN : SG_LOG_INFO, "http_request",
+			"request_id=%s method=%s route=%s status=%d client=%s user=%s "
+			"duration_ms=%.3f",
+			r->request_id, sg_log_quote(m, sizeof(m), r->method),
 			sg_log_quote(q, sizeof(q), route_label(route, lbl, sizeof(lbl))),
-			out->status, r->source_ip);
+			out->status, r->source_ip, principal_label(&r->who, who, sizeof(who)),
+			elapsed(r->started) * 1e3);
 	}
+	if (r->request_id == idbuf)
+		r->request_id = NULL;
+	if (r->started == &t0)
+		r->started = NULL;
 }

@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -84,6 +85,9 @@ struct hconn {
 	uint64_t since; /* when the state began (C_HEAD/C_BODY: the request's first byte) */
 	struct ipent *ip;
 	char ip_text[64];
+	/* The request's id and start, kept while it is parked (srv_req.request_id). */
+	char req_id[SRV_REQUEST_ID_MAX];
+	struct timespec req_started;
 	/* The request being framed (src/net/http1.c parses the head). */
 	char *in; /* the head's bytes as they arrive (at most HEAD_MAX) */
 	size_t in_len, in_cap;
@@ -1310,6 +1314,10 @@ static void handle(struct hconn *c)
 	snprintf(req.source_ip, sizeof(req.source_ip), "%s", c->ip_text);
 	local_address(c->fd, req.local_addr, sizeof(req.local_addr));
 	req.park_expired = c->park_expired;
+	if (!c->req_id[0])
+		clock_gettime(CLOCK_MONOTONIC, &c->req_started);
+	req.request_id = c->req_id;
+	req.started = &c->req_started;
 	c->run_gen = atomic_load(&h->wake_gen);
 	srv_http_handle(h->s, &req, &resp);
 	if (resp.park_ms > 0 && !c->park_expired && !atomic_load(&h->stopping)) {
@@ -1324,6 +1332,7 @@ static void handle(struct hconn *c)
 	}
 	c->park_deadline = 0;
 	c->park_expired = false;
+	c->req_id[0] = 0; /* the next request on the connection gets its own */
 	respond(c, &resp, head_only);
 	srv_resp_clear(&resp);
 	json_decref(req.json);

@@ -63,7 +63,7 @@ static int read_master(const char *path, uint8_t key[MASTER_LEN], char *err, siz
 		goto out;
 	}
 	for (int i = 0; i < MASTER_LEN; i++) {
-		int hi = srv_hexval(buf[2 * i]), lo = srv_hexval(buf[2 * i + 1]);
+		int hi = sg_hexval(buf[2 * i]), lo = sg_hexval(buf[2 * i + 1]);
 
 		if (hi < 0 || lo < 0) {
 			snprintf(err, errlen, "%s: not hex at offset %d", path, 2 * i);
@@ -180,7 +180,7 @@ static bool hex_field(const char **p, const char *end, const char *name, uint8_t
 		return false;
 	*p += nl + 1;
 	for (size_t i = 0; i < n; i++) {
-		int hi = srv_hexval((*p)[2 * i]), lo = srv_hexval((*p)[2 * i + 1]);
+		int hi = sg_hexval((*p)[2 * i]), lo = sg_hexval((*p)[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return false;
@@ -421,7 +421,7 @@ static int load_sealed(const char *path, const char *uri, uint8_t master[MASTER_
 	}
 	if (rc)
 		goto out;
-	if (len >= 2 * MASTER_LEN && srv_hexval(buf[0]) >= 0 && !is_sealed_file(path)) {
+	if (len >= 2 * MASTER_LEN && sg_hexval(buf[0]) >= 0 && !is_sealed_file(path)) {
 		snprintf(err, errlen,
 			 "%s holds a plain master key, not one sealed by the token: --key-uri "
 			 "starts from a new key file (docs/SERVER.md, \"Master key in an HSM\")",

@@ -82,7 +82,7 @@ static bool is_uuid(const char *s)
 		if (i == 8 || i == 13 || i == 18 || i == 23) {
 			if (s[i] != '-')
 				return false;
-		} else if (srv_hexval(s[i]) < 0) {
+		} else if (sg_hexval(s[i]) < 0) {
 			return false;
 		}
 	}

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/logopt.h"
 #include "crypto/crypto.h"
 #include "net/tls_cert.h"
 #include "secureguard/sg_errors.h"
@@ -81,7 +82,10 @@ static void usage(FILE *f)
 	    "  --console-dir DIR       the admin console's built files, served at / (default:\n"
 	    "                          ../share/secureguard/console beside the binary, when it\n"
 	    "                          exists; \"none\": no console)\n"
-	    "  -v, --verbose           log every request\n"
+	    "  --trusted-proxy ADDR[/LEN]  a load balancer whose X-Request-Id header is kept as\n"
+	    "                          the request's id (repeatable, up to 16)\n"
+	    SG_LOG_USAGE
+	    "  -v, --verbose           the same as --log-level debug\n"
 	    "First start without an admin: SG_ADMIN_EMAIL and SG_ADMIN_PASSWORD name the first\n"
 	    "super_admin; without them a one-time password is generated and printed on stderr.\n");
 }
@@ -357,7 +361,8 @@ enum {
 	O_OIDCTTL,
 	O_NOLISTEN,
 	O_CONSOLE,
-	O_REDIS
+	O_REDIS,
+	O_TRUSTPROXY,
 };
 
 /* Logs the audit chain's head when it moved since the last call: lines shipped off this host
@@ -525,6 +530,8 @@ static int server_run(int argc, char **argv)
 	    {"oidc-token-ttl", required_argument, NULL, O_OIDCTTL},
 	    {"console-dir", required_argument, NULL, O_CONSOLE},
 	    {"redis", required_argument, NULL, O_REDIS},
+	    {"trusted-proxy", required_argument, NULL, O_TRUSTPROXY},
+	    SG_LOG_LONGOPTS,
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -546,6 +553,7 @@ static int server_run(int argc, char **argv)
 	struct srv *s = NULL;
 	struct srv_httpd *d = NULL;
 	sigset_t set;
+	struct sg_logopt logopt;
 	int ret = 1, opt;
 
 	s = calloc(1, sizeof(*s));
@@ -561,6 +569,7 @@ static int server_run(int argc, char **argv)
 	s->max_body = 1 << 20;
 	s->agent_poll = 60;
 	s->oidc_ttl = 3600;
+	sg_logopt_init(&logopt);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -690,15 +699,27 @@ static int server_run(int argc, char **argv)
 		case O_REDIS:
 			redis_url = optarg;
 			break;
+		case O_TRUSTPROXY:
+			if (s->ntrusted_proxy == SRV_MAX_TRUSTED_PROXIES ||
+			    sg_wgconf_parse_ip(&s->trusted_proxy[s->ntrusted_proxy], optarg, err,
+					       sizeof(err))) {
+				fprintf(stderr, "secureguard server: --trusted-proxy: %s\n",
+					err[0] ? err : "at most 16");
+				goto usage;
+			}
+			s->ntrusted_proxy++;
+			break;
 		case 'v':
-			sg_log_set_level(SG_LOG_DEBUG);
+			logopt.level = SG_LOG_DEBUG;
 			break;
 		case 'h':
 			usage(stdout);
 			ret = 0;
 			goto out;
 		default:
-			goto usage;
+			if (sg_logopt_parse(&logopt, opt, optarg, "secureguard server") != 1)
+				goto usage;
+			break;
 		}
 	}
 	if (optind != argc || !cert_file != !tlskey_file) {
@@ -707,6 +728,8 @@ static int server_run(int argc, char **argv)
 				"secureguard server: --tls-cert and --tls-key go together\n");
 		goto usage;
 	}
+	if (sg_logopt_apply(&logopt, "secureguard-server", err, sizeof(err)))
+		goto fail;
 	if (parse_listen(listen, &ss, err, sizeof(err)))
 		goto fail;
 	if (!console_find(s, console_dir, err, sizeof(err)))
@@ -769,6 +792,7 @@ static int server_run(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR2); /* the change listener's nudge (nudge_main) */
+	sigaddset(&set, SIGHUP);  /* reopen the log file (logrotate) */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	{
 		struct srv_httpd_opts ho = {
@@ -835,6 +859,10 @@ static int server_run(int argc, char **argv)
 			srv_log(SG_LOG_INFO, "server_stopping", "signal=%s",
 				sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
+		}
+		if (sig == SIGHUP) {
+			sg_log_reopen_request();
+			srv_log(SG_LOG_INFO, "log_reopened", "signal=SIGHUP");
 		}
 		/* The audit log grew while a console listens (GET /api/events): wake it. */
 		if (tick && srv_console_tick(s))

@@ -14,11 +14,22 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/bytes.h"
 #include "common/compiler.h"
-#include "server/license.h"
+#include "config/wgconf.h"
 #include "server/db.h"
+#include "server/license.h"
 
 #define SRV_ID_LEN 36 /* UUIDv4 text */
+#define SRV_MAX_TRUSTED_PROXIES 16
+/* A request id: at most 64 characters of [A-Za-z0-9._:-] (one from a trusted proxy), plus NUL. */
+#define SRV_REQUEST_ID_MAX 65
+
+/* The value of one hex digit, or -1 (common/bytes.h's, under the server's old name). */
+static inline int srv_hexval(char c)
+{
+	return sg_hexval(c);
+}
 
 /* A row count or a negative SG_E* code -> 0 or the code. */
 static inline int srv_neg(int rc)
@@ -85,6 +96,9 @@ struct srv {
 	int64_t master_key_mtime;
 	char base_url[256]; /* --public-url, for temporary access links; "" = the local address */
 	char listen[128];   /* host:port as given */
+	/* --trusted-proxy: peers whose X-Request-Id is taken as the request's id. */
+	struct sg_wgconf_ip trusted_proxy[SRV_MAX_TRUSTED_PROXIES];
+	int ntrusted_proxy;
 	char console_dir[512]; /* the admin console's built files; "" = none (routes_console.c) */
 };
 
@@ -118,6 +132,11 @@ struct srv_req {
 	char user_agent[256];
 	/* A request parked by srv_park and run again: true on its last run (the wait is over). */
 	bool park_expired;
+	/* Kept by the HTTP front across the runs of a parked request: the id (X-Request-Id,
+	 * SRV_REQUEST_ID_MAX bytes; "" until srv_http_handle sets it on the first run) and when
+	 * the first run began (CLOCK_MONOTONIC). */
+	char *request_id;
+	const struct timespec *started;
 };
 
 /* A streamed body: fills buf with up to max bytes; returns the count, 0 at the end, or -1 on an
@@ -266,8 +285,6 @@ int srv_b64url_decode(uint8_t *out, size_t outmax, const char *in, size_t len); 
 void srv_b64(char *out, const uint8_t *in, size_t len); /* standard, padded */
 int srv_b64_decode(uint8_t *out, size_t outmax, const char *in, size_t len);
 void srv_hex(char *out, const uint8_t *in, size_t len);
-/* The value of one hex digit, or -1. */
-int srv_hexval(char c);
 /* hex(SHA-384(s)): how tokens are stored (constant-time lookup through the index). */
 void srv_token_hash(char out[97], const char *token);
 /* prefix + base64url(32 random bytes). */

@@ -878,17 +878,6 @@ out:
 	sg_db_release(c);
 }
 
-int srv_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int64_t srv_limit(struct srv_req *r)
 {
 	return api_query_int(r->route, r, "limit");

@@ -43,14 +43,20 @@ OPTS=(--sweep-interval 1 --login-ip-limit 40 --login-ip-window 3600 --max-connec
 
 run_api() {
 	local name=$1 db=$2 urlv logv
-	srv_start "$name" "$db" "$TMP/$name" "${OPTS[@]}" || fail "server ($name) did not start"
+	shift 2
+	# The rest: logging options of this run (and api_test.py's view of them).
+	local logopts=("$@") level=info
+	[ "${logopts[0]:-}" = --log-level ] && level=${logopts[1]}
+	srv_start "$name" "$db" "$TMP/$name" "${OPTS[@]}" "${logopts[@]}" ||
+		fail "server ($name) did not start"
 	urlv="SRV_URL_$name"
 	logv="SRV_LOG_$name"
 	srv_log "API tests on $name"
 	SG_API_RECORD="$TMP/$name.traffic.jsonl" \
 	python3 "$SG_SRC/tests/server/api_test.py" --url "${!urlv}" --db "$db" \
 		--admin "$SG_ADMIN_EMAIL" --password "$SG_ADMIN_PASSWORD" --sg "$SG" \
-		--docs "$SG_SRC/docs" --server-log "${!logv}" || {
+		--docs "$SG_SRC/docs" --server-log "${!logv}" --log-level "$level" \
+		--trusted-proxy 127.0.0.2 || {
 		tail -n 40 "${!logv}"
 		fail "API tests on $name"
 	}
@@ -88,7 +94,12 @@ run_api() {
 	srv_stop "${name}_agents" || fail "graceful shutdown ($name, again)"
 }
 
-run_api sqlite "sqlite:$TMP/sqlite/server.db"
+# SQLite: the JSON log at debug level in a file rotated at 128 KiB (api_test.py reads every line of
+# every file: each a JSON object, one http_request line per request, no secret of the run in
+# any). PostgreSQL below: the default key=value lines on stderr.
+run_api sqlite "sqlite:$TMP/sqlite/server.db" --log-level debug --log-format json \
+	--log-file "$TMP/sqlite/server.jsonl" --log-max-size 128k --log-files 100 \
+	--trusted-proxy 127.0.0.2
 [ "$(stat -c %a "$TMP/sqlite/master.key")" = 600 ] || fail "master.key is not mode 0600"
 [ "$(stat -c %a "$TMP/sqlite/server.db")" = 600 ] || fail "server.db is not mode 0600"
 
@@ -268,5 +279,5 @@ if [ "$rc" -eq 77 ]; then
 	exit 77
 fi
 [ "$rc" -eq 0 ] || fail "PostgreSQL did not start"
-run_api pg "$SG_PG_URL"
+run_api pg "$SG_PG_URL" --log-level info --trusted-proxy 127.0.0.2
 srv_log "PASS"

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import shlex
 import sqlite3
 import struct
 import subprocess
@@ -1540,6 +1541,77 @@ def test_ip_limit_concurrent(root):
           % (n, LOGIN_IP_LIMIT))
 
 
+def test_request_ids(root):
+    """X-Request-Id: kept from a --trusted-proxy (when well-formed), made by the server for
+    anyone else, returned in the response and named in the request's log line."""
+    log("request ids")
+    st, hdrs, _ = request("GET", "/api/health", headers={"X-Request-Id": "spoofed-by-anyone"})
+    rid = hdrs.get("X-Request-Id", "")
+    check(st == 200 and rid and rid != "spoofed-by-anyone",
+          "an untrusted peer's X-Request-Id replaced by the server's own: %r" % rid)
+    st, hdrs2, _ = request("GET", "/api/health")
+    check(hdrs2.get("X-Request-Id") and hdrs2.get("X-Request-Id") != rid,
+          "every response gets its own id")
+    if not ARGS.trusted_proxy:
+        return
+    SOURCE[0] = ARGS.trusted_proxy
+    try:
+        st, hdrs, _ = request("GET", "/api/networks", token=root,
+                              headers={"X-Request-Id": "lb-7f3a.42:1"})
+        check(hdrs.get("X-Request-Id") == "lb-7f3a.42:1",
+              "the trusted proxy's X-Request-Id kept: %r" % hdrs.get("X-Request-Id"))
+        st, hdrs, _ = request("GET", "/api/health", headers={"X-Request-Id": 'x" user=forged'})
+        check(hdrs.get("X-Request-Id", "").find("forged") < 0,
+              "a malformed X-Request-Id from the trusted proxy replaced: %r"
+              % hdrs.get("X-Request-Id"))
+    finally:
+        SOURCE[0] = None
+    if ARGS.server_log and ARGS.log_level in ("info", "debug"):
+        deadline = time.time() + 5
+        while True:
+            line = [e for e in server_log()[1]
+                    if e and e.get("request_id") == "lb-7f3a.42:1"]
+            if line or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        check(line and line[0].get("event") == "http_request" and
+              line[0].get("route") == "GET /api/networks" and
+              str(line[0].get("status")) == "200" and
+              line[0].get("client") == ARGS.trusted_proxy and
+              str(line[0].get("user", "")).startswith("user:"),
+              "the request's log line names its id, route, status, client and user: %s"
+              % (line[:1],))
+
+
+def server_log():
+    """The server log as (text, events): FILE and its rotated files FILE.1, FILE.2, ... (oldest
+    first), each line a JSON object (--log-format json) or key=value words (an event dict with
+    the values as strings; a line that is not valid JSON but starts with "{" is None)."""
+    paths = [ARGS.server_log]
+    n = 1
+    while os.path.exists("%s.%d" % (ARGS.server_log, n)):
+        paths.insert(0, "%s.%d" % (ARGS.server_log, n))
+        n += 1
+    text, events = "", []
+    for p in paths:
+        with open(p, errors="replace") as f:
+            t = f.read()
+        text += t
+        for line in t.splitlines():
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    events.append(None)
+            else:
+                try:
+                    words = shlex.split(line)  # sg_log_quote's "..." with \" escapes
+                except ValueError:
+                    words = line.split()
+                events.append(dict(w.split("=", 1) for w in words if "=" in w))
+    return text, events
+
+
 def test_anchor(binary):
     log("audit anchors in the server log; secureguard audit verify --anchor")
     if not ARGS.server_log:
@@ -1548,12 +1620,10 @@ def test_anchor(binary):
     deadline = time.time() + 10
     while time.time() < deadline and not anchor:
         time.sleep(1.2)  # the sweep (1 s) logs the head once it moved
-        with open(ARGS.server_log, errors="replace") as f:
-            lines = [l for l in f if "event=audit_anchor" in l]
+        lines = [e for e in server_log()[1] if e and e.get("event") == "audit_anchor"]
         if lines:
-            kv = dict(w.split("=", 1) for w in lines[-1].split() if "=" in w)
-            anchor = (kv.get("id"), kv.get("hash"))
-    if not check(anchor and anchor[0] and anchor[1], "an event=audit_anchor line in the log"):
+            anchor = (str(lines[-1].get("id")), lines[-1].get("hash"))
+    if not check(anchor and anchor[0] and anchor[1], "an audit_anchor event in the log"):
         return
     good = "%s:%s" % anchor
     r = subprocess.run([binary, "audit", "verify", "--db", ARGS.db, "--anchor", good],
@@ -1638,6 +1708,8 @@ def main():
     ap.add_argument("--sg", required=True, help="the secureguard binary")
     ap.add_argument("--docs", required=True)
     ap.add_argument("--server-log")
+    ap.add_argument("--log-level", default="info", help="the server's --log-level")
+    ap.add_argument("--trusted-proxy", help="a loopback address given as --trusted-proxy")
     ARGS = ap.parse_args()
     SECRETS.append(ARGS.password)
 
@@ -1683,12 +1755,23 @@ def main():
 
     fives = [s for s in STATUSES if s[2] >= 500]
     check(not fives, "no 5xx responses: %s" % fives[:5])
+    test_request_ids(root)
     if ARGS.server_log:
-        with open(ARGS.server_log, errors="replace") as f:
-            text = f.read()
+        text, events = server_log()
         for secret in SECRETS:
             if secret != ARGS.password:  # the bootstrap message may name a generated password
                 check(secret not in text, "a secret (%s...) is in the server log" % secret[:6])
+        check(None not in events, "every line of the JSON log is a JSON object")
+        reqs = [e for e in events if e and e.get("event") == "http_request"]
+        bad = [e for e in reqs if not all(k in e for k in (
+            "request_id", "method", "route", "status", "client", "user", "duration_ms"))]
+        check(not bad, "every http_request line names request_id, method, route, status, "
+              "client, user and duration_ms: %s" % bad[:2])
+        if ARGS.log_level == "debug":  # (at info, a flood of 503s is logged as http_busy)
+            check(len(reqs) >= len(STATUSES), "one http_request line per request: %d lines, %d "
+                  "requests" % (len(reqs), len(STATUSES)))
+        log("server log: %d lines, %d http_request, none holds any of %d secrets"
+            % (len(events), len(reqs), len(SECRETS)))
     log("%d requests, %d failures" % (len(STATUSES), len(FAILS)))
     return 1 if FAILS else 0
 

@@ -12,11 +12,17 @@ SG=$SG_BIN/secureguard
 srv_log() { printf '[%s] %s\n' "${SRV_TEST:-server}" "$*"; }
 
 # srv_start NAME DBURL DATADIR [extra options...]: starts a server; sets SRV_PID_<NAME>,
-# SRV_PORT_<NAME>, SRV_LOG_<NAME>, SRV_URL_<NAME>. The first admin comes from SG_ADMIN_EMAIL and
-# SG_ADMIN_PASSWORD in the environment.
+# SRV_PORT_<NAME>, SRV_LOG_<NAME> (its log: DATADIR/server.log, its stderr, or the --log-file of
+# the options), SRV_ERR_<NAME> (its stderr), SRV_URL_<NAME>. The first admin comes from
+# SG_ADMIN_EMAIL and SG_ADMIN_PASSWORD in the environment.
 srv_start() {
-	local name=$1 db=$2 dir=$3 pid port
+	local name=$1 db=$2 dir=$3 pid port logfile a prev=
 	shift 3
+	logfile=$dir/server.log
+	for a in "$@"; do
+		[ "$prev" = --log-file ] && logfile=$a
+		prev=$a
+	done
 	mkdir -p "$dir"
 	rm -f "$dir/port"
 	"$SG" server --listen 127.0.0.1:0 --port-file "$dir/port" --data-dir "$dir" --db "$db" \
@@ -41,15 +47,16 @@ srv_start() {
 	}
 	printf -v "SRV_PID_$name" '%s' "$pid"
 	printf -v "SRV_PORT_$name" '%s' "$port"
-	printf -v "SRV_LOG_$name" '%s' "$dir/server.log"
+	printf -v "SRV_LOG_$name" '%s' "$logfile"
+	printf -v "SRV_ERR_$name" '%s' "$dir/server.log"
 	printf -v "SRV_URL_$name" '%s' "http://127.0.0.1:$port"
 	srv_log "server $name: pid $pid, port $port, db ${db%%:*}"
 }
 
 # srv_stop NAME: SIGTERM, exit within 15 s with status 0, no sanitizer report in the log.
 srv_stop() {
-	local name=$1 pidv="SRV_PID_$1" logv="SRV_LOG_$1" rc=0
-	local pid=${!pidv}
+	local name=$1 pidv="SRV_PID_$1" logv="SRV_LOG_$1" errv="SRV_ERR_$1" rc=0
+	local pid=${!pidv} err=${!errv:-${!logv}}
 	kill -TERM "$pid" 2>/dev/null
 	for _ in $(seq 1 150); do
 		kill -0 "$pid" 2>/dev/null || break
@@ -62,13 +69,13 @@ srv_stop() {
 	fi
 	wait "$pid" || rc=$?
 	unset "$pidv"
-	srv_check_log "${!logv}" || return 1
+	srv_check_log "$err" || return 1
 	[ "$rc" -eq 0 ] || {
 		srv_log "server $name exited with status $rc after SIGTERM:"
-		tail -n 40 "${!logv}"
+		tail -n 40 "$err" "${!logv}"
 		return 1
 	}
-	grep -q 'event=server_stopped' "${!logv}" || {
+	grep -qE 'event=server_stopped|"event":"server_stopped"' "${!logv}" || {
 		srv_log "server $name: no server_stopped line in its log"
 		return 1
 	}

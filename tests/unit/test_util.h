@@ -11,15 +11,11 @@
 
 #include <cmocka.h>
 
+#include "common/bytes.h"
+
 static inline int test_nibble(char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	return sg_hexval(c);
 }
 
 /* Decodes hex (spaces ignored) into out, which holds cap bytes; fails the test on a bad digit or
