@@ -256,7 +256,10 @@ def main():
     root_id = expect("GET", "/api/auth/me", 200, token=root)["id"]
     uniq = "%d%d" % (os.getpid(), int(time.time()) % 100000)
     run(root, root_id, uniq)
-    test_rate_limit(uniq)
+    # The limit is srv_password_login's, the same on both engines (in memory, or Redis): proved
+    # once, on SQLite, since forty password hashes cost this run about forty seconds.
+    if args.db.startswith("sqlite:"):
+        test_rate_limit(uniq)
 
     return A.secrets_kept(root, args.server_log, A.SECRETS, args.password)
 
