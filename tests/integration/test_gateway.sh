@@ -20,7 +20,8 @@
 # the self-signed fallback); HTTP/2 (ALPN h2 and prior knowledge, a streamed upload); a
 # WebSocket echo through the gateway, over HTTP/1.1 and over HTTP/2 (RFC 8441); a login-protected resource: 302 to the server's login, a
 # real code flow with PKCE to a session (by curl, single sign-on for the next, and in Chromium,
-# once with a second factor: a TOTP code after the password), forged, expired and
+# once with a second factor: a TOTP code after the password), a login through an external
+# provider (idp.py), forged, expired and
 # other-audience tokens refused; psql through a TCP forward; a UDP forward; malformed
 # requests, smuggling attempts, slowloris and oversized heads are refused and never reach a
 # target; denials and logins in the server's audit chain; a change made at
@@ -111,13 +112,16 @@ start_server() {
 	wait_for 10 sg_listening "$ID" 8000 || { cat "$SG_TMP/server.log"; fail "server did not start"; }
 }
 start_server
+# An external OpenID provider beside it (idp.py: "alice@example.com" consents at once).
+ip netns exec "$ID" /usr/bin/python3 "$HERE/idp.py" "$(out4 5)" 9000 gw-ext >"$SG_TMP/idp.log" 2>&1 &
+wait_for 10 sg_listening "$ID" 9000 || { cat "$SG_TMP/idp.log"; fail "idp.py did not start"; }
 KEY=gw-test-key-0123456789
 KEYHASH=$(printf %s "$KEY" | sha384sum | cut -d' ' -f1)
 prov=$(nsx "$C" python3 "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
 	"$(in4 3)/32" "$(in4 4)/32" "$(in4 3)" "$(in4 4)" "$SG_PG_PORT" "$KEYHASH" "$SG_TMP/certs") ||
 	fail "provisioning through the server's API: $prov"
 eval "$prov"
-log "server up, gateway $GW_ID provisioned: 7 resources"
+log "server up, gateway $GW_ID provisioned: 8 resources"
 
 GW=$(out4 2)
 GW_STATE=$SG_TMP/gwstate
@@ -139,7 +143,7 @@ stop_gateway() {
 }
 GW_LOGS=()
 start_gateway --server "$SRV" --enroll "$TOKEN" --report-interval 2
-wait_for 10 grep -q 'event=gw_config_applied.*resources=7' "${GW_LOGS[0]}" ||
+wait_for 10 grep -q 'event=gw_config_applied.*resources=8' "${GW_LOGS[0]}" ||
 	{ cat "${GW_LOGS[0]}"; fail "the server's configuration did not reach the gateway"; }
 grep -q 'event=mgmt_enrolled' "${GW_LOGS[0]}" || fail "no mgmt_enrolled"
 [ "$(stat -c %a "$GW_STATE/gateway.key")" = 600 ] || fail "the gateway's key is not 0600"
@@ -373,6 +377,14 @@ codes=$(for i in $(seq 1 16); do
 done)
 [[ $codes == *429* ]] || fail "16 callbacks in a row were not limited: $codes"
 log "login callbacks, 16 in a row: $codes"
+# An external provider (a resource with its own oidc: idp.py standing for Keycloak or Okta):
+# the same relying party, followed by curl -L (the provider consents at once).
+wait_for 10 grep -q "event=gw_oidc_ready.*resource=$RES_ext" "${GW_LOGS[0]}" ||
+	fail "the gateway did not load the external provider's discovery document and keys"
+out=$(nsx "$C" curl -s -L -c "$SG_TMP/jarx" -b "$SG_TMP/jarx" --resolve "ext.test:8080:$GW" \
+	-w '\n%{http_code} %{num_redirects}' http://ext.test:8080/ext-page) || fail "external login: $out"
+[[ $out == *'"path": "/ext-page"'*'"user": "alice@example.com"'*"200 3" ]] ||
+	fail "login through the external provider: $out"
 # Once in a real browser: Debian's Chromium, driven by playwright-core (tests/browser).
 command -v chromium >/dev/null || skip "chromium missing (scripts/deps.sh installs it)"
 [ -d "$HERE/../../browser/node_modules/playwright-core" ] ||

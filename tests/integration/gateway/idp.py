@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""A small OpenID Connect provider for the gateway's relying-party test, until the management
-server's own provider (issue 15) replaces it: discovery, JWKS (one P-384 key), the
+"""A small OpenID Connect provider standing for an external one (Keycloak, Okta, Google) in
+test_gateway.sh, beside the management server's own: discovery, JWKS (one P-384 key), the
 authorization code flow with PKCE S256 (the user "alice@example.com" consents at once), the
 token endpoint (single-use codes, verifier and redirect_uri checked), ES384 ID tokens.
 Python's jwt and cryptography (Debian packages, hence /usr/bin/python3).

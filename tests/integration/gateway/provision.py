@@ -90,6 +90,11 @@ resource("login", {"domain": "login.test", "auth": "login",
          [("la", {"address": a_addr + ":8080"})])
 resource("other", {"domain": "other.test", "auth": "login"},
          [("oa", {"address": a_addr + ":8080"})])
+# A login through an external provider (idp.py, in the server's namespace on port 9000): the
+# same relying-party code as for the server's own provider.
+resource("ext", {"domain": "ext.test", "auth": "login",
+                 "oidc": {"issuer": URL.rsplit(":", 1)[0] + ":9000", "client_id": "gw-ext"}},
+         [("xa", {"address": a_addr + ":8080"})])
 resource("ws", {"site_id": site_b["id"], "domain": "ws.test", "idle_timeout_ms": 10000},
          [("ws", {"address": b_addr + ":8090"})])
 resource("pg", {"site_id": site_a["id"], "protocol": "tcp", "port": 15432, "max_conns": 4,
