@@ -28,6 +28,15 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 bench_cc "$TMP/datapath_bench" "sg_wg sg_crypto sg_common" "$SRC/bench/datapath_bench.c" \
 	"$SRC/src/engine/cpool.c"
+# The AEAD alone per message (bench/aead_bench.c), and libsodium's ChaCha20-Poly1305 beside it
+# where Debian's libsodium-dev is installed (not a dependency of the daemon: only measured).
+sodium=()
+if pkg-config --exists libsodium 2>/dev/null; then
+	sodium=(-DSG_BENCH_SODIUM "$SRC/bench/aead_bench.c" $(pkg-config --libs libsodium))
+else
+	sodium=("$SRC/bench/aead_bench.c")
+fi
+bench_cc "$TMP/aead_bench" "sg_crypto sg_common" "${sodium[@]}"
 
 # kB/s (openssl's 1000s of bytes per second, CPU time of one core) is the last field of the
 # result line, with a trailing "k".
@@ -40,12 +49,14 @@ gcm=$(speed aes-256-gcm 'AES-256-GCM')
 [ -n "$chacha" ] && [ -n "$gcm" ] || { echo "bench: cannot parse openssl speed output" >&2; exit 1; }
 classic=$("$TMP/datapath_bench" -m classic -t "$secs")
 fips=$("$TMP/datapath_bench" -m fips -t "$secs")
+aead=$("$TMP/aead_bench" -t "$(((secs + 1) / 2))")
 cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 
 python3 - "$secs" "$(openssl version | cut -d" " -f1-2)" "${cpu:-unknown}" "$chacha" "$gcm" \
-	"$classic" "$fips" <<'PY'
+	"$classic" "$fips" "$aead" "$(uptime)" <<'PY'
 import sys
 secs, ver, cpu = sys.argv[1:4]
+alone = [dict(kv.split("=") for kv in line.split()) for line in sys.argv[8].splitlines() if line.strip()]
 kbps = {"classic": float(sys.argv[4]), "fips": float(sys.argv[5])}
 aead = {"classic": "ChaCha20-Poly1305", "fips": "AES-256-GCM"}
 runs = [dict(kv.split("=") for kv in line.split())
@@ -77,4 +88,18 @@ for m in ("classic", "fips"):
     top = [x for x in runs if x["mode"] == m][-1]
     print("        speedup of %s lanes over 1 lane: %.2fx (ideal %s)"
           % (top["lanes"], float(top["gbps"]) / float(r["gbps"]), top["lanes"]))
+print("The AEAD alone (bench/aead_bench.c): seal + open of 1420-byte messages, one thread, each\n"
+      "  message its own nonce (as the data path calls it), in CPU-s/GB and as a share of the bound:")
+for a in alone:
+    m = "fips" if "aes" in a["impl"] else "classic"
+    bound_cpu = 2 / (kbps[m] * 1e3) * 1e9
+    cost = float(a["cpu_s_per_gb"])
+    if a["impl"].startswith("openssl"):
+        note = "; the data path (1 lane) costs %.0f%% more" % (
+            (float(one[m]["cpu_s_per_gb"]) / cost - 1) * 100)
+    else:
+        note = " (measured only, not used)"
+    print("  %-28s %6.3f CPU-s/GB, %.2f of the %s bound%s"
+          % (a["impl"], cost, bound_cpu / cost, m, note))
+print("load: %s" % sys.argv[9].strip())
 PY
