@@ -7,11 +7,12 @@
 #               management server on SQLite configuring a tunnel
 #   make bench  every benchmark in bench/ (root; minutes)
 #   make install  binaries and the systemd units under PREFIX (default /usr/local)
+#   make deb    build-deb/secureguard_VERSION_ARCH.deb (scripts/deb.sh; docs/OPERATIONS.md)
 #   make openapi  rewrite docs/openapi.json from the server's API description
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all deps check check-normal check-asan fuzz fuzz-run demo bench install format clean openapi
+.PHONY: all deps check check-normal check-asan fuzz fuzz-run demo bench install deb format clean openapi
 
 all:
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -78,6 +79,13 @@ install:
 	@cmake --build build -j$(JOBS)
 	DESTDIR="$(DESTDIR)" cmake --install build
 
+# The Debian package, with dpkg-deb from a release build configured for /usr (docs/OPERATIONS.md,
+# "Debian package"); make check builds and installs one from its own build (tests/dist/deb_test.sh).
+deb: deps
+	cmake -S . -B build-deb -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr -DSG_WERROR=ON >/dev/null
+	cmake --build build-deb -j$(JOBS)
+	./scripts/deb.sh build-deb build-deb
+
 # docs/openapi.json from the server's API description (src/server/api_spec.c); make check
 # fails while the two differ.
 openapi: all
@@ -87,4 +95,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-check build-asan build-fuzz build-bench
+	rm -rf build build-check build-asan build-fuzz build-deb build-bench

@@ -11,7 +11,7 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libssl-dev libcm
       libstrongswan-extra-plugins
       liblwip-dev libc-ares-dev dnsmasq-base valgrind postgresql-client openssh-server systemd
       chromium zbar-tools fonts-dejavu-core softhsm2 libengine-pkcs11-openssl opensc
-      redis-server libhiredis-dev haproxy"
+      redis-server libhiredis-dev haproxy groff-base file util-linux"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
