@@ -967,42 +967,13 @@ static void request_id_prefix(void)
 	snprintf(req_prefix, sizeof(req_prefix), "%016llx", (unsigned long long)sg_random_u64());
 }
 
-/* True when the connection's peer is one of the --trusted-proxy prefixes. */
-static bool from_trusted_proxy(const struct srv *s, const struct srv_req *r)
-{
-	uint8_t a[16];
-	int fam;
-
-	if (s->ntrusted_proxy == 0)
-		return false;
-	if (inet_pton(AF_INET, r->source_ip, a) == 1)
-		fam = AF_INET;
-	else if (inet_pton(AF_INET6, r->source_ip, a) == 1)
-		fam = AF_INET6;
-	else
-		return false;
-	for (int i = 0; i < s->ntrusted_proxy; i++) {
-		const struct sg_wgconf_ip *p = &s->trusted_proxy[i];
-		unsigned bits = p->cidr, full = bits / 8, rest = bits % 8;
-
-		if (p->family != fam)
-			continue;
-		if (memcmp(a, p->addr, full))
-			continue;
-		if (rest && ((a[full] ^ p->addr[full]) & (uint8_t)(0xff << (8 - rest))))
-			continue;
-		return true;
-	}
-	return false;
-}
-
 /* The request's id: the X-Request-Id a trusted proxy sent when it is 1 to 64 characters of
  * [A-Za-z0-9._:-] (anything else could forge log fields), otherwise one made here: 16 random
  * hex digits drawn at start, a dash and a counter, unique across the servers of a cluster. */
 static void request_id(struct srv *s, struct srv_req *r, char *out)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	const char *h = from_trusted_proxy(s, r) ? srv_header(r, "x-request-id") : NULL;
+	const char *h = r->from_proxy ? srv_header(r, "x-request-id") : NULL;
 
 	if (h) {
 		size_t n = strlen(h);

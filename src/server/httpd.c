@@ -1311,7 +1311,7 @@ static void handle(struct hconn *c)
 	req.nheaders = c->nh;
 	req.body = c->body;
 	req.body_len = c->body_len;
-	snprintf(req.source_ip, sizeof(req.source_ip), "%s", c->ip_text);
+	req.from_proxy = srv_client_addr(&h->s->proxies, c->ip_text, c->kv, c->nh, req.source_ip);
 	local_address(c->fd, req.local_addr, sizeof(req.local_addr));
 	req.park_expired = c->park_expired;
 	if (!c->req_id[0])

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -78,12 +79,17 @@ static void usage(FILE *f)
 	    "                          rate limits, challenges and change notification shared\n"
 	    "                          by the servers of a cluster (password also from\n"
 	    "                          SG_REDIS_PASSWORD)\n"
+	    "  --trusted-proxy CIDR[,CIDR...]   load balancers (HAProxy option forwardfor):\n"
+	    "                          from a peer in these ranges the client address is the\n"
+	    "                          right-most X-Forwarded-For address not in them (rate\n"
+	    "                          limits, lockouts, audit, logs), and their X-Request-Id\n"
+	    "                          is kept as the request's id; repeatable\n"
+	    "  --proxy-header NAME     x-forwarded-for (default) or forwarded (RFC 7239 for=):\n"
+	    "                          the one header the proxies set; the other is ignored\n"
 	    "  --port-file FILE        write the bound port there once listening\n"
 	    "  --console-dir DIR       the admin console's built files, served at / (default:\n"
 	    "                          ../share/secureguard/console beside the binary, when it\n"
 	    "                          exists; \"none\": no console)\n"
-	    "  --trusted-proxy ADDR[/LEN]  a load balancer whose X-Request-Id header is kept as\n"
-	    "                          the request's id (repeatable, up to 16)\n"
 	    SG_LOG_USAGE
 	    "  -v, --verbose           the same as --log-level debug\n"
 	    "First start without an admin: SG_ADMIN_EMAIL and SG_ADMIN_PASSWORD name the first\n"
@@ -362,7 +368,8 @@ enum {
 	O_NOLISTEN,
 	O_CONSOLE,
 	O_REDIS,
-	O_TRUSTPROXY,
+	O_TPROXY,
+	O_PHEADER,
 };
 
 /* Logs the audit chain's head when it moved since the last call: lines shipped off this host
@@ -530,7 +537,8 @@ static int server_run(int argc, char **argv)
 	    {"oidc-token-ttl", required_argument, NULL, O_OIDCTTL},
 	    {"console-dir", required_argument, NULL, O_CONSOLE},
 	    {"redis", required_argument, NULL, O_REDIS},
-	    {"trusted-proxy", required_argument, NULL, O_TRUSTPROXY},
+	    {"trusted-proxy", required_argument, NULL, O_TPROXY},
+	    {"proxy-header", required_argument, NULL, O_PHEADER},
 	    SG_LOG_LONGOPTS,
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
@@ -699,15 +707,19 @@ static int server_run(int argc, char **argv)
 		case O_REDIS:
 			redis_url = optarg;
 			break;
-		case O_TRUSTPROXY:
-			if (s->ntrusted_proxy == SRV_MAX_TRUSTED_PROXIES ||
-			    sg_wgconf_parse_ip(&s->trusted_proxy[s->ntrusted_proxy], optarg, err,
-					       sizeof(err))) {
-				fprintf(stderr, "secureguard server: --trusted-proxy: %s\n",
-					err[0] ? err : "at most 16");
+		case O_TPROXY:
+			if (srv_proxies_parse(&s->proxies, optarg, err, sizeof(err))) {
+				fprintf(stderr, "secureguard server: %s\n", err);
 				goto usage;
 			}
-			s->ntrusted_proxy++;
+			break;
+		case O_PHEADER:
+			if (strcasecmp(optarg, "x-forwarded-for") && strcasecmp(optarg, "forwarded")) {
+				fprintf(stderr, "secureguard server: --proxy-header: \"%s\" is neither "
+						"x-forwarded-for nor forwarded\n", optarg);
+				goto usage;
+			}
+			s->proxies.forwarded = !strcasecmp(optarg, "forwarded");
 			break;
 		case 'v':
 			logopt.level = SG_LOG_DEBUG;

@@ -16,12 +16,11 @@
 
 #include "common/bytes.h"
 #include "common/compiler.h"
-#include "config/wgconf.h"
 #include "server/db.h"
 #include "server/license.h"
+#include "server/proxy.h"
 
 #define SRV_ID_LEN 36 /* UUIDv4 text */
-#define SRV_MAX_TRUSTED_PROXIES 16
 /* A request id: at most 64 characters of [A-Za-z0-9._:-] (one from a trusted proxy), plus NUL. */
 #define SRV_REQUEST_ID_MAX 65
 
@@ -82,6 +81,7 @@ struct srv {
 	int session_ttl;      /* client session tokens, seconds */
 	int lockout_after;    /* failed logins before an account is locked */
 	int lockout_secs;
+	struct srv_proxies proxies; /* --trusted-proxy (proxy.h): read-only after start */
 	int ip_fail_limit;  /* failed logins per source IP per window */
 	int ip_fail_window; /* seconds */
 	size_t max_body;
@@ -96,9 +96,6 @@ struct srv {
 	int64_t master_key_mtime;
 	char base_url[256]; /* --public-url, for temporary access links; "" = the local address */
 	char listen[128];   /* host:port as given */
-	/* --trusted-proxy: peers whose X-Request-Id is taken as the request's id. */
-	struct sg_wgconf_ip trusted_proxy[SRV_MAX_TRUSTED_PROXIES];
-	int ntrusted_proxy;
 	char console_dir[512]; /* the admin console's built files; "" = none (routes_console.c) */
 };
 
@@ -127,7 +124,8 @@ struct srv_req {
 	int nparams;
 	char *decoded; /* storage of query and params */
 	struct srv_principal who;
-	char source_ip[64];
+	char source_ip[64]; /* the client's address (proxy.h: behind a --trusted-proxy, forwarded) */
+	bool from_proxy;    /* the TCP peer is a --trusted-proxy */
 	char local_addr[64]; /* the address the client reached: "192.0.2.1:8080", "[::1]:8080" */
 	char user_agent[256];
 	/* A request parked by srv_park and run again: true on its last run (the wait is over). */
