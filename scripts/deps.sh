@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libssl-dev libcmocka-dev
       wireguard-go wireguard-tools iproute2 iputils-ping socat tcpdump procps python3
       libutf8proc-dev libjansson-dev libsqlite3-dev sqlite3 libpq-dev postgresql libqrencode-dev
-      libargon2-dev curl iperf3 nftables openssl xxd dpkg-dev perl libnghttp2-dev python3-websockets libcurl4-openssl-dev
+      libargon2-dev libcbor-dev curl iperf3 nftables openssl xxd dpkg-dev perl libnghttp2-dev python3-websockets libcurl4-openssl-dev
       python3-jwt python3-cryptography python3-h2 chromium
       strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
       libstrongswan-extra-plugins

@@ -198,6 +198,13 @@ bool sg_es384_verify(const uint8_t sig[SG_ES384_SIG_LEN], const uint8_t x[SG_P38
 bool sg_rs256_verify(const uint8_t *sig, size_t siglen, const uint8_t *n, size_t nlen,
 		     const uint8_t *e, size_t elen, const void *msg, size_t len) SG_WUR;
 bool sg_sha256(uint8_t out[SG_SHA256_LEN], const struct sg_iov *iov, size_t niov) SG_WUR;
+/* ECDSA verification as WebAuthn (COSE algorithms -7 ES256 and -35 ES384, RFC 9053 section
+ * 2.1) and X.509 carry it: the public key is the affine point (x, y), each coordinate
+ * coord_len bytes (32: P-256 with SHA-256; 48: P-384 with SHA-384), the signature a DER
+ * ECDSA-Sig-Value (RFC 3279 section 2.2.3). False for another length, a point not on the
+ * curve, a signature that is not strict DER or does not verify. */
+bool sg_ecdsa_verify_der(const uint8_t *x, const uint8_t *y, size_t coord_len, const uint8_t *sig,
+			 size_t siglen, const void *msg, size_t len) SG_WUR;
 /* ES384 signature (r || s) over msg with the private scalar priv (an issuer's key). */
 bool sg_es384_sign(uint8_t sig[SG_ES384_SIG_LEN], const uint8_t priv[SG_P384_PRIV_LEN],
 		   const void *msg, size_t len) SG_WUR;

@@ -1,7 +1,8 @@
 /* Signatures of JSON Web Tokens (RFC 7518 section 3): ES384 (ECDSA P-384 with SHA-384, the
  * signature as r || s) and RS256 (RSASSA-PKCS1-v1_5 with SHA-256), verified with a public key
  * from a JWK; ES384 signing and the (x, y) of a key's JWK for an issuer (the management
- * server's OpenID provider); SHA-256 for PKCE (RFC 7636 section 4.2). With OpenSSL's FIPS provider active,
+ * server's OpenID provider); ECDSA P-256 and P-384 with DER signatures (WebAuthn passkeys);
+ * SHA-256 for PKCE (RFC 7636 section 4.2). With OpenSSL's FIPS provider active,
  * every algorithm is fetched with "fips=yes" (P-384, SHA-2 and RSA verification are approved).
  * Not on any hot path: contexts are made per call. */
 #include <string.h>
@@ -76,6 +77,41 @@ bool sg_es384_verify(const uint8_t sig[SG_ES384_SIG_LEN], const uint8_t x[SG_P38
 	BN_free(r);
 	BN_free(s);
 	ECDSA_SIG_free(es);
+	EVP_PKEY_free(key);
+	return ok;
+}
+
+bool sg_ecdsa_verify_der(const uint8_t *x, const uint8_t *y, size_t coord_len, const uint8_t *sig,
+			 size_t siglen, const void *msg, size_t len)
+{
+	uint8_t point[1 + 2 * SG_P384_COORD_LEN];
+	const char *group = coord_len == 32 ? "P-256" : "P-384", *md = coord_len == 32 ? "SHA256"
+											 : "SHA384";
+	if ((coord_len != 32 && coord_len != SG_P384_COORD_LEN) || !sig || siglen < 8 ||
+	    siglen > 2 * coord_len + 9)
+		return false;
+	/* Strict DER: the encoding must be the one d2i/i2d round-trips to, so a signature has one
+	 * spelling (BER leniency would let a signature be replayed in another form). */
+	const unsigned char *p = sig;
+	ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)siglen);
+	unsigned char *der = NULL;
+	int dlen = es ? i2d_ECDSA_SIG(es, &der) : -1;
+	bool strict = es && p == sig + siglen && dlen == (int)siglen && !memcmp(der, sig, siglen);
+	OPENSSL_free(der);
+	ECDSA_SIG_free(es);
+	if (!strict)
+		return false;
+	point[0] = 0x04; /* SEC1 uncompressed */
+	memcpy(point + 1, x, coord_len);
+	memcpy(point + 1 + coord_len, y, coord_len);
+	OSSL_PARAM params[] = {
+	    OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0),
+	    OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * coord_len),
+	    OSSL_PARAM_construct_end(),
+	};
+	/* fromdata checks the point is on the curve. */
+	EVP_PKEY *key = key_fromdata("EC", params);
+	bool ok = key && verify(key, md, sig, siglen, msg, len);
 	EVP_PKEY_free(key);
 	return ok;
 }

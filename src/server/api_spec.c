@@ -114,6 +114,99 @@ static const struct api_prop totp_code_props[] = {{"code", &mfa_code, R, NULL}};
 static const struct api_schema totp_code_in = {.name = "TotpCode", .type = AT_OBJECT,
 					       NPROPS(totp_code_props)};
 
+/* Passkeys (routes_passkeys.c): the browser's PublicKeyCredential in its JSON form (WebAuthn
+ * Level 3 section 5.1, toJSON()), binary values in base64url. */
+static const char *const public_key_only[] = {"public-key", NULL};
+static const struct api_schema cred_type = {.type = AT_STRING, .enumv = public_key_only};
+static const struct api_schema cred_id = {.type = AT_STRING, .format = &api_f_b64url,
+					  .min_len = 2, .max_len = 1364,
+					  .description = "the credential id (at most 1023 bytes)"};
+static const struct api_schema client_data = {
+    .type = AT_STRING, .format = &api_f_b64url, .min_len = 2, .max_len = 5462,
+    .description = "the client data JSON (at most 4096 bytes): type, challenge, origin"};
+static const struct api_schema att_object = {
+    .type = AT_STRING, .format = &api_f_b64url, .min_len = 2, .max_len = 10923,
+    .description = "the CBOR attestation object (at most 8192 bytes): formats none and packed "
+		   "self-attestation are accepted"};
+static const struct api_schema auth_data_s = {
+    .type = AT_STRING, .format = &api_f_b64url, .min_len = 50, .max_len = 2731,
+    .description = "the authenticator data (37 to 2048 bytes)"};
+static const struct api_schema sig_s = {.type = AT_STRING, .format = &api_f_b64url,
+					.min_len = 2, .max_len = 171,
+					.description = "DER ECDSA signature (at most 128 bytes)"};
+static const struct api_schema user_handle = {.type = AT_STRING, .format = &api_f_b64url,
+					      .nullable = true, .min_len = 2, .max_len = 86};
+static const char *const transport_names[] = {"usb",	  "nfc",      "ble",   "smart-card",
+					      "hybrid", "internal", "cable", NULL};
+static const struct api_schema transport = {.type = AT_STRING, .enumv = transport_names};
+static const struct api_schema transports = {.type = AT_ARRAY, .items = &transport,
+					     .max_items = 8};
+static const struct api_schema attachment = {.type = AT_STRING, .nullable = true,
+					     .max_len = 32};
+static const struct api_schema ext_results = {
+    .type = AT_OBJECT, .open = true,
+    .description = "the client's extension results (not used)"};
+static const struct api_prop att_resp_props[] = {
+    {"clientDataJSON", &client_data, R, NULL},
+    {"attestationObject", &att_object, R, NULL},
+    {"transports", &transports, 0, "how the browser reaches the authenticator (kept, offered "
+				   "back at login)"},
+};
+static const struct api_schema att_resp = {.type = AT_OBJECT, NPROPS(att_resp_props)};
+static const struct api_prop att_cred_props[] = {
+    {"id", &cred_id, R, NULL},
+    {"rawId", &cred_id, 0, "the same as id"},
+    {"type", &cred_type, R, NULL},
+    {"response", &att_resp, R, NULL},
+    {"authenticatorAttachment", &attachment, 0, NULL},
+    {"clientExtensionResults", &ext_results, 0, NULL},
+};
+static const struct api_schema att_cred = {.name = "PasskeyAttestation", .type = AT_OBJECT,
+					   NPROPS(att_cred_props)};
+static const struct api_schema passkey_name = {.type = AT_STRING, .format = &api_f_name,
+					       .min_len = 1, .max_len = 64,
+					       .example_json = "\"YubiKey\""};
+static const struct api_prop passkey_reg_props[] = {
+    {"name", &passkey_name, 0, "a name to tell it from the others (default \"Passkey\")"},
+    {"credential", &att_cred, R, "navigator.credentials.create()'s answer"},
+};
+static const struct api_schema passkey_reg_in = {.name = "PasskeyRegistration", .type = AT_OBJECT,
+						 NPROPS(passkey_reg_props)};
+static const struct api_prop passkey_rename_props[] = {{"name", &passkey_name, R, NULL}};
+static const struct api_schema passkey_rename_in = {.name = "PasskeyRename", .type = AT_OBJECT,
+						    NPROPS(passkey_rename_props)};
+static const struct api_prop asr_resp_props[] = {
+    {"clientDataJSON", &client_data, R, NULL},
+    {"authenticatorData", &auth_data_s, R, NULL},
+    {"signature", &sig_s, R, NULL},
+    {"userHandle", &user_handle, 0, "the account's id, from a discoverable passkey"},
+};
+static const struct api_schema asr_resp = {.type = AT_OBJECT, NPROPS(asr_resp_props)};
+static const struct api_prop asr_cred_props[] = {
+    {"id", &cred_id, R, NULL},
+    {"rawId", &cred_id, 0, "the same as id"},
+    {"type", &cred_type, R, NULL},
+    {"response", &asr_resp, R, NULL},
+    {"authenticatorAttachment", &attachment, 0, NULL},
+    {"clientExtensionResults", &ext_results, 0, NULL},
+};
+static const struct api_schema asr_cred = {.name = "PasskeyAssertion", .type = AT_OBJECT,
+					   NPROPS(asr_cred_props)};
+static const struct api_prop pk_login_opts_props[] = {
+    {"mfa_token", &mfa_token, 0,
+     "from the password step: options for that account's passkeys; without it, options for a "
+     "login without a password (any passkey of this server, user verification required)"}};
+static const struct api_schema pk_login_opts_in = {.name = "PasskeyLoginOptionsRequest",
+						   .type = AT_OBJECT, NPROPS(pk_login_opts_props)};
+static const struct api_prop pk_login_props[] = {
+    {"credential", &asr_cred, R, "navigator.credentials.get()'s answer"},
+    {"mfa_token", &mfa_token, 0,
+     "the second step of a password login (the options were asked with it)"},
+    {"refresh_cookie", &boolean, 0, "as at POST /api/auth/login"},
+};
+static const struct api_schema pk_login_in = {.name = "PasskeyLogin", .type = AT_OBJECT,
+					      NPROPS(pk_login_props)};
+
 static const struct api_schema empty_in = {
     .name = "Empty", .type = AT_OBJECT,
     .description = "No fields: an empty object, or no body at all."};
@@ -671,10 +764,16 @@ static const struct api_schema tokens_out = {.name = "Tokens", .type = AT_OBJECT
 					     NPROPS(tokens_props)};
 static const struct api_schema mfa_required = {.type = AT_BOOLEAN,
 					       .description = "always true"};
+static const char *const mfa_method_names[] = {"totp", "passkey", NULL};
+static const struct api_schema mfa_method = {.type = AT_STRING, .enumv = mfa_method_names};
+static const struct api_schema mfa_methods = {.type = AT_ARRAY, .items = &mfa_method};
 static const struct api_prop mfa_challenge_props[] = {
     {"mfa_required", &mfa_required, R, NULL},
     {"mfa_token", &str, R, "sgm_...: send it with a code to POST /api/auth/login/mfa"},
     {"expires_in", &int64, R, "seconds"},
+    {"methods", &mfa_methods, R,
+     "the account's second factors: totp (a code at POST /api/auth/login/mfa; recovery codes "
+     "too), passkey (POST /api/auth/login/passkey/options with the mfa_token)"},
 };
 static const struct api_schema mfa_challenge_out = {
     .name = "MfaChallenge", .type = AT_OBJECT,
@@ -747,9 +846,78 @@ static const struct api_prop user_props[] = {
     {"last_login", &unix_s_null, R, NULL},
     {"created_at", &unix_s, R, NULL},
     {"totp_enabled", &boolean, R, "a second factor (TOTP) is on"},
+    {"passkeys", &count, R, "passkeys registered (each is a second factor too)"},
 };
 static const struct api_schema user_out = {.name = "User", .type = AT_OBJECT,
 					   NPROPS(user_props)};
+
+static const char *const pk_algs[] = {"ES256", "ES384", NULL};
+static const struct api_schema pk_alg = {.type = AT_STRING, .enumv = pk_algs};
+static const struct api_prop passkey_props[] = {
+    {"id", &uuid, R, NULL},
+    {"name", &str, R, NULL},
+    {"algorithm", &pk_alg, R, "COSE -7 (ES256, P-256) or -35 (ES384, P-384)"},
+    {"credential_id", &str, R, "base64url"},
+    {"aaguid", &str, R, "the authenticator model (hex; zeros when not told)"},
+    {"backup_eligible", &boolean, R, "a synced passkey (flag BE at registration)"},
+    {"backed_up", &boolean, R, "flag BS at its last use"},
+    {"user_verified", &boolean, R, "the authenticator verified the user at registration"},
+    {"sign_count", &count, R, "its signature counter at the last use (0: it keeps none)"},
+    {"created_at", &unix_s, R, NULL},
+    {"last_used_at", &unix_s_null, R, NULL},
+};
+static const struct api_schema passkey_out = {.name = "Passkey", .type = AT_OBJECT,
+					      NPROPS(passkey_props)};
+static const struct api_prop cred_desc_props[] = {
+    {"type", &cred_type, R, NULL},
+    {"id", &str, R, "base64url credential id"},
+    {"transports", &transports, 0, NULL},
+};
+static const struct api_schema cred_desc = {.type = AT_OBJECT, NPROPS(cred_desc_props)};
+static const struct api_schema cred_descs = {.type = AT_ARRAY, .items = &cred_desc};
+static const struct api_prop rp_props[] = {
+    {"id", &str, R, "the rpId: the host of the server's --public-url"},
+    {"name", &str, R, "the instance name"}};
+static const struct api_schema rp_s = {.type = AT_OBJECT, NPROPS(rp_props)};
+static const struct api_prop pk_user_props[] = {
+    {"id", &str, R, "base64url of the account's id (the user handle)"},
+    {"name", &str, R, NULL},
+    {"displayName", &str, R, NULL}};
+static const struct api_schema pk_user = {.type = AT_OBJECT, NPROPS(pk_user_props)};
+static const struct api_prop pk_param_props[] = {{"type", &cred_type, R, NULL},
+						 {"alg", &int64, R, "-7 ES256, -35 ES384"}};
+static const struct api_schema pk_param = {.type = AT_OBJECT, NPROPS(pk_param_props)};
+static const struct api_schema pk_params = {.type = AT_ARRAY, .items = &pk_param};
+static const struct api_prop pk_sel_props[] = {{"residentKey", &str, R, "preferred"},
+					       {"requireResidentKey", &boolean, R, NULL},
+					       {"userVerification", &str, R, "preferred"}};
+static const struct api_schema pk_sel = {.type = AT_OBJECT, NPROPS(pk_sel_props)};
+static const struct api_prop pk_create_props[] = {
+    {"challenge", &str, R, "base64url of 32 random bytes: one registration, 5 minutes"},
+    {"rp", &rp_s, R, NULL},
+    {"user", &pk_user, R, NULL},
+    {"pubKeyCredParams", &pk_params, R, NULL},
+    {"timeout", &int64, R, "milliseconds"},
+    {"excludeCredentials", &cred_descs, R, "the account's passkeys (not registered twice)"},
+    {"authenticatorSelection", &pk_sel, R, NULL},
+    {"attestation", &str, R, "none"},
+};
+static const struct api_schema pk_create_out = {
+    .name = "PasskeyCreationOptions", .type = AT_OBJECT, NPROPS(pk_create_props),
+    .description = "PublicKeyCredentialCreationOptionsJSON (WebAuthn Level 3 section 5.4): "
+		   "decode the base64url values and pass it to navigator.credentials.create()"};
+static const struct api_prop pk_request_props[] = {
+    {"challenge", &str, R, "base64url of 32 random bytes: one login, 5 minutes"},
+    {"rpId", &str, R, NULL},
+    {"timeout", &int64, R, "milliseconds"},
+    {"allowCredentials", &cred_descs, R,
+     "with an mfa_token, that account's passkeys; without, empty (any discoverable passkey)"},
+    {"userVerification", &str, R, "required without a password, else preferred"},
+};
+static const struct api_schema pk_request_out = {
+    .name = "PasskeyRequestOptions", .type = AT_OBJECT, NPROPS(pk_request_props),
+    .description = "PublicKeyCredentialRequestOptionsJSON (WebAuthn Level 3 section 5.5): for "
+		   "navigator.credentials.get()"};
 
 static const struct api_prop apikey_props[] = {
     {"id", &uuid, R, NULL},
@@ -1233,6 +1401,7 @@ static const struct api_schema tunnel_agg = {.name = "TunnelStatus", .type = AT_
 	};                                                                                         \
 	static const struct api_schema var = {.name = nm, .type = AT_OBJECT, NPROPS(var##_props)}
 PAGE(user_page, "UserPage", user_out);
+PAGE(passkey_page, "PasskeyPage", passkey_out);
 PAGE(apikey_page, "ApiKeyPage", apikey_out);
 PAGE(net_page, "NetworkPage", net_out);
 PAGE(peer_page, "PeerPage", peer_out);
@@ -1257,6 +1426,9 @@ const struct api_schema *const api_components[] = {
     &regen_in,	      &temp_create_in,	 &conn_report_in,  &settings_update_in,
     &tokens_out,      &logout_out,	 &challenge_out,   &session_out,
     &me_out,	      &login_out,	 &mfa_challenge_out, &login_mfa_in,
+    &att_cred,        &passkey_reg_in,	 &passkey_rename_in, &asr_cred,
+    &pk_login_opts_in, &pk_login_in,	 &passkey_out,	   &passkey_page,
+    &pk_create_out,   &pk_request_out,
     &totp_code_in,    &totp_start_out,	 &recovery_out,	      &user_out,	 &user_page,	   &apikey_out,
     &apikey_page,     &apikey_created_out, &net_out,	   &net_page,
     &peer_out,	      &peer_page,	 &client_out,	   &client_page,
@@ -1479,6 +1651,22 @@ static const struct api_response r_totp_confirm[] = {
 static const struct api_response r_totp_delete[] = {NOBODY, E400, E401, E403, E409, E413, E415,
 						    E429, E503};
 static const struct api_response r_totp_reset[] = {NOBODY, E400, E401, E403, E404, E409, E503};
+static const struct api_response r_pk_reg_options[] = {
+    OKJ(200, "options for navigator.credentials.create()", pk_create_out), E400, E401, E403,
+    E404, E409, E413, E415, E503};
+static const struct api_response r_pk_register[] = {
+    OKJ(201, "added", passkey_out), E400, E401, E403, E404, E409, E413, E415, E429, E503};
+static const struct api_response r_pk_list[] = {OKJ(200, "a page", passkey_page), E400, E401,
+						E403, E503};
+static const struct api_response r_pk_rename[] = {OKJ(200, "renamed", passkey_out), E400, E401,
+						  E403, E404, E413, E415, E503};
+static const struct api_response r_pk_delete[] = {NOBODY, E400, E401, E403, E404, E503};
+static const struct api_response r_pk_reset[] = {NOBODY, E400, E401, E403, E404, E409, E503};
+static const struct api_response r_pk_login_options[] = {
+    OKJ(200, "options for navigator.credentials.get()", pk_request_out), E400, E401, E409, E413,
+    E415, E429, E503};
+static const struct api_response r_pk_login[] = {OKJ(200, "logged in", tokens_out), E400, E401,
+						 E409, E413, E415, E429, E503};
 static const struct api_response r_refresh[] = {OKJ(200, "new tokens", tokens_out), E400, E401,
 						E413, E415, E503};
 static const struct api_response r_logout[] = {OKJ(200, "done", logout_out), E400, E401, E403,
@@ -1708,6 +1896,43 @@ const struct api_route api_routes[] = {
      "Turn the second factor off (a TOTP or recovery code proves the device)", NULL,
      h_totp_delete, ROLE_VIEWER, AUTH_USER_ONLY, .body = &totp_code_in, .body_required = true,
      RESP(r_totp_delete)},
+    {"POST", "/api/auth/passkeys/options", "passkeyRegistrationOptions", "auth",
+     "Start adding a passkey: options for navigator.credentials.create()",
+     "A fresh challenge bound to the caller, good for one registration within 5 minutes. The "
+     "relying party is the server's --public-url (409 without one). Open to a user who must "
+     "still set up a second factor: a passkey is one.",
+     h_passkey_reg_options, ROLE_VIEWER, AUTH_USER_ONLY | AUTH_MFA_SETUP, .body = &empty_in,
+     RESP(r_pk_reg_options)},
+    {"POST", "/api/auth/passkeys", "addPasskey", "auth",
+     "Add a passkey: the authenticator's answer to the registration options",
+     "Checked: the client data (type, the challenge, the origin), the rpId hash, user presence, "
+     "the COSE key (ES256 or ES384 only), the attestation (none, or packed self-attestation "
+     "whose signature verifies). Each refusal says what and where (field and detail).",
+     h_passkey_register, ROLE_VIEWER, AUTH_USER_ONLY | AUTH_MFA_SETUP, .body = &passkey_reg_in,
+     .body_required = true, RESP(r_pk_register)},
+    {"GET", "/api/auth/passkeys", "listPasskeys", "auth", "The caller's passkeys", NULL,
+     h_passkeys_list, ROLE_VIEWER, AUTH_USER_ONLY | AUTH_MFA_SETUP, PARAMS(p_page),
+     RESP(r_pk_list)},
+    {"PUT", "/api/auth/passkeys/{id}", "renamePasskey", "auth", "Rename one of the caller's passkeys",
+     NULL, h_passkey_rename, ROLE_VIEWER, AUTH_USER_ONLY, PARAMS(p_id),
+     .body = &passkey_rename_in, .body_required = true, RESP(r_pk_rename)},
+    {"DELETE", "/api/auth/passkeys/{id}", "deletePasskey", "auth",
+     "Remove one of the caller's passkeys", NULL, h_passkey_delete, ROLE_VIEWER, AUTH_USER_ONLY,
+     PARAMS(p_id), RESP(r_pk_delete)},
+    {"POST", "/api/auth/login/passkey/options", "passkeyLoginOptions", "auth",
+     "Options for navigator.credentials.get(): the second step of a login (with its mfa_token) "
+     "or a login without a password",
+     "Rate-limited per address. The challenge is good for one answer within 5 minutes.",
+     h_passkey_login_options, ROLE_NONE, AUTH_PUBLIC, .body = &pk_login_opts_in,
+     RESP(r_pk_login_options)},
+    {"POST", "/api/auth/login/passkey", "loginPasskey", "auth",
+     "Log in with a passkey (the second step after a password, or without a password)",
+     "Wrong answers count toward the same per-address limit and per-(account, source) lockout "
+     "as wrong passwords; with an mfa_token, five end it. Without a password the authenticator "
+     "must have verified the user (flag UV). A signature counter that goes back is refused and "
+     "audited (user.passkey_counter_regressed).",
+     h_passkey_login, ROLE_NONE, AUTH_PUBLIC, .body = &pk_login_in, .body_required = true,
+     RESP(r_pk_login)},
     {"GET", "/api/users", "listUsers", "users", "List admin users", NULL, h_users_list,
      ROLE_SUPER, 0, PARAMS(p_page), RESP(r_list_users)},
     {"POST", "/api/users", "createUser", "users", "Create an admin user", NULL, h_users_create,
@@ -1723,6 +1948,9 @@ const struct api_route api_routes[] = {
     {"DELETE", "/api/users/{id}/totp", "resetUserTotp", "users",
      "Turn off another user's second factor (a lost device); ends the user's sessions", NULL,
      h_users_totp_reset, ROLE_SUPER, AUTH_USER_ONLY, PARAMS(p_id), RESP(r_totp_reset)},
+    {"DELETE", "/api/users/{id}/passkeys", "resetUserPasskeys", "users",
+     "Remove every passkey of another user (a lost authenticator); ends the user's sessions",
+     NULL, h_users_passkeys_reset, ROLE_SUPER, AUTH_USER_ONLY, PARAMS(p_id), RESP(r_pk_reset)},
     {"GET", "/api/api-keys", "listApiKeys", "api-keys",
      "List API keys (the caller's; every key for a super_admin)", NULL, h_apikeys_list,
      ROLE_VIEWER, AUTH_USER_ONLY, PARAMS(p_page), RESP(r_list_keys)},

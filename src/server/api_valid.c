@@ -155,6 +155,19 @@ static bool chk_proof(const char *s, const char **why)
 	return chk_b64url_len(s, 48);
 }
 
+/* WebAuthn's binary values in JSON (PublicKeyCredential's toJSON(), section 5.1): strict
+ * base64url, no padding, the unused bits of the last character zero. */
+static bool chk_b64url(const char *s, const char **why)
+{
+	size_t n = strlen(s);
+	uint8_t *buf = malloc(n);
+	bool ok = buf && srv_b64url_decode(buf, n, s, n) > 0;
+
+	*why = "must be base64url (RFC 4648 section 5) without padding";
+	free(buf);
+	return ok;
+}
+
 static bool chk_refresh(const char *s, const char **why)
 {
 	*why = "not a refresh token (sgr_...)";
@@ -230,6 +243,10 @@ const struct api_format api_f_challenge = {
     chk_challenge, NULL};
 const struct api_format api_f_proof = {"proof", "base64url (no padding) of 48 bytes.",
 				       chk_proof, NULL};
+const struct api_format api_f_b64url = {
+    "base64url", "Bytes in base64url (RFC 4648 section 5) without padding, as WebAuthn's JSON "
+		 "forms carry them.",
+    chk_b64url, NULL};
 const struct api_format api_f_refresh = {
     "refresh-token", "A refresh token: sgr_ and base64url, at most 64 characters.", chk_refresh, NULL};
 const struct api_format api_f_mfa_token = {

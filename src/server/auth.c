@@ -418,8 +418,8 @@ bool srv_authenticate(struct srv *s, struct srv_req *r, struct srv_resp *out)
 				 "SELECT u.email, u.role, u.enabled, u.token_gen, CASE WHEN EXISTS "
 				 "(SELECT 1 FROM refresh_tokens t WHERE t.family_id = $2 AND "
 				 "t.user_id = u.id AND t.revoked = 0) THEN 1 ELSE 0 END, CASE WHEN "
-				 "u.totp_secret IS NULL AND (SELECT require_2fa FROM settings WHERE "
-				 "id = 1) = 1 THEN 1 ELSE 0 END FROM admin_users u WHERE u.id = $1",
+				 "NOT " SRV_SQL_HAS_2FA("u") " AND (SELECT require_2fa FROM settings "
+				 "WHERE id = 1) = 1 THEN 1 ELSE 0 END FROM admin_users u WHERE u.id = $1",
 				 2, p);
 		if (rc < 0) {
 			srv_dberr(out, c, rc);
@@ -684,7 +684,8 @@ void srv_login_failed(struct srv *s, struct srv_req *r, struct sg_db_conn *c, co
 	srv_ip_source(x.source, r->source_ip);
 	/* A wrong second-factor code counts like a wrong password: a source guessing codes
 	 * after a stolen password is locked out of the account the same way. */
-	if (uid && (!strcmp(reason, "bad_password") || !strcmp(reason, "bad_code"))) {
+	if (uid && (!strcmp(reason, "bad_password") || !strcmp(reason, "bad_code") ||
+		    !strcmp(reason, "bad_passkey") || !strcmp(reason, "passkey_counter"))) {
 		rc = srv_tx(s, c, fail_count_tx, &x, false);
 		if (rc)
 			srv_log(SG_LOG_ERROR, "failed_login_not_counted", "err=%s",
@@ -736,7 +737,7 @@ int srv_login_success(struct sg_db_conn *c, const struct srv_login *who, int64_t
  * one transaction, retried on a serialisation conflict. */
 int srv_login_finish(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
 		     const char *email, const char *role, int64_t gen, const char *second,
-		     json_t **result)
+		     const char *method, json_t **result)
 {
 	struct token_pair tpair = {{0}, NULL}, *tp = &tpair;
 	char source[64];
@@ -750,7 +751,9 @@ int srv_login_finish(struct srv *s, struct srv_req *r, struct sg_db_conn *c, con
 	snprintf(r->who.name, sizeof(r->who.name), "%s", email);
 	for (int attempt = 0; attempt < 20; attempt++) {
 		char family[SRV_ID_LEN + 1];
-		json_t *d = second ? json_pack("{s:s}", "second_factor", second) : NULL;
+		json_t *d = second   ? json_pack("{s:s}", "second_factor", second)
+			    : method ? json_pack("{s:s}", "method", method)
+				     : NULL;
 
 		free(tp->access);
 		tp->access = NULL;
@@ -808,8 +811,8 @@ int srv_password_login(struct srv *s, struct srv_req *r, const char *email, cons
 		rc = sg_db_query(
 		    c, &res,
 		    "SELECT u.id, u.password_hash, u.role, u.enabled, u.token_gen, "
-		    "f.locked_until, k.last_success, CASE WHEN u.totp_secret IS NULL THEN 0 "
-		    "ELSE 1 END FROM admin_users u LEFT JOIN "
+		    "f.locked_until, k.last_success, CASE WHEN " SRV_SQL_HAS_2FA("u") " THEN 1 "
+		    "ELSE 0 END FROM admin_users u LEFT JOIN "
 		    "login_failures f ON f.user_id = u.id AND f.source = $2 LEFT JOIN "
 		    "login_known k ON k.user_id = u.id AND k.source = $2 WHERE u.email = $1",
 		    2, p);
@@ -930,7 +933,8 @@ void h_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_mfa_challenge(s, r, c, who.user_id, email, out);
 		goto out;
 	}
-	rc = srv_login_finish(s, r, c, who.user_id, email, who.role, who.gen, NULL, &result);
+	rc = srv_login_finish(s, r, c, who.user_id, email, who.role, who.gen, NULL, NULL,
+			      &result);
 	if (rc) {
 		srv_dberr(out, c, rc);
 		goto out;
@@ -1448,8 +1452,9 @@ void h_me(struct srv *s, struct srv_req *r, struct srv_resp *out)
 
 #define USER_COLS                                                                                  \
 	"id, email, role, enabled, failed_logins, locked_until, last_login, created_at, CASE WHEN " \
-	"totp_secret IS NULL THEN 0 ELSE 1 END AS totp_enabled"
-#define USER_KINDS "sssbiiiib"
+	"totp_secret IS NULL THEN 0 ELSE 1 END AS totp_enabled, (SELECT COUNT(*) FROM passkeys pk " \
+	"WHERE pk.user_id = admin_users.id) AS passkeys"
+#define USER_KINDS "sssbiiiibi"
 
 static bool fips_setting(struct sg_db_conn *c)
 {

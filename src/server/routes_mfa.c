@@ -248,14 +248,30 @@ void srv_mfa_challenge(struct srv *s, struct srv_req *r, struct sg_db_conn *c, c
 		       const char *email, struct srv_resp *out)
 {
 	char tok[64];
-	int rc = srv_mfa_token_new(s, r, c, uid, email, tok);
+	struct sg_db_res *res = NULL;
+	const char *p[] = {uid};
+	json_t *methods = json_array();
+	int rc;
 
+	/* Which second factors the account has, so a client knows what to offer. */
+	rc = sg_db_query(c, &res,
+			 "SELECT CASE WHEN totp_secret IS NULL THEN 0 ELSE 1 END, CASE WHEN EXISTS "
+			 "(SELECT 1 FROM passkeys WHERE user_id = $1) THEN 1 ELSE 0 END FROM "
+			 "admin_users WHERE id = $1",
+			 1, p);
+	if (rc == 1 && srv_res_i64(res, 0, 0))
+		json_array_append_new(methods, json_string("totp"));
+	if (rc == 1 && srv_res_i64(res, 0, 1))
+		json_array_append_new(methods, json_string("passkey"));
+	sg_db_res_free(res);
+	rc = srv_mfa_token_new(s, r, c, uid, email, tok);
 	if (rc)
 		srv_dberr(out, c, rc);
 	else
 		srv_json(out, 200,
-			 json_pack("{s:b,s:s,s:i}", "mfa_required", 1, "mfa_token", tok,
-				   "expires_in", MFA_TOKEN_TTL));
+			 json_pack("{s:b,s:s,s:i,s:O}", "mfa_required", 1, "mfa_token", tok,
+				   "expires_in", MFA_TOKEN_TTL, "methods", methods));
+	json_decref(methods);
 	sg_memzero(tok, sizeof(tok));
 }
 
@@ -288,9 +304,10 @@ static int mfa_login_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	return rc < 0 ? rc : rc == 1 ? 0 : 1;
 }
 
-/* A wrong code: counted on the mfa_token (five end it) and toward the source's lockout. */
-static void mfa_wrong(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *hash,
-		      const char *uid, const char *email)
+/* A wrong code (or passkey answer): counted on the mfa_token (five end it) and toward the
+ * source's lockout. */
+void srv_mfa_wrong(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *hash,
+		   const char *uid, const char *email, const char *reason)
 {
 	const char *p[] = {hash};
 	char max[8];
@@ -301,7 +318,7 @@ static void mfa_wrong(struct srv *s, struct srv_req *r, struct sg_db_conn *c, co
 			 1, p);
 	(void)sg_db_exec(c, "DELETE FROM mfa_tokens WHERE token_hash = $1 AND attempts >= $2", 2,
 			 q);
-	srv_login_failed(s, r, c, uid, email, "bad_code");
+	srv_login_failed(s, r, c, uid, email, reason);
 }
 
 int srv_mfa_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *token,
@@ -344,14 +361,16 @@ int srv_mfa_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const 
 		status = rc;
 		goto out;
 	}
-	if (rc != 1 || srv_res_i64(res, 0, 1) <= t || !sg_db_res_get(res, 0, 6))
+	if (rc != 1 || srv_res_i64(res, 0, 1) <= t)
 		goto out;
 	snprintf(m->user_id, sizeof(m->user_id), "%s", sg_db_res_get(res, 0, 0));
 	snprintf(m->email, sizeof(m->email), "%s", sg_db_res_get(res, 0, 2));
 	snprintf(m->role, sizeof(m->role), "%s", sg_db_res_get(res, 0, 3));
 	enabled = srv_res_i64(res, 0, 4) != 0;
 	m->gen = srv_res_i64(res, 0, 5);
-	blob = strdup(sg_db_res_get(res, 0, 6));
+	/* No TOTP secret: the account's second factor is a passkey (routes_passkeys.c); a code
+	 * can then only be wrong. */
+	blob = strdup(sg_db_res_get(res, 0, 6) ?: "");
 	last = srv_res_i64(res, 0, 7);
 	locked = sg_db_res_get(res, 0, 8) && srv_res_i64(res, 0, 8) > t;
 	sg_db_res_free(res);
@@ -365,7 +384,7 @@ int srv_mfa_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const 
 		srv_login_failed(s, r, c, m->user_id, m->email, enabled ? "locked" : "disabled");
 		goto out;
 	}
-	good = factor_read(s, m->user_id, blob, last, code, &f);
+	good = factor_read(s, m->user_id, *blob ? blob : NULL, last, code, &f);
 	if (good) {
 		rc = srv_tx(s, c, mfa_login_tx, &x, false);
 		if (rc < 0) {
@@ -379,7 +398,7 @@ int srv_mfa_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const 
 		good = rc == 0;
 	}
 	if (!good) {
-		mfa_wrong(s, r, c, hash, m->user_id, m->email);
+		srv_mfa_wrong(s, r, c, hash, m->user_id, m->email, "bad_code");
 		goto out;
 	}
 	srv_ip_refund(s, r->source_ip);
@@ -412,7 +431,7 @@ void h_login_mfa(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		else
 			srv_error(out, 401, "code", "wrong code");
 	} else {
-		rc = srv_login_finish(s, r, c, m.user_id, m.email, m.role, m.gen, m.second,
+		rc = srv_login_finish(s, r, c, m.user_id, m.email, m.role, m.gen, m.second, NULL,
 				      &result);
 		if (rc)
 			srv_dberr(out, c, rc);

@@ -439,8 +439,8 @@ static int settings_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 			const char *p[] = {x->r->who.user_id};
 
 			rc = sg_db_query(c, &res,
-					 "SELECT 1 FROM admin_users WHERE id = $1 AND totp_secret IS "
-					 "NOT NULL",
+					 "SELECT 1 FROM admin_users u WHERE u.id = $1 AND "
+					 SRV_SQL_HAS_2FA("u"),
 					 1, p);
 			if (rc < 0)
 				goto out;
@@ -450,7 +450,8 @@ static int settings_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 				x->field = "require_2fa";
 				snprintf(x->msg, sizeof(x->msg),
 					 "turn on two-factor authentication for your own account "
-					 "first (POST /api/auth/totp)");
+					 "first (POST /api/auth/totp, or a passkey: POST "
+					 "/api/auth/passkeys/options)");
 				rc = 1;
 				goto out;
 			}

@@ -439,7 +439,7 @@ static bool session_user(struct sg_db_conn *c, struct srv_req *r, char uid[SRV_I
 				  "s.expires_at > $2 AND u.enabled = 1"
 				: "SELECT s.user_id, s.auth_time FROM oidc_sessions s JOIN "
 				  "admin_users u ON u.id = s.user_id WHERE s.token_hash = $1 AND "
-				  "s.expires_at > $2 AND u.enabled = 1 AND u.totp_secret IS NULL AND "
+				  "s.expires_at > $2 AND u.enabled = 1 AND NOT " SRV_SQL_HAS_2FA("u") " AND "
 				  "NOT EXISTS (SELECT 1 FROM settings WHERE require_2fa = 1)",
 			 2, p) == 1;
 	if (ok) {

@@ -792,6 +792,32 @@ static const struct mstmt m12[] = {
      0},
 };
 
+/* Migration 13 (issue 22): passkeys (routes_passkeys.c, docs/SERVER.md "Passkeys"). Each
+ * passkey: its credential id (base64url, unique across all accounts: one authenticator's
+ * credential belongs to one account), its COSE public key (base64url), algorithm, signature
+ * counter and the flags it was registered with. webauthn_challenges holds the challenges given
+ * out (by hash, each for one ceremony, bound to an account when one is known, five minutes). */
+static const struct mstmt m13[] = {
+    {ENG_ALL,
+     "CREATE TABLE passkeys (id TEXT PRIMARY KEY, "
+     "user_id TEXT NOT NULL REFERENCES admin_users(id) ON DELETE CASCADE, "
+     "credential_id TEXT NOT NULL UNIQUE, public_key TEXT NOT NULL, alg INTEGER NOT NULL, "
+     "sign_count BIGINT NOT NULL DEFAULT 0, name TEXT NOT NULL, aaguid TEXT NOT NULL, "
+     "backup_eligible INTEGER NOT NULL DEFAULT 0, backed_up INTEGER NOT NULL DEFAULT 0, "
+     "user_verified INTEGER NOT NULL DEFAULT 0, transports TEXT NOT NULL DEFAULT '', "
+     "created_at BIGINT NOT NULL, last_used_at BIGINT)",
+     0},
+    {ENG_ALL, "CREATE INDEX idx_passkeys_user ON passkeys(user_id, created_at)", 0},
+    {ENG_ALL,
+     "CREATE TABLE webauthn_challenges (challenge_hash TEXT PRIMARY KEY, purpose TEXT NOT NULL, "
+     "user_id TEXT REFERENCES admin_users(id) ON DELETE CASCADE, mfa_token_hash TEXT, "
+     "source TEXT NOT NULL, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL)",
+     0},
+    {ENG_ALL, "CREATE INDEX idx_webauthn_challenges_expires ON webauthn_challenges(expires_at)",
+     0},
+    {ENG_ALL, "CREATE INDEX idx_webauthn_challenges_user ON webauthn_challenges(user_id)", 0},
+};
+
 static const struct migration migrations[] = {
     {1, m1, sizeof(m1) / sizeof(m1[0]), NULL},
     {2, m2, sizeof(m2) / sizeof(m2[0]), NULL},
@@ -805,6 +831,7 @@ static const struct migration migrations[] = {
     {10, m10, sizeof(m10) / sizeof(m10[0]), NULL},
     {11, m11, sizeof(m11) / sizeof(m11[0]), NULL},
     {12, m12, sizeof(m12) / sizeof(m12[0]), NULL},
+    {13, m13, sizeof(m13) / sizeof(m13[0]), NULL},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

@@ -452,10 +452,11 @@ bool srv_recovery_normalize(char out[SRV_RECOVERY_LEN + 1], const char *in);
 void srv_login_failed(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
 		      const char *email, const char *reason);
 /* A login that passed every factor: tokens issued and audited (second: "totp",
- * "recovery_code" or NULL); *result the token answer. */
+ * "recovery_code", "passkey" or NULL; method: "passkey" for a login without a password, else
+ * NULL); *result the token answer. */
 int srv_login_finish(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
 		     const char *email, const char *role, int64_t gen, const char *second,
-		     json_t **result);
+		     const char *method, json_t **result);
 /* A TOTP or recovery code of user uid checked and spent inside the caller's transaction (a code
  * is good once): 1 when it was good, 0 when not (or the user has no second factor), <0 on a
  * database error. *recovery: it was a recovery code. */
@@ -468,6 +469,14 @@ int srv_vpn_end_user(struct sg_db_conn *c, const char *user_id, const char *reas
 /* Ends the sessions whose time is up (audited); from the server's main loop every second.
  * Returns how many. */
 int srv_vpn_expire(struct srv *s);
+/* A wrong second factor at the second step (reason "bad_code", "bad_passkey", ...): counted on
+ * the mfa_token of hash (five end it) and toward the source's lockout, audited. */
+void srv_mfa_wrong(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *hash,
+		   const char *uid, const char *email, const char *reason);
+/* SQL: the admin_users row u has a second factor (TOTP or a passkey). */
+#define SRV_SQL_HAS_2FA(u)                                                                         \
+	"(" u ".totp_secret IS NOT NULL OR EXISTS (SELECT 1 FROM passkeys pk WHERE pk.user_id = " \
+	u ".id))"
 /* The password was right and the account has a second factor: answers the mfa_token. */
 void srv_mfa_challenge(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *uid,
 		       const char *email, struct srv_resp *out);
@@ -506,6 +515,15 @@ H(h_totp_start);
 H(h_totp_confirm);
 H(h_totp_delete);
 H(h_users_totp_reset);
+/* routes_passkeys.c */
+H(h_passkey_reg_options);
+H(h_passkey_register);
+H(h_passkeys_list);
+H(h_passkey_rename);
+H(h_passkey_delete);
+H(h_users_passkeys_reset);
+H(h_passkey_login_options);
+H(h_passkey_login);
 H(h_users_list);
 H(h_users_create);
 H(h_users_get);

@@ -87,6 +87,14 @@ run_api() {
 		tail -n 40 "${!logv}"
 		fail "VPN sessions API tests on $name"
 	}
+	# Passkeys (docs/SERVER.md "Passkeys") with a software authenticator; the relying party is
+	# this server's --public-url (rpId sg.example.com).
+	SG_API_RECORD="$TMP/$name.traffic.jsonl" \
+	python3 "$SG_SRC/tests/server/passkeys_api_test.py" --url "${!urlv}" --db "$db" \
+		--admin "$SG_ADMIN_EMAIL" --password "$SG_ADMIN_PASSWORD" --server-log "${!logv}" || {
+		tail -n 40 "${!logv}"
+		fail "passkeys API tests on $name"
+	}
 	"$SG" audit verify --db "$db" || fail "audit chain of $name after the API tests"
 	# Every response of the run, against the document, by ajv and swagger-parser.
 	node "$SG_SRC/tests/contract/validate.mjs" --doc "$SG_SRC/docs/openapi.json" \

@@ -311,6 +311,9 @@ def dup_prepare(root):
     sql("DROP TABLE login_failures")
     sql("DROP TABLE login_known")
     sql("ALTER TABLE admin_users DROP COLUMN token_gen")
+    # ... migration 13 (passkeys)
+    for t in ("webauthn_challenges", "passkeys"):
+        sql("DROP TABLE %s" % t)
     # ... migration 12 (MFA-gated VPN sessions: its triggers before its columns)
     sql("DROP TABLE vpn_sessions")
     for t, tab in (("sync_networks_mfa", "networks"), ("sync_clients_owner", "clients")):

@@ -1,5 +1,6 @@
 /* Unit tests of the JSON Web Token signature helpers (src/crypto/sig.c): ES384 against the
- * RFC 6979 appendix A.2.6 P-384/SHA-384 vector, RS256 against a signature made by Python's
+ * RFC 6979 appendix A.2.6 P-384/SHA-384 vector, ECDSA with DER signatures (WebAuthn) against
+ * A.2.5 (P-256/SHA-256) and A.2.6, RS256 against a signature made by Python's
  * cryptography package (2048-bit key, e = 65537), SHA-256 against FIPS 180-2 appendix B. */
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,74 @@ static void test_es384(void **state)
 	/* r = 0 is never valid. */
 	memset(sig, 0, 48);
 	assert_false(sg_es384_verify(sig, x, y, "sample", 6));
+}
+
+/* DER ECDSA-Sig-Value of r || s (each n bytes): what WebAuthn authenticators send. */
+static size_t der_sig(uint8_t *out, const uint8_t *rs_, size_t n)
+{
+	size_t o = 2;
+
+	for (int k = 0; k < 2; k++) {
+		const uint8_t *v = rs_ + k * n;
+		size_t len = n;
+
+		while (len > 1 && !v[0] && !(v[1] & 0x80))
+			v++, len--;
+		out[o++] = 0x02;
+		out[o++] = (uint8_t)(len + (v[0] >> 7));
+		if (v[0] & 0x80)
+			out[o++] = 0;
+		memcpy(out + o, v, len);
+		o += len;
+	}
+	out[0] = 0x30;
+	out[1] = (uint8_t)(o - 2);
+	return o;
+}
+
+/* RFC 6979 A.2.5: P-256, message "sample", SHA-256. */
+static const char ux256[] = "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6";
+static const char uy256[] = "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299";
+static const char rs256_[] = "EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716"
+			     "F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8";
+
+/* WebAuthn's ES256 and ES384 (DER signatures) against the RFC 6979 vectors of both curves. */
+static void test_ecdsa_der(void **state)
+{
+	uint8_t x[48], y[48], rsb[96], der[120], bad[121];
+	size_t n;
+	(void)state;
+	test_unhex_cap(x, 32, ux256);
+	test_unhex_cap(y, 32, uy256);
+	test_unhex_cap(rsb, 64, rs256_);
+	n = der_sig(der, rsb, 32);
+	assert_true(sg_ecdsa_verify_der(x, y, 32, der, n, "sample", 6));
+	assert_false(sg_ecdsa_verify_der(x, y, 32, der, n, "sampl3", 6));
+	der[n - 1] ^= 1;
+	assert_false(sg_ecdsa_verify_der(x, y, 32, der, n, "sample", 6));
+	der[n - 1] ^= 1;
+	/* Not strict DER: a byte after the sequence, a long-form length. */
+	memcpy(bad, der, n);
+	bad[n] = 0;
+	assert_false(sg_ecdsa_verify_der(x, y, 32, bad, n + 1, "sample", 6));
+	bad[0] = 0x30;
+	bad[1] = 0x81;
+	bad[2] = der[1];
+	memcpy(bad + 3, der + 2, n - 2);
+	assert_false(sg_ecdsa_verify_der(x, y, 32, bad, n + 1, "sample", 6));
+	/* The wrong curve's length, a point off the curve. */
+	assert_false(sg_ecdsa_verify_der(x, y, 48, der, n, "sample", 6));
+	y[31] ^= 1;
+	assert_false(sg_ecdsa_verify_der(x, y, 32, der, n, "sample", 6));
+
+	test_unhex_cap(x, 48, ux);
+	test_unhex_cap(y, 48, uy);
+	test_unhex_cap(rsb, 96, rs);
+	n = der_sig(der, rsb, 48);
+	assert_true(sg_ecdsa_verify_der(x, y, 48, der, n, "sample", 6));
+	assert_false(sg_ecdsa_verify_der(x, y, 32, der, n, "sample", 6));
+	der[n - 1] ^= 1;
+	assert_false(sg_ecdsa_verify_der(x, y, 48, der, n, "sample", 6));
 }
 
 /* RFC 6979 A.2.6's private key x: its public point is (Ux, Uy) above; a signature made with it
@@ -122,6 +191,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_es384),
 	    cmocka_unit_test(test_es384_sign),
+	    cmocka_unit_test(test_ecdsa_der),
 	    cmocka_unit_test(test_rs256),
 	    cmocka_unit_test(test_sha256),
 	};

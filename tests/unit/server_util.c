@@ -11,6 +11,7 @@
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
 #include "server/srv_int.h"
+#include "server/webauthn.h"
 
 static void test_prefix_parse(void **state)
 {
@@ -416,6 +417,53 @@ static void test_text(void **state)
 	}
 }
 
+/* The relying party of passkeys from --public-url (docs/SERVER.md "Passkeys"), and the bounds
+ * of the CBOR walk. */
+static void test_webauthn(void **state)
+{
+	static const struct {
+		const char *url, *origin, *rp;
+	} ok[] = {
+	    {"https://sg.example.com", "https://sg.example.com", "sg.example.com"},
+	    {"https://SG.Example.com:443/console", "https://sg.example.com", "sg.example.com"},
+	    {"https://sg.example.com:8443", "https://sg.example.com:8443", "sg.example.com"},
+	    {"http://localhost:8080", "http://localhost:8080", "localhost"},
+	    {"http://console.localhost", "http://console.localhost", "console.localhost"},
+	};
+	static const char *const bad[] = {"", "https://192.0.2.1", "https://[2001:db8::1]:8443",
+					  "http://sg.example.com", "https://:443",
+					  "https://sg.example.com:x"};
+	char origin[256], rp[256], why[WA_WHY_LEN];
+	const char *w;
+	size_t len;
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_true(wa_relying_party(ok[i].url, origin, rp, &w));
+		assert_string_equal(origin, ok[i].origin);
+		assert_string_equal(rp, ok[i].rp);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_false(wa_relying_party(bad[i], origin, rp, &w));
+		assert_non_null(w);
+	}
+	assert_false(wa_relying_party(NULL, origin, rp, &w));
+	/* {1: [2, 3]} is 5 bytes at depth 2; one level less is refused. */
+	assert_true(wa_cbor_walk((const uint8_t *)"\xa1\x01\x82\x02\x03\xff", 6, 2, &len, why,
+				 sizeof(why)));
+	assert_int_equal(len, 5);
+	assert_false(wa_cbor_walk((const uint8_t *)"\xa1\x01\x82\x02\x03", 5, 1, &len, why,
+				  sizeof(why)));
+	assert_non_null(strstr(why, "deeper"));
+	/* A map claiming more entries than there are bytes, a string running past the end, a tag,
+	 * an indefinite length. */
+	assert_false(wa_cbor_walk((const uint8_t *)"\xbb\xff\xff\xff\xff\xff\xff\xff\xff", 9, 4,
+				  &len, why, sizeof(why)));
+	assert_false(wa_cbor_walk((const uint8_t *)"\x58\x10\x00", 3, 4, &len, why, sizeof(why)));
+	assert_false(wa_cbor_walk((const uint8_t *)"\xc0\x00", 2, 4, &len, why, sizeof(why)));
+	assert_false(wa_cbor_walk((const uint8_t *)"\x5f\x40\xff", 3, 4, &len, why, sizeof(why)));
+	assert_non_null(strstr(why, "byte 0"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,7 +473,7 @@ int main(void)
 	    cmocka_unit_test(test_seal),	 cmocka_unit_test(test_passwords),
 	    cmocka_unit_test(test_inputs),	 cmocka_unit_test(test_uuid_tokens),
 	    cmocka_unit_test(test_json_prescan), cmocka_unit_test(test_text),
-	    cmocka_unit_test(test_totp),
+	    cmocka_unit_test(test_totp),	 cmocka_unit_test(test_webauthn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
