@@ -7,6 +7,7 @@
 // injected into the page could use the session while the page is open, but could not carry a
 // token away that outlives it, and no token sits in localStorage.
 import type { components } from './openapi';
+import { assertionJSON, browserError, requestOptions } from './passkeys';
 
 export type Schemas = components['schemas'];
 export type Role = 'super_admin' | 'admin' | 'viewer';
@@ -73,8 +74,9 @@ async function problem(res: Response): Promise<ApiError> {
 	return new ApiError(res.status, detail, field, errors);
 }
 
-/** The password step: a session, or (second factor on) the mfa_token for loginMfa. */
-export async function login(email: string, password: string): Promise<{ user: User } | { mfaToken: string }> {
+/** The password step: a session, or (second factor on) the mfa_token for loginMfa or
+ * loginPasskey and the account's second factors. */
+export async function login(email: string, password: string): Promise<{ user: User } | { mfaToken: string; methods: string[] }> {
 	const res = await fetch('/api/auth/login', {
 		method: 'POST',
 		headers: { 'Content-Type': 'application/json' },
@@ -83,7 +85,7 @@ export async function login(email: string, password: string): Promise<{ user: Us
 	});
 	if (!res.ok) throw await problem(res);
 	const j = await res.json();
-	if (j.mfa_required) return { mfaToken: j.mfa_token as string };
+	if (j.mfa_required) return { mfaToken: j.mfa_token as string, methods: (j.methods as string[] | undefined) ?? ['totp'] };
 	setSession(j);
 	return { user: user as User };
 }
@@ -97,6 +99,34 @@ export async function loginMfa(mfaToken: string, code: string): Promise<User> {
 		body: JSON.stringify({ mfa_token: mfaToken, code, refresh_cookie: true }),
 	});
 	if (!res.ok) throw await problem(res);
+	setSession(await res.json());
+	return user as User;
+}
+
+async function postPublic(path: string, body: unknown): Promise<Response> {
+	const res = await fetch(path, {
+		method: 'POST',
+		headers: { 'Content-Type': 'application/json' },
+		credentials: 'same-origin',
+		body: JSON.stringify(body),
+	});
+	if (!res.ok) throw await problem(res);
+	return res;
+}
+
+/** A passkey: the second step (with the mfa_token of the password step) or, without one, a
+ * login without a password (the browser offers the passkeys it holds for this server). */
+export async function loginPasskey(mfaToken?: string): Promise<User> {
+	const t = mfaToken ? { mfa_token: mfaToken } : {};
+	const opts = (await (await postPublic('/api/auth/login/passkey/options', t)).json()) as Schemas['PasskeyRequestOptions'];
+	let cred: Credential | null;
+	try {
+		cred = await navigator.credentials.get({ publicKey: requestOptions(opts) });
+	} catch (e) {
+		throw new Error(browserError(e));
+	}
+	if (!cred) throw new Error('No passkey was chosen.');
+	const res = await postPublic('/api/auth/login/passkey', { ...t, credential: assertionJSON(cred as PublicKeyCredential), refresh_cookie: true });
 	setSession(await res.json());
 	return user as User;
 }
