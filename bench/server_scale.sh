@@ -9,9 +9,16 @@
 # 2. writes/s (network creations, each audited on the one chain) and p50/p99 through one server
 #    and through two servers behind a client-side round robin, WRITERS concurrent clients;
 # 3. the same writes and reads (GET /api/networks/{id}) on 1, 2 and 3 servers sharing
-#    PostgreSQL and Redis (--redis), with how writes/s and reads/s grow with servers.
+#    PostgreSQL and Redis (--redis), with how writes/s and reads/s grow with servers;
+# 4. at scale (issue 18's figure): a SQLite server alone, and 1, 2 and 3 servers on PostgreSQL +
+#    Redis, with SCALE_CLIENTS clients and SCALE_AUDIT audit events in each database (made
+#    through the API first, so the audit chain is real): reads (GET /api/clients/{id}, a page of
+#    50 clients) and writes (PUT /api/clients/{id}, audited), requests/s and p50/p99, against the
+#    goal of p99 read under 5 ms at 10,000 clients on one server.
 #
 #   bench/server_scale.sh [CHANGES] [WRITES] [WRITERS]      defaults 100, 2000, 16
+#   SCALE_CLIENTS (10000), SCALE_AUDIT (100000): part 4's database; more than 250 clients need a
+#   license (bench/license.sh: SG_BENCH_LICENSE, or a test build such as make bench's build-bench/)
 #
 # Both servers, PostgreSQL and the client share this machine's cores: the figures are a floor.
 set -eu
@@ -201,5 +208,139 @@ for n in (1, 2, 3):
 print("  ratio (3 servers / 1): writes %.2fx, reads %.2fx" % (rw[2][0] / rw[0][0],
                                                           rr[2][0] / rr[0][0]))
 PY
+
+# ---- 4. at scale: SCALE_CLIENTS clients and SCALE_AUDIT audit events in the database ----------
+SCALE_CLIENTS=${SCALE_CLIENTS:-10000}
+SCALE_AUDIT=${SCALE_AUDIT:-100000}
+# shellcheck source-path=SCRIPTDIR source=license.sh
+. "$SRC/bench/license.sh"
+if [ "$SCALE_CLIENTS" -gt 250 ]; then
+	bench_license "$TMP" || exit 1
+else
+	BENCH_LICENSE_ARGS=()
+fi
+S=$(start s --db "sqlite:$TMP/s/server.db" "${BENCH_LICENSE_ARGS[@]}")
+H=$(start h --redis "$SG_REDIS_URL" "${BENCH_LICENSE_ARGS[@]}")
+I=$(start i --redis "$SG_REDIS_URL" "${BENCH_LICENSE_ARGS[@]}")
+J=$(start j --redis "$SG_REDIS_URL" "${BENCH_LICENSE_ARGS[@]}")
+python3 - "$S" "$H" "$I" "$J" "$SCALE_CLIENTS" "$SCALE_AUDIT" "$WRITES" "$WRITERS" <<'PY'
+import http.client, json, os, random, sys, threading, time, urllib.parse
+S, H, I, J = sys.argv[1:5]
+NCLIENTS, NAUDIT, REQS, WRITERS = map(int, sys.argv[5:9])
+
+class Conn:
+    def __init__(self, base, token=None):
+        u = urllib.parse.urlparse(base)
+        self.h = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        self.token = token
+
+    def call(self, method, path, body=None):
+        hdr = {"Content-Type": "application/json"}
+        if self.token:
+            hdr["Authorization"] = "Bearer " + self.token
+        self.h.request(method, path, json.dumps(body) if body is not None else None, hdr)
+        r = self.h.getresponse()
+        data = r.read()
+        return r.status, json.loads(data) if data else None
+
+def login(base):
+    st, doc = Conn(base).call("POST", "/api/auth/login",
+                              {"email": os.environ["SG_ADMIN_EMAIL"],
+                               "password": os.environ["SG_ADMIN_PASSWORD"]})
+    assert st == 200, (base, st, doc)
+    return doc["access_token"]
+
+tok = {u: login(u) for u in (S, H, I, J)}
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+def parallel(servers, n, request):
+    """n requests by WRITERS clients, client k on servers[k % len]; request(conn, i) -> ok.
+    Returns requests/s, p50 and p99 in ms."""
+    lat, lock, errs = [], threading.Lock(), []
+
+    def run(k):
+        base = servers[k % len(servers)]
+        c = Conn(base, tok[base])
+        mine = []
+        for i in range(k, n, WRITERS):
+            t0 = time.monotonic()
+            ok = request(c, i)
+            mine.append((time.monotonic() - t0) * 1000)
+            if not ok:
+                errs.append(i)
+        with lock:
+            lat.extend(mine)
+
+    t0 = time.monotonic()
+    ths = [threading.Thread(target=run, args=(k,)) for k in range(WRITERS)]
+    for x in ths:
+        x.start()
+    for x in ths:
+        x.join()
+    secs = time.monotonic() - t0
+    assert not errs, "%d of %d requests failed" % (len(errs), n)
+    return n / secs, pct(lat, 50), pct(lat, 99)
+
+def preload(base, name):
+    """SCALE_CLIENTS clients, then client changes until the audit log holds SCALE_AUDIT events."""
+    c = Conn(base, tok[base])
+    t0 = time.monotonic()
+    st, net = c.call("POST", "/api/networks", {"name": "scale-" + name, "subnet4": "10.240.0.0/14"})
+    assert st == 201, (st, net)
+    ids = [None] * NCLIENTS
+
+    def mk(cc, i):
+        st, doc = cc.call("POST", "/api/clients", {"network_id": net["id"], "name": "c%d" % i})
+        if st == 201:
+            ids[i] = doc["id"]
+        return st == 201
+
+    parallel([base], NCLIENTS, mk)
+    st, page = c.call("GET", "/api/audit?limit=1")
+    have = page["total"]
+    more = max(0, NAUDIT - have)
+    parallel([base], more, lambda cc, i: cc.call(
+        "PUT", "/api/clients/" + ids[i % NCLIENTS], {"name": "c%d-%d" % (i % NCLIENTS, i)})[0] == 200)
+    st, page = c.call("GET", "/api/audit?limit=1")
+    print("  %s: %d clients, %d audit events, made through the API in %.0f s" %
+          (name, NCLIENTS, page["total"], time.monotonic() - t0))
+    return ids
+
+def figures(servers, ids):
+    rnd = random.Random(7)
+    pick = [ids[rnd.randrange(len(ids))] for _ in range(REQS)]
+    offs = [rnd.randrange(max(1, len(ids) - 50)) for _ in range(REQS)]
+    rd = parallel(servers, REQS, lambda c, i: c.call("GET", "/api/clients/" + pick[i])[0] == 200)
+    pg = parallel(servers, REQS, lambda c, i: c.call(
+        "GET", "/api/clients?limit=50&offset=%d" % offs[i])[0] == 200)
+    wr = parallel(servers, REQS, lambda c, i: c.call(
+        "PUT", "/api/clients/" + pick[i], {"name": "w%d" % i})[0] == 200)
+    return rd, pg, wr
+
+print("at scale: %d clients and %d audit events in the database, %d requests of each kind by %d "
+      "clients:" % (NCLIENTS, NAUDIT, REQS, WRITERS))
+sids = preload(S, "SQLite")
+pids = preload(H, "PostgreSQL")
+rows = [("SQLite, 1 server", figures([S], sids))]
+for n in (1, 2, 3):
+    rows.append(("PostgreSQL + Redis, %d server%s" % (n, "" if n == 1 else "s"),
+                 figures([H, I, J][:n], pids)))
+print("  %-32s %21s %21s %24s" % ("", "GET client /s p50 p99", "page of 50 /s p50 p99",
+                                   "PUT client /s p50 p99"))
+for name, (rd, pg, wr) in rows:
+    print("  %-32s %7.0f %5.1f %6.1f   %7.0f %5.1f %6.1f   %7.0f %5.1f %6.1f ms" %
+          ((name,) + rd + pg + wr))
+one = rows[0][1][0][2], rows[1][1][0][2]
+print("  goal p99 read < 5 ms at %d clients on one server: SQLite %.1f ms (%s), PostgreSQL %.1f ms "
+      "(%s)" % (NCLIENTS, one[0], "met" if one[0] < 5 else "not met", one[1],
+                "met" if one[1] < 5 else "not met"))
+print("  writes/s, 3 servers / 1 on PostgreSQL: %.2fx (the database's limit, not the servers', when "
+      "this stays near 1 while the servers' CPU is not saturated)" % (rows[3][1][2][0] / rows[1][1][2][0]))
+PY
+out=$("$SG" audit verify --db "sqlite:$TMP/s/server.db" 2>&1) || { echo "bench: SQLite audit chain: $out" >&2; exit 1; }
+echo "SQLite after the preload and writes: $out"
 out=$("$SG" audit verify --db "$SG_PG_URL" 2>&1) || { echo "bench: audit chain: $out" >&2; exit 1; }
 echo "after the writes: $out"
