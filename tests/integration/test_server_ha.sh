@@ -15,7 +15,8 @@
 #   nothing acknowledged is lost), every network has its audit row, the audit ids run 1..N
 #   with no gap or duplicate and `secureguard audit verify` passes;
 # - a refresh token and an API key revoked on one server are refused on the other two; failed
-#   logins spread over the three are counted together; a change on one answers long polls
+#   logins spread over the three are counted together, also through HAProxy (option forwardfor,
+#   --trusted-proxy 127.0.0.1) per client address; a change on one answers long polls
 #   held by the others (so Redis's rate limits and push channels came back after its restart).
 #
 # SG_HA_WRITES and SG_HA_CLIENTS change the load (make check runs the defaults).
@@ -92,7 +93,8 @@ srv_log "PostgreSQL primary on $P1, synchronous streaming replica on $P2"
 DB="postgresql://sgapp@127.0.0.1:$P1,127.0.0.1:$P2/sgtest?target_session_attrs=read-write"
 
 # ---- three servers and HAProxy ----------------------------------------------------------------
-OPTS=(--key-file "$TMP/cluster.key" --redis "$SG_REDIS_URL" --login-ip-limit 6 --lockout 1000)
+OPTS=(--key-file "$TMP/cluster.key" --redis "$SG_REDIS_URL" --login-ip-limit 6 --lockout 1000
+	--trusted-proxy 127.0.0.1)
 for s in s1 s2 s3; do
 	srv_start "$s" "$DB" "$TMP/$s" "${OPTS[@]}" || fail "server $s"
 done
@@ -111,6 +113,8 @@ defaults
 	retries 3
 	retry-on conn-failure
 	option redispatch
+	# X-Forwarded-For: the servers (--trusted-proxy 127.0.0.1) count each client apart.
+	option forwardfor
 frontend api
 	bind 127.0.0.1:$HAPORT
 	default_backend servers
@@ -253,6 +257,13 @@ URLS="$SRV_URL_s1,$SRV_URL_s2,$SRV_URL_s3"
 T() { python3 "$SG_SRC/tests/server/redis_test.py" "$1" "$TMP/state.json" "$URLS" "${@:2}"; }
 T revoke || fail "revocation across the servers"
 T ratelimit 127.0.0.20 || fail "a rate limit across the servers"
+# Through HAProxy: failed logins of client 127.0.0.21 (X-Forwarded-For) are counted across the
+# three servers and limit that client, not 127.0.0.22 behind the same HAProxy.
+URLS="$HA,$HA,$HA" T ratelimit 127.0.0.21 || fail "a rate limit through HAProxy"
+st=$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.22 -X POST "$HA/api/auth/login" \
+	-H 'Content-Type: application/json' -d '{"email":"nobody@example.com","password":"wrong"}')
+[ "$st" = 401 ] || fail "127.0.0.22 through HAProxy after 127.0.0.21 was limited: $st, want 401"
+srv_log "through HAProxy: 127.0.0.21 limited, 127.0.0.22 not (X-Forwarded-For, --trusted-proxy)"
 [ "$(redis_cli PUBSUB NUMSUB sg:sync | tail -n 1)" = 3 ] || fail "not 3 subscribers on sg:sync"
 T push || fail "push across the servers"
 for s in s1 s2 s3; do srv_stop "$s" || fail "stop $s"; done

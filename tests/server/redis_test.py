@@ -58,7 +58,7 @@ def call(base, method, path, body=None, token=None, source=None, timeout=40):
         doc = json.loads(data) if data else None
     except ValueError:
         doc = None
-    return r.status, doc, dict(r.getheaders())
+    return r.status, doc, r.headers  # names case-insensitive (HAProxy sends them in lower case)
 
 
 def expect(want, base, method, path, body=None, token=None, source=None, what=""):
