@@ -71,32 +71,12 @@ F=$(start f --redis "$SG_REDIS_URL")
 G=$(start g --redis "$SG_REDIS_URL")
 echo "bench/server_scale.sh: PostgreSQL $("$SG_PG_BINDIR/postgres" --version | awk '{print $3}'), Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2), $(nproc) cores shared with everything else"
 
-python3 - "$A" "$B" "$C" "$D" "$E" "$F" "$G" "$CHANGES" "$WRITES" "$WRITERS" <<'PY'
-import base64, http.client, json, os, sys, threading, time, urllib.parse
+SG_BENCH_DIR=$SRC/bench python3 - "$A" "$B" "$C" "$D" "$E" "$F" "$G" "$CHANGES" "$WRITES" "$WRITERS" <<'PY'
+import base64, os, sys, threading, time
+sys.path.insert(0, os.environ["SG_BENCH_DIR"])
+from scale_http import Conn, login, pct
 A, B, C, D, E, F, G = sys.argv[1:8]
 CHANGES, WRITES, WRITERS = map(int, sys.argv[8:11])
-
-class Conn:
-    def __init__(self, base, token=None):
-        u = urllib.parse.urlparse(base)
-        self.h = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-        self.token = token
-
-    def call(self, method, path, body=None):
-        hdr = {"Content-Type": "application/json"}
-        if self.token:
-            hdr["Authorization"] = "Bearer " + self.token
-        self.h.request(method, path, json.dumps(body) if body is not None else None, hdr)
-        r = self.h.getresponse()
-        data = r.read()
-        return r.status, json.loads(data) if data else None
-
-def login(base):
-    st, doc = Conn(base).call("POST", "/api/auth/login",
-                              {"email": os.environ["SG_ADMIN_EMAIL"],
-                               "password": os.environ["SG_ADMIN_PASSWORD"]})
-    assert st == 200, st
-    return doc["access_token"]
 
 tok = {u: login(u) for u in (A, B, C, D, E, F, G)}
 a = Conn(A, tok[A])
@@ -109,10 +89,6 @@ st, pol = a.call("POST", "/api/policies", {
         "name": "t", "remote_addrs": ["198.51.100.1"], "local_ts": ["10.1.0.0/16"],
         "remote_ts": ["10.0.0.0/16"], "auth": "psk", "secret": "psk-" + os.urandom(12).hex(),
         "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"]}]})
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 def push_latency(writer, holder):
     w, h = Conn(writer, tok[writer]), Conn(holder, tok[holder])
@@ -223,38 +199,14 @@ S=$(start s --db "sqlite:$TMP/s/server.db" "${BENCH_LICENSE_ARGS[@]}")
 H=$(start h --redis "$SG_REDIS_URL" "${BENCH_LICENSE_ARGS[@]}")
 I=$(start i --redis "$SG_REDIS_URL" "${BENCH_LICENSE_ARGS[@]}")
 J=$(start j --redis "$SG_REDIS_URL" "${BENCH_LICENSE_ARGS[@]}")
-python3 - "$S" "$H" "$I" "$J" "$SCALE_CLIENTS" "$SCALE_AUDIT" "$WRITES" "$WRITERS" <<'PY'
-import http.client, json, os, random, sys, threading, time, urllib.parse
+SG_BENCH_DIR=$SRC/bench python3 - "$S" "$H" "$I" "$J" "$SCALE_CLIENTS" "$SCALE_AUDIT" "$WRITES" "$WRITERS" <<'PY'
+import os, random, sys, threading, time
+sys.path.insert(0, os.environ["SG_BENCH_DIR"])
+from scale_http import Conn, login, pct
 S, H, I, J = sys.argv[1:5]
 NCLIENTS, NAUDIT, REQS, WRITERS = map(int, sys.argv[5:9])
 
-class Conn:
-    def __init__(self, base, token=None):
-        u = urllib.parse.urlparse(base)
-        self.h = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-        self.token = token
-
-    def call(self, method, path, body=None):
-        hdr = {"Content-Type": "application/json"}
-        if self.token:
-            hdr["Authorization"] = "Bearer " + self.token
-        self.h.request(method, path, json.dumps(body) if body is not None else None, hdr)
-        r = self.h.getresponse()
-        data = r.read()
-        return r.status, json.loads(data) if data else None
-
-def login(base):
-    st, doc = Conn(base).call("POST", "/api/auth/login",
-                              {"email": os.environ["SG_ADMIN_EMAIL"],
-                               "password": os.environ["SG_ADMIN_PASSWORD"]})
-    assert st == 200, (base, st, doc)
-    return doc["access_token"]
-
 tok = {u: login(u) for u in (S, H, I, J)}
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 def parallel(servers, n, request):
     """n requests by WRITERS clients, client k on servers[k % len]; request(conn, i) -> ok.
@@ -299,12 +251,13 @@ def preload(base, name):
         return st == 201
 
     parallel([base], NCLIENTS, mk)
-    st, page = c.call("GET", "/api/audit?limit=1")
+    # c sat idle while the clients were made (the server closes idle connections after 30 s)
+    st, page = Conn(base, tok[base]).call("GET", "/api/audit?limit=1")
     have = page["total"]
     more = max(0, NAUDIT - have)
     parallel([base], more, lambda cc, i: cc.call(
         "PUT", "/api/clients/" + ids[i % NCLIENTS], {"name": "c%d-%d" % (i % NCLIENTS, i)})[0] == 200)
-    st, page = c.call("GET", "/api/audit?limit=1")
+    st, page = Conn(base, tok[base]).call("GET", "/api/audit?limit=1")
     print("  %s: %d clients, %d audit events, made through the API in %.0f s" %
           (name, NCLIENTS, page["total"], time.monotonic() - t0))
     return ids

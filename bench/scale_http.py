@@ -1,0 +1,32 @@
+"""HTTP helpers of bench/server_scale.sh's Python parts (stdlib only): one keep-alive
+connection with a bearer token, the admin login from SG_ADMIN_EMAIL/SG_ADMIN_PASSWORD, a
+percentile."""
+import http.client, json, os, urllib.parse
+
+
+class Conn:
+    def __init__(self, base, token=None):
+        u = urllib.parse.urlparse(base)
+        self.h = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        self.token = token
+
+    def call(self, method, path, body=None):
+        hdr = {"Content-Type": "application/json"}
+        if self.token:
+            hdr["Authorization"] = "Bearer " + self.token
+        self.h.request(method, path, json.dumps(body) if body is not None else None, hdr)
+        r = self.h.getresponse()
+        data = r.read()
+        return r.status, json.loads(data) if data else None
+
+def login(base):
+    st, doc = Conn(base).call("POST", "/api/auth/login",
+                              {"email": os.environ["SG_ADMIN_EMAIL"],
+                               "password": os.environ["SG_ADMIN_PASSWORD"]})
+    assert st == 200, st
+    return doc["access_token"]
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
