@@ -140,10 +140,14 @@ const ids = {
   "/api/v1/services/{id}": svc.id,
   // A session needs an owner with TOTP: an id of none (every refusal here comes first).
   "/api/vpn-sessions/{id}": crypto.randomUUID(),
+  // A passkey needs a WebAuthn ceremony: an id of none (every refusal here comes first).
+  "/api/auth/passkeys/{id}": crypto.randomUUID(),
+  "/api/users/{id}/passkeys": user.id,
 };
 // What a GET shows of the resource a write would change (to prove nothing changed).
 const readback = {
   "/api/users/{id}": `/api/users/${user.id}`, "/api/users/{id}/totp": `/api/users/${user.id}`,
+  "/api/users/{id}/passkeys": `/api/users/${user.id}`,
   "/api/networks/{id}": `/api/networks/${net.id}`,
   "/api/clients/{id}": `/api/clients/${client.id}`, "/api/settings": "/api/settings",
   "/api/clients/{id}/regenerate-keys": `/api/clients/${client.id}`,
