@@ -331,7 +331,9 @@ int gw_oidc_verify(struct gw_oidc *o, const char *tok, size_t len, const char *n
 	long hl = b64u_dec(hdr, sizeof(hdr) - 1, tok, (size_t)(d1 - tok));
 	long bl = b64u_dec(body, sizeof(body) - 1, d1 + 1, (size_t)(d2 - d1 - 1));
 	long sl = b64u_dec(sig, sizeof(sig), d2 + 1, len - (size_t)(d2 + 1 - tok));
-	if (hl <= 0 || bl <= 0 || sl <= 0) {
+	/* An empty signature decodes (to nothing): an unsigned token ("alg": "none") is then
+	 * refused for its algorithm below, which is what the log should say. */
+	if (hl <= 0 || bl <= 0 || sl < 0) {
 		*why = "bad base64url";
 		return -1;
 	}
@@ -367,7 +369,7 @@ int gw_oidc_verify(struct gw_oidc *o, const char *tok, size_t len, const char *n
 	}
 	size_t signed_len = (size_t)(d2 - tok);
 	bool good = ec ? sl == SG_ES384_SIG_LEN && sg_es384_verify(sig, k->x, k->y, tok, signed_len)
-		       : sg_rs256_verify(sig, (size_t)sl, k->n, k->nlen, k->e, k->elen, tok,
+		       : sl > 0 && sg_rs256_verify(sig, (size_t)sl, k->n, k->nlen, k->e, k->elen, tok,
 					 signed_len);
 	if (!good) {
 		*why = "bad signature";

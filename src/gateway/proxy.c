@@ -1024,7 +1024,9 @@ static void handle_request(struct gw_client *c, struct sg_http_msg *m, size_t he
 			if (refused)
 				gw_event(gw, "credential_refused", x->res, c->ip_str, NULL,
 					 x->s->method_s, x->s->host, x->s->path, 302, pout.reason);
-			x_fail_respond(c, 302, "login", extra);
+			/* The access log says why a token sent was not taken (expired, bad
+			 * signature, ...): without a server there is no audit event to say it. */
+			x_fail_respond(c, 302, refused ? pout.reason : "login", extra);
 			return;
 		}
 		gw_event(gw, refused ? "credential_refused" : "access_denied", x->res, c->ip_str,

@@ -608,6 +608,50 @@ static void test_policy(void **state)
 	free(gw.src);
 }
 
+/* ID tokens refused before any signature math, each for its own reason (the access log shows
+ * it): an unsigned token for its algorithm, not as "bad base64url" for its empty signature. */
+static void test_jwt_refused(void **state)
+{
+	static const char doc[] =
+	    "{\"resources\": [{\"id\": \"l\", \"domains\": [\"l.test\"], \"auth\": \"login\","
+	    " \"oidc\": {\"issuer\": \"https://idp.test\", \"client_id\": \"gw\"},"
+	    " \"targets\": [{\"id\": \"t\", \"address\": \"10.0.0.1:80\"}]}]}";
+	/* {"iss":"https://idp.test","aud":"gw","sub":"m","exp":4102444800} */
+#define CLAIMS "eyJpc3MiOiJodHRwczovL2lkcC50ZXN0IiwiYXVkIjoiZ3ciLCJzdWIiOiJtIiwiZXhwIjo0MTAyNDQ0ODAwfQ"
+	static const struct {
+		const char *tok, *why;
+	} cases[] = {
+	    /* {"alg":"none"} */
+	    {"eyJhbGciOiJub25lIn0." CLAIMS ".", "algorithm not ES384 or RS256"},
+	    /* {"alg":"ES384","kid":"k1"} without a signature */
+	    {"eyJhbGciOiJFUzM4NCIsImtpZCI6ImsxIn0." CLAIMS ".", "bad signature"},
+	    /* {"alg":"RS256","kid":"k1"}: k1 is a P-384 key */
+	    {"eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0." CLAIMS ".", "no key with this kid and algorithm"},
+	    {"eyJhbGciOiJub25lIn0." CLAIMS ".a*b", "bad base64url"},
+	};
+#undef CLAIMS
+	static const uint8_t x[48] = {1}, y[48] = {2};
+	struct gw gw;
+	struct gw_conf *c = NULL;
+	char err[GW_CONF_ERR_MAX], user[64];
+	(void)state;
+	memset(&gw, 0, sizeof(gw));
+	if (gw_conf_parse(doc, strlen(doc), &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	struct gw_rt *rt = gw_rt_new(&gw, c, NULL);
+	assert_non_null(rt);
+	rt->res[0].oidc = gw_oidc_with_key(&rt->res[0], "k1", x, y);
+	assert_non_null(rt->res[0].oidc);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = NULL;
+		assert_int_equal(gw_oidc_verify(rt->res[0].oidc, cases[i].tok, strlen(cases[i].tok),
+						NULL, user, sizeof(user), NULL, &why),
+				 -1);
+		assert_string_equal(why, cases[i].why);
+	}
+	gw_rt_put(rt);
+}
+
 int main(void)
 {
 	if (sg_crypto_init() != 0)
@@ -617,7 +661,7 @@ int main(void)
 	    cmocka_unit_test(test_response),   cmocka_unit_test(test_chunked),
 	    cmocka_unit_test(test_normalize),  cmocka_unit_test(test_conf), cmocka_unit_test(test_conf_check),
 	    cmocka_unit_test(test_balancer),   cmocka_unit_test(test_bucket),
-	    cmocka_unit_test(test_policy),
+	    cmocka_unit_test(test_policy),     cmocka_unit_test(test_jwt_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

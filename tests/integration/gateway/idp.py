@@ -1,12 +1,17 @@
 #!/usr/bin/python3
 """A small OpenID Connect provider standing for an external one (Keycloak, Okta, Google) in
-test_gateway.sh, beside the management server's own: discovery, JWKS (one P-384 key), the
-authorization code flow with PKCE S256 (the user "alice@example.com" consents at once), the
-token endpoint (single-use codes, verifier and redirect_uri checked), ES384 ID tokens.
+test_gateway.sh (ES384, beside the management server's own) and test_gateway_rules.sh (RS256,
+as Keycloak, Okta and Google sign by default): discovery, JWKS, the authorization code flow
+with PKCE S256 (the user "alice@example.com" consents at once), the token endpoint (single-use
+codes, verifier and redirect_uri checked), ID tokens signed with ALG. With RS256 the JWKS also
+holds an RSA key for encryption ("use": "enc"), as Keycloak's does: never one to verify with.
 Python's jwt and cryptography (Debian packages, hence /usr/bin/python3).
 
-  idp.py ADDR PORT CLIENT_ID
-  GET /mint?kind=good|forged|expired|aud   a token for the negative tests (not part of OIDC)
+  idp.py ADDR PORT CLIENT_ID [ES384|RS256]
+  GET /mint?kind=KIND   a token for the negative tests (not part of OIDC): good, forged (the
+                        right kid, another key), expired, aud (another client), iss (another
+                        issuer), enc (signed with the encryption key, its kid), hs256 (HMAC
+                        with the public key as the secret: algorithm confusion), none (unsigned)
 """
 import base64
 import hashlib
@@ -18,27 +23,65 @@ import sys
 import time
 import urllib.parse
 
+import hmac
+
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 ADDR, PORT, CLIENT = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ALG = sys.argv[4] if len(sys.argv) > 4 else "ES384"
 ISS = "http://%s:%d" % (ADDR, PORT)
-KEY = ec.generate_private_key(ec.SECP384R1())
-OTHER = ec.generate_private_key(ec.SECP384R1())
+if ALG == "RS256":
+    def new_key():
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+elif ALG == "ES384":
+    def new_key():
+        return ec.generate_private_key(ec.SECP384R1())
+else:
+    sys.exit("idp.py: ALG must be ES384 or RS256, not " + ALG)
+KEY, OTHER, ENC = new_key(), new_key(), new_key()
 CODES = {}
 
 
-def b64(n):
-    return base64.urlsafe_b64encode(n.to_bytes(48, "big")).rstrip(b"=").decode()
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
-def id_token(nonce=None, key=KEY, aud=CLIENT, exp=600):
+def b64(n, size=None):
+    return b64u(n.to_bytes(size or (n.bit_length() + 7) // 8, "big"))
+
+
+def jwk(key, kid, use):
+    n = key.public_key().public_numbers()
+    if ALG == "RS256":
+        return {"kty": "RSA", "kid": kid, "use": use, "alg": "RS256" if use == "sig" else
+                "RSA-OAEP", "n": b64(n.n), "e": b64(n.e)}
+    return {"kty": "EC", "crv": "P-384", "kid": kid, "use": use, "alg": "ES384",
+            "x": b64(n.x, 48), "y": b64(n.y, 48)}
+
+
+def unsigned(header, claims):
+    """The signing input of a JWS compact serialization (RFC 7515 section 5.1)."""
+    return "%s.%s" % (b64u(json.dumps(header).encode()), b64u(json.dumps(claims).encode()))
+
+
+def id_token(nonce=None, key=KEY, aud=CLIENT, exp=600, iss=ISS, kid="k1", alg=ALG):
     now = int(time.time())
-    claims = {"iss": ISS, "sub": "u-alice", "email": "alice@example.com", "aud": aud,
+    claims = {"iss": iss, "sub": "u-alice", "email": "alice@example.com", "aud": aud,
               "iat": now, "exp": now + exp}
     if nonce:
         claims["nonce"] = nonce
-    return jwt.encode(claims, key, algorithm="ES384", headers={"kid": "k1"})
+    if alg == "none":
+        return unsigned({"alg": "none", "kid": kid}, claims) + "."
+    if alg == "HS256":
+        # The attack on libraries that take the JWK's alg from the token: the verifier's
+        # public key (PEM, as such libraries hold it) used as an HMAC secret.
+        pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+        si = unsigned({"alg": "HS256", "typ": "JWT", "kid": kid}, claims)
+        return si + "." + b64u(hmac.new(pem, si.encode(), hashlib.sha256).digest())
+    return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
 
 
 class H(http.server.BaseHTTPRequestHandler):
@@ -61,13 +104,13 @@ class H(http.server.BaseHTTPRequestHandler):
             return self.reply(200, {"issuer": ISS, "authorization_endpoint": ISS + "/authorize",
                                     "token_endpoint": ISS + "/token", "jwks_uri": ISS + "/jwks",
                                     "response_types_supported": ["code"],
-                                    "id_token_signing_alg_values_supported": ["ES384"],
+                                    "id_token_signing_alg_values_supported": [ALG],
                                     "code_challenge_methods_supported": ["S256"]})
         if u.path == "/jwks":
-            n = KEY.public_key().public_numbers()
-            return self.reply(200, {"keys": [{"kty": "EC", "crv": "P-384", "kid": "k1",
-                                              "use": "sig", "alg": "ES384",
-                                              "x": b64(n.x), "y": b64(n.y)}]})
+            keys = [jwk(KEY, "k1", "sig")]
+            if ALG == "RS256":
+                keys.append(jwk(ENC, "enc1", "enc"))
+            return self.reply(200, {"keys": keys})
         if u.path == "/authorize":
             if (q.get("response_type") != "code" or q.get("client_id") != CLIENT or
                     q.get("code_challenge_method") != "S256" or "openid" not in q.get("scope", "")):
@@ -81,7 +124,11 @@ class H(http.server.BaseHTTPRequestHandler):
             kind = q.get("kind")
             tok = {"good": lambda: id_token(), "forged": lambda: id_token(key=OTHER),
                    "expired": lambda: id_token(exp=-3600),
-                   "aud": lambda: id_token(aud="another-client")}[kind]()
+                   "aud": lambda: id_token(aud="another-client"),
+                   "iss": lambda: id_token(iss=ISS + "/other"),
+                   "enc": lambda: id_token(key=ENC, kid="enc1"),
+                   "hs256": lambda: id_token(alg="HS256"),
+                   "none": lambda: id_token(alg="none")}[kind]()
             body = tok.encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))

@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """A target behind a tunnel for the gateway tests: HTTP/1.1 with keep-alive on ADDR:PORT.
 
-Usage: target.py NAME ADDR PORT LOGFILE
+Usage: target.py NAME ADDR PORT LOGFILE [NAME ADDR PORT LOGFILE ...]   (one process, several
+targets: fewer interpreters to start on a loaded machine)
 
 Every request line is appended to LOGFILE first (so a test can prove a request never reached
 a target). GET answers JSON: the target's name, path and the forwarding headers it received;
-POST/PUT answer the body length (Content-Length or chunked); /health answers 200.
+POST/PUT answer the body length (Content-Length or chunked); /health answers 200. A GET of
+/hold?ms=N answers after N ms (a request in flight, for least-connections balancing).
 """
 import http.server
 import json
 import socketserver
 import sys
-
-NAME, ADDR, PORT, LOG = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+import threading
+import time
+import urllib.parse
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -22,7 +25,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     wbufsize = -1
 
     def _log(self):
-        with open(LOG, "a") as f:
+        with open(self.server.log, "a") as f:
             f.write("%s %s\n" % (self.command, self.path))
 
     def _reply(self, obj, status=200):
@@ -35,8 +38,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         self._log()
+        u = urllib.parse.urlsplit(self.path)
+        if u.path == "/hold":
+            ms = int(dict(urllib.parse.parse_qsl(u.query)).get("ms", "1000"))
+            time.sleep(min(ms, 10000) / 1000)
         h = self.headers
-        self._reply({"target": NAME, "path": self.path, "host": h.get("Host"),
+        self._reply({"target": self.server.name, "path": self.path, "host": h.get("Host"),
                      "xff": h.get("X-Forwarded-For"), "proto": h.get("X-Forwarded-Proto"),
                      "forwarded": h.get("Forwarded"), "auth": h.get("Authorization"),
                      "te": h.get("Transfer-Encoding"), "cl": h.get("Content-Length"),
@@ -58,7 +65,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         self._log()
         data = self._body()
-        self._reply({"target": NAME, "path": self.path, "len": len(data),
+        self._reply({"target": self.server.name, "path": self.path, "len": len(data),
                      "te": self.headers.get("Transfer-Encoding")})
 
     do_PUT = do_POST
@@ -72,4 +79,11 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
-Server((ADDR, PORT), Handler).serve_forever()
+servers = []
+for i in range(1, len(sys.argv) - 3, 4):
+    srv = Server((sys.argv[i + 1], int(sys.argv[i + 2])), Handler)
+    srv.name, srv.log = sys.argv[i], sys.argv[i + 3]
+    servers.append(srv)
+for srv in servers[1:]:
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+servers[0].serve_forever()
