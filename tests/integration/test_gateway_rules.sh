@@ -24,12 +24,15 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 sg_init gr
-for t in python3 curl sha384sum; do
+for t in curl sha384sum; do
 	command -v "$t" >/dev/null || skip "missing tool: $t (scripts/deps.sh installs it)"
 done
 SG=$SG_BIN/secureguard
 [ -x "$SG" ] || skip "$SG not built"
-/usr/bin/python3 -c "import jwt, cryptography" 2>/dev/null ||
+# Debian's Python for every helper: it has python3-jwt and python3-cryptography, and it starts
+# at once, where a python3 first on PATH may be a pyenv shim (2 s a start at load 20).
+PY=/usr/bin/python3
+$PY -c "import jwt, cryptography" 2>/dev/null ||
 	skip "python3-jwt or python3-cryptography missing (scripts/deps.sh installs them)"
 HERE=$(cd "$(dirname "$0")" && pwd)/gateway
 
@@ -53,7 +56,7 @@ start_targets() { # KEY NAME PORT [NAME PORT ...]
 		shift 2
 	done
 	# ip netns exec execs python, so $! is the target process itself (kill -9 below).
-	ip netns exec "$T" python3 "$HERE/target.py" "${args[@]}" >>"$SG_TMP/target_$key.out" 2>&1 &
+	ip netns exec "$T" $PY "$HERE/target.py" "${args[@]}" >>"$SG_TMP/target_$key.out" 2>&1 &
 	TGT_PID[$key]=$!
 }
 kill_target() {
@@ -63,8 +66,8 @@ kill_target() {
 start_targets rest lc1 8081 lc2 8082 us1 8093 web 8080
 start_targets eu1 eu1 8091
 start_targets eu2 eu2 8092
-nsx "$T" python3 "$HERE/fwd.py" echo "$TA" 7000 7001 >"$SG_TMP/echo.out" 2>&1 &
-ip netns exec "$T" /usr/bin/python3 "$HERE/idp.py" "$TA" 9000 gw-rs RS256 >"$SG_TMP/idp.log" 2>&1 &
+nsx "$T" $PY "$HERE/fwd.py" echo "$TA" 7000 7001 >"$SG_TMP/echo.out" 2>&1 &
+ip netns exec "$T" $PY "$HERE/idp.py" "$TA" 9000 gw-rs RS256 >"$SG_TMP/idp.log" 2>&1 &
 for p in 8081 8082 8093 8080 8091 8092 7000 9000; do
 	wait_for 30 sg_listening "$T" "$p" ||
 		fail "nothing listens on $TA:$p: $(cat "$SG_TMP"/*.out "$SG_TMP/idp.log")"
@@ -269,7 +272,7 @@ out=$(lc -L -c "$SG_TMP/jar" -b "$SG_TMP/jar" -w '\n%{http_code} %{num_redirects
 	fail "the code flow with the RS256 provider: $out"
 tok=$(awk '$6 == "sg_session_sso" { print $7 }' "$SG_TMP/jar")
 [ -n "$tok" ] || fail "no session cookie after the login"
-[ "$(python3 -c 'import base64, json, sys
+[ "$($PY -c 'import base64, json, sys
 h = sys.argv[1].split(".")[0]
 print(json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))["alg"])' "$tok")" = RS256 ] ||
 	fail "the session token is not RS256"
@@ -310,8 +313,8 @@ grep -qE '/(tok|cookie)-' "$SG_TMP/target_web.log" && fail "a refused token's re
 log "RS256: code flow to a session; forged, expired, other audience and issuer, encryption key, HS256, none refused: ok"
 
 # ---- TCP and UDP forwards: connection limits and idle timeouts --------------------------------
-out=$(nsx "$C" python3 "$HERE/fwd.py" tcp "$GW" 15000 2 1000) || fail "TCP forward: $out"
-idle=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["idle_closed_after_ms"])' "$out")
+out=$(nsx "$C" $PY "$HERE/fwd.py" tcp "$GW" 15000 2 1000) || fail "TCP forward: $out"
+idle=$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["idle_closed_after_ms"])' "$out")
 [ "$idle" -ge 800 ] && [ "$idle" -le 3000 ] ||
 	fail "TCP forward: the idle connection closed after $idle ms, idle_timeout_ms is 1000: $out"
 log "TCP forward (max_conns 2, idle 1 s): $out"
@@ -319,8 +322,8 @@ grep -q 'event=gw_denied .*resource=tcpf proto=tcp .*reason="connection limit"' 
 	fail "no gw_denied for the third TCP connection"
 wait_for 3 grep -q '"proto":"tcp".*"reason":"idle timeout"' "$SG_TMP/access.log" ||
 	fail "no TCP flow closed for its idle timeout in the access log"
-out=$(nsx "$C" python3 "$HERE/fwd.py" udp "$GW" 15353 2 1000) || fail "UDP forward: $out"
-idle=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["extra_answered_after_ms"])' "$out")
+out=$(nsx "$C" $PY "$HERE/fwd.py" udp "$GW" 15353 2 1000) || fail "UDP forward: $out"
+idle=$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["extra_answered_after_ms"])' "$out")
 [ "$idle" -ge 800 ] && [ "$idle" -le 3000 ] ||
 	fail "UDP forward: the third flow was let in $idle ms after the second went quiet (idle_timeout_ms 1000): $out"
 log "UDP forward (max_conns 2, idle 1 s): $out"
@@ -344,7 +347,7 @@ if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$GW_LOG"; then
 	cat "$GW_LOG"
 	fail "sanitizer report in the gateway's log"
 fi
-python3 -c '
+$PY -c '
 import json, sys
 for l in open(sys.argv[1]):
     json.loads(l)
