@@ -17,9 +17,10 @@
 # Retry-After that holds; max_body answers 413 (Content-Length and chunked) and the refused
 # body never reaches the target; a code flow with PKCE against the RS256 provider, and
 # forged, expired, other-audience, other-issuer, encryption-key, HS256 (algorithm confusion)
-# and unsigned tokens refused, each for its own reason; TCP and UDP forwards refuse the
-# connection or flow over max_conns and close idle ones after idle_timeout_ms while active
-# ones stay. 49 s at load 19 on 2 shared cores (10 s of CPU), mostly starting processes.
+# and unsigned tokens refused, each for its own reason; the HTTP listener closes a connection
+# over max_conns_per_source or max_conns at once; TCP and UDP forwards refuse the connection or
+# flow over max_conns and close idle ones after idle_timeout_ms while active ones stay.
+# 49 to 60 s at load 19 to 26 on 2 shared cores (10 s of CPU), mostly starting processes.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -80,6 +81,7 @@ HC='"health_check": {"type": "tcp", "interval_ms": 200, "healthy": 1, "unhealthy
 WEB="[{\"id\": \"web\", \"address\": \"$TA:8080\"}]"
 cat >"$SG_TMP/gateway.json" <<EOF
 {"serial": 1, "name": "gw-rules", "region": "eu",
+ "limits": {"max_conns": 12, "max_conns_per_source": 8},
  "resources": [
   {"id": "lc", "domains": ["lc.test"], "lb": "least_conn",
    "targets": [{"id": "lc1", "address": "$TA:8081"}, {"id": "lc2", "address": "$TA:8082"}]},
@@ -139,6 +141,7 @@ expect() { # STATUS WHAT SRC HOST PATH [curl options]
 	got=$(code "$@")
 	[ "$got" = "$want" ] || fail "$what: status $got, expected $want"
 }
+metric() { nsx "$G" curl -s http://127.0.0.1:9464/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 # tally HOST N: N GETs on one connection; prints "TARGET=COUNT ..." by name, and
 # "status=CODE=COUNT" for answers other than 200.
 tally() {
@@ -312,6 +315,22 @@ done
 grep -qE '/(tok|cookie)-' "$SG_TMP/target_web.log" && fail "a refused token's request reached the target"
 log "RS256: code flow to a session; forged, expired, other audience and issuer, encryption key, HS256, none refused: ok"
 
+# ---- connection limits of the HTTP listener --------------------------------------------------
+# max_conns_per_source 8, max_conns 12: of nine idle connections from $SRC3 the gateway keeps
+# eight, four from $SRC2 fill it, then one from $SRC1 is closed at once too. Once they are
+# closed the gateway takes new ones.
+quiet() { [ "$(metric sg_gateway_connections)" -le 1 ]; } # the metrics request itself
+wait_for 5 quiet || fail "the gateway still holds $(metric sg_gateway_connections) connections"
+refused=$(metric sg_gateway_connections_refused_total)
+out=$(nsx "$C" $PY "$HERE/fwd.py" conns "$GW" 8080 "$SRC3:9" "$SRC2:4" "$SRC1:1")
+[ "$out" = "8 4 0" ] ||
+	fail "connections kept from $SRC3 (9 opened), $SRC2 (4), $SRC1 (1): $out, expected 8 4 0"
+[ "$(metric sg_gateway_connections_refused_total)" = $((refused + 2)) ] ||
+	fail "sg_gateway_connections_refused_total: $(metric sg_gateway_connections_refused_total), expected $((refused + 2))"
+served() { [ "$(code "$SRC1" acl.test /)" = 200 ]; }
+wait_for 5 served || fail "the gateway takes no new connection after the limits were reached"
+log "connection limits (8 per source, 12 in all): kept $out of 9, 4, 1: ok"
+
 # ---- TCP and UDP forwards: connection limits and idle timeouts --------------------------------
 out=$(nsx "$C" $PY "$HERE/fwd.py" tcp "$GW" 15000 2 1000) || fail "TCP forward: $out"
 idle=$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["idle_closed_after_ms"])' "$out")
@@ -331,7 +350,6 @@ grep -q 'event=gw_denied .*resource=udpf proto=udp .*reason="flow limit"' "$GW_L
 	fail "no gw_denied for the third UDP flow"
 wait_for 3 grep -q '"proto":"udp".*"reason":"idle timeout"' "$SG_TMP/access.log" ||
 	fail "no UDP flow closed for its idle timeout in the access log"
-metric() { nsx "$G" curl -s http://127.0.0.1:9464/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 [ "$(metric 'sg_gateway_flows_refused_total{resource="tcpf"}')" -ge 1 ] &&
 	[ "$(metric 'sg_gateway_flows_refused_total{resource="udpf"}')" -ge 1 ] ||
 	fail "sg_gateway_flows_refused_total does not count the refused connection and flow"

@@ -7,6 +7,9 @@
                                 so a client sees whether its flow still uses the same socket
   fwd.py tcp GW PORT MAX IDLE_MS
   fwd.py udp GW PORT MAX IDLE_MS
+  fwd.py conns GW PORT SRC:N [SRC:N ...]
+                                opens N idle connections from each SRC in turn, all held
+                                together; prints how many of each the gateway kept open
 
 tcp: MAX connections echo; the MAX+1th is closed by the gateway without an echo. Then
 connection 0 sends every IDLE_MS/4 while connection 1 stays silent: connection 1 must be closed
@@ -175,6 +178,30 @@ def udp(gw, port, n, idle):
     return res, ok
 
 
+def conns(gw, port, specs):
+    """A refused connection is accepted by the kernel and closed by the gateway at once."""
+    held = []
+    for spec in specs:
+        src, n = spec.rsplit(":", 1)
+        for _ in range(int(n)):
+            held.append((src, socket.create_connection((gw, port), timeout=3,
+                                                       source_address=(src, 0))))
+    time.sleep(0.5)
+    kept = {}
+    for src, s in held:
+        s.setblocking(False)
+        try:
+            is_open = s.recv(1) != b""
+        except BlockingIOError:
+            is_open = True
+        except OSError:
+            is_open = False
+        kept[src] = kept.get(src, 0) + is_open
+    for _, s in held:
+        s.close()
+    return " ".join(str(kept.get(spec.rsplit(":", 1)[0], 0)) for spec in specs)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "echo":
@@ -185,6 +212,8 @@ def main():
         while True:
             d, peer = s.recvfrom(65535)
             s.sendto(b"%d:" % peer[1] + d, peer)
+    elif mode == "conns":
+        print(conns(sys.argv[2], int(sys.argv[3]), sys.argv[4:]))
     else:
         gw, port, n, idle = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
         res, ok = (tcp if mode == "tcp" else udp)(gw, port, n, idle)
