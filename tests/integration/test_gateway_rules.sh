@@ -19,8 +19,8 @@
 # forged, expired, other-audience, other-issuer, encryption-key, HS256 (algorithm confusion)
 # and unsigned tokens refused, each for its own reason; the HTTP listener closes a connection
 # over max_conns_per_source or max_conns at once; TCP and UDP forwards refuse the connection or
-# flow over max_conns and close idle ones after idle_timeout_ms while active ones stay.
-# 49 to 60 s at load 19 to 26 on 2 shared cores (10 s of CPU), mostly starting processes.
+# flow over max_conns and close idle ones after idle_timeout_ms while active ones stay, and a
+# TCP forward's per-source bucket closes a connection over it. 50 to 60 s at load 19 to 26 on 2 shared cores (10 s of CPU), mostly starting processes.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -110,6 +110,9 @@ cat >"$SG_TMP/gateway.json" <<EOF
    "rules": [{"path": "/open/*", "action": "allow"}, {"path": "/blocked/*", "action": "deny"}],
    "targets": $WEB},
   {"id": "tcpf", "protocol": "tcp", "port": 15000, "max_conns": 2, "idle_timeout_ms": 1000,
+   "targets": [{"id": "echo", "address": "$TA:7000"}]},
+  {"id": "tcprl", "protocol": "tcp", "port": 15001,
+   "rate_limit": {"per_source": {"rate": 1, "burst": 2}},
    "targets": [{"id": "echo", "address": "$TA:7000"}]},
   {"id": "udpf", "protocol": "udp", "port": 15353, "max_conns": 2, "idle_timeout_ms": 1000,
    "targets": [{"id": "echo", "address": "$TA:7001"}]}
@@ -241,7 +244,7 @@ log "per source (burst 3, 1/s): $SRC1 $out; $SRC2 $out2"
 # Per resource, burst 4 at 1/s: two sources take the bucket, a third is refused.
 a=$(burst "$SRC1" rr.test 2)
 b=$(burst "$SRC2" rr.test 2)
-c=$(burst "$SRC3" rr.test 3)
+c=$(burst "$SRC3" rr.test 5)
 [[ $a == "200: 200: " && $b == "200: 200: " && $c == *"429:1 "* ]] ||
 	fail "per-resource limit: $SRC1 $a; $SRC2 $b; $SRC3 $c"
 log "per resource (burst 4, 1/s): $SRC1 $a; $SRC2 $b; $SRC3 $c"
@@ -341,6 +344,12 @@ grep -q 'event=gw_denied .*resource=tcpf proto=tcp .*reason="connection limit"' 
 	fail "no gw_denied for the third TCP connection"
 wait_for 3 grep -q '"proto":"tcp".*"reason":"idle timeout"' "$SG_TMP/access.log" ||
 	fail "no TCP flow closed for its idle timeout in the access log"
+# A TCP forward's per-source bucket (burst 2, 1/s): the third connection at once is closed,
+# another source's is not.
+out=$(nsx "$C" $PY "$HERE/fwd.py" conns "$GW" 15001 "$SRC1:3" "$SRC2:1")
+[ "$out" = "2 1" ] || fail "TCP forward's rate limit: kept $out of 3 from $SRC1 and 1 from $SRC2, expected 2 1"
+[ "$(metric 'sg_gateway_rate_limited_total{resource="tcprl"}')" = 1 ] ||
+	fail "sg_gateway_rate_limited_total{tcprl} does not count the refused connection"
 out=$(nsx "$C" $PY "$HERE/fwd.py" udp "$GW" 15353 2 1000) || fail "UDP forward: $out"
 idle=$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["extra_answered_after_ms"])' "$out")
 [ "$idle" -ge 800 ] && [ "$idle" -le 3000 ] ||
