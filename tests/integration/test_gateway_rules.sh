@@ -11,7 +11,8 @@
 # Proves: least_conn sends new requests past a target busy with one; region keeps traffic in
 # the gateway's region, fails over within it, then to another region with no failed request,
 # and comes back; rules by path, method, header and source (first match wins) answer 200, 403
-# or 401 as written, after dot-segment normalization; allow/deny lists; a login resource's
+# or 401 as written (an auth rule on a public resource), after dot-segment normalization;
+# allow/deny lists; a login resource's
 # rules (allow, deny) and its 302 to the provider (401 for a POST); token buckets per source
 # (another source unaffected) and per resource (all sources together) answer 429 with a
 # Retry-After that holds; max_body answers 413 (Content-Length and chunked) and the refused
@@ -100,6 +101,7 @@ cat >"$SG_TMP/gateway.json" <<EOF
              {"path": "/public", "action": "allow"}],
    "targets": $WEB},
   {"id": "acl", "domains": ["acl.test"], "allow": ["$SRC1/32", "$SRC3/32"], "deny": ["$SRC3/32"],
+   "api_keys": ["$KEYHASH"], "rules": [{"path": "/private/*", "action": "auth"}],
    "targets": $WEB},
   {"id": "rs", "domains": ["rs.test"], "rate_limit": {"per_source": {"rate": 1, "burst": 3}},
    "targets": $WEB},
@@ -230,7 +232,10 @@ grep -q '^POST /ro/\|^PUT /ro/' "$SG_TMP/target_web.log" && fail "a denied POST 
 expect 200 "allow list: $SRC1" "$SRC1" acl.test /
 expect 403 "allow list: $SRC2 not in it" "$SRC2" acl.test /
 expect 403 "deny list: $SRC3 (in both lists: deny first)" "$SRC3" acl.test /
-log "rules by path, method, header and source; allow and deny lists: ok"
+expect 401 "rule auth on a public resource, no key" "$SRC1" acl.test /private/x
+expect 200 "rule auth on a public resource, the key" "$SRC1" acl.test /private/x -H "$AUTH"
+expect 403 "rule auth with the key from a denied source" "$SRC3" acl.test /private/x -H "$AUTH"
+log "rules by path, method, header and source, allow/deny/auth; allow and deny lists: ok"
 
 # ---- rate limits and the body cap -------------------------------------------------------------
 # Per source, burst 3 at 1/s: a fourth request at once is refused, another source is not.
