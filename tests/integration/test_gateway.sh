@@ -34,9 +34,13 @@ set -u
 . "$(dirname "$0")/../server/pg.sh"
 
 sg_init gw
-for t in python3 curl openssl sha384sum xxd; do
+for t in curl openssl sha384sum xxd; do
 	command -v "$t" >/dev/null || skip "missing tool: $t (scripts/deps.sh installs it)"
 done
+# Debian's Python for every helper (websockets, jwt, h2 are Debian packages), which starts at
+# once, where a python3 first on PATH may be a pyenv shim (2 s a start at load 20).
+PY=/usr/bin/python3
+[ -x "$PY" ] || skip "no $PY (Debian's python3)"
 SG=$SG_BIN/secureguard
 [ -x "$SG" ] || skip "$SG not built"
 HERE=$(cd "$(dirname "$0")" && pwd)/gateway
@@ -70,7 +74,7 @@ log "tunnels up: gateway to site A and site B"
 TGT=()
 start_target() { # NS NAME ADDR PORT
 	# ip netns exec execs python, so $! is the target itself (kill -9 below).
-	ip netns exec "$1" python3 "$HERE/target.py" "$2" "$3" "$4" "$SG_TMP/target_$2.log" \
+	ip netns exec "$1" "$PY" "$HERE/target.py" "$2" "$3" "$4" "$SG_TMP/target_$2.log" \
 		>"$SG_TMP/target_$2.out" 2>&1 &
 	TGT_PID[$2]=$!
 	# 30 s: a loaded machine (load 20) has taken more than 10 s to start the interpreter.
@@ -80,7 +84,7 @@ declare -A TGT_PID=()
 start_target "$SA" a "$(in4 3)" 8080
 start_target "$SB" b "$(in4 4)" 8080
 start_target "$SB" api "$(in4 4)" 8081
-nsx "$SB" python3 "$HERE/udp_echo.py" serve echo "$(in4 4)" 5353 >/dev/null 2>&1 &
+nsx "$SB" "$PY" "$HERE/udp_echo.py" serve echo "$(in4 4)" 5353 >/dev/null 2>&1 &
 # python3-websockets is Debian's: /usr/bin/python3, whatever python3 is first on PATH.
 /usr/bin/python3 -c "import websockets" 2>/dev/null ||
 	skip "python3-websockets missing (scripts/deps.sh installs it)"
@@ -118,7 +122,7 @@ ip netns exec "$ID" /usr/bin/python3 "$HERE/idp.py" "$(out4 5)" 9000 gw-ext >"$S
 wait_for 10 sg_listening "$ID" 9000 || { cat "$SG_TMP/idp.log"; fail "idp.py did not start"; }
 KEY=gw-test-key-0123456789
 KEYHASH=$(printf %s "$KEY" | sha384sum | cut -d' ' -f1)
-prov=$(nsx "$C" python3 "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
+prov=$(nsx "$C" "$PY" "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
 	"$(in4 3)/32" "$(in4 4)/32" "$(in4 3)" "$(in4 4)" "$SG_PG_PORT" "$KEYHASH" "$SG_TMP/certs") ||
 	fail "provisioning through the server's API: $prov"
 eval "$prov"
@@ -150,7 +154,7 @@ grep -q 'event=mgmt_enrolled' "${GW_LOGS[0]}" || fail "no mgmt_enrolled"
 [ "$(stat -c %a "$GW_STATE/gateway.key")" = 600 ] || fail "the gateway's key is not 0600"
 log "gateway up (pid $GW_PID), enrolled, its configuration pushed"
 
-cli() { nsx "$C" python3 "$HERE/client.py" "$@"; }
+cli() { nsx "$C" "$PY" "$HERE/client.py" "$@"; }
 get() { cli get "$GW" 8080 "$@"; }
 metric() { nsx "$G" curl -s http://127.0.0.1:9464/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 
@@ -182,9 +186,9 @@ log "routing by domain and wildcard, forwarding headers, sticky cookie: ok"
 # ---- weights ------------------------------------------------------------------------------
 out=$(cli count "$GW" 8080 app.test 1000)
 log "1000 requests to app.test (weights a=3 b=1): $out"
-na=$(python3 -c "import json,sys; print(json.loads(sys.argv[1]).get('a', 0))" "$out")
-nb=$(python3 -c "import json,sys; print(json.loads(sys.argv[1]).get('b', 0))" "$out")
-nf=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(1000 - d.get('a',0) - d.get('b',0))" "$out")
+na=$("$PY" -c "import json,sys; print(json.loads(sys.argv[1]).get('a', 0))" "$out")
+nb=$("$PY" -c "import json,sys; print(json.loads(sys.argv[1]).get('b', 0))" "$out")
+nf=$("$PY" -c "import json,sys; d=json.loads(sys.argv[1]); print(1000 - d.get('a',0) - d.get('b',0))" "$out")
 [ "$nf" -eq 0 ] || fail "$nf of 1000 requests failed: $out"
 # 5% of 1000 requests around the expected 750/250.
 [ "$na" -ge 700 ] && [ "$na" -le 800 ] || fail "target a got $na of 1000, expected 750 +- 50"
@@ -198,7 +202,7 @@ t_kill=$(date +%s.%N)
 kill -KILL "${TGT_PID[a]}"
 log "target a killed"
 wait "$LOOP" || fail "client loop failed"
-python3 - "$SG_TMP/loop.txt" "$t_kill" <<'EOF' || fail "failover: see above"
+"$PY" - "$SG_TMP/loop.txt" "$t_kill" <<'EOF' || fail "failover: see above"
 import sys
 lines = [l.split() for l in open(sys.argv[1])]
 t_kill = float(sys.argv[2])
@@ -215,7 +219,7 @@ EOF
 [ "$(metric "sg_gateway_target_healthy{resource=\"$RES_app\",target=\"$TID_a\"}")" = 0 ] ||
 	fail "metrics still show target a healthy"
 out=$(nsx "$G" curl -s http://127.0.0.1:9464/healthz)
-python3 -c 'import json, sys; d = json.loads(sys.argv[1]); sys.exit(not (d["status"] == "ok" and d["targets_usable"] == d["targets"] - 1))' "$out" ||
+"$PY" -c 'import json, sys; d = json.loads(sys.argv[1]); sys.exit(not (d["status"] == "ok" and d["targets_usable"] == d["targets"] - 1))' "$out" ||
 	fail "/healthz does not count the dead target out: $out"
 grep -q "event=gw_target_down.*target=$TID_a" "${GW_LOGS[0]}" || fail "no gw_target_down for a"
 start_target "$SA" a "$(in4 3)" 8080
@@ -401,7 +405,7 @@ out=$(ip netns exec "$C" node "$HERE/../../browser/gateway_login.mjs" \
 # An account with a second factor: in Chromium the page asks for a code after the password;
 # the script computes it from the account's TOTP secret.
 TFA_EMAIL=tfa@example.com TFA_PW="tfa-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-secret=$(nsx "$C" python3 "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
+secret=$(nsx "$C" "$PY" "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
 	--totp-user "$TFA_EMAIL" "$TFA_PW") || fail "a user with a second factor: $secret"
 out=$(ip netns exec "$C" node "$HERE/../../browser/gateway_login.mjs" \
 	"http://login.test:8080/in-chromium-2fa" "$TFA_EMAIL" "$TFA_PW" "MAP login.test $GW" \
@@ -414,12 +418,12 @@ log "login: the server's login page, PKCE code flow to a session, single sign-on
 out=$(nsx "$C" env PGCONNECT_TIMEOUT=5 "$SG_PG_BINDIR/psql" -X -At -h "$GW" -p 15432 -U sg \
 	-d sgtest -c "SELECT v FROM t" 2>&1) || true
 [ "$out" = "through the gateway" ] || fail "psql through the TCP forward: $out"
-out=$(nsx "$C" python3 "$HERE/udp_echo.py" ask "$GW" 15353 20)
+out=$(nsx "$C" "$PY" "$HERE/udp_echo.py" ask "$GW" 15353 20)
 [ "$out" = 20 ] || fail "UDP forward: $out of 20 answers"
 log "TCP forward (psql) and UDP forward: ok"
 
 # ---- hostile input never reaches a target -------------------------------------------------
-raw() { nsx "$C" python3 "$HERE/raw.py" send "$GW" 8080 "$(printf %s "$1" | xxd -p | tr -d '\n')"; }
+raw() { nsx "$C" "$PY" "$HERE/raw.py" send "$GW" 8080 "$(printf %s "$1" | xxd -p | tr -d '\n')"; }
 expect_refused() { # WHAT REQUEST
 	local r
 	r=$(raw "$2")
@@ -435,7 +439,7 @@ expect_refused "bad chunk size" "POST /smuggle-chunk HTTP/1.1${CRLF}Host: app.te
 big=$(head -c 9000 /dev/zero | tr '\0' a)
 expect_refused "oversized header" "GET /smuggle-big HTTP/1.1${CRLF}Host: app.test${CRLF}X-Big: $big${CRLF}${CRLF}"
 expect_refused "body over max_body" "POST /smuggle-body HTTP/1.1${CRLF}Host: app.test${CRLF}Content-Length: 2000000${CRLF}${CRLF}"
-out=$(nsx "$C" python3 "$HERE/raw.py" slow "$GW" 8080 4)
+out=$(nsx "$C" "$PY" "$HERE/raw.py" slow "$GW" 8080 4)
 [[ $out == "HTTP/1.1 408"* ]] || [[ $out == closed* ]] || fail "slowloris: $out"
 log "slowloris: $out"
 if grep -h -E 'smuggle|slowloris' "$SG_TMP"/target_*.log; then
@@ -449,9 +453,9 @@ api() { # METHOD PATH: with an admin's token, from the client's namespace
 }
 ATOK=$(nsx "$C" curl -s -H 'Content-Type: application/json' \
 	-d "{\"email\":\"$SG_ADMIN_EMAIL\",\"password\":\"$SG_ADMIN_PASSWORD\"}" \
-	"$SRV/api/auth/login" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+	"$SRV/api/auth/login" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 audited() { # EVENT: at least one row from the client's address
-	api GET "/api/audit?event_type=$1&limit=50" | python3 -c '
+	api GET "/api/audit?event_type=$1&limit=50" | "$PY" -c '
 import json, sys
 rows = json.load(sys.stdin)["items"]
 sys.exit(0 if any(r["source_ip"] == sys.argv[1] for r in rows) else 1)' "$(out4 1)"
@@ -459,7 +463,7 @@ sys.exit(0 if any(r["source_ip"] == sys.argv[1] for r in rows) else 1)' "$(out4 
 for ev in gateway.access_denied gateway.credential_refused gateway.login; do
 	wait_for 15 audited "$ev" || fail "no $ev from the client in the server's audit chain"
 done
-api GET "/api/v1/gateways/$GW_ID" | python3 -c '
+api GET "/api/v1/gateways/$GW_ID" | "$PY" -c '
 import json, sys
 g = json.load(sys.stdin)
 assert g["state"] in ("ok", "degraded") and g["online"] and g["status"]["serial"] >= 1, g
@@ -477,7 +481,7 @@ apij() { # METHOD PATH JSON
 	nsx "$C" curl -s -X "$1" -H "Authorization: Bearer $ATOK" -H 'Content-Type: application/json' \
 		-d "$3" "$SRV$2"
 }
-jget() { python3 -c 'import json, sys
+jget() { "$PY" -c 'import json, sys
 d = json.load(sys.stdin)
 for k in sys.argv[1].split("."): d = d[k]
 print(d)' "$1"; }
@@ -533,7 +537,7 @@ log "exposed service: created with its URL, DNS record and tunnel, served throug
 serial_above() { [ "$(metric sg_gateway_config_serial)" -gt "$1" ]; }
 serial_is() { [ "$(metric sg_gateway_config_serial)" = "$1" ]; }
 serial=$(metric sg_gateway_config_serial)
-nsx "$C" python3 "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
+nsx "$C" "$PY" "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
 	--weight "$TID_b" 2 || fail "changing a weight"
 wait_for 5 serial_above "$serial" ||
 	fail "the change did not reach the gateway within 5 s"
@@ -551,7 +555,7 @@ grep -q 'event=gw_config_last_known_good' "${GW_LOGS[1]}" || fail "no gw_config_
 start_server
 wait_for 15 grep -q 'event=mgmt_logged_in' "${GW_LOGS[1]}" ||
 	fail "the gateway did not log in again when the server came back"
-nsx "$C" python3 "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
+nsx "$C" "$PY" "$HERE/provision.py" "$SRV" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD" \
 	--weight "$TID_b" 1 || fail "changing a weight"
 wait_for 10 serial_above "$serial" ||
 	fail "a change after the server came back did not reach the gateway"
@@ -601,7 +605,7 @@ for f in "${GW_LOGS[@]}" "$SG_TMP/server.log"; do
 	fi
 done
 lines=$(wc -l <"$SG_TMP/access.log")
-python3 -c '
+"$PY" -c '
 import json, sys
 for l in open(sys.argv[1]):
     json.loads(l)

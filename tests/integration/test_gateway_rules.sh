@@ -34,7 +34,7 @@ SG=$SG_BIN/secureguard
 # Debian's Python for every helper: it has python3-jwt and python3-cryptography, and it starts
 # at once, where a python3 first on PATH may be a pyenv shim (2 s a start at load 20).
 PY=/usr/bin/python3
-$PY -c "import jwt, cryptography" 2>/dev/null ||
+"$PY" -c "import jwt, cryptography" 2>/dev/null ||
 	skip "python3-jwt or python3-cryptography missing (scripts/deps.sh installs them)"
 HERE=$(cd "$(dirname "$0")" && pwd)/gateway
 
@@ -58,7 +58,7 @@ start_targets() { # KEY NAME PORT [NAME PORT ...]
 		shift 2
 	done
 	# ip netns exec execs python, so $! is the target process itself (kill -9 below).
-	ip netns exec "$T" $PY "$HERE/target.py" "${args[@]}" >>"$SG_TMP/target_$key.out" 2>&1 &
+	ip netns exec "$T" "$PY" "$HERE/target.py" "${args[@]}" >>"$SG_TMP/target_$key.out" 2>&1 &
 	TGT_PID[$key]=$!
 }
 kill_target() {
@@ -68,8 +68,8 @@ kill_target() {
 start_targets rest lc1 8081 lc2 8082 us1 8093 web 8080
 start_targets eu1 eu1 8091
 start_targets eu2 eu2 8092
-nsx "$T" $PY "$HERE/fwd.py" echo "$TA" 7000 7001 >"$SG_TMP/echo.out" 2>&1 &
-ip netns exec "$T" $PY "$HERE/idp.py" "$TA" 9000 gw-rs RS256 >"$SG_TMP/idp.log" 2>&1 &
+nsx "$T" "$PY" "$HERE/fwd.py" echo "$TA" 7000 7001 >"$SG_TMP/echo.out" 2>&1 &
+ip netns exec "$T" "$PY" "$HERE/idp.py" "$TA" 9000 gw-rs RS256 >"$SG_TMP/idp.log" 2>&1 &
 for p in 8081 8082 8093 8080 8091 8092 7000 9000; do
 	wait_for 30 sg_listening "$T" "$p" ||
 		fail "nothing listens on $TA:$p: $(cat "$SG_TMP"/*.out "$SG_TMP/idp.log")"
@@ -283,7 +283,7 @@ out=$(lc -L -c "$SG_TMP/jar" -b "$SG_TMP/jar" -w '\n%{http_code} %{num_redirects
 	fail "the code flow with the RS256 provider: $out"
 tok=$(awk '$6 == "sg_session_sso" { print $7 }' "$SG_TMP/jar")
 [ -n "$tok" ] || fail "no session cookie after the login"
-[ "$($PY -c 'import base64, json, sys
+[ "$("$PY" -c 'import base64, json, sys
 h = sys.argv[1].split(".")[0]
 print(json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))["alg"])' "$tok")" = RS256 ] ||
 	fail "the session token is not RS256"
@@ -330,7 +330,7 @@ log "RS256: code flow to a session; forged, expired, other audience and issuer, 
 quiet() { [ "$(metric sg_gateway_connections)" -le 1 ]; } # the metrics request itself
 wait_for 5 quiet || fail "the gateway still holds $(metric sg_gateway_connections) connections"
 refused=$(metric sg_gateway_connections_refused_total)
-out=$(nsx "$C" $PY "$HERE/fwd.py" conns "$GW" 8080 "$SRC3:9" "$SRC2:4" "$SRC1:1")
+out=$(nsx "$C" "$PY" "$HERE/fwd.py" conns "$GW" 8080 "$SRC3:9" "$SRC2:4" "$SRC1:1")
 [ "$out" = "8 4 0" ] ||
 	fail "connections kept from $SRC3 (9 opened), $SRC2 (4), $SRC1 (1): $out, expected 8 4 0"
 [ "$(metric sg_gateway_connections_refused_total)" = $((refused + 2)) ] ||
@@ -340,8 +340,8 @@ wait_for 5 served || fail "the gateway takes no new connection after the limits 
 log "connection limits (8 per source, 12 in all): kept $out of 9, 4, 1: ok"
 
 # ---- TCP and UDP forwards: connection limits and idle timeouts --------------------------------
-out=$(nsx "$C" $PY "$HERE/fwd.py" tcp "$GW" 15000 2 1000) || fail "TCP forward: $out"
-idle=$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["idle_closed_after_ms"])' "$out")
+out=$(nsx "$C" "$PY" "$HERE/fwd.py" tcp "$GW" 15000 2 1000) || fail "TCP forward: $out"
+idle=$("$PY" -c 'import json, sys; print(json.loads(sys.argv[1])["idle_closed_after_ms"])' "$out")
 [ "$idle" -ge 800 ] && [ "$idle" -le 3000 ] ||
 	fail "TCP forward: the idle connection closed after $idle ms, idle_timeout_ms is 1000: $out"
 log "TCP forward (max_conns 2, idle 1 s): $out"
@@ -351,12 +351,12 @@ wait_for 3 grep -q '"proto":"tcp".*"reason":"idle timeout"' "$SG_TMP/access.log"
 	fail "no TCP flow closed for its idle timeout in the access log"
 # A TCP forward's per-source bucket (burst 2, 1/s): the third connection at once is closed,
 # another source's is not.
-out=$(nsx "$C" $PY "$HERE/fwd.py" conns "$GW" 15001 "$SRC1:3" "$SRC2:1")
+out=$(nsx "$C" "$PY" "$HERE/fwd.py" conns "$GW" 15001 "$SRC1:3" "$SRC2:1")
 [ "$out" = "2 1" ] || fail "TCP forward's rate limit: kept $out of 3 from $SRC1 and 1 from $SRC2, expected 2 1"
 [ "$(metric 'sg_gateway_rate_limited_total{resource="tcprl"}')" = 1 ] ||
 	fail "sg_gateway_rate_limited_total{tcprl} does not count the refused connection"
-out=$(nsx "$C" $PY "$HERE/fwd.py" udp "$GW" 15353 2 1000) || fail "UDP forward: $out"
-idle=$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["extra_answered_after_ms"])' "$out")
+out=$(nsx "$C" "$PY" "$HERE/fwd.py" udp "$GW" 15353 2 1000) || fail "UDP forward: $out"
+idle=$("$PY" -c 'import json, sys; print(json.loads(sys.argv[1])["extra_answered_after_ms"])' "$out")
 [ "$idle" -ge 800 ] && [ "$idle" -le 3000 ] ||
 	fail "UDP forward: the third flow was let in $idle ms after the second went quiet (idle_timeout_ms 1000): $out"
 log "UDP forward (max_conns 2, idle 1 s): $out"
@@ -379,7 +379,7 @@ if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$GW_LOG"; then
 	cat "$GW_LOG"
 	fail "sanitizer report in the gateway's log"
 fi
-$PY -c '
+"$PY" -c '
 import json, sys
 for l in open(sys.argv[1]):
     json.loads(l)
