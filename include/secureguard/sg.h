@@ -251,6 +251,23 @@ SG_API sg_result sg_session_open(const char *server_url, const char *ca_file, co
 				 const char *email, const char *password, const char *code,
 				 int duration_seconds, char *token, size_t token_len,
 				 int64_t *expires_at, char *why, size_t whylen);
+/* Opens the same session with a login through the server's OpenID provider instead of a
+ * password (docs/SERVER.md "VPN sessions through the OpenID provider"): the app sent the user's
+ * browser to the server's /oauth2/authorize as client "secureguard-cli" with a loopback
+ * redirect_uri (RFC 8252: http://127.0.0.1:PORT/PATH, any port), PKCE S256, a state and a
+ * nonce; the login page asked the account's second factor (TOTP or a passkey); the browser
+ * came back to the app's listener with a code, whose state the app checked. This redeems
+ * oidc_code with its code_verifier, that redirect_uri and nonce (NULL if none was sent).
+ * Results as sg_session_open; SG_EAUTH also for a code that was used, expired, or does not
+ * match its verifier, redirect URI or nonce; SG_EPERM: the account has no second factor. The
+ * browser step (listener, URL, state) is the app's: `secureguard connect --oidc` is one
+ * (src/cli/connect_oidc.c). code_verifier is not kept. */
+SG_API sg_result sg_session_open_oidc(const char *server_url, const char *ca_file,
+				      const char *client, const char *oidc_code,
+				      const char *code_verifier, const char *redirect_uri,
+				      const char *nonce, int duration_seconds, char *token,
+				      size_t token_len, int64_t *expires_at, char *why,
+				      size_t whylen);
 /* Ends the session of token: the hubs remove the peer with its sessions and keys. SG_ENOENT
  * when it had ended already (expired or revoked). */
 SG_API sg_result sg_session_end(const char *server_url, const char *ca_file, const char *token,

@@ -2,11 +2,13 @@
  * sessions").
  *
  *   secureguard connect --server URL [--ca-file F] [--email E] [--code C] [--duration S] CLIENT
+ *   secureguard connect --server URL --oidc [--no-browser] [--ca-file F] [--duration S] CLIENT
  *   secureguard disconnect [--ca-file F] CLIENT
  *
  * On a network with mfa_required a client is a peer of its hubs only while its owner holds a
  * session. `connect` proves the owner's password and a TOTP (or recovery) code to the server
- * (POST /api/vpn-sessions) and keeps the session's token in the state directory (0600), so that
+ * (POST /api/vpn-sessions), or with --oidc signs in through the server's OpenID provider in the
+ * browser (connect_oidc.c), and keeps the session's token in the state directory (0600), so that
  * `disconnect` can end it (POST /api/vpn-sessions/end). The tunnel itself is brought up as
  * always (`secureguard up`): the hub lets it in while the session lasts.
  *
@@ -31,9 +33,11 @@
 #include <secureguard/sg.h>
 
 #include "cli/cli.h"
+#include "cli/connect_oidc.h"
 #include "crypto/crypto.h"
 
 #define SECRET_MAX     1024
+#define OIDC_WAIT_S    300 /* for the browser to come back: the provider's mfa_token lives 5 min */
 
 /* A secret: the environment variable, else the file, else the terminal (no echo). false with
  * a message when none can be had. */
@@ -177,13 +181,18 @@ static void connect_usage(FILE *f)
 	fprintf(f,
 		"Usage: %s connect --server URL [--ca-file FILE] [--email EMAIL] [--code CODE]\n"
 		"         [--password-file FILE] [--duration SECONDS] [--state-dir DIR] CLIENT\n"
+		"       %s connect --server URL --oidc [--no-browser] [--ca-file FILE]\n"
+		"         [--duration SECONDS] [--state-dir DIR] CLIENT\n"
 		"Opens an MFA session for CLIENT (its id or name) of an mfa_required network: the\n"
 		"hubs list it as a peer until the session ends (its network's mfa_session_hours,\n"
 		"or --duration), `%s disconnect CLIENT`, or an admin revokes it.\n"
 		"The password comes from SECUREGUARD_PASSWORD, --password-file or the terminal;\n"
 		"the code (TOTP or recovery) from --code, SECUREGUARD_CODE or the terminal; the\n"
-		"e-mail from --email, SECUREGUARD_EMAIL or the terminal.\n",
-		CLI_PROG, CLI_PROG);
+		"e-mail from --email, SECUREGUARD_EMAIL or the terminal.\n"
+		"--oidc signs in through the server's login page in a browser on this machine\n"
+		"instead (password and TOTP or a passkey); it prints the address to open and\n"
+		"opens it with xdg-open unless --no-browser.\n",
+		CLI_PROG, CLI_PROG, CLI_PROG);
 }
 
 int cli_cmd_connect(int argc, char **argv)
@@ -193,7 +202,9 @@ int cli_cmd_connect(int argc, char **argv)
 	    {"email", required_argument, NULL, 'e'},	{"code", required_argument, NULL, 'k'},
 	    {"password-file", required_argument, NULL, 'p'},
 	    {"duration", required_argument, NULL, 'd'}, {"state-dir", required_argument, NULL, 'S'},
+	    {"oidc", no_argument, NULL, 'O'},		{"no-browser", no_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0}};
+	bool oidc = false, no_browser = false;
 	const char *server = NULL, *ca = NULL, *email_opt = NULL, *code_opt = NULL,
 		   *pwfile = NULL, *sdir = NULL, *client;
 	char email[320], password[SECRET_MAX], code[64], dir[1024], path[1200], why[512];
@@ -213,6 +224,8 @@ int cli_cmd_connect(int argc, char **argv)
 		case 'k': code_opt = optarg; break;
 		case 'p': pwfile = optarg; break;
 		case 'S': sdir = optarg; break;
+		case 'O': oidc = true; break;
+		case 'B': no_browser = true; break;
 		case 'd': {
 			char *end;
 
@@ -228,25 +241,34 @@ int cli_cmd_connect(int argc, char **argv)
 		default: connect_usage(stderr); return 1;
 		}
 	}
-	if (!server || optind != argc - 1) {
+	if (!server || optind != argc - 1 || (oidc && (email_opt || code_opt || pwfile)) ||
+	    (no_browser && !oidc)) {
 		connect_usage(stderr);
 		return 1;
 	}
 	client = argv[optind];
 	if (!state_dir(sdir, dir, sizeof(dir)))
 		return 1;
-	if (email_opt)
-		snprintf(email, sizeof(email), "%s", email_opt);
-	else if (!read_secret("SECUREGUARD_EMAIL", NULL, "E-mail", email, sizeof(email)))
-		return 1;
-	if (!read_secret("SECUREGUARD_PASSWORD", pwfile, "Password", password, sizeof(password)))
-		goto out;
-	if (code_opt)
-		snprintf(code, sizeof(code), "%s", code_opt);
-	else if (!read_secret("SECUREGUARD_CODE", NULL, "Authenticator code", code, sizeof(code)))
-		goto out;
-	rc = sg_session_open(server, ca, client, email, password, code, (int)duration, token,
-			     sizeof(token), &expires, why, sizeof(why));
+	if (oidc) {
+		/* The factors are asked by the server's page, in the browser. */
+		rc = cli_connect_oidc(server, ca, client, (int)duration, no_browser, OIDC_WAIT_S,
+				      token, sizeof(token), &expires, why, sizeof(why));
+	} else {
+		if (email_opt)
+			snprintf(email, sizeof(email), "%s", email_opt);
+		else if (!read_secret("SECUREGUARD_EMAIL", NULL, "E-mail", email, sizeof(email)))
+			return 1;
+		if (!read_secret("SECUREGUARD_PASSWORD", pwfile, "Password", password,
+				 sizeof(password)))
+			goto out;
+		if (code_opt)
+			snprintf(code, sizeof(code), "%s", code_opt);
+		else if (!read_secret("SECUREGUARD_CODE", NULL, "Authenticator code", code,
+				      sizeof(code)))
+			goto out;
+		rc = sg_session_open(server, ca, client, email, password, code, (int)duration,
+				     token, sizeof(token), &expires, why, sizeof(why));
+	}
 	if (rc != SG_EOK) {
 		fprintf(stderr, "%s: connect: %s: %s\n", CLI_PROG, sg_strerror(rc), why);
 		goto out;

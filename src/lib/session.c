@@ -1,7 +1,8 @@
-/* libsecureguard: MFA-gated VPN sessions (sg_session_open, sg_session_end; docs/SERVER.md "MFA-
- * gated VPN sessions", docs/EMBEDDING.md). An app (and `secureguard connect`) proves the client
- * owner's password and TOTP code to the management server; the server's hubs then list the
- * client as a peer until the session ends. Two requests of the management API over the one HTTP
+/* libsecureguard: MFA-gated VPN sessions (sg_session_open, sg_session_open_oidc,
+ * sg_session_end; docs/SERVER.md "MFA-gated VPN sessions", docs/EMBEDDING.md). An app (and
+ * `secureguard connect`) proves the client owner's password and TOTP code to the management
+ * server, or redeems the code of a login through its OpenID provider; the server's hubs then
+ * list the client as a peer until the session ends. Two requests of the management API over the one HTTP
  * client (src/net/httpc.c), each on a loop of its own and waited for: no thread, no global
  * state. The password, the code and the request text are wiped after use. */
 #include <secureguard/sg.h>
@@ -127,14 +128,25 @@ static sg_result refused(const struct answer *a, char *why, size_t whylen)
 	}
 }
 
+static sg_result open_post(const char *server_url, const char *ca_file, const char *path,
+			   json_t *body, char *token, size_t token_len, int64_t *expires_at,
+			   char *why, size_t whylen);
+
+/* Wipes the string member k of a request object (a secret sent). */
+static void wipe(json_t *body, const char *k)
+{
+	const char *v = json_string_value(json_object_get(body, k));
+
+	if (v)
+		sg_memzero((char *)v, strlen(v));
+}
+
 sg_result sg_session_open(const char *server_url, const char *ca_file, const char *client,
 			  const char *email, const char *password, const char *code,
 			  int duration_seconds, char *token, size_t token_len, int64_t *expires_at,
 			  char *why, size_t whylen)
 {
 	json_t *body = NULL;
-	struct answer a = {0};
-	const char *tok;
 	sg_result rc;
 
 	if (why && whylen)
@@ -155,7 +167,61 @@ sg_result sg_session_open(const char *server_url, const char *ca_file, const cha
 		say(why, whylen, "%s", "invalid UTF-8 in an argument, or out of memory");
 		return SG_EINVAL;
 	}
-	rc = post(server_url, ca_file, "/api/vpn-sessions", body, &a, why, whylen);
+	rc = open_post(server_url, ca_file, "/api/vpn-sessions", body, token, token_len, expires_at,
+		       why, whylen);
+	/* The request object held the password and the code. */
+	wipe(body, "password");
+	wipe(body, "code");
+	json_decref(body);
+	return rc;
+}
+
+sg_result sg_session_open_oidc(const char *server_url, const char *ca_file, const char *client,
+			       const char *oidc_code, const char *code_verifier,
+			       const char *redirect_uri, const char *nonce, int duration_seconds,
+			       char *token, size_t token_len, int64_t *expires_at, char *why,
+			       size_t whylen)
+{
+	json_t *body;
+	sg_result rc;
+
+	if (why && whylen)
+		why[0] = 0;
+	if (token && token_len)
+		token[0] = 0;
+	if (!server_url || !client || !oidc_code || !code_verifier || !redirect_uri || !token ||
+	    token_len < 2 || duration_seconds < 0) {
+		say(why, whylen, "%s",
+		    "server_url, client, oidc_code, code_verifier, redirect_uri and a token buffer "
+		    "are required");
+		return SG_EINVAL;
+	}
+	body = json_pack("{s:s,s:s,s:s,s:s}", "client", client, "oidc_code", oidc_code,
+			 "code_verifier", code_verifier, "redirect_uri", redirect_uri);
+	if (body && nonce)
+		json_object_set_new(body, "nonce", json_string(nonce));
+	if (body && duration_seconds)
+		json_object_set_new(body, "duration_seconds", json_integer(duration_seconds));
+	if (!body) {
+		say(why, whylen, "%s", "invalid UTF-8 in an argument, or out of memory");
+		return SG_EINVAL;
+	}
+	rc = open_post(server_url, ca_file, "/api/vpn-sessions/oidc", body, token, token_len,
+		       expires_at, why, whylen);
+	wipe(body, "code_verifier");
+	json_decref(body);
+	return rc;
+}
+
+/* POSTs an opening request and reads the session of its answer (201). */
+static sg_result open_post(const char *server_url, const char *ca_file, const char *path,
+			   json_t *body, char *token, size_t token_len, int64_t *expires_at,
+			   char *why, size_t whylen)
+{
+	struct answer a = {0};
+	const char *tok;
+	sg_result rc = post(server_url, ca_file, path, body, &a, why, whylen);
+
 	if (rc == SG_EOK && a.status != 201)
 		rc = refused(&a, why, whylen);
 	if (rc == SG_EOK) {
@@ -176,16 +242,6 @@ sg_result sg_session_open(const char *server_url, const char *ca_file, const cha
 		if (tok)
 			sg_memzero((char *)tok, strlen(tok));
 	}
-	{
-		/* The request object held the password and the code. */
-		json_t *p = json_object_get(body, "password"), *c = json_object_get(body, "code");
-
-		if (json_string_value(p))
-			sg_memzero((char *)json_string_value(p), strlen(json_string_value(p)));
-		if (json_string_value(c))
-			sg_memzero((char *)json_string_value(c), strlen(json_string_value(c)));
-	}
-	json_decref(body);
 	json_decref(a.body);
 	return rc;
 }

@@ -1417,6 +1417,22 @@ PAGE(tunnel_page, "TunnelStatusPage", tunnel_agg);
 
 #define API_GW_SCHEMAS
 #include "server/api_gateway.inc"
+
+/* After the provider's schemas (op_code, op_verifier, op_uri, op_opaque). */
+static const struct api_prop vpn_oidc_props[] = {
+    {"client", &vpn_client, R, "the client's id or name, among the clients the account owns"},
+    {"oidc_code", &op_code, R,
+     "the code the OpenID provider sent to the redirect URI (client secureguard-cli)"},
+    {"code_verifier", &op_verifier, R, "the PKCE verifier of the authorization request"},
+    {"redirect_uri", &op_uri, R, "as in the authorization request"},
+    {"nonce", &op_opaque, 0, "as in the authorization request (required when it had one)"},
+    {"duration_seconds", &vpn_duration, 0,
+     "a shorter session than the network's mfa_session_hours (longer is cut to it)"},
+};
+static const struct api_schema vpn_oidc_in = {
+    .name = "VpnSessionOpenOidc", .type = AT_OBJECT, NPROPS(vpn_oidc_props),
+    .description = "A login through this server's OpenID provider: docs/SERVER.md \"VPN sessions "
+		   "through the OpenID provider\""};
 #undef API_GW_SCHEMAS
 
 const struct api_schema *const api_components[] = {
@@ -1445,7 +1461,7 @@ const struct api_schema *const api_components[] = {
     &redeemed_out,    &stats_sample,	 &stats_out,	   &verify_out, &cert_info, &certs_out, &cert_exp,
     API_GW_COMPONENTS,
     /* MFA-gated VPN sessions (routes_vpn.c) */
-    &vpn_open_in,     &vpn_end_in,	 &vpn_opened_out,  &vpn_out,	      &vpn_page,
+    &vpn_open_in,     &vpn_oidc_in,	 &vpn_end_in,	 &vpn_opened_out,  &vpn_out,	      &vpn_page,
 };
 const size_t api_ncomponents = SG_ARRAY_LEN(api_components);
 
@@ -1710,6 +1726,9 @@ static const struct api_response r_get_client[] = {OKJ(200, "the client", client
 static const struct api_response r_update_client[] = {
     OKJ(200, "changed", client_out), E400, E401, E403, E404, E409, E413, E415, E503};
 static const struct api_response r_vpn_open[] = {
+    OKJ(201, "a session: the client is a peer of its hubs within a second", vpn_opened_out),
+    E400, E401, E403, E404, E409, E413, E415, E429, E503};
+static const struct api_response r_vpn_open_oidc[] = {
     OKJ(201, "a session: the client is a peer of its hubs within a second", vpn_opened_out),
     E400, E401, E403, E404, E409, E413, E415, E429, E503};
 static const struct api_response r_vpn_end[] = {NOBODY, E400, E404, E413, E415, E429, E503};
@@ -2005,6 +2024,15 @@ const struct api_route api_routes[] = {
      "it. 409: the client is disabled, a hub, or its network is not mfa_required.",
      h_vpn_open, ROLE_NONE, AUTH_PUBLIC, .body = &vpn_open_in, .body_required = true,
      RESP(r_vpn_open)},
+    {"POST", "/api/vpn-sessions/oidc", "openVpnSessionOidc", "vpn-sessions",
+     "Open a VPN session for a client with a login through this server's OpenID provider",
+     "The code of an authorization request of client secureguard-cli (PKCE S256, a loopback "
+     "redirect URI: RFC 8252), whose login page asked the account's second factor; single use "
+     "and bound to its verifier, redirect URI and nonce (401 naming oidc_code otherwise, "
+     "audited as oidc.token_refused). 403: the account has no second factor any more; 404: "
+     "the server has no --public-url. Then as POST /api/vpn-sessions.",
+     h_vpn_open_oidc, ROLE_NONE, AUTH_PUBLIC, .body = &vpn_oidc_in, .body_required = true,
+     RESP(r_vpn_open_oidc)},
     {"POST", "/api/vpn-sessions/end", "endVpnSession", "vpn-sessions",
      "End the session of a session token (the user disconnects): the peer leaves the hubs",
      NULL, h_vpn_end, ROLE_NONE, AUTH_PUBLIC, .body = &vpn_end_in, .body_required = true,

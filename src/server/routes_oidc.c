@@ -18,6 +18,12 @@
  *
  * Codes are single use and live 60 s; a login here sets a session cookie (8 h) so that the
  * next resource's login needs no password again. Both are stored hashed (SHA-384).
+ *
+ * One more client is built in: secureguard-cli, `secureguard connect --oidc` (docs/SERVER.md
+ * "VPN sessions through the OpenID provider"), a native app (RFC 8252) whose redirect URI is a
+ * loopback listener on any port (section 7.3). Its codes open VPN sessions (POST
+ * /api/vpn-sessions/oidc, srv_oidc_redeem), never tokens; it is given one only after a login
+ * with a second factor made on this page just now (no single sign-on from the cookie).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -232,19 +238,52 @@ struct op_client {
 	char name[160];
 	char domains[OP_MAX_DOMAINS][254];
 	size_t ndomains;
+	bool loopback; /* SRV_OIDC_CLI: a native app's loopback redirect URIs */
 };
+
+/* RFC 8252 section 7.3: http://127.0.0.1:PORT/PATH or http://[::1]:PORT/PATH, any port (the
+ * app binds an ephemeral one), a path of unreserved characters and '/', no query or fragment.
+ * Not "localhost" (section 8.3: a name may resolve elsewhere, or be caught by a firewall). */
+bool srv_oidc_loopback_ok(const char *uri)
+{
+	const char *p = uri, *digits;
+	long port = 0;
+
+	if (!strncmp(p, "http://127.0.0.1:", 17))
+		p += 17;
+	else if (!strncmp(p, "http://[::1]:", 13))
+		p += 13;
+	else
+		return false;
+	for (digits = p; *p >= '0' && *p <= '9' && p - digits < 6; p++)
+		port = port * 10 + (*p - '0');
+	if (p == digits || *digits == '0' || port < 1 || port > 65535 || *p != '/')
+		return false;
+	/* The rest: a path of at most 200 characters. */
+	return strlen(p) <= 200 &&
+	       strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/") ==
+		   strlen(p);
+}
 
 /* A login resource served through this provider; 0, SG_ENOENT or a database error. */
 static int client_get(struct sg_db_conn *c, const char *id, struct op_client *cl)
 {
 	struct sg_db_res *res = NULL;
 	const char *p[] = {id};
-	int rc = sg_db_query(c, &res,
+	int rc;
+	const char *a;
+
+	if (!strcmp(id, SRV_OIDC_CLI)) {
+		memset(cl, 0, sizeof(*cl));
+		snprintf(cl->id, sizeof(cl->id), "%s", SRV_OIDC_CLI);
+		snprintf(cl->name, sizeof(cl->name), "%s", "a VPN session (secureguard connect)");
+		cl->loopback = true;
+		return 0;
+	}
+	rc = sg_db_query(c, &res,
 			     "SELECT id, name, domain, aliases FROM resources WHERE id = $1 AND "
 			     "auth = 'login' AND oidc IS NULL AND enabled = 1 AND protocol = 'http'",
 			     1, p);
-	const char *a;
-
 	if (rc != 1) {
 		sg_db_res_free(res);
 		return rc < 0 ? rc : SG_ENOENT;
@@ -269,6 +308,8 @@ static bool redirect_ok(const struct op_client *cl, const char *uri)
 {
 	const char *d[OP_MAX_DOMAINS];
 
+	if (cl->loopback)
+		return srv_oidc_loopback_ok(uri);
 	for (size_t i = 0; i < cl->ndomains; i++)
 		d[i] = cl->domains[i];
 	return srv_oidc_redirect_ok(uri, d, cl->ndomains);
@@ -362,9 +403,12 @@ static bool areq_check(struct srv *s, struct sg_db_conn *c, struct srv_resp *out
 		return false;
 	}
 	if (!redirect_ok(&a->cl, a->redirect_uri)) {
-		srv_error(out, 400, "redirect_uri",
-			  "not a redirect URI of this client (http(s)://DOMAIN" REDIRECT_PATH
-			  " for one of the resource's domains)");
+		srv_error(out, 400, "redirect_uri", "%s",
+			  a->cl.loopback
+			      ? "not a loopback redirect URI (RFC 8252 section 7.3: "
+				"http://127.0.0.1:PORT/PATH or http://[::1]:PORT/PATH)"
+			      : "not a redirect URI of this client (http(s)://DOMAIN" REDIRECT_PATH
+				" for one of the resource's domains)");
 		return false;
 	}
 	(void)s;
@@ -464,11 +508,16 @@ static void html_esc(FILE *f, const char *s)
 	}
 }
 
+struct op_step;
+static void login_page(struct srv_resp *out, int status, const struct areq *a,
+		       const struct op_step *step, const char *msg);
+
 /* One step of the login page: the form's own fields after the request's hidden ones. The
  * password and a second factor are steps; another kind of factor is one more. */
 struct op_step {
-	void (*fields)(FILE *f, const char *arg);
+	void (*fields)(FILE *f, const struct op_step *st);
 	const char *arg;
+	bool totp, passkey; /* the second step: the account's factors */
 };
 
 static void hidden(FILE *f, const char *name, const char *v)
@@ -479,8 +528,10 @@ static void hidden(FILE *f, const char *name, const char *v)
 }
 
 /* arg: the e-mail typed before, or NULL. */
-static void step_password(FILE *f, const char *email)
+static void step_password(FILE *f, const struct op_step *st)
 {
+	const char *email = st->arg;
+
 	fputs("<label for=\"email\">E-mail</label><input id=\"email\" name=\"email\" "
 	      "type=\"email\" autocomplete=\"username\" required value=\"",
 	      f);
@@ -491,15 +542,49 @@ static void step_password(FILE *f, const char *email)
 	      f);
 }
 
-/* arg: the mfa_token of the password step (docs/SERVER.md "Two-factor logins"). */
-static void step_totp(FILE *f, const char *mfa_token)
+/* arg: the mfa_token of the password step (docs/SERVER.md "Two-factor logins"). The code's
+ * field when the account has TOTP (its recovery codes come with it); the passkey's button when
+ * it has one: /oauth2/login.js asks the browser for an assertion (the challenge from POST
+ * /api/auth/login/passkey/options with this mfa_token) and posts it as the credential field
+ * (disabled until then: a code's post does not carry it). */
+static void step_second(FILE *f, const struct op_step *st)
 {
-	hidden(f, "mfa_token", mfa_token);
-	fputs("<label for=\"code\">Code from your authenticator app, or a recovery code</label>"
-	      "<input id=\"code\" name=\"code\" type=\"text\" autocomplete=\"one-time-code\" "
-	      "autocapitalize=\"none\" spellcheck=\"false\" maxlength=\"32\" required autofocus>"
-	      "<button id=\"verify\" type=\"submit\">Verify</button>",
-	      f);
+	hidden(f, "mfa_token", st->arg);
+	if (st->totp || !st->passkey)
+		fputs("<label for=\"code\">Code from your authenticator app, or a recovery "
+		      "code</label><input id=\"code\" name=\"code\" type=\"text\" "
+		      "autocomplete=\"one-time-code\" autocapitalize=\"none\" spellcheck=\"false\" "
+		      "maxlength=\"32\" required autofocus>"
+		      "<button id=\"verify\" type=\"submit\">Verify</button>",
+		      f);
+	if (st->passkey)
+		fputs("<input type=\"hidden\" name=\"credential\" disabled>"
+		      "<button id=\"passkey\" type=\"button\">Use a passkey</button>"
+		      "<p id=\"passkey-error\" class=\"err\" role=\"alert\" hidden></p>"
+		      "<script src=\"/oauth2/login.js\"></script>",
+		      f);
+}
+
+/* The second step's page for the login of mfa_token: which factors the account has. */
+static void second_page(struct sg_db_conn *c, struct srv_resp *out, int status,
+			const struct areq *a, const char *mfa_token, const char *msg)
+{
+	struct op_step st = {step_second, mfa_token, false, false};
+	struct sg_db_res *res = NULL;
+	char hash[97];
+	const char *p[] = {hash};
+
+	srv_token_hash(hash, mfa_token);
+	if (sg_db_query(c, &res,
+			"SELECT CASE WHEN u.totp_secret IS NULL THEN 0 ELSE 1 END, CASE WHEN EXISTS "
+			"(SELECT 1 FROM passkeys k WHERE k.user_id = u.id) THEN 1 ELSE 0 END FROM "
+			"mfa_tokens m JOIN admin_users u ON u.id = m.user_id WHERE m.token_hash = $1",
+			1, p) == 1) {
+		st.totp = srv_res_i64(res, 0, 0) != 0;
+		st.passkey = srv_res_i64(res, 0, 1) != 0;
+	}
+	sg_db_res_free(res);
+	login_page(out, status, a, &st, msg);
 }
 
 /* The login page at a step: the request rides along in hidden fields to the POST. */
@@ -537,7 +622,7 @@ static void login_page(struct srv_resp *out, int status, const struct areq *a,
 		if (vals[i])
 			hidden(f, names[i], vals[i]);
 	}
-	step->fields(f, step->arg);
+	step->fields(f, step);
 	fputs("</form></body></html>\n", f);
 	if (fclose(f) || !page) {
 		free(page);
@@ -545,10 +630,15 @@ static void login_page(struct srv_resp *out, int status, const struct areq *a,
 		return;
 	}
 	srv_body_take(out, status, "text/html; charset=utf-8", page, n);
-	/* Not framed anywhere (clickjacking), nothing loaded from elsewhere. */
+	/* Not framed anywhere (clickjacking), nothing loaded from elsewhere; the passkey step's
+	 * script is a file of this server (no inline script) that talks to this server only. No
+	 * form-action: browsers apply it to the redirect that follows the form, to the client. */
 	srv_resp_header(out, "Content-Security-Policy",
-			"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
-			"base-uri 'none'");
+			step->passkey ? "default-src 'none'; script-src 'self'; connect-src 'self'; "
+					"style-src 'unsafe-inline'; frame-ancestors 'none'; "
+					"base-uri 'none'"
+				      : "default-src 'none'; style-src 'unsafe-inline'; "
+					"frame-ancestors 'none'; base-uri 'none'");
 	srv_resp_header(out, "X-Frame-Options", "DENY");
 	srv_resp_header(out, "Referrer-Policy", "no-referrer");
 }
@@ -556,7 +646,7 @@ static void login_page(struct srv_resp *out, int status, const struct areq *a,
 static void password_page(struct srv_resp *out, int status, const struct areq *a,
 			  const char *email, const char *msg)
 {
-	struct op_step st = {step_password, email};
+	struct op_step st = {step_password, email, false, false};
 
 	login_page(out, status, a, &st, msg);
 }
@@ -657,9 +747,11 @@ void h_oidc_authorize(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	c = sg_db_acquire(s->db);
 	if (!areq_check(s, c, out, &a))
 		goto out;
-	if (a.prompt && !strcmp(a.prompt, "login")) {
+	if ((a.prompt && !strcmp(a.prompt, "login")) || (a.cl.loopback && !a.prompt)) {
+		/* A VPN session proves the user is at the keyboard now: always the page for
+		 * secureguard-cli, never the cookie of an earlier login. */
 		password_page(out, 200, &a, NULL, NULL);
-	} else if (session_user(c, r, uid, &at)) {
+	} else if (!a.cl.loopback && session_user(c, r, uid, &at)) {
 		/* Signed in here already: straight back (single sign-on). */
 		grant(s, c, r, out, &a, uid, NULL, NULL, at);
 	} else if (a.prompt && !strcmp(a.prompt, "none")) {
@@ -682,39 +774,106 @@ static bool instance_requires_2fa(struct sg_db_conn *c)
 	return rc != 0;
 }
 
+/* After the second step: the code for the user, as a login with that factor. */
+static void second_passed(struct srv *s, struct sg_db_conn *c, struct srv_req *r,
+			  struct srv_resp *out, const struct areq *a, const char *uid,
+			  const char *email, const char *role, int64_t gen, const char *second)
+{
+	struct srv_login who;
+
+	memset(&who, 0, sizeof(who));
+	snprintf(who.user_id, sizeof(who.user_id), "%s", uid);
+	snprintf(who.email, sizeof(who.email), "%s", email);
+	snprintf(who.role, sizeof(who.role), "%s", role);
+	who.gen = gen;
+	who.second = true;
+	srv_ip_source(who.source, r->source_ip);
+	grant(s, c, r, out, a, uid, &who, second, srv_now());
+}
+
+/* The second step with a passkey: the assertion /oauth2/login.js posted (the credential field,
+ * as POST /api/auth/login/passkey takes it), checked by srv_passkey_verify with the same
+ * challenge, counter, limits and audit. */
+static void passkey_step(struct srv *s, struct srv_req *r, struct srv_resp *out,
+			 const struct areq *a, const char *token, const char *credential)
+{
+	json_t *cred = json_loads(credential, JSON_REJECT_DUPLICATES, NULL), *why = NULL;
+	struct srv_resp *refusal = calloc(1, sizeof(*refusal));
+	struct srv_passkey_user u;
+	struct sg_db_conn *c = NULL;
+	const char *detail, *field;
+
+	if (!refusal) {
+		srv_error(out, 503, NULL, "out of memory");
+		goto out;
+	}
+	if (!json_is_object(cred)) {
+		c = sg_db_acquire(s->db);
+		second_page(c, out, 400, a, token, "The passkey's answer did not arrive; try again.");
+		goto out;
+	}
+	if (!srv_passkey_verify(s, r, cred, token, refusal, &u)) {
+		c = sg_db_acquire(s->db);
+		second_passed(s, c, r, out, a, u.user_id, u.email, u.role, u.gen, "passkey");
+		goto out;
+	}
+	/* The refusal as the page says it: the API's problem document holds why. */
+	why = refusal->body ? json_loadb(refusal->body, refusal->len, 0, NULL) : NULL;
+	detail = jstr(why, "detail");
+	field = jstr(why, "field");
+	c = sg_db_acquire(s->db);
+	if (field && !strcmp(field, "mfa_token")) {
+		password_page(out, 401, a, NULL,
+			      "The sign-in expired or had too many wrong answers; sign in again.");
+	} else if (refusal->status == 429) {
+		second_page(c, out, 429, a, token, "Too many attempts from this address; try later.");
+		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
+	} else {
+		char msg[600];
+
+		snprintf(msg, sizeof(msg), "The passkey was not accepted: %s",
+			 detail ? detail : "refused");
+		second_page(c, out, refusal->status >= 500 ? 503 : 401, a, token, msg);
+	}
+out:
+	if (refusal)
+		srv_resp_clear(refusal);
+	free(refusal);
+	json_decref(why);
+	json_decref(cred);
+	sg_db_release(c);
+}
+
 /* The second step: the mfa_token of the password step and a code, checked as
- * POST /api/auth/login/mfa checks them (srv_mfa_login). */
+ * POST /api/auth/login/mfa checks them (srv_mfa_login), or a passkey's assertion. */
 static void second_step(struct srv *s, struct srv_req *r, struct srv_resp *out,
 			const struct areq *a, const char *token)
 {
-	struct sg_db_conn *c = sg_db_acquire(s->db);
+	struct sg_db_conn *c;
 	struct srv_mfa_login m;
-	struct op_step st = {step_totp, token};
-	int rc = srv_mfa_login(s, r, c, token, jstr(r->json, "code"), &m);
+	const char *credential = jstr(r->json, "credential");
+	int rc;
 
+	if (credential && *credential) {
+		passkey_step(s, r, out, a, token, credential);
+		return;
+	}
+	c = sg_db_acquire(s->db);
+	rc = srv_mfa_login(s, r, c, token, jstr(r->json, "code"), &m);
 	if (rc == 429) {
-		login_page(out, 429, a, &st, "Too many attempts from this address; try later.");
+		second_page(c, out, 429, a, token, "Too many attempts from this address; try later.");
 		srv_retry_after(out, m.retry);
 	} else if (rc < 0) {
-		login_page(out, 503, a, &st, "The server is busy; try again.");
+		second_page(c, out, 503, a, token, "The server is busy; try again.");
 		srv_retry_after(out, 1);
 	} else if (rc != 200 && !strcmp(m.field, "mfa_token")) {
 		/* Expired (five minutes), used, or ended by five wrong codes. */
 		password_page(out, 401, a, NULL,
 			      "The sign-in expired or had too many wrong codes; sign in again.");
 	} else if (rc != 200) {
-		login_page(out, 401, a, &st, "Wrong code.");
+		second_page(c, out, 401, a, token, "Wrong code.");
 	} else {
-		struct srv_login who;
-
-		memset(&who, 0, sizeof(who));
-		snprintf(who.user_id, sizeof(who.user_id), "%s", m.user_id);
-		snprintf(who.email, sizeof(who.email), "%s", m.email);
-		snprintf(who.role, sizeof(who.role), "%s", m.role);
-		who.gen = m.gen;
-		who.second = true;
-		srv_ip_source(who.source, r->source_ip);
-		grant(s, c, r, out, a, m.user_id, &who, m.second, srv_now());
+		second_passed(s, c, r, out, a, m.user_id, m.email, m.role, m.gen, m.second);
 	}
 	sg_memzero(&m, sizeof(m));
 	sg_db_release(c);
@@ -756,16 +915,24 @@ void h_oidc_authorize_post(struct srv *s, struct srv_req *r, struct srv_resp *ou
 		goto out;
 	}
 	c = sg_db_acquire(s->db);
+	if (!who.second && a.cl.loopback) {
+		/* A VPN session needs a second factor; the password alone is not let through, as
+		 * POST /api/vpn-sessions refuses it (403). The app hears why. */
+		srv_login_failed(s, r, c, who.user_id, email, "no_second_factor");
+		redirect_back(out, &a, NULL, "access_denied",
+			      "this account has no second factor: VPN sessions need one (TOTP or a "
+			      "passkey)");
+		goto out;
+	}
 	if (who.second) {
 		/* The account's second factor: the next step of this page, with an mfa_token as
 		 * POST /api/auth/login answers it. */
-		struct op_step st = {step_totp, tok};
 		int rc = srv_mfa_token_new(s, r, c, who.user_id, who.email, tok);
 
 		if (rc)
 			password_page(out, 503, &a, email, "The server is busy; try again.");
 		else
-			login_page(out, 200, &a, &st, NULL);
+			second_page(c, out, 200, &a, tok, NULL);
 		sg_memzero(tok, sizeof(tok));
 		goto out;
 	}
@@ -781,6 +948,85 @@ void h_oidc_authorize_post(struct srv *s, struct srv_req *r, struct srv_resp *ou
 	grant(s, c, r, out, &a, who.user_id, &who, NULL, srv_now());
 out:
 	sg_db_release(c);
+}
+
+/* ---- the login page's script ------------------------------------------------------------------ */
+
+/* The passkey step of the login page (step_second): served from here, never inline, so the
+ * page's policy needs no 'unsafe-inline' for scripts. */
+static const char login_js[] =
+	"// The OpenID provider's login page, its passkey step (docs/GATEWAY.md \"Logins through the\n"
+	"// server\"): a file, so that the page's Content-Security-Policy allows no inline script.\n"
+	"(function () {\n"
+	"	'use strict';\n"
+	"	var btn = document.getElementById('passkey');\n"
+	"	if (!btn) return;\n"
+	"	var form = btn.form, err = document.getElementById('passkey-error');\n"
+	"	function enc(buf) {\n"
+	"		var b = new Uint8Array(buf), s = '';\n"
+	"		for (var i = 0; i < b.length; i++) s += String.fromCharCode(b[i]);\n"
+	"		return btoa(s).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');\n"
+	"	}\n"
+	"	function dec(s) {\n"
+	"		var bin = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4));\n"
+	"		var out = new Uint8Array(bin.length);\n"
+	"		for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);\n"
+	"		return out;\n"
+	"	}\n"
+	"	function fail(msg) {\n"
+	"		err.textContent = msg;\n"
+	"		err.hidden = false;\n"
+	"		btn.disabled = false;\n"
+	"	}\n"
+	"	if (!window.PublicKeyCredential || !navigator.credentials) {\n"
+	"		fail('This browser cannot use passkeys here.');\n"
+	"		btn.disabled = true;\n"
+	"		return;\n"
+	"	}\n"
+	"	btn.addEventListener('click', function () {\n"
+	"		btn.disabled = true;\n"
+	"		err.hidden = true;\n"
+	"		fetch('/api/auth/login/passkey/options', {\n"
+	"			method: 'POST',\n"
+	"			headers: { 'Content-Type': 'application/json' },\n"
+	"			body: JSON.stringify({ mfa_token: form.elements.mfa_token.value }),\n"
+	"			credentials: 'omit'\n"
+	"		}).then(function (r) {\n"
+	"			return r.json().then(function (o) {\n"
+	"				if (!r.ok) throw new Error(o.detail || 'the server refused (' + r.status + ')');\n"
+	"				return navigator.credentials.get({ publicKey: {\n"
+	"					challenge: dec(o.challenge), rpId: o.rpId, timeout: o.timeout,\n"
+	"					userVerification: o.userVerification,\n"
+	"					allowCredentials: (o.allowCredentials || []).map(function (c) {\n"
+	"						var d = { type: 'public-key', id: dec(c.id) };\n"
+	"						if (c.transports && c.transports.length) d.transports = c.transports;\n"
+	"						return d;\n"
+	"					})\n"
+	"				} });\n"
+	"			});\n"
+	"		}).then(function (c) {\n"
+	"			var r = c.response, a = { id: enc(c.rawId), type: 'public-key', response: {\n"
+	"				clientDataJSON: enc(r.clientDataJSON),\n"
+	"				authenticatorData: enc(r.authenticatorData),\n"
+	"				signature: enc(r.signature) } };\n"
+	"			if (r.userHandle && r.userHandle.byteLength) a.response.userHandle = enc(r.userHandle);\n"
+	"			form.elements.credential.value = JSON.stringify(a);\n"
+	"			form.elements.credential.disabled = false;\n"
+	"			if (form.elements.code) form.elements.code.disabled = true;\n"
+	"			form.submit();\n"
+	"		}).catch(function (e) {\n"
+	"			fail('The passkey did not answer: ' + (e && e.message ? e.message : e));\n"
+	"		});\n"
+	"	});\n"
+	"})();\n";
+
+void h_oidc_login_js(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	if (!op_enabled(s, out) || op_limited(r, out, SRV_RATE_PUBLIC))
+		return;
+	srv_body(out, 200, "text/javascript; charset=utf-8", login_js, sizeof(login_js) - 1, NULL);
+	srv_resp_header(out, "Cache-Control", "no-cache");
+	srv_resp_header(out, "X-Content-Type-Options", "nosniff");
 }
 
 /* ---- the token endpoint ---------------------------------------------------------------------- */
@@ -888,6 +1134,51 @@ static int refused_audit(struct srv *s, struct srv_req *r, const char *client, c
 	return rc;
 }
 
+/* What a code may be refused for at redemption; NULL when it passes. */
+static const char *code_refusal(const struct code_row *cr, int64_t t, const char *client,
+				const char *uri, const char *verifier)
+{
+	if (cr->expires_at <= t)
+		return "the code has expired";
+	if (strcmp(cr->client_id, client))
+		return "the code was issued to another client";
+	if (strcmp(cr->redirect_uri, uri))
+		return "redirect_uri differs from the authorization request's";
+	if (!pkce_ok(verifier, cr->challenge))
+		return "code_verifier does not match the code_challenge";
+	return NULL;
+}
+
+int srv_oidc_redeem(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *code,
+		    const char *redirect_uri, const char *verifier, const char *nonce,
+		    char uid[SRV_ID_LEN + 1], const char **why)
+{
+	struct code_row cr;
+	int rc = code_take(s, c, code, &cr);
+
+	*why = NULL;
+	if (rc == SG_ENOENT)
+		*why = "unknown, used or expired code";
+	else if (rc)
+		return rc;
+	else
+		*why = code_refusal(&cr, srv_now(), SRV_OIDC_CLI, redirect_uri, verifier);
+	/* The app's nonce: what it sent with the authorization request (Core 1.0 section 3.1.2.1;
+	 * here there is no ID token to carry it back, so the app shows it). */
+	if (!*why && cr.has_nonce != (nonce != NULL))
+		*why = cr.has_nonce ? "nonce is missing: the authorization request had one"
+				    : "nonce was not in the authorization request";
+	else if (!*why && nonce &&
+		 (strlen(nonce) != strlen(cr.nonce) || !sg_memeq(nonce, cr.nonce, strlen(nonce))))
+		*why = "nonce differs from the authorization request's";
+	if (*why) {
+		(void)refused_audit(s, r, SRV_OIDC_CLI, *why);
+		return 1;
+	}
+	snprintf(uid, SRV_ID_LEN + 1, "%s", cr.user_id);
+	return 0;
+}
+
 void h_oidc_token(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	const char *code = jstr(r->json, "code"), *client = jstr(r->json, "client_id");
@@ -903,6 +1194,14 @@ void h_oidc_token(struct srv *s, struct srv_req *r, struct srv_resp *out)
 
 	if (!op_enabled(s, out) || op_limited(r, out, SRV_RATE_TOKEN))
 		return;
+	if (!strcmp(client, SRV_OIDC_CLI)) {
+		/* Its codes open VPN sessions only (and the request's schema wants a UUID here:
+		 * this holds whatever the schema becomes). */
+		token_error(out, 400, "unauthorized_client",
+			    "the codes of secureguard-cli open VPN sessions (POST "
+			    "/api/vpn-sessions/oidc), not tokens");
+		return;
+	}
 	c = sg_db_acquire(s->db);
 	rc = code_take(s, c, code, &cr);
 	if (rc == SG_ENOENT)
@@ -910,14 +1209,8 @@ void h_oidc_token(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	else if (rc) {
 		srv_dberr(out, c, rc);
 		goto out;
-	} else if (cr.expires_at <= t)
-		why = "the code has expired";
-	else if (strcmp(cr.client_id, client))
-		why = "the code was issued to another client";
-	else if (strcmp(cr.redirect_uri, uri))
-		why = "redirect_uri differs from the authorization request's";
-	else if (!pkce_ok(verifier, cr.challenge))
-		why = "code_verifier does not match the code_challenge";
+	} else
+		why = code_refusal(&cr, t, client, uri, verifier);
 	if (why) {
 		(void)refused_audit(s, r, client, why);
 		token_error(out, 400, "invalid_grant", why);

@@ -932,10 +932,11 @@ static int counter_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	return rc;
 }
 
-void h_passkey_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
+int srv_passkey_verify(struct srv *s, struct srv_req *r, json_t *cred, const char *token,
+		       struct srv_resp *out, struct srv_passkey_user *who)
 {
-	json_t *cred = json_object_get(r->json, "credential"), *resp, *result = NULL;
-	const char *token = jstr(r->json, "mfa_token"), *cred_id;
+	json_t *resp;
+	const char *cred_id;
 	char origin[256], rp_id[256], why[WA_WHY_LEN] = "", field[64] = "credential";
 	char mhash[97] = "", uid[SRV_ID_LEN + 1] = "", email[256] = "", role[32] = "", pid[SRV_ID_LEN + 1] = "";
 	char source[64], *cose = NULL, *reason = "bad_passkey";
@@ -949,13 +950,14 @@ void h_passkey_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	struct sg_db_res *res = NULL;
 	struct use_ctx u = {0};
 	int64_t t = srv_now(), gen = 0, stored = 0;
-	bool enabled, locked;
+	bool enabled, locked, ok = false;
 	int rc, n;
 
+	memset(who, 0, sizeof(*who));
 	resp = json_object_get(cred, "response");
 	cred_id = jstr(cred, "id");
 	if (!relying_party(s, out, origin, rp_id) || !attempt(s, r, out))
-		return;
+		return 1;
 	if (!field_b64(out, resp, "clientDataJSON", "credential.response.clientDataJSON", cd,
 		       sizeof(cd), &cdlen, true) ||
 	    !field_b64(out, resp, "authenticatorData", "credential.response.authenticatorData", adb,
@@ -964,11 +966,11 @@ void h_passkey_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		       &siglen, true) ||
 	    !field_b64(out, resp, "userHandle", "credential.response.userHandle", uh,
 		       sizeof(uh) - 1, &uhlen, false))
-		return;
+		return 1;
 	ad = malloc(sizeof(*ad));
 	if (!ad) {
 		srv_error(out, 503, NULL, "out of memory");
-		return;
+		return 1;
 	}
 	srv_ip_source(source, r->source_ip);
 	c = sg_db_acquire(s->db);
@@ -1110,12 +1112,11 @@ void h_passkey_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		goto failed;
 	}
 	srv_ip_refund(s, r->source_ip);
-	rc = srv_login_finish(s, r, c, uid, email, role, gen, token ? "passkey" : NULL,
-			      token ? NULL : "passkey", &result);
-	if (rc)
-		srv_dberr(out, c, rc);
-	else
-		srv_login_answer(s, r, out, result);
+	snprintf(who->user_id, sizeof(who->user_id), "%s", uid);
+	snprintf(who->email, sizeof(who->email), "%s", email);
+	snprintf(who->role, sizeof(who->role), "%s", role);
+	who->gen = gen;
+	ok = true;
 	goto out;
 failed:
 	/* A wrong assertion for a known account: counted on the mfa_token (five end it) and
@@ -1135,5 +1136,26 @@ out:
 	free(cose);
 	free(ad);
 	sg_db_res_free(res);
+	sg_db_release(c);
+	return ok ? 0 : 1;
+}
+
+void h_passkey_login(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	const char *token = jstr(r->json, "mfa_token");
+	struct srv_passkey_user who;
+	struct sg_db_conn *c;
+	json_t *result = NULL;
+	int rc;
+
+	if (srv_passkey_verify(s, r, json_object_get(r->json, "credential"), token, out, &who))
+		return;
+	c = sg_db_acquire(s->db);
+	rc = srv_login_finish(s, r, c, who.user_id, who.email, who.role, who.gen,
+			      token ? "passkey" : NULL, token ? NULL : "passkey", &result);
+	if (rc)
+		srv_dberr(out, c, rc);
+	else
+		srv_login_answer(s, r, out, result);
 	sg_db_release(c);
 }

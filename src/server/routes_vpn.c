@@ -9,6 +9,10 @@
  *   POST   /api/vpn-sessions          the owner's e-mail, password and a TOTP (or recovery) code
  *                                     and the client: a session of the network's
  *                                     mfa_session_hours (or less, duration_seconds) and its token
+ *   POST   /api/vpn-sessions/oidc     a code of the OpenID provider's login (client
+ *                                     secureguard-cli: `secureguard connect --oidc`), its PKCE
+ *                                     verifier, redirect URI and nonce, and the client: the same
+ *                                     session, the second factor proven on the provider's page
  *   POST   /api/vpn-sessions/end      the session's token: the user ends it (`secureguard
  *                                     disconnect`)
  *   GET    /api/vpn-sessions          admins: who is connected, and the history
@@ -51,7 +55,7 @@ static const char *jstr(json_t *o, const char *k)
 struct open_ctx {
 	struct srv_req *r;
 	const struct srv_login *who;
-	const char *client, *code, *hash;
+	const char *client, *code, *hash; /* code NULL: proven at the OpenID provider */
 	int64_t want; /* duration_seconds asked for, 0 = the network's */
 	/* out */
 	int status;
@@ -86,8 +90,9 @@ static int open_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	int rc, n;
 
 	x->wrong = false;
+	recovery = false;
 	/* The code first: without it nothing about the account's clients is told. */
-	rc = srv_mfa_spend(s, c, x->r, uid, x->who->email, x->code, &recovery);
+	rc = x->code ? srv_mfa_spend(s, c, x->r, uid, x->who->email, x->code, &recovery) : 1;
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
@@ -156,18 +161,56 @@ static int open_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 					"source_ip, expires_at, created_at) VALUES ($1, $2, $3, $4, "
 					"$5, $6, $7)",
 					7, p));
-		if (!rc)
+		/* A login through the provider was recorded there (oidc.authorized). */
+		if (!rc && x->code)
 			rc = srv_login_success(c, x->who, t);
 		if (rc)
 			return rc;
 		d = json_pack("{s:s,s:s,s:s,s:I,s:s,s:i}", "client_id", x->cid, "network_id", x->net,
 			      "user_id", uid, "expires_at", (json_int_t)x->expires, "second",
-			      recovery ? "recovery_code" : "totp", "replaced", replaced);
+			      !x->code ? "oidc" : recovery ? "recovery_code" : "totp", "replaced",
+			      replaced);
 		rc = srv_audit(c, x->r, "vpn_session.opened", "vpn_session", x->id, x->cname,
 			       "create", d);
 		json_decref(d);
 	}
 	return rc;
+}
+
+/* Opens the session of x for who (the factors proven) and answers it. A code's attempt was
+ * counted on the address (srv_ip_attempt) when x->code is set. */
+static void open_run(struct srv *s, struct srv_req *r, struct srv_resp *out, struct sg_db_conn *c,
+		     struct open_ctx *x, const struct srv_login *who)
+{
+	char tok[64], hash[97];
+	int rc;
+
+	srv_new_token(tok, "sgv_");
+	srv_token_hash(hash, tok);
+	x->who = who;
+	x->hash = hash;
+	rc = srv_tx(s, c, open_tx, x, false);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+	} else if (rc > 0) {
+		if (x->wrong)
+			srv_login_failed(s, r, c, who->user_id, who->email, "bad_code");
+		else if (x->code)
+			srv_ip_refund(s, r->source_ip);
+		srv_error(out, x->status, x->field, "%s", x->msg);
+	} else {
+		if (x->code)
+			srv_ip_refund(s, r->source_ip);
+		srv_log(SG_LOG_INFO, "vpn_session_opened", "client=%s user=%s expires_at=%lld",
+			x->cid, who->user_id, (long long)x->expires);
+		srv_json(out, 201,
+			 json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "id", x->id, "session_token",
+				   tok, "client_id", x->cid, "client_name", x->cname, "network_id",
+				   x->net, "user_id", who->user_id, "expires_at",
+				   (json_int_t)x->expires, "expires_in",
+				   (json_int_t)(x->expires - srv_now())));
+	}
+	sg_memzero(tok, sizeof(tok));
 }
 
 void h_vpn_open(struct srv *s, struct srv_req *r, struct srv_resp *out)
@@ -177,8 +220,7 @@ void h_vpn_open(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	struct open_ctx x = {.r = r, .client = jstr(r->json, "client"), .code = jstr(r->json, "code")};
 	struct sg_db_conn *c = NULL;
 	struct srv_login who;
-	char tok[64], hash[97];
-	int status, rc;
+	int status;
 
 	x.want = dur ? json_integer_value(dur) : 0;
 	status = srv_password_login(s, r, email, password, &who);
@@ -205,31 +247,95 @@ void h_vpn_open(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_retry_after(out, srv_ip_retry_secs(s, r->source_ip));
 		goto out;
 	}
-	srv_new_token(tok, "sgv_");
-	srv_token_hash(hash, tok);
-	x.who = &who;
-	x.hash = hash;
-	rc = srv_tx(s, c, open_tx, &x, false);
+	open_run(s, r, out, c, &x, &who);
+out:
+	sg_db_release(c);
+}
+
+/* The user of a redeemed code, as a login of the password step would fill it: 0, SG_ENOENT
+ * (gone or disabled), SG_EPERM (no second factor any more), or a database error. */
+static int oidc_user(struct sg_db_conn *c, struct srv_req *r, const char *uid, struct srv_login *who)
+{
+	struct sg_db_res *res = NULL;
+	const char *p[] = {uid};
+	int rc = sg_db_query(c, &res,
+			     "SELECT u.email, u.role, u.token_gen, CASE WHEN " SRV_SQL_HAS_2FA("u")
+			     " THEN 1 ELSE 0 END FROM admin_users u WHERE u.id = $1 AND "
+			     "u.enabled = 1",
+			     1, p);
+
+	if (rc == 1) {
+		memset(who, 0, sizeof(*who));
+		snprintf(who->user_id, sizeof(who->user_id), "%s", uid);
+		snprintf(who->email, sizeof(who->email), "%s", sg_db_res_get(res, 0, 0));
+		snprintf(who->role, sizeof(who->role), "%s", sg_db_res_get(res, 0, 1));
+		who->gen = srv_res_i64(res, 0, 2);
+		who->second = srv_res_i64(res, 0, 3) != 0;
+		srv_ip_source(who->source, r->source_ip);
+		rc = who->second ? 0 : SG_EPERM;
+	} else if (rc >= 0) {
+		rc = SG_ENOENT;
+	}
+	sg_db_res_free(res);
+	return rc;
+}
+
+/* The login was the OpenID provider's page (client secureguard-cli), where the second factor was
+ * asked of the account: the code, bound to that login by PKCE, opens the session. */
+void h_vpn_open_oidc(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	json_t *dur = json_object_get(r->json, "duration_seconds");
+	struct open_ctx x = {.r = r, .client = jstr(r->json, "client")};
+	struct sg_db_conn *c;
+	struct srv_login who;
+	char uid[SRV_ID_LEN + 1];
+	const char *why;
+	int rc, retry;
+
+	if (!s->base_url[0]) {
+		srv_error(out, 404, NULL,
+			  "this server is not an OpenID provider: start it with --public-url");
+		return;
+	}
+	/* A guess costs a token bucket of the address, as at the token endpoint (a code has 256
+	 * random bits and its verifier as many). */
+	if (!srv_rate_allow(SRV_RATE_TOKEN, r->source_ip, &retry)) {
+		srv_error(out, 429, NULL, "too many requests from this address; retry later");
+		srv_retry_after(out, retry);
+		return;
+	}
+	x.want = dur ? json_integer_value(dur) : 0;
+	c = sg_db_acquire(s->db);
+	rc = srv_oidc_redeem(s, r, c, jstr(r->json, "oidc_code"), jstr(r->json, "redirect_uri"),
+			     jstr(r->json, "code_verifier"), jstr(r->json, "nonce"), uid, &why);
 	if (rc < 0) {
 		srv_dberr(out, c, rc);
-	} else if (rc > 0) {
-		if (x.wrong)
-			srv_login_failed(s, r, c, who.user_id, who.email, "bad_code");
-		else
-			srv_ip_refund(s, r->source_ip);
-		srv_error(out, x.status, x.field, "%s", x.msg);
-	} else {
-		srv_ip_refund(s, r->source_ip);
-		srv_log(SG_LOG_INFO, "vpn_session_opened", "client=%s user=%s expires_at=%lld",
-			x.cid, who.user_id, (long long)x.expires);
-		srv_json(out, 201,
-			 json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "id", x.id, "session_token",
-				   tok, "client_id", x.cid, "client_name", x.cname, "network_id",
-				   x.net, "user_id", who.user_id, "expires_at",
-				   (json_int_t)x.expires, "expires_in",
-				   (json_int_t)(x.expires - srv_now())));
+		goto out;
 	}
-	sg_memzero(tok, sizeof(tok));
+	if (rc > 0) {
+		srv_error(out, 401, "oidc_code", "%s", why);
+		goto out;
+	}
+	rc = oidc_user(c, r, uid, &who);
+	if (rc == SG_ENOENT) {
+		srv_error(out, 401, "oidc_code", "the user is gone or disabled");
+		goto out;
+	}
+	if (rc == SG_EPERM) {
+		/* Removed between the login and now. */
+		srv_error(out, 403, NULL, "this account has no second factor any more");
+		goto out;
+	}
+	if (rc) {
+		srv_dberr(out, c, rc);
+		goto out;
+	}
+	r->who.kind = PRINCIPAL_USER;
+	r->who.role = srv_role_parse(who.role);
+	snprintf(r->who.id, sizeof(r->who.id), "%s", who.user_id);
+	snprintf(r->who.user_id, sizeof(r->who.user_id), "%s", who.user_id);
+	snprintf(r->who.name, sizeof(r->who.name), "%s", who.email);
+	open_run(s, r, out, c, &x, &who);
 out:
 	sg_db_release(c);
 }

@@ -500,6 +500,17 @@ struct srv_mfa_login {
 };
 int srv_mfa_login(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *token,
 		  const char *code, struct srv_mfa_login *m) SG_WUR;
+/* A passkey's assertion (routes_passkeys.c): for a login without a password (token NULL) or as
+ * the second step of the login of token (an mfa_token, then spent). 0 with who filled; 1 with
+ * out holding the refusal (counted toward the limits and audited). */
+struct srv_passkey_user {
+	char user_id[SRV_ID_LEN + 1];
+	char email[256];
+	char role[32];
+	int64_t gen;
+};
+int srv_passkey_verify(struct srv *s, struct srv_req *r, json_t *cred, const char *token,
+		       struct srv_resp *out, struct srv_passkey_user *who) SG_WUR;
 
 /* ---- routes ---- */
 typedef void (*srv_handler)(struct srv *s, struct srv_req *r, struct srv_resp *out);
@@ -611,6 +622,7 @@ H(h_services_get);
 H(h_services_delete);
 /* routes_vpn.c */
 H(h_vpn_open);
+H(h_vpn_open_oidc);
 H(h_vpn_end);
 H(h_vpn_list);
 H(h_vpn_revoke);
@@ -619,6 +631,7 @@ H(h_oidc_discovery);
 H(h_oidc_jwks);
 H(h_oidc_authorize);
 H(h_oidc_authorize_post);
+H(h_oidc_login_js);
 H(h_oidc_token);
 H(h_oidc_userinfo);
 #undef H
@@ -626,6 +639,16 @@ H(h_oidc_userinfo);
  * with HOST one of domains (a "*.name" one stands for one label). Exposed for the fuzz
  * target. */
 bool srv_oidc_redirect_ok(const char *uri, const char *const *domains, size_t ndomains);
+/* The built-in client of `secureguard connect --oidc` (RFC 8252 native app), and its redirect
+ * URIs: http://127.0.0.1:PORT/PATH or http://[::1]:PORT/PATH (any port). */
+#define SRV_OIDC_CLI "secureguard-cli"
+bool srv_oidc_loopback_ok(const char *uri);
+/* Redeems a code of SRV_OIDC_CLI (single use) with the authorization request's redirect_uri,
+ * PKCE verifier and nonce (NULL when it had none): 0 with the user's id, 1 refused (why says
+ * which check; audited as oidc.token_refused), or a database error. */
+int srv_oidc_redeem(struct srv *s, struct srv_req *r, struct sg_db_conn *c, const char *code,
+		    const char *redirect_uri, const char *verifier, const char *nonce,
+		    char uid[SRV_ID_LEN + 1], const char **why) SG_WUR;
 
 /* ---- gateways as managed peers (routes_gateways.c, called from routes_agents.c) ---- */
 /* Registration with a gateway's enrolment token, in its transaction: the gateway's previous

@@ -206,6 +206,8 @@ const baseline = {
     code_verifier: "A".repeat(43) },
   updateTarget: { address: "10.66.0.2:80", weight: 1, region: null, health_check: null },
   openVpnSession: { client: "neg-client", email: "nobody@example.com", password: "x", code: "123456", duration_seconds: 60 },
+  openVpnSessionOidc: { client: "neg-client", oidc_code: "sgc_x", code_verifier: "A".repeat(43),
+    redirect_uri: "http://127.0.0.1:5000/callback", nonce: "n", duration_seconds: 60 },
   endVpnSession: { session_token: "sgv_notatoken" },
 };
 

@@ -4,7 +4,9 @@
  *
  * Checks, besides ASan/UBSan: an accepted URI is http(s), its host is one of the domains (or
  * one label under the wildcard) and its path exactly the gateway's callback, with no query,
- * fragment or user information: a code never goes anywhere else. */
+ * fragment or user information: a code never goes anywhere else. The same input as a loopback
+ * redirect URI of secureguard-cli (srv_oidc_loopback_ok, RFC 8252 section 7.3): an accepted one
+ * is http on 127.0.0.1 or [::1], a port of 1..65535, a path, and nothing else. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(uri, data, size);
 	uri[size] = 0;
+	if (srv_oidc_loopback_ok(uri)) {
+		const char *p = !strncmp(uri, "http://127.0.0.1:", 17) ? uri + 17
+				: !strncmp(uri, "http://[::1]:", 13)   ? uri + 13
+								       : NULL;
+		char *e;
+		long port;
+
+		if (!p || strpbrk(uri, "?#@%\\ "))
+			abort();
+		port = strtol(p, &e, 10);
+		if (port < 1 || port > 65535 || *e != '/' || *p == '0')
+			abort();
+	}
 	if (srv_oidc_redirect_ok(uri, domains, 2)) {
 		host = strstr(uri, "://");
 		if ((strncmp(uri, "https://", 8) && strncmp(uri, "http://", 7)) || !host ||

@@ -6,7 +6,10 @@
 #  - after it, the hub's agent adds the peer within 2 s and the tunnel works;
 #  - `secureguard disconnect` removes the peer within 5 s and the tunnel stops; connecting again
 #    makes a new peer on the hub: its counters start from zero and it needed a new handshake
-#    (the old session's keypairs went with the removed peer, not just its allowed IPs);
+#    (the old session's keypairs went with the removed peer, not just its allowed IPs); that
+#    second connect is `connect --oidc --no-browser` (the server's OpenID provider, RFC 8252
+#    loopback redirect) with a script as the browser: the login page's password and second step
+#    (a recovery code), a request with another state refused by the command's listener first;
 #  - an admin's revocation (DELETE /api/vpn-sessions/{id}) and a session's end of time
 #    (--duration 20) stop the tunnel within 5 s too;
 #  - every step is in the audit log.
@@ -26,7 +29,9 @@ sg_hosts 2
 A=${HOST[1]} B=${HOST[2]}
 HUBIF=${PFX}w LAPIF=${PFX}l
 AG_TLS=1
-ag_server --agent-poll 5
+# A port known before the start: the OpenID provider's issuer (--public-url) names it.
+AG_PORT=8443
+ag_server --agent-poll 5 --public-url "https://$AG_SRV:$AG_PORT"
 HUB_IP=10.96.0.1
 
 log "an owner with a second factor (TOTP), a FIPS network with mfa_required, its hub"
@@ -140,9 +145,47 @@ log "measured: the tunnel stopped $(ms_since "$t0") ms after disconnect began"
 assert_no_ping "$B" "$HUB_IP"
 ls "$STATE"/vpn-session-*.json >/dev/null 2>&1 && fail "disconnect left the session file"
 
-log "connected again: a new peer on the hub (fresh counters, a new handshake)"
+log "connected again, through the OpenID provider: a new peer on the hub (fresh counters, a new handshake)"
+ip netns exec "$B" "$SG" connect --server "$AG_URL" --ca-file "$AG_CA" --oidc --no-browser \
+	--state-dir "$STATE" laptop >"$SG_TMP/oidc.out" 2>"$SG_TMP/oidc.err" &
+oidc_pid=$!
+wait_for 10 grep -q "/oauth2/authorize?" "$SG_TMP/oidc.err" || { cat "$SG_TMP/oidc.err"; fail "connect --oidc printed no address"; }
+# The browser: the address the command printed, the login page's two steps (as a browser posts
+# the forms), then back to the command's listener (first with another state: refused).
 t_readd=$(date +%s)
-connect "$RC1"
+nsx "$B" python3 - "$(grep -o 'https://[^ ]*/oauth2/authorize?[^ ]*' "$SG_TMP/oidc.err")" "$OWNER" \
+	"$OWNER_PW" "$RC1" "$AG_CA" <<-'PY' || { cat "$SG_TMP/oidc.err"; fail "the scripted browser"; }
+	import http.client, re, ssl, sys, urllib.parse
+	url, email, pw, code, ca = sys.argv[1:6]
+	u = urllib.parse.urlsplit(url)
+	ctx = ssl.create_default_context(cafile=ca)
+	def go(method, path, form=None, host=None):
+	    c = (http.client.HTTPConnection(*host, timeout=30) if host else
+	         http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=60))
+	    c.request(method, path, urllib.parse.urlencode(form) if form else None,
+	              {"Content-Type": "application/x-www-form-urlencoded"} if form else {})
+	    r = c.getresponse()
+	    return r.status, r.getheader("Location"), r.read().decode()
+	st, _, page = go("GET", u.path + "?" + u.query)
+	assert st == 200 and 'name="password"' in page, "the login page: %d" % st
+	fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
+	st, _, page = go("POST", u.path, dict(fields, email=email, password=pw))
+	assert st == 200 and 'name="code"' in page, "the second step: %d" % st
+	fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
+	st, loc, _ = go("POST", u.path, dict(fields, code=code))
+	back = urllib.parse.urlsplit(loc or "")
+	assert st == 302 and back.hostname == "127.0.0.1" and "code=sgc_" in back.query, (st, loc)
+	q = dict(urllib.parse.parse_qsl(back.query))
+	st, _, _ = go("GET", back.path + "?" + urllib.parse.urlencode(dict(q, state="forged")),
+	              host=(back.hostname, back.port))
+	assert st == 400, "another state: %d" % st
+	st, _, page = go("GET", back.path + "?" + back.query, host=(back.hostname, back.port))
+	assert st == 200 and "session is open" in page, (st, page)
+	PY
+wait "$oidc_pid" || { cat "$SG_TMP/oidc.err"; fail "secureguard connect --oidc"; }
+grep -q 'ignored a request to the listener with another state' "$SG_TMP/oidc.err" ||
+	fail "the command did not say it ignored the forged state"
+grep -q '^connected: session' "$SG_TMP/oidc.out" || { cat "$SG_TMP/oidc.out"; fail "connect --oidc did not connect"; }
 wait_for 2 peers_are 1 || fail "the laptop is not a peer again within 2 s"
 # The laptop still holds the old session's keys; the hub's new peer has none, so the laptop's
 # packets are dropped until it starts a new handshake (WireGuard: 15 s after unanswered
@@ -185,6 +228,7 @@ log "measured: the tunnel stopped $(($(date +%s) - expires)) s after the session
 
 log "audited"
 api GET "/api/audit?resource_type=vpn_session&limit=100" >"$SG_TMP/audit.json"
+grep -q '\\"second\\":\\"oidc\\"' "$SG_TMP/audit.json" || fail "no session opened through the provider in the audit log"
 for ev in vpn_session.opened vpn_session.ended vpn_session.revoked vpn_session.expired; do
 	grep -q "\"$ev\"" "$SG_TMP/audit.json" || fail "no $ev in the audit log"
 done

@@ -13,15 +13,25 @@ only while its owner's session is open; opening a session with password and TOTP
 here (hmac) or a recovery code; wrong, replayed and missing factors; a session ended by its
 user, revoked by an admin, expired, ended by a change of owner and by a password change; the
 refusals (not owned, ambiguous, disabled, a hub, not an mfa network, no second factor); roles;
-each step audited; the per-address limit of logins. Exit status 0 = every check passed.
+each step audited; the per-address limit of logins. And sessions opened through the OpenID
+provider (client secureguard-cli, `secureguard connect --oidc`), this script acting as both the
+app and the browser: loopback redirect URIs only, the login page's password and second step,
+the code redeemed at POST /api/vpn-sessions/oidc, and its refusals (a replayed code, a wrong
+PKCE verifier, redirect URI or nonce, an account without a second factor, the token endpoint).
+Exit status 0 = every check passed.
 """
+import base64
+import hashlib
 import os
+import re
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api_test as A  # noqa: E402
 from api_test import call, check, expect, log, totp, totp_step  # noqa: E402
+from gateways_api_test import form, hdr, nofollow  # noqa: E402
 
 NOID = A.NOID
 
@@ -157,6 +167,8 @@ def run(root, root_id, uniq):
            what="(ended already)")
     expect("POST", "/api/vpn-sessions/end", 404, {"session_token": "sgv_" + "A" * 43})
 
+    test_oidc(owner, pw, codes[4:7], plain, lap, hub, admin, root)
+
     log("revoked by an admin")
     s2 = open_(lap["id"], codes[0].replace("-", "").upper(), 201, duration_seconds=600)
     check(590 <= s2["expires_in"] <= 600, "a shorter session asked for: %s" % s2["expires_in"])
@@ -226,6 +238,111 @@ def run(root, root_id, uniq):
                             for e in doc["items"]), "no second factor: a failed login")
     for n in (net, plain_net):
         expect("DELETE", "/api/networks/" + n["id"], 204, token=admin)
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def oidc_request(redirect="http://127.0.0.1:49152/callback"):
+    """An authorization request of secureguard-cli as the app makes it: (areq, verifier)."""
+    verifier = b64u(os.urandom(32))
+    return ({"response_type": "code", "client_id": "secureguard-cli", "redirect_uri": redirect,
+             "scope": "openid", "state": b64u(os.urandom(16)), "nonce": b64u(os.urandom(16)),
+             "code_challenge": b64u(hashlib.sha256(verifier.encode()).digest()),
+             "code_challenge_method": "S256"}, verifier)
+
+
+def oidc_login(areq, email, password, code):
+    """The browser's part: the page, the password, the second step. The redirect's query."""
+    st, h, page = nofollow("GET", "/oauth2/authorize?" + urllib.parse.urlencode(areq))
+    check(st == 200 and b'name="password"' in page, "the login page: %d" % st)
+    st, h, text = form("POST", "/oauth2/authorize", dict(areq, email=email, password=password))
+    if st == 200:
+        m = re.search(r'name="mfa_token" value="([^"]+)"', text)
+        check(m is not None, "the second step asks for a code")
+        st, h, text = form("POST", "/oauth2/authorize", dict(areq, mfa_token=m.group(1),
+                                                             code=code))
+    loc = hdr(h, "Location") or ""
+    check(st == 302 and loc.startswith(areq["redirect_uri"] + "?"),
+          "back to the loopback redirect URI: %d %s" % (st, loc[:80]))
+    got = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(loc).query))
+    check(got.get("state") == areq["state"], "the state came back")
+    return got
+
+
+def test_oidc(owner, pw, codes, plain, lap, hub, admin, root):
+    log("sessions through the OpenID provider (secureguard-cli, RFC 8252 loopback redirect)")
+    areq, verifier = oidc_request()
+    for bad in ("https://app.example.com/callback", "http://localhost:49152/callback",
+                "http://127.0.0.1/callback", "http://127.0.0.1:0/callback",
+                "http://127.0.0.1:65536/callback", "http://127.0.0.1:5000/cb?x=1",
+                "http://127.0.0.2:5000/callback", "https://127.0.0.1:5000/callback",
+                "http://127.0.0.1:5000@evil.example/callback"):
+        st, h, _ = nofollow("GET", "/oauth2/authorize?" +
+                            urllib.parse.urlencode(dict(areq, redirect_uri=bad)))
+        check(st == 400 and not hdr(h, "Location"), "not a loopback URI, never redirected "
+              "to: %s: %d" % (bad, st))
+    for ok in ("http://[::1]:8080/", "http://127.0.0.1:65535/a/b"):
+        st, _, _ = nofollow("GET", "/oauth2/authorize?" +
+                            urllib.parse.urlencode(dict(areq, redirect_uri=ok)))
+        check(st == 200, "a loopback URI on any port: %s: %d" % (ok, st))
+
+    def redeem(got, areq, verifier, status, field=None, what="", **over):
+        body = {"client": lap["id"], "oidc_code": got.get("code", "x"), "code_verifier": verifier,
+                "redirect_uri": areq["redirect_uri"], "nonce": areq["nonce"]}
+        body.update(over)
+        d = expect("POST", "/api/vpn-sessions/oidc", status, body, field=field, what=what)
+        if status == 201:
+            A.SECRETS.append(d["session_token"])
+        return d
+
+    got = oidc_login(areq, owner["email"], pw, codes[0])
+    check(got.get("code", "").startswith("sgc_") and "error" not in got, "a code: %s" % got.keys())
+    # The app's code is for VPN sessions only: the token endpoint refuses its client.
+    st, _, _ = form("POST", "/oauth2/token", {"grant_type": "authorization_code",
+                                              "code": got["code"],
+                                              "redirect_uri": areq["redirect_uri"],
+                                              "client_id": "secureguard-cli",
+                                              "code_verifier": verifier})
+    check(st == 400, "no ID token for secureguard-cli: %d" % st)
+    redeem(got, areq, verifier, 401, field="oidc_code", what="(another nonce)",
+           nonce=b64u(os.urandom(16)))
+    # The refusal spent the code (single use: the first redemption wins, right or wrong).
+    redeem(got, areq, verifier, 401, field="oidc_code", what="(spent by the refusal)")
+
+    areq, verifier = oidc_request("http://[::1]:40000/cb")
+    got = oidc_login(areq, owner["email"], pw, codes[1])
+    s = redeem(got, areq, verifier, 201, duration_seconds=900)
+    check(s["client_id"] == lap["id"] and s["user_id"] == owner["id"] and
+          890 <= s["expires_in"] <= 900, "a session through the provider: %s" %
+          {k: v for k, v in s.items() if k != "session_token"})
+    check(hub_lists(admin, hub, lap), "the hub lists the laptop")
+    page = expect("GET", "/api/vpn-sessions?active=true&client_id=" + lap["id"], 200,
+                  token=admin)
+    check(page["total"] == 1 and page["items"][0]["id"] == s["id"], "listed: %s" % page)
+    redeem(got, areq, verifier, 401, field="oidc_code", what="(the code replayed)")
+
+    areq, verifier = oidc_request()
+    got = oidc_login(areq, owner["email"], pw, codes[2])
+    redeem(got, areq, b64u(os.urandom(32)), 401, field="oidc_code", what="(another verifier)")
+    redeem(got, areq, verifier, 401, field="oidc_code", what="(spent by the wrong verifier)")
+    expect("POST", "/api/vpn-sessions/end", 204, {"session_token": s["session_token"]})
+    check(not hub_lists(admin, hub, lap), "ended: not listed")
+
+    log("an account without a second factor gets no code for a VPN session")
+    areq, verifier = oidc_request()
+    got = oidc_login(areq, plain["email"], pw, None)
+    check(got.get("error") == "access_denied" and "second factor" in
+          got.get("error_description", "") and "code" not in got, "denied: %s" % got)
+
+    st, doc = call("GET", "/api/audit?event_type=oidc.token_refused&limit=50", token=root)
+    reasons = [e["details"] or "" for e in doc.get("items", [])] if st == 200 else []
+    for why in ("nonce differs", "unknown, used or expired", "code_verifier does not match"):
+        check(any(why in r for r in reasons), "audited: %s (%s)" % (why, reasons[:4]))
+    st, doc = call("GET", "/api/audit?event_type=vpn_session.opened&limit=20", token=root)
+    check(st == 200 and any('"second":"oidc"' in (e["details"] or "") for e in doc["items"]),
+          "the session's opening says it came through the provider")
 
 
 def test_rate_limit(uniq):
