@@ -283,6 +283,10 @@ def test_oidc(owner, pw, codes, plain, lap, hub, admin, root):
                             urllib.parse.urlencode(dict(areq, redirect_uri=bad)))
         check(st == 400 and not hdr(h, "Location"), "not a loopback URI, never redirected "
               "to: %s: %d" % (bad, st))
+    # The page's passkey step is a script file of the server (the page allows no inline one).
+    st, h, js = A.request("GET", "/oauth2/login.js")
+    check(st == 200 and (hdr(h, "Content-Type") or "").startswith("text/javascript") and
+          b"navigator.credentials.get" in js, "the login page's script: %d" % st)
     for ok in ("http://[::1]:8080/", "http://127.0.0.1:65535/a/b"):
         st, _, _ = nofollow("GET", "/oauth2/authorize?" +
                             urllib.parse.urlencode(dict(areq, redirect_uri=ok)))
