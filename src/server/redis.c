@@ -304,11 +304,19 @@ static bool reply_ok(redisReply *rp)
 	return rp && rp->type != REDIS_REPLY_ERROR;
 }
 
-static const char *no_answer(const struct sg_stream *st)
+/* Why a command got no reply. Over TLS 1.3 a server that wants a client certificate checks
+ * it after our handshake has finished, so its alert can race our first command: when the
+ * connection closed and we gave none, say what the likely cause is. */
+static const char *no_answer(const struct srv_redis *r, const struct sg_stream *st)
 {
 	const char *why = sg_stream_error(st);
 
-	return why ? why : "no answer (the connection closed)";
+	if (why)
+		return why;
+	if (r->u.tls && !r->tls.cert_file)
+		return "no answer (the connection closed; over TLS without a client certificate: "
+		       "if Redis has tls-auth-clients yes, give cert=FILE&key=FILE)";
+	return "no answer (the connection closed)";
 }
 
 /* A new connection, authenticated and on the URL's database: 0, or -1 with the reason. */
@@ -339,7 +347,7 @@ static int conn_open(struct srv_redis *r, struct sg_stream **st, redisReader **r
 			/* Redis's own words ("WRONGPASS invalid username-password pair"): no
 			 * secret in them. */
 			snprintf(err, errlen, "AUTH refused: %.200s",
-				 rp ? rp->str : no_answer(*st));
+				 rp ? rp->str : no_answer(r, *st));
 			freeReplyObject(rp);
 			goto fail;
 		}
@@ -351,7 +359,7 @@ static int conn_open(struct srv_redis *r, struct sg_stream **st, redisReader **r
 			       (const size_t[]){6, strlen(db)});
 		if (!reply_ok(rp)) {
 			snprintf(err, errlen, "SELECT %s refused: %.200s", db,
-				 rp ? rp->str : no_answer(*st));
+				 rp ? rp->str : no_answer(r, *st));
 			freeReplyObject(rp);
 			goto fail;
 		}
@@ -501,7 +509,7 @@ int srv_redis_open(struct srv_redis **out, const char *url, char *err, size_t er
 	rp = roundtrip(st, rd, 1, (const char *[]){"PING"}, (const size_t[]){4});
 	if (!reply_ok(rp)) {
 		snprintf(err, errlen, "--redis %s:%s: PING: %.200s", r->u.host, r->u.port,
-			 rp ? rp->str : no_answer(st));
+			 rp ? rp->str : no_answer(r, st));
 		freeReplyObject(rp);
 		sg_stream_close(st);
 		redisReaderFree(rd);

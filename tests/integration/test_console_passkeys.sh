@@ -24,19 +24,13 @@ done
 
 TMP=$(mktemp -d /tmp/sg-console-passkeys.XXXXXX)
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-	srv_log "FAIL: $*"
-	exit 1
-}
+fail() { srv_fail "$@"; }
 
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+srv_admin_env root
 # The relying party must be known before the server starts: a free port, then the server on it
 # (a port taken in between makes the start fail, and the test with it: never a wrong pass).
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -23,20 +23,14 @@ for t in python3 openssl curl node; do
 done
 TMP=$(mktemp -d /tmp/sg-server-api.XXXXXX)
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
 	pg_stop
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-	srv_log "FAIL: $*"
-	exit 1
-}
+fail() { srv_fail "$@"; }
 
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+srv_admin_env root
 # api_test.py's LOGIN_IP_LIMIT is --login-ip-limit; its 40 concurrent logins need the per-IP
 # connection limit above 40; the window outlasts a slow (sanitizer) run.
 OPTS=(--sweep-interval 1 --login-ip-limit 40 --login-ip-window 3600 --max-connections-per-ip 64)

@@ -20,20 +20,14 @@ SRV_TEST=test_server_attack
 command -v python3 >/dev/null || { srv_log "SKIP: missing tool python3"; exit 77; }
 TMP=$(mktemp -d /tmp/sg-server-attack.XXXXXX)
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
 	pg_stop
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-	srv_log "FAIL: $*"
-	exit 1
-}
+fail() { srv_fail "$@"; }
 
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+srv_admin_env root
 # attack_test.py's LOCKOUT_SECS is --lockout-secs (short, to see the backoff double).
 OPTS=(--lockout-secs 6)
 

@@ -18,19 +18,13 @@ for t in python3 sqlite3 curl; do
 done
 TMP=$(mktemp -d /tmp/sg-server-audit.XXXXXX)
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
 	pg_stop
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-	srv_log "FAIL: $*"
-	exit 1
-}
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="audit-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+fail() { srv_fail "$@"; }
+srv_admin_env audit
 
 sqlx() {
 	case $1 in

@@ -24,20 +24,14 @@ done
 TMP=$(mktemp -d /tmp/sg-server-backup.XXXXXX)
 chmod 755 "$TMP"
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
 	[ -n "${WRITER:-}" ] && kill "$WRITER" 2>/dev/null
 	pg_stop
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-	srv_log "FAIL: $*"
-	exit 1
-}
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="backup-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+fail() { srv_fail "$@"; }
+srv_admin_env backup
 
 pg_start
 rc=$?

@@ -16,21 +16,15 @@ SRV_TEST=test_server_conns
 command -v python3 >/dev/null || { srv_log "SKIP: missing python3"; exit 77; }
 TMP=$(mktemp -d /tmp/sg-server-conns.XXXXXX)
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-	srv_log "FAIL: $*"
-	exit 1
-}
+fail() { srv_fail "$@"; }
 # The flood's own descriptors.
 ulimit -n "$(ulimit -Hn)"
 
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+srv_admin_env root
 
 flood() {
 	local name=$1 urlv tok

@@ -23,20 +23,14 @@ command -v node >/dev/null || { srv_log "SKIP: missing node"; exit 77; }
 	{ srv_log "SKIP: tests/contract has no node_modules (scripts/deps.sh runs npm ci there)"; exit 77; }
 TMP=$(mktemp -d /tmp/sg-server-contract.XXXXXX)
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
 	pg_stop
 	rm -rf "$TMP" "$C/client/.out" "$C/client/api.d.ts"
 }
 trap cleanup EXIT
-fail() {
-	srv_log "FAIL: $*"
-	exit 1
-}
+fail() { srv_fail "$@"; }
 
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+srv_admin_env root
 
 # The generated client, compiled once.
 node "$C/node_modules/openapi-typescript/bin/cli.js" "$SG_SRC/docs/openapi.json" \

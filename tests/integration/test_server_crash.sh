@@ -18,24 +18,18 @@ SRV_TEST=test_server_crash
 command -v python3 >/dev/null || { srv_log "SKIP: python3 missing"; exit 77; }
 TMP=$(mktemp -d /tmp/sg-server-crash.XXXXXX)
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
 	pg_stop
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-	srv_log "FAIL: $*"
-	exit 1
-}
+fail() { srv_fail "$@"; }
 # The writers create clients until the kill: more than the free edition's 250 (docs/SERVER.md
 # "License keys"), so the server runs with a test-key license (test builds only, as make check's).
 "$SG" license sign --key "$SG_SRC/tests/license/test-vendor.key" --id T-crash --customer "Crash test" \
 	--seats 1000000 --features ha --not-before -1 --expiry +3650 --out "$TMP/crash.lic" ||
 	{ srv_log "SKIP: not a test build (cmake -DSG_LICENSE_TEST_KEY=ON, as make check does)"; exit 77; }
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="crash-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+srv_admin_env crash
 
 # load URL TOKEN NETWORK OUT: writers until the server goes away; acknowledged ids to OUT.
 load() {

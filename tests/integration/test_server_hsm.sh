@@ -31,15 +31,11 @@ ls "$(openssl version -e | sed 's/^ENGINESDIR: "\(.*\)"$/\1/')"/pkcs11.so >/dev/
 
 TMP=$(mktemp -d /tmp/sg-hsm.XXXXXX)
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-	srv_log "FAIL: $*"
-	exit 1
-}
+fail() { srv_fail "$@"; }
 
 # The token: its store in $TMP/token, found through $TMP/softhsm2.conf only.
 mkdir -p "$TMP/token"
@@ -63,9 +59,7 @@ URI_Q="?module-path=$MODULE"
 MASTER_URI="pkcs11:token=sg-test;object=master;type=private$URI_Q"
 CA_URI="pkcs11:token=sg-test;object=ca;type=private$URI_Q"
 
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+srv_admin_env root
 DATA=$TMP/srv
 DB="sqlite:$DATA/server.db"
 

@@ -23,8 +23,7 @@ for t in python3 curl haproxy; do
 done
 TMP=$(mktemp -d /tmp/sg-server-proxy.XXXXXX)
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
 	[ -n "${HAPROXY:-}" ] && kill "$HAPROXY" 2>/dev/null
 	rm -rf "$TMP"
 }

@@ -29,19 +29,13 @@ for t in python3 sqlite3 curl psql; do
 done
 TMP=$(mktemp -d /tmp/sg-server-scale.XXXXXX)
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
 	pg_stop
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-	srv_log "FAIL: $*"
-	exit 1
-}
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="scale-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+fail() { srv_fail "$@"; }
+srv_admin_env scale
 
 pg_start
 rc=$?

@@ -20,9 +20,7 @@ trap 'rc=$?; trap - ERR; set +e; srv_kill api; (exit $rc); sg_cleanup' EXIT
 sg_hosts 2
 A=${HOST[1]} B=${HOST[2]}
 
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="tunnel-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+srv_admin_env tunnel
 srv_start api "sqlite:$SG_TMP/api/server.db" "$SG_TMP/api" || fail "server did not start"
 TOK=$(srv_login "$SRV_URL_api" "$SG_ADMIN_EMAIL" "$SG_ADMIN_PASSWORD") || fail "login"
 

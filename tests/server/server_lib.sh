@@ -117,6 +117,12 @@ srv_fail() {
 	exit 1
 }
 
+# srv_kill_all: SIGKILL to every server srv_start started and that is still running (for traps).
+srv_kill_all() {
+	local v
+	for v in ${!SRV_PID_*}; do kill -KILL "${!v}" 2>/dev/null; done
+}
+
 # srv_admin_env PREFIX: exports the first admin's SG_ADMIN_EMAIL and a random SG_ADMIN_PASSWORD.
 srv_admin_env() {
 	export SG_ADMIN_EMAIL=root@example.com
