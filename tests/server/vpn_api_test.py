@@ -253,14 +253,27 @@ def oidc_request(redirect="http://127.0.0.1:49152/callback"):
              "code_challenge_method": "S256"}, verifier)
 
 
-def oidc_login(areq, email, password, code):
-    """The browser's part: the page, the password, the second step. The redirect's query."""
+def oidc_login(areq, email, password, code, bad_passkey=False):
+    """The browser's part: the page, the password, the second step. The redirect's query.
+    bad_passkey: first a passkey answer that cannot be right (the page says so, the step
+    stays)."""
     st, h, page = nofollow("GET", "/oauth2/authorize?" + urllib.parse.urlencode(areq))
     check(st == 200 and b'name="password"' in page, "the login page: %d" % st)
     st, h, text = form("POST", "/oauth2/authorize", dict(areq, email=email, password=password))
     if st == 200:
         m = re.search(r'name="mfa_token" value="([^"]+)"', text)
         check(m is not None, "the second step asks for a code")
+        # An account with TOTP and no passkey: no passkey button, no script allowed at all.
+        check("Use a passkey" not in text and "<script" not in text and
+              "script-src" not in (hdr(h, "Content-Security-Policy") or ""),
+              "a TOTP-only second step has no script")
+        if bad_passkey:
+            st, h, text = form("POST", "/oauth2/authorize", dict(
+                areq, mfa_token=m.group(1), credential='{"id":"AAAA","type":"public-key",'
+                '"response":{"clientDataJSON":"e30","authenticatorData":"AAAA",'
+                '"signature":"AAAA"}}'))
+            check(st == 401 and "The passkey was not accepted" in text and m.group(1) in text,
+                  "a wrong passkey answer: the step again, saying why: %d" % st)
         st, h, text = form("POST", "/oauth2/authorize", dict(areq, mfa_token=m.group(1),
                                                              code=code))
     loc = hdr(h, "Location") or ""
@@ -316,7 +329,7 @@ def test_oidc(owner, pw, codes, plain, lap, hub, admin, root):
     redeem(got, areq, verifier, 401, field="oidc_code", what="(spent by the refusal)")
 
     areq, verifier = oidc_request("http://[::1]:40000/cb")
-    got = oidc_login(areq, owner["email"], pw, codes[1])
+    got = oidc_login(areq, owner["email"], pw, codes[1], bad_passkey=True)
     s = redeem(got, areq, verifier, 201, duration_seconds=900)
     check(s["client_id"] == lap["id"] and s["user_id"] == owner["id"] and
           890 <= s["expires_in"] <= 900, "a session through the provider: %s" %
