@@ -24,20 +24,15 @@ BROWSER=$SG_SRC/tests/browser
 
 TMP=$(mktemp -d /tmp/sg-oidc-passkey.XXXXXX)
 cleanup() {
-	local v
-	for v in ${!SRV_PID_*} CONNECT_PID; do [ -n "${!v:-}" ] && kill -KILL "${!v}" 2>/dev/null; done
+	srv_kill_all
+	[ -n "${CONNECT_PID:-}" ] && kill -KILL "$CONNECT_PID" 2>/dev/null
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-	srv_log "FAIL: $*"
-	exit 1
-}
+fail() { srv_fail "$@"; }
 t_start=$(date +%s)
 
-export SG_ADMIN_EMAIL=root@example.com
-SG_ADMIN_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-export SG_ADMIN_PASSWORD
+srv_admin_env root
 # The relying party must be known before the server starts: a free port, then the server on it
 # (a port taken in between makes the start fail, and the test with it: never a wrong pass).
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
