@@ -167,7 +167,7 @@ def run(root, root_id, uniq):
            what="(ended already)")
     expect("POST", "/api/vpn-sessions/end", 404, {"session_token": "sgv_" + "A" * 43})
 
-    test_oidc(owner, pw, codes[4:7], plain, lap, hub, admin, root)
+    test_oidc(owner, pw, codes[4:8], plain, lap, hub, admin, root)
 
     log("revoked by an admin")
     s2 = open_(lap["id"], codes[0].replace("-", "").upper(), 201, duration_seconds=600)
@@ -344,6 +344,10 @@ def test_oidc(owner, pw, codes, plain, lap, hub, admin, root):
     got = oidc_login(areq, owner["email"], pw, codes[2])
     redeem(got, areq, b64u(os.urandom(32)), 401, field="oidc_code", what="(another verifier)")
     redeem(got, areq, verifier, 401, field="oidc_code", what="(spent by the wrong verifier)")
+    areq, verifier = oidc_request()
+    got = oidc_login(areq, owner["email"], pw, codes[3])
+    redeem(got, areq, verifier, 401, field="oidc_code", what="(another redirect URI)",
+           redirect_uri="http://127.0.0.1:49153/callback")
     expect("POST", "/api/vpn-sessions/end", 204, {"session_token": s["session_token"]})
     check(not hub_lists(admin, hub, lap), "ended: not listed")
 
@@ -355,7 +359,8 @@ def test_oidc(owner, pw, codes, plain, lap, hub, admin, root):
 
     st, doc = call("GET", "/api/audit?event_type=oidc.token_refused&limit=50", token=root)
     reasons = [e["details"] or "" for e in doc.get("items", [])] if st == 200 else []
-    for why in ("nonce differs", "unknown, used or expired", "code_verifier does not match"):
+    for why in ("nonce differs", "unknown, used or expired", "code_verifier does not match",
+                "redirect_uri differs"):
         check(any(why in r for r in reasons), "audited: %s (%s)" % (why, reasons[:4]))
     st, doc = call("GET", "/api/audit?event_type=vpn_session.opened&limit=20", token=root)
     check(st == 200 and any('"second":"oidc"' in (e["details"] or "") for e in doc["items"]),
