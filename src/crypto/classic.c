@@ -56,25 +56,16 @@ bool sg_x25519(uint8_t out[SG_X25519_KEY_LEN], const uint8_t priv[SG_X25519_KEY_
 	       const uint8_t pub[SG_X25519_KEY_LEN])
 {
 	const struct sg__algs *a = sg__algs();
-	EVP_PKEY *key = NULL, *peer = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	size_t n = SG_X25519_KEY_LEN;
+	EVP_PKEY *peer = NULL;
 	bool ok = false;
 
 	if (out == NULL)
 		return false;
 	if (a == NULL || priv == NULL || pub == NULL)
 		goto out;
-	key = x25519_priv_key(a, priv);
 	peer = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", a->classic_propq, pub,
 					      SG_X25519_KEY_LEN);
-	if (key == NULL || peer == NULL)
-		goto out;
-	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, a->classic_propq);
-	if (ctx == NULL || EVP_PKEY_derive_init(ctx) != 1 ||
-	    EVP_PKEY_derive_set_peer(ctx, peer) != 1)
-		goto out;
-	if (EVP_PKEY_derive(ctx, out, &n) != 1 || n != SG_X25519_KEY_LEN)
+	if (peer == NULL || !sg__x25519_derive(a, priv, peer, out))
 		goto out;
 	/* A low-order peer point gives an all-zero secret. RFC 7748 section 6.1 lets a protocol
 	 * reject it and WireGuard does (the kernel's curve25519() fails the handshake). OpenSSL
@@ -83,9 +74,7 @@ bool sg_x25519(uint8_t out[SG_X25519_KEY_LEN], const uint8_t priv[SG_X25519_KEY_
 out:
 	if (!ok)
 		sg_memzero(out, SG_X25519_KEY_LEN);
-	EVP_PKEY_CTX_free(ctx);
 	EVP_PKEY_free(peer);
-	EVP_PKEY_free(key);
 	return ok;
 }
 

@@ -76,6 +76,10 @@ EVP_CIPHER_CTX *sg__cipher_ctx(enum sg__cipher_id id);
 /* An X25519 private key as an EVP_PKEY from this thread's small cache (a new reference: the
  * caller frees it). sg_x25519_forget (crypto.h) drops an entry. */
 EVP_PKEY *sg__x25519_key(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN]);
+/* X25519(priv, peer) into out through the cached key's derive context: true, or false (out
+ * unspecified; the caller wipes it). */
+bool sg__x25519_derive(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN],
+		       EVP_PKEY *peer, uint8_t out[SG_X25519_KEY_LEN]);
 EVP_MD_CTX *sg__md_ctx(enum sg__md_id id);
 /* A P-384 public key from its SEC1 compressed point (NULL if it is not one on the curve), and
  * the compressed form of an uncompressed point 04 || X || Y (fips.c; hsm.c uses both). */

@@ -25,17 +25,20 @@
 /* The last X25519 private keys used by this thread, as EVP_PKEYs: building one derives its
  * public key, more than half the cost of a DH, and a device's static key takes part in every
  * handshake and in the static-static DH of every peer it is given. */
-#define X25519_CACHE 2
+#define X25519_CACHE 4
+
+struct x25519_entry {
+	uint8_t priv[SG_X25519_KEY_LEN];
+	EVP_PKEY *key;
+	EVP_PKEY_CTX *derive; /* made by the first DH with this key */
+	uint64_t used;
+};
 
 struct tls_ctx {
 	EVP_CIPHER_CTX *cipher[SG__CIPHER_COUNT];
 	EVP_MD_CTX *md[SG__MD_COUNT];
 	EVP_MAC_CTX *mac[SG__MAC_COUNT];
-	struct {
-		uint8_t priv[SG_X25519_KEY_LEN];
-		EVP_PKEY *key;
-		uint64_t used;
-	} x25519[X25519_CACHE];
+	struct x25519_entry x25519[X25519_CACHE];
 	uint64_t x25519_tick;
 };
 
@@ -43,6 +46,14 @@ static _Thread_local struct tls_ctx *tls;
 static pthread_key_t tls_key;
 static pthread_once_t tls_key_once = PTHREAD_ONCE_INIT;
 static bool tls_key_ok;
+
+/* Empties a cache entry (EVP_PKEY_free cleanses the private key). */
+static void x25519_drop(struct x25519_entry *e)
+{
+	EVP_PKEY_CTX_free(e->derive);
+	EVP_PKEY_free(e->key);
+	sg_memzero(e, sizeof(*e));
+}
 
 static void tls_free(void *p)
 {
@@ -57,7 +68,7 @@ static void tls_free(void *p)
 	for (size_t i = 0; i < SG__MAC_COUNT; i++)
 		EVP_MAC_CTX_free(t->mac[i]);
 	for (size_t i = 0; i < X25519_CACHE; i++)
-		EVP_PKEY_free(t->x25519[i].key); /* cleanses the private key */
+		x25519_drop(&t->x25519[i]);
 	sg_memzero(t, sizeof(*t));
 	free(t);
 	/* Runs in the exiting thread: a later crypto call from another destructor starts afresh. */
@@ -89,35 +100,76 @@ static struct tls_ctx *tls_get(void)
 	return t;
 }
 
-EVP_PKEY *sg__x25519_key(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN])
+/* The cache entry of priv, made if it is not there (evicting the least recently used), or NULL
+ * (no thread state or out of memory). */
+static struct x25519_entry *x25519_entry(struct tls_ctx *t, const struct sg__algs *a,
+					 const uint8_t priv[SG_X25519_KEY_LEN])
 {
-	struct tls_ctx *t = tls_get();
+	struct x25519_entry *e;
 	EVP_PKEY *key;
 	size_t lru = 0;
 
-	if (t == NULL)
-		return EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", a->classic_propq, priv,
-						       SG_X25519_KEY_LEN);
 	t->x25519_tick++;
 	for (size_t i = 0; i < X25519_CACHE; i++) {
 		if (t->x25519[i].key && sg_memeq(t->x25519[i].priv, priv, SG_X25519_KEY_LEN)) {
 			t->x25519[i].used = t->x25519_tick;
-			return EVP_PKEY_up_ref(t->x25519[i].key) == 1 ? t->x25519[i].key : NULL;
+			return &t->x25519[i];
 		}
 		if (t->x25519[i].used < t->x25519[lru].used)
 			lru = i;
 	}
 	key = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", a->classic_propq, priv,
 					      SG_X25519_KEY_LEN);
-	if (key == NULL || EVP_PKEY_up_ref(key) != 1) {
-		EVP_PKEY_free(key);
+	if (key == NULL)
 		return NULL;
+	e = &t->x25519[lru];
+	x25519_drop(e);
+	memcpy(e->priv, priv, SG_X25519_KEY_LEN);
+	e->key = key;
+	e->used = t->x25519_tick;
+	return e;
+}
+
+EVP_PKEY *sg__x25519_key(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN])
+{
+	struct tls_ctx *t = tls_get();
+	struct x25519_entry *e;
+
+	if (t == NULL)
+		return EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", a->classic_propq, priv,
+						       SG_X25519_KEY_LEN);
+	e = x25519_entry(t, a, priv);
+	return e && EVP_PKEY_up_ref(e->key) == 1 ? e->key : NULL;
+}
+
+bool sg__x25519_derive(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN],
+		       EVP_PKEY *peer, uint8_t out[SG_X25519_KEY_LEN])
+{
+	struct tls_ctx *t = tls_get();
+	struct x25519_entry *e = t ? x25519_entry(t, a, priv) : NULL;
+	EVP_PKEY_CTX *ctx;
+	size_t n = SG_X25519_KEY_LEN;
+	bool ok;
+
+	if (e == NULL)
+		return false;
+	if (e->derive == NULL) {
+		e->derive = EVP_PKEY_CTX_new_from_pkey(NULL, e->key, a->classic_propq);
+		if (e->derive == NULL || EVP_PKEY_derive_init(e->derive) != 1) {
+			EVP_PKEY_CTX_free(e->derive);
+			e->derive = NULL;
+			return false;
+		}
 	}
-	EVP_PKEY_free(t->x25519[lru].key);
-	memcpy(t->x25519[lru].priv, priv, SG_X25519_KEY_LEN);
-	t->x25519[lru].key = key;
-	t->x25519[lru].used = t->x25519_tick;
-	return key;
+	ctx = e->derive;
+	ok = EVP_PKEY_derive_set_peer(ctx, peer) == 1 && EVP_PKEY_derive(ctx, out, &n) == 1 &&
+	     n == SG_X25519_KEY_LEN;
+	if (!ok) {
+		/* A context that failed half-way is not reused. */
+		EVP_PKEY_CTX_free(e->derive);
+		e->derive = NULL;
+	}
+	return ok;
 }
 
 void sg_x25519_forget(const uint8_t priv[SG_X25519_KEY_LEN])
@@ -127,10 +179,8 @@ void sg_x25519_forget(const uint8_t priv[SG_X25519_KEY_LEN])
 	if (t == NULL || priv == NULL)
 		return;
 	for (size_t i = 0; i < X25519_CACHE; i++) {
-		if (t->x25519[i].key && sg_memeq(t->x25519[i].priv, priv, SG_X25519_KEY_LEN)) {
-			EVP_PKEY_free(t->x25519[i].key);
-			sg_memzero(&t->x25519[i], sizeof(t->x25519[i]));
-		}
+		if (t->x25519[i].key && sg_memeq(t->x25519[i].priv, priv, SG_X25519_KEY_LEN))
+			x25519_drop(&t->x25519[i]);
 	}
 }
 
