@@ -21,7 +21,9 @@
 #define CONNECT_MS 1000
 #define COMMAND_MS 1000
 #define RETRY_MS 1000
-#define MAX_REPLY (1u << 20) /* our replies are a few bytes; anything near this is wrong */
+/* Our largest reply is a page of clients' connection states (500 of a few hundred bytes, live.c);
+ * anything near this is wrong. */
+#define MAX_REPLY (1u << 20)
 
 struct rconn {
 	pthread_mutex_t m;

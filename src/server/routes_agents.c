@@ -1795,9 +1795,28 @@ static int connlog(struct sg_db_conn *c, const char *client, const char *event, 
 				  9, p));
 }
 
-/* The hub's view of its network's clients: handshakes, online state, bytes, connection log. */
-static int report_wireguard(struct sg_db_conn *c, const char *agent_id, json_t *wg,
-			    int64_t t)
+/* One client's live state for sg:connection:{client_id} (live.c); peer NULL: the hub itself. */
+static json_t *live_state(const char *agent_id, int64_t t, json_t *peer, bool online)
+{
+	const char *mode = jstr(peer, "crypto_mode");
+
+	if (!peer)
+		return json_pack("{s:b,s:s,s:I}", "online", 1, "reported_by", agent_id,
+				 "reported_at", (json_int_t)t);
+	/* From the client's side, as in the database: what it sent is what the hub received. */
+	return json_pack("{s:b,s:I,s:s?,s:s?,s:I,s:I,s:s,s:I}", "online", online, "last_handshake",
+			 json_integer_value(json_object_get(peer, "last_handshake")), "endpoint",
+			 jstr(peer, "endpoint"), "crypto_mode",
+			 mode && strcmp(mode, "none") ? mode : NULL, "bytes_sent",
+			 json_integer_value(json_object_get(peer, "rx_bytes")), "bytes_received",
+			 json_integer_value(json_object_get(peer, "tx_bytes")), "reported_by",
+			 agent_id, "reported_at", (json_int_t)t);
+}
+
+/* The hub's view of its network's clients: handshakes, online state, bytes, connection log.
+ * With --redis, live (an object) gets each client's state for sg:connection:{client_id}. */
+static int report_wireguard(struct sg_db_conn *c, const char *agent_id, json_t *wg, int64_t t,
+			    json_t *live)
 {
 	struct sg_db_res *res = NULL;
 	const char *p[] = {agent_id};
@@ -1832,6 +1851,8 @@ static int report_wireguard(struct sg_db_conn *c, const char *agent_id, json_t *
 			const char *q[] = {hub};
 
 			/* The hub is up while its agent reports. */
+			if (live)
+				json_object_set_new(live, hub, live_state(agent_id, t, NULL, true));
 			rc = srv_neg(sg_db_exec(
 			    c, "UPDATE clients SET online = 1 WHERE id = $1 AND online = 0", 1, q));
 			if (rc)
@@ -1868,6 +1889,10 @@ static int report_wireguard(struct sg_db_conn *c, const char *agent_id, json_t *
 			if (found)
 				hs = json_integer_value(json_object_get(found, "last_handshake"));
 			online = found && hs >= t - WG_ONLINE_S && hs > 0;
+			if (live)
+				json_object_set_new(live, cid,
+						    found ? live_state(agent_id, t, found, online)
+							  : json_null());
 			if (found && hs > last) {
 				const char *q[] = {cid, srv_i64(hsb, hs),
 						   srv_i64(txb, json_integer_value(json_object_get(
@@ -1918,6 +1943,7 @@ static int report_wireguard(struct sg_db_conn *c, const char *agent_id, json_t *
 struct status_ctx {
 	struct srv_req *r;
 	char *report, *backends;
+	json_t *live; /* with --redis: what report_wireguard found, written after the commit */
 };
 
 static int status_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
@@ -1993,7 +2019,8 @@ static int status_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		if (rc < 0)
 			return rc;
 	}
-	return report_wireguard(c, id, json_object_get(b, "wireguard"), now_t);
+	json_object_clear(x->live); /* a retried transaction starts afresh */
+	return report_wireguard(c, id, json_object_get(b, "wireguard"), now_t, x->live);
 }
 
 void h_peers_status(struct srv *s, struct srv_req *r, struct srv_resp *out)
@@ -2010,6 +2037,8 @@ void h_peers_status(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	x.report = jtext(r->json);
 	if (jhas(r->json, "backends"))
 		x.backends = backend_list(json_object_get(r->json, "backends"));
+	if (srv_live_on())
+		x.live = json_object();
 	c = sg_db_acquire(s->db);
 	rc = x.report ? srv_tx(s, c, status_tx, &x, false) : SG_ENOMEM;
 	if (rc == SG_ENOENT) {
@@ -2021,6 +2050,11 @@ void h_peers_status(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		srv_dberr(out, c, rc);
 		goto out;
 	}
+	/* After the commit, outside the transaction's locks. Three report intervals, as a peer's
+	 * online state (ONLINE_POLLS): agents report at least once per poll interval. While Redis
+	 * is away reads show the database's record; after, the next reports refill it. */
+	if (x.live)
+		(void)srv_live_conn_put(x.live, ONLINE_POLLS * s->agent_poll);
 	{
 		char rev[49];
 		int64_t sync = sync_revision(c);
@@ -2040,6 +2074,7 @@ void h_peers_status(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		 json_pack("{s:s,s:s}", "status", "recorded", "revision", jstr(doc, "revision")));
 	json_decref(doc);
 out:
+	json_decref(x.live);
 	free(x.report);
 	free(x.backends);
 	sg_db_release(c);

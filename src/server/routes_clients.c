@@ -489,6 +489,24 @@ out:
 	free(x.allowed);
 }
 
+/* With --redis, online, the last handshake and the bytes are what the hubs report now
+ * (sg:connection:{client_id}, live.c) over the database's record: every server shows the same
+ * live state, and a client whose hub stopped reporting reads offline once its entry expires.
+ * When Redis is away the answer keeps the database's record. This one: over a page of
+ * srv_list_page, which writes its answer as text. */
+static void live_overlay_page(struct srv_resp *out)
+{
+	json_t *doc;
+
+	if (!srv_live_on() || out->status != 200 || !out->body)
+		return;
+	doc = json_loadb(out->body, out->len, 0, NULL);
+	if (doc && !srv_live_conn_overlay(json_object_get(doc, "items")))
+		srv_json(out, 200, doc);
+	else
+		json_decref(doc);
+}
+
 void h_clients_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	struct sg_db_conn *c;
@@ -498,11 +516,18 @@ void h_clients_get(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		return;
 	c = sg_db_acquire(s->db);
 	j = srv_client_get(c, r->params[0]);
-	if (!j)
-		srv_error(out, 404, NULL, "no such client");
-	else
-		srv_json(out, 200, j);
 	sg_db_release(c);
+	if (!j) {
+		srv_error(out, 404, NULL, "no such client");
+		return;
+	}
+	{
+		json_t *one = json_pack("[O]", j); /* as live_overlay_page */
+
+		(void)srv_live_conn_overlay(one);
+		json_decref(one);
+	}
+	srv_json(out, 200, j);
 }
 
 void h_clients_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
@@ -562,6 +587,7 @@ void h_clients_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	}
 	srv_list_page(s, out, "clients", CLIENT_COLS, CLIENT_KINDS, where, "created_at, id", p, n,
 		      limit, offset);
+	live_overlay_page(out);
 }
 
 static int client_update_tx(struct srv *s, struct sg_db_conn *c, void *ctx)

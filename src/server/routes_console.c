@@ -261,9 +261,13 @@ static int stats_read(struct srv *s, struct sg_db_conn *c, struct sample *out)
 	    "coalesce(max(id), 0) FROM audit_log)",
 	    1, p);
 	if (rc == 1) {
+		int64_t live = srv_live_conn_online(); /* with --redis: what hubs report now */
+
 		out->v[0] = srv_now();
 		for (int i = 0; i < 11; i++)
 			out->v[i + 1] = srv_res_i64(res, 0, i);
+		if (live >= 0)
+			out->v[3] = live;
 	}
 	sg_db_res_free(res);
 	return rc == 1 ? 0 : rc < 0 ? rc : SG_EIO;

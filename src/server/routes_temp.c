@@ -71,6 +71,8 @@ struct temp_ctx {
 	char *allowed;
 	int64_t expires_at, max_uses;
 	int status;
+	bool used_up;	     /* a redeem took the last use */
+	char token_hash[97]; /* of a revoked grant, for its key in Redis */
 	char why[256];
 	json_t *result;
 	char *config;
@@ -177,6 +179,13 @@ void h_temp_create(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	x.id = id;
 	x.hash = hash;
 	x.expires_at = srv_now() + dur;
+	/* With --redis every server must know the grant before its link exists; a key left by a
+	 * creation that fails below names a grant the database lacks, which it then refuses. */
+	if (srv_live_temp_put(hash, id, x.expires_at)) {
+		srv_error(out, 503, NULL, SRV_LIVE_AWAY);
+		srv_retry_after(out, 1);
+		goto out;
+	}
 	c = sg_db_acquire(s->db);
 	rc = srv_tx(s, c, temp_create_tx, &x, false);
 	if (rc < 0) {
@@ -279,6 +288,8 @@ static int temp_redeem_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 			rc = 1;
 			goto out;
 		}
+		x->used_up =
+		    srv_res_i64(res, 0, 5) && srv_res_i64(res, 0, 6) + 1 >= srv_res_i64(res, 0, 5);
 	}
 	snprintf(name, sizeof(name), "%s-%lld",
 		 sg_db_res_get(res, 0, 2) ? sg_db_res_get(res, 0, 2) : "temp",
@@ -313,6 +324,49 @@ out:
 	return rc;
 }
 
+/* With --redis, after Redis lost its data (or on the first redeem): every grant of the database
+ * that has not expired gets its key, then sg:temp_access:loaded says so (live.c). Grants are
+ * few (each is an admin's act); this runs once per loss of Redis's data, on whichever server
+ * notices first. A grant revoked while this runs may get its id back: harmless, since an id
+ * only sends a redeem on to the database. */
+static void temp_fill(struct srv *s)
+{
+	struct sg_db_conn *c = sg_db_acquire(s->db);
+	struct sg_db_res *res = NULL;
+	char now[24];
+	const char *p[] = {srv_i64(now, srv_now())};
+	const char **hashes = NULL, **values = NULL;
+	int64_t *exp = NULL;
+	int n;
+
+	n = sg_db_query(c, &res,
+			"SELECT token_hash, id, expires_at, revoked, CASE WHEN max_uses > 0 AND "
+			"current_uses >= max_uses THEN 1 ELSE 0 END FROM temp_access WHERE "
+			"expires_at > $1",
+			1, p);
+	if (n >= 0) {
+		hashes = calloc((size_t)n + 1, sizeof(*hashes));
+		values = calloc((size_t)n + 1, sizeof(*values));
+		exp = calloc((size_t)n + 1, sizeof(*exp));
+	}
+	if (hashes && values && exp) {
+		for (int i = 0; i < n; i++) {
+			hashes[i] = sg_db_res_get(res, i, 0);
+			values[i] = srv_res_i64(res, i, 3)   ? "revoked"
+				    : srv_res_i64(res, i, 4) ? "used up"
+							     : sg_db_res_get(res, i, 1);
+			exp[i] = srv_res_i64(res, i, 2);
+		}
+		if (!srv_live_temp_fill(hashes, values, exp, (size_t)n))
+			srv_log(SG_LOG_INFO, "temp_access_loaded", "grants=%d", n);
+	}
+	free(hashes);
+	free(values);
+	free(exp);
+	sg_db_res_free(res);
+	sg_db_release(c);
+}
+
 void h_temp_redeem(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	static const char *const allowed[] = {"format", NULL};
@@ -334,8 +388,24 @@ void h_temp_redeem(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	}
 	srv_token_hash(hash, x.token);
 	x.hash = hash;
+	/* With --redis, a link no grant has, or whose grant ended, is refused without a database
+	 * transaction (a stream of guessed or stale links costs the database nothing). */
+	switch (srv_live_temp_check(hash, x.why, sizeof(x.why))) {
+	case 0:
+		srv_ip_failed(s, r->source_ip);
+		srv_error(out, 404, NULL, "unknown temporary access token");
+		return;
+	case 2:
+		srv_error(out, 410, NULL, "this temporary access is %s", x.why);
+		return;
+	case -2:
+		temp_fill(s);
+		break;
+	}
 	c = sg_db_acquire(s->db);
 	rc = srv_tx(s, c, temp_redeem_tx, &x, true);
+	if (!rc && x.used_up)
+		srv_live_temp_end(hash, "used up");
 	if (rc == SRV_LICENSE) {
 		srv_license_refuse(out, x.why);
 	} else if (rc > 0 && x.status == 200) {
@@ -343,6 +413,11 @@ void h_temp_redeem(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	} else if (rc > 0) {
 		if (x.status == 404)
 			srv_ip_failed(s, r->source_ip);
+		/* Redis had the grant as valid (it was revoked while Redis was away): now not. */
+		if (x.status == 410 && strstr(x.why, "revoked"))
+			srv_live_temp_end(hash, "revoked");
+		else if (x.status == 410 && strstr(x.why, "used up"))
+			srv_live_temp_end(hash, "used up");
 		srv_error(out, x.status, NULL, "%s", x.why);
 	} else if (rc == SG_EFULL) {
 		srv_error(out, 409, NULL, "the network has no free address");
@@ -374,10 +449,12 @@ static int temp_revoke_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	int rc, n;
 
 	(void)s;
-	rc = sg_db_query(c, &res,
-			 x->hash ? "SELECT id, name, revoked FROM temp_access WHERE token_hash = $1"
-				 : "SELECT id, name, revoked FROM temp_access WHERE id = $1",
-			 1, p);
+	rc = sg_db_query(
+	    c, &res,
+	    x->hash ? "SELECT id, name, revoked, token_hash FROM temp_access WHERE "
+		      "token_hash = $1"
+		    : "SELECT id, name, revoked, token_hash FROM temp_access WHERE id = $1",
+	    1, p);
 	if (rc < 0)
 		return rc;
 	if (rc != 1) {
@@ -387,6 +464,7 @@ static int temp_revoke_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 		goto out;
 	}
 	p[0] = sg_db_res_get(res, 0, 0);
+	snprintf(x->token_hash, sizeof(x->token_hash), "%s", sg_db_res_get(res, 0, 3));
 	rc = sg_db_exec(c, "UPDATE temp_access SET revoked = 1 WHERE id = $1", 1, p);
 	if (rc < 0)
 		goto out;
@@ -429,6 +507,10 @@ void h_temp_delete(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	else
 		srv_body(out, 204, "application/json", "", 0, NULL);
 	sg_db_release(c);
+	/* Every server refuses the link from now on (a failure here leaves the grant's id in
+	 * Redis, which only sends a redeem on to the database, which refuses it). */
+	if (!rc)
+		srv_live_temp_end(x.token_hash, "revoked");
 }
 
 /* ---- background sweep ------------------------------------------------------------------------ */

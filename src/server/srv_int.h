@@ -744,6 +744,28 @@ void srv_live_publish(void);
 bool srv_live_ready(void); /* true without Redis, or when it answers a PING */
 void srv_live_metrics(FILE *f);
 #define SRV_LIVE_AWAY "the shared live state (Redis) is unreachable; retry"
+/* Clients' live connection state, sg:connection:{client_id} (JSON: online, last_handshake,
+ * endpoint, crypto_mode, bytes_sent, bytes_received, reported_by, reported_at), as hubs' agents
+ * report it, expiring after ttl seconds so a reporter that stopped leaves nothing behind.
+ * srv_live_conn_put: states maps client ids to their state (null: delete it); 0, or -1 without
+ * Redis. srv_live_conn_overlay: sets online, last_handshake and the bytes of each client object
+ * of the array from Redis (no entry: not online); -1 without Redis (the database's values stay).
+ * srv_live_conn_online: how many clients are online, -1 without Redis. */
+int srv_live_conn_put(json_t *states, int ttl);
+int srv_live_conn_overlay(json_t *clients);
+int64_t srv_live_conn_online(void);
+/* Temporary access grants, sg:temp_access:{SHA-384 of the token} = the grant's id, or "revoked"
+ * or "used up", TTL = until it expires. The database stays the truth: an id only lets a redeem
+ * go on to it. srv_live_temp_check: 1 an id (ask the database), 2 ended (why: "revoked" or "used
+ * up"), 0 no key while the grants are loaded (no such grant), -2 not loaded (srv_live_temp_fill
+ * them, then ask the database), -1 no Redis (the database decides alone).
+ * srv_live_temp_put: 0, -1 when Redis could not take it (creation is then refused: another
+ * server would not know the grant). srv_live_temp_end: revoked or used up, keeping the TTL. */
+int srv_live_temp_check(const char *hash, char *why, size_t len);
+int srv_live_temp_put(const char *hash, const char *value, int64_t expires_at);
+void srv_live_temp_end(const char *hash, const char *why);
+int srv_live_temp_fill(const char *const *hashes, const char *const *values, const int64_t *expires,
+		       size_t n);
 
 /* Login failure limiter per source IP (auth.c): in this process, or in Redis with --redis. */
 bool srv_ip_limited(struct srv *s, const char *ip);

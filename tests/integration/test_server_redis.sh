@@ -12,9 +12,15 @@
 # - failed logins from one address spread over A and B count together: 6 (--login-ip-limit 6),
 #   then 429 on both; the counter is sg:rate_limit:{ip}:auth_fail with the window's TTL;
 # - a change on A answers a long poll held by B (Redis pub/sub);
+# - live state (docs/OPERATIONS.md "Redis"): a hub's report through A shows its clients online
+#   on B at once; sg:connection:{client_id} read back with its TTL (3 x --agent-poll 4 = 12 s);
+#   with no further report B shows them offline once it expired (the database still has them
+#   online); a temporary access link made on A works on B, revoked on A is refused on B at
+#   once (sg:temp_access:{sha384} = "revoked", TTL = the grant's rest);
 # - Redis stopped: ready 503 naming Redis, reads and writes go on, failed logins are still
-#   limited (per server), client logins 503 (fail closed); Redis started again: ready, the
-#   subscriptions, the shared rate limit and the push across servers come back by themselves;
+#   limited (per server), client logins and temporary access creation 503 (fail closed); Redis
+#   started again (empty): ready, the subscriptions, the shared rate limit, the push across
+#   servers and the temporary access keys (reloaded from the database) come back by themselves;
 # - rediss:// (TLS, the CA and a client certificate in the URL) works the same; without the
 #   client certificate Redis wants, the server refuses to start, saying so.
 #
@@ -46,8 +52,10 @@ srv_need PostgreSQL pg_start
 srv_need redis-server redis_start
 PG=$SG_PG_URL
 KEY=$TMP/cluster.key
-OPTS=(--key-file "$KEY" --login-ip-limit 6 --lockout 1000)
+OPTS=(--key-file "$KEY" --login-ip-limit 6 --lockout 1000 --agent-poll 4)
 T() { python3 "$SG_SRC/tests/server/redis_test.py" "$1" "$TMP/state.json" "$SRV_URL_a,$SRV_URL_b" "${@:2}"; }
+# st NAME: a value the stages saved in the state file.
+st() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$TMP/state.json" "$1"; }
 
 # ---- refusals at start ------------------------------------------------------------------------
 # refused NAME WANT URL: the server exits 1 at once, naming WANT, never echoing the password.
@@ -108,6 +116,31 @@ ttl=$(redis_cli TTL sg:rate_limit:127.0.0.5:auth_fail)
 srv_log "sg:rate_limit:127.0.0.5:auth_fail = $v, TTL $ttl s"
 T push || fail "a change on a reaching a long poll on b"
 
+# ---- live state -------------------------------------------------------------------------------
+T connection || fail "a hub's report through a seen on b"
+lap=$(st laptop)
+v=$(redis_cli GET "sg:connection:$lap")
+ttl=$(redis_cli TTL "sg:connection:$lap")
+[[ $v == *'"online":true'* && $v == *'"endpoint":"198.51.100.89:40000"'* ]] ||
+	fail "sg:connection:$lap = '$v'"
+[ "$ttl" -gt 0 ] && [ "$ttl" -le 12 ] || fail "its TTL is $ttl, wanted 1..12 (3 x --agent-poll 4)"
+srv_log "sg:connection:$lap = $v, TTL $ttl s"
+# While the laptop's entry runs out: temporary access.
+T temp || fail "temporary access across servers"
+tkey=$(st temp_key)
+texp=$(st temp_expires)
+left=$((texp - $(date +%s)))
+v=$(redis_cli GET "$tkey")
+ttl=$(redis_cli TTL "$tkey")
+[ "$v" = revoked ] || fail "$tkey = '$v', wanted revoked"
+[ "$ttl" -gt $((left - 30)) ] && [ "$ttl" -le $((left + 1)) ] ||
+	fail "its TTL is $ttl, wanted the grant's rest ($left s)"
+srv_log "$tkey = $v, TTL $ttl s (the grant's rest)"
+T connection_gone || fail "the laptop's entry expiring"
+[ "$(redis_cli EXISTS "sg:connection:$lap")" = 0 ] || fail "sg:connection:$lap outlived its TTL"
+n=$(psql -X -q -t -A "$PG" -c "SELECT online FROM clients WHERE id = '$lap'")
+[ "$n" = 1 ] || fail "the database has online = '$n' for the laptop, wanted 1 (the last report)"
+
 # ---- Redis away and back ----------------------------------------------------------------------
 redis_down
 T redis_away 127.0.0.6 || fail "Redis away"
@@ -130,7 +163,11 @@ wait_subscribers 2
 T ratelimit 127.0.0.7 || fail "the shared rate limit after Redis came back"
 [ "$(redis_cli GET sg:rate_limit:127.0.0.7:auth_fail)" = 6 ] || fail "no shared count after the restart"
 T push || fail "push across servers after Redis came back"
-srv_log "Redis back: ready, subscribed, rate limits shared and push across servers again"
+T temp_again || fail "temporary access keys after Redis came back empty"
+[ "$(redis_cli GET "$tkey")" = revoked ] || fail "$tkey not reloaded as revoked"
+[ "$(redis_cli GET sg:temp_access:loaded)" = 1 ] || fail "sg:temp_access:loaded not set"
+srv_log "Redis back: ready, subscribed, rate limits shared, push across servers and temporary" \
+	"access keys (reloaded from the database) again"
 srv_stop a || fail "stop a"
 srv_stop b || fail "stop b"
 

@@ -8,8 +8,15 @@ A is the first URL, B the last, OTHERS all but B.
   ratelimit SRC    failed logins from source address SRC spread over all servers: the limit
                    counts them together (the servers run with --login-ip-limit 6)
   push             a change on A answers a long poll held by each other server
+  connection       a hub's agent reports its clients through A: B shows them online at once
+                   (sg:connection:{client_id}); the state file names the keys for redis-cli
+  connection_gone  with no further report, B shows the laptop offline once its entry expired
+                   (the servers run with --agent-poll 4: a TTL of 12 s), the database unchanged
+  temp             a temporary access link made on A works on B; revoked on A, B answers 410 at
+                   once; an unknown link 404 (sg:temp_access:{sha384}, named in the state file)
+  temp_again       after Redis came back empty: the revoked link still refused, a new one works
   redis_away       Redis stopped: ready 503, reads and writes go on, failed logins still counted
-                   (per server), client logins 503
+                   (per server), client logins 503, temporary access creation 503
 Environment: SG_ADMIN_EMAIL, SG_ADMIN_PASSWORD.
 """
 import base64
@@ -23,7 +30,7 @@ import threading
 import time
 import urllib.parse
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives import serialization
 
 STAGE, STATE = sys.argv[1:3]
@@ -94,6 +101,30 @@ def b64u_dec(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
+def raw_pub(key):
+    return key.public_key().public_bytes(serialization.Encoding.Raw,
+                                         serialization.PublicFormat.Raw)
+
+
+def proof(base, key, label=b"secureguard client auth v1"):
+    """The body of POST /api/auth/client (or /api/auth/agent) for X25519 key, after a
+    challenge from base."""
+    pub = raw_pub(key)
+    ch, _ = expect(200, base, "POST", "/api/auth/client/challenge", {})
+    spub = base64.b64decode(ch["server_public_key"])
+    shared = key.exchange(X25519PublicKey.from_public_bytes(spub))
+    msg = label + b64u_dec(ch["challenge"]) + pub + spub
+    return {"public_key": base64.b64encode(pub).decode(), "challenge": ch["challenge"],
+            "proof": b64u(hmac.new(shared, msg, hashlib.sha384).digest())}
+
+
+def network(tok, name, subnet4):
+    doc, _ = expect(201, A, "POST", "/api/networks",
+                    {"name": "%s-%d" % (name, os.getpid()), "subnet4": subnet4,
+                     "fips_required": False}, token=tok)
+    return doc
+
+
 if STAGE == "revoke":
     # A refresh token: logged in on A, logged out on B; A refuses its access token and refresh.
     t = admin(A)
@@ -124,12 +155,9 @@ if STAGE == "revoke":
 elif STAGE == "challenge":
     s = state()
     tok = s["token"]
-    net, _ = expect(201, A, "POST", "/api/networks",
-                    {"name": "redis-%d" % os.getpid(), "subnet4": "10.88.0.0/24",
-                     "fips_required": False}, token=tok)
+    net = network(tok, "redis", "10.88.0.0/24")
     key = X25519PrivateKey.generate()
-    pub = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                        serialization.PublicFormat.Raw)
+    pub = raw_pub(key)
     expect(201, A, "POST", "/api/clients",
            {"network_id": net["id"], "name": "laptop",
             "public_key": base64.b64encode(pub).decode()}, token=tok)
@@ -139,16 +167,7 @@ elif STAGE == "challenge":
         serialization.NoEncryption())).decode()
     save(s)
 
-    def proof_body(base):
-        ch, _ = expect(200, base, "POST", "/api/auth/client/challenge", {})
-        spub = base64.b64decode(ch["server_public_key"])
-        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-        shared = key.exchange(X25519PublicKey.from_public_bytes(spub))
-        msg = b"secureguard client auth v1" + b64u_dec(ch["challenge"]) + pub + spub
-        return {"public_key": base64.b64encode(pub).decode(), "challenge": ch["challenge"],
-                "proof": b64u(hmac.new(shared, msg, hashlib.sha384).digest())}
-
-    body = proof_body(A)
+    body = proof(A, key)
     doc, _ = expect(200, A, "POST", "/api/auth/client", body)
     if not doc.get("session_token", doc.get("token", "")).startswith("sgs_"):
         fail("client session: %s" % doc)
@@ -218,6 +237,99 @@ elif STAGE == "push":
     if lat[len(lat) // 2] >= 2.5:
         fail("median %.3f s: B did not hear of A's change through Redis" % lat[len(lat) // 2])
 
+elif STAGE == "connection":
+    s = state()
+    tok = s["token"]
+    net = network(tok, "live", "10.89.0.0/24")
+    hub, _ = expect(201, A, "POST", "/api/clients",
+                    {"network_id": net["id"], "name": "hub", "is_relay": True,
+                     "endpoint": "192.0.2.89:51820", "listen_port": 51820}, token=tok)
+    lap, _ = expect(201, A, "POST", "/api/clients", {"network_id": net["id"], "name": "laptop"},
+                    token=tok)
+    et, _ = expect(201, A, "POST", "/api/enrollment-tokens", {"client_id": hub["id"]}, token=tok)
+    akey = X25519PrivateKey.generate()
+    peer, _ = expect(201, A, "POST", "/api/peers/register",
+                     {"token": et["token"], "name": "hub-%d" % os.getpid(),
+                      "public_key": base64.b64encode(raw_pub(akey)).decode()})
+    ses, _ = expect(200, A, "POST", "/api/auth/agent",
+                    proof(A, akey, b"secureguard agent auth v1"))
+    now = int(time.time())
+    expect(200, A, "PUT", "/api/peers/%s/status" % peer["id"], {
+        "state": "ok", "wireguard": [{"interface": "wg89", "client_id": hub["id"], "peers": [
+            {"public_key": lap["public_key_classic"], "endpoint": "198.51.100.89:40000",
+             "last_handshake": now - 3, "rx_bytes": 4242, "tx_bytes": 8484,
+             "crypto_mode": "classic"}]}]}, token=ses["session_token"])
+    got, _ = expect(200, B, "GET", "/api/clients/" + lap["id"], token=tok)
+    if not (got["online"] and got["last_handshake"] == now - 3 and got["bytes_sent"] == 4242 and
+            got["bytes_received"] == 8484):
+        fail("the laptop on B right after the report through A: %s" % got)
+    page, _ = expect(200, B, "GET", "/api/clients?network_id=" + net["id"], token=tok)
+    if sorted((c["name"], c["online"]) for c in page["items"]) != [("hub", True),
+                                                                    ("laptop", True)]:
+        fail("the list on B: %s" % [(c["name"], c["online"]) for c in page["items"]])
+    st, _ = expect(200, B, "GET", "/api/stats", token=tok)
+    if st["current"]["clients_online"] != 2:
+        fail("B's stats count %s clients online, wanted 2" % st["current"]["clients_online"])
+    s["laptop"], s["hub"] = lap["id"], hub["id"]
+    save(s)
+    log("a hub's report through A: B shows the hub and the laptop online at once (handshake, "
+        "bytes), its stats count them")
+
+elif STAGE == "connection_gone":
+    s = state()
+    t0 = time.monotonic()
+    while True:
+        got, _ = expect(200, B, "GET", "/api/clients/" + s["laptop"], token=s["token"])
+        if not got["online"]:
+            break
+        if time.monotonic() - t0 > 20:
+            fail("the laptop still online on B 20 s after the last report: %s" % got)
+        time.sleep(0.25)
+    if got["last_handshake"] == 0 or got["bytes_sent"] != 4242:
+        fail("offline, but the database's record is gone: %s" % got)
+    # The hub's entry went with the laptop's (same report): nobody is online any more, though
+    # the database still has both as the last report left them.
+    st, _ = expect(200, B, "GET", "/api/stats", token=s["token"])
+    if st["current"]["clients_online"] != 0:
+        fail("B's stats count %s clients online after the TTL" % st["current"]["clients_online"])
+    log("no report: the laptop offline on B after %.1f s (its entry expired), its last "
+        "handshake and bytes kept" % (time.monotonic() - t0))
+
+elif STAGE == "temp":
+    s = state()
+    tok = s["token"]
+    g, _ = expect(201, A, "POST", "/api/temp-access",
+                  {"network_id": s["net"], "max_uses": 5, "name": "guest"}, token=tok)
+    path = "/api/temp-access/" + g["token"]
+    st, _, _ = call(B, "HEAD", path)
+    if st != 200:
+        fail("a link made on A, checked on B: %s" % st)
+    expect(204, A, "DELETE", path, token=tok)
+    doc, _ = expect(410, B, "GET", path, what="a link revoked on A")
+    if "revoked" not in json.dumps(doc):
+        fail("revoked on A, refused on B for another reason: %s" % doc)
+    expect(404, B, "GET", "/api/temp-access/sgt_" + "A" * 43, what="an unknown link")
+    s["temp_key"] = "sg:temp_access:" + hashlib.sha384(g["token"].encode()).hexdigest()
+    s["temp_token"] = g["token"]
+    s["temp_expires"] = g["expires_at"]
+    save(s)
+    log("a temporary access link made on A works on B; revoked on A, 410 on B at once; an "
+        "unknown one 404")
+
+elif STAGE == "temp_again":
+    # Redis came back empty: the first redeem reloads the grants from the database.
+    s = state()
+    doc, _ = expect(410, B, "GET", "/api/temp-access/" + s["temp_token"],
+                    what="the revoked link after Redis lost its data")
+    if "revoked" not in json.dumps(doc):
+        fail("the revoked link after Redis came back: %s" % doc)
+    g, _ = expect(201, A, "POST", "/api/temp-access", {"network_id": s["net"]},
+                  token=s["token"])
+    st, _, _ = call(B, "HEAD", "/api/temp-access/" + g["token"])
+    if st != 200:
+        fail("a link made on A after Redis came back, checked on B: %s" % st)
+    log("Redis back empty: the revoked link still 410, a new one works across servers")
+
 elif STAGE == "redis_away":
     s = state()
     tok = s["token"]
@@ -233,22 +345,19 @@ elif STAGE == "redis_away":
         expect(401, base, "POST", "/api/auth/login",
                {"email": "nobody@example.com", "password": "wrong"}, source=ARGS[0])
     # Client logins fail closed: their challenges' single use lives in Redis.
-    key = base64.b64decode(s["client_key"])
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-    priv = X25519PrivateKey.from_private_bytes(key)
-    pub = priv.public_key().public_bytes(serialization.Encoding.Raw,
-                                         serialization.PublicFormat.Raw)
-    ch, _ = expect(200, B, "POST", "/api/auth/client/challenge", {})
-    spub = base64.b64decode(ch["server_public_key"])
-    shared = priv.exchange(X25519PublicKey.from_public_bytes(spub))
-    msg = b"secureguard client auth v1" + b64u_dec(ch["challenge"]) + pub + spub
-    doc, h = expect(503, B, "POST", "/api/auth/client",
-                    {"public_key": base64.b64encode(pub).decode(), "challenge": ch["challenge"],
-                     "proof": b64u(hmac.new(shared, msg, hashlib.sha384).digest())},
+    priv = X25519PrivateKey.from_private_bytes(base64.b64decode(s["client_key"]))
+    doc, h = expect(503, B, "POST", "/api/auth/client", proof(B, priv),
                     what="client login without Redis")
     if "Redis" not in json.dumps(doc) or h.get("Retry-After") != "1":
         fail("client login without Redis: %s %s" % (doc, h))
+    # A temporary access link would be unknown to servers that reach Redis: not made.
+    doc, h = expect(503, A, "POST", "/api/temp-access", {"network_id": s["net"]}, token=tok,
+                    what="temporary access without Redis")
+    if "Redis" not in json.dumps(doc) or h.get("Retry-After") != "1":
+        fail("temporary access without Redis: %s %s" % (doc, h))
+    # Clients are read from the database meanwhile.
+    expect(200, B, "GET", "/api/clients/" + s["laptop"], token=tok, what="a client without Redis")
     log("Redis away: ready 503 naming it, reads and writes 2xx, failed logins 401 (counted "
-        "per server), client logins 503")
+        "per server), client logins and temporary access creation 503")
 else:
     fail("unknown stage " + STAGE)
