@@ -10,7 +10,7 @@
  *   sg:connection:{client_id}          JSON state as a hub reported it, TTL = 3 report intervals
  *   sg:connections:online              sorted set of online clients, score = entry's expiry
  *   sg:temp_access:{sha384 of token}   grant id, "revoked" or "used up", TTL = until it expires
- *   sg:temp_access:loaded              every unexpired grant of the database has its key
+ *   sg:temp_access:loaded              every unexpired grant has its key, TTL = 60 s
  * and the channel sg:sync, published after every successful write. */
 #include <hiredis/hiredis.h>
 #include <stdatomic.h>
@@ -339,10 +339,13 @@ int64_t srv_live_conn_online(void)
  * the server. The value is the grant's id while it may be redeemed, "revoked" or "used up" once
  * it may not (so every server answers 410 as the database would, until the grant expires).
  * sg:temp_access:loaded says every grant of the database that has not expired has its key (set
- * by srv_live_temp_fill; gone when Redis restarts without its data), so a missing key means "no
- * such grant" only while it is there. */
+ * by srv_live_temp_fill), so a missing key means "no such grant" only while it is there. It
+ * lasts a minute: a key lost in any other way than a restart of Redis (an eviction, a server of
+ * an earlier release that writes none during a rolling upgrade) refuses a valid link for a
+ * minute at most, for one query a minute on the database while links are redeemed. */
 #define TEMP_PREFIX "sg:temp_access:"
 #define TEMP_LOADED TEMP_PREFIX "loaded"
+#define TEMP_LOADED_TTL "60"
 #define TEMP_KEY    (sizeof(TEMP_PREFIX) + 96)
 
 static void temp_key(char key[TEMP_KEY], const char *hash)
@@ -408,18 +411,19 @@ int srv_live_temp_check(const char *hash, char *why, size_t len)
 	return rc;
 }
 
-/* KEYS: the grants' keys, then the marker; ARGV: the values and TTLs in pairs. */
+/* KEYS: the grants' keys, then the marker; ARGV: the values and TTLs in pairs, then the
+ * marker's TTL. */
 static const char fill_script[] =
     "for i = 1, #KEYS - 1 do\n"
     "  redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'EX', ARGV[2 * i])\n"
     "end\n"
-    "redis.call('SET', KEYS[#KEYS], '1')\n"
+    "redis.call('SET', KEYS[#KEYS], '1', 'EX', ARGV[#ARGV])\n"
     "return #KEYS - 1\n";
 
 int srv_live_temp_fill(const char *const *hashes, const char *const *values, const int64_t *expires,
 		       size_t n)
 {
-	size_t argc = 3 * n + 4;
+	size_t argc = 3 * n + 5;
 	const char **argv = calloc(argc, sizeof(*argv));
 	char(*keys)[TEMP_KEY] = calloc(n + 1, sizeof(*keys));
 	char(*ttls)[24] = calloc(n + 1, sizeof(*ttls));
@@ -439,6 +443,7 @@ int srv_live_temp_fill(const char *const *hashes, const char *const *values, con
 		argv[5 + n + 2 * i] = srv_i64(ttls[i], SG_MAX(expires[i] - srv_now(), 1));
 	}
 	argv[3 + n] = TEMP_LOADED;
+	argv[4 + 3 * n] = TEMP_LOADED_TTL;
 	rp = cmd_strs((int)argc, argv);
 	rc = rp && rp->type == REDIS_REPLY_INTEGER ? 0 : -1;
 out:

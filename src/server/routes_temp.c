@@ -324,11 +324,11 @@ out:
 	return rc;
 }
 
-/* With --redis, after Redis lost its data (or on the first redeem): every grant of the database
- * that has not expired gets its key, then sg:temp_access:loaded says so (live.c). Grants are
- * few (each is an admin's act); this runs once per loss of Redis's data, on whichever server
- * notices first. A grant revoked while this runs may get its id back: harmless, since an id
- * only sends a redeem on to the database. */
+/* With --redis, when sg:temp_access:loaded is absent (Redis lost its data, or a minute went by
+ * since the last load): every grant of the database that has not expired gets its key, then the
+ * marker says so (live.c). Grants are few (each is an admin's act); this runs at most about
+ * once a minute, on whichever server notices first. A grant revoked while this runs may get its
+ * id back: harmless, since an id only sends a redeem on to the database. */
 static void temp_fill(struct srv *s)
 {
 	struct sg_db_conn *c = sg_db_acquire(s->db);
@@ -358,7 +358,7 @@ static void temp_fill(struct srv *s)
 			exp[i] = srv_res_i64(res, i, 2);
 		}
 		if (!srv_live_temp_fill(hashes, values, exp, (size_t)n))
-			srv_log(SG_LOG_INFO, "temp_access_loaded", "grants=%d", n);
+			srv_log(SG_LOG_DEBUG, "temp_access_loaded", "grants=%d", n);
 	}
 	free(hashes);
 	free(values);
