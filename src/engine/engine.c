@@ -1764,8 +1764,11 @@ int engine_run(struct engine *d)
 		hsq_run(d);
 		if (d->routing)
 			routing_run(d->routing, evloop_now_ns());
-		/* Everything the core sent during this turn goes out in one sendmmsg. */
+		/* Everything the core sent during this turn goes out in one sendmmsg, and over TLS
+		 * in as few records as it fills. */
 		udp_tx_flush(&d->udp, &d->tx);
+		if (d->tls)
+			tlsmgr_flush(d->tls);
 		offload_gro_flush(&d->gro);
 		if (d->tx.gso_error != 0) {
 			sg_log(SG_LOG_WARN, "udp_gso_disabled", "error=\"%s\"",

@@ -49,6 +49,7 @@ struct slot {
 	uint32_t id; /* 0 = free */
 	struct sg_tls_conn *conn;
 	struct tls_peer *owner; /* a client connection's peer; NULL on the listener's */
+	bool queued;		/* has datagrams queued since the last tlsmgr_flush */
 };
 
 struct tlsmgr {
@@ -78,6 +79,9 @@ struct tlsmgr {
 	uint64_t tx_dropped;
 	struct sg_log_ratelimit rl;
 	uint8_t rxbuf[TLS_FRAME_MAX];
+	/* Ids of the connections with queued datagrams, for tlsmgr_flush. */
+	uint32_t queued[SLOTS];
+	unsigned nqueued;
 };
 
 /* ---- connection ids ----------------------------------------------------------------------- */
@@ -396,8 +400,38 @@ void tlsmgr_event(struct tlsmgr *m, const struct wg_event *ev)
 void tlsmgr_send(struct tlsmgr *m, const struct wg_endpoint *to, const uint8_t *buf, size_t len)
 {
 	struct slot *s = slot_find(m, to->tls_conn);
-	if (!s || sg_tls_conn_send(s->conn, buf, len) != 0)
+	if (!s) {
 		m->tx_dropped++;
+		return;
+	}
+	uint32_t id = s->id;
+	/* Queued: whole records go now, the rest at the end of the loop turn (tlsmgr_flush). */
+	if (sg_tls_conn_queue(s->conn, buf, len) != 0) {
+		m->tx_dropped++;
+		return;
+	}
+	if (slot_find(m, id) != s || s->queued)
+		return; /* ended while writing, or already listed */
+	if (m->nqueued == SLOTS) {
+		/* Only when slots were reused within one turn: write this one now. */
+		sg_tls_conn_flush(s->conn); /* an end is reported through on_state */
+		return;
+	}
+	s->queued = true;
+	m->queued[m->nqueued++] = id;
+}
+
+void tlsmgr_flush(struct tlsmgr *m)
+{
+	/* A flush may end a connection (its slot is freed, the id then finds nothing). */
+	for (unsigned i = 0; i < m->nqueued; i++) {
+		struct slot *s = slot_find(m, m->queued[i]);
+		if (!s || !s->queued)
+			continue;
+		s->queued = false;
+		sg_tls_conn_flush(s->conn); /* an end is reported through on_state */
+	}
+	m->nqueued = 0;
 }
 
 /* ---- configuration ------------------------------------------------------------------------ */

@@ -50,6 +50,10 @@ int tlsmgr_apply(struct tlsmgr *m, char *why, size_t whylen) SG_WUR;
 /* Sends a datagram the core addressed to a TLS endpoint (to->tls_conn != 0). A connection that
  * is gone or full drops it (counted), as UDP would. */
 void tlsmgr_send(struct tlsmgr *m, const struct wg_endpoint *to, const uint8_t *buf, size_t len);
+/* Writes what tlsmgr_send queued (it writes only whole TLS records itself). The daemon calls it
+ * at the end of every loop turn, beside the UDP flush, so the datagrams of a batch share TLS
+ * records and writes, and none waits longer than its turn. */
+void tlsmgr_flush(struct tlsmgr *m);
 /* Core events the transport choice follows (handshake initiated / complete). */
 void tlsmgr_event(struct tlsmgr *m, const struct wg_event *ev);
 /* A peer is about to be removed from the device (drops its client connection). The daemon

@@ -39,6 +39,9 @@
 /* Unsent bytes the kernel may hold per socket (TCP_NOTSENT_LOWAT): enough to keep a fast path
  * busy, small enough that a stalled path makes us drop instead of queueing seconds of data. */
 #define NOTSENT_LOWAT (128 * 1024)
+/* OpenSSL's read buffer with read-ahead: four largest records (plaintext, content type, tag and
+ * header), taken by one read(2) when they have arrived; released while idle. */
+#define READ_AHEAD_LEN (4 * (TLS_RECORD_MAX + 256 + 5))
 /* TLS record content type of a handshake record (RFC 8446 section 5.1): the first byte of
  * every TLS client's first flight. */
 #define TLS_CT_HANDSHAKE 0x16
@@ -102,6 +105,7 @@ struct sg_tls_conn {
 	bool peeked;	  /* server: the first byte was checked to be TLS */
 	bool reported_up; /* on_state(up) was called */
 	bool hs_want_write;
+	bool tx_blocked; /* the last SSL_write wanted the socket: EPOLLOUT writes the rest */
 	bool zombie; /* dead, to be freed when busy drops to 0 */
 	unsigned busy;
 	uint32_t events;
@@ -378,6 +382,11 @@ int sg_tls_ctx_new(struct sg_tls_ctx **out, const struct sg_tls_config *cfg, enu
 	SSL_CTX_set_mode(ctx->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				       SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				       SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
+	/* Read ahead: one read(2) takes all the records that have arrived (up to READ_AHEAD_LEN)
+	 * instead of two reads, header and body, per record. conn_read calls SSL_read until OpenSSL
+	 * wants the socket, so no record stays buffered unseen. */
+	SSL_CTX_set_read_ahead(ctx->ssl, 1);
+	SSL_CTX_set_default_read_buffer_len(ctx->ssl, READ_AHEAD_LEN);
 	ret = set_algorithms(ctx->ssl, cfg->fips, err, errlen);
 	if (ret != 0)
 		goto fail;
@@ -690,7 +699,7 @@ static void conn_update_events(struct sg_tls_conn *c)
 	if (c->state == ST_CONNECTING)
 		ev = EPOLLOUT;
 	else
-		ev = EPOLLIN | ((c->txtail > c->txhead || c->hs_want_write) ? EPOLLOUT : 0);
+		ev = EPOLLIN | ((c->tx_blocked || c->hs_want_write) ? EPOLLOUT : 0);
 	if (ev == c->events)
 		return;
 	if (evloop_mod(c->loop, &c->src, ev) != 0) {
@@ -700,23 +709,31 @@ static void conn_update_events(struct sg_tls_conn *c)
 	c->events = ev;
 }
 
-/* Writes what the socket takes. Returns false if the connection ended. */
-static bool conn_flush(struct sg_tls_conn *c)
+/* Writes what the socket takes: every queued byte (all), or whole records only, leaving the
+ * last partial record for the flush at the end of the batch. With SSL_MODE_ENABLE_PARTIAL_WRITE
+ * each SSL_write sends one record of up to TLS_RECORD_MAX bytes, however many frames that holds;
+ * it is always given everything queued, so a retry is never shorter than the write it retries.
+ * Returns false if the connection ended. */
+static bool conn_flush(struct sg_tls_conn *c, bool all)
 {
 	char buf[128];
 
-	while (c->txtail > c->txhead) {
+	while (c->txtail - c->txhead >= (all ? 1u : TLS_RECORD_MAX)) {
 		ERR_clear_error();
 		int n = SSL_write(c->ssl, c->txbuf + c->txhead, (int)(c->txtail - c->txhead));
 		if (n > 0) {
+			c->tx_blocked = false;
+			c->st.tx_records++;
 			c->txhead += (size_t)n;
 			if (c->txhead == c->txtail)
 				c->txhead = c->txtail = 0;
 			continue;
 		}
 		int e = SSL_get_error(c->ssl, n);
-		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
-			return true; /* EPOLLOUT is asked for while bytes are unsent */
+		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+			c->tx_blocked = true; /* EPOLLOUT is asked for until a write goes through */
+			return true;
+		}
 		conn_end(c, ssl_failure(c, n, buf, sizeof(buf)));
 		return false;
 	}
@@ -792,6 +809,7 @@ static void conn_read(struct sg_tls_conn *c)
 			return;
 		}
 		tls_rxbuf_commit(&c->rx, (size_t)n);
+		c->st.rx_records++;
 		c->last_rx_ns = evloop_now_ns();
 		if (c->state == ST_GREETING) {
 			struct tls_greeting g;
@@ -883,7 +901,7 @@ static void conn_handshake(struct sg_tls_conn *c)
 	tls_greeting_encode(c->txbuf, &g);
 	c->txhead = 0;
 	c->txtail = TLS_GREETING_LEN;
-	if (!conn_flush(c))
+	if (!conn_flush(c, true))
 		return;
 	conn_went_up(c);
 }
@@ -930,7 +948,7 @@ static void conn_event(void *arg, uint32_t events)
 	if (c->state == ST_HANDSHAKE)
 		conn_handshake(c);
 	if (c->state == ST_GREETING || c->state == ST_UP) {
-		if (conn_flush(c))
+		if (conn_flush(c, true))
 			conn_read(c);
 	}
 	conn_update_events(c);
@@ -990,7 +1008,22 @@ static void format_peer(struct sg_tls_conn *c)
 		snprintf(c->peer_str, sizeof(c->peer_str), "?");
 }
 
-int sg_tls_conn_send(struct sg_tls_conn *c, const uint8_t *msg, size_t len)
+/* conn_flush from outside the connection's own events. 0, or SG_EIO when it ended. */
+static int conn_write(struct sg_tls_conn *c, bool all)
+{
+	c->busy++;
+	bool alive = conn_flush(c, all);
+	if (alive)
+		conn_update_events(c);
+	alive = alive && c->state != ST_DEAD;
+	c->busy--;
+	if (c->zombie && c->busy == 0)
+		conn_release(c);
+	return alive ? 0 : SG_EIO; /* ended: on_state(down) has been called */
+}
+
+/* Queues a frame and writes everything (all) or whole records only. */
+static int conn_send(struct sg_tls_conn *c, const uint8_t *msg, size_t len, bool all)
 {
 	if (len > TLS_FRAME_MAX)
 		return SG_ERANGE;
@@ -1008,21 +1041,27 @@ int sg_tls_conn_send(struct sg_tls_conn *c, const uint8_t *msg, size_t len)
 		c->st.tx_msgs++;
 		c->st.tx_bytes += len;
 	}
-	/* Only write when nothing is waiting for EPOLLOUT: then the socket is known full and the
-	 * event will flush. */
-	if (c->txtail - c->txhead == TLS_FRAME_HDR_LEN + len) {
-		c->busy++;
-		bool alive = conn_flush(c);
-		if (alive)
-			conn_update_events(c);
-		alive = alive && c->state != ST_DEAD;
-		c->busy--;
-		if (c->zombie && c->busy == 0)
-			conn_release(c);
-		if (!alive)
-			return SG_EIO; /* ended (on_state(down) has been called) */
-	}
-	return 0;
+	/* While the socket is known full, the EPOLLOUT event writes. */
+	if (c->tx_blocked || (!all && c->txtail - c->txhead < TLS_RECORD_MAX))
+		return 0;
+	return conn_write(c, all);
+}
+
+int sg_tls_conn_send(struct sg_tls_conn *c, const uint8_t *msg, size_t len)
+{
+	return conn_send(c, msg, len, true);
+}
+
+int sg_tls_conn_queue(struct sg_tls_conn *c, const uint8_t *msg, size_t len)
+{
+	return conn_send(c, msg, len, false);
+}
+
+int sg_tls_conn_flush(struct sg_tls_conn *c)
+{
+	if (c->state != ST_UP || c->tx_blocked || c->txtail == c->txhead)
+		return 0;
+	return conn_write(c, true);
 }
 
 const union wg_sockaddr *sg_tls_conn_peer(const struct sg_tls_conn *c)

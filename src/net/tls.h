@@ -122,6 +122,8 @@ struct sg_tls_conn_stats {
 	uint64_t rx_bytes, tx_bytes;	       /* datagram bytes */
 	uint64_t rx_keepalives, tx_keepalives; /* zero-length frames */
 	uint64_t tx_dropped;		       /* datagrams dropped: send buffer full */
+	uint64_t tx_records;		       /* SSL_write calls that wrote: TLS records */
+	uint64_t rx_records;		       /* SSL_read calls that returned data */
 };
 
 struct sg_tls_listener_stats {
@@ -175,6 +177,15 @@ int sg_tls_client_new(struct sg_tls_conn **out, struct evloop *loop, struct sg_t
  * connection is not up; SG_ERANGE when too long; SG_EIO when writing ended the connection
  * (on_state(down) has then been called and, outside a callback of this connection, it is freed). */
 int sg_tls_conn_send(struct sg_tls_conn *conn, const uint8_t *msg, size_t len) SG_WUR;
+/* Queues one datagram as sg_tls_conn_send does, but writes only whole TLS records
+ * (TLS_RECORD_MAX bytes of frames); sg_tls_conn_flush writes the rest. A sender with a batch
+ * (the daemon: what one loop turn produced) queues each datagram and flushes once at its end,
+ * so the datagrams of a batch share records and write(2)s instead of one each, and a lone
+ * datagram (a ping) waits for nothing but the end of its batch. Returns as sg_tls_conn_send. */
+int sg_tls_conn_queue(struct sg_tls_conn *conn, const uint8_t *msg, size_t len) SG_WUR;
+/* Writes what is queued, unless the socket is known full (then EPOLLOUT writes it). 0, or SG_EIO
+ * when writing ended the connection (as sg_tls_conn_send). */
+int sg_tls_conn_flush(struct sg_tls_conn *conn);
 /* The remote address (IPv4-mapped addresses shown as AF_INET). */
 const union wg_sockaddr *sg_tls_conn_peer(const struct sg_tls_conn *conn);
 /* "192.0.2.1:443" / "[2001:db8::1]:443", for logs. */

@@ -584,6 +584,94 @@ static void test_exchange_in_order(void **state)
 	evloop_free(loop);
 }
 
+/* The daemon's batching (sg_tls_conn_queue, then sg_tls_conn_flush at the end of a loop turn):
+ * many datagrams share a record, frames straddle records and reads, a lone one waits only for
+ * the flush. Record counts, not times, are asserted. */
+static void test_batched_records(void **state)
+{
+	static uint8_t buf[TLS_FRAME_MAX];
+	struct evloop *loop;
+	struct side srv = {0}, cl = {0};
+	struct sg_tls_conn_stats st0, st, rs0, rs;
+	(void)state;
+
+	assert_int_equal(evloop_new(&loop), 0);
+	struct sg_tls_ctx *sctx = server_ctx(true, false, 0, 60000, 0);
+	struct sg_tls_ctx *cctx = client_ctx("client", "ca", NULL, false, 0);
+	struct sg_tls_listener *l = listen_on(loop, sctx, &srv);
+	struct sg_tls_conn *c = connect_to(loop, cctx, sg_tls_listener_port(l), NULL, &cl);
+	RUN_UNTIL(loop, cl.ups == 1 && srv.ups == 1);
+
+	/* A lone datagram is not written when queued, and is by the flush: one record. */
+	sg_tls_conn_stats(c, &st0);
+	make_msg(buf, 0, 100);
+	assert_int_equal(sg_tls_conn_queue(c, buf, 100), 0);
+	sg_tls_conn_stats(c, &st);
+	assert_int_equal(st.tx_records, st0.tx_records);
+	assert_int_equal(sg_tls_conn_flush(c), 0);
+	sg_tls_conn_stats(c, &st);
+	assert_int_equal(st.tx_records, st0.tx_records + 1);
+	assert_int_equal(sg_tls_conn_flush(c), 0); /* nothing queued: nothing written */
+	sg_tls_conn_stats(c, &st);
+	assert_int_equal(st.tx_records, st0.tx_records + 1);
+	RUN_UNTIL(loop, srv.rx == 1);
+
+	/* 160 datagrams of 1380 bytes (an inner MTU's worth, as the daemon's TUN batch gives) and
+	 * one flush: 221,120 bytes of frames in whole records of 16 KiB, written as they fill, not
+	 * one record (and write) per datagram. What the send buffer cannot take is dropped and
+	 * counted, as sg_tls_conn_send does; the rest arrives whole and in order. */
+	sg_tls_conn_stats(c, &st0);
+	sg_tls_conn_stats(srv.conn, &rs0);
+	uint32_t seq = 1, taken = 0;
+	for (int i = 0; i < 160; i++) {
+		make_msg(buf, seq, 1380);
+		int r = sg_tls_conn_queue(c, buf, 1380);
+		assert_true(r == 0 || r == SG_EFULL);
+		seq += r == 0;
+		taken += r == 0;
+	}
+	assert_int_equal(sg_tls_conn_flush(c), 0);
+	sg_tls_conn_stats(c, &st);
+	assert_int_equal(st.tx_msgs - st0.tx_msgs, taken);
+	assert_int_equal(st.tx_msgs - st0.tx_msgs + st.tx_dropped - st0.tx_dropped, 160);
+	assert_true(taken >= 16384 / 1382); /* at least a record's worth fits */
+	RUN_UNTIL(loop, srv.rx == 1 + taken);
+	assert_false(srv.rx_bad);
+	sg_tls_conn_stats(c, &st);
+	sg_tls_conn_stats(srv.conn, &rs);
+	/* Whole records, and a last partial one: at most one more record than 16 KiB pieces, and
+	 * each SSL_read returned at least one record's frames. */
+	uint64_t bytes = (uint64_t)taken * 1382, records = (bytes + 16383) / 16384;
+	assert_true(st.tx_records - st0.tx_records <= records + 1);
+	assert_true(rs.rx_records - rs0.rx_records <= st.tx_records - st0.tx_records);
+
+	/* Largest frames among small ones, in one batch: each 65535-byte frame spans at least five records
+	 * and is taken from the receive buffer in pieces as SSL_read delivers them. */
+	static const size_t sizes[] = {1, TLS_FRAME_MAX, 2, 3, TLS_FRAME_MAX - 1, 1380};
+	uint32_t want = srv.rx;
+	for (size_t i = 0; i < SG_ARRAY_LEN(sizes); i++) {
+		make_msg(buf, seq, sizes[i]);
+		int r;
+		while ((r = sg_tls_conn_queue(c, buf, sizes[i])) == SG_EFULL) {
+			assert_int_equal(sg_tls_conn_flush(c), 0);
+			assert_true(evloop_run_once(loop, 10) >= 0);
+		}
+		assert_int_equal(r, 0);
+		seq++;
+		want++;
+	}
+	assert_int_equal(sg_tls_conn_flush(c), 0);
+	RUN_UNTIL(loop, srv.rx == want);
+	assert_false(srv.rx_bad);
+	sg_tls_conn_close(c);
+	RUN_UNTIL(loop, srv.downs == 1);
+
+	sg_tls_listener_free(l);
+	sg_tls_ctx_free(sctx);
+	sg_tls_ctx_free(cctx);
+	evloop_free(loop);
+}
+
 static void test_idle_timeout(void **state)
 {
 	struct evloop *loop;
@@ -1122,6 +1210,7 @@ int main(void)
 	    cmocka_unit_test(test_frame_codec),
 	    cmocka_unit_test(test_cert_files),
 	    cmocka_unit_test(test_exchange_in_order),
+	    cmocka_unit_test(test_batched_records),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_dual_stack_and_self_close),
 	    cmocka_unit_test(test_refusals_keep_serving),
