@@ -7,6 +7,9 @@
 #     meltdown would show
 #
 #   bench/tls.sh [SECONDS]          (root; build first with `make`; installs iperf3, openvpn)
+#
+# COST_MB=200 adds a run that sends that many MB over TLS while `perf stat` counts each daemon's
+# CPU time and system calls: per-byte figures that the machine's load moves less.
 set -eu
 SECS=${1:-10}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,6 +67,28 @@ measure() {
 	echo "$mbit ${idle:-nan} ${loaded:-nan}"
 }
 
+# cost: COST_MB through the tunnel from B with perf stat on both daemons (PIDS: A, then B).
+cost() {
+	local pa pb ev=task-clock,raw_syscalls:sys_enter
+	read -r pa pb <<<"$PIDS"
+	ip netns exec "$NA" iperf3 -s -1 -D -B 10.77.0.1 >/dev/null
+	sleep 0.3
+	perf stat -x, -e $ev -p "$pa" -o "$TMP/cost-a" & local sa=$!
+	perf stat -x, -e $ev -p "$pb" -o "$TMP/cost-b" & local sb=$!
+	sleep 0.5
+	ip netns exec "$NB" iperf3 -c 10.77.0.1 -n "${COST_MB}M" -J >"$TMP/iperf.json" 2>/dev/null || true
+	kill -INT $sa $sb; wait $sa $sb 2>/dev/null || true
+	python3 - "$TMP/iperf.json" "$TMP/cost-a" "$TMP/cost-b" <<'EOF'
+import json, sys
+mb = json.load(open(sys.argv[1]))["end"]["sum_received"]["bytes"] / 1e6
+for name, f in (("receiver", sys.argv[2]), ("sender", sys.argv[3])):
+    v = {p[2]: float(p[0]) for p in (l.strip().split(",") for l in open(f))
+         if len(p) > 2 and p[0].replace(".", "").isdigit()}
+    print("  tls %-8s %.2f CPU-s/GB, %.0f syscalls/MB (%.0f MB)" % (
+        name, v.get("task-clock", 0) / mb, v.get("raw_syscalls:sys_enter", 0) / mb, mb))
+EOF
+}
+
 # secureguardd pair over udp or tls
 run_sg() {
 	local mode=$1 ifa=sgta$ID ifb=sgtb$ID ka kb pa pb
@@ -87,7 +112,7 @@ run_sg() {
 	[ "$mode" = tls ] && { ip -n "$NA" link set $ifa mtu 1380; ip -n "$NB" link set $ifb mtu 1380; }
 	ip -n "$NA" link set $ifa up; ip -n "$NB" link set $ifb up
 	wait_for 20 ip netns exec "$NB" ping -c 1 -W 1 10.77.0.1 || { echo "bench: sg $mode tunnel did not come up" >&2; exit 1; }
-	measure
+	if [ "${2:-}" = cost ]; then cost; else measure; fi
 	cleanup; PIDS=""
 }
 
@@ -134,3 +159,9 @@ print("  ratio tls/udp: %.2f" % (t / u if u else 0))
 print("  ratio secureguardd tls / openvpn tcp: %s" % ("%.2f" % (t / o) if o else "n/a"))
 EOF
 done
+if [ -n "${COST_MB:-}" ]; then
+	command -v perf >/dev/null || { echo "bench: COST_MB needs perf" >&2; exit 1; }
+	LOSS=0
+	echo "Cost per byte over TLS, $COST_MB MB"
+	run_sg tls cost
+fi
