@@ -32,6 +32,9 @@ int cli_cmd_forward(int argc, char **argv); /* forward.c: libsecureguard's users
 int cli_cmd_expose(int argc, char **argv);  /* expose.c: a local service through a gateway */
 int cli_cmd_connect(int argc, char **argv); /* connect.c: MFA-gated VPN sessions */
 int cli_cmd_disconnect(int argc, char **argv);
+/* connect_tls.c: connect --tls-token-out: the session's TLS session token into path. */
+bool cli_connect_write_tls_token(const char *server, const char *ca, const char *session_token,
+				 const char *path);
 
 /* ---- relay.c: what forward and expose share --------------------------------------------- */
 

@@ -191,6 +191,7 @@ static void set_usage(void)
 		"[private-key <file path>] [fips-private-key <file path>] "
 		"[crypto-mode auto|fips|classic] [tls-listen-port <port>] [tls-certificate <path>] "
 		"[tls-private-key <path>] [tls-ca <path>] [tls-crl <path>] [require-client-cert true|false] "
+		"[tls-session-key <path>] [require-session-token true|false] [tls-session-token <path>] "
 		"[peer <base64 public key> [remove] "
 		"[fips-public-key <base64>] [crypto-mode auto|fips|classic|inherit] "
 		"[transport udp|tls|auto] [tls-endpoint <host>:<port>] "
@@ -296,11 +297,14 @@ static int parse_set_args(struct wgdev *dev, int argc, char **argv)
 				goto bad;
 			dev->flags |= WGDEV_HAS_TLS_PORT;
 		} else if ((!strcmp(a, "tls-certificate") || !strcmp(a, "tls-private-key") ||
-			    !strcmp(a, "tls-ca") || !strcmp(a, "tls-crl")) &&
+			    !strcmp(a, "tls-ca") || !strcmp(a, "tls-crl") ||
+			    !strcmp(a, "tls-session-key") || !strcmp(a, "tls-session-token")) &&
 			   !peer) {
 			char **dst = !strcmp(a, "tls-certificate")   ? &dev->tls_certificate
 				     : !strcmp(a, "tls-private-key") ? &dev->tls_private_key
 				     : !strcmp(a, "tls-crl")	     ? &dev->tls_crl
+				     : !strcmp(a, "tls-session-key") ? &dev->tls_session_key
+				     : !strcmp(a, "tls-session-token") ? &dev->tls_session_token
 								     : &dev->tls_ca;
 			if (v[0] && v[0] != '/') {
 				snprintf(why, sizeof(why), "not an absolute path");
@@ -311,6 +315,8 @@ static int parse_set_args(struct wgdev *dev, int argc, char **argv)
 			dev->flags |= !strcmp(a, "tls-certificate")   ? WGDEV_HAS_TLS_CERT
 				      : !strcmp(a, "tls-private-key") ? WGDEV_HAS_TLS_KEY
 				      : !strcmp(a, "tls-crl")	      ? WGDEV_HAS_TLS_CRL
+				      : !strcmp(a, "tls-session-key") ? WGDEV_HAS_TLS_SKEY
+				      : !strcmp(a, "tls-session-token") ? WGDEV_HAS_TLS_TOKEN
 								      : WGDEV_HAS_TLS_CA;
 		} else if (!strcmp(a, "require-client-cert") && !peer) {
 			if (strcmp(v, "true") && strcmp(v, "false")) {
@@ -319,6 +325,13 @@ static int parse_set_args(struct wgdev *dev, int argc, char **argv)
 			}
 			dev->require_client_cert = !strcmp(v, "true");
 			dev->flags |= WGDEV_HAS_TLS_RCC;
+		} else if (!strcmp(a, "require-session-token") && !peer) {
+			if (strcmp(v, "true") && strcmp(v, "false")) {
+				snprintf(why, sizeof(why), "neither true nor false");
+				goto bad;
+			}
+			dev->require_session_token = !strcmp(v, "true");
+			dev->flags |= WGDEV_HAS_TLS_RST;
 		} else if (!strcmp(a, "transport") && peer) {
 			peer->transport = !strcmp(v, "udp")	 ? SG_WGCONF_TRANSPORT_UDP
 					  : !strcmp(v, "tls")	 ? SG_WGCONF_TRANSPORT_TLS

@@ -180,9 +180,10 @@ static void connect_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: %s connect --server URL [--ca-file FILE] [--email EMAIL] [--code CODE]\n"
-		"         [--password-file FILE] [--duration SECONDS] [--state-dir DIR] CLIENT\n"
+		"         [--password-file FILE] [--duration SECONDS] [--state-dir DIR]\n"
+		"         [--tls-token-out FILE] CLIENT\n"
 		"       %s connect --server URL --oidc [--no-browser] [--ca-file FILE]\n"
-		"         [--duration SECONDS] [--state-dir DIR] CLIENT\n"
+		"         [--duration SECONDS] [--state-dir DIR] [--tls-token-out FILE] CLIENT\n"
 		"Opens an MFA session for CLIENT (its id or name) of an mfa_required network: the\n"
 		"hubs list it as a peer until the session ends (its network's mfa_session_hours,\n"
 		"or --duration), `%s disconnect CLIENT`, or an admin revokes it.\n"
@@ -191,7 +192,8 @@ static void connect_usage(FILE *f)
 		"e-mail from --email, SECUREGUARD_EMAIL or the terminal.\n"
 		"--oidc signs in through the server's login page in a browser on this machine\n"
 		"instead (password and TOTP or a passkey); it prints the address to open and\n"
-		"opens it with xdg-open unless --no-browser.\n",
+		"opens it with xdg-open unless --no-browser. --tls-token-out writes the\n"
+		"session's TLS session token (the client's TlsSessionToken file).\n",
 		CLI_PROG, CLI_PROG, CLI_PROG);
 }
 
@@ -203,10 +205,11 @@ int cli_cmd_connect(int argc, char **argv)
 	    {"password-file", required_argument, NULL, 'p'},
 	    {"duration", required_argument, NULL, 'd'}, {"state-dir", required_argument, NULL, 'S'},
 	    {"oidc", no_argument, NULL, 'O'},		{"no-browser", no_argument, NULL, 'B'},
+	    {"tls-token-out", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0}};
 	bool oidc = false, no_browser = false;
 	const char *server = NULL, *ca = NULL, *email_opt = NULL, *code_opt = NULL,
-		   *pwfile = NULL, *sdir = NULL, *client;
+		   *pwfile = NULL, *sdir = NULL, *tls_out = NULL, *client;
 	char email[320], password[SECRET_MAX], code[64], dir[1024], path[1200], why[512];
 	char token[SG_SESSION_TOKEN_MAX];
 	long duration = 0;
@@ -226,6 +229,7 @@ int cli_cmd_connect(int argc, char **argv)
 		case 'S': sdir = optarg; break;
 		case 'O': oidc = true; break;
 		case 'B': no_browser = true; break;
+		case 'T': tls_out = optarg; break;
 		case 'd': {
 			char *end;
 
@@ -296,6 +300,8 @@ int cli_cmd_connect(int argc, char **argv)
 		printf("connected: %s, until %lld (%lld s)\n", why, (long long)expires,
 		       (long long)(expires - time(NULL)));
 	}
+	if (tls_out && !cli_connect_write_tls_token(server, ca, token, tls_out))
+		goto out;
 	ret = fflush(stdout) ? 1 : 0;
 out:
 	sg_memzero(token, sizeof(token));

@@ -318,6 +318,8 @@ static int apply_get_line(struct wgdev *dev, struct wgdev_peer **peer, char *lin
 			     : !strcmp(line, "tls_private_key") ? &dev->tls_private_key
 			     : !strcmp(line, "tls_ca")	       ? &dev->tls_ca
 			     : !strcmp(line, "tls_crl")	       ? &dev->tls_crl
+			     : !strcmp(line, "tls_session_key")   ? &dev->tls_session_key
+			     : !strcmp(line, "tls_session_token") ? &dev->tls_session_token
 								       : NULL;
 		dev->flags |= WGDEV_HAS_TLS;
 		if (dst) {
@@ -331,6 +333,8 @@ static int apply_get_line(struct wgdev *dev, struct wgdev_peer **peer, char *lin
 			dev->tls_listen_port = (uint16_t)v;
 		} else if (!strcmp(line, "tls_require_client_cert")) {
 			dev->require_client_cert = !strcmp(value, "true");
+		} else if (!strcmp(line, "tls_require_session_token")) {
+			dev->require_session_token = !strcmp(value, "true");
 		}
 	} else if (p && !strcmp(line, "transport")) {
 		p->transport = !strcmp(value, "tls")	? SG_WGCONF_TRANSPORT_TLS

@@ -210,7 +210,11 @@ static void pretty_print(const struct wgdev *dev)
 	if (dev->tls_listen_port)
 		printf("  %stls listening port%s: %u%s\n", BOLD, RESET,
 		       (unsigned int)dev->tls_listen_port,
-		       dev->require_client_cert ? " (client certificate required)" : "");
+		       dev->require_client_cert && dev->require_session_token
+			   ? " (client certificate and session token required)"
+		       : dev->require_client_cert   ? " (client certificate required)"
+		       : dev->require_session_token ? " (session token required)"
+						    : "");
 	if (!dev->n_peers)
 		return;
 	printf("\n");

@@ -257,6 +257,10 @@ int cli_conf_from_device(const struct wgdev *dev, struct sg_wgconf *conf)
 	conf->has_tls_listen_port = dev->tls_listen_port != 0;
 	conf->tls_listen_port = dev->tls_listen_port;
 	conf->require_client_cert = dev->require_client_cert;
+	conf->require_session_token = dev->require_session_token;
+	if ((dev->tls_session_key && !(conf->tls_session_key = strdup(dev->tls_session_key))) ||
+	    (dev->tls_session_token && !(conf->tls_session_token = strdup(dev->tls_session_token))))
+		goto oom;
 	if ((dev->tls_certificate && !(conf->tls_certificate = strdup(dev->tls_certificate))) ||
 	    (dev->tls_private_key && !(conf->tls_private_key = strdup(dev->tls_private_key))) ||
 	    (dev->tls_ca && !(conf->tls_ca = strdup(dev->tls_ca))) ||

@@ -50,6 +50,9 @@ enum key_id {
 	K_TLS_CA,
 	K_TLS_CRL,
 	K_REQUIRE_CLIENT_CERT,
+	K_TLS_SESSION_KEY,
+	K_REQUIRE_SESSION_TOKEN,
+	K_TLS_SESSION_TOKEN,
 	K_TRANSPORT,
 	K_TLS_ENDPOINT,
 	K_TLS_SERVER_NAME,
@@ -97,6 +100,9 @@ static const struct key_def {
     {"TlsCA", K_TLS_CA, SECTION_INTERFACE, V_TRIM},
     {"TlsCRL", K_TLS_CRL, SECTION_INTERFACE, V_TRIM},
     {"RequireClientCert", K_REQUIRE_CLIENT_CERT, SECTION_INTERFACE, V_COMPACT},
+    {"TlsSessionKey", K_TLS_SESSION_KEY, SECTION_INTERFACE, V_TRIM},
+    {"RequireSessionToken", K_REQUIRE_SESSION_TOKEN, SECTION_INTERFACE, V_COMPACT},
+    {"TlsSessionToken", K_TLS_SESSION_TOKEN, SECTION_INTERFACE, V_TRIM},
     {"Transport", K_TRANSPORT, SECTION_PEER, V_COMPACT},
     {"TlsEndpoint", K_TLS_ENDPOINT, SECTION_PEER, V_COMPACT},
     {"TlsServerName", K_TLS_SERVER_NAME, SECTION_PEER, V_COMPACT},
@@ -444,6 +450,8 @@ void sg_wgconf_free(struct sg_wgconf *conf)
 	free(conf->tls_private_key);
 	free(conf->tls_ca);
 	free(conf->tls_crl);
+	free(conf->tls_session_key);
+	free(conf->tls_session_token);
 	sg_memzero(conf, sizeof(*conf));
 }
 
@@ -904,6 +912,12 @@ static int parse_key_value(struct sg_wgconf *conf, const struct key_def *k, char
 		return parse_path(conf, k, value, &conf->tls_crl);
 	case K_REQUIRE_CLIENT_CERT:
 		return parse_bool_key(conf, k, value, &conf->require_client_cert);
+	case K_TLS_SESSION_KEY:
+		return parse_path(conf, k, value, &conf->tls_session_key);
+	case K_REQUIRE_SESSION_TOKEN:
+		return parse_bool_key(conf, k, value, &conf->require_session_token);
+	case K_TLS_SESSION_TOKEN:
+		return parse_path(conf, k, value, &conf->tls_session_token);
 	case K_TRANSPORT: {
 		struct sg_wgconf_peer *peer = current_peer(conf);
 
@@ -1223,6 +1237,12 @@ int sg_wgconf_serialize(const struct sg_wgconf *conf, unsigned int flags, char *
 		sg_strbuf_printf(&tb, "TlsCRL = %s\n", conf->tls_crl);
 	if (conf->require_client_cert)
 		sg_strbuf_printf(&tb, "RequireClientCert = true\n");
+	if (conf->tls_session_key)
+		sg_strbuf_printf(&tb, "TlsSessionKey = %s\n", conf->tls_session_key);
+	if (conf->require_session_token)
+		sg_strbuf_printf(&tb, "RequireSessionToken = true\n");
+	if (conf->tls_session_token)
+		sg_strbuf_printf(&tb, "TlsSessionToken = %s\n", conf->tls_session_token);
 	sg_strbuf_printf(&tb, "\n");
 	for (size_t i = 0; i < conf->n_peers; i++) {
 		const struct sg_wgconf_peer *peer = &conf->peers[i];

@@ -7,7 +7,8 @@
  *   PostDown, SaveConfig
  *   SecureGuard: FipsPrivateKey, CryptoMode, FipsStrict    SecureGuard: Transport,
  *   TLS: TlsListenPort, TlsCertificate,                    TlsEndpoint, TlsServerName
- *   TlsPrivateKey, TlsCA, TlsCRL, RequireClientCert
+ *   TlsPrivateKey, TlsCA, TlsCRL, RequireClientCert, TlsSessionKey, RequireSessionToken,
+ *   TlsSessionToken
  *
  * A peer has a PublicKey, a FipsPublicKey, or both. A FIPS-only peer gets its FIPS peer id
  * (sg_fips_peer_id) as public_key, with public_key_derived set, so code that identifies peers by
@@ -123,6 +124,10 @@ struct sg_wgconf {
 	char *tls_certificate, *tls_private_key, *tls_ca;
 	char *tls_crl; /* TlsCRL: PEM CRLs checked on every peer chain (docs/TLS.md) */
 	bool require_client_cert;
+	/* Session tokens (docs/TLS.md, phase 2): the listener's key (PEM) and whether it requires
+	 * them; the client's token file. */
+	char *tls_session_key, *tls_session_token;
+	bool require_session_token;
 
 	/* [Interface], SecureGuard keys */
 	uint8_t fips_private_key[SG_FIPS_PRIV_LEN];

@@ -30,6 +30,8 @@ void wgdev_free(struct wgdev *dev)
 	free(dev->tls_private_key);
 	free(dev->tls_ca);
 	free(dev->tls_crl);
+	free(dev->tls_session_key);
+	free(dev->tls_session_token);
 	if (dev->peers)
 		sg_memzero(dev->peers, dev->cap_peers * sizeof(*dev->peers));
 	free(dev->peers);
@@ -136,6 +138,15 @@ void wgdev_set_text(struct sg_strbuf *b, const struct wgdev *dev)
 	if (dev->flags & WGDEV_HAS_TLS_RCC)
 		sg_strbuf_printf(b, "tls_require_client_cert=%s\n",
 				 dev->require_client_cert ? "true" : "false");
+	if (dev->flags & WGDEV_HAS_TLS_SKEY)
+		sg_strbuf_printf(b, "tls_session_key=%s\n",
+				 dev->tls_session_key ? dev->tls_session_key : "");
+	if (dev->flags & WGDEV_HAS_TLS_RST)
+		sg_strbuf_printf(b, "tls_require_session_token=%s\n",
+				 dev->require_session_token ? "true" : "false");
+	if (dev->flags & WGDEV_HAS_TLS_TOKEN)
+		sg_strbuf_printf(b, "tls_session_token=%s\n",
+				 dev->tls_session_token ? dev->tls_session_token : "");
 	if (dev->flags & WGDEV_REPLACE_PEERS)
 		sg_strbuf_printf(b, "replace_peers=true\n");
 	for (size_t i = 0; i < dev->n_peers; i++) {
@@ -231,10 +242,17 @@ int wgdev_from_conf(const struct sg_wgconf *conf, const char *ifname, bool appen
 		dev->flags |= WGDEV_HAS_CRYPTO_MODE;
 	}
 	if (conf->has_tls_listen_port || conf->tls_certificate || conf->tls_private_key ||
-	    conf->tls_ca || conf->tls_crl || conf->require_client_cert) {
+	    conf->tls_ca || conf->tls_crl || conf->require_client_cert || conf->tls_session_key ||
+	    conf->require_session_token || conf->tls_session_token) {
 		dev->flags |= WGDEV_HAS_TLS;
 		dev->tls_listen_port = conf->tls_listen_port;
 		dev->require_client_cert = conf->require_client_cert;
+		dev->require_session_token = conf->require_session_token;
+		if ((conf->tls_session_key &&
+		     !(dev->tls_session_key = strdup(conf->tls_session_key))) ||
+		    (conf->tls_session_token &&
+		     !(dev->tls_session_token = strdup(conf->tls_session_token))))
+			goto oom;
 		if ((conf->tls_certificate &&
 		     !(dev->tls_certificate = strdup(conf->tls_certificate))) ||
 		    (conf->tls_private_key &&

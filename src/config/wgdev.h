@@ -35,9 +35,13 @@
 #define WGDEV_HAS_TLS_CA      0x800u
 #define WGDEV_HAS_TLS_RCC     0x1000u /* require_client_cert */
 #define WGDEV_HAS_TLS_CRL     0x2000u
+#define WGDEV_HAS_TLS_SKEY    0x4000u /* tls_session_key */
+#define WGDEV_HAS_TLS_RST     0x8000u /* require_session_token */
+#define WGDEV_HAS_TLS_TOKEN   0x10000u /* tls_session_token */
 #define WGDEV_HAS_TLS                                                                              \
 	(WGDEV_HAS_TLS_PORT | WGDEV_HAS_TLS_CERT | WGDEV_HAS_TLS_KEY | WGDEV_HAS_TLS_CA |          \
-	 WGDEV_HAS_TLS_RCC | WGDEV_HAS_TLS_CRL)
+	 WGDEV_HAS_TLS_RCC | WGDEV_HAS_TLS_CRL | WGDEV_HAS_TLS_SKEY | WGDEV_HAS_TLS_RST |          \
+	 WGDEV_HAS_TLS_TOKEN)
 
 /* wgdev_peer.flags */
 #define WGDEV_PEER_REMOVE	    0x01u
@@ -82,7 +86,8 @@ struct wgdev {
 	bool fips_strict;
 	uint16_t tls_listen_port;
 	char *tls_certificate, *tls_private_key, *tls_ca, *tls_crl; /* malloc'd; NULL = none */
-	bool require_client_cert;
+	char *tls_session_key, *tls_session_token;		    /* malloc'd; NULL = none */
+	bool require_client_cert, require_session_token;
 	uint16_t listen_port;
 	uint32_t fwmark;
 	struct wgdev_peer *peers;

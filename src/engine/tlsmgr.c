@@ -12,6 +12,7 @@
 #include <secureguard/sg_errors.h>
 
 #include "common/log.h"
+#include "crypto/crypto.h"
 #include "net/addr.h"
 #include "net/tls.h"
 
@@ -62,6 +63,11 @@ struct tlsmgr {
 	uint16_t listen_port;
 	char *cert, *key, *ca, *crl;
 	bool require_client_cert;
+	/* Session tokens (docs/TLS.md, phase 2): the listener's key and whether it requires them;
+	 * the client's token file, re-read when it changes (as the CRL). */
+	char *session_key, *token_file;
+	bool require_session_token;
+	struct stat token_st;
 	/* The CRL file as last read (TlsCRL): re-read when any of these changes. */
 	struct stat crl_st;
 	bool dirty; /* [Interface] TLS settings changed: rebuild listener and client context */
@@ -155,9 +161,37 @@ static void client_close(struct tls_peer *tp)
 	tp->conn_id = 0;
 }
 
+/* The listener's connections admitted with a session token for key: closed (peer removed), or
+ * only the one of slot s when another peer's handshake came over it. */
+static unsigned close_token_conns(struct tlsmgr *m, const uint8_t key[WG_KEY_LEN])
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < SLOTS; i++) {
+		struct slot *s = &m->slots[i];
+		const struct tls_token_claims *tc = s->id && !s->owner ? sg_tls_conn_token(s->conn)
+								      : NULL;
+		if (tc && sg_memeq(tc->client_key, key, WG_KEY_LEN)) {
+			sg_tls_conn_close(s->conn);
+			slot_free(s);
+			n++;
+		}
+	}
+	return n;
+}
+
 void tlsmgr_forget_peer(struct tlsmgr *m, struct wg_peer *peer)
 {
 	struct tls_peer *tp = tp_of(peer), **pp;
+	/* A session that ended removes the peer from hubs (docs/SERVER.md): its TLS connections
+	 * go with it, not at the token's expiry. */
+	if (m->require_session_token) {
+		char tag[SG_LOG_KEY_TAG_SIZE];
+		unsigned n = close_token_conns(m, wg_peer_public_key(peer));
+		if (n)
+			sg_log(SG_LOG_INFO, "tls_token_peer_removed", "peer=%s closed=%u",
+			       sg_log_key_tag(tag, wg_peer_public_key(peer)), n);
+	}
 	if (!tp)
 		return;
 	client_close(tp);
@@ -173,8 +207,8 @@ void tlsmgr_forget_peer(struct tlsmgr *m, struct wg_peer *peer)
 
 static void timer_update(struct tlsmgr *m)
 {
-	/* A CRL file is watched from the tick too. */
-	bool want = m->crl && (m->srv || m->cli);
+	/* A CRL file and a token file are watched from the tick too. */
+	bool want = (m->crl && (m->srv || m->cli)) || (m->token_file && m->cli);
 	for (struct tls_peer *tp = m->peers; tp && !want; tp = tp->next)
 		want = tp->mode != TR_UDP;
 	if (want == m->timer_on)
@@ -317,6 +351,14 @@ static void switch_to_tls(struct tls_peer *tp, const char *why)
 	}
 }
 
+/* A watched file is the one last read: same inode, size and modification time (a new version
+ * written by rename has a new inode; one written in place a new mtime). */
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
 /* TlsCRL changed on disk (a new CRL, written by rename as `secureguard cert crl` does): read it
  * into both contexts and end the connections it revokes. A file that does not load (half
  * written, wrong signer, expired) leaves the lists in use and is logged; it is tried again when
@@ -328,11 +370,7 @@ static void crl_check(struct tlsmgr *m)
 	unsigned ended = 0;
 	int ret = 0;
 
-	if (!m->crl || stat(m->crl, &st) != 0)
-		return;
-	if (st.st_ino == m->crl_st.st_ino && st.st_dev == m->crl_st.st_dev &&
-	    st.st_size == m->crl_st.st_size && st.st_mtim.tv_sec == m->crl_st.st_mtim.tv_sec &&
-	    st.st_mtim.tv_nsec == m->crl_st.st_mtim.tv_nsec)
+	if (!m->crl || stat(m->crl, &st) != 0 || same_file(&st, &m->crl_st))
 		return;
 	m->crl_st = st;
 	if (m->srv)
@@ -353,6 +391,45 @@ static void crl_check(struct tlsmgr *m)
 	sg_log(SG_LOG_INFO, "tls_crl_loaded", "file=%s closed=%u", m->crl, ended);
 }
 
+/* TlsSessionToken: read into the client context when the file changed (force: whatever its
+ * state). Connections that are up keep the token they were admitted with; the next ones use the
+ * new one (the server closes a connection when its token expires, and the client reconnects). */
+static void token_check(struct tlsmgr *m, bool force)
+{
+	struct stat st;
+	uint8_t buf[TLS_TOKEN_MAX + 2];
+	size_t n = 0;
+	FILE *f;
+
+	if (!m->token_file || !m->cli)
+		return;
+	if (stat(m->token_file, &st) != 0) {
+		if (m->token_st.st_ino || force)
+			sg_log(SG_LOG_WARN, "tls_token_not_loaded", "file=%s reason=\"%s\"",
+			       m->token_file, strerror(errno));
+		memset(&m->token_st, 0, sizeof(m->token_st));
+		return;
+	}
+	if (!force && same_file(&st, &m->token_st))
+		return;
+	m->token_st = st;
+	f = fopen(m->token_file, "re");
+	if (f) {
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+	}
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	if (!f || n == 0 || n > TLS_TOKEN_MAX ||
+	    sg_tls_ctx_set_session_token(m->cli, buf, n) != 0) {
+		sg_log(SG_LOG_WARN, "tls_token_not_loaded", "file=%s reason=\"%s\"", m->token_file,
+		       !f ? strerror(errno) : n == 0 ? "empty" : "longer than a session token");
+	} else {
+		sg_log(SG_LOG_INFO, "tls_token_loaded", "file=%s bytes=%zu", m->token_file, n);
+	}
+	sg_memzero(buf, sizeof(buf));
+}
+
 static void on_tick(void *ctx, uint32_t events)
 {
 	struct tlsmgr *m = ctx;
@@ -360,6 +437,7 @@ static void on_tick(void *ctx, uint32_t events)
 
 	evloop_timer_ack(m->timer_fd);
 	crl_check(m);
+	token_check(m, false);
 	for (struct tls_peer *tp = m->peers; tp; tp = tp->next) {
 		if (tp->mode == TR_UDP || !tp->on_tls)
 			continue;
@@ -375,10 +453,32 @@ static void on_tick(void *ctx, uint32_t events)
 		m->timer_on = false;
 }
 
+/* A token binds its connection to one WireGuard key: a handshake of another peer over it (its
+ * endpoint moved onto the connection) closes the connection before the answer goes out. */
+static void token_bind_check(struct tlsmgr *m, const struct wg_event *ev)
+{
+	struct slot *s = slot_find(m, ev->endpoint->tls_conn);
+	const struct tls_token_claims *tc = s && !s->owner ? sg_tls_conn_token(s->conn) : NULL;
+	char tag[SG_LOG_KEY_TAG_SIZE], ttag[SG_LOG_KEY_TAG_SIZE];
+
+	if (!tc || sg_memeq(tc->client_key, wg_peer_public_key(ev->peer), WG_KEY_LEN))
+		return;
+	sg_log(SG_LOG_WARN, "tls_refused",
+	       "peer=%s reason=\"session token is for peer %s, the handshake came from peer %s\"",
+	       sg_tls_conn_peer_str(s->conn), sg_log_key_tag(ttag, tc->client_key),
+	       sg_log_key_tag(tag, wg_peer_public_key(ev->peer)));
+	sg_tls_conn_close(s->conn);
+	slot_free(s);
+}
+
 void tlsmgr_event(struct tlsmgr *m, const struct wg_event *ev)
 {
 	struct tls_peer *tp = tp_of(ev->peer);
 	bool over_udp = ev->endpoint && !ev->endpoint->tls_conn;
+
+	if (ev->peer && ev->endpoint && ev->endpoint->tls_conn &&
+	    (ev->type == WG_EVENT_ENDPOINT_CHANGED || ev->type == WG_EVENT_HANDSHAKE_COMPLETE))
+		token_bind_check(m, ev);
 
 	if (!tp || tp->mode != TR_AUTO)
 		return;
@@ -494,6 +594,17 @@ int tlsmgr_set(struct tlsmgr *m, struct wg_peer *peer, const char *key, const ch
 			ret = set_path(&m->crl, value, why, whylen);
 		} else if (!strcmp(key, "tls_require_client_cert")) {
 			ret = parse_bool(&m->require_client_cert, value, why, whylen);
+		} else if (!strcmp(key, "tls_session_key")) {
+			ret = set_path(&m->session_key, value, why, whylen);
+		} else if (!strcmp(key, "tls_require_session_token")) {
+			ret = parse_bool(&m->require_session_token, value, why, whylen);
+		} else if (!strcmp(key, "tls_session_token")) {
+			/* The client's token: read at the set's end, nothing rebuilt. */
+			ret = set_path(&m->token_file, value, why, whylen);
+			memset(&m->token_st, 0, sizeof(m->token_st));
+			if (ret == 0 && !m->token_file && m->cli)
+				ret = sg_tls_ctx_set_session_token(m->cli, NULL, 0);
+			return ret;
 		} else {
 			snprintf(why, whylen, "invalid device key");
 			return -EINVAL;
@@ -580,6 +691,12 @@ void tlsmgr_get(struct tlsmgr *m, struct wg_peer *peer,
 			emit(ectx, "tls_crl", m->crl);
 		if (m->require_client_cert)
 			emit(ectx, "tls_require_client_cert", "true");
+		if (m->session_key)
+			emit(ectx, "tls_session_key", m->session_key);
+		if (m->require_session_token)
+			emit(ectx, "tls_require_session_token", "true");
+		if (m->token_file)
+			emit(ectx, "tls_session_token", m->token_file);
 		return;
 	}
 	struct tls_peer *tp = tp_of(peer);
@@ -626,6 +743,8 @@ static int rebuild_server(struct tlsmgr *m, bool fips, char *why, size_t whylen)
 					    .ca_file = m->ca,
 					    .crl_file = m->crl,
 					    .require_client_cert = m->require_client_cert,
+					    .require_session_token = m->require_session_token,
+					    .session_key_file = m->session_key,
 					    .fips = fips};
 		if (!m->cert || !m->key) {
 			snprintf(why, whylen,
@@ -634,6 +753,10 @@ static int rebuild_server(struct tlsmgr *m, bool fips, char *why, size_t whylen)
 		}
 		if (m->require_client_cert && !m->ca) {
 			snprintf(why, whylen, "tls_require_client_cert needs tls_ca");
+			return -EINVAL;
+		}
+		if (m->require_session_token && !m->session_key) {
+			snprintf(why, whylen, "tls_require_session_token needs tls_session_key");
 			return -EINVAL;
 		}
 		ret = sg_tls_ctx_new(&srv, &cfg, SG_TLS_SERVER, err, sizeof(err));
@@ -701,6 +824,7 @@ static int rebuild_client(struct tlsmgr *m, bool fips, char *why, size_t whylen)
 	sg_tls_ctx_free(m->cli);
 	m->cli = cli;
 	m->cli_fips = fips;
+	token_check(m, true);
 	return 0;
 }
 
@@ -722,6 +846,8 @@ int tlsmgr_apply(struct tlsmgr *m, char *why, size_t whylen)
 	}
 	if (m->dirty && m->crl && stat(m->crl, &m->crl_st) != 0)
 		memset(&m->crl_st, 0, sizeof(m->crl_st));
+	if (m->token_file && !m->token_st.st_ino)
+		token_check(m, true); /* set (again) by this request */
 	m->dirty = false;
 	for (struct tls_peer *tp = m->peers; tp; tp = tp->next)
 		if (tp->on_tls && !tp->conn)
@@ -796,5 +922,7 @@ void tlsmgr_free(struct tlsmgr *m)
 	free(m->key);
 	free(m->ca);
 	free(m->crl);
+	free(m->session_key);
+	free(m->token_file);
 	free(m);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -52,6 +53,7 @@ enum conn_state {
 	ST_CONNECTING, /* client: TCP connect in progress */
 	ST_HANDSHAKE,  /* TLS handshake */
 	ST_GREETING,   /* client: handshake done, waiting for the server's greeting */
+	ST_TOKEN,      /* server: greeting sent, waiting for the client's hello (session token) */
 	ST_UP,	       /* frames flow */
 	ST_DEAD,       /* torn down; memory kept until nobody is inside a callback */
 };
@@ -70,6 +72,12 @@ struct sg_tls_ctx {
 	bool fips, have_ca, have_pin;
 	uint8_t pin[SG_TLS_PIN_LEN];
 	char *server_name;
+	/* Server: session tokens required, verified with this key (tls_token.h). */
+	bool require_token;
+	struct tls_token_key token_key;
+	/* Client: the token sent when a server asks (malloc'd; NULL = none). */
+	uint8_t *token;
+	size_t token_len;
 	uint64_t handshake_ns, idle_ns, keepalive_ns;
 	uint32_t max_conns, per_source, rate, burst;
 };
@@ -111,6 +119,9 @@ struct sg_tls_conn {
 	uint32_t events;
 	struct src_entry *source;
 	uint8_t greeting_flags;
+	bool has_token;		  /* server: admitted with a session token, claims in tok */
+	struct tls_token_claims tok;
+	uint64_t token_end_ns;	  /* ... and closed at its expiry (monotonic) */
 	uint64_t deadline_ns, last_rx_ns, last_tx_ns, keepalive_ns;
 	union wg_sockaddr peer;
 	char peer_str[ADDR_ENDPOINT_STRLEN];
@@ -266,6 +277,29 @@ fail:
 	return NULL;
 }
 
+/* The session-token key: a small PEM file (a P-384 SubjectPublicKeyInfo). */
+static int load_token_key(struct tls_token_key *k, const char *file, char *err, size_t errlen)
+{
+	char buf[4096];
+	const char *why = "unreadable";
+	FILE *f = fopen(file, "re");
+	size_t n;
+
+	if (!f) {
+		errf(err, errlen, "%s: session token key: %s", file, strerror(errno));
+		return SG_EINVAL;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	bool too_long = n == sizeof(buf) && fgetc(f) != EOF;
+	fclose(f);
+	if (too_long || tls_token_key_from_pem(k, buf, n, &why) != 0) {
+		errf(err, errlen, "%s: session token key: %s", file,
+		     too_long ? "larger than a P-384 public key" : why);
+		return SG_EINVAL;
+	}
+	return 0;
+}
+
 static uint64_t ms_or(uint32_t v, uint32_t def)
 {
 	return (uint64_t)(v ? v : def) * NS_PER_MS;
@@ -332,10 +366,20 @@ int sg_tls_ctx_new(struct sg_tls_ctx **out, const struct sg_tls_config *cfg, enu
 		errf(err, errlen, "RequireClientCert needs a CA file (or a pin) to verify clients");
 		return SG_EINVAL;
 	}
+	if (role == SG_TLS_SERVER && cfg->require_session_token && !cfg->session_key_file) {
+		errf(err, errlen, "RequireSessionToken needs the server's key (TlsSessionKey)");
+		return SG_EINVAL;
+	}
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return SG_ENOMEM;
 	ctx->role = role;
+	if (role == SG_TLS_SERVER && cfg->require_session_token) {
+		ret = load_token_key(&ctx->token_key, cfg->session_key_file, err, errlen);
+		if (ret != 0)
+			goto fail;
+		ctx->require_token = true;
+	}
 	ctx->fips = cfg->fips;
 	ctx->handshake_ns = ms_or(cfg->handshake_timeout_ms, SG_TLS_DEFAULT_HANDSHAKE_MS);
 	ctx->idle_ns = ms_or(cfg->idle_timeout_ms, SG_TLS_DEFAULT_IDLE_MS);
@@ -466,6 +510,10 @@ void sg_tls_ctx_free(struct sg_tls_ctx *ctx)
 		return;
 	SSL_CTX_free(ctx->ssl);
 	free(ctx->server_name);
+	if (ctx->token) {
+		sg_memzero(ctx->token, ctx->token_len);
+		free(ctx->token);
+	}
 	sg_memzero(ctx, sizeof(*ctx));
 	free(ctx);
 }
@@ -787,12 +835,65 @@ static void conn_went_up(struct sg_tls_conn *c)
 	}
 }
 
+/* Server, ST_TOKEN: the client's hello. 1: admitted (claims kept, expiry timed, an older
+ * connection with the same session ended); 0: more bytes needed; -1: refused and ended. */
+static int conn_take_token(struct sg_tls_conn *c)
+{
+	struct sg_tls_listener *l = c->listener;
+	const uint8_t *tok;
+	size_t toklen;
+	const char *why = "malformed hello";
+	char reason[160], tag[SG_LOG_KEY_TAG_SIZE], q[96];
+	int64_t now = (int64_t)time(NULL);
+	int r = tls_hello_parse(c->rx.buf + c->rx.head, tls_rxbuf_pending(&c->rx), &tok, &toklen,
+				&why);
+
+	if (r == 0)
+		return 0;
+	if (r > 0 && tls_token_verify(tok, toklen, &c->ctx->token_key, now, &c->tok, &why) == 0) {
+		tls_rxbuf_consume(&c->rx, (size_t)r);
+		c->has_token = true;
+		c->token_end_ns = evloop_now_ns() + (uint64_t)(c->tok.exp - now) * 1000 * NS_PER_MS;
+		sg_log(SG_LOG_INFO, "tls_token_accepted",
+		       "peer=%s client=%s session=%s expires_in=%llds", c->peer_str,
+		       sg_log_key_tag(tag, c->tok.client_key), sg_log_quote(q, sizeof(q), c->tok.sid),
+		       (long long)(c->tok.exp - now));
+		/* One connection per session: a token copied elsewhere takes over the tunnel's
+		 * connection at most until the owner reconnects (both show in the log), never adds
+		 * a second one. */
+		l->iterating++;
+		for (struct sg_tls_conn *o = l->conns; o; o = o->next)
+			if (o != c && o->has_token && o->state != ST_DEAD &&
+			    !strcmp(o->tok.sid, c->tok.sid))
+				conn_end(o, "session token used by a newer connection");
+		l->iterating--;
+		return 1;
+	}
+	snprintf(reason, sizeof(reason), "%s", why);
+	conn_end(c, reason);
+	return -1;
+}
+
+/* Client: the server asked for a session token (TLS_GREETING_TOKEN): the hello goes first. The
+ * send buffer is empty so early, and a hello is far smaller. False if the connection ended. */
+static bool client_send_token(struct sg_tls_conn *c)
+{
+	if (!c->ctx->token) {
+		conn_end(c, "the server requires a session token (set TlsSessionToken)");
+		return false;
+	}
+	tls_hello_encode(c->txbuf + c->txtail, c->ctx->token_len);
+	memcpy(c->txbuf + c->txtail + TLS_HELLO_HDR_LEN, c->ctx->token, c->ctx->token_len);
+	c->txtail += TLS_HELLO_HDR_LEN + c->ctx->token_len;
+	return conn_flush(c, true);
+}
+
 /* Reads and dispatches everything TLS has for us. */
 static void conn_read(struct sg_tls_conn *c)
 {
 	char buf[128];
 
-	while (c->state == ST_GREETING || c->state == ST_UP) {
+	while (c->state == ST_GREETING || c->state == ST_TOKEN || c->state == ST_UP) {
 		size_t avail;
 		uint8_t *p = tls_rxbuf_space(&c->rx, &avail);
 		if (avail == 0) {
@@ -811,6 +912,14 @@ static void conn_read(struct sg_tls_conn *c)
 		tls_rxbuf_commit(&c->rx, (size_t)n);
 		c->st.rx_records++;
 		c->last_rx_ns = evloop_now_ns();
+		if (c->state == ST_TOKEN) {
+			int r = conn_take_token(c);
+			if (r < 0)
+				return;
+			if (r == 0)
+				continue;
+			conn_went_up(c);
+		}
 		if (c->state == ST_GREETING) {
 			struct tls_greeting g;
 			const char *why = "greeting mismatch";
@@ -828,6 +937,8 @@ static void conn_read(struct sg_tls_conn *c)
 				c->keepalive_ns =
 				    SG_MIN(c->keepalive_ns,
 					   (uint64_t)g.idle_timeout_s * 1000 * NS_PER_MS / 3);
+			if ((g.flags & TLS_GREETING_TOKEN) && !client_send_token(c))
+				return;
 			conn_went_up(c);
 		}
 		const uint8_t *msg;
@@ -894,7 +1005,8 @@ static void conn_handshake(struct sg_tls_conn *c)
 	/* Server: greet, then frames may flow (the client's certificate, if required, has been
 	 * verified: in TLS 1.3 it came before the client's Finished). */
 	struct tls_greeting g = {
-	    .flags = c->ctx->fips ? TLS_GREETING_FIPS : 0,
+	    .flags = (uint8_t)((c->ctx->fips ? TLS_GREETING_FIPS : 0) |
+			       (c->ctx->require_token ? TLS_GREETING_TOKEN : 0)),
 	    .idle_timeout_s = (uint16_t)SG_MIN(
 		(c->ctx->idle_ns + 999 * NS_PER_MS) / (1000 * NS_PER_MS), (uint64_t)UINT16_MAX),
 	};
@@ -903,6 +1015,10 @@ static void conn_handshake(struct sg_tls_conn *c)
 	c->txtail = TLS_GREETING_LEN;
 	if (!conn_flush(c, true))
 		return;
+	if (c->ctx->require_token) {
+		c->state = ST_TOKEN; /* up once the hello's token verifies (conn_read) */
+		return;
+	}
 	conn_went_up(c);
 }
 
@@ -912,7 +1028,14 @@ static void conn_check_timers(struct sg_tls_conn *c, uint64_t now)
 		return;
 	if (c->state != ST_UP) {
 		if (now >= c->deadline_ns)
-			conn_end(c, "handshake timeout");
+			conn_end(c, c->state == ST_TOKEN ? "no session token before the handshake "
+							   "timeout"
+							 : "handshake timeout");
+		return;
+	}
+	if (c->has_token && now >= c->token_end_ns) {
+		c->listener->st.token_expired++;
+		conn_end(c, "session token expired");
 		return;
 	}
 	if (now - c->last_rx_ns >= c->ctx->idle_ns) {
@@ -947,7 +1070,7 @@ static void conn_event(void *arg, uint32_t events)
 	}
 	if (c->state == ST_HANDSHAKE)
 		conn_handshake(c);
-	if (c->state == ST_GREETING || c->state == ST_UP) {
+	if (c->state == ST_GREETING || c->state == ST_TOKEN || c->state == ST_UP) {
 		if (conn_flush(c, true))
 			conn_read(c);
 	}
@@ -1082,6 +1205,32 @@ bool sg_tls_conn_is_up(const struct sg_tls_conn *c)
 uint8_t sg_tls_conn_greeting_flags(const struct sg_tls_conn *c)
 {
 	return c->greeting_flags;
+}
+
+const struct tls_token_claims *sg_tls_conn_token(const struct sg_tls_conn *c)
+{
+	return c->has_token ? &c->tok : NULL;
+}
+
+int sg_tls_ctx_set_session_token(struct sg_tls_ctx *ctx, const uint8_t *tok, size_t len)
+{
+	uint8_t *copy = NULL;
+
+	if (len > TLS_TOKEN_MAX)
+		return SG_ERANGE;
+	if (len) {
+		copy = malloc(len);
+		if (!copy)
+			return SG_ENOMEM;
+		memcpy(copy, tok, len);
+	}
+	if (ctx->token) {
+		sg_memzero(ctx->token, ctx->token_len);
+		free(ctx->token);
+	}
+	ctx->token = copy;
+	ctx->token_len = len;
+	return 0;
 }
 
 void sg_tls_conn_stats(const struct sg_tls_conn *c, struct sg_tls_conn_stats *st)
@@ -1380,9 +1529,11 @@ int sg_tls_listener_new(struct sg_tls_listener **out, struct evloop *loop, struc
 		errf(err, errlen, "event loop: %s", strerror(-ret));
 		goto fail;
 	}
-	sg_log(SG_LOG_INFO, "tls_listening", "port=%u fips=%d client_cert=%s", l->port, ctx->fips,
+	sg_log(SG_LOG_INFO, "tls_listening", "port=%u fips=%d client_cert=%s session_token=%s",
+	       l->port, ctx->fips,
 	       SSL_CTX_get_verify_mode(ctx->ssl) & SSL_VERIFY_FAIL_IF_NO_PEER_CERT ? "required"
-										   : "none");
+										   : "none",
+	       ctx->require_token ? "required" : "none");
 	*out = l;
 	return 0;
 fail:

@@ -44,6 +44,7 @@
 #include "net/evloop.h"
 #include "net/tls_cert.h"
 #include "net/tls_frame.h"
+#include "net/tls_token.h"
 #include "wg/wg.h"
 
 /* Send buffer per connection: two largest frames. */
@@ -82,6 +83,11 @@ struct sg_tls_config {
 	const uint8_t *pin_sha256;
 	/* Server: ask for a client certificate and refuse clients without a valid one. */
 	bool require_client_cert;
+	/* Server: require a session token in the client's hello (tls_token.h), signed by the P-384
+	 * key in session_key_file (PEM); with require_client_cert both must hold, without it the
+	 * token alone authenticates the client. */
+	bool require_session_token;
+	const char *session_key_file;
 	/* FIPS-approved suites and groups only (docs/TLS.md): TLS_AES_256_GCM_SHA384,
 	 * TLS_AES_128_GCM_SHA256, ECDHE-{ECDSA,RSA}-AES-GCM in TLS 1.2, P-384/P-256; with an active
 	 * FIPS provider every algorithm is fetched with "fips=yes". */
@@ -132,7 +138,8 @@ struct sg_tls_listener_stats {
 	uint64_t refused_rate;	    /* per-source rate limit */
 	uint64_t refused_source;    /* per-source connection cap (or source table full) */
 	uint64_t refused_total;	    /* total connection cap */
-	uint64_t refused_handshake; /* TLS failures, plain TCP data, handshake timeouts */
+	uint64_t refused_handshake; /* TLS failures, plain TCP data, handshake timeouts, tokens */
+	uint64_t token_expired;	    /* closed when their session token expired */
 	uint64_t idle_closed;	    /* closed after idle_timeout_ms without data */
 	uint32_t conns;		    /* current connections */
 };
@@ -193,6 +200,12 @@ const char *sg_tls_conn_peer_str(const struct sg_tls_conn *conn);
 bool sg_tls_conn_is_up(const struct sg_tls_conn *conn);
 /* Flags of the server's greeting (client side; 0 before it came). */
 uint8_t sg_tls_conn_greeting_flags(const struct sg_tls_conn *conn);
+/* Client context: the session token to send when a server asks for one (TLS_GREETING_TOKEN),
+ * copied; len 0 forgets it. Connections made from now on use it. 0 or SG_ERANGE / SG_ENOMEM. */
+int sg_tls_ctx_set_session_token(struct sg_tls_ctx *ctx, const uint8_t *tok, size_t len) SG_WUR;
+/* Server side: the claims of the session token the connection was admitted with; NULL when it
+ * needed none. */
+const struct tls_token_claims *sg_tls_conn_token(const struct sg_tls_conn *conn);
 void sg_tls_conn_stats(const struct sg_tls_conn *conn, struct sg_tls_conn_stats *st);
 /* Per-connection pointer for the caller (e.g. its peer). */
 void sg_tls_conn_set_user(struct sg_tls_conn *conn, void *user);

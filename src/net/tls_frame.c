@@ -90,6 +90,11 @@ int tls_rxbuf_take_frame(struct tls_rxbuf *r, const uint8_t **msg, size_t *len)
 	return 1;
 }
 
+void tls_rxbuf_consume(struct tls_rxbuf *r, size_t n)
+{
+	r->head += SG_MIN(n, r->tail - r->head);
+}
+
 size_t tls_rxbuf_pending(const struct tls_rxbuf *r)
 {
 	return r->tail - r->head;

@@ -27,6 +27,8 @@
 /* Greeting flags. Unknown bits are ignored by a receiver (optional features of later 1.x
  * servers); an incompatible change gets a new magic. */
 #define TLS_GREETING_FIPS 0x01u
+/* The server requires a session token: the client sends its hello (tls_token.h) first. */
+#define TLS_GREETING_TOKEN 0x02u
 /* Largest TLS record plaintext (RFC 8446 section 5.1): one SSL_read never returns more. */
 #define TLS_RECORD_MAX 16384u
 /* Receive buffer: one whole largest frame always fits, plus room for a full record after it. */
@@ -66,6 +68,8 @@ int tls_rxbuf_take_greeting(struct tls_rxbuf *r, struct tls_greeting *g, const c
 /* Takes the next whole frame: 1 with *msg and *len pointing into the buffer (valid until the next
  * call that changes r), or 0 when the frame is not complete yet. */
 int tls_rxbuf_take_frame(struct tls_rxbuf *r, const uint8_t **msg, size_t *len) SG_WUR;
+/* Takes n bytes from the head (n <= pending), e.g. a hello parsed in place. */
+void tls_rxbuf_consume(struct tls_rxbuf *r, size_t n);
 /* Bytes received but not yet taken. */
 size_t tls_rxbuf_pending(const struct tls_rxbuf *r);
 

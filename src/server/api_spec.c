@@ -1016,9 +1016,32 @@ static const struct api_prop vpn_opened_props[] = {
     {"user_id", &uuid, R, NULL},
     {"expires_at", &unix_s, R, NULL},
     {"expires_in", &int64, R, "seconds"},
+    {"tls_session_token", &str_null, R,
+     "an ES384 JWT for the TLS transport's listeners with RequireSessionToken (docs/TLS.md, "
+     "\"Session tokens\"): the client's WireGuard key, this session, valid until expires_at; "
+     "verified with GET /api/tls-session-key. null when the client has no classic key"},
 };
 static const struct api_schema vpn_opened_out = {.name = "VpnSessionOpened", .type = AT_OBJECT,
 						 NPROPS(vpn_opened_props)};
+static const struct api_prop tls_jwk_props[] = {
+    {"kty", &str, R, "EC"}, {"crv", &str, R, "P-384"}, {"x", &str, R, "base64url"},
+    {"y", &str, R, "base64url"}, {"use", &str, R, "sig"}, {"alg", &str, R, "ES384"},
+    {"kid", &str, R, "RFC 7638 thumbprint"}};
+static const struct api_schema tls_jwk_out = {.name = "TlsSessionJwk", .type = AT_OBJECT,
+					      NPROPS(tls_jwk_props)};
+static const struct api_schema pem_text = {.type = AT_STRING, .format = &api_f_pem};
+static const struct api_prop tls_key_props[] = {
+    {"alg", &str, R, "ES384"},
+    {"kid", &str, R, "the key id in the tokens' header"},
+    {"jwk", &tls_jwk_out, R, NULL},
+    {"pem", &pem_text, R, "the same key as a PEM SubjectPublicKeyInfo: a daemon's TlsSessionKey file"}};
+static const struct api_schema tls_key_out = {.name = "TlsSessionKey", .type = AT_OBJECT,
+					      NPROPS(tls_key_props)};
+static const struct api_prop vpn_tls_props[] = {
+    {"tls_session_token", &str, R, "as in POST /api/vpn-sessions's answer"},
+    {"expires_at", &unix_s, R, "the session's end, the token's exp"}};
+static const struct api_schema vpn_tls_out = {.name = "VpnSessionTlsToken", .type = AT_OBJECT,
+					      NPROPS(vpn_tls_props)};
 static const char *const vpn_reasons[] = {"ended_by_user", "revoked", "expired", "replaced",
 					  "owner_changed", "credentials_changed", NULL};
 static const struct api_schema vpn_reason = {.type = AT_STRING, .enumv = vpn_reasons,
@@ -1462,6 +1485,8 @@ const struct api_schema *const api_components[] = {
     API_GW_COMPONENTS,
     /* MFA-gated VPN sessions (routes_vpn.c) */
     &vpn_open_in,     &vpn_oidc_in,	 &vpn_end_in,	 &vpn_opened_out,  &vpn_out,	      &vpn_page,
+    /* TLS session tokens (routes_vpn.c, docs/TLS.md) */
+    &tls_jwk_out,     &tls_key_out,	 &vpn_tls_out,
 };
 const size_t api_ncomponents = SG_ARRAY_LEN(api_components);
 
@@ -1731,6 +1756,9 @@ static const struct api_response r_vpn_open[] = {
 static const struct api_response r_vpn_open_oidc[] = {
     OKJ(201, "a session: the client is a peer of its hubs within a second", vpn_opened_out),
     E400, E401, E403, E404, E409, E413, E415, E429, E503};
+static const struct api_response r_tls_key[] = {OKJ(200, "the key", tls_key_out), E400, E429};
+static const struct api_response r_vpn_tls[] = {OKJ(200, "the token", vpn_tls_out),
+						E400, E404, E409, E413, E415, E429, E503};
 static const struct api_response r_vpn_end[] = {NOBODY, E400, E404, E413, E415, E429, E503};
 static const struct api_response r_vpn_list[] = {OKJ(200, "a page, newest first", vpn_page),
 						 E400, E401, E403, E503};
@@ -2037,6 +2065,16 @@ const struct api_route api_routes[] = {
      "End the session of a session token (the user disconnects): the peer leaves the hubs",
      NULL, h_vpn_end, ROLE_NONE, AUTH_PUBLIC, .body = &vpn_end_in, .body_required = true,
      RESP(r_vpn_end)},
+    {"POST", "/api/vpn-sessions/tls-token", "getVpnSessionTlsToken", "vpn-sessions",
+     "The TLS session token of an open session, by its session token",
+     "Signed anew for the session's client key and time (docs/TLS.md, \"Session tokens\"). 409: "
+     "the client has no classic key.",
+     h_vpn_tls_token, ROLE_NONE, AUTH_PUBLIC, .body = &vpn_end_in, .body_required = true,
+     RESP(r_vpn_tls)},
+    {"GET", "/api/tls-session-key", "getTlsSessionKey", "vpn-sessions",
+     "The public key that verifies the TLS transport's session tokens",
+     "Derived from the master key: the same on every server of a cluster. Public, as a JWKS.",
+     h_tls_session_key, ROLE_NONE, AUTH_PUBLIC, RESP(r_tls_key)},
     {"GET", "/api/vpn-sessions", "listVpnSessions", "vpn-sessions",
      "VPN sessions, open and ended", NULL, h_vpn_list, ROLE_VIEWER, 0, PARAMS(p_vpn),
      RESP(r_vpn_list)},

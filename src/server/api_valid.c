@@ -202,6 +202,9 @@ const struct api_format api_f_binary = {"binary", NULL, NULL, NULL};
 /* Output only (an agent's WireGuard configuration): several lines. */
 const struct api_format api_f_wg_config = {
     "wg-config", "A wg-quick configuration file: lines separated by newlines.", NULL, NULL};
+/* Output only (a public key): PEM text (RFC 7468), several lines. */
+const struct api_format api_f_pem = {"pem", "PEM text (RFC 7468): lines separated by newlines.",
+				     NULL, NULL};
 const struct api_format api_f_text = {
     "text",
     "Printable text, stored in Unicode NFC: no control or invisible characters (zero-width, bidi "

@@ -134,31 +134,34 @@ static bool derive(uint8_t *out, size_t len, const uint8_t master[MASTER_LEN], c
 			      strlen(info));
 }
 
-/* The provider's key: a scalar in [1, n) (a 384-bit value is at or above P-384's order with
- * probability about 2^-190; the next label then), its public point, and its key id: the RFC 7638
- * thumbprint, base64url(SHA-256({"crv":"P-384","kty":"EC","x":X,"y":Y})). */
-static bool derive_oidc(struct srv *s, const uint8_t master[MASTER_LEN])
+/* An ES384 key of the server (the OpenID provider's, the TLS session tokens'): a scalar in
+ * [1, n) (a 384-bit value is at or above P-384's order with probability about 2^-190; the next
+ * label then), its public point, and its key id: the RFC 7638 thumbprint,
+ * base64url(SHA-256({"crv":"P-384","kty":"EC","x":X,"y":Y})). */
+static bool derive_es384(uint8_t priv[48], uint8_t px[48], uint8_t py[48], char kid[48],
+			 const uint8_t master[MASTER_LEN], const char *base)
 {
-	char label[64], x[72], y[72], jwk[256];
+	char label[96], x[72], y[72], jwk[256];
 	uint8_t h[SG_SHA256_LEN];
 
 	for (int i = 0; i < 16; i++) {
-		snprintf(label, sizeof(label), i ? "secureguard-server oidc-es384 v1 #%d"
-						 : "secureguard-server oidc-es384 v1",
-			 i);
-		if (!derive(s->oidc_priv, sizeof(s->oidc_priv), master, label))
+		if (i)
+			snprintf(label, sizeof(label), "%s #%d", base, i);
+		else
+			snprintf(label, sizeof(label), "%s", base);
+		if (!derive(priv, 48, master, label))
 			return false;
-		if (sg_p384_public_xy(s->oidc_x, s->oidc_y, s->oidc_priv)) {
+		if (sg_p384_public_xy(px, py, priv)) {
 			struct sg_iov iov;
 
-			srv_b64url(x, s->oidc_x, sizeof(s->oidc_x));
-			srv_b64url(y, s->oidc_y, sizeof(s->oidc_y));
+			srv_b64url(x, px, 48);
+			srv_b64url(y, py, 48);
 			snprintf(jwk, sizeof(jwk), "{\"crv\":\"P-384\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
 				 x, y);
 			iov = (struct sg_iov){jwk, strlen(jwk)};
 			if (!sg_sha256(h, &iov, 1))
 				return false;
-			srv_b64url(s->oidc_kid, h, sizeof(h));
+			srv_b64url(kid, h, sizeof(h));
 			return true;
 		}
 	}
@@ -474,7 +477,10 @@ int srv_keys_load(struct srv *s, const char *path, const char *key_uri, char *er
 	    !derive(s->psk_key, sizeof(s->psk_key), master, "secureguard-server policy-psk v1") ||
 	    !derive(s->etag_key, sizeof(s->etag_key), master,
 		    "secureguard-server agent-revision v1") ||
-	    !derive_oidc(s, master)) {
+	    !derive_es384(s->oidc_priv, s->oidc_x, s->oidc_y, s->oidc_kid, master,
+			  "secureguard-server oidc-es384 v1") ||
+	    !derive_es384(s->tlstok_priv, s->tlstok_x, s->tlstok_y, s->tlstok_kid, master,
+			  "secureguard-server tls-session-es384 v1")) {
 		snprintf(err, errlen, "key derivation failed");
 		rc = SG_ECRYPTO;
 		goto out;

@@ -115,10 +115,14 @@ void h_oidc_jwks(struct srv *s, struct srv_req *r, struct srv_resp *out)
 			   "x", x, "y", y, "use", "sig", "alg", "ES384", "kid", s->oidc_kid));
 }
 
-/* header.claims.signature, ES384 (RFC 7515 section 7.1, RFC 7518 section 3.4); malloc'd. */
 static char *jwt_sign(const struct srv *s, json_t *claims, const char *typ)
 {
-	json_t *h = json_pack("{s:s,s:s,s:s}", "alg", "ES384", "kid", s->oidc_kid, "typ", typ);
+	return srv_jws_es384(s->oidc_priv, s->oidc_kid, claims, typ);
+}
+
+char *srv_jws_es384(const uint8_t priv[48], const char *kid, json_t *claims, const char *typ)
+{
+	json_t *h = json_pack("{s:s,s:s,s:s}", "alg", "ES384", "kid", kid, "typ", typ);
 	char *ht = h ? json_dumps(h, JSON_COMPACT) : NULL;
 	char *ct = json_dumps(claims, JSON_COMPACT);
 	char *out = NULL;
@@ -135,7 +139,7 @@ static char *jwt_sign(const struct srv *s, json_t *claims, const char *typ)
 	srv_b64url(out, (const uint8_t *)ht, strlen(ht));
 	strcat(out, ".");
 	srv_b64url(out + strlen(out), (const uint8_t *)ct, strlen(ct));
-	if (!sg_es384_sign(sig, s->oidc_priv, out, strlen(out))) {
+	if (!sg_es384_sign(sig, priv, out, strlen(out))) {
 		free(out);
 		out = NULL;
 		goto out;

@@ -15,6 +15,9 @@
  *                                     session, the second factor proven on the provider's page
  *   POST   /api/vpn-sessions/end      the session's token: the user ends it (`secureguard
  *                                     disconnect`)
+ *   POST   /api/vpn-sessions/tls-token  the session's token: its TLS session token again
+ *                                     (`secureguard connect --tls-token-out`)
+ *   GET    /api/tls-session-key       the public key that verifies TLS session tokens
  *   GET    /api/vpn-sessions          admins: who is connected, and the history
  *   DELETE /api/vpn-sessions/{id}     admins: revoke one
  *
@@ -29,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/b64.h"
 #include "common/log.h"
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
@@ -63,7 +67,8 @@ struct open_ctx {
 	char msg[192];
 	bool wrong; /* the code was wrong: counted after the rollback */
 	char id[SRV_ID_LEN + 1], cid[SRV_ID_LEN + 1], cname[128], net[SRV_ID_LEN + 1];
-	int64_t expires;
+	char cpk[64]; /* the client's WireGuard public key, for its TLS session token */
+	int64_t expires, opened;
 };
 
 static int refuse(struct open_ctx *x, int status, const char *field, const char *fmt, ...)
@@ -104,7 +109,8 @@ static int open_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 
 		rc = sg_db_query(c, &res,
 				 "SELECT c.id, c.name, c.network_id, c.enabled, n.mfa_required, "
-				 "n.mfa_session_hours, c.is_relay FROM clients c JOIN networks n ON "
+				 "n.mfa_session_hours, c.is_relay, c.public_key_classic FROM clients c "
+				 "JOIN networks n ON "
 				 "n.id = c.network_id WHERE (c.id = $1 OR c.name = $1) AND "
 				 "c.owner_id = $2 ORDER BY c.created_at, c.id",
 				 2, p);
@@ -125,6 +131,7 @@ static int open_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	snprintf(x->cid, sizeof(x->cid), "%s", sg_db_res_get(res, 0, 0));
 	snprintf(x->cname, sizeof(x->cname), "%s", sg_db_res_get(res, 0, 1));
 	snprintf(x->net, sizeof(x->net), "%s", sg_db_res_get(res, 0, 2));
+	snprintf(x->cpk, sizeof(x->cpk), "%s", sg_db_res_get(res, 0, 7) ? sg_db_res_get(res, 0, 7) : "");
 	if (!srv_res_i64(res, 0, 3) || srv_res_i64(res, 0, 6) || !srv_res_i64(res, 0, 4)) {
 		const char *why = !srv_res_i64(res, 0, 3)   ? "is disabled"
 				  : srv_res_i64(res, 0, 6) ? "is a hub: hubs need no session"
@@ -140,6 +147,7 @@ static int open_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	if (x->want && x->want < secs)
 		secs = x->want;
 	x->expires = t + secs;
+	x->opened = t;
 	srv_uuid(x->id);
 	{
 		char now[24], exp[24];
@@ -177,6 +185,59 @@ static int open_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	return rc;
 }
 
+/* The TLS transport's session token (docs/TLS.md "Session tokens"): what a hub's TLS listener
+ * with RequireSessionToken admits, for the client's WireGuard key (cpk) and the session's time,
+ * checked with the public key only (GET /api/tls-session-key). NULL if the client has no classic
+ * key or signing failed: the session stands without it. */
+static char *tls_token_sign(const struct srv *s, const char *sid, const char *cid, const char *net,
+			    const char *cpk, int64_t opened, int64_t expires)
+{
+	json_t *claims;
+	char *tok;
+
+	if (!cpk || !cpk[0])
+		return NULL;
+	claims = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "iss",
+			   s->base_url[0] ? s->base_url : "secureguard-server", "sub", cid, "sid",
+			   sid, "net", net, "cpk", cpk, "nbf", (json_int_t)opened, "iat",
+			   (json_int_t)srv_now(), "exp", (json_int_t)expires);
+	tok = claims ? srv_jws_es384(s->tlstok_priv, s->tlstok_kid, claims, "sg-tls-session+jwt")
+		     : NULL;
+	json_decref(claims);
+	return tok;
+}
+
+/* The public key that verifies session tokens: a JWK (RFC 7517) and the PEM SubjectPublicKeyInfo
+ * a daemon's TlsSessionKey file holds. Public, as a JWKS is. */
+void h_tls_session_key(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	static const uint8_t spki[] = {0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86,
+				       0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
+				       0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00, 0x04};
+	uint8_t der[sizeof(spki) + 96];
+	char x[72], y[72], b64[200], pem[320];
+	int retry;
+
+	if (!srv_rate_allow(SRV_RATE_PUBLIC, r->source_ip, &retry)) {
+		srv_error(out, 429, NULL, "too many requests from this address; retry later");
+		srv_retry_after(out, retry);
+		return;
+	}
+	memcpy(der, spki, sizeof(spki));
+	memcpy(der + sizeof(spki), s->tlstok_x, 48);
+	memcpy(der + sizeof(spki) + 48, s->tlstok_y, 48);
+	sg_b64_encode(b64, der, sizeof(der), false);
+	snprintf(pem, sizeof(pem),
+		 "-----BEGIN PUBLIC KEY-----\n%.64s\n%.64s\n%s\n-----END PUBLIC KEY-----\n", b64,
+		 b64 + 64, b64 + 128);
+	srv_b64url(x, s->tlstok_x, sizeof(s->tlstok_x));
+	srv_b64url(y, s->tlstok_y, sizeof(s->tlstok_y));
+	srv_json(out, 200,
+		 json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:s,s:s,s:s,s:s},s:s}", "alg", "ES384", "kid",
+			   s->tlstok_kid, "jwk", "kty", "EC", "crv", "P-384", "x", x, "y", y, "use",
+			   "sig", "alg", "ES384", "kid", s->tlstok_kid, "pem", pem));
+}
+
 /* Opens the session of x for who (the factors proven) and answers it. A code's attempt was
  * counted on the address (srv_ip_attempt) when x->code is set. */
 static void open_run(struct srv *s, struct srv_req *r, struct srv_resp *out, struct sg_db_conn *c,
@@ -203,12 +264,15 @@ static void open_run(struct srv *s, struct srv_req *r, struct srv_resp *out, str
 			srv_ip_refund(s, r->source_ip);
 		srv_log(SG_LOG_INFO, "vpn_session_opened", "client=%s user=%s expires_at=%lld",
 			x->cid, who->user_id, (long long)x->expires);
+		char *tls = tls_token_sign(s, x->id, x->cid, x->net, x->cpk, x->opened, x->expires);
+
 		srv_json(out, 201,
-			 json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "id", x->id, "session_token",
-				   tok, "client_id", x->cid, "client_name", x->cname, "network_id",
-				   x->net, "user_id", who->user_id, "expires_at",
+			 json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s?}", "id", x->id,
+				   "session_token", tok, "client_id", x->cid, "client_name", x->cname,
+				   "network_id", x->net, "user_id", who->user_id, "expires_at",
 				   (json_int_t)x->expires, "expires_in",
-				   (json_int_t)(x->expires - srv_now())));
+				   (json_int_t)(x->expires - srv_now()), "tls_session_token", tls));
+		free(tls);
 	}
 	sg_memzero(tok, sizeof(tok));
 }
@@ -445,6 +509,51 @@ void h_vpn_end(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	}
 	srv_token_hash(hash, jstr(r->json, "session_token"));
 	end_run(s, out, &x);
+}
+
+/* The open session of a session token: its TLS session token again (a client that lost the
+ * file, or `secureguard connect --tls-token-out`). Unauthenticated as /end, and limited alike. */
+void h_vpn_tls_token(struct srv *s, struct srv_req *r, struct srv_resp *out)
+{
+	struct sg_db_conn *c;
+	struct sg_db_res *res = NULL;
+	char hash[97], now[24];
+	const char *p[] = {hash, srv_i64(now, srv_now())};
+	int retry, rc;
+
+	if (!srv_rate_allow(SRV_RATE_TOKEN, r->source_ip, &retry)) {
+		srv_error(out, 429, NULL, "too many requests from this address; retry later");
+		srv_retry_after(out, retry);
+		return;
+	}
+	srv_token_hash(hash, jstr(r->json, "session_token"));
+	c = sg_db_acquire(s->db);
+	rc = sg_db_query(c, &res,
+			 "SELECT v.id, v.client_id, c.network_id, c.public_key_classic, v.created_at, "
+			 "v.expires_at FROM " VPN_FROM " WHERE v.token_hash = $1 AND v.ended_at IS NULL "
+			 "AND v.expires_at > $2",
+			 2, p);
+	if (rc < 0) {
+		srv_dberr(out, c, rc);
+	} else if (rc != 1) {
+		srv_error(out, 404, NULL, "no open session has this token");
+	} else {
+		int64_t exp = srv_res_i64(res, 0, 5);
+		char *tls = tls_token_sign(s, sg_db_res_get(res, 0, 0), sg_db_res_get(res, 0, 1),
+					   sg_db_res_get(res, 0, 2), sg_db_res_get(res, 0, 3),
+					   srv_res_i64(res, 0, 4), exp);
+
+		if (!tls)
+			srv_error(out, 409, NULL,
+				  "the client has no classic (X25519) key: no TLS session token");
+		else
+			srv_json(out, 200,
+				 json_pack("{s:s,s:I}", "tls_session_token", tls, "expires_at",
+					   (json_int_t)exp));
+		free(tls);
+	}
+	sg_db_res_free(res);
+	sg_db_release(c);
 }
 
 void h_vpn_revoke(struct srv *s, struct srv_req *r, struct srv_resp *out)

@@ -74,6 +74,11 @@ struct srv {
 	uint8_t oidc_priv[48];
 	uint8_t oidc_x[48], oidc_y[48];
 	char oidc_kid[48];
+	/* The TLS transport's session-token key (routes_vpn.c, docs/TLS.md "Session tokens"): its
+	 * own ES384 key, so a token and an ID token can never stand for each other. */
+	uint8_t tlstok_priv[48];
+	uint8_t tlstok_x[48], tlstok_y[48];
+	char tlstok_kid[48];
 	int oidc_ttl; /* ID token lifetime: the gateways' login sessions, seconds */
 	int agent_poll;	      /* seconds agents wait between polls when no push arrives */
 	int access_ttl;	      /* seconds */
@@ -629,6 +634,11 @@ H(h_vpn_revoke);
 /* routes_oidc.c */
 H(h_oidc_discovery);
 H(h_oidc_jwks);
+/* header.claims.signature, ES384 (RFC 7515 section 7.1, RFC 7518 section 3.4) with the key
+ * priv (its key id kid) and header typ; malloc'd, NULL on failure (routes_oidc.c). */
+char *srv_jws_es384(const uint8_t priv[48], const char *kid, json_t *claims, const char *typ);
+H(h_tls_session_key);
+H(h_vpn_tls_token);
 H(h_oidc_authorize);
 H(h_oidc_authorize_post);
 H(h_oidc_login_js);

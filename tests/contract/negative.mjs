@@ -26,7 +26,7 @@ const ajv = new Ajv({ allErrors: true, strict: false });
 addFormats(ajv);
 const customFormats = ["text", "ipv4-subnet", "ipv6-subnet", "cidr", "ip", "endpoint",
   "wireguard-key", "fips-key", "challenge", "proof", "refresh-token", "temp-access-ref",
-  "password", "binary", "wg-config", "name", "domain", "ip-port", "sha384-hex"];
+  "password", "binary", "wg-config", "pem", "name", "domain", "ip-port", "sha384-hex"];
 for (const f of customFormats) ajv.addFormat(f, true);
 
 let cases = 0;

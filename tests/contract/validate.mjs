@@ -49,7 +49,7 @@ const ajv = new Ajv({ allErrors: true, strict: false });
 addFormats(ajv);
 for (const f of ["text", "ipv4-subnet", "ipv6-subnet", "cidr", "ip", "endpoint", "wireguard-key",
   "fips-key", "challenge", "proof", "refresh-token", "temp-access-ref", "password", "binary",
-  "wg-config", "name", "domain", "ip-port", "sha384-hex"])
+  "wg-config", "pem", "name", "domain", "ip-port", "sha384-hex"])
   ajv.addFormat(f, true);
 
 const ops = [];

@@ -38,42 +38,9 @@ log "an owner with a second factor (TOTP), a FIPS network with mfa_required, its
 OWNER=owner@example.com
 OWNER_PW="owner-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
 owner=$(api POST /api/users "{\"email\":\"$OWNER\",\"password\":\"$OWNER_PW\",\"role\":\"viewer\"}" | jget id)
-# The secret and the recovery codes, enrolled with a code computed here (RFC 6238, hmac).
-read -r SECRET RC1 RC2 RC3 < <(nsx "${PFX}hub" python3 - "$AG_URL" "$OWNER" "$OWNER_PW" "$AG_CA" <<-'PY'
-	import base64, hashlib, hmac, json, ssl, struct, sys, time, urllib.request
-	url, email, pw, ca = sys.argv[1:5]
-	ctx = ssl.create_default_context(cafile=ca)
-	def call(path, body, tok=None):
-	    h = {"Content-Type": "application/json"}
-	    if tok:
-	        h["Authorization"] = "Bearer " + tok
-	    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), headers=h,
-	                                 method="POST")
-	    return json.load(urllib.request.urlopen(req, timeout=60, context=ctx))
-	def totp(secret, step):
-	    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
-	    mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
-	    o = mac[-1] & 15
-	    return "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000)
-	tok = call("/api/auth/login", {"email": email, "password": pw})["access_token"]
-	secret = call("/api/auth/totp", {}, tok)["secret"]
-	codes = call("/api/auth/totp/confirm", {"code": totp(secret, int(time.time()) // 30)},
-	             tok)["recovery_codes"]
-	print(secret, *codes[:3])
-	PY
-) || fail "TOTP enrolment"
+read -r SECRET RC1 RC2 RC3 < <(ag_totp_enrol "$OWNER" "$OWNER_PW") || fail "TOTP enrolment"
 [ -n "$RC3" ] || fail "no recovery codes"
-# totp_code: the code of the next 30 s step (within the server's window of one step, and after
-# the step the enrolment used: a code is good once).
-totp_code() {
-	python3 - "$SECRET" <<-'PY'
-	import base64, hashlib, hmac, struct, sys, time
-	key = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
-	mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30 + 1), hashlib.sha1).digest()
-	o = mac[-1] & 15
-	print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))
-	PY
-}
+totp_code() { ag_totp_code "$SECRET"; }
 net=$(api POST /api/networks '{"name":"mfa","subnet4":"10.96.0.0/24","fips_required":true,"mfa_required":true,"mfa_session_hours":1}' | jget id)
 hub=$(api POST /api/clients "{\"network_id\":\"$net\",\"name\":\"hub\",\"is_relay\":true,\"endpoint\":\"$(out4 1):51820\",\"listen_port\":51820}" | jget id)
 ag_start hub "$A" --enroll "$(ag_enroll "{\"client_id\":\"$hub\"}")" --interface "$HUBIF"

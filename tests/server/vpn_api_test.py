@@ -13,15 +13,17 @@ only while its owner's session is open; opening a session with password and TOTP
 here (hmac) or a recovery code; wrong, replayed and missing factors; a session ended by its
 user, revoked by an admin, expired, ended by a change of owner and by a password change; the
 refusals (not owned, ambiguous, disabled, a hub, not an mfa network, no second factor); roles;
-each step audited; the per-address limit of logins. And sessions opened through the OpenID
-provider (client secureguard-cli, `secureguard connect --oidc`), this script acting as both the
-app and the browser: loopback redirect URIs only, the login page's password and second step,
-the code redeemed at POST /api/vpn-sessions/oidc, and its refusals (a replayed code, a wrong
-PKCE verifier, redirect URI or nonce, an account without a second factor, the token endpoint).
-Exit status 0 = every check passed.
+each step audited; the per-address limit of logins; the TLS session token (its claims, again
+by the session token, none once the session ended) and its key. And sessions opened through the
+OpenID provider (client secureguard-cli, `secureguard connect --oidc`), this script acting as
+both the app and the browser: loopback redirect URIs only, the login page's password and second
+step, the code redeemed at POST /api/vpn-sessions/oidc, and its refusals (a replayed code, a
+wrong PKCE verifier, redirect URI or nonce, an account without a second factor, the token
+endpoint). Exit status 0 = every check passed.
 """
 import base64
 import hashlib
+import json
 import os
 import re
 import sys
@@ -160,8 +162,27 @@ def run(root, root_id, uniq):
           owner["email"] and page["items"][0]["client_name"] == lap["name"],
           "listed as active: %s" % page)
 
+    log("the TLS session token (docs/TLS.md): the laptop's key, this session, its end")
+    key = expect("GET", "/api/tls-session-key", 200)
+    check(key["alg"] == "ES384" and key["jwk"]["crv"] == "P-384" and
+          key["jwk"]["kid"] == key["kid"] and key["pem"].startswith("-----BEGIN PUBLIC KEY"),
+          "the session tokens' key: %s" % key)
+    again = expect("POST", "/api/vpn-sessions/tls-token", 200,
+                   {"session_token": s1["session_token"]})
+    for tok in (s1["tls_session_token"], again["tls_session_token"]):
+        A.SECRETS.append(tok)
+        head, claims = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+                        for p in tok.split(".")[:2])
+        check(head == {"alg": "ES384", "kid": key["kid"], "typ": "sg-tls-session+jwt"} and
+              claims["cpk"] == lap["public_key_classic"] and claims["sid"] == s1["id"] and
+              claims["exp"] == s1["expires_at"] == again["expires_at"] and
+              claims["net"] == lap["network_id"], "the token's claims: %s %s" % (head, claims))
+    expect("POST", "/api/vpn-sessions/tls-token", 404, {"session_token": "sgv_" + "A" * 43})
+
     log("ended by its user")
     expect("POST", "/api/vpn-sessions/end", 204, {"session_token": s1["session_token"]})
+    expect("POST", "/api/vpn-sessions/tls-token", 404, {"session_token": s1["session_token"]},
+           what="(ended: no token any more)")
     check(not hub_lists(admin, hub, lap), "ended: the hub no longer lists the laptop")
     expect("POST", "/api/vpn-sessions/end", 404, {"session_token": s1["session_token"]},
            what="(ended already)")

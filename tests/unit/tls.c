@@ -8,7 +8,9 @@
  * plain TCP data, silent and stalled clients, a server that does not greet) each with its log
  * line, while a good client keeps being served; idle timeout; 200 concurrent clients; the
  * per-source rate limit and connection cap; a FIPS server refusing ChaCha20-only and
- * X25519-only clients. Waits are bounded by a generous guard that only turns a hang into a
+ * X25519-only clients; session tokens (a listener that requires them admits a client with a
+ * valid one, refuses none, a forged one and a replay's older connection, and closes a connection
+ * when its token expires). Waits are bounded by a generous guard that only turns a hang into a
  * failure: no assertion depends on timing.
  */
 #include <setjmp.h>
@@ -46,6 +48,7 @@
 #include "net/tls.h"
 #include "net/tls_cert.h"
 #include "net/tls_frame.h"
+#include "tls_token_mint.h"
 
 /* ---- fixture ------------------------------------------------------------------------------ */
 
@@ -1204,6 +1207,110 @@ static void test_fips(void **state)
 	evloop_free(loop);
 }
 
+/* ---- session tokens ----------------------------------------------------------------------- */
+
+static struct sg_tls_ctx *token_client(const char *tok, size_t len)
+{
+	struct sg_tls_ctx *ctx = client_ctx(NULL, "ca", NULL, false, 60000);
+	if (tok)
+		assert_int_equal(sg_tls_ctx_set_session_token(ctx, (const uint8_t *)tok, len), 0);
+	return ctx;
+}
+
+static void test_session_token(void **state)
+{
+	struct evloop *loop;
+	struct side srv = {.echo = true}, a = {0}, b = {0}, f = {0}, d = {0};
+	uint8_t priv[SG_P384_PRIV_LEN];
+	char pem[512], tok[2048], forged[2048], err[512];
+	int64_t now = (int64_t)time(NULL);
+	struct sg_tls_ctx *sctx, *bad;
+	(void)state;
+
+	mint_priv(priv, 0x11);
+	mint_pem(pem, sizeof(pem), priv);
+	FILE *fp = fopen(P("session.pem"), "w");
+	assert_non_null(fp);
+	assert_int_equal(fputs(pem, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+	/* Token only: no client certificate asked for. */
+	struct sg_tls_config cfg = {.cert_file = P("server.crt"),
+				    .key_file = P("server.key"),
+				    .require_session_token = true,
+				    .session_key_file = P("missing.pem"),
+				    .max_conns_per_source = 1000,
+				    .rate_per_source = 100000,
+				    .burst_per_source = 1000};
+	assert_int_equal(sg_tls_ctx_new(&bad, &cfg, SG_TLS_SERVER, err, sizeof(err)), SG_EINVAL);
+	assert_non_null(strstr(err, "missing.pem"));
+	cfg.session_key_file = P("session.pem");
+	assert_int_equal(sg_tls_ctx_new(&sctx, &cfg, SG_TLS_SERVER, err, sizeof(err)), 0);
+	assert_int_equal(evloop_new(&loop), 0);
+	struct sg_tls_listener *l = listen_on(loop, sctx, &srv);
+	uint16_t port = sg_tls_listener_port(l);
+	assert_true(log_has("event=tls_listening", "session_token=required"));
+
+	/* A valid token: up, and bound to its claims on the server. Expires in 3 s. */
+	size_t n = mint_token(tok, sizeof(tok), priv, "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+			      "s-1", now - 5, now + 3);
+	struct sg_tls_ctx *ca = token_client(tok, n);
+	struct sg_tls_conn *ac = connect_to(loop, ca, port, NULL, &a);
+	RUN_UNTIL(loop, a.ups == 1 && srv.ups == 1);
+	assert_true(sg_tls_conn_greeting_flags(ac) & TLS_GREETING_TOKEN);
+	const struct tls_token_claims *tc = sg_tls_conn_token(srv.conn);
+	assert_non_null(tc);
+	assert_string_equal(tc->sid, "s-1");
+	assert_int_equal(tc->client_key[0], 1);
+	assert_null(sg_tls_conn_token(ac)); /* client side: none */
+	assert_true(log_has("event=tls_token_accepted", "session=s-1"));
+	ping(loop, &a);
+
+	/* No token: the client gives up by itself, saying why. */
+	struct sg_tls_ctx *cb = token_client(NULL, 0);
+	(void)connect_to(loop, cb, port, NULL, &b);
+	RUN_UNTIL(loop, b.downs == 1);
+	assert_int_equal(b.ups, 0);
+	assert_non_null(strstr(b.reason, "requires a session token"));
+
+	/* A forged one (a claim changed): refused by the server with its reason. */
+	memcpy(forged, tok, n + 1);
+	char *claims = strchr(forged, '.') + 1;
+	claims[10] = claims[10] == 'A' ? 'B' : 'A';
+	struct sg_tls_ctx *cf = token_client(forged, n);
+	(void)connect_to(loop, cf, port, NULL, &f);
+	RUN_UNTIL(loop, f.downs == 1);
+	RUN_UNTIL(loop, log_has("event=tls_refused", "does not verify"));
+	assert_int_equal(srv.ups, 1);
+
+	/* The same token from another connection: the newer one wins, the older is closed. */
+	struct sg_tls_ctx *cd = token_client(tok, n);
+	(void)connect_to(loop, cd, port, NULL, &d);
+	RUN_UNTIL(loop, d.ups == 1 && a.downs == 1);
+	assert_true(log_has("event=tls_down", "session token used by a newer connection"));
+	ping(loop, &d);
+
+	/* At the token's expiry the server closes the connection. */
+	RUN_UNTIL(loop, d.downs == 1);
+	assert_true(log_has("event=tls_down", "session token expired"));
+	struct sg_tls_listener_stats ls;
+	sg_tls_listener_stats(l, &ls);
+	assert_int_equal(ls.token_expired, 1);
+
+	/* ... and the same token is refused from then on. */
+	memset(&d, 0, sizeof(d));
+	(void)connect_to(loop, cd, port, NULL, &d);
+	RUN_UNTIL(loop, log_has("event=tls_refused", "session token expired"));
+	RUN_UNTIL(loop, d.downs == 1);
+
+	sg_tls_listener_free(l);
+	sg_tls_ctx_free(sctx);
+	sg_tls_ctx_free(ca);
+	sg_tls_ctx_free(cb);
+	sg_tls_ctx_free(cf);
+	sg_tls_ctx_free(cd);
+	evloop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1218,6 +1325,7 @@ int main(void)
 	    cmocka_unit_test(test_many_clients),
 	    cmocka_unit_test(test_source_limits),
 	    cmocka_unit_test(test_fips),
+	    cmocka_unit_test(test_session_token),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -796,7 +796,8 @@ static void test_tls_keys(void **state)
 	static const char text[] = "[Interface]\nTlsListenPort = 443\n"
 				   "TlsCertificate = /etc/sg/my cert.pem \nTlsPrivateKey = /etc/sg/k.pem\n"
 				   "TlsCA = /etc/sg/ca.pem\nTlsCRL = /etc/sg/ca.crl\n"
-				   "RequireClientCert = true\n\n"
+				   "RequireClientCert = true\nTlsSessionKey = /etc/sg/session.pem\n"
+				   "RequireSessionToken = true\nTlsSessionToken = /run/sg/s.jwt\n\n"
 				   "[Peer]\nPublicKey = " PUB1 "\nTransport = AUTO\n"
 				   "TlsEndpoint = hub.example.net:443\nTlsServerName = hub.example.net\n";
 	struct sg_wgconf c, c2;
@@ -813,6 +814,9 @@ static void test_tls_keys(void **state)
 	assert_string_equal(c.tls_ca, "/etc/sg/ca.pem");
 	assert_string_equal(c.tls_crl, "/etc/sg/ca.crl");
 	assert_true(c.require_client_cert);
+	assert_string_equal(c.tls_session_key, "/etc/sg/session.pem");
+	assert_true(c.require_session_token);
+	assert_string_equal(c.tls_session_token, "/run/sg/s.jwt");
 	assert_int_equal(c.peers[0].transport, SG_WGCONF_TRANSPORT_AUTO);
 	assert_true(c.peers[0].has_tls_endpoint);
 	assert_string_equal(c.peers[0].tls_endpoint_host, "hub.example.net");
@@ -825,6 +829,9 @@ static void test_tls_keys(void **state)
 	assert_int_equal(sg_wgconf_parse(&c2, out, outlen), 0);
 	assert_string_equal(c2.tls_ca, "/etc/sg/ca.pem");
 	assert_string_equal(c2.tls_crl, "/etc/sg/ca.crl");
+	assert_string_equal(c2.tls_session_key, "/etc/sg/session.pem");
+	assert_true(c2.require_session_token);
+	assert_string_equal(c2.tls_session_token, "/run/sg/s.jwt");
 	assert_int_equal(c2.peers[0].transport, SG_WGCONF_TRANSPORT_AUTO);
 	free(out);
 	sg_wgconf_free(&c2);
@@ -838,6 +845,10 @@ static void test_tls_keys(void **state)
 	    {"[Interface]\nTlsListenPort = 70000\n", NULL},
 	    {"[Interface]\nRequireClientCert = maybe\n",
 	     "line 2: RequireClientCert: neither true nor false: `maybe'"},
+	    {"[Interface]\nTlsSessionToken = s.jwt\n",
+	     "line 2: TlsSessionToken: not an absolute path: `s.jwt'"},
+	    {"[Peer]\nRequireSessionToken = true\n",
+	     "line 2: RequireSessionToken: only valid in the [Interface] section"},
 	    {"[Peer]\nTransport = quic\n", "line 2: Transport: neither udp, tls nor auto: `quic'"},
 	    {"[Peer]\nTlsEndpoint = nohost\n", NULL},
 	    {"[Peer]\nTlsServerName = bad_name!\n",
