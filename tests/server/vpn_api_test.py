@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api_test as A  # noqa: E402
 from api_test import call, check, expect, log, totp, totp_step  # noqa: E402
 from gateways_api_test import form, hdr, nofollow  # noqa: E402
+from passkeys_api_test import Passkey, register  # noqa: E402
 
 NOID = A.NOID
 
@@ -188,7 +189,7 @@ def run(root, root_id, uniq):
            what="(ended already)")
     expect("POST", "/api/vpn-sessions/end", 404, {"session_token": "sgv_" + "A" * 43})
 
-    test_oidc(owner, pw, codes[4:8], plain, lap, hub, admin, root)
+    test_oidc(owner, pw, codes[4:8], plain, lap, hub, admin, root, viewer)
 
     log("revoked by an admin")
     s2 = open_(lap["id"], codes[0].replace("-", "").upper(), 201, duration_seconds=600)
@@ -305,7 +306,7 @@ def oidc_login(areq, email, password, code, bad_passkey=False):
     return got
 
 
-def test_oidc(owner, pw, codes, plain, lap, hub, admin, root):
+def test_oidc(owner, pw, codes, plain, lap, hub, admin, root, owner_tok):
     log("sessions through the OpenID provider (secureguard-cli, RFC 8252 loopback redirect)")
     areq, verifier = oidc_request()
     for bad in ("https://app.example.com/callback", "http://localhost:49152/callback",
@@ -371,6 +372,32 @@ def test_oidc(owner, pw, codes, plain, lap, hub, admin, root):
            redirect_uri="http://127.0.0.1:49153/callback")
     expect("POST", "/api/vpn-sessions/end", 204, {"session_token": s["session_token"]})
     check(not hub_lists(admin, hub, lap), "ended: not listed")
+
+    log("the provider's second step with a passkey (a software authenticator, as the page's "
+        "script does it)")
+    pk = Passkey()
+    _, body = register(owner_tok, pk, name="vpn")
+    expect("POST", "/api/auth/passkeys", 201, body, token=owner_tok)
+    areq, verifier = oidc_request()
+    nofollow("GET", "/oauth2/authorize?" + urllib.parse.urlencode(areq))
+    st, h, text = form("POST", "/oauth2/authorize", dict(areq, email=owner["email"], password=pw))
+    m = re.search(r'name="mfa_token" value="([^"]+)"', text)
+    csp = hdr(h, "Content-Security-Policy") or ""
+    check(st == 200 and m and 'name="code"' in text and "Use a passkey" in text and
+          '<script src="/oauth2/login.js"></script>' in text and "script-src 'self'" in csp and
+          "unsafe-inline" not in csp.split("script-src")[1].split(";")[0],
+          "TOTP and a passkey: both offered, the script a file (%d, %s)" % (st, csp))
+    opts = expect("POST", "/api/auth/login/passkey/options", 200, {"mfa_token": m.group(1)})
+    st, h, _ = form("POST", "/oauth2/authorize", dict(areq, mfa_token=m.group(1),
+                                                      credential=json.dumps(pk.get(opts))))
+    got = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(hdr(h, "Location") or "").query))
+    check(st == 302 and got.get("state") == areq["state"] and "code" in got,
+          "the passkey finished the step: %d" % st)
+    s = redeem(got, areq, verifier, 201)
+    expect("POST", "/api/vpn-sessions/end", 204, {"session_token": s["session_token"]})
+    st, doc = call("GET", "/api/audit?event_type=oidc.authorized&limit=20", token=root)
+    check(st == 200 and any('"second_factor":"passkey"' in (e["details"] or "")
+                            for e in doc["items"]), "oidc.authorized names the passkey")
 
     log("an account without a second factor gets no code for a VPN session")
     areq, verifier = oidc_request()
