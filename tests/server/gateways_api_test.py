@@ -421,9 +421,11 @@ ISSUER = "https://sg.example.com"  # test_server_api.sh starts this server with 
 
 def nofollow(method, path, data=None, headers=None):
     """A request whose redirect is the answer (the provider's 302s go to the gateways'
-    domains); recorded as api_test.request records. (status, headers, bytes)"""
+    domains); recorded as api_test.request records, from api_test.SOURCE when a test set one.
+    (status, headers, bytes)"""
     u = urllib.parse.urlparse(A.ARGS.url)
-    con = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    con = http.client.HTTPConnection(u.hostname, u.port, timeout=60,
+                                     source_address=(A.SOURCE[0], 0) if A.SOURCE[0] else None)
     con.request(method, path, body=data, headers=dict(headers or {}))
     r = con.getresponse()
     st, h, b = r.status, dict(r.getheaders()), r.read()
