@@ -312,6 +312,7 @@ struct gw_upstream {
 	struct gw_client *owner;
 	struct gw_buf in, out;
 	uint64_t deadline_ns;
+	uint64_t pooled_ns; /* when it last went into its target's pool */
 	bool connected, reused, eof;
 	bool rd; /* as gw_client.rd */
 };

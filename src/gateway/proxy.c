@@ -31,6 +31,7 @@
 #define UP_OUT_EXTRA	   4096u
 #define POOL_MAX	   64u
 #define POOL_IDLE_NS	   (30 * NS_PER_S)
+#define POOL_FRESH_NS	   NS_PER_S /* pooled this recently: taken without a liveness peek */
 #define CLOSING_NS	   (5 * NS_PER_S)
 #define ACCEPT_BATCH	   64
 #define CHUNK_OVERHEAD	   32u /* hex size line and CRLFs around one re-encoded chunk */
@@ -297,6 +298,7 @@ static void x_release(struct gw_client *c, bool pool_upstream)
 		if (pool_upstream && !x->rt->retired && t->n_idle < POOL_MAX && u->in.len == 0 &&
 		    u->out.len == 0 && !u->eof && gw_target_usable(t, c->gw->now_ns)) {
 			u->reused = true;
+			u->pooled_ns = c->gw->now_ns;
 			u->deadline_ns = c->gw->now_ns + POOL_IDLE_NS;
 			gw_list_add(&t->idle, &u->pool);
 			t->n_idle++;
@@ -492,7 +494,13 @@ static int up_connect(struct gw_client *c, struct gw_target *t, bool reuse,
 		gw_list_del(&u->pool);
 		t->n_idle--;
 		gw_list_del(&u->link);
-		if (!pooled_alive(u)) {
+		/* A target closes an idle connection after its keep-alive timeout (seconds at
+		 * least), and a close that came before this turn's poll has already removed it
+		 * (up_event). So a connection pooled within the last second is taken without the
+		 * peek, a system call per request; should the target have closed it all the same,
+		 * the request (retryable, or it would not take a pooled one) goes to a fresh
+		 * connection (x_up_fail). */
+		if (gw->now_ns - u->pooled_ns > POOL_FRESH_NS && !pooled_alive(u)) {
 			up_close(u);
 			continue;
 		}
@@ -501,7 +509,7 @@ static int up_connect(struct gw_client *c, struct gw_target *t, bool reuse,
 			return -ENOMEM;
 		}
 		u->eof = false;
-		u->rd = false; /* pooled_alive found nothing to read */
+		u->rd = false; /* nothing to read while pooled (or up_event would have closed it) */
 		*out = u;
 		return 0;
 	}
@@ -1427,8 +1435,8 @@ static bool client_read(struct gw_client *c)
 	if (c->eof || c->h2s) /* a stream's bytes are put into c->in by h2.c */
 		return false;
 	/* Only after poll said readable: a read that would find nothing costs a syscall per
-	 * turn (TLS may hold decrypted bytes of its own, so it always tries). */
-	if (!c->rd && !c->tls)
+	 * turn (TLS may hold bytes of its own that no poll announces). */
+	if (!c->rd && !(c->tls && sg_tls_term_pending(c->tls)))
 		return false;
 	if (!gw_buf_alloc(&c->in, c->gw->rt->conf->limits.max_head + 1024)) {
 		client_close(c);
@@ -1453,8 +1461,11 @@ static bool client_read(struct gw_client *c)
 		c->in.len += (uint32_t)r;
 		c->last_io_ns = c->gw->now_ns;
 		progress = true;
-		/* A short read drained the socket (TLS may hold more: ask again). */
-		if ((size_t)r < asked && !c->tls) {
+		/* A short read drained the socket. TLS reads ahead as much as the socket has, so
+		 * with nothing left inside the library it is drained too, or nearly: poll is
+		 * level-triggered and says so if not, which costs less than a read finding
+		 * nothing after every request. */
+		if ((size_t)r < asked && (!c->tls || !sg_tls_term_pending(c->tls))) {
 			c->rd = false;
 			break;
 		}

@@ -48,7 +48,8 @@ ssize_t sg_tls_term_write(struct sg_tls_term_conn *c, const uint8_t *p, size_t n
 /* Extra poll events the last operation asked for (EPOLLIN when a write needs to read first,
  * EPOLLOUT when a read or the handshake needs to write). */
 uint32_t sg_tls_term_events(const struct sg_tls_term_conn *c);
-/* True when decrypted bytes wait inside the library (no poll event will announce them). */
+/* True when bytes wait inside the library, decrypted or read ahead from the socket (no poll
+ * event will announce them). */
 bool sg_tls_term_pending(const struct sg_tls_term_conn *c);
 /* The SNI name the client sent (NULL if none) and the ALPN protocol chosen (NULL if none). */
 const char *sg_tls_term_sni(const struct sg_tls_term_conn *c);
