@@ -640,6 +640,9 @@ static bool up_io(struct gw_client *c)
 static bool is_forwarding_field(const struct sg_http_header *h)
 {
 	/* Set by us alone: an edge proxy must not pass on what the internet claims. */
+	char c = (char)(h->name[0] | 0x20);
+	if (c != 'x' && c != 'f')
+		return false;
 	return sg_http_ieq(h->name, h->name_len, "x-forwarded-for") ||
 	       sg_http_ieq(h->name, h->name_len, "x-forwarded-proto") ||
 	       sg_http_ieq(h->name, h->name_len, "x-forwarded-host") ||
@@ -685,12 +688,10 @@ static char *build_request_head(struct gw_client *c, const struct sg_http_msg *m
 	sb_str(&s, "\r\n");
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const struct sg_http_header *h = &m->headers[i];
-		if (h == drop || sg_http_hop_by_hop(m, h) || is_forwarding_field(h) ||
-		    sg_http_ieq(h->name, h->name_len, "host") ||
-		    sg_http_ieq(h->name, h->name_len, "content-length") ||
-		    sg_http_ieq(h->name, h->name_len, "expect"))
+		if (h == drop || h->hop || h->id == SG_HF_HOST || h->id == SG_HF_CONTENT_LENGTH ||
+		    h->id == SG_HF_EXPECT || is_forwarding_field(h))
 			continue;
-		if (sg_http_ieq(h->name, h->name_len, "cookie")) {
+		if (h->id == SG_HF_COOKIE) {
 			put_cookies(&s, h);
 			continue;
 		}
@@ -1168,9 +1169,9 @@ static bool write_response_head(struct gw_client *c, const struct sg_http_msg *m
 	ok = ok && gw_buf_put(o, m->target, m->target_len) && gw_buf_put(o, "\r\n", 2);
 	for (size_t i = 0; ok && i < m->n_headers; i++) {
 		const struct sg_http_header *h = &m->headers[i];
-		if (sg_http_hop_by_hop(m, h))
+		if (h->hop)
 			continue;
-		if (sg_http_ieq(h->name, h->name_len, "content-length") && m->body != SG_HTTP_BODY_NONE)
+		if (h->id == SG_HF_CONTENT_LENGTH && m->body != SG_HTTP_BODY_NONE)
 			continue; /* written below from our framing */
 		ok = gw_buf_put(o, h->name, h->name_len) && gw_buf_put(o, ": ", 2) &&
 		     gw_buf_put(o, h->value, h->value_len) && gw_buf_put(o, "\r\n", 2);

@@ -11,7 +11,13 @@ static bool is_tchar(unsigned char c)
 {
 	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
 		return true;
-	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	switch (c) {
+	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+	case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* field-vchar / SP / HTAB (RFC 9110 section 5.5), obs-text allowed. */
@@ -25,15 +31,17 @@ static char lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
-bool sg_http_ieq(const char *a, size_t alen, const char *b)
+static bool ieqn(const char *a, const char *b, size_t n)
 {
-	size_t blen = strlen(b);
-	if (alen != blen)
-		return false;
-	for (size_t i = 0; i < alen; i++)
+	for (size_t i = 0; i < n; i++)
 		if (lower(a[i]) != lower(b[i]))
 			return false;
 	return true;
+}
+
+bool sg_http_ieq(const char *a, size_t alen, const char *b)
+{
+	return alen == strlen(b) && ieqn(a, b, alen);
 }
 
 const struct sg_http_header *sg_http_find(const struct sg_http_msg *msg, const char *name)
@@ -91,37 +99,62 @@ struct name_match {
 static bool match_token(void *ctx, const char *s, size_t n)
 {
 	struct name_match *m = ctx;
-	if (n == m->len) {
-		size_t i;
-		for (i = 0; i < n && lower(s[i]) == lower(m->name[i]); i++)
-			;
-		if (i == n) {
-			m->found = true;
-			return false;
-		}
+	if (n == m->len && ieqn(s, m->name, n)) {
+		m->found = true;
+		return false;
 	}
 	return true;
 }
 
 bool sg_http_hop_by_hop(const struct sg_http_msg *msg, const struct sg_http_header *h)
 {
-	static const char *const fixed[] = {
-	    "connection", "keep-alive",		 "proxy-connection",    "te",	   "transfer-encoding",
-	    "upgrade",	  "proxy-authenticate", "proxy-authorization", "trailer",
-	};
-	for (size_t i = 0; i < SG_ARRAY_LEN(fixed); i++)
-		if (sg_http_ieq(h->name, h->name_len, fixed[i]))
-			return true;
+	(void)msg;
+	return h->hop;
+}
+
+static const struct {
+	const char *name;
+	uint8_t len, id;
+	bool hop; /* RFC 9110 section 7.6.1 */
+} known_fields[] = {
+    {"host", 4, SG_HF_HOST, false},
+    {"content-length", 14, SG_HF_CONTENT_LENGTH, false},
+    {"transfer-encoding", 17, SG_HF_TRANSFER_ENCODING, true},
+    {"connection", 10, SG_HF_CONNECTION, true},
+    {"upgrade", 7, SG_HF_UPGRADE, true},
+    {"expect", 6, SG_HF_EXPECT, false},
+    {"cookie", 6, SG_HF_COOKIE, false},
+    {"authorization", 13, SG_HF_AUTHORIZATION, false},
+    {"keep-alive", 10, SG_HF_KEEP_ALIVE, true},
+    {"proxy-connection", 16, SG_HF_PROXY_CONNECTION, true},
+    {"te", 2, SG_HF_TE, true},
+    {"trailer", 7, SG_HF_TRAILER, true},
+    {"proxy-authenticate", 18, SG_HF_PROXY_AUTHENTICATE, true},
+    {"proxy-authorization", 19, SG_HF_PROXY_AUTHORIZATION, true},
+};
+
+static void classify(struct sg_http_header *h)
+{
+	h->id = SG_HF_OTHER;
+	h->hop = false;
+	for (size_t i = 0; i < SG_ARRAY_LEN(known_fields); i++)
+		if (known_fields[i].len == h->name_len && ieqn(h->name, known_fields[i].name, h->name_len)) {
+			h->id = known_fields[i].id;
+			h->hop = known_fields[i].hop;
+			return;
+		}
+}
+
+/* A Connection token names a field to be removed as well (RFC 9110 section 7.6.1). */
+static bool mark_hop(void *ctx, const char *s, size_t n)
+{
+	struct sg_http_msg *msg = ctx;
 	for (size_t i = 0; i < msg->n_headers; i++) {
-		const struct sg_http_header *c = &msg->headers[i];
-		if (!sg_http_ieq(c->name, c->name_len, "connection"))
-			continue;
-		struct name_match m = {.name = h->name, .len = h->name_len};
-		each_elem(c->value, c->value_len, match_token, &m);
-		if (m.found)
-			return true;
+		struct sg_http_header *h = &msg->headers[i];
+		if (!h->hop && n == h->name_len && ieqn(h->name, s, n))
+			h->hop = true;
 	}
-	return false;
+	return true;
 }
 
 static const struct {
@@ -186,7 +219,7 @@ static int parse_fields(const char *p, const char *end, const struct sg_http_lim
 {
 	struct conn_tokens ct = {0};
 	bool have_cl = false, have_te = false, te_chunked = false, have_host = false;
-	bool have_upgrade_ws = false;
+	bool have_upgrade_ws = false, have_conn = false;
 	size_t max_headers = lim->max_headers;
 	if (max_headers == 0 || max_headers > SG_HTTP_MAX_HEADERS)
 		max_headers = SG_HTTP_MAX_HEADERS;
@@ -227,8 +260,9 @@ static int parse_fields(const char *p, const char *end, const struct sg_http_lim
 		h->name_len = (size_t)(colon - p);
 		h->value = v;
 		h->value_len = (size_t)(ve - v);
+		classify(h);
 
-		if (sg_http_ieq(h->name, h->name_len, "content-length")) {
+		if (h->id == SG_HF_CONTENT_LENGTH) {
 			if (have_cl) {
 				*why = "more than one Content-Length";
 				return -bad;
@@ -242,7 +276,7 @@ static int parse_fields(const char *p, const char *end, const struct sg_http_lim
 			for (size_t i = 0; i < h->value_len; i++)
 				n = n * 10 + (uint64_t)(h->value[i] - '0');
 			msg->content_length = n;
-		} else if (sg_http_ieq(h->name, h->name_len, "transfer-encoding")) {
+		} else if (h->id == SG_HF_TRANSFER_ENCODING) {
 			if (have_te) {
 				*why = "more than one Transfer-Encoding";
 				return -bad;
@@ -254,9 +288,10 @@ static int parse_fields(const char *p, const char *end, const struct sg_http_lim
 				*why = "Transfer-Encoding other than chunked";
 				return -501;
 			}
-		} else if (sg_http_ieq(h->name, h->name_len, "connection")) {
+		} else if (h->id == SG_HF_CONNECTION) {
 			each_elem(h->value, h->value_len, conn_token, &ct);
-		} else if (sg_http_ieq(h->name, h->name_len, "host")) {
+			have_conn = true;
+		} else if (h->id == SG_HF_HOST) {
 			if (have_host) {
 				*why = "more than one Host";
 				return -bad;
@@ -264,17 +299,20 @@ static int parse_fields(const char *p, const char *end, const struct sg_http_lim
 			have_host = true;
 			msg->host = h->value;
 			msg->host_len = h->value_len;
-		} else if (sg_http_ieq(h->name, h->name_len, "upgrade")) {
+		} else if (h->id == SG_HF_UPGRADE) {
 			struct name_match m = {.name = "websocket", .len = 9};
 			each_elem(h->value, h->value_len, match_token, &m);
 			have_upgrade_ws = m.found;
-		} else if (is_req && sg_http_ieq(h->name, h->name_len, "expect")) {
+		} else if (is_req && h->id == SG_HF_EXPECT) {
 			if (sg_http_ieq(h->value, h->value_len, "100-continue"))
 				msg->expect_continue = true;
 		}
 		p = eol + 2;
 	}
 
+	for (size_t i = 0; have_conn && i < msg->n_headers; i++)
+		if (msg->headers[i].id == SG_HF_CONNECTION)
+			each_elem(msg->headers[i].value, msg->headers[i].value_len, mark_hop, msg);
 	if (have_cl && have_te) {
 		/* RFC 9112 section 6.1: "ought to be handled as an error"; the usual smuggling. */
 		*why = "both Content-Length and Transfer-Encoding";

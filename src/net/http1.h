@@ -32,11 +32,33 @@
 /* Largest number of fields a head may carry (the array size; the limit may be lower). */
 #define SG_HTTP_MAX_HEADERS 128
 
+/* The fields the parser and its callers act on, recognised once while parsing so that
+ * callers switch on a number instead of comparing names again for every field. */
+enum sg_http_field {
+	SG_HF_OTHER = 0,
+	SG_HF_HOST,
+	SG_HF_CONTENT_LENGTH,
+	SG_HF_TRANSFER_ENCODING,
+	SG_HF_CONNECTION,
+	SG_HF_UPGRADE,
+	SG_HF_EXPECT,
+	SG_HF_COOKIE,
+	SG_HF_AUTHORIZATION,
+	SG_HF_KEEP_ALIVE,
+	SG_HF_PROXY_CONNECTION,
+	SG_HF_TE,
+	SG_HF_TRAILER,
+	SG_HF_PROXY_AUTHENTICATE,
+	SG_HF_PROXY_AUTHORIZATION,
+};
+
 struct sg_http_header {
 	const char *name;
 	size_t name_len;
 	const char *value; /* without leading and trailing OWS */
 	size_t value_len;
+	uint8_t id; /* enum sg_http_field */
+	bool hop;   /* hop-by-hop: see sg_http_hop_by_hop */
 };
 
 struct sg_http_limits {
@@ -112,7 +134,7 @@ const struct sg_http_header *sg_http_find(const struct sg_http_msg *msg, const c
 
 /* True for fields a proxy must not forward (RFC 9110 section 7.6.1): Connection, Keep-Alive,
  * Proxy-Connection, TE, Transfer-Encoding, Upgrade, Proxy-Authenticate/-Authorization, Trailer,
- * and any field named in the message's Connection header. */
+ * and any field named in the message's Connection header (h->hop, set by the parser). */
 bool sg_http_hop_by_hop(const struct sg_http_msg *msg, const struct sg_http_header *h);
 
 /* Steps through the "name=value" pairs of one Cookie field value [*p, e): true with the next
