@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,11 @@
 #include "server/db_int.h"
 
 #define BUSY_TIMEOUT_MS (DB_WRITER_WAIT_S * 1000)
+/* Prepared statements kept per connection (the least recently used one goes): the server runs
+ * a few dozen distinct statements, and preparing one cost as much as running it on a GET of
+ * one client (bench/server_scale.sh, docs/SERVER.md "Performance"). */
+#define STMT_CACHE     48
+#define STMT_CACHE_SQL 4096 /* longer statements (migrations) are prepared each time */
 #define SQL_MAX_LEN	(1 << 20)
 #define VALUE_MAX_LEN	(64 << 20)
 
@@ -133,6 +139,86 @@ static int integrity(struct sg_db_conn *c, const char *path, char *err, size_t e
 	return ret;
 }
 
+struct stmt_cache {
+	struct stmt_ent {
+		sqlite3_stmt *st; /* NULL: a free slot */
+		uint64_t hash, used;
+		size_t len;
+		char *sql;
+	} e[STMT_CACHE];
+	uint64_t tick;
+};
+
+static uint64_t sql_hash(const char *sql, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)sql[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static void cache_free(struct sg_db_conn *c)
+{
+	struct stmt_cache *sc = c->stmts;
+
+	if (!sc)
+		return;
+	for (int i = 0; i < STMT_CACHE; i++) {
+		sqlite3_finalize(sc->e[i].st);
+		free(sc->e[i].sql);
+	}
+	free(sc);
+	c->stmts = NULL;
+}
+
+/* The cached statement for sql (reset, no bindings), or NULL. */
+static sqlite3_stmt *cache_get(struct sg_db_conn *c, const char *sql, size_t len, uint64_t h)
+{
+	struct stmt_cache *sc = c->stmts;
+
+	if (!sc)
+		return NULL;
+	for (int i = 0; i < STMT_CACHE; i++) {
+		struct stmt_ent *e = &sc->e[i];
+
+		if (e->st && e->hash == h && e->len == len && !memcmp(e->sql, sql, len)) {
+			e->used = ++sc->tick;
+			return e->st;
+		}
+	}
+	return NULL;
+}
+
+/* Keeps st for sql, in a free slot or the least recently used one's; false (the caller
+ * finalizes st) when there is no memory for it. */
+static bool cache_put(struct sg_db_conn *c, const char *sql, size_t len, uint64_t h,
+		      sqlite3_stmt *st)
+{
+	struct stmt_cache *sc = c->stmts;
+	struct stmt_ent *v;
+	char *copy;
+
+	if (!sc) {
+		sc = c->stmts = calloc(1, sizeof(*sc));
+		if (!sc)
+			return false;
+	}
+	copy = malloc(len + 1);
+	if (!copy)
+		return false;
+	memcpy(copy, sql, len + 1);
+	v = &sc->e[0];
+	for (int i = 0; i < STMT_CACHE && v->st; i++) {
+		if (!sc->e[i].st || sc->e[i].used < v->used)
+			v = &sc->e[i];
+	}
+	sqlite3_finalize(v->st);
+	free(v->sql);
+	*v = (struct stmt_ent){st, h, ++sc->tick, len, copy};
+	return true;
+}
+
 static int sq_connect(struct sg_db_conn *c, char *err, size_t errlen)
 {
 	const char *path = c->db->target;
@@ -193,6 +279,7 @@ static void sq_disconnect(struct sg_db_conn *c)
 {
 	/* SQLite's advice for long-lived connections: refresh the planner's statistics where
 	 * they would change a plan (https://sqlite.org/lang_analyze.html#pragopt). */
+	cache_free(c);
 	if (c->h)
 		(void)sqlite3_exec(c->h, "PRAGMA optimize", NULL, NULL, NULL);
 	sqlite3_close_v2(c->h);
@@ -258,27 +345,45 @@ static int sq_run(struct sg_db_conn *c, const char *sql, int n, const char *cons
 	const char *vals[256];
 	size_t lens[256];
 	sqlite3_int64 before;
+	size_t sqllen = strlen(sql);
+	uint64_t hash = sql_hash(sql, sqllen);
+	bool cached = false;
 	int rc, ret = 0, cols, i;
 
 	if (!h) {
 		db_seterr(c, "sqlite connection is not open");
 		return SG_EIO;
 	}
-	rc = sqlite3_prepare_v2(h, sql, -1, &st, &tail);
-	if (rc != SQLITE_OK)
-		return fail(c, rc, "prepare");
+	if (sqllen < STMT_CACHE_SQL)
+		st = cache_get(c, sql, sqllen, hash);
+	cached = st != NULL;
 	if (!st) {
-		db_seterr(c, "empty SQL statement");
-		return SG_EINVAL;
-	}
-	if (tail && !only_space(tail)) {
-		db_seterr(c, "one SQL statement per call (more follows at \"%.20s\")", tail);
-		ret = SG_EINVAL;
-		goto out;
+		rc = sqlite3_prepare_v3(h, sql, -1,
+					sqllen < STMT_CACHE_SQL ? SQLITE_PREPARE_PERSISTENT : 0, &st,
+					&tail);
+		if (rc != SQLITE_OK)
+			return fail(c, rc, "prepare");
+		if (!st) {
+			db_seterr(c, "empty SQL statement");
+			return SG_EINVAL;
+		}
+		if (tail && !only_space(tail)) {
+			db_seterr(c, "one SQL statement per call (more follows at \"%.20s\")",
+				  tail);
+			ret = SG_EINVAL;
+			goto out;
+		}
+		if (sqllen < STMT_CACHE_SQL)
+			cached = cache_put(c, sql, sqllen, hash, st);
 	}
 	ret = bind_params(c, st, n, params);
 	if (ret < 0)
 		goto out;
+	before = sqlite3_total_changes64(h);
+	rc = sqlite3_step(st);
+	/* The columns after the first step: a kept statement whose tables changed since it was
+	 * prepared (a migration, here or by another server) is prepared again inside that step,
+	 * and `SELECT *` may then have more columns. */
 	cols = sqlite3_column_count(st);
 	if (cols > (int)(sizeof(vals) / sizeof(vals[0]))) {
 		db_seterr(c, "result has %d columns, more than %zu", cols,
@@ -298,8 +403,7 @@ static int sq_run(struct sg_db_conn *c, const char *sql, int n, const char *cons
 				goto out;
 		}
 	}
-	before = sqlite3_total_changes64(h);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
 		if (!r)
 			continue;
 		for (i = 0; i < cols; i++) {
@@ -334,7 +438,14 @@ static int sq_run(struct sg_db_conn *c, const char *sql, int n, const char *cons
 		 * only meaningful if this statement changed something. */
 		ret = sqlite3_total_changes64(h) != before ? sqlite3_changes(h) : 0;
 out:
-	sqlite3_finalize(st);
+	if (cached) {
+		/* Kept for the next run: reset (ends its read, releases its locks) and without
+		 * the caller's values, which SQLITE_STATIC bound in place. */
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	} else {
+		sqlite3_finalize(st);
+	}
 	if (ret < 0 || !res) {
 		sg_db_res_free(r);
 		r = NULL;

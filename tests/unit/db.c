@@ -535,6 +535,51 @@ static void test_bad_sql(void **state)
 	sg_db_close(db);
 }
 
+/* Statements run again (SQLite keeps them prepared, db_sqlite.c): more distinct ones than the
+ * cache holds, each reused with other values, after a schema change under them, and after an
+ * error in the middle of one; a value bound in place must not outlive its call. */
+static void test_statement_reuse(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 1);
+	struct sg_db_conn *c = sg_db_acquire(db);
+	struct sg_db_res *r = NULL;
+	char sql[64], v[24], want[48];
+	const char *p[1] = {v};
+
+	assert_int_equal(sg_db_exec(c, "CREATE TABLE t (k INTEGER PRIMARY KEY, s TEXT)", 0, NULL),
+			 0);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 100; i++) {
+			snprintf(sql, sizeof(sql), "SELECT $1 || '-%d'", i);
+			snprintf(v, sizeof(v), "r%d", round);
+			snprintf(want, sizeof(want), "r%d-%d", round, i);
+			assert_string_equal(one(c, &r, sql, 1, p), want);
+			sg_db_res_free(r);
+		}
+	}
+	for (int i = 0; i < 5; i++) {
+		snprintf(v, sizeof(v), "%d", i);
+		assert_int_equal(sg_db_exec(c, "INSERT INTO t (k, s) VALUES ($1, 'x')", 1, p), 1);
+	}
+	assert_int_equal(sg_db_query(c, &r, "SELECT * FROM t ORDER BY k", 0, NULL), 5);
+	assert_int_equal(sg_db_res_cols(r), 2);
+	sg_db_res_free(r);
+	assert_int_equal(sg_db_exec(c, "ALTER TABLE t ADD COLUMN u TEXT", 0, NULL), 0);
+	assert_int_equal(sg_db_query(c, &r, "SELECT * FROM t ORDER BY k", 0, NULL), 5);
+	assert_int_equal(sg_db_res_cols(r), 3);
+	sg_db_res_free(r);
+	/* A unique violation at the second row: the statement is whole again for the next run. */
+	snprintf(v, sizeof(v), "3");
+	assert_int_equal(sg_db_exec(c, "INSERT INTO t (k, s) VALUES ($1, 'x')", 1, p), SG_EEXIST);
+	snprintf(v, sizeof(v), "9");
+	assert_int_equal(sg_db_exec(c, "INSERT INTO t (k, s) VALUES ($1, 'x')", 1, p), 1);
+	assert_string_equal(one(c, &r, "SELECT COUNT(*) FROM t", 0, NULL), "6");
+	sg_db_res_free(r);
+	sg_db_release(c);
+	sg_db_close(db);
+}
+
 static void test_transactions(void **state)
 {
 	struct fx *fx = *state;
@@ -905,7 +950,7 @@ int main(void)
 	    T(test_params_nulls), T(test_constraints),	   T(test_bad_sql),
 	    T(test_transactions), T(test_conflict_eagain), T(test_pool_threads),
 	    T(test_pg_reconnect), T(test_row_json_text), T(test_migration_fold),
-	    T(test_damaged),
+	    T(test_damaged),	  T(test_statement_reuse),
 	};
 
 	return fx_run("db", tests, sizeof(tests) / sizeof(tests[0]));
