@@ -2,6 +2,7 @@
  * the reusable schemas, the inputs, the outputs, then the routes. */
 #include "server/api.h"
 #include "server/api_formats.h"
+#include "server/cursor.h"
 
 #define NPROPS(a) .props = a, .nprops = (int)SG_ARRAY_LEN(a)
 #define R	  P_REQUIRED
@@ -1428,11 +1429,26 @@ PAGE(passkey_page, "PasskeyPage", passkey_out);
 PAGE(apikey_page, "ApiKeyPage", apikey_out);
 PAGE(net_page, "NetworkPage", net_out);
 PAGE(peer_page, "PeerPage", peer_out);
-PAGE(client_page, "ClientPage", client_out);
+/* The lists that also page by cursor (list.c) add next_cursor. */
+#define PAGE_CURSOR(var, nm, item)                                                                 \
+	static const struct api_schema var##_items = {.type = AT_ARRAY, .items = &item};          \
+	static const struct api_prop var##_props[] = {                                             \
+	    {"items", &var##_items, R, NULL},                                                      \
+	    {"total", &int64, R,                                                                   \
+	     "rows matching, in all pages; on a page read by cursor, as counted at the walk's "    \
+	     "first page"},                                                                        \
+	    {"limit", &int64, R, NULL},                                                            \
+	    {"offset", &int64, R,                                                                  \
+	     "rows before this page; on a page read by cursor, the rows the walk has passed"},     \
+	    {"next_cursor", &str_null, R,                                                          \
+	     "the cursor parameter for the page after this one; null on the last page"},           \
+	};                                                                                         \
+	static const struct api_schema var = {.name = nm, .type = AT_OBJECT, NPROPS(var##_props)}
+PAGE_CURSOR(client_page, "ClientPage", client_out);
 PAGE(vpn_page, "VpnSessionPage", vpn_out);
 PAGE(temp_page, "TempAccessPage", temp_out);
-PAGE(audit_page, "AuditEventPage", audit_out);
-PAGE(conn_page, "ConnectionPage", conn_out);
+PAGE_CURSOR(audit_page, "AuditEventPage", audit_out);
+PAGE_CURSOR(conn_page, "ConnectionPage", conn_out);
 PAGE(policy_page, "PolicyPage", policy_out);
 PAGE(enroll_page, "EnrollmentTokenPage", enroll_out);
 PAGE(mpeer_page, "ManagedPeerPage", mpeer_out);
@@ -1538,6 +1554,14 @@ static const struct api_schema q_export_fmt = {.type = AT_STRING, .enumv = expor
 #define P_ID	{"id", IN_PATH, &q_uuid, true, NULL}
 #define P_LIMIT {"limit", IN_QUERY, &limit, false, "page size"}
 #define P_OFFSET {"offset", IN_QUERY, &offset, false, "rows to skip"}
+/* A cursor is base64url of at most SRV_CURSOR_BIN_MAX bytes (cursor.h); the rest of its check
+ * (version, fields, MAC) is list.c's, answered with a 400 naming it too. */
+static const struct api_schema q_cursor = {.type = AT_STRING, .format = &api_f_b64url,
+					   .min_len = 1, .max_len = SRV_CURSOR_MAX};
+#define P_CURSOR                                                                                   \
+	{"cursor", IN_QUERY, &q_cursor, false,                                                     \
+	 "next_cursor of the page before: the page after that one's last row, read through the "  \
+	 "index from there instead of skipping offset rows (not with offset)"}
 static const struct api_param p_id[] = {P_ID};
 static const char *const totp_fmts[] = {"json", "qr", NULL};
 static const struct api_schema q_totp_fmt = {.type = AT_STRING, .enumv = totp_fmts,
@@ -1555,6 +1579,7 @@ static const struct api_param p_clients[] = {
      "the name or an address contains this (case-insensitive for ASCII letters)"},
     P_LIMIT,
     P_OFFSET,
+    P_CURSOR,
 };
 static const struct api_param p_temp_list[] = {
     {"network_id", IN_QUERY, &q_uuid, false, "only this network"}, P_LIMIT, P_OFFSET};
@@ -1575,6 +1600,7 @@ static const struct api_param p_audit[] = {
     {"until", IN_QUERY, &q_ms, false, "ts < until"},
     {"limit", IN_QUERY, &limit_log, false, "page size"},
     P_OFFSET,
+    P_CURSOR,
 };
 static const struct api_param p_export[] = {
     {"format", IN_QUERY, &q_export_fmt, false, NULL}};
@@ -1590,6 +1616,7 @@ static const struct api_param p_conns[] = {
     {"since", IN_QUERY, &q_s, false, "ts >= since"},
     {"limit", IN_QUERY, &limit_log, false, "page size"},
     P_OFFSET,
+    P_CURSOR,
 };
 
 

@@ -477,6 +477,8 @@ int srv_keys_load(struct srv *s, const char *path, const char *key_uri, char *er
 	    !derive(s->psk_key, sizeof(s->psk_key), master, "secureguard-server policy-psk v1") ||
 	    !derive(s->etag_key, sizeof(s->etag_key), master,
 		    "secureguard-server agent-revision v1") ||
+	    !derive(s->cursor_key, sizeof(s->cursor_key), master,
+		    "secureguard-server list-cursor v1") ||
 	    !derive_es384(s->oidc_priv, s->oidc_x, s->oidc_y, s->oidc_kid, master,
 			  "secureguard-server oidc-es384 v1") ||
 	    !derive_es384(s->tlstok_priv, s->tlstok_x, s->tlstok_y, s->tlstok_kid, master,

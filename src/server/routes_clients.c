@@ -535,11 +535,8 @@ void h_clients_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	char where[512] = "", like[160];
 	const char *p[8];
 	int n = 0, enabled, online;
-	int64_t limit, offset;
 
 	/* Validated against the route's parameters (api_spec.c) before we run. */
-	limit = srv_limit(r);
-	offset = srv_offset(r);
 	enabled = api_query_bool(r->route, r, "enabled");
 	if (srv_query(r, "network_id")) {
 		p[n++] = srv_query(r, "network_id");
@@ -585,8 +582,8 @@ void h_clients_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 			 "OR assigned_ip6 LIKE $%d ESCAPE '\\')",
 			 n, n, n);
 	}
-	srv_list_page(s, out, "clients", CLIENT_COLS, CLIENT_KINDS, where, "created_at, id", p, n,
-		      limit, offset);
+	srv_list_keyset(s, r, out, "clients", CLIENT_COLS, CLIENT_KINDS, where, p, n,
+			SRV_KEYSET_CREATED_ID);
 	live_overlay_page(out);
 }
 

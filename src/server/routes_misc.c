@@ -21,13 +21,11 @@ void h_audit_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 	char where[512] = "", b1[24], b2[24];
 	const char *p[8];
 	int n = 0;
-	int64_t since, until, limit, offset;
+	int64_t since, until;
 
 	/* Validated against the route's parameters (api_spec.c) before we run. */
 	since = srv_query(r, "since") ? api_query_int(r->route, r, "since") : -1;
 	until = srv_query(r, "until") ? api_query_int(r->route, r, "until") : -1;
-	limit = srv_limit(r);
-	offset = srv_offset(r);
 	for (size_t i = 0; i < SG_ARRAY_LEN(text_filters); i++) {
 		const char *v = srv_query(r, text_filters[i]);
 
@@ -45,8 +43,8 @@ void h_audit_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		p[n++] = srv_i64(b2, until);
 		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND ts < $%d", n);
 	}
-	srv_list_page(s, out, "audit_log", AUDIT_COLS, SRV_AUDIT_KINDS, where, "id DESC", p, n,
-		      limit, offset);
+	srv_list_keyset(s, r, out, "audit_log", AUDIT_COLS, SRV_AUDIT_KINDS, where, p, n,
+			SRV_KEYSET_ID_DESC);
 }
 
 /* The export streams the whole chain from id 1 in pages of EXPORT_PAGE rows, in the formats of
@@ -221,13 +219,11 @@ void h_audit_export(struct srv *s, struct srv_req *r, struct srv_resp *out)
 void h_conn_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 {
 	char where[128] = "", b1[24];
-	const char *p[4];
+	const char *p[8];
 	int n = 0;
-	int64_t since, limit, offset;
+	int64_t since;
 
 	since = srv_query(r, "since") ? api_query_int(r->route, r, "since") : -1;
-	limit = srv_limit(r);
-	offset = srv_offset(r);
 	if (srv_query(r, "client_id")) {
 		p[n++] = srv_query(r, "client_id");
 		snprintf(where + strlen(where), sizeof(where) - strlen(where),
@@ -237,8 +233,8 @@ void h_conn_list(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		p[n++] = srv_i64(b1, since);
 		snprintf(where + strlen(where), sizeof(where) - strlen(where), " AND ts >= $%d", n);
 	}
-	srv_list_page(s, out, "connection_log", CONN_COLS, CONN_KINDS, where, "id DESC", p, n,
-		      limit, offset);
+	srv_list_keyset(s, r, out, "connection_log", CONN_COLS, CONN_KINDS, where, p, n,
+			SRV_KEYSET_ID_DESC);
 }
 
 void h_conn_create(struct srv *s, struct srv_req *r, struct srv_resp *out)

@@ -69,6 +69,7 @@ struct srv {
 	uint8_t chal_key[32]; /* HMAC key of client-auth challenges (stateless) */
 	uint8_t psk_key[32];  /* derives the pre-shared keys of topology pairs (policies) */
 	uint8_t etag_key[32]; /* keys the revisions of agents' configurations */
+	uint8_t cursor_key[32]; /* MACs the cursors of list pages (cursor.h) */
 	/* The OpenID provider's ES384 key (routes_oidc.c): the scalar, its JWK point, its key id
 	 * (RFC 7638 thumbprint, base64url). */
 	uint8_t oidc_priv[48];
@@ -311,6 +312,19 @@ void srv_row_json_text(FILE *f, const struct sg_db_res *res, int row, const char
 void srv_list_page(struct srv *s, struct srv_resp *out, const char *table, const char *cols,
 		   const char *kinds, const char *where, const char *order, const char **params,
 		   int n, int64_t limit, int64_t offset);
+
+/* The same for a list that also pages by cursor (list.c, cursor.h), in the order of ks: limit,
+ * offset and cursor are read from r; the page carries next_cursor. A cursor is answered with a
+ * 400 naming it when it is altered or of another list or filter, or given with offset. params
+ * must have room for n + 3 entries (n at most 8). */
+enum srv_keyset {
+	SRV_KEYSET_NONE,
+	SRV_KEYSET_CREATED_ID, /* ORDER BY created_at, id: an index on (created_at, id) */
+	SRV_KEYSET_ID_DESC,    /* ORDER BY id DESC over an integer primary key (the logs) */
+};
+void srv_list_keyset(struct srv *s, struct srv_req *r, struct srv_resp *out, const char *table,
+		     const char *cols, const char *kinds, const char *where, const char **params,
+		     int n, enum srv_keyset ks);
 
 int64_t srv_res_i64(const struct sg_db_res *res, int row, int col);
 /* The validated limit and offset query parameters of a list route (or their defaults). */

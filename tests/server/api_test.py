@@ -537,6 +537,70 @@ def test_concurrent(admin):
     st, doc = call("GET", "/api/clients?limit=500&network_id=" + net["id"], token=admin)
     check(doc["total"] == 50 and len({c["assigned_ip4"] for c in doc["items"]}) == 50,
           "stored: 50 clients, 50 addresses")
+    test_cursor_walk(admin, net["id"], [c["id"] for c in doc["items"]])
+
+
+def walk(path, token, limit):
+    """Every page of a list by cursor: (pages, items)."""
+    pages, items, cur = [], [], None
+    while len(pages) < 100:
+        st, doc = call("GET", path + "&limit=%d" % limit + ("&cursor=" + cur if cur else ""),
+                       token=token)
+        if not check(st == 200, "%s by cursor: %d %s" % (path, st, doc)):
+            break
+        pages.append(doc)
+        items += doc["items"]
+        cur = doc["next_cursor"]
+        if not cur:
+            break
+    return pages, items
+
+
+def tamper(cur):
+    """The cursor with one character of its MAC changed (still base64url)."""
+    return cur[:-3] + ("x" if cur[-3] != "x" else "y") + cur[-2:]
+
+
+def test_cursor_walk(admin, nid, ids):
+    log("keyset pages: 50 clients made together (ties in created_at) walked by cursor")
+    path = "/api/clients?network_id=" + nid
+    pages, items = walk(path, admin, 7)
+    check([c["id"] for c in items] == ids, "the cursor walk gives the offset order, each once: "
+          "%d of %d" % (len(items), len(ids)))
+    check([len(p["items"]) for p in pages] == [7] * 7 + [1] and
+          [p["offset"] for p in pages] == list(range(0, 50, 7)) and
+          all(p["total"] == 50 for p in pages) and pages[-1]["next_cursor"] is None,
+          "pages of 7: sizes, offsets, total, the last without next_cursor: %s" %
+          [(len(p["items"]), p["offset"], p["total"]) for p in pages])
+    st, byoff = call("GET", path + "&limit=7&offset=7", token=admin)
+    check(st == 200 and byoff["items"] == pages[1]["items"] and byoff["next_cursor"],
+          "an offset page equals the cursor page and has a next_cursor too")
+    st, doc = call("GET", path + "&limit=7&cursor=" + byoff["next_cursor"], token=admin)
+    check(st == 200 and doc["items"] == pages[2]["items"] and doc["offset"] == 14,
+          "from an offset page on by cursor")
+    cur = pages[0]["next_cursor"]
+    # refused, naming the parameter: altered, another filter, another list, with offset,
+    # not base64url, too long
+    for bad, what in ((path + "&cursor=" + tamper(cur), "altered"),
+                      ("/api/clients?cursor=" + cur, "without the filter it was made with"),
+                      (path + "&enabled=true&cursor=" + cur, "with another filter"),
+                      ("/api/audit?cursor=" + cur, "of another list"),
+                      (path + "&offset=0&cursor=" + cur, "with offset"),
+                      (path + "&cursor=a%2Bb", "not base64url"),
+                      (path + "&cursor=" + "A" * 105, "too long"),
+                      (path + "&cursor=" + "A" * 60, "forged")):
+        expect("GET", bad, 400, token=admin, field="cursor", what=what)
+    # the logs: newest first, by id
+    st, first = call("GET", "/api/audit?limit=5", token=admin)
+    st, second = call("GET", "/api/audit?limit=5&cursor=" + first["next_cursor"], token=admin)
+    check(st == 200 and [e["id"] for e in second["items"]] ==
+          list(range(first["items"][-1]["id"] - 1, first["items"][-1]["id"] - 6, -1)) and
+          second["total"] == first["total"] and second["offset"] == 5,
+          "audit by cursor: the next five ids, the first page's total: %s" % second)
+    pages, items = walk("/api/audit?event_type=client.created", admin, 20)
+    st, doc = call("GET", "/api/audit?event_type=client.created&limit=1000", token=admin)
+    check(items == doc["items"] and len(items) >= 50, "audit walk with a filter = one big page "
+          "(%d events)" % len(items))
 
 
 def test_refresh_logout(email, password):
@@ -648,10 +712,14 @@ def test_client_auth_connections(admin, viewer, c1):
     expect("POST", "/api/connections", 403, {"client_id": c1["id"], "event": "connect"},
            token=viewer)
     st, doc = call("GET", "/api/connections?client_id=" + c1["id"], token=viewer)
+    doc0 = doc
     check(st == 200 and doc["total"] == 2 and doc["items"][0]["event"] == "disconnect" and
           doc["items"][0]["bytes_received"] == 200, "connection log: %s" % doc)
     st, doc = call("GET", "/api/connections?since=%d" % (int(time.time()) + 3600), token=viewer)
     check(st == 200 and doc["total"] == 0, "since filter")
+    pages, items = walk("/api/connections?client_id=" + c1["id"], viewer, 1)
+    check([e["id"] for e in items] == [e["id"] for e in doc0["items"]] and len(pages) == 2,
+          "connection log by cursor, one row a page: %s" % pages)
     doc = expect("GET", "/api/clients/" + c1["id"], 200, token=viewer)
     check(doc.get("last_handshake"), "connect report sets last_handshake")
     return sess

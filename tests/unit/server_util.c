@@ -10,6 +10,7 @@
 #include "common/b64.h"
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
+#include "server/cursor.h"
 #include "server/srv_int.h"
 #include "server/webauthn.h"
 
@@ -464,6 +465,59 @@ static void test_webauthn(void **state)
 	assert_non_null(strstr(why, "byte 0"));
 }
 
+/* List cursors (cursor.c): a vector made by an independent implementation (Python's hmac,
+ * tests/fuzz/corpus/cursor/uuid), round trips, and refusals of every kind of tampering. */
+static void test_cursor(void **state)
+{
+	static const uint8_t key[SRV_CURSOR_KEY_LEN] = "fuzz cursor key, 32 bytes long!";
+	static const uint8_t scope[] = "clients\0 AND network_id = $1";
+	const char *vec = "AQAAAAAAACcQAAAAAAAAADIAAAGa-fJW-yQwYjljMmQ0ZS0xZjJhLTRiM2MtOGQ0ZS01ZjZhN2I4"
+			  "YzlkMGUXnYCIn5br6umbIQm486TH";
+	struct srv_cursor c, d = {.total = 3, .pos = 1, .key = 42};
+	char enc[SRV_CURSOR_MAX + 1], bad[SRV_CURSOR_MAX + 2];
+	const char *why = NULL;
+
+	(void)state;
+	assert_true(srv_cursor_decode(&c, key, scope, sizeof(scope), vec, &why));
+	assert_int_equal(c.total, 10000);
+	assert_int_equal(c.pos, 50);
+	assert_int_equal(c.key, 1765130000123);
+	assert_string_equal(c.id, "0b9c2d4e-1f2a-4b3c-8d4e-5f6a7b8c9d0e");
+	assert_true(srv_cursor_encode(enc, key, scope, sizeof(scope), &c));
+	assert_string_equal(enc, vec);
+	assert_int_equal(strlen(enc), SRV_CURSOR_MAX); /* the longest: a UUID */
+
+	/* An integer key alone (the logs), and each refusal names why. */
+	assert_true(srv_cursor_encode(enc, key, scope, sizeof(scope), &d));
+	assert_true(srv_cursor_decode(&c, key, scope, sizeof(scope), enc, &why));
+	assert_true(c.total == 3 && c.pos == 1 && c.key == 42 && !c.id[0]);
+	assert_false(srv_cursor_decode(&c, key, scope, sizeof(scope) - 1, enc, &why));
+	assert_non_null(strstr(why, "filters"));
+	assert_int_equal(c.key, 0); /* zeroed on refusal */
+	for (size_t i = 0; i < strlen(enc); i++) {
+		strcpy(bad, enc);
+		bad[i] = bad[i] == 'x' ? 'y' : 'x';
+		assert_false(srv_cursor_decode(&c, key, scope, sizeof(scope), bad, &why));
+	}
+	strcpy(bad, enc);
+	bad[strlen(bad) - 1] = 0;
+	assert_false(srv_cursor_decode(&c, key, scope, sizeof(scope), bad, &why));
+	memset(bad, 'A', SRV_CURSOR_MAX + 1);
+	bad[SRV_CURSOR_MAX + 1] = 0;
+	assert_false(srv_cursor_decode(&c, key, scope, sizeof(scope), bad, &why));
+	assert_non_null(strstr(why, "too long"));
+	assert_false(srv_cursor_decode(&c, key, scope, sizeof(scope), "a+b/", &why));
+	assert_non_null(strstr(why, "base64url"));
+	assert_false(srv_cursor_decode(&c, key, scope, sizeof(scope), "", &why));
+
+	/* What the server never writes is never encoded. */
+	d.pos = -1;
+	assert_false(srv_cursor_encode(enc, key, scope, sizeof(scope), &d));
+	d.pos = 0;
+	strcpy(d.id, "ABC");
+	assert_false(srv_cursor_encode(enc, key, scope, sizeof(scope), &d));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +528,7 @@ int main(void)
 	    cmocka_unit_test(test_inputs),	 cmocka_unit_test(test_uuid_tokens),
 	    cmocka_unit_test(test_json_prescan), cmocka_unit_test(test_text),
 	    cmocka_unit_test(test_totp),	 cmocka_unit_test(test_webauthn),
+	    cmocka_unit_test(test_cursor),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
