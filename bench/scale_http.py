@@ -1,7 +1,7 @@
 """HTTP helpers of bench/server_scale.sh's Python parts (stdlib only): one keep-alive
 connection with a bearer token, the admin login from SG_ADMIN_EMAIL/SG_ADMIN_PASSWORD, a
-percentile."""
-import http.client, json, os, urllib.parse
+percentile, and the time inside the servers from their access logs."""
+import http.client, json, os, re, urllib.parse
 
 
 class Conn:
@@ -30,3 +30,18 @@ def login(base):
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def server_ms(logs):
+    """duration_ms of the http_request lines written to each log after its offset: logs maps a
+    server's log file to the size it had when the requests began."""
+    out = []
+    for path, start in logs.items():
+        with open(path, "rb") as f:
+            f.seek(start)
+            for line in f:
+                if b"http_request" in line:
+                    m = re.search(rb"duration_ms[=\":]+([0-9.]+)", line)
+                    if m:
+                        out.append(float(m.group(1)))
+    return out
