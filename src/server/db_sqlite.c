@@ -22,7 +22,7 @@
 #define BUSY_TIMEOUT_MS (DB_WRITER_WAIT_S * 1000)
 /* Prepared statements kept per connection (the least recently used one goes): the server runs
  * a few dozen distinct statements, and preparing one cost as much as running it on a GET of
- * one client (bench/server_scale.sh, docs/SERVER.md "Performance"). */
+ * one client (bench/server_scale.sh; docs/SERVER.md, "Performance of reads"). */
 #define STMT_CACHE     48
 #define STMT_CACHE_SQL 4096 /* longer statements (migrations) are prepared each time */
 #define SQL_MAX_LEN	(1 << 20)
