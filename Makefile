@@ -1,7 +1,9 @@
 # Thin wrapper over CMake (see README.md).
 #   make        build build/bin/secureguard and build/bin/secureguardd
-#   make check  install missing Debian packages, build with -Werror, run every test, then
-#               the unit, fuzz-seed and protocol tests again under ASan+UBSan (tests/CMakeLists.txt)
+#   make check  install missing Debian packages, build with -Werror, run every test, then the
+#               data plane's unit and fuzz-seed tests cross-built for aarch64 under qemu-user
+#               (check-arm), then the unit, fuzz-seed and protocol tests again under ASan+UBSan
+#               (tests/CMakeLists.txt)
 #   make fuzz   build the libFuzzer targets with clang (build-fuzz/bin/fuzz_*)
 #   make demo   the main job: secureguardd and wireguard-go talking in two namespaces, then the
 #               management server on SQLite configuring a tunnel
@@ -12,7 +14,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all deps check check-normal check-asan fuzz fuzz-run demo bench install deb format clean openapi
+.PHONY: all deps check check-normal check-arm check-asan fuzz fuzz-run demo bench install deb format clean openapi
 
 all:
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -21,12 +23,22 @@ all:
 deps:
 	@./scripts/deps.sh
 
-check: deps check-normal check-asan
+check: deps check-normal check-arm check-asan
 
 check-normal:
 	cmake -S . -B build-check -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSG_WERROR=ON -DSG_LICENSE_TEST_KEY=ON >/dev/null
 	cmake --build build-check -j$(JOBS)
 	cd build-check && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+# The data plane (SG_CORE_ONLY: crypto, WireGuard, IKE/ESP, config, net, engine) built with
+# Debian's aarch64 cross compiler against the arm64 packages, its unit tests and fuzz seeds run
+# under qemu-aarch64 (cmake/aarch64.cmake; docs/DATAPATH.md, "ARM").
+# Not unit.tls: under qemu some of its 200 clients' connections stay pending for minutes on a
+# loaded machine (not understood yet; docs/DATAPATH.md, "ARM").
+check-arm:
+	cmake -S . -B build-arm -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64.cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSG_WERROR=ON -DSG_CORE_ONLY=ON >/dev/null
+	cmake --build build-arm -j$(JOBS)
+	cd build-arm && ctest --output-on-failure -j$(JOBS) -E '^unit\.tls$$' $(CTEST_ARGS)
 
 check-asan:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSG_WERROR=ON -DSG_SANITIZE=ON -DSG_LICENSE_TEST_KEY=ON >/dev/null
@@ -95,4 +107,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-check build-asan build-fuzz build-deb build-bench
+	rm -rf build build-check build-arm build-asan build-fuzz build-deb build-bench

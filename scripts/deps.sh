@@ -11,7 +11,15 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libssl-dev libcm
       libstrongswan-extra-plugins
       liblwip-dev libc-ares-dev dnsmasq-base valgrind postgresql-client openssh-server systemd
       chromium zbar-tools fonts-dejavu-core softhsm2 libengine-pkcs11-openssl opensc
-      redis-server libhiredis-dev haproxy groff-base file util-linux"
+      redis-server libhiredis-dev haproxy groff-base file util-linux
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+      libssl-dev:arm64 libcurl4-openssl-dev:arm64 libcmocka-dev:arm64"
+# make check-arm (cmake/aarch64.cmake): the data plane cross-built for aarch64 and run under
+# qemu-user links the arm64 OpenSSL, libcurl and cmocka of multiarch (the :arm64 packages above).
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+# The apt-get update below (the :arm64 packages are then missing) fetches the arm64 lists too.
+dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -21,10 +29,11 @@ done
 command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 if [ -n "$missing" ]; then
 	echo "deps: installing$missing"
-	SUDO=""
-	[ "$(id -u)" -ne 0 ] && SUDO=sudo
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+	$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+	# --no-remove: an :arm64 library must come at the version of its amd64 twin (multiarch);
+	# apt upgrades the twin to match, and fails rather than remove anything.
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+		--no-install-recommends --no-remove $missing
 fi
 # npm packages of the API contract tests (ajv, swagger-parser, openapi-typescript, TypeScript),
 # exactly as tests/contract/package-lock.json pins them; again only when the lockfile changed.

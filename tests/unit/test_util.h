@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -51,5 +52,15 @@ static inline void fill_seq(uint8_t *p, size_t n, uint8_t start)
 }
 
 #define assert_bytes_equal(a, b, n) assert_memory_equal((a), (b), (n))
+
+/* The factor by which a test stretches the protocol deadlines it sets (a handshake that must
+ * finish within 300 ms) and the bounds of its waits: SG_TEST_TIME_SCALE, 1 when unset. make check-arm sets it, as qemu-user
+ * runs the code about ten times slower than the host (tests/CMakeLists.txt). */
+static inline uint32_t test_time_scale(void)
+{
+	const char *s = getenv("SG_TEST_TIME_SCALE");
+	long v = s ? strtol(s, NULL, 10) : 1;
+	return v >= 1 && v <= 100 ? (uint32_t)v : 1;
+}
 
 #endif

@@ -48,6 +48,7 @@
 #include "net/tls.h"
 #include "net/tls_cert.h"
 #include "net/tls_frame.h"
+#include "test_util.h"
 #include "tls_token_mint.h"
 
 /* ---- fixture ------------------------------------------------------------------------------ */
@@ -160,7 +161,7 @@ static int teardown(void **state)
 /* ---- harness ------------------------------------------------------------------------------ */
 
 /* Turns a hang into a failure; never part of what is asserted. */
-#define GUARD_NS (120ull * 1000000000ull)
+#define GUARD_NS (120ull * 1000000000ull * test_time_scale())
 #define RUN_UNTIL(loop, cond)                                                                      \
 	do {                                                                                       \
 		uint64_t guard_ = evloop_now_ns() + GUARD_NS;                                      \
@@ -259,7 +260,7 @@ static struct sg_tls_ctx *server_ctx(bool require, bool fips, uint32_t hs_ms, ui
 	    .ca_file = P("ca/ca.crt"),
 	    .require_client_cert = require,
 	    .fips = fips,
-	    .handshake_timeout_ms = hs_ms,
+	    .handshake_timeout_ms = hs_ms * test_time_scale(),
 	    .idle_timeout_ms = idle_ms,
 	    .keepalive_ms = ka_ms,
 	    .max_conns_per_source = 1000,
