@@ -1805,20 +1805,26 @@ static const struct api_response r_regen[] = {OKJ(200, "new keys", client_out), 
 static const struct api_response r_list_temp[] = {OKJ(200, "a page", temp_page), E400, E401,
 						  E403, E503};
 static const struct api_response r_create_temp[] = {
-    OKJ(201, "created", temp_created_out), E400, E401, E403, E404, E413, E415, E422, E503};
+    OKJ(201, "created", temp_created_out), E400, E401, E403, E404,
+    {409, "the network requires MFA-gated VPN sessions (mfa_required): no temporary access on it",
+     PJ, &api_problem, NULL, NULL},
+    E413, E415, E422, E503};
 static const struct api_response r_redeem[] = {
     {200, "a config with fresh keys (format=json: with its QR code)", "text/plain; charset=utf-8",
      &text, J, &redeemed_out},
     E400,
     E402,
     E404,
-    {409, "the network has no free address", PJ, &api_problem, NULL, NULL},
+    {409, "the network has no free address, or requires MFA-gated VPN sessions (mfa_required)",
+     PJ, &api_problem, NULL, NULL},
     E410,
     E429,
     E503};
 static const struct api_response r_head_temp[] = {{200, "valid", NULL, NULL, NULL, NULL},
 						  {400, "malformed token", NULL, NULL, NULL, NULL},
 						  {404, "unknown", NULL, NULL, NULL, NULL},
+						  {409, "its network requires MFA-gated VPN sessions",
+						   NULL, NULL, NULL, NULL},
 						  {410, "expired, revoked or used up", NULL, NULL,
 						   NULL, NULL},
 						  {429, "too many unknown tokens from this address",
@@ -2112,7 +2118,10 @@ const struct api_route api_routes[] = {
      "List temporary access grants", NULL, h_temp_list, ROLE_VIEWER, 0, PARAMS(p_temp_list),
      RESP(r_list_temp)},
     {"POST", "/api/temp-access", "createTempAccess", "temporary-access",
-     "Create a temporary access grant", NULL, h_temp_create, ROLE_ADMIN, 0,
+     "Create a temporary access grant",
+     "409 on a network with mfa_required: a guest has no account to open the VPN session that "
+     "such a network asks of its clients' owners.",
+     h_temp_create, ROLE_ADMIN, 0,
      .body = &temp_create_in, .body_required = true, RESP(r_create_temp)},
     {"GET", "/api/temp-access/{token}", "redeemTempAccess", "temporary-access",
      "Redeem: counts a use and answers a config with fresh keys", NULL, h_temp_redeem,

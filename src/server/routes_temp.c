@@ -65,6 +65,33 @@ static bool set_qr(json_t *j, const char *key, const char *text)
 	return b64 != NULL;
 }
 
+/* A network with mfa_required lets a client in only during its owner's VPN session (password
+ * and second factor, docs/SERVER.md "MFA-gated VPN sessions"); a guest has no account, so a link
+ * to such a network would either bypass that or give a config that never connects. Neither is
+ * given: 1 with why set ("field|message" when field), 0 otherwise (an unknown network is left
+ * to the caller), or <0. */
+static int mfa_refusal(struct sg_db_conn *c, const char *network_id, const char *field, char *why,
+		       size_t wl)
+{
+	struct sg_db_res *res = NULL;
+	const char *p[] = {network_id};
+	int rc;
+
+	rc = sg_db_query(c, &res, "SELECT name, mfa_required FROM networks WHERE id = $1", 1, p);
+	if (rc == 1 && srv_res_i64(res, 0, 1)) {
+		snprintf(why, wl,
+			 "%s%snetwork \"%s\" requires MFA-gated VPN sessions (mfa_required): "
+			 "temporary access would let a guest in without an account's password and "
+			 "second factor, so it is not given on this network",
+			 field ? field : "", field ? "|" : "", sg_db_res_get(res, 0, 0));
+		rc = 1;
+	} else if (rc >= 0) {
+		rc = 0;
+	}
+	sg_db_res_free(res);
+	return rc;
+}
+
 struct temp_ctx {
 	struct srv_req *r;
 	const char *id, *network_id, *name, *hash, *token;
@@ -96,6 +123,11 @@ static int temp_create_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 	(void)s;
 	json_decref(x->result);
 	x->result = NULL;
+	rc = mfa_refusal(c, x->network_id, "network_id", x->why, sizeof(x->why));
+	if (rc) {
+		x->status = 409;
+		return rc;
+	}
 	rc = sg_db_exec(
 	    c,
 	    "INSERT INTO temp_access (id, token_hash, network_id, created_by, name, "
@@ -262,6 +294,12 @@ static int temp_redeem_tx(struct srv *s, struct sg_db_conn *c, void *ctx)
 			 : srv_res_i64(res, 0, 4) <= srv_now() ? "expired"
 							       : "used up");
 		rc = 1;
+		goto out;
+	}
+	/* A grant made before its network turned mfa_required: refused before a use is spent. */
+	rc = mfa_refusal(c, sg_db_res_get(res, 0, 1), NULL, x->why, sizeof(x->why));
+	if (rc) {
+		x->status = 409;
 		goto out;
 	}
 	if (!strcmp(x->r->method, "HEAD")) {

@@ -12,7 +12,9 @@ user by default, owner_id on create and update); a hub's configuration listing a
 only while its owner's session is open; opening a session with password and TOTP codes computed
 here (hmac) or a recovery code; wrong, replayed and missing factors; a session ended by its
 user, revoked by an admin, expired, ended by a change of owner and by a password change; the
-refusals (not owned, ambiguous, disabled, a hub, not an mfa network, no second factor); roles;
+refusals (not owned, ambiguous, disabled, a hub, not an mfa network, no second factor); no
+temporary access on an mfa_required network (409 at creation, and at redeem for a grant made
+before the network turned it on); roles;
 each step audited; the per-address limit of logins; the TLS session token (its claims, again
 by the session token, none once the session ended) and its key. And sessions opened through the
 OpenID provider (client secureguard-cli, `secureguard connect --oidc`), this script acting as
@@ -94,6 +96,26 @@ def run(root, root_id, uniq):
                                           "mfa_session_hours": 0}, token=admin,
            field="mfa_session_hours")
     expect("PUT", "/api/networks/" + plain_net["id"], 403, {"mfa_required": True}, token=viewer)
+
+    log("temporary access: refused on an mfa_required network (a guest has no account)")
+    d = expect("POST", "/api/temp-access", 409, {"network_id": net["id"]}, token=admin,
+               field="network_id")
+    check("mfa_required" in d["detail"] and net["name"] in d["detail"],
+          "the 409 names the network and why: %s" % d["detail"])
+    # A grant made before its network turned mfa_required: its link is refused (409, also to
+    # HEAD) and no use is spent; it works again once the network is plain.
+    g = expect("POST", "/api/temp-access", 201, {"network_id": plain_net["id"]}, token=admin)
+    A.SECRETS.append(g["token"])
+    expect("PUT", "/api/networks/" + plain_net["id"], 200, {"mfa_required": True}, token=admin)
+    st, _, _ = A.request("HEAD", "/api/temp-access/" + g["token"])
+    check(st == 409, "HEAD of a grant on a network now mfa_required: 409, got %d" % st)
+    d = expect("GET", "/api/temp-access/" + g["token"], 409, what="(now mfa_required)")
+    check("mfa_required" in d["detail"], "the redeem's 409 says why: %s" % d["detail"])
+    expect("PUT", "/api/networks/" + plain_net["id"], 200, {"mfa_required": False}, token=admin)
+    uses = [t["current_uses"] for t in expect(
+        "GET", "/api/temp-access?network_id=" + plain_net["id"], 200, token=admin)["items"]]
+    check(uses == [0], "no use spent by the refusals: %s" % uses)
+    expect("DELETE", "/api/temp-access/" + g["id"], 204, token=admin)
 
     log("clients: an owner (the creating user by default, owner_id to choose)")
     hub = expect("POST", "/api/clients", 201,
