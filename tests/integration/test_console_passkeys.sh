@@ -5,7 +5,8 @@
 # server whose --public-url is http://localhost:PORT (the relying party; plain http is a secure
 # context only for localhost): a passkey added in Settings, a login with the password and the
 # passkey as the second step, a login with the passkey alone, the server's audit and counter,
-# rename and removal, and no Content-Security-Policy violation.
+# rename and removal, a super_admin's removal of that user's passkeys in Admin users (which
+# ends his session), and no Content-Security-Policy violation.
 #
 # Environment: SG_BIN, SG_SRC (ctest sets them). Exit 77: something needed is missing.
 set -u
@@ -56,6 +57,7 @@ curl -sf -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
 OUT=$SG_BIN/../console-screenshots
 mkdir -p "$OUT"
 SG_URL="$URL" SG_EMAIL=admin@example.com SG_PASSWORD="$ADMIN_PW" SG_OUT="$OUT" HOME="$TMP" \
+	SG_ROOT_EMAIL="$SG_ADMIN_EMAIL" SG_ROOT_PASSWORD="$SG_ADMIN_PASSWORD" \
 	timeout 300 node "$WEB/tests/e2e/passkeys.mjs" >"$TMP/e2e.log" 2>&1
 rc=$?
 cat "$TMP/e2e.log"

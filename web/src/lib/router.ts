@@ -11,6 +11,7 @@ const PATTERNS: [string, RegExp][] = [
 	['networks', /^\/networks$/],
 	['network', /^\/networks\/(?<id>[0-9a-f-]{36})$/],
 	['temp', /^\/temp-access$/],
+	['sessions', /^\/vpn-sessions$/],
 	['audit', /^\/audit$/],
 	['policies', /^\/policies$/],
 	['peers', /^\/peers$/],

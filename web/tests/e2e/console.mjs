@@ -506,6 +506,95 @@ await step('two-factor login: set up in Settings, then a login asks for the code
 	current = admin;
 });
 
+// MFA-gated VPN sessions (docs/SERVER.md): the owner is a viewer made through the API with TOTP
+// turned on there (codes computed here, as tests/server/vpn_api_test.py does).
+const OWNER = { email: 'owner@example.com', password: `owner-${createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 16)}` };
+let owner = { id: '', secret: '', step: 0, codes: [] };
+let ownedId = '';
+await step('an MFA-gated network and a client owner, set in the editors; no temporary access on it', async () => {
+	let r = await api('POST', '/api/users', { ...OWNER, role: 'viewer' }, adminToken);
+	assert(r.status === 201, `the owner: ${r.status} ${r.text}`);
+	owner.id = r.json().id;
+	const ot = await tokenOf(OWNER);
+	owner.secret = (await api('POST', '/api/auth/totp', {}, ot)).json().secret;
+	owner.step = Math.floor(Date.now() / 30000);
+	r = await api('POST', '/api/auth/totp/confirm', { code: totp(owner.secret, owner.step) }, ot);
+	assert(r.status === 200, `the owner's TOTP: ${r.status} ${r.text}`);
+	owner.codes = r.json().recovery_codes;
+	// The network "lab" (no clients yet) turned mfa_required in its editor.
+	await nav(admin, 'Networks');
+	await admin.locator('tr[data-network=lab]').getByRole('button', { name: 'Edit' }).click();
+	await admin.locator('#f-mfa_required').check();
+	await admin.locator('#f-mfa_session_hours').fill('0');
+	await admin.getByRole('button', { name: 'Save', exact: true }).click();
+	await admin.locator('[data-field=mfa_session_hours] .fielderr').waitFor(); // 1–720
+	await admin.locator('#f-mfa_session_hours').fill('4');
+	await admin.getByRole('button', { name: 'Save', exact: true }).click();
+	await admin.locator('tr[data-network=lab] [data-testid=network-mfa]').filter({ hasText: 'MFA, 4 h' }).waitFor();
+	const lab = (await api('GET', `/api/networks/${labId}`, null, adminToken)).json();
+	assert(lab.mfa_required === true && lab.mfa_session_hours === 4, `the network in the API: ${JSON.stringify(lab)}`);
+	// A client of it whose owner is chosen among the users.
+	await nav(admin, 'Clients');
+	await admin.getByRole('button', { name: 'New client' }).click();
+	await admin.locator('#f-network_id').selectOption(labId);
+	await admin.locator('#f-name').fill('owned');
+	await admin.locator('#f-owner_id').selectOption({ label: OWNER.email });
+	await shot(admin, 'desktop-client-owner');
+	await admin.getByRole('button', { name: 'Create', exact: true }).click();
+	await admin.locator('[data-notice=ok]').filter({ hasText: 'Client owned created' }).waitFor();
+	const c = (await api('GET', `/api/clients?name=owned&network_id=${labId}`, null, adminToken)).json().items[0];
+	assert(c && c.owner_id === owner.id, `the client's owner in the API: ${JSON.stringify(c)}`);
+	ownedId = c.id;
+	await admin.locator('tr[data-client=owned]').getByRole('button', { name: 'owned' }).click();
+	await admin.getByTestId('client-owner').filter({ hasText: OWNER.email }).waitFor();
+	await admin.getByRole('button', { name: 'Close' }).click();
+	// Temporary access on it would let a guest in without password and code: the server's 409.
+	await nav(admin, 'Temporary access');
+	await admin.getByRole('button', { name: 'New temporary access' }).click();
+	await admin.locator('#f-network_id').selectOption(labId);
+	await admin.getByRole('button', { name: 'Create', exact: true }).click();
+	await admin.locator('[data-field=network_id] .fielderr').filter({ hasText: 'mfa_required' }).waitFor();
+	await shot(admin, 'desktop-temp-access-mfa');
+	await admin.getByRole('button', { name: 'Cancel' }).click();
+});
+
+await step('VPN sessions: opened through the API it shows live; ended in the console; its owner sees it', async () => {
+	await nav(admin, 'VPN sessions');
+	await admin.getByRole('heading', { name: 'VPN sessions' }).waitFor();
+	await settled(admin);
+	// A code of a step after the one that confirmed enrolment (a code is good once), within
+	// the server's window of one step either side.
+	const code = totp(owner.secret, Math.max(Math.floor(Date.now() / 30000), owner.step + 1));
+	const r = await api('POST', '/api/vpn-sessions', { client: 'owned', email: OWNER.email, password: OWNER.password, code });
+	assert(r.status === 201, `open a session: ${r.status} ${r.text}`);
+	const sid = r.json().id;
+	const row = admin.locator(`tr[data-session="${sid}"]`);
+	await row.waitFor(); // no reload: the audit stream says a session opened
+	const text = await row.textContent();
+	assert(text.includes(OWNER.email) && text.includes('owned') && text.includes('lab') && text.includes('open') && text.includes('expires in'), `the row: ${text}`);
+	await shot(admin, 'desktop-vpn-session-open');
+	await row.getByRole('button', { name: 'End' }).click();
+	await admin.locator('[data-confirm]').click();
+	await row.waitFor({ state: 'detached' }); // "Open only"
+	const ended = (await api('GET', `/api/vpn-sessions?client_id=${ownedId}`, null, adminToken)).json().items.find((i) => i.id === sid);
+	const me = (await api('GET', '/api/auth/me', null, adminToken)).json();
+	assert(ended && ended.active === false && ended.end_reason === 'revoked' && ended.ended_by === me.id, `the session in the API: ${JSON.stringify(ended)}`);
+	// Its owner (a viewer) logs in with password and a recovery code and sees it in Settings.
+	const { ctx, page } = await newPage(DESKTOP, 'owner');
+	current = page;
+	await page.goto(URL0 + '/settings');
+	await page.locator('#email').fill(OWNER.email);
+	await page.locator('#password').fill(OWNER.password);
+	await page.locator('#password').press('Enter');
+	await page.locator('#code').fill(owner.codes[0]);
+	await page.locator('#code').press('Enter');
+	const mine = page.getByTestId('my-vpn-sessions').locator(`tr[data-session="${sid}"]`);
+	await mine.filter({ hasText: 'revoked' }).waitFor();
+	assert((await mine.getByRole('button', { name: 'End' }).count()) === 0, 'a viewer sees an End button');
+	await ctx.close();
+	current = admin;
+});
+
 await step("the network's topology: hub, clients, gateway, site and the agent's tunnel, by state", async () => {
 	await admin.goto(URL0 + `/networks/${NET}`);
 	const topo = admin.getByTestId('topology');
@@ -547,6 +636,7 @@ await step('every screen at desktop and phone width', async () => {
 		['clients', '/clients', 'Clients'],
 		['networks', `/networks/${NET}`, 'Networks'],
 		['temp-access', '/temp-access', 'Temporary access'],
+		['vpn-sessions', '/vpn-sessions', 'VPN sessions'],
 		['audit', '/audit', 'Audit log'],
 		['policies', '/policies', 'Policies'],
 		['peers', '/peers', 'Peers'],

@@ -4,8 +4,8 @@
 // --public-url http://localhost:PORT and runs this script. Each step stops the run at its first
 // failure with a screenshot; the last line says how many steps passed.
 //
-// Environment: SG_URL (http://localhost:PORT), SG_EMAIL/SG_PASSWORD (an admin), SG_OUT
-// (screenshots), SG_CHROMIUM.
+// Environment: SG_URL (http://localhost:PORT), SG_EMAIL/SG_PASSWORD (an admin),
+// SG_ROOT_EMAIL/SG_ROOT_PASSWORD (a super_admin), SG_OUT (screenshots), SG_CHROMIUM.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,6 +18,7 @@ const env = (k) => {
 const URL0 = env('SG_URL');
 const OUT = env('SG_OUT');
 const ADMIN = { email: env('SG_EMAIL'), password: env('SG_PASSWORD') };
+const ROOT = { email: env('SG_ROOT_EMAIL'), password: env('SG_ROOT_PASSWORD') };
 fs.mkdirSync(path.join(OUT, 'screenshots'), { recursive: true });
 
 let passed = 0;
@@ -170,6 +171,43 @@ await step('rename and remove the passkey in Settings; then the password alone l
 	await logout();
 	await page.getByRole('button', { name: 'Log in with a passkey' }).click();
 	await page.getByRole('alert').filter({ hasText: 'not registered' }).waitFor();
+});
+
+await step("a super_admin removes another user's passkeys in Admin users; that user's session ends", async () => {
+	await passwordStep();
+	await page.getByTestId('whoami').filter({ hasText: ADMIN.email }).waitFor();
+	await nav('Settings');
+	const sec = page.getByTestId('passkeys');
+	await sec.getByLabel('Passkey name').fill('Second');
+	await sec.getByRole('button', { name: 'Add a passkey' }).click();
+	await sec.getByTestId('passkey').filter({ hasText: 'Second' }).waitFor();
+	// The super_admin, in a browser context of its own (no authenticator there).
+	const rctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+	const root = await rctx.newPage();
+	root.setDefaultTimeout(20000);
+	root.on('pageerror', (e) => problems.push(`super_admin: script error: ${e.message}`));
+	await root.goto(URL0 + '/users');
+	await root.locator('#email').fill(ROOT.email);
+	await root.locator('#password').fill(ROOT.password);
+	await root.locator('#password').press('Enter');
+	const row = root.locator(`tr[data-user="${ADMIN.email}"]`);
+	await row.getByTestId('user-passkeys').filter({ hasText: '1' }).waitFor();
+	await row.getByRole('button', { name: 'Remove passkeys' }).click();
+	await root.locator('[data-confirm]').click();
+	await row.getByTestId('user-passkeys').filter({ hasText: '0' }).waitFor();
+	assert((await row.getByRole('button', { name: 'Remove passkeys' }).count()) === 0, 'the button stayed');
+	await root.waitForTimeout(150);
+	await root.screenshot({ path: path.join(OUT, 'screenshots', 'desktop-users-passkeys-removed.png'), fullPage: true });
+	await rctx.close();
+	// The admin's console session ended with it; the password alone logs in again.
+	// Settings lists the user's VPN sessions live, so the removal's audit event makes the next
+	// request (a 401) soon; where it did not yet, a click on a menu entry makes one.
+	const ended = page.getByText('Your session has ended');
+	if (!(await ended.isVisible()))
+		await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Dashboard', exact: true }).click({ timeout: 2000 }).catch(() => {});
+	await ended.waitFor();
+	const t = await tokenOf();
+	assert(t.access_token && !t.mfa_required, `after the removal the password alone logs in: ${JSON.stringify(Object.keys(t))}`);
 });
 
 await step('no Content-Security-Policy violation or script error', async () => {
