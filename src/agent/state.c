@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "common/file.h"
 #include "config/key.h"
 #include "crypto/crypto.h"
 #include "secureguard/sg_errors.h"
@@ -38,34 +39,11 @@ int agent_state_dir(const char *dir, char *why, size_t n)
 
 int agent_state_write(const char *dir, const char *name, const char *data, size_t len)
 {
-	char path[4096], tmp[4200];
-	int fd, rc = 0;
+	char path[4096];
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 		return SG_EIO;
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, data + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			rc = SG_EIO;
-			break;
-		}
-		off += (size_t)w;
-	}
-	if (!rc && (fchmod(fd, 0600) || fsync(fd)))
-		rc = SG_EIO;
-	if (close(fd) && !rc)
-		rc = SG_EIO;
-	if (!rc && rename(tmp, path))
-		rc = SG_EIO;
-	if (rc)
-		unlink(tmp);
-	return rc;
+	return sg_file_replace(path, data, len, 0600) ? SG_EIO : 0;
 }
 
 int agent_state_write_json(const char *dir, const char *name, json_t *j)

@@ -3,14 +3,13 @@
  * /api/vpn-sessions/tls-token) and written where the client's config points TlsSessionToken.
  * The file is written beside FILE (0600) and renamed over it, so the daemon, which watches it,
  * never reads half a token. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/api.h"
 #include "cli/cli.h"
+#include "common/file.h"
 #include "crypto/crypto.h"
 
 bool cli_connect_write_tls_token(const char *server, const char *ca, const char *session_token,
@@ -18,15 +17,12 @@ bool cli_connect_write_tls_token(const char *server, const char *ca, const char 
 {
 	struct cli_api a = {0};
 	struct cli_api_call c = {0};
-	char tmp[1100], why[300];
+	char why[300], *line = NULL;
 	const char *tok = NULL;
+	size_t n = 0;
 	bool ok = false;
-	int fd = -1;
+	int e;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
-		fprintf(stderr, "%s: --tls-token-out: path too long\n", CLI_PROG);
-		return false;
-	}
 	if (!cli_api_open(&a, server, ca)) {
 		fprintf(stderr, "%s: connect: cannot start the HTTP client\n", CLI_PROG);
 		goto out;
@@ -40,13 +36,16 @@ bool cli_connect_write_tls_token(const char *server, const char *ca, const char 
 		fprintf(stderr, "%s: connect: no TLS session token: %s\n", CLI_PROG, why);
 		goto out;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, tok, strlen(tok)) != (ssize_t)strlen(tok) ||
-	    write(fd, "\n", 1) != 1 || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-		fprintf(stderr, "%s: %s: %s\n", CLI_PROG, path, strerror(errno));
-		if (fd >= 0)
-			(void)unlink(tmp);
-		fd = -1;
+	n = strlen(tok) + 1;
+	if ((line = malloc(n)) == NULL) {
+		fprintf(stderr, "%s: out of memory\n", CLI_PROG);
+		goto out;
+	}
+	memcpy(line, tok, n - 1);
+	line[n - 1] = '\n';
+	e = sg_file_replace(path, line, n, 0600);
+	if (e) {
+		fprintf(stderr, "%s: %s: %s\n", CLI_PROG, path, strerror(e));
 		goto out;
 	}
 	printf("TLS session token written to %s\n", path);
@@ -54,6 +53,10 @@ bool cli_connect_write_tls_token(const char *server, const char *ca, const char 
 out:
 	if (tok)
 		sg_memzero((char *)tok, strlen(tok));
+	if (line) {
+		sg_memzero(line, n);
+		free(line);
+	}
 	json_decref(c.body);
 	cli_api_close(&a);
 	return ok;

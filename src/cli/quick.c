@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/file.h"
 #include "crypto/crypto.h"
 
 /* How long `up` waits for the daemon's control socket. */
@@ -998,10 +999,9 @@ static int save_config(struct quick *q)
 {
 	struct wgdev *dev;
 	struct sg_wgconf out;
-	char tmp[PATH_MAX + 8], *text = NULL;
+	char *text = NULL;
 	size_t len = 0;
-	mode_t old;
-	int ret, fd;
+	int ret;
 
 	fprintf(stderr, "[#] %s showconf %s\n", CLI_PROG, q->ifname);
 	ret = cli_ipc_get(q->ifname, &dev);
@@ -1042,47 +1042,13 @@ static int save_config(struct quick *q)
 		fprintf(stderr, "%s: out of memory\n", CLI_PROG);
 		goto out;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", q->path);
-	old = umask(077);
-	/* No symlink followed; and a stale temp file keeps its old mode under O_TRUNC, so the
-	 * mode is set explicitly: the file holds the private key. */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	umask(old);
-	ret = -1;
-	if (fd < 0) {
-		fprintf(stderr, "%s: could not write %s: %s\n", CLI_PROG, tmp, strerror(errno));
-		goto out;
+	/* No symlink followed, mode 0600 whatever a stale file had: it holds the private key. */
+	ret = sg_file_replace(q->path, text, len, 0600);
+	if (ret) {
+		fprintf(stderr, "%s: could not write %s: %s (the previous file is unchanged)\n",
+			CLI_PROG, q->path, strerror(ret));
+		ret = -1;
 	}
-	size_t off = 0;
-	int err = fchmod(fd, 0600) ? errno : 0;
-
-	while (!err && off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			err = w < 0 ? errno : EIO;
-			break;
-		}
-		off += (size_t)w;
-	}
-	if (!err && fsync(fd))
-		err = errno;
-	if (close(fd) && !err)
-		err = errno;
-	if (err) {
-		fprintf(stderr, "%s: could not write %s: %s\n", CLI_PROG, tmp, strerror(err));
-		unlink(tmp);
-		goto out;
-	}
-	if (rename(tmp, q->path)) {
-		fprintf(stderr, "%s: could not move %s to %s: %s\n", CLI_PROG, tmp, q->path,
-			strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	ret = 0;
 out:
 	if (text) {
 		sg_memzero(text, len);

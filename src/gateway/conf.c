@@ -15,6 +15,7 @@
 
 #include <secureguard/sg_errors.h>
 
+#include "common/file.h"
 #include "net/http1.h"
 #include "net/addr.h"
 
@@ -1242,46 +1243,16 @@ int gw_conf_load_file(const char *path, struct gw_conf **out, char *err, size_t 
 
 int gw_conf_save(const struct gw_conf *c, const char *dir, char *err, size_t errlen)
 {
-	char tmp[4096], dst[4096];
-	if (snprintf(dst, sizeof(dst), "%s/config.json", dir) >= (int)sizeof(dst) ||
-	    snprintf(tmp, sizeof(tmp), "%s/.config.json.tmp", dir) >= (int)sizeof(tmp)) {
+	char dst[4096];
+	if (snprintf(dst, sizeof(dst), "%s/config.json", dir) >= (int)sizeof(dst)) {
 		snprintf(err, errlen, "%s: path too long", dir);
 		return -ENAMETOOLONG;
 	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "%s: %s", tmp, strerror(e));
-		return -e;
-	}
-	/* The file may have existed with other bits: 0600 in any case (it names addresses). */
-	int e = fchmod(fd, 0600) == 0 ? 0 : errno;
-	size_t off = 0;
-	while (!e && off < c->json_len) {
-		ssize_t w = write(fd, c->json + off, c->json_len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			e = w < 0 ? errno : EIO;
-		else
-			off += (size_t)w;
-	}
-	if (!e && fsync(fd) != 0)
-		e = errno;
-	if (close(fd) != 0 && !e)
-		e = errno;
-	if (!e && rename(tmp, dst) != 0)
-		e = errno;
+	/* 0600 in any case (it names addresses). */
+	int e = sg_file_replace(dst, c->json, c->json_len, 0600);
 	if (e) {
-		unlink(tmp);
 		snprintf(err, errlen, "%s: %s (the previous file is unchanged)", dst, strerror(e));
 		return -e;
-	}
-	/* The rename itself must reach the disk before we call the config kept. */
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
 	}
 	return 0;
 }

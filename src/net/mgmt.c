@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/b64.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "config/key.h"
 #include "crypto/crypto.h"
@@ -52,33 +53,7 @@ static void path_of(char *out, size_t n, const struct sg_mgmt *m, const char *ex
 /* Writes a file atomically with mode 0600 (temporary, fsync, rename). */
 static int write_file(const char *path, const char *data, size_t len)
 {
-	char tmp[4200];
-	int fd, rc = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return SG_EIO;
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, data + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			rc = SG_EIO;
-			break;
-		}
-		off += (size_t)w;
-	}
-	if (!rc && (fchmod(fd, 0600) || fsync(fd)))
-		rc = SG_EIO;
-	if (close(fd) && !rc)
-		rc = SG_EIO;
-	if (!rc && rename(tmp, path))
-		rc = SG_EIO;
-	if (rc)
-		unlink(tmp);
-	return rc;
+	return sg_file_replace(path, data, len, 0600) ? SG_EIO : 0;
 }
 
 /* A small file of ours: not a link, not readable by others when secret. NULL when absent. */

@@ -21,6 +21,7 @@
 
 #include <secureguard/sg_errors.h>
 
+#include "common/file.h"
 #include "crypto/crypto.h"
 #include "crypto/hsm.h"
 
@@ -655,9 +656,9 @@ out:
 /* The next CRL number (RFC 5280 section 5.2.3: monotonically increasing), kept in crlnumber. */
 static int next_crl_number(const char *ca_dir, long long *num, char *err, size_t errlen)
 {
-	char path[4096], tmp[4200], buf[32] = "";
+	char path[4096], buf[32] = "";
 	FILE *f;
-	int fd;
+	int e;
 
 	snprintf(path, sizeof(path), "%s/%s", ca_dir, SG_TLS_CA_CRLNUMBER);
 	*num = 1;
@@ -676,14 +677,10 @@ static int next_crl_number(const char *ca_dir, long long *num, char *err, size_t
 		errf(err, errlen, "%s: %s", path, strerror(errno));
 		return SG_EIO;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	snprintf(buf, sizeof(buf), "%lld\n", *num);
-	if (fd < 0 || write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf) || fsync(fd) != 0 ||
-	    close(fd) != 0 || rename(tmp, path) != 0) {
-		errf(err, errlen, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			(void)unlink(tmp);
+	e = sg_file_replace(path, buf, strlen(buf), 0644);
+	if (e) {
+		errf(err, errlen, "%s: %s", path, strerror(e));
 		return SG_EIO;
 	}
 	return 0;

@@ -439,8 +439,8 @@ inns "$NSD" "$SG" up "$TMP/c/$IFC.conf" 2>/dev/null && fail "up of a name in use
 # SaveConfig: add a peer at run time; down must write it back.
 inns "$NSC" "$SG" set "$IFC" peer "$P2" allowed-ips 10.98.0.0/16 || fail "set on the up interface"
 inns "$NSD" wg set "$IFD" peer "$P2" allowed-ips 10.98.0.0/16
-# A stale world-readable temp file must not pass its mode on to the saved config.
-install -m 644 /dev/null "$TMP/c/$IFC.conf.tmp"
+# A world-readable config must not stay so once down saves it (it holds the private key).
+chmod 644 "$TMP/c/$IFC.conf"
 inns "$NSC" "$SG" down "$TMP/c/$IFC.conf" 2>"$TMP/down.c" || { cat "$TMP/down.c"; fail "secureguard down"; }
 inns "$NSD" wg-quick down "$TMP/d/$IFD.conf" 2>"$TMP/down.d" || { cat "$TMP/down.d"; fail "wg-quick down"; }
 same "state after down" "$(netstate "$NSD" "$IFD")" "$(netstate "$NSC" "$IFC")"
