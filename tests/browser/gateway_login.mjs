@@ -9,31 +9,16 @@
 //
 // HOST_RULES maps the test's names to addresses (Chromium's --host-resolver-rules). Prints
 // the page's text; exit status 0 when the login page was seen and the page came back.
-import { createHmac } from "node:crypto";
 import { chromium } from "playwright-core";
+import { launch, totp } from "../../web/tests/e2e/harness.mjs";
 
 const [url, email, password, rules, totpSecret] = process.argv.slice(2);
 
-// RFC 6238 with the defaults (SHA-1, 6 digits, 30 s) for the step after now: the step now may
-// already have been used (a code is good once) and the server accepts one step of skew.
-function totpNext(b32) {
-  const alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  let bits = "";
-  for (const ch of b32.replace(/=+$/, "").toUpperCase()) bits += alpha.indexOf(ch).toString(2).padStart(5, "0");
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30) + 1));
-  const mac = createHmac("sha1", key).update(msg).digest();
-  const off = mac[mac.length - 1] & 15;
-  return String((mac.readUInt32BE(off) & 0x7fffffff) % 1000000).padStart(6, "0");
-}
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  // INTEROP.md: root, no GPU, nothing from the network but what the test asks for.
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    `--host-resolver-rules=${rules}`],
-});
+// The code of the step after now: the step now may already have been used (a code is good
+// once) and the server accepts one step of skew.
+const totpNext = (b32) => totp(b32, Math.floor(Date.now() / 1000 / 30) + 1);
+// INTEROP.md's flags, and the test's names mapped to addresses.
+const browser = await launch(chromium, [`--host-resolver-rules=${rules}`]);
 let code = 1;
 try {
   const page = await browser.newPage();

@@ -8,15 +8,11 @@
 // the laptop's config path once downloaded: the shell brings that tunnel up), SG_CHROMIUM.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { apiAt, assert, env, launch, stepper, totp, watch } from './harness.mjs';
 
-const env = (k) => {
-	const v = process.env[k];
-	if (!v) throw new Error(`${k} is not set`);
-	return v;
-};
 const URL0 = env('SG_URL');
 const OUT = env('SG_OUT');
 const ADMIN = { email: env('SG_EMAIL'), password: env('SG_PASSWORD') };
@@ -27,39 +23,12 @@ const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 fs.mkdirSync(path.join(OUT, 'screenshots'), { recursive: true });
 
-let passed = 0;
 const problems = []; // CSP violations and script errors seen on any page
-
-function assert(cond, msg) {
-	if (!cond) throw new Error(msg);
-}
-
-async function api(method, p, body, token) {
-	const res = await fetch(URL0 + p, {
-		method,
-		headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body ? { 'Content-Type': 'application/json' } : {}) },
-		body: body ? JSON.stringify(body) : undefined,
-	});
-	const text = await res.text();
-	return { status: res.status, text, json: () => JSON.parse(text) };
-}
+const api = apiAt(URL0);
 async function tokenOf(who) {
 	const r = await api('POST', '/api/auth/login', who);
 	assert(r.status === 200, `API login of ${who.email}: ${r.status} ${r.text}`);
 	return r.json().access_token;
-}
-
-// RFC 6238 TOTP (SHA-1, 6 digits, 30 s) of a base32 secret at time step `step`.
-function totp(secret, step) {
-	const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-	let bits = '';
-	for (const ch of secret.replace(/=+$/, '').toUpperCase()) bits += A.indexOf(ch).toString(2).padStart(5, '0');
-	const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-	const msg = Buffer.alloc(8);
-	msg.writeBigUInt64BE(BigInt(step));
-	const h = createHmac('sha1', key).update(msg).digest();
-	const o = h[h.length - 1] & 15;
-	return String((h.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, '0');
 }
 
 function zbar(file) {
@@ -70,40 +39,19 @@ function zbar(file) {
 // Every list and screen of the page has loaded (no "Loading…" left; there may be several).
 const settled = (page) => page.waitForFunction(() => !document.querySelector('[aria-busy=true]'));
 
-const browser = await chromium.launch({
-	executablePath: process.env.SG_CHROMIUM || '/usr/bin/chromium',
-	args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-});
+const browser = await launch(chromium);
 
-function watch(page, who) {
-	page.on('console', (m) => {
-		if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(`${who}: ${m.text()}`);
-	});
-	page.on('pageerror', (e) => problems.push(`${who}: script error: ${e.message}`));
-}
 async function newPage(viewport = DESKTOP, who = 'admin') {
 	const ctx = await browser.newContext({ viewport, acceptDownloads: true });
 	const page = await ctx.newPage();
 	page.setDefaultTimeout(15000);
-	watch(page, who);
+	watch(page, problems, who);
 	return { ctx, page };
 }
 let current = null; // the page to photograph when a step fails
-async function step(name, fn) {
-	const t0 = Date.now();
-	try {
-		await fn();
-		passed++;
-		console.log(`ok ${passed} - ${name} (${Date.now() - t0} ms)`);
-	} catch (e) {
-		console.log(`not ok - ${name}: ${e.stack || e}`);
-		if (current) await current.screenshot({ path: path.join(OUT, 'screenshots', 'FAILED.png'), fullPage: true }).catch(() => {});
-		for (const p of problems) console.log(`  page problem: ${p}`);
-		console.log(`${passed} passed, 1 failed`);
-		await browser.close();
-		process.exit(1);
-	}
-}
+const { step, finish } = stepper(browser, problems, async () => {
+	if (current) await current.screenshot({ path: path.join(OUT, 'screenshots', 'FAILED.png'), fullPage: true });
+});
 async function shot(page, name) {
 	await page.waitForTimeout(150); // the last render (fonts, notices)
 	await page.screenshot({ path: path.join(OUT, 'screenshots', `${name}.png`), fullPage: true });
@@ -679,10 +627,6 @@ await step('log out: the cookie is gone, a reload stays logged out', async () =>
 	await admin.locator('#email').waitFor();
 });
 
-await step('no Content-Security-Policy violation or script error on any page', async () => {
-	// The console's own expected 401 (a reload without a session) is not a problem.
-	assert(problems.length === 0, problems.join('\n'));
-});
-
-await browser.close();
-console.log(`${passed} passed, 0 failed`);
+// CSP violations and script errors on any page (the console's own expected 401, a reload
+// without a session, is not one).
+await finish();

@@ -6,16 +6,9 @@
 // must hold), SG_CHROMIUM.
 import { chromium } from 'playwright-core';
 import path from 'node:path';
+import { env, launch } from './harness.mjs';
 
-const env = (k) => {
-	const v = process.env[k];
-	if (!v) throw new Error(`${k} is not set`);
-	return v;
-};
-const browser = await chromium.launch({
-	executablePath: process.env.SG_CHROMIUM || '/usr/bin/chromium',
-	args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-});
+const browser = await launch(chromium);
 let rc = 1;
 try {
 	const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();

@@ -9,60 +9,24 @@
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
+import { apiAt, assert, env, launch, stepper, watch } from './harness.mjs';
 
-const env = (k) => {
-	const v = process.env[k];
-	if (!v) throw new Error(`${k} is not set`);
-	return v;
-};
 const URL0 = env('SG_URL');
 const OUT = env('SG_OUT');
 const ADMIN = { email: env('SG_EMAIL'), password: env('SG_PASSWORD') };
 const ROOT = { email: env('SG_ROOT_EMAIL'), password: env('SG_ROOT_PASSWORD') };
 fs.mkdirSync(path.join(OUT, 'screenshots'), { recursive: true });
 
-let passed = 0;
 const problems = [];
-function assert(cond, msg) {
-	if (!cond) throw new Error(msg);
-}
-async function api(method, p, body, token) {
-	const res = await fetch(URL0 + p, {
-		method,
-		headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body ? { 'Content-Type': 'application/json' } : {}) },
-		body: body ? JSON.stringify(body) : undefined,
-	});
-	const text = await res.text();
-	return { status: res.status, text, json: () => JSON.parse(text) };
-}
-
-const browser = await chromium.launch({
-	executablePath: process.env.SG_CHROMIUM || '/usr/bin/chromium',
-	args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-});
+const api = apiAt(URL0);
+const browser = await launch(chromium);
 const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
 const page = await ctx.newPage();
 page.setDefaultTimeout(20000);
-page.on('console', (m) => {
-	if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(m.text());
-});
-page.on('pageerror', (e) => problems.push(`script error: ${e.message}`));
-
-async function step(name, fn) {
-	const t0 = Date.now();
-	try {
-		await fn();
-		passed++;
-		console.log(`ok ${passed} - ${name} (${Date.now() - t0} ms)`);
-	} catch (e) {
-		console.log(`not ok - ${name}: ${e.stack || e}`);
-		await page.screenshot({ path: path.join(OUT, 'screenshots', 'passkeys-FAILED.png'), fullPage: true }).catch(() => {});
-		for (const p of problems) console.log(`  page problem: ${p}`);
-		console.log(`${passed} passed, 1 failed`);
-		await browser.close();
-		process.exit(1);
-	}
-}
+watch(page, problems);
+const { step, finish } = stepper(browser, problems, () =>
+	page.screenshot({ path: path.join(OUT, 'screenshots', 'passkeys-FAILED.png'), fullPage: true }),
+);
 async function shot(name) {
 	await page.waitForTimeout(150);
 	await page.screenshot({ path: path.join(OUT, 'screenshots', `${name}.png`), fullPage: true });
@@ -210,9 +174,4 @@ await step("a super_admin removes another user's passkeys in Admin users; that u
 	assert(t.access_token && !t.mfa_required, `after the removal the password alone logs in: ${JSON.stringify(Object.keys(t))}`);
 });
 
-await step('no Content-Security-Policy violation or script error', async () => {
-	assert(problems.length === 0, problems.join('\n'));
-});
-
-await browser.close();
-console.log(`${passed} passed, 0 failed`);
+await finish();
