@@ -56,16 +56,11 @@ bool sg_x25519(uint8_t out[SG_X25519_KEY_LEN], const uint8_t priv[SG_X25519_KEY_
 	       const uint8_t pub[SG_X25519_KEY_LEN])
 {
 	const struct sg__algs *a = sg__algs();
-	EVP_PKEY *peer = NULL;
 	bool ok = false;
 
 	if (out == NULL)
 		return false;
-	if (a == NULL || priv == NULL || pub == NULL)
-		goto out;
-	peer = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", a->classic_propq, pub,
-					      SG_X25519_KEY_LEN);
-	if (peer == NULL || !sg__x25519_derive(a, priv, peer, out))
+	if (a == NULL || priv == NULL || pub == NULL || !sg__x25519_derive(a, priv, pub, out))
 		goto out;
 	/* A low-order peer point gives an all-zero secret. RFC 7748 section 6.1 lets a protocol
 	 * reject it and WireGuard does (the kernel's curve25519() fails the handshake). OpenSSL
@@ -74,7 +69,6 @@ bool sg_x25519(uint8_t out[SG_X25519_KEY_LEN], const uint8_t priv[SG_X25519_KEY_
 out:
 	if (!ok)
 		sg_memzero(out, SG_X25519_KEY_LEN);
-	EVP_PKEY_free(peer);
 	return ok;
 }
 
@@ -224,7 +218,7 @@ bool sg_blake2s_mac128(uint8_t out[SG_BLAKE2S_MAC_LEN], const uint8_t *key, size
 bool sg_hmac_blake2s(uint8_t out[SG_BLAKE2S_LEN], const uint8_t *key, size_t keylen,
 		     const struct sg_iov *iov, size_t niov)
 {
-	return sg__mac_iov(SG__MAC_HMAC_BLAKE2S, out, SG_BLAKE2S_LEN, key, keylen, iov, niov);
+	return sg__hmac_md_iov(SG__MD_BLAKE2S256, out, SG_BLAKE2S_LEN, key, keylen, iov, niov);
 }
 
 bool sg_wg_kdf(uint8_t *t1, uint8_t *t2, uint8_t *t3, const uint8_t ck[SG_BLAKE2S_LEN],

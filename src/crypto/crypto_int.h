@@ -76,10 +76,10 @@ EVP_CIPHER_CTX *sg__cipher_ctx(enum sg__cipher_id id);
 /* An X25519 private key as an EVP_PKEY from this thread's small cache (a new reference: the
  * caller frees it). sg_x25519_forget (crypto.h) drops an entry. */
 EVP_PKEY *sg__x25519_key(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN]);
-/* X25519(priv, peer) into out through the cached key's derive context: true, or false (out
- * unspecified; the caller wipes it). */
+/* X25519(priv, pub) into out through the cached key's derive context and this thread's peer
+ * key object: true, or false (out unspecified; the caller wipes it). */
 bool sg__x25519_derive(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN],
-		       EVP_PKEY *peer, uint8_t out[SG_X25519_KEY_LEN]);
+		       const uint8_t pub[SG_X25519_KEY_LEN], uint8_t out[SG_X25519_KEY_LEN]);
 EVP_MD_CTX *sg__md_ctx(enum sg__md_id id);
 /* A P-384 public key from its SEC1 compressed point (NULL if it is not one on the curve), and
  * the compressed form of an uncompressed point 04 || X || Y (fips.c; hsm.c uses both). */
@@ -108,6 +108,13 @@ bool sg__aead_open_ad(struct sg_aead *k, unsigned lane, uint8_t *dst, const uint
 /* Digest of the concatenated iovs; outlen must be the digest's size. */
 bool sg__digest_iov(enum sg__md_id id, uint8_t *out, size_t outlen, const struct sg_iov *iov,
 		    size_t niov);
+/* RFC 2104 HMAC over a digest, computed as two digests on this thread's context of that digest:
+ * OpenSSL 3.0's EVP_MAC HMAC keeps three digest contexts and copies between them per call, a
+ * third more instructions than the two digests for the short messages of a handshake
+ * (HMAC-BLAKE2s, callgrind). Used for HMAC-BLAKE2s only: the fips suite keeps the FIPS
+ * provider's HMAC. outlen must be the digest's size; out is wiped on failure. */
+bool sg__hmac_md_iov(enum sg__md_id id, uint8_t *out, size_t outlen, const uint8_t *key,
+		     size_t keylen, const struct sg_iov *iov, size_t niov);
 /* MAC of the concatenated iovs under key; outlen must be the MAC's size. */
 bool sg__mac_iov(enum sg__mac_id id, uint8_t *out, size_t outlen, const uint8_t *key, size_t keylen,
 		 const struct sg_iov *iov, size_t niov);

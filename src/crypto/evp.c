@@ -17,6 +17,8 @@
 #include "crypto/crypto_int.h"
 
 #define TAG_LEN SG_AEAD_TAG_LEN
+/* The largest digest block sg__hmac_md_iov takes (SHA-512's). */
+#define HMAC_MAX_BLOCK 128
 
 /* EVP update calls take an int length; feed longer buffers in chunks of this many bytes (a
  * multiple of every block size, so streaming modes see whole blocks until the last chunk). */
@@ -40,6 +42,13 @@ struct tls_ctx {
 	EVP_MAC_CTX *mac[SG__MAC_COUNT];
 	struct x25519_entry x25519[X25519_CACHE];
 	uint64_t x25519_tick;
+	/* OpenSSL 3.0 looks the key type up by name (under locks, through every name of every
+	 * key manager) for each EVP_PKEY_new_raw_*_key_ex and each EVP_PKEY_CTX it makes: about
+	 * 30,000 instructions a key (callgrind), and a handshake makes eight. So each thread keeps
+	 * one import context for private keys, and one peer public key whose 32 bytes are replaced
+	 * before each DH (X25519's set_params takes an encoded public key). */
+	EVP_PKEY_CTX *x25519_import;
+	EVP_PKEY *x25519_peer;
 };
 
 static _Thread_local struct tls_ctx *tls;
@@ -69,6 +78,8 @@ static void tls_free(void *p)
 		EVP_MAC_CTX_free(t->mac[i]);
 	for (size_t i = 0; i < X25519_CACHE; i++)
 		x25519_drop(&t->x25519[i]);
+	EVP_PKEY_CTX_free(t->x25519_import);
+	EVP_PKEY_free(t->x25519_peer);
 	sg_memzero(t, sizeof(*t));
 	free(t);
 	/* Runs in the exiting thread: a later crypto call from another destructor starts afresh. */
@@ -100,6 +111,30 @@ static struct tls_ctx *tls_get(void)
 	return t;
 }
 
+/* An X25519 key from its private bytes (its public key computed, a scalar multiplication)
+ * through this thread's import context; NULL on failure. */
+static EVP_PKEY *x25519_import(struct tls_ctx *t, const struct sg__algs *a,
+			       const uint8_t priv[SG_X25519_KEY_LEN])
+{
+	OSSL_PARAM params[2];
+	EVP_PKEY *key = NULL;
+
+	if (t->x25519_import == NULL) {
+		t->x25519_import = EVP_PKEY_CTX_new_from_name(NULL, "X25519", a->classic_propq);
+		if (t->x25519_import == NULL || EVP_PKEY_fromdata_init(t->x25519_import) != 1) {
+			EVP_PKEY_CTX_free(t->x25519_import);
+			t->x25519_import = NULL;
+			return NULL;
+		}
+	}
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, (void *)priv,
+						      SG_X25519_KEY_LEN);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_PKEY_fromdata(t->x25519_import, &key, EVP_PKEY_KEYPAIR, params) != 1)
+		return NULL;
+	return key;
+}
+
 /* The cache entry of priv, made if it is not there (evicting the least recently used), or NULL
  * (no thread state or out of memory). */
 static struct x25519_entry *x25519_entry(struct tls_ctx *t, const struct sg__algs *a,
@@ -118,8 +153,7 @@ static struct x25519_entry *x25519_entry(struct tls_ctx *t, const struct sg__alg
 		if (t->x25519[i].used < t->x25519[lru].used)
 			lru = i;
 	}
-	key = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", a->classic_propq, priv,
-					      SG_X25519_KEY_LEN);
+	key = x25519_import(t, a, priv);
 	if (key == NULL)
 		return NULL;
 	e = &t->x25519[lru];
@@ -142,11 +176,29 @@ EVP_PKEY *sg__x25519_key(const struct sg__algs *a, const uint8_t priv[SG_X25519_
 	return e && EVP_PKEY_up_ref(e->key) == 1 ? e->key : NULL;
 }
 
+/* This thread's peer key holding pub, or NULL. */
+static EVP_PKEY *x25519_peer(struct tls_ctx *t, const struct sg__algs *a,
+			     const uint8_t pub[SG_X25519_KEY_LEN])
+{
+	if (t->x25519_peer == NULL) {
+		t->x25519_peer = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", a->classic_propq,
+								pub, SG_X25519_KEY_LEN);
+		return t->x25519_peer;
+	}
+	if (EVP_PKEY_set1_encoded_public_key(t->x25519_peer, pub, SG_X25519_KEY_LEN) != 1) {
+		/* Not expected; a fresh object next time. */
+		EVP_PKEY_free(t->x25519_peer);
+		t->x25519_peer = NULL;
+	}
+	return t->x25519_peer;
+}
+
 bool sg__x25519_derive(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN],
-		       EVP_PKEY *peer, uint8_t out[SG_X25519_KEY_LEN])
+		       const uint8_t pub[SG_X25519_KEY_LEN], uint8_t out[SG_X25519_KEY_LEN])
 {
 	struct tls_ctx *t = tls_get();
 	struct x25519_entry *e = t ? x25519_entry(t, a, priv) : NULL;
+	EVP_PKEY *peer;
 	EVP_PKEY_CTX *ctx;
 	size_t n = SG_X25519_KEY_LEN;
 	bool ok;
@@ -161,9 +213,16 @@ bool sg__x25519_derive(const struct sg__algs *a, const uint8_t priv[SG_X25519_KE
 			return false;
 		}
 	}
+	if ((peer = x25519_peer(t, a, pub)) == NULL)
+		return false;
 	ctx = e->derive;
-	ok = EVP_PKEY_derive_set_peer(ctx, peer) == 1 && EVP_PKEY_derive(ctx, out, &n) == 1 &&
-	     n == SG_X25519_KEY_LEN;
+	/* No peer validation (validate_peer 0): OpenSSL's X25519 public check only asks whether
+	 * the key has public bytes, and would build a key context for it (13,000 instructions).
+	 * Every 32-byte string is a valid X25519 input (RFC 7748 section 5); the low-order points
+	 * give an all-zero result, which both OpenSSL's derive and sg_x25519 refuse. The peer is
+	 * set again before every derive because its bytes change in place. */
+	ok = EVP_PKEY_derive_set_peer_ex(ctx, peer, 0) == 1 &&
+	     EVP_PKEY_derive(ctx, out, &n) == 1 && n == SG_X25519_KEY_LEN;
 	if (!ok) {
 		/* A context that failed half-way is not reused. */
 		EVP_PKEY_CTX_free(e->derive);
@@ -548,6 +607,18 @@ bool sg_aead_open(struct sg_aead *k, uint8_t *dst, const uint8_t *src, size_t le
 
 /* ---- digests and MACs ---------------------------------------------------------------------- */
 
+/* Feeds the iovs to a digest context. */
+static bool digest_update_iov(EVP_MD_CTX *ctx, const struct sg_iov *iov, size_t niov)
+{
+	for (size_t i = 0; i < niov; i++) {
+		if (iov[i].len == 0)
+			continue;
+		if (iov[i].base == NULL || EVP_DigestUpdate(ctx, iov[i].base, iov[i].len) != 1)
+			return false;
+	}
+	return true;
+}
+
 bool sg__digest_iov(enum sg__md_id id, uint8_t *out, size_t outlen, const struct sg_iov *iov,
 		    size_t niov)
 {
@@ -559,15 +630,58 @@ bool sg__digest_iov(enum sg__md_id id, uint8_t *out, size_t outlen, const struct
 	    outlen != (size_t)EVP_MD_get_size(a->md[id]))
 		return false;
 	ctx = a->md[id] ? sg__md_ctx(id) : NULL;
-	if (ctx == NULL || EVP_DigestInit_ex2(ctx, a->md[id], NULL) != 1)
+	if (ctx == NULL || EVP_DigestInit_ex2(ctx, a->md[id], NULL) != 1 ||
+	    !digest_update_iov(ctx, iov, niov))
 		return false;
-	for (size_t i = 0; i < niov; i++) {
-		if (iov[i].len == 0)
-			continue;
-		if (iov[i].base == NULL || EVP_DigestUpdate(ctx, iov[i].base, iov[i].len) != 1)
-			return false;
-	}
 	return EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == outlen;
+}
+
+bool sg__hmac_md_iov(enum sg__md_id id, uint8_t *out, size_t outlen, const uint8_t *key,
+		     size_t keylen, const struct sg_iov *iov, size_t niov)
+{
+	const struct sg__algs *a = sg__algs();
+	const EVP_MD *md = a != NULL ? a->md[id] : NULL;
+	uint8_t pad[HMAC_MAX_BLOCK], inner[EVP_MAX_MD_SIZE];
+	EVP_MD_CTX *ctx;
+	unsigned int n = 0;
+	size_t block;
+	bool ok = false;
+
+	if (out == NULL)
+		return false;
+	if (md == NULL || (key == NULL && keylen > 0) || (iov == NULL && niov > 0) ||
+	    outlen != (size_t)EVP_MD_get_size(md) || (ctx = sg__md_ctx(id)) == NULL)
+		goto out;
+	block = (size_t)EVP_MD_get_block_size(md);
+	if (block > sizeof(pad) || block < outlen)
+		goto out;
+	/* RFC 2104 section 2: a key longer than the block is hashed first; K is zero-padded to
+	 * the block and XORed with ipad (0x36) for the inner hash, opad (0x5c) for the outer. */
+	memset(pad, 0, sizeof(pad));
+	if (keylen > block) {
+		if (EVP_DigestInit_ex2(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, key, keylen) != 1 ||
+		    EVP_DigestFinal_ex(ctx, pad, &n) != 1)
+			goto out;
+	} else if (keylen > 0) {
+		memcpy(pad, key, keylen);
+	}
+	for (size_t i = 0; i < block; i++)
+		pad[i] ^= 0x36;
+	if (EVP_DigestInit_ex2(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, pad, block) != 1 ||
+	    !digest_update_iov(ctx, iov, niov) || EVP_DigestFinal_ex(ctx, inner, &n) != 1 ||
+	    n != outlen)
+		goto out;
+	for (size_t i = 0; i < block; i++)
+		pad[i] ^= 0x36 ^ 0x5c;
+	ok = EVP_DigestInit_ex2(ctx, md, NULL) == 1 && EVP_DigestUpdate(ctx, pad, block) == 1 &&
+	     EVP_DigestUpdate(ctx, inner, outlen) == 1 && EVP_DigestFinal_ex(ctx, out, &n) == 1 &&
+	     n == outlen;
+out:
+	if (!ok)
+		sg_memzero(out, outlen);
+	sg_memzero(pad, sizeof(pad));
+	sg_memzero(inner, sizeof(inner));
+	return ok;
 }
 
 bool sg__mac_iov(enum sg__mac_id id, uint8_t *out, size_t outlen, const uint8_t *key, size_t keylen,

@@ -234,6 +234,48 @@ static void test_x25519_generate_agree(void **state)
 	assert_int_equal(c[31], 0x40);
 }
 
+static void test_x25519_many_keys(void **state)
+{
+	/* More private keys than a thread keeps ready (evp.c X25519_CACHE, 4), each with every
+	 * other's public key, twice in different orders, with RFC 7748 section 6.1 in between:
+	 * every DH must agree with its mirror and with its first result, whatever the cache
+	 * evicted and whichever peer the thread's reused peer key held last. */
+	enum { K = 7 };
+	uint8_t priv[K][32], pub[K][32], first[K][K][32], out[32], again[32];
+	uint8_t a_priv[32], b_pub[32], shared[32];
+
+	(void)state;
+	HEX(a_priv, "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+	HEX(b_pub, "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+	HEX(shared, "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+	for (int i = 0; i < K; i++)
+		assert_true(sg_x25519_generate(priv[i], pub[i]));
+	for (int i = 0; i < K; i++) {
+		for (int j = 0; j < K; j++) {
+			if (i == j)
+				continue;
+			assert_true(sg_x25519(first[i][j], priv[i], pub[j]));
+			assert_true(sg_x25519(out, a_priv, b_pub));
+			assert_memory_equal(out, shared, 32);
+		}
+	}
+	for (int j = K - 1; j >= 0; j--) {
+		for (int i = 0; i < K; i++) {
+			if (i == j)
+				continue;
+			assert_true(sg_x25519(again, priv[i], pub[j]));
+			assert_memory_equal(again, first[i][j], 32);
+			assert_memory_equal(again, first[j][i], 32);
+		}
+		/* The public key of an evicted key, computed again, is the one generated. */
+		assert_true(sg_x25519_public(out, priv[j]));
+		assert_memory_equal(out, pub[j], 32);
+		sg_x25519_forget(priv[j]);
+		assert_true(sg_x25519_public(out, priv[j]));
+		assert_memory_equal(out, pub[j], 32);
+	}
+}
+
 /* ---- ChaCha20-Poly1305 --------------------------------------------------------------------- */
 
 /* RFC 8439 section 2.8.2. */
@@ -613,6 +655,63 @@ static void test_hmac_blake2s(void **state)
 	assert_memory_equal(out, expect, 32);
 }
 
+/* A small deterministic generator for the randomised comparisons (xorshift64*). */
+static uint64_t test_rand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545F4914F6CDD1DULL;
+}
+
+/* HMAC-BLAKE2s the long way, from sg_blake2s and RFC 2104 section 2: the reference that
+ * sg_hmac_blake2s (two digests on a cached context, evp.c) is compared with. */
+static void naive_hmac_blake2s(uint8_t out[32], const uint8_t *key, size_t keylen,
+			       const uint8_t *msg, size_t len)
+{
+	uint8_t k[64] = {0}, ipad[64], opad[64], inner[32];
+
+	if (keylen > 64) {
+		struct sg_iov v = {key, keylen};
+		assert_true(sg_blake2s(k, &v, 1));
+	} else if (keylen > 0) {
+		memcpy(k, key, keylen);
+	}
+	for (int i = 0; i < 64; i++) {
+		ipad[i] = k[i] ^ 0x36;
+		opad[i] = k[i] ^ 0x5c;
+	}
+	struct sg_iov in[2] = {{ipad, 64}, {msg, len}};
+	assert_true(sg_blake2s(inner, in, 2));
+	struct sg_iov o[2] = {{opad, 64}, {inner, 32}};
+	assert_true(sg_blake2s(out, o, 2));
+}
+
+static void test_hmac_blake2s_naive(void **state)
+{
+	/* Keys of 0..100 bytes (empty, shorter than, equal to and longer than the 64-byte block),
+	 * messages of 0..199 bytes cut into up to three iovs at random places. */
+	uint8_t key[100], msg[200], out[32], expect[32];
+	uint64_t seed = 0x5ec0de5ec0deULL;
+
+	(void)state;
+	for (int n = 0; n < 400; n++) {
+		size_t keylen = n < 101 ? (size_t)n : test_rand(&seed) % 101;
+		size_t len = test_rand(&seed) % 200;
+		size_t cut1 = len ? test_rand(&seed) % (len + 1) : 0;
+		size_t cut2 = cut1 + (len - cut1 ? test_rand(&seed) % (len - cut1 + 1) : 0);
+
+		for (size_t i = 0; i < sizeof(key); i++)
+			key[i] = (uint8_t)test_rand(&seed);
+		for (size_t i = 0; i < sizeof(msg); i++)
+			msg[i] = (uint8_t)test_rand(&seed);
+		struct sg_iov iov[3] = {{msg, cut1}, {msg + cut1, cut2 - cut1}, {msg + cut2, len - cut2}};
+		naive_hmac_blake2s(expect, key, keylen, msg, len);
+		assert_true(sg_hmac_blake2s(out, keylen ? key : NULL, keylen, iov, 3));
+		assert_memory_equal(out, expect, 32);
+	}
+}
+
 static void test_wg_kdf(void **state)
 {
 	/* Expected values from an RFC 5869 HKDF over HMAC-BLAKE2s in python3 3.11:
@@ -709,6 +808,7 @@ int main(void)
 	    cmocka_unit_test(test_x25519_rfc7748_6_1),
 	    cmocka_unit_test(test_x25519_low_order_rejected),
 	    cmocka_unit_test(test_x25519_generate_agree),
+	    cmocka_unit_test(test_x25519_many_keys),
 	    cmocka_unit_test(test_chacha_rfc8439_2_8_2),
 	    cmocka_unit_test(test_chacha_rfc8439_a_5),
 	    cmocka_unit_test(test_chacha_tamper),
@@ -721,6 +821,7 @@ int main(void)
 	    cmocka_unit_test(test_blake2s_mac128_kernel_selftest),
 	    cmocka_unit_test(test_blake2s_mac128_python),
 	    cmocka_unit_test(test_hmac_blake2s),
+	    cmocka_unit_test(test_hmac_blake2s_naive),
 	    cmocka_unit_test(test_wg_kdf),
 	    cmocka_unit_test(test_suite_classic),
 	};
