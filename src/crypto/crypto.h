@@ -89,9 +89,9 @@ bool sg_x25519_public(uint8_t pub[SG_X25519_KEY_LEN], const uint8_t priv[SG_X255
 bool sg_x25519(uint8_t out[SG_X25519_KEY_LEN], const uint8_t priv[SG_X25519_KEY_LEN],
 	       const uint8_t pub[SG_X25519_KEY_LEN]) SG_WUR;
 
-/* Each thread keeps its last two X25519 private keys ready (a device's static key serves every
- * handshake). Forgets one of them: call it when an ephemeral key is wiped, so no copy of it
- * outlives the handshake. */
+/* Each thread keeps its last four X25519 private keys ready, with their public keys once asked
+ * for (a device's static key serves every handshake). Forgets one of them: call it when an
+ * ephemeral key is wiped, so no copy of it outlives the handshake. */
 void sg_x25519_forget(const uint8_t priv[SG_X25519_KEY_LEN]);
 
 /* RFC 8439 ChaCha20-Poly1305 with a 96-bit nonce.

@@ -69,17 +69,31 @@ struct sg__algs {
 /* The fetched algorithms, or NULL when sg_crypto_init() failed. Calls sg_crypto_init(). */
 const struct sg__algs *sg__algs(void);
 
+/* Random bytes, n <= SG__RANDOM_POOL_MAX, for the draws a handshake makes (X25519 key
+ * generation, indexes, jitter): each OpenSSL 3.0 RAND_bytes costs about 2 us here whatever its
+ * length (a getpid system call for fork detection, the DRBG's lock and its reseed check), and
+ * a classic handshake made five of them, 3% of its time. So each thread draws 512 bytes at a
+ * time into a page that a fork wipes (evp.c) and hands them out once each. Same DRBG, same
+ * bytes; only the calls are fewer. Larger requests, and threads whose page cannot be made
+ * wipe-on-fork, go to RAND_bytes directly. Not used by sg_random_bytes, so nothing else (the
+ * fips suite's keys, IVs, the server's secrets) changes. */
+#define SG__RANDOM_POOL_MAX 64
+bool sg__random_pool(void *buf, size_t n);
+/* sg__random_pool, or the test hook of sg_crypto_set_random when one is set (util.c). */
+bool sg__random_small(void *buf, size_t n);
+
 /* Per-thread contexts, created on first use in each thread and freed at thread exit. None of
  * them allocates again once created, which keeps the per-packet path free of malloc. NULL only
  * when the first allocation fails. */
 EVP_CIPHER_CTX *sg__cipher_ctx(enum sg__cipher_id id);
-/* An X25519 private key as an EVP_PKEY from this thread's small cache (a new reference: the
- * caller frees it). sg_x25519_forget (crypto.h) drops an entry. */
-EVP_PKEY *sg__x25519_key(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN]);
 /* X25519(priv, pub) into out through the cached key's derive context and this thread's peer
  * key object: true, or false (out unspecified; the caller wipes it). */
 bool sg__x25519_derive(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN],
 		       const uint8_t pub[SG_X25519_KEY_LEN], uint8_t out[SG_X25519_KEY_LEN]);
+/* The public key of priv, X25519(priv, 9), kept with the cached key: true, or false (pub
+ * unspecified). sg_x25519_forget (crypto.h) drops the cached key. */
+bool sg__x25519_public(const struct sg__algs *a, const uint8_t priv[SG_X25519_KEY_LEN],
+		       uint8_t pub[SG_X25519_KEY_LEN]);
 EVP_MD_CTX *sg__md_ctx(enum sg__md_id id);
 /* A P-384 public key from its SEC1 compressed point (NULL if it is not one on the curve), and
  * the compressed form of an uncompressed point 04 || X || Y (fips.c; hsm.c uses both). */

@@ -276,11 +276,18 @@ bool sg_random_bytes(void *buf, size_t n)
 	return true;
 }
 
+bool sg__random_small(void *buf, size_t n)
+{
+	if (random_hook != NULL)
+		return random_hook(random_hook_ctx, buf, n);
+	return sg__random_pool(buf, n);
+}
+
 uint32_t sg_random_u32(void)
 {
 	uint32_t v;
 
-	if (!sg_random_bytes(&v, sizeof(v)))
+	if (!sg__random_small(&v, sizeof(v)))
 		abort(); /* crypto.h: a process without randomness must not go on */
 	return v;
 }
@@ -289,7 +296,7 @@ uint64_t sg_random_u64(void)
 {
 	uint64_t v;
 
-	if (!sg_random_bytes(&v, sizeof(v)))
+	if (!sg__random_small(&v, sizeof(v)))
 		abort();
 	return v;
 }

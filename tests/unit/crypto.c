@@ -2,6 +2,8 @@
  * Every vector names its source; values computed here with python3 say exactly how. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test_util.h"
 
@@ -131,6 +133,49 @@ static void test_random_hook(void **state)
 	rng.calls = 0;
 	assert_true(sg_random_bytes(buf, sizeof(buf)));
 	assert_int_equal(rng.calls, 0);
+}
+
+static void test_random_pool_fork(void **state)
+{
+	/* sg_random_u64 and X25519 key generation draw from a per-thread pool (evp.c): a forked
+	 * child must not hand out the bytes its parent will (the pool's page is wiped on fork). */
+	uint64_t mine[8], theirs[8];
+	uint8_t priv[32], pub[32], cpriv[32];
+	int fds[2];
+
+	(void)state;
+	(void)sg_random_u64(); /* the pool is full now */
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (int i = 0; i < 8; i++)
+			theirs[i] = sg_random_u64();
+		bool ok = sg_x25519_generate(cpriv, pub);
+		ssize_t w = ok ? write(fds[1], theirs, sizeof(theirs)) : -1;
+		w = w == (ssize_t)sizeof(theirs) ? write(fds[1], cpriv, sizeof(cpriv)) : -1;
+		_exit(w == (ssize_t)sizeof(cpriv) ? 0 : 1);
+	}
+	for (int i = 0; i < 8; i++)
+		mine[i] = sg_random_u64();
+	assert_true(sg_x25519_generate(priv, pub));
+	assert_int_equal(read(fds[0], theirs, sizeof(theirs)), sizeof(theirs));
+	assert_int_equal(read(fds[0], cpriv, sizeof(cpriv)), sizeof(cpriv));
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(fds[0]);
+	close(fds[1]);
+	assert_memory_not_equal(mine, theirs, sizeof(mine));
+	assert_memory_not_equal(priv, cpriv, sizeof(priv));
+	/* Draws past the pool's 512 bytes go on without a repeat of the first. */
+	uint64_t first = sg_random_u64(), v = 0;
+	for (int i = 0; i < 200; i++) {
+		v = sg_random_u64();
+		assert_true(v != first);
+	}
+	sg_memzero(priv, sizeof(priv));
+	sg_memzero(cpriv, sizeof(cpriv));
 }
 
 /* ---- X25519 -------------------------------------------------------------------------------- */
@@ -804,6 +849,7 @@ int main(void)
 	    cmocka_unit_test(test_memeq_is_zero),
 	    cmocka_unit_test(test_random),
 	    cmocka_unit_test(test_random_hook),
+    cmocka_unit_test(test_random_pool_fork),
 	    cmocka_unit_test(test_x25519_rfc7748_5_2),
 	    cmocka_unit_test(test_x25519_rfc7748_6_1),
 	    cmocka_unit_test(test_x25519_low_order_rejected),
