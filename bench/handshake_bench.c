@@ -14,10 +14,10 @@
  * prints one line of key=value pairs (bench/handshake.sh formats them); per_core is handshakes
  * per CPU second of this thread. -s adds the cost split: the public-key primitives the handshake
  * calls (the same crypto API functions the core calls through its suite table), each called as
- * many times as the handshakes called it (HS_* below; checked with callgrind: 6 ECDH, 2 key
- * generations, 2 public-key derivations per handshake once the static-static DH is cached),
- * timed in slices interleaved with the handshakes, against the handshakes' own CPU time; "rest"
- * is everything else (hashing, AEAD, MACs, indexes, timers, allocation).
+ * many times as the handshakes called it (HS_* below; checked with callgrind: 6 ECDH and 2 key
+ * generations per handshake once the static-static DH is cached), timed in slices interleaved
+ * with the handshakes, against the handshakes' own CPU time; "rest" is everything else
+ * (hashing, AEAD, MACs, randomness, indexes, timers, allocation).
  *
  * Built by bench/handshake.sh (cc against the build's static libraries), not by CMake.
  */
@@ -33,12 +33,11 @@
 
 /* Public-key operations of one handshake, both sides together (noise.c, handshake.c):
  *   DH:      initiator es, ee, se; responder es, ee, se (ss is computed once per peer and kept);
- *   keygen:  one ephemeral key pair per side (sg_suite.dh_generate);
- *   pubkey:  noise_write_msg1/msg2 derive the ephemeral public key again from the private one
- *            (sg_suite.dh_public), one per side. */
+ *   keygen:  one ephemeral key pair per side (sg_suite.dh_generate), whose public key goes
+ *            straight into the message (noise_write_msg1_known/msg2_known: no second
+ *            derivation). */
 #define HS_DH	  6
 #define HS_KEYGEN 2
-#define HS_PUBKEY 2
 
 static struct bench_pair pair;
 static bool overflow;
@@ -74,11 +73,6 @@ static bool p384_gen(void)
 	return sg_p384_generate(k_priv2, k_out_pub);
 }
 
-static bool p384_pub(void)
-{
-	return sg_p384_public(k_out_pub, k_priv);
-}
-
 static bool x25519_dh(void)
 {
 	return sg_x25519(k_out, k_priv, k_pub2);
@@ -87,11 +81,6 @@ static bool x25519_dh(void)
 static bool x25519_gen(void)
 {
 	return sg_x25519_generate(k_priv2, k_out_pub);
-}
-
-static bool x25519_pub(void)
-{
-	return sg_x25519_public(k_out_pub, k_priv);
 }
 
 /* CPU seconds for n calls of a primitive. */
@@ -148,7 +137,6 @@ int main(int argc, char **argv)
 	bench_pair_setup(&pair, &io, fips);
 	bool (*dh)(void) = fips ? p384_dh : x25519_dh;
 	bool (*gen)(void) = fips ? p384_gen : x25519_gen;
-	bool (*pub)(void) = fips ? p384_pub : x25519_pub;
 	if (fips ? !sg_p384_generate(k_priv, k_pub) || !sg_p384_generate(k_priv2, k_pub2)
 		 : !sg_x25519_generate(k_priv, k_pub) || !sg_x25519_generate(k_priv2, k_pub2))
 		die("keys");
@@ -158,7 +146,7 @@ int main(int argc, char **argv)
 	 * those handshakes made, so both see the same machine load (other processes, the SMT
 	 * sibling) and the split compares like with like. */
 	unsigned long done = 0, base0 = pair.nodes[0].complete, base1 = pair.nodes[1].complete;
-	double hs_cpu = 0, dh_cpu = 0, gen_cpu = 0, pub_cpu = 0;
+	double hs_cpu = 0, dh_cpu = 0, gen_cpu = 0;
 	double w0 = wall_now(), w_end = w0 + secs;
 	for (;;) {
 		double c0 = thread_cpu_now(), slice_end = wall_now() + (want_split ? 0.2 : secs);
@@ -175,7 +163,6 @@ int main(int argc, char **argv)
 		if (want_split) {
 			dh_cpu += timed(dh, HS_DH * n);
 			gen_cpu += timed(gen, HS_KEYGEN * n);
-			pub_cpu += timed(pub, HS_PUBKEY * n);
 		}
 		if (count ? done >= (unsigned long)count : wall_now() >= w_end)
 			break;
@@ -193,13 +180,12 @@ int main(int argc, char **argv)
 	       wall, (double)done / hs_cpu);
 	if (want_split) {
 		double per = (double)done;
-		double rest = hs_cpu - dh_cpu - gen_cpu - pub_cpu;
-		printf(" hs_us=%.1f dh_us=%.1f keygen_us=%.1f pubkey_us=%.1f split_dh_pct=%.1f"
-		       " split_keygen_pct=%.1f split_pubkey_pct=%.1f split_rest_pct=%.1f",
+		double rest = hs_cpu - dh_cpu - gen_cpu;
+		printf(" hs_us=%.1f dh_us=%.1f keygen_us=%.1f split_dh_pct=%.1f"
+		       " split_keygen_pct=%.1f split_rest_pct=%.1f",
 		       hs_cpu / per * 1e6, dh_cpu / (HS_DH * per) * 1e6,
-		       gen_cpu / (HS_KEYGEN * per) * 1e6, pub_cpu / (HS_PUBKEY * per) * 1e6,
-		       100 * dh_cpu / hs_cpu, 100 * gen_cpu / hs_cpu, 100 * pub_cpu / hs_cpu,
-		       100 * rest / hs_cpu);
+		       gen_cpu / (HS_KEYGEN * per) * 1e6, 100 * dh_cpu / hs_cpu,
+		       100 * gen_cpu / hs_cpu, 100 * rest / hs_cpu);
 	}
 	printf("\n");
 	bench_pair_free(&pair);
