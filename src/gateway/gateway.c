@@ -459,6 +459,7 @@ int gw_run(const struct gw_opts *o)
 	gw_list_init(&gw->conns);
 	gw_list_init(&gw->grave);
 	gw_list_init(&gw->flows);
+	gw_list_init(&gw->hs_wait);
 	gw->src = calloc(GW_SRC_SLOTS, sizeof(*gw->src));
 	if (!gw->src || evloop_new(&gw->loop) != 0 || sg_httpc_new(&gw->httpc, gw->loop) != 0) {
 		fprintf(stderr, "gateway: out of memory\n");
@@ -542,8 +543,10 @@ int gw_run(const struct gw_opts *o)
 		goto out;
 	}
 	sg_log(SG_LOG_INFO, "gw_started", "state_dir=%s", sg_log_quote(q, sizeof(q), o->state_dir));
+	bool hs_waiting = false;
 	while (!gw->stop) {
-		int n = evloop_run_once(gw->loop, -1);
+		int n = evloop_run_once(gw->loop, hs_waiting ? 0 : -1);
+		hs_waiting = gw_hs_run(gw);
 		gw_reap(gw);
 		if (n < 0) {
 			sg_log(SG_LOG_ERROR, "gw_loop_failed", "errno=%d", -n);

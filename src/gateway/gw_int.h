@@ -196,6 +196,10 @@ struct gw {
 	struct gw_link grave;  /* closed clients, freed after the loop turn */
 	struct sg_http_msg msg; /* scratch for the head being handled (one thread) */
 	struct gw_link flows;  /* tcp flows */
+	/* TLS clients whose handshake's first step waits for a later loop turn (proxy.c,
+	 * hs_step), in arrival order, and the time this turn has spent on first steps. */
+	struct gw_link hs_wait;
+	uint64_t hs_turn_ns;
 	uint32_t n_clients;
 	struct gw_src_entry *src;
 	FILE *access_log;
@@ -274,6 +278,7 @@ struct gw_client {
 	enum conn_kind kind;
 	struct gw *gw;
 	struct gw_listener *l;
+	struct gw_link hs; /* gw->hs_wait while its handshake's first step waits */
 	int fd;
 	struct evloop_source src;
 	uint32_t ev;
@@ -287,6 +292,7 @@ struct gw_client {
 	uint64_t deadline_ns;
 	uint64_t last_io_ns;
 	bool eof, dead, in_pump, has_x;
+	bool hs_go;	  /* its handshake's first step has waited its turn (gw_hs_run) */
 	bool rd;	  /* the socket may have bytes: poll said so and no read has drained it */
 	bool clean_close; /* closing after a complete response */
 	bool lingering;	  /* response sent, write side shut, draining what the client sends */
@@ -324,6 +330,9 @@ void sg_http_accept(struct gw_listener *l);
 void gw_conns_tick(struct gw *gw);
 void gw_conns_close_all(struct gw *gw);
 void gw_reap(struct gw *gw);
+/* After each loop turn: first steps of TLS handshakes that waited, within the turn's budget.
+ * True while some still wait (the next poll must not block). */
+bool gw_hs_run(struct gw *gw);
 void gw_client_pump(struct gw_client *c);
 void gw_client_close(struct gw_client *c);
 #define GW_CLIENT_OUT_CAP (64u * 1024)

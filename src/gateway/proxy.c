@@ -36,6 +36,7 @@
 #define ACCEPT_BATCH	   64
 #define CHUNK_OVERHEAD	   32u /* hex size line and CRLFs around one re-encoded chunk */
 #define GW_OIDC_INFLIGHT_MAX 256u /* token exchanges in flight, all resources */
+#define HS_TURN_NS	   NS_PER_MS /* first steps of TLS handshakes per loop turn (hs_step) */
 
 /* ---- buffers ---------------------------------------------------------------------------- */
 
@@ -182,6 +183,7 @@ static void client_close(struct gw_client *c)
 	}
 	if (c->has_x)
 		x_release(c, false);
+	gw_list_del(&c->hs);
 	if (c->h2s) {
 		/* A stream's virtual client: the stream ends (cleanly after a whole response). */
 		gw_h2_stream_closed(c);
@@ -1529,6 +1531,8 @@ static void update_interest(struct gw_client *c)
 {
 	struct gw_upstream *u = c->has_x ? c->x.u : NULL;
 	uint32_t want = 0;
+	if (c->hs.next)
+		return; /* waits for its handshake's turn with its events off (hs_step) */
 	if (c->h2) {
 		set_interest(c->gw, &c->src, &c->ev, gw_h2_events(c));
 		return;
@@ -1594,6 +1598,49 @@ static bool linger(struct gw_client *c)
 	}
 }
 
+/* TLS handshakes take their turn. The first step of a handshake (the server's key share and
+ * the certificate's signature: about a millisecond of CPU with a P-384 key, against some tens
+ * of microseconds for a proxied request) is done for at most HS_TURN_NS per loop turn; the
+ * clients over that wait in arrival order, their events off, and go first in the next turn
+ * (gw_hs_run). Without this a burst of new connections was handshaken back to back in one
+ * turn: 64 ClientHellos in one epoll batch held every established connection, and the
+ * clients' Finished and first requests, for 64 ms of CPU (0.6 s on a loaded machine; wrk's
+ * latency correction made that its p99). Later steps (the client's Finished) are cheap and
+ * never wait. Returns as sg_tls_term_handshake, or -2 when the client waits. */
+static int hs_step(struct gw_client *c)
+{
+	struct gw *gw = c->gw;
+	bool first = !sg_tls_term_replied(c->tls);
+	if (first && !c->hs_go &&
+	    (!gw_list_empty(&gw->hs_wait) || gw->hs_turn_ns >= HS_TURN_NS)) {
+		if (!c->hs.next) {
+			gw_list_add(gw->hs_wait.prev, &c->hs); /* at the tail */
+			set_interest(gw, &c->src, &c->ev, 0);
+		}
+		return -2;
+	}
+	c->hs_go = false;
+	uint64_t t0 = first ? evloop_now_ns() : 0;
+	int rc = sg_tls_term_handshake(c->tls);
+	if (first) {
+		gw->now_ns = evloop_now_ns();
+		gw->hs_turn_ns += gw->now_ns - t0;
+	}
+	return rc;
+}
+
+bool gw_hs_run(struct gw *gw)
+{
+	while (!gw_list_empty(&gw->hs_wait) && gw->hs_turn_ns < HS_TURN_NS) {
+		struct gw_client *c = gw_container(gw->hs_wait.next, struct gw_client, hs);
+		gw_list_del(&c->hs);
+		c->hs_go = true;
+		client_pump(c); /* its interest comes back in update_interest */
+	}
+	gw->hs_turn_ns = 0;
+	return !gw_list_empty(&gw->hs_wait);
+}
+
 static void client_pump(struct gw_client *c)
 {
 	if (c->in_pump || c->dead)
@@ -1606,7 +1653,9 @@ static void client_pump(struct gw_client *c)
 	for (int guard = 0; guard < 64 && !c->dead; guard++) {
 		bool progress = false;
 		if (c->state == C_TLS) {
-			int rc = sg_tls_term_handshake(c->tls);
+			int rc = hs_step(c);
+			if (rc == -2)
+				break; /* waits in gw->hs_wait, its events off */
 			if (rc < 0) {
 				client_close(c);
 				break;

@@ -314,6 +314,11 @@ bool sg_tls_term_pending(const struct sg_tls_term_conn *c)
 	return SSL_has_pending(c->ssl) == 1;
 }
 
+bool sg_tls_term_replied(const struct sg_tls_term_conn *c)
+{
+	return BIO_number_written(SSL_get_wbio(c->ssl)) > 0;
+}
+
 const char *sg_tls_term_sni(const struct sg_tls_term_conn *c)
 {
 	return SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);

@@ -51,6 +51,9 @@ uint32_t sg_tls_term_events(const struct sg_tls_term_conn *c);
 /* True when bytes wait inside the library, decrypted or read ahead from the socket (no poll
  * event will announce them). */
 bool sg_tls_term_pending(const struct sg_tls_term_conn *c);
+/* True once the server has sent its first handshake flight: the costly step of a handshake
+ * (the key share and the certificate's signature) is behind it. */
+bool sg_tls_term_replied(const struct sg_tls_term_conn *c);
 /* The SNI name the client sent (NULL if none) and the ALPN protocol chosen (NULL if none). */
 const char *sg_tls_term_sni(const struct sg_tls_term_conn *c);
 const char *sg_tls_term_alpn(const struct sg_tls_term_conn *c);
