@@ -63,6 +63,7 @@ struct udp_flow {
 	struct sockaddr_storage client;
 	socklen_t clen;
 	uint64_t last_ns, start_ns, bytes_in, bytes_out;
+	uint8_t skey[17]; /* the source's entry in gw->src (its flows count there) */
 	char client_str[64];
 };
 
@@ -406,6 +407,7 @@ static void udp_close(struct udp_flow *f, const char *reason)
 	close(f->fd);
 	f->t->active--;
 	f->r->flows--;
+	gw_src_conn_dec(gw, f->skey);
 	gw_rt_put(f->rt);
 	port_put(f->port);
 	free(f);
@@ -453,15 +455,27 @@ static struct udp_flow *udp_flow_new(struct gw_port *p, const struct sockaddr_st
 		deny_log(r, "udp", client, "flow limit");
 		return NULL;
 	}
+	/* A flow is a connection for max_conns_per_source: one address may not hold a
+	 * resource's flows (or the table) by sending from many ports. */
+	int family;
+	const uint8_t *ip;
+	uint8_t key[17];
+	src_of(ss, &family, &ip);
+	gw_src_key(key, family, ip);
+	if (!gw_src_conn_inc(gw, key, gw->rt->conf->limits.max_conns_per_source, gw->now_ns)) {
+		r->flows_refused++;
+		deny_log(r, "udp", client, "flow limit per source");
+		return NULL;
+	}
 	uint64_t tried = 0;
 	for (uint32_t tries = 0; tries <= r->conf->retries; tries++) {
 		struct gw_target *t = gw_lb_pick(r, tried, NULL, 0, gw->now_ns);
 		if (!t)
-			return NULL;
+			break;
 		tried |= 1ull << (t->index & 63);
 		int fd = socket(t->conf->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
-			return NULL;
+			break;
 		if (connect(fd, (const struct sockaddr *)&t->conf->addr, t->conf->addr_len) != 0) {
 			close(fd);
 			t->failures++;
@@ -472,7 +486,7 @@ static struct udp_flow *udp_flow_new(struct gw_port *p, const struct sockaddr_st
 		if (!f || evloop_add(gw->loop, &f->src, fd, EPOLLIN, udp_reply_event, f) != 0) {
 			free(f);
 			close(fd);
-			return NULL;
+			break;
 		}
 		f->port = p;
 		p->refs++;
@@ -486,11 +500,13 @@ static struct udp_flow *udp_flow_new(struct gw_port *p, const struct sockaddr_st
 		f->clen = sl;
 		f->start_ns = f->last_ns = gw->now_ns;
 		snprintf(f->client_str, sizeof(f->client_str), "%s", client);
+		memcpy(f->skey, key, sizeof(key));
 		r->flows++;
 		r->flows_total++;
 		gw_list_add(&p->flows, &f->link);
 		return f;
 	}
+	gw_src_conn_dec(gw, key);
 	return NULL;
 }
 

@@ -3,8 +3,9 @@
 # real processes in network namespaces: what test_gateway.sh leaves to the unit tests.
 #
 #   host 1  client    192.0.2.1, and 192.0.2.11 and .12 as other sources
-#   host 2  gateway   192.0.2.2: HTTP on :8080, a TCP forward on :15000, a UDP one on :15353,
-#                     configured by a file (region "eu")
+#   host 2  gateway   192.0.2.2: HTTP on :8080, TCP forwards on :15000-15001, UDP ones on
+#                     :15353-15355, configured by a file (region "eu"); later a second one,
+#                     HTTPS on :8443
 #   host 3  targets   192.0.2.3: HTTP targets (target.py), a TCP and a UDP echo (fwd.py) and
 #                     an external OpenID provider signing RS256 (idp.py, as Keycloak does)
 #
@@ -20,8 +21,13 @@
 # forged, expired, other-audience, other-issuer, encryption-key, HS256 (algorithm confusion)
 # and unsigned tokens refused, each for its own reason; the HTTP listener closes a connection
 # over max_conns_per_source or max_conns at once; TCP and UDP forwards refuse the connection or
-# flow over max_conns and close idle ones after idle_timeout_ms while active ones stay, and a
-# TCP forward's per-source bucket closes a connection over it. 50 to 60 s at load 19 to 26 on 2 shared cores (10 s of CPU), mostly starting processes.
+# flow over max_conns and close idle ones after idle_timeout_ms while active ones stay; a TCP
+# forward's per-source bucket closes a connection over it and a UDP forward's drops a new flow
+# over it (another source unaffected); max_conns_per_source counts UDP flows (one address's
+# ninth flow from a ninth port is dropped, counted and logged; its slots come back when the
+# flows idle out); a burst of 200 TLS handshakes does not hold a connection already open (its
+# request is answered before half of them are done) and all 200 are served. 50 to 60 s at load
+# 19 to 26 on 2 shared cores (10 s of CPU), mostly starting processes.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -117,6 +123,11 @@ cat >"$SG_TMP/gateway.json" <<EOF
    "rate_limit": {"per_source": {"rate": 1, "burst": 2}},
    "targets": [{"id": "echo", "address": "$TA:7000"}]},
   {"id": "udpf", "protocol": "udp", "port": 15353, "max_conns": 2, "idle_timeout_ms": 1000,
+   "targets": [{"id": "echo", "address": "$TA:7001"}]},
+  {"id": "udprl", "protocol": "udp", "port": 15354,
+   "rate_limit": {"per_source": {"rate": 1, "burst": 2}},
+   "targets": [{"id": "echo", "address": "$TA:7001"}]},
+  {"id": "udpsrc", "protocol": "udp", "port": 15355, "max_conns": 40, "idle_timeout_ms": 1000,
    "targets": [{"id": "echo", "address": "$TA:7001"}]}
  ]}
 EOF
@@ -369,14 +380,59 @@ wait_for 3 grep -q '"proto":"udp".*"reason":"idle timeout"' "$SG_TMP/access.log"
 	fail "sg_gateway_flows_refused_total does not count the refused connection and flow"
 [ "$(metric 'sg_gateway_rate_limited_total{resource="rs"}')" -ge 2 ] ||
 	fail "sg_gateway_rate_limited_total{rs} does not count the 429s"
+# A UDP forward's per-source bucket (burst 2, 1/s): of three new flows at once from $SRC1 the
+# third gets no answer, $SRC2's flow does.
+out=$(nsx "$C" "$PY" "$HERE/fwd.py" uflows "$GW" 15354 "$SRC1:3" "$SRC2:1")
+[ "$out" = "2 1" ] || fail "UDP forward's rate limit: answered $out of 3 from $SRC1 and 1 from $SRC2, expected 2 1"
+[ "$(metric 'sg_gateway_rate_limited_total{resource="udprl"}')" = 1 ] ||
+	fail "sg_gateway_rate_limited_total{udprl}: $(metric 'sg_gateway_rate_limited_total{resource="udprl"}'), expected 1"
+grep -q 'event=gw_denied .*resource=udprl proto=udp .*reason="rate limit per source"' "$GW_LOG" ||
+	fail "no gw_denied for the UDP flow over the per-source rate"
+# max_conns_per_source (8) counts UDP flows too: of nine flows (nine ports) from $SRC3 eight
+# are answered, $SRC2's one is; once they have idled out $SRC3 has its eight again.
+wait_for 5 quiet || fail "the gateway still holds $(metric sg_gateway_connections) connections"
+refused=$(metric 'sg_gateway_flows_refused_total{resource="udpsrc"}')
+out=$(nsx "$C" "$PY" "$HERE/fwd.py" uflows "$GW" 15355 "$SRC3:9" "$SRC2:1")
+[ "$out" = "8 1" ] ||
+	fail "UDP flows per source: answered $out of 9 from $SRC3 and 1 from $SRC2, expected 8 1"
+[ "$(metric 'sg_gateway_flows_refused_total{resource="udpsrc"}')" = $((${refused:-0} + 1)) ] ||
+	fail "sg_gateway_flows_refused_total{udpsrc} does not count the flow over the per-source limit"
+grep -q 'event=gw_denied .*resource=udpsrc proto=udp .*reason="flow limit per source"' "$GW_LOG" ||
+	fail "no gw_denied for the UDP flow over max_conns_per_source"
+idled() { [ "$(metric 'sg_gateway_flows{resource="udpsrc"}')" = 0 ]; }
+wait_for 5 idled || fail "the udpsrc flows did not idle out: $(metric 'sg_gateway_flows{resource="udpsrc"}')"
+out=$(nsx "$C" "$PY" "$HERE/fwd.py" uflows "$GW" 15355 "$SRC3:8")
+[ "$out" = 8 ] || fail "UDP flows per source after the others idled out: answered $out of 8"
+log "UDP forwards: per-source rate (2 of 3 flows, another source's 1) and flows per source (8 of 9): ok"
+
+# ---- a burst of TLS handshakes ----------------------------------------------------------------
+# A second gateway, HTTPS only and without this one's small limits (its self-signed P-384
+# certificate): 200 ClientHellos at once, then a request on a connection already open. That
+# request is answered before half of the burst is handshaken (the handshakes take their turn:
+# about a millisecond of CPU each), and every one of the 200 is served in the end.
+cat >"$SG_TMP/gateway2.json" <<EOF
+{"limits": {"header_timeout_ms": 120000},
+ "resources": [{"id": "web", "domains": ["web.test"], "targets": $WEB}]}
+EOF
+GW2_LOG=$SG_TMP/gateway2.log
+ip netns exec "$G" "$SG" gateway --state-dir "$SG_TMP/gw2state" --config "$SG_TMP/gateway2.json" \
+	--http off --https "$GW:8443" >"$GW2_LOG" 2>&1 &
+GW2_PID=$!
+wait_for 30 sg_listening "$G" 8443 || { cat "$GW2_LOG"; fail "the second gateway did not start"; }
+out=$(nsx "$C" "$PY" "$HERE/hs_burst.py" "$GW" 8443 200) || fail "a burst of TLS handshakes: $out"
+log "200 TLS handshakes at once: $out"
+kill -TERM "$GW2_PID"
+rc=0
+wait "$GW2_PID" || rc=$?
+[ "$rc" = 0 ] || fail "second gateway's exit status $rc after SIGTERM: $(tail -n 40 "$GW2_LOG")"
 
 # ---- the end ----------------------------------------------------------------------------------
 kill -TERM "$GW_PID"
 rc=0
 wait "$GW_PID" || rc=$?
 [ "$rc" = 0 ] || fail "gateway exit status $rc after SIGTERM: $(tail -n 40 "$GW_LOG")"
-if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$GW_LOG"; then
-	cat "$GW_LOG"
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$GW_LOG" "$GW2_LOG"; then
+	cat "$GW_LOG" "$GW2_LOG"
 	fail "sanitizer report in the gateway's log"
 fi
 "$PY" -c '

@@ -10,6 +10,10 @@
   fwd.py conns GW PORT SRC:N [SRC:N ...]
                                 opens N idle connections from each SRC in turn, all held
                                 together; prints how many of each the gateway kept open
+  fwd.py uflows GW PORT SRC:N [SRC:N ...]
+                                N new UDP flows (a socket, so a port, each) from each SRC in
+                                turn, one datagram each, all sent before any answer is awaited;
+                                prints how many of each were answered within 2 s
 
 tcp: MAX connections echo; the MAX+1th is closed by the gateway without an echo. Then
 connection 0 sends every IDLE_MS/4 while connection 1 stays silent: connection 1 must be closed
@@ -25,6 +29,7 @@ Both print one JSON object with what they saw, timings in ms; exit 1 when an exp
 fails (the JSON says which).
 """
 import json
+import select
 import socket
 import socketserver
 import sys
@@ -202,6 +207,35 @@ def conns(gw, port, specs):
     return " ".join(str(kept.get(spec.rsplit(":", 1)[0], 0)) for spec in specs)
 
 
+def uflows(gw, port, specs):
+    """A refused flow's datagram is dropped: no answer."""
+    socks = []
+    for spec in specs:
+        src, n = spec.rsplit(":", 1)
+        for _ in range(int(n)):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((src, 0))
+            s.connect((gw, port))
+            socks.append((src, s))
+    for i, (_, s) in enumerate(socks):
+        s.send(b"flow %d" % i)
+    answered, waiting = {}, {s.fileno(): (src, s) for src, s in socks}
+    deadline = time.monotonic() + 2
+    while waiting and time.monotonic() < deadline:
+        ready, _, _ = select.select([s for _, s in waiting.values()], [], [],
+                                    max(0, deadline - time.monotonic()))
+        for s in ready:
+            src, _ = waiting.pop(s.fileno())
+            try:
+                s.recv(65535)
+                answered[src] = answered.get(src, 0) + 1
+            except OSError:  # ICMP unreachable: not an answer
+                pass
+    for _, s in socks:
+        s.close()
+    return " ".join(str(answered.get(spec.rsplit(":", 1)[0], 0)) for spec in specs)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "echo":
@@ -214,6 +248,8 @@ def main():
             s.sendto(b"%d:" % peer[1] + d, peer)
     elif mode == "conns":
         print(conns(sys.argv[2], int(sys.argv[3]), sys.argv[4:]))
+    elif mode == "uflows":
+        print(uflows(sys.argv[2], int(sys.argv[3]), sys.argv[4:]))
     else:
         gw, port, n, idle = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
         res, ok = (tcp if mode == "tcp" else udp)(gw, port, n, idle)
