@@ -127,6 +127,8 @@ http {
     server_name app.bench;
     ssl_certificate $TMP/cert/app.bench.crt;
     ssl_certificate_key $TMP/cert/app.bench.key;
+    # Debian's nginx 1.22 stops at TLS 1.2 unless told: the same TLS 1.3 as the other two.
+    ssl_protocols TLSv1.2 TLSv1.3;
     location / {
       proxy_pass http://back;
       proxy_http_version 1.1;
