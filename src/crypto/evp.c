@@ -33,7 +33,7 @@
 
 struct x25519_entry {
 	uint8_t priv[SG_X25519_KEY_LEN];
-	EVP_PKEY *key;	      /* its public half is a placeholder: see x25519_import */
+	EVP_PKEY *key;	      /* its public half is a stand-in: see x25519_import */
 	EVP_PKEY_CTX *derive; /* made by the first DH with this key */
 	uint8_t pub[SG_X25519_KEY_LEN];
 	bool has_pub; /* pub computed (sg__x25519_public) */
@@ -135,12 +135,12 @@ static const uint8_t x25519_base[SG_X25519_KEY_LEN] = {9};
 
 /* An X25519 key from its private bytes through this thread's import context; NULL on failure.
  *
- * The key is imported with the base point as a placeholder public key, because OpenSSL computes
+ * The key is imported with the base point as a stand-in public key, because OpenSSL computes
  * the public key of a private key imported alone, with its fixed-base code: 567,000
  * instructions against 504,000 for a DH (callgrind; 47 us against 40 us here), and a
  * handshake generates two keys. The public key is computed only when asked for
  * (sg__x25519_public), as X25519(priv, 9), which is its definition (RFC 7748 section 6.1).
- * Nothing reads the placeholder: OpenSSL's X25519 derive uses the private half of its own key
+ * Nothing reads the stand-in: OpenSSL's X25519 derive uses the private half of its own key
  * and the public half of the peer's, and the key never leaves this file. Should an OpenSSL
  * refuse the pair, the key is imported alone. */
 static EVP_PKEY *x25519_import(struct tls_ctx *t, const struct sg__algs *a,
