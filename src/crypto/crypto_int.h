@@ -20,8 +20,8 @@
 #include "crypto/crypto.h"
 
 enum sg__cipher_id {
-	SG__CIPHER_CHACHA20_POLY1305, /* classic AEAD */
-	SG__CIPHER_CHACHA20,	      /* raw keystream, for HChaCha20 */
+	SG__CIPHER_CHACHA20_POLY1305, /* classic AEAD, one-shot calls */
+	SG__CIPHER_CHACHA20,	      /* raw keystream: HChaCha20, the classic session AEAD */
 	SG__CIPHER_AES256_GCM,	      /* fips AEAD */
 	SG__CIPHER_AES128_GCM,	      /* IPsec (ipsec.c) */
 	SG__CIPHER_AES128_CBC,
@@ -46,6 +46,7 @@ enum sg__mac_id {
 	SG__MAC_HMAC_SHA256,  /* IPsec PRF and integrity (ipsec.c) */
 	SG__MAC_HMAC_SHA512,
 	SG__MAC_HMAC_SHA1, /* only TOTP (RFC 6238, the server's second factor) */
+	SG__MAC_POLY1305,  /* the classic session AEAD's tag (evp.c, RFC 8439 section 2.8) */
 	SG__MAC_COUNT,
 };
 

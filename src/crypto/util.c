@@ -68,6 +68,7 @@ static void do_init(void)
 	algs.md[SG__MD_SHA384] = EVP_MD_fetch(NULL, "SHA384", fq);
 	algs.mac[SG__MAC_BLAKE2S128] = EVP_MAC_fetch(NULL, "BLAKE2SMAC", cq);
 	algs.mac[SG__MAC_HMAC_BLAKE2S] = EVP_MAC_fetch(NULL, "HMAC", cq);
+	algs.mac[SG__MAC_POLY1305] = EVP_MAC_fetch(NULL, "POLY1305", cq);
 	algs.mac[SG__MAC_HMAC_SHA384] = EVP_MAC_fetch(NULL, "HMAC", fq);
 	algs.hkdf = EVP_KDF_fetch(NULL, "HKDF", fq);
 	/* IPsec (ipsec.c): optional, the functions that need one fail without it. */
@@ -82,9 +83,10 @@ static void do_init(void)
 	algs.mac[SG__MAC_HMAC_SHA512] = EVP_MAC_fetch(NULL, "HMAC", fq);
 	algs.mac[SG__MAC_HMAC_SHA1] = EVP_MAC_fetch(NULL, "HMAC", fq);
 
-	algs.classic_ok = algs.cipher[SG__CIPHER_CHACHA20_POLY1305] && algs.cipher[SG__CIPHER_CHACHA20] &&
-			  algs.md[SG__MD_BLAKE2S256] && algs.mac[SG__MAC_BLAKE2S128] &&
-			  algs.mac[SG__MAC_HMAC_BLAKE2S] && classic_x25519_ok(cq);
+	algs.classic_ok = algs.cipher[SG__CIPHER_CHACHA20_POLY1305] &&
+			  algs.cipher[SG__CIPHER_CHACHA20] && algs.md[SG__MD_BLAKE2S256] &&
+			  algs.mac[SG__MAC_BLAKE2S128] && algs.mac[SG__MAC_HMAC_BLAKE2S] &&
+			  algs.mac[SG__MAC_POLY1305] && classic_x25519_ok(cq);
 	algs.fips_ok = algs.cipher[SG__CIPHER_AES256_GCM] && algs.md[SG__MD_SHA384] &&
 		       algs.mac[SG__MAC_HMAC_SHA384] && algs.hkdf;
 	/* One suite is enough to run: a FIPS-only OpenSSL runs FIPS mode alone. Classic parts that
@@ -95,9 +97,11 @@ static void do_init(void)
 		EVP_MD_free(algs.md[SG__MD_BLAKE2S256]);
 		EVP_MAC_free(algs.mac[SG__MAC_BLAKE2S128]);
 		EVP_MAC_free(algs.mac[SG__MAC_HMAC_BLAKE2S]);
+		EVP_MAC_free(algs.mac[SG__MAC_POLY1305]);
 		algs.cipher[SG__CIPHER_CHACHA20_POLY1305] = algs.cipher[SG__CIPHER_CHACHA20] = NULL;
 		algs.md[SG__MD_BLAKE2S256] = NULL;
 		algs.mac[SG__MAC_BLAKE2S128] = algs.mac[SG__MAC_HMAC_BLAKE2S] = NULL;
+		algs.mac[SG__MAC_POLY1305] = NULL;
 	}
 	if (!algs.fips_ok)
 		goto fail;

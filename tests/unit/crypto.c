@@ -8,6 +8,7 @@
 #include "test_util.h"
 
 #include "crypto/crypto.h"
+#include "crypto/ipsec.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -480,6 +481,181 @@ static void test_chacha_roundtrip(void **state)
 	assert_false(sg_chacha20poly1305_decrypt(out, ct, 16, NULL, 0, nonce, key[0]));
 }
 
+/* ---- the classic session AEAD ---------------------------------------------------------------
+ * sg_aead's classic keys (the WireGuard data path, ESP and IKE SK with ChaCha20-Poly1305) build
+ * RFC 8439's AEAD from OpenSSL's ChaCha20 and Poly1305 (src/crypto/evp.c); the one-shot
+ * sg_chacha20poly1305_* above use OpenSSL's ChaCha20-Poly1305 cipher. Both must agree on every
+ * byte. The IPsec form of a session key (RFC 7634: nonce = salt || IV) is the one that takes AD. */
+
+/* RFC 8439 section 2.8.2 through a session key: salt 07000000, IV 4041424344454647. */
+static void test_aead_session_rfc8439_2_8_2(void **state)
+{
+	uint8_t keymat[36], iv[8], aad[12], expect[114 + 16], out[114 + 16], buf[114 + 16];
+	const size_t len = sizeof(sunscreen) - 1;
+	struct sg_aead *e, *d;
+
+	(void)state;
+	HEX(keymat, RFC8439_2_8_2_KEY "07000000");
+	HEX(iv, "4041424344454647");
+	HEX(aad, RFC8439_2_8_2_AAD);
+	assert_int_equal(test_unhex_cap(expect, sizeof(expect), RFC8439_2_8_2_CT RFC8439_2_8_2_TAG),
+			 sizeof(expect));
+	e = sg_ipsec_aead_new(SG_IPSEC_CHACHA20_POLY1305, keymat, 32, true);
+	d = sg_ipsec_aead_new(SG_IPSEC_CHACHA20_POLY1305, keymat, 32, false);
+	assert_non_null(e);
+	assert_non_null(d);
+	assert_true(
+	    sg_ipsec_aead_seal(e, 0, out, (const uint8_t *)sunscreen, len, aad, sizeof(aad), iv));
+	assert_memory_equal(out, expect, sizeof(expect));
+	assert_true(sg_ipsec_aead_open(d, 3, buf, out, sizeof(out), aad, sizeof(aad), iv));
+	assert_memory_equal(buf, sunscreen, len);
+	/* In place, on another lane. */
+	memcpy(buf, sunscreen, len);
+	assert_true(sg_ipsec_aead_seal(e, 5, buf, buf, len, aad, sizeof(aad), iv));
+	assert_memory_equal(buf, expect, sizeof(expect));
+	assert_true(sg_ipsec_aead_open(d, 0, buf, buf, sizeof(buf), aad, sizeof(aad), iv));
+	assert_memory_equal(buf, sunscreen, len);
+	/* A key of one direction does not do the other. */
+	assert_false(sg_ipsec_aead_open(e, 0, buf, out, sizeof(out), aad, sizeof(aad), iv));
+	assert_false(sg_ipsec_aead_seal(d, 0, buf, buf, len, aad, sizeof(aad), iv));
+	sg_aead_free(e);
+	sg_aead_free(d);
+}
+
+/* splitmix64: reproducible random inputs for the differential test. */
+static uint64_t test_rand(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void test_rand_fill(uint64_t *s, uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)test_rand(s);
+}
+
+/* A session open that must fail: false, and every byte of the output wiped. */
+static void expect_refused(struct sg_aead *d, bool ipsec, uint8_t *out, const uint8_t *in,
+			   size_t len, const uint8_t *ad, size_t adlen, const uint8_t nonce[12])
+{
+	memset(out, 0x5a, len - 16);
+	if (ipsec)
+		assert_false(sg_ipsec_aead_open(d, 1, out, in, len, ad, adlen, nonce + 4));
+	else
+		assert_false(sg_aead_open_lane(d, 1, out, in, len, nonce));
+	assert_true(sg_is_zero(out, len - 16));
+}
+
+/* The session AEAD against OpenSSL's ChaCha20-Poly1305 for random lengths 0..2000 (and around
+ * the one-pass limit, evp.c's CHAPOLY_MAX = 9216), random keys, nonces, AD and lanes, in place
+ * and not: equal sealed bytes, each opens the other's output, and a flipped bit of ciphertext,
+ * tag or AD is refused with the output wiped. */
+static void test_aead_session_differential(void **state)
+{
+	enum { MAXLEN = 20000, ROUNDS = 1500 };
+	static const size_t extra[] = {9151, 9152, 9215, 9216, 9217, 9280, 12345, MAXLEN};
+	uint8_t *pt = malloc(MAXLEN), *ref = malloc(MAXLEN + 16), *got = malloc(MAXLEN + 16),
+		*out = malloc(MAXLEN + 16), *bad = malloc(MAXLEN + 16);
+	uint8_t keymat[36], nonce[12], ad[80];
+	struct sg_aead *e = NULL, *d = NULL;
+	uint64_t seed = 0x5eed8439;
+	bool ipsec = false;
+
+	(void)state;
+	assert_non_null(pt);
+	assert_non_null(ref);
+	assert_non_null(got);
+	assert_non_null(out);
+	assert_non_null(bad);
+	for (size_t round = 0; round < ROUNDS + sizeof(extra) / sizeof(extra[0]); round++) {
+		size_t len = round < ROUNDS ? test_rand(&seed) % 2001 : extra[round - ROUNDS];
+		size_t adlen, lane = test_rand(&seed) % SG_AEAD_LANES;
+		bool in_place = test_rand(&seed) & 1;
+
+		if (round % 16 == 0) { /* a new pair of keys, alternating the two forms */
+			sg_aead_free(e);
+			sg_aead_free(d);
+			ipsec = (round / 16) % 2 == 1;
+			test_rand_fill(&seed, keymat, sizeof(keymat));
+			e = ipsec ? sg_ipsec_aead_new(SG_IPSEC_CHACHA20_POLY1305, keymat, 32, true)
+				  : sg_aead_new(SG_SUITE_CLASSIC, keymat, true);
+			d = ipsec ? sg_ipsec_aead_new(SG_IPSEC_CHACHA20_POLY1305, keymat, 32, false)
+				  : sg_aead_new(SG_SUITE_CLASSIC, keymat, false);
+			assert_non_null(e);
+			assert_non_null(d);
+		}
+		/* The IPsec form's nonce is salt || IV; the WireGuard form takes any 12 bytes. */
+		test_rand_fill(&seed, nonce, sizeof(nonce));
+		if (ipsec)
+			memcpy(nonce, keymat + 32, 4);
+		adlen = ipsec ? test_rand(&seed) % (sizeof(ad) + 1) : 0;
+		test_rand_fill(&seed, ad, adlen);
+		test_rand_fill(&seed, pt, len);
+
+		assert_true(sg_chacha20poly1305_encrypt(ref, pt, len, ad, adlen, nonce, keymat));
+		if (in_place)
+			memcpy(got, pt, len);
+		if (ipsec)
+			assert_true(sg_ipsec_aead_seal(e, (unsigned)lane, got, in_place ? got : pt,
+						       len, ad, adlen, nonce + 4));
+		else
+			assert_true(sg_aead_seal_lane(e, (unsigned)lane, got, in_place ? got : pt,
+						      len, nonce));
+		assert_memory_equal(got, ref, len + 16);
+
+		/* Each opens the other's output. */
+		assert_true(
+		    sg_chacha20poly1305_decrypt(out, got, len + 16, ad, adlen, nonce, keymat));
+		if (len)
+			assert_memory_equal(out, pt, len);
+		if (in_place)
+			memcpy(out, ref, len + 16);
+		if (ipsec)
+			assert_true(sg_ipsec_aead_open(d, (unsigned)lane, out, in_place ? out : ref,
+						       len + 16, ad, adlen, nonce + 4));
+		else
+			assert_true(sg_aead_open_lane(d, (unsigned)lane, out, in_place ? out : ref,
+						      len + 16, nonce));
+		if (len)
+			assert_memory_equal(out, pt, len);
+
+		/* One flipped bit of the ciphertext or the tag. */
+		memcpy(bad, ref, len + 16);
+		bad[test_rand(&seed) % (len + 16)] ^= (uint8_t)(1u << (test_rand(&seed) % 8));
+		expect_refused(d, ipsec, out, bad, len + 16, ad, adlen, nonce);
+		/* In place too: the tampered buffer itself is wiped. */
+		if (ipsec)
+			assert_false(
+			    sg_ipsec_aead_open(d, 2, bad, bad, len + 16, ad, adlen, nonce + 4));
+		else
+			assert_false(sg_aead_open_lane(d, 2, bad, bad, len + 16, nonce));
+		assert_true(sg_is_zero(bad, len));
+		/* One flipped bit of the AD, or AD where there was none. */
+		if (ipsec && adlen > 0) {
+			memcpy(bad, ad, adlen);
+			bad[test_rand(&seed) % adlen] ^= 0x10;
+			expect_refused(d, ipsec, out, ref, len + 16, bad, adlen, nonce);
+		} else if (ipsec) {
+			expect_refused(d, ipsec, out, ref, len + 16, (const uint8_t *)"x", 1,
+				       nonce);
+		}
+		/* Another nonce. */
+		nonce[11] ^= 1;
+		expect_refused(d, ipsec, out, ref, len + 16, ad, adlen, nonce);
+	}
+	sg_aead_free(e);
+	sg_aead_free(d);
+	free(pt);
+	free(ref);
+	free(got);
+	free(out);
+	free(bad);
+}
+
 static void test_wg_nonce(void **state)
 {
 	uint8_t n[12];
@@ -859,6 +1035,8 @@ int main(void)
 	    cmocka_unit_test(test_chacha_rfc8439_a_5),
 	    cmocka_unit_test(test_chacha_tamper),
 	    cmocka_unit_test(test_chacha_roundtrip),
+	    cmocka_unit_test(test_aead_session_rfc8439_2_8_2),
+	    cmocka_unit_test(test_aead_session_differential),
 	    cmocka_unit_test(test_wg_nonce),
 	    cmocka_unit_test(test_hchacha20),
 	    cmocka_unit_test(test_xchacha_draft_a_3_1),
