@@ -12,6 +12,15 @@
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
+/* A small deterministic generator for the randomised comparisons (xorshift64*). */
+static uint64_t test_rand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545F4914F6CDD1DULL;
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -522,16 +531,6 @@ static void test_aead_session_rfc8439_2_8_2(void **state)
 	sg_aead_free(d);
 }
 
-/* splitmix64: reproducible random inputs for the differential test. */
-static uint64_t test_rand(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static void test_rand_fill(uint64_t *s, uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -874,15 +873,6 @@ static void test_hmac_blake2s(void **state)
 	HEX(expect, "bf0664c045653aebe0a0c8fa3aefe426abf389fc792a5d8ce3a1e13c75291de4");
 	assert_true(sg_hmac_blake2s(out, NULL, 0, &iov, 1));
 	assert_memory_equal(out, expect, 32);
-}
-
-/* A small deterministic generator for the randomised comparisons (xorshift64*). */
-static uint64_t test_rand(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 0x2545F4914F6CDD1DULL;
 }
 
 /* HMAC-BLAKE2s the long way, from sg_blake2s and RFC 2104 section 2: the reference that
