@@ -1071,11 +1071,11 @@ void srv_http_handle(struct srv *s, struct srv_req *r, struct srv_resp *out)
 		 * request id. The latency counts from the first run of a parked request. */
 		srv_log(out->status >= 500 ? SG_LOG_WARN : SG_LOG_INFO, "http_request",
 			"request_id=%s method=%s route=%s status=%d client=%s user=%s "
-			"duration_ms=%.3f",
+			"duration_ms=%.3f queue_ms=%.3f",
 			r->request_id, sg_log_quote(m, sizeof(m), r->method),
 			sg_log_quote(q, sizeof(q), route_label(route, lbl, sizeof(lbl))),
 			out->status, r->source_ip, principal_label(&r->who, who, sizeof(who)),
-			elapsed(r->started) * 1e3);
+			elapsed(r->started) * 1e3, r->queue_ms);
 	}
 	if (r->request_id == idbuf)
 		r->request_id = NULL;

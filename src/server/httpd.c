@@ -88,6 +88,8 @@ struct hconn {
 	/* The request's id and start, kept while it is parked (srv_req.request_id). */
 	char req_id[SRV_REQUEST_ID_MAX];
 	struct timespec req_started;
+	/* When the request was complete and queued for a handler thread (its first run). */
+	struct timespec queued;
 	/* The request being framed (src/net/http1.c parses the head). */
 	char *in; /* the head's bytes as they arrive (at most HEAD_MAX) */
 	size_t in_len, in_cap;
@@ -715,6 +717,8 @@ static void enqueue(struct hconn *c)
 	 * (EPOLLERR cannot be masked). */
 	evloop_del(h->loop, &c->src);
 	h->nbusy++;
+	if (!c->req_id[0])
+		clock_gettime(CLOCK_MONOTONIC, &c->queued);
 	pthread_mutex_lock(&h->qlock);
 	c->ip->running++;
 	link_add_tail(&h->queue, &c->glink);
@@ -1314,8 +1318,11 @@ static void handle(struct hconn *c)
 	req.from_proxy = srv_client_addr(&h->s->proxies, c->ip_text, c->kv, c->nh, req.source_ip);
 	local_address(c->fd, req.local_addr, sizeof(req.local_addr));
 	req.park_expired = c->park_expired;
-	if (!c->req_id[0])
+	if (!c->req_id[0]) {
 		clock_gettime(CLOCK_MONOTONIC, &c->req_started);
+		req.queue_ms = (double)(c->req_started.tv_sec - c->queued.tv_sec) * 1e3 +
+			       (double)(c->req_started.tv_nsec - c->queued.tv_nsec) / 1e6;
+	}
 	req.request_id = c->req_id;
 	req.started = &c->req_started;
 	c->run_gen = atomic_load(&h->wake_gen);

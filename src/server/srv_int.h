@@ -141,6 +141,9 @@ struct srv_req {
 	 * the first run began (CLOCK_MONOTONIC). */
 	char *request_id;
 	const struct timespec *started;
+	/* How long the complete request waited for a handler thread before its first run (ms;
+	 * the access log's queue_ms: the part of a client's latency that duration_ms omits). */
+	double queue_ms;
 };
 
 /* A streamed body: fills buf with up to max bytes; returns the count, 0 at the end, or -1 on an
