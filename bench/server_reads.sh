@@ -12,10 +12,13 @@
 #
 #   bench/server_reads.sh [BIN...]      each BIN (a secureguard binary; default build/bin's) is run
 #                                       in turn on the same two databases, for a before/after
-#   READS_CLIENTS (10000), REQS (2000), CALLERS (16)
+#   READS_CLIENTS (10000), READS_AUDIT (100000), REQS (2000), CALLERS (16)
 #
-# The copies have no audit events of their own: bench/server_scale.sh part 4 measures with the
-# audit log filled through the API.
+# The audit log gets READS_AUDIT rows in SQL too (20 event types, one of them in 0.1% of the
+# rows, 10 actors, 8 resource types and a rare one), for its filtered pages; their hashes are
+# not a chain (bench/server_scale.sh part 4 fills the log through the API). A binary of a
+# release before schema migration 14 must come before one after it (it refuses the newer
+# schema).
 set -eu
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BINS=("$@")
@@ -23,6 +26,7 @@ BINS=("$@")
 for b in "${BINS[@]}"; do [ -x "$b" ] || { echo "bench: $b missing; build first" >&2; exit 1; }; done
 SG=${BINS[0]}
 NCLIENTS=${READS_CLIENTS:-10000}
+NAUDIT=${READS_AUDIT:-100000}
 REQS=${REQS:-2000}
 CALLERS=${CALLERS:-16}
 TMP=$(mktemp -d /tmp/sg-bench-reads.XXXXXX)
@@ -99,7 +103,7 @@ WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $NCLIEN
 INSERT INTO clients (id, $COPY_COLS)
 SELECT printf('%08x-0000-4000-8000-%012x', i, i), network_id, 'c' || i, description,
  substr(public_key_classic, 1, 20) || printf('%023d=', i), NULL, private_key_classic_enc, NULL,
- '10.' || (240 + i / 65536) || '.' || (i / 256 % 256) || '.' || (i % 256 + 0), NULL, allowed_ips,
+ '10.' || (241 + i / 65536) || '.' || (i / 256 % 256) || '.' || (i % 256 + 0), NULL, allowed_ips,
  persistent_keepalive, is_relay, endpoint, listen_port, enabled, NULL, expires_at,
  last_handshake, created_at + i, updated_at
 FROM clients, n WHERE clients.name = 'template';
@@ -108,10 +112,32 @@ pg_psql -d sgtest >/dev/null <<SQL
 INSERT INTO clients (id, $COPY_COLS)
 SELECT lpad(to_hex(i), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), network_id,
  'c' || i, description, substr(public_key_classic, 1, 20) || lpad(i::text, 23, '0') || '=', NULL,
- private_key_classic_enc, NULL, '10.' || (240 + i / 65536) || '.' || (i / 256 % 256) || '.' ||
+ private_key_classic_enc, NULL, '10.' || (241 + i / 65536) || '.' || (i / 256 % 256) || '.' ||
  (i % 256), NULL, allowed_ips, persistent_keepalive, is_relay, endpoint, listen_port, enabled,
  NULL, expires_at, last_handshake, created_at + i, updated_at
 FROM clients, generate_series(1, $NCLIENTS - 1) i WHERE clients.name = 'template';
+ANALYZE;
+SQL
+AUDIT_COLS="id, ts, event_type, actor_id, actor_type, actor_name, resource_type, resource_id,
+ resource_name, action, details, source_ip, user_agent, prev_hash, hash"
+base=$(sqlite3 "$TMP/s/server.db" "SELECT MAX(id) FROM audit_log")
+sqlite3 "$TMP/s/server.db" <<SQL
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $NAUDIT)
+INSERT INTO audit_log ($AUDIT_COLS)
+SELECT $base + i, 1700000000000 + i,
+ CASE WHEN i % 1000 = 0 THEN 'bench.rare' ELSE 'bench.e' || (i % 20) END,
+ 'bench-actor-' || (i % 10), 'user', 'bench', CASE WHEN i % 1000 = 0 THEN 'bench_rare'
+ ELSE 'bench_r' || (i % 8) END, 'r' || i, 'n' || i, 'update', '{}', '127.0.0.1', 'bench', 'x', 'x'
+FROM n;
+SQL
+base=$(pg_psql -d sgtest -Atc "SELECT MAX(id) FROM audit_log")
+pg_psql -d sgtest >/dev/null <<SQL
+INSERT INTO audit_log ($AUDIT_COLS)
+SELECT $base + i, 1700000000000 + i,
+ CASE WHEN i % 1000 = 0 THEN 'bench.rare' ELSE 'bench.e' || (i % 20) END,
+ 'bench-actor-' || (i % 10), 'user', 'bench', CASE WHEN i % 1000 = 0 THEN 'bench_rare'
+ ELSE 'bench_r' || (i % 8) END, 'r' || i, 'n' || i, 'update', '{}', '127.0.0.1', 'bench', 'x', 'x'
+FROM generate_series(1, $NAUDIT) i;
 ANALYZE;
 SQL
 
@@ -158,7 +184,9 @@ def pg_cpu():
     return tot
 
 def log_fields(path, start):
-    dur, queue = [], []
+    """duration_ms, queue_ms and their sum (the request's time in the server, from its last
+    byte read to its answer) of the access log lines after start."""
+    dur, queue, both = [], [], []
     with open(path, "rb") as f:
         f.seek(start)
         for line in f:
@@ -170,7 +198,8 @@ def log_fields(path, start):
             m = re.search(rb"queue_ms[=\":]+([0-9.]+)", line)
             if m:
                 queue.append(float(m.group(1)))
-    return dur, queue
+                both.append(queue[-1] + dur[-1])
+    return dur, queue, both
 
 tok = {u: login(u) for u in (S, H)}
 
@@ -202,10 +231,10 @@ def run(base, pid, n, request):
     c1 = (cpu(pid), pg_cpu() if base == H else 0.0, cpu(RPID) if base == H else 0.0,
           time.process_time())
     assert not errs, "%d of %d requests failed" % (len(errs), n)
-    dur, queue = log_fields(LOGS[base], mark)
+    dur, queue, both = log_fields(LOGS[base], mark)
     us = [(b - a) / n * 1e6 for a, b in zip(c0, c1)]
     return (n / secs, pct(lat, 50), pct(lat, 99), pct(dur, 50), pct(dur, 99),
-            pct(queue, 50) if queue else float("nan"), pct(queue, 99) if queue else float("nan"),
+            pct(queue, 99) if queue else float("nan"), pct(both, 99) if both else float("nan"),
             *us)
 
 def ids_of(base):
@@ -227,8 +256,8 @@ def ids_of(base):
         curs.append(nxt)
     return out, curs
 
-print("  %-20s %-10s %7s %6s %6s | %6s %6s | %6s %6s | %7s %7s %7s %7s" % (
-    "", "", "req/s", "p50", "p99", "in50", "in99", "q50", "q99", "srv us", "pg us", "redis us",
+print("  %-20s %-16s %7s %6s %6s | %6s %6s | %6s %6s | %7s %7s %7s %7s" % (
+    "", "", "req/s", "p50", "p99", "in50", "in99", "q99", "q+in99", "srv us", "pg us", "redis us",
     "py us"))
 for name, base, pid in (("SQLite", S, SPID), ("PostgreSQL + Redis", H, HPID)):
     ids, curs = ids_of(base)
@@ -243,12 +272,18 @@ for name, base, pid in (("SQLite", S, SPID), ("PostgreSQL + Redis", H, HPID)):
         ("page by cursor", run(base, pid, REQS // 4, lambda c, i: c.call(
             "GET", "/api/clients?limit=50&cursor=" + curs[offs[i] * len(curs) // len(ids)])[0]
             == 200)),
+        ("audit, rare event", run(base, pid, REQS // 4, lambda c, i: c.call(
+            "GET", "/api/audit?limit=50&event_type=bench.rare")[0] == 200)),
+        ("audit, one event", run(base, pid, REQS // 4, lambda c, i: c.call(
+            "GET", "/api/audit?limit=50&event_type=bench.e%d" % (i % 20))[0] == 200)),
+        ("audit, rare resource", run(base, pid, REQS // 4, lambda c, i: c.call(
+            "GET", "/api/audit?limit=50&resource_type=bench_rare")[0] == 200)),
     ]
     for kind, f in rows:
-        print("  %-20s %-14s %5.0f %6.1f %6.1f | %6.2f %6.1f | %6.2f %6.1f | %7.0f %7.0f %7.0f %7.0f"
+        print("  %-20s %-20s %5.0f %6.1f %6.1f | %6.2f %6.1f | %6.1f %6.1f | %7.0f %7.0f %7.0f %7.0f"
               % ((name, kind) + f))
-print("  (ms; in = inside the server, q = waiting for a handler thread; CPU microseconds per "
-      "request; load now %s)" % " ".join(open("/proc/loadavg").read().split()[:3]))
+print("  (ms; in = inside the server, q = waiting for a handler thread, q+in99 the p99 of their "
+      "sum; CPU microseconds per request; load now %s)" % " ".join(open("/proc/loadavg").read().split()[:3]))
 PY
 	stop_servers
 done

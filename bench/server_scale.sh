@@ -17,6 +17,7 @@
 #    goal of p99 read under 5 ms at 10,000 clients on one server.
 #
 #   bench/server_scale.sh [CHANGES] [WRITES] [WRITERS]      defaults 100, 2000, 16
+#   SCALE_ONLY=1: part 4 alone
 #   SCALE_CLIENTS (10000), SCALE_AUDIT (100000): part 4's database; more than 250 clients need a
 #   license (bench/license.sh: SG_BENCH_LICENSE, or a test build such as make bench's build-bench/)
 #
@@ -62,6 +63,7 @@ start() {
 	for _ in $(seq 1 200); do [ -s "$TMP/$n/port" ] && break; sleep 0.1; done
 	echo "http://127.0.0.1:$(cat "$TMP/$n/port")"
 }
+if [ -z "${SCALE_ONLY:-}" ]; then
 A=$(start a)
 B=$(start b)
 C=$(start c --no-db-listen)
@@ -184,6 +186,7 @@ for n in (1, 2, 3):
 print("  ratio (3 servers / 1): writes %.2fx, reads %.2fx" % (rw[2][0] / rw[0][0],
                                                           rr[2][0] / rr[0][0]))
 PY
+fi
 
 # ---- 4. at scale: SCALE_CLIENTS clients and SCALE_AUDIT audit events in the database ----------
 SCALE_CLIENTS=${SCALE_CLIENTS:-10000}

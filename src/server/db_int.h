@@ -27,7 +27,7 @@ struct sg_db_conn {
 	bool busy;
 	bool holds_writer; /* SQLite: this connection holds db->writer */
 	unsigned epoch;	   /* PG: db->epoch when this connection was last (re)made */
-	void *stmts;	   /* the engine's prepared statements of this connection (SQLite) */
+	void *stmts;	   /* the engine's prepared statements of this connection */
 	char errmsg[SG_DB_ERRMSG_LEN];
 };
 

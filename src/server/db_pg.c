@@ -2,11 +2,18 @@
  *
  * Results are read in single-row mode so the row and byte caps of db.h hold while the rows
  * arrive, instead of after libpq has buffered all of them.
+ *
+ * Statements a connection runs a second time are kept prepared on its session (named
+ * statements, the extended protocol's Parse once, then Bind/Execute): the server runs a few
+ * dozen distinct statements, and parsing and planning them again on every request was most of
+ * PostgreSQL's work for a read (docs/SERVER.md, "Performance of reads"). A new session (a
+ * reconnect, a failover) starts with none.
  */
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +44,132 @@ static int map_sqlstate(const char *s)
 	    !strncmp(s, "25", 2) || !strncmp(s, "0A", 2))
 		return SG_EINVAL; /* data, NOT NULL, syntax, transaction state, unsupported */
 	return SG_EIO;
+}
+
+/* Statements kept prepared per connection (the least recently used one goes), as SQLite's
+ * (db_sqlite.c). A statement is prepared the second time the connection runs it, so one-off
+ * statements (migrations, the filters of a rare list) cost no extra round trip. */
+#define STMT_CACHE     64
+#define STMT_CACHE_SQL 4096
+
+struct stmt_cache {
+	struct stmt_ent {
+		char *sql; /* NULL: a free slot */
+		size_t len;
+		uint64_t hash, used;
+		unsigned uses;
+		bool prepared; /* on this session, as name */
+		char name[24];
+	} e[STMT_CACHE];
+	uint64_t tick;
+	unsigned serial; /* names: sg_<serial>, never reused within a session */
+};
+
+static uint64_t sql_hash(const char *sql, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)sql[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* Forgets every statement: the session that held them is gone (or going). */
+static void cache_free(struct sg_db_conn *c)
+{
+	struct stmt_cache *sc = c->stmts;
+
+	if (!sc)
+		return;
+	for (int i = 0; i < STMT_CACHE; i++)
+		free(sc->e[i].sql);
+	free(sc);
+	c->stmts = NULL;
+}
+
+/* Transaction control and session state are sent as they are: they plan nothing. */
+static bool cacheable(const char *sql, size_t len)
+{
+	static const char *const words[] = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE",
+					    "LISTEN", "UNLISTEN", "SET", "RESET", "DEALLOCATE",
+					    "DISCARD", "PREPARE"};
+
+	if (len >= STMT_CACHE_SQL)
+		return false;
+	while (*sql == ' ' || *sql == '\n' || *sql == '\t')
+		sql++;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t n = strlen(words[i]);
+
+		if (!strncasecmp(sql, words[i], n) &&
+		    (sql[n] == '\0' || sql[n] == ' ' || sql[n] == '\n' || sql[n] == ';'))
+			return false;
+	}
+	return true;
+}
+
+/* The entry for sql: found, or made in a free or the least recently used slot (a statement
+ * prepared there is deallocated first); NULL without memory or when the slot's statement could
+ * not be deallocated (the session is in a failed transaction). */
+static struct stmt_ent *cache_entry(struct sg_db_conn *c, const char *sql, size_t len)
+{
+	struct stmt_cache *sc = c->stmts;
+	uint64_t h = sql_hash(sql, len);
+	struct stmt_ent *v = NULL;
+	char *copy;
+
+	if (!sc) {
+		sc = c->stmts = calloc(1, sizeof(*sc));
+		if (!sc)
+			return NULL;
+	}
+	for (int i = 0; i < STMT_CACHE; i++) {
+		struct stmt_ent *e = &sc->e[i];
+
+		if (e->sql && e->hash == h && e->len == len && !memcmp(e->sql, sql, len)) {
+			e->used = ++sc->tick;
+			return e;
+		}
+		if (!v || !e->sql || (v->sql && e->used < v->used))
+			v = e;
+	}
+	if (v->sql && v->prepared) {
+		char dealloc[48];
+		PGresult *r;
+		bool ok;
+
+		if (PQtransactionStatus(c->h) == PQTRANS_INERROR)
+			return NULL;
+		snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", v->name);
+		r = PQexec(c->h, dealloc);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		if (!ok)
+			return NULL;
+	}
+	copy = malloc(len + 1);
+	if (!copy)
+		return NULL;
+	memcpy(copy, sql, len + 1);
+	free(v->sql);
+	*v = (struct stmt_ent){.sql = copy, .len = len, .hash = h, .used = ++sc->tick};
+	snprintf(v->name, sizeof(v->name), "sg_%u", ++sc->serial);
+	return v;
+}
+
+/* Drops e after its statement failed as prepared (dropped by someone, or its result's columns
+ * changed under a migration of another server); the statement is deallocated when that is
+ * possible, and never reused. */
+static void cache_drop(struct sg_db_conn *c, struct stmt_ent *e)
+{
+	if (e->prepared && PQtransactionStatus(c->h) == PQTRANS_IDLE) {
+		char dealloc[48];
+
+		snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", e->name);
+		PQclear(PQexec(c->h, dealloc));
+	}
+	free(e->sql);
+	*e = (struct stmt_ent){0};
 }
 
 static void quiet_notices(void *arg, const char *message)
@@ -81,6 +214,15 @@ static void pg_disconnect(struct sg_db_conn *c)
 	if (c->h)
 		PQfinish(c->h);
 	c->h = NULL;
+	cache_free(c);
+}
+
+/* A new session for c->h: its prepared statements went with the old one. */
+static void session_reset(struct sg_db_conn *c)
+{
+	cache_free(c);
+	c->epoch = __atomic_load_n(&c->db->epoch, __ATOMIC_RELAXED);
+	PQreset(c->h);
 }
 
 static int pg_check(struct sg_db_conn *c)
@@ -97,8 +239,7 @@ static int pg_check(struct sg_db_conn *c)
 	if (PQstatus(c->h) == CONNECTION_OK &&
 	    c->epoch == __atomic_load_n(&c->db->epoch, __ATOMIC_RELAXED))
 		return 0;
-	c->epoch = __atomic_load_n(&c->db->epoch, __ATOMIC_RELAXED);
-	PQreset(c->h);
+	session_reset(c);
 	if (PQstatus(c->h) != CONNECTION_OK) {
 		db_seterr(c, "postgresql: reconnecting: %s", PQerrorMessage(c->h));
 		return SG_EIO;
@@ -129,15 +270,68 @@ static int result_error(struct sg_db_conn *c, const PGresult *pr)
 	return map_sqlstate(state);
 }
 
+/* Sends sql, as the connection's prepared statement when it runs it for the second time or
+ * more (*ent is then its entry), else unnamed. 0, or negative SG_E* with the message set. */
+static int send_stmt(struct sg_db_conn *c, const char *sql, int n, const char *const *params,
+		     struct stmt_ent **ent)
+{
+	size_t len = strlen(sql);
+	struct stmt_ent *e = NULL;
+
+	*ent = NULL;
+	if (cacheable(sql, len) && PQtransactionStatus(c->h) != PQTRANS_INERROR)
+		e = cache_entry(c, sql, len);
+	if (e && !e->prepared && ++e->uses >= 2) {
+		PGresult *r = PQprepare(c->h, e->name, sql, n, NULL);
+		int ret;
+
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			/* The statement's own error (bad SQL, a missing table), as running it
+			 * unnamed would have said. */
+			ret = result_error(c, r);
+			PQclear(r);
+			cache_drop(c, e);
+			return ret;
+		}
+		PQclear(r);
+		e->prepared = true;
+	}
+	if (e && e->prepared) {
+		if (!PQsendQueryPrepared(c->h, e->name, n, params, NULL, NULL, 0))
+			goto fail;
+		*ent = e;
+		return 0;
+	}
+	if (!PQsendQueryParams(c->h, sql, n, NULL, params, NULL, NULL, 0))
+		goto fail;
+	return 0;
+fail:
+	db_seterr(c, "postgresql: %s", PQerrorMessage(c->h));
+	return PQstatus(c->h) != CONNECTION_OK ? SG_EIO : SG_EINVAL;
+}
+
+/* A prepared statement that cannot run as prepared any more: gone from the session
+ * (invalid_sql_statement_name), or its result's columns changed under it, as when a migration
+ * (perhaps by another server) altered a table it reads (feature_not_supported: "cached plan
+ * must not change result type"). Run afresh, it works. */
+static bool stale_stmt(const PGresult *pr)
+{
+	const char *state = PQresultErrorField(pr, PG_DIAG_SQLSTATE);
+
+	return state && (!strcmp(state, "26000") || !strcmp(state, "0A000"));
+}
+
 static int pg_run1(struct sg_db_conn *c, const char *sql, int n, const char *const *params,
 		   struct sg_db_res **res)
 {
 	struct sg_db_res *r = NULL;
+	struct stmt_ent *ent;
 	PGresult *pr;
 	const char *vals[256];
 	size_t lens[256];
 	int ret = 0, rows = 0, changed = 0, i, cols;
-	bool too_big = false, failed = false;
+	bool too_big = false, failed = false, stale = false;
+	bool was_tx;
 
 	if (!c->h || PQstatus(c->h) != CONNECTION_OK) {
 		/* No silent reconnect here: if a transaction was open, its work went with the
@@ -147,10 +341,10 @@ static int pg_run1(struct sg_db_conn *c, const char *sql, int n, const char *con
 			  c->h ? PQerrorMessage(c->h) : "");
 		return SG_EIO;
 	}
-	if (!PQsendQueryParams(c->h, sql, n, NULL, params, NULL, NULL, 0)) {
-		db_seterr(c, "postgresql: %s", PQerrorMessage(c->h));
-		return PQstatus(c->h) != CONNECTION_OK ? SG_EIO : SG_EINVAL;
-	}
+	was_tx = pg_in_transaction(c);
+	ret = send_stmt(c, sql, n, params, &ent);
+	if (ret < 0)
+		return ret;
 	(void)PQsetSingleRowMode(c->h);
 	while ((pr = PQgetResult(c->h)) != NULL) {
 		ExecStatusType st = PQresultStatus(pr);
@@ -217,10 +411,21 @@ static int pg_run1(struct sg_db_conn *c, const char *sql, int n, const char *con
 			break;
 		default:
 			ret = result_error(c, pr);
+			stale = ent && stale_stmt(pr);
 			failed = true;
 			break;
 		}
 		PQclear(pr);
+	}
+	if (stale && PQstatus(c->h) == CONNECTION_OK) {
+		sg_db_res_free(r);
+		cache_drop(c, ent);
+		/* Outside a transaction nothing ran: again, unnamed (the entry is gone). Inside,
+		 * the error ended the transaction: the caller redoes it (srv_tx). */
+		if (!was_tx)
+			return pg_run1(c, sql, n, params, res);
+		db_seterr(c, "postgresql: a prepared statement went stale (a schema change): retry");
+		return SG_EAGAIN;
 	}
 	if (PQstatus(c->h) != CONNECTION_OK && ret >= 0) {
 		db_seterr(c, "postgresql: connection lost: %s", PQerrorMessage(c->h));
@@ -265,8 +470,7 @@ static int pg_run(struct sg_db_conn *c, const char *sql, int n, const char *cons
 		__atomic_add_fetch(&c->db->epoch, 1, __ATOMIC_RELAXED);
 	if (!retry)
 		return ret;
-	c->epoch = __atomic_load_n(&c->db->epoch, __ATOMIC_RELAXED);
-	PQreset(c->h);
+	session_reset(c);
 	if (PQstatus(c->h) != CONNECTION_OK) {
 		db_seterr(c, "postgresql: connection lost, reconnecting failed: %s",
 			  PQerrorMessage(c->h));

@@ -74,30 +74,48 @@ static bool next_cursor(struct srv *s, const struct list_q *q, const struct sg_d
 	return srv_cursor_encode(out, s->cursor_key, q->scope, SG_SHA384_LEN, &c);
 }
 
+/* The exact total of an offset page (docs/SERVER.md, "Lists and pages") without a COUNT(*) of
+ * every matching row where that is known otherwise: a page that reaches the list's end holds
+ * the last rows (total = offset + rows, unless an offset past the end read nothing), and the
+ * whole audit log has as many rows as its newest id (ids are contiguous from 1: the append-only
+ * trigger makes every row take the next one, docs/AUDIT.md). Only a page with rows after it of
+ * another list, or of a filtered log, is counted. */
+static int count_total(struct sg_db_conn *c, const struct list_q *q, int rows, bool at_end,
+		       int64_t *total)
+{
+	struct sg_db_res *cnt = NULL;
+	char sql[1024];
+	int rc;
+
+	if (at_end && (rows > 0 || q->offset == 0)) {
+		*total = q->offset + rows;
+		return 0;
+	}
+	if (!strcmp(q->table, "audit_log") && !q->where[0])
+		snprintf(sql, sizeof(sql), "SELECT COALESCE(MAX(id), 0) FROM audit_log");
+	else
+		snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE 1 = 1%s", q->table,
+			 q->where);
+	rc = sg_db_query(c, &cnt, sql, q->n, q->params);
+	if (rc >= 0)
+		*total = srv_res_i64(cnt, 0, 0);
+	sg_db_res_free(cnt);
+	return rc < 0 ? rc : 0;
+}
+
 static void list_run(struct srv *s, struct srv_resp *out, const struct list_q *q)
 {
 	char sql[2048], lim[24], off[24], key[24], curtext[SRV_CURSOR_MAX + 1];
-	struct sg_db_res *res = NULL, *cnt = NULL;
+	struct sg_db_res *res = NULL;
 	struct sg_db_conn *c = sg_db_acquire(s->db);
 	const char **p = q->params;
 	int np = q->n, rc, rows;
 	int64_t total, pos = q->cur ? q->cur->pos : q->offset;
 	char after[96] = "";
 
-	/* The total: counted here for an offset page (every page, as before cursors), carried by
-	 * the cursor for the pages of a walk (counted once, at its first page). */
-	if (q->cur) {
-		total = q->cur->total;
-	} else {
-		snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE 1 = 1%s", q->table,
-			 q->where);
-		rc = sg_db_query(c, &cnt, sql, np, p);
-		if (rc < 0) {
-			srv_dberr(out, c, rc);
-			goto out;
-		}
-		total = srv_res_i64(cnt, 0, 0);
-	}
+	/* The total: carried by the cursor for the pages of a walk (counted once, at its first
+	 * page); for an offset page, counted after the page (count_total). */
+	total = q->cur ? q->cur->total : -1;
 	/* After the cursor's row in the list's order: one range read through the index on the
 	 * order's columns (clients (created_at, id), the logs' primary key). */
 	if (q->cur && q->ks == SRV_KEYSET_CREATED_ID) {
@@ -134,6 +152,16 @@ static void list_run(struct srv *s, struct srv_resp *out, const struct list_q *q
 		goto out;
 	}
 	rows = rc > q->limit ? (int)q->limit : rc;
+	if (total < 0) {
+		/* Past the page's last row: no row more (the keyset lists read limit + 1). */
+		bool at_end = q->ks != SRV_KEYSET_NONE ? rc <= q->limit : rc < q->limit;
+		int crc = count_total(c, q, rows, at_end, &total);
+
+		if (crc < 0) {
+			srv_dberr(out, c, crc);
+			goto out;
+		}
+	}
 	curtext[0] = 0;
 	if (q->ks != SRV_KEYSET_NONE && rc > q->limit &&
 	    !next_cursor(s, q, res, rows - 1, total, pos + rows, curtext)) {
@@ -173,7 +201,6 @@ static void list_run(struct srv *s, struct srv_resp *out, const struct list_q *q
 		}
 	}
 out:
-	sg_db_res_free(cnt);
 	sg_db_res_free(res);
 	sg_db_release(c);
 }

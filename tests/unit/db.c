@@ -121,6 +121,16 @@ static void undo_migration_12(struct sg_db_conn *c, enum sg_db_engine eng)
 }
 
 /* Migration 13 (passkeys) undone. */
+static void undo_migration_14(struct sg_db_conn *c)
+{
+	X(c, "DROP INDEX idx_audit_event_id", 0, NULL);
+	X(c, "DROP INDEX idx_audit_actor_id", 0, NULL);
+	X(c, "DROP INDEX idx_audit_resource_id", 0, NULL);
+	X(c, "CREATE INDEX idx_audit_event_ts ON audit_log(event_type, ts)", 0, NULL);
+	X(c, "CREATE INDEX idx_audit_actor_ts ON audit_log(actor_id, ts)", 0, NULL);
+	X(c, "DELETE FROM schema_migrations WHERE version = 14", 0, NULL);
+}
+
 static void undo_migration_13(struct sg_db_conn *c)
 {
 	X(c, "DROP TABLE webauthn_challenges", 0, NULL);
@@ -171,7 +181,8 @@ static void test_open_migrate(void **state)
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM settings"), 1);
 
 	/* A database left at version 1 is brought to the newest by the next open: what
-	 * migrations 2 to 13 made is undone first (10 changed a function that 3 makes again). */
+	 * migrations 2 to 14 made is undone first (10 changed a function that 3 makes again). */
+	undo_migration_14(c);
 	undo_migration_13(c);
 	undo_migration_12(c, fx->eng);
 	X(c, "DROP TABLE services", 0, NULL);
@@ -580,6 +591,54 @@ static void test_statement_reuse(void **state)
 	sg_db_close(db);
 }
 
+/* A statement kept prepared whose result's columns change under it (a migration by another
+ * server; here another connection): outside a transaction it answers as if run afresh; inside
+ * one on PostgreSQL, whose error ended the transaction, the caller is told to redo it
+ * (SG_EAGAIN, as srv_tx does), and the redone transaction answers. SQLite prepares it again
+ * by itself. */
+static void test_statement_stale(void **state)
+{
+	struct fx *fx = *state;
+	struct sg_db *db = fx_open(fx, 2);
+	struct sg_db_conn *a = sg_db_acquire(db), *b = sg_db_acquire(db);
+	struct sg_db_res *r = NULL;
+	int rc;
+
+	assert_int_equal(sg_db_exec(a, "CREATE TABLE t (k INTEGER PRIMARY KEY, s TEXT)", 0, NULL),
+			 0);
+	assert_int_equal(sg_db_exec(a, "INSERT INTO t (k, s) VALUES (1, 'x')", 0, NULL), 1);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(sg_db_query(a, &r, "SELECT * FROM t", 0, NULL), 1);
+		assert_int_equal(sg_db_res_cols(r), 2);
+		sg_db_res_free(r);
+	}
+	assert_int_equal(sg_db_exec(b, "ALTER TABLE t ADD COLUMN u TEXT", 0, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(sg_db_query(a, &r, "SELECT * FROM t", 0, NULL), 1);
+		assert_int_equal(sg_db_res_cols(r), 3);
+		sg_db_res_free(r);
+	}
+	assert_int_equal(sg_db_exec(b, "ALTER TABLE t ADD COLUMN v TEXT", 0, NULL), 0);
+	assert_int_equal(sg_db_begin(a), 0);
+	rc = sg_db_query(a, &r, "SELECT * FROM t", 0, NULL);
+	if (fx->eng == SG_DB_POSTGRES) {
+		assert_int_equal(rc, SG_EAGAIN);
+		assert_null(r);
+		sg_db_rollback(a);
+		assert_int_equal(sg_db_begin(a), 0);
+		rc = sg_db_query(a, &r, "SELECT * FROM t", 0, NULL);
+	}
+	assert_int_equal(rc, 1);
+	assert_int_equal(sg_db_res_cols(r), 4);
+	sg_db_res_free(r);
+	assert_int_equal(sg_db_commit(a), 0);
+	assert_string_equal(one(a, &r, "SELECT s FROM t WHERE k = 1", 0, NULL), "x");
+	sg_db_res_free(r);
+	sg_db_release(b);
+	sg_db_release(a);
+	sg_db_close(db);
+}
+
 static void test_transactions(void **state)
 {
 	struct fx *fx = *state;
@@ -735,8 +794,11 @@ static void test_pg_reconnect(void **state)
 	db = fx_open(fx, 2);
 	a = sg_db_acquire(db);
 	b = sg_db_acquire(db);
-	snprintf(pid, sizeof(pid), "%s", one(a, &r, "SELECT pg_backend_pid()", 0, NULL));
-	sg_db_res_free(r);
+	/* Twice: the second run keeps it prepared (db_pg.c), on a session about to go. */
+	for (int i = 0; i < 2; i++) {
+		snprintf(pid, sizeof(pid), "%s", one(a, &r, "SELECT pg_backend_pid()", 0, NULL));
+		sg_db_res_free(r);
+	}
 	assert_string_equal(one(b, &r, "SELECT pg_terminate_backend($1)", 1, p), "t");
 	sg_db_res_free(r);
 	/* A SELECT outside a transaction on the killed session is sent again on a new one (the
@@ -790,7 +852,8 @@ static void test_migration_fold(void **state)
 	struct sg_db_res *r = NULL;
 
 	/* The migrations after 7 undone first (a database never runs a version below its
-	 * newest): 13, 12, 11, 10 (nothing to undo), 9, then 8. */
+	 * newest): 14, 13, 12, 11, 10 (nothing to undo), 9, then 8. */
+	undo_migration_14(c);
 	undo_migration_13(c);
 	undo_migration_12(c, fx->eng);
 	X(c, "DROP TABLE services", 0, NULL);
@@ -950,7 +1013,7 @@ int main(void)
 	    T(test_params_nulls), T(test_constraints),	   T(test_bad_sql),
 	    T(test_transactions), T(test_conflict_eagain), T(test_pool_threads),
 	    T(test_pg_reconnect), T(test_row_json_text), T(test_migration_fold),
-	    T(test_damaged),	  T(test_statement_reuse),
+	    T(test_damaged),	  T(test_statement_reuse), T(test_statement_stale),
 	};
 
 	return fx_run("db", tests, sizeof(tests) / sizeof(tests[0]));
