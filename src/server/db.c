@@ -489,6 +489,20 @@ const char *sg_db_errmsg(const struct sg_db_conn *c)
 	return c ? c->errmsg : "no connection";
 }
 
+int sg_db_analyze(struct sg_db *db, bool all)
+{
+	struct sg_db_conn *c;
+	int ret;
+
+	if (db->engine != SG_DB_SQLITE)
+		return 0;
+	/* The first free connection: mostly the busiest, whose queries PRAGMA optimize weighs. */
+	c = sg_db_acquire(db);
+	ret = sg_db_exec(c, all ? "ANALYZE" : "PRAGMA optimize", 0, NULL);
+	sg_db_release(c);
+	return ret < 0 ? ret : 0;
+}
+
 void sg_db_pool_stats(struct sg_db *db, int *size, int *in_use, int *waiting)
 {
 	int busy = 0;

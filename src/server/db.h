@@ -84,6 +84,15 @@ void sg_db_res_free(struct sg_db_res *r);
 /* The last error on this connection ("" if none); valid until the next call on c. */
 const char *sg_db_errmsg(const struct sg_db_conn *c);
 
+/* Refreshes the query planner's statistics. SQLite keeps none until ANALYZE runs (the
+ * server's PRAGMA optimize at close came only with a restart), and without them it read the
+ * clients list through the wrong index: 10x the CPU per page at 10,000 clients (docs/SERVER.md,
+ * "Performance of reads"). all: ANALYZE every table (the server, at start); else PRAGMA
+ * optimize, which analyzes only the tables whose size changed tenfold since (the server, every
+ * sweep). Both sample at most 400 rows per index (analysis_limit): milliseconds. PostgreSQL's
+ * autovacuum analyzes by itself: nothing to do. */
+int sg_db_analyze(struct sg_db *db, bool all);
+
 /* The pool's size, the connections taken and the threads waiting for one (for /metrics). */
 void sg_db_pool_stats(struct sg_db *db, int *size, int *in_use, int *waiting);
 

@@ -376,6 +376,15 @@ enum {
 /* Logs the audit chain's head when it moved since the last call: lines shipped off this host
  * are the anchors that `secureguard audit verify --anchor ID:HASH` checks a rewritten table
  * against (docs/AUDIT.md, "Threat model"). */
+/* The planner's statistics (sg_db_analyze): all at start, then as the tables grow. */
+static void analyze(struct srv *s, bool all)
+{
+	int rc = sg_db_analyze(s->db, all);
+
+	if (rc < 0)
+		srv_log(SG_LOG_WARN, "db_analyze_failed", "error=%s", sg_strerror(rc));
+}
+
 static void log_anchor(struct srv *s, int64_t *last)
 {
 	struct sg_db_conn *c = sg_db_acquire(s->db);
@@ -791,6 +800,7 @@ static int server_run(int argc, char **argv)
 		goto fail;
 	if (bootstrap(s, err, sizeof(err)))
 		goto fail;
+	analyze(s, true);
 	/* Redis is checked at start like the database: a wrong address, password or CA is
 	 * named now, and a Redis away makes the supervisor start us again. */
 	if (redis_url) {
@@ -911,6 +921,7 @@ static int server_run(int argc, char **argv)
 			if (++since_sweep >= sweep) {
 				since_sweep = 0;
 				srv_sweep(s);
+				analyze(s, false);
 				log_anchor(s, &anchor_id);
 			}
 		}
