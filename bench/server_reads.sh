@@ -151,6 +151,9 @@ SQL
 k=0
 for bin in "${BINS[@]}"; do
 	k=$((k + 1))
+	# Each binary starts without SQLite planner statistics, as a server whose tables grew
+	# since its start would run (the previous binary's PRAGMA optimize at close made some).
+	sqlite3 "$TMP/s/server.db" "DROP TABLE IF EXISTS sqlite_stat1"
 	S=$(start "$bin" s --db "$SQLITE_DB")
 	H=$(start "$bin" h --db "$SG_PG_URL" --redis "$SG_REDIS_URL")
 	echo "binary $k: $bin ($(git -C "$(dirname "$bin")" rev-parse --short HEAD 2>/dev/null || echo ?))"
