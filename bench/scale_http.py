@@ -1,7 +1,8 @@
-"""HTTP helpers of bench/server_scale.sh's Python parts (stdlib only): one keep-alive
-connection with a bearer token, the admin login from SG_ADMIN_EMAIL/SG_ADMIN_PASSWORD, a
-percentile, and the time inside the servers from their access logs."""
-import http.client, json, os, re, urllib.parse
+"""HTTP helpers of bench/server_scale.sh's and bench/server_reads.sh's Python parts (stdlib
+only): one keep-alive connection with a bearer token, the admin login from
+SG_ADMIN_EMAIL/SG_ADMIN_PASSWORD, concurrent callers, a percentile, and the time inside the
+servers from their access logs."""
+import http.client, json, os, re, threading, time, urllib.parse
 
 
 class Conn:
@@ -25,6 +26,32 @@ def login(base):
                                "password": os.environ["SG_ADMIN_PASSWORD"]})
     assert st == 200, st
     return doc["access_token"]
+
+
+def callers(conns, n, request):
+    """Requests 0..n-1 by one thread per connection, thread k on conns[k] taking k, k + len,
+    ...; request(conn, i) returns whether request i succeeded. Returns the latencies in ms, the
+    failed requests and the seconds the whole took."""
+    lat, lock, errs = [], threading.Lock(), []
+
+    def run(k):
+        mine = []
+        for i in range(k, n, len(conns)):
+            t0 = time.monotonic()
+            ok = request(conns[k], i)
+            mine.append((time.monotonic() - t0) * 1000)
+            if not ok:
+                errs.append(i)
+        with lock:
+            lat.extend(mine)
+
+    t0 = time.monotonic()
+    ths = [threading.Thread(target=run, args=(k,)) for k in range(len(conns))]
+    for x in ths:
+        x.start()
+    for x in ths:
+        x.join()
+    return lat, errs, time.monotonic() - t0
 
 
 def pct(xs, p):

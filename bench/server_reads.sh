@@ -168,9 +168,9 @@ for bin in "${BINS[@]}"; do
 	echo "binary $k: $bin ($(git -C "$(dirname "$bin")" rev-parse --short HEAD 2>/dev/null || echo ?))"
 	SG_BENCH_DIR=$SRC/bench SG_BENCH_TMP=$TMP python3 - "$S" "$H" "$REQS" "$CALLERS" \
 		"$(cat "$TMP/s/pid")" "$(cat "$TMP/h/pid")" "$PGPID" "$REDISPID" <<'PY'
-import os, random, re, subprocess, sys, threading, time, urllib.parse
+import os, random, re, subprocess, sys, time, urllib.parse
 sys.path.insert(0, os.environ["SG_BENCH_DIR"])
-from scale_http import Conn, login, pct
+from scale_http import Conn, callers, login, pct
 S, H = sys.argv[1:3]
 REQS, CALLERS, SPID, HPID, PGPID, RPID = map(lambda x: int(x) if x else 0, sys.argv[3:9])
 TMP = os.environ["SG_BENCH_TMP"]
@@ -223,30 +223,12 @@ def log_fields(path, start):
 tok = {u: login(u) for u in (S, H)}
 
 def run(base, pid, n, request):
-    lat, lock, errs = [], threading.Lock(), []
-
-    def worker(k):
-        c = Conn(base, tok[base])
-        mine = []
-        for i in range(k, n, CALLERS):
-            t0 = time.monotonic()
-            ok = request(c, i)
-            mine.append((time.monotonic() - t0) * 1000)
-            if not ok:
-                errs.append(i)
-        with lock:
-            lat.extend(mine)
-
+    """n requests by CALLERS Python clients on base; request(conn, i) -> ok."""
+    conns = [Conn(base, tok[base]) for _ in range(CALLERS)]
     mark = os.path.getsize(LOGS[base])
     c0 = (cpu(pid), pg_cpu() if base == H else 0.0, cpu(RPID) if base == H else 0.0,
           time.process_time())
-    t0 = time.monotonic()
-    ths = [threading.Thread(target=worker, args=(k,)) for k in range(CALLERS)]
-    for x in ths:
-        x.start()
-    for x in ths:
-        x.join()
-    secs = time.monotonic() - t0
+    lat, errs, secs = callers(conns, n, request)
     c1 = (cpu(pid), pg_cpu() if base == H else 0.0, cpu(RPID) if base == H else 0.0,
           time.process_time())
     assert not errs, "%d of %d requests failed" % (len(errs), n)

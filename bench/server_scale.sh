@@ -76,7 +76,7 @@ echo "bench/server_scale.sh: PostgreSQL $("$SG_PG_BINDIR/postgres" --version | a
 SG_BENCH_DIR=$SRC/bench python3 - "$A" "$B" "$C" "$D" "$E" "$F" "$G" "$CHANGES" "$WRITES" "$WRITERS" <<'PY'
 import base64, os, sys, threading, time
 sys.path.insert(0, os.environ["SG_BENCH_DIR"])
-from scale_http import Conn, login, pct
+from scale_http import Conn, callers, login, pct
 A, B, C, D, E, F, G = sys.argv[1:8]
 CHANGES, WRITES, WRITERS = map(int, sys.argv[8:11])
 
@@ -128,29 +128,9 @@ print("  ratio (polling / Redis):  p50 %.1fx, p99 %.1fx" % (p50 / r50, p99 / r99
 def load(servers, request):
     """WRITES requests by WRITERS clients, client k on servers[k % len]; request(conn, n) makes
     request n and returns whether it succeeded. Requests/s, p50 and p99 in ms."""
-    lat, lock, errs = [], threading.Lock(), []
-    per = WRITES // WRITERS
-
-    def run(k):
-        base = servers[k % len(servers)]
-        c = Conn(base, tok[base])
-        mine = []
-        for j in range(per):
-            t0 = time.monotonic()
-            ok = request(c, k * per + j)
-            mine.append((time.monotonic() - t0) * 1000)
-            if not ok:
-                errs.append(k * per + j)
-        with lock:
-            lat.extend(mine)
-
-    t0 = time.monotonic()
-    ths = [threading.Thread(target=run, args=(k,)) for k in range(WRITERS)]
-    for x in ths:
-        x.start()
-    for x in ths:
-        x.join()
-    secs = time.monotonic() - t0
+    conns = [Conn(servers[k % len(servers)], tok[servers[k % len(servers)]])
+             for k in range(WRITERS)]
+    lat, errs, secs = callers(conns, WRITES // WRITERS * WRITERS, request)
     assert not errs, "%d requests failed" % len(errs)
     return len(lat) / secs, pct(lat, 50), pct(lat, 99)
 
@@ -205,9 +185,9 @@ H=$(start h --redis "$SG_REDIS_URL" --access-ttl 7200 "${BENCH_LICENSE_ARGS[@]}"
 I=$(start i --redis "$SG_REDIS_URL" --access-ttl 7200 "${BENCH_LICENSE_ARGS[@]}")
 J=$(start j --redis "$SG_REDIS_URL" --access-ttl 7200 "${BENCH_LICENSE_ARGS[@]}")
 SG_BENCH_DIR=$SRC/bench SG_BENCH_TMP=$TMP python3 - "$S" "$H" "$I" "$J" "$SCALE_CLIENTS" "$SCALE_AUDIT" "$WRITES" "$WRITERS" <<'PY'
-import os, random, sys, threading, time
+import os, random, sys, time
 sys.path.insert(0, os.environ["SG_BENCH_DIR"])
-from scale_http import Conn, login, pct, server_ms
+from scale_http import Conn, callers, login, pct, server_ms
 S, H, I, J = sys.argv[1:5]
 NCLIENTS, NAUDIT, REQS, WRITERS = map(int, sys.argv[5:9])
 # Each server's log (its access log lines carry duration_ms, the time inside the server).
@@ -218,29 +198,12 @@ tok = {u: login(u) for u in (S, H, I, J)}
 def parallel(servers, n, request):
     """n requests by WRITERS clients, client k on servers[k % len]; request(conn, i) -> ok.
     Returns requests/s, p50 and p99 in ms."""
-    lat, lock, errs = [], threading.Lock(), []
-
-    def run(k):
-        base = servers[k % len(servers)]
-        c = Conn(base, tok[base])
-        mine = []
-        for i in range(k, n, WRITERS):
-            t0 = time.monotonic()
-            ok = request(c, i)
-            mine.append((time.monotonic() - t0) * 1000)
-            if not ok:
-                errs.append(i)
-        with lock:
-            lat.extend(mine)
-
+    if not n:  # a preload with nothing left to make
+        return 0.0, float("nan"), float("nan"), float("nan")
     marks = {u: os.path.getsize(LOGS[u]) for u in servers}
-    t0 = time.monotonic()
-    ths = [threading.Thread(target=run, args=(k,)) for k in range(WRITERS)]
-    for x in ths:
-        x.start()
-    for x in ths:
-        x.join()
-    secs = time.monotonic() - t0
+    conns = [Conn(servers[k % len(servers)], tok[servers[k % len(servers)]])
+             for k in range(WRITERS)]
+    lat, errs, secs = callers(conns, n, request)
     assert not errs, "%d of %d requests failed" % (len(errs), n)
     inside = server_ms({LOGS[u]: marks[u] for u in servers})
     return n / secs, pct(lat, 50), pct(lat, 99), pct(inside, 99) if inside else float("nan")
