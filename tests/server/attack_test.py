@@ -311,6 +311,11 @@ def dup_prepare(root):
     sql("DROP TABLE login_failures")
     sql("DROP TABLE login_known")
     sql("ALTER TABLE admin_users DROP COLUMN token_gen")
+    # ... migration 14 (the audit list's indexes)
+    for i in ("idx_audit_event_id", "idx_audit_actor_id", "idx_audit_resource_id"):
+        sql("DROP INDEX " + i)
+    sql("CREATE INDEX idx_audit_event_ts ON audit_log(event_type, ts)")
+    sql("CREATE INDEX idx_audit_actor_ts ON audit_log(actor_id, ts)")
     # ... migration 13 (passkeys)
     for t in ("webauthn_challenges", "passkeys"):
         sql("DROP TABLE %s" % t)
