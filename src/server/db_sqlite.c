@@ -262,9 +262,10 @@ static int sq_connect(struct sg_db_conn *c, char *err, size_t errlen)
 	if (ret == 0)
 		ret = pragma(c, "PRAGMA foreign_keys", "1", err, errlen);
 	/* ANALYZE and PRAGMA optimize sample at most 400 rows per index: milliseconds at any
-	 * size (https://sqlite.org/lang_analyze.html#approx; sg_db_analyze). */
+	 * size (https://sqlite.org/lang_analyze.html#approx; sg_db_analyze). A SQLite before
+	 * 3.32 ignores the pragma and reads whole indexes. */
 	if (ret == 0)
-		ret = pragma(c, "PRAGMA analysis_limit=400", "400", err, errlen);
+		ret = pragma(c, "PRAGMA analysis_limit=400", NULL, err, errlen);
 	if (ret == 0 && c == &c->db->conns[0])
 		ret = integrity(c, path, err, errlen);
 	else if (ret < 0 && ((sqlite3_errcode(h) & 0xff) == SQLITE_CORRUPT ||
