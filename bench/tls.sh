@@ -7,9 +7,16 @@
 #     meltdown would show
 #
 #   bench/tls.sh [SECONDS]          (root; build first with `make`; installs iperf3, openvpn)
+#   COST_MB=200 bench/tls.sh 0      (the cost run below only)
 #
 # COST_MB=200 adds a run that sends that many MB over TLS while `perf stat` counts each daemon's
-# CPU time and system calls: per-byte figures that the machine's load moves less.
+# CPU time and system calls: per-byte figures that the machine's load moves less. COST_CALLS=1
+# also counts read(2), write(2), epoll_wait(2) and, through uprobes on libssl (which cost time:
+# the CPU figure of such a run is not comparable), SSL_read and SSL_write calls per MB.
+#
+# Ping under load: one ping every 50 ms while iperf3 runs (from its second second to its end);
+# the rows give the median and the 99th percentile (of 40-200 samples that is the largest but
+# one or two), not the mean.
 set -eu
 SECS=${1:-10}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,24 +59,35 @@ netns_pair() {
 	fi
 }
 
-# measure: prints "Mbit/s idle_rtt_ms loaded_rtt_ms" through 10.77.0.1 from B.
+# pctl FILE: "p50 p99" of ping's time= values in FILE (nan nan without any).
+pctl() {
+	python3 - "$1" <<'EOF'
+import re, sys
+v = sorted(float(m) for m in re.findall(r"time=([0-9.]+)", open(sys.argv[1]).read()))
+q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
+print("%.1f %.1f" % (q(0.5), q(0.99)) if v else "nan nan")
+EOF
+}
+
+# measure: prints "Mbit/s idle_rtt_ms loaded_p50_ms loaded_p99_ms" through 10.77.0.1 from B.
 measure() {
-	local mbit idle loaded
+	local mbit idle n=$(((SECS - 1) * 20))
 	idle=$(ip netns exec "$NB" ping -c 10 -i 0.1 -q 10.77.0.1 | awk -F/ '/^rtt/ {print $5}')
 	ip netns exec "$NA" iperf3 -s -1 -D -B 10.77.0.1 >/dev/null
 	sleep 0.3
 	ip netns exec "$NB" iperf3 -c 10.77.0.1 -t "$SECS" -J >"$TMP/iperf.json" 2>/dev/null &
 	local ip=$!
 	sleep 1
-	loaded=$(ip netns exec "$NB" ping -c 10 -i 0.2 -q 10.77.0.1 | awk -F/ '/^rtt/ {print $5}')
+	ip netns exec "$NB" ping -c $((n > 20 ? n : 20)) -i 0.05 -W 2 10.77.0.1 >"$TMP/ping" 2>&1 || true
 	wait $ip || true
 	mbit=$(python3 -c 'import json,sys; print("%.0f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e6))' "$TMP/iperf.json" 2>/dev/null || echo 0)
-	echo "$mbit ${idle:-nan} ${loaded:-nan}"
+	echo "$mbit ${idle:-nan} $(pctl "$TMP/ping")"
 }
 
 # cost: COST_MB through the tunnel from B with perf stat on both daemons (PIDS: A, then B).
 cost() {
 	local pa pb ev=task-clock,raw_syscalls:sys_enter
+	[ -n "${COST_CALLS:-}" ] && ev=$ev,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait,probe_libssl:SSL_read,probe_libssl:SSL_write
 	read -r pa pb <<<"$PIDS"
 	ip netns exec "$NA" iperf3 -s -1 -D -B 10.77.0.1 >/dev/null
 	sleep 0.3
@@ -86,6 +104,10 @@ for name, f in (("receiver", sys.argv[2]), ("sender", sys.argv[3])):
          if len(p) > 2 and p[0].replace(".", "").isdigit()}
     print("  tls %-8s %.2f CPU-s/GB, %.0f syscalls/MB (%.0f MB)" % (
         name, v.get("task-clock", 0) / mb, v.get("raw_syscalls:sys_enter", 0) / mb, mb))
+    calls = [(k.split(":")[-1].replace("sys_enter_", ""), v[k] / mb) for k in sorted(v)
+             if k.startswith(("syscalls:", "probe_libssl:"))]
+    if calls:
+        print("      per MB: " + ", ".join("%s %.1f" % c for c in calls))
 EOF
 }
 
@@ -129,7 +151,7 @@ run_openvpn() {
 		--remote-cert-tls server >"$TMP/ovpn-b.log" 2>&1 & PIDS="$PIDS $!"
 	if ! wait_for 30 ip netns exec "$NB" ping -c 1 -W 1 10.77.0.1; then
 		echo "bench: openvpn did not come up: $(tail -n 3 "$TMP/ovpn-b.log")" >&2
-		cleanup; PIDS=""; echo "0 nan nan"; return
+		cleanup; PIDS=""; echo "0 nan nan nan"; return
 	fi
 	measure
 	cleanup; PIDS=""
@@ -144,23 +166,32 @@ if ip netns add "sgtq$ID" 2>/dev/null; then
 fi
 [ "$LOSSES" = 0 ] && echo "bench: no netem qdisc on this kernel: the runs with outer loss are skipped" >&2
 
-row() { printf '  %-30s %8s Mbit/s   rtt idle %7s ms   rtt loaded %7s ms\n' "$1" $2 $3 $4; }
-for LOSS in $LOSSES; do
-	printf 'Tunnel over UDP and over TLS/TCP, %s s per run, outer loss %s%%\n' "$SECS" "$LOSS"
-	udp=$(run_sg udp); row "secureguardd udp" $udp
-	tls=$(run_sg tls); row "secureguardd tls" $tls
-	ovpn="0 nan nan"
-	command -v openvpn >/dev/null && ovpn=$(run_openvpn)
-	row "openvpn tcp (AES-256-GCM)" $ovpn
-	python3 - "$udp" "$tls" "$ovpn" <<'EOF'
+if [ "$SECS" != 0 ]; then
+	row() { printf '  %-30s %8s Mbit/s   rtt idle %6s ms   loaded p50 %6s ms  p99 %6s ms\n' "$1" $2 $3 $4 $5; }
+	for LOSS in $LOSSES; do
+		printf 'Tunnel over UDP and over TLS/TCP, %s s per run, outer loss %s%%\n' "$SECS" "$LOSS"
+		udp=$(run_sg udp); row "secureguardd udp" $udp
+		tls=$(run_sg tls); row "secureguardd tls" $tls
+		ovpn="0 nan nan nan"
+		command -v openvpn >/dev/null && ovpn=$(run_openvpn)
+		row "openvpn tcp (AES-256-GCM)" $ovpn
+		python3 - "$udp" "$tls" "$ovpn" <<'EOF'
 import sys
 u, t, o = (float(x.split()[0]) for x in sys.argv[1:4])
 print("  ratio tls/udp: %.2f" % (t / u if u else 0))
 print("  ratio secureguardd tls / openvpn tcp: %s" % ("%.2f" % (t / o) if o else "n/a"))
 EOF
-done
+	done
+fi
 if [ -n "${COST_MB:-}" ]; then
 	command -v perf >/dev/null || { echo "bench: COST_MB needs perf" >&2; exit 1; }
+	if [ -n "${COST_CALLS:-}" ]; then
+		ssl=$(ldd "$SGD" | awk '/libssl/ {print $3}')
+		for f in SSL_read SSL_write; do
+			perf probe -l 2>/dev/null | grep -q "probe_libssl:$f " ||
+				perf probe -q -x "$ssl" --add "$f" || { echo "bench: no uprobe on $f" >&2; exit 1; }
+		done
+	fi
 	LOSS=0
 	echo "Cost per byte over TLS, $COST_MB MB"
 	run_sg tls cost
