@@ -158,6 +158,7 @@ struct engine {
 	struct hsq_entry *hsq; /* HSQ_LEN handshake messages waiting (a ring) */
 	size_t hsq_head, hsq_count;
 	bool offload; /* offloads allowed (no SG_DISABLE_OFFLOAD) */
+	uint64_t tls_rx_now; /* the clock of the TLS receive batch being prepared; 0: none */
 
 	struct ctl_conn *conns;
 	unsigned nconns;
@@ -1100,6 +1101,31 @@ static void on_udp(void *ctx, uint32_t events)
 	}
 }
 
+/* Datagrams over TLS (tlsmgr_set_rx): as those of a recvmmsg, each is prepared in place in the
+ * connection's receive buffer, and the batch is opened on the crypto lanes when the connection
+ * is done with its read (tls_rx_done), before that buffer is reused. Handshake messages go to the
+ * handshake queue as over UDP. */
+static void tls_rx(void *ctx, const struct wg_endpoint *from, uint8_t *buf, size_t len)
+{
+	struct engine *d = ctx;
+	if (!d->tls_rx_now)
+		d->tls_rx_now = evloop_now_ns();
+	uint64_t now = d->tls_rx_now;
+	if (hsq_take(d, now, from, buf, len))
+		return;
+	if (d->nops == d->batch_max)
+		rx_flush(d, now);
+	if (wg_device_receive_prepare(d->dev, now, from, buf, len, &d->ops[d->nops]) == 1)
+		d->nops++;
+}
+
+static void tls_rx_done(void *ctx)
+{
+	struct engine *d = ctx;
+	rx_flush(d, d->tls_rx_now); /* the TUN writes: offload_gro_flush at the turn's end */
+	d->tls_rx_now = 0;
+}
+
 static void on_timer(void *ctx, uint32_t events)
 {
 	struct engine *d = ctx;
@@ -1639,6 +1665,8 @@ int engine_init(struct engine **out, const struct engine_opts *opts, const char 
 	}
 	if (d->hooks.protect)
 		tlsmgr_set_protect(d->tls, d->hooks.protect, d->hooks.ctx);
+	tlsmgr_set_rx(d->tls,
+		      &(struct tlsmgr_rx_hooks){.ctx = d, .rx = tls_rx, .rx_done = tls_rx_done});
 	if (opts->signals) {
 		sigemptyset(&sigs);
 		sigaddset(&sigs, SIGINT);

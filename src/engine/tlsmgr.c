@@ -78,6 +78,7 @@ struct tlsmgr {
 	struct sg_tls_callbacks cbs;
 	bool (*protect)(void *ctx, int fd);
 	void *protect_ctx;
+	struct tlsmgr_rx_hooks rx; /* rx NULL: wg_device_receive, copied into rxbuf */
 	struct slot slots[SLOTS];
 	uint32_t gen;
 	struct tls_peer *peers;
@@ -227,7 +228,7 @@ static void switch_log(struct tls_peer *tp, const char *from, const char *to, co
 	       peer_tag(tag, tp), from, to, why);
 }
 
-static void on_message(void *user, struct sg_tls_conn *conn, const uint8_t *msg, size_t len)
+static void on_message(void *user, struct sg_tls_conn *conn, uint8_t *msg, size_t len)
 {
 	struct tlsmgr *m = user;
 	struct slot *s = sg_tls_conn_get_user(conn);
@@ -238,9 +239,26 @@ static void on_message(void *user, struct sg_tls_conn *conn, const uint8_t *msg,
 	memset(&ep, 0, sizeof(ep));
 	ep.addr = *sg_tls_conn_peer(conn);
 	ep.tls_conn = s->id;
-	/* The core decrypts in place; the TLS receive buffer is not ours to change. */
+	if (m->rx.rx) {
+		m->rx.rx(m->rx.ctx, &ep, msg, len); /* in place, batched until on_rx_done */
+		return;
+	}
 	memcpy(m->rxbuf, msg, len);
 	wg_device_receive(m->dev, evloop_now_ns(), &ep, m->rxbuf, len);
+}
+
+static void on_rx_done(void *user, struct sg_tls_conn *conn)
+{
+	struct tlsmgr *m = user;
+	(void)conn;
+	if (m->rx.rx_done)
+		m->rx.rx_done(m->rx.ctx);
+}
+
+void tlsmgr_set_rx(struct tlsmgr *m, const struct tlsmgr_rx_hooks *hooks)
+{
+	m->rx = *hooks;
+	m->cbs.on_rx_done = hooks->rx_done ? on_rx_done : NULL;
 }
 
 static void client_up(struct tls_peer *tp, struct slot *s)

@@ -35,6 +35,18 @@
 struct tlsmgr;
 
 int tlsmgr_new(struct tlsmgr **out, struct evloop *loop, struct wg_device *dev) SG_WUR;
+/* Where received datagrams go. Without it each goes to wg_device_receive, copied, as it is taken
+ * from its TLS record. With it, rx gets each datagram in place in the connection's receive
+ * buffer (it may change it there: the core decrypts in place), and rx_done comes when the
+ * datagrams of one read are done with, before that memory is reused: the daemon prepares them
+ * as a batch and opens them on its crypto lanes at rx_done, as the datagrams of one recvmmsg. */
+struct tlsmgr_rx_hooks {
+	void *ctx;
+	void (*rx)(void *ctx, const struct wg_endpoint *from, uint8_t *buf, size_t len);
+	void (*rx_done)(void *ctx);
+};
+/* Right after tlsmgr_new, before any connection (they copy the callbacks they are made with). */
+void tlsmgr_set_rx(struct tlsmgr *m, const struct tlsmgr_rx_hooks *hooks);
 /* Every client connection's socket goes through fn before it connects (engine.h, protect). */
 void tlsmgr_set_protect(struct tlsmgr *m, bool (*fn)(void *ctx, int fd), void *ctx);
 /* Closes every connection and the listener; forgets every peer's transport state. */

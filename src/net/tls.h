@@ -113,8 +113,17 @@ struct sg_tls_conn;
 
 struct sg_tls_callbacks {
 	void *user;
-	/* One datagram received (len 1..65535; keepalives are not reported). */
-	void (*on_message)(void *user, struct sg_tls_conn *conn, const uint8_t *msg, size_t len);
+	/* One datagram received (len 1..65535; keepalives are not reported). msg points into the
+	 * connection's receive buffer; the callee may change it in place (the daemon decrypts
+	 * there). Without on_rx_done it is valid until on_message returns; with it, until the
+	 * next on_rx_done returns, so a receiver can collect the datagrams of one read(2) and
+	 * process them as a batch. */
+	void (*on_message)(void *user, struct sg_tls_conn *conn, uint8_t *msg, size_t len);
+	/* Optional: the datagrams given to on_message since the last call are about to be
+	 * overwritten: finish with them. Called at least once per socket read event that gave any
+	 * (after up to TLS_RXBUF_SIZE - TLS_RECORD_MAX bytes of them, about four TLS records), also
+	 * when the connection ends meanwhile (on_state(down) may have come first). */
+	void (*on_rx_done)(void *user, struct sg_tls_conn *conn);
 	/* up: frames may flow. down: the connection ended (reason says why) and is freed when
 	 * this returns. */
 	void (*on_state)(void *user, struct sg_tls_conn *conn, bool up, const char *reason);

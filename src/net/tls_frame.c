@@ -59,6 +59,12 @@ uint8_t *tls_rxbuf_space(struct tls_rxbuf *r, size_t *avail)
 	return r->buf + r->tail;
 }
 
+bool tls_rxbuf_reuses(const struct tls_rxbuf *r)
+{
+	/* The two cases of tls_rxbuf_space that write below the tail. */
+	return r->head > 0 && (r->head == r->tail || r->cap - r->tail < TLS_RECORD_MAX);
+}
+
 void tls_rxbuf_commit(struct tls_rxbuf *r, size_t n)
 {
 	if (n > r->cap - r->tail)

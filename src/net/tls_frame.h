@@ -61,6 +61,10 @@ void tls_rxbuf_init(struct tls_rxbuf *r, uint8_t *mem, size_t cap);
 /* Where to append and how much room there is; moves pending bytes to the front first when the
  * room at the tail has fallen below one record. */
 uint8_t *tls_rxbuf_space(struct tls_rxbuf *r, size_t *avail);
+/* Whether the next tls_rxbuf_space reuses memory of frames already taken (it starts over at the
+ * front or moves pending bytes there): a caller still holding taken frames finishes them first.
+ * Until then taken frames stay where they are. */
+bool tls_rxbuf_reuses(const struct tls_rxbuf *r);
 /* Records n bytes appended at the pointer tls_rxbuf_space returned (n <= avail). */
 void tls_rxbuf_commit(struct tls_rxbuf *r, size_t n);
 /* Takes the greeting: 1 (taken), 0 (need more) or SG_EPARSE with *why. */

@@ -5,7 +5,10 @@
  * seed the sizes of the pieces the stream is cut into. The stream is parsed twice: by a naive
  * reference written here, over the whole input at once, and through tls_rxbuf fed piece by
  * piece as SSL_read would. Both must find the same greeting verdict and the same frames, in the
- * same order, with the same bytes; the buffer must never hold more than its capacity. */
+ * same order, with the same bytes; the buffer must never hold more than its capacity. As the
+ * daemon's receiver does (tls.h, on_rx_done), frames taken are held in place until
+ * tls_rxbuf_reuses says the next append would overwrite them, and checked after every append:
+ * one that reached the memory of a held frame is caught. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,6 +27,7 @@ struct frame {
 };
 
 static struct frame ref[MAX_FRAMES];
+static const uint8_t *held[MAX_FRAMES]; /* frames taken since the buffer last reused memory */
 
 /* Reference: 1 = greeting good (or not expected), 0 = incomplete, -1 = mismatch. */
 static int ref_parse(const uint8_t *s, size_t n, bool greet, size_t *nframes, uint8_t *flags,
@@ -75,9 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tls_rxbuf_init(&r, mem, TLS_RXBUF_SIZE);
 	bool greeted = !greet;
 	int verdict = 1;
-	size_t off = 0;
+	size_t off = 0, held_from = 0;
 	while (off < n) {
 		size_t avail;
+		if (tls_rxbuf_reuses(&r))
+			held_from = got; /* the receiver finishes its frames first */
 		uint8_t *p = tls_rxbuf_space(&r, &avail);
 		if (avail == 0 || p < mem || p + avail > mem + TLS_RXBUF_SIZE)
 			abort(); /* a frame always fits; never past the buffer */
@@ -89,6 +95,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(p, s + off, k);
 		tls_rxbuf_commit(&r, k);
 		off += k;
+		for (size_t i = held_from; i < got; i++)
+			if (ref[i].len && memcmp(held[i - held_from], s + ref[i].off, ref[i].len))
+				abort(); /* a held frame was overwritten before tls_rxbuf_reuses said so */
 		if (!greeted) {
 			int ret = tls_rxbuf_take_greeting(&r, &g, &why);
 			if (ret < 0) {
@@ -109,6 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (got >= nref || len != ref[got].len ||
 			    (len && memcmp(msg, s + ref[got].off, len) != 0))
 				abort();
+			held[got - held_from] = msg;
 			got++;
 		}
 		if (got == MAX_FRAMES)

@@ -3,7 +3,8 @@
  * A CA and certificates are made with the module's own certificate code in a mkdtemp directory;
  * listener and clients then run in this one process on 127.0.0.1 through one evloop. Covered:
  * the framing codec on split input; messages both ways in order, zero-length and 65535-byte
- * frames, a full send buffer dropping rather than queueing; keepalives on an idle connection;
+ * frames, a full send buffer dropping rather than queueing; receive batches (frames held in
+ * place until on_rx_done); keepalives on an idle connection;
  * refusals (wrong CA, expired certificate, missing client certificate, wrong name, wrong pin,
  * plain TCP data, silent and stalled clients, a server that does not greet) each with its log
  * line, while a good client keeps being served; idle timeout; 200 concurrent clients; the
@@ -201,7 +202,7 @@ static void make_msg(uint8_t *buf, uint32_t seq, size_t len)
 
 static uint8_t scratch[TLS_FRAME_MAX];
 
-static void on_message(void *user, struct sg_tls_conn *conn, const uint8_t *msg, size_t len)
+static void on_message(void *user, struct sg_tls_conn *conn, uint8_t *msg, size_t len)
 {
 	struct side *s = sg_tls_conn_get_user(conn) ? sg_tls_conn_get_user(conn) : user;
 	make_msg(scratch, s->rx_next, len);
@@ -263,8 +264,10 @@ static struct sg_tls_ctx *server_ctx(bool require, bool fips, uint32_t hs_ms, ui
 	    .require_client_cert = require,
 	    .fips = fips,
 	    .handshake_timeout_ms = hs_ms * test_time_scale(),
-	    .idle_timeout_ms = idle_ms * test_time_scale(),
-	    .keepalive_ms = ka_ms * test_time_scale(),
+	    /* Not scaled: test_idle_timeout needs an idle timeout below a third of the announced
+	     * (rounded up) second; test_many_clients scales its own. */
+	    .idle_timeout_ms = idle_ms,
+	    .keepalive_ms = ka_ms,
 	    .max_conns_per_source = 1000,
 	    .max_conns = 1000,
 	    .rate_per_source = 100000,
@@ -292,7 +295,7 @@ static struct sg_tls_ctx *client_ctx(const char *who, const char *ca, const uint
 	    .pin_sha256 = pin,
 	    .fips = fips,
 	    .server_name = "127.0.0.1",
-	    .keepalive_ms = ka_ms * test_time_scale(),
+	    .keepalive_ms = ka_ms,
 	    /* Scaled as the server's: under qemu on a loaded machine the 200 handshakes of
 	     * test_many_clients, sharing one thread, took longer than 60 s, every client timed out
 	     * before reading its greeting, and the test then waited for ups that never came. */
@@ -681,6 +684,139 @@ static void test_batched_records(void **state)
 	evloop_free(loop);
 }
 
+/* ---- receive batches ---------------------------------------------------------------------- */
+
+/* A receiver as the daemon's: it keeps pointers to the frames on_message gives and changes them
+ * in place (as the core decrypts), and only at on_rx_done checks and counts them. */
+#define RXB_MAX 4096
+static struct {
+	uint8_t *msg[RXB_MAX];
+	size_t len[RXB_MAX];
+	size_t held, batches, largest, frames, bytes;
+	uint32_t next;
+	bool bad;
+	bool close_in_done; /* close the connection from on_rx_done, once */
+} rxb;
+
+static void rxb_message(void *user, struct sg_tls_conn *conn, uint8_t *msg, size_t len)
+{
+	(void)user;
+	(void)conn;
+	if (rxb.held == RXB_MAX) {
+		rxb.bad = true;
+		return;
+	}
+	for (size_t i = 0; i < len; i++)
+		msg[i] ^= 0xa5; /* in place: the buffer is the receiver's until on_rx_done */
+	rxb.msg[rxb.held] = msg;
+	rxb.len[rxb.held++] = len;
+}
+
+static void rxb_done(void *user, struct sg_tls_conn *conn)
+{
+	(void)user;
+	for (size_t k = 0; k < rxb.held; k++) {
+		make_msg(scratch, rxb.next++, rxb.len[k]);
+		for (size_t i = 0; i < rxb.len[k]; i++)
+			if ((uint8_t)(rxb.msg[k][i] ^ 0xa5) != scratch[i])
+				rxb.bad = true; /* overwritten before on_rx_done */
+		rxb.bytes += rxb.len[k];
+	}
+	rxb.frames += rxb.held;
+	rxb.batches += rxb.held > 0;
+	rxb.largest = SG_MAX(rxb.largest, rxb.held);
+	if (rxb.held == 0)
+		rxb.bad = true; /* called without frames */
+	rxb.held = 0;
+	if (rxb.close_in_done) {
+		rxb.close_in_done = false;
+		sg_tls_conn_close(conn);
+	}
+}
+
+/* The frames of one read stay in place until on_rx_done, whatever the receiver did to them; a
+ * batch holds the frames of several records (up to the receive buffer's reuse), and every frame
+ * is in exactly one batch, in order. Counts, not times, are asserted. */
+static void test_rx_batches(void **state)
+{
+	static uint8_t buf[TLS_FRAME_MAX];
+	struct evloop *loop;
+	struct side srv = {0}, cl = {0};
+	(void)state;
+
+	memset(&rxb, 0, sizeof(rxb));
+	assert_int_equal(evloop_new(&loop), 0);
+	struct sg_tls_ctx *sctx = server_ctx(true, false, 0, 60000, 0);
+	struct sg_tls_ctx *cctx = client_ctx("client", "ca", NULL, false, 0);
+	struct sg_tls_listener *l;
+	union wg_sockaddr sa = loopback(0);
+	struct sg_tls_callbacks cb = {.user = &srv,
+				      .on_message = rxb_message,
+				      .on_rx_done = rxb_done,
+				      .on_state = on_state};
+	char err[256];
+	if (sg_tls_listener_new(&l, loop, sctx, &sa, &cb, err, sizeof(err)) != 0)
+		fail_msg("listener: %s", err);
+	struct sg_tls_conn *c = connect_to(loop, cctx, sg_tls_listener_port(l), NULL, &cl);
+	RUN_UNTIL(loop, cl.ups == 1 && srv.ups == 1);
+
+	/* 2,000 datagrams of 1380 bytes, queued as the daemon does and flushed when the send buffer
+	 * is full: about 170 records of 16 KiB. */
+	uint32_t seq = 0;
+	while (seq < 2000) {
+		make_msg(buf, seq, 1380);
+		int r = sg_tls_conn_queue(c, buf, 1380);
+		if (r == SG_EFULL) {
+			assert_int_equal(sg_tls_conn_flush(c), 0);
+			assert_true(evloop_run_once(loop, 10) >= 0);
+			continue;
+		}
+		assert_int_equal(r, 0);
+		seq++;
+	}
+	assert_int_equal(sg_tls_conn_flush(c), 0);
+	RUN_UNTIL(loop, rxb.frames == 2000);
+	assert_false(rxb.bad);
+	assert_int_equal(rxb.held, 0);
+	assert_int_equal(rxb.bytes, 2000u * 1380u);
+	/* A record holds 11 such frames and one SSL_read returns a whole record: no batch is a
+	 * single frame only because of the buffer, and batches are fewer than records. */
+	assert_true(rxb.largest >= 16384 / 1382);
+	assert_true(rxb.batches < 2000 * 1382 / 16384);
+
+	/* Largest frames too: each spans five records and the buffer moves them to its front. */
+	static const size_t sizes[] = {TLS_FRAME_MAX, 1, TLS_FRAME_MAX - 1, 1380, TLS_FRAME_MAX};
+	size_t want = rxb.frames + SG_ARRAY_LEN(sizes);
+	for (size_t i = 0; i < SG_ARRAY_LEN(sizes); i++) {
+		make_msg(buf, seq, sizes[i]);
+		int r;
+		while ((r = sg_tls_conn_queue(c, buf, sizes[i])) == SG_EFULL) {
+			assert_int_equal(sg_tls_conn_flush(c), 0);
+			assert_true(evloop_run_once(loop, 10) >= 0);
+		}
+		assert_int_equal(r, 0);
+		seq++;
+	}
+	assert_int_equal(sg_tls_conn_flush(c), 0);
+	RUN_UNTIL(loop, rxb.frames == want);
+	assert_false(rxb.bad);
+
+	/* The receiver closes the connection from on_rx_done: the held frames were checked first,
+	 * the connection ends once (no on_state: closed by its owner), the client sees it go. */
+	rxb.close_in_done = true;
+	make_msg(buf, seq++, 1380);
+	assert_int_equal(sg_tls_conn_send(c, buf, 1380), 0);
+	RUN_UNTIL(loop, cl.downs == 1);
+	assert_false(rxb.bad);
+	assert_int_equal(rxb.frames, want + 1);
+	assert_int_equal(srv.downs, 0);
+
+	sg_tls_listener_free(l);
+	sg_tls_ctx_free(sctx);
+	sg_tls_ctx_free(cctx);
+	evloop_free(loop);
+}
+
 static void test_idle_timeout(void **state)
 {
 	struct evloop *loop;
@@ -1041,7 +1177,9 @@ static void test_many_clients(void **state)
 
 	memset(cls, 0, sizeof(cls));
 	assert_int_equal(evloop_new(&loop), 0);
-	struct sg_tls_ctx *sctx = server_ctx(true, false, 60000, 60000, 0);
+	/* An idle timeout scaled too: a connection up on the server may wait long for its client's
+	 * turn to read the greeting (and then send keepalives) while 200 handshakes share the CPU. */
+	struct sg_tls_ctx *sctx = server_ctx(true, false, 60000, 60000 * test_time_scale(), 0);
 	struct sg_tls_ctx *cctx = client_ctx("client", "ca", NULL, false, 0);
 	struct sg_tls_listener *l = listen_on(loop, sctx, &srv);
 	for (int i = 0; i < MANY; i++) {
@@ -1333,6 +1471,7 @@ int main(void)
 	    cmocka_unit_test(test_cert_files),
 	    cmocka_unit_test(test_exchange_in_order),
 	    cmocka_unit_test(test_batched_records),
+	    cmocka_unit_test(test_rx_batches),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_dual_stack_and_self_close),
 	    cmocka_unit_test(test_refusals_keep_serving),
