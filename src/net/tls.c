@@ -428,8 +428,8 @@ int sg_tls_ctx_new(struct sg_tls_ctx **out, const struct sg_tls_config *cfg, enu
 				       SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				       SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
 	/* Read ahead: one read(2) takes all the records that have arrived (up to READ_AHEAD_LEN)
-	 * instead of two reads, header and body, per record. conn_read calls SSL_read until OpenSSL
-	 * wants the socket, so no record stays buffered unseen. */
+	 * instead of two reads, header and body, per record. conn_read calls SSL_read while OpenSSL
+	 * holds bytes (SSL_has_pending), so no record stays buffered unseen. */
 	SSL_CTX_set_read_ahead(ctx->ssl, 1);
 	SSL_CTX_set_default_read_buffer_len(ctx->ssl, READ_AHEAD_LEN);
 	ret = set_algorithms(ctx->ssl, cfg->fips, err, errlen);
@@ -981,6 +981,11 @@ static void conn_read_frames(struct sg_tls_conn *c)
 		/* Without on_rx_done a frame is done with when on_message returns. */
 		if (!c->cbs.on_rx_done)
 			c->rx_held = false;
+		/* OpenSSL holds no more bytes (read-ahead took what the socket had): the socket's
+		 * next bytes wake us again (epoll is level-triggered), so no SSL_read that could
+		 * only say WANT_READ after a read(2) that says EAGAIN. */
+		if (c->state == ST_UP && !SSL_has_pending(c->ssl))
+			return;
 	}
 }
 
