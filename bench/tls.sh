@@ -87,7 +87,7 @@ measure() {
 # cost: COST_MB through the tunnel from B with perf stat on both daemons (PIDS: A, then B).
 cost() {
 	local pa pb ev=task-clock,raw_syscalls:sys_enter
-	[ -n "${COST_CALLS:-}" ] && ev=$ev,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait,probe_libssl:SSL_read,probe_libssl:SSL_write
+	[ -n "${COST_CALLS:-}" ] && ev=$ev,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,probe_libssl:SSL_read,probe_libssl:SSL_write
 	read -r pa pb <<<"$PIDS"
 	ip netns exec "$NA" iperf3 -s -1 -D -B 10.77.0.1 >/dev/null
 	sleep 0.3
