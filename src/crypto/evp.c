@@ -615,7 +615,9 @@ static bool chapoly_start(EVP_CIPHER_CTX *ctx, const uint8_t nonce[12])
 
 /* The one pass: s = [zeros || in || zeros], ChaCha20 in place. Afterwards s[0..32) is the
  * Poly1305 key and s + CHAPOLY_BLOCK holds in XOR keystream. Returns the bytes of s used (all
- * of them are wiped by the caller), or 0 on failure. len <= CHAPOLY_MAX. */
+ * of them are wiped by the caller), or 0 on failure, after wiping them here: the caller then
+ * wipes nothing, and the message copied in (the plaintext, when sealing) or whatever the
+ * failed call left must not stay in the thread's buffer. len <= CHAPOLY_MAX. */
 static size_t chapoly_pass(EVP_CIPHER_CTX *ctx, uint8_t *s, const uint8_t *in, size_t len)
 {
 	size_t total = (CHAPOLY_BLOCK + len + CHAPOLY_BLOCK - 1) & ~(size_t)(CHAPOLY_BLOCK - 1);
@@ -625,8 +627,10 @@ static size_t chapoly_pass(EVP_CIPHER_CTX *ctx, uint8_t *s, const uint8_t *in, s
 	if (len > 0)
 		memcpy(s + CHAPOLY_BLOCK, in, len);
 	memset(s + CHAPOLY_BLOCK + len, 0, total - CHAPOLY_BLOCK - len);
-	if (EVP_CipherUpdate(ctx, s, &outl, s, (int)total) != 1 || (size_t)outl != total)
+	if (EVP_CipherUpdate(ctx, s, &outl, s, (int)total) != 1 || (size_t)outl != total) {
+		sg_memzero(s, total);
 		return 0;
+	}
 	return total;
 }
 

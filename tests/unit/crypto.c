@@ -7,6 +7,7 @@
 
 #include "test_util.h"
 
+#include "common/bytes.h"
 #include "crypto/crypto.h"
 #include "crypto/ipsec.h"
 
@@ -655,6 +656,55 @@ static void test_aead_session_differential(void **state)
 	free(bad);
 }
 
+/* One lane's ChaCha20 context carries messages of every length in turn: a message past the
+ * one-pass limit that ends inside a block (and one refused after its key block only) leaves
+ * that context mid-block, and the next message on the same lane, short or long, must start
+ * from its own nonce's block 0 all the same. Checked against the one-shot cipher, both
+ * directions, same lane throughout. */
+static void test_aead_session_lane_reuse(void **state)
+{
+	static const size_t lens[] = {12345, 100, 0, 9217, 63, 20001, 9216, 1, 12345, 1420};
+	enum { MAXLEN = 20001 };
+	uint8_t *pt = malloc(MAXLEN), *ref = malloc(MAXLEN + 16), *got = malloc(MAXLEN + 16),
+		*out = malloc(MAXLEN + 16);
+	uint8_t key[32], nonce[12] = {0};
+	uint64_t seed = 0x1a9e;
+	struct sg_aead *e, *d;
+
+	(void)state;
+	assert_non_null(pt);
+	assert_non_null(ref);
+	assert_non_null(got);
+	assert_non_null(out);
+	test_rand_fill(&seed, key, sizeof(key));
+	e = sg_aead_new(SG_SUITE_CLASSIC, key, true);
+	d = sg_aead_new(SG_SUITE_CLASSIC, key, false);
+	assert_non_null(e);
+	assert_non_null(d);
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		size_t len = lens[i];
+
+		sg_put_le64(nonce + 4, i);
+		test_rand_fill(&seed, pt, len);
+		assert_true(sg_chacha20poly1305_encrypt(ref, pt, len, NULL, 0, nonce, key));
+		assert_true(sg_aead_seal_lane(e, 3, got, pt, len, nonce));
+		assert_memory_equal(got, ref, len + 16);
+		/* A refused open (tag flipped) first, then the real one, on the same lane. */
+		got[len] ^= 1;
+		assert_false(sg_aead_open_lane(d, 3, out, got, len + 16, nonce));
+		got[len] ^= 1;
+		assert_true(sg_aead_open_lane(d, 3, out, got, len + 16, nonce));
+		if (len)
+			assert_memory_equal(out, pt, len);
+	}
+	sg_aead_free(e);
+	sg_aead_free(d);
+	free(pt);
+	free(ref);
+	free(got);
+	free(out);
+}
+
 static void test_wg_nonce(void **state)
 {
 	uint8_t n[12];
@@ -1027,6 +1077,7 @@ int main(void)
 	    cmocka_unit_test(test_chacha_roundtrip),
 	    cmocka_unit_test(test_aead_session_rfc8439_2_8_2),
 	    cmocka_unit_test(test_aead_session_differential),
+	    cmocka_unit_test(test_aead_session_lane_reuse),
 	    cmocka_unit_test(test_wg_nonce),
 	    cmocka_unit_test(test_hchacha20),
 	    cmocka_unit_test(test_xchacha_draft_a_3_1),
