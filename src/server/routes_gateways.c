@@ -2249,10 +2249,11 @@ static int svc_name(struct sg_db_conn *c, struct wctx *x, json_t *b, struct svc_
 			sn->sub[1 + i] = b32[rnd[i] & 31];
 		sn->sub[1 + SVC_SUB_RANDOM] = 0;
 	}
-	if (strlen(sn->sub) + 1 + strlen(base) > 253)
+	/* A DNS name has at most 253 characters (sn->domain holds 255: the check is the bound). */
+	int n = snprintf(sn->domain, sizeof(sn->domain), "%s.%s", sn->sub, base);
+	if (n < 0 || n > 253)
 		return refuse(x, 422, "subdomain", "%s.%s is longer than a DNS name may be", sn->sub,
 			      base);
-	snprintf(sn->domain, sizeof(sn->domain), "%s.%s", sn->sub, base);
 	p[0] = x->gw;
 	p[1] = sn->sub;
 	p[2] = sn->domain;
