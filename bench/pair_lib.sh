@@ -104,8 +104,8 @@ iperf_c() { # OUT ARGS... (client in B, to A's inner address; iperf3's JSON in O
 	return 1
 }
 
-ping_rtts() { # OUT -> 100 pings B->A at 10 ms; per-packet RTTs in OUT
-	ip netns exec "$NB" ping -n -c 100 -i 0.01 -W 2 10.77.0.1 >"$1" 2>&1 || true
+ping_rtts() { # OUT [COUNT] -> COUNT (default 100) pings B->A at 10 ms; per-packet RTTs in OUT
+	ip netns exec "$NB" ping -n -c "${2:-100}" -i 0.01 -W 2 10.77.0.1 >"$1" 2>&1 || true
 }
 
 # pair_start NS IMPL IFNAME -> pid in $pid, once its UAPI socket is there (IMPL sg|wg).

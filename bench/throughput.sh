@@ -7,7 +7,9 @@
 #     the rate received and the loss;
 #   - CPU seconds per GB: utime+stime of both tunnel daemons (/proc/PID/stat) over the TCP
 #     1-stream run, per 10^9 bytes received (kernel softirq time is not included);
-#   - ping RTT through the tunnel, idle and while a TCP stream runs (bufferbloat in the daemons).
+#   - ping RTT through the tunnel, idle (200 pings) and while a TCP stream runs (SECONDS x 100
+#     pings at 10 ms, at least 200): mean, p50 and p99 of the per-packet RTTs (bufferbloat and
+#     head-of-line waits in the daemons; docs/DATAPATH.md, "Latency under load").
 # and prints a table and the ratios secureguardd/wireguard-go and FIPS/classic.
 #
 #   bench/throughput.sh [SECONDS]     (root; build first with `make`; SECONDS per iperf3 run,
@@ -31,6 +33,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 SGD=${SG_BIN:-$SRC/build/bin}/secureguardd
 SGC=$(dirname "$SGD")/secureguard
 PAIRS=${SG_BENCH_PAIRS:-wg,sg,fips,mix}
+NPING=$((SECS * 100 > 200 ? SECS * 100 : 200))
 SGD_ENV=${SG_BENCH_SGD_ENV:-}
 for p in ${PAIRS//,/ }; do
 	case $p in wg | sg | fips | mix) ;; *)
@@ -96,7 +99,7 @@ run_pair() {
 	recj "$key" udp "$out.udp" 'd["end"]["sum_received"]["bits_per_second"]/1e6'
 	recj "$key" udploss "$out.udp" 'd["end"]["sum_received"]["lost_percent"]'
 
-	ping_rtts "$out.ping_idle"
+	ping_rtts "$out.ping_idle" 200
 	# Loaded: a TCP stream runs; ping once it carries data (bounded wait), then stop it.
 	local base cpid
 	base=$(rx_bytes)
@@ -106,18 +109,19 @@ run_pair() {
 		[ $(($(rx_bytes) - base)) -gt 4000000 ] && break
 		sleep 0.05
 	done
-	ping_rtts "$out.ping_load"
+	ping_rtts "$out.ping_load" "$NPING"
 	kill "$cpid" 2>/dev/null || true
 	local which
 	for which in idle load; do
-		rec "$key" "ping_$which" "$(python3 - "$out.ping_$which" <<'PY'
+		rec "$key" "ping_$which" "$(python3 - "$out.ping_$which" "$([ $which = idle ] && echo 200 || echo "$NPING")" <<'PY'
 import re, sys
 t = sorted(float(x) for x in re.findall(r"time=([0-9.]+) ms", open(sys.argv[1]).read()))
+n = int(sys.argv[2])
 if not t:
-    print("nan,nan,nan,100")
+    print("nan,nan,nan,%d,%d" % (n, n))
 else:
     p99 = t[min(len(t) - 1, int(round(0.99 * (len(t) - 1))))]
-    print("%.3f,%.3f,%.3f,%d" % (sum(t) / len(t), t[len(t) // 2], p99, 100 - len(t)))
+    print("%.3f,%.3f,%.3f,%d,%d" % (sum(t) / len(t), t[len(t) // 2], p99, n - len(t), n))
 PY
 )"
 	done
@@ -131,7 +135,7 @@ printf '  wireguard-go: %s   iperf3: %s   kernel %s\n' \
 	"$(iperf3 --version | head -1 | cut -d' ' -f2)" "$(uname -r)"
 pair_all wg sg fips mix
 
-python3 - "$RES/results" "$PAIRS" <<'PY'
+python3 - "$RES/results" "$PAIRS" "$NPING" <<'PY'
 import math, sys
 res = {}
 for line in open(sys.argv[1]):
@@ -165,10 +169,10 @@ for p in order:
         continue
     pings = []
     for w in ("idle", "load"):
-        a = [num(p, "ping_" + w, i) for i in range(4)]
+        a = [num(p, "ping_" + w, i) for i in range(5)]
         pings.append("-" if a[0] is None else "%.2f/%.2f/%.2f" % tuple(a[:3]))
         if a[3]:
-            lost.append("%s %s: %d of 100 pings lost" % (label[p], w, a[3]))
+            lost.append("%s %s: %d of %d pings lost" % (label[p], w, a[3], a[4]))
     print(("%-35s %7s %7s %7s %6s %7s  %-16s %s" % (label[p], f(num(p, "tcp1"), "%.0f"),
           f(num(p, "tcp4"), "%.0f"), f(num(p, "udp"), "%.0f"), f(num(p, "udploss"), "%.1f"),
           f(num(p, "cpu"), "%.2f"), pings[0], pings[1])).rstrip())
@@ -177,7 +181,8 @@ for l in lost:
 print("CPU s/GB: utime+stime of both tunnel daemons (/proc/PID/stat) over the TCP 1-stream run,\n"
       "  per 10^9 bytes received; kernel softirq time (veth, TUN, UDP/TCP stacks) is NOT included.\n"
       "UDP: iperf3 -u -b 0 -l 1380, received rate; loss = sent but not received (unthrottled sender).\n"
-      "ping: 100 pings at 10 ms B->A; load = while one TCP iperf3 stream runs B->A.")
+      "ping: at 10 ms B->A, 200 idle; %d under load = while one TCP iperf3 stream runs B->A.\n"
+      "  p99 is the RTT 99%% of the pings were at or below." % int(sys.argv[3]))
 
 def ratios(a, b):
     # a is the candidate, b the baseline; every ratio is printed so that >1 means a is better.
@@ -189,7 +194,8 @@ def ratios(a, b):
     rows = [("TCP 1 stream", "tcp1", None, True), ("TCP 4 streams", "tcp4", None, True),
             ("UDP received", "udp", None, True), ("CPU s/GB", "cpu", None, False),
             ("ping idle avg", "ping_idle", 0, False), ("ping idle p99", "ping_idle", 2, False),
-            ("ping loaded avg", "ping_load", 0, False), ("ping loaded p99", "ping_load", 2, False)]
+            ("ping loaded avg", "ping_load", 0, False), ("ping loaded p50", "ping_load", 1, False),
+            ("ping loaded p99", "ping_load", 2, False)]
     for name, m, i, higher in rows:
         x, y = num(a, m, i), num(b, m, i)
         if x is None or y is None or x == 0 or y == 0:

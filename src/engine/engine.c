@@ -39,9 +39,15 @@
 #include "wg/wg.h"
 
 /* Work done per readiness event before going back to epoll, so one busy fd cannot starve the
- * others (epoll is level-triggered: the rest is picked up on the next turn). */
-#define TUN_BUDGET	   256
-#define UDP_BUDGET_BATCHES 8
+ * others (epoll is level-triggered: the rest is picked up on the next turn). The bound is in
+ * bytes, not reads: a TUN read or a UDP GRO buffer can hold 64 KiB, and a packet of the other
+ * direction (an echo reply, a TCP ACK) waits for whatever the turn does before it. 128 KiB is
+ * about a quarter of a millisecond of one core's sealing or opening here, and two 64 KiB TCP
+ * super-packets; the turn's own cost (epoll_wait, a sendmmsg) is about 1% of it. A received
+ * batch (up to 32 GRO buffers, 2 MiB) that outlasts the budget is finished on later turns, in
+ * order, before the socket is read again (docs/DATAPATH.md, "Latency under load"). */
+#define TURN_BYTES (128u * 1024u)
+#define TUN_BUDGET 256 /* reads per turn, for reads of small packets */
 /* Largest TUN read: a virtio header and a 64 KiB (super-)packet. */
 #define TUN_BUF TUN_READ_MAX
 _Static_assert(TUN_VNET_HDR_LEN == OFFLOAD_VNET_HDR_LEN, "one virtio_net_hdr size");
@@ -142,9 +148,18 @@ struct engine {
 	int timer_fd, signal_fd, nl_fd, inotify_fd;
 	struct linkmon_link link; /* where the TUN interface is, for the link monitor */
 	bool nl_all_nsid;	  /* the monitor hears other namespaces (a moved interface) */
-	struct evloop_source src_tun, src_udp, src_timer, src_signal, src_nl, src_inotify, src_ctl;
+	struct evloop_source src_tun, src_tun_prio, src_udp, src_timer, src_signal, src_nl, src_inotify, src_ctl;
 	uint64_t armed_for; /* the core deadline the timerfd is armed for */
 	bool timer_fired;
+	/* The received batch (d->rx) being worked through: buffer rx_i at offset rx_off is next
+	 * of rx_n; rx_i == rx_n when it is done. rx_last: it was a short batch (the socket
+	 * was empty). */
+	int rx_n, rx_i;
+	size_t rx_off;
+	bool rx_last;
+	bool udp_ran;	    /* the receive work ran this turn */
+	size_t turn_bytes; /* TURN_BYTES, or what engine_opts asked */
+	uint64_t rx_resumed; /* turns that went on with a batch an earlier turn left */
 	uint8_t *tun_buf;
 	uint8_t *seg_buf; /* one segment cut from a GSO read */
 	uint8_t *gro_mem; /* the GRO table's flow buffers */
@@ -391,7 +406,8 @@ static void log_counters(struct engine *d, const char *event, const char *reason
 	       "udp_rx_gro=%llu tun_tx_gro_merged=%llu udp_tx_stale_src=%llu "
 	       "handshake_queue_full=%llu tx_loop=%llu rx_down=%llu icmp_sent=%llu "
 	       "icmp_limited=%llu route_queries=%llu sticky_sources_dropped=%llu "
-	       "sticky_sources_restored=%llu route_mtu_reloads=%llu route_errors=%llu",
+	       "sticky_sources_restored=%llu route_mtu_reloads=%llu route_errors=%llu "
+	       "udp_rx_resumed=%llu",
 	       reason ? "reason=" : "", reason ? reason : "", reason ? " " : "",
 	       d->dev ? wg_device_peer_count(d->dev) : (size_t)0,
 	       (unsigned long long)s.rx_datagrams, (unsigned long long)s.rx_invalid,
@@ -412,7 +428,7 @@ static void log_counters(struct engine *d, const char *event, const char *reason
 	       (unsigned long long)d->stats.icmp_sent, (unsigned long long)d->stats.icmp_limited,
 	       (unsigned long long)rs.queries, (unsigned long long)rs.sources_dropped,
 	       (unsigned long long)rs.sources_restored, (unsigned long long)rs.mtu_reloads,
-	       (unsigned long long)rs.errors);
+	       (unsigned long long)rs.errors, (unsigned long long)d->rx_resumed);
 }
 
 void engine_log_stats(struct engine *d, const char *event)
@@ -982,10 +998,13 @@ static void tun_frame(struct engine *d, uint64_t now, uint8_t *frame, size_t len
 	}
 }
 
-static void tun_read_some(struct engine *d, uint64_t now)
+/* Reads the priority queue (tun.h) or the bulk one, for at most the turn's budget. */
+static void tun_read_some(struct engine *d, uint64_t now, bool prio)
 {
-	for (int i = 0; i < TUN_BUDGET && !d->stop; i++) {
-		ssize_t n = tun_read(&d->tun, d->tun_buf, TUN_BUF);
+	size_t bytes = 0;
+	for (int i = 0; i < TUN_BUDGET && bytes < d->turn_bytes && !d->stop; i++) {
+		ssize_t n = prio ? tun_read_prio(&d->tun, d->tun_buf, TUN_BUF)
+				 : tun_read(&d->tun, d->tun_buf, TUN_BUF);
 		if (n == -EAGAIN)
 			return;
 		if (n < 0) {
@@ -1003,6 +1022,7 @@ static void tun_read_some(struct engine *d, uint64_t now)
 		}
 		if (n == 0)
 			continue;
+		bytes += (size_t)n;
 		if (d->tun.vnet_hdr)
 			tun_frame(d, now, d->tun_buf, (size_t)n);
 		else
@@ -1010,13 +1030,37 @@ static void tun_read_some(struct engine *d, uint64_t now)
 	}
 }
 
+/* What the core queued for sending leaves now, in one sendmmsg (and over TLS in as few records
+ * as it fills). */
+static void send_queued(struct engine *d)
+{
+	udp_tx_flush(&d->udp, &d->tx);
+	if (d->tls)
+		tlsmgr_flush(d->tls);
+}
+
+/* The TUN device's packets: the priority queue's (ICMP, DNS, pure ACKs), then up to a budget
+ * of the bulk queue's, sealed and sent before the receive work of the turn. */
 static void on_tun(void *ctx, uint32_t events)
 {
 	struct engine *d = ctx;
 	uint64_t now = evloop_now_ns();
 
-	tun_read_some(d, now);
+	if (d->tun.prio_fd >= 0)
+		tun_read_some(d, now, true);
+	tun_read_some(d, now, false);
 	tx_flush(d, now);
+	send_queued(d);
+}
+
+static void on_tun_prio(void *ctx, uint32_t events)
+{
+	struct engine *d = ctx;
+	uint64_t now = evloop_now_ns();
+
+	tun_read_some(d, now, true);
+	tx_flush(d, now);
+	send_queued(d);
 }
 
 /* A handshake message that needs the Noise work (well formed, mac1 valid, and mac2 too when
@@ -1061,43 +1105,64 @@ static void hsq_run(struct engine *d)
 		wg_device_force_under_load(d->dev, false); /* the core keeps it for a second more */
 }
 
-static void on_udp(void *ctx, uint32_t events)
+/* Receives and works through datagrams for at most the turn's budget of bytes. A batch that
+ * outlasts it stays in d->rx and is finished first on the next turns (udp_pending), so each
+ * peer's datagrams keep their order and the socket is not read again before. */
+static void udp_work(struct engine *d)
 {
-	struct engine *d = ctx;
+	size_t bytes = 0;
 
-	for (int b = 0; b < UDP_BUDGET_BATCHES && !d->stop; b++) {
-		int n = udp_recv_batch(&d->udp, &d->rx);
-		if (n < 0) {
-			uint64_t suppressed;
-			d->stats.udp_rx_errors++;
-			if (sg_log_ratelimit_allow(&d->err_rl, evloop_now_ns(), &suppressed))
-				sg_log(SG_LOG_DEBUG, "udp_recv_failed", "error=\"%s\"",
-				       strerror(-n));
-			return;
+	d->udp_ran = true;
+	if (d->rx_i < d->rx_n)
+		d->rx_resumed++;
+	while (!d->stop && bytes < d->turn_bytes) {
+		if (d->rx_i == d->rx_n) {
+			if (d->rx_last)
+				break; /* the last batch was short: the socket was empty */
+			int n = udp_recv_batch(&d->udp, &d->rx);
+			if (n < 0) {
+				uint64_t suppressed;
+				d->stats.udp_rx_errors++;
+				if (sg_log_ratelimit_allow(&d->err_rl, evloop_now_ns(), &suppressed))
+					sg_log(SG_LOG_DEBUG, "udp_recv_failed", "error=\"%s\"",
+					       strerror(-n));
+				break;
+			}
+			d->rx_n = n;
+			d->rx_i = 0;
+			d->rx_off = 0;
+			d->rx_last = n < UDP_BATCH;
+			if (n == 0)
+				break;
 		}
 		uint64_t now = evloop_now_ns();
-		for (int i = 0; i < n; i++) {
+		while (d->rx_i < d->rx_n && bytes < d->turn_bytes) {
+			int i = d->rx_i;
 			size_t len = d->rx.msgs[i].msg_len, seg = d->rx.seg_size[i];
 			uint8_t *buf = udp_rx_buf(&d->rx, i);
 			/* One datagram, or several the kernel coalesced (UDP GRO). */
-			for (size_t off = 0; off < len; off += seg) {
-				size_t dlen = SG_MIN(seg, len - off);
+			if (d->rx_off < len) {
+				size_t off = d->rx_off, dlen = SG_MIN(seg, len - off);
+				d->rx_off += dlen;
+				bytes += dlen;
 				d->stats.udp_rx++;
-				if (hsq_take(d, now, &d->rx.from[i], buf + off, dlen))
-					continue;
-				if (d->nops == d->batch_max)
-					rx_flush(d, now);
-				if (wg_device_receive_prepare(d->dev, now, &d->rx.from[i],
-							      buf + off, dlen,
-							      &d->ops[d->nops]) == 1)
-					d->nops++;
+				if (!hsq_take(d, now, &d->rx.from[i], buf + off, dlen)) {
+					if (d->nops == d->batch_max)
+						rx_flush(d, now);
+					if (wg_device_receive_prepare(d->dev, now, &d->rx.from[i],
+								      buf + off, dlen,
+								      &d->ops[d->nops]) == 1)
+						d->nops++;
+				}
+			}
+			if (d->rx_off >= len) {
+				d->rx_i++;
+				d->rx_off = 0;
 			}
 		}
-		/* Before the next receive reuses the buffers the ops decrypt in. */
+		/* Before the buffers the ops decrypt in are received into again or the turn ends. */
 		rx_flush(d, now);
 		offload_gro_flush(&d->gro);
-		if (n < UDP_BATCH)
-			return;
 	}
 }
 
@@ -1124,6 +1189,20 @@ static void tls_rx_done(void *ctx)
 	struct engine *d = ctx;
 	rx_flush(d, d->tls_rx_now); /* the TUN writes: offload_gro_flush at the turn's end */
 	d->tls_rx_now = 0;
+}
+
+/* A batch is left over from an earlier turn (the socket may have nothing new to wake us). */
+static bool udp_pending(const struct engine *d)
+{
+	return d->rx_i < d->rx_n;
+}
+
+static void on_udp(void *ctx, uint32_t events)
+{
+	struct engine *d = ctx;
+	/* Readable again: a short batch no longer means the socket is empty. */
+	d->rx_last = false;
+	udp_work(d);
 }
 
 static void on_timer(void *ctx, uint32_t events)
@@ -1519,7 +1598,7 @@ static int open_packets(struct engine *d, const struct engine_opts *opts, const 
 {
 	switch (opts->io) {
 	case ENGINE_TUN_CREATE:
-		return tun_open(&d->tun, opts->ifname, d->mtu, d->offload, why);
+		return tun_open(&d->tun, opts->ifname, d->mtu, d->offload, true, why);
 	case ENGINE_TUN_FD:
 		return tun_adopt(&d->tun, opts->tun_fd, why);
 	case ENGINE_PACKETS:
@@ -1553,12 +1632,13 @@ int engine_init(struct engine **out, const struct engine_opts *opts, const char 
 		*why = "out of memory";
 		return -ENOMEM;
 	}
-	d->tun.fd = d->udp.fd = d->ctl.fd = -1;
+	d->tun.fd = d->tun.prio_fd = d->udp.fd = d->ctl.fd = -1;
 	d->timer_fd = d->signal_fd = d->nl_fd = d->inotify_fd = d->wake_fd = -1;
 	d->mtu = opts->mtu ? opts->mtu : TUN_DEFAULT_MTU;
 	d->io = opts->io;
 	d->hooks = opts->hooks;
 	d->lanes_wanted = opts->lanes;
+	d->turn_bytes = opts->turn_bytes ? opts->turn_bytes : TURN_BYTES;
 	d->has_ctlsock = opts->ctlsock;
 	d->link_monitor = opts->link_monitor && opts->io != ENGINE_PACKETS;
 	d->drop_rl.rate = 10;
@@ -1637,8 +1717,9 @@ int engine_init(struct engine **out, const struct engine_opts *opts, const char 
 		goto fail;
 	if (d->io != ENGINE_PACKETS)
 		sg_log(SG_LOG_INFO, "offload",
-		       "tun_vnet_hdr=%s tun_offloads=0x%x udp_gso=%s udp_gro=%s%s",
-		       d->tun.vnet_hdr ? "on" : "off", d->tun.offloads, d->udp.gso ? "on" : "off",
+		       "tun_vnet_hdr=%s tun_offloads=0x%x tun_prio_queue=%s udp_gso=%s udp_gro=%s%s",
+		       d->tun.vnet_hdr ? "on" : "off", d->tun.offloads,
+		       d->tun.prio_fd >= 0 ? "on" : "off", d->udp.gso ? "on" : "off",
 		       d->udp.gro ? "on" : "off", d->offload ? "" : " reason=SG_DISABLE_OFFLOAD");
 
 	err = evloop_new(&d->loop);
@@ -1721,6 +1802,8 @@ int engine_init(struct engine **out, const struct engine_opts *opts, const char 
 
 	if ((d->tun.fd >= 0 &&
 	     (err = evloop_add(d->loop, &d->src_tun, d->tun.fd, EPOLLIN, on_tun, d)) != 0) ||
+	    (d->tun.prio_fd >= 0 && (err = evloop_add(d->loop, &d->src_tun_prio, d->tun.prio_fd,
+						      EPOLLIN, on_tun_prio, d)) != 0) ||
 	    (err = evloop_add(d->loop, &d->src_udp, d->udp.fd, EPOLLIN, on_udp, d)) != 0 ||
 	    (err = evloop_add(d->loop, &d->src_timer, d->timer_fd, EPOLLIN, on_timer, d)) != 0 ||
 	    (err = evloop_add(d->loop, &d->src_wake, d->wake_fd, EPOLLIN, on_wake, d)) != 0 ||
@@ -1781,22 +1864,25 @@ int engine_run(struct engine *d)
 		uint64_t wait_ns = d->next_housekeeping > now ? d->next_housekeeping - now : 0;
 		/* Handshakes left in the queue, or a routing round cut short: look at the fds
 		 * and come straight back. */
-		bool more = d->hsq_count || (d->routing && routing_wants_turn(d->routing));
+		bool more = d->hsq_count || (d->routing && routing_wants_turn(d->routing)) ||
+			    udp_pending(d);
 		int timeout_ms = more ? 0 : (int)(wait_ns / 1000000ull) + 1;
 		uint64_t failed = d->tx.failed;
+		d->udp_ran = false;
 		int n = evloop_run_once(d->loop, timeout_ms);
 		if (n < 0) {
 			sg_log(SG_LOG_ERROR, "epoll_failed", "error=\"%s\"", strerror(-n));
 			request_stop(d, "epoll_error", 1);
 		}
+		/* A received batch an earlier turn left, when the socket did not wake us. */
+		if (udp_pending(d) && !d->udp_ran && !d->stop)
+			udp_work(d);
 		hsq_run(d);
 		if (d->routing)
 			routing_run(d->routing, evloop_now_ns());
-		/* Everything the core sent during this turn goes out in one sendmmsg, and over TLS
-		 * in as few records as it fills. */
-		udp_tx_flush(&d->udp, &d->tx);
-		if (d->tls)
-			tlsmgr_flush(d->tls);
+		/* Everything else the core sent during this turn goes out in one sendmmsg, and over
+		 * TLS in as few records as it fills. */
+		send_queued(d);
 		offload_gro_flush(&d->gro);
 		if (d->tx.gso_error != 0) {
 			sg_log(SG_LOG_WARN, "udp_gso_disabled", "error=\"%s\"",
@@ -1916,4 +2002,5 @@ void engine_get_stats(const struct engine *d, struct engine_stats *out)
 	out->udp_tx_failed = d->tx.failed;
 	out->packets_queued = d->pktq_queued;
 	out->packets_queue_full = d->pktq_full;
+	out->udp_rx_resumed = d->rx_resumed;
 }

@@ -56,6 +56,9 @@ struct engine_opts {
 	bool no_offload;      /* no TUN offloads, UDP GSO or GRO (SG_DISABLE_OFFLOAD=1) */
 	bool fips_strict;     /* --fips-strict: checked by main; reported by the UAPI */
 	unsigned lanes;	      /* crypto lanes; 0: cpool_default_lanes */
+	/* Bytes of packets worked through per source (TUN reads, received datagrams) per loop
+	 * turn before the other sources get theirs; 0: the default, 128 KiB (engine.c). */
+	size_t turn_bytes;
 	struct engine_hooks hooks;
 };
 
@@ -101,6 +104,8 @@ unsigned engine_mtu(const struct engine *e);
 struct engine_stats {
 	uint64_t tun_rx, tun_tx, tun_tx_errors, udp_rx, udp_tx, udp_tx_failed;
 	uint64_t packets_queued, packets_queue_full;
+	/* Turns that went on with a received batch an earlier turn's budget left. */
+	uint64_t udp_rx_resumed;
 };
 /* Loop thread (or through engine_call). */
 void engine_get_stats(const struct engine *e, struct engine_stats *out);

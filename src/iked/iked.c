@@ -1308,7 +1308,7 @@ int iked_init(struct iked *d, const char *vici_uri, const char **why)
 	}
 	offload_gro_init(&d->gro, d->gro_mem, gro_emit, d);
 	if ((err = tun_open(&d->tun, tname && *tname ? tname : IKED_TUN_NAME, IKED_TUN_MTU, offload,
-			    why)))
+			    false, why)))
 		return err;
 	sg_log(SG_LOG_INFO, "offload", "tun_vnet_hdr=%s udp_gso=%s udp_gro=%s%s",
 	       d->tun.vnet_hdr ? "on" : "off", d->u4500.gso ? "on" : "off",
