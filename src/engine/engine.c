@@ -43,7 +43,8 @@
  * bytes, not reads: a TUN read or a UDP GRO buffer can hold 64 KiB, and a packet of the other
  * direction (an echo reply, a TCP ACK) waits for whatever the turn does before it. 128 KiB is
  * about a quarter of a millisecond of one core's sealing or opening here, and two 64 KiB TCP
- * super-packets; the turn's own cost (epoll_wait, a sendmmsg) is about 1% of it. A received
+ * super-packets; the turn's own cost (epoll_wait, a read of the priority queue, a sendmmsg)
+ * measured 3-4% more CPU per byte in the sending daemon (bench/lat_cost.sh). A received
  * batch (up to 32 GRO buffers, 2 MiB) that outlasts the budget is finished on later turns, in
  * order, before the socket is read again (docs/DATAPATH.md, "Latency under load"). */
 #define TURN_BYTES (128u * 1024u)
@@ -148,7 +149,8 @@ struct engine {
 	int timer_fd, signal_fd, nl_fd, inotify_fd;
 	struct linkmon_link link; /* where the TUN interface is, for the link monitor */
 	bool nl_all_nsid;	  /* the monitor hears other namespaces (a moved interface) */
-	struct evloop_source src_tun, src_tun_prio, src_udp, src_timer, src_signal, src_nl, src_inotify, src_ctl;
+	struct evloop_source src_tun, src_tun_prio, src_udp, src_timer, src_signal, src_nl,
+	    src_inotify, src_ctl;
 	uint64_t armed_for; /* the core deadline the timerfd is armed for */
 	bool timer_fired;
 	/* The received batch (d->rx) being worked through: buffer rx_i at offset rx_off is next
@@ -157,8 +159,8 @@ struct engine {
 	int rx_n, rx_i;
 	size_t rx_off;
 	bool rx_last;
-	bool udp_ran;	    /* the receive work ran this turn */
-	size_t turn_bytes; /* TURN_BYTES, or what engine_opts asked */
+	bool udp_ran;	     /* the receive work ran this turn */
+	size_t turn_bytes;   /* TURN_BYTES, or what engine_opts asked */
 	uint64_t rx_resumed; /* turns that went on with a batch an earlier turn left */
 	uint8_t *tun_buf;
 	uint8_t *seg_buf; /* one segment cut from a GSO read */

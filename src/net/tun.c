@@ -123,8 +123,8 @@ static void emit(struct prog *p, uint8_t code, uint8_t dst, uint8_t src, int32_t
 {
 	if (label >= 0)
 		p->fix[p->nfix++] = (struct prog_fix){p->n, label};
-	p->insn[p->n++] = (struct bpf_insn){.code = code, .dst_reg = dst, .src_reg = src,
-					    .imm = imm};
+	p->insn[p->n++] =
+	    (struct bpf_insn){.code = code, .dst_reg = dst, .src_reg = src, .imm = imm};
 }
 
 #define LD_ABS(p, size, off)	  emit(p, BPF_LD | BPF_ABS | (size), 0, 0, (off), -1)
@@ -136,8 +136,8 @@ static void emit(struct prog *p, uint8_t code, uint8_t dst, uint8_t src, int32_t
 #define GOTO(p, label)		  emit(p, BPF_JMP | BPF_JA, 0, 0, 0, (label))
 #define LABEL(p, l)		  ((p)->label[l] = (p)->n)
 
-/* tun_prio_class (tun.h) as a program. Registers: r6 the context, r7 the IP packet's length,
- * r8 the transport protocol, r9 the transport header's offset. */
+/* The priority rule (tun.h, tun_prio_prog_load) as a program. Registers: r6 the context, r7
+ * the IP packet's length, r8 the transport protocol, r9 the transport header's offset. */
 static void prio_prog(struct prog *p)
 {
 	ALU_X(p, BPF_MOV, 6, 1);
@@ -226,7 +226,8 @@ static void tun_prio_open(struct tun *t, short flags)
 	if (fd >= 0) {
 		ifr_set_name(&ifr, t->name);
 		ifr.ifr_flags = flags;
-		if (ioctl(fd, TUNSETIFF, &ifr) != 0 || ioctl(t->fd, TUNSETSTEERINGEBPF, &prog) != 0) {
+		if (ioctl(fd, TUNSETIFF, &ifr) != 0 ||
+		    ioctl(t->fd, TUNSETSTEERINGEBPF, &prog) != 0) {
 			close(fd);
 			fd = -1;
 		}

@@ -41,12 +41,13 @@ bool tun_name_valid(const char *name);
  * `offload`, asks for a virtio_net_hdr and the offloads; if the kernel refuses TUNSETOFFLOAD the
  * interface is made again without them (t->vnet_hdr says which it got).
  *
- * With `prio`, the interface gets two queues where the kernel allows it (IFF_MULTI_QUEUE, and an eBPF
- * steering program, TUNSETSTEERINGEBPF, which needs CAP_BPF or CAP_SYS_ADMIN): packets that
- * are not part of a bulk transfer (tun_prio_class) go to the second, t->prio_fd, which the
- * caller reads first; the rest to t->fd. Each queue is a FIFO ring in the kernel, so a ping
- * or a TCP ACK no longer waits behind the TCP super-packets queued before it. Without (another
- * kernel, no privilege), t->prio_fd is -1 and everything comes through t->fd, in order.
+ * With `prio`, the interface gets two queues where the kernel allows it (IFF_MULTI_QUEUE and
+ * an eBPF steering program, TUNSETSTEERINGEBPF, which needs CAP_BPF or CAP_SYS_ADMIN): packets
+ * that are not part of a bulk transfer (the rule at tun_prio_prog_load) go to the second,
+ * t->prio_fd, which the caller reads first; the rest to t->fd. Each queue is a FIFO ring in
+ * the kernel, so a ping or a TCP ACK no longer waits behind the TCP super-packets queued before
+ * it. Without (another kernel, no privilege), t->prio_fd is -1 and everything comes through
+ * t->fd, in order.
  * 0 or a negative errno; *why names the step that failed. */
 int tun_open(struct tun *t, const char *name, unsigned mtu, bool offload, bool prio,
 	     const char **why) SG_WUR;
@@ -78,12 +79,14 @@ ssize_t tun_read(struct tun *t, uint8_t *buf, size_t size);
 ssize_t tun_read_prio(struct tun *t, uint8_t *buf, size_t size);
 
 /* The priority queue's rule, which the steering program applies to each packet the kernel
- * sends into the interface: 1 (priority) for ICMP and ICMPv6, DNS (UDP from or to port 53), and
- * TCP segments without payload and without SYN, FIN or RST (pure ACKs and window updates);
+ * sends into the interface (it returns the queue): 1 (priority) for ICMP and ICMPv6, DNS (UDP
+ * from or to port 53), and TCP segments without payload and without SYN, FIN or RST (pure ACKs
+ * and window updates);
  * 0 (bulk) for everything else: TCP with data, other UDP, IPv4 fragments, IPv6 with extension
  * headers, anything unparsed. Within a flow nothing is reordered but a pure ACK passing the
- * flow's own data in the same direction, which TCP takes as it takes a reordered ACK. */
-/* Loads the steering program (BPF_PROG_TYPE_SOCKET_FILTER, run by the kernel on the IP packet):
+ * flow's own data in the same direction, which TCP takes as it takes a reordered ACK.
+ *
+ * Loads the steering program (BPF_PROG_TYPE_SOCKET_FILTER, run by the kernel on the IP packet):
  * a program fd, or a negative errno. Exposed for the unit test, which runs it on packets
  * (BPF_PROG_TEST_RUN). */
 int tun_prio_prog_load(void) SG_WUR;

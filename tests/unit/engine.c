@@ -17,10 +17,10 @@
 #include "crypto/crypto.h"
 #include "engine/engine.h"
 
-#define N_PKTS	  64
-#define PKT_LEN	  1000
-#define B_BUDGET  4096
-#define MAX_SEEN  4096
+#define N_PKTS	 64
+#define PKT_LEN	 1000
+#define B_BUDGET 4096
+#define MAX_SEEN 4096
 
 struct side {
 	struct engine *e;
@@ -142,11 +142,11 @@ static void get_stats(struct engine *e, void *arg)
 	engine_get_stats(e, arg);
 }
 
-static void init_side(struct side *s, size_t turn_bytes, void (*deliver)(void *, const uint8_t *,
-									  size_t))
+static void init_side(struct side *s, size_t turn_bytes,
+		      void (*deliver)(void *, const uint8_t *, size_t))
 {
-	struct engine_opts o = {.io = ENGINE_PACKETS, .ifname = "test", .lanes = 1,
-				.turn_bytes = turn_bytes};
+	struct engine_opts o = {
+	    .io = ENGINE_PACKETS, .ifname = "test", .lanes = 1, .turn_bytes = turn_bytes};
 	const char *why = "";
 	o.hooks.deliver = deliver;
 	assert_true(sg_x25519_generate(s->priv, s->pub));

@@ -1,4 +1,4 @@
-/* The TUN priority queue's steering rule (src/net/tun.c, tun.h "tun_prio_class"): the kernel
+/* The TUN priority queue's steering rule (src/net/tun.c; tun.h, tun_prio_prog_load): the kernel
  * runs the program on each packet sent into the interface and puts it in the queue it returns.
  * Here the program runs on packets of each kind through BPF_PROG_TEST_RUN (root: loading a
  * program needs CAP_BPF or CAP_SYS_ADMIN; skipped without). */
