@@ -43,8 +43,9 @@
  * bytes, not reads: a TUN read or a UDP GRO buffer can hold 64 KiB, and a packet of the other
  * direction (an echo reply, a TCP ACK) waits for whatever the turn does before it. 128 KiB is
  * about a quarter of a millisecond of one core's sealing or opening here, and two 64 KiB TCP
- * super-packets; the turn's own cost (epoll_wait, a read of the priority queue, a sendmmsg)
- * measured 3-4% more CPU per byte in the sending daemon (bench/lat_cost.sh). A received
+ * super-packets. The turns' own cost (epoll_wait, a read of the priority queue, a sendmmsg)
+ * is a third to a half more system calls per byte, and 0-25% more CPU per byte in single runs
+ * of bench/lat_cost.sh (docs/DATAPATH.md). A received
  * batch (up to 32 GRO buffers, 2 MiB) that outlasts the budget is finished on later turns, in
  * order, before the socket is read again (docs/DATAPATH.md, "Latency under load"). */
 #define TURN_BYTES (128u * 1024u)
