@@ -37,8 +37,9 @@ wait_for 10 bash -c "[ \$(grep -c 'UDP, length 1000' '$CAP') -ge 200 ]" ||
 kill "$TD" 2>/dev/null || true
 wait "$TD" 2>/dev/null || true
 
-first_udp=$(grep -n 'UDP, length 1000' "$CAP" | head -1 | cut -d: -f1)
-echo_req=$(grep -n 'ICMP echo request' "$CAP" | head -1 | cut -d: -f1)
+# grep -m1, not | head: under pipefail a grep that head cuts off fails the test (SIGPIPE).
+first_udp=$(grep -n -m1 'UDP, length 1000' "$CAP" | cut -d: -f1) || true
+echo_req=$(grep -n -m1 'ICMP echo request' "$CAP" | cut -d: -f1) || true
 [ -n "$echo_req" ] || fail "B's interface saw no echo request: $(head -5 "$CAP")"
 log "on B's interface: echo request is line $echo_req, the first bulk datagram line $first_udp"
 [ "$echo_req" -lt "$first_udp" ] ||
