@@ -50,12 +50,30 @@ struct x25519_entry {
 
 /* Random bytes drawn ahead from OpenSSL's DRBG for sg__random_pool, in a page of its own that
  * the kernel zeroes in a forked child (MADV_WIPEONFORK), so a child never repeats its parent's
- * bytes: avail reads 0 there and the child refills from OpenSSL, which reseeds after a fork. */
+ * bytes: avail reads 0 there and the child refills from OpenSSL, which reseeds after a fork.
+ * A second guard where the kernel's is missing (qemu-user accepts the advice and ignores it:
+ * `make check-arm` showed a child repeating its parent's bytes): a fork generation counted by
+ * a pthread_atfork child handler; a pool filled in another generation is wiped and refilled. */
 #define RAND_POOL_LEN 512
 struct rand_pool {
 	size_t avail; /* the bytes not yet handed out are buf[0..avail) */
+	unsigned long gen; /* fork_gen when buf was filled */
 	uint8_t buf[RAND_POOL_LEN];
 };
+
+static volatile unsigned long fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static bool atfork_ok;
+
+static void on_fork_child(void)
+{
+	fork_gen++;
+}
+
+static void atfork_init(void)
+{
+	atfork_ok = pthread_atfork(NULL, NULL, on_fork_child) == 0;
+}
 
 struct tls_ctx {
 	_Alignas(CHAPOLY_BLOCK) uint8_t chapoly[CHAPOLY_BLOCK + CHAPOLY_MAX + CHAPOLY_BLOCK];
@@ -307,6 +325,8 @@ static struct rand_pool *rand_pool(struct tls_ctx *t)
 		return t->pool;
 	t->pool_off = true; /* until the page below is ready */
 #ifdef MADV_WIPEONFORK /* Linux 4.14 */
+	if (pthread_once(&atfork_once, atfork_init) != 0 || !atfork_ok)
+		return NULL;
 	void *p = mmap(NULL, sizeof(*t->pool), PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
@@ -331,6 +351,11 @@ bool sg__random_pool(void *buf, size_t n)
 
 	if (p == NULL)
 		return n <= INT_MAX && RAND_bytes(buf, (int)n) == 1;
+	if (p->gen != fork_gen) { /* filled before a fork: the parent may hand these out too */
+		sg_memzero(p->buf, sizeof(p->buf));
+		p->avail = 0;
+		p->gen = fork_gen;
+	}
 	if (p->avail < n) {
 		if (RAND_bytes(p->buf, RAND_POOL_LEN) != 1) {
 			p->avail = 0;
